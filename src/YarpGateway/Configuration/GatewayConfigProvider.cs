@@ -1,0 +1,161 @@
+using Microsoft.Extensions.Primitives;
+using Yarp.ReverseProxy.Configuration;
+using YarpGateway.Telemetry;
+
+namespace YarpGateway.Configuration;
+
+/// <summary>
+/// Feeds YARP the <c>ReverseProxy</c> section, and only ever a configuration that passed validation.
+/// On start-up an invalid configuration stops the gateway with every error listed. On reload an
+/// invalid one (a file that no longer parses, a bad value, a YARP validation error, or a change that
+/// would remove every route) is logged once, counted, and ignored: the last good one keeps serving.
+/// </summary>
+internal sealed partial class GatewayConfigProvider : IProxyConfigProvider, IDisposable
+{
+    private readonly IConfiguration _configuration;
+    private readonly GatewayConfigValidator _validator;
+    private readonly GatewayMetrics _metrics;
+    private readonly ILogger<GatewayConfigProvider> _logger;
+    private readonly SemaphoreSlim _reloadGate = new(1, 1);
+    private readonly CancellationTokenSource _disposed = new(); // cancelled, never disposed: reloads may still hold its token
+    private volatile ProxyConfigSnapshot? _current;
+    private IDisposable? _subscription;
+    private string? _lastRejection;
+
+    public GatewayConfigProvider(IConfiguration configuration, GatewayConfigValidator validator, GatewayMetrics metrics, ILogger<GatewayConfigProvider> logger)
+    {
+        _configuration = configuration;
+        _validator = validator;
+        _metrics = metrics;
+        _logger = logger;
+    }
+
+    /// <summary>Reads and validates the configuration at start-up, before YARP reads it.</summary>
+    /// <exception cref="GatewayConfigurationException">Lists every error found.</exception>
+    public async Task InitializeAsync(CancellationToken cancellationToken)
+    {
+        var read = ProxyConfigReader.Read(_configuration);
+        var errors = await _validator.ValidateAsync(read, cancellationToken);
+        if (errors.Count > 0)
+        {
+            throw new GatewayConfigurationException(ConfigSourceLocator.WithFiles(_configuration, errors));
+        }
+
+        _current = new ProxyConfigSnapshot(read.Routes, read.Clusters, revision: 1);
+        Log.Loaded(_logger, read.Routes.Count, read.Clusters.Count);
+        if (read.Routes.Count == 0)
+        {
+            Log.NoRoutes(_logger);
+        }
+
+        _subscription = ChangeToken.OnChange(_configuration.GetReloadToken, OnConfigurationChanged);
+    }
+
+    public IProxyConfig GetConfig()
+        => _current ?? throw new InvalidOperationException($"{nameof(InitializeAsync)} must complete before YARP reads the configuration; UseGatewayAsync does this.");
+
+    private void OnConfigurationChanged() => _ = ReloadAsync(_disposed.Token);
+
+    internal async Task ReloadAsync(CancellationToken cancellationToken)
+    {
+        try
+        {
+            await _reloadGate.WaitAsync(cancellationToken);
+        }
+        catch (OperationCanceledException)
+        {
+            return;
+        }
+
+        try
+        {
+            var current = _current!;
+            var errors = ConfigSourceLocator.FindUnparsableFiles(_configuration);
+            ProxyConfigReadResult? read = null;
+            if (errors.Count == 0)
+            {
+                read = ProxyConfigReader.Read(_configuration);
+                errors = await _validator.ValidateAsync(read, cancellationToken);
+                if (errors.Count == 0 && read.Routes.Count == 0 && current.Routes.Count > 0)
+                {
+                    errors = [new ConfigError(ProxyConfigReader.SectionName + ":Routes",
+                        $"the new configuration has no routes where {current.Routes.Count} were serving; refusing to apply it. Remove routes while keeping at least one, or restart the gateway to run with none.")];
+                }
+            }
+
+            if (errors.Count > 0)
+            {
+                Reject(ConfigSourceLocator.WithFiles(_configuration, errors), current.Revision);
+                return;
+            }
+
+            _lastRejection = null;
+            if (current.HasSameContent(read!))
+            {
+                return;
+            }
+
+            var next = new ProxyConfigSnapshot(read!.Routes, read.Clusters, current.Revision + 1);
+            _current = next;
+            current.SignalChanged();
+            _metrics.ConfigReloaded(applied: true);
+            Log.Reloaded(_logger, next.Revision, next.Routes.Count, next.Clusters.Count);
+        }
+        catch (OperationCanceledException) when (cancellationToken.IsCancellationRequested)
+        {
+        }
+        catch (Exception ex)
+        {
+            // A reload must never take the gateway down; the last good configuration keeps serving.
+            _metrics.ConfigReloaded(applied: false);
+            Log.ReloadFailed(_logger, ex);
+        }
+        finally
+        {
+            _reloadGate.Release();
+        }
+    }
+
+    private void Reject(IReadOnlyList<ConfigError> errors, long servingRevision)
+    {
+        var description = GatewayConfigurationException.Describe(errors);
+
+        // A file save often raises several change events; report each distinct problem once.
+        if (string.Equals(description, _lastRejection, StringComparison.Ordinal))
+        {
+            return;
+        }
+
+        _lastRejection = description;
+        _metrics.ConfigReloaded(applied: false);
+        Log.ReloadRejected(_logger, servingRevision, description);
+    }
+
+    public void Dispose()
+    {
+        // The host may dispose its services twice (RunAsync, then the caller's await using).
+        if (Interlocked.Exchange(ref _subscription, null) is { } subscription)
+        {
+            subscription.Dispose();
+            _disposed.Cancel();
+        }
+    }
+
+    private static partial class Log
+    {
+        [LoggerMessage(1, LogLevel.Information, "Proxy configuration loaded: {RouteCount} routes, {ClusterCount} clusters.", EventName = "ConfigLoaded")]
+        public static partial void Loaded(ILogger logger, int routeCount, int clusterCount);
+
+        [LoggerMessage(2, LogLevel.Warning, "The proxy configuration has no routes: every request on the proxy endpoint will get 404. Add routes under ReverseProxy:Routes.", EventName = "NoRoutes")]
+        public static partial void NoRoutes(ILogger logger);
+
+        [LoggerMessage(3, LogLevel.Information, "Proxy configuration reloaded: revision {Revision}, {RouteCount} routes, {ClusterCount} clusters.", EventName = "ConfigReloaded")]
+        public static partial void Reloaded(ILogger logger, long revision, int routeCount, int clusterCount);
+
+        [LoggerMessage(4, LogLevel.Error, "Proxy configuration reload rejected; revision {Revision} keeps serving. {Errors}", EventName = "ConfigReloadRejected")]
+        public static partial void ReloadRejected(ILogger logger, long revision, string errors);
+
+        [LoggerMessage(5, LogLevel.Error, "Proxy configuration reload failed unexpectedly; the last good configuration keeps serving.", EventName = "ConfigReloadFailed")]
+        public static partial void ReloadFailed(ILogger logger, Exception exception);
+    }
+}

@@ -1,0 +1,91 @@
+using Yarp.ReverseProxy.Configuration;
+using YarpGateway.LoadBalancing;
+
+namespace YarpGateway.Configuration;
+
+/// <summary>
+/// Validates a proxy configuration completely before it is applied: what the reader could not read,
+/// the gateway's own rules, and YARP's own validator. Returns every error, never just the first.
+/// </summary>
+internal sealed class GatewayConfigValidator(IConfigValidator yarpValidator)
+{
+    private const string RoutesKey = ProxyConfigReader.SectionName + ":Routes:";
+    private const string ClustersKey = ProxyConfigReader.SectionName + ":Clusters:";
+
+    public async ValueTask<IReadOnlyList<ConfigError>> ValidateAsync(ProxyConfigReadResult config, CancellationToken cancellationToken)
+    {
+        var errors = new List<ConfigError>(config.Errors);
+        var clusterIds = new HashSet<string>(config.Clusters.Select(c => c.ClusterId), StringComparer.OrdinalIgnoreCase);
+
+        foreach (var route in config.Routes)
+        {
+            cancellationToken.ThrowIfCancellationRequested();
+            var key = RoutesKey + route.RouteId;
+            if (!string.IsNullOrEmpty(route.ClusterId) && !clusterIds.Contains(route.ClusterId))
+            {
+                var known = clusterIds.Count == 0 ? "none are defined" : "defined clusters: " + string.Join(", ", clusterIds.Order(StringComparer.Ordinal));
+                errors.Add(new ConfigError(key + ":ClusterId", $"route '{route.RouteId}' refers to cluster '{route.ClusterId}', which is not defined ({known})."));
+            }
+
+            foreach (var exception in await yarpValidator.ValidateRouteAsync(route))
+            {
+                errors.Add(new ConfigError(key, exception.Message));
+            }
+        }
+
+        foreach (var cluster in config.Clusters)
+        {
+            cancellationToken.ThrowIfCancellationRequested();
+            var key = ClustersKey + cluster.ClusterId;
+            ValidateSessionAffinity(cluster, key, errors);
+            ValidateWeights(cluster, key, errors);
+
+            foreach (var exception in await yarpValidator.ValidateClusterAsync(cluster))
+            {
+                errors.Add(new ConfigError(key, exception.Message));
+            }
+        }
+
+        return errors;
+    }
+
+    private static void ValidateSessionAffinity(ClusterConfig cluster, string key, List<ConfigError> errors)
+    {
+        var affinity = cluster.SessionAffinity;
+        if (affinity is null)
+        {
+            return;
+        }
+
+        // HashCookie needs System.IO.Hashing, which this build does not ship (see YarpGateway.csproj).
+        // YARP also picks HashCookie when affinity is enabled without a policy.
+        if (string.Equals(affinity.Policy, "HashCookie", StringComparison.OrdinalIgnoreCase))
+        {
+            errors.Add(new ConfigError(key + ":SessionAffinity:Policy",
+                $"cluster '{cluster.ClusterId}' uses session affinity policy 'HashCookie', which this gateway does not support; use \"Policy\": \"Cookie\" (or \"ArrCookie\", \"CustomHeader\")."));
+        }
+        else if (affinity.Enabled == true && string.IsNullOrEmpty(affinity.Policy))
+        {
+            errors.Add(new ConfigError(key + ":SessionAffinity:Policy",
+                $"cluster '{cluster.ClusterId}' enables session affinity without a policy, and YARP's default policy 'HashCookie' is not supported by this gateway; set \"Policy\": \"Cookie\"."));
+        }
+    }
+
+    private static void ValidateWeights(ClusterConfig cluster, string key, List<ConfigError> errors)
+    {
+        if (cluster.Destinations is null)
+        {
+            return;
+        }
+
+        foreach (var (destinationId, destination) in cluster.Destinations)
+        {
+            if (destination.Metadata is not null
+                && destination.Metadata.TryGetValue(DestinationWeight.MetadataKey, out var text)
+                && !DestinationWeight.TryParse(text, out _, out var error))
+            {
+                errors.Add(new ConfigError($"{key}:Destinations:{destinationId}:Metadata:{DestinationWeight.MetadataKey}", error!));
+            }
+        }
+    }
+}

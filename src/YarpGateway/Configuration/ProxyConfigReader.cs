@@ -1,0 +1,216 @@
+using System.Globalization;
+using System.Security.Authentication;
+using Yarp.ReverseProxy.Configuration;
+using Yarp.ReverseProxy.Forwarder;
+
+namespace YarpGateway.Configuration;
+
+/// <summary>
+/// Reads the <c>ReverseProxy</c> section, in YARP's own schema, into route and cluster records.
+/// Each property is read on its own so that one bad value yields one error naming its key, and every
+/// bad value in the file is reported at once (YARP's reader stops at the first).
+/// </summary>
+internal static class ProxyConfigReader
+{
+    public const string SectionName = "ReverseProxy";
+
+    public static ProxyConfigReadResult Read(IConfiguration configuration)
+    {
+        var section = configuration.GetSection(SectionName);
+        var errors = new List<ConfigError>();
+
+        var routes = new List<RouteConfig>();
+        foreach (var routeSection in section.GetSection("Routes").GetChildren())
+        {
+            routes.Add(ReadRoute(routeSection, errors));
+        }
+
+        var clusters = new List<ClusterConfig>();
+        foreach (var clusterSection in section.GetSection("Clusters").GetChildren())
+        {
+            clusters.Add(ReadCluster(clusterSection, errors));
+        }
+
+        return new ProxyConfigReadResult(routes, clusters, errors);
+    }
+
+    private static RouteConfig ReadRoute(IConfigurationSection section, List<ConfigError> errors) => new()
+    {
+        RouteId = section.Key,
+        ClusterId = section[nameof(RouteConfig.ClusterId)],
+        Order = Get<int?>(section, nameof(RouteConfig.Order), errors),
+        MaxRequestBodySize = Get<long?>(section, nameof(RouteConfig.MaxRequestBodySize), errors),
+        AuthorizationPolicy = section[nameof(RouteConfig.AuthorizationPolicy)],
+        RateLimiterPolicy = section[nameof(RouteConfig.RateLimiterPolicy)],
+        TimeoutPolicy = section[nameof(RouteConfig.TimeoutPolicy)],
+        Timeout = Get<TimeSpan?>(section, nameof(RouteConfig.Timeout), errors),
+        CorsPolicy = section[nameof(RouteConfig.CorsPolicy)],
+        Match = Get<RouteMatch>(section, nameof(RouteConfig.Match), errors) ?? new RouteMatch(),
+        Metadata = ReadDictionary(section.GetSection(nameof(RouteConfig.Metadata))),
+        Transforms = ReadTransforms(section.GetSection(nameof(RouteConfig.Transforms))),
+    };
+
+    private static ClusterConfig ReadCluster(IConfigurationSection section, List<ConfigError> errors) => new()
+    {
+        ClusterId = section.Key,
+        LoadBalancingPolicy = section[nameof(ClusterConfig.LoadBalancingPolicy)],
+        SessionAffinity = Get<SessionAffinityConfig>(section, nameof(ClusterConfig.SessionAffinity), errors),
+        HealthCheck = Get<HealthCheckConfig>(section, nameof(ClusterConfig.HealthCheck), errors),
+        HttpClient = ReadHttpClient(section.GetSection(nameof(ClusterConfig.HttpClient)), errors),
+        HttpRequest = ReadHttpRequest(section.GetSection(nameof(ClusterConfig.HttpRequest)), errors),
+        Destinations = ReadDestinations(section.GetSection(nameof(ClusterConfig.Destinations)), errors),
+        Metadata = ReadDictionary(section.GetSection(nameof(ClusterConfig.Metadata))),
+    };
+
+    private static Dictionary<string, DestinationConfig>? ReadDestinations(IConfigurationSection section, List<ConfigError> errors)
+    {
+        if (!section.Exists())
+        {
+            return null;
+        }
+
+        var destinations = new Dictionary<string, DestinationConfig>(StringComparer.OrdinalIgnoreCase);
+        foreach (var destination in section.GetChildren())
+        {
+            destinations[destination.Key] = new DestinationConfig
+            {
+                Address = destination[nameof(DestinationConfig.Address)] ?? string.Empty,
+                Health = destination[nameof(DestinationConfig.Health)],
+                Host = destination[nameof(DestinationConfig.Host)],
+                Metadata = ReadDictionary(destination.GetSection(nameof(DestinationConfig.Metadata))),
+            };
+        }
+
+        return destinations;
+    }
+
+    private static HttpClientConfig? ReadHttpClient(IConfigurationSection section, List<ConfigError> errors)
+    {
+        if (!section.Exists())
+        {
+            return null;
+        }
+
+        var config = Get<HttpClientConfig>(section, errors) ?? new HttpClientConfig();
+
+        // YARP accepts SslProtocols as a list of names ("Tls12", "Tls13"); the binder reads only a single value.
+        var protocols = section.GetSection(nameof(HttpClientConfig.SslProtocols));
+        var names = protocols.GetChildren().Select(c => (Key: c.Path, c.Value)).ToList();
+        if (protocols.Value is { } single)
+        {
+            names.Add((protocols.Path, single));
+        }
+
+        if (names.Count == 0)
+        {
+            return config;
+        }
+
+        var combined = SslProtocols.None;
+        foreach (var (key, value) in names)
+        {
+            if (Enum.TryParse<SslProtocols>(value, ignoreCase: true, out var parsed) && value is not null && !int.TryParse(value, out _))
+            {
+                combined |= parsed;
+            }
+            else
+            {
+                errors.Add(new ConfigError(key, $"'{value}' is not an SSL protocol; use names such as Tls12 or Tls13."));
+            }
+        }
+
+        return config with { SslProtocols = combined };
+    }
+
+    private static ForwarderRequestConfig? ReadHttpRequest(IConfigurationSection section, List<ConfigError> errors)
+    {
+        if (!section.Exists())
+        {
+            return null;
+        }
+
+        Version? version = null;
+        var versionText = section[nameof(ForwarderRequestConfig.Version)];
+        if (!string.IsNullOrEmpty(versionText))
+        {
+            // YARP's own reader accepts "2" as well as "2.0".
+            var normalized = versionText.Contains('.', StringComparison.Ordinal) ? versionText : versionText + ".0";
+            if (!Version.TryParse(normalized, out version) || version is not { Major: 1 or 2 or 3 })
+            {
+                errors.Add(new ConfigError(section.Path + ":Version", $"'{versionText}' is not an HTTP version; use 1.0, 1.1, 2 or 3."));
+                version = null;
+            }
+        }
+
+        return new ForwarderRequestConfig
+        {
+            ActivityTimeout = Get<TimeSpan?>(section, nameof(ForwarderRequestConfig.ActivityTimeout), errors),
+            Version = version,
+            VersionPolicy = Get<HttpVersionPolicy?>(section, nameof(ForwarderRequestConfig.VersionPolicy), errors),
+            AllowResponseBuffering = Get<bool?>(section, nameof(ForwarderRequestConfig.AllowResponseBuffering), errors),
+        };
+    }
+
+    private static List<IReadOnlyDictionary<string, string>>? ReadTransforms(IConfigurationSection section)
+    {
+        if (!section.Exists())
+        {
+            return null;
+        }
+
+        return section.GetChildren()
+            .Select(t => (IReadOnlyDictionary<string, string>)t.GetChildren()
+                .ToDictionary(kv => kv.Key, kv => kv.Value ?? string.Empty, StringComparer.OrdinalIgnoreCase))
+            .ToList();
+    }
+
+    private static Dictionary<string, string>? ReadDictionary(IConfigurationSection section)
+    {
+        if (!section.Exists())
+        {
+            return null;
+        }
+
+        return section.GetChildren().ToDictionary(c => c.Key, c => c.Value ?? string.Empty, StringComparer.OrdinalIgnoreCase);
+    }
+
+    private static T? Get<T>(IConfigurationSection parent, string name, List<ConfigError> errors)
+        => Get<T>(parent.GetSection(name), errors);
+
+    private static T? Get<T>(IConfigurationSection section, List<ConfigError> errors)
+    {
+        if (!section.Exists())
+        {
+            return default;
+        }
+
+        try
+        {
+            return section.Get<T>();
+        }
+        catch (InvalidOperationException ex)
+        {
+            var detail = ex.InnerException is { } inner && ex.Message.Contains(section.Path, StringComparison.Ordinal)
+                ? $"{ex.Message} {inner.Message}"
+                : ex.Message;
+            errors.Add(new ConfigError(section.Path, string.Create(CultureInfo.InvariantCulture, $"cannot be read as {Describe(typeof(T))}: {detail}")));
+            return default;
+        }
+    }
+
+    private static string Describe(Type type)
+    {
+        var underlying = Nullable.GetUnderlyingType(type) ?? type;
+        return underlying == typeof(TimeSpan) ? "a time span (hh:mm:ss)"
+            : underlying == typeof(int) || underlying == typeof(long) ? "a whole number"
+            : underlying == typeof(bool) ? "true or false"
+            : underlying.IsEnum ? $"one of {string.Join(", ", Enum.GetNames(underlying))}"
+            : underlying.Name;
+    }
+}
+
+/// <summary>What <see cref="ProxyConfigReader"/> read, and what it could not.</summary>
+internal sealed record ProxyConfigReadResult(
+    IReadOnlyList<RouteConfig> Routes,
+    IReadOnlyList<ClusterConfig> Clusters,
+    IReadOnlyList<ConfigError> Errors);

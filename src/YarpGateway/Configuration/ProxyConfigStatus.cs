@@ -1,0 +1,43 @@
+using Yarp.ReverseProxy.Configuration;
+using YarpGateway.Telemetry;
+
+namespace YarpGateway.Configuration;
+
+/// <summary>
+/// Learns from YARP whether a configuration was actually applied (readiness depends on it) and
+/// reports the rare apply failure that validation did not foresee.
+/// </summary>
+internal sealed partial class ProxyConfigStatus(GatewayMetrics metrics, ILogger<ProxyConfigStatus> logger) : IConfigChangeListener
+{
+    private volatile bool _applied;
+
+    /// <summary>True once YARP has applied a configuration.</summary>
+    public bool IsApplied => _applied;
+
+    public void ConfigurationApplied(IReadOnlyList<IProxyConfig> proxyConfigs) => _applied = true;
+
+    public void ConfigurationApplyingFailed(IReadOnlyList<IProxyConfig> proxyConfigs, Exception exception)
+    {
+        metrics.ConfigReloaded(applied: false);
+        Log.ApplyFailed(logger, exception);
+    }
+
+    public void ConfigurationLoaded(IReadOnlyList<IProxyConfig> proxyConfigs)
+    {
+    }
+
+    public void ConfigurationLoadingFailed(IProxyConfigProvider configProvider, Exception exception)
+    {
+        metrics.ConfigReloaded(applied: false);
+        Log.LoadFailed(logger, exception);
+    }
+
+    private static partial class Log
+    {
+        [LoggerMessage(1, LogLevel.Error, "YARP could not apply the proxy configuration; the previous one keeps serving.", EventName = "ConfigApplyFailed")]
+        public static partial void ApplyFailed(ILogger logger, Exception exception);
+
+        [LoggerMessage(2, LogLevel.Error, "YARP could not load the proxy configuration; the previous one keeps serving.", EventName = "ConfigLoadFailed")]
+        public static partial void LoadFailed(ILogger logger, Exception exception);
+    }
+}

@@ -1,0 +1,36 @@
+using System.Net.Sockets;
+using Microsoft.Extensions.Options;
+
+namespace YarpGateway.Configuration;
+
+/// <summary>
+/// Turns what can go wrong while the gateway starts into one message for the operator: every
+/// configuration error, the file that would not parse, the port that is taken.
+/// </summary>
+internal static class StartupErrors
+{
+    public static bool TryDescribe(Exception exception, out string message)
+    {
+        for (Exception? ex = exception; ex is not null; ex = ex.InnerException)
+        {
+            switch (ex)
+            {
+                case GatewayConfigurationException config:
+                    message = config.Message;
+                    return true;
+                case OptionsValidationException options:
+                    message = GatewayConfigurationException.Describe(options.Failures.Select(f => new ConfigError(options.OptionsName, f)).ToList());
+                    return true;
+                case InvalidDataException data when data.Message.Contains("configuration", StringComparison.OrdinalIgnoreCase):
+                    message = $"A configuration file could not be read: {data.Message} {data.InnerException?.Message}".TrimEnd();
+                    return true;
+                case IOException io when io.InnerException is SocketException { SocketErrorCode: SocketError.AddressAlreadyInUse }:
+                    message = $"A listening port is already in use: {io.Message} Change Kestrel:Endpoints:*:Url or stop the other process.";
+                    return true;
+            }
+        }
+
+        message = string.Empty;
+        return false;
+    }
+}

@@ -1,0 +1,30 @@
+using Microsoft.AspNetCore.Connections;
+using Microsoft.AspNetCore.Connections.Features;
+
+namespace YarpGateway.Endpoints;
+
+/// <summary>Which of the gateway's two Kestrel endpoints a connection arrived on.</summary>
+internal enum GatewayEndpointKind
+{
+    /// <summary>Not accepted on a named gateway endpoint (treated as proxy traffic).</summary>
+    Unknown,
+
+    /// <summary><c>Kestrel:Endpoints:Proxy</c>: proxied traffic only.</summary>
+    Proxy,
+
+    /// <summary><c>Kestrel:Endpoints:Management</c>: health (and later metrics); never proxies.</summary>
+    Management,
+}
+
+/// <summary>Stores and reads the endpoint kind in the connection's items, keyed by a private object.</summary>
+internal static class GatewayEndpointTag
+{
+    private static readonly object Key = new();
+
+    public static void Set(ConnectionContext connection, GatewayEndpointKind kind) => connection.Items[Key] = kind;
+
+    public static GatewayEndpointKind Of(HttpContext context)
+        => context.Features.Get<IConnectionItemsFeature>()?.Items.TryGetValue(Key, out var value) == true && value is GatewayEndpointKind kind
+            ? kind
+            : GatewayEndpointKind.Unknown;
+}

@@ -1,0 +1,66 @@
+using Microsoft.AspNetCore.Server.Kestrel.Core;
+using Microsoft.Extensions.Options;
+
+namespace YarpGateway.Endpoints;
+
+/// <summary>
+/// Binds the two named endpoints from <c>Kestrel:Endpoints</c> (standard Kestrel configuration),
+/// tags their connections, and turns on h2c prior knowledge for a cleartext Proxy endpoint that
+/// allows both HTTP/1.1 and HTTP/2. Endpoint changes need a restart: Kestrel's own reload of its
+/// section is turned off, because a config file saved half-written reads as empty and would
+/// unbind both ports.
+/// </summary>
+internal sealed class GatewayKestrelSetup(IConfiguration configuration, GatewayListeners listeners) : IConfigureOptions<KestrelServerOptions>
+{
+    public const string ProxyEndpointName = "Proxy";
+    public const string ManagementEndpointName = "Management";
+    public const string EndpointsSection = "Kestrel:Endpoints";
+
+    public void Configure(KestrelServerOptions options)
+    {
+        options.AddServerHeader = false;
+
+        // h2c requests carry their scheme in :scheme; Http2PriorKnowledge's request check keeps it "http".
+        options.AllowAlternateSchemes = true;
+        var firstBytesTimeout = options.Limits.RequestHeadersTimeout;
+
+        options.Configure(configuration.GetSection("Kestrel"), reloadOnChange: false)
+            .Endpoint(ProxyEndpointName, endpoint =>
+            {
+                var listen = endpoint.ListenOptions;
+                listeners.Add(GatewayEndpointKind.Proxy, listen);
+                listen.Use(next => connection =>
+                {
+                    GatewayEndpointTag.Set(connection, GatewayEndpointKind.Proxy);
+                    return next(connection);
+                });
+
+                if (!endpoint.IsHttps && listen.Protocols.HasFlag(HttpProtocols.Http1) && listen.Protocols.HasFlag(HttpProtocols.Http2))
+                {
+                    listen.Use(Http2PriorKnowledge.Middleware(firstBytesTimeout));
+                }
+            })
+            .Endpoint(ManagementEndpointName, endpoint =>
+            {
+                listeners.Add(GatewayEndpointKind.Management, endpoint.ListenOptions);
+                endpoint.ListenOptions.Use(next => connection =>
+                {
+                    GatewayEndpointTag.Set(connection, GatewayEndpointKind.Management);
+                    return next(connection);
+                });
+            });
+    }
+
+    /// <summary>Start-up errors when either named endpoint is missing.</summary>
+    public static IEnumerable<Configuration.ConfigError> Validate(IConfiguration configuration)
+    {
+        foreach (var name in new[] { ProxyEndpointName, ManagementEndpointName })
+        {
+            var key = $"{EndpointsSection}:{name}:Url";
+            if (string.IsNullOrWhiteSpace(configuration[key]))
+            {
+                yield return new Configuration.ConfigError(key, $"the {name} endpoint needs a URL, e.g. http://0.0.0.0:{(name == ProxyEndpointName ? 8080 : 8081)}.");
+            }
+        }
+    }
+}

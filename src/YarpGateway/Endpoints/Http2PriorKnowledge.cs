@@ -1,0 +1,110 @@
+using System.Buffers;
+using System.IO.Pipelines;
+using System.Security.Cryptography.X509Certificates;
+using Microsoft.AspNetCore.Connections;
+using Microsoft.AspNetCore.Http.Features;
+using Microsoft.AspNetCore.Server.Kestrel.Core.Features;
+
+namespace YarpGateway.Endpoints;
+
+/// <summary>
+/// Serves HTTP/1.1 and HTTP/2 with prior knowledge (h2c) on one cleartext port, as Envoy does.
+/// Kestrel picks HTTP/2 on an Http1AndHttp2 endpoint only through TLS ALPN; this connection
+/// middleware reads, without consuming, the first bytes of each connection, and when they are the
+/// HTTP/2 connection preface it tells Kestrel "h2" through the ALPN feature. Kestrel's
+/// <c>AllowAlternateSchemes</c> then takes the scheme from the request, and
+/// <see cref="IsCleartextHttp2"/> lets the pipeline refuse a request that claims https.
+/// </summary>
+internal static class Http2PriorKnowledge
+{
+    private static readonly object Key = new();
+
+    private static ReadOnlySpan<byte> Preface => "PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n"u8;
+
+    public static Func<ConnectionDelegate, ConnectionDelegate> Middleware(TimeSpan firstBytesTimeout) => next => async connection =>
+    {
+        bool isHttp2;
+        using (var timeout = CancellationTokenSource.CreateLinkedTokenSource(connection.ConnectionClosed))
+        {
+            timeout.CancelAfter(firstBytesTimeout);
+            try
+            {
+                isHttp2 = await IsPrefaceAsync(connection.Transport.Input, timeout.Token);
+            }
+            catch (OperationCanceledException)
+            {
+                // The client sent no complete preface or request line in time (or went away).
+                connection.Abort(new ConnectionAbortedException("No HTTP request line or HTTP/2 preface within the request headers timeout."));
+                return;
+            }
+        }
+
+        if (isHttp2)
+        {
+            connection.Features.Set<ITlsConnectionFeature>(CleartextMarker.Instance);
+            connection.Features.Set<ITlsApplicationProtocolFeature>(CleartextMarker.Instance);
+            connection.Items[Key] = true;
+        }
+
+        await next(connection);
+    };
+
+    /// <summary>True for requests on a connection this middleware switched to HTTP/2.</summary>
+    public static bool IsCleartextHttp2(HttpContext context)
+        => context.Features.Get<Microsoft.AspNetCore.Connections.Features.IConnectionItemsFeature>()?.Items.ContainsKey(Key) == true;
+
+    /// <summary>
+    /// Reads until the buffered bytes either diverge from the preface or contain all of it, and leaves
+    /// every byte unconsumed for Kestrel. Most connections decide on their first read.
+    /// </summary>
+    internal static async ValueTask<bool> IsPrefaceAsync(PipeReader input, CancellationToken cancellationToken)
+    {
+        long previouslyExamined = 0;
+        while (true)
+        {
+            var result = await input.ReadAsync(cancellationToken);
+            var buffer = result.Buffer;
+            var decision = Match(buffer);
+            if (decision is not null || result.IsCompleted)
+            {
+                // Nothing consumed; mark as examined only what earlier reads examined, so that
+                // Kestrel's first read returns at once with the bytes already here.
+                input.AdvanceTo(buffer.Start, buffer.GetPosition(previouslyExamined));
+                return decision == true;
+            }
+
+            previouslyExamined = buffer.Length;
+            input.AdvanceTo(buffer.Start, buffer.End);
+        }
+    }
+
+    // true: the preface; false: not the preface; null: a prefix of it, need more bytes.
+    private static bool? Match(ReadOnlySequence<byte> buffer)
+    {
+        var length = (int)Math.Min(buffer.Length, Preface.Length);
+        Span<byte> head = stackalloc byte[24];
+        buffer.Slice(0, length).CopyTo(head);
+        if (!Preface[..length].SequenceEqual(head[..length]))
+        {
+            return false;
+        }
+
+        return length == Preface.Length ? true : null;
+    }
+
+    /// <summary>Stands in for TLS so that Kestrel selects HTTP/2; there is no certificate.</summary>
+    private sealed class CleartextMarker : ITlsConnectionFeature, ITlsApplicationProtocolFeature
+    {
+        public static readonly CleartextMarker Instance = new();
+
+        public ReadOnlyMemory<byte> ApplicationProtocol => System.Net.Security.SslApplicationProtocol.Http2.Protocol;
+
+        public X509Certificate2? ClientCertificate
+        {
+            get => null;
+            set { }
+        }
+
+        public Task<X509Certificate2?> GetClientCertificateAsync(CancellationToken cancellationToken) => Task.FromResult<X509Certificate2?>(null);
+    }
+}

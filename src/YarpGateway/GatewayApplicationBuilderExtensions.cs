@@ -1,0 +1,77 @@
+using Microsoft.Extensions.Options;
+using YarpGateway.Configuration;
+using YarpGateway.Demo;
+using YarpGateway.Endpoints;
+using YarpGateway.Health;
+
+namespace YarpGateway;
+
+/// <summary>Validates the configuration and builds the request pipelines: the one place middleware is composed.</summary>
+internal static class GatewayApplicationBuilderExtensions
+{
+    /// <summary>
+    /// Validates everything first (endpoints, options, routes and clusters) and throws one
+    /// <see cref="GatewayConfigurationException"/> listing every error; then maps the management
+    /// pipeline (health only) and the proxy pipeline (YARP) onto their own endpoints.
+    /// </summary>
+    public static async Task UseGatewayAsync(this WebApplication app, CancellationToken cancellationToken = default)
+    {
+        var errors = new List<ConfigError>(GatewayKestrelSetup.Validate(app.Configuration));
+        CheckOptions<HealthOptions>(app, HealthOptions.SectionName, errors);
+        CheckOptions<DemoBackendsOptions>(app, DemoBackendsOptions.SectionName, errors);
+        try
+        {
+            await app.Services.GetRequiredService<GatewayConfigProvider>().InitializeAsync(cancellationToken);
+        }
+        catch (GatewayConfigurationException ex)
+        {
+            errors.AddRange(ex.Errors);
+        }
+
+        if (errors.Count > 0)
+        {
+            throw new GatewayConfigurationException(ConfigSourceLocator.WithFiles(app.Configuration, errors));
+        }
+
+        // Management endpoint: health probes, nothing else, never the proxy.
+        app.MapWhen(
+            static context => GatewayEndpointTag.Of(context) == GatewayEndpointKind.Management,
+            static management =>
+            {
+                management.UseGatewayHealth();
+                management.Run(static context =>
+                {
+                    context.Response.StatusCode = StatusCodes.Status404NotFound;
+                    return Task.CompletedTask;
+                });
+            });
+
+        // Proxy endpoint.
+        app.Use(static (context, next) =>
+        {
+            // Over cleartext HTTP/2 the scheme comes from the client's :scheme; it may not claim https.
+            if (Http2PriorKnowledge.IsCleartextHttp2(context) && !string.Equals(context.Request.Scheme, Uri.UriSchemeHttp, StringComparison.Ordinal))
+            {
+                context.Response.StatusCode = StatusCodes.Status400BadRequest;
+                return Task.CompletedTask;
+            }
+
+            return next(context);
+        });
+        app.UseRouting();
+        app.MapReverseProxy();
+    }
+
+    private static void CheckOptions<TOptions>(WebApplication app, string section, List<ConfigError> errors)
+        where TOptions : class
+    {
+        try
+        {
+            _ = app.Services.GetRequiredService<IOptions<TOptions>>().Value;
+        }
+        catch (InvalidOperationException ex)
+        {
+            errors.Add(new ConfigError(section, ex.Message));
+        }
+    }
+}

@@ -1,0 +1,50 @@
+using Microsoft.AspNetCore.Server.Kestrel.Core;
+using Microsoft.Extensions.Options;
+using Yarp.ReverseProxy.Configuration;
+using Yarp.ReverseProxy.LoadBalancing;
+using YarpGateway.Configuration;
+using YarpGateway.Demo;
+using YarpGateway.Endpoints;
+using YarpGateway.Health;
+using YarpGateway.LoadBalancing;
+using YarpGateway.Telemetry;
+
+namespace YarpGateway;
+
+/// <summary>Registers every gateway feature: the one place services are composed.</summary>
+internal static class GatewayServiceCollectionExtensions
+{
+    public static WebApplicationBuilder AddGateway(this WebApplicationBuilder builder)
+    {
+        if (ConfigFileLayering.AddConfigFile(builder.Configuration) is { } error)
+        {
+            throw new GatewayConfigurationException([error]);
+        }
+
+        var services = builder.Services;
+        services.AddSingleton<GatewayMetrics>();
+
+        // Endpoints: Proxy and Management from Kestrel:Endpoints.
+        services.AddSingleton<GatewayListeners>();
+        services.AddSingleton<IConfigureOptions<KestrelServerOptions>, GatewayKestrelSetup>();
+
+        // Configuration: YARP reads only validated snapshots from our provider.
+        services.AddReverseProxy();
+        services.AddSingleton<GatewayConfigValidator>();
+        services.AddSingleton<GatewayConfigProvider>();
+        services.AddSingleton<IProxyConfigProvider>(sp => sp.GetRequiredService<GatewayConfigProvider>());
+        services.AddSingleton<ProxyConfigStatus>();
+        services.AddSingleton<IConfigChangeListener>(sp => sp.GetRequiredService<ProxyConfigStatus>());
+
+        // Load balancing: weighted policies, selectable per cluster by name.
+        services.AddSingleton<WeightedScheduleCache>();
+        services.AddSingleton<ILoadBalancingPolicy, WeightedRoundRobinPolicy>();
+        services.AddSingleton<ILoadBalancingPolicy, WeightedLeastRequestsPolicy>();
+
+        services.AddGatewayHealth(builder.Configuration);
+
+        services.AddOptions<DemoBackendsOptions>().Bind(builder.Configuration.GetSection(DemoBackendsOptions.SectionName));
+        services.AddHostedService<DemoBackends>();
+        return builder;
+    }
+}

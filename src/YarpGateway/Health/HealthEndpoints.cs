@@ -1,0 +1,42 @@
+using Microsoft.AspNetCore.Diagnostics.HealthChecks;
+using Microsoft.Extensions.Diagnostics.HealthChecks;
+
+namespace YarpGateway.Health;
+
+/// <summary>The Kubernetes probe paths served on the management endpoint.</summary>
+internal static class HealthEndpoints
+{
+    public const string LivePath = "/healthz/live";
+    public const string ReadyPath = "/healthz/ready";
+    public const string StartupPath = "/healthz/startup";
+
+    public const string LiveTag = "live";
+    public const string ReadyTag = "ready";
+    public const string StartupTag = "startup";
+
+    public static IServiceCollection AddGatewayHealth(this IServiceCollection services, IConfiguration configuration)
+    {
+        services.AddOptions<HealthOptions>().Bind(configuration.GetSection(HealthOptions.SectionName));
+        services.AddHealthChecks()
+            .AddCheck("process", () => HealthCheckResult.Healthy("serving requests"), tags: [LiveTag])
+            .AddCheck<ConfigHealthCheck>("config", tags: [ReadyTag, StartupTag])
+            .AddCheck<ShutdownHealthCheck>("shutdown", tags: [ReadyTag])
+            .AddCheck<DestinationsHealthCheck>("destinations", tags: [ReadyTag]);
+        return services;
+    }
+
+    /// <summary>Adds the three probes to a (management-only) pipeline.</summary>
+    public static void UseGatewayHealth(this IApplicationBuilder app)
+    {
+        app.UseHealthChecks(LivePath, Options(LiveTag));
+        app.UseHealthChecks(ReadyPath, Options(ReadyTag));
+        app.UseHealthChecks(StartupPath, Options(StartupTag));
+    }
+
+    private static HealthCheckOptions Options(string tag) => new()
+    {
+        Predicate = check => check.Tags.Contains(tag),
+        ResponseWriter = HealthResponseWriter.WriteAsync,
+        AllowCachingResponses = false,
+    };
+}
