@@ -1,0 +1,74 @@
+using Microsoft.Extensions.DependencyInjection;
+using Yarp.ReverseProxy.Configuration;
+using Yarp.ReverseProxy.LoadBalancing;
+using YarpGateway.Configuration;
+using YarpGateway.LoadBalancing;
+
+namespace YarpGateway.Tests.Configuration;
+
+public class GatewayConfigValidatorTests
+{
+    private static async Task<IReadOnlyList<ConfigError>> ValidateAsync(string json)
+    {
+        var services = new ServiceCollection();
+        services.AddLogging();
+        services.AddReverseProxy();
+        services.AddSingleton<WeightedScheduleCache>();
+        services.AddSingleton<ILoadBalancingPolicy, WeightedRoundRobinPolicy>();
+        services.AddSingleton<ILoadBalancingPolicy, WeightedLeastRequestsPolicy>();
+        await using var provider = services.BuildServiceProvider();
+        var validator = new GatewayConfigValidator(provider.GetRequiredService<IConfigValidator>());
+        return await validator.ValidateAsync(ProxyConfigReader.Read(ProxyConfigReaderTests.Json(json)), CancellationToken.None);
+    }
+
+    [Fact]
+    public async Task Valid_WeightedPolicies_NoErrors()
+    {
+        var errors = await ValidateAsync("""
+        { "ReverseProxy": { "Routes": { "r": { "ClusterId": "a", "Match": { "Path": "/{**x}" } } },
+          "Clusters": { "a": { "LoadBalancingPolicy": "WeightedLeastRequests", "Destinations": { "d": { "Address": "http://127.0.0.1:1", "Metadata": { "Weight": "0" } } } },
+                        "b": { "LoadBalancingPolicy": "WeightedRoundRobin", "SessionAffinity": { "Enabled": true, "Policy": "Cookie", "AffinityKeyName": "aff" }, "Destinations": { "d": { "Address": "http://127.0.0.1:1" } } } } } }
+        """);
+        Assert.Empty(errors);
+    }
+
+    [Fact]
+    public async Task HashCookie_IsRejectedNamingClusterAndSuggestingCookie()
+    {
+        var errors = await ValidateAsync("""
+        { "ReverseProxy": { "Clusters": { "shop": { "SessionAffinity": { "Enabled": true, "Policy": "HashCookie", "AffinityKeyName": "aff" }, "Destinations": { "d": { "Address": "http://127.0.0.1:1" } } } } } }
+        """);
+        var error = Assert.Single(errors);
+        Assert.Equal("ReverseProxy:Clusters:shop:SessionAffinity:Policy", error.Key);
+        Assert.Contains("'shop'", error.Message, StringComparison.Ordinal);
+        Assert.Contains("\"Cookie\"", error.Message, StringComparison.Ordinal);
+    }
+
+    [Fact]
+    public async Task AffinityWithoutPolicy_IsRejectedBecauseYarpDefaultsToHashCookie()
+    {
+        var errors = await ValidateAsync("""
+        { "ReverseProxy": { "Clusters": { "shop": { "SessionAffinity": { "Enabled": true, "AffinityKeyName": "aff" }, "Destinations": { "d": { "Address": "http://127.0.0.1:1" } } } } } }
+        """);
+        Assert.Contains("HashCookie", Assert.Single(errors).Message, StringComparison.Ordinal);
+    }
+
+    [Fact]
+    public async Task EveryErrorIsListed_NotJustTheFirst()
+    {
+        var errors = await ValidateAsync("""
+        { "ReverseProxy": {
+          "Routes": { "r1": { "ClusterId": "missing", "Match": { "Path": "/a" } },
+                      "r2": { "ClusterId": "c1" } },
+          "Clusters": { "c1": { "LoadBalancingPolicy": "Fastest", "Destinations": { "d1": { "Address": "http://127.0.0.1:1", "Metadata": { "Weight": "-2" } },
+                                                                                    "d2": { "Address": "http://127.0.0.1:2", "Metadata": { "Weight": "abc" } } } } } } }
+        """);
+
+        Assert.Contains(errors, e => e.Key == "ReverseProxy:Routes:r1:ClusterId" && e.Message.Contains("'missing'", StringComparison.Ordinal) && e.Message.Contains("c1", StringComparison.Ordinal));
+        Assert.Contains(errors, e => e.Key == "ReverseProxy:Routes:r2");
+        Assert.Contains(errors, e => e.Key == "ReverseProxy:Clusters:c1" && e.Message.Contains("Fastest", StringComparison.Ordinal));
+        Assert.Contains(errors, e => e.Key == "ReverseProxy:Clusters:c1:Destinations:d1:Metadata:Weight");
+        Assert.Contains(errors, e => e.Key == "ReverseProxy:Clusters:c1:Destinations:d2:Metadata:Weight");
+        Assert.Equal(5, errors.Count);
+    }
+}

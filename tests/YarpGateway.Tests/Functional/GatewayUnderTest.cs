@@ -1,0 +1,131 @@
+using System.Collections.Concurrent;
+using System.Diagnostics.Metrics;
+using System.Net;
+using System.Text.Json.Nodes;
+using YarpGateway.Endpoints;
+using YarpGateway.Telemetry;
+
+namespace YarpGateway.Tests.Functional;
+
+/// <summary>
+/// The gateway, composed exactly as Program.cs composes it, listening on loopback port 0 for both
+/// endpoints, with its routes in a temporary file passed as <c>--config</c>. Exposes the bound
+/// ports, the captured log lines and the gateway's own counters.
+/// </summary>
+internal sealed class GatewayUnderTest : IAsyncDisposable
+{
+    private readonly WebApplication _app;
+    private readonly MeterListener _listener;
+    private readonly ConcurrentDictionary<string, long> _counters = new();
+
+    private GatewayUnderTest(WebApplication app, string configPath, CapturingLoggerProvider logs)
+    {
+        _app = app;
+        ConfigPath = configPath;
+        Logs = logs;
+        var listeners = app.Services.GetRequiredService<GatewayListeners>();
+        ProxyAddress = ToUri(listeners.ProxyEndPoints.Single());
+        ManagementAddress = ToUri(listeners.ManagementEndPoints.Single());
+
+        var meterFactory = app.Services.GetRequiredService<IMeterFactory>();
+        _listener = new MeterListener
+        {
+            InstrumentPublished = (instrument, listener) =>
+            {
+                if (instrument.Meter.Name == GatewayMetrics.MeterName && ReferenceEquals(instrument.Meter.Scope, meterFactory))
+                {
+                    listener.EnableMeasurementEvents(instrument);
+                }
+            },
+        };
+        _listener.SetMeasurementEventCallback<long>((instrument, value, tags, _) =>
+        {
+            var key = instrument.Name;
+            foreach (var tag in tags)
+            {
+                key += $"|{tag.Key}={tag.Value}";
+            }
+
+            _counters.AddOrUpdate(key, value, (_, old) => old + value);
+        });
+        _listener.Start();
+    }
+
+    public Uri ProxyAddress { get; }
+
+    public Uri ManagementAddress { get; }
+
+    public string ConfigPath { get; }
+
+    public CapturingLoggerProvider Logs { get; }
+
+    public IServiceProvider Services => _app.Services;
+
+    /// <summary>Sum of a gateway counter, e.g. <c>Counter("gateway.config.reloads|result=rejected")</c>.</summary>
+    public long Counter(string key) => _counters.TryGetValue(key, out var value) ? value : 0;
+
+    public static async Task<GatewayUnderTest> StartAsync(JsonNode config, params string[] extraArgs)
+    {
+        var directory = Directory.CreateTempSubdirectory("yarpgateway-test-");
+        var configPath = Path.Combine(directory.FullName, "gateway.json");
+        ProxyConfigJson.WriteAtomically(configPath, config);
+
+        string[] args =
+        [
+            "--config", configPath,
+            "--Kestrel:Endpoints:Proxy:Url=http://127.0.0.1:0",
+            "--Kestrel:Endpoints:Management:Url=http://127.0.0.1:0",
+            .. extraArgs,
+        ];
+        var builder = WebApplication.CreateBuilder(new WebApplicationOptions
+        {
+            Args = args,
+            ContentRootPath = AppContext.BaseDirectory,
+            EnvironmentName = "Testing",
+        });
+        var logs = new CapturingLoggerProvider();
+        builder.Logging.ClearProviders();
+        builder.Logging.AddProvider(logs);
+        builder.AddGateway();
+
+        var app = builder.Build();
+        await app.UseGatewayAsync();
+        await app.StartAsync();
+        return new GatewayUnderTest(app, configPath, logs);
+    }
+
+    public void WriteConfig(JsonNode config) => ProxyConfigJson.WriteAtomically(ConfigPath, config);
+
+    public void WriteConfig(string text) => ProxyConfigJson.WriteAtomically(ConfigPath, text);
+
+    /// <summary>A client for the proxy endpoint, one connection pool per client.</summary>
+    public HttpClient CreateProxyClient() => new(new SocketsHttpHandler { PooledConnectionLifetime = TimeSpan.FromMinutes(5) })
+    {
+        BaseAddress = ProxyAddress,
+        Timeout = TimeSpan.FromSeconds(30),
+    };
+
+    public HttpClient CreateManagementClient() => new() { BaseAddress = ManagementAddress, Timeout = TimeSpan.FromSeconds(10) };
+
+    public Task StopAsync() => _app.StopAsync();
+
+    public async ValueTask DisposeAsync()
+    {
+        _listener.Dispose();
+        await _app.StopAsync();
+        await _app.DisposeAsync();
+        try
+        {
+            Directory.Delete(Path.GetDirectoryName(ConfigPath)!, recursive: true);
+        }
+        catch (IOException)
+        {
+        }
+    }
+
+    private static Uri ToUri(EndPoint endPoint) => endPoint switch
+    {
+        IPEndPoint ip => new Uri($"http://{ip}/"),
+        _ => throw new InvalidOperationException($"Unexpected endpoint {endPoint}"),
+    };
+}

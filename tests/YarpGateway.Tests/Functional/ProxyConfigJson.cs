@@ -1,0 +1,57 @@
+using System.Text.Json;
+using System.Text.Json.Nodes;
+
+namespace YarpGateway.Tests.Functional;
+
+/// <summary>Builds gateway config files in YARP's schema and writes them the way an editor or a ConfigMap swap does.</summary>
+internal static class ProxyConfigJson
+{
+    /// <summary>A cluster of the given backends with weights, and one catch-all route to it.</summary>
+    public static JsonObject CatchAll(string policy, params (TestBackend Backend, string? Weight)[] destinations)
+        => Config(("all", "/{**catch-all}", "c1"), ("c1", policy, destinations));
+
+    public static JsonObject Config((string Id, string Path, string Cluster) route, (string Id, string Policy, (TestBackend Backend, string? Weight)[] Destinations) cluster)
+        => Config([route], [cluster]);
+
+    public static JsonObject Config(
+        IEnumerable<(string Id, string Path, string Cluster)> routes,
+        IEnumerable<(string Id, string Policy, (TestBackend Backend, string? Weight)[] Destinations)> clusters)
+    {
+        var routesJson = new JsonObject();
+        foreach (var (id, path, cluster) in routes)
+        {
+            routesJson[id] = new JsonObject { ["ClusterId"] = cluster, ["Match"] = new JsonObject { ["Path"] = path } };
+        }
+
+        var clustersJson = new JsonObject();
+        foreach (var (id, policy, destinations) in clusters)
+        {
+            var destinationsJson = new JsonObject();
+            foreach (var (backend, weight) in destinations)
+            {
+                var destination = new JsonObject { ["Address"] = backend.Address.ToString() };
+                if (weight is not null)
+                {
+                    destination["Metadata"] = new JsonObject { ["Weight"] = weight };
+                }
+
+                destinationsJson[backend.Name] = destination;
+            }
+
+            clustersJson[id] = new JsonObject { ["LoadBalancingPolicy"] = policy, ["Destinations"] = destinationsJson };
+        }
+
+        return new JsonObject { ["ReverseProxy"] = new JsonObject { ["Routes"] = routesJson, ["Clusters"] = clustersJson } };
+    }
+
+    /// <summary>Replaces the file in one step (write aside, then rename), as a ConfigMap update does.</summary>
+    public static void WriteAtomically(string path, string text)
+    {
+        var temp = path + ".tmp";
+        File.WriteAllText(temp, text);
+        File.Move(temp, path, overwrite: true);
+    }
+
+    public static void WriteAtomically(string path, JsonNode json)
+        => WriteAtomically(path, json.ToJsonString(new JsonSerializerOptions { WriteIndented = true }));
+}

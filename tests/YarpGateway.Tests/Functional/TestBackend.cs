@@ -1,0 +1,61 @@
+using System.Net;
+using Microsoft.AspNetCore.Hosting.Server;
+using Microsoft.AspNetCore.Hosting.Server.Features;
+
+namespace YarpGateway.Tests.Functional;
+
+/// <summary>
+/// A real Kestrel backend on 127.0.0.1, port 0. Answers every request with its name, counts what
+/// it received, and can be told to answer health probes with a chosen status.
+/// </summary>
+internal sealed class TestBackend : IAsyncDisposable
+{
+    private readonly WebApplication _app;
+    private int _requests;
+
+    private TestBackend(string name, WebApplication app)
+    {
+        Name = name;
+        _app = app;
+    }
+
+    public string Name { get; }
+
+    /// <summary>Requests received, health probes excluded.</summary>
+    public int Requests => Volatile.Read(ref _requests);
+
+    /// <summary>Status answered on /health (YARP active health checks).</summary>
+    public HttpStatusCode HealthStatus { get; set; } = HttpStatusCode.OK;
+
+    public Uri Address { get; private set; } = null!;
+
+    public static async Task<TestBackend> StartAsync(string name)
+    {
+        var builder = WebApplication.CreateSlimBuilder();
+        builder.Logging.ClearProviders();
+        builder.WebHost.UseUrls("http://127.0.0.1:0");
+        var app = builder.Build();
+        var backend = new TestBackend(name, app);
+        app.Run(context =>
+        {
+            if (context.Request.Path == "/health")
+            {
+                context.Response.StatusCode = (int)backend.HealthStatus;
+                return Task.CompletedTask;
+            }
+
+            Interlocked.Increment(ref backend._requests);
+            return context.Response.WriteAsync(name, context.RequestAborted);
+        });
+        await app.StartAsync();
+        var address = app.Services.GetRequiredService<IServer>().Features.Get<IServerAddressesFeature>()!.Addresses.Single();
+        backend.Address = new Uri(address + "/");
+        return backend;
+    }
+
+    public async ValueTask DisposeAsync()
+    {
+        await _app.StopAsync();
+        await _app.DisposeAsync();
+    }
+}
