@@ -3,6 +3,7 @@ using YarpGateway.Configuration;
 using YarpGateway.Demo;
 using YarpGateway.Endpoints;
 using YarpGateway.Health;
+using YarpGateway.LoadBalancing;
 
 namespace YarpGateway;
 
@@ -59,7 +60,14 @@ internal static class GatewayApplicationBuilderExtensions
             return next(context);
         });
         app.UseRouting();
-        app.MapReverseProxy();
+        app.MapReverseProxy(proxy =>
+        {
+            // YARP's default pipeline, with drained destinations removed first.
+            proxy.UseDrainedDestinationFilter();
+            proxy.UseSessionAffinity();
+            proxy.UseLoadBalancing();
+            proxy.UsePassiveHealthChecks();
+        });
     }
 
     private static void CheckOptions<TOptions>(WebApplication app, string section, List<ConfigError> errors)

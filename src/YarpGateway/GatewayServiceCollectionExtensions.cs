@@ -1,7 +1,6 @@
 using Microsoft.AspNetCore.Server.Kestrel.Core;
 using Microsoft.Extensions.Options;
 using Yarp.ReverseProxy.Configuration;
-using Yarp.ReverseProxy.LoadBalancing;
 using YarpGateway.Configuration;
 using YarpGateway.Demo;
 using YarpGateway.Endpoints;
@@ -37,9 +36,7 @@ internal static class GatewayServiceCollectionExtensions
         services.AddSingleton<IConfigChangeListener>(sp => sp.GetRequiredService<ProxyConfigStatus>());
 
         // Load balancing: weighted policies, selectable per cluster by name.
-        services.AddSingleton<WeightedScheduleCache>();
-        services.AddSingleton<ILoadBalancingPolicy, WeightedRoundRobinPolicy>();
-        services.AddSingleton<ILoadBalancingPolicy, WeightedLeastRequestsPolicy>();
+        services.AddWeightedLoadBalancing();
 
         services.AddGatewayHealth(builder.Configuration);
 

@@ -21,9 +21,10 @@ internal sealed partial class DemoBackends(IOptions<DemoBackendsOptions> options
 
         foreach (var (name, port) in Backends)
         {
-            var builder = WebApplication.CreateSlimBuilder();
-            builder.Logging.ClearProviders();
-            builder.WebHost.UseUrls($"http://127.0.0.1:{port}");
+            // An empty builder: no configuration sources, so the gateway's own Kestrel:Endpoints
+            // (in appsettings.json next to the binary) are not bound a second time.
+            var builder = WebApplication.CreateEmptyBuilder(new WebApplicationOptions());
+            builder.WebHost.UseKestrelCore().ConfigureKestrel(kestrel => kestrel.Listen(System.Net.IPAddress.Loopback, port));
             var app = builder.Build();
             app.Run(context =>
             {

@@ -31,9 +31,9 @@ internal sealed class TestBackend : IAsyncDisposable
 
     public static async Task<TestBackend> StartAsync(string name)
     {
-        var builder = WebApplication.CreateSlimBuilder();
-        builder.Logging.ClearProviders();
-        builder.WebHost.UseUrls("http://127.0.0.1:0");
+        // No configuration sources: the gateway's appsettings.json sits in this folder too.
+        var builder = WebApplication.CreateEmptyBuilder(new WebApplicationOptions());
+        builder.WebHost.UseKestrelCore().ConfigureKestrel(kestrel => kestrel.Listen(IPAddress.Loopback, 0));
         var app = builder.Build();
         var backend = new TestBackend(name, app);
         app.Run(context =>
