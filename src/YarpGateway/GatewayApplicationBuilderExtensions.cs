@@ -17,7 +17,8 @@ internal static class GatewayApplicationBuilderExtensions
     /// </summary>
     public static async Task UseGatewayAsync(this WebApplication app, CancellationToken cancellationToken = default)
     {
-        var errors = new List<ConfigError>(GatewayKestrelSetup.Validate(app.Configuration));
+        var errors = new List<ConfigError>(ConfigSourceLocator.FindUnparsableFiles(app.Configuration));
+        errors.AddRange(GatewayKestrelSetup.Validate(app.Configuration));
         CheckOptions<HealthOptions>(app, HealthOptions.SectionName, errors);
         CheckOptions<DemoBackendsOptions>(app, DemoBackendsOptions.SectionName, errors);
         try

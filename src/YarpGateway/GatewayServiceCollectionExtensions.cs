@@ -20,6 +20,8 @@ internal static class GatewayServiceCollectionExtensions
             throw new GatewayConfigurationException([error]);
         }
 
+        ConfigFileLayering.ReportReloadFailuresAsChanges(builder.Configuration);
+
         var services = builder.Services;
         services.AddSingleton<GatewayMetrics>();
 

@@ -12,7 +12,17 @@ internal static class Load
         public double Share(string backend) => ByBackend.TryGetValue(backend, out var n) ? (double)n / Total : 0;
     }
 
-    public static async Task<Result> RunAsync(GatewayUnderTest gateway, int requests, int workers, string path = "/", CancellationToken cancellationToken = default)
+    /// <summary>Requests completed so far by a running load; lets a test act at a point in the load, not at a time.</summary>
+    public sealed class Progress
+    {
+        private int _completed;
+
+        public int Completed => Volatile.Read(ref _completed);
+
+        internal void Add() => Interlocked.Increment(ref _completed);
+    }
+
+    public static async Task<Result> RunAsync(GatewayUnderTest gateway, int requests, int workers, string path = "/", Progress? progress = null, CancellationToken cancellationToken = default)
     {
         var byBackend = new ConcurrentDictionary<string, int>();
         var failures = 0;
@@ -31,10 +41,16 @@ internal static class Load
                     if (response.IsSuccessStatusCode)
                     {
                         byBackend.AddOrUpdate(body, 1, (_, n) => n + 1);
+                        progress?.Add();
                         continue;
                     }
 
                     samples.Enqueue($"{(int)response.StatusCode} {body}");
+                }
+                catch (OperationCanceledException) when (cancellationToken.IsCancellationRequested)
+                {
+                    // The caller stopped the load; a request cut short by that is not a failure.
+                    return;
                 }
                 catch (HttpRequestException ex)
                 {
@@ -42,10 +58,11 @@ internal static class Load
                 }
 
                 Interlocked.Increment(ref failures);
+                progress?.Add();
             }
         }
 
-        await Task.WhenAll(Enumerable.Range(0, workers).Select(_ => Task.Run(Worker, cancellationToken)));
+        await Task.WhenAll(Enumerable.Range(0, workers).Select(_ => Task.Run(Worker, CancellationToken.None)));
         return new Result(byBackend, failures, samples.Take(5).ToList());
     }
 }

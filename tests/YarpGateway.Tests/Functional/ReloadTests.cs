@@ -1,0 +1,99 @@
+using System.Net;
+using System.Text.Json.Nodes;
+
+namespace YarpGateway.Tests.Functional;
+
+public class ReloadTests
+{
+    private const string Rejected = "gateway.config.reloads|result=rejected";
+    private const string Applied = "gateway.config.reloads|result=applied";
+    private static readonly TimeSpan ReloadBound = TimeSpan.FromSeconds(2);
+
+    [Fact]
+    public async Task WeightsAndRoutesChangeUnderLoad_NoRequestFails_NewSplitShows()
+    {
+        await using var a = await TestBackend.StartAsync("a");
+        await using var b = await TestBackend.StartAsync("b");
+        await using var gateway = await GatewayUnderTest.StartAsync(ProxyConfigJson.CatchAll("WeightedRoundRobin", (a, "1"), (b, "1")));
+        using var client = gateway.CreateProxyClient();
+
+        using var stop = new CancellationTokenSource(TimeSpan.FromSeconds(30));
+        var progress = new Load.Progress();
+        var background = Load.RunAsync(gateway, requests: int.MaxValue, workers: 4, cancellationToken: stop.Token, progress: progress);
+        Assert.True(await Eventually.TrueAsync(() => progress.Completed >= 300, TimeSpan.FromSeconds(10)), "load did not start");
+
+        // Weights 1/1 -> 3/1, plus a second, more specific route to b alone.
+        gateway.WriteConfig(ProxyConfigJson.Config(
+            [("all", "/{**catch-all}", "c1"), ("only-b", "/b/{**rest}", "c2")],
+            [("c1", "WeightedRoundRobin", [(a, "3"), (b, "1")]), ("c2", "WeightedRoundRobin", [(b, null)])]));
+
+        var applied = await Eventually.TrueAsync(async () =>
+        {
+            using var response = await client.GetAsync("/b/x");
+            return gateway.Counter(Applied) == 1 && await response.Content.ReadAsStringAsync() == "b";
+        }, ReloadBound);
+        var atApply = progress.Completed;
+        Assert.True(await Eventually.TrueAsync(() => progress.Completed >= atApply + 300, TimeSpan.FromSeconds(10)), "load stalled after the reload");
+
+        await stop.CancelAsync();
+        var during = await background;
+
+        // Measured alone: a concurrent load would take every other pick of the shared cursor.
+        var after = await Load.RunAsync(gateway, requests: 2000, workers: 4);
+
+        Assert.True(applied, "the new route did not serve within 2 s; logs: " + string.Join(" | ", gateway.Logs.Lines));
+        Assert.True(during.Failures == 0, $"{during.Failures} of {during.Total} requests failed during the reload: {string.Join("; ", during.FailureSamples)}");
+        Assert.True(during.Total >= 600, $"only {during.Total} requests ran around the reload");
+        Assert.Equal(0, after.Failures);
+        Assert.InRange(after.Share("a"), 0.73, 0.77);
+        Assert.Equal(0, gateway.Counter(Rejected));
+    }
+
+    public static TheoryData<string, string, string> BadReloads => new()
+    {
+        { "broken JSON", "{ \"ReverseProxy\": { \"Routes\": ", "not valid JSON" },
+        { "unknown policy", Policy("Fastest"), "Fastest" },
+        { "bad weight", Weight("-5"), "'-5' is not a valid weight" },
+        { "zero routes", """{ "ReverseProxy": { "Routes": {}, "Clusters": {} } }""", "no routes where 1 were serving" },
+        { "HashCookie", HashCookie(), "HashCookie" },
+    };
+
+    [Theory]
+    [MemberData(nameof(BadReloads))]
+    public async Task BadReload_LastGoodConfigKeepsServing_ErrorLoggedOnceAndCounted(string what, string text, string expectedInLog)
+    {
+        await using var a = await TestBackend.StartAsync("a");
+        await using var gateway = await GatewayUnderTest.StartAsync(ProxyConfigJson.CatchAll("WeightedRoundRobin", (a, "1")));
+        using var client = gateway.CreateProxyClient();
+
+        gateway.WriteConfig(text.Replace("ADDRESS", a.Address.ToString(), StringComparison.Ordinal));
+
+        Assert.True(await Eventually.TrueAsync(() => gateway.Counter(Rejected) >= 1, ReloadBound), $"{what}: no rejection counted within 2 s");
+
+        // The last good configuration keeps serving.
+        var result = await Load.RunAsync(gateway, requests: 50, workers: 2);
+        Assert.Equal(0, result.Failures);
+        Assert.Equal(50, result.ByBackend["a"]);
+
+        // Saving the same broken file again is not a new problem: logged and counted once.
+        gateway.WriteConfig(text.Replace("ADDRESS", a.Address.ToString(), StringComparison.Ordinal) + " ");
+        gateway.WriteConfig(ProxyConfigJson.CatchAll("WeightedRoundRobin", (a, "2")));
+        Assert.True(await Eventually.TrueAsync(() => gateway.Counter(Applied) == 1, ReloadBound), $"{what}: the fixed config was not applied");
+        var rejections = gateway.Logs.Lines.Where(l => l.Contains("ConfigReloadRejected", StringComparison.Ordinal)).ToList();
+        Assert.Contains(expectedInLog, Assert.Single(rejections), StringComparison.Ordinal);
+        Assert.Contains(gateway.ConfigPath, rejections[0], StringComparison.Ordinal);
+        Assert.Equal(1, gateway.Counter(Rejected));
+    }
+
+    private static string Policy(string policy) => Cluster($"\"LoadBalancingPolicy\": \"{policy}\",", "\"Address\": \"ADDRESS\"");
+
+    private static string Weight(string weight) => Cluster(string.Empty, $"\"Address\": \"ADDRESS\", \"Metadata\": {{ \"Weight\": \"{weight}\" }}");
+
+    private static string HashCookie() => Cluster("\"SessionAffinity\": { \"Enabled\": true, \"Policy\": \"HashCookie\", \"AffinityKeyName\": \"k\" },", "\"Address\": \"ADDRESS\"");
+
+    private static string Cluster(string clusterExtra, string destination) => $$"""
+        { "ReverseProxy": {
+            "Routes": { "all": { "ClusterId": "c1", "Match": { "Path": "/{**catch-all}" } } },
+            "Clusters": { "c1": { {{clusterExtra}} "Destinations": { "a": { {{destination}} } } } } } }
+        """;
+}
