@@ -1,4 +1,5 @@
 using Yarp.ReverseProxy.Configuration;
+using Yarp.ReverseProxy.LoadBalancing;
 using YarpGateway.LoadBalancing;
 
 namespace YarpGateway.Configuration;
@@ -7,8 +8,10 @@ namespace YarpGateway.Configuration;
 /// Validates a proxy configuration completely before it is applied: what the reader could not read,
 /// the gateway's own rules, and YARP's own validator. Returns every error, never just the first.
 /// </summary>
-internal sealed class GatewayConfigValidator(IConfigValidator yarpValidator)
+internal sealed class GatewayConfigValidator(IConfigValidator yarpValidator, IEnumerable<ILoadBalancingPolicy> loadBalancingPolicies)
 {
+    private readonly string _policyNames = string.Join(", ", loadBalancingPolicies.Select(p => p.Name).Order(StringComparer.Ordinal));
+
     private const string RoutesKey = ProxyConfigReader.SectionName + ":Routes:";
     private const string ClustersKey = ProxyConfigReader.SectionName + ":Clusters:";
 
@@ -42,7 +45,10 @@ internal sealed class GatewayConfigValidator(IConfigValidator yarpValidator)
 
             foreach (var exception in await yarpValidator.ValidateClusterAsync(cluster))
             {
-                errors.Add(new ConfigError(key, exception.Message));
+                var message = exception.Message.Contains(nameof(ILoadBalancingPolicy), StringComparison.Ordinal)
+                    ? $"{exception.Message} Available policies: {_policyNames}."
+                    : exception.Message;
+                errors.Add(new ConfigError(key, message));
             }
         }
 

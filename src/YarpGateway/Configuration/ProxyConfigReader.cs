@@ -1,4 +1,3 @@
-using System.Globalization;
 using System.Security.Authentication;
 using Yarp.ReverseProxy.Configuration;
 using Yarp.ReverseProxy.Forwarder;
@@ -190,10 +189,11 @@ internal static class ProxyConfigReader
         }
         catch (InvalidOperationException ex)
         {
-            var detail = ex.InnerException is { } inner && ex.Message.Contains(section.Path, StringComparison.Ordinal)
-                ? $"{ex.Message} {inner.Message}"
-                : ex.Message;
-            errors.Add(new ConfigError(section.Path, string.Create(CultureInfo.InvariantCulture, $"cannot be read as {Describe(typeof(T))}: {detail}")));
+            // A scalar: say what the value is and what it should be. Anything else: the binder's words.
+            var message = section.Value is { } value
+                ? $"'{value}' is not {Describe(typeof(T))}."
+                : $"cannot be read as {Describe(typeof(T))}: {ex.Message}";
+            errors.Add(new ConfigError(section.Path, message));
             return default;
         }
     }
@@ -201,10 +201,10 @@ internal static class ProxyConfigReader
     private static string Describe(Type type)
     {
         var underlying = Nullable.GetUnderlyingType(type) ?? type;
-        return underlying == typeof(TimeSpan) ? "a time span (hh:mm:ss)"
+        return underlying == typeof(TimeSpan) ? "a time span (e.g. 00:00:30 for 30 seconds)"
             : underlying == typeof(int) || underlying == typeof(long) ? "a whole number"
             : underlying == typeof(bool) ? "true or false"
-            : underlying.IsEnum ? $"one of {string.Join(", ", Enum.GetNames(underlying))}"
+            : underlying.IsEnum ? $"one of: {string.Join(", ", Enum.GetNames(underlying))}"
             : underlying.Name;
     }
 }

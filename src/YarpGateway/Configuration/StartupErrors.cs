@@ -1,4 +1,4 @@
-using System.Net.Sockets;
+using Microsoft.AspNetCore.Connections;
 using Microsoft.Extensions.Options;
 
 namespace YarpGateway.Configuration;
@@ -24,7 +24,7 @@ internal static class StartupErrors
                 case InvalidDataException data when data.Message.Contains("configuration", StringComparison.OrdinalIgnoreCase):
                     message = $"A configuration file could not be read: {data.Message} {data.InnerException?.Message}".TrimEnd();
                     return true;
-                case IOException io when io.InnerException is SocketException { SocketErrorCode: SocketError.AddressAlreadyInUse }:
+                case IOException io when io.InnerException is AddressInUseException:
                     message = $"A listening port is already in use: {io.Message} Change Kestrel:Endpoints:*:Url or stop the other process.";
                     return true;
             }

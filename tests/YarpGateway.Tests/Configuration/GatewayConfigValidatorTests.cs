@@ -17,7 +17,7 @@ public class GatewayConfigValidatorTests
         services.AddSingleton<ILoadBalancingPolicy, WeightedRoundRobinPolicy>();
         services.AddSingleton<ILoadBalancingPolicy, WeightedLeastRequestsPolicy>();
         await using var provider = services.BuildServiceProvider();
-        var validator = new GatewayConfigValidator(provider.GetRequiredService<IConfigValidator>());
+        var validator = new GatewayConfigValidator(provider.GetRequiredService<IConfigValidator>(), provider.GetServices<ILoadBalancingPolicy>());
         return await validator.ValidateAsync(ProxyConfigReader.Read(ProxyConfigReaderTests.Json(json)), CancellationToken.None);
     }
 
@@ -66,7 +66,7 @@ public class GatewayConfigValidatorTests
 
         Assert.Contains(errors, e => e.Key == "ReverseProxy:Routes:r1:ClusterId" && e.Message.Contains("'missing'", StringComparison.Ordinal) && e.Message.Contains("c1", StringComparison.Ordinal));
         Assert.Contains(errors, e => e.Key == "ReverseProxy:Routes:r2");
-        Assert.Contains(errors, e => e.Key == "ReverseProxy:Clusters:c1" && e.Message.Contains("Fastest", StringComparison.Ordinal));
+        Assert.Contains(errors, e => e.Key == "ReverseProxy:Clusters:c1" && e.Message.Contains("Fastest", StringComparison.Ordinal) && e.Message.Contains("WeightedRoundRobin", StringComparison.Ordinal));
         Assert.Contains(errors, e => e.Key == "ReverseProxy:Clusters:c1:Destinations:d1:Metadata:Weight");
         Assert.Contains(errors, e => e.Key == "ReverseProxy:Clusters:c1:Destinations:d2:Metadata:Weight");
         Assert.Equal(5, errors.Count);

@@ -60,8 +60,8 @@ public class ProxyConfigReaderTests
         Assert.Contains("ReverseProxy:Clusters:c1:HttpClient:SslProtocols:0", keys);
         Assert.Contains("ReverseProxy:Clusters:c1:HttpRequest:Version", keys);
         Assert.Equal(4, result.Errors.Count);
-        Assert.Contains(result.Errors, e => e.Message.Contains("whole number", StringComparison.Ordinal));
-        Assert.Contains(result.Errors, e => e.Message.Contains("time span", StringComparison.Ordinal));
+        Assert.Contains(result.Errors, e => e.Message == "'first' is not a whole number.");
+        Assert.Contains(result.Errors, e => e.Message.StartsWith("'soon' is not a time span", StringComparison.Ordinal));
     }
 
     [Fact]

@@ -1,0 +1,108 @@
+using System.Diagnostics;
+using System.Text;
+
+namespace YarpGateway.Tests.Functional;
+
+/// <summary>Runs the real gateway binary (the one next to the tests) as a child process.</summary>
+internal sealed class GatewayProcess : IDisposable
+{
+    private readonly Process _process;
+    private readonly StringBuilder _stdout = new();
+    private readonly StringBuilder _stderr = new();
+
+    private GatewayProcess(Process process)
+    {
+        _process = process;
+    }
+
+    public string StandardOutput
+    {
+        get
+        {
+            lock (_stdout)
+            {
+                return _stdout.ToString();
+            }
+        }
+    }
+
+    public string StandardError
+    {
+        get
+        {
+            lock (_stderr)
+            {
+                return _stderr.ToString();
+            }
+        }
+    }
+
+    public static GatewayProcess Start(string environment, params string[] args)
+    {
+        var start = new ProcessStartInfo("dotnet")
+        {
+            RedirectStandardOutput = true,
+            RedirectStandardError = true,
+            UseShellExecute = false,
+            WorkingDirectory = Path.GetTempPath(), // the binary must find its appsettings from anywhere
+        };
+        start.ArgumentList.Add(Path.Combine(AppContext.BaseDirectory, "YarpGateway.dll"));
+        foreach (var arg in args)
+        {
+            start.ArgumentList.Add(arg);
+        }
+
+        start.Environment["ASPNETCORE_ENVIRONMENT"] = environment;
+        start.Environment["DOTNET_ENVIRONMENT"] = environment;
+        start.Environment["Logging__Console__FormatterName"] = "simple";
+
+        var process = new Process { StartInfo = start };
+        var wrapper = new GatewayProcess(process);
+        process.OutputDataReceived += (_, e) => Append(wrapper._stdout, e.Data);
+        process.ErrorDataReceived += (_, e) => Append(wrapper._stderr, e.Data);
+        process.Start();
+        process.BeginOutputReadLine();
+        process.BeginErrorReadLine();
+        return wrapper;
+    }
+
+    /// <summary>Waits (bounded) for the process to exit; returns its exit code, or null if it did not exit in time.</summary>
+    public async Task<int?> WaitForExitAsync(TimeSpan timeout)
+    {
+        using var cts = new CancellationTokenSource(timeout);
+        try
+        {
+            await _process.WaitForExitAsync(cts.Token);
+            return _process.ExitCode;
+        }
+        catch (OperationCanceledException)
+        {
+            return null;
+        }
+    }
+
+    public int ProcessId => _process.Id;
+
+    public void Dispose()
+    {
+        if (!_process.HasExited)
+        {
+            _process.Kill(entireProcessTree: true);
+        }
+
+        _process.Dispose();
+    }
+
+    private static void Append(StringBuilder builder, string? line)
+    {
+        if (line is null)
+        {
+            return;
+        }
+
+        lock (builder)
+        {
+            builder.AppendLine(line);
+        }
+    }
+}

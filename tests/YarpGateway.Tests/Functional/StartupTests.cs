@@ -1,0 +1,93 @@
+using System.Net;
+using System.Net.Sockets;
+
+namespace YarpGateway.Tests.Functional;
+
+public class StartupTests
+{
+    private static readonly TimeSpan ExitBound = TimeSpan.FromSeconds(30);
+
+    private static string[] LoopbackArgs(string configPath) =>
+    [
+        "--config", configPath,
+        "--Kestrel:Endpoints:Proxy:Url=http://127.0.0.1:0",
+        "--Kestrel:Endpoints:Management:Url=http://127.0.0.1:0",
+    ];
+
+    private static string WriteTemp(string text)
+    {
+        var path = Path.Combine(Directory.CreateTempSubdirectory("yarpgateway-startup-").FullName, "gateway.json");
+        File.WriteAllText(path, text);
+        return path;
+    }
+
+    [Fact]
+    public async Task BadConfig_ExitsNonZero_WithEveryErrorListedAndNoStackTrace()
+    {
+        var path = WriteTemp("""
+        { "ReverseProxy": {
+            "Routes": {
+              "api": { "ClusterId": "api", "Order": "first", "Match": { "Path": "/api/{**rest}" } },
+              "orphan": { "ClusterId": "nowhere", "Match": { "Path": "/o" } } },
+            "Clusters": {
+              "api": { "LoadBalancingPolicy": "Fastest",
+                       "Destinations": { "d1": { "Address": "http://127.0.0.1:9", "Metadata": { "Weight": "-1" } } } },
+              "shop": { "SessionAffinity": { "Enabled": true, "Policy": "HashCookie", "AffinityKeyName": "s" },
+                        "Destinations": { "d1": { "Address": "http://127.0.0.1:9" } } } } },
+          "Gateway": { "Health": { "RequireAvailableDestinations": "sometimes" } } }
+        """);
+
+        using var gateway = GatewayProcess.Start("Production", LoopbackArgs(path));
+        var exitCode = await gateway.WaitForExitAsync(ExitBound);
+
+        Assert.NotNull(exitCode);
+        Assert.NotEqual(0, exitCode);
+        var stderr = gateway.StandardError;
+        Assert.Contains("The gateway configuration is invalid (6 errors)", stderr, StringComparison.Ordinal);
+        Assert.Contains($"{path}: ReverseProxy:Routes:api:Order", stderr, StringComparison.Ordinal);
+        Assert.Contains("ReverseProxy:Routes:orphan:ClusterId: route 'orphan' refers to cluster 'nowhere'", stderr, StringComparison.Ordinal);
+        Assert.Contains("'Fastest'", stderr, StringComparison.Ordinal);
+        Assert.Contains("ReverseProxy:Clusters:api:Destinations:d1:Metadata:Weight: '-1' is not a valid weight", stderr, StringComparison.Ordinal);
+        Assert.Contains("cluster 'shop' uses session affinity policy 'HashCookie'", stderr, StringComparison.Ordinal);
+        Assert.Contains("Gateway:Health", stderr, StringComparison.Ordinal);
+        Assert.DoesNotContain("   at ", stderr + gateway.StandardOutput, StringComparison.Ordinal);
+    }
+
+    [Fact]
+    public async Task ConfigFileThatIsNotJson_ExitsNonZero_NamingTheFile()
+    {
+        var path = WriteTemp("{ \"ReverseProxy\": ");
+        using var gateway = GatewayProcess.Start("Production", LoopbackArgs(path));
+
+        Assert.Equal(1, await gateway.WaitForExitAsync(ExitBound));
+        Assert.Contains(path, gateway.StandardError, StringComparison.Ordinal);
+        Assert.Contains("JSON", gateway.StandardError, StringComparison.Ordinal);
+        Assert.DoesNotContain("   at ", gateway.StandardError, StringComparison.Ordinal);
+    }
+
+    [Fact]
+    public async Task MissingConfigFile_ExitsNonZero_NamingTheFile()
+    {
+        var path = Path.Combine(Path.GetTempPath(), $"does-not-exist-{Guid.NewGuid():N}.json");
+        using var gateway = GatewayProcess.Start("Production", LoopbackArgs(path));
+
+        Assert.Equal(1, await gateway.WaitForExitAsync(ExitBound));
+        Assert.Contains($"--config: the file '{path}' does not exist.", gateway.StandardError, StringComparison.Ordinal);
+    }
+
+    [Fact]
+    public async Task PortInUse_ExitsNonZero_SayingWhich()
+    {
+        using var taken = new TcpListener(IPAddress.Loopback, 0);
+        taken.Start();
+        var port = ((IPEndPoint)taken.LocalEndpoint).Port;
+        var path = WriteTemp("{}");
+
+        using var gateway = GatewayProcess.Start("Production", "--config", path,
+            $"--Kestrel:Endpoints:Proxy:Url=http://127.0.0.1:{port}", "--Kestrel:Endpoints:Management:Url=http://127.0.0.1:0");
+
+        Assert.Equal(1, await gateway.WaitForExitAsync(ExitBound));
+        Assert.Contains($"127.0.0.1:{port}", gateway.StandardError, StringComparison.Ordinal);
+        Assert.Contains("already in use", gateway.StandardError, StringComparison.Ordinal);
+    }
+}
