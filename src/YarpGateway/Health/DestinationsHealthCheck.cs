@@ -1,12 +1,16 @@
 using Microsoft.Extensions.Diagnostics.HealthChecks;
 using Microsoft.Extensions.Options;
 using Yarp.ReverseProxy;
+using Yarp.ReverseProxy.Model;
 
 namespace YarpGateway.Health;
 
 /// <summary>
-/// Unhealthy while any cluster has no available destination (YARP's view: health checks and
-/// passive ejection), unless <see cref="HealthOptions.RequireAvailableDestinations"/> is off.
+/// Unhealthy while any cluster has no destination that is up, unless
+/// <see cref="HealthOptions.RequireAvailableDestinations"/> is off. "Up" means neither active nor
+/// passive health says Unhealthy (YARP's HealthyAndUnknown view). YARP's own list of available
+/// destinations is not used: under its default policy, HealthyOrPanic, it returns every destination
+/// when all are down, so it never empties.
 /// </summary>
 internal sealed class DestinationsHealthCheck(IProxyStateLookup proxyState, IOptionsMonitor<HealthOptions> options) : IHealthCheck
 {
@@ -17,19 +21,22 @@ internal sealed class DestinationsHealthCheck(IProxyStateLookup proxyState, IOpt
             return Task.FromResult(HealthCheckResult.Healthy("not required (Gateway:Health:RequireAvailableDestinations is false)"));
         }
 
-        List<string>? empty = null;
+        List<string>? down = null;
         var clusters = 0;
         foreach (var cluster in proxyState.GetClusters())
         {
             clusters++;
-            if (cluster.DestinationsState.AvailableDestinations.Count == 0)
+            if (!cluster.Destinations.Values.Any(IsUp))
             {
-                (empty ??= []).Add(cluster.ClusterId);
+                (down ??= []).Add(cluster.ClusterId);
             }
         }
 
-        return Task.FromResult(empty is null
+        return Task.FromResult(down is null
             ? HealthCheckResult.Healthy($"all {clusters} clusters have an available destination")
-            : HealthCheckResult.Unhealthy("no available destination in cluster(s): " + string.Join(", ", empty.Order(StringComparer.Ordinal))));
+            : HealthCheckResult.Unhealthy("no available destination in cluster(s): " + string.Join(", ", down.Order(StringComparer.Ordinal))));
     }
+
+    private static bool IsUp(DestinationState destination)
+        => destination.Health.Active != DestinationHealth.Unhealthy && destination.Health.Passive != DestinationHealth.Unhealthy;
 }

@@ -38,7 +38,8 @@ internal sealed class TestBackend : IAsyncDisposable
         var backend = new TestBackend(name, app);
         app.Run(context =>
         {
-            if (context.Request.Path == "/health")
+            // YARP appends the probe path to the destination address, which may end in '/'.
+            if (context.Request.Path.Value?.TrimStart('/') == "health")
             {
                 context.Response.StatusCode = (int)backend.HealthStatus;
                 return Task.CompletedTask;
