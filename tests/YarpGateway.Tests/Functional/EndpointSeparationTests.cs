@@ -94,3 +94,77 @@ public class EndpointSeparationTests
         }
     }
 }
+
+public class CleartextHttp2SchemeTests
+{
+    // HTTP/2 frame: 3-byte length, type, flags, 4-byte stream id.
+    private static byte[] Frame(byte type, byte flags, int stream, byte[] payload)
+        => [(byte)(payload.Length >> 16), (byte)(payload.Length >> 8), (byte)payload.Length, type, flags, 0, 0, 0, (byte)stream, .. payload];
+
+    [Theory]
+    [InlineData(0x86, 200)] // :scheme http (HPACK static index 6)
+    [InlineData(0x87, 400)] // :scheme https (index 7): a cleartext client may not claim TLS
+    public async Task SchemeOverCleartextHttp2_MustBeHttp(byte schemeField, int expectedStatus)
+    {
+        await using var backend = await TestBackend.StartAsync("a");
+        await using var gateway = await GatewayUnderTest.StartAsync(ProxyConfigJson.CatchAll("WeightedRoundRobin", (backend, "1")));
+        using var socket = await RawSocket.ConnectAsync(gateway.ProxyAddress);
+
+        var authority = System.Text.Encoding.ASCII.GetBytes("localhost");
+        // :method GET (index 2), :path / (index 4), :scheme, :authority as a literal with indexed name 1.
+        byte[] headers = [0x82, 0x84, schemeField, 0x41, (byte)authority.Length, .. authority];
+        byte[] request =
+        [
+            .. "PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n"u8.ToArray(),
+            .. Frame(0x4, 0x0, 0, []),        // SETTINGS
+            .. Frame(0x1, 0x5, 1, headers),   // HEADERS, END_STREAM | END_HEADERS
+        ];
+        await socket.SendAsync(request);
+
+        var status = await ReadStatusAsync(socket);
+        Assert.Equal(expectedStatus, status);
+        Assert.Equal(expectedStatus == 200 ? 1 : 0, backend.Requests);
+    }
+
+    // Reads frames until the HEADERS frame of stream 1; Kestrel encodes :status 200 as 0x88 and 400 as 0x8c (static table).
+    private static async Task<int> ReadStatusAsync(System.Net.Sockets.Socket socket)
+    {
+        var buffer = new List<byte>();
+        using var cts = new CancellationTokenSource(TimeSpan.FromSeconds(10));
+        var chunk = new byte[16 * 1024];
+        while (true)
+        {
+            var offset = 0;
+            while (buffer.Count - offset >= 9)
+            {
+                var length = (buffer[offset] << 16) | (buffer[offset + 1] << 8) | buffer[offset + 2];
+                if (buffer.Count - offset < 9 + length)
+                {
+                    break;
+                }
+
+                var type = buffer[offset + 3];
+                var stream = buffer[offset + 8];
+                if (type == 0x1 && stream == 1)
+                {
+                    return buffer[offset + 9] switch { 0x88 => 200, 0x8c => 400, var other => -other };
+                }
+
+                if (type == 0x7)
+                {
+                    return -1; // GOAWAY
+                }
+
+                offset += 9 + length;
+            }
+
+            var read = await socket.ReceiveAsync(chunk, System.Net.Sockets.SocketFlags.None, cts.Token);
+            if (read == 0)
+            {
+                return -2;
+            }
+
+            buffer.AddRange(chunk.AsSpan(0, read));
+        }
+    }
+}
