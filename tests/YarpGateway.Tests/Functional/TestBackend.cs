@@ -29,6 +29,14 @@ internal sealed class TestBackend : IAsyncDisposable
 
     public Uri Address { get; private set; } = null!;
 
+    /// <summary>Requests to /hold wait for this (or for the client to go away).</summary>
+    public TaskCompletionSource Gate { get; } = new(TaskCreationOptions.RunContinuationsAsynchronously);
+
+    /// <summary>Requests currently waiting at the gate.</summary>
+    public int Held => Volatile.Read(ref _held);
+
+    private int _held;
+
     public static async Task<TestBackend> StartAsync(string name)
     {
         // No configuration sources: the gateway's appsettings.json sits in this folder too.
@@ -36,17 +44,30 @@ internal sealed class TestBackend : IAsyncDisposable
         builder.WebHost.UseKestrelCore().ConfigureKestrel(kestrel => kestrel.Listen(IPAddress.Loopback, 0));
         var app = builder.Build();
         var backend = new TestBackend(name, app);
-        app.Run(context =>
+        app.Run(async context =>
         {
             // YARP appends the probe path to the destination address, which may end in '/'.
             if (context.Request.Path.Value?.TrimStart('/') == "health")
             {
                 context.Response.StatusCode = (int)backend.HealthStatus;
-                return Task.CompletedTask;
+                return;
             }
 
             Interlocked.Increment(ref backend._requests);
-            return context.Response.WriteAsync(name, context.RequestAborted);
+            if (context.Request.Path == "/hold")
+            {
+                Interlocked.Increment(ref backend._held);
+                try
+                {
+                    await backend.Gate.Task.WaitAsync(context.RequestAborted);
+                }
+                finally
+                {
+                    Interlocked.Decrement(ref backend._held);
+                }
+            }
+
+            await context.Response.WriteAsync(name, context.RequestAborted);
         });
         await app.StartAsync();
         var address = app.Services.GetRequiredService<IServer>().Features.Get<IServerAddressesFeature>()!.Addresses.Single();

@@ -1,0 +1,84 @@
+using System.Net;
+using System.Text.Json.Nodes;
+
+namespace YarpGateway.Tests.Functional;
+
+public class DrainTests
+{
+    private static readonly TimeSpan Bound = TimeSpan.FromSeconds(5);
+
+    [Fact]
+    public async Task DrainingOnReload_InFlightRequestFinishes_NewRequestsGoElsewhere()
+    {
+        await using var a = await TestBackend.StartAsync("a");
+        await using var b = await TestBackend.StartAsync("b");
+        await using var gateway = await GatewayUnderTest.StartAsync(ProxyConfigJson.CatchAll("WeightedRoundRobin", (a, "1"), (b, "0")));
+        using var client = gateway.CreateProxyClient();
+
+        var held = client.GetAsync("/hold");
+        Assert.True(await Eventually.TrueAsync(() => a.Held == 1, Bound), "the request did not reach a");
+
+        gateway.WriteConfig(ProxyConfigJson.CatchAll("WeightedRoundRobin", (a, "0"), (b, "1")));
+        Assert.True(await Eventually.TrueAsync(() => gateway.Counter("gateway.config.reloads|result=applied") == 1, Bound));
+
+        var after = await Load.RunAsync(gateway, requests: 50, workers: 2);
+        a.Gate.SetResult();
+        using var heldResponse = await held.WaitAsync(Bound);
+
+        Assert.Equal(HttpStatusCode.OK, heldResponse.StatusCode);
+        Assert.Equal("a", await heldResponse.Content.ReadAsStringAsync());
+        Assert.Equal(50, after.ByBackend["b"]);
+        Assert.Equal(1, a.Requests);
+    }
+
+    [Fact]
+    public async Task DrainedDestination_GetsNoStickySessionRequests()
+    {
+        await using var a = await TestBackend.StartAsync("a");
+        await using var b = await TestBackend.StartAsync("b");
+        JsonObject Config(string weightA)
+        {
+            var config = ProxyConfigJson.CatchAll("RoundRobin", (a, weightA), (b, "1"));
+            config["ReverseProxy"]!["Clusters"]!["c1"]!["SessionAffinity"] = new JsonObject
+            {
+                ["Enabled"] = true,
+                ["Policy"] = "Cookie",
+                ["AffinityKeyName"] = "aff",
+            };
+            return config;
+        }
+
+        await using var gateway = await GatewayUnderTest.StartAsync(Config("1"));
+        using var client = new HttpClient(new SocketsHttpHandler { UseCookies = false }) { BaseAddress = gateway.ProxyAddress };
+
+        // Find a's affinity cookie.
+        string? cookieForA = null;
+        for (var i = 0; i < 4 && cookieForA is null; i++)
+        {
+            using var response = await client.GetAsync("/");
+            if (await response.Content.ReadAsStringAsync() == "a")
+            {
+                cookieForA = response.Headers.GetValues("Set-Cookie").Single().Split(';')[0];
+            }
+        }
+
+        Assert.NotNull(cookieForA);
+        async Task<string> StickyGet()
+        {
+            using var request = new HttpRequestMessage(HttpMethod.Get, "/");
+            request.Headers.Add("Cookie", cookieForA);
+            using var response = await client.SendAsync(request);
+            return await response.Content.ReadAsStringAsync();
+        }
+
+        Assert.Equal("a", await StickyGet());
+
+        gateway.WriteConfig(Config("0"));
+        Assert.True(await Eventually.TrueAsync(() => gateway.Counter("gateway.config.reloads|result=applied") == 1, Bound));
+
+        for (var i = 0; i < 10; i++)
+        {
+            Assert.Equal("b", await StickyGet());
+        }
+    }
+}
