@@ -26,9 +26,13 @@ internal static class ConfigFileLayering
             return new ConfigError("--config", $"the file '{fullPath}' does not exist.");
         }
 
-        var source = new JsonConfigurationSource { Path = Path.GetFileName(fullPath), Optional = false, ReloadOnChange = true };
-        source.FileProvider = new Microsoft.Extensions.FileProviders.PhysicalFileProvider(Path.GetDirectoryName(fullPath)!);
-        source.ResolveFileProvider();
+        var source = new JsonConfigurationSource
+        {
+            FileProvider = new Microsoft.Extensions.FileProviders.PhysicalFileProvider(Path.GetDirectoryName(fullPath)!),
+            Path = Path.GetFileName(fullPath),
+            Optional = false,
+            ReloadOnChange = true,
+        };
 
         var sources = configuration.Sources;
         var lastJson = -1;

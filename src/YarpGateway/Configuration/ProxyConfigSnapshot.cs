@@ -30,7 +30,9 @@ internal sealed class ProxyConfigSnapshot : IProxyConfig, IDisposable
     public bool HasSameContent(ProxyConfigReadResult read)
         => Routes.SequenceEqual(read.Routes) && Clusters.SequenceEqual(read.Clusters);
 
+    /// <summary>Tells YARP to read the provider again.</summary>
     public void SignalChanged() => _changed.Cancel();
 
+    // Snapshots are not disposed when replaced: YARP may still hold their change token.
     public void Dispose() => _changed.Dispose();
 }

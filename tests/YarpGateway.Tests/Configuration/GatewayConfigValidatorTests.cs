@@ -1,6 +1,4 @@
 using Microsoft.Extensions.DependencyInjection;
-using Yarp.ReverseProxy.Configuration;
-using Yarp.ReverseProxy.LoadBalancing;
 using YarpGateway.Configuration;
 using YarpGateway.LoadBalancing;
 
@@ -8,16 +6,15 @@ namespace YarpGateway.Tests.Configuration;
 
 public class GatewayConfigValidatorTests
 {
-    private static async Task<IReadOnlyList<ConfigError>> ValidateAsync(string json)
+    /// <summary>Reads and validates <paramref name="json"/> as the gateway does, with YARP's validator and the gateway's policies.</summary>
+    internal static async Task<IReadOnlyList<ConfigError>> ValidateAsync(string json)
     {
-        var services = new ServiceCollection();
-        services.AddLogging();
+        var services = new ServiceCollection().AddLogging();
         services.AddReverseProxy();
-        services.AddSingleton<WeightedScheduleCache>();
-        services.AddSingleton<ILoadBalancingPolicy, WeightedRoundRobinPolicy>();
-        services.AddSingleton<ILoadBalancingPolicy, WeightedLeastRequestsPolicy>();
+        services.AddWeightedLoadBalancing();
+        services.AddSingleton<GatewayConfigValidator>();
         await using var provider = services.BuildServiceProvider();
-        var validator = new GatewayConfigValidator(provider.GetRequiredService<IConfigValidator>(), provider.GetServices<ILoadBalancingPolicy>());
+        var validator = provider.GetRequiredService<GatewayConfigValidator>();
         return await validator.ValidateAsync(ProxyConfigReader.Read(ProxyConfigReaderTests.Json(json)), CancellationToken.None);
     }
 

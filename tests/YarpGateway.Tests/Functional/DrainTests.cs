@@ -82,3 +82,30 @@ public class DrainTests
         }
     }
 }
+
+public class ShutdownTests
+{
+    [Fact]
+    public async Task Shutdown_ReadinessFailsAndInFlightRequestFinishes()
+    {
+        await using var a = await TestBackend.StartAsync("a");
+        await using var gateway = await GatewayUnderTest.StartAsync(ProxyConfigJson.CatchAll("WeightedRoundRobin", (a, "1")));
+        using var client = gateway.CreateProxyClient();
+        var bound = TimeSpan.FromSeconds(10);
+
+        var held = client.GetAsync("/hold");
+        Assert.True(await Eventually.TrueAsync(() => a.Held == 1, bound));
+
+        var stopping = gateway.StopAsync();
+        var health = gateway.Services.GetRequiredService<Microsoft.Extensions.Diagnostics.HealthChecks.HealthCheckService>();
+        var ready = await health.CheckHealthAsync(c => c.Tags.Contains("ready"));
+        Assert.Equal(Microsoft.Extensions.Diagnostics.HealthChecks.HealthStatus.Unhealthy, ready.Status);
+        Assert.False(stopping.IsCompleted, "shutdown did not wait for the in-flight request");
+
+        a.Gate.SetResult();
+        using var response = await held.WaitAsync(bound);
+        Assert.Equal(HttpStatusCode.OK, response.StatusCode);
+        Assert.Equal("a", await response.Content.ReadAsStringAsync());
+        await stopping.WaitAsync(bound);
+    }
+}

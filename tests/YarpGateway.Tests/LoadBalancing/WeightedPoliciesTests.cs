@@ -7,7 +7,7 @@ namespace YarpGateway.Tests.LoadBalancing;
 
 public class WeightedPoliciesTests
 {
-    private static (ClusterState Cluster, DestinationState[] Destinations) Cluster(params string?[] weights)
+    internal static (ClusterState Cluster, DestinationState[] Destinations) Cluster(params string?[] weights)
     {
         var destinations = weights.Select((w, i) => new DestinationState($"d{i}", new DestinationModel(new DestinationConfig
         {
@@ -89,5 +89,34 @@ public class WeightedPoliciesTests
         Assert.Null(new WeightedRoundRobinPolicy(new WeightedScheduleCache()).PickDestination(new DefaultHttpContext(), cluster, destinations));
         Assert.Null(new WeightedLeastRequestsPolicy(new WeightedScheduleCache()).PickDestination(new DefaultHttpContext(), cluster, destinations));
         Assert.Empty(new DrainedDestinationFilter().Filter(cluster, destinations));
+    }
+}
+
+public class WeightedPoliciesAllocationTests
+{
+    [Fact]
+    public void PickingAndFiltering_AllocateNothingOnceWarm()
+    {
+        var (cluster, destinations) = WeightedPoliciesTests.Cluster("1", "2", "3", "4");
+        var context = new DefaultHttpContext();
+        var cache = new WeightedScheduleCache();
+        var roundRobin = new WeightedRoundRobinPolicy(cache);
+        var leastRequests = new WeightedLeastRequestsPolicy(cache);
+        var filter = new DrainedDestinationFilter();
+
+        void PickMany()
+        {
+            for (var i = 0; i < 1000; i++)
+            {
+                var available = filter.Filter(cluster, destinations);
+                roundRobin.PickDestination(context, cluster, available);
+                leastRequests.PickDestination(context, cluster, available);
+            }
+        }
+
+        PickMany(); // builds the schedule and the filtered list once
+        var before = GC.GetAllocatedBytesForCurrentThread();
+        PickMany();
+        Assert.Equal(0, GC.GetAllocatedBytesForCurrentThread() - before);
     }
 }
