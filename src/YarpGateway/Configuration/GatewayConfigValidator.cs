@@ -1,15 +1,16 @@
 using Yarp.ReverseProxy.Configuration;
 using Yarp.ReverseProxy.LoadBalancing;
-using YarpGateway.LoadBalancing;
 
 namespace YarpGateway.Configuration;
 
 /// <summary>
 /// Validates a proxy configuration completely before it is applied: what the reader could not read,
-/// the gateway's own rules, and YARP's own validator. Returns every error, never just the first.
+/// cluster references and session affinity, every feature's <see cref="IProxyConfigRule"/>, and
+/// YARP's own validator. Returns every error, never just the first.
 /// </summary>
-internal sealed class GatewayConfigValidator(IConfigValidator yarpValidator, IEnumerable<ILoadBalancingPolicy> loadBalancingPolicies)
+internal sealed class GatewayConfigValidator(IConfigValidator yarpValidator, IEnumerable<ILoadBalancingPolicy> loadBalancingPolicies, IEnumerable<IProxyConfigRule> rules)
 {
+    private readonly IProxyConfigRule[] _rules = rules.ToArray();
     private readonly string _policyNames = string.Join(", ", loadBalancingPolicies.Select(p => p.Name).Order(StringComparer.Ordinal));
 
     private const string RoutesKey = ProxyConfigReader.SectionName + ":Routes:";
@@ -30,6 +31,11 @@ internal sealed class GatewayConfigValidator(IConfigValidator yarpValidator, IEn
                 errors.Add(new ConfigError(key + ":ClusterId", $"route '{route.RouteId}' refers to cluster '{route.ClusterId}', which is not defined ({known})."));
             }
 
+            foreach (var rule in _rules)
+            {
+                rule.ValidateRoute(route, key, errors);
+            }
+
             foreach (var exception in await yarpValidator.ValidateRouteAsync(route))
             {
                 errors.Add(new ConfigError(key, exception.Message));
@@ -41,7 +47,10 @@ internal sealed class GatewayConfigValidator(IConfigValidator yarpValidator, IEn
             cancellationToken.ThrowIfCancellationRequested();
             var key = ClustersKey + cluster.ClusterId;
             ValidateSessionAffinity(cluster, key, errors);
-            ValidateWeights(cluster, key, errors);
+            foreach (var rule in _rules)
+            {
+                rule.ValidateCluster(cluster, key, errors);
+            }
 
             foreach (var exception in await yarpValidator.ValidateClusterAsync(cluster))
             {
@@ -74,24 +83,6 @@ internal sealed class GatewayConfigValidator(IConfigValidator yarpValidator, IEn
         {
             errors.Add(new ConfigError(key + ":SessionAffinity:Policy",
                 $"cluster '{cluster.ClusterId}' enables session affinity without a policy, and YARP's default policy 'HashCookie' is not supported by this gateway; set \"Policy\": \"Cookie\"."));
-        }
-    }
-
-    private static void ValidateWeights(ClusterConfig cluster, string key, List<ConfigError> errors)
-    {
-        if (cluster.Destinations is null)
-        {
-            return;
-        }
-
-        foreach (var (destinationId, destination) in cluster.Destinations)
-        {
-            if (destination.Metadata is not null
-                && destination.Metadata.TryGetValue(DestinationWeight.MetadataKey, out var text)
-                && !DestinationWeight.TryParse(text, out _, out var error))
-            {
-                errors.Add(new ConfigError($"{key}:Destinations:{destinationId}:Metadata:{DestinationWeight.MetadataKey}", error!));
-            }
         }
     }
 }

@@ -1,5 +1,6 @@
 using Yarp.ReverseProxy.LoadBalancing;
 using Yarp.ReverseProxy.Model;
+using YarpGateway.Configuration;
 
 namespace YarpGateway.LoadBalancing;
 
@@ -10,6 +11,7 @@ internal static class LoadBalancingExtensions
     {
         services.AddSingleton<WeightedScheduleCache>();
         services.AddSingleton<DrainedDestinationFilter>();
+        services.AddSingleton<IProxyConfigRule, DestinationWeightRule>();
         services.AddSingleton<ILoadBalancingPolicy, WeightedRoundRobinPolicy>();
         services.AddSingleton<ILoadBalancingPolicy, WeightedLeastRequestsPolicy>();
         return services;
