@@ -1,4 +1,5 @@
 using Microsoft.Extensions.Options;
+using YarpGateway.Admission;
 using YarpGateway.Configuration;
 using YarpGateway.Demo;
 using YarpGateway.Endpoints;
@@ -20,6 +21,7 @@ internal static class GatewayApplicationBuilderExtensions
         var errors = new List<ConfigError>(ConfigSourceLocator.FindUnparsableFiles(app.Configuration));
         errors.AddRange(GatewayKestrelSetup.Validate(app.Configuration));
         CheckOptions<HealthOptions>(app, HealthOptions.SectionName, errors);
+        CheckOptions<AdmissionOptions>(app, AdmissionOptions.SectionName, errors);
         CheckOptions<DemoBackendsOptions>(app, DemoBackendsOptions.SectionName, errors);
         try
         {
@@ -60,10 +62,12 @@ internal static class GatewayApplicationBuilderExtensions
 
             return next(context);
         });
+        app.UseGlobalAdmission();
         app.UseRouting();
         app.MapReverseProxy(proxy =>
         {
-            // YARP's default pipeline, with drained destinations removed first.
+            // YARP's default pipeline, preceded by admission and with drained destinations removed.
+            proxy.UseRouteAndClusterAdmission();
             proxy.UseDrainedDestinationFilter();
             proxy.UseSessionAffinity();
             proxy.UseLoadBalancing();
@@ -77,6 +81,10 @@ internal static class GatewayApplicationBuilderExtensions
         try
         {
             _ = app.Services.GetRequiredService<IOptions<TOptions>>().Value;
+        }
+        catch (OptionsValidationException ex)
+        {
+            errors.AddRange(ex.Failures.Select(failure => new ConfigError(section, failure)));
         }
         catch (InvalidOperationException ex)
         {

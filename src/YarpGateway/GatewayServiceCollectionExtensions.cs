@@ -1,6 +1,8 @@
 using Microsoft.AspNetCore.Server.Kestrel.Core;
+using Microsoft.Extensions.DependencyInjection.Extensions;
 using Microsoft.Extensions.Options;
 using Yarp.ReverseProxy.Configuration;
+using YarpGateway.Admission;
 using YarpGateway.Configuration;
 using YarpGateway.Demo;
 using YarpGateway.Endpoints;
@@ -23,6 +25,7 @@ internal static class GatewayServiceCollectionExtensions
         ConfigFileLayering.ReportReloadFailuresAsChanges(builder.Configuration);
 
         var services = builder.Services;
+        services.TryAddSingleton(TimeProvider.System);
         services.AddSingleton<GatewayMetrics>();
 
         // Endpoints: Proxy and Management from Kestrel:Endpoints.
@@ -39,6 +42,9 @@ internal static class GatewayServiceCollectionExtensions
 
         // Load balancing: weighted policies, selectable per cluster by name.
         services.AddWeightedLoadBalancing();
+
+        // Admission: concurrency limits, connection and upgrade throttling.
+        services.AddAdmission(builder.Configuration);
 
         services.AddGatewayHealth(builder.Configuration);
 

@@ -10,7 +10,7 @@ namespace YarpGateway.Endpoints;
 /// section is turned off, because a config file saved half-written reads as empty and would
 /// unbind both ports.
 /// </summary>
-internal sealed class GatewayKestrelSetup(IConfiguration configuration, GatewayListeners listeners) : IConfigureOptions<KestrelServerOptions>
+internal sealed class GatewayKestrelSetup(IConfiguration configuration, GatewayListeners listeners, IEnumerable<IProxyConnectionMiddleware> proxyMiddleware) : IConfigureOptions<KestrelServerOptions>
 {
     public const string ProxyEndpointName = "Proxy";
     public const string ManagementEndpointName = "Management";
@@ -29,6 +29,11 @@ internal sealed class GatewayKestrelSetup(IConfiguration configuration, GatewayL
             {
                 var listen = endpoint.ListenOptions;
                 listeners.Add(GatewayEndpointKind.Proxy, listen);
+                foreach (var middleware in proxyMiddleware)
+                {
+                    listen.Use(middleware.Wrap);
+                }
+
                 listen.Use(next => connection =>
                 {
                     GatewayEndpointTag.Set(connection, GatewayEndpointKind.Proxy);

@@ -1,5 +1,5 @@
 using Microsoft.Extensions.Diagnostics.HealthChecks;
-using Microsoft.Extensions.Options;
+using YarpGateway.Configuration;
 using Yarp.ReverseProxy;
 using Yarp.ReverseProxy.Model;
 
@@ -12,11 +12,11 @@ namespace YarpGateway.Health;
 /// destinations is not used: under its default policy, HealthyOrPanic, it returns every destination
 /// when all are down, so it never empties.
 /// </summary>
-internal sealed class DestinationsHealthCheck(IProxyStateLookup proxyState, IOptionsMonitor<HealthOptions> options) : IHealthCheck
+internal sealed class DestinationsHealthCheck(IProxyStateLookup proxyState, ReloadableOptions<HealthOptions> options) : IHealthCheck
 {
     public Task<HealthCheckResult> CheckHealthAsync(HealthCheckContext context, CancellationToken cancellationToken = default)
     {
-        if (!options.CurrentValue.RequireAvailableDestinations)
+        if (!options.Current.RequireAvailableDestinations)
         {
             return Task.FromResult(HealthCheckResult.Healthy("not required (Gateway:Health:RequireAvailableDestinations is false)"));
         }

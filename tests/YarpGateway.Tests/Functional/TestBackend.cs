@@ -29,13 +29,21 @@ internal sealed class TestBackend : IAsyncDisposable
 
     public Uri Address { get; private set; } = null!;
 
-    /// <summary>Requests to /hold wait for this (or for the client to go away).</summary>
-    public TaskCompletionSource Gate { get; } = new(TaskCreationOptions.RunContinuationsAsynchronously);
+    private readonly System.Collections.Concurrent.ConcurrentDictionary<string, TaskCompletionSource> _gates = new();
+    private int _held;
+    private int _maxHeld;
 
-    /// <summary>Requests currently waiting at the gate.</summary>
+    /// <summary>Requests to /hold wait for this gate (or for the client to go away).</summary>
+    public TaskCompletionSource Gate => GateFor("hold");
+
+    /// <summary>Requests to /hold/{name} wait for the gate of that name.</summary>
+    public TaskCompletionSource GateFor(string name) => _gates.GetOrAdd(name, _ => new TaskCompletionSource(TaskCreationOptions.RunContinuationsAsynchronously));
+
+    /// <summary>Requests currently waiting at any gate.</summary>
     public int Held => Volatile.Read(ref _held);
 
-    private int _held;
+    /// <summary>The most requests that were ever waiting at gates at once.</summary>
+    public int MaxHeld => Volatile.Read(ref _maxHeld);
 
     public static async Task<TestBackend> StartAsync(string name)
     {
@@ -54,12 +62,18 @@ internal sealed class TestBackend : IAsyncDisposable
             }
 
             Interlocked.Increment(ref backend._requests);
-            if (context.Request.Path == "/hold")
+            if (context.Request.Path.StartsWithSegments("/hold", out var rest))
             {
-                Interlocked.Increment(ref backend._held);
+                var held = Interlocked.Increment(ref backend._held);
+                for (var max = backend.MaxHeld; held > max; max = backend.MaxHeld)
+                {
+                    Interlocked.CompareExchange(ref backend._maxHeld, held, max);
+                }
+
                 try
                 {
-                    await backend.Gate.Task.WaitAsync(context.RequestAborted);
+                    var gate = rest.HasValue && rest.Value!.Length > 1 ? backend.GateFor(rest.Value[1..]) : backend.Gate;
+                    await gate.Task.WaitAsync(context.RequestAborted);
                 }
                 finally
                 {

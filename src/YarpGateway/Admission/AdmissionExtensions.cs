@@ -1,0 +1,48 @@
+using Microsoft.AspNetCore.Server.Kestrel.Core;
+using Microsoft.Extensions.Options;
+using Yarp.ReverseProxy.Configuration;
+using YarpGateway.Configuration;
+using YarpGateway.Endpoints;
+
+namespace YarpGateway.Admission;
+
+/// <summary>Registration and pipeline wiring for admission control.</summary>
+internal static class AdmissionExtensions
+{
+    public static IServiceCollection AddAdmission(this IServiceCollection services, IConfiguration configuration)
+    {
+        services.AddOptions<AdmissionOptions>().Bind(configuration.GetSection(AdmissionOptions.SectionName));
+        services.AddSingleton<IValidateOptions<AdmissionOptions>, AdmissionOptionsValidator>();
+        services.AddSingleton(sp => ActivatorUtilities.CreateInstance<ReloadableOptions<AdmissionOptions>>(sp, AdmissionOptions.SectionName));
+        services.AddSingleton<IConfigureOptions<KestrelServerOptions>, AdmissionKestrelLimits>();
+        services.AddSingleton<IProxyConfigRule, AdmissionMetadataRule>();
+
+        services.AddSingleton<AdmissionLimits>();
+        services.AddSingleton<IConfigChangeListener>(sp => sp.GetRequiredService<AdmissionLimits>());
+        services.AddSingleton<RequestAdmission>();
+        services.AddSingleton<UpgradeAdmission>();
+        services.AddSingleton<ConnectionAdmission>();
+        services.AddSingleton<IProxyConnectionMiddleware>(sp => sp.GetRequiredService<ConnectionAdmission>());
+        return services;
+    }
+
+    /// <summary>Before routing: releases the first-request slot, applies the upgrade rate, then the global limit.</summary>
+    public static IApplicationBuilder UseGlobalAdmission(this IApplicationBuilder app)
+    {
+        var upgrades = app.ApplicationServices.GetRequiredService<UpgradeAdmission>();
+        var requests = app.ApplicationServices.GetRequiredService<RequestAdmission>();
+        return app.Use((context, next) =>
+        {
+            FirstRequestGate.ReleaseAfterFirstResponse(context);
+            return upgrades.AdmitAsync(context, () => requests.AdmitGlobalAsync(context, () => next(context)));
+        });
+    }
+
+    /// <summary>First in the proxy pipeline: the route's, then the cluster's limit.</summary>
+    public static IReverseProxyApplicationBuilder UseRouteAndClusterAdmission(this IReverseProxyApplicationBuilder proxy)
+    {
+        var requests = proxy.ApplicationServices.GetRequiredService<RequestAdmission>();
+        proxy.Use((context, next) => requests.AdmitRouteAndClusterAsync(context, next));
+        return proxy;
+    }
+}

@@ -1,0 +1,15 @@
+using Microsoft.AspNetCore.Server.Kestrel.Core;
+using Microsoft.Extensions.Options;
+
+namespace YarpGateway.Admission;
+
+/// <summary>Applies <see cref="AdmissionOptions.MaxConcurrentConnections"/> and <see cref="AdmissionOptions.MaxConcurrentUpgradedConnections"/> to Kestrel (at start-up only).</summary>
+internal sealed class AdmissionKestrelLimits(IOptions<AdmissionOptions> options) : IConfigureOptions<KestrelServerOptions>
+{
+    public void Configure(KestrelServerOptions kestrel)
+    {
+        var admission = options.Value;
+        kestrel.Limits.MaxConcurrentConnections = admission.MaxConcurrentConnections;
+        kestrel.Limits.MaxConcurrentUpgradedConnections = admission.MaxConcurrentUpgradedConnections;
+    }
+}

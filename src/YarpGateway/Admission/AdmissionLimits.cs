@@ -1,0 +1,119 @@
+using System.Collections.Concurrent;
+using Yarp.ReverseProxy.Configuration;
+using Yarp.ReverseProxy.Model;
+using YarpGateway.Configuration;
+using YarpGateway.Telemetry;
+
+namespace YarpGateway.Admission;
+
+/// <summary>
+/// The current concurrency limits: the global one (from <see cref="AdmissionOptions.Global"/>) and
+/// one per route and per cluster that names <c>MaxConcurrency</c> in its metadata. A limit is kept
+/// across reloads while its settings stay the same and replaced when they change. Looking up a
+/// route's or cluster's limit is a dictionary read and a reference compare.
+/// </summary>
+internal sealed class AdmissionLimits : IConfigChangeListener, IDisposable
+{
+    private readonly ConcurrentDictionary<string, Entry> _routes = new(StringComparer.OrdinalIgnoreCase);
+    private readonly ConcurrentDictionary<string, Entry> _clusters = new(StringComparer.OrdinalIgnoreCase);
+    private readonly ReloadableOptions<AdmissionOptions> _options;
+    private volatile ConcurrencyLimit? _global;
+
+    public AdmissionLimits(ReloadableOptions<AdmissionOptions> options, GatewayMetrics metrics)
+    {
+        metrics.ObserveAdmissionLimits(this);
+        _options = options;
+        _global = CreateGlobal(options.Current, previous: null);
+        options.Changed += OnOptionsChanged;
+    }
+
+    private void OnOptionsChanged(AdmissionOptions options) => _global = CreateGlobal(options, _global);
+
+    /// <summary>The global limit, or null when <c>Gateway:Admission:Global:MaxConcurrency</c> is 0.</summary>
+    public ConcurrencyLimit? Global => _global;
+
+    public ConcurrencyLimit? ForRoute(RouteConfig route) => Get(_routes, "route", route.RouteId, route, route.Metadata);
+
+    public ConcurrencyLimit? ForCluster(ClusterState cluster)
+        => cluster.Model is { } model ? Get(_clusters, "cluster", cluster.ClusterId, model.Config, model.Config.Metadata) : null;
+
+    /// <summary>Every limit in force, for the queue gauges.</summary>
+    public IEnumerable<ConcurrencyLimit> All()
+    {
+        if (_global is { } global)
+        {
+            yield return global;
+        }
+
+        foreach (var entry in _routes.Values.Concat(_clusters.Values))
+        {
+            if (entry.Limit is { } limit)
+            {
+                yield return limit;
+            }
+        }
+    }
+
+    private static ConcurrencyLimit? Get(ConcurrentDictionary<string, Entry> entries, string kind, string id, object config, IReadOnlyDictionary<string, string>? metadata)
+    {
+        if (entries.TryGetValue(id, out var entry) && ReferenceEquals(entry.Config, config))
+        {
+            return entry.Limit;
+        }
+
+        // The route or cluster config changed (or is new): keep the limit if its settings did not.
+        var settings = ConcurrencyLimitSettings.FromMetadata(metadata, string.Empty, errors: null);
+        var limit = settings is null ? null
+            : entry?.Limit is { } current && current.Settings == settings ? current
+            : new ConcurrencyLimit(kind, id, settings);
+        entries[id] = new Entry(config, limit);
+        return limit;
+    }
+
+    private static ConcurrencyLimit? CreateGlobal(AdmissionOptions options, ConcurrencyLimit? previous)
+    {
+        var global = options.Global;
+        if (global.MaxConcurrency <= 0 || global.MaxQueue < 0 || global.QueueTimeout <= TimeSpan.Zero)
+        {
+            return null;
+        }
+
+        var settings = new ConcurrencyLimitSettings(global.MaxConcurrency, global.MaxQueue, global.QueueTimeout);
+        return previous?.Settings == settings ? previous : new ConcurrencyLimit("global", "global", settings);
+    }
+
+    // Routes and clusters that a reload removed stop showing in the gauges.
+    public void ConfigurationApplied(IReadOnlyList<IProxyConfig> proxyConfigs)
+    {
+        Prune(_routes, proxyConfigs.SelectMany(c => c.Routes).Select(r => r.RouteId));
+        Prune(_clusters, proxyConfigs.SelectMany(c => c.Clusters).Select(c => c.ClusterId));
+    }
+
+    private static void Prune(ConcurrentDictionary<string, Entry> entries, IEnumerable<string> live)
+    {
+        var keep = new HashSet<string>(live, StringComparer.OrdinalIgnoreCase);
+        foreach (var id in entries.Keys)
+        {
+            if (!keep.Contains(id))
+            {
+                entries.TryRemove(id, out _);
+            }
+        }
+    }
+
+    public void ConfigurationLoaded(IReadOnlyList<IProxyConfig> proxyConfigs)
+    {
+    }
+
+    public void ConfigurationLoadingFailed(IProxyConfigProvider configProvider, Exception exception)
+    {
+    }
+
+    public void ConfigurationApplyingFailed(IReadOnlyList<IProxyConfig> proxyConfigs, Exception exception)
+    {
+    }
+
+    public void Dispose() => _options.Changed -= OnOptionsChanged;
+
+    private sealed record Entry(object Config, ConcurrencyLimit? Limit);
+}

@@ -1,0 +1,73 @@
+namespace YarpGateway.Admission;
+
+/// <summary>Options under <c>Gateway:Admission</c>. Every default is documented in README.md.</summary>
+internal sealed class AdmissionOptions
+{
+    public const string SectionName = "Gateway:Admission";
+
+    /// <summary>The limit every proxied request passes first. Default 4096 concurrent, 8192 queued, 5 s queue timeout.</summary>
+    public ConcurrencyLimitOptions Global { get; set; } = new() { MaxConcurrency = 4096, MaxQueue = 8192, QueueTimeout = TimeSpan.FromSeconds(5) };
+
+    /// <summary>The <c>Retry-After</c> sent with a 503 from a concurrency limit. Default 1 s; whole seconds on the wire.</summary>
+    public TimeSpan RetryAfter { get; set; } = TimeSpan.FromSeconds(1);
+
+    /// <summary>Throttling of new connections on the proxy endpoint.</summary>
+    public ConnectionAdmissionOptions Connections { get; set; } = new();
+
+    /// <summary>Optional rate limit on WebSocket (and other) upgrades. Off by default.</summary>
+    public UpgradeAdmissionOptions Upgrades { get; set; } = new();
+
+    /// <summary>Kestrel's <c>Limits.MaxConcurrentConnections</c>, for all endpoints. Default null: unlimited.</summary>
+    public long? MaxConcurrentConnections { get; set; }
+
+    /// <summary>Kestrel's <c>Limits.MaxConcurrentUpgradedConnections</c>. Default null: unlimited.</summary>
+    public long? MaxConcurrentUpgradedConnections { get; set; }
+}
+
+/// <summary>A concurrency limit with a bounded FIFO queue.</summary>
+internal sealed class ConcurrencyLimitOptions
+{
+    /// <summary>Requests served at once; 0 turns this limit off.</summary>
+    public int MaxConcurrency { get; set; }
+
+    /// <summary>Requests that may wait for a slot; 0 rejects at once when all slots are taken.</summary>
+    public int MaxQueue { get; set; }
+
+    /// <summary>How long a request may wait in the queue before it gets 503.</summary>
+    public TimeSpan QueueTimeout { get; set; } = TimeSpan.FromSeconds(5);
+}
+
+/// <summary>Options under <c>Gateway:Admission:Connections</c>.</summary>
+internal sealed class ConnectionAdmissionOptions
+{
+    /// <summary>New connections taken on per second (token bucket refill rate); 0 turns throttling off. Default 2000.</summary>
+    public int RatePerSecond { get; set; } = 2000;
+
+    /// <summary>Connections that may be taken on at once before the rate applies (bucket size). Default 1000.</summary>
+    public int Burst { get; set; } = 1000;
+
+    /// <summary>Connections that may be in their first request at once; 0 turns the cap off. Default 1000.</summary>
+    public int MaxFirstRequestConnections { get; set; } = 1000;
+
+    /// <summary>How long a new connection may wait to be taken on before it is closed. Default 10 s.</summary>
+    public TimeSpan MaxWait { get; set; } = TimeSpan.FromSeconds(10);
+
+    /// <summary>New connections that may wait at once; more are closed immediately. Default 20000.</summary>
+    public int MaxWaiting { get; set; } = 20_000;
+}
+
+/// <summary>Options under <c>Gateway:Admission:Upgrades</c>.</summary>
+internal sealed class UpgradeAdmissionOptions
+{
+    /// <summary>Upgrades accepted per second; 0 (default) turns the upgrade limit off.</summary>
+    public int RatePerSecond { get; set; }
+
+    /// <summary>Upgrades that may be accepted at once before the rate applies. Default 100.</summary>
+    public int Burst { get; set; } = 100;
+
+    /// <summary>Lower bound of the jittered <c>Retry-After</c> for a rejected upgrade. Default 1 s.</summary>
+    public TimeSpan RetryAfterMin { get; set; } = TimeSpan.FromSeconds(1);
+
+    /// <summary>Upper bound of the jittered <c>Retry-After</c> for a rejected upgrade. Default 10 s.</summary>
+    public TimeSpan RetryAfterMax { get; set; } = TimeSpan.FromSeconds(10);
+}

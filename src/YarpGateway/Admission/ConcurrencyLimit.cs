@@ -1,0 +1,103 @@
+using System.Threading.RateLimiting;
+
+namespace YarpGateway.Admission;
+
+/// <summary>
+/// One concurrency limit (global, a route's or a cluster's): <see cref="ConcurrencyLimiter"/> with a
+/// bounded FIFO queue and a queue timeout. A limit is replaced, never changed, when its settings
+/// change on reload; requests admitted by the old one release into the old one, so a reload drops
+/// nothing (for a moment both count, so the effective limit is briefly the sum).
+/// </summary>
+[System.Diagnostics.CodeAnalysis.SuppressMessage("Reliability", "CA1001:Types that own disposable fields should be disposable",
+    Justification = "Disposing a ConcurrencyLimiter fails its queued waiters; a replaced limit must keep serving what it admitted, so it is left to the GC.")]
+internal sealed class ConcurrencyLimit
+{
+    private readonly ConcurrencyLimiter _limiter;
+
+    public ConcurrencyLimit(string kind, string name, ConcurrencyLimitSettings settings)
+    {
+        Kind = kind;
+        Name = name;
+        Settings = settings;
+        _limiter = new ConcurrencyLimiter(new ConcurrencyLimiterOptions
+        {
+            PermitLimit = settings.MaxConcurrency,
+            QueueLimit = settings.MaxQueue,
+            QueueProcessingOrder = QueueProcessingOrder.OldestFirst,
+        });
+    }
+
+    /// <summary><c>global</c>, <c>route</c> or <c>cluster</c>.</summary>
+    public string Kind { get; }
+
+    /// <summary>The route or cluster id, or <c>global</c>.</summary>
+    public string Name { get; }
+
+    public ConcurrencyLimitSettings Settings { get; }
+
+    public long QueueDepth => _limiter.GetStatistics()?.CurrentQueuedCount ?? 0;
+
+    public long InUse => Settings.MaxConcurrency - (_limiter.GetStatistics()?.CurrentAvailablePermits ?? Settings.MaxConcurrency);
+
+    /// <summary>Takes a slot now if one is free (no allocation beyond the lease), else queues with the timeout.</summary>
+    public ValueTask<AdmissionResult> AcquireAsync(TimeProvider timeProvider, CancellationToken requestAborted)
+    {
+        var lease = _limiter.AttemptAcquire(1);
+        if (lease.IsAcquired)
+        {
+            return ValueTask.FromResult(AdmissionResult.Admitted(lease, TimeSpan.Zero));
+        }
+
+        lease.Dispose();
+        return Settings.MaxQueue == 0
+            ? ValueTask.FromResult(AdmissionResult.Rejected(AdmissionRejection.QueueFull))
+            : WaitAsync(timeProvider, requestAborted);
+    }
+
+    private async ValueTask<AdmissionResult> WaitAsync(TimeProvider timeProvider, CancellationToken requestAborted)
+    {
+        var started = timeProvider.GetTimestamp();
+        using var timeout = new CancellationTokenSource(Settings.QueueTimeout, timeProvider);
+        using var linked = CancellationTokenSource.CreateLinkedTokenSource(timeout.Token, requestAborted);
+        try
+        {
+            var lease = await _limiter.AcquireAsync(1, linked.Token);
+            if (lease.IsAcquired)
+            {
+                return AdmissionResult.Admitted(lease, timeProvider.GetElapsedTime(started));
+            }
+
+            lease.Dispose();
+            return AdmissionResult.Rejected(AdmissionRejection.QueueFull);
+        }
+        catch (OperationCanceledException)
+        {
+            // Cancelling removes the waiter from the queue at once.
+            return AdmissionResult.Rejected(requestAborted.IsCancellationRequested ? AdmissionRejection.ClientGone : AdmissionRejection.QueueTimeout, timeProvider.GetElapsedTime(started));
+        }
+    }
+}
+
+/// <summary>The outcome of <see cref="ConcurrencyLimit.AcquireAsync"/>: a lease to dispose when done, or why not.</summary>
+internal readonly struct AdmissionResult
+{
+    private AdmissionResult(RateLimitLease? lease, AdmissionRejection reason, TimeSpan waited)
+    {
+        Lease = lease;
+        Reason = reason;
+        Waited = waited;
+    }
+
+    public RateLimitLease? Lease { get; }
+
+    public bool IsAdmitted => Lease is not null;
+
+    public AdmissionRejection Reason { get; }
+
+    /// <summary>Time spent queued (zero when a slot was free).</summary>
+    public TimeSpan Waited { get; }
+
+    public static AdmissionResult Admitted(RateLimitLease lease, TimeSpan waited) => new(lease, default, waited);
+
+    public static AdmissionResult Rejected(AdmissionRejection reason, TimeSpan waited = default) => new(null, reason, waited);
+}

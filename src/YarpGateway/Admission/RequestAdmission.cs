@@ -1,0 +1,71 @@
+using System.Globalization;
+using Microsoft.AspNetCore.Http.Features;
+using YarpGateway.Configuration;
+using YarpGateway.Telemetry;
+
+namespace YarpGateway.Admission;
+
+/// <summary>
+/// Admits proxied requests through the global limit (before routing) and the route's and cluster's
+/// limits (inside the proxy pipeline, once they are known). A request that cannot be admitted gets
+/// 503 with <c>Retry-After</c>; one whose client went away while queued gets nothing. Upgrade
+/// requests (WebSockets) skip the concurrency limits: they would hold a slot for their whole life.
+/// The upgrade rate and Kestrel's upgraded-connection cap govern them instead.
+/// </summary>
+internal sealed class RequestAdmission(AdmissionLimits limits, GatewayMetrics metrics, ReloadableOptions<AdmissionOptions> options, TimeProvider timeProvider)
+{
+    public Task AdmitGlobalAsync(HttpContext context, Func<Task> next)
+        => limits.Global is { } global && !IsUpgrade(context) ? AdmitAsync(context, global, next) : next();
+
+    public Task AdmitRouteAndClusterAsync(HttpContext context, Func<Task> next)
+    {
+        if (IsUpgrade(context))
+        {
+            return next();
+        }
+
+        var proxy = context.GetReverseProxyFeature();
+        var route = limits.ForRoute(proxy.Route.Config);
+        var cluster = proxy.Route.Cluster is { } state ? limits.ForCluster(state) : null;
+        return (route, cluster) switch
+        {
+            (null, null) => next(),
+            (not null, null) => AdmitAsync(context, route, next),
+            (null, not null) => AdmitAsync(context, cluster, next),
+            _ => AdmitAsync(context, route, () => AdmitAsync(context, cluster, next)),
+        };
+    }
+
+    internal static bool IsUpgrade(HttpContext context)
+        => context.Features.Get<IHttpUpgradeFeature>()?.IsUpgradableRequest == true
+            || context.Features.Get<IHttpExtendedConnectFeature>()?.IsExtendedConnect == true;
+
+    private async Task AdmitAsync(HttpContext context, ConcurrencyLimit limit, Func<Task> next)
+    {
+        var result = await limit.AcquireAsync(timeProvider, context.RequestAborted);
+        if (!result.IsAdmitted)
+        {
+            metrics.AdmissionRejected(limit, result.Reason, result.Waited);
+            if (result.Reason != AdmissionRejection.ClientGone)
+            {
+                Reject(context, options.Current.RetryAfter);
+            }
+
+            return;
+        }
+
+        metrics.AdmissionAdmitted(limit, result.Waited);
+        using (result.Lease)
+        {
+            await next();
+        }
+    }
+
+    /// <summary>503 with a <c>Retry-After</c> in whole seconds (at least 1).</summary>
+    internal static void Reject(HttpContext context, TimeSpan retryAfter)
+    {
+        context.Response.StatusCode = StatusCodes.Status503ServiceUnavailable;
+        context.Response.Headers.RetryAfter = Math.Max(1, (int)Math.Ceiling(retryAfter.TotalSeconds)).ToString(CultureInfo.InvariantCulture);
+        context.Response.Headers.CacheControl = "no-store";
+    }
+}

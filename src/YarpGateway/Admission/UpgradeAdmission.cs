@@ -1,0 +1,69 @@
+using System.Threading.RateLimiting;
+using YarpGateway.Configuration;
+using YarpGateway.Telemetry;
+
+namespace YarpGateway.Admission;
+
+/// <summary>
+/// The optional upgrade rate (<see cref="UpgradeAdmissionOptions"/>): an upgrade request over the
+/// rate gets 503 at once with a <c>Retry-After</c> drawn uniformly between
+/// <see cref="UpgradeAdmissionOptions.RetryAfterMin"/> and <see cref="UpgradeAdmissionOptions.RetryAfterMax"/>,
+/// so rejected clients do not come back in lockstep.
+/// </summary>
+internal sealed class UpgradeAdmission : IDisposable
+{
+    private readonly GatewayMetrics _metrics;
+    private readonly ReloadableOptions<AdmissionOptions> _options;
+    private volatile TokenBucketRateLimiter? _rate;
+    private (int Rate, int Burst) _settings;
+
+    public UpgradeAdmission(ReloadableOptions<AdmissionOptions> options, GatewayMetrics metrics)
+    {
+        _metrics = metrics;
+        _options = options;
+        Configure(options.Current);
+        options.Changed += Configure;
+    }
+
+    public Task AdmitAsync(HttpContext context, Func<Task> next)
+    {
+        if (_rate is not { } rate || !RequestAdmission.IsUpgrade(context))
+        {
+            return next();
+        }
+
+        using var lease = rate.AttemptAcquire(1);
+        if (lease.IsAcquired)
+        {
+            return next();
+        }
+
+        _metrics.UpgradeRejected();
+        var upgrades = _options.Current.Upgrades;
+        var min = upgrades.RetryAfterMin.TotalSeconds;
+        var max = Math.Max(min, upgrades.RetryAfterMax.TotalSeconds);
+        RequestAdmission.Reject(context, TimeSpan.FromSeconds(min + (Random.Shared.NextDouble() * (max - min))));
+        return Task.CompletedTask;
+    }
+
+    private void Configure(AdmissionOptions admission)
+    {
+        var options = admission.Upgrades;
+        var settings = (options.RatePerSecond, options.Burst);
+        if (settings == _settings)
+        {
+            return;
+        }
+
+        _settings = settings;
+        var previous = _rate;
+        _rate = options.RatePerSecond > 0 && options.Burst > 0 ? TokenBuckets.Create(options.RatePerSecond, options.Burst, queueLimit: 0) : null;
+        previous?.Dispose();
+    }
+
+    public void Dispose()
+    {
+        _options.Changed -= Configure;
+        _rate?.Dispose();
+    }
+}

@@ -1,0 +1,97 @@
+using Microsoft.Extensions.Options;
+using Microsoft.Extensions.Primitives;
+using YarpGateway.Telemetry;
+
+namespace YarpGateway.Configuration;
+
+/// <summary>
+/// A <c>Gateway:*</c> options section that is re-read on every configuration reload and applied
+/// only if it binds and validates; otherwise the last good value stays in force and the problem is
+/// logged once and counted in <c>gateway.config.reloads{result="rejected"}</c>.
+/// Read <see cref="Current"/> on the request path, never <see cref="IOptionsMonitor{TOptions}.CurrentValue"/>:
+/// after an invalid edit the monitor throws on every read.
+/// </summary>
+internal sealed partial class ReloadableOptions<TOptions> : IDisposable
+    where TOptions : class
+{
+    private readonly IOptionsMonitor<TOptions> _monitor;
+    private readonly IConfiguration _configuration;
+    private readonly GatewayMetrics _metrics;
+    private readonly ILogger _logger;
+    private readonly string _section;
+    private readonly IDisposable _subscription;
+    private readonly Lock _gate = new();
+    private volatile TOptions _current;
+    private string _appliedSnapshot;
+    private string? _lastRejection;
+
+    public ReloadableOptions(IOptionsMonitor<TOptions> monitor, IConfiguration configuration, GatewayMetrics metrics, ILoggerFactory loggerFactory, string section)
+    {
+        _monitor = monitor;
+        _configuration = configuration;
+        _metrics = metrics;
+        _logger = loggerFactory.CreateLogger("YarpGateway.Configuration.ReloadableOptions");
+        _section = section;
+        _current = monitor.CurrentValue; // start-up validation has already listed any error
+        _appliedSnapshot = Snapshot();
+        _subscription = ChangeToken.OnChange(configuration.GetReloadToken, Reload);
+    }
+
+    /// <summary>The last value that bound and validated.</summary>
+    public TOptions Current => _current;
+
+    /// <summary>Raised after a new valid value replaced <see cref="Current"/>.</summary>
+    public event Action<TOptions>? Changed;
+
+    private void Reload()
+    {
+        lock (_gate)
+        {
+            var snapshot = Snapshot();
+            if (snapshot == _appliedSnapshot)
+            {
+                return;
+            }
+
+            TOptions next;
+            try
+            {
+                next = _monitor.Get(Options.DefaultName);
+            }
+            catch (Exception ex) when (ex is OptionsValidationException or InvalidOperationException)
+            {
+                var errors = ex is OptionsValidationException validation ? string.Join(" ", validation.Failures) : ex.Message;
+                if (errors != _lastRejection)
+                {
+                    _lastRejection = errors;
+                    _metrics.ConfigReloaded(applied: false);
+                    Log.Rejected(_logger, _section, errors);
+                }
+
+                return;
+            }
+
+            _lastRejection = null;
+            _appliedSnapshot = snapshot;
+            _current = next;
+            _metrics.ConfigReloaded(applied: true);
+            Log.Applied(_logger, _section);
+        }
+
+        Changed?.Invoke(_current);
+    }
+
+    private string Snapshot()
+        => string.Join('\n', _configuration.GetSection(_section).AsEnumerable().OrderBy(kv => kv.Key, StringComparer.Ordinal).Select(kv => $"{kv.Key}={kv.Value}"));
+
+    public void Dispose() => _subscription.Dispose();
+
+    private static partial class Log
+    {
+        [LoggerMessage(1, LogLevel.Information, "{Section} reloaded.", EventName = "OptionsReloaded")]
+        public static partial void Applied(ILogger logger, string section);
+
+        [LoggerMessage(2, LogLevel.Error, "{Section} reload rejected; the previous settings stay in force. {Errors}", EventName = "OptionsReloadRejected")]
+        public static partial void Rejected(ILogger logger, string section, string errors);
+    }
+}
