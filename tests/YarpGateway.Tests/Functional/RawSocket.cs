@@ -33,6 +33,36 @@ internal static class RawSocket
         return buffer[..total];
     }
 
-    /// <summary>Reads everything until the peer closes; bounded at 10 s.</summary>
-    public static Task<byte[]> ReceiveUntilClosedAsync(Socket socket) => ReceiveAtLeastAsync(socket, int.MaxValue);
+    /// <summary>Reads everything until the peer closes, gracefully or with a reset; bounded at 10 s.</summary>
+    public static async Task<byte[]> ReceiveUntilClosedAsync(Socket socket)
+    {
+        try
+        {
+            return await ReceiveAtLeastAsync(socket, int.MaxValue);
+        }
+        catch (SocketException ex) when (ex.SocketErrorCode == SocketError.ConnectionReset)
+        {
+            return [];
+        }
+    }
+
+    /// <summary>Reads until the end of an HTTP/1.1 response head (a blank line); bounded at 10 s.</summary>
+    public static async Task<string> ReceiveResponseHeadAsync(Socket socket)
+    {
+        using var cts = new CancellationTokenSource(TimeSpan.FromSeconds(10));
+        var text = new System.Text.StringBuilder();
+        var buffer = new byte[4096];
+        while (!text.ToString().Contains("\r\n\r\n", StringComparison.Ordinal))
+        {
+            var read = await socket.ReceiveAsync(buffer, SocketFlags.None, cts.Token);
+            if (read == 0)
+            {
+                break;
+            }
+
+            text.Append(System.Text.Encoding.ASCII.GetString(buffer, 0, read));
+        }
+
+        return text.ToString();
+    }
 }

@@ -1,0 +1,111 @@
+using System.Diagnostics;
+using System.Net.Sockets;
+using System.Text;
+using YarpGateway.Admission;
+
+namespace YarpGateway.Tests.Functional;
+
+public class ConnectionAdmissionTests
+{
+    private static readonly byte[] Get = Encoding.ASCII.GetBytes("GET / HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n");
+
+    [Fact]
+    public async Task Storm_500ConnectionsAtRate100Burst50_AllServed_AtTheConfiguredRate()
+    {
+        await using var backend = await TestBackend.StartAsync("a");
+        await using var gateway = await GatewayUnderTest.StartAsync(ProxyConfigJson.CatchAll("WeightedRoundRobin", (backend, "1")),
+            "--Gateway:Admission:Connections:RatePerSecond=100", "--Gateway:Admission:Connections:Burst=50",
+            "--Gateway:Admission:Connections:MaxWait=00:00:30", "--Gateway:Admission:Connections:MaxFirstRequestConnections=0");
+
+        var clock = Stopwatch.StartNew();
+        async Task<(bool Ok, TimeSpan At)> OneClient()
+        {
+            using var socket = await RawSocket.ConnectAsync(gateway.ProxyAddress);
+            await socket.SendAsync(Get);
+            var response = Encoding.ASCII.GetString(await RawSocket.ReceiveAtLeastAsync(socket, 12));
+            return (response.StartsWith("HTTP/1.1 200", StringComparison.Ordinal), clock.Elapsed);
+        }
+
+        var results = await Task.WhenAll(Enumerable.Range(0, 500).Select(_ => Task.Run(OneClient))).WaitAsync(TimeSpan.FromSeconds(60));
+
+        Assert.Equal(500, results.Count(r => r.Ok));
+        Assert.Equal(500, backend.Requests);
+        Assert.Equal(0, gateway.Counter("gateway.connection_admission.closed|reason=wait_timeout"));
+        Assert.InRange(gateway.Counter("gateway.connection_admission.delayed"), 400, 450);
+
+        // After the burst of 50, the other 450 arrive at ~100/s: measure from the 51st to the 500th.
+        var times = results.Select(r => r.At).Order().ToArray();
+        var rate = (times.Length - 51) / (times[^1] - times[50]).TotalSeconds;
+        Assert.InRange(rate, 80, 120);
+    }
+
+    [Fact]
+    public async Task FirstRequestCap_NewConnectionWaitsForASlot_ThenIsServed()
+    {
+        await using var backend = await TestBackend.StartAsync("a");
+        await using var gateway = await GatewayUnderTest.StartAsync(ProxyConfigJson.CatchAll("WeightedRoundRobin", (backend, "1")),
+            "--Gateway:Admission:Connections:MaxFirstRequestConnections=2", "--Gateway:Admission:Connections:MaxWait=00:00:30");
+        var admission = gateway.Services.GetRequiredService<ConnectionAdmission>();
+
+        // Two connections that never send a request hold both slots.
+        using var idle1 = await RawSocket.ConnectAsync(gateway.ProxyAddress);
+        using var idle2 = await RawSocket.ConnectAsync(gateway.ProxyAddress);
+        using var waiting = await RawSocket.ConnectAsync(gateway.ProxyAddress);
+        await waiting.SendAsync(Get);
+        Assert.True(await Eventually.TrueAsync(() => admission.Waiting == 1, TimeSpan.FromSeconds(10)), "the third connection was not held back");
+
+        idle1.Close(); // frees a slot
+        var response = Encoding.ASCII.GetString(await RawSocket.ReceiveAtLeastAsync(waiting, 12));
+
+        Assert.StartsWith("HTTP/1.1 200", response, StringComparison.Ordinal);
+        Assert.Equal(1, gateway.Counter("gateway.connection_admission.delayed"));
+    }
+
+    [Fact]
+    public async Task ServedConnection_ReleasesItsFirstRequestSlot()
+    {
+        await using var backend = await TestBackend.StartAsync("a");
+        await using var gateway = await GatewayUnderTest.StartAsync(ProxyConfigJson.CatchAll("WeightedRoundRobin", (backend, "1")),
+            "--Gateway:Admission:Connections:MaxFirstRequestConnections=1", "--Gateway:Admission:Connections:MaxWait=00:00:30");
+
+        // One keep-alive connection, past its first request, must not block the next new connection.
+        using var keepAlive = await RawSocket.ConnectAsync(gateway.ProxyAddress);
+        await keepAlive.SendAsync(Encoding.ASCII.GetBytes("GET / HTTP/1.1\r\nHost: x\r\n\r\n"));
+        Assert.StartsWith("HTTP/1.1 200", Encoding.ASCII.GetString(await RawSocket.ReceiveAtLeastAsync(keepAlive, 12)), StringComparison.Ordinal);
+
+        using var next = await RawSocket.ConnectAsync(gateway.ProxyAddress);
+        await next.SendAsync(Get);
+        Assert.StartsWith("HTTP/1.1 200", Encoding.ASCII.GetString(await RawSocket.ReceiveAtLeastAsync(next, 12)), StringComparison.Ordinal);
+        Assert.Equal(0, gateway.Counter("gateway.connection_admission.delayed"));
+    }
+
+    [Fact]
+    public async Task PastTheWaitBound_TheConnectionIsClosed()
+    {
+        await using var backend = await TestBackend.StartAsync("a");
+        await using var gateway = await GatewayUnderTest.StartAsync(ProxyConfigJson.CatchAll("WeightedRoundRobin", (backend, "1")),
+            "--Gateway:Admission:Connections:MaxFirstRequestConnections=1", "--Gateway:Admission:Connections:MaxWait=00:00:00.300");
+
+        using var idle = await RawSocket.ConnectAsync(gateway.ProxyAddress);
+        using var refused = await RawSocket.ConnectAsync(gateway.ProxyAddress);
+        await refused.SendAsync(Get);
+
+        var bytes = await RawSocket.ReceiveUntilClosedAsync(refused);
+        Assert.Empty(bytes);
+        Assert.True(await Eventually.TrueAsync(() => gateway.Counter("gateway.connection_admission.closed|reason=wait_timeout") == 1, TimeSpan.FromSeconds(5)));
+        Assert.Equal(0, backend.Requests);
+    }
+
+    [Fact]
+    public async Task ManagementEndpoint_IsNotThrottled()
+    {
+        await using var backend = await TestBackend.StartAsync("a");
+        await using var gateway = await GatewayUnderTest.StartAsync(ProxyConfigJson.CatchAll("WeightedRoundRobin", (backend, "1")),
+            "--Gateway:Admission:Connections:MaxFirstRequestConnections=1", "--Gateway:Admission:Connections:MaxWait=00:00:30");
+
+        using var idle = await RawSocket.ConnectAsync(gateway.ProxyAddress); // holds the only slot
+        using var management = gateway.CreateManagementClient();
+        using var response = await management.GetAsync("/healthz/ready");
+        Assert.Equal(System.Net.HttpStatusCode.OK, response.StatusCode);
+    }
+}

@@ -1,0 +1,197 @@
+using System.Net;
+using System.Text.Json.Nodes;
+using YarpGateway.Admission;
+
+namespace YarpGateway.Tests.Functional;
+
+public class RequestAdmissionTests
+{
+    private static readonly TimeSpan Bound = TimeSpan.FromSeconds(10);
+
+    private static long QueueDepth(GatewayUnderTest gateway, string kind, string name)
+        => gateway.Services.GetRequiredService<AdmissionLimits>().All().Where(l => l.Kind == kind && l.Name == name).Sum(l => l.QueueDepth);
+
+    [Fact]
+    public async Task TwiceTheLimit_LimitRunAtTheBackend_QueueWaits_RestGet503WithRetryAfter()
+    {
+        await using var backend = await TestBackend.StartAsync("a");
+        await using var gateway = await GatewayUnderTest.StartAsync(AdmissionConfig.CatchAllWithRouteLimit(backend, AdmissionConfig.Limit("4", "2", "00:00:30")));
+        using var client = gateway.CreateProxyClient();
+
+        var requests = Enumerable.Range(0, 8).Select(_ => client.GetAsync("/hold")).ToList();
+
+        // 4 run, 2 wait, 2 are turned away at once: all of that before anything is released.
+        Assert.True(await Eventually.TrueAsync(() => backend.Held == 4 && QueueDepth(gateway, "route", "all") == 2 && requests.Count(r => r.IsCompleted) == 2, Bound),
+            $"held={backend.Held} queued={QueueDepth(gateway, "route", "all")} done={requests.Count(r => r.IsCompleted)}");
+        var rejected = await Task.WhenAll(requests.Where(r => r.IsCompleted));
+        foreach (var response in rejected)
+        {
+            Assert.Equal(HttpStatusCode.ServiceUnavailable, response.StatusCode);
+            Assert.Equal(TimeSpan.FromSeconds(1), response.Headers.RetryAfter?.Delta);
+        }
+
+        backend.Gate.SetResult();
+        var all = await Task.WhenAll(requests).WaitAsync(Bound);
+
+        Assert.Equal(6, all.Count(r => r.StatusCode == HttpStatusCode.OK));
+        Assert.Equal(2, all.Count(r => r.StatusCode == HttpStatusCode.ServiceUnavailable));
+        Assert.Equal(4, backend.MaxHeld);
+        Assert.Equal(6, backend.Requests);
+        Assert.Equal(2, gateway.Counter("gateway.admission.rejected|limit=route|name=all|reason=queue_full"));
+        Assert.Equal(6, gateway.Counter("gateway.admission.admitted|limit=route|name=all"));
+        Assert.Equal(0, QueueDepth(gateway, "route", "all"));
+    }
+
+    [Fact]
+    public async Task QueueTimeout_Gets503AfterTheTimeout()
+    {
+        await using var backend = await TestBackend.StartAsync("a");
+        await using var gateway = await GatewayUnderTest.StartAsync(AdmissionConfig.CatchAllWithRouteLimit(backend, AdmissionConfig.Limit("1", "1", "00:00:00.300")));
+        using var client = gateway.CreateProxyClient();
+
+        var held = client.GetAsync("/hold");
+        Assert.True(await Eventually.TrueAsync(() => backend.Held == 1, Bound));
+
+        var started = System.Diagnostics.Stopwatch.StartNew();
+        using var timedOut = await client.GetAsync("/").WaitAsync(Bound);
+        var waited = started.Elapsed;
+
+        Assert.Equal(HttpStatusCode.ServiceUnavailable, timedOut.StatusCode);
+        Assert.True(waited >= TimeSpan.FromMilliseconds(250), $"rejected after {waited}, before the queue timeout");
+        Assert.Equal(1, gateway.Counter("gateway.admission.rejected|limit=route|name=all|reason=queue_timeout"));
+
+        backend.Gate.SetResult();
+        Assert.Equal(HttpStatusCode.OK, (await held.WaitAsync(Bound)).StatusCode);
+        Assert.Equal(1, backend.Requests);
+    }
+
+    [Fact]
+    public async Task ClientThatDisconnectsWhileQueued_LeavesTheQueueAtOnce()
+    {
+        await using var backend = await TestBackend.StartAsync("a");
+        await using var gateway = await GatewayUnderTest.StartAsync(AdmissionConfig.CatchAllWithRouteLimit(backend, AdmissionConfig.Limit("1", "5", "00:01:00")));
+        using var client = gateway.CreateProxyClient();
+
+        var held = client.GetAsync("/hold");
+        Assert.True(await Eventually.TrueAsync(() => backend.Held == 1, Bound));
+
+        using var giveUp = new CancellationTokenSource();
+        var queued = client.GetAsync("/", giveUp.Token);
+        Assert.True(await Eventually.TrueAsync(() => QueueDepth(gateway, "route", "all") == 1, Bound));
+
+        await giveUp.CancelAsync();
+        await Assert.ThrowsAnyAsync<OperationCanceledException>(() => queued);
+        Assert.True(await Eventually.TrueAsync(() => QueueDepth(gateway, "route", "all") == 0, TimeSpan.FromSeconds(2)), "the waiter stayed in the queue");
+        Assert.True(await Eventually.TrueAsync(() => gateway.Counter("gateway.admission.rejected|limit=route|name=all|reason=client_gone") == 1, Bound));
+
+        backend.Gate.SetResult();
+        Assert.Equal(HttpStatusCode.OK, (await held.WaitAsync(Bound)).StatusCode);
+        Assert.Equal(1, backend.Requests); // the abandoned request never reached the backend
+    }
+
+    [Fact]
+    public async Task RouteLimit_DoesNotThrottleAnotherRoute()
+    {
+        await using var backend = await TestBackend.StartAsync("a");
+        var config = ProxyConfigJson.Config(
+            [("limited", "/hold/{**rest}", "c1"), ("open", "/{**rest}", "c1")],
+            [("c1", "WeightedRoundRobin", [(backend, "1")])]);
+        config["ReverseProxy"]!["Routes"]!["limited"]!["Metadata"] = AdmissionConfig.Limit("1", "0");
+        await using var gateway = await GatewayUnderTest.StartAsync(config);
+        using var client = gateway.CreateProxyClient();
+
+        var held = client.GetAsync("/hold/x");
+        Assert.True(await Eventually.TrueAsync(() => backend.Held == 1, Bound));
+
+        using var limited = await client.GetAsync("/hold/y");
+        using var open = await client.GetAsync("/other");
+
+        Assert.Equal(HttpStatusCode.ServiceUnavailable, limited.StatusCode);
+        Assert.Equal(HttpStatusCode.OK, open.StatusCode);
+        backend.GateFor("x").SetResult();
+        Assert.Equal(HttpStatusCode.OK, (await held.WaitAsync(Bound)).StatusCode);
+    }
+
+    [Fact]
+    public async Task ClusterLimit_IsSharedByEveryRouteToTheCluster()
+    {
+        await using var backend = await TestBackend.StartAsync("a");
+        var config = ProxyConfigJson.Config(
+            [("one", "/hold/{**rest}", "c1"), ("two", "/two/{**rest}", "c1")],
+            [("c1", "WeightedRoundRobin", [(backend, "1")])]);
+        config["ReverseProxy"]!["Clusters"]!["c1"]!["Metadata"] = AdmissionConfig.Limit("1", "0");
+        await using var gateway = await GatewayUnderTest.StartAsync(config);
+        using var client = gateway.CreateProxyClient();
+
+        var held = client.GetAsync("/hold/x");
+        Assert.True(await Eventually.TrueAsync(() => backend.Held == 1, Bound));
+        using var other = await client.GetAsync("/two/");
+
+        Assert.Equal(HttpStatusCode.ServiceUnavailable, other.StatusCode);
+        Assert.Equal(1, gateway.Counter("gateway.admission.rejected|limit=cluster|name=c1|reason=queue_full"));
+        backend.GateFor("x").SetResult();
+        await held.WaitAsync(Bound);
+    }
+
+    [Fact]
+    public async Task LimitChangeOnReload_AdmittedRequestsFinish_NewLimitApplies()
+    {
+        await using var backend = await TestBackend.StartAsync("a");
+        await using var gateway = await GatewayUnderTest.StartAsync(AdmissionConfig.CatchAllWithRouteLimit(backend, AdmissionConfig.Limit("2", "0")));
+        using var client = gateway.CreateProxyClient();
+
+        var first = new[] { client.GetAsync("/hold/first"), client.GetAsync("/hold/first") };
+        Assert.True(await Eventually.TrueAsync(() => backend.Held == 2, Bound));
+
+        gateway.WriteConfig(AdmissionConfig.CatchAllWithRouteLimit(backend, AdmissionConfig.Limit("1", "0")));
+        Assert.True(await Eventually.TrueAsync(() => gateway.Counter("gateway.config.reloads|result=applied") == 1, Bound));
+
+        var second = new[] { client.GetAsync("/hold/second"), client.GetAsync("/hold/second") };
+        Assert.True(await Eventually.TrueAsync(() => backend.Held == 3 && second.Count(t => t.IsCompleted) == 1, Bound));
+        Assert.Equal(HttpStatusCode.ServiceUnavailable, (await second.Single(t => t.IsCompleted)).StatusCode);
+
+        backend.GateFor("first").SetResult();
+        backend.GateFor("second").SetResult();
+        Assert.All(await Task.WhenAll(first).WaitAsync(Bound), r => Assert.Equal(HttpStatusCode.OK, r.StatusCode));
+        Assert.Equal(1, (await Task.WhenAll(second).WaitAsync(Bound)).Count(r => r.StatusCode == HttpStatusCode.OK));
+    }
+
+    [Fact]
+    public async Task GlobalLimit_AppliesToEveryRoute_ButNeverToHealthProbes()
+    {
+        await using var backend = await TestBackend.StartAsync("a");
+        await using var gateway = await GatewayUnderTest.StartAsync(
+            ProxyConfigJson.CatchAll("WeightedRoundRobin", (backend, "1")),
+            "--Gateway:Admission:Global:MaxConcurrency=1", "--Gateway:Admission:Global:MaxQueue=0");
+        using var client = gateway.CreateProxyClient();
+        using var management = gateway.CreateManagementClient();
+
+        var held = client.GetAsync("/hold");
+        Assert.True(await Eventually.TrueAsync(() => backend.Held == 1, Bound));
+
+        using var rejected = await client.GetAsync("/x");
+        Assert.Equal(HttpStatusCode.ServiceUnavailable, rejected.StatusCode);
+        Assert.Equal(1, gateway.Counter("gateway.admission.rejected|limit=global|name=global|reason=queue_full"));
+        foreach (var probe in new[] { "/healthz/live", "/healthz/ready", "/healthz/startup" })
+        {
+            using var response = await management.GetAsync(probe);
+            Assert.Equal(HttpStatusCode.OK, response.StatusCode);
+        }
+
+        backend.Gate.SetResult();
+        await held.WaitAsync(Bound);
+    }
+
+    [Fact]
+    public async Task KestrelConnectionLimits_AreTakenFromAdmissionOptions()
+    {
+        await using var backend = await TestBackend.StartAsync("a");
+        await using var gateway = await GatewayUnderTest.StartAsync(
+            ProxyConfigJson.CatchAll("WeightedRoundRobin", (backend, "1")),
+            "--Gateway:Admission:MaxConcurrentConnections=5000", "--Gateway:Admission:MaxConcurrentUpgradedConnections=300");
+
+        var kestrel = gateway.Services.GetRequiredService<Microsoft.Extensions.Options.IOptions<Microsoft.AspNetCore.Server.Kestrel.Core.KestrelServerOptions>>().Value;
+        Assert.Equal(5000, kestrel.Limits.MaxConcurrentConnections);
+        Assert.Equal(300, kestrel.Limits.MaxConcurrentUpgradedConnections);
+    }
+}
