@@ -17,6 +17,7 @@ internal sealed class AdmissionLimits : IConfigChangeListener, IDisposable
     private readonly ConcurrentDictionary<string, Entry> _routes = new(StringComparer.OrdinalIgnoreCase);
     private readonly ConcurrentDictionary<string, Entry> _clusters = new(StringComparer.OrdinalIgnoreCase);
     private readonly ReloadableOptions<AdmissionOptions> _options;
+    private readonly Lock _rebuildLock = new();
     private volatile ConcurrencyLimit? _global;
 
     public AdmissionLimits(ReloadableOptions<AdmissionOptions> options, GatewayMetrics metrics)
@@ -54,20 +55,30 @@ internal sealed class AdmissionLimits : IConfigChangeListener, IDisposable
         }
     }
 
-    private static ConcurrencyLimit? Get(ConcurrentDictionary<string, Entry> entries, string kind, string id, object config, IReadOnlyDictionary<string, string>? metadata)
+    private ConcurrencyLimit? Get(ConcurrentDictionary<string, Entry> entries, string kind, string id, object config, IReadOnlyDictionary<string, string>? metadata)
     {
         if (entries.TryGetValue(id, out var entry) && ReferenceEquals(entry.Config, config))
         {
             return entry.Limit;
         }
 
-        // The route or cluster config changed (or is new): keep the limit if its settings did not.
-        var settings = ConcurrencyLimitSettings.FromMetadata(metadata, string.Empty, errors: null);
-        var limit = settings is null ? null
-            : entry?.Limit is { } current && current.Settings == settings ? current
-            : new ConcurrencyLimit(kind, id, settings);
-        entries[id] = new Entry(config, limit);
-        return limit;
+        // The route or cluster config changed (or is new): rare, so under a lock, so that concurrent
+        // first requests share one limit instead of each creating its own.
+        lock (_rebuildLock)
+        {
+            if (entries.TryGetValue(id, out entry) && ReferenceEquals(entry.Config, config))
+            {
+                return entry.Limit;
+            }
+
+            // Keep the limit if its settings did not change.
+            var settings = ConcurrencyLimitSettings.FromMetadata(metadata, string.Empty, errors: null);
+            var limit = settings is null ? null
+                : entry?.Limit is { } current && current.Settings == settings ? current
+                : new ConcurrencyLimit(kind, id, settings);
+            entries[id] = new Entry(config, limit);
+            return limit;
+        }
     }
 
     private static ConcurrencyLimit? CreateGlobal(AdmissionOptions options, ConcurrencyLimit? previous)

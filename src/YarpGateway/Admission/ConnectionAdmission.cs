@@ -29,7 +29,7 @@ internal sealed partial class ConnectionAdmission : IProxyConnectionMiddleware, 
         _timeProvider = timeProvider;
         _logger = logger;
         _options = options;
-        _state = new State(options.Current.Connections);
+        _state = new State(options.Current.Connections, timeProvider);
         options.Changed += OnOptionsChanged;
     }
 
@@ -45,7 +45,7 @@ internal sealed partial class ConnectionAdmission : IProxyConnectionMiddleware, 
 
     private void OnOptionsChanged(AdmissionOptions options)
     {
-        var next = new State(options.Connections);
+        var next = new State(options.Connections, _timeProvider);
         if (next.Options != _state.Options)
         {
             _state = next; // the old limiters serve only connections already waiting on them
@@ -148,10 +148,10 @@ internal sealed partial class ConnectionAdmission : IProxyConnectionMiddleware, 
 
     private sealed class State : IDisposable
     {
-        public State(ConnectionAdmissionOptions options)
+        public State(ConnectionAdmissionOptions options, TimeProvider timeProvider)
         {
             Options = new Settings(options.RatePerSecond, options.Burst, options.MaxFirstRequestConnections, options.MaxWait, options.MaxWaiting);
-            Rate = options.RatePerSecond > 0 && options.Burst > 0 ? TokenBuckets.Create(options.RatePerSecond, options.Burst, options.MaxWaiting) : null;
+            _bucket = options.RatePerSecond > 0 && options.Burst > 0 ? new TokenBucket(options.RatePerSecond, options.Burst, options.MaxWaiting, timeProvider) : null;
             FirstRequest = options.MaxFirstRequestConnections > 0
                 ? new ConcurrencyLimiter(new ConcurrencyLimiterOptions { PermitLimit = options.MaxFirstRequestConnections, QueueLimit = options.MaxWaiting, QueueProcessingOrder = QueueProcessingOrder.OldestFirst })
                 : null;
@@ -159,13 +159,15 @@ internal sealed partial class ConnectionAdmission : IProxyConnectionMiddleware, 
 
         public Settings Options { get; }
 
-        public TokenBucketRateLimiter? Rate { get; }
+        private readonly TokenBucket? _bucket;
+
+        public TokenBucketRateLimiter? Rate => _bucket?.Limiter;
 
         public ConcurrencyLimiter? FirstRequest { get; }
 
         public void Dispose()
         {
-            Rate?.Dispose();
+            _bucket?.Dispose();
             FirstRequest?.Dispose();
         }
     }

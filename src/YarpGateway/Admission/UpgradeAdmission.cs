@@ -1,4 +1,3 @@
-using System.Threading.RateLimiting;
 using YarpGateway.Configuration;
 using YarpGateway.Telemetry;
 
@@ -14,12 +13,14 @@ internal sealed class UpgradeAdmission : IDisposable
 {
     private readonly GatewayMetrics _metrics;
     private readonly ReloadableOptions<AdmissionOptions> _options;
-    private volatile TokenBucketRateLimiter? _rate;
+    private readonly TimeProvider _timeProvider;
+    private volatile TokenBucket? _rate;
     private (int Rate, int Burst) _settings;
 
-    public UpgradeAdmission(ReloadableOptions<AdmissionOptions> options, GatewayMetrics metrics)
+    public UpgradeAdmission(ReloadableOptions<AdmissionOptions> options, GatewayMetrics metrics, TimeProvider timeProvider)
     {
         _metrics = metrics;
+        _timeProvider = timeProvider;
         _options = options;
         Configure(options.Current);
         options.Changed += Configure;
@@ -32,7 +33,7 @@ internal sealed class UpgradeAdmission : IDisposable
             return next();
         }
 
-        using var lease = rate.AttemptAcquire(1);
+        using var lease = rate.Limiter.AttemptAcquire(1);
         if (lease.IsAcquired)
         {
             return next();
@@ -57,7 +58,7 @@ internal sealed class UpgradeAdmission : IDisposable
 
         _settings = settings;
         var previous = _rate;
-        _rate = options.RatePerSecond > 0 && options.Burst > 0 ? TokenBuckets.Create(options.RatePerSecond, options.Burst, queueLimit: 0) : null;
+        _rate = options.RatePerSecond > 0 && options.Burst > 0 ? new TokenBucket(options.RatePerSecond, options.Burst, queueLimit: 0, _timeProvider) : null;
         previous?.Dispose();
     }
 

@@ -12,9 +12,9 @@ namespace YarpGateway.Configuration;
 /// after an invalid edit the monitor throws on every read.
 /// </summary>
 internal sealed partial class ReloadableOptions<TOptions> : IDisposable
-    where TOptions : class
+    where TOptions : class, new()
 {
-    private readonly IOptionsMonitor<TOptions> _monitor;
+    private readonly IOptionsFactory<TOptions> _factory;
     private readonly IConfiguration _configuration;
     private readonly GatewayMetrics _metrics;
     private readonly ILogger _logger;
@@ -25,14 +25,14 @@ internal sealed partial class ReloadableOptions<TOptions> : IDisposable
     private string _appliedSnapshot;
     private string? _lastRejection;
 
-    public ReloadableOptions(IOptionsMonitor<TOptions> monitor, IConfiguration configuration, GatewayMetrics metrics, ILoggerFactory loggerFactory, string section)
+    public ReloadableOptions(IOptionsFactory<TOptions> factory, IConfiguration configuration, GatewayMetrics metrics, ILoggerFactory loggerFactory, string section)
     {
-        _monitor = monitor;
+        _factory = factory;
         _configuration = configuration;
         _metrics = metrics;
         _logger = loggerFactory.CreateLogger("YarpGateway.Configuration.ReloadableOptions");
         _section = section;
-        _current = monitor.CurrentValue; // start-up validation has already listed any error
+        _current = CreateOrDefault(factory);
         _appliedSnapshot = Snapshot();
         _subscription = ChangeToken.OnChange(configuration.GetReloadToken, Reload);
     }
@@ -56,7 +56,7 @@ internal sealed partial class ReloadableOptions<TOptions> : IDisposable
             TOptions next;
             try
             {
-                next = _monitor.Get(Options.DefaultName);
+                next = _factory.Create(Options.DefaultName); // not the monitor: its cache may not have seen the reload yet
             }
             catch (Exception ex) when (ex is OptionsValidationException or InvalidOperationException)
             {
@@ -79,6 +79,21 @@ internal sealed partial class ReloadableOptions<TOptions> : IDisposable
         }
 
         Changed?.Invoke(_current);
+    }
+
+    // Kestrel's options (and so this) are built while the host is built, before start-up validation
+    // runs; an invalid section must not throw here. UseGatewayAsync lists the errors and stops the
+    // gateway before it serves, so the defaults used meanwhile are never in force.
+    private static TOptions CreateOrDefault(IOptionsFactory<TOptions> factory)
+    {
+        try
+        {
+            return factory.Create(Options.DefaultName);
+        }
+        catch (Exception ex) when (ex is OptionsValidationException or InvalidOperationException)
+        {
+            return new TOptions();
+        }
     }
 
     private string Snapshot()

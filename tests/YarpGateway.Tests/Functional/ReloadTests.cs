@@ -56,6 +56,8 @@ public class ReloadTests
         { "bad weight", Weight("-5"), "'-5' is not a valid weight" },
         { "zero routes", """{ "ReverseProxy": { "Routes": {}, "Clusters": {} } }""", "no routes where 1 were serving" },
         { "HashCookie", HashCookie(), "HashCookie" },
+        { "bad route limit", RouteLimit("\"MaxConcurrency\": \"0\""), "'0' is not a whole number of at least 1" },
+        { "queue without limit", RouteLimit("\"MaxQueue\": \"5\""), "need MaxConcurrency" },
     };
 
     [Theory]
@@ -90,6 +92,38 @@ public class ReloadTests
     private static string Weight(string weight) => Cluster(string.Empty, $"\"Address\": \"ADDRESS\", \"Metadata\": {{ \"Weight\": \"{weight}\" }}");
 
     private static string HashCookie() => Cluster("\"SessionAffinity\": { \"Enabled\": true, \"Policy\": \"HashCookie\", \"AffinityKeyName\": \"k\" },", "\"Address\": \"ADDRESS\"");
+
+    private static string RouteLimit(string metadata) => $$"""
+        { "ReverseProxy": {
+            "Routes": { "all": { "ClusterId": "c1", "Match": { "Path": "/{**catch-all}" }, "Metadata": { {{metadata}} } } },
+            "Clusters": { "c1": { "Destinations": { "a": { "Address": "ADDRESS" } } } } } }
+        """;
+
+    [Fact]
+    public async Task BadGatewayOptionsOnReload_PreviousSettingsStay_ErrorLoggedOnceAndCounted()
+    {
+        await using var a = await TestBackend.StartAsync("a");
+        var good = ProxyConfigJson.CatchAll("WeightedRoundRobin", (a, "1"));
+        good["Gateway"] = JsonNode.Parse("""{ "Admission": { "Global": { "MaxConcurrency": 1, "MaxQueue": 0 } } }""");
+        await using var gateway = await GatewayUnderTest.StartAsync(good);
+        using var client = gateway.CreateProxyClient();
+
+        var bad = good.DeepClone();
+        bad["Gateway"]!["Admission"]!["Global"]!["MaxConcurrency"] = -5;
+        gateway.WriteConfig(bad);
+        Assert.True(await Eventually.TrueAsync(() => gateway.Counter(Rejected) == 1, ReloadBound), "the bad options were not rejected");
+
+        // Requests still flow, under the previous limit of 1.
+        var held = client.GetAsync("/hold");
+        Assert.True(await Eventually.TrueAsync(() => a.Held == 1, ReloadBound));
+        using var second = await client.GetAsync("/");
+        Assert.Equal(HttpStatusCode.ServiceUnavailable, second.StatusCode);
+        a.Gate.SetResult();
+        Assert.Equal(HttpStatusCode.OK, (await held).StatusCode);
+
+        var rejection = Assert.Single(gateway.Logs.Lines, l => l.Contains("OptionsReloadRejected", StringComparison.Ordinal));
+        Assert.Contains("Gateway:Admission:Global:MaxConcurrency must not be negative", rejection, StringComparison.Ordinal);
+    }
 
     private static string Cluster(string clusterExtra, string destination) => $$"""
         { "ReverseProxy": {

@@ -90,4 +90,41 @@ public class StartupTests
         Assert.Contains($"127.0.0.1:{port}", gateway.StandardError, StringComparison.Ordinal);
         Assert.Contains("already in use", gateway.StandardError, StringComparison.Ordinal);
     }
+
+    [Fact]
+    public async Task BadAdmissionValues_ExitNonZero_WithEveryErrorListed()
+    {
+        var path = WriteTemp("""
+        { "Gateway": { "Admission": { "Global": { "MaxConcurrency": -1 }, "Connections": { "MaxWait": "-00:00:01" }, "Upgrades": { "Burst": "lots" } } },
+          "ReverseProxy": {
+            "Routes": { "api": { "ClusterId": "api", "Match": { "Path": "/api" }, "Metadata": { "MaxConcurrency": "0", "MaxQueue": "-1" } } },
+            "Clusters": { "api": { "Metadata": { "MaxConcurrency": "abc", "QueueTimeout": "soon" },
+                                   "Destinations": { "d1": { "Address": "http://127.0.0.1:9" } } } } } }
+        """);
+
+        using var gateway = GatewayProcess.Start("Production", LoopbackArgs(path));
+
+        Assert.Equal(1, await gateway.WaitForExitAsync(ExitBound));
+        var stderr = gateway.StandardError;
+        Assert.Contains("ReverseProxy:Routes:api:Metadata:MaxConcurrency: '0' is not a whole number of at least 1.", stderr, StringComparison.Ordinal);
+        Assert.Contains("ReverseProxy:Routes:api:Metadata:MaxQueue: '-1' is not a whole number of at least 0.", stderr, StringComparison.Ordinal);
+        Assert.Contains("ReverseProxy:Clusters:api:Metadata:MaxConcurrency: 'abc' is not a whole number of at least 1.", stderr, StringComparison.Ordinal);
+        Assert.Contains("ReverseProxy:Clusters:api:Metadata:QueueTimeout: 'soon' is not a positive time span", stderr, StringComparison.Ordinal);
+        Assert.Contains("Upgrades:Burst", stderr, StringComparison.Ordinal);
+        Assert.DoesNotContain("   at ", stderr, StringComparison.Ordinal);
+    }
+
+    [Fact]
+    public async Task BadAdmissionOptions_AreAllListed()
+    {
+        var path = WriteTemp("""
+        { "Gateway": { "Admission": { "Global": { "MaxConcurrency": -1 }, "Connections": { "MaxWait": "-00:00:01" } } } }
+        """);
+
+        using var gateway = GatewayProcess.Start("Production", LoopbackArgs(path));
+
+        Assert.Equal(1, await gateway.WaitForExitAsync(ExitBound));
+        Assert.Contains("Gateway:Admission:Global:MaxConcurrency must not be negative", gateway.StandardError, StringComparison.Ordinal);
+        Assert.Contains("Gateway:Admission:Connections:MaxWait must be positive", gateway.StandardError, StringComparison.Ordinal);
+    }
 }

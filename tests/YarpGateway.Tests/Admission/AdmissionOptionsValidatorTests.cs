@@ -1,0 +1,59 @@
+using YarpGateway.Admission;
+
+namespace YarpGateway.Tests.Admission;
+
+public class AdmissionOptionsValidatorTests
+{
+    [Fact]
+    public void Defaults_AreValid()
+    {
+        Assert.True(new AdmissionOptionsValidator().Validate(null, new AdmissionOptions()).Succeeded);
+    }
+
+    [Fact]
+    public void GlobalOff_IsValid()
+    {
+        var options = new AdmissionOptions();
+        options.Global.MaxConcurrency = 0;
+        options.Connections.RatePerSecond = 0;
+        options.Connections.MaxFirstRequestConnections = 0;
+        Assert.True(new AdmissionOptionsValidator().Validate(null, options).Succeeded);
+    }
+
+    [Fact]
+    public void EveryBadValue_IsListed()
+    {
+        var options = new AdmissionOptions
+        {
+            RetryAfter = TimeSpan.Zero,
+            MaxConcurrentConnections = 0,
+            MaxConcurrentUpgradedConnections = -1,
+        };
+        options.Global.MaxConcurrency = -1;
+        options.Global.MaxQueue = -1;
+        options.Global.QueueTimeout = TimeSpan.FromSeconds(-1);
+        options.Connections.RatePerSecond = 10;
+        options.Connections.Burst = 0;
+        options.Connections.MaxWait = TimeSpan.Zero;
+        options.Connections.MaxWaiting = -5;
+        options.Connections.MaxFirstRequestConnections = -1;
+        options.Upgrades.RatePerSecond = -1;
+        options.Upgrades.RetryAfterMin = TimeSpan.FromSeconds(5);
+        options.Upgrades.RetryAfterMax = TimeSpan.FromSeconds(2);
+
+        var failures = new AdmissionOptionsValidator().Validate(null, options).Failures!.ToList();
+
+        string[] keys =
+        [
+            "Global:MaxConcurrency", "Global:MaxQueue", "Global:QueueTimeout", "RetryAfter", "Connections:Burst",
+            "Connections:MaxFirstRequestConnections", "Connections:MaxWait", "Connections:MaxWaiting", "Upgrades:RatePerSecond",
+            "Upgrades:RetryAfterMax", "MaxConcurrentConnections", "MaxConcurrentUpgradedConnections",
+        ];
+        foreach (var key in keys)
+        {
+            Assert.Contains(failures, f => f.StartsWith("Gateway:Admission:" + key + " ", StringComparison.Ordinal));
+        }
+
+        Assert.Equal(keys.Length, failures.Count);
+    }
+}
