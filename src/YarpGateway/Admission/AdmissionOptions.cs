@@ -40,11 +40,16 @@ internal sealed class ConcurrencyLimitOptions
 /// <summary>Options under <c>Gateway:Admission:Connections</c>.</summary>
 internal sealed class ConnectionAdmissionOptions
 {
-    /// <summary>New connections taken on per second (token bucket refill rate); 0 turns throttling off. Default 2000.</summary>
-    public int RatePerSecond { get; set; } = 2000;
+    /// <summary>
+    /// New connections taken on per second (token bucket refill rate); 0 turns throttling off.
+    /// Default 1000 per CPU the process may use (<see cref="Environment.ProcessorCount"/>, which
+    /// honours CPU affinity and container CPU limits): about half of what one core can take on
+    /// while proxying (bench/results/storm.md), leaving the other half to open connections.
+    /// </summary>
+    public int RatePerSecond { get; set; } = 1000 * Environment.ProcessorCount;
 
-    /// <summary>Connections that may be taken on at once before the rate applies (bucket size). Default 1000.</summary>
-    public int Burst { get; set; } = 1000;
+    /// <summary>Connections that may be taken on at once before the rate applies (bucket size). Default 100 per CPU.</summary>
+    public int Burst { get; set; } = 100 * Environment.ProcessorCount;
 
     /// <summary>Connections that may be in their first request at once; 0 turns the cap off. Default 1000.</summary>
     public int MaxFirstRequestConnections { get; set; } = 1000;

@@ -1,0 +1,217 @@
+using System.Diagnostics;
+using System.Globalization;
+using System.Net;
+using System.Net.Sockets;
+using System.Text;
+using System.Text.Json;
+
+// StormBench backend <ip:port>
+//   A minimal Kestrel backend answering every request with a 2-byte body.
+// StormBench storm <ip:port> --existing N --storm M [--warmup-seconds S] [--timeout-seconds T]
+//   N keep-alive clients send one GET a second (spread over the second); after the warm-up,
+//   M new connections arrive at once, each sending one GET. Prints one JSON line of results.
+return args switch
+{
+    ["backend", var endpoint] => await Backend.RunAsync(IPEndPoint.Parse(endpoint)),
+    ["storm", var endpoint, .. var rest] => await Storm.RunAsync(IPEndPoint.Parse(endpoint), Options.Parse(rest)),
+    _ => Usage(),
+};
+
+static int Usage()
+{
+    Console.Error.WriteLine("usage: StormBench backend <ip:port> | StormBench storm <ip:port> --existing N --storm M [--warmup-seconds S] [--timeout-seconds T]");
+    return 2;
+}
+
+internal sealed record Options(int Existing, int StormSize, int WarmupSeconds, int TimeoutSeconds)
+{
+    public static Options Parse(string[] args)
+    {
+        int Get(string name, int fallback)
+        {
+            var i = Array.IndexOf(args, name);
+            return i >= 0 && i + 1 < args.Length ? int.Parse(args[i + 1], CultureInfo.InvariantCulture) : fallback;
+        }
+
+        return new Options(Get("--existing", 1000), Get("--storm", 5000), Get("--warmup-seconds", 5), Get("--timeout-seconds", 60));
+    }
+}
+
+internal static class Backend
+{
+    public static async Task<int> RunAsync(IPEndPoint endpoint)
+    {
+        var builder = WebApplication.CreateEmptyBuilder(new WebApplicationOptions());
+        builder.WebHost.UseKestrelCore().ConfigureKestrel(k => k.Listen(endpoint));
+        var app = builder.Build();
+        var body = "ok"u8.ToArray();
+        app.Run(context =>
+        {
+            context.Response.ContentLength = body.Length;
+            return context.Response.Body.WriteAsync(body).AsTask();
+        });
+        await app.RunAsync();
+        return 0;
+    }
+}
+
+internal static class Storm
+{
+    private static readonly byte[] Request = Encoding.ASCII.GetBytes("GET /storm HTTP/1.1\r\nHost: bench\r\n\r\n");
+    private static readonly byte[] CloseRequest = Encoding.ASCII.GetBytes("GET /storm HTTP/1.1\r\nHost: bench\r\nConnection: close\r\n\r\n");
+
+    public static async Task<int> RunAsync(IPEndPoint target, Options options)
+    {
+        var clock = Stopwatch.StartNew();
+        using var stop = new CancellationTokenSource(TimeSpan.FromSeconds(options.WarmupSeconds + options.TimeoutSeconds + 30));
+        var samples = new List<(double At, double LatencyMs, bool Ok)>[options.Existing];
+
+        // Existing clients: connect gradually during the first half of the warm-up, then one request a second each.
+        var existing = Enumerable.Range(0, options.Existing).Select(i => Task.Run(async () =>
+        {
+            samples[i] = [];
+            var offset = TimeSpan.FromSeconds(options.WarmupSeconds / 2.0 * i / Math.Max(1, options.Existing));
+            await Task.Delay(offset, stop.Token);
+            using var socket = await ConnectAsync(target, stop.Token);
+            var buffer = new byte[4096];
+            var next = clock.Elapsed;
+            while (!stop.IsCancellationRequested)
+            {
+                var started = clock.Elapsed;
+                var ok = await RoundTripAsync(socket, Request, buffer, stop.Token);
+                if (stop.IsCancellationRequested)
+                {
+                    return; // cut short by the end of the run, not a failure
+                }
+
+                samples[i].Add((started.TotalSeconds, (clock.Elapsed - started).TotalMilliseconds, ok));
+                if (!ok)
+                {
+                    return;
+                }
+
+                next += TimeSpan.FromSeconds(1);
+                var wait = next - clock.Elapsed;
+                if (wait > TimeSpan.Zero)
+                {
+                    await Task.Delay(wait, stop.Token);
+                }
+            }
+        }, stop.Token)).ToArray();
+
+        await Task.Delay(TimeSpan.FromSeconds(options.WarmupSeconds));
+        var stormStart = clock.Elapsed.TotalSeconds;
+
+        // The storm: all at once.
+        var storm = await Task.WhenAll(Enumerable.Range(0, options.StormSize).Select(_ => Task.Run(async () =>
+        {
+            try
+            {
+                using var timeout = CancellationTokenSource.CreateLinkedTokenSource(stop.Token);
+                timeout.CancelAfter(TimeSpan.FromSeconds(options.TimeoutSeconds));
+                using var socket = await ConnectAsync(target, timeout.Token);
+                var ok = await RoundTripAsync(socket, CloseRequest, new byte[4096], timeout.Token);
+                return (Ok: ok, Done: clock.Elapsed.TotalSeconds);
+            }
+            catch (Exception ex) when (ex is SocketException or OperationCanceledException or IOException)
+            {
+                return (Ok: false, Done: clock.Elapsed.TotalSeconds);
+            }
+        })));
+        var stormEnd = storm.Max(s => s.Done);
+
+        // One more second of steady traffic after the storm, then stop.
+        await Task.Delay(TimeSpan.FromSeconds(1));
+        await stop.CancelAsync();
+        try
+        {
+            await Task.WhenAll(existing);
+        }
+        catch (OperationCanceledException)
+        {
+        }
+
+        var all = samples.Where(s => s is not null).SelectMany(s => s).ToList();
+        var before = all.Where(s => s.Ok && s.At >= options.WarmupSeconds / 2.0 + 0.5 && s.At < stormStart).Select(s => s.LatencyMs).ToList();
+        var during = all.Where(s => s.Ok && s.At >= stormStart && s.At <= stormEnd).Select(s => s.LatencyMs).ToList();
+        var result = new
+        {
+            existing = options.Existing,
+            storm = options.StormSize,
+            existingFailed = all.Count(s => !s.Ok),
+            beforeP50Ms = Percentile(before, 0.50),
+            beforeP99Ms = Percentile(before, 0.99),
+            duringP50Ms = Percentile(during, 0.50),
+            duringP99Ms = Percentile(during, 0.99),
+            duringMaxMs = during.Count == 0 ? 0 : Math.Round(during.Max(), 1),
+            duringSamples = during.Count,
+            stormFailed = storm.Count(s => !s.Ok),
+            stormServedSeconds = Math.Round(storm.Where(s => s.Ok).Select(s => s.Done).DefaultIfEmpty(stormStart).Max() - stormStart, 2),
+        };
+        Console.WriteLine(JsonSerializer.Serialize(result));
+        return 0;
+    }
+
+    private static async Task<Socket> ConnectAsync(IPEndPoint target, CancellationToken cancellationToken)
+    {
+        var socket = new Socket(target.AddressFamily, SocketType.Stream, ProtocolType.Tcp) { NoDelay = true };
+        try
+        {
+            await socket.ConnectAsync(target, cancellationToken);
+            return socket;
+        }
+        catch
+        {
+            socket.Dispose();
+            throw;
+        }
+    }
+
+    // Sends a request and reads one response with a Content-Length body; false on any failure.
+    private static async Task<bool> RoundTripAsync(Socket socket, byte[] request, byte[] buffer, CancellationToken cancellationToken)
+    {
+        try
+        {
+            await socket.SendAsync(request, SocketFlags.None, cancellationToken);
+            var total = 0;
+            while (true)
+            {
+                var read = await socket.ReceiveAsync(buffer.AsMemory(total), SocketFlags.None, cancellationToken);
+                if (read == 0)
+                {
+                    return false;
+                }
+
+                total += read;
+                var text = Encoding.ASCII.GetString(buffer, 0, total);
+                var headEnd = text.IndexOf("\r\n\r\n", StringComparison.Ordinal);
+                if (headEnd < 0)
+                {
+                    continue;
+                }
+
+                var lengthLine = text[..headEnd].Split("\r\n").FirstOrDefault(l => l.StartsWith("Content-Length:", StringComparison.OrdinalIgnoreCase));
+                var length = lengthLine is null ? 0 : int.Parse(lengthLine["Content-Length:".Length..].Trim(), CultureInfo.InvariantCulture);
+                if (total >= headEnd + 4 + length)
+                {
+                    return text.StartsWith("HTTP/1.1 200", StringComparison.Ordinal);
+                }
+            }
+        }
+        catch (Exception ex) when (ex is SocketException or OperationCanceledException or IOException)
+        {
+            return false;
+        }
+    }
+
+    private static double Percentile(List<double> values, double p)
+    {
+        if (values.Count == 0)
+        {
+            return 0;
+        }
+
+        values.Sort();
+        return Math.Round(values[Math.Min(values.Count - 1, (int)Math.Ceiling(p * values.Count) - 1)], 1);
+    }
+}

@@ -1,0 +1,83 @@
+#!/usr/bin/env bash
+# Reconnect-storm benchmark for connection admission (issue 3).
+#   bench/storm.sh [EXISTING] [STORM] [ROUNDS]
+# N keep-alive clients send a request every second; then M new connections arrive at once.
+# Runs the gateway with connection throttling off, on (the defaults) and loose, alternating, and
+# writes bench/results/storm.md with the median of each measure. Everything stays on loopback.
+# The gateway is pinned to CPU 0; the load tool and the backend share CPU 1.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+EXISTING=${1:-1000}
+STORM=${2:-5000}
+ROUNDS=${3:-3}
+PROXY=127.0.0.1:8080
+MANAGEMENT=127.0.0.1:8081
+BACKEND=127.0.0.1:5900
+OUT=bench/results/storm.md
+RAW=bench/results/raw
+mkdir -p "$RAW"
+ulimit -n 65536 2>/dev/null || ulimit -n "$(ulimit -Hn)"
+
+dotnet build src/YarpGateway -c Release --nologo -v q >/dev/null
+dotnet build bench/StormBench -c Release --nologo -v q >/dev/null
+GATEWAY_DLL=src/YarpGateway/bin/Release/net10.0/YarpGateway.dll
+BENCH_DLL=bench/StormBench/bin/Release/net10.0/StormBench.dll
+
+pids=()
+cleanup() { for p in "${pids[@]}"; do kill "$p" 2>/dev/null || true; done; wait 2>/dev/null || true; }
+trap cleanup EXIT
+
+taskset -c 1 dotnet "$BENCH_DLL" backend "$BACKEND" >"$RAW/backend.log" 2>&1 &
+pids+=($!)
+
+wait_ready() { # url, seconds
+  for _ in $(seq $(( $2 * 10 ))); do curl -fsS -o /dev/null "$1" 2>/dev/null && return 0; sleep 0.1; done
+  echo "not ready: $1" >&2; return 1
+}
+wait_ready "http://$BACKEND/" 30
+
+declare -A MODE_ARGS=(
+  [off]="--Gateway:Admission:Connections:RatePerSecond=0 --Gateway:Admission:Connections:MaxFirstRequestConnections=0"
+  [on]=""   # the shipped defaults (README: Gateway:Admission:Connections)
+  [loose]="--Gateway:Admission:Connections:RatePerSecond=2000 --Gateway:Admission:Connections:Burst=1000"
+)
+
+: >"$RAW/storm.jsonl"
+for round in $(seq "$ROUNDS"); do
+  for mode in off on loose; do
+    # shellcheck disable=SC2086
+    ASPNETCORE_ENVIRONMENT=Production taskset -c 0 dotnet "$GATEWAY_DLL" --config bench/storm-gateway.json \
+      --Kestrel:Endpoints:Proxy:Url=http://$PROXY --Kestrel:Endpoints:Management:Url=http://$MANAGEMENT \
+      ${MODE_ARGS[$mode]} >"$RAW/gateway-$mode-$round.log" 2>&1 &
+    gw=$!
+    wait_ready "http://$MANAGEMENT/healthz/ready" 30
+    line=$(timeout 180 taskset -c 1 dotnet "$BENCH_DLL" storm "$PROXY" --existing "$EXISTING" --storm "$STORM")
+    echo "{\"mode\":\"$mode\",\"round\":$round,\"result\":$line}" | tee -a "$RAW/storm.jsonl"
+    kill -TERM "$gw"; wait "$gw" 2>/dev/null || true
+  done
+done
+
+python3 - "$RAW/storm.jsonl" "$OUT" "$EXISTING" "$STORM" "$ROUNDS" <<'PY'
+import json, statistics, sys, datetime, platform, os
+rows = [json.loads(l) for l in open(sys.argv[1])]
+out, existing, storm, rounds = sys.argv[2], sys.argv[3], sys.argv[4], sys.argv[5]
+keys = [("beforeP99Ms", "existing clients p99 before the storm (ms)"),
+        ("duringP50Ms", "existing clients p50 during the storm (ms)"),
+        ("duringP99Ms", "existing clients p99 during the storm (ms)"),
+        ("duringMaxMs", "existing clients max during the storm (ms)"),
+        ("existingFailed", "existing clients' failed requests"),
+        ("stormFailed", "new connections failed"),
+        ("stormServedSeconds", "time until every new client was served (s)")]
+med = lambda mode, k: statistics.median(r["result"][k] for r in rows if r["mode"] == mode)
+with open(out, "w") as f:
+    f.write(f"# Reconnect storm: {existing} keep-alive clients at 1 request/s each, then {storm} new connections at once\n\n")
+    f.write(f"Medians of {rounds} rounds, run alternately (off, on, loose, off, ...). Gateway pinned to CPU 0; load tool and backend on CPU 1.\n")
+    f.write("off: `RatePerSecond=0, MaxFirstRequestConnections=0`; on: the defaults (per CPU the gateway may use: 1000/s, burst 100; pinned to one CPU here), 1000 connections in their first request; loose: 2000/s, burst 1000.\n")
+    f.write(f"Generated {datetime.datetime.now(datetime.timezone.utc):%Y-%m-%d %H:%M} UTC by `bench/storm.sh {existing} {storm} {rounds}` on {os.cpu_count()} CPUs.\n\n")
+    f.write("| measure | off | on (defaults) | loose |\n| --- | ---: | ---: | ---: |\n")
+    for k, label in keys:
+        f.write(f"| {label} | {med('off', k)} | {med('on', k)} | {med('loose', k)} |\n")
+    f.write("\nRaw results: one JSON line per run in `bench/results/raw/storm.jsonl` (not committed).\n")
+print(open(out).read())
+PY
