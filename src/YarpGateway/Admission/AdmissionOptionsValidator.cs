@@ -14,22 +14,13 @@ internal sealed class AdmissionOptionsValidator : IValidateOptions<AdmissionOpti
         Positive(options.RetryAfter, "RetryAfter", errors);
 
         var connections = options.Connections;
-        NotNegative(connections.RatePerSecond, "Connections:RatePerSecond", errors);
-        if (connections.RatePerSecond > 0)
-        {
-            AtLeastOne(connections.Burst, "Connections:Burst", errors);
-        }
-
+        RateAndBurst(connections.RatePerSecond, connections.Burst, "Connections:", errors);
         NotNegative(connections.MaxFirstRequestConnections, "Connections:MaxFirstRequestConnections", errors);
         Positive(connections.MaxWait, "Connections:MaxWait", errors);
         NotNegative(connections.MaxWaiting, "Connections:MaxWaiting", errors);
 
         var upgrades = options.Upgrades;
-        NotNegative(upgrades.RatePerSecond, "Upgrades:RatePerSecond", errors);
-        if (upgrades.RatePerSecond > 0)
-        {
-            AtLeastOne(upgrades.Burst, "Upgrades:Burst", errors);
-        }
+        RateAndBurst(upgrades.RatePerSecond, upgrades.Burst, "Upgrades:", errors);
 
         Positive(upgrades.RetryAfterMin, "Upgrades:RetryAfterMin", errors);
         if (upgrades.RetryAfterMax < upgrades.RetryAfterMin)
@@ -50,19 +41,21 @@ internal sealed class AdmissionOptionsValidator : IValidateOptions<AdmissionOpti
         return errors.Count == 0 ? ValidateOptionsResult.Success : ValidateOptionsResult.Fail(errors);
     }
 
+    // A token bucket: the rate may be 0 (off); when it is on, the bucket must hold at least one token.
+    private static void RateAndBurst(int ratePerSecond, int burst, string prefix, List<string> errors)
+    {
+        NotNegative(ratePerSecond, prefix + "RatePerSecond", errors);
+        if (ratePerSecond > 0 && burst < 1)
+        {
+            errors.Add($"{Prefix}{prefix}Burst must be at least 1 when the rate is on; got {burst}.");
+        }
+    }
+
     private static void NotNegative(int value, string key, List<string> errors)
     {
         if (value < 0)
         {
             errors.Add($"{Prefix}{key} must not be negative; got {value}.");
-        }
-    }
-
-    private static void AtLeastOne(int value, string key, List<string> errors)
-    {
-        if (value < 1)
-        {
-            errors.Add($"{Prefix}{key} must be at least 1 when the rate is on; got {value}.");
         }
     }
 
