@@ -5,6 +5,7 @@ using YarpGateway.Demo;
 using YarpGateway.Endpoints;
 using YarpGateway.Health;
 using YarpGateway.LoadBalancing;
+using YarpGateway.Resilience;
 
 namespace YarpGateway;
 
@@ -22,6 +23,7 @@ internal static class GatewayApplicationBuilderExtensions
         errors.AddRange(GatewayKestrelSetup.Validate(app.Configuration));
         CheckOptions<HealthOptions>(app, HealthOptions.SectionName, errors);
         CheckOptions<AdmissionOptions>(app, AdmissionOptions.SectionName, errors);
+        CheckOptions<ResilienceOptions>(app, ResilienceOptions.SectionName, errors);
         CheckOptions<DemoBackendsOptions>(app, DemoBackendsOptions.SectionName, errors);
         try
         {
@@ -64,11 +66,14 @@ internal static class GatewayApplicationBuilderExtensions
         });
         app.UseGlobalAdmission();
         app.UseRouting();
+        app.UseRequestTimeouts(); // YARP routes' Timeout / TimeoutPolicy
         app.MapReverseProxy(proxy =>
         {
-            // YARP's default pipeline, preceded by admission and with drained destinations removed.
+            // YARP's default pipeline, preceded by admission, with drained destinations removed,
+            // and with retries around everything that picks and calls a destination.
             proxy.UseRouteAndClusterAdmission();
             proxy.UseDrainedDestinationFilter();
+            proxy.UseRetries();
             proxy.UseSessionAffinity();
             proxy.UseLoadBalancing();
             proxy.UsePassiveHealthChecks();

@@ -8,6 +8,7 @@ using YarpGateway.Demo;
 using YarpGateway.Endpoints;
 using YarpGateway.Health;
 using YarpGateway.LoadBalancing;
+using YarpGateway.Resilience;
 using YarpGateway.Telemetry;
 
 namespace YarpGateway;
@@ -45,6 +46,9 @@ internal static class GatewayServiceCollectionExtensions
 
         // Admission: concurrency limits, connection and upgrade throttling.
         services.AddAdmission(builder.Configuration);
+
+        // Resilience: timeouts, retries with a budget, outlier ejection.
+        services.AddResilience(builder.Configuration);
 
         services.AddGatewayHealth(builder.Configuration);
 

@@ -23,6 +23,13 @@ internal sealed class GatewayMetrics
     private readonly Counter<long> _connectionsClosed;
     private readonly Histogram<double> _connectionWait;
 
+    private readonly Counter<long> _attempts;
+    private readonly Counter<long> _retries;
+    private readonly Counter<long> _budgetExhausted;
+    private readonly Counter<long> _timeouts;
+    private readonly Counter<long> _ejections;
+    private readonly Counter<long> _reactivations;
+    private readonly Counter<long> _ejectionsSkipped;
     private volatile AdmissionLimits? _admissionLimits;
 
     public GatewayMetrics(IMeterFactory meterFactory)
@@ -66,7 +73,29 @@ internal sealed class GatewayMetrics
             "gateway.connection_admission.wait", unit: "s",
             description: "Time delayed or closed connections waited for connection admission.",
             advice: new InstrumentAdvice<double> { HistogramBucketBoundaries = WaitBuckets });
+
+        _attempts = meter.CreateCounter<long>("gateway.proxy.attempts", unit: "{attempt}", description: "Attempts to send a request to a destination, first tries and retries, by cluster.");
+        _retries = meter.CreateCounter<long>("gateway.proxy.retries", unit: "{retry}", description: "Retries, by cluster and reason (status_502/503/504, connect_failure, connect_timeout, connection_reset, try_timeout).");
+        _budgetExhausted = meter.CreateCounter<long>("gateway.proxy.retry_budget.exhausted", unit: "{retry}", description: "Retries not made because the cluster's retry budget was spent.");
+        _timeouts = meter.CreateCounter<long>("gateway.proxy.timeouts", unit: "{timeout}", description: "Requests answered 504 by a timeout, by cluster and kind (connect, try, route, activity).");
+        _ejections = meter.CreateCounter<long>("gateway.outlier.ejections", unit: "{ejection}", description: "Destinations ejected by outlier ejection, by cluster and destination.");
+        _reactivations = meter.CreateCounter<long>("gateway.outlier.reactivations", unit: "{reactivation}", description: "Ejected destinations reactivated, by cluster and destination.");
+        _ejectionsSkipped = meter.CreateCounter<long>("gateway.outlier.ejections_skipped", unit: "{ejection}", description: "Ejections not made because MaxEjectedPercent of the cluster was already ejected.");
     }
+
+    public void ProxyAttempt(string? cluster) => _attempts.Add(1, new KeyValuePair<string, object?>("cluster", cluster));
+
+    public void Retry(string? cluster, string reason) => _retries.Add(1, new TagList { { "cluster", cluster }, { "reason", reason } });
+
+    public void RetryBudgetExhausted(string? cluster) => _budgetExhausted.Add(1, new KeyValuePair<string, object?>("cluster", cluster));
+
+    public void Timeout(string cluster, string kind) => _timeouts.Add(1, new TagList { { "cluster", cluster }, { "kind", kind } });
+
+    public void Ejected(string cluster, string destination) => _ejections.Add(1, new TagList { { "cluster", cluster }, { "destination", destination } });
+
+    public void Reactivated(string cluster, string destination) => _reactivations.Add(1, new TagList { { "cluster", cluster }, { "destination", destination } });
+
+    public void EjectionSkipped(string cluster) => _ejectionsSkipped.Add(1, new KeyValuePair<string, object?>("cluster", cluster));
 
     public void ConfigReloaded(bool applied)
     {

@@ -1,0 +1,205 @@
+using System.Collections.Concurrent;
+using Microsoft.AspNetCore.Http.Timeouts;
+using Polly;
+using Polly.Retry;
+using YarpGateway.Configuration;
+using YarpGateway.Telemetry;
+
+namespace YarpGateway.Resilience;
+
+/// <summary>
+/// Retries in the proxy pipeline, before session affinity and load balancing, so that every retry
+/// runs load balancing again over the destinations that have not failed this request. A Polly.Core
+/// retry pipeline supplies exponential backoff with jitter; <see cref="ShouldRetry"/> adds the rules:
+/// only repeatable requests, only before the response starts, only within the cluster's retry budget.
+/// After the last attempt, a timeout becomes a 504 whose body names the timeout.
+/// </summary>
+internal sealed partial class ProxyRetryMiddleware(
+    ReloadableOptions<ResilienceOptions> options,
+    RetryBudgets budgets,
+    GatewayMetrics metrics,
+    TimeProvider timeProvider,
+    ILogger<ProxyRetryMiddleware> logger)
+{
+    private static readonly ResiliencePropertyKey<RetryAttempt> AttemptKey = new("YarpGateway.RetryAttempt");
+    private readonly ConcurrentDictionary<(int MaxRetries, TimeSpan Base, TimeSpan Max), ResiliencePipeline<bool>> _pipelines = new();
+    private readonly ConcurrentDictionary<(object Route, object? Cluster, object Options), ResilienceSettings> _settings = new();
+    private readonly TimeProvider _timeProvider = timeProvider;
+    private readonly LogThrottle _logThrottle = new(timeProvider);
+
+    public async Task InvokeAsync(HttpContext context, Func<Task> next)
+    {
+        var proxy = context.GetReverseProxyFeature();
+        var current = options.Current;
+        var clusterConfig = proxy.Cluster?.Config;
+        var clusterId = clusterConfig?.ClusterId ?? string.Empty;
+        var settings = SettingsFor(proxy.Route.Config, clusterConfig, current);
+        var budget = budgets.For(clusterId, current.RetryBudget);
+        budget.RecordRequest();
+
+        var (eligible, repeatable) = Classify(context, settings);
+        using var attempt = new RetryAttempt(context, proxy, settings, budget, eligible, repeatable);
+        attempt.Candidates = proxy.AvailableDestinations;
+        context.Features.Set(attempt);
+
+        if (!eligible || settings.MaxRetries == 0)
+        {
+            await RunAttemptAsync(attempt, next);
+        }
+        else
+        {
+            var pipeline = PipelineFor(settings.MaxRetries, current);
+            var resilienceContext = ResilienceContextPool.Shared.Get(context.RequestAborted);
+            resilienceContext.Properties.Set(AttemptKey, attempt);
+            try
+            {
+                await pipeline.ExecuteAsync(
+                    static (rc, state) => new ValueTask<bool>(state.Self.RunAttemptAsync(state.Attempt, state.Next)),
+                    resilienceContext,
+                    (Self: this, Attempt: attempt, Next: next));
+            }
+            finally
+            {
+                ResilienceContextPool.Shared.Return(resilienceContext);
+            }
+        }
+
+        await FinishAsync(attempt, clusterId);
+    }
+
+    // Returns whether another attempt could succeed.
+    private async Task<bool> RunAttemptAsync(RetryAttempt attempt, Func<Task> next)
+    {
+        attempt.Begin(_timeProvider);
+        metrics.ProxyAttempt(attempt.Proxy.Cluster?.Config.ClusterId);
+        await next();
+        return attempt.End();
+    }
+
+    private ValueTask<bool> ShouldRetry(RetryPredicateArguments<bool> args)
+    {
+        var attempt = args.Context.Properties.GetValue(AttemptKey, null!);
+        if (args.Outcome.Result is not true || args.AttemptNumber >= attempt.Settings.MaxRetries)
+        {
+            return ValueTask.FromResult(false);
+        }
+
+        // A held-back status already took its retry from the budget; a transport failure takes one now.
+        if (!attempt.RetryReserved && !attempt.Budget.TryAcquireRetry())
+        {
+            metrics.RetryBudgetExhausted(attempt.Proxy.Cluster?.Config.ClusterId);
+            return ValueTask.FromResult(false);
+        }
+
+        metrics.Retry(attempt.Proxy.Cluster?.Config.ClusterId, Reason(attempt));
+        return ValueTask.FromResult(true);
+    }
+
+    private async Task FinishAsync(RetryAttempt attempt, string clusterId)
+    {
+        var context = attempt.Context;
+        var routeTimedOut = context.Features.Get<IHttpRequestTimeoutFeature>()?.RequestTimeoutToken.IsCancellationRequested == true;
+        var kind = routeTimedOut ? "route"
+            : attempt.LastFailure switch
+            {
+                AttemptFailure.ConnectTimeout => "connect",
+                AttemptFailure.TryTimeout => "try",
+                AttemptFailure.ActivityTimeout => "activity",
+                _ => null,
+            };
+        if (kind is null)
+        {
+            return;
+        }
+
+        metrics.Timeout(clusterId, kind);
+        var destination = attempt.Proxy.ProxiedDestination?.DestinationId ?? "-";
+        if (_logThrottle.ShouldLog(kind, out var suppressed))
+        {
+            Log.Timeout(logger, kind, attempt.Proxy.Route.Config.RouteId, clusterId, destination, attempt.Number, suppressed);
+        }
+
+        if (!context.Response.HasStarted && !(context.RequestAborted.IsCancellationRequested && !routeTimedOut))
+        {
+            context.Response.Clear();
+            context.Response.StatusCode = StatusCodes.Status504GatewayTimeout;
+            context.Response.ContentType = "text/plain; charset=utf-8";
+            await context.Response.WriteAsync($"gateway: {kind} timeout\n", CancellationToken.None);
+        }
+    }
+
+    private static string Reason(RetryAttempt attempt) => attempt.LastFailure switch
+    {
+        AttemptFailure.Status => "status_" + attempt.Context.Response.StatusCode.ToString(System.Globalization.CultureInfo.InvariantCulture),
+        AttemptFailure.ConnectFailure => "connect_failure",
+        AttemptFailure.ConnectTimeout => "connect_timeout",
+        AttemptFailure.ConnectionReset => "connection_reset",
+        AttemptFailure.TryTimeout => "try_timeout",
+        _ => "other",
+    };
+
+    /// <summary>
+    /// Eligible: GET, HEAD, OPTIONS, TRACE, and PUT/DELETE only with <c>RetryIdempotent</c>; never
+    /// POST or PATCH, never an upgrade. Repeatable: eligible with no body, or with a body small enough
+    /// (<see cref="ResilienceOptions.MaxRetryBodyBytes"/>) to be buffered and sent again.
+    /// </summary>
+    private static (bool Eligible, bool Repeatable) Classify(HttpContext context, ResilienceSettings settings)
+    {
+        var method = context.Request.Method;
+        var idempotent = HttpMethods.IsGet(method) || HttpMethods.IsHead(method) || HttpMethods.IsOptions(method) || HttpMethods.IsTrace(method)
+            || (settings.RetryIdempotent && (HttpMethods.IsPut(method) || HttpMethods.IsDelete(method)));
+        if (!idempotent || Admission.RequestAdmission.IsUpgrade(context))
+        {
+            return (false, false);
+        }
+
+        if (!RetryAttempt.HasBody(context))
+        {
+            return (true, true);
+        }
+
+        if (settings.MaxRetryBodyBytes > 0 && context.Request.ContentLength is { } length && length <= settings.MaxRetryBodyBytes)
+        {
+            context.Request.EnableBuffering(settings.MaxRetryBodyBytes, settings.MaxRetryBodyBytes);
+            return (true, true);
+        }
+
+        return (true, false);
+    }
+
+    private ResilienceSettings SettingsFor(Yarp.ReverseProxy.Configuration.RouteConfig route, Yarp.ReverseProxy.Configuration.ClusterConfig? cluster, ResilienceOptions current)
+    {
+        var key = (route, (object?)cluster, (object)current);
+        if (_settings.TryGetValue(key, out var settings))
+        {
+            return settings;
+        }
+
+        if (_settings.Count > 1024)
+        {
+            _settings.Clear(); // old config generations
+        }
+
+        return _settings.GetOrAdd(key, static (_, state) => ResilienceSettings.Resolve(state.current, state.cluster?.Metadata, state.route.Metadata), (route, cluster, current));
+    }
+
+    private ResiliencePipeline<bool> PipelineFor(int maxRetries, ResilienceOptions current)
+        => _pipelines.GetOrAdd((maxRetries, current.RetryBaseDelay, current.RetryMaxDelay), static (key, self) =>
+            new ResiliencePipelineBuilder<bool> { TimeProvider = self._timeProvider }
+                .AddRetry(new RetryStrategyOptions<bool>
+                {
+                    MaxRetryAttempts = key.MaxRetries,
+                    BackoffType = DelayBackoffType.Exponential,
+                    UseJitter = true,
+                    Delay = key.Base,
+                    MaxDelay = key.Max,
+                    ShouldHandle = self.ShouldRetry,
+                })
+                .Build(), this);
+
+    private static partial class Log
+    {
+        [LoggerMessage(1, LogLevel.Warning, "Proxy {Kind} timeout: route {RouteId}, cluster {ClusterId}, destination {DestinationId}, after {Attempts} attempt(s); answered 504 ({Suppressed} similar suppressed in the last second).", EventName = "ProxyTimeout")]
+        public static partial void Timeout(ILogger logger, string kind, string routeId, string clusterId, string destinationId, int attempts, long suppressed);
+    }
+}

@@ -1,0 +1,37 @@
+using Microsoft.Extensions.Options;
+using Yarp.ReverseProxy.Forwarder;
+using Yarp.ReverseProxy.Health;
+using Yarp.ReverseProxy.Transforms.Builder;
+using YarpGateway.Configuration;
+
+namespace YarpGateway.Resilience;
+
+/// <summary>Registration and pipeline wiring for timeouts, retries and outlier ejection.</summary>
+internal static class ResilienceExtensions
+{
+    public static IServiceCollection AddResilience(this IServiceCollection services, IConfiguration configuration)
+    {
+        services.AddOptions<ResilienceOptions>().Bind(configuration.GetSection(ResilienceOptions.SectionName));
+        services.AddSingleton<IValidateOptions<ResilienceOptions>, ResilienceOptionsValidator>();
+        services.AddSingleton(sp => ActivatorUtilities.CreateInstance<ReloadableOptions<ResilienceOptions>>(sp, ResilienceOptions.SectionName));
+        services.AddSingleton<IProxyConfigRule, ResilienceMetadataRule>();
+
+        // Route timeouts (YARP's route Timeout/TimeoutPolicy) need the request-timeouts middleware.
+        services.AddRequestTimeouts();
+
+        services.AddSingleton<RetryBudgets>();
+        services.AddSingleton<ProxyRetryMiddleware>();
+        services.AddSingleton<ITransformProvider, RetryResponseTransformProvider>();
+        services.AddSingleton<IForwarderHttpClientFactory, GatewayHttpClientFactory>(); // replaces YARP's (last registration wins)
+        services.AddSingleton<IPassiveHealthCheckPolicy, OutlierEjectionPolicy>();
+        return services;
+    }
+
+    /// <summary>In the proxy pipeline, before session affinity and load balancing.</summary>
+    public static IReverseProxyApplicationBuilder UseRetries(this IReverseProxyApplicationBuilder proxy)
+    {
+        var retries = proxy.ApplicationServices.GetRequiredService<ProxyRetryMiddleware>();
+        proxy.Use((context, next) => retries.InvokeAsync(context, next));
+        return proxy;
+    }
+}

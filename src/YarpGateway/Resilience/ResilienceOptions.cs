@@ -1,0 +1,44 @@
+namespace YarpGateway.Resilience;
+
+/// <summary>Options under <c>Gateway:Resilience</c>: defaults for every cluster; routes and clusters override some in <c>Metadata</c>.</summary>
+internal sealed class ResilienceOptions
+{
+    public const string SectionName = "Gateway:Resilience";
+
+    /// <summary>Retries after the first attempt (metadata <c>MaxRetries</c>). Default 2; 0 turns retries off.</summary>
+    public int MaxRetries { get; set; } = 2;
+
+    /// <summary>Backend statuses that are retried (metadata <c>RetryStatusCodes</c>, e.g. "502,503"). Default 502, 503, 504.</summary>
+    public int[] RetryStatusCodes { get; set; } = [502, 503, 504];
+
+    /// <summary>First backoff delay; doubles each retry, with jitter. Default 25 ms.</summary>
+    public TimeSpan RetryBaseDelay { get; set; } = TimeSpan.FromMilliseconds(25);
+
+    /// <summary>Longest backoff delay. Default 1 s.</summary>
+    public TimeSpan RetryMaxDelay { get; set; } = TimeSpan.FromSeconds(1);
+
+    /// <summary>Request bodies up to this size are buffered so that they can be resent; 0 (default) never buffers.</summary>
+    public int MaxRetryBodyBytes { get; set; }
+
+    /// <summary>Time one attempt may take until its response starts (metadata <c>TryTimeout</c>). Default none.</summary>
+    public TimeSpan? TryTimeout { get; set; }
+
+    /// <summary>Time to establish a connection to a destination (cluster metadata <c>ConnectTimeout</c>). Default 2 s.</summary>
+    public TimeSpan ConnectTimeout { get; set; } = TimeSpan.FromSeconds(2);
+
+    /// <summary>How many retries a cluster may add.</summary>
+    public RetryBudgetOptions RetryBudget { get; set; } = new();
+}
+
+/// <summary>Options under <c>Gateway:Resilience:RetryBudget</c>.</summary>
+internal sealed class RetryBudgetOptions
+{
+    /// <summary>Retries may add at most this share of a cluster's requests over <see cref="Window"/>. Default 0.2 (20 %).</summary>
+    public double Ratio { get; set; } = 0.2;
+
+    /// <summary>Retries allowed per second whatever the traffic, so a quiet cluster can still retry. Default 3.</summary>
+    public int MinRetriesPerSecond { get; set; } = 3;
+
+    /// <summary>The sliding window, in whole seconds. Default 10 s.</summary>
+    public TimeSpan Window { get; set; } = TimeSpan.FromSeconds(10);
+}

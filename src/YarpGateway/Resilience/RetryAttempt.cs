@@ -1,0 +1,192 @@
+using Yarp.ReverseProxy.Forwarder;
+using Yarp.ReverseProxy.Model;
+
+namespace YarpGateway.Resilience;
+
+/// <summary>Why an attempt failed, as the <c>reason</c> tag on retry metrics and in logs.</summary>
+internal enum AttemptFailure
+{
+    None,
+    ConnectFailure,
+    ConnectTimeout,
+    ConnectionReset,
+    TryTimeout,
+    ActivityTimeout,
+    Status,
+    Other,
+}
+
+/// <summary>
+/// One proxied request's retry state, shared (as a request feature) by <see cref="ProxyRetryMiddleware"/>,
+/// the response transform that holds back a retryable status, and the outlier-ejection policy.
+/// </summary>
+internal sealed class RetryAttempt(HttpContext context, IReverseProxyFeature proxy, ResilienceSettings settings, RetryBudget budget, bool eligible, bool repeatable) : IDisposable
+{
+    private List<DestinationState>? _failed;
+    private CancellationTokenSource? _tryTimer;
+    private CancellationTokenSource? _tryTimeout;
+    private CancellationToken _requestAborted;
+
+    public HttpContext Context { get; } = context;
+
+    public IReverseProxyFeature Proxy { get; } = proxy;
+
+    public ResilienceSettings Settings { get; } = settings;
+
+    public RetryBudget Budget { get; } = budget;
+
+    /// <summary>May be retried at all: an idempotent method (PUT/DELETE only when the route opts in), not an upgrade.</summary>
+    public bool Eligible { get; } = eligible;
+
+    /// <summary>Safe to send again whatever happened: eligible, and no body or a buffered one.</summary>
+    public bool Repeatable { get; } = repeatable;
+
+    /// <summary>Attempts made so far (1 during the first).</summary>
+    public int Number { get; private set; }
+
+    /// <summary>A retry was taken from the budget while the response was held back.</summary>
+    public bool RetryReserved { get; private set; }
+
+    public AttemptFailure LastFailure { get; private set; }
+
+    /// <summary>The available destinations as load balancing first saw them.</summary>
+    public IReadOnlyList<DestinationState> Candidates { get; set; } = [];
+
+    /// <summary>True while the current attempt's try timeout has fired (and the client is still there).</summary>
+    public bool TryTimedOut => _tryTimeout?.IsCancellationRequested == true && !_requestAborted.IsCancellationRequested;
+
+    /// <summary>Called by the response transform: holds back a retryable status if a retry can follow.</summary>
+    public bool TryReserveRetryForStatus(int status)
+    {
+        if (!Repeatable || Number > Settings.MaxRetries || !Settings.RetryStatusCodes.Contains(status) || !Budget.TryAcquireRetry())
+        {
+            return false;
+        }
+
+        RetryReserved = true;
+        return true;
+    }
+
+    /// <summary>Starts an attempt: on a retry, resets the response and excludes the destinations that failed.</summary>
+    public void Begin(TimeProvider timeProvider)
+    {
+        Number++;
+        RetryReserved = false;
+        LastFailure = AttemptFailure.None;
+        if (Number > 1)
+        {
+            Context.Response.Clear();
+            Context.Features.Set<IForwarderErrorFeature>(null);
+            Proxy.AvailableDestinations = _failed is null ? Candidates : Candidates.Where(d => !_failed.Contains(d)).ToArray();
+            if (Context.Request.Body.CanSeek)
+            {
+                Context.Request.Body.Position = 0;
+            }
+        }
+
+        _requestAborted = Context.RequestAborted;
+        if (Settings.TryTimeout is { } tryTimeout)
+        {
+            // YARP cancels the backend request with HttpContext.RequestAborted; swap in a token that
+            // also fires at the try timeout, until the response starts.
+            _tryTimer = new CancellationTokenSource(tryTimeout, timeProvider);
+            _tryTimeout = CancellationTokenSource.CreateLinkedTokenSource(_requestAborted, _tryTimer.Token);
+            Context.Response.OnStarting(static s => Disarm((CancellationTokenSource)s), _tryTimer);
+            Context.RequestAborted = _tryTimeout.Token;
+        }
+    }
+
+    /// <summary>Ends an attempt and says whether another could fix it.</summary>
+    public bool End()
+    {
+        if (_tryTimeout is not null)
+        {
+            Context.RequestAborted = _requestAborted;
+        }
+
+        LastFailure = Classify();
+        _tryTimeout?.Dispose();
+        _tryTimer?.Dispose();
+        _tryTimeout = null;
+        _tryTimer = null;
+        if (LastFailure != AttemptFailure.None && Proxy.ProxiedDestination is { } destination)
+        {
+            (_failed ??= []).Add(destination);
+        }
+
+        if (Context.Response.HasStarted || _requestAborted.IsCancellationRequested)
+        {
+            return false;
+        }
+
+        return LastFailure switch
+        {
+            AttemptFailure.Status => RetryReserved,
+            AttemptFailure.ConnectFailure or AttemptFailure.ConnectTimeout => Eligible, // no connection: the body was never sent
+            AttemptFailure.ConnectionReset or AttemptFailure.TryTimeout => Repeatable,
+            _ => false,
+        };
+    }
+
+    // The response started: the try timeout no longer applies (a started response is never retried).
+    private static Task Disarm(CancellationTokenSource timer)
+    {
+        try
+        {
+            timer.CancelAfter(Timeout.InfiniteTimeSpan);
+        }
+        catch (ObjectDisposedException)
+        {
+            // The attempt ended before the response started (a later attempt's response).
+        }
+
+        return Task.CompletedTask;
+    }
+
+    private AttemptFailure Classify()
+    {
+        if (_tryTimeout?.IsCancellationRequested == true && !_requestAborted.IsCancellationRequested)
+        {
+            return AttemptFailure.TryTimeout;
+        }
+
+        if (Context.Features.Get<IForwarderErrorFeature>() is { } error)
+        {
+            return error.Error switch
+            {
+                ForwarderError.Request or ForwarderError.ResponseHeaders => ClassifyTransport(error.Exception),
+                ForwarderError.RequestTimedOut => AttemptFailure.ActivityTimeout,
+                _ => AttemptFailure.Other,
+            };
+        }
+
+        return RetryReserved || Context.Response.StatusCode >= 500 ? AttemptFailure.Status : AttemptFailure.None;
+    }
+
+    private static AttemptFailure ClassifyTransport(Exception? exception)
+    {
+        for (var ex = exception; ex is not null; ex = ex.InnerException)
+        {
+            if (ex is HttpRequestException { HttpRequestError: HttpRequestError.ConnectionError } connect)
+            {
+                return connect.InnerException is TimeoutException || connect.InnerException is OperationCanceledException ? AttemptFailure.ConnectTimeout : AttemptFailure.ConnectFailure;
+            }
+
+            if (ex is TimeoutException && ex.Message.Contains("ConnectTimeout", StringComparison.Ordinal))
+            {
+                return AttemptFailure.ConnectTimeout;
+            }
+        }
+
+        return AttemptFailure.ConnectionReset;
+    }
+
+    public void Dispose()
+    {
+        _tryTimeout?.Dispose();
+        _tryTimer?.Dispose();
+    }
+
+    internal static bool HasBody(HttpContext context)
+        => context.Request.ContentLength > 0 || context.Request.Headers.TransferEncoding.Count > 0;
+}
