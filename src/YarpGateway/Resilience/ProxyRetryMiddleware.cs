@@ -38,7 +38,7 @@ internal sealed partial class ProxyRetryMiddleware(
         budget.RecordRequest();
 
         var (eligible, repeatable) = Classify(context, settings);
-        using var attempt = new RetryAttempt(context, proxy, settings, budget, eligible, repeatable);
+        using var attempt = new RetryAttempt(context, proxy, settings, budget, eligible, repeatable, metrics);
         attempt.Candidates = proxy.AvailableDestinations;
         context.Features.Set(attempt);
 

@@ -1,5 +1,6 @@
 using Yarp.ReverseProxy.Forwarder;
 using Yarp.ReverseProxy.Model;
+using YarpGateway.Telemetry;
 
 namespace YarpGateway.Resilience;
 
@@ -20,7 +21,7 @@ internal enum AttemptFailure
 /// One proxied request's retry state, shared (as a request feature) by <see cref="ProxyRetryMiddleware"/>,
 /// the response transform that holds back a retryable status, and the outlier-ejection policy.
 /// </summary>
-internal sealed class RetryAttempt(HttpContext context, IReverseProxyFeature proxy, ResilienceSettings settings, RetryBudget budget, bool eligible, bool repeatable) : IDisposable
+internal sealed class RetryAttempt(HttpContext context, IReverseProxyFeature proxy, ResilienceSettings settings, RetryBudget budget, bool eligible, bool repeatable, GatewayMetrics metrics) : IDisposable
 {
     private List<DestinationState>? _failed;
     private CancellationTokenSource? _tryTimer;
@@ -58,8 +59,14 @@ internal sealed class RetryAttempt(HttpContext context, IReverseProxyFeature pro
     /// <summary>Called by the response transform: holds back a retryable status if a retry can follow.</summary>
     public bool TryReserveRetryForStatus(int status)
     {
-        if (!Repeatable || Number > Settings.MaxRetries || !Settings.RetryStatusCodes.Contains(status) || !Budget.TryAcquireRetry())
+        if (!Repeatable || Number > Settings.MaxRetries || !Settings.RetryStatusCodes.Contains(status))
         {
+            return false;
+        }
+
+        if (!Budget.TryAcquireRetry())
+        {
+            metrics.RetryBudgetExhausted(Proxy.Cluster?.Config.ClusterId);
             return false;
         }
 
@@ -77,7 +84,10 @@ internal sealed class RetryAttempt(HttpContext context, IReverseProxyFeature pro
         {
             Context.Response.Clear();
             Context.Features.Set<IForwarderErrorFeature>(null);
-            Proxy.AvailableDestinations = _failed is null ? Candidates : Candidates.Where(d => !_failed.Contains(d)).ToArray();
+            // Destinations that failed this request are left out while others remain; once every one
+            // has failed, any may be tried again (a one-destination cluster still gets its retries).
+            var untried = _failed is null ? Candidates : Candidates.Where(d => !_failed.Contains(d)).ToArray();
+            Proxy.AvailableDestinations = untried.Count > 0 ? untried : Candidates;
             if (Context.Request.Body.CanSeek)
             {
                 Context.Request.Body.Position = 0;
@@ -155,7 +165,8 @@ internal sealed class RetryAttempt(HttpContext context, IReverseProxyFeature pro
             return error.Error switch
             {
                 ForwarderError.Request or ForwarderError.ResponseHeaders => ClassifyTransport(error.Exception),
-                ForwarderError.RequestTimedOut => AttemptFailure.ActivityTimeout,
+                // YARP reports SocketsHttpHandler's ConnectTimeout as a timed-out request too.
+                ForwarderError.RequestTimedOut => IsConnectTimeout(error.Exception) ? AttemptFailure.ConnectTimeout : AttemptFailure.ActivityTimeout,
                 _ => AttemptFailure.Other,
             };
         }
@@ -165,20 +176,34 @@ internal sealed class RetryAttempt(HttpContext context, IReverseProxyFeature pro
 
     private static AttemptFailure ClassifyTransport(Exception? exception)
     {
+        if (IsConnectTimeout(exception))
+        {
+            return AttemptFailure.ConnectTimeout;
+        }
+
         for (var ex = exception; ex is not null; ex = ex.InnerException)
         {
-            if (ex is HttpRequestException { HttpRequestError: HttpRequestError.ConnectionError } connect)
+            if (ex is HttpRequestException { HttpRequestError: HttpRequestError.ConnectionError })
             {
-                return connect.InnerException is TimeoutException || connect.InnerException is OperationCanceledException ? AttemptFailure.ConnectTimeout : AttemptFailure.ConnectFailure;
-            }
-
-            if (ex is TimeoutException && ex.Message.Contains("ConnectTimeout", StringComparison.Ordinal))
-            {
-                return AttemptFailure.ConnectTimeout;
+                return AttemptFailure.ConnectFailure;
             }
         }
 
         return AttemptFailure.ConnectionReset;
+    }
+
+    // SocketsHttpHandler: "A connection could not be established within the configured ConnectTimeout."
+    private static bool IsConnectTimeout(Exception? exception)
+    {
+        for (var ex = exception; ex is not null; ex = ex.InnerException)
+        {
+            if (ex is TimeoutException && ex.Message.Contains("ConnectTimeout", StringComparison.Ordinal))
+            {
+                return true;
+            }
+        }
+
+        return false;
     }
 
     public void Dispose()

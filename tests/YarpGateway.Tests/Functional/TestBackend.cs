@@ -45,11 +45,27 @@ internal sealed class TestBackend : IAsyncDisposable
     /// <summary>The most requests that were ever waiting at gates at once.</summary>
     public int MaxHeld => Volatile.Read(ref _maxHeld);
 
-    public static async Task<TestBackend> StartAsync(string name)
+    /// <summary>When set, every request (health probes excepted) is answered with this status.</summary>
+    public HttpStatusCode? ForcedStatus { get; set; }
+
+    /// <summary>When set, every request waits this long before answering (or until the gateway cancels it).</summary>
+    public TimeSpan? Delay { get; set; }
+
+    /// <summary>Requests the gateway cancelled while this backend was still working on them.</summary>
+    public int Cancelled => Volatile.Read(ref _cancelled);
+
+    private int _cancelled;
+
+    public int Port => Address.Port;
+
+    public static Task<TestBackend> StartAsync(string name) => StartAsync(name, port: 0);
+
+    /// <summary>Starts on a given port (0: any), e.g. to bring a stopped backend back where it was.</summary>
+    public static async Task<TestBackend> StartAsync(string name, int port)
     {
         // No configuration sources: the gateway's appsettings.json sits in this folder too.
         var builder = WebApplication.CreateEmptyBuilder(new WebApplicationOptions());
-        builder.WebHost.UseKestrelCore().ConfigureKestrel(kestrel => kestrel.Listen(IPAddress.Loopback, 0));
+        builder.WebHost.UseKestrelCore().ConfigureKestrel(kestrel => kestrel.Listen(IPAddress.Loopback, port));
         var app = builder.Build();
         var backend = new TestBackend(name, app);
         app.Run(async context =>
@@ -62,6 +78,34 @@ internal sealed class TestBackend : IAsyncDisposable
             }
 
             Interlocked.Increment(ref backend._requests);
+            if (context.Request.Path == "/reset")
+            {
+                // Read the whole request, then drop the connection without a response.
+                await context.Request.Body.CopyToAsync(Stream.Null, context.RequestAborted);
+                context.Abort();
+                return;
+            }
+
+            if (backend.Delay is { } delay)
+            {
+                try
+                {
+                    await Task.Delay(delay, context.RequestAborted);
+                }
+                catch (OperationCanceledException)
+                {
+                    Interlocked.Increment(ref backend._cancelled);
+                    return;
+                }
+            }
+
+            if (backend.ForcedStatus is { } status)
+            {
+                context.Response.StatusCode = (int)status;
+                await context.Response.WriteAsync($"{name} {(int)status}", context.RequestAborted);
+                return;
+            }
+
             if (context.Request.Path.StartsWithSegments("/hold", out var rest))
             {
                 var held = Interlocked.Increment(ref backend._held);

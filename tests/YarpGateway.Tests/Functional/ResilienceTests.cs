@@ -1,0 +1,273 @@
+using System.Diagnostics;
+using System.Net;
+using System.Net.Sockets;
+using System.Text.Json.Nodes;
+
+namespace YarpGateway.Tests.Functional;
+
+public class ResilienceTests
+{
+    private static readonly TimeSpan Bound = TimeSpan.FromSeconds(15);
+
+    private static JsonObject Cluster(JsonObject config) => config["ReverseProxy"]!["Clusters"]!["c1"]!.AsObject();
+
+    private static JsonObject Route(JsonObject config) => config["ReverseProxy"]!["Routes"]!["all"]!.AsObject();
+
+    [Fact]
+    public async Task DestinationStoppedMidLoad_NoGetFails_ItIsEjected_AndComesBackAfterRestart()
+    {
+        await using var a = await TestBackend.StartAsync("a");
+        var b = await TestBackend.StartAsync("b");
+        var bPort = b.Port;
+        var config = ProxyConfigJson.CatchAll("WeightedRoundRobin", (a, "1"), (b, "1"));
+        Cluster(config)["HealthCheck"] = new JsonObject { ["Passive"] = new JsonObject { ["Enabled"] = true, ["Policy"] = "OutlierEjection", ["ReactivationPeriod"] = "00:00:01" } };
+        Cluster(config)["Metadata"] = new JsonObject { ["OutlierEjection.ConsecutiveFailures"] = "3" };
+        await using var gateway = await GatewayUnderTest.StartAsync(config);
+
+        var progress = new Load.Progress();
+        var load = Load.RunAsync(gateway, requests: 2000, workers: 20, progress: progress);
+        Assert.True(await Eventually.TrueAsync(() => progress.Completed >= 400, Bound));
+        await b.DisposeAsync(); // the host shuts down mid-load
+        var result = await load.WaitAsync(TimeSpan.FromSeconds(60));
+
+        Assert.True(result.Failures == 0, $"{result.Failures} GETs failed: {string.Join("; ", result.FailureSamples)}");
+        Assert.Equal(2000, result.Total);
+        Assert.True(gateway.Counter("gateway.outlier.ejections|cluster=c1|destination=b") >= 1, "b was not ejected");
+        Assert.True(gateway.Counter("gateway.proxy.retries|cluster=c1|reason=connect_failure") >= 1);
+
+        // Back on the same port: after the reactivation period it gets traffic again.
+        await using var restarted = await TestBackend.StartAsync("b", bPort);
+        Assert.True(await Eventually.TrueAsync(async () =>
+        {
+            await Load.RunAsync(gateway, requests: 20, workers: 2);
+            return restarted.Requests > 0;
+        }, Bound), "b got no traffic after its restart");
+        Assert.True(gateway.Counter("gateway.outlier.reactivations|cluster=c1|destination=b") >= 1);
+    }
+
+    [Fact]
+    public async Task PostToABackendThatResets_Gets502_AndIsSentExactlyOnce()
+    {
+        await using var a = await TestBackend.StartAsync("a");
+        await using var b = await TestBackend.StartAsync("b");
+        await using var gateway = await GatewayUnderTest.StartAsync(ProxyConfigJson.CatchAll("WeightedRoundRobin", (a, "1"), (b, "1")));
+        using var client = gateway.CreateProxyClient();
+
+        using var response = await client.PostAsync("/reset", new StringContent("payload"));
+
+        Assert.Equal(HttpStatusCode.BadGateway, response.StatusCode);
+        Assert.Equal(1, a.Requests + b.Requests);
+        Assert.Equal(0, gateway.Counter("gateway.proxy.retries|cluster=c1|reason=connection_reset"));
+    }
+
+    [Fact]
+    public async Task GetToABackendThatResets_IsRetriedOnTheOtherDestination()
+    {
+        await using var a = await TestBackend.StartAsync("a");
+        await using var b = await TestBackend.StartAsync("b");
+        await using var gateway = await GatewayUnderTest.StartAsync(ProxyConfigJson.CatchAll("WeightedRoundRobin", (a, "1"), (b, "1")));
+        using var client = gateway.CreateProxyClient();
+
+        using var response = await client.GetAsync("/reset");
+
+        // Both reset. The first retry goes to the destination not yet tried; once both have failed,
+        // the last retry may use either. Three attempts, then 502.
+        Assert.Equal(HttpStatusCode.BadGateway, response.StatusCode);
+        Assert.Equal(3, a.Requests + b.Requests);
+        Assert.InRange(a.Requests, 1, 2);
+        Assert.InRange(b.Requests, 1, 2);
+        Assert.Equal(2, gateway.Counter("gateway.proxy.retries|cluster=c1|reason=connection_reset"));
+    }
+
+    [Fact]
+    public async Task BackendAnswering503_RetriesStopAtTheBudget_ClientsGet503()
+    {
+        await using var a = await TestBackend.StartAsync("a");
+        await using var b = await TestBackend.StartAsync("b");
+        a.ForcedStatus = HttpStatusCode.ServiceUnavailable;
+        b.ForcedStatus = HttpStatusCode.ServiceUnavailable;
+        await using var gateway = await GatewayUnderTest.StartAsync(ProxyConfigJson.CatchAll("WeightedRoundRobin", (a, "1"), (b, "1")));
+        using var client = gateway.CreateProxyClient();
+
+        const int requests = 300;
+        var statuses = new List<HttpStatusCode>();
+        for (var i = 0; i < requests; i++)
+        {
+            using var response = await client.GetAsync("/x");
+            statuses.Add(response.StatusCode);
+            Assert.Contains(" 503", await response.Content.ReadAsStringAsync(), StringComparison.Ordinal); // the backend's own body
+        }
+
+        Assert.All(statuses, s => Assert.Equal(HttpStatusCode.ServiceUnavailable, s));
+        var attempts = a.Requests + b.Requests;
+        var budgetBound = (int)((1 + 0.2) * requests) + (3 * 10); // ratio 20 % plus 3/s over the 10 s window
+        Assert.InRange(attempts, requests + 1, budgetBound);
+        Assert.True(gateway.Counter("gateway.proxy.retry_budget.exhausted|cluster=c1") > 0);
+        Assert.Equal(attempts, gateway.Counter("gateway.proxy.attempts|cluster=c1"));
+    }
+
+    [Fact]
+    public async Task PutIsRetriedOnlyWhenTheRouteOptsIn()
+    {
+        await using var a = await TestBackend.StartAsync("a");
+        a.ForcedStatus = HttpStatusCode.BadGateway;
+        var config = ProxyConfigJson.CatchAll("WeightedRoundRobin", (a, "1"));
+        await using var gateway = await GatewayUnderTest.StartAsync(config);
+        using var client = gateway.CreateProxyClient();
+
+        using (var put = await client.PutAsync("/x", null))
+        {
+            Assert.Equal(HttpStatusCode.BadGateway, put.StatusCode);
+        }
+
+        Assert.Equal(1, a.Requests);
+
+        Route(config)["Metadata"] = new JsonObject { ["RetryIdempotent"] = "true" };
+        gateway.WriteConfig(config);
+        Assert.True(await Eventually.TrueAsync(() => gateway.Counter("gateway.config.reloads|result=applied") == 1, Bound));
+        using (var put = await client.PutAsync("/x", null))
+        {
+            Assert.Equal(HttpStatusCode.BadGateway, put.StatusCode);
+        }
+
+        Assert.Equal(1 + 3, a.Requests); // first try plus 2 retries
+    }
+
+    [Fact]
+    public async Task RouteTimeout_Gives504WithinTwentyPercent_AndCancelsTheBackendRequest()
+    {
+        await using var a = await TestBackend.StartAsync("a");
+        var config = ProxyConfigJson.CatchAll("WeightedRoundRobin", (a, "1"));
+        Route(config)["Timeout"] = "00:00:02";
+        await using var gateway = await GatewayUnderTest.StartAsync(config);
+        using var client = gateway.CreateProxyClient();
+        using (await client.GetAsync("/warm-up"))
+        {
+            // JIT and connections warm, so that the timing below is the timeout's alone.
+        }
+
+        a.Delay = TimeSpan.FromSeconds(30);
+        var clock = Stopwatch.StartNew();
+        using var response = await client.GetAsync("/slow");
+        var elapsed = clock.Elapsed;
+
+        Assert.Equal(HttpStatusCode.GatewayTimeout, response.StatusCode);
+        Assert.Equal("gateway: route timeout\n", await response.Content.ReadAsStringAsync());
+        Assert.InRange(elapsed, TimeSpan.FromSeconds(1.6), TimeSpan.FromSeconds(2.4));
+        Assert.True(await Eventually.TrueAsync(() => a.Cancelled == 1, Bound), "the backend request was not cancelled");
+        Assert.Equal(1, gateway.Counter("gateway.proxy.timeouts|cluster=c1|kind=route"));
+        Assert.Contains(gateway.Logs.Lines, l => l.Contains("[ProxyTimeout] Proxy route timeout", StringComparison.Ordinal));
+    }
+
+    [Fact]
+    public async Task TryTimeout_LetsARetrySucceedOnTheOtherDestination()
+    {
+        await using var slow = await TestBackend.StartAsync("slow");
+        await using var fast = await TestBackend.StartAsync("fast");
+        slow.Delay = TimeSpan.FromSeconds(30);
+        var config = ProxyConfigJson.CatchAll("WeightedRoundRobin", (slow, "1"), (fast, "1"));
+        Route(config)["Metadata"] = new JsonObject { ["TryTimeout"] = "00:00:00.300" };
+        await using var gateway = await GatewayUnderTest.StartAsync(config);
+        using var client = gateway.CreateProxyClient();
+
+        // Round robin sends the first request to "slow".
+        var clock = Stopwatch.StartNew();
+        using var response = await client.GetAsync("/x");
+
+        Assert.Equal(HttpStatusCode.OK, response.StatusCode);
+        Assert.Equal("fast", await response.Content.ReadAsStringAsync());
+        Assert.InRange(clock.Elapsed, TimeSpan.FromSeconds(0.3), TimeSpan.FromSeconds(5));
+        Assert.True(await Eventually.TrueAsync(() => slow.Cancelled == 1, Bound));
+        Assert.Equal(1, gateway.Counter("gateway.proxy.retries|cluster=c1|reason=try_timeout"));
+    }
+
+    [Fact]
+    public async Task TryTimeoutOnEveryAttempt_Gives504NamingIt()
+    {
+        await using var slow = await TestBackend.StartAsync("slow");
+        slow.Delay = TimeSpan.FromSeconds(30);
+        var config = ProxyConfigJson.CatchAll("WeightedRoundRobin", (slow, "1"));
+        Route(config)["Metadata"] = new JsonObject { ["TryTimeout"] = "00:00:00.200", ["MaxRetries"] = "1" };
+        await using var gateway = await GatewayUnderTest.StartAsync(config);
+        using var client = gateway.CreateProxyClient();
+
+        using var response = await client.GetAsync("/x");
+
+        Assert.Equal(HttpStatusCode.GatewayTimeout, response.StatusCode);
+        Assert.Equal("gateway: try timeout\n", await response.Content.ReadAsStringAsync());
+        Assert.Equal(1, gateway.Counter("gateway.proxy.timeouts|cluster=c1|kind=try"));
+    }
+
+    [Fact]
+    public async Task NoListener_IsAConnectFailure_RetriedElsewhere()
+    {
+        await using var a = await TestBackend.StartAsync("a");
+        var deadPort = GetUnusedPort();
+        var config = ProxyConfigJson.CatchAll("WeightedRoundRobin", (a, "1"));
+        Cluster(config)["Destinations"]!.AsObject().Insert(0, "dead", new JsonObject { ["Address"] = $"http://127.0.0.1:{deadPort}/" });
+        await using var gateway = await GatewayUnderTest.StartAsync(config);
+        using var client = gateway.CreateProxyClient();
+
+        for (var i = 0; i < 4; i++)
+        {
+            using var response = await client.GetAsync("/x");
+            Assert.Equal(HttpStatusCode.OK, response.StatusCode);
+        }
+
+        Assert.True(gateway.Counter("gateway.proxy.retries|cluster=c1|reason=connect_failure") >= 1);
+    }
+
+    [Fact]
+    public async Task ConnectTimeout_AgainstAListenerWhoseBacklogIsFull_Gives504WithinTheBound()
+    {
+        // A loopback listener that never accepts: once its backlog is full, new SYNs are dropped.
+        using var listener = new Socket(AddressFamily.InterNetwork, SocketType.Stream, ProtocolType.Tcp);
+        listener.Bind(new IPEndPoint(IPAddress.Loopback, 0));
+        listener.Listen(1);
+        var port = ((IPEndPoint)listener.LocalEndPoint!).Port;
+        var fillers = new List<Socket>();
+        for (var i = 0; i < 4; i++)
+        {
+            var filler = new Socket(AddressFamily.InterNetwork, SocketType.Stream, ProtocolType.Tcp) { Blocking = false };
+            try
+            {
+                filler.Connect(IPAddress.Loopback, port);
+            }
+            catch (SocketException)
+            {
+                // in progress or dropped: either way the backlog fills
+            }
+
+            fillers.Add(filler);
+        }
+
+        try
+        {
+            var config = ProxyConfigJson.Config(("all", "/{**catch-all}", "c1"), ("c1", "WeightedRoundRobin", []));
+            Cluster(config)["Destinations"] = new JsonObject { ["blackhole"] = new JsonObject { ["Address"] = $"http://127.0.0.1:{port}/" } };
+            Cluster(config)["Metadata"] = new JsonObject { ["ConnectTimeout"] = "00:00:00.500", ["MaxRetries"] = "0" };
+            await using var gateway = await GatewayUnderTest.StartAsync(config);
+            using var client = gateway.CreateProxyClient();
+
+            var clock = Stopwatch.StartNew();
+            using var response = await client.GetAsync("/x");
+            var elapsed = clock.Elapsed;
+
+            Assert.Equal(HttpStatusCode.GatewayTimeout, response.StatusCode);
+            Assert.Equal("gateway: connect timeout\n", await response.Content.ReadAsStringAsync());
+            Assert.InRange(elapsed, TimeSpan.FromSeconds(0.4), TimeSpan.FromSeconds(3));
+            Assert.Equal(1, gateway.Counter("gateway.proxy.timeouts|cluster=c1|kind=connect"));
+        }
+        finally
+        {
+            fillers.ForEach(f => f.Dispose());
+        }
+    }
+
+    private static int GetUnusedPort()
+    {
+        using var probe = new TcpListener(IPAddress.Loopback, 0);
+        probe.Start();
+        return ((IPEndPoint)probe.LocalEndpoint).Port;
+    }
+}
