@@ -8,8 +8,17 @@ internal sealed class ResilienceOptions
     /// <summary>Retries after the first attempt (metadata <c>MaxRetries</c>). Default 2; 0 turns retries off.</summary>
     public int MaxRetries { get; set; } = 2;
 
-    /// <summary>Backend statuses that are retried (metadata <c>RetryStatusCodes</c>, e.g. "502,503"). Default 502, 503, 504.</summary>
-    public int[] RetryStatusCodes { get; set; } = [502, 503, 504];
+    /// <summary>The statuses retried when <see cref="RetryStatusCodes"/> is not set.</summary>
+    public static readonly IReadOnlyList<int> DefaultRetryStatusCodes = [502, 503, 504];
+
+    /// <summary>
+    /// Backend statuses that are retried (metadata <c>RetryStatusCodes</c>, e.g. "502,503"). Default
+    /// <see cref="DefaultRetryStatusCodes"/>. Null rather than initialised: the configuration binder
+    /// appends to an initialised array, so <c>[503]</c> would otherwise still retry 502 and 504.
+    /// </summary>
+    public int[]? RetryStatusCodes { get; set; }
+
+    public IReadOnlyList<int> EffectiveRetryStatusCodes => RetryStatusCodes ?? DefaultRetryStatusCodes;
 
     /// <summary>First backoff delay; doubles each retry, with jitter. Default 25 ms.</summary>
     public TimeSpan RetryBaseDelay { get; set; } = TimeSpan.FromMilliseconds(25);

@@ -15,7 +15,7 @@ internal sealed class ResilienceOptionsValidator : IValidateOptions<ResilienceOp
             errors.Add($"{Prefix}MaxRetries must be from 0 to 10; got {options.MaxRetries}.");
         }
 
-        foreach (var code in options.RetryStatusCodes)
+        foreach (var code in options.EffectiveRetryStatusCodes)
         {
             if (!ResilienceSettings.IsRetryableStatus(code))
             {

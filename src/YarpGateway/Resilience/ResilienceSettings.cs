@@ -21,7 +21,7 @@ internal sealed record ResilienceSettings(int MaxRetries, IReadOnlySet<int> Retr
     public static ResilienceSettings Resolve(ResilienceOptions options, IReadOnlyDictionary<string, string>? cluster, IReadOnlyDictionary<string, string>? route)
     {
         var maxRetries = options.MaxRetries;
-        var statuses = (IReadOnlySet<int>)options.RetryStatusCodes.ToHashSet();
+        var statuses = (IReadOnlySet<int>)options.EffectiveRetryStatusCodes.ToHashSet();
         var tryTimeout = options.TryTimeout;
         foreach (var metadata in new[] { cluster, route })
         {

@@ -127,4 +127,29 @@ public class StartupTests
         Assert.Contains("Gateway:Admission:Global:MaxConcurrency must not be negative", gateway.StandardError, StringComparison.Ordinal);
         Assert.Contains("Gateway:Admission:Connections:MaxWait must be positive", gateway.StandardError, StringComparison.Ordinal);
     }
+
+    [Fact]
+    public async Task BadResilienceValues_ExitNonZero_WithEveryErrorListed()
+    {
+        var path = WriteTemp("""
+        { "Gateway": { "Resilience": { "ConnectTimeout": "-00:00:01", "RetryStatusCodes": [ 200, 503 ], "RetryBudget": { "Ratio": 1.5 } } },
+          "ReverseProxy": {
+            "Routes": { "api": { "ClusterId": "api", "Match": { "Path": "/api" }, "Metadata": { "TryTimeout": "-00:00:01", "RetryIdempotent": "maybe" } } },
+            "Clusters": { "api": { "Metadata": { "RetryStatusCodes": "503,banana", "OutlierEjection.MaxEjectedPercent": "150" },
+                                   "Destinations": { "d1": { "Address": "http://127.0.0.1:9" } } } } } }
+        """);
+
+        using var gateway = GatewayProcess.Start("Production", LoopbackArgs(path));
+
+        Assert.Equal(1, await gateway.WaitForExitAsync(ExitBound));
+        var stderr = gateway.StandardError;
+        Assert.Contains("Gateway:Resilience:ConnectTimeout must be positive", stderr, StringComparison.Ordinal);
+        Assert.Contains("Gateway:Resilience:RetryStatusCodes: 200 is not a status a gateway can retry", stderr, StringComparison.Ordinal);
+        Assert.Contains("Gateway:Resilience:RetryBudget:Ratio must be from 0 to 1", stderr, StringComparison.Ordinal);
+        Assert.Contains("ReverseProxy:Routes:api:Metadata:TryTimeout: '-00:00:01' is not a positive time span", stderr, StringComparison.Ordinal);
+        Assert.Contains("ReverseProxy:Routes:api:Metadata:RetryIdempotent: 'maybe' is not true or false.", stderr, StringComparison.Ordinal);
+        Assert.Contains("ReverseProxy:Clusters:api:Metadata:RetryStatusCodes: '503,banana'", stderr, StringComparison.Ordinal);
+        Assert.Contains("ReverseProxy:Clusters:api:Metadata:OutlierEjection.MaxEjectedPercent: '150'", stderr, StringComparison.Ordinal);
+        Assert.DoesNotContain("   at ", stderr, StringComparison.Ordinal);
+    }
 }

@@ -1,0 +1,126 @@
+using System.Diagnostics.Metrics;
+using Microsoft.AspNetCore.Http;
+using Yarp.ReverseProxy.Configuration;
+using Yarp.ReverseProxy.Health;
+using Yarp.ReverseProxy.Model;
+using YarpGateway.Resilience;
+using YarpGateway.Telemetry;
+
+namespace YarpGateway.Tests.Resilience;
+
+public class OutlierEjectionPolicyTests
+{
+    private sealed class RecordingHealthUpdater : IDestinationHealthUpdater
+    {
+        public List<(string Destination, DestinationHealth Health, TimeSpan Period)> Passive { get; } = [];
+
+        public void SetActive(ClusterState cluster, IEnumerable<NewActiveDestinationHealth> newHealthStates)
+        {
+        }
+
+        public void SetPassive(ClusterState cluster, DestinationState destination, DestinationHealth newHealth, TimeSpan reactivationPeriod)
+        {
+            Passive.Add((destination.DestinationId, newHealth, reactivationPeriod));
+            destination.Health.Passive = newHealth;
+        }
+    }
+
+    private sealed class NoMeterFactory : IMeterFactory
+    {
+        public Meter Create(MeterOptions options) => new(options);
+
+        public void Dispose()
+        {
+        }
+    }
+
+    private static (ClusterState Cluster, DestinationState[] Destinations) Cluster(int count, Dictionary<string, string> metadata)
+    {
+        var config = new ClusterConfig
+        {
+            ClusterId = "c",
+            Metadata = metadata,
+            HealthCheck = new HealthCheckConfig { Passive = new PassiveHealthCheckConfig { Enabled = true, Policy = "OutlierEjection", ReactivationPeriod = TimeSpan.FromMinutes(1) } },
+        };
+        var cluster = new ClusterState("c", new ClusterModel(config, new HttpMessageInvoker(new HttpClientHandler())));
+        var destinations = Enumerable.Range(0, count).Select(i => new DestinationState($"d{i}", new DestinationModel(new DestinationConfig { Address = $"http://127.0.0.1:{1000 + i}" }))).ToArray();
+        foreach (var d in destinations)
+        {
+            cluster.Destinations[d.DestinationId] = d;
+        }
+
+        return (cluster, destinations);
+    }
+
+    private static DefaultHttpContext Response(int status) => new DefaultHttpContext { Response = { StatusCode = status } };
+
+    [Fact]
+    public void ConsecutiveFailures_EjectForTheReactivationPeriod_SuccessResetsTheCount()
+    {
+        var (cluster, d) = Cluster(4, new() { ["OutlierEjection.ConsecutiveFailures"] = "3", ["OutlierEjection.MinimumRequests"] = "1000" });
+        var health = new RecordingHealthUpdater();
+        var policy = new OutlierEjectionPolicy(health, new GatewayMetrics(new NoMeterFactory()), new ManualTimeProvider(), Microsoft.Extensions.Logging.Abstractions.NullLogger<OutlierEjectionPolicy>.Instance);
+
+        policy.RequestProxied(Response(500), cluster, d[0]);
+        policy.RequestProxied(Response(502), cluster, d[0]);
+        policy.RequestProxied(Response(200), cluster, d[0]); // resets
+        policy.RequestProxied(Response(503), cluster, d[0]);
+        policy.RequestProxied(Response(503), cluster, d[0]);
+        Assert.Empty(health.Passive);
+
+        policy.RequestProxied(Response(504), cluster, d[0]);
+        Assert.Equal([("d0", DestinationHealth.Unhealthy, TimeSpan.FromMinutes(1))], health.Passive);
+    }
+
+    [Fact]
+    public void FailureRate_OverTheWindow_Ejects()
+    {
+        var (cluster, d) = Cluster(4, new() { ["OutlierEjection.FailureRate"] = "0.5", ["OutlierEjection.MinimumRequests"] = "10", ["OutlierEjection.ConsecutiveFailures"] = "100" });
+        var health = new RecordingHealthUpdater();
+        var policy = new OutlierEjectionPolicy(health, new GatewayMetrics(new NoMeterFactory()), new ManualTimeProvider(), Microsoft.Extensions.Logging.Abstractions.NullLogger<OutlierEjectionPolicy>.Instance);
+
+        for (var i = 0; i < 10; i++)
+        {
+            policy.RequestProxied(Response(i % 2 == 1 ? 500 : 200), cluster, d[1]); // the 10th is the 5th failure: 50 %
+        }
+
+        Assert.Single(health.Passive);
+    }
+
+    [Fact]
+    public void NeverEjectsMoreThanTheMaximumShare()
+    {
+        var (cluster, d) = Cluster(4, new() { ["OutlierEjection.ConsecutiveFailures"] = "1" });
+        var health = new RecordingHealthUpdater();
+        var policy = new OutlierEjectionPolicy(health, new GatewayMetrics(new NoMeterFactory()), new ManualTimeProvider(), Microsoft.Extensions.Logging.Abstractions.NullLogger<OutlierEjectionPolicy>.Instance);
+
+        foreach (var destination in d)
+        {
+            policy.RequestProxied(Response(500), cluster, destination);
+        }
+
+        Assert.Equal(2, health.Passive.Count); // 50 % of 4
+        Assert.Equal(2, d.Count(x => x.Health.Passive == DestinationHealth.Unhealthy));
+    }
+
+    [Fact]
+    public void ClientGoingAway_IsNotAFailure()
+    {
+        var (cluster, d) = Cluster(2, new() { ["OutlierEjection.ConsecutiveFailures"] = "1" });
+        var health = new RecordingHealthUpdater();
+        var policy = new OutlierEjectionPolicy(health, new GatewayMetrics(new NoMeterFactory()), new ManualTimeProvider(), Microsoft.Extensions.Logging.Abstractions.NullLogger<OutlierEjectionPolicy>.Instance);
+        var context = new DefaultHttpContext();
+        context.Features.Set<Yarp.ReverseProxy.Forwarder.IForwarderErrorFeature>(new ErrorFeature(Yarp.ReverseProxy.Forwarder.ForwarderError.RequestCanceled));
+
+        policy.RequestProxied(context, cluster, d[0]);
+
+        Assert.Empty(health.Passive);
+    }
+
+    private sealed class ErrorFeature(Yarp.ReverseProxy.Forwarder.ForwarderError error) : Yarp.ReverseProxy.Forwarder.IForwarderErrorFeature
+    {
+        public Yarp.ReverseProxy.Forwarder.ForwarderError Error => error;
+
+        public Exception? Exception => null;
+    }
+}
