@@ -199,6 +199,24 @@ public class ResilienceTests
     }
 
     [Fact]
+    public async Task ActivityTimeout_Gives504NamingIt_AndIsNotRetried()
+    {
+        await using var slow = await TestBackend.StartAsync("slow");
+        slow.Delay = TimeSpan.FromSeconds(30);
+        var config = ProxyConfigJson.CatchAll("WeightedRoundRobin", (slow, "1"));
+        Cluster(config)["HttpRequest"] = new JsonObject { ["ActivityTimeout"] = "00:00:00.500" };
+        await using var gateway = await GatewayUnderTest.StartAsync(config);
+        using var client = gateway.CreateProxyClient();
+
+        using var response = await client.GetAsync("/x");
+
+        Assert.Equal(HttpStatusCode.GatewayTimeout, response.StatusCode);
+        Assert.Equal("gateway: activity timeout\n", await response.Content.ReadAsStringAsync());
+        Assert.Equal(1, slow.Requests); // a backend that goes quiet is not hit again
+        Assert.Equal(1, gateway.Counter("gateway.proxy.timeouts|cluster=c1|kind=activity"));
+    }
+
+    [Fact]
     public async Task NoListener_IsAConnectFailure_RetriedElsewhere()
     {
         await using var a = await TestBackend.StartAsync("a");
