@@ -133,6 +133,26 @@ public class ResilienceTests
         Assert.Equal(1 + 3, a.Requests); // first try plus 2 retries
     }
 
+    [Theory]
+    [InlineData(0, 1)]      // default: a body that was sent is never resent
+    [InlineData(1024, 3)]   // small enough to buffer: resent, whole, on each retry
+    public async Task PutWithABody_IsResentOnlyWhenBuffered(int maxRetryBodyBytes, int expectedAttempts)
+    {
+        await using var a = await TestBackend.StartAsync("a");
+        a.ForcedStatus = HttpStatusCode.ServiceUnavailable;
+        var config = ProxyConfigJson.CatchAll("WeightedRoundRobin", (a, "1"));
+        Route(config)["Metadata"] = new JsonObject { ["RetryIdempotent"] = "true" };
+        await using var gateway = await GatewayUnderTest.StartAsync(config, $"--Gateway:Resilience:MaxRetryBodyBytes={maxRetryBodyBytes}");
+        using var client = gateway.CreateProxyClient();
+
+        using var response = await client.PutAsync("/x", new StringContent("the same body"));
+
+        Assert.Equal(HttpStatusCode.ServiceUnavailable, response.StatusCode);
+        Assert.Equal(expectedAttempts, a.Requests);
+        Assert.All(a.Bodies, body => Assert.Equal("the same body", body));
+        Assert.Equal(expectedAttempts, a.Bodies.Count);
+    }
+
     [Fact]
     public async Task RouteTimeout_Gives504WithinTwentyPercent_AndCancelsTheBackendRequest()
     {

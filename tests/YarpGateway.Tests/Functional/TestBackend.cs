@@ -58,6 +58,9 @@ internal sealed class TestBackend : IAsyncDisposable
 
     public int Port => Address.Port;
 
+    /// <summary>The bodies of requests that had one, in arrival order.</summary>
+    public System.Collections.Concurrent.ConcurrentQueue<string> Bodies { get; } = new();
+
     public static Task<TestBackend> StartAsync(string name) => StartAsync(name, port: 0);
 
     /// <summary>Starts on a given port (0: any), e.g. to bring a stopped backend back where it was.</summary>
@@ -84,6 +87,12 @@ internal sealed class TestBackend : IAsyncDisposable
                 await context.Request.Body.CopyToAsync(Stream.Null, context.RequestAborted);
                 context.Abort();
                 return;
+            }
+
+            if (context.Request.ContentLength > 0)
+            {
+                using var reader = new StreamReader(context.Request.Body);
+                backend.Bodies.Enqueue(await reader.ReadToEndAsync(context.RequestAborted));
             }
 
             if (backend.Delay is { } delay)
