@@ -11,9 +11,7 @@ internal static class AdmissionExtensions
 {
     public static IServiceCollection AddAdmission(this IServiceCollection services, IConfiguration configuration)
     {
-        services.AddOptions<AdmissionOptions>().Bind(configuration.GetSection(AdmissionOptions.SectionName));
-        services.AddSingleton<IValidateOptions<AdmissionOptions>, AdmissionOptionsValidator>();
-        services.AddSingleton(sp => ActivatorUtilities.CreateInstance<ReloadableOptions<AdmissionOptions>>(sp, AdmissionOptions.SectionName));
+        services.AddReloadableOptions<AdmissionOptions, AdmissionOptionsValidator>(configuration, AdmissionOptions.SectionName);
         services.AddSingleton<IConfigureOptions<KestrelServerOptions>, AdmissionKestrelLimits>();
         services.AddSingleton<IProxyConfigRule, AdmissionMetadataRule>();
 

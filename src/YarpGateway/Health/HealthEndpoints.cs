@@ -1,5 +1,6 @@
 using Microsoft.AspNetCore.Diagnostics.HealthChecks;
 using Microsoft.Extensions.Diagnostics.HealthChecks;
+using YarpGateway.Configuration;
 
 namespace YarpGateway.Health;
 
@@ -16,8 +17,7 @@ internal static class HealthEndpoints
 
     public static IServiceCollection AddGatewayHealth(this IServiceCollection services, IConfiguration configuration)
     {
-        services.AddOptions<HealthOptions>().Bind(configuration.GetSection(HealthOptions.SectionName));
-        services.AddSingleton(sp => ActivatorUtilities.CreateInstance<Configuration.ReloadableOptions<HealthOptions>>(sp, HealthOptions.SectionName));
+        services.AddReloadableOptions<HealthOptions>(configuration, HealthOptions.SectionName);
         services.AddHealthChecks()
             .AddCheck("process", () => HealthCheckResult.Healthy("serving requests"), tags: [LiveTag])
             .AddCheck<ConfigHealthCheck>("config", tags: [ReadyTag, StartupTag])

@@ -1,4 +1,3 @@
-using Microsoft.Extensions.Options;
 using Yarp.ReverseProxy.Forwarder;
 using Yarp.ReverseProxy.Health;
 using Yarp.ReverseProxy.Transforms.Builder;
@@ -11,9 +10,7 @@ internal static class ResilienceExtensions
 {
     public static IServiceCollection AddResilience(this IServiceCollection services, IConfiguration configuration)
     {
-        services.AddOptions<ResilienceOptions>().Bind(configuration.GetSection(ResilienceOptions.SectionName));
-        services.AddSingleton<IValidateOptions<ResilienceOptions>, ResilienceOptionsValidator>();
-        services.AddSingleton(sp => ActivatorUtilities.CreateInstance<ReloadableOptions<ResilienceOptions>>(sp, ResilienceOptions.SectionName));
+        services.AddReloadableOptions<ResilienceOptions, ResilienceOptionsValidator>(configuration, ResilienceOptions.SectionName);
         services.AddSingleton<IProxyConfigRule, ResilienceMetadataRule>();
 
         // Route timeouts (YARP's route Timeout/TimeoutPolicy) need the request-timeouts middleware.

@@ -1,0 +1,29 @@
+using Microsoft.Extensions.Options;
+
+namespace YarpGateway.Configuration;
+
+/// <summary>Registers a <c>Gateway:*</c> options section the way every feature does: bound, validated, reloadable.</summary>
+internal static class ReloadableOptionsExtensions
+{
+    /// <summary>
+    /// Binds <typeparamref name="TOptions"/> to <paramref name="section"/>, validates it with
+    /// <typeparamref name="TValidator"/> (start-up lists every error) and registers
+    /// <see cref="ReloadableOptions{TOptions}"/> for reading it on the request path.
+    /// </summary>
+    public static IServiceCollection AddReloadableOptions<TOptions, TValidator>(this IServiceCollection services, IConfiguration configuration, string section)
+        where TOptions : class, new()
+        where TValidator : class, IValidateOptions<TOptions>
+    {
+        services.AddSingleton<IValidateOptions<TOptions>, TValidator>();
+        return services.AddReloadableOptions<TOptions>(configuration, section);
+    }
+
+    /// <summary>As above, for options whose only checks are that they bind.</summary>
+    public static IServiceCollection AddReloadableOptions<TOptions>(this IServiceCollection services, IConfiguration configuration, string section)
+        where TOptions : class, new()
+    {
+        services.AddOptions<TOptions>().Bind(configuration.GetSection(section));
+        services.AddSingleton(sp => ActivatorUtilities.CreateInstance<ReloadableOptions<TOptions>>(sp, section));
+        return services;
+    }
+}
