@@ -24,6 +24,7 @@ internal static class GatewayApplicationBuilderExtensions
         CheckOptions<HealthOptions>(app, HealthOptions.SectionName, errors);
         CheckOptions<AdmissionOptions>(app, AdmissionOptions.SectionName, errors);
         CheckOptions<ResilienceOptions>(app, ResilienceOptions.SectionName, errors);
+        CheckOptions<ShutdownOptions>(app, ShutdownOptions.SectionName, errors);
         CheckOptions<DemoBackendsOptions>(app, DemoBackendsOptions.SectionName, errors);
         try
         {
@@ -64,6 +65,8 @@ internal static class GatewayApplicationBuilderExtensions
 
             return next(context);
         });
+        var traffic = app.Services.GetRequiredService<Telemetry.TrafficCounters>();
+        app.Use((context, next) => traffic.CountAsync(context, () => next(context)));
         app.UseGlobalAdmission();
         app.UseRouting();
         app.UseRequestTimeouts(); // YARP routes' Timeout / TimeoutPolicy

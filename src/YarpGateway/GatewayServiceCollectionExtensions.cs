@@ -44,6 +44,10 @@ internal static class GatewayServiceCollectionExtensions
         // Load balancing: weighted policies, selectable per cluster by name.
         services.AddWeightedLoadBalancing();
 
+        // Traffic counters first: they see every proxy connection, including those admission closes.
+        services.AddSingleton<TrafficCounters>();
+        services.AddSingleton<IProxyConnectionMiddleware>(sp => sp.GetRequiredService<TrafficCounters>());
+
         // Admission: concurrency limits, connection and upgrade throttling.
         services.AddAdmission(builder.Configuration);
 

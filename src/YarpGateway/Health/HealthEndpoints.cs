@@ -18,6 +18,9 @@ internal static class HealthEndpoints
     public static IServiceCollection AddGatewayHealth(this IServiceCollection services, IConfiguration configuration)
     {
         services.AddReloadableOptions<HealthOptions>(configuration, HealthOptions.SectionName);
+        services.AddReloadableOptions<ShutdownOptions, ShutdownOptionsValidator>(configuration, ShutdownOptions.SectionName);
+        services.AddHostedService<DrainCoordinator>();
+        services.AddSingleton<Microsoft.Extensions.Options.IConfigureOptions<HostOptions>, ShutdownTimeoutSetup>();
         services.AddHealthChecks()
             .AddCheck("process", () => HealthCheckResult.Healthy("serving requests"), tags: [LiveTag])
             .AddCheck<ConfigHealthCheck>("config", tags: [ReadyTag, StartupTag])

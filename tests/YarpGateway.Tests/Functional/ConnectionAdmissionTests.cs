@@ -5,6 +5,7 @@ using YarpGateway.Admission;
 
 namespace YarpGateway.Tests.Functional;
 
+[Collection(TimingSensitive.Name)]
 public class ConnectionAdmissionTests
 {
     private static readonly byte[] Get = Encoding.ASCII.GetBytes("GET / HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n");

@@ -64,6 +64,12 @@ internal sealed class GatewayUnderTest : IAsyncDisposable
     /// <summary>Sum of a gateway counter, e.g. <c>Counter("gateway.config.reloads|result=rejected")</c>.</summary>
     public long Counter(string key) => _counters.TryGetValue(key, out var value) ? value : 0;
 
+    /// <summary>Every series with a value, for failure messages.</summary>
+    public string DescribeCounters(string prefix) => string.Join(", ", _counters.Where(kv => kv.Key.StartsWith(prefix, StringComparison.Ordinal)).Select(kv => $"{kv.Key}={kv.Value}"));
+
+    /// <summary>Sum of every series whose key starts with <paramref name="prefix"/> (any value of the remaining tags).</summary>
+    public long CounterSum(string prefix) => _counters.Where(kv => kv.Key.StartsWith(prefix, StringComparison.Ordinal)).Sum(kv => kv.Value);
+
     public static async Task<GatewayUnderTest> StartAsync(JsonNode config, params string[] extraArgs)
     {
         var directory = Directory.CreateTempSubdirectory("yarpgateway-test-");
@@ -75,6 +81,7 @@ internal sealed class GatewayUnderTest : IAsyncDisposable
             "--config", configPath,
             "--Kestrel:Endpoints:Proxy:Url=http://127.0.0.1:0",
             "--Kestrel:Endpoints:Management:Url=http://127.0.0.1:0",
+            "--Gateway:Shutdown:DrainDelay=00:00:00", // tests stop gateways all the time; drain tests set their own
             .. extraArgs,
         ];
         var builder = WebApplication.CreateBuilder(new WebApplicationOptions

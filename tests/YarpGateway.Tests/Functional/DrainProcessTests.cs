@@ -1,0 +1,148 @@
+using System.Diagnostics;
+using System.Net;
+using System.Text.RegularExpressions;
+
+namespace YarpGateway.Tests.Functional;
+
+/// <summary>SIGTERM against the real process: readiness, the drain delay, in-flight requests, exit code.</summary>
+[Collection(TimingSensitive.Name)]
+public partial class DrainProcessTests
+{
+    [GeneratedRegex(@"Now listening on: (http://[^\s]+)")]
+    private static partial Regex Listening();
+
+    [Fact]
+    public async Task Sigterm_ReadinessFailsAtOnce_InFlightFinish_NewRequestsServedDuringTheDelay_ExitsZero()
+    {
+        var drainDelay = TimeSpan.FromSeconds(2);
+        var slowest = TimeSpan.FromSeconds(2);
+        await using var backend = await TestBackend.StartAsync("slow");
+        backend.Delay = slowest;
+        var configPath = Path.Combine(Directory.CreateTempSubdirectory("yarpgateway-drain-").FullName, "gateway.json");
+        ProxyConfigJson.WriteAtomically(configPath, ProxyConfigJson.CatchAll("WeightedRoundRobin", (backend, "1")));
+
+        using var gateway = GatewayProcess.Start("Production", "--config", configPath,
+            "--Kestrel:Endpoints:Proxy:Url=http://127.0.0.1:0", "--Kestrel:Endpoints:Management:Url=http://127.0.0.1:0",
+            "--Gateway:Shutdown:DrainDelay=00:00:02", "--Gateway:Shutdown:Timeout=00:00:10");
+        var (proxy, management) = await FindEndpointsAsync(gateway);
+        using var client = new HttpClient { Timeout = TimeSpan.FromSeconds(20) };
+
+        // Steady load: each request takes 2 s at the backend.
+        using var stopLoad = new CancellationTokenSource();
+        var results = new System.Collections.Concurrent.ConcurrentBag<(TimeSpan Sent, HttpStatusCode? Status, string? Error)>();
+        var clock = Stopwatch.StartNew();
+        var load = Enumerable.Range(0, 8).Select(_ => Task.Run(async () =>
+        {
+            while (!stopLoad.IsCancellationRequested)
+            {
+                var sent = clock.Elapsed;
+                try
+                {
+                    using var response = await client.GetAsync(proxy + "/work");
+                    results.Add((sent, response.StatusCode, null));
+                }
+                catch (HttpRequestException ex)
+                {
+                    results.Add((sent, null, ex.Message));
+                }
+            }
+        })).ToArray();
+        Assert.True(await Eventually.TrueAsync(() => backend.Held + backend.Requests >= 8, TimeSpan.FromSeconds(10)));
+
+        var sigterm = clock.Elapsed;
+        await SigtermAsync(gateway.ProcessId);
+
+        // Readiness turns 503 within 200 ms.
+        var readinessFailed = await Eventually.TrueAsync(async () =>
+        {
+            using var probe = await client.GetAsync(management + "/healthz/ready");
+            return probe.StatusCode == HttpStatusCode.ServiceUnavailable;
+        }, TimeSpan.FromSeconds(1));
+        var readinessAt = clock.Elapsed - sigterm;
+
+        // New requests while readiness is 503 but the drain delay is still on: they must be served.
+        var duringDelay = await Task.WhenAll(Enumerable.Range(0, 4).Select(_ => client.GetAsync(proxy + "/during-delay"))).WaitAsync(TimeSpan.FromSeconds(20));
+        var sentDuringDelayBy = clock.Elapsed - sigterm;
+        await stopLoad.CancelAsync();
+        await Task.WhenAll(load).WaitAsync(TimeSpan.FromSeconds(20));
+        var exitCode = await gateway.WaitForExitAsync(TimeSpan.FromSeconds(20));
+        var exitedAfter = clock.Elapsed - sigterm;
+
+        Assert.True(readinessFailed, "readiness never turned 503");
+        Assert.True(readinessAt < TimeSpan.FromMilliseconds(200), $"readiness turned 503 after {readinessAt.TotalMilliseconds} ms");
+        var failures = results.Where(r => r.Status != HttpStatusCode.OK).ToList();
+        Assert.True(failures.Count == 0, $"{failures.Count} requests failed: " + string.Join("; ", failures.Take(3).Select(f => $"{f.Sent} {f.Status} {f.Error}")));
+        Assert.All(duringDelay, r => Assert.Equal(HttpStatusCode.OK, r.StatusCode));
+        Assert.True(sentDuringDelayBy < drainDelay + slowest, "the during-delay requests were not sent within the drain delay");
+        Assert.Equal(0, exitCode);
+        Assert.True(exitedAfter < drainDelay + slowest + TimeSpan.FromSeconds(1), $"exited {exitedAfter} after SIGTERM");
+        Assert.Contains("Shutdown phase 1/3", gateway.StandardOutput, StringComparison.Ordinal);
+        Assert.Contains("Shutdown phase 3/3", gateway.StandardOutput, StringComparison.Ordinal);
+    }
+
+    [Theory]
+    [InlineData("second-sigterm")]
+    [InlineData("timeout")]
+    public async Task StuckRequest_SecondSigtermOrTheTimeout_ForcesExit(string how)
+    {
+        await using var backend = await TestBackend.StartAsync("stuck");
+        backend.Delay = TimeSpan.FromMinutes(1);
+        var configPath = Path.Combine(Directory.CreateTempSubdirectory("yarpgateway-drain-").FullName, "gateway.json");
+        ProxyConfigJson.WriteAtomically(configPath, ProxyConfigJson.CatchAll("WeightedRoundRobin", (backend, "1")));
+        var (drainDelay, timeout) = how == "timeout" ? ("00:00:00.500", "00:00:01") : ("00:00:30", "00:01:00");
+
+        using var gateway = GatewayProcess.Start("Production", "--config", configPath,
+            "--Kestrel:Endpoints:Proxy:Url=http://127.0.0.1:0", "--Kestrel:Endpoints:Management:Url=http://127.0.0.1:0",
+            $"--Gateway:Shutdown:DrainDelay={drainDelay}", $"--Gateway:Shutdown:Timeout={timeout}");
+        var (proxy, _) = await FindEndpointsAsync(gateway);
+        using var client = new HttpClient { Timeout = TimeSpan.FromSeconds(60) };
+        var stuck = client.GetAsync(proxy + "/stuck");
+        Assert.True(await Eventually.TrueAsync(() => backend.Requests == 1, TimeSpan.FromSeconds(10)));
+
+        var clock = Stopwatch.StartNew();
+        await SigtermAsync(gateway.ProcessId);
+        if (how == "second-sigterm")
+        {
+            Assert.True(await Eventually.TrueAsync(() => gateway.StandardOutput.Contains("Shutdown phase 1/3", StringComparison.Ordinal), TimeSpan.FromSeconds(10)));
+            await SigtermAsync(gateway.ProcessId);
+        }
+
+        var exitCode = await gateway.WaitForExitAsync(TimeSpan.FromSeconds(20));
+
+        Assert.NotNull(exitCode);
+        Assert.True(clock.Elapsed < TimeSpan.FromSeconds(5), $"took {clock.Elapsed} to exit");
+        await Assert.ThrowsAnyAsync<HttpRequestException>(() => stuck); // cut off, as forced
+        if (how == "second-sigterm")
+        {
+            Assert.Contains("Second SIGTERM: ending the drain now; aborted 1 open connections.", gateway.StandardOutput, StringComparison.Ordinal);
+        }
+    }
+
+    private static async Task SigtermAsync(int processId)
+    {
+        using var kill = Process.Start("kill", ["-TERM", processId.ToString(System.Globalization.CultureInfo.InvariantCulture)]);
+        await kill.WaitForExitAsync();
+    }
+
+    private static async Task<(string Proxy, string Management)> FindEndpointsAsync(GatewayProcess gateway)
+    {
+        List<string> addresses = [];
+        Assert.True(await Eventually.TrueAsync(() =>
+        {
+            addresses = Listening().Matches(gateway.StandardOutput).Select(m => m.Groups[1].Value).ToList();
+            return addresses.Count == 2;
+        }, TimeSpan.FromSeconds(30)), "gateway did not start: " + gateway.StandardOutput + gateway.StandardError);
+
+        using var http = new HttpClient { Timeout = TimeSpan.FromSeconds(5) };
+        foreach (var address in addresses)
+        {
+            using var response = await http.GetAsync(address + "/healthz/live");
+            if (response.StatusCode == HttpStatusCode.OK)
+            {
+                return (addresses.Single(a => a != address), address);
+            }
+        }
+
+        throw new InvalidOperationException("no management endpoint among " + string.Join(", ", addresses));
+    }
+}
