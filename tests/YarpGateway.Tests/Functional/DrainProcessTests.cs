@@ -52,6 +52,10 @@ public partial class DrainProcessTests
         var sigterm = clock.Elapsed;
         await SigtermAsync(gateway.ProcessId);
 
+        // Like Kubernetes, stop sending new requests before the drain delay ends: after it the
+        // gateway no longer accepts connections (requests already sent still finish).
+        stopLoad.CancelAfter(drainDelay - TimeSpan.FromMilliseconds(500));
+
         // Readiness turns 503 within 200 ms.
         var readinessFailed = await Eventually.TrueAsync(async () =>
         {
@@ -63,7 +67,6 @@ public partial class DrainProcessTests
         // New requests while readiness is 503 but the drain delay is still on: they must be served.
         var duringDelay = await Task.WhenAll(Enumerable.Range(0, 4).Select(_ => client.GetAsync(proxy + "/during-delay"))).WaitAsync(TimeSpan.FromSeconds(20));
         var sentDuringDelayBy = clock.Elapsed - sigterm;
-        await stopLoad.CancelAsync();
         await Task.WhenAll(load).WaitAsync(TimeSpan.FromSeconds(20));
         var exitCode = await gateway.WaitForExitAsync(TimeSpan.FromSeconds(20));
         var exitedAfter = clock.Elapsed - sigterm;
