@@ -1,20 +1,17 @@
 using Microsoft.Extensions.DependencyInjection;
 using YarpGateway.Configuration;
-using YarpGateway.LoadBalancing;
 
 namespace YarpGateway.Tests.Configuration;
 
 public class GatewayConfigValidatorTests
 {
-    /// <summary>Reads and validates <paramref name="json"/> as the gateway does, with YARP's validator and the gateway's policies.</summary>
+    /// <summary>Reads and validates <paramref name="json"/> as the gateway does: the validator comes from the gateway's own composition (AddGateway).</summary>
     internal static async Task<IReadOnlyList<ConfigError>> ValidateAsync(string json)
     {
-        var services = new ServiceCollection().AddLogging();
-        services.AddReverseProxy();
-        services.AddWeightedLoadBalancing();
-        services.AddSingleton<GatewayConfigValidator>();
-        await using var provider = services.BuildServiceProvider();
-        var validator = provider.GetRequiredService<GatewayConfigValidator>();
+        var builder = WebApplication.CreateBuilder(new WebApplicationOptions { ContentRootPath = AppContext.BaseDirectory, EnvironmentName = "Testing" });
+        builder.AddGateway();
+        await using var app = builder.Build();
+        var validator = app.Services.GetRequiredService<GatewayConfigValidator>();
         return await validator.ValidateAsync(ProxyConfigReader.Read(ProxyConfigReaderTests.Json(json)), CancellationToken.None);
     }
 
