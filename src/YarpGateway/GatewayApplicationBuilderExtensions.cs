@@ -6,6 +6,7 @@ using YarpGateway.Endpoints;
 using YarpGateway.Health;
 using YarpGateway.LoadBalancing;
 using YarpGateway.Resilience;
+using YarpGateway.Telemetry;
 
 namespace YarpGateway;
 
@@ -25,6 +26,7 @@ internal static class GatewayApplicationBuilderExtensions
         CheckOptions<AdmissionOptions>(app, AdmissionOptions.SectionName, errors);
         CheckOptions<ResilienceOptions>(app, ResilienceOptions.SectionName, errors);
         CheckOptions<ShutdownOptions>(app, ShutdownOptions.SectionName, errors);
+        CheckOptions<Telemetry.TelemetryOptions>(app, Telemetry.TelemetryOptions.SectionName, errors);
         CheckOptions<DemoBackendsOptions>(app, DemoBackendsOptions.SectionName, errors);
         try
         {
@@ -40,12 +42,15 @@ internal static class GatewayApplicationBuilderExtensions
             throw new GatewayConfigurationException(ConfigSourceLocator.WithFiles(app.Configuration, errors));
         }
 
-        // Management endpoint: health probes, nothing else, never the proxy.
+        app.Services.GetRequiredService<Telemetry.GatewayMetrics>().ObserveProxyState(app.Services.GetRequiredService<Yarp.ReverseProxy.IProxyStateLookup>());
+
+        // Management endpoint: health probes and metrics, nothing else, never the proxy.
         app.MapWhen(
             static context => GatewayEndpointTag.Of(context) == GatewayEndpointKind.Management,
             static management =>
             {
                 management.UseGatewayHealth();
+                management.UseMetricsEndpoint();
                 management.Run(static context =>
                 {
                     context.Response.StatusCode = StatusCodes.Status404NotFound;
@@ -74,6 +79,7 @@ internal static class GatewayApplicationBuilderExtensions
         {
             // YARP's default pipeline, preceded by admission, with drained destinations removed,
             // and with retries around everything that picks and calls a destination.
+            proxy.UseProxyRequestMetrics();
             proxy.UseRouteAndClusterAdmission();
             proxy.UseDrainedDestinationFilter();
             proxy.UseRetries();

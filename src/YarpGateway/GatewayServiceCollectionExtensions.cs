@@ -56,6 +56,9 @@ internal static class GatewayServiceCollectionExtensions
 
         services.AddGatewayHealth(builder.Configuration);
 
+        // Telemetry: the meter provider, /metrics, the scheduler probe, the saturation log.
+        services.AddGatewayTelemetry(builder.Configuration);
+
         services.AddOptions<DemoBackendsOptions>().Bind(builder.Configuration.GetSection(DemoBackendsOptions.SectionName));
         services.AddHostedService<DemoBackends>();
         return builder;

@@ -14,6 +14,8 @@ internal sealed class GatewayMetrics
     public const string MeterName = "YarpGateway";
 
     private static readonly double[] WaitBuckets = [0, 0.001, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30];
+    private static readonly double[] SchedulerBuckets = [0.0001, 0.00025, 0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5];
+    private static readonly double[] RequestBuckets = [0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30];
 
     private readonly Counter<long> _configReloads;
     private readonly Counter<long> _admitted;
@@ -30,11 +32,34 @@ internal sealed class GatewayMetrics
     private readonly Counter<long> _ejections;
     private readonly Counter<long> _reactivations;
     private readonly Counter<long> _ejectionsSkipped;
+    private readonly Histogram<double> _requestDuration;
     private volatile AdmissionLimits? _admissionLimits;
+    private volatile Yarp.ReverseProxy.IProxyStateLookup? _proxyState;
+    private long _admissionRejectedTotal;
 
-    public GatewayMetrics(IMeterFactory meterFactory)
+    public GatewayMetrics(IMeterFactory meterFactory, TrafficCounters traffic)
     {
         var meter = meterFactory.Create(MeterName);
+
+        // Scheduler: the thread pool's queueing delay and backlog.
+        SchedulerDelay = meter.CreateHistogram(
+            "gateway.scheduler.delay", unit: "s",
+            description: "Time a work item queued to the thread pool waited before it ran (measured by a probe every 100 ms).",
+            advice: new InstrumentAdvice<double> { HistogramBucketBoundaries = SchedulerBuckets });
+        meter.CreateObservableGauge("gateway.scheduler.pending_work_items", () => ThreadPool.PendingWorkItemCount, unit: "{work_item}", description: "Work items queued to the thread pool and not yet started.");
+        meter.CreateObservableGauge("gateway.scheduler.threads", () => ThreadPool.ThreadCount, unit: "{thread}", description: "Thread-pool threads.");
+
+        // Churn on the proxy endpoint: rate() of the counters gives accepts/s and closes/s.
+        meter.CreateObservableCounter("gateway.connections.accepted", () => traffic.AcceptedConnections, unit: "{connection}", description: "Connections accepted on the proxy endpoint.");
+        meter.CreateObservableCounter("gateway.connections.closed", () => traffic.ClosedConnections, unit: "{connection}", description: "Connections on the proxy endpoint that have closed.");
+        meter.CreateObservableGauge("gateway.connections.active", () => traffic.OpenConnections, unit: "{connection}", description: "Open connections on the proxy endpoint.");
+        meter.CreateObservableGauge("gateway.connections.upgraded", () => traffic.UpgradedConnections, unit: "{connection}", description: "Upgraded (WebSocket) connections being proxied.");
+        meter.CreateObservableGauge("gateway.proxy.requests.in_flight", () => traffic.InFlightRequests, unit: "{request}", description: "Proxied requests in flight.");
+        meter.CreateObservableGauge("gateway.proxy.destination.in_flight", ObserveDestinations, unit: "{request}", description: "Requests in flight to each destination.");
+        _requestDuration = meter.CreateHistogram(
+            "gateway.proxy.request.duration", unit: "s",
+            description: "Proxied request duration by route, cluster, destination and status class, admission and retries included.",
+            advice: new InstrumentAdvice<double> { HistogramBucketBoundaries = RequestBuckets });
         _configReloads = meter.CreateCounter<long>(
             "gateway.config.reloads",
             unit: "{reload}",
@@ -118,8 +143,32 @@ internal sealed class GatewayMetrics
         }
     }
 
+    /// <summary>The scheduler probe records into this.</summary>
+    public Histogram<double> SchedulerDelay { get; }
+
+    /// <summary>Admission rejections since start, for the saturation log.</summary>
+    public long AdmissionRejectedTotal => Interlocked.Read(ref _admissionRejectedTotal);
+
+    public void ProxyRequest(string route, string? cluster, string? destination, int status, TimeSpan duration)
+    {
+        if (_requestDuration.Enabled)
+        {
+            _requestDuration.Record(duration.TotalSeconds, new TagList
+            {
+                { "route", route },
+                { "cluster", cluster ?? "-" },
+                { "destination", destination ?? "-" },
+                { "status_class", StatusClass(status) },
+            });
+        }
+    }
+
+    /// <summary>The proxy state whose destinations the in-flight gauge reports; set once at start-up.</summary>
+    public void ObserveProxyState(Yarp.ReverseProxy.IProxyStateLookup proxyState) => _proxyState = proxyState;
+
     public void AdmissionRejected(ConcurrencyLimit limit, AdmissionRejection reason, TimeSpan waited)
     {
+        Interlocked.Increment(ref _admissionRejectedTotal);
         if (_rejected.Enabled)
         {
             var tags = Tags(limit);
@@ -135,6 +184,7 @@ internal sealed class GatewayMetrics
 
     public void UpgradeRejected()
     {
+        Interlocked.Increment(ref _admissionRejectedTotal);
         if (_rejected.Enabled)
         {
             _rejected.Add(1, new TagList { { "limit", "upgrade" }, { "name", "global" }, { "reason", AdmissionRejection.UpgradeRate.ToTag() } });
@@ -156,6 +206,31 @@ internal sealed class GatewayMetrics
         if (_connectionWait.Enabled)
         {
             _connectionWait.Record(waited.TotalSeconds);
+        }
+    }
+
+    private static string StatusClass(int status) => status switch
+    {
+        < 200 => "1xx",
+        < 300 => "2xx",
+        < 400 => "3xx",
+        < 500 => "4xx",
+        _ => "5xx",
+    };
+
+    private IEnumerable<Measurement<int>> ObserveDestinations()
+    {
+        if (_proxyState is not { } state)
+        {
+            yield break;
+        }
+
+        foreach (var cluster in state.GetClusters())
+        {
+            foreach (var destination in cluster.Destinations.Values)
+            {
+                yield return new Measurement<int>(destination.ConcurrentRequestCount, new TagList { { "cluster", cluster.ClusterId }, { "destination", destination.DestinationId } });
+            }
         }
     }
 

@@ -13,12 +13,15 @@ internal sealed class TrafficCounters : IProxyConnectionMiddleware
     private readonly System.Collections.Concurrent.ConcurrentDictionary<string, ConnectionContext> _open = new(StringComparer.Ordinal);
     private long _openConnections;
     private long _acceptedConnections;
+    private long _closedConnections;
     private long _inFlightRequests;
     private long _upgraded;
 
     public long OpenConnections => Interlocked.Read(ref _openConnections);
 
     public long AcceptedConnections => Interlocked.Read(ref _acceptedConnections);
+
+    public long ClosedConnections => Interlocked.Read(ref _closedConnections);
 
     public long InFlightRequests => Interlocked.Read(ref _inFlightRequests);
 
@@ -37,6 +40,7 @@ internal sealed class TrafficCounters : IProxyConnectionMiddleware
         {
             _open.TryRemove(connection.ConnectionId, out _);
             Interlocked.Decrement(ref _openConnections);
+            Interlocked.Increment(ref _closedConnections);
         }
     };
 

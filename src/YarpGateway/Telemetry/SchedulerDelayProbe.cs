@@ -1,0 +1,78 @@
+using System.Diagnostics.Metrics;
+using YarpGateway.Configuration;
+
+namespace YarpGateway.Telemetry;
+
+/// <summary>
+/// The thread pool's queueing delay, the .NET analogue of a runtime's poll delay: every
+/// <see cref="TelemetryOptions.SchedulerProbeInterval"/> a work item is queued to the thread pool and
+/// the time until it runs is recorded in <c>gateway.scheduler.delay</c>. It rises when the pool is
+/// saturated, long before CPU does. The last 10 s of samples feed the saturation log's p99.
+/// </summary>
+internal sealed class SchedulerDelayProbe : IHostedService, IDisposable
+{
+    private readonly Histogram<double> _delay;
+    private readonly TimeProvider _timeProvider;
+    private readonly ReloadableOptions<TelemetryOptions> _options;
+    private readonly double[] _recent = new double[256];
+    private int _recentCount;
+    private long _recentNext;
+    private ITimer? _timer;
+
+    public SchedulerDelayProbe(GatewayMetrics metrics, TimeProvider timeProvider, ReloadableOptions<TelemetryOptions> options)
+    {
+        _delay = metrics.SchedulerDelay;
+        _timeProvider = timeProvider;
+        _options = options;
+    }
+
+    public Task StartAsync(CancellationToken cancellationToken)
+    {
+        var interval = _options.Current.SchedulerProbeInterval;
+        _timer = _timeProvider.CreateTimer(static state => ((SchedulerDelayProbe)state!).Probe(), this, interval, interval);
+        return Task.CompletedTask;
+    }
+
+    public Task StopAsync(CancellationToken cancellationToken)
+    {
+        _timer?.Dispose();
+        return Task.CompletedTask;
+    }
+
+    /// <summary>The 99th percentile of the recent samples (about the last <c>256 × interval</c>), in seconds.</summary>
+    public double RecentP99()
+    {
+        double[] samples;
+        lock (_recent)
+        {
+            samples = _recent[..Math.Min(_recentCount, _recent.Length)];
+        }
+
+        if (samples.Length == 0)
+        {
+            return 0;
+        }
+
+        Array.Sort(samples);
+        return samples[Math.Min(samples.Length - 1, (int)Math.Ceiling(0.99 * samples.Length) - 1)];
+    }
+
+    private void Probe()
+    {
+        var queued = _timeProvider.GetTimestamp();
+        ThreadPool.UnsafeQueueUserWorkItem(static state => state.Self.Record(state.Queued), (Self: this, Queued: queued), preferLocal: false);
+    }
+
+    private void Record(long queued)
+    {
+        var seconds = _timeProvider.GetElapsedTime(queued).TotalSeconds;
+        _delay.Record(seconds);
+        lock (_recent)
+        {
+            _recent[_recentNext++ % _recent.Length] = seconds;
+            _recentCount = Math.Min(_recentCount + 1, _recent.Length);
+        }
+    }
+
+    public void Dispose() => _timer?.Dispose();
+}

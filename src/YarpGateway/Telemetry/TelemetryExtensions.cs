@@ -1,0 +1,62 @@
+using YarpGateway.Configuration;
+using YarpGateway.Telemetry.Prometheus;
+
+namespace YarpGateway.Telemetry;
+
+/// <summary>Registration and endpoints for metrics: the meter provider, the scrape endpoint, the scheduler probe, the saturation log.</summary>
+internal static class TelemetryExtensions
+{
+    public const string MetricsPath = "/metrics";
+
+    public static IServiceCollection AddGatewayTelemetry(this IServiceCollection services, IConfiguration configuration)
+    {
+        services.AddReloadableOptions<TelemetryOptions, TelemetryOptionsValidator>(configuration, TelemetryOptions.SectionName);
+        services.AddSingleton<PrometheusPullExporter>();
+        services.AddHostedService<GatewayMeterProvider>();
+        services.AddSingleton<SchedulerDelayProbe>();
+        services.AddHostedService(sp => sp.GetRequiredService<SchedulerDelayProbe>());
+        services.AddSingleton<SaturationLog>();
+        services.AddHostedService(sp => sp.GetRequiredService<SaturationLog>());
+        return services;
+    }
+
+    /// <summary>GET /metrics on the management pipeline: Prometheus text format 0.0.4.</summary>
+    public static void UseMetricsEndpoint(this IApplicationBuilder management)
+    {
+        var exporter = management.ApplicationServices.GetRequiredService<PrometheusPullExporter>();
+        management.Use(async (context, next) =>
+        {
+            if (!context.Request.Path.Equals(MetricsPath, StringComparison.Ordinal) || !HttpMethods.IsGet(context.Request.Method))
+            {
+                await next(context);
+                return;
+            }
+
+            var text = await exporter.ScrapeAsync(context.RequestAborted);
+            context.Response.ContentType = PrometheusTextWriter.ContentType;
+            context.Response.Headers.CacheControl = "no-store";
+            await context.Response.WriteAsync(text, context.RequestAborted);
+        });
+    }
+
+    /// <summary>First in the proxy pipeline: request duration by route, cluster, destination and status class.</summary>
+    public static IReverseProxyApplicationBuilder UseProxyRequestMetrics(this IReverseProxyApplicationBuilder proxy)
+    {
+        var metrics = proxy.ApplicationServices.GetRequiredService<GatewayMetrics>();
+        var timeProvider = proxy.ApplicationServices.GetRequiredService<TimeProvider>();
+        proxy.Use(async (context, next) =>
+        {
+            var started = timeProvider.GetTimestamp();
+            try
+            {
+                await next();
+            }
+            finally
+            {
+                var feature = context.GetReverseProxyFeature();
+                metrics.ProxyRequest(feature.Route.Config.RouteId, feature.Cluster?.Config.ClusterId, feature.ProxiedDestination?.DestinationId, context.Response.StatusCode, timeProvider.GetElapsedTime(started));
+            }
+        });
+        return proxy;
+    }
+}

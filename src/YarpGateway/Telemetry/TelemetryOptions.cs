@@ -1,0 +1,56 @@
+namespace YarpGateway.Telemetry;
+
+/// <summary>Options under <c>Gateway:Telemetry</c>.</summary>
+internal sealed class TelemetryOptions
+{
+    public const string SectionName = "Gateway:Telemetry";
+
+    /// <summary>How often the scheduler probe queues a work item to the thread pool. Default 100 ms.</summary>
+    public TimeSpan SchedulerProbeInterval { get; set; } = TimeSpan.FromMilliseconds(100);
+
+    /// <summary>How often the <c>saturation</c> log line is written; 0 turns it off. Default 10 s.</summary>
+    public TimeSpan SaturationLogInterval { get; set; } = TimeSpan.FromSeconds(10);
+
+    /// <summary>OTLP push, in addition to the /metrics scrape endpoint.</summary>
+    public OtlpOptions Otlp { get; set; } = new();
+}
+
+/// <summary>Options under <c>Gateway:Telemetry:Otlp</c>.</summary>
+internal sealed class OtlpOptions
+{
+    /// <summary>Collector endpoint, e.g. http://otel-collector:4317; none (default) turns OTLP off.</summary>
+    public Uri? Endpoint { get; set; }
+
+    /// <summary>How often metrics are pushed. Default 15 s.</summary>
+    public TimeSpan ExportInterval { get; set; } = TimeSpan.FromSeconds(15);
+}
+
+/// <summary>Start-up checks for <see cref="TelemetryOptions"/>.</summary>
+internal sealed class TelemetryOptionsValidator : Microsoft.Extensions.Options.IValidateOptions<TelemetryOptions>
+{
+    public Microsoft.Extensions.Options.ValidateOptionsResult Validate(string? name, TelemetryOptions options)
+    {
+        var errors = new List<string>();
+        if (options.SchedulerProbeInterval < TimeSpan.FromMilliseconds(10))
+        {
+            errors.Add($"{TelemetryOptions.SectionName}:SchedulerProbeInterval must be at least 00:00:00.010; got {options.SchedulerProbeInterval}.");
+        }
+
+        if (options.SaturationLogInterval < TimeSpan.Zero)
+        {
+            errors.Add($"{TelemetryOptions.SectionName}:SaturationLogInterval must not be negative (0 turns it off); got {options.SaturationLogInterval}.");
+        }
+
+        if (options.Otlp.Endpoint is { } endpoint && endpoint.Scheme is not ("http" or "https"))
+        {
+            errors.Add($"{TelemetryOptions.SectionName}:Otlp:Endpoint must be an http or https URL; got {endpoint}.");
+        }
+
+        if (options.Otlp.ExportInterval < TimeSpan.FromSeconds(1))
+        {
+            errors.Add($"{TelemetryOptions.SectionName}:Otlp:ExportInterval must be at least 1 s; got {options.Otlp.ExportInterval}.");
+        }
+
+        return errors.Count == 0 ? Microsoft.Extensions.Options.ValidateOptionsResult.Success : Microsoft.Extensions.Options.ValidateOptionsResult.Fail(errors);
+    }
+}
