@@ -37,6 +37,6 @@ internal sealed class DestinationsHealthCheck(IProxyStateLookup proxyState, Relo
             : HealthCheckResult.Unhealthy("no available destination in cluster(s): " + string.Join(", ", down.Order(StringComparer.Ordinal))));
     }
 
-    private static bool IsUp(DestinationState destination)
+    internal static bool IsUp(DestinationState destination)
         => destination.Health.Active != DestinationHealth.Unhealthy && destination.Health.Passive != DestinationHealth.Unhealthy;
 }

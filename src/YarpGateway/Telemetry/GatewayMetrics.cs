@@ -56,6 +56,7 @@ internal sealed class GatewayMetrics
         meter.CreateObservableGauge("gateway.connections.upgraded", () => traffic.UpgradedConnections, unit: "{connection}", description: "Upgraded (WebSocket) connections being proxied.");
         meter.CreateObservableGauge("gateway.proxy.requests.in_flight", () => traffic.InFlightRequests, unit: "{request}", description: "Proxied requests in flight.");
         meter.CreateObservableGauge("gateway.proxy.destination.in_flight", ObserveDestinations, unit: "{request}", description: "Requests in flight to each destination.");
+        meter.CreateObservableGauge("gateway.cluster.available_destinations", ObserveAvailable, unit: "{destination}", description: "Destinations of each cluster that are up (not marked unhealthy by active or passive health checks).");
         _requestDuration = meter.CreateHistogram(
             "gateway.proxy.request.duration", unit: "s",
             description: "Proxied request duration by route, cluster, destination and status class, admission and retries included.",
@@ -231,6 +232,19 @@ internal sealed class GatewayMetrics
             {
                 yield return new Measurement<int>(destination.ConcurrentRequestCount, new TagList { { "cluster", cluster.ClusterId }, { "destination", destination.DestinationId } });
             }
+        }
+    }
+
+    private IEnumerable<Measurement<int>> ObserveAvailable()
+    {
+        if (_proxyState is not { } state)
+        {
+            yield break;
+        }
+
+        foreach (var cluster in state.GetClusters())
+        {
+            yield return new Measurement<int>(cluster.Destinations.Values.Count(Health.DestinationsHealthCheck.IsUp), new KeyValuePair<string, object?>("cluster", cluster.ClusterId));
         }
     }
 

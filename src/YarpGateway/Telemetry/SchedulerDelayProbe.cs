@@ -7,7 +7,9 @@ namespace YarpGateway.Telemetry;
 /// The thread pool's queueing delay, the .NET analogue of a runtime's poll delay: every
 /// <see cref="TelemetryOptions.SchedulerProbeInterval"/> a work item is queued to the thread pool and
 /// the time until it runs is recorded in <c>gateway.scheduler.delay</c>. It rises when the pool is
-/// saturated, long before CPU does. The last 10 s of samples feed the saturation log's p99.
+/// saturated, long before CPU does. The last samples feed the saturation log's p99.
+/// The probe's clock is a dedicated thread, not a timer: timer callbacks run on the thread pool,
+/// so a starved pool would stop the probe exactly when it should report.
 /// </summary>
 internal sealed class SchedulerDelayProbe : IHostedService, IDisposable
 {
@@ -17,7 +19,8 @@ internal sealed class SchedulerDelayProbe : IHostedService, IDisposable
     private readonly double[] _recent = new double[256];
     private int _recentCount;
     private long _recentNext;
-    private ITimer? _timer;
+    private readonly ManualResetEventSlim _stop = new();
+    private Thread? _thread;
 
     public SchedulerDelayProbe(GatewayMetrics metrics, TimeProvider timeProvider, ReloadableOptions<TelemetryOptions> options)
     {
@@ -28,15 +31,27 @@ internal sealed class SchedulerDelayProbe : IHostedService, IDisposable
 
     public Task StartAsync(CancellationToken cancellationToken)
     {
-        var interval = _options.Current.SchedulerProbeInterval;
-        _timer = _timeProvider.CreateTimer(static state => ((SchedulerDelayProbe)state!).Probe(), this, interval, interval);
+        _thread = new Thread(static state => ((SchedulerDelayProbe)state!).Run())
+        {
+            IsBackground = true,
+            Name = "gateway-scheduler-probe",
+        };
+        _thread.Start(this);
         return Task.CompletedTask;
     }
 
     public Task StopAsync(CancellationToken cancellationToken)
     {
-        _timer?.Dispose();
+        _stop.Set();
         return Task.CompletedTask;
+    }
+
+    private void Run()
+    {
+        while (!_stop.Wait(_options.Current.SchedulerProbeInterval))
+        {
+            Probe();
+        }
     }
 
     /// <summary>The 99th percentile of the recent samples (about the last <c>256 × interval</c>), in seconds.</summary>
@@ -74,5 +89,9 @@ internal sealed class SchedulerDelayProbe : IHostedService, IDisposable
         }
     }
 
-    public void Dispose() => _timer?.Dispose();
+    public void Dispose()
+    {
+        _stop.Set();
+        _stop.Dispose();
+    }
 }

@@ -27,6 +27,12 @@ internal static class PrometheusTextWriter
     {
         foreach (var family in metrics.GroupBy(FamilyName, StringComparer.Ordinal))
         {
+            // An instrument that recorded nothing yet has no samples: no family either.
+            if (!family.Any(HasPoints))
+            {
+                continue;
+            }
+
             var first = family.First();
             output.Append("# HELP ").Append(family.Key).Append(' ');
             PrometheusNames.AppendHelp(output, string.IsNullOrEmpty(first.Description) ? first.Name : first.Description);
@@ -134,6 +140,16 @@ internal static class PrometheusTextWriter
         return metric.MetricType != MetricType.Histogram && (name.EndsWith("_count", StringComparison.Ordinal) || name.EndsWith("_sum", StringComparison.Ordinal) || name.EndsWith("_bucket", StringComparison.Ordinal))
             ? name + "_value"
             : name;
+    }
+
+    private static bool HasPoints(Metric metric)
+    {
+        foreach (ref readonly var point in metric.GetMetricPoints())
+        {
+            return true;
+        }
+
+        return false;
     }
 
     private static bool IsCounter(MetricType type) => type is MetricType.LongSum or MetricType.DoubleSum;

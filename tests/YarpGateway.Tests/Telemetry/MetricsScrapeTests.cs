@@ -1,0 +1,121 @@
+using System.Globalization;
+using System.Net;
+using System.Text;
+using System.Text.RegularExpressions;
+using Xunit.Abstractions;
+using YarpGateway.Tests.Deploy;
+using YarpGateway.Tests.Functional;
+
+namespace YarpGateway.Tests.Telemetry;
+
+/// <summary>A real gateway process, real traffic, a real scrape of /metrics, and promtool's verdict.</summary>
+public partial class MetricsScrapeTests(ITestOutputHelper output)
+{
+    [GeneratedRegex(@"Now listening on: (http://[^\s]+)")]
+    private static partial Regex Listening();
+
+    private static double Value(string scrape, string series)
+    {
+        var line = scrape.Split('\n').FirstOrDefault(l => l.StartsWith(series + " ", StringComparison.Ordinal))
+            ?? throw new Xunit.Sdk.XunitException($"series {series} not in the scrape:\n{scrape}");
+        return double.Parse(line[(series.Length + 1)..], CultureInfo.InvariantCulture);
+    }
+
+    [Fact]
+    public async Task ScrapeAfterTraffic_HasSchedulerChurnProxyAndReloadSeries_AndPassesPromtool()
+    {
+        await using var backend = await TestBackend.StartAsync("a");
+        var configPath = Path.Combine(Directory.CreateTempSubdirectory("yarpgateway-metrics-").FullName, "gateway.json");
+        ProxyConfigJson.WriteAtomically(configPath, ProxyConfigJson.CatchAll("WeightedRoundRobin", (backend, "1")));
+        using var gateway = GatewayProcess.Start("Production", "--config", configPath,
+            "--Kestrel:Endpoints:Proxy:Url=http://127.0.0.1:0", "--Kestrel:Endpoints:Management:Url=http://127.0.0.1:0");
+        List<string> addresses = [];
+        Assert.True(await Eventually.TrueAsync(() => (addresses = Listening().Matches(gateway.StandardOutput).Select(m => m.Groups[1].Value).ToList()).Count == 2, TimeSpan.FromSeconds(30)),
+            gateway.StandardOutput + gateway.StandardError);
+        using var http = new HttpClient { Timeout = TimeSpan.FromSeconds(10) };
+        var management = addresses[0];
+        using (var probe = await http.GetAsync(management + "/healthz/live"))
+        {
+            if (probe.StatusCode != HttpStatusCode.OK)
+            {
+                management = addresses[1];
+            }
+        }
+
+        var proxy = new Uri(addresses.Single(a => a != management));
+
+        // 20 connections, one request each, then 30 more requests over one keep-alive connection.
+        const int connections = 20;
+        for (var i = 0; i < connections; i++)
+        {
+            using var socket = await RawSocket.ConnectAsync(proxy);
+            await socket.SendAsync(Encoding.ASCII.GetBytes("GET /x HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n"));
+            await RawSocket.ReceiveUntilClosedAsync(socket);
+        }
+
+        using var client = new HttpClient { BaseAddress = proxy };
+        for (var i = 0; i < 30; i++)
+        {
+            using var response = await client.GetAsync("/y");
+            Assert.Equal(HttpStatusCode.OK, response.StatusCode);
+        }
+
+        // A reload, so the reload counter has something to say.
+        ProxyConfigJson.WriteAtomically(configPath, ProxyConfigJson.CatchAll("WeightedRoundRobin", (backend, "2")));
+        string scrape = string.Empty;
+        Assert.True(await Eventually.TrueAsync(async () =>
+        {
+            scrape = await http.GetStringAsync(management + "/metrics");
+            return scrape.Contains("gateway_config_reloads_total{result=\"applied\"} 1", StringComparison.Ordinal);
+        }, TimeSpan.FromSeconds(10)), "no applied reload in the scrape");
+
+        Assert.True(Value(scrape, "gateway_connections_accepted_total") >= connections + 1);
+        Assert.True(Value(scrape, "gateway_connections_closed_total") >= connections);
+        Assert.True(Value(scrape, "gateway_scheduler_delay_seconds_count") >= 1);
+        Assert.InRange(Value(scrape, "gateway_scheduler_delay_seconds_sum") / Value(scrape, "gateway_scheduler_delay_seconds_count"), 0, 1);
+        Assert.True(Value(scrape, "gateway_scheduler_threads") >= 1);
+        Assert.Equal(connections + 30, Value(scrape, "gateway_proxy_request_duration_seconds_count{cluster=\"c1\",destination=\"a\",route=\"all\",status_class=\"2xx\"}"));
+        Assert.Equal(1, Value(scrape, "gateway_cluster_available_destinations{cluster=\"c1\"}"));
+        Assert.Contains("target_info{service_name=\"yarpgateway\"", scrape, StringComparison.Ordinal);
+        Assert.Contains("# TYPE kestrel_connection_duration_seconds histogram", scrape, StringComparison.Ordinal);
+        Assert.Contains("# TYPE http_server_request_duration_seconds histogram", scrape, StringComparison.Ordinal);
+        Assert.Contains("# TYPE dotnet_gc_pause_time_seconds_total counter", scrape, StringComparison.Ordinal);
+        Assert.DoesNotContain("/x", scrape, StringComparison.Ordinal); // no path as a label
+
+        var promtool = await Promtool.RunAsync(["check", "metrics"], scrape);
+        if (promtool is null)
+        {
+            output.WriteLine("promtool is not installed here; `promtool check metrics` was not run.");
+            return;
+        }
+
+        Assert.True(promtool.Value.ExitCode == 0, promtool.Value.Output);
+    }
+
+    [Fact]
+    public async Task AlertRules_PassPromtool()
+    {
+        var promtool = await Promtool.RunAsync(["check", "rules", RepositoryFiles.PathOf("deploy/prometheus/alerts.yaml")]);
+        if (promtool is null)
+        {
+            output.WriteLine("promtool is not installed here; `promtool check rules` was not run.");
+            return;
+        }
+
+        Assert.True(promtool.Value.ExitCode == 0, promtool.Value.Output);
+        Assert.Contains("SUCCESS: 6 rules found", promtool.Value.Output, StringComparison.Ordinal);
+    }
+
+    [Fact]
+    public void AlertRules_EachHaveSummaryAndRunbook_AndDashboardParses()
+    {
+        var rules = File.ReadAllText(RepositoryFiles.PathOf("deploy/prometheus/alerts.yaml"));
+        var alerts = Regex.Count(rules, @"- alert: (\w+)");
+        Assert.Equal(6, alerts);
+        Assert.Equal(alerts, Regex.Count(rules, @"summary: "));
+        Assert.Equal(alerts, Regex.Count(rules, @"runbook: "));
+
+        using var dashboard = System.Text.Json.JsonDocument.Parse(File.ReadAllText(RepositoryFiles.PathOf("deploy/grafana/dashboard.json")));
+        Assert.True(dashboard.RootElement.GetProperty("panels").GetArrayLength() >= 8);
+    }
+}

@@ -1,0 +1,56 @@
+using YarpGateway.Telemetry;
+using YarpGateway.Tests.Functional;
+
+namespace YarpGateway.Tests.Telemetry;
+
+[Collection(TimingSensitive.Name)]
+public class SchedulerDelayProbeTests
+{
+    [Fact]
+    public async Task BlockingTheThreadPool_RaisesTheProbesP99()
+    {
+        await using var backend = await TestBackend.StartAsync("a");
+        await using var gateway = await GatewayUnderTest.StartAsync(ProxyConfigJson.CatchAll("WeightedRoundRobin", (backend, "1")),
+            "--Gateway:Telemetry:SchedulerProbeInterval=00:00:00.010");
+        var probe = gateway.Services.GetRequiredService<SchedulerDelayProbe>();
+        Assert.True(await Eventually.TrueAsync(() => probe.RecentP99() > 0, TimeSpan.FromSeconds(5)));
+        var quiet = probe.RecentP99();
+
+        // Occupy every thread-pool thread, and more than the pool has, for one bounded second.
+        var blockers = Enumerable.Range(0, ThreadPool.ThreadCount + (Environment.ProcessorCount * 4))
+            .Select(_ => ThreadPoolBlock(TimeSpan.FromSeconds(1)))
+            .ToArray();
+        await Task.WhenAll(blockers).WaitAsync(TimeSpan.FromSeconds(30));
+
+        Assert.True(await Eventually.TrueAsync(() => probe.RecentP99() >= 0.1, TimeSpan.FromSeconds(10)),
+            $"p99 stayed at {probe.RecentP99()} s after the pool was blocked (quiet: {quiet} s)");
+
+        Assert.True(quiet < 0.1, $"p99 was already {quiet} s before blocking");
+    }
+
+    private static Task ThreadPoolBlock(TimeSpan duration)
+    {
+        var done = new TaskCompletionSource();
+        ThreadPool.UnsafeQueueUserWorkItem(state =>
+        {
+            Thread.Sleep(state.duration); // deliberately blocking a pool thread: that is the test
+            state.done.SetResult();
+        }, (duration, done), preferLocal: false);
+        return done.Task;
+    }
+
+    [Fact]
+    public async Task SaturationLine_HasEveryField()
+    {
+        await using var backend = await TestBackend.StartAsync("a");
+        await using var gateway = await GatewayUnderTest.StartAsync(ProxyConfigJson.CatchAll("WeightedRoundRobin", (backend, "1")),
+            "--Gateway:Telemetry:SaturationLogInterval=00:00:00.200");
+
+        Assert.True(await Eventually.TrueAsync(() => gateway.Logs.Lines.Any(l => l.Contains("saturation sched_delay_p99_ms=", StringComparison.Ordinal)), TimeSpan.FromSeconds(5)));
+        var line = gateway.Logs.Lines.First(l => l.Contains("saturation ", StringComparison.Ordinal));
+        foreach (var field in new[] { "sched_delay_p99_ms=", "pending_work_items=", "accepts_per_s=", "closes_per_s=", "active_connections=", "upgraded=", "admission_rejected=" })
+        {
+            Assert.Contains(field, line, StringComparison.Ordinal);
+        }
+    }
+}
