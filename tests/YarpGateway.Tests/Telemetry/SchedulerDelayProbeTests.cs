@@ -54,3 +54,23 @@ public class SchedulerDelayProbeTests
         }
     }
 }
+
+public class OtlpPushTests
+{
+    [Fact]
+    public async Task WithAnEndpoint_MetricsArePushedThere()
+    {
+        // A loopback listener stands in for the collector: the push must at least connect to it.
+        using var collector = new System.Net.Sockets.TcpListener(System.Net.IPAddress.Loopback, 0);
+        collector.Start();
+        var port = ((System.Net.IPEndPoint)collector.LocalEndpoint).Port;
+        await using var backend = await TestBackend.StartAsync("a");
+        await using var gateway = await GatewayUnderTest.StartAsync(ProxyConfigJson.CatchAll("WeightedRoundRobin", (backend, "1")),
+            $"--Gateway:Telemetry:Otlp:Endpoint=http://127.0.0.1:{port}/", "--Gateway:Telemetry:Otlp:ExportInterval=00:00:01");
+
+        using var timeout = new CancellationTokenSource(TimeSpan.FromSeconds(15));
+        using var pushed = await collector.AcceptTcpClientAsync(timeout.Token);
+
+        Assert.True(pushed.Connected);
+    }
+}
