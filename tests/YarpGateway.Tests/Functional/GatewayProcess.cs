@@ -1,10 +1,12 @@
 using System.Diagnostics;
+using System.Net;
 using System.Text;
+using System.Text.RegularExpressions;
 
 namespace YarpGateway.Tests.Functional;
 
 /// <summary>Runs the real gateway binary (the one next to the tests) as a child process.</summary>
-internal sealed class GatewayProcess : IDisposable
+internal sealed partial class GatewayProcess : IDisposable
 {
     private readonly Process _process;
     private readonly StringBuilder _stdout = new();
@@ -82,6 +84,32 @@ internal sealed class GatewayProcess : IDisposable
     }
 
     public int ProcessId => _process.Id;
+
+    [GeneratedRegex(@"Now listening on: (http://[^\s]+)")]
+    private static partial Regex Listening();
+
+    /// <summary>
+    /// Waits (bounded) until both endpoints are listening and tells them apart: the management
+    /// endpoint is the one that answers /healthz/live.
+    /// </summary>
+    public async Task<(Uri Proxy, Uri Management)> FindEndpointsAsync()
+    {
+        List<string> addresses = [];
+        Assert.True(await Eventually.TrueAsync(() => (addresses = Listening().Matches(StandardOutput).Select(m => m.Groups[1].Value).ToList()).Count == 2, TimeSpan.FromSeconds(30)),
+            "gateway did not start: " + StandardOutput + StandardError);
+
+        using var http = new HttpClient { Timeout = TimeSpan.FromSeconds(5) };
+        foreach (var address in addresses)
+        {
+            using var response = await http.GetAsync(address + "/healthz/live");
+            if (response.StatusCode == HttpStatusCode.OK)
+            {
+                return (new Uri(addresses.Single(a => a != address)), new Uri(address));
+            }
+        }
+
+        throw new InvalidOperationException("no management endpoint among " + string.Join(", ", addresses));
+    }
 
     public void Dispose()
     {

@@ -11,9 +11,6 @@ namespace YarpGateway.Tests.Telemetry;
 /// <summary>A real gateway process, real traffic, a real scrape of /metrics, and promtool's verdict.</summary>
 public partial class MetricsScrapeTests(ITestOutputHelper output)
 {
-    [GeneratedRegex(@"Now listening on: (http://[^\s]+)")]
-    private static partial Regex Listening();
-
     private static double Value(string scrape, string series)
     {
         var line = scrape.Split('\n').FirstOrDefault(l => l.StartsWith(series + " ", StringComparison.Ordinal))
@@ -29,20 +26,8 @@ public partial class MetricsScrapeTests(ITestOutputHelper output)
         ProxyConfigJson.WriteAtomically(configPath, ProxyConfigJson.CatchAll("WeightedRoundRobin", (backend, "1")));
         using var gateway = GatewayProcess.Start("Production", "--config", configPath,
             "--Kestrel:Endpoints:Proxy:Url=http://127.0.0.1:0", "--Kestrel:Endpoints:Management:Url=http://127.0.0.1:0");
-        List<string> addresses = [];
-        Assert.True(await Eventually.TrueAsync(() => (addresses = Listening().Matches(gateway.StandardOutput).Select(m => m.Groups[1].Value).ToList()).Count == 2, TimeSpan.FromSeconds(30)),
-            gateway.StandardOutput + gateway.StandardError);
+        var (proxy, management) = await gateway.FindEndpointsAsync();
         using var http = new HttpClient { Timeout = TimeSpan.FromSeconds(10) };
-        var management = addresses[0];
-        using (var probe = await http.GetAsync(management + "/healthz/live"))
-        {
-            if (probe.StatusCode != HttpStatusCode.OK)
-            {
-                management = addresses[1];
-            }
-        }
-
-        var proxy = new Uri(addresses.Single(a => a != management));
 
         // 20 connections, one request each, then 30 more requests over one keep-alive connection.
         const int connections = 20;
@@ -65,7 +50,7 @@ public partial class MetricsScrapeTests(ITestOutputHelper output)
         string scrape = string.Empty;
         Assert.True(await Eventually.TrueAsync(async () =>
         {
-            scrape = await http.GetStringAsync(management + "/metrics");
+            scrape = await http.GetStringAsync(new Uri(management, "/metrics"));
             return scrape.Contains("gateway_config_reloads_total{result=\"applied\"} 1", StringComparison.Ordinal);
         }, TimeSpan.FromSeconds(10)), "no applied reload in the scrape");
 
