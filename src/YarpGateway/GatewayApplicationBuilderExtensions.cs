@@ -16,7 +16,7 @@ internal static class GatewayApplicationBuilderExtensions
     /// <summary>
     /// Validates everything first (endpoints, options, routes and clusters) and throws one
     /// <see cref="GatewayConfigurationException"/> listing every error; then maps the management
-    /// pipeline (health only) and the proxy pipeline (YARP) onto their own endpoints.
+    /// pipeline (health probes and /metrics) and the proxy pipeline (YARP) onto their own endpoints.
     /// </summary>
     public static async Task UseGatewayAsync(this WebApplication app, CancellationToken cancellationToken = default)
     {
@@ -26,7 +26,7 @@ internal static class GatewayApplicationBuilderExtensions
         CheckOptions<AdmissionOptions>(app, AdmissionOptions.SectionName, errors);
         CheckOptions<ResilienceOptions>(app, ResilienceOptions.SectionName, errors);
         CheckOptions<ShutdownOptions>(app, ShutdownOptions.SectionName, errors);
-        CheckOptions<Telemetry.TelemetryOptions>(app, Telemetry.TelemetryOptions.SectionName, errors);
+        CheckOptions<TelemetryOptions>(app, TelemetryOptions.SectionName, errors);
         CheckOptions<DemoBackendsOptions>(app, DemoBackendsOptions.SectionName, errors);
         try
         {
@@ -42,7 +42,7 @@ internal static class GatewayApplicationBuilderExtensions
             throw new GatewayConfigurationException(ConfigSourceLocator.WithFiles(app.Configuration, errors));
         }
 
-        app.Services.GetRequiredService<Telemetry.GatewayMetrics>().ObserveProxyState(app.Services.GetRequiredService<Yarp.ReverseProxy.IProxyStateLookup>());
+        app.Services.GetRequiredService<GatewayMetrics>().ObserveProxyState(app.Services.GetRequiredService<Yarp.ReverseProxy.IProxyStateLookup>());
 
         // Management endpoint: health probes and metrics, nothing else, never the proxy.
         app.MapWhen(
@@ -70,7 +70,7 @@ internal static class GatewayApplicationBuilderExtensions
 
             return next(context);
         });
-        var traffic = app.Services.GetRequiredService<Telemetry.TrafficCounters>();
+        var traffic = app.Services.GetRequiredService<TrafficCounters>();
         app.Use((context, next) => traffic.CountAsync(context, () => next(context)));
         app.UseGlobalAdmission();
         app.UseRouting();
