@@ -1,0 +1,102 @@
+using System.Net;
+using System.Net.WebSockets;
+using System.Text;
+using System.Text.Json.Nodes;
+using YarpGateway.Tests.Functional;
+
+namespace YarpGateway.Tests.WebSockets;
+
+/// <summary>WebSockets through the gateway as it is today (YARP's opaque relay), over HTTP/1.1 and HTTP/2.</summary>
+public class WebSocketProxyTests
+{
+    private static JsonObject RouteTo(EchoWebSocketBackend backend)
+    {
+        var config = new JsonObject
+        {
+            ["ReverseProxy"] = new JsonObject
+            {
+                ["Routes"] = new JsonObject { ["ws"] = new JsonObject { ["ClusterId"] = "ws", ["Match"] = new JsonObject { ["Path"] = "/{**rest}" } } },
+                ["Clusters"] = new JsonObject { ["ws"] = new JsonObject { ["Destinations"] = new JsonObject { ["d"] = new JsonObject { ["Address"] = backend.Address.ToString() } } } },
+            },
+        };
+        return config;
+    }
+
+    private static async Task<ClientWebSocket> ConnectAsync(GatewayUnderTest gateway, Version version)
+    {
+        var socket = new ClientWebSocket();
+        socket.Options.HttpVersion = version;
+        socket.Options.HttpVersionPolicy = HttpVersionPolicy.RequestVersionExact;
+        socket.Options.KeepAliveInterval = TimeSpan.Zero;
+        using var timeout = new CancellationTokenSource(TimeSpan.FromSeconds(10));
+        var uri = new UriBuilder(gateway.ProxyAddress) { Scheme = "ws", Path = "/echo" }.Uri;
+        await socket.ConnectAsync(uri, new HttpMessageInvoker(new SocketsHttpHandler()), timeout.Token);
+        return socket;
+    }
+
+    private static async Task<(WebSocketMessageType Type, byte[] Data)> ReceiveMessageAsync(ClientWebSocket socket)
+    {
+        using var timeout = new CancellationTokenSource(TimeSpan.FromSeconds(10));
+        using var message = new MemoryStream();
+        var buffer = new byte[16 * 1024];
+        while (true)
+        {
+            var result = await socket.ReceiveAsync(buffer, timeout.Token);
+            message.Write(buffer, 0, result.Count);
+            if (result.EndOfMessage)
+            {
+                return (result.MessageType, message.ToArray());
+            }
+        }
+    }
+
+    public static TheoryData<string> Versions => new() { "1.1", "2.0" };
+
+    [Theory]
+    [MemberData(nameof(Versions))]
+    public async Task Echo_TextBinaryFragmentedAndLarge_ThenCleanClose(string version)
+    {
+        await using var backend = await EchoWebSocketBackend.StartAsync();
+        await using var gateway = await GatewayUnderTest.StartAsync(RouteTo(backend));
+        using var socket = await ConnectAsync(gateway, Version.Parse(version));
+        using var timeout = new CancellationTokenSource(TimeSpan.FromSeconds(20));
+
+        await socket.SendAsync(Encoding.UTF8.GetBytes("hello"), WebSocketMessageType.Text, endOfMessage: true, timeout.Token);
+        var text = await ReceiveMessageAsync(socket);
+        Assert.Equal(WebSocketMessageType.Text, text.Type);
+        Assert.Equal("hello", Encoding.UTF8.GetString(text.Data));
+
+        var binary = new byte[] { 0, 1, 2, 255 };
+        await socket.SendAsync(binary, WebSocketMessageType.Binary, endOfMessage: true, timeout.Token);
+        Assert.Equal(binary, (await ReceiveMessageAsync(socket)).Data);
+
+        // One message in three fragments comes back whole.
+        await socket.SendAsync("frag"u8.ToArray(), WebSocketMessageType.Text, endOfMessage: false, timeout.Token);
+        await socket.SendAsync("men"u8.ToArray(), WebSocketMessageType.Text, endOfMessage: false, timeout.Token);
+        await socket.SendAsync("ted"u8.ToArray(), WebSocketMessageType.Text, endOfMessage: true, timeout.Token);
+        Assert.Equal("fragmented", Encoding.UTF8.GetString((await ReceiveMessageAsync(socket)).Data));
+
+        var large = new byte[1024 * 1024];
+        Random.Shared.NextBytes(large);
+        await socket.SendAsync(large, WebSocketMessageType.Binary, endOfMessage: true, timeout.Token);
+        Assert.Equal(large, (await ReceiveMessageAsync(socket)).Data);
+
+        await socket.CloseAsync(WebSocketCloseStatus.NormalClosure, "bye", timeout.Token);
+        Assert.Equal(WebSocketState.Closed, socket.State);
+        Assert.Equal(WebSocketCloseStatus.NormalClosure, socket.CloseStatus);
+    }
+
+    [Fact]
+    public async Task NonWebSocketRequestToAWebSocketBackend_GetsTheBackendsAnswer_AndNothingStaysOpen()
+    {
+        await using var backend = await EchoWebSocketBackend.StartAsync();
+        await using var gateway = await GatewayUnderTest.StartAsync(RouteTo(backend));
+        using var client = gateway.CreateProxyClient();
+
+        using var response = await client.GetAsync("/echo");
+
+        Assert.Equal(HttpStatusCode.BadRequest, response.StatusCode);
+        var traffic = gateway.Services.GetRequiredService<YarpGateway.Telemetry.TrafficCounters>();
+        Assert.True(await Eventually.TrueAsync(() => traffic.UpgradedConnections == 0 && traffic.InFlightRequests == 0, TimeSpan.FromSeconds(5)));
+    }
+}
