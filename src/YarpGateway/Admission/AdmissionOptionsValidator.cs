@@ -1,4 +1,5 @@
 using Microsoft.Extensions.Options;
+using YarpGateway.Configuration;
 
 namespace YarpGateway.Admission;
 
@@ -11,18 +12,18 @@ internal sealed class AdmissionOptionsValidator : IValidateOptions<AdmissionOpti
     {
         var errors = new List<string>();
         ConcurrencyLimitSettings.Validate(options.Global.MaxConcurrency, options.Global.MaxQueue, options.Global.QueueTimeout, Prefix + "Global:", errors);
-        Positive(options.RetryAfter, "RetryAfter", errors);
+        OptionChecks.Positive(errors, Prefix + "RetryAfter", options.RetryAfter);
 
         var connections = options.Connections;
         RateAndBurst(connections.RatePerSecond, connections.Burst, "Connections:", errors);
-        NotNegative(connections.MaxFirstRequestConnections, "Connections:MaxFirstRequestConnections", errors);
-        Positive(connections.MaxWait, "Connections:MaxWait", errors);
-        NotNegative(connections.MaxWaiting, "Connections:MaxWaiting", errors);
+        OptionChecks.NotNegative(errors, Prefix + "Connections:MaxFirstRequestConnections", connections.MaxFirstRequestConnections);
+        OptionChecks.Positive(errors, Prefix + "Connections:MaxWait", connections.MaxWait);
+        OptionChecks.NotNegative(errors, Prefix + "Connections:MaxWaiting", connections.MaxWaiting);
 
         var upgrades = options.Upgrades;
         RateAndBurst(upgrades.RatePerSecond, upgrades.Burst, "Upgrades:", errors);
 
-        Positive(upgrades.RetryAfterMin, "Upgrades:RetryAfterMin", errors);
+        OptionChecks.Positive(errors, Prefix + "Upgrades:RetryAfterMin", upgrades.RetryAfterMin);
         if (upgrades.RetryAfterMax < upgrades.RetryAfterMin)
         {
             errors.Add($"{Prefix}Upgrades:RetryAfterMax ({upgrades.RetryAfterMax}) must not be less than RetryAfterMin ({upgrades.RetryAfterMin}).");
@@ -44,26 +45,10 @@ internal sealed class AdmissionOptionsValidator : IValidateOptions<AdmissionOpti
     // A token bucket: the rate may be 0 (off); when it is on, the bucket must hold at least one token.
     private static void RateAndBurst(int ratePerSecond, int burst, string prefix, List<string> errors)
     {
-        NotNegative(ratePerSecond, prefix + "RatePerSecond", errors);
+        OptionChecks.NotNegative(errors, Prefix + prefix + "RatePerSecond", ratePerSecond);
         if (ratePerSecond > 0 && burst < 1)
         {
             errors.Add($"{Prefix}{prefix}Burst must be at least 1 when the rate is on; got {burst}.");
-        }
-    }
-
-    private static void NotNegative(int value, string key, List<string> errors)
-    {
-        if (value < 0)
-        {
-            errors.Add($"{Prefix}{key} must not be negative; got {value}.");
-        }
-    }
-
-    private static void Positive(TimeSpan value, string key, List<string> errors)
-    {
-        if (value <= TimeSpan.Zero)
-        {
-            errors.Add($"{Prefix}{key} must be positive; got {value}.");
         }
     }
 }

@@ -69,9 +69,6 @@ internal sealed partial class DrainCoordinator(
         return Task.CompletedTask;
     }
 
-    /// <summary>Cancelled by a second SIGTERM: anything waiting on the drain gives up at once.</summary>
-    public CancellationToken Forced => _forced.Token;
-
     public Task StartAsync(CancellationToken cancellationToken) => Task.CompletedTask;
 
     public Task StartedAsync(CancellationToken cancellationToken) => Task.CompletedTask;

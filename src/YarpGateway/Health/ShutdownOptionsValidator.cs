@@ -1,4 +1,5 @@
 using Microsoft.Extensions.Options;
+using YarpGateway.Configuration;
 
 namespace YarpGateway.Health;
 
@@ -8,15 +9,8 @@ internal sealed class ShutdownOptionsValidator : IValidateOptions<ShutdownOption
     public ValidateOptionsResult Validate(string? name, ShutdownOptions options)
     {
         var errors = new List<string>();
-        if (options.DrainDelay < TimeSpan.Zero)
-        {
-            errors.Add($"{ShutdownOptions.SectionName}:DrainDelay must not be negative; got {options.DrainDelay}.");
-        }
-
-        if (options.Timeout <= TimeSpan.Zero)
-        {
-            errors.Add($"{ShutdownOptions.SectionName}:Timeout must be positive; got {options.Timeout}.");
-        }
+        OptionChecks.NotNegative(errors, ShutdownOptions.SectionName + ":DrainDelay", options.DrainDelay);
+        OptionChecks.Positive(errors, ShutdownOptions.SectionName + ":Timeout", options.Timeout);
 
         return errors.Count == 0 ? ValidateOptionsResult.Success : ValidateOptionsResult.Fail(errors);
     }

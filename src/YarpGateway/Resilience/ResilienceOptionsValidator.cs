@@ -1,4 +1,5 @@
 using Microsoft.Extensions.Options;
+using YarpGateway.Configuration;
 
 namespace YarpGateway.Resilience;
 
@@ -23,33 +24,27 @@ internal sealed class ResilienceOptionsValidator : IValidateOptions<ResilienceOp
             }
         }
 
-        Positive(options.RetryBaseDelay, "RetryBaseDelay", errors);
+        OptionChecks.Positive(errors, Prefix + "RetryBaseDelay", options.RetryBaseDelay);
         if (options.RetryMaxDelay < options.RetryBaseDelay)
         {
             errors.Add($"{Prefix}RetryMaxDelay ({options.RetryMaxDelay}) must not be less than RetryBaseDelay ({options.RetryBaseDelay}).");
         }
 
-        if (options.MaxRetryBodyBytes < 0)
-        {
-            errors.Add($"{Prefix}MaxRetryBodyBytes must not be negative; got {options.MaxRetryBodyBytes}.");
-        }
+        OptionChecks.NotNegative(errors, Prefix + "MaxRetryBodyBytes", options.MaxRetryBodyBytes);
 
         if (options.TryTimeout is { } tryTimeout)
         {
-            Positive(tryTimeout, "TryTimeout", errors);
+            OptionChecks.Positive(errors, Prefix + "TryTimeout", tryTimeout);
         }
 
-        Positive(options.ConnectTimeout, "ConnectTimeout", errors);
+        OptionChecks.Positive(errors, Prefix + "ConnectTimeout", options.ConnectTimeout);
         var budget = options.RetryBudget;
         if (budget.Ratio is < 0 or > 1 || double.IsNaN(budget.Ratio))
         {
             errors.Add($"{Prefix}RetryBudget:Ratio must be from 0 to 1 (a share of requests, 0.2 = 20 %); got {budget.Ratio}.");
         }
 
-        if (budget.MinRetriesPerSecond < 0)
-        {
-            errors.Add($"{Prefix}RetryBudget:MinRetriesPerSecond must not be negative; got {budget.MinRetriesPerSecond}.");
-        }
+        OptionChecks.NotNegative(errors, Prefix + "RetryBudget:MinRetriesPerSecond", budget.MinRetriesPerSecond);
 
         if (budget.Window < TimeSpan.FromSeconds(1) || budget.Window > TimeSpan.FromMinutes(10))
         {
@@ -57,13 +52,5 @@ internal sealed class ResilienceOptionsValidator : IValidateOptions<ResilienceOp
         }
 
         return errors.Count == 0 ? ValidateOptionsResult.Success : ValidateOptionsResult.Fail(errors);
-    }
-
-    private static void Positive(TimeSpan value, string key, List<string> errors)
-    {
-        if (value <= TimeSpan.Zero)
-        {
-            errors.Add($"{Prefix}{key} must be positive; got {value}.");
-        }
     }
 }
