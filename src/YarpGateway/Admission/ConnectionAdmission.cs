@@ -43,6 +43,16 @@ internal sealed partial class ConnectionAdmission : IProxyConnectionMiddleware, 
         }
     }
 
+    /// <summary>Connections holding a first-request slot (for tests and diagnostics).</summary>
+    internal long FirstRequestSlotsInUse
+    {
+        get
+        {
+            var state = _state;
+            return state.FirstRequest is null ? 0 : state.Options.MaxFirstRequestConnections - (state.FirstRequest.GetStatistics()?.CurrentAvailablePermits ?? 0);
+        }
+    }
+
     private void OnOptionsChanged(AdmissionOptions options)
     {
         var next = new State(options.Connections, _timeProvider);

@@ -48,12 +48,15 @@ public class ConnectionAdmissionTests
             "--Gateway:Admission:Connections:MaxFirstRequestConnections=2", "--Gateway:Admission:Connections:MaxWait=00:00:30");
         var admission = gateway.Services.GetRequiredService<ConnectionAdmission>();
 
-        // Two connections that never send a request hold both slots.
+        // Two connections that never send a request hold both slots. Kestrel admits concurrent
+        // connections in no set order, so the third is opened only once the slots are taken.
         using var idle1 = await RawSocket.ConnectAsync(gateway.ProxyAddress);
         using var idle2 = await RawSocket.ConnectAsync(gateway.ProxyAddress);
+        Assert.True(await Eventually.TrueAsync(() => admission.FirstRequestSlotsInUse == 2, TimeSpan.FromSeconds(10)), "the idle connections did not take the slots");
         using var waiting = await RawSocket.ConnectAsync(gateway.ProxyAddress);
         await waiting.SendAsync(Get);
-        Assert.True(await Eventually.TrueAsync(() => admission.Waiting == 1, TimeSpan.FromSeconds(10)), "the third connection was not held back");
+        Assert.True(await Eventually.TrueAsync(() => admission.Waiting == 1, TimeSpan.FromSeconds(10)),
+            $"the third connection was not held back (waiting {admission.Waiting}, slots in use {admission.FirstRequestSlotsInUse})");
 
         idle1.Close(); // frees a slot
         var response = Encoding.ASCII.GetString(await RawSocket.ReceiveAtLeastAsync(waiting, 12));
@@ -87,7 +90,9 @@ public class ConnectionAdmissionTests
         await using var gateway = await GatewayUnderTest.StartAsync(ProxyConfigJson.CatchAll("WeightedRoundRobin", (backend, "1")),
             "--Gateway:Admission:Connections:MaxFirstRequestConnections=1", "--Gateway:Admission:Connections:MaxWait=00:00:00.300");
 
+        var admission = gateway.Services.GetRequiredService<ConnectionAdmission>();
         using var idle = await RawSocket.ConnectAsync(gateway.ProxyAddress);
+        Assert.True(await Eventually.TrueAsync(() => admission.FirstRequestSlotsInUse == 1, TimeSpan.FromSeconds(10)), "the idle connection did not take the slot");
         using var refused = await RawSocket.ConnectAsync(gateway.ProxyAddress);
         await refused.SendAsync(Get);
 
