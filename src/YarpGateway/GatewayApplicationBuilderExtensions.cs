@@ -7,6 +7,7 @@ using YarpGateway.Health;
 using YarpGateway.LoadBalancing;
 using YarpGateway.Resilience;
 using YarpGateway.Telemetry;
+using YarpGateway.WebSockets;
 
 namespace YarpGateway;
 
@@ -27,6 +28,7 @@ internal static class GatewayApplicationBuilderExtensions
         CheckOptions<ResilienceOptions>(app, ResilienceOptions.SectionName, errors);
         CheckOptions<ShutdownOptions>(app, ShutdownOptions.SectionName, errors);
         CheckOptions<TelemetryOptions>(app, TelemetryOptions.SectionName, errors);
+        CheckOptions<WebSocketProxyOptions>(app, WebSocketProxyOptions.SectionName, errors);
         CheckOptions<DemoBackendsOptions>(app, DemoBackendsOptions.SectionName, errors);
         try
         {
@@ -77,8 +79,9 @@ internal static class GatewayApplicationBuilderExtensions
         app.UseRequestTimeouts(); // YARP routes' Timeout / TimeoutPolicy
         app.MapReverseProxy(proxy =>
         {
-            // YARP's default pipeline, preceded by admission, with drained destinations removed,
+            // YARP's default pipeline, preceded by the WebSocket relay and admission, with drained destinations removed,
             // and with retries around everything that picks and calls a destination.
+            proxy.UseWebSocketRelay();
             proxy.UseProxyRequestMetrics();
             proxy.UseRouteAndClusterAdmission();
             proxy.UseDrainedDestinationFilter();

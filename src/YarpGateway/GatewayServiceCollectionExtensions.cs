@@ -10,6 +10,7 @@ using YarpGateway.Health;
 using YarpGateway.LoadBalancing;
 using YarpGateway.Resilience;
 using YarpGateway.Telemetry;
+using YarpGateway.WebSockets;
 
 namespace YarpGateway;
 
@@ -53,6 +54,9 @@ internal static class GatewayServiceCollectionExtensions
 
         // Resilience: timeouts, retries with a budget, outlier ejection.
         services.AddResilience(builder.Configuration);
+
+        // WebSockets: bounded outbound buffers, slow-client policies, the 1001 close on drain.
+        services.AddWebSocketRelay(builder.Configuration);
 
         services.AddGatewayHealth(builder.Configuration);
 

@@ -1,6 +1,7 @@
 using System.Diagnostics;
 using System.Diagnostics.Metrics;
 using YarpGateway.Admission;
+using YarpGateway.WebSockets;
 
 namespace YarpGateway.Telemetry;
 
@@ -33,11 +34,14 @@ internal sealed class GatewayMetrics
     private readonly Counter<long> _reactivations;
     private readonly Counter<long> _ejectionsSkipped;
     private readonly Histogram<double> _requestDuration;
+    private readonly Counter<long> _wsDroppedMessages;
+    private readonly Counter<long> _wsDroppedBytes;
+    private readonly Counter<long> _wsEvictions;
     private volatile AdmissionLimits? _admissionLimits;
     private volatile Yarp.ReverseProxy.IProxyStateLookup? _proxyState;
     private long _admissionRejectedTotal;
 
-    public GatewayMetrics(IMeterFactory meterFactory, TrafficCounters traffic)
+    public GatewayMetrics(IMeterFactory meterFactory, TrafficCounters traffic, WebSocketCounters webSockets)
     {
         var meter = meterFactory.Create(MeterName);
 
@@ -107,7 +111,38 @@ internal sealed class GatewayMetrics
         _ejections = meter.CreateCounter<long>("gateway.outlier.ejections", unit: "{ejection}", description: "Destinations ejected by outlier ejection, by cluster and destination.");
         _reactivations = meter.CreateCounter<long>("gateway.outlier.reactivations", unit: "{reactivation}", description: "Ejected destinations reactivated, by cluster and destination.");
         _ejectionsSkipped = meter.CreateCounter<long>("gateway.outlier.ejections_skipped", unit: "{ejection}", description: "Ejections not made because MaxEjectedPercent of the cluster was already ejected.");
+
+        // WebSockets: downstream is backend to client, upstream client to backend.
+        meter.CreateObservableCounter(
+            "gateway.websocket.bytes",
+            () => new[] { Direction(webSockets.DownstreamBytes, "downstream"), Direction(webSockets.UpstreamBytes, "upstream") },
+            unit: "By", description: "Bytes relayed through proxied WebSockets, by direction (downstream: backend to client).");
+        meter.CreateObservableCounter(
+            "gateway.websocket.messages",
+            () => new[] { Direction(webSockets.DownstreamMessages, "downstream"), Direction(webSockets.UpstreamMessages, "upstream") },
+            unit: "{message}", description: "Whole data messages relayed through proxied WebSockets, by direction (dropped ones not included).");
+        meter.CreateObservableGauge("gateway.websocket.buffered", () => webSockets.BufferedBytes, unit: "By", description: "Bytes waiting in the outbound buffers of all proxied WebSockets (each is capped by OutboundBufferBytes).");
+        meter.CreateObservableGauge("gateway.websocket.open", () => webSockets.Open, unit: "{connection}", description: "WebSockets upgraded and being relayed.");
+        _wsDroppedMessages = meter.CreateCounter<long>("gateway.websocket.dropped.messages", unit: "{message}", description: "Data messages dropped for slow clients (DropMessages policy), by route.");
+        _wsDroppedBytes = meter.CreateCounter<long>("gateway.websocket.dropped.bytes", unit: "By", description: "Bytes of dropped data messages (DropMessages policy), by route.");
+        _wsEvictions = meter.CreateCounter<long>("gateway.websocket.evictions", unit: "{connection}", description: "WebSockets the gateway closed itself, by route and reason (drop_limit, buffer_full, write_timeout, drain, protocol_error, close_timeout).");
     }
+
+    public void WebSocketDropped(string route, int messages, long bytes)
+    {
+        var tag = new KeyValuePair<string, object?>("route", route);
+        if (messages > 0)
+        {
+            _wsDroppedMessages.Add(messages, tag);
+        }
+
+        _wsDroppedBytes.Add(bytes, tag);
+    }
+
+    public void WebSocketEvicted(string route, EvictionReason reason)
+        => _wsEvictions.Add(1, new TagList { { "route", route }, { "reason", reason.ToTag() } });
+
+    private static Measurement<long> Direction(long value, string direction) => new(value, new KeyValuePair<string, object?>("direction", direction));
 
     public void ProxyAttempt(string? cluster) => _attempts.Add(1, new KeyValuePair<string, object?>("cluster", cluster));
 

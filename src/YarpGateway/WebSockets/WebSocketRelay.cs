@@ -1,0 +1,700 @@
+using System.Buffers;
+
+namespace YarpGateway.WebSockets;
+
+/// <summary>
+/// One proxied WebSocket, seen from the client side. YARP copies backend bytes into
+/// <see cref="WriteAsync"/>; they go through the frame parser into a bounded ring buffer (rented
+/// only while it holds data, so an idle connection holds none) that this relay drains to the client
+/// with a write timeout. Client bytes pass through <see cref="ReadAsync"/> untouched and are only
+/// observed (messages counted, the client's close seen).
+/// <para>
+/// When the buffer is full the route's <see cref="SlowClientPolicy"/> applies. The gateway's own
+/// close frames (1001, 1002, 1008, 1013) are placed at a frame boundary of what has been buffered;
+/// nothing the backend sends after that point reaches the client. If the client's close and the
+/// backend's end do not follow within <see cref="WebSocketSettings.CloseTimeout"/>, both sides are aborted.
+/// </para>
+/// </summary>
+internal sealed partial class WebSocketRelay
+{
+    /// <summary>Writes to the client are at most this big, so the write timeout measures progress, not size.</summary>
+    internal const int MaxWriteChunk = 16 * 1024;
+
+    private static readonly FrameRules UpstreamRules = new(Masked: true, AllowReservedBits: true);
+
+    private readonly WebSocketSettings _settings;
+    private readonly WebSocketRelays _relays;
+    private readonly WebSocketCounters _counters;
+    private readonly HttpContext _context;
+    private readonly TimeProvider _time;
+    private readonly FrameRules _downstreamRules;
+    private readonly int _capacity;
+    private readonly Lock _lock = new();
+
+    private Stream? _client;
+
+    // The ring buffer and the drain (under _lock).
+    private byte[]? _ring;
+    private int _head;
+    private int _count;
+    private int _peak;
+    private bool _draining;
+    private bool _midFrame;
+    private TaskCompletionSource? _room;
+    private TaskCompletionSource? _idle;
+    private CancellationTokenSource? _writeTimeout;
+    private volatile bool _writeBlocked;
+
+    // Closing (under _lock).
+    private Closing? _pendingClose;
+    private Closing? _close;
+    private bool _closeSent;
+    private Exception? _failure;
+    private ITimer? _closeTimer;
+
+    // Backend-to-client parsing: only the thread in WriteAsync touches these.
+    private FrameParser _down;
+    private bool _dropFrame;
+    private bool _droppingMessage;
+    private long _droppedMessages;
+    private long _passedMessages;
+    private long _droppedBytes;
+
+    // Client-to-backend observation: only the thread in ReadAsync touches these.
+    private FrameParser _up;
+    private bool _upBroken;
+
+    public WebSocketRelay(WebSocketSettings settings, string routeId, HttpContext context, WebSocketRelays relays, WebSocketCounters counters, TimeProvider time)
+    {
+        _settings = settings;
+        RouteId = routeId;
+        _context = context;
+        _relays = relays;
+        _counters = counters;
+        _time = time;
+        _capacity = settings.OutboundBufferBytes;
+
+        // DropMessages strips Sec-WebSocket-Extensions from the handshake, so no extension may set RSV bits there.
+        _downstreamRules = new FrameRules(Masked: false, AllowReservedBits: settings.Policy != SlowClientPolicy.DropMessages);
+    }
+
+    public string RouteId { get; }
+
+    /// <summary>Bytes buffered towards the client now.</summary>
+    public int BufferedBytes
+    {
+        get
+        {
+            lock (_lock)
+            {
+                return _count;
+            }
+        }
+    }
+
+    /// <summary>The most this connection ever had buffered (never above the cap).</summary>
+    public int PeakBufferedBytes
+    {
+        get
+        {
+            lock (_lock)
+            {
+                return _peak;
+            }
+        }
+    }
+
+    public long DroppedMessages => Interlocked.Read(ref _droppedMessages);
+
+    /// <summary>Whole data messages from the backend buffered for the client.</summary>
+    public long PassedMessages => Interlocked.Read(ref _passedMessages);
+
+    /// <summary>True while a write to the client waits: the client (or the network) is not taking bytes now.</summary>
+    public bool WriteBlocked => _writeBlocked;
+
+    /// <summary>Called once the client side is upgraded: from here the relay carries the connection.</summary>
+    public Stream Attach(Stream client)
+    {
+        _client = client;
+        _relays.Register(this);
+        return new RelayStream(this);
+    }
+
+    /// <summary>Backend to client: parse, apply the policy, buffer, drain.</summary>
+    public async ValueTask WriteAsync(ReadOnlyMemory<byte> data, CancellationToken cancellationToken)
+    {
+        _counters.AddDownstream(data.Length);
+        while (!data.IsEmpty)
+        {
+            if (IsClosing())
+            {
+                return; // after the gateway's close frame nothing more goes to the client
+            }
+
+            if (!_down.InPayload)
+            {
+                var taken = _down.ReadHeader(data.Span, _downstreamRules, out var status, out var error);
+                data = data[taken..];
+                if (status == HeaderStatus.NeedMore)
+                {
+                    return; // the parser keeps the partial header
+                }
+
+                if (status == HeaderStatus.Invalid)
+                {
+                    RequestClose(CloseFrame.ProtocolError, EvictionReason.ProtocolError, $"gateway: malformed frame from the backend ({error})");
+                    return;
+                }
+
+                if (!await StartFrameAsync(_down.Current, cancellationToken))
+                {
+                    return;
+                }
+
+                if (_down.PayloadRemaining == 0)
+                {
+                    _down.AdvancePayload(0);
+                    EndFrame(_down.Current);
+                }
+
+                continue;
+            }
+
+            var n = (int)Math.Min(_down.PayloadRemaining, data.Length);
+            if (_dropFrame)
+            {
+                _droppedBytes += n;
+            }
+            else if (!await EnqueueAsync(data[..n], cancellationToken))
+            {
+                return;
+            }
+
+            data = data[n..];
+            if (_down.AdvancePayload(n))
+            {
+                EndFrame(_down.Current);
+            }
+        }
+    }
+
+    /// <summary>Client to backend: passed through as read; observed for message counts and the client's close.</summary>
+    public async ValueTask<int> ReadAsync(Memory<byte> buffer, CancellationToken cancellationToken)
+    {
+        var read = await _client!.ReadAsync(buffer, cancellationToken);
+        if (read > 0)
+        {
+            _counters.AddUpstream(read);
+            if (!_upBroken)
+            {
+                _upBroken = !_up.Observe(buffer.Span[..read], UpstreamRules, out var messages, out _);
+                if (messages > 0)
+                {
+                    _counters.AddUpstreamMessages(messages);
+                }
+            }
+        }
+
+        return read;
+    }
+
+    /// <summary>Closes the client with <paramref name="code"/> at the next frame boundary of what is buffered (the drain's 1001, evictions).</summary>
+    public void RequestClose(ushort code, EvictionReason reason, string text)
+    {
+        var start = false;
+        lock (_lock)
+        {
+            if (_close is not null || _pendingClose is not null || _failure is not null)
+            {
+                return;
+            }
+
+            var closing = new Closing(CloseFrame.Build(code, text), reason);
+            if (_midFrame)
+            {
+                _pendingClose = closing; // installed when the frame being buffered ends
+            }
+            else
+            {
+                start = Install(closing);
+            }
+        }
+
+        _relays.Evicted(this, reason, code, text);
+        if (start)
+        {
+            _ = DrainAsync();
+        }
+    }
+
+    /// <summary>
+    /// After YARP has finished with the connection: lets the buffer drain to the client (bounded by the
+    /// write timeout), then releases everything.
+    /// </summary>
+    public async Task CompleteAsync()
+    {
+        try
+        {
+            Task? idle = null;
+            lock (_lock)
+            {
+                if (_draining)
+                {
+                    _idle ??= new TaskCompletionSource(TaskCreationOptions.RunContinuationsAsynchronously);
+                    idle = _idle.Task;
+                }
+            }
+
+            if (idle is not null)
+            {
+                await idle;
+            }
+        }
+        finally
+        {
+            lock (_lock)
+            {
+                _failure ??= new ObjectDisposedException(nameof(WebSocketRelay));
+                ReleaseRing();
+                WakeRoomWaiter();
+                _closeTimer?.Dispose();
+            }
+
+            if (_client is { } client)
+            {
+                _relays.Unregister(this);
+                await client.DisposeAsync();
+            }
+        }
+    }
+
+    private bool IsClosing()
+    {
+        lock (_lock)
+        {
+            if (_failure is not null)
+            {
+                throw new IOException("The client side of the WebSocket is gone.", _failure);
+            }
+
+            return _close is not null;
+        }
+    }
+
+    private async ValueTask<bool> StartFrameAsync(FrameHeader header, CancellationToken cancellationToken)
+    {
+        if (header.StartsMessage && _settings.Policy == SlowClientPolicy.DropMessages)
+        {
+            _droppingMessage = !HasRoomFor(header.TotalLength);
+            if (_droppingMessage)
+            {
+                Interlocked.Increment(ref _droppedMessages);
+                _relays.Dropped(this, 1, header.TotalLength);
+            }
+        }
+
+        _dropFrame = _droppingMessage && !header.IsControl;
+        if (_dropFrame)
+        {
+            _droppedBytes += header.HeaderLength;
+            if (!header.StartsMessage)
+            {
+                _relays.Dropped(this, 0, header.TotalLength);
+            }
+
+            return true;
+        }
+
+        if (!await WaitForRoomAsync(Math.Min(header.TotalLength, _capacity), cancellationToken))
+        {
+            return false;
+        }
+
+        bool start;
+        lock (_lock)
+        {
+            if (_close is not null || _failure is not null)
+            {
+                return false;
+            }
+
+            start = Copy(_down.HeaderBytes);
+            _midFrame = header.PayloadLength > 0;
+        }
+
+        if (start)
+        {
+            _ = DrainAsync();
+        }
+
+        return true;
+    }
+
+    private void EndFrame(FrameHeader header)
+    {
+        var start = false;
+        lock (_lock)
+        {
+            _midFrame = false;
+            if (_pendingClose is { } pending && _close is null)
+            {
+                _pendingClose = null;
+                start = Install(pending);
+            }
+        }
+
+        if (start)
+        {
+            _ = DrainAsync();
+        }
+
+        if (!header.EndsMessage)
+        {
+            return;
+        }
+
+        if (!_dropFrame)
+        {
+            _counters.AddDownstreamMessages(1);
+            Interlocked.Increment(ref _passedMessages);
+            return;
+        }
+
+        _droppingMessage = false;
+        if ((_settings.MaxDroppedMessages > 0 && _droppedMessages >= _settings.MaxDroppedMessages)
+            || (_settings.MaxDroppedBytes > 0 && _droppedBytes >= _settings.MaxDroppedBytes))
+        {
+            RequestClose(CloseFrame.PolicyViolation, EvictionReason.DropLimit, $"gateway: client too slow, {_droppedMessages} messages dropped");
+        }
+    }
+
+    private bool HasRoomFor(long length)
+    {
+        lock (_lock)
+        {
+            return _count == 0 || length <= _capacity - _count;
+        }
+    }
+
+    /// <summary>Waits until <paramref name="needed"/> bytes fit; false if the connection is closing meanwhile.</summary>
+    private async ValueTask<bool> WaitForRoomAsync(long needed, CancellationToken cancellationToken)
+    {
+        var started = 0L;
+        while (true)
+        {
+            Task room;
+            lock (_lock)
+            {
+                if (_failure is not null)
+                {
+                    throw new IOException("The client side of the WebSocket is gone.", _failure);
+                }
+
+                if (_close is not null)
+                {
+                    return false;
+                }
+
+                if (_capacity - _count >= needed)
+                {
+                    return true;
+                }
+
+                _room ??= new TaskCompletionSource(TaskCreationOptions.RunContinuationsAsynchronously);
+                room = _room.Task;
+            }
+
+            if (_settings.Policy != SlowClientPolicy.Disconnect)
+            {
+                await room.WaitAsync(cancellationToken);
+                continue;
+            }
+
+            if (started == 0)
+            {
+                started = _time.GetTimestamp();
+            }
+
+            var left = _settings.DisconnectAfter - _time.GetElapsedTime(started);
+            try
+            {
+                await room.WaitAsync(left > TimeSpan.Zero ? left : TimeSpan.Zero, _time, cancellationToken);
+            }
+            catch (TimeoutException)
+            {
+                RequestClose(CloseFrame.TryAgainLater, EvictionReason.BufferFull, "gateway: client too slow, try again later");
+                return false;
+            }
+        }
+    }
+
+    /// <summary>Buffers payload bytes, waiting for room whenever the buffer is full (only frames larger than the cap wait here).</summary>
+    private async ValueTask<bool> EnqueueAsync(ReadOnlyMemory<byte> data, CancellationToken cancellationToken)
+    {
+        while (!data.IsEmpty)
+        {
+            int n;
+            bool start;
+            lock (_lock)
+            {
+                if (_failure is not null)
+                {
+                    throw new IOException("The client side of the WebSocket is gone.", _failure);
+                }
+
+                if (_close is not null)
+                {
+                    return false;
+                }
+
+                n = Math.Min(_capacity - _count, data.Length);
+                start = n > 0 && Copy(data.Span[..n]);
+            }
+
+            if (start)
+            {
+                _ = DrainAsync();
+            }
+
+            if (n == 0)
+            {
+                if (!await WaitForRoomAsync(1, cancellationToken))
+                {
+                    return false;
+                }
+
+                continue;
+            }
+
+            data = data[n..];
+        }
+
+        return true;
+    }
+
+    /// <summary>Under the lock, with room: copies into the ring; true if the caller must start the drain.</summary>
+    private bool Copy(ReadOnlySpan<byte> bytes)
+    {
+        _ring ??= ArrayPool<byte>.Shared.Rent(_capacity);
+        var tail = (_head + _count) % _capacity;
+        var first = Math.Min(bytes.Length, _capacity - tail);
+        bytes[..first].CopyTo(_ring.AsSpan(tail));
+        bytes[first..].CopyTo(_ring);
+        _count += bytes.Length;
+        _peak = Math.Max(_peak, _count);
+        _counters.AddBuffered(bytes.Length);
+        if (_draining)
+        {
+            return false;
+        }
+
+        _draining = true;
+        return true;
+    }
+
+    /// <summary>Under the lock: the close goes after everything buffered so far; true if the caller must start the drain.</summary>
+    private bool Install(Closing closing)
+    {
+        _close = closing;
+        WakeRoomWaiter();
+        if (_draining)
+        {
+            return false;
+        }
+
+        _draining = true;
+        return true;
+    }
+
+    private async Task DrainAsync()
+    {
+        try
+        {
+            while (true)
+            {
+                byte[] ring;
+                int start;
+                int length;
+                byte[]? closeFrame = null;
+                lock (_lock)
+                {
+                    if (_failure is not null || _count == 0)
+                    {
+                        if (_failure is null && _close is { } close && !_closeSent)
+                        {
+                            _closeSent = true;
+                            closeFrame = close.Frame;
+                        }
+                        else
+                        {
+                            StopDraining();
+                            return;
+                        }
+                    }
+
+                    ring = _ring!;
+                    start = _head;
+                    length = Math.Min(Math.Min(_count, _capacity - _head), MaxWriteChunk);
+                }
+
+                if (closeFrame is not null)
+                {
+                    await WriteToClientAsync(closeFrame);
+                    ArmCloseTimer();
+                    continue;
+                }
+
+                await WriteToClientAsync(ring.AsMemory(start, length));
+                lock (_lock)
+                {
+                    if (_failure is not null)
+                    {
+                        StopDraining();
+                        return;
+                    }
+
+                    _head = (_head + length) % _capacity;
+                    _count -= length;
+                    _counters.AddBuffered(-length);
+                    WakeRoomWaiter();
+                }
+            }
+        }
+        catch (Exception ex)
+        {
+            Fail(ex, fromDrain: true);
+        }
+    }
+
+    private async ValueTask WriteToClientAsync(ReadOnlyMemory<byte> bytes)
+    {
+        var timeout = _writeTimeout ??= new CancellationTokenSource(Timeout.InfiniteTimeSpan, _time);
+        timeout.CancelAfter(_settings.WriteTimeout);
+        try
+        {
+            var write = _client!.WriteAsync(bytes, timeout.Token);
+            if (!write.IsCompletedSuccessfully)
+            {
+                _writeBlocked = true;
+                await write;
+            }
+        }
+        catch (OperationCanceledException ex) when (timeout.IsCancellationRequested)
+        {
+            throw new WriteTimeoutException(ex);
+        }
+        finally
+        {
+            _writeBlocked = false;
+            if (!timeout.TryReset())
+            {
+                timeout.Dispose();
+                _writeTimeout = null;
+            }
+        }
+    }
+
+    private void ArmCloseTimer()
+    {
+        lock (_lock)
+        {
+            if (_failure is null)
+            {
+                _closeTimer = _time.CreateTimer(static state => ((WebSocketRelay)state!).CloseTimedOut(), this, _settings.CloseTimeout, Timeout.InfiniteTimeSpan);
+            }
+        }
+    }
+
+    private void CloseTimedOut()
+    {
+        lock (_lock)
+        {
+            if (_failure is not null)
+            {
+                return;
+            }
+        }
+
+        _relays.Evicted(this, EvictionReason.CloseTimeout, 0, "no close from the client or no end from the backend in time");
+        Fail(new TimeoutException("The WebSocket close handshake did not finish in time."));
+    }
+
+    private void Fail(Exception ex, bool fromDrain = false)
+    {
+        lock (_lock)
+        {
+            var first = _failure is null;
+            _failure ??= ex;
+            if (fromDrain)
+            {
+                StopDraining();
+            }
+            else
+            {
+                ReleaseRing(); // the drain, if one is running, gives the buffer back when its write returns
+                WakeRoomWaiter();
+            }
+
+            if (!first)
+            {
+                return;
+            }
+        }
+
+        if (ex is WriteTimeoutException)
+        {
+            _relays.Evicted(this, EvictionReason.WriteTimeout, 0, "a write to the client made no progress");
+        }
+
+        _context.Abort(); // ends YARP's copies in both directions and closes the backend connection
+    }
+
+    /// <summary>Under the lock, on the drain's own path: the drain ends; a failed or emptied relay gives its buffer back.</summary>
+    private void StopDraining()
+    {
+        _draining = false;
+        ReleaseRing();
+        if (_failure is not null)
+        {
+            _writeTimeout?.Dispose();
+            _writeTimeout = null;
+        }
+
+        WakeRoomWaiter();
+        _idle?.TrySetResult();
+        _idle = null;
+    }
+
+    /// <summary>Under the lock: returns the ring when nothing is being written from it and it is empty or no longer wanted.</summary>
+    private void ReleaseRing()
+    {
+        if (_draining || (_count > 0 && _failure is null))
+        {
+            return;
+        }
+
+        if (_count > 0)
+        {
+            _counters.AddBuffered(-_count);
+            _count = 0;
+        }
+
+        if (_ring is { } ring)
+        {
+            _ring = null;
+            _head = 0;
+            ArrayPool<byte>.Shared.Return(ring);
+        }
+    }
+
+    /// <summary>Under the lock.</summary>
+    private void WakeRoomWaiter()
+    {
+        _room?.TrySetResult();
+        _room = null;
+    }
+
+    private sealed record Closing(byte[] Frame, EvictionReason Reason);
+
+    private sealed class WriteTimeoutException(Exception inner) : TimeoutException("A write to the WebSocket client made no progress in time.", inner);
+}

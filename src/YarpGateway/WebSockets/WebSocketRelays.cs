@@ -1,0 +1,137 @@
+using System.Collections.Concurrent;
+using YarpGateway.Configuration;
+using YarpGateway.Health;
+using YarpGateway.Resilience;
+using YarpGateway.Telemetry;
+
+namespace YarpGateway.WebSockets;
+
+/// <summary>
+/// Every relayed WebSocket: reports drops and evictions, and during a drain closes them all with
+/// 1001, spread over <see cref="WebSocketProxyOptions.CloseWindow"/> in random order so that clients
+/// do not reconnect to the other replicas in the same instant.
+/// </summary>
+internal sealed partial class WebSocketRelays(
+    ReloadableOptions<WebSocketProxyOptions> options,
+    ReloadableOptions<ShutdownOptions> shutdown,
+    WebSocketCounters counters,
+    GatewayMetrics metrics,
+    TimeProvider timeProvider,
+    ILogger<WebSocketRelays> logger) : IDrainParticipant, IDisposable
+{
+    private readonly ConcurrentDictionary<WebSocketRelay, byte> _open = new();
+    private readonly CancellationTokenSource _disposed = new();
+    private readonly LogThrottle _throttle = new(timeProvider);
+    private volatile bool _draining;
+    private int _disposeCount;
+
+    public int Count => _open.Count;
+
+    /// <summary>A snapshot of the open relays (for tests and diagnostics).</summary>
+    public IReadOnlyCollection<WebSocketRelay> Open => _open.Keys.ToArray();
+
+    public void Register(WebSocketRelay relay)
+    {
+        if (_open.TryAdd(relay, 0))
+        {
+            counters.Opened();
+        }
+
+        if (_draining)
+        {
+            relay.RequestClose(CloseFrame.GoingAway, EvictionReason.Drain, "gateway restarting");
+        }
+    }
+
+    public void Unregister(WebSocketRelay relay)
+    {
+        if (_open.TryRemove(relay, out _))
+        {
+            counters.Closed();
+        }
+    }
+
+    public void Dropped(WebSocketRelay relay, int messages, long bytes) => metrics.WebSocketDropped(relay.RouteId, messages, bytes);
+
+    public void Evicted(WebSocketRelay relay, EvictionReason reason, ushort code, string detail)
+    {
+        metrics.WebSocketEvicted(relay.RouteId, reason);
+        if (reason != EvictionReason.Drain && _throttle.ShouldLog("websocket." + reason.ToTag(), out var suppressed))
+        {
+            Log.Evicted(logger, relay.RouteId, reason.ToTag(), code, detail, suppressed);
+        }
+    }
+
+    /// <summary>Starts the spread 1001 closes and returns; Kestrel's stop then waits for the connections to end.</summary>
+    public Task DrainAsync(CancellationToken cancellationToken)
+    {
+        _draining = true;
+        var relays = _open.Keys.ToArray();
+        Random.Shared.Shuffle(relays);
+        var window = options.Current.CloseWindow;
+
+        // The closes must finish (client's answer included) before the shutdown timeout cuts connections off.
+        var latest = shutdown.Current.Timeout - options.Current.CloseTimeout;
+        if (window > latest)
+        {
+            Log.WindowShortened(logger, window, latest > TimeSpan.Zero ? latest : TimeSpan.Zero, shutdown.Current.Timeout);
+            window = latest > TimeSpan.Zero ? latest : TimeSpan.Zero;
+        }
+
+        Log.Closing(logger, relays.Length, window);
+        if (relays.Length > 0)
+        {
+            _ = SpreadAsync(relays, window);
+        }
+
+        return Task.CompletedTask;
+    }
+
+    private async Task SpreadAsync(WebSocketRelay[] relays, TimeSpan window)
+    {
+        var start = timeProvider.GetTimestamp();
+        try
+        {
+            for (var i = 0; i < relays.Length; i++)
+            {
+                var wait = (window * i / relays.Length) - timeProvider.GetElapsedTime(start);
+                if (wait > TimeSpan.FromMilliseconds(1))
+                {
+                    await Task.Delay(wait, timeProvider, _disposed.Token);
+                }
+
+                relays[i].RequestClose(CloseFrame.GoingAway, EvictionReason.Drain, "gateway restarting");
+            }
+
+            Log.Closed(logger, relays.Length, timeProvider.GetElapsedTime(start));
+        }
+        catch (OperationCanceledException)
+        {
+        }
+    }
+
+    // Registered twice (as itself and as a drain participant), so disposed twice.
+    public void Dispose()
+    {
+        if (Interlocked.Exchange(ref _disposeCount, 1) == 0)
+        {
+            _disposed.Cancel();
+            _disposed.Dispose();
+        }
+    }
+
+    private static partial class Log
+    {
+        [LoggerMessage(1, LogLevel.Information, "WebSocket on route '{Route}' closed by the gateway: {Reason} (close code {Code}; 0 = aborted). {Detail}. {Suppressed} more like it in the last second.", EventName = "WebSocketEvicted")]
+        public static partial void Evicted(ILogger logger, string route, string reason, ushort code, string detail, long suppressed);
+
+        [LoggerMessage(2, LogLevel.Information, "Closing {Count} WebSockets with 1001 (going away), spread over {Window}.", EventName = "WebSocketDrainStarted")]
+        public static partial void Closing(ILogger logger, int count, TimeSpan window);
+
+        [LoggerMessage(3, LogLevel.Information, "Started the 1001 close of all {Count} WebSockets in {Elapsed}.", EventName = "WebSocketDrainSent")]
+        public static partial void Closed(ILogger logger, int count, TimeSpan elapsed);
+
+        [LoggerMessage(4, LogLevel.Warning, "Gateway:WebSockets:CloseWindow ({Window}) leaves no time for the close handshake within Gateway:Shutdown:Timeout ({Timeout}) minus CloseTimeout; spreading the 1001 closes over {Shortened} instead.", EventName = "WebSocketDrainWindowShortened")]
+        public static partial void WindowShortened(ILogger logger, TimeSpan window, TimeSpan shortened, TimeSpan timeout);
+    }
+}

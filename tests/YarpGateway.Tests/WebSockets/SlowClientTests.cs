@@ -1,0 +1,187 @@
+using System.Net.WebSockets;
+using System.Text;
+using System.Text.Json.Nodes;
+using YarpGateway.Tests.Functional;
+using YarpGateway.WebSockets;
+
+namespace YarpGateway.Tests.WebSockets;
+
+/// <summary>
+/// A client that never reads while its backend streams 100 MiB, under each slow-client policy, with
+/// a fast client on the same route: the buffer stays under its cap, the policy's action happens, and
+/// the fast client keeps receiving every message in order.
+/// </summary>
+[Collection(TimingSensitive.Name)]
+public class SlowClientTests
+{
+    private const int Cap = 64 * 1024;
+    private const int MessageSize = 4096;
+    private const long StreamBytes = 100L * 1024 * 1024;
+
+    internal static JsonObject Route(ScriptedWebSocketBackend backend, JsonObject? metadata = null) => new()
+    {
+        ["ReverseProxy"] = new JsonObject
+        {
+            ["Routes"] = new JsonObject
+            {
+                ["ws"] = new JsonObject { ["ClusterId"] = "ws", ["Match"] = new JsonObject { ["Path"] = "/{**rest}" }, ["Metadata"] = metadata ?? new JsonObject() },
+            },
+            ["Clusters"] = new JsonObject { ["ws"] = new JsonObject { ["Destinations"] = new JsonObject { ["d"] = new JsonObject { ["Address"] = backend.Address.ToString() } } } },
+        },
+    };
+
+    [Theory]
+    [InlineData("Backpressure")]
+    [InlineData("DropMessages")]
+    [InlineData("Disconnect")]
+    public async Task NeverReadingClient_BufferStaysUnderCap_PolicyActs_FastClientUnaffected(string policy)
+    {
+        await using var backend = await ScriptedWebSocketBackend.StartAsync();
+        await using var gateway = await GatewayUnderTest.StartAsync(
+            Route(backend, new JsonObject { ["WebSocketSlowClientPolicy"] = policy, ["WebSocketMaxDroppedMessages"] = "500" }),
+            "--Gateway:WebSockets:WriteTimeout=00:01:00", "--Gateway:WebSockets:DisconnectAfter=00:00:00.500", "--Gateway:WebSockets:CloseTimeout=00:00:02");
+        var relays = gateway.Services.GetRequiredService<WebSocketRelays>();
+        using var timeout = new CancellationTokenSource(TimeSpan.FromSeconds(60));
+
+        // The slow client: upgrades, then reads nothing.
+        await using var slow = await RawWebSocketClient.ConnectAsync(gateway.ProxyAddress, "/stream");
+        Assert.Equal(101, slow.Status);
+        var slowBackend = await backend.AcceptAsync();
+        var slowRelay = Assert.Single(relays.Open);
+        var streaming = StreamAsync(slowBackend, timeout.Token);
+
+        // The fast client: a numbered message every millisecond from its backend.
+        using var fast = new ClientWebSocket();
+        fast.Options.KeepAliveInterval = TimeSpan.Zero;
+        await fast.ConnectAsync(new UriBuilder(gateway.ProxyAddress) { Scheme = "ws", Path = "/ticks" }.Uri, timeout.Token);
+        var fastBackend = await backend.AcceptAsync();
+        using var stopTicks = CancellationTokenSource.CreateLinkedTokenSource(timeout.Token);
+        var ticking = TickAsync(fastBackend, stopTicks.Token);
+        var expected = 0;
+
+        async Task ReceiveTicksAsync(int count)
+        {
+            var buffer = new byte[256];
+            for (var i = 0; i < count; i++)
+            {
+                var result = await fast.ReceiveAsync(buffer, timeout.Token);
+                Assert.True(result.EndOfMessage);
+                Assert.Equal(expected.ToString(System.Globalization.CultureInfo.InvariantCulture), Encoding.UTF8.GetString(buffer, 0, result.Count));
+                expected++;
+                Assert.True(slowRelay.PeakBufferedBytes <= Cap, $"the slow client's buffer reached {slowRelay.PeakBufferedBytes} bytes");
+            }
+        }
+
+        switch (policy)
+        {
+            case "Backpressure":
+            {
+                // The buffer fills (up to a whole frame short of the cap), then the backend is held back.
+                Assert.True(await Eventually.TrueAsync(() => slowRelay.BufferedBytes > Cap - MessageSize - 16, TimeSpan.FromSeconds(20)), $"buffered {slowRelay.BufferedBytes}");
+                await ReceiveTicksAsync(200);
+                var sentThen = slowBackend.BytesSent;
+                await ReceiveTicksAsync(300);
+                var sentLater = slowBackend.BytesSent;
+                Assert.True(sentLater < 32L * 1024 * 1024, $"the backend sent {sentLater} bytes to a client that reads nothing");
+                Assert.True(sentLater - sentThen < 8L * 1024 * 1024, $"the backend kept sending: {sentThen} then {sentLater}");
+                Assert.False(streaming.IsCompleted);
+                Assert.Equal(0, gateway.CounterSum("gateway.websocket.evictions"));
+                break;
+            }
+
+            case "DropMessages":
+            {
+                // Messages are dropped and counted, then the client is closed with 1008.
+                Assert.True(await Eventually.TrueAsync(() => gateway.CounterSum("gateway.websocket.evictions") > 0, TimeSpan.FromSeconds(30)), "no eviction");
+                await ReceiveTicksAsync(200);
+                Assert.True(slowRelay.DroppedMessages >= 500, $"dropped {slowRelay.DroppedMessages}");
+                Assert.True(gateway.Counter("gateway.websocket.dropped.messages|route=ws") >= 500);
+                Assert.Equal(1, gateway.Counter("gateway.websocket.evictions|route=ws|reason=drop_limit"));
+                var (messages, close) = await ReadUntilCloseAsync(slow, timeout.Token);
+                Assert.Equal(CloseFrame.PolicyViolation, close.CloseCode);
+                Assert.Contains("messages dropped", close.Text, StringComparison.Ordinal);
+                Assert.True(messages > 0, "the messages buffered before the close were not delivered");
+                break;
+            }
+
+            default:
+            {
+                // The buffer stays full for DisconnectAfter: the client is closed with 1013.
+                Assert.True(await Eventually.TrueAsync(() => gateway.Counter("gateway.websocket.evictions|route=ws|reason=buffer_full") == 1, TimeSpan.FromSeconds(30)), "no eviction");
+                await ReceiveTicksAsync(200);
+                var (_, close) = await ReadUntilCloseAsync(slow, timeout.Token);
+                Assert.Equal(CloseFrame.TryAgainLater, close.CloseCode);
+                break;
+            }
+        }
+
+        await stopTicks.CancelAsync();
+        await ticking;
+        if (policy != "Backpressure")
+        {
+            // The slow client answered the close; the gateway ended the backend side too.
+            await slow.SendAsync(WebSocketFrames.CloseFrame(1000, masked: true), timeout.Token);
+            Assert.True(await Eventually.TrueAsync(() => relays.Count == 1, TimeSpan.FromSeconds(10)), $"{relays.Count} relays still open");
+            await streaming.WaitAsync(TimeSpan.FromSeconds(10));
+        }
+
+        fastBackend.Finish();
+        fast.Abort();
+        slowBackend.Finish();
+        await slow.DisposeAsync();
+        Assert.True(await Eventually.TrueAsync(() => relays.Count == 0, TimeSpan.FromSeconds(10)), $"{relays.Count} relays still open");
+        Assert.True(await Eventually.TrueAsync(() => gateway.Services.GetRequiredService<WebSocketCounters>().BufferedBytes == 0, TimeSpan.FromSeconds(10)), "buffered bytes gauge not back to 0");
+    }
+
+    /// <summary>Streams 100 MiB of 4 KiB binary messages; ends quietly when the gateway closes the connection.</summary>
+    private static Task StreamAsync(BackendSocket backend, CancellationToken cancellationToken) => Task.Run(async () =>
+    {
+        var frame = WebSocketFrames.Frame(WebSocketFrames.Binary, new byte[MessageSize - 4]);
+        try
+        {
+            while (backend.BytesSent < StreamBytes)
+            {
+                await backend.SendAsync(frame, cancellationToken);
+            }
+        }
+        catch (Exception ex) when (ex is IOException or OperationCanceledException or ObjectDisposedException)
+        {
+        }
+    }, CancellationToken.None);
+
+    private static Task TickAsync(BackendSocket backend, CancellationToken cancellationToken) => Task.Run(async () =>
+    {
+        try
+        {
+            for (var i = 0; ; i++)
+            {
+                await backend.SendAsync(WebSocketFrames.TextFrame(i.ToString(System.Globalization.CultureInfo.InvariantCulture)), cancellationToken);
+                await Task.Delay(1, cancellationToken);
+            }
+        }
+        catch (Exception ex) when (ex is IOException or OperationCanceledException or ObjectDisposedException)
+        {
+        }
+    }, CancellationToken.None);
+
+    /// <summary>Reads whole data messages until the close frame; fails on any partial message.</summary>
+    internal static async Task<(int Messages, ReceivedFrame Close)> ReadUntilCloseAsync(RawWebSocketClient client, CancellationToken cancellationToken)
+    {
+        var messages = 0;
+        while (true)
+        {
+            var frame = await client.ReadFrameAsync(cancellationToken) ?? throw new EndOfStreamException($"no close frame after {messages} messages");
+            if (frame.Opcode == WebSocketFrames.Close)
+            {
+                return (messages, frame);
+            }
+
+            if (frame.Opcode == WebSocketFrames.Binary)
+            {
+                Assert.True(frame.Fin);
+                Assert.Equal(MessageSize - 4, frame.Payload.Length);
+                messages++;
+            }
+        }
+    }
+}
