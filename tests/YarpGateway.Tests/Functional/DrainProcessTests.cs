@@ -117,7 +117,7 @@ public class DrainProcessTests
         }
     }
 
-    private static async Task SigtermAsync(int processId)
+    internal static async Task SigtermAsync(int processId)
     {
         using var kill = Process.Start("kill", ["-TERM", processId.ToString(System.Globalization.CultureInfo.InvariantCulture)]);
         await kill.WaitForExitAsync();

@@ -152,4 +152,25 @@ public class StartupTests
         Assert.Contains("ReverseProxy:Clusters:api:Metadata:OutlierEjection.MaxEjectedPercent: '150'", stderr, StringComparison.Ordinal);
         Assert.DoesNotContain("   at ", stderr, StringComparison.Ordinal);
     }
+
+    [Fact]
+    public async Task BadWebSocketValues_ExitNonZero_WithEveryErrorListed()
+    {
+        var path = WriteTemp("""
+        { "Gateway": { "WebSockets": { "OutboundBufferBytes": 10, "SlowClientPolicy": "Sometimes", "CloseTimeout": "00:00:00" } },
+          "ReverseProxy": {
+            "Routes": { "ws": { "ClusterId": "ws", "Match": { "Path": "/ws" }, "Metadata": { "WebSocketSlowClientPolicy": "Drop", "WebSocketOutboundBufferBytes": "1" } } },
+            "Clusters": { "ws": { "Destinations": { "d1": { "Address": "http://127.0.0.1:9" } } } } } }
+        """);
+
+        using var gateway = GatewayProcess.Start("Production", LoopbackArgs(path));
+
+        Assert.Equal(1, await gateway.WaitForExitAsync(ExitBound));
+        var stderr = gateway.StandardError;
+        Assert.Contains("Gateway:WebSockets", stderr, StringComparison.Ordinal);
+        Assert.Contains("Sometimes", stderr, StringComparison.Ordinal);
+        Assert.Contains("ReverseProxy:Routes:ws:Metadata:WebSocketSlowClientPolicy: 'Drop' is not Backpressure, DropMessages or Disconnect.", stderr, StringComparison.Ordinal);
+        Assert.Contains("ReverseProxy:Routes:ws:Metadata:WebSocketOutboundBufferBytes: '1' is not a number of bytes", stderr, StringComparison.Ordinal);
+        Assert.DoesNotContain("   at ", stderr, StringComparison.Ordinal);
+    }
 }

@@ -11,7 +11,7 @@ namespace YarpGateway.Tests.Telemetry;
 /// <summary>A real gateway process, real traffic, a real scrape of /metrics, and promtool's verdict.</summary>
 public partial class MetricsScrapeTests(ITestOutputHelper output)
 {
-    private static double Value(string scrape, string series)
+    internal static double Value(string scrape, string series)
     {
         var line = scrape.Split('\n').FirstOrDefault(l => l.StartsWith(series + " ", StringComparison.Ordinal))
             ?? throw new Xunit.Sdk.XunitException($"series {series} not in the scrape:\n{scrape}");

@@ -1,0 +1,49 @@
+using System.Text.Json.Nodes;
+using YarpGateway.Tests.Functional;
+using YarpGateway.Tests.WebSockets;
+
+namespace YarpGateway.Tests.Telemetry;
+
+/// <summary>The WebSocket series in a real scrape after real WebSocket traffic, checked by promtool.</summary>
+public class WebSocketMetricsTests
+{
+    [Fact]
+    public async Task ScrapeAfterWebSocketTraffic_HasBytesMessagesBufferedOpenAndEvictions_AndPassesPromtool()
+    {
+        await using var backend = await ScriptedWebSocketBackend.StartAsync();
+        await using var gateway = await GatewayUnderTest.StartAsync(SlowClientTests.Route(backend, new JsonObject()), "--Gateway:WebSockets:CloseTimeout=00:00:01");
+        using var timeout = new CancellationTokenSource(TimeSpan.FromSeconds(20));
+        await using (var client = await RawWebSocketClient.ConnectAsync(gateway.ProxyAddress, "/m"))
+        {
+            var server = await backend.AcceptAsync();
+            await client.SendAsync(WebSocketFrames.TextFrame("up", masked: true), timeout.Token);
+            Assert.Equal("up", (await server.ReadFrameAsync(timeout.Token))!.Text);
+            await server.SendAsync(WebSocketFrames.TextFrame("down-1"), timeout.Token);
+            await server.SendAsync(WebSocketFrames.TextFrame("down-2"), timeout.Token);
+            await server.SendAsync([0x83, 0x00], timeout.Token); // malformed: the gateway closes with 1002
+            Assert.Equal("down-1", (await client.ReadFrameAsync(timeout.Token))!.Text);
+            Assert.Equal("down-2", (await client.ReadFrameAsync(timeout.Token))!.Text);
+            Assert.Equal(1002, (await client.ReadFrameAsync(timeout.Token))!.CloseCode);
+            server.Finish();
+        }
+
+        await WebSocketRelayTests.AssertNothingOpenAsync(gateway);
+        using var http = gateway.CreateManagementClient();
+        var scrape = await http.GetStringAsync(new Uri("/metrics", UriKind.Relative), timeout.Token);
+
+        Assert.Equal(2, MetricsScrapeTests.Value(scrape, "gateway_websocket_messages_total{direction=\"downstream\"}"));
+        Assert.Equal(1, MetricsScrapeTests.Value(scrape, "gateway_websocket_messages_total{direction=\"upstream\"}"));
+        Assert.Equal(8 + 8 + 2, MetricsScrapeTests.Value(scrape, "gateway_websocket_bytes_total{direction=\"downstream\"}"));
+        Assert.Equal(2 + 4 + 2, MetricsScrapeTests.Value(scrape, "gateway_websocket_bytes_total{direction=\"upstream\"}"));
+        Assert.Equal(0, MetricsScrapeTests.Value(scrape, "gateway_websocket_buffered_bytes"));
+        Assert.Equal(0, MetricsScrapeTests.Value(scrape, "gateway_websocket_open"));
+        Assert.Equal(0, MetricsScrapeTests.Value(scrape, "gateway_connections_upgraded"));
+        Assert.Equal(1, MetricsScrapeTests.Value(scrape, "gateway_websocket_evictions_total{reason=\"protocol_error\",route=\"ws\"}"));
+
+        var promtool = await Promtool.RunAsync(["check", "metrics"], scrape);
+        if (promtool is not null)
+        {
+            Assert.True(promtool.Value.ExitCode == 0, promtool.Value.Output);
+        }
+    }
+}

@@ -1,0 +1,80 @@
+using System.Diagnostics;
+using System.Net.WebSockets;
+using System.Text;
+using YarpGateway.Tests.Functional;
+
+namespace YarpGateway.Tests.WebSockets;
+
+/// <summary>SIGTERM against the real process with WebSockets open: each client gets 1001, spread over the window, and the process exits 0.</summary>
+[Collection(TimingSensitive.Name)]
+public class WebSocketDrainTests
+{
+    [Fact]
+    public async Task Sigterm_EveryClientGets1001_SpreadOverTheWindow_ThenTheProcessExits()
+    {
+        const int Clients = 6;
+        var window = TimeSpan.FromSeconds(3);
+        await using var backend = await EchoWebSocketBackend.StartAsync();
+        var configPath = Path.Combine(Directory.CreateTempSubdirectory("yarpgateway-wsdrain-").FullName, "gateway.json");
+        ProxyConfigJson.WriteAtomically(configPath, """
+            { "ReverseProxy": {
+                "Routes": { "ws": { "ClusterId": "ws", "Match": { "Path": "/{**rest}" } } },
+                "Clusters": { "ws": { "Destinations": { "d": { "Address": "
+            """.Trim() + backend.Address + "\" } } } } } }");
+
+        using var gateway = GatewayProcess.Start("Production", "--config", configPath,
+            "--Kestrel:Endpoints:Proxy:Url=http://127.0.0.1:0", "--Kestrel:Endpoints:Management:Url=http://127.0.0.1:0",
+            "--Gateway:Shutdown:DrainDelay=00:00:00", "--Gateway:Shutdown:Timeout=00:00:10",
+            "--Gateway:WebSockets:CloseWindow=00:00:03", "--Gateway:WebSockets:CloseTimeout=00:00:02");
+        var (proxy, _) = await gateway.FindEndpointsAsync();
+        using var timeout = new CancellationTokenSource(TimeSpan.FromSeconds(30));
+
+        var sockets = new List<ClientWebSocket>();
+        for (var i = 0; i < Clients; i++)
+        {
+            var socket = new ClientWebSocket();
+            socket.Options.KeepAliveInterval = TimeSpan.Zero;
+            await socket.ConnectAsync(new UriBuilder(proxy) { Scheme = "ws", Path = "/echo" }.Uri, timeout.Token);
+            await socket.SendAsync(Encoding.UTF8.GetBytes("hello"), WebSocketMessageType.Text, true, timeout.Token);
+            sockets.Add(socket);
+        }
+
+        var clock = Stopwatch.StartNew();
+
+        // Each client reads its echo, then waits for the gateway's close and answers it.
+        var closes = sockets.Select(socket => Task.Run(async () =>
+        {
+            var buffer = new byte[1024];
+            while (true)
+            {
+                var result = await socket.ReceiveAsync(buffer, timeout.Token);
+                if (result.MessageType == WebSocketMessageType.Close)
+                {
+                    var at = clock.Elapsed;
+                    await socket.CloseOutputAsync(WebSocketCloseStatus.EndpointUnavailable, "bye", timeout.Token);
+                    return (At: at, Status: result.CloseStatus, Reason: result.CloseStatusDescription);
+                }
+            }
+        })).ToArray();
+
+        var sigterm = clock.Elapsed;
+        await DrainProcessTests.SigtermAsync(gateway.ProcessId);
+        var received = await Task.WhenAll(closes).WaitAsync(TimeSpan.FromSeconds(20));
+        var exitCode = await gateway.WaitForExitAsync(TimeSpan.FromSeconds(20));
+        var exitedAfter = clock.Elapsed - sigterm;
+
+        Assert.All(received, r => Assert.Equal(WebSocketCloseStatus.EndpointUnavailable, r.Status)); // 1001
+        Assert.All(received, r => Assert.Equal("gateway restarting", r.Reason));
+        var first = received.Min(r => r.At) - sigterm;
+        var last = received.Max(r => r.At) - sigterm;
+        Assert.True(last < window + TimeSpan.FromSeconds(1), $"the last 1001 came {last} after SIGTERM; the window is {window}");
+        Assert.True(last - first > window / 3, $"the closes were not spread: first {first}, last {last}");
+        Assert.Equal(0, exitCode);
+        Assert.True(exitedAfter < window + TimeSpan.FromSeconds(4), $"exited {exitedAfter} after SIGTERM");
+        Assert.Contains($"Closing {Clients} WebSockets with 1001", gateway.StandardOutput, StringComparison.Ordinal);
+        foreach (var socket in sockets)
+        {
+            socket.Dispose();
+        }
+    }
+}
