@@ -5,7 +5,9 @@ namespace YarpGateway.Admission;
 
 /// <summary>
 /// A connection's slot in the "still in its first request" cap: held from admission until the first
-/// response completes (or the connection ends without one), whichever comes first.
+/// response completes (or the connection ends without one), whichever comes first. For an upgrade
+/// (WebSocket) the slot is released when the response starts: the 101 ends the first request, and an
+/// upgraded connection may stay open for hours.
 /// </summary>
 internal sealed class FirstRequestGate(RateLimitLease lease)
 {
@@ -32,10 +34,17 @@ internal sealed class FirstRequestGate(RateLimitLease lease)
         }
 
         items.Remove(Key);
-        context.Response.OnCompleted(static state =>
+        static Task ReleaseGate(object state)
         {
             ((FirstRequestGate)state).Release();
             return Task.CompletedTask;
-        }, gate);
+        }
+
+        if (RequestAdmission.IsUpgrade(context))
+        {
+            context.Response.OnStarting(ReleaseGate, gate);
+        }
+
+        context.Response.OnCompleted(ReleaseGate, gate); // also when the response never starts (Release runs once)
     }
 }

@@ -142,6 +142,36 @@ public class WebSocketRelayTests
     }
 
     [Fact]
+    public async Task OpenWebSockets_DoNotHoldFirstRequestSlots()
+    {
+        await using var backend = await EchoWebSocketBackend.StartAsync();
+        await using var gateway = await GatewayUnderTest.StartAsync(EchoRoute(backend),
+            "--Gateway:Admission:Connections:MaxFirstRequestConnections=2", "--Gateway:Admission:Connections:MaxWait=00:00:05");
+        using var timeout = new CancellationTokenSource(Bound);
+        var clients = new List<RawWebSocketClient>();
+        try
+        {
+            // Twice the cap: an upgraded connection has finished its first request.
+            for (var i = 0; i < 4; i++)
+            {
+                var client = await RawWebSocketClient.ConnectAsync(gateway.ProxyAddress, "/echo");
+                clients.Add(client);
+                Assert.Equal(101, client.Status);
+            }
+
+            var admission = gateway.Services.GetRequiredService<YarpGateway.Admission.ConnectionAdmission>();
+            Assert.True(await Eventually.TrueAsync(() => admission.FirstRequestSlotsInUse == 0, TimeSpan.FromSeconds(5)), $"{admission.FirstRequestSlotsInUse} slots held");
+        }
+        finally
+        {
+            foreach (var client in clients)
+            {
+                await client.DisposeAsync();
+            }
+        }
+    }
+
+    [Fact]
     public async Task BadHandshakes_GetClearStatusCodes_AndNothingIsLeftOpen()
     {
         await using var backend = await ScriptedWebSocketBackend.StartAsync();
