@@ -198,7 +198,12 @@ internal sealed partial class WebSocketRelay
         return read;
     }
 
-    /// <summary>Closes the client with <paramref name="code"/> at the next frame boundary of what is buffered (the drain's 1001, evictions).</summary>
+    /// <summary>
+    /// Closes the client with <paramref name="code"/> at the next frame boundary of what is buffered
+    /// (the drain's 1001, evictions). If the client's close and the backend's end do not follow
+    /// within <see cref="WebSocketSettings.CloseTimeout"/> of this call (a client that does not read
+    /// never even gets the frame), both sides are aborted.
+    /// </summary>
     public void RequestClose(ushort code, EvictionReason reason, string text)
     {
         var start = false;
@@ -218,6 +223,8 @@ internal sealed partial class WebSocketRelay
             {
                 start = Install(closing);
             }
+
+            _closeTimer = _time.CreateTimer(static state => ((WebSocketRelay)state!).CloseTimedOut(), this, _settings.CloseTimeout, Timeout.InfiniteTimeSpan);
         }
 
         _relays.Evicted(this, reason, code, text);
@@ -540,7 +547,6 @@ internal sealed partial class WebSocketRelay
                 if (closeFrame is not null)
                 {
                     await WriteToClientAsync(closeFrame);
-                    ArmCloseTimer();
                     continue;
                 }
 
@@ -590,17 +596,6 @@ internal sealed partial class WebSocketRelay
             {
                 timeout.Dispose();
                 _writeTimeout = null;
-            }
-        }
-    }
-
-    private void ArmCloseTimer()
-    {
-        lock (_lock)
-        {
-            if (_failure is null)
-            {
-                _closeTimer = _time.CreateTimer(static state => ((WebSocketRelay)state!).CloseTimedOut(), this, _settings.CloseTimeout, Timeout.InfiniteTimeSpan);
             }
         }
     }
