@@ -7,7 +7,7 @@ namespace YarpGateway.WebSockets;
 /// <see cref="WriteAsync"/>; they go through the frame parser into a bounded ring buffer (rented
 /// only while it holds data, so an idle connection holds none) that this relay drains to the client
 /// with a write timeout. Client bytes pass through <see cref="ReadAsync"/> untouched and are only
-/// observed (messages counted, the client's close seen).
+/// observed (whole messages counted).
 /// <para>
 /// When the buffer is full the route's <see cref="SlowClientPolicy"/> applies. The gateway's own
 /// close frames (1001, 1002, 1008, 1013) are placed at a frame boundary of what has been buffered;
@@ -178,7 +178,7 @@ internal sealed partial class WebSocketRelay
         }
     }
 
-    /// <summary>Client to backend: passed through as read; observed for message counts and the client's close.</summary>
+    /// <summary>Client to backend: passed through as read (zero-byte reads included), observed for message counts.</summary>
     public async ValueTask<int> ReadAsync(Memory<byte> buffer, CancellationToken cancellationToken)
     {
         var read = await _client!.ReadAsync(buffer, cancellationToken);
@@ -187,7 +187,7 @@ internal sealed partial class WebSocketRelay
             _counters.AddUpstream(read);
             if (!_upBroken)
             {
-                _upBroken = !_up.Observe(buffer.Span[..read], UpstreamRules, out var messages, out _);
+                _upBroken = !_up.Observe(buffer.Span[..read], UpstreamRules, out var messages, out _); // a broken client stream is the backend's to judge
                 if (messages > 0)
                 {
                     _counters.AddUpstreamMessages(messages);

@@ -12,14 +12,30 @@ internal sealed class EchoWebSocketBackend : IAsyncDisposable
 
     private EchoWebSocketBackend(WebApplication app) => _app = app;
 
+    private int _accepted;
+    private int _acceptedOverHttp2;
+
+    public int Accepted => Volatile.Read(ref _accepted);
+
+    /// <summary>WebSockets that reached this backend as HTTP/2 extended CONNECT.</summary>
+    public int AcceptedOverHttp2 => Volatile.Read(ref _acceptedOverHttp2);
+
     public Uri Address { get; private set; } = null!;
 
-    public static async Task<EchoWebSocketBackend> StartAsync()
+    /// <param name="http2">Listen for HTTP/2 only (h2c), so that WebSockets arrive as extended CONNECT (RFC 8441).</param>
+    public static async Task<EchoWebSocketBackend> StartAsync(bool http2 = false)
     {
         var builder = WebApplication.CreateEmptyBuilder(new WebApplicationOptions());
-        builder.WebHost.UseKestrelCore().ConfigureKestrel(k => k.Listen(IPAddress.Loopback, 0));
+        builder.WebHost.UseKestrelCore().ConfigureKestrel(k => k.Listen(IPAddress.Loopback, 0, o =>
+        {
+            if (http2)
+            {
+                o.Protocols = Microsoft.AspNetCore.Server.Kestrel.Core.HttpProtocols.Http2;
+            }
+        }));
         builder.Services.AddRouting();
         var app = builder.Build();
+        var backend = new EchoWebSocketBackend(app);
         app.UseWebSockets(new WebSocketOptions { KeepAliveInterval = TimeSpan.Zero });
         app.Run(async context =>
         {
@@ -27,6 +43,12 @@ internal sealed class EchoWebSocketBackend : IAsyncDisposable
             {
                 context.Response.StatusCode = StatusCodes.Status400BadRequest;
                 return;
+            }
+
+            Interlocked.Increment(ref backend._accepted);
+            if (context.Request.Protocol == "HTTP/2")
+            {
+                Interlocked.Increment(ref backend._acceptedOverHttp2);
             }
 
             using var socket = await context.WebSockets.AcceptWebSocketAsync();
@@ -44,7 +66,6 @@ internal sealed class EchoWebSocketBackend : IAsyncDisposable
             }
         });
         await app.StartAsync();
-        var backend = new EchoWebSocketBackend(app);
         backend.Address = new Uri(app.Services.GetRequiredService<IServer>().Features.Get<IServerAddressesFeature>()!.Addresses.Single() + "/");
         return backend;
     }

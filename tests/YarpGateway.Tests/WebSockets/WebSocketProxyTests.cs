@@ -6,17 +6,23 @@ using YarpGateway.Tests.Functional;
 
 namespace YarpGateway.Tests.WebSockets;
 
-/// <summary>WebSockets through the gateway as it is today (YARP's opaque relay), over HTTP/1.1 and HTTP/2.</summary>
+/// <summary>WebSockets through the gateway's relay, clients over HTTP/1.1 and HTTP/2, backends over HTTP/1.1 and HTTP/2.</summary>
 public class WebSocketProxyTests
 {
-    private static JsonObject RouteTo(EchoWebSocketBackend backend)
+    private static JsonObject RouteTo(EchoWebSocketBackend backend, bool http2Backend = false)
     {
+        var cluster = new JsonObject { ["Destinations"] = new JsonObject { ["d"] = new JsonObject { ["Address"] = backend.Address.ToString() } } };
+        if (http2Backend)
+        {
+            cluster["HttpRequest"] = new JsonObject { ["Version"] = "2", ["VersionPolicy"] = "RequestVersionExact" };
+        }
+
         var config = new JsonObject
         {
             ["ReverseProxy"] = new JsonObject
             {
                 ["Routes"] = new JsonObject { ["ws"] = new JsonObject { ["ClusterId"] = "ws", ["Match"] = new JsonObject { ["Path"] = "/{**rest}" } } },
-                ["Clusters"] = new JsonObject { ["ws"] = new JsonObject { ["Destinations"] = new JsonObject { ["d"] = new JsonObject { ["Address"] = backend.Address.ToString() } } } },
+                ["Clusters"] = new JsonObject { ["ws"] = cluster },
             },
         };
         return config;
@@ -50,14 +56,14 @@ public class WebSocketProxyTests
         }
     }
 
-    public static TheoryData<string> Versions => new() { "1.1", "2.0" };
+    public static TheoryData<string, bool> Versions => new() { { "1.1", false }, { "2.0", false }, { "1.1", true }, { "2.0", true } };
 
     [Theory]
     [MemberData(nameof(Versions))]
-    public async Task Echo_TextBinaryFragmentedAndLarge_ThenCleanClose(string version)
+    public async Task Echo_TextBinaryFragmentedAndLarge_ThenCleanClose(string version, bool http2Backend)
     {
-        await using var backend = await EchoWebSocketBackend.StartAsync();
-        await using var gateway = await GatewayUnderTest.StartAsync(RouteTo(backend));
+        await using var backend = await EchoWebSocketBackend.StartAsync(http2Backend);
+        await using var gateway = await GatewayUnderTest.StartAsync(RouteTo(backend, http2Backend));
         using var socket = await ConnectAsync(gateway, Version.Parse(version));
         using var timeout = new CancellationTokenSource(TimeSpan.FromSeconds(20));
 
@@ -84,6 +90,7 @@ public class WebSocketProxyTests
         await socket.CloseAsync(WebSocketCloseStatus.NormalClosure, "bye", timeout.Token);
         Assert.Equal(WebSocketState.Closed, socket.State);
         Assert.Equal(WebSocketCloseStatus.NormalClosure, socket.CloseStatus);
+        Assert.Equal(http2Backend ? 1 : 0, backend.AcceptedOverHttp2);
     }
 
     [Fact]

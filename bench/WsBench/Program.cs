@@ -1,0 +1,425 @@
+using System.Buffers.Binary;
+using System.Diagnostics;
+using System.Globalization;
+using System.Net;
+using System.Net.Sockets;
+using System.Net.WebSockets;
+using System.Text;
+using System.Text.Json;
+
+// WsBench backend <port>
+//   Kestrel on every address, HTTP/1.1 on <port> and HTTP/2 (h2c) on <port>+1: /idle accepts a WebSocket and holds it; /stream sends a binary message
+//   of 1 KiB every 50 ms, its first 8 bytes the sender's monotonic timestamp.
+// WsBench idle <port> <steps> <gateway-pid>
+//   Opens idle WebSockets through the gateway up to each step (e.g. 10000,20000,50000), spreading
+//   them over 127.0.0.1-4 so that ephemeral ports do not run out, and prints the gateway's RSS at each.
+// WsBench slow <port> <slow> <fast> <seconds> <gateway-pid>
+//   Fast clients read everything; slow clients read 4 KiB a second. Measures the fast clients'
+//   message latency with the fast ones alone, then with the slow ones too, and the gateway's peak RSS.
+return args switch
+{
+    ["backend", var port] => await Backend.RunAsync(int.Parse(port, CultureInfo.InvariantCulture)),
+    ["idle", var port, var steps, var pid] => await Idle.RunAsync(int.Parse(port, CultureInfo.InvariantCulture), steps.Split(',').Select(s => int.Parse(s, CultureInfo.InvariantCulture)).ToArray(), int.Parse(pid, CultureInfo.InvariantCulture)),
+    ["slow", var port, var slow, var fast, var seconds, var pid] => await Slow.RunAsync(int.Parse(port, CultureInfo.InvariantCulture), int.Parse(slow, CultureInfo.InvariantCulture), int.Parse(fast, CultureInfo.InvariantCulture), int.Parse(seconds, CultureInfo.InvariantCulture), int.Parse(pid, CultureInfo.InvariantCulture)),
+    _ => Usage(),
+};
+
+static int Usage()
+{
+    Console.Error.WriteLine("usage: WsBench backend <port> | idle <port> <steps> <gateway-pid> | slow <port> <slow> <fast> <seconds> <gateway-pid>");
+    return 2;
+}
+
+internal static class Backend
+{
+    public static async Task<int> RunAsync(int port)
+    {
+        var builder = WebApplication.CreateEmptyBuilder(new WebApplicationOptions());
+        builder.WebHost.UseKestrelCore().ConfigureKestrel(k =>
+        {
+            k.ListenAnyIP(port);
+            k.ListenAnyIP(port + 1, o => o.Protocols = Microsoft.AspNetCore.Server.Kestrel.Core.HttpProtocols.Http2); // h2c: WebSockets over HTTP/2 (RFC 8441)
+            k.Limits.MaxConcurrentConnections = null;
+            k.Limits.MaxConcurrentUpgradedConnections = null;
+        });
+        var app = builder.Build();
+        app.UseWebSockets(new WebSocketOptions { KeepAliveInterval = TimeSpan.Zero });
+        app.Run(async context =>
+        {
+            if (!context.WebSockets.IsWebSocketRequest)
+            {
+                context.Response.StatusCode = 200;
+                return;
+            }
+
+            using var socket = await context.WebSockets.AcceptWebSocketAsync();
+            if (context.Request.Path == "/stream")
+            {
+                var message = new byte[1024];
+                using var timer = new PeriodicTimer(TimeSpan.FromMilliseconds(50));
+                try
+                {
+                    while (await timer.WaitForNextTickAsync(context.RequestAborted))
+                    {
+                        BinaryPrimitives.WriteInt64LittleEndian(message, Stopwatch.GetTimestamp());
+                        await socket.SendAsync(message, WebSocketMessageType.Binary, true, context.RequestAborted);
+                    }
+                }
+                catch (Exception ex) when (ex is OperationCanceledException or WebSocketException or IOException)
+                {
+                }
+
+                return;
+            }
+
+            try
+            {
+                await socket.ReceiveAsync(Memory<byte>.Empty, context.RequestAborted);
+                await socket.ReceiveAsync(new byte[256], context.RequestAborted);
+            }
+            catch (Exception ex) when (ex is OperationCanceledException or WebSocketException or IOException)
+            {
+            }
+        });
+        await app.RunAsync();
+        return 0;
+    }
+}
+
+/// <summary>A WebSocket over a raw socket: the handshake by hand, frames read from a small buffer.</summary>
+internal sealed class RawClient(Socket socket)
+{
+    private readonly byte[] _buffer = new byte[8192];
+    private int _start;
+    private int _end;
+
+    public Socket Socket { get; } = socket;
+
+    public static async Task<RawClient> ConnectAsync(IPAddress address, int port, string path, CancellationToken cancellationToken, int receiveBuffer = 0)
+    {
+        var socket = new Socket(AddressFamily.InterNetwork, SocketType.Stream, ProtocolType.Tcp) { NoDelay = true };
+        if (receiveBuffer > 0)
+        {
+            socket.ReceiveBufferSize = receiveBuffer;
+        }
+
+        await socket.ConnectAsync(new IPEndPoint(address, port), cancellationToken);
+        var key = Convert.ToBase64String(Guid.NewGuid().ToByteArray());
+        await socket.SendAsync(Encoding.ASCII.GetBytes($"GET {path} HTTP/1.1\r\nHost: {address}:{port}\r\nUpgrade: websocket\r\nConnection: Upgrade\r\nSec-WebSocket-Key: {key}\r\nSec-WebSocket-Version: 13\r\n\r\n"), cancellationToken);
+        var client = new RawClient(socket);
+        var head = await client.ReadHeadAsync(cancellationToken);
+        if (!head.StartsWith("HTTP/1.1 101", StringComparison.Ordinal))
+        {
+            socket.Dispose();
+            throw new IOException("upgrade refused: " + head.Split('\r')[0]);
+        }
+
+        return client;
+    }
+
+    private async Task<string> ReadHeadAsync(CancellationToken cancellationToken)
+    {
+        while (true)
+        {
+            var text = Encoding.ASCII.GetString(_buffer, 0, _end);
+            var end = text.IndexOf("\r\n\r\n", StringComparison.Ordinal);
+            if (end >= 0)
+            {
+                _start = end + 4;
+                return text[..end];
+            }
+
+            var read = await Socket.ReceiveAsync(_buffer.AsMemory(_end), cancellationToken);
+            if (read == 0)
+            {
+                throw new EndOfStreamException("closed during the handshake");
+            }
+
+            _end += read;
+        }
+    }
+
+    /// <summary>Reads one frame and returns the first 8 payload bytes as a timestamp (0 if shorter), or null at the end.</summary>
+    public async Task<long?> ReadFrameAsync(CancellationToken cancellationToken)
+    {
+        if (!await FillAsync(2, cancellationToken))
+        {
+            return null;
+        }
+
+        var len7 = _buffer[_start + 1] & 0x7F;
+        var header = 2 + (len7 == 126 ? 2 : len7 == 127 ? 8 : 0);
+        if (!await FillAsync(header, cancellationToken))
+        {
+            return null;
+        }
+
+        long length = len7 switch
+        {
+            126 => BinaryPrimitives.ReadUInt16BigEndian(_buffer.AsSpan(_start + 2)),
+            127 => (long)BinaryPrimitives.ReadUInt64BigEndian(_buffer.AsSpan(_start + 2)),
+            _ => len7,
+        };
+        _start += header;
+        long stamp = 0;
+        if (length >= 8 && await FillAsync(8, cancellationToken))
+        {
+            stamp = BinaryPrimitives.ReadInt64LittleEndian(_buffer.AsSpan(_start));
+        }
+
+        // Skip the payload.
+        while (length > 0)
+        {
+            if (_start == _end && !await FillAsync(1, cancellationToken))
+            {
+                return null;
+            }
+
+            var n = (int)Math.Min(length, _end - _start);
+            _start += n;
+            length -= n;
+        }
+
+        return stamp;
+    }
+
+    private async Task<bool> FillAsync(int needed, CancellationToken cancellationToken)
+    {
+        if (_end - _start >= needed)
+        {
+            return true;
+        }
+
+        Buffer.BlockCopy(_buffer, _start, _buffer, 0, _end - _start);
+        _end -= _start;
+        _start = 0;
+        while (_end < needed)
+        {
+            var read = await Socket.ReceiveAsync(_buffer.AsMemory(_end), cancellationToken);
+            if (read == 0)
+            {
+                return false;
+            }
+
+            _end += read;
+        }
+
+        return true;
+    }
+}
+
+internal static class Gateway
+{
+    public static long RssKiB(int pid) => StatusField(pid, "VmRSS:");
+
+    public static long PeakRssKiB(int pid) => StatusField(pid, "VmHWM:");
+
+    private static long StatusField(int pid, string field)
+    {
+        var line = File.ReadLines($"/proc/{pid}/status").First(l => l.StartsWith(field, StringComparison.Ordinal));
+        return long.Parse(line[field.Length..].Trim().Split(' ')[0], CultureInfo.InvariantCulture);
+    }
+
+    public static IPAddress Source(int i) => new([127, 0, 0, (byte)(1 + (i % 4))]);
+}
+
+internal static class Idle
+{
+    public static async Task<int> RunAsync(int port, int[] steps, int pid)
+    {
+        using var timeout = new CancellationTokenSource(TimeSpan.FromMinutes(15));
+        var clients = new List<RawClient>();
+        var failures = 0;
+        var points = new List<(int Connections, long RssKiB)>();
+        points.Add((0, await SettledRssAsync(pid, timeout.Token)));
+        Console.Error.WriteLine($"0 connections: RSS {points[0].RssKiB} KiB");
+        foreach (var step in steps)
+        {
+            var clock = Stopwatch.StartNew();
+            using var gate = new SemaphoreSlim(200);
+            var opening = new List<Task<RawClient?>>();
+            for (var i = clients.Count; i < step; i++)
+            {
+                await gate.WaitAsync(timeout.Token);
+                var index = i;
+                opening.Add(Task.Run(async () =>
+                {
+                    try
+                    {
+                        return await RawClient.ConnectAsync(Gateway.Source(index), port, "/idle", timeout.Token);
+                    }
+                    catch (Exception ex) when (ex is IOException or SocketException)
+                    {
+                        Interlocked.Increment(ref failures);
+                        return null;
+                    }
+                    finally
+                    {
+                        gate.Release();
+                    }
+                }));
+            }
+
+            foreach (var client in await Task.WhenAll(opening))
+            {
+                if (client is not null)
+                {
+                    clients.Add(client);
+                }
+            }
+
+            var rss = await SettledRssAsync(pid, timeout.Token);
+            points.Add((clients.Count, rss));
+            Console.Error.WriteLine($"{clients.Count} connections ({failures} failed) in {clock.Elapsed.TotalSeconds:0.0} s: RSS {rss} KiB");
+        }
+
+        // Slope over the steps (least squares), leaving out the empty start with its one-time costs.
+        var measured = points.Skip(1).ToArray();
+        var meanX = measured.Average(p => (double)p.Connections);
+        var meanY = measured.Average(p => (double)p.RssKiB);
+        var spread = measured.Sum(p => (p.Connections - meanX) * (p.Connections - meanX));
+        var slope = spread > 0 ? measured.Sum(p => (p.Connections - meanX) * (p.RssKiB - meanY)) / spread : 0;
+        Console.WriteLine(JsonSerializer.Serialize(new
+        {
+            points = points.Select(p => new { connections = p.Connections, rss_kib = p.RssKiB }),
+            failures,
+            slope_kib_per_connection = Math.Round(slope, 2),
+            first_step_kib_per_connection = points[1].Connections > 0 ? Math.Round((double)(points[1].RssKiB - points[0].RssKiB) / points[1].Connections, 2) : 0,
+        }));
+        foreach (var client in clients)
+        {
+            client.Socket.Dispose();
+        }
+
+        return 0;
+    }
+
+    /// <summary>RSS once it has stopped moving (two readings a second apart within 1 %), at most 20 s.</summary>
+    private static async Task<long> SettledRssAsync(int pid, CancellationToken cancellationToken)
+    {
+        var last = Gateway.RssKiB(pid);
+        for (var i = 0; i < 20; i++)
+        {
+            await Task.Delay(1000, cancellationToken);
+            var now = Gateway.RssKiB(pid);
+            if (Math.Abs(now - last) <= last / 100)
+            {
+                return now;
+            }
+
+            last = now;
+        }
+
+        return last;
+    }
+}
+
+internal static class Slow
+{
+    private static int _phase; // 0 warm-up, 1 fast alone, 2 slow clients connecting, 3 fast with slow, 4 done
+
+    public static async Task<int> RunAsync(int port, int slowCount, int fastCount, int seconds, int pid)
+    {
+        using var timeout = new CancellationTokenSource(TimeSpan.FromMinutes(10));
+        var latencies = new List<double>[5][];
+        for (var p = 0; p < latencies.Length; p++)
+        {
+            latencies[p] = Enumerable.Range(0, fastCount).Select(_ => new List<double>()).ToArray();
+        }
+
+        // Fast clients read everything, all the time; each sample goes to the phase it arrived in.
+        var fast = new List<RawClient>();
+        for (var i = 0; i < fastCount; i++)
+        {
+            fast.Add(await RawClient.ConnectAsync(Gateway.Source(i), port, "/stream", timeout.Token));
+        }
+
+        var readers = fast.Select((client, i) => Task.Run(async () =>
+        {
+            try
+            {
+                while (Volatile.Read(ref _phase) < 4 && await client.ReadFrameAsync(timeout.Token) is { } stamp)
+                {
+                    latencies[Volatile.Read(ref _phase)][i].Add(Stopwatch.GetElapsedTime(stamp).TotalMilliseconds);
+                }
+            }
+            catch (Exception ex) when (ex is OperationCanceledException or SocketException or ObjectDisposedException)
+            {
+            }
+        }, CancellationToken.None)).ToArray();
+
+        await Task.Delay(TimeSpan.FromSeconds(3), timeout.Token);
+        Volatile.Write(ref _phase, 1);
+        var aloneRss = await SampleRssAsync(pid, TimeSpan.FromSeconds(seconds), timeout.Token);
+
+        // Slow clients: read 4 KiB a second of a 20 KiB/s stream, with a small receive buffer.
+        Volatile.Write(ref _phase, 2);
+        using var stopSlow = CancellationTokenSource.CreateLinkedTokenSource(timeout.Token);
+        var slow = new List<Task>();
+        for (var i = 0; i < slowCount; i++)
+        {
+            var client = await RawClient.ConnectAsync(Gateway.Source(i), port, "/stream", timeout.Token, receiveBuffer: 4096);
+            slow.Add(Task.Run(async () =>
+            {
+                var chunk = new byte[4096];
+                try
+                {
+                    while (!stopSlow.IsCancellationRequested && await client.Socket.ReceiveAsync(chunk, stopSlow.Token) > 0)
+                    {
+                        await Task.Delay(1000, stopSlow.Token);
+                    }
+                }
+                catch (Exception ex) when (ex is OperationCanceledException or SocketException)
+                {
+                }
+                finally
+                {
+                    client.Socket.Dispose();
+                }
+            }, CancellationToken.None));
+        }
+
+        // Let the slow clients' buffers fill before measuring.
+        await Task.Delay(TimeSpan.FromSeconds(5), timeout.Token);
+        Volatile.Write(ref _phase, 3);
+        var withRss = await SampleRssAsync(pid, TimeSpan.FromSeconds(seconds), timeout.Token);
+        Volatile.Write(ref _phase, 4);
+        await stopSlow.CancelAsync();
+        await Task.WhenAll(slow);
+        foreach (var client in fast)
+        {
+            client.Socket.Dispose();
+        }
+
+        await Task.WhenAll(readers);
+        Console.WriteLine(JsonSerializer.Serialize(new
+        {
+            fast = fastCount,
+            slow = slowCount,
+            alone = Summary(latencies[1], aloneRss),
+            with_slow = Summary(latencies[3], withRss),
+            gateway_peak_rss_kib = Gateway.PeakRssKiB(pid),
+        }));
+        return 0;
+    }
+
+    private static async Task<long> SampleRssAsync(int pid, TimeSpan duration, CancellationToken cancellationToken)
+    {
+        var max = 0L;
+        var clock = Stopwatch.StartNew();
+        while (clock.Elapsed < duration)
+        {
+            max = Math.Max(max, Gateway.RssKiB(pid));
+            await Task.Delay(250, cancellationToken);
+        }
+
+        return max;
+    }
+
+    private static object Summary(List<double>[] perClient, long maxRss)
+    {
+        var all = perClient.SelectMany(l => l).Order().ToArray();
+        double P(double q) => all.Length == 0 ? double.NaN : Math.Round(all[Math.Min(all.Length - 1, (int)(q * all.Length))], 2);
+        return new { messages = all.Length, p50_ms = P(0.5), p99_ms = P(0.99), max_ms = all.Length == 0 ? double.NaN : Math.Round(all[^1], 2), max_rss_kib = maxRss };
+    }
+}

@@ -1,0 +1,152 @@
+#!/usr/bin/env bash
+# WebSocket benchmarks (issue 4): idle capacity and slow consumers, on loopback only.
+#   bench/websockets.sh [IDLE_STEPS] [SLOW] [FAST] [SECONDS]
+# Idle capacity: opens IDLE_STEPS idle proxied WebSockets (default 10000,20000,50000) and reports the
+# gateway's RSS slope in KiB per connection. Slow consumers: FAST clients (100) read a 20 KiB/s
+# stream; then SLOW clients (1000) read 4 KiB/s of the same; the fast clients' p99 message latency
+# alone and with the slow ones, and the gateway's peak RSS, under each slow-client policy.
+# The gateway is pinned to CPU 0; the backend and the clients share CPU 1. Writes
+# bench/results/websockets.md.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+IDLE_STEPS=${1:-10000,20000,50000}
+SLOW=${2:-1000}
+FAST=${3:-100}
+SECONDS_PER_PHASE=${4:-15}
+PROXY_PORT=8080
+MANAGEMENT=127.0.0.1:8081
+OUT=bench/results/websockets.md
+RAW=bench/results/raw
+mkdir -p "$RAW"
+# Every proxied WebSocket is two sockets in the gateway; raise the limit (root may).
+ulimit -n 1048576 2>/dev/null || ulimit -n "$(ulimit -Hn)"
+FD_LIMIT=$(ulimit -n)
+echo "file descriptor limit: $FD_LIMIT"
+# Each idle WebSocket takes two descriptors in the gateway. Where the limit cannot be raised (a
+# container without CAP_SYS_RESOURCE), measure as far as it allows and say so in the results.
+MAX_IDLE=$(( (FD_LIMIT - 1000) / 2 ))
+LARGEST=$(echo "$IDLE_STEPS" | tr ',' '\n' | sort -n | tail -1)
+FD_NOTE=""
+if (( LARGEST > MAX_IDLE )); then
+  IDLE_STEPS="$(( MAX_IDLE / 4 )),$(( MAX_IDLE / 2 )),$MAX_IDLE"
+  FD_NOTE="The open-file limit here is $FD_LIMIT and cannot be raised (no CAP_SYS_RESOURCE), so the steps were capped at $IDLE_STEPS."
+  echo "$FD_NOTE"
+fi
+
+dotnet build src/YarpGateway -c Release --nologo -v q >/dev/null
+dotnet build bench/WsBench -c Release --nologo -v q >/dev/null
+dotnet build bench/BareYarp -c Release --nologo -v q >/dev/null
+GATEWAY_DLL=src/YarpGateway/bin/Release/net10.0/YarpGateway.dll
+BENCH_DLL=bench/WsBench/bin/Release/net10.0/WsBench.dll
+
+pids=()
+cleanup() { for p in "${pids[@]}"; do kill "$p" 2>/dev/null || true; done; wait 2>/dev/null || true; }
+trap cleanup EXIT
+
+wait_ready() { # url, seconds
+  for _ in $(seq $(( $2 * 10 ))); do curl -fsS -o /dev/null "$1" 2>/dev/null && return 0; sleep 0.1; done
+  echo "not ready: $1" >&2; return 1
+}
+
+taskset -c 1 dotnet "$BENCH_DLL" backend 5910 >"$RAW/ws-backend.log" 2>&1 &
+pids+=($!)
+wait_ready "http://127.0.0.2:5910/" 30
+
+start_gateway() { # log, config, extra args...
+  local log=$1 config=$2; shift 2
+  ASPNETCORE_ENVIRONMENT=Production taskset -c 0 dotnet "$GATEWAY_DLL" --config "$config" --Gateway:Shutdown:DrainDelay=00:00:00 \
+    --Kestrel:Endpoints:Proxy:Url=http://0.0.0.0:$PROXY_PORT --Kestrel:Endpoints:Management:Url=http://$MANAGEMENT \
+    --Gateway:Telemetry:SaturationLogInterval=00:00:00 "$@" >"$log" 2>&1 &
+  gw=$!
+  wait_ready "http://$MANAGEMENT/healthz/ready" 30
+}
+
+# Bare YARP 2.1 (bench/BareYarp) with the same route, as the baseline.
+start_bare_yarp() { # log
+  ASPNETCORE_ENVIRONMENT=Production taskset -c 0 dotnet bench/BareYarp/bin/Release/net10.0/BareYarp.dll \
+    --urls http://0.0.0.0:$PROXY_PORT --Logging:LogLevel:Default=Warning \
+    --ReverseProxy:Routes:ws:ClusterId=ws "--ReverseProxy:Routes:ws:Match:Path=/{**rest}" \
+    --ReverseProxy:Clusters:ws:HttpRequest:ActivityTimeout=00:30:00 \
+    --ReverseProxy:Clusters:ws:Destinations:b2:Address=http://127.0.0.2:5910/ --ReverseProxy:Clusters:ws:Destinations:b3:Address=http://127.0.0.3:5910/ \
+    --ReverseProxy:Clusters:ws:Destinations:b4:Address=http://127.0.0.4:5910/ --ReverseProxy:Clusters:ws:Destinations:b5:Address=http://127.0.0.5:5910/ >"$1" 2>&1 &
+  gw=$!
+  wait_ready "http://127.0.0.1:$PROXY_PORT/" 30 || true
+  sleep 2
+}
+
+gc_mode=$(python3 -c "import json;c=json.load(open('src/YarpGateway/bin/Release/net10.0/YarpGateway.runtimeconfig.json'))['runtimeOptions']['configProperties'];print('Server GC' if c.get('System.GC.Server') else 'Workstation GC')")
+
+# Idle capacity: backends over HTTP/1.1 (one backend connection per WebSocket, the default), then
+# over HTTP/2 (WebSockets multiplexed on shared backend connections, RFC 8441), then bare YARP.
+for backend in h1 h2 bare; do
+  if [[ $backend == bare ]]; then
+    start_bare_yarp "$RAW/ws-bare-yarp-idle.log"
+  else
+    config=bench/ws-gateway.json; [[ $backend == h2 ]] && config=bench/ws-gateway-h2.json
+    start_gateway "$RAW/ws-gateway-idle-$backend.log" "$config"
+  fi
+  timeout 1200 taskset -c 1 dotnet "$BENCH_DLL" idle $PROXY_PORT "$IDLE_STEPS" "$gw" | tee "$RAW/ws-idle-$backend.json"
+  kill -TERM "$gw"; wait "$gw" 2>/dev/null || true
+done
+
+# Slow consumers, per policy.
+: >"$RAW/ws-slow.jsonl"
+for policy in Backpressure DropMessages Disconnect bare-yarp; do
+  if [[ $policy == bare-yarp ]]; then
+    start_bare_yarp "$RAW/ws-bare-yarp-slow.log"
+  else
+    start_gateway "$RAW/ws-gateway-slow-$policy.log" bench/ws-gateway.json --Gateway:WebSockets:SlowClientPolicy=$policy
+  fi
+  line=$(timeout 600 taskset -c 1 dotnet "$BENCH_DLL" slow $PROXY_PORT "$SLOW" "$FAST" "$SECONDS_PER_PHASE" "$gw")
+  echo "{\"policy\":\"$policy\",\"result\":$line}" | tee -a "$RAW/ws-slow.jsonl"
+  kill -TERM "$gw"; wait "$gw" 2>/dev/null || true
+done
+
+python3 - "$RAW/ws-idle-h1.json" "$RAW/ws-idle-h2.json" "$RAW/ws-idle-bare.json" "$RAW/ws-slow.jsonl" "$OUT" "$gc_mode" "$SLOW" "$FAST" "$FD_NOTE" <<'PY'
+import json, sys, datetime, platform, os
+idle = json.load(open(sys.argv[1]))
+idle_h2 = json.load(open(sys.argv[2]))
+idle_bare = json.load(open(sys.argv[3]))
+slow = [json.loads(l) for l in open(sys.argv[4]) if l.strip()]
+out, gc, n_slow, n_fast, fd_note = sys.argv[5], sys.argv[6], sys.argv[7], sys.argv[8], sys.argv[9]
+lines = [
+    "# WebSocket benchmarks",
+    "",
+    f"Run {datetime.datetime.now(datetime.timezone.utc):%Y-%m-%d %H:%M} UTC by `bench/websockets.sh` on {os.cpu_count()} CPUs "
+    f"({platform.system()} {platform.release()}); gateway pinned to CPU 0, backend and clients on CPU 1; {gc} "
+    "(the .NET 10 default for ASP.NET Core apps, with DATAS), default `Gateway:WebSockets` settings (64 KiB buffer).",
+    "",
+    "## Idle capacity",
+    "",
+    "| idle WebSockets | gateway RSS, backends over HTTP/1.1 (MiB) | gateway RSS, backends over HTTP/2 (MiB) | bare YARP RSS (MiB) |",
+    "| ---: | ---: | ---: | ---: |",
+]
+for p, q, b in zip(idle["points"], idle_h2["points"], idle_bare["points"]):
+    lines.append(f"| {p['connections']:,} | {p['rss_kib'] / 1024:,.0f} | {q['rss_kib'] / 1024:,.0f} | {b['rss_kib'] / 1024:,.0f} |")
+lines += [
+    "",
+    f"RSS slope over the steps (least squares): **{idle['slope_kib_per_connection']} KiB per connection** with backends "
+    f"over HTTP/1.1 (the default), **{idle_h2['slope_kib_per_connection']} KiB** with backends over HTTP/2 "
+    f"(target: at most 8); bare YARP 2.1: **{idle_bare['slope_kib_per_connection']} KiB** "
+    f"({idle['slope_kib_per_connection'] / idle_bare['slope_kib_per_connection']:.2f}x). From empty to the first step: {idle['first_step_kib_per_connection']} / "
+    f"{idle_h2['first_step_kib_per_connection']} KiB per connection, one-time costs included. "
+    f"Connections that failed to open: {idle['failures']} / {idle_h2['failures']}. {fd_note}",
+    "",
+    f"## Slow consumers: {n_fast} fast clients, then {n_slow} slow ones too",
+    "",
+    "Every client gets a 1 KiB message every 50 ms (20 KiB/s). Slow clients read 4 KiB a second.",
+    "Latency is from the backend's send to the fast client's read (same monotonic clock).",
+    "",
+    "Bare YARP is an opaque relay with backpressure and no buffer cap of its own.",
+    "",
+    "| policy | fast alone p50 / p99 (ms) | with slow p50 / p99 (ms) | max (ms) | gateway RSS alone / with slow (MiB) | peak RSS (MiB) |",
+    "| --- | ---: | ---: | ---: | ---: | ---: |",
+]
+for s in slow:
+    r = s["result"]; a = r["alone"]; w = r["with_slow"]
+    lines.append(f"| {s['policy']} | {a['p50_ms']} / {a['p99_ms']} | {w['p50_ms']} / {w['p99_ms']} | {w['max_ms']} | "
+                 f"{a['max_rss_kib'] / 1024:,.0f} / {w['max_rss_kib'] / 1024:,.0f} | {r['gateway_peak_rss_kib'] / 1024:,.0f} |")
+open(out, "w").write("\n".join(lines) + "\n")
+print("\n".join(lines))
+PY
