@@ -23,7 +23,7 @@ internal sealed partial class WebSocketRelay
     private static readonly FrameRules UpstreamRules = new(Masked: true, AllowReservedBits: true);
 
     private readonly WebSocketSettings _settings;
-    private readonly WebSocketRelays _relays;
+    private readonly IWebSocketRelayHost _relays;
     private readonly WebSocketCounters _counters;
     private readonly HttpContext _context;
     private readonly TimeProvider _time;
@@ -64,7 +64,7 @@ internal sealed partial class WebSocketRelay
     private FrameParser _up;
     private bool _upBroken;
 
-    public WebSocketRelay(WebSocketSettings settings, string routeId, HttpContext context, WebSocketRelays relays, WebSocketCounters counters, TimeProvider time)
+    public WebSocketRelay(WebSocketSettings settings, string routeId, HttpContext context, IWebSocketRelayHost relays, WebSocketCounters counters, TimeProvider time)
     {
         _settings = settings;
         RouteId = routeId;

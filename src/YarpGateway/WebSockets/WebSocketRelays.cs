@@ -17,7 +17,7 @@ internal sealed partial class WebSocketRelays(
     WebSocketCounters counters,
     GatewayMetrics metrics,
     TimeProvider timeProvider,
-    ILogger<WebSocketRelays> logger) : IDrainParticipant, IDisposable
+    ILogger<WebSocketRelays> logger) : IWebSocketRelayHost, IDrainParticipant, IDisposable
 {
     private readonly ConcurrentDictionary<WebSocketRelay, byte> _open = new();
     private readonly CancellationTokenSource _disposed = new();

@@ -1,0 +1,233 @@
+using System.Collections.Concurrent;
+using YarpGateway.WebSockets;
+
+namespace YarpGateway.Tests.WebSockets;
+
+/// <summary>
+/// The relay's policies frame by frame, against a client stream the test opens and closes: the
+/// moments when the client is "not reading" are exact here, where over real sockets they depend on
+/// how much the kernel absorbs. (The functional tests cover the same behaviour over real sockets.)
+/// </summary>
+public class WebSocketRelayPolicyTests
+{
+    private const int Cap = 1024;
+
+    private static (WebSocketRelay Relay, GatedClientStream Client, RecordingHost Host) Create(SlowClientPolicy policy, TimeSpan? disconnectAfter = null)
+    {
+        var settings = WebSocketSettings.Resolve(new WebSocketProxyOptions
+        {
+            OutboundBufferBytes = Cap,
+            SlowClientPolicy = policy,
+            MaxDroppedMessages = 0,
+            MaxDroppedBytes = 0,
+            DisconnectAfter = disconnectAfter ?? TimeSpan.FromSeconds(10),
+            CloseTimeout = TimeSpan.FromSeconds(30),
+        }, null);
+        var host = new RecordingHost();
+        var relay = new WebSocketRelay(settings, "r", new DefaultHttpContext(), host, new WebSocketCounters(), TimeProvider.System);
+        var client = new GatedClientStream();
+        relay.Attach(client);
+        return (relay, client, host);
+    }
+
+    [Fact]
+    public async Task DropMessages_AMessageThatDoesNotFitIsDroppedWithAllItsFragments_ControlFramesAndLaterMessagesPass()
+    {
+        var (relay, client, _) = Create(SlowClientPolicy.DropMessages);
+
+        await relay.WriteAsync(WebSocketFrames.TextFrame(new string('a', 600)), default);              // fits: 604 buffered, client not reading
+        await relay.WriteAsync(WebSocketFrames.TextFrame(new string('b', 500), fin: false), default);  // 504 > 420 free: dropped
+        await relay.WriteAsync(WebSocketFrames.Frame(WebSocketFrames.Ping, "p"u8), default);           // control: passes
+        await relay.WriteAsync(WebSocketFrames.Frame(WebSocketFrames.Continuation, "cc"u8, fin: false), default); // same message: dropped though it fits
+        await relay.WriteAsync(WebSocketFrames.Frame(WebSocketFrames.Continuation, "dd"u8, fin: true), default);
+        await relay.WriteAsync(WebSocketFrames.TextFrame("after"), default);                            // a new message that fits: passes
+
+        Assert.Equal(1, relay.DroppedMessages);
+        Assert.Equal(604 + 3 + 7, relay.BufferedBytes);
+        client.Open();
+        var frames = await client.FramesAsync(3);
+
+        Assert.Equal([(WebSocketFrames.Text, 600), (WebSocketFrames.Ping, 1), (WebSocketFrames.Text, 5)], frames.Select(f => (f.Opcode, f.Payload.Length)));
+        Assert.Equal("after", frames[2].Text);
+        Assert.True(relay.PeakBufferedBytes <= Cap);
+    }
+
+    [Fact]
+    public async Task DropMessages_TheRestOfAnAcceptedMessageWaitsForRoom_NeverCutInTwo()
+    {
+        var (relay, client, _) = Create(SlowClientPolicy.DropMessages);
+
+        await relay.WriteAsync(WebSocketFrames.TextFrame(new string('a', 600), fin: false), default);
+        var rest = relay.WriteAsync(WebSocketFrames.Frame(WebSocketFrames.Continuation, new byte[600], fin: true), default).AsTask();
+
+        Assert.False(rest.IsCompleted); // waits: dropping it would cut the message in two
+        client.Open();
+        await rest.WaitAsync(TimeSpan.FromSeconds(10));
+        var frames = await client.FramesAsync(2);
+        Assert.Equal([(WebSocketFrames.Text, false), (WebSocketFrames.Continuation, true)], frames.Select(f => (f.Opcode, f.Fin)));
+        Assert.Equal(0, relay.DroppedMessages);
+    }
+
+    [Fact]
+    public async Task Backpressure_AFrameWaitsUntilItFits_TheBufferNeverExceedsTheCap()
+    {
+        var (relay, client, _) = Create(SlowClientPolicy.Backpressure);
+
+        await relay.WriteAsync(WebSocketFrames.TextFrame(new string('a', 600)), default);
+        var second = relay.WriteAsync(WebSocketFrames.TextFrame(new string('b', 600)), default).AsTask();
+
+        Assert.False(second.IsCompleted);
+        Assert.Equal(604, relay.BufferedBytes);
+        client.Open();
+        await second.WaitAsync(TimeSpan.FromSeconds(10));
+        Assert.Equal(2, (await client.FramesAsync(2)).Count);
+        Assert.True(relay.PeakBufferedBytes <= Cap);
+    }
+
+    [Fact]
+    public async Task Disconnect_ABufferThatStaysFull_ClosesWith1013AfterWhatWasBuffered()
+    {
+        var (relay, client, host) = Create(SlowClientPolicy.Disconnect, TimeSpan.FromMilliseconds(200));
+
+        await relay.WriteAsync(WebSocketFrames.TextFrame(new string('a', 600)), default);
+        await relay.WriteAsync(WebSocketFrames.TextFrame(new string('b', 600)), default).AsTask().WaitAsync(TimeSpan.FromSeconds(10)); // gives up waiting
+
+        Assert.Equal([EvictionReason.BufferFull], host.Evictions);
+        client.Open();
+        var frames = await client.FramesAsync(2);
+        Assert.Equal(600, frames[0].Payload.Length);
+        Assert.Equal(WebSocketFrames.Close, frames[1].Opcode);
+        Assert.Equal(CloseFrame.TryAgainLater, frames[1].CloseCode);
+
+        // After its close frame the gateway sends nothing more.
+        await relay.WriteAsync(WebSocketFrames.TextFrame("late"), default);
+        Assert.Equal(0, relay.BufferedBytes);
+    }
+
+    [Fact]
+    public async Task Close_WaitsForTheFrameBeingBuffered_ThenGoesInAtItsEnd()
+    {
+        var (relay, client, host) = Create(SlowClientPolicy.Backpressure);
+        var frame = WebSocketFrames.Frame(WebSocketFrames.Binary, new byte[300]);
+
+        await relay.WriteAsync(frame.AsMemory(0, 100), default); // the backend is in the middle of a frame
+        relay.RequestClose(CloseFrame.GoingAway, EvictionReason.Drain, "gateway restarting");
+        await relay.WriteAsync(frame.AsMemory(100), default);    // the frame ends: the close goes in here
+        await relay.WriteAsync(WebSocketFrames.TextFrame("never"), default);
+
+        client.Open();
+        var frames = await client.FramesAsync(2);
+        Assert.Equal(300, frames[0].Payload.Length);
+        Assert.Equal(CloseFrame.GoingAway, frames[1].CloseCode);
+        Assert.Equal("gateway restarting", frames[1].Text);
+        Assert.Equal([EvictionReason.Drain], host.Evictions);
+    }
+
+    /// <summary>A client side whose reading the test switches on: until then every write waits.</summary>
+    private sealed class GatedClientStream : Stream
+    {
+        private readonly TaskCompletionSource _open = new(TaskCreationOptions.RunContinuationsAsynchronously);
+        private readonly MemoryStream _received = new();
+        private readonly Lock _lock = new();
+
+        public void Open() => _open.TrySetResult();
+
+        public async Task<List<ReceivedFrame>> FramesAsync(int count)
+        {
+            using var timeout = new CancellationTokenSource(TimeSpan.FromSeconds(10));
+            while (true)
+            {
+                byte[] bytes;
+                lock (_lock)
+                {
+                    bytes = _received.ToArray();
+                }
+
+                using var stream = new MemoryStream(bytes);
+                var frames = new List<ReceivedFrame>();
+                while (frames.Count < count && stream.Position < stream.Length)
+                {
+                    try
+                    {
+                        frames.Add((await WebSocketFrames.ReadAsync(stream, timeout.Token))!);
+                    }
+                    catch (EndOfStreamException)
+                    {
+                        break;
+                    }
+                }
+
+                if (frames.Count >= count)
+                {
+                    return frames;
+                }
+
+                await Task.Delay(10, timeout.Token); // polling a buffer the relay fills on its own schedule; bounded by the token
+            }
+        }
+
+        public override async ValueTask WriteAsync(ReadOnlyMemory<byte> buffer, CancellationToken cancellationToken = default)
+        {
+            await _open.Task.WaitAsync(cancellationToken);
+            lock (_lock)
+            {
+                _received.Write(buffer.Span);
+            }
+        }
+
+        public override async ValueTask<int> ReadAsync(Memory<byte> buffer, CancellationToken cancellationToken = default)
+        {
+            await Task.Delay(Timeout.Infinite, cancellationToken);
+            return 0;
+        }
+
+        public override bool CanRead => true;
+
+        public override bool CanSeek => false;
+
+        public override bool CanWrite => true;
+
+        public override long Length => throw new NotSupportedException();
+
+        public override long Position { get => throw new NotSupportedException(); set => throw new NotSupportedException(); }
+
+        public override void Flush()
+        {
+        }
+
+        public override int Read(byte[] buffer, int offset, int count) => throw new NotSupportedException();
+
+        public override long Seek(long offset, SeekOrigin origin) => throw new NotSupportedException();
+
+        public override void SetLength(long value) => throw new NotSupportedException();
+
+        public override void Write(byte[] buffer, int offset, int count) => throw new NotSupportedException();
+
+        protected override void Dispose(bool disposing)
+        {
+            _received.Dispose();
+            base.Dispose(disposing);
+        }
+    }
+
+    private sealed class RecordingHost : IWebSocketRelayHost
+    {
+        private readonly ConcurrentQueue<EvictionReason> _evictions = new();
+
+        public IReadOnlyList<EvictionReason> Evictions => _evictions.ToArray();
+
+        public void Register(WebSocketRelay relay)
+        {
+        }
+
+        public void Unregister(WebSocketRelay relay)
+        {
+        }
+
+        public void Dropped(WebSocketRelay relay, int messages, long bytes)
+        {
+        }
+
+        public void Evicted(WebSocketRelay relay, EvictionReason reason, ushort code, string detail) => _evictions.Enqueue(reason);
+    }
+}
