@@ -1,6 +1,8 @@
 using YarpGateway;
 using YarpGateway.Configuration;
 
+RuntimeDefaults.Apply(); // before any socket exists
+
 try
 {
     // Content root is the binary's folder: the appsettings files are copied there, so the gateway
