@@ -279,13 +279,19 @@ internal sealed partial class WebSocketRelay
     {
         lock (_lock)
         {
-            if (_failure is not null)
-            {
-                throw new IOException("The client side of the WebSocket is gone.", _failure);
-            }
-
-            return _close is not null;
+            return IsClosingLocked();
         }
+    }
+
+    /// <summary>Under the lock: true once the gateway's close is in place; throws once the client side failed.</summary>
+    private bool IsClosingLocked()
+    {
+        if (_failure is not null)
+        {
+            throw new IOException("The client side of the WebSocket is gone.", _failure);
+        }
+
+        return _close is not null;
     }
 
     private async ValueTask<bool> StartFrameAsync(FrameHeader header, CancellationToken cancellationToken)
@@ -392,12 +398,7 @@ internal sealed partial class WebSocketRelay
             Task room;
             lock (_lock)
             {
-                if (_failure is not null)
-                {
-                    throw new IOException("The client side of the WebSocket is gone.", _failure);
-                }
-
-                if (_close is not null)
+                if (IsClosingLocked())
                 {
                     return false;
                 }
@@ -444,12 +445,7 @@ internal sealed partial class WebSocketRelay
             bool start;
             lock (_lock)
             {
-                if (_failure is not null)
-                {
-                    throw new IOException("The client side of the WebSocket is gone.", _failure);
-                }
-
-                if (_close is not null)
+                if (IsClosingLocked())
                 {
                     return false;
                 }
