@@ -265,6 +265,11 @@ internal sealed partial class WebSocketRelay
                 ReleaseRing();
                 WakeRoomWaiter();
                 _closeTimer?.Dispose();
+                if (!_draining)
+                {
+                    _writeTimeout?.Dispose(); // else the drain disposes it when its write returns
+                    _writeTimeout = null;
+                }
             }
 
             if (_client is { } client)
