@@ -133,6 +133,56 @@ public class SlowClientTests
         Assert.True(await Eventually.TrueAsync(() => gateway.Services.GetRequiredService<WebSocketCounters>().BufferedBytes == 0, TimeSpan.FromSeconds(10)), "buffered bytes gauge not back to 0");
     }
 
+    [Fact]
+    public async Task NeverReadingHttp2Client_BufferStaysUnderCap_BackendHeldBack()
+    {
+        await using var backend = await ScriptedWebSocketBackend.StartAsync();
+        await using var gateway = await GatewayUnderTest.StartAsync(Route(backend), "--Gateway:WebSockets:WriteTimeout=00:01:00");
+        var relays = gateway.Services.GetRequiredService<WebSocketRelays>();
+        using var timeout = new CancellationTokenSource(TimeSpan.FromSeconds(60));
+
+        // The slow client: HTTP/2 extended CONNECT (RFC 8441), then it reads nothing.
+        using var slow = new ClientWebSocket();
+        slow.Options.HttpVersion = System.Net.HttpVersion.Version20;
+        slow.Options.HttpVersionPolicy = HttpVersionPolicy.RequestVersionExact;
+        slow.Options.KeepAliveInterval = TimeSpan.Zero;
+        using var invoker = new HttpMessageInvoker(new SocketsHttpHandler());
+        await slow.ConnectAsync(new UriBuilder(gateway.ProxyAddress) { Scheme = "ws", Path = "/stream" }.Uri, invoker, timeout.Token);
+        var slowBackend = await backend.AcceptAsync();
+        var slowRelay = Assert.Single(relays.Open);
+        var streaming = StreamAsync(slowBackend, timeout.Token);
+
+        // A fast HTTP/1.1 client on the same route is the clock: 300 of its messages go by.
+        using var fast = new ClientWebSocket();
+        fast.Options.KeepAliveInterval = TimeSpan.Zero;
+        await fast.ConnectAsync(new UriBuilder(gateway.ProxyAddress) { Scheme = "ws", Path = "/ticks" }.Uri, timeout.Token);
+        var fastBackend = await backend.AcceptAsync();
+        using var stopTicks = CancellationTokenSource.CreateLinkedTokenSource(timeout.Token);
+        var ticking = TickAsync(fastBackend, stopTicks.Token);
+
+        Assert.True(await Eventually.TrueAsync(() => slowRelay.BufferedBytes > Cap - MessageSize - 16, TimeSpan.FromSeconds(20)), $"buffered {slowRelay.BufferedBytes}");
+        var buffer = new byte[256];
+        var sentThen = slowBackend.BytesSent;
+        for (var i = 0; i < 300; i++)
+        {
+            await fast.ReceiveAsync(buffer, timeout.Token);
+        }
+
+        var sentLater = slowBackend.BytesSent;
+        Assert.True(sentLater < 32L * 1024 * 1024, $"the backend sent {sentLater} bytes to a client that reads nothing");
+        Assert.True(sentLater - sentThen < 8L * 1024 * 1024, $"the backend kept sending: {sentThen} then {sentLater}");
+        Assert.True(slowRelay.PeakBufferedBytes <= Cap, $"peak {slowRelay.PeakBufferedBytes}");
+        Assert.False(streaming.IsCompleted);
+
+        await stopTicks.CancelAsync();
+        await ticking;
+        fastBackend.Finish();
+        slowBackend.Finish();
+        fast.Abort();
+        slow.Abort();
+        Assert.True(await Eventually.TrueAsync(() => relays.Count == 0, TimeSpan.FromSeconds(10)), $"{relays.Count} relays still open");
+    }
+
     /// <summary>Streams 100 MiB of 4 KiB binary messages; ends quietly when the gateway closes the connection.</summary>
     private static Task StreamAsync(BackendSocket backend, CancellationToken cancellationToken) => Task.Run(async () =>
     {
