@@ -1,0 +1,183 @@
+using System.Buffers;
+
+namespace YarpGateway.WebSockets;
+
+/// <summary>The writer that drains the ring buffer to the client, its write timeout, and how the relay fails and gives its buffer back.</summary>
+internal sealed partial class WebSocketRelay
+{
+    private async Task DrainAsync()
+    {
+        try
+        {
+            while (true)
+            {
+                byte[] ring;
+                int start;
+                int length;
+                byte[]? closeFrame = null;
+                lock (_lock)
+                {
+                    if (_failure is not null || _count == 0)
+                    {
+                        if (_failure is null && _close is { } close && !_closeSent)
+                        {
+                            _closeSent = true;
+                            closeFrame = close.Frame;
+                        }
+                        else
+                        {
+                            StopDraining();
+                            return;
+                        }
+                    }
+
+                    ring = _ring!;
+                    start = _head;
+                    length = Math.Min(Math.Min(_count, _capacity - _head), MaxWriteChunk);
+                }
+
+                if (closeFrame is not null)
+                {
+                    await WriteToClientAsync(closeFrame);
+                    continue;
+                }
+
+                await WriteToClientAsync(ring.AsMemory(start, length));
+                lock (_lock)
+                {
+                    if (_failure is not null)
+                    {
+                        StopDraining();
+                        return;
+                    }
+
+                    _head = (_head + length) % _capacity;
+                    _count -= length;
+                    _counters.AddBuffered(-length);
+                    WakeRoomWaiter();
+                }
+            }
+        }
+        catch (Exception ex)
+        {
+            Fail(ex, fromDrain: true);
+        }
+    }
+
+    private async ValueTask WriteToClientAsync(ReadOnlyMemory<byte> bytes)
+    {
+        var timeout = _writeTimeout ??= new CancellationTokenSource(Timeout.InfiniteTimeSpan, _time);
+        timeout.CancelAfter(_settings.WriteTimeout);
+        try
+        {
+            var write = _client!.WriteAsync(bytes, timeout.Token);
+            if (!write.IsCompletedSuccessfully)
+            {
+                _writeBlocked = true;
+                await write;
+            }
+        }
+        catch (OperationCanceledException ex) when (timeout.IsCancellationRequested)
+        {
+            throw new WriteTimeoutException(ex);
+        }
+        finally
+        {
+            _writeBlocked = false;
+            if (!timeout.TryReset())
+            {
+                timeout.Dispose();
+                _writeTimeout = null;
+            }
+        }
+    }
+
+    private void CloseTimedOut()
+    {
+        lock (_lock)
+        {
+            if (_failure is not null)
+            {
+                return;
+            }
+        }
+
+        _relays.Evicted(this, EvictionReason.CloseTimeout, 0, "no close from the client or no end from the backend in time");
+        Fail(new TimeoutException("The WebSocket close handshake did not finish in time."));
+    }
+
+    private void Fail(Exception ex, bool fromDrain = false)
+    {
+        lock (_lock)
+        {
+            var first = _failure is null;
+            _failure ??= ex;
+            if (fromDrain)
+            {
+                StopDraining();
+            }
+            else
+            {
+                ReleaseRing(); // the drain, if one is running, gives the buffer back when its write returns
+                WakeRoomWaiter();
+            }
+
+            if (!first)
+            {
+                return;
+            }
+        }
+
+        if (ex is WriteTimeoutException)
+        {
+            _relays.Evicted(this, EvictionReason.WriteTimeout, 0, "a write to the client made no progress");
+        }
+
+        _context.Abort(); // ends YARP's copies in both directions and closes the backend connection
+    }
+
+    /// <summary>Under the lock, on the drain's own path: the drain ends; a failed or emptied relay gives its buffer back.</summary>
+    private void StopDraining()
+    {
+        _draining = false;
+        ReleaseRing();
+        if (_failure is not null)
+        {
+            _writeTimeout?.Dispose();
+            _writeTimeout = null;
+        }
+
+        WakeRoomWaiter();
+        _idle?.TrySetResult();
+        _idle = null;
+    }
+
+    /// <summary>Under the lock: returns the ring when nothing is being written from it and it is empty or no longer wanted.</summary>
+    private void ReleaseRing()
+    {
+        if (_draining || (_count > 0 && _failure is null))
+        {
+            return;
+        }
+
+        if (_count > 0)
+        {
+            _counters.AddBuffered(-_count);
+            _count = 0;
+        }
+
+        if (_ring is { } ring)
+        {
+            _ring = null;
+            _head = 0;
+            ArrayPool<byte>.Shared.Return(ring);
+        }
+    }
+
+    /// <summary>Under the lock.</summary>
+    private void WakeRoomWaiter()
+    {
+        _room?.TrySetResult();
+        _room = null;
+    }
+}
