@@ -55,7 +55,6 @@ internal sealed partial class WebSocketRelay
     private bool _dropFrame;
     private bool _droppingMessage;
     private long _droppedMessages;
-    private long _passedMessages;
     private long _droppedBytes;
 
     // Client-to-backend observation: only the thread in ReadAsync touches these.
@@ -103,9 +102,6 @@ internal sealed partial class WebSocketRelay
     }
 
     public long DroppedMessages => Interlocked.Read(ref _droppedMessages);
-
-    /// <summary>Whole data messages from the backend buffered for the client.</summary>
-    public long PassedMessages => Interlocked.Read(ref _passedMessages);
 
     /// <summary>True while a write to the client waits: the client (or the network) is not taking bytes now.</summary>
     public bool WriteBlocked => _writeBlocked;
@@ -159,11 +155,7 @@ internal sealed partial class WebSocketRelay
             }
 
             var n = (int)Math.Min(_down.PayloadRemaining, data.Length);
-            if (_dropFrame)
-            {
-                _droppedBytes += n;
-            }
-            else if (!await EnqueueAsync(data[..n], cancellationToken))
+            if (!_dropFrame && !await EnqueueAsync(data[..n], cancellationToken))
             {
                 return;
             }
@@ -305,19 +297,15 @@ internal sealed partial class WebSocketRelay
             if (_droppingMessage)
             {
                 Interlocked.Increment(ref _droppedMessages);
-                _relays.Dropped(this, 1, header.TotalLength);
             }
         }
 
         _dropFrame = _droppingMessage && !header.IsControl;
         if (_dropFrame)
         {
-            _droppedBytes += header.HeaderLength;
-            if (!header.StartsMessage)
-            {
-                _relays.Dropped(this, 0, header.TotalLength);
-            }
-
+            // Counted whole here; the drop limit is checked when the message ends, by which time these bytes have all come.
+            _droppedBytes += header.TotalLength;
+            _relays.Dropped(this, header.StartsMessage ? 1 : 0, header.TotalLength);
             return true;
         }
 
@@ -372,7 +360,6 @@ internal sealed partial class WebSocketRelay
         if (!_dropFrame)
         {
             _counters.AddDownstreamMessages(1);
-            Interlocked.Increment(ref _passedMessages);
             return;
         }
 

@@ -36,7 +36,7 @@ internal sealed partial class WebSocketRelayMiddleware(
             && string.Equals(connect.Protocol, WebSocketProtocol, StringComparison.OrdinalIgnoreCase);
         if (!http1 && !http2)
         {
-            return IsWebSocketOnly(route) ? RefuseNonWebSocketAsync(context) : next();
+            return WebSocketSettings.IsWebSocketOnly(route.Metadata) ? RefuseNonWebSocketAsync(context) : next();
         }
 
         if (CheckHandshake(context, http1) is { } problem)
@@ -89,11 +89,6 @@ internal sealed partial class WebSocketRelayMiddleware(
         _settings.AddOrUpdate(route, settings);
         return settings;
     }
-
-    private static bool IsWebSocketOnly(RouteConfig route)
-        => route.Metadata is { } metadata
-            && metadata.TryGetValue(WebSocketSettings.WebSocketOnlyKey, out var text)
-            && bool.TryParse(text, out var only) && only;
 
     /// <summary>RFC 6455 §4.2.1 (and RFC 8441 §5 for HTTP/2): what the gateway checks before it bothers a backend.</summary>
     private static HandshakeProblem? CheckHandshake(HttpContext context, bool http1)

@@ -76,13 +76,12 @@ internal sealed record WebSocketSettings(
             settings = settings with { MaxDroppedBytes = count };
         }
 
-        if (route.TryGetValue(WebSocketOnlyKey, out text) && bool.TryParse(text, out var only))
-        {
-            settings = settings with { WebSocketOnly = only };
-        }
-
-        return settings;
+        return settings with { WebSocketOnly = IsWebSocketOnly(route) };
     }
+
+    /// <summary>The route's <c>WebSocketOnly</c> metadata (read on every request, so without resolving the rest).</summary>
+    public static bool IsWebSocketOnly(IReadOnlyDictionary<string, string>? route)
+        => route is not null && route.TryGetValue(WebSocketOnlyKey, out var text) && bool.TryParse(text, out var only) && only;
 
     /// <summary>Adds an error for each WebSocket metadata value of a route that does not parse.</summary>
     public static void Validate(IReadOnlyDictionary<string, string>? route, string key, ICollection<ConfigError> errors)
