@@ -51,10 +51,8 @@ public class SlowClientTests
         var streaming = StreamAsync(slowBackend, timeout.Token);
 
         // The fast client: a numbered message every millisecond from its backend.
-        using var fast = new ClientWebSocket();
-        fast.Options.KeepAliveInterval = TimeSpan.Zero;
-        await fast.ConnectAsync(new UriBuilder(gateway.ProxyAddress) { Scheme = "ws", Path = "/ticks" }.Uri, timeout.Token);
-        var fastBackend = await backend.AcceptAsync();
+        var (fast, fastBackend) = await ConnectFastClientAsync(gateway, backend, timeout.Token);
+        using var fastClient = fast;
         using var stopTicks = CancellationTokenSource.CreateLinkedTokenSource(timeout.Token);
         var ticking = TickAsync(fastBackend, stopTicks.Token);
         var expected = 0;
@@ -153,10 +151,8 @@ public class SlowClientTests
         var streaming = StreamAsync(slowBackend, timeout.Token);
 
         // A fast HTTP/1.1 client on the same route is the clock: 300 of its messages go by.
-        using var fast = new ClientWebSocket();
-        fast.Options.KeepAliveInterval = TimeSpan.Zero;
-        await fast.ConnectAsync(new UriBuilder(gateway.ProxyAddress) { Scheme = "ws", Path = "/ticks" }.Uri, timeout.Token);
-        var fastBackend = await backend.AcceptAsync();
+        var (fast, fastBackend) = await ConnectFastClientAsync(gateway, backend, timeout.Token);
+        using var fastClient = fast;
         using var stopTicks = CancellationTokenSource.CreateLinkedTokenSource(timeout.Token);
         var ticking = TickAsync(fastBackend, stopTicks.Token);
 
@@ -181,6 +177,15 @@ public class SlowClientTests
         fast.Abort();
         slow.Abort();
         Assert.True(await Eventually.TrueAsync(() => relays.Count == 0, TimeSpan.FromSeconds(10)), $"{relays.Count} relays still open");
+    }
+
+    /// <summary>An HTTP/1.1 WebSocket client on <c>/ticks</c> and its end at the backend.</summary>
+    private static async Task<(ClientWebSocket Client, BackendSocket Backend)> ConnectFastClientAsync(GatewayUnderTest gateway, ScriptedWebSocketBackend backend, CancellationToken cancellationToken)
+    {
+        var client = new ClientWebSocket();
+        client.Options.KeepAliveInterval = TimeSpan.Zero;
+        await client.ConnectAsync(new UriBuilder(gateway.ProxyAddress) { Scheme = "ws", Path = "/ticks" }.Uri, cancellationToken);
+        return (client, await backend.AcceptAsync());
     }
 
     /// <summary>Streams 100 MiB of 4 KiB binary messages; ends quietly when the gateway closes the connection.</summary>

@@ -12,14 +12,14 @@ public class WebSocketRelayPolicyTests
 {
     private const int Cap = 1024;
 
-    private static (WebSocketRelay Relay, GatedClientStream Client, RecordingHost Host) Create(SlowClientPolicy policy, TimeSpan? disconnectAfter = null)
+    private static (WebSocketRelay Relay, GatedClientStream Client, RecordingHost Host) Create(SlowClientPolicy policy, TimeSpan? disconnectAfter = null, long maxDroppedBytes = 0)
     {
         var settings = WebSocketSettings.Resolve(new WebSocketProxyOptions
         {
             OutboundBufferBytes = Cap,
             SlowClientPolicy = policy,
             MaxDroppedMessages = 0,
-            MaxDroppedBytes = 0,
+            MaxDroppedBytes = maxDroppedBytes,
             DisconnectAfter = disconnectAfter ?? TimeSpan.FromSeconds(10),
             CloseTimeout = TimeSpan.FromSeconds(30),
         }, null);
@@ -50,6 +50,25 @@ public class WebSocketRelayPolicyTests
         Assert.Equal([(WebSocketFrames.Text, 600), (WebSocketFrames.Ping, 1), (WebSocketFrames.Text, 5)], frames.Select(f => (f.Opcode, f.Payload.Length)));
         Assert.Equal("after", frames[2].Text);
         Assert.True(relay.PeakBufferedBytes <= Cap);
+    }
+
+    [Fact]
+    public async Task DropMessages_ReachingMaxDroppedBytes_Closes1008AfterWhatWasBuffered()
+    {
+        var (relay, client, host) = Create(SlowClientPolicy.DropMessages, maxDroppedBytes: 1000);
+
+        await relay.WriteAsync(WebSocketFrames.TextFrame(new string('a', 600)), default);  // 604 buffered, client not reading
+        await relay.WriteAsync(WebSocketFrames.TextFrame(new string('b', 500)), default);  // 504 dropped: under the limit
+        Assert.Empty(host.Evictions);
+        await relay.WriteAsync(WebSocketFrames.TextFrame(new string('c', 500)), default);  // 1008 dropped: over it
+        await relay.WriteAsync(WebSocketFrames.TextFrame("late"), default);                // after the close: never sent
+
+        Assert.Equal([EvictionReason.DropLimit], host.Evictions);
+        client.Open();
+        var frames = await client.FramesAsync(2);
+        Assert.Equal(600, frames[0].Payload.Length);
+        Assert.Equal(CloseFrame.PolicyViolation, frames[1].CloseCode);
+        Assert.Contains("2 messages dropped", frames[1].Text, StringComparison.Ordinal);
     }
 
     [Fact]
