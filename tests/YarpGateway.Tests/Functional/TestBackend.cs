@@ -61,6 +61,9 @@ internal sealed class TestBackend : IAsyncDisposable
     /// <summary>The bodies of requests that had one, in arrival order.</summary>
     public System.Collections.Concurrent.ConcurrentQueue<string> Bodies { get; } = new();
 
+    /// <summary>The traceparent header of each request, in arrival order ("" when it had none).</summary>
+    public System.Collections.Concurrent.ConcurrentQueue<string> TraceParents { get; } = new();
+
     public static Task<TestBackend> StartAsync(string name) => StartAsync(name, port: 0);
 
     /// <summary>Starts on a given port (0: any), e.g. to bring a stopped backend back where it was.</summary>
@@ -81,6 +84,7 @@ internal sealed class TestBackend : IAsyncDisposable
             }
 
             Interlocked.Increment(ref backend._requests);
+            backend.TraceParents.Enqueue(context.Request.Headers.TraceParent.ToString());
             if (context.Request.Path == "/reset")
             {
                 // Read the whole request, then drop the connection without a response.
