@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # Benchmark: the gateway against bare YARP, nginx and HAProxy, side by side, on loopback only.
-#   bench/run.sh [ROUNDS] [SECONDS]          (defaults: 3 rounds, 10 s per measurement; WARMUP_SECONDS=30)
+#   bench/run.sh [ROUNDS] [SECONDS]          (defaults: 3 rounds, 10 s per measurement; WARMUP_SECONDS=60)
 # Installs what it needs (Debian: nginx, haproxy, wrk, nghttp2-client, gnuplot-nox), builds
 # Release, and measures in rounds whose order rotates (A B C D E, B C D E A, ...), reporting medians:
 #   - HTTP/1.1 keep-alive, wrk, 64 connections: requests/s and p99;
@@ -147,8 +147,13 @@ measure_h2() { # contender -> rps
 
 # Warm up, then find nginx's max for the fixed-rate test. The .NET contenders keep getting faster for
 # tens of seconds under load (tiered compilation with dynamic PGO); a short warm-up made the first
-# round of an earlier run less than half as fast as the others.
-for c in gateway bare-yarp; do taskset -c 1 wrk -t1 -c64 -d"${WARMUP_SECONDS:-30}s" "${URL[$c]}" >/dev/null; done
+# round of an earlier run less than half as fast as the others. On one core the gateway's JIT kept
+# compiling for about 45 s of wrk load (its dotnet_jit_compiled_methods_total settled after that),
+# so each .NET contender gets 60 s of HTTP/1.1 and 10 s of HTTP/2 before anything is measured.
+for c in gateway bare-yarp; do
+  taskset -c 1 wrk -t1 -c64 -d"${WARMUP_SECONDS:-60}s" "${URL[$c]}" >/dev/null
+  taskset -c 1 h2load -c 64 -m 10 -D 10 "${H2URL[$c]}" >/dev/null
+done
 for c in nginx haproxy; do taskset -c 1 wrk -t1 -c64 -d3s "${URL[$c]}" >/dev/null; done
 NGINX_MAX=$(measure_wrk nginx | cut -d' ' -f1)
 RATE=$(( NGINX_MAX / 2 ))

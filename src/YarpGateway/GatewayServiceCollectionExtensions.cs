@@ -1,4 +1,5 @@
 using Microsoft.AspNetCore.Server.Kestrel.Core;
+using Microsoft.AspNetCore.Server.Kestrel.Transport.Sockets;
 using Microsoft.Extensions.DependencyInjection.Extensions;
 using Microsoft.Extensions.Options;
 using Yarp.ReverseProxy.Configuration;
@@ -33,6 +34,8 @@ internal static class GatewayServiceCollectionExtensions
         // Endpoints: Proxy and Management from Kestrel:Endpoints.
         services.AddSingleton<GatewayListeners>();
         services.AddSingleton<IConfigureOptions<KestrelServerOptions>, GatewayKestrelSetup>();
+        services.AddOptions<TransportOptions>().Bind(builder.Configuration.GetSection(TransportOptions.SectionName));
+        services.AddSingleton<IConfigureOptions<SocketTransportOptions>, SocketTransportSetup>();
 
         // Configuration: YARP reads only validated snapshots from our provider.
         services.AddReverseProxy();

@@ -15,6 +15,11 @@ internal static class RuntimeDefaults
     /// </summary>
     public const string InlineSocketCompletions = "DOTNET_SYSTEM_NET_SOCKETS_INLINE_COMPLETIONS";
 
+    /// <summary>Whether socket completions run inline, read as the runtime reads it ("1" or "true").</summary>
+    public static bool InlineCompletionsEnabled()
+        => Environment.GetEnvironmentVariable(InlineSocketCompletions) is { } value
+            && (value == "1" || value.Equals("true", StringComparison.OrdinalIgnoreCase));
+
     public static void Apply()
     {
         if (Environment.GetEnvironmentVariable(InlineSocketCompletions) is null)

@@ -173,4 +173,20 @@ public class StartupTests
         Assert.Contains("ReverseProxy:Routes:ws:Metadata:WebSocketOutboundBufferBytes: '1' is not a number of bytes", stderr, StringComparison.Ordinal);
         Assert.DoesNotContain("   at ", stderr, StringComparison.Ordinal);
     }
+
+    [Fact]
+    public async Task BadTransportValue_ExitsNonZero_NamingTheSection()
+    {
+        var path = WriteTemp("""
+        { "Gateway": { "Transport": { "InlineScheduling": "sometimes" } } }
+        """);
+
+        using var gateway = GatewayProcess.Start("Production", LoopbackArgs(path));
+
+        Assert.Equal(1, await gateway.WaitForExitAsync(ExitBound));
+        var stderr = gateway.StandardError;
+        Assert.Contains("Gateway:Transport", stderr, StringComparison.Ordinal);
+        Assert.Contains("sometimes", stderr, StringComparison.Ordinal);
+        Assert.DoesNotContain("   at ", stderr, StringComparison.Ordinal);
+    }
 }

@@ -1,0 +1,69 @@
+using System.Net;
+using System.Net.WebSockets;
+using System.Text;
+using Microsoft.AspNetCore.Server.Kestrel.Transport.Sockets;
+using Microsoft.Extensions.Options;
+using YarpGateway.Endpoints;
+using YarpGateway.Tests.Functional;
+using YarpGateway.Tests.WebSockets;
+
+namespace YarpGateway.Tests.Endpoints;
+
+/// <summary>Whether requests run on the socket threads (Kestrel's UnsafePreferInlineScheduling), and that the gateway works either way.</summary>
+public class SocketTransportSetupTests
+{
+    [Theory]
+    [InlineData(null, 1, true, true)]   // one CPU, inline completions: the measured win
+    [InlineData(null, 2, true, false)]  // more CPUs: work could not move between socket threads
+    [InlineData(null, 1, false, false)] // the operator turned inline completions off: all of it goes back
+    [InlineData(true, 4, false, true)]  // the operator's setting always wins
+    [InlineData(false, 1, true, false)]
+    public void PreferInlineScheduling_FollowsTheOperatorThenTheCpuCount(bool? configured, int processors, bool inlineCompletions, bool expected)
+        => Assert.Equal(expected, SocketTransportSetup.PreferInlineScheduling(configured, processors, inlineCompletions));
+
+    [Fact]
+    public async Task InlineSchedulingOn_ProxiesHttp1Http2AndWebSockets()
+    {
+        await using var backend = await TestBackend.StartAsync("a");
+        await using var echo = await EchoWebSocketBackend.StartAsync();
+        var config = ProxyConfigJson.Config(
+            ("api", "/api/{**rest}", "c1"), ("c1", "WeightedRoundRobin", [(backend, "1")]));
+        config["ReverseProxy"]!["Routes"]!["ws"] = new System.Text.Json.Nodes.JsonObject { ["ClusterId"] = "ws", ["Match"] = new System.Text.Json.Nodes.JsonObject { ["Path"] = "/ws" } };
+        config["ReverseProxy"]!["Clusters"]!["ws"] = new System.Text.Json.Nodes.JsonObject
+        {
+            ["Destinations"] = new System.Text.Json.Nodes.JsonObject { ["d"] = new System.Text.Json.Nodes.JsonObject { ["Address"] = echo.Address.ToString() } },
+        };
+        await using var gateway = await GatewayUnderTest.StartAsync(config, "--Gateway:Transport:InlineScheduling=true");
+
+        Assert.True(gateway.Services.GetRequiredService<IOptions<SocketTransportOptions>>().Value.UnsafePreferInlineScheduling);
+        Assert.Contains(gateway.Logs.Lines, line => line.Contains("Requests are processed on the socket threads", StringComparison.Ordinal));
+
+        using var proxy = gateway.CreateProxyClient();
+        var requests = Enumerable.Range(0, 200).Select(async i =>
+        {
+            using var content = new StringContent($"body {i}");
+            using var response = await proxy.PostAsync($"/api/{i}", content);
+            Assert.Equal(HttpStatusCode.OK, response.StatusCode);
+            Assert.Equal("a", await response.Content.ReadAsStringAsync());
+        });
+        await Task.WhenAll(requests);
+        Assert.Equal(200, backend.Bodies.Count);
+
+        using var http2 = new HttpClient(new SocketsHttpHandler()) { BaseAddress = gateway.ProxyAddress, DefaultRequestVersion = HttpVersion.Version20, DefaultVersionPolicy = HttpVersionPolicy.RequestVersionExact };
+        using (var response = await http2.GetAsync("/api/h2"))
+        {
+            Assert.Equal(HttpVersion.Version20, response.Version);
+            Assert.Equal("a", await response.Content.ReadAsStringAsync());
+        }
+
+        using var socket = new ClientWebSocket();
+        using var timeout = new CancellationTokenSource(TimeSpan.FromSeconds(10));
+        await socket.ConnectAsync(new UriBuilder(gateway.ProxyAddress) { Scheme = "ws", Path = "/ws" }.Uri, timeout.Token);
+        await socket.SendAsync(Encoding.UTF8.GetBytes("hello"), WebSocketMessageType.Text, endOfMessage: true, timeout.Token);
+        var buffer = new byte[64];
+        var received = await socket.ReceiveAsync(buffer, timeout.Token);
+        Assert.Equal("hello", Encoding.UTF8.GetString(buffer, 0, received.Count));
+        await socket.CloseAsync(WebSocketCloseStatus.NormalClosure, "done", timeout.Token);
+        Assert.Equal(WebSocketCloseStatus.NormalClosure, socket.CloseStatus);
+    }
+}
