@@ -1,0 +1,92 @@
+// HeapStat <pid> [top] [type-filter]
+// Suspends the process, marks every object reachable from the GC roots and prints the live bytes by
+// type (the top N, optionally only types whose name contains the filter) and by owner (Kestrel and
+// ASP.NET Core, YARP, HttpClient, the gateway, ...). Dead objects the GC has not collected yet are
+// left out, so the figures are what idle connections really hold, whatever the GC mode.
+using System.Globalization;
+using Microsoft.Diagnostics.Runtime;
+
+if (args.Length < 1 || !int.TryParse(args[0], CultureInfo.InvariantCulture, out var pid))
+{
+    Console.Error.WriteLine("usage: HeapStat <pid> [top] [type-filter]");
+    return 2;
+}
+
+var top = args.Length > 1 ? int.Parse(args[1], CultureInfo.InvariantCulture) : 40;
+var filter = args.Length > 2 ? args[2] : null;
+
+using var target = DataTarget.AttachToProcess(pid, suspend: true);
+using var runtime = target.ClrVersions[0].CreateRuntime();
+var heap = runtime.Heap;
+
+var live = new HashSet<ulong>();
+var pending = new Stack<ClrObject>();
+foreach (var root in heap.EnumerateRoots())
+{
+    if (root.Object.IsValid && live.Add(root.Object.Address))
+    {
+        pending.Push(root.Object);
+    }
+}
+
+while (pending.Count > 0)
+{
+    foreach (var reference in pending.Pop().EnumerateReferences(carefully: false, considerDependantHandles: true))
+    {
+        if (reference.IsValid && live.Add(reference.Address))
+        {
+            pending.Push(reference);
+        }
+    }
+}
+
+var byType = new Dictionary<string, (long Count, long Bytes)>(StringComparer.Ordinal);
+long liveBytes = 0, allBytes = 0;
+foreach (var obj in heap.EnumerateObjects())
+{
+    if (!obj.IsValid || obj.IsFree)
+    {
+        continue;
+    }
+
+    allBytes += (long)obj.Size;
+    if (!live.Contains(obj.Address))
+    {
+        continue;
+    }
+
+    liveBytes += (long)obj.Size;
+    var name = obj.Type?.Name ?? "?";
+    if (obj.Type?.IsArray == true)
+    {
+        name += obj.Size switch { < 1024 => " [<1K]", < 8192 => " [1-8K]", < 65536 => " [8-64K]", _ => " [>=64K]" };
+    }
+
+    byType.TryGetValue(name, out var sum);
+    byType[name] = (sum.Count + 1, sum.Bytes + (long)obj.Size);
+}
+
+Console.WriteLine("live bytes    objects  type");
+foreach (var (name, sum) in byType.Where(t => filter is null || t.Key.Contains(filter, StringComparison.Ordinal)).OrderByDescending(t => t.Value.Bytes).Take(top))
+{
+    Console.WriteLine(string.Create(CultureInfo.InvariantCulture, $"{sum.Bytes,12:N0} {sum.Count,9:N0}  {name}"));
+}
+
+Console.WriteLine(string.Create(CultureInfo.InvariantCulture, $"live {liveBytes:N0} of {allBytes:N0} bytes in heap objects"));
+Console.WriteLine("live bytes    by owner");
+foreach (var owner in byType.GroupBy(t => Owner(t.Key)).OrderByDescending(g => g.Sum(t => t.Value.Bytes)))
+{
+    Console.WriteLine(string.Create(CultureInfo.InvariantCulture, $"{owner.Sum(t => t.Value.Bytes),12:N0}  {owner.Key}"));
+}
+
+return 0;
+
+// An async state machine box is named after its method, so it counts for the method's owner.
+static string Owner(string type) =>
+    type.Contains("YarpGateway", StringComparison.Ordinal) ? "gateway" :
+    type.Contains("Yarp.ReverseProxy", StringComparison.Ordinal) ? "YARP" :
+    type.Contains("Kestrel", StringComparison.Ordinal) || type.Contains("System.IO.Pipelines", StringComparison.Ordinal) || type.Contains("Microsoft.AspNetCore", StringComparison.Ordinal) ? "Kestrel / ASP.NET Core" :
+    type.Contains("System.Net.Http", StringComparison.Ordinal) ? "HttpClient (SocketsHttpHandler)" :
+    type.Contains("System.Net.Sockets", StringComparison.Ordinal) ? "sockets" :
+    type.Contains("OpenTelemetry", StringComparison.Ordinal) ? "OpenTelemetry" :
+    "shared types (strings, byte[], CancellationTokenSource, locks, dictionaries)";

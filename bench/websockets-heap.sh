@@ -1,0 +1,42 @@
+#!/usr/bin/env bash
+# Where an idle WebSocket's memory goes (issue 4): opens N idle WebSockets through the gateway
+# (default 4000) and prints the gateway's live managed heap by type and by owner (bench/HeapStat,
+# which suspends the gateway and marks what its GC roots reach).
+#   bench/websockets-heap.sh [N] [CONFIG] [TYPE-FILTER]
+# CONFIG defaults to bench/ws-gateway.json (backends over HTTP/1.1); bench/ws-gateway-h2.json sends
+# them over HTTP/2. Divide the live bytes by N after subtracting a run with N=0 for per-connection
+# figures. Loopback only, as bench/websockets.sh.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+N=${1:-4000}
+CONFIG=${2:-bench/ws-gateway.json}
+FILTER=${3:-}
+ulimit -n 1048576 2>/dev/null || ulimit -n "$(ulimit -Hn)"
+(( N * 2 + 1000 <= $(ulimit -n) )) || { echo "N=$N needs $(( N * 2 + 1000 )) file descriptors; the limit is $(ulimit -n)" >&2; exit 1; }
+
+for project in src/YarpGateway bench/WsBench bench/HeapStat; do dotnet build "$project" -c Release --nologo -v q >/dev/null; done
+RAW=bench/results/raw
+mkdir -p "$RAW"
+pids=()
+cleanup() { for p in "${pids[@]}"; do kill "$p" 2>/dev/null || true; done; wait 2>/dev/null || true; }
+trap cleanup EXIT
+wait_ready() { for _ in $(seq $(( $2 * 10 ))); do curl -fsS -o /dev/null "$1" 2>/dev/null && return 0; sleep 0.1; done; echo "not ready: $1" >&2; return 1; }
+
+taskset -c 1 dotnet bench/WsBench/bin/Release/net10.0/WsBench.dll backend 5910 >"$RAW/ws-heap-backend.log" 2>&1 &
+pids+=($!)
+wait_ready "http://127.0.0.2:5910/" 30
+ASPNETCORE_ENVIRONMENT=Production taskset -c 0 dotnet src/YarpGateway/bin/Release/net10.0/YarpGateway.dll --config "$CONFIG" \
+  --Gateway:Shutdown:DrainDelay=00:00:00 --Gateway:Telemetry:SaturationLogInterval=00:00:00 \
+  --Kestrel:Endpoints:Proxy:Url=http://0.0.0.0:8080 --Kestrel:Endpoints:Management:Url=http://127.0.0.1:8081 >"$RAW/ws-heap-gateway.log" 2>&1 &
+gw=$!
+pids+=($gw)
+wait_ready "http://127.0.0.1:8081/healthz/ready" 30
+
+if (( N > 0 )); then
+  # WsBench opens N, reports, then opens 20 more: the heap is read while the N are open and idle.
+  taskset -c 1 dotnet bench/WsBench/bin/Release/net10.0/WsBench.dll idle 8080 "$N,$(( N + 20 ))" "$gw" >/dev/null 2>"$RAW/ws-heap-clients.log" &
+  pids+=($!)
+  for _ in $(seq 3000); do grep -q "^$N connections" "$RAW/ws-heap-clients.log" && break; sleep 0.2; done
+  grep "^$N connections" "$RAW/ws-heap-clients.log" || { echo "the $N connections did not open; see $RAW/ws-heap-clients.log" >&2; exit 1; }
+fi
+dotnet bench/HeapStat/bin/Release/net10.0/HeapStat.dll "$gw" 40 $FILTER
