@@ -94,7 +94,7 @@ internal static class GatewayApplicationBuilderExtensions
     }
 
     private static void CheckOptions<TOptions>(WebApplication app, string section, List<ConfigError> errors)
-        where TOptions : class
+        where TOptions : class, new()
     {
         try
         {
@@ -106,7 +106,10 @@ internal static class GatewayApplicationBuilderExtensions
         }
         catch (InvalidOperationException ex)
         {
-            errors.Add(new ConfigError(section, ex.Message));
+            // A value that does not convert stops the binder; list every such value and the
+            // section's other errors rather than only the first.
+            var found = OptionsBindingErrors.Find(app.Configuration.GetSection(section), app.Services.GetServices<IValidateOptions<TOptions>>());
+            errors.AddRange(found.Count > 0 ? found : [new ConfigError(section, ex.Message)]);
         }
     }
 }

@@ -1,0 +1,122 @@
+using System.Collections;
+using System.ComponentModel;
+using System.Reflection;
+using Microsoft.Extensions.Options;
+
+namespace YarpGateway.Configuration;
+
+/// <summary>
+/// Every value of a <c>Gateway:*</c> section that does not convert to its option's type, and the
+/// section's validation errors besides. The configuration binder stops at the first value it cannot
+/// convert, which would hide the other bad values and every validation error of that section.
+/// </summary>
+internal static class OptionsBindingErrors
+{
+    /// <summary>
+    /// One error per value that does not convert, keyed by its full path; then the validators'
+    /// errors for the section bound without those values. Empty when every value converts.
+    /// </summary>
+    public static List<ConfigError> Find<TOptions>(IConfigurationSection section, IEnumerable<IValidateOptions<TOptions>> validators)
+        where TOptions : class, new()
+    {
+        var errors = new List<ConfigError>();
+        var convertible = new List<KeyValuePair<string, string?>>();
+        foreach (var (key, value) in section.AsEnumerable(makePathsRelative: true))
+        {
+            if (value is null || key.Length == 0)
+            {
+                continue; // a section, not a value
+            }
+
+            if (ValueType(typeof(TOptions), key.Split(ConfigurationPath.KeyDelimiter)) is { } type && !Converts(type, value))
+            {
+                errors.Add(new ConfigError(ConfigurationPath.Combine(section.Path, key), $"'{value}' is not {Expected(type)}."));
+                continue;
+            }
+
+            convertible.Add(new(key, value));
+        }
+
+        if (errors.Count == 0)
+        {
+            return errors;
+        }
+
+        TOptions rest;
+        try
+        {
+            rest = new ConfigurationBuilder().AddInMemoryCollection(convertible).Build().Get<TOptions>() ?? new TOptions();
+        }
+        catch (InvalidOperationException)
+        {
+            return errors; // something this walk does not model; the conversion errors still stand
+        }
+
+        foreach (var validator in validators)
+        {
+            if (validator.Validate(Options.DefaultName, rest) is { Failed: true, Failures: { } failures })
+            {
+                errors.AddRange(failures.Select(failure => new ConfigError(section.Path, failure)));
+            }
+        }
+
+        return errors;
+    }
+
+    /// <summary>The type a key's value binds to, or null when the binder ignores the key or it is not a plain value.</summary>
+    internal static Type? ValueType(Type root, IEnumerable<string> path)
+    {
+        var type = root;
+        foreach (var segment in path)
+        {
+            type = Nullable.GetUnderlyingType(type) ?? type;
+            if (type.IsArray)
+            {
+                type = type.GetElementType()!;
+            }
+            else if (type.IsGenericType && type.GetGenericArguments() is { Length: 1 or 2 } arguments && typeof(IEnumerable).IsAssignableFrom(type))
+            {
+                type = arguments[^1]; // List<T>'s item, Dictionary<string, T>'s value
+            }
+            else if (type.GetProperty(segment, BindingFlags.Public | BindingFlags.Instance | BindingFlags.IgnoreCase) is { CanWrite: true } property)
+            {
+                type = property.PropertyType;
+            }
+            else
+            {
+                return null;
+            }
+        }
+
+        return type != typeof(string) && TypeDescriptor.GetConverter(type).CanConvertFrom(typeof(string)) ? type : null;
+    }
+
+    private static bool Converts(Type type, string value)
+    {
+        try
+        {
+            // The binder's own conversion, so that what is reported here is exactly what fails there.
+            _ = new ConfigurationBuilder().AddInMemoryCollection([new("v", value)]).Build().GetValue(type, "v");
+            return true;
+        }
+        catch (InvalidOperationException)
+        {
+            return false;
+        }
+    }
+
+    private static string Expected(Type type)
+    {
+        type = Nullable.GetUnderlyingType(type) ?? type;
+        return type switch
+        {
+            _ when type.IsEnum => $"one of {string.Join(", ", Enum.GetNames(type))}",
+            _ when type == typeof(TimeSpan) => "a time span ([d.]hh:mm:ss[.fff], e.g. 00:00:05 for 5 s)",
+            _ when type == typeof(bool) => "true or false",
+            _ when type == typeof(Uri) => "a URL",
+            _ when type == typeof(int) || type == typeof(long) => "a whole number",
+            _ when type == typeof(double) => "a number",
+            _ => $"a valid {type.Name}",
+        };
+    }
+}
