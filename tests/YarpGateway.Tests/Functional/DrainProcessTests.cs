@@ -14,11 +14,9 @@ public class DrainProcessTests
         var slowest = TimeSpan.FromSeconds(2);
         await using var backend = await TestBackend.StartAsync("slow");
         backend.Delay = slowest;
-        var configPath = Path.Combine(Directory.CreateTempSubdirectory("yarpgateway-drain-").FullName, "gateway.json");
-        ProxyConfigJson.WriteAtomically(configPath, ProxyConfigJson.CatchAll("WeightedRoundRobin", (backend, "1")));
+        var configPath = ProxyConfigJson.WriteTemp("yarpgateway-drain-", ProxyConfigJson.CatchAll("WeightedRoundRobin", (backend, "1")));
 
-        using var gateway = GatewayProcess.Start("Production", "--config", configPath,
-            "--Kestrel:Endpoints:Proxy:Url=http://127.0.0.1:0", "--Kestrel:Endpoints:Management:Url=http://127.0.0.1:0",
+        using var gateway = GatewayProcess.StartOnLoopback(configPath,
             "--Gateway:Shutdown:DrainDelay=00:00:02", "--Gateway:Shutdown:Timeout=00:00:10");
         var (proxy, management) = await gateway.FindEndpointsAsync();
         using var client = new HttpClient { Timeout = TimeSpan.FromSeconds(20) };
@@ -86,12 +84,10 @@ public class DrainProcessTests
     {
         await using var backend = await TestBackend.StartAsync("stuck");
         backend.Delay = TimeSpan.FromMinutes(1);
-        var configPath = Path.Combine(Directory.CreateTempSubdirectory("yarpgateway-drain-").FullName, "gateway.json");
-        ProxyConfigJson.WriteAtomically(configPath, ProxyConfigJson.CatchAll("WeightedRoundRobin", (backend, "1")));
+        var configPath = ProxyConfigJson.WriteTemp("yarpgateway-drain-", ProxyConfigJson.CatchAll("WeightedRoundRobin", (backend, "1")));
         var (drainDelay, timeout) = how == "timeout" ? ("00:00:00.500", "00:00:01") : ("00:00:30", "00:01:00");
 
-        using var gateway = GatewayProcess.Start("Production", "--config", configPath,
-            "--Kestrel:Endpoints:Proxy:Url=http://127.0.0.1:0", "--Kestrel:Endpoints:Management:Url=http://127.0.0.1:0",
+        using var gateway = GatewayProcess.StartOnLoopback(configPath,
             $"--Gateway:Shutdown:DrainDelay={drainDelay}", $"--Gateway:Shutdown:Timeout={timeout}");
         var (proxy, _) = await gateway.FindEndpointsAsync();
         using var client = new HttpClient { Timeout = TimeSpan.FromSeconds(60) };

@@ -39,6 +39,10 @@ internal sealed partial class GatewayProcess : IDisposable
         }
     }
 
+    /// <summary>The real binary in Production with <paramref name="configPath"/> as its --config file and both endpoints on loopback port 0.</summary>
+    public static GatewayProcess StartOnLoopback(string configPath, params string[] extraArgs)
+        => Start("Production", ["--config", configPath, "--Kestrel:Endpoints:Proxy:Url=http://127.0.0.1:0", "--Kestrel:Endpoints:Management:Url=http://127.0.0.1:0", .. extraArgs]);
+
     public static GatewayProcess Start(string environment, params string[] args)
     {
         var start = new ProcessStartInfo("dotnet")

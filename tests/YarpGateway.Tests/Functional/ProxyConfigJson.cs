@@ -52,6 +52,18 @@ internal static class ProxyConfigJson
         File.Move(temp, path, overwrite: true);
     }
 
-    public static void WriteAtomically(string path, JsonNode json)
-        => WriteAtomically(path, json.ToJsonString(new JsonSerializerOptions { WriteIndented = true }));
+    /// <summary>Writes the config to a new temporary folder; returns the file's path.</summary>
+    public static string WriteTemp(string prefix, string text)
+    {
+        var path = Path.Combine(Directory.CreateTempSubdirectory(prefix).FullName, "gateway.json");
+        WriteAtomically(path, text);
+        return path;
+    }
+
+    /// <inheritdoc cref="WriteTemp(string, string)"/>
+    public static string WriteTemp(string prefix, JsonNode json) => WriteTemp(prefix, Text(json));
+
+    public static void WriteAtomically(string path, JsonNode json) => WriteAtomically(path, Text(json));
+
+    private static string Text(JsonNode json) => json.ToJsonString(new JsonSerializerOptions { WriteIndented = true });
 }

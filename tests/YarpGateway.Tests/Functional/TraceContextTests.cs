@@ -11,10 +11,7 @@ public class TraceContextTests
     public async Task ShippedDefaults_PassTraceparentUnchanged_AndInventNone()
     {
         await using var backend = await TestBackend.StartAsync("a");
-        var configPath = Path.Combine(Directory.CreateTempSubdirectory("yarpgateway-trace-").FullName, "gateway.json");
-        ProxyConfigJson.WriteAtomically(configPath, ProxyConfigJson.CatchAll("WeightedRoundRobin", (backend, "1")));
-        using var gateway = GatewayProcess.Start("Production", "--config", configPath,
-            "--Kestrel:Endpoints:Proxy:Url=http://127.0.0.1:0", "--Kestrel:Endpoints:Management:Url=http://127.0.0.1:0");
+        using var gateway = GatewayProcess.StartOnLoopback(ProxyConfigJson.WriteTemp("yarpgateway-trace-", ProxyConfigJson.CatchAll("WeightedRoundRobin", (backend, "1"))));
         var (proxy, _) = await gateway.FindEndpointsAsync();
         using var http = new HttpClient { BaseAddress = proxy, Timeout = TimeSpan.FromSeconds(10) };
 

@@ -22,10 +22,8 @@ public partial class MetricsScrapeTests(ITestOutputHelper output)
     public async Task ScrapeAfterTraffic_HasSchedulerChurnProxyAndReloadSeries_AndPassesPromtool()
     {
         await using var backend = await TestBackend.StartAsync("a");
-        var configPath = Path.Combine(Directory.CreateTempSubdirectory("yarpgateway-metrics-").FullName, "gateway.json");
-        ProxyConfigJson.WriteAtomically(configPath, ProxyConfigJson.CatchAll("WeightedRoundRobin", (backend, "1")));
-        using var gateway = GatewayProcess.Start("Production", "--config", configPath,
-            "--Kestrel:Endpoints:Proxy:Url=http://127.0.0.1:0", "--Kestrel:Endpoints:Management:Url=http://127.0.0.1:0");
+        var configPath = ProxyConfigJson.WriteTemp("yarpgateway-metrics-", ProxyConfigJson.CatchAll("WeightedRoundRobin", (backend, "1")));
+        using var gateway = GatewayProcess.StartOnLoopback(configPath);
         var (proxy, management) = await gateway.FindEndpointsAsync();
         using var http = new HttpClient { Timeout = TimeSpan.FromSeconds(10) };
 

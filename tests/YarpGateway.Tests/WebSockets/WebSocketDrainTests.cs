@@ -15,15 +15,13 @@ public class WebSocketDrainTests
         const int Clients = 6;
         var window = TimeSpan.FromSeconds(3);
         await using var backend = await EchoWebSocketBackend.StartAsync();
-        var configPath = Path.Combine(Directory.CreateTempSubdirectory("yarpgateway-wsdrain-").FullName, "gateway.json");
-        ProxyConfigJson.WriteAtomically(configPath, """
+        var configPath = ProxyConfigJson.WriteTemp("yarpgateway-wsdrain-", """
             { "ReverseProxy": {
                 "Routes": { "ws": { "ClusterId": "ws", "Match": { "Path": "/{**rest}" } } },
                 "Clusters": { "ws": { "Destinations": { "d": { "Address": "
             """.Trim() + backend.Address + "\" } } } } } }");
 
-        using var gateway = GatewayProcess.Start("Production", "--config", configPath,
-            "--Kestrel:Endpoints:Proxy:Url=http://127.0.0.1:0", "--Kestrel:Endpoints:Management:Url=http://127.0.0.1:0",
+        using var gateway = GatewayProcess.StartOnLoopback(configPath,
             "--Gateway:Shutdown:DrainDelay=00:00:00", "--Gateway:Shutdown:Timeout=00:00:10",
             "--Gateway:WebSockets:CloseWindow=00:00:03", "--Gateway:WebSockets:CloseTimeout=00:00:02");
         var (proxy, _) = await gateway.FindEndpointsAsync();
