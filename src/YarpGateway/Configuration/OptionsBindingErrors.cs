@@ -30,7 +30,7 @@ internal static class OptionsBindingErrors
 
             if (ValueType(typeof(TOptions), key.Split(ConfigurationPath.KeyDelimiter)) is { } type && !Converts(type, value))
             {
-                errors.Add(new ConfigError(ConfigurationPath.Combine(section.Path, key), $"'{value}' is not {Expected(type)}."));
+                errors.Add(new ConfigError(ConfigurationPath.Combine(section.Path, key), $"'{value}' is not {ExpectedValue.Describe(type)}."));
                 continue;
             }
 
@@ -103,20 +103,5 @@ internal static class OptionsBindingErrors
         {
             return false;
         }
-    }
-
-    private static string Expected(Type type)
-    {
-        type = Nullable.GetUnderlyingType(type) ?? type;
-        return type switch
-        {
-            _ when type.IsEnum => $"one of {string.Join(", ", Enum.GetNames(type))}",
-            _ when type == typeof(TimeSpan) => "a time span ([d.]hh:mm:ss[.fff], e.g. 00:00:05 for 5 s)",
-            _ when type == typeof(bool) => "true or false",
-            _ when type == typeof(Uri) => "a URL",
-            _ when type == typeof(int) || type == typeof(long) => "a whole number",
-            _ when type == typeof(double) => "a number",
-            _ => $"a valid {type.Name}",
-        };
     }
 }

@@ -191,21 +191,11 @@ internal static class ProxyConfigReader
         {
             // A scalar: say what the value is and what it should be. Anything else: the binder's words.
             var message = section.Value is { } value
-                ? $"'{value}' is not {Describe(typeof(T))}."
-                : $"cannot be read as {Describe(typeof(T))}: {ex.Message}";
+                ? $"'{value}' is not {ExpectedValue.Describe(typeof(T))}."
+                : $"cannot be read as {ExpectedValue.Describe(typeof(T))}: {ex.Message}";
             errors.Add(new ConfigError(section.Path, message));
             return default;
         }
-    }
-
-    private static string Describe(Type type)
-    {
-        var underlying = Nullable.GetUnderlyingType(type) ?? type;
-        return underlying == typeof(TimeSpan) ? "a time span (e.g. 00:00:30 for 30 seconds)"
-            : underlying == typeof(int) || underlying == typeof(long) ? "a whole number"
-            : underlying == typeof(bool) ? "true or false"
-            : underlying.IsEnum ? $"one of: {string.Join(", ", Enum.GetNames(underlying))}"
-            : underlying.Name;
     }
 }
 

@@ -74,8 +74,9 @@ internal sealed partial class WebSocketRelays(
         var latest = shutdown.Current.Timeout - options.Current.CloseTimeout;
         if (window > latest)
         {
-            Log.WindowShortened(logger, window, latest > TimeSpan.Zero ? latest : TimeSpan.Zero, shutdown.Current.Timeout);
-            window = latest > TimeSpan.Zero ? latest : TimeSpan.Zero;
+            var shortened = latest > TimeSpan.Zero ? latest : TimeSpan.Zero;
+            Log.WindowShortened(logger, window, shortened, shutdown.Current.Timeout);
+            window = shortened;
         }
 
         Log.Closing(logger, relays.Length, window);
