@@ -26,6 +26,18 @@ internal sealed class GatewayMeterProvider : IHostedService, IDisposable
         "Polly",
     ];
 
+    /// <summary>
+    /// The platform's instruments updated on every request, dropped unless
+    /// <see cref="TelemetryOptions.PerRequestGauges"/> is set. A dropped instrument is never
+    /// enabled, so the runtime skips the measurement itself, not only its export.
+    /// </summary>
+    public static readonly string[] PerRequestGauges =
+    [
+        "http.server.active_requests",
+        "http.client.active_requests",
+        "http.client.open_connections",
+    ];
+
     private readonly PrometheusPullExporter _prometheus;
     private readonly ReloadableOptions<TelemetryOptions> _options;
     private MeterProvider? _provider;
@@ -44,6 +56,14 @@ internal sealed class GatewayMeterProvider : IHostedService, IDisposable
             .ConfigureResource(resource => resource.AddService("yarpgateway", serviceVersion: version, serviceInstanceId: Environment.MachineName))
             .AddMeter(Meters)
             .AddReader(_prometheus.Reader);
+
+        if (!options.PerRequestGauges)
+        {
+            foreach (var instrument in PerRequestGauges)
+            {
+                builder.AddView(instrument, MetricStreamConfiguration.Drop);
+            }
+        }
 
         if (options.Otlp.Endpoint is { } endpoint)
         {

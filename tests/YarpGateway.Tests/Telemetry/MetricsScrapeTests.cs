@@ -64,6 +64,10 @@ public partial class MetricsScrapeTests(ITestOutputHelper output)
         Assert.Contains("# TYPE http_server_request_duration_seconds histogram", scrape, StringComparison.Ordinal);
         Assert.Contains("# TYPE dotnet_gc_pause_time_seconds_total counter", scrape, StringComparison.Ordinal);
         Assert.DoesNotContain("/x", scrape, StringComparison.Ordinal); // no path as a label
+        foreach (var dropped in PerRequestGaugeSeries)
+        {
+            Assert.DoesNotContain(dropped, scrape, StringComparison.Ordinal); // Gateway:Telemetry:PerRequestGauges is off by default
+        }
 
         var promtool = await Promtool.RunAsync(["check", "metrics"], scrape);
         if (promtool is null)
@@ -73,6 +77,33 @@ public partial class MetricsScrapeTests(ITestOutputHelper output)
         }
 
         Assert.True(promtool.Value.ExitCode == 0, promtool.Value.Output);
+    }
+
+    private static readonly string[] PerRequestGaugeSeries = ["http_server_active_requests", "http_client_active_requests", "http_client_open_connections"];
+
+    [Fact]
+    public async Task PerRequestGauges_WhenTurnedOn_AreScraped()
+    {
+        await using var backend = await TestBackend.StartAsync("a");
+        var configPath = ProxyConfigJson.WriteTemp("yarpgateway-metrics-", ProxyConfigJson.CatchAll("WeightedRoundRobin", (backend, "1")));
+        using var gateway = GatewayProcess.StartOnLoopback(configPath, "--Gateway:Telemetry:PerRequestGauges=true");
+        var (proxy, management) = await gateway.FindEndpointsAsync();
+        using var client = new HttpClient { BaseAddress = proxy, Timeout = TimeSpan.FromSeconds(10) };
+        using (var response = await client.GetAsync("/y"))
+        {
+            Assert.Equal(HttpStatusCode.OK, response.StatusCode);
+        }
+
+        var scrape = await client.GetStringAsync(new Uri(management, "/metrics"));
+
+        foreach (var series in PerRequestGaugeSeries)
+        {
+            Assert.Contains($"# TYPE {series} gauge", scrape, StringComparison.Ordinal);
+        }
+
+        // The proxied request is over: no request to the backend in flight, its connection idle in the pool.
+        Assert.Equal(0, Value(scrape, "http_client_active_requests{http_request_method=\"GET\",server_address=\"127.0.0.1\",server_port=\"" + backend.Port + "\",url_scheme=\"http\"}"));
+        Assert.Contains("http_client_open_connections{http_connection_state=\"idle\"", scrape, StringComparison.Ordinal);
     }
 
     [Fact]
