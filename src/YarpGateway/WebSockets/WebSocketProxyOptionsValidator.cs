@@ -18,7 +18,7 @@ internal sealed class WebSocketProxyOptionsValidator : IValidateOptions<WebSocke
 
         if (!Enum.IsDefined(options.SlowClientPolicy))
         {
-            errors.Add($"{Prefix}SlowClientPolicy must be Backpressure, DropMessages or Disconnect; got {options.SlowClientPolicy}.");
+            errors.Add($"{Prefix}SlowClientPolicy must be {ExpectedValue.Describe(typeof(SlowClientPolicy))}; got {options.SlowClientPolicy}.");
         }
 
         OptionChecks.Positive(errors, Prefix + "WriteTimeout", options.WriteTimeout);

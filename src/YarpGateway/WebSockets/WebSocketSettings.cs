@@ -98,7 +98,7 @@ internal sealed record WebSocketSettings(
 
         if (route.TryGetValue(PolicyKey, out text) && !TryParsePolicy(text, out _))
         {
-            errors.Add(new ConfigError($"{key}:{PolicyKey}", $"'{text}' is not Backpressure, DropMessages or Disconnect."));
+            errors.Add(new ConfigError($"{key}:{PolicyKey}", $"'{text}' is not {ExpectedValue.Describe(typeof(SlowClientPolicy))}."));
         }
 
         foreach (var timeKey in new[] { WriteTimeoutKey, DisconnectAfterKey })

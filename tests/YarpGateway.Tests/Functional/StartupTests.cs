@@ -169,7 +169,7 @@ public class StartupTests
         var stderr = gateway.StandardError;
         Assert.Contains("Gateway:WebSockets", stderr, StringComparison.Ordinal);
         Assert.Contains("Sometimes", stderr, StringComparison.Ordinal);
-        Assert.Contains("ReverseProxy:Routes:ws:Metadata:WebSocketSlowClientPolicy: 'Drop' is not Backpressure, DropMessages or Disconnect.", stderr, StringComparison.Ordinal);
+        Assert.Contains("ReverseProxy:Routes:ws:Metadata:WebSocketSlowClientPolicy: 'Drop' is not one of Backpressure, DropMessages, Disconnect.", stderr, StringComparison.Ordinal);
         Assert.Contains("ReverseProxy:Routes:ws:Metadata:WebSocketOutboundBufferBytes: '1' is not a number of bytes", stderr, StringComparison.Ordinal);
         // The unconvertible policy does not hide the section's other errors.
         Assert.Contains("Gateway:WebSockets:SlowClientPolicy: 'Sometimes' is not one of Backpressure, DropMessages, Disconnect.", stderr, StringComparison.Ordinal);
