@@ -15,7 +15,7 @@ internal sealed class TelemetryOptions
     /// Whether the platform's gauges that change on every request are exported:
     /// <c>http.server.active_requests</c>, <c>http.client.active_requests</c> and
     /// <c>http.client.open_connections</c>. Default false: they cost about 4 % of the CPU per request
-    /// (six updates of multi-label series per request), and <c>gateway.proxy.requests.in_flight</c> and
+    /// (eight updates of multi-label series per request), and <c>gateway.proxy.requests.in_flight</c> and
     /// <c>gateway.proxy.destination.in_flight</c> count the same requests without a per-request update.
     /// Read at start.
     /// </summary>

@@ -8,7 +8,7 @@ namespace YarpGateway.Tests.Telemetry;
 /// The WebSocket series in a real scrape after real WebSocket traffic, checked by promtool. The
 /// gateway runs as its own process: its meter provider listens to every meter named YarpGateway in
 /// the process, so an in-process gateway's scrape could read the counters of another test's gateway
-/// running at the same time (seen once in CI: 0 messages where 2 were relayed).
+/// running at the same time (seen once in a fresh-clone CI run: 0 messages where 2 were relayed).
 /// </summary>
 public class WebSocketMetricsTests
 {
