@@ -7,24 +7,10 @@ public class StartupTests
 {
     private static readonly TimeSpan ExitBound = TimeSpan.FromSeconds(30);
 
-    private static string[] LoopbackArgs(string configPath) =>
-    [
-        "--config", configPath,
-        "--Kestrel:Endpoints:Proxy:Url=http://127.0.0.1:0",
-        "--Kestrel:Endpoints:Management:Url=http://127.0.0.1:0",
-    ];
-
-    private static string WriteTemp(string text)
-    {
-        var path = Path.Combine(Directory.CreateTempSubdirectory("yarpgateway-startup-").FullName, "gateway.json");
-        File.WriteAllText(path, text);
-        return path;
-    }
-
     [Fact]
     public async Task BadConfig_ExitsNonZero_WithEveryErrorListedAndNoStackTrace()
     {
-        var path = WriteTemp("""
+        var path = ProxyConfigJson.WriteTemp("yarpgateway-startup-", """
         { "ReverseProxy": {
             "Routes": {
               "api": { "ClusterId": "api", "Order": "first", "Match": { "Path": "/api/{**rest}" } },
@@ -37,7 +23,7 @@ public class StartupTests
           "Gateway": { "Health": { "RequireAvailableDestinations": "sometimes" } } }
         """);
 
-        using var gateway = GatewayProcess.Start("Production", LoopbackArgs(path));
+        using var gateway = GatewayProcess.StartOnLoopback(path);
         var exitCode = await gateway.WaitForExitAsync(ExitBound);
 
         Assert.NotNull(exitCode);
@@ -56,8 +42,8 @@ public class StartupTests
     [Fact]
     public async Task ConfigFileThatIsNotJson_ExitsNonZero_NamingTheFile()
     {
-        var path = WriteTemp("{ \"ReverseProxy\": ");
-        using var gateway = GatewayProcess.Start("Production", LoopbackArgs(path));
+        var path = ProxyConfigJson.WriteTemp("yarpgateway-startup-", "{ \"ReverseProxy\": ");
+        using var gateway = GatewayProcess.StartOnLoopback(path);
 
         Assert.Equal(1, await gateway.WaitForExitAsync(ExitBound));
         Assert.Contains(path, gateway.StandardError, StringComparison.Ordinal);
@@ -69,7 +55,7 @@ public class StartupTests
     public async Task MissingConfigFile_ExitsNonZero_NamingTheFile()
     {
         var path = Path.Combine(Path.GetTempPath(), $"does-not-exist-{Guid.NewGuid():N}.json");
-        using var gateway = GatewayProcess.Start("Production", LoopbackArgs(path));
+        using var gateway = GatewayProcess.StartOnLoopback(path);
 
         Assert.Equal(1, await gateway.WaitForExitAsync(ExitBound));
         Assert.Contains($"--config: the file '{path}' does not exist.", gateway.StandardError, StringComparison.Ordinal);
@@ -81,7 +67,7 @@ public class StartupTests
         using var taken = new TcpListener(IPAddress.Loopback, 0);
         taken.Start();
         var port = ((IPEndPoint)taken.LocalEndpoint).Port;
-        var path = WriteTemp("{}");
+        var path = ProxyConfigJson.WriteTemp("yarpgateway-startup-", "{}");
 
         using var gateway = GatewayProcess.Start("Production", "--config", path,
             $"--Kestrel:Endpoints:Proxy:Url=http://127.0.0.1:{port}", "--Kestrel:Endpoints:Management:Url=http://127.0.0.1:0");
@@ -94,7 +80,7 @@ public class StartupTests
     [Fact]
     public async Task BadAdmissionValues_ExitNonZero_WithEveryErrorListed()
     {
-        var path = WriteTemp("""
+        var path = ProxyConfigJson.WriteTemp("yarpgateway-startup-", """
         { "Gateway": { "Admission": { "Global": { "MaxConcurrency": -1 }, "Connections": { "MaxWait": "-00:00:01" }, "Upgrades": { "Burst": "lots" } } },
           "ReverseProxy": {
             "Routes": { "api": { "ClusterId": "api", "Match": { "Path": "/api" }, "Metadata": { "MaxConcurrency": "0", "MaxQueue": "-1" } } },
@@ -102,7 +88,7 @@ public class StartupTests
                                    "Destinations": { "d1": { "Address": "http://127.0.0.1:9" } } } } } }
         """);
 
-        using var gateway = GatewayProcess.Start("Production", LoopbackArgs(path));
+        using var gateway = GatewayProcess.StartOnLoopback(path);
 
         Assert.Equal(1, await gateway.WaitForExitAsync(ExitBound));
         var stderr = gateway.StandardError;
@@ -117,11 +103,11 @@ public class StartupTests
     [Fact]
     public async Task BadAdmissionOptions_AreAllListed()
     {
-        var path = WriteTemp("""
+        var path = ProxyConfigJson.WriteTemp("yarpgateway-startup-", """
         { "Gateway": { "Admission": { "Global": { "MaxConcurrency": -1 }, "Connections": { "MaxWait": "-00:00:01" } } } }
         """);
 
-        using var gateway = GatewayProcess.Start("Production", LoopbackArgs(path));
+        using var gateway = GatewayProcess.StartOnLoopback(path);
 
         Assert.Equal(1, await gateway.WaitForExitAsync(ExitBound));
         Assert.Contains("Gateway:Admission:Global:MaxConcurrency must not be negative", gateway.StandardError, StringComparison.Ordinal);
@@ -131,7 +117,7 @@ public class StartupTests
     [Fact]
     public async Task BadResilienceValues_ExitNonZero_WithEveryErrorListed()
     {
-        var path = WriteTemp("""
+        var path = ProxyConfigJson.WriteTemp("yarpgateway-startup-", """
         { "Gateway": { "Resilience": { "ConnectTimeout": "-00:00:01", "RetryStatusCodes": [ 200, 503 ], "RetryBudget": { "Ratio": 1.5 } } },
           "ReverseProxy": {
             "Routes": { "api": { "ClusterId": "api", "Match": { "Path": "/api" }, "Metadata": { "TryTimeout": "-00:00:01", "RetryIdempotent": "maybe" } } },
@@ -139,7 +125,7 @@ public class StartupTests
                                    "Destinations": { "d1": { "Address": "http://127.0.0.1:9" } } } } } }
         """);
 
-        using var gateway = GatewayProcess.Start("Production", LoopbackArgs(path));
+        using var gateway = GatewayProcess.StartOnLoopback(path);
 
         Assert.Equal(1, await gateway.WaitForExitAsync(ExitBound));
         var stderr = gateway.StandardError;
@@ -156,14 +142,14 @@ public class StartupTests
     [Fact]
     public async Task BadWebSocketValues_ExitNonZero_WithEveryErrorListed()
     {
-        var path = WriteTemp("""
+        var path = ProxyConfigJson.WriteTemp("yarpgateway-startup-", """
         { "Gateway": { "WebSockets": { "OutboundBufferBytes": 10, "SlowClientPolicy": "Sometimes", "CloseTimeout": "00:00:00" } },
           "ReverseProxy": {
             "Routes": { "ws": { "ClusterId": "ws", "Match": { "Path": "/ws" }, "Metadata": { "WebSocketSlowClientPolicy": "Drop", "WebSocketOutboundBufferBytes": "1" } } },
             "Clusters": { "ws": { "Destinations": { "d1": { "Address": "http://127.0.0.1:9" } } } } } }
         """);
 
-        using var gateway = GatewayProcess.Start("Production", LoopbackArgs(path));
+        using var gateway = GatewayProcess.StartOnLoopback(path);
 
         Assert.Equal(1, await gateway.WaitForExitAsync(ExitBound));
         var stderr = gateway.StandardError;
@@ -181,11 +167,11 @@ public class StartupTests
     [Fact]
     public async Task BadTransportValue_ExitsNonZero_NamingTheSection()
     {
-        var path = WriteTemp("""
+        var path = ProxyConfigJson.WriteTemp("yarpgateway-startup-", """
         { "Gateway": { "Transport": { "InlineScheduling": "sometimes" } } }
         """);
 
-        using var gateway = GatewayProcess.Start("Production", LoopbackArgs(path));
+        using var gateway = GatewayProcess.StartOnLoopback(path);
 
         Assert.Equal(1, await gateway.WaitForExitAsync(ExitBound));
         var stderr = gateway.StandardError;
