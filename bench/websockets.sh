@@ -11,6 +11,7 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 
 IDLE_STEPS=${1:-10000,20000,50000}
+REQUESTED_STEPS=$IDLE_STEPS
 SLOW=${2:-1000}
 FAST=${3:-100}
 SECONDS_PER_PHASE=${4:-15}
@@ -90,6 +91,14 @@ for backend in h1 h2 bare; do
   kill -TERM "$gw"; wait "$gw" 2>/dev/null || true
 done
 
+# Idle capacity with WebSockets over HTTP/2 on both sides (RFC 8441 from the clients, backends over
+# HTTP/2): up to 100 WebSockets share a connection, so the requested steps fit in the descriptor
+# limit. Bare YARP takes no cleartext HTTP/2 from clients, so it has no row here.
+start_gateway "$RAW/ws-gateway-idle-h2c.log" bench/ws-gateway-h2.json
+timeout 1200 taskset -c 1 dotnet "$BENCH_DLL" idle $PROXY_PORT "$REQUESTED_STEPS" "$gw" h2 | tee "$RAW/ws-idle-h2c.json"
+gateway_fds_h2c=$(ls /proc/$gw/fd | wc -l)
+kill -TERM "$gw"; wait "$gw" 2>/dev/null || true
+
 # Slow consumers, per policy.
 : >"$RAW/ws-slow.jsonl"
 for policy in Backpressure DropMessages Disconnect bare-yarp; do
@@ -103,13 +112,14 @@ for policy in Backpressure DropMessages Disconnect bare-yarp; do
   kill -TERM "$gw"; wait "$gw" 2>/dev/null || true
 done
 
-python3 - "$RAW/ws-idle-h1.json" "$RAW/ws-idle-h2.json" "$RAW/ws-idle-bare.json" "$RAW/ws-slow.jsonl" "$OUT" "$gc_mode" "$SLOW" "$FAST" "$FD_NOTE" <<'PY'
+python3 - "$RAW/ws-idle-h1.json" "$RAW/ws-idle-h2.json" "$RAW/ws-idle-bare.json" "$RAW/ws-slow.jsonl" "$OUT" "$gc_mode" "$SLOW" "$FAST" "$FD_NOTE" "$RAW/ws-idle-h2c.json" "$gateway_fds_h2c" <<'PY'
 import json, sys, datetime, platform, os
 idle = json.load(open(sys.argv[1]))
 idle_h2 = json.load(open(sys.argv[2]))
 idle_bare = json.load(open(sys.argv[3]))
 slow = [json.loads(l) for l in open(sys.argv[4]) if l.strip()]
 out, gc, n_slow, n_fast, fd_note = sys.argv[5], sys.argv[6], sys.argv[7], sys.argv[8], sys.argv[9]
+idle_h2c, fds_h2c = json.load(open(sys.argv[10])), int(sys.argv[11])
 lines = [
     "# WebSocket benchmarks",
     "",
@@ -132,6 +142,23 @@ lines += [
     f"({idle['slope_kib_per_connection'] / idle_bare['slope_kib_per_connection']:.2f}x). From empty to the first step: {idle['first_step_kib_per_connection']} / "
     f"{idle_h2['first_step_kib_per_connection']} KiB per connection, one-time costs included. "
     f"Connections that failed to open: {idle['failures']} / {idle_h2['failures']}. {fd_note}",
+    "",
+    "### WebSockets over HTTP/2 on both sides",
+    "",
+    "Clients open their WebSockets with HTTP/2 extended CONNECT (RFC 8441), up to 100 on one connection "
+    "(Kestrel's default stream limit), and the gateway reaches the backends over HTTP/2 the same way. "
+    "Few sockets, so the steps run as asked.",
+    "",
+    "| idle WebSockets | gateway RSS (MiB) |",
+    "| ---: | ---: |",
+]
+for p in idle_h2c["points"]:
+    lines.append(f"| {p['connections']:,} | {p['rss_kib'] / 1024:,.0f} |")
+lines += [
+    "",
+    f"RSS slope: **{idle_h2c['slope_kib_per_connection']} KiB per WebSocket** (target: at most 8); from empty to the "
+    f"first step {idle_h2c['first_step_kib_per_connection']} KiB. WebSockets that failed to open: {idle_h2c['failures']}. "
+    f"Open file descriptors in the gateway at the last step: {fds_h2c:,}.",
     "",
     f"## Slow consumers: {n_fast} fast clients, then {n_slow} slow ones too",
     "",

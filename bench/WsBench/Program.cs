@@ -10,25 +10,30 @@ using System.Text.Json;
 // WsBench backend <port>
 //   Kestrel on every address, HTTP/1.1 on <port> and HTTP/2 (h2c) on <port>+1: /idle accepts a WebSocket and holds it; /stream sends a binary message
 //   of 1 KiB every 50 ms, its first 8 bytes the sender's monotonic timestamp.
-// WsBench idle <port> <steps> <gateway-pid>
-//   Opens idle WebSockets through the gateway up to each step (e.g. 10000,20000,50000), spreading
-//   them over 127.0.0.1-4 so that ephemeral ports do not run out, and prints the gateway's RSS at each.
+// WsBench idle <port> <steps> <gateway-pid> [h1|h2]
+//   Opens idle WebSockets through the gateway up to each step (e.g. 10000,20000,50000) and prints the
+//   gateway's RSS at each. h1 (default): one connection per WebSocket (HTTP/1.1 Upgrade), spread over
+//   127.0.0.1-4 so that ephemeral ports do not run out. h2: WebSockets over HTTP/2 extended CONNECT
+//   (RFC 8441), multiplexed on shared client connections (as many streams each as the gateway allows).
 // WsBench slow <port> <slow> <fast> <seconds> <gateway-pid>
 //   Fast clients read everything; slow clients read 4 KiB a second. Measures the fast clients'
 //   message latency with the fast ones alone, then with the slow ones too, and the gateway's peak RSS.
 return args switch
 {
     ["backend", var port] => await Backend.RunAsync(int.Parse(port, CultureInfo.InvariantCulture)),
-    ["idle", var port, var steps, var pid] => await Idle.RunAsync(int.Parse(port, CultureInfo.InvariantCulture), steps.Split(',').Select(s => int.Parse(s, CultureInfo.InvariantCulture)).ToArray(), int.Parse(pid, CultureInfo.InvariantCulture)),
+    ["idle", var port, var steps, var pid] => await Idle.RunAsync(int.Parse(port, CultureInfo.InvariantCulture), ParseSteps(steps), int.Parse(pid, CultureInfo.InvariantCulture), http2: false),
+    ["idle", var port, var steps, var pid, var mode] when mode is "h1" or "h2" => await Idle.RunAsync(int.Parse(port, CultureInfo.InvariantCulture), ParseSteps(steps), int.Parse(pid, CultureInfo.InvariantCulture), http2: mode == "h2"),
     ["slow", var port, var slow, var fast, var seconds, var pid] => await Slow.RunAsync(int.Parse(port, CultureInfo.InvariantCulture), int.Parse(slow, CultureInfo.InvariantCulture), int.Parse(fast, CultureInfo.InvariantCulture), int.Parse(seconds, CultureInfo.InvariantCulture), int.Parse(pid, CultureInfo.InvariantCulture)),
     _ => Usage(),
 };
 
 static int Usage()
 {
-    Console.Error.WriteLine("usage: WsBench backend <port> | idle <port> <steps> <gateway-pid> | slow <port> <slow> <fast> <seconds> <gateway-pid>");
+    Console.Error.WriteLine("usage: WsBench backend <port> | idle <port> <steps> <gateway-pid> [h1|h2] | slow <port> <slow> <fast> <seconds> <gateway-pid>");
     return 2;
 }
+
+static int[] ParseSteps(string steps) => steps.Split(',').Select(s => int.Parse(s, CultureInfo.InvariantCulture)).ToArray();
 
 internal static class Backend
 {
@@ -225,10 +230,18 @@ internal static class Gateway
 
 internal static class Idle
 {
-    public static async Task<int> RunAsync(int port, int[] steps, int pid)
+    public static async Task<int> RunAsync(int port, int[] steps, int pid, bool http2)
     {
         using var timeout = new CancellationTokenSource(TimeSpan.FromMinutes(15));
-        var clients = new List<RawClient>();
+        // HTTP/2: one handler for all, so WebSockets share connections; a new one opens whenever
+        // the gateway's stream limit per connection (Kestrel's default: 100) is reached.
+        using var invoker = new HttpMessageInvoker(new SocketsHttpHandler
+        {
+            EnableMultipleHttp2Connections = true,
+            PooledConnectionIdleTimeout = Timeout.InfiniteTimeSpan,
+            PooledConnectionLifetime = Timeout.InfiniteTimeSpan,
+        });
+        var clients = new List<IDisposable>();
         var failures = 0;
         var points = new List<(int Connections, long RssKiB)>();
         points.Add((0, await SettledRssAsync(pid, timeout.Token)));
@@ -237,7 +250,7 @@ internal static class Idle
         {
             var clock = Stopwatch.StartNew();
             using var gate = new SemaphoreSlim(200);
-            var opening = new List<Task<RawClient?>>();
+            var opening = new List<Task<IDisposable?>>();
             for (var i = clients.Count; i < step; i++)
             {
                 await gate.WaitAsync(timeout.Token);
@@ -246,9 +259,11 @@ internal static class Idle
                 {
                     try
                     {
-                        return await RawClient.ConnectAsync(Gateway.Source(index), port, "/idle", timeout.Token);
+                        return http2
+                            ? await ConnectHttp2Async(invoker, port, timeout.Token)
+                            : (IDisposable)(await RawClient.ConnectAsync(Gateway.Source(index), port, "/idle", timeout.Token)).Socket;
                     }
-                    catch (Exception ex) when (ex is IOException or SocketException)
+                    catch (Exception ex) when (ex is IOException or SocketException or WebSocketException or HttpRequestException)
                     {
                         Interlocked.Increment(ref failures);
                         return null;
@@ -288,10 +303,28 @@ internal static class Idle
         }));
         foreach (var client in clients)
         {
-            client.Socket.Dispose();
+            client.Dispose();
         }
 
         return 0;
+    }
+
+    private static async Task<IDisposable> ConnectHttp2Async(HttpMessageInvoker invoker, int port, CancellationToken cancellationToken)
+    {
+        var socket = new ClientWebSocket();
+        socket.Options.HttpVersion = HttpVersion.Version20;
+        socket.Options.HttpVersionPolicy = HttpVersionPolicy.RequestVersionExact;
+        socket.Options.KeepAliveInterval = TimeSpan.Zero;
+        try
+        {
+            await socket.ConnectAsync(new Uri($"ws://127.0.0.1:{port}/idle"), invoker, cancellationToken);
+            return socket;
+        }
+        catch
+        {
+            socket.Dispose();
+            throw;
+        }
     }
 
     /// <summary>RSS once it has stopped moving (two readings a second apart within 1 %), at most 20 s.</summary>
