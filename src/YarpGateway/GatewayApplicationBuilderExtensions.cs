@@ -62,7 +62,10 @@ internal static class GatewayApplicationBuilderExtensions
             });
 
         // Proxy endpoint.
-        app.Use(static (context, next) =>
+        // Every middleware here and in the proxy pipeline is added as Func<RequestDelegate, RequestDelegate>,
+        // with no per-request allocation. A next of type Func<Task> costs a closure and a delegate per
+        // request and middleware, and an upgraded request keeps them for the life of its WebSocket.
+        app.Use(static next => context =>
         {
             // Over cleartext HTTP/2 the scheme comes from the client's :scheme; it may not claim https.
             if (Http2PriorKnowledge.IsCleartextHttp2(context) && !string.Equals(context.Request.Scheme, Uri.UriSchemeHttp, StringComparison.Ordinal))
@@ -74,7 +77,7 @@ internal static class GatewayApplicationBuilderExtensions
             return next(context);
         });
         var traffic = app.Services.GetRequiredService<TrafficCounters>();
-        app.Use((context, next) => traffic.CountAsync(context, () => next(context)));
+        app.Use(next => context => traffic.CountAsync(context, next));
         app.UseGlobalAdmission();
         app.UseRouting();
         app.UseRequestTimeouts(); // YARP routes' Timeout / TimeoutPolicy

@@ -29,10 +29,14 @@ internal static class AdmissionExtensions
     {
         var upgrades = app.ApplicationServices.GetRequiredService<UpgradeAdmission>();
         var requests = app.ApplicationServices.GetRequiredService<RequestAdmission>();
-        return app.Use((context, next) =>
+        return app.Use(next =>
         {
-            FirstRequestGate.ReleaseAfterFirstResponse(context);
-            return upgrades.AdmitAsync(context, () => requests.AdmitGlobalAsync(context, () => next(context)));
+            RequestDelegate global = context => requests.AdmitGlobalAsync(context, next);
+            return context =>
+            {
+                FirstRequestGate.ReleaseAfterFirstResponse(context);
+                return upgrades.AdmitAsync(context, global);
+            };
         });
     }
 
@@ -40,7 +44,7 @@ internal static class AdmissionExtensions
     public static IReverseProxyApplicationBuilder UseRouteAndClusterAdmission(this IReverseProxyApplicationBuilder proxy)
     {
         var requests = proxy.ApplicationServices.GetRequiredService<RequestAdmission>();
-        proxy.Use((context, next) => requests.AdmitRouteAndClusterAsync(context, next));
+        proxy.Use(next => context => requests.AdmitRouteAndClusterAsync(context, next));
         return proxy;
     }
 }

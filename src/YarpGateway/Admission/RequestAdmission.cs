@@ -14,14 +14,14 @@ namespace YarpGateway.Admission;
 /// </summary>
 internal sealed class RequestAdmission(AdmissionLimits limits, GatewayMetrics metrics, ReloadableOptions<AdmissionOptions> options, TimeProvider timeProvider)
 {
-    public Task AdmitGlobalAsync(HttpContext context, Func<Task> next)
-        => limits.Global is { } global && !IsUpgrade(context) ? AdmitAsync(context, global, next) : next();
+    public Task AdmitGlobalAsync(HttpContext context, RequestDelegate next)
+        => limits.Global is { } global && !IsUpgrade(context) ? AdmitAsync(context, global, next) : next(context);
 
-    public Task AdmitRouteAndClusterAsync(HttpContext context, Func<Task> next)
+    public Task AdmitRouteAndClusterAsync(HttpContext context, RequestDelegate next)
     {
         if (IsUpgrade(context))
         {
-            return next();
+            return next(context);
         }
 
         var proxy = context.GetReverseProxyFeature();
@@ -29,10 +29,10 @@ internal sealed class RequestAdmission(AdmissionLimits limits, GatewayMetrics me
         var cluster = proxy.Route.Cluster is { } state ? limits.ForCluster(state) : null;
         return (route, cluster) switch
         {
-            (null, null) => next(),
+            (null, null) => next(context),
             (not null, null) => AdmitAsync(context, route, next),
             (null, not null) => AdmitAsync(context, cluster, next),
-            _ => AdmitAsync(context, route, () => AdmitAsync(context, cluster, next)),
+            _ => AdmitAsync(context, route, c => AdmitAsync(c, cluster, next)),
         };
     }
 
@@ -40,7 +40,7 @@ internal sealed class RequestAdmission(AdmissionLimits limits, GatewayMetrics me
         => context.Features.Get<IHttpUpgradeFeature>()?.IsUpgradableRequest == true
             || context.Features.Get<IHttpExtendedConnectFeature>()?.IsExtendedConnect == true;
 
-    private async Task AdmitAsync(HttpContext context, ConcurrencyLimit limit, Func<Task> next)
+    private async Task AdmitAsync(HttpContext context, ConcurrencyLimit limit, RequestDelegate next)
     {
         var result = await limit.AcquireAsync(timeProvider, context.RequestAborted);
         if (!result.IsAdmitted)
@@ -57,7 +57,7 @@ internal sealed class RequestAdmission(AdmissionLimits limits, GatewayMetrics me
         metrics.AdmissionAdmitted(limit, result.Waited);
         using (result.Lease)
         {
-            await next();
+            await next(context);
         }
     }
 

@@ -26,17 +26,17 @@ internal sealed class UpgradeAdmission : IDisposable
         options.Changed += Configure;
     }
 
-    public Task AdmitAsync(HttpContext context, Func<Task> next)
+    public Task AdmitAsync(HttpContext context, RequestDelegate next)
     {
         if (_rate is not { } rate || !RequestAdmission.IsUpgrade(context))
         {
-            return next();
+            return next(context);
         }
 
         using var lease = rate.Limiter.AttemptAcquire(1);
         if (lease.IsAcquired)
         {
-            return next();
+            return next(context);
         }
 
         _metrics.UpgradeRejected();

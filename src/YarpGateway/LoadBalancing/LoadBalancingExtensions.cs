@@ -21,11 +21,11 @@ internal static class LoadBalancingExtensions
     public static IReverseProxyApplicationBuilder UseDrainedDestinationFilter(this IReverseProxyApplicationBuilder proxy)
     {
         var filter = proxy.ApplicationServices.GetRequiredService<DrainedDestinationFilter>();
-        proxy.Use((context, next) =>
+        proxy.Use(next => context =>
         {
             var feature = context.GetReverseProxyFeature();
             feature.AvailableDestinations = filter.Filter(feature.Route.Cluster!, feature.AvailableDestinations);
-            return next();
+            return next(context);
         });
         return proxy;
     }

@@ -29,7 +29,7 @@ internal sealed partial class ProxyRetryMiddleware(
     private readonly TimeProvider _timeProvider = timeProvider;
     private readonly LogThrottle _logThrottle = new(timeProvider);
 
-    public async Task InvokeAsync(HttpContext context, Func<Task> next)
+    public async Task InvokeAsync(HttpContext context, RequestDelegate next)
     {
         var proxy = context.GetReverseProxyFeature();
         var current = options.Current;
@@ -57,17 +57,17 @@ internal sealed partial class ProxyRetryMiddleware(
     }
 
     // Returns whether another attempt could succeed.
-    private async Task<bool> RunAttemptAsync(RetryAttempt attempt, Func<Task> next)
+    private async Task<bool> RunAttemptAsync(RetryAttempt attempt, RequestDelegate next)
     {
         attempt.Begin(_timeProvider);
         metrics.ProxyAttempt(attempt.Proxy.Cluster?.Config.ClusterId);
-        await next();
+        await next(attempt.Context);
         return attempt.End();
     }
 
     // Retries 1..MaxRetries: the first after a jittered base delay, the rest through the Polly
     // pipeline, whose exponential backoff (with jitter) continues from twice the base delay.
-    private async Task RetryAsync(RetryAttempt attempt, Func<Task> next, ResilienceOptions current, CancellationToken cancellationToken)
+    private async Task RetryAsync(RetryAttempt attempt, RequestDelegate next, ResilienceOptions current, CancellationToken cancellationToken)
     {
         try
         {

@@ -28,7 +28,7 @@ internal static class ResilienceExtensions
     public static IReverseProxyApplicationBuilder UseRetries(this IReverseProxyApplicationBuilder proxy)
     {
         var retries = proxy.ApplicationServices.GetRequiredService<ProxyRetryMiddleware>();
-        proxy.Use((context, next) => retries.InvokeAsync(context, next));
+        proxy.Use(next => context => retries.InvokeAsync(context, next));
         return proxy;
     }
 }

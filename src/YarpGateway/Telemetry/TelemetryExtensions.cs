@@ -24,7 +24,7 @@ internal static class TelemetryExtensions
     public static void UseMetricsEndpoint(this IApplicationBuilder management)
     {
         var exporter = management.ApplicationServices.GetRequiredService<PrometheusPullExporter>();
-        management.Use(async (context, next) =>
+        management.Use(next => async context =>
         {
             if (!context.Request.Path.Equals(MetricsPath, StringComparison.Ordinal) || !HttpMethods.IsGet(context.Request.Method))
             {
@@ -44,12 +44,12 @@ internal static class TelemetryExtensions
     {
         var metrics = proxy.ApplicationServices.GetRequiredService<GatewayMetrics>();
         var timeProvider = proxy.ApplicationServices.GetRequiredService<TimeProvider>();
-        proxy.Use(async (context, next) =>
+        proxy.Use(next => async context =>
         {
             var started = timeProvider.GetTimestamp();
             try
             {
-                await next();
+                await next(context);
             }
             finally
             {

@@ -58,7 +58,7 @@ internal sealed class TrafficCounters : IProxyConnectionMiddleware
     }
 
     /// <summary>Counts a proxied request (and, for an upgrade, the upgraded connection) for its lifetime.</summary>
-    public async Task CountAsync(HttpContext context, Func<Task> next)
+    public async Task CountAsync(HttpContext context, RequestDelegate next)
     {
         var upgrade = Admission.RequestAdmission.IsUpgrade(context);
         Interlocked.Increment(ref _inFlightRequests);
@@ -69,7 +69,7 @@ internal sealed class TrafficCounters : IProxyConnectionMiddleware
 
         try
         {
-            await next();
+            await next(context);
         }
         finally
         {

@@ -21,7 +21,7 @@ internal static class WebSocketExtensions
     public static IReverseProxyApplicationBuilder UseWebSocketRelay(this IReverseProxyApplicationBuilder proxy)
     {
         var middleware = proxy.ApplicationServices.GetRequiredService<WebSocketRelayMiddleware>();
-        proxy.Use((context, next) => middleware.InvokeAsync(context, next));
+        proxy.Use(next => context => middleware.InvokeAsync(context, next));
         return proxy;
     }
 }

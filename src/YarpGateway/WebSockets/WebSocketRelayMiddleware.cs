@@ -25,7 +25,7 @@ internal sealed partial class WebSocketRelayMiddleware(
 
     private readonly ConditionalWeakTable<RouteConfig, WebSocketSettings> _settings = new();
 
-    public Task InvokeAsync(HttpContext context, Func<Task> next)
+    public Task InvokeAsync(HttpContext context, RequestDelegate next)
     {
         var route = context.GetReverseProxyFeature().Route.Config;
         var upgrade = context.Features.Get<IHttpUpgradeFeature>();
@@ -36,7 +36,7 @@ internal sealed partial class WebSocketRelayMiddleware(
             && string.Equals(connect.Protocol, WebSocketProtocol, StringComparison.OrdinalIgnoreCase);
         if (!http1 && !http2)
         {
-            return WebSocketSettings.IsWebSocketOnly(route.Metadata) ? RefuseNonWebSocketAsync(context) : next();
+            return WebSocketSettings.IsWebSocketOnly(route.Metadata) ? RefuseNonWebSocketAsync(context) : next(context);
         }
 
         if (CheckHandshake(context, http1) is { } problem)
@@ -47,7 +47,7 @@ internal sealed partial class WebSocketRelayMiddleware(
         return RelayAsync(context, route, http1 ? upgrade : null, http2 ? connect : null, next);
     }
 
-    private async Task RelayAsync(HttpContext context, RouteConfig route, IHttpUpgradeFeature? upgrade, IHttpExtendedConnectFeature? connect, Func<Task> next)
+    private async Task RelayAsync(HttpContext context, RouteConfig route, IHttpUpgradeFeature? upgrade, IHttpExtendedConnectFeature? connect, RequestDelegate next)
     {
         var settings = SettingsFor(route);
         if (settings.Policy == SlowClientPolicy.DropMessages)
@@ -69,7 +69,7 @@ internal sealed partial class WebSocketRelayMiddleware(
 
         try
         {
-            await next();
+            await next(context);
         }
         finally
         {
