@@ -30,6 +30,7 @@ internal sealed class GatewayMetrics
     private readonly Counter<long> _retries;
     private readonly Counter<long> _budgetExhausted;
     private readonly Counter<long> _timeouts;
+    private readonly Counter<long> _proxyErrors;
     private readonly Counter<long> _ejections;
     private readonly Counter<long> _reactivations;
     private readonly Counter<long> _ejectionsSkipped;
@@ -108,6 +109,7 @@ internal sealed class GatewayMetrics
         _retries = meter.CreateCounter<long>("gateway.proxy.retries", unit: "{retry}", description: "Retries, by cluster and reason (status_502/503/504, connect_failure, connect_timeout, connection_reset, try_timeout).");
         _budgetExhausted = meter.CreateCounter<long>("gateway.proxy.retry_budget.exhausted", unit: "{retry}", description: "Retries not made because the cluster's retry budget was spent.");
         _timeouts = meter.CreateCounter<long>("gateway.proxy.timeouts", unit: "{timeout}", description: "Requests answered 504 by a timeout, by cluster and kind (connect, try, route, activity).");
+        _proxyErrors = meter.CreateCounter<long>("gateway.proxy.errors", unit: "{request}", description: "Proxied requests that ended in a forwarding error, by cluster and error (YARP's ForwarderError in snake case: request, response_headers, no_available_destinations, request_canceled, upgrade_request_client, ...).");
         _ejections = meter.CreateCounter<long>("gateway.outlier.ejections", unit: "{ejection}", description: "Destinations ejected by outlier ejection, by cluster and destination.");
         _reactivations = meter.CreateCounter<long>("gateway.outlier.reactivations", unit: "{reactivation}", description: "Ejected destinations reactivated, by cluster and destination.");
         _ejectionsSkipped = meter.CreateCounter<long>("gateway.outlier.ejections_skipped", unit: "{ejection}", description: "Ejections not made because MaxEjectedPercent of the cluster was already ejected.");
@@ -151,6 +153,8 @@ internal sealed class GatewayMetrics
     public void RetryBudgetExhausted(string? cluster) => _budgetExhausted.Add(1, new KeyValuePair<string, object?>("cluster", cluster));
 
     public void Timeout(string cluster, string kind) => _timeouts.Add(1, new TagList { { "cluster", cluster }, { "kind", kind } });
+
+    public void ProxyError(string cluster, string error) => _proxyErrors.Add(1, new TagList { { "cluster", cluster }, { "error", error } });
 
     public void Ejected(string cluster, string destination) => _ejections.Add(1, new TagList { { "cluster", cluster }, { "destination", destination } });
 

@@ -15,6 +15,7 @@ internal static class TelemetryExtensions
         services.AddHostedService<GatewayMeterProvider>();
         services.AddSingleton<SchedulerDelayProbe>();
         services.AddHostedService(sp => sp.GetRequiredService<SchedulerDelayProbe>());
+        services.AddSingleton<ProxyErrorLog>();
         services.AddSingleton<SaturationLog>();
         services.AddHostedService(sp => sp.GetRequiredService<SaturationLog>());
         return services;
@@ -39,11 +40,15 @@ internal static class TelemetryExtensions
         });
     }
 
-    /// <summary>First in the proxy pipeline: request duration by route, cluster, destination and status class.</summary>
+    /// <summary>
+    /// First in the proxy pipeline after the WebSocket relay: request duration by route, cluster,
+    /// destination and status class, and the request's final forwarding error, if any (after retries).
+    /// </summary>
     public static IReverseProxyApplicationBuilder UseProxyRequestMetrics(this IReverseProxyApplicationBuilder proxy)
     {
         var metrics = proxy.ApplicationServices.GetRequiredService<GatewayMetrics>();
         var timeProvider = proxy.ApplicationServices.GetRequiredService<TimeProvider>();
+        var errors = proxy.ApplicationServices.GetRequiredService<ProxyErrorLog>();
         proxy.Use(next => async context =>
         {
             var started = timeProvider.GetTimestamp();
@@ -55,6 +60,7 @@ internal static class TelemetryExtensions
             {
                 var feature = context.GetReverseProxyFeature();
                 metrics.ProxyRequest(feature.Route.Config.RouteId, feature.Cluster?.Config.ClusterId, feature.ProxiedDestination?.DestinationId, context.Response.StatusCode, timeProvider.GetElapsedTime(started));
+                errors.Record(context, feature);
             }
         });
         return proxy;

@@ -1,0 +1,119 @@
+using Yarp.ReverseProxy.Forwarder;
+using Yarp.ReverseProxy.Model;
+using YarpGateway.Resilience;
+
+namespace YarpGateway.Telemetry;
+
+/// <summary>
+/// What the operator reads when proxying fails, in place of YARP's own per-request warnings (its
+/// <c>Yarp.ReverseProxy.Forwarder</c> categories and its load-balancing middleware, which warns on
+/// every request that finds no destination, are at Error in appsettings.json). YARP writes a
+/// warning with a stack trace for every failed request: with one destination down, 400,000 log lines
+/// (52 MB) in 10 s, and a third of the gateway's throughput spent writing them. Here each request's
+/// final error is counted in <c>gateway.proxy.errors</c>, and logged as one line at most once a
+/// second per cluster and error, with the number of similar ones left out. Errors caused by the
+/// client (it went away, or its side of the copy failed) go to Debug: they are the client's business.
+/// </summary>
+internal sealed partial class ProxyErrorLog(GatewayMetrics metrics, TimeProvider timeProvider, ILogger<ProxyErrorLog> logger)
+{
+    private readonly LogThrottle _throttle = new(timeProvider);
+
+    /// <summary>Called once per proxied request, after retries, with the request's final state.</summary>
+    public void Record(HttpContext context, IReverseProxyFeature proxy)
+    {
+        if (context.Features.Get<IForwarderErrorFeature>() is not { } error || error.Error == ForwarderError.None)
+        {
+            return;
+        }
+
+        var cluster = proxy.Cluster?.Config.ClusterId ?? "-";
+        var name = TagOf(error.Error);
+        metrics.ProxyError(cluster, name);
+
+        // Timeouts have their own line, from the retry middleware, which knows which timeout it was.
+        if (error.Error == ForwarderError.RequestTimedOut)
+        {
+            return;
+        }
+
+        var clientSide = IsClientSide(error.Error);
+        if (!logger.IsEnabled(clientSide ? LogLevel.Debug : LogLevel.Warning) || !_throttle.ShouldLog(cluster + "|" + name, out var suppressed))
+        {
+            return;
+        }
+
+        var route = proxy.Route.Config.RouteId;
+        var destination = proxy.ProxiedDestination?.DestinationId ?? "-";
+        var attempts = context.Features.Get<RetryAttempt>()?.Number ?? 1;
+        var reason = Describe(error.Exception);
+        if (clientSide)
+        {
+            Log.ClientError(logger, name, route, cluster, destination, context.Response.StatusCode, reason, suppressed);
+        }
+        else
+        {
+            Log.DestinationError(logger, name, route, cluster, destination, attempts, context.Response.StatusCode, reason, suppressed);
+        }
+    }
+
+    /// <summary>The client went away, or reading from or writing to it failed.</summary>
+    internal static bool IsClientSide(ForwarderError error) => error is ForwarderError.RequestCanceled
+        or ForwarderError.RequestBodyCanceled or ForwarderError.RequestBodyClient
+        or ForwarderError.ResponseBodyCanceled or ForwarderError.ResponseBodyClient
+        or ForwarderError.UpgradeRequestCanceled or ForwarderError.UpgradeRequestClient
+        or ForwarderError.UpgradeResponseCanceled or ForwarderError.UpgradeResponseClient;
+
+    /// <summary>The <c>error</c> tag: YARP's <see cref="ForwarderError"/> name in snake case.</summary>
+    internal static string TagOf(ForwarderError error) => error switch
+    {
+        ForwarderError.Request => "request",
+        ForwarderError.RequestCreation => "request_creation",
+        ForwarderError.RequestTimedOut => "request_timed_out",
+        ForwarderError.RequestCanceled => "request_canceled",
+        ForwarderError.RequestBodyCanceled => "request_body_canceled",
+        ForwarderError.RequestBodyClient => "request_body_client",
+        ForwarderError.RequestBodyDestination => "request_body_destination",
+        ForwarderError.ResponseHeaders => "response_headers",
+        ForwarderError.ResponseBodyCanceled => "response_body_canceled",
+        ForwarderError.ResponseBodyClient => "response_body_client",
+        ForwarderError.ResponseBodyDestination => "response_body_destination",
+        ForwarderError.UpgradeRequestCanceled => "upgrade_request_canceled",
+        ForwarderError.UpgradeRequestClient => "upgrade_request_client",
+        ForwarderError.UpgradeRequestDestination => "upgrade_request_destination",
+        ForwarderError.UpgradeResponseCanceled => "upgrade_response_canceled",
+        ForwarderError.UpgradeResponseClient => "upgrade_response_client",
+        ForwarderError.UpgradeResponseDestination => "upgrade_response_destination",
+        ForwarderError.UpgradeActivityTimeout => "upgrade_activity_timeout",
+        ForwarderError.NoAvailableDestinations => "no_available_destinations",
+        _ => "other",
+    };
+
+    /// <summary>One line: each exception's message down the chain, without stack traces.</summary>
+    internal static string Describe(Exception? exception)
+    {
+        if (exception is null)
+        {
+            return "no exception";
+        }
+
+        var text = exception.GetType().Name + ": " + exception.Message;
+        for (var inner = exception.InnerException; inner is not null; inner = inner.InnerException)
+        {
+            if (!exception.Message.Contains(inner.Message, StringComparison.Ordinal))
+            {
+                text += " <- " + inner.GetType().Name + ": " + inner.Message;
+            }
+        }
+
+        return text;
+    }
+
+    private static partial class Log
+    {
+        [LoggerMessage(1, LogLevel.Warning, "Proxy error {Error}: route {RouteId}, cluster {ClusterId}, destination {DestinationId}, after {Attempts} attempt(s); answered {Status}. {Reason}. {Suppressed} more like it in the last second.", EventName = "ProxyError")]
+        public static partial void DestinationError(ILogger logger, string error, string routeId, string clusterId, string destinationId, int attempts, int status, string reason, long suppressed);
+
+        [LoggerMessage(2, LogLevel.Debug, "Client-side proxy error {Error}: route {RouteId}, cluster {ClusterId}, destination {DestinationId}; status {Status}. {Reason}. {Suppressed} more like it in the last second.", EventName = "ProxyClientError")]
+        public static partial void ClientError(ILogger logger, string error, string routeId, string clusterId, string destinationId, int status, string reason, long suppressed);
+    }
+}
