@@ -40,9 +40,8 @@ declare -A URL=(
 )
 declare -A H2URL=( [gateway]=http://127.0.0.1:9101/ [bare-yarp]=http://127.0.0.1:9112/ [haproxy]=http://127.0.0.1:9114/ )
 declare -A PIDS=()
-pids=()
-cleanup() { for p in "${pids[@]}"; do kill "$p" 2>/dev/null || true; done; wait 2>/dev/null || true; rm -rf "$WORK"; }
-trap cleanup EXIT
+BENCH_CLEANUP='rm -rf "$WORK"'
+source bench/lib.sh
 
 # --- backend: nginx, one worker, a 2-byte body ---------------------------------------------------
 mkdir -p "$WORK/backend" "$WORK/proxy"
@@ -97,8 +96,7 @@ CONF
 taskset -c 0 haproxy -f "$WORK/haproxy.cfg" -db >"$RAW/haproxy.log" 2>&1 &
 PIDS[haproxy]=$!; pids+=($!)
 
-wait_up() { for _ in $(seq 100); do curl -fsS -o /dev/null "$1" 2>/dev/null && return 0; sleep 0.1; done; echo "not up: $1" >&2; exit 1; }
-for c in direct gateway bare-yarp nginx haproxy; do wait_up "${URL[$c]}"; done
+for c in direct gateway bare-yarp nginx haproxy; do wait_ready "${URL[$c]}" 10 || exit 1; done
 
 # CPU ticks (utime+stime) of a process and its children (nginx's worker).
 ticks() {

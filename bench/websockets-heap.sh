@@ -19,10 +19,7 @@ ulimit -n 1048576 2>/dev/null || ulimit -n "$(ulimit -Hn)"
 for project in src/YarpGateway bench/WsBench bench/HeapStat; do dotnet build "$project" -c Release --nologo -v q >/dev/null; done
 RAW=bench/results/raw
 mkdir -p "$RAW"
-pids=()
-cleanup() { for p in "${pids[@]}"; do kill "$p" 2>/dev/null || true; done; wait 2>/dev/null || true; }
-trap cleanup EXIT
-wait_ready() { for _ in $(seq $(( $2 * 10 ))); do curl -fsS -o /dev/null "$1" 2>/dev/null && return 0; sleep 0.1; done; echo "not ready: $1" >&2; return 1; }
+source bench/lib.sh
 
 taskset -c 1 dotnet bench/WsBench/bin/Release/net10.0/WsBench.dll backend 5910 >"$RAW/ws-heap-backend.log" 2>&1 &
 pids+=($!)

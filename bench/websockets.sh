@@ -41,14 +41,8 @@ dotnet build bench/BareYarp -c Release --nologo -v q >/dev/null
 GATEWAY_DLL=src/YarpGateway/bin/Release/net10.0/YarpGateway.dll
 BENCH_DLL=bench/WsBench/bin/Release/net10.0/WsBench.dll
 
-pids=()
-cleanup() { for p in "${pids[@]}"; do kill "$p" 2>/dev/null || true; done; wait 2>/dev/null || true; }
-trap cleanup EXIT
+source bench/lib.sh
 
-wait_ready() { # url, seconds
-  for _ in $(seq $(( $2 * 10 ))); do curl -fsS -o /dev/null "$1" 2>/dev/null && return 0; sleep 0.1; done
-  echo "not ready: $1" >&2; return 1
-}
 
 taskset -c 1 dotnet "$BENCH_DLL" backend 5910 >"$RAW/ws-backend.log" 2>&1 &
 pids+=($!)
