@@ -142,6 +142,7 @@ internal sealed partial class ProxyRetryMiddleware(
             return;
         }
 
+        attempt.TimeoutKind = kind;
         metrics.Timeout(clusterId, kind);
         var destination = attempt.Proxy.ProxiedDestination?.DestinationId ?? "-";
         if (_logThrottle.ShouldLog(kind, out var suppressed))

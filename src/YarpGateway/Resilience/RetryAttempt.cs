@@ -50,6 +50,9 @@ internal sealed class RetryAttempt(HttpContext context, IReverseProxyFeature pro
 
     public AttemptFailure LastFailure { get; private set; }
 
+    /// <summary>Set when the request was answered 504 for a timeout: connect, try, route or activity.</summary>
+    public string? TimeoutKind { get; set; }
+
     /// <summary>The available destinations as load balancing first saw them.</summary>
     public IReadOnlyList<DestinationState> Candidates { get; set; } = [];
 

@@ -26,12 +26,15 @@ internal sealed partial class ProxyErrorLog(GatewayMetrics metrics, TimeProvider
             return;
         }
 
+        // A timeout has its own line and counter from the retry middleware, which knows which one
+        // fired. YARP sees a per-try or route timeout as a cancellation (request_canceled); it is
+        // counted here as the timeout it was.
+        var attempt = context.Features.Get<RetryAttempt>();
+        var timedOut = error.Error == ForwarderError.RequestTimedOut || attempt?.TimeoutKind is not null;
         var cluster = proxy.Cluster?.Config.ClusterId ?? "-";
-        var name = TagOf(error.Error);
+        var name = timedOut ? TagOf(ForwarderError.RequestTimedOut) : TagOf(error.Error);
         metrics.ProxyError(cluster, name);
-
-        // Timeouts have their own line, from the retry middleware, which knows which timeout it was.
-        if (error.Error == ForwarderError.RequestTimedOut)
+        if (timedOut)
         {
             return;
         }
@@ -44,7 +47,7 @@ internal sealed partial class ProxyErrorLog(GatewayMetrics metrics, TimeProvider
 
         var route = proxy.Route.Config.RouteId;
         var destination = proxy.ProxiedDestination?.DestinationId ?? "-";
-        var attempts = context.Features.Get<RetryAttempt>()?.Number ?? 1;
+        var attempts = attempt?.Number ?? 1;
         var reason = Describe(error.Exception);
         if (clientSide)
         {

@@ -220,6 +220,12 @@ public class ResilienceTests
         Assert.Equal(HttpStatusCode.GatewayTimeout, response.StatusCode);
         Assert.Equal("gateway: try timeout\n", await response.Content.ReadAsStringAsync());
         Assert.Equal(1, gateway.Counter("gateway.proxy.timeouts|cluster=c1|kind=try"));
+
+        // YARP saw a cancellation; the error counter and the log call it the timeout it was, once.
+        Assert.Equal(1, gateway.Counter("gateway.proxy.errors|cluster=c1|error=request_timed_out"));
+        Assert.Equal(1, gateway.CounterSum("gateway.proxy.errors|"));
+        Assert.Single(gateway.Logs.Lines, l => l.Contains("Proxy try timeout", StringComparison.Ordinal));
+        Assert.DoesNotContain(gateway.Logs.Lines, l => l.Contains("[ProxyError]", StringComparison.Ordinal) || l.Contains("[ProxyClientError]", StringComparison.Ordinal));
     }
 
     [Fact]
