@@ -1,6 +1,5 @@
 using System.Diagnostics;
 using System.Net;
-using System.Net.Sockets;
 using System.Net.WebSockets;
 using System.Text.Json.Nodes;
 using YarpGateway.Tests.WebSockets;
@@ -22,19 +21,12 @@ public class ProxyErrorTests
         },
     };
 
-    private static int UnusedPort()
-    {
-        using var probe = new TcpListener(IPAddress.Loopback, 0);
-        probe.Start();
-        return ((IPEndPoint)probe.LocalEndpoint).Port;
-    }
-
     private static bool IsFromYarp(string line) => line.Contains(" Yarp.", StringComparison.Ordinal);
 
     [Fact]
     public async Task DestinationDown_EveryFailureCounted_LoggedOnceASecondWithoutStackTraces()
     {
-        await using var gateway = await GatewayUnderTest.StartAsync(RouteTo($"http://127.0.0.1:{UnusedPort()}/"));
+        await using var gateway = await GatewayUnderTest.StartAsync(RouteTo($"http://127.0.0.1:{LoopbackPort.Unused()}/"));
         using var client = gateway.CreateProxyClient();
         const int Requests = 12;
 

@@ -250,7 +250,7 @@ public class ResilienceTests
     public async Task NoListener_IsAConnectFailure_RetriedElsewhere()
     {
         await using var a = await TestBackend.StartAsync("a");
-        var deadPort = GetUnusedPort();
+        var deadPort = LoopbackPort.Unused();
         var config = ProxyConfigJson.CatchAll("WeightedRoundRobin", (a, "1"));
         Cluster(config)["Destinations"]!.AsObject().Insert(0, "dead", new JsonObject { ["Address"] = $"http://127.0.0.1:{deadPort}/" });
         await using var gateway = await GatewayUnderTest.StartAsync(config);
@@ -312,12 +312,5 @@ public class ResilienceTests
         {
             fillers.ForEach(f => f.Dispose());
         }
-    }
-
-    private static int GetUnusedPort()
-    {
-        using var probe = new TcpListener(IPAddress.Loopback, 0);
-        probe.Start();
-        return ((IPEndPoint)probe.LocalEndpoint).Port;
     }
 }
