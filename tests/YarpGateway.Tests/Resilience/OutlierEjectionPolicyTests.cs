@@ -1,10 +1,9 @@
-using System.Diagnostics.Metrics;
 using Microsoft.AspNetCore.Http;
 using Yarp.ReverseProxy.Configuration;
 using Yarp.ReverseProxy.Health;
 using Yarp.ReverseProxy.Model;
 using YarpGateway.Resilience;
-using YarpGateway.Telemetry;
+using YarpGateway.Tests.Telemetry;
 
 namespace YarpGateway.Tests.Resilience;
 
@@ -22,15 +21,6 @@ public class OutlierEjectionPolicyTests
         {
             Passive.Add((destination.DestinationId, newHealth, reactivationPeriod));
             destination.Health.Passive = newHealth;
-        }
-    }
-
-    private sealed class NoMeterFactory : IMeterFactory
-    {
-        public Meter Create(MeterOptions options) => new(options);
-
-        public void Dispose()
-        {
         }
     }
 
@@ -59,7 +49,7 @@ public class OutlierEjectionPolicyTests
     {
         var (cluster, d) = Cluster(4, new() { ["OutlierEjection.ConsecutiveFailures"] = "3", ["OutlierEjection.MinimumRequests"] = "1000" });
         var health = new RecordingHealthUpdater();
-        var policy = new OutlierEjectionPolicy(health, new GatewayMetrics(new NoMeterFactory(), new TrafficCounters(), new YarpGateway.WebSockets.WebSocketCounters()), new ManualTimeProvider(), Microsoft.Extensions.Logging.Abstractions.NullLogger<OutlierEjectionPolicy>.Instance);
+        var policy = new OutlierEjectionPolicy(health, TestMetrics.Create(), new ManualTimeProvider(), Microsoft.Extensions.Logging.Abstractions.NullLogger<OutlierEjectionPolicy>.Instance);
 
         policy.RequestProxied(Response(500), cluster, d[0]);
         policy.RequestProxied(Response(502), cluster, d[0]);
@@ -77,7 +67,7 @@ public class OutlierEjectionPolicyTests
     {
         var (cluster, d) = Cluster(4, new() { ["OutlierEjection.FailureRate"] = "0.5", ["OutlierEjection.MinimumRequests"] = "10", ["OutlierEjection.ConsecutiveFailures"] = "100" });
         var health = new RecordingHealthUpdater();
-        var policy = new OutlierEjectionPolicy(health, new GatewayMetrics(new NoMeterFactory(), new TrafficCounters(), new YarpGateway.WebSockets.WebSocketCounters()), new ManualTimeProvider(), Microsoft.Extensions.Logging.Abstractions.NullLogger<OutlierEjectionPolicy>.Instance);
+        var policy = new OutlierEjectionPolicy(health, TestMetrics.Create(), new ManualTimeProvider(), Microsoft.Extensions.Logging.Abstractions.NullLogger<OutlierEjectionPolicy>.Instance);
 
         for (var i = 0; i < 10; i++)
         {
@@ -92,7 +82,7 @@ public class OutlierEjectionPolicyTests
     {
         var (cluster, d) = Cluster(4, new() { ["OutlierEjection.ConsecutiveFailures"] = "1" });
         var health = new RecordingHealthUpdater();
-        var policy = new OutlierEjectionPolicy(health, new GatewayMetrics(new NoMeterFactory(), new TrafficCounters(), new YarpGateway.WebSockets.WebSocketCounters()), new ManualTimeProvider(), Microsoft.Extensions.Logging.Abstractions.NullLogger<OutlierEjectionPolicy>.Instance);
+        var policy = new OutlierEjectionPolicy(health, TestMetrics.Create(), new ManualTimeProvider(), Microsoft.Extensions.Logging.Abstractions.NullLogger<OutlierEjectionPolicy>.Instance);
 
         foreach (var destination in d)
         {
@@ -108,7 +98,7 @@ public class OutlierEjectionPolicyTests
     {
         var (cluster, d) = Cluster(2, new() { ["OutlierEjection.ConsecutiveFailures"] = "1" });
         var health = new RecordingHealthUpdater();
-        var policy = new OutlierEjectionPolicy(health, new GatewayMetrics(new NoMeterFactory(), new TrafficCounters(), new YarpGateway.WebSockets.WebSocketCounters()), new ManualTimeProvider(), Microsoft.Extensions.Logging.Abstractions.NullLogger<OutlierEjectionPolicy>.Instance);
+        var policy = new OutlierEjectionPolicy(health, TestMetrics.Create(), new ManualTimeProvider(), Microsoft.Extensions.Logging.Abstractions.NullLogger<OutlierEjectionPolicy>.Instance);
         var context = new DefaultHttpContext();
         context.Features.Set<Yarp.ReverseProxy.Forwarder.IForwarderErrorFeature>(new ErrorFeature(Yarp.ReverseProxy.Forwarder.ForwarderError.RequestCanceled));
 

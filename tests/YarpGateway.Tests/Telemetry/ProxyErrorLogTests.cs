@@ -1,4 +1,3 @@
-using System.Diagnostics.Metrics;
 using System.Net.Sockets;
 using Microsoft.AspNetCore.Http;
 using Yarp.ReverseProxy.Configuration;
@@ -17,15 +16,6 @@ public class ProxyErrorLogTests
         public ForwarderError Error => error;
 
         public Exception? Exception => exception;
-    }
-
-    private sealed class TestMeterFactory : IMeterFactory
-    {
-        public Meter Create(MeterOptions options) => new(options);
-
-        public void Dispose()
-        {
-        }
     }
 
     private static readonly ClusterModel Cluster = new(new ClusterConfig { ClusterId = "c1" }, new HttpMessageInvoker(new SocketsHttpHandler()));
@@ -50,9 +40,8 @@ public class ProxyErrorLogTests
     {
         var lines = new CapturingLoggerProvider();
         var clock = new ManualTimeProvider();
-        var metrics = new GatewayMetrics(new TestMeterFactory(), new TrafficCounters(), new YarpGateway.WebSockets.WebSocketCounters());
         var factory = LoggerFactory.Create(builder => builder.AddProvider(lines).SetMinimumLevel(LogLevel.Debug));
-        return (new ProxyErrorLog(metrics, clock, factory.CreateLogger<ProxyErrorLog>()), lines, clock);
+        return (new ProxyErrorLog(TestMetrics.Create(), clock, factory.CreateLogger<ProxyErrorLog>()), lines, clock);
     }
 
     [Fact]
