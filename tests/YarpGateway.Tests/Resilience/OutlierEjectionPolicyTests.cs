@@ -100,17 +100,10 @@ public class OutlierEjectionPolicyTests
         var health = new RecordingHealthUpdater();
         var policy = new OutlierEjectionPolicy(health, TestMetrics.Create(), new ManualTimeProvider(), Microsoft.Extensions.Logging.Abstractions.NullLogger<OutlierEjectionPolicy>.Instance);
         var context = new DefaultHttpContext();
-        context.Features.Set<Yarp.ReverseProxy.Forwarder.IForwarderErrorFeature>(new ErrorFeature(Yarp.ReverseProxy.Forwarder.ForwarderError.RequestCanceled));
+        context.Features.Set<Yarp.ReverseProxy.Forwarder.IForwarderErrorFeature>(new TestForwarderError(Yarp.ReverseProxy.Forwarder.ForwarderError.RequestCanceled));
 
         policy.RequestProxied(context, cluster, d[0]);
 
         Assert.Empty(health.Passive);
-    }
-
-    private sealed class ErrorFeature(Yarp.ReverseProxy.Forwarder.ForwarderError error) : Yarp.ReverseProxy.Forwarder.IForwarderErrorFeature
-    {
-        public Yarp.ReverseProxy.Forwarder.ForwarderError Error => error;
-
-        public Exception? Exception => null;
     }
 }

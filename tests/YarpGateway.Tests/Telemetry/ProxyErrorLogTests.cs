@@ -11,19 +11,12 @@ namespace YarpGateway.Tests.Telemetry;
 
 public class ProxyErrorLogTests
 {
-    private sealed class ErrorFeature(ForwarderError error, Exception? exception) : IForwarderErrorFeature
-    {
-        public ForwarderError Error => error;
-
-        public Exception? Exception => exception;
-    }
-
     private static readonly ClusterModel Cluster = new(new ClusterConfig { ClusterId = "c1" }, new HttpMessageInvoker(new SocketsHttpHandler()));
 
     private static DefaultHttpContext Failed(ForwarderError error, Exception? exception, int status)
     {
         var context = new DefaultHttpContext { Response = { StatusCode = status } };
-        context.Features.Set<IForwarderErrorFeature>(new ErrorFeature(error, exception));
+        context.Features.Set<IForwarderErrorFeature>(new TestForwarderError(error, exception));
         return context;
     }
 
