@@ -1,7 +1,6 @@
 using System.Collections.Concurrent;
 using YarpGateway.Configuration;
 using YarpGateway.Health;
-using YarpGateway.Resilience;
 using YarpGateway.Telemetry;
 
 namespace YarpGateway.WebSockets;

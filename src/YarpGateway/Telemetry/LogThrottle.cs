@@ -1,6 +1,6 @@
 using System.Collections.Concurrent;
 
-namespace YarpGateway.Resilience;
+namespace YarpGateway.Telemetry;
 
 /// <summary>
 /// At most one log line per kind per second: during an outage every request fails the same way,
