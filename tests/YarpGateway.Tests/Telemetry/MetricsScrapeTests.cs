@@ -117,7 +117,22 @@ public partial class MetricsScrapeTests(ITestOutputHelper output)
         }
 
         Assert.True(promtool.Value.ExitCode == 0, promtool.Value.Output);
-        Assert.Contains("SUCCESS: 6 rules found", promtool.Value.Output, StringComparison.Ordinal);
+        Assert.Contains("SUCCESS: 7 rules found", promtool.Value.Output, StringComparison.Ordinal);
+    }
+
+    [Fact]
+    public async Task AlertRules_PassTheirPromtoolUnitTests()
+    {
+        // deploy/prometheus/alerts.test.yaml: which series make an alert fire, and which must not.
+        var promtool = await Promtool.RunAsync(["test", "rules", RepositoryFiles.PathOf("deploy/prometheus/alerts.test.yaml")]);
+        if (promtool is null)
+        {
+            output.WriteLine("promtool is not installed here; `promtool test rules` was not run.");
+            return;
+        }
+
+        Assert.True(promtool.Value.ExitCode == 0, promtool.Value.Output);
+        Assert.Contains("SUCCESS", promtool.Value.Output, StringComparison.Ordinal);
     }
 
     [Fact]
@@ -125,7 +140,7 @@ public partial class MetricsScrapeTests(ITestOutputHelper output)
     {
         var rules = File.ReadAllText(RepositoryFiles.PathOf("deploy/prometheus/alerts.yaml"));
         var alerts = Regex.Count(rules, @"- alert: (\w+)");
-        Assert.Equal(6, alerts);
+        Assert.Equal(7, alerts);
         Assert.Equal(alerts, Regex.Count(rules, @"summary: "));
         Assert.Equal(alerts, Regex.Count(rules, @"runbook: "));
 
