@@ -10,7 +10,7 @@ namespace YarpGateway.Endpoints;
 /// section is turned off, because a config file saved half-written reads as empty and would
 /// unbind both ports.
 /// </summary>
-internal sealed class GatewayKestrelSetup(IConfiguration configuration, GatewayListeners listeners, IEnumerable<IProxyConnectionMiddleware> proxyMiddleware) : IConfigureOptions<KestrelServerOptions>
+internal sealed partial class GatewayKestrelSetup(IConfiguration configuration, GatewayListeners listeners, IEnumerable<IProxyConnectionMiddleware> proxyMiddleware, ILogger<GatewayKestrelSetup> logger) : IConfigureOptions<KestrelServerOptions>
 {
     public const string ProxyEndpointName = "Proxy";
     public const string ManagementEndpointName = "Management";
@@ -43,6 +43,17 @@ internal sealed class GatewayKestrelSetup(IConfiguration configuration, GatewayL
                 if (!endpoint.IsHttps && listen.Protocols.HasFlag(HttpProtocols.Http1) && listen.Protocols.HasFlag(HttpProtocols.Http2))
                 {
                     listen.Use(Http2PriorKnowledge.Middleware(firstBytesTimeout));
+
+                    // Kestrel warns that HTTP/2 is off on a cleartext endpoint whose Protocols were set
+                    // explicitly; with the sniffing above that is not so. Unset, the warning never comes.
+                    if (endpoint.ConfigSection["Protocols"] is not null)
+                    {
+                        Log.CleartextHttp2KestrelWarns(logger, endpoint.ConfigSection["Url"]);
+                    }
+                    else
+                    {
+                        Log.CleartextHttp2(logger, endpoint.ConfigSection["Url"]);
+                    }
                 }
             })
             .Endpoint(ManagementEndpointName, endpoint =>
@@ -67,5 +78,14 @@ internal sealed class GatewayKestrelSetup(IConfiguration configuration, GatewayL
                 yield return new Configuration.ConfigError(key, $"the {name} endpoint needs a URL, e.g. http://0.0.0.0:{(name == ProxyEndpointName ? 8080 : 8081)}.");
             }
         }
+    }
+
+    private static partial class Log
+    {
+        [LoggerMessage(1, LogLevel.Information, "Proxy endpoint {Url} serves HTTP/1.1 and HTTP/2 with prior knowledge (h2c) on one port.", EventName = "CleartextHttp2")]
+        public static partial void CleartextHttp2(ILogger logger, string? url);
+
+        [LoggerMessage(2, LogLevel.Information, "Proxy endpoint {Url} serves HTTP/1.1 and HTTP/2 with prior knowledge (h2c) on one port. Kestrel's warning that HTTP/2 is not enabled for it is wrong; it comes because Kestrel:Endpoints:Proxy:Protocols is set, and goes if that key is left out.", EventName = "CleartextHttp2KestrelWarning")]
+        public static partial void CleartextHttp2KestrelWarns(ILogger logger, string? url);
     }
 }

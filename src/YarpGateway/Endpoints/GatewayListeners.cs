@@ -25,6 +25,18 @@ internal sealed class GatewayListeners
 
     public IReadOnlyList<EndPoint> ManagementEndPoints => Snapshot(_management);
 
+    /// <summary>The HTTP versions each Proxy listener serves, as Kestrel binds them.</summary>
+    public IReadOnlyList<HttpProtocols> ProxyProtocols
+    {
+        get
+        {
+            lock (_proxy)
+            {
+                return _proxy.Select(o => o.Protocols).ToArray();
+            }
+        }
+    }
+
     private static EndPoint[] Snapshot(List<ListenOptions> list)
     {
         lock (list)

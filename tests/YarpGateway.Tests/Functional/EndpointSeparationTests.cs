@@ -1,6 +1,10 @@
 using System.Net;
 using System.Net.Sockets;
+using System.Security.Cryptography;
+using System.Security.Cryptography.X509Certificates;
 using System.Text;
+using Microsoft.AspNetCore.Server.Kestrel.Core;
+using YarpGateway.Endpoints;
 
 namespace YarpGateway.Tests.Functional;
 
@@ -63,6 +67,82 @@ public class EndpointSeparationTests
         Assert.Equal(HttpVersion.Version11, h1.Version);
         Assert.Equal("a", await h1.Content.ReadAsStringAsync());
         Assert.Equal(2, backend.Requests);
+
+        // What the operator reads at start: the gateway's line, and no warning from Kestrel that
+        // HTTP/2 is off (appsettings.json leaves the endpoint's Protocols unset for that reason).
+        Assert.Contains(gateway.Logs.Lines, l => l.StartsWith("Information YarpGateway.Endpoints.GatewayKestrelSetup[CleartextHttp2] Proxy endpoint http://127.0.0.1:0 serves HTTP/1.1 and HTTP/2 with prior knowledge (h2c)", StringComparison.Ordinal));
+        Assert.DoesNotContain(gateway.Logs.Lines, l => l.StartsWith("Warning Microsoft.AspNetCore.Server.Kestrel", StringComparison.Ordinal));
+    }
+
+    [Fact]
+    public async Task ProxyPort_ProtocolsSetExplicitly_StillServesHttp2_AndSaysKestrelsWarningIsWrong()
+    {
+        await using var backend = await TestBackend.StartAsync("a");
+        await using var gateway = await GatewayUnderTest.StartAsync(ProxyConfigJson.CatchAll("WeightedRoundRobin", (backend, "1")), "--Kestrel:Endpoints:Proxy:Protocols=Http1AndHttp2");
+        using var proxy = gateway.CreateProxyClient();
+
+        using var h2 = await proxy.SendAsync(new HttpRequestMessage(HttpMethod.Get, "/x") { Version = HttpVersion.Version20, VersionPolicy = HttpVersionPolicy.RequestVersionExact });
+
+        Assert.Equal(HttpVersion.Version20, h2.Version);
+        var kestrel = Assert.Single(gateway.Logs.Lines, l => l.StartsWith("Warning Microsoft.AspNetCore.Server.Kestrel", StringComparison.Ordinal));
+        Assert.Contains("HTTP/2 is not enabled", kestrel, StringComparison.Ordinal);
+        Assert.Contains(gateway.Logs.Lines, l => l.StartsWith("Information YarpGateway.Endpoints.GatewayKestrelSetup[CleartextHttp2KestrelWarning]", StringComparison.Ordinal)
+            && l.Contains("Kestrel's warning that HTTP/2 is not enabled for it is wrong", StringComparison.Ordinal));
+    }
+
+    [Fact]
+    public async Task ProxyPortWithTls_ProtocolsUnset_ServesHttp11AndHttp2ByAlpn_NotHttp3()
+    {
+        await using var backend = await TestBackend.StartAsync("a");
+        var certificatePath = Path.Combine(Directory.CreateTempSubdirectory("yarpgateway-tls-").FullName, "proxy.pfx");
+        string thumbprint;
+        using (var certificate = SelfSignedLoopbackCertificate())
+        {
+            await File.WriteAllBytesAsync(certificatePath, certificate.Export(X509ContentType.Pfx, "test"));
+            thumbprint = certificate.Thumbprint;
+        }
+
+        await using var gateway = await GatewayUnderTest.StartAsync(
+            ProxyConfigJson.CatchAll("WeightedRoundRobin", (backend, "1")),
+            "--Kestrel:Endpoints:Proxy:Url=https://127.0.0.1:0", $"--Kestrel:Endpoints:Proxy:Certificate:Path={certificatePath}", "--Kestrel:Endpoints:Proxy:Certificate:Password=test");
+        using var proxy = new HttpClient(new SocketsHttpHandler { SslOptions = { RemoteCertificateValidationCallback = (_, served, _, _) => served is X509Certificate2 c && c.Thumbprint == thumbprint } })
+        {
+            BaseAddress = new UriBuilder(gateway.ProxyAddress) { Scheme = "https" }.Uri,
+            Timeout = TimeSpan.FromSeconds(10),
+        };
+
+        using var h2 = await proxy.SendAsync(new HttpRequestMessage(HttpMethod.Get, "/x") { Version = HttpVersion.Version20, VersionPolicy = HttpVersionPolicy.RequestVersionExact });
+        using var h1 = await proxy.SendAsync(new HttpRequestMessage(HttpMethod.Get, "/x") { Version = HttpVersion.Version11, VersionPolicy = HttpVersionPolicy.RequestVersionExact });
+
+        Assert.Equal(HttpVersion.Version20, h2.Version);
+        Assert.Equal("a", await h2.Content.ReadAsStringAsync());
+        Assert.Equal(HttpVersion.Version11, h1.Version);
+        Assert.Equal(HttpProtocols.Http1AndHttp2, Assert.Single(gateway.Services.GetRequiredService<GatewayListeners>().ProxyProtocols));
+        Assert.DoesNotContain(gateway.Logs.Lines, l => l.Contains("GatewayKestrelSetup[CleartextHttp2", StringComparison.Ordinal));
+    }
+
+    private static X509Certificate2 SelfSignedLoopbackCertificate()
+    {
+        using var key = RSA.Create(2048);
+        var request = new CertificateRequest("CN=127.0.0.1", key, HashAlgorithmName.SHA256, RSASignaturePadding.Pkcs1);
+        var names = new SubjectAlternativeNameBuilder();
+        names.AddIpAddress(IPAddress.Loopback);
+        request.CertificateExtensions.Add(names.Build());
+        return request.CreateSelfSigned(DateTimeOffset.UtcNow.AddMinutes(-5), DateTimeOffset.UtcNow.AddDays(1));
+    }
+
+    [Fact]
+    public async Task ProxyPort_Http1Only_NoSniffing_NoHttp2()
+    {
+        await using var backend = await TestBackend.StartAsync("a");
+        await using var gateway = await GatewayUnderTest.StartAsync(ProxyConfigJson.CatchAll("WeightedRoundRobin", (backend, "1")), "--Kestrel:Endpoints:Proxy:Protocols=Http1");
+        using var proxy = gateway.CreateProxyClient();
+
+        await Assert.ThrowsAsync<HttpRequestException>(() => proxy.SendAsync(new HttpRequestMessage(HttpMethod.Get, "/x") { Version = HttpVersion.Version20, VersionPolicy = HttpVersionPolicy.RequestVersionExact }));
+        using var h1 = await proxy.GetAsync("/x");
+
+        Assert.Equal(HttpVersion.Version11, h1.Version);
+        Assert.DoesNotContain(gateway.Logs.Lines, l => l.Contains("GatewayKestrelSetup[CleartextHttp2", StringComparison.Ordinal));
     }
 
     [Theory]
