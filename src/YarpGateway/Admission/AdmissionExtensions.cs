@@ -34,7 +34,7 @@ internal static class AdmissionExtensions
             RequestDelegate global = context => requests.AdmitGlobalAsync(context, next);
             return context =>
             {
-                FirstRequestGate.ReleaseAfterFirstResponse(context);
+                FirstRequestGate.ReleaseWhenFirstResponseStarts(context);
                 return upgrades.AdmitAsync(context, global);
             };
         });

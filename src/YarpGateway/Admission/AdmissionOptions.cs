@@ -51,8 +51,20 @@ internal sealed class ConnectionAdmissionOptions
     /// <summary>Connections that may be taken on at once before the rate applies (bucket size). Default 100 per CPU.</summary>
     public int Burst { get; set; } = 100 * Environment.ProcessorCount;
 
-    /// <summary>Connections that may be in their first request at once; 0 turns the cap off. Default 1000.</summary>
+    /// <summary>
+    /// Connections that may be in their first request at once; 0 turns the cap off. Default 1000.
+    /// A connection takes its slot when its first bytes arrive (one that sends nothing holds none)
+    /// and frees it when its first response starts, or after <see cref="MaxFirstRequestTime"/>.
+    /// </summary>
     public int MaxFirstRequestConnections { get; set; } = 1000;
+
+    /// <summary>
+    /// The longest a connection holds its first-request slot; the connection itself stays open and is
+    /// served as usual. Default 1 s. It keeps slow clients (and slow first responses) from holding
+    /// every slot: that now takes <see cref="MaxFirstRequestConnections"/> / this time new
+    /// connections a second (1000 by default), what the token bucket admits per CPU.
+    /// </summary>
+    public TimeSpan MaxFirstRequestTime { get; set; } = TimeSpan.FromSeconds(1);
 
     /// <summary>How long a new connection may wait to be taken on before it is closed. Default 10 s.</summary>
     public TimeSpan MaxWait { get; set; } = TimeSpan.FromSeconds(10);

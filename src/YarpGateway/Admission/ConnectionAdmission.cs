@@ -1,5 +1,7 @@
+using System.IO.Pipelines;
 using System.Threading.RateLimiting;
 using Microsoft.AspNetCore.Connections;
+using Microsoft.AspNetCore.Server.Kestrel.Core;
 using YarpGateway.Configuration;
 using YarpGateway.Endpoints;
 using YarpGateway.Telemetry;
@@ -8,9 +10,10 @@ namespace YarpGateway.Admission;
 
 /// <summary>
 /// Accept backpressure on the proxy endpoint: a new connection takes a token from a bucket
-/// (<see cref="ConnectionAdmissionOptions.RatePerSecond"/>, <see cref="ConnectionAdmissionOptions.Burst"/>)
-/// and a slot among the connections still in their first request, waiting (FIFO, at most
-/// <see cref="ConnectionAdmissionOptions.MaxWait"/>) when either is exhausted; past the wait it is
+/// (<see cref="ConnectionAdmissionOptions.RatePerSecond"/>, <see cref="ConnectionAdmissionOptions.Burst"/>),
+/// then, once it has sent its first bytes, a slot among the connections still in their first request
+/// (see <see cref="FirstRequestGate"/>), waiting for each (FIFO, at most
+/// <see cref="ConnectionAdmissionOptions.MaxWait"/>) when it is exhausted; past the wait it is
 /// closed. This is not a cap on open connections: it spreads a reconnect storm over time so the
 /// thread pool keeps serving the connections already open. Settings apply to connections that
 /// arrive after a reload.
@@ -66,9 +69,9 @@ internal sealed partial class ConnectionAdmission : IProxyConnectionMiddleware, 
         }
     }
 
-    public ConnectionDelegate Wrap(ConnectionDelegate next) => connection => OnConnectionAsync(connection, next);
+    public ConnectionDelegate Wrap(ConnectionDelegate next, KestrelServerLimits limits) => connection => OnConnectionAsync(connection, next, limits);
 
-    private async Task OnConnectionAsync(ConnectionContext connection, ConnectionDelegate next)
+    private async Task OnConnectionAsync(ConnectionContext connection, ConnectionDelegate next, KestrelServerLimits limits)
     {
         var state = _state;
         if (state.Rate is null && state.FirstRequest is null)
@@ -77,50 +80,45 @@ internal sealed partial class ConnectionAdmission : IProxyConnectionMiddleware, 
             return;
         }
 
-        var started = _timeProvider.GetTimestamp();
-        RateLimitLease? slot = null;
-        var delayed = false;
-        try
+        var waited = TimeSpan.Zero;
+        if (state.Rate is { } rate)
         {
-            using var deadline = new CancellationTokenSource(state.Options.MaxWait, _timeProvider);
-            using var cancel = CancellationTokenSource.CreateLinkedTokenSource(deadline.Token, connection.ConnectionClosed);
-            if (state.Rate is { } rate)
+            var (token, tokenWait) = await AdmitAsync(connection, rate, state.Options.MaxWait);
+            if (token is null)
             {
-                (var token, delayed) = await AcquireAsync(rate, cancel.Token);
-                token.Dispose(); // a token bucket's lease holds nothing
-                if (!token.IsAcquired)
-                {
-                    Close(connection, "queue_full", started);
-                    return;
-                }
+                return;
             }
 
-            if (state.FirstRequest is { } firstRequest)
+            token.Dispose(); // a token bucket's lease holds nothing
+            waited += tokenWait;
+        }
+
+        FirstRequestGate? gate = null;
+        if (state.FirstRequest is { } firstRequest)
+        {
+            // A connection that has sent nothing is not in a request yet (browsers open spare
+            // connections and leave them idle): it takes its slot when its first bytes arrive.
+            if (!await FirstBytesAsync(connection, limits.RequestHeadersTimeout))
             {
-                (slot, var waited) = await AcquireAsync(firstRequest, cancel.Token);
-                delayed |= waited;
-                if (!slot.IsAcquired)
-                {
-                    slot.Dispose();
-                    Close(connection, "queue_full", started);
-                    return;
-                }
+                return;
             }
-        }
-        catch (OperationCanceledException)
-        {
-            slot?.Dispose();
-            Close(connection, connection.ConnectionClosed.IsCancellationRequested ? "client_gone" : "wait_timeout", started);
-            return;
+
+            var (slot, slotWait) = await AdmitAsync(connection, firstRequest, state.Options.MaxWait);
+            if (slot is null)
+            {
+                return;
+            }
+
+            waited += slotWait;
+            gate = new FirstRequestGate(slot, state.Options.MaxFirstRequestTime, _timeProvider, _metrics.ConnectionFirstRequestExpired);
+            gate.AttachTo(connection.Items);
         }
 
-        if (delayed)
+        if (waited > TimeSpan.Zero)
         {
-            _metrics.ConnectionDelayed(_timeProvider.GetElapsedTime(started));
+            _metrics.ConnectionDelayed(waited);
         }
 
-        var gate = slot is null ? null : new FirstRequestGate(slot);
-        gate?.AttachTo(connection.Items);
         try
         {
             await next(connection);
@@ -131,16 +129,69 @@ internal sealed partial class ConnectionAdmission : IProxyConnectionMiddleware, 
         }
     }
 
-    private static async ValueTask<(RateLimitLease Lease, bool Waited)> AcquireAsync(RateLimiter limiter, CancellationToken cancellationToken)
+    /// <summary>
+    /// A permit from <paramref name="limiter"/>, waiting first in first out up to <paramref name="maxWait"/>,
+    /// with how long it waited; no permit (and the connection closed, counted by reason) when it cannot have one.
+    /// </summary>
+    private async ValueTask<(RateLimitLease? Lease, TimeSpan Waited)> AdmitAsync(ConnectionContext connection, RateLimiter limiter, TimeSpan maxWait)
     {
         var lease = limiter.AttemptAcquire(1);
         if (lease.IsAcquired)
         {
-            return (lease, false);
+            return (lease, TimeSpan.Zero);
         }
 
         lease.Dispose();
-        return (await limiter.AcquireAsync(1, cancellationToken), true);
+        var started = _timeProvider.GetTimestamp();
+        try
+        {
+            using var deadline = new CancellationTokenSource(maxWait, _timeProvider);
+            using var cancel = CancellationTokenSource.CreateLinkedTokenSource(deadline.Token, connection.ConnectionClosed);
+            lease = await limiter.AcquireAsync(1, cancel.Token);
+        }
+        catch (OperationCanceledException)
+        {
+            Close(connection, connection.ConnectionClosed.IsCancellationRequested ? "client_gone" : "wait_timeout", started);
+            return (null, TimeSpan.Zero);
+        }
+
+        if (!lease.IsAcquired)
+        {
+            lease.Dispose();
+            Close(connection, "queue_full", started);
+            return (null, TimeSpan.Zero);
+        }
+
+        return (lease, _timeProvider.GetElapsedTime(started));
+    }
+
+    /// <summary>
+    /// Waits for the connection's first bytes and leaves them unread for Kestrel. False when the client
+    /// closes first, or sends nothing within Kestrel's request headers timeout (the connection is then
+    /// closed, as Kestrel would close it).
+    /// </summary>
+    private async ValueTask<bool> FirstBytesAsync(ConnectionContext connection, TimeSpan timeout)
+    {
+        var input = connection.Transport.Input;
+        ReadResult result;
+        if (!input.TryRead(out result))
+        {
+            try
+            {
+                using var deadline = new CancellationTokenSource(timeout, _timeProvider);
+                using var cancel = CancellationTokenSource.CreateLinkedTokenSource(deadline.Token, connection.ConnectionClosed);
+                result = await input.ReadAsync(cancel.Token);
+            }
+            catch (OperationCanceledException)
+            {
+                connection.Abort(new ConnectionAbortedException("No bytes within the request headers timeout."));
+                return false;
+            }
+        }
+
+        var empty = result.Buffer.IsEmpty;
+        input.AdvanceTo(result.Buffer.Start); // nothing consumed or examined: Kestrel's first read returns at once
+        return !empty;
     }
 
     private void Close(ConnectionContext connection, string reason, long started)
@@ -160,7 +211,7 @@ internal sealed partial class ConnectionAdmission : IProxyConnectionMiddleware, 
     {
         public State(ConnectionAdmissionOptions options, TimeProvider timeProvider)
         {
-            Options = new Settings(options.RatePerSecond, options.Burst, options.MaxFirstRequestConnections, options.MaxWait, options.MaxWaiting);
+            Options = new Settings(options.RatePerSecond, options.Burst, options.MaxFirstRequestConnections, options.MaxFirstRequestTime, options.MaxWait, options.MaxWaiting);
             _bucket = options.RatePerSecond > 0 && options.Burst > 0 ? new TokenBucket(options.RatePerSecond, options.Burst, options.MaxWaiting, timeProvider) : null;
             FirstRequest = options.MaxFirstRequestConnections > 0
                 ? new ConcurrencyLimiter(new ConcurrencyLimiterOptions { PermitLimit = options.MaxFirstRequestConnections, QueueLimit = options.MaxWaiting, QueueProcessingOrder = QueueProcessingOrder.OldestFirst })
@@ -182,7 +233,7 @@ internal sealed partial class ConnectionAdmission : IProxyConnectionMiddleware, 
         }
     }
 
-    private sealed record Settings(int RatePerSecond, int Burst, int MaxFirstRequestConnections, TimeSpan MaxWait, int MaxWaiting);
+    private sealed record Settings(int RatePerSecond, int Burst, int MaxFirstRequestConnections, TimeSpan MaxFirstRequestTime, TimeSpan MaxWait, int MaxWaiting);
 
     private static partial class Log
     {

@@ -4,28 +4,59 @@ using Microsoft.AspNetCore.Connections.Features;
 namespace YarpGateway.Admission;
 
 /// <summary>
-/// A connection's slot in the "still in its first request" cap: held from admission until the first
-/// response completes (or the connection ends without one), whichever comes first. For an upgrade
-/// (WebSocket) the slot is released when the response starts: the 101 ends the first request, and an
-/// upgraded connection may stay open for hours.
+/// A connection's slot in the "still in its first request" cap: held from the connection's first
+/// bytes until its first response starts, the connection ends, or
+/// <see cref="ConnectionAdmissionOptions.MaxFirstRequestTime"/> passes, whichever comes first. The
+/// slot stands for the gateway's work of taking a new connection on; a response that streams for
+/// minutes (server-sent events, a download, a WebSocket after its 101) or a client that sends its
+/// request slowly must not keep other new connections out.
 /// </summary>
-internal sealed class FirstRequestGate(RateLimitLease lease)
+internal sealed class FirstRequestGate
 {
     private static readonly object Key = new();
+    private readonly RateLimitLease _lease;
+    private readonly Action? _onExpired;
+    private ITimer? _timer;
     private int _released;
 
-    public void AttachTo(IDictionary<object, object?> connectionItems) => connectionItems[Key] = this;
-
-    public void Release()
+    public FirstRequestGate(RateLimitLease lease, TimeSpan maxTime, TimeProvider timeProvider, Action? onExpired = null)
     {
-        if (Interlocked.Exchange(ref _released, 1) == 0)
+        _lease = lease;
+        _onExpired = onExpired;
+        var timer = timeProvider.CreateTimer(static state => ((FirstRequestGate)state!).Expire(), this, maxTime, Timeout.InfiniteTimeSpan);
+        Volatile.Write(ref _timer, timer);
+        if (Volatile.Read(ref _released) == 1)
         {
-            lease.Dispose();
+            timer.Dispose(); // released before the timer was stored
         }
     }
 
-    /// <summary>On the connection's first request, arranges for the slot to be released when its response completes.</summary>
-    public static void ReleaseAfterFirstResponse(HttpContext context)
+    public void AttachTo(IDictionary<object, object?> connectionItems) => connectionItems[Key] = this;
+
+    public void Release() => TryRelease();
+
+    private void Expire()
+    {
+        if (TryRelease())
+        {
+            _onExpired?.Invoke();
+        }
+    }
+
+    private bool TryRelease()
+    {
+        if (Interlocked.Exchange(ref _released, 1) != 0)
+        {
+            return false;
+        }
+
+        Volatile.Read(ref _timer)?.Dispose();
+        _lease.Dispose();
+        return true;
+    }
+
+    /// <summary>On the connection's first request, arranges for the slot to be released when its response starts.</summary>
+    public static void ReleaseWhenFirstResponseStarts(HttpContext context)
     {
         var items = context.Features.Get<IConnectionItemsFeature>()?.Items;
         if (items is null || !items.TryGetValue(Key, out var value) || value is not FirstRequestGate gate)
@@ -40,11 +71,7 @@ internal sealed class FirstRequestGate(RateLimitLease lease)
             return Task.CompletedTask;
         }
 
-        if (RequestAdmission.IsUpgrade(context))
-        {
-            context.Response.OnStarting(ReleaseGate, gate);
-        }
-
+        context.Response.OnStarting(ReleaseGate, gate);
         context.Response.OnCompleted(ReleaseGate, gate); // also when the response never starts (Release runs once)
     }
 }

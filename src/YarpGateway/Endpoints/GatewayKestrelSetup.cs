@@ -31,7 +31,7 @@ internal sealed partial class GatewayKestrelSetup(IConfiguration configuration, 
                 listeners.Add(GatewayEndpointKind.Proxy, listen);
                 foreach (var middleware in proxyMiddleware)
                 {
-                    listen.Use(middleware.Wrap);
+                    listen.Use(next => middleware.Wrap(next, options.Limits));
                 }
 
                 listen.Use(next => connection =>

@@ -1,4 +1,5 @@
 using Microsoft.AspNetCore.Connections;
+using Microsoft.AspNetCore.Server.Kestrel.Core;
 
 namespace YarpGateway.Endpoints;
 
@@ -8,5 +9,6 @@ namespace YarpGateway.Endpoints;
 /// </summary>
 internal interface IProxyConnectionMiddleware
 {
-    ConnectionDelegate Wrap(ConnectionDelegate next);
+    /// <summary>The middleware around <paramref name="next"/>; <paramref name="limits"/> are the server's (read them per connection: they are final only once Kestrel starts).</summary>
+    ConnectionDelegate Wrap(ConnectionDelegate next, KestrelServerLimits limits);
 }

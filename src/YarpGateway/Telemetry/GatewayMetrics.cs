@@ -25,6 +25,7 @@ internal sealed class GatewayMetrics
     private readonly Counter<long> _connectionsDelayed;
     private readonly Counter<long> _connectionsClosed;
     private readonly Histogram<double> _connectionWait;
+    private readonly Counter<long> _firstRequestExpired;
 
     private readonly Counter<long> _attempts;
     private readonly Counter<long> _retries;
@@ -100,6 +101,9 @@ internal sealed class GatewayMetrics
         _connectionsClosed = meter.CreateCounter<long>(
             "gateway.connection_admission.closed", unit: "{connection}",
             description: "New proxy connections closed by connection admission, by reason (wait_timeout, queue_full, client_gone).");
+        _firstRequestExpired = meter.CreateCounter<long>(
+            "gateway.connection_admission.first_request_expired", unit: "{connection}",
+            description: "New proxy connections still in their first request after MaxFirstRequestTime: their first-request slot was freed, the connection kept (slow clients, or slow first responses).");
         _connectionWait = meter.CreateHistogram(
             "gateway.connection_admission.wait", unit: "s",
             description: "Time delayed or closed connections waited for connection admission.",
@@ -239,6 +243,8 @@ internal sealed class GatewayMetrics
             _connectionWait.Record(waited.TotalSeconds);
         }
     }
+
+    public void ConnectionFirstRequestExpired() => _firstRequestExpired.Add(1);
 
     public void ConnectionAdmissionClosed(string reason, TimeSpan waited)
     {

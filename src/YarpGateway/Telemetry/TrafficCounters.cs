@@ -1,4 +1,5 @@
 using Microsoft.AspNetCore.Connections;
+using Microsoft.AspNetCore.Server.Kestrel.Core;
 using YarpGateway.Endpoints;
 
 namespace YarpGateway.Telemetry;
@@ -27,7 +28,7 @@ internal sealed class TrafficCounters : IProxyConnectionMiddleware
 
     public long UpgradedConnections => Interlocked.Read(ref _upgraded);
 
-    public ConnectionDelegate Wrap(ConnectionDelegate next) => async connection =>
+    public ConnectionDelegate Wrap(ConnectionDelegate next, KestrelServerLimits limits) => async connection =>
     {
         Interlocked.Increment(ref _acceptedConnections);
         Interlocked.Increment(ref _openConnections);

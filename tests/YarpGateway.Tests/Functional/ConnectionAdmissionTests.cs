@@ -10,6 +10,12 @@ public class ConnectionAdmissionTests
 {
     private static readonly byte[] Get = Encoding.ASCII.GetBytes("GET / HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n");
 
+    // A request line with no end of headers: the connection is in its first request until the rest comes.
+    private static readonly byte[] PartialGet = Encoding.ASCII.GetBytes("GET / HTTP/1.1\r\nHost: x\r\n");
+
+    // Slot holders in these tests keep their slots until they finish (or close).
+    private const string LongFirstRequestTime = "--Gateway:Admission:Connections:MaxFirstRequestTime=00:05:00";
+
     [Fact]
     public async Task Storm_500ConnectionsAtRate100Burst50_AllServed_AtTheConfiguredRate()
     {
@@ -45,14 +51,16 @@ public class ConnectionAdmissionTests
     {
         await using var backend = await TestBackend.StartAsync("a");
         await using var gateway = await GatewayUnderTest.StartAsync(ProxyConfigJson.CatchAll("WeightedRoundRobin", (backend, "1")),
-            "--Gateway:Admission:Connections:MaxFirstRequestConnections=2", "--Gateway:Admission:Connections:MaxWait=00:00:30");
+            "--Gateway:Admission:Connections:MaxFirstRequestConnections=2", "--Gateway:Admission:Connections:MaxWait=00:00:30", LongFirstRequestTime);
         var admission = gateway.Services.GetRequiredService<ConnectionAdmission>();
 
-        // Two connections that never send a request hold both slots. Kestrel admits concurrent
+        // Two connections whose first request never ends hold both slots. Kestrel admits concurrent
         // connections in no set order, so the third is opened only once the slots are taken.
         using var idle1 = await RawSocket.ConnectAsync(gateway.ProxyAddress);
         using var idle2 = await RawSocket.ConnectAsync(gateway.ProxyAddress);
-        Assert.True(await Eventually.TrueAsync(() => admission.FirstRequestSlotsInUse == 2, TimeSpan.FromSeconds(10)), "the idle connections did not take the slots");
+        await idle1.SendAsync(PartialGet);
+        await idle2.SendAsync(PartialGet);
+        Assert.True(await Eventually.TrueAsync(() => admission.FirstRequestSlotsInUse == 2, TimeSpan.FromSeconds(10)), "the slow connections did not take the slots");
         using var waiting = await RawSocket.ConnectAsync(gateway.ProxyAddress);
         await waiting.SendAsync(Get);
         Assert.True(await Eventually.TrueAsync(() => admission.Waiting == 1, TimeSpan.FromSeconds(10)),
@@ -66,11 +74,86 @@ public class ConnectionAdmissionTests
     }
 
     [Fact]
+    public async Task IdleConnections_HoldNoFirstRequestSlot()
+    {
+        await using var backend = await TestBackend.StartAsync("a");
+        await using var gateway = await GatewayUnderTest.StartAsync(ProxyConfigJson.CatchAll("WeightedRoundRobin", (backend, "1")),
+            "--Gateway:Admission:Connections:MaxFirstRequestConnections=1", "--Gateway:Admission:Connections:MaxWait=00:00:30", LongFirstRequestTime);
+
+        // Connections that send nothing (a browser's spare connections, or someone holding sockets
+        // open) are not in a request: once they held every slot and kept all new clients out.
+        var idle = new List<Socket>();
+        try
+        {
+            for (var i = 0; i < 5; i++)
+            {
+                idle.Add(await RawSocket.ConnectAsync(gateway.ProxyAddress));
+            }
+
+            using var client = await RawSocket.ConnectAsync(gateway.ProxyAddress);
+            await client.SendAsync(Get);
+            Assert.StartsWith("HTTP/1.1 200", Encoding.ASCII.GetString(await RawSocket.ReceiveAtLeastAsync(client, 12)), StringComparison.Ordinal);
+            Assert.Equal(0, gateway.Counter("gateway.connection_admission.delayed"));
+        }
+        finally
+        {
+            idle.ForEach(socket => socket.Dispose());
+        }
+    }
+
+    [Fact]
+    public async Task SlowFirstRequest_LosesItsSlotAfterMaxFirstRequestTime_AndIsStillServed()
+    {
+        await using var backend = await TestBackend.StartAsync("a");
+        await using var gateway = await GatewayUnderTest.StartAsync(ProxyConfigJson.CatchAll("WeightedRoundRobin", (backend, "1")),
+            "--Gateway:Admission:Connections:MaxFirstRequestConnections=1", "--Gateway:Admission:Connections:MaxWait=00:00:30",
+            "--Gateway:Admission:Connections:MaxFirstRequestTime=00:00:00.500");
+        var admission = gateway.Services.GetRequiredService<ConnectionAdmission>();
+
+        using var slow = await RawSocket.ConnectAsync(gateway.ProxyAddress);
+        await slow.SendAsync(PartialGet);
+        Assert.True(await Eventually.TrueAsync(() => admission.FirstRequestSlotsInUse == 1, TimeSpan.FromSeconds(10)), "the slow connection did not take the slot");
+
+        // The next client waits for the slot only until the slow one's time is up.
+        using var next = await RawSocket.ConnectAsync(gateway.ProxyAddress);
+        await next.SendAsync(Get);
+        Assert.StartsWith("HTTP/1.1 200", Encoding.ASCII.GetString(await RawSocket.ReceiveAtLeastAsync(next, 12)), StringComparison.Ordinal);
+        Assert.Equal(1, gateway.Counter("gateway.connection_admission.first_request_expired"));
+        Assert.Equal(1, gateway.Counter("gateway.connection_admission.delayed"));
+
+        // The slow client lost its slot, not its connection.
+        await slow.SendAsync("\r\n"u8.ToArray());
+        Assert.StartsWith("HTTP/1.1 200", Encoding.ASCII.GetString(await RawSocket.ReceiveAtLeastAsync(slow, 12)), StringComparison.Ordinal);
+        Assert.Equal(0, admission.FirstRequestSlotsInUse);
+    }
+
+    [Fact]
+    public async Task StreamingFirstResponse_ReleasesItsSlotWhenItStarts()
+    {
+        await using var backend = await TestBackend.StartAsync("a");
+        await using var gateway = await GatewayUnderTest.StartAsync(ProxyConfigJson.CatchAll("WeightedRoundRobin", (backend, "1")),
+            "--Gateway:Admission:Connections:MaxFirstRequestConnections=1", "--Gateway:Admission:Connections:MaxWait=00:00:30", LongFirstRequestTime);
+        var admission = gateway.Services.GetRequiredService<ConnectionAdmission>();
+
+        // A first request whose response streams on (server-sent events, a download) has been taken on.
+        using var stream = await RawSocket.ConnectAsync(gateway.ProxyAddress);
+        await stream.SendAsync(Encoding.ASCII.GetBytes("GET /stream HTTP/1.1\r\nHost: x\r\n\r\n"));
+        Assert.StartsWith("HTTP/1.1 200", await RawSocket.ReceiveResponseHeadAsync(stream), StringComparison.Ordinal);
+        Assert.True(await Eventually.TrueAsync(() => admission.FirstRequestSlotsInUse == 0, TimeSpan.FromSeconds(10)), "the streaming response kept its slot");
+
+        using var next = await RawSocket.ConnectAsync(gateway.ProxyAddress);
+        await next.SendAsync(Get);
+        Assert.StartsWith("HTTP/1.1 200", Encoding.ASCII.GetString(await RawSocket.ReceiveAtLeastAsync(next, 12)), StringComparison.Ordinal);
+        Assert.Equal(0, gateway.Counter("gateway.connection_admission.delayed"));
+        backend.GateFor("stream").SetResult();
+    }
+
+    [Fact]
     public async Task ServedConnection_ReleasesItsFirstRequestSlot()
     {
         await using var backend = await TestBackend.StartAsync("a");
         await using var gateway = await GatewayUnderTest.StartAsync(ProxyConfigJson.CatchAll("WeightedRoundRobin", (backend, "1")),
-            "--Gateway:Admission:Connections:MaxFirstRequestConnections=1", "--Gateway:Admission:Connections:MaxWait=00:00:30");
+            "--Gateway:Admission:Connections:MaxFirstRequestConnections=1", "--Gateway:Admission:Connections:MaxWait=00:00:30", LongFirstRequestTime);
 
         // One keep-alive connection, past its first request, must not block the next new connection.
         using var keepAlive = await RawSocket.ConnectAsync(gateway.ProxyAddress);
@@ -88,11 +171,12 @@ public class ConnectionAdmissionTests
     {
         await using var backend = await TestBackend.StartAsync("a");
         await using var gateway = await GatewayUnderTest.StartAsync(ProxyConfigJson.CatchAll("WeightedRoundRobin", (backend, "1")),
-            "--Gateway:Admission:Connections:MaxFirstRequestConnections=1", "--Gateway:Admission:Connections:MaxWait=00:00:00.300");
+            "--Gateway:Admission:Connections:MaxFirstRequestConnections=1", "--Gateway:Admission:Connections:MaxWait=00:00:00.300", LongFirstRequestTime);
 
         var admission = gateway.Services.GetRequiredService<ConnectionAdmission>();
         using var idle = await RawSocket.ConnectAsync(gateway.ProxyAddress);
-        Assert.True(await Eventually.TrueAsync(() => admission.FirstRequestSlotsInUse == 1, TimeSpan.FromSeconds(10)), "the idle connection did not take the slot");
+        await idle.SendAsync(PartialGet);
+        Assert.True(await Eventually.TrueAsync(() => admission.FirstRequestSlotsInUse == 1, TimeSpan.FromSeconds(10)), "the slow connection did not take the slot");
         using var refused = await RawSocket.ConnectAsync(gateway.ProxyAddress);
         await refused.SendAsync(Get);
 
@@ -107,9 +191,12 @@ public class ConnectionAdmissionTests
     {
         await using var backend = await TestBackend.StartAsync("a");
         await using var gateway = await GatewayUnderTest.StartAsync(ProxyConfigJson.CatchAll("WeightedRoundRobin", (backend, "1")),
-            "--Gateway:Admission:Connections:MaxFirstRequestConnections=1", "--Gateway:Admission:Connections:MaxWait=00:00:30");
+            "--Gateway:Admission:Connections:MaxFirstRequestConnections=1", "--Gateway:Admission:Connections:MaxWait=00:00:30", LongFirstRequestTime);
 
-        using var idle = await RawSocket.ConnectAsync(gateway.ProxyAddress); // holds the only slot
+        var admission = gateway.Services.GetRequiredService<ConnectionAdmission>();
+        using var idle = await RawSocket.ConnectAsync(gateway.ProxyAddress);
+        await idle.SendAsync(PartialGet);
+        Assert.True(await Eventually.TrueAsync(() => admission.FirstRequestSlotsInUse == 1, TimeSpan.FromSeconds(10)), "the slow connection did not take the only slot");
         using var management = gateway.CreateManagementClient();
         using var response = await management.GetAsync("/healthz/ready");
         Assert.Equal(System.Net.HttpStatusCode.OK, response.StatusCode);

@@ -119,6 +119,15 @@ internal sealed class TestBackend : IAsyncDisposable
                 return;
             }
 
+            if (context.Request.Path == "/stream")
+            {
+                // A response that starts at once and then streams until the "stream" gate opens.
+                await context.Response.WriteAsync(name, context.RequestAborted);
+                await context.Response.Body.FlushAsync(context.RequestAborted);
+                await backend.GateFor("stream").Task.WaitAsync(context.RequestAborted);
+                return;
+            }
+
             if (context.Request.Path.StartsWithSegments("/hold", out var rest))
             {
                 var held = Interlocked.Increment(ref backend._held);

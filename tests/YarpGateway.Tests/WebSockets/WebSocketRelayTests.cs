@@ -146,7 +146,8 @@ public class WebSocketRelayTests
     {
         await using var backend = await EchoWebSocketBackend.StartAsync();
         await using var gateway = await GatewayUnderTest.StartAsync(EchoRoute(backend),
-            "--Gateway:Admission:Connections:MaxFirstRequestConnections=2", "--Gateway:Admission:Connections:MaxWait=00:00:05");
+            "--Gateway:Admission:Connections:MaxFirstRequestConnections=2", "--Gateway:Admission:Connections:MaxWait=00:00:05",
+            "--Gateway:Admission:Connections:MaxFirstRequestTime=00:05:00"); // only the 101 may free the slots
         using var timeout = new CancellationTokenSource(Bound);
         var clients = new List<RawWebSocketClient>();
         try
