@@ -24,6 +24,7 @@ internal sealed partial class ConnectionAdmission : IProxyConnectionMiddleware, 
     private readonly TimeProvider _timeProvider;
     private readonly ILogger<ConnectionAdmission> _logger;
     private readonly ReloadableOptions<AdmissionOptions> _options;
+    private readonly Action _firstRequestExpired;
     private volatile State _state;
 
     public ConnectionAdmission(ReloadableOptions<AdmissionOptions> options, GatewayMetrics metrics, TimeProvider timeProvider, ILogger<ConnectionAdmission> logger)
@@ -32,6 +33,7 @@ internal sealed partial class ConnectionAdmission : IProxyConnectionMiddleware, 
         _timeProvider = timeProvider;
         _logger = logger;
         _options = options;
+        _firstRequestExpired = metrics.ConnectionFirstRequestExpired; // one delegate, not one per connection
         _state = new State(options.Current.Connections, timeProvider);
         options.Changed += OnOptionsChanged;
     }
@@ -80,7 +82,7 @@ internal sealed partial class ConnectionAdmission : IProxyConnectionMiddleware, 
             return;
         }
 
-        var waited = TimeSpan.Zero;
+        TimeSpan? waited = null; // set when the connection had to wait for either
         if (state.Rate is { } rate)
         {
             var (token, tokenWait) = await AdmitAsync(connection, rate, state.Options.MaxWait);
@@ -90,7 +92,7 @@ internal sealed partial class ConnectionAdmission : IProxyConnectionMiddleware, 
             }
 
             token.Dispose(); // a token bucket's lease holds nothing
-            waited += tokenWait;
+            waited = tokenWait;
         }
 
         FirstRequestGate? gate = null;
@@ -109,14 +111,18 @@ internal sealed partial class ConnectionAdmission : IProxyConnectionMiddleware, 
                 return;
             }
 
-            waited += slotWait;
-            gate = new FirstRequestGate(slot, state.Options.MaxFirstRequestTime, _timeProvider, _metrics.ConnectionFirstRequestExpired);
+            if (slotWait is { } slotWaited)
+            {
+                waited = (waited ?? TimeSpan.Zero) + slotWaited;
+            }
+
+            gate = new FirstRequestGate(slot, state.Options.MaxFirstRequestTime, _timeProvider, _firstRequestExpired);
             gate.AttachTo(connection.Items);
         }
 
-        if (waited > TimeSpan.Zero)
+        if (waited is { } delay)
         {
-            _metrics.ConnectionDelayed(waited);
+            _metrics.ConnectionDelayed(delay);
         }
 
         try
@@ -131,14 +137,15 @@ internal sealed partial class ConnectionAdmission : IProxyConnectionMiddleware, 
 
     /// <summary>
     /// A permit from <paramref name="limiter"/>, waiting first in first out up to <paramref name="maxWait"/>,
-    /// with how long it waited; no permit (and the connection closed, counted by reason) when it cannot have one.
+    /// with how long it waited (null: not at all); no permit (and the connection closed, counted by
+    /// reason) when it cannot have one.
     /// </summary>
-    private async ValueTask<(RateLimitLease? Lease, TimeSpan Waited)> AdmitAsync(ConnectionContext connection, RateLimiter limiter, TimeSpan maxWait)
+    private async ValueTask<(RateLimitLease? Lease, TimeSpan? Waited)> AdmitAsync(ConnectionContext connection, RateLimiter limiter, TimeSpan maxWait)
     {
         var lease = limiter.AttemptAcquire(1);
         if (lease.IsAcquired)
         {
-            return (lease, TimeSpan.Zero);
+            return (lease, null);
         }
 
         lease.Dispose();
@@ -152,14 +159,14 @@ internal sealed partial class ConnectionAdmission : IProxyConnectionMiddleware, 
         catch (OperationCanceledException)
         {
             Close(connection, connection.ConnectionClosed.IsCancellationRequested ? "client_gone" : "wait_timeout", started);
-            return (null, TimeSpan.Zero);
+            return (null, null);
         }
 
         if (!lease.IsAcquired)
         {
             lease.Dispose();
             Close(connection, "queue_full", started);
-            return (null, TimeSpan.Zero);
+            return (null, null);
         }
 
         return (lease, _timeProvider.GetElapsedTime(started));
