@@ -13,8 +13,35 @@ public class ConnectionAdmissionTests
     // A request line with no end of headers: the connection is in its first request until the rest comes.
     private static readonly byte[] PartialGet = Encoding.ASCII.GetBytes("GET / HTTP/1.1\r\nHost: x\r\n");
 
-    // Slot holders in these tests keep their slots until they finish (or close).
-    private const string LongFirstRequestTime = "--Gateway:Admission:Connections:MaxFirstRequestTime=00:05:00";
+    /// <summary>
+    /// A gateway with <paramref name="slots"/> first-request slots. By default slot holders keep
+    /// their slots until they finish or close (MaxFirstRequestTime 5 minutes).
+    /// </summary>
+    private static Task<GatewayUnderTest> StartWithSlotsAsync(TestBackend backend, int slots, string maxWait = "00:00:30", string maxFirstRequestTime = "00:05:00")
+        => GatewayUnderTest.StartAsync(ProxyConfigJson.CatchAll("WeightedRoundRobin", (backend, "1")),
+            $"--Gateway:Admission:Connections:MaxFirstRequestConnections={slots}", $"--Gateway:Admission:Connections:MaxWait={maxWait}",
+            $"--Gateway:Admission:Connections:MaxFirstRequestTime={maxFirstRequestTime}");
+
+    /// <summary>A connection in its first request for good (half a request), once it holds the <paramref name="slotsInUse"/>-th slot.</summary>
+    private static async Task<Socket> HoldSlotAsync(GatewayUnderTest gateway, int slotsInUse)
+    {
+        var admission = gateway.Services.GetRequiredService<ConnectionAdmission>();
+        var socket = await RawSocket.ConnectAsync(gateway.ProxyAddress);
+        await socket.SendAsync(PartialGet);
+        Assert.True(await Eventually.TrueAsync(() => admission.FirstRequestSlotsInUse == slotsInUse, TimeSpan.FromSeconds(10)), $"the slow connection did not take a slot ({admission.FirstRequestSlotsInUse} in use)");
+        return socket;
+    }
+
+    /// <summary>A new connection that sends a whole GET.</summary>
+    private static async Task<Socket> SendGetAsync(GatewayUnderTest gateway)
+    {
+        var socket = await RawSocket.ConnectAsync(gateway.ProxyAddress);
+        await socket.SendAsync(Get);
+        return socket;
+    }
+
+    private static async Task AssertServedAsync(Socket socket)
+        => Assert.StartsWith("HTTP/1.1 200", Encoding.ASCII.GetString(await RawSocket.ReceiveAtLeastAsync(socket, 12)), StringComparison.Ordinal);
 
     [Fact]
     public async Task Storm_500ConnectionsAtRate100Burst50_AllServed_AtTheConfiguredRate()
@@ -50,26 +77,20 @@ public class ConnectionAdmissionTests
     public async Task FirstRequestCap_NewConnectionWaitsForASlot_ThenIsServed()
     {
         await using var backend = await TestBackend.StartAsync("a");
-        await using var gateway = await GatewayUnderTest.StartAsync(ProxyConfigJson.CatchAll("WeightedRoundRobin", (backend, "1")),
-            "--Gateway:Admission:Connections:MaxFirstRequestConnections=2", "--Gateway:Admission:Connections:MaxWait=00:00:30", LongFirstRequestTime);
+        await using var gateway = await StartWithSlotsAsync(backend, slots: 2);
         var admission = gateway.Services.GetRequiredService<ConnectionAdmission>();
 
         // Two connections whose first request never ends hold both slots. Kestrel admits concurrent
         // connections in no set order, so the third is opened only once the slots are taken.
-        using var idle1 = await RawSocket.ConnectAsync(gateway.ProxyAddress);
-        using var idle2 = await RawSocket.ConnectAsync(gateway.ProxyAddress);
-        await idle1.SendAsync(PartialGet);
-        await idle2.SendAsync(PartialGet);
-        Assert.True(await Eventually.TrueAsync(() => admission.FirstRequestSlotsInUse == 2, TimeSpan.FromSeconds(10)), "the slow connections did not take the slots");
-        using var waiting = await RawSocket.ConnectAsync(gateway.ProxyAddress);
-        await waiting.SendAsync(Get);
+        using var slow1 = await HoldSlotAsync(gateway, slotsInUse: 1);
+        using var slow2 = await HoldSlotAsync(gateway, slotsInUse: 2);
+        using var waiting = await SendGetAsync(gateway);
         Assert.True(await Eventually.TrueAsync(() => admission.Waiting == 1, TimeSpan.FromSeconds(10)),
             $"the third connection was not held back (waiting {admission.Waiting}, slots in use {admission.FirstRequestSlotsInUse})");
 
-        idle1.Close(); // frees a slot
-        var response = Encoding.ASCII.GetString(await RawSocket.ReceiveAtLeastAsync(waiting, 12));
+        slow1.Close(); // frees a slot
 
-        Assert.StartsWith("HTTP/1.1 200", response, StringComparison.Ordinal);
+        await AssertServedAsync(waiting);
         Assert.Equal(1, gateway.Counter("gateway.connection_admission.delayed"));
     }
 
@@ -77,8 +98,7 @@ public class ConnectionAdmissionTests
     public async Task IdleConnections_HoldNoFirstRequestSlot()
     {
         await using var backend = await TestBackend.StartAsync("a");
-        await using var gateway = await GatewayUnderTest.StartAsync(ProxyConfigJson.CatchAll("WeightedRoundRobin", (backend, "1")),
-            "--Gateway:Admission:Connections:MaxFirstRequestConnections=1", "--Gateway:Admission:Connections:MaxWait=00:00:30", LongFirstRequestTime);
+        await using var gateway = await StartWithSlotsAsync(backend, slots: 1);
 
         // Connections that send nothing (a browser's spare connections, or someone holding sockets
         // open) are not in a request: once they held every slot and kept all new clients out.
@@ -90,9 +110,8 @@ public class ConnectionAdmissionTests
                 idle.Add(await RawSocket.ConnectAsync(gateway.ProxyAddress));
             }
 
-            using var client = await RawSocket.ConnectAsync(gateway.ProxyAddress);
-            await client.SendAsync(Get);
-            Assert.StartsWith("HTTP/1.1 200", Encoding.ASCII.GetString(await RawSocket.ReceiveAtLeastAsync(client, 12)), StringComparison.Ordinal);
+            using var client = await SendGetAsync(gateway);
+            await AssertServedAsync(client);
             Assert.Equal(0, gateway.Counter("gateway.connection_admission.delayed"));
         }
         finally
@@ -105,34 +124,26 @@ public class ConnectionAdmissionTests
     public async Task SlowFirstRequest_LosesItsSlotAfterMaxFirstRequestTime_AndIsStillServed()
     {
         await using var backend = await TestBackend.StartAsync("a");
-        await using var gateway = await GatewayUnderTest.StartAsync(ProxyConfigJson.CatchAll("WeightedRoundRobin", (backend, "1")),
-            "--Gateway:Admission:Connections:MaxFirstRequestConnections=1", "--Gateway:Admission:Connections:MaxWait=00:00:30",
-            "--Gateway:Admission:Connections:MaxFirstRequestTime=00:00:00.500");
-        var admission = gateway.Services.GetRequiredService<ConnectionAdmission>();
-
-        using var slow = await RawSocket.ConnectAsync(gateway.ProxyAddress);
-        await slow.SendAsync(PartialGet);
-        Assert.True(await Eventually.TrueAsync(() => admission.FirstRequestSlotsInUse == 1, TimeSpan.FromSeconds(10)), "the slow connection did not take the slot");
+        await using var gateway = await StartWithSlotsAsync(backend, slots: 1, maxFirstRequestTime: "00:00:00.500");
+        using var slow = await HoldSlotAsync(gateway, slotsInUse: 1);
 
         // The next client waits for the slot only until the slow one's time is up.
-        using var next = await RawSocket.ConnectAsync(gateway.ProxyAddress);
-        await next.SendAsync(Get);
-        Assert.StartsWith("HTTP/1.1 200", Encoding.ASCII.GetString(await RawSocket.ReceiveAtLeastAsync(next, 12)), StringComparison.Ordinal);
+        using var next = await SendGetAsync(gateway);
+        await AssertServedAsync(next);
         Assert.Equal(1, gateway.Counter("gateway.connection_admission.first_request_expired"));
         Assert.Equal(1, gateway.Counter("gateway.connection_admission.delayed"));
 
         // The slow client lost its slot, not its connection.
         await slow.SendAsync("\r\n"u8.ToArray());
-        Assert.StartsWith("HTTP/1.1 200", Encoding.ASCII.GetString(await RawSocket.ReceiveAtLeastAsync(slow, 12)), StringComparison.Ordinal);
-        Assert.Equal(0, admission.FirstRequestSlotsInUse);
+        await AssertServedAsync(slow);
+        Assert.Equal(0, gateway.Services.GetRequiredService<ConnectionAdmission>().FirstRequestSlotsInUse);
     }
 
     [Fact]
     public async Task StreamingFirstResponse_ReleasesItsSlotWhenItStarts()
     {
         await using var backend = await TestBackend.StartAsync("a");
-        await using var gateway = await GatewayUnderTest.StartAsync(ProxyConfigJson.CatchAll("WeightedRoundRobin", (backend, "1")),
-            "--Gateway:Admission:Connections:MaxFirstRequestConnections=1", "--Gateway:Admission:Connections:MaxWait=00:00:30", LongFirstRequestTime);
+        await using var gateway = await StartWithSlotsAsync(backend, slots: 1);
         var admission = gateway.Services.GetRequiredService<ConnectionAdmission>();
 
         // A first request whose response streams on (server-sent events, a download) has been taken on.
@@ -141,9 +152,8 @@ public class ConnectionAdmissionTests
         Assert.StartsWith("HTTP/1.1 200", await RawSocket.ReceiveResponseHeadAsync(stream), StringComparison.Ordinal);
         Assert.True(await Eventually.TrueAsync(() => admission.FirstRequestSlotsInUse == 0, TimeSpan.FromSeconds(10)), "the streaming response kept its slot");
 
-        using var next = await RawSocket.ConnectAsync(gateway.ProxyAddress);
-        await next.SendAsync(Get);
-        Assert.StartsWith("HTTP/1.1 200", Encoding.ASCII.GetString(await RawSocket.ReceiveAtLeastAsync(next, 12)), StringComparison.Ordinal);
+        using var next = await SendGetAsync(gateway);
+        await AssertServedAsync(next);
         Assert.Equal(0, gateway.Counter("gateway.connection_admission.delayed"));
         backend.GateFor("stream").SetResult();
     }
@@ -152,17 +162,15 @@ public class ConnectionAdmissionTests
     public async Task ServedConnection_ReleasesItsFirstRequestSlot()
     {
         await using var backend = await TestBackend.StartAsync("a");
-        await using var gateway = await GatewayUnderTest.StartAsync(ProxyConfigJson.CatchAll("WeightedRoundRobin", (backend, "1")),
-            "--Gateway:Admission:Connections:MaxFirstRequestConnections=1", "--Gateway:Admission:Connections:MaxWait=00:00:30", LongFirstRequestTime);
+        await using var gateway = await StartWithSlotsAsync(backend, slots: 1);
 
         // One keep-alive connection, past its first request, must not block the next new connection.
         using var keepAlive = await RawSocket.ConnectAsync(gateway.ProxyAddress);
         await keepAlive.SendAsync(Encoding.ASCII.GetBytes("GET / HTTP/1.1\r\nHost: x\r\n\r\n"));
-        Assert.StartsWith("HTTP/1.1 200", Encoding.ASCII.GetString(await RawSocket.ReceiveAtLeastAsync(keepAlive, 12)), StringComparison.Ordinal);
+        await AssertServedAsync(keepAlive);
 
-        using var next = await RawSocket.ConnectAsync(gateway.ProxyAddress);
-        await next.SendAsync(Get);
-        Assert.StartsWith("HTTP/1.1 200", Encoding.ASCII.GetString(await RawSocket.ReceiveAtLeastAsync(next, 12)), StringComparison.Ordinal);
+        using var next = await SendGetAsync(gateway);
+        await AssertServedAsync(next);
         Assert.Equal(0, gateway.Counter("gateway.connection_admission.delayed"));
     }
 
@@ -170,15 +178,10 @@ public class ConnectionAdmissionTests
     public async Task PastTheWaitBound_TheConnectionIsClosed()
     {
         await using var backend = await TestBackend.StartAsync("a");
-        await using var gateway = await GatewayUnderTest.StartAsync(ProxyConfigJson.CatchAll("WeightedRoundRobin", (backend, "1")),
-            "--Gateway:Admission:Connections:MaxFirstRequestConnections=1", "--Gateway:Admission:Connections:MaxWait=00:00:00.300", LongFirstRequestTime);
+        await using var gateway = await StartWithSlotsAsync(backend, slots: 1, maxWait: "00:00:00.300");
 
-        var admission = gateway.Services.GetRequiredService<ConnectionAdmission>();
-        using var idle = await RawSocket.ConnectAsync(gateway.ProxyAddress);
-        await idle.SendAsync(PartialGet);
-        Assert.True(await Eventually.TrueAsync(() => admission.FirstRequestSlotsInUse == 1, TimeSpan.FromSeconds(10)), "the slow connection did not take the slot");
-        using var refused = await RawSocket.ConnectAsync(gateway.ProxyAddress);
-        await refused.SendAsync(Get);
+        using var slow = await HoldSlotAsync(gateway, slotsInUse: 1);
+        using var refused = await SendGetAsync(gateway);
 
         var bytes = await RawSocket.ReceiveUntilClosedAsync(refused);
         Assert.Empty(bytes);
@@ -190,13 +193,9 @@ public class ConnectionAdmissionTests
     public async Task ManagementEndpoint_IsNotThrottled()
     {
         await using var backend = await TestBackend.StartAsync("a");
-        await using var gateway = await GatewayUnderTest.StartAsync(ProxyConfigJson.CatchAll("WeightedRoundRobin", (backend, "1")),
-            "--Gateway:Admission:Connections:MaxFirstRequestConnections=1", "--Gateway:Admission:Connections:MaxWait=00:00:30", LongFirstRequestTime);
+        await using var gateway = await StartWithSlotsAsync(backend, slots: 1);
 
-        var admission = gateway.Services.GetRequiredService<ConnectionAdmission>();
-        using var idle = await RawSocket.ConnectAsync(gateway.ProxyAddress);
-        await idle.SendAsync(PartialGet);
-        Assert.True(await Eventually.TrueAsync(() => admission.FirstRequestSlotsInUse == 1, TimeSpan.FromSeconds(10)), "the slow connection did not take the only slot");
+        using var slow = await HoldSlotAsync(gateway, slotsInUse: 1); // the only slot
         using var management = gateway.CreateManagementClient();
         using var response = await management.GetAsync("/healthz/ready");
         Assert.Equal(System.Net.HttpStatusCode.OK, response.StatusCode);
