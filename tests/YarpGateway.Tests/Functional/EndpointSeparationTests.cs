@@ -53,6 +53,21 @@ public class EndpointSeparationTests
     }
 
     [Fact]
+    public async Task NoServerHeaderOfItsOwn_TheBackendsPassesThrough()
+    {
+        await using var backend = await TestBackend.StartAsync("a"); // Kestrel: sends "Server: Kestrel"
+        await using var gateway = await GatewayUnderTest.StartAsync(ProxyConfigJson.CatchAll("WeightedRoundRobin", (backend, "1")));
+        using var management = gateway.CreateManagementClient();
+        using var proxy = gateway.CreateProxyClient();
+
+        using var health = await management.GetAsync("/healthz/live");
+        using var proxied = await proxy.GetAsync("/x");
+
+        Assert.Empty(health.Headers.Server);
+        Assert.Equal("Kestrel", Assert.Single(proxied.Headers.Server).Product?.Name);
+    }
+
+    [Fact]
     public async Task ProxyPort_ServesHttp2PriorKnowledgeAndHttp11()
     {
         await using var backend = await TestBackend.StartAsync("a");
