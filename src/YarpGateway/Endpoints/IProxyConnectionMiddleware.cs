@@ -5,7 +5,9 @@ namespace YarpGateway.Endpoints;
 
 /// <summary>
 /// Connection middleware a feature adds to the Proxy endpoint (never the Management one). They run
-/// in registration order, before the connection is tagged and before h2c sniffing reads a byte.
+/// in registration order, before the connection is tagged and before h2c sniffing. One that reads
+/// the connection's bytes must leave them unconsumed and unexamined (connection admission waits for
+/// the first bytes that way).
 /// </summary>
 internal interface IProxyConnectionMiddleware
 {
