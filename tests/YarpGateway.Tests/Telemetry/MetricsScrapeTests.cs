@@ -117,7 +117,7 @@ public partial class MetricsScrapeTests(ITestOutputHelper output)
         }
 
         Assert.True(promtool.Value.ExitCode == 0, promtool.Value.Output);
-        Assert.Contains("SUCCESS: 7 rules found", promtool.Value.Output, StringComparison.Ordinal);
+        Assert.Contains("SUCCESS: 8 rules found", promtool.Value.Output, StringComparison.Ordinal);
     }
 
     [Fact]
@@ -140,7 +140,7 @@ public partial class MetricsScrapeTests(ITestOutputHelper output)
     {
         var rules = File.ReadAllText(RepositoryFiles.PathOf("deploy/prometheus/alerts.yaml"));
         var alerts = Regex.Count(rules, @"- alert: (\w+)");
-        Assert.Equal(7, alerts);
+        Assert.Equal(8, alerts);
         Assert.Equal(alerts, Regex.Count(rules, @"summary: "));
         Assert.Equal(alerts, Regex.Count(rules, @"runbook: "));
 
