@@ -150,15 +150,17 @@ internal sealed partial class ConnectionAdmission : IProxyConnectionMiddleware, 
 
         lease.Dispose();
         var started = _timeProvider.GetTimestamp();
+        var closeRequested = ConnectionCloseRequest.Token(connection);
         try
         {
             using var deadline = new CancellationTokenSource(maxWait, _timeProvider);
-            using var cancel = CancellationTokenSource.CreateLinkedTokenSource(deadline.Token, connection.ConnectionClosed);
+            using var cancel = CancellationTokenSource.CreateLinkedTokenSource(deadline.Token, connection.ConnectionClosed, closeRequested);
             lease = await limiter.AcquireAsync(1, cancel.Token);
         }
         catch (OperationCanceledException)
         {
-            Close(connection, connection.ConnectionClosed.IsCancellationRequested ? "client_gone" : "wait_timeout", started);
+            var reason = connection.ConnectionClosed.IsCancellationRequested ? "client_gone" : closeRequested.IsCancellationRequested ? "shutdown" : "wait_timeout";
+            Close(connection, reason, started);
             return (null, null);
         }
 
@@ -174,8 +176,8 @@ internal sealed partial class ConnectionAdmission : IProxyConnectionMiddleware, 
 
     /// <summary>
     /// Waits for the connection's first bytes and leaves them unread for Kestrel. False when the client
-    /// closes first, or sends nothing within Kestrel's request headers timeout (the connection is then
-    /// closed, as Kestrel would close it).
+    /// closes first, sends nothing within Kestrel's request headers timeout, or the server shuts down
+    /// meanwhile (the connection is then closed, as Kestrel would close it).
     /// </summary>
     private async ValueTask<bool> FirstBytesAsync(ConnectionContext connection, TimeSpan timeout)
     {
@@ -183,15 +185,24 @@ internal sealed partial class ConnectionAdmission : IProxyConnectionMiddleware, 
         ReadResult result;
         if (!input.TryRead(out result))
         {
+            var closeRequested = ConnectionCloseRequest.Token(connection);
             try
             {
                 using var deadline = new CancellationTokenSource(timeout, _timeProvider);
-                using var cancel = CancellationTokenSource.CreateLinkedTokenSource(deadline.Token, connection.ConnectionClosed);
+                using var cancel = CancellationTokenSource.CreateLinkedTokenSource(deadline.Token, connection.ConnectionClosed, closeRequested);
                 result = await input.ReadAsync(cancel.Token);
             }
             catch (OperationCanceledException)
             {
-                connection.Abort(new ConnectionAbortedException("No bytes within the request headers timeout."));
+                if (closeRequested.IsCancellationRequested)
+                {
+                    ConnectionCloseRequest.Abort(connection);
+                }
+                else
+                {
+                    connection.Abort(new ConnectionAbortedException("No bytes within the request headers timeout."));
+                }
+
                 return false;
             }
         }

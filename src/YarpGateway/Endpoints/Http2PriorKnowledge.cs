@@ -24,12 +24,18 @@ internal static class Http2PriorKnowledge
     public static Func<ConnectionDelegate, ConnectionDelegate> Middleware(TimeSpan firstBytesTimeout) => next => async connection =>
     {
         bool isHttp2;
-        using (var timeout = CancellationTokenSource.CreateLinkedTokenSource(connection.ConnectionClosed))
+        var closeRequested = ConnectionCloseRequest.Token(connection);
+        using (var timeout = CancellationTokenSource.CreateLinkedTokenSource(connection.ConnectionClosed, closeRequested))
         {
             timeout.CancelAfter(firstBytesTimeout);
             try
             {
                 isHttp2 = await IsPrefaceAsync(connection.Transport.Input, timeout.Token);
+            }
+            catch (OperationCanceledException) when (closeRequested.IsCancellationRequested)
+            {
+                ConnectionCloseRequest.Abort(connection);
+                return;
             }
             catch (OperationCanceledException)
             {

@@ -100,7 +100,7 @@ internal sealed class GatewayMetrics
             description: "New proxy connections that had to wait for connection admission and were then served.");
         _connectionsClosed = meter.CreateCounter<long>(
             "gateway.connection_admission.closed", unit: "{connection}",
-            description: "New proxy connections closed by connection admission, by reason (wait_timeout, queue_full, client_gone).");
+            description: "New proxy connections closed by connection admission, by reason (wait_timeout, queue_full, client_gone, shutdown).");
         _firstRequestExpired = meter.CreateCounter<long>(
             "gateway.connection_admission.first_request_expired", unit: "{connection}",
             description: "New proxy connections still in their first request after MaxFirstRequestTime: their first-request slot was freed, the connection kept (slow clients, or slow first responses).");

@@ -85,6 +85,57 @@ public class DrainTests
 
 public class ShutdownTests
 {
+    [Theory]
+    [InlineData("1000")] // connection admission waits for the first bytes, then h2c sniffing for the rest
+    [InlineData("0")] // the first-request cap off: only h2c sniffing waits
+    public async Task Shutdown_ConnectionsThatSentNoRequest_AreClosedAtOnce(string slots)
+    {
+        await using var a = await TestBackend.StartAsync("a");
+        await using var gateway = await GatewayUnderTest.StartAsync(ProxyConfigJson.CatchAll("WeightedRoundRobin", (a, "1")),
+            $"--Gateway:Admission:Connections:MaxFirstRequestConnections={slots}");
+        var traffic = gateway.Services.GetRequiredService<YarpGateway.Telemetry.TrafficCounters>();
+
+        // One connection that sends nothing, one that sent half the HTTP/2 preface: neither is in a
+        // request, and neither may hold the shutdown for its 30 s timeout (as each once did).
+        using var idle = await RawSocket.ConnectAsync(gateway.ProxyAddress);
+        using var halfPreface = await RawSocket.ConnectAsync(gateway.ProxyAddress);
+        await halfPreface.SendAsync("PRI * HTTP/2.0\r\n"u8.ToArray());
+        Assert.True(await Eventually.TrueAsync(() => traffic.OpenConnections == 2, TimeSpan.FromSeconds(10)), $"{traffic.OpenConnections} connections open");
+
+        await gateway.StopAsync().WaitAsync(TimeSpan.FromSeconds(10));
+
+        Assert.Empty(await RawSocket.ReceiveUntilClosedAsync(idle));
+        Assert.Empty(await RawSocket.ReceiveUntilClosedAsync(halfPreface));
+    }
+
+    [Fact]
+    public async Task Shutdown_ConnectionWaitingForAdmission_IsClosedAtOnce()
+    {
+        await using var a = await TestBackend.StartAsync("a");
+        await using var gateway = await GatewayUnderTest.StartAsync(ProxyConfigJson.CatchAll("WeightedRoundRobin", (a, "1")),
+            "--Gateway:Admission:Connections:MaxFirstRequestConnections=1", "--Gateway:Admission:Connections:MaxWait=00:01:00",
+            "--Gateway:Admission:Connections:MaxFirstRequestTime=00:05:00");
+        var admission = gateway.Services.GetRequiredService<YarpGateway.Admission.ConnectionAdmission>();
+
+        // The only slot is held by a first request the backend has not answered yet.
+        using var holder = await RawSocket.ConnectAsync(gateway.ProxyAddress);
+        await holder.SendAsync("GET /hold HTTP/1.1\r\nHost: x\r\n\r\n"u8.ToArray());
+        Assert.True(await Eventually.TrueAsync(() => a.Held == 1 && admission.FirstRequestSlotsInUse == 1, TimeSpan.FromSeconds(10)));
+        using var waiting = await RawSocket.ConnectAsync(gateway.ProxyAddress);
+        await waiting.SendAsync("GET / HTTP/1.1\r\nHost: x\r\n\r\n"u8.ToArray());
+        Assert.True(await Eventually.TrueAsync(() => admission.Waiting == 1, TimeSpan.FromSeconds(10)));
+
+        var stopping = gateway.StopAsync();
+
+        // Closed when shutdown begins, not after the minute MaxWait allows; the request in flight finishes.
+        Assert.Empty(await RawSocket.ReceiveUntilClosedAsync(waiting));
+        Assert.Equal(1, gateway.Counter("gateway.connection_admission.closed|reason=shutdown"));
+        a.Gate.SetResult();
+        Assert.StartsWith("HTTP/1.1 200", System.Text.Encoding.ASCII.GetString(await RawSocket.ReceiveAtLeastAsync(holder, 12)), StringComparison.Ordinal);
+        await stopping.WaitAsync(TimeSpan.FromSeconds(10));
+        Assert.Equal(1, a.Requests);
+    }
+
     [Fact]
     public async Task Shutdown_ReadinessFailsAndInFlightRequestFinishes()
     {
