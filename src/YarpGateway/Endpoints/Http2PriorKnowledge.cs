@@ -23,10 +23,12 @@ internal static class Http2PriorKnowledge
 
     public static Func<ConnectionDelegate, ConnectionDelegate> Middleware(TimeSpan firstBytesTimeout) => next => async connection =>
     {
-        bool isHttp2;
-        var closeRequested = ConnectionCloseRequest.Token(connection);
-        using (var timeout = CancellationTokenSource.CreateLinkedTokenSource(connection.ConnectionClosed, closeRequested))
+        // Connection admission has usually waited for the first bytes already: decide on them without
+        // a second timer when they suffice.
+        if (TryDecide(connection.Transport.Input) is not { } isHttp2)
         {
+            var closeRequested = ConnectionCloseRequest.Token(connection);
+            using var timeout = CancellationTokenSource.CreateLinkedTokenSource(connection.ConnectionClosed, closeRequested);
             timeout.CancelAfter(firstBytesTimeout);
             try
             {
@@ -58,6 +60,22 @@ internal static class Http2PriorKnowledge
     /// <summary>True for requests on a connection this middleware switched to HTTP/2.</summary>
     public static bool IsCleartextHttp2(HttpContext context)
         => context.Features.Get<Microsoft.AspNetCore.Connections.Features.IConnectionItemsFeature>()?.Items.ContainsKey(Key) == true;
+
+    /// <summary>
+    /// The decision from the bytes already buffered, or null when they are a prefix of the preface (or
+    /// none came yet). Nothing is consumed or examined, so the next read returns them at once.
+    /// </summary>
+    internal static bool? TryDecide(PipeReader input)
+    {
+        if (!input.TryRead(out var result))
+        {
+            return null;
+        }
+
+        var decision = Match(result.Buffer) ?? (result.IsCompleted ? false : null);
+        input.AdvanceTo(result.Buffer.Start);
+        return decision;
+    }
 
     /// <summary>
     /// Reads until the buffered bytes either diverge from the preface or contain all of it, and leaves
