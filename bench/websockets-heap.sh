@@ -2,7 +2,7 @@
 # Where an idle WebSocket's memory goes (issue 4): opens N idle WebSockets through the gateway
 # (default 4000) and prints the gateway's live managed heap by type and by owner (bench/HeapStat,
 # which suspends the gateway and marks what its GC roots reach).
-#   bench/websockets-heap.sh [N] [CONFIG] [TYPE-FILTER] [CLIENTS]
+#   [TOP=40] bench/websockets-heap.sh [N] [CONFIG] [TYPE-FILTER] [CLIENTS]
 # CONFIG defaults to bench/ws-gateway.json (backends over HTTP/1.1); bench/ws-gateway-h2.json sends
 # them over HTTP/2. CLIENTS: h1 (default, one connection per WebSocket) or h2 (HTTP/2 extended
 # CONNECT, up to 100 WebSockets on a connection). Divide the live bytes by N after subtracting a run with N=0 for per-connection
@@ -38,4 +38,4 @@ if (( N > 0 )); then
   for _ in $(seq 3000); do grep -q "^$N connections" "$RAW/ws-heap-clients.log" && break; sleep 0.2; done
   grep "^$N connections" "$RAW/ws-heap-clients.log" || { echo "the $N connections did not open; see $RAW/ws-heap-clients.log" >&2; exit 1; }
 fi
-dotnet bench/HeapStat/bin/Release/net10.0/HeapStat.dll "$gw" 40 $FILTER
+dotnet bench/HeapStat/bin/Release/net10.0/HeapStat.dll "$gw" "${TOP:-40}" $FILTER

@@ -2,7 +2,9 @@
 # WebSocket benchmarks (issue 4): idle capacity and slow consumers, on loopback only.
 #   bench/websockets.sh [IDLE_STEPS] [SLOW] [FAST] [SECONDS]
 # Idle capacity: opens IDLE_STEPS idle proxied WebSockets (default 10000,20000,50000) and reports the
-# gateway's RSS slope in KiB per connection. Slow consumers: FAST clients (100) read a 20 KiB/s
+# gateway's RSS slope in KiB per connection, beside two references: nginx proxying the same
+# WebSockets, and Kestrel alone holding them with no proxying at all (WsBench /hold: the handshake
+# by hand and a zero-byte read, no WebSocket object), the least any Kestrel-based proxy can hold. Slow consumers: FAST clients (100) read a 20 KiB/s
 # stream; then SLOW clients (1000) read 4 KiB/s of the same; the fast clients' p99 message latency
 # alone and with the slow ones, and the gateway's peak RSS, under each slow-client policy.
 # The gateway is pinned to CPU 0; the backend and the clients share CPU 1. Writes
@@ -34,6 +36,17 @@ if (( LARGEST > MAX_IDLE )); then
   FD_NOTE="The open-file limit here is $FD_LIMIT and cannot be raised (no CAP_SYS_RESOURCE), so the steps were capped at $IDLE_STEPS."
   echo "$FD_NOTE"
 fi
+
+if ! command -v nginx >/dev/null; then
+  [ "$(id -u)" = 0 ] || { echo "nginx is missing and not root to install it" >&2; exit 1; }
+  # Keep the package's service from starting (it would bind port 80 on every interface).
+  printf '#!/bin/sh\nexit 101\n' >/usr/sbin/policy-rc.d; chmod +x /usr/sbin/policy-rc.d
+  apt-get update -qq
+  DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends nginx >/dev/null
+  rm -f /usr/sbin/policy-rc.d
+fi
+WORK=$(mktemp -d /tmp/yarpgateway-ws-bench.XXXXXX)
+BENCH_CLEANUP="rm -rf $WORK"
 
 dotnet build src/YarpGateway -c Release --nologo -v q >/dev/null
 dotnet build bench/WsBench -c Release --nologo -v q >/dev/null
@@ -70,19 +83,51 @@ start_bare_yarp() { # log
   sleep 2
 }
 
+# nginx as a WebSocket proxy, one worker, the same four backends. Twice the connections the largest step
+# needs: nginx starts closing connections when fewer than a 16th of its slots are free.
+NGINX_CONNECTIONS=$(( ($(echo "$IDLE_STEPS" | tr ',' '\n' | sort -n | tail -1) * 2 + 1000) * 2 ))
+start_nginx() { # log
+  cat >"$WORK/nginx.conf" <<CONF
+worker_processes 1; daemon off; pid $WORK/nginx.pid; error_log $PWD/$1 warn; worker_rlimit_nofile $FD_LIMIT;
+events { worker_connections $NGINX_CONNECTIONS; }
+http { access_log off;
+  upstream ws { server 127.0.0.2:5910; server 127.0.0.3:5910; server 127.0.0.4:5910; server 127.0.0.5:5910; }
+  server { listen 0.0.0.0:$PROXY_PORT backlog=4096;
+    location / { proxy_pass http://ws; proxy_http_version 1.1; proxy_set_header Upgrade \$http_upgrade;
+      proxy_set_header Connection "upgrade"; proxy_read_timeout 30m; proxy_send_timeout 30m; } } }
+CONF
+  taskset -c 0 nginx -c "$WORK/nginx.conf" -p "$WORK" &
+  local master=$!
+  wait_ready "http://127.0.0.1:$PROXY_PORT/" 30
+  gw=$(pgrep -P "$master" | head -1) # RSS is the worker's; the master holds no connections
+  stop_proxy=$master
+}
+
+# Kestrel alone (WsBench's own server, no proxying), in the gateway's GC mode, on ports 5920 (HTTP/1.1)
+# and 5921 (h2c): what Kestrel itself holds for each idle WebSocket it serves.
+start_kestrel_alone() { # log
+  DOTNET_gcServer=1 taskset -c 0 dotnet "$BENCH_DLL" backend 5920 >"$1" 2>&1 &
+  gw=$!
+  wait_ready "http://127.0.0.1:5920/" 30
+  stop_proxy=$gw
+}
+
 gc_mode=$(python3 -c "import json;c=json.load(open('src/YarpGateway/bin/Release/net10.0/YarpGateway.runtimeconfig.json'))['runtimeOptions']['configProperties'];print('Server GC' if c.get('System.GC.Server') else 'Workstation GC')")
 
 # Idle capacity: backends over HTTP/1.1 (one backend connection per WebSocket, the default), then
 # over HTTP/2 (WebSockets multiplexed on shared backend connections, RFC 8441), then bare YARP.
-for backend in h1 h2 bare; do
-  if [[ $backend == bare ]]; then
-    start_bare_yarp "$RAW/ws-bare-yarp-idle.log"
-  else
-    config=bench/ws-gateway.json; [[ $backend == h2 ]] && config=bench/ws-gateway-h2.json
-    start_gateway "$RAW/ws-gateway-idle-$backend.log" "$config"
-  fi
-  timeout 1200 taskset -c 1 dotnet "$BENCH_DLL" idle $PROXY_PORT "$IDLE_STEPS" "$gw" | tee "$RAW/ws-idle-$backend.json"
-  kill -TERM "$gw"; wait "$gw" 2>/dev/null || true
+for backend in h1 h2 bare nginx kestrel; do
+  port=$PROXY_PORT path=/idle
+  case $backend in
+    bare) start_bare_yarp "$RAW/ws-bare-yarp-idle.log"; stop_proxy=$gw ;;
+    nginx) start_nginx "$RAW/ws-nginx-idle.log" ;;
+    kestrel) start_kestrel_alone "$RAW/ws-kestrel-idle.log"; port=5920 path=/hold ;;
+    *)
+      config=bench/ws-gateway.json; [[ $backend == h2 ]] && config=bench/ws-gateway-h2.json
+      start_gateway "$RAW/ws-gateway-idle-$backend.log" "$config"; stop_proxy=$gw ;;
+  esac
+  timeout 1200 taskset -c 1 dotnet "$BENCH_DLL" idle $port "$IDLE_STEPS" "$gw" h1 $path | tee "$RAW/ws-idle-$backend.json"
+  kill -TERM "$stop_proxy"; wait "$stop_proxy" 2>/dev/null || true
 done
 
 # Idle capacity with WebSockets over HTTP/2 on both sides (RFC 8441 from the clients, backends over
@@ -91,6 +136,9 @@ done
 start_gateway "$RAW/ws-gateway-idle-h2c.log" bench/ws-gateway-h2.json
 timeout 1200 taskset -c 1 dotnet "$BENCH_DLL" idle $PROXY_PORT "$REQUESTED_STEPS" "$gw" h2 | tee "$RAW/ws-idle-h2c.json"
 gateway_fds_h2c=$(ls /proc/$gw/fd | wc -l)
+kill -TERM "$gw"; wait "$gw" 2>/dev/null || true
+start_kestrel_alone "$RAW/ws-kestrel-idle-h2c.log"
+timeout 1200 taskset -c 1 dotnet "$BENCH_DLL" idle 5921 "$REQUESTED_STEPS" "$gw" h2 /hold | tee "$RAW/ws-idle-kestrel-h2c.json"
 kill -TERM "$gw"; wait "$gw" 2>/dev/null || true
 
 # Slow consumers, per policy.
@@ -106,7 +154,8 @@ for policy in Backpressure DropMessages Disconnect bare-yarp; do
   kill -TERM "$gw"; wait "$gw" 2>/dev/null || true
 done
 
-python3 - "$RAW/ws-idle-h1.json" "$RAW/ws-idle-h2.json" "$RAW/ws-idle-bare.json" "$RAW/ws-slow.jsonl" "$OUT" "$gc_mode" "$SLOW" "$FAST" "$FD_NOTE" "$RAW/ws-idle-h2c.json" "$gateway_fds_h2c" <<'PY'
+python3 - "$RAW/ws-idle-h1.json" "$RAW/ws-idle-h2.json" "$RAW/ws-idle-bare.json" "$RAW/ws-slow.jsonl" "$OUT" "$gc_mode" "$SLOW" "$FAST" "$FD_NOTE" "$RAW/ws-idle-h2c.json" "$gateway_fds_h2c" \
+  "$RAW/ws-idle-nginx.json" "$RAW/ws-idle-kestrel.json" "$RAW/ws-idle-kestrel-h2c.json" "$(nginx -v 2>&1 | sed 's|.*/||')" <<'PY'
 import json, sys, datetime, platform, os
 idle = json.load(open(sys.argv[1]))
 idle_h2 = json.load(open(sys.argv[2]))
@@ -114,6 +163,9 @@ idle_bare = json.load(open(sys.argv[3]))
 slow = [json.loads(l) for l in open(sys.argv[4]) if l.strip()]
 out, gc, n_slow, n_fast, fd_note = sys.argv[5], sys.argv[6], sys.argv[7], sys.argv[8], sys.argv[9]
 idle_h2c, fds_h2c = json.load(open(sys.argv[10])), int(sys.argv[11])
+idle_nginx, idle_kestrel, idle_kestrel_h2c, nginx_version = (json.load(open(sys.argv[12])), json.load(open(sys.argv[13])),
+                                                             json.load(open(sys.argv[14])), sys.argv[15])
+slope = lambda r: r["slope_kib_per_connection"]
 lines = [
     "# WebSocket benchmarks",
     "",
@@ -123,11 +175,14 @@ lines = [
     "",
     "## Idle capacity",
     "",
-    "| idle WebSockets | gateway RSS, backends over HTTP/1.1 (MiB) | gateway RSS, backends over HTTP/2 (MiB) | bare YARP RSS (MiB) |",
-    "| ---: | ---: | ---: | ---: |",
+    "One connection per WebSocket (HTTP/1.1 Upgrade). RSS in MiB; for nginx, its one worker's.",
+    "",
+    "| idle WebSockets | gateway, backends over HTTP/1.1 | gateway, backends over HTTP/2 | bare YARP | nginx | Kestrel alone, no proxying |",
+    "| ---: | ---: | ---: | ---: | ---: | ---: |",
 ]
-for p, q, b in zip(idle["points"], idle_h2["points"], idle_bare["points"]):
-    lines.append(f"| {p['connections']:,} | {p['rss_kib'] / 1024:,.0f} | {q['rss_kib'] / 1024:,.0f} | {b['rss_kib'] / 1024:,.0f} |")
+for p, q, b, n, k in zip(idle["points"], idle_h2["points"], idle_bare["points"], idle_nginx["points"], idle_kestrel["points"]):
+    lines.append(f"| {p['connections']:,} | {p['rss_kib'] / 1024:,.0f} | {q['rss_kib'] / 1024:,.0f} | {b['rss_kib'] / 1024:,.0f} | "
+                 f"{n['rss_kib'] / 1024:,.0f} | {k['rss_kib'] / 1024:,.0f} |")
 lines += [
     "",
     f"RSS slope over the steps (least squares): **{idle['slope_kib_per_connection']} KiB per connection** with backends "
@@ -137,22 +192,31 @@ lines += [
     f"{idle_h2['first_step_kib_per_connection']} KiB per connection, one-time costs included. "
     f"Connections that failed to open: {idle['failures']} / {idle_h2['failures']}. {fd_note}",
     "",
+    f"References: nginx {nginx_version} proxying the same WebSockets (one worker, default buffers): **{slope(idle_nginx)} KiB** "
+    f"per connection ({idle_nginx['failures']} failed). Kestrel alone, holding each WebSocket with no proxying "
+    f"(`WsBench backend`'s `/hold`: the handshake by hand and a zero-byte read, no WebSocket object, in the gateway's GC mode): "
+    f"**{slope(idle_kestrel)} KiB** per connection. That is Kestrel's share of every proxied WebSocket, before the backend "
+    "connection and the relay" + (", so no proxy built on Kestrel can reach 8 KiB per HTTP/1.1 connection." if slope(idle_kestrel) > 8 else "."),
+    "",
     "### WebSockets over HTTP/2 on both sides",
     "",
     "Clients open their WebSockets with HTTP/2 extended CONNECT (RFC 8441), up to 100 on one connection "
     "(Kestrel's default stream limit), and the gateway reaches the backends over HTTP/2 the same way. "
     "Few sockets, so the steps run as asked.",
     "",
-    "| idle WebSockets | gateway RSS (MiB) |",
-    "| ---: | ---: |",
+    "| idle WebSockets | gateway RSS (MiB) | Kestrel alone, no proxying (MiB) |",
+    "| ---: | ---: | ---: |",
 ]
-for p in idle_h2c["points"]:
-    lines.append(f"| {p['connections']:,} | {p['rss_kib'] / 1024:,.0f} |")
+for p, k in zip(idle_h2c["points"], idle_kestrel_h2c["points"]):
+    lines.append(f"| {p['connections']:,} | {p['rss_kib'] / 1024:,.0f} | {k['rss_kib'] / 1024:,.0f} |")
 lines += [
     "",
     f"RSS slope: **{idle_h2c['slope_kib_per_connection']} KiB per WebSocket** (target: at most 8); from empty to the "
     f"first step {idle_h2c['first_step_kib_per_connection']} KiB. WebSockets that failed to open: {idle_h2c['failures']}. "
-    f"Open file descriptors in the gateway at the last step: {fds_h2c:,}.",
+    f"Open file descriptors in the gateway at the last step: {fds_h2c:,}. Kestrel alone holding the same WebSockets "
+    f"(extended CONNECT accepted, a zero-byte read on the stream): **{slope(idle_kestrel_h2c)} KiB** per WebSocket, "
+    f"{idle_kestrel_h2c['failures']} failed. A proxy adds the backend stream to that (`SocketsHttpHandler`'s HTTP/2 stream, "
+    "its request and response: about 1.2 KB of live heap, `bench/websockets-heap.sh`) and the relay between them.",
     "",
     f"## Slow consumers: {n_fast} fast clients, then {n_slow} slow ones too",
     "",

@@ -9,12 +9,15 @@ using System.Text.Json;
 
 // WsBench backend <port>
 //   Kestrel on every address, HTTP/1.1 on <port> and HTTP/2 (h2c) on <port>+1: /idle accepts a WebSocket and holds it; /stream sends a binary message
-//   of 1 KiB every 50 ms, its first 8 bytes the sender's monotonic timestamp.
-// WsBench idle <port> <steps> <gateway-pid> [h1|h2]
+//   of 1 KiB every 50 ms, its first 8 bytes the sender's monotonic timestamp; /hold completes the WebSocket handshake
+//   by hand and waits on the upgraded stream with a zero-byte read, with no WebSocket object: the least any Kestrel
+//   server (a proxy's client side included) can hold for an idle WebSocket.
+// WsBench idle <port> <steps> <gateway-pid> [h1|h2] [path]
 //   Opens idle WebSockets through the gateway up to each step (e.g. 10000,20000,50000) and prints the
 //   gateway's RSS at each. h1 (default): one connection per WebSocket (HTTP/1.1 Upgrade), spread over
 //   127.0.0.1-4 so that ephemeral ports do not run out. h2: WebSockets over HTTP/2 extended CONNECT
 //   (RFC 8441), multiplexed on shared client connections (as many streams each as the gateway allows).
+//   path: the request path (default /idle).
 // WsBench slow <port> <slow> <fast> <seconds> <gateway-pid>
 //   Fast clients read everything; slow clients read 4 KiB a second. Measures the fast clients'
 //   message latency with the fast ones alone, then with the slow ones too, and the gateway's peak RSS.
@@ -23,13 +26,14 @@ return args switch
     ["backend", var port] => await Backend.RunAsync(int.Parse(port, CultureInfo.InvariantCulture)),
     ["idle", var port, var steps, var pid] => await Idle.RunAsync(int.Parse(port, CultureInfo.InvariantCulture), ParseSteps(steps), int.Parse(pid, CultureInfo.InvariantCulture), http2: false),
     ["idle", var port, var steps, var pid, var mode] when mode is "h1" or "h2" => await Idle.RunAsync(int.Parse(port, CultureInfo.InvariantCulture), ParseSteps(steps), int.Parse(pid, CultureInfo.InvariantCulture), http2: mode == "h2"),
+    ["idle", var port, var steps, var pid, var mode, var path] when mode is "h1" or "h2" => await Idle.RunAsync(int.Parse(port, CultureInfo.InvariantCulture), ParseSteps(steps), int.Parse(pid, CultureInfo.InvariantCulture), http2: mode == "h2", path),
     ["slow", var port, var slow, var fast, var seconds, var pid] => await Slow.RunAsync(int.Parse(port, CultureInfo.InvariantCulture), int.Parse(slow, CultureInfo.InvariantCulture), int.Parse(fast, CultureInfo.InvariantCulture), int.Parse(seconds, CultureInfo.InvariantCulture), int.Parse(pid, CultureInfo.InvariantCulture)),
     _ => Usage(),
 };
 
 static int Usage()
 {
-    Console.Error.WriteLine("usage: WsBench backend <port> | idle <port> <steps> <gateway-pid> [h1|h2] | slow <port> <slow> <fast> <seconds> <gateway-pid>");
+    Console.Error.WriteLine("usage: WsBench backend <port> | idle <port> <steps> <gateway-pid> [h1|h2] [path] | slow <port> <slow> <fast> <seconds> <gateway-pid>");
     return 2;
 }
 
@@ -48,6 +52,7 @@ internal static class Backend
             k.Limits.MaxConcurrentUpgradedConnections = null;
         });
         var app = builder.Build();
+        app.Use(static next => context => context.Request.Path == "/hold" ? Hold.RunAsync(context) : next(context));
         app.UseWebSockets(new WebSocketOptions { KeepAliveInterval = TimeSpan.Zero });
         app.Run(async context =>
         {
@@ -88,6 +93,54 @@ internal static class Backend
         });
         await app.RunAsync();
         return 0;
+    }
+}
+
+/// <summary>
+/// /hold: accepts a WebSocket (HTTP/1.1 Upgrade or HTTP/2 extended CONNECT) without a WebSocket object and
+/// waits on the upgraded stream with a zero-byte read until the client goes away: Kestrel's own cost of an
+/// idle WebSocket, with no proxying.
+/// </summary>
+internal static class Hold
+{
+    public static async Task RunAsync(HttpContext context)
+    {
+        Stream stream;
+        var connect = context.Features.Get<Microsoft.AspNetCore.Http.Features.IHttpExtendedConnectFeature>();
+        if (connect is { IsExtendedConnect: true })
+        {
+            stream = await connect.AcceptAsync();
+        }
+        else
+        {
+            var upgrade = context.Features.Get<Microsoft.AspNetCore.Http.Features.IHttpUpgradeFeature>();
+            if (upgrade is not { IsUpgradableRequest: true })
+            {
+                context.Response.StatusCode = 400;
+                return;
+            }
+
+            var key = context.Request.Headers["Sec-WebSocket-Key"].ToString();
+            context.Response.Headers.Connection = "Upgrade";
+            context.Response.Headers.Upgrade = "websocket";
+#pragma warning disable CA5350 // RFC 6455 fixes SHA-1 for Sec-WebSocket-Accept; it is not used for security here.
+            context.Response.Headers["Sec-WebSocket-Accept"] = Convert.ToBase64String(
+                System.Security.Cryptography.SHA1.HashData(Encoding.ASCII.GetBytes(key + "258EAFA5-E914-47DA-95CA-C5AB0DC85B11")));
+#pragma warning restore CA5350
+            stream = await upgrade.UpgradeAsync();
+        }
+
+        try
+        {
+            _ = await stream.ReadAsync(Memory<byte>.Empty, context.RequestAborted);
+            var buffer = new byte[256];
+            while (await stream.ReadAsync(buffer, context.RequestAborted) > 0)
+            {
+            }
+        }
+        catch (Exception ex) when (ex is OperationCanceledException or IOException)
+        {
+        }
     }
 }
 
@@ -230,7 +283,7 @@ internal static class Gateway
 
 internal static class Idle
 {
-    public static async Task<int> RunAsync(int port, int[] steps, int pid, bool http2)
+    public static async Task<int> RunAsync(int port, int[] steps, int pid, bool http2, string path = "/idle")
     {
         using var timeout = new CancellationTokenSource(TimeSpan.FromMinutes(15));
         // HTTP/2: one handler for all, so WebSockets share connections; a new one opens whenever
@@ -260,8 +313,8 @@ internal static class Idle
                     try
                     {
                         return http2
-                            ? await ConnectHttp2Async(invoker, port, timeout.Token)
-                            : (IDisposable)(await RawClient.ConnectAsync(Gateway.Source(index), port, "/idle", timeout.Token)).Socket;
+                            ? await ConnectHttp2Async(invoker, port, path, timeout.Token)
+                            : (IDisposable)(await RawClient.ConnectAsync(Gateway.Source(index), port, path, timeout.Token)).Socket;
                     }
                     catch (Exception ex) when (ex is IOException or SocketException or WebSocketException or HttpRequestException)
                     {
@@ -309,7 +362,7 @@ internal static class Idle
         return 0;
     }
 
-    private static async Task<IDisposable> ConnectHttp2Async(HttpMessageInvoker invoker, int port, CancellationToken cancellationToken)
+    private static async Task<IDisposable> ConnectHttp2Async(HttpMessageInvoker invoker, int port, string path, CancellationToken cancellationToken)
     {
         var socket = new ClientWebSocket();
         socket.Options.HttpVersion = HttpVersion.Version20;
@@ -317,7 +370,7 @@ internal static class Idle
         socket.Options.KeepAliveInterval = TimeSpan.Zero;
         try
         {
-            await socket.ConnectAsync(new Uri($"ws://127.0.0.1:{port}/idle"), invoker, cancellationToken);
+            await socket.ConnectAsync(new Uri($"ws://127.0.0.1:{port}{path}"), invoker, cancellationToken);
             return socket;
         }
         catch
