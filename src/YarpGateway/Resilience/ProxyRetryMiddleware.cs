@@ -44,10 +44,13 @@ internal sealed partial class ProxyRetryMiddleware(
         attempt.Candidates = proxy.AvailableDestinations;
         context.Features.Set(attempt);
 
-        // The first attempt runs directly: nearly every request succeeds at once, and entering the
-        // Polly pipeline cost ~40 µs per request on one core (bench/results). Polly takes over only
-        // when a retry is actually needed.
-        var retryable = await RunAttemptAsync(attempt, next);
+        // The first attempt runs directly, in this frame: nearly every request succeeds at once, and
+        // entering the Polly pipeline cost ~40 µs per request on one core (bench/results). Polly takes
+        // over only when a retry is actually needed. (A frame of its own would cost every proxied
+        // request an allocation, and an upgraded request would hold it for its WebSocket's life.)
+        BeginAttempt(attempt);
+        await next(context);
+        var retryable = attempt.End();
         if (eligible && retryable && TryTakeRetry(attempt))
         {
             await RetryAsync(attempt, next, current, context.RequestAborted);
@@ -56,13 +59,18 @@ internal sealed partial class ProxyRetryMiddleware(
         await FinishAsync(attempt, clusterId);
     }
 
-    // Returns whether another attempt could succeed.
+    // A retry. Returns whether another attempt could succeed.
     private async Task<bool> RunAttemptAsync(RetryAttempt attempt, RequestDelegate next)
+    {
+        BeginAttempt(attempt);
+        await next(attempt.Context);
+        return attempt.End();
+    }
+
+    private void BeginAttempt(RetryAttempt attempt)
     {
         attempt.Begin(_timeProvider);
         metrics.ProxyAttempt(attempt.Proxy.Cluster?.Config.ClusterId);
-        await next(attempt.Context);
-        return attempt.End();
     }
 
     // Retries 1..MaxRetries: the first after a jittered base delay, the rest through the Polly
