@@ -15,6 +15,19 @@ stop_started() {
 }
 trap stop_started EXIT
 
+# install_missing TOOL=PACKAGE ...: installs, as root and from Debian, the packages of the tools not on
+# PATH, with their services kept from starting (nginx would bind port 80 on every interface).
+install_missing() {
+  local need=() pair
+  for pair in "$@"; do command -v "${pair%%=*}" >/dev/null || need+=("${pair#*=}"); done
+  ((${#need[@]})) || return 0
+  [ "$(id -u)" = 0 ] || { echo "missing ${need[*]} and not root to install them" >&2; return 1; }
+  printf '#!/bin/sh\nexit 101\n' >/usr/sbin/policy-rc.d; chmod +x /usr/sbin/policy-rc.d
+  apt-get update -qq
+  DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends "${need[@]}" >/dev/null
+  rm -f /usr/sbin/policy-rc.d
+}
+
 # wait_ready URL SECONDS: until URL answers 2xx, polling every 0.1 s; fails (status 1) after SECONDS.
 wait_ready() {
   for _ in $(seq $(( $2 * 10 ))); do curl -fsS -o /dev/null "$1" 2>/dev/null && return 0; sleep 0.1; done

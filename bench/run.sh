@@ -19,16 +19,8 @@ WORK=$(mktemp -d /tmp/yarpgateway-bench.XXXXXX)
 mkdir -p "$RAW"
 ulimit -n "$(ulimit -Hn)" 2>/dev/null || true
 
-need=()
-for tool in nginx haproxy wrk h2load gnuplot; do command -v "$tool" >/dev/null || need+=("$tool"); done
-if ((${#need[@]})); then
-  [ "$(id -u)" = 0 ] || { echo "missing ${need[*]} and not root to install them" >&2; exit 1; }
-  # Keep the packages' services from starting (nginx would bind port 80 on every interface).
-  printf '#!/bin/sh\nexit 101\n' >/usr/sbin/policy-rc.d; chmod +x /usr/sbin/policy-rc.d
-  apt-get update -qq
-  DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends nginx haproxy wrk nghttp2-client gnuplot-nox >/dev/null
-  rm -f /usr/sbin/policy-rc.d
-fi
+source bench/lib.sh
+install_missing nginx=nginx haproxy=haproxy wrk=wrk h2load=nghttp2-client gnuplot=gnuplot-nox
 
 dotnet build src/YarpGateway -c Release --nologo -v q >/dev/null
 dotnet build bench/BareYarp -c Release --nologo -v q >/dev/null
@@ -41,7 +33,6 @@ declare -A URL=(
 declare -A H2URL=( [gateway]=http://127.0.0.1:9101/ [bare-yarp]=http://127.0.0.1:9112/ [haproxy]=http://127.0.0.1:9114/ )
 declare -A PIDS=()
 BENCH_CLEANUP='rm -rf "$WORK"'
-source bench/lib.sh
 
 # --- backend: nginx, one worker, a 2-byte body ---------------------------------------------------
 mkdir -p "$WORK/backend" "$WORK/proxy"

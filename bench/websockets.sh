@@ -4,8 +4,8 @@
 # Idle capacity: opens IDLE_STEPS idle proxied WebSockets (default 10000,20000,50000) and reports the
 # gateway's RSS slope in KiB per connection, beside two references: nginx proxying the same
 # WebSockets, and Kestrel alone holding them with no proxying at all (WsBench /hold: the handshake
-# by hand and a zero-byte read, no WebSocket object), the least any Kestrel-based proxy can hold. Slow consumers: FAST clients (100) read a 20 KiB/s
-# stream; then SLOW clients (1000) read 4 KiB/s of the same; the fast clients' p99 message latency
+# by hand and a zero-byte read, no WebSocket object), the least any Kestrel-based proxy can hold.
+# Slow consumers: FAST clients (100) read a 20 KiB/s stream; then SLOW clients (1000) read 4 KiB/s of the same; the fast clients' p99 message latency
 # alone and with the slow ones, and the gateway's peak RSS, under each slow-client policy.
 # The gateway is pinned to CPU 0; the backend and the clients share CPU 1. Writes
 # bench/results/websockets.md.
@@ -33,18 +33,13 @@ LARGEST=$(echo "$IDLE_STEPS" | tr ',' '\n' | sort -n | tail -1)
 FD_NOTE=""
 if (( LARGEST > MAX_IDLE )); then
   IDLE_STEPS="$(( MAX_IDLE / 4 )),$(( MAX_IDLE / 2 )),$MAX_IDLE"
+  LARGEST=$MAX_IDLE
   FD_NOTE="The open-file limit here is $FD_LIMIT and cannot be raised (no CAP_SYS_RESOURCE), so the steps were capped at $IDLE_STEPS."
   echo "$FD_NOTE"
 fi
 
-if ! command -v nginx >/dev/null; then
-  [ "$(id -u)" = 0 ] || { echo "nginx is missing and not root to install it" >&2; exit 1; }
-  # Keep the package's service from starting (it would bind port 80 on every interface).
-  printf '#!/bin/sh\nexit 101\n' >/usr/sbin/policy-rc.d; chmod +x /usr/sbin/policy-rc.d
-  apt-get update -qq
-  DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends nginx >/dev/null
-  rm -f /usr/sbin/policy-rc.d
-fi
+source bench/lib.sh
+install_missing nginx=nginx
 WORK=$(mktemp -d /tmp/yarpgateway-ws-bench.XXXXXX)
 BENCH_CLEANUP="rm -rf $WORK"
 
@@ -53,8 +48,6 @@ dotnet build bench/WsBench -c Release --nologo -v q >/dev/null
 dotnet build bench/BareYarp -c Release --nologo -v q >/dev/null
 GATEWAY_DLL=src/YarpGateway/bin/Release/net10.0/YarpGateway.dll
 BENCH_DLL=bench/WsBench/bin/Release/net10.0/WsBench.dll
-
-source bench/lib.sh
 
 
 taskset -c 1 dotnet "$BENCH_DLL" backend 5910 >"$RAW/ws-backend.log" 2>&1 &
@@ -66,7 +59,7 @@ start_gateway() { # log, config, extra args...
   ASPNETCORE_ENVIRONMENT=Production taskset -c 0 dotnet "$GATEWAY_DLL" --config "$config" --Gateway:Shutdown:DrainDelay=00:00:00 \
     --Kestrel:Endpoints:Proxy:Url=http://0.0.0.0:$PROXY_PORT --Kestrel:Endpoints:Management:Url=http://$MANAGEMENT \
     --Gateway:Telemetry:SaturationLogInterval=00:00:00 "$@" >"$log" 2>&1 &
-  gw=$!
+  gw=$! stop_proxy=$!
   wait_ready "http://$MANAGEMENT/healthz/ready" 30
 }
 
@@ -78,14 +71,14 @@ start_bare_yarp() { # log
     --ReverseProxy:Clusters:ws:HttpRequest:ActivityTimeout=00:30:00 \
     --ReverseProxy:Clusters:ws:Destinations:b2:Address=http://127.0.0.2:5910/ --ReverseProxy:Clusters:ws:Destinations:b3:Address=http://127.0.0.3:5910/ \
     --ReverseProxy:Clusters:ws:Destinations:b4:Address=http://127.0.0.4:5910/ --ReverseProxy:Clusters:ws:Destinations:b5:Address=http://127.0.0.5:5910/ >"$1" 2>&1 &
-  gw=$!
+  gw=$! stop_proxy=$!
   wait_ready "http://127.0.0.1:$PROXY_PORT/" 30 || true
   sleep 2
 }
 
 # nginx as a WebSocket proxy, one worker, the same four backends. Twice the connections the largest step
 # needs: nginx starts closing connections when fewer than a 16th of its slots are free.
-NGINX_CONNECTIONS=$(( ($(echo "$IDLE_STEPS" | tr ',' '\n' | sort -n | tail -1) * 2 + 1000) * 2 ))
+NGINX_CONNECTIONS=$(( (LARGEST * 2 + 1000) * 2 ))
 start_nginx() { # log
   cat >"$WORK/nginx.conf" <<CONF
 worker_processes 1; daemon off; pid $WORK/nginx.pid; error_log $PWD/$1 warn; worker_rlimit_nofile $FD_LIMIT;
@@ -107,24 +100,24 @@ CONF
 # and 5921 (h2c): what Kestrel itself holds for each idle WebSocket it serves.
 start_kestrel_alone() { # log
   DOTNET_gcServer=1 taskset -c 0 dotnet "$BENCH_DLL" backend 5920 >"$1" 2>&1 &
-  gw=$!
+  gw=$! stop_proxy=$!
   wait_ready "http://127.0.0.1:5920/" 30
-  stop_proxy=$gw
 }
 
 gc_mode=$(python3 -c "import json;c=json.load(open('src/YarpGateway/bin/Release/net10.0/YarpGateway.runtimeconfig.json'))['runtimeOptions']['configProperties'];print('Server GC' if c.get('System.GC.Server') else 'Workstation GC')")
 
 # Idle capacity: backends over HTTP/1.1 (one backend connection per WebSocket, the default), then
-# over HTTP/2 (WebSockets multiplexed on shared backend connections, RFC 8441), then bare YARP.
+# over HTTP/2 (WebSockets multiplexed on shared backend connections, RFC 8441), then bare YARP,
+# nginx and Kestrel alone. gw is the process whose RSS is read, stop_proxy the one to stop.
 for backend in h1 h2 bare nginx kestrel; do
   port=$PROXY_PORT path=/idle
   case $backend in
-    bare) start_bare_yarp "$RAW/ws-bare-yarp-idle.log"; stop_proxy=$gw ;;
+    bare) start_bare_yarp "$RAW/ws-bare-yarp-idle.log" ;;
     nginx) start_nginx "$RAW/ws-nginx-idle.log" ;;
     kestrel) start_kestrel_alone "$RAW/ws-kestrel-idle.log"; port=5920 path=/hold ;;
     *)
       config=bench/ws-gateway.json; [[ $backend == h2 ]] && config=bench/ws-gateway-h2.json
-      start_gateway "$RAW/ws-gateway-idle-$backend.log" "$config"; stop_proxy=$gw ;;
+      start_gateway "$RAW/ws-gateway-idle-$backend.log" "$config" ;;
   esac
   timeout 1200 taskset -c 1 dotnet "$BENCH_DLL" idle $port "$IDLE_STEPS" "$gw" h1 $path | tee "$RAW/ws-idle-$backend.json"
   kill -TERM "$stop_proxy"; wait "$stop_proxy" 2>/dev/null || true
