@@ -11,6 +11,8 @@ namespace YarpGateway.Resilience;
 /// destination is ejected (passive health Unhealthy, so no traffic under any load-balancing policy)
 /// after N consecutive failures or a failure rate over a window, where a failure is a transport
 /// error, a try timeout or a 5xx response (YARP's built-in policy counts transport errors only).
+/// A refused or timed-out connect is no slow backend but a missing one: fewer of those in a row
+/// (<see cref="OutlierEjectionSettings.ConsecutiveConnectFailures"/>) eject it.
 /// It comes back after the reactivation period with its weight. At most
 /// <see cref="OutlierEjectionSettings.MaxEjectedPercent"/> of a cluster's destinations are ejected at once.
 /// </summary>
@@ -34,22 +36,38 @@ internal sealed partial class OutlierEjectionPolicy(IDestinationHealthUpdater he
         var settings = _settings.GetValue(model.Config, OutlierEjectionSettings.From);
         var counts = _counts.GetValue(destination, _ => new DestinationCounts(timeProvider, settings.Window));
         counts.Window.AddTotal();
-        if (!IsFailure(context))
+        var failure = Classify(context);
+        if (failure == Failure.None)
         {
             Interlocked.Exchange(ref counts.Consecutive, 0);
+            Interlocked.Exchange(ref counts.ConsecutiveConnect, 0);
             return;
         }
 
         counts.Window.AddMarked();
         var consecutive = Interlocked.Increment(ref counts.Consecutive);
+        var consecutiveConnect = 0;
+        if (failure == Failure.Connect)
+        {
+            consecutiveConnect = Interlocked.Increment(ref counts.ConsecutiveConnect);
+        }
+        else
+        {
+            Interlocked.Exchange(ref counts.ConsecutiveConnect, 0);
+        }
+
         var (total, failed) = counts.Window.Sum();
         var byRate = total >= settings.MinimumRequests && failed >= settings.FailureRate * total;
-        if (consecutive < settings.ConsecutiveFailures && !byRate)
+        var byConnect = consecutiveConnect >= settings.ConsecutiveConnectFailures;
+        if (consecutive < settings.ConsecutiveFailures && !byRate && !byConnect)
         {
             return;
         }
 
-        TryEject(cluster, destination, counts, settings, byRate ? $"{failed} of {total} requests failed" : $"{consecutive} consecutive failures");
+        TryEject(cluster, destination, counts, settings,
+            byConnect ? $"{consecutiveConnect} connection attempts in a row failed"
+            : byRate ? $"{failed} of {total} requests failed"
+            : $"{consecutive} consecutive failures");
     }
 
     private void TryEject(ClusterState cluster, DestinationState destination, DestinationCounts counts, OutlierEjectionSettings settings, string why)
@@ -71,6 +89,7 @@ internal sealed partial class OutlierEjectionPolicy(IDestinationHealthUpdater he
 
             healthUpdater.SetPassive(cluster, destination, DestinationHealth.Unhealthy, settings.ReactivationPeriod);
             Interlocked.Exchange(ref counts.Consecutive, 0);
+            Interlocked.Exchange(ref counts.ConsecutiveConnect, 0);
             counts.Window.Clear();
         }
 
@@ -87,28 +106,44 @@ internal sealed partial class OutlierEjectionPolicy(IDestinationHealthUpdater he
         }, null, settings.ReactivationPeriod, Timeout.InfiniteTimeSpan);
     }
 
-    private static bool IsFailure(HttpContext context)
+    private static Failure Classify(HttpContext context)
     {
         if (context.Features.Get<RetryAttempt>() is { TryTimedOut: true })
         {
-            return true;
+            return Failure.Other;
         }
 
         if (context.Features.Get<IForwarderErrorFeature>() is { } error)
         {
             // The client going away says nothing about the destination.
-            return error.Error is not (ForwarderError.RequestCanceled or ForwarderError.RequestBodyCanceled or ForwarderError.RequestBodyClient
+            if (error.Error is ForwarderError.RequestCanceled or ForwarderError.RequestBodyCanceled or ForwarderError.RequestBodyClient
                 or ForwarderError.ResponseBodyCanceled or ForwarderError.ResponseBodyClient or ForwarderError.UpgradeRequestCanceled
-                or ForwarderError.UpgradeRequestClient or ForwarderError.UpgradeResponseCanceled or ForwarderError.UpgradeResponseClient);
+                or ForwarderError.UpgradeRequestClient or ForwarderError.UpgradeResponseCanceled or ForwarderError.UpgradeResponseClient)
+            {
+                return Failure.None;
+            }
+
+            return error.Error is ForwarderError.Request or ForwarderError.RequestTimedOut
+                && RetryAttempt.ClassifyTransport(error.Exception) is AttemptFailure.ConnectFailure or AttemptFailure.ConnectTimeout
+                ? Failure.Connect
+                : Failure.Other;
         }
 
-        return context.Response.StatusCode >= 500;
+        return context.Response.StatusCode >= 500 ? Failure.Other : Failure.None;
+    }
+
+    private enum Failure
+    {
+        None,
+        Connect,
+        Other,
     }
 
     private sealed class DestinationCounts(TimeProvider timeProvider, TimeSpan window)
     {
         public readonly SlidingWindowCounter Window = new(timeProvider, window);
         public int Consecutive;
+        public int ConsecutiveConnect;
     }
 
     private static partial class Log

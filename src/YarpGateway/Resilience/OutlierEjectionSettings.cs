@@ -5,13 +5,15 @@ namespace YarpGateway.Resilience;
 
 /// <summary>
 /// Settings of the <c>OutlierEjection</c> passive health policy, from cluster <c>Metadata</c>:
-/// <c>OutlierEjection.ConsecutiveFailures</c> (default 5), <c>OutlierEjection.FailureRate</c>
+/// <c>OutlierEjection.ConsecutiveFailures</c> (default 5),
+/// <c>OutlierEjection.ConsecutiveConnectFailures</c> (refused or timed-out connects in a row, default 3),
+/// <c>OutlierEjection.FailureRate</c>
 /// (0 to 1, default 0.5), <c>OutlierEjection.MinimumRequests</c> (in the window, default 20),
 /// <c>OutlierEjection.Window</c> (default 00:00:10), <c>OutlierEjection.MaxEjectedPercent</c>
 /// (default 50). The reactivation period is YARP's own <c>HealthCheck.Passive.ReactivationPeriod</c>
 /// (default here 00:00:30).
 /// </summary>
-internal sealed record OutlierEjectionSettings(int ConsecutiveFailures, double FailureRate, int MinimumRequests, TimeSpan Window, int MaxEjectedPercent, TimeSpan ReactivationPeriod)
+internal sealed record OutlierEjectionSettings(int ConsecutiveFailures, int ConsecutiveConnectFailures, double FailureRate, int MinimumRequests, TimeSpan Window, int MaxEjectedPercent, TimeSpan ReactivationPeriod)
 {
     public const string Prefix = "OutlierEjection.";
     public static readonly TimeSpan DefaultReactivationPeriod = TimeSpan.FromSeconds(30);
@@ -21,6 +23,7 @@ internal sealed record OutlierEjectionSettings(int ConsecutiveFailures, double F
         var metadata = cluster.Metadata;
         return new OutlierEjectionSettings(
             Int(metadata, "ConsecutiveFailures", 5),
+            Int(metadata, "ConsecutiveConnectFailures", 3),
             Double(metadata, "FailureRate", 0.5),
             Int(metadata, "MinimumRequests", 20),
             Time(metadata, "Window", TimeSpan.FromSeconds(10)),
@@ -36,6 +39,7 @@ internal sealed record OutlierEjectionSettings(int ConsecutiveFailures, double F
         }
 
         Check(metadata, "ConsecutiveFailures", v => int.TryParse(v, NumberStyles.None, CultureInfo.InvariantCulture, out var n) && n >= 1, "a whole number of at least 1", key, errors);
+        Check(metadata, "ConsecutiveConnectFailures", v => int.TryParse(v, NumberStyles.None, CultureInfo.InvariantCulture, out var n) && n >= 1, "a whole number of at least 1", key, errors);
         Check(metadata, "FailureRate", v => double.TryParse(v, NumberStyles.Float, CultureInfo.InvariantCulture, out var d) && d is > 0 and <= 1, "a share from above 0 to 1 (0.5 = 50 %)", key, errors);
         Check(metadata, "MinimumRequests", v => int.TryParse(v, NumberStyles.None, CultureInfo.InvariantCulture, out var n) && n >= 1, "a whole number of at least 1", key, errors);
         Check(metadata, "Window", v => TimeSpan.TryParse(v, CultureInfo.InvariantCulture, out var t) && t >= TimeSpan.FromSeconds(1), "a time span of at least 00:00:01", key, errors);

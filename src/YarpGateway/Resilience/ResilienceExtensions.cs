@@ -21,6 +21,7 @@ internal static class ResilienceExtensions
         services.AddSingleton<ITransformProvider, RetryResponseTransformProvider>();
         services.AddSingleton<IForwarderHttpClientFactory, GatewayHttpClientFactory>(); // replaces YARP's (last registration wins)
         services.AddSingleton<IPassiveHealthCheckPolicy, OutlierEjectionPolicy>();
+        services.AddSingleton<Yarp.ReverseProxy.Configuration.IProxyConfigFilter, PassiveHealthDefaults>();
         return services;
     }
 

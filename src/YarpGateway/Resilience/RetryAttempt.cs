@@ -177,7 +177,8 @@ internal sealed class RetryAttempt(HttpContext context, IReverseProxyFeature pro
         return RetryReserved || Context.Response.StatusCode >= 500 ? AttemptFailure.Status : AttemptFailure.None;
     }
 
-    private static AttemptFailure ClassifyTransport(Exception? exception)
+    /// <summary>A transport error: no connection (refused, unreachable), a connect timeout, or a connection lost after connecting.</summary>
+    internal static AttemptFailure ClassifyTransport(Exception? exception)
     {
         if (IsConnectTimeout(exception))
         {

@@ -50,6 +50,54 @@ public class ResilienceTests
     }
 
     [Fact]
+    public async Task DestinationKilledMidLoad_WithNoHealthConfiguration_NoGetFails_ItIsEjected_AndComesBack()
+    {
+        await using var a = await TestBackend.StartAsync("a");
+        var b = await TestBackend.StartAsync("b");
+        var bPort = b.Port;
+        var config = ProxyConfigJson.CatchAll("RoundRobin", (a, null), (b, null));
+        Assert.Null(Cluster(config)["HealthCheck"]);
+        Assert.Null(Cluster(config)["Metadata"]);
+        await using var gateway = await GatewayUnderTest.StartAsync(config);
+
+        var progress = new Load.Progress();
+        var load = Load.RunAsync(gateway, requests: 2000, workers: 20, progress: progress);
+        Assert.True(await Eventually.TrueAsync(() => progress.Completed >= 400, Bound));
+        await b.KillAsync();
+        var result = await load.WaitAsync(TimeSpan.FromSeconds(60));
+
+        Assert.True(result.Failures == 0, $"{result.Failures} GETs failed: {string.Join("; ", result.FailureSamples)}");
+        Assert.Equal(2000, result.Total);
+        Assert.Equal(1, gateway.Counter("gateway.outlier.ejections|cluster=c1|destination=b"));
+        Assert.Contains(gateway.Logs.Lines, line => line.Contains("Destination b of cluster c1 ejected", StringComparison.Ordinal));
+
+        // Back on the same port: after the default reactivation period (30 s) it gets traffic again.
+        // The period is YARP's own timer; shortening it here would not test the default.
+        var reactivationPeriod = TimeSpan.FromSeconds(30);
+        await using var restarted = await TestBackend.StartAsync("b", bPort);
+        Assert.True(await Eventually.TrueAsync(async () =>
+        {
+            await Load.RunAsync(gateway, requests: 10, workers: 2);
+            return restarted.Requests > 0;
+        }, reactivationPeriod + Bound), "b got no traffic after its restart and the reactivation period");
+    }
+
+    [Fact]
+    public async Task PassiveHealthCanBeTurnedOff_ADeadDestinationIsThenNeverEjected()
+    {
+        await using var a = await TestBackend.StartAsync("a");
+        var config = ProxyConfigJson.CatchAll("RoundRobin", (a, null));
+        Cluster(config)["Destinations"]!["dead"] = new JsonObject { ["Address"] = $"http://127.0.0.1:{LoopbackPort.Unused()}/" };
+        Cluster(config)["HealthCheck"] = new JsonObject { ["Passive"] = new JsonObject { ["Enabled"] = false } };
+        await using var gateway = await GatewayUnderTest.StartAsync(config);
+
+        var result = await Load.RunAsync(gateway, requests: 40, workers: 1);
+
+        Assert.Equal(0, result.Failures); // retried on a
+        Assert.Equal(0, gateway.CounterSum("gateway.outlier.ejections"));
+    }
+
+    [Fact]
     public async Task PostToABackendThatResets_Gets502_AndIsSentExactlyOnce()
     {
         await using var a = await TestBackend.StartAsync("a");

@@ -155,6 +155,13 @@ internal sealed class TestBackend : IAsyncDisposable
         return backend;
     }
 
+    /// <summary>Stops at once, as SIGKILL would: the listener closes and open connections are aborted, in-flight requests get no answer.</summary>
+    public async Task KillAsync()
+    {
+        await _app.StopAsync(new CancellationToken(canceled: true));
+        await _app.DisposeAsync();
+    }
+
     public async ValueTask DisposeAsync()
     {
         await _app.StopAsync();

@@ -106,4 +106,46 @@ public class OutlierEjectionPolicyTests
 
         Assert.Empty(health.Passive);
     }
+
+    [Fact]
+    public void RefusedConnects_EjectAfterTheirOwnLowerThreshold_AndASuccessResetsIt()
+    {
+        var (cluster, d) = Cluster(2, []);
+        var health = new RecordingHealthUpdater();
+        var policy = new OutlierEjectionPolicy(health, TestMetrics.Create(), new ManualTimeProvider(), Microsoft.Extensions.Logging.Abstractions.NullLogger<OutlierEjectionPolicy>.Instance);
+        static DefaultHttpContext Refused()
+        {
+            var context = new DefaultHttpContext();
+            var refused = new HttpRequestException(HttpRequestError.ConnectionError, "Connection refused");
+            context.Features.Set<Yarp.ReverseProxy.Forwarder.IForwarderErrorFeature>(new TestForwarderError(Yarp.ReverseProxy.Forwarder.ForwarderError.Request, refused));
+            return context;
+        }
+
+        policy.RequestProxied(Refused(), cluster, d[0]);
+        policy.RequestProxied(Refused(), cluster, d[0]);
+        policy.RequestProxied(Response(200), cluster, d[0]); // resets both counts
+        policy.RequestProxied(Refused(), cluster, d[0]);
+        policy.RequestProxied(Refused(), cluster, d[0]);
+        Assert.Empty(health.Passive);
+
+        policy.RequestProxied(Refused(), cluster, d[0]); // the third in a row, under the default 5 for other failures
+        Assert.Equal([("d0", DestinationHealth.Unhealthy, TimeSpan.FromMinutes(1))], health.Passive);
+    }
+
+    [Fact]
+    public void PassiveHealthDefaults_EnableOutlierEjection_UnlessTheClusterSaysOtherwise()
+    {
+        var bare = PassiveHealthDefaults.Apply(new ClusterConfig { ClusterId = "c" });
+        Assert.True(bare.HealthCheck!.Passive!.Enabled);
+        Assert.Equal(OutlierEjectionPolicy.PolicyName, bare.HealthCheck.Passive.Policy);
+
+        var period = PassiveHealthDefaults.Apply(new ClusterConfig { ClusterId = "c", HealthCheck = new HealthCheckConfig { Passive = new PassiveHealthCheckConfig { ReactivationPeriod = TimeSpan.FromSeconds(7) } } });
+        Assert.Equal((true, "OutlierEjection", TimeSpan.FromSeconds(7)), (period.HealthCheck!.Passive!.Enabled, period.HealthCheck.Passive.Policy, period.HealthCheck.Passive.ReactivationPeriod));
+
+        var other = PassiveHealthDefaults.Apply(new ClusterConfig { ClusterId = "c", HealthCheck = new HealthCheckConfig { Passive = new PassiveHealthCheckConfig { Policy = "TransportFailureRate" } } });
+        Assert.Equal("TransportFailureRate", other.HealthCheck!.Passive!.Policy);
+
+        var off = new ClusterConfig { ClusterId = "c", HealthCheck = new HealthCheckConfig { Passive = new PassiveHealthCheckConfig { Enabled = false } } };
+        Assert.Same(off, PassiveHealthDefaults.Apply(off));
+    }
 }
