@@ -11,7 +11,8 @@ namespace YarpGateway.LoadBalancing;
 /// gets it. With equally fast backends the split therefore matches the weights at any concurrency
 /// (plain "lowest in-flight/weight" does not: with 8 requests in flight over weights 5/3/1 it
 /// splits 50/37/13); a slow or stuck destination piles up in-flight requests and sheds traffic.
-/// O(n) per request over the available destinations; no lock, no allocation.
+/// O(n) per request over the available destinations; no lock, no allocation. A retry follows the
+/// cluster's own order, skipping the destinations that already failed it (<see cref="WeightedScheduleCache"/>).
 /// </summary>
 internal sealed class WeightedLeastRequestsPolicy(WeightedScheduleCache schedules) : ILoadBalancingPolicy
 {
@@ -26,21 +27,32 @@ internal sealed class WeightedLeastRequestsPolicy(WeightedScheduleCache schedule
             return null;
         }
 
-        var schedule = schedules.Get(cluster, availableDestinations);
-        var scheduled = schedule.Next();
+        var schedule = schedules.Get(cluster, availableDestinations, out var narrowed);
+        int scheduled;
+        if (narrowed)
+        {
+            // A retry: the cluster's order without the destinations that failed; weights read per
+            // destination (a retry is rare enough not to need them cached).
+            scheduled = schedule.NextWithin(availableDestinations) is { } next ? WeightedSchedule.IndexOf(availableDestinations, next) : -1;
+        }
+        else
+        {
+            scheduled = schedule.Next();
+        }
+
         if (scheduled < 0)
         {
             return null;
         }
 
-        var weights = schedule.Weights;
+        var weights = narrowed ? null : schedule.Weights;
 
         // The least loaded per weight once it takes this request: argmin (load_i + 1) / weight_i.
         var best = -1;
         long bestLoad = 0, bestWeight = 1;
         for (var i = 0; i < availableDestinations.Count; i++)
         {
-            long weight = weights[i];
+            long weight = weights is null ? DestinationWeight.Of(availableDestinations[i]) : weights[i];
             if (weight == 0)
             {
                 continue;
@@ -57,7 +69,7 @@ internal sealed class WeightedLeastRequestsPolicy(WeightedScheduleCache schedule
 
         // Overloaded: (bestLoad + 1) / bestWeight + 1 <= scheduledLoad / scheduledWeight, without division.
         long scheduledLoad = availableDestinations[scheduled].ConcurrentRequestCount;
-        long scheduledWeight = weights[scheduled];
+        long scheduledWeight = weights is null ? DestinationWeight.Of(availableDestinations[scheduled]) : weights[scheduled];
         return scheduledWeight * (bestLoad + 1 + bestWeight) <= scheduledLoad * bestWeight
             ? availableDestinations[best]
             : availableDestinations[scheduled];

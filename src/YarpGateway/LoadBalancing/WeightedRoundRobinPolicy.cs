@@ -5,7 +5,8 @@ namespace YarpGateway.LoadBalancing;
 
 /// <summary>
 /// <c>WeightedRoundRobin</c>: smooth weighted round robin over the available destinations.
-/// Weight 0 destinations get no new requests.
+/// Weight 0 destinations get no new requests. A retry picks from the cluster's own order, skipping
+/// the destinations that already failed it (<see cref="WeightedScheduleCache"/>).
 /// </summary>
 internal sealed class WeightedRoundRobinPolicy(WeightedScheduleCache schedules) : ILoadBalancingPolicy
 {
@@ -20,7 +21,12 @@ internal sealed class WeightedRoundRobinPolicy(WeightedScheduleCache schedules) 
             return null;
         }
 
-        var schedule = schedules.Get(cluster, availableDestinations);
+        var schedule = schedules.Get(cluster, availableDestinations, out var narrowed);
+        if (narrowed)
+        {
+            return schedule.NextWithin(availableDestinations);
+        }
+
         var index = schedule.Next();
         return index < 0 ? null : availableDestinations[index];
     }

@@ -13,6 +13,7 @@ internal sealed class WeightedSchedule
     internal const int MaxLength = 1 << 16;
 
     private long _cursor = -1;
+    private long _narrowedCursor = -1;
 
     private WeightedSchedule(ClusterModel? model, IReadOnlyList<DestinationState> destinations, int[] weights, int[] order)
     {
@@ -48,6 +49,55 @@ internal sealed class WeightedSchedule
 
         var position = (ulong)Interlocked.Increment(ref _cursor);
         return order[(int)(position % (ulong)order.Length)];
+    }
+
+    /// <summary>
+    /// The next destination in the smooth order that is in <paramref name="subset"/> (a retry's list:
+    /// this schedule's minus what failed), or null. Uses a cursor of its own, so that retries neither
+    /// move the order every first attempt follows nor all land on one destination: over many retries
+    /// the subset's destinations share them by weight.
+    /// </summary>
+    public DestinationState? NextWithin(IReadOnlyList<DestinationState> subset)
+    {
+        var order = Order;
+        for (var step = 0; step < order.Length; step++)
+        {
+            var position = (ulong)Interlocked.Increment(ref _narrowedCursor);
+            var candidate = Destinations[order[(int)(position % (ulong)order.Length)]];
+            if (IndexOf(subset, candidate) >= 0)
+            {
+                return candidate;
+            }
+        }
+
+        return null;
+    }
+
+    /// <summary>True when every destination of <paramref name="subset"/> is one of this schedule's.</summary>
+    public bool ContainsAll(IReadOnlyList<DestinationState> subset)
+    {
+        foreach (var destination in subset)
+        {
+            if (IndexOf(Destinations, destination) < 0)
+            {
+                return false;
+            }
+        }
+
+        return true;
+    }
+
+    internal static int IndexOf(IReadOnlyList<DestinationState> list, DestinationState destination)
+    {
+        for (var i = 0; i < list.Count; i++)
+        {
+            if (ReferenceEquals(list[i], destination))
+            {
+                return i;
+            }
+        }
+
+        return -1;
     }
 
     public static WeightedSchedule Create(ClusterModel? model, IReadOnlyList<DestinationState> destinations)

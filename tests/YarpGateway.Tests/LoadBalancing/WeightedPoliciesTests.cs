@@ -34,7 +34,7 @@ public class WeightedPoliciesTests
     public void RoundRobin_SplitsExactlyByWeightOverWholeCycles()
     {
         var (cluster, destinations) = Cluster("5", "3", "1");
-        var counts = Pick(new WeightedRoundRobinPolicy(new WeightedScheduleCache()), cluster, destinations, 900);
+        var counts = Pick(new WeightedRoundRobinPolicy(new WeightedScheduleCache(new DrainedDestinationFilter())), cluster, destinations, 900);
         Assert.Equal(500, counts["d0"]);
         Assert.Equal(300, counts["d1"]);
         Assert.Equal(100, counts["d2"]);
@@ -44,7 +44,7 @@ public class WeightedPoliciesTests
     public void LeastRequests_EqualLoad_FollowsWeights()
     {
         var (cluster, destinations) = Cluster("5", "3", "1");
-        var counts = Pick(new WeightedLeastRequestsPolicy(new WeightedScheduleCache()), cluster, destinations, 900);
+        var counts = Pick(new WeightedLeastRequestsPolicy(new WeightedScheduleCache(new DrainedDestinationFilter())), cluster, destinations, 900);
         Assert.Equal(500, counts["d0"]);
         Assert.Equal(300, counts["d1"]);
         Assert.Equal(100, counts["d2"]);
@@ -56,7 +56,7 @@ public class WeightedPoliciesTests
         var (cluster, destinations) = Cluster("1", "1");
         destinations[0].ConcurrentRequestCount = 10; // stuck backend
         destinations[1].ConcurrentRequestCount = 2;
-        var counts = Pick(new WeightedLeastRequestsPolicy(new WeightedScheduleCache()), cluster, destinations, 100);
+        var counts = Pick(new WeightedLeastRequestsPolicy(new WeightedScheduleCache(new DrainedDestinationFilter())), cluster, destinations, 100);
         Assert.Equal(100, counts["d1"]);
     }
 
@@ -65,7 +65,7 @@ public class WeightedPoliciesTests
     {
         var (cluster, destinations) = Cluster("1", "1");
         destinations[0].ConcurrentRequestCount = 1;
-        var counts = Pick(new WeightedLeastRequestsPolicy(new WeightedScheduleCache()), cluster, destinations, 100);
+        var counts = Pick(new WeightedLeastRequestsPolicy(new WeightedScheduleCache(new DrainedDestinationFilter())), cluster, destinations, 100);
         Assert.Equal(50, counts["d0"]);
     }
 
@@ -86,8 +86,8 @@ public class WeightedPoliciesTests
     public void AllDrained_PicksNothing()
     {
         var (cluster, destinations) = Cluster("0", "0");
-        Assert.Null(new WeightedRoundRobinPolicy(new WeightedScheduleCache()).PickDestination(new DefaultHttpContext(), cluster, destinations));
-        Assert.Null(new WeightedLeastRequestsPolicy(new WeightedScheduleCache()).PickDestination(new DefaultHttpContext(), cluster, destinations));
+        Assert.Null(new WeightedRoundRobinPolicy(new WeightedScheduleCache(new DrainedDestinationFilter())).PickDestination(new DefaultHttpContext(), cluster, destinations));
+        Assert.Null(new WeightedLeastRequestsPolicy(new WeightedScheduleCache(new DrainedDestinationFilter())).PickDestination(new DefaultHttpContext(), cluster, destinations));
         Assert.Empty(new DrainedDestinationFilter().Filter(cluster, destinations));
     }
 }
@@ -99,7 +99,7 @@ public class WeightedPoliciesAllocationTests
     {
         var (cluster, destinations) = WeightedPoliciesTests.Cluster("1", "2", "3", "4");
         var context = new DefaultHttpContext();
-        var cache = new WeightedScheduleCache();
+        var cache = new WeightedScheduleCache(new DrainedDestinationFilter());
         var roundRobin = new WeightedRoundRobinPolicy(cache);
         var leastRequests = new WeightedLeastRequestsPolicy(cache);
         var filter = new DrainedDestinationFilter();
@@ -118,5 +118,43 @@ public class WeightedPoliciesAllocationTests
         var before = GC.GetAllocatedBytesForCurrentThread();
         PickMany();
         Assert.Equal(0, GC.GetAllocatedBytesForCurrentThread() - before);
+    }
+
+    [Theory]
+    [InlineData("WeightedRoundRobin")]
+    [InlineData("WeightedLeastRequests")]
+    public void ARetrysNarrowerList_NeitherReplacesTheScheduleNorMovesItsCursor_AndSharesRetriesByWeight(string name)
+    {
+        var (cluster, destinations) = WeightedPoliciesTests.Cluster("5", "3", "1");
+        cluster.DestinationsState = new ClusterDestinationsState(destinations, destinations);
+        var cache = new WeightedScheduleCache(new DrainedDestinationFilter());
+        Yarp.ReverseProxy.LoadBalancing.ILoadBalancingPolicy policy = name == "WeightedRoundRobin" ? new WeightedRoundRobinPolicy(cache) : new WeightedLeastRequestsPolicy(cache);
+        var withoutD2 = new[] { destinations[0], destinations[1] };
+        var context = new DefaultHttpContext();
+
+        var first = new List<string>();
+        var retries = new Dictionary<string, int>();
+        for (var i = 0; i < 900; i++)
+        {
+            var picked = policy.PickDestination(context, cluster, destinations)!;
+            first.Add(picked.DestinationId);
+            if (picked == destinations[2])
+            {
+                // d2 failed this request: eight retries' worth of picks from the narrowed list.
+                for (var r = 0; r < 8; r++)
+                {
+                    var retry = policy.PickDestination(context, cluster, withoutD2)!;
+                    retries[retry.DestinationId] = retries.GetValueOrDefault(retry.DestinationId) + 1;
+                }
+            }
+        }
+
+        // First attempts follow the cluster's order exactly, as if no retry had happened.
+        Assert.Equal(500, first.Count(d => d == "d0"));
+        Assert.Equal(300, first.Count(d => d == "d1"));
+        Assert.Equal(100, first.Count(d => d == "d2"));
+        // Retries (100 x 8) split 5:3 between the two left.
+        Assert.Equal(500, retries["d0"]);
+        Assert.Equal(300, retries["d1"]);
     }
 }
