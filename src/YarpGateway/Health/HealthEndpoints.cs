@@ -5,7 +5,7 @@ using YarpGateway.Configuration;
 namespace YarpGateway.Health;
 
 /// <summary>The Kubernetes probe paths served on the management endpoint.</summary>
-internal static class HealthEndpoints
+internal static partial class HealthEndpoints
 {
     public const string LivePath = "/healthz/live";
     public const string ReadyPath = "/healthz/ready";
@@ -18,6 +18,7 @@ internal static class HealthEndpoints
     public static IServiceCollection AddGatewayHealth(this IServiceCollection services, IConfiguration configuration)
     {
         services.AddReloadableOptions<HealthOptions>(configuration, HealthOptions.SectionName);
+        services.AddSingleton<IProxyConfigRule, ReadinessGate>();
         services.AddReloadableOptions<ShutdownOptions, ShutdownOptionsValidator>(configuration, ShutdownOptions.SectionName);
         services.AddHostedService<DrainCoordinator>();
         services.AddSingleton<Microsoft.Extensions.Options.IConfigureOptions<HostOptions>, ShutdownTimeoutSetup>();
@@ -32,6 +33,11 @@ internal static class HealthEndpoints
     /// <summary>Adds the three probes to a (management-only) pipeline.</summary>
     public static void UseGatewayHealth(this IApplicationBuilder app)
     {
+        if (app.ApplicationServices.GetRequiredService<ReloadableOptions<HealthOptions>>().Current.RequireAvailableDestinations is not null)
+        {
+            Log.RequireAvailableDestinationsRemoved(app.ApplicationServices.GetRequiredService<ILoggerFactory>().CreateLogger(typeof(HealthEndpoints)));
+        }
+
         app.UseHealthChecks(LivePath, Options(LiveTag));
         app.UseHealthChecks(ReadyPath, Options(ReadyTag));
         app.UseHealthChecks(StartupPath, Options(StartupTag));
@@ -43,4 +49,10 @@ internal static class HealthEndpoints
         ResponseWriter = HealthResponseWriter.WriteAsync,
         AllowCachingResponses = false,
     };
+
+    private static partial class Log
+    {
+        [LoggerMessage(1, LogLevel.Warning, "Gateway:Health:RequireAvailableDestinations is set but no longer read: readiness does not depend on backends, so that one dead cluster cannot take every replica out of the Service. A cluster whose outage should fail readiness sets Metadata \"ReadinessRequiresDestination\": \"true\". Remove the setting to silence this.", EventName = "HealthOptionRemoved")]
+        public static partial void RequireAvailableDestinationsRemoved(ILogger logger);
+    }
 }

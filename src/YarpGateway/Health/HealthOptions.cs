@@ -6,8 +6,9 @@ internal sealed class HealthOptions
     public const string SectionName = "Gateway:Health";
 
     /// <summary>
-    /// Readiness also requires every cluster to have at least one available destination.
-    /// Default <c>true</c>. Turn off when one broken backend must not take the whole gateway out of rotation.
+    /// Removed: readiness no longer depends on backends unless a cluster opts in with
+    /// <c>Metadata: { "ReadinessRequiresDestination": "true" }</c>. Still read, so that a configuration
+    /// that sets it starts (a rolling update must not crash on it) with a warning saying what to do.
     /// </summary>
-    public bool RequireAvailableDestinations { get; set; } = true;
+    public bool? RequireAvailableDestinations { get; set; }
 }

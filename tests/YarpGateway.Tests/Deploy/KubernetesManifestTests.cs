@@ -124,7 +124,21 @@ public class KubernetesManifestTests(ITestOutputHelper output)
         Assert.NotEqual("0", Scalar(Kind("Deployment"), "spec", "template", "spec", "securityContext", "runAsUser"));
         Assert.NotNull(Get(container, "resources", "requests", "cpu"));
         Assert.NotNull(Get(container, "resources", "limits", "memory"));
-        Assert.Equal("3", Scalar(Kind("Deployment"), "spec", "replicas"));
+    }
+
+    [Fact]
+    public void ReplicasAreLeftToTheAutoscaler_AndProbesTolerateOneLateAnswer()
+    {
+        Assert.False(((YamlMappingNode)Get(Kind("Deployment"), "spec")).Children.ContainsKey(new YamlScalarNode("replicas")), "the Deployment sets replicas, which fights the HorizontalPodAutoscaler on every apply");
+        Assert.Equal("Deployment", Scalar(Kind("HorizontalPodAutoscaler"), "spec", "scaleTargetRef", "kind"));
+        Assert.True(int.Parse(Scalar(Kind("HorizontalPodAutoscaler"), "spec", "minReplicas"), System.Globalization.CultureInfo.InvariantCulture) >= 2);
+
+        var container = Container();
+        foreach (var probe in new[] { "readinessProbe", "livenessProbe" })
+        {
+            Assert.True(int.Parse(Scalar(container, probe, "failureThreshold"), System.Globalization.CultureInfo.InvariantCulture) >= 2, $"{probe}: one failed probe acts at once");
+            Assert.True(int.Parse(Scalar(container, probe, "timeoutSeconds"), System.Globalization.CultureInfo.InvariantCulture) >= 3, $"{probe}: the 1 s default timeout fails under CPU throttling");
+        }
     }
 
     [Fact]

@@ -42,43 +42,76 @@ public class HealthTests
         Assert.Equal("Healthy", ready.GetProperty("checks").GetProperty("shutdown").GetProperty("status").GetString());
     }
 
+    private static JsonObject DeadAndHealthyClusters(TestBackend dead, TestBackend healthy, bool deadGatesReadiness) => JsonNode.Parse($$"""
+        { "ReverseProxy": {
+            "Routes": {
+              "dead": { "ClusterId": "dead", "Match": { "Path": "/dead/{**rest}" } },
+              "live": { "ClusterId": "live", "Match": { "Path": "/live/{**rest}" } } },
+            "Clusters": {
+              "dead": {
+                "HealthCheck": { "Active": { "Enabled": true, "Interval": "00:00:00.100", "Timeout": "00:00:01", "Policy": "ConsecutiveFailures", "Path": "/health" } },
+                "Metadata": { "ConsecutiveFailuresHealthPolicy.Threshold": "1"{{(deadGatesReadiness ? ", \"ReadinessRequiresDestination\": \"true\"" : "")}} },
+                "Destinations": { "only": { "Address": "{{dead.Address}}" } } },
+              "live": { "Destinations": { "only": { "Address": "{{healthy.Address}}" } } } } } }
+        """)!.AsObject();
+
     [Fact]
-    public async Task Ready_Turns503_WhenAClusterHasNoAvailableDestination_AndBack()
+    public async Task OneDeadCluster_LeavesReady200_TheBodyNamesIt_AndTheHealthyRouteServes()
     {
-        await using var backend = await TestBackend.StartAsync("a");
-        await using var gateway = await GatewayUnderTest.StartAsync(ActivelyChecked(backend));
+        await using var dead = await TestBackend.StartAsync("dead");
+        await using var healthy = await TestBackend.StartAsync("healthy");
+        dead.HealthStatus = HttpStatusCode.ServiceUnavailable;
+        await using var gateway = await GatewayUnderTest.StartAsync(DeadAndHealthyClusters(dead, healthy, deadGatesReadiness: false));
+        using var management = gateway.CreateManagementClient();
+        using var proxy = gateway.CreateProxyClient();
+
+        Assert.True(await Eventually.TrueAsync(async () => (await GetAsync(management, "/healthz/ready")).Body.GetProperty("status").GetString() == "Degraded", TimeSpan.FromSeconds(5)));
+        var (status, body) = await GetAsync(management, "/healthz/ready");
+        Assert.Equal(HttpStatusCode.OK, status);
+        var destinations = body.GetProperty("checks").GetProperty("destinations");
+        Assert.Equal("Degraded", destinations.GetProperty("status").GetString());
+        Assert.Equal("no available destination in cluster(s): dead; readiness does not depend on them", destinations.GetProperty("description").GetString());
+        using var served = await proxy.GetAsync("/live/x");
+        Assert.Equal(HttpStatusCode.OK, served.StatusCode);
+        Assert.Equal("healthy", await served.Content.ReadAsStringAsync());
+
+        // Back to Healthy when its destination is.
+        dead.HealthStatus = HttpStatusCode.OK;
+        Assert.True(await Eventually.TrueAsync(async () => (await GetAsync(management, "/healthz/ready")).Body.GetProperty("status").GetString() == "Healthy", TimeSpan.FromSeconds(5)));
+    }
+
+    [Fact]
+    public async Task AClusterThatOptsIn_GatesReadiness_AndBack()
+    {
+        await using var dead = await TestBackend.StartAsync("dead");
+        await using var healthy = await TestBackend.StartAsync("healthy");
+        await using var gateway = await GatewayUnderTest.StartAsync(DeadAndHealthyClusters(dead, healthy, deadGatesReadiness: true));
         using var management = gateway.CreateManagementClient();
         var bound = TimeSpan.FromSeconds(5);
 
         Assert.True(await Eventually.TrueAsync(async () => (await GetAsync(management, "/healthz/ready")).Status == HttpStatusCode.OK, bound));
 
-        backend.HealthStatus = HttpStatusCode.ServiceUnavailable;
+        dead.HealthStatus = HttpStatusCode.ServiceUnavailable;
         Assert.True(await Eventually.TrueAsync(async () => (await GetAsync(management, "/healthz/ready")).Status == HttpStatusCode.ServiceUnavailable, bound));
         var (_, body) = await GetAsync(management, "/healthz/ready");
         Assert.Equal("Unhealthy", body.GetProperty("status").GetString());
-        Assert.Contains("c1", body.GetProperty("checks").GetProperty("destinations").GetProperty("description").GetString(), StringComparison.Ordinal);
+        Assert.Contains("gate readiness (ReadinessRequiresDestination): dead", body.GetProperty("checks").GetProperty("destinations").GetProperty("description").GetString(), StringComparison.Ordinal);
 
         // Liveness never depends on backends.
         Assert.Equal(HttpStatusCode.OK, (await GetAsync(management, "/healthz/live")).Status);
 
-        backend.HealthStatus = HttpStatusCode.OK;
+        dead.HealthStatus = HttpStatusCode.OK;
         Assert.True(await Eventually.TrueAsync(async () => (await GetAsync(management, "/healthz/ready")).Status == HttpStatusCode.OK, bound));
     }
 
     [Fact]
-    public async Task Ready_IgnoresDestinations_WhenNotRequired()
+    public async Task TheRemovedGlobalOption_StillStarts_WithAWarningSayingWhatToDo()
     {
         await using var backend = await TestBackend.StartAsync("a");
-        backend.HealthStatus = HttpStatusCode.ServiceUnavailable;
-        await using var gateway = await GatewayUnderTest.StartAsync(ActivelyChecked(backend), "--Gateway:Health:RequireAvailableDestinations=false");
-        using var management = gateway.CreateManagementClient();
+        await using var gateway = await GatewayUnderTest.StartAsync(ActivelyChecked(backend), "--Gateway:Health:RequireAvailableDestinations=true");
 
-        // Wait until the active check has marked the destination down, then readiness must still be 200.
-        var proxy = gateway.Services.GetRequiredService<Yarp.ReverseProxy.IProxyStateLookup>();
-        Assert.True(await Eventually.TrueAsync(
-            () => proxy.TryGetCluster("c1", out var cluster) && cluster.Destinations.Values.All(d => d.Health.Active == Yarp.ReverseProxy.Model.DestinationHealth.Unhealthy),
-            TimeSpan.FromSeconds(5)));
-        Assert.Equal(HttpStatusCode.OK, (await GetAsync(management, "/healthz/ready")).Status);
+        Assert.Contains(gateway.Logs.Lines, line => line.Contains("RequireAvailableDestinations is set but no longer read", StringComparison.Ordinal)
+            && line.Contains("\"ReadinessRequiresDestination\": \"true\"", StringComparison.Ordinal));
     }
 
     [Fact]
