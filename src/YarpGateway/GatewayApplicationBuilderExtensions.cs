@@ -76,6 +76,7 @@ internal static class GatewayApplicationBuilderExtensions
 
             return next(context);
         });
+        app.Use(app.Services.GetRequiredService<DrainNotice>().Middleware); // Connection: close / GOAWAY once shutdown begins
         var traffic = app.Services.GetRequiredService<TrafficCounters>();
         app.Use(next => context => traffic.CountAsync(context, next));
         app.UseGlobalAdmission();

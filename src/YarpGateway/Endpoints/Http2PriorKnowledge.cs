@@ -57,6 +57,11 @@ internal static class Http2PriorKnowledge
         await next(connection);
     };
 
+    /// <summary>True for a connection that speaks HTTP/2: switched by this middleware, or negotiated through TLS ALPN.</summary>
+    public static bool IsHttp2(ConnectionContext connection)
+        => connection.Items.ContainsKey(Key)
+            || connection.Features.Get<ITlsApplicationProtocolFeature>()?.ApplicationProtocol.Span.SequenceEqual(System.Net.Security.SslApplicationProtocol.Http2.Protocol.Span) == true;
+
     /// <summary>True for requests on a connection this middleware switched to HTTP/2.</summary>
     public static bool IsCleartextHttp2(HttpContext context)
         => context.Features.Get<Microsoft.AspNetCore.Connections.Features.IConnectionItemsFeature>()?.Items.ContainsKey(Key) == true;

@@ -6,7 +6,8 @@ namespace YarpGateway.Health;
 
 /// <summary>
 /// The SIGTERM phases, logged with counts:
-/// 1. readiness answers 503 at once (<see cref="ShutdownHealthCheck"/> reads the stopping token);
+/// 1. readiness answers 503 at once (<see cref="ShutdownHealthCheck"/> reads the stopping token), and
+///    clients are told to go elsewhere (<see cref="DrainNotice"/>: <c>Connection: close</c>, GOAWAY);
 /// 2. the gateway keeps accepting and serving for <see cref="ShutdownOptions.DrainDelay"/>, while
 ///    Kubernetes takes the pod out of its endpoints;
 /// 3. Kestrel stops accepting, closes idle keep-alive connections and lets in-flight requests finish
@@ -18,6 +19,7 @@ namespace YarpGateway.Health;
 internal sealed partial class DrainCoordinator(
     ReloadableOptions<ShutdownOptions> options,
     TrafficCounters traffic,
+    DrainNotice notice,
     IEnumerable<IDrainParticipant> participants,
     TimeProvider timeProvider,
     ILogger<DrainCoordinator> logger) : IHostedLifecycleService, IDisposable
@@ -46,7 +48,8 @@ internal sealed partial class DrainCoordinator(
     {
         Interlocked.Exchange(ref _stopping, 1);
         var current = options.Current;
-        Log.Draining(logger, current.DrainDelay, traffic.InFlightRequests, traffic.OpenConnections, traffic.UpgradedConnections);
+        var goAway = notice.Begin(traffic.Open);
+        Log.Draining(logger, current.DrainDelay, traffic.InFlightRequests, traffic.OpenConnections, traffic.UpgradedConnections, goAway);
         using var stop = CancellationTokenSource.CreateLinkedTokenSource(cancellationToken, _forced.Token);
         try
         {
@@ -83,8 +86,8 @@ internal sealed partial class DrainCoordinator(
 
     private static partial class Log
     {
-        [LoggerMessage(1, LogLevel.Information, "Shutdown phase 1/3: readiness is 503; still accepting for {DrainDelay}. In flight: {InFlight} requests, {Connections} open connections, {Upgraded} upgraded.", EventName = "DrainStarted")]
-        public static partial void Draining(ILogger logger, TimeSpan drainDelay, long inFlight, long connections, long upgraded);
+        [LoggerMessage(1, LogLevel.Information, "Shutdown phase 1/3: readiness is 503; still accepting for {DrainDelay}, with Connection: close on every HTTP/1.1 response and GOAWAY sent to {GoAway} HTTP/2 connections. In flight: {InFlight} requests, {Connections} open connections, {Upgraded} upgraded.", EventName = "DrainStarted")]
+        public static partial void Draining(ILogger logger, TimeSpan drainDelay, long inFlight, long connections, long upgraded, int goAway);
 
         [LoggerMessage(2, LogLevel.Information, "Shutdown phase 2/3: no longer accepting; waiting up to {Timeout} for {InFlight} in-flight requests ({Connections} open connections, {Upgraded} upgraded).", EventName = "DrainStopAccepting")]
         public static partial void StopAccepting(ILogger logger, TimeSpan timeout, long inFlight, long connections, long upgraded);

@@ -20,6 +20,7 @@ internal static partial class HealthEndpoints
         services.AddReloadableOptions<HealthOptions>(configuration, HealthOptions.SectionName);
         services.AddSingleton<IProxyConfigRule, ReadinessGate>();
         services.AddReloadableOptions<ShutdownOptions, ShutdownOptionsValidator>(configuration, ShutdownOptions.SectionName);
+        services.AddSingleton<DrainNotice>();
         services.AddHostedService<DrainCoordinator>();
         services.AddSingleton<Microsoft.Extensions.Options.IConfigureOptions<HostOptions>, ShutdownTimeoutSetup>();
         services.AddHealthChecks()

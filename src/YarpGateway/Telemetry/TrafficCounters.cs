@@ -45,6 +45,9 @@ internal sealed class TrafficCounters : IProxyConnectionMiddleware
         }
     };
 
+    /// <summary>The proxy connections open now.</summary>
+    public IEnumerable<ConnectionContext> Open => _open.Values;
+
     /// <summary>Aborts every open proxy connection (a forced shutdown); returns how many.</summary>
     public int AbortAll()
     {

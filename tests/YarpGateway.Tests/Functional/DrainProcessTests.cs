@@ -77,6 +77,107 @@ public class DrainProcessTests
         Assert.Contains("Shutdown phase 3/3", gateway.StandardOutput, StringComparison.Ordinal);
     }
 
+    [Fact]
+    public async Task Sigterm_KeepAliveClientsGetConnectionCloseAtOnce_AndLoseNoRequest()
+    {
+        var drainDelay = TimeSpan.FromSeconds(2);
+        await using var backend = await TestBackend.StartAsync("fast");
+        var configPath = ProxyConfigJson.WriteTemp("yarpgateway-drain-", ProxyConfigJson.CatchAll("WeightedRoundRobin", (backend, "1")));
+        using var gateway = GatewayProcess.StartOnLoopback(configPath, "--Gateway:Shutdown:DrainDelay=00:00:02", "--Gateway:Shutdown:Timeout=00:00:10");
+        var (proxy, _) = await gateway.FindEndpointsAsync();
+
+        var clock = Stopwatch.StartNew();
+        var sigtermAt = TimeSpan.MaxValue;
+        var noNewConnectionsAfter = TimeSpan.MaxValue; // like Kubernetes: new connections stop before the delay ends
+        var stopAt = TimeSpan.MaxValue;
+        var outcomes = new System.Collections.Concurrent.ConcurrentBag<(TimeSpan Sent, string Outcome)>();
+
+        // 8 HTTP/1.1 keep-alive clients on raw sockets, back to back: an HTTP client library would
+        // retry a request lost on a reused connection and hide it.
+        async Task Client()
+        {
+            System.Net.Sockets.Socket? socket = null;
+            try
+            {
+                while (clock.Elapsed < stopAt)
+                {
+                    if (socket is null)
+                    {
+                        if (clock.Elapsed > noNewConnectionsAfter)
+                        {
+                            return;
+                        }
+
+                        socket = await RawSocket.ConnectAsync(proxy);
+                    }
+
+                    var sent = clock.Elapsed;
+                    var outcome = await KeepAliveExchangeAsync(socket);
+                    outcomes.Add((sent, outcome));
+                    if (outcome != "ok")
+                    {
+                        socket.Dispose();
+                        socket = null;
+                    }
+                }
+            }
+            finally
+            {
+                socket?.Dispose();
+            }
+        }
+
+        var clients = Enumerable.Range(0, 8).Select(_ => Task.Run(Client)).ToArray();
+        Assert.True(await Eventually.TrueAsync(() => outcomes.Count >= 400, TimeSpan.FromSeconds(10)));
+        sigtermAt = clock.Elapsed;
+        noNewConnectionsAfter = sigtermAt + drainDelay - TimeSpan.FromMilliseconds(500);
+        stopAt = sigtermAt + drainDelay + TimeSpan.FromSeconds(2);
+        await SigtermAsync(gateway.ProcessId);
+        await Task.WhenAll(clients).WaitAsync(TimeSpan.FromSeconds(20));
+        var exitCode = await gateway.WaitForExitAsync(TimeSpan.FromSeconds(20));
+
+        var lost = outcomes.Where(o => o.Outcome == "lost").ToList();
+        Assert.True(lost.Count == 0, $"{lost.Count} requests lost on established connections, sent at {string.Join(", ", lost.Select(l => (l.Sent - sigtermAt).TotalMilliseconds + " ms"))} after SIGTERM");
+        var firstClose = outcomes.Where(o => o.Outcome == "close").Select(o => o.Sent - sigtermAt).DefaultIfEmpty(TimeSpan.MaxValue).Min();
+        Assert.True(firstClose < TimeSpan.FromSeconds(1), $"the first Connection: close came {firstClose} after SIGTERM");
+        Assert.DoesNotContain(outcomes, o => o.Outcome == "ok" && o.Sent > sigtermAt + TimeSpan.FromMilliseconds(500)); // every later response closes
+        Assert.Equal(0, exitCode);
+    }
+
+    // One GET on an open keep-alive connection: "ok", "close" (answered with Connection: close), or
+    // "lost" (sent, then the connection ended with no complete response).
+    private static async Task<string> KeepAliveExchangeAsync(System.Net.Sockets.Socket socket)
+    {
+        try
+        {
+            await socket.SendAsync("GET /x HTTP/1.1\r\nHost: gateway\r\n\r\n"u8.ToArray(), System.Net.Sockets.SocketFlags.None);
+            using var cts = new CancellationTokenSource(TimeSpan.FromSeconds(10));
+            var received = new System.Text.StringBuilder();
+            var buffer = new byte[4096];
+            while (true)
+            {
+                var text = received.ToString();
+                var headEnd = text.IndexOf("\r\n\r\n", StringComparison.Ordinal);
+                if (headEnd >= 0 && text.EndsWith("\r\n0\r\n\r\n", StringComparison.Ordinal))
+                {
+                    return text[..headEnd].Contains("\r\nConnection: close", StringComparison.OrdinalIgnoreCase) ? "close" : "ok";
+                }
+
+                var read = await socket.ReceiveAsync(buffer, System.Net.Sockets.SocketFlags.None, cts.Token);
+                if (read == 0)
+                {
+                    return "lost";
+                }
+
+                received.Append(System.Text.Encoding.ASCII.GetString(buffer, 0, read));
+            }
+        }
+        catch (System.Net.Sockets.SocketException)
+        {
+            return "lost";
+        }
+    }
+
     [Theory]
     [InlineData("second-sigterm")]
     [InlineData("timeout")]

@@ -32,6 +32,35 @@ public class DrainTests
     }
 
     [Fact]
+    public async Task ShutdownBegins_Http2ConnectionsGetGoAway_AndEachOpenedDuringTheDelayToo()
+    {
+        await using var a = await TestBackend.StartAsync("a");
+        await using var gateway = await GatewayUnderTest.StartAsync(ProxyConfigJson.CatchAll("WeightedRoundRobin", (a, "1")), "--Gateway:Shutdown:DrainDelay=00:00:03");
+        var traffic = gateway.Services.GetRequiredService<YarpGateway.Telemetry.TrafficCounters>();
+        using var client = new HttpClient { BaseAddress = gateway.ProxyAddress, DefaultRequestVersion = HttpVersion.Version20, DefaultVersionPolicy = HttpVersionPolicy.RequestVersionExact };
+        async Task<HttpStatusCode> GetAsync()
+        {
+            using var response = await client.GetAsync("/x");
+            Assert.Equal(HttpVersion.Version20, response.Version);
+            return response.StatusCode;
+        }
+
+        Assert.Equal(HttpStatusCode.OK, await GetAsync());
+        Assert.Equal(HttpStatusCode.OK, await GetAsync());
+        Assert.Equal(1, traffic.AcceptedConnections); // one HTTP/2 connection carries both
+
+        var stopping = gateway.StopAsync(); // the drain delay runs for 3 s
+        Assert.True(await Eventually.TrueAsync(() => traffic.OpenConnections == 0, Bound), "the idle HTTP/2 connection got no GOAWAY");
+
+        // During the delay requests are still served, each on a connection that is then told to go.
+        Assert.Equal(HttpStatusCode.OK, await GetAsync());
+        Assert.Equal(HttpStatusCode.OK, await GetAsync());
+        Assert.Equal(3, traffic.AcceptedConnections);
+        Assert.Contains(gateway.Logs.Lines, line => line.Contains("GOAWAY sent to 1 HTTP/2 connections", StringComparison.Ordinal));
+        await stopping.WaitAsync(TimeSpan.FromSeconds(15));
+    }
+
+    [Fact]
     public async Task DrainedDestination_GetsNoStickySessionRequests()
     {
         await using var a = await TestBackend.StartAsync("a");
