@@ -3,16 +3,26 @@ using YarpGateway.Configuration;
 
 namespace YarpGateway.Resilience;
 
-/// <summary>YARP's client factory, with the connect timeout from the cluster's metadata (<c>ConnectTimeout</c>) or <see cref="ResilienceOptions.ConnectTimeout"/>.</summary>
+/// <summary>
+/// YARP's client factory, with the connect timeout (<c>ConnectTimeout</c>) and the pooled connection
+/// lifetime (<c>PooledConnectionLifetime</c>) from the cluster's metadata or <see cref="ResilienceOptions"/>.
+/// </summary>
 internal sealed class GatewayHttpClientFactory(ReloadableOptions<ResilienceOptions> options, ILogger<ForwarderHttpClientFactory> logger) : ForwarderHttpClientFactory(logger)
 {
     protected override void ConfigureHandler(ForwarderHttpClientContext context, SocketsHttpHandler handler)
     {
         base.ConfigureHandler(context, handler);
-        handler.ConnectTimeout = ResilienceSettings.ConnectTimeout(options.Current, context.NewMetadata);
+        Apply(options.Current, context.NewMetadata, handler);
     }
 
     protected override bool CanReuseOldClient(ForwarderHttpClientContext context)
         => base.CanReuseOldClient(context)
-            && ResilienceSettings.ConnectTimeout(options.Current, context.OldMetadata) == ResilienceSettings.ConnectTimeout(options.Current, context.NewMetadata);
+            && ResilienceSettings.ConnectTimeout(options.Current, context.OldMetadata) == ResilienceSettings.ConnectTimeout(options.Current, context.NewMetadata)
+            && ResilienceSettings.PooledConnectionLifetime(options.Current, context.OldMetadata) == ResilienceSettings.PooledConnectionLifetime(options.Current, context.NewMetadata);
+
+    internal static void Apply(ResilienceOptions options, IReadOnlyDictionary<string, string>? clusterMetadata, SocketsHttpHandler handler)
+    {
+        handler.ConnectTimeout = ResilienceSettings.ConnectTimeout(options, clusterMetadata);
+        handler.PooledConnectionLifetime = ResilienceSettings.PooledConnectionLifetime(options, clusterMetadata);
+    }
 }

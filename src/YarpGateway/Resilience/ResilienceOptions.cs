@@ -35,6 +35,15 @@ internal sealed class ResilienceOptions
     /// <summary>Time to establish a connection to a destination (cluster metadata <c>ConnectTimeout</c>). Default 2 s.</summary>
     public TimeSpan ConnectTimeout { get; set; } = TimeSpan.FromSeconds(2);
 
+    /// <summary>
+    /// How long a pooled backend connection is reused before it is replaced by a new one (cluster
+    /// metadata <c>PooledConnectionLifetime</c>). Default 2 minutes. Behind a Kubernetes Service
+    /// address, connections that never rotate stay pinned to the pods they first reached, and pods
+    /// added by a scale-out get no share of them. Upgraded (WebSocket) connections are not pooled
+    /// and live as long as their WebSocket.
+    /// </summary>
+    public TimeSpan PooledConnectionLifetime { get; set; } = TimeSpan.FromMinutes(2);
+
     /// <summary>How many retries a cluster may add.</summary>
     public RetryBudgetOptions RetryBudget { get; set; } = new();
 }

@@ -38,6 +38,7 @@ internal sealed class ResilienceOptionsValidator : IValidateOptions<ResilienceOp
         }
 
         OptionChecks.Positive(errors, Prefix + "ConnectTimeout", options.ConnectTimeout);
+        OptionChecks.Positive(errors, Prefix + "PooledConnectionLifetime", options.PooledConnectionLifetime);
         var budget = options.RetryBudget;
         if (budget.Ratio is < 0 or > 1 || double.IsNaN(budget.Ratio))
         {

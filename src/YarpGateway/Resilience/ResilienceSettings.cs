@@ -6,7 +6,8 @@ namespace YarpGateway.Resilience;
 /// <summary>
 /// The retry and timeout settings in force for one route and cluster: <see cref="ResilienceOptions"/>
 /// overridden by cluster metadata, then by route metadata (<c>MaxRetries</c>, <c>TryTimeout</c>,
-/// <c>RetryStatusCodes</c>; <c>RetryIdempotent</c> on routes; <c>ConnectTimeout</c> on clusters).
+/// <c>RetryStatusCodes</c>; <c>RetryIdempotent</c> on routes; <c>ConnectTimeout</c> and
+/// <c>PooledConnectionLifetime</c> on clusters).
 /// </summary>
 internal sealed record ResilienceSettings(int MaxRetries, IReadOnlySet<int> RetryStatusCodes, TimeSpan? TryTimeout, bool RetryIdempotent, int MaxRetryBodyBytes)
 {
@@ -15,6 +16,7 @@ internal sealed record ResilienceSettings(int MaxRetries, IReadOnlySet<int> Retr
     public const string RetryStatusCodesKey = "RetryStatusCodes";
     public const string RetryIdempotentKey = "RetryIdempotent";
     public const string ConnectTimeoutKey = "ConnectTimeout";
+    public const string PooledConnectionLifetimeKey = "PooledConnectionLifetime";
 
     public static bool IsRetryableStatus(int code) => code is >= 500 and <= 599;
 
@@ -54,6 +56,10 @@ internal sealed record ResilienceSettings(int MaxRetries, IReadOnlySet<int> Retr
     public static TimeSpan ConnectTimeout(ResilienceOptions options, IReadOnlyDictionary<string, string>? cluster)
         => cluster is not null && cluster.TryGetValue(ConnectTimeoutKey, out var text) && TryParseTimeout(text, out var value) ? value : options.ConnectTimeout;
 
+    /// <summary>The cluster's pooled connection lifetime: metadata <c>PooledConnectionLifetime</c>, else the option.</summary>
+    public static TimeSpan PooledConnectionLifetime(ResilienceOptions options, IReadOnlyDictionary<string, string>? cluster)
+        => cluster is not null && cluster.TryGetValue(PooledConnectionLifetimeKey, out var text) && TryParseTimeout(text, out var value) ? value : options.PooledConnectionLifetime;
+
     /// <summary>Adds an error for each resilience metadata value that does not parse.</summary>
     public static void Validate(IReadOnlyDictionary<string, string>? metadata, string key, bool isRoute, ICollection<ConfigError> errors)
     {
@@ -85,6 +91,11 @@ internal sealed record ResilienceSettings(int MaxRetries, IReadOnlySet<int> Retr
         if (!isRoute && metadata.TryGetValue(ConnectTimeoutKey, out var connect) && !TryParseTimeout(connect, out _))
         {
             errors.Add(new ConfigError($"{key}:{ConnectTimeoutKey}", $"'{connect}' is not a positive time span (e.g. 00:00:02)."));
+        }
+
+        if (!isRoute && metadata.TryGetValue(PooledConnectionLifetimeKey, out var lifetime) && !TryParseTimeout(lifetime, out _))
+        {
+            errors.Add(new ConfigError($"{key}:{PooledConnectionLifetimeKey}", $"'{lifetime}' is not a positive time span (e.g. 00:02:00)."));
         }
     }
 

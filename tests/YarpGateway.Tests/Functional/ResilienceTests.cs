@@ -98,6 +98,38 @@ public class ResilienceTests
     }
 
     [Fact]
+    public async Task PooledBackendConnections_AreReplacedAfterTheirLifetime()
+    {
+        await using var a = await TestBackend.StartAsync("a");
+        var config = ProxyConfigJson.CatchAll("RoundRobin", (a, null));
+        Cluster(config)["Metadata"] = new JsonObject { ["PooledConnectionLifetime"] = "00:00:00.500" };
+        await using var gateway = await GatewayUnderTest.StartAsync(config);
+        using var client = gateway.CreateProxyClient();
+
+        using (await client.GetAsync("/"))
+        {
+        }
+
+        var first = a.RemotePorts.Single();
+        Assert.True(await Eventually.TrueAsync(async () =>
+        {
+            using var response = await client.GetAsync("/");
+            return a.RemotePorts.Last() != first;
+        }, Bound), "the gateway kept using its first backend connection");
+    }
+
+    [Fact]
+    public void PooledConnectionLifetime_DefaultsToTwoMinutes_ClusterMetadataOverrides()
+    {
+        var handler = new SocketsHttpHandler();
+        YarpGateway.Resilience.GatewayHttpClientFactory.Apply(new YarpGateway.Resilience.ResilienceOptions(), null, handler);
+        Assert.Equal(TimeSpan.FromMinutes(2), handler.PooledConnectionLifetime);
+
+        YarpGateway.Resilience.GatewayHttpClientFactory.Apply(new YarpGateway.Resilience.ResilienceOptions(), new Dictionary<string, string> { ["PooledConnectionLifetime"] = "00:10:00" }, handler);
+        Assert.Equal(TimeSpan.FromMinutes(10), handler.PooledConnectionLifetime);
+    }
+
+    [Fact]
     public async Task PostToABackendThatResets_Gets502_AndIsSentExactlyOnce()
     {
         await using var a = await TestBackend.StartAsync("a");

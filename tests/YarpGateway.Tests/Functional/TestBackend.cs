@@ -61,6 +61,9 @@ internal sealed class TestBackend : IAsyncDisposable
     /// <summary>The bodies of requests that had one, in arrival order.</summary>
     public System.Collections.Concurrent.ConcurrentQueue<string> Bodies { get; } = new();
 
+    /// <summary>The client port of each request, in arrival order: which of the gateway's connections carried it.</summary>
+    public System.Collections.Concurrent.ConcurrentQueue<int> RemotePorts { get; } = new();
+
     /// <summary>The traceparent header of each request, in arrival order ("" when it had none).</summary>
     public System.Collections.Concurrent.ConcurrentQueue<string> TraceParents { get; } = new();
 
@@ -85,6 +88,7 @@ internal sealed class TestBackend : IAsyncDisposable
 
             Interlocked.Increment(ref backend._requests);
             backend.TraceParents.Enqueue(context.Request.Headers.TraceParent.ToString());
+            backend.RemotePorts.Enqueue(context.Connection.RemotePort);
             if (context.Request.Path == "/reset")
             {
                 // Read the whole request, then drop the connection without a response.
