@@ -65,7 +65,7 @@ internal sealed class GatewayMetrics
         meter.CreateObservableGauge("gateway.cluster.available_destinations", ObserveAvailable, unit: "{destination}", description: "Destinations of each cluster that are up (not marked unhealthy by active or passive health checks).");
         _requestDuration = meter.CreateHistogram(
             "gateway.proxy.request.duration", unit: "s",
-            description: "Proxied request duration by route, cluster, destination and status class, admission and retries included.",
+            description: "Proxied request duration by route, cluster, destination and status class (client_closed: the client left before a response started), admission and retries included; upgraded (WebSocket) requests are not recorded here.",
             advice: new InstrumentAdvice<double> { HistogramBucketBoundaries = RequestBuckets });
         _configReloads = meter.CreateCounter<long>(
             "gateway.config.reloads",
@@ -193,7 +193,8 @@ internal sealed class GatewayMetrics
     /// <summary>Admission rejections since start, for the saturation log.</summary>
     public long AdmissionRejectedTotal => Interlocked.Read(ref _admissionRejectedTotal);
 
-    public void ProxyRequest(string route, string? cluster, string? destination, int status, TimeSpan duration)
+    /// <summary>Records a finished request; <paramref name="clientGone"/>: the client left before any response started (<c>status_class="client_closed"</c>, nginx's 499).</summary>
+    public void ProxyRequest(string route, string? cluster, string? destination, int status, bool clientGone, TimeSpan duration)
     {
         if (_requestDuration.Enabled)
         {
@@ -202,7 +203,7 @@ internal sealed class GatewayMetrics
                 { "route", route },
                 { "cluster", cluster ?? "-" },
                 { "destination", destination ?? "-" },
-                { "status_class", StatusClass(status) },
+                { "status_class", clientGone ? "client_closed" : StatusClass(status) },
             });
         }
     }

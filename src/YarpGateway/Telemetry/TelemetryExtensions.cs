@@ -42,7 +42,8 @@ internal static class TelemetryExtensions
 
     /// <summary>
     /// First in the proxy pipeline after the WebSocket relay: request duration by route, cluster,
-    /// destination and status class, and the request's final forwarding error, if any (after retries).
+    /// destination and status class (upgrades left out, clients that left counted as client_closed),
+    /// and the request's final forwarding error, if any (after retries).
     /// </summary>
     public static IReverseProxyApplicationBuilder UseProxyRequestMetrics(this IReverseProxyApplicationBuilder proxy)
     {
@@ -59,7 +60,14 @@ internal static class TelemetryExtensions
             finally
             {
                 var feature = context.GetReverseProxyFeature();
-                metrics.ProxyRequest(feature.Route.Config.RouteId, feature.Cluster?.Config.ClusterId, feature.ProxiedDestination?.DestinationId, context.Response.StatusCode, timeProvider.GetElapsedTime(started));
+                if (!Admission.RequestAdmission.IsUpgrade(context))
+                {
+                    // An upgraded request's duration is its WebSocket's lifetime, not a request's: the
+                    // WebSocket metrics count those. A client that left before any response is not a 2xx.
+                    var clientGone = context.RequestAborted.IsCancellationRequested && !context.Response.HasStarted;
+                    metrics.ProxyRequest(feature.Route.Config.RouteId, feature.Cluster?.Config.ClusterId, feature.ProxiedDestination?.DestinationId, context.Response.StatusCode, clientGone, timeProvider.GetElapsedTime(started));
+                }
+
                 errors.Record(context, feature);
             }
         });

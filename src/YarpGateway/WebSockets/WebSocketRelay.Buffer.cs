@@ -54,6 +54,22 @@ internal sealed partial class WebSocketRelay
             }
             catch (TimeoutException)
             {
+                bool midFrame;
+                lock (_lock)
+                {
+                    midFrame = _midFrame;
+                }
+
+                if (midFrame)
+                {
+                    // Part of a frame larger than the buffer is already on its way to the client: a
+                    // close frame cannot go in until the frame ends, and the rest of it would have to
+                    // be dropped, which leaves the client mid-frame. Abort instead.
+                    _relays.Evicted(this, EvictionReason.BufferFull, 0, "client too slow in the middle of a frame larger than the buffer; aborted, as no close frame can be sent mid-frame");
+                    Fail(new TimeoutException("The WebSocket client took no bytes in the middle of a frame for DisconnectAfter."));
+                    return false;
+                }
+
                 RequestClose(CloseFrame.TryAgainLater, EvictionReason.BufferFull, "gateway: client too slow, try again later");
                 return false;
             }

@@ -11,6 +11,9 @@ namespace YarpGateway.WebSockets;
 /// close frames (1001, 1002, 1008, 1013) are placed at a frame boundary of what has been buffered;
 /// nothing the backend sends after that point reaches the client. If the client's close and the
 /// backend's end do not follow within <see cref="WebSocketSettings.CloseTimeout"/>, both sides are aborted.
+/// Once a close frame has passed in either direction the close handshake is under way: the gateway
+/// sends no close of its own then (a second close frame is forbidden by RFC 6455 §5.5.1), it only
+/// bounds the handshake's time.
 /// </para>
 /// </summary>
 internal sealed partial class WebSocketRelay
@@ -47,6 +50,8 @@ internal sealed partial class WebSocketRelay
     private Closing? _pendingClose;
     private Closing? _close;
     private bool _closeSent;
+    private bool _backendClosed; // the backend's close frame is buffered or sent to the client
+    private volatile bool _clientClosed; // the client's close frame passed to the backend
     private Exception? _failure;
     private ITimer? _closeTimer;
 
@@ -177,10 +182,15 @@ internal sealed partial class WebSocketRelay
             _counters.AddUpstream(read);
             if (!_upBroken)
             {
-                _upBroken = !_up.Observe(buffer.Span[..read], UpstreamRules, out var messages, out _); // a broken client stream is the backend's to judge
+                _upBroken = !_up.Observe(buffer.Span[..read], UpstreamRules, out var messages, out var close); // a broken client stream is the backend's to judge
                 if (messages > 0)
                 {
                     _counters.AddUpstreamMessages(messages);
+                }
+
+                if (close)
+                {
+                    _clientClosed = true;
                 }
             }
         }
@@ -199,8 +209,16 @@ internal sealed partial class WebSocketRelay
         var start = false;
         lock (_lock)
         {
-            if (_close is not null || _pendingClose is not null || _failure is not null)
+            if (_close is not null || _pendingClose is not null || _failure is not null || _closeTimer is not null)
             {
+                return;
+            }
+
+            _closeTimer = _time.CreateTimer(static state => ((WebSocketRelay)state!).CloseTimedOut(), this, _settings.CloseTimeout, Timeout.InfiniteTimeSpan);
+            if (_backendClosed || _clientClosed)
+            {
+                // A close frame already passed: the handshake is under way, and ours would be a second one.
+                _relays.Evicted(this, reason, 0, "close handshake already under way; " + text);
                 return;
             }
 
@@ -213,8 +231,6 @@ internal sealed partial class WebSocketRelay
             {
                 start = Install(closing);
             }
-
-            _closeTimer = _time.CreateTimer(static state => ((WebSocketRelay)state!).CloseTimedOut(), this, _settings.CloseTimeout, Timeout.InfiniteTimeSpan);
         }
 
         _relays.Evicted(this, reason, code, text);
@@ -324,6 +340,7 @@ internal sealed partial class WebSocketRelay
 
             start = Copy(_down.HeaderBytes);
             _midFrame = header.PayloadLength > 0;
+            _backendClosed |= header.Opcode == Opcode.Close;
         }
 
         if (start)

@@ -19,7 +19,7 @@ internal sealed partial class WebSocketRelays(
     ILogger<WebSocketRelays> logger) : IWebSocketRelayHost, IDrainParticipant, IDisposable
 {
     private readonly ConcurrentDictionary<WebSocketRelay, byte> _open = new();
-    private readonly CancellationTokenSource _disposed = new();
+    private readonly CancellationTokenSource _disposed = new(); // cancelled, never disposed: a spread in progress still holds its token
     private readonly LogThrottle _throttle = new(timeProvider);
     private volatile bool _draining;
     private int _disposeCount;
@@ -81,13 +81,16 @@ internal sealed partial class WebSocketRelays(
         Log.Closing(logger, relays.Length, window);
         if (relays.Length > 0)
         {
-            _ = SpreadAsync(relays, window);
+            Spreading = SpreadAsync(relays, window, _disposed.Token);
         }
 
         return Task.CompletedTask;
     }
 
-    private async Task SpreadAsync(WebSocketRelay[] relays, TimeSpan window)
+    /// <summary>The 1001 closes being spread, for tests; completes when the last is sent or the relays are disposed.</summary>
+    internal Task Spreading { get; private set; } = Task.CompletedTask;
+
+    private async Task SpreadAsync(WebSocketRelay[] relays, TimeSpan window, CancellationToken disposed)
     {
         var start = timeProvider.GetTimestamp();
         try
@@ -97,7 +100,7 @@ internal sealed partial class WebSocketRelays(
                 var wait = (window * i / relays.Length) - timeProvider.GetElapsedTime(start);
                 if (wait > TimeSpan.FromMilliseconds(1))
                 {
-                    await Task.Delay(wait, timeProvider, _disposed.Token);
+                    await Task.Delay(wait, timeProvider, disposed);
                 }
 
                 relays[i].RequestClose(CloseFrame.GoingAway, EvictionReason.Drain, "gateway restarting");
@@ -116,7 +119,6 @@ internal sealed partial class WebSocketRelays(
         if (Interlocked.Exchange(ref _disposeCount, 1) == 0)
         {
             _disposed.Cancel();
-            _disposed.Dispose();
         }
     }
 

@@ -48,6 +48,17 @@ internal sealed class GatewayUnderTest : IAsyncDisposable
 
             _counters.AddOrUpdate(key, value, (_, old) => old + value);
         });
+        _listener.SetMeasurementEventCallback<double>((instrument, _, tags, _) =>
+        {
+            // Histograms: the number of recordings per series.
+            var key = instrument.Name;
+            foreach (var tag in tags)
+            {
+                key += $"|{tag.Key}={tag.Value}";
+            }
+
+            _counters.AddOrUpdate(key, 1, (_, old) => old + 1);
+        });
         _listener.Start();
     }
 
@@ -61,7 +72,7 @@ internal sealed class GatewayUnderTest : IAsyncDisposable
 
     public IServiceProvider Services => _app.Services;
 
-    /// <summary>Sum of a gateway counter, e.g. <c>Counter("gateway.config.reloads|result=rejected")</c>.</summary>
+    /// <summary>Sum of a gateway counter, e.g. <c>Counter("gateway.config.reloads|result=rejected")</c>; for a histogram, its number of recordings.</summary>
     public long Counter(string key) => _counters.TryGetValue(key, out var value) ? value : 0;
 
     /// <summary>Every series with a value, for failure messages.</summary>

@@ -87,6 +87,10 @@ public class RequestAdmissionTests
         backend.Gate.SetResult();
         Assert.Equal(HttpStatusCode.OK, (await held.WaitAsync(Bound)).StatusCode);
         Assert.Equal(1, backend.Requests); // the abandoned request never reached the backend
+
+        // In the request duration it is a client that left, not a 2xx from no destination.
+        Assert.True(await Eventually.TrueAsync(() => gateway.Counter("gateway.proxy.request.duration|route=all|cluster=c1|destination=-|status_class=client_closed") == 1, Bound), gateway.DescribeCounters("gateway.proxy.request.duration"));
+        Assert.Equal(0, gateway.Counter("gateway.proxy.request.duration|route=all|cluster=c1|destination=-|status_class=2xx"));
     }
 
     [Fact]

@@ -10,6 +10,39 @@ namespace YarpGateway.Tests.WebSockets;
 public class WebSocketDrainTests
 {
     [Fact]
+    public async Task RelaysDisposedWhileTheSpreadIsRunning_TheSpreadEndsQuietly()
+    {
+        await using var backend = await TestBackend.StartAsync("a");
+        await using var gateway = await GatewayUnderTest.StartAsync(ProxyConfigJson.CatchAll("RoundRobin", (backend, null)), "--Gateway:WebSockets:CloseWindow=00:00:30");
+        var relays = Microsoft.Extensions.DependencyInjection.ActivatorUtilities.CreateInstance<YarpGateway.WebSockets.WebSocketRelays>(gateway.Services, TimeProvider.System);
+        var settings = YarpGateway.WebSockets.WebSocketSettings.Resolve(new YarpGateway.WebSockets.WebSocketProxyOptions(), null);
+
+        // The first relay's close (the moment its close timer is armed) disposes the relays, as host
+        // shutdown can while a spread is between two closes.
+        var disposeOnFirstClose = new DisposingTimeProvider(relays);
+        for (var i = 0; i < 3; i++)
+        {
+            var relay = new YarpGateway.WebSockets.WebSocketRelay(settings, "r", new Microsoft.AspNetCore.Http.DefaultHttpContext(), relays, new YarpGateway.WebSockets.WebSocketCounters(), disposeOnFirstClose);
+            relay.Attach(new MemoryStream());
+        }
+
+        await relays.DrainAsync(CancellationToken.None);
+        var spread = relays.Spreading;
+        await ((Task)spread).ContinueWith(static _ => { }, TaskScheduler.Default).WaitAsync(TimeSpan.FromSeconds(10));
+
+        Assert.True(spread.Status == TaskStatus.RanToCompletion, $"the spread ended {spread.Status}: {spread.Exception?.InnerException}");
+    }
+
+    private sealed class DisposingTimeProvider(IDisposable disposable) : TimeProvider
+    {
+        public override ITimer CreateTimer(TimerCallback callback, object? state, TimeSpan dueTime, TimeSpan period)
+        {
+            disposable.Dispose();
+            return System.CreateTimer(callback, state, dueTime, period);
+        }
+    }
+
+    [Fact]
     public async Task Sigterm_EveryClientGets1001_SpreadOverTheWindow_ThenTheProcessExits()
     {
         const int Clients = 6;

@@ -91,6 +91,11 @@ public class WebSocketProxyTests
         Assert.Equal(WebSocketState.Closed, socket.State);
         Assert.Equal(WebSocketCloseStatus.NormalClosure, socket.CloseStatus);
         Assert.Equal(http2Backend ? 1 : 0, backend.AcceptedOverHttp2);
+
+        // A WebSocket's lifetime is not a request's duration: nothing recorded there (it used to be a 1xx).
+        var traffic = gateway.Services.GetRequiredService<YarpGateway.Telemetry.TrafficCounters>();
+        Assert.True(await Eventually.TrueAsync(() => traffic.UpgradedConnections == 0, TimeSpan.FromSeconds(5)));
+        Assert.Equal(0, gateway.CounterSum("gateway.proxy.request.duration"));
     }
 
     [Fact]

@@ -14,6 +14,12 @@ public class WebSocketRelayPolicyTests
 
     private static (WebSocketRelay Relay, GatedClientStream Client, RecordingHost Host) Create(SlowClientPolicy policy, TimeSpan? disconnectAfter = null, long maxDroppedBytes = 0)
     {
+        var (relay, client, host, _) = CreateWithContext(policy, disconnectAfter, maxDroppedBytes);
+        return (relay, client, host);
+    }
+
+    private static (WebSocketRelay Relay, GatedClientStream Client, RecordingHost Host, AbortRecorder Lifetime) CreateWithContext(SlowClientPolicy policy, TimeSpan? disconnectAfter = null, long maxDroppedBytes = 0, byte[]? fromClient = null)
+    {
         var settings = WebSocketSettings.Resolve(new WebSocketProxyOptions
         {
             OutboundBufferBytes = Cap,
@@ -24,10 +30,71 @@ public class WebSocketRelayPolicyTests
             CloseTimeout = TimeSpan.FromSeconds(30),
         }, null);
         var host = new RecordingHost();
-        var relay = new WebSocketRelay(settings, "r", new DefaultHttpContext(), host, new WebSocketCounters(), TimeProvider.System);
-        var client = new GatedClientStream();
+        var context = new DefaultHttpContext();
+        var lifetime = new AbortRecorder();
+        context.Features.Set<Microsoft.AspNetCore.Http.Features.IHttpRequestLifetimeFeature>(lifetime);
+        var relay = new WebSocketRelay(settings, "r", context, host, new WebSocketCounters(), TimeProvider.System);
+        var client = new GatedClientStream(fromClient);
         relay.Attach(client);
-        return (relay, client, host);
+        return (relay, client, host, lifetime);
+    }
+
+    [Fact]
+    public async Task Disconnect_TimingOutInTheMiddleOfAFrameLargerThanTheBuffer_AbortsInsteadOfCorruptingTheStream()
+    {
+        var (relay, client, host, lifetime) = CreateWithContext(SlowClientPolicy.Disconnect, TimeSpan.FromMilliseconds(200));
+        var big = WebSocketFrames.Frame(WebSocketFrames.Binary, new byte[3000]); // larger than the 1024-byte cap
+
+        await relay.WriteAsync(big, default).AsTask().WaitAsync(TimeSpan.FromSeconds(10)); // fills the buffer, waits, gives up mid-frame
+
+        Assert.True(lifetime.Aborted, "the connection was not aborted");
+        Assert.Equal([EvictionReason.BufferFull], host.Evictions);
+        // Nothing more is accepted: the rest of the frame (or anything after it) can never be sent in step.
+        await Assert.ThrowsAsync<IOException>(async () => await relay.WriteAsync(WebSocketFrames.TextFrame("late"), default));
+        client.Open();
+        Assert.DoesNotContain(client.Received, b => b == 0x88); // no close frame went in mid-frame (the payload is zeros)
+    }
+
+    [Fact]
+    public async Task AfterTheBackendsCloseFrame_ADrainSendsNoSecondClose()
+    {
+        var (relay, client, host) = Create(SlowClientPolicy.Backpressure);
+
+        await relay.WriteAsync(WebSocketFrames.CloseFrame(1000, masked: false), default); // the backend closes
+        relay.RequestClose(CloseFrame.GoingAway, EvictionReason.Drain, "gateway restarting");
+
+        client.Open();
+        await relay.CompleteAsync().WaitAsync(TimeSpan.FromSeconds(10)); // everything buffered has been written
+        var frames = await client.FramesAsync(1);
+        Assert.Equal(1000, frames[0].CloseCode);
+        Assert.Equal(4, client.Received.Length); // exactly one close frame: no 1001 after it
+        Assert.Equal([EvictionReason.Drain], host.Evictions); // counted, and bounded by the close timeout
+    }
+
+    [Fact]
+    public async Task AfterTheClientsCloseFrame_ADrainSendsNoCloseOfItsOwn_TheBackendsAnswerPasses()
+    {
+        var (relay, client, _, _) = CreateWithContext(SlowClientPolicy.Backpressure, fromClient: WebSocketFrames.CloseFrame(1000, masked: true));
+        var buffer = new byte[64];
+
+        Assert.Equal(8, await relay.ReadAsync(buffer, default)); // the client's close passes to the backend
+        relay.RequestClose(CloseFrame.GoingAway, EvictionReason.Drain, "gateway restarting");
+        await relay.WriteAsync(WebSocketFrames.CloseFrame(1000, masked: false), default); // the backend answers it
+
+        client.Open();
+        await relay.CompleteAsync().WaitAsync(TimeSpan.FromSeconds(10)); // everything buffered has been written
+        var frames = await client.FramesAsync(1);
+        Assert.Equal(1000, frames[0].CloseCode);
+        Assert.Equal(4, client.Received.Length); // exactly the backend's close: no 1001 before or after it
+    }
+
+    private sealed class AbortRecorder : Microsoft.AspNetCore.Http.Features.IHttpRequestLifetimeFeature
+    {
+        public CancellationToken RequestAborted { get; set; }
+
+        public bool Aborted { get; private set; }
+
+        public void Abort() => Aborted = true;
     }
 
     [Fact]
@@ -143,13 +210,26 @@ public class WebSocketRelayPolicyTests
     }
 
     /// <summary>A client side whose reading the test switches on: until then every write waits.</summary>
-    private sealed class GatedClientStream : Stream
+    private sealed class GatedClientStream(byte[]? fromClient = null) : Stream
     {
         private readonly TaskCompletionSource _open = new(TaskCreationOptions.RunContinuationsAsynchronously);
         private readonly MemoryStream _received = new();
         private readonly Lock _lock = new();
+        private byte[]? _fromClient = fromClient;
 
         public void Open() => _open.TrySetResult();
+
+        /// <summary>Every byte written to the client so far.</summary>
+        public byte[] Received
+        {
+            get
+            {
+                lock (_lock)
+                {
+                    return _received.ToArray();
+                }
+            }
+        }
 
         public async Task<List<ReceivedFrame>> FramesAsync(int count)
         {
@@ -196,6 +276,12 @@ public class WebSocketRelayPolicyTests
 
         public override async ValueTask<int> ReadAsync(Memory<byte> buffer, CancellationToken cancellationToken = default)
         {
+            if (Interlocked.Exchange(ref _fromClient, null) is { } bytes)
+            {
+                bytes.CopyTo(buffer);
+                return bytes.Length;
+            }
+
             await Task.Delay(Timeout.Infinite, cancellationToken);
             return 0;
         }
