@@ -18,6 +18,8 @@ internal static class TelemetryExtensions
         services.AddSingleton<ProxyErrorLog>();
         services.AddSingleton<SaturationLog>();
         services.AddHostedService(sp => sp.GetRequiredService<SaturationLog>());
+        services.AddSingleton<ILoggerProvider, KestrelLogThrottle>();
+        services.AddSingleton<Microsoft.Extensions.Options.IConfigureOptions<LoggerFilterOptions>, KestrelLogThrottle.FilterSetup>();
         return services;
     }
 

@@ -21,6 +21,13 @@ internal sealed class TelemetryOptions
     /// </summary>
     public bool PerRequestGauges { get; set; }
 
+    /// <summary>
+    /// Kestrel's per-connection log events (HTTP/2 and HTTP/3 protocol errors, rejected connections,
+    /// bad requests) at most once a second per kind, with a count of the rest, instead of one line
+    /// per event (a hostile client can make tens of thousands a second). Default true. Read at start.
+    /// </summary>
+    public bool ThrottleKestrelLogs { get; set; } = true;
+
     /// <summary>OTLP push, in addition to the /metrics scrape endpoint.</summary>
     public OtlpOptions Otlp { get; set; } = new();
 }

@@ -1,3 +1,4 @@
+using System.Collections.Concurrent;
 using Microsoft.AspNetCore.Connections;
 using Microsoft.AspNetCore.Server.Kestrel.Core;
 using YarpGateway.Endpoints;
@@ -7,16 +8,34 @@ namespace YarpGateway.Telemetry;
 /// <summary>
 /// What is open on the proxy endpoint right now (connections, requests in flight, upgraded
 /// connections) and how many connections were accepted and closed in all. The drain logs these at
-/// each phase; the metrics issue exports them as churn and gauges.
+/// each phase; the metrics export them as churn and gauges.
+/// <para>
+/// Nothing here outlives a connection's transport. Kestrel can give up on a connection without ever
+/// completing it (an HTTP/2 client that sends 1,000 HEADERS in one write, reads nothing and leaves:
+/// Kestrel aborts it and its processing never ends). Such a connection is let go
+/// <see cref="AbandonAfter"/> after its transport closed: it stops being counted, this middleware
+/// returns, so Kestrel frees its <c>MaxConcurrentConnections</c> slot and shutdown stops waiting for
+/// it, and nothing of ours keeps its objects alive.
+/// </para>
 /// </summary>
-internal sealed class TrafficCounters : IProxyConnectionMiddleware
+internal sealed partial class TrafficCounters(TimeProvider timeProvider, ILogger<TrafficCounters> logger) : IProxyConnectionMiddleware
 {
-    private readonly System.Collections.Concurrent.ConcurrentDictionary<string, ConnectionContext> _open = new(StringComparer.Ordinal);
+    /// <summary>How long a connection whose transport has closed may take to complete before it is let go.</summary>
+    internal static readonly TimeSpan AbandonAfter = TimeSpan.FromSeconds(1);
+
+    private readonly ConcurrentDictionary<string, ConnectionContext> _open = new(StringComparer.Ordinal);
+    private readonly LogThrottle _throttle = new(timeProvider);
     private long _openConnections;
     private long _acceptedConnections;
     private long _closedConnections;
+    private long _abandonedConnections;
     private long _inFlightRequests;
     private long _upgraded;
+
+    public TrafficCounters()
+        : this(TimeProvider.System, Microsoft.Extensions.Logging.Abstractions.NullLogger<TrafficCounters>.Instance)
+    {
+    }
 
     public long OpenConnections => Interlocked.Read(ref _openConnections);
 
@@ -24,9 +43,15 @@ internal sealed class TrafficCounters : IProxyConnectionMiddleware
 
     public long ClosedConnections => Interlocked.Read(ref _closedConnections);
 
+    /// <summary>Connections let go because Kestrel did not complete them after their transport closed.</summary>
+    public long AbandonedConnections => Interlocked.Read(ref _abandonedConnections);
+
     public long InFlightRequests => Interlocked.Read(ref _inFlightRequests);
 
     public long UpgradedConnections => Interlocked.Read(ref _upgraded);
+
+    /// <summary>The proxy connections open now.</summary>
+    public IEnumerable<ConnectionContext> Open => _open.Values;
 
     public ConnectionDelegate Wrap(ConnectionDelegate next, KestrelServerLimits limits) => async connection =>
     {
@@ -35,7 +60,18 @@ internal sealed class TrafficCounters : IProxyConnectionMiddleware
         _open[connection.ConnectionId] = connection;
         try
         {
-            await next(connection);
+            var running = next(connection);
+            if (!running.IsCompleted)
+            {
+                using var watch = new TransportWatch(connection, timeProvider);
+                if (await Task.WhenAny(running, watch.Abandoned) != running)
+                {
+                    Abandoned(connection);
+                    return;
+                }
+            }
+
+            await running;
         }
         finally
         {
@@ -45,8 +81,14 @@ internal sealed class TrafficCounters : IProxyConnectionMiddleware
         }
     };
 
-    /// <summary>The proxy connections open now.</summary>
-    public IEnumerable<ConnectionContext> Open => _open.Values;
+    private void Abandoned(ConnectionContext connection)
+    {
+        Interlocked.Increment(ref _abandonedConnections);
+        if (_throttle.ShouldLog("abandoned", out var suppressed))
+        {
+            Log.Abandoned(logger, connection.ConnectionId, AbandonAfter, suppressed);
+        }
+    }
 
     /// <summary>Aborts every open proxy connection (a forced shutdown); returns how many.</summary>
     public int AbortAll()
@@ -83,5 +125,45 @@ internal sealed class TrafficCounters : IProxyConnectionMiddleware
                 Interlocked.Decrement(ref _upgraded);
             }
         }
+    }
+
+    /// <summary>Completes <see cref="Abandoned"/> <see cref="AbandonAfter"/> after the connection's transport closed. The timer exists only once it has.</summary>
+    private sealed class TransportWatch : IDisposable
+    {
+        private readonly TaskCompletionSource _abandoned = new(TaskCreationOptions.RunContinuationsAsynchronously);
+        private readonly TimeProvider _timeProvider;
+        private readonly CancellationTokenRegistration _registration;
+        private ITimer? _timer;
+        private int _disposed;
+
+        public TransportWatch(ConnectionContext connection, TimeProvider timeProvider)
+        {
+            _timeProvider = timeProvider;
+            _registration = connection.ConnectionClosed.UnsafeRegister(static state => ((TransportWatch)state!).TransportClosed(), this);
+        }
+
+        public Task Abandoned => _abandoned.Task;
+
+        private void TransportClosed()
+        {
+            var timer = _timeProvider.CreateTimer(static state => ((TransportWatch)state!)._abandoned.TrySetResult(), this, AbandonAfter, Timeout.InfiniteTimeSpan);
+            if (Interlocked.CompareExchange(ref _timer, timer, null) is not null || Volatile.Read(ref _disposed) == 1)
+            {
+                timer.Dispose();
+            }
+        }
+
+        public void Dispose()
+        {
+            Volatile.Write(ref _disposed, 1);
+            _registration.Dispose();
+            Interlocked.Exchange(ref _timer, null)?.Dispose();
+        }
+    }
+
+    private static partial class Log
+    {
+        [LoggerMessage(1, LogLevel.Warning, "Connection {ConnectionId} was not completed by Kestrel within {AbandonAfter} of its transport closing (typically an HTTP/2 client that flooded streams and left); it is no longer counted and its connection slot is free. {Suppressed} more like it in the last second.", EventName = "ConnectionAbandoned")]
+        public static partial void Abandoned(ILogger logger, string connectionId, TimeSpan abandonAfter, long suppressed);
     }
 }

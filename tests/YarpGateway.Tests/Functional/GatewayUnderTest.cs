@@ -81,7 +81,10 @@ internal sealed class GatewayUnderTest : IAsyncDisposable
     /// <summary>Sum of every series whose key starts with <paramref name="prefix"/> (any value of the remaining tags).</summary>
     public long CounterSum(string prefix) => _counters.Where(kv => kv.Key.StartsWith(prefix, StringComparison.Ordinal)).Sum(kv => kv.Value);
 
-    public static async Task<GatewayUnderTest> StartAsync(JsonNode config, params string[] extraArgs)
+    public static Task<GatewayUnderTest> StartAsync(JsonNode config, params string[] extraArgs) => StartAsync(config, configureServices: null, extraArgs);
+
+    /// <summary>As <see cref="StartAsync(JsonNode, string[])"/>, with services the test adds after the gateway's own.</summary>
+    public static async Task<GatewayUnderTest> StartAsync(JsonNode config, Action<IServiceCollection>? configureServices, params string[] extraArgs)
     {
         var directory = Directory.CreateTempSubdirectory("yarpgateway-test-");
         var configPath = Path.Combine(directory.FullName, "gateway.json");
@@ -105,6 +108,7 @@ internal sealed class GatewayUnderTest : IAsyncDisposable
         builder.Logging.ClearProviders();
         builder.Logging.AddProvider(logs);
         builder.AddGateway();
+        configureServices?.Invoke(builder.Services);
 
         var app = builder.Build();
         await app.UseGatewayAsync();

@@ -1,0 +1,93 @@
+using Microsoft.Extensions.Options;
+
+namespace YarpGateway.Telemetry;
+
+/// <summary>
+/// Kestrel logs protocol abuse once per event, and a hostile client makes those events by the
+/// thousand: one HTTP/2 connection that floods streams and reads nothing wrote about 69,000 critical
+/// "exceeded the output operations maximum queue size" lines in 10 s, and a connection flood one
+/// "connection rejected" warning per connection. For Kestrel's per-connection categories
+/// (<see cref="Categories"/>), every provider's level is set to None, and this provider re-logs each
+/// event kind at most once a second, at its own level, with the count of the rest, under
+/// <c>YarpGateway.Telemetry.KestrelLogThrottle</c>. Below Warning those categories log per frame and
+/// are dropped. Off with <c>Gateway:Telemetry:ThrottleKestrelLogs=false</c> (read at start).
+/// </summary>
+internal sealed partial class KestrelLogThrottle(IServiceProvider services, TimeProvider timeProvider) : ILoggerProvider
+{
+    /// <summary>Kestrel's categories whose events are per connection or per stream.</summary>
+    public static readonly string[] Categories =
+    [
+        "Microsoft.AspNetCore.Server.Kestrel.Http2",
+        "Microsoft.AspNetCore.Server.Kestrel.Http3",
+        "Microsoft.AspNetCore.Server.Kestrel.Connections",
+        "Microsoft.AspNetCore.Server.Kestrel.BadRequests",
+    ];
+
+    private readonly LogThrottle _throttle = new(timeProvider);
+    private ILogger? _output;
+
+    public ILogger CreateLogger(string categoryName) => new ThrottledLogger(this, categoryName);
+
+    public void Dispose()
+    {
+    }
+
+    /// <summary>Applies the levels: None for every provider, Warning for this one, in Kestrel's per-connection categories.</summary>
+    internal sealed class FilterSetup(IConfiguration configuration) : IConfigureOptions<LoggerFilterOptions>
+    {
+        public void Configure(LoggerFilterOptions options)
+        {
+            if (!configuration.GetValue($"{TelemetryOptions.SectionName}:{nameof(TelemetryOptions.ThrottleKestrelLogs)}", true))
+            {
+                return;
+            }
+
+            foreach (var category in Categories)
+            {
+                options.AddFilter(category, LogLevel.None);
+                options.AddFilter<KestrelLogThrottle>(category, LogLevel.Warning);
+            }
+        }
+    }
+
+    private void Write(string category, LogLevel level, EventId eventId, string message)
+    {
+        // Kestrel's event names are unique across its categories.
+        var name = eventId.Name ?? category;
+        if (!_throttle.ShouldLog(name, out var suppressed))
+        {
+            return;
+        }
+
+        // Resolved on first use: the logger factory builds this provider, so it cannot be injected.
+        var output = _output ??= services.GetRequiredService<ILogger<KestrelLogThrottle>>();
+        if (output.IsEnabled(level))
+        {
+            Log.Throttled(output, level, category, name, message, suppressed);
+        }
+    }
+
+    private sealed class ThrottledLogger(KestrelLogThrottle owner, string category) : ILogger
+    {
+        private readonly bool _throttled = Array.IndexOf(Categories, category) >= 0;
+
+        public IDisposable? BeginScope<TState>(TState state)
+            where TState : notnull => null;
+
+        public bool IsEnabled(LogLevel logLevel) => _throttled && logLevel >= LogLevel.Warning && logLevel != LogLevel.None;
+
+        public void Log<TState>(LogLevel logLevel, EventId eventId, TState state, Exception? exception, Func<TState, Exception?, string> formatter)
+        {
+            if (IsEnabled(logLevel))
+            {
+                owner.Write(category, logLevel, eventId, formatter(state, exception));
+            }
+        }
+    }
+
+    private static partial class Log
+    {
+        [LoggerMessage(EventId = 1, Message = "{Category}[{Event}]: {Message} ({Suppressed} more like it in the last second.)", EventName = "KestrelThrottled")]
+        public static partial void Throttled(ILogger logger, LogLevel level, string category, string @event, string message, long suppressed);
+    }
+}

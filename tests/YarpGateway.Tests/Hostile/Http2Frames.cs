@@ -1,0 +1,65 @@
+using System.Buffers.Binary;
+
+namespace YarpGateway.Tests.Hostile;
+
+/// <summary>Raw HTTP/2 frames for hostile clients, built byte by byte (RFC 9113), with the least HPACK a GET needs.</summary>
+internal static class Http2Frames
+{
+    public static ReadOnlySpan<byte> Preface => "PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n"u8;
+
+    public const byte Data = 0x0;
+    public const byte Headers = 0x1;
+    public const byte RstStream = 0x3;
+    public const byte Settings = 0x4;
+    public const byte GoAway = 0x7;
+
+    public const byte EndStream = 0x1;
+    public const byte EndHeaders = 0x4;
+
+    public static byte[] Frame(byte type, byte flags, int streamId, ReadOnlySpan<byte> payload)
+    {
+        var frame = new byte[9 + payload.Length];
+        frame[0] = (byte)(payload.Length >> 16);
+        frame[1] = (byte)(payload.Length >> 8);
+        frame[2] = (byte)payload.Length;
+        frame[3] = type;
+        frame[4] = flags;
+        BinaryPrimitives.WriteInt32BigEndian(frame.AsSpan(5), streamId & int.MaxValue);
+        payload.CopyTo(frame.AsSpan(9));
+        return frame;
+    }
+
+    public static byte[] EmptySettings() => Frame(Settings, 0, 0, []);
+
+    /// <summary>HEADERS for <c>method path</c> with <c>:authority a</c>; HPACK without indexing or Huffman; extra headers as literal name/value pairs.</summary>
+    public static byte[] Request(int streamId, string method = "GET", string path = "/", bool endStream = true, params (string Name, string Value)[] extra)
+    {
+        var block = new List<byte>();
+        void Literal(string name, string value)
+        {
+            block.Add(0x00); // literal without indexing, new name
+            block.Add((byte)name.Length);
+            block.AddRange(System.Text.Encoding.ASCII.GetBytes(name));
+            block.Add((byte)value.Length);
+            block.AddRange(System.Text.Encoding.ASCII.GetBytes(value));
+        }
+
+        Literal(":method", method);
+        block.Add(0x86); // :scheme http (static index 6)
+        Literal(":path", path);
+        Literal(":authority", "a");
+        foreach (var (name, value) in extra)
+        {
+            Literal(name, value);
+        }
+
+        return Frame(Headers, (byte)(EndHeaders | (endStream ? EndStream : 0)), streamId, block.ToArray());
+    }
+
+    public static byte[] Reset(int streamId, uint errorCode = 0x8 /* CANCEL */)
+    {
+        var payload = new byte[4];
+        BinaryPrimitives.WriteUInt32BigEndian(payload, errorCode);
+        return Frame(RstStream, 0, streamId, payload);
+    }
+}
