@@ -24,6 +24,7 @@ internal static class GatewayApplicationBuilderExtensions
         var errors = new List<ConfigError>(ConfigSourceLocator.FindUnparsableFiles(app.Configuration));
         errors.AddRange(GatewayKestrelSetup.Validate(app.Configuration));
         CheckOptions<TransportOptions>(app, TransportOptions.SectionName, errors);
+        CheckOptions<Http2Options>(app, Http2Options.SectionName, errors);
         CheckOptions<HealthOptions>(app, HealthOptions.SectionName, errors);
         CheckOptions<AdmissionOptions>(app, AdmissionOptions.SectionName, errors);
         CheckOptions<ResilienceOptions>(app, ResilienceOptions.SectionName, errors);

@@ -35,6 +35,8 @@ internal static class GatewayServiceCollectionExtensions
         services.AddSingleton<GatewayListeners>();
         services.AddSingleton<IConfigureOptions<KestrelServerOptions>, GatewayKestrelSetup>();
         services.AddOptions<TransportOptions>().Bind(builder.Configuration.GetSection(TransportOptions.SectionName));
+        services.AddOptions<Http2Options>().Bind(builder.Configuration.GetSection(Http2Options.SectionName));
+        services.AddSingleton<IValidateOptions<Http2Options>, Http2OptionsValidator>();
         services.AddSingleton<IConfigureOptions<SocketTransportOptions>, SocketTransportSetup>();
 
         // Configuration: YARP reads only validated snapshots from our provider.

@@ -19,6 +19,7 @@ internal sealed partial class GatewayKestrelSetup(IConfiguration configuration, 
     public void Configure(KestrelServerOptions options)
     {
         options.AddServerHeader = false;
+        SetHttp2Limits(options.Limits.Http2, configuration.GetSection("Kestrel:Limits:Http2"));
 
         // h2c requests carry their scheme in :scheme; Http2PriorKnowledge's request check keeps it "http".
         options.AllowAlternateSchemes = true;
@@ -65,6 +66,25 @@ internal sealed partial class GatewayKestrelSetup(IConfiguration configuration, 
                     return next(connection);
                 });
             });
+    }
+
+    /// <summary>
+    /// Kestrel's HTTP/2 limits, set here on purpose rather than left to whatever the framework's
+    /// defaults become; <c>Kestrel:Limits:Http2:*</c> keys override each. Most equal Kestrel's own
+    /// defaults today; keep-alive pings are on (Kestrel's are off), so a peer that vanished without a
+    /// FIN does not keep its streams and buffers for ever.
+    /// </summary>
+    internal static void SetHttp2Limits(Http2Limits http2, IConfiguration overrides)
+    {
+        http2.MaxStreamsPerConnection = 100;
+        http2.HeaderTableSize = 4096;
+        http2.MaxFrameSize = 16 * 1024;
+        http2.MaxRequestHeaderFieldSize = 16 * 1024;
+        http2.InitialConnectionWindowSize = 1024 * 1024;
+        http2.InitialStreamWindowSize = 768 * 1024;
+        http2.KeepAlivePingDelay = TimeSpan.FromMinutes(1);
+        http2.KeepAlivePingTimeout = TimeSpan.FromSeconds(20);
+        overrides.Bind(http2);
     }
 
     /// <summary>Start-up errors when either named endpoint is missing.</summary>

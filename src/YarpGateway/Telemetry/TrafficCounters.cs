@@ -18,22 +18,23 @@ namespace YarpGateway.Telemetry;
 /// it, and nothing of ours keeps its objects alive.
 /// </para>
 /// </summary>
-internal sealed partial class TrafficCounters(TimeProvider timeProvider, ILogger<TrafficCounters> logger) : IProxyConnectionMiddleware
+internal sealed partial class TrafficCounters(TimeProvider timeProvider, Microsoft.Extensions.Options.IOptions<Http2Options> http2, ILogger<TrafficCounters> logger) : IProxyConnectionMiddleware
 {
     /// <summary>How long a connection whose transport has closed may take to complete before it is let go.</summary>
     internal static readonly TimeSpan AbandonAfter = TimeSpan.FromSeconds(1);
 
-    private readonly ConcurrentDictionary<string, ConnectionContext> _open = new(StringComparer.Ordinal);
+    private readonly ConcurrentDictionary<string, OpenConnection> _open = new(StringComparer.Ordinal);
     private readonly LogThrottle _throttle = new(timeProvider);
     private long _openConnections;
     private long _acceptedConnections;
     private long _closedConnections;
     private long _abandonedConnections;
+    private long _resetFloods;
     private long _inFlightRequests;
     private long _upgraded;
 
     public TrafficCounters()
-        : this(TimeProvider.System, Microsoft.Extensions.Logging.Abstractions.NullLogger<TrafficCounters>.Instance)
+        : this(TimeProvider.System, Microsoft.Extensions.Options.Options.Create(new Http2Options()), Microsoft.Extensions.Logging.Abstractions.NullLogger<TrafficCounters>.Instance)
     {
     }
 
@@ -46,18 +47,21 @@ internal sealed partial class TrafficCounters(TimeProvider timeProvider, ILogger
     /// <summary>Connections let go because Kestrel did not complete them after their transport closed.</summary>
     public long AbandonedConnections => Interlocked.Read(ref _abandonedConnections);
 
+    /// <summary>HTTP/2 connections closed for resetting more than <see cref="Http2Options.MaxStreamResets"/> streams (rapid reset).</summary>
+    public long ResetFloodsClosed => Interlocked.Read(ref _resetFloods);
+
     public long InFlightRequests => Interlocked.Read(ref _inFlightRequests);
 
     public long UpgradedConnections => Interlocked.Read(ref _upgraded);
 
     /// <summary>The proxy connections open now.</summary>
-    public IEnumerable<ConnectionContext> Open => _open.Values;
+    public IEnumerable<ConnectionContext> Open => _open.Values.Select(static open => open.Connection);
 
     public ConnectionDelegate Wrap(ConnectionDelegate next, KestrelServerLimits limits) => async connection =>
     {
         Interlocked.Increment(ref _acceptedConnections);
         Interlocked.Increment(ref _openConnections);
-        _open[connection.ConnectionId] = connection;
+        _open[connection.ConnectionId] = new OpenConnection(connection);
         try
         {
             var running = next(connection);
@@ -94,9 +98,9 @@ internal sealed partial class TrafficCounters(TimeProvider timeProvider, ILogger
     public int AbortAll()
     {
         var count = 0;
-        foreach (var connection in _open.Values)
+        foreach (var open in _open.Values)
         {
-            connection.Abort(new ConnectionAbortedException("The gateway is shutting down (forced)."));
+            open.Connection.Abort(new ConnectionAbortedException("The gateway is shutting down (forced)."));
             count++;
         }
 
@@ -124,7 +128,41 @@ internal sealed partial class TrafficCounters(TimeProvider timeProvider, ILogger
             {
                 Interlocked.Decrement(ref _upgraded);
             }
+
+            if (context.RequestAborted.IsCancellationRequested)
+            {
+                StreamAborted(context);
+            }
         }
+    }
+
+    // A request whose client went away: on HTTP/2, one reset stream of its connection.
+    private void StreamAborted(HttpContext context)
+    {
+        if (!HttpProtocol.IsHttp2(context.Request.Protocol) || !_open.TryGetValue(context.Connection.Id, out var open))
+        {
+            return;
+        }
+
+        var resets = open.Resets ??= new StreamResetCounter();
+        if (resets.AddAndCheck(http2.Value, timeProvider))
+        {
+            Interlocked.Increment(ref _resetFloods);
+            if (_throttle.ShouldLog("reset_flood", out var suppressed))
+            {
+                Log.ResetFlood(logger, open.Connection.ConnectionId, http2.Value.MaxStreamResets, http2.Value.StreamResetWindow, suppressed);
+            }
+
+            open.Connection.Abort(new ConnectionAbortedException("The client reset too many HTTP/2 streams."));
+        }
+    }
+
+    private sealed class OpenConnection(ConnectionContext connection)
+    {
+        public ConnectionContext Connection { get; } = connection;
+
+        /// <summary>Set on the first stream reset (HTTP/2 only).</summary>
+        public StreamResetCounter? Resets { get; set; }
     }
 
     /// <summary>Completes <see cref="Abandoned"/> <see cref="AbandonAfter"/> after the connection's transport closed. The timer exists only once it has.</summary>
@@ -165,5 +203,8 @@ internal sealed partial class TrafficCounters(TimeProvider timeProvider, ILogger
     {
         [LoggerMessage(1, LogLevel.Warning, "Connection {ConnectionId} was not completed by Kestrel within {AbandonAfter} of its transport closing (typically an HTTP/2 client that flooded streams and left); it is no longer counted and its connection slot is free. {Suppressed} more like it in the last second.", EventName = "ConnectionAbandoned")]
         public static partial void Abandoned(ILogger logger, string connectionId, TimeSpan abandonAfter, long suppressed);
+
+        [LoggerMessage(2, LogLevel.Warning, "Connection {ConnectionId} closed: the client reset more than {MaxStreamResets} HTTP/2 streams within {Window} (rapid reset; Gateway:Http2:MaxStreamResets). {Suppressed} more like it in the last second.", EventName = "StreamResetFlood")]
+        public static partial void ResetFlood(ILogger logger, string connectionId, int maxStreamResets, TimeSpan window, long suppressed);
     }
 }
