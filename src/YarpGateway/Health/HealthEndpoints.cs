@@ -17,14 +17,15 @@ internal static partial class HealthEndpoints
 
     public static IServiceCollection AddGatewayHealth(this IServiceCollection services, IConfiguration configuration)
     {
-        services.AddReloadableOptions<HealthOptions>(configuration, HealthOptions.SectionName);
+        services.AddReloadableOptions<HealthOptions, HealthOptionsValidator>(configuration, HealthOptions.SectionName);
         services.AddSingleton<IProxyConfigRule, ReadinessGate>();
         services.AddReloadableOptions<ShutdownOptions, ShutdownOptionsValidator>(configuration, ShutdownOptions.SectionName);
         services.AddSingleton<DrainNotice>();
+        services.AddSingleton<LivenessCheck>();
         services.AddHostedService<DrainCoordinator>();
         services.AddSingleton<Microsoft.Extensions.Options.IConfigureOptions<HostOptions>, ShutdownTimeoutSetup>();
         services.AddHealthChecks()
-            .AddCheck("process", () => HealthCheckResult.Healthy("serving requests"), tags: [LiveTag])
+            .AddCheck<LivenessCheck>("process", tags: [LiveTag])
             .AddCheck<ConfigHealthCheck>("config", tags: [ReadyTag, StartupTag])
             .AddCheck<ShutdownHealthCheck>("shutdown", tags: [ReadyTag])
             .AddCheck<DestinationsHealthCheck>("destinations", tags: [ReadyTag]);

@@ -11,4 +11,18 @@ internal sealed class HealthOptions
     /// that sets it starts (a rolling update must not crash on it) with a warning saying what to do.
     /// </summary>
     public bool? RequireAvailableDestinations { get; set; }
+
+    /// <summary>
+    /// Liveness fails once the proxy endpoint has refused every new connection (Kestrel's
+    /// <c>MaxConcurrentConnections</c> reached, nothing accepted) for this long, so that Kubernetes
+    /// restarts a pod that can no longer take clients. Default 1 minute.
+    /// </summary>
+    public TimeSpan LiveRefusingConnectionsFor { get; set; } = TimeSpan.FromMinutes(1);
+
+    /// <summary>
+    /// Liveness fails while the scheduler is pathologically late: the median thread-pool queueing
+    /// delay of the recent probes (about the last 25 s) is above this, or no probe item has run for
+    /// this long. Default 5 s (a healthy gateway measures well under a millisecond).
+    /// </summary>
+    public TimeSpan LiveMaxSchedulerDelay { get; set; } = TimeSpan.FromSeconds(5);
 }

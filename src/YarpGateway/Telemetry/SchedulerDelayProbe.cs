@@ -19,6 +19,7 @@ internal sealed class SchedulerDelayProbe : IHostedService, IDisposable
     private readonly double[] _recent = new double[256];
     private int _recentCount;
     private long _recentNext;
+    private long _lastRun;
     private readonly ManualResetEventSlim _stop = new();
     private Thread? _thread;
 
@@ -31,6 +32,7 @@ internal sealed class SchedulerDelayProbe : IHostedService, IDisposable
 
     public Task StartAsync(CancellationToken cancellationToken)
     {
+        Volatile.Write(ref _lastRun, _timeProvider.GetTimestamp());
         _thread = new Thread(static state => ((SchedulerDelayProbe)state!).Run())
         {
             IsBackground = true,
@@ -55,7 +57,22 @@ internal sealed class SchedulerDelayProbe : IHostedService, IDisposable
     }
 
     /// <summary>The 99th percentile of the recent samples (about the last <c>256 × interval</c>), in seconds.</summary>
-    public double RecentP99()
+    public double RecentP99() => RecentPercentile(0.99);
+
+    /// <summary>The median of the recent samples, in seconds: what a typical work item waits now.</summary>
+    public double RecentMedian() => RecentPercentile(0.5);
+
+    /// <summary>
+    /// How long ago the thread pool last ran a probe item (0 before start). A starved pool runs none,
+    /// so its samples stop coming exactly when they would be largest; this keeps growing instead.
+    /// </summary>
+    public TimeSpan SinceLastRun()
+    {
+        var last = Volatile.Read(ref _lastRun);
+        return last == 0 ? TimeSpan.Zero : _timeProvider.GetElapsedTime(last);
+    }
+
+    private double RecentPercentile(double percentile)
     {
         double[] samples;
         lock (_recent)
@@ -69,7 +86,7 @@ internal sealed class SchedulerDelayProbe : IHostedService, IDisposable
         }
 
         Array.Sort(samples);
-        return samples[Math.Min(samples.Length - 1, (int)Math.Ceiling(0.99 * samples.Length) - 1)];
+        return samples[Math.Clamp((int)Math.Ceiling(percentile * samples.Length) - 1, 0, samples.Length - 1)];
     }
 
     private void Probe()
@@ -80,7 +97,9 @@ internal sealed class SchedulerDelayProbe : IHostedService, IDisposable
 
     private void Record(long queued)
     {
-        var seconds = _timeProvider.GetElapsedTime(queued).TotalSeconds;
+        var now = _timeProvider.GetTimestamp();
+        Volatile.Write(ref _lastRun, now);
+        var seconds = _timeProvider.GetElapsedTime(queued, now).TotalSeconds;
         _delay.Record(seconds);
         lock (_recent)
         {

@@ -1,0 +1,81 @@
+using System.Net;
+using System.Net.Sockets;
+using YarpGateway.Tests.Functional;
+
+namespace YarpGateway.Tests.Hostile;
+
+/// <summary>A gateway that can no longer take connections must fail liveness, so Kubernetes restarts it.</summary>
+[Collection(TimingSensitive.Name)]
+public class WedgedLivenessTests
+{
+    [Fact]
+    public async Task EveryNewConnectionRefusedAtTheCap_FailsLiveness_AndRecovers()
+    {
+        await using var backend = await TestBackend.StartAsync("a");
+        await using var gateway = await GatewayUnderTest.StartAsync(ProxyConfigJson.CatchAll("RoundRobin", (backend, null)),
+            "--Gateway:Admission:MaxConcurrentConnections=2", "--Gateway:Health:LiveRefusingConnectionsFor=00:00:01");
+        using var management = gateway.CreateManagementClient();
+        var traffic = gateway.Services.GetRequiredService<YarpGateway.Telemetry.TrafficCounters>();
+
+        // Two connections that hold the whole cap (each waits inside a request at the backend).
+        using var holders = new HttpClient(new SocketsHttpHandler { MaxConnectionsPerServer = 2 }) { BaseAddress = gateway.ProxyAddress };
+        var held = Enumerable.Range(0, 2).Select(_ => holders.GetAsync("/hold")).ToArray();
+        Assert.True(await Eventually.TrueAsync(() => backend.Held == 2, TimeSpan.FromSeconds(10)));
+        var accepted = traffic.AcceptedConnections;
+
+        using (var live = await management.GetAsync("/healthz/live"))
+        {
+            Assert.Equal(HttpStatusCode.OK, live.StatusCode);
+        }
+
+        // New clients keep knocking and are refused; liveness turns 503 once that has lasted a second.
+        Assert.True(await Eventually.TrueAsync(async () =>
+        {
+            using var knock = await RawSocket.ConnectAsync(gateway.ProxyAddress);
+            await RawSocket.ReceiveUntilClosedAsync(knock);
+            using var live = await management.GetAsync("/healthz/live");
+            return live.StatusCode == HttpStatusCode.ServiceUnavailable;
+        }, TimeSpan.FromSeconds(15)), "liveness stayed 200 while every new connection was refused");
+        Assert.Equal(accepted, traffic.AcceptedConnections);
+        using (var live = await management.GetAsync("/healthz/live"))
+        {
+            Assert.Contains("refused every new connection", await live.Content.ReadAsStringAsync(), StringComparison.Ordinal);
+        }
+
+        // Room again: the next connection is accepted and liveness is 200.
+        backend.Gate.SetResult();
+        await Task.WhenAll(held).WaitAsync(TimeSpan.FromSeconds(10));
+        holders.Dispose();
+        Assert.True(await Eventually.TrueAsync(async () =>
+        {
+            using var client = gateway.CreateProxyClient();
+            try
+            {
+                using var ok = await client.GetAsync("/ok");
+            }
+            catch (HttpRequestException)
+            {
+                return false; // still refused: the held connections are closing
+            }
+
+            using var live = await management.GetAsync("/healthz/live");
+            return live.StatusCode == HttpStatusCode.OK;
+        }, TimeSpan.FromSeconds(15)), "liveness did not recover");
+    }
+
+    [Fact]
+    public async Task ASchedulerLaterThanTheLimit_FailsLiveness_NotReadiness()
+    {
+        await using var backend = await TestBackend.StartAsync("a");
+        // A limit no scheduler meets stands in for a wedged one (the probe's own figures are what is read).
+        await using var gateway = await GatewayUnderTest.StartAsync(ProxyConfigJson.CatchAll("RoundRobin", (backend, null)), "--Gateway:Health:LiveMaxSchedulerDelay=00:00:00.0000001");
+        using var management = gateway.CreateManagementClient();
+
+        using var live = await management.GetAsync("/healthz/live");
+        using var ready = await management.GetAsync("/healthz/ready");
+
+        Assert.Equal(HttpStatusCode.ServiceUnavailable, live.StatusCode);
+        Assert.Contains("the scheduler is wedged", await live.Content.ReadAsStringAsync(), StringComparison.Ordinal);
+        Assert.Equal(HttpStatusCode.OK, ready.StatusCode);
+    }
+}
