@@ -5,6 +5,7 @@ using YarpGateway.Demo;
 using YarpGateway.Endpoints;
 using YarpGateway.Health;
 using YarpGateway.LoadBalancing;
+using YarpGateway.RequestFiltering;
 using YarpGateway.Resilience;
 using YarpGateway.Telemetry;
 using YarpGateway.WebSockets;
@@ -87,6 +88,7 @@ internal static class GatewayApplicationBuilderExtensions
         {
             // YARP's default pipeline, preceded by the WebSocket relay and admission, with drained destinations removed,
             // and with retries around everything that picks and calls a destination.
+            proxy.UseRequestFilter();
             proxy.UseWebSocketRelay();
             proxy.UseProxyRequestMetrics();
             proxy.UseRouteAndClusterAdmission();

@@ -9,6 +9,7 @@ using YarpGateway.Demo;
 using YarpGateway.Endpoints;
 using YarpGateway.Health;
 using YarpGateway.LoadBalancing;
+using YarpGateway.RequestFiltering;
 using YarpGateway.Resilience;
 using YarpGateway.Telemetry;
 using YarpGateway.WebSockets;
@@ -53,6 +54,9 @@ internal static class GatewayServiceCollectionExtensions
         // Traffic counters first: they see every proxy connection, including those admission closes.
         services.AddSingleton<TrafficCounters>();
         services.AddSingleton<IProxyConnectionMiddleware>(sp => sp.GetRequiredService<TrafficCounters>());
+
+        // Request filtering: CONNECT, unknown extended-CONNECT protocols and TRACE refused before anything else.
+        services.AddRequestFiltering();
 
         // Admission: concurrency limits, connection and upgrade throttling.
         services.AddAdmission(builder.Configuration);

@@ -123,6 +123,13 @@ internal sealed partial class OutlierEjectionPolicy(IDestinationHealthUpdater he
                 return Failure.None;
             }
 
+            if (error.Error == ForwarderError.Request && !IsTransportError(error.Exception))
+            {
+                // The request could not even be built or sent as given (an unsupported method or
+                // header, say): the request's fault, not the destination's.
+                return Failure.None;
+            }
+
             return error.Error is ForwarderError.Request or ForwarderError.RequestTimedOut
                 && RetryAttempt.ClassifyTransport(error.Exception) is AttemptFailure.ConnectFailure or AttemptFailure.ConnectTimeout
                 ? Failure.Connect
@@ -130,6 +137,26 @@ internal sealed partial class OutlierEjectionPolicy(IDestinationHealthUpdater he
         }
 
         return context.Response.StatusCode >= 500 ? Failure.Other : Failure.None;
+    }
+
+    // A failure of the network or of the destination's side of the exchange; unknown causes count too.
+    private static bool IsTransportError(Exception? exception)
+    {
+        if (exception is null)
+        {
+            return true;
+        }
+
+        for (var ex = exception; ex is not null; ex = ex.InnerException)
+        {
+            if (ex is IOException or System.Net.Sockets.SocketException or TimeoutException or OperationCanceledException
+                || ex is HttpRequestException { HttpRequestError: not (HttpRequestError.Unknown or HttpRequestError.ConfigurationLimitExceeded or HttpRequestError.UserAuthenticationError or HttpRequestError.ProxyTunnelError) })
+            {
+                return true;
+            }
+        }
+
+        return false;
     }
 
     private enum Failure

@@ -133,6 +133,24 @@ public class OutlierEjectionPolicyTests
     }
 
     [Fact]
+    public void ARequestThatCouldNotBeBuilt_IsNotTheDestinationsFailure()
+    {
+        var (cluster, d) = Cluster(2, new() { ["OutlierEjection.ConsecutiveFailures"] = "1" });
+        var health = new RecordingHealthUpdater();
+        var policy = new OutlierEjectionPolicy(health, TestMetrics.Create(), new ManualTimeProvider(), Microsoft.Extensions.Logging.Abstractions.NullLogger<OutlierEjectionPolicy>.Instance);
+        var context = new DefaultHttpContext();
+        context.Features.Set<Yarp.ReverseProxy.Forwarder.IForwarderErrorFeature>(new TestForwarderError(Yarp.ReverseProxy.Forwarder.ForwarderError.Request, new NotSupportedException("The method is not supported.")));
+
+        policy.RequestProxied(context, cluster, d[0]);
+        Assert.Empty(health.Passive);
+
+        var reset = new DefaultHttpContext();
+        reset.Features.Set<Yarp.ReverseProxy.Forwarder.IForwarderErrorFeature>(new TestForwarderError(Yarp.ReverseProxy.Forwarder.ForwarderError.Request, new HttpRequestException(HttpRequestError.ResponseEnded, "ended", new IOException("reset"))));
+        policy.RequestProxied(reset, cluster, d[0]);
+        Assert.Single(health.Passive);
+    }
+
+    [Fact]
     public void PassiveHealthDefaults_EnableOutlierEjection_UnlessTheClusterSaysOtherwise()
     {
         var bare = PassiveHealthDefaults.Apply(new ClusterConfig { ClusterId = "c" });

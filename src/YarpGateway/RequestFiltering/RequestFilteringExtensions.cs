@@ -1,0 +1,21 @@
+using YarpGateway.Configuration;
+
+namespace YarpGateway.RequestFiltering;
+
+/// <summary>Registration and proxy-pipeline wiring for the request filter.</summary>
+internal static class RequestFilteringExtensions
+{
+    public static IServiceCollection AddRequestFiltering(this IServiceCollection services)
+    {
+        services.AddSingleton<RequestFilter>();
+        services.AddSingleton<IProxyConfigRule>(sp => sp.GetRequiredService<RequestFilter>());
+        return services;
+    }
+
+    /// <summary>First in the proxy pipeline: nothing refused here reaches admission, load balancing or a destination.</summary>
+    public static IReverseProxyApplicationBuilder UseRequestFilter(this IReverseProxyApplicationBuilder proxy)
+    {
+        proxy.Use(RequestFilter.Middleware);
+        return proxy;
+    }
+}
