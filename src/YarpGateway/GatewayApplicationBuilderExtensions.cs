@@ -78,6 +78,7 @@ internal static class GatewayApplicationBuilderExtensions
 
             return next(context);
         });
+        app.Use(Http1Framing.Middleware); // ambiguous HTTP/1.1 framing and lower-case methods: 400
         app.Use(app.Services.GetRequiredService<DrainNotice>().Middleware); // Connection: close / GOAWAY once shutdown begins
         var traffic = app.Services.GetRequiredService<TrafficCounters>();
         app.Use(next => context => traffic.CountAsync(context, next));

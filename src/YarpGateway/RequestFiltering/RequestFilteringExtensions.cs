@@ -9,6 +9,7 @@ internal static class RequestFilteringExtensions
     {
         services.AddSingleton<RequestFilter>();
         services.AddSingleton<IProxyConfigRule>(sp => sp.GetRequiredService<RequestFilter>());
+        services.AddSingleton<Yarp.ReverseProxy.Transforms.Builder.ITransformProvider, EncodedSlashTransformProvider>();
         return services;
     }
 

@@ -64,6 +64,9 @@ internal sealed class TestBackend : IAsyncDisposable
     /// <summary>The client port of each request, in arrival order: which of the gateway's connections carried it.</summary>
     public System.Collections.Concurrent.ConcurrentQueue<int> RemotePorts { get; } = new();
 
+    /// <summary>The request target of each request exactly as it arrived.</summary>
+    public System.Collections.Concurrent.ConcurrentQueue<string> RawTargets { get; } = new();
+
     /// <summary>The traceparent header of each request, in arrival order ("" when it had none).</summary>
     public System.Collections.Concurrent.ConcurrentQueue<string> TraceParents { get; } = new();
 
@@ -89,6 +92,7 @@ internal sealed class TestBackend : IAsyncDisposable
             Interlocked.Increment(ref backend._requests);
             backend.TraceParents.Enqueue(context.Request.Headers.TraceParent.ToString());
             backend.RemotePorts.Enqueue(context.Connection.RemotePort);
+            backend.RawTargets.Enqueue(context.Features.Get<Microsoft.AspNetCore.Http.Features.IHttpRequestFeature>()!.RawTarget);
             if (context.Request.Path == "/reset")
             {
                 // Read the whole request, then drop the connection without a response.
@@ -97,7 +101,7 @@ internal sealed class TestBackend : IAsyncDisposable
                 return;
             }
 
-            if (context.Request.ContentLength > 0)
+            if (context.Request.ContentLength > 0 || context.Request.Headers.TransferEncoding.Count > 0)
             {
                 using var reader = new StreamReader(context.Request.Body);
                 backend.Bodies.Enqueue(await reader.ReadToEndAsync(context.RequestAborted));

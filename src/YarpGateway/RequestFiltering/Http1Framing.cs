@@ -1,0 +1,85 @@
+using Microsoft.Net.Http.Headers;
+
+namespace YarpGateway.RequestFiltering;
+
+/// <summary>
+/// HTTP/1.x requests whose framing or method RFC 9112 lets a server refuse and that proxies read
+/// differently get 400 with <c>Connection: close</c> before routing, so that a proxy in front of the
+/// gateway and the gateway never disagree on where one request ends and the next begins:
+/// a <c>Content-Length</c> that is not plain digits (<c>+5</c>), more than one <c>Transfer-Encoding</c>
+/// header, <c>Transfer-Encoding</c> together with <c>Content-Length</c> (RFC 9112 §6.1), and a method
+/// with lower-case letters (methods are case-sensitive; <c>get</c> used to be forwarded as <c>GET</c>).
+/// Kestrel already refuses duplicate <c>Content-Length</c> values, bad chunk framing and bare LF.
+/// Synchronous; a few comparisons per request.
+/// </summary>
+internal static class Http1Framing
+{
+    public static Func<RequestDelegate, RequestDelegate> Middleware { get; } = static next => context =>
+    {
+        var request = context.Request;
+        if (HttpProtocol.IsHttp2(request.Protocol) || HttpProtocol.IsHttp3(request.Protocol))
+        {
+            return next(context);
+        }
+
+        var problem = Check(request);
+        if (problem is null)
+        {
+            return next(context);
+        }
+
+        context.Response.StatusCode = StatusCodes.Status400BadRequest;
+        context.Response.Headers.Connection = "close"; // the rest of the bytes on this connection cannot be trusted
+        context.Response.ContentType = "text/plain; charset=utf-8";
+        return context.Response.WriteAsync("gateway: " + problem + "\n", context.RequestAborted);
+    };
+
+    internal static string? Check(HttpRequest request)
+    {
+        foreach (var c in request.Method)
+        {
+            if (c is >= 'a' and <= 'z')
+            {
+                return "methods are case-sensitive; use upper case";
+            }
+        }
+
+        var headers = request.Headers;
+        var transferEncoding = headers.TransferEncoding;
+        var contentLength = headers[HeaderNames.ContentLength];
+        if (transferEncoding.Count > 1)
+        {
+            return "more than one Transfer-Encoding header";
+        }
+
+        if (transferEncoding.Count == 1 && contentLength.Count > 0)
+        {
+            return "both Transfer-Encoding and Content-Length";
+        }
+
+        if (contentLength.Count == 1 && !IsDigits(contentLength[0]))
+        {
+            return "Content-Length must be digits only";
+        }
+
+        return null;
+    }
+
+    private static bool IsDigits(string? value)
+    {
+        if (string.IsNullOrEmpty(value))
+        {
+            return false;
+        }
+
+        foreach (var c in value)
+        {
+            if (c is < '0' or > '9')
+            {
+                return false;
+            }
+        }
+
+        return true;
+    }
+}

@@ -1,0 +1,60 @@
+using System.Text;
+using YarpGateway.Tests.Functional;
+
+namespace YarpGateway.Tests.Hostile;
+
+/// <summary>
+/// HTTP/1.1 framing that RFC 9112 lets a server refuse and that proxies disagree on: refused with 400
+/// before anything reaches a backend, so a proxy in front of the gateway and the gateway never read
+/// different message boundaries from the same bytes.
+/// </summary>
+public class Http1LeniencyTests
+{
+    public static TheoryData<string, string> Ambiguous => new()
+    {
+        { "two Content-Length values", "POST / HTTP/1.1\r\nHost: x\r\nContent-Length: 5\r\nContent-Length: 5\r\n\r\nhello" },
+        { "two Transfer-Encoding headers", "POST / HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: chunked\r\nTransfer-Encoding: chunked\r\n\r\n5\r\nhello\r\n0\r\n\r\n" },
+        { "a lower-case method", "get / HTTP/1.1\r\nHost: x\r\n\r\n" },
+    };
+
+    [Theory]
+    [MemberData(nameof(Ambiguous))]
+    public async Task AmbiguousFraming_Gets400_AndReachesNoBackend(string what, string request)
+    {
+        await using var backend = await TestBackend.StartAsync("a");
+        await using var gateway = await GatewayUnderTest.StartAsync(ProxyConfigJson.CatchAll("RoundRobin", (backend, null)));
+        using var socket = await RawSocket.ConnectAsync(gateway.ProxyAddress);
+
+        await socket.SendAsync(Encoding.ASCII.GetBytes(request));
+        var head = await RawSocket.ReceiveResponseHeadAsync(socket);
+
+        Assert.True(head.StartsWith("HTTP/1.1 400", StringComparison.Ordinal), $"{what}: got '{head.Split('\r')[0]}'");
+        Assert.Equal(0, backend.Requests);
+    }
+
+    // These two Kestrel decides while parsing, before any middleware sees the raw header: pinned here,
+    // so that a change in Kestrel is noticed. Either way gateway and backend agree on one body.
+    public static TheoryData<string, string> DecidedByKestrel => new()
+    {
+        // RFC 9112 §6.1 lets a server process such a request by its Transfer-Encoding alone: Kestrel
+        // drops the Content-Length, and the backend gets the chunked body without it.
+        { "Transfer-Encoding and Content-Length", "POST / HTTP/1.1\r\nHost: x\r\nContent-Length: 5\r\nTransfer-Encoding: chunked\r\n\r\n5\r\nhello\r\n0\r\n\r\n" },
+        // Kestrel reads a leading '+' as part of the number (nginx refuses it).
+        { "Content-Length with a sign", "POST / HTTP/1.1\r\nHost: x\r\nContent-Length: +5\r\n\r\nhello" },
+    };
+
+    [Theory]
+    [MemberData(nameof(DecidedByKestrel))]
+    public async Task FramingKestrelResolves_ReachesTheBackendAsOneFiveByteBody(string what, string request)
+    {
+        await using var backend = await TestBackend.StartAsync("a");
+        await using var gateway = await GatewayUnderTest.StartAsync(ProxyConfigJson.CatchAll("RoundRobin", (backend, null)));
+        using var socket = await RawSocket.ConnectAsync(gateway.ProxyAddress);
+
+        await socket.SendAsync(Encoding.ASCII.GetBytes(request));
+        var head = await RawSocket.ReceiveResponseHeadAsync(socket);
+
+        Assert.True(head.StartsWith("HTTP/1.1 200", StringComparison.Ordinal), $"{what}: got '{head.Split('\r')[0]}'");
+        Assert.Equal(["hello"], backend.Bodies);
+    }
+}
