@@ -27,6 +27,35 @@ public class GatewayConfigValidatorTests
     }
 
     [Fact]
+    public async Task RoutesWithTheSameMatchAndOrder_AreAnError_ADifferentOrderOrMethodIsNot()
+    {
+        var errors = await ValidateAsync("""
+        { "ReverseProxy": { "Routes": {
+            "a": { "ClusterId": "c", "Match": { "Path": "/api/{**x}", "Methods": [ "GET", "POST" ] } },
+            "b": { "ClusterId": "c", "Match": { "Path": "/API/{**x}", "Methods": [ "post", "get" ] } },
+            "c": { "ClusterId": "c", "Order": 1, "Match": { "Path": "/api/{**x}", "Methods": [ "GET", "POST" ] } },
+            "d": { "ClusterId": "c", "Match": { "Path": "/api/{**x}", "Methods": [ "PUT" ] } } },
+          "Clusters": { "c": { "Destinations": { "d": { "Address": "http://127.0.0.1:1" } } } } } }
+        """);
+        var error = Assert.Single(errors);
+        Assert.Equal("ReverseProxy:Routes:b:Match", error.Key);
+        Assert.Contains("same Match and Order as route 'a'", error.Message, StringComparison.Ordinal);
+    }
+
+    [Theory]
+    [InlineData("http://127.0.0.1:1/base/?x=1", "query or fragment")]
+    [InlineData("http://127.0.0.1:1/#top", "query or fragment")]
+    [InlineData("ftp://127.0.0.1:1/", "scheme 'ftp'")]
+    [InlineData("ws://127.0.0.1:1/", "scheme 'ws'")]
+    public async Task DestinationWithAQueryOrAnotherScheme_IsAnError(string address, string expected)
+    {
+        var errors = await ValidateAsync($$"""
+        { "ReverseProxy": { "Clusters": { "c": { "Destinations": { "d": { "Address": "{{address}}" } } } } } }
+        """);
+        Assert.Contains(errors, e => e.Key == "ReverseProxy:Clusters:c:Destinations:d:Address" && e.Message.Contains(expected, StringComparison.Ordinal));
+    }
+
+    [Fact]
     public async Task HashCookie_IsRejectedNamingClusterAndSuggestingCookie()
     {
         var errors = await ValidateAsync("""

@@ -58,6 +58,14 @@ public class ReloadTests
         { "HashCookie", HashCookie(), "HashCookie" },
         { "bad route limit", RouteLimit("\"MaxConcurrency\": \"0\""), "'0' is not a whole number of at least 1" },
         { "queue without limit", RouteLimit("\"MaxQueue\": \"5\""), "need MaxConcurrency" },
+        { "ambiguous routes", """
+            { "ReverseProxy": { "Routes": { "a": { "ClusterId": "c1", "Match": { "Path": "/{**x}" } }, "b": { "ClusterId": "c1", "Match": { "Path": "/{**x}" } } },
+              "Clusters": { "c1": { "Destinations": { "d": { "Address": "http://127.0.0.1:1" } } } } } }
+            """, "same Match and Order as route 'a'" },
+        { "destination with a query", """
+            { "ReverseProxy": { "Routes": { "a": { "ClusterId": "c1", "Match": { "Path": "/{**x}" } } },
+              "Clusters": { "c1": { "Destinations": { "d": { "Address": "http://127.0.0.1:1/base/?x=1" } } } } } }
+            """, "has a query or fragment" },
     };
 
     [Theory]
