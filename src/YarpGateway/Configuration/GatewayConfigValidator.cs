@@ -5,7 +5,7 @@ namespace YarpGateway.Configuration;
 
 /// <summary>
 /// Validates a proxy configuration completely before it is applied: what the reader could not read,
-/// cluster references and session affinity, every feature's <see cref="IProxyConfigRule"/>, and
+/// cluster references, ambiguous routes and destination addresses, every feature's <see cref="IProxyConfigRule"/>, and
 /// YARP's own validator. Returns every error, never just the first.
 /// </summary>
 internal sealed class GatewayConfigValidator(IConfigValidator yarpValidator, IEnumerable<ILoadBalancingPolicy> loadBalancingPolicies, IEnumerable<IProxyConfigRule> rules)
@@ -48,7 +48,6 @@ internal sealed class GatewayConfigValidator(IConfigValidator yarpValidator, IEn
         {
             cancellationToken.ThrowIfCancellationRequested();
             var key = ClustersKey + cluster.ClusterId;
-            ValidateSessionAffinity(cluster, key, errors);
             ValidateDestinationAddresses(cluster, key, errors);
             foreach (var rule in _rules)
             {
@@ -128,25 +127,4 @@ internal sealed class GatewayConfigValidator(IConfigValidator yarpValidator, IEn
         }
     }
 
-    private static void ValidateSessionAffinity(ClusterConfig cluster, string key, List<ConfigError> errors)
-    {
-        var affinity = cluster.SessionAffinity;
-        if (affinity is null)
-        {
-            return;
-        }
-
-        // HashCookie needs System.IO.Hashing, which this build does not ship (see YarpGateway.csproj).
-        // YARP also picks HashCookie when affinity is enabled without a policy.
-        if (string.Equals(affinity.Policy, "HashCookie", StringComparison.OrdinalIgnoreCase))
-        {
-            errors.Add(new ConfigError(key + ":SessionAffinity:Policy",
-                $"cluster '{cluster.ClusterId}' uses session affinity policy 'HashCookie', which this gateway does not support; use \"Policy\": \"Cookie\" (or \"ArrCookie\", \"CustomHeader\")."));
-        }
-        else if (affinity.Enabled == true && string.IsNullOrEmpty(affinity.Policy))
-        {
-            errors.Add(new ConfigError(key + ":SessionAffinity:Policy",
-                $"cluster '{cluster.ClusterId}' enables session affinity without a policy, and YARP's default policy 'HashCookie' is not supported by this gateway; set \"Policy\": \"Cookie\"."));
-        }
-    }
 }

@@ -55,7 +55,6 @@ public class ReloadTests
         { "unknown policy", Policy("Fastest"), "Fastest" },
         { "bad weight", Weight("-5"), "'-5' is not a valid weight" },
         { "zero routes", """{ "ReverseProxy": { "Routes": {}, "Clusters": {} } }""", "no routes where 1 were serving" },
-        { "HashCookie", HashCookie(), "HashCookie" },
         { "bad route limit", RouteLimit("\"MaxConcurrency\": \"0\""), "'0' is not a whole number of at least 1" },
         { "queue without limit", RouteLimit("\"MaxQueue\": \"5\""), "need MaxConcurrency" },
         { "ambiguous routes", """
@@ -99,7 +98,6 @@ public class ReloadTests
 
     private static string Weight(string weight) => Cluster(string.Empty, $"\"Address\": \"ADDRESS\", \"Metadata\": {{ \"Weight\": \"{weight}\" }}");
 
-    private static string HashCookie() => Cluster("\"SessionAffinity\": { \"Enabled\": true, \"Policy\": \"HashCookie\", \"AffinityKeyName\": \"k\" },", "\"Address\": \"ADDRESS\"");
 
     private static string RouteLimit(string metadata) => $$"""
         { "ReverseProxy": {

@@ -18,8 +18,7 @@ public class StartupTests
             "Clusters": {
               "api": { "LoadBalancingPolicy": "Fastest",
                        "Destinations": { "d1": { "Address": "http://127.0.0.1:9", "Metadata": { "Weight": "-1" } } } },
-              "shop": { "SessionAffinity": { "Enabled": true, "Policy": "HashCookie", "AffinityKeyName": "s" },
-                        "Destinations": { "d1": { "Address": "http://127.0.0.1:9" } } } } },
+              "shop": { "Destinations": { "d1": { "Address": "ftp://127.0.0.1:9" } } } } },
           "Gateway": { "Health": { "RequireAvailableDestinations": "sometimes" } } }
         """);
 
@@ -34,7 +33,7 @@ public class StartupTests
         Assert.Contains("ReverseProxy:Routes:orphan:ClusterId: route 'orphan' refers to cluster 'nowhere'", stderr, StringComparison.Ordinal);
         Assert.Contains("'Fastest'", stderr, StringComparison.Ordinal);
         Assert.Contains("ReverseProxy:Clusters:api:Destinations:d1:Metadata:Weight: '-1' is not a valid weight", stderr, StringComparison.Ordinal);
-        Assert.Contains("cluster 'shop' uses session affinity policy 'HashCookie'", stderr, StringComparison.Ordinal);
+        Assert.Contains("ReverseProxy:Clusters:shop:Destinations:d1:Address: 'ftp://127.0.0.1:9' has the scheme 'ftp'", stderr, StringComparison.Ordinal);
         Assert.Contains("Gateway:Health", stderr, StringComparison.Ordinal);
         Assert.DoesNotContain("   at ", stderr + gateway.StandardOutput, StringComparison.Ordinal);
     }
