@@ -12,7 +12,7 @@ namespace YarpGateway.Telemetry;
 /// </summary>
 internal sealed class GatewayMetrics
 {
-    public const string MeterName = "YarpGateway";
+    public const string MeterName = GatewayMeter.Name;
 
     private static readonly double[] WaitBuckets = [0, 0.001, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30];
     private static readonly double[] SchedulerBuckets = [0.0001, 0.00025, 0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5];

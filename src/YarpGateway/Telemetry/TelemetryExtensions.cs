@@ -1,9 +1,8 @@
 using YarpGateway.Configuration;
-using YarpGateway.Telemetry.Prometheus;
 
 namespace YarpGateway.Telemetry;
 
-/// <summary>Registration and endpoints for metrics: the meter provider, the scrape endpoint, the scheduler probe, the saturation log.</summary>
+/// <summary>Registration and endpoints for metrics: the meter provider and its exporters, the scrape endpoint, the scheduler probe, the saturation log.</summary>
 internal static class TelemetryExtensions
 {
     public const string MetricsPath = "/metrics";
@@ -11,8 +10,7 @@ internal static class TelemetryExtensions
     public static IServiceCollection AddGatewayTelemetry(this IServiceCollection services, IConfiguration configuration)
     {
         services.AddReloadableOptions<TelemetryOptions, TelemetryOptionsValidator>(configuration, TelemetryOptions.SectionName);
-        services.AddSingleton<PrometheusPullExporter>();
-        services.AddHostedService<GatewayMeterProvider>();
+        services.AddMetricsExport(configuration);
         services.AddSingleton<SchedulerDelayProbe>();
         services.AddHostedService(sp => sp.GetRequiredService<SchedulerDelayProbe>());
         services.AddSingleton<ProxyErrorLog>();
@@ -23,24 +21,12 @@ internal static class TelemetryExtensions
         return services;
     }
 
-    /// <summary>GET /metrics on the management pipeline: Prometheus text format 0.0.4.</summary>
+    /// <summary>
+    /// GET /metrics on the management pipeline (and only there): OpenTelemetry's Prometheus exporter,
+    /// Prometheus text format 0.0.4, or OpenMetrics when the scraper asks for it in <c>Accept</c>.
+    /// </summary>
     public static void UseMetricsEndpoint(this IApplicationBuilder management)
-    {
-        var exporter = management.ApplicationServices.GetRequiredService<PrometheusPullExporter>();
-        management.Use(next => async context =>
-        {
-            if (!context.Request.Path.Equals(MetricsPath, StringComparison.Ordinal) || !HttpMethods.IsGet(context.Request.Method))
-            {
-                await next(context);
-                return;
-            }
-
-            var text = await exporter.ScrapeAsync(context.RequestAborted);
-            context.Response.ContentType = PrometheusTextWriter.ContentType;
-            context.Response.Headers.CacheControl = "no-store";
-            await context.Response.WriteAsync(text, context.RequestAborted);
-        });
-    }
+        => management.UseOpenTelemetryPrometheusScrapingEndpoint(MetricsPath);
 
     /// <summary>
     /// First in the proxy pipeline after the WebSocket relay: request duration by route, cluster,

@@ -32,11 +32,17 @@ internal sealed class TelemetryOptions
     public OtlpOptions Otlp { get; set; } = new();
 }
 
-/// <summary>Options under <c>Gateway:Telemetry:Otlp</c>.</summary>
+/// <summary>
+/// Options under <c>Gateway:Telemetry:Otlp</c>. The standard <c>OTEL_EXPORTER_OTLP_*</c> variables work
+/// as well (endpoint, protocol, headers, timeout); a setting here takes precedence over its variable.
+/// </summary>
 internal sealed class OtlpOptions
 {
-    /// <summary>Collector endpoint, e.g. http://otel-collector:4317; none (default) turns OTLP off.</summary>
+    /// <summary>Collector endpoint, e.g. http://otel-collector:4317; none (default) leaves OTLP off unless <c>OTEL_EXPORTER_OTLP_ENDPOINT</c> is set.</summary>
     public Uri? Endpoint { get; set; }
+
+    /// <summary><c>Grpc</c> or <c>HttpProtobuf</c>. Default: <c>OTEL_EXPORTER_OTLP_PROTOCOL</c>, else gRPC. Never guessed from the port.</summary>
+    public OpenTelemetry.Exporter.OtlpExportProtocol? Protocol { get; set; }
 
     /// <summary>How often metrics are pushed. Default 15 s.</summary>
     public TimeSpan ExportInterval { get; set; } = TimeSpan.FromSeconds(15);

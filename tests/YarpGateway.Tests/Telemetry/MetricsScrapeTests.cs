@@ -13,9 +13,11 @@ public partial class MetricsScrapeTests(ITestOutputHelper output)
 {
     internal static double Value(string scrape, string series)
     {
-        var line = scrape.Split('\n').FirstOrDefault(l => l.StartsWith(series + " ", StringComparison.Ordinal))
+        // A series without labels may be written with empty braces: name{} value.
+        var prefix = series.EndsWith('}') ? series + " " : null;
+        var line = scrape.Split('\n').FirstOrDefault(l => l.StartsWith(prefix ?? series + " ", StringComparison.Ordinal) || (prefix is null && l.StartsWith(series + "{} ", StringComparison.Ordinal)))
             ?? throw new Xunit.Sdk.XunitException($"series {series} not in the scrape:\n{scrape}");
-        return double.Parse(line[(series.Length + 1)..], CultureInfo.InvariantCulture);
+        return double.Parse(line[(line.LastIndexOf(' ') + 1)..], CultureInfo.InvariantCulture);
     }
 
     [Fact]
