@@ -11,7 +11,8 @@ public class DockerfileTests
     {
         var froms = Lines.Where(l => l.StartsWith("FROM ", StringComparison.Ordinal)).ToList();
         Assert.Equal(2, froms.Count);
-        Assert.StartsWith("FROM mcr.microsoft.com/dotnet/sdk:10.0 AS build", froms[0], StringComparison.Ordinal);
+        Assert.StartsWith("FROM mcr.microsoft.com/dotnet/sdk:10.0.", froms[0], StringComparison.Ordinal);
+        Assert.EndsWith(" AS build", froms[0], StringComparison.Ordinal);
         Assert.StartsWith("FROM mcr.microsoft.com/dotnet/aspnet:10.0", froms[1], StringComparison.Ordinal);
         Assert.Contains("chiseled", froms[1], StringComparison.Ordinal); // no shell at run time
     }
@@ -37,5 +38,24 @@ public class DockerfileTests
                 Assert.True(File.Exists(RepositoryFiles.PathOf(source)) || Directory.Exists(RepositoryFiles.PathOf(source)), $"Dockerfile copies {source}, which does not exist");
             }
         }
+    }
+
+    [Fact]
+    public void TheSdkIsPinnedToOneFeatureBand_TheSameInGlobalJsonAndTheImage()
+    {
+        using var globalJson = System.Text.Json.JsonDocument.Parse(File.ReadAllText(RepositoryFiles.PathOf("global.json")));
+        var sdk = globalJson.RootElement.GetProperty("sdk");
+        var version = sdk.GetProperty("version").GetString()!;
+        Assert.Equal("latestPatch", sdk.GetProperty("rollForward").GetString()); // patches only, never a new feature band
+        Assert.Contains($"FROM mcr.microsoft.com/dotnet/sdk:{version} AS build", Lines);
+        Assert.Contains(Lines, l => l.StartsWith("COPY global.json ", StringComparison.Ordinal));
+    }
+
+    [Fact]
+    public void TheBuildContextLeavesOutEveryBinAndObj()
+    {
+        var ignored = File.ReadAllLines(RepositoryFiles.PathOf(".dockerignore")).Select(l => l.Trim()).ToHashSet(StringComparer.Ordinal);
+        Assert.Contains("**/bin/", ignored);
+        Assert.Contains("**/obj/", ignored);
     }
 }
