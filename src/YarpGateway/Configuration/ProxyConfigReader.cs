@@ -44,6 +44,7 @@ internal static class ProxyConfigReader
         TimeoutPolicy = section[nameof(RouteConfig.TimeoutPolicy)],
         Timeout = Get<TimeSpan?>(section, nameof(RouteConfig.Timeout), errors),
         CorsPolicy = section[nameof(RouteConfig.CorsPolicy)],
+        OutputCachePolicy = section[nameof(RouteConfig.OutputCachePolicy)],
         Match = Get<RouteMatch>(section, nameof(RouteConfig.Match), errors) ?? new RouteMatch(),
         Metadata = ReadDictionary(section.GetSection(nameof(RouteConfig.Metadata))),
         Transforms = ReadTransforms(section.GetSection(nameof(RouteConfig.Transforms))),

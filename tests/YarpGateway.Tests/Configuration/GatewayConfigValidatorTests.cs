@@ -84,4 +84,14 @@ public class GatewayConfigValidatorTests
         Assert.Contains(errors, e => e.Key == "ReverseProxy:Clusters:c1:Destinations:d2:Metadata:Weight");
         Assert.Equal(5, errors.Count);
     }
+
+    [Fact]
+    public async Task AnUnknownOutputCachePolicy_IsAConfigError()
+    {
+        var errors = await ValidateAsync("""
+        { "ReverseProxy": { "Routes": { "r": { "ClusterId": "c", "OutputCachePolicy": "nope", "Match": { "Path": "/{**x}" } } },
+          "Clusters": { "c": { "Destinations": { "d": { "Address": "http://127.0.0.1:1" } } } } } }
+        """);
+        Assert.Contains(errors, e => e.Key == "ReverseProxy:Routes:r" && e.Message.Contains("nope", StringComparison.Ordinal));
+    }
 }
