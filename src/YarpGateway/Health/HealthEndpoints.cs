@@ -21,6 +21,9 @@ internal static partial class HealthEndpoints
         services.AddSingleton<IProxyConfigRule, ReadinessGate>();
         services.AddReloadableOptions<ShutdownOptions, ShutdownOptionsValidator>(configuration, ShutdownOptions.SectionName);
         services.AddSingleton<DrainNotice>();
+        services.AddSingleton<HealthChangeLog>();
+        ActiveHealthLog.Decorate(services); // after AddReverseProxy, which registers YARP's policies
+        services.AddSingleton<Microsoft.Extensions.Options.IConfigureOptions<LoggerFilterOptions>, HealthLogFilters>();
         services.AddSingleton<LivenessCheck>();
         services.AddHostedService<DrainCoordinator>();
         services.AddSingleton<Microsoft.Extensions.Options.IConfigureOptions<HostOptions>, ShutdownTimeoutSetup>();
@@ -40,15 +43,20 @@ internal static partial class HealthEndpoints
             Log.RequireAvailableDestinationsRemoved(app.ApplicationServices.GetRequiredService<ILoggerFactory>().CreateLogger(typeof(HealthEndpoints)));
         }
 
-        app.UseHealthChecks(LivePath, Options(LiveTag));
-        app.UseHealthChecks(ReadyPath, Options(ReadyTag));
-        app.UseHealthChecks(StartupPath, Options(StartupTag));
+        var changes = app.ApplicationServices.GetRequiredService<HealthChangeLog>();
+        app.UseHealthChecks(LivePath, Options(LiveTag, changes));
+        app.UseHealthChecks(ReadyPath, Options(ReadyTag, changes));
+        app.UseHealthChecks(StartupPath, Options(StartupTag, changes));
     }
 
-    private static HealthCheckOptions Options(string tag) => new()
+    private static HealthCheckOptions Options(string tag, HealthChangeLog changes) => new()
     {
         Predicate = check => check.Tags.Contains(tag),
-        ResponseWriter = HealthResponseWriter.WriteAsync,
+        ResponseWriter = (context, report) =>
+        {
+            changes.Observe(report);
+            return HealthResponseWriter.WriteAsync(context, report);
+        },
         AllowCachingResponses = false,
     };
 

@@ -24,6 +24,11 @@ internal sealed class TestBackend : IAsyncDisposable
     /// <summary>Requests received, health probes excluded.</summary>
     public int Requests => Volatile.Read(ref _requests);
 
+    /// <summary>Active health probes received on /health.</summary>
+    public int HealthProbes => Volatile.Read(ref _healthProbes);
+
+    private int _healthProbes;
+
     /// <summary>Status answered on /health (YARP active health checks).</summary>
     public HttpStatusCode HealthStatus { get; set; } = HttpStatusCode.OK;
 
@@ -85,6 +90,7 @@ internal sealed class TestBackend : IAsyncDisposable
             // YARP appends the probe path to the destination address, which may end in '/'.
             if (context.Request.Path.Value?.TrimStart('/') == "health")
             {
+                Interlocked.Increment(ref backend._healthProbes);
                 context.Response.StatusCode = (int)backend.HealthStatus;
                 return;
             }

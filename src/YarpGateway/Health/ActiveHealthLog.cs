@@ -1,0 +1,88 @@
+using Microsoft.Extensions.DependencyInjection.Extensions;
+using Yarp.ReverseProxy.Health;
+using Yarp.ReverseProxy.Model;
+
+namespace YarpGateway.Health;
+
+/// <summary>
+/// Wraps each of YARP's active health policies (<c>ConsecutiveFailures</c>, and any other registered)
+/// to log what an operator needs from active health checks: one line when a destination's active
+/// health changes, with the probe result that changed it ("connection refused", "status 503").
+/// YARP itself logged a warning with a stack trace (17 lines) for every failed probe, every interval,
+/// for as long as a backend was down; that category is quieted to errors (<see cref="HealthLogFilters"/>).
+/// </summary>
+internal sealed partial class ActiveHealthLog(IActiveHealthCheckPolicy inner, ILogger<ActiveHealthLog> logger) : IActiveHealthCheckPolicy
+{
+    public string Name => inner.Name;
+
+    public void ProbingCompleted(ClusterState cluster, IReadOnlyList<DestinationProbingResult> probingResults)
+    {
+        Span<DestinationHealth> before = probingResults.Count <= 64 ? stackalloc DestinationHealth[probingResults.Count] : new DestinationHealth[probingResults.Count];
+        for (var i = 0; i < probingResults.Count; i++)
+        {
+            before[i] = probingResults[i].Destination.Health.Active;
+        }
+
+        inner.ProbingCompleted(cluster, probingResults);
+
+        for (var i = 0; i < probingResults.Count; i++)
+        {
+            var result = probingResults[i];
+            var now = result.Destination.Health.Active;
+            if (now == before[i] || (now == DestinationHealth.Healthy && before[i] == DestinationHealth.Unknown))
+            {
+                continue; // unchanged, or the first verdict on a healthy destination: nothing to report
+            }
+
+            if (now == DestinationHealth.Unhealthy)
+            {
+                Log.Unhealthy(logger, result.Destination.DestinationId, cluster.ClusterId, Describe(result));
+            }
+            else if (now == DestinationHealth.Healthy)
+            {
+                Log.Healthy(logger, result.Destination.DestinationId, cluster.ClusterId, Describe(result));
+            }
+        }
+    }
+
+    internal static string Describe(DestinationProbingResult result)
+    {
+        if (result.Response is { } response)
+        {
+            return string.Create(System.Globalization.CultureInfo.InvariantCulture, $"status {(int)response.StatusCode}");
+        }
+
+        var innermost = result.Exception;
+        while (innermost?.InnerException is not null)
+        {
+            innermost = innermost.InnerException;
+        }
+
+        return innermost?.Message ?? "no response";
+    }
+
+    /// <summary>Replaces every registered active health policy with this wrapper around it.</summary>
+    public static void Decorate(IServiceCollection services)
+    {
+        var registered = services.Where(d => d.ServiceType == typeof(IActiveHealthCheckPolicy)).ToList();
+        foreach (var descriptor in registered)
+        {
+            services.Remove(descriptor);
+            services.Add(ServiceDescriptor.Singleton<IActiveHealthCheckPolicy>(sp => new ActiveHealthLog(Create(sp, descriptor), sp.GetRequiredService<ILogger<ActiveHealthLog>>())));
+        }
+    }
+
+    private static IActiveHealthCheckPolicy Create(IServiceProvider services, ServiceDescriptor descriptor)
+        => (IActiveHealthCheckPolicy)(descriptor.ImplementationInstance
+            ?? descriptor.ImplementationFactory?.Invoke(services)
+            ?? ActivatorUtilities.CreateInstance(services, descriptor.ImplementationType!));
+
+    private static partial class Log
+    {
+        [LoggerMessage(1, LogLevel.Warning, "Destination {DestinationId} of cluster {ClusterId} failed its active health checks ({Reason}); it gets no traffic until they pass again.", EventName = "ActiveHealthUnhealthy")]
+        public static partial void Unhealthy(ILogger logger, string destinationId, string clusterId, string reason);
+
+        [LoggerMessage(2, LogLevel.Information, "Destination {DestinationId} of cluster {ClusterId} passes its active health checks again ({Reason}).", EventName = "ActiveHealthHealthy")]
+        public static partial void Healthy(ILogger logger, string destinationId, string clusterId, string reason);
+    }
+}
