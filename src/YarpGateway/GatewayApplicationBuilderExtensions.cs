@@ -47,7 +47,14 @@ internal static class GatewayApplicationBuilderExtensions
             throw new GatewayConfigurationException(ConfigSourceLocator.WithFiles(app.Configuration, errors));
         }
 
-        app.Services.GetRequiredService<GatewayMetrics>().ObserveProxyState(app.Services.GetRequiredService<Yarp.ReverseProxy.IProxyStateLookup>());
+        // The metrics read at each collection from what the gateway keeps anyway (created here, as
+        // nothing else asks for them).
+        var proxyState = app.Services.GetRequiredService<Yarp.ReverseProxy.IProxyStateLookup>();
+        app.Services.GetRequiredService<DestinationMetrics>().Observe(proxyState);
+        app.Services.GetRequiredService<HealthMetrics>().Observe(proxyState);
+        _ = app.Services.GetRequiredService<ConnectionMetrics>();
+        _ = app.Services.GetRequiredService<WebSocketMetrics>();
+        _ = app.Services.GetRequiredService<SchedulerMetrics>();
 
         // Management endpoint: health probes and metrics, nothing else, never the proxy.
         app.MapWhen(

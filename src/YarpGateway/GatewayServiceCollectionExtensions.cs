@@ -30,7 +30,8 @@ internal static class GatewayServiceCollectionExtensions
 
         var services = builder.Services;
         services.TryAddSingleton(TimeProvider.System);
-        services.AddSingleton<GatewayMetrics>();
+        services.AddSingleton<ConfigMetrics>();
+        services.AddSingleton<IKnownSeries>(sp => sp.GetRequiredService<ConfigMetrics>());
 
         // Endpoints: Proxy and Management from Kestrel:Endpoints.
         services.AddSingleton<GatewayListeners>();
@@ -53,6 +54,7 @@ internal static class GatewayServiceCollectionExtensions
 
         // Traffic counters first: they see every proxy connection, including those admission closes.
         services.AddSingleton<TrafficCounters>();
+        services.AddSingleton<ConnectionMetrics>();
         services.AddSingleton<IProxyConnectionMiddleware>(sp => sp.GetRequiredService<TrafficCounters>());
 
         // Request filtering: CONNECT, unknown extended-CONNECT protocols and TRACE refused before anything else.

@@ -15,6 +15,8 @@ internal static class AdmissionExtensions
         services.AddSingleton<IConfigureOptions<KestrelServerOptions>, AdmissionKestrelLimits>();
         services.AddSingleton<IProxyConfigRule, AdmissionMetadataRule>();
 
+        services.AddSingleton<AdmissionMetrics>();
+        services.AddSingleton<Telemetry.IKnownSeries>(sp => sp.GetRequiredService<AdmissionMetrics>());
         services.AddSingleton<AdmissionLimits>();
         services.AddSingleton<IConfigChangeListener>(sp => sp.GetRequiredService<AdmissionLimits>());
         services.AddSingleton<RequestAdmission>();

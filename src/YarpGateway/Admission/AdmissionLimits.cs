@@ -2,7 +2,6 @@ using System.Collections.Concurrent;
 using Yarp.ReverseProxy.Configuration;
 using Yarp.ReverseProxy.Model;
 using YarpGateway.Configuration;
-using YarpGateway.Telemetry;
 
 namespace YarpGateway.Admission;
 
@@ -18,17 +17,30 @@ internal sealed class AdmissionLimits : IConfigChangeListener, IDisposable
     private readonly ConcurrentDictionary<string, Entry> _clusters = new(StringComparer.OrdinalIgnoreCase);
     private readonly ReloadableOptions<AdmissionOptions> _options;
     private readonly Lock _rebuildLock = new();
+    private readonly AdmissionMetrics _metrics;
     private volatile ConcurrencyLimit? _global;
 
-    public AdmissionLimits(ReloadableOptions<AdmissionOptions> options, GatewayMetrics metrics)
+    public AdmissionLimits(ReloadableOptions<AdmissionOptions> options, AdmissionMetrics metrics)
     {
-        metrics.ObserveAdmissionLimits(this);
+        metrics.Observe(this);
+        _metrics = metrics;
         _options = options;
-        _global = CreateGlobal(options.Current, previous: null);
+        _global = Created(CreateGlobal(options.Current, previous: null), previous: null);
         options.Changed += OnOptionsChanged;
     }
 
-    private void OnOptionsChanged(AdmissionOptions options) => _global = CreateGlobal(options, _global);
+    private void OnOptionsChanged(AdmissionOptions options) => _global = Created(CreateGlobal(options, _global), _global);
+
+    // A limit that came into force gets its rejection series at 0.
+    private ConcurrencyLimit? Created(ConcurrencyLimit? limit, ConcurrencyLimit? previous)
+    {
+        if (limit is not null && !ReferenceEquals(limit, previous))
+        {
+            _metrics.LimitCreated(limit);
+        }
+
+        return limit;
+    }
 
     /// <summary>The global limit, or null when <c>Gateway:Admission:Global:MaxConcurrency</c> is 0.</summary>
     public ConcurrencyLimit? Global => _global;
@@ -75,7 +87,7 @@ internal sealed class AdmissionLimits : IConfigChangeListener, IDisposable
             var settings = ConcurrencyLimitSettings.FromMetadata(metadata, string.Empty, errors: null);
             var limit = settings is null ? null
                 : entry?.Limit is { } current && current.Settings == settings ? current
-                : new ConcurrencyLimit(kind, id, settings);
+                : Created(new ConcurrencyLimit(kind, id, settings), previous: null);
             entries[id] = new Entry(config, limit);
             return limit;
         }

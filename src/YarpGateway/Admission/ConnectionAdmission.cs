@@ -4,7 +4,6 @@ using Microsoft.AspNetCore.Connections;
 using Microsoft.AspNetCore.Server.Kestrel.Core;
 using YarpGateway.Configuration;
 using YarpGateway.Endpoints;
-using YarpGateway.Telemetry;
 
 namespace YarpGateway.Admission;
 
@@ -20,14 +19,14 @@ namespace YarpGateway.Admission;
 /// </summary>
 internal sealed partial class ConnectionAdmission : IProxyConnectionMiddleware, IDisposable
 {
-    private readonly GatewayMetrics _metrics;
+    private readonly AdmissionMetrics _metrics;
     private readonly TimeProvider _timeProvider;
     private readonly ILogger<ConnectionAdmission> _logger;
     private readonly ReloadableOptions<AdmissionOptions> _options;
     private readonly Action _firstRequestExpired;
     private volatile State _state;
 
-    public ConnectionAdmission(ReloadableOptions<AdmissionOptions> options, GatewayMetrics metrics, TimeProvider timeProvider, ILogger<ConnectionAdmission> logger)
+    public ConnectionAdmission(ReloadableOptions<AdmissionOptions> options, AdmissionMetrics metrics, TimeProvider timeProvider, ILogger<ConnectionAdmission> logger)
     {
         _metrics = metrics;
         _timeProvider = timeProvider;

@@ -1,7 +1,6 @@
 using System.Globalization;
 using Microsoft.AspNetCore.Http.Features;
 using YarpGateway.Configuration;
-using YarpGateway.Telemetry;
 
 namespace YarpGateway.Admission;
 
@@ -12,7 +11,7 @@ namespace YarpGateway.Admission;
 /// requests (WebSockets) skip the concurrency limits: they would hold a slot for their whole life.
 /// The upgrade rate and Kestrel's upgraded-connection cap govern them instead.
 /// </summary>
-internal sealed class RequestAdmission(AdmissionLimits limits, GatewayMetrics metrics, ReloadableOptions<AdmissionOptions> options, TimeProvider timeProvider)
+internal sealed class RequestAdmission(AdmissionLimits limits, AdmissionMetrics metrics, ReloadableOptions<AdmissionOptions> options, TimeProvider timeProvider)
 {
     public Task AdmitGlobalAsync(HttpContext context, RequestDelegate next)
         => limits.Global is { } global && !IsUpgrade(context) ? AdmitAsync(context, global, next) : next(context);
@@ -45,7 +44,7 @@ internal sealed class RequestAdmission(AdmissionLimits limits, GatewayMetrics me
         var result = await limit.AcquireAsync(timeProvider, context.RequestAborted);
         if (!result.IsAdmitted)
         {
-            metrics.AdmissionRejected(limit, result.Reason, result.Waited);
+            metrics.Rejected(limit, result.Reason, result.Waited);
             if (result.Reason != AdmissionRejection.ClientGone)
             {
                 Reject(context, options.Current.RetryAfter);
@@ -54,7 +53,7 @@ internal sealed class RequestAdmission(AdmissionLimits limits, GatewayMetrics me
             return;
         }
 
-        metrics.AdmissionAdmitted(limit, result.Waited);
+        metrics.Admitted(limit, result.Waited);
         using (result.Lease)
         {
             await next(context);

@@ -1,5 +1,4 @@
 using YarpGateway.Configuration;
-using YarpGateway.Telemetry;
 
 namespace YarpGateway.Admission;
 
@@ -11,13 +10,13 @@ namespace YarpGateway.Admission;
 /// </summary>
 internal sealed class UpgradeAdmission : IDisposable
 {
-    private readonly GatewayMetrics _metrics;
+    private readonly AdmissionMetrics _metrics;
     private readonly ReloadableOptions<AdmissionOptions> _options;
     private readonly TimeProvider _timeProvider;
     private volatile TokenBucket? _rate;
     private (int Rate, int Burst) _settings;
 
-    public UpgradeAdmission(ReloadableOptions<AdmissionOptions> options, GatewayMetrics metrics, TimeProvider timeProvider)
+    public UpgradeAdmission(ReloadableOptions<AdmissionOptions> options, AdmissionMetrics metrics, TimeProvider timeProvider)
     {
         _metrics = metrics;
         _timeProvider = timeProvider;

@@ -1,6 +1,5 @@
 using Microsoft.Extensions.Primitives;
 using Yarp.ReverseProxy.Configuration;
-using YarpGateway.Telemetry;
 
 namespace YarpGateway.Configuration;
 
@@ -14,7 +13,7 @@ internal sealed partial class GatewayConfigProvider : IProxyConfigProvider, IDis
 {
     private readonly IConfiguration _configuration;
     private readonly GatewayConfigValidator _validator;
-    private readonly GatewayMetrics _metrics;
+    private readonly ConfigMetrics _metrics;
     private readonly ILogger<GatewayConfigProvider> _logger;
     private readonly SemaphoreSlim _reloadGate = new(1, 1);
     private readonly CancellationTokenSource _disposed = new(); // cancelled, never disposed: reloads may still hold its token
@@ -22,7 +21,7 @@ internal sealed partial class GatewayConfigProvider : IProxyConfigProvider, IDis
     private IDisposable? _subscription;
     private string? _lastRejection;
 
-    public GatewayConfigProvider(IConfiguration configuration, GatewayConfigValidator validator, GatewayMetrics metrics, ILogger<GatewayConfigProvider> logger)
+    public GatewayConfigProvider(IConfiguration configuration, GatewayConfigValidator validator, ConfigMetrics metrics, ILogger<GatewayConfigProvider> logger)
     {
         _configuration = configuration;
         _validator = validator;
@@ -98,7 +97,7 @@ internal sealed partial class GatewayConfigProvider : IProxyConfigProvider, IDis
             var next = new ProxyConfigSnapshot(read!.Routes, read.Clusters, current.Revision + 1);
             _current = next;
             current.SignalChanged();
-            _metrics.ConfigReloaded(applied: true);
+            _metrics.Reloaded(applied: true);
             Log.Reloaded(_logger, next.Revision, next.Routes.Count, next.Clusters.Count);
         }
         catch (OperationCanceledException) when (cancellationToken.IsCancellationRequested)
@@ -107,7 +106,7 @@ internal sealed partial class GatewayConfigProvider : IProxyConfigProvider, IDis
         catch (Exception ex)
         {
             // A reload must never take the gateway down; the last good configuration keeps serving.
-            _metrics.ConfigReloaded(applied: false);
+            _metrics.Reloaded(applied: false);
             Log.ReloadFailed(_logger, ex);
         }
         finally
@@ -127,7 +126,7 @@ internal sealed partial class GatewayConfigProvider : IProxyConfigProvider, IDis
         }
 
         _lastRejection = description;
-        _metrics.ConfigReloaded(applied: false);
+        _metrics.Reloaded(applied: false);
         Log.ReloadRejected(_logger, servingRevision, description);
     }
 

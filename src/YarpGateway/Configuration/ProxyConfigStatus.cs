@@ -1,5 +1,4 @@
 using Yarp.ReverseProxy.Configuration;
-using YarpGateway.Telemetry;
 
 namespace YarpGateway.Configuration;
 
@@ -7,7 +6,7 @@ namespace YarpGateway.Configuration;
 /// Learns from YARP whether a configuration was actually applied (readiness depends on it) and
 /// reports the rare apply failure that validation did not foresee.
 /// </summary>
-internal sealed partial class ProxyConfigStatus(GatewayMetrics metrics, ILogger<ProxyConfigStatus> logger) : IConfigChangeListener
+internal sealed partial class ProxyConfigStatus(ConfigMetrics metrics, ILogger<ProxyConfigStatus> logger) : IConfigChangeListener
 {
     private volatile bool _applied;
 
@@ -18,7 +17,7 @@ internal sealed partial class ProxyConfigStatus(GatewayMetrics metrics, ILogger<
 
     public void ConfigurationApplyingFailed(IReadOnlyList<IProxyConfig> proxyConfigs, Exception exception)
     {
-        metrics.ConfigReloaded(applied: false);
+        metrics.Reloaded(applied: false);
         Log.ApplyFailed(logger, exception);
     }
 
@@ -28,7 +27,7 @@ internal sealed partial class ProxyConfigStatus(GatewayMetrics metrics, ILogger<
 
     public void ConfigurationLoadingFailed(IProxyConfigProvider configProvider, Exception exception)
     {
-        metrics.ConfigReloaded(applied: false);
+        metrics.Reloaded(applied: false);
         Log.LoadFailed(logger, exception);
     }
 

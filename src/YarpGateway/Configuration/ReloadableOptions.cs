@@ -1,6 +1,5 @@
 using Microsoft.Extensions.Options;
 using Microsoft.Extensions.Primitives;
-using YarpGateway.Telemetry;
 
 namespace YarpGateway.Configuration;
 
@@ -16,7 +15,7 @@ internal sealed partial class ReloadableOptions<TOptions> : IDisposable
 {
     private readonly IOptionsFactory<TOptions> _factory;
     private readonly IConfiguration _configuration;
-    private readonly GatewayMetrics _metrics;
+    private readonly ConfigMetrics _metrics;
     private readonly ILogger _logger;
     private readonly string _section;
     private readonly IDisposable _subscription;
@@ -25,7 +24,7 @@ internal sealed partial class ReloadableOptions<TOptions> : IDisposable
     private string _appliedSnapshot;
     private string? _lastRejection;
 
-    public ReloadableOptions(IOptionsFactory<TOptions> factory, IConfiguration configuration, GatewayMetrics metrics, ILoggerFactory loggerFactory, string section)
+    public ReloadableOptions(IOptionsFactory<TOptions> factory, IConfiguration configuration, ConfigMetrics metrics, ILoggerFactory loggerFactory, string section)
     {
         _factory = factory;
         _configuration = configuration;
@@ -64,7 +63,7 @@ internal sealed partial class ReloadableOptions<TOptions> : IDisposable
                 if (errors != _lastRejection)
                 {
                     _lastRejection = errors;
-                    _metrics.ConfigReloaded(applied: false);
+                    _metrics.Reloaded(applied: false);
                     Log.Rejected(_logger, _section, errors);
                 }
 
@@ -74,7 +73,7 @@ internal sealed partial class ReloadableOptions<TOptions> : IDisposable
             _lastRejection = null;
             _appliedSnapshot = snapshot;
             _current = next;
-            _metrics.ConfigReloaded(applied: true);
+            _metrics.Reloaded(applied: true);
             Log.Applied(_logger, _section);
         }
 

@@ -1,6 +1,6 @@
 using System.Runtime.InteropServices;
 using YarpGateway.Configuration;
-using YarpGateway.Telemetry;
+using YarpGateway.Endpoints;
 
 namespace YarpGateway.Health;
 

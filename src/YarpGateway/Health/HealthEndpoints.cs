@@ -20,6 +20,7 @@ internal static partial class HealthEndpoints
         services.AddReloadableOptions<HealthOptions, HealthOptionsValidator>(configuration, HealthOptions.SectionName);
         services.AddSingleton<IProxyConfigRule, ReadinessGate>();
         services.AddReloadableOptions<ShutdownOptions, ShutdownOptionsValidator>(configuration, ShutdownOptions.SectionName);
+        services.AddSingleton<HealthMetrics>();
         services.AddSingleton<DrainNotice>();
         services.AddSingleton<HealthChangeLog>();
         ActiveHealthLog.Decorate(services); // after AddReverseProxy, which registers YARP's policies

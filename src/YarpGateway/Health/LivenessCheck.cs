@@ -1,6 +1,7 @@
 using System.Diagnostics.Metrics;
 using Microsoft.Extensions.Diagnostics.HealthChecks;
 using YarpGateway.Configuration;
+using YarpGateway.Endpoints;
 using YarpGateway.Telemetry;
 
 namespace YarpGateway.Health;

@@ -9,6 +9,7 @@ internal static class LoadBalancingExtensions
 {
     public static IServiceCollection AddWeightedLoadBalancing(this IServiceCollection services)
     {
+        services.AddSingleton<DestinationMetrics>();
         services.AddSingleton<WeightedScheduleCache>();
         services.AddSingleton<DrainedDestinationFilter>();
         services.AddSingleton<IProxyConfigRule, DestinationWeightRule>();

@@ -2,7 +2,6 @@ using System.Runtime.CompilerServices;
 using Yarp.ReverseProxy.Forwarder;
 using Yarp.ReverseProxy.Health;
 using Yarp.ReverseProxy.Model;
-using YarpGateway.Telemetry;
 
 namespace YarpGateway.Resilience;
 
@@ -16,7 +15,7 @@ namespace YarpGateway.Resilience;
 /// It comes back after the reactivation period with its weight. At most
 /// <see cref="OutlierEjectionSettings.MaxEjectedPercent"/> of a cluster's destinations are ejected at once.
 /// </summary>
-internal sealed partial class OutlierEjectionPolicy(IDestinationHealthUpdater healthUpdater, GatewayMetrics metrics, TimeProvider timeProvider, ILogger<OutlierEjectionPolicy> logger) : IPassiveHealthCheckPolicy
+internal sealed partial class OutlierEjectionPolicy(IDestinationHealthUpdater healthUpdater, ResilienceMetrics metrics, TimeProvider timeProvider, ILogger<OutlierEjectionPolicy> logger) : IPassiveHealthCheckPolicy
 {
     public const string PolicyName = "OutlierEjection";
 

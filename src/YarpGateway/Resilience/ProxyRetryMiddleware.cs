@@ -19,7 +19,7 @@ namespace YarpGateway.Resilience;
 internal sealed partial class ProxyRetryMiddleware(
     ReloadableOptions<ResilienceOptions> options,
     RetryBudgets budgets,
-    GatewayMetrics metrics,
+    ResilienceMetrics metrics,
     TimeProvider timeProvider,
     ILogger<ProxyRetryMiddleware> logger)
 {
@@ -70,7 +70,7 @@ internal sealed partial class ProxyRetryMiddleware(
     private void BeginAttempt(RetryAttempt attempt)
     {
         attempt.Begin(_timeProvider);
-        metrics.ProxyAttempt(attempt.Proxy.Cluster?.Config.ClusterId);
+        metrics.Attempt(attempt.Proxy.Cluster?.Config.ClusterId);
     }
 
     // Retries 1..MaxRetries: the first after a jittered base delay, the rest through the Polly

@@ -16,6 +16,10 @@ internal static class ResilienceExtensions
         // Route timeouts (YARP's route Timeout/TimeoutPolicy) need the request-timeouts middleware.
         services.AddRequestTimeouts();
 
+        services.AddSingleton<ResilienceMetrics>();
+        services.AddSingleton<Telemetry.IKnownSeries>(sp => sp.GetRequiredService<ResilienceMetrics>());
+        services.AddSingleton<Yarp.ReverseProxy.Configuration.IConfigChangeListener>(sp => sp.GetRequiredService<ResilienceMetrics>());
+        services.AddSingleton<ProxyErrorLog>();
         services.AddSingleton<RetryBudgets>();
         services.AddSingleton<ProxyRetryMiddleware>();
         services.AddSingleton<ITransformProvider, RetryResponseTransformProvider>();

@@ -1,6 +1,5 @@
 using Yarp.ReverseProxy.Forwarder;
 using Yarp.ReverseProxy.Model;
-using YarpGateway.Telemetry;
 
 namespace YarpGateway.Resilience;
 
@@ -21,7 +20,7 @@ internal enum AttemptFailure
 /// One proxied request's retry state, shared (as a request feature) by <see cref="ProxyRetryMiddleware"/>,
 /// the response transform that holds back a retryable status, and the outlier-ejection policy.
 /// </summary>
-internal sealed class RetryAttempt(HttpContext context, IReverseProxyFeature proxy, ResilienceSettings settings, RetryBudget budget, bool eligible, bool repeatable, GatewayMetrics metrics) : IDisposable
+internal sealed class RetryAttempt(HttpContext context, IReverseProxyFeature proxy, ResilienceSettings settings, RetryBudget budget, bool eligible, bool repeatable, ResilienceMetrics metrics) : IDisposable
 {
     private List<DestinationState>? _failed;
     private CancellationTokenSource? _tryTimer;

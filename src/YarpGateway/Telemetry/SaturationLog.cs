@@ -1,5 +1,6 @@
 using System.Globalization;
 using YarpGateway.Configuration;
+using YarpGateway.Endpoints;
 
 namespace YarpGateway.Telemetry;
 
@@ -11,7 +12,7 @@ internal sealed partial class SaturationLog(
     ReloadableOptions<TelemetryOptions> options,
     SchedulerDelayProbe probe,
     TrafficCounters traffic,
-    GatewayMetrics metrics,
+    Admission.AdmissionMetrics admission,
     TimeProvider timeProvider,
     ILogger<SaturationLog> logger) : IHostedService, IDisposable
 {
@@ -45,7 +46,7 @@ internal sealed partial class SaturationLog(
         var seconds = Math.Max(0.001, timeProvider.GetElapsedTime(_lastTimestamp, now).TotalSeconds);
         var accepted = traffic.AcceptedConnections;
         var closed = traffic.ClosedConnections;
-        var rejected = metrics.AdmissionRejectedTotal;
+        var rejected = admission.RejectedTotal;
         var line = string.Create(CultureInfo.InvariantCulture,
             $"saturation sched_delay_p99_ms={probe.RecentP99() * 1000:0.0} pending_work_items={ThreadPool.PendingWorkItemCount} threads={ThreadPool.ThreadCount} accepts_per_s={(accepted - _lastAccepted) / seconds:0} closes_per_s={(closed - _lastClosed) / seconds:0} active_connections={traffic.OpenConnections} in_flight={traffic.InFlightRequests} upgraded={traffic.UpgradedConnections} admission_rejected={rejected - _lastRejected}");
         _lastTimestamp = now;

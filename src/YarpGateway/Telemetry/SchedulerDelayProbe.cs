@@ -23,9 +23,9 @@ internal sealed class SchedulerDelayProbe : IHostedService, IDisposable
     private readonly ManualResetEventSlim _stop = new();
     private Thread? _thread;
 
-    public SchedulerDelayProbe(GatewayMetrics metrics, TimeProvider timeProvider, ReloadableOptions<TelemetryOptions> options)
+    public SchedulerDelayProbe(SchedulerMetrics metrics, TimeProvider timeProvider, ReloadableOptions<TelemetryOptions> options)
     {
-        _delay = metrics.SchedulerDelay;
+        _delay = metrics.Delay;
         _timeProvider = timeProvider;
         _options = options;
     }

@@ -13,7 +13,9 @@ internal static class TelemetryExtensions
         services.AddMetricsExport(configuration);
         services.AddSingleton<SchedulerDelayProbe>();
         services.AddHostedService(sp => sp.GetRequiredService<SchedulerDelayProbe>());
-        services.AddSingleton<ProxyErrorLog>();
+        services.AddSingleton<SchedulerMetrics>();
+        services.AddSingleton<RequestMetrics>();
+        services.AddHostedService<KnownSeriesPublisher>();
         services.AddSingleton<SaturationLog>();
         services.AddHostedService(sp => sp.GetRequiredService<SaturationLog>());
         services.AddSingleton<ILoggerProvider, KestrelLogThrottle>();
@@ -35,9 +37,9 @@ internal static class TelemetryExtensions
     /// </summary>
     public static IReverseProxyApplicationBuilder UseProxyRequestMetrics(this IReverseProxyApplicationBuilder proxy)
     {
-        var metrics = proxy.ApplicationServices.GetRequiredService<GatewayMetrics>();
+        var metrics = proxy.ApplicationServices.GetRequiredService<RequestMetrics>();
         var timeProvider = proxy.ApplicationServices.GetRequiredService<TimeProvider>();
-        var errors = proxy.ApplicationServices.GetRequiredService<ProxyErrorLog>();
+        var errors = proxy.ApplicationServices.GetRequiredService<Resilience.ProxyErrorLog>();
         proxy.Use(next => async context =>
         {
             var started = timeProvider.GetTimestamp();
@@ -53,7 +55,7 @@ internal static class TelemetryExtensions
                     // An upgraded request's duration is its WebSocket's lifetime, not a request's: the
                     // WebSocket metrics count those. A client that left before any response is not a 2xx.
                     var clientGone = context.RequestAborted.IsCancellationRequested && !context.Response.HasStarted;
-                    metrics.ProxyRequest(feature.Route.Config.RouteId, feature.Cluster?.Config.ClusterId, feature.ProxiedDestination?.DestinationId, context.Response.StatusCode, clientGone, timeProvider.GetElapsedTime(started));
+                    metrics.Request(feature.Route.Config.RouteId, feature.Cluster?.Config.ClusterId, feature.ProxiedDestination?.DestinationId, context.Response.StatusCode, clientGone, timeProvider.GetElapsedTime(started));
                 }
 
                 errors.Record(context, feature);

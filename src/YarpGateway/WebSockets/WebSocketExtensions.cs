@@ -11,6 +11,7 @@ internal static class WebSocketExtensions
         services.AddReloadableOptions<WebSocketProxyOptions, WebSocketProxyOptionsValidator>(configuration, WebSocketProxyOptions.SectionName);
         services.AddSingleton<IProxyConfigRule, WebSocketMetadataRule>();
         services.AddSingleton<WebSocketCounters>();
+        services.AddSingleton<WebSocketMetrics>();
         services.AddSingleton<WebSocketRelays>();
         services.AddSingleton<IDrainParticipant>(sp => sp.GetRequiredService<WebSocketRelays>());
         services.AddSingleton<WebSocketRelayMiddleware>();

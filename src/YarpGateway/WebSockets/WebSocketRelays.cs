@@ -14,7 +14,7 @@ internal sealed partial class WebSocketRelays(
     ReloadableOptions<WebSocketProxyOptions> options,
     ReloadableOptions<ShutdownOptions> shutdown,
     WebSocketCounters counters,
-    GatewayMetrics metrics,
+    WebSocketMetrics metrics,
     TimeProvider timeProvider,
     ILogger<WebSocketRelays> logger) : IWebSocketRelayHost, IDrainParticipant, IDisposable
 {
@@ -50,11 +50,11 @@ internal sealed partial class WebSocketRelays(
         }
     }
 
-    public void Dropped(WebSocketRelay relay, int messages, long bytes) => metrics.WebSocketDropped(relay.RouteId, messages, bytes);
+    public void Dropped(WebSocketRelay relay, int messages, long bytes) => metrics.Dropped(relay.RouteId, messages, bytes);
 
     public void Evicted(WebSocketRelay relay, EvictionReason reason, ushort code, string detail)
     {
-        metrics.WebSocketEvicted(relay.RouteId, reason);
+        metrics.Evicted(relay.RouteId, reason);
         if (reason != EvictionReason.Drain && _throttle.ShouldLog("websocket." + reason.ToTag(), out var suppressed))
         {
             Log.Evicted(logger, relay.RouteId, reason.ToTag(), code, detail, suppressed);

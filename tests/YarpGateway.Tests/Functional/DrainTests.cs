@@ -36,7 +36,7 @@ public class DrainTests
     {
         await using var a = await TestBackend.StartAsync("a");
         await using var gateway = await GatewayUnderTest.StartAsync(ProxyConfigJson.CatchAll("WeightedRoundRobin", (a, "1")), "--Gateway:Shutdown:DrainDelay=00:00:03");
-        var traffic = gateway.Services.GetRequiredService<YarpGateway.Telemetry.TrafficCounters>();
+        var traffic = gateway.Services.GetRequiredService<YarpGateway.Endpoints.TrafficCounters>();
         using var client = new HttpClient { BaseAddress = gateway.ProxyAddress, DefaultRequestVersion = HttpVersion.Version20, DefaultVersionPolicy = HttpVersionPolicy.RequestVersionExact };
         async Task<HttpStatusCode> GetAsync()
         {
@@ -122,7 +122,7 @@ public class ShutdownTests
         await using var a = await TestBackend.StartAsync("a");
         await using var gateway = await GatewayUnderTest.StartAsync(ProxyConfigJson.CatchAll("WeightedRoundRobin", (a, "1")),
             $"--Gateway:Admission:Connections:MaxFirstRequestConnections={slots}");
-        var traffic = gateway.Services.GetRequiredService<YarpGateway.Telemetry.TrafficCounters>();
+        var traffic = gateway.Services.GetRequiredService<YarpGateway.Endpoints.TrafficCounters>();
 
         // One connection that sends nothing, one that sent half the HTTP/2 preface: neither is in a
         // request, and neither may hold the shutdown for its 30 s timeout (as each once did).

@@ -32,7 +32,7 @@ internal sealed class GatewayUnderTest : IAsyncDisposable
         {
             InstrumentPublished = (instrument, listener) =>
             {
-                if (instrument.Meter.Name == GatewayMetrics.MeterName && ReferenceEquals(instrument.Meter.Scope, meterFactory))
+                if (instrument.Meter.Name == YarpGateway.Telemetry.GatewayMeter.Name && ReferenceEquals(instrument.Meter.Scope, meterFactory))
                 {
                     listener.EnableMeasurementEvents(instrument);
                 }

@@ -39,7 +39,7 @@ public class Http2FloodTests
             ProxyConfigJson.CatchAll("RoundRobin", (backend, null)),
             services => services.AddSingleton<YarpGateway.Endpoints.IProxyConnectionMiddleware>(recorder),
             "--Gateway:Admission:MaxConcurrentConnections=100");
-        var traffic = gateway.Services.GetRequiredService<YarpGateway.Telemetry.TrafficCounters>();
+        var traffic = gateway.Services.GetRequiredService<YarpGateway.Endpoints.TrafficCounters>();
 
         for (var i = 0; i < 200; i++)
         {

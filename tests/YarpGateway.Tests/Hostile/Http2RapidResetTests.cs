@@ -12,7 +12,7 @@ public class Http2RapidResetTests
     {
         await using var backend = await TestBackend.StartAsync("a");
         await using var gateway = await GatewayUnderTest.StartAsync(ProxyConfigJson.CatchAll("RoundRobin", (backend, null)), "--Gateway:Http2:MaxStreamResets=50");
-        var traffic = gateway.Services.GetRequiredService<YarpGateway.Telemetry.TrafficCounters>();
+        var traffic = gateway.Services.GetRequiredService<YarpGateway.Endpoints.TrafficCounters>();
         using var socket = await RawSocket.ConnectAsync(gateway.ProxyAddress);
         var closedByServer = ReadUntilClosedAsync(socket);
 

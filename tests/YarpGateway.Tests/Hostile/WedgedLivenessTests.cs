@@ -15,7 +15,7 @@ public class WedgedLivenessTests
         await using var gateway = await GatewayUnderTest.StartAsync(ProxyConfigJson.CatchAll("RoundRobin", (backend, null)),
             "--Gateway:Admission:MaxConcurrentConnections=2", "--Gateway:Health:LiveRefusingConnectionsFor=00:00:01");
         using var management = gateway.CreateManagementClient();
-        var traffic = gateway.Services.GetRequiredService<YarpGateway.Telemetry.TrafficCounters>();
+        var traffic = gateway.Services.GetRequiredService<YarpGateway.Endpoints.TrafficCounters>();
 
         // Two connections that hold the whole cap (each waits inside a request at the backend).
         using var holders = new HttpClient(new SocketsHttpHandler { MaxConnectionsPerServer = 2 }) { BaseAddress = gateway.ProxyAddress };

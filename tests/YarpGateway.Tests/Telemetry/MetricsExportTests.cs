@@ -33,6 +33,48 @@ public class MetricsExportTests
         Assert.Equal(0, backend.Requests);
     }
 
+    [Fact]
+    public async Task TheFirstScrape_HasTheCountersAlertsReadAtZero_AndAReloadsNewClusterGetsThemToo()
+    {
+        await using var backend = await TestBackend.StartAsync("a");
+        var config = AdmissionConfig.CatchAllWithRouteLimit(backend, AdmissionConfig.Limit("5", "0"));
+        await using var gateway = await GatewayUnderTest.StartAsync(config);
+        using var management = gateway.CreateManagementClient();
+
+        var scrape = await management.GetStringAsync("/metrics");
+
+        string[] zeros =
+        [
+            "gateway_config_reloads_total{result=\"rejected\"}",
+            "gateway_config_reloads_total{result=\"applied\"}",
+            "gateway_proxy_retry_budget_exhausted_total{cluster=\"c1\"}",
+            "gateway_proxy_errors_total{cluster=\"c1\",error=\"request\"}",
+            "gateway_proxy_errors_total{cluster=\"c1\",error=\"response_headers\"}",
+            "gateway_proxy_retries_total{cluster=\"c1\",reason=\"connect_failure\"}",
+            "gateway_proxy_timeouts_total{cluster=\"c1\",kind=\"try\"}",
+            "gateway_outlier_ejections_total{cluster=\"c1\",destination=\"a\"}",
+            "gateway_connection_admission_closed_total{reason=\"wait_timeout\"}",
+            "gateway_connection_admission_closed_total{reason=\"queue_full\"}",
+            "gateway_admission_rejected_total{limit=\"upgrade\",name=\"global\",reason=\"upgrade_rate\"}",
+        ];
+        foreach (var series in zeros)
+        {
+            Assert.Equal(0, MetricsScrapeTests.Value(scrape, series));
+        }
+
+        // A route limit comes into force with its first request: its rejections start at 0.
+        using (var client = gateway.CreateProxyClient())
+        using (await client.GetAsync("/x"))
+        {
+        }
+
+        Assert.Equal(0, MetricsScrapeTests.Value(await management.GetStringAsync("/metrics"), "gateway_admission_rejected_total{limit=\"route\",name=\"all\",reason=\"queue_full\"}"));
+
+        gateway.WriteConfig(ProxyConfigJson.Config([("all", "/{**catch-all}", "c1"), ("new", "/new/{**rest}", "c2")], [("c1", "RoundRobin", [(backend, null)]), ("c2", "RoundRobin", [(backend, null)])]));
+        Assert.True(await Eventually.TrueAsync(async () => (await management.GetStringAsync("/metrics")).Contains("gateway_proxy_retry_budget_exhausted_total{cluster=\"c2\"} 0", StringComparison.Ordinal), TimeSpan.FromSeconds(5)),
+            "the reload's new cluster has no series at 0");
+    }
+
     private static IConfiguration Config(params (string Key, string Value)[] values)
         => new ConfigurationBuilder().AddInMemoryCollection(values.Select(v => new KeyValuePair<string, string?>(v.Key, v.Value))).Build();
 

@@ -1,13 +1,12 @@
 using System.Diagnostics.Metrics;
-using YarpGateway.Telemetry;
-using YarpGateway.WebSockets;
+using YarpGateway.Resilience;
 
 namespace YarpGateway.Tests.Telemetry;
 
-/// <summary>A <see cref="GatewayMetrics"/> for unit tests: real instruments on plain meters that nothing listens to.</summary>
+/// <summary>Metrics for unit tests: real instruments on plain meters that nothing listens to.</summary>
 internal static class TestMetrics
 {
-    public static GatewayMetrics Create() => new(new PlainMeterFactory(), new TrafficCounters(), new WebSocketCounters());
+    public static ResilienceMetrics Resilience() => new(new PlainMeterFactory());
 
     private sealed class PlainMeterFactory : IMeterFactory
     {

@@ -93,7 +93,7 @@ public class WebSocketProxyTests
         Assert.Equal(http2Backend ? 1 : 0, backend.AcceptedOverHttp2);
 
         // A WebSocket's lifetime is not a request's duration: nothing recorded there (it used to be a 1xx).
-        var traffic = gateway.Services.GetRequiredService<YarpGateway.Telemetry.TrafficCounters>();
+        var traffic = gateway.Services.GetRequiredService<YarpGateway.Endpoints.TrafficCounters>();
         Assert.True(await Eventually.TrueAsync(() => traffic.UpgradedConnections == 0, TimeSpan.FromSeconds(5)));
         Assert.Equal(0, gateway.CounterSum("gateway.proxy.request.duration"));
     }
@@ -108,7 +108,7 @@ public class WebSocketProxyTests
         using var response = await client.GetAsync("/echo");
 
         Assert.Equal(HttpStatusCode.BadRequest, response.StatusCode);
-        var traffic = gateway.Services.GetRequiredService<YarpGateway.Telemetry.TrafficCounters>();
+        var traffic = gateway.Services.GetRequiredService<YarpGateway.Endpoints.TrafficCounters>();
         Assert.True(await Eventually.TrueAsync(() => traffic.UpgradedConnections == 0 && traffic.InFlightRequests == 0, TimeSpan.FromSeconds(5)));
     }
 }

@@ -228,7 +228,7 @@ public class WebSocketRelayTests
     internal static async Task AssertNothingOpenAsync(GatewayUnderTest gateway)
     {
         var counters = gateway.Services.GetRequiredService<WebSocketCounters>();
-        var traffic = gateway.Services.GetRequiredService<YarpGateway.Telemetry.TrafficCounters>();
+        var traffic = gateway.Services.GetRequiredService<YarpGateway.Endpoints.TrafficCounters>();
         Assert.True(
             await Eventually.TrueAsync(() => counters.Open == 0 && counters.BufferedBytes == 0 && traffic.UpgradedConnections == 0, TimeSpan.FromSeconds(10)),
             $"open relays {counters.Open}, buffered {counters.BufferedBytes}, upgraded {traffic.UpgradedConnections}");

@@ -3,11 +3,11 @@ using Microsoft.AspNetCore.Http;
 using Yarp.ReverseProxy.Configuration;
 using Yarp.ReverseProxy.Forwarder;
 using Yarp.ReverseProxy.Model;
-using YarpGateway.Telemetry;
+using YarpGateway.Resilience;
+using YarpGateway.Tests.Telemetry;
 using YarpGateway.Tests.Functional;
-using YarpGateway.Tests.Resilience;
 
-namespace YarpGateway.Tests.Telemetry;
+namespace YarpGateway.Tests.Resilience;
 
 public class ProxyErrorLogTests
 {
@@ -34,7 +34,7 @@ public class ProxyErrorLogTests
         var lines = new CapturingLoggerProvider();
         var clock = new ManualTimeProvider();
         var factory = LoggerFactory.Create(builder => builder.AddProvider(lines).SetMinimumLevel(LogLevel.Debug));
-        return (new ProxyErrorLog(TestMetrics.Create(), clock, factory.CreateLogger<ProxyErrorLog>()), lines, clock);
+        return (new ProxyErrorLog(TestMetrics.Resilience(), clock, factory.CreateLogger<ProxyErrorLog>()), lines, clock);
     }
 
     [Fact]
@@ -89,9 +89,9 @@ public class ProxyErrorLogTests
 
         Assert.Equal(
             [
-                "Warning YarpGateway.Telemetry.ProxyErrorLog[ProxyError] Proxy error request: route r1, cluster c1, destination d1, after 1 attempt(s); answered 502. HttpRequestException: Connection refused (127.0.0.1:9). 0 more like it in the last second.",
-                "Warning YarpGateway.Telemetry.ProxyErrorLog[ProxyError] Proxy error response_headers: route r1, cluster c1, destination d1, after 1 attempt(s); answered 502. no exception. 0 more like it in the last second.",
-                "Warning YarpGateway.Telemetry.ProxyErrorLog[ProxyError] Proxy error request: route r1, cluster c1, destination d1, after 1 attempt(s); answered 502. HttpRequestException: Connection refused (127.0.0.1:9). 4 more like it in the last second.",
+                "Warning YarpGateway.Resilience.ProxyErrorLog[ProxyError] Proxy error request: route r1, cluster c1, destination d1, after 1 attempt(s); answered 502. HttpRequestException: Connection refused (127.0.0.1:9). 0 more like it in the last second.",
+                "Warning YarpGateway.Resilience.ProxyErrorLog[ProxyError] Proxy error response_headers: route r1, cluster c1, destination d1, after 1 attempt(s); answered 502. no exception. 0 more like it in the last second.",
+                "Warning YarpGateway.Resilience.ProxyErrorLog[ProxyError] Proxy error request: route r1, cluster c1, destination d1, after 1 attempt(s); answered 502. HttpRequestException: Connection refused (127.0.0.1:9). 4 more like it in the last second.",
             ],
             lines.Lines);
     }
@@ -109,7 +109,7 @@ public class ProxyErrorLogTests
         Assert.DoesNotContain(lines.Lines, l => l.StartsWith("Warning", StringComparison.Ordinal));
         Assert.Collection(
             lines.Lines,
-            l => Assert.StartsWith("Debug YarpGateway.Telemetry.ProxyErrorLog[ProxyClientError] Client-side proxy error upgrade_request_client: route r1, cluster c1, destination d1; status 101. IOException: reset.", l),
-            l => Assert.StartsWith("Debug YarpGateway.Telemetry.ProxyErrorLog[ProxyClientError] Client-side proxy error request_canceled:", l));
+            l => Assert.StartsWith("Debug YarpGateway.Resilience.ProxyErrorLog[ProxyClientError] Client-side proxy error upgrade_request_client: route r1, cluster c1, destination d1; status 101. IOException: reset.", l),
+            l => Assert.StartsWith("Debug YarpGateway.Resilience.ProxyErrorLog[ProxyClientError] Client-side proxy error request_canceled:", l));
     }
 }

@@ -1,9 +1,9 @@
 using System.Collections.Concurrent;
 using Microsoft.AspNetCore.Connections;
 using Microsoft.AspNetCore.Server.Kestrel.Core;
-using YarpGateway.Endpoints;
+using YarpGateway.Telemetry;
 
-namespace YarpGateway.Telemetry;
+namespace YarpGateway.Endpoints;
 
 /// <summary>
 /// What is open on the proxy endpoint right now (connections, requests in flight, upgraded

@@ -1,8 +1,8 @@
 using Yarp.ReverseProxy.Forwarder;
 using Yarp.ReverseProxy.Model;
-using YarpGateway.Resilience;
+using YarpGateway.Telemetry;
 
-namespace YarpGateway.Telemetry;
+namespace YarpGateway.Resilience;
 
 /// <summary>
 /// What the operator reads when proxying fails, in place of YARP's own per-request warnings (its
@@ -14,7 +14,7 @@ namespace YarpGateway.Telemetry;
 /// second per cluster and error, with the number of similar ones left out. Errors caused by the
 /// client (it went away, or its side of the copy failed) go to Debug: they are the client's business.
 /// </summary>
-internal sealed partial class ProxyErrorLog(GatewayMetrics metrics, TimeProvider timeProvider, ILogger<ProxyErrorLog> logger)
+internal sealed partial class ProxyErrorLog(ResilienceMetrics metrics, TimeProvider timeProvider, ILogger<ProxyErrorLog> logger)
 {
     private readonly LogThrottle _throttle = new(timeProvider);
 

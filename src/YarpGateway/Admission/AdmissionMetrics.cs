@@ -1,0 +1,157 @@
+using System.Diagnostics;
+using System.Diagnostics.Metrics;
+using YarpGateway.Telemetry;
+
+namespace YarpGateway.Admission;
+
+/// <summary>
+/// Admission's instruments: request limits (admitted, rejected, queue wait, and gauges of each
+/// limit), connection admission and the upgrade rate. Known series at 0 from start: each limit's
+/// rejections by reason (when the limit is created) and connection admission's closes by reason.
+/// </summary>
+internal sealed class AdmissionMetrics : IKnownSeries
+{
+    private static readonly double[] WaitBuckets = [0, 0.001, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30];
+    private static readonly string[] ConnectionCloseReasons = ["wait_timeout", "queue_full", "client_gone", "shutdown"];
+    private static readonly AdmissionRejection[] LimitRejections = [AdmissionRejection.QueueFull, AdmissionRejection.QueueTimeout, AdmissionRejection.ClientGone];
+
+    private readonly Counter<long> _admitted;
+    private readonly Counter<long> _rejected;
+    private readonly Histogram<double> _queueWait;
+    private readonly Counter<long> _connectionsDelayed;
+    private readonly Counter<long> _connectionsClosed;
+    private readonly Histogram<double> _connectionWait;
+    private readonly Counter<long> _firstRequestExpired;
+    private volatile AdmissionLimits? _limits;
+    private long _rejectedTotal;
+
+    public AdmissionMetrics(IMeterFactory meterFactory)
+    {
+        var meter = meterFactory.Create(GatewayMeter.Name);
+        _admitted = meter.CreateCounter<long>(
+            "gateway.admission.admitted", unit: "{request}",
+            description: "Requests admitted by a concurrency limit (limit: global, route or cluster; name: its id).");
+        _rejected = meter.CreateCounter<long>(
+            "gateway.admission.rejected", unit: "{request}",
+            description: "Requests not admitted, by limit, name and reason (queue_full, queue_timeout, client_gone, upgrade_rate).");
+        _queueWait = meter.CreateHistogram(
+            "gateway.admission.queue.wait", unit: "s",
+            description: "Time admitted and timed-out requests spent waiting for a slot (0 when one was free).",
+            advice: new InstrumentAdvice<double> { HistogramBucketBoundaries = WaitBuckets });
+        meter.CreateObservableGauge("gateway.admission.queue.depth", () => ObserveLimits(l => l.QueueDepth), unit: "{request}", description: "Requests waiting in each limit's queue.");
+        meter.CreateObservableGauge("gateway.admission.queue.capacity", () => ObserveLimits(l => l.Settings.MaxQueue), unit: "{request}", description: "Each limit's queue size (MaxQueue).");
+        meter.CreateObservableGauge("gateway.admission.active", () => ObserveLimits(l => l.InUse), unit: "{request}", description: "Requests holding a slot of each limit.");
+        meter.CreateObservableGauge("gateway.admission.limit", () => ObserveLimits(l => l.Settings.MaxConcurrency), unit: "{request}", description: "Each limit's concurrency (MaxConcurrency).");
+
+        _connectionsDelayed = meter.CreateCounter<long>(
+            "gateway.connection_admission.delayed", unit: "{connection}",
+            description: "New proxy connections that had to wait for connection admission and were then served.");
+        _connectionsClosed = meter.CreateCounter<long>(
+            "gateway.connection_admission.closed", unit: "{connection}",
+            description: "New proxy connections closed by connection admission, by reason (wait_timeout, queue_full, client_gone, shutdown).");
+        _firstRequestExpired = meter.CreateCounter<long>(
+            "gateway.connection_admission.first_request_expired", unit: "{connection}",
+            description: "New proxy connections still in their first request after MaxFirstRequestTime: their first-request slot was freed, the connection kept (slow clients, or slow first responses).");
+        _connectionWait = meter.CreateHistogram(
+            "gateway.connection_admission.wait", unit: "s",
+            description: "Time delayed or closed connections waited for connection admission.",
+            advice: new InstrumentAdvice<double> { HistogramBucketBoundaries = WaitBuckets });
+    }
+
+    /// <summary>Admission rejections since start, for the saturation log.</summary>
+    public long RejectedTotal => Interlocked.Read(ref _rejectedTotal);
+
+    /// <summary>The limits whose queues the gauges report; set once by <see cref="AdmissionLimits"/>.</summary>
+    public void Observe(AdmissionLimits limits) => _limits = limits;
+
+    /// <summary>A limit came into force: its rejections by reason start at 0.</summary>
+    public void LimitCreated(ConcurrencyLimit limit)
+    {
+        foreach (var reason in LimitRejections)
+        {
+            var tags = Tags(limit);
+            tags.Add("reason", reason.ToTag());
+            _rejected.Add(0, tags);
+        }
+    }
+
+    public void Publish()
+    {
+        foreach (var reason in ConnectionCloseReasons)
+        {
+            _connectionsClosed.Add(0, new KeyValuePair<string, object?>("reason", reason));
+        }
+
+        _rejected.Add(0, new TagList { { "limit", "upgrade" }, { "name", "global" }, { "reason", AdmissionRejection.UpgradeRate.ToTag() } });
+        if (_limits is { } limits)
+        {
+            foreach (var limit in limits.All())
+            {
+                LimitCreated(limit);
+            }
+        }
+    }
+
+    public void Admitted(ConcurrencyLimit limit, TimeSpan waited)
+    {
+        if (_admitted.Enabled)
+        {
+            _admitted.Add(1, Tags(limit));
+        }
+
+        if (_queueWait.Enabled)
+        {
+            _queueWait.Record(waited.TotalSeconds, Tags(limit));
+        }
+    }
+
+    public void Rejected(ConcurrencyLimit limit, AdmissionRejection reason, TimeSpan waited)
+    {
+        Interlocked.Increment(ref _rejectedTotal);
+        if (_rejected.Enabled)
+        {
+            var tags = Tags(limit);
+            tags.Add("reason", reason.ToTag());
+            _rejected.Add(1, tags);
+        }
+
+        if (reason == AdmissionRejection.QueueTimeout && _queueWait.Enabled)
+        {
+            _queueWait.Record(waited.TotalSeconds, Tags(limit));
+        }
+    }
+
+    public void UpgradeRejected()
+    {
+        Interlocked.Increment(ref _rejectedTotal);
+        if (_rejected.Enabled)
+        {
+            _rejected.Add(1, new TagList { { "limit", "upgrade" }, { "name", "global" }, { "reason", AdmissionRejection.UpgradeRate.ToTag() } });
+        }
+    }
+
+    public void ConnectionDelayed(TimeSpan waited)
+    {
+        _connectionsDelayed.Add(1);
+        if (_connectionWait.Enabled)
+        {
+            _connectionWait.Record(waited.TotalSeconds);
+        }
+    }
+
+    public void ConnectionFirstRequestExpired() => _firstRequestExpired.Add(1);
+
+    public void ConnectionAdmissionClosed(string reason, TimeSpan waited)
+    {
+        _connectionsClosed.Add(1, new KeyValuePair<string, object?>("reason", reason));
+        if (_connectionWait.Enabled)
+        {
+            _connectionWait.Record(waited.TotalSeconds);
+        }
+    }
+
+    private static TagList Tags(ConcurrencyLimit limit) => new() { { "limit", limit.Kind }, { "name", limit.Name } };
+
+    private IEnumerable<Measurement<long>> ObserveLimits(Func<ConcurrencyLimit, long> value)
+        => _limits is { } limits ? limits.All().Select(l => new Measurement<long>(value(l), Tags(l))) : [];
+}
