@@ -14,11 +14,11 @@ namespace YarpGateway.Admission;
 internal sealed class RequestAdmission(AdmissionLimits limits, AdmissionMetrics metrics, ReloadableOptions<AdmissionOptions> options, TimeProvider timeProvider)
 {
     public Task AdmitGlobalAsync(HttpContext context, RequestDelegate next)
-        => limits.Global is { } global && !IsUpgrade(context) ? AdmitAsync(context, global, next) : next(context);
+        => limits.Global is { } global && !Endpoints.UpgradeRequest.Is(context) ? AdmitAsync(context, global, next) : next(context);
 
     public Task AdmitRouteAndClusterAsync(HttpContext context, RequestDelegate next)
     {
-        if (IsUpgrade(context))
+        if (Endpoints.UpgradeRequest.Is(context))
         {
             return next(context);
         }
@@ -34,10 +34,6 @@ internal sealed class RequestAdmission(AdmissionLimits limits, AdmissionMetrics 
             _ => AdmitAsync(context, route, c => AdmitAsync(c, cluster, next)),
         };
     }
-
-    internal static bool IsUpgrade(HttpContext context)
-        => context.Features.Get<IHttpUpgradeFeature>()?.IsUpgradableRequest == true
-            || context.Features.Get<IHttpExtendedConnectFeature>()?.IsExtendedConnect == true;
 
     private async Task AdmitAsync(HttpContext context, ConcurrencyLimit limit, RequestDelegate next)
     {

@@ -27,7 +27,7 @@ internal sealed class UpgradeAdmission : IDisposable
 
     public Task AdmitAsync(HttpContext context, RequestDelegate next)
     {
-        if (_rate is not { } rate || !RequestAdmission.IsUpgrade(context))
+        if (_rate is not { } rate || !Endpoints.UpgradeRequest.Is(context))
         {
             return next(context);
         }

@@ -110,7 +110,7 @@ internal sealed partial class TrafficCounters(TimeProvider timeProvider, Microso
     /// <summary>Counts a proxied request (and, for an upgrade, the upgraded connection) for its lifetime.</summary>
     public async Task CountAsync(HttpContext context, RequestDelegate next)
     {
-        var upgrade = Admission.RequestAdmission.IsUpgrade(context);
+        var upgrade = UpgradeRequest.Is(context);
         Interlocked.Increment(ref _inFlightRequests);
         if (upgrade)
         {

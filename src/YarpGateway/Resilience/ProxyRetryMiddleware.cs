@@ -187,7 +187,7 @@ internal sealed partial class ProxyRetryMiddleware(
         var method = context.Request.Method;
         var idempotent = HttpMethods.IsGet(method) || HttpMethods.IsHead(method) || HttpMethods.IsOptions(method) || HttpMethods.IsTrace(method)
             || (settings.RetryIdempotent && (HttpMethods.IsPut(method) || HttpMethods.IsDelete(method)));
-        if (!idempotent || Admission.RequestAdmission.IsUpgrade(context))
+        if (!idempotent || Endpoints.UpgradeRequest.Is(context))
         {
             return (false, false);
         }

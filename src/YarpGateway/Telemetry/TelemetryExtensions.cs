@@ -50,7 +50,7 @@ internal static class TelemetryExtensions
             finally
             {
                 var feature = context.GetReverseProxyFeature();
-                if (!Admission.RequestAdmission.IsUpgrade(context))
+                if (!Endpoints.UpgradeRequest.Is(context))
                 {
                     // An upgraded request's duration is its WebSocket's lifetime, not a request's: the
                     // WebSocket metrics count those. A client that left before any response is not a 2xx.

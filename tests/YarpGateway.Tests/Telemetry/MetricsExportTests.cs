@@ -71,7 +71,7 @@ public class MetricsExportTests
         Assert.Equal(0, MetricsScrapeTests.Value(await management.GetStringAsync("/metrics"), "gateway_admission_rejected_total{limit=\"route\",name=\"all\",reason=\"queue_full\"}"));
 
         gateway.WriteConfig(ProxyConfigJson.Config([("all", "/{**catch-all}", "c1"), ("new", "/new/{**rest}", "c2")], [("c1", "RoundRobin", [(backend, null)]), ("c2", "RoundRobin", [(backend, null)])]));
-        Assert.True(await Eventually.TrueAsync(async () => (await management.GetStringAsync("/metrics")).Contains("gateway_proxy_retry_budget_exhausted_total{cluster=\"c2\"} 0", StringComparison.Ordinal), TimeSpan.FromSeconds(5)),
+        Assert.True(await Eventually.TrueAsync(async () => (await management.GetStringAsync("/metrics")).Contains("gateway_proxy_retry_budget_exhausted_total{cluster=\"c2\"} 0", StringComparison.Ordinal), TimeSpan.FromSeconds(15)),
             "the reload's new cluster has no series at 0");
     }
 

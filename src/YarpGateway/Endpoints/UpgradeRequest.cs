@@ -1,0 +1,33 @@
+using Microsoft.AspNetCore.Http.Features;
+
+namespace YarpGateway.Endpoints;
+
+/// <summary>
+/// "Is this an upgrade request" (an HTTP/1.1 Upgrade, or an HTTP/2 extended CONNECT), decided once per
+/// request, here, by the first middleware that asks (the traffic counters, first in the proxy
+/// pipeline), and read from the request's features by every other: admission, retries and the
+/// request metrics. The answer is one of two shared instances, so remembering it allocates nothing.
+/// </summary>
+internal sealed class UpgradeRequest
+{
+    private static readonly UpgradeRequest Yes = new(true);
+    private static readonly UpgradeRequest No = new(false);
+
+    private UpgradeRequest(bool isUpgrade) => IsUpgrade = isUpgrade;
+
+    public bool IsUpgrade { get; }
+
+    public static bool Is(HttpContext context)
+    {
+        var features = context.Features;
+        if (features.Get<UpgradeRequest>() is { } known)
+        {
+            return known.IsUpgrade;
+        }
+
+        var upgrade = features.Get<IHttpUpgradeFeature>()?.IsUpgradableRequest == true
+            || features.Get<IHttpExtendedConnectFeature>()?.IsExtendedConnect == true;
+        features.Set(upgrade ? Yes : No);
+        return upgrade;
+    }
+}
