@@ -33,7 +33,7 @@ wait_ready "http://$BACKEND/" 30
 
 declare -A MODE_ARGS=(
   [off]="--Gateway:Admission:Connections:RatePerSecond=0 --Gateway:Admission:Connections:MaxFirstRequestConnections=0"
-  [on]=""   # the shipped defaults (README: Gateway:Admission:Connections)
+  [on]=""   # the shipped defaults (docs/configuration.md: Gateway:Admission:Connections)
   [loose]="--Gateway:Admission:Connections:RatePerSecond=2000 --Gateway:Admission:Connections:Burst=1000"
 )
 

@@ -2,7 +2,7 @@ namespace YarpGateway;
 
 /// <summary>
 /// Process-wide runtime settings the gateway ships with, applied before anything opens a socket.
-/// Each was measured (README, "Performance pass"); an operator's own environment value always wins.
+/// Each was measured (docs/performance-history.md); an operator's own environment value always wins.
 /// </summary>
 internal static class RuntimeDefaults
 {

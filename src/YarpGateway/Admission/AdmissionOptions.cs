@@ -1,6 +1,6 @@
 namespace YarpGateway.Admission;
 
-/// <summary>Options under <c>Gateway:Admission</c>. Every default is documented in README.md.</summary>
+/// <summary>Options under <c>Gateway:Admission</c>. Every default is documented in docs/configuration.md.</summary>
 internal sealed class AdmissionOptions
 {
     public const string SectionName = "Gateway:Admission";

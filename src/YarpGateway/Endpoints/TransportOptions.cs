@@ -8,7 +8,7 @@ internal sealed class TransportOptions
     /// <summary>
     /// Run request processing on the socket thread that read the request instead of handing it to
     /// the thread pool (Kestrel's <c>UnsafePreferInlineScheduling</c>). Default (unset): on when the
-    /// process has one CPU and socket completions are inline, off otherwise. Measured in README.
+    /// process has one CPU and socket completions are inline, off otherwise. Measured in docs/performance-history.md.
     /// </summary>
     public bool? InlineScheduling { get; set; }
 }

@@ -3,11 +3,13 @@ using YarpGateway.Configuration;
 
 namespace YarpGateway.Tests.Configuration;
 
-/// <summary>The complete route example in README.md must stay valid config.</summary>
+/// <summary>The route examples in the documentation must stay valid config: the complete one in docs/configuration.md, the first one in README.md.</summary>
 public partial class ReadmeExampleTests
 {
     [GeneratedRegex("```json\\n(?<json>\\{\\n  \"ReverseProxy\".*?)\\n```", RegexOptions.Singleline)]
     private static partial Regex ReverseProxyExample();
+
+    private static string Find(string relative) => Path.Combine(Path.GetDirectoryName(FindReadme())!, relative);
 
     private static string FindReadme()
     {
@@ -26,8 +28,8 @@ public partial class ReadmeExampleTests
     [Fact]
     public async Task RouteExample_ReadsAndValidatesWithoutErrors()
     {
-        var match = ReverseProxyExample().Match(await File.ReadAllTextAsync(FindReadme()));
-        Assert.True(match.Success, "README.md has no ReverseProxy JSON example");
+        var match = ReverseProxyExample().Match(await File.ReadAllTextAsync(Find("docs/configuration.md")));
+        Assert.True(match.Success, "docs/configuration.md has no ReverseProxy JSON example");
 
         var json = match.Groups["json"].Value;
         Assert.Empty(await GatewayConfigValidatorTests.ValidateAsync(json));
@@ -35,5 +37,14 @@ public partial class ReadmeExampleTests
         var read = ProxyConfigReader.Read(ProxyConfigReaderTests.Json(json));
         Assert.Equal(2, read.Routes.Count);
         Assert.Equal("0", read.Clusters.Single(c => c.ClusterId == "api").Destinations!["api-old"].Metadata!["Weight"]);
+    }
+
+    [Fact]
+    public async Task TheReadmesOwnBackendExample_ReadsAndValidatesWithoutErrors()
+    {
+        var match = ReverseProxyExample().Match(await File.ReadAllTextAsync(FindReadme()));
+        Assert.True(match.Success, "README.md has no ReverseProxy JSON example");
+
+        Assert.Empty(await GatewayConfigValidatorTests.ValidateAsync(match.Groups["json"].Value));
     }
 }

@@ -2,7 +2,7 @@ using System.Text.Json;
 
 namespace YarpGateway.Tests.Endpoints;
 
-/// <summary>The runtime settings the gateway ships with (measured in README's performance pass).</summary>
+/// <summary>The runtime settings the gateway ships with (measured in docs/performance-history.md).</summary>
 public class RuntimeDefaultsTests
 {
     [Fact]

@@ -2,7 +2,7 @@ using System.Net;
 
 namespace YarpGateway.Tests.Functional;
 
-/// <summary>The built-in default (README quick start): Development, demo backends on 5101/5102, weights 3/1.</summary>
+/// <summary>The built-in default (README.md, quick start): Development, demo backends on 5101/5102, weights 3/1.</summary>
 public class DevelopmentDefaultTests
 {
     [Fact]
