@@ -26,10 +26,17 @@ internal sealed class DrainNotice
         var goAway = 0;
         foreach (var connection in open)
         {
-            if (Http2PriorKnowledge.IsHttp2(connection) && connection.Features.Get<IConnectionLifetimeNotificationFeature>() is { } lifetime)
+            try
             {
-                lifetime.RequestClose();
-                goAway++;
+                if (Http2PriorKnowledge.IsHttp2(connection) && connection.Features.Get<IConnectionLifetimeNotificationFeature>() is { } lifetime)
+                {
+                    lifetime.RequestClose();
+                    goAway++;
+                }
+            }
+            catch (ObjectDisposedException)
+            {
+                // Closing as we look at it (its TLS stream already disposed): nothing to tell.
             }
         }
 

@@ -72,7 +72,7 @@ public class MetricsExportTests
 
         gateway.WriteConfig(ProxyConfigJson.Config([("all", "/{**catch-all}", "c1"), ("new", "/new/{**rest}", "c2")], [("c1", "RoundRobin", [(backend, null)]), ("c2", "RoundRobin", [(backend, null)])]));
         Assert.True(await Eventually.TrueAsync(async () => (await management.GetStringAsync("/metrics")).Contains("gateway_proxy_retry_budget_exhausted_total{cluster=\"c2\"} 0", StringComparison.Ordinal), TimeSpan.FromSeconds(15)),
-            "the reload's new cluster has no series at 0");
+            "the reload's new cluster has no series at 0; " + gateway.DescribeCounters("gateway.config") + "; " + string.Join(" | ", gateway.Logs.Lines.Where(l => l.Contains("Config", StringComparison.Ordinal))));
     }
 
     private static IConfiguration Config(params (string Key, string Value)[] values)
