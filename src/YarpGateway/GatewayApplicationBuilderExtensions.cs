@@ -26,6 +26,7 @@ internal static class GatewayApplicationBuilderExtensions
         errors.AddRange(GatewayKestrelSetup.Validate(app.Configuration));
         CheckOptions<TransportOptions>(app, TransportOptions.SectionName, errors);
         CheckOptions<Http2Options>(app, Http2Options.SectionName, errors);
+        CheckOptions<Discovery.DiscoveryOptions>(app, Discovery.DiscoveryOptions.SectionName, errors);
         CheckOptions<HealthOptions>(app, HealthOptions.SectionName, errors);
         CheckOptions<AdmissionOptions>(app, AdmissionOptions.SectionName, errors);
         CheckOptions<ResilienceOptions>(app, ResilienceOptions.SectionName, errors);
@@ -55,6 +56,7 @@ internal static class GatewayApplicationBuilderExtensions
         _ = app.Services.GetRequiredService<ConnectionMetrics>();
         _ = app.Services.GetRequiredService<WebSocketMetrics>();
         _ = app.Services.GetRequiredService<SchedulerMetrics>();
+        _ = app.Services.GetRequiredService<Discovery.DiscoveryMetrics>();
 
         // Management endpoint: health probes and metrics, nothing else, never the proxy.
         app.MapWhen(

@@ -6,6 +6,7 @@ using Yarp.ReverseProxy.Configuration;
 using YarpGateway.Admission;
 using YarpGateway.Configuration;
 using YarpGateway.Demo;
+using YarpGateway.Discovery;
 using YarpGateway.Endpoints;
 using YarpGateway.Health;
 using YarpGateway.LoadBalancing;
@@ -48,6 +49,9 @@ internal static class GatewayServiceCollectionExtensions
         services.AddSingleton<IProxyConfigProvider>(sp => sp.GetRequiredService<GatewayConfigProvider>());
         services.AddSingleton<ProxyConfigStatus>();
         services.AddSingleton<IConfigChangeListener>(sp => sp.GetRequiredService<ProxyConfigStatus>());
+
+        // Discovery: per-pod destinations from DNS (headless Services), opt-in per cluster.
+        services.AddDnsDiscovery(builder.Configuration);
 
         // Load balancing: weighted policies, selectable per cluster by name.
         services.AddWeightedLoadBalancing();

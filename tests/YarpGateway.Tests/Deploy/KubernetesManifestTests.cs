@@ -182,4 +182,23 @@ public class KubernetesManifestTests(ITestOutputHelper output)
         Assert.Contains("kind: Deployment", await stdout, StringComparison.Ordinal);
         Assert.Contains("name: yarpgateway-config", await stdout, StringComparison.Ordinal);
     }
+
+    [Fact]
+    public async Task TheHeadlessBackendExample_IsHeadless_AndItsGatewayConfigValidates()
+    {
+        var folder = Path.Combine(ManifestFolder, "examples");
+        var service = new YamlStream();
+        using (var reader = new StringReader(await File.ReadAllTextAsync(Path.Combine(folder, "headless-backend.yaml"))))
+        {
+            service.Load(reader);
+        }
+
+        var headless = service.Documents.Select(d => (YamlMappingNode)d.RootNode).Single(d => Scalar(d, "kind") == "Service");
+        Assert.Equal("None", Scalar(headless, "spec", "clusterIP"));
+
+        var json = await File.ReadAllTextAsync(Path.Combine(folder, "headless-backend.gateway.json"));
+        Assert.Empty(await GatewayConfigValidatorTests.ValidateAsync(json));
+        Assert.Contains("\"Discovery\": \"Dns\"", json, StringComparison.Ordinal);
+        Assert.Contains(Scalar(headless, "metadata", "name") + ".", json, StringComparison.Ordinal);
+    }
 }

@@ -78,11 +78,27 @@ internal sealed class TestBackend : IAsyncDisposable
     public static Task<TestBackend> StartAsync(string name) => StartAsync(name, port: 0);
 
     /// <summary>Starts on a given port (0: any), e.g. to bring a stopped backend back where it was.</summary>
-    public static async Task<TestBackend> StartAsync(string name, int port)
+    public static Task<TestBackend> StartAsync(string name, int port) => StartAsync(name, kestrel => kestrel.Listen(IPAddress.Loopback, port));
+
+    /// <summary>Starts on one free port on both 127.0.0.1 and ::1, so that <c>localhost</c> reaches it at every address it resolves to.</summary>
+    public static Task<TestBackend> StartOnBothLoopbacksAsync(string name)
+    {
+        var port = LoopbackPort.Unused();
+        return StartAsync(name, kestrel =>
+        {
+            kestrel.Listen(IPAddress.Loopback, port);
+            kestrel.Listen(IPAddress.IPv6Loopback, port);
+        });
+    }
+
+    /// <summary>The local address each request arrived on, in arrival order.</summary>
+    public System.Collections.Concurrent.ConcurrentQueue<string> LocalAddresses { get; } = new();
+
+    private static async Task<TestBackend> StartAsync(string name, Action<Microsoft.AspNetCore.Server.Kestrel.Core.KestrelServerOptions> listen)
     {
         // No configuration sources: the gateway's appsettings.json sits in this folder too.
         var builder = WebApplication.CreateEmptyBuilder(new WebApplicationOptions());
-        builder.WebHost.UseKestrelCore().ConfigureKestrel(kestrel => kestrel.Listen(IPAddress.Loopback, port));
+        builder.WebHost.UseKestrelCore().ConfigureKestrel(listen);
         var app = builder.Build();
         var backend = new TestBackend(name, app);
         app.Run(async context =>
@@ -98,6 +114,7 @@ internal sealed class TestBackend : IAsyncDisposable
             Interlocked.Increment(ref backend._requests);
             backend.TraceParents.Enqueue(context.Request.Headers.TraceParent.ToString());
             backend.RemotePorts.Enqueue(context.Connection.RemotePort);
+            backend.LocalAddresses.Enqueue(context.Connection.LocalIpAddress?.ToString() ?? "?");
             backend.RawTargets.Enqueue(context.Features.Get<Microsoft.AspNetCore.Http.Features.IHttpRequestFeature>()!.RawTarget);
             if (context.Request.Path == "/reset")
             {
@@ -164,7 +181,7 @@ internal sealed class TestBackend : IAsyncDisposable
             await context.Response.WriteAsync(name, context.RequestAborted);
         });
         await app.StartAsync();
-        var address = app.Services.GetRequiredService<IServer>().Features.Get<IServerAddressesFeature>()!.Addresses.Single();
+        var address = app.Services.GetRequiredService<IServer>().Features.Get<IServerAddressesFeature>()!.Addresses.First(a => a.Contains("127.0.0.1", StringComparison.Ordinal));
         backend.Address = new Uri(address + "/");
         return backend;
     }

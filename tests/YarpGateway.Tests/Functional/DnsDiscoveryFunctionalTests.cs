@@ -1,0 +1,85 @@
+using System.Net;
+using Microsoft.Extensions.DependencyInjection.Extensions;
+using System.Text.Json.Nodes;
+using Yarp.ReverseProxy.ServiceDiscovery;
+using YarpGateway.Discovery;
+using YarpGateway.Tests.Discovery;
+
+namespace YarpGateway.Tests.Functional;
+
+/// <summary>DNS discovery through the gateway, with real DNS for localhost and a scripted resolver for the rest.</summary>
+public class DnsDiscoveryFunctionalTests
+{
+    private static JsonObject DiscoveredCluster(JsonObject config, string cluster)
+    {
+        var node = config["ReverseProxy"]!["Clusters"]![cluster]!.AsObject();
+        node["Metadata"] = new JsonObject { ["Discovery"] = "Dns" };
+        return node;
+    }
+
+    [Fact]
+    public async Task Localhost_BecomesOneDestinationPerAddress_EachGetsTraffic()
+    {
+        await using var backend = await TestBackend.StartOnBothLoopbacksAsync("both");
+        var config = ProxyConfigJson.CatchAll("RoundRobin", (backend, null));
+        DiscoveredCluster(config, "c1")["Destinations"]!["both"]!["Address"] = $"http://localhost:{backend.Port}/";
+        await using var gateway = await GatewayUnderTest.StartAsync(config);
+        var expected = (await Dns.GetHostAddressesAsync("localhost")).Select(a => $"both[{a}]").Order(StringComparer.Ordinal).ToArray();
+
+        var result = await Load.RunAsync(gateway, requests: 40, workers: 2);
+
+        Assert.Equal(0, result.Failures);
+        var proxy = gateway.Services.GetRequiredService<Yarp.ReverseProxy.IProxyStateLookup>();
+        Assert.True(proxy.TryGetCluster("c1", out var cluster));
+        Assert.Equal(expected, cluster.Destinations.Keys.Order(StringComparer.Ordinal));
+        Assert.Equal(expected.Length, backend.LocalAddresses.Distinct().Count()); // every address got requests
+    }
+
+    [Fact]
+    public async Task ANameThatNeverResolves_ItsCluster503s_TheOthersServe_AReloadOfAnotherClusterApplies()
+    {
+        await using var backend = await TestBackend.StartAsync("a");
+        var dns = new DnsDiscoveryTests.ScriptedResolver { Failing = { "nowhere.svc" } };
+        var config = ProxyConfigJson.Config([("ok", "/ok/{**rest}", "ok"), ("gone", "/gone/{**rest}", "gone")], [("ok", "RoundRobin", [(backend, null)]), ("gone", "RoundRobin", [(backend, null)])]);
+        DiscoveredCluster(config, "gone")["Destinations"]!["a"]!["Address"] = "http://nowhere.svc/";
+        await using var gateway = await GatewayUnderTest.StartAsync(config, services => UseResolver(services, dns));
+        using var client = gateway.CreateProxyClient();
+
+        using (var ok = await client.GetAsync("/ok/x"))
+        using (var gone = await client.GetAsync("/gone/x"))
+        {
+            Assert.Equal(HttpStatusCode.OK, ok.StatusCode);
+            Assert.Equal(HttpStatusCode.ServiceUnavailable, gone.StatusCode);
+        }
+
+        Assert.Contains(gateway.Logs.Lines, l => l.Contains("[DiscoveryFailed] Destination a of cluster gone", StringComparison.Ordinal));
+
+        // A reload that changes only the other cluster applies while the name still fails.
+        var changed = ProxyConfigJson.Config([("ok", "/ok/{**rest}", "ok"), ("ok2", "/ok2/{**rest}", "ok"), ("gone", "/gone/{**rest}", "gone")], [("ok", "RoundRobin", [(backend, null)]), ("gone", "RoundRobin", [(backend, null)])]);
+        DiscoveredCluster(changed, "gone")["Destinations"]!["a"]!["Address"] = "http://nowhere.svc/";
+        gateway.WriteConfig(changed);
+        Assert.True(await Eventually.TrueAsync(async () =>
+        {
+            using var response = await client.GetAsync("/ok2/x");
+            return response.StatusCode == HttpStatusCode.OK;
+        }, TimeSpan.FromSeconds(10)), "the reload of the other cluster did not apply");
+
+        // The name starts resolving: its cluster serves, without a reload.
+        dns.Failing.Clear();
+        dns.Addresses["nowhere.svc"] = ["127.0.0.1"];
+        var port = backend.Port;
+        dns.Ports = port;
+        Assert.True(await Eventually.TrueAsync(async () =>
+        {
+            using var response = await client.GetAsync("/gone/x");
+            return response.StatusCode == HttpStatusCode.OK;
+        }, TimeSpan.FromSeconds(15)), "the cluster did not pick up its addresses once the name resolved");
+    }
+
+    // Replaces the DNS resolver DnsDiscovery wraps with a scripted one.
+    private static void UseResolver(IServiceCollection services, IDestinationResolver inner)
+    {
+        services.RemoveAll<IDestinationResolver>();
+        services.AddSingleton<IDestinationResolver>(sp => ActivatorUtilities.CreateInstance<DnsDiscovery>(sp, inner));
+    }
+}
