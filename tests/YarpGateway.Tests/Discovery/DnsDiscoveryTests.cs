@@ -35,15 +35,24 @@ public class DnsDiscoveryTests
                     throw new System.Net.Sockets.SocketException((int)System.Net.Sockets.SocketError.HostNotFound);
                 }
 
-                foreach (var address in Addresses.GetValueOrDefault(uri.Host, []))
+                foreach (var entry in Addresses.GetValueOrDefault(uri.Host, []))
                 {
+                    // "10.0.0.1", or "127.0.0.1:5000" for a test backend on a port of its own.
+                    var (address, ownPort) = entry.LastIndexOf(':') is var colon and > 0 && !entry.Contains("::", StringComparison.Ordinal)
+                        ? (entry[..colon], int.Parse(entry[(colon + 1)..], System.Globalization.CultureInfo.InvariantCulture))
+                        : (entry, (int?)null);
                     var builder = new UriBuilder(uri) { Host = address };
+                    if (ownPort is { } p)
+                    {
+                        builder.Port = p;
+                    }
+
                     if (Ports is { } port)
                     {
                         builder.Port = port;
                     }
 
-                    result[$"{id}[{address}]"] = destination with { Address = builder.Uri.ToString(), Host = uri.Authority };
+                    result[$"{id}[{entry}]"] = destination with { Address = builder.Uri.ToString(), Host = uri.Authority };
                 }
             }
 

@@ -76,6 +76,37 @@ public class DnsDiscoveryFunctionalTests
         }, TimeSpan.FromSeconds(15)), "the cluster did not pick up its addresses once the name resolved");
     }
 
+    [Fact]
+    public async Task PodsAddedAndRemoved_NewOnesGetTraffic_RemovedOnesFinishTheirRequests()
+    {
+        await using var a = await TestBackend.StartAsync("a");
+        await using var b = await TestBackend.StartAsync("b");
+        var dns = new DnsDiscoveryTests.ScriptedResolver { Addresses = { ["pods.svc"] = [$"127.0.0.1:{a.Port}"] } };
+        var config = ProxyConfigJson.CatchAll("RoundRobin", (a, null));
+        DiscoveredCluster(config, "c1")["Destinations"]!["a"]!["Address"] = "http://pods.svc/";
+        config["Gateway"] = new JsonObject { ["Discovery"] = new JsonObject { ["RefreshPeriod"] = "00:00:00.200" } };
+        await using var gateway = await GatewayUnderTest.StartAsync(config, services => UseResolver(services, dns));
+        using var client = gateway.CreateProxyClient();
+
+        var held = client.GetAsync("/hold"); // in flight on pod a
+        Assert.True(await Eventually.TrueAsync(() => a.Held == 1, TimeSpan.FromSeconds(5)));
+
+        // A rollout: pod a goes, pod b comes.
+        dns.Addresses["pods.svc"] = [$"127.0.0.1:{b.Port}"];
+        Assert.True(await Eventually.TrueAsync(async () =>
+        {
+            using var response = await client.GetAsync("/x");
+            return await response.Content.ReadAsStringAsync() == "b";
+        }, TimeSpan.FromSeconds(10)), "the new pod got no traffic");
+        var after = await Load.RunAsync(gateway, requests: 20, workers: 2);
+        Assert.Equal(20, after.ByBackend.GetValueOrDefault("b"));
+
+        a.Gate.SetResult();
+        using var finished = await held.WaitAsync(TimeSpan.FromSeconds(10));
+        Assert.Equal(HttpStatusCode.OK, finished.StatusCode); // the removed pod's request finished
+        Assert.Equal("a", await finished.Content.ReadAsStringAsync());
+    }
+
     // Replaces the DNS resolver DnsDiscovery wraps with a scripted one.
     private static void UseResolver(IServiceCollection services, IDestinationResolver inner)
     {
