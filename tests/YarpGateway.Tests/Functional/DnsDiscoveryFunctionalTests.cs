@@ -81,27 +81,43 @@ public class DnsDiscoveryFunctionalTests
     {
         await using var a = await TestBackend.StartAsync("a");
         await using var b = await TestBackend.StartAsync("b");
-        var dns = new DnsDiscoveryTests.ScriptedResolver { Addresses = { ["pods.svc"] = [$"127.0.0.1:{a.Port}"] } };
+        await using var c = await TestBackend.StartAsync("c");
+        var dns = new DnsDiscoveryTests.ScriptedResolver { Addresses = { ["pods.svc"] = [$"127.0.0.1:{a.Port}", $"127.0.0.1:{c.Port}"] } };
         var config = ProxyConfigJson.CatchAll("RoundRobin", (a, null));
         DiscoveredCluster(config, "c1")["Destinations"]!["a"]!["Address"] = "http://pods.svc/";
         config["Gateway"] = new JsonObject { ["Discovery"] = new JsonObject { ["RefreshPeriod"] = "00:00:00.200" } };
         await using var gateway = await GatewayUnderTest.StartAsync(config, services => UseResolver(services, dns));
         using var client = gateway.CreateProxyClient();
 
-        var held = client.GetAsync("/hold"); // in flight on pod a
-        Assert.True(await Eventually.TrueAsync(() => a.Held == 1, TimeSpan.FromSeconds(5)));
+        var proxyState = gateway.Services.GetRequiredService<Yarp.ReverseProxy.IProxyStateLookup>();
+        Yarp.ReverseProxy.Model.DestinationState Pod(TestBackend backend)
+            => proxyState.TryGetCluster("c1", out var cluster) ? cluster.Destinations[$"a[127.0.0.1:{backend.Port}]"] : throw new InvalidOperationException("no cluster c1");
+        var staying = Pod(c);
+        staying.Health.Passive = Yarp.ReverseProxy.Model.DestinationHealth.Healthy; // state a pod that stays must keep
 
-        // A rollout: pod a goes, pod b comes.
-        dns.Addresses["pods.svc"] = [$"127.0.0.1:{b.Port}"];
+        // A request in flight on pod a: /hold/pa waits on a and is answered at once by c.
+        c.GateFor("pa").SetResult();
+        Task<HttpResponseMessage> held;
+        do
+        {
+            held = client.GetAsync("/hold/pa");
+        }
+        while (!await Eventually.TrueAsync(() => a.Held == 1 || held.IsCompleted, TimeSpan.FromSeconds(5)) || held.IsCompleted);
+
+        // A rollout: pod a goes, pod b comes, pod c stays.
+        dns.Addresses["pods.svc"] = [$"127.0.0.1:{b.Port}", $"127.0.0.1:{c.Port}"];
         Assert.True(await Eventually.TrueAsync(async () =>
         {
             using var response = await client.GetAsync("/x");
             return await response.Content.ReadAsStringAsync() == "b";
         }, TimeSpan.FromSeconds(10)), "the new pod got no traffic");
         var after = await Load.RunAsync(gateway, requests: 20, workers: 2);
-        Assert.Equal(20, after.ByBackend.GetValueOrDefault("b"));
+        Assert.Equal(0, after.ByBackend.GetValueOrDefault("a"));
+        Assert.Equal(20, after.ByBackend.GetValueOrDefault("b") + after.ByBackend.GetValueOrDefault("c"));
+        Assert.Same(staying, Pod(c)); // the pod that stayed is the same destination, health state and all
+        Assert.Equal(Yarp.ReverseProxy.Model.DestinationHealth.Healthy, Pod(c).Health.Passive);
 
-        a.Gate.SetResult();
+        a.GateFor("pa").SetResult();
         using var finished = await held.WaitAsync(TimeSpan.FromSeconds(10));
         Assert.Equal(HttpStatusCode.OK, finished.StatusCode); // the removed pod's request finished
         Assert.Equal("a", await finished.Content.ReadAsStringAsync());
