@@ -53,7 +53,7 @@ internal sealed class LivenessCheck : IHealthCheck, IDisposable
         if (median > options.LiveMaxSchedulerDelay || stalled > options.LiveMaxSchedulerDelay)
         {
             return Task.FromResult(HealthCheckResult.Unhealthy(
-                $"the scheduler is wedged: median thread-pool delay {median.TotalMilliseconds:F0} ms, last probe ran {stalled.TotalMilliseconds:F0} ms ago (limit {options.LiveMaxSchedulerDelay}, Gateway:Health:LiveMaxSchedulerDelay)"));
+                $"the scheduler is wedged: median thread-pool delay {median.TotalMilliseconds:F0} ms, next probe {stalled.TotalMilliseconds:F0} ms late (limit {options.LiveMaxSchedulerDelay}, Gateway:Health:LiveMaxSchedulerDelay)"));
         }
 
         if (RefusingFor() is { } refusing && refusing >= options.LiveRefusingConnectionsFor)

@@ -63,13 +63,15 @@ internal sealed class SchedulerDelayProbe : IHostedService, IDisposable
     public double RecentMedian() => RecentPercentile(0.5);
 
     /// <summary>
-    /// How long ago the thread pool last ran a probe item (0 before start). A starved pool runs none,
-    /// so its samples stop coming exactly when they would be largest; this keeps growing instead.
+    /// How long the thread pool is late with the next probe item: the time since it last ran one,
+    /// less the probe interval (0 before start). A starved pool runs none, so its samples stop coming
+    /// exactly when they would be largest; this keeps growing instead.
     /// </summary>
     public TimeSpan SinceLastRun()
     {
         var last = Volatile.Read(ref _lastRun);
-        return last == 0 ? TimeSpan.Zero : _timeProvider.GetElapsedTime(last);
+        var late = last == 0 ? TimeSpan.Zero : _timeProvider.GetElapsedTime(last) - _options.Current.SchedulerProbeInterval;
+        return late > TimeSpan.Zero ? late : TimeSpan.Zero;
     }
 
     private double RecentPercentile(double percentile)

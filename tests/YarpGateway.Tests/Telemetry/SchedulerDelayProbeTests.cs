@@ -28,6 +28,34 @@ public class SchedulerDelayProbeTests
         Assert.True(quiet < 0.1, $"p99 was already {quiet} s before blocking");
     }
 
+    [Fact]
+    public async Task SinceLastRun_CountsOnlyTheLatenessBeyondTheProbeInterval()
+    {
+        // A probe interval longer than liveness's 5 s limit must not look like a wedged scheduler.
+        var clock = new YarpGateway.Tests.Resilience.ManualTimeProvider();
+        var configuration = new ConfigurationBuilder().AddInMemoryCollection(new Dictionary<string, string?> { ["Gateway:Telemetry:SchedulerProbeInterval"] = "00:00:08" }).Build();
+        var options = new YarpGateway.Configuration.ReloadableOptions<TelemetryOptions>(
+            new Microsoft.Extensions.Options.OptionsFactory<TelemetryOptions>([new Microsoft.Extensions.Options.ConfigureFromConfigurationOptions<TelemetryOptions>(configuration.GetSection(TelemetryOptions.SectionName))], []),
+            configuration, new YarpGateway.Configuration.ConfigMetrics(new TestMeterFactory()), Microsoft.Extensions.Logging.Abstractions.NullLoggerFactory.Instance, TelemetryOptions.SectionName);
+        using var probe = new SchedulerDelayProbe(new SchedulerMetrics(new TestMeterFactory()), clock, options);
+        await probe.StartAsync(CancellationToken.None);
+
+        clock.Advance(TimeSpan.FromSeconds(7)); // within the interval: on time
+        Assert.Equal(TimeSpan.Zero, probe.SinceLastRun());
+        clock.Advance(TimeSpan.FromSeconds(3)); // 10 s: 2 s late
+        Assert.Equal(TimeSpan.FromSeconds(2), probe.SinceLastRun());
+        await probe.StopAsync(CancellationToken.None);
+    }
+
+    private sealed class TestMeterFactory : System.Diagnostics.Metrics.IMeterFactory
+    {
+        public System.Diagnostics.Metrics.Meter Create(System.Diagnostics.Metrics.MeterOptions options) => new(options);
+
+        public void Dispose()
+        {
+        }
+    }
+
     private static Task ThreadPoolBlock(TimeSpan duration)
     {
         var done = new TaskCompletionSource();
