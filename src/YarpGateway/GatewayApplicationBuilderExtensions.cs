@@ -7,6 +7,7 @@ using YarpGateway.Health;
 using YarpGateway.LoadBalancing;
 using YarpGateway.RequestFiltering;
 using YarpGateway.Resilience;
+using YarpGateway.Status;
 using YarpGateway.Telemetry;
 using YarpGateway.WebSockets;
 
@@ -57,6 +58,7 @@ internal static class GatewayApplicationBuilderExtensions
         _ = app.Services.GetRequiredService<WebSocketMetrics>();
         _ = app.Services.GetRequiredService<SchedulerMetrics>();
         _ = app.Services.GetRequiredService<Discovery.DiscoveryMetrics>();
+        _ = app.Services.GetRequiredService<DestinationStats>(); // listens from the first request on
 
         // Management endpoint: health probes and metrics, nothing else, never the proxy.
         app.MapWhen(
@@ -65,6 +67,7 @@ internal static class GatewayApplicationBuilderExtensions
             {
                 management.UseGatewayHealth();
                 management.UseMetricsEndpoint();
+                management.UseStatus();
                 management.Run(static context =>
                 {
                     context.Response.StatusCode = StatusCodes.Status404NotFound;

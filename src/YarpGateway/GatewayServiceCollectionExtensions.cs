@@ -12,6 +12,7 @@ using YarpGateway.Health;
 using YarpGateway.LoadBalancing;
 using YarpGateway.RequestFiltering;
 using YarpGateway.Resilience;
+using YarpGateway.Status;
 using YarpGateway.Telemetry;
 using YarpGateway.WebSockets;
 
@@ -74,6 +75,9 @@ internal static class GatewayServiceCollectionExtensions
         services.AddWebSocketRelay(builder.Configuration);
 
         services.AddGatewayHealth(builder.Configuration);
+
+        // Status: /status.json on the management endpoint.
+        services.AddStatus();
 
         // Telemetry: the meter provider, /metrics, the scheduler probe, the saturation log.
         services.AddGatewayTelemetry(builder.Configuration);

@@ -61,6 +61,18 @@ internal sealed class AdmissionMetrics : IKnownSeries
     /// <summary>Admission rejections since start, for the saturation log.</summary>
     public long RejectedTotal => Interlocked.Read(ref _rejectedTotal);
 
+    /// <summary>New connections connection admission closed since start (any reason but shutdown).</summary>
+    public long ConnectionsRefused => Interlocked.Read(ref _connectionsRefused);
+
+    /// <summary>New connections that had to wait for connection admission and were then served, since start.</summary>
+    public long ConnectionsDelayed => Interlocked.Read(ref _connectionsDelayedTotal);
+
+    /// <summary>The limits in force now.</summary>
+    public IEnumerable<ConcurrencyLimit> Limits => _limits?.All() ?? [];
+
+    private long _connectionsRefused;
+    private long _connectionsDelayedTotal;
+
     /// <summary>The limits whose queues the gauges report; set once by <see cref="AdmissionLimits"/>.</summary>
     public void Observe(AdmissionLimits limits) => _limits = limits;
 
@@ -108,6 +120,7 @@ internal sealed class AdmissionMetrics : IKnownSeries
     public void Rejected(ConcurrencyLimit limit, AdmissionRejection reason, TimeSpan waited)
     {
         Interlocked.Increment(ref _rejectedTotal);
+        limit.CountRejection();
         if (_rejected.Enabled)
         {
             var tags = Tags(limit);
@@ -132,6 +145,7 @@ internal sealed class AdmissionMetrics : IKnownSeries
 
     public void ConnectionDelayed(TimeSpan waited)
     {
+        Interlocked.Increment(ref _connectionsDelayedTotal);
         _connectionsDelayed.Add(1);
         if (_connectionWait.Enabled)
         {
@@ -143,6 +157,11 @@ internal sealed class AdmissionMetrics : IKnownSeries
 
     public void ConnectionAdmissionClosed(string reason, TimeSpan waited)
     {
+        if (reason != "shutdown")
+        {
+            Interlocked.Increment(ref _connectionsRefused);
+        }
+
         _connectionsClosed.Add(1, new KeyValuePair<string, object?>("reason", reason));
         if (_connectionWait.Enabled)
         {

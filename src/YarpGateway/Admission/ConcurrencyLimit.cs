@@ -37,6 +37,14 @@ internal sealed class ConcurrencyLimit
 
     public long QueueDepth => _limiter.GetStatistics()?.CurrentQueuedCount ?? 0;
 
+    /// <summary>Requests this limit has rejected since it came into force (for the status page).</summary>
+    public long Rejected => Interlocked.Read(ref _rejected);
+
+    private long _rejected;
+
+    /// <summary>Counts one rejection (called by the metrics when a request is not admitted).</summary>
+    public void CountRejection() => Interlocked.Increment(ref _rejected);
+
     public long InUse => Settings.MaxConcurrency - (_limiter.GetStatistics()?.CurrentAvailablePermits ?? Settings.MaxConcurrency);
 
     /// <summary>Takes a slot now if one is free (no allocation beyond the lease), else queues with the timeout.</summary>

@@ -50,6 +50,12 @@ internal sealed partial class GatewayConfigProvider : IProxyConfigProvider, IDis
         _subscription = ChangeToken.OnChange(_configuration.GetReloadToken, OnConfigurationChanged);
     }
 
+    /// <summary>The revision serving now (1 at start, one more per applied reload).</summary>
+    public long Revision => _current?.Revision ?? 0;
+
+    /// <summary>Why the configuration on disk is rejected now, or null when it is the one serving.</summary>
+    public string? RejectedReason => _lastRejection;
+
     public IProxyConfig GetConfig()
         => _current ?? throw new InvalidOperationException($"{nameof(InitializeAsync)} must complete before YARP reads the configuration; UseGatewayAsync does this.");
 

@@ -44,7 +44,17 @@ internal sealed class WebSocketMetrics
         _droppedBytes.Add(bytes, tag);
     }
 
-    public void Evicted(string route, EvictionReason reason) => _evictions.Add(1, new TagList { { "route", route }, { "reason", reason.ToTag() } });
+    public void Evicted(string route, EvictionReason reason)
+    {
+        Interlocked.Increment(ref _evictionsByReason[(int)reason]);
+        _evictions.Add(1, new TagList { { "route", route }, { "reason", reason.ToTag() } });
+    }
+
+    /// <summary>Evictions since start, by reason (for the status page).</summary>
+    public IEnumerable<(string Reason, long Count)> EvictionsByReason
+        => Enum.GetValues<EvictionReason>().Select(r => (r.ToTag(), Interlocked.Read(ref _evictionsByReason[(int)r])));
+
+    private readonly long[] _evictionsByReason = new long[Enum.GetValues<EvictionReason>().Length];
 
     private static Measurement<long> Direction(long value, string direction) => new(value, new KeyValuePair<string, object?>("direction", direction));
 }

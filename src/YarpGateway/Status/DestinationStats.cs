@@ -1,0 +1,167 @@
+using System.Collections.Concurrent;
+using System.Diagnostics.Metrics;
+using YarpGateway.Telemetry;
+
+namespace YarpGateway.Status;
+
+/// <summary>
+/// Requests, errors and latency per destination for the status page, read from the request-duration
+/// measurements the gateway records anyway (a listener on <c>gateway.proxy.request.duration</c>; the
+/// request path calls nothing new). Per destination: totals since start, and the last minute as 60
+/// one-second slots, each with a fixed set of latency buckets. Memory is bounded by the number of
+/// destinations; nothing is allocated per request once a destination has been seen.
+/// </summary>
+internal sealed class DestinationStats : IDisposable
+{
+    /// <summary>Upper bounds of the latency buckets, in seconds (the last one catches the rest).</summary>
+    internal static readonly double[] Bounds = [0.0005, 0.001, 0.002, 0.005, 0.01, 0.02, 0.05, 0.1, 0.2, 0.5, 1, 2, 5, 10, 30, double.MaxValue];
+
+    private readonly ConcurrentDictionary<(string Cluster, string Destination), Stats> _byDestination = new();
+    private readonly TimeProvider _timeProvider;
+    private readonly MeterListener _listener = new();
+
+    public DestinationStats(IMeterFactory meterFactory, TimeProvider timeProvider)
+    {
+        _timeProvider = timeProvider;
+        _listener.InstrumentPublished = (instrument, listener) =>
+        {
+            if (instrument.Name == "gateway.proxy.request.duration" && instrument.Meter.Name == GatewayMeter.Name && ReferenceEquals(instrument.Meter.Scope, meterFactory))
+            {
+                listener.EnableMeasurementEvents(instrument, this);
+            }
+        };
+        _listener.SetMeasurementEventCallback<double>(static (_, seconds, tags, state) => ((DestinationStats)state!).Record(seconds, tags));
+        _listener.Start();
+    }
+
+    public Stats? For(string cluster, string destination) => _byDestination.TryGetValue((cluster, destination), out var stats) ? stats : null;
+
+    private void Record(double seconds, ReadOnlySpan<KeyValuePair<string, object?>> tags)
+    {
+        string? cluster = null, destination = null, status = null;
+        foreach (var tag in tags)
+        {
+            switch (tag.Key)
+            {
+                case "cluster": cluster = tag.Value as string; break;
+                case "destination": destination = tag.Value as string; break;
+                case "status_class": status = tag.Value as string; break;
+            }
+        }
+
+        if (cluster is null || destination is null or "-")
+        {
+            return;
+        }
+
+        var stats = _byDestination.GetOrAdd((cluster, destination), static _ => new Stats());
+        stats.Record(_timeProvider.GetUtcNow().ToUnixTimeSeconds(), seconds, error: status == "5xx");
+    }
+
+    public long Now => _timeProvider.GetUtcNow().ToUnixTimeSeconds();
+
+    public void Dispose() => _listener.Dispose();
+
+    /// <summary>One destination's figures.</summary>
+    internal sealed class Stats
+    {
+        private readonly Lock _lock = new();
+        private readonly long[] _second = new long[60];
+        private readonly long[] _count = new long[60];
+        private readonly long[] _errors = new long[60];
+        private readonly long[,] _buckets = new long[60, Bounds.Length];
+        private long _requests;
+        private long _errorsTotal;
+
+        public long Requests => Interlocked.Read(ref _requests);
+
+        public long Errors => Interlocked.Read(ref _errorsTotal);
+
+        public void Record(long second, double seconds, bool error)
+        {
+            Interlocked.Increment(ref _requests);
+            if (error)
+            {
+                Interlocked.Increment(ref _errorsTotal);
+            }
+
+            var bucket = 0;
+            while (seconds > Bounds[bucket])
+            {
+                bucket++;
+            }
+
+            var slot = (int)(second % 60);
+            lock (_lock)
+            {
+                if (_second[slot] != second)
+                {
+                    _second[slot] = second;
+                    _count[slot] = 0;
+                    _errors[slot] = 0;
+                    for (var i = 0; i < Bounds.Length; i++)
+                    {
+                        _buckets[slot, i] = 0;
+                    }
+                }
+
+                _count[slot]++;
+                _buckets[slot, bucket]++;
+                if (error)
+                {
+                    _errors[slot]++;
+                }
+            }
+        }
+
+        /// <summary>The 60 seconds up to <paramref name="now"/>: requests per second, p50 and p99 in milliseconds (upper bucket bounds), and requests in each second, oldest first.</summary>
+        public (double RequestsPerSecond, double? P50Ms, double? P99Ms, long[] History) LastMinute(long now)
+        {
+            var history = new long[60];
+            var buckets = new long[Bounds.Length];
+            long total = 0;
+            lock (_lock)
+            {
+                for (var ago = 0; ago < 60; ago++)
+                {
+                    var second = now - ago;
+                    var slot = (int)(second % 60);
+                    if (_second[slot] != second)
+                    {
+                        continue;
+                    }
+
+                    history[59 - ago] = _count[slot];
+                    total += _count[slot];
+                    for (var i = 0; i < Bounds.Length; i++)
+                    {
+                        buckets[i] += _buckets[slot, i];
+                    }
+                }
+            }
+
+            return (total / 60.0, Percentile(buckets, total, 0.5), Percentile(buckets, total, 0.99), history);
+        }
+
+        private static double? Percentile(long[] buckets, long total, double percentile)
+        {
+            if (total == 0)
+            {
+                return null;
+            }
+
+            var rank = (long)Math.Ceiling(percentile * total);
+            long seen = 0;
+            for (var i = 0; i < buckets.Length; i++)
+            {
+                seen += buckets[i];
+                if (seen >= rank)
+                {
+                    return Bounds[i] == double.MaxValue ? Bounds[^2] * 1000 : Bounds[i] * 1000;
+                }
+            }
+
+            return null;
+        }
+    }
+}

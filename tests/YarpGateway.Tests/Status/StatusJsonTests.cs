@@ -1,0 +1,87 @@
+using System.Net;
+using System.Text.Json;
+using System.Text.Json.Nodes;
+using YarpGateway.Tests.Functional;
+
+namespace YarpGateway.Tests.Status;
+
+/// <summary>/status.json on the management port: the figures a person or a script reads.</summary>
+public class StatusJsonTests
+{
+    private static async Task<JsonElement> StatusAsync(GatewayUnderTest gateway)
+    {
+        using var management = gateway.CreateManagementClient();
+        return JsonDocument.Parse(await management.GetStringAsync("/status.json")).RootElement.Clone();
+    }
+
+    private static JsonElement Destination(JsonElement status, string cluster, string destination)
+        => status.GetProperty("clusters").EnumerateArray().Single(c => c.GetProperty("id").GetString() == cluster)
+            .GetProperty("destinations").EnumerateArray().Single(d => d.GetProperty("id").GetString() == destination);
+
+    [Fact]
+    public async Task AfterKnownTraffic_ShowsExactCountsWeightsHealthAndLatency_AndAReloadsRevisionAndWeights()
+    {
+        await using var a = await TestBackend.StartAsync("a");
+        await using var b = await TestBackend.StartAsync("b");
+        await using var gateway = await GatewayUnderTest.StartAsync(ProxyConfigJson.CatchAll("WeightedRoundRobin", (a, "3"), (b, "1")));
+
+        var load = await Load.RunAsync(gateway, requests: 400, workers: 1);
+        Assert.Equal(0, load.Failures);
+
+        JsonElement status = default;
+        Assert.True(await Eventually.TrueAsync(async () =>
+        {
+            status = await StatusAsync(gateway);
+            return Destination(status, "c1", "a").GetProperty("requests").GetInt64() + Destination(status, "c1", "b").GetProperty("requests").GetInt64() == 400;
+        }, TimeSpan.FromSeconds(5)), "the requests are not all counted");
+
+        Assert.Equal(1, status.GetProperty("revision").GetInt64());
+        Assert.False(status.GetProperty("draining").GetBoolean());
+        var cluster = status.GetProperty("clusters").EnumerateArray().Single();
+        Assert.Equal("WeightedRoundRobin", cluster.GetProperty("loadBalancingPolicy").GetString());
+        var destinationA = Destination(status, "c1", "a");
+        Assert.Equal(300, destinationA.GetProperty("requests").GetInt64());
+        Assert.Equal(100, Destination(status, "c1", "b").GetProperty("requests").GetInt64());
+        Assert.Equal(3, destinationA.GetProperty("weight").GetInt32());
+        Assert.Equal(a.Address.ToString(), destinationA.GetProperty("address").GetString());
+        Assert.Equal(0, destinationA.GetProperty("errors").GetInt64());
+        Assert.False(destinationA.GetProperty("ejected").GetBoolean());
+        Assert.Equal(60, destinationA.GetProperty("requestsLastMinute").GetArrayLength());
+        Assert.True(destinationA.GetProperty("latencyP99Ms").GetDouble() > 0);
+        Assert.True(status.GetProperty("connections").GetProperty("accepted").GetInt64() >= 1);
+
+        gateway.WriteConfig(ProxyConfigJson.CatchAll("WeightedRoundRobin", (a, "1"), (b, "5")));
+        Assert.True(await Eventually.TrueAsync(async () => (await StatusAsync(gateway)).GetProperty("revision").GetInt64() == 2, TimeSpan.FromSeconds(5)), "no new revision");
+        var reloaded = await StatusAsync(gateway);
+        Assert.Equal(5, Destination(reloaded, "c1", "b").GetProperty("weight").GetInt32());
+        Assert.Equal(300, Destination(reloaded, "c1", "a").GetProperty("requests").GetInt64()); // counts since start survive a reload
+    }
+
+    [Fact]
+    public async Task AnEjectedDestination_ShowsEjected()
+    {
+        await using var a = await TestBackend.StartAsync("a");
+        var config = ProxyConfigJson.CatchAll("RoundRobin", (a, null));
+        config["ReverseProxy"]!["Clusters"]!["c1"]!["Destinations"]!["dead"] = new JsonObject { ["Address"] = $"http://127.0.0.1:{LoopbackPort.Unused()}/" };
+        await using var gateway = await GatewayUnderTest.StartAsync(config);
+
+        await Load.RunAsync(gateway, requests: 20, workers: 1); // the dead one refuses: ejected after 3 (passive health is on by default)
+
+        var status = await StatusAsync(gateway);
+        Assert.True(Destination(status, "c1", "dead").GetProperty("ejected").GetBoolean());
+        Assert.Equal("Unhealthy", Destination(status, "c1", "dead").GetProperty("health").GetString());
+        Assert.False(Destination(status, "c1", "a").GetProperty("ejected").GetBoolean());
+    }
+
+    [Fact]
+    public async Task OnTheProxyPort_StatusJsonIsAnOrdinaryPath()
+    {
+        await using var a = await TestBackend.StartAsync("a");
+        await using var gateway = await GatewayUnderTest.StartAsync(ProxyConfigJson.Config(("api", "/api/{**rest}", "c1"), ("c1", "RoundRobin", [(a, null)])));
+        using var proxy = gateway.CreateProxyClient();
+
+        using var response = await proxy.GetAsync("/status.json");
+
+        Assert.Equal(HttpStatusCode.NotFound, response.StatusCode);
+    }
+}
