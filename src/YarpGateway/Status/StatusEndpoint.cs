@@ -201,13 +201,51 @@ internal static class StatusExtensions
         return services;
     }
 
-    /// <summary>On the management pipeline only: on the proxy port the path is an ordinary one.</summary>
+    /// <summary>
+    /// On the management pipeline only (on the proxy port these paths are ordinary ones): <c>/status.json</c>,
+    /// and the page at <c>/status</c> with its script, self-contained (no CDN: it works in an air-gapped cluster).
+    /// </summary>
     public static void UseStatus(this IApplicationBuilder management)
     {
         var status = management.ApplicationServices.GetRequiredService<StatusEndpoint>();
+        var page = Resource("status.html");
+        var script = Resource("status.js");
         management.Use(next => context =>
-            HttpMethods.IsGet(context.Request.Method) && context.Request.Path.Equals(StatusEndpoint.JsonPath, StringComparison.Ordinal)
-                ? status.WriteAsync(context)
-                : next(context));
+        {
+            if (!HttpMethods.IsGet(context.Request.Method))
+            {
+                return next(context);
+            }
+
+            var path = context.Request.Path;
+            if (path.Equals(StatusEndpoint.JsonPath, StringComparison.Ordinal))
+            {
+                return status.WriteAsync(context);
+            }
+
+            if (path.Equals("/status", StringComparison.Ordinal))
+            {
+                return Static(context, page, "text/html; charset=utf-8");
+            }
+
+            return path.Equals("/status.js", StringComparison.Ordinal) ? Static(context, script, "text/javascript; charset=utf-8") : next(context);
+        });
+    }
+
+    private static Task Static(HttpContext context, byte[] content, string type)
+    {
+        context.Response.ContentType = type;
+        context.Response.Headers.ContentSecurityPolicy = "default-src 'self'; style-src 'self' 'unsafe-inline'";
+        context.Response.Headers.CacheControl = "no-store";
+        return context.Response.Body.WriteAsync(content, context.RequestAborted).AsTask();
+    }
+
+    private static byte[] Resource(string name)
+    {
+        using var stream = typeof(StatusExtensions).Assembly.GetManifestResourceStream(name)
+            ?? throw new InvalidOperationException($"The embedded resource {name} is missing from the build.");
+        using var copy = new MemoryStream();
+        stream.CopyTo(copy);
+        return copy.ToArray();
     }
 }

@@ -74,14 +74,21 @@ public class StatusJsonTests
     }
 
     [Fact]
-    public async Task OnTheProxyPort_StatusJsonIsAnOrdinaryPath()
+    public async Task OnTheProxyPort_TheStatusPathsAreOrdinaryOnes_OnManagementThePageIsSelfContained()
     {
         await using var a = await TestBackend.StartAsync("a");
         await using var gateway = await GatewayUnderTest.StartAsync(ProxyConfigJson.Config(("api", "/api/{**rest}", "c1"), ("c1", "RoundRobin", [(a, null)])));
         using var proxy = gateway.CreateProxyClient();
 
-        using var response = await proxy.GetAsync("/status.json");
+        foreach (var path in new[] { "/status.json", "/status", "/status.js" })
+        {
+            using var response = await proxy.GetAsync(path);
+            Assert.Equal(HttpStatusCode.NotFound, response.StatusCode);
+        }
 
-        Assert.Equal(HttpStatusCode.NotFound, response.StatusCode);
+        using var management = gateway.CreateManagementClient();
+        using var page = await management.GetAsync("/status");
+        Assert.Equal("text/html; charset=utf-8", page.Content.Headers.ContentType!.ToString());
+        Assert.DoesNotContain("http", await page.Content.ReadAsStringAsync(), StringComparison.Ordinal); // no external asset: it works air-gapped
     }
 }
