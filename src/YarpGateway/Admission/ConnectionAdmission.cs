@@ -37,7 +37,7 @@ internal sealed partial class ConnectionAdmission : IProxyConnectionMiddleware, 
         options.Changed += OnOptionsChanged;
     }
 
-    /// <summary>Connections waiting for a token or a first-request slot (for tests and diagnostics).</summary>
+    /// <summary>Connections waiting for a token or a first-request slot (the status page, tests).</summary>
     internal long Waiting
     {
         get

@@ -21,6 +21,7 @@ internal sealed class StatusEndpoint(
     DestinationStats destinations,
     DrainNotice drain,
     AdmissionMetrics admission,
+    ConnectionAdmission connectionAdmission,
     TrafficCounters traffic,
     WebSocketCounters webSockets,
     WebSocketMetrics webSocketMetrics,
@@ -139,6 +140,7 @@ internal sealed class StatusEndpoint(
         json.WriteEndArray();
         json.WriteNumber("rejected", admission.RejectedTotal);
         json.WriteStartObject("connections");
+        json.WriteNumber("waiting", connectionAdmission.Waiting);
         json.WriteNumber("delayed", admission.ConnectionsDelayed);
         json.WriteNumber("refused", admission.ConnectionsRefused);
         json.WriteEndObject();

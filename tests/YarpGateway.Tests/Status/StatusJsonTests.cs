@@ -49,6 +49,9 @@ public class StatusJsonTests
         Assert.Equal(60, destinationA.GetProperty("requestsLastMinute").GetArrayLength());
         Assert.True(destinationA.GetProperty("latencyP99Ms").GetDouble() > 0);
         Assert.True(status.GetProperty("connections").GetProperty("accepted").GetInt64() >= 1);
+        Assert.Equal(0, status.GetProperty("admission").GetProperty("connections").GetProperty("waiting").GetInt64());
+        var global = status.GetProperty("admission").GetProperty("limits").EnumerateArray().Single(l => l.GetProperty("kind").GetString() == "global");
+        Assert.Equal((4096, 0, 0), (global.GetProperty("limit").GetInt32(), global.GetProperty("queued").GetInt32(), global.GetProperty("rejected").GetInt32()));
 
         gateway.WriteConfig(ProxyConfigJson.CatchAll("WeightedRoundRobin", (a, "1"), (b, "5")));
         Assert.True(await Eventually.TrueAsync(async () => (await StatusAsync(gateway)).GetProperty("revision").GetInt64() == 2, TimeSpan.FromSeconds(5)), "no new revision");
