@@ -94,7 +94,7 @@ internal sealed class AdmissionMetrics : IKnownSeries
             _connectionsClosed.Add(0, new KeyValuePair<string, object?>("reason", reason));
         }
 
-        _rejected.Add(0, new TagList { { "limit", "upgrade" }, { "name", "global" }, { "reason", AdmissionRejection.UpgradeRate.ToTag() } });
+        _rejected.Add(0, UpgradeRateTags());
         if (_limits is { } limits)
         {
             foreach (var limit in limits.All())
@@ -139,7 +139,7 @@ internal sealed class AdmissionMetrics : IKnownSeries
         Interlocked.Increment(ref _rejectedTotal);
         if (_rejected.Enabled)
         {
-            _rejected.Add(1, new TagList { { "limit", "upgrade" }, { "name", "global" }, { "reason", AdmissionRejection.UpgradeRate.ToTag() } });
+            _rejected.Add(1, UpgradeRateTags());
         }
     }
 
@@ -168,6 +168,8 @@ internal sealed class AdmissionMetrics : IKnownSeries
             _connectionWait.Record(waited.TotalSeconds);
         }
     }
+
+    private static TagList UpgradeRateTags() => new() { { "limit", "upgrade" }, { "name", "global" }, { "reason", AdmissionRejection.UpgradeRate.ToTag() } };
 
     private static TagList Tags(ConcurrencyLimit limit) => new() { { "limit", limit.Kind }, { "name", limit.Name } };
 

@@ -18,14 +18,9 @@ internal static class DiscoveryExtensions
         new ServicesOnly(services).AddDnsDestinationResolver(dns => dns.RefreshPeriod = null);
         var yarps = services.Last(d => d.ServiceType == typeof(IDestinationResolver));
         services.RemoveAll<IDestinationResolver>();
-        services.AddSingleton<IDestinationResolver>(sp => ActivatorUtilities.CreateInstance<DnsDiscovery>(sp, Create(sp, yarps)));
+        services.AddSingleton<IDestinationResolver>(sp => ActivatorUtilities.CreateInstance<DnsDiscovery>(sp, yarps.CreateInstance<IDestinationResolver>(sp)));
         return services;
     }
-
-    private static IDestinationResolver Create(IServiceProvider services, ServiceDescriptor descriptor)
-        => (IDestinationResolver)(descriptor.ImplementationInstance
-            ?? descriptor.ImplementationFactory?.Invoke(services)
-            ?? ActivatorUtilities.CreateInstance(services, descriptor.ImplementationType!));
 
     /// <summary>Lets YARP's builder extensions register into the gateway's service collection.</summary>
     private sealed class ServicesOnly(IServiceCollection services) : IReverseProxyBuilder

@@ -33,11 +33,6 @@ internal sealed partial class TrafficCounters(TimeProvider timeProvider, Microso
     private long _inFlightRequests;
     private long _upgraded;
 
-    public TrafficCounters()
-        : this(TimeProvider.System, Microsoft.Extensions.Options.Options.Create(new Http2Options()), Microsoft.Extensions.Logging.Abstractions.NullLogger<TrafficCounters>.Instance)
-    {
-    }
-
     public long OpenConnections => Interlocked.Read(ref _openConnections);
 
     public long AcceptedConnections => Interlocked.Read(ref _acceptedConnections);

@@ -1,6 +1,6 @@
-using Microsoft.Extensions.DependencyInjection.Extensions;
 using Yarp.ReverseProxy.Health;
 using Yarp.ReverseProxy.Model;
+using YarpGateway.Configuration;
 
 namespace YarpGateway.Health;
 
@@ -68,14 +68,9 @@ internal sealed partial class ActiveHealthLog(IActiveHealthCheckPolicy inner, IL
         foreach (var descriptor in registered)
         {
             services.Remove(descriptor);
-            services.Add(ServiceDescriptor.Singleton<IActiveHealthCheckPolicy>(sp => new ActiveHealthLog(Create(sp, descriptor), sp.GetRequiredService<ILogger<ActiveHealthLog>>())));
+            services.Add(ServiceDescriptor.Singleton<IActiveHealthCheckPolicy>(sp => new ActiveHealthLog(descriptor.CreateInstance<IActiveHealthCheckPolicy>(sp), sp.GetRequiredService<ILogger<ActiveHealthLog>>())));
         }
     }
-
-    private static IActiveHealthCheckPolicy Create(IServiceProvider services, ServiceDescriptor descriptor)
-        => (IActiveHealthCheckPolicy)(descriptor.ImplementationInstance
-            ?? descriptor.ImplementationFactory?.Invoke(services)
-            ?? ActivatorUtilities.CreateInstance(services, descriptor.ImplementationType!));
 
     private static partial class Log
     {

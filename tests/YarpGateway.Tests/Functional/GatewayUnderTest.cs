@@ -38,28 +38,23 @@ internal sealed class GatewayUnderTest : IAsyncDisposable
                 }
             },
         };
-        _listener.SetMeasurementEventCallback<long>((instrument, value, tags, _) =>
-        {
-            var key = instrument.Name;
-            foreach (var tag in tags)
-            {
-                key += $"|{tag.Key}={tag.Value}";
-            }
+        _listener.SetMeasurementEventCallback<long>((instrument, value, tags, _) => _counters.AddOrUpdate(Key(instrument, tags), value, (_, old) => old + value));
 
-            _counters.AddOrUpdate(key, value, (_, old) => old + value);
-        });
-        _listener.SetMeasurementEventCallback<double>((instrument, _, tags, _) =>
-        {
-            // Histograms: the number of recordings per series.
-            var key = instrument.Name;
-            foreach (var tag in tags)
-            {
-                key += $"|{tag.Key}={tag.Value}";
-            }
-
-            _counters.AddOrUpdate(key, 1, (_, old) => old + 1);
-        });
+        // Histograms: the number of recordings per series.
+        _listener.SetMeasurementEventCallback<double>((instrument, _, tags, _) => _counters.AddOrUpdate(Key(instrument, tags), 1, (_, old) => old + 1));
         _listener.Start();
+    }
+
+    // "name|tag=value|..." in the order the instrument reported its tags.
+    private static string Key(Instrument instrument, ReadOnlySpan<KeyValuePair<string, object?>> tags)
+    {
+        var key = instrument.Name;
+        foreach (var tag in tags)
+        {
+            key += $"|{tag.Key}={tag.Value}";
+        }
+
+        return key;
     }
 
     public Uri ProxyAddress { get; }

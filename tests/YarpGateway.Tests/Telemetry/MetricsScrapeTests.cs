@@ -14,8 +14,7 @@ public partial class MetricsScrapeTests(ITestOutputHelper output)
     internal static double Value(string scrape, string series)
     {
         // A series without labels may be written with empty braces: name{} value.
-        var prefix = series.EndsWith('}') ? series + " " : null;
-        var line = scrape.Split('\n').FirstOrDefault(l => l.StartsWith(prefix ?? series + " ", StringComparison.Ordinal) || (prefix is null && l.StartsWith(series + "{} ", StringComparison.Ordinal)))
+        var line = scrape.Split('\n').FirstOrDefault(l => l.StartsWith(series + " ", StringComparison.Ordinal) || l.StartsWith(series + "{} ", StringComparison.Ordinal))
             ?? throw new Xunit.Sdk.XunitException($"series {series} not in the scrape:\n{scrape}");
         return double.Parse(line[(line.LastIndexOf(' ') + 1)..], CultureInfo.InvariantCulture);
     }
