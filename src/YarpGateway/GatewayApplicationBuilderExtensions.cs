@@ -1,12 +1,17 @@
 using Microsoft.Extensions.Options;
 using YarpGateway.Admission;
 using YarpGateway.Configuration;
+using YarpGateway.Cors;
 using YarpGateway.Demo;
 using YarpGateway.Endpoints;
+using YarpGateway.ForwardedHeaders;
 using YarpGateway.Health;
 using YarpGateway.LoadBalancing;
+using YarpGateway.OutputCaching;
+using YarpGateway.RateLimiting;
 using YarpGateway.RequestFiltering;
 using YarpGateway.Resilience;
+using YarpGateway.Security;
 using YarpGateway.Status;
 using YarpGateway.Telemetry;
 using YarpGateway.WebSockets;
@@ -35,6 +40,12 @@ internal static class GatewayApplicationBuilderExtensions
         CheckOptions<TelemetryOptions>(app, TelemetryOptions.SectionName, errors);
         CheckOptions<WebSocketProxyOptions>(app, WebSocketProxyOptions.SectionName, errors);
         CheckOptions<DemoBackendsOptions>(app, DemoBackendsOptions.SectionName, errors);
+        CheckOptions<GatewayForwardedHeadersOptions>(app, GatewayForwardedHeadersOptions.SectionName, errors);
+        CheckOptions<GatewayAuthorizationOptions>(app, GatewayAuthorizationOptions.SectionName, errors);
+        CheckOptions<GatewayCorsOptions>(app, GatewayCorsOptions.SectionName, errors);
+        CheckOptions<GatewayRateLimitingOptions>(app, GatewayRateLimitingOptions.SectionName, errors);
+        CheckOptions<GatewayOutputCacheOptions>(app, GatewayOutputCacheOptions.SectionName, errors);
+        errors.AddRange(BearerAuthentication.Validate(app.Configuration));
         try
         {
             await app.Services.GetRequiredService<GatewayConfigProvider>().InitializeAsync(cancellationToken);
@@ -59,6 +70,7 @@ internal static class GatewayApplicationBuilderExtensions
         _ = app.Services.GetRequiredService<SchedulerMetrics>();
         _ = app.Services.GetRequiredService<Discovery.DiscoveryMetrics>();
         _ = app.Services.GetRequiredService<DestinationStats>(); // listens from the first request on
+        _ = app.Services.GetRequiredService<StartupOnlySections>(); // says when a reload changed what takes a restart
 
         // Management endpoint: health probes and metrics, nothing else, never the proxy.
         app.MapWhen(
@@ -94,9 +106,17 @@ internal static class GatewayApplicationBuilderExtensions
         app.Use(app.Services.GetRequiredService<DrainNotice>().Middleware); // Connection: close / GOAWAY once shutdown begins
         var traffic = app.Services.GetRequiredService<TrafficCounters>();
         app.Use(next => context => traffic.CountAsync(context, next));
+        app.UseGatewayForwardedHeaders(); // X-Forwarded-For from trusted peers only
         app.UseGlobalAdmission();
         app.UseRouting();
         app.UseRequestTimeouts(); // YARP routes' Timeout / TimeoutPolicy
+
+        // Route policies, each only when configured: CORS answers preflights (no token), then
+        // authorization (401/403), rate limits (429, may partition by claim), the output cache.
+        app.UseGatewayCors();
+        app.UseGatewayAuthorization();
+        app.UseGatewayRateLimiting();
+        app.UseGatewayOutputCache();
         app.MapReverseProxy(proxy =>
         {
             // YARP's default pipeline, preceded by the WebSocket relay and admission, with drained destinations removed,

@@ -5,13 +5,18 @@ using Microsoft.Extensions.Options;
 using Yarp.ReverseProxy.Configuration;
 using YarpGateway.Admission;
 using YarpGateway.Configuration;
+using YarpGateway.Cors;
 using YarpGateway.Demo;
 using YarpGateway.Discovery;
 using YarpGateway.Endpoints;
+using YarpGateway.ForwardedHeaders;
 using YarpGateway.Health;
 using YarpGateway.LoadBalancing;
+using YarpGateway.OutputCaching;
+using YarpGateway.RateLimiting;
 using YarpGateway.RequestFiltering;
 using YarpGateway.Resilience;
+using YarpGateway.Security;
 using YarpGateway.Status;
 using YarpGateway.Telemetry;
 using YarpGateway.WebSockets;
@@ -64,6 +69,15 @@ internal static class GatewayServiceCollectionExtensions
 
         // Request filtering: CONNECT, unknown extended-CONNECT protocols and TRACE refused before anything else.
         services.AddRequestFiltering();
+
+        // Edge policies on ASP.NET Core's own middleware, named by routes: the trusted client address,
+        // JWT bearer authentication and authorization, CORS, rate limits, output caching.
+        services.AddGatewayForwardedHeaders(builder.Configuration);
+        services.AddGatewaySecurity(builder.Configuration);
+        services.AddGatewayCors(builder.Configuration);
+        services.AddGatewayRateLimiting(builder.Configuration);
+        services.AddGatewayOutputCache(builder.Configuration);
+        services.AddSingleton<StartupOnlySections>();
 
         // Admission: concurrency limits, connection and upgrade throttling.
         services.AddAdmission(builder.Configuration);

@@ -36,8 +36,15 @@ internal sealed class GatewayConfigValidator(IConfigValidator yarpValidator, IEn
                 rule.ValidateRoute(route, key, errors);
             }
 
+            // YARP's own "policy 'x' not found" is left out where a feature's rule has said it better.
+            var policyErrors = errors.Count(e => e.Key.StartsWith(key + ":", StringComparison.Ordinal) && e.Key.EndsWith("Policy", StringComparison.Ordinal));
             foreach (var exception in await yarpValidator.ValidateRouteAsync(route))
             {
+                if (policyErrors > 0 && exception.Message.Contains("' not found for route '", StringComparison.Ordinal))
+                {
+                    continue;
+                }
+
                 errors.Add(new ConfigError(key, exception.Message));
             }
         }

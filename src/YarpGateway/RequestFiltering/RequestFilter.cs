@@ -16,8 +16,6 @@ namespace YarpGateway.RequestFiltering;
 /// unless the route sets <c>Metadata: { "AllowTrace": "true" }</c>.</item>
 /// </list>
 /// A synchronous check per request; no allocation unless a request is refused.
-/// As a config rule it also refuses route policies the gateway cannot enforce yet (authorization
-/// other than <c>Anonymous</c>, CORS), which would otherwise answer 500 to every request.
 /// </summary>
 internal sealed class RequestFilter : IProxyConfigRule
 {
@@ -68,22 +66,6 @@ internal sealed class RequestFilter : IProxyConfigRule
         if (route.Metadata is { } metadata && metadata.TryGetValue(AllowTraceKey, out var value) && !bool.TryParse(value, out _))
         {
             errors.Add(new ConfigError($"{key}:Metadata:{AllowTraceKey}", $"'{value}' is not true or false."));
-        }
-
-        // YARP accepts these, and ASP.NET Core then answers 500 to every request of the route because
-        // no authorization or CORS middleware runs ("contains authorization metadata, but a middleware
-        // was not found"). Until the gateway serves them, they are refused here, at start and on reload.
-        // "Anonymous" needs no middleware and stays allowed.
-        if (!string.IsNullOrEmpty(route.AuthorizationPolicy) && !string.Equals(route.AuthorizationPolicy, "Anonymous", StringComparison.OrdinalIgnoreCase))
-        {
-            errors.Add(new ConfigError($"{key}:AuthorizationPolicy",
-                $"'{route.AuthorizationPolicy}' is not enforced by this gateway yet (no authentication or authorization is configured), and would answer 500 to every request; remove it, or use \"Anonymous\"."));
-        }
-
-        if (!string.IsNullOrEmpty(route.CorsPolicy))
-        {
-            errors.Add(new ConfigError($"{key}:CorsPolicy",
-                $"'{route.CorsPolicy}' is not enforced by this gateway yet (no CORS policies are configured), and would answer 500 to every request; remove it and let the backend answer CORS."));
         }
     }
 

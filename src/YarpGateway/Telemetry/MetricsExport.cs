@@ -19,6 +19,7 @@ internal static class MetricsExport
         GatewayMeter.Name,
         "Microsoft.AspNetCore.Hosting",
         "Microsoft.AspNetCore.Server.Kestrel",
+        "Microsoft.AspNetCore.RateLimiting",
         "System.Runtime",
         "System.Net.Http",
         "Polly",

@@ -92,6 +92,6 @@ public class GatewayConfigValidatorTests
         { "ReverseProxy": { "Routes": { "r": { "ClusterId": "c", "OutputCachePolicy": "nope", "Match": { "Path": "/{**x}" } } },
           "Clusters": { "c": { "Destinations": { "d": { "Address": "http://127.0.0.1:1" } } } } } }
         """);
-        Assert.Contains(errors, e => e.Key == "ReverseProxy:Routes:r" && e.Message.Contains("nope", StringComparison.Ordinal));
+        Assert.Contains(errors, e => e.Key == "ReverseProxy:Routes:r:OutputCachePolicy" && e.Message.Contains("nope", StringComparison.Ordinal));
     }
 }

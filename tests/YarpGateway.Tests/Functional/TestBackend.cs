@@ -94,6 +94,9 @@ internal sealed class TestBackend : IAsyncDisposable
     /// <summary>The local address each request arrived on, in arrival order.</summary>
     public System.Collections.Concurrent.ConcurrentQueue<string> LocalAddresses { get; } = new();
 
+    /// <summary>Each request's headers, as the backend received them (name, values joined by a comma).</summary>
+    public System.Collections.Concurrent.ConcurrentQueue<Dictionary<string, string>> RequestHeaders { get; } = new();
+
     private static async Task<TestBackend> StartAsync(string name, Action<Microsoft.AspNetCore.Server.Kestrel.Core.KestrelServerOptions> listen)
     {
         // No configuration sources: the gateway's appsettings.json sits in this folder too.
@@ -116,6 +119,11 @@ internal sealed class TestBackend : IAsyncDisposable
             backend.RemotePorts.Enqueue(context.Connection.RemotePort);
             backend.LocalAddresses.Enqueue(context.Connection.LocalIpAddress?.ToString() ?? "?");
             backend.RawTargets.Enqueue(context.Features.Get<Microsoft.AspNetCore.Http.Features.IHttpRequestFeature>()!.RawTarget);
+            backend.RequestHeaders.Enqueue(context.Request.Headers.ToDictionary(h => h.Key, h => h.Value.ToString(), StringComparer.OrdinalIgnoreCase));
+            if (context.Request.Path == "/private")
+            {
+                context.Response.Headers.CacheControl = "private";
+            }
             if (context.Request.Path == "/reset")
             {
                 // Read the whole request, then drop the connection without a response.

@@ -1,0 +1,76 @@
+using Microsoft.Extensions.Primitives;
+
+namespace YarpGateway.Configuration;
+
+/// <summary>
+/// Sections the gateway reads once, at start-up (the route policies and the authentication scheme,
+/// which ASP.NET Core builds once). A reload that changes one is not applied; it is logged once per
+/// change, so that an operator who edited it knows a restart is what applies it.
+/// </summary>
+internal sealed partial class StartupOnlySections : IDisposable
+{
+    public static readonly string[] Sections =
+    [
+        "Authentication",
+        "Gateway:Authorization",
+        "Gateway:Cors",
+        "Gateway:RateLimiting",
+        "Gateway:OutputCache",
+        "Gateway:ForwardedHeaders",
+    ];
+
+    private readonly IConfiguration _configuration;
+    private readonly ILogger<StartupOnlySections> _logger;
+    private readonly Dictionary<string, string> _started;
+    private readonly Dictionary<string, string> _reported;
+    private readonly IDisposable _subscription;
+    private readonly Lock _gate = new();
+
+    public StartupOnlySections(IConfiguration configuration, ILogger<StartupOnlySections> logger)
+    {
+        _configuration = configuration;
+        _logger = logger;
+        _started = Sections.ToDictionary(s => s, Snapshot, StringComparer.Ordinal);
+        _reported = new Dictionary<string, string>(_started, StringComparer.Ordinal);
+        _subscription = ChangeToken.OnChange(configuration.GetReloadToken, Check);
+    }
+
+    private void Check()
+    {
+        lock (_gate)
+        {
+            foreach (var section in Sections)
+            {
+                var now = Snapshot(section);
+                if (now == _reported[section])
+                {
+                    continue;
+                }
+
+                _reported[section] = now;
+                if (now == _started[section])
+                {
+                    Log.Restored(_logger, section);
+                }
+                else
+                {
+                    Log.NeedsRestart(_logger, section);
+                }
+            }
+        }
+    }
+
+    private string Snapshot(string section) => string.Join("\n", _configuration.GetSection(section).AsEnumerable()
+        .OrderBy(kv => kv.Key, StringComparer.Ordinal).Select(kv => kv.Key + "=" + kv.Value));
+
+    public void Dispose() => _subscription.Dispose();
+
+    private static partial class Log
+    {
+        [LoggerMessage(1, LogLevel.Warning, "{Section} changed, and is read at start-up only: the gateway keeps the values it started with until it restarts (a rolling restart applies the change).", EventName = "SectionNeedsRestart")]
+        public static partial void NeedsRestart(ILogger logger, string section);
+
+        [LoggerMessage(2, LogLevel.Information, "{Section} is back to the values the gateway started with.", EventName = "SectionRestored")]
+        public static partial void Restored(ILogger logger, string section);
+    }
+}

@@ -1,0 +1,28 @@
+using Microsoft.AspNetCore.Cors.Infrastructure;
+using Microsoft.Extensions.Options;
+using YarpGateway.Configuration;
+
+namespace YarpGateway.Cors;
+
+/// <summary>Registration and pipeline placement of CORS.</summary>
+internal static class CorsExtensions
+{
+    public static IServiceCollection AddGatewayCors(this IServiceCollection services, IConfiguration configuration)
+    {
+        services.AddOptions<GatewayCorsOptions>().Bind(configuration.GetSection(GatewayCorsOptions.SectionName));
+        services.AddSingleton<IValidateOptions<GatewayCorsOptions>, GatewayCorsOptionsValidator>();
+        services.AddSingleton<IConfigureOptions<CorsOptions>, CorsPolicySetup>();
+        services.AddSingleton<CorsRule>();
+        services.AddSingleton<IProxyConfigRule>(sp => sp.GetRequiredService<CorsRule>());
+        return services;
+    }
+
+    /// <summary>After routing, before authorization (a preflight carries no token): only when a policy is configured.</summary>
+    public static void UseGatewayCors(this WebApplication app)
+    {
+        if (app.Services.GetRequiredService<CorsRule>().Enabled)
+        {
+            app.UseCors();
+        }
+    }
+}

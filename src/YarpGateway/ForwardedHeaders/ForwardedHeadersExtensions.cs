@@ -1,0 +1,26 @@
+using Microsoft.AspNetCore.Builder;
+using Microsoft.Extensions.Options;
+using YarpGateway.Configuration;
+
+namespace YarpGateway.ForwardedHeaders;
+
+/// <summary>Registration and pipeline placement of the trusted client address.</summary>
+internal static class ForwardedHeadersExtensions
+{
+    public static IServiceCollection AddGatewayForwardedHeaders(this IServiceCollection services, IConfiguration configuration)
+    {
+        services.AddOptions<GatewayForwardedHeadersOptions>().Bind(configuration.GetSection(GatewayForwardedHeadersOptions.SectionName));
+        services.AddSingleton<IValidateOptions<GatewayForwardedHeadersOptions>, GatewayForwardedHeadersOptionsValidator>();
+        services.AddSingleton<IConfigureOptions<ForwardedHeadersOptions>, ForwardedHeadersSetup>();
+        return services;
+    }
+
+    /// <summary>Early on the proxy endpoint, before anything reads the client address: only when a peer is trusted.</summary>
+    public static void UseGatewayForwardedHeaders(this WebApplication app)
+    {
+        if (app.Services.GetRequiredService<IOptions<GatewayForwardedHeadersOptions>>().ValueOrNew().Enabled)
+        {
+            app.UseForwardedHeaders();
+        }
+    }
+}

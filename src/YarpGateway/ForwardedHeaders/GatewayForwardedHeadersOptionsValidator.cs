@@ -1,0 +1,40 @@
+using System.Net;
+using Microsoft.Extensions.Options;
+
+namespace YarpGateway.ForwardedHeaders;
+
+/// <summary>Lists every bad value under <c>Gateway:ForwardedHeaders</c> at once.</summary>
+internal sealed class GatewayForwardedHeadersOptionsValidator : IValidateOptions<GatewayForwardedHeadersOptions>
+{
+    private const string Prefix = GatewayForwardedHeadersOptions.SectionName + ":";
+
+    public ValidateOptionsResult Validate(string? name, GatewayForwardedHeadersOptions options)
+    {
+        var errors = new List<string>();
+        foreach (var network in options.KnownNetworks)
+        {
+            // .NET clears host bits silently (10.1.2.3/8 reads as 10.0.0.0/8), which would trust far more than
+            // the operator may have meant; such a network is refused here.
+            var slash = network?.IndexOf('/', StringComparison.Ordinal) ?? -1;
+            if (slash < 0 || !IPNetwork.TryParse(network, out var parsed) || !IPAddress.TryParse(network.AsSpan(0, slash), out var address) || !parsed.BaseAddress.Equals(address))
+            {
+                errors.Add($"{Prefix}KnownNetworks: '{network}' is not a network in CIDR notation (10.0.0.0/8) with no host bits set.");
+            }
+        }
+
+        foreach (var proxy in options.KnownProxies)
+        {
+            if (!IPAddress.TryParse(proxy, out _))
+            {
+                errors.Add($"{Prefix}KnownProxies: '{proxy}' is not an IP address.");
+            }
+        }
+
+        if (options.ForwardLimit is < 1 or > 10)
+        {
+            errors.Add($"{Prefix}ForwardLimit must be from 1 to 10; got {options.ForwardLimit}.");
+        }
+
+        return errors.Count == 0 ? ValidateOptionsResult.Success : ValidateOptionsResult.Fail(errors);
+    }
+}

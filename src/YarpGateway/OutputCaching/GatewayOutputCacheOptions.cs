@@ -1,0 +1,36 @@
+namespace YarpGateway.OutputCaching;
+
+/// <summary>
+/// <c>Gateway:OutputCache</c>: the output-cache policies a route names in <c>OutputCachePolicy</c>, on
+/// ASP.NET Core's output-caching middleware and its in-memory store. Read at start-up.
+/// </summary>
+internal sealed class GatewayOutputCacheOptions
+{
+    public const string SectionName = "Gateway:OutputCache";
+
+    /// <summary>The most the cache holds, in bytes, over all policies; the least recently used entries go first. Default 100 MiB.</summary>
+    public long SizeLimit { get; set; } = 100 * 1024 * 1024;
+
+    /// <summary>A larger response is not cached. Default 1 MiB.</summary>
+    public long MaximumBodySize { get; set; } = 1024 * 1024;
+
+    /// <summary>Policies by name (case-insensitive). Default: none, and then no output-caching middleware runs.</summary>
+    public Dictionary<string, OutputCachePolicySettings> Policies { get; set; } = new(StringComparer.OrdinalIgnoreCase);
+}
+
+/// <summary>
+/// One policy. ASP.NET Core's defaults apply underneath: only GET and HEAD, only 200 responses, never
+/// a request with an <c>Authorization</c> header or a response with <c>Set-Cookie</c>; and the gateway
+/// adds: never a response whose <c>Cache-Control</c> says <c>private</c>, <c>no-store</c> or <c>no-cache</c>.
+/// </summary>
+internal sealed class OutputCachePolicySettings
+{
+    /// <summary>How long an entry is served. Default 1 minute.</summary>
+    public TimeSpan Duration { get; set; } = TimeSpan.FromMinutes(1);
+
+    /// <summary>Query parameters that make separate entries. Empty (the default): every parameter does.</summary>
+    public List<string> VaryByQuery { get; set; } = [];
+
+    /// <summary>Request headers that make separate entries. Default: none.</summary>
+    public List<string> VaryByHeader { get; set; } = [];
+}

@@ -1,0 +1,33 @@
+using Microsoft.AspNetCore.OutputCaching;
+using Microsoft.Extensions.Options;
+using YarpGateway.Configuration;
+
+namespace YarpGateway.OutputCaching;
+
+/// <summary>ASP.NET Core's output cache, sized and given the configured policies.</summary>
+internal sealed class OutputCacheSetup(IOptions<GatewayOutputCacheOptions> gatewayOptions) : IConfigureOptions<OutputCacheOptions>
+{
+    public void Configure(OutputCacheOptions options)
+    {
+        var settings = gatewayOptions.ValueOrNew();
+        options.SizeLimit = settings.SizeLimit;
+        options.MaximumBodySize = settings.MaximumBodySize;
+        foreach (var (name, policy) in settings.Policies)
+        {
+            var p = policy ?? new OutputCachePolicySettings();
+            options.AddPolicy(name, builder =>
+            {
+                builder.Expire(p.Duration).AddPolicy<BackendCacheControlPolicy>();
+                if (p.VaryByQuery.Count > 0)
+                {
+                    builder.SetVaryByQuery([.. p.VaryByQuery]);
+                }
+
+                if (p.VaryByHeader.Count > 0)
+                {
+                    builder.SetVaryByHeader([.. p.VaryByHeader]);
+                }
+            });
+        }
+    }
+}

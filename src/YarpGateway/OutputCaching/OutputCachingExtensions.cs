@@ -1,0 +1,28 @@
+using Microsoft.AspNetCore.OutputCaching;
+using Microsoft.Extensions.Options;
+using YarpGateway.Configuration;
+
+namespace YarpGateway.OutputCaching;
+
+/// <summary>Registration and pipeline placement of the output cache.</summary>
+internal static class OutputCachingExtensions
+{
+    public static IServiceCollection AddGatewayOutputCache(this IServiceCollection services, IConfiguration configuration)
+    {
+        services.AddOptions<GatewayOutputCacheOptions>().Bind(configuration.GetSection(GatewayOutputCacheOptions.SectionName));
+        services.AddSingleton<IValidateOptions<GatewayOutputCacheOptions>, GatewayOutputCacheOptionsValidator>();
+        services.AddSingleton<IProxyConfigRule, OutputCacheRule>();
+        services.AddOutputCache();
+        services.AddSingleton<IConfigureOptions<OutputCacheOptions>, OutputCacheSetup>();
+        return services;
+    }
+
+    /// <summary>Last before the proxy, after CORS, authorization and rate limits: only when a policy is configured.</summary>
+    public static void UseGatewayOutputCache(this WebApplication app)
+    {
+        if (app.Services.GetRequiredService<IOptions<GatewayOutputCacheOptions>>().ValueOrNew().Policies.Count > 0)
+        {
+            app.UseOutputCache();
+        }
+    }
+}

@@ -1,0 +1,56 @@
+namespace YarpGateway.RateLimiting;
+
+/// <summary>A parsed <see cref="RateLimitPolicySettings.PartitionBy"/>.</summary>
+internal readonly record struct PartitionKind(PartitionSource Source, string Name)
+{
+    public static bool TryParse(string? value, out PartitionKind kind)
+    {
+        kind = default;
+        if (string.IsNullOrWhiteSpace(value))
+        {
+            return false;
+        }
+
+        if (value.Equals("ClientIp", StringComparison.OrdinalIgnoreCase))
+        {
+            kind = new(PartitionSource.ClientIp, string.Empty);
+            return true;
+        }
+
+        if (value.Equals("Route", StringComparison.OrdinalIgnoreCase))
+        {
+            kind = new(PartitionSource.Route, string.Empty);
+            return true;
+        }
+
+        var colon = value.IndexOf(':', StringComparison.Ordinal);
+        if (colon <= 0 || colon == value.Length - 1)
+        {
+            return false;
+        }
+
+        var name = value[(colon + 1)..].Trim();
+        var prefix = value[..colon];
+        if (prefix.Equals("Header", StringComparison.OrdinalIgnoreCase) && name.All(c => c > ' ' && c < 0x7F && c != ':'))
+        {
+            kind = new(PartitionSource.Header, name);
+            return true;
+        }
+
+        if (prefix.Equals("Claim", StringComparison.OrdinalIgnoreCase) && name.Length > 0)
+        {
+            kind = new(PartitionSource.Claim, name);
+            return true;
+        }
+
+        return false;
+    }
+}
+
+internal enum PartitionSource
+{
+    ClientIp,
+    Header,
+    Claim,
+    Route,
+}

@@ -1,0 +1,157 @@
+using System.Collections.Concurrent;
+using System.IO.Hashing;
+using System.Net;
+using System.Net.Sockets;
+using System.Text;
+using System.Threading.RateLimiting;
+using Yarp.ReverseProxy.Model;
+
+namespace YarpGateway.RateLimiting;
+
+/// <summary>
+/// One configured policy: the partition a request belongs to, and the limiter each partition gets.
+/// The number of live partitions is bounded by <see cref="RateLimitPolicySettings.MaxPartitions"/>:
+/// once reached, a request whose key has no partition yet goes to one shared overflow partition (with
+/// the same limits), so a flood of distinct addresses or header values costs one limiter, not one each.
+/// Keys longer than 64 characters are kept as a 128-bit hash.
+/// </summary>
+internal sealed class PartitionedPolicy
+{
+    public const string OverflowKey = "\0overflow";
+    private const int MaxKeyLength = 64;
+
+    private readonly RateLimitPolicySettings _settings;
+    private readonly PartitionKind _kind;
+    private readonly ConcurrentDictionary<string, byte> _live = new(StringComparer.Ordinal);
+    private readonly Func<string, RateLimiter> _factory;
+    private readonly Action<PartitionedPolicy>? _overflowing;
+    private int _count;
+    private long _overflowed;
+
+    /// <param name="overflowing">Called when a request goes to the overflow partition.</param>
+    public PartitionedPolicy(string name, RateLimitPolicySettings settings, Action<PartitionedPolicy>? overflowing = null)
+    {
+        _overflowing = overflowing;
+        Name = name;
+        _settings = settings;
+        if (!PartitionKind.TryParse(settings.PartitionBy, out _kind))
+        {
+            throw new ArgumentException($"PartitionBy '{settings.PartitionBy}' is not valid.", nameof(settings));
+        }
+
+        _factory = Create;
+    }
+
+    public string Name { get; }
+
+    public PartitionKind Kind => _kind;
+
+    public int MaxPartitions => _settings.MaxPartitions;
+
+    /// <summary>Partitions alive now (the overflow partition included).</summary>
+    public int Partitions => Volatile.Read(ref _count);
+
+    /// <summary>Requests sent to the overflow partition since the last call (the first one's included).</summary>
+    public long TakeOverflowed() => Interlocked.Exchange(ref _overflowed, 0);
+
+    public RateLimitPartition<string> Partition(HttpContext context)
+    {
+        var key = KeyOf(context);
+        if (Volatile.Read(ref _count) >= _settings.MaxPartitions && !_live.ContainsKey(key))
+        {
+            Interlocked.Increment(ref _overflowed);
+            _overflowing?.Invoke(this);
+            key = OverflowKey;
+        }
+
+        return new RateLimitPartition<string>(key, _factory);
+    }
+
+    internal string KeyOf(HttpContext context)
+    {
+        var key = _kind.Source switch
+        {
+            PartitionSource.ClientIp => ClientKey(context.Connection.RemoteIpAddress),
+            PartitionSource.Header => context.Request.Headers[_kind.Name].ToString(),
+            PartitionSource.Claim => context.User.FindFirst(_kind.Name)?.Value ?? string.Empty,
+            _ => context.GetEndpoint()?.Metadata.GetMetadata<RouteModel>()?.Config.RouteId ?? string.Empty,
+        };
+        return key.Length <= MaxKeyLength ? key : "#" + Convert.ToHexString(XxHash128.Hash(Encoding.UTF8.GetBytes(key)));
+    }
+
+    /// <summary>An IPv4 address as is; an IPv6 address by its /64, which one client usually holds whole.</summary>
+    internal static string ClientKey(IPAddress? address)
+    {
+        if (address is null)
+        {
+            return string.Empty;
+        }
+
+        if (address.IsIPv4MappedToIPv6)
+        {
+            address = address.MapToIPv4();
+        }
+
+        if (address.AddressFamily != AddressFamily.InterNetworkV6)
+        {
+            return address.ToString();
+        }
+
+        Span<byte> bytes = stackalloc byte[16];
+        address.TryWriteBytes(bytes, out _);
+        bytes[8..].Clear();
+        return new IPAddress(bytes).ToString() + "/64";
+    }
+
+    private CountedLimiter Create(string key)
+    {
+        if (_live.TryAdd(key, 0))
+        {
+            Interlocked.Increment(ref _count);
+        }
+
+        return new CountedLimiter(CreateLimiter(_settings), () =>
+        {
+            if (_live.TryRemove(key, out _))
+            {
+                Interlocked.Decrement(ref _count);
+            }
+        });
+    }
+
+    internal static RateLimiter CreateLimiter(RateLimitPolicySettings settings) => settings.Kind switch
+    {
+        RateLimitKind.FixedWindow => new FixedWindowRateLimiter(new FixedWindowRateLimiterOptions
+        {
+            PermitLimit = settings.PermitLimit,
+            Window = settings.Window,
+            QueueLimit = settings.QueueLimit,
+            QueueProcessingOrder = QueueProcessingOrder.OldestFirst,
+            AutoReplenishment = false,
+        }),
+        RateLimitKind.SlidingWindow => new SlidingWindowRateLimiter(new SlidingWindowRateLimiterOptions
+        {
+            PermitLimit = settings.PermitLimit,
+            Window = settings.Window,
+            SegmentsPerWindow = settings.SegmentsPerWindow,
+            QueueLimit = settings.QueueLimit,
+            QueueProcessingOrder = QueueProcessingOrder.OldestFirst,
+            AutoReplenishment = false,
+        }),
+        RateLimitKind.Concurrency => new ConcurrencyLimiter(new ConcurrencyLimiterOptions
+        {
+            PermitLimit = settings.PermitLimit,
+            QueueLimit = settings.QueueLimit,
+            QueueProcessingOrder = QueueProcessingOrder.OldestFirst,
+        }),
+        _ => new TokenBucketRateLimiter(new TokenBucketRateLimiterOptions
+        {
+            TokenLimit = settings.PermitLimit,
+            TokensPerPeriod = settings.TokensPerPeriod ?? settings.PermitLimit,
+            ReplenishmentPeriod = settings.ReplenishmentPeriod,
+            QueueLimit = settings.QueueLimit,
+            QueueProcessingOrder = QueueProcessingOrder.OldestFirst,
+            AutoReplenishment = false,
+        }),
+    };
+}

@@ -1,0 +1,44 @@
+using Microsoft.IdentityModel.Tokens;
+using Yarp.ReverseProxy.Model;
+using YarpGateway.Telemetry;
+
+namespace YarpGateway.Security;
+
+/// <summary>
+/// Counts and logs the requests the bearer scheme refused: each in <c>gateway.auth.refused</c>, and one
+/// log line a second per route and reason with the number left out (ASP.NET Core's own lines, one per
+/// request, are at Warning in appsettings.json).
+/// </summary>
+internal sealed partial class AuthenticationRefusals(SecurityMetrics metrics, TimeProvider timeProvider, ILogger<AuthenticationRefusals> logger)
+{
+    private readonly LogThrottle _throttle = new(timeProvider);
+
+    public void Refused(HttpContext context, int status, Exception? failure)
+    {
+        var route = context.GetEndpoint()?.Metadata.GetMetadata<RouteModel>()?.Config.RouteId ?? "-";
+        var reason = status == StatusCodes.Status403Forbidden ? "forbidden" : ReasonOf(failure);
+        metrics.Refused(route, status, reason);
+        if (logger.IsEnabled(LogLevel.Information) && _throttle.ShouldLog(route + "|" + reason, out var suppressed))
+        {
+            Log.Refused(logger, status, route, reason, failure?.Message ?? "-", suppressed);
+        }
+    }
+
+    /// <summary>The <c>reason</c> tag for a 401.</summary>
+    internal static string ReasonOf(Exception? failure) => failure switch
+    {
+        null => "missing",
+        SecurityTokenExpiredException => "expired",
+        SecurityTokenSignatureKeyNotFoundException or SecurityTokenInvalidSignatureException => "bad_signature",
+        SecurityTokenInvalidIssuerException => "wrong_issuer",
+        SecurityTokenInvalidAudienceException => "wrong_audience",
+        SecurityTokenMalformedException or ArgumentException => "malformed",
+        _ => "invalid",
+    };
+
+    private static partial class Log
+    {
+        [LoggerMessage(1, LogLevel.Information, "Refused with {Status} on route '{Route}': {Reason} ({Detail}); {Suppressed} similar refusals in the last second not logged.", EventName = "AuthRefused")]
+        public static partial void Refused(ILogger logger, int status, string route, string reason, string detail, long suppressed);
+    }
+}

@@ -1,0 +1,20 @@
+namespace YarpGateway.Security;
+
+/// <summary>The names YARP gives a meaning of its own in a route's policy fields.</summary>
+internal static class RoutePolicyNames
+{
+    public const string Default = "Default";
+    public const string Anonymous = "Anonymous";
+    public const string Disable = "Disable";
+
+    public static bool Is(string? value, string name) => string.Equals(value, name, StringComparison.OrdinalIgnoreCase);
+
+    public static bool IsReservedAuthorization(string name) => Is(name, Default) || Is(name, Anonymous);
+
+    /// <summary>"a, b" or "none are defined", for error messages.</summary>
+    public static string Describe(IEnumerable<string> names)
+    {
+        var list = names.Order(StringComparer.OrdinalIgnoreCase).ToList();
+        return list.Count == 0 ? "none are defined" : "defined: " + string.Join(", ", list);
+    }
+}

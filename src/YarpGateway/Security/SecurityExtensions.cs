@@ -1,0 +1,53 @@
+using Microsoft.AspNetCore.Authentication.JwtBearer;
+using Microsoft.AspNetCore.Authorization;
+using Microsoft.Extensions.Options;
+using Yarp.ReverseProxy.Transforms.Builder;
+using YarpGateway.Configuration;
+
+namespace YarpGateway.Security;
+
+/// <summary>Registration and pipeline placement of bearer authentication and route authorization.</summary>
+internal static class SecurityExtensions
+{
+    // ASP.NET Core adds its authentication and authorization middleware by itself, at the very start of
+    // the pipeline (before routing, where they do nothing but cost an async call per request), unless
+    // the application has placed them; these are the markers UseAuthentication/UseAuthorization set.
+    private const string AuthenticationMiddlewareSetKey = "__AuthenticationMiddlewareSet";
+    private const string AuthorizationMiddlewareSetKey = "__AuthorizationMiddlewareSet";
+
+    public static IServiceCollection AddGatewaySecurity(this IServiceCollection services, IConfiguration configuration)
+    {
+        services.AddOptions<GatewayAuthorizationOptions>().Bind(configuration.GetSection(GatewayAuthorizationOptions.SectionName));
+        services.AddSingleton<IValidateOptions<GatewayAuthorizationOptions>, GatewayAuthorizationOptionsValidator>();
+        services.AddSingleton<IProxyConfigRule, SecurityRule>();
+        services.AddSingleton<ITransformFactory, ClaimHeaderTransformFactory>();
+        if (BearerAuthentication.IsConfigured(configuration))
+        {
+            services.AddSingleton<SecurityMetrics>();
+            services.AddSingleton<AuthenticationRefusals>();
+            services.AddAuthentication().AddJwtBearer();
+            services.AddSingleton<IPostConfigureOptions<JwtBearerOptions>, BearerOptionsSetup>();
+            services.AddSingleton<IConfigureOptions<AuthorizationOptions>, AuthorizationPolicySetup>();
+        }
+
+        return services;
+    }
+
+    /// <summary>
+    /// After routing: the authorization middleware, which authenticates with the bearer scheme only
+    /// the requests whose route has an <c>AuthorizationPolicy</c> (there is no authentication
+    /// middleware: open routes never read a token). Without a bearer scheme, nothing.
+    /// </summary>
+    public static void UseGatewayAuthorization(this WebApplication app)
+    {
+        ((IApplicationBuilder)app).Properties[AuthenticationMiddlewareSetKey] = true;
+        if (BearerAuthentication.IsConfigured(app.Configuration))
+        {
+            app.UseAuthorization();
+        }
+        else
+        {
+            ((IApplicationBuilder)app).Properties[AuthorizationMiddlewareSetKey] = true;
+        }
+    }
+}

@@ -1,0 +1,156 @@
+using System.Net;
+using System.Net.Http.Headers;
+using System.Security.Cryptography;
+using System.Text.Json.Nodes;
+using Microsoft.AspNetCore.Authentication.JwtBearer;
+using YarpGateway.Tests.Functional;
+
+namespace YarpGateway.Tests.Security;
+
+/// <summary>JWT bearer authentication and route authorization, over real sockets, with tokens minted here.</summary>
+public class AuthenticationTests
+{
+    private static JsonObject Config(TestTokens tokens, TestBackend backend)
+    {
+        var config = ProxyConfigJson.Config(
+            [("open", "/open/{**rest}", "c"), ("any", "/any/{**rest}", "c"), ("write", "/write/{**rest}", "c")],
+            [("c", "RoundRobin", [(backend, null)])]);
+        var routes = config["ReverseProxy"]!["Routes"]!;
+        routes["any"]!["AuthorizationPolicy"] = "Default";
+        routes["write"]!["AuthorizationPolicy"] = "orders-write";
+        routes["write"]!["Transforms"] = new JsonArray(new JsonObject { ["RequestHeaderFromClaim"] = "X-User-Id", ["Claim"] = "sub" });
+        config["Authentication"] = tokens.Section();
+        config["Gateway"] = new JsonObject
+        {
+            ["Authorization"] = JsonNode.Parse("""{ "Policies": { "orders-write": { "RequireScopes": [ "orders.write" ], "RequireClaims": { "tenant": [ "a", "b" ] } } } }"""),
+        };
+        return config;
+    }
+
+    private static async Task<HttpResponseMessage> GetAsync(HttpClient client, string path, string? token)
+    {
+        using var request = new HttpRequestMessage(HttpMethod.Get, path);
+        if (token is not null)
+        {
+            request.Headers.Authorization = new AuthenticationHeaderValue("Bearer", token);
+        }
+
+        return await client.SendAsync(request);
+    }
+
+    [Fact]
+    public async Task MissingOrInvalidTokens_Get401WithWwwAuthenticate_AndNeverReachTheBackend()
+    {
+        var tokens = new TestTokens();
+        await using var backend = await TestBackend.StartAsync("a");
+        await using var gateway = await GatewayUnderTest.StartAsync(Config(tokens, backend));
+        using var client = gateway.CreateProxyClient();
+
+        var cases = new (string Name, string? Token, string Reason)[]
+        {
+            ("missing", null, "missing"),
+            ("forged", tokens.Mint(key: RandomNumberGenerator.GetBytes(32)), "bad_signature"),
+            ("expired", tokens.Mint(expires: DateTime.UtcNow.AddMinutes(-10)), "expired"),
+            ("wrong audience", tokens.Mint(audience: "billing-api"), "wrong_audience"),
+            ("wrong issuer", tokens.Mint(issuer: "https://evil.test/"), "wrong_issuer"),
+            ("garbage", "not.a.token", "malformed"),
+        };
+        foreach (var (name, token, reason) in cases)
+        {
+            using var response = await GetAsync(client, "/any/x", token);
+            Assert.True(response.StatusCode == HttpStatusCode.Unauthorized, $"{name}: {(int)response.StatusCode}");
+            Assert.Equal("Bearer", Assert.Single(response.Headers.WwwAuthenticate).Scheme);
+            Assert.True(gateway.Counter($"gateway.auth.refused|route=any|status=401|reason={reason}") == 1,
+                $"{name}: {gateway.DescribeCounters("gateway.auth.refused")}");
+        }
+
+        Assert.Equal(0, backend.Requests);
+    }
+
+    [Fact]
+    public async Task AValidToken_PassesDefault_AndANamedPolicyChecksScopesAndClaims()
+    {
+        var tokens = new TestTokens();
+        await using var backend = await TestBackend.StartAsync("a");
+        await using var gateway = await GatewayUnderTest.StartAsync(Config(tokens, backend));
+        using var client = gateway.CreateProxyClient();
+
+        using (var response = await GetAsync(client, "/any/x", tokens.Mint()))
+        {
+            Assert.Equal(HttpStatusCode.OK, response.StatusCode);
+        }
+
+        var noScope = tokens.Mint(new Dictionary<string, object> { ["sub"] = "u", ["tenant"] = "a", ["scope"] = "orders.read" });
+        var wrongTenant = tokens.Mint(new Dictionary<string, object> { ["sub"] = "u", ["tenant"] = "c", ["scope"] = "orders.read orders.write" });
+        foreach (var token in new[] { noScope, wrongTenant })
+        {
+            using var response = await GetAsync(client, "/write/x", token);
+            Assert.Equal(HttpStatusCode.Forbidden, response.StatusCode);
+        }
+
+        Assert.Equal(1, backend.Requests); // the refused ones never reached it
+        Assert.Equal(2, gateway.Counter("gateway.auth.refused|route=write|status=403|reason=forbidden"));
+
+        var spaceSeparated = tokens.Mint(new Dictionary<string, object> { ["sub"] = "u", ["tenant"] = "b", ["scope"] = "orders.read orders.write" });
+        var scpArray = tokens.Mint(new Dictionary<string, object> { ["sub"] = "u", ["tenant"] = "a", ["scp"] = new[] { "orders.write" } });
+        foreach (var token in new[] { spaceSeparated, scpArray })
+        {
+            using var response = await GetAsync(client, "/write/x", token);
+            Assert.Equal(HttpStatusCode.OK, response.StatusCode);
+        }
+    }
+
+    [Fact]
+    public async Task TheIdentityHeader_IsTheTokensClaim_NeverTheClients()
+    {
+        var tokens = new TestTokens();
+        await using var backend = await TestBackend.StartAsync("a");
+        await using var gateway = await GatewayUnderTest.StartAsync(Config(tokens, backend));
+        using var client = gateway.CreateProxyClient();
+
+        var token = tokens.Mint(new Dictionary<string, object> { ["sub"] = "alice", ["tenant"] = "a", ["scope"] = "orders.write" });
+        using var request = new HttpRequestMessage(HttpMethod.Get, "/write/x");
+        request.Headers.Authorization = new AuthenticationHeaderValue("Bearer", token);
+        request.Headers.Add("X-User-Id", "mallory");
+        using var response = await client.SendAsync(request);
+
+        Assert.Equal(HttpStatusCode.OK, response.StatusCode);
+        var headers = Assert.Single(backend.RequestHeaders);
+        Assert.Equal("alice", headers["X-User-Id"]);
+    }
+
+    [Fact]
+    public async Task AnOpenRoute_DoesNotReadTokens_AndForwardsThem()
+    {
+        var tokens = new TestTokens();
+        await using var backend = await TestBackend.StartAsync("a");
+        var read = 0;
+        await using var gateway = await GatewayUnderTest.StartAsync(Config(tokens, backend), services =>
+            services.PostConfigure<JwtBearerOptions>(JwtBearerDefaults.AuthenticationScheme, options =>
+            {
+                var received = options.Events.OnMessageReceived;
+                options.Events.OnMessageReceived = context =>
+                {
+                    Interlocked.Increment(ref read);
+                    return received(context);
+                };
+            }));
+        using var client = gateway.CreateProxyClient();
+
+        using (var response = await GetAsync(client, "/open/x", "not.a.token"))
+        {
+            Assert.Equal(HttpStatusCode.OK, response.StatusCode);
+        }
+
+        Assert.Equal("Bearer not.a.token", Assert.Single(backend.RequestHeaders)["Authorization"]);
+        Assert.Equal(0, Volatile.Read(ref read));
+        Assert.Equal(0, gateway.CounterSum("gateway.auth.refused"));
+
+        using (var response = await GetAsync(client, "/any/x", "not.a.token"))
+        {
+            Assert.Equal(HttpStatusCode.Unauthorized, response.StatusCode);
+        }
+
+        Assert.Equal(1, Volatile.Read(ref read)); // the count works: a protected route reads the token
+    }
+}

@@ -1,0 +1,88 @@
+using System.Net;
+using System.Security.Claims;
+using YarpGateway.RateLimiting;
+using YarpGateway.Security;
+
+namespace YarpGateway.Tests.Security;
+
+/// <summary>The parsers and checks under the route policies, as units.</summary>
+public class PolicyParsingTests
+{
+    [Theory]
+    [InlineData("ClientIp", "ClientIp", "")]
+    [InlineData("clientip", "ClientIp", "")]
+    [InlineData("Route", "Route", "")]
+    [InlineData("Header:X-Api-Key", "Header", "X-Api-Key")]
+    [InlineData("Claim:sub", "Claim", "sub")]
+    public void PartitionBy_Parses(string text, string source, string name)
+    {
+        Assert.True(PartitionKind.TryParse(text, out var kind));
+        Assert.Equal(new PartitionKind(Enum.Parse<PartitionSource>(source), name), kind);
+    }
+
+    [Theory]
+    [InlineData("")]
+    [InlineData("Header:")]
+    [InlineData("Header:X Y")]
+    [InlineData("Cookie:x")]
+    [InlineData("Claim")]
+    public void PartitionBy_RefusesTheRest(string text) => Assert.False(PartitionKind.TryParse(text, out _));
+
+    [Theory]
+    [InlineData("203.0.113.9", "203.0.113.9")]
+    [InlineData("::ffff:203.0.113.9", "203.0.113.9")]
+    [InlineData("2001:db8:1:2:aaaa:bbbb:cccc:dddd", "2001:db8:1:2::/64")]
+    [InlineData("2001:db8:1:2::1", "2001:db8:1:2::/64")]
+    public void AClient_IsItsIPv4Address_OrItsIPv6Slash64(string address, string key)
+        => Assert.Equal(key, PartitionedPolicy.ClientKey(IPAddress.Parse(address)));
+
+    [Fact]
+    public void Scopes_AreFoundSpaceSeparatedOrOnePerClaim_AndAllAreRequired()
+    {
+        var spaced = new ClaimsPrincipal(new ClaimsIdentity([new Claim("scope", "orders.read orders.write")], "Bearer"));
+        var perClaim = new ClaimsPrincipal(new ClaimsIdentity([new Claim("scp", "orders.read"), new Claim("scp", "orders.write")], "Bearer"));
+        var prefix = new ClaimsPrincipal(new ClaimsIdentity([new Claim("scope", "orders.writer")], "Bearer"));
+
+        Assert.True(TokenClaims.HasScopes(spaced, ["orders.write", "orders.read"]));
+        Assert.True(TokenClaims.HasScopes(perClaim, ["orders.write", "orders.read"]));
+        Assert.False(TokenClaims.HasScopes(spaced, ["orders.write", "orders.delete"]));
+        Assert.False(TokenClaims.HasScopes(prefix, ["orders.write"]));
+    }
+
+    [Fact]
+    public void Roles_AnyOneOfThemIsEnough()
+    {
+        var user = new ClaimsPrincipal(new ClaimsIdentity([new Claim("roles", "admin"), new Claim("role", "ops")], "Bearer"));
+
+        Assert.True(TokenClaims.HasAnyRole(user, ["nobody", "ops"]));
+        Assert.False(TokenClaims.HasAnyRole(user, ["Admin"]));
+    }
+
+    [Theory]
+    [InlineData("""{ "Authority": "http://login.example.com/", "ValidAudiences": [ "a" ] }""", "is not https")]
+    [InlineData("""{ "Authority": "login.example.com", "ValidAudiences": [ "a" ] }""", "is not an absolute http(s) address")]
+    [InlineData("""{ "ValidAudiences": [ "a" ] }""", "neither SigningKeys")]
+    [InlineData("""{ "Authority": "https://login.example.com/" }""", "no audience is set")]
+    [InlineData("""{ "ValidIssuer": "i", "ValidAudience": "a", "SigningKeys": [ { "Issuer": "i", "Value": "not base64!" } ] }""", "is not a base64 key")]
+    public void BearerSection_MistakesThatWouldRefuseEveryToken_AreErrors(string bearer, string message)
+    {
+        var configuration = new ConfigurationBuilder()
+            .AddJsonStream(new MemoryStream(System.Text.Encoding.UTF8.GetBytes($$"""{ "Authentication": { "Schemes": { "Bearer": {{bearer}} } } }""")))
+            .Build();
+
+        var error = Assert.Single(BearerAuthentication.Validate(configuration));
+
+        Assert.Contains(message, error.Message, StringComparison.Ordinal);
+    }
+
+    [Fact]
+    public void BearerSection_AValidOne_HasNoError()
+    {
+        var configuration = new ConfigurationBuilder().AddJsonStream(new MemoryStream(System.Text.Encoding.UTF8.GetBytes("""
+            { "Authentication": { "Schemes": { "Bearer": { "Authority": "https://login.example.com/", "ValidAudiences": [ "a" ],
+              "ValidIssuer": "i", "SigningKeys": [ { "Issuer": "i", "Value": "AAECAwQFBgcICQoLDA0ODxAREhMUFRYXGBkaGxwdHh8=" } ] } } } }
+            """))).Build();
+
+        Assert.Empty(BearerAuthentication.Validate(configuration));
+    }
+}
