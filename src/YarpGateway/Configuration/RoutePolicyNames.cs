@@ -1,4 +1,4 @@
-namespace YarpGateway.Security;
+namespace YarpGateway.Configuration;
 
 /// <summary>The names YARP gives a meaning of its own in a route's policy fields.</summary>
 internal static class RoutePolicyNames

@@ -1,7 +1,6 @@
 using Microsoft.AspNetCore.Cors.Infrastructure;
 using Microsoft.Extensions.Options;
 using YarpGateway.Configuration;
-using YarpGateway.Security;
 
 namespace YarpGateway.Cors;
 

@@ -1,5 +1,5 @@
+using YarpGateway.Configuration;
 using Microsoft.Extensions.Options;
-using YarpGateway.Security;
 
 namespace YarpGateway.RateLimiting;
 

@@ -1,7 +1,6 @@
 using Microsoft.Extensions.Options;
 using Yarp.ReverseProxy.Configuration;
 using YarpGateway.Configuration;
-using YarpGateway.Security;
 
 namespace YarpGateway.RateLimiting;
 

@@ -1,3 +1,4 @@
+using YarpGateway.Configuration;
 using Yarp.ReverseProxy.Transforms;
 using Yarp.ReverseProxy.Transforms.Builder;
 

@@ -1,3 +1,4 @@
+using YarpGateway.Configuration;
 using Microsoft.Extensions.Options;
 
 namespace YarpGateway.Security;

@@ -95,4 +95,20 @@ public class CorsTests
             }
         }
     }
+
+    [Fact]
+    public async Task APolicyNamedDefault_IsWhatARoutesDefaultUses()
+    {
+        await using var backend = await TestBackend.StartAsync("a");
+        var config = ProxyConfigJson.CatchAll("RoundRobin", (backend, null));
+        config["ReverseProxy"]!["Routes"]!["all"]!["CorsPolicy"] = "Default";
+        config["Gateway"] = JsonNode.Parse("""{ "Cors": { "Policies": { "Default": { "Origins": [ "*" ] } } } }""");
+        await using var gateway = await GatewayUnderTest.StartAsync(config);
+        using var client = gateway.CreateProxyClient();
+
+        using var response = await client.SendAsync(Preflight("https://anywhere.example.com", "GET"));
+
+        Assert.Equal(HttpStatusCode.NoContent, response.StatusCode);
+        Assert.Equal("*", Assert.Single(response.Headers.GetValues("Access-Control-Allow-Origin")));
+    }
 }
