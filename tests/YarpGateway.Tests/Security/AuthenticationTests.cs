@@ -153,4 +153,42 @@ public class AuthenticationTests
 
         Assert.Equal(1, Volatile.Read(ref read)); // the count works: a protected route reads the token
     }
+
+    [Fact]
+    public async Task BehindAuthorization_RetriesAndRouteLimitsKeepWorking()
+    {
+        var tokens = new TestTokens();
+        await using var live = await TestBackend.StartAsync("a");
+        await using var dead = await TestBackend.StartAsync("b");
+        await dead.KillAsync();
+        var config = ProxyConfigJson.CatchAll("RoundRobin", (live, null), (dead, null));
+        var route = config["ReverseProxy"]!["Routes"]!["all"]!;
+        route["AuthorizationPolicy"] = "Default";
+        route["Metadata"] = new JsonObject { ["MaxConcurrency"] = "1", ["MaxQueue"] = "0" };
+        config["Authentication"] = tokens.Section();
+        await using var gateway = await GatewayUnderTest.StartAsync(config);
+        using var client = gateway.CreateProxyClient();
+        var token = tokens.Mint();
+
+        // Half the picks go to the dead destination first: every GET still succeeds, by a retry.
+        for (var i = 0; i < 6; i++)
+        {
+            using var response = await GetAsync(client, "/x", token);
+            Assert.Equal(HttpStatusCode.OK, response.StatusCode);
+        }
+
+        Assert.True(gateway.CounterSum("gateway.proxy.retries") >= 1, gateway.DescribeCounters("gateway.proxy"));
+
+        // The route's limit of one: a second request while one is held gets 503.
+        var held = GetAsync(client, "/hold", token);
+        Assert.True(await Eventually.TrueAsync(() => live.Held == 1, TimeSpan.FromSeconds(10)));
+        using (var second = await GetAsync(client, "/x", token))
+        {
+            Assert.Equal(HttpStatusCode.ServiceUnavailable, second.StatusCode);
+        }
+
+        live.Gate.SetResult();
+        using var first = await held;
+        Assert.Equal(HttpStatusCode.OK, first.StatusCode);
+    }
 }
