@@ -1,10 +1,12 @@
 #!/usr/bin/env bash
-# Reconnect-storm benchmark for connection admission (issue 3).
+# Reconnect-storm benchmark for connection admission (issues 3 and 25).
 #   bench/storm.sh [EXISTING] [STORM] [ROUNDS]
 # N keep-alive clients send a request every second; then M new connections arrive at once.
-# Runs the gateway with connection throttling off, on (the defaults) and loose, alternating, and
-# writes bench/results/storm.md with the median of each measure. Everything stays on loopback.
-# The gateway is pinned to CPU 0; the load tool and the backend share CPU 1.
+# Runs, alternating: the gateway with connection admission off, with the fixed rate (the defaults
+# before the adaptive rate: 1000/s and a burst of 100 per CPU), with the adaptive rate (the
+# defaults), and nginx (one worker) as a peer; writes bench/results/storm.md with the median of each
+# measure. Everything stays on loopback. The proxy is pinned to CPU 0; the load tool and the
+# backend share CPU 1.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -25,28 +27,50 @@ GATEWAY_DLL=src/YarpGateway/bin/Release/net10.0/YarpGateway.dll
 BENCH_DLL=bench/StormBench/bin/Release/net10.0/StormBench.dll
 
 source bench/lib.sh
+install_missing nginx=nginx
+NGINX=127.0.0.1:8082
+NGINX_DIR=$(mktemp -d /tmp/yarpgateway-storm.XXXXXX)
+BENCH_CLEANUP='rm -rf "$NGINX_DIR"'
+cat >"$NGINX_DIR/nginx.conf" <<CONF
+worker_processes 1; worker_rlimit_nofile 20000; daemon off; pid $NGINX_DIR/nginx.pid; error_log $NGINX_DIR/error.log warn;
+events { worker_connections 16000; }
+http { access_log off; keepalive_requests 1000000; keepalive_timeout 120s;
+  upstream backend { server $BACKEND; keepalive 256; }
+  server { listen $NGINX backlog=8192;
+    location / { proxy_pass http://backend; proxy_http_version 1.1; proxy_set_header Connection ""; } } }
+CONF
 
 taskset -c 1 dotnet "$BENCH_DLL" backend "$BACKEND" >"$RAW/backend.log" 2>&1 &
 pids+=($!)
 
 wait_ready "http://$BACKEND/" 30
 
+CPUS=1 # the proxy is pinned to one CPU: per-CPU defaults are for one
 declare -A MODE_ARGS=(
-  [off]="--Gateway:Admission:Connections:RatePerSecond=0 --Gateway:Admission:Connections:MaxFirstRequestConnections=0"
-  [on]=""   # the shipped defaults (docs/configuration.md: Gateway:Admission:Connections)
-  [loose]="--Gateway:Admission:Connections:RatePerSecond=2000 --Gateway:Admission:Connections:Burst=1000"
+  [off]="--Gateway:Admission:Connections:Adaptive:Enabled=false --Gateway:Admission:Connections:RatePerSecond=0 --Gateway:Admission:Connections:MaxFirstRequestConnections=0"
+  [fixed]="--Gateway:Admission:Connections:Adaptive:Enabled=false --Gateway:Admission:Connections:RatePerSecond=$(( 1000 * CPUS )) --Gateway:Admission:Connections:Burst=$(( 100 * CPUS ))"
+  [adaptive]=""   # the shipped defaults (docs/configuration.md: Gateway:Admission:Connections)
 )
+MODES=(off fixed adaptive nginx)
 
 : >"$RAW/storm.jsonl"
 for round in $(seq "$ROUNDS"); do
-  for mode in off on loose; do
-    # shellcheck disable=SC2086
-    ASPNETCORE_ENVIRONMENT=Production taskset -c 0 dotnet "$GATEWAY_DLL" --config bench/storm-gateway.json \
-      --Kestrel:Endpoints:Proxy:Url=http://$PROXY --Kestrel:Endpoints:Management:Url=http://$MANAGEMENT \
-      ${MODE_ARGS[$mode]} >"$RAW/gateway-$mode-$round.log" 2>&1 &
-    gw=$!
-    wait_ready "http://$MANAGEMENT/healthz/ready" 30
-    line=$(timeout 180 taskset -c 1 dotnet "$BENCH_DLL" storm "$PROXY" --existing "$EXISTING" --storm "$STORM")
+  for mode in "${MODES[@]}"; do
+    target=$PROXY
+    if [ "$mode" = nginx ]; then
+      taskset -c 0 nginx -c "$NGINX_DIR/nginx.conf" -p "$NGINX_DIR" &
+      gw=$!
+      target=$NGINX
+      wait_ready "http://$NGINX/" 30
+    else
+      # shellcheck disable=SC2086
+      ASPNETCORE_ENVIRONMENT=Production taskset -c 0 dotnet "$GATEWAY_DLL" --config bench/storm-gateway.json \
+        --Kestrel:Endpoints:Proxy:Url=http://$PROXY --Kestrel:Endpoints:Management:Url=http://$MANAGEMENT \
+        ${MODE_ARGS[$mode]} >"$RAW/gateway-$mode-$round.log" 2>&1 &
+      gw=$!
+      wait_ready "http://$MANAGEMENT/healthz/ready" 30
+    fi
+    line=$(timeout 180 taskset -c 1 dotnet "$BENCH_DLL" storm "$target" --existing "$EXISTING" --storm "$STORM")
     echo "{\"mode\":\"$mode\",\"round\":$round,\"result\":$line}" | tee -a "$RAW/storm.jsonl"
     kill -TERM "$gw"; wait "$gw" 2>/dev/null || true
   done
@@ -66,12 +90,13 @@ keys = [("beforeP99Ms", "existing clients p99 before the storm (ms)"),
 med = lambda mode, k: statistics.median(r["result"][k] for r in rows if r["mode"] == mode)
 with open(out, "w") as f:
     f.write(f"# Reconnect storm: {existing} keep-alive clients at 1 request/s each, then {storm} new connections at once\n\n")
-    f.write(f"Medians of {rounds} rounds, run alternately (off, on, loose, off, ...). Gateway pinned to CPU 0; load tool and backend on CPU 1.\n")
-    f.write("off: `RatePerSecond=0, MaxFirstRequestConnections=0`; on: the defaults (per CPU the gateway may use: 1000/s, burst 100; pinned to one CPU here), 1000 connections in their first request; loose: 2000/s, burst 1000.\n")
+    f.write(f"Medians of {rounds} rounds, run alternately (off, fixed, adaptive, nginx, off, ...). Proxy pinned to CPU 0; load tool and backend on CPU 1.\n")
+    f.write("off: no connection admission; fixed: the defaults before the adaptive rate (1000/s, burst 100 for one CPU, 1000 connections in their first request); adaptive: the defaults (adaptive rate, target delay 20 ms); nginx: 1.22, one worker, upstream keep-alive.\n")
     f.write(f"Generated {datetime.datetime.now(datetime.timezone.utc):%Y-%m-%d %H:%M} UTC by `bench/storm.sh {existing} {storm} {rounds}` on {os.cpu_count()} CPUs.\n\n")
-    f.write("| measure | off | on (defaults) | loose |\n| --- | ---: | ---: | ---: |\n")
+    f.write("| measure | off | fixed (old defaults) | adaptive (defaults) | nginx | adaptive vs nginx |\n| --- | ---: | ---: | ---: | ---: | ---: |\n")
     for k, label in keys:
-        f.write(f"| {label} | {med('off', k)} | {med('on', k)} | {med('loose', k)} |\n")
+        a, n = med('adaptive', k), med('nginx', k)
+        f.write(f"| {label} | {med('off', k)} | {med('fixed', k)} | {a} | {n} | {(f'{a / n:.2f}x' if n else '-')} |\n")
     f.write("\nRaw results: one JSON line per run in `bench/results/raw/storm.jsonl` (not committed).\n")
 print(open(out).read())
 PY

@@ -23,6 +23,7 @@ internal sealed class AdmissionMetrics : IKnownSeries
     private readonly Histogram<double> _connectionWait;
     private readonly Counter<long> _firstRequestExpired;
     private volatile AdmissionLimits? _limits;
+    private volatile Func<(double Rate, double Target, double Delay)>? _connectionRate;
     private long _rejectedTotal;
 
     public AdmissionMetrics(IMeterFactory meterFactory)
@@ -43,6 +44,12 @@ internal sealed class AdmissionMetrics : IKnownSeries
         meter.CreateObservableGauge("gateway.admission.active", () => ObserveLimits(l => l.InUse), unit: "{request}", description: "Requests holding a slot of each limit.");
         meter.CreateObservableGauge("gateway.admission.limit", () => ObserveLimits(l => l.Settings.MaxConcurrency), unit: "{request}", description: "Each limit's concurrency (MaxConcurrency).");
 
+        meter.CreateObservableGauge("gateway.connection_admission.rate", () => _connectionRate?.Invoke().Rate ?? 0, unit: "{connection}/s",
+            description: "New connections taken on per second now: the adaptive rate, or the fixed RatePerSecond (0: none).");
+        meter.CreateObservableGauge("gateway.connection_admission.delay_target", () => _connectionRate?.Invoke().Target ?? 0, unit: "s",
+            description: "The delay the adaptive connection rate keeps under (Adaptive:TargetDelay); 0 when it does not run.");
+        meter.CreateObservableGauge("gateway.connection_admission.delay", () => _connectionRate?.Invoke().Delay ?? 0, unit: "s",
+            description: "The worst delay the adaptive connection rate measured in its last 100 ms: scheduler delay, or new connections' wait for their first request to reach the pipeline.");
         _connectionsDelayed = meter.CreateCounter<long>(
             "gateway.connection_admission.delayed", unit: "{connection}",
             description: "New proxy connections that had to wait for connection admission and were then served.");
@@ -75,6 +82,12 @@ internal sealed class AdmissionMetrics : IKnownSeries
 
     /// <summary>The limits whose queues the gauges report; set once by <see cref="AdmissionLimits"/>.</summary>
     public void Observe(AdmissionLimits limits) => _limits = limits;
+
+    /// <summary>Where the connection-rate gauges read from: the rate now (per second), the adaptive rate's target and measured delay (seconds; 0 when it does not run).</summary>
+    public void ObserveConnectionRate(Func<(double Rate, double Target, double Delay)> read) => _connectionRate = read;
+
+    /// <summary>The connection rate now, its adaptive target and measured delay (seconds), as the gauges read them.</summary>
+    public (double Rate, double Target, double Delay) ConnectionRate => _connectionRate?.Invoke() ?? default;
 
     /// <summary>A limit came into force: its rejections by reason start at 0.</summary>
     public void LimitCreated(ConcurrencyLimit limit)

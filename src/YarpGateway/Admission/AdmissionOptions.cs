@@ -41,12 +41,15 @@ internal sealed class ConcurrencyLimitOptions
 internal sealed class ConnectionAdmissionOptions
 {
     /// <summary>
-    /// New connections taken on per second (token bucket refill rate); 0 turns throttling off.
-    /// Default 1000 per CPU the process may use (<see cref="Environment.ProcessorCount"/>, which
-    /// honours CPU affinity and container CPU limits): about half of what one core can take on
-    /// while proxying (bench/results/storm.md), leaving the other half to open connections.
+    /// A fixed ceiling on new connections taken on per second (token bucket refill rate); 0 (the
+    /// default) sets none. With <see cref="Adaptive"/> on, the adaptive rate never exceeds it; with it
+    /// off, this is the rate (0 turns rate throttling off; 1000 per CPU was the default before the
+    /// adaptive rate).
     /// </summary>
-    public int RatePerSecond { get; set; } = 1000 * Environment.ProcessorCount;
+    public int RatePerSecond { get; set; }
+
+    /// <summary>The rate set by how late the gateway is (on by default).</summary>
+    public AdaptiveAdmissionOptions Adaptive { get; set; } = new();
 
     /// <summary>Connections that may be taken on at once before the rate applies (bucket size). Default 100 per CPU.</summary>
     public int Burst { get; set; } = 100 * Environment.ProcessorCount;
@@ -71,6 +74,31 @@ internal sealed class ConnectionAdmissionOptions
 
     /// <summary>New connections that may wait at once; more are closed immediately. Default 20000.</summary>
     public int MaxWaiting { get; set; } = 20_000;
+}
+
+/// <summary>
+/// Options under <c>Gateway:Admission:Connections:Adaptive</c>: new connections are taken on as fast as
+/// the gateway stays under <see cref="TargetDelay"/>. Defaults scale with the CPUs the process may use.
+/// </summary>
+internal sealed class AdaptiveAdmissionOptions
+{
+    /// <summary>Whether the adaptive rate runs. Default true.</summary>
+    public bool Enabled { get; set; } = true;
+
+    /// <summary>
+    /// The delay the controller keeps under: the thread pool's queueing delay and new connections'
+    /// wait between their first bytes and the gateway's pipeline. Default 20 ms.
+    /// </summary>
+    public TimeSpan TargetDelay { get; set; } = TimeSpan.FromMilliseconds(20);
+
+    /// <summary>The rate to start from, and to drift back to when nobody waits. Default 1000 per CPU.</summary>
+    public int InitialRate { get; set; } = 1000 * Environment.ProcessorCount;
+
+    /// <summary>The least the rate is cut to. Default 100 per CPU.</summary>
+    public int MinRate { get; set; } = 100 * Environment.ProcessorCount;
+
+    /// <summary>The most the rate grows to (and never above a non-zero <c>RatePerSecond</c>). Default 50,000 per CPU.</summary>
+    public int MaxRate { get; set; } = 50_000 * Environment.ProcessorCount;
 }
 
 /// <summary>Options under <c>Gateway:Admission:Upgrades</c>.</summary>

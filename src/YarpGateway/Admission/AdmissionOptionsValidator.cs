@@ -20,6 +20,35 @@ internal sealed class AdmissionOptionsValidator : IValidateOptions<AdmissionOpti
         OptionChecks.Positive(errors, Prefix + "Connections:MaxFirstRequestTime", connections.MaxFirstRequestTime);
         OptionChecks.Positive(errors, Prefix + "Connections:MaxWait", connections.MaxWait);
         OptionChecks.NotNegative(errors, Prefix + "Connections:MaxWaiting", connections.MaxWaiting);
+        var adaptive = connections.Adaptive;
+        if (adaptive.Enabled)
+        {
+            const string Key = Prefix + "Connections:Adaptive:";
+            if (adaptive.TargetDelay <= TimeSpan.Zero || adaptive.TargetDelay > TimeSpan.FromSeconds(10))
+            {
+                errors.Add($"{Key}TargetDelay must be more than 0 and at most 10 s; got {adaptive.TargetDelay}.");
+            }
+
+            if (adaptive.MinRate < 1)
+            {
+                errors.Add($"{Key}MinRate must be at least 1; got {adaptive.MinRate}.");
+            }
+
+            if (adaptive.MaxRate < adaptive.MinRate)
+            {
+                errors.Add($"{Key}MaxRate ({adaptive.MaxRate}) must not be less than MinRate ({adaptive.MinRate}).");
+            }
+
+            if (adaptive.InitialRate < adaptive.MinRate || adaptive.InitialRate > adaptive.MaxRate)
+            {
+                errors.Add($"{Key}InitialRate ({adaptive.InitialRate}) must be from MinRate ({adaptive.MinRate}) to MaxRate ({adaptive.MaxRate}).");
+            }
+
+            if (connections.Burst < 1 && connections.RatePerSecond == 0) // else said above
+            {
+                errors.Add($"{Prefix}Connections:Burst must be at least 1 while the adaptive rate is on; got {connections.Burst}.");
+            }
+        }
 
         var upgrades = options.Upgrades;
         RateAndBurst(upgrades.RatePerSecond, upgrades.Burst, "Upgrades:", errors);

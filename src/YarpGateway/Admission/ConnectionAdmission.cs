@@ -8,8 +8,9 @@ using YarpGateway.Endpoints;
 namespace YarpGateway.Admission;
 
 /// <summary>
-/// Accept backpressure on the proxy endpoint: a new connection takes a token from a bucket
-/// (<see cref="ConnectionAdmissionOptions.RatePerSecond"/>, <see cref="ConnectionAdmissionOptions.Burst"/>),
+/// Accept backpressure on the proxy endpoint: a new connection takes a token from a bucket (refilled
+/// at the adaptive rate, <see cref="AdaptiveConnectionRate"/>, or at the fixed
+/// <see cref="ConnectionAdmissionOptions.RatePerSecond"/>; <see cref="ConnectionAdmissionOptions.Burst"/> deep),
 /// then, once it has sent its first bytes, a slot among the connections still in their first request
 /// (see <see cref="FirstRequestGate"/>), waiting for each (FIFO, at most
 /// <see cref="ConnectionAdmissionOptions.MaxWait"/>) when it is exhausted; past the wait it is
@@ -24,18 +25,26 @@ internal sealed partial class ConnectionAdmission : IProxyConnectionMiddleware, 
     private readonly ILogger<ConnectionAdmission> _logger;
     private readonly ReloadableOptions<AdmissionOptions> _options;
     private readonly Action _firstRequestExpired;
+    private readonly Telemetry.SchedulerDelayProbe _probe;
     private volatile State _state;
 
-    public ConnectionAdmission(ReloadableOptions<AdmissionOptions> options, AdmissionMetrics metrics, TimeProvider timeProvider, ILogger<ConnectionAdmission> logger)
+    public ConnectionAdmission(ReloadableOptions<AdmissionOptions> options, AdmissionMetrics metrics, Telemetry.SchedulerDelayProbe probe, TimeProvider timeProvider, ILogger<ConnectionAdmission> logger)
     {
         _metrics = metrics;
         _timeProvider = timeProvider;
         _logger = logger;
         _options = options;
+        _probe = probe;
         _firstRequestExpired = metrics.ConnectionFirstRequestExpired; // one delegate, not one per connection
-        _state = new State(options.Current.Connections, timeProvider);
+        _state = new State(options.Current.Connections, probe, timeProvider, logger);
         options.Changed += OnOptionsChanged;
+        metrics.ObserveConnectionRate(() => _state.Adaptive is { } adaptive
+            ? (adaptive.Rate, adaptive.TargetDelay.TotalSeconds, adaptive.MeasuredDelay.TotalSeconds)
+            : (_state.Options.RatePerSecond, 0, 0));
     }
+
+    /// <summary>The adaptive rate now, when it runs (the status page, tests).</summary>
+    internal AdaptiveConnectionRate? Adaptive => _state.Adaptive;
 
     /// <summary>Connections waiting for a token or a first-request slot (the status page, tests).</summary>
     internal long Waiting
@@ -59,10 +68,14 @@ internal sealed partial class ConnectionAdmission : IProxyConnectionMiddleware, 
 
     private void OnOptionsChanged(AdmissionOptions options)
     {
-        var next = new State(options.Connections, _timeProvider);
-        if (next.Options != _state.Options)
+        var next = new State(options.Connections, _probe, _timeProvider, _logger);
+        var previous = _state;
+        if (next.Options != previous.Options)
         {
-            _state = next; // the old limiters serve only connections already waiting on them
+            // The old limiters serve only connections already waiting on them, at most MaxWait; then they go.
+            _state = next;
+            var retire = previous.Options.MaxWait + TimeSpan.FromSeconds(1);
+            _timeProvider.CreateTimer(static state => ((State)state!).Dispose(), previous, retire, Timeout.InfiniteTimeSpan);
         }
         else
         {
@@ -95,27 +108,35 @@ internal sealed partial class ConnectionAdmission : IProxyConnectionMiddleware, 
         }
 
         FirstRequestGate? gate = null;
-        if (state.FirstRequest is { } firstRequest)
+        if (state.FirstRequest is not null || state.Adaptive is not null)
         {
             // A connection that has sent nothing is not in a request yet (browsers open spare
-            // connections and leave them idle): it takes its slot when its first bytes arrive.
+            // connections and leave them idle): it takes its slot when its first bytes arrive, and
+            // the adaptive rate times its first request from then.
             if (!await FirstBytesAsync(connection, limits.RequestHeadersTimeout))
             {
                 return;
             }
 
-            var (slot, slotWait) = await AdmitAsync(connection, firstRequest, state.Options.MaxWait);
-            if (slot is null)
+            var firstBytes = _timeProvider.GetTimestamp();
+            RateLimitLease? slot = null;
+            if (state.FirstRequest is { } firstRequest)
             {
-                return;
+                (slot, var slotWait) = await AdmitAsync(connection, firstRequest, state.Options.MaxWait);
+                if (slot is null)
+                {
+                    return;
+                }
+
+                if (slotWait is { } slotWaited)
+                {
+                    waited = (waited ?? TimeSpan.Zero) + slotWaited;
+                }
+
+                firstBytes = _timeProvider.GetTimestamp(); // the wait for a slot is admission's own, not the gateway being late
             }
 
-            if (slotWait is { } slotWaited)
-            {
-                waited = (waited ?? TimeSpan.Zero) + slotWaited;
-            }
-
-            gate = new FirstRequestGate(slot, state.Options.MaxFirstRequestTime, _timeProvider, _firstRequestExpired);
+            gate = new FirstRequestGate(slot, state.Options.MaxFirstRequestTime, _timeProvider, _firstRequestExpired, firstBytes, state.FirstRequestWaited);
             gate.AttachTo(connection.Items);
         }
 
@@ -226,10 +247,26 @@ internal sealed partial class ConnectionAdmission : IProxyConnectionMiddleware, 
 
     private sealed class State : IDisposable
     {
-        public State(ConnectionAdmissionOptions options, TimeProvider timeProvider)
+        public State(ConnectionAdmissionOptions options, Telemetry.SchedulerDelayProbe probe, TimeProvider timeProvider, ILogger logger)
         {
-            Options = new Settings(options.RatePerSecond, options.Burst, options.MaxFirstRequestConnections, options.MaxFirstRequestTime, options.MaxWait, options.MaxWaiting);
-            _bucket = options.RatePerSecond > 0 && options.Burst > 0 ? new TokenBucket(options.RatePerSecond, options.Burst, options.MaxWaiting, timeProvider) : null;
+            var adaptive = options.Adaptive;
+            Options = new Settings(options.RatePerSecond, options.Burst, options.MaxFirstRequestConnections, options.MaxFirstRequestTime, options.MaxWait, options.MaxWaiting,
+                adaptive.Enabled, adaptive.TargetDelay, adaptive.InitialRate, adaptive.MinRate, adaptive.MaxRate);
+            if (adaptive.Enabled && options.Burst > 0)
+            {
+                // A non-zero RatePerSecond is a ceiling the adaptive rate never exceeds.
+                var max = options.RatePerSecond > 0 ? Math.Min(adaptive.MaxRate, options.RatePerSecond) : adaptive.MaxRate;
+                var min = Math.Min(adaptive.MinRate, max);
+                Adaptive = new AdaptiveConnectionRate(new AdaptiveRateController(adaptive.InitialRate, min, max, adaptive.TargetDelay), options.Burst, options.MaxWaiting, probe, timeProvider, logger);
+                Rate = Adaptive.Bucket;
+                FirstRequestWaited = Adaptive.FirstRequestWaited;
+            }
+            else if (options.RatePerSecond > 0 && options.Burst > 0)
+            {
+                _bucket = new TokenBucket(options.RatePerSecond, options.Burst, options.MaxWaiting, timeProvider);
+                Rate = _bucket.Limiter;
+            }
+
             FirstRequest = options.MaxFirstRequestConnections > 0
                 ? new ConcurrencyLimiter(new ConcurrencyLimiterOptions { PermitLimit = options.MaxFirstRequestConnections, QueueLimit = options.MaxWaiting, QueueProcessingOrder = QueueProcessingOrder.OldestFirst })
                 : null;
@@ -239,18 +276,25 @@ internal sealed partial class ConnectionAdmission : IProxyConnectionMiddleware, 
 
         private readonly TokenBucket? _bucket;
 
-        public TokenBucketRateLimiter? Rate => _bucket?.Limiter;
+        public RateLimiter? Rate { get; }
+
+        public AdaptiveConnectionRate? Adaptive { get; }
+
+        /// <summary>Where a first request's wait is reported (the adaptive rate), or null.</summary>
+        public Action<TimeSpan>? FirstRequestWaited { get; }
 
         public ConcurrencyLimiter? FirstRequest { get; }
 
         public void Dispose()
         {
             _bucket?.Dispose();
+            Adaptive?.Dispose();
             FirstRequest?.Dispose();
         }
     }
 
-    private sealed record Settings(int RatePerSecond, int Burst, int MaxFirstRequestConnections, TimeSpan MaxFirstRequestTime, TimeSpan MaxWait, int MaxWaiting);
+    private sealed record Settings(int RatePerSecond, int Burst, int MaxFirstRequestConnections, TimeSpan MaxFirstRequestTime, TimeSpan MaxWait, int MaxWaiting,
+        bool Adaptive, TimeSpan TargetDelay, int InitialRate, int MinRate, int MaxRate);
 
     private static partial class Log
     {

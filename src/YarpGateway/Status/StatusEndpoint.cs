@@ -143,6 +143,15 @@ internal sealed class StatusEndpoint(
         json.WriteNumber("waiting", connectionAdmission.Waiting);
         json.WriteNumber("delayed", admission.ConnectionsDelayed);
         json.WriteNumber("refused", admission.ConnectionsRefused);
+        if (connectionAdmission.Adaptive is { } adaptive)
+        {
+            json.WriteStartObject("adaptive");
+            json.WriteNumber("ratePerSecond", Math.Round(adaptive.Rate));
+            json.WriteNumber("targetDelayMs", adaptive.TargetDelay.TotalMilliseconds);
+            json.WriteNumber("measuredDelayMs", Math.Round(adaptive.MeasuredDelay.TotalMilliseconds, 2));
+            json.WriteEndObject();
+        }
+
         json.WriteEndObject();
         json.WriteEndObject();
     }

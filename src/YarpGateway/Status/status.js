@@ -38,6 +38,7 @@
       ["requests in flight", fmt(status.connections.requestsInFlight)],
       ["admission rejected", fmt(status.admission.rejected)],
       ["connections refused", fmt(status.admission.connections.refused)],
+      ...(status.admission.connections.adaptive ? [["admission rate", fmt(status.admission.connections.adaptive.ratePerSecond) + "/s"]] : []),
       ["WebSockets open", fmt(status.webSockets.open)],
       ["WebSocket bytes buffered", fmt(status.webSockets.bufferedBytes)],
       ["scheduler delay p99", fmt(status.scheduler.delayP99Ms, 2) + " ms"],

@@ -6,7 +6,7 @@ namespace YarpGateway.Telemetry;
 
 /// <summary>
 /// One line an operator can grep, every <see cref="TelemetryOptions.SaturationLogInterval"/>:
-/// <c>saturation sched_delay_p99_ms=3.2 pending_work_items=12 accepts_per_s=840 closes_per_s=812 active_connections=10234 upgraded=9120 admission_rejected=0</c>.
+/// <c>saturation sched_delay_p99_ms=3.2 pending_work_items=12 accepts_per_s=840 closes_per_s=812 active_connections=10234 upgraded=9120 admission_rejected=0 admission_rate=2000 admission_delay_ms=0.4</c>.
 /// </summary>
 internal sealed partial class SaturationLog(
     ReloadableOptions<TelemetryOptions> options,
@@ -48,7 +48,7 @@ internal sealed partial class SaturationLog(
         var closed = traffic.ClosedConnections;
         var rejected = admission.RejectedTotal;
         var line = string.Create(CultureInfo.InvariantCulture,
-            $"saturation sched_delay_p99_ms={probe.RecentP99() * 1000:0.0} pending_work_items={ThreadPool.PendingWorkItemCount} threads={ThreadPool.ThreadCount} accepts_per_s={(accepted - _lastAccepted) / seconds:0} closes_per_s={(closed - _lastClosed) / seconds:0} active_connections={traffic.OpenConnections} in_flight={traffic.InFlightRequests} upgraded={traffic.UpgradedConnections} admission_rejected={rejected - _lastRejected}");
+            $"saturation sched_delay_p99_ms={probe.RecentP99() * 1000:0.0} pending_work_items={ThreadPool.PendingWorkItemCount} threads={ThreadPool.ThreadCount} accepts_per_s={(accepted - _lastAccepted) / seconds:0} closes_per_s={(closed - _lastClosed) / seconds:0} active_connections={traffic.OpenConnections} in_flight={traffic.InFlightRequests} upgraded={traffic.UpgradedConnections} admission_rejected={rejected - _lastRejected} admission_rate={admission.ConnectionRate.Rate:0} admission_delay_ms={admission.ConnectionRate.Delay * 1000:0.0}");
         _lastTimestamp = now;
         _lastAccepted = accepted;
         _lastClosed = closed;

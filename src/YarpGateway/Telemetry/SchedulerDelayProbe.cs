@@ -20,6 +20,7 @@ internal sealed class SchedulerDelayProbe : IHostedService, IDisposable
     private int _recentCount;
     private long _recentNext;
     private long _lastRun;
+    private long _maxSinceTakeTicks;
     private readonly ManualResetEventSlim _stop = new();
     private Thread? _thread;
 
@@ -74,6 +75,9 @@ internal sealed class SchedulerDelayProbe : IHostedService, IDisposable
         return late > TimeSpan.Zero ? late : TimeSpan.Zero;
     }
 
+    /// <summary>The longest delay recorded since the last call (zero when none was), for a controller that reads it periodically.</summary>
+    public TimeSpan TakeMaxDelay() => TimeSpan.FromTicks(Interlocked.Exchange(ref _maxSinceTakeTicks, 0));
+
     private double RecentPercentile(double percentile)
     {
         double[] samples;
@@ -101,8 +105,20 @@ internal sealed class SchedulerDelayProbe : IHostedService, IDisposable
     {
         var now = _timeProvider.GetTimestamp();
         Volatile.Write(ref _lastRun, now);
-        var seconds = _timeProvider.GetElapsedTime(queued, now).TotalSeconds;
+        var elapsed = _timeProvider.GetElapsedTime(queued, now);
+        var seconds = elapsed.TotalSeconds;
         _delay.Record(seconds);
+        for (var seen = Volatile.Read(ref _maxSinceTakeTicks); elapsed.Ticks > seen;)
+        {
+            var previous = Interlocked.CompareExchange(ref _maxSinceTakeTicks, elapsed.Ticks, seen);
+            if (previous == seen)
+            {
+                break;
+            }
+
+            seen = previous;
+        }
+
         lock (_recent)
         {
             _recent[_recentNext++ % _recent.Length] = seconds;

@@ -57,4 +57,27 @@ public class AdmissionOptionsValidatorTests
 
         Assert.Equal(keys.Length, failures.Count);
     }
+
+    [Fact]
+    public void AdaptiveRate_BadValuesAreListed_AndOffIgnoresThem()
+    {
+        var options = new AdmissionOptions();
+        var adaptive = options.Connections.Adaptive;
+        adaptive.TargetDelay = TimeSpan.Zero;
+        adaptive.MinRate = 0;
+        adaptive.MaxRate = -1;
+        adaptive.InitialRate = 5;
+        options.Connections.Burst = 0;
+
+        var failures = new AdmissionOptionsValidator().Validate(null, options).Failures!.ToList();
+
+        foreach (var key in new[] { "Adaptive:TargetDelay", "Adaptive:MinRate", "Adaptive:MaxRate", "Adaptive:InitialRate", "Burst" })
+        {
+            Assert.Contains(failures, f => f.StartsWith("Gateway:Admission:Connections:" + key + " ", StringComparison.Ordinal));
+        }
+
+        Assert.Equal(5, failures.Count);
+        adaptive.Enabled = false;
+        Assert.True(new AdmissionOptionsValidator().Validate(null, options).Succeeded);
+    }
 }

@@ -43,13 +43,17 @@ public class ConnectionAdmissionTests
     private static async Task AssertServedAsync(Socket socket)
         => Assert.StartsWith("HTTP/1.1 200", Encoding.ASCII.GetString(await RawSocket.ReceiveAtLeastAsync(socket, 12)), StringComparison.Ordinal);
 
-    [Fact]
-    public async Task Storm_500ConnectionsAtRate100Burst50_AllServed_AtTheConfiguredRate()
+    /// <summary>With the adaptive rate off, RatePerSecond is the rate; with it on, a ceiling it never exceeds.</summary>
+    [Theory]
+    [InlineData(false)]
+    [InlineData(true)]
+    public async Task Storm_500ConnectionsAtRate100Burst50_AllServed_AtTheConfiguredRate(bool adaptive)
     {
         await using var backend = await TestBackend.StartAsync("a");
         await using var gateway = await GatewayUnderTest.StartAsync(ProxyConfigJson.CatchAll("WeightedRoundRobin", (backend, "1")),
             "--Gateway:Admission:Connections:RatePerSecond=100", "--Gateway:Admission:Connections:Burst=50",
-            "--Gateway:Admission:Connections:MaxWait=00:00:30", "--Gateway:Admission:Connections:MaxFirstRequestConnections=0");
+            "--Gateway:Admission:Connections:MaxWait=00:00:30", "--Gateway:Admission:Connections:MaxFirstRequestConnections=0",
+            $"--Gateway:Admission:Connections:Adaptive:Enabled={adaptive}");
 
         var clock = Stopwatch.StartNew();
         async Task<(bool Ok, TimeSpan At)> OneClient()
@@ -71,6 +75,35 @@ public class ConnectionAdmissionTests
         var times = results.Select(r => r.At).Order().ToArray();
         var rate = (times.Length - 51) / (times[^1] - times[50]).TotalSeconds;
         Assert.InRange(rate, 80, 120);
+    }
+
+    [Fact]
+    public async Task AdaptiveRate_ANewStormOnAnIdleGateway_IsTakenOnFasterThanTheInitialRate_AllServed()
+    {
+        await using var backend = await TestBackend.StartAsync("a");
+        await using var gateway = await GatewayUnderTest.StartAsync(ProxyConfigJson.CatchAll("WeightedRoundRobin", (backend, "1")),
+            "--Gateway:Admission:Connections:Adaptive:InitialRate=50", "--Gateway:Admission:Connections:Adaptive:MinRate=10",
+            "--Gateway:Admission:Connections:Adaptive:TargetDelay=00:00:00.200", "--Gateway:Admission:Connections:Burst=10",
+            "--Gateway:Admission:Connections:MaxWait=00:00:30");
+        var adaptive = gateway.Services.GetRequiredService<ConnectionAdmission>().Adaptive!;
+        Assert.Equal(50, adaptive.Rate);
+
+        async Task<bool> OneClient()
+        {
+            using var socket = await RawSocket.ConnectAsync(gateway.ProxyAddress);
+            await socket.SendAsync(Get);
+            return Encoding.ASCII.GetString(await RawSocket.ReceiveAtLeastAsync(socket, 12)).StartsWith("HTTP/1.1 200", StringComparison.Ordinal);
+        }
+
+        var results = await Task.WhenAll(Enumerable.Range(0, 500).Select(_ => Task.Run(OneClient))).WaitAsync(TimeSpan.FromSeconds(60));
+
+        Assert.Equal(500, results.Count(ok => ok));
+        Assert.Equal(0, gateway.CounterSum("gateway.connection_admission.closed"));
+        Assert.True(gateway.Counter("gateway.connection_admission.delayed") > 0, "the storm never had to wait: the test shows nothing");
+
+        // 490 connections past the burst at a fixed 50/s would take almost 10 s; the rate rose instead.
+        Assert.True(adaptive.PeakRate >= 200, $"peak rate {adaptive.PeakRate:0}/s");
+        Assert.True(gateway.Services.GetRequiredService<ConnectionAdmission>().Waiting == 0);
     }
 
     [Fact]

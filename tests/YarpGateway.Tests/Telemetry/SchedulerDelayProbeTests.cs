@@ -76,7 +76,7 @@ public class SchedulerDelayProbeTests
 
         Assert.True(await Eventually.TrueAsync(() => gateway.Logs.Lines.Any(l => l.Contains("saturation sched_delay_p99_ms=", StringComparison.Ordinal)), TimeSpan.FromSeconds(5)));
         var line = gateway.Logs.Lines.First(l => l.Contains("saturation ", StringComparison.Ordinal));
-        foreach (var field in new[] { "sched_delay_p99_ms=", "pending_work_items=", "accepts_per_s=", "closes_per_s=", "active_connections=", "upgraded=", "admission_rejected=" })
+        foreach (var field in new[] { "sched_delay_p99_ms=", "pending_work_items=", "accepts_per_s=", "closes_per_s=", "active_connections=", "upgraded=", "admission_rejected=", "admission_rate=", "admission_delay_ms=" })
         {
             Assert.Contains(field, line, StringComparison.Ordinal);
         }

@@ -1,0 +1,48 @@
+namespace YarpGateway.Admission;
+
+/// <summary>
+/// The pace of connection admission, set from how late the gateway is (AIMD, as TCP sets its window):
+/// every update, when the measured delay is over the target the rate is cut to 70 %; when it is under
+/// the target and new connections are waiting for it, the rate grows by a quarter (under half the
+/// target) or by a tenth of the initial rate (nearer the target); with nobody waiting it drifts back
+/// to the initial rate. It stays within <see cref="MinRate"/> and <see cref="MaxRate"/>. Pure
+/// arithmetic: the clock and the measurements are the caller's.
+/// </summary>
+internal sealed class AdaptiveRateController(double initialRate, double minRate, double maxRate, TimeSpan targetDelay)
+{
+    public const double DecreaseFactor = 0.7;
+    public const double IncreaseFactor = 1.25;
+
+    public double Rate { get; private set; } = Math.Clamp(initialRate, minRate, maxRate);
+
+    public double InitialRate { get; } = Math.Clamp(initialRate, minRate, maxRate);
+
+    public double MinRate { get; } = minRate;
+
+    public double MaxRate { get; } = maxRate;
+
+    public TimeSpan TargetDelay { get; } = targetDelay;
+
+    /// <summary>The new rate, given the worst delay measured since the last update and whether connections waited for a token.</summary>
+    public double Update(TimeSpan delay, bool demand)
+    {
+        if (delay > TargetDelay)
+        {
+            Rate = Math.Max(MinRate, Rate * DecreaseFactor);
+        }
+        else if (demand)
+        {
+            Rate = Math.Min(MaxRate, delay * 2 < TargetDelay ? Rate * IncreaseFactor : Rate + (InitialRate * 0.1));
+        }
+        else if (Rate > InitialRate)
+        {
+            Rate = Math.Max(InitialRate, Rate * 0.95);
+        }
+        else if (Rate < InitialRate)
+        {
+            Rate = Math.Min(InitialRate, Rate * 1.1);
+        }
+
+        return Rate;
+    }
+}

@@ -1,0 +1,144 @@
+using System.Threading.RateLimiting;
+using YarpGateway.Admission;
+using YarpGateway.Tests.Resilience;
+
+namespace YarpGateway.Tests.Admission;
+
+/// <summary>The adaptive connection rate, as units: the controller on synthetic delay series, and its adjustable bucket on a manual clock.</summary>
+public class AdaptiveAdmissionTests
+{
+    private static readonly TimeSpan Target = TimeSpan.FromMilliseconds(20);
+
+    [Fact]
+    public void WithDemandAndNoDelay_TheRateRisesToItsMaximum_AndNeverPast()
+    {
+        var controller = new AdaptiveRateController(1000, 100, 20_000, Target);
+        var rates = Enumerable.Range(0, 40).Select(_ => controller.Update(TimeSpan.FromMilliseconds(1), demand: true)).ToList();
+
+        Assert.True(rates.Zip(rates.Skip(1)).All(p => p.Second >= p.First), "the rate fell without delay");
+        Assert.Equal(20_000, rates[^1]);
+        Assert.True(rates.IndexOf(20_000) <= 15, $"too slow: {string.Join(", ", rates.Select(r => r.ToString("0")))}");
+    }
+
+    [Fact]
+    public void OverTheTarget_TheRateIsCutQuickly_ToItsMinimum_AndNeverBelow()
+    {
+        var controller = new AdaptiveRateController(10_000, 100, 20_000, Target);
+        var rates = Enumerable.Range(0, 30).Select(_ => controller.Update(TimeSpan.FromMilliseconds(200), demand: true)).ToList();
+
+        Assert.True(rates[0] <= 7_000);
+        Assert.True(rates[3] < 3_500, "not cut quickly");
+        Assert.Equal(100, rates[^1]);
+        Assert.DoesNotContain(rates, r => r < 100);
+    }
+
+    [Fact]
+    public void WithoutDemand_TheRateDriftsBackToTheInitialRate()
+    {
+        var controller = new AdaptiveRateController(1000, 100, 20_000, Target);
+        for (var i = 0; i < 20; i++)
+        {
+            controller.Update(TimeSpan.Zero, demand: true);
+        }
+
+        Assert.True(controller.Rate > 5000);
+        for (var i = 0; i < 200; i++)
+        {
+            controller.Update(TimeSpan.Zero, demand: false);
+        }
+
+        Assert.Equal(1000, controller.Rate);
+
+        for (var i = 0; i < 20; i++)
+        {
+            controller.Update(TimeSpan.FromSeconds(1), demand: true);
+        }
+
+        Assert.Equal(100, controller.Rate);
+        for (var i = 0; i < 100; i++)
+        {
+            controller.Update(TimeSpan.Zero, demand: false);
+        }
+
+        Assert.Equal(1000, controller.Rate);
+    }
+
+    /// <summary>
+    /// A machine that takes on <paramref name="capacity"/> new connections a second; anything faster
+    /// queues, and the delay is the queue's length in time. Under a storm the rate must settle near the
+    /// capacity: after the first 3 s, within half and one and a half times it, and the delay bounded.
+    /// </summary>
+    [Theory]
+    [InlineData(800)]
+    [InlineData(5_000)]
+    [InlineData(30_000)]
+    public void UnderAStorm_TheRateSettlesNearWhatTheMachineAbsorbs(double capacity)
+    {
+        var controller = new AdaptiveRateController(1000, 100, 100_000, Target);
+        var backlog = 0.0;
+        var steady = new List<(double Rate, double Delay)>();
+        for (var step = 0; step < 300; step++) // 30 s of 100 ms updates
+        {
+            var delay = TimeSpan.FromSeconds(backlog / capacity);
+            var rate = controller.Update(delay, demand: true);
+            backlog = Math.Max(0, backlog + ((rate - capacity) * 0.1));
+            if (step >= 30)
+            {
+                steady.Add((rate, delay.TotalSeconds));
+            }
+        }
+
+        Assert.All(steady, s => Assert.InRange(s.Rate, capacity * 0.5, capacity * 1.5));
+        Assert.True(steady.Average(s => s.Rate) >= capacity * 0.75, $"mean {steady.Average(s => s.Rate):0} of {capacity}");
+        Assert.True(steady.Max(s => s.Delay) < 0.1, $"delay up to {steady.Max(s => s.Delay) * 1000:0} ms");
+    }
+
+    [Fact]
+    public async Task TheBucket_GivesItsBurst_ThenServesWaitersInOrderAtTheRate_WhichCanChange()
+    {
+        var clock = new ManualTimeProvider();
+        using var bucket = new AdjustableTokenBucket(ratePerSecond: 100, burst: 2, queueLimit: 10, clock);
+
+        Assert.True(bucket.AttemptAcquire().IsAcquired);
+        Assert.True(bucket.AttemptAcquire().IsAcquired);
+        Assert.False(bucket.AttemptAcquire().IsAcquired);
+        Assert.True(bucket.TakeStarved());
+        Assert.False(bucket.TakeStarved());
+
+        var waiters = Enumerable.Range(0, 4).Select(_ => bucket.AcquireAsync().AsTask()).ToArray();
+        Assert.Equal(4, bucket.Queued);
+        clock.Advance(TimeSpan.FromMilliseconds(10)); // one token at 100/s
+        bucket.Refill();
+        Assert.True((await waiters[0].WaitAsync(TimeSpan.FromSeconds(5))).IsAcquired);
+        Assert.False(waiters[1].IsCompleted);
+
+        bucket.RatePerSecond = 200; // two tokens per 10 ms from now on
+        clock.Advance(TimeSpan.FromMilliseconds(10));
+        bucket.Refill();
+        Assert.True((await waiters[1].WaitAsync(TimeSpan.FromSeconds(5))).IsAcquired);
+        Assert.True((await waiters[2].WaitAsync(TimeSpan.FromSeconds(5))).IsAcquired);
+        Assert.False(waiters[3].IsCompleted);
+        Assert.True(bucket.TakeStarved()); // someone is still waiting
+    }
+
+    [Fact]
+    public async Task TheBucket_ACancelledWaiterLeavesTheQueue_AndAFullQueueRefuses()
+    {
+        var clock = new ManualTimeProvider();
+        using var bucket = new AdjustableTokenBucket(ratePerSecond: 100, burst: 1, queueLimit: 2, clock);
+        Assert.True(bucket.AttemptAcquire().IsAcquired);
+
+        using var cancel = new CancellationTokenSource();
+        var cancelled = bucket.AcquireAsync(1, cancel.Token).AsTask();
+        var second = bucket.AcquireAsync().AsTask();
+        Assert.False((await bucket.AcquireAsync()).IsAcquired); // the queue holds two
+
+        cancel.Cancel();
+        await Assert.ThrowsAnyAsync<OperationCanceledException>(() => cancelled);
+        Assert.Equal(1, bucket.Queued);
+
+        clock.Advance(TimeSpan.FromMilliseconds(10));
+        bucket.Refill();
+        Assert.True((await second.WaitAsync(TimeSpan.FromSeconds(5))).IsAcquired);
+    }
+}
