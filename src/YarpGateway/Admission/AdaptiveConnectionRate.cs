@@ -5,9 +5,10 @@ namespace YarpGateway.Admission;
 /// <summary>
 /// Connection admission at the pace the gateway can absorb: a token bucket refilled every 10 ms at the
 /// rate <see cref="AdaptiveRateController"/> sets every 100 ms from the worst delay it measured since:
-/// the thread pool's queueing delay (the scheduler probe, and how late its next sample is) and the
-/// time new connections' first requests waited between their first bytes and the gateway's pipeline
-/// (which shows a saturated socket engine when requests are processed inline, out of the probe's sight).
+/// the thread pool's queueing delay (the scheduler probe, and how late its next sample is), the socket
+/// engine's (<see cref="SocketEngineProbe"/>: where requests run with inline completions, out of the
+/// thread-pool probe's sight), and the time new connections' first requests waited between their first
+/// bytes and the gateway's pipeline.
 /// Rate changes are logged at most once a second.
 /// </summary>
 internal sealed partial class AdaptiveConnectionRate : IDisposable
@@ -17,6 +18,7 @@ internal sealed partial class AdaptiveConnectionRate : IDisposable
 
     private readonly AdaptiveRateController _controller;
     private readonly SchedulerDelayProbe _probe;
+    private readonly SocketEngineProbe? _socketProbe;
     private readonly TimeProvider _timeProvider;
     private readonly ILogger _logger;
     private readonly ITimer _timer;
@@ -25,10 +27,11 @@ internal sealed partial class AdaptiveConnectionRate : IDisposable
     private long _lastLogged;
     private double _loggedRate;
 
-    public AdaptiveConnectionRate(AdaptiveRateController controller, int burst, int queueLimit, SchedulerDelayProbe probe, TimeProvider timeProvider, ILogger logger)
+    public AdaptiveConnectionRate(AdaptiveRateController controller, int burst, int queueLimit, SchedulerDelayProbe probe, SocketEngineProbe? socketProbe, TimeProvider timeProvider, ILogger logger)
     {
         _controller = controller;
         _probe = probe;
+        _socketProbe = socketProbe;
         _timeProvider = timeProvider;
         _logger = logger;
         _loggedRate = controller.Rate;
@@ -79,8 +82,9 @@ internal sealed partial class AdaptiveConnectionRate : IDisposable
         var firstRequest = TimeSpan.FromTicks(Interlocked.Exchange(ref _firstRequestWaitTicks, 0));
         var scheduler = _probe.TakeMaxDelay();
         var late = _probe.SinceLastRun();
-        var delay = firstRequest > scheduler ? firstRequest : scheduler;
-        delay = late > delay ? late : delay;
+        var socket = _socketProbe?.TakeMaxDelay() ?? TimeSpan.Zero;
+        var socketPending = _socketProbe?.Pending() ?? TimeSpan.Zero;
+        var delay = Max(Max(firstRequest, scheduler), Max(late, Max(socket, socketPending)));
         MeasuredDelay = delay;
         var rate = _controller.Update(delay, Bucket.TakeStarved());
         Bucket.RatePerSecond = rate;
@@ -94,6 +98,8 @@ internal sealed partial class AdaptiveConnectionRate : IDisposable
             _lastLogged = now;
         }
     }
+
+    private static TimeSpan Max(TimeSpan a, TimeSpan b) => a > b ? a : b;
 
     public void Dispose()
     {

@@ -26,17 +26,19 @@ internal sealed partial class ConnectionAdmission : IProxyConnectionMiddleware, 
     private readonly ReloadableOptions<AdmissionOptions> _options;
     private readonly Action _firstRequestExpired;
     private readonly Telemetry.SchedulerDelayProbe _probe;
+    private readonly Telemetry.SocketEngineProbe? _socketProbe;
     private volatile State _state;
 
-    public ConnectionAdmission(ReloadableOptions<AdmissionOptions> options, AdmissionMetrics metrics, Telemetry.SchedulerDelayProbe probe, TimeProvider timeProvider, ILogger<ConnectionAdmission> logger)
+    public ConnectionAdmission(ReloadableOptions<AdmissionOptions> options, AdmissionMetrics metrics, Telemetry.SchedulerDelayProbe probe, TimeProvider timeProvider, ILogger<ConnectionAdmission> logger, Telemetry.SocketEngineProbe? socketProbe = null)
     {
         _metrics = metrics;
         _timeProvider = timeProvider;
         _logger = logger;
         _options = options;
         _probe = probe;
+        _socketProbe = socketProbe;
         _firstRequestExpired = metrics.ConnectionFirstRequestExpired; // one delegate, not one per connection
-        _state = new State(options.Current.Connections, probe, timeProvider, logger);
+        _state = new State(options.Current.Connections, probe, socketProbe, timeProvider, logger);
         options.Changed += OnOptionsChanged;
         metrics.ObserveConnectionRate(() => _state.Adaptive is { } adaptive
             ? (adaptive.Rate, adaptive.TargetDelay.TotalSeconds, adaptive.MeasuredDelay.TotalSeconds)
@@ -68,7 +70,7 @@ internal sealed partial class ConnectionAdmission : IProxyConnectionMiddleware, 
 
     private void OnOptionsChanged(AdmissionOptions options)
     {
-        var next = new State(options.Connections, _probe, _timeProvider, _logger);
+        var next = new State(options.Connections, _probe, _socketProbe, _timeProvider, _logger);
         var previous = _state;
         if (next.Options != previous.Options)
         {
@@ -247,7 +249,7 @@ internal sealed partial class ConnectionAdmission : IProxyConnectionMiddleware, 
 
     private sealed class State : IDisposable
     {
-        public State(ConnectionAdmissionOptions options, Telemetry.SchedulerDelayProbe probe, TimeProvider timeProvider, ILogger logger)
+        public State(ConnectionAdmissionOptions options, Telemetry.SchedulerDelayProbe probe, Telemetry.SocketEngineProbe? socketProbe, TimeProvider timeProvider, ILogger logger)
         {
             var adaptive = options.Adaptive;
             Options = new Settings(options.RatePerSecond, options.Burst, options.MaxFirstRequestConnections, options.MaxFirstRequestTime, options.MaxWait, options.MaxWaiting,
@@ -257,7 +259,7 @@ internal sealed partial class ConnectionAdmission : IProxyConnectionMiddleware, 
                 // A non-zero RatePerSecond is a ceiling the adaptive rate never exceeds.
                 var max = options.RatePerSecond > 0 ? Math.Min(adaptive.MaxRate, options.RatePerSecond) : adaptive.MaxRate;
                 var min = Math.Min(adaptive.MinRate, max);
-                Adaptive = new AdaptiveConnectionRate(new AdaptiveRateController(adaptive.InitialRate, min, max, adaptive.TargetDelay), options.Burst, options.MaxWaiting, probe, timeProvider, logger);
+                Adaptive = new AdaptiveConnectionRate(new AdaptiveRateController(adaptive.InitialRate, min, max, adaptive.TargetDelay), options.Burst, options.MaxWaiting, probe, socketProbe, timeProvider, logger);
                 Rate = Adaptive.Bucket;
                 FirstRequestWaited = Adaptive.FirstRequestWaited;
             }

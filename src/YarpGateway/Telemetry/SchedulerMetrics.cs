@@ -14,10 +14,17 @@ internal sealed class SchedulerMetrics
             "gateway.scheduler.delay", unit: "s",
             description: "Time a work item queued to the thread pool waited before it ran (measured by a probe every 100 ms).",
             advice: new InstrumentAdvice<double> { HistogramBucketBoundaries = Buckets });
+        SocketDelay = meter.CreateHistogram(
+            "gateway.scheduler.socket_delay", unit: "s",
+            description: "Time a byte sent every 100 ms over a loopback connection waited for its receive to complete and run: the socket engine's lateness (where requests run with inline completions).",
+            advice: new InstrumentAdvice<double> { HistogramBucketBoundaries = Buckets });
         meter.CreateObservableGauge("gateway.scheduler.pending_work_items", () => ThreadPool.PendingWorkItemCount, unit: "{work_item}", description: "Work items queued to the thread pool and not yet started.");
         meter.CreateObservableGauge("gateway.scheduler.threads", () => ThreadPool.ThreadCount, unit: "{thread}", description: "Thread-pool threads.");
     }
 
     /// <summary>The scheduler probe records into this.</summary>
     public Histogram<double> Delay { get; }
+
+    /// <summary>The socket-engine probe records into this.</summary>
+    public Histogram<double> SocketDelay { get; }
 }

@@ -13,6 +13,8 @@ internal static class TelemetryExtensions
         services.AddMetricsExport(configuration);
         services.AddSingleton<SchedulerDelayProbe>();
         services.AddHostedService(sp => sp.GetRequiredService<SchedulerDelayProbe>());
+        services.AddSingleton<SocketEngineProbe>();
+        services.AddHostedService(sp => sp.GetRequiredService<SocketEngineProbe>());
         services.AddSingleton<SchedulerMetrics>();
         services.AddSingleton<RequestMetrics>();
         services.AddHostedService<KnownSeriesPublisher>();

@@ -47,6 +47,28 @@ public class SchedulerDelayProbeTests
         await probe.StopAsync(CancellationToken.None);
     }
 
+    [Fact]
+    public async Task TheSocketProbe_MeasuresALoopbackReceive_AndSeesItsContinuationHeldUp()
+    {
+        using var probe = new SocketEngineProbe(new SchedulerMetrics(new TestMeterFactory()), TimeProvider.System, Microsoft.Extensions.Logging.Abstractions.NullLogger<SocketEngineProbe>.Instance);
+        await probe.StartAsync(CancellationToken.None);
+        var seen = TimeSpan.Zero;
+        Assert.True(await Eventually.TrueAsync(() => (seen = probe.TakeMaxDelay()) > TimeSpan.Zero, TimeSpan.FromSeconds(5)), "no sample");
+        Assert.True(seen < TimeSpan.FromMilliseconds(100), $"a quiet receive took {seen.TotalMilliseconds} ms");
+
+        // In the test process socket continuations run on the thread pool: hold every pool thread for a second.
+        var blockers = Enumerable.Range(0, ThreadPool.ThreadCount + (Environment.ProcessorCount * 4))
+            .Select(_ => ThreadPoolBlock(TimeSpan.FromSeconds(1)))
+            .ToArray();
+        var worst = TimeSpan.Zero;
+        Assert.True(await Eventually.TrueAsync(() => (worst = Max(worst, probe.TakeMaxDelay(), probe.Pending())) >= TimeSpan.FromMilliseconds(200), TimeSpan.FromSeconds(10)),
+            $"the socket probe saw at most {worst.TotalMilliseconds} ms");
+        await Task.WhenAll(blockers).WaitAsync(TimeSpan.FromSeconds(30));
+        await probe.StopAsync(CancellationToken.None);
+    }
+
+    private static TimeSpan Max(params TimeSpan[] values) => values.Max();
+
     private sealed class TestMeterFactory : System.Diagnostics.Metrics.IMeterFactory
     {
         public System.Diagnostics.Metrics.Meter Create(System.Diagnostics.Metrics.MeterOptions options) => new(options);
