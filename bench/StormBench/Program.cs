@@ -7,12 +7,18 @@ using System.Text.Json;
 
 // StormBench backend <ip:port>
 //   A minimal Kestrel backend answering every request with a 2-byte body.
+// StormBench step-backend <ip:port> <knee> <base-ms> <ms-per-request-over>
+//   A backend that slows past <knee> requests in flight: each request takes <base-ms>, plus
+//   <ms-per-request-over> for every request in flight beyond <knee>. GET /stats returns the most in
+//   flight seen and the latency percentiles of the requests served since the last /stats, as JSON.
 // StormBench storm <ip:port> --existing N --storm M [--warmup-seconds S] [--timeout-seconds T]
 //   N keep-alive clients send one GET a second (spread over the second); after the warm-up,
 //   M new connections arrive at once, each sending one GET. Prints one JSON line of results.
 return args switch
 {
     ["backend", var endpoint] => await Backend.RunAsync(IPEndPoint.Parse(endpoint)),
+    ["step-backend", var endpoint, var knee, var baseMs, var perMs] => await StepBackend.RunAsync(IPEndPoint.Parse(endpoint),
+        int.Parse(knee, CultureInfo.InvariantCulture), double.Parse(baseMs, CultureInfo.InvariantCulture), double.Parse(perMs, CultureInfo.InvariantCulture)),
     ["storm", var endpoint, .. var rest] => await Storm.RunAsync(IPEndPoint.Parse(endpoint), Options.Parse(rest)),
     _ => Usage(),
 };
@@ -49,6 +55,63 @@ internal static class Backend
         {
             context.Response.ContentLength = body.Length;
             return context.Response.Body.WriteAsync(body).AsTask();
+        });
+        await app.RunAsync();
+        return 0;
+    }
+}
+
+internal static class StepBackend
+{
+    private static int s_inFlight;
+    private static int s_maxInFlight;
+    private static readonly List<double> s_latencies = [];
+
+    public static async Task<int> RunAsync(IPEndPoint endpoint, int knee, double baseMs, double perMs)
+    {
+        var builder = WebApplication.CreateEmptyBuilder(new WebApplicationOptions());
+        builder.WebHost.UseKestrelCore().ConfigureKestrel(k => k.Listen(endpoint));
+        var app = builder.Build();
+        var body = "ok"u8.ToArray();
+        app.Run(async context =>
+        {
+            if (context.Request.Path == "/stats")
+            {
+                double[] sorted;
+                int max;
+                lock (s_latencies)
+                {
+                    sorted = [.. s_latencies.Order()];
+                    s_latencies.Clear();
+                    max = Interlocked.Exchange(ref s_maxInFlight, 0);
+                }
+
+                double Q(double p) => sorted.Length == 0 ? 0 : sorted[Math.Min(sorted.Length - 1, (int)(p * sorted.Length))];
+                await context.Response.WriteAsync(JsonSerializer.Serialize(new { requests = sorted.Length, maxInFlight = max, p50Ms = Q(0.5), p99Ms = Q(0.99) }));
+                return;
+            }
+
+            var inFlight = Interlocked.Increment(ref s_inFlight);
+            for (var seen = Volatile.Read(ref s_maxInFlight); inFlight > seen; seen = Volatile.Read(ref s_maxInFlight))
+            {
+                Interlocked.CompareExchange(ref s_maxInFlight, inFlight, seen);
+            }
+
+            var started = Stopwatch.GetTimestamp();
+            try
+            {
+                await Task.Delay(TimeSpan.FromMilliseconds(baseMs + (perMs * Math.Max(0, inFlight - knee))));
+                context.Response.ContentLength = body.Length;
+                await context.Response.Body.WriteAsync(body);
+            }
+            finally
+            {
+                Interlocked.Decrement(ref s_inFlight);
+                lock (s_latencies)
+                {
+                    s_latencies.Add(Stopwatch.GetElapsedTime(started).TotalMilliseconds);
+                }
+            }
         });
         await app.RunAsync();
         return 0;

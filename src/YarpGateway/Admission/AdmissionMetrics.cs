@@ -42,7 +42,7 @@ internal sealed class AdmissionMetrics : IKnownSeries
         meter.CreateObservableGauge("gateway.admission.queue.depth", () => ObserveLimits(l => l.QueueDepth), unit: "{request}", description: "Requests waiting in each limit's queue.");
         meter.CreateObservableGauge("gateway.admission.queue.capacity", () => ObserveLimits(l => l.Settings.MaxQueue), unit: "{request}", description: "Each limit's queue size (MaxQueue).");
         meter.CreateObservableGauge("gateway.admission.active", () => ObserveLimits(l => l.InUse), unit: "{request}", description: "Requests holding a slot of each limit.");
-        meter.CreateObservableGauge("gateway.admission.limit", () => ObserveLimits(l => l.Settings.MaxConcurrency), unit: "{request}", description: "Each limit's concurrency (MaxConcurrency).");
+        meter.CreateObservableGauge("gateway.admission.limit", () => ObserveLimits(l => l.CurrentLimit), unit: "{request}", description: "Each limit's concurrency: MaxConcurrency, or where an adaptive (\"auto\") limit stands now.");
 
         meter.CreateObservableGauge("gateway.connection_admission.rate", () => _connectionRate?.Invoke().Rate ?? 0, unit: "{connection}/s",
             description: "New connections taken on per second now: the adaptive rate, or the fixed RatePerSecond (0: none).");

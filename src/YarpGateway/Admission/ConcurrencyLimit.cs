@@ -12,20 +12,37 @@ namespace YarpGateway.Admission;
     Justification = "Disposing a ConcurrencyLimiter fails its queued waiters; a replaced limit must keep serving what it admitted, so it is left to the GC.")]
 internal sealed class ConcurrencyLimit
 {
-    private readonly ConcurrencyLimiter _limiter;
+    private readonly RateLimiter _limiter;
+    private readonly AdjustableConcurrencyLimiter? _adaptive;
+    private readonly GradientConcurrencyController? _controller;
 
-    public ConcurrencyLimit(string kind, string name, ConcurrencyLimitSettings settings)
+    public ConcurrencyLimit(string kind, string name, ConcurrencyLimitSettings settings, TimeProvider? timeProvider = null)
     {
         Kind = kind;
         Name = name;
         Settings = settings;
-        _limiter = new ConcurrencyLimiter(new ConcurrencyLimiterOptions
+        if (settings.Auto)
         {
-            PermitLimit = settings.MaxConcurrency,
-            QueueLimit = settings.MaxQueue,
-            QueueProcessingOrder = QueueProcessingOrder.OldestFirst,
-        });
+            var clock = timeProvider ?? TimeProvider.System;
+            _controller = new GradientConcurrencyController(settings.AutoMin, settings.AutoMax, settings.MaxConcurrency, clock.GetTimestamp());
+            _limiter = _adaptive = new AdjustableConcurrencyLimiter(_controller, settings.MaxQueue, clock);
+        }
+        else
+        {
+            _limiter = new ConcurrencyLimiter(new ConcurrencyLimiterOptions
+            {
+                PermitLimit = settings.MaxConcurrency,
+                QueueLimit = settings.MaxQueue,
+                QueueProcessingOrder = QueueProcessingOrder.OldestFirst,
+            });
+        }
     }
+
+    /// <summary>The adaptive limit's controller (its baseline, whether it is measuring), when the limit is "auto".</summary>
+    internal GradientConcurrencyController? Controller => _controller;
+
+    /// <summary>The limit in force now: the configured one, or where the adaptive limit stands.</summary>
+    public int CurrentLimit => _adaptive?.Limit ?? Settings.MaxConcurrency;
 
     /// <summary><c>global</c>, <c>route</c> or <c>cluster</c>.</summary>
     public string Kind { get; }
@@ -45,7 +62,7 @@ internal sealed class ConcurrencyLimit
     /// <summary>Counts one rejection (called by the metrics when a request is not admitted).</summary>
     public void CountRejection() => Interlocked.Increment(ref _rejected);
 
-    public long InUse => Settings.MaxConcurrency - (_limiter.GetStatistics()?.CurrentAvailablePermits ?? Settings.MaxConcurrency);
+    public long InUse => _adaptive?.InUse ?? Settings.MaxConcurrency - (_limiter.GetStatistics()?.CurrentAvailablePermits ?? Settings.MaxConcurrency);
 
     /// <summary>Takes a slot now if one is free (no allocation beyond the lease), else queues with the timeout.</summary>
     public ValueTask<AdmissionResult> AcquireAsync(TimeProvider timeProvider, CancellationToken requestAborted)

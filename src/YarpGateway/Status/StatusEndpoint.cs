@@ -130,7 +130,8 @@ internal sealed class StatusEndpoint(
             json.WriteStartObject();
             json.WriteString("kind", limit.Kind);
             json.WriteString("name", limit.Name);
-            json.WriteNumber("limit", limit.Settings.MaxConcurrency);
+            json.WriteNumber("limit", limit.CurrentLimit);
+            json.WriteBoolean("adaptive", limit.Settings.Auto);
             json.WriteNumber("inUse", limit.InUse);
             json.WriteNumber("queued", limit.QueueDepth);
             json.WriteNumber("rejected", limit.Rejected);

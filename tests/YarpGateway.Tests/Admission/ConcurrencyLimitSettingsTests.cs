@@ -36,9 +36,9 @@ public class ConcurrencyLimitSettingsTests
     }
 
     [Theory]
-    [InlineData("MaxConcurrency", "0", "'0' is not a whole number of at least 1.")]
-    [InlineData("MaxConcurrency", "-3", "'-3' is not a whole number of at least 1.")]
-    [InlineData("MaxConcurrency", "ten", "'ten' is not a whole number of at least 1.")]
+    [InlineData("MaxConcurrency", "0", "'0' is not a whole number of at least 1, or \"auto\".")]
+    [InlineData("MaxConcurrency", "-3", "'-3' is not a whole number of at least 1, or \"auto\".")]
+    [InlineData("MaxConcurrency", "ten", "'ten' is not a whole number of at least 1, or \"auto\".")]
     [InlineData("MaxQueue", "-1", "'-1' is not a whole number of at least 0.")]
     [InlineData("MaxQueue", "1.5", "'1.5' is not a whole number of at least 0.")]
     [InlineData("QueueTimeout", "soon", "'soon' is not a positive time span (e.g. 00:00:05 for 5 seconds).")]

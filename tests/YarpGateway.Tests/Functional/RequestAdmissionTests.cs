@@ -198,4 +198,45 @@ public class RequestAdmissionTests
         Assert.Equal(5000, kestrel.Limits.MaxConcurrentConnections);
         Assert.Equal(300, kestrel.Limits.MaxConcurrentUpgradedConnections);
     }
+
+    [Fact]
+    public async Task AnAutoLimit_FollowsTheBackendsLatency_DownTowardsWhereItSlows()
+    {
+        await using var backend = await TestBackend.StartAsync("a");
+        backend.LatencyForInFlight = inFlight => TimeSpan.FromMilliseconds(5 + (10 * Math.Max(0, inFlight - 10)));
+        var config = ProxyConfigJson.CatchAll("RoundRobin", (backend, null));
+        config["ReverseProxy"]!["Routes"]!["all"]!["Metadata"] = new System.Text.Json.Nodes.JsonObject { ["MaxConcurrency"] = "auto", ["AutoMaxConcurrency"] = "200" };
+        await using var gateway = await GatewayUnderTest.StartAsync(config);
+        using var client = gateway.CreateProxyClient();
+        var limits = gateway.Services.GetRequiredService<AdmissionLimits>();
+
+        using var stop = new CancellationTokenSource(TimeSpan.FromSeconds(30));
+        var failures = 0;
+        var load = Enumerable.Range(0, 40).Select(_ => Task.Run(async () =>
+        {
+            while (!stop.IsCancellationRequested)
+            {
+                using var response = await client.GetAsync("/x", CancellationToken.None);
+                if (response.StatusCode != System.Net.HttpStatusCode.OK)
+                {
+                    Interlocked.Increment(ref failures);
+                }
+            }
+        })).ToArray();
+
+        ConcurrencyLimit? limit = null;
+        Assert.True(await Eventually.TrueAsync(() => (limit = limits.All().FirstOrDefault(l => l.Kind == "route")) is not null, TimeSpan.FromSeconds(10)));
+        Assert.True(limit!.Settings.Auto);
+        var controller = limit.Controller!;
+
+        // It measures the backend's latency at low concurrency first, goes back to 50, then finds the knee.
+        Assert.True(await Eventually.TrueAsync(() => !controller.Probing && gateway.CounterSum("gateway.admission.admitted|limit=route") > 500 && limit.CurrentLimit <= 20, TimeSpan.FromSeconds(25)),
+            $"the limit stayed at {limit.CurrentLimit} (it starts at 50; the backend slows past 10 in flight); probing {controller.Probing}, baseline {controller.BaselineSeconds * 1000:0.0} ms");
+        Assert.InRange(controller.BaselineSeconds, 0.004, 0.030); // the backend's 5 ms, plus the proxy
+        await stop.CancelAsync();
+        await Task.WhenAll(load).WaitAsync(TimeSpan.FromSeconds(30));
+
+        Assert.Equal(0, failures); // over the limit, requests queue (an auto limit's MaxQueue defaults to its upper bound)
+        Assert.True(gateway.CounterSum("gateway.admission.admitted") > 100, gateway.DescribeCounters("gateway.admission"));
+    }
 }

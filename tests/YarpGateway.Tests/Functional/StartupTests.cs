@@ -91,9 +91,9 @@ public class StartupTests
 
         Assert.Equal(1, await gateway.WaitForExitAsync(ExitBound));
         var stderr = gateway.StandardError;
-        Assert.Contains("ReverseProxy:Routes:api:Metadata:MaxConcurrency: '0' is not a whole number of at least 1.", stderr, StringComparison.Ordinal);
+        Assert.Contains("ReverseProxy:Routes:api:Metadata:MaxConcurrency: '0' is not a whole number of at least 1, or \"auto\".", stderr, StringComparison.Ordinal);
         Assert.Contains("ReverseProxy:Routes:api:Metadata:MaxQueue: '-1' is not a whole number of at least 0.", stderr, StringComparison.Ordinal);
-        Assert.Contains("ReverseProxy:Clusters:api:Metadata:MaxConcurrency: 'abc' is not a whole number of at least 1.", stderr, StringComparison.Ordinal);
+        Assert.Contains("ReverseProxy:Clusters:api:Metadata:MaxConcurrency: 'abc' is not a whole number of at least 1, or \"auto\".", stderr, StringComparison.Ordinal);
         Assert.Contains("ReverseProxy:Clusters:api:Metadata:QueueTimeout: 'soon' is not a positive time span", stderr, StringComparison.Ordinal);
         Assert.Contains("Upgrades:Burst", stderr, StringComparison.Ordinal);
         Assert.DoesNotContain("   at ", stderr, StringComparison.Ordinal);

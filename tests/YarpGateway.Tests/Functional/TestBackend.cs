@@ -56,6 +56,11 @@ internal sealed class TestBackend : IAsyncDisposable
     /// <summary>When set, every request waits this long before answering (or until the gateway cancels it).</summary>
     public TimeSpan? Delay { get; set; }
 
+    /// <summary>When set, each request waits this long, given the requests in flight at the backend (itself included).</summary>
+    public Func<int, TimeSpan>? LatencyForInFlight { get; set; }
+
+    private int _inFlight;
+
     /// <summary>Requests the gateway cancelled while this backend was still working on them.</summary>
     public int Cancelled => Volatile.Read(ref _cancelled);
 
@@ -136,6 +141,23 @@ internal sealed class TestBackend : IAsyncDisposable
             {
                 using var reader = new StreamReader(context.Request.Body);
                 backend.Bodies.Enqueue(await reader.ReadToEndAsync(context.RequestAborted));
+            }
+
+            if (backend.LatencyForInFlight is { } latency)
+            {
+                var inFlight = Interlocked.Increment(ref backend._inFlight);
+                try
+                {
+                    await Task.Delay(latency(inFlight), context.RequestAborted);
+                }
+                catch (OperationCanceledException)
+                {
+                    return;
+                }
+                finally
+                {
+                    Interlocked.Decrement(ref backend._inFlight);
+                }
             }
 
             if (backend.Delay is { } delay)
