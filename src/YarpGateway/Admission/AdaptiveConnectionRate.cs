@@ -5,10 +5,10 @@ namespace YarpGateway.Admission;
 /// <summary>
 /// Connection admission at the pace the gateway can absorb: a token bucket refilled every 10 ms at the
 /// rate <see cref="AdaptiveRateController"/> sets every 100 ms from the worst delay it measured since:
-/// the thread pool's queueing delay (the scheduler probe, and how late its next sample is), the socket
-/// engine's (<see cref="SocketEngineProbe"/>: where requests run with inline completions, out of the
-/// thread-pool probe's sight), and the time new connections' first requests waited between their first
-/// bytes and the gateway's pipeline.
+/// the thread pool's queueing delay (the scheduler probe, and how late its next sample is) and the
+/// socket engine's (<see cref="SocketEngineProbe"/>: where requests run with inline completions, out of
+/// the thread-pool probe's sight). Both are the gateway's own lateness: nothing a client does (sending
+/// slowly, a long TLS round trip) moves them.
 /// Rate changes are logged at most once a second.
 /// </summary>
 internal sealed partial class AdaptiveConnectionRate : IDisposable
@@ -22,7 +22,6 @@ internal sealed partial class AdaptiveConnectionRate : IDisposable
     private readonly TimeProvider _timeProvider;
     private readonly ILogger _logger;
     private readonly ITimer _timer;
-    private long _firstRequestWaitTicks;
     private int _refills;
     private long _lastLogged;
     private double _loggedRate;
@@ -51,22 +50,13 @@ internal sealed partial class AdaptiveConnectionRate : IDisposable
     /// <summary>The delay the last update saw.</summary>
     public TimeSpan MeasuredDelay { get; private set; }
 
-    /// <summary>A new connection's first request reached the pipeline this long after its first bytes.</summary>
-    public void FirstRequestWaited(TimeSpan wait)
-    {
-        var ticks = wait.Ticks;
-        var seen = Volatile.Read(ref _firstRequestWaitTicks);
-        while (ticks > seen)
-        {
-            var previous = Interlocked.CompareExchange(ref _firstRequestWaitTicks, ticks, seen);
-            if (previous == seen)
-            {
-                return;
-            }
+    /// <summary>The largest delay an update saw since the last <see cref="ResetMaxMeasuredDelay"/> (tests, diagnostics).</summary>
+    internal TimeSpan MaxMeasuredDelay { get; private set; }
 
-            seen = previous;
-        }
-    }
+    internal void ResetMaxMeasuredDelay() => MaxMeasuredDelay = TimeSpan.Zero;
+
+    /// <summary>Updates so far (tests, diagnostics).</summary>
+    internal int Updates { get; private set; }
 
     internal void Tick()
     {
@@ -79,13 +69,12 @@ internal sealed partial class AdaptiveConnectionRate : IDisposable
 
     private void Update()
     {
-        var firstRequest = TimeSpan.FromTicks(Interlocked.Exchange(ref _firstRequestWaitTicks, 0));
-        var scheduler = _probe.TakeMaxDelay();
-        var late = _probe.SinceLastRun();
-        var socket = _socketProbe?.TakeMaxDelay() ?? TimeSpan.Zero;
-        var socketPending = _socketProbe?.Pending() ?? TimeSpan.Zero;
-        var delay = Max(Max(firstRequest, scheduler), Max(late, Max(socket, socketPending)));
+        var scheduler = Max(_probe.TakeMaxDelay(), _probe.SinceLastRun());
+        var socket = _socketProbe is null ? TimeSpan.Zero : Max(_socketProbe.TakeMaxDelay(), _socketProbe.Pending());
+        var delay = Max(scheduler, socket);
         MeasuredDelay = delay;
+        MaxMeasuredDelay = Max(MaxMeasuredDelay, delay);
+        Updates++;
         var rate = _controller.Update(delay, Bucket.TakeStarved());
         Bucket.RatePerSecond = rate;
         PeakRate = Math.Max(PeakRate, rate);

@@ -49,7 +49,7 @@ internal sealed class AdmissionMetrics : IKnownSeries
         meter.CreateObservableGauge("gateway.connection_admission.delay_target", () => _connectionRate?.Invoke().Target ?? 0, unit: "s",
             description: "The delay the adaptive connection rate keeps under (Adaptive:TargetDelay); 0 when it does not run.");
         meter.CreateObservableGauge("gateway.connection_admission.delay", () => _connectionRate?.Invoke().Delay ?? 0, unit: "s",
-            description: "The worst delay the adaptive connection rate measured in its last 100 ms: scheduler delay, or new connections' wait for their first request to reach the pipeline.");
+            description: "The worst delay the adaptive connection rate measured in its last 100 ms: the thread pool's or the socket engine's.");
         _connectionsDelayed = meter.CreateCounter<long>(
             "gateway.connection_admission.delayed", unit: "{connection}",
             description: "New proxy connections that had to wait for connection admission and were then served.");

@@ -86,8 +86,8 @@ internal sealed class AdaptiveAdmissionOptions
     public bool Enabled { get; set; } = true;
 
     /// <summary>
-    /// The delay the controller keeps under: the thread pool's queueing delay and new connections'
-    /// wait between their first bytes and the gateway's pipeline. Default 20 ms.
+    /// The delay the controller keeps under: the thread pool's queueing delay and the socket engine's
+    /// (the scheduler and socket-engine probes). Default 20 ms.
     /// </summary>
     public TimeSpan TargetDelay { get; set; } = TimeSpan.FromMilliseconds(20);
 

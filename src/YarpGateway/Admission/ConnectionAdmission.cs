@@ -110,35 +110,27 @@ internal sealed partial class ConnectionAdmission : IProxyConnectionMiddleware, 
         }
 
         FirstRequestGate? gate = null;
-        if (state.FirstRequest is not null || state.Adaptive is not null)
+        if (state.FirstRequest is { } firstRequest)
         {
             // A connection that has sent nothing is not in a request yet (browsers open spare
-            // connections and leave them idle): it takes its slot when its first bytes arrive, and
-            // the adaptive rate times its first request from then.
+            // connections and leave them idle): it takes its slot when its first bytes arrive.
             if (!await FirstBytesAsync(connection, limits.RequestHeadersTimeout))
             {
                 return;
             }
 
-            var firstBytes = _timeProvider.GetTimestamp();
-            RateLimitLease? slot = null;
-            if (state.FirstRequest is { } firstRequest)
+            var (slot, slotWait) = await AdmitAsync(connection, firstRequest, state.Options.MaxWait);
+            if (slot is null)
             {
-                (slot, var slotWait) = await AdmitAsync(connection, firstRequest, state.Options.MaxWait);
-                if (slot is null)
-                {
-                    return;
-                }
-
-                if (slotWait is { } slotWaited)
-                {
-                    waited = (waited ?? TimeSpan.Zero) + slotWaited;
-                }
-
-                firstBytes = _timeProvider.GetTimestamp(); // the wait for a slot is admission's own, not the gateway being late
+                return;
             }
 
-            gate = new FirstRequestGate(slot, state.Options.MaxFirstRequestTime, _timeProvider, _firstRequestExpired, firstBytes, state.FirstRequestWaited);
+            if (slotWait is { } slotWaited)
+            {
+                waited = (waited ?? TimeSpan.Zero) + slotWaited;
+            }
+
+            gate = new FirstRequestGate(slot, state.Options.MaxFirstRequestTime, _timeProvider, _firstRequestExpired);
             gate.AttachTo(connection.Items);
         }
 
@@ -261,7 +253,6 @@ internal sealed partial class ConnectionAdmission : IProxyConnectionMiddleware, 
                 var min = Math.Min(adaptive.MinRate, max);
                 Adaptive = new AdaptiveConnectionRate(new AdaptiveRateController(adaptive.InitialRate, min, max, adaptive.TargetDelay), options.Burst, options.MaxWaiting, probe, socketProbe, timeProvider, logger);
                 Rate = Adaptive.Bucket;
-                FirstRequestWaited = Adaptive.FirstRequestWaited;
             }
             else if (options.RatePerSecond > 0 && options.Burst > 0)
             {
@@ -281,9 +272,6 @@ internal sealed partial class ConnectionAdmission : IProxyConnectionMiddleware, 
         public RateLimiter? Rate { get; }
 
         public AdaptiveConnectionRate? Adaptive { get; }
-
-        /// <summary>Where a first request's wait is reported (the adaptive rate), or null.</summary>
-        public Action<TimeSpan>? FirstRequestWaited { get; }
 
         public ConcurrencyLimiter? FirstRequest { get; }
 

@@ -14,29 +14,15 @@ namespace YarpGateway.Admission;
 internal sealed class FirstRequestGate
 {
     private static readonly object Key = new();
-    private readonly RateLimitLease? _lease;
+    private readonly RateLimitLease _lease;
     private readonly Action? _onExpired;
-    private readonly TimeProvider _timeProvider;
-    private readonly long _firstBytes;
-    private readonly Action<TimeSpan>? _requestStarted;
     private ITimer? _timer;
     private int _released;
 
-    /// <param name="lease">The slot; null when there is no cap and the gate only times the first request (<paramref name="requestStarted"/>).</param>
-    /// <param name="requestStarted">Told how long after its first bytes (<paramref name="firstBytes"/>) the first request reached the pipeline.</param>
-    public FirstRequestGate(RateLimitLease? lease, TimeSpan maxTime, TimeProvider timeProvider, Action? onExpired = null, long firstBytes = 0, Action<TimeSpan>? requestStarted = null)
+    public FirstRequestGate(RateLimitLease lease, TimeSpan maxTime, TimeProvider timeProvider, Action? onExpired = null)
     {
         _lease = lease;
         _onExpired = onExpired;
-        _timeProvider = timeProvider;
-        _firstBytes = firstBytes;
-        _requestStarted = requestStarted;
-        if (lease is null)
-        {
-            _released = 1; // nothing to release
-            return;
-        }
-
         var timer = timeProvider.CreateTimer(static state => ((FirstRequestGate)state!).Expire(), this, maxTime, Timeout.InfiniteTimeSpan);
         Volatile.Write(ref _timer, timer);
         if (Volatile.Read(ref _released) == 1)
@@ -65,7 +51,7 @@ internal sealed class FirstRequestGate
         }
 
         Volatile.Read(ref _timer)?.Dispose();
-        _lease?.Dispose();
+        _lease.Dispose();
         return true;
     }
 
@@ -79,12 +65,6 @@ internal sealed class FirstRequestGate
         }
 
         items.Remove(Key);
-        gate._requestStarted?.Invoke(gate._timeProvider.GetElapsedTime(gate._firstBytes));
-        if (gate._lease is null)
-        {
-            return;
-        }
-
         static Task ReleaseGate(object state)
         {
             ((FirstRequestGate)state).Release();

@@ -23,6 +23,7 @@ internal sealed partial class SocketEngineProbe(SchedulerMetrics metrics, TimePr
     private long _sentAt;
     private long _maxSinceTakeTicks;
     private int _disposed;
+    private int _dead; // the receive loop ended: no sample is pending any more
 
     public async Task StartAsync(CancellationToken cancellationToken)
     {
@@ -66,7 +67,7 @@ internal sealed partial class SocketEngineProbe(SchedulerMetrics metrics, TimePr
     public TimeSpan Pending()
     {
         var sent = Volatile.Read(ref _sentAt);
-        return sent == 0 ? TimeSpan.Zero : timeProvider.GetElapsedTime(sent);
+        return sent == 0 || Volatile.Read(ref _dead) != 0 ? TimeSpan.Zero : timeProvider.GetElapsedTime(sent);
     }
 
     private void Send()
@@ -120,6 +121,10 @@ internal sealed partial class SocketEngineProbe(SchedulerMetrics metrics, TimePr
         }
         catch (Exception ex) when (ex is OperationCanceledException or SocketException or ObjectDisposedException)
         {
+        }
+        finally
+        {
+            Volatile.Write(ref _dead, 1);
         }
     }
 

@@ -107,6 +107,32 @@ public class ConnectionAdmissionTests
     }
 
     [Fact]
+    public async Task AdaptiveRate_AClientSendingItsHeadersSlowly_DoesNotHoldTheRateDown()
+    {
+        await using var backend = await TestBackend.StartAsync("a");
+        await using var gateway = await GatewayUnderTest.StartAsync(ProxyConfigJson.CatchAll("WeightedRoundRobin", (backend, "1")),
+            "--Gateway:Admission:Connections:Adaptive:InitialRate=500", "--Gateway:Admission:Connections:Adaptive:TargetDelay=00:00:00.100");
+        var adaptive = gateway.Services.GetRequiredService<ConnectionAdmission>().Adaptive!;
+
+        // Past start-up (the JIT keeps the pool busy for a moment), with the rate back at its initial value.
+        Assert.True(await Eventually.TrueAsync(() => adaptive.Updates >= 10 && adaptive.Rate == 500 && adaptive.MeasuredDelay < TimeSpan.FromMilliseconds(50), TimeSpan.FromSeconds(20)));
+        adaptive.ResetMaxMeasuredDelay();
+
+        // Half a request, then the rest some 400 ms later: the client's pace, not the gateway's lateness.
+        using var slow = await RawSocket.ConnectAsync(gateway.ProxyAddress);
+        await slow.SendAsync(PartialGet);
+        var updates = adaptive.Updates;
+        Assert.True(await Eventually.TrueAsync(() => adaptive.Updates >= updates + 4, TimeSpan.FromSeconds(10)));
+        await slow.SendAsync(Encoding.ASCII.GetBytes("Connection: close\r\n\r\n"));
+        await AssertServedAsync(slow);
+        updates = adaptive.Updates;
+        Assert.True(await Eventually.TrueAsync(() => adaptive.Updates >= updates + 2, TimeSpan.FromSeconds(10)));
+
+        Assert.True(adaptive.MaxMeasuredDelay < TimeSpan.FromMilliseconds(100), $"measured up to {adaptive.MaxMeasuredDelay.TotalMilliseconds} ms");
+        Assert.Equal(500, adaptive.Rate);
+    }
+
+    [Fact]
     public async Task FirstRequestCap_NewConnectionWaitsForASlot_ThenIsServed()
     {
         await using var backend = await TestBackend.StartAsync("a");
