@@ -23,6 +23,7 @@ internal sealed partial class AdaptiveConnectionRate : IDisposable
     private readonly ILogger _logger;
     private readonly ITimer _timer;
     private int _refills;
+    private int _ticking;
     private long _lastLogged;
     private double _loggedRate;
 
@@ -60,10 +61,23 @@ internal sealed partial class AdaptiveConnectionRate : IDisposable
 
     internal void Tick()
     {
-        Bucket.Refill();
-        if (++_refills % RefillsPerUpdate == 0)
+        // Timer callbacks overlap when the pool runs them late; one at a time, the rest skipped.
+        if (Interlocked.Exchange(ref _ticking, 1) != 0)
         {
-            Update();
+            return;
+        }
+
+        try
+        {
+            Bucket.Refill();
+            if (++_refills % RefillsPerUpdate == 0)
+            {
+                Update();
+            }
+        }
+        finally
+        {
+            Volatile.Write(ref _ticking, 0);
         }
     }
 

@@ -28,6 +28,7 @@ internal sealed partial class ConnectionAdmission : IProxyConnectionMiddleware, 
     private readonly Telemetry.SchedulerDelayProbe _probe;
     private readonly Telemetry.SocketEngineProbe? _socketProbe;
     private volatile State _state;
+    private readonly Dictionary<ITimer, State> _retiring = []; // held here: a timer nothing refers to may be collected before it fires
 
     public ConnectionAdmission(ReloadableOptions<AdmissionOptions> options, AdmissionMetrics metrics, Telemetry.SchedulerDelayProbe probe, TimeProvider timeProvider, ILogger<ConnectionAdmission> logger, Telemetry.SocketEngineProbe? socketProbe = null)
     {
@@ -77,7 +78,24 @@ internal sealed partial class ConnectionAdmission : IProxyConnectionMiddleware, 
             // The old limiters serve only connections already waiting on them, at most MaxWait; then they go.
             _state = next;
             var retire = previous.Options.MaxWait + TimeSpan.FromSeconds(1);
-            _timeProvider.CreateTimer(static state => ((State)state!).Dispose(), previous, retire, Timeout.InfiniteTimeSpan);
+            lock (_retiring)
+            {
+                ITimer? timer = null;
+                timer = _timeProvider.CreateTimer(_ =>
+                {
+                    lock (_retiring)
+                    {
+                        if (!_retiring.Remove(timer!))
+                        {
+                            return; // disposed with the admission meanwhile
+                        }
+                    }
+
+                    previous.Dispose();
+                    timer!.Dispose();
+                }, null, retire, Timeout.InfiniteTimeSpan);
+                _retiring.Add(timer, previous);
+            }
         }
         else
         {
@@ -237,6 +255,16 @@ internal sealed partial class ConnectionAdmission : IProxyConnectionMiddleware, 
     {
         _options.Changed -= OnOptionsChanged;
         _state.Dispose();
+        lock (_retiring)
+        {
+            foreach (var (timer, state) in _retiring)
+            {
+                timer.Dispose();
+                state.Dispose();
+            }
+
+            _retiring.Clear();
+        }
     }
 
     private sealed class State : IDisposable

@@ -133,6 +133,30 @@ public class ConnectionAdmissionTests
     }
 
     [Fact]
+    public async Task AdaptiveRate_ItsSettingsReloadLive()
+    {
+        await using var backend = await TestBackend.StartAsync("a");
+        var config = ProxyConfigJson.CatchAll("WeightedRoundRobin", (backend, "1"));
+        config["Gateway"] = System.Text.Json.Nodes.JsonNode.Parse("""{ "Admission": { "Connections": { "Adaptive": { "InitialRate": 300 } } } }""");
+        await using var gateway = await GatewayUnderTest.StartAsync(config);
+        var admission = gateway.Services.GetRequiredService<ConnectionAdmission>();
+        var first = admission.Adaptive!;
+        Assert.Equal(300, first.Rate);
+
+        config["Gateway"]!["Admission"]!["Connections"]!["Adaptive"]!["InitialRate"] = 700;
+        gateway.WriteConfig(config);
+
+        Assert.True(await Eventually.TrueAsync(() => admission.Adaptive is { Rate: 700 }, TimeSpan.FromSeconds(10)), $"rate {admission.Adaptive?.Rate}");
+        Assert.NotSame(first, admission.Adaptive);
+        using var client = await SendGetAsync(gateway);
+        await AssertServedAsync(client);
+
+        config["Gateway"]!["Admission"]!["Connections"]!["Adaptive"]!["Enabled"] = false;
+        gateway.WriteConfig(config);
+        Assert.True(await Eventually.TrueAsync(() => admission.Adaptive is null, TimeSpan.FromSeconds(10)));
+    }
+
+    [Fact]
     public async Task FirstRequestCap_NewConnectionWaitsForASlot_ThenIsServed()
     {
         await using var backend = await TestBackend.StartAsync("a");
