@@ -1,15 +1,16 @@
 using Microsoft.AspNetCore.Authentication.JwtBearer;
 using Microsoft.Extensions.Options;
+using YarpGateway.Configuration;
 
 namespace YarpGateway.Security;
 
 /// <summary>
 /// What the gateway adds to ASP.NET Core's binding of <c>Authentication:Schemes:Bearer</c>:
 /// claim types as the token writes them (<c>MapInboundClaims</c> off unless the section sets it, so
-/// <c>sub</c>, <c>scope</c> and <c>role</c> are found under those names), and the refusals counted and
-/// logged throttled.
+/// <c>sub</c>, <c>scope</c> and <c>role</c> are found under those names), validated tokens remembered
+/// (<see cref="ValidatedTokenCache"/>), and the refusals counted and logged throttled.
 /// </summary>
-internal sealed class BearerOptionsSetup(IConfiguration configuration, AuthenticationRefusals refusals) : IPostConfigureOptions<JwtBearerOptions>
+internal sealed class BearerOptionsSetup(IConfiguration configuration, AuthenticationRefusals refusals, IOptions<GatewayAuthorizationOptions> gatewayOptions, TimeProvider timeProvider) : IPostConfigureOptions<JwtBearerOptions>
 {
     public void PostConfigure(string? name, JwtBearerOptions options)
     {
@@ -21,6 +22,18 @@ internal sealed class BearerOptionsSetup(IConfiguration configuration, Authentic
         if (configuration[BearerAuthentication.SectionName + ":MapInboundClaims"] is null)
         {
             options.MapInboundClaims = false;
+        }
+
+        var cacheSize = gatewayOptions.ValueOrNew().TokenCacheSize;
+        if (cacheSize > 0)
+        {
+            for (var i = 0; i < options.TokenHandlers.Count; i++)
+            {
+                if (options.TokenHandlers[i] is not ValidatedTokenCache)
+                {
+                    options.TokenHandlers[i] = new ValidatedTokenCache(options.TokenHandlers[i], cacheSize, timeProvider);
+                }
+            }
         }
 
         var events = options.Events ??= new JwtBearerEvents();

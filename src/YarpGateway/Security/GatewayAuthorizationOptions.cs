@@ -10,6 +10,9 @@ internal sealed class GatewayAuthorizationOptions
 
     /// <summary>Policies by name (case-insensitive). <c>Default</c> and <c>Anonymous</c> are reserved. Default: none.</summary>
     public Dictionary<string, AuthorizationPolicySettings> Policies { get; set; } = new(StringComparer.OrdinalIgnoreCase);
+
+    /// <summary>Bearer tokens remembered once validated (<see cref="ValidatedTokenCache"/>); 0 turns the cache off. Default 10,000.</summary>
+    public int TokenCacheSize { get; set; } = 10_000;
 }
 
 /// <summary>

@@ -11,6 +11,11 @@ internal sealed class GatewayAuthorizationOptionsValidator : IValidateOptions<Ga
     public ValidateOptionsResult Validate(string? name, GatewayAuthorizationOptions options)
     {
         var errors = new List<string>();
+        if (options.TokenCacheSize < 0)
+        {
+            errors.Add($"{GatewayAuthorizationOptions.SectionName}:TokenCacheSize must not be negative (0 turns the cache off); got {options.TokenCacheSize}.");
+        }
+
         foreach (var (policy, settings) in options.Policies)
         {
             if (RoutePolicyNames.IsReservedAuthorization(policy))

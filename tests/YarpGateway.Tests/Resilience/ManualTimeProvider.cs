@@ -10,6 +10,9 @@ internal sealed class ManualTimeProvider : TimeProvider
 
     public override long GetTimestamp() => _ticks;
 
+    /// <summary>Wall-clock time moves with <see cref="Advance"/> too, from a fixed start.</summary>
+    public override DateTimeOffset GetUtcNow() => new DateTimeOffset(2026, 1, 1, 0, 0, 0, TimeSpan.Zero) + TimeSpan.FromTicks(_ticks);
+
     public void Advance(TimeSpan by)
     {
         _ticks += by.Ticks;
