@@ -34,20 +34,18 @@ internal static class SecurityExtensions
     }
 
     /// <summary>
-    /// After routing: the authorization middleware, which authenticates with the bearer scheme only
-    /// the requests whose route has an <c>AuthorizationPolicy</c> (there is no authentication
-    /// middleware: open routes never read a token). Without a bearer scheme, nothing.
+    /// After routing: the authorization middleware, for the requests whose route has an
+    /// <c>AuthorizationPolicy</c> (other than <c>Anonymous</c>) only; it authenticates them with the
+    /// bearer scheme (there is no authentication middleware: open routes never read a token and pay
+    /// nothing for it). Without a bearer scheme, nothing.
     /// </summary>
     public static void UseGatewayAuthorization(this WebApplication app)
     {
         ((IApplicationBuilder)app).Properties[AuthenticationMiddlewareSetKey] = true;
+        ((IApplicationBuilder)app).Properties[AuthorizationMiddlewareSetKey] = true;
         if (BearerAuthentication.IsConfigured(app.Configuration))
         {
-            app.UseAuthorization();
-        }
-        else
-        {
-            ((IApplicationBuilder)app).Properties[AuthorizationMiddlewareSetKey] = true;
+            app.UseWhen(static context => context.GetEndpoint()?.Metadata.GetMetadata<IAuthorizeData>() is not null, static branch => branch.UseAuthorization());
         }
     }
 }
