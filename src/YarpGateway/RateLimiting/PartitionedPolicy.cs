@@ -22,7 +22,8 @@ internal sealed class PartitionedPolicy
 
     private readonly RateLimitPolicySettings _settings;
     private readonly PartitionKind _kind;
-    private readonly ConcurrentDictionary<string, byte> _live = new(StringComparer.Ordinal);
+    // Limiters alive per key: the middleware may create a key's new limiter before it disposes the old one.
+    private readonly ConcurrentDictionary<string, int> _live = new(StringComparer.Ordinal);
     private readonly Func<string, RateLimiter> _factory;
     private readonly Action<PartitionedPolicy>? _overflowing;
     private int _count;
@@ -105,18 +106,28 @@ internal sealed class PartitionedPolicy
 
     private CountedLimiter Create(string key)
     {
-        if (_live.TryAdd(key, 0))
+        if (_live.AddOrUpdate(key, 1, static (_, n) => n + 1) == 1)
         {
             Interlocked.Increment(ref _count);
         }
 
-        return new CountedLimiter(CreateLimiter(_settings), () =>
+        return new CountedLimiter(CreateLimiter(_settings), () => Release(key));
+    }
+
+    private void Release(string key)
+    {
+        while (_live.TryGetValue(key, out var n))
         {
-            if (_live.TryRemove(key, out _))
+            if (n == 1 ? _live.TryRemove(new KeyValuePair<string, int>(key, 1)) : _live.TryUpdate(key, n - 1, n))
             {
-                Interlocked.Decrement(ref _count);
+                if (n == 1)
+                {
+                    Interlocked.Decrement(ref _count);
+                }
+
+                return;
             }
-        });
+        }
     }
 
     internal static RateLimiter CreateLimiter(RateLimitPolicySettings settings) => settings.Kind switch

@@ -85,4 +85,32 @@ public class PolicyParsingTests
 
         Assert.Empty(BearerAuthentication.Validate(configuration));
     }
+
+    [Fact]
+    public void Partitions_AreCountedPerKey_EvenWhenAKeysNewLimiterComesBeforeItsOldOneGoes()
+    {
+        var policy = new PartitionedPolicy("p", new RateLimitPolicySettings { PermitLimit = 1, PartitionBy = "Header:X-Key", MaxPartitions = 2 });
+        var context = new Microsoft.AspNetCore.Http.DefaultHttpContext();
+        context.Request.Headers["X-Key"] = "a";
+        var partition = policy.Partition(context);
+
+        var old = partition.Factory(partition.PartitionKey);
+        var renewed = partition.Factory(partition.PartitionKey); // the middleware replaced an idle limiter
+        Assert.Equal(1, policy.Partitions);
+        old.Dispose();
+        Assert.Equal(1, policy.Partitions);
+
+        context.Request.Headers["X-Key"] = "b";
+        var b = policy.Partition(context);
+        using var bLimiter = b.Factory(b.PartitionKey);
+        Assert.Equal(2, policy.Partitions);
+
+        context.Request.Headers["X-Key"] = "a";
+        Assert.Equal("a", policy.Partition(context).PartitionKey); // still known: not sent to the overflow partition
+        context.Request.Headers["X-Key"] = "c";
+        Assert.Equal(PartitionedPolicy.OverflowKey, policy.Partition(context).PartitionKey);
+
+        renewed.Dispose();
+        Assert.Equal(1, policy.Partitions);
+    }
 }
