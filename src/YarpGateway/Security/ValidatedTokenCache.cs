@@ -48,9 +48,15 @@ internal sealed class ValidatedTokenCache(TokenHandler inner, int capacity, Time
                 until = new DateTimeOffset(DateTime.SpecifyKind(validTo, DateTimeKind.Utc));
             }
 
-            if (until > now && (Volatile.Read(ref _count) < capacity || Sweep(now)) && _entries.TryAdd(token, new Entry(result, until)))
+            if (until > now && (Volatile.Read(ref _count) < capacity || Sweep(now)))
             {
-                Interlocked.Increment(ref _count);
+                // The identity and its claims are built lazily; build them here, on one thread, before
+                // concurrent requests share the result (they only read it).
+                _ = result.ClaimsIdentity?.Claims.Count();
+                if (_entries.TryAdd(token, new Entry(result, until)))
+                {
+                    Interlocked.Increment(ref _count);
+                }
             }
         }
 
