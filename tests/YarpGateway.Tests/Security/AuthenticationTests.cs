@@ -191,4 +191,41 @@ public class AuthenticationTests
         using var first = await held;
         Assert.Equal(HttpStatusCode.OK, first.StatusCode);
     }
+
+    [Fact]
+    public async Task OneTokenOnManyConcurrentRequests_IsKeptOnce_AndEveryRequestSeesItsClaims()
+    {
+        var tokens = new TestTokens();
+        await using var backend = await TestBackend.StartAsync("a");
+        var validated = 0;
+        await using var gateway = await GatewayUnderTest.StartAsync(Config(tokens, backend), services =>
+            services.PostConfigure<JwtBearerOptions>(JwtBearerDefaults.AuthenticationScheme, options =>
+            {
+                var validatedEvent = options.Events.OnTokenValidated;
+                options.Events.OnTokenValidated = context =>
+                {
+                    Interlocked.Increment(ref validated);
+                    return validatedEvent(context);
+                };
+            }));
+        using var client = gateway.CreateProxyClient();
+        var token = tokens.Mint(new Dictionary<string, object> { ["sub"] = "alice", ["tenant"] = "a", ["scope"] = "orders.write" });
+        using (var first = await GetAsync(client, "/write/x", token))
+        {
+            Assert.Equal(HttpStatusCode.OK, first.StatusCode); // validated and remembered
+        }
+
+        var statuses = await Task.WhenAll(Enumerable.Range(0, 200).Select(async _ =>
+        {
+            using var response = await GetAsync(client, "/write/x", token);
+            return response.StatusCode;
+        }));
+
+        Assert.All(statuses, status => Assert.Equal(HttpStatusCode.OK, status));
+        Assert.Equal(201, backend.RequestHeaders.Count(h => h.TryGetValue("X-User-Id", out var user) && user == "alice"));
+        var handler = gateway.Services.GetRequiredService<Microsoft.Extensions.Options.IOptionsMonitor<JwtBearerOptions>>().Get(JwtBearerDefaults.AuthenticationScheme).TokenHandlers;
+        Assert.IsType<YarpGateway.Security.ValidatedTokenCache>(Assert.Single(handler));
+        Assert.Equal(1, ((YarpGateway.Security.ValidatedTokenCache)handler[0]).Count);
+        Assert.Equal(201, Volatile.Read(ref validated)); // the event still runs per request; the signature check does not
+    }
 }
