@@ -10,8 +10,6 @@ namespace YarpGateway.OutputCaching;
 /// </summary>
 internal sealed class BackendCacheControlPolicy : IOutputCachePolicy
 {
-    public static readonly BackendCacheControlPolicy Instance = new();
-
     public ValueTask CacheRequestAsync(OutputCacheContext context, CancellationToken cancellation) => ValueTask.CompletedTask;
 
     public ValueTask ServeFromCacheAsync(OutputCacheContext context, CancellationToken cancellation) => ValueTask.CompletedTask;
