@@ -65,7 +65,7 @@ internal sealed class ConnectionAdmissionOptions
     /// The longest a connection holds its first-request slot; the connection itself stays open and is
     /// served as usual. Default 1 s. It keeps slow clients (and slow first responses) from holding
     /// every slot: that now takes <see cref="MaxFirstRequestConnections"/> / this time new
-    /// connections a second (1000 by default), what the token bucket admits per CPU.
+    /// connections a second (1000 by default).
     /// </summary>
     public TimeSpan MaxFirstRequestTime { get; set; } = TimeSpan.FromSeconds(1);
 
