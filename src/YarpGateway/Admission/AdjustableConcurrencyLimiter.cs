@@ -10,10 +10,9 @@ namespace YarpGateway.Admission;
 /// </summary>
 internal sealed class AdjustableConcurrencyLimiter : RateLimiter
 {
-    private static readonly RateLimitLease Refused = new RefusedLease();
-
     private readonly Lock _gate = new();
-    private readonly LinkedList<Waiter> _waiters = new();
+    private readonly LinkedList<LeaseWaiter> _waiters = new();
+    private readonly Action<LeaseWaiter> _remove;
     private readonly int _queueLimit;
     private readonly TimeProvider _timeProvider;
     private readonly GradientConcurrencyController _controller;
@@ -28,6 +27,7 @@ internal sealed class AdjustableConcurrencyLimiter : RateLimiter
         _timeProvider = timeProvider;
         _limit = controller.Limit;
         _idleSince = timeProvider.GetTimestamp();
+        _remove = Remove;
     }
 
     public int Limit => Volatile.Read(ref _limit);
@@ -68,13 +68,13 @@ internal sealed class AdjustableConcurrencyLimiter : RateLimiter
     {
         lock (_gate)
         {
-            return _waiters.Count == 0 && _inUse < _limit ? Grant() : Refused;
+            return _waiters.Count == 0 && _inUse < _limit ? Grant() : PlainLease.Refused;
         }
     }
 
     protected override ValueTask<RateLimitLease> AcquireAsyncCore(int permitCount, CancellationToken cancellationToken)
     {
-        Waiter waiter;
+        LeaseWaiter waiter;
         lock (_gate)
         {
             if (_waiters.Count == 0 && _inUse < _limit)
@@ -84,10 +84,10 @@ internal sealed class AdjustableConcurrencyLimiter : RateLimiter
 
             if (_waiters.Count >= _queueLimit)
             {
-                return ValueTask.FromResult(Refused);
+                return ValueTask.FromResult(PlainLease.Refused);
             }
 
-            waiter = new Waiter(this);
+            waiter = new LeaseWaiter(_remove);
             waiter.Node = _waiters.AddLast(waiter);
         }
 
@@ -110,7 +110,7 @@ internal sealed class AdjustableConcurrencyLimiter : RateLimiter
             Volatile.Write(ref _limit, _controller.Limit);
         }
 
-        List<(Waiter Waiter, Lease Lease)>? granted = null;
+        List<(LeaseWaiter Waiter, Lease Lease)>? granted = null;
         lock (_gate)
         {
             _inUse--;
@@ -134,7 +134,7 @@ internal sealed class AdjustableConcurrencyLimiter : RateLimiter
         }
     }
 
-    private void Remove(Waiter waiter)
+    private void Remove(LeaseWaiter waiter)
     {
         lock (_gate)
         {
@@ -171,55 +171,6 @@ internal sealed class AdjustableConcurrencyLimiter : RateLimiter
             }
 
             base.Dispose(disposing);
-        }
-    }
-
-    private sealed class RefusedLease : RateLimitLease
-    {
-        public override bool IsAcquired => false;
-
-        public override IEnumerable<string> MetadataNames => [];
-
-        public override bool TryGetMetadata(string metadataName, out object? metadata)
-        {
-            metadata = null;
-            return false;
-        }
-    }
-
-    private sealed class Waiter(AdjustableConcurrencyLimiter limiter)
-    {
-        private readonly AdjustableConcurrencyLimiter _limiter = limiter;
-        private readonly TaskCompletionSource<RateLimitLease> _completion = new(TaskCreationOptions.RunContinuationsAsynchronously);
-        private CancellationTokenRegistration _registration;
-        private int _state; // 0 waiting, 1 granted, 2 cancelled
-
-        public LinkedListNode<Waiter>? Node { get; set; }
-
-        public Task<RateLimitLease> Task => _completion.Task;
-
-        public void Register(CancellationToken cancellationToken)
-        {
-            if (cancellationToken.CanBeCanceled)
-            {
-                _registration = cancellationToken.UnsafeRegister(static (state, token) =>
-                {
-                    var waiter = (Waiter)state!;
-                    if (Interlocked.CompareExchange(ref waiter._state, 2, 0) == 0)
-                    {
-                        waiter._limiter.Remove(waiter);
-                        waiter._completion.TrySetCanceled(token);
-                    }
-                }, this);
-            }
-        }
-
-        public bool TryClaim() => Interlocked.CompareExchange(ref _state, 1, 0) == 0;
-
-        public void Complete(RateLimitLease lease)
-        {
-            _registration.Dispose();
-            _completion.TrySetResult(lease);
         }
     }
 }

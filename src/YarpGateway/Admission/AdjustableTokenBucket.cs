@@ -9,11 +9,9 @@ namespace YarpGateway.Admission;
 /// </summary>
 internal sealed class AdjustableTokenBucket : RateLimiter
 {
-    private static readonly RateLimitLease Granted = new Lease(true);
-    private static readonly RateLimitLease Refused = new Lease(false);
-
     private readonly Lock _gate = new();
-    private readonly LinkedList<Waiter> _waiters = new();
+    private readonly LinkedList<LeaseWaiter> _waiters = new();
+    private readonly Action<LeaseWaiter> _remove;
     private readonly TimeProvider _timeProvider;
     private readonly int _burst;
     private readonly int _queueLimit;
@@ -31,6 +29,7 @@ internal sealed class AdjustableTokenBucket : RateLimiter
         _tokens = _burst;
         RatePerSecond = ratePerSecond;
         _lastRefill = _idleSince = timeProvider.GetTimestamp();
+        _remove = Remove;
     }
 
     /// <summary>Tokens added per second from now on.</summary>
@@ -86,7 +85,7 @@ internal sealed class AdjustableTokenBucket : RateLimiter
     /// <summary>Adds the tokens earned since the last refill (the bucket holds at least 20 ms' worth at the current rate) and serves waiters in order.</summary>
     public void Refill()
     {
-        List<Waiter>? served = null;
+        List<LeaseWaiter>? served = null;
         lock (_gate)
         {
             var now = _timeProvider.GetTimestamp();
@@ -97,7 +96,7 @@ internal sealed class AdjustableTokenBucket : RateLimiter
             while (_tokens >= 1 && _waiters.First is { } first)
             {
                 _waiters.RemoveFirst();
-                if (first.Value.TrySetGranted())
+                if (first.Value.TryClaim())
                 {
                     _tokens--;
                     _granted++;
@@ -110,7 +109,7 @@ internal sealed class AdjustableTokenBucket : RateLimiter
         {
             foreach (var waiter in served)
             {
-                waiter.Complete(); // outside the lock: continuations may run inline
+                waiter.Complete(PlainLease.Granted); // outside the lock: continuations may run inline
             }
         }
     }
@@ -124,17 +123,17 @@ internal sealed class AdjustableTokenBucket : RateLimiter
             {
                 _tokens -= permitCount;
                 _granted++;
-                return Granted;
+                return PlainLease.Granted;
             }
 
             _starved = true;
-            return Refused;
+            return PlainLease.Refused;
         }
     }
 
     protected override ValueTask<RateLimitLease> AcquireAsyncCore(int permitCount, CancellationToken cancellationToken)
     {
-        Waiter waiter;
+        LeaseWaiter waiter;
         lock (_gate)
         {
             _idleSince = _timeProvider.GetTimestamp();
@@ -142,16 +141,16 @@ internal sealed class AdjustableTokenBucket : RateLimiter
             {
                 _tokens -= permitCount;
                 _granted++;
-                return ValueTask.FromResult(Granted);
+                return ValueTask.FromResult(PlainLease.Granted);
             }
 
             _starved = true;
             if (_waiters.Count >= _queueLimit)
             {
-                return ValueTask.FromResult(Refused);
+                return ValueTask.FromResult(PlainLease.Refused);
             }
 
-            waiter = new Waiter(this);
+            waiter = new LeaseWaiter(_remove);
             waiter.Node = _waiters.AddLast(waiter);
         }
 
@@ -159,7 +158,7 @@ internal sealed class AdjustableTokenBucket : RateLimiter
         return new ValueTask<RateLimitLease>(waiter.Task);
     }
 
-    private void Remove(Waiter waiter)
+    private void Remove(LeaseWaiter waiter)
     {
         lock (_gate)
         {
@@ -174,7 +173,7 @@ internal sealed class AdjustableTokenBucket : RateLimiter
     {
         if (disposing)
         {
-            List<Waiter> waiting;
+            List<LeaseWaiter> waiting;
             lock (_gate)
             {
                 waiting = [.. _waiters];
@@ -183,68 +182,10 @@ internal sealed class AdjustableTokenBucket : RateLimiter
 
             foreach (var waiter in waiting)
             {
-                waiter.Refuse();
+                waiter.Refuse(PlainLease.Refused);
             }
         }
 
         base.Dispose(disposing);
-    }
-
-    private sealed class Waiter(AdjustableTokenBucket bucket)
-    {
-        private readonly AdjustableTokenBucket _bucket = bucket;
-        private readonly TaskCompletionSource<RateLimitLease> _completion = new(TaskCreationOptions.RunContinuationsAsynchronously);
-        private CancellationTokenRegistration _registration;
-        private int _state; // 0 waiting, 1 granted, 2 cancelled or refused
-
-        public LinkedListNode<Waiter>? Node { get; set; }
-
-        public Task<RateLimitLease> Task => _completion.Task;
-
-        public void Register(CancellationToken cancellationToken)
-        {
-            if (cancellationToken.CanBeCanceled)
-            {
-                _registration = cancellationToken.UnsafeRegister(static (state, token) =>
-                {
-                    var waiter = (Waiter)state!;
-                    if (Interlocked.CompareExchange(ref waiter._state, 2, 0) == 0)
-                    {
-                        waiter._bucket.Remove(waiter);
-                        waiter._completion.TrySetCanceled(token);
-                    }
-                }, this);
-            }
-        }
-
-        public bool TrySetGranted() => Interlocked.CompareExchange(ref _state, 1, 0) == 0;
-
-        public void Complete()
-        {
-            _registration.Dispose();
-            _completion.TrySetResult(Granted);
-        }
-
-        public void Refuse()
-        {
-            if (Interlocked.CompareExchange(ref _state, 2, 0) == 0)
-            {
-                _registration.Dispose();
-                _completion.TrySetResult(Refused);
-            }
-        }
-    }
-
-    private sealed class Lease(bool acquired) : RateLimitLease
-    {
-        public override bool IsAcquired { get; } = acquired;
-
-        public override IEnumerable<string> MetadataNames => [];
-
-        public override bool TryGetMetadata(string metadataName, out object? metadata)
-        {
-            metadata = null;
-            return false;
-        }
     }
 }
