@@ -33,3 +33,28 @@ wait_ready() {
   for _ in $(seq $(( $2 * 10 ))); do curl -fsS -o /dev/null "$1" 2>/dev/null && return 0; sleep 0.1; done
   echo "not ready: $1" >&2; return 1
 }
+
+# start_nginx_backend ADDRESS DIR: the benchmarks' backend, nginx with one worker on CPU 1 answering
+# every request with a 2-byte body; its files go in DIR.
+start_nginx_backend() {
+  mkdir -p "$2"
+  cat >"$2/nginx.conf" <<CONF
+worker_processes 1; daemon off; pid $2/nginx.pid; error_log $2/error.log warn;
+events { worker_connections 4096; }
+http { access_log off; keepalive_requests 1000000;
+  server { listen $1; location / { return 200 "ok"; } } }
+CONF
+  taskset -c 1 nginx -c "$2/nginx.conf" -p "$2" &
+  pids+=($!)
+}
+
+# ticks PID: CPU ticks (utime+stime) of a process and its children (nginx's worker); HZ per second.
+ticks() {
+  local total=0 p
+  for p in $1 $(pgrep -P "$1" || true); do
+    [ -r "/proc/$p/stat" ] && total=$(( total + $(awk '{print $14 + $15}' "/proc/$p/stat") ))
+  done
+  echo "$total"
+}
+HZ=$(getconf CLK_TCK)
+

@@ -33,15 +33,7 @@ if [ -n "${BASE_REF:-}" ]; then
 fi
 
 BACKEND=127.0.0.1:9200
-mkdir -p "$WORK/backend"
-cat >"$WORK/backend/nginx.conf" <<CONF
-worker_processes 1; daemon off; pid $WORK/backend/nginx.pid; error_log $WORK/backend/error.log warn;
-events { worker_connections 4096; }
-http { access_log off; keepalive_requests 1000000;
-  server { listen $BACKEND; location / { return 200 "ok"; } } }
-CONF
-taskset -c 1 nginx -c "$WORK/backend/nginx.conf" -p "$WORK/backend" &
-pids+=($!)
+start_nginx_backend "$BACKEND" "$WORK/backend"
 
 # An HS256 key and a token signed with it (no library needed).
 KEY=$(head -c 32 /dev/urandom | base64 -w0)
@@ -100,14 +92,6 @@ order=(plain open jwt jwt-scope limited cached)
 if [ -n "${BASE_REF:-}" ]; then URL[base]=http://127.0.0.1:9203/open/x; PROC[base]=base; order=(base "${order[@]}"); fi
 for port in 9211 9212 ${BASE_REF:+9213}; do wait_ready "http://127.0.0.1:$port/healthz/ready" 30 || exit 1; done
 
-ticks() {
-  local total=0 p
-  for p in $1 $(pgrep -P "$1" || true); do
-    [ -r "/proc/$p/stat" ] && total=$(( total + $(awk '{print $14 + $15}' "/proc/$p/stat") ))
-  done
-  echo "$total"
-}
-HZ=$(getconf CLK_TCK)
 
 measure() { # contender seconds -> "rps cpu_us_per_req non2xx"
   local c=$1 pid=${PIDS[${PROC[$1]}]} before after out

@@ -35,15 +35,8 @@ declare -A PIDS=()
 BENCH_CLEANUP='rm -rf "$WORK"'
 
 # --- backend: nginx, one worker, a 2-byte body ---------------------------------------------------
-mkdir -p "$WORK/backend" "$WORK/proxy"
-cat >"$WORK/backend/nginx.conf" <<CONF
-worker_processes 1; daemon off; pid $WORK/backend/nginx.pid; error_log $WORK/backend/error.log warn;
-events { worker_connections 4096; }
-http { access_log off; keepalive_requests 1000000;
-  server { listen $BACKEND; location / { return 200 "ok"; } } }
-CONF
-taskset -c 1 nginx -c "$WORK/backend/nginx.conf" -p "$WORK/backend" &
-pids+=($!)
+mkdir -p "$WORK/proxy"
+start_nginx_backend "$BACKEND" "$WORK/backend"
 
 # --- contenders, each pinned to CPU 0 ----------------------------------------------------------
 ROUTE=(--ReverseProxy:Routes:all:ClusterId=b "--ReverseProxy:Routes:all:Match:Path={**catch-all}" --ReverseProxy:Clusters:b:Destinations:d:Address=http://$BACKEND/)
@@ -88,16 +81,6 @@ taskset -c 0 haproxy -f "$WORK/haproxy.cfg" -db >"$RAW/haproxy.log" 2>&1 &
 PIDS[haproxy]=$!; pids+=($!)
 
 for c in direct gateway bare-yarp nginx haproxy; do wait_ready "${URL[$c]}" 10 || exit 1; done
-
-# CPU ticks (utime+stime) of a process and its children (nginx's worker).
-ticks() {
-  local total=0 p
-  for p in $1 $(pgrep -P "$1" || true); do
-    [ -r "/proc/$p/stat" ] && total=$(( total + $(awk '{print $14 + $15}' "/proc/$p/stat") ))
-  done
-  echo "$total"
-}
-HZ=$(getconf CLK_TCK)
 
 measure_wrk() { # contender -> "rps p99_ms cpu_us_per_req"
   local c=$1 before after out
