@@ -134,17 +134,7 @@ public class GradientConcurrencyTests
     [InlineData("200", null, null, false, 4, 1000, 200)]
     public void Settings_ReadAuto_AndItsBounds(string max, string? autoMin, string? autoMax, bool auto, int min, int top, int start)
     {
-        var metadata = new Dictionary<string, string> { ["MaxConcurrency"] = max };
-        if (autoMin is not null)
-        {
-            metadata["AutoMinConcurrency"] = autoMin;
-        }
-
-        if (autoMax is not null)
-        {
-            metadata["AutoMaxConcurrency"] = autoMax;
-        }
-
+        var metadata = Metadata(max, autoMin, autoMax);
         var errors = new List<ConfigError>();
         var settings = ConcurrencyLimitSettings.FromMetadata(metadata, "m", errors)!;
 
@@ -159,6 +149,14 @@ public class GradientConcurrencyTests
     [InlineData("lots", null, null, "m:MaxConcurrency")]
     public void Settings_BadAutoValues_AreErrors(string max, string? autoMin, string? autoMax, string key)
     {
+        var metadata = Metadata(max, autoMin, autoMax);
+        var errors = new List<ConfigError>();
+        Assert.Null(ConcurrencyLimitSettings.FromMetadata(metadata, "m", errors));
+        Assert.Equal(key, Assert.Single(errors).Key);
+    }
+
+    private static Dictionary<string, string> Metadata(string max, string? autoMin, string? autoMax)
+    {
         var metadata = new Dictionary<string, string> { ["MaxConcurrency"] = max };
         if (autoMin is not null)
         {
@@ -170,8 +168,6 @@ public class GradientConcurrencyTests
             metadata["AutoMaxConcurrency"] = autoMax;
         }
 
-        var errors = new List<ConfigError>();
-        Assert.Null(ConcurrencyLimitSettings.FromMetadata(metadata, "m", errors));
-        Assert.Equal(key, Assert.Single(errors).Key);
+        return metadata;
     }
 }
