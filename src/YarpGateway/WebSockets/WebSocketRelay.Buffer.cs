@@ -13,8 +13,12 @@ internal sealed partial class WebSocketRelay
         }
     }
 
-    /// <summary>Waits until <paramref name="needed"/> bytes fit; false if the connection is closing meanwhile.</summary>
-    private async ValueTask<bool> WaitForRoomAsync(long needed, CancellationToken cancellationToken)
+    /// <summary>
+    /// Waits until <paramref name="needed"/> bytes fit; false if the connection is closing meanwhile.
+    /// <paramref name="parksWrite"/>: the caller is a write whose data (YARP's read buffer) waits with
+    /// it, which <see cref="WriteParked"/> shows; with the backend gate in place that never happens.
+    /// </summary>
+    private async ValueTask<bool> WaitForRoomAsync(long needed, CancellationToken cancellationToken, bool parksWrite = false)
     {
         var started = 0L;
         while (true)
@@ -36,9 +40,18 @@ internal sealed partial class WebSocketRelay
                 room = _room.Task;
             }
 
+            _writeParked = parksWrite;
             if (_settings.Policy != SlowClientPolicy.Disconnect)
             {
-                await room.WaitAsync(cancellationToken);
+                try
+                {
+                    await room.WaitAsync(cancellationToken);
+                }
+                finally
+                {
+                    _writeParked = false;
+                }
+
                 continue;
             }
 
@@ -54,18 +67,18 @@ internal sealed partial class WebSocketRelay
             }
             catch (TimeoutException)
             {
-                bool midFrame;
+                bool partlySent;
                 lock (_lock)
                 {
-                    midFrame = _midFrame;
+                    partlySent = _midFrame && _taken > _frameStart;
                 }
 
-                if (midFrame)
+                if (partlySent)
                 {
-                    // Part of a frame larger than the buffer is already on its way to the client: a
-                    // close frame cannot go in until the frame ends, and the rest of it would have to
-                    // be dropped, which leaves the client mid-frame. Abort instead.
-                    _relays.Evicted(this, EvictionReason.BufferFull, 0, "client too slow in the middle of a frame larger than the buffer; aborted, as no close frame can be sent mid-frame");
+                    // Part of the frame being buffered is already on its way to the client: a close
+                    // frame cannot go in until the frame ends, and the rest of it would have to be
+                    // dropped, which leaves the client mid-frame. Abort instead.
+                    _relays.Evicted(this, EvictionReason.BufferFull, 0, "client too slow in the middle of a frame it has begun to receive; aborted, as no close frame can be sent mid-frame");
                     Fail(new TimeoutException("The WebSocket client took no bytes in the middle of a frame for DisconnectAfter."));
                     return false;
                 }
@@ -73,10 +86,14 @@ internal sealed partial class WebSocketRelay
                 RequestClose(CloseFrame.TryAgainLater, EvictionReason.BufferFull, "gateway: client too slow, try again later");
                 return false;
             }
+            finally
+            {
+                _writeParked = false;
+            }
         }
     }
 
-    /// <summary>Buffers payload bytes, waiting for room whenever the buffer is full (only frames larger than the cap wait here).</summary>
+    /// <summary>Buffers payload bytes, waiting for room whenever the buffer is full (behind the backend gate it never is: the read was sized to the room).</summary>
     private async ValueTask<bool> EnqueueAsync(ReadOnlyMemory<byte> data, CancellationToken cancellationToken)
     {
         while (!data.IsEmpty)
@@ -101,7 +118,7 @@ internal sealed partial class WebSocketRelay
 
             if (n == 0)
             {
-                if (!await WaitForRoomAsync(1, cancellationToken))
+                if (!await WaitForRoomAsync(1, cancellationToken, parksWrite: true))
                 {
                     return false;
                 }
@@ -124,6 +141,7 @@ internal sealed partial class WebSocketRelay
         bytes[..first].CopyTo(_ring.AsSpan(tail));
         bytes[first..].CopyTo(_ring);
         _count += bytes.Length;
+        _enqueued += bytes.Length;
         _peak = Math.Max(_peak, _count);
         _counters.AddBuffered(bytes.Length);
         if (_draining)
@@ -133,6 +151,59 @@ internal sealed partial class WebSocketRelay
 
         _draining = true;
         return true;
+    }
+
+    /// <summary>
+    /// Under the lock, while a frame is being buffered: if the client has not begun to receive it, takes
+    /// it back out of the buffer, so that a close can go in now at the frame boundary before it. The
+    /// rest of the frame, still to come from the backend, is discarded with everything after the close.
+    /// </summary>
+    private bool TryDropUnsentFrame()
+    {
+        if (_taken > _frameStart)
+        {
+            return false;
+        }
+
+        var unsent = (int)(_enqueued - _frameStart);
+        _count -= unsent;
+        _enqueued = _frameStart;
+        _counters.AddBuffered(-unsent);
+        _midFrame = false;
+        return true;
+    }
+
+    /// <summary>
+    /// How many bytes the backend may be read now (<see cref="BackendGateStream"/>): once the buffer has
+    /// room, at most that room, so that everything read goes in without waiting and no read buffer above
+    /// this one is parked in a blocked write. While the buffer stays full the backend is not read, which
+    /// is the backpressure; the Disconnect policy's clock runs here. DropMessages is not held back: it
+    /// keeps reading and drops what does not fit. Unlimited once the relay is closing or has failed
+    /// (what comes then is discarded, or fails the write that follows).
+    /// </summary>
+    public async ValueTask<int> BackendReadLimitAsync(CancellationToken cancellationToken)
+    {
+        if (_settings.Policy == SlowClientPolicy.DropMessages)
+        {
+            return int.MaxValue;
+        }
+
+        try
+        {
+            if (!await WaitForRoomAsync(_readLowWater, cancellationToken))
+            {
+                return int.MaxValue;
+            }
+        }
+        catch (IOException)
+        {
+            return int.MaxValue; // the client side failed; the write of whatever comes next says so to YARP
+        }
+
+        lock (_lock)
+        {
+            return _close is null && _failure is null ? _capacity - _count : int.MaxValue;
+        }
     }
 
     /// <summary>Under the lock: the close goes after everything buffered so far; true if the caller must start the drain.</summary>

@@ -34,6 +34,7 @@ internal sealed partial class WebSocketRelay
                     ring = _ring!;
                     start = _head;
                     length = Math.Min(Math.Min(_count, _capacity - _head), MaxWriteChunk);
+                    _taken += length;
                 }
 
                 if (closeFrame is not null)

@@ -30,6 +30,7 @@ internal sealed partial class WebSocketRelay
     private readonly TimeProvider _time;
     private readonly FrameRules _downstreamRules;
     private readonly int _capacity;
+    private readonly int _readLowWater; // the room the backend waits for before it is read again
     private readonly Lock _lock = new();
 
     private Stream? _client;
@@ -41,10 +42,14 @@ internal sealed partial class WebSocketRelay
     private int _peak;
     private bool _draining;
     private bool _midFrame;
+    private long _enqueued; // bytes ever copied in
+    private long _taken; // of those, bytes the drain has handed (or is handing) to the client
+    private long _frameStart; // where the frame being buffered began, in the same count
     private TaskCompletionSource? _room;
     private TaskCompletionSource? _idle;
     private CancellationTokenSource? _writeTimeout;
     private volatile bool _writeBlocked;
+    private volatile bool _writeParked;
 
     // Closing (under _lock).
     private Closing? _pendingClose;
@@ -75,6 +80,7 @@ internal sealed partial class WebSocketRelay
         _counters = counters;
         _time = time;
         _capacity = settings.OutboundBufferBytes;
+        _readLowWater = Math.Clamp(_capacity / 4, 1, 4096);
 
         // DropMessages strips Sec-WebSocket-Extensions from the handshake, so no extension may set RSV bits there.
         _downstreamRules = new FrameRules(Masked: false, AllowReservedBits: settings.Policy != SlowClientPolicy.DropMessages);
@@ -107,6 +113,13 @@ internal sealed partial class WebSocketRelay
     }
 
     public long DroppedMessages => Interlocked.Read(ref _droppedMessages);
+
+    /// <summary>
+    /// True while bytes from the backend wait for room in a write to this relay, keeping the buffer they
+    /// were read into (YARP's, 64 KiB) beside this one. The backend gate keeps it false: the backend is
+    /// not read until there is room for what is read.
+    /// </summary>
+    public bool WriteParked => _writeParked;
 
     /// <summary>True while a write to the client waits: the client (or the network) is not taking bytes now.</summary>
     public bool WriteBlocked => _writeBlocked;
@@ -223,9 +236,9 @@ internal sealed partial class WebSocketRelay
             }
 
             var closing = new Closing(CloseFrame.Build(code, text), reason);
-            if (_midFrame)
+            if (_midFrame && !TryDropUnsentFrame())
             {
-                _pendingClose = closing; // installed when the frame being buffered ends
+                _pendingClose = closing; // part of the frame is on its way: installed when the frame ends
             }
             else
             {
@@ -325,7 +338,9 @@ internal sealed partial class WebSocketRelay
             return true;
         }
 
-        if (!await WaitForRoomAsync(Math.Min(header.TotalLength, _capacity), cancellationToken))
+        // Only the header needs room now: the payload goes in as it comes. A close requested before the
+        // frame ends takes back whatever of it the client has not begun to receive (TryDropUnsentFrame).
+        if (!await WaitForRoomAsync(_down.HeaderBytes.Length, cancellationToken, parksWrite: true))
         {
             return false;
         }
@@ -338,6 +353,7 @@ internal sealed partial class WebSocketRelay
                 return false;
             }
 
+            _frameStart = _enqueued;
             start = Copy(_down.HeaderBytes);
             _midFrame = header.PayloadLength > 0;
             _backendClosed |= header.Opcode == Opcode.Close;

@@ -58,6 +58,7 @@ internal sealed partial class WebSocketRelayMiddleware(
         }
 
         var relay = new WebSocketRelay(settings, route.RouteId, context, relays, counters, timeProvider);
+        context.Features.Set(relay); // BackendGateTransformProvider gates the backend stream through it
         if (upgrade is not null)
         {
             context.Features.Set<IHttpUpgradeFeature>(new RelayUpgradeFeature(upgrade, relay));

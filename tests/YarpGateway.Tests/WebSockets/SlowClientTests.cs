@@ -179,6 +179,78 @@ public class SlowClientTests
         Assert.True(await Eventually.TrueAsync(() => relays.Count == 0, TimeSpan.FromSeconds(10)), $"{relays.Count} relays still open");
     }
 
+    /// <summary>
+    /// Many clients that never read, each with a backend streaming as fast as it is let: each relay's
+    /// buffer fills to its cap and stays there, and what holds the backend back is the gate on the
+    /// backend read, never a write parked with YARP's 64 KiB read buffer in it (issue 26: that buffer,
+    /// parked per slow client, was a third of what a slow client cost).
+    /// </summary>
+    [Theory]
+    [InlineData("Backpressure")]
+    [InlineData("Disconnect")]
+    public async Task ManyNeverReadingClients_EachHoldsAtMostTheCap_WithNoBackendReadParked(string policy)
+    {
+        const int Clients = 20;
+        const int SmallCap = 16 * 1024;
+        await using var backend = await ScriptedWebSocketBackend.StartAsync();
+        await using var gateway = await GatewayUnderTest.StartAsync(
+            Route(backend, new JsonObject { ["WebSocketSlowClientPolicy"] = policy }),
+            $"--Gateway:WebSockets:OutboundBufferBytes={SmallCap}", "--Gateway:WebSockets:WriteTimeout=00:05:00", "--Gateway:WebSockets:DisconnectAfter=00:05:00");
+        var relays = gateway.Services.GetRequiredService<WebSocketRelays>();
+        using var timeout = new CancellationTokenSource(TimeSpan.FromSeconds(90));
+
+        var clients = new List<RawWebSocketClient>();
+        var streams = new List<(BackendSocket Backend, Task Streaming)>();
+        for (var i = 0; i < Clients; i++)
+        {
+            clients.Add(await RawWebSocketClient.ConnectAsync(gateway.ProxyAddress, "/stream"));
+            var socket = await backend.AcceptAsync();
+            streams.Add((socket, StreamAsync(socket, timeout.Token)));
+        }
+
+        var open = relays.Open.ToArray();
+        Assert.Equal(Clients, open.Length);
+        Assert.True(
+            await Eventually.TrueAsync(() => open.All(r => r.BufferedBytes > SmallCap - MessageSize - 16), TimeSpan.FromSeconds(60)),
+            $"buffers not full: {string.Join(", ", open.Select(r => r.BufferedBytes))}");
+
+        // A fast client is the clock: while 300 of its messages go by, no relay has a write parked
+        // and none has held more than its cap.
+        var (fast, fastBackend) = await ConnectFastClientAsync(gateway, backend, timeout.Token);
+        using var fastClient = fast;
+        using var stopTicks = CancellationTokenSource.CreateLinkedTokenSource(timeout.Token);
+        var ticking = TickAsync(fastBackend, stopTicks.Token);
+        var buffer = new byte[256];
+        for (var i = 0; i < 300; i++)
+        {
+            await fast.ReceiveAsync(buffer, timeout.Token);
+            Assert.DoesNotContain(open, r => r.WriteParked);
+        }
+
+        Assert.All(open, r => Assert.True(r.PeakBufferedBytes <= SmallCap, $"peak {r.PeakBufferedBytes}"));
+        // Held back: the kernel's socket buffers on both hops take a few MiB each; the 100 MiB stream stops there.
+        Assert.All(streams, s => Assert.True(s.Backend.BytesSent < 32L * 1024 * 1024, $"a backend sent {s.Backend.BytesSent} bytes to a client that reads nothing"));
+        Assert.All(streams, s => Assert.False(s.Streaming.IsCompleted));
+        Assert.Equal(0, gateway.CounterSum("gateway.websocket.evictions"));
+
+        await stopTicks.CancelAsync();
+        await ticking;
+        fastBackend.Finish();
+        fast.Abort();
+        foreach (var (socket, _) in streams)
+        {
+            socket.Finish();
+        }
+
+        foreach (var client in clients)
+        {
+            await client.DisposeAsync();
+        }
+
+        Assert.True(await Eventually.TrueAsync(() => relays.Count == 0, TimeSpan.FromSeconds(20)), $"{relays.Count} relays still open");
+        Assert.True(await Eventually.TrueAsync(() => gateway.Services.GetRequiredService<WebSocketCounters>().BufferedBytes == 0, TimeSpan.FromSeconds(10)), "buffered bytes gauge not back to 0");
+    }
+
     /// <summary>An HTTP/1.1 WebSocket client on <c>/ticks</c> and its end at the backend.</summary>
     private static async Task<(ClientWebSocket Client, BackendSocket Backend)> ConnectFastClientAsync(GatewayUnderTest gateway, ScriptedWebSocketBackend backend, CancellationToken cancellationToken)
     {

@@ -1,4 +1,5 @@
 using System.Collections.Concurrent;
+using YarpGateway.Tests.Functional;
 using YarpGateway.WebSockets;
 
 namespace YarpGateway.Tests.WebSockets;
@@ -155,7 +156,7 @@ public class WebSocketRelayPolicyTests
     }
 
     [Fact]
-    public async Task Backpressure_AFrameWaitsUntilItFits_TheBufferNeverExceedsTheCap()
+    public async Task Backpressure_AFrameThatDoesNotFitGoesInAsRoomComes_TheBufferNeverExceedsTheCap()
     {
         var (relay, client, _) = Create(SlowClientPolicy.Backpressure);
 
@@ -163,11 +164,82 @@ public class WebSocketRelayPolicyTests
         var second = relay.WriteAsync(WebSocketFrames.TextFrame(new string('b', 600)), default).AsTask();
 
         Assert.False(second.IsCompleted);
-        Assert.Equal(604, relay.BufferedBytes);
+        Assert.Equal(Cap, relay.BufferedBytes); // what fits went in; the rest waits, and says so
+        Assert.True(relay.WriteParked);
         client.Open();
         await second.WaitAsync(TimeSpan.FromSeconds(10));
         Assert.Equal(2, (await client.FramesAsync(2)).Count);
         Assert.True(relay.PeakBufferedBytes <= Cap);
+        Assert.False(relay.WriteParked);
+    }
+
+    [Fact]
+    public async Task BackendGate_ReadsOnlyWhatFits_ThenHoldsTheBackendBackWithNoWriteParked()
+    {
+        var (relay, client, _) = Create(SlowClientPolicy.Backpressure);
+        var frames = Enumerable.Range(0, 4).SelectMany(i => WebSocketFrames.TextFrame(new string((char)('a' + i), 600))).ToArray();
+        var backend = new MemoryStream(frames);
+
+        var copy = CopyLikeYarpAsync(new BackendGateStream(backend, relay), relay);
+
+        Assert.True(await Eventually.TrueAsync(() => relay.BufferedBytes == Cap, TimeSpan.FromSeconds(10)), $"buffered {relay.BufferedBytes}");
+        Assert.Equal(Cap, backend.Position); // no more was read than fits
+        Assert.False(copy.IsCompleted); // held back in the gate's read...
+        Assert.False(relay.WriteParked); // ...not in a write with a read buffer parked in it
+        client.Open();
+        await copy.WaitAsync(TimeSpan.FromSeconds(10));
+        var received = await client.FramesAsync(4);
+        Assert.Equal(["a", "b", "c", "d"], received.Select(f => f.Text[..1]));
+        Assert.All(received, f => Assert.Equal(600, f.Payload.Length));
+        Assert.True(relay.PeakBufferedBytes <= Cap);
+    }
+
+    [Fact]
+    public async Task BackendGate_DropMessages_NeverHoldsTheBackendBack()
+    {
+        var (relay, _, _) = Create(SlowClientPolicy.DropMessages);
+        await relay.WriteAsync(WebSocketFrames.TextFrame(new string('a', 1000)), default); // the client reads nothing
+
+        var limit = relay.BackendReadLimitAsync(default);
+
+        Assert.True(limit.IsCompletedSuccessfully); // it keeps reading, and drops what does not fit
+        Assert.Equal(int.MaxValue, await limit);
+    }
+
+    [Fact]
+    public async Task Close_WhenTheFrameBeingBufferedHasNotBegunToGoOut_TakesItBackAndClosesAtOnce()
+    {
+        var (relay, client, host) = Create(SlowClientPolicy.Backpressure);
+        var frame = WebSocketFrames.Frame(WebSocketFrames.Binary, new byte[300]);
+
+        await relay.WriteAsync(WebSocketFrames.TextFrame(new string('a', 600)), default); // on its way; the client reads nothing
+        await relay.WriteAsync(frame.AsMemory(0, 100), default); // the backend is in the middle of the next frame
+        relay.RequestClose(CloseFrame.GoingAway, EvictionReason.Drain, "gateway restarting");
+
+        Assert.Equal(604, relay.BufferedBytes); // the unsent part of the second frame was taken back
+        await relay.WriteAsync(frame.AsMemory(100), default); // the rest of it is discarded
+        client.Open();
+        var frames = await client.FramesAsync(2);
+        Assert.Equal(600, frames[0].Payload.Length);
+        Assert.Equal(CloseFrame.GoingAway, frames[1].CloseCode);
+        Assert.Equal([EvictionReason.Drain], host.Evictions);
+    }
+
+    /// <summary>What YARP's stream copy does: a zero-byte read, a read into a 64 KiB buffer, a write; until the end.</summary>
+    private static async Task CopyLikeYarpAsync(Stream backend, WebSocketRelay relay)
+    {
+        var buffer = new byte[64 * 1024];
+        while (true)
+        {
+            _ = await backend.ReadAsync(Memory<byte>.Empty); // as YARP: waits for data without a buffer; the count is always 0
+            var read = await backend.ReadAsync(buffer);
+            if (read == 0)
+            {
+                return;
+            }
+
+            await relay.WriteAsync(buffer.AsMemory(0, read), default);
+        }
     }
 
     [Fact]
