@@ -17,8 +17,9 @@ internal sealed partial class WebSocketRelay
     /// Waits until <paramref name="needed"/> bytes fit; false if the connection is closing meanwhile.
     /// <paramref name="parksWrite"/>: the caller is a write whose data (YARP's read buffer) waits with
     /// it, which <see cref="WriteParked"/> shows; with the backend gate in place that never happens.
+    /// <paramref name="clientTaking"/>: there is room only while no write to the client waits.
     /// </summary>
-    private async ValueTask<bool> WaitForRoomAsync(long needed, CancellationToken cancellationToken, bool parksWrite = false)
+    private async ValueTask<bool> WaitForRoomAsync(long needed, CancellationToken cancellationToken, bool parksWrite = false, bool clientTaking = false)
     {
         var started = 0L;
         while (true)
@@ -31,7 +32,7 @@ internal sealed partial class WebSocketRelay
                     return false;
                 }
 
-                if (_capacity - _count >= needed)
+                if (_capacity - _count >= needed && !(clientTaking && _writeBlocked))
                 {
                     return true;
                 }
@@ -176,8 +177,10 @@ internal sealed partial class WebSocketRelay
     /// <summary>
     /// How many bytes the backend may be read now (<see cref="BackendGateStream"/>): once the buffer has
     /// room, at most that room, so that everything read goes in without waiting and no read buffer above
-    /// this one is parked in a blocked write. While the buffer stays full the backend is not read, which
-    /// is the backpressure; the Disconnect policy's clock runs here. DropMessages is not held back: it
+    /// this one is parked in a blocked write. While the buffer is full, or a write to the client waits
+    /// (Kestrel's queue towards the socket is full, so the client is not taking what it already has),
+    /// the backend is not read: that is the backpressure, and a client that stops reading pins
+    /// Kestrel's queue and little of the buffer. The Disconnect policy's clock runs here. DropMessages is not held back: it
     /// keeps reading and drops what does not fit. Unlimited once the relay is closing or has failed
     /// (what comes then is discarded, or fails the write that follows).
     /// </summary>
@@ -190,7 +193,7 @@ internal sealed partial class WebSocketRelay
 
         try
         {
-            if (!await WaitForRoomAsync(_readLowWater, cancellationToken))
+            if (!await WaitForRoomAsync(_readLowWater, cancellationToken, clientTaking: true))
             {
                 return int.MaxValue;
             }
