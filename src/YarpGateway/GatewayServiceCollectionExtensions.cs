@@ -46,6 +46,7 @@ internal static class GatewayServiceCollectionExtensions
         services.AddOptions<TransportOptions>().Bind(builder.Configuration.GetSection(TransportOptions.SectionName));
         services.AddOptions<Http2Options>().Bind(builder.Configuration.GetSection(Http2Options.SectionName));
         services.AddSingleton<IValidateOptions<Http2Options>, Http2OptionsValidator>();
+        services.AddSingleton<IValidateOptions<TransportOptions>, TransportOptionsValidator>();
         services.AddSingleton<IConfigureOptions<SocketTransportOptions>, SocketTransportSetup>();
 
         // Configuration: YARP reads only validated snapshots from our provider.

@@ -4,7 +4,8 @@ using Microsoft.Extensions.Options;
 namespace YarpGateway.Endpoints;
 
 /// <summary>
-/// Decides whether Kestrel runs request processing on the socket threads. With one CPU that saves a
+/// Sets Kestrel's write buffer per connection when <c>Gateway:Transport:MaxWriteBufferSize</c> asks,
+/// and decides whether Kestrel runs request processing on the socket threads. With one CPU that saves a
 /// thread hop per request (one socket thread does all the work, as one nginx worker does). With more
 /// CPUs each connection stays on the socket thread it was assigned to, work cannot move to an idle
 /// CPU, and a busy neighbour on one core doubled the p99 in the benchmark, so it stays off there.
@@ -19,6 +20,10 @@ internal sealed partial class SocketTransportSetup(IOptions<TransportOptions> op
         try
         {
             configured = options.Value.InlineScheduling;
+            if (options.Value.MaxWriteBufferSize is { } max and >= TransportOptions.MinWriteBufferSize and <= TransportOptions.MaxWriteBufferSizeLimit)
+            {
+                transport.MaxWriteBufferSize = max; // out of range: reported with every other error at start
+            }
         }
         catch (InvalidOperationException)
         {

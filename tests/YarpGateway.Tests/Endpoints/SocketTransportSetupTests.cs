@@ -66,4 +66,37 @@ public class SocketTransportSetupTests
         await socket.CloseAsync(WebSocketCloseStatus.NormalClosure, "done", timeout.Token);
         Assert.Equal(WebSocketCloseStatus.NormalClosure, socket.CloseStatus);
     }
+
+    [Fact]
+    public async Task MaxWriteBufferSize_SetsKestrelsWriteBufferPerConnection_AndIsUnsetByDefault()
+    {
+        await using var backend = await TestBackend.StartAsync("a");
+        var config = ProxyConfigJson.Config(("api", "/api/{**rest}", "c1"), ("c1", "WeightedRoundRobin", [(backend, "1")]));
+        await using (var gateway = await GatewayUnderTest.StartAsync(config))
+        {
+            Assert.Equal(new SocketTransportOptions().MaxWriteBufferSize, gateway.Services.GetRequiredService<IOptions<SocketTransportOptions>>().Value.MaxWriteBufferSize);
+        }
+
+        await using (var gateway = await GatewayUnderTest.StartAsync(config, "--Gateway:Transport:MaxWriteBufferSize=16384"))
+        {
+            Assert.Equal(16384, gateway.Services.GetRequiredService<IOptions<SocketTransportOptions>>().Value.MaxWriteBufferSize);
+            using var proxy = gateway.CreateProxyClient();
+            Assert.Equal("a", await proxy.GetStringAsync("/api/x"));
+        }
+    }
+
+    [Theory]
+    [InlineData(4095, false)]
+    [InlineData(4096, true)]
+    [InlineData(16 * 1024 * 1024, true)]
+    [InlineData(16 * 1024 * 1024 + 1, false)]
+    public void MaxWriteBufferSize_OutOfRange_IsAStartupError(int size, bool valid)
+    {
+        var result = new TransportOptionsValidator().Validate(null, new TransportOptions { MaxWriteBufferSize = size });
+        Assert.Equal(valid, result.Succeeded);
+        if (!valid)
+        {
+            Assert.Contains("Gateway:Transport:MaxWriteBufferSize must be from 4096", result.FailureMessage, StringComparison.Ordinal);
+        }
+    }
 }
