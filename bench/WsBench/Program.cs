@@ -21,19 +21,24 @@ using System.Text.Json;
 // WsBench slow <port> <slow> <fast> <seconds> <gateway-pid>
 //   Fast clients read everything; slow clients read 4 KiB a second. Measures the fast clients'
 //   message latency with the fast ones alone, then with the slow ones too, and the gateway's peak RSS.
+// WsBench neverread <port> <readers> <fast> <seconds> <gateway-pid>
+//   Fast clients read /stream; then <readers> clients open /flood (the backend sends 4 KiB messages as
+//   fast as it is let) and never read. Reports the proxy's settled RSS before, with the never-readers
+//   and after they leave, and the fast clients' latency while the never-readers are held.
 return args switch
 {
     ["backend", var port] => await Backend.RunAsync(int.Parse(port, CultureInfo.InvariantCulture)),
     ["idle", var port, var steps, var pid] => await Idle.RunAsync(int.Parse(port, CultureInfo.InvariantCulture), ParseSteps(steps), int.Parse(pid, CultureInfo.InvariantCulture), http2: false),
     ["idle", var port, var steps, var pid, var mode] when mode is "h1" or "h2" => await Idle.RunAsync(int.Parse(port, CultureInfo.InvariantCulture), ParseSteps(steps), int.Parse(pid, CultureInfo.InvariantCulture), http2: mode == "h2"),
     ["idle", var port, var steps, var pid, var mode, var path] when mode is "h1" or "h2" => await Idle.RunAsync(int.Parse(port, CultureInfo.InvariantCulture), ParseSteps(steps), int.Parse(pid, CultureInfo.InvariantCulture), http2: mode == "h2", path),
+    ["neverread", var port, var readers, var fast, var seconds, var pid] => await NeverRead.RunAsync(int.Parse(port, CultureInfo.InvariantCulture), int.Parse(readers, CultureInfo.InvariantCulture), int.Parse(fast, CultureInfo.InvariantCulture), int.Parse(seconds, CultureInfo.InvariantCulture), int.Parse(pid, CultureInfo.InvariantCulture)),
     ["slow", var port, var slow, var fast, var seconds, var pid] => await Slow.RunAsync(int.Parse(port, CultureInfo.InvariantCulture), int.Parse(slow, CultureInfo.InvariantCulture), int.Parse(fast, CultureInfo.InvariantCulture), int.Parse(seconds, CultureInfo.InvariantCulture), int.Parse(pid, CultureInfo.InvariantCulture)),
     _ => Usage(),
 };
 
 static int Usage()
 {
-    Console.Error.WriteLine("usage: WsBench backend <port> | idle <port> <steps> <gateway-pid> [h1|h2] [path] | slow <port> <slow> <fast> <seconds> <gateway-pid>");
+    Console.Error.WriteLine("usage: WsBench backend <port> | idle <port> <steps> <gateway-pid> [h1|h2] [path] | slow <port> <slow> <fast> <seconds> <gateway-pid> | neverread <port> <readers> <fast> <seconds> <gateway-pid>");
     return 2;
 }
 
@@ -63,6 +68,39 @@ internal static class Backend
             }
 
             using var socket = await context.WebSockets.AcceptWebSocketAsync();
+            if (context.Request.Path == "/flood")
+            {
+                // As fast as the proxy takes them: only backpressure slows this down.
+                // Kestrel completes writes to a connection it has given up on without an error, so the end is
+                // seen by a receive that runs alongside (the client's close or its connection's end) or the abort.
+                var message = new byte[4096];
+                try
+                {
+                    var receive = socket.ReceiveAsync(new byte[256], context.RequestAborted);
+                    var inARow = 0;
+                    while (!receive.IsCompleted && !context.RequestAborted.IsCancellationRequested)
+                    {
+                        var send = socket.SendAsync(message, WebSocketMessageType.Binary, true, context.RequestAborted);
+                        if (!send.IsCompleted)
+                        {
+                            inARow = 0;
+                            await send;
+                        }
+                        else if (++inARow % 64 == 0)
+                        {
+                            await Task.Yield(); // writes that never wait: let the receive see the end
+                        }
+                    }
+
+                    await receive;
+                }
+                catch (Exception ex) when (ex is OperationCanceledException or WebSocketException or IOException)
+                {
+                }
+
+                return;
+            }
+
             if (context.Request.Path == "/stream")
             {
                 var message = new byte[1024];
@@ -381,7 +419,7 @@ internal static class Idle
     }
 
     /// <summary>RSS once it has stopped moving (two readings a second apart within 1 %), at most 20 s.</summary>
-    private static async Task<long> SettledRssAsync(int pid, CancellationToken cancellationToken)
+    public static async Task<long> SettledRssAsync(int pid, CancellationToken cancellationToken)
     {
         var last = Gateway.RssKiB(pid);
         for (var i = 0; i < 20; i++)
@@ -507,5 +545,91 @@ internal static class Slow
         var all = perClient.SelectMany(l => l).Order().ToArray();
         double P(double q) => all.Length == 0 ? double.NaN : Math.Round(all[Math.Min(all.Length - 1, (int)(q * all.Length))], 2);
         return new { messages = all.Length, p50_ms = P(0.5), p99_ms = P(0.99), max_ms = all.Length == 0 ? double.NaN : Math.Round(all[^1], 2), max_rss_kib = maxRss };
+    }
+}
+
+internal static class NeverRead
+{
+    public static async Task<int> RunAsync(int port, int readerCount, int fastCount, int seconds, int pid)
+    {
+        using var timeout = new CancellationTokenSource(TimeSpan.FromMinutes(10));
+        var during = new List<double>();
+        var measuring = 0;
+        var fast = new List<RawClient>();
+        for (var i = 0; i < fastCount; i++)
+        {
+            fast.Add(await RawClient.ConnectAsync(Gateway.Source(i), port, "/stream", timeout.Token));
+        }
+
+        var readers = fast.Select(client => Task.Run(async () =>
+        {
+            try
+            {
+                while (await client.ReadFrameAsync(timeout.Token) is { } stamp)
+                {
+                    if (Volatile.Read(ref measuring) == 1)
+                    {
+                        lock (during)
+                        {
+                            during.Add(Stopwatch.GetElapsedTime(stamp).TotalMilliseconds);
+                        }
+                    }
+                }
+            }
+            catch (Exception ex) when (ex is OperationCanceledException or SocketException or ObjectDisposedException)
+            {
+            }
+        }, CancellationToken.None)).ToArray();
+
+        var before = await Idle.SettledRssAsync(pid, timeout.Token);
+
+        // The never-readers: the smallest receive buffer the kernel allows, and no read after the handshake.
+        var never = new List<RawClient>();
+        var failures = 0;
+        for (var i = 0; i < readerCount; i++)
+        {
+            try
+            {
+                never.Add(await RawClient.ConnectAsync(Gateway.Source(i), port, "/flood", timeout.Token, receiveBuffer: 1024));
+            }
+            catch (Exception ex) when (ex is IOException or SocketException)
+            {
+                failures++;
+            }
+        }
+
+        var with = await Idle.SettledRssAsync(pid, timeout.Token);
+        Volatile.Write(ref measuring, 1);
+        await Task.Delay(TimeSpan.FromSeconds(seconds), timeout.Token);
+        Volatile.Write(ref measuring, 0);
+        var held = Gateway.RssKiB(pid);
+        foreach (var client in never)
+        {
+            client.Socket.Dispose();
+        }
+
+        await Task.Delay(TimeSpan.FromSeconds(2), timeout.Token);
+        var after = await Idle.SettledRssAsync(pid, timeout.Token);
+        foreach (var client in fast)
+        {
+            client.Socket.Dispose();
+        }
+
+        await Task.WhenAll(readers);
+        var all = during.Order().ToArray();
+        double P(double q) => all.Length == 0 ? double.NaN : Math.Round(all[Math.Min(all.Length - 1, (int)(q * all.Length))], 2);
+        Console.WriteLine(JsonSerializer.Serialize(new
+        {
+            readers = never.Count,
+            failures,
+            rss_before_kib = before,
+            rss_with_kib = Math.Max(with, held),
+            rss_after_kib = after,
+            kib_per_reader = never.Count == 0 ? 0 : Math.Round((double)(Math.Max(with, held) - before) / never.Count, 1),
+            fast_messages = all.Length,
+            fast_p50_ms = P(0.5),
+            fast_p99_ms = P(0.99),
+        }));
+        return 0;
     }
 }

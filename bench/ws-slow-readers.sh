@@ -1,0 +1,91 @@
+#!/usr/bin/env bash
+# WebSocket clients that never read (issue 26): what each one costs the proxy, and whether it comes back.
+#   bench/ws-slow-readers.sh [READERS] [FAST] [SECONDS] [CONTENDERS]
+# FAST clients (50) read a 20 KiB/s stream; then READERS clients (300) open /flood, where the backend sends
+# 4 KiB messages as fast as it is let, and never read a byte. Reported per contender: the proxy's settled
+# RSS before, with the never-readers held and after they leave, the growth per never-reader, and the
+# fast clients' p99 while the never-readers are held. CONTENDERS (default: the gateway under each
+# slow-client policy; Backpressure-wb16k, Backpressure with Gateway:Transport:MaxWriteBufferSize=16384;
+# then nginx 1.22 with one worker) run one after another in one run.
+# The proxy is pinned to CPU 0; the backend and the clients share CPU 1. Writes bench/results/ws-slow-readers.md.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+READERS=${1:-300}
+FAST=${2:-50}
+SECONDS_HELD=${3:-10}
+CONTENDERS=${4:-Backpressure,DropMessages,Disconnect,Backpressure-wb16k,nginx}
+PROXY_PORT=8080
+MANAGEMENT=127.0.0.1:8081
+OUT=bench/results/ws-slow-readers.md
+RAW=bench/results/raw
+mkdir -p "$RAW"
+
+source bench/lib.sh
+install_missing nginx=nginx
+WORK=$(mktemp -d /tmp/yarpgateway-ws-slow.XXXXXX)
+BENCH_CLEANUP="rm -rf $WORK"
+
+dotnet build src/YarpGateway -c Release --nologo -v q >/dev/null
+dotnet build bench/WsBench -c Release --nologo -v q >/dev/null
+GATEWAY_DLL=src/YarpGateway/bin/Release/net10.0/YarpGateway.dll
+BENCH_DLL=bench/WsBench/bin/Release/net10.0/WsBench.dll
+
+taskset -c 1 dotnet "$BENCH_DLL" backend 5910 >"$RAW/ws-slow-readers-backend.log" 2>&1 &
+pids+=($!)
+wait_ready "http://127.0.0.2:5910/" 30
+
+: >"$RAW/ws-slow-readers.jsonl"
+for contender in ${CONTENDERS//,/ }; do
+  if [[ $contender == nginx ]]; then
+    cat >"$WORK/nginx.conf" <<CONF
+worker_processes 1; daemon off; pid $WORK/nginx.pid; error_log $PWD/$RAW/ws-slow-readers-nginx.log warn;
+events { worker_connections 4096; }
+http { access_log off;
+  upstream ws { server 127.0.0.2:5910; server 127.0.0.3:5910; server 127.0.0.4:5910; server 127.0.0.5:5910; }
+  server { listen 0.0.0.0:$PROXY_PORT backlog=4096;
+    location / { proxy_pass http://ws; proxy_http_version 1.1; proxy_set_header Upgrade \$http_upgrade;
+      proxy_set_header Connection "upgrade"; proxy_read_timeout 30m; proxy_send_timeout 30m; } } }
+CONF
+    taskset -c 0 nginx -c "$WORK/nginx.conf" -p "$WORK" &
+    stop_proxy=$!
+    wait_ready "http://127.0.0.1:$PROXY_PORT/" 30
+    measured=$(pgrep -P "$stop_proxy" | head -1) # the worker holds the connections
+  else
+    policy=${contender%-wb16k} extra=()
+    [[ $contender == *-wb16k ]] && extra=(--Gateway:Transport:MaxWriteBufferSize=16384)
+    ASPNETCORE_ENVIRONMENT=Production taskset -c 0 dotnet "$GATEWAY_DLL" --config bench/ws-gateway.json \
+      --Kestrel:Endpoints:Proxy:Url=http://0.0.0.0:$PROXY_PORT --Kestrel:Endpoints:Management:Url=http://$MANAGEMENT \
+      --Gateway:Shutdown:DrainDelay=00:00:00 --Gateway:WebSockets:SlowClientPolicy=$policy "${extra[@]}" \
+      >"$RAW/ws-slow-readers-$contender.log" 2>&1 &
+    stop_proxy=$! measured=$!
+    wait_ready "http://$MANAGEMENT/healthz/ready" 30
+  fi
+  line=$(timeout 300 taskset -c 1 dotnet "$BENCH_DLL" neverread $PROXY_PORT "$READERS" "$FAST" "$SECONDS_HELD" "$measured")
+  echo "{\"contender\":\"$contender\",\"result\":$line}" | tee -a "$RAW/ws-slow-readers.jsonl"
+  kill -TERM "$stop_proxy"; wait "$stop_proxy" 2>/dev/null || true
+done
+
+python3 - "$RAW/ws-slow-readers.jsonl" "$OUT" "$READERS" "$FAST" <<'PY'
+import json, sys, datetime, os, platform
+rows = [json.loads(l) for l in open(sys.argv[1]) if l.strip()]
+out, readers, fast = sys.argv[2], sys.argv[3], sys.argv[4]
+lines = ["# WebSocket clients that never read", "",
+  f"Run {datetime.datetime.now(datetime.timezone.utc):%Y-%m-%d %H:%M} UTC by `bench/ws-slow-readers.sh` on {os.cpu_count()} CPUs (Linux {platform.release()}); "
+  "proxy pinned to CPU 0, backend and clients on CPU 1; the gateway with its shipped defaults (64 KiB `OutboundBufferBytes`) and `bench/ws-gateway.json`.", "",
+  f"{fast} fast clients read a 1 KiB message every 50 ms; then {readers} clients open a WebSocket whose backend sends 4 KiB messages "
+  "as fast as it is let, and never read. RSS is settled (two readings a second apart within 1 %); for nginx, its one worker's.", "",
+  "| proxy | RSS before (MiB) | with never-readers (MiB) | after they left (MiB) | growth per never-reader (KiB) | fast p50 / p99 while held (ms) |",
+  "| --- | ---: | ---: | ---: | ---: | ---: |"]
+for r in rows:
+    x = r["result"]; c = r["contender"]
+    name = "nginx 1.22, one worker" if c == "nginx" else f"gateway, {c[:-6]}, `MaxWriteBufferSize` 16 KiB" if c.endswith("-wb16k") else f"gateway, {c}"
+    lines.append(f"| {name} | {x['rss_before_kib']/1024:.0f} | {x['rss_with_kib']/1024:.0f} | {x['rss_after_kib']/1024:.0f} | {x['kib_per_reader']} | {x['fast_p50_ms']} / {x['fast_p99_ms']} |")
+lines += ["", "Target (issue 26): at most `OutboundBufferBytes` + 16 KiB per never-reader under every policy (80 KiB with the default cap), and the memory back when they leave.", "",
+  "Reading the rows: under `Disconnect` the never-readers are closed after `DisconnectAfter` (10 s), within the hold, so its row includes "
+  "closing 300 connections; under `DropMessages` the backend is never held back, so each never-reader keeps a full buffer and a busy "
+  "64 KiB copy buffer while its backend floods it and the gateway drops. \"After they left\" stays up because the garbage collector "
+  "has no reason to run once the load is gone; the memory is reused by the next wave (a second and third wave of 300 added 21 and 8 MiB)."]
+open(out, "w").write("\n".join(lines) + "\n")
+print("\n".join(lines))
+PY
