@@ -5,10 +5,20 @@ namespace YarpGateway.Resilience;
 
 /// <summary>
 /// YARP's client factory, with the connect timeout (<c>ConnectTimeout</c>) and the pooled connection
-/// lifetime (<c>PooledConnectionLifetime</c>) from the cluster's metadata or <see cref="ResilienceOptions"/>.
+/// lifetime (<c>PooledConnectionLifetime</c>) from the cluster's metadata or <see cref="ResilienceOptions"/>,
+/// and the lean connector for WebSocket upgrades (<see cref="WebSockets.UpgradeConnector"/>).
 /// </summary>
-internal sealed class GatewayHttpClientFactory(ReloadableOptions<ResilienceOptions> options, ILogger<ForwarderHttpClientFactory> logger) : ForwarderHttpClientFactory(logger)
+internal sealed class GatewayHttpClientFactory(ReloadableOptions<ResilienceOptions> options, ReloadableOptions<WebSockets.WebSocketProxyOptions> webSockets, ILogger<ForwarderHttpClientFactory> logger) : ForwarderHttpClientFactory(logger)
 {
+    /// <summary>WebSocket upgrades to plain-http backends go through the gateway's own connector unless it is turned off.</summary>
+    protected override HttpMessageHandler WrapHandler(ForwarderHttpClientContext context, HttpMessageHandler handler)
+    {
+        handler = base.WrapHandler(context, handler);
+        return webSockets.Current.LeanBackendConnector && context.NewConfig.WebProxy is null
+            ? new WebSockets.UpgradeConnector(handler, ResilienceSettings.ConnectTimeout(options.Current, context.NewMetadata))
+            : handler;
+    }
+
     protected override void ConfigureHandler(ForwarderHttpClientContext context, SocketsHttpHandler handler)
     {
         base.ConfigureHandler(context, handler);

@@ -33,6 +33,13 @@ internal sealed class WebSocketProxyOptions
 
     /// <summary>After the gateway sends a close frame, how long it waits for the client's close and the backend's end before aborting both. Default 5 s.</summary>
     public TimeSpan CloseTimeout { get; set; } = TimeSpan.FromSeconds(5);
+
+    /// <summary>
+    /// Open HTTP/1.1 WebSocket upgrades to plain-http backends with the gateway's own connector
+    /// (<see cref="UpgradeConnector"/>) instead of <c>SocketsHttpHandler</c>, which keeps 8 KiB of
+    /// buffers per WebSocket for its life. Default true. Read when a cluster's client is (re)built.
+    /// </summary>
+    public bool LeanBackendConnector { get; set; } = true;
 }
 
 /// <summary>What a full outbound buffer does.</summary>

@@ -1,0 +1,255 @@
+using System.Net;
+using System.Net.Sockets;
+using System.Text;
+using System.Text.Json.Nodes;
+using YarpGateway.Tests.Functional;
+using YarpGateway.WebSockets;
+
+namespace YarpGateway.Tests.WebSockets;
+
+/// <summary>
+/// The lean connector for WebSocket upgrades (issue 26) against a backend that answers with exact
+/// bytes over a real socket: refusals reach the client with their status and body, a backend that
+/// closes or says nothing during the handshake gets the client a gateway error, and frames sent in
+/// the same packet as the 101 are not lost. The rest of the WebSocket suite runs through it too.
+/// </summary>
+public class UpgradeConnectorTests
+{
+    [Theory]
+    [InlineData("Content-Length: 5\r\n\r\nnope!", "nope!")]
+    [InlineData("Transfer-Encoding: chunked\r\n\r\n4\r\nnope\r\n1;ext=1\r\n!\r\n0\r\n\r\n", "nope!")]
+    [InlineData("Connection: close\r\n\r\nnope!", "nope!")]
+    public async Task BackendRefusesTheUpgrade_TheClientGetsItsStatusAndBody(string rest, string body)
+    {
+        await using var backend = await RawTcpBackend.StartAsync(async (socket, _) =>
+            await socket.SendAsync(Encoding.ASCII.GetBytes("HTTP/1.1 403 Forbidden\r\nContent-Type: text/plain\r\n" + rest)));
+        await using var gateway = await GatewayUnderTest.StartAsync(Route(backend.Address));
+        using var timeout = new CancellationTokenSource(TimeSpan.FromSeconds(10));
+
+        await using var client = await RawWebSocketClient.ConnectAsync(gateway.ProxyAddress, "/ws");
+
+        Assert.Equal(403, client.Status);
+        Assert.Contains("text/plain", client.ResponseHeaders, StringComparison.OrdinalIgnoreCase);
+        Assert.Equal(body, await client.ReadBodyAsync(timeout.Token));
+        Assert.Equal(1, backend.Connections);
+    }
+
+    [Fact]
+    public async Task BackendClosesDuringTheHandshake_TheClientGets502()
+    {
+        await using var backend = await RawTcpBackend.StartAsync((socket, _) =>
+        {
+            socket.Close();
+            return Task.CompletedTask;
+        });
+        await using var gateway = await GatewayUnderTest.StartAsync(Route(backend.Address));
+
+        await using var client = await RawWebSocketClient.ConnectAsync(gateway.ProxyAddress, "/ws");
+
+        Assert.Equal(502, client.Status);
+    }
+
+    [Fact]
+    public async Task BackendNeverAnswersTheHandshake_TheClientGets504AfterTheActivityTimeout()
+    {
+        await using var backend = await RawTcpBackend.StartAsync((_, cancellationToken) => Task.Delay(Timeout.Infinite, cancellationToken));
+        var config = Route(backend.Address);
+        config["ReverseProxy"]!["Clusters"]!["ws"]!["HttpRequest"] = new JsonObject { ["ActivityTimeout"] = "00:00:00.500" };
+        await using var gateway = await GatewayUnderTest.StartAsync(config);
+
+        await using var client = await RawWebSocketClient.ConnectAsync(gateway.ProxyAddress, "/ws").WaitAsync(TimeSpan.FromSeconds(10));
+
+        Assert.Equal(504, client.Status);
+    }
+
+    [Fact]
+    public async Task NothingListening_TheClientGets502_AndItIsAConnectError()
+    {
+        using var unused = new TcpListener(IPAddress.Loopback, 0);
+        unused.Start();
+        var address = new Uri($"http://127.0.0.1:{((IPEndPoint)unused.LocalEndpoint).Port}/");
+        unused.Stop(); // nothing listens there now
+        await using var gateway = await GatewayUnderTest.StartAsync(Route(address));
+
+        await using var client = await RawWebSocketClient.ConnectAsync(gateway.ProxyAddress, "/ws");
+
+        Assert.Equal(502, client.Status);
+        Assert.True(await Eventually.TrueAsync(() => gateway.Logs.Lines.Any(l => l.Contains("Connection refused", StringComparison.OrdinalIgnoreCase)), TimeSpan.FromSeconds(5)), "the connect error was not logged as one");
+    }
+
+    [Fact]
+    public async Task FramesInTheSamePacketAsThe101_ReachTheClient_ThenTheWebSocketWorksBothWays()
+    {
+        await using var backend = await RawTcpBackend.StartAsync(async (socket, cancellationToken) =>
+        {
+            var head = "HTTP/1.1 101 Switching Protocols\r\nUpgrade: websocket\r\nConnection: Upgrade\r\nSec-WebSocket-Accept: s3pPLMBiTxaQ9kYGzzhZRbK+xOo=\r\n\r\n";
+            await socket.SendAsync(Encoding.ASCII.GetBytes(head).Concat(WebSocketFrames.TextFrame("early")).ToArray()); // one send, one packet
+            var buffer = new byte[256];
+            var read = await socket.ReceiveAsync(buffer, cancellationToken); // the client's masked frame
+            await socket.SendAsync(WebSocketFrames.TextFrame($"got {read} bytes"), cancellationToken);
+        });
+        await using var gateway = await GatewayUnderTest.StartAsync(Route(backend.Address));
+        using var timeout = new CancellationTokenSource(TimeSpan.FromSeconds(10));
+
+        await using var client = await RawWebSocketClient.ConnectAsync(gateway.ProxyAddress, "/ws", key: "dGhlIHNhbXBsZSBub25jZQ==");
+
+        Assert.Equal(101, client.Status);
+        Assert.Equal("early", (await client.ReadFrameAsync(timeout.Token))!.Text);
+        await client.SendAsync(WebSocketFrames.TextFrame("hello", masked: true), timeout.Token);
+        Assert.Equal("got 11 bytes", (await client.ReadFrameAsync(timeout.Token))!.Text);
+    }
+
+    [Fact]
+    public void OnlyPlainHttp11WebSocketUpgrades_TakeTheLeanPath()
+    {
+        static HttpRequestMessage Request(string uri, string? upgrade, Version version)
+        {
+            var request = new HttpRequestMessage(HttpMethod.Get, uri) { Version = version };
+            if (upgrade is not null)
+            {
+                request.Headers.TryAddWithoutValidation("Upgrade", upgrade);
+            }
+
+            return request;
+        }
+
+        Assert.True(UpgradeConnector.IsPlainWebSocketUpgrade(Request("http://b/ws", "websocket", HttpVersion.Version11)));
+        Assert.True(UpgradeConnector.IsPlainWebSocketUpgrade(Request("http://b/ws", "WebSocket", HttpVersion.Version11)));
+        Assert.False(UpgradeConnector.IsPlainWebSocketUpgrade(Request("https://b/ws", "websocket", HttpVersion.Version11))); // TLS: SocketsHttpHandler
+        Assert.False(UpgradeConnector.IsPlainWebSocketUpgrade(Request("http://b/ws", "h2c", HttpVersion.Version11)));       // not a WebSocket
+        Assert.False(UpgradeConnector.IsPlainWebSocketUpgrade(Request("http://b/ws", null, HttpVersion.Version11)));        // an ordinary request
+        Assert.False(UpgradeConnector.IsPlainWebSocketUpgrade(Request("http://b/ws", "websocket", HttpVersion.Version20))); // extended CONNECT
+    }
+
+    [Theory]
+    [InlineData("HTTP/1.1 101 Switching Protocols\r\nUpgrade: websocket\r\n", true)]
+    [InlineData("HTTP/1.1 101\r\n", true)]
+    [InlineData("HTTP/1.1 403 Forbidden\r\nContent-Length: 5\r\nContent-Length: 5\r\n", true)]
+    [InlineData("HTTP/2 101 x\r\n", false)]
+    [InlineData("HTTP/1.1 1O1 x\r\n", false)]
+    [InlineData("HTTP/1.1 101 x\r\n folded: line\r\n", false)]
+    [InlineData("HTTP/1.1 101 x\r\nbad name: x\r\n", false)]
+    [InlineData("HTTP/1.1 403 x\r\nContent-Length: +5\r\n", false)]
+    [InlineData("HTTP/1.1 403 x\r\nContent-Length: 5\r\nContent-Length: 6\r\n", false)]
+    public void ResponseHeads_AreParsedStrictly(string head, bool valid)
+    {
+        using var request = new HttpRequestMessage(HttpMethod.Get, "http://b/");
+        var parse = () => UpgradeResponseHead.Parse(Encoding.ASCII.GetBytes(head), request);
+        if (valid)
+        {
+            Assert.NotNull(parse());
+        }
+        else
+        {
+            Assert.Equal(HttpRequestError.InvalidResponse, Assert.Throws<HttpRequestException>(parse).HttpRequestError);
+        }
+    }
+
+    [Fact]
+    public async Task TurnedOff_UpgradesGoThroughSocketsHttpHandler_AndStillWork()
+    {
+        Assert.True(new WebSocketProxyOptions().LeanBackendConnector); // on by default
+        await using var backend = await RawTcpBackend.StartAsync(async (socket, _) =>
+        {
+            var head = "HTTP/1.1 101 Switching Protocols\r\nUpgrade: websocket\r\nConnection: Upgrade\r\nSec-WebSocket-Accept: s3pPLMBiTxaQ9kYGzzhZRbK+xOo=\r\n\r\n";
+            await socket.SendAsync(Encoding.ASCII.GetBytes(head).Concat(WebSocketFrames.TextFrame("early")).ToArray());
+        });
+        await using var gateway = await GatewayUnderTest.StartAsync(Route(backend.Address), "--Gateway:WebSockets:LeanBackendConnector=false");
+        using var timeout = new CancellationTokenSource(TimeSpan.FromSeconds(10));
+
+        await using var client = await RawWebSocketClient.ConnectAsync(gateway.ProxyAddress, "/ws", key: "dGhlIHNhbXBsZSBub25jZQ==");
+
+        Assert.Equal(101, client.Status);
+        Assert.Equal("early", (await client.ReadFrameAsync(timeout.Token))!.Text);
+    }
+
+    private static JsonObject Route(Uri backend) => new()
+    {
+        ["ReverseProxy"] = new JsonObject
+        {
+            ["Routes"] = new JsonObject { ["ws"] = new JsonObject { ["ClusterId"] = "ws", ["Match"] = new JsonObject { ["Path"] = "/{**rest}" } } },
+            ["Clusters"] = new JsonObject { ["ws"] = new JsonObject { ["Destinations"] = new JsonObject { ["d"] = new JsonObject { ["Address"] = backend.ToString() } } } },
+        },
+    };
+
+    /// <summary>A backend on a loopback socket that reads each request head and then runs a script.</summary>
+    private sealed class RawTcpBackend : IAsyncDisposable
+    {
+        private readonly TcpListener _listener = new(IPAddress.Loopback, 0);
+        private readonly CancellationTokenSource _stop = new();
+        private readonly List<Task> _handlers = [];
+        private int _connections;
+
+        public Uri Address => new($"http://127.0.0.1:{((IPEndPoint)_listener.LocalEndpoint).Port}/");
+
+        public int Connections => Volatile.Read(ref _connections);
+
+        public static Task<RawTcpBackend> StartAsync(Func<Socket, CancellationToken, Task> script)
+        {
+            var backend = new RawTcpBackend();
+            backend._listener.Start();
+            backend._handlers.Add(backend.AcceptLoopAsync(script));
+            return Task.FromResult(backend);
+        }
+
+        private async Task AcceptLoopAsync(Func<Socket, CancellationToken, Task> script)
+        {
+            try
+            {
+                while (true)
+                {
+                    var socket = await _listener.AcceptSocketAsync(_stop.Token);
+                    Interlocked.Increment(ref _connections);
+                    lock (_handlers)
+                    {
+                        _handlers.Add(HandleAsync(socket, script));
+                    }
+                }
+            }
+            catch (Exception ex) when (ex is OperationCanceledException or SocketException or ObjectDisposedException)
+            {
+            }
+        }
+
+        private async Task HandleAsync(Socket socket, Func<Socket, CancellationToken, Task> script)
+        {
+            using (socket)
+            {
+                try
+                {
+                    var head = new List<byte>();
+                    var buffer = new byte[1024];
+                    while (!Encoding.ASCII.GetString(head.ToArray()).Contains("\r\n\r\n", StringComparison.Ordinal))
+                    {
+                        var read = await socket.ReceiveAsync(buffer, _stop.Token);
+                        if (read == 0)
+                        {
+                            return;
+                        }
+
+                        head.AddRange(buffer.AsSpan(0, read));
+                    }
+
+                    await script(socket, _stop.Token);
+                }
+                catch (Exception ex) when (ex is OperationCanceledException or SocketException or ObjectDisposedException)
+                {
+                }
+            }
+        }
+
+        public async ValueTask DisposeAsync()
+        {
+            await _stop.CancelAsync();
+            _listener.Stop();
+            Task[] handlers;
+            lock (_handlers)
+            {
+                handlers = [.. _handlers];
+            }
+
+            await Task.WhenAll(handlers).WaitAsync(TimeSpan.FromSeconds(10));
+            _stop.Dispose();
+        }
+    }
+}
