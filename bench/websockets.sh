@@ -109,12 +109,14 @@ gc_mode=$(python3 -c "import json;c=json.load(open('src/YarpGateway/bin/Release/
 # Idle capacity: backends over HTTP/1.1 (one backend connection per WebSocket, the default), then
 # over HTTP/2 (WebSockets multiplexed on shared backend connections, RFC 8441), then bare YARP,
 # nginx and Kestrel alone. gw is the process whose RSS is read, stop_proxy the one to stop.
-for backend in h1 h2 bare nginx kestrel; do
+for backend in h1 h1-httpclient h2 bare nginx kestrel; do
   port=$PROXY_PORT path=/idle
   case $backend in
     bare) start_bare_yarp "$RAW/ws-bare-yarp-idle.log" ;;
     nginx) start_nginx "$RAW/ws-nginx-idle.log" ;;
     kestrel) start_kestrel_alone "$RAW/ws-kestrel-idle.log"; port=5920 path=/hold ;;
+    h1-httpclient) # the lean upgrade connector off: upgrades through SocketsHttpHandler, as before issue 26
+      start_gateway "$RAW/ws-gateway-idle-$backend.log" bench/ws-gateway.json --Gateway:WebSockets:LeanBackendConnector=false ;;
     *)
       config=bench/ws-gateway.json; [[ $backend == h2 ]] && config=bench/ws-gateway-h2.json
       start_gateway "$RAW/ws-gateway-idle-$backend.log" "$config" ;;
@@ -148,7 +150,7 @@ for policy in Backpressure DropMessages Disconnect bare-yarp; do
 done
 
 python3 - "$RAW/ws-idle-h1.json" "$RAW/ws-idle-h2.json" "$RAW/ws-idle-bare.json" "$RAW/ws-slow.jsonl" "$OUT" "$gc_mode" "$SLOW" "$FAST" "$FD_NOTE" "$RAW/ws-idle-h2c.json" "$gateway_fds_h2c" \
-  "$RAW/ws-idle-nginx.json" "$RAW/ws-idle-kestrel.json" "$RAW/ws-idle-kestrel-h2c.json" "$(nginx -v 2>&1 | sed 's|.*/||')" <<'PY'
+  "$RAW/ws-idle-nginx.json" "$RAW/ws-idle-kestrel.json" "$RAW/ws-idle-kestrel-h2c.json" "$(nginx -v 2>&1 | sed 's|.*/||')" "$RAW/ws-idle-h1-httpclient.json" <<'PY'
 import json, sys, datetime, platform, os
 idle = json.load(open(sys.argv[1]))
 idle_h2 = json.load(open(sys.argv[2]))
@@ -158,6 +160,7 @@ out, gc, n_slow, n_fast, fd_note = sys.argv[5], sys.argv[6], sys.argv[7], sys.ar
 idle_h2c, fds_h2c = json.load(open(sys.argv[10])), int(sys.argv[11])
 idle_nginx, idle_kestrel, idle_kestrel_h2c, nginx_version = (json.load(open(sys.argv[12])), json.load(open(sys.argv[13])),
                                                              json.load(open(sys.argv[14])), sys.argv[15])
+idle_hc = json.load(open(sys.argv[16]))
 slope = lambda r: r["slope_kib_per_connection"]
 lines = [
     "# WebSocket benchmarks",
@@ -170,17 +173,17 @@ lines = [
     "",
     "One connection per WebSocket (HTTP/1.1 Upgrade). RSS in MiB; for nginx, its one worker's.",
     "",
-    "| idle WebSockets | gateway, backends over HTTP/1.1 | gateway, backends over HTTP/2 | bare YARP | nginx | Kestrel alone, no proxying |",
-    "| ---: | ---: | ---: | ---: | ---: | ---: |",
+    "| idle WebSockets | gateway, backends over HTTP/1.1 | the same, lean connector off | gateway, backends over HTTP/2 | bare YARP | nginx | Kestrel alone, no proxying |",
+    "| ---: | ---: | ---: | ---: | ---: | ---: | ---: |",
 ]
-for p, q, b, n, k in zip(idle["points"], idle_h2["points"], idle_bare["points"], idle_nginx["points"], idle_kestrel["points"]):
-    lines.append(f"| {p['connections']:,} | {p['rss_kib'] / 1024:,.0f} | {q['rss_kib'] / 1024:,.0f} | {b['rss_kib'] / 1024:,.0f} | "
+for p, h, q, b, n, k in zip(idle["points"], idle_hc["points"], idle_h2["points"], idle_bare["points"], idle_nginx["points"], idle_kestrel["points"]):
+    lines.append(f"| {p['connections']:,} | {p['rss_kib'] / 1024:,.0f} | {h['rss_kib'] / 1024:,.0f} | {q['rss_kib'] / 1024:,.0f} | {b['rss_kib'] / 1024:,.0f} | "
                  f"{n['rss_kib'] / 1024:,.0f} | {k['rss_kib'] / 1024:,.0f} |")
 lines += [
     "",
     f"RSS slope over the steps (least squares): **{idle['slope_kib_per_connection']} KiB per connection** with backends "
-    f"over HTTP/1.1 (the default), **{idle_h2['slope_kib_per_connection']} KiB** with backends over HTTP/2 "
-    f"(target: at most 8); bare YARP 2.1: **{idle_bare['slope_kib_per_connection']} KiB** "
+    f"over HTTP/1.1 (the default; target, issue 26: at most nginx's), **{slope(idle_hc)} KiB** with the lean upgrade connector off "
+    f"(`SocketsHttpHandler`), **{idle_h2['slope_kib_per_connection']} KiB** with backends over HTTP/2; bare YARP: **{idle_bare['slope_kib_per_connection']} KiB** "
     f"({idle['slope_kib_per_connection'] / idle_bare['slope_kib_per_connection']:.2f}x). From empty to the first step: {idle['first_step_kib_per_connection']} / "
     f"{idle_h2['first_step_kib_per_connection']} KiB per connection, one-time costs included. "
     f"Connections that failed to open: {idle['failures']} / {idle_h2['failures']}. {fd_note}",
