@@ -7,45 +7,19 @@ namespace YarpGateway.WebSockets;
 /// zero-byte read before it rents that buffer; the wait for room happens there, so a connection held
 /// back by its client holds no read buffer at all. Writes (client to backend) pass straight through.
 /// </summary>
-internal sealed class BackendGateStream(Stream inner, WebSocketRelay relay) : Stream
+internal sealed class BackendGateStream(Stream inner, WebSocketRelay relay) : AsyncOnlyStream
 {
-    public override bool CanRead => true;
-
-    public override bool CanSeek => false;
-
-    public override bool CanWrite => inner.CanWrite;
-
-    public override long Length => throw new NotSupportedException();
-
-    public override long Position { get => throw new NotSupportedException(); set => throw new NotSupportedException(); }
-
     public override async ValueTask<int> ReadAsync(Memory<byte> buffer, CancellationToken cancellationToken = default)
     {
         var limit = await relay.BackendReadLimitAsync(cancellationToken);
         return await inner.ReadAsync(buffer.Length > limit ? buffer[..limit] : buffer, cancellationToken);
     }
 
-    public override Task<int> ReadAsync(byte[] buffer, int offset, int count, CancellationToken cancellationToken)
-        => ReadAsync(buffer.AsMemory(offset, count), cancellationToken).AsTask();
-
     public override ValueTask WriteAsync(ReadOnlyMemory<byte> buffer, CancellationToken cancellationToken = default)
         => inner.WriteAsync(buffer, cancellationToken);
 
-    public override Task WriteAsync(byte[] buffer, int offset, int count, CancellationToken cancellationToken)
-        => inner.WriteAsync(buffer, offset, count, cancellationToken);
-
+    // The backend's stream may buffer writes (an HTTP/2 request stream does): YARP flushes them through.
     public override Task FlushAsync(CancellationToken cancellationToken) => inner.FlushAsync(cancellationToken);
-
-    public override void Flush() => inner.Flush();
-
-    // YARP only uses the asynchronous methods; blocking a thread on a WebSocket is never wanted.
-    public override int Read(byte[] buffer, int offset, int count) => throw new NotSupportedException("Use ReadAsync.");
-
-    public override void Write(byte[] buffer, int offset, int count) => throw new NotSupportedException("Use WriteAsync.");
-
-    public override long Seek(long offset, SeekOrigin origin) => throw new NotSupportedException();
-
-    public override void SetLength(long value) => throw new NotSupportedException();
 
     protected override void Dispose(bool disposing)
     {

@@ -163,7 +163,7 @@ internal sealed class UpgradeConnector(HttpMessageHandler inner, TimeSpan connec
             var after = buffer.AsSpan(headEnd + 4, length - headEnd - 4).ToArray(); // what came in the same read: WebSocket frames, or the refusal's body
             if (head.Response.StatusCode == HttpStatusCode.SwitchingProtocols)
             {
-                return head.WithContent(new UpgradedSocketContent(new UpgradedSocketStream(socket, after)));
+                return head.WithContent(UpgradedContent.Of(new UpgradedSocketStream(socket, after)));
             }
 
             var body = await RefusalBody.ReadAsync(socket, after, head, MaxRefusalBodyBytes, cancellationToken);

@@ -7,19 +7,9 @@ namespace YarpGateway.WebSockets;
 /// after whatever arrived with the 101 (<paramref name="early"/>, often empty). A zero-byte read waits
 /// on the socket with no buffer, so an idle WebSocket holds none here.
 /// </summary>
-internal sealed class UpgradedSocketStream(Socket socket, byte[] early) : Stream
+internal sealed class UpgradedSocketStream(Socket socket, byte[] early) : AsyncOnlyStream
 {
     private int _earlyOffset;
-
-    public override bool CanRead => true;
-
-    public override bool CanSeek => false;
-
-    public override bool CanWrite => true;
-
-    public override long Length => throw new NotSupportedException();
-
-    public override long Position { get => throw new NotSupportedException(); set => throw new NotSupportedException(); }
 
     public override ValueTask<int> ReadAsync(Memory<byte> buffer, CancellationToken cancellationToken = default)
     {
@@ -35,9 +25,7 @@ internal sealed class UpgradedSocketStream(Socket socket, byte[] early) : Stream
         return socket.ReceiveAsync(buffer, SocketFlags.None, cancellationToken);
     }
 
-    public override Task<int> ReadAsync(byte[] buffer, int offset, int count, CancellationToken cancellationToken)
-        => ReadAsync(buffer.AsMemory(offset, count), cancellationToken).AsTask();
-
+    // Writes go straight to the socket; there is nothing to flush.
     public override async ValueTask WriteAsync(ReadOnlyMemory<byte> buffer, CancellationToken cancellationToken = default)
     {
         while (!buffer.IsEmpty)
@@ -47,55 +35,11 @@ internal sealed class UpgradedSocketStream(Socket socket, byte[] early) : Stream
         }
     }
 
-    public override Task WriteAsync(byte[] buffer, int offset, int count, CancellationToken cancellationToken)
-        => WriteAsync(buffer.AsMemory(offset, count), cancellationToken).AsTask();
-
-    // Writes go straight to the socket; there is nothing to flush.
-    public override void Flush()
-    {
-    }
-
-    public override Task FlushAsync(CancellationToken cancellationToken) => Task.CompletedTask;
-
-    public override int Read(byte[] buffer, int offset, int count) => throw new NotSupportedException("Use ReadAsync.");
-
-    public override void Write(byte[] buffer, int offset, int count) => throw new NotSupportedException("Use WriteAsync.");
-
-    public override long Seek(long offset, SeekOrigin origin) => throw new NotSupportedException();
-
-    public override void SetLength(long value) => throw new NotSupportedException();
-
     protected override void Dispose(bool disposing)
     {
         if (disposing)
         {
             socket.Dispose();
-        }
-
-        base.Dispose(disposing);
-    }
-}
-
-/// <summary>The content of a 101 that <see cref="UpgradeConnector"/> returns: the upgraded socket as a stream.</summary>
-internal sealed class UpgradedSocketContent(UpgradedSocketStream stream) : HttpContent
-{
-    protected override Task<Stream> CreateContentReadStreamAsync() => Task.FromResult<Stream>(stream);
-
-    protected override Task<Stream> CreateContentReadStreamAsync(CancellationToken cancellationToken) => Task.FromResult<Stream>(stream);
-
-    protected override Task SerializeToStreamAsync(Stream target, System.Net.TransportContext? context) => stream.CopyToAsync(target);
-
-    protected override bool TryComputeLength(out long length)
-    {
-        length = 0;
-        return false;
-    }
-
-    protected override void Dispose(bool disposing)
-    {
-        if (disposing)
-        {
-            stream.Dispose();
         }
 
         base.Dispose(disposing);

@@ -180,9 +180,9 @@ internal sealed partial class WebSocketRelay
     /// this one is parked in a blocked write. While the buffer is full, or a write to the client waits
     /// (Kestrel's queue towards the socket is full, so the client is not taking what it already has),
     /// the backend is not read: that is the backpressure, and a client that stops reading pins
-    /// Kestrel's queue and little of the buffer. The Disconnect policy's clock runs here. DropMessages is not held back: it
-    /// keeps reading and drops what does not fit. Unlimited once the relay is closing or has failed
-    /// (what comes then is discarded, or fails the write that follows).
+    /// Kestrel's queue and little of the buffer. The Disconnect policy's clock runs here.
+    /// DropMessages is not held back: it keeps reading and drops what does not fit. Unlimited once
+    /// the relay is closing or has failed (what comes then is discarded, or fails the write that follows).
     /// </summary>
     public async ValueTask<int> BackendReadLimitAsync(CancellationToken cancellationToken)
     {
