@@ -58,3 +58,34 @@ ticks() {
 }
 HZ=$(getconf CLK_TCK)
 
+# WebSocket benchmarks (websockets.sh, ws-slow-readers.sh) share these.
+# start_ws_backend LOG: builds the gateway and WsBench (Release), sets GATEWAY_DLL and BENCH_DLL, and starts
+# WsBench's backend on CPU 1, port 5910 on every address (the configs use 127.0.0.2-5).
+start_ws_backend() {
+  dotnet build src/YarpGateway -c Release --nologo -v q >/dev/null
+  dotnet build bench/WsBench -c Release --nologo -v q >/dev/null
+  GATEWAY_DLL=src/YarpGateway/bin/Release/net10.0/YarpGateway.dll
+  BENCH_DLL=bench/WsBench/bin/Release/net10.0/WsBench.dll
+  taskset -c 1 dotnet "$BENCH_DLL" backend 5910 >"$1" 2>&1 &
+  pids+=($!)
+  wait_ready "http://127.0.0.2:5910/" 30
+}
+
+# start_nginx_ws_proxy DIR ERROR_LOG PORT CONNECTIONS: nginx with one worker on CPU 0 proxying WebSockets
+# to the four WsBench backends; sets stop_proxy (the master) and gw (the worker, which holds the connections).
+start_nginx_ws_proxy() {
+  cat >"$1/nginx.conf" <<CONF
+worker_processes 1; daemon off; pid $1/nginx.pid; error_log $PWD/$2 warn; worker_rlimit_nofile $(ulimit -n);
+events { worker_connections $4; }
+http { access_log off;
+  upstream ws { server 127.0.0.2:5910; server 127.0.0.3:5910; server 127.0.0.4:5910; server 127.0.0.5:5910; }
+  server { listen 0.0.0.0:$3 backlog=4096;
+    location / { proxy_pass http://ws; proxy_http_version 1.1; proxy_set_header Upgrade \$http_upgrade;
+      proxy_set_header Connection "upgrade"; proxy_read_timeout 30m; proxy_send_timeout 30m; } } }
+CONF
+  taskset -c 0 nginx -c "$1/nginx.conf" -p "$1" &
+  stop_proxy=$!
+  wait_ready "http://127.0.0.1:$3/" 30
+  gw=$(pgrep -P "$stop_proxy" | head -1)
+}
+

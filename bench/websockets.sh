@@ -43,16 +43,8 @@ install_missing nginx=nginx
 WORK=$(mktemp -d /tmp/yarpgateway-ws-bench.XXXXXX)
 BENCH_CLEANUP="rm -rf $WORK"
 
-dotnet build src/YarpGateway -c Release --nologo -v q >/dev/null
-dotnet build bench/WsBench -c Release --nologo -v q >/dev/null
 dotnet build bench/BareYarp -c Release --nologo -v q >/dev/null
-GATEWAY_DLL=src/YarpGateway/bin/Release/net10.0/YarpGateway.dll
-BENCH_DLL=bench/WsBench/bin/Release/net10.0/WsBench.dll
-
-
-taskset -c 1 dotnet "$BENCH_DLL" backend 5910 >"$RAW/ws-backend.log" 2>&1 &
-pids+=($!)
-wait_ready "http://127.0.0.2:5910/" 30
+start_ws_backend "$RAW/ws-backend.log"
 
 start_gateway() { # log, config, extra args...
   local log=$1 config=$2; shift 2
@@ -80,20 +72,7 @@ start_bare_yarp() { # log
 # needs: nginx starts closing connections when fewer than a 16th of its slots are free.
 NGINX_CONNECTIONS=$(( (LARGEST * 2 + 1000) * 2 ))
 start_nginx() { # log
-  cat >"$WORK/nginx.conf" <<CONF
-worker_processes 1; daemon off; pid $WORK/nginx.pid; error_log $PWD/$1 warn; worker_rlimit_nofile $FD_LIMIT;
-events { worker_connections $NGINX_CONNECTIONS; }
-http { access_log off;
-  upstream ws { server 127.0.0.2:5910; server 127.0.0.3:5910; server 127.0.0.4:5910; server 127.0.0.5:5910; }
-  server { listen 0.0.0.0:$PROXY_PORT backlog=4096;
-    location / { proxy_pass http://ws; proxy_http_version 1.1; proxy_set_header Upgrade \$http_upgrade;
-      proxy_set_header Connection "upgrade"; proxy_read_timeout 30m; proxy_send_timeout 30m; } } }
-CONF
-  taskset -c 0 nginx -c "$WORK/nginx.conf" -p "$WORK" &
-  local master=$!
-  wait_ready "http://127.0.0.1:$PROXY_PORT/" 30
-  gw=$(pgrep -P "$master" | head -1) # RSS is the worker's; the master holds no connections
-  stop_proxy=$master
+  start_nginx_ws_proxy "$WORK" "$1" "$PROXY_PORT" "$NGINX_CONNECTIONS"
 }
 
 # Kestrel alone (WsBench's own server, no proxying), in the gateway's GC mode, on ports 5920 (HTTP/1.1)

@@ -26,31 +26,13 @@ install_missing nginx=nginx
 WORK=$(mktemp -d /tmp/yarpgateway-ws-slow.XXXXXX)
 BENCH_CLEANUP="rm -rf $WORK"
 
-dotnet build src/YarpGateway -c Release --nologo -v q >/dev/null
-dotnet build bench/WsBench -c Release --nologo -v q >/dev/null
-GATEWAY_DLL=src/YarpGateway/bin/Release/net10.0/YarpGateway.dll
-BENCH_DLL=bench/WsBench/bin/Release/net10.0/WsBench.dll
-
-taskset -c 1 dotnet "$BENCH_DLL" backend 5910 >"$RAW/ws-slow-readers-backend.log" 2>&1 &
-pids+=($!)
-wait_ready "http://127.0.0.2:5910/" 30
+start_ws_backend "$RAW/ws-slow-readers-backend.log"
 
 : >"$RAW/ws-slow-readers.jsonl"
 for contender in ${CONTENDERS//,/ }; do
   if [[ $contender == nginx ]]; then
-    cat >"$WORK/nginx.conf" <<CONF
-worker_processes 1; daemon off; pid $WORK/nginx.pid; error_log $PWD/$RAW/ws-slow-readers-nginx.log warn;
-events { worker_connections 4096; }
-http { access_log off;
-  upstream ws { server 127.0.0.2:5910; server 127.0.0.3:5910; server 127.0.0.4:5910; server 127.0.0.5:5910; }
-  server { listen 0.0.0.0:$PROXY_PORT backlog=4096;
-    location / { proxy_pass http://ws; proxy_http_version 1.1; proxy_set_header Upgrade \$http_upgrade;
-      proxy_set_header Connection "upgrade"; proxy_read_timeout 30m; proxy_send_timeout 30m; } } }
-CONF
-    taskset -c 0 nginx -c "$WORK/nginx.conf" -p "$WORK" &
-    stop_proxy=$!
-    wait_ready "http://127.0.0.1:$PROXY_PORT/" 30
-    measured=$(pgrep -P "$stop_proxy" | head -1) # the worker holds the connections
+    start_nginx_ws_proxy "$WORK" "$RAW/ws-slow-readers-nginx.log" "$PROXY_PORT" 4096
+    measured=$gw
   else
     policy=${contender%-wb16k} extra=()
     [[ $contender == *-wb16k ]] && extra=(--Gateway:Transport:MaxWriteBufferSize=16384)

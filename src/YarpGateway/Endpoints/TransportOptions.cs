@@ -16,7 +16,7 @@ internal sealed class TransportOptions
     /// Bytes Kestrel queues for one connection's socket before a write to it waits (the socket
     /// transport's <c>MaxWriteBufferSize</c>). Default (unset): Kestrel's 64 KiB. It is what a client
     /// that stops reading pins in Kestrel, below the WebSocket relay's own <c>OutboundBufferBytes</c>:
-    /// 16 KiB took a never-reading WebSocket client from 180 to 140 KiB of RSS, but cut 1 MiB responses
+    /// 16 KiB took a never-reading WebSocket client from 167 to 136 KiB of RSS, but cut 1 MiB responses
     /// from about 0.85 GB/s to about 90 MB/s on one core (docs/performance-history.md). For a gateway
     /// that carries WebSockets and small responses only. From 4096 to 16 MiB.
     /// </summary>
