@@ -21,6 +21,11 @@ using System.Text.Json;
 // WsBench slow <port> <slow> <fast> <seconds> <gateway-pid>
 //   Fast clients read everything; slow clients read 4 KiB a second. Measures the fast clients'
 //   message latency with the fast ones alone, then with the slow ones too, and the gateway's peak RSS.
+// WsBench hold <port> <count> <seconds> <gateway-pid> <metrics-url>
+//   Opens <count> idle WebSockets over HTTP/2 (extended CONNECT, multiplexed), then, while they are held,
+//   20 HTTP/1.1 clients read /stream for <seconds>: reports how many opened, the gateway's RSS and open
+//   descriptors, the fast clients' message latency, and the gateway's scheduler delays over that time
+//   (from its Prometheus histograms: the bucket bound under which 50 % and 99 % of the samples fell).
 // WsBench neverread <port> <readers> <fast> <seconds> <gateway-pid>
 //   Fast clients read /stream; then <readers> clients open /flood (the backend sends 4 KiB messages as
 //   fast as it is let) and never read. Reports the proxy's settled RSS before, with the never-readers
@@ -31,6 +36,7 @@ return args switch
     ["idle", var port, var steps, var pid] => await Idle.RunAsync(int.Parse(port, CultureInfo.InvariantCulture), ParseSteps(steps), int.Parse(pid, CultureInfo.InvariantCulture), http2: false),
     ["idle", var port, var steps, var pid, var mode] when mode is "h1" or "h2" => await Idle.RunAsync(int.Parse(port, CultureInfo.InvariantCulture), ParseSteps(steps), int.Parse(pid, CultureInfo.InvariantCulture), http2: mode == "h2"),
     ["idle", var port, var steps, var pid, var mode, var path] when mode is "h1" or "h2" => await Idle.RunAsync(int.Parse(port, CultureInfo.InvariantCulture), ParseSteps(steps), int.Parse(pid, CultureInfo.InvariantCulture), http2: mode == "h2", path),
+    ["hold", var port, var count, var seconds, var pid, var metrics] => await Hold100k.RunAsync(int.Parse(port, CultureInfo.InvariantCulture), int.Parse(count, CultureInfo.InvariantCulture), int.Parse(seconds, CultureInfo.InvariantCulture), int.Parse(pid, CultureInfo.InvariantCulture), metrics),
     ["neverread", var port, var readers, var fast, var seconds, var pid] => await NeverRead.RunAsync(int.Parse(port, CultureInfo.InvariantCulture), int.Parse(readers, CultureInfo.InvariantCulture), int.Parse(fast, CultureInfo.InvariantCulture), int.Parse(seconds, CultureInfo.InvariantCulture), int.Parse(pid, CultureInfo.InvariantCulture)),
     ["slow", var port, var slow, var fast, var seconds, var pid] => await Slow.RunAsync(int.Parse(port, CultureInfo.InvariantCulture), int.Parse(slow, CultureInfo.InvariantCulture), int.Parse(fast, CultureInfo.InvariantCulture), int.Parse(seconds, CultureInfo.InvariantCulture), int.Parse(pid, CultureInfo.InvariantCulture)),
     _ => Usage(),
@@ -400,7 +406,7 @@ internal static class Idle
         return 0;
     }
 
-    private static async Task<IDisposable> ConnectHttp2Async(HttpMessageInvoker invoker, int port, string path, CancellationToken cancellationToken)
+    internal static async Task<IDisposable> ConnectHttp2Async(HttpMessageInvoker invoker, int port, string path, CancellationToken cancellationToken)
     {
         var socket = new ClientWebSocket();
         socket.Options.HttpVersion = HttpVersion.Version20;
@@ -633,3 +639,132 @@ internal static class NeverRead
         return 0;
     }
 }
+
+internal static class Hold100k
+{
+    public static async Task<int> RunAsync(int port, int count, int seconds, int pid, string metricsUrl)
+    {
+        using var timeout = new CancellationTokenSource(TimeSpan.FromMinutes(30));
+        using var invoker = new HttpMessageInvoker(new SocketsHttpHandler
+        {
+            EnableMultipleHttp2Connections = true,
+            PooledConnectionIdleTimeout = Timeout.InfiniteTimeSpan,
+            PooledConnectionLifetime = Timeout.InfiniteTimeSpan,
+        });
+        var clients = new List<IDisposable>();
+        var failures = 0;
+        var clock = Stopwatch.StartNew();
+        using (var gate = new SemaphoreSlim(200))
+        {
+            var opening = new List<Task<IDisposable?>>();
+            for (var i = 0; i < count; i++)
+            {
+                await gate.WaitAsync(timeout.Token);
+                opening.Add(Task.Run(async () =>
+                {
+                    try
+                    {
+                        return await Idle.ConnectHttp2Async(invoker, port, "/idle", timeout.Token);
+                    }
+                    catch (Exception ex) when (ex is IOException or SocketException or WebSocketException or HttpRequestException)
+                    {
+                        Interlocked.Increment(ref failures);
+                        return null;
+                    }
+                    finally
+                    {
+                        gate.Release();
+                    }
+                }));
+            }
+
+            clients.AddRange((await Task.WhenAll(opening)).OfType<IDisposable>());
+        }
+
+        var openSeconds = clock.Elapsed.TotalSeconds;
+        Console.Error.WriteLine($"{clients.Count} open ({failures} failed) in {openSeconds:0} s");
+        var rss = await Idle.SettledRssAsync(pid, timeout.Token);
+        var fds = Directory.GetFiles($"/proc/{pid}/fd").Length;
+
+        using var http = new HttpClient();
+        var before = await ScrapeAsync(http, metricsUrl, timeout.Token);
+        var latencies = new List<double>();
+        using var stop = CancellationTokenSource.CreateLinkedTokenSource(timeout.Token);
+        stop.CancelAfter(TimeSpan.FromSeconds(seconds));
+        var fast = new List<RawClient>();
+        for (var i = 0; i < 20; i++)
+        {
+            fast.Add(await RawClient.ConnectAsync(Gateway.Source(i), port, "/stream", timeout.Token));
+        }
+
+        await Task.WhenAll(fast.Select(client => Task.Run(async () =>
+        {
+            try
+            {
+                while (await client.ReadFrameAsync(stop.Token) is { } stamp)
+                {
+                    lock (latencies)
+                    {
+                        latencies.Add(Stopwatch.GetElapsedTime(stamp).TotalMilliseconds);
+                    }
+                }
+            }
+            catch (Exception ex) when (ex is OperationCanceledException or SocketException)
+            {
+            }
+        }, CancellationToken.None)));
+        var after = await ScrapeAsync(http, metricsUrl, timeout.Token);
+        foreach (var client in fast)
+        {
+            client.Socket.Dispose();
+        }
+
+        var all = latencies.Order().ToArray();
+        double P(double q) => all.Length == 0 ? double.NaN : Math.Round(all[Math.Min(all.Length - 1, (int)(q * all.Length))], 2);
+        Console.WriteLine(JsonSerializer.Serialize(new
+        {
+            requested = count,
+            opened = clients.Count,
+            failures,
+            open_seconds = Math.Round(openSeconds, 1),
+            gateway_rss_kib = rss,
+            gateway_fds = fds,
+            fast_messages = all.Length,
+            fast_p50_ms = P(0.5),
+            fast_p99_ms = P(0.99),
+            scheduler_delay_p50_le_s = Quantile(before, after, "gateway_scheduler_delay_seconds_bucket", 0.5),
+            scheduler_delay_p99_le_s = Quantile(before, after, "gateway_scheduler_delay_seconds_bucket", 0.99),
+            socket_delay_p99_le_s = Quantile(before, after, "gateway_scheduler_socket_delay_seconds_bucket", 0.99),
+        }));
+        foreach (var client in clients)
+        {
+            client.Dispose();
+        }
+
+        return 0;
+    }
+
+    private static async Task<string[]> ScrapeAsync(HttpClient http, string url, CancellationToken cancellationToken)
+        => (await http.GetStringAsync(url, cancellationToken)).Split('\n');
+
+    /// <summary>The smallest bucket bound holding the quantile of the samples taken between the two scrapes.</summary>
+    private static string Quantile(string[] before, string[] after, string bucket, double q)
+    {
+        static Dictionary<string, double> Buckets(string[] lines, string bucket) => lines
+            .Where(l => l.StartsWith(bucket + "{", StringComparison.Ordinal))
+            .Select(l => (Le: l[(l.IndexOf("le=\"", StringComparison.Ordinal) + 4)..l.IndexOf('"', l.IndexOf("le=\"", StringComparison.Ordinal) + 4)], Count: double.Parse(l[(l.LastIndexOf(' ') + 1)..], CultureInfo.InvariantCulture)))
+            .GroupBy(b => b.Le).ToDictionary(g => g.Key, g => g.Sum(b => b.Count));
+        var a = Buckets(after, bucket);
+        var b = Buckets(before, bucket);
+        var deltas = a.Select(kv => (Le: kv.Key, Count: kv.Value - b.GetValueOrDefault(kv.Key)))
+            .OrderBy(d => d.Le == "+Inf" ? double.PositiveInfinity : double.Parse(d.Le, CultureInfo.InvariantCulture)).ToArray();
+        if (deltas.Length == 0 || deltas[^1].Count <= 0)
+        {
+            return "n/a";
+        }
+
+        var total = deltas[^1].Count;
+        return deltas.First(d => d.Count >= q * total).Le;
+    }
+}
+
