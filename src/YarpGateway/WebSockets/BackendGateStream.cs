@@ -9,11 +9,20 @@ namespace YarpGateway.WebSockets;
 /// </summary>
 internal sealed class BackendGateStream(Stream inner, WebSocketRelay relay) : AsyncOnlyStream
 {
-    public override async ValueTask<int> ReadAsync(Memory<byte> buffer, CancellationToken cancellationToken = default)
+    public override ValueTask<int> ReadAsync(Memory<byte> buffer, CancellationToken cancellationToken = default)
     {
-        var limit = await relay.BackendReadLimitAsync(cancellationToken);
-        return await inner.ReadAsync(buffer.Length > limit ? buffer[..limit] : buffer, cancellationToken);
+        // Usually there is room at once: then the read is the backend's own, and an idle WebSocket
+        // keeps no state machine of ours waiting in it.
+        var limit = relay.BackendReadLimitAsync(cancellationToken);
+        return limit.IsCompletedSuccessfully
+            ? inner.ReadAsync(Limit(buffer, limit.Result), cancellationToken)
+            : ReadAfterRoomAsync(limit, buffer, cancellationToken);
     }
+
+    private async ValueTask<int> ReadAfterRoomAsync(ValueTask<int> limit, Memory<byte> buffer, CancellationToken cancellationToken)
+        => await inner.ReadAsync(Limit(buffer, await limit), cancellationToken);
+
+    private static Memory<byte> Limit(Memory<byte> buffer, int limit) => buffer.Length > limit ? buffer[..limit] : buffer;
 
     public override ValueTask WriteAsync(ReadOnlyMemory<byte> buffer, CancellationToken cancellationToken = default)
         => inner.WriteAsync(buffer, cancellationToken);

@@ -187,7 +187,12 @@ internal sealed partial class WebSocketRelay
     }
 
     /// <summary>Client to backend: passed through as read (zero-byte reads included), observed for message counts.</summary>
-    public async ValueTask<int> ReadAsync(Memory<byte> buffer, CancellationToken cancellationToken)
+    public ValueTask<int> ReadAsync(Memory<byte> buffer, CancellationToken cancellationToken)
+        => buffer.IsEmpty
+            ? _client!.ReadAsync(buffer, cancellationToken) // a zero-byte read has nothing to observe: an idle WebSocket waits in Kestrel's read, not in ours
+            : ReadAndObserveAsync(buffer, cancellationToken);
+
+    private async ValueTask<int> ReadAndObserveAsync(Memory<byte> buffer, CancellationToken cancellationToken)
     {
         var read = await _client!.ReadAsync(buffer, cancellationToken);
         if (read > 0)
