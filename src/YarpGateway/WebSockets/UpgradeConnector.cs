@@ -71,9 +71,13 @@ internal sealed class UpgradeConnector(HttpMessageHandler inner, TimeSpan connec
                 throw;
             }
 
-            // As SocketsHttpHandler reports it, so that retries and outlier ejection see the same error.
-            var inner = ex is OperationCanceledException ? new TimeoutException($"The connection to {uri.Authority} timed out after {connectTimeout}.", ex) : ex;
-            throw new HttpRequestException(HttpRequestError.ConnectionError, $"{(ex is OperationCanceledException ? "Connection timed out" : ex.Message)} ({uri.Authority})", inner);
+            // As SocketsHttpHandler reports them, so that YARP, retries and outlier ejection see the same errors.
+            if (ex is OperationCanceledException)
+            {
+                throw new TaskCanceledException($"The connection to {uri.Authority} timed out.", new TimeoutException($"A connection could not be established within the configured ConnectTimeout ({connectTimeout})."));
+            }
+
+            throw new HttpRequestException(HttpRequestError.ConnectionError, $"{ex.Message} ({uri.Authority})", ex);
         }
     }
 
