@@ -23,6 +23,11 @@ internal sealed class UpgradeResponseHead
     {
         var text = Encoding.Latin1.GetString(head);
         var lines = text.Split("\r\n");
+        if (lines.Any(line => line.AsSpan().IndexOfAny('\r', '\n', '\0') >= 0))
+        {
+            throw Invalid("a bare CR, LF or NUL in its head"); // RFC 9112 §2.2: never passed on, it could split the client's response
+        }
+
         var status = lines[0];
         if (status.Length < 12 || !status.StartsWith("HTTP/1.", StringComparison.Ordinal) || status[8] != ' '
             || !int.TryParse(status.AsSpan(9, 3), System.Globalization.NumberStyles.None, System.Globalization.CultureInfo.InvariantCulture, out var code)

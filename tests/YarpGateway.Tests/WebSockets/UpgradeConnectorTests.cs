@@ -172,6 +172,8 @@ public class UpgradeConnectorTests
     [InlineData("HTTP/1.1 101 x\r\nbad name: x\r\n", false)]
     [InlineData("HTTP/1.1 403 x\r\nContent-Length: +5\r\n", false)]
     [InlineData("HTTP/1.1 403 x\r\nContent-Length: 5\r\nContent-Length: 6\r\n", false)]
+    [InlineData("HTTP/1.1 101 x\r\nA: b\nSet-Cookie: injected\r\n", false)]
+    [InlineData("HTTP/1.1 101 x\r\nA: b\rc\r\n", false)]
     public void ResponseHeads_AreParsedStrictly(string head, bool valid)
     {
         using var request = new HttpRequestMessage(HttpMethod.Get, "http://b/");
