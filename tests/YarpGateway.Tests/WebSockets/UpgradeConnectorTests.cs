@@ -65,11 +65,7 @@ public class UpgradeConnectorTests
     [Fact]
     public async Task NothingListening_TheClientGets502_AndItIsAConnectError()
     {
-        using var unused = new TcpListener(IPAddress.Loopback, 0);
-        unused.Start();
-        var address = new Uri($"http://127.0.0.1:{((IPEndPoint)unused.LocalEndpoint).Port}/");
-        unused.Stop(); // nothing listens there now
-        await using var gateway = await GatewayUnderTest.StartAsync(Route(address));
+        await using var gateway = await GatewayUnderTest.StartAsync(Route(new Uri($"http://127.0.0.1:{LoopbackPort.Unused()}/")));
 
         await using var client = await RawWebSocketClient.ConnectAsync(gateway.ProxyAddress, "/ws");
 
@@ -80,42 +76,15 @@ public class UpgradeConnectorTests
     [Fact]
     public async Task ConnectTimeout_IsReportedAsSocketsHttpHandlerReportsIt_504NamingIt()
     {
-        // A loopback listener that never accepts: once its backlog is full, new SYNs are dropped.
-        using var listener = new Socket(AddressFamily.InterNetwork, SocketType.Stream, ProtocolType.Tcp);
-        listener.Bind(new IPEndPoint(IPAddress.Loopback, 0));
-        listener.Listen(1);
-        var port = ((IPEndPoint)listener.LocalEndPoint!).Port;
-        var fillers = new List<Socket>();
-        for (var i = 0; i < 4; i++)
-        {
-            var filler = new Socket(AddressFamily.InterNetwork, SocketType.Stream, ProtocolType.Tcp) { Blocking = false };
-            try
-            {
-                filler.Connect(IPAddress.Loopback, port);
-            }
-            catch (SocketException)
-            {
-                // in progress or dropped: either way the backlog fills
-            }
+        using var blackhole = new BacklogFullListener();
+        var config = Route(new Uri($"http://127.0.0.1:{blackhole.Port}/"));
+        config["ReverseProxy"]!["Clusters"]!["ws"]!["Metadata"] = new JsonObject { ["ConnectTimeout"] = "00:00:00.500", ["MaxRetries"] = "0" };
+        await using var gateway = await GatewayUnderTest.StartAsync(config);
 
-            fillers.Add(filler);
-        }
+        await using var client = await RawWebSocketClient.ConnectAsync(gateway.ProxyAddress, "/ws").WaitAsync(TimeSpan.FromSeconds(5));
 
-        try
-        {
-            var config = Route(new Uri($"http://127.0.0.1:{port}/"));
-            config["ReverseProxy"]!["Clusters"]!["ws"]!["Metadata"] = new JsonObject { ["ConnectTimeout"] = "00:00:00.500", ["MaxRetries"] = "0" };
-            await using var gateway = await GatewayUnderTest.StartAsync(config);
-
-            await using var client = await RawWebSocketClient.ConnectAsync(gateway.ProxyAddress, "/ws").WaitAsync(TimeSpan.FromSeconds(5));
-
-            Assert.Equal(504, client.Status);
-            Assert.Equal(1, gateway.Counter("gateway.proxy.timeouts|cluster=ws|kind=connect")); // a connect timeout, not an activity timeout
-        }
-        finally
-        {
-            fillers.ForEach(f => f.Dispose());
-        }
+        Assert.Equal(504, client.Status);
+        Assert.Equal(1, gateway.Counter("gateway.proxy.timeouts|cluster=ws|kind=connect")); // a connect timeout, not an activity timeout
     }
 
     [Fact]
