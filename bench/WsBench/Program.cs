@@ -323,6 +323,10 @@ internal static class Gateway
     }
 
     public static IPAddress Source(int i) => new([127, 0, 0, (byte)(1 + (i % 4))]);
+
+    /// <summary>The <paramref name="q"/> quantile of sorted samples, rounded to 0.01 (NaN when there are none).</summary>
+    public static double Percentile(double[] sorted, double q)
+        => sorted.Length == 0 ? double.NaN : Math.Round(sorted[Math.Min(sorted.Length - 1, (int)(q * sorted.Length))], 2);
 }
 
 internal static class Idle
@@ -330,14 +334,7 @@ internal static class Idle
     public static async Task<int> RunAsync(int port, int[] steps, int pid, bool http2, string path = "/idle")
     {
         using var timeout = new CancellationTokenSource(TimeSpan.FromMinutes(15));
-        // HTTP/2: one handler for all, so WebSockets share connections; a new one opens whenever
-        // the gateway's stream limit per connection (Kestrel's default: 100) is reached.
-        using var invoker = new HttpMessageInvoker(new SocketsHttpHandler
-        {
-            EnableMultipleHttp2Connections = true,
-            PooledConnectionIdleTimeout = Timeout.InfiniteTimeSpan,
-            PooledConnectionLifetime = Timeout.InfiniteTimeSpan,
-        });
+        using var invoker = Http2Invoker();
         var clients = new List<IDisposable>();
         var failures = 0;
         var points = new List<(int Connections, long RssKiB)>();
@@ -346,39 +343,9 @@ internal static class Idle
         foreach (var step in steps)
         {
             var clock = Stopwatch.StartNew();
-            using var gate = new SemaphoreSlim(200);
-            var opening = new List<Task<IDisposable?>>();
-            for (var i = clients.Count; i < step; i++)
-            {
-                await gate.WaitAsync(timeout.Token);
-                var index = i;
-                opening.Add(Task.Run(async () =>
-                {
-                    try
-                    {
-                        return http2
-                            ? await ConnectHttp2Async(invoker, port, path, timeout.Token)
-                            : (IDisposable)(await RawClient.ConnectAsync(Gateway.Source(index), port, path, timeout.Token)).Socket;
-                    }
-                    catch (Exception ex) when (ex is IOException or SocketException or WebSocketException or HttpRequestException)
-                    {
-                        Interlocked.Increment(ref failures);
-                        return null;
-                    }
-                    finally
-                    {
-                        gate.Release();
-                    }
-                }));
-            }
-
-            foreach (var client in await Task.WhenAll(opening))
-            {
-                if (client is not null)
-                {
-                    clients.Add(client);
-                }
-            }
+            var (opened, failed) = await OpenAsync(invoker, port, path, http2, clients.Count, step, timeout.Token);
+            clients.AddRange(opened);
+            failures += failed;
 
             var rss = await SettledRssAsync(pid, timeout.Token);
             points.Add((clients.Count, rss));
@@ -406,7 +373,51 @@ internal static class Idle
         return 0;
     }
 
-    internal static async Task<IDisposable> ConnectHttp2Async(HttpMessageInvoker invoker, int port, string path, CancellationToken cancellationToken)
+    /// <summary>
+    /// HTTP/2: one handler for all, so WebSockets share connections; a new one opens whenever the
+    /// gateway's stream limit per connection (Kestrel's default: 100) is reached.
+    /// </summary>
+    public static HttpMessageInvoker Http2Invoker() => new(new SocketsHttpHandler
+    {
+        EnableMultipleHttp2Connections = true,
+        PooledConnectionIdleTimeout = Timeout.InfiniteTimeSpan,
+        PooledConnectionLifetime = Timeout.InfiniteTimeSpan,
+    });
+
+    /// <summary>Opens WebSockets number <paramref name="from"/> to <paramref name="to"/> (exclusive), 200 at a time: those that opened, and how many failed.</summary>
+    public static async Task<(List<IDisposable> Opened, int Failures)> OpenAsync(HttpMessageInvoker invoker, int port, string path, bool http2, int from, int to, CancellationToken cancellationToken)
+    {
+        var failures = 0;
+        using var gate = new SemaphoreSlim(200);
+        var opening = new List<Task<IDisposable?>>();
+        for (var i = from; i < to; i++)
+        {
+            await gate.WaitAsync(cancellationToken);
+            var index = i;
+            opening.Add(Task.Run(async () =>
+            {
+                try
+                {
+                    return http2
+                        ? await ConnectHttp2Async(invoker, port, path, cancellationToken)
+                        : (IDisposable)(await RawClient.ConnectAsync(Gateway.Source(index), port, path, cancellationToken)).Socket;
+                }
+                catch (Exception ex) when (ex is IOException or SocketException or WebSocketException or HttpRequestException)
+                {
+                    Interlocked.Increment(ref failures);
+                    return null;
+                }
+                finally
+                {
+                    gate.Release();
+                }
+            }));
+        }
+
+        return ((await Task.WhenAll(opening)).OfType<IDisposable>().ToList(), failures);
+    }
+
+    private static async Task<IDisposable> ConnectHttp2Async(HttpMessageInvoker invoker, int port, string path, CancellationToken cancellationToken)
     {
         var socket = new ClientWebSocket();
         socket.Options.HttpVersion = HttpVersion.Version20;
@@ -549,7 +560,7 @@ internal static class Slow
     private static object Summary(List<double>[] perClient, long maxRss)
     {
         var all = perClient.SelectMany(l => l).Order().ToArray();
-        double P(double q) => all.Length == 0 ? double.NaN : Math.Round(all[Math.Min(all.Length - 1, (int)(q * all.Length))], 2);
+        double P(double q) => Gateway.Percentile(all, q);
         return new { messages = all.Length, p50_ms = P(0.5), p99_ms = P(0.99), max_ms = all.Length == 0 ? double.NaN : Math.Round(all[^1], 2), max_rss_kib = maxRss };
     }
 }
@@ -623,7 +634,7 @@ internal static class NeverRead
 
         await Task.WhenAll(readers);
         var all = during.Order().ToArray();
-        double P(double q) => all.Length == 0 ? double.NaN : Math.Round(all[Math.Min(all.Length - 1, (int)(q * all.Length))], 2);
+        double P(double q) => Gateway.Percentile(all, q);
         Console.WriteLine(JsonSerializer.Serialize(new
         {
             readers = never.Count,
@@ -645,42 +656,9 @@ internal static class Hold100k
     public static async Task<int> RunAsync(int port, int count, int seconds, int pid, string metricsUrl)
     {
         using var timeout = new CancellationTokenSource(TimeSpan.FromMinutes(30));
-        using var invoker = new HttpMessageInvoker(new SocketsHttpHandler
-        {
-            EnableMultipleHttp2Connections = true,
-            PooledConnectionIdleTimeout = Timeout.InfiniteTimeSpan,
-            PooledConnectionLifetime = Timeout.InfiniteTimeSpan,
-        });
-        var clients = new List<IDisposable>();
-        var failures = 0;
+        using var invoker = Idle.Http2Invoker();
         var clock = Stopwatch.StartNew();
-        using (var gate = new SemaphoreSlim(200))
-        {
-            var opening = new List<Task<IDisposable?>>();
-            for (var i = 0; i < count; i++)
-            {
-                await gate.WaitAsync(timeout.Token);
-                opening.Add(Task.Run(async () =>
-                {
-                    try
-                    {
-                        return await Idle.ConnectHttp2Async(invoker, port, "/idle", timeout.Token);
-                    }
-                    catch (Exception ex) when (ex is IOException or SocketException or WebSocketException or HttpRequestException)
-                    {
-                        Interlocked.Increment(ref failures);
-                        return null;
-                    }
-                    finally
-                    {
-                        gate.Release();
-                    }
-                }));
-            }
-
-            clients.AddRange((await Task.WhenAll(opening)).OfType<IDisposable>());
-        }
-
+        var (clients, failures) = await Idle.OpenAsync(invoker, port, "/idle", http2: true, 0, count, timeout.Token);
         var openSeconds = clock.Elapsed.TotalSeconds;
         Console.Error.WriteLine($"{clients.Count} open ({failures} failed) in {openSeconds:0} s");
         var rss = await Idle.SettledRssAsync(pid, timeout.Token);
@@ -720,7 +698,7 @@ internal static class Hold100k
         }
 
         var all = latencies.Order().ToArray();
-        double P(double q) => all.Length == 0 ? double.NaN : Math.Round(all[Math.Min(all.Length - 1, (int)(q * all.Length))], 2);
+        double P(double q) => Gateway.Percentile(all, q);
         Console.WriteLine(JsonSerializer.Serialize(new
         {
             requested = count,
