@@ -71,6 +71,17 @@ start_ws_backend() {
   wait_ready "http://127.0.0.2:5910/" 30
 }
 
+# start_ws_gateway LOG CONFIG [ARGS...]: the gateway on CPU 0, proxy on :8080, management on 127.0.0.1:8081,
+# no drain delay and no saturation log lines; sets gw and stop_proxy (the same process) once it is ready.
+start_ws_gateway() {
+  local log=$1 config=$2; shift 2
+  ASPNETCORE_ENVIRONMENT=Production taskset -c 0 dotnet "$GATEWAY_DLL" --config "$config" --Gateway:Shutdown:DrainDelay=00:00:00 \
+    --Kestrel:Endpoints:Proxy:Url=http://0.0.0.0:8080 --Kestrel:Endpoints:Management:Url=http://127.0.0.1:8081 \
+    --Gateway:Telemetry:SaturationLogInterval=00:00:00 "$@" >"$log" 2>&1 &
+  gw=$! stop_proxy=$!
+  wait_ready "http://127.0.0.1:8081/healthz/ready" 30
+}
+
 # start_nginx_ws_proxy DIR ERROR_LOG PORT CONNECTIONS: nginx with one worker on CPU 0 proxying WebSockets
 # to the four WsBench backends; sets stop_proxy (the master) and gw (the worker, which holds the connections).
 start_nginx_ws_proxy() {

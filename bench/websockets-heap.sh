@@ -16,20 +16,14 @@ CLIENTS=${4:-h1}
 ulimit -n 1048576 2>/dev/null || ulimit -n "$(ulimit -Hn)"
 [[ $CLIENTS == h2 ]] || (( N * 2 + 1000 <= $(ulimit -n) )) || { echo "N=$N needs $(( N * 2 + 1000 )) file descriptors; the limit is $(ulimit -n)" >&2; exit 1; }
 
-for project in src/YarpGateway bench/WsBench bench/HeapStat; do dotnet build "$project" -c Release --nologo -v q >/dev/null; done
+dotnet build bench/HeapStat -c Release --nologo -v q >/dev/null # the gateway and WsBench: start_ws_backend
 RAW=bench/results/raw
 mkdir -p "$RAW"
 source bench/lib.sh
 
-taskset -c 1 dotnet bench/WsBench/bin/Release/net10.0/WsBench.dll backend 5910 >"$RAW/ws-heap-backend.log" 2>&1 &
-pids+=($!)
-wait_ready "http://127.0.0.2:5910/" 30
-ASPNETCORE_ENVIRONMENT=Production taskset -c 0 dotnet src/YarpGateway/bin/Release/net10.0/YarpGateway.dll --config "$CONFIG" \
-  --Gateway:Shutdown:DrainDelay=00:00:00 --Gateway:Telemetry:SaturationLogInterval=00:00:00 \
-  --Kestrel:Endpoints:Proxy:Url=http://0.0.0.0:8080 --Kestrel:Endpoints:Management:Url=http://127.0.0.1:8081 >"$RAW/ws-heap-gateway.log" 2>&1 &
-gw=$!
+start_ws_backend "$RAW/ws-heap-backend.log"
+start_ws_gateway "$RAW/ws-heap-gateway.log" "$CONFIG"
 pids+=($gw)
-wait_ready "http://127.0.0.1:8081/healthz/ready" 30
 
 if (( N > 0 )); then
   # WsBench opens N, reports, then opens 20 more: the heap is read while the N are open and idle.

@@ -18,7 +18,6 @@ SLOW=${2:-1000}
 FAST=${3:-100}
 SECONDS_PER_PHASE=${4:-15}
 PROXY_PORT=8080
-MANAGEMENT=127.0.0.1:8081
 OUT=bench/results/websockets.md
 RAW=bench/results/raw
 mkdir -p "$RAW"
@@ -46,14 +45,6 @@ BENCH_CLEANUP="rm -rf $WORK"
 dotnet build bench/BareYarp -c Release --nologo -v q >/dev/null
 start_ws_backend "$RAW/ws-backend.log"
 
-start_gateway() { # log, config, extra args...
-  local log=$1 config=$2; shift 2
-  ASPNETCORE_ENVIRONMENT=Production taskset -c 0 dotnet "$GATEWAY_DLL" --config "$config" --Gateway:Shutdown:DrainDelay=00:00:00 \
-    --Kestrel:Endpoints:Proxy:Url=http://0.0.0.0:$PROXY_PORT --Kestrel:Endpoints:Management:Url=http://$MANAGEMENT \
-    --Gateway:Telemetry:SaturationLogInterval=00:00:00 "$@" >"$log" 2>&1 &
-  gw=$! stop_proxy=$!
-  wait_ready "http://$MANAGEMENT/healthz/ready" 30
-}
 
 # Bare YARP 2.1 (bench/BareYarp) with the same route, as the baseline.
 start_bare_yarp() { # log
@@ -95,10 +86,10 @@ for backend in h1 h1-httpclient h2 bare nginx kestrel; do
     nginx) start_nginx "$RAW/ws-nginx-idle.log" ;;
     kestrel) start_kestrel_alone "$RAW/ws-kestrel-idle.log"; port=5920 path=/hold ;;
     h1-httpclient) # the lean upgrade connector off: upgrades through SocketsHttpHandler, as before issue 26
-      start_gateway "$RAW/ws-gateway-idle-$backend.log" bench/ws-gateway.json --Gateway:WebSockets:LeanBackendConnector=false ;;
+      start_ws_gateway "$RAW/ws-gateway-idle-$backend.log" bench/ws-gateway.json --Gateway:WebSockets:LeanBackendConnector=false ;;
     *)
       config=bench/ws-gateway.json; [[ $backend == h2 ]] && config=bench/ws-gateway-h2.json
-      start_gateway "$RAW/ws-gateway-idle-$backend.log" "$config" ;;
+      start_ws_gateway "$RAW/ws-gateway-idle-$backend.log" "$config" ;;
   esac
   timeout 1200 taskset -c 1 dotnet "$BENCH_DLL" idle $port "$IDLE_STEPS" "$gw" h1 $path | tee "$RAW/ws-idle-$backend.json"
   kill -TERM "$stop_proxy"; wait "$stop_proxy" 2>/dev/null || true
@@ -107,7 +98,7 @@ done
 # Idle capacity with WebSockets over HTTP/2 on both sides (RFC 8441 from the clients, backends over
 # HTTP/2): up to 100 WebSockets share a connection, so the requested steps fit in the descriptor
 # limit. Bare YARP takes no cleartext HTTP/2 from clients, so it has no row here.
-start_gateway "$RAW/ws-gateway-idle-h2c.log" bench/ws-gateway-h2.json
+start_ws_gateway "$RAW/ws-gateway-idle-h2c.log" bench/ws-gateway-h2.json
 timeout 1200 taskset -c 1 dotnet "$BENCH_DLL" idle $PROXY_PORT "$REQUESTED_STEPS" "$gw" h2 | tee "$RAW/ws-idle-h2c.json"
 gateway_fds_h2c=$(ls /proc/$gw/fd | wc -l)
 kill -TERM "$gw"; wait "$gw" 2>/dev/null || true
@@ -121,7 +112,7 @@ for policy in Backpressure DropMessages Disconnect bare-yarp; do
   if [[ $policy == bare-yarp ]]; then
     start_bare_yarp "$RAW/ws-bare-yarp-slow.log"
   else
-    start_gateway "$RAW/ws-gateway-slow-$policy.log" bench/ws-gateway.json --Gateway:WebSockets:SlowClientPolicy=$policy
+    start_ws_gateway "$RAW/ws-gateway-slow-$policy.log" bench/ws-gateway.json --Gateway:WebSockets:SlowClientPolicy=$policy
   fi
   line=$(timeout 600 taskset -c 1 dotnet "$BENCH_DLL" slow $PROXY_PORT "$SLOW" "$FAST" "$SECONDS_PER_PHASE" "$gw")
   echo "{\"policy\":\"$policy\",\"result\":$line}" | tee -a "$RAW/ws-slow.jsonl"

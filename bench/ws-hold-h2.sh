@@ -15,12 +15,8 @@ mkdir -p "$RAW"
 ulimit -n "$(ulimit -Hn)"
 source bench/lib.sh
 start_ws_backend "$RAW/ws-hold-backend.log"
-ASPNETCORE_ENVIRONMENT=Production taskset -c 0 dotnet "$GATEWAY_DLL" --config bench/ws-gateway-h2.json \
-  --Kestrel:Endpoints:Proxy:Url=http://0.0.0.0:8080 --Kestrel:Endpoints:Management:Url=http://127.0.0.1:8081 \
-  --Gateway:Shutdown:DrainDelay=00:00:00 >"$RAW/ws-hold-gateway.log" 2>&1 &
-gw=$!
+start_ws_gateway "$RAW/ws-hold-gateway.log" bench/ws-gateway-h2.json
 pids+=($gw)
-wait_ready "http://127.0.0.1:8081/healthz/ready" 30
 line=$(timeout 1800 taskset -c 1 dotnet "$BENCH_DLL" hold 8080 "$COUNT" "$SECONDS_HELD" "$gw" http://127.0.0.1:8081/metrics)
 echo "$line" | tee "$RAW/ws-hold-h2.json"
 live=$(curl -s -o /dev/null -w '%{http_code}' http://127.0.0.1:8081/healthz/live)

@@ -16,7 +16,6 @@ FAST=${2:-50}
 SECONDS_HELD=${3:-10}
 CONTENDERS=${4:-Backpressure,DropMessages,Disconnect,Backpressure-wb16k,nginx}
 PROXY_PORT=8080
-MANAGEMENT=127.0.0.1:8081
 OUT=bench/results/ws-slow-readers.md
 RAW=bench/results/raw
 mkdir -p "$RAW"
@@ -36,12 +35,8 @@ for contender in ${CONTENDERS//,/ }; do
   else
     policy=${contender%-wb16k} extra=()
     [[ $contender == *-wb16k ]] && extra=(--Gateway:Transport:MaxWriteBufferSize=16384)
-    ASPNETCORE_ENVIRONMENT=Production taskset -c 0 dotnet "$GATEWAY_DLL" --config bench/ws-gateway.json \
-      --Kestrel:Endpoints:Proxy:Url=http://0.0.0.0:$PROXY_PORT --Kestrel:Endpoints:Management:Url=http://$MANAGEMENT \
-      --Gateway:Shutdown:DrainDelay=00:00:00 --Gateway:WebSockets:SlowClientPolicy=$policy "${extra[@]}" \
-      >"$RAW/ws-slow-readers-$contender.log" 2>&1 &
-    stop_proxy=$! measured=$!
-    wait_ready "http://$MANAGEMENT/healthz/ready" 30
+    start_ws_gateway "$RAW/ws-slow-readers-$contender.log" bench/ws-gateway.json --Gateway:WebSockets:SlowClientPolicy=$policy "${extra[@]}"
+    measured=$gw
   fi
   line=$(timeout 300 taskset -c 1 dotnet "$BENCH_DLL" neverread $PROXY_PORT "$READERS" "$FAST" "$SECONDS_HELD" "$measured")
   echo "{\"contender\":\"$contender\",\"result\":$line}" | tee -a "$RAW/ws-slow-readers.jsonl"
