@@ -27,14 +27,14 @@ internal sealed class RawWebSocketClient : IAsyncDisposable
 
     public string ResponseHeaders { get; }
 
-    public static async Task<RawWebSocketClient> ConnectAsync(Uri gateway, string path, string? key = null, string version = "13", int receiveBuffer = 4096)
+    public static async Task<RawWebSocketClient> ConnectAsync(Uri gateway, string path, string? key = null, string version = "13", int receiveBuffer = 4096, string extraHeaders = "")
     {
         var socket = new Socket(AddressFamily.InterNetwork, SocketType.Stream, ProtocolType.Tcp) { ReceiveBufferSize = receiveBuffer, NoDelay = true };
         using var timeout = new CancellationTokenSource(TimeSpan.FromSeconds(10));
         await socket.ConnectAsync(new IPEndPoint(IPAddress.Loopback, gateway.Port), timeout.Token);
         var stream = new NetworkStream(socket, ownsSocket: false);
         key ??= Convert.ToBase64String(Guid.NewGuid().ToByteArray());
-        var request = $"GET {path} HTTP/1.1\r\nHost: 127.0.0.1:{gateway.Port}\r\nUpgrade: websocket\r\nConnection: Upgrade\r\nSec-WebSocket-Key: {key}\r\nSec-WebSocket-Version: {version}\r\n\r\n";
+        var request = $"GET {path} HTTP/1.1\r\nHost: 127.0.0.1:{gateway.Port}\r\nUpgrade: websocket\r\nConnection: Upgrade\r\nSec-WebSocket-Key: {key}\r\nSec-WebSocket-Version: {version}\r\n{extraHeaders}\r\n";
         await stream.WriteAsync(Encoding.ASCII.GetBytes(request), timeout.Token);
 
         // Read the response head byte by byte so that no frame byte is consumed with it.

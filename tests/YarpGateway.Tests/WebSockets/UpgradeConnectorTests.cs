@@ -110,6 +110,27 @@ public class UpgradeConnectorTests
     }
 
     [Fact]
+    public async Task TraceContext_ReachesTheBackendAsThroughSocketsHttpHandler()
+    {
+        const string Traceparent = "00-0af7651916cd43dd8448eb211c80319c-b7ad6b7169203331-01";
+        var seen = new List<string>();
+        foreach (var lean in new[] { "true", "false" })
+        {
+            await using var backend = await RawTcpBackend.StartAsync(async (socket, _) =>
+                await socket.SendAsync(Encoding.ASCII.GetBytes("HTTP/1.1 403 Forbidden\r\nContent-Length: 0\r\n\r\n")));
+            await using var gateway = await GatewayUnderTest.StartAsync(Route(backend.Address), $"--Gateway:WebSockets:LeanBackendConnector={lean}");
+
+            await using var client = await RawWebSocketClient.ConnectAsync(gateway.ProxyAddress, "/ws", extraHeaders: $"traceparent: {Traceparent}\r\n");
+
+            Assert.Equal(403, client.Status);
+            var head = Assert.Single(backend.Heads);
+            seen.Add(head.Split("\r\n").Single(l => l.StartsWith("traceparent:", StringComparison.OrdinalIgnoreCase)).Split(':', 2)[1].Trim()[..35]); // version and trace id
+        }
+
+        Assert.Equal([Traceparent[..35], Traceparent[..35]], seen); // the same trace either way, whoever opened the connection
+    }
+
+    [Fact]
     public void OnlyPlainHttp11WebSocketUpgrades_TakeTheLeanPath()
     {
         static HttpRequestMessage Request(string uri, string? upgrade, Version version)
@@ -192,6 +213,9 @@ public class UpgradeConnectorTests
         private readonly List<Task> _handlers = [];
         private int _connections;
 
+        /// <summary>Every request head received, in order.</summary>
+        public System.Collections.Concurrent.ConcurrentQueue<string> Heads { get; } = new();
+
         public Uri Address => new($"http://127.0.0.1:{((IPEndPoint)_listener.LocalEndpoint).Port}/");
 
         public int Connections => Volatile.Read(ref _connections);
@@ -242,6 +266,7 @@ public class UpgradeConnectorTests
                         head.AddRange(buffer.AsSpan(0, read));
                     }
 
+                    Heads.Enqueue(Encoding.ASCII.GetString(head.ToArray()));
                     await script(socket, _stop.Token);
                 }
                 catch (Exception ex) when (ex is OperationCanceledException or SocketException or ObjectDisposedException)
