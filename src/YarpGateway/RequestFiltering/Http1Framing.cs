@@ -1,15 +1,15 @@
-using Microsoft.Net.Http.Headers;
-
 namespace YarpGateway.RequestFiltering;
 
 /// <summary>
 /// HTTP/1.x requests whose framing or method RFC 9112 lets a server refuse and that proxies read
 /// differently get 400 with <c>Connection: close</c> before routing, so that a proxy in front of the
 /// gateway and the gateway never disagree on where one request ends and the next begins:
-/// a <c>Content-Length</c> that is not plain digits (<c>+5</c>), more than one <c>Transfer-Encoding</c>
-/// header, <c>Transfer-Encoding</c> together with <c>Content-Length</c> (RFC 9112 §6.1), and a method
-/// with lower-case letters (methods are case-sensitive; <c>get</c> used to be forwarded as <c>GET</c>).
-/// Kestrel already refuses duplicate <c>Content-Length</c> values, bad chunk framing and bare LF.
+/// more than one <c>Transfer-Encoding</c> header, <c>Transfer-Encoding</c> together with
+/// <c>Content-Length</c> (RFC 9112 §6.1), and a method with lower-case letters (methods are
+/// case-sensitive; <c>get</c> used to be forwarded as <c>GET</c>). Kestrel already refuses duplicate
+/// <c>Content-Length</c> values, bad chunk framing and bare LF, and, given
+/// <see cref="ContentLengthDigitsEncoding"/>, a <c>Content-Length</c> that is not plain digits (<c>+5</c>):
+/// by the time a middleware runs, Kestrel has kept only the number.
 /// Synchronous; a few comparisons per request.
 /// </summary>
 internal static class Http1Framing
@@ -46,40 +46,16 @@ internal static class Http1Framing
 
         var headers = request.Headers;
         var transferEncoding = headers.TransferEncoding;
-        var contentLength = headers[HeaderNames.ContentLength];
         if (transferEncoding.Count > 1)
         {
             return "more than one Transfer-Encoding header";
         }
 
-        if (transferEncoding.Count == 1 && contentLength.Count > 0)
+        if (transferEncoding.Count == 1 && headers.ContentLength is not null)
         {
             return "both Transfer-Encoding and Content-Length";
         }
 
-        if (contentLength.Count == 1 && !IsDigits(contentLength[0]))
-        {
-            return "Content-Length must be digits only";
-        }
-
         return null;
-    }
-
-    private static bool IsDigits(string? value)
-    {
-        if (string.IsNullOrEmpty(value))
-        {
-            return false;
-        }
-
-        foreach (var c in value)
-        {
-            if (c is < '0' or > '9')
-            {
-                return false;
-            }
-        }
-
-        return true;
     }
 }

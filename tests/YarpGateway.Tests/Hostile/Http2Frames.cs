@@ -1,4 +1,5 @@
 using System.Buffers.Binary;
+using System.Net.Sockets;
 
 namespace YarpGateway.Tests.Hostile;
 
@@ -61,5 +62,30 @@ internal static class Http2Frames
         var payload = new byte[4];
         BinaryPrimitives.WriteUInt32BigEndian(payload, errorCode);
         return Frame(RstStream, 0, streamId, payload);
+    }
+
+    /// <summary>The next frame the server sends: type, flags, stream and payload.</summary>
+    public static async Task<(byte Type, byte Flags, int StreamId, byte[] Payload)> ReadAsync(Socket socket, CancellationToken cancellationToken)
+    {
+        var head = new byte[9];
+        await ReceiveExactlyAsync(socket, head, cancellationToken);
+        var length = (head[0] << 16) | (head[1] << 8) | head[2];
+        var payload = new byte[length];
+        await ReceiveExactlyAsync(socket, payload, cancellationToken);
+        return (head[3], head[4], BinaryPrimitives.ReadInt32BigEndian(head.AsSpan(5)) & int.MaxValue, payload);
+    }
+
+    private static async Task ReceiveExactlyAsync(Socket socket, Memory<byte> buffer, CancellationToken cancellationToken)
+    {
+        while (!buffer.IsEmpty)
+        {
+            var read = await socket.ReceiveAsync(buffer, SocketFlags.None, cancellationToken);
+            if (read == 0)
+            {
+                throw new EndOfStreamException("the server closed the connection");
+            }
+
+            buffer = buffer[read..];
+        }
     }
 }
