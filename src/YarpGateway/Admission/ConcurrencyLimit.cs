@@ -3,13 +3,14 @@ using System.Threading.RateLimiting;
 namespace YarpGateway.Admission;
 
 /// <summary>
-/// One concurrency limit (global, a route's or a cluster's): <see cref="ConcurrencyLimiter"/> with a
-/// bounded FIFO queue and a queue timeout. A limit is replaced, never changed, when its settings
+/// One concurrency limit (global, a route's or a cluster's): <see cref="FifoConcurrencyLimiter"/> (or,
+/// for <c>"auto"</c>, <see cref="AdjustableConcurrencyLimiter"/>) with a bounded FIFO queue and a queue
+/// timeout. A limit is replaced, never changed, when its settings
 /// change on reload; requests admitted by the old one release into the old one, so a reload drops
 /// nothing (for a moment both count, so the effective limit is briefly the sum).
 /// </summary>
 [System.Diagnostics.CodeAnalysis.SuppressMessage("Reliability", "CA1001:Types that own disposable fields should be disposable",
-    Justification = "Disposing a ConcurrencyLimiter fails its queued waiters; a replaced limit must keep serving what it admitted, so it is left to the GC.")]
+    Justification = "Disposing a limiter fails its queued waiters; a replaced limit must keep serving what it admitted, so it is left to the GC.")]
 internal sealed class ConcurrencyLimit
 {
     private readonly RateLimiter _limiter;
@@ -29,12 +30,7 @@ internal sealed class ConcurrencyLimit
         }
         else
         {
-            _limiter = new ConcurrencyLimiter(new ConcurrencyLimiterOptions
-            {
-                PermitLimit = settings.MaxConcurrency,
-                QueueLimit = settings.MaxQueue,
-                QueueProcessingOrder = QueueProcessingOrder.OldestFirst,
-            });
+            _limiter = new FifoConcurrencyLimiter(settings.MaxConcurrency, settings.MaxQueue);
         }
     }
 
@@ -64,7 +60,7 @@ internal sealed class ConcurrencyLimit
 
     public long InUse => _adaptive?.InUse ?? Settings.MaxConcurrency - (_limiter.GetStatistics()?.CurrentAvailablePermits ?? Settings.MaxConcurrency);
 
-    /// <summary>Takes a slot now if one is free (no allocation beyond the lease), else queues with the timeout.</summary>
+    /// <summary>Takes a slot now if one is free (no allocation for a fixed limit), else queues with the timeout.</summary>
     public ValueTask<AdmissionResult> AcquireAsync(TimeProvider timeProvider, CancellationToken requestAborted)
     {
         var lease = _limiter.AttemptAcquire(1);
