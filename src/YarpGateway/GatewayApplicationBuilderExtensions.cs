@@ -104,10 +104,11 @@ internal static class GatewayApplicationBuilderExtensions
         });
         app.Use(Http1Framing.Middleware); // ambiguous HTTP/1.1 framing and lower-case methods: 400
         app.Use(app.Services.GetRequiredService<DrainNotice>().Middleware); // Connection: close / GOAWAY once shutdown begins
-        var traffic = app.Services.GetRequiredService<TrafficCounters>();
-        app.Use(next => context => traffic.CountAsync(context, next));
         app.UseGatewayForwardedHeaders(); // X-Forwarded-For from trusted peers only
-        app.UseGlobalAdmission();
+
+        // The request's one frame: counted in flight, admitted (global limit, upgrade rate), its duration
+        // metric and final error recorded when it ends.
+        app.Use(app.Services.GetRequiredService<ProxyRequestFrame>().Middleware);
         app.UseRouting();
         app.UseRequestTimeouts(); // YARP routes' Timeout / TimeoutPolicy
 
@@ -123,7 +124,6 @@ internal static class GatewayApplicationBuilderExtensions
             // and with retries around everything that picks and calls a destination.
             proxy.UseRequestFilter();
             proxy.UseWebSocketRelay();
-            proxy.UseProxyRequestMetrics();
             proxy.UseRouteAndClusterAdmission();
             proxy.UseDrainedDestinationFilter();
             proxy.UseRetries();

@@ -26,22 +26,6 @@ internal static class AdmissionExtensions
         return services;
     }
 
-    /// <summary>Before routing: releases the first-request slot, applies the upgrade rate, then the global limit.</summary>
-    public static IApplicationBuilder UseGlobalAdmission(this IApplicationBuilder app)
-    {
-        var upgrades = app.ApplicationServices.GetRequiredService<UpgradeAdmission>();
-        var requests = app.ApplicationServices.GetRequiredService<RequestAdmission>();
-        return app.Use(next =>
-        {
-            RequestDelegate global = context => requests.AdmitGlobalAsync(context, next);
-            return context =>
-            {
-                FirstRequestGate.ReleaseWhenFirstResponseStarts(context);
-                return upgrades.AdmitAsync(context, global);
-            };
-        });
-    }
-
     /// <summary>First in the proxy pipeline: the route's, then the cluster's limit.</summary>
     public static IReverseProxyApplicationBuilder UseRouteAndClusterAdmission(this IReverseProxyApplicationBuilder proxy)
     {

@@ -5,16 +5,16 @@ using YarpGateway.Configuration;
 namespace YarpGateway.Admission;
 
 /// <summary>
-/// Admits proxied requests through the global limit (before routing) and the route's and cluster's
-/// limits (inside the proxy pipeline, once they are known). A request that cannot be admitted gets
+/// Admits proxied requests through the global limit (before routing, in <see cref="Endpoints.ProxyRequestFrame"/>)
+/// and the route's and cluster's limits (inside the proxy pipeline, once they are known). A request that cannot be admitted gets
 /// 503 with <c>Retry-After</c>; one whose client went away while queued gets nothing. Upgrade
 /// requests (WebSockets) skip the concurrency limits: they would hold a slot for their whole life.
 /// The upgrade rate and Kestrel's upgraded-connection cap govern them instead.
 /// </summary>
 internal sealed class RequestAdmission(AdmissionLimits limits, AdmissionMetrics metrics, ReloadableOptions<AdmissionOptions> options, TimeProvider timeProvider)
 {
-    public Task AdmitGlobalAsync(HttpContext context, RequestDelegate next)
-        => limits.Global is { } global && !Endpoints.UpgradeRequest.Is(context) ? AdmitAsync(context, global, next) : next(context);
+    /// <summary>The global limit, if one is set; <see cref="Endpoints.ProxyRequestFrame"/> applies it before routing.</summary>
+    public ConcurrencyLimit? Global => limits.Global;
 
     public Task AdmitRouteAndClusterAsync(HttpContext context, RequestDelegate next)
     {
@@ -35,9 +35,16 @@ internal sealed class RequestAdmission(AdmissionLimits limits, AdmissionMetrics 
         };
     }
 
-    private async Task AdmitAsync(HttpContext context, ConcurrencyLimit limit, RequestDelegate next)
+    /// <summary>Takes a slot of <paramref name="limit"/>, queueing if it is full (no allocation when a slot is free).</summary>
+    public ValueTask<AdmissionResult> AcquireAsync(HttpContext context, ConcurrencyLimit limit)
+        => limit.AcquireAsync(timeProvider, context.RequestAborted);
+
+    /// <summary>
+    /// Counts the outcome of <see cref="AcquireAsync"/>; a request not admitted is answered 503 (or
+    /// nothing, if its client left while it queued). True when admitted: the caller then holds the lease.
+    /// </summary>
+    public bool Settle(HttpContext context, ConcurrencyLimit limit, AdmissionResult result)
     {
-        var result = await limit.AcquireAsync(timeProvider, context.RequestAborted);
         if (!result.IsAdmitted)
         {
             metrics.Rejected(limit, result.Reason, result.Waited);
@@ -46,13 +53,22 @@ internal sealed class RequestAdmission(AdmissionLimits limits, AdmissionMetrics 
                 Reject(context, options.Current.RetryAfter);
             }
 
-            return;
+            return false;
         }
 
         metrics.Admitted(limit, result.Waited);
-        using (result.Lease)
+        return true;
+    }
+
+    private async Task AdmitAsync(HttpContext context, ConcurrencyLimit limit, RequestDelegate next)
+    {
+        var result = await AcquireAsync(context, limit);
+        if (Settle(context, limit, result))
         {
-            await next(context);
+            using (result.Lease)
+            {
+                await next(context);
+            }
         }
     }
 

@@ -25,17 +25,18 @@ internal sealed class UpgradeAdmission : IDisposable
         options.Changed += Configure;
     }
 
-    public Task AdmitAsync(HttpContext context, RequestDelegate next)
+    /// <summary>For an upgrade request: true if within the rate (or no rate is set), else answers 503 and returns false.</summary>
+    public bool TryAdmit(HttpContext context)
     {
-        if (_rate is not { } rate || !Endpoints.UpgradeRequest.Is(context))
+        if (_rate is not { } rate)
         {
-            return next(context);
+            return true;
         }
 
         using var lease = rate.Limiter.AttemptAcquire(1);
         if (lease.IsAcquired)
         {
-            return next(context);
+            return true;
         }
 
         _metrics.UpgradeRejected();
@@ -43,7 +44,7 @@ internal sealed class UpgradeAdmission : IDisposable
         var min = upgrades.RetryAfterMin.TotalSeconds;
         var max = Math.Max(min, upgrades.RetryAfterMax.TotalSeconds);
         RequestAdmission.Reject(context, TimeSpan.FromSeconds(min + (Random.Shared.NextDouble() * (max - min))));
-        return Task.CompletedTask;
+        return false;
     }
 
     private void Configure(AdmissionOptions admission)

@@ -102,32 +102,28 @@ internal sealed partial class TrafficCounters(TimeProvider timeProvider, Microso
         return count;
     }
 
-    /// <summary>Counts a proxied request (and, for an upgrade, the upgraded connection) for its lifetime.</summary>
-    public async Task CountAsync(HttpContext context, RequestDelegate next)
+    /// <summary>A request on the proxy endpoint (and, for an upgrade, its upgraded connection) begins; <see cref="ProxyRequestFrame"/> calls it.</summary>
+    public void RequestStarted(bool upgrade)
     {
-        var upgrade = UpgradeRequest.Is(context);
         Interlocked.Increment(ref _inFlightRequests);
         if (upgrade)
         {
             Interlocked.Increment(ref _upgraded);
         }
+    }
 
-        try
+    /// <summary>The request counted by <see cref="RequestStarted"/> has ended.</summary>
+    public void RequestEnded(HttpContext context, bool upgrade)
+    {
+        Interlocked.Decrement(ref _inFlightRequests);
+        if (upgrade)
         {
-            await next(context);
+            Interlocked.Decrement(ref _upgraded);
         }
-        finally
-        {
-            Interlocked.Decrement(ref _inFlightRequests);
-            if (upgrade)
-            {
-                Interlocked.Decrement(ref _upgraded);
-            }
 
-            if (context.RequestAborted.IsCancellationRequested)
-            {
-                StreamAborted(context);
-            }
+        if (context.RequestAborted.IsCancellationRequested)
+        {
+            StreamAborted(context);
         }
     }
 

@@ -31,38 +31,4 @@ internal static class TelemetryExtensions
     /// </summary>
     public static void UseMetricsEndpoint(this IApplicationBuilder management)
         => management.UseOpenTelemetryPrometheusScrapingEndpoint(MetricsPath);
-
-    /// <summary>
-    /// First in the proxy pipeline after the WebSocket relay: request duration by route, cluster,
-    /// destination and status class (upgrades left out, clients that left counted as client_closed),
-    /// and the request's final forwarding error, if any (after retries).
-    /// </summary>
-    public static IReverseProxyApplicationBuilder UseProxyRequestMetrics(this IReverseProxyApplicationBuilder proxy)
-    {
-        var metrics = proxy.ApplicationServices.GetRequiredService<RequestMetrics>();
-        var timeProvider = proxy.ApplicationServices.GetRequiredService<TimeProvider>();
-        var errors = proxy.ApplicationServices.GetRequiredService<Resilience.ProxyErrorLog>();
-        proxy.Use(next => async context =>
-        {
-            var started = timeProvider.GetTimestamp();
-            try
-            {
-                await next(context);
-            }
-            finally
-            {
-                var feature = context.GetReverseProxyFeature();
-                if (!Endpoints.UpgradeRequest.Is(context))
-                {
-                    // An upgraded request's duration is its WebSocket's lifetime, not a request's: the
-                    // WebSocket metrics count those. A client that left before any response is not a 2xx.
-                    var clientGone = context.RequestAborted.IsCancellationRequested && !context.Response.HasStarted;
-                    metrics.Request(feature.Route.Config.RouteId, feature.Cluster?.Config.ClusterId, feature.ProxiedDestination?.DestinationId, context.Response.StatusCode, clientGone, timeProvider.GetElapsedTime(started));
-                }
-
-                errors.Record(context, feature);
-            }
-        });
-        return proxy;
-    }
 }

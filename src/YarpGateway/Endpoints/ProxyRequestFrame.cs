@@ -1,0 +1,123 @@
+using System.Threading.RateLimiting;
+using YarpGateway.Admission;
+using YarpGateway.Resilience;
+using YarpGateway.Telemetry;
+
+namespace YarpGateway.Endpoints;
+
+/// <summary>
+/// The one asynchronous frame the gateway keeps around each request on the proxy endpoint, before
+/// routing, for what has to happen once the request is over:
+/// <list type="bullet">
+/// <item>counting it in flight (and an upgrade as an upgraded connection, for its life): <see cref="TrafficCounters"/>;</item>
+/// <item>admission: the upgrade rate for upgrades, the global concurrency limit for the rest, whose slot
+/// it holds until the request ends: <see cref="UpgradeAdmission"/>, <see cref="RequestAdmission"/>;</item>
+/// <item>a proxied request's duration (<c>gateway.proxy.request.duration</c>) and final error: <see cref="RequestMetrics"/>, <see cref="ProxyErrorLog"/>.</item>
+/// </list>
+/// Each used to be a middleware with its own state machine, allocated per request and, for a
+/// WebSocket, held for its whole life. Here a free global slot is taken without allocating and the
+/// request runs in one frame; only a request that has to queue for the global limit gets a second.
+/// </summary>
+internal sealed class ProxyRequestFrame(
+    TrafficCounters traffic,
+    UpgradeAdmission upgrades,
+    RequestAdmission admission,
+    RequestMetrics metrics,
+    ProxyErrorLog errors,
+    TimeProvider timeProvider)
+{
+    public Func<RequestDelegate, RequestDelegate> Middleware => next => context => InvokeAsync(context, next);
+
+    private Task InvokeAsync(HttpContext context, RequestDelegate next)
+    {
+        var started = timeProvider.GetTimestamp();
+        var upgrade = UpgradeRequest.Is(context);
+        traffic.RequestStarted(upgrade);
+        FirstRequestGate.ReleaseWhenFirstResponseStarts(context);
+
+        RateLimitLease? lease = null;
+        if (upgrade)
+        {
+            // Upgrades skip the concurrency limits: they would hold a slot for their whole life.
+            if (!upgrades.TryAdmit(context))
+            {
+                traffic.RequestEnded(context, upgrade);
+                return Task.CompletedTask;
+            }
+        }
+        else if (admission.Global is { } global)
+        {
+            var pending = admission.AcquireAsync(context, global);
+            if (!pending.IsCompletedSuccessfully)
+            {
+                return QueuedAsync(context, next, global, pending, started);
+            }
+
+            var result = pending.Result; // completed: no wait
+            if (!admission.Settle(context, global, result))
+            {
+                traffic.RequestEnded(context, upgrade);
+                return Task.CompletedTask;
+            }
+
+            lease = result.Lease;
+        }
+
+        return RunAsync(context, next, upgrade, lease, started);
+    }
+
+    private async Task QueuedAsync(HttpContext context, RequestDelegate next, ConcurrencyLimit global, ValueTask<AdmissionResult> pending, long started)
+    {
+        AdmissionResult result;
+        try
+        {
+            result = await pending;
+        }
+        catch
+        {
+            traffic.RequestEnded(context, upgrade: false);
+            throw;
+        }
+
+        if (!admission.Settle(context, global, result))
+        {
+            traffic.RequestEnded(context, upgrade: false);
+            return;
+        }
+
+        await RunAsync(context, next, upgrade: false, result.Lease, started);
+    }
+
+    private async Task RunAsync(HttpContext context, RequestDelegate next, bool upgrade, RateLimitLease? lease, long started)
+    {
+        try
+        {
+            await next(context);
+        }
+        finally
+        {
+            lease?.Dispose();
+            traffic.RequestEnded(context, upgrade);
+            Record(context, upgrade, started);
+        }
+    }
+
+    // Requests that reached the proxy pipeline (routed to a proxy route) only.
+    private void Record(HttpContext context, bool upgrade, long started)
+    {
+        if (context.Features.Get<Yarp.ReverseProxy.Model.IReverseProxyFeature>() is not { } proxy)
+        {
+            return;
+        }
+
+        if (!upgrade)
+        {
+            // An upgraded request's duration is its WebSocket's lifetime, not a request's: the
+            // WebSocket metrics count those. A client that left before any response is not a 2xx.
+            var clientGone = context.RequestAborted.IsCancellationRequested && !context.Response.HasStarted;
+            metrics.Request(proxy.Route.Config.RouteId, proxy.Cluster?.Config.ClusterId, proxy.ProxiedDestination?.DestinationId, context.Response.StatusCode, clientGone, timeProvider.GetElapsedTime(started));
+        }
+
+        errors.Record(context, proxy);
+    }
+}
