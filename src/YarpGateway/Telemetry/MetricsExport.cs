@@ -1,3 +1,4 @@
+using System.Diagnostics.Metrics;
 using System.Reflection;
 using OpenTelemetry;
 using OpenTelemetry.Exporter;
@@ -40,6 +41,24 @@ internal static class MetricsExport
     /// <summary>The runtime's gauges whose names end in <c>.count</c>.</summary>
     private static readonly string[] CountGauges = ["dotnet.assembly.count", "dotnet.process.cpu.count", "dotnet.timer.count"];
 
+    /// <summary>
+    /// Meters whose instruments have a handful of tag combinations each (GC generations, connection
+    /// states, Polly's events): their streams are given <see cref="SmallCardinalityLimit"/> series
+    /// instead of OpenTelemetry's 2,000. The SDK allocates a stream's whole array of points when the
+    /// stream is created, about 200 KB at 2,000, whether or not a series ever appears.
+    /// </summary>
+    private static readonly string[] SmallCardinalityMeters = ["System.Runtime", "Microsoft.AspNetCore.Server.Kestrel", "Microsoft.AspNetCore.RateLimiting", "Polly"];
+
+    /// <summary>
+    /// The gateway's own instrument families whose tags are a fixed, short list (a reason, a result)
+    /// or none: connections and their admission, the scheduler probes, config reloads. A tag that
+    /// grows with the config (route, cluster, destination) must not be added to these.
+    /// </summary>
+    private static readonly string[] SmallCardinalityPrefixes = ["gateway.connections.", "gateway.connection.", "gateway.scheduler.", "gateway.config."];
+
+    /// <summary>Series per stream for <see cref="SmallCardinalityMeters"/> and <see cref="SmallCardinalityPrefixes"/>; past it, OpenTelemetry folds new series into an overflow series.</summary>
+    internal const int SmallCardinalityLimit = 100;
+
     /// <summary>The standard variables that turn OTLP on without any Gateway:Telemetry:Otlp setting.</summary>
     private static readonly string[] OtlpEndpointVariables = ["OTEL_EXPORTER_OTLP_ENDPOINT", "OTEL_EXPORTER_OTLP_METRICS_ENDPOINT"];
 
@@ -62,27 +81,35 @@ internal static class MetricsExport
                     prometheus.ScopeInfoEnabled = false;
                 });
 
-                // The runtime's gauges named *.count would be scraped as *_count, which Prometheus keeps for
-                // histograms (promtool check metrics flags them): scraped as *_count_value, as before.
-                foreach (var gauge in CountGauges)
-                {
-                    metrics.AddView(gauge, gauge + ".value");
-                }
-
                 // Read at start; the options validation reports a value that does not convert.
-                if (!(bool.TryParse(section[nameof(TelemetryOptions.PerRequestGauges)], out var perRequest) && perRequest))
-                {
-                    foreach (var instrument in PerRequestGauges)
-                    {
-                        metrics.AddView(instrument, MetricStreamConfiguration.Drop);
-                    }
-                }
+                var perRequest = bool.TryParse(section[nameof(TelemetryOptions.PerRequestGauges)], out var on) && on;
+                metrics.AddView(instrument => StreamFor(instrument, perRequest));
 
                 if (IsOtlpConfigured(configuration))
                 {
                     metrics.AddOtlpExporter((exporter, reader) => ConfigureOtlp(section.GetSection(nameof(TelemetryOptions.Otlp)), configuration, exporter, reader));
                 }
             });
+    }
+
+    /// <summary>
+    /// The one view: every instrument matches at most one stream configuration (two views matching
+    /// the same instrument would export it twice). Null keeps OpenTelemetry's default stream.
+    /// </summary>
+    internal static MetricStreamConfiguration? StreamFor(Instrument instrument, bool perRequestGauges)
+    {
+        if (!perRequestGauges && PerRequestGauges.Contains(instrument.Name))
+        {
+            return MetricStreamConfiguration.Drop;
+        }
+
+        // The runtime's gauges named *.count would be scraped as *_count, which Prometheus keeps for
+        // histograms (promtool check metrics flags them): scraped as *_count_value, as before.
+        var name = CountGauges.Contains(instrument.Name) ? instrument.Name + ".value" : null;
+        var small = SmallCardinalityMeters.Contains(instrument.Meter.Name)
+            || (instrument.Meter.Name == GatewayMeter.Name && SmallCardinalityPrefixes.Any(prefix => instrument.Name.StartsWith(prefix, StringComparison.Ordinal)));
+        int? limit = small ? SmallCardinalityLimit : null;
+        return name is null && limit is null ? null : new MetricStreamConfiguration { Name = name, CardinalityLimit = limit };
     }
 
     /// <summary>On when <c>Gateway:Telemetry:Otlp:Endpoint</c> or a standard <c>OTEL_EXPORTER_OTLP_*ENDPOINT</c> variable is set.</summary>

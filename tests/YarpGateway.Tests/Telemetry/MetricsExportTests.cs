@@ -1,3 +1,4 @@
+using System.Diagnostics.Metrics;
 using System.Net;
 using OpenTelemetry.Exporter;
 using OpenTelemetry.Metrics;
@@ -31,6 +32,41 @@ public class MetricsExportTests
         using var onProxy = await proxy.GetAsync("/metrics");
         Assert.Equal(HttpStatusCode.NotFound, onProxy.StatusCode); // no route matches it, and the exporter is not there
         Assert.Equal(0, backend.Requests);
+    }
+
+    [Theory]
+    [InlineData("System.Runtime", "dotnet.gc.collections", false, null, MetricsExport.SmallCardinalityLimit)]
+    [InlineData("System.Runtime", "dotnet.timer.count", false, "dotnet.timer.count.value", MetricsExport.SmallCardinalityLimit)]
+    [InlineData("Microsoft.AspNetCore.Server.Kestrel", "kestrel.connection.duration", false, null, MetricsExport.SmallCardinalityLimit)]
+    [InlineData(GatewayMeter.Name, "gateway.connections.accepted", false, null, MetricsExport.SmallCardinalityLimit)]
+    [InlineData(GatewayMeter.Name, "gateway.scheduler.delay", false, null, MetricsExport.SmallCardinalityLimit)]
+    public void SmallFixedLabelSets_GetASmallCardinalityLimit_AndOneStreamEach(string meterName, string instrumentName, bool perRequest, string? exportedName, int limit)
+    {
+        using var meter = new Meter(meterName);
+        var stream = MetricsExport.StreamFor(meter.CreateCounter<long>(instrumentName), perRequest);
+
+        Assert.NotNull(stream);
+        Assert.Equal((exportedName, (int?)limit), (stream.Name, stream.CardinalityLimit));
+    }
+
+    [Theory]
+    [InlineData(GatewayMeter.Name, "gateway.proxy.request.duration")] // by route, cluster, destination
+    [InlineData("Microsoft.AspNetCore.Hosting", "http.server.request.duration")]
+    [InlineData("System.Net.Http", "http.client.request.duration")]
+    public void LabelsThatGrowWithTheConfig_KeepOpenTelemetrysDefaultStream(string meterName, string instrumentName)
+    {
+        using var meter = new Meter(meterName);
+        Assert.Null(MetricsExport.StreamFor(meter.CreateHistogram<double>(instrumentName), perRequestGauges: false));
+    }
+
+    [Fact]
+    public void PerRequestGauges_AreDroppedUnlessTurnedOn()
+    {
+        using var meter = new Meter("Microsoft.AspNetCore.Hosting");
+        var gauge = meter.CreateUpDownCounter<long>("http.server.active_requests");
+
+        Assert.Same(MetricStreamConfiguration.Drop, MetricsExport.StreamFor(gauge, perRequestGauges: false));
+        Assert.Null(MetricsExport.StreamFor(gauge, perRequestGauges: true));
     }
 
     // On the real process: in this test process every gateway's meter provider also sees the other
