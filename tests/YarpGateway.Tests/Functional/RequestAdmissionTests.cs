@@ -187,6 +187,41 @@ public class RequestAdmissionTests
     }
 
     [Fact]
+    public async Task GlobalLimit_QueuedRequestRunsWhenASlotFrees_AndEveryRequestIsCountedAndLetGo()
+    {
+        await using var backend = await TestBackend.StartAsync("a");
+        await using var gateway = await GatewayUnderTest.StartAsync(
+            ProxyConfigJson.CatchAll("WeightedRoundRobin", (backend, "1")),
+            "--Gateway:Admission:Global:MaxConcurrency=1", "--Gateway:Admission:Global:MaxQueue=1");
+        var traffic = gateway.Services.GetRequiredService<YarpGateway.Endpoints.TrafficCounters>();
+        using var client = gateway.CreateProxyClient();
+
+        var held = client.GetAsync("/hold");
+        Assert.True(await Eventually.TrueAsync(() => backend.Held == 1, Bound));
+        var queued = client.GetAsync("/queued");
+        Assert.True(await Eventually.TrueAsync(() => QueueDepth(gateway, "global", "global") == 1, Bound));
+        Assert.Equal(2, traffic.InFlightRequests); // a queued request is in flight too
+
+        using (var rejected = await client.GetAsync("/x"))
+        {
+            Assert.Equal(HttpStatusCode.ServiceUnavailable, rejected.StatusCode);
+        }
+
+        backend.Gate.SetResult();
+        using var first = await held.WaitAsync(Bound);
+        using var second = await queued.WaitAsync(Bound);
+
+        Assert.Equal((HttpStatusCode.OK, HttpStatusCode.OK), (first.StatusCode, second.StatusCode));
+        Assert.Equal(2, gateway.Counter("gateway.admission.admitted|limit=global|name=global"));
+        Assert.Equal(1, gateway.Counter("gateway.admission.rejected|limit=global|name=global|reason=queue_full"));
+        Assert.True(await Eventually.TrueAsync(() => traffic.InFlightRequests == 0, Bound), $"in flight: {traffic.InFlightRequests}");
+        Assert.Equal(0, QueueDepth(gateway, "global", "global"));
+
+        // The two that were proxied have a duration; the one turned away before routing has none.
+        Assert.Equal(2, gateway.CounterSum("gateway.proxy.request.duration|"));
+    }
+
+    [Fact]
     public async Task KestrelConnectionLimits_AreTakenFromAdmissionOptions()
     {
         await using var backend = await TestBackend.StartAsync("a");
