@@ -34,25 +34,26 @@ wait_ready() {
   echo "not ready: $1" >&2; return 1
 }
 
-# start_nginx_backend ADDRESS DIR: the benchmarks' backend, nginx with one worker on CPU 1 answering
-# every request with a 2-byte body; its files go in DIR.
+# start_nginx_backend ADDRESS DIR [CPUS] [WORKERS]: the benchmarks' backend, nginx (one worker on CPU 1
+# unless told otherwise) answering every request with a 2-byte body; its files go in DIR.
 start_nginx_backend() {
   mkdir -p "$2"
   cat >"$2/nginx.conf" <<CONF
-worker_processes 1; daemon off; pid $2/nginx.pid; error_log $2/error.log warn;
+worker_processes ${4:-1}; daemon off; pid $2/nginx.pid; error_log $2/error.log warn;
 events { worker_connections 4096; }
 http { access_log off; keepalive_requests 1000000;
   server { listen $1; location / { return 200 "ok"; } } }
 CONF
-  taskset -c 1 nginx -c "$2/nginx.conf" -p "$2" &
+  taskset -c "${3:-1}" nginx -c "$2/nginx.conf" -p "$2" &
   pids+=($!)
 }
 
-# ticks PID: CPU ticks (utime+stime) of a process and its children (nginx's worker); HZ per second.
+# ticks PID [FIELDS]: CPU ticks of a process and its children (nginx's worker), HZ per second:
+# utime+stime by default, or the awk expression FIELDS ('$15' for the kernel's share alone).
 ticks() {
   local total=0 p
   for p in $1 $(pgrep -P "$1" || true); do
-    [ -r "/proc/$p/stat" ] && total=$(( total + $(awk '{print $14 + $15}' "/proc/$p/stat") ))
+    [ -r "/proc/$p/stat" ] && total=$(( total + $(awk "{print ${2:-\$14 + \$15}}" "/proc/$p/stat") ))
   done
   echo "$total"
 }
