@@ -53,6 +53,14 @@ internal sealed partial class GatewayConfigProvider : IProxyConfigProvider, IDis
     /// <summary>The revision serving now (1 at start, one more per applied reload).</summary>
     public long Revision => _current?.Revision ?? 0;
 
+    /// <summary>
+    /// The revision of <paramref name="applied"/>, a configuration YARP reports applied, if it is the
+    /// latest one handed to YARP; null for an older one (a newer reload was handed over meanwhile). YARP
+    /// wraps what it applies, keeping the routes list: that list is what identifies a revision.
+    /// </summary>
+    public long? RevisionOf(IProxyConfig applied)
+        => _current is { } current && (ReferenceEquals(applied, current) || ReferenceEquals(applied.Routes, current.Routes)) ? current.Revision : null;
+
     /// <summary>Why the configuration on disk is rejected now, or null when it is the one serving.</summary>
     public string? RejectedReason => _lastRejection;
 

@@ -18,6 +18,7 @@ namespace YarpGateway.Status;
 internal sealed class StatusEndpoint(
     IProxyStateLookup proxyState,
     GatewayConfigProvider config,
+    ProxyConfigStatus applied,
     DestinationStats destinations,
     DrainNotice drain,
     AdmissionMetrics admission,
@@ -42,7 +43,7 @@ internal sealed class StatusEndpoint(
         await using var json = new Utf8JsonWriter(context.Response.BodyWriter);
         var now = timeProvider.GetUtcNow();
         json.WriteStartObject();
-        json.WriteNumber("revision", config.Revision);
+        json.WriteNumber("revision", applied.AppliedRevision); // the one in force: its weights are the ones shown below
         json.WriteString("rejectedReload", config.RejectedReason);
         json.WriteString("startedAt", _startedAt);
         json.WriteNumber("uptimeSeconds", Math.Round((now - _startedAt).TotalSeconds));
