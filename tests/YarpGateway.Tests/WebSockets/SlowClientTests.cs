@@ -39,7 +39,7 @@ public class SlowClientTests
         await using var backend = await ScriptedWebSocketBackend.StartAsync();
         await using var gateway = await GatewayUnderTest.StartAsync(
             Route(backend, new JsonObject { ["WebSocketSlowClientPolicy"] = policy, ["WebSocketMaxDroppedMessages"] = "500" }),
-            "--Gateway:WebSockets:WriteTimeout=00:01:00", "--Gateway:WebSockets:DisconnectAfter=00:00:00.500", "--Gateway:WebSockets:CloseTimeout=00:00:02");
+            "--Gateway:WebSockets:WriteTimeout=00:01:00", "--Gateway:WebSockets:DisconnectAfter=00:00:00.500", "--Gateway:WebSockets:CloseTimeout=00:00:05");
         var relays = gateway.Services.GetRequiredService<WebSocketRelays>();
         using var timeout = new CancellationTokenSource(TimeSpan.FromSeconds(60));
 
@@ -91,11 +91,14 @@ public class SlowClientTests
             {
                 // Messages are dropped and counted, then the client is closed with 1008.
                 Assert.True(await Eventually.TrueAsync(() => gateway.CounterSum("gateway.websocket.evictions") > 0, TimeSpan.FromSeconds(30)), "no eviction");
+
+                // Evicted, the client reads its backlog at once: the close timeout runs from the eviction.
+                var closing = ReadUntilCloseAsync(slow, timeout.Token);
                 await ReceiveTicksAsync(200);
                 Assert.True(slowRelay.DroppedMessages >= 500, $"dropped {slowRelay.DroppedMessages}");
                 Assert.True(gateway.Counter("gateway.websocket.dropped.messages|route=ws") >= 500);
                 Assert.Equal(1, gateway.Counter("gateway.websocket.evictions|route=ws|reason=drop_limit"));
-                var (messages, close) = await ReadUntilCloseAsync(slow, timeout.Token);
+                var (messages, close) = await closing;
                 Assert.Equal(CloseFrame.PolicyViolation, close.CloseCode);
                 Assert.Contains("messages dropped", close.Text, StringComparison.Ordinal);
                 Assert.True(messages > 0, "the messages buffered before the close were not delivered");
@@ -106,8 +109,9 @@ public class SlowClientTests
             {
                 // The buffer stays full for DisconnectAfter: the client is closed with 1013.
                 Assert.True(await Eventually.TrueAsync(() => gateway.Counter("gateway.websocket.evictions|route=ws|reason=buffer_full") == 1, TimeSpan.FromSeconds(30)), "no eviction");
+                var closing = ReadUntilCloseAsync(slow, timeout.Token); // at once, as above
                 await ReceiveTicksAsync(200);
-                var (_, close) = await ReadUntilCloseAsync(slow, timeout.Token);
+                var (_, close) = await closing;
                 Assert.Equal(CloseFrame.TryAgainLater, close.CloseCode);
                 break;
             }
