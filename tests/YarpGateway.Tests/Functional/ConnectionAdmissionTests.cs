@@ -111,7 +111,9 @@ public class ConnectionAdmissionTests
     {
         await using var backend = await TestBackend.StartAsync("a");
         await using var gateway = await GatewayUnderTest.StartAsync(ProxyConfigJson.CatchAll("WeightedRoundRobin", (backend, "1")),
-            "--Gateway:Admission:Connections:Adaptive:InitialRate=500", "--Gateway:Admission:Connections:Adaptive:TargetDelay=00:00:00.100");
+            // The target sits under the client's 400 ms pause, which the first signal measured, and well
+            // above what a loaded test machine's own scheduler delay reaches (it passed 100 ms in a full run).
+            "--Gateway:Admission:Connections:Adaptive:InitialRate=500", "--Gateway:Admission:Connections:Adaptive:TargetDelay=00:00:00.300");
         var adaptive = gateway.Services.GetRequiredService<ConnectionAdmission>().Adaptive!;
 
         // Past start-up (the JIT keeps the pool busy for a moment), with the rate back at its initial value.
@@ -128,7 +130,7 @@ public class ConnectionAdmissionTests
         updates = adaptive.Updates;
         Assert.True(await Eventually.TrueAsync(() => adaptive.Updates >= updates + 2, TimeSpan.FromSeconds(10)));
 
-        Assert.True(adaptive.MaxMeasuredDelay < TimeSpan.FromMilliseconds(100), $"measured up to {adaptive.MaxMeasuredDelay.TotalMilliseconds} ms");
+        Assert.True(adaptive.MaxMeasuredDelay < TimeSpan.FromMilliseconds(300), $"measured up to {adaptive.MaxMeasuredDelay.TotalMilliseconds} ms");
         Assert.Equal(500, adaptive.Rate);
     }
 
