@@ -145,7 +145,7 @@ internal sealed class AdjustableConcurrencyLimiter : RateLimiter
         }
     }
 
-    private sealed class Lease(AdjustableConcurrencyLimiter limiter, int inFlight, long started) : RateLimitLease
+    private sealed class Lease(AdjustableConcurrencyLimiter limiter, int inFlight, long started) : MetadataFreeLease
     {
         private int _released;
 
@@ -154,14 +154,6 @@ internal sealed class AdjustableConcurrencyLimiter : RateLimiter
         public long Started { get; } = started;
 
         public override bool IsAcquired => true;
-
-        public override IEnumerable<string> MetadataNames => [];
-
-        public override bool TryGetMetadata(string metadataName, out object? metadata)
-        {
-            metadata = null;
-            return false;
-        }
 
         protected override void Dispose(bool disposing)
         {

@@ -201,17 +201,9 @@ internal sealed class FifoConcurrencyLimiter : RateLimiter
     }
 
     /// <summary>Every permit of one limiter: disposing it gives back one slot.</summary>
-    private sealed class SlotLease(FifoConcurrencyLimiter limiter) : RateLimitLease
+    private sealed class SlotLease(FifoConcurrencyLimiter limiter) : MetadataFreeLease
     {
         public override bool IsAcquired => true;
-
-        public override IEnumerable<string> MetadataNames => [];
-
-        public override bool TryGetMetadata(string metadataName, out object? metadata)
-        {
-            metadata = null;
-            return false;
-        }
 
         protected override void Dispose(bool disposing)
         {

@@ -58,14 +58,9 @@ internal sealed class LeaseWaiter(Action<LeaseWaiter> remove)
     }
 }
 
-/// <summary>A lease that holds nothing and carries no metadata: the adjustable limiters' refusals, and the token bucket's grants.</summary>
-internal sealed class PlainLease(bool acquired) : RateLimitLease
+/// <summary>The gateway's leases carry no metadata (no retry-after hint: admission answers with its own).</summary>
+internal abstract class MetadataFreeLease : RateLimitLease
 {
-    public static readonly RateLimitLease Granted = new PlainLease(true);
-    public static readonly RateLimitLease Refused = new PlainLease(false);
-
-    public override bool IsAcquired { get; } = acquired;
-
     public override IEnumerable<string> MetadataNames => [];
 
     public override bool TryGetMetadata(string metadataName, out object? metadata)
@@ -73,4 +68,13 @@ internal sealed class PlainLease(bool acquired) : RateLimitLease
         metadata = null;
         return false;
     }
+}
+
+/// <summary>A lease that holds nothing: the gateway's limiters' refusals, and the token bucket's grants.</summary>
+internal sealed class PlainLease(bool acquired) : MetadataFreeLease
+{
+    public static readonly RateLimitLease Granted = new PlainLease(true);
+    public static readonly RateLimitLease Refused = new PlainLease(false);
+
+    public override bool IsAcquired { get; } = acquired;
 }
