@@ -11,8 +11,7 @@ namespace YarpGateway.Admission;
 internal sealed class AdjustableConcurrencyLimiter : RateLimiter
 {
     private readonly Lock _gate = new();
-    private readonly LinkedList<LeaseWaiter> _waiters = new();
-    private readonly Action<LeaseWaiter> _remove;
+    private readonly WaiterQueue _waiters;
     private readonly int _queueLimit;
     private readonly TimeProvider _timeProvider;
     private readonly GradientConcurrencyController _controller;
@@ -27,7 +26,7 @@ internal sealed class AdjustableConcurrencyLimiter : RateLimiter
         _timeProvider = timeProvider;
         _limit = controller.Limit;
         _idleSince = timeProvider.GetTimestamp();
-        _remove = Remove;
+        _waiters = new WaiterQueue(_gate);
     }
 
     public int Limit => Volatile.Read(ref _limit);
@@ -87,8 +86,7 @@ internal sealed class AdjustableConcurrencyLimiter : RateLimiter
                 return ValueTask.FromResult(PlainLease.Refused);
             }
 
-            waiter = new LeaseWaiter(_remove);
-            waiter.Node = _waiters.AddLast(waiter);
+            waiter = _waiters.Enqueue();
         }
 
         waiter.Register(cancellationToken);
@@ -115,12 +113,11 @@ internal sealed class AdjustableConcurrencyLimiter : RateLimiter
         {
             _inUse--;
             _idleSince = now;
-            while (_inUse < _limit && _waiters.First is { } first)
+            while (_inUse < _limit && _waiters.TakeFirst() is { } first)
             {
-                _waiters.RemoveFirst();
-                if (first.Value.TryClaim())
+                if (first.TryClaim())
                 {
-                    (granted ??= []).Add((first.Value, Grant()));
+                    (granted ??= []).Add((first, Grant()));
                 }
             }
         }
@@ -130,17 +127,6 @@ internal sealed class AdjustableConcurrencyLimiter : RateLimiter
             foreach (var (waiter, next) in granted)
             {
                 waiter.Complete(next); // outside the lock: continuations may run inline
-            }
-        }
-    }
-
-    private void Remove(LeaseWaiter waiter)
-    {
-        lock (_gate)
-        {
-            if (waiter.Node?.List is not null)
-            {
-                _waiters.Remove(waiter.Node);
             }
         }
     }

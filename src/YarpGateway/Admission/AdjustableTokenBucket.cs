@@ -10,8 +10,7 @@ namespace YarpGateway.Admission;
 internal sealed class AdjustableTokenBucket : RateLimiter
 {
     private readonly Lock _gate = new();
-    private readonly LinkedList<LeaseWaiter> _waiters = new();
-    private readonly Action<LeaseWaiter> _remove;
+    private readonly WaiterQueue _waiters;
     private readonly TimeProvider _timeProvider;
     private readonly int _burst;
     private readonly int _queueLimit;
@@ -29,7 +28,7 @@ internal sealed class AdjustableTokenBucket : RateLimiter
         _tokens = _burst;
         RatePerSecond = ratePerSecond;
         _lastRefill = _idleSince = timeProvider.GetTimestamp();
-        _remove = Remove;
+        _waiters = new WaiterQueue(_gate);
     }
 
     /// <summary>Tokens added per second from now on.</summary>
@@ -93,14 +92,13 @@ internal sealed class AdjustableTokenBucket : RateLimiter
             _lastRefill = now;
             var size = Math.Max(_burst, RatePerSecond * 0.02);
             _tokens = Math.Min(size, _tokens + (elapsed * RatePerSecond));
-            while (_tokens >= 1 && _waiters.First is { } first)
+            while (_tokens >= 1 && _waiters.TakeFirst() is { } first)
             {
-                _waiters.RemoveFirst();
-                if (first.Value.TryClaim())
+                if (first.TryClaim())
                 {
                     _tokens--;
                     _granted++;
-                    (served ??= []).Add(first.Value);
+                    (served ??= []).Add(first);
                 }
             }
         }
@@ -150,23 +148,11 @@ internal sealed class AdjustableTokenBucket : RateLimiter
                 return ValueTask.FromResult(PlainLease.Refused);
             }
 
-            waiter = new LeaseWaiter(_remove);
-            waiter.Node = _waiters.AddLast(waiter);
+            waiter = _waiters.Enqueue();
         }
 
         waiter.Register(cancellationToken);
         return new ValueTask<RateLimitLease>(waiter.Task);
-    }
-
-    private void Remove(LeaseWaiter waiter)
-    {
-        lock (_gate)
-        {
-            if (waiter.Node?.List is not null)
-            {
-                _waiters.Remove(waiter.Node);
-            }
-        }
     }
 
     protected override void Dispose(bool disposing)
@@ -176,8 +162,7 @@ internal sealed class AdjustableTokenBucket : RateLimiter
             List<LeaseWaiter> waiting;
             lock (_gate)
             {
-                waiting = [.. _waiters];
-                _waiters.Clear();
+                waiting = _waiters.TakeAll();
             }
 
             foreach (var waiter in waiting)

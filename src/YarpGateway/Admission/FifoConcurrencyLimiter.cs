@@ -18,13 +18,11 @@ namespace YarpGateway.Admission;
 internal sealed class FifoConcurrencyLimiter : RateLimiter
 {
     private readonly Lock _gate = new();
-    private readonly LinkedList<LeaseWaiter> _waiters = new();
-    private readonly Action<LeaseWaiter> _remove;
+    private readonly WaiterQueue _waiters;
     private readonly int _limit;
     private readonly int _queueLimit;
     private readonly SlotLease _lease;
     private int _inUse;
-    private int _queued; // _waiters.Count, changed under the lock with interlocked writes so the fast path can read it without the lock
 
     public FifoConcurrencyLimiter(int limit, int queueLimit)
     {
@@ -33,12 +31,12 @@ internal sealed class FifoConcurrencyLimiter : RateLimiter
         _limit = limit;
         _queueLimit = queueLimit;
         _lease = new SlotLease(this);
-        _remove = Remove;
+        _waiters = new WaiterQueue(_gate);
     }
 
     public int InUse => Volatile.Read(ref _inUse);
 
-    public int Queued => Volatile.Read(ref _queued);
+    public int Queued => _waiters.Count;
 
     /// <summary>Null while a slot is held or a request waits; not otherwise tracked (nothing here asks how long it has been idle).</summary>
     public override TimeSpan? IdleDuration => InUse == 0 && Queued == 0 ? TimeSpan.Zero : null;
@@ -49,7 +47,7 @@ internal sealed class FifoConcurrencyLimiter : RateLimiter
     protected override RateLimitLease AttemptAcquireCore(int permitCount)
     {
         ArgumentOutOfRangeException.ThrowIfNotEqual(permitCount, 1);
-        return Volatile.Read(ref _queued) == 0 && TryTake() ? _lease : PlainLease.Refused;
+        return _waiters.Count == 0 && TryTake() ? _lease : PlainLease.Refused;
     }
 
     protected override ValueTask<RateLimitLease> AcquireAsyncCore(int permitCount, CancellationToken cancellationToken)
@@ -68,9 +66,7 @@ internal sealed class FifoConcurrencyLimiter : RateLimiter
                 return ValueTask.FromResult(PlainLease.Refused);
             }
 
-            waiter = new LeaseWaiter(_remove);
-            waiter.Node = _waiters.AddLast(waiter);
-            Interlocked.Increment(ref _queued);
+            waiter = _waiters.Enqueue();
 
             // A slot may have come free between the fast path and the queue (its releaser saw no
             // waiter): look again now that this waiter is counted.
@@ -89,7 +85,7 @@ internal sealed class FifoConcurrencyLimiter : RateLimiter
     // A free slot first goes to the oldest waiter: counted (_inUse unchanged) and handed over.
     private void Release()
     {
-        if (Volatile.Read(ref _queued) > 0 && TryHandOver())
+        if (_waiters.Count > 0 && TryHandOver())
         {
             return;
         }
@@ -97,7 +93,7 @@ internal sealed class FifoConcurrencyLimiter : RateLimiter
         Interlocked.Decrement(ref _inUse);
 
         // A waiter counted after the check above found no slot; the one just freed is its.
-        if (Volatile.Read(ref _queued) > 0)
+        if (_waiters.Count > 0)
         {
             List<LeaseWaiter>? granted;
             lock (_gate)
@@ -131,7 +127,7 @@ internal sealed class FifoConcurrencyLimiter : RateLimiter
         LeaseWaiter? next = null;
         lock (_gate)
         {
-            while (next is null && TakeFirst() is { } first)
+            while (next is null && _waiters.TakeFirst() is { } first)
             {
                 if (first.TryClaim())
                 {
@@ -148,9 +144,9 @@ internal sealed class FifoConcurrencyLimiter : RateLimiter
     private List<LeaseWaiter>? GrantWhileFree()
     {
         List<LeaseWaiter>? granted = null;
-        while (_waiters.First is not null && TryTake())
+        while (_waiters.Count > 0 && TryTake())
         {
-            var first = TakeFirst()!;
+            var first = _waiters.TakeFirst()!;
             if (first.TryClaim())
             {
                 (granted ??= []).Add(first);
@@ -164,19 +160,6 @@ internal sealed class FifoConcurrencyLimiter : RateLimiter
         return granted;
     }
 
-    // Under the lock.
-    private LeaseWaiter? TakeFirst()
-    {
-        if (_waiters.First is not { } first)
-        {
-            return null;
-        }
-
-        _waiters.RemoveFirst();
-        Interlocked.Decrement(ref _queued);
-        return first.Value;
-    }
-
     private void Complete(List<LeaseWaiter>? granted)
     {
         if (granted is not null)
@@ -184,18 +167,6 @@ internal sealed class FifoConcurrencyLimiter : RateLimiter
             foreach (var waiter in granted)
             {
                 waiter.Complete(_lease);
-            }
-        }
-    }
-
-    private void Remove(LeaseWaiter waiter)
-    {
-        lock (_gate)
-        {
-            if (waiter.Node?.List is not null)
-            {
-                _waiters.Remove(waiter.Node);
-                Interlocked.Decrement(ref _queued);
             }
         }
     }

@@ -3,11 +3,9 @@ using System.Threading.RateLimiting;
 namespace YarpGateway.Admission;
 
 /// <summary>
-/// A request waiting in the first-in first-out queue of one of the gateway's adjustable limiters
-/// (<see cref="AdjustableTokenBucket"/>, <see cref="AdjustableConcurrencyLimiter"/>). The limiter keeps
-/// the queue under its own lock; the waiter ends exactly once: claimed by the limiter (then
-/// <see cref="Complete"/>), cancelled by its token (it then asks the limiter to take it off the queue),
-/// or refused.
+/// A request waiting in one of the gateway's limiters' first-in first-out queues (<see cref="WaiterQueue"/>,
+/// kept under the limiter's own lock). The waiter ends exactly once: claimed by the limiter (then
+/// <see cref="Complete"/>), cancelled by its token (it then takes itself off the queue), or refused.
 /// </summary>
 internal sealed class LeaseWaiter(Action<LeaseWaiter> remove)
 {
