@@ -103,6 +103,30 @@ public class GradientConcurrencyTests
     }
 
     [Fact]
+    public void ColdFirstRequests_DoNotSetTheBaseline()
+    {
+        // A new limit's first requests also open the backend connections and run cold code: the
+        // samples measured in a functional test were 30 to 57 ms against a steady 7 to 10 ms.
+        var clock = new ManualTimeProvider();
+        var controller = new GradientConcurrencyController(4, 1000, 50, clock.GetTimestamp());
+        double[] cold = [0.057, 0.045, 0.036, 0.030, 0.030, 0.025];
+        var sent = 0;
+        while (controller.Probing && sent < 100)
+        {
+            clock.Advance(TimeSpan.FromMilliseconds(2));
+            controller.Sample(TimeSpan.FromSeconds(sent < cold.Length ? cold[sent] : 0.008), inFlight: 4, clock.GetTimestamp(), clock);
+            sent++;
+        }
+
+        Assert.False(controller.Probing);
+        Assert.Equal(0.008, controller.BaselineSeconds, precision: 6);
+
+        // Then the knee is found from the right baseline: a backend at 8 ms that slows past 20 in flight.
+        var limits = Simulate(controller, clock, clients: 200, inFlight => 0.008 + (0.015 * Math.Max(0, inFlight - 20)), windows: 300);
+        Assert.All(limits.Skip(100), limit => Assert.InRange(limit, 15, 30));
+    }
+
+    [Fact]
     public async Task TheLimiter_QueuesPastItsLimit_AndServesInOrderAsRequestsFinish()
     {
         var clock = new ManualTimeProvider();
