@@ -13,13 +13,15 @@ using System.Text.Json;
 //   flight seen and the latency percentiles of the requests served since the last /stats, as JSON.
 // StormBench storm <ip:port> --existing N --storm M [--warmup-seconds S] [--timeout-seconds T]
 //   N keep-alive clients send one GET a second (spread over the second); after the warm-up,
-//   M new connections arrive at once, each sending one GET. Prints one JSON line of results.
+//   M new connections arrive at once, each sending one GET. Prints one JSON line of results. The
+//   existing clients run in a child process (the "existing" mode), timed apart from the storm.
 return args switch
 {
     ["backend", var endpoint] => await Backend.RunAsync(IPEndPoint.Parse(endpoint)),
     ["step-backend", var endpoint, var knee, var baseMs, var perMs] => await StepBackend.RunAsync(IPEndPoint.Parse(endpoint),
         int.Parse(knee, CultureInfo.InvariantCulture), double.Parse(baseMs, CultureInfo.InvariantCulture), double.Parse(perMs, CultureInfo.InvariantCulture)),
     ["storm", var endpoint, .. var rest] => await Storm.RunAsync(IPEndPoint.Parse(endpoint), Options.Parse(rest)),
+    ["existing", var endpoint, .. var rest] => await Storm.RunExistingAsync(IPEndPoint.Parse(endpoint), Options.Parse(rest)),
     _ => Usage(),
 };
 
@@ -28,6 +30,8 @@ static int Usage()
     Console.Error.WriteLine("usage: StormBench backend <ip:port> | StormBench storm <ip:port> --existing N --storm M [--warmup-seconds S] [--timeout-seconds T]");
     return 2;
 }
+
+internal sealed record ExistingReport(double Started, double[][] Samples);
 
 internal sealed record Options(int Existing, int StormSize, int WarmupSeconds, int TimeoutSeconds)
 {
@@ -123,49 +127,26 @@ internal static class Storm
     private static readonly byte[] Request = Encoding.ASCII.GetBytes("GET /storm HTTP/1.1\r\nHost: bench\r\n\r\n");
     private static readonly byte[] CloseRequest = Encoding.ASCII.GetBytes("GET /storm HTTP/1.1\r\nHost: bench\r\nConnection: close\r\n\r\n");
 
+    // Seconds on the monotonic clock, which both processes share.
+    private static double Now() => Stopwatch.GetTimestamp() / (double)Stopwatch.Frequency;
+
+    /// <summary>
+    /// The storm, with the existing clients in a child process (<see cref="RunExistingAsync"/>). In one
+    /// process, the storm's thousands of continuations queued on the same thread pool as the existing
+    /// clients' reads, so their latency measured the load tool's own backlog (nginx showed a 1 s p99).
+    /// </summary>
     public static async Task<int> RunAsync(IPEndPoint target, Options options)
     {
-        var clock = Stopwatch.StartNew();
         using var stop = new CancellationTokenSource(TimeSpan.FromSeconds(options.WarmupSeconds + options.TimeoutSeconds + 30));
-        var samples = new List<(double At, double LatencyMs, bool Ok)>[options.Existing];
-
-        // Existing clients: connect gradually during the first half of the warm-up, then one request a second each.
-        var existing = Enumerable.Range(0, options.Existing).Select(i => Task.Run(async () =>
+        using var child = StartExisting(target, options);
+        if (await child.StandardOutput.ReadLineAsync(stop.Token) != "ready")
         {
-            samples[i] = [];
-            var offset = TimeSpan.FromSeconds(options.WarmupSeconds / 2.0 * i / Math.Max(1, options.Existing));
-            await Task.Delay(offset, stop.Token);
-            using var socket = await ConnectAsync(target, stop.Token);
-            var buffer = new byte[4096];
-            var next = clock.Elapsed;
-            while (!stop.IsCancellationRequested)
-            {
-                var started = clock.Elapsed;
-                var ok = await RoundTripAsync(socket, Request, buffer, stop.Token);
-                if (stop.IsCancellationRequested)
-                {
-                    return; // cut short by the end of the run, not a failure
-                }
-
-                samples[i].Add((started.TotalSeconds, (clock.Elapsed - started).TotalMilliseconds, ok));
-                if (!ok)
-                {
-                    return;
-                }
-
-                next += TimeSpan.FromSeconds(1);
-                var wait = next - clock.Elapsed;
-                if (wait > TimeSpan.Zero)
-                {
-                    await Task.Delay(wait, stop.Token);
-                }
-            }
-        }, stop.Token)).ToArray();
-
-        await Task.Delay(TimeSpan.FromSeconds(options.WarmupSeconds));
-        var stormStart = clock.Elapsed.TotalSeconds;
+            Console.Error.WriteLine("the existing clients' process did not start");
+            return 1;
+        }
 
         // The storm: all at once.
+        var stormStart = Now();
         var storm = await Task.WhenAll(Enumerable.Range(0, options.StormSize).Select(_ => Task.Run(async () =>
         {
             try
@@ -174,28 +155,25 @@ internal static class Storm
                 timeout.CancelAfter(TimeSpan.FromSeconds(options.TimeoutSeconds));
                 using var socket = await ConnectAsync(target, timeout.Token);
                 var ok = await RoundTripAsync(socket, CloseRequest, new byte[4096], timeout.Token);
-                return (Ok: ok, Done: clock.Elapsed.TotalSeconds);
+                return (Ok: ok, Done: Now());
             }
             catch (Exception ex) when (ex is SocketException or OperationCanceledException or IOException)
             {
-                return (Ok: false, Done: clock.Elapsed.TotalSeconds);
+                return (Ok: false, Done: Now());
             }
         })));
         var stormEnd = storm.Max(s => s.Done);
 
         // One more second of steady traffic after the storm, then stop.
         await Task.Delay(TimeSpan.FromSeconds(1));
-        await stop.CancelAsync();
-        try
-        {
-            await Task.WhenAll(existing);
-        }
-        catch (OperationCanceledException)
-        {
-        }
+        await child.StandardInput.WriteLineAsync("stop");
+        await child.StandardInput.FlushAsync();
+        var report = JsonSerializer.Deserialize<ExistingReport>(await child.StandardOutput.ReadLineAsync(stop.Token) ?? "null")
+            ?? throw new InvalidOperationException("the existing clients' process reported nothing");
+        await child.WaitForExitAsync(stop.Token);
 
-        var all = samples.Where(s => s is not null).SelectMany(s => s).ToList();
-        var before = all.Where(s => s.Ok && s.At >= options.WarmupSeconds / 2.0 + 0.5 && s.At < stormStart).Select(s => s.LatencyMs).ToList();
+        var all = report.Samples.Select(s => (At: s[0], LatencyMs: s[1], Ok: s[2] > 0)).ToList();
+        var before = all.Where(s => s.Ok && s.At >= report.Started + (options.WarmupSeconds / 2.0) + 0.5 && s.At < stormStart).Select(s => s.LatencyMs).ToList();
         var during = all.Where(s => s.Ok && s.At >= stormStart && s.At <= stormEnd).Select(s => s.LatencyMs).ToList();
         var result = new
         {
@@ -212,6 +190,81 @@ internal static class Storm
             stormServedSeconds = Math.Round(storm.Where(s => s.Ok).Select(s => s.Done).DefaultIfEmpty(stormStart).Max() - stormStart, 2),
         };
         Console.WriteLine(JsonSerializer.Serialize(result));
+        return 0;
+    }
+
+    private static Process StartExisting(IPEndPoint target, Options options)
+    {
+        var host = Environment.ProcessPath ?? "dotnet";
+        var start = new ProcessStartInfo(host) { RedirectStandardInput = true, RedirectStandardOutput = true, UseShellExecute = false };
+        if (Path.GetFileNameWithoutExtension(host) == "dotnet")
+        {
+            start.ArgumentList.Add(typeof(Storm).Assembly.Location);
+        }
+
+        foreach (var arg in new[] { "existing", target.ToString(), "--existing", options.Existing.ToString(CultureInfo.InvariantCulture), "--warmup-seconds", options.WarmupSeconds.ToString(CultureInfo.InvariantCulture) })
+        {
+            start.ArgumentList.Add(arg);
+        }
+
+        return Process.Start(start) ?? throw new InvalidOperationException("could not start the existing clients' process");
+    }
+
+    /// <summary>
+    /// The existing clients: they connect gradually during the first half of the warm-up, then send one
+    /// request a second each. Prints "ready" after the warm-up; on a line on stdin, stops and prints
+    /// every sample (start time, latency, success) as one JSON line.
+    /// </summary>
+    public static async Task<int> RunExistingAsync(IPEndPoint target, Options options)
+    {
+        var started = Now();
+        using var stop = new CancellationTokenSource();
+        var samples = new List<double[]>[options.Existing];
+        var existing = Enumerable.Range(0, options.Existing).Select(i => Task.Run(async () =>
+        {
+            samples[i] = [];
+            var offset = TimeSpan.FromSeconds(options.WarmupSeconds / 2.0 * i / Math.Max(1, options.Existing));
+            await Task.Delay(offset, stop.Token);
+            using var socket = await ConnectAsync(target, stop.Token);
+            var buffer = new byte[4096];
+            var next = Now();
+            while (!stop.IsCancellationRequested)
+            {
+                var at = Now();
+                var ok = await RoundTripAsync(socket, Request, buffer, stop.Token);
+                if (stop.IsCancellationRequested)
+                {
+                    return; // cut short by the end of the run, not a failure
+                }
+
+                samples[i].Add([at, Math.Round((Now() - at) * 1000, 2), ok ? 1 : 0]);
+                if (!ok)
+                {
+                    return;
+                }
+
+                next += 1;
+                var wait = next - Now();
+                if (wait > 0)
+                {
+                    await Task.Delay(TimeSpan.FromSeconds(wait), stop.Token);
+                }
+            }
+        }, stop.Token)).ToArray();
+
+        await Task.Delay(TimeSpan.FromSeconds(options.WarmupSeconds));
+        Console.WriteLine("ready");
+        await Console.In.ReadLineAsync();
+        await stop.CancelAsync();
+        try
+        {
+            await Task.WhenAll(existing);
+        }
+        catch (OperationCanceledException)
+        {
+        }
+
+        Console.WriteLine(JsonSerializer.Serialize(new ExistingReport(started, [.. samples.Where(s => s is not null).SelectMany(s => s)])));
         return 0;
     }
 
