@@ -59,6 +59,11 @@ ticks() {
 }
 HZ=$(getconf CLK_TCK)
 
+# .NET processes (the gateway, bare YARP, the .NET backends and load tools) run with the runtime
+# setting the container image ships (deploy/Dockerfile): with one CPU, hot code is optimized after
+# 100 ms without a new method compiled, not after 1 s (docs/operations.md, "Running on one CPU").
+export DOTNET_TC_DelaySingleProcMultiplier=${DOTNET_TC_DelaySingleProcMultiplier:-1}
+
 # WebSocket benchmarks (websockets.sh, ws-slow-readers.sh) share these.
 # start_ws_backend LOG: builds the gateway and WsBench (Release), sets GATEWAY_DLL and BENCH_DLL, and starts
 # WsBench's backend on CPU 1, port 5910 on every address (the configs use 127.0.0.2-5).

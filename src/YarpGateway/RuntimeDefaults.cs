@@ -15,6 +15,22 @@ internal static class RuntimeDefaults
     /// </summary>
     public const string InlineSocketCompletions = "DOTNET_SYSTEM_NET_SOCKETS_INLINE_COMPLETIONS";
 
+    /// <summary>
+    /// With one CPU the runtime waits ten times longer (1 s instead of 100 ms without a new method being
+    /// compiled) before it starts optimizing hot code, and a busy gateway keeps compiling new methods:
+    /// on one pinned core it served 16,000 to 23,000 requests a second for its first 28 s under load
+    /// and 47,000 after; with this set to 1, 39,000 from the 5th second, and the same after
+    /// (docs/performance-history.md). The runtime reads it from the environment only, at start, so it
+    /// is set in the container image (deploy/Dockerfile), not here.
+    /// </summary>
+    public const string TieringDelaySingleProcMultiplier = "DOTNET_TC_DelaySingleProcMultiplier";
+
+    /// <summary>Whether the runtime, with <paramref name="processorCount"/> CPUs, delays optimizing hot code tenfold (nothing set it).</summary>
+    public static bool SlowTierUp(int processorCount)
+        => processorCount == 1
+            && Environment.GetEnvironmentVariable(TieringDelaySingleProcMultiplier) is null
+            && Environment.GetEnvironmentVariable("COMPlus_TC_DelaySingleProcMultiplier") is null;
+
     /// <summary>Whether socket completions run inline, read as the runtime reads it ("1" or "true").</summary>
     public static bool InlineCompletionsEnabled()
         => Environment.GetEnvironmentVariable(InlineSocketCompletions) is { } value

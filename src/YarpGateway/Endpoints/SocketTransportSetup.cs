@@ -9,6 +9,8 @@ namespace YarpGateway.Endpoints;
 /// thread hop per request (one socket thread does all the work, as one nginx worker does). With more
 /// CPUs each connection stays on the socket thread it was assigned to, work cannot move to an idle
 /// CPU, and a busy neighbour on one core doubled the p99 in the benchmark, so it stays off there.
+/// With one CPU it also says when the runtime will be slow to optimize hot code
+/// (<see cref="RuntimeDefaults.TieringDelaySingleProcMultiplier"/>).
 /// </summary>
 internal sealed partial class SocketTransportSetup(IOptions<TransportOptions> options, ILogger<SocketTransportSetup> logger) : IConfigureOptions<SocketTransportOptions>
 {
@@ -33,6 +35,10 @@ internal sealed partial class SocketTransportSetup(IOptions<TransportOptions> op
         var inline = PreferInlineScheduling(configured, Environment.ProcessorCount, RuntimeDefaults.InlineCompletionsEnabled());
         transport.UnsafePreferInlineScheduling = inline;
         Log.Scheduling(logger, inline ? "on the socket threads" : "on the thread pool", Environment.ProcessorCount, configured is null ? "default" : TransportOptions.SectionName + ":InlineScheduling");
+        if (RuntimeDefaults.SlowTierUp(Environment.ProcessorCount))
+        {
+            Log.SlowTierUp(logger, RuntimeDefaults.TieringDelaySingleProcMultiplier);
+        }
     }
 
     /// <summary>The operator's setting if there is one; otherwise inline only with one CPU and inline socket completions.</summary>
@@ -43,5 +49,8 @@ internal sealed partial class SocketTransportSetup(IOptions<TransportOptions> op
     {
         [LoggerMessage(1, LogLevel.Information, "Requests are processed {Where} ({ProcessorCount} CPU(s); {Source}).", EventName = "TransportScheduling")]
         public static partial void Scheduling(ILogger logger, string where, int processorCount, string source);
+
+        [LoggerMessage(2, LogLevel.Warning, "One CPU and {Variable} not set: the runtime optimizes hot code only after a second without new code, so under load the gateway runs unoptimized code for tens of seconds after it starts (about a third of its throughput). Set {Variable}=1 in the environment, as the container image does.", EventName = "SlowTierUp")]
+        public static partial void SlowTierUp(ILogger logger, string variable);
     }
 }

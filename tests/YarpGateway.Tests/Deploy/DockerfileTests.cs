@@ -28,6 +28,13 @@ public class DockerfileTests
     }
 
     [Fact]
+    public void TheImage_OptimizesHotCodeWithoutTheOneCpuDelay()
+    {
+        // The runtime reads this from the environment only (a runtimeconfig.json property is ignored).
+        Assert.Contains(Lines, l => l.Contains(RuntimeDefaults.TieringDelaySingleProcMultiplier + "=1", StringComparison.Ordinal));
+    }
+
+    [Fact]
     public void EverythingItCopiesExists()
     {
         foreach (var copy in Lines.Where(l => l.StartsWith("COPY ", StringComparison.Ordinal) && !l.Contains("--from", StringComparison.Ordinal)))

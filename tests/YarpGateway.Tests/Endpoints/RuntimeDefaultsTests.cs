@@ -34,4 +34,23 @@ public class RuntimeDefaultsTests
             Environment.SetEnvironmentVariable(RuntimeDefaults.InlineSocketCompletions, before);
         }
     }
+
+    [Fact]
+    public void SlowTierUp_IsReportedOnlyWithOneCpu_AndTheVariableUnset()
+    {
+        var before = Environment.GetEnvironmentVariable(RuntimeDefaults.TieringDelaySingleProcMultiplier);
+        try
+        {
+            Environment.SetEnvironmentVariable(RuntimeDefaults.TieringDelaySingleProcMultiplier, null);
+            Assert.True(RuntimeDefaults.SlowTierUp(processorCount: 1));
+            Assert.False(RuntimeDefaults.SlowTierUp(processorCount: 2));
+
+            Environment.SetEnvironmentVariable(RuntimeDefaults.TieringDelaySingleProcMultiplier, "1");
+            Assert.False(RuntimeDefaults.SlowTierUp(processorCount: 1));
+        }
+        finally
+        {
+            Environment.SetEnvironmentVariable(RuntimeDefaults.TieringDelaySingleProcMultiplier, before);
+        }
+    }
 }
