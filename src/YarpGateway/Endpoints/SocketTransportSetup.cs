@@ -50,7 +50,7 @@ internal sealed partial class SocketTransportSetup(IOptions<TransportOptions> op
         [LoggerMessage(1, LogLevel.Information, "Requests are processed {Where} ({ProcessorCount} CPU(s); {Source}).", EventName = "TransportScheduling")]
         public static partial void Scheduling(ILogger logger, string where, int processorCount, string source);
 
-        [LoggerMessage(2, LogLevel.Warning, "One CPU and {Variable} not set: the runtime optimizes hot code only after a second without new code, so under load the gateway runs unoptimized code for tens of seconds after it starts (about a third of its throughput). Set {Variable}=1 in the environment, as the container image does.", EventName = "SlowTierUp")]
+        [LoggerMessage(2, LogLevel.Warning, "One CPU and {Variable} not set: the runtime optimizes hot code only after a second without new code, so under load the gateway runs unoptimized code for tens of seconds after it starts (a third to a half of its throughput). Set {Variable}=1 in the environment, as the container image does.", EventName = "SlowTierUp")]
         public static partial void SlowTierUp(ILogger logger, string variable);
     }
 }
