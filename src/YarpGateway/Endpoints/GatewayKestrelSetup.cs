@@ -1,4 +1,5 @@
 using Microsoft.AspNetCore.Server.Kestrel.Core;
+using Microsoft.AspNetCore.Server.Kestrel.Transport.Sockets;
 using Microsoft.Extensions.Options;
 
 namespace YarpGateway.Endpoints;
@@ -10,7 +11,8 @@ namespace YarpGateway.Endpoints;
 /// section is turned off, because a config file saved half-written reads as empty and would
 /// unbind both ports.
 /// </summary>
-internal sealed partial class GatewayKestrelSetup(IConfiguration configuration, GatewayListeners listeners, IEnumerable<IProxyConnectionMiddleware> proxyMiddleware, ILogger<GatewayKestrelSetup> logger) : IConfigureOptions<KestrelServerOptions>
+internal sealed partial class GatewayKestrelSetup(IConfiguration configuration, GatewayListeners listeners, IEnumerable<IProxyConnectionMiddleware> proxyMiddleware,
+    IOptions<SocketTransportOptions> transport, ILogger<GatewayKestrelSetup> logger) : IConfigureOptions<KestrelServerOptions>
 {
     public const string ProxyEndpointName = "Proxy";
     public const string ManagementEndpointName = "Management";
@@ -43,7 +45,7 @@ internal sealed partial class GatewayKestrelSetup(IConfiguration configuration, 
 
                 if (!endpoint.IsHttps && listen.Protocols.HasFlag(HttpProtocols.Http1) && listen.Protocols.HasFlag(HttpProtocols.Http2))
                 {
-                    listen.Use(Http2PriorKnowledge.Middleware(firstBytesTimeout));
+                    listen.Use(Http2PriorKnowledge.Middleware(firstBytesTimeout, batchSends: transport.Value.UnsafePreferInlineScheduling));
 
                     // Kestrel warns that HTTP/2 is off on a cleartext endpoint whose Protocols were set
                     // explicitly; with the sniffing above that is not so. Unset, the warning never comes.

@@ -21,7 +21,9 @@ internal static class Http2PriorKnowledge
 
     private static ReadOnlySpan<byte> Preface => "PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n"u8;
 
-    public static Func<ConnectionDelegate, ConnectionDelegate> Middleware(TimeSpan firstBytesTimeout) => next => async connection =>
+    /// <param name="firstBytesTimeout">How long a connection may take to send enough bytes to decide.</param>
+    /// <param name="batchSends">Whether HTTP/2 connections send through <see cref="Http2SendBatching"/> (Kestrel runs on the socket threads).</param>
+    public static Func<ConnectionDelegate, ConnectionDelegate> Middleware(TimeSpan firstBytesTimeout, bool batchSends) => next => async connection =>
     {
         // Connection admission has usually waited for the first bytes already: decide on them without
         // a second timer when they suffice.
@@ -52,6 +54,20 @@ internal static class Http2PriorKnowledge
             connection.Features.Set<ITlsConnectionFeature>(CleartextMarker.Instance);
             connection.Features.Set<ITlsApplicationProtocolFeature>(CleartextMarker.Instance);
             connection.Items[Key] = true;
+            if (batchSends)
+            {
+                var batching = Http2SendBatching.Install(connection);
+                try
+                {
+                    await next(connection);
+                }
+                finally
+                {
+                    await batching.CompleteAsync();
+                }
+
+                return;
+            }
         }
 
         await next(connection);

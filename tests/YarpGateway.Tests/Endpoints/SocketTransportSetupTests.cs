@@ -68,6 +68,56 @@ public class SocketTransportSetupTests
     }
 
     [Fact]
+    public async Task InlineSchedulingOn_Http2SendsThroughTheBatchingPipe_ManyLargeStreamsArriveIntact_AndTheLastGoAwayToo()
+    {
+        await using var backend = await TestBackend.StartAsync("a");
+        var config = ProxyConfigJson.Config(("api", "/{**rest}", "c1"), ("c1", "WeightedRoundRobin", [(backend, "1")]));
+        await using var gateway = await GatewayUnderTest.StartAsync(config, "--Gateway:Transport:InlineScheduling=true");
+
+        // 100 streams at once on one connection, each response several times the batching pipe's 64 KiB.
+        const int Length = 300_000;
+        var expected = TestBackend.Alphabet(Length);
+        using (var http2 = new HttpClient(new SocketsHttpHandler()) { BaseAddress = gateway.ProxyAddress, DefaultRequestVersion = HttpVersion.Version20, DefaultVersionPolicy = HttpVersionPolicy.RequestVersionExact })
+        {
+            var bodies = await Task.WhenAll(Enumerable.Range(0, 100).Select(async _ =>
+            {
+                using var response = await http2.GetAsync($"/bytes/{Length}");
+                Assert.Equal(HttpVersion.Version20, response.Version);
+                return await response.Content.ReadAsByteArrayAsync();
+            })).WaitAsync(TimeSpan.FromSeconds(30));
+            Assert.All(bodies, body => Assert.True(body.AsSpan().SequenceEqual(expected), $"a body of {body.Length} bytes differs"));
+        }
+
+        Assert.Equal(1, gateway.Services.GetRequiredService<TrafficCounters>().AcceptedConnections);
+
+        // The frames Kestrel writes as the connection ends (its GOAWAY) are sent before the socket closes.
+        using var socket = new System.Net.Sockets.Socket(System.Net.Sockets.SocketType.Stream, System.Net.Sockets.ProtocolType.Tcp);
+        await socket.ConnectAsync(gateway.ProxyAddress.Host, gateway.ProxyAddress.Port);
+        await socket.SendAsync((byte[])[.. Hostile.Http2Frames.Preface, .. Hostile.Http2Frames.EmptySettings(), .. Hostile.Http2Frames.Request(1, path: "/bytes/10")], System.Net.Sockets.SocketFlags.None);
+        using var bound = new CancellationTokenSource(TimeSpan.FromSeconds(20));
+        while ((await Hostile.Http2Frames.ReadAsync(socket, bound.Token)) is var frame && !(frame.Type == Hostile.Http2Frames.Data && frame.StreamId == 1))
+        {
+        }
+
+        var stopping = gateway.StopAsync();
+        byte? lastType = null;
+        try
+        {
+            while (true)
+            {
+                lastType = (await Hostile.Http2Frames.ReadAsync(socket, bound.Token)).Type;
+            }
+        }
+        catch (EndOfStreamException)
+        {
+            // closed by the gateway, after what it sent
+        }
+
+        Assert.Equal(Hostile.Http2Frames.GoAway, lastType);
+        await stopping.WaitAsync(TimeSpan.FromSeconds(20));
+    }
+
+    [Fact]
     public async Task MaxWriteBufferSize_SetsKestrelsWriteBufferPerConnection_AndIsUnsetByDefault()
     {
         await using var backend = await TestBackend.StartAsync("a");

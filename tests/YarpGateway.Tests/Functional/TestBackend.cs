@@ -189,6 +189,14 @@ internal sealed class TestBackend : IAsyncDisposable
                 return;
             }
 
+            if (context.Request.Path.StartsWithSegments("/bytes", out var size) && int.TryParse(size.Value.AsSpan(1), out var length))
+            {
+                // GET /bytes/N: N bytes of the alphabet repeated, for responses larger than any one buffer.
+                context.Response.ContentLength = length;
+                await context.Response.Body.WriteAsync(Alphabet(length), context.RequestAborted);
+                return;
+            }
+
             if (context.Request.Path.StartsWithSegments("/hold", out var rest))
             {
                 var held = Interlocked.Increment(ref backend._held);
@@ -227,5 +235,17 @@ internal sealed class TestBackend : IAsyncDisposable
     {
         await _app.StopAsync();
         await _app.DisposeAsync();
+    }
+
+    /// <summary>The body of <c>GET /bytes/N</c>: <paramref name="length"/> bytes of a-z repeated.</summary>
+    public static byte[] Alphabet(int length)
+    {
+        var bytes = new byte[length];
+        for (var i = 0; i < length; i++)
+        {
+            bytes[i] = (byte)('a' + (i % 26));
+        }
+
+        return bytes;
     }
 }
