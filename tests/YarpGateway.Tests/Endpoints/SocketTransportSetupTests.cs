@@ -49,7 +49,7 @@ public class SocketTransportSetupTests
         await Task.WhenAll(requests);
         Assert.Equal(200, backend.Bodies.Count);
 
-        using var http2 = new HttpClient(new SocketsHttpHandler()) { BaseAddress = gateway.ProxyAddress, DefaultRequestVersion = HttpVersion.Version20, DefaultVersionPolicy = HttpVersionPolicy.RequestVersionExact };
+        using var http2 = gateway.CreateHttp2ProxyClient();
         using (var response = await http2.GetAsync("/api/h2"))
         {
             Assert.Equal(HttpVersion.Version20, response.Version);
@@ -77,7 +77,7 @@ public class SocketTransportSetupTests
         // 100 streams at once on one connection, each response several times the batching pipe's 64 KiB.
         const int Length = 300_000;
         var expected = TestBackend.Alphabet(Length);
-        using (var http2 = new HttpClient(new SocketsHttpHandler()) { BaseAddress = gateway.ProxyAddress, DefaultRequestVersion = HttpVersion.Version20, DefaultVersionPolicy = HttpVersionPolicy.RequestVersionExact })
+        using (var http2 = gateway.CreateHttp2ProxyClient())
         {
             var bodies = await Task.WhenAll(Enumerable.Range(0, 100).Select(async _ =>
             {

@@ -37,7 +37,6 @@ public class DrainTests
         await using var a = await TestBackend.StartAsync("a");
         await using var gateway = await GatewayUnderTest.StartAsync(ProxyConfigJson.CatchAll("WeightedRoundRobin", (a, "1")), "--Gateway:Shutdown:DrainDelay=00:00:03");
         var traffic = gateway.Services.GetRequiredService<YarpGateway.Endpoints.TrafficCounters>();
-        static HttpClient NewClient(Uri address) => new() { BaseAddress = address, DefaultRequestVersion = HttpVersion.Version20, DefaultVersionPolicy = HttpVersionPolicy.RequestVersionExact };
         static async Task<HttpStatusCode> GetAsync(HttpClient client)
         {
             using var response = await client.GetAsync("/x");
@@ -45,7 +44,7 @@ public class DrainTests
             return response.StatusCode;
         }
 
-        using var first = NewClient(gateway.ProxyAddress); // kept open: its idle connection is the one told to go
+        using var first = gateway.CreateHttp2ProxyClient(); // kept open: its idle connection is the one told to go
         Assert.Equal(HttpStatusCode.OK, await GetAsync(first));
         Assert.Equal(HttpStatusCode.OK, await GetAsync(first));
         Assert.Equal(1, traffic.AcceptedConnections); // one HTTP/2 connection carried both
@@ -59,7 +58,7 @@ public class DrainTests
         // HTTP/2 leaves to the client's retry, not something the gateway can settle).
         for (var i = 0; i < 2; i++)
         {
-            using var client = NewClient(gateway.ProxyAddress);
+            using var client = gateway.CreateHttp2ProxyClient();
             Assert.Equal(HttpStatusCode.OK, await GetAsync(client));
             Assert.True(await Eventually.TrueAsync(() => traffic.OpenConnections == 0, Bound), $"connection {i + 2}, opened during the delay, got no GOAWAY");
         }

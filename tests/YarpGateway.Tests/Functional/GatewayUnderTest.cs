@@ -122,6 +122,14 @@ internal sealed class GatewayUnderTest : IAsyncDisposable
         Timeout = TimeSpan.FromSeconds(30),
     };
 
+    /// <summary>A client for the proxy endpoint that speaks HTTP/2 with prior knowledge (h2c), one connection pool per client.</summary>
+    public HttpClient CreateHttp2ProxyClient() => new(new SocketsHttpHandler())
+    {
+        BaseAddress = ProxyAddress,
+        DefaultRequestVersion = System.Net.HttpVersion.Version20,
+        DefaultVersionPolicy = HttpVersionPolicy.RequestVersionExact,
+    };
+
     public HttpClient CreateManagementClient() => new() { BaseAddress = ManagementAddress, Timeout = TimeSpan.FromSeconds(10) };
 
     public Task StopAsync() => _app.StopAsync();

@@ -42,7 +42,7 @@ public class Http2RapidResetTests
         Assert.Contains(gateway.Logs.Lines, l => l.Contains("reset more than 50 HTTP/2 streams", StringComparison.Ordinal));
 
         // An ordinary HTTP/2 client on another connection is unaffected.
-        using var client = new HttpClient { BaseAddress = gateway.ProxyAddress, DefaultRequestVersion = System.Net.HttpVersion.Version20, DefaultVersionPolicy = HttpVersionPolicy.RequestVersionExact };
+        using var client = gateway.CreateHttp2ProxyClient();
         using var response = await client.GetAsync("/ok");
         Assert.Equal(System.Net.HttpStatusCode.OK, response.StatusCode);
     }
