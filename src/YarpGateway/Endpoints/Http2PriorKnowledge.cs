@@ -49,28 +49,26 @@ internal static class Http2PriorKnowledge
             }
         }
 
+        Http2SendBatching? batching = null;
         if (isHttp2)
         {
             connection.Features.Set<ITlsConnectionFeature>(CleartextMarker.Instance);
             connection.Features.Set<ITlsApplicationProtocolFeature>(CleartextMarker.Instance);
             connection.Items[Key] = true;
-            if (batchSends)
-            {
-                var batching = Http2SendBatching.Install(connection);
-                try
-                {
-                    await next(connection);
-                }
-                finally
-                {
-                    await batching.CompleteAsync();
-                }
-
-                return;
-            }
+            batching = batchSends ? Http2SendBatching.Install(connection) : null;
         }
 
-        await next(connection);
+        try
+        {
+            await next(connection);
+        }
+        finally
+        {
+            if (batching is not null)
+            {
+                await batching.CompleteAsync();
+            }
+        }
     };
 
     /// <summary>True for a connection that speaks HTTP/2: switched by this middleware, or negotiated through TLS ALPN.</summary>

@@ -65,13 +65,12 @@ public class Http2SendBatchingTests
         while (true)
         {
             var flush = connection.Transport.Output.WriteAsync(chunk);
+            written += chunk.Length; // written, whether or not its flush now waits
+            Assert.True(written <= Most, $"{written} bytes accepted with nobody reading");
             if (!flush.IsCompleted && !await WaitAsync(flush.AsTask()))
             {
                 break; // Kestrel's write waits: what is buffered is bounded
             }
-
-            written += chunk.Length;
-            Assert.True(written <= Most, $"{written} bytes accepted with nobody reading");
         }
 
         // The first write left waiting came once the batching pipe held its 64 KiB (a loop running late
