@@ -65,6 +65,7 @@ internal static class GatewayServiceCollectionExtensions
 
         // Traffic counters first: they see every proxy connection, including those admission closes.
         services.AddSingleton<TrafficCounters>();
+        services.AddSingleton<ShutdownHeartbeat>();
         services.AddSingleton<ProxyRequestFrame>();
         services.AddSingleton<ConnectionMetrics>();
         services.AddSingleton<IProxyConnectionMiddleware>(sp => sp.GetRequiredService<TrafficCounters>());

@@ -12,7 +12,7 @@ namespace YarpGateway.Endpoints;
 /// unbind both ports.
 /// </summary>
 internal sealed partial class GatewayKestrelSetup(IConfiguration configuration, GatewayListeners listeners, IEnumerable<IProxyConnectionMiddleware> proxyMiddleware,
-    IOptions<SocketTransportOptions> transport, ILogger<GatewayKestrelSetup> logger) : IConfigureOptions<KestrelServerOptions>
+    IOptions<SocketTransportOptions> transport, ShutdownHeartbeat shutdownHeartbeat, ILogger<GatewayKestrelSetup> logger) : IConfigureOptions<KestrelServerOptions>
 {
     public const string ProxyEndpointName = "Proxy";
     public const string ManagementEndpointName = "Management";
@@ -58,6 +58,8 @@ internal sealed partial class GatewayKestrelSetup(IConfiguration configuration, 
                         Log.CleartextHttp2(logger, endpoint.ConfigSection["Url"]);
                     }
                 }
+
+                listen.Use(shutdownHeartbeat.Middleware);
             })
             .Endpoint(ManagementEndpointName, endpoint =>
             {

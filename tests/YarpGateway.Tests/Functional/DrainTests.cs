@@ -196,4 +196,60 @@ public class ShutdownTests
         Assert.Equal("a", await response.Content.ReadAsStringAsync());
         await stopping.WaitAsync(bound);
     }
+
+    /// <summary>
+    /// A stream that ends after shutdown has begun, on a connection whose client then sends nothing:
+    /// the final GOAWAY and the close come within a couple of seconds of the stream's end, not when
+    /// Shutdown:Timeout (a minute here) runs out. Kestrel's heartbeat, which wakes the connection to
+    /// notice, stops with the server; before <see cref="YarpGateway.Endpoints.ShutdownHeartbeat"/> this
+    /// connection was held until the 20 s bound below ran out. With the batching pipe of one-CPU
+    /// deployments and without it.
+    /// </summary>
+    [Theory]
+    [InlineData(false)]
+    [InlineData(true)]
+    public async Task Shutdown_Http2StreamEndingAfterTheStop_ConnectionClosesAtOnce(bool inlineScheduling)
+    {
+        await using var a = await TestBackend.StartAsync("a");
+        await using var gateway = await GatewayUnderTest.StartAsync(ProxyConfigJson.CatchAll("WeightedRoundRobin", (a, "1")),
+            $"--Gateway:Transport:InlineScheduling={inlineScheduling}", "--Gateway:Shutdown:Timeout=00:01:00");
+        using var bound = new CancellationTokenSource(TimeSpan.FromSeconds(20));
+
+        using var socket = new System.Net.Sockets.Socket(System.Net.Sockets.SocketType.Stream, System.Net.Sockets.ProtocolType.Tcp);
+        await socket.ConnectAsync(gateway.ProxyAddress.Host, gateway.ProxyAddress.Port, bound.Token);
+        await socket.SendAsync((byte[])[.. Hostile.Http2Frames.Preface, .. Hostile.Http2Frames.EmptySettings(), .. Hostile.Http2Frames.Request(1, path: "/stream")], System.Net.Sockets.SocketFlags.None, bound.Token);
+        async Task<(byte Type, byte Flags, int StreamId)> NextAsync()
+        {
+            var frame = await Hostile.Http2Frames.ReadAsync(socket, bound.Token);
+            return (frame.Type, frame.Flags, frame.StreamId);
+        }
+
+        // The response has begun (the backend holds the rest until the "stream" gate opens).
+        while (await NextAsync() is not (Hostile.Http2Frames.Data, _, 1))
+        {
+        }
+
+        var stopping = gateway.StopAsync();
+        while (await NextAsync() is not (Hostile.Http2Frames.GoAway, _, _))
+        {
+        }
+
+        a.GateFor("stream").SetResult();
+        var seen = new List<byte>();
+        try
+        {
+            while (true)
+            {
+                seen.Add((await NextAsync()).Type);
+            }
+        }
+        catch (EndOfStreamException)
+        {
+            // closed by the gateway
+        }
+
+        Assert.Equal(Hostile.Http2Frames.GoAway, seen[^1]);
+        Assert.Contains(Hostile.Http2Frames.Data, seen); // the rest of the response came first
+        await stopping.WaitAsync(TimeSpan.FromSeconds(10));
+    }
 }
