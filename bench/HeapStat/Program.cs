@@ -3,6 +3,9 @@
 // type (the top N, optionally only types whose name contains the filter) and by owner (Kestrel and
 // ASP.NET Core, YARP, HttpClient, the gateway, ...). Dead objects the GC has not collected yet are
 // left out, so the figures are what idle connections really hold, whatever the GC mode.
+// With HEAPSTAT_CALLBACKS=1 it also groups the live cancellation callbacks (CancellationTokenSource's
+// CallbackNode, 80 bytes each plus their share of the token's registrations) by the method each
+// calls and the type of its state: who registered on which token.
 using System.Globalization;
 using Microsoft.Diagnostics.Runtime;
 
@@ -73,6 +76,30 @@ foreach (var (name, sum) in byType.Where(t => filter is null || t.Key.Contains(f
 }
 
 Console.WriteLine(string.Create(CultureInfo.InvariantCulture, $"live {liveBytes:N0} of {allBytes:N0} bytes in heap objects"));
+if (Environment.GetEnvironmentVariable("HEAPSTAT_CALLBACKS") == "1")
+{
+    var callbacks = new Dictionary<string, long>(StringComparer.Ordinal);
+    foreach (var obj in heap.EnumerateObjects())
+    {
+        if (!obj.IsValid || obj.Type?.Name != "System.Threading.CancellationTokenSource+CallbackNode" || !live.Contains(obj.Address))
+        {
+            continue;
+        }
+
+        var callback = obj.ReadObjectField("Callback");
+        var method = callback.IsValid && callback.IsDelegate ? callback.AsDelegate().GetDelegateTarget()?.Method?.Signature ?? "?" : "(none)";
+        var state = obj.ReadObjectField("CallbackState");
+        var key = $"{method}  state: {(state.IsValid ? state.Type?.Name : "null")}";
+        callbacks[key] = callbacks.GetValueOrDefault(key) + 1;
+    }
+
+    Console.WriteLine("callbacks  registered method, state");
+    foreach (var (key, count) in callbacks.OrderByDescending(c => c.Value).Take(top))
+    {
+        Console.WriteLine(string.Create(CultureInfo.InvariantCulture, $"{count,9:N0}  {key}"));
+    }
+}
+
 Console.WriteLine("live bytes    by owner");
 foreach (var owner in byType.GroupBy(t => Owner(t.Key)).OrderByDescending(g => g.Sum(t => t.Value.Bytes)))
 {
