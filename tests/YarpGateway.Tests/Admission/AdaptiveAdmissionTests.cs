@@ -1,3 +1,4 @@
+using Microsoft.Extensions.Time.Testing;
 using System.Threading.RateLimiting;
 using YarpGateway.Admission;
 using YarpGateway.Tests.Resilience;
@@ -96,7 +97,7 @@ public class AdaptiveAdmissionTests
     [Fact]
     public async Task TheBucket_GivesItsBurst_ThenServesWaitersInOrderAtTheRate_WhichCanChange()
     {
-        var clock = new ManualTimeProvider();
+        var clock = new FakeTimeProvider();
         using var bucket = new AdjustableTokenBucket(ratePerSecond: 100, burst: 2, queueLimit: 10, clock);
 
         Assert.True(bucket.AttemptAcquire().IsAcquired);
@@ -124,7 +125,7 @@ public class AdaptiveAdmissionTests
     [Fact]
     public async Task TheBucket_ACancelledWaiterLeavesTheQueue_AndAFullQueueRefuses()
     {
-        var clock = new ManualTimeProvider();
+        var clock = new FakeTimeProvider();
         using var bucket = new AdjustableTokenBucket(ratePerSecond: 100, burst: 1, queueLimit: 2, clock);
         Assert.True(bucket.AttemptAcquire().IsAcquired);
 

@@ -1,3 +1,4 @@
+using Microsoft.Extensions.Time.Testing;
 using System.Threading.RateLimiting;
 using YarpGateway.Admission;
 using YarpGateway.Tests.Resilience;
@@ -11,7 +12,7 @@ public class FirstRequestGateTests
     [Fact]
     public void PastMaxTime_TheSlotIsFreedOnce_AndCountedAsExpired()
     {
-        var clock = new ManualTimeProvider();
+        var clock = new FakeTimeProvider();
         using var slots = new ConcurrencyLimiter(new ConcurrencyLimiterOptions { PermitLimit = 1, QueueLimit = 0 });
         var expired = 0;
         var gate = new FirstRequestGate(slots.AttemptAcquire(), MaxTime, clock, () => expired++);
@@ -32,7 +33,7 @@ public class FirstRequestGateTests
     [Fact]
     public void ReleasedInTime_IsNotExpired_AndItsTimerIsGone()
     {
-        var clock = new ManualTimeProvider();
+        var clock = new TimerCountingClock();
         using var slots = new ConcurrencyLimiter(new ConcurrencyLimiterOptions { PermitLimit = 1, QueueLimit = 0 });
         var expired = 0;
         var gate = new FirstRequestGate(slots.AttemptAcquire(), MaxTime, clock, () => expired++);
@@ -43,6 +44,38 @@ public class FirstRequestGateTests
 
         Assert.Equal(1, slots.GetStatistics()!.CurrentAvailablePermits);
         Assert.Equal(0, expired);
-        Assert.Equal(0, clock.PendingTimers);
+        Assert.Equal(1, clock.Created);
+        Assert.Equal(1, clock.Disposed);
+    }
+
+    /// <summary>A fake clock that counts the timers created and disposed.</summary>
+    private sealed class TimerCountingClock : FakeTimeProvider
+    {
+        public int Created { get; private set; }
+
+        public int Disposed { get; private set; }
+
+        public override ITimer CreateTimer(TimerCallback callback, object? state, TimeSpan dueTime, TimeSpan period)
+        {
+            Created++;
+            return new Counted(base.CreateTimer(callback, state, dueTime, period), this);
+        }
+
+        private sealed class Counted(ITimer inner, TimerCountingClock clock) : ITimer
+        {
+            public bool Change(TimeSpan dueTime, TimeSpan period) => inner.Change(dueTime, period);
+
+            public void Dispose()
+            {
+                clock.Disposed++;
+                inner.Dispose();
+            }
+
+            public ValueTask DisposeAsync()
+            {
+                Dispose();
+                return ValueTask.CompletedTask;
+            }
+        }
     }
 }

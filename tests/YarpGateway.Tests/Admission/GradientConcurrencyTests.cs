@@ -1,3 +1,4 @@
+using Microsoft.Extensions.Time.Testing;
 using System.Threading.RateLimiting;
 using YarpGateway.Admission;
 using YarpGateway.Configuration;
@@ -14,10 +15,10 @@ public class GradientConcurrencyTests
     /// Returns the limit after each window, leaving out the windows where the baseline was being measured
     /// (the limit is then at its minimum, by design; <paramref name="probes"/> counts them).
     /// </summary>
-    private static List<int> Simulate(GradientConcurrencyController controller, ManualTimeProvider clock, int clients, Func<int, double> latency, int windows)
+    private static List<int> Simulate(GradientConcurrencyController controller, FakeTimeProvider clock, int clients, Func<int, double> latency, int windows)
         => Simulate(controller, clock, clients, latency, windows, out _);
 
-    private static List<int> Simulate(GradientConcurrencyController controller, ManualTimeProvider clock, int clients, Func<int, double> latency, int windows, out int probes)
+    private static List<int> Simulate(GradientConcurrencyController controller, FakeTimeProvider clock, int clients, Func<int, double> latency, int windows, out int probes)
     {
         var limits = new List<int>();
         probes = 0;
@@ -51,7 +52,7 @@ public class GradientConcurrencyTests
     [Fact]
     public void ABackendThatSlowsPast20InFlight_GetsALimitThatSettlesNear20()
     {
-        var clock = new ManualTimeProvider();
+        var clock = new FakeTimeProvider();
         var controller = new GradientConcurrencyController(4, 1000, 50, clock.GetTimestamp());
 
         var limits = Simulate(controller, clock, clients: 200, Knee, windows: 600, out var probes); // 60 s
@@ -67,7 +68,7 @@ public class GradientConcurrencyTests
     [Fact]
     public void ABackendThatIsFine_LetsTheLimitGrowToWhatTheClientsUse_WithinTheBound()
     {
-        var clock = new ManualTimeProvider();
+        var clock = new FakeTimeProvider();
         var controller = new GradientConcurrencyController(4, 300, 50, clock.GetTimestamp());
 
         var limits = Simulate(controller, clock, clients: 1000, _ => 0.010, windows: 600);
@@ -79,7 +80,7 @@ public class GradientConcurrencyTests
     [Fact]
     public void UnusedHeadroom_DoesNotGrowTheLimit()
     {
-        var clock = new ManualTimeProvider();
+        var clock = new FakeTimeProvider();
         var controller = new GradientConcurrencyController(4, 1000, 50, clock.GetTimestamp());
 
         var limits = Simulate(controller, clock, clients: 10, _ => 0.010, windows: 300);
@@ -90,7 +91,7 @@ public class GradientConcurrencyTests
     [Fact]
     public void ABackendThatBecameSlowerForGood_IsAdopted_TheLimitComesBack()
     {
-        var clock = new ManualTimeProvider();
+        var clock = new FakeTimeProvider();
         var controller = new GradientConcurrencyController(4, 1000, 50, clock.GetTimestamp());
         Simulate(controller, clock, clients: 200, Knee, windows: 200);
 
@@ -107,7 +108,7 @@ public class GradientConcurrencyTests
     {
         // A new limit's first requests also open the backend connections and run cold code: the
         // samples measured in a functional test were 30 to 57 ms against a steady 7 to 10 ms.
-        var clock = new ManualTimeProvider();
+        var clock = new FakeTimeProvider();
         var controller = new GradientConcurrencyController(4, 1000, 50, clock.GetTimestamp());
         double[] cold = [0.057, 0.045, 0.036, 0.030, 0.030, 0.025];
         var sent = 0;
@@ -129,7 +130,7 @@ public class GradientConcurrencyTests
     [Fact]
     public async Task TheLimiter_QueuesPastItsLimit_AndServesInOrderAsRequestsFinish()
     {
-        var clock = new ManualTimeProvider();
+        var clock = new FakeTimeProvider();
         var controller = new GradientConcurrencyController(2, 2, 2, clock.GetTimestamp());
         using var limiter = new AdjustableConcurrencyLimiter(controller, queueLimit: 2, clock);
 

@@ -1,3 +1,4 @@
+using Microsoft.Extensions.Time.Testing;
 using System.Diagnostics.Metrics;
 using Microsoft.Extensions.Logging.Abstractions;
 using Yarp.ReverseProxy.Configuration;
@@ -92,7 +93,7 @@ public class DnsDiscoveryTests
     {
         var dns = new ScriptedResolver { Addresses = { ["api.svc"] = ["10.0.0.1", "10.0.0.2"] } };
         var cluster = Cluster(("pods", "http://api.svc:8080/"), ("fixed", "http://10.9.9.9:80/"));
-        var discovery = Create(dns, new ManualTimeProvider(), cluster);
+        var discovery = Create(dns, new FakeTimeProvider(), cluster);
 
         var resolved = await discovery.ResolveDestinationsAsync(cluster.Destinations!, CancellationToken.None);
 
@@ -107,7 +108,7 @@ public class DnsDiscoveryTests
     public async Task PodsAddedAndRemoved_BetweenRefreshes_ShowInTheNextResolution()
     {
         var dns = new ScriptedResolver { Addresses = { ["api.svc"] = ["10.0.0.1", "10.0.0.2"] } };
-        var time = new ManualTimeProvider();
+        var time = new FakeTimeProvider();
         var cluster = Cluster(("pods", "http://api.svc/"));
         var discovery = Create(dns, time, cluster);
         var first = await discovery.ResolveDestinationsAsync(cluster.Destinations!, CancellationToken.None);
@@ -125,7 +126,7 @@ public class DnsDiscoveryTests
     public async Task AFailedResolution_KeepsTheLastKnownAddresses_AndRetriesSooner()
     {
         var dns = new ScriptedResolver { Addresses = { ["api.svc"] = ["10.0.0.1"] } };
-        var time = new ManualTimeProvider();
+        var time = new FakeTimeProvider();
         var cluster = Cluster(("pods", "http://api.svc/"));
         var discovery = Create(dns, time, cluster);
         await discovery.ResolveDestinationsAsync(cluster.Destinations!, CancellationToken.None);
@@ -149,7 +150,7 @@ public class DnsDiscoveryTests
     {
         var dns = new ScriptedResolver { Failing = { "nowhere.svc" } };
         var cluster = Cluster(("pods", "http://nowhere.svc/"));
-        var discovery = Create(dns, new ManualTimeProvider(), cluster);
+        var discovery = Create(dns, new FakeTimeProvider(), cluster);
 
         var resolved = await discovery.ResolveDestinationsAsync(cluster.Destinations!, CancellationToken.None);
 
@@ -162,7 +163,7 @@ public class DnsDiscoveryTests
     {
         var dns = new ScriptedResolver();
         var plain = new Dictionary<string, DestinationConfig> { ["a"] = new() { Address = "http://api.svc/" } };
-        var discovery = Create(dns, new ManualTimeProvider(), new ClusterConfig { ClusterId = "plain", Destinations = plain });
+        var discovery = Create(dns, new FakeTimeProvider(), new ClusterConfig { ClusterId = "plain", Destinations = plain });
 
         var resolved = await discovery.ResolveDestinationsAsync(plain, CancellationToken.None);
 

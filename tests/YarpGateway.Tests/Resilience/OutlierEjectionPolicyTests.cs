@@ -1,3 +1,4 @@
+using Microsoft.Extensions.Time.Testing;
 using Microsoft.AspNetCore.Http;
 using Yarp.ReverseProxy.Configuration;
 using Yarp.ReverseProxy.Health;
@@ -49,7 +50,7 @@ public class OutlierEjectionPolicyTests
     {
         var (cluster, d) = Cluster(4, new() { ["OutlierEjection.ConsecutiveFailures"] = "3", ["OutlierEjection.MinimumRequests"] = "1000" });
         var health = new RecordingHealthUpdater();
-        var policy = new OutlierEjectionPolicy(health, TestMetrics.Resilience(), new ManualTimeProvider(), Microsoft.Extensions.Logging.Abstractions.NullLogger<OutlierEjectionPolicy>.Instance);
+        var policy = new OutlierEjectionPolicy(health, TestMetrics.Resilience(), new FakeTimeProvider(), Microsoft.Extensions.Logging.Abstractions.NullLogger<OutlierEjectionPolicy>.Instance);
 
         policy.RequestProxied(Response(500), cluster, d[0]);
         policy.RequestProxied(Response(502), cluster, d[0]);
@@ -67,7 +68,7 @@ public class OutlierEjectionPolicyTests
     {
         var (cluster, d) = Cluster(4, new() { ["OutlierEjection.FailureRate"] = "0.5", ["OutlierEjection.MinimumRequests"] = "10", ["OutlierEjection.ConsecutiveFailures"] = "100" });
         var health = new RecordingHealthUpdater();
-        var policy = new OutlierEjectionPolicy(health, TestMetrics.Resilience(), new ManualTimeProvider(), Microsoft.Extensions.Logging.Abstractions.NullLogger<OutlierEjectionPolicy>.Instance);
+        var policy = new OutlierEjectionPolicy(health, TestMetrics.Resilience(), new FakeTimeProvider(), Microsoft.Extensions.Logging.Abstractions.NullLogger<OutlierEjectionPolicy>.Instance);
 
         for (var i = 0; i < 10; i++)
         {
@@ -82,7 +83,7 @@ public class OutlierEjectionPolicyTests
     {
         var (cluster, d) = Cluster(4, new() { ["OutlierEjection.ConsecutiveFailures"] = "1" });
         var health = new RecordingHealthUpdater();
-        var policy = new OutlierEjectionPolicy(health, TestMetrics.Resilience(), new ManualTimeProvider(), Microsoft.Extensions.Logging.Abstractions.NullLogger<OutlierEjectionPolicy>.Instance);
+        var policy = new OutlierEjectionPolicy(health, TestMetrics.Resilience(), new FakeTimeProvider(), Microsoft.Extensions.Logging.Abstractions.NullLogger<OutlierEjectionPolicy>.Instance);
 
         foreach (var destination in d)
         {
@@ -98,7 +99,7 @@ public class OutlierEjectionPolicyTests
     {
         var (cluster, d) = Cluster(2, new() { ["OutlierEjection.ConsecutiveFailures"] = "1" });
         var health = new RecordingHealthUpdater();
-        var policy = new OutlierEjectionPolicy(health, TestMetrics.Resilience(), new ManualTimeProvider(), Microsoft.Extensions.Logging.Abstractions.NullLogger<OutlierEjectionPolicy>.Instance);
+        var policy = new OutlierEjectionPolicy(health, TestMetrics.Resilience(), new FakeTimeProvider(), Microsoft.Extensions.Logging.Abstractions.NullLogger<OutlierEjectionPolicy>.Instance);
         var context = new DefaultHttpContext();
         context.Features.Set<Yarp.ReverseProxy.Forwarder.IForwarderErrorFeature>(new TestForwarderError(Yarp.ReverseProxy.Forwarder.ForwarderError.RequestCanceled));
 
@@ -112,7 +113,7 @@ public class OutlierEjectionPolicyTests
     {
         var (cluster, d) = Cluster(2, []);
         var health = new RecordingHealthUpdater();
-        var policy = new OutlierEjectionPolicy(health, TestMetrics.Resilience(), new ManualTimeProvider(), Microsoft.Extensions.Logging.Abstractions.NullLogger<OutlierEjectionPolicy>.Instance);
+        var policy = new OutlierEjectionPolicy(health, TestMetrics.Resilience(), new FakeTimeProvider(), Microsoft.Extensions.Logging.Abstractions.NullLogger<OutlierEjectionPolicy>.Instance);
         static DefaultHttpContext Refused()
         {
             var context = new DefaultHttpContext();
@@ -137,7 +138,7 @@ public class OutlierEjectionPolicyTests
     {
         var (cluster, d) = Cluster(2, new() { ["OutlierEjection.ConsecutiveFailures"] = "1" });
         var health = new RecordingHealthUpdater();
-        var policy = new OutlierEjectionPolicy(health, TestMetrics.Resilience(), new ManualTimeProvider(), Microsoft.Extensions.Logging.Abstractions.NullLogger<OutlierEjectionPolicy>.Instance);
+        var policy = new OutlierEjectionPolicy(health, TestMetrics.Resilience(), new FakeTimeProvider(), Microsoft.Extensions.Logging.Abstractions.NullLogger<OutlierEjectionPolicy>.Instance);
         var context = new DefaultHttpContext();
         context.Features.Set<Yarp.ReverseProxy.Forwarder.IForwarderErrorFeature>(new TestForwarderError(Yarp.ReverseProxy.Forwarder.ForwarderError.Request, new NotSupportedException("The method is not supported.")));
 

@@ -1,3 +1,4 @@
+using Microsoft.Extensions.Time.Testing;
 using System.Net.Sockets;
 using Microsoft.AspNetCore.Http;
 using Yarp.ReverseProxy.Configuration;
@@ -29,10 +30,10 @@ public class ProxyErrorLogTests
         ProxiedDestination = new DestinationState("d1"),
     };
 
-    private static (ProxyErrorLog Log, CapturingLoggerProvider Lines, ManualTimeProvider Clock) Create()
+    private static (ProxyErrorLog Log, CapturingLoggerProvider Lines, FakeTimeProvider Clock) Create()
     {
         var lines = new CapturingLoggerProvider();
-        var clock = new ManualTimeProvider();
+        var clock = new FakeTimeProvider();
         var factory = LoggerFactory.Create(builder => builder.AddProvider(lines).SetMinimumLevel(LogLevel.Debug));
         return (new ProxyErrorLog(TestMetrics.Resilience(), clock, factory.CreateLogger<ProxyErrorLog>()), lines, clock);
     }

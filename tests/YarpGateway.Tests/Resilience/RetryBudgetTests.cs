@@ -1,3 +1,4 @@
+using Microsoft.Extensions.Time.Testing;
 using YarpGateway.Resilience;
 
 namespace YarpGateway.Tests.Resilience;
@@ -7,7 +8,7 @@ public class RetryBudgetTests
     [Fact]
     public void QuietCluster_GetsTheMinimumPerSecondOverTheWindow()
     {
-        var clock = new ManualTimeProvider();
+        var clock = new FakeTimeProvider();
         var budget = new RetryBudget(clock, new RetryBudgetOptions { Ratio = 0.2, MinRetriesPerSecond = 3, Window = TimeSpan.FromSeconds(10) });
 
         var granted = Enumerable.Range(0, 100).Count(_ => budget.TryAcquireRetry());
@@ -18,7 +19,7 @@ public class RetryBudgetTests
     [Fact]
     public void BusyCluster_GetsTheRatioOfItsRequests()
     {
-        var clock = new ManualTimeProvider();
+        var clock = new FakeTimeProvider();
         var budget = new RetryBudget(clock, new RetryBudgetOptions { Ratio = 0.2, MinRetriesPerSecond = 0, Window = TimeSpan.FromSeconds(10) });
         for (var i = 0; i < 1000; i++)
         {
@@ -31,7 +32,7 @@ public class RetryBudgetTests
     [Fact]
     public void SpentBudget_RecoversAsTheWindowSlides()
     {
-        var clock = new ManualTimeProvider();
+        var clock = new FakeTimeProvider();
         var budget = new RetryBudget(clock, new RetryBudgetOptions { Ratio = 0, MinRetriesPerSecond = 1, Window = TimeSpan.FromSeconds(5) });
         Assert.Equal(5, Enumerable.Range(0, 10).Count(_ => budget.TryAcquireRetry()));
 

@@ -1,3 +1,4 @@
+using Microsoft.Extensions.Time.Testing;
 using Microsoft.IdentityModel.Tokens;
 using YarpGateway.Security;
 using YarpGateway.Tests.Resilience;
@@ -12,7 +13,7 @@ public class ValidatedTokenCacheTests
     [Fact]
     public async Task TheSameValidToken_IsValidatedOnce_ThenServedFromTheCache_ForAtMostAMinute()
     {
-        var clock = new ManualTimeProvider();
+        var clock = new FakeTimeProvider();
         var inner = new CountingHandler(clock, validFor: TimeSpan.FromHours(1));
         var cache = new ValidatedTokenCache(inner, capacity: 100, clock);
 
@@ -30,7 +31,7 @@ public class ValidatedTokenCacheTests
     [Fact]
     public async Task AToken_IsNeverServedPastItsOwnExpiry()
     {
-        var clock = new ManualTimeProvider();
+        var clock = new FakeTimeProvider();
         var inner = new CountingHandler(clock, validFor: TimeSpan.FromSeconds(10));
         var cache = new ValidatedTokenCache(inner, capacity: 100, clock);
 
@@ -49,7 +50,7 @@ public class ValidatedTokenCacheTests
     [Fact]
     public async Task InvalidTokens_AreNotKept_AndTheCacheIsBounded()
     {
-        var clock = new ManualTimeProvider();
+        var clock = new FakeTimeProvider();
         var inner = new CountingHandler(clock, validFor: TimeSpan.FromHours(1)) { Valid = false };
         var cache = new ValidatedTokenCache(inner, capacity: 2, clock);
 

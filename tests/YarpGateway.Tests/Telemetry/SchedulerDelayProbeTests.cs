@@ -1,3 +1,4 @@
+using Microsoft.Extensions.Time.Testing;
 using YarpGateway.Telemetry;
 using YarpGateway.Tests.Functional;
 
@@ -32,7 +33,7 @@ public class SchedulerDelayProbeTests
     public async Task SinceLastRun_CountsOnlyTheLatenessBeyondTheProbeInterval()
     {
         // A probe interval longer than liveness's 5 s limit must not look like a wedged scheduler.
-        var clock = new YarpGateway.Tests.Resilience.ManualTimeProvider();
+        var clock = new FakeTimeProvider();
         var configuration = new ConfigurationBuilder().AddInMemoryCollection(new Dictionary<string, string?> { ["Gateway:Telemetry:SchedulerProbeInterval"] = "00:00:08" }).Build();
         var options = new YarpGateway.Configuration.ReloadableOptions<TelemetryOptions>(
             new Microsoft.Extensions.Options.OptionsFactory<TelemetryOptions>([new Microsoft.Extensions.Options.ConfigureFromConfigurationOptions<TelemetryOptions>(configuration.GetSection(TelemetryOptions.SectionName))], []),
