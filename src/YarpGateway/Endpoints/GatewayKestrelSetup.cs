@@ -59,7 +59,7 @@ internal sealed partial class GatewayKestrelSetup(IConfiguration configuration, 
                     }
                 }
 
-                listen.Use(shutdownHeartbeat.Middleware);
+                listen.Use(shutdownHeartbeat.Middleware(everyConnection: endpoint.IsHttps));
             })
             .Endpoint(ManagementEndpointName, endpoint =>
             {

@@ -11,7 +11,8 @@ namespace YarpGateway.Endpoints;
 /// heartbeat stops ticking connections once Kestrel's stop begins (seen with bare Kestrel and YARP as
 /// well), so a connection whose last stream ended after that, from a client that then sent nothing,
 /// was held until <c>Gateway:Shutdown:Timeout</c> ran out and then reset, holding the pod's exit with
-/// it. Each HTTP/2 connection's heartbeat handlers are kept here; from the moment the host begins to
+/// it. Each HTTP/2 connection's heartbeat handlers (every connection's, on a TLS endpoint, see
+/// <see cref="Middleware"/>) are kept here; from the moment the host begins to
 /// stop, a connection that Kestrel has not ticked for <see cref="Stale"/> is ticked from here, once a
 /// second, with exactly what Kestrel's heartbeat would call (timeouts and the HTTP/2 read loop's wake).
 /// </summary>
@@ -42,11 +43,14 @@ internal sealed class ShutdownHeartbeat : IDisposable
     private long _ticks;
 
     /// <summary>
-    /// Connection middleware, after the protocol is known: HTTP/2 connections get a heartbeat feature
-    /// that forwards to Kestrel's and keeps the handlers registered with it.
+    /// Connection middleware: connections get a heartbeat feature that forwards to Kestrel's and keeps
+    /// the handlers registered with it. On a cleartext endpoint it runs after h2c sniffing and takes
+    /// only HTTP/2 connections; on a TLS endpoint it runs before the handshake (Kestrel adds TLS after
+    /// the endpoint's own middleware), when the protocol is not known yet, so it takes every one.
     /// </summary>
-    public Func<ConnectionDelegate, ConnectionDelegate> Middleware => next => connection =>
-        Http2PriorKnowledge.IsHttp2(connection) && connection.Features.Get<IConnectionHeartbeatFeature>() is { } kestrel
+    /// <param name="everyConnection">True on a TLS endpoint.</param>
+    public Func<ConnectionDelegate, ConnectionDelegate> Middleware(bool everyConnection) => next => connection =>
+        (everyConnection || Http2PriorKnowledge.IsHttp2(connection)) && connection.Features.Get<IConnectionHeartbeatFeature>() is { } kestrel
             ? RunAsync(next, connection, kestrel)
             : next(connection);
 

@@ -70,6 +70,20 @@ public class ShutdownHeartbeatTests
         await connection.Running;
     }
 
+    [Fact]
+    public async Task TlsEndpoint_TakesEveryConnection_BeforeItsProtocolIsKnown()
+    {
+        var (_, _, heartbeat) = Create();
+        var kestrel = new KestrelHeartbeat();
+        IConnectionHeartbeatFeature? seen = null;
+        var connection = await OpenAsync(heartbeat, kestrel, Http2: false, registered => seen = registered, everyConnection: true);
+
+        Assert.NotNull(seen);
+        Assert.NotSame(kestrel, seen);
+        connection.End();
+        await connection.Running;
+    }
+
     private static (FakeTimeProvider Clock, Microsoft.Extensions.Hosting.Internal.ApplicationLifetime Lifetime, ShutdownHeartbeat Heartbeat) Create()
     {
         var clock = new FakeTimeProvider();
@@ -77,7 +91,7 @@ public class ShutdownHeartbeatTests
         return (clock, lifetime, new ShutdownHeartbeat(lifetime, clock));
     }
 
-    private static async Task<OpenConnection> OpenAsync(ShutdownHeartbeat heartbeat, KestrelHeartbeat kestrel, bool Http2, Action<IConnectionHeartbeatFeature> register)
+    private static async Task<OpenConnection> OpenAsync(ShutdownHeartbeat heartbeat, KestrelHeartbeat kestrel, bool Http2, Action<IConnectionHeartbeatFeature> register, bool everyConnection = false)
     {
         var connection = new DefaultConnectionContext();
         connection.Features.Set<IConnectionHeartbeatFeature>(kestrel);
@@ -88,7 +102,7 @@ public class ShutdownHeartbeatTests
 
         var end = new TaskCompletionSource();
         var registered = new TaskCompletionSource();
-        var running = heartbeat.Middleware(async context =>
+        var running = heartbeat.Middleware(everyConnection)(async context =>
         {
             register(context.Features.Get<IConnectionHeartbeatFeature>()!);
             registered.SetResult();

@@ -202,8 +202,8 @@ public class ShutdownTests
     /// the final GOAWAY and the close come within a couple of seconds of the stream's end, not when
     /// Shutdown:Timeout (a minute here) runs out. Kestrel's heartbeat, which wakes the connection to
     /// notice, stops with the server; before <see cref="YarpGateway.Endpoints.ShutdownHeartbeat"/> this
-    /// connection was held until the 20 s bound below ran out. With the batching pipe of one-CPU
-    /// deployments and without it.
+    /// connection was held until the 20 s bound below ran out. Over h2c with the batching pipe of
+    /// one-CPU deployments and without it, and over TLS.
     /// </summary>
     [Theory]
     [InlineData(false)]
@@ -213,14 +213,45 @@ public class ShutdownTests
         await using var a = await TestBackend.StartAsync("a");
         await using var gateway = await GatewayUnderTest.StartAsync(ProxyConfigJson.CatchAll("WeightedRoundRobin", (a, "1")),
             $"--Gateway:Transport:InlineScheduling={inlineScheduling}", "--Gateway:Shutdown:Timeout=00:01:00");
-        using var bound = new CancellationTokenSource(TimeSpan.FromSeconds(20));
+        await StreamEndingAfterTheStopAsync(gateway, a, async token =>
+        {
+            var socket = new System.Net.Sockets.Socket(System.Net.Sockets.SocketType.Stream, System.Net.Sockets.ProtocolType.Tcp);
+            await socket.ConnectAsync(gateway.ProxyAddress.Host, gateway.ProxyAddress.Port, token);
+            return new System.Net.Sockets.NetworkStream(socket, ownsSocket: true);
+        });
+    }
 
-        using var socket = new System.Net.Sockets.Socket(System.Net.Sockets.SocketType.Stream, System.Net.Sockets.ProtocolType.Tcp);
-        await socket.ConnectAsync(gateway.ProxyAddress.Host, gateway.ProxyAddress.Port, bound.Token);
-        await socket.SendAsync((byte[])[.. Hostile.Http2Frames.Preface, .. Hostile.Http2Frames.EmptySettings(), .. Hostile.Http2Frames.Request(1, path: "/stream")], System.Net.Sockets.SocketFlags.None, bound.Token);
+    [Fact]
+    public async Task Shutdown_Http2OverTlsStreamEndingAfterTheStop_ConnectionClosesAtOnce()
+    {
+        await using var a = await TestBackend.StartAsync("a");
+        var (tlsArgs, thumbprint) = await TestCertificate.ProxyTlsArgsAsync();
+        await using var gateway = await GatewayUnderTest.StartAsync(ProxyConfigJson.CatchAll("WeightedRoundRobin", (a, "1")), [.. tlsArgs, "--Gateway:Shutdown:Timeout=00:01:00"]);
+        await StreamEndingAfterTheStopAsync(gateway, a, async token =>
+        {
+            var client = new System.Net.Sockets.TcpClient();
+            await client.ConnectAsync(gateway.ProxyAddress.Host, gateway.ProxyAddress.Port, token);
+            var tls = new System.Net.Security.SslStream(client.GetStream(), leaveInnerStreamOpen: false);
+            await tls.AuthenticateAsClientAsync(new System.Net.Security.SslClientAuthenticationOptions
+            {
+                TargetHost = "127.0.0.1",
+                ApplicationProtocols = [System.Net.Security.SslApplicationProtocol.Http2],
+                RemoteCertificateValidationCallback = (_, served, _, _) => served is System.Security.Cryptography.X509Certificates.X509Certificate2 c && c.Thumbprint == thumbprint,
+            }, token);
+            Assert.Equal(System.Net.Security.SslApplicationProtocol.Http2, tls.NegotiatedApplicationProtocol);
+            return tls;
+        });
+    }
+
+    private static async Task StreamEndingAfterTheStopAsync(GatewayUnderTest gateway, TestBackend backend, Func<CancellationToken, Task<Stream>> connect)
+    {
+        using var bound = new CancellationTokenSource(TimeSpan.FromSeconds(20));
+        await using var connection = await connect(bound.Token);
+        await connection.WriteAsync((byte[])[.. Hostile.Http2Frames.Preface, .. Hostile.Http2Frames.EmptySettings(), .. Hostile.Http2Frames.Request(1, path: "/stream")], bound.Token);
+        await connection.FlushAsync(bound.Token);
         async Task<(byte Type, byte Flags, int StreamId)> NextAsync()
         {
-            var frame = await Hostile.Http2Frames.ReadAsync(socket, bound.Token);
+            var frame = await Hostile.Http2Frames.ReadAsync(connection, bound.Token);
             return (frame.Type, frame.Flags, frame.StreamId);
         }
 
@@ -234,7 +265,7 @@ public class ShutdownTests
         {
         }
 
-        a.GateFor("stream").SetResult();
+        backend.GateFor("stream").SetResult();
         var seen = new List<byte>();
         try
         {

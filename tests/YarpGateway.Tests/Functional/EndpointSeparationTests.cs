@@ -109,17 +109,8 @@ public class EndpointSeparationTests
     public async Task ProxyPortWithTls_ProtocolsUnset_ServesHttp11AndHttp2ByAlpn_NotHttp3()
     {
         await using var backend = await TestBackend.StartAsync("a");
-        var certificatePath = Path.Combine(Directory.CreateTempSubdirectory("yarpgateway-tls-").FullName, "proxy.pfx");
-        string thumbprint;
-        using (var certificate = SelfSignedLoopbackCertificate())
-        {
-            await File.WriteAllBytesAsync(certificatePath, certificate.Export(X509ContentType.Pfx, "test"));
-            thumbprint = certificate.Thumbprint;
-        }
-
-        await using var gateway = await GatewayUnderTest.StartAsync(
-            ProxyConfigJson.CatchAll("WeightedRoundRobin", (backend, "1")),
-            "--Kestrel:Endpoints:Proxy:Url=https://127.0.0.1:0", $"--Kestrel:Endpoints:Proxy:Certificate:Path={certificatePath}", "--Kestrel:Endpoints:Proxy:Certificate:Password=test");
+        var (tlsArgs, thumbprint) = await TestCertificate.ProxyTlsArgsAsync();
+        await using var gateway = await GatewayUnderTest.StartAsync(ProxyConfigJson.CatchAll("WeightedRoundRobin", (backend, "1")), tlsArgs);
         using var proxy = new HttpClient(new SocketsHttpHandler { SslOptions = { RemoteCertificateValidationCallback = (_, served, _, _) => served is X509Certificate2 c && c.Thumbprint == thumbprint } })
         {
             BaseAddress = new UriBuilder(gateway.ProxyAddress) { Scheme = "https" }.Uri,
@@ -134,16 +125,6 @@ public class EndpointSeparationTests
         Assert.Equal(HttpVersion.Version11, h1.Version);
         Assert.Equal(HttpProtocols.Http1AndHttp2, Assert.Single(gateway.Services.GetRequiredService<GatewayListeners>().ProxyProtocols));
         Assert.DoesNotContain(gateway.Logs.Lines, l => l.Contains("GatewayKestrelSetup[CleartextHttp2", StringComparison.Ordinal));
-    }
-
-    private static X509Certificate2 SelfSignedLoopbackCertificate()
-    {
-        using var key = RSA.Create(2048);
-        var request = new CertificateRequest("CN=127.0.0.1", key, HashAlgorithmName.SHA256, RSASignaturePadding.Pkcs1);
-        var names = new SubjectAlternativeNameBuilder();
-        names.AddIpAddress(IPAddress.Loopback);
-        request.CertificateExtensions.Add(names.Build());
-        return request.CreateSelfSigned(DateTimeOffset.UtcNow.AddMinutes(-5), DateTimeOffset.UtcNow.AddDays(1));
     }
 
     [Fact]

@@ -65,21 +65,28 @@ internal static class Http2Frames
     }
 
     /// <summary>The next frame the server sends: type, flags, stream and payload.</summary>
-    public static async Task<(byte Type, byte Flags, int StreamId, byte[] Payload)> ReadAsync(Socket socket, CancellationToken cancellationToken)
+    public static Task<(byte Type, byte Flags, int StreamId, byte[] Payload)> ReadAsync(Socket socket, CancellationToken cancellationToken)
+        => ReadAsync((buffer, token) => socket.ReceiveAsync(buffer, SocketFlags.None, token), cancellationToken);
+
+    /// <summary>The next frame the server sends on a stream (TLS, for instance).</summary>
+    public static Task<(byte Type, byte Flags, int StreamId, byte[] Payload)> ReadAsync(Stream stream, CancellationToken cancellationToken)
+        => ReadAsync(stream.ReadAsync, cancellationToken);
+
+    private static async Task<(byte Type, byte Flags, int StreamId, byte[] Payload)> ReadAsync(Func<Memory<byte>, CancellationToken, ValueTask<int>> receive, CancellationToken cancellationToken)
     {
         var head = new byte[9];
-        await ReceiveExactlyAsync(socket, head, cancellationToken);
+        await ReceiveExactlyAsync(receive, head, cancellationToken);
         var length = (head[0] << 16) | (head[1] << 8) | head[2];
         var payload = new byte[length];
-        await ReceiveExactlyAsync(socket, payload, cancellationToken);
+        await ReceiveExactlyAsync(receive, payload, cancellationToken);
         return (head[3], head[4], BinaryPrimitives.ReadInt32BigEndian(head.AsSpan(5)) & int.MaxValue, payload);
     }
 
-    private static async Task ReceiveExactlyAsync(Socket socket, Memory<byte> buffer, CancellationToken cancellationToken)
+    private static async Task ReceiveExactlyAsync(Func<Memory<byte>, CancellationToken, ValueTask<int>> receive, Memory<byte> buffer, CancellationToken cancellationToken)
     {
         while (!buffer.IsEmpty)
         {
-            var read = await socket.ReceiveAsync(buffer, SocketFlags.None, cancellationToken);
+            var read = await receive(buffer, cancellationToken);
             if (read == 0)
             {
                 throw new EndOfStreamException("the server closed the connection");

@@ -1,0 +1,31 @@
+using System.Net;
+using System.Security.Cryptography;
+using System.Security.Cryptography.X509Certificates;
+
+namespace YarpGateway.Tests.Functional;
+
+/// <summary>A self-signed certificate for 127.0.0.1, for a proxy endpoint served over TLS.</summary>
+internal static class TestCertificate
+{
+    /// <summary>
+    /// Writes a new certificate to a temporary PFX and returns the gateway arguments that serve the
+    /// proxy endpoint with it on a loopback port, and its thumbprint for the client to check.
+    /// </summary>
+    public static async Task<(string[] Args, string Thumbprint)> ProxyTlsArgsAsync()
+    {
+        var path = Path.Combine(Directory.CreateTempSubdirectory("yarpgateway-tls-").FullName, "proxy.pfx");
+        using var certificate = SelfSignedLoopback();
+        await File.WriteAllBytesAsync(path, certificate.Export(X509ContentType.Pfx, "test"));
+        return (["--Kestrel:Endpoints:Proxy:Url=https://127.0.0.1:0", $"--Kestrel:Endpoints:Proxy:Certificate:Path={path}", "--Kestrel:Endpoints:Proxy:Certificate:Password=test"], certificate.Thumbprint);
+    }
+
+    private static X509Certificate2 SelfSignedLoopback()
+    {
+        using var key = RSA.Create(2048);
+        var request = new CertificateRequest("CN=127.0.0.1", key, HashAlgorithmName.SHA256, RSASignaturePadding.Pkcs1);
+        var names = new SubjectAlternativeNameBuilder();
+        names.AddIpAddress(IPAddress.Loopback);
+        request.CertificateExtensions.Add(names.Build());
+        return request.CreateSelfSigned(DateTimeOffset.UtcNow.AddMinutes(-5), DateTimeOffset.UtcNow.AddDays(1));
+    }
+}
