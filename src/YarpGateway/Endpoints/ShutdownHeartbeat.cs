@@ -30,6 +30,7 @@ internal sealed class ShutdownHeartbeat : IDisposable
     private readonly Lock _timerLock = new();
     private ITimer? _timer;
     private bool _disposed;
+    private long _ticks;
 
     public ShutdownHeartbeat(IHostApplicationLifetime lifetime, TimeProvider timeProvider)
     {
@@ -39,8 +40,6 @@ internal sealed class ShutdownHeartbeat : IDisposable
 
     /// <summary>How many connection ticks this has made (none until the host stops).</summary>
     public long Ticks => Interlocked.Read(ref _ticks);
-
-    private long _ticks;
 
     /// <summary>
     /// Connection middleware: connections get a heartbeat feature that forwards to Kestrel's and keeps
