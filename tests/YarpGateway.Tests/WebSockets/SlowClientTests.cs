@@ -47,7 +47,7 @@ public class SlowClientTests
         await using var slow = await RawWebSocketClient.ConnectAsync(gateway.ProxyAddress, "/stream");
         Assert.Equal(101, slow.Status);
         var slowBackend = await backend.AcceptAsync();
-        var slowRelay = Assert.Single(relays.Open);
+        var slowRelay = await OpenRelay.SingleAsync(relays);
         var streaming = StreamAsync(slowBackend, timeout.Token);
 
         // The fast client: a numbered message every millisecond from its backend.
@@ -56,6 +56,7 @@ public class SlowClientTests
         using var stopTicks = CancellationTokenSource.CreateLinkedTokenSource(timeout.Token);
         var ticking = TickAsync(fastBackend, stopTicks.Token);
         var expected = 0;
+        var aborted = false; // Disconnect, evicted mid-frame
 
         async Task ReceiveTicksAsync(int count)
         {
@@ -107,12 +108,24 @@ public class SlowClientTests
 
             default:
             {
-                // The buffer stays full for DisconnectAfter: the client is closed with 1013.
+                // The buffer stays full for DisconnectAfter: the client is closed with 1013. When part
+                // of the frame being buffered has already gone to the client, no close frame can follow
+                // it, and the connection is aborted instead (documented; whether the client's write
+                // stalls mid-frame is down to timing, about one run in eight here).
                 Assert.True(await Eventually.TrueAsync(() => gateway.Counter("gateway.websocket.evictions|route=ws|reason=buffer_full") == 1, TimeSpan.FromSeconds(30)), "no eviction");
                 var closing = ReadUntilCloseAsync(slow, timeout.Token); // at once, as above
                 await ReceiveTicksAsync(200);
-                var (_, close) = await closing;
-                Assert.Equal(CloseFrame.TryAgainLater, close.CloseCode);
+                try
+                {
+                    var (_, close) = await closing;
+                    Assert.Equal(CloseFrame.TryAgainLater, close.CloseCode);
+                }
+                catch (IOException)
+                {
+                    Assert.Contains(gateway.Logs.Lines, l => l.Contains("[WebSocketEvicted]", StringComparison.Ordinal) && l.Contains("buffer_full (close code 0;", StringComparison.Ordinal));
+                    aborted = true;
+                }
+
                 break;
             }
         }
@@ -121,8 +134,12 @@ public class SlowClientTests
         await ticking;
         if (policy != "Backpressure")
         {
-            // The slow client answered the close; the gateway ended the backend side too.
-            await slow.SendAsync(WebSocketFrames.CloseFrame(1000, masked: true), timeout.Token);
+            // The slow client answered the close (unless it was aborted); the gateway ended the backend side too.
+            if (!aborted)
+            {
+                await slow.SendAsync(WebSocketFrames.CloseFrame(1000, masked: true), timeout.Token);
+            }
+
             Assert.True(await Eventually.TrueAsync(() => relays.Count == 1, TimeSpan.FromSeconds(10)), $"{relays.Count} relays still open");
             await streaming.WaitAsync(TimeSpan.FromSeconds(10));
         }
@@ -151,7 +168,7 @@ public class SlowClientTests
         using var invoker = new HttpMessageInvoker(new SocketsHttpHandler());
         await slow.ConnectAsync(new UriBuilder(gateway.ProxyAddress) { Scheme = "ws", Path = "/stream" }.Uri, invoker, timeout.Token);
         var slowBackend = await backend.AcceptAsync();
-        var slowRelay = Assert.Single(relays.Open);
+        var slowRelay = await OpenRelay.SingleAsync(relays);
         var streaming = StreamAsync(slowBackend, timeout.Token);
 
         // A fast HTTP/1.1 client on the same route is the clock: 300 of its messages go by.

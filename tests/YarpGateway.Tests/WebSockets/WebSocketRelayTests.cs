@@ -26,7 +26,7 @@ public class WebSocketRelayTests
         using var timeout = new CancellationTokenSource(Bound);
         await using var client = await RawWebSocketClient.ConnectAsync(gateway.ProxyAddress, "/frames");
         var server = await backend.AcceptAsync();
-        var relay = Assert.Single(gateway.Services.GetRequiredService<WebSocketRelays>().Open);
+        var relay = await OpenRelay.SingleAsync(gateway.Services.GetRequiredService<WebSocketRelays>());
 
         // The backend's permessage-deflate offer was removed: dropped messages must not break a compression context.
         Assert.Equal(string.Empty, server.Extensions);

@@ -1,0 +1,17 @@
+using YarpGateway.Tests.Functional;
+using YarpGateway.WebSockets;
+
+namespace YarpGateway.Tests.WebSockets;
+
+internal static class OpenRelay
+{
+    /// <summary>
+    /// The one open relay. A relay registers when the client side's upgrade returns, which can be just
+    /// after the client has read its 101 (or 200) and the test has gone on, so this waits, bounded.
+    /// </summary>
+    public static async Task<WebSocketRelay> SingleAsync(WebSocketRelays relays)
+    {
+        Assert.True(await Eventually.TrueAsync(() => relays.Count >= 1, TimeSpan.FromSeconds(10)), "no relay registered");
+        return Assert.Single(relays.Open);
+    }
+}
