@@ -58,6 +58,10 @@ internal sealed partial class GatewayKestrelSetup(IConfiguration configuration, 
                         Log.CleartextHttp2(logger, endpoint.ConfigSection["Url"]);
                     }
                 }
+                else if (!endpoint.IsHttps && listen.Protocols == HttpProtocols.Http2)
+                {
+                    listen.Use(Http2PriorKnowledge.Http2OnlyMarker);
+                }
 
                 listen.Use(shutdownHeartbeat.Middleware(everyConnection: endpoint.IsHttps));
             })

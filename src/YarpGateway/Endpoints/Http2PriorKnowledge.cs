@@ -84,12 +84,23 @@ internal static class Http2PriorKnowledge
         }
     }
 
+    /// <summary>
+    /// For a cleartext endpoint that serves HTTP/2 only, where Kestrel speaks h2c itself and nothing
+    /// is sniffed: marks every connection as cleartext HTTP/2, so that a request claiming https is
+    /// refused there too (<see cref="IsCleartextHttp2"/>), and shutdown's GOAWAY and heartbeat find it.
+    /// </summary>
+    public static Func<ConnectionDelegate, ConnectionDelegate> Http2OnlyMarker => next => connection =>
+    {
+        connection.Items[Key] = true;
+        return next(connection);
+    };
+
     /// <summary>True for a connection that speaks HTTP/2: switched by this middleware, or negotiated through TLS ALPN.</summary>
     public static bool IsHttp2(ConnectionContext connection)
         => connection.Items.ContainsKey(Key)
             || connection.Features.Get<ITlsApplicationProtocolFeature>()?.ApplicationProtocol.Span.SequenceEqual(System.Net.Security.SslApplicationProtocol.Http2.Protocol.Span) == true;
 
-    /// <summary>True for requests on a connection this middleware switched to HTTP/2.</summary>
+    /// <summary>True for requests on a connection this middleware switched to HTTP/2 (or marked, on an HTTP/2-only cleartext endpoint).</summary>
     public static bool IsCleartextHttp2(HttpContext context)
         => context.Features.Get<Microsoft.AspNetCore.Connections.Features.IConnectionItemsFeature>()?.Items.ContainsKey(Key) == true;
 

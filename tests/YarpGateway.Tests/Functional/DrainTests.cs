@@ -213,12 +213,16 @@ public class ShutdownTests
         await using var a = await TestBackend.StartAsync("a");
         await using var gateway = await GatewayUnderTest.StartAsync(ProxyConfigJson.CatchAll("WeightedRoundRobin", (a, "1")),
             $"--Gateway:Transport:InlineScheduling={inlineScheduling}", "--Gateway:Shutdown:Timeout=00:01:00");
-        await StreamEndingAfterTheStopAsync(gateway, a, async token =>
-        {
-            var socket = new System.Net.Sockets.Socket(System.Net.Sockets.SocketType.Stream, System.Net.Sockets.ProtocolType.Tcp);
-            await socket.ConnectAsync(gateway.ProxyAddress.Host, gateway.ProxyAddress.Port, token);
-            return new System.Net.Sockets.NetworkStream(socket, ownsSocket: true);
-        });
+        await StreamEndingAfterTheStopAsync(gateway, a, Cleartext(gateway));
+    }
+
+    [Fact]
+    public async Task Shutdown_Http2OnlyCleartextEndpoint_StreamEndingAfterTheStop_ConnectionClosesAtOnce()
+    {
+        await using var a = await TestBackend.StartAsync("a");
+        await using var gateway = await GatewayUnderTest.StartAsync(ProxyConfigJson.CatchAll("WeightedRoundRobin", (a, "1")),
+            "--Kestrel:Endpoints:Proxy:Protocols=Http2", "--Gateway:Shutdown:Timeout=00:01:00");
+        await StreamEndingAfterTheStopAsync(gateway, a, Cleartext(gateway));
     }
 
     [Fact]
@@ -242,6 +246,13 @@ public class ShutdownTests
             return tls;
         });
     }
+
+    private static Func<CancellationToken, Task<Stream>> Cleartext(GatewayUnderTest gateway) => async token =>
+    {
+        var socket = new System.Net.Sockets.Socket(System.Net.Sockets.SocketType.Stream, System.Net.Sockets.ProtocolType.Tcp);
+        await socket.ConnectAsync(gateway.ProxyAddress.Host, gateway.ProxyAddress.Port, token);
+        return new System.Net.Sockets.NetworkStream(socket, ownsSocket: true);
+    };
 
     private static async Task StreamEndingAfterTheStopAsync(GatewayUnderTest gateway, TestBackend backend, Func<CancellationToken, Task<Stream>> connect)
     {

@@ -178,12 +178,15 @@ public class CleartextHttp2SchemeTests
         => [(byte)(payload.Length >> 16), (byte)(payload.Length >> 8), (byte)payload.Length, type, flags, 0, 0, 0, (byte)stream, .. payload];
 
     [Theory]
-    [InlineData(0x86, 200)] // :scheme http (HPACK static index 6)
-    [InlineData(0x87, 400)] // :scheme https (index 7): a cleartext client may not claim TLS
-    public async Task SchemeOverCleartextHttp2_MustBeHttp(byte schemeField, int expectedStatus)
+    [InlineData(0x86, 200, null)] // :scheme http (HPACK static index 6)
+    [InlineData(0x87, 400, null)] // :scheme https (index 7): a cleartext client may not claim TLS
+    [InlineData(0x86, 200, "Http2")] // the same on a cleartext endpoint that serves HTTP/2 only (Kestrel's own h2c, no sniffing)
+    [InlineData(0x87, 400, "Http2")]
+    public async Task SchemeOverCleartextHttp2_MustBeHttp(byte schemeField, int expectedStatus, string? protocols)
     {
         await using var backend = await TestBackend.StartAsync("a");
-        await using var gateway = await GatewayUnderTest.StartAsync(ProxyConfigJson.CatchAll("WeightedRoundRobin", (backend, "1")));
+        await using var gateway = await GatewayUnderTest.StartAsync(ProxyConfigJson.CatchAll("WeightedRoundRobin", (backend, "1")),
+            protocols is null ? [] : [$"--Kestrel:Endpoints:Proxy:Protocols={protocols}"]);
         using var socket = await RawSocket.ConnectAsync(gateway.ProxyAddress);
 
         var authority = System.Text.Encoding.ASCII.GetBytes("localhost");
