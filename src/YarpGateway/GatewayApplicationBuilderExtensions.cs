@@ -93,8 +93,8 @@ internal static class GatewayApplicationBuilderExtensions
         // request and middleware, and an upgraded request keeps them for the life of its WebSocket.
         app.Use(static next => context =>
         {
-            // Over cleartext HTTP/2 the scheme comes from the client's :scheme; it may not claim https.
-            if (Http2PriorKnowledge.IsCleartextHttp2(context) && !string.Equals(context.Request.Scheme, Uri.UriSchemeHttp, StringComparison.Ordinal))
+            // Over HTTP/2 the scheme comes from the client's :scheme; it may not claim another transport's.
+            if (Http2PriorKnowledge.ClaimsWrongScheme(context))
             {
                 context.Response.StatusCode = StatusCodes.Status400BadRequest;
                 return Task.CompletedTask;

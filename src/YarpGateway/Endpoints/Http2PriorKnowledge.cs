@@ -100,6 +100,25 @@ internal static class Http2PriorKnowledge
         => connection.Items.ContainsKey(Key)
             || connection.Features.Get<ITlsApplicationProtocolFeature>()?.ApplicationProtocol.Span.SequenceEqual(System.Net.Security.SslApplicationProtocol.Http2.Protocol.Span) == true;
 
+    /// <summary>
+    /// True for an HTTP/2 request whose <c>:scheme</c> is not its connection's: https over cleartext,
+    /// http over TLS. Kestrel's <c>AllowAlternateSchemes</c> is on (h2c needs it, see the class), so
+    /// Kestrel no longer refuses these itself, and the scheme would reach the backend as
+    /// <c>X-Forwarded-Proto</c>. HTTP/1.1's scheme comes from the transport; nothing to check there.
+    /// </summary>
+    public static bool ClaimsWrongScheme(HttpContext context)
+    {
+        if (!HttpProtocol.IsHttp2(context.Request.Protocol))
+        {
+            return false;
+        }
+
+        var transport = IsCleartextHttp2(context) ? Uri.UriSchemeHttp
+            : context.Features.Get<Microsoft.AspNetCore.Connections.Features.ITlsHandshakeFeature>() is not null ? Uri.UriSchemeHttps
+            : null;
+        return transport is not null && !string.Equals(context.Request.Scheme, transport, StringComparison.Ordinal);
+    }
+
     /// <summary>True for requests on a connection this middleware switched to HTTP/2 (or marked, on an HTTP/2-only cleartext endpoint).</summary>
     public static bool IsCleartextHttp2(HttpContext context)
         => context.Features.Get<Microsoft.AspNetCore.Connections.Features.IConnectionItemsFeature>()?.Items.ContainsKey(Key) == true;

@@ -171,7 +171,7 @@ public class EndpointSeparationTests
     }
 }
 
-public class CleartextHttp2SchemeTests
+public class Http2SchemeTests
 {
     // HTTP/2 frame: 3-byte length, type, flags, 4-byte stream id.
     private static byte[] Frame(byte type, byte flags, int stream, byte[] payload)
@@ -201,6 +201,45 @@ public class CleartextHttp2SchemeTests
         await socket.SendAsync(request);
 
         var status = await ReadStatusAsync(socket);
+        Assert.Equal(expectedStatus, status);
+        Assert.Equal(expectedStatus == 200 ? 1 : 0, backend.Requests);
+    }
+
+    [Theory]
+    [InlineData(0x87, 200)] // :scheme https over TLS
+    [InlineData(0x86, 400)] // :scheme http over TLS: a TLS client may not claim cleartext either
+    public async Task SchemeOverTlsHttp2_MustBeHttps(byte schemeField, int expectedStatus)
+    {
+        await using var backend = await TestBackend.StartAsync("a");
+        var (tlsArgs, thumbprint) = await TestCertificate.ProxyTlsArgsAsync();
+        await using var gateway = await GatewayUnderTest.StartAsync(ProxyConfigJson.CatchAll("WeightedRoundRobin", (backend, "1")), tlsArgs);
+        using var bound = new CancellationTokenSource(TimeSpan.FromSeconds(10));
+        using var client = new System.Net.Sockets.TcpClient();
+        await client.ConnectAsync(gateway.ProxyAddress.Host, gateway.ProxyAddress.Port, bound.Token);
+        await using var tls = new System.Net.Security.SslStream(client.GetStream());
+        await tls.AuthenticateAsClientAsync(new System.Net.Security.SslClientAuthenticationOptions
+        {
+            TargetHost = "127.0.0.1",
+            ApplicationProtocols = [System.Net.Security.SslApplicationProtocol.Http2],
+            RemoteCertificateValidationCallback = (_, served, _, _) => served is X509Certificate2 c && c.Thumbprint == thumbprint,
+        }, bound.Token);
+
+        var authority = System.Text.Encoding.ASCII.GetBytes("localhost");
+        byte[] headers = [0x82, 0x84, schemeField, 0x41, (byte)authority.Length, .. authority];
+        await tls.WriteAsync((byte[])[.. "PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n"u8.ToArray(), .. Frame(0x4, 0x0, 0, []), .. Frame(0x1, 0x5, 1, headers)], bound.Token);
+        await tls.FlushAsync(bound.Token);
+
+        int status;
+        while (true)
+        {
+            var frame = await Hostile.Http2Frames.ReadAsync(tls, bound.Token);
+            if (frame.Type == Hostile.Http2Frames.Headers && frame.StreamId == 1)
+            {
+                status = frame.Payload[0] switch { 0x88 => 200, 0x8c => 400, var other => -other };
+                break;
+            }
+        }
+
         Assert.Equal(expectedStatus, status);
         Assert.Equal(expectedStatus == 200 ? 1 : 0, backend.Requests);
     }
