@@ -258,7 +258,8 @@ public class ShutdownTests
     {
         using var bound = new CancellationTokenSource(TimeSpan.FromSeconds(20));
         await using var connection = await connect(bound.Token);
-        await connection.WriteAsync((byte[])[.. Hostile.Http2Frames.Preface, .. Hostile.Http2Frames.EmptySettings(), .. Hostile.Http2Frames.Request(1, path: "/stream")], bound.Token);
+        var https = connection is System.Net.Security.SslStream;
+        await connection.WriteAsync((byte[])[.. Hostile.Http2Frames.Preface, .. Hostile.Http2Frames.EmptySettings(), .. Hostile.Http2Frames.Request(1, https, path: "/stream")], bound.Token);
         await connection.FlushAsync(bound.Token);
         async Task<(byte Type, byte Flags, int StreamId)> NextAsync()
         {

@@ -34,6 +34,10 @@ internal static class Http2Frames
 
     /// <summary>HEADERS for <c>method path</c> with <c>:authority a</c>; HPACK without indexing or Huffman; extra headers as literal name/value pairs.</summary>
     public static byte[] Request(int streamId, string method = "GET", string path = "/", bool endStream = true, params (string Name, string Value)[] extra)
+        => Request(streamId, https: false, method, path, endStream, extra);
+
+    /// <summary>A request's HEADERS frame; <paramref name="https"/> for a connection over TLS (:scheme must match the transport).</summary>
+    public static byte[] Request(int streamId, bool https, string method = "GET", string path = "/", bool endStream = true, params (string Name, string Value)[] extra)
     {
         var block = new List<byte>();
         void Literal(string name, string value)
@@ -46,7 +50,7 @@ internal static class Http2Frames
         }
 
         Literal(":method", method);
-        block.Add(0x86); // :scheme http (static index 6)
+        block.Add(https ? (byte)0x87 : (byte)0x86); // :scheme https or http (static index 7 or 6)
         Literal(":path", path);
         Literal(":authority", "a");
         foreach (var (name, value) in extra)
