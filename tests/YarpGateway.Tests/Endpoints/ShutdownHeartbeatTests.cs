@@ -14,7 +14,7 @@ public class ShutdownHeartbeatTests
         var (clock, lifetime, heartbeat) = Create();
         var kestrel = new KestrelHeartbeat();
         var ticks = 0;
-        var connection = await OpenAsync(heartbeat, kestrel, Http2: true, registered => registered.OnHeartbeat(_ => ticks++, new object()));
+        var connection = await OpenAsync(heartbeat, kestrel, http2: true, registered => registered.OnHeartbeat(_ => ticks++, new object()));
 
         lifetime.StopApplication();
         for (var i = 0; i < 5; i++)
@@ -35,7 +35,7 @@ public class ShutdownHeartbeatTests
         var (clock, lifetime, heartbeat) = Create();
         var kestrel = new KestrelHeartbeat();
         var ticks = 0;
-        var connection = await OpenAsync(heartbeat, kestrel, Http2: true, registered => registered.OnHeartbeat(_ => ticks++, new object()));
+        var connection = await OpenAsync(heartbeat, kestrel, http2: true, registered => registered.OnHeartbeat(_ => ticks++, new object()));
 
         // Not stopping: nothing ticks a connection Kestrel leaves alone.
         clock.Advance(TimeSpan.FromSeconds(10));
@@ -63,7 +63,7 @@ public class ShutdownHeartbeatTests
         var (_, _, heartbeat) = Create();
         var kestrel = new KestrelHeartbeat();
         IConnectionHeartbeatFeature? seen = null;
-        var connection = await OpenAsync(heartbeat, kestrel, Http2: false, registered => seen = registered);
+        var connection = await OpenAsync(heartbeat, kestrel, http2: false, registered => seen = registered);
 
         Assert.Same(kestrel, seen);
         connection.End();
@@ -76,7 +76,7 @@ public class ShutdownHeartbeatTests
         var (_, _, heartbeat) = Create();
         var kestrel = new KestrelHeartbeat();
         IConnectionHeartbeatFeature? seen = null;
-        var connection = await OpenAsync(heartbeat, kestrel, Http2: false, registered => seen = registered, everyConnection: true);
+        var connection = await OpenAsync(heartbeat, kestrel, http2: false, registered => seen = registered, everyConnection: true);
 
         Assert.NotNull(seen);
         Assert.NotSame(kestrel, seen);
@@ -91,11 +91,11 @@ public class ShutdownHeartbeatTests
         return (clock, lifetime, new ShutdownHeartbeat(lifetime, clock));
     }
 
-    private static async Task<OpenConnection> OpenAsync(ShutdownHeartbeat heartbeat, KestrelHeartbeat kestrel, bool Http2, Action<IConnectionHeartbeatFeature> register, bool everyConnection = false)
+    private static async Task<OpenConnection> OpenAsync(ShutdownHeartbeat heartbeat, KestrelHeartbeat kestrel, bool http2, Action<IConnectionHeartbeatFeature> register, bool everyConnection = false)
     {
         var connection = new DefaultConnectionContext();
         connection.Features.Set<IConnectionHeartbeatFeature>(kestrel);
-        if (Http2)
+        if (http2)
         {
             connection.Features.Set<ITlsApplicationProtocolFeature>(new Alpn());
         }
