@@ -93,8 +93,7 @@ public class SocketTransportSetupTests
         Assert.Equal(1, gateway.Services.GetRequiredService<TrafficCounters>().AcceptedConnections);
 
         // The frames Kestrel writes as the connection ends (its GOAWAY) are sent before the socket closes.
-        using var socket = new System.Net.Sockets.Socket(System.Net.Sockets.SocketType.Stream, System.Net.Sockets.ProtocolType.Tcp);
-        await socket.ConnectAsync(gateway.ProxyAddress.Host, gateway.ProxyAddress.Port);
+        using var socket = await RawSocket.ConnectAsync(gateway.ProxyAddress);
         await socket.SendAsync((byte[])[.. Hostile.Http2Frames.Preface, .. Hostile.Http2Frames.EmptySettings(), .. Hostile.Http2Frames.Request(1, path: "/bytes/10")], System.Net.Sockets.SocketFlags.None);
         using var bound = new CancellationTokenSource(TimeSpan.FromSeconds(20));
         // Until stream 1 has ended (Kestrel may send the body and END_STREAM in separate DATA frames).

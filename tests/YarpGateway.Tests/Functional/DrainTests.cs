@@ -231,28 +231,11 @@ public class ShutdownTests
         await using var a = await TestBackend.StartAsync("a");
         var (tlsArgs, thumbprint) = await TestCertificate.ProxyTlsArgsAsync();
         await using var gateway = await GatewayUnderTest.StartAsync(ProxyConfigJson.CatchAll("WeightedRoundRobin", (a, "1")), [.. tlsArgs, "--Gateway:Shutdown:Timeout=00:01:00"]);
-        await StreamEndingAfterTheStopAsync(gateway, a, async token =>
-        {
-            var client = new System.Net.Sockets.TcpClient();
-            await client.ConnectAsync(gateway.ProxyAddress.Host, gateway.ProxyAddress.Port, token);
-            var tls = new System.Net.Security.SslStream(client.GetStream(), leaveInnerStreamOpen: false);
-            await tls.AuthenticateAsClientAsync(new System.Net.Security.SslClientAuthenticationOptions
-            {
-                TargetHost = "127.0.0.1",
-                ApplicationProtocols = [System.Net.Security.SslApplicationProtocol.Http2],
-                RemoteCertificateValidationCallback = (_, served, _, _) => served is System.Security.Cryptography.X509Certificates.X509Certificate2 c && c.Thumbprint == thumbprint,
-            }, token);
-            Assert.Equal(System.Net.Security.SslApplicationProtocol.Http2, tls.NegotiatedApplicationProtocol);
-            return tls;
-        });
+        await StreamEndingAfterTheStopAsync(gateway, a, async token => await TestCertificate.ConnectHttp2Async(gateway.ProxyAddress, thumbprint, token));
     }
 
-    private static Func<CancellationToken, Task<Stream>> Cleartext(GatewayUnderTest gateway) => async token =>
-    {
-        var socket = new System.Net.Sockets.Socket(System.Net.Sockets.SocketType.Stream, System.Net.Sockets.ProtocolType.Tcp);
-        await socket.ConnectAsync(gateway.ProxyAddress.Host, gateway.ProxyAddress.Port, token);
-        return new System.Net.Sockets.NetworkStream(socket, ownsSocket: true);
-    };
+    private static Func<CancellationToken, Task<Stream>> Cleartext(GatewayUnderTest gateway)
+        => async _ => new System.Net.Sockets.NetworkStream(await RawSocket.ConnectAsync(gateway.ProxyAddress), ownsSocket: true);
 
     private static async Task StreamEndingAfterTheStopAsync(GatewayUnderTest gateway, TestBackend backend, Func<CancellationToken, Task<Stream>> connect)
     {

@@ -173,10 +173,6 @@ public class EndpointSeparationTests
 
 public class Http2SchemeTests
 {
-    // HTTP/2 frame: 3-byte length, type, flags, 4-byte stream id.
-    private static byte[] Frame(byte type, byte flags, int stream, byte[] payload)
-        => [(byte)(payload.Length >> 16), (byte)(payload.Length >> 8), (byte)payload.Length, type, flags, 0, 0, 0, (byte)stream, .. payload];
-
     [Theory]
     [InlineData(0x86, 200, null)] // :scheme http (HPACK static index 6)
     [InlineData(0x87, 400, null)] // :scheme https (index 7): a cleartext client may not claim TLS
@@ -187,20 +183,9 @@ public class Http2SchemeTests
         await using var backend = await TestBackend.StartAsync("a");
         await using var gateway = await GatewayUnderTest.StartAsync(ProxyConfigJson.CatchAll("WeightedRoundRobin", (backend, "1")),
             protocols is null ? [] : [$"--Kestrel:Endpoints:Proxy:Protocols={protocols}"]);
-        using var socket = await RawSocket.ConnectAsync(gateway.ProxyAddress);
+        await using var connection = new System.Net.Sockets.NetworkStream(await RawSocket.ConnectAsync(gateway.ProxyAddress), ownsSocket: true);
 
-        var authority = System.Text.Encoding.ASCII.GetBytes("localhost");
-        // :method GET (index 2), :path / (index 4), :scheme, :authority as a literal with indexed name 1.
-        byte[] headers = [0x82, 0x84, schemeField, 0x41, (byte)authority.Length, .. authority];
-        byte[] request =
-        [
-            .. "PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n"u8.ToArray(),
-            .. Frame(0x4, 0x0, 0, []),        // SETTINGS
-            .. Frame(0x1, 0x5, 1, headers),   // HEADERS, END_STREAM | END_HEADERS
-        ];
-        await socket.SendAsync(request);
-
-        var status = await ReadStatusAsync(socket);
+        var status = await RequestStatusAsync(connection, schemeField);
         Assert.Equal(expectedStatus, status);
         Assert.Equal(expectedStatus == 200 ? 1 : 0, backend.Requests);
     }
@@ -214,75 +199,52 @@ public class Http2SchemeTests
         var (tlsArgs, thumbprint) = await TestCertificate.ProxyTlsArgsAsync();
         await using var gateway = await GatewayUnderTest.StartAsync(ProxyConfigJson.CatchAll("WeightedRoundRobin", (backend, "1")), tlsArgs);
         using var bound = new CancellationTokenSource(TimeSpan.FromSeconds(10));
-        using var client = new System.Net.Sockets.TcpClient();
-        await client.ConnectAsync(gateway.ProxyAddress.Host, gateway.ProxyAddress.Port, bound.Token);
-        await using var tls = new System.Net.Security.SslStream(client.GetStream());
-        await tls.AuthenticateAsClientAsync(new System.Net.Security.SslClientAuthenticationOptions
-        {
-            TargetHost = "127.0.0.1",
-            ApplicationProtocols = [System.Net.Security.SslApplicationProtocol.Http2],
-            RemoteCertificateValidationCallback = (_, served, _, _) => served is X509Certificate2 c && c.Thumbprint == thumbprint,
-        }, bound.Token);
+        await using var tls = await TestCertificate.ConnectHttp2Async(gateway.ProxyAddress, thumbprint, bound.Token);
 
-        var authority = System.Text.Encoding.ASCII.GetBytes("localhost");
-        byte[] headers = [0x82, 0x84, schemeField, 0x41, (byte)authority.Length, .. authority];
-        await tls.WriteAsync((byte[])[.. "PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n"u8.ToArray(), .. Frame(0x4, 0x0, 0, []), .. Frame(0x1, 0x5, 1, headers)], bound.Token);
-        await tls.FlushAsync(bound.Token);
-
-        int status;
-        while (true)
-        {
-            var frame = await Hostile.Http2Frames.ReadAsync(tls, bound.Token);
-            if (frame.Type == Hostile.Http2Frames.Headers && frame.StreamId == 1)
-            {
-                status = frame.Payload[0] switch { 0x88 => 200, 0x8c => 400, var other => -other };
-                break;
-            }
-        }
-
+        var status = await RequestStatusAsync(tls, schemeField);
         Assert.Equal(expectedStatus, status);
         Assert.Equal(expectedStatus == 200 ? 1 : 0, backend.Requests);
     }
 
-    // Reads frames until the HEADERS frame of stream 1; Kestrel encodes :status 200 as 0x88 and 400 as 0x8c (static table).
-    private static async Task<int> ReadStatusAsync(System.Net.Sockets.Socket socket)
+    /// <summary>
+    /// Sends the preface, SETTINGS and one GET with the given :scheme field, then reads frames until the
+    /// HEADERS frame of stream 1: its status (Kestrel encodes :status 200 as 0x88 and 400 as 0x8c,
+    /// static table), -1 for a GOAWAY first, -2 for a close first; bounded at 10 s.
+    /// </summary>
+    private static async Task<int> RequestStatusAsync(Stream connection, byte schemeField)
     {
-        var buffer = new List<byte>();
         using var cts = new CancellationTokenSource(TimeSpan.FromSeconds(10));
-        var chunk = new byte[16 * 1024];
-        while (true)
+        var authority = System.Text.Encoding.ASCII.GetBytes("localhost");
+        // :method GET (index 2), :path / (index 4), :scheme, :authority as a literal with indexed name 1.
+        byte[] headers = [0x82, 0x84, schemeField, 0x41, (byte)authority.Length, .. authority];
+        byte[] request =
+        [
+            .. Hostile.Http2Frames.Preface,
+            .. Hostile.Http2Frames.EmptySettings(),
+            .. Hostile.Http2Frames.Frame(Hostile.Http2Frames.Headers, Hostile.Http2Frames.EndStream | Hostile.Http2Frames.EndHeaders, 1, headers),
+        ];
+        await connection.WriteAsync(request, cts.Token);
+        await connection.FlushAsync(cts.Token);
+
+        try
         {
-            var offset = 0;
-            while (buffer.Count - offset >= 9)
+            while (true)
             {
-                var length = (buffer[offset] << 16) | (buffer[offset + 1] << 8) | buffer[offset + 2];
-                if (buffer.Count - offset < 9 + length)
+                var frame = await Hostile.Http2Frames.ReadAsync(connection, cts.Token);
+                if (frame.Type == Hostile.Http2Frames.Headers && frame.StreamId == 1)
                 {
-                    break;
+                    return frame.Payload[0] switch { 0x88 => 200, 0x8c => 400, var other => -other };
                 }
 
-                var type = buffer[offset + 3];
-                var stream = buffer[offset + 8];
-                if (type == 0x1 && stream == 1)
+                if (frame.Type == Hostile.Http2Frames.GoAway)
                 {
-                    return buffer[offset + 9] switch { 0x88 => 200, 0x8c => 400, var other => -other };
+                    return -1;
                 }
-
-                if (type == 0x7)
-                {
-                    return -1; // GOAWAY
-                }
-
-                offset += 9 + length;
             }
-
-            var read = await socket.ReceiveAsync(chunk, System.Net.Sockets.SocketFlags.None, cts.Token);
-            if (read == 0)
-            {
-                return -2;
-            }
-
-            buffer.AddRange(chunk.AsSpan(0, read));
+        }
+        catch (EndOfStreamException)
+        {
+            return -2;
         }
     }
 }

@@ -1,4 +1,6 @@
 using System.Net;
+using System.Net.Security;
+using System.Net.Sockets;
 using System.Security.Cryptography;
 using System.Security.Cryptography.X509Certificates;
 
@@ -17,6 +19,22 @@ internal static class TestCertificate
         using var certificate = SelfSignedLoopback();
         await File.WriteAllBytesAsync(path, certificate.Export(X509ContentType.Pfx, "test"));
         return (["--Kestrel:Endpoints:Proxy:Url=https://127.0.0.1:0", $"--Kestrel:Endpoints:Proxy:Certificate:Path={path}", "--Kestrel:Endpoints:Proxy:Certificate:Password=test"], certificate.Thumbprint);
+    }
+
+    /// <summary>A TLS connection to <paramref name="address"/> that negotiated HTTP/2 by ALPN, trusting only <paramref name="thumbprint"/>.</summary>
+    public static async Task<SslStream> ConnectHttp2Async(Uri address, string thumbprint, CancellationToken cancellationToken)
+    {
+        var client = new TcpClient();
+        await client.ConnectAsync(address.Host, address.Port, cancellationToken);
+        var tls = new SslStream(client.GetStream(), leaveInnerStreamOpen: false);
+        await tls.AuthenticateAsClientAsync(new SslClientAuthenticationOptions
+        {
+            TargetHost = "127.0.0.1",
+            ApplicationProtocols = [SslApplicationProtocol.Http2],
+            RemoteCertificateValidationCallback = (_, served, _, _) => served is X509Certificate2 c && c.Thumbprint == thumbprint,
+        }, cancellationToken);
+        Assert.Equal(SslApplicationProtocol.Http2, tls.NegotiatedApplicationProtocol);
+        return tls;
     }
 
     private static X509Certificate2 SelfSignedLoopback()
