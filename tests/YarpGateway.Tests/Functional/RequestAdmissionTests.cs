@@ -267,7 +267,10 @@ public class RequestAdmissionTests
         // It measures the backend's latency at low concurrency first, goes back to 50, then finds the knee.
         Assert.True(await Eventually.TrueAsync(() => !controller.Probing && gateway.CounterSum("gateway.admission.admitted|limit=route") > 500 && limit.CurrentLimit <= 20, TimeSpan.FromSeconds(25)),
             $"the limit stayed at {limit.CurrentLimit} (it starts at 50; the backend slows past 10 in flight); probing {controller.Probing}, baseline {controller.BaselineSeconds * 1000:0.0} ms");
-        Assert.InRange(controller.BaselineSeconds, 0.004, 0.030); // the backend's 5 ms, plus the proxy
+        // Measured at low concurrency: the backend's 5 ms plus the proxy, and on a loaded test machine
+        // (CI measured 36 ms) more, but below the 105 ms the backend takes at 20 in flight; a baseline
+        // taken at the starting limit of 50 would be 405 ms.
+        Assert.InRange(controller.BaselineSeconds, 0.004, 0.100);
         await stop.CancelAsync();
         await Task.WhenAll(load).WaitAsync(TimeSpan.FromSeconds(30));
 
