@@ -9,7 +9,8 @@
 # backend share CPU 1. The existing clients run in their own process (StormBench starts it) and,
 # like the backend, above the storm's priority (nice -10 and "High"; needs root), so that what they
 # measure is the proxy's delay, not the load tool's backlog on the CPU it shares with the storm.
-# MODES="adaptive nginx" runs only those contenders.
+# MODES="adaptive nginx" runs only those contenders; GATEWAY_ARGS adds settings to every gateway
+# contender (e.g. GATEWAY_ARGS=--Gateway:Transport:Backlog=512 for Kestrel's own listen backlog).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -44,6 +45,10 @@ http { access_log off; keepalive_requests 1000000; keepalive_timeout 120s;
     location / { proxy_pass http://backend; proxy_http_version 1.1; proxy_set_header Connection ""; } } }
 CONF
 
+# Handshakes the kernel dropped because a listen queue was full (every listener on the machine: the
+# proxy's and the backend's; the backend listens with a backlog of 8192, as nginx does here).
+listen_overflows() { awk '/^TcpExt:/ { if (!n) { for (i = 1; i <= NF; i++) if ($i == "ListenOverflows") c = i; n = 1 } else print $c }' /proc/net/netstat; }
+
 nice -n -10 taskset -c 1 dotnet "$BENCH_DLL" backend "$BACKEND" >"$RAW/backend.log" 2>&1 &
 pids+=($!)
 
@@ -71,12 +76,14 @@ for round in $(seq "$ROUNDS"); do
       # shellcheck disable=SC2086
       ASPNETCORE_ENVIRONMENT=Production taskset -c 0 dotnet "$GATEWAY_DLL" --config bench/storm-gateway.json \
         --Kestrel:Endpoints:Proxy:Url=http://$PROXY --Kestrel:Endpoints:Management:Url=http://$MANAGEMENT \
-        ${MODE_ARGS[$mode]} >"$RAW/gateway-$mode-$round.log" 2>&1 &
+        ${MODE_ARGS[$mode]} ${GATEWAY_ARGS:-} >"$RAW/gateway-$mode-$round.log" 2>&1 &
       gw=$!
       wait_ready "http://$MANAGEMENT/healthz/ready" 30
     fi
+    overflows_before=$(listen_overflows)
     line=$(timeout 180 taskset -c 1 dotnet "$BENCH_DLL" storm "$target" --existing "$EXISTING" --storm "$STORM")
-    echo "{\"mode\":\"$mode\",\"round\":$round,\"result\":$line}" | tee -a "$RAW/storm.jsonl"
+    overflows=$(( $(listen_overflows) - overflows_before ))
+    echo "{\"mode\":\"$mode\",\"round\":$round,\"listenOverflows\":$overflows,\"result\":$line}" | tee -a "$RAW/storm.jsonl"
     kill -TERM "$gw"; wait "$gw" 2>/dev/null || true
   done
 done
@@ -91,7 +98,10 @@ keys = [("beforeP99Ms", "existing clients p99 before the storm (ms)"),
         ("duringMaxMs", "existing clients max during the storm (ms)"),
         ("existingFailed", "existing clients' failed requests"),
         ("stormFailed", "new connections failed"),
-        ("stormServedSeconds", "time until every new client was served (s)")]
+        ("stormServedSeconds", "time until every new client was served (s)"),
+        ("listenOverflows", "handshakes dropped on a full listen queue (kernel)")]
+for r in rows:
+    r["result"]["listenOverflows"] = r.get("listenOverflows", 0)
 med = lambda mode, k: statistics.median(r["result"][k] for r in rows if r["mode"] == mode)
 with open(out, "w") as f:
     f.write(f"# Reconnect storm: {existing} keep-alive clients at 1 request/s each, then {storm} new connections at once\n\n")

@@ -6,6 +6,9 @@
 // With HEAPSTAT_CALLBACKS=1 it also groups the live cancellation callbacks (CancellationTokenSource's
 // CallbackNode, 80 bytes each plus their share of the token's registrations) by the method each
 // calls and the type of its state: who registered on which token.
+// With HEAPSTAT_STRINGS=1 it groups the live strings by their first 24 characters (digits as #), and
+// with HEAPSTAT_HOLDERS=<filter>|<filter>... it groups the live objects whose type contains a filter by
+// the type of the object that first reached them while marking: who holds what.
 using System.Globalization;
 using Microsoft.Diagnostics.Runtime;
 
@@ -23,6 +26,8 @@ using var runtime = target.ClrVersions[0].CreateRuntime();
 var heap = runtime.Heap;
 
 var live = new HashSet<ulong>();
+var holdersOf = Environment.GetEnvironmentVariable("HEAPSTAT_HOLDERS");
+var holder = new Dictionary<ulong, ulong>();
 var pending = new Stack<ClrObject>();
 foreach (var root in heap.EnumerateRoots())
 {
@@ -34,11 +39,16 @@ foreach (var root in heap.EnumerateRoots())
 
 while (pending.Count > 0)
 {
-    foreach (var reference in pending.Pop().EnumerateReferences(carefully: false, considerDependantHandles: true))
+    var parent = pending.Pop();
+    foreach (var reference in parent.EnumerateReferences(carefully: false, considerDependantHandles: true))
     {
         if (reference.IsValid && live.Add(reference.Address))
         {
             pending.Push(reference);
+            if (holdersOf is not null && reference.Type?.Name is { } name && holdersOf.Split('|').Any(h => name.Contains(h, StringComparison.Ordinal)))
+            {
+                holder[reference.Address] = parent.Address;
+            }
         }
     }
 }
@@ -95,6 +105,45 @@ if (Environment.GetEnvironmentVariable("HEAPSTAT_CALLBACKS") == "1")
 
     Console.WriteLine("callbacks  registered method, state");
     foreach (var (key, count) in callbacks.OrderByDescending(c => c.Value).Take(top))
+    {
+        Console.WriteLine(string.Create(CultureInfo.InvariantCulture, $"{count,9:N0}  {key}"));
+    }
+}
+
+if (Environment.GetEnvironmentVariable("HEAPSTAT_STRINGS") == "1")
+{
+    var strings = new Dictionary<string, (long Count, long Bytes)>(StringComparer.Ordinal);
+    foreach (var obj in heap.EnumerateObjects())
+    {
+        if (!obj.IsValid || obj.Type?.IsString != true || !live.Contains(obj.Address))
+        {
+            continue;
+        }
+
+        var value = obj.AsString(24) ?? "";
+        var key = new string(value.Select(c => char.IsAsciiDigit(c) ? '#' : char.IsControl(c) ? '.' : c).ToArray());
+        var sum = strings.GetValueOrDefault(key);
+        strings[key] = (sum.Count + 1, sum.Bytes + (long)obj.Size);
+    }
+
+    Console.WriteLine("live bytes    strings  first characters");
+    foreach (var (key, sum) in strings.OrderByDescending(s => s.Value.Bytes).Take(top))
+    {
+        Console.WriteLine(string.Create(CultureInfo.InvariantCulture, $"{sum.Bytes,12:N0} {sum.Count,9:N0}  {key}"));
+    }
+}
+
+if (holdersOf is not null)
+{
+    var holders = new Dictionary<string, long>(StringComparer.Ordinal);
+    foreach (var (child, parent) in holder)
+    {
+        var key = $"{heap.GetObjectType(child)?.Name} <- {heap.GetObjectType(parent)?.Name}";
+        holders[key] = holders.GetValueOrDefault(key) + 1;
+    }
+
+    Console.WriteLine("objects  type <- held by");
+    foreach (var (key, count) in holders.OrderByDescending(h => h.Value).Take(top))
     {
         Console.WriteLine(string.Create(CultureInfo.InvariantCulture, $"{count,9:N0}  {key}"));
     }

@@ -52,7 +52,7 @@ internal static class Backend
     public static async Task<int> RunAsync(IPEndPoint endpoint)
     {
         var builder = WebApplication.CreateEmptyBuilder(new WebApplicationOptions());
-        builder.WebHost.UseKestrelCore().ConfigureKestrel(k => k.Listen(endpoint));
+        builder.WebHost.UseKestrelCore().ConfigureKestrel(k => k.Listen(endpoint)).UseSockets(s => s.Backlog = 8192); // as nginx's listen in storm.sh
         var app = builder.Build();
         var body = "ok"u8.ToArray();
         app.Run(context =>
@@ -74,7 +74,7 @@ internal static class StepBackend
     public static async Task<int> RunAsync(IPEndPoint endpoint, int knee, double baseMs, double perMs)
     {
         var builder = WebApplication.CreateEmptyBuilder(new WebApplicationOptions());
-        builder.WebHost.UseKestrelCore().ConfigureKestrel(k => k.Listen(endpoint));
+        builder.WebHost.UseKestrelCore().ConfigureKestrel(k => k.Listen(endpoint)).UseSockets(s => s.Backlog = 8192); // as nginx's listen in storm.sh
         var app = builder.Build();
         var body = "ok"u8.ToArray();
         app.Run(async context =>

@@ -4,8 +4,8 @@ using Microsoft.Extensions.Options;
 namespace YarpGateway.Endpoints;
 
 /// <summary>
-/// Sets Kestrel's write buffer per connection when <c>Gateway:Transport:MaxWriteBufferSize</c> asks,
-/// and decides whether Kestrel runs request processing on the socket threads. With one CPU that saves a
+/// Sets the listen backlog (<c>Gateway:Transport:Backlog</c>, longer than Kestrel's 512 by default) and
+/// Kestrel's write buffer per connection when <c>Gateway:Transport:MaxWriteBufferSize</c> asks, and decides whether Kestrel runs request processing on the socket threads. With one CPU that saves a
 /// thread hop per request (one socket thread does all the work, as one nginx worker does). With more
 /// CPUs each connection stays on the socket thread it was assigned to, work cannot move to an idle
 /// CPU, and a busy neighbour on one core doubled the p99 in the benchmark, so it stays off there.
@@ -26,6 +26,8 @@ internal sealed partial class SocketTransportSetup(IOptions<TransportOptions> op
             {
                 transport.MaxWriteBufferSize = max; // out of range: reported with every other error at start
             }
+
+            transport.Backlog = options.Value.Backlog is { } backlog and >= 1 and <= TransportOptions.MaxBacklog ? backlog : TransportOptions.DefaultBacklog;
         }
         catch (InvalidOperationException)
         {

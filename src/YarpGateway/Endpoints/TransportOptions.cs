@@ -22,6 +22,18 @@ internal sealed class TransportOptions
     /// </summary>
     public int? MaxWriteBufferSize { get; set; }
 
+    /// <summary>
+    /// Connections the kernel may hold accepted-but-not-yet-taken for a listening socket (the socket
+    /// transport's <c>Backlog</c>). Default <see cref="DefaultBacklog"/> (Kestrel's own is 512). In a
+    /// reconnect storm a full queue makes the kernel drop the clients' handshakes, and each dropped
+    /// client waits a second or more to try again; a long queue lets every connection in for
+    /// connection admission to pace. The kernel caps it at <c>net.core.somaxconn</c>. From 1 to 65535.
+    /// </summary>
+    public int? Backlog { get; set; }
+
+    internal const int DefaultBacklog = 4096;
+    internal const int MaxBacklog = 65535;
+
     internal const int MinWriteBufferSize = 4096;
     internal const int MaxWriteBufferSizeLimit = 16 * 1024 * 1024;
 }
@@ -30,7 +42,18 @@ internal sealed class TransportOptions
 internal sealed class TransportOptionsValidator : Microsoft.Extensions.Options.IValidateOptions<TransportOptions>
 {
     public Microsoft.Extensions.Options.ValidateOptionsResult Validate(string? name, TransportOptions options)
-        => options.MaxWriteBufferSize is { } size and (< TransportOptions.MinWriteBufferSize or > TransportOptions.MaxWriteBufferSizeLimit)
-            ? Microsoft.Extensions.Options.ValidateOptionsResult.Fail($"{TransportOptions.SectionName}:MaxWriteBufferSize must be from {TransportOptions.MinWriteBufferSize} to {TransportOptions.MaxWriteBufferSizeLimit} bytes; got {size}.")
-            : Microsoft.Extensions.Options.ValidateOptionsResult.Success;
+    {
+        var errors = new List<string>();
+        if (options.MaxWriteBufferSize is { } size and (< TransportOptions.MinWriteBufferSize or > TransportOptions.MaxWriteBufferSizeLimit))
+        {
+            errors.Add($"{TransportOptions.SectionName}:MaxWriteBufferSize must be from {TransportOptions.MinWriteBufferSize} to {TransportOptions.MaxWriteBufferSizeLimit} bytes; got {size}.");
+        }
+
+        if (options.Backlog is { } backlog and (< 1 or > TransportOptions.MaxBacklog))
+        {
+            errors.Add($"{TransportOptions.SectionName}:Backlog must be from 1 to {TransportOptions.MaxBacklog}; got {backlog}.");
+        }
+
+        return errors.Count == 0 ? Microsoft.Extensions.Options.ValidateOptionsResult.Success : Microsoft.Extensions.Options.ValidateOptionsResult.Fail(errors);
+    }
 }

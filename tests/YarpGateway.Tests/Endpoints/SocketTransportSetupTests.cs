@@ -152,4 +152,35 @@ public class SocketTransportSetupTests
             Assert.Contains("Gateway:Transport:MaxWriteBufferSize must be from 4096", result.FailureMessage, StringComparison.Ordinal);
         }
     }
+
+    [Fact]
+    public async Task Backlog_IsLongerThanKestrelsByDefault_AndConfigurable()
+    {
+        await using var backend = await TestBackend.StartAsync("a");
+        var config = ProxyConfigJson.Config(("api", "/api/{**rest}", "c1"), ("c1", "WeightedRoundRobin", [(backend, "1")]));
+        await using (var gateway = await GatewayUnderTest.StartAsync(config))
+        {
+            Assert.Equal(512, new SocketTransportOptions().Backlog); // Kestrel's, which a storm of 5,000 overflowed by about 1,600 handshakes
+            Assert.Equal(4096, gateway.Services.GetRequiredService<IOptions<SocketTransportOptions>>().Value.Backlog);
+        }
+
+        await using (var gateway = await GatewayUnderTest.StartAsync(config, "--Gateway:Transport:Backlog=100"))
+        {
+            Assert.Equal(100, gateway.Services.GetRequiredService<IOptions<SocketTransportOptions>>().Value.Backlog);
+            using var proxy = gateway.CreateProxyClient();
+            Assert.Equal("a", await proxy.GetStringAsync("/api/x"));
+        }
+    }
+
+    [Fact]
+    public void OutOfRangeTransportSettings_AreStartupErrors_AllListed()
+    {
+        Assert.True(new TransportOptionsValidator().Validate(null, new TransportOptions { Backlog = 1 }).Succeeded);
+        Assert.True(new TransportOptionsValidator().Validate(null, new TransportOptions { Backlog = 65535 }).Succeeded);
+        var result = new TransportOptionsValidator().Validate(null, new TransportOptions { Backlog = 0, MaxWriteBufferSize = 1 });
+        Assert.False(result.Succeeded);
+        Assert.Contains("Gateway:Transport:Backlog must be from 1 to 65535; got 0.", result.FailureMessage, StringComparison.Ordinal);
+        Assert.Contains("Gateway:Transport:MaxWriteBufferSize must be from 4096", result.FailureMessage, StringComparison.Ordinal);
+        Assert.False(new TransportOptionsValidator().Validate(null, new TransportOptions { Backlog = 65536 }).Succeeded);
+    }
 }
