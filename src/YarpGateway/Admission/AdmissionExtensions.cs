@@ -1,4 +1,6 @@
+using Microsoft.AspNetCore.Connections;
 using Microsoft.AspNetCore.Server.Kestrel.Core;
+using Microsoft.AspNetCore.Server.Kestrel.Transport.Sockets;
 using Microsoft.Extensions.Options;
 using Yarp.ReverseProxy.Configuration;
 using YarpGateway.Configuration;
@@ -22,6 +24,11 @@ internal static class AdmissionExtensions
         services.AddSingleton<RequestAdmission>();
         services.AddSingleton<UpgradeAdmission>();
         services.AddSingleton<ConnectionAdmission>();
+
+        // Kestrel asks the transports registered last first: this one wraps the socket transport.
+        services.AddSingleton<IConnectionListenerFactory>(sp => new PacedAcceptListenerFactory(
+            ActivatorUtilities.CreateInstance<SocketTransportFactory>(sp), sp.GetRequiredService<ConnectionAdmission>(),
+            sp.GetRequiredService<GatewayListeners>(), sp.GetRequiredService<ILogger<PacedAcceptListenerFactory>>()));
         services.AddSingleton<IProxyConnectionMiddleware>(sp => sp.GetRequiredService<ConnectionAdmission>());
         return services;
     }

@@ -22,6 +22,7 @@ internal sealed class AdmissionMetrics : IKnownSeries
     private readonly Counter<long> _connectionsClosed;
     private readonly Histogram<double> _connectionWait;
     private readonly Counter<long> _firstRequestExpired;
+    private readonly Counter<double> _acceptPaused;
     private volatile AdmissionLimits? _limits;
     private volatile Func<(double Rate, double Target, double Delay)>? _connectionRate;
     private long _rejectedTotal;
@@ -59,6 +60,9 @@ internal sealed class AdmissionMetrics : IKnownSeries
         _firstRequestExpired = meter.CreateCounter<long>(
             "gateway.connection_admission.first_request_expired", unit: "{connection}",
             description: "New proxy connections still in their first request after MaxFirstRequestTime: their first-request slot was freed, the connection kept (slow clients, or slow first responses).");
+        _acceptPaused = meter.CreateCounter<double>(
+            "gateway.connection_admission.accept_paused", unit: "s",
+            description: "Time the proxy endpoint did not accept new connections because the connection rate's bucket was empty (PaceAccept); meanwhile new connections wait in the kernel's listen queue.");
         _connectionWait = meter.CreateHistogram(
             "gateway.connection_admission.wait", unit: "s",
             description: "Time delayed or closed connections waited for connection admission.",
@@ -106,6 +110,8 @@ internal sealed class AdmissionMetrics : IKnownSeries
         {
             _connectionsClosed.Add(0, new KeyValuePair<string, object?>("reason", reason));
         }
+
+        _acceptPaused.Add(0);
 
         _rejected.Add(0, UpgradeRateTags());
         if (_limits is { } limits)
@@ -167,6 +173,32 @@ internal sealed class AdmissionMetrics : IKnownSeries
     }
 
     public void ConnectionFirstRequestExpired() => _firstRequestExpired.Add(1);
+
+    /// <summary>Accept paused for the connection rate for this long.</summary>
+    public void AcceptPaused(TimeSpan paused)
+    {
+        lock (_acceptPausedLock)
+        {
+            _acceptPausedTotal += paused.TotalSeconds;
+        }
+
+        _acceptPaused.Add(paused.TotalSeconds);
+    }
+
+    /// <summary>Seconds the proxy endpoint's accept has been paused for the connection rate since start.</summary>
+    public double AcceptPausedSeconds
+    {
+        get
+        {
+            lock (_acceptPausedLock)
+            {
+                return _acceptPausedTotal;
+            }
+        }
+    }
+
+    private readonly Lock _acceptPausedLock = new();
+    private double _acceptPausedTotal;
 
     public void ConnectionAdmissionClosed(string reason, TimeSpan waited)
     {

@@ -69,10 +69,23 @@ internal sealed class ConnectionAdmissionOptions
     /// </summary>
     public TimeSpan MaxFirstRequestTime { get; set; } = TimeSpan.FromSeconds(1);
 
-    /// <summary>How long a new connection may wait to be taken on before it is closed. Default 10 s.</summary>
+    /// <summary>
+    /// Where the rate applies. True (the default): on the proxy endpoint's accept. While the bucket is
+    /// empty the gateway accepts nothing, and new connections wait in the kernel's listen queue
+    /// (<c>Gateway:Transport:Backlog</c> deep), where they cost the gateway nothing: a storm's
+    /// connections are set up at the pace the gateway absorbs, not all at once. False: every
+    /// connection is accepted at once and waits in the gateway for its token, bounded by
+    /// <see cref="MaxWait"/> and <see cref="MaxWaiting"/>.
+    /// </summary>
+    public bool PaceAccept { get; set; } = true;
+
+    /// <summary>
+    /// How long a new connection may wait in the gateway to be taken on (for a first-request slot, and
+    /// for a token when <see cref="PaceAccept"/> is off) before it is closed. Default 10 s.
+    /// </summary>
     public TimeSpan MaxWait { get; set; } = TimeSpan.FromSeconds(10);
 
-    /// <summary>New connections that may wait at once; more are closed immediately. Default 20000.</summary>
+    /// <summary>New connections that may wait in the gateway at once; more are closed immediately. Default 20000.</summary>
     public int MaxWaiting { get; set; } = 20_000;
 }
 

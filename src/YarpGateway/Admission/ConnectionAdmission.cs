@@ -14,7 +14,9 @@ namespace YarpGateway.Admission;
 /// then, once it has sent its first bytes, a slot among the connections still in their first request
 /// (see <see cref="FirstRequestGate"/>), waiting for each (FIFO, at most
 /// <see cref="ConnectionAdmissionOptions.MaxWait"/>) when it is exhausted; past the wait it is
-/// closed. This is not a cap on open connections: it spreads a reconnect storm over time so the
+/// closed. With <see cref="ConnectionAdmissionOptions.PaceAccept"/> (the default) the token is taken
+/// before the connection is accepted (<see cref="PacedAcceptListenerFactory"/>), so a connection
+/// waiting for one waits in the kernel's listen queue. This is not a cap on open connections: it spreads a reconnect storm over time so the
 /// thread pool keeps serving the connections already open. Settings apply to connections that
 /// arrive after a reload.
 /// </summary>
@@ -76,7 +78,9 @@ internal sealed partial class ConnectionAdmission : IProxyConnectionMiddleware, 
         if (next.Options != previous.Options)
         {
             // The old limiters serve only connections already waiting on them, at most MaxWait; then they go.
+            // A paced accept waiting on them moves to the new ones at once.
             _state = next;
+            previous.Retire();
             var retire = previous.Options.MaxWait + TimeSpan.FromSeconds(1);
             lock (_retiring)
             {
@@ -105,17 +109,76 @@ internal sealed partial class ConnectionAdmission : IProxyConnectionMiddleware, 
 
     public ConnectionDelegate Wrap(ConnectionDelegate next, KestrelServerLimits limits) => connection => OnConnectionAsync(connection, next, limits);
 
+    /// <summary>
+    /// Before a paced listener accepts its next connection: takes a token of the connection rate,
+    /// waiting for one while the bucket is empty, when <see cref="ConnectionAdmissionOptions.PaceAccept"/>
+    /// is on and a rate runs. Returns whether it took one (false: the connection takes its token, if
+    /// any, in the gateway). Throws <see cref="OperationCanceledException"/> when
+    /// <paramref name="cancellationToken"/> fires (the listener stops).
+    /// </summary>
+    internal async ValueTask<bool> PaceAcceptAsync(CancellationToken cancellationToken)
+    {
+        while (true)
+        {
+            var state = _state;
+            if (!state.Options.PaceAccept || state.Rate is not { } rate)
+            {
+                return false;
+            }
+
+            using (var lease = rate.AttemptAcquire(1))
+            {
+                if (lease.IsAcquired)
+                {
+                    return true;
+                }
+            }
+
+            var started = _timeProvider.GetTimestamp();
+            var acquired = false;
+            try
+            {
+                using var linked = CancellationTokenSource.CreateLinkedTokenSource(cancellationToken, state.Retired);
+                using (var lease = await rate.AcquireAsync(1, linked.Token))
+                {
+                    acquired = lease.IsAcquired;
+                }
+
+                if (!acquired)
+                {
+                    // No room to queue (MaxWaiting 0): look again a refill later.
+                    await Task.Delay(AdaptiveConnectionRate.RefillPeriod, _timeProvider, linked.Token);
+                }
+            }
+            catch (OperationCanceledException) when (!cancellationToken.IsCancellationRequested)
+            {
+                // The settings changed while waiting: wait on the new ones.
+            }
+            finally
+            {
+                _metrics.AcceptPaused(_timeProvider.GetElapsedTime(started));
+            }
+
+            if (acquired)
+            {
+                return true;
+            }
+        }
+    }
+
     private async Task OnConnectionAsync(ConnectionContext connection, ConnectionDelegate next, KestrelServerLimits limits)
     {
         var state = _state;
-        if (state.Rate is null && state.FirstRequest is null)
+        // A connection a paced listener accepted took its token before it was accepted.
+        var rate = state.Rate is { } bucket && !PacedAcceptListenerFactory.WasPaced(connection) ? bucket : null;
+        if (rate is null && state.FirstRequest is null)
         {
             await next(connection);
             return;
         }
 
         TimeSpan? waited = null; // set when the connection had to wait for either
-        if (state.Rate is { } rate)
+        if (rate is not null)
         {
             var (token, tokenWait) = await AdmitAsync(connection, rate, state.Options.MaxWait);
             if (token is null)
@@ -269,11 +332,13 @@ internal sealed partial class ConnectionAdmission : IProxyConnectionMiddleware, 
 
     private sealed class State : IDisposable
     {
+        private readonly CancellationTokenSource _retired = new();
+
         public State(ConnectionAdmissionOptions options, Telemetry.SchedulerDelayProbe probe, Telemetry.SocketEngineProbe? socketProbe, TimeProvider timeProvider, ILogger logger)
         {
             var adaptive = options.Adaptive;
             Options = new Settings(options.RatePerSecond, options.Burst, options.MaxFirstRequestConnections, options.MaxFirstRequestTime, options.MaxWait, options.MaxWaiting,
-                adaptive.Enabled, adaptive.TargetDelay, adaptive.InitialRate, adaptive.MinRate, adaptive.MaxRate);
+                options.PaceAccept, adaptive.Enabled, adaptive.TargetDelay, adaptive.InitialRate, adaptive.MinRate, adaptive.MaxRate);
             if (adaptive.Enabled && options.Burst > 0)
             {
                 // A non-zero RatePerSecond is a ceiling the adaptive rate never exceeds.
@@ -303,8 +368,14 @@ internal sealed partial class ConnectionAdmission : IProxyConnectionMiddleware, 
 
         public ConcurrencyLimiter? FirstRequest { get; }
 
+        /// <summary>Fires when newer settings replace these.</summary>
+        public CancellationToken Retired => _retired.Token;
+
+        public void Retire() => _retired.Cancel();
+
         public void Dispose()
         {
+            _retired.Dispose();
             _bucket?.Dispose();
             Adaptive?.Dispose();
             FirstRequest?.Dispose();
@@ -312,7 +383,7 @@ internal sealed partial class ConnectionAdmission : IProxyConnectionMiddleware, 
     }
 
     private sealed record Settings(int RatePerSecond, int Burst, int MaxFirstRequestConnections, TimeSpan MaxFirstRequestTime, TimeSpan MaxWait, int MaxWaiting,
-        bool Adaptive, TimeSpan TargetDelay, int InitialRate, int MinRate, int MaxRate);
+        bool PaceAccept, bool Adaptive, TimeSpan TargetDelay, int InitialRate, int MinRate, int MaxRate);
 
     private static partial class Log
     {

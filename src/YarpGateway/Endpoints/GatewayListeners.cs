@@ -37,6 +37,33 @@ internal sealed class GatewayListeners
         }
     }
 
+    /// <summary>
+    /// Whether Kestrel is binding <paramref name="endpoint"/> for the Proxy endpoint: one of its listen
+    /// options' own endpoint, or (Kestrel binds <c>localhost</c> as a copy per loopback address) a
+    /// loopback address on the port of a loopback Proxy endpoint. Anything that could be the
+    /// Management endpoint's is not.
+    /// </summary>
+    public bool IsProxy(EndPoint endpoint)
+    {
+        lock (_proxy)
+        {
+            lock (_management)
+            {
+                if (_management.Any(o => Matches(o.EndPoint, endpoint)))
+                {
+                    return false;
+                }
+
+                return _proxy.Any(o => Matches(o.EndPoint, endpoint));
+            }
+        }
+
+        static bool Matches(EndPoint registered, EndPoint binding)
+            => ReferenceEquals(registered, binding)
+            || (registered is IPEndPoint { Port: > 0 } a && binding is IPEndPoint b && a.Port == b.Port
+                && (a.Address.Equals(b.Address) || (IPAddress.IsLoopback(a.Address) && IPAddress.IsLoopback(b.Address))));
+    }
+
     private static EndPoint[] Snapshot(List<ListenOptions> list)
     {
         lock (list)

@@ -145,6 +145,7 @@ internal sealed class StatusEndpoint(
         json.WriteNumber("waiting", connectionAdmission.Waiting);
         json.WriteNumber("delayed", admission.ConnectionsDelayed);
         json.WriteNumber("refused", admission.ConnectionsRefused);
+        json.WriteNumber("acceptPausedSeconds", Math.Round(admission.AcceptPausedSeconds, 3));
         if (connectionAdmission.Adaptive is { } adaptive)
         {
             json.WriteStartObject("adaptive");

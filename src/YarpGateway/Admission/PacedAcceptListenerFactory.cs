@@ -1,0 +1,85 @@
+using System.Net;
+using Microsoft.AspNetCore.Connections;
+using Microsoft.AspNetCore.Server.Kestrel.Transport.Sockets;
+using YarpGateway.Endpoints;
+
+namespace YarpGateway.Admission;
+
+/// <summary>
+/// Kestrel's socket transport, with the proxy endpoint's accept paced by connection admission's rate
+/// (<see cref="ConnectionAdmissionOptions.PaceAccept"/>): before each accept the listener takes a
+/// token, and while there is none it accepts nothing, so a storm's connections wait in the kernel's
+/// listen queue instead of each being set up (socket, pipes, Kestrel's connection, the middleware
+/// up to admission) only to wait in the gateway. As HAProxy's <c>rate-limit sessions</c> does.
+/// Other listeners (management) are the transport's own.
+/// </summary>
+internal sealed partial class PacedAcceptListenerFactory(SocketTransportFactory inner, ConnectionAdmission admission, GatewayListeners listeners, ILogger<PacedAcceptListenerFactory> logger)
+    : IConnectionListenerFactory, IConnectionListenerFactorySelector
+{
+    private static readonly object PacedKey = new();
+
+    public bool CanBind(EndPoint endpoint) => inner.CanBind(endpoint);
+
+    public async ValueTask<IConnectionListener> BindAsync(EndPoint endpoint, CancellationToken cancellationToken = default)
+    {
+        var proxy = listeners.IsProxy(endpoint);
+        var listener = await inner.BindAsync(endpoint, cancellationToken);
+        if (!proxy)
+        {
+            return listener;
+        }
+
+        Log.Paced(logger, listener.EndPoint);
+        return new PacedListener(listener, admission);
+    }
+
+    /// <summary>Whether the connection took its token of the connection rate before it was accepted.</summary>
+    public static bool WasPaced(ConnectionContext connection) => connection.Items.ContainsKey(PacedKey);
+
+    private sealed class PacedListener(IConnectionListener inner, ConnectionAdmission admission) : IConnectionListener
+    {
+        private readonly CancellationTokenSource _unbound = new();
+
+        public EndPoint EndPoint => inner.EndPoint;
+
+        public async ValueTask<ConnectionContext?> AcceptAsync(CancellationToken cancellationToken = default)
+        {
+            bool paced;
+            try
+            {
+                using var stop = CancellationTokenSource.CreateLinkedTokenSource(cancellationToken, _unbound.Token);
+                paced = await admission.PaceAcceptAsync(stop.Token);
+            }
+            catch (OperationCanceledException)
+            {
+                return null; // unbound: Kestrel's accept loop ends, as when the socket's accept stops
+            }
+
+            var connection = await inner.AcceptAsync(cancellationToken);
+            if (connection is not null && paced)
+            {
+                connection.Items[PacedKey] = null;
+            }
+
+            return connection;
+        }
+
+        public ValueTask UnbindAsync(CancellationToken cancellationToken = default)
+        {
+            _unbound.Cancel();
+            return inner.UnbindAsync(cancellationToken);
+        }
+
+        public async ValueTask DisposeAsync()
+        {
+            await inner.DisposeAsync();
+            _unbound.Dispose();
+        }
+    }
+
+    private static partial class Log
+    {
+        [LoggerMessage(1, LogLevel.Debug, "Accepts on {EndPoint} are paced by connection admission's rate.", EventName = "AcceptPaced")]
+        public static partial void Paced(ILogger logger, EndPoint endPoint);
+    }
+}
