@@ -42,6 +42,7 @@ internal static class GatewayServiceCollectionExtensions
 
         // Endpoints: Proxy and Management from Kestrel:Endpoints.
         services.AddSingleton<GatewayListeners>();
+        services.AddSingleton<ProxyListenQueue>();
         services.AddSingleton<IConfigureOptions<KestrelServerOptions>, GatewayKestrelSetup>();
         services.AddOptions<TransportOptions>().Bind(builder.Configuration.GetSection(TransportOptions.SectionName));
         services.AddOptions<Http2Options>().Bind(builder.Configuration.GetSection(Http2Options.SectionName));

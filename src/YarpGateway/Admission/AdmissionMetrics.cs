@@ -27,7 +27,7 @@ internal sealed class AdmissionMetrics : IKnownSeries
     private volatile Func<(double Rate, double Target, double Delay)>? _connectionRate;
     private long _rejectedTotal;
 
-    public AdmissionMetrics(IMeterFactory meterFactory)
+    public AdmissionMetrics(IMeterFactory meterFactory, Endpoints.ProxyListenQueue listenQueue)
     {
         var meter = meterFactory.Create(GatewayMeter.Name);
         _admitted = meter.CreateCounter<long>(
@@ -51,6 +51,10 @@ internal sealed class AdmissionMetrics : IKnownSeries
             description: "The delay the adaptive connection rate keeps under (Adaptive:TargetDelay); 0 when it does not run.");
         meter.CreateObservableGauge("gateway.connection_admission.delay", () => _connectionRate?.Invoke().Delay ?? 0, unit: "s",
             description: "The worst delay the adaptive connection rate measured in its last 100 ms: the thread pool's or the socket engine's.");
+        meter.CreateObservableGauge("gateway.connection_admission.listen_queue", () => listenQueue.Read().Waiting, unit: "{connection}",
+            description: "New connections the kernel holds for the proxy endpoint, not yet accepted by the gateway (where they wait while accept is paced; Linux).");
+        meter.CreateObservableGauge("gateway.connection_admission.listen_queue.capacity", () => listenQueue.Read().Capacity, unit: "{connection}",
+            description: "The most the kernel holds for the proxy endpoint: Gateway:Transport:Backlog, capped by net.core.somaxconn (Linux). Past it, new clients' handshakes are dropped.");
         _connectionsDelayed = meter.CreateCounter<long>(
             "gateway.connection_admission.delayed", unit: "{connection}",
             description: "New proxy connections that had to wait for connection admission and were then served.");

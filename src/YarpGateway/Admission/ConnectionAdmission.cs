@@ -51,13 +51,18 @@ internal sealed partial class ConnectionAdmission : IProxyConnectionMiddleware, 
     /// <summary>The adaptive rate now, when it runs (the status page, tests).</summary>
     internal AdaptiveConnectionRate? Adaptive => _state.Adaptive;
 
-    /// <summary>Connections waiting for a token or a first-request slot (the status page, tests).</summary>
+    /// <summary>
+    /// Connections waiting in the gateway for a token or a first-request slot (the status page, tests).
+    /// With paced accept the token's waiters are the listeners' accept loops, not connections: the
+    /// connections wait in the kernel (<see cref="Endpoints.ProxyListenQueue"/>).
+    /// </summary>
     internal long Waiting
     {
         get
         {
             var state = _state;
-            return (state.Rate?.GetStatistics()?.CurrentQueuedCount ?? 0) + (state.FirstRequest?.GetStatistics()?.CurrentQueuedCount ?? 0);
+            var forTokens = state.Options.PaceAccept ? 0 : state.Rate?.GetStatistics()?.CurrentQueuedCount ?? 0;
+            return forTokens + (state.FirstRequest?.GetStatistics()?.CurrentQueuedCount ?? 0);
         }
     }
 

@@ -12,10 +12,12 @@ namespace YarpGateway.Endpoints;
 /// With one CPU it also says when the runtime will be slow to optimize hot code
 /// (<see cref="RuntimeDefaults.TieringDelaySingleProcMultiplier"/>).
 /// </summary>
-internal sealed partial class SocketTransportSetup(IOptions<TransportOptions> options, ILogger<SocketTransportSetup> logger) : IConfigureOptions<SocketTransportOptions>
+internal sealed partial class SocketTransportSetup(IOptions<TransportOptions> options, ProxyListenQueue listenQueue, ILogger<SocketTransportSetup> logger) : IConfigureOptions<SocketTransportOptions>
 {
     public void Configure(SocketTransportOptions transport)
     {
+        transport.CreateBoundListenSocket = listenQueue.CreateBoundListenSocket;
+
         // Kestrel's transport is built with the host, before UseGatewayAsync validates the options:
         // a value that does not bind is reported there, with every other error, and exits 1.
         bool? configured;

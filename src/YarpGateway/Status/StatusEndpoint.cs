@@ -27,6 +27,7 @@ internal sealed class StatusEndpoint(
     WebSocketCounters webSockets,
     WebSocketMetrics webSocketMetrics,
     SchedulerDelayProbe scheduler,
+    ProxyListenQueue listenQueue,
     TimeProvider timeProvider)
 {
     public const string JsonPath = "/status.json";
@@ -146,6 +147,9 @@ internal sealed class StatusEndpoint(
         json.WriteNumber("delayed", admission.ConnectionsDelayed);
         json.WriteNumber("refused", admission.ConnectionsRefused);
         json.WriteNumber("acceptPausedSeconds", Math.Round(admission.AcceptPausedSeconds, 3));
+        var (listenQueueWaiting, listenQueueCapacity) = listenQueue.Read();
+        json.WriteNumber("listenQueue", listenQueueWaiting);
+        json.WriteNumber("listenQueueCapacity", listenQueueCapacity);
         if (connectionAdmission.Adaptive is { } adaptive)
         {
             json.WriteStartObject("adaptive");

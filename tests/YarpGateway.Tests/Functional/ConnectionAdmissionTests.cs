@@ -117,6 +117,9 @@ public class ConnectionAdmissionTests
 
         // The others wait in the listen queue: not accepted (at most a token a second more), no state in the gateway.
         Assert.InRange(traffic.AcceptedConnections, 1, 3);
+        var (waiting, capacity) = gateway.Services.GetRequiredService<YarpGateway.Endpoints.ProxyListenQueue>().Read();
+        Assert.InRange(waiting, 5 - traffic.AcceptedConnections - 1, 4); // a token may have come meanwhile
+        Assert.True(capacity >= 128, $"listen queue capacity {capacity}"); // 4096, or the machine's somaxconn if lower
         using (var management = gateway.CreateManagementClient())
         using (var ready = await management.GetAsync("/healthz/ready").WaitAsync(TimeSpan.FromSeconds(10)))
         {
