@@ -54,7 +54,7 @@ internal static class MetricsExport
     /// or none: connections and their admission, the scheduler probes, config reloads. A tag that
     /// grows with the config (route, cluster, destination) must not be added to these.
     /// </summary>
-    private static readonly string[] SmallCardinalityPrefixes = ["gateway.connections.", "gateway.connection.", "gateway.scheduler.", "gateway.config."];
+    private static readonly string[] SmallCardinalityPrefixes = ["gateway.connections.", "gateway.connection.", "gateway.connection_admission.", "gateway.scheduler.", "gateway.config."];
 
     /// <summary>Series per stream for <see cref="SmallCardinalityMeters"/> and <see cref="SmallCardinalityPrefixes"/>; past it, OpenTelemetry folds new series into an overflow series.</summary>
     internal const int SmallCardinalityLimit = 100;

@@ -27,7 +27,7 @@ internal sealed class BackendGateTransformProvider : ITransformProvider
                     || (response.StatusCode == HttpStatusCode.OK && response.RequestMessage?.Method == HttpMethod.Connect))
                 && transform.HttpContext.Features.Get<WebSocketRelay>() is { } relay)
             {
-                response.Content = UpgradedContent.Gated(response.Content, relay);
+                response.Content = UpgradedContent.Gated(response.Content, relay, response);
             }
 
             return ValueTask.CompletedTask;

@@ -30,7 +30,32 @@ internal sealed class UpgradeConnector(HttpMessageHandler inner, TimeSpan connec
             && request.Version.Major == 1
             && request.RequestUri is { Scheme: "http" }
             && request.Content is null
-            && request.Headers.Upgrade.Any(p => string.Equals(p.Name, "websocket", StringComparison.OrdinalIgnoreCase));
+            && AsksForWebSocket(request.Headers);
+
+    // The raw Upgrade values, not the typed Headers.Upgrade: parsing that builds a header collection
+    // and product objects the request keeps for the WebSocket's life (about 120 bytes).
+    private static bool AsksForWebSocket(System.Net.Http.Headers.HttpRequestHeaders headers)
+    {
+        if (!headers.NonValidated.TryGetValues("Upgrade", out var values))
+        {
+            return false;
+        }
+
+        foreach (var value in values)
+        {
+            foreach (var range in value.AsSpan().Split(','))
+            {
+                var product = value.AsSpan(range).Trim(" \t");
+                var slash = product.IndexOf('/');
+                if ((slash < 0 ? product : product[..slash]).Equals("websocket", StringComparison.OrdinalIgnoreCase))
+                {
+                    return true;
+                }
+            }
+        }
+
+        return false;
+    }
 
     private async Task<HttpResponseMessage> UpgradeAsync(HttpRequestMessage request, CancellationToken cancellationToken)
     {

@@ -148,6 +148,10 @@ public class UpgradeConnectorTests
         Assert.True(UpgradeConnector.IsPlainWebSocketUpgrade(Request("http://b/ws", "WebSocket", HttpVersion.Version11)));
         Assert.False(UpgradeConnector.IsPlainWebSocketUpgrade(Request("https://b/ws", "websocket", HttpVersion.Version11))); // TLS: SocketsHttpHandler
         Assert.False(UpgradeConnector.IsPlainWebSocketUpgrade(Request("http://b/ws", "h2c", HttpVersion.Version11)));       // not a WebSocket
+        Assert.True(UpgradeConnector.IsPlainWebSocketUpgrade(Request("http://b/ws", "h2c, websocket", HttpVersion.Version11))); // a list of products
+        Assert.True(UpgradeConnector.IsPlainWebSocketUpgrade(Request("http://b/ws", " websocket/13 ", HttpVersion.Version11))); // a product version
+        Assert.False(UpgradeConnector.IsPlainWebSocketUpgrade(Request("http://b/ws", "websockets", HttpVersion.Version11)));
+        Assert.False(UpgradeConnector.IsPlainWebSocketUpgrade(Request("http://b/ws", "", HttpVersion.Version11)));
         Assert.False(UpgradeConnector.IsPlainWebSocketUpgrade(Request("http://b/ws", null, HttpVersion.Version11)));        // an ordinary request
         Assert.False(UpgradeConnector.IsPlainWebSocketUpgrade(Request("http://b/ws", "websocket", HttpVersion.Version20))); // extended CONNECT
     }

@@ -19,6 +19,9 @@ public class WebSocketRelayPolicyTests
         return (relay, client, host);
     }
 
+    /// <summary>A relay on a client stream of its own, for tests of what sits around it.</summary>
+    internal static WebSocketRelay CreateRelay(SlowClientPolicy policy) => CreateWithContext(policy).Relay;
+
     private static (WebSocketRelay Relay, GatedClientStream Client, RecordingHost Host, AbortRecorder Lifetime) CreateWithContext(SlowClientPolicy policy, TimeSpan? disconnectAfter = null, long maxDroppedBytes = 0, byte[]? fromClient = null)
     {
         var settings = WebSocketSettings.Resolve(new WebSocketProxyOptions
