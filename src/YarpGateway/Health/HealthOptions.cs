@@ -13,9 +13,10 @@ internal sealed class HealthOptions
     public bool? RequireAvailableDestinations { get; set; }
 
     /// <summary>
-    /// Liveness fails once the proxy endpoint has refused every new connection (Kestrel's
-    /// <c>MaxConcurrentConnections</c> reached, nothing accepted) for this long, so that Kubernetes
-    /// restarts a pod that can no longer take clients. Default 1 minute.
+    /// Liveness fails once the proxy endpoint has taken no new connection for this long while clients
+    /// kept coming (refused at Kestrel's <c>MaxConcurrentConnections</c>, or waiting in the listen
+    /// queue: an accept that stalled), so that Kubernetes restarts a pod that can no longer take
+    /// clients. Default 1 minute.
     /// </summary>
     public TimeSpan LiveRefusingConnectionsFor { get; set; } = TimeSpan.FromMinutes(1);
 

@@ -8,15 +8,19 @@ namespace YarpGateway.Health;
 
 /// <summary>
 /// <c>/healthz/live</c>: the process answers, and it is not wedged. Wedged means either that the
-/// proxy endpoint has refused every new connection for <see cref="HealthOptions.LiveRefusingConnectionsFor"/>
-/// (at Kestrel's connection cap, with nothing accepted meanwhile), or that the scheduler is
-/// pathologically late (<see cref="HealthOptions.LiveMaxSchedulerDelay"/>). A restart is then the
-/// only help; readiness would only move the problem. Never depends on backends.
-/// Kestrel's refusals are read from its own <c>kestrel.rejected_connections</c> counter.
+/// proxy endpoint has taken no new connection for <see cref="HealthOptions.LiveRefusingConnectionsFor"/>
+/// while clients kept arriving (refused at Kestrel's connection cap, or waiting in the listen queue
+/// while accept stays paused), or that the scheduler is pathologically late
+/// (<see cref="HealthOptions.LiveMaxSchedulerDelay"/>). A restart is then the only help; readiness
+/// would only move the problem. Never depends on backends. Kestrel's refusals are read from its own
+/// <c>kestrel.rejected_connections</c> counter, the listen queue from <see cref="ProxyListenQueue"/>;
+/// paced accept takes a connection at least every few milliseconds at the lowest rate, so only a
+/// stalled accept waits that long.
 /// </summary>
 internal sealed class LivenessCheck : IHealthCheck, IDisposable
 {
     private readonly TrafficCounters _traffic;
+    private readonly ProxyListenQueue _listenQueue;
     private readonly SchedulerDelayProbe _probe;
     private readonly ReloadableOptions<HealthOptions> _options;
     private readonly TimeProvider _timeProvider;
@@ -28,9 +32,10 @@ internal sealed class LivenessCheck : IHealthCheck, IDisposable
     private long _refusingSince;
     private long _lastRefusalSeen;
 
-    public LivenessCheck(TrafficCounters traffic, SchedulerDelayProbe probe, ReloadableOptions<HealthOptions> options, TimeProvider timeProvider, IMeterFactory meterFactory)
+    public LivenessCheck(TrafficCounters traffic, ProxyListenQueue listenQueue, SchedulerDelayProbe probe, ReloadableOptions<HealthOptions> options, TimeProvider timeProvider, IMeterFactory meterFactory)
     {
         _traffic = traffic;
+        _listenQueue = listenQueue;
         _probe = probe;
         _options = options;
         _timeProvider = timeProvider;
@@ -56,21 +61,26 @@ internal sealed class LivenessCheck : IHealthCheck, IDisposable
                 $"the scheduler is wedged: median thread-pool delay {median.TotalMilliseconds:F0} ms, next probe {stalled.TotalMilliseconds:F0} ms late (limit {options.LiveMaxSchedulerDelay}, Gateway:Health:LiveMaxSchedulerDelay)"));
         }
 
-        if (RefusingFor() is { } refusing && refusing >= options.LiveRefusingConnectionsFor)
+        if (RefusingFor() is { } refusing && refusing.For >= options.LiveRefusingConnectionsFor)
         {
+            var how = refusing.Queued > 0
+                ? $"while {refusing.Queued} wait in its listen queue"
+                : "and refused every one at its connection cap";
             return Task.FromResult(HealthCheckResult.Unhealthy(
-                $"the proxy endpoint has refused every new connection for {refusing.TotalSeconds:F0} s at its connection cap (Gateway:Health:LiveRefusingConnectionsFor {options.LiveRefusingConnectionsFor})"));
+                $"the proxy endpoint has taken no new connection for {refusing.For.TotalSeconds:F1} s {how} (Gateway:Health:LiveRefusingConnectionsFor {options.LiveRefusingConnectionsFor})"));
         }
 
         return Task.FromResult(HealthCheckResult.Healthy("serving requests"));
     }
 
-    // How long every new connection has been refused, as seen by the probes; null while some are accepted.
-    private TimeSpan? RefusingFor()
+    // How long new connections have come (refused, or waiting in the listen queue) with none accepted,
+    // as seen by the probes, and how many wait now; null while some are accepted.
+    private (TimeSpan For, long Queued)? RefusingFor()
     {
         var now = _timeProvider.GetTimestamp();
         var accepted = _traffic.AcceptedConnections;
         var rejected = Interlocked.Read(ref _rejected);
+        var queued = _listenQueue.Read().Waiting;
         lock (_lock)
         {
             if (accepted != _seenAccepted)
@@ -79,7 +89,7 @@ internal sealed class LivenessCheck : IHealthCheck, IDisposable
                 _refusingSince = 0;
             }
 
-            if (rejected != _seenRejected)
+            if (rejected != _seenRejected || queued > 0)
             {
                 _seenRejected = rejected;
                 _lastRefusalSeen = now;
@@ -95,7 +105,7 @@ internal sealed class LivenessCheck : IHealthCheck, IDisposable
                 return null;
             }
 
-            return _timeProvider.GetElapsedTime(_refusingSince, now);
+            return (_timeProvider.GetElapsedTime(_refusingSince, now), queued);
         }
     }
 

@@ -39,7 +39,7 @@ public class WedgedLivenessTests
         Assert.Equal(accepted, traffic.AcceptedConnections);
         using (var live = await management.GetAsync("/healthz/live"))
         {
-            Assert.Contains("refused every new connection", await live.Content.ReadAsStringAsync(), StringComparison.Ordinal);
+            Assert.Contains("refused every one at its connection cap", await live.Content.ReadAsStringAsync(), StringComparison.Ordinal);
         }
 
         // Room again: the next connection is accepted and liveness is 200.
@@ -61,6 +61,49 @@ public class WedgedLivenessTests
             using var live = await management.GetAsync("/healthz/live");
             return live.StatusCode == HttpStatusCode.OK;
         }, TimeSpan.FromSeconds(15)), "liveness did not recover");
+    }
+
+    [Fact]
+    public async Task ConnectionsWaitingInTheListenQueueWithNoneAccepted_FailLiveness_AndItRecovers()
+    {
+        await using var backend = await TestBackend.StartAsync("a");
+        // Accept paced at one connection a second stands in for a stalled accept: a limit of 0.3 s
+        // sees the second between two accepts (the lowest adaptive rate takes one every few ms).
+        await using var gateway = await GatewayUnderTest.StartAsync(ProxyConfigJson.CatchAll("RoundRobin", (backend, null)),
+            "--Gateway:Admission:Connections:Adaptive:Enabled=false", "--Gateway:Admission:Connections:RatePerSecond=1",
+            "--Gateway:Admission:Connections:Burst=1", "--Gateway:Health:LiveRefusingConnectionsFor=00:00:00.300");
+        using var management = gateway.CreateManagementClient();
+        using (var live = await management.GetAsync("/healthz/live"))
+        {
+            Assert.Equal(HttpStatusCode.OK, live.StatusCode);
+        }
+
+        var clients = new List<Socket>();
+        for (var i = 0; i < 10; i++)
+        {
+            clients.Add(await RawSocket.ConnectAsync(gateway.ProxyAddress));
+        }
+
+        var body = string.Empty;
+        Assert.True(await Eventually.TrueAsync(async () =>
+        {
+            using var live = await management.GetAsync("/healthz/live");
+            body = await live.Content.ReadAsStringAsync();
+            return live.StatusCode == HttpStatusCode.ServiceUnavailable;
+        }, TimeSpan.FromSeconds(15)), "liveness stayed 200 while connections waited with none accepted");
+        Assert.Contains("wait in its listen queue", body, StringComparison.Ordinal);
+
+        // Nobody waiting any more: 200 again.
+        foreach (var client in clients)
+        {
+            client.Dispose();
+        }
+
+        Assert.True(await Eventually.TrueAsync(async () =>
+        {
+            using var live = await management.GetAsync("/healthz/live");
+            return live.StatusCode == HttpStatusCode.OK;
+        }, TimeSpan.FromSeconds(20)), "liveness did not recover");
     }
 
     [Fact]
