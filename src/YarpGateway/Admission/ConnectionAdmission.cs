@@ -16,8 +16,8 @@ namespace YarpGateway.Admission;
 /// <see cref="ConnectionAdmissionOptions.MaxWait"/>) when it is exhausted; past the wait it is
 /// closed. With <see cref="ConnectionAdmissionOptions.PaceAccept"/> (the default) the token is taken
 /// before the connection is accepted (<see cref="PacedAcceptListenerFactory"/>), so a connection
-/// waiting for one waits in the kernel's listen queue. This is not a cap on open connections: it spreads a reconnect storm over time so the
-/// thread pool keeps serving the connections already open. Settings apply to connections that
+/// waiting for one waits in the kernel's listen queue. This is not a cap on open connections: it
+/// spreads a reconnect storm over time so the thread pool keeps serving the connections already open. Settings apply to connections that
 /// arrive after a reload.
 /// </summary>
 internal sealed partial class ConnectionAdmission : IProxyConnectionMiddleware, IDisposable
