@@ -23,6 +23,8 @@ PROXY=127.0.0.1:8080
 MANAGEMENT=127.0.0.1:8081
 BACKEND=127.0.0.1:5900
 OUT=bench/results/storm.md
+# A partial run (some modes, or extra settings) is an experiment: it must not replace the results.
+if [ -n "$MODES_OVERRIDE" ] || [ -n "${GATEWAY_ARGS:-}" ]; then OUT=bench/results/raw/storm-partial.md; fi
 RAW=bench/results/raw
 mkdir -p "$RAW"
 ulimit -n 65536 2>/dev/null || ulimit -n "$(ulimit -Hn)"
