@@ -73,7 +73,9 @@ internal sealed class ConnectionAdmissionOptions
     /// Where the rate applies. True (the default): on the proxy endpoint's accept. While the bucket is
     /// empty the gateway accepts nothing, and new connections wait in the kernel's listen queue
     /// (<c>Gateway:Transport:Backlog</c> deep), where they cost the gateway nothing: a storm's
-    /// connections are set up at the pace the gateway absorbs, not all at once. False: every
+    /// connections are set up at the pace the gateway absorbs, not all at once. Once that queue is
+    /// three quarters full, connections are taken in to wait for their token in the gateway, rather
+    /// than have the kernel drop new clients' handshakes. False: every
     /// connection is accepted at once and waits in the gateway for its token, bounded by
     /// <see cref="MaxWait"/> and <see cref="MaxWaiting"/>.
     /// </summary>

@@ -114,14 +114,19 @@ internal sealed partial class ConnectionAdmission : IProxyConnectionMiddleware, 
 
     public ConnectionDelegate Wrap(ConnectionDelegate next, KestrelServerLimits limits) => connection => OnConnectionAsync(connection, next, limits);
 
+    /// <summary>How often a paced accept waiting for a token looks at the listen queue.</summary>
+    internal static readonly TimeSpan ListenQueueCheck = TimeSpan.FromMilliseconds(10);
+
     /// <summary>
     /// Before a paced listener accepts its next connection: takes a token of the connection rate,
     /// waiting for one while the bucket is empty, when <see cref="ConnectionAdmissionOptions.PaceAccept"/>
     /// is on and a rate runs. Returns whether it took one (false: the connection takes its token, if
-    /// any, in the gateway). Throws <see cref="OperationCanceledException"/> when
-    /// <paramref name="cancellationToken"/> fires (the listener stops).
+    /// any, in the gateway). It stops waiting, and returns false, once <paramref name="queueNearlyFull"/>
+    /// says the kernel's listen queue is about to overflow: past that the kernel would drop new
+    /// clients' handshakes, so the excess waits in the gateway instead. Throws
+    /// <see cref="OperationCanceledException"/> when <paramref name="cancellationToken"/> fires (the listener stops).
     /// </summary>
-    internal async ValueTask<bool> PaceAcceptAsync(CancellationToken cancellationToken)
+    internal async ValueTask<bool> PaceAcceptAsync(Func<bool> queueNearlyFull, CancellationToken cancellationToken)
     {
         while (true)
         {
@@ -139,11 +144,18 @@ internal sealed partial class ConnectionAdmission : IProxyConnectionMiddleware, 
                 }
             }
 
+            if (queueNearlyFull())
+            {
+                return false;
+            }
+
             var started = _timeProvider.GetTimestamp();
             var acquired = false;
             try
             {
-                using var linked = CancellationTokenSource.CreateLinkedTokenSource(cancellationToken, state.Retired);
+                // A slice at a time, so that a filling listen queue is seen.
+                using var slice = new CancellationTokenSource(ListenQueueCheck, _timeProvider);
+                using var linked = CancellationTokenSource.CreateLinkedTokenSource(cancellationToken, state.Retired, slice.Token);
                 using (var lease = await rate.AcquireAsync(1, linked.Token))
                 {
                     acquired = lease.IsAcquired;
@@ -151,13 +163,13 @@ internal sealed partial class ConnectionAdmission : IProxyConnectionMiddleware, 
 
                 if (!acquired)
                 {
-                    // No room to queue (MaxWaiting 0): look again a refill later.
-                    await Task.Delay(AdaptiveConnectionRate.RefillPeriod, _timeProvider, linked.Token);
+                    // No room to queue (MaxWaiting 0): look again a slice later.
+                    await Task.Delay(ListenQueueCheck, _timeProvider, cancellationToken);
                 }
             }
             catch (OperationCanceledException) when (!cancellationToken.IsCancellationRequested)
             {
-                // The settings changed while waiting: wait on the new ones.
+                // The slice ended, or the settings changed: look at the queue, then wait on the settings now.
             }
             finally
             {

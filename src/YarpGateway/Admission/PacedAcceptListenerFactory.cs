@@ -10,13 +10,23 @@ namespace YarpGateway.Admission;
 /// (<see cref="ConnectionAdmissionOptions.PaceAccept"/>): before each accept the listener takes a
 /// token, and while there is none it accepts nothing, so a storm's connections wait in the kernel's
 /// listen queue instead of each being set up (socket, pipes, Kestrel's connection, the middleware
-/// up to admission) only to wait in the gateway. As HAProxy's <c>rate-limit sessions</c> does.
-/// Other listeners (management) are the transport's own.
+/// up to admission) only to wait in the gateway. As HAProxy's <c>rate-limit sessions</c> does. When
+/// the listen queue is nearly full, connections are taken in without a token and wait for it in the
+/// gateway, so that the kernel does not drop handshakes. Other listeners (management) are the
+/// transport's own.
 /// </summary>
-internal sealed partial class PacedAcceptListenerFactory(SocketTransportFactory inner, ConnectionAdmission admission, GatewayListeners listeners, ILogger<PacedAcceptListenerFactory> logger)
+internal sealed partial class PacedAcceptListenerFactory(SocketTransportFactory inner, ConnectionAdmission admission, GatewayListeners listeners, ProxyListenQueue listenQueue, ILogger<PacedAcceptListenerFactory> logger)
     : IConnectionListenerFactory, IConnectionListenerFactorySelector
 {
     private static readonly object PacedKey = new();
+    private readonly Func<bool> _queueNearlyFull = () => NearlyFull(listenQueue.Read());
+
+    /// <summary>
+    /// Three quarters of the listen queue in use: paced accept takes connections in without a token
+    /// until it is below again, and they wait for their token in the gateway (as with
+    /// <c>PaceAccept=false</c>), rather than have the kernel drop new clients' handshakes.
+    /// </summary>
+    internal static bool NearlyFull((long Waiting, long Capacity) queue) => queue.Capacity > 0 && queue.Waiting * 4 >= queue.Capacity * 3;
 
     public bool CanBind(EndPoint endpoint) => inner.CanBind(endpoint);
 
@@ -30,13 +40,13 @@ internal sealed partial class PacedAcceptListenerFactory(SocketTransportFactory 
         }
 
         Log.Paced(logger, listener.EndPoint);
-        return new PacedListener(listener, admission);
+        return new PacedListener(listener, admission, _queueNearlyFull);
     }
 
     /// <summary>Whether the connection took its token of the connection rate before it was accepted.</summary>
     public static bool WasPaced(ConnectionContext connection) => connection.Items.ContainsKey(PacedKey);
 
-    private sealed class PacedListener(IConnectionListener inner, ConnectionAdmission admission) : IConnectionListener
+    private sealed class PacedListener(IConnectionListener inner, ConnectionAdmission admission, Func<bool> queueNearlyFull) : IConnectionListener
     {
         private readonly CancellationTokenSource _unbound = new();
 
@@ -48,7 +58,7 @@ internal sealed partial class PacedAcceptListenerFactory(SocketTransportFactory 
             try
             {
                 using var stop = CancellationTokenSource.CreateLinkedTokenSource(cancellationToken, _unbound.Token);
-                paced = await admission.PaceAcceptAsync(stop.Token);
+                paced = await admission.PaceAcceptAsync(queueNearlyFull, stop.Token);
             }
             catch (OperationCanceledException)
             {

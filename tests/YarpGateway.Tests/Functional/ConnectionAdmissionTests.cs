@@ -140,6 +140,36 @@ public class ConnectionAdmissionTests
     }
 
     [Fact]
+    public async Task PacedAccept_AListenQueueNearlyFull_TakesTheExcessInToWaitInTheGateway_AndServesEveryone()
+    {
+        await using var backend = await TestBackend.StartAsync("a");
+        await using var gateway = await GatewayUnderTest.StartAsync(ProxyConfigJson.CatchAll("WeightedRoundRobin", (backend, "1")),
+            "--Gateway:Admission:Connections:Adaptive:Enabled=false", "--Gateway:Admission:Connections:RatePerSecond=5",
+            "--Gateway:Admission:Connections:Burst=1", "--Gateway:Admission:Connections:MaxFirstRequestConnections=0",
+            "--Gateway:Admission:Connections:MaxWait=00:00:30", "--Gateway:Transport:Backlog=4");
+        var queue = gateway.Services.GetRequiredService<YarpGateway.Endpoints.ProxyListenQueue>();
+        Assert.Equal(4, queue.Read().Capacity);
+
+        // Twenty at once into a queue of four: paced alone, the kernel would drop most handshakes.
+        var clients = new List<Socket>();
+        for (var i = 0; i < 20; i++)
+        {
+            clients.Add(await SendGetAsync(gateway));
+        }
+
+        await Task.WhenAll(clients.Select(AssertServedAsync)).WaitAsync(TimeSpan.FromSeconds(30));
+
+        // Those taken in past three quarters of the queue waited for their token in the gateway.
+        Assert.True(gateway.Counter("gateway.connection_admission.delayed") > 0, gateway.DescribeCounters("gateway.connection_admission"));
+        Assert.Equal(0, gateway.CounterSum("gateway.connection_admission.closed"));
+        Assert.Equal(20, backend.Requests);
+        foreach (var client in clients)
+        {
+            client.Dispose();
+        }
+    }
+
+    [Fact]
     public async Task AdaptiveRate_ANewStormOnAnIdleGateway_IsTakenOnFasterThanTheInitialRate_AllServed()
     {
         await using var backend = await TestBackend.StartAsync("a");
