@@ -39,6 +39,7 @@
       ["admission rejected", fmt(status.admission.rejected)],
       ["connections refused", fmt(status.admission.connections.refused)],
       ...(status.admission.connections.adaptive ? [["admission rate", fmt(status.admission.connections.adaptive.ratePerSecond) + "/s"]] : []),
+      ["waiting in the listen queue", fmt(status.admission.connections.listenQueue) + " of " + fmt(status.admission.connections.listenQueueCapacity)],
       ["WebSockets open", fmt(status.webSockets.open)],
       ["WebSocket bytes buffered", fmt(status.webSockets.bufferedBytes)],
       ["scheduler delay p99", fmt(status.scheduler.delayP99Ms, 2) + " ms"],

@@ -50,6 +50,9 @@ public class StatusJsonTests
         Assert.True(destinationA.GetProperty("latencyP99Ms").GetDouble() > 0);
         Assert.True(status.GetProperty("connections").GetProperty("accepted").GetInt64() >= 1);
         Assert.Equal(0, status.GetProperty("admission").GetProperty("connections").GetProperty("waiting").GetInt64());
+        Assert.Equal(0, status.GetProperty("admission").GetProperty("connections").GetProperty("listenQueue").GetInt64());
+        Assert.True(status.GetProperty("admission").GetProperty("connections").GetProperty("listenQueueCapacity").GetInt64() >= 128); // 4096, or a lower somaxconn
+        Assert.Equal(0, status.GetProperty("admission").GetProperty("connections").GetProperty("acceptPausedSeconds").GetDouble());
         var global = status.GetProperty("admission").GetProperty("limits").EnumerateArray().Single(l => l.GetProperty("kind").GetString() == "global");
         Assert.Equal((4096, 0, 0), (global.GetProperty("limit").GetInt32(), global.GetProperty("queued").GetInt32(), global.GetProperty("rejected").GetInt32()));
 
