@@ -78,8 +78,14 @@ public class ConnectionAdmissionTests
         var paused = gateway.Services.GetRequiredService<AdmissionMetrics>().AcceptPausedSeconds;
         if (paced)
         {
-            // Nobody waited in the gateway: accept stopped for about the 4.5 s the 450 past the burst took.
-            Assert.Equal(0, gateway.Counter("gateway.connection_admission.delayed"));
+            // Nobody waited in the gateway: accept stopped for about the 4.5 s the 450 past the burst took
+            // (unless this machine's somaxconn makes the listen queue too short for 500 to wait in it).
+            var capacity = gateway.Services.GetRequiredService<YarpGateway.Endpoints.ProxyListenQueue>().Read().Capacity;
+            if (capacity * 3 / 4 > 500)
+            {
+                Assert.Equal(0, gateway.Counter("gateway.connection_admission.delayed"));
+            }
+
             Assert.InRange(paused, 3.0, 30);
         }
         else
