@@ -40,6 +40,18 @@ public class ConnectionAdmissionTests
         return socket;
     }
 
+    /// <summary>New connections, one after another, each sending a whole GET.</summary>
+    private static async Task<List<Socket>> SendGetsAsync(GatewayUnderTest gateway, int count)
+    {
+        var clients = new List<Socket>();
+        for (var i = 0; i < count; i++)
+        {
+            clients.Add(await SendGetAsync(gateway));
+        }
+
+        return clients;
+    }
+
     private static async Task AssertServedAsync(Socket socket)
         => Assert.StartsWith("HTTP/1.1 200", Encoding.ASCII.GetString(await RawSocket.ReceiveAtLeastAsync(socket, 12)), StringComparison.Ordinal);
 
@@ -113,11 +125,7 @@ public class ConnectionAdmissionTests
 
         // Ten clients connect (the kernel completes their handshakes) and send a request; one token, then one a second.
         var clock = Stopwatch.StartNew();
-        var clients = new List<Socket>();
-        for (var i = 0; i < 10; i++)
-        {
-            clients.Add(await SendGetAsync(gateway));
-        }
+        var clients = await SendGetsAsync(gateway, 10);
 
         var served = await Task.WhenAny(clients.Select(c => RawSocket.ReceiveAtLeastAsync(c, 12))).WaitAsync(TimeSpan.FromSeconds(10));
         Assert.StartsWith("HTTP/1.1 200", Encoding.ASCII.GetString(await served), StringComparison.Ordinal);
@@ -139,10 +147,7 @@ public class ConnectionAdmissionTests
 
         // The accept loop waiting for a token does not hold the stop.
         await gateway.StopAsync().WaitAsync(TimeSpan.FromSeconds(15));
-        foreach (var client in clients)
-        {
-            client.Dispose();
-        }
+        clients.ForEach(client => client.Dispose());
     }
 
     [Fact]
@@ -157,11 +162,7 @@ public class ConnectionAdmissionTests
         Assert.Equal(4, queue.Read().Capacity);
 
         // Twenty at once into a queue of four: paced alone, the kernel would drop most handshakes.
-        var clients = new List<Socket>();
-        for (var i = 0; i < 20; i++)
-        {
-            clients.Add(await SendGetAsync(gateway));
-        }
+        var clients = await SendGetsAsync(gateway, 20);
 
         await Task.WhenAll(clients.Select(AssertServedAsync)).WaitAsync(TimeSpan.FromSeconds(30));
 
@@ -169,10 +170,7 @@ public class ConnectionAdmissionTests
         Assert.True(gateway.Counter("gateway.connection_admission.delayed") > 0, gateway.DescribeCounters("gateway.connection_admission"));
         Assert.Equal(0, gateway.CounterSum("gateway.connection_admission.closed"));
         Assert.Equal(20, backend.Requests);
-        foreach (var client in clients)
-        {
-            client.Dispose();
-        }
+        clients.ForEach(client => client.Dispose());
     }
 
     [Fact]
