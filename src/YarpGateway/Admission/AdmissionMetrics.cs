@@ -181,28 +181,14 @@ internal sealed class AdmissionMetrics : IKnownSeries
     /// <summary>Accept paused for the connection rate for this long.</summary>
     public void AcceptPaused(TimeSpan paused)
     {
-        lock (_acceptPausedLock)
-        {
-            _acceptPausedTotal += paused.TotalSeconds;
-        }
-
+        Interlocked.Add(ref _acceptPausedTicks, paused.Ticks);
         _acceptPaused.Add(paused.TotalSeconds);
     }
 
     /// <summary>Seconds the proxy endpoint's accept has been paused for the connection rate since start.</summary>
-    public double AcceptPausedSeconds
-    {
-        get
-        {
-            lock (_acceptPausedLock)
-            {
-                return _acceptPausedTotal;
-            }
-        }
-    }
+    public double AcceptPausedSeconds => TimeSpan.FromTicks(Interlocked.Read(ref _acceptPausedTicks)).TotalSeconds;
 
-    private readonly Lock _acceptPausedLock = new();
-    private double _acceptPausedTotal;
+    private long _acceptPausedTicks;
 
     public void ConnectionAdmissionClosed(string reason, TimeSpan waited)
     {
