@@ -18,6 +18,7 @@ internal sealed partial class GatewayConfigProvider : IProxyConfigProvider, IDis
     private readonly SemaphoreSlim _reloadGate = new(1, 1);
     private readonly CancellationTokenSource _disposed = new(); // cancelled, never disposed: reloads may still hold its token
     private volatile ProxyConfigSnapshot? _current;
+    private IReadOnlyDictionary<string, string> _currentKeys = new Dictionary<string, string>(); // the ReverseProxy keys _current was read from
     private IDisposable? _subscription;
     private string? _lastRejection;
 
@@ -41,6 +42,7 @@ internal sealed partial class GatewayConfigProvider : IProxyConfigProvider, IDis
         }
 
         _current = new ProxyConfigSnapshot(read.Routes, read.Clusters, revision: 1);
+        _currentKeys = ProxyConfigChanges.Capture(_configuration);
         Log.Loaded(_logger, read.Routes.Count, read.Clusters.Count);
         if (read.Routes.Count == 0)
         {
@@ -85,8 +87,10 @@ internal sealed partial class GatewayConfigProvider : IProxyConfigProvider, IDis
             var current = _current!;
             var errors = ConfigSourceLocator.FindUnparsableFiles(_configuration);
             ProxyConfigReadResult? read = null;
+            IReadOnlyDictionary<string, string>? keys = null;
             if (errors.Count == 0)
             {
+                keys = ProxyConfigChanges.Capture(_configuration);
                 read = ProxyConfigReader.Read(_configuration);
                 errors = await _validator.ValidateAsync(read, cancellationToken);
                 if (errors.Count == 0 && read.Routes.Count == 0 && current.Routes.Count > 0)
@@ -109,10 +113,12 @@ internal sealed partial class GatewayConfigProvider : IProxyConfigProvider, IDis
             }
 
             var next = new ProxyConfigSnapshot(read!.Routes, read.Clusters, current.Revision + 1);
+            var changes = ProxyConfigChanges.Describe(_currentKeys, keys!);
             _current = next;
+            _currentKeys = keys!;
             current.SignalChanged();
             _metrics.Reloaded(applied: true);
-            Log.Reloaded(_logger, next.Revision, next.Routes.Count, next.Clusters.Count);
+            Log.Reloaded(_logger, next.Revision, next.Routes.Count, next.Clusters.Count, changes.Length > 0 ? changes : "none in the ReverseProxy keys");
         }
         catch (OperationCanceledException) when (cancellationToken.IsCancellationRequested)
         {
@@ -162,8 +168,8 @@ internal sealed partial class GatewayConfigProvider : IProxyConfigProvider, IDis
         [LoggerMessage(2, LogLevel.Warning, "The proxy configuration has no routes: every request on the proxy endpoint will get 404. Add routes under ReverseProxy:Routes.", EventName = "NoRoutes")]
         public static partial void NoRoutes(ILogger logger);
 
-        [LoggerMessage(3, LogLevel.Information, "Proxy configuration reloaded: revision {Revision}, {RouteCount} routes, {ClusterCount} clusters.", EventName = "ConfigReloaded")]
-        public static partial void Reloaded(ILogger logger, long revision, int routeCount, int clusterCount);
+        [LoggerMessage(3, LogLevel.Information, "Proxy configuration reloaded: revision {Revision}, {RouteCount} routes, {ClusterCount} clusters. Changed: {Changes}.", EventName = "ConfigReloaded")]
+        public static partial void Reloaded(ILogger logger, long revision, int routeCount, int clusterCount, string changes);
 
         [LoggerMessage(4, LogLevel.Error, "Proxy configuration reload rejected; revision {Revision} keeps serving. {Errors}", EventName = "ConfigReloadRejected")]
         public static partial void ReloadRejected(ILogger logger, long revision, string errors);

@@ -47,6 +47,9 @@ public class ReloadTests
         Assert.Equal(0, after.Failures);
         Assert.InRange(after.Share("a"), 0.73, 0.77);
         Assert.Equal(0, gateway.Counter(Rejected));
+        Assert.Single(gateway.Logs.Lines, l => l.Contains(
+            "[ConfigReloaded] Proxy configuration reloaded: revision 2, 2 routes, 2 clusters. Changed: Clusters:c1:Destinations:a:Metadata:Weight: '1' -> '3'; Clusters:c2: added; Routes:only-b: added.",
+            StringComparison.Ordinal));
     }
 
     public static TheoryData<string, string, string> BadReloads => new()

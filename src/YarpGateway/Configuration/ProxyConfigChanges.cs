@@ -1,0 +1,101 @@
+namespace YarpGateway.Configuration;
+
+/// <summary>
+/// What a reload changed in the <c>ReverseProxy</c> section, in the words of its keys, for the reload's
+/// log line: a value changed (<c>Clusters:api:Destinations:b:Metadata:Weight: 1 -> 3</c>), a route,
+/// cluster or destination added or removed (named once, not key by key), at most
+/// <see cref="MaxItems"/> items and then how many more. Values under <c>Transforms</c> are not shown:
+/// a transform may set a credential header.
+/// </summary>
+internal static class ProxyConfigChanges
+{
+    public const int MaxItems = 10;
+
+    private const int MaxValueLength = 80;
+    private const char Separator = ':';
+
+    /// <summary>Every key with a value under <c>ReverseProxy</c>, relative to it.</summary>
+    public static IReadOnlyDictionary<string, string> Capture(IConfiguration configuration)
+    {
+        var keys = new Dictionary<string, string>(StringComparer.OrdinalIgnoreCase);
+        foreach (var (key, value) in configuration.GetSection(ProxyConfigReader.SectionName).AsEnumerable(makePathsRelative: true))
+        {
+            if (value is not null)
+            {
+                keys[key] = value;
+            }
+        }
+
+        return keys;
+    }
+
+    /// <summary>The changes from <paramref name="before"/> to <paramref name="after"/>, in key order; empty when none.</summary>
+    public static string Describe(IReadOnlyDictionary<string, string> before, IReadOnlyDictionary<string, string> after)
+    {
+        var items = new SortedDictionary<string, string>(StringComparer.OrdinalIgnoreCase);
+        HashSet<string>? beforeNodes = null, afterNodes = null;
+        foreach (var (key, value) in after)
+        {
+            if (!before.TryGetValue(key, out var old))
+            {
+                AddNode(items, key, beforeNodes ??= Nodes(before), after, "added");
+            }
+            else if (!string.Equals(old, value, StringComparison.Ordinal))
+            {
+                items[key] = IsHidden(key) ? $"{key}: changed" : $"{key}: {Show(old)} -> {Show(value)}";
+            }
+        }
+
+        foreach (var key in before.Keys)
+        {
+            if (!after.ContainsKey(key))
+            {
+                AddNode(items, key, afterNodes ??= Nodes(after), before, "removed");
+            }
+        }
+
+        var shown = items.Values.Take(MaxItems);
+        var text = string.Join("; ", shown);
+        return items.Count > MaxItems ? $"{text}; and {items.Count - MaxItems} more" : text;
+    }
+
+    // A key only one side has: reported at the shallowest level the other side has nothing under (a
+    // whole new destination is one item), with its value when that level is the key itself.
+    private static void AddNode(SortedDictionary<string, string> items, string key, HashSet<string> otherSidesNodes, IReadOnlyDictionary<string, string> with, string what)
+    {
+        var end = key.IndexOf(Separator, StringComparison.Ordinal);
+        while (end >= 0 && otherSidesNodes.Contains(key[..end]))
+        {
+            end = key.IndexOf(Separator, end + 1);
+        }
+
+        if (end < 0)
+        {
+            items[key] = IsHidden(key) ? $"{key}: {what}" : $"{key}: {what} ({Show(with[key])})";
+            return;
+        }
+
+        items[key[..end]] = $"{key[..end]}: {what}";
+    }
+
+    // Every level that has keys under it ("Clusters", "Clusters:api", ...).
+    private static HashSet<string> Nodes(IReadOnlyDictionary<string, string> keys)
+    {
+        var nodes = new HashSet<string>(StringComparer.OrdinalIgnoreCase);
+        foreach (var key in keys.Keys)
+        {
+            for (var end = key.IndexOf(Separator, StringComparison.Ordinal); end >= 0; end = key.IndexOf(Separator, end + 1))
+            {
+                nodes.Add(key[..end]);
+            }
+        }
+
+        return nodes;
+    }
+
+    private static bool IsHidden(string key)
+        => key.Contains(":Transforms:", StringComparison.OrdinalIgnoreCase);
+
+    private static string Show(string value)
+        => value.Length <= MaxValueLength ? $"'{value}'" : $"'{value[..MaxValueLength]}...'";
+}

@@ -1,0 +1,122 @@
+using Microsoft.Extensions.Configuration;
+using YarpGateway.Configuration;
+
+namespace YarpGateway.Tests.Configuration;
+
+public class ProxyConfigChangesTests
+{
+    private static readonly Dictionary<string, string> Before = new(StringComparer.OrdinalIgnoreCase)
+    {
+        ["Routes:all:ClusterId"] = "api",
+        ["Routes:all:Match:Path"] = "/{**rest}",
+        ["Clusters:api:LoadBalancingPolicy"] = "WeightedRoundRobin",
+        ["Clusters:api:Destinations:a:Address"] = "http://10.0.0.1/",
+        ["Clusters:api:Destinations:a:Metadata:Weight"] = "1",
+        ["Clusters:api:Destinations:b:Address"] = "http://10.0.0.2/",
+    };
+
+    private static Dictionary<string, string> Edit(Action<Dictionary<string, string>> edit)
+    {
+        var after = new Dictionary<string, string>(Before, StringComparer.OrdinalIgnoreCase);
+        edit(after);
+        return after;
+    }
+
+    [Fact]
+    public void AChangedValue_IsNamedByItsKey_WithBothValues()
+        => Assert.Equal("Clusters:api:Destinations:a:Metadata:Weight: '1' -> '3'",
+            ProxyConfigChanges.Describe(Before, Edit(a => a["Clusters:api:Destinations:a:Metadata:Weight"] = "3")));
+
+    [Fact]
+    public void AWholeDestinationAddedOrRemoved_IsOneItem()
+    {
+        var after = Edit(a =>
+        {
+            a.Remove("Clusters:api:Destinations:b:Address");
+            a["Clusters:api:Destinations:c:Address"] = "http://10.0.0.3/";
+            a["Clusters:api:Destinations:c:Metadata:Weight"] = "2";
+        });
+
+        Assert.Equal("Clusters:api:Destinations:b: removed; Clusters:api:Destinations:c: added", ProxyConfigChanges.Describe(Before, after));
+    }
+
+    [Fact]
+    public void ANewKeyUnderWhatExisted_ShowsItsValue_AndAWholeNewLevelIsNamedOnce()
+    {
+        var after = Edit(a =>
+        {
+            a["Routes:all:Order"] = "5";
+            a["Clusters:api:Destinations:b:Metadata:Weight"] = "0";
+        });
+
+        Assert.Equal("Clusters:api:Destinations:b:Metadata: added; Routes:all:Order: added ('5')", ProxyConfigChanges.Describe(Before, after));
+    }
+
+    [Fact]
+    public void TransformValues_AreNotShown()
+    {
+        var before = Edit(a => a["Routes:all:Transforms:0:RequestHeader"] = "Authorization");
+        before["Routes:all:Transforms:0:Set"] = "Bearer old-secret";
+        var after = new Dictionary<string, string>(before, StringComparer.OrdinalIgnoreCase) { ["Routes:all:Transforms:0:Set"] = "Bearer new-secret" };
+
+        var text = ProxyConfigChanges.Describe(before, after);
+
+        Assert.Equal("Routes:all:Transforms:0:Set: changed", text);
+        Assert.DoesNotContain("secret", text, StringComparison.Ordinal);
+    }
+
+    [Fact]
+    public void ManyChanges_ShowTheFirstTen_AndCountTheRest()
+    {
+        var after = Edit(a =>
+        {
+            for (var i = 0; i < 15; i++)
+            {
+                a[$"Routes:r{i:00}:ClusterId"] = "api";
+            }
+        });
+
+        var text = ProxyConfigChanges.Describe(Before, after);
+
+        Assert.Equal(ProxyConfigChanges.MaxItems, text.Split("; ").Count(item => item.EndsWith(": added", StringComparison.Ordinal)));
+        Assert.EndsWith("; and 5 more", text, StringComparison.Ordinal);
+        Assert.StartsWith("Routes:r00: added; Routes:r01: added", text, StringComparison.Ordinal);
+    }
+
+    [Fact]
+    public void NothingChanged_OrOnlyAKeysCase_IsEmpty()
+    {
+        Assert.Equal("", ProxyConfigChanges.Describe(Before, Edit(_ => { })));
+        var recased = new Dictionary<string, string>(StringComparer.OrdinalIgnoreCase);
+        foreach (var (key, value) in Before)
+        {
+            recased[key.ToUpperInvariant()] = value;
+        }
+
+        Assert.Equal("", ProxyConfigChanges.Describe(Before, recased));
+    }
+
+    [Fact]
+    public void ALongValue_IsCut()
+    {
+        var text = ProxyConfigChanges.Describe(Before, Edit(a => a["Routes:all:Match:Path"] = "/" + new string('x', 200)));
+
+        Assert.EndsWith("...'", text, StringComparison.Ordinal);
+        Assert.True(text.Length < 250, text);
+    }
+
+    [Fact]
+    public void Capture_ReadsTheReverseProxyKeys_RelativeToTheSection()
+    {
+        var configuration = new ConfigurationBuilder().AddInMemoryCollection(new Dictionary<string, string?>
+        {
+            ["ReverseProxy:Routes:all:ClusterId"] = "api",
+            ["Gateway:Shutdown:DrainDelay"] = "00:00:05",
+        }).Build();
+
+        var keys = ProxyConfigChanges.Capture(configuration);
+
+        Assert.Equal("api", Assert.Single(keys, kv => kv.Key == "Routes:all:ClusterId").Value);
+        Assert.Single(keys);
+    }
+}
