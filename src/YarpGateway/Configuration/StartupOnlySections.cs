@@ -3,9 +3,11 @@ using Microsoft.Extensions.Primitives;
 namespace YarpGateway.Configuration;
 
 /// <summary>
-/// Sections the gateway reads once, at start-up (the route policies and the authentication scheme,
-/// which ASP.NET Core builds once). A reload that changes one is not applied; it is logged once per
-/// change, so that an operator who edited it knows a restart is what applies it.
+/// Sections and keys the gateway reads once, at start-up: the route policies and the authentication
+/// scheme (which ASP.NET Core builds once), Kestrel's endpoints and limits, the socket transport, and
+/// the settings of reloadable sections that Kestrel or the meter provider takes at start. A reload
+/// that changes one is not applied; it is logged once per change, so that an operator who edited it
+/// knows a restart is what applies it.
 /// </summary>
 internal sealed partial class StartupOnlySections : IDisposable
 {
@@ -17,6 +19,15 @@ internal sealed partial class StartupOnlySections : IDisposable
         "Gateway:RateLimiting",
         "Gateway:OutputCache",
         "Gateway:ForwardedHeaders",
+        "Kestrel",
+        "Gateway:Transport",
+        "Gateway:Http2",
+        "Gateway:DemoBackends",
+        "Gateway:Admission:MaxConcurrentConnections",
+        "Gateway:Admission:MaxConcurrentUpgradedConnections",
+        "Gateway:Telemetry:ThrottleKestrelLogs",
+        "Gateway:Telemetry:PerRequestGauges",
+        "Gateway:Telemetry:Otlp",
     ];
 
     private readonly IConfiguration _configuration;
@@ -60,8 +71,9 @@ internal sealed partial class StartupOnlySections : IDisposable
         }
     }
 
+    // The keys with a value: an emptied object ({}) reads as the section being absent.
     private string Snapshot(string section) => string.Join("\n", _configuration.GetSection(section).AsEnumerable()
-        .OrderBy(kv => kv.Key, StringComparer.Ordinal).Select(kv => kv.Key + "=" + kv.Value));
+        .Where(kv => kv.Value is not null).OrderBy(kv => kv.Key, StringComparer.Ordinal).Select(kv => kv.Key + "=" + kv.Value));
 
     public void Dispose() => _subscription.Dispose();
 

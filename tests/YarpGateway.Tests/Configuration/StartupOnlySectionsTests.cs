@@ -1,0 +1,51 @@
+using Microsoft.Extensions.Configuration;
+using YarpGateway.Configuration;
+using YarpGateway.Tests.Functional;
+
+namespace YarpGateway.Tests.Configuration;
+
+public class StartupOnlySectionsTests
+{
+    [Theory]
+    [InlineData("Gateway:Transport:Backlog", "8192", "Gateway:Transport")]
+    [InlineData("Gateway:Http2:MaxStreamResets", "50", "Gateway:Http2")]
+    [InlineData("Kestrel:Limits:Http2:MaxStreamsPerConnection", "10", "Kestrel")]
+    [InlineData("Gateway:Admission:MaxConcurrentConnections", "10", "Gateway:Admission:MaxConcurrentConnections")]
+    [InlineData("Gateway:Telemetry:Otlp:Endpoint", "http://collector:4317", "Gateway:Telemetry:Otlp")]
+    [InlineData("Gateway:Telemetry:PerRequestGauges", "true", "Gateway:Telemetry:PerRequestGauges")]
+    public void AnEditOfWhatIsReadAtStart_IsLoggedOnce_AndItsReturnToo(string key, string value, string section)
+    {
+        var configuration = new ConfigurationBuilder().AddInMemoryCollection(new Dictionary<string, string?>
+        {
+            ["Gateway:Admission:Global:MaxConcurrency"] = "100",
+        }).Build();
+        var logs = new CapturingLoggerProvider();
+        using var factory = LoggerFactory.Create(builder => builder.AddProvider(logs));
+        using var sections = new StartupOnlySections(configuration, factory.CreateLogger<StartupOnlySections>());
+
+        configuration[key] = value;
+        configuration.Reload();
+        configuration.Reload(); // a save often raises several change events
+        configuration[key] = null;
+        configuration.Reload();
+
+        Assert.Collection(logs.Lines,
+            line => Assert.Contains($"[SectionNeedsRestart] {section} changed, and is read at start-up only", line, StringComparison.Ordinal),
+            line => Assert.Contains($"[SectionRestored] {section} is back to the values the gateway started with.", line, StringComparison.Ordinal));
+    }
+
+    [Fact]
+    public void AnEditOfALiveSetting_IsNotReported()
+    {
+        var configuration = new ConfigurationBuilder().AddInMemoryCollection(new Dictionary<string, string?>()).Build();
+        var logs = new CapturingLoggerProvider();
+        using var factory = LoggerFactory.Create(builder => builder.AddProvider(logs));
+        using var sections = new StartupOnlySections(configuration, factory.CreateLogger<StartupOnlySections>());
+
+        configuration["Gateway:Admission:Global:MaxConcurrency"] = "50";
+        configuration["Gateway:Telemetry:SaturationLogInterval"] = "00:00:30";
+        configuration.Reload();
+
+        Assert.Empty(logs.Lines);
+    }
+}
