@@ -12,6 +12,10 @@
 # measure is the proxy's delay, not the load tool's backlog on the CPU it shares with the storm.
 # MODES="adaptive nginx" runs only those contenders; GATEWAY_ARGS adds settings to every gateway
 # contender (e.g. GATEWAY_ARGS=--Gateway:Transport:Backlog=512 for Kestrel's own listen backlog).
+# WARM_CONNECTIONS=N first sends every contender N short connections (one request each, 500 at a
+# time, h2load on CPU 1), as a proxy that has served churning traffic for a while has seen: the
+# runtime's tiered compilation has then optimized the new-connection path (without it, a storm
+# meets that path still being compiled; docs/performance-history.md).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -24,18 +28,19 @@ MANAGEMENT=127.0.0.1:8081
 BACKEND=127.0.0.1:5900
 OUT=bench/results/storm.md
 # A partial run (some modes, or extra settings) is an experiment: it must not replace the results.
-if [ -n "$MODES_OVERRIDE" ] || [ -n "${GATEWAY_ARGS:-}" ]; then OUT=bench/results/raw/storm-partial.md; fi
+WARM_CONNECTIONS=${WARM_CONNECTIONS:-0}
+if [ -n "$MODES_OVERRIDE" ] || [ -n "${GATEWAY_ARGS:-}" ] || [ "$WARM_CONNECTIONS" != 0 ]; then OUT=bench/results/raw/storm-partial.md; fi
 RAW=bench/results/raw
 mkdir -p "$RAW"
 ulimit -n 65536 2>/dev/null || ulimit -n "$(ulimit -Hn)"
 
 dotnet build src/YarpGateway -c Release --nologo -v q >/dev/null
 dotnet build bench/StormBench -c Release --nologo -v q >/dev/null
-GATEWAY_DLL=src/YarpGateway/bin/Release/net10.0/YarpGateway.dll
+GATEWAY_DLL=${GATEWAY_DLL:-src/YarpGateway/bin/Release/net10.0/YarpGateway.dll}
 BENCH_DLL=bench/StormBench/bin/Release/net10.0/StormBench.dll
 
 source bench/lib.sh
-install_missing nginx=nginx
+install_missing nginx=nginx h2load=nghttp2-client
 NGINX=127.0.0.1:8082
 NGINX_DIR=$(mktemp -d /tmp/yarpgateway-storm.XXXXXX)
 BENCH_CLEANUP='rm -rf "$NGINX_DIR"'
@@ -84,6 +89,7 @@ for round in $(seq "$ROUNDS"); do
       gw=$!
       wait_ready "http://$MANAGEMENT/healthz/ready" 30
     fi
+    for _ in $(seq $(( WARM_CONNECTIONS / 500 ))); do taskset -c 1 h2load --h1 -c 500 -n 500 "http://$target/" >/dev/null; done
     overflows_before=$(listen_overflows)
     line=$(timeout 180 taskset -c 1 dotnet "$BENCH_DLL" storm "$target" --existing "$EXISTING" --storm "$STORM")
     overflows=$(( $(listen_overflows) - overflows_before ))
