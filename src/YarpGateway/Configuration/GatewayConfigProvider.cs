@@ -42,7 +42,7 @@ internal sealed partial class GatewayConfigProvider : IProxyConfigProvider, IDis
         }
 
         _current = new ProxyConfigSnapshot(read.Routes, read.Clusters, revision: 1);
-        _currentKeys = ProxyConfigChanges.Capture(_configuration);
+        _currentKeys = ConfigChanges.Capture(_configuration, ProxyConfigReader.SectionName);
         Log.Loaded(_logger, read.Routes.Count, read.Clusters.Count);
         if (read.Routes.Count == 0)
         {
@@ -90,7 +90,7 @@ internal sealed partial class GatewayConfigProvider : IProxyConfigProvider, IDis
             IReadOnlyDictionary<string, string>? keys = null;
             if (errors.Count == 0)
             {
-                keys = ProxyConfigChanges.Capture(_configuration);
+                keys = ConfigChanges.Capture(_configuration, ProxyConfigReader.SectionName);
                 read = ProxyConfigReader.Read(_configuration);
                 errors = await _validator.ValidateAsync(read, cancellationToken);
                 if (errors.Count == 0 && read.Routes.Count == 0 && current.Routes.Count > 0)
@@ -113,7 +113,7 @@ internal sealed partial class GatewayConfigProvider : IProxyConfigProvider, IDis
             }
 
             var next = new ProxyConfigSnapshot(read!.Routes, read.Clusters, current.Revision + 1);
-            var changes = ProxyConfigChanges.Describe(_currentKeys, keys!);
+            var changes = ConfigChanges.Describe(_currentKeys, keys!, ConfigChanges.ProxyValues);
             _current = next;
             _currentKeys = keys!;
             current.SignalChanged();

@@ -22,6 +22,7 @@ internal sealed partial class ReloadableOptions<TOptions> : IDisposable
     private readonly Lock _gate = new();
     private volatile TOptions _current;
     private string _appliedSnapshot;
+    private IReadOnlyDictionary<string, string> _appliedKeys;
     private string? _lastRejection;
 
     public ReloadableOptions(IOptionsFactory<TOptions> factory, IConfiguration configuration, ConfigMetrics metrics, ILoggerFactory loggerFactory, string section)
@@ -33,6 +34,7 @@ internal sealed partial class ReloadableOptions<TOptions> : IDisposable
         _section = section;
         _current = CreateOrDefault(factory);
         _appliedSnapshot = Snapshot();
+        _appliedKeys = ConfigChanges.Capture(configuration, section);
         _subscription = ChangeToken.OnChange(configuration.GetReloadToken, Reload);
     }
 
@@ -71,10 +73,13 @@ internal sealed partial class ReloadableOptions<TOptions> : IDisposable
             }
 
             _lastRejection = null;
+            var keys = ConfigChanges.Capture(_configuration, _section);
+            var changes = ConfigChanges.Describe(_appliedKeys, keys, ConfigChanges.AllValues);
             _appliedSnapshot = snapshot;
+            _appliedKeys = keys;
             _current = next;
             _metrics.Reloaded(applied: true);
-            Log.Applied(_logger, _section);
+            Log.Applied(_logger, _section, changes.Length > 0 ? changes : "no value (only empty keys or the case of a key)");
         }
 
         Changed?.Invoke(_current);
@@ -102,8 +107,8 @@ internal sealed partial class ReloadableOptions<TOptions> : IDisposable
 
     private static partial class Log
     {
-        [LoggerMessage(1, LogLevel.Information, "{Section} reloaded.", EventName = "OptionsReloaded")]
-        public static partial void Applied(ILogger logger, string section);
+        [LoggerMessage(1, LogLevel.Information, "{Section} reloaded. Changed: {Changes}.", EventName = "OptionsReloaded")]
+        public static partial void Applied(ILogger logger, string section, string changes);
 
         [LoggerMessage(2, LogLevel.Error, "{Section} reload rejected; the previous settings stay in force. {Errors}", EventName = "OptionsReloadRejected")]
         public static partial void Rejected(ILogger logger, string section, string errors);

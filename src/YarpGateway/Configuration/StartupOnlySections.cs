@@ -34,6 +34,7 @@ internal sealed partial class StartupOnlySections : IDisposable
     private readonly ILogger<StartupOnlySections> _logger;
     private readonly Dictionary<string, string> _started;
     private readonly Dictionary<string, string> _reported;
+    private readonly Dictionary<string, IReadOnlyDictionary<string, string>> _reportedKeys;
     private readonly IDisposable _subscription;
     private readonly Lock _gate = new();
 
@@ -43,6 +44,7 @@ internal sealed partial class StartupOnlySections : IDisposable
         _logger = logger;
         _started = Sections.ToDictionary(s => s, Snapshot, StringComparer.Ordinal);
         _reported = new Dictionary<string, string>(_started, StringComparer.Ordinal);
+        _reportedKeys = Sections.ToDictionary(s => s, s => ConfigChanges.Capture(configuration, s), StringComparer.Ordinal);
         _subscription = ChangeToken.OnChange(configuration.GetReloadToken, Check);
     }
 
@@ -58,14 +60,18 @@ internal sealed partial class StartupOnlySections : IDisposable
                     continue;
                 }
 
+                // Key names only: the authentication section holds signing keys.
+                var keys = ConfigChanges.Capture(_configuration, section);
+                var changes = ConfigChanges.Describe(_reportedKeys[section], keys, ConfigChanges.NoValues);
                 _reported[section] = now;
+                _reportedKeys[section] = keys;
                 if (now == _started[section])
                 {
                     Log.Restored(_logger, section);
                 }
                 else
                 {
-                    Log.NeedsRestart(_logger, section);
+                    Log.NeedsRestart(_logger, section, changes.Length > 0 ? changes : section);
                 }
             }
         }
@@ -79,8 +85,8 @@ internal sealed partial class StartupOnlySections : IDisposable
 
     private static partial class Log
     {
-        [LoggerMessage(1, LogLevel.Warning, "{Section} changed, and is read at start-up only: the gateway keeps the values it started with until it restarts (a rolling restart applies the change).", EventName = "SectionNeedsRestart")]
-        public static partial void NeedsRestart(ILogger logger, string section);
+        [LoggerMessage(1, LogLevel.Warning, "{Section} changed, and is read at start-up only: the gateway keeps the values it started with until it restarts (a rolling restart applies the change). Changed: {Changes}.", EventName = "SectionNeedsRestart")]
+        public static partial void NeedsRestart(ILogger logger, string section, string changes);
 
         [LoggerMessage(2, LogLevel.Information, "{Section} is back to the values the gateway started with.", EventName = "SectionRestored")]
         public static partial void Restored(ILogger logger, string section);

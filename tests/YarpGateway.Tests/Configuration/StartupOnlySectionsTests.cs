@@ -7,13 +7,13 @@ namespace YarpGateway.Tests.Configuration;
 public class StartupOnlySectionsTests
 {
     [Theory]
-    [InlineData("Gateway:Transport:Backlog", "8192", "Gateway:Transport")]
-    [InlineData("Gateway:Http2:MaxStreamResets", "50", "Gateway:Http2")]
-    [InlineData("Kestrel:Limits:Http2:MaxStreamsPerConnection", "10", "Kestrel")]
-    [InlineData("Gateway:Admission:MaxConcurrentConnections", "10", "Gateway:Admission:MaxConcurrentConnections")]
-    [InlineData("Gateway:Telemetry:Otlp:Endpoint", "http://collector:4317", "Gateway:Telemetry:Otlp")]
-    [InlineData("Gateway:Telemetry:PerRequestGauges", "true", "Gateway:Telemetry:PerRequestGauges")]
-    public void AnEditOfWhatIsReadAtStart_IsLoggedOnce_AndItsReturnToo(string key, string value, string section)
+    [InlineData("Gateway:Transport:Backlog", "8192", "Gateway:Transport", "Backlog: added")]
+    [InlineData("Gateway:Http2:MaxStreamResets", "50", "Gateway:Http2", "MaxStreamResets: added")]
+    [InlineData("Kestrel:Limits:Http2:MaxStreamsPerConnection", "10", "Kestrel", "Limits: added")]
+    [InlineData("Gateway:Admission:MaxConcurrentConnections", "10", "Gateway:Admission:MaxConcurrentConnections", "Gateway:Admission:MaxConcurrentConnections")]
+    [InlineData("Gateway:Telemetry:Otlp:Endpoint", "http://collector:4317", "Gateway:Telemetry:Otlp", "Endpoint: added")]
+    [InlineData("Gateway:Telemetry:PerRequestGauges", "true", "Gateway:Telemetry:PerRequestGauges", "Gateway:Telemetry:PerRequestGauges")]
+    public void AnEditOfWhatIsReadAtStart_IsLoggedOnce_AndItsReturnToo(string key, string value, string section, string changed)
     {
         var configuration = new ConfigurationBuilder().AddInMemoryCollection(new Dictionary<string, string?>
         {
@@ -30,7 +30,11 @@ public class StartupOnlySectionsTests
         configuration.Reload();
 
         Assert.Collection(logs.Lines,
-            line => Assert.Contains($"[SectionNeedsRestart] {section} changed, and is read at start-up only", line, StringComparison.Ordinal),
+            line =>
+            {
+                Assert.Contains($"[SectionNeedsRestart] {section} changed, and is read at start-up only", line, StringComparison.Ordinal);
+                Assert.EndsWith($"Changed: {changed}.", line, StringComparison.Ordinal);
+            },
             line => Assert.Contains($"[SectionRestored] {section} is back to the values the gateway started with.", line, StringComparison.Ordinal));
     }
 

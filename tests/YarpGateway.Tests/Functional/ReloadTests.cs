@@ -132,6 +132,18 @@ public class ReloadTests
 
         var rejection = Assert.Single(gateway.Logs.Lines, l => l.Contains("OptionsReloadRejected", StringComparison.Ordinal));
         Assert.Contains("Gateway:Admission:Global:MaxConcurrency must not be negative", rejection, StringComparison.Ordinal);
+
+        // A good edit after the bad one says what changed from the settings in force (-5 never was;
+        // RetryAfter is 1 s in appsettings.json).
+        var better = good.DeepClone();
+        better["Gateway"]!["Admission"]!["Global"]!["MaxConcurrency"] = 2;
+        better["Gateway"]!["Admission"]!["RetryAfter"] = "00:00:03";
+        gateway.WriteConfig(better);
+        Assert.True(await Eventually.TrueAsync(() => gateway.Counter(Applied) == 1, ReloadBound), "the good options were not applied");
+        var reloaded = gateway.Logs.Lines.Where(l => l.Contains("[OptionsReloaded]", StringComparison.Ordinal)).ToList();
+        Assert.True(reloaded.Count == 1 && reloaded[0].EndsWith(
+            "[OptionsReloaded] Gateway:Admission reloaded. Changed: Global:MaxConcurrency: '1' -> '2'; RetryAfter: '00:00:01' -> '00:00:03'.", StringComparison.Ordinal),
+            string.Join(" | ", reloaded));
     }
 
     private static string Cluster(string clusterExtra, string destination) => $$"""

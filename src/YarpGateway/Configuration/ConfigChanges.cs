@@ -1,24 +1,33 @@
 namespace YarpGateway.Configuration;
 
 /// <summary>
-/// What a reload changed in the <c>ReverseProxy</c> section, in the words of its keys, for the reload's
-/// log line: a value changed (<c>Clusters:api:Destinations:b:Metadata:Weight: 1 -> 3</c>), a route,
+/// What a reload changed in a configuration section, in the words of its keys, for the reload's log
+/// line: a value changed (<c>Clusters:api:Destinations:b:Metadata:Weight: '1' -> '3'</c>), a route,
 /// cluster or destination added or removed (named once, not key by key), at most
-/// <see cref="MaxItems"/> items and then how many more. Values under <c>Transforms</c> are not shown:
-/// a transform may set a credential header.
+/// <see cref="MaxItems"/> items and then how many more. Values are shown only for the keys the caller
+/// allows: a transform may set a credential header, and the authentication section holds keys.
 /// </summary>
-internal static class ProxyConfigChanges
+internal static class ConfigChanges
 {
     public const int MaxItems = 10;
 
     private const int MaxValueLength = 80;
     private const char Separator = ':';
 
-    /// <summary>Every key with a value under <c>ReverseProxy</c>, relative to it.</summary>
-    public static IReadOnlyDictionary<string, string> Capture(IConfiguration configuration)
+    /// <summary>Shows every value (the <c>Gateway:*</c> sections: limits, times, addresses).</summary>
+    public static readonly Func<string, bool> AllValues = static _ => true;
+
+    /// <summary>Shows no value: key names only.</summary>
+    public static readonly Func<string, bool> NoValues = static _ => false;
+
+    /// <summary>The <c>ReverseProxy</c> section's values, except under <c>Transforms</c>.</summary>
+    public static readonly Func<string, bool> ProxyValues = static key => !key.Contains(":Transforms:", StringComparison.OrdinalIgnoreCase);
+
+    /// <summary>Every key with a value under <paramref name="section"/>, relative to it.</summary>
+    public static IReadOnlyDictionary<string, string> Capture(IConfiguration configuration, string section)
     {
         var keys = new Dictionary<string, string>(StringComparer.OrdinalIgnoreCase);
-        foreach (var (key, value) in configuration.GetSection(ProxyConfigReader.SectionName).AsEnumerable(makePathsRelative: true))
+        foreach (var (key, value) in configuration.GetSection(section).AsEnumerable(makePathsRelative: true))
         {
             if (value is not null)
             {
@@ -30,7 +39,7 @@ internal static class ProxyConfigChanges
     }
 
     /// <summary>The changes from <paramref name="before"/> to <paramref name="after"/>, in key order; empty when none.</summary>
-    public static string Describe(IReadOnlyDictionary<string, string> before, IReadOnlyDictionary<string, string> after)
+    public static string Describe(IReadOnlyDictionary<string, string> before, IReadOnlyDictionary<string, string> after, Func<string, bool> showsValue)
     {
         var items = new SortedDictionary<string, string>(StringComparer.OrdinalIgnoreCase);
         HashSet<string>? beforeNodes = null, afterNodes = null;
@@ -38,11 +47,11 @@ internal static class ProxyConfigChanges
         {
             if (!before.TryGetValue(key, out var old))
             {
-                AddNode(items, key, beforeNodes ??= Nodes(before), after, "added");
+                AddNode(items, key, beforeNodes ??= Nodes(before), after, "added", showsValue);
             }
             else if (!string.Equals(old, value, StringComparison.Ordinal))
             {
-                items[key] = IsHidden(key) ? $"{key}: changed" : $"{key}: {Show(old)} -> {Show(value)}";
+                items[key] = showsValue(key) ? $"{key}: {Show(old)} -> {Show(value)}" : $"{key}: changed";
             }
         }
 
@@ -50,7 +59,7 @@ internal static class ProxyConfigChanges
         {
             if (!after.ContainsKey(key))
             {
-                AddNode(items, key, afterNodes ??= Nodes(after), before, "removed");
+                AddNode(items, key, afterNodes ??= Nodes(after), before, "removed", showsValue);
             }
         }
 
@@ -61,7 +70,7 @@ internal static class ProxyConfigChanges
 
     // A key only one side has: reported at the shallowest level the other side has nothing under (a
     // whole new destination is one item), with its value when that level is the key itself.
-    private static void AddNode(SortedDictionary<string, string> items, string key, HashSet<string> otherSidesNodes, IReadOnlyDictionary<string, string> with, string what)
+    private static void AddNode(SortedDictionary<string, string> items, string key, HashSet<string> otherSidesNodes, IReadOnlyDictionary<string, string> with, string what, Func<string, bool> showsValue)
     {
         var end = key.IndexOf(Separator, StringComparison.Ordinal);
         while (end >= 0 && otherSidesNodes.Contains(key[..end]))
@@ -71,7 +80,7 @@ internal static class ProxyConfigChanges
 
         if (end < 0)
         {
-            items[key] = IsHidden(key) ? $"{key}: {what}" : $"{key}: {what} ({Show(with[key])})";
+            items[key] = showsValue(key) ? $"{key}: {what} ({Show(with[key])})" : $"{key}: {what}";
             return;
         }
 
@@ -92,9 +101,6 @@ internal static class ProxyConfigChanges
 
         return nodes;
     }
-
-    private static bool IsHidden(string key)
-        => key.Contains(":Transforms:", StringComparison.OrdinalIgnoreCase);
 
     private static string Show(string value)
         => value.Length <= MaxValueLength ? $"'{value}'" : $"'{value[..MaxValueLength]}...'";

@@ -3,7 +3,7 @@ using YarpGateway.Configuration;
 
 namespace YarpGateway.Tests.Configuration;
 
-public class ProxyConfigChangesTests
+public class ConfigChangesTests
 {
     private static readonly Dictionary<string, string> Before = new(StringComparer.OrdinalIgnoreCase)
     {
@@ -15,6 +15,9 @@ public class ProxyConfigChangesTests
         ["Clusters:api:Destinations:b:Address"] = "http://10.0.0.2/",
     };
 
+    private static string Describe(IReadOnlyDictionary<string, string> before, IReadOnlyDictionary<string, string> after)
+        => ConfigChanges.Describe(before, after, ConfigChanges.ProxyValues);
+
     private static Dictionary<string, string> Edit(Action<Dictionary<string, string>> edit)
     {
         var after = new Dictionary<string, string>(Before, StringComparer.OrdinalIgnoreCase);
@@ -25,7 +28,7 @@ public class ProxyConfigChangesTests
     [Fact]
     public void AChangedValue_IsNamedByItsKey_WithBothValues()
         => Assert.Equal("Clusters:api:Destinations:a:Metadata:Weight: '1' -> '3'",
-            ProxyConfigChanges.Describe(Before, Edit(a => a["Clusters:api:Destinations:a:Metadata:Weight"] = "3")));
+            Describe(Before, Edit(a => a["Clusters:api:Destinations:a:Metadata:Weight"] = "3")));
 
     [Fact]
     public void AWholeDestinationAddedOrRemoved_IsOneItem()
@@ -37,7 +40,7 @@ public class ProxyConfigChangesTests
             a["Clusters:api:Destinations:c:Metadata:Weight"] = "2";
         });
 
-        Assert.Equal("Clusters:api:Destinations:b: removed; Clusters:api:Destinations:c: added", ProxyConfigChanges.Describe(Before, after));
+        Assert.Equal("Clusters:api:Destinations:b: removed; Clusters:api:Destinations:c: added", Describe(Before, after));
     }
 
     [Fact]
@@ -49,7 +52,7 @@ public class ProxyConfigChangesTests
             a["Clusters:api:Destinations:b:Metadata:Weight"] = "0";
         });
 
-        Assert.Equal("Clusters:api:Destinations:b:Metadata: added; Routes:all:Order: added ('5')", ProxyConfigChanges.Describe(Before, after));
+        Assert.Equal("Clusters:api:Destinations:b:Metadata: added; Routes:all:Order: added ('5')", Describe(Before, after));
     }
 
     [Fact]
@@ -59,7 +62,7 @@ public class ProxyConfigChangesTests
         before["Routes:all:Transforms:0:Set"] = "Bearer old-secret";
         var after = new Dictionary<string, string>(before, StringComparer.OrdinalIgnoreCase) { ["Routes:all:Transforms:0:Set"] = "Bearer new-secret" };
 
-        var text = ProxyConfigChanges.Describe(before, after);
+        var text = Describe(before, after);
 
         Assert.Equal("Routes:all:Transforms:0:Set: changed", text);
         Assert.DoesNotContain("secret", text, StringComparison.Ordinal);
@@ -76,9 +79,9 @@ public class ProxyConfigChangesTests
             }
         });
 
-        var text = ProxyConfigChanges.Describe(Before, after);
+        var text = Describe(Before, after);
 
-        Assert.Equal(ProxyConfigChanges.MaxItems, text.Split("; ").Count(item => item.EndsWith(": added", StringComparison.Ordinal)));
+        Assert.Equal(ConfigChanges.MaxItems, text.Split("; ").Count(item => item.EndsWith(": added", StringComparison.Ordinal)));
         Assert.EndsWith("; and 5 more", text, StringComparison.Ordinal);
         Assert.StartsWith("Routes:r00: added; Routes:r01: added", text, StringComparison.Ordinal);
     }
@@ -86,27 +89,39 @@ public class ProxyConfigChangesTests
     [Fact]
     public void NothingChanged_OrOnlyAKeysCase_IsEmpty()
     {
-        Assert.Equal("", ProxyConfigChanges.Describe(Before, Edit(_ => { })));
+        Assert.Equal("", Describe(Before, Edit(_ => { })));
         var recased = new Dictionary<string, string>(StringComparer.OrdinalIgnoreCase);
         foreach (var (key, value) in Before)
         {
             recased[key.ToUpperInvariant()] = value;
         }
 
-        Assert.Equal("", ProxyConfigChanges.Describe(Before, recased));
+        Assert.Equal("", Describe(Before, recased));
     }
 
     [Fact]
     public void ALongValue_IsCut()
     {
-        var text = ProxyConfigChanges.Describe(Before, Edit(a => a["Routes:all:Match:Path"] = "/" + new string('x', 200)));
+        var text = Describe(Before, Edit(a => a["Routes:all:Match:Path"] = "/" + new string('x', 200)));
 
         Assert.EndsWith("...'", text, StringComparison.Ordinal);
         Assert.True(text.Length < 250, text);
     }
 
     [Fact]
-    public void Capture_ReadsTheReverseProxyKeys_RelativeToTheSection()
+    public void WithNoValues_OnlyTheKeysAreNamed()
+    {
+        var text = ConfigChanges.Describe(Before, Edit(a =>
+        {
+            a["Clusters:api:Destinations:a:Address"] = "http://10.0.0.9/";
+            a["Routes:all:Order"] = "5";
+        }), ConfigChanges.NoValues);
+
+        Assert.Equal("Clusters:api:Destinations:a:Address: changed; Routes:all:Order: added", text);
+    }
+
+    [Fact]
+    public void Capture_ReadsTheSectionsKeys_RelativeToIt()
     {
         var configuration = new ConfigurationBuilder().AddInMemoryCollection(new Dictionary<string, string?>
         {
@@ -114,7 +129,7 @@ public class ProxyConfigChangesTests
             ["Gateway:Shutdown:DrainDelay"] = "00:00:05",
         }).Build();
 
-        var keys = ProxyConfigChanges.Capture(configuration);
+        var keys = ConfigChanges.Capture(configuration, "ReverseProxy");
 
         Assert.Equal("api", Assert.Single(keys, kv => kv.Key == "Routes:all:ClusterId").Value);
         Assert.Single(keys);
