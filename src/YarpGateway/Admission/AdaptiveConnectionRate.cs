@@ -9,7 +9,7 @@ namespace YarpGateway.Admission;
 /// socket engine's (<see cref="SocketEngineProbe"/>: where requests run with inline completions, out of
 /// the thread-pool probe's sight). Both are the gateway's own lateness: nothing a client does (sending
 /// slowly, a long TLS round trip) moves them.
-/// Rate changes are logged at most once a second.
+/// Rate changes are logged at most once a second; a drift back once nobody waits, only when it arrives.
 /// </summary>
 internal sealed partial class AdaptiveConnectionRate : IDisposable
 {
@@ -94,7 +94,7 @@ internal sealed partial class AdaptiveConnectionRate : IDisposable
         PeakRate = Math.Max(PeakRate, rate);
 
         var now = _timeProvider.GetTimestamp();
-        if (Math.Abs(rate - _loggedRate) >= _loggedRate * 0.2 && _timeProvider.GetElapsedTime(_lastLogged, now) >= TimeSpan.FromSeconds(1))
+        if (_controller.ShouldLog(_loggedRate, rate, _timeProvider.GetElapsedTime(_lastLogged, now)))
         {
             Log.RateChanged(_logger, _loggedRate, rate, delay.TotalMilliseconds, _controller.TargetDelay.TotalMilliseconds, Bucket.Queued);
             _loggedRate = rate;

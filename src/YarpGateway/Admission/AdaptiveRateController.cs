@@ -23,9 +23,22 @@ internal sealed class AdaptiveRateController(double initialRate, double minRate,
 
     public TimeSpan TargetDelay { get; } = targetDelay;
 
+    /// <summary>True when the last update only drifted the rate back towards the initial one (nobody waiting, the delay under the target).</summary>
+    public bool Drifting { get; private set; }
+
+    /// <summary>
+    /// Whether a change from <paramref name="loggedRate"/> (the rate last logged) to <paramref name="rate"/> is
+    /// worth a log line: a fifth or more, at most once a second, and while the rate only drifts back
+    /// (<see cref="Drifting"/>) not its steps but its arrival at the initial rate.
+    /// </summary>
+    public bool ShouldLog(double loggedRate, double rate, TimeSpan sinceLogged)
+        => sinceLogged >= TimeSpan.FromSeconds(1)
+            && (Drifting ? rate == InitialRate && loggedRate != InitialRate : Math.Abs(rate - loggedRate) >= loggedRate * 0.2);
+
     /// <summary>The new rate, given the worst delay measured since the last update and whether connections waited for a token.</summary>
     public double Update(TimeSpan delay, bool demand)
     {
+        Drifting = delay <= TargetDelay && !demand;
         if (delay > TargetDelay)
         {
             Rate = Math.Max(MinRate, Rate * DecreaseFactor);

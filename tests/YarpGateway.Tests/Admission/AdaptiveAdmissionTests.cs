@@ -34,6 +34,43 @@ public class AdaptiveAdmissionTests
     }
 
     [Fact]
+    public void TheLog_SaysEachRiseOrCutAtMostOnceASecond_AndOfADriftBackOnlyItsArrival()
+    {
+        var controller = new AdaptiveRateController(1000, 100, 20_000, Target);
+        var logged = controller.Rate;
+        var sinceLogged = TimeSpan.Zero;
+        var lines = new List<(double Before, double After, bool Drift)>();
+        void Step(TimeSpan delay, bool demand)
+        {
+            var rate = controller.Update(delay, demand);
+            sinceLogged += TimeSpan.FromMilliseconds(100); // one update every 100 ms
+            if (controller.ShouldLog(logged, rate, sinceLogged))
+            {
+                lines.Add((logged, rate, controller.Drifting));
+                logged = rate;
+                sinceLogged = TimeSpan.Zero;
+            }
+        }
+
+        for (var i = 0; i < 30; i++)
+        {
+            Step(TimeSpan.FromMilliseconds(1), demand: true); // a storm: the rate rises for 3 s
+        }
+
+        var rises = lines.Count;
+        for (var i = 0; i < 200; i++)
+        {
+            Step(TimeSpan.Zero, demand: false); // over: it drifts back for 20 s
+        }
+
+        Assert.InRange(rises, 2, 3); // a line a second while it rises
+        Assert.All(lines.Take(rises), l => Assert.True(l.After > l.Before));
+        var drift = Assert.Single(lines.Skip(rises)); // (every fifth used to be a line: 6 of them)
+        Assert.True(drift.Drift);
+        Assert.Equal(1000, drift.After);
+    }
+
+    [Fact]
     public void WithoutDemand_TheRateDriftsBackToTheInitialRate()
     {
         var controller = new AdaptiveRateController(1000, 100, 20_000, Target);
