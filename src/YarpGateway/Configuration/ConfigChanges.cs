@@ -14,14 +14,31 @@ internal static class ConfigChanges
     private const int MaxValueLength = 80;
     private const char Separator = ':';
 
-    /// <summary>Shows every value (the <c>Gateway:*</c> sections: limits, times, addresses).</summary>
-    public static readonly Func<string, bool> AllValues = static _ => true;
+    /// <summary>What the log says when the keys are the same but for their case (a route renamed from <c>Api</c> to <c>api</c>).</summary>
+    public const string OnlyCase = "only the case of a key";
 
     /// <summary>Shows no value: key names only.</summary>
     public static readonly Func<string, bool> NoValues = static _ => false;
 
-    /// <summary>The <c>ReverseProxy</c> section's values, except under <c>Transforms</c>.</summary>
-    public static readonly Func<string, bool> ProxyValues = static key => !key.Contains(":Transforms:", StringComparison.OrdinalIgnoreCase);
+    /// <summary>
+    /// Shows values (limits, times, addresses, weights), except under <c>Transforms</c> (a transform
+    /// may set a credential header) and for a key whose name says it holds a secret.
+    /// </summary>
+    public static readonly Func<string, bool> ValuesExceptSecrets = static key => !key.Contains(":Transforms:", StringComparison.OrdinalIgnoreCase) && !NamesASecret(key);
+
+    private static bool NamesASecret(string key)
+    {
+        var name = key.AsSpan(key.LastIndexOf(Separator) + 1);
+        foreach (var word in (ReadOnlySpan<string>)["key", "secret", "password", "token", "credential"])
+        {
+            if (name.Contains(word, StringComparison.OrdinalIgnoreCase))
+            {
+                return true;
+            }
+        }
+
+        return false;
+    }
 
     /// <summary>Every key with a value under <paramref name="section"/>, relative to it.</summary>
     public static IReadOnlyDictionary<string, string> Capture(IConfiguration configuration, string section)

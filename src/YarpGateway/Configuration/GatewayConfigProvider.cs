@@ -113,12 +113,12 @@ internal sealed partial class GatewayConfigProvider : IProxyConfigProvider, IDis
             }
 
             var next = new ProxyConfigSnapshot(read!.Routes, read.Clusters, current.Revision + 1);
-            var changes = ConfigChanges.Describe(_currentKeys, keys!, ConfigChanges.ProxyValues);
+            var changes = ConfigChanges.Describe(_currentKeys, keys!, ConfigChanges.ValuesExceptSecrets);
             _current = next;
             _currentKeys = keys!;
             current.SignalChanged();
             _metrics.Reloaded(applied: true);
-            Log.Reloaded(_logger, next.Revision, next.Routes.Count, next.Clusters.Count, changes.Length > 0 ? changes : "none in the ReverseProxy keys");
+            Log.Reloaded(_logger, next.Revision, next.Routes.Count, next.Clusters.Count, changes.Length > 0 ? changes : ConfigChanges.OnlyCase);
         }
         catch (OperationCanceledException) when (cancellationToken.IsCancellationRequested)
         {

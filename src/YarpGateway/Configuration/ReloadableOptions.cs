@@ -74,12 +74,12 @@ internal sealed partial class ReloadableOptions<TOptions> : IDisposable
 
             _lastRejection = null;
             var keys = ConfigChanges.Capture(_configuration, _section);
-            var changes = ConfigChanges.Describe(_appliedKeys, keys, ConfigChanges.AllValues);
+            var changes = ConfigChanges.Describe(_appliedKeys, keys, ConfigChanges.ValuesExceptSecrets);
             _appliedSnapshot = snapshot;
             _appliedKeys = keys;
             _current = next;
             _metrics.Reloaded(applied: true);
-            Log.Applied(_logger, _section, changes.Length > 0 ? changes : "no value (only empty keys or the case of a key)");
+            Log.Applied(_logger, _section, changes.Length > 0 ? changes : ConfigChanges.OnlyCase);
         }
 
         Changed?.Invoke(_current);
@@ -100,8 +100,9 @@ internal sealed partial class ReloadableOptions<TOptions> : IDisposable
         }
     }
 
+    // The keys with a value: an emptied object ({}) binds as the section being absent.
     private string Snapshot()
-        => string.Join('\n', _configuration.GetSection(_section).AsEnumerable().OrderBy(kv => kv.Key, StringComparer.Ordinal).Select(kv => $"{kv.Key}={kv.Value}"));
+        => string.Join('\n', _configuration.GetSection(_section).AsEnumerable().Where(kv => kv.Value is not null).OrderBy(kv => kv.Key, StringComparer.Ordinal).Select(kv => $"{kv.Key}={kv.Value}"));
 
     public void Dispose() => _subscription.Dispose();
 

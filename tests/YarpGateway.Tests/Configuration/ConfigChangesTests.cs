@@ -16,7 +16,7 @@ public class ConfigChangesTests
     };
 
     private static string Describe(IReadOnlyDictionary<string, string> before, IReadOnlyDictionary<string, string> after)
-        => ConfigChanges.Describe(before, after, ConfigChanges.ProxyValues);
+        => ConfigChanges.Describe(before, after, ConfigChanges.ValuesExceptSecrets);
 
     private static Dictionary<string, string> Edit(Action<Dictionary<string, string>> edit)
     {
@@ -66,6 +66,20 @@ public class ConfigChangesTests
 
         Assert.Equal("Routes:all:Transforms:0:Set: changed", text);
         Assert.DoesNotContain("secret", text, StringComparison.Ordinal);
+    }
+
+    [Theory]
+    [InlineData("Clusters:api:Metadata:ApiKey")]
+    [InlineData("Clusters:api:Metadata:client_secret")]
+    [InlineData("Otlp:Password")]
+    [InlineData("Routes:all:Metadata:UpstreamToken")]
+    [InlineData("Discovery:Credentials")]
+    public void AKeyWhoseNameSaysSecret_ShowsNoValue(string key)
+    {
+        var before = new Dictionary<string, string>(StringComparer.OrdinalIgnoreCase) { [key] = "old-s3cret" };
+        var after = new Dictionary<string, string>(StringComparer.OrdinalIgnoreCase) { [key] = "new-s3cret" };
+
+        Assert.Equal($"{key}: changed", ConfigChanges.Describe(before, after, ConfigChanges.ValuesExceptSecrets));
     }
 
     [Fact]
