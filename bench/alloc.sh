@@ -49,7 +49,7 @@ allocated() { # contender -> bytes allocated so far by its process
 }
 load() { # protocol contender requests -> requests that succeeded
   if [ "$1" = new ]; then # one request per connection: h2load's clients each send their one and close
-    for _ in $(seq $(( $3 / 500 ))); do taskset -c 1 h2load --h1 -c 500 -n 500 "${H1[$2]}" | awk '/^requests:/ { print $8 }'; done | awk '{ s += $1 } END { print s }'
+    for _ in $(seq $(( $3 > 500 ? $3 / 500 : 1 ))); do taskset -c 1 h2load --h1 -c 500 -n 500 "${H1[$2]}" | awk '/^requests:/ { print $8 }'; done | awk '{ s += $1 } END { print s }'
     return
   fi
   local args=(--h1 -c 64 -n "$3" "${H1[$2]}")

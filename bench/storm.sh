@@ -29,7 +29,7 @@ BACKEND=127.0.0.1:5900
 OUT=bench/results/storm.md
 # A partial run (some modes, or extra settings) is an experiment: it must not replace the results.
 WARM_CONNECTIONS=${WARM_CONNECTIONS:-0}
-if [ -n "$MODES_OVERRIDE" ] || [ -n "${GATEWAY_ARGS:-}" ] || [ "$WARM_CONNECTIONS" != 0 ]; then OUT=bench/results/raw/storm-partial.md; fi
+if [ -n "$MODES_OVERRIDE" ] || [ -n "${GATEWAY_ARGS:-}" ] || [ -n "${GATEWAY_DLL:-}" ] || [ "$WARM_CONNECTIONS" != 0 ]; then OUT=bench/results/raw/storm-partial.md; fi
 RAW=bench/results/raw
 mkdir -p "$RAW"
 ulimit -n 65536 2>/dev/null || ulimit -n "$(ulimit -Hn)"
