@@ -28,7 +28,7 @@ internal static class GatewayApplicationBuilderExtensions
     /// </summary>
     public static async Task UseGatewayAsync(this WebApplication app, CancellationToken cancellationToken = default)
     {
-        var errors = new List<ConfigError>(ConfigSourceLocator.FindUnparsableFiles(app.Configuration));
+        var errors = new List<ConfigError>(ConfigSourceLocator.FindBrokenFiles(app.Configuration));
         errors.AddRange(GatewayKestrelSetup.Validate(app.Configuration));
         CheckOptions<TransportOptions>(app, TransportOptions.SectionName, errors);
         CheckOptions<Http2Options>(app, Http2Options.SectionName, errors);

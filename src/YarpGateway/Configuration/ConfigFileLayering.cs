@@ -53,7 +53,7 @@ internal static class ConfigFileLayering
     /// that file's data and, unless a load-exception handler says "ignore", raises no reload event at
     /// all, so nobody would notice until an unrelated reload applied the emptied data. Ignoring the
     /// exception raises the event; <see cref="GatewayConfigProvider"/> then finds the file with
-    /// <see cref="ConfigSourceLocator.FindUnparsableFiles"/> and keeps the last good configuration.
+    /// <see cref="ConfigSourceLocator.FindBrokenFiles"/> and keeps the last good configuration.
     /// Call after every file has loaded once: a file that does not parse at start-up still fails start-up.
     /// </summary>
     public static void ReportReloadFailuresAsChanges(IConfigurationManager configuration)

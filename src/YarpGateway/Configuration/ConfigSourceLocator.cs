@@ -6,11 +6,15 @@ namespace YarpGateway.Configuration;
 
 /// <summary>
 /// Answers "which file set this key?" for error messages, and checks that every JSON file the
-/// configuration reads still parses (on .NET 10 a reloaded file that turned into invalid JSON
-/// silently contributes nothing, which would look like "the operator deleted every route").
+/// configuration reads still parses and that a required one (<c>--config</c>) is still there: on
+/// .NET 10 a reloaded file that turned into invalid JSON, or went, silently contributes nothing,
+/// which would look like "the operator deleted every route and setting in it". While one is broken,
+/// nothing is reloaded: the routes and every <c>Gateway:*</c> setting keep their last good values.
 /// </summary>
 internal static class ConfigSourceLocator
 {
+    private const string KeepsLastGood = "Until it is fixed, the routes and every other setting keep their last good values.";
+
     private static readonly JsonDocumentOptions JsonOptions = new()
     {
         CommentHandling = JsonCommentHandling.Skip,
@@ -44,8 +48,8 @@ internal static class ConfigSourceLocator
         return null;
     }
 
-    /// <summary>Errors for every JSON configuration file that exists but does not parse.</summary>
-    public static IReadOnlyList<ConfigError> FindUnparsableFiles(IConfiguration configuration)
+    /// <summary>Errors for every JSON configuration file that exists but does not parse, and every required one that is gone.</summary>
+    public static IReadOnlyList<ConfigError> FindBrokenFiles(IConfiguration configuration)
     {
         if (configuration is not IConfigurationRoot root)
         {
@@ -56,8 +60,18 @@ internal static class ConfigSourceLocator
         foreach (var json in root.Providers.OfType<JsonConfigurationProvider>())
         {
             var path = PhysicalPath(json.Source);
-            if (path is null || !System.IO.File.Exists(path))
+            if (path is null)
             {
+                continue;
+            }
+
+            if (!System.IO.File.Exists(path))
+            {
+                if (!json.Source.Optional)
+                {
+                    errors.Add(new ConfigError("(file)", $"is missing (deleted or renamed). {KeepsLastGood}") { File = path });
+                }
+
                 continue;
             }
 
@@ -68,11 +82,11 @@ internal static class ConfigSourceLocator
             }
             catch (JsonException ex)
             {
-                errors.Add(new ConfigError("(file)", $"not valid JSON: {ex.Message}") { File = path });
+                errors.Add(new ConfigError("(file)", $"not valid JSON: {ex.Message} {KeepsLastGood}") { File = path });
             }
             catch (IOException ex)
             {
-                errors.Add(new ConfigError("(file)", $"cannot be read: {ex.Message}") { File = path });
+                errors.Add(new ConfigError("(file)", $"cannot be read: {ex.Message} {KeepsLastGood}") { File = path });
             }
         }
 

@@ -85,7 +85,7 @@ internal sealed partial class GatewayConfigProvider : IProxyConfigProvider, IDis
         try
         {
             var current = _current!;
-            var errors = ConfigSourceLocator.FindUnparsableFiles(_configuration);
+            var errors = ConfigSourceLocator.FindBrokenFiles(_configuration);
             ProxyConfigReadResult? read = null;
             IReadOnlyDictionary<string, string>? keys = null;
             if (errors.Count == 0)

@@ -54,6 +54,14 @@ internal sealed partial class ReloadableOptions<TOptions> : IDisposable
                 return;
             }
 
+            // A file that no longer parses, or a required one that went, contributes nothing: what
+            // it set would fall back to the appsettings defaults. Kept until it is fixed; the proxy
+            // configuration's rejection says which file and why.
+            if (ConfigSourceLocator.FindBrokenFiles(_configuration).Count > 0)
+            {
+                return;
+            }
+
             TOptions next;
             try
             {

@@ -52,6 +52,11 @@ internal sealed partial class StartupOnlySections : IDisposable
     {
         lock (_gate)
         {
+            if (ConfigSourceLocator.FindBrokenFiles(_configuration).Count > 0)
+            {
+                return; // a broken file is not an edit of these sections (the proxy configuration's rejection says which file)
+            }
+
             foreach (var section in Sections)
             {
                 var now = Snapshot(section);

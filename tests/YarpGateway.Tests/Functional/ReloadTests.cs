@@ -146,6 +146,42 @@ public class ReloadTests
             string.Join(" | ", reloaded));
     }
 
+    [Theory]
+    [InlineData("broken JSON", "not valid JSON")]
+    [InlineData("deleted", "is missing")]
+    public async Task AConfigFileThatBreaksOrGoes_KeepsEveryGatewaySettingItSet_NotOnlyTheRoutes(string what, string expectedInLog)
+    {
+        await using var a = await TestBackend.StartAsync("a");
+        var config = ProxyConfigJson.CatchAll("WeightedRoundRobin", (a, "1"));
+        config["Gateway"] = JsonNode.Parse("""{ "Admission": { "Global": { "MaxConcurrency": 1, "MaxQueue": 0 } } }""");
+        await using var gateway = await GatewayUnderTest.StartAsync(config);
+        using var client = gateway.CreateProxyClient();
+
+        if (what == "deleted")
+        {
+            File.Delete(gateway.ConfigPath);
+        }
+        else
+        {
+            gateway.WriteConfig("{ \"ReverseProxy\": { \"Routes\": ");
+        }
+
+        Assert.True(await Eventually.TrueAsync(() => gateway.Counter(Rejected) >= 1, ReloadBound), $"{what}: no rejection counted");
+
+        // The file's limit of 1 still holds (appsettings.json's 4096 would let the second request through).
+        var held = client.GetAsync("/hold");
+        Assert.True(await Eventually.TrueAsync(() => a.Held == 1, ReloadBound));
+        using var second = await client.GetAsync("/");
+        Assert.Equal(HttpStatusCode.ServiceUnavailable, second.StatusCode);
+        a.Gate.SetResult();
+        Assert.Equal(HttpStatusCode.OK, (await held).StatusCode);
+
+        Assert.DoesNotContain(gateway.Logs.Lines, l => l.Contains("[OptionsReloaded]", StringComparison.Ordinal) || l.Contains("[SectionNeedsRestart]", StringComparison.Ordinal));
+        var rejection = Assert.Single(gateway.Logs.Lines, l => l.Contains("[ConfigReloadRejected]", StringComparison.Ordinal));
+        Assert.Contains(gateway.ConfigPath, rejection, StringComparison.Ordinal);
+        Assert.Contains(expectedInLog, rejection, StringComparison.Ordinal);
+    }
+
     private static string Cluster(string clusterExtra, string destination) => $$"""
         { "ReverseProxy": {
             "Routes": { "all": { "ClusterId": "c1", "Match": { "Path": "/{**catch-all}" } } },
