@@ -82,6 +82,7 @@ internal static class GatewayServiceCollectionExtensions
         services.AddGatewayRateLimiting(builder.Configuration);
         services.AddGatewayOutputCache(builder.Configuration);
         services.AddSingleton<StartupOnlySections>();
+        services.AddSingleton<UnknownSettings>();
 
         // Admission: concurrency limits, connection and upgrade throttling.
         services.AddAdmission(builder.Configuration);

@@ -9,7 +9,10 @@ public partial class ReadmeExampleTests
     [GeneratedRegex("```json\\n(?<json>\\{\\n  \"ReverseProxy\".*?)\\n```", RegexOptions.Singleline)]
     private static partial Regex ReverseProxyExample();
 
-    private static string Find(string relative) => Path.Combine(Path.GetDirectoryName(FindReadme())!, relative);
+    /// <summary>A file of the repository, by its path from the root.</summary>
+    internal static string RepositoryFile(string relative) => Path.Combine(Path.GetDirectoryName(FindReadme())!, relative);
+
+    private static string Find(string relative) => RepositoryFile(relative);
 
     private static string FindReadme()
     {

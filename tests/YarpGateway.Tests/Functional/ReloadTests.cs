@@ -182,6 +182,28 @@ public class ReloadTests
         Assert.Contains(expectedInLog, rejection, StringComparison.Ordinal);
     }
 
+    [Fact]
+    public async Task AKeyNothingReads_IsNamedWithTheNearestSetting_AtStartAndWhenAReloadChangesThem()
+    {
+        await using var a = await TestBackend.StartAsync("a");
+        var config = ProxyConfigJson.CatchAll("RoundRobin", (a, null));
+        config["ReverseProxy"]!["Clusters"]!["c1"]!["LoadBalancerPolicy"] = "WeightedRoundRobin"; // a typo: YARP ignores it
+        await using var gateway = await GatewayUnderTest.StartAsync(config);
+        static bool Unknown(string line) => line.Contains("[UnknownSettings]", StringComparison.Ordinal);
+
+        var atStart = Assert.Single(gateway.Logs.Lines, Unknown);
+        Assert.Contains("ReverseProxy:Clusters:c1:LoadBalancerPolicy (did you mean LoadBalancingPolicy?)", atStart, StringComparison.Ordinal);
+
+        var next = ProxyConfigJson.CatchAll("RoundRobin", (a, null));
+        next["Gateway"] = JsonNode.Parse("""{ "Shutdown": { "DrainDelai": "00:00:01" } }""");
+        gateway.WriteConfig(next);
+
+        Assert.True(await Eventually.TrueAsync(() => gateway.Logs.Lines.Count(Unknown) == 2, ReloadBound), string.Join(" | ", gateway.Logs.Lines.Where(Unknown)));
+        var afterReload = gateway.Logs.Lines.Where(Unknown).Last();
+        Assert.Contains("Gateway:Shutdown:DrainDelai (did you mean DrainDelay?)", afterReload, StringComparison.Ordinal);
+        Assert.DoesNotContain("LoadBalancerPolicy", afterReload, StringComparison.Ordinal);
+    }
+
     private static string Cluster(string clusterExtra, string destination) => $$"""
         { "ReverseProxy": {
             "Routes": { "all": { "ClusterId": "c1", "Match": { "Path": "/{**catch-all}" } } },

@@ -1,0 +1,209 @@
+using System.Collections;
+using System.ComponentModel;
+using System.Reflection;
+using Microsoft.Extensions.Primitives;
+using Yarp.ReverseProxy.Configuration;
+using YarpGateway.Admission;
+using YarpGateway.Cors;
+using YarpGateway.Demo;
+using YarpGateway.Discovery;
+using YarpGateway.Endpoints;
+using YarpGateway.ForwardedHeaders;
+using YarpGateway.Health;
+using YarpGateway.OutputCaching;
+using YarpGateway.RateLimiting;
+using YarpGateway.Resilience;
+using YarpGateway.Security;
+using YarpGateway.Telemetry;
+using YarpGateway.WebSockets;
+
+namespace YarpGateway.Configuration;
+
+/// <summary>
+/// Keys under <c>ReverseProxy</c> and <c>Gateway</c> that no setting reads: a typo
+/// (<c>LoadBalancerPolicy</c>, <c>Gateway:Admision</c>) would otherwise be ignored without a word, and
+/// the cluster would run on the default policy. Logged once at start-up and again whenever a reload
+/// changes the list, each with the nearest known name. A warning, not an error: YARP itself ignores
+/// unknown keys, and a <c>ReverseProxy</c> section written for it must keep working unchanged.
+/// </summary>
+internal sealed partial class UnknownSettings : IDisposable
+{
+    /// <summary>The <c>Gateway:*</c> sections and the options each binds to.</summary>
+    private static readonly Dictionary<string, Type> GatewaySections = new(StringComparer.OrdinalIgnoreCase)
+    {
+        ["Admission"] = typeof(AdmissionOptions),
+        ["Authorization"] = typeof(GatewayAuthorizationOptions),
+        ["Cors"] = typeof(GatewayCorsOptions),
+        ["DemoBackends"] = typeof(DemoBackendsOptions),
+        ["Discovery"] = typeof(DiscoveryOptions),
+        ["ForwardedHeaders"] = typeof(GatewayForwardedHeadersOptions),
+        ["Health"] = typeof(HealthOptions),
+        ["Http2"] = typeof(Http2Options),
+        ["OutputCache"] = typeof(GatewayOutputCacheOptions),
+        ["RateLimiting"] = typeof(GatewayRateLimitingOptions),
+        ["Resilience"] = typeof(ResilienceOptions),
+        ["Shutdown"] = typeof(ShutdownOptions),
+        ["Telemetry"] = typeof(TelemetryOptions),
+        ["Transport"] = typeof(TransportOptions),
+        ["WebSockets"] = typeof(WebSocketProxyOptions),
+    };
+
+    private readonly IConfiguration _configuration;
+    private readonly ILogger<UnknownSettings> _logger;
+    private readonly IDisposable _subscription;
+    private readonly Lock _gate = new();
+    private string _reported = string.Empty;
+
+    public UnknownSettings(IConfiguration configuration, ILogger<UnknownSettings> logger)
+    {
+        _configuration = configuration;
+        _logger = logger;
+        Check();
+        _subscription = ChangeToken.OnChange(configuration.GetReloadToken, Check);
+    }
+
+    /// <summary>Every unknown key, with the nearest known name at its level where one is close.</summary>
+    public static List<string> Find(IConfiguration configuration)
+    {
+        var found = new List<string>();
+        Walk(configuration.GetSection(ProxyConfigReader.SectionName), typeof(ReverseProxyShape), found);
+        foreach (var section in configuration.GetSection("Gateway").GetChildren())
+        {
+            if (GatewaySections.TryGetValue(section.Key, out var type))
+            {
+                Walk(section, type, found);
+            }
+            else
+            {
+                found.Add(Describe(section.Path, section.Key, GatewaySections.Keys));
+            }
+        }
+
+        return found;
+    }
+
+    private void Check()
+    {
+        lock (_gate)
+        {
+            if (ConfigSourceLocator.FindBrokenFiles(_configuration).Count > 0)
+            {
+                return; // a broken file reads as empty; the proxy configuration's rejection says so
+            }
+
+            var found = Find(_configuration);
+            var text = string.Join("; ", found);
+            if (text == _reported)
+            {
+                return;
+            }
+
+            _reported = text;
+            if (found.Count > 0)
+            {
+                Log.Unknown(_logger, found.Count, text);
+            }
+        }
+    }
+
+    // The children of a section bound to type: unknown names are reported, known ones walked into.
+    private static void Walk(IConfigurationSection section, Type type, List<string> found)
+    {
+        type = Nullable.GetUnderlyingType(type) ?? type;
+        if (IsValue(type))
+        {
+            return; // a value: a child under it is YARP's or the binder's business (none of ours)
+        }
+
+        if (ItemType(type) is { } item)
+        {
+            foreach (var child in section.GetChildren())
+            {
+                Walk(child, item, found); // a dictionary's key or a list's index: any is fine
+            }
+
+            return;
+        }
+
+        // Settable properties, and get-only ones the binder fills in place (a collection or an object).
+        var properties = type.GetProperties(BindingFlags.Public | BindingFlags.Instance).Where(p => p.CanWrite || !IsValue(p.PropertyType)).ToList();
+        foreach (var child in section.GetChildren())
+        {
+            var property = properties.Find(p => string.Equals(p.Name, child.Key, StringComparison.OrdinalIgnoreCase));
+            if (property is null)
+            {
+                found.Add(Describe(child.Path, child.Key, properties.Select(p => p.Name)));
+            }
+            else
+            {
+                Walk(child, property.PropertyType, found);
+            }
+        }
+    }
+
+    private static bool IsValue(Type type)
+        => type == typeof(string) || type == typeof(object) || type.IsPrimitive || type.IsEnum || TypeDescriptor.GetConverter(type).CanConvertFrom(typeof(string));
+
+    // Dictionary<string, T> and IReadOnlyDictionary<string, T>: T; arrays and lists of T: T.
+    private static Type? ItemType(Type type)
+    {
+        if (type.IsArray)
+        {
+            return type.GetElementType();
+        }
+
+        return type.IsGenericType && typeof(IEnumerable).IsAssignableFrom(type) && type.GetGenericArguments() is { Length: 1 or 2 } arguments
+            ? arguments[^1]
+            : null;
+    }
+
+    private static string Describe(string path, string key, IEnumerable<string> known)
+    {
+        var nearest = known.Select(k => (Name: k, Distance: Distance(key.ToUpperInvariant(), k.ToUpperInvariant())))
+            .Where(k => k.Distance <= Math.Max(2, key.Length / 4))
+            .OrderBy(k => k.Distance)
+            .Select(k => k.Name)
+            .FirstOrDefault();
+        return nearest is null ? path : $"{path} (did you mean {nearest}?)";
+    }
+
+    // Levenshtein distance: two rows.
+    private static int Distance(string a, string b)
+    {
+        var previous = new int[b.Length + 1];
+        var current = new int[b.Length + 1];
+        for (var j = 0; j <= b.Length; j++)
+        {
+            previous[j] = j;
+        }
+
+        for (var i = 1; i <= a.Length; i++)
+        {
+            current[0] = i;
+            for (var j = 1; j <= b.Length; j++)
+            {
+                current[j] = Math.Min(Math.Min(current[j - 1] + 1, previous[j] + 1), previous[j - 1] + (a[i - 1] == b[j - 1] ? 0 : 1));
+            }
+
+            (previous, current) = (current, previous);
+        }
+
+        return previous[b.Length];
+    }
+
+    public void Dispose() => _subscription.Dispose();
+
+    /// <summary>The <c>ReverseProxy</c> section as <see cref="ProxyConfigReader"/> reads it: YARP's own records, keyed by id.</summary>
+    private sealed class ReverseProxyShape
+    {
+        public Dictionary<string, RouteConfig>? Routes { get; set; }
+
+        public Dictionary<string, ClusterConfig>? Clusters { get; set; }
+    }
+
+    private static partial class Log
+    {
+        [LoggerMessage(1, LogLevel.Warning, "{Count} setting(s) in the configuration are not read by anything and are ignored: {Keys}.", EventName = "UnknownSettings")]
+        public static partial void Unknown(ILogger logger, int count, string keys);
+    }
+}
