@@ -122,13 +122,7 @@ public class ReloadTests
         gateway.WriteConfig(bad);
         Assert.True(await Eventually.TrueAsync(() => gateway.Counter(Rejected) == 1, ReloadBound), "the bad options were not rejected");
 
-        // Requests still flow, under the previous limit of 1.
-        var held = client.GetAsync("/hold");
-        Assert.True(await Eventually.TrueAsync(() => a.Held == 1, ReloadBound));
-        using var second = await client.GetAsync("/");
-        Assert.Equal(HttpStatusCode.ServiceUnavailable, second.StatusCode);
-        a.Gate.SetResult();
-        Assert.Equal(HttpStatusCode.OK, (await held).StatusCode);
+        await AssertALimitOfOneAsync(client, a); // requests still flow, under the previous limit of 1
 
         var rejection = Assert.Single(gateway.Logs.Lines, l => l.Contains("OptionsReloadRejected", StringComparison.Ordinal));
         Assert.Contains("Gateway:Admission:Global:MaxConcurrency must not be negative", rejection, StringComparison.Ordinal);
@@ -168,13 +162,7 @@ public class ReloadTests
 
         Assert.True(await Eventually.TrueAsync(() => gateway.Counter(Rejected) >= 1, ReloadBound), $"{what}: no rejection counted");
 
-        // The file's limit of 1 still holds (appsettings.json's 4096 would let the second request through).
-        var held = client.GetAsync("/hold");
-        Assert.True(await Eventually.TrueAsync(() => a.Held == 1, ReloadBound));
-        using var second = await client.GetAsync("/");
-        Assert.Equal(HttpStatusCode.ServiceUnavailable, second.StatusCode);
-        a.Gate.SetResult();
-        Assert.Equal(HttpStatusCode.OK, (await held).StatusCode);
+        await AssertALimitOfOneAsync(client, a); // the file's 1 still holds (appsettings.json's 4096 would let a second request through)
 
         Assert.DoesNotContain(gateway.Logs.Lines, l => l.Contains("[OptionsReloaded]", StringComparison.Ordinal) || l.Contains("[SectionNeedsRestart]", StringComparison.Ordinal));
         var rejection = Assert.Single(gateway.Logs.Lines, l => l.Contains("[ConfigReloadRejected]", StringComparison.Ordinal));
@@ -202,6 +190,17 @@ public class ReloadTests
         var afterReload = gateway.Logs.Lines.Where(Unknown).Last();
         Assert.Contains("Gateway:Shutdown:DrainDelai (did you mean DrainDelay?)", afterReload, StringComparison.Ordinal);
         Assert.DoesNotContain("LoadBalancerPolicy", afterReload, StringComparison.Ordinal);
+    }
+
+    /// <summary>With one request held at the backend, a second one gets 503: the global limit in force is 1.</summary>
+    private static async Task AssertALimitOfOneAsync(HttpClient client, TestBackend backend)
+    {
+        var held = client.GetAsync("/hold");
+        Assert.True(await Eventually.TrueAsync(() => backend.Held == 1, ReloadBound));
+        using var second = await client.GetAsync("/");
+        Assert.Equal(HttpStatusCode.ServiceUnavailable, second.StatusCode);
+        backend.Gate.SetResult();
+        Assert.Equal(HttpStatusCode.OK, (await held).StatusCode);
     }
 
     private static string Cluster(string clusterExtra, string destination) => $$"""
