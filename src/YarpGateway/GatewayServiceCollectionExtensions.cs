@@ -26,6 +26,13 @@ namespace YarpGateway;
 /// <summary>Registers every gateway feature: the one place services are composed.</summary>
 internal static class GatewayServiceCollectionExtensions
 {
+    /// <summary>Every <c>Gateway:*</c> options section, for <see cref="UnknownSettings"/>.</summary>
+    internal static readonly UnknownSettings.Schema SettingsSchema = new(
+        typeof(AdmissionOptions), typeof(GatewayAuthorizationOptions), typeof(GatewayCorsOptions), typeof(DemoBackendsOptions),
+        typeof(DiscoveryOptions), typeof(GatewayForwardedHeadersOptions), typeof(HealthOptions), typeof(Http2Options),
+        typeof(GatewayOutputCacheOptions), typeof(GatewayRateLimitingOptions), typeof(ResilienceOptions), typeof(ShutdownOptions),
+        typeof(TelemetryOptions), typeof(TransportOptions), typeof(WebSocketProxyOptions));
+
     public static WebApplicationBuilder AddGateway(this WebApplicationBuilder builder)
     {
         if (ConfigFileLayering.AddConfigFile(builder.Configuration) is { } error)
@@ -82,6 +89,7 @@ internal static class GatewayServiceCollectionExtensions
         services.AddGatewayRateLimiting(builder.Configuration);
         services.AddGatewayOutputCache(builder.Configuration);
         services.AddSingleton<StartupOnlySections>();
+        services.AddSingleton(SettingsSchema);
         services.AddSingleton<UnknownSettings>();
 
         // Admission: concurrency limits, connection and upgrade throttling.

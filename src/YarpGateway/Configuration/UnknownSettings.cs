@@ -3,19 +3,6 @@ using System.ComponentModel;
 using System.Reflection;
 using Microsoft.Extensions.Primitives;
 using Yarp.ReverseProxy.Configuration;
-using YarpGateway.Admission;
-using YarpGateway.Cors;
-using YarpGateway.Demo;
-using YarpGateway.Discovery;
-using YarpGateway.Endpoints;
-using YarpGateway.ForwardedHeaders;
-using YarpGateway.Health;
-using YarpGateway.OutputCaching;
-using YarpGateway.RateLimiting;
-using YarpGateway.Resilience;
-using YarpGateway.Security;
-using YarpGateway.Telemetry;
-using YarpGateway.WebSockets;
 
 namespace YarpGateway.Configuration;
 
@@ -28,54 +15,41 @@ namespace YarpGateway.Configuration;
 /// </summary>
 internal sealed partial class UnknownSettings : IDisposable
 {
-    /// <summary>The <c>Gateway:*</c> sections and the options each binds to.</summary>
-    private static readonly Dictionary<string, Type> GatewaySections = new(StringComparer.OrdinalIgnoreCase)
-    {
-        ["Admission"] = typeof(AdmissionOptions),
-        ["Authorization"] = typeof(GatewayAuthorizationOptions),
-        ["Cors"] = typeof(GatewayCorsOptions),
-        ["DemoBackends"] = typeof(DemoBackendsOptions),
-        ["Discovery"] = typeof(DiscoveryOptions),
-        ["ForwardedHeaders"] = typeof(GatewayForwardedHeadersOptions),
-        ["Health"] = typeof(HealthOptions),
-        ["Http2"] = typeof(Http2Options),
-        ["OutputCache"] = typeof(GatewayOutputCacheOptions),
-        ["RateLimiting"] = typeof(GatewayRateLimitingOptions),
-        ["Resilience"] = typeof(ResilienceOptions),
-        ["Shutdown"] = typeof(ShutdownOptions),
-        ["Telemetry"] = typeof(TelemetryOptions),
-        ["Transport"] = typeof(TransportOptions),
-        ["WebSockets"] = typeof(WebSocketProxyOptions),
-    };
+    /// <summary>An options type's <c>SectionName</c> constant.</summary>
+    internal static string SectionNameOf(Type type)
+        => (string)type.GetField("SectionName", BindingFlags.Public | BindingFlags.Static)!.GetValue(null)!;
 
     private readonly IConfiguration _configuration;
+    private readonly Schema _schema;
     private readonly ILogger<UnknownSettings> _logger;
     private readonly IDisposable _subscription;
     private readonly Lock _gate = new();
     private string _reported = string.Empty;
 
-    public UnknownSettings(IConfiguration configuration, ILogger<UnknownSettings> logger)
+    public UnknownSettings(IConfiguration configuration, Schema schema, ILogger<UnknownSettings> logger)
     {
         _configuration = configuration;
+        _schema = schema;
         _logger = logger;
         Check();
         _subscription = ChangeToken.OnChange(configuration.GetReloadToken, Check);
     }
 
     /// <summary>Every unknown key, with the nearest known name at its level where one is close.</summary>
-    public static List<string> Find(IConfiguration configuration)
+    public static List<string> Find(IConfiguration configuration, Schema schema)
     {
+        var gatewaySections = schema.GatewaySections;
         var found = new List<string>();
         Walk(configuration.GetSection(ProxyConfigReader.SectionName), typeof(ReverseProxyShape), found);
         foreach (var section in configuration.GetSection("Gateway").GetChildren())
         {
-            if (GatewaySections.TryGetValue(section.Key, out var type))
+            if (gatewaySections.TryGetValue(section.Path, out var type))
             {
                 Walk(section, type, found);
             }
             else
             {
-                found.Add(Describe(section.Path, section.Key, GatewaySections.Keys));
+                found.Add(Describe(section.Path, section.Key, gatewaySections.Keys.Select(path => path[(path.LastIndexOf(':') + 1)..])));
             }
         }
 
@@ -91,7 +65,7 @@ internal sealed partial class UnknownSettings : IDisposable
                 return; // a broken file reads as empty; the proxy configuration's rejection says so
             }
 
-            var found = Find(_configuration);
+            var found = Find(_configuration, _schema);
             var text = string.Join("; ", found);
             if (text == _reported)
             {
@@ -192,6 +166,15 @@ internal sealed partial class UnknownSettings : IDisposable
     }
 
     public void Dispose() => _subscription.Dispose();
+
+    /// <summary>
+    /// The options types the <c>Gateway:*</c> sections bind to, each with its <c>SectionName</c>: given
+    /// by the composition root, which registers every feature (a test checks that none is missing).
+    /// </summary>
+    internal sealed class Schema(params Type[] optionsTypes)
+    {
+        public IReadOnlyDictionary<string, Type> GatewaySections { get; } = optionsTypes.ToDictionary(SectionNameOf, StringComparer.OrdinalIgnoreCase);
+    }
 
     /// <summary>The <c>ReverseProxy</c> section as <see cref="ProxyConfigReader"/> reads it: YARP's own records, keyed by id.</summary>
     private sealed class ReverseProxyShape

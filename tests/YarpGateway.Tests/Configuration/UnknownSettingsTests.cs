@@ -1,3 +1,4 @@
+using System.Reflection;
 using Microsoft.Extensions.Configuration;
 using YarpGateway.Configuration;
 
@@ -5,7 +6,7 @@ namespace YarpGateway.Tests.Configuration;
 
 public class UnknownSettingsTests
 {
-    private static List<string> Find(string json) => UnknownSettings.Find(ProxyConfigReaderTests.Json(json));
+    private static List<string> Find(string json) => UnknownSettings.Find(ProxyConfigReaderTests.Json(json), GatewayServiceCollectionExtensions.SettingsSchema);
 
     [Fact]
     public void ATypoInAClusterOrAGatewaySection_IsNamed_WithTheNearestSetting()
@@ -50,6 +51,18 @@ public class UnknownSettingsTests
         Assert.Equal(["ReverseProxy:Clusters:c:Completely"], found);
     }
 
+    [Fact]
+    public void EveryGatewayOptionsSection_IsKnown()
+    {
+        var sections = typeof(UnknownSettings).Assembly.GetTypes()
+            .Where(t => t.GetField("SectionName", BindingFlags.Public | BindingFlags.Static) is { IsLiteral: true } field && ((string)field.GetValue(null)!).StartsWith("Gateway:", StringComparison.Ordinal))
+            .ToDictionary(UnknownSettings.SectionNameOf);
+
+        var known = GatewayServiceCollectionExtensions.SettingsSchema.GatewaySections;
+        Assert.Equal(sections.Keys.Order(), known.Keys.Order());
+        Assert.All(sections, s => Assert.Equal(s.Value, known[s.Key]));
+    }
+
     [Theory]
     [InlineData("appsettings/appsettings.json")]
     [InlineData("appsettings/appsettings.Development.json")]
@@ -62,6 +75,6 @@ public class UnknownSettingsTests
     {
         var configuration = new ConfigurationBuilder().AddJsonFile(ReadmeExampleTests.RepositoryFile(relative)).Build();
 
-        Assert.Empty(UnknownSettings.Find(configuration));
+        Assert.Empty(UnknownSettings.Find(configuration, GatewayServiceCollectionExtensions.SettingsSchema));
     }
 }
