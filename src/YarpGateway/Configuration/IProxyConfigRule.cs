@@ -14,4 +14,7 @@ internal interface IProxyConfigRule
 
     /// <summary>Adds an error for each problem in <paramref name="cluster"/>; <paramref name="key"/> is its configuration path.</summary>
     void ValidateCluster(ClusterConfig cluster, string key, ICollection<ConfigError> errors);
+
+    /// <summary>The <c>Metadata</c> keys the feature reads (on routes, clusters or destinations), so that a near miss can be named (<see cref="UnknownSettings"/>).</summary>
+    IEnumerable<string> MetadataKeys => [];
 }

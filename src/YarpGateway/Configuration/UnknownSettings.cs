@@ -9,7 +9,9 @@ namespace YarpGateway.Configuration;
 /// <summary>
 /// Keys under <c>ReverseProxy</c> and <c>Gateway</c> that no setting reads: a typo
 /// (<c>LoadBalancerPolicy</c>, <c>Gateway:Admision</c>) would otherwise be ignored without a word, and
-/// the cluster would run on the default policy. Logged once at start-up and again whenever a reload
+/// the cluster would run on the default policy. In <c>Metadata</c>, where any key is allowed, a key
+/// one or two letters away from one a feature reads (<c>Wieght</c>) is named too. Logged once at
+/// start-up and again whenever a reload
 /// changes the list, each with the nearest known name. A warning, not an error: YARP itself ignores
 /// unknown keys, and a <c>ReverseProxy</c> section written for it must keep working unchanged.
 /// </summary>
@@ -21,31 +23,33 @@ internal sealed partial class UnknownSettings : IDisposable
 
     private readonly IConfiguration _configuration;
     private readonly Schema _schema;
+    private readonly HashSet<string> _metadataKeys;
     private readonly ILogger<UnknownSettings> _logger;
     private readonly IDisposable _subscription;
     private readonly Lock _gate = new();
     private string _reported = string.Empty;
 
-    public UnknownSettings(IConfiguration configuration, Schema schema, ILogger<UnknownSettings> logger)
+    public UnknownSettings(IConfiguration configuration, Schema schema, IEnumerable<IProxyConfigRule> rules, ILogger<UnknownSettings> logger)
     {
         _configuration = configuration;
         _schema = schema;
+        _metadataKeys = rules.SelectMany(rule => rule.MetadataKeys).ToHashSet(StringComparer.OrdinalIgnoreCase);
         _logger = logger;
         Check();
         _subscription = ChangeToken.OnChange(configuration.GetReloadToken, Check);
     }
 
     /// <summary>Every unknown key, with the nearest known name at its level where one is close.</summary>
-    public static List<string> Find(IConfiguration configuration, Schema schema)
+    public static List<string> Find(IConfiguration configuration, Schema schema, IReadOnlySet<string> metadataKeys)
     {
         var gatewaySections = schema.GatewaySections;
         var found = new List<string>();
-        Walk(configuration.GetSection(ProxyConfigReader.SectionName), typeof(ReverseProxyShape), found);
+        Walk(configuration.GetSection(ProxyConfigReader.SectionName), typeof(ReverseProxyShape), found, metadataKeys);
         foreach (var section in configuration.GetSection("Gateway").GetChildren())
         {
             if (gatewaySections.TryGetValue(section.Path, out var type))
             {
-                Walk(section, type, found);
+                Walk(section, type, found, metadataKeys);
             }
             else
             {
@@ -65,7 +69,7 @@ internal sealed partial class UnknownSettings : IDisposable
                 return; // a broken file reads as empty; the proxy configuration's rejection says so
             }
 
-            var found = Find(_configuration, _schema);
+            var found = Find(_configuration, _schema, _metadataKeys);
             var text = string.Join("; ", found);
             if (text == _reported)
             {
@@ -81,7 +85,7 @@ internal sealed partial class UnknownSettings : IDisposable
     }
 
     // The children of a section bound to type: unknown names are reported, known ones walked into.
-    private static void Walk(IConfigurationSection section, Type type, List<string> found)
+    private static void Walk(IConfigurationSection section, Type type, List<string> found, IReadOnlySet<string> metadataKeys)
     {
         type = Nullable.GetUnderlyingType(type) ?? type;
         if (IsValue(type))
@@ -93,7 +97,7 @@ internal sealed partial class UnknownSettings : IDisposable
         {
             foreach (var child in section.GetChildren())
             {
-                Walk(child, item, found); // a dictionary's key or a list's index: any is fine
+                Walk(child, item, found, metadataKeys); // a dictionary's key or a list's index: any is fine
             }
 
             return;
@@ -108,9 +112,32 @@ internal sealed partial class UnknownSettings : IDisposable
             {
                 found.Add(Describe(child.Path, child.Key, properties.Select(p => p.Name)));
             }
+            else if (property.Name == nameof(RouteConfig.Metadata) && metadataKeys.Count > 0)
+            {
+                NearMisses(child, metadataKeys, found);
+            }
             else
             {
-                Walk(child, property.PropertyType, found);
+                Walk(child, property.PropertyType, found, metadataKeys);
+            }
+        }
+    }
+
+    // Metadata takes any key (other tools keep theirs there): only a key one or two letters from one
+    // a feature reads is named.
+    private static void NearMisses(IConfigurationSection metadata, IReadOnlySet<string> known, List<string> found)
+    {
+        foreach (var child in metadata.GetChildren())
+        {
+            if (known.Contains(child.Key))
+            {
+                continue;
+            }
+
+            var nearest = known.Select(k => (Name: k, Distance: Distance(child.Key.ToUpperInvariant(), k.ToUpperInvariant()))).MinBy(k => k.Distance);
+            if (nearest.Distance is > 0 and <= 2)
+            {
+                found.Add($"{child.Path} (did you mean {nearest.Name}?)");
             }
         }
     }

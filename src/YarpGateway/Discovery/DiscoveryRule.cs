@@ -12,6 +12,8 @@ internal sealed class DiscoveryRule : IProxyConfigRule
 {
     public const string MetadataKey = "Discovery";
 
+    public IEnumerable<string> MetadataKeys => [MetadataKey];
+
     public static bool IsOn(ClusterConfig cluster, bool dnsByDefault)
         => cluster.Metadata is not null && cluster.Metadata.TryGetValue(MetadataKey, out var value)
             ? string.Equals(value, "Dns", StringComparison.OrdinalIgnoreCase)

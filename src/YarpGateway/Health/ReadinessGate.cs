@@ -12,6 +12,8 @@ internal sealed class ReadinessGate : IProxyConfigRule
 {
     public const string MetadataKey = "ReadinessRequiresDestination";
 
+    public IEnumerable<string> MetadataKeys => [MetadataKey];
+
     public static bool IsRequired(IReadOnlyDictionary<string, string>? metadata)
         => metadata is not null && metadata.TryGetValue(MetadataKey, out var value) && bool.TryParse(value, out var required) && required;
 

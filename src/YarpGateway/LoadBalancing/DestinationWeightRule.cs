@@ -6,6 +6,8 @@ namespace YarpGateway.LoadBalancing;
 /// <summary>Every destination's <c>Metadata.Weight</c> must parse (see <see cref="DestinationWeight"/>).</summary>
 internal sealed class DestinationWeightRule : IProxyConfigRule
 {
+    public IEnumerable<string> MetadataKeys => [DestinationWeight.MetadataKey];
+
     public void ValidateRoute(RouteConfig route, string key, ICollection<ConfigError> errors)
     {
     }

@@ -20,6 +20,8 @@ namespace YarpGateway.RequestFiltering;
 internal sealed class RequestFilter : IProxyConfigRule
 {
     public const string AllowTraceKey = "AllowTrace";
+
+    public IEnumerable<string> MetadataKeys => [AllowTraceKey];
     private const string Allowed = "GET, HEAD, POST, PUT, DELETE, PATCH, OPTIONS";
 
     public static Func<RequestDelegate, RequestDelegate> Middleware { get; } = static next => context =>

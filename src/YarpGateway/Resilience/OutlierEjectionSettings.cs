@@ -16,18 +16,28 @@ namespace YarpGateway.Resilience;
 internal sealed record OutlierEjectionSettings(int ConsecutiveFailures, int ConsecutiveConnectFailures, double FailureRate, int MinimumRequests, TimeSpan Window, int MaxEjectedPercent, TimeSpan ReactivationPeriod)
 {
     public const string Prefix = "OutlierEjection.";
+
+    private const string ConsecutiveFailuresName = "ConsecutiveFailures";
+    private const string ConsecutiveConnectFailuresName = "ConsecutiveConnectFailures";
+    private const string FailureRateName = "FailureRate";
+    private const string MinimumRequestsName = "MinimumRequests";
+    private const string WindowName = "Window";
+    private const string MaxEjectedPercentName = "MaxEjectedPercent";
+
+    /// <summary>The settings' names, after <see cref="Prefix"/>.</summary>
+    public static readonly string[] Names = [ConsecutiveFailuresName, ConsecutiveConnectFailuresName, FailureRateName, MinimumRequestsName, WindowName, MaxEjectedPercentName];
     public static readonly TimeSpan DefaultReactivationPeriod = TimeSpan.FromSeconds(30);
 
     public static OutlierEjectionSettings From(Yarp.ReverseProxy.Configuration.ClusterConfig cluster)
     {
         var metadata = cluster.Metadata;
         return new OutlierEjectionSettings(
-            Int(metadata, "ConsecutiveFailures", 5),
-            Int(metadata, "ConsecutiveConnectFailures", 3),
-            Double(metadata, "FailureRate", 0.5),
-            Int(metadata, "MinimumRequests", 20),
-            Time(metadata, "Window", TimeSpan.FromSeconds(10)),
-            Int(metadata, "MaxEjectedPercent", 50),
+            Int(metadata, ConsecutiveFailuresName, 5),
+            Int(metadata, ConsecutiveConnectFailuresName, 3),
+            Double(metadata, FailureRateName, 0.5),
+            Int(metadata, MinimumRequestsName, 20),
+            Time(metadata, WindowName, TimeSpan.FromSeconds(10)),
+            Int(metadata, MaxEjectedPercentName, 50),
             cluster.HealthCheck?.Passive?.ReactivationPeriod ?? DefaultReactivationPeriod);
     }
 
@@ -38,12 +48,12 @@ internal sealed record OutlierEjectionSettings(int ConsecutiveFailures, int Cons
             return;
         }
 
-        Check(metadata, "ConsecutiveFailures", v => int.TryParse(v, NumberStyles.None, CultureInfo.InvariantCulture, out var n) && n >= 1, "a whole number of at least 1", key, errors);
-        Check(metadata, "ConsecutiveConnectFailures", v => int.TryParse(v, NumberStyles.None, CultureInfo.InvariantCulture, out var n) && n >= 1, "a whole number of at least 1", key, errors);
-        Check(metadata, "FailureRate", v => double.TryParse(v, NumberStyles.Float, CultureInfo.InvariantCulture, out var d) && d is > 0 and <= 1, "a share from above 0 to 1 (0.5 = 50 %)", key, errors);
-        Check(metadata, "MinimumRequests", v => int.TryParse(v, NumberStyles.None, CultureInfo.InvariantCulture, out var n) && n >= 1, "a whole number of at least 1", key, errors);
-        Check(metadata, "Window", v => TimeSpan.TryParse(v, CultureInfo.InvariantCulture, out var t) && t >= TimeSpan.FromSeconds(1), "a time span of at least 00:00:01", key, errors);
-        Check(metadata, "MaxEjectedPercent", v => int.TryParse(v, NumberStyles.None, CultureInfo.InvariantCulture, out var n) && n <= 100, "a whole number from 0 to 100", key, errors);
+        Check(metadata, ConsecutiveFailuresName, v => int.TryParse(v, NumberStyles.None, CultureInfo.InvariantCulture, out var n) && n >= 1, "a whole number of at least 1", key, errors);
+        Check(metadata, ConsecutiveConnectFailuresName, v => int.TryParse(v, NumberStyles.None, CultureInfo.InvariantCulture, out var n) && n >= 1, "a whole number of at least 1", key, errors);
+        Check(metadata, FailureRateName, v => double.TryParse(v, NumberStyles.Float, CultureInfo.InvariantCulture, out var d) && d is > 0 and <= 1, "a share from above 0 to 1 (0.5 = 50 %)", key, errors);
+        Check(metadata, MinimumRequestsName, v => int.TryParse(v, NumberStyles.None, CultureInfo.InvariantCulture, out var n) && n >= 1, "a whole number of at least 1", key, errors);
+        Check(metadata, WindowName, v => TimeSpan.TryParse(v, CultureInfo.InvariantCulture, out var t) && t >= TimeSpan.FromSeconds(1), "a time span of at least 00:00:01", key, errors);
+        Check(metadata, MaxEjectedPercentName, v => int.TryParse(v, NumberStyles.None, CultureInfo.InvariantCulture, out var n) && n <= 100, "a whole number from 0 to 100", key, errors);
     }
 
     private static void Check(IReadOnlyDictionary<string, string> metadata, string name, Func<string, bool> valid, string expected, string key, ICollection<ConfigError> errors)

@@ -6,6 +6,13 @@ namespace YarpGateway.Resilience;
 /// <summary>Retry, timeout and outlier-ejection metadata must parse; checked at start-up and on reload.</summary>
 internal sealed class ResilienceMetadataRule : IProxyConfigRule
 {
+    public IEnumerable<string> MetadataKeys =>
+    [
+        ResilienceSettings.MaxRetriesKey, ResilienceSettings.TryTimeoutKey, ResilienceSettings.RetryStatusCodesKey,
+        ResilienceSettings.RetryIdempotentKey, ResilienceSettings.ConnectTimeoutKey, ResilienceSettings.PooledConnectionLifetimeKey,
+        .. OutlierEjectionSettings.Names.Select(name => OutlierEjectionSettings.Prefix + name),
+    ];
+
     public void ValidateRoute(RouteConfig route, string key, ICollection<ConfigError> errors)
         => ResilienceSettings.Validate(route.Metadata, key + ":Metadata", isRoute: true, errors);
 

@@ -1,12 +1,24 @@
 using System.Reflection;
 using Microsoft.Extensions.Configuration;
+using Microsoft.Extensions.DependencyInjection;
 using YarpGateway.Configuration;
+using YarpGateway.Tests.Functional;
 
 namespace YarpGateway.Tests.Configuration;
 
 public class UnknownSettingsTests
 {
-    private static List<string> Find(string json) => UnknownSettings.Find(ProxyConfigReaderTests.Json(json), GatewayServiceCollectionExtensions.SettingsSchema);
+    private static readonly HashSet<string> MetadataKeys = ["Weight", "MaxConcurrency", "OutlierEjection.Window"];
+
+    /// <summary>Metadata keys docs/configuration.md documents (a sample of every feature's).</summary>
+    private static readonly HashSet<string> DocumentedMetadataKeys = new(StringComparer.OrdinalIgnoreCase)
+    {
+        "Weight", "MaxConcurrency", "MaxQueue", "QueueTimeout", "AutoMinConcurrency", "AutoMaxConcurrency", "MaxRetries", "TryTimeout",
+        "RetryStatusCodes", "RetryIdempotent", "ConnectTimeout", "PooledConnectionLifetime", "OutlierEjection.ConsecutiveFailures",
+        "OutlierEjection.Window", "WebSocketSlowClientPolicy", "WebSocketOnly", "Discovery", "ReadinessRequiresDestination", "AllowTrace",
+    };
+
+    private static List<string> Find(string json) => UnknownSettings.Find(ProxyConfigReaderTests.Json(json), GatewayServiceCollectionExtensions.SettingsSchema, MetadataKeys);
 
     [Fact]
     public void ATypoInAClusterOrAGatewaySection_IsNamed_WithTheNearestSetting()
@@ -52,6 +64,38 @@ public class UnknownSettingsTests
     }
 
     [Fact]
+    public void InMetadata_OnlyANearMissOfAKeyAFeatureReads_IsNamed()
+    {
+        var found = Find("""
+            {
+              "ReverseProxy": {
+                "Routes": { "r": { "ClusterId": "c", "Match": { "Path": "/{**x}" }, "Metadata": { "MaxConcurency": "10", "team": "payments" } } },
+                "Clusters": { "c": { "Metadata": { "OutlierEjection.Windw": "00:00:05", "OutlierEjection.Window": "00:00:05" },
+                  "Destinations": { "d": { "Address": "http://127.0.0.1:1/", "Metadata": { "Wieght": "3", "zone": "eu-1" } } } } }
+              }
+            }
+            """);
+
+        Assert.Equal(
+            [
+                "ReverseProxy:Clusters:c:Destinations:d:Metadata:Wieght (did you mean Weight?)",
+                "ReverseProxy:Clusters:c:Metadata:OutlierEjection.Windw (did you mean OutlierEjection.Window?)",
+                "ReverseProxy:Routes:r:Metadata:MaxConcurency (did you mean MaxConcurrency?)",
+            ],
+            found);
+    }
+
+    [Fact]
+    public async Task EveryFeaturesMetadataKey_IsGivenByItsRule()
+    {
+        await using var backend = await TestBackend.StartAsync("a");
+        await using var gateway = await GatewayUnderTest.StartAsync(ProxyConfigJson.CatchAll("RoundRobin", (backend, null)));
+        var keys = gateway.Services.GetServices<IProxyConfigRule>().SelectMany(rule => rule.MetadataKeys).ToHashSet(StringComparer.OrdinalIgnoreCase);
+
+        Assert.Superset(DocumentedMetadataKeys, keys);
+    }
+
+    [Fact]
     public void EveryGatewayOptionsSection_IsKnown()
     {
         var sections = typeof(UnknownSettings).Assembly.GetTypes()
@@ -75,6 +119,6 @@ public class UnknownSettingsTests
     {
         var configuration = new ConfigurationBuilder().AddJsonFile(ReadmeExampleTests.RepositoryFile(relative)).Build();
 
-        Assert.Empty(UnknownSettings.Find(configuration, GatewayServiceCollectionExtensions.SettingsSchema));
+        Assert.Empty(UnknownSettings.Find(configuration, GatewayServiceCollectionExtensions.SettingsSchema, DocumentedMetadataKeys));
     }
 }
