@@ -213,7 +213,7 @@ internal sealed partial class UnknownSettings : IDisposable
 
     private static partial class Log
     {
-        [LoggerMessage(1, LogLevel.Warning, "{Count} setting(s) in the configuration are not read by anything and are ignored: {Keys}.", EventName = "UnknownSettings")]
+        [LoggerMessage(1, LogLevel.Warning, "{Count} setting(s) in the configuration are read by neither the gateway nor YARP, so they change nothing: {Keys}.", EventName = "UnknownSettings")]
         public static partial void Unknown(ILogger logger, int count, string keys);
     }
 }
