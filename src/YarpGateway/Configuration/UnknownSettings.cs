@@ -17,10 +17,6 @@ namespace YarpGateway.Configuration;
 /// </summary>
 internal sealed partial class UnknownSettings : IDisposable
 {
-    /// <summary>An options type's <c>SectionName</c> constant.</summary>
-    internal static string SectionNameOf(Type type)
-        => (string)type.GetField("SectionName", BindingFlags.Public | BindingFlags.Static)!.GetValue(null)!;
-
     private readonly IConfiguration _configuration;
     private readonly Schema _schema;
     private readonly HashSet<string> _metadataKeys;
@@ -59,6 +55,10 @@ internal sealed partial class UnknownSettings : IDisposable
 
         return found;
     }
+
+    /// <summary>An options type's <c>SectionName</c> constant.</summary>
+    internal static string SectionNameOf(Type type)
+        => (string)type.GetField("SectionName", BindingFlags.Public | BindingFlags.Static)!.GetValue(null)!;
 
     private void Check()
     {
