@@ -40,6 +40,15 @@ internal static class ConfigChanges
         return false;
     }
 
+    /// <summary>
+    /// The keys with a value in <paramref name="section"/> (the section's own included), with their
+    /// values, in one string: equal strings mean nothing in it changed. An emptied object (<c>{}</c>)
+    /// reads as the section being absent.
+    /// </summary>
+    public static string Snapshot(IConfiguration configuration, string section)
+        => string.Join('\n', configuration.GetSection(section).AsEnumerable().Where(kv => kv.Value is not null)
+            .OrderBy(kv => kv.Key, StringComparer.Ordinal).Select(kv => $"{kv.Key}={kv.Value}"));
+
     /// <summary>Every key with a value under <paramref name="section"/>, relative to it.</summary>
     public static IReadOnlyDictionary<string, string> Capture(IConfiguration configuration, string section)
     {

@@ -108,9 +108,7 @@ internal sealed partial class ReloadableOptions<TOptions> : IDisposable
         }
     }
 
-    // The keys with a value: an emptied object ({}) binds as the section being absent.
-    private string Snapshot()
-        => string.Join('\n', _configuration.GetSection(_section).AsEnumerable().Where(kv => kv.Value is not null).OrderBy(kv => kv.Key, StringComparer.Ordinal).Select(kv => $"{kv.Key}={kv.Value}"));
+    private string Snapshot() => ConfigChanges.Snapshot(_configuration, _section);
 
     public void Dispose() => _subscription.Dispose();
 

@@ -82,9 +82,7 @@ internal sealed partial class StartupOnlySections : IDisposable
         }
     }
 
-    // The keys with a value: an emptied object ({}) reads as the section being absent.
-    private string Snapshot(string section) => string.Join("\n", _configuration.GetSection(section).AsEnumerable()
-        .Where(kv => kv.Value is not null).OrderBy(kv => kv.Key, StringComparer.Ordinal).Select(kv => kv.Key + "=" + kv.Value));
+    private string Snapshot(string section) => ConfigChanges.Snapshot(_configuration, section);
 
     public void Dispose() => _subscription.Dispose();
 
