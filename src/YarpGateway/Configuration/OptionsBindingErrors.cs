@@ -70,13 +70,9 @@ internal static class OptionsBindingErrors
         foreach (var segment in path)
         {
             type = Nullable.GetUnderlyingType(type) ?? type;
-            if (type.IsArray)
+            if (ItemType(type) is { } item)
             {
-                type = type.GetElementType()!;
-            }
-            else if (type.IsGenericType && type.GetGenericArguments() is { Length: 1 or 2 } arguments && typeof(IEnumerable).IsAssignableFrom(type))
-            {
-                type = arguments[^1]; // List<T>'s item, Dictionary<string, T>'s value
+                type = item;
             }
             else if (type.GetProperty(segment, BindingFlags.Public | BindingFlags.Instance | BindingFlags.IgnoreCase) is { CanWrite: true } property)
             {
@@ -89,6 +85,19 @@ internal static class OptionsBindingErrors
         }
 
         return type != typeof(string) && TypeDescriptor.GetConverter(type).CanConvertFrom(typeof(string)) ? type : null;
+    }
+
+    /// <summary>What a key below a collection binds to: an array's or a list's item, a dictionary's value; null for anything else.</summary>
+    internal static Type? ItemType(Type type)
+    {
+        if (type.IsArray)
+        {
+            return type.GetElementType();
+        }
+
+        return type.IsGenericType && typeof(IEnumerable).IsAssignableFrom(type) && type.GetGenericArguments() is { Length: 1 or 2 } arguments
+            ? arguments[^1]
+            : null;
     }
 
     private static bool Converts(Type type, string value)

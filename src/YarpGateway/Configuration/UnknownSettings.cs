@@ -1,4 +1,3 @@
-using System.Collections;
 using System.ComponentModel;
 using System.Reflection;
 using Microsoft.Extensions.Primitives;
@@ -93,7 +92,7 @@ internal sealed partial class UnknownSettings : IDisposable
             return; // a value: a child under it is YARP's or the binder's business (none of ours)
         }
 
-        if (ItemType(type) is { } item)
+        if (OptionsBindingErrors.ItemType(type) is { } item)
         {
             foreach (var child in section.GetChildren())
             {
@@ -144,19 +143,6 @@ internal sealed partial class UnknownSettings : IDisposable
 
     private static bool IsValue(Type type)
         => type == typeof(string) || type == typeof(object) || type.IsPrimitive || type.IsEnum || TypeDescriptor.GetConverter(type).CanConvertFrom(typeof(string));
-
-    // Dictionary<string, T> and IReadOnlyDictionary<string, T>: T; arrays and lists of T: T.
-    private static Type? ItemType(Type type)
-    {
-        if (type.IsArray)
-        {
-            return type.GetElementType();
-        }
-
-        return type.IsGenericType && typeof(IEnumerable).IsAssignableFrom(type) && type.GetGenericArguments() is { Length: 1 or 2 } arguments
-            ? arguments[^1]
-            : null;
-    }
 
     private static string Describe(string path, string key, IEnumerable<string> known)
     {
