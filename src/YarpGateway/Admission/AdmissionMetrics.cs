@@ -26,6 +26,7 @@ internal sealed class AdmissionMetrics : IKnownSeries
     private volatile AdmissionLimits? _limits;
     private volatile Func<(double Rate, double Target, double Delay)>? _connectionRate;
     private long _rejectedTotal;
+    private long _acceptPausedTicks;
 
     public AdmissionMetrics(IMeterFactory meterFactory, Endpoints.ProxyListenQueue listenQueue)
     {
@@ -187,8 +188,6 @@ internal sealed class AdmissionMetrics : IKnownSeries
 
     /// <summary>Seconds the proxy endpoint's accept has been paused for the connection rate since start.</summary>
     public double AcceptPausedSeconds => TimeSpan.FromTicks(Interlocked.Read(ref _acceptPausedTicks)).TotalSeconds;
-
-    private long _acceptPausedTicks;
 
     public void ConnectionAdmissionClosed(string reason, TimeSpan waited)
     {
