@@ -134,7 +134,11 @@ public class ReloadTests
         better["Gateway"]!["Admission"]!["RetryAfter"] = "00:00:03";
         gateway.WriteConfig(better);
         Assert.True(await Eventually.TrueAsync(() => gateway.Counter(Applied) == 1, ReloadBound), "the good options were not applied");
-        var reloaded = gateway.Logs.Lines.Where(l => l.Contains("[OptionsReloaded]", StringComparison.Ordinal)).ToList();
+
+        // The counter is added to just before the line is logged: wait for the line itself.
+        static bool Reloaded(string line) => line.Contains("[OptionsReloaded]", StringComparison.Ordinal);
+        Assert.True(await Eventually.TrueAsync(() => gateway.Logs.Lines.Any(Reloaded), ReloadBound), "no OptionsReloaded line");
+        var reloaded = gateway.Logs.Lines.Where(Reloaded).ToList();
         Assert.True(reloaded.Count == 1 && reloaded[0].EndsWith(
             "[OptionsReloaded] Gateway:Admission reloaded. Changed: Global:MaxConcurrency: '1' -> '2'; RetryAfter: '00:00:01' -> '00:00:03'.", StringComparison.Ordinal),
             string.Join(" | ", reloaded));
