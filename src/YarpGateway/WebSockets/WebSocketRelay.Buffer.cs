@@ -136,11 +136,11 @@ internal sealed partial class WebSocketRelay
     /// <summary>Under the lock, with room: copies into the ring; true if the caller must start the drain.</summary>
     private bool Copy(ReadOnlySpan<byte> bytes)
     {
-        _ring ??= ArrayPool<byte>.Shared.Rent(_capacity);
-        var tail = (_head + _count) % _capacity;
-        var first = Math.Min(bytes.Length, _capacity - tail);
-        bytes[..first].CopyTo(_ring.AsSpan(tail));
-        bytes[first..].CopyTo(_ring);
+        var ring = RingFor(_count + bytes.Length);
+        var tail = (_head + _count) % ring.Length;
+        var first = Math.Min(bytes.Length, ring.Length - tail);
+        bytes[..first].CopyTo(ring.AsSpan(tail));
+        bytes[first..].CopyTo(ring);
         _count += bytes.Length;
         _enqueued += bytes.Length;
         _peak = Math.Max(_peak, _count);
@@ -152,6 +152,42 @@ internal sealed partial class WebSocketRelay
 
         _draining = true;
         return true;
+    }
+
+    /// <summary>
+    /// Under the lock: a ring that holds <paramref name="needed"/> bytes (at most the cap). The ring is
+    /// sized to what it holds, not to the cap: it starts at <see cref="MinRingBytes"/> and doubles when
+    /// more is buffered, so a connection whose client is stuck behind one message pins that message's
+    /// ring, not the whole cap. Growing moves what is buffered to the front of the new ring; an old
+    /// ring the drain is writing from goes back to the pool once that write returns.
+    /// </summary>
+    private byte[] RingFor(int needed)
+    {
+        if (_ring is { } ring && ring.Length >= needed)
+        {
+            return ring;
+        }
+
+        var size = Math.Min(_capacity, Math.Max(needed, Math.Max(MinRingBytes, (_ring?.Length ?? 0) * 2)));
+        var grown = ArrayPool<byte>.Shared.Rent(size);
+        if (_ring is { } old)
+        {
+            var first = Math.Min(_count, old.Length - _head);
+            old.AsSpan(_head, first).CopyTo(grown);
+            old.AsSpan(0, _count - first).CopyTo(grown.AsSpan(first));
+            if (ReferenceEquals(old, _writing))
+            {
+                _retired = old;
+            }
+            else
+            {
+                ArrayPool<byte>.Shared.Return(old);
+            }
+        }
+
+        _head = 0;
+        _ring = grown;
+        return grown;
     }
 
     /// <summary>
@@ -205,7 +241,7 @@ internal sealed partial class WebSocketRelay
 
         lock (_lock)
         {
-            return _close is null && _failure is null ? _capacity - _count : int.MaxValue;
+            return _close is null && _failure is null ? Math.Min(_capacity - _count, MaxWriteChunk) : int.MaxValue;
         }
     }
 

@@ -31,10 +31,11 @@ internal sealed partial class WebSocketRelay
                         }
                     }
 
-                    ring = _ring!;
+                    ring = _ring ?? [];
                     start = _head;
-                    length = Math.Min(Math.Min(_count, _capacity - _head), MaxWriteChunk);
+                    length = closeFrame is null ? Math.Min(Math.Min(_count, ring.Length - _head), MaxWriteChunk) : 0;
                     _taken += length;
+                    _writing = closeFrame is null ? ring : null;
                 }
 
                 if (closeFrame is not null)
@@ -43,7 +44,19 @@ internal sealed partial class WebSocketRelay
                     continue;
                 }
 
-                await WriteToClientAsync(ring.AsMemory(start, length));
+                try
+                {
+                    await WriteToClientAsync(ring.AsMemory(start, length));
+                }
+                finally
+                {
+                    lock (_lock)
+                    {
+                        _writing = null;
+                        ReturnRetired();
+                    }
+                }
+
                 lock (_lock)
                 {
                     if (_failure is not null)
@@ -52,7 +65,8 @@ internal sealed partial class WebSocketRelay
                         return;
                     }
 
-                    _head = (_head + length) % _capacity;
+                    // The ring may have grown during the write: what was written moved to its front.
+                    _head = (_head + length) % _ring!.Length;
                     _count -= length;
                     _counters.AddBuffered(-length);
                     WakeRoomWaiter();
@@ -172,6 +186,18 @@ internal sealed partial class WebSocketRelay
             _ring = null;
             _head = 0;
             ArrayPool<byte>.Shared.Return(ring);
+        }
+
+        ReturnRetired();
+    }
+
+    /// <summary>Under the lock: gives back a ring that grew while the drain was writing from it.</summary>
+    private void ReturnRetired()
+    {
+        if (_retired is { } retired)
+        {
+            _retired = null;
+            ArrayPool<byte>.Shared.Return(retired);
         }
     }
 

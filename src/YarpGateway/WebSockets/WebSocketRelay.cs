@@ -3,8 +3,8 @@ namespace YarpGateway.WebSockets;
 /// <summary>
 /// One proxied WebSocket, seen from the client side. YARP copies backend bytes into
 /// <see cref="WriteAsync"/>; they go through the frame parser into a bounded ring buffer (rented
-/// only while it holds data, so an idle connection holds none) that this relay drains to the client
-/// with a write timeout. Client bytes pass through <see cref="ReadAsync"/> untouched and are only
+/// only while it holds data, and sized to what it holds: an idle connection holds none) that this
+/// relay drains to the client with a write timeout. Client bytes pass through <see cref="ReadAsync"/> untouched and are only
 /// observed (whole messages counted).
 /// <para>
 /// When the buffer is full the route's <see cref="SlowClientPolicy"/> applies. The gateway's own
@@ -20,6 +20,9 @@ internal sealed partial class WebSocketRelay
 {
     /// <summary>Writes to the client are at most this big, so the write timeout measures progress, not size.</summary>
     internal const int MaxWriteChunk = 16 * 1024;
+
+    /// <summary>The ring's first size; it doubles, up to the cap, while more is buffered.</summary>
+    internal const int MinRingBytes = 4 * 1024;
 
     private static readonly FrameRules UpstreamRules = new(Masked: true, AllowReservedBits: true);
 
@@ -37,6 +40,8 @@ internal sealed partial class WebSocketRelay
 
     // The ring buffer and the drain (under _lock).
     private byte[]? _ring;
+    private byte[]? _writing; // the ring the drain's write in progress reads from
+    private byte[]? _retired; // a ring that grew while being written from, given back when the write returns
     private int _head;
     private int _count;
     private int _peak;
@@ -108,6 +113,21 @@ internal sealed partial class WebSocketRelay
             lock (_lock)
             {
                 return _peak;
+            }
+        }
+    }
+
+    /// <summary>
+    /// The memory the buffer holds now: the ring rented for it (sized to what it holds, at most the
+    /// cap rounded up to the pool's size) and a ring being given back once a write from it returns.
+    /// </summary>
+    public int RingBytes
+    {
+        get
+        {
+            lock (_lock)
+            {
+                return (_ring?.Length ?? 0) + (_retired?.Length ?? 0);
             }
         }
     }

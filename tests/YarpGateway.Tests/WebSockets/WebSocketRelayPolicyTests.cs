@@ -22,11 +22,11 @@ public class WebSocketRelayPolicyTests
     /// <summary>A relay on a client stream of its own, for tests of what sits around it.</summary>
     internal static WebSocketRelay CreateRelay(SlowClientPolicy policy) => CreateWithContext(policy).Relay;
 
-    private static (WebSocketRelay Relay, GatedClientStream Client, RecordingHost Host, AbortRecorder Lifetime) CreateWithContext(SlowClientPolicy policy, TimeSpan? disconnectAfter = null, long maxDroppedBytes = 0, byte[]? fromClient = null)
+    private static (WebSocketRelay Relay, GatedClientStream Client, RecordingHost Host, AbortRecorder Lifetime) CreateWithContext(SlowClientPolicy policy, TimeSpan? disconnectAfter = null, long maxDroppedBytes = 0, byte[]? fromClient = null, int cap = Cap)
     {
         var settings = WebSocketSettings.Resolve(new WebSocketProxyOptions
         {
-            OutboundBufferBytes = Cap,
+            OutboundBufferBytes = cap,
             SlowClientPolicy = policy,
             MaxDroppedMessages = 0,
             MaxDroppedBytes = maxDroppedBytes,
@@ -174,6 +174,36 @@ public class WebSocketRelayPolicyTests
         Assert.Equal(2, (await client.FramesAsync(2)).Count);
         Assert.True(relay.PeakBufferedBytes <= Cap);
         Assert.False(relay.WriteParked);
+    }
+
+    [Fact]
+    public async Task TheRingGrowsWithWhatItHolds_WhileAWriteFromItWaits_AndEveryByteGoesOutInOrder()
+    {
+        const int BigCap = 64 * 1024;
+        var (relay, client, _, _) = CreateWithContext(SlowClientPolicy.Backpressure, cap: BigCap);
+        var frames = Enumerable.Range(0, 12).Select(i => WebSocketFrames.Frame(WebSocketFrames.Binary, Enumerable.Repeat((byte)i, 3000 + i).ToArray())).ToArray();
+
+        await relay.WriteAsync(frames[0], default); // the drain takes it and its write waits: the client reads nothing
+        Assert.Equal(WebSocketRelay.MinRingBytes, relay.RingBytes); // a small ring, not the 64 KiB cap
+        foreach (var frame in frames[1..])
+        {
+            await relay.WriteAsync(frame, default); // each fits under the cap; the ring doubles as it fills
+        }
+
+        var buffered = frames.Sum(f => f.Length);
+        Assert.Equal(buffered, relay.BufferedBytes);
+        Assert.True(relay.RingBytes <= WebSocketRelay.MinRingBytes + BigCap, $"ring {relay.RingBytes}"); // the new ring, and the first one until its write returns
+        client.Open();
+        var received = await client.FramesAsync(frames.Length);
+        Assert.Equal(frames.Length, received.Count);
+        for (var i = 0; i < frames.Length; i++)
+        {
+            Assert.Equal(3000 + i, received[i].Payload.Length);
+            Assert.All(received[i].Payload, b => Assert.Equal((byte)i, b));
+        }
+
+        Assert.True(await Eventually.TrueAsync(() => relay.RingBytes == 0, TimeSpan.FromSeconds(10)), $"ring {relay.RingBytes} still held once empty");
+        Assert.Equal(0, relay.BufferedBytes);
     }
 
     [Fact]
