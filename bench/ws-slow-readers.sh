@@ -5,7 +5,8 @@
 # 4 KiB messages as fast as it is let, and never read a byte. Reported per contender: the proxy's settled
 # RSS before, with the never-readers held and after they leave, the growth per never-reader, and the
 # fast clients' p99 while the never-readers are held. CONTENDERS (default: the gateway under each
-# slow-client policy; Backpressure-wb16k, Backpressure with Gateway:Transport:MaxWriteBufferSize=16384;
+# slow-client policy; Backpressure-wb64k, Backpressure with Kestrel's own 64 KiB write queue
+# (Gateway:Transport:MaxWriteBufferSize=65536; the gateway's default is 16 KiB);
 # then nginx 1.22 with one worker) run one after another in one run.
 # The proxy is pinned to CPU 0; the backend and the clients share CPU 1. Writes bench/results/ws-slow-readers.md.
 set -euo pipefail
@@ -14,7 +15,7 @@ cd "$(dirname "$0")/.."
 READERS=${1:-300}
 FAST=${2:-50}
 SECONDS_HELD=${3:-10}
-CONTENDERS=${4:-Backpressure,DropMessages,Disconnect,Backpressure-wb16k,nginx}
+CONTENDERS=${4:-Backpressure,DropMessages,Disconnect,Backpressure-wb64k,nginx}
 PROXY_PORT=8080
 OUT=bench/results/ws-slow-readers.md
 RAW=bench/results/raw
@@ -33,8 +34,8 @@ for contender in ${CONTENDERS//,/ }; do
     start_nginx_ws_proxy "$WORK" "$RAW/ws-slow-readers-nginx.log" "$PROXY_PORT" 4096
     measured=$gw
   else
-    policy=${contender%-wb16k} extra=()
-    [[ $contender == *-wb16k ]] && extra=(--Gateway:Transport:MaxWriteBufferSize=16384)
+    policy=${contender%-wb64k} extra=()
+    [[ $contender == *-wb64k ]] && extra=(--Gateway:Transport:MaxWriteBufferSize=65536)
     start_ws_gateway "$RAW/ws-slow-readers-$contender.log" bench/ws-gateway.json --Gateway:WebSockets:SlowClientPolicy=$policy "${extra[@]}"
     measured=$gw
   fi
@@ -49,14 +50,14 @@ rows = [json.loads(l) for l in open(sys.argv[1]) if l.strip()]
 out, readers, fast = sys.argv[2], sys.argv[3], sys.argv[4]
 lines = ["# WebSocket clients that never read", "",
   f"Run {datetime.datetime.now(datetime.timezone.utc):%Y-%m-%d %H:%M} UTC by `bench/ws-slow-readers.sh` on {os.cpu_count()} CPUs (Linux {platform.release()}); "
-  "proxy pinned to CPU 0, backend and clients on CPU 1; the gateway with its shipped defaults (64 KiB `OutboundBufferBytes`) and `bench/ws-gateway.json`.", "",
+  "proxy pinned to CPU 0, backend and clients on CPU 1; the gateway with its shipped defaults (64 KiB `OutboundBufferBytes`, a 16 KiB socket write queue) and `bench/ws-gateway.json`.", "",
   f"{fast} fast clients read a 1 KiB message every 50 ms; then {readers} clients open a WebSocket whose backend sends 4 KiB messages "
   "as fast as it is let, and never read. RSS is settled (two readings a second apart within 1 %); for nginx, its one worker's.", "",
   "| proxy | RSS before (MiB) | with never-readers (MiB) | after they left (MiB) | growth per never-reader (KiB) | fast p50 / p99 while held (ms) |",
   "| --- | ---: | ---: | ---: | ---: | ---: |"]
 for r in rows:
     x = r["result"]; c = r["contender"]
-    name = "nginx 1.22, one worker" if c == "nginx" else f"gateway, {c[:-6]}, `MaxWriteBufferSize` 16 KiB" if c.endswith("-wb16k") else f"gateway, {c}"
+    name = "nginx 1.22, one worker" if c == "nginx" else f"gateway, {c[:-6]}, `MaxWriteBufferSize` 64 KiB" if c.endswith("-wb64k") else f"gateway, {c}"
     lines.append(f"| {name} | {x['rss_before_kib']/1024:.0f} | {x['rss_with_kib']/1024:.0f} | {x['rss_after_kib']/1024:.0f} | {x['kib_per_reader']} | {x['fast_p50_ms']} / {x['fast_p99_ms']} |")
 lines += ["", "Target (issue 26): at most `OutboundBufferBytes` + 16 KiB per never-reader under every policy (80 KiB with the default cap), and the memory back when they leave.", "",
   "Reading the rows: under `Disconnect` the never-readers are closed after `DisconnectAfter` (10 s), within the hold, so its row includes "

@@ -6,8 +6,8 @@ namespace YarpGateway.Endpoints;
 /// <summary>
 /// Sets the listen backlog (<c>Gateway:Transport:Backlog</c>, longer than Kestrel's 512 by default),
 /// creates the listening sockets through <see cref="ProxyListenQueue"/> (which keeps the Proxy
-/// endpoint's to read their queue), sets Kestrel's write buffer per connection when
-/// <c>Gateway:Transport:MaxWriteBufferSize</c> asks, and decides whether Kestrel runs request
+/// endpoint's to read their queue), sets Kestrel's write buffer per connection
+/// (<c>Gateway:Transport:MaxWriteBufferSize</c>, smaller than Kestrel's 64 KiB by default), and decides whether Kestrel runs request
 /// processing on the socket threads. With one CPU that saves a
 /// thread hop per request (one socket thread does all the work, as one nginx worker does). With more
 /// CPUs each connection stays on the socket thread it was assigned to, work cannot move to an idle
@@ -27,11 +27,10 @@ internal sealed partial class SocketTransportSetup(IOptions<TransportOptions> op
         try
         {
             configured = options.Value.InlineScheduling;
-            if (options.Value.MaxWriteBufferSize is { } max and >= TransportOptions.MinWriteBufferSize and <= TransportOptions.MaxWriteBufferSizeLimit)
-            {
-                transport.MaxWriteBufferSize = max; // out of range: reported with every other error at start
-            }
-
+            // Out of range: reported with every other error at start.
+            transport.MaxWriteBufferSize = options.Value.MaxWriteBufferSize is { } max and >= TransportOptions.MinWriteBufferSize and <= TransportOptions.MaxWriteBufferSizeLimit
+                ? max
+                : TransportOptions.DefaultWriteBufferSize;
             transport.Backlog = options.Value.Backlog is { } backlog and >= 1 and <= TransportOptions.MaxBacklog ? backlog : TransportOptions.DefaultBacklog;
         }
         catch (InvalidOperationException)

@@ -14,11 +14,12 @@ internal sealed class TransportOptions
 
     /// <summary>
     /// Bytes Kestrel queues for one connection's socket before a write to it waits (the socket
-    /// transport's <c>MaxWriteBufferSize</c>). Default (unset): Kestrel's 64 KiB. It is what a client
-    /// that stops reading pins in Kestrel, below the WebSocket relay's own <c>OutboundBufferBytes</c>:
-    /// 16 KiB took a never-reading WebSocket client from 167 to 136 KiB of RSS, but cut 1 MiB responses
-    /// from about 0.85 GB/s to about 90 MB/s on one core (docs/performance-history.md). For a gateway
-    /// that carries WebSockets and small responses only. From 4096 to 16 MiB.
+    /// transport's <c>MaxWriteBufferSize</c>). Default <see cref="DefaultWriteBufferSize"/>, 16 KiB
+    /// (Kestrel's own is 64 KiB; HAProxy's buffers are 16 KiB too). It is what a client that stops
+    /// reading pins in Kestrel, below a WebSocket relay's own <c>OutboundBufferBytes</c>: 16 KiB took
+    /// a never-reading WebSocket client from 135 to 79 KiB of RSS, with 1 MiB responses (HTTP/1.1,
+    /// h2c and TLS) as fast as at 64 KiB; the kernel's socket buffer, not this queue, is what keeps
+    /// a fast network busy (docs/performance-history.md). From 4096 to 16 MiB.
     /// </summary>
     public int? MaxWriteBufferSize { get; set; }
 
@@ -34,6 +35,7 @@ internal sealed class TransportOptions
     internal const int DefaultBacklog = 4096;
     internal const int MaxBacklog = 65535;
 
+    internal const int DefaultWriteBufferSize = 16 * 1024;
     internal const int MinWriteBufferSize = 4096;
     internal const int MaxWriteBufferSizeLimit = 16 * 1024 * 1024;
 }

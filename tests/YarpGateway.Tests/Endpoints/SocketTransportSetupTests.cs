@@ -121,18 +121,19 @@ public class SocketTransportSetupTests
     }
 
     [Fact]
-    public async Task MaxWriteBufferSize_SetsKestrelsWriteBufferPerConnection_AndIsUnsetByDefault()
+    public async Task MaxWriteBufferSize_SetsKestrelsWriteBufferPerConnection_16KiBByDefault()
     {
         await using var backend = await TestBackend.StartAsync("a");
         var config = ProxyConfigJson.Config(("api", "/api/{**rest}", "c1"), ("c1", "WeightedRoundRobin", [(backend, "1")]));
         await using (var gateway = await GatewayUnderTest.StartAsync(config))
         {
-            Assert.Equal(new SocketTransportOptions().MaxWriteBufferSize, gateway.Services.GetRequiredService<IOptions<SocketTransportOptions>>().Value.MaxWriteBufferSize);
+            Assert.Equal(16 * 1024, gateway.Services.GetRequiredService<IOptions<SocketTransportOptions>>().Value.MaxWriteBufferSize);
+            Assert.NotEqual(new SocketTransportOptions().MaxWriteBufferSize, 16 * 1024); // smaller than Kestrel's own
         }
 
-        await using (var gateway = await GatewayUnderTest.StartAsync(config, "--Gateway:Transport:MaxWriteBufferSize=16384"))
+        await using (var gateway = await GatewayUnderTest.StartAsync(config, "--Gateway:Transport:MaxWriteBufferSize=65536"))
         {
-            Assert.Equal(16384, gateway.Services.GetRequiredService<IOptions<SocketTransportOptions>>().Value.MaxWriteBufferSize);
+            Assert.Equal(65536, gateway.Services.GetRequiredService<IOptions<SocketTransportOptions>>().Value.MaxWriteBufferSize);
             using var proxy = gateway.CreateProxyClient();
             Assert.Equal("a", await proxy.GetStringAsync("/api/x"));
         }
