@@ -40,7 +40,7 @@ internal static class GatewayServiceCollectionExtensions
             throw new GatewayConfigurationException([error]);
         }
 
-        ConfigFileLayering.ReportReloadFailuresAsChanges(builder.Configuration);
+        LastGoodJsonConfigurationSource.KeepLastGoodOnReload(builder.Configuration);
 
         var services = builder.Services;
         services.TryAddSingleton(TimeProvider.System);

@@ -47,20 +47,4 @@ internal static class ConfigFileLayering
         sources.Insert(lastJson + 1, source);
         return null;
     }
-
-    /// <summary>
-    /// Makes a file that stops parsing on reload visible. On .NET 10 the JSON provider then empties
-    /// that file's data and, unless a load-exception handler says "ignore", raises no reload event at
-    /// all, so nobody would notice until an unrelated reload applied the emptied data. Ignoring the
-    /// exception raises the event; <see cref="GatewayConfigProvider"/> then finds the file with
-    /// <see cref="ConfigSourceLocator.FindBrokenFiles"/> and keeps the last good configuration.
-    /// Call after every file has loaded once: a file that does not parse at start-up still fails start-up.
-    /// </summary>
-    public static void ReportReloadFailuresAsChanges(IConfigurationManager configuration)
-    {
-        foreach (var source in configuration.Sources.OfType<FileConfigurationSource>())
-        {
-            source.OnLoadException = static context => context.Ignore = true;
-        }
-    }
 }

@@ -6,10 +6,10 @@ namespace YarpGateway.Configuration;
 
 /// <summary>
 /// Answers "which file set this key?" for error messages, and checks that every JSON file the
-/// configuration reads still parses and that a required one (<c>--config</c>) is still there: on
-/// .NET 10 a reloaded file that turned into invalid JSON, or went, silently contributes nothing,
-/// which would look like "the operator deleted every route and setting in it". While one is broken,
-/// nothing is reloaded: the routes and every <c>Gateway:*</c> setting keep their last good values.
+/// configuration reads still parses and that a required one (<c>--config</c>) is still there. Such a
+/// file keeps its last good contents (<see cref="LastGoodJsonConfigurationSource"/>), and while one
+/// is broken nothing is reloaded either: the routes and every <c>Gateway:*</c> setting keep their
+/// last good values, and the rejection names the file.
 /// </summary>
 internal static class ConfigSourceLocator
 {

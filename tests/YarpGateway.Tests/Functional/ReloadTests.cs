@@ -174,6 +174,60 @@ public class ReloadTests
         Assert.Contains(expectedInLog, rejection, StringComparison.Ordinal);
     }
 
+    /// <summary>
+    /// Beyond the routes and <c>Gateway:*</c>: the file's other keys keep their values too. Before, the
+    /// runtime's JSON provider emptied a broken or deleted file's data, so <c>AllowedHosts</c> set there
+    /// fell back to "any host" (a foreign Host header got 200) and its log levels to appsettings.json's.
+    /// </summary>
+    [Theory]
+    [InlineData("broken JSON")]
+    [InlineData("deleted")]
+    public async Task AConfigFileThatBreaksOrGoes_KeepsItsOtherKeysToo_HostFilteringAndLogLevels(string what)
+    {
+        await using var a = await TestBackend.StartAsync("a");
+        var config = ProxyConfigJson.CatchAll("RoundRobin", (a, null));
+        config["AllowedHosts"] = "127.0.0.1;localhost";
+        config["Logging"] = JsonNode.Parse("""{ "LogLevel": { "Yarp": "Error" } }""");
+        await using var gateway = await GatewayUnderTest.StartAsync(config);
+        using var client = gateway.CreateProxyClient();
+        var configuration = gateway.Services.GetRequiredService<IConfiguration>();
+
+        async Task<HttpStatusCode> ForeignHostAsync()
+        {
+            using var request = new HttpRequestMessage(HttpMethod.Get, "/");
+            request.Headers.Host = "elsewhere.example";
+            using var response = await client.SendAsync(request);
+            return response.StatusCode;
+        }
+
+        async Task AssertHostsFilteredAsync()
+        {
+            Assert.Equal(HttpStatusCode.BadRequest, await ForeignHostAsync());
+            Assert.Equal("a", await client.GetStringAsync("/"));
+        }
+
+        await AssertHostsFilteredAsync();
+        if (what == "deleted")
+        {
+            File.Delete(gateway.ConfigPath);
+        }
+        else
+        {
+            gateway.WriteConfig("{ \"AllowedHosts\": ");
+        }
+
+        Assert.True(await Eventually.TrueAsync(() => gateway.Counter(Rejected) >= 1, ReloadBound), $"{what}: no rejection counted");
+        Assert.Equal("127.0.0.1;localhost", configuration["AllowedHosts"]);
+        Assert.Equal("Error", configuration["Logging:LogLevel:Yarp"]);
+        await AssertHostsFilteredAsync();
+
+        // Fixed: the new contents apply.
+        config["AllowedHosts"] = "*";
+        gateway.WriteConfig(config);
+        Assert.True(await Eventually.TrueAsync(() => configuration["AllowedHosts"] == "*", ReloadBound), "the fixed file was not applied");
+        Assert.True(await Eventually.TrueAsync(async () => await ForeignHostAsync() == HttpStatusCode.OK, ReloadBound), "AllowedHosts * not applied");
+    }
+
     [Fact]
     public async Task AKeyNothingReads_IsNamedWithTheNearestSetting_AtStartAndWhenAReloadChangesThem()
     {
