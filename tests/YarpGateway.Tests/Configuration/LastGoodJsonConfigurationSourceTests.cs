@@ -1,0 +1,80 @@
+using Microsoft.Extensions.Configuration;
+using Microsoft.Extensions.Primitives;
+using YarpGateway.Configuration;
+using YarpGateway.Tests.Functional;
+
+namespace YarpGateway.Tests.Configuration;
+
+/// <summary>
+/// A JSON file whose reload finds it broken keeps its last good keys; a required file that goes keeps
+/// them too; an optional file that goes takes them with it. Each reload still raises the change event.
+/// </summary>
+public sealed class LastGoodJsonConfigurationSourceTests : IDisposable
+{
+    private static readonly TimeSpan Bound = TimeSpan.FromSeconds(20);
+    private readonly string _directory = Directory.CreateTempSubdirectory("lastgood-").FullName;
+
+    public void Dispose() => Directory.Delete(_directory, recursive: true);
+
+    private (IConfigurationRoot Root, Func<int> Reloads) Build(bool optional)
+    {
+        File.WriteAllText(Path.Combine(_directory, "a.json"), """{ "Key": "good" }""");
+        var manager = new ConfigurationManager();
+        manager.AddJsonFile(new Microsoft.Extensions.FileProviders.PhysicalFileProvider(_directory), "a.json", optional, reloadOnChange: true);
+        LastGoodJsonConfigurationSource.KeepLastGoodOnReload(manager);
+        Assert.Single(manager.Sources.OfType<LastGoodJsonConfigurationSource>());
+        var reloads = 0;
+        ChangeToken.OnChange(((IConfiguration)manager).GetReloadToken, () => Interlocked.Increment(ref reloads));
+        return (manager, () => Volatile.Read(ref reloads));
+    }
+
+    private void Write(string text)
+    {
+        var temp = Path.Combine(_directory, "a.json.tmp");
+        File.WriteAllText(temp, text);
+        File.Move(temp, Path.Combine(_directory, "a.json"), overwrite: true);
+    }
+
+    [Theory]
+    [InlineData(false)]
+    [InlineData(true)]
+    public async Task ABrokenFile_KeepsItsLastGoodKeys_UntilItParsesAgain(bool optional)
+    {
+        var (root, reloads) = Build(optional);
+
+        Write("""{ "Key": """);
+        Assert.True(await Eventually.TrueAsync(() => reloads() >= 1, Bound), "no reload event for the broken file");
+        Assert.Equal("good", root["Key"]);
+
+        Write("""{ "Key": "better" }""");
+        Assert.True(await Eventually.TrueAsync(() => root["Key"] == "better", Bound), $"the fixed file was not read: {root["Key"]}");
+    }
+
+    [Fact]
+    public async Task ARequiredFileThatGoes_KeepsItsKeys_AnOptionalOneTakesThemWithIt()
+    {
+        var (required, requiredReloads) = Build(optional: false);
+        File.Delete(Path.Combine(_directory, "a.json"));
+        Assert.True(await Eventually.TrueAsync(() => requiredReloads() >= 1, Bound), "no reload event for the deleted file");
+        Assert.Equal("good", required["Key"]);
+        (required as IDisposable)?.Dispose();
+
+        var (optional, _) = Build(optional: true);
+        File.Delete(Path.Combine(_directory, "a.json"));
+        Assert.True(await Eventually.TrueAsync(() => optional["Key"] is null, Bound), "the removed optional file's key is still there");
+    }
+
+    [Fact]
+    public void AFileThatDoesNotParseAtStart_StillFailsStart()
+    {
+        File.WriteAllText(Path.Combine(_directory, "b.json"), """{ "Key": """);
+        var manager = new ConfigurationManager();
+        var error = Record.Exception(() => manager.Sources.Add(new LastGoodJsonConfigurationSource
+        {
+            FileProvider = new Microsoft.Extensions.FileProviders.PhysicalFileProvider(_directory),
+            Path = "b.json",
+            Optional = false,
+        }));
+        Assert.IsType<InvalidDataException>(error);
+    }
+}
