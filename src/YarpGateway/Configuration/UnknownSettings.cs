@@ -8,14 +8,18 @@ namespace YarpGateway.Configuration;
 /// <summary>
 /// Keys under <c>ReverseProxy</c> and <c>Gateway</c> that no setting reads: a typo
 /// (<c>LoadBalancerPolicy</c>, <c>Gateway:Admision</c>) would otherwise be ignored without a word, and
-/// the cluster would run on the default policy. In <c>Metadata</c>, where any key is allowed, a key
-/// one or two letters away from one a feature reads (<c>Wieght</c>) is named too. Logged once at
+/// the cluster would run on the default policy. In <c>Metadata</c> and at the top level, where any
+/// key is allowed, a key one or two letters away from one that is read (<c>Wieght</c>,
+/// <c>ReverseProxi</c>) is named too. Logged once at
 /// start-up and again whenever a reload
 /// changes the list, each with the nearest known name. A warning, not an error: YARP itself ignores
 /// unknown keys, and a <c>ReverseProxy</c> section written for it must keep working unchanged.
 /// </summary>
 internal sealed partial class UnknownSettings : IDisposable
 {
+    /// <summary>The top-level sections the gateway, YARP and ASP.NET Core read.</summary>
+    private static readonly HashSet<string> KnownSections = new(["ReverseProxy", "Gateway", "Kestrel", "Logging", "AllowedHosts", "Authentication"], StringComparer.OrdinalIgnoreCase);
+
     private readonly IConfiguration _configuration;
     private readonly Schema _schema;
     private readonly HashSet<string> _metadataKeys;
@@ -39,6 +43,7 @@ internal sealed partial class UnknownSettings : IDisposable
     {
         var gatewaySections = schema.GatewaySections;
         var found = new List<string>();
+        TopLevelNearMisses(configuration, found);
         Walk(configuration.GetSection(ProxyConfigReader.SectionName), typeof(ReverseProxyShape), found, metadataKeys);
         foreach (var section in configuration.GetSection("Gateway").GetChildren())
         {
@@ -128,17 +133,46 @@ internal sealed partial class UnknownSettings : IDisposable
     {
         foreach (var child in metadata.GetChildren())
         {
-            if (known.Contains(child.Key))
+            if (NearMiss(child.Key, known) is { } name)
             {
-                continue;
-            }
-
-            var nearest = known.Select(k => (Name: k, Distance: Distance(child.Key.ToUpperInvariant(), k.ToUpperInvariant()))).MinBy(k => k.Distance);
-            if (nearest.Distance is > 0 and <= 2)
-            {
-                found.Add($"{child.Path} (did you mean {nearest.Name}?)");
+                found.Add($"{child.Path} (did you mean {name}?)");
             }
         }
+    }
+
+    // The top level takes any key too (environment variables are keys there): a key a file or the
+    // command line sets, one or two letters from a section something reads, is named. "ReverseProxi"
+    // would otherwise leave every route in it unread, without a word.
+    private static void TopLevelNearMisses(IConfiguration configuration, List<string> found)
+    {
+        if (configuration is not IConfigurationRoot root)
+        {
+            return;
+        }
+
+        var keys = root.Providers
+            .Where(p => p is not Microsoft.Extensions.Configuration.EnvironmentVariables.EnvironmentVariablesConfigurationProvider and not ChainedConfigurationProvider)
+            .SelectMany(p => p.GetChildKeys([], null))
+            .Distinct(StringComparer.OrdinalIgnoreCase);
+        foreach (var key in keys)
+        {
+            if (NearMiss(key, KnownSections) is { } name)
+            {
+                found.Add($"{key} (did you mean {name}?)");
+            }
+        }
+    }
+
+    /// <summary>The known name one or two letters from <paramref name="key"/>, if the key is not known itself.</summary>
+    private static string? NearMiss(string key, IReadOnlySet<string> known)
+    {
+        if (known.Contains(key))
+        {
+            return null;
+        }
+
+        var nearest = known.Select(k => (Name: k, Distance: Distance(key.ToUpperInvariant(), k.ToUpperInvariant()))).MinBy(k => k.Distance);
+        return nearest.Distance is > 0 and <= 2 ? nearest.Name : null;
     }
 
     private static bool IsValue(Type type)

@@ -46,6 +46,38 @@ public class UnknownSettingsTests
     }
 
     [Fact]
+    public void ATopLevelSectionOneOrTwoLettersOff_IsNamed_OtherTopLevelKeysAreNot()
+    {
+        var found = Find("""
+            {
+              "ReverseProxi": { "Routes": { "r": { "ClusterId": "c", "Match": { "Path": "/{**x}" } } } },
+              "Gatway": { "Admission": { "Global": { "MaxConcurrency": 5 } } },
+              "Loging": { "LogLevel": { "Default": "Warning" } },
+              "AllowedHosts": "*",
+              "ConnectionStrings": { "db": "x" },
+              "MyCompany": { "Feature": "on" }
+            }
+            """);
+
+        Assert.Equal(["Gatway (did you mean Gateway?)", "Loging (did you mean Logging?)", "ReverseProxi (did you mean ReverseProxy?)"], found.Order());
+    }
+
+    [Fact]
+    public void EnvironmentVariables_AreNotTakenForTypos()
+    {
+        Environment.SetEnvironmentVariable("GATEWAI", "x"); // one letter off, but anything may sit in the environment
+        try
+        {
+            var configuration = new ConfigurationBuilder().AddEnvironmentVariables().Build();
+            Assert.DoesNotContain(UnknownSettings.Find(configuration, GatewayServiceCollectionExtensions.SettingsSchema, MetadataKeys), k => k.StartsWith("GATEWAI", StringComparison.Ordinal));
+        }
+        finally
+        {
+            Environment.SetEnvironmentVariable("GATEWAI", null);
+        }
+    }
+
+    [Fact]
     public void FreeFormPlaces_AcceptAnyKey_AndAFarOffNameGetsNoGuess() // ids, Metadata, Transforms, policy names, claim types
     {
         var found = Find("""
