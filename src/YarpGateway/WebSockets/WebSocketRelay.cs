@@ -4,8 +4,8 @@ namespace YarpGateway.WebSockets;
 /// One proxied WebSocket, seen from the client side. YARP copies backend bytes into
 /// <see cref="WriteAsync"/>; they go through the frame parser into a bounded ring buffer (rented
 /// only while it holds data, and sized to what it holds: an idle connection holds none) that this
-/// relay drains to the client with a write timeout. Client bytes pass through <see cref="ReadAsync"/> untouched and are only
-/// observed (whole messages counted).
+/// relay drains to the client with a write timeout. Client bytes pass through
+/// <see cref="ReadAsync"/> untouched and are only observed (whole messages counted).
 /// <para>
 /// When the buffer is full the route's <see cref="SlowClientPolicy"/> applies. The gateway's own
 /// close frames (1001, 1002, 1008, 1013) are placed at a frame boundary of what has been buffered;
