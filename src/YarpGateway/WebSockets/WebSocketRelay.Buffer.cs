@@ -156,10 +156,11 @@ internal sealed partial class WebSocketRelay
 
     /// <summary>
     /// Under the lock: a ring that holds <paramref name="needed"/> bytes (at most the cap). The ring is
-    /// sized to what it holds, not to the cap: it starts at <see cref="MinRingBytes"/> and doubles when
-    /// more is buffered, so a connection whose client is stuck behind one message pins that message's
-    /// ring, not the whole cap. Growing moves what is buffered to the front of the new ring; an old
-    /// ring the drain is writing from goes back to the pool once that write returns.
+    /// sized to what it holds, not to the cap: it starts at <see cref="MinRingBytes"/> (a small cap is
+    /// rented whole) and doubles when more is buffered, so a connection whose client is stuck behind
+    /// one message pins that message's ring, not the whole cap. Growing moves what is buffered to the
+    /// front of the new ring; an old ring the drain is writing from goes back to the pool once that
+    /// write returns.
     /// </summary>
     private byte[] RingFor(int needed)
     {
@@ -168,7 +169,7 @@ internal sealed partial class WebSocketRelay
             return ring;
         }
 
-        var size = Math.Min(_capacity, Math.Max(needed, Math.Max(MinRingBytes, (_ring?.Length ?? 0) * 2)));
+        var size = Math.Min(_capacity, Math.Max(needed, Math.Max(_firstRing, (_ring?.Length ?? 0) * 2)));
         var grown = ArrayPool<byte>.Shared.Rent(size);
         if (_ring is { } old)
         {

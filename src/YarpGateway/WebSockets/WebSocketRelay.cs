@@ -21,7 +21,11 @@ internal sealed partial class WebSocketRelay
     /// <summary>Writes to the client are at most this big, so the write timeout measures progress, not size.</summary>
     internal const int MaxWriteChunk = 16 * 1024;
 
-    /// <summary>The ring's first size; it doubles, up to the cap, while more is buffered.</summary>
+    /// <summary>
+    /// The ring's first size; it doubles, up to the cap, while more is buffered. A cap of at most two
+    /// writes is rented whole: growing saves little there, and a ring outgrown while a write from it
+    /// waits is held until that write returns.
+    /// </summary>
     internal const int MinRingBytes = 4 * 1024;
 
     private static readonly FrameRules UpstreamRules = new(Masked: true, AllowReservedBits: true);
@@ -34,6 +38,7 @@ internal sealed partial class WebSocketRelay
     private readonly FrameRules _downstreamRules;
     private readonly int _capacity;
     private readonly int _readLowWater; // the room the backend waits for before it is read again
+    private readonly int _firstRing; // the ring's first size: MinRingBytes, or the whole cap when it is small
     private readonly Lock _lock = new();
 
     private Stream? _client;
@@ -86,6 +91,7 @@ internal sealed partial class WebSocketRelay
         _time = time;
         _capacity = settings.OutboundBufferBytes;
         _readLowWater = Math.Clamp(_capacity / 4, 1, 4096);
+        _firstRing = _capacity <= 2 * MaxWriteChunk ? _capacity : MinRingBytes;
 
         // DropMessages strips Sec-WebSocket-Extensions from the handshake, so no extension may set RSV bits there.
         _downstreamRules = new FrameRules(Masked: false, AllowReservedBits: settings.Policy != SlowClientPolicy.DropMessages);
@@ -117,11 +123,23 @@ internal sealed partial class WebSocketRelay
         }
     }
 
-    /// <summary>
-    /// The memory the buffer holds now: the ring rented for it (sized to what it holds, at most the
-    /// cap rounded up to the pool's size) and a ring being given back once a write from it returns.
-    /// </summary>
+    /// <summary>The ring rented for the buffer now: sized to what it holds, at most the cap rounded up to the pool's size.</summary>
     public int RingBytes
+    {
+        get
+        {
+            lock (_lock)
+            {
+                return _ring?.Length ?? 0;
+            }
+        }
+    }
+
+    /// <summary>
+    /// All the buffer holds now: the ring, and a ring it outgrew while a write from that one waits (at
+    /// most half the cap), given back when the write returns. So at most one and a half times the cap.
+    /// </summary>
+    public int HeldBytes
     {
         get
         {

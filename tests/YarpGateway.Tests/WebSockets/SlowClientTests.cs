@@ -256,6 +256,7 @@ public class SlowClientTests
         Assert.All(open, r => Assert.True(r.PeakBufferedBytes <= cap, $"peak {r.PeakBufferedBytes}"));
         var rings = open.Sum(r => (long)r.RingBytes);
         Assert.True(rings <= Clients * Math.Min(cap, 40 * 1024), $"the rings hold {rings} bytes for {Clients} stuck clients: {string.Join(", ", open.Select(r => r.RingBytes))}");
+        Assert.All(open, r => Assert.True(r.HeldBytes <= cap + (cap / 2), $"held {r.HeldBytes} bytes with a cap of {cap}"));
         // Held back: the kernel's socket buffers on both hops take a few MiB each; the 100 MiB stream stops there.
         Assert.All(streams, s => Assert.True(s.Backend.BytesSent < 32L * 1024 * 1024, $"a backend sent {s.Backend.BytesSent} bytes to a client that reads nothing"));
         Assert.All(streams, s => Assert.False(s.Streaming.IsCompleted));
