@@ -48,7 +48,11 @@ internal static class ConfigSourceLocator
         return null;
     }
 
-    /// <summary>Errors for every JSON configuration file that exists but does not parse, and every required one that is gone.</summary>
+    /// <summary>
+    /// Errors for every JSON configuration file that exists but does not parse, and every required one
+    /// that is gone: as its provider found it on its last reload (the gateway's files), or, for a plain
+    /// JSON provider, by reading the file now.
+    /// </summary>
     public static IReadOnlyList<ConfigError> FindBrokenFiles(IConfiguration configuration)
     {
         if (configuration is not IConfigurationRoot root)
@@ -62,6 +66,17 @@ internal static class ConfigSourceLocator
             var path = PhysicalPath(json.Source);
             if (path is null)
             {
+                continue;
+            }
+
+            if (json is LastGoodJsonConfigurationSource.Provider watched)
+            {
+                // It read the file on its last reload, and says what it found.
+                if (watched.Broken is { } broken)
+                {
+                    errors.Add(new ConfigError("(file)", $"{broken} {KeepsLastGood}") { File = path });
+                }
+
                 continue;
             }
 

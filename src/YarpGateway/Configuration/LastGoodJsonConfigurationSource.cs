@@ -64,6 +64,13 @@ internal sealed class LastGoodJsonConfigurationSource : JsonConfigurationSource
         }
 
         /// <summary>
+        /// What is wrong with the file since the last reload (it is kept at its last good contents
+        /// meanwhile), or null when that reload read it: for <see cref="ConfigSourceLocator.FindBrokenFiles"/>,
+        /// which then need not read the file again, and sees exactly what this provider saw.
+        /// </summary>
+        public string? Broken { get; private set; }
+
+        /// <summary>
         /// After a change: new contents if the file parses, none if an optional file was removed,
         /// and otherwise the last good contents. Raises the reload event in every case.
         /// </summary>
@@ -76,6 +83,11 @@ internal sealed class LastGoodJsonConfigurationSource : JsonConfigurationSource
                 if (Source.Optional)
                 {
                     Data = new Dictionary<string, string?>(StringComparer.OrdinalIgnoreCase);
+                    Broken = null;
+                }
+                else
+                {
+                    Broken = "is missing (deleted or renamed).";
                 }
             }
             else
@@ -84,10 +96,17 @@ internal sealed class LastGoodJsonConfigurationSource : JsonConfigurationSource
                 {
                     using var stream = OpenRead(file);
                     Load(stream); // sets Data only once the whole file has parsed
+                    Broken = null;
                 }
-                catch (Exception ex) when (ex is FormatException or IOException or UnauthorizedAccessException or InvalidDataException)
+                catch (FormatException ex)
                 {
-                    // Broken: keep the last good data; the rejection is logged by whoever reloads.
+                    // JSON that does not parse (the runtime wraps the parser's error), or JSON the
+                    // configuration cannot take (a key twice).
+                    Broken = ex.InnerException is System.Text.Json.JsonException json ? $"not valid JSON: {json.Message}" : $"not usable as configuration: {ex.Message}";
+                }
+                catch (Exception ex) when (ex is IOException or UnauthorizedAccessException)
+                {
+                    Broken = $"cannot be read: {ex.Message}";
                 }
             }
 

@@ -147,6 +147,7 @@ public class ReloadTests
     [Theory]
     [InlineData("broken JSON", "not valid JSON")]
     [InlineData("deleted", "is missing")]
+    [InlineData("a key twice", "not usable as configuration: A duplicate key 'AllowedHosts'")] // valid JSON, so a JSON check alone passed it
     public async Task AConfigFileThatBreaksOrGoes_KeepsEveryGatewaySettingItSet_NotOnlyTheRoutes(string what, string expectedInLog)
     {
         await using var a = await TestBackend.StartAsync("a");
@@ -161,7 +162,7 @@ public class ReloadTests
         }
         else
         {
-            gateway.WriteConfig("{ \"ReverseProxy\": { \"Routes\": ");
+            gateway.WriteConfig(what == "broken JSON" ? "{ \"ReverseProxy\": { \"Routes\": " : "{ \"AllowedHosts\": \"*\", \"AllowedHosts\": \"*\" }");
         }
 
         Assert.True(await Eventually.TrueAsync(() => gateway.Counter(Rejected) >= 1, ReloadBound), $"{what}: no rejection counted");
