@@ -137,7 +137,8 @@ internal sealed partial class WebSocketRelay
 
     /// <summary>
     /// All the buffer holds now: the ring, and a ring it outgrew while a write from that one waits (at
-    /// most half the cap), given back when the write returns. So at most one and a half times the cap.
+    /// most half the cap), given back when the write returns. So at most one and a half times the cap
+    /// (the pool hands out powers of two: a cap that is not one is rounded up first).
     /// </summary>
     public int HeldBytes
     {
