@@ -6,7 +6,7 @@ namespace YarpGateway.Configuration;
 
 /// <summary>
 /// A JSON configuration file that keeps its last good contents when a reload finds it broken: invalid
-/// JSON, unreadable, or (for a required file, <c>--config</c>) gone. The runtime's JSON provider
+/// JSON, a key twice, unreadable, or (for a required file, <c>--config</c>) gone. The runtime's JSON provider
 /// empties the file's data then, so every key it set (log levels, <c>AllowedHosts</c>, Kestrel's
 /// settings, not only the routes and <c>Gateway:*</c>, which already skip such a reload) would fall
 /// back to the layer below it until the file is fixed. Here nothing changes; the reload event still
