@@ -10,9 +10,8 @@ namespace YarpGateway.Configuration;
 /// (<c>LoadBalancerPolicy</c>, <c>Gateway:Admision</c>) would otherwise be ignored without a word, and
 /// the cluster would run on the default policy. In <c>Metadata</c> and at the top level, where any
 /// key is allowed, a key one or two letters away from one that is read (<c>Wieght</c>,
-/// <c>ReverseProxi</c>) is named too. Logged once at
-/// start-up and again whenever a reload
-/// changes the list, each with the nearest known name. A warning, not an error: YARP itself ignores
+/// <c>ReverseProxi</c>) is named too. Logged once at start-up and again whenever a reload changes
+/// the list, each with the nearest known name. A warning, not an error: YARP itself ignores
 /// unknown keys, and a <c>ReverseProxy</c> section written for it must keep working unchanged.
 /// </summary>
 internal sealed partial class UnknownSettings : IDisposable
