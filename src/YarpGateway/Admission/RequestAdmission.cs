@@ -31,9 +31,14 @@ internal sealed class RequestAdmission(AdmissionLimits limits, AdmissionMetrics 
             (null, null) => next(context),
             (not null, null) => AdmitAsync(context, route, next),
             (null, not null) => AdmitAsync(context, cluster, next),
-            _ => AdmitAsync(context, route, c => AdmitAsync(c, cluster, next)),
+            _ => AdmitBothAsync(context, route, cluster, next),
         };
     }
+
+    // In a method of its own: a lambda capturing locals makes the compiler allocate their closure on
+    // entry to the method that declares them, on every request, whichever arm the switch takes.
+    private Task AdmitBothAsync(HttpContext context, ConcurrencyLimit route, ConcurrencyLimit cluster, RequestDelegate next)
+        => AdmitAsync(context, route, c => AdmitAsync(c, cluster, next));
 
     /// <summary>Takes a slot of <paramref name="limit"/>, queueing if it is full (no allocation when a slot is free).</summary>
     public ValueTask<AdmissionResult> AcquireAsync(HttpContext context, ConcurrencyLimit limit)

@@ -33,7 +33,7 @@ internal sealed partial class OutlierEjectionPolicy(IDestinationHealthUpdater he
         }
 
         var settings = _settings.GetValue(model.Config, OutlierEjectionSettings.From);
-        var counts = _counts.GetValue(destination, _ => new DestinationCounts(timeProvider, settings.Window));
+        var counts = _counts.TryGetValue(destination, out var known) ? known : CountsFor(destination, settings);
         counts.Window.AddTotal();
         var failure = Classify(context);
         if (failure == Failure.None)
@@ -68,6 +68,11 @@ internal sealed partial class OutlierEjectionPolicy(IDestinationHealthUpdater he
             : byRate ? $"{failed} of {total} requests failed"
             : $"{consecutive} consecutive failures");
     }
+
+    // In a method of its own: the factory's closure over settings would otherwise be allocated on
+    // entry to RequestProxied, on every request, though it is needed once per destination.
+    private DestinationCounts CountsFor(DestinationState destination, OutlierEjectionSettings settings)
+        => _counts.GetValue(destination, _ => new DestinationCounts(timeProvider, settings.Window));
 
     private void TryEject(ClusterState cluster, DestinationState destination, DestinationCounts counts, OutlierEjectionSettings settings, string why)
     {

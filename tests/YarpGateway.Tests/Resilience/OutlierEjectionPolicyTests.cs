@@ -64,6 +64,23 @@ public class OutlierEjectionPolicyTests
     }
 
     [Fact]
+    public void ASuccessOnAKnownDestination_AllocatesNothing() // it runs for every proxied request
+    {
+        var (cluster, d) = Cluster(1, []);
+        var policy = new OutlierEjectionPolicy(new RecordingHealthUpdater(), TestMetrics.Resilience(), new FakeTimeProvider(), Microsoft.Extensions.Logging.Abstractions.NullLogger<OutlierEjectionPolicy>.Instance);
+        var ok = Response(200);
+        policy.RequestProxied(ok, cluster, d[0]); // the first sets up the destination's counters
+
+        var before = GC.GetAllocatedBytesForCurrentThread();
+        for (var i = 0; i < 100; i++)
+        {
+            policy.RequestProxied(ok, cluster, d[0]);
+        }
+
+        Assert.Equal(0, GC.GetAllocatedBytesForCurrentThread() - before); // a capturing factory cost 32 bytes a request
+    }
+
+    [Fact]
     public void FailureRate_OverTheWindow_Ejects()
     {
         var (cluster, d) = Cluster(4, new() { ["OutlierEjection.FailureRate"] = "0.5", ["OutlierEjection.MinimumRequests"] = "10", ["OutlierEjection.ConsecutiveFailures"] = "100" });
