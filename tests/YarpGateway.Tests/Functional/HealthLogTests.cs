@@ -35,6 +35,8 @@ public class HealthLogTests
         backend.HealthStatus = HttpStatusCode.OK;
         Assert.True(await Eventually.TrueAsync(() => Active(Yarp.ReverseProxy.Model.DestinationHealth.Healthy), TimeSpan.FromSeconds(5)));
 
+        // The policy sets the destination's health, then the line is logged: wait for the line itself.
+        Assert.True(await Eventually.TrueAsync(() => gateway.Logs.Lines.Any(l => l.Contains("[ActiveHealthHealthy]", StringComparison.Ordinal)), TimeSpan.FromSeconds(5)), "no ActiveHealthHealthy line");
         var lines = gateway.Logs.Lines.ToList();
         Assert.Single(lines, l => l.Contains("[ActiveHealthUnhealthy] Destination only of cluster c1 failed its active health checks (status 503)", StringComparison.Ordinal));
         Assert.Single(lines, l => l.Contains("[ActiveHealthHealthy] Destination only of cluster c1 passes its active health checks again (status 200)", StringComparison.Ordinal));
