@@ -7,8 +7,8 @@ namespace YarpGateway.Endpoints;
 /// Sets the listen backlog (<c>Gateway:Transport:Backlog</c>, longer than Kestrel's 512 by default),
 /// creates the listening sockets through <see cref="ProxyListenQueue"/> (which keeps the Proxy
 /// endpoint's to read their queue), sets Kestrel's write buffer per connection
-/// (<c>Gateway:Transport:MaxWriteBufferSize</c>, smaller than Kestrel's 64 KiB by default), and decides whether Kestrel runs request
-/// processing on the socket threads. With one CPU that saves a
+/// (<c>Gateway:Transport:MaxWriteBufferSize</c>, smaller than Kestrel's 64 KiB by default), and
+/// decides whether Kestrel runs request processing on the socket threads. With one CPU that saves a
 /// thread hop per request (one socket thread does all the work, as one nginx worker does). With more
 /// CPUs each connection stays on the socket thread it was assigned to, work cannot move to an idle
 /// CPU, and a busy neighbour on one core doubled the p99 in the benchmark, so it stays off there.
