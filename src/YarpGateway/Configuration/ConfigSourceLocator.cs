@@ -1,4 +1,3 @@
-using System.Text.Json;
 using Microsoft.Extensions.Configuration.Json;
 using Microsoft.Extensions.FileProviders;
 
@@ -14,12 +13,6 @@ namespace YarpGateway.Configuration;
 internal static class ConfigSourceLocator
 {
     private const string KeepsLastGood = "Until it is fixed, the routes and every other setting keep their last good values.";
-
-    private static readonly JsonDocumentOptions JsonOptions = new()
-    {
-        CommentHandling = JsonCommentHandling.Skip,
-        AllowTrailingCommas = true,
-    };
 
     /// <summary>Returns the errors with <see cref="ConfigError.File"/> set where a JSON file set the key.</summary>
     public static IReadOnlyList<ConfigError> WithFiles(IConfiguration configuration, IEnumerable<ConfigError> errors)
@@ -49,9 +42,11 @@ internal static class ConfigSourceLocator
     }
 
     /// <summary>
-    /// Errors for every JSON configuration file that exists but does not parse, and every required one
-    /// that is gone: as its provider found it on its last reload (the gateway's files), or, for a plain
-    /// JSON provider, by reading the file now.
+    /// Errors for every JSON configuration file whose last reload found it broken (not valid JSON, a
+    /// key twice, unreadable) or, for a required one, gone: as its provider found it
+    /// (<see cref="LastGoodJsonConfigurationSource.Provider.Broken"/>), so the file is not read again
+    /// here, once per listener and reload. Every JSON file source is one of those from
+    /// <c>AddGateway</c> on; a file broken at start-up fails start-up in its provider.
     /// </summary>
     public static IReadOnlyList<ConfigError> FindBrokenFiles(IConfiguration configuration)
     {
@@ -61,47 +56,11 @@ internal static class ConfigSourceLocator
         }
 
         var errors = new List<ConfigError>();
-        foreach (var json in root.Providers.OfType<JsonConfigurationProvider>())
+        foreach (var watched in root.Providers.OfType<LastGoodJsonConfigurationSource.Provider>())
         {
-            var path = PhysicalPath(json.Source);
-            if (path is null)
+            if (watched.Broken is { } broken && PhysicalPath(watched.Source) is { } path)
             {
-                continue;
-            }
-
-            if (json is LastGoodJsonConfigurationSource.Provider watched)
-            {
-                // It read the file on its last reload, and says what it found.
-                if (watched.Broken is { } broken)
-                {
-                    errors.Add(new ConfigError("(file)", $"{broken} {KeepsLastGood}") { File = path });
-                }
-
-                continue;
-            }
-
-            if (!System.IO.File.Exists(path))
-            {
-                if (!json.Source.Optional)
-                {
-                    errors.Add(new ConfigError("(file)", $"is missing (deleted or renamed). {KeepsLastGood}") { File = path });
-                }
-
-                continue;
-            }
-
-            try
-            {
-                using var stream = new FileStream(path, FileMode.Open, FileAccess.Read, FileShare.ReadWrite | FileShare.Delete);
-                using var document = JsonDocument.Parse(stream, JsonOptions);
-            }
-            catch (JsonException ex)
-            {
-                errors.Add(new ConfigError("(file)", $"not valid JSON: {ex.Message} {KeepsLastGood}") { File = path });
-            }
-            catch (IOException ex)
-            {
-                errors.Add(new ConfigError("(file)", $"cannot be read: {ex.Message} {KeepsLastGood}") { File = path });
+                errors.Add(new ConfigError("(file)", $"{broken} {KeepsLastGood}") { File = path });
             }
         }
 
