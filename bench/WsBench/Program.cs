@@ -625,7 +625,8 @@ internal static class NeverRead
             client.Socket.Dispose();
         }
 
-        await Task.Delay(TimeSpan.FromSeconds(2), timeout.Token);
+        // Long enough for the gateway to see the drop hold (Gateway:Memory:SettleTime, 5 s) and compact.
+        await Task.Delay(TimeSpan.FromSeconds(8), timeout.Token);
         var after = await Idle.SettledRssAsync(pid, timeout.Token);
         foreach (var client in fast)
         {

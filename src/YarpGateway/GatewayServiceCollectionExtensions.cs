@@ -12,6 +12,7 @@ using YarpGateway.Endpoints;
 using YarpGateway.ForwardedHeaders;
 using YarpGateway.Health;
 using YarpGateway.LoadBalancing;
+using YarpGateway.Memory;
 using YarpGateway.OutputCaching;
 using YarpGateway.RateLimiting;
 using YarpGateway.RequestFiltering;
@@ -30,7 +31,7 @@ internal static class GatewayServiceCollectionExtensions
     internal static readonly UnknownSettings.Schema SettingsSchema = new(
         typeof(AdmissionOptions), typeof(GatewayAuthorizationOptions), typeof(GatewayCorsOptions), typeof(DemoBackendsOptions),
         typeof(DiscoveryOptions), typeof(GatewayForwardedHeadersOptions), typeof(HealthOptions), typeof(Http2Options),
-        typeof(GatewayOutputCacheOptions), typeof(GatewayRateLimitingOptions), typeof(ResilienceOptions), typeof(ShutdownOptions),
+        typeof(MemoryOptions), typeof(GatewayOutputCacheOptions), typeof(GatewayRateLimitingOptions), typeof(ResilienceOptions), typeof(ShutdownOptions),
         typeof(TelemetryOptions), typeof(TransportOptions), typeof(WebSocketProxyOptions));
 
     public static WebApplicationBuilder AddGateway(this WebApplicationBuilder builder)
@@ -102,6 +103,9 @@ internal static class GatewayServiceCollectionExtensions
         services.AddWebSocketRelay(builder.Configuration);
 
         services.AddGatewayHealth(builder.Configuration);
+
+        // Memory: one compacting collection that gives memory back after many clients left.
+        services.AddMemoryReturn(builder.Configuration);
 
         // Status: /status.json on the management endpoint.
         services.AddStatus();

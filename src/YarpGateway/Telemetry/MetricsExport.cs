@@ -51,10 +51,11 @@ internal static class MetricsExport
 
     /// <summary>
     /// The gateway's own instrument families whose tags are a fixed, short list (a reason, a result)
-    /// or none: connections and their admission, the scheduler probes, config reloads. A tag that
-    /// grows with the config (route, cluster, destination) must not be added to these.
+    /// or none: connections and their admission, the scheduler probes, config reloads, memory
+    /// compactions. A tag that grows with the config (route, cluster, destination) must not be added
+    /// to these.
     /// </summary>
-    private static readonly string[] SmallCardinalityPrefixes = ["gateway.connections.", "gateway.connection.", "gateway.connection_admission.", "gateway.scheduler.", "gateway.config."];
+    private static readonly string[] SmallCardinalityPrefixes = ["gateway.connections.", "gateway.connection.", "gateway.connection_admission.", "gateway.scheduler.", "gateway.config.", "gateway.memory."];
 
     /// <summary>Series per stream for <see cref="SmallCardinalityMeters"/> and <see cref="SmallCardinalityPrefixes"/>; past it, OpenTelemetry folds new series into an overflow series.</summary>
     internal const int SmallCardinalityLimit = 100;

@@ -1,0 +1,38 @@
+using System.Diagnostics.Metrics;
+using YarpGateway.Telemetry;
+
+namespace YarpGateway.Memory;
+
+/// <summary>Compactions after a drop in connections, by result, and the bytes they gave back; exported at 0 from start.</summary>
+internal sealed class MemoryMetrics : IKnownSeries
+{
+    private static readonly KeyValuePair<string, object?> Compacted = new("result", "compacted");
+    private static readonly KeyValuePair<string, object?> HeapTooLarge = new("result", "heap_too_large");
+
+    private readonly Counter<long> _compactions;
+    private readonly Counter<long> _returned;
+
+    public MemoryMetrics(IMeterFactory meterFactory)
+    {
+        var meter = meterFactory.Create(GatewayMeter.Name);
+        _compactions = meter.CreateCounter<long>("gateway.memory.compactions", unit: "{compaction}",
+            description: "Compacting collections after a drop in open connections, by result: compacted, or heap_too_large (skipped: the live heap was over Gateway:Memory:MaxHeapBytes).");
+        _returned = meter.CreateCounter<long>("gateway.memory.returned", unit: "By",
+            description: "Committed GC heap memory given back to the system by those compactions.");
+    }
+
+    public void Compaction(long returnedBytes)
+    {
+        _compactions.Add(1, Compacted);
+        _returned.Add(returnedBytes);
+    }
+
+    public void Skipped() => _compactions.Add(1, HeapTooLarge);
+
+    public void Publish()
+    {
+        _compactions.Add(0, Compacted);
+        _compactions.Add(0, HeapTooLarge);
+        _returned.Add(0);
+    }
+}
