@@ -28,12 +28,13 @@ internal sealed class MemoryOptions
     public TimeSpan SettleTime { get; set; } = TimeSpan.FromSeconds(5);
 
     /// <summary>
-    /// No compaction while the live heap, as the last collection found it, is larger than this: the
-    /// pause would be too long. Default 64 MiB (about 100 ms on one core). At least 1 MiB.
+    /// No compaction when the live heap, as a background collection finds it once the clients have
+    /// left, is larger than this: the pause would be too long. Default 64 MiB (about 100 ms on one
+    /// core). At least 1 MiB.
     /// </summary>
     public long MaxHeapBytes { get; set; } = DefaultMaxHeapBytes;
 
-    /// <summary>The least time between two compactions. Default 30 s.</summary>
+    /// <summary>The least time between two drops acted on (compacted or skipped). Default 30 s.</summary>
     public TimeSpan MinInterval { get; set; } = TimeSpan.FromSeconds(30);
 
     internal const long DefaultMaxHeapBytes = 64L * 1024 * 1024;

@@ -5,12 +5,14 @@ using YarpGateway.Endpoints;
 namespace YarpGateway.Memory;
 
 /// <summary>
-/// Gives memory back to the system once many clients have left (<see cref="MemoryOptions"/>): once a
-/// second it reads the open connections and, when <see cref="MemoryReturnTrigger"/> says so, runs one
-/// blocking, compacting collection that also decommits the free memory
-/// (<see cref="GCCollectionMode.Aggressive"/>). A background collection, which would not stop
-/// requests, marks that memory free but keeps it committed (measured: nothing came back). Logs one
-/// line per compaction, or per drop it skipped; nothing while the gateway is stopping.
+/// Gives memory back to the system once many clients have left (<see cref="MemoryOptions"/>). Once a
+/// second it reads the open connections; when <see cref="MemoryReturnTrigger"/> sees a drop that
+/// held, it first measures: a background full collection, which does not stop requests, finds what
+/// is still live now that they are gone (the last collection ran while they were here). If that is
+/// at most <see cref="MemoryOptions.MaxHeapBytes"/>, one blocking, compacting collection
+/// (<see cref="GCCollectionMode.Aggressive"/>) gives the free memory back; the background one marks
+/// it free but keeps it committed (measured: nothing came back). One log line per drop either way;
+/// nothing while the gateway is stopping.
 /// </summary>
 internal sealed partial class MemoryReturn(
     ReloadableOptions<MemoryOptions> options,
@@ -22,11 +24,15 @@ internal sealed partial class MemoryReturn(
 {
     internal static readonly TimeSpan SampleInterval = TimeSpan.FromSeconds(1);
 
+    /// <summary>Samples to wait for the background collection before giving up on this drop.</summary>
+    private const int MaxMeasuringSamples = 30;
+
     private readonly MemoryReturnTrigger _trigger = new();
     private readonly long _started = timeProvider.GetTimestamp();
     private ITimer? _timer;
     private int _sampling;
     private long _peak;
+    private Measuring? _measuring;
 
     public Task StartAsync(CancellationToken cancellationToken)
     {
@@ -42,6 +48,9 @@ internal sealed partial class MemoryReturn(
 
     /// <summary>The most connections seen open since the last decision (once a second).</summary>
     internal long Peak => Volatile.Read(ref _peak);
+
+    /// <summary>A drop was decided and its background collection has not finished.</summary>
+    internal bool IsMeasuring => Volatile.Read(ref _measuring) is not null;
 
     /// <summary>Connections as the trigger counts them: proxy connections, and once more each upgraded request (an HTTP/2 WebSocket is a stream, not a connection).</summary>
     private long OpenConnections => traffic.OpenConnections + traffic.UpgradedConnections;
@@ -61,21 +70,20 @@ internal sealed partial class MemoryReturn(
             if (!current.ReturnAfterDrop || lifetime.ApplicationStopping.IsCancellationRequested)
             {
                 _trigger.Reset(open);
-                return;
+                _measuring = null;
             }
-
-            var peak = _trigger.Peak;
-            var info = GC.GetGCMemoryInfo();
-            var live = info.HeapSizeBytes - info.FragmentedBytes;
-            switch (_trigger.Observe(timeProvider.GetElapsedTime(_started), open, live, current))
+            else if (_measuring is { } measuring)
             {
-                case MemoryReturnDecision.Compact:
-                    Compact(peak, open);
-                    break;
-                case MemoryReturnDecision.HeapTooLarge:
-                    metrics.Skipped();
-                    Log.Skipped(logger, peak, open, MiB(live), MiB(current.MaxHeapBytes));
-                    break;
+                Measure(measuring, current);
+            }
+            else
+            {
+                var peak = _trigger.Peak;
+                if (_trigger.Observe(timeProvider.GetElapsedTime(_started), open, current))
+                {
+                    _measuring = new Measuring(peak, open, GC.GetGCMemoryInfo(GCKind.Background).Index, GC.GetGCMemoryInfo(GCKind.FullBlocking).Index);
+                    GC.Collect(2, GCCollectionMode.Forced, blocking: false, compacting: false);
+                }
             }
         }
         finally
@@ -85,8 +93,28 @@ internal sealed partial class MemoryReturn(
         }
     }
 
-    private void Compact(long peak, long open)
+    // The full collection asked for is background unless the runtime runs them blocking (concurrent
+    // collection off); either kind's newest record, once there is one, is the heap without the clients.
+    private void Measure(Measuring measuring, MemoryOptions current)
     {
+        var background = GC.GetGCMemoryInfo(GCKind.Background);
+        var blocking = GC.GetGCMemoryInfo(GCKind.FullBlocking);
+        var info = background.Index > measuring.BackgroundIndex ? background : blocking.Index > measuring.BlockingIndex ? blocking : (GCMemoryInfo?)null;
+        if (info is not { } found)
+        {
+            _measuring = ++measuring.Samples > MaxMeasuringSamples ? null : measuring;
+            return;
+        }
+
+        _measuring = null;
+        var live = found.HeapSizeBytes - found.FragmentedBytes;
+        if (live > current.MaxHeapBytes)
+        {
+            metrics.Skipped();
+            Log.Skipped(logger, measuring.Peak, measuring.Open, MiB(live), MiB(current.MaxHeapBytes));
+            return;
+        }
+
         var committedBefore = GC.GetGCMemoryInfo().TotalCommittedBytes;
         var rssBefore = Environment.WorkingSet;
         var started = timeProvider.GetTimestamp();
@@ -95,13 +123,27 @@ internal sealed partial class MemoryReturn(
         var committedAfter = GC.GetGCMemoryInfo().TotalCommittedBytes;
         var rssAfter = Environment.WorkingSet;
         metrics.Compaction(Math.Max(0, committedBefore - committedAfter));
-        Log.Returned(logger, peak, open, MiB(committedBefore), MiB(committedAfter), MiB(rssBefore), MiB(rssAfter),
+        Log.Returned(logger, measuring.Peak, measuring.Open, MiB(committedBefore), MiB(committedAfter), MiB(rssBefore), MiB(rssAfter),
             pause.TotalMilliseconds.ToString("0.0", CultureInfo.InvariantCulture));
     }
 
     private static string MiB(long bytes) => (bytes / (1024.0 * 1024)).ToString("0.0", CultureInfo.InvariantCulture);
 
     public void Dispose() => _timer?.Dispose();
+
+    /// <summary>A decided drop waiting for its background collection: the counts it was decided on, and the collections' numbers then.</summary>
+    private sealed class Measuring(long peak, long open, long backgroundIndex, long blockingIndex)
+    {
+        public long Peak { get; } = peak;
+
+        public long Open { get; } = open;
+
+        public long BackgroundIndex { get; } = backgroundIndex;
+
+        public long BlockingIndex { get; } = blockingIndex;
+
+        public int Samples { get; set; }
+    }
 
     private static partial class Log
     {

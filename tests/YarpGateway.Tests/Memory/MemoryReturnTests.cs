@@ -9,7 +9,7 @@ namespace YarpGateway.Tests.Memory;
 /// <summary>Many clients leave: the gateway compacts its heap once and says so, or says why not.</summary>
 public class MemoryReturnTests
 {
-    private const int Clients = 40;
+    internal const int Clients = 40;
 
     [Fact]
     public async Task ManyClientsLeaving_CompactsOnce_AndLogsWhatCameBack()
@@ -61,8 +61,10 @@ public class MemoryReturnTests
         CloseAll(sockets);
         Assert.True(await Eventually.TrueAsync(() => traffic.OpenConnections == 0, TimeSpan.FromSeconds(10)), $"{traffic.OpenConnections} still open");
 
-        // With SettleTime 0, one sample after the drop decides: were the option ignored, this one would compact.
+        // With SettleTime 0, one sample after the drop decides: were the option ignored, this one
+        // would start measuring the heap (or, with the timer's help, have compacted already).
         memory.Sample();
+        Assert.False(memory.IsMeasuring);
         Assert.Equal(0, gateway.CounterSum("gateway.memory.compactions"));
         Assert.DoesNotContain(gateway.Logs.Lines, l => l.Contains("[MemoryReturn", StringComparison.Ordinal));
     }
@@ -77,7 +79,7 @@ public class MemoryReturnTests
         CloseAll(sockets);
     }
 
-    private static async Task<List<Socket>> OpenAsync(GatewayUnderTest gateway)
+    internal static async Task<List<Socket>> OpenAsync(GatewayUnderTest gateway)
     {
         var sockets = new List<Socket>();
         var request = Encoding.ASCII.GetBytes($"GET / HTTP/1.1\r\nHost: {gateway.ProxyAddress.Authority}\r\n\r\n");

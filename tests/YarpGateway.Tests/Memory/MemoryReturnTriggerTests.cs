@@ -12,21 +12,19 @@ public class MemoryReturnTriggerTests
         MinInterval = TimeSpan.FromMinutes(2),
     };
 
-    private const long SmallHeap = 10L << 20;
-
     // Feeds one sample a second from second `from`, returning each second's decision.
-    private static List<MemoryReturnDecision> Run(MemoryReturnTrigger trigger, int from, params long[] open)
-        => open.Select((count, i) => trigger.Observe(TimeSpan.FromSeconds(from + i), count, SmallHeap, Options)).ToList();
+    private static List<bool> Run(MemoryReturnTrigger trigger, int from, params long[] open)
+        => open.Select((count, i) => trigger.Observe(TimeSpan.FromSeconds(from + i), count, Options)).ToList();
 
     [Fact]
-    public void HalfTheClientsGone_ForTheSettleTime_CompactsOnce()
+    public void HalfTheClientsGone_ForTheSettleTime_IsDecidedOnce()
     {
         var trigger = new MemoryReturnTrigger();
         var decisions = Run(trigger, 0, 0, 500, 1000, 1000, 300, 300, 300, 300, 300, 300, 300, 300, 300);
 
         // The drop is first seen at second 4; settled at second 9; then a new peak of 300 starts.
-        Assert.Equal(MemoryReturnDecision.Compact, decisions[9]);
-        Assert.Single(decisions, d => d != MemoryReturnDecision.None);
+        Assert.True(decisions[9]);
+        Assert.Single(decisions, d => d);
         Assert.Equal(300, trigger.Peak);
     }
 
@@ -37,7 +35,7 @@ public class MemoryReturnTriggerTests
     {
         var trigger = new MemoryReturnTrigger();
         var decisions = Run(trigger, 0, [peak, .. Enumerable.Repeat(after, 30)]);
-        Assert.All(decisions, d => Assert.Equal(MemoryReturnDecision.None, d));
+        Assert.All(decisions, Assert.False);
         Assert.Equal(peak, trigger.Peak);
     }
 
@@ -48,31 +46,19 @@ public class MemoryReturnTriggerTests
 
         // Down at 1, back above half at 4, down again at 5: settled only at 10.
         var decisions = Run(trigger, 0, 1000, 100, 100, 100, 900, 100, 100, 100, 100, 100, 100);
-        Assert.Equal(10, decisions.IndexOf(MemoryReturnDecision.Compact));
+        Assert.Equal(10, decisions.IndexOf(true));
     }
 
     [Fact]
     public void ASecondDrop_WaitsForTheMinInterval()
     {
         var trigger = new MemoryReturnTrigger();
-        Assert.Contains(MemoryReturnDecision.Compact, Run(trigger, 0, 1000, 0, 0, 0, 0, 0, 0));
+        Assert.Contains(true, Run(trigger, 0, 1000, 0, 0, 0, 0, 0, 0));
 
-        // Another wave comes and goes at once: nothing until two minutes after the first compaction (at 6 s).
+        // Another wave comes and goes at once: nothing until two minutes after the first decision (at 6 s).
         var decisions = Run(trigger, 10, [1000, .. Enumerable.Repeat(0L, 130)]);
-        Assert.Equal(126, 10 + decisions.IndexOf(MemoryReturnDecision.Compact));
-        Assert.Single(decisions, d => d != MemoryReturnDecision.None);
-    }
-
-    [Fact]
-    public void AHeapOverTheLimit_IsReportedOnce_AndDoesNotDelayTheNextCompaction()
-    {
-        var trigger = new MemoryReturnTrigger();
-        var decisions = Enumerable.Range(0, 10).Select(s => trigger.Observe(TimeSpan.FromSeconds(s), s == 0 ? 1000 : 0, 100L << 20, Options)).ToList();
-        Assert.Equal(MemoryReturnDecision.HeapTooLarge, Assert.Single(decisions, d => d != MemoryReturnDecision.None));
-
-        // No compaction ran, so a drop right after may compact at once.
-        var next = Run(trigger, 10, 1000, 0, 0, 0, 0, 0, 0);
-        Assert.Equal(MemoryReturnDecision.Compact, next[6]);
+        Assert.Equal(126, 10 + decisions.IndexOf(true));
+        Assert.Single(decisions, d => d);
     }
 
     [Fact]
