@@ -43,5 +43,22 @@ public class HealthLogTests
         Assert.Single(lines, l => l.Contains("[HealthCheckChanged] Health check 'destinations' is Degraded", StringComparison.Ordinal));
         Assert.DoesNotContain(lines, l => l.Contains("Yarp.ReverseProxy.Health.ActiveHealthCheckMonitor", StringComparison.Ordinal));
         Assert.DoesNotContain(lines, l => l.Contains("DefaultHealthCheckService", StringComparison.Ordinal));
+        Assert.DoesNotContain(lines, l => l.Contains("Yarp.ReverseProxy.Health.DestinationHealthUpdater", StringComparison.Ordinal));
+    }
+
+    [Fact]
+    public async Task ADeadDestination_IsLoggedOnceWhenEjected_WithTheReason_NotAgainByYarp()
+    {
+        await using var a = await TestBackend.StartAsync("a");
+        var config = ProxyConfigJson.CatchAll("RoundRobin", (a, null));
+        config["ReverseProxy"]!["Clusters"]!["c1"]!["Destinations"]!["dead"] = new System.Text.Json.Nodes.JsonObject { ["Address"] = $"http://127.0.0.1:{LoopbackPort.Unused()}/" };
+        await using var gateway = await GatewayUnderTest.StartAsync(config);
+
+        await Load.RunAsync(gateway, requests: 20, workers: 1); // the dead one refuses: ejected after 3 (passive health is on by default)
+
+        Assert.True(await Eventually.TrueAsync(() => gateway.Logs.Lines.Any(l => l.Contains("[DestinationEjected]", StringComparison.Ordinal)), TimeSpan.FromSeconds(5)), "no DestinationEjected line");
+        var lines = gateway.Logs.Lines.ToList();
+        Assert.Single(lines, l => l.Contains("[DestinationEjected] Destination dead of cluster c1 ejected (", StringComparison.Ordinal));
+        Assert.DoesNotContain(lines, l => l.Contains("Yarp.ReverseProxy.Health.DestinationHealthUpdater", StringComparison.Ordinal));
     }
 }
