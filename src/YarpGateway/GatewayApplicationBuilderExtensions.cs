@@ -111,7 +111,7 @@ internal static class GatewayApplicationBuilderExtensions
         // metric and final error recorded when it ends.
         app.Use(app.Services.GetRequiredService<ProxyRequestFrame>().Middleware);
         app.UseRouting();
-        app.UseRequestTimeouts(); // YARP routes' Timeout / TimeoutPolicy
+        app.UseRouteTimeouts(); // YARP routes' Timeout / TimeoutPolicy, only on those routes
 
         // Route policies, each only when configured: CORS answers preflights (no token), then
         // authorization (401/403), rate limits (429, may partition by claim), the output cache.
