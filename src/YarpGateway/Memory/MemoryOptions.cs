@@ -20,7 +20,7 @@ internal sealed class MemoryOptions
 
     /// <summary>
     /// How many fewer connections (WebSockets count once more, for their upgraded request) than at
-    /// the peak since the last compaction. Default 256. At least 1.
+    /// the peak since the last drop acted on. Default 256. At least 1.
     /// </summary>
     public int MinConnectionDrop { get; set; } = 256;
 
