@@ -11,6 +11,9 @@ internal sealed class MemoryMetrics : IKnownSeries
 
     private readonly Counter<long> _compactions;
     private readonly Counter<long> _returned;
+    private long _compacted;
+    private long _skipped;
+    private long _returnedBytes;
 
     public MemoryMetrics(IMeterFactory meterFactory)
     {
@@ -21,13 +24,28 @@ internal sealed class MemoryMetrics : IKnownSeries
             description: "Committed GC heap memory given back to the system by those compactions.");
     }
 
+    /// <summary>Compactions run since start (for the status page).</summary>
+    public long Compactions => Interlocked.Read(ref _compacted);
+
+    /// <summary>Drops skipped for a heap over the limit since start.</summary>
+    public long SkippedCompactions => Interlocked.Read(ref _skipped);
+
+    /// <summary>Bytes the compactions gave back since start.</summary>
+    public long ReturnedBytes => Interlocked.Read(ref _returnedBytes);
+
     public void Compaction(long returnedBytes)
     {
+        Interlocked.Increment(ref _compacted);
+        Interlocked.Add(ref _returnedBytes, returnedBytes);
         _compactions.Add(1, Compacted);
         _returned.Add(returnedBytes);
     }
 
-    public void Skipped() => _compactions.Add(1, HeapTooLarge);
+    public void Skipped()
+    {
+        Interlocked.Increment(ref _skipped);
+        _compactions.Add(1, HeapTooLarge);
+    }
 
     public void Publish()
     {

@@ -6,6 +6,7 @@ using YarpGateway.Configuration;
 using YarpGateway.Endpoints;
 using YarpGateway.Health;
 using YarpGateway.LoadBalancing;
+using YarpGateway.Memory;
 using YarpGateway.Telemetry;
 using YarpGateway.WebSockets;
 
@@ -27,6 +28,7 @@ internal sealed class StatusEndpoint(
     WebSocketCounters webSockets,
     WebSocketMetrics webSocketMetrics,
     SchedulerDelayProbe scheduler,
+    MemoryMetrics memory,
     ProxyListenQueue listenQueue,
     TimeProvider timeProvider)
 {
@@ -68,8 +70,22 @@ internal sealed class StatusEndpoint(
         json.WriteNumber("pendingWorkItems", ThreadPool.PendingWorkItemCount);
         json.WriteNumber("threads", ThreadPool.ThreadCount);
         json.WriteEndObject();
+        WriteMemory(json);
         json.WriteEndObject();
         await json.FlushAsync(context.RequestAborted);
+    }
+
+    // The process's resident memory, what the GC heap has committed, and what compactions after a
+    // drop in connections gave back (Gateway:Memory).
+    private void WriteMemory(Utf8JsonWriter json)
+    {
+        json.WriteStartObject("memory");
+        json.WriteNumber("workingSetBytes", Environment.WorkingSet);
+        json.WriteNumber("gcCommittedBytes", GC.GetGCMemoryInfo().TotalCommittedBytes);
+        json.WriteNumber("compactions", memory.Compactions);
+        json.WriteNumber("compactionsSkipped", memory.SkippedCompactions);
+        json.WriteNumber("returnedBytes", memory.ReturnedBytes);
+        json.WriteEndObject();
     }
 
     private void WriteClusters(Utf8JsonWriter json)

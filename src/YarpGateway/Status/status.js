@@ -44,6 +44,8 @@
       ["WebSocket bytes buffered", fmt(status.webSockets.bufferedBytes)],
       ["scheduler delay p99", fmt(status.scheduler.delayP99Ms, 2) + " ms"],
       ["pending work items", fmt(status.scheduler.pendingWorkItems)],
+      ["memory (working set)", fmt(status.memory.workingSetBytes / 1048576, 1) + " MiB"],
+      ["given back after drops", fmt(status.memory.returnedBytes / 1048576, 1) + " MiB in " + fmt(status.memory.compactions)],
     ];
     const target = $("strip");
     target.replaceChildren(...items.map(([label, value]) => {

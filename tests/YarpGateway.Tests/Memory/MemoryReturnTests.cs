@@ -27,6 +27,13 @@ public class MemoryReturnTests
         Assert.Matches(@"RSS \d+\.\d -> \d+\.\d MiB; requests paused \d+\.\d ms\.", line);
         Assert.Equal(1, gateway.Counter("gateway.memory.compactions|result=compacted"));
         Assert.Equal(0, gateway.Counter("gateway.memory.compactions|result=heap_too_large"));
+
+        // The status page says the same.
+        using var management = gateway.CreateManagementClient();
+        using var status = System.Text.Json.JsonDocument.Parse(await management.GetStringAsync("/status.json"));
+        var memory = status.RootElement.GetProperty("memory");
+        Assert.Equal(1, memory.GetProperty("compactions").GetInt64());
+        Assert.Equal(gateway.Counter("gateway.memory.returned"), memory.GetProperty("returnedBytes").GetInt64());
     }
 
     [Fact]

@@ -55,6 +55,10 @@ public class StatusJsonTests
         Assert.Equal(0, status.GetProperty("admission").GetProperty("connections").GetProperty("acceptPausedSeconds").GetDouble());
         var global = status.GetProperty("admission").GetProperty("limits").EnumerateArray().Single(l => l.GetProperty("kind").GetString() == "global");
         Assert.Equal((4096, 0, 0), (global.GetProperty("limit").GetInt32(), global.GetProperty("queued").GetInt32(), global.GetProperty("rejected").GetInt32()));
+        var memory = status.GetProperty("memory");
+        Assert.True(memory.GetProperty("workingSetBytes").GetInt64() > memory.GetProperty("gcCommittedBytes").GetInt64(), memory.ToString());
+        Assert.True(memory.GetProperty("gcCommittedBytes").GetInt64() > 0);
+        Assert.Equal((0, 0, 0), (memory.GetProperty("compactions").GetInt64(), memory.GetProperty("compactionsSkipped").GetInt64(), memory.GetProperty("returnedBytes").GetInt64()));
 
         gateway.WriteConfig(ProxyConfigJson.CatchAll("WeightedRoundRobin", (a, "1"), (b, "5")));
         Assert.True(await Eventually.TrueAsync(async () => (await StatusAsync(gateway)).GetProperty("revision").GetInt64() == 2, TimeSpan.FromSeconds(5)), "no new revision");

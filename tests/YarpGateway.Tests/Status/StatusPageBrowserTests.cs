@@ -46,6 +46,7 @@ public partial class StatusPageBrowserTests(ITestOutputHelper output)
         Assert.Equal(new Dictionary<string, int> { ["a"] = 60, ["b"] = 20 }, Requests(second.Dom));
         Assert.Contains("<th scope=\"col\">Req/s</th>", second.Dom, StringComparison.Ordinal); // a real table with headers
         Assert.Matches("waiting in the listen queue: <b>0 of [1-9]", second.Dom); // the strip reads the kernel's queue
+        Assert.Matches("memory \\(working set\\): <b>[1-9][0-9,]*\\.?[0-9]? MiB", second.Dom);
     }
 
     private static Dictionary<string, int> Requests(string dom)
