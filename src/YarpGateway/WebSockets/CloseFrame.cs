@@ -3,13 +3,16 @@ using System.Text;
 
 namespace YarpGateway.WebSockets;
 
-/// <summary>Close codes the gateway sends (RFC 6455 §7.4.1) and the unmasked close frame that carries them.</summary>
+/// <summary>Close codes the gateway sends (RFC 6455 §7.4.1 and IANA's registry) and the unmasked close frame that carries them.</summary>
 internal static class CloseFrame
 {
     public const ushort GoingAway = 1001;
     public const ushort ProtocolError = 1002;
     public const ushort PolicyViolation = 1008;
     public const ushort TryAgainLater = 1013;
+
+    /// <summary>"Bad Gateway" (IANA's WebSocket close code registry): the backend's connection failed.</summary>
+    public const ushort BadGateway = 1014;
 
     /// <summary>A server-to-client close frame: FIN + opcode 8, unmasked, code and UTF-8 reason (cut to fit 125 bytes).</summary>
     public static byte[] Build(ushort code, string reason)

@@ -20,6 +20,9 @@ internal enum EvictionReason
 
     /// <summary>The client did not answer the gateway's close frame, or the backend did not end, within CloseTimeout (aborted).</summary>
     CloseTimeout,
+
+    /// <summary>The backend's connection ended without a close frame in either direction (close 1014).</summary>
+    BackendLost,
 }
 
 internal static class EvictionReasonExtensions
@@ -32,6 +35,7 @@ internal static class EvictionReasonExtensions
         EvictionReason.Drain => "drain",
         EvictionReason.ProtocolError => "protocol_error",
         EvictionReason.CloseTimeout => "close_timeout",
+        EvictionReason.BackendLost => "backend_lost",
         _ => "other",
     };
 }

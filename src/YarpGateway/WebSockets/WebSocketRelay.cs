@@ -8,7 +8,8 @@ namespace YarpGateway.WebSockets;
 /// <see cref="ReadAsync"/> untouched and are only observed (whole messages counted).
 /// <para>
 /// When the buffer is full the route's <see cref="SlowClientPolicy"/> applies. The gateway's own
-/// close frames (1001, 1002, 1008, 1013) are placed at a frame boundary of what has been buffered;
+/// close frames (1001, 1002, 1008, 1013, and 1014 when the backend's connection ends without one)
+/// are placed at a frame boundary of what has been buffered;
 /// nothing the backend sends after that point reaches the client. If the client's close and the
 /// backend's end do not follow within <see cref="WebSocketSettings.CloseTimeout"/>, both sides are aborted.
 /// Once a close frame has passed in either direction the close handshake is under way: the gateway
@@ -305,6 +306,14 @@ internal sealed partial class WebSocketRelay
     {
         try
         {
+            // The backend's connection ended and no close frame has passed either way (a backend that
+            // crashed, was killed or reset): the client gets 1014 after what was buffered, not a dropped
+            // connection it cannot tell from a network failure.
+            if (BackendLost())
+            {
+                RequestClose(CloseFrame.BadGateway, EvictionReason.BackendLost, "gateway: the backend's connection ended without a close frame");
+            }
+
             Task? idle = null;
             lock (_lock)
             {
@@ -340,6 +349,14 @@ internal sealed partial class WebSocketRelay
                 _relays.Unregister(this);
                 await client.DisposeAsync();
             }
+        }
+    }
+
+    private bool BackendLost()
+    {
+        lock (_lock)
+        {
+            return _client is not null && !_backendClosed && !_clientClosed && _close is null && _pendingClose is null && _failure is null && _closeTimer is null;
         }
     }
 

@@ -114,6 +114,32 @@ public class WebSocketRelayTests
         await AssertNothingOpenAsync(gateway);
     }
 
+    [Theory]
+    [InlineData("Backpressure")]
+    [InlineData("DropMessages")]
+    public async Task BackendConnectionEndsWithoutAClose_TheClientGets1014_NotADroppedConnection(string policy)
+    {
+        await using var backend = await ScriptedWebSocketBackend.StartAsync();
+        await using var gateway = await GatewayUnderTest.StartAsync(SlowClientTests.Route(backend, new JsonObject { ["WebSocketSlowClientPolicy"] = policy }));
+        using var timeout = new CancellationTokenSource(Bound);
+        await using var client = await RawWebSocketClient.ConnectAsync(gateway.ProxyAddress, "/crash");
+        var server = await backend.AcceptAsync();
+
+        // The backend sends a message, then its connection ends with no close frame (a crash, a kill).
+        await server.SendAsync(WebSocketFrames.TextFrame("last words"), timeout.Token);
+        Assert.Equal("last words", (await client.ReadFrameAsync(timeout.Token))!.Text);
+        server.Finish();
+
+        var close = await client.ReadFrameAsync(timeout.Token);
+        Assert.NotNull(close);
+        Assert.Equal(WebSocketFrames.Close, close.Opcode);
+        Assert.Equal(CloseFrame.BadGateway, close.CloseCode);
+        Assert.Contains("backend", close.Text, StringComparison.Ordinal);
+        Assert.True(await Eventually.TrueAsync(() => gateway.Counter("gateway.websocket.evictions|route=ws|reason=backend_lost") == 1, TimeSpan.FromSeconds(5)),
+            gateway.DescribeCounters("gateway.websocket.evictions"));
+        await AssertNothingOpenAsync(gateway);
+    }
+
     [Fact]
     public async Task PingPongAndCleanClose_PassThrough()
     {
