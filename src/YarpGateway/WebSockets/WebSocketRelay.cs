@@ -1,3 +1,5 @@
+using Yarp.ReverseProxy.Forwarder;
+
 namespace YarpGateway.WebSockets;
 
 /// <summary>
@@ -68,6 +70,7 @@ internal sealed partial class WebSocketRelay
     private bool _closeSent;
     private bool _backendClosed; // the backend's close frame is buffered or sent to the client
     private volatile bool _clientClosed; // the client's close frame passed to the backend
+    private volatile bool _clientEnded; // the client's connection ended (or failed) under a read
     private Exception? _failure;
     private ITimer? _closeTimer;
 
@@ -234,8 +237,22 @@ internal sealed partial class WebSocketRelay
 
     private async ValueTask<int> ReadAndObserveAsync(Memory<byte> buffer, CancellationToken cancellationToken)
     {
-        var read = await _client!.ReadAsync(buffer, cancellationToken);
-        if (read > 0)
+        int read;
+        try
+        {
+            read = await _client!.ReadAsync(buffer, cancellationToken);
+        }
+        catch (IOException)
+        {
+            _clientEnded = true; // reset or lost: the client's end, not the backend's
+            throw;
+        }
+
+        if (read == 0)
+        {
+            _clientEnded = true;
+        }
+        else
         {
             _counters.AddUpstream(read);
             if (!_upBroken)
@@ -352,11 +369,19 @@ internal sealed partial class WebSocketRelay
         }
     }
 
+    // The backend's side ended: cleanly (YARP reports nothing) or with an error on the backend's
+    // connection. An error on the client's side, a cancellation or the activity timeout is not that.
     private bool BackendLost()
     {
+        if (_context.Features.Get<IForwarderErrorFeature>()?.Error is not (null or ForwarderError.UpgradeRequestDestination or ForwarderError.UpgradeResponseDestination))
+        {
+            return false;
+        }
+
         lock (_lock)
         {
-            return _client is not null && !_backendClosed && !_clientClosed && _close is null && _pendingClose is null && _failure is null && _closeTimer is null;
+            return _client is not null && !_backendClosed && !_clientClosed && !_clientEnded && !_context.RequestAborted.IsCancellationRequested
+                && _close is null && _pendingClose is null && _failure is null && _closeTimer is null;
         }
     }
 

@@ -79,6 +79,13 @@ internal sealed class RawWebSocketClient : IAsyncDisposable
         return Encoding.UTF8.GetString(body.ToArray());
     }
 
+    /// <summary>Ends the connection with a reset (RST) instead of an orderly close.</summary>
+    public void Reset()
+    {
+        _socket.LingerState = new LingerOption(true, 0);
+        _socket.Close();
+    }
+
     public ValueTask DisposeAsync()
     {
         Stream.Dispose();

@@ -140,6 +140,33 @@ public class WebSocketRelayTests
         await AssertNothingOpenAsync(gateway);
     }
 
+    [Theory]
+    [InlineData(false)]
+    [InlineData(true)]
+    public async Task ClientConnectionEndsWithoutAClose_IsNotCountedAsTheBackendsLoss(bool reset)
+    {
+        await using var backend = await ScriptedWebSocketBackend.StartAsync();
+        await using var gateway = await GatewayUnderTest.StartAsync(SlowClientTests.Route(backend, new JsonObject()));
+        using var timeout = new CancellationTokenSource(Bound);
+        var client = await RawWebSocketClient.ConnectAsync(gateway.ProxyAddress, "/leaves");
+        var server = await backend.AcceptAsync();
+        await server.SendAsync(WebSocketFrames.TextFrame("hello"), timeout.Token);
+        Assert.Equal("hello", (await client.ReadFrameAsync(timeout.Token))!.Text);
+
+        // The client goes away with no close frame (closed, or reset): the backend's side ends, and nobody blames the backend.
+        if (reset)
+        {
+            client.Reset();
+        }
+
+        await client.DisposeAsync();
+        Assert.Null(await ReadToEndAsync(server, timeout.Token));
+        server.Finish();
+        await AssertNothingOpenAsync(gateway);
+        Assert.Equal(0, gateway.CounterSum("gateway.websocket.evictions"));
+        Assert.DoesNotContain(gateway.Logs.Lines, l => l.Contains("[WebSocketEvicted]", StringComparison.Ordinal));
+    }
+
     [Fact]
     public async Task PingPongAndCleanClose_PassThrough()
     {
@@ -245,9 +272,9 @@ public class WebSocketRelayTests
         {
             return await server.ReadFrameAsync(cancellationToken);
         }
-        catch (IOException)
+        catch (Exception ex) when (ex is IOException or ObjectDisposedException)
         {
-            return null; // aborted: also an end
+            return null; // aborted: also an end (Kestrel may have torn the backend's request down already)
         }
     }
 
