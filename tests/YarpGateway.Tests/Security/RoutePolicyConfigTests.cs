@@ -124,9 +124,15 @@ public class RoutePolicyConfigTests
 
         Assert.True(await Eventually.TrueAsync(() => gateway.Counter("gateway.config.reloads|result=rejected") == 1, TimeSpan.FromSeconds(10)),
             gateway.DescribeCounters("gateway.config"));
-        Assert.Contains(gateway.Logs.Lines, l => l.Contains("'new-policy' is not a policy under Gateway:RateLimiting:Policies (defined: limited)", StringComparison.Ordinal)
-            && l.Contains("a new one takes a restart", StringComparison.Ordinal));
-        Assert.Single(gateway.Logs.Lines, l => l.Contains("SectionNeedsRestart", StringComparison.Ordinal) && l.Contains("Gateway:RateLimiting changed", StringComparison.Ordinal));
+
+        // The rejection is counted, then logged: wait for the line itself (a fresh-clone CI run read the log in between).
+        Assert.True(await Eventually.TrueAsync(
+            () => gateway.Logs.Lines.Any(l => l.Contains("'new-policy' is not a policy under Gateway:RateLimiting:Policies (defined: limited)", StringComparison.Ordinal)
+                && l.Contains("a new one takes a restart", StringComparison.Ordinal)),
+            TimeSpan.FromSeconds(5)), "no rejection line naming the policy");
+        static bool NeedsRestart(string l) => l.Contains("SectionNeedsRestart", StringComparison.Ordinal) && l.Contains("Gateway:RateLimiting changed", StringComparison.Ordinal);
+        Assert.True(await Eventually.TrueAsync(() => gateway.Logs.Lines.Any(NeedsRestart), TimeSpan.FromSeconds(5)), "no SectionNeedsRestart line");
+        Assert.Single(gateway.Logs.Lines, NeedsRestart);
         for (var i = 0; i < 3; i++)
         {
             using var response = await client.GetAsync("/x");
