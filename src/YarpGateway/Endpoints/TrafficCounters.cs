@@ -24,7 +24,7 @@ internal sealed partial class TrafficCounters(TimeProvider timeProvider, Microso
     internal static readonly TimeSpan AbandonAfter = TimeSpan.FromSeconds(1);
 
     private readonly ConcurrentDictionary<string, OpenConnection> _open = new(StringComparer.Ordinal);
-    private readonly LogThrottle _throttle = new(timeProvider);
+    private readonly LogThrottle _throttle = new(timeProvider, logger);
     private long _openConnections;
     private long _acceptedConnections;
     private long _closedConnections;

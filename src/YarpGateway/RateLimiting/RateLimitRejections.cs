@@ -13,7 +13,7 @@ namespace YarpGateway.RateLimiting;
 /// </summary>
 internal sealed partial class RateLimitRejections(TimeProvider timeProvider, ILogger<RateLimitRejections> logger)
 {
-    private readonly LogThrottle _throttle = new(timeProvider);
+    private readonly LogThrottle _throttle = new(timeProvider, logger);
 
     public void Rejected(HttpContext context, RateLimitLease lease)
     {

@@ -16,7 +16,7 @@ namespace YarpGateway.Resilience;
 /// </summary>
 internal sealed partial class ProxyErrorLog(ResilienceMetrics metrics, TimeProvider timeProvider, ILogger<ProxyErrorLog> logger)
 {
-    private readonly LogThrottle _throttle = new(timeProvider);
+    private readonly LogThrottle _throttle = new(timeProvider, logger);
 
     /// <summary>Called once per proxied request, after retries, with the request's final state.</summary>
     public void Record(HttpContext context, IReverseProxyFeature proxy)
@@ -40,7 +40,7 @@ internal sealed partial class ProxyErrorLog(ResilienceMetrics metrics, TimeProvi
         }
 
         var clientSide = IsClientSide(error.Error);
-        if (!logger.IsEnabled(clientSide ? LogLevel.Debug : LogLevel.Warning) || !_throttle.ShouldLog(cluster + "|" + name, out var suppressed))
+        if (!logger.IsEnabled(clientSide ? LogLevel.Debug : LogLevel.Warning) || !_throttle.ShouldLog(cluster + "|" + name, out var suppressed, clientSide ? LogLevel.Debug : LogLevel.Warning))
         {
             return;
         }

@@ -27,7 +27,7 @@ internal sealed partial class ProxyRetryMiddleware(
     private readonly ConcurrentDictionary<(int MaxRetries, TimeSpan Base, TimeSpan Max), ResiliencePipeline<bool>> _pipelines = new();
     private readonly ConditionalWeakTable<RouteConfig, ResolvedSettings> _settings = new();
     private readonly TimeProvider _timeProvider = timeProvider;
-    private readonly LogThrottle _logThrottle = new(timeProvider);
+    private readonly LogThrottle _logThrottle = new(timeProvider, logger);
 
     public async Task InvokeAsync(HttpContext context, RequestDelegate next)
     {

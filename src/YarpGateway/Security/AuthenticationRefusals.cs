@@ -11,7 +11,7 @@ namespace YarpGateway.Security;
 /// </summary>
 internal sealed partial class AuthenticationRefusals(SecurityMetrics metrics, TimeProvider timeProvider, ILogger<AuthenticationRefusals> logger)
 {
-    private readonly LogThrottle _throttle = new(timeProvider);
+    private readonly LogThrottle _throttle = new(timeProvider, logger);
 
     public void Refused(HttpContext context, int status, Exception? failure)
     {

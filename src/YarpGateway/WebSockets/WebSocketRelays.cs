@@ -20,7 +20,7 @@ internal sealed partial class WebSocketRelays(
 {
     private readonly ConcurrentDictionary<WebSocketRelay, byte> _open = new();
     private readonly CancellationTokenSource _disposed = new(); // cancelled, never disposed: a spread in progress still holds its token
-    private readonly LogThrottle _throttle = new(timeProvider);
+    private readonly LogThrottle _throttle = new(timeProvider, logger);
     private volatile bool _draining;
     private int _disposeCount;
 
