@@ -31,7 +31,6 @@ internal sealed partial class MemoryReturn(
     private readonly long _started = timeProvider.GetTimestamp();
     private ITimer? _timer;
     private int _sampling;
-    private long _peak;
     private Measuring? _measuring;
 
     public Task StartAsync(CancellationToken cancellationToken)
@@ -47,7 +46,7 @@ internal sealed partial class MemoryReturn(
     }
 
     /// <summary>The most connections seen open since the last decision (once a second).</summary>
-    internal long Peak => Volatile.Read(ref _peak);
+    internal long Peak => _trigger.Peak;
 
     /// <summary>A drop was decided and its background collection has not finished.</summary>
     internal bool IsMeasuring => Volatile.Read(ref _measuring) is not null;
@@ -88,7 +87,6 @@ internal sealed partial class MemoryReturn(
         }
         finally
         {
-            Volatile.Write(ref _peak, _trigger.Peak);
             Volatile.Write(ref _sampling, 0);
         }
     }

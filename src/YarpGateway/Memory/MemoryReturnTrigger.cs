@@ -14,8 +14,8 @@ internal sealed class MemoryReturnTrigger
     private TimeSpan? _lowSince;
     private TimeSpan? _lastDrop;
 
-    /// <summary>The most connections seen open since the last decision.</summary>
-    public long Peak => _peak;
+    /// <summary>The most connections seen open since the last decision (readable from any thread).</summary>
+    public long Peak => Volatile.Read(ref _peak);
 
     /// <summary>
     /// One sample: <paramref name="now"/> on a monotonic clock and the connections open now. True

@@ -371,6 +371,7 @@ internal sealed partial class WebSocketRelay
 
     // The backend's side ended: cleanly (YARP reports nothing) or with an error on the backend's
     // connection. An error on the client's side, a cancellation or the activity timeout is not that.
+    // A close of the gateway's own already in place is RequestClose's to see.
     private bool BackendLost()
     {
         if (_context.Features.Get<IForwarderErrorFeature>()?.Error is not (null or ForwarderError.UpgradeRequestDestination or ForwarderError.UpgradeResponseDestination))
@@ -380,8 +381,7 @@ internal sealed partial class WebSocketRelay
 
         lock (_lock)
         {
-            return _client is not null && !_backendClosed && !_clientClosed && !_clientEnded && !_context.RequestAborted.IsCancellationRequested
-                && _close is null && _pendingClose is null && _failure is null && _closeTimer is null;
+            return _client is not null && !_backendClosed && !_clientClosed && !_clientEnded && !_context.RequestAborted.IsCancellationRequested;
         }
     }
 
