@@ -183,24 +183,54 @@ internal sealed partial class ConnectionAdmission : IProxyConnectionMiddleware, 
         }
     }
 
-    private async Task OnConnectionAsync(ConnectionContext connection, ConnectionDelegate next, KestrelServerLimits limits)
+    private Task OnConnectionAsync(ConnectionContext connection, ConnectionDelegate next, KestrelServerLimits limits)
     {
         var state = _state;
         // A connection a paced listener accepted took its token before it was accepted.
         var rate = state.Rate is { } bucket && !PacedAcceptListenerFactory.WasPaced(connection) ? bucket : null;
         if (rate is null && state.FirstRequest is null)
         {
-            await next(connection);
+            return next(connection);
+        }
+
+        return AdmitThenRunAsync(connection, next, AdmitAsync(connection, state, rate, limits));
+    }
+
+    // Two frames, not one: the admission's (its waits, leases and timings) is gone once the connection
+    // is admitted, and what a connection keeps for its life (an idle WebSocket, a keep-alive client)
+    // is this one, which holds the gate and the wait for the rest of the pipeline: about 110 bytes less.
+    private static async Task AdmitThenRunAsync(ConnectionContext connection, ConnectionDelegate next, ValueTask<(bool Admitted, FirstRequestGate? Gate)> admission)
+    {
+        var (admitted, gate) = await admission;
+        if (!admitted)
+        {
             return;
         }
 
+        try
+        {
+            await next(connection);
+        }
+        finally
+        {
+            gate?.Release();
+        }
+    }
+
+    /// <summary>
+    /// Admits a connection: a token from the connection rate (unless a paced listener took it before
+    /// accepting), then, once its first bytes arrive, a first-request slot. Not admitted: the
+    /// connection was closed (and counted) while it waited.
+    /// </summary>
+    private async ValueTask<(bool Admitted, FirstRequestGate? Gate)> AdmitAsync(ConnectionContext connection, State state, RateLimiter? rate, KestrelServerLimits limits)
+    {
         TimeSpan? waited = null; // set when the connection had to wait for either
         if (rate is not null)
         {
             var (token, tokenWait) = await AdmitAsync(connection, rate, state.Options.MaxWait);
             if (token is null)
             {
-                return;
+                return (false, null);
             }
 
             token.Dispose(); // a token bucket's lease holds nothing
@@ -214,13 +244,13 @@ internal sealed partial class ConnectionAdmission : IProxyConnectionMiddleware, 
             // connections and leave them idle): it takes its slot when its first bytes arrive.
             if (!await FirstBytesAsync(connection, limits.RequestHeadersTimeout))
             {
-                return;
+                return (false, null);
             }
 
             var (slot, slotWait) = await AdmitAsync(connection, firstRequest, state.Options.MaxWait);
             if (slot is null)
             {
-                return;
+                return (false, null);
             }
 
             if (slotWait is { } slotWaited)
@@ -237,14 +267,7 @@ internal sealed partial class ConnectionAdmission : IProxyConnectionMiddleware, 
             _metrics.ConnectionDelayed(delay);
         }
 
-        try
-        {
-            await next(connection);
-        }
-        finally
-        {
-            gate?.Release();
-        }
+        return (true, gate);
     }
 
     /// <summary>

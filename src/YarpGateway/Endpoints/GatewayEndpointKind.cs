@@ -21,7 +21,17 @@ internal static class GatewayEndpointTag
 {
     private static readonly object Key = new();
 
-    public static void Set(ConnectionContext connection, GatewayEndpointKind kind) => connection.Items[Key] = kind;
+    // Boxed once: every connection stores one of these, and a box per connection lives as long as it.
+    private static readonly object ProxyBox = GatewayEndpointKind.Proxy;
+    private static readonly object ManagementBox = GatewayEndpointKind.Management;
+
+    public static void Set(ConnectionContext connection, GatewayEndpointKind kind)
+        => connection.Items[Key] = kind switch
+        {
+            GatewayEndpointKind.Proxy => ProxyBox,
+            GatewayEndpointKind.Management => ManagementBox,
+            _ => kind,
+        };
 
     public static GatewayEndpointKind Of(HttpContext context)
         => context.Features.Get<IConnectionItemsFeature>()?.Items.TryGetValue(Key, out var value) == true && value is GatewayEndpointKind kind

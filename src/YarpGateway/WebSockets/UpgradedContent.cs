@@ -36,33 +36,55 @@ internal abstract class UpgradedContent : HttpContent
         return false;
     }
 
-    private sealed class GatedContent(HttpContent inner, WebSocketRelay relay, HttpResponseMessage response) : UpgradedContent
+    private sealed class GatedContent : UpgradedContent
     {
-        private HttpResponseMessage? _response = response;
+        private readonly WebSocketRelay _relay;
+        private HttpResponseMessage? _response;
+
+        // The backend's stream comes from one or the other. The lean connector's own content is
+        // read here directly: opened through it, HttpContent would keep its task (and the content
+        // itself) for the WebSocket's life, about 130 bytes.
+        private readonly HttpContent? _inner;
+        private readonly Stream? _stream;
+
+        public GatedContent(HttpContent inner, WebSocketRelay relay, HttpResponseMessage response)
+        {
+            _relay = relay;
+            _response = response;
+            if (inner is OwnedStream owned)
+            {
+                _stream = owned.Stream;
+            }
+            else
+            {
+                _inner = inner;
+            }
+        }
 
         protected override async Task<Stream> OpenAsync(CancellationToken cancellationToken)
         {
             if (Interlocked.Exchange(ref _response, null) is { } head)
             {
-                ReleaseHead(head, inner);
+                ReleaseHead(head, _inner);
             }
 
-            return new BackendGateStream(await inner.ReadAsStreamAsync(cancellationToken), relay);
+            return new BackendGateStream(_stream ?? await _inner!.ReadAsStreamAsync(cancellationToken), _relay);
         }
 
-        private static void ReleaseHead(HttpResponseMessage response, HttpContent inner)
+        private static void ReleaseHead(HttpResponseMessage response, HttpContent? inner)
         {
             response.Headers.Clear();
             response.ReasonPhrase = null;
             response.RequestMessage?.Headers.Clear();
-            inner.Headers.Clear();
+            inner?.Headers.Clear();
         }
 
         protected override void Dispose(bool disposing)
         {
             if (disposing)
             {
-                inner.Dispose();
+                _inner?.Dispose();
+                _stream?.Dispose();
             }
 
             base.Dispose(disposing);
@@ -71,6 +93,8 @@ internal abstract class UpgradedContent : HttpContent
 
     private sealed class OwnedStream(Stream stream) : UpgradedContent
     {
+        public Stream Stream => stream;
+
         protected override Task<Stream> OpenAsync(CancellationToken cancellationToken) => Task.FromResult(stream);
 
         protected override void Dispose(bool disposing)

@@ -48,6 +48,34 @@ public class FirstRequestGateTests
         Assert.Equal(1, clock.Disposed);
     }
 
+    [Fact]
+    public void Released_NoLongerHoldsItsTimer()
+    {
+        // The gate lives as long as its connection (a WebSocket's, a keep-alive client's): the timer
+        // it no longer needs must not, which a weak reference to it shows once the gate lets go.
+        var clock = new TimerCountingClock();
+        using var slots = new ConcurrencyLimiter(new ConcurrencyLimiterOptions { PermitLimit = 1, QueueLimit = 0 });
+        var gate = new FirstRequestGate(slots.AttemptAcquire(), MaxTime, clock);
+        var timer = clock.LastTimer!;
+        clock.LastTimer = null;
+
+        gate.Release();
+
+        Assert.False(IsReachable(timer));
+        GC.KeepAlive(gate);
+    }
+
+    // The timer's only strong reference, after the test lets go of its own, is the gate's (FakeTimeProvider
+    // forgets a disposed timer). NoInlining: no copy of the reference stays in the caller's frame.
+    [System.Runtime.CompilerServices.MethodImpl(System.Runtime.CompilerServices.MethodImplOptions.NoInlining)]
+    private static bool IsReachable(WeakReference timer)
+    {
+        GC.Collect();
+        GC.WaitForPendingFinalizers();
+        GC.Collect();
+        return timer.IsAlive;
+    }
+
     /// <summary>A fake clock that counts the timers created and disposed.</summary>
     private sealed class TimerCountingClock : FakeTimeProvider
     {
@@ -55,10 +83,15 @@ public class FirstRequestGateTests
 
         public int Disposed { get; private set; }
 
+        /// <summary>The last timer created, weakly.</summary>
+        public WeakReference? LastTimer { get; set; }
+
         public override ITimer CreateTimer(TimerCallback callback, object? state, TimeSpan dueTime, TimeSpan period)
         {
             Created++;
-            return new Counted(base.CreateTimer(callback, state, dueTime, period), this);
+            var timer = new Counted(base.CreateTimer(callback, state, dueTime, period), this);
+            LastTimer = new WeakReference(timer);
+            return timer;
         }
 
         private sealed class Counted(ITimer inner, TimerCountingClock clock) : ITimer
