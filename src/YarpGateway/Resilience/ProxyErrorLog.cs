@@ -49,6 +49,14 @@ internal sealed partial class ProxyErrorLog(ResilienceMetrics metrics, TimeProvi
         var destination = proxy.ProxiedDestination?.DestinationId ?? "-";
         var attempts = attempt?.Number ?? 1;
         var reason = Describe(error.Exception);
+        if (error.Error == ForwarderError.ResponseBodyDestination && context.Response.HasStarted)
+        {
+            // "answered 200" alone would read as a success: the client got the status and part of
+            // the body, then its connection reset (HTTP/2: the stream), so that it cannot take the
+            // part for the whole.
+            reason = "The response was cut short and the client's connection reset. " + reason;
+        }
+
         if (clientSide)
         {
             Log.ClientError(logger, name, route, cluster, destination, context.Response.StatusCode, reason, suppressed);
@@ -91,7 +99,7 @@ internal sealed partial class ProxyErrorLog(ResilienceMetrics metrics, TimeProvi
         _ => "other",
     };
 
-    /// <summary>One line: each exception's message down the chain, without stack traces.</summary>
+    /// <summary>One line: each exception's message down the chain, without stack traces or a final period (the line has its own).</summary>
     internal static string Describe(Exception? exception)
     {
         if (exception is null)
@@ -108,7 +116,7 @@ internal sealed partial class ProxyErrorLog(ResilienceMetrics metrics, TimeProvi
             }
         }
 
-        return text;
+        return text.EndsWith('.') ? text[..^1] : text;
     }
 
     private static partial class Log

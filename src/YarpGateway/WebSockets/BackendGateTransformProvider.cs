@@ -6,8 +6,9 @@ namespace YarpGateway.WebSockets;
 
 /// <summary>
 /// Adds to every route a response transform that, when the backend accepts a WebSocket the relay
-/// carries, hands YARP the backend stream through a <see cref="BackendGateStream"/>. For every other
-/// response it is a status check.
+/// carries, hands YARP the backend stream through a <see cref="BackendGateStream"/>, and turns a 101
+/// to a request that asked for no upgrade into a 502 (YARP would pass it on: the client got a 101,
+/// an empty reply and no log). For every other response it is a status check.
 /// </summary>
 internal sealed class BackendGateTransformProvider : ITransformProvider
 {
@@ -22,8 +23,19 @@ internal sealed class BackendGateTransformProvider : ITransformProvider
     public void Apply(TransformBuilderContext context)
         => context.AddResponseTransform(static transform =>
         {
-            if (transform.ProxyResponse is { } response
-                && (response.StatusCode == HttpStatusCode.SwitchingProtocols
+            if (transform.ProxyResponse is not { } response)
+            {
+                return ValueTask.CompletedTask;
+            }
+
+            if (response.StatusCode == HttpStatusCode.SwitchingProtocols && !Endpoints.UpgradeRequest.Is(transform.HttpContext))
+            {
+                // Thrown from a response transform, YARP reports a response_headers error, disposes
+                // the response (and with it the backend connection) and answers 502.
+                throw new HttpRequestException(HttpRequestError.InvalidResponse, "The backend answered 101 Switching Protocols to a request that did not ask to upgrade.");
+            }
+
+            if ((response.StatusCode == HttpStatusCode.SwitchingProtocols
                     || (response.StatusCode == HttpStatusCode.OK && response.RequestMessage?.Method == HttpMethod.Connect))
                 && transform.HttpContext.Features.Get<WebSocketRelay>() is { } relay)
             {

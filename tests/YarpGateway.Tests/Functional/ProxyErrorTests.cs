@@ -93,4 +93,51 @@ public class ProxyErrorTests
         Assert.Equal(0, gateway.Counter("gateway.proxy.errors|cluster=c1|error=upgrade_request_destination") + gateway.Counter("gateway.proxy.errors|cluster=c1|error=upgrade_response_destination"));
         Assert.DoesNotContain(gateway.Logs.Lines, l => l.StartsWith("Warning", StringComparison.Ordinal) || l.StartsWith("Error", StringComparison.Ordinal));
     }
+
+    [Fact]
+    public async Task BackendSwitchesProtocolsUnasked_TheClientGets502_NotA101()
+    {
+        // A backend that answers 101 to a request that asked for no upgrade (a bug, or something
+        // that is not HTTP) broke the protocol: the client, which asked for a page, is owed a 502.
+        // Before, the 101 went through to it, then an empty reply, and nothing was logged.
+        await using var backend = await RawTcpBackend.StartAsync(async (socket, cancellationToken) =>
+            await socket.SendAsync("HTTP/1.1 101 Switching Protocols\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n\r\n"u8.ToArray(), cancellationToken));
+        await using var gateway = await GatewayUnderTest.StartAsync(RouteTo(backend.Address.ToString()));
+        using var client = gateway.CreateProxyClient();
+
+        using var response = await client.GetAsync("/page").WaitAsync(TimeSpan.FromSeconds(20));
+
+        Assert.Equal(HttpStatusCode.BadGateway, response.StatusCode);
+        Assert.Equal(1, gateway.Counter("gateway.proxy.errors|cluster=c1|error=response_headers"));
+        Assert.Contains(gateway.Logs.Lines, l => l.Contains("Proxy error response_headers: route all, cluster c1, destination d1", StringComparison.Ordinal)
+            && l.Contains("101", StringComparison.Ordinal));
+
+        // The same connection serves the next request: the 502 is an ordinary response.
+        backend.Heads.Clear();
+        using var again = await client.GetAsync("/page").WaitAsync(TimeSpan.FromSeconds(20));
+        Assert.Equal(HttpStatusCode.BadGateway, again.StatusCode);
+    }
+
+    [Fact]
+    public async Task BackendCutsTheBodyShort_TheClientSeesItCut_AndTheLineSaysSo()
+    {
+        // 10 of the 100 bytes promised, then the backend closes: the status has gone to the client,
+        // so the gateway can only reset its connection; the line must not read as a 200 served.
+        await using var backend = await RawTcpBackend.StartAsync(async (socket, cancellationToken) =>
+            await socket.SendAsync("HTTP/1.1 200 OK\r\nContent-Length: 100\r\n\r\nonly-a-bit"u8.ToArray(), cancellationToken));
+        await using var gateway = await GatewayUnderTest.StartAsync(RouteTo(backend.Address.ToString()));
+        using var client = gateway.CreateProxyClient();
+
+        await Assert.ThrowsAnyAsync<HttpRequestException>(async () =>
+        {
+            using var response = await client.GetAsync("/file").WaitAsync(TimeSpan.FromSeconds(20));
+        });
+
+        Assert.True(
+            await Eventually.TrueAsync(() => gateway.Logs.Lines.Any(l => l.Contains("Proxy error response_body_destination", StringComparison.Ordinal)), TimeSpan.FromSeconds(10)),
+            string.Join('\n', gateway.Logs.Lines));
+        var line = gateway.Logs.Lines.First(l => l.Contains("Proxy error response_body_destination", StringComparison.Ordinal));
+        Assert.Contains("answered 200. The response was cut short and the client's connection reset. HttpIOException", line, StringComparison.Ordinal);
+        Assert.DoesNotContain("..", line, StringComparison.Ordinal);
+    }
 }

@@ -71,6 +71,7 @@ public class ProxyErrorLogTests
         Assert.Equal($"HttpRequestException: An error occurred while sending the request. <- IOException: Unable to read data. <- SocketException: {new SocketException((int)SocketError.ConnectionReset).Message}", text);
         Assert.DoesNotContain('\n', text);
         Assert.Equal("no exception", ProxyErrorLog.Describe(null));
+        Assert.Equal("InvalidOperationException: Invalid Content-Length", ProxyErrorLog.Describe(new InvalidOperationException("Invalid Content-Length."))); // the line ends with its own period
     }
 
     [Fact]
