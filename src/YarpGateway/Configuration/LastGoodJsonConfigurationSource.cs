@@ -13,6 +13,9 @@ namespace YarpGateway.Configuration;
 /// fires, and <see cref="ConfigSourceLocator.FindBrokenFiles"/> names the file in the rejection.
 /// A file that does not parse at start-up still fails start-up, and an optional file that is removed
 /// takes its keys with it, as before: removing a layer on purpose is an edit, not a breakage.
+/// The file's size and time are also looked at every <see cref="CheckInterval"/>: the file watcher's
+/// notification can be lost (seen on Linux, an edit not applied until the next one), and a saved edit
+/// must not wait for another to take effect.
 /// </summary>
 internal sealed class LastGoodJsonConfigurationSource : JsonConfigurationSource
 {
@@ -40,6 +43,13 @@ internal sealed class LastGoodJsonConfigurationSource : JsonConfigurationSource
     /// <summary>Reload the file when it changes (what <see cref="FileConfigurationSource.ReloadOnChange"/> asked of the source this one replaced).</summary>
     public bool WatchForChanges { get; init; }
 
+    /// <summary>
+    /// With <see cref="WatchForChanges"/>, how often the file's size and last write time are compared
+    /// with what was last read, in case the watcher's notification was lost. Default 5 s: one
+    /// <c>stat</c> of a file, a change applied within seconds either way.
+    /// </summary>
+    public TimeSpan CheckInterval { get; init; } = TimeSpan.FromSeconds(5);
+
     public override IConfigurationProvider Build(IConfigurationBuilder builder)
     {
         EnsureDefaults(builder);
@@ -53,6 +63,9 @@ internal sealed class LastGoodJsonConfigurationSource : JsonConfigurationSource
     internal sealed class Provider : JsonConfigurationProvider
     {
         private readonly IDisposable? _watch;
+        private readonly ITimer? _check;
+        private readonly Lock _reloading = new();
+        private FileStamp _read; // the file as it was just before it was last read
 
         public Provider(LastGoodJsonConfigurationSource source)
             : base(source)
@@ -60,6 +73,16 @@ internal sealed class LastGoodJsonConfigurationSource : JsonConfigurationSource
             if (source.WatchForChanges && source.FileProvider is { } files && source.Path is { } path)
             {
                 _watch = ChangeToken.OnChange(() => files.Watch(path), Reload);
+                _check = TimeProvider.System.CreateTimer(static state => ((Provider)state!).ReloadIfChanged(), this, source.CheckInterval, source.CheckInterval);
+            }
+        }
+
+        public override void Load()
+        {
+            lock (_reloading)
+            {
+                _read = Stamp();
+                base.Load();
             }
         }
 
@@ -77,6 +100,41 @@ internal sealed class LastGoodJsonConfigurationSource : JsonConfigurationSource
         private void Reload()
         {
             Thread.Sleep(Source.ReloadDelay); // as the base class does: let the writer finish
+            lock (_reloading)
+            {
+                ReadAgain();
+            }
+
+            OnReload();
+        }
+
+        // The periodic check: a change nobody was told about is read now. Its stamp is taken
+        // before reading, so a write that lands during the read is seen at the next check.
+        private void ReloadIfChanged()
+        {
+            lock (_reloading)
+            {
+                if (Stamp() == _read)
+                {
+                    return;
+                }
+
+                ReadAgain();
+            }
+
+            OnReload();
+        }
+
+        private FileStamp Stamp()
+            => Source.FileProvider?.GetFileInfo(Source.Path ?? string.Empty) is { Exists: true } file
+                ? new FileStamp(true, file.Length, file.LastModified)
+                : default;
+
+        // Reads the file into Data (or keeps the last good contents and says why in Broken); the
+        // caller then raises the reload event, outside the lock.
+        private void ReadAgain()
+        {
+            _read = Stamp();
             var file = Source.FileProvider?.GetFileInfo(Source.Path ?? string.Empty);
             if (file is null || !file.Exists)
             {
@@ -109,8 +167,6 @@ internal sealed class LastGoodJsonConfigurationSource : JsonConfigurationSource
                     Broken = $"cannot be read: {ex.Message}";
                 }
             }
-
-            OnReload();
         }
 
         private static Stream OpenRead(IFileInfo file)
@@ -123,9 +179,12 @@ internal sealed class LastGoodJsonConfigurationSource : JsonConfigurationSource
             if (disposing)
             {
                 _watch?.Dispose();
+                _check?.Dispose();
             }
 
             base.Dispose(disposing);
         }
     }
+
+    private readonly record struct FileStamp(bool Exists, long Length, DateTimeOffset LastModified);
 }
