@@ -7,7 +7,8 @@ namespace YarpGateway.Endpoints;
 /// Sets the listen backlog (<c>Gateway:Transport:Backlog</c>, longer than Kestrel's 512 by default),
 /// creates the listening sockets through <see cref="ProxyListenQueue"/> (which keeps the Proxy
 /// endpoint's to read their queue), sets Kestrel's write buffer per connection
-/// (<c>Gateway:Transport:MaxWriteBufferSize</c>, smaller than Kestrel's 64 KiB by default), and
+/// (<c>Gateway:Transport:MaxWriteBufferSize</c>, smaller than Kestrel's 64 KiB by default) and what it
+/// reads ahead of the application (<c>Gateway:Transport:MaxReadBufferSize</c>, 64 KiB, not 1 MiB), and
 /// decides whether Kestrel runs request processing on the socket threads. With one CPU that saves a
 /// thread hop per request (one socket thread does all the work, as one nginx worker does). With more
 /// CPUs each connection stays on the socket thread it was assigned to, work cannot move to an idle
@@ -31,6 +32,9 @@ internal sealed partial class SocketTransportSetup(IOptions<TransportOptions> op
             transport.MaxWriteBufferSize = options.Value.MaxWriteBufferSize is { } max and >= TransportOptions.MinWriteBufferSize and <= TransportOptions.MaxWriteBufferSizeLimit
                 ? max
                 : TransportOptions.DefaultWriteBufferSize;
+            transport.MaxReadBufferSize = options.Value.MaxReadBufferSize is { } read and >= TransportOptions.MinReadBufferSize and <= TransportOptions.MaxWriteBufferSizeLimit
+                ? read
+                : TransportOptions.DefaultReadBufferSize;
             transport.Backlog = options.Value.Backlog is { } backlog and >= 1 and <= TransportOptions.MaxBacklog ? backlog : TransportOptions.DefaultBacklog;
         }
         catch (InvalidOperationException)

@@ -155,6 +155,51 @@ public class SocketTransportSetupTests
     }
 
     [Fact]
+    public async Task MaxReadBufferSize_64KiBByDefault_LargeHeadersAndBodiesStillGoThrough()
+    {
+        // What Kestrel reads ahead of the application is what an upload pins while its backend does
+        // not read: 64 KiB, not Kestrel's 1 MiB. The request line and headers must still fit in it
+        // (Kestrel holds them until the last one), and a body larger than it must arrive whole.
+        await using var backend = await TestBackend.StartAsync("a");
+        var config = ProxyConfigJson.Config(("api", "/api/{**rest}", "c1"), ("c1", "WeightedRoundRobin", [(backend, "1")]));
+        await using (var gateway = await GatewayUnderTest.StartAsync(config))
+        {
+            Assert.Equal(64 * 1024, gateway.Services.GetRequiredService<IOptions<SocketTransportOptions>>().Value.MaxReadBufferSize);
+            Assert.Equal(1024 * 1024, new SocketTransportOptions().MaxReadBufferSize); // Kestrel's own
+
+            using var proxy = gateway.CreateProxyClient();
+            var body = new string('b', 2 * 1024 * 1024 + 17);
+            using var request = new HttpRequestMessage(HttpMethod.Post, "/api/upload") { Content = new StringContent(body) };
+            request.Headers.Add("X-Large", new string('h', 30 * 1024)); // under Kestrel's 32 KiB of headers
+            using var response = await proxy.SendAsync(request);
+
+            Assert.Equal(HttpStatusCode.OK, response.StatusCode);
+            Assert.Equal(body.Length, Assert.Single(backend.Bodies).Length);
+            Assert.Equal(30 * 1024, Assert.Single(backend.RequestHeaders)["X-Large"].Length);
+        }
+
+        await using (var gateway = await GatewayUnderTest.StartAsync(config, "--Gateway:Transport:MaxReadBufferSize=1048576"))
+        {
+            Assert.Equal(1024 * 1024, gateway.Services.GetRequiredService<IOptions<SocketTransportOptions>>().Value.MaxReadBufferSize);
+        }
+    }
+
+    [Theory]
+    [InlineData(64 * 1024 - 1, false)]
+    [InlineData(64 * 1024, true)]
+    [InlineData(16 * 1024 * 1024, true)]
+    [InlineData(16 * 1024 * 1024 + 1, false)]
+    public void MaxReadBufferSize_OutOfRange_IsAStartupError(int size, bool valid)
+    {
+        var result = new TransportOptionsValidator().Validate(null, new TransportOptions { MaxReadBufferSize = size });
+        Assert.Equal(valid, result.Succeeded);
+        if (!valid)
+        {
+            Assert.Contains("Gateway:Transport:MaxReadBufferSize must be from 65536", result.FailureMessage, StringComparison.Ordinal);
+        }
+    }
+
+    [Fact]
     public async Task Backlog_IsLongerThanKestrelsByDefault_AndConfigurable()
     {
         await using var backend = await TestBackend.StartAsync("a");
