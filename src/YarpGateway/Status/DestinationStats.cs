@@ -8,21 +8,37 @@ namespace YarpGateway.Status;
 /// Requests, errors and latency per destination for the status page, read from the request-duration
 /// measurements the gateway records anyway (a listener on <c>gateway.proxy.request.duration</c>; the
 /// request path calls nothing new). Per destination: totals since start, and the last minute as 60
-/// one-second slots, each with a fixed set of latency buckets. Memory is bounded by the number of
-/// destinations; nothing is allocated per request once a destination has been seen.
+/// one-second slots, each with a fixed set of latency buckets (about 9 KB). Memory is bounded by the
+/// number of destinations that exist: once a minute the figures of destinations no longer in the
+/// proxy's state are let go (per-pod destinations from DNS come and go with every rolling update,
+/// and were kept for the process's life). Nothing is allocated per request once a destination has
+/// been seen.
 /// </summary>
 internal sealed class DestinationStats : IDisposable
 {
+    /// <summary>How often the figures of destinations that no longer exist are let go.</summary>
+    internal static readonly TimeSpan PruneInterval = TimeSpan.FromMinutes(1);
+
     /// <summary>Upper bounds of the latency buckets, in seconds (the last one catches the rest).</summary>
     internal static readonly double[] Bounds = [0.0005, 0.001, 0.002, 0.005, 0.01, 0.02, 0.05, 0.1, 0.2, 0.5, 1, 2, 5, 10, 30, double.MaxValue];
 
     private readonly ConcurrentDictionary<(string Cluster, string Destination), Stats> _byDestination = new();
     private readonly TimeProvider _timeProvider;
     private readonly MeterListener _listener = new();
+    private readonly ITimer? _prune;
 
-    public DestinationStats(IMeterFactory meterFactory, TimeProvider timeProvider)
+    public DestinationStats(IMeterFactory meterFactory, TimeProvider timeProvider, Yarp.ReverseProxy.IProxyStateLookup? proxyState = null)
     {
         _timeProvider = timeProvider;
+        if (proxyState is not null)
+        {
+            _prune = timeProvider.CreateTimer(static state =>
+            {
+                var (self, lookup) = ((DestinationStats, Yarp.ReverseProxy.IProxyStateLookup))state!;
+                self.Prune((cluster, destination) => lookup.TryGetCluster(cluster, out var model) && model.Destinations.ContainsKey(destination));
+            }, (this, proxyState), PruneInterval, PruneInterval);
+        }
+
         _listener.InstrumentPublished = (instrument, listener) =>
         {
             if (instrument.Name == "gateway.proxy.request.duration" && instrument.Meter.Name == GatewayMeter.Name && ReferenceEquals(instrument.Meter.Scope, meterFactory))
@@ -60,7 +76,26 @@ internal sealed class DestinationStats : IDisposable
 
     public long Now => _timeProvider.GetUtcNow().ToUnixTimeSeconds();
 
-    public void Dispose() => _listener.Dispose();
+    /// <summary>Destinations with figures kept.</summary>
+    internal int Count => _byDestination.Count;
+
+    /// <summary>Lets go of the figures of every destination for which <paramref name="exists"/> says no.</summary>
+    internal void Prune(Func<string, string, bool> exists)
+    {
+        foreach (var key in _byDestination.Keys)
+        {
+            if (!exists(key.Cluster, key.Destination))
+            {
+                _byDestination.TryRemove(key, out _);
+            }
+        }
+    }
+
+    public void Dispose()
+    {
+        _prune?.Dispose();
+        _listener.Dispose();
+    }
 
     /// <summary>One destination's figures.</summary>
     internal sealed class Stats
