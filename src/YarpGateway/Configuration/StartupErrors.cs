@@ -5,7 +5,8 @@ namespace YarpGateway.Configuration;
 
 /// <summary>
 /// Turns what can go wrong while the gateway starts into one message for the operator: every
-/// configuration error, the file that would not parse, the port that is taken.
+/// configuration error, the file that would not parse, the port that is taken, the TLS certificate
+/// that would not load.
 /// </summary>
 internal static class StartupErrors
 {
@@ -27,10 +28,19 @@ internal static class StartupErrors
                 case IOException io when io.InnerException is AddressInUseException:
                     message = $"A listening port is already in use: {io.Message} Change Kestrel:Endpoints:*:Url or stop the other process.";
                     return true;
+                case Exception certificate when IsCertificateLoading(certificate):
+                    message = $"A TLS certificate could not be loaded: {certificate.GetType().Name}: {certificate.Message} Check Kestrel:Endpoints:*:Certificate (Path, KeyPath, Password) or Kestrel:Certificates:Default.";
+                    return true;
             }
         }
 
         message = string.Empty;
         return false;
     }
+
+    // Thrown while Kestrel loads an endpoint's certificate (a file missing or unreadable, a wrong
+    // password, a file that is not a certificate), or an HTTPS endpoint with none at all.
+    private static bool IsCertificateLoading(Exception exception)
+        => exception.StackTrace?.Contains("CertificateConfigLoader.LoadCertificate", StringComparison.Ordinal) == true
+            || (exception is InvalidOperationException && exception.Message.Contains("No server certificate was specified", StringComparison.Ordinal));
 }

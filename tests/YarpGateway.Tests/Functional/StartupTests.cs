@@ -76,6 +76,30 @@ public class StartupTests
         Assert.Contains("already in use", gateway.StandardError, StringComparison.Ordinal);
     }
 
+    [Theory]
+    [InlineData("missing")]
+    [InlineData("not a certificate")]
+    public async Task HttpsEndpointsCertificateUnusable_ExitsNonZero_SayingWhichSetting(string problem)
+    {
+        // Before: "Unhandled exception", a stack trace and exit code 134 (an abort), as for a crash.
+        var certificate = Path.Combine(Path.GetTempPath(), $"yarpgateway-cert-{Guid.NewGuid():N}.pfx");
+        if (problem != "missing")
+        {
+            await File.WriteAllTextAsync(certificate, "this is not a certificate");
+        }
+
+        var path = ProxyConfigJson.WriteTemp("yarpgateway-startup-", "{}");
+        using var gateway = GatewayProcess.Start("Production", "--config", path,
+            "--Kestrel:Endpoints:Proxy:Url=https://127.0.0.1:0", $"--Kestrel:Endpoints:Proxy:Certificate:Path={certificate}",
+            "--Kestrel:Endpoints:Management:Url=http://127.0.0.1:0");
+
+        Assert.Equal(1, await gateway.WaitForExitAsync(ExitBound));
+        Assert.Contains("TLS certificate could not be loaded", gateway.StandardError, StringComparison.Ordinal);
+        Assert.Contains("Kestrel:Endpoints:*:Certificate", gateway.StandardError, StringComparison.Ordinal);
+        Assert.DoesNotContain("Unhandled exception", gateway.StandardError, StringComparison.Ordinal);
+        File.Delete(certificate);
+    }
+
     [Fact]
     public async Task BadAdmissionValues_ExitNonZero_WithEveryErrorListed()
     {
