@@ -1,3 +1,4 @@
+using Microsoft.AspNetCore.Http;
 using Microsoft.AspNetCore.Server.Kestrel.Core;
 using Microsoft.AspNetCore.Server.Kestrel.Transport.Sockets;
 using Microsoft.Extensions.Options;
@@ -95,7 +96,7 @@ internal sealed partial class GatewayKestrelSetup(IConfiguration configuration, 
         overrides.Bind(http2);
     }
 
-    /// <summary>Start-up errors when either named endpoint is missing.</summary>
+    /// <summary>Start-up errors when either named endpoint is missing, or both would listen on the same port.</summary>
     public static IEnumerable<Configuration.ConfigError> Validate(IConfiguration configuration)
     {
         foreach (var name in new[] { ProxyEndpointName, ManagementEndpointName })
@@ -106,6 +107,48 @@ internal sealed partial class GatewayKestrelSetup(IConfiguration configuration, 
                 yield return new Configuration.ConfigError(key, $"the {name} endpoint needs a URL, e.g. http://0.0.0.0:{(name == ProxyEndpointName ? 8080 : 8081)}.");
             }
         }
+
+        // Kestrel would report the second bind as "address already in use", which reads as another
+        // process holding the port.
+        var proxy = configuration[$"{EndpointsSection}:{ProxyEndpointName}:Url"];
+        var management = configuration[$"{EndpointsSection}:{ManagementEndpointName}:Url"];
+        if (SamePort(proxy, management) is { } port)
+        {
+            yield return new Configuration.ConfigError($"{EndpointsSection}:{ManagementEndpointName}:Url",
+                $"'{management}' is the Proxy endpoint's port too ({port}, '{proxy}'): the two endpoints need ports of their own.");
+        }
+    }
+
+    /// <summary>The port both URLs would bind, when they would collide: the same port, on the same host or a wildcard.</summary>
+    internal static int? SamePort(string? first, string? second)
+    {
+        if (!TryParse(first, out var a) || !TryParse(second, out var b) || a.Port == 0 || a.Port != b.Port)
+        {
+            return null;
+        }
+
+        return string.Equals(a.Host, b.Host, StringComparison.OrdinalIgnoreCase) || IsWildcard(a.Host) || IsWildcard(b.Host) ? a.Port : null;
+
+        static bool TryParse(string? url, out BindingAddress address)
+        {
+            address = null!;
+            if (string.IsNullOrWhiteSpace(url))
+            {
+                return false;
+            }
+
+            try
+            {
+                address = BindingAddress.Parse(url);
+                return true;
+            }
+            catch (FormatException)
+            {
+                return false; // Kestrel reports it when it binds
+            }
+        }
+
+        static bool IsWildcard(string host) => host is "*" or "+" or "0.0.0.0" or "[::]" or "::";
     }
 
     private static partial class Log

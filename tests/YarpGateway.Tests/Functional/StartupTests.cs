@@ -76,6 +76,31 @@ public class StartupTests
         Assert.Contains("already in use", gateway.StandardError, StringComparison.Ordinal);
     }
 
+    [Fact]
+    public async Task ProxyAndManagementOnOnePort_ExitsNonZero_SayingSo()
+    {
+        // Before: "A listening port is already in use ... stop the other process", about itself.
+        var port = LoopbackPort.Unused();
+        var path = ProxyConfigJson.WriteTemp("yarpgateway-startup-", "{}");
+
+        using var gateway = GatewayProcess.Start("Production", "--config", path,
+            $"--Kestrel:Endpoints:Proxy:Url=http://0.0.0.0:{port}", $"--Kestrel:Endpoints:Management:Url=http://127.0.0.1:{port}");
+
+        Assert.Equal(1, await gateway.WaitForExitAsync(ExitBound));
+        Assert.Contains($"Kestrel:Endpoints:Management:Url: 'http://127.0.0.1:{port}' is the Proxy endpoint's port too ({port}", gateway.StandardError, StringComparison.Ordinal);
+        Assert.DoesNotContain("already in use", gateway.StandardError, StringComparison.Ordinal);
+    }
+
+    [Theory]
+    [InlineData("http://0.0.0.0:8080", "http://0.0.0.0:8081", null)]
+    [InlineData("http://0.0.0.0:8080", "http://localhost:8080", 8080)]
+    [InlineData("http://*:8080", "http://10.0.0.1:8080", 8080)]
+    [InlineData("http://10.0.0.2:8080", "http://10.0.0.1:8080", null)] // two addresses of the host
+    [InlineData("http://127.0.0.1:0", "http://127.0.0.1:0", null)] // each gets a port of its own
+    [InlineData("https://[::]:443", "http://127.0.0.1:443", 443)]
+    public void SamePort_IsFoundWhereTheBindsWouldCollide(string proxy, string management, int? expected)
+        => Assert.Equal(expected, YarpGateway.Endpoints.GatewayKestrelSetup.SamePort(proxy, management));
+
     [Theory]
     [InlineData("missing")]
     [InlineData("not a certificate")]
