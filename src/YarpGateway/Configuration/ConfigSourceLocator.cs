@@ -18,7 +18,12 @@ internal static class ConfigSourceLocator
     public static IReadOnlyList<ConfigError> WithFiles(IConfiguration configuration, IEnumerable<ConfigError> errors)
         => errors.Select(e => e.File is null ? e with { File = FindFile(configuration, e.Key) } : e).ToList();
 
-    /// <summary>The physical path of the last JSON file that defines <paramref name="key"/> or anything below it.</summary>
+    /// <summary>
+    /// Where the value of <paramref name="key"/> (or anything below it) that the gateway reads was
+    /// set: the physical path of a JSON file, <c>command line</c>, <c>environment variable</c>, or
+    /// null for another layer. The last layer that defines it is the one read, so a file below a
+    /// command-line or environment override is not named.
+    /// </summary>
     public static string? FindFile(IConfiguration configuration, string key)
     {
         if (configuration is not IConfigurationRoot root)
@@ -31,9 +36,15 @@ internal static class ConfigSourceLocator
         {
             foreach (var provider in root.Providers.Reverse())
             {
-                if (provider is JsonConfigurationProvider json && Defines(provider, candidate))
+                if (Defines(provider, candidate))
                 {
-                    return PhysicalPath(json.Source);
+                    return provider switch
+                    {
+                        JsonConfigurationProvider json => PhysicalPath(json.Source),
+                        Microsoft.Extensions.Configuration.CommandLine.CommandLineConfigurationProvider => "command line",
+                        Microsoft.Extensions.Configuration.EnvironmentVariables.EnvironmentVariablesConfigurationProvider => "environment variable",
+                        _ => null,
+                    };
                 }
             }
         }
