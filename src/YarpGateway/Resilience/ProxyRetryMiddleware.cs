@@ -155,7 +155,10 @@ internal sealed partial class ProxyRetryMiddleware(
         var destination = attempt.Proxy.ProxiedDestination?.DestinationId ?? "-";
         if (_logThrottle.ShouldLog(kind, out var suppressed))
         {
-            Log.Timeout(logger, kind, attempt.Proxy.Route.Config.RouteId, clusterId, destination, attempt.Number, suppressed);
+            // After the response started, nothing can be answered: YARP reset the stream (HTTP/2) or
+            // the connection, so that the client does not take the part for the whole.
+            var outcome = context.Response.HasStarted ? "the response had started, so it was cut short" : "answered 504";
+            Log.Timeout(logger, kind, attempt.Proxy.Route.Config.RouteId, clusterId, destination, attempt.Number, outcome, suppressed);
         }
 
         if (!context.Response.HasStarted && !(context.RequestAborted.IsCancellationRequested && !routeTimedOut))
@@ -247,7 +250,7 @@ internal sealed partial class ProxyRetryMiddleware(
 
     private static partial class Log
     {
-        [LoggerMessage(1, LogLevel.Warning, "Proxy {Kind} timeout: route {RouteId}, cluster {ClusterId}, destination {DestinationId}, after {Attempts} attempt(s); answered 504 ({Suppressed} similar suppressed in the last second).", EventName = "ProxyTimeout")]
-        public static partial void Timeout(ILogger logger, string kind, string routeId, string clusterId, string destinationId, int attempts, long suppressed);
+        [LoggerMessage(1, LogLevel.Warning, "Proxy {Kind} timeout: route {RouteId}, cluster {ClusterId}, destination {DestinationId}, after {Attempts} attempt(s); {Outcome} ({Suppressed} similar suppressed in the last second).", EventName = "ProxyTimeout")]
+        public static partial void Timeout(ILogger logger, string kind, string routeId, string clusterId, string destinationId, int attempts, string outcome, long suppressed);
     }
 }

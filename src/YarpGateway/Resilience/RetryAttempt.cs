@@ -169,6 +169,11 @@ internal sealed class RetryAttempt(HttpContext context, IReverseProxyFeature pro
                 ForwarderError.Request or ForwarderError.ResponseHeaders => ClassifyTransport(error.Exception),
                 // YARP reports SocketsHttpHandler's ConnectTimeout as a timed-out request too.
                 ForwarderError.RequestTimedOut => IsConnectTimeout(error.Exception) ? AttemptFailure.ConnectTimeout : AttemptFailure.ActivityTimeout,
+                // Once the response has started, YARP's activity timeout cancels the body's copy and
+                // reports it as the destination's failure: a cancellation the client did not cause
+                // (a streamed response, gRPC or server-sent events, quiet for that long).
+                ForwarderError.ResponseBodyDestination or ForwarderError.ResponseBodyCanceled
+                    when error.Exception is OperationCanceledException && !_requestAborted.IsCancellationRequested => AttemptFailure.ActivityTimeout,
                 _ => AttemptFailure.Other,
             };
         }
