@@ -170,10 +170,11 @@ internal sealed class RetryAttempt(HttpContext context, IReverseProxyFeature pro
                 // YARP reports SocketsHttpHandler's ConnectTimeout as a timed-out request too.
                 ForwarderError.RequestTimedOut => IsConnectTimeout(error.Exception) ? AttemptFailure.ConnectTimeout : AttemptFailure.ActivityTimeout,
                 // Once the response has started, YARP's activity timeout cancels the body's copy and
-                // reports it as the destination's failure: a cancellation the client did not cause
-                // (a streamed response, gRPC or server-sent events, quiet for that long).
-                ForwarderError.ResponseBodyDestination or ForwarderError.ResponseBodyCanceled
-                    when error.Exception is OperationCanceledException && !_requestAborted.IsCancellationRequested => AttemptFailure.ActivityTimeout,
+                // reports it as the destination's failure (a streamed response, gRPC or server-sent
+                // events, quiet for that long). A cancellation the client caused is reported as
+                // response_body_canceled instead; the reset YARP then sends aborts the request too, so
+                // RequestAborted cannot tell them apart here.
+                ForwarderError.ResponseBodyDestination when error.Exception is OperationCanceledException => AttemptFailure.ActivityTimeout,
                 _ => AttemptFailure.Other,
             };
         }

@@ -68,10 +68,36 @@ public class GrpcShapedTests
 
         Assert.True(
             await Eventually.TrueAsync(() => gateway.Counter("gateway.proxy.timeouts|cluster=grpc|kind=activity") == 1, TimeSpan.FromSeconds(10)),
-            gateway.DescribeCounters("gateway.proxy"));
-        Assert.Contains(gateway.Logs.Lines, l => l.Contains("Proxy activity timeout: route grpc, cluster grpc", StringComparison.Ordinal)
-            && l.Contains("the response had started, so it was cut short", StringComparison.Ordinal));
+            gateway.DescribeCounters("gateway.proxy") + "\n" + string.Join("\n", gateway.Logs.Lines));
+        // The line comes after the counter: wait for it.
+        Assert.True(
+            await Eventually.TrueAsync(() => gateway.Logs.Lines.Any(l => l.Contains("Proxy activity timeout: route grpc, cluster grpc", StringComparison.Ordinal)
+                && l.Contains("the response had started, so it was cut short", StringComparison.Ordinal)), TimeSpan.FromSeconds(10)),
+            string.Join("\n", gateway.Logs.Lines));
         Assert.Equal(0, gateway.CounterSum("gateway.proxy.errors|cluster=grpc|error=response_body")); // not a body failure
+        release.SetResult();
+    }
+
+    [Fact]
+    public async Task AClientThatCancelsAStream_IsNotATimeout()
+    {
+        var release = new TaskCompletionSource(TaskCreationOptions.RunContinuationsAsynchronously);
+        await using var backend = await GrpcShapedBackend.StartAsync(release.Task);
+        await using var gateway = await GatewayUnderTest.StartAsync(Config(backend.Address, activityTimeout: "00:00:30"));
+        using var client = gateway.CreateHttp2ProxyClient();
+        using var timeout = new CancellationTokenSource(TimeSpan.FromSeconds(20));
+
+        using (var response = await client.SendAsync(Call(), HttpCompletionOption.ResponseHeadersRead, timeout.Token))
+        {
+            await using var body = await response.Content.ReadAsStreamAsync(timeout.Token);
+            await body.ReadExactlyAsync(new byte[6], timeout.Token);
+        } // disposed mid-stream: the client resets it
+
+        Assert.True(
+            await Eventually.TrueAsync(() => gateway.CounterSum("gateway.proxy.errors|cluster=grpc|") == 1, TimeSpan.FromSeconds(10)),
+            gateway.DescribeCounters("gateway.proxy"));
+        Assert.Equal(0, gateway.CounterSum("gateway.proxy.timeouts|cluster=grpc|"));
+        Assert.Equal(0, gateway.Counter("gateway.proxy.errors|cluster=grpc|error=response_body_destination"));
         release.SetResult();
     }
 
