@@ -119,6 +119,14 @@ internal sealed partial class OutlierEjectionPolicy(IDestinationHealthUpdater he
 
         if (context.Features.Get<IForwarderErrorFeature>() is { } error)
         {
+            // A stream (gRPC, server-sent events) quiet for longer than the activity timeout was cut
+            // after it started: silence is how such a response waits for news, not a sign of a failing
+            // destination. (An ordinary response stalled mid-body still counts.)
+            if (error.Error == ForwarderError.ResponseBodyDestination && error.Exception is OperationCanceledException && IsStream(context.Response.ContentType))
+            {
+                return Failure.None;
+            }
+
             // The client going away says nothing about the destination.
             if (error.Error is ForwarderError.RequestCanceled or ForwarderError.RequestBodyCanceled or ForwarderError.RequestBodyClient
                 or ForwarderError.ResponseBodyCanceled or ForwarderError.ResponseBodyClient or ForwarderError.UpgradeRequestCanceled
@@ -142,6 +150,12 @@ internal sealed partial class OutlierEjectionPolicy(IDestinationHealthUpdater he
 
         return context.Response.StatusCode >= 500 ? Failure.Other : Failure.None;
     }
+
+    // Responses that are streams of messages by nature: gRPC (and gRPC-Web) and server-sent events.
+    private static bool IsStream(string? contentType)
+        => contentType is not null
+            && (contentType.StartsWith("application/grpc", StringComparison.OrdinalIgnoreCase)
+                || contentType.StartsWith("text/event-stream", StringComparison.OrdinalIgnoreCase));
 
     // A failure of the network or of the destination's side of the exchange; unknown causes count too.
     private static bool IsTransportError(Exception? exception)

@@ -56,7 +56,7 @@ public class GrpcShapedTests
         // must be able to see why.
         var release = new TaskCompletionSource(TaskCreationOptions.RunContinuationsAsynchronously);
         await using var backend = await GrpcShapedBackend.StartAsync(release.Task);
-        var config = Config(backend.Address, activityTimeout: "00:00:01");
+        var config = Config(backend.Address, activityTimeout: "00:00:02");
         await using var gateway = await GatewayUnderTest.StartAsync(config);
         using var client = gateway.CreateHttp2ProxyClient();
         using var timeout = new CancellationTokenSource(TimeSpan.FromSeconds(20));
@@ -98,6 +98,35 @@ public class GrpcShapedTests
             gateway.DescribeCounters("gateway.proxy"));
         Assert.Equal(0, gateway.CounterSum("gateway.proxy.timeouts|cluster=grpc|"));
         Assert.Equal(0, gateway.Counter("gateway.proxy.errors|cluster=grpc|error=response_body_destination"));
+        release.SetResult();
+    }
+
+    [Fact]
+    public async Task StreamsCutForBeingQuiet_DoNotEjectTheirDestination()
+    {
+        // A subscription quiet for longer than the activity timeout is the application's normal
+        // life, not a failing destination: twelve of them cut at once must not take a destination
+        // out (five consecutive failures would, one of the two at most: MaxEjectedPercent 50).
+        var release = new TaskCompletionSource(TaskCreationOptions.RunContinuationsAsynchronously);
+        await using var backend = await GrpcShapedBackend.StartAsync(release.Task);
+        var config = Config(backend.Address, activityTimeout: "00:00:02");
+        config["ReverseProxy"]!["Clusters"]!["grpc"]!["Destinations"]!["d2"] = new JsonObject { ["Address"] = backend.Address.ToString() };
+        await using var gateway = await GatewayUnderTest.StartAsync(config);
+        using var client = gateway.CreateHttp2ProxyClient();
+        using var timeout = new CancellationTokenSource(TimeSpan.FromSeconds(20));
+
+        await Task.WhenAll(Enumerable.Range(0, 12).Select(async _ =>
+        {
+            using var response = await client.SendAsync(Call(), HttpCompletionOption.ResponseHeadersRead, timeout.Token);
+            Assert.Equal(HttpStatusCode.OK, response.StatusCode);
+            await using var body = await response.Content.ReadAsStreamAsync(timeout.Token);
+            await Assert.ThrowsAnyAsync<Exception>(async () => await body.CopyToAsync(Stream.Null, timeout.Token)); // the first message, then the reset
+        }));
+
+        Assert.True(
+            await Eventually.TrueAsync(() => gateway.CounterSum("gateway.proxy.timeouts|cluster=grpc|kind=activity") == 12, TimeSpan.FromSeconds(10)),
+            gateway.DescribeCounters("gateway.proxy"));
+        Assert.Equal(0, gateway.CounterSum("gateway.outlier.ejections|"));
         release.SetResult();
     }
 
