@@ -125,10 +125,32 @@ internal sealed class LastGoodJsonConfigurationSource : JsonConfigurationSource
             OnReload();
         }
 
+        // A symbolic link is followed to its final target, whose path is part of the stamp: a
+        // Kubernetes ConfigMap volume is updated by pointing a link at a new directory, and the link
+        // the gateway was given never changes itself.
         private FileStamp Stamp()
-            => Source.FileProvider?.GetFileInfo(Source.Path ?? string.Empty) is { Exists: true } file
-                ? new FileStamp(true, file.Length, file.LastModified)
-                : default;
+        {
+            if (Source.FileProvider?.GetFileInfo(Source.Path ?? string.Empty) is not { Exists: true } file)
+            {
+                return default;
+            }
+
+            if (file.PhysicalPath is { } path)
+            {
+                try
+                {
+                    var info = new FileInfo(path);
+                    var target = info.LinkTarget is null ? info : info.ResolveLinkTarget(returnFinalTarget: true) as FileInfo ?? info;
+                    return new FileStamp(target.Exists, target.Exists ? target.Length : 0, target.Exists ? target.LastWriteTimeUtc : default, target.FullName);
+                }
+                catch (IOException)
+                {
+                    // Unreadable link: fall back to what the provider says.
+                }
+            }
+
+            return new FileStamp(true, file.Length, file.LastModified, null);
+        }
 
         // Reads the file into Data (or keeps the last good contents and says why in Broken); the
         // caller then raises the reload event, outside the lock.
@@ -186,5 +208,5 @@ internal sealed class LastGoodJsonConfigurationSource : JsonConfigurationSource
         }
     }
 
-    private readonly record struct FileStamp(bool Exists, long Length, DateTimeOffset LastModified);
+    private readonly record struct FileStamp(bool Exists, long Length, DateTimeOffset LastModified, string? Target);
 }

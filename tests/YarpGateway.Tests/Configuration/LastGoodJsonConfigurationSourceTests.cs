@@ -105,6 +105,36 @@ public sealed class LastGoodJsonConfigurationSourceTests : IDisposable
         (manager as IDisposable).Dispose();
     }
 
+    [Fact]
+    public async Task AConfigMapStyleSwap_IsApplied_ThoughTheLinkItselfNeverChanges()
+    {
+        // A Kubernetes ConfigMap volume: a.json -> ..data/a.json, ..data -> ..v1; an update writes ..v2
+        // and points ..data at it in one rename. The link the gateway was given never changes, and
+        // the file watcher does not report it (tried on the Release build: not applied in 20 s).
+        Directory.CreateDirectory(Path.Combine(_directory, "..v1"));
+        File.WriteAllText(Path.Combine(_directory, "..v1", "a.json"), """{ "Key": "first" }""");
+        File.CreateSymbolicLink(Path.Combine(_directory, "..data"), "..v1");
+        File.CreateSymbolicLink(Path.Combine(_directory, "a.json"), Path.Combine("..data", "a.json"));
+        var manager = new ConfigurationManager();
+        manager.Sources.Add(new LastGoodJsonConfigurationSource
+        {
+            FileProvider = new DeafFileProvider(new Microsoft.Extensions.FileProviders.PhysicalFileProvider(_directory)),
+            Path = "a.json",
+            WatchForChanges = true,
+            ReloadDelay = 0,
+            CheckInterval = TimeSpan.FromMilliseconds(100),
+        });
+        Assert.Equal("first", manager["Key"]);
+
+        Directory.CreateDirectory(Path.Combine(_directory, "..v2"));
+        File.WriteAllText(Path.Combine(_directory, "..v2", "a.json"), """{ "Key": "first" }""".Replace("first", "second")); // same length
+        File.Delete(Path.Combine(_directory, "..data")); // the link, not its directory (Kubernetes renames a new link over it)
+        File.CreateSymbolicLink(Path.Combine(_directory, "..data"), "..v2");
+
+        Assert.True(await Eventually.TrueAsync(() => manager["Key"] == "second", Bound), $"the swapped file was not read: {manager["Key"]}");
+        (manager as IDisposable).Dispose();
+    }
+
     /// <summary>A file provider whose change notifications never come.</summary>
     private sealed class DeafFileProvider(Microsoft.Extensions.FileProviders.IFileProvider inner) : Microsoft.Extensions.FileProviders.IFileProvider
     {
