@@ -62,33 +62,65 @@ internal sealed class ResilienceMetrics : IKnownSeries, IConfigChangeListener
 
     public void EjectionSkipped(string cluster) => _ejectionsSkipped.Add(1, Cluster(cluster));
 
+    /// <summary>
+    /// At most this many zero series are published per instrument over the process's life, half of
+    /// OpenTelemetry's 2,000 series per instrument: past its cap every new series is folded into one
+    /// overflow series, so zeros for hundreds of clusters would leave the clusters that really
+    /// retry or fail without series of their own (tried: 500 clusters filled the retry and error
+    /// instruments with zeros, and overflowed them). A cluster past the budget gets its series at
+    /// its first event.
+    /// </summary>
+    internal const int MaxZeroSeries = 1000;
+
+    private readonly ZeroSeriesBudget _clusterZeros = new(MaxZeroSeries);
+    private readonly ZeroSeriesBudget _retryZeros = new(MaxZeroSeries);
+    private readonly ZeroSeriesBudget _timeoutZeros = new(MaxZeroSeries);
+    private readonly ZeroSeriesBudget _errorZeros = new(MaxZeroSeries);
+    private readonly ZeroSeriesBudget _destinationZeros = new(MaxZeroSeries);
+
     public void Publish()
     {
         foreach (var cluster in _clusters)
         {
             var id = cluster.ClusterId;
-            _attempts.Add(0, Cluster(id));
-            _budgetExhausted.Add(0, Cluster(id));
-            _ejectionsSkipped.Add(0, Cluster(id));
-            foreach (var reason in RetryReasons)
+            if (_clusterZeros.TryReserve(id, 1))
             {
-                _retries.Add(0, new TagList { { "cluster", id }, { "reason", reason } });
+                _attempts.Add(0, Cluster(id));
+                _budgetExhausted.Add(0, Cluster(id));
+                _ejectionsSkipped.Add(0, Cluster(id));
             }
 
-            foreach (var kind in TimeoutKinds)
+            if (_retryZeros.TryReserve(id, RetryReasons.Length))
             {
-                _timeouts.Add(0, new TagList { { "cluster", id }, { "kind", kind } });
+                foreach (var reason in RetryReasons)
+                {
+                    _retries.Add(0, new TagList { { "cluster", id }, { "reason", reason } });
+                }
             }
 
-            foreach (var error in DestinationErrors)
+            if (_timeoutZeros.TryReserve(id, TimeoutKinds.Length))
             {
-                _proxyErrors.Add(0, new TagList { { "cluster", id }, { "error", error } });
+                foreach (var kind in TimeoutKinds)
+                {
+                    _timeouts.Add(0, new TagList { { "cluster", id }, { "kind", kind } });
+                }
+            }
+
+            if (_errorZeros.TryReserve(id, DestinationErrors.Length))
+            {
+                foreach (var error in DestinationErrors)
+                {
+                    _proxyErrors.Add(0, new TagList { { "cluster", id }, { "error", error } });
+                }
             }
 
             foreach (var destination in cluster.Destinations?.Keys ?? Enumerable.Empty<string>())
             {
-                _ejections.Add(0, new TagList { { "cluster", id }, { "destination", destination } });
-                _reactivations.Add(0, new TagList { { "cluster", id }, { "destination", destination } });
+                if (_destinationZeros.TryReserve(id + "|" + destination, 1))
+                {
+                    _ejections.Add(0, new TagList { { "cluster", id }, { "destination", destination } });
+                    _reactivations.Add(0, new TagList { { "cluster", id }, { "destination", destination } });
+                }
             }
         }
     }
@@ -112,4 +144,32 @@ internal sealed class ResilienceMetrics : IKnownSeries, IConfigChangeListener
     }
 
     private static KeyValuePair<string, object?> Cluster(string? cluster) => new("cluster", cluster);
+
+    /// <summary>Which keys have had their zero series published, and how many series that took, up to a budget.</summary>
+    private sealed class ZeroSeriesBudget(int max)
+    {
+        private readonly HashSet<string> _keys = new(StringComparer.Ordinal);
+        private int _series;
+
+        /// <summary>True when <paramref name="key"/>'s <paramref name="series"/> are published or may be now.</summary>
+        public bool TryReserve(string key, int series)
+        {
+            lock (_keys)
+            {
+                if (_keys.Contains(key))
+                {
+                    return true;
+                }
+
+                if (_series + series > max)
+                {
+                    return false;
+                }
+
+                _keys.Add(key);
+                _series += series;
+                return true;
+            }
+        }
+    }
 }
