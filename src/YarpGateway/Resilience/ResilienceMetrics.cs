@@ -148,13 +148,14 @@ internal sealed class ResilienceMetrics : IKnownSeries, IConfigChangeListener
     /// <summary>Which keys have had their zero series published, and how many series that took, up to a budget.</summary>
     private sealed class ZeroSeriesBudget(int max)
     {
+        private readonly Lock _lock = new();
         private readonly HashSet<string> _keys = new(StringComparer.Ordinal);
         private int _series;
 
         /// <summary>True when <paramref name="key"/>'s <paramref name="series"/> are published or may be now.</summary>
         public bool TryReserve(string key, int series)
         {
-            lock (_keys)
+            lock (_lock)
             {
                 if (_keys.Contains(key))
                 {
