@@ -98,9 +98,16 @@ internal sealed class AdmissionMetrics : IKnownSeries
     /// <summary>The connection rate now, its adaptive target and measured delay (seconds), as the gauges read them.</summary>
     public (double Rate, double Target, double Delay) ConnectionRate => _connectionRate?.Invoke() ?? default;
 
-    /// <summary>A limit came into force: its rejections by reason start at 0.</summary>
+    private readonly ZeroSeriesBudget _rejectionZeros = new();
+
+    /// <summary>A limit came into force: its rejections by reason start at 0 (within <see cref="ZeroSeriesBudget"/>).</summary>
     public void LimitCreated(ConcurrencyLimit limit)
     {
+        if (!_rejectionZeros.TryReserve(limit.Kind + "|" + limit.Name, LimitRejections.Length))
+        {
+            return;
+        }
+
         foreach (var reason in LimitRejections)
         {
             var tags = Tags(limit);

@@ -62,21 +62,14 @@ internal sealed class ResilienceMetrics : IKnownSeries, IConfigChangeListener
 
     public void EjectionSkipped(string cluster) => _ejectionsSkipped.Add(1, Cluster(cluster));
 
-    /// <summary>
-    /// At most this many zero series are published per instrument over the process's life, half of
-    /// OpenTelemetry's 2,000 series per instrument: past its cap every new series is folded into one
-    /// overflow series, so zeros for hundreds of clusters would leave the clusters that really
-    /// retry or fail without series of their own (tried: 500 clusters filled the retry and error
-    /// instruments with zeros, and overflowed them). A cluster past the budget gets its series at
-    /// its first event.
-    /// </summary>
-    internal const int MaxZeroSeries = 1000;
+    /// <summary>Zero series published per instrument over the process's life, whole clusters at a time (<see cref="ZeroSeriesBudget"/>).</summary>
+    internal const int MaxZeroSeries = ZeroSeriesBudget.DefaultMax;
 
-    private readonly ZeroSeriesBudget _clusterZeros = new(MaxZeroSeries);
-    private readonly ZeroSeriesBudget _retryZeros = new(MaxZeroSeries);
-    private readonly ZeroSeriesBudget _timeoutZeros = new(MaxZeroSeries);
-    private readonly ZeroSeriesBudget _errorZeros = new(MaxZeroSeries);
-    private readonly ZeroSeriesBudget _destinationZeros = new(MaxZeroSeries);
+    private readonly ZeroSeriesBudget _clusterZeros = new();
+    private readonly ZeroSeriesBudget _retryZeros = new();
+    private readonly ZeroSeriesBudget _timeoutZeros = new();
+    private readonly ZeroSeriesBudget _errorZeros = new();
+    private readonly ZeroSeriesBudget _destinationZeros = new();
 
     public void Publish()
     {
@@ -144,33 +137,4 @@ internal sealed class ResilienceMetrics : IKnownSeries, IConfigChangeListener
     }
 
     private static KeyValuePair<string, object?> Cluster(string? cluster) => new("cluster", cluster);
-
-    /// <summary>Which keys have had their zero series published, and how many series that took, up to a budget.</summary>
-    private sealed class ZeroSeriesBudget(int max)
-    {
-        private readonly Lock _lock = new();
-        private readonly HashSet<string> _keys = new(StringComparer.Ordinal);
-        private int _series;
-
-        /// <summary>True when <paramref name="key"/>'s <paramref name="series"/> are published or may be now.</summary>
-        public bool TryReserve(string key, int series)
-        {
-            lock (_lock)
-            {
-                if (_keys.Contains(key))
-                {
-                    return true;
-                }
-
-                if (_series + series > max)
-                {
-                    return false;
-                }
-
-                _keys.Add(key);
-                _series += series;
-                return true;
-            }
-        }
-    }
 }
