@@ -15,9 +15,11 @@ public sealed class ResilienceMetricsTests : IDisposable
 
     public ResilienceMetricsTests()
     {
+        var meterFactory = _services.GetRequiredService<IMeterFactory>();
         _listener.InstrumentPublished = (instrument, listener) =>
         {
-            if (instrument.Meter.Name == GatewayMeter.Name)
+            // This test's meters only: other tests in the process create gateway meters too.
+            if (instrument.Meter.Name == GatewayMeter.Name && ReferenceEquals(instrument.Meter.Scope, meterFactory))
             {
                 listener.EnableMeasurementEvents(instrument);
             }
