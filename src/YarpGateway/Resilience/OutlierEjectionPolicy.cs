@@ -122,7 +122,7 @@ internal sealed partial class OutlierEjectionPolicy(IDestinationHealthUpdater he
             // A stream (gRPC, server-sent events) quiet for longer than the activity timeout was cut
             // after it started: silence is how such a response waits for news, not a sign of a failing
             // destination. (An ordinary response stalled mid-body still counts.)
-            if (error.Error == ForwarderError.ResponseBodyDestination && error.Exception is OperationCanceledException && IsStream(context.Response.ContentType))
+            if (RetryAttempt.IsActivityTimeoutAfterResponseStarted(error) && IsStream(context.Response.ContentType))
             {
                 return Failure.None;
             }

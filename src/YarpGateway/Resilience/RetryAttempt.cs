@@ -169,18 +169,22 @@ internal sealed class RetryAttempt(HttpContext context, IReverseProxyFeature pro
                 ForwarderError.Request or ForwarderError.ResponseHeaders => ClassifyTransport(error.Exception),
                 // YARP reports SocketsHttpHandler's ConnectTimeout as a timed-out request too.
                 ForwarderError.RequestTimedOut => IsConnectTimeout(error.Exception) ? AttemptFailure.ConnectTimeout : AttemptFailure.ActivityTimeout,
-                // Once the response has started, YARP's activity timeout cancels the body's copy and
-                // reports it as the destination's failure (a streamed response, gRPC or server-sent
-                // events, quiet for that long). A cancellation the client caused is reported as
-                // response_body_canceled instead; the reset YARP then sends aborts the request too, so
-                // RequestAborted cannot tell them apart here.
-                ForwarderError.ResponseBodyDestination when error.Exception is OperationCanceledException => AttemptFailure.ActivityTimeout,
+                _ when IsActivityTimeoutAfterResponseStarted(error) => AttemptFailure.ActivityTimeout,
                 _ => AttemptFailure.Other,
             };
         }
 
         return RetryReserved || Context.Response.StatusCode >= 500 ? AttemptFailure.Status : AttemptFailure.None;
     }
+
+    /// <summary>
+    /// Once the response has started, YARP's activity timeout cancels the body's copy and reports it
+    /// as the destination's failure (a streamed response, gRPC or server-sent events, quiet for that
+    /// long). A cancellation the client caused is reported as response_body_canceled instead; the
+    /// reset YARP then sends aborts the request too, so RequestAborted cannot tell them apart.
+    /// </summary>
+    internal static bool IsActivityTimeoutAfterResponseStarted(IForwarderErrorFeature error)
+        => error.Error == ForwarderError.ResponseBodyDestination && error.Exception is OperationCanceledException;
 
     /// <summary>A transport error: no connection (refused, unreachable), a connect timeout, or a connection lost after connecting.</summary>
     internal static AttemptFailure ClassifyTransport(Exception? exception)
