@@ -81,7 +81,7 @@ internal sealed class LastGoodJsonConfigurationSource : JsonConfigurationSource
         {
             lock (_reloading)
             {
-                _read = Stamp();
+                _read = Stamp(CurrentFile());
                 base.Load();
             }
         }
@@ -138,7 +138,8 @@ internal sealed class LastGoodJsonConfigurationSource : JsonConfigurationSource
             Thread.Sleep(Source.ReloadDelay); // as the base class does: let the writer finish
             lock (_reloading)
             {
-                ReadAgain();
+                var file = CurrentFile();
+                ReadAgain(file, Stamp(file));
             }
 
             OnReload();
@@ -150,12 +151,14 @@ internal sealed class LastGoodJsonConfigurationSource : JsonConfigurationSource
         {
             lock (_reloading)
             {
-                if (Stamp() == _read)
+                var file = CurrentFile();
+                var stamp = Stamp(file);
+                if (stamp == _read)
                 {
                     return;
                 }
 
-                ReadAgain();
+                ReadAgain(file, stamp);
             }
 
             OnReload();
@@ -164,9 +167,11 @@ internal sealed class LastGoodJsonConfigurationSource : JsonConfigurationSource
         // A symbolic link is followed to its final target, whose path is part of the stamp: a
         // Kubernetes ConfigMap volume is updated by pointing a link at a new directory, and the link
         // the gateway was given never changes itself.
-        private FileStamp Stamp()
+        private IFileInfo? CurrentFile() => Source.FileProvider?.GetFileInfo(Source.Path ?? string.Empty);
+
+        private static FileStamp Stamp(IFileInfo? file)
         {
-            if (Source.FileProvider?.GetFileInfo(Source.Path ?? string.Empty) is not { Exists: true } file)
+            if (file is not { Exists: true })
             {
                 return default;
             }
@@ -188,12 +193,12 @@ internal sealed class LastGoodJsonConfigurationSource : JsonConfigurationSource
             return new FileStamp(true, file.Length, file.LastModified, null);
         }
 
-        // Reads the file into Data (or keeps the last good contents and says why in Broken); the
-        // caller then raises the reload event, outside the lock.
-        private void ReadAgain()
+        // Reads the file into Data (or keeps the last good contents and says why in Broken), and
+        // remembers it as it was just before (its stamp); the caller then raises the reload event,
+        // outside the lock.
+        private void ReadAgain(IFileInfo? file, FileStamp stamp)
         {
-            _read = Stamp();
-            var file = Source.FileProvider?.GetFileInfo(Source.Path ?? string.Empty);
+            _read = stamp;
             if (file is null || !file.Exists)
             {
                 if (Source.Optional)
