@@ -85,15 +85,7 @@ public sealed class LastGoodJsonConfigurationSourceTests : IDisposable
         // uploads, the first edit was not applied until a second edit came, in 2 of 5 tries). A
         // provider that never notifies stands for that here: only the periodic check can see the edit.
         File.WriteAllText(Path.Combine(_directory, "c.json"), """{ "Key": "first" }""");
-        var manager = new ConfigurationManager();
-        manager.Sources.Add(new LastGoodJsonConfigurationSource
-        {
-            FileProvider = new DeafFileProvider(new Microsoft.Extensions.FileProviders.PhysicalFileProvider(_directory)),
-            Path = "c.json",
-            WatchForChanges = true,
-            ReloadDelay = 0,
-            CheckInterval = TimeSpan.FromMilliseconds(100),
-        });
+        var manager = WatchedByCheckOnly("c.json");
         var reloads = 0;
         ChangeToken.OnChange(((IConfiguration)manager).GetReloadToken, () => Interlocked.Increment(ref reloads));
         Assert.Equal("first", manager["Key"]);
@@ -115,15 +107,7 @@ public sealed class LastGoodJsonConfigurationSourceTests : IDisposable
         File.WriteAllText(Path.Combine(_directory, "..v1", "a.json"), """{ "Key": "first" }""");
         File.CreateSymbolicLink(Path.Combine(_directory, "..data"), "..v1");
         File.CreateSymbolicLink(Path.Combine(_directory, "a.json"), Path.Combine("..data", "a.json"));
-        var manager = new ConfigurationManager();
-        manager.Sources.Add(new LastGoodJsonConfigurationSource
-        {
-            FileProvider = new DeafFileProvider(new Microsoft.Extensions.FileProviders.PhysicalFileProvider(_directory)),
-            Path = "a.json",
-            WatchForChanges = true,
-            ReloadDelay = 0,
-            CheckInterval = TimeSpan.FromMilliseconds(100),
-        });
+        var manager = WatchedByCheckOnly("a.json");
         Assert.Equal("first", manager["Key"]);
 
         Directory.CreateDirectory(Path.Combine(_directory, "..v2"));
@@ -158,6 +142,21 @@ public sealed class LastGoodJsonConfigurationSourceTests : IDisposable
                 reference.GetChildKeys(["earlier"], path).Distinct(StringComparer.OrdinalIgnoreCase),
                 provider.GetChildKeys(["earlier"], path).Distinct(StringComparer.OrdinalIgnoreCase));
         }
+    }
+
+    // The file in a configuration whose watcher never notifies: only the periodic check (every 100 ms) sees a change.
+    private ConfigurationManager WatchedByCheckOnly(string path)
+    {
+        var manager = new ConfigurationManager();
+        manager.Sources.Add(new LastGoodJsonConfigurationSource
+        {
+            FileProvider = new DeafFileProvider(new Microsoft.Extensions.FileProviders.PhysicalFileProvider(_directory)),
+            Path = path,
+            WatchForChanges = true,
+            ReloadDelay = 0,
+            CheckInterval = TimeSpan.FromMilliseconds(100),
+        });
+        return manager;
     }
 
     /// <summary>A file provider whose change notifications never come.</summary>
