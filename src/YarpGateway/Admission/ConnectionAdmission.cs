@@ -193,7 +193,7 @@ internal sealed partial class ConnectionAdmission : IProxyConnectionMiddleware, 
             return next(connection);
         }
 
-        return AdmitThenRunAsync(connection, next, AdmitAsync(connection, state, rate, limits));
+        return AdmitThenRunAsync(connection, next, AdmitConnectionAsync(connection, state, rate, limits));
     }
 
     // Two frames, not one: the admission's (its waits, leases and timings) is gone once the connection
@@ -222,7 +222,7 @@ internal sealed partial class ConnectionAdmission : IProxyConnectionMiddleware, 
     /// accepting), then, once its first bytes arrive, a first-request slot. Not admitted: the
     /// connection was closed (and counted) while it waited.
     /// </summary>
-    private async ValueTask<(bool Admitted, FirstRequestGate? Gate)> AdmitAsync(ConnectionContext connection, State state, RateLimiter? rate, KestrelServerLimits limits)
+    private async ValueTask<(bool Admitted, FirstRequestGate? Gate)> AdmitConnectionAsync(ConnectionContext connection, State state, RateLimiter? rate, KestrelServerLimits limits)
     {
         TimeSpan? waited = null; // set when the connection had to wait for either
         if (rate is not null)
