@@ -21,7 +21,8 @@ internal sealed class GatewayOutputCacheOptions
 /// <summary>
 /// One policy. ASP.NET Core's defaults apply underneath: only GET and HEAD, only 200 responses, never
 /// a request with an <c>Authorization</c> header or a response with <c>Set-Cookie</c>; and the gateway
-/// adds: never a response whose <c>Cache-Control</c> says <c>private</c>, <c>no-store</c> or <c>no-cache</c>.
+/// adds: never a response whose <c>Cache-Control</c> says <c>private</c>, <c>no-store</c> or <c>no-cache</c>, nor one
+/// whose <c>Vary</c> names a header not in <see cref="VaryByHeader"/>.
 /// </summary>
 internal sealed class OutputCachePolicySettings
 {
@@ -31,6 +32,6 @@ internal sealed class OutputCachePolicySettings
     /// <summary>Query parameters that make separate entries. Empty (the default): every parameter does.</summary>
     public List<string> VaryByQuery { get; set; } = [];
 
-    /// <summary>Request headers that make separate entries. Default: none.</summary>
+    /// <summary>Request headers that make separate entries. Default: none. A response whose <c>Vary</c> names a header not listed here is not stored.</summary>
     public List<string> VaryByHeader { get; set; } = [];
 }

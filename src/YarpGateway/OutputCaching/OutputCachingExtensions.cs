@@ -13,6 +13,7 @@ internal static class OutputCachingExtensions
         services.AddSingleton<IValidateOptions<GatewayOutputCacheOptions>, GatewayOutputCacheOptionsValidator>();
         services.AddSingleton<IProxyConfigRule, OutputCacheRule>();
         services.AddOutputCache();
+        services.AddSingleton<BackendCacheControlPolicy>();
         services.AddSingleton<IConfigureOptions<OutputCacheOptions>, OutputCacheSetup>();
         return services;
     }

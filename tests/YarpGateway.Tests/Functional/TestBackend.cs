@@ -129,6 +129,15 @@ internal sealed class TestBackend : IAsyncDisposable
             {
                 context.Response.Headers.CacheControl = "private";
             }
+            if (context.Request.Path.StartsWithSegments("/vary", out var varied) && varied.HasValue)
+            {
+                // GET /vary/{Header}: "Vary: {Header}", and the body is the backend's name and that request header's value.
+                var header = varied.Value![1..];
+                context.Response.Headers.Vary = header;
+                await context.Response.WriteAsync($"{name} {context.Request.Headers[header]}", context.RequestAborted);
+                return;
+            }
+
             if (context.Request.Path == "/reset")
             {
                 // Read the whole request, then drop the connection without a response.

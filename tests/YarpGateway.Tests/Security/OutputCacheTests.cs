@@ -26,4 +26,65 @@ public class OutputCacheTests
 
         Assert.Equal(4, backend.Requests); // /page once, /page?x=1 once, /private twice
     }
+
+    [Fact]
+    public async Task AResponseThatVariesByAHeaderThePolicyDoesNotVaryBy_IsNotStored_AndTheRouteIsNamedOnce()
+    {
+        // A backend that compresses by Accept-Encoding (or translates by Accept-Language) says so with Vary: a
+        // cache keyed on the path alone would serve one client's variant to every other client.
+        await using var backend = await TestBackend.StartAsync("a");
+        var config = ProxyConfigJson.CatchAll("RoundRobin", (backend, null));
+        config["ReverseProxy"]!["Routes"]!["all"]!["OutputCachePolicy"] = "short";
+        config["Gateway"] = JsonNode.Parse("""{ "OutputCache": { "Policies": { "short": { "Duration": "00:05:00" } } } }""");
+        await using var gateway = await GatewayUnderTest.StartAsync(config);
+        using var client = gateway.CreateProxyClient();
+
+        foreach (var (path, language) in new[] { ("/vary/Accept-Language", "fr"), ("/vary/Accept-Language", "de"), ("/vary/Accept-Language", "de"), ("/vary/*", "fr"), ("/vary/*", "de") })
+        {
+            using var request = new HttpRequestMessage(HttpMethod.Get, path);
+            request.Headers.Add("Accept-Language", language);
+            using var response = await client.SendAsync(request);
+            Assert.Equal(HttpStatusCode.OK, response.StatusCode);
+            Assert.Equal(path.EndsWith('*') ? "a " : $"a {language}", await response.Content.ReadAsStringAsync());
+        }
+
+        Assert.Equal(5, backend.Requests); // nothing was stored
+        var lines = gateway.Logs.Lines.Where(m => m.Contains("Vary", StringComparison.Ordinal)).ToList();
+        Assert.Equal(2, lines.Count); // once for Accept-Language, once for *, not once per response
+        Assert.Contains(lines, l => l.Contains("route 'all'", StringComparison.Ordinal) && l.Contains("'Accept-Language'", StringComparison.Ordinal) && l.Contains("'short'", StringComparison.Ordinal));
+    }
+
+    [Fact]
+    public async Task AResponseThatVariesByAHeaderThePolicyVariesBy_IsStoredPerValue()
+    {
+        await using var backend = await TestBackend.StartAsync("a");
+        var config = ProxyConfigJson.CatchAll("RoundRobin", (backend, null));
+        config["ReverseProxy"]!["Routes"]!["all"]!["OutputCachePolicy"] = "short";
+        config["Gateway"] = JsonNode.Parse("""{ "OutputCache": { "Policies": { "short": { "Duration": "00:05:00", "VaryByHeader": [ "accept-language" ] } } } }""");
+        await using var gateway = await GatewayUnderTest.StartAsync(config);
+        using var client = gateway.CreateProxyClient();
+
+        foreach (var language in new[] { "fr", "de", "fr", "de" })
+        {
+            using var request = new HttpRequestMessage(HttpMethod.Get, "/vary/Accept-Language");
+            request.Headers.Add("Accept-Language", language);
+            using var response = await client.SendAsync(request);
+            Assert.Equal($"a {language}", await response.Content.ReadAsStringAsync());
+        }
+
+        Assert.Equal(2, backend.Requests); // one entry per language
+    }
+
+    [Theory]
+    [InlineData("Accept-Encoding", "", "Accept-Encoding")]
+    [InlineData("Accept-Encoding", "accept-encoding", null)]
+    [InlineData(" accept-encoding ,Accept-Language", "Accept-Encoding", "Accept-Language")]
+    [InlineData("Accept-Encoding, Accept-Language", "Accept-Language,Accept-Encoding", null)]
+    [InlineData("*", "Accept-Encoding", "*")]
+    [InlineData(" , ", "", null)]
+    public void FirstUnkeyedVary_NamesTheFirstHeaderThePolicyDoesNotKeyOn(string vary, string keyed, string? expected)
+    {
+        var keys = new Microsoft.Extensions.Primitives.StringValues(keyed.Split(',', StringSplitOptions.RemoveEmptyEntries | StringSplitOptions.TrimEntries));
+        Assert.Equal(expected, YarpGateway.OutputCaching.BackendCacheControlPolicy.FirstUnkeyedVary(vary, keys));
+    }
 }
