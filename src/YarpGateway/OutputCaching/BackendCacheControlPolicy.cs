@@ -1,8 +1,6 @@
-using System.Collections.Concurrent;
 using Microsoft.AspNetCore.OutputCaching;
 using Microsoft.Extensions.Primitives;
 using Microsoft.Net.Http.Headers;
-using Yarp.ReverseProxy.Model;
 
 namespace YarpGateway.OutputCaching;
 
@@ -10,6 +8,8 @@ namespace YarpGateway.OutputCaching;
 /// The backend has the last word, as it has with a shared HTTP cache (RFC 9111):
 /// <list type="bullet">
 /// <item>a response with <c>Cache-Control: private</c>, <c>no-store</c> or <c>no-cache</c> is not stored;</item>
+/// <item>its <c>s-maxage</c> or <c>max-age</c> (less its <c>Age</c>) sets how long the entry is served, in place of the
+/// policy's <c>Duration</c>, and zero means it is not stored;</item>
 /// <item>a response whose <c>Vary</c> names a request header the policy does not vary by (or is <c>*</c>) is
 /// not stored either: its entry would be keyed without that header, and served to clients that sent another
 /// value (a gzip body to a client that cannot read it, one language to everyone). The route is named in the
@@ -17,18 +17,28 @@ namespace YarpGateway.OutputCaching;
 /// </list>
 /// ASP.NET Core's default policy looks at neither, as a framework caching its own application's output need not.
 /// </summary>
-internal sealed partial class BackendCacheControlPolicy(ILogger<BackendCacheControlPolicy> logger) : IOutputCachePolicy
+internal sealed class BackendCacheControlPolicy(OutputCacheVaryLog log) : IOutputCachePolicy
 {
-    /// <summary>Routes and headers already named in the log; bounded, since the header names come from backends.</summary>
-    internal const int MaxLogged = 1000;
-
-    private readonly ConcurrentDictionary<(string Route, string Header), byte> _logged = new();
-
     public ValueTask CacheRequestAsync(OutputCacheContext context, CancellationToken cancellation) => ValueTask.CompletedTask;
 
     public ValueTask ServeFromCacheAsync(OutputCacheContext context, CancellationToken cancellation) => ValueTask.CompletedTask;
 
+    /// <summary>
+    /// For a response without a body, and a second look at one whose headers
+    /// <see cref="OutputCacheResponseTransformProvider"/> already judged (the judgement is the same).
+    /// </summary>
     public ValueTask ServeResponseAsync(OutputCacheContext context, CancellationToken cancellation)
+    {
+        Judge(context);
+        return ValueTask.CompletedTask;
+    }
+
+    /// <summary>
+    /// Whether the response's headers allow it to be stored, and for how long. To set the entry's lifetime this must
+    /// run before the first byte of the body is written, when ASP.NET Core's cache reads it: for proxied responses
+    /// that is YARP's response transform; <see cref="ServeResponseAsync"/> runs after the whole body.
+    /// </summary>
+    internal void Judge(OutputCacheContext context)
     {
         var headers = context.HttpContext.Response.Headers;
         var cacheControl = headers.CacheControl;
@@ -41,10 +51,39 @@ internal sealed partial class BackendCacheControlPolicy(ILogger<BackendCacheCont
         else if (headers.Vary.Count > 0 && FirstUnkeyedVary(headers.Vary, context.CacheVaryByRules.HeaderNames) is { } header)
         {
             context.AllowCacheStorage = false;
-            LogOnce(context.HttpContext, header);
+            log.NotStored(context.HttpContext, header);
+        }
+        else if (cacheControl.Count > 0 && Freshness(cacheControl, headers.Age) is { } lifetime)
+        {
+            if (lifetime > TimeSpan.Zero)
+            {
+                context.ResponseExpirationTimeSpan = lifetime;
+            }
+            else
+            {
+                context.AllowCacheStorage = false;
+            }
+        }
+    }
+
+    /// <summary>
+    /// How long the backend says its response stays fresh in a shared cache: <c>s-maxage</c>, else <c>max-age</c>,
+    /// less its <c>Age</c> (the time it already spent in a cache behind us); null if it says neither.
+    /// </summary>
+    internal static TimeSpan? Freshness(StringValues cacheControl, StringValues age)
+    {
+        if (!HeaderUtilities.TryParseSeconds(cacheControl, CacheControlHeaderValue.SharedMaxAgeString, out var lifetime)
+            && !HeaderUtilities.TryParseSeconds(cacheControl, CacheControlHeaderValue.MaxAgeString, out lifetime))
+        {
+            return null;
         }
 
-        return ValueTask.CompletedTask;
+        if (age.Count > 0 && HeaderUtilities.TryParseNonNegativeInt64(age.ToString(), out var ageSeconds))
+        {
+            lifetime -= TimeSpan.FromSeconds(Math.Min(ageSeconds, (long)lifetime!.Value.TotalSeconds));
+        }
+
+        return lifetime;
     }
 
     /// <summary>The first header <paramref name="vary"/> names that <paramref name="keyed"/> does not hold (<c>*</c> is never keyed); null if none.</summary>
@@ -81,31 +120,5 @@ internal sealed partial class BackendCacheControlPolicy(ILogger<BackendCacheCont
         }
 
         return false;
-    }
-
-    private void LogOnce(HttpContext context, string header)
-    {
-        var route = context.GetEndpoint()?.Metadata.GetMetadata<RouteModel>()?.Config;
-        var routeId = route?.RouteId ?? "-";
-        if (_logged.Count < MaxLogged && _logged.TryAdd((routeId, header.ToLowerInvariant()), 0))
-        {
-            if (header == "*")
-            {
-                Log.VaryStar(logger, routeId);
-            }
-            else
-            {
-                Log.VaryNotKeyed(logger, routeId, header, route?.OutputCachePolicy ?? "-");
-            }
-        }
-    }
-
-    private static partial class Log
-    {
-        [LoggerMessage(1, LogLevel.Warning, "Output cache: responses on route '{Route}' say 'Vary: {Header}', and output-cache policy '{Policy}' does not vary by '{Header}', so they are passed through and not stored (one stored entry would be served to clients that sent another '{Header}'). Add '{Header}' to the policy's VaryByHeader to cache one entry per value. Logged once per route and header.", EventName = "OutputCacheVaryNotKeyed")]
-        public static partial void VaryNotKeyed(ILogger logger, string route, string header, string policy);
-
-        [LoggerMessage(2, LogLevel.Warning, "Output cache: responses on route '{Route}' say 'Vary: *', so they are passed through and never stored. Logged once per route.", EventName = "OutputCacheVaryAll")]
-        public static partial void VaryStar(ILogger logger, string route);
     }
 }

@@ -26,7 +26,7 @@ internal sealed class GatewayOutputCacheOptions
 /// </summary>
 internal sealed class OutputCachePolicySettings
 {
-    /// <summary>How long an entry is served. Default 1 minute.</summary>
+    /// <summary>How long an entry is served when the response has no <c>s-maxage</c> or <c>max-age</c>. Default 1 minute.</summary>
     public TimeSpan Duration { get; set; } = TimeSpan.FromMinutes(1);
 
     /// <summary>Query parameters that make separate entries. Empty (the default): every parameter does.</summary>

@@ -13,7 +13,9 @@ internal static class OutputCachingExtensions
         services.AddSingleton<IValidateOptions<GatewayOutputCacheOptions>, GatewayOutputCacheOptionsValidator>();
         services.AddSingleton<IProxyConfigRule, OutputCacheRule>();
         services.AddOutputCache();
+        services.AddSingleton<OutputCacheVaryLog>();
         services.AddSingleton<BackendCacheControlPolicy>();
+        services.AddSingleton<Yarp.ReverseProxy.Transforms.Builder.ITransformProvider, OutputCacheResponseTransformProvider>();
         services.AddSingleton<IConfigureOptions<OutputCacheOptions>, OutputCacheSetup>();
         return services;
     }

@@ -138,6 +138,12 @@ internal sealed class TestBackend : IAsyncDisposable
                 return;
             }
 
+            if (context.Request.Path.StartsWithSegments("/cache-control", out var directives) && directives.HasValue)
+            {
+                // GET /cache-control/{directives}: "Cache-Control: {directives}", as a backend that sets its responses' freshness.
+                context.Response.Headers.CacheControl = directives.Value![1..];
+            }
+
             if (context.Request.Path == "/reset")
             {
                 // Read the whole request, then drop the connection without a response.

@@ -87,4 +87,52 @@ public class OutputCacheTests
         var keys = new Microsoft.Extensions.Primitives.StringValues(keyed.Split(',', StringSplitOptions.RemoveEmptyEntries | StringSplitOptions.TrimEntries));
         Assert.Equal(expected, YarpGateway.OutputCaching.BackendCacheControlPolicy.FirstUnkeyedVary(vary, keys));
     }
+
+    [Fact]
+    public async Task TheBackendsMaxAge_SetsHowLongAnEntryIsServed_AndZeroIsNotStored()
+    {
+        await using var backend = await TestBackend.StartAsync("a");
+        var config = ProxyConfigJson.CatchAll("RoundRobin", (backend, null));
+        config["ReverseProxy"]!["Routes"]!["all"]!["OutputCachePolicy"] = "long";
+        config["Gateway"] = JsonNode.Parse("""{ "OutputCache": { "Policies": { "long": { "Duration": "01:00:00" } } } }""");
+        await using var gateway = await GatewayUnderTest.StartAsync(config);
+        using var client = gateway.CreateProxyClient();
+        async Task GetAsync(string path)
+        {
+            using var response = await client.GetAsync(path);
+            Assert.Equal(HttpStatusCode.OK, response.StatusCode);
+        }
+
+        // max-age=0, and s-maxage=0 (which a shared cache obeys over max-age): never stored.
+        foreach (var path in new[] { "/cache-control/max-age=0", "/cache-control/max-age=0", "/cache-control/max-age=60,s-maxage=0", "/cache-control/max-age=60,s-maxage=0" })
+        {
+            await GetAsync(path);
+        }
+
+        Assert.Equal(4, backend.Requests);
+
+        // max-age=2: stored, then fetched again once it is stale, long before the policy's hour.
+        await GetAsync("/cache-control/max-age=2");
+        await GetAsync("/cache-control/max-age=2");
+        Assert.Equal(5, backend.Requests);
+        Assert.True(await Eventually.TrueAsync(async () =>
+        {
+            await GetAsync("/cache-control/max-age=2");
+            return backend.Requests == 6;
+        }, TimeSpan.FromSeconds(15)));
+    }
+
+    [Theory]
+    [InlineData("public, max-age=60", "", 60)]
+    [InlineData("max-age=60, s-maxage=10", "", 10)]
+    [InlineData("max-age=60", "15", 45)]
+    [InlineData("max-age=60", "90", 0)]
+    [InlineData("max-age=0", "", 0)]
+    [InlineData("public", "", null)]
+    [InlineData("max-age=abc", "", null)]
+    public void Freshness_IsSharedMaxAge_ElseMaxAge_LessAge(string cacheControl, string age, int? expectedSeconds)
+    {
+        var lifetime = YarpGateway.OutputCaching.BackendCacheControlPolicy.Freshness(cacheControl, age.Length > 0 ? age : default(Microsoft.Extensions.Primitives.StringValues));
+        Assert.Equal(expectedSeconds is { } s ? TimeSpan.FromSeconds(s) : null, lifetime);
+    }
 }
