@@ -74,7 +74,8 @@ internal static class OptionsBindingErrors
             {
                 type = item;
             }
-            else if (type.GetProperty(segment, BindingFlags.Public | BindingFlags.Instance | BindingFlags.IgnoreCase) is { CanWrite: true } property)
+            else if (type.GetProperty(segment, BindingFlags.Public | BindingFlags.Instance | BindingFlags.IgnoreCase) is { } property
+                && (property.CanWrite || (!property.PropertyType.IsValueType && property.PropertyType != typeof(string)))) // get-only objects are bound in place
             {
                 type = property.PropertyType;
             }

@@ -6,7 +6,7 @@ using Yarp.ReverseProxy.Configuration;
 namespace YarpGateway.Configuration;
 
 /// <summary>
-/// Keys under <c>ReverseProxy</c> and <c>Gateway</c> that no setting reads: a typo
+/// Keys under <c>ReverseProxy</c>, <c>Gateway</c> and <c>Kestrel:Limits</c> that no setting reads: a typo
 /// (<c>LoadBalancerPolicy</c>, <c>Gateway:Admision</c>) would otherwise be ignored without a word, and
 /// the cluster would run on the default policy. In <c>Metadata</c> and at the top level, where any
 /// key is allowed, a key one or two letters away from one that is read (<c>Wieght</c>,
@@ -44,6 +44,7 @@ internal sealed partial class UnknownSettings : IDisposable
         var found = new List<string>();
         TopLevelNearMisses(configuration, found);
         Walk(configuration.GetSection(ProxyConfigReader.SectionName), typeof(ReverseProxyShape), found, metadataKeys);
+        Walk(configuration.GetSection(Endpoints.GatewayKestrelSetup.LimitsSection), typeof(Microsoft.AspNetCore.Server.Kestrel.Core.KestrelServerLimits), found, metadataKeys);
         foreach (var section in configuration.GetSection("Gateway").GetChildren())
         {
             if (gatewaySections.TryGetValue(section.Path, out var type))

@@ -18,11 +18,27 @@ internal sealed partial class GatewayKestrelSetup(IConfiguration configuration, 
     public const string ProxyEndpointName = "Proxy";
     public const string ManagementEndpointName = "Management";
     public const string EndpointsSection = "Kestrel:Endpoints";
+    public const string LimitsSection = "Kestrel:Limits";
+
+    /// <summary>Kestrel limits the gateway sets from its own admission settings; set under <c>Kestrel:Limits</c> they are an error.</summary>
+    private static readonly string[] AdmissionOwnedLimits = [nameof(KestrelServerLimits.MaxConcurrentConnections), nameof(KestrelServerLimits.MaxConcurrentUpgradedConnections)];
 
     public void Configure(KestrelServerOptions options)
     {
         options.AddServerHeader = false;
-        SetHttp2Limits(options.Limits.Http2, configuration.GetSection("Kestrel:Limits:Http2"));
+
+        // Kestrel's own loader reads Endpoints, Certificates and EndpointDefaults, not Limits: bound here,
+        // so that Kestrel:Limits:MaxRequestBodySize, KeepAliveTimeout and the rest do what they say. A value
+        // that does not convert is left out (this runs while the host is built, where the binder's exception
+        // would end the start with a stack trace); Validate lists every such value at start-up.
+        var limits = configuration.GetSection(LimitsSection);
+        var bindable = Configuration.OptionsBindingErrors.Find<KestrelServerLimits>(limits, []).Count == 0;
+        if (bindable)
+        {
+            limits.Bind(options.Limits);
+        }
+
+        SetHttp2Limits(options.Limits.Http2, bindable ? limits.GetSection("Http2") : new ConfigurationBuilder().Build());
 
         // h2c requests carry their scheme in :scheme; Http2PriorKnowledge's request check keeps it "http".
         options.AllowAlternateSchemes = true;
@@ -96,9 +112,27 @@ internal sealed partial class GatewayKestrelSetup(IConfiguration configuration, 
         overrides.Bind(http2);
     }
 
-    /// <summary>Start-up errors when either named endpoint is missing, or both would listen on the same port.</summary>
+    /// <summary>
+    /// Start-up errors when either named endpoint is missing, or both would listen on the same port; for every
+    /// <c>Kestrel:Limits</c> value that does not convert (the binder would stop the start at the first, with a stack
+    /// trace), and for the limits <c>Gateway:Admission</c> sets.
+    /// </summary>
     public static IEnumerable<Configuration.ConfigError> Validate(IConfiguration configuration)
     {
+        var limits = configuration.GetSection(LimitsSection);
+        foreach (var error in Configuration.OptionsBindingErrors.Find<KestrelServerLimits>(limits, []))
+        {
+            yield return error;
+        }
+
+        foreach (var name in AdmissionOwnedLimits)
+        {
+            if (limits[name] is not null)
+            {
+                yield return new Configuration.ConfigError($"{LimitsSection}:{name}", $"the gateway sets it from Gateway:Admission:{name}; set that instead.");
+            }
+        }
+
         foreach (var name in new[] { ProxyEndpointName, ManagementEndpointName })
         {
             var key = $"{EndpointsSection}:{name}:Url";

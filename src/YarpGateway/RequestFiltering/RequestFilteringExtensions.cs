@@ -10,6 +10,7 @@ internal static class RequestFilteringExtensions
     public static IServiceCollection AddRequestFiltering(this IServiceCollection services)
     {
         services.AddSingleton<RequestFilter>();
+        services.AddSingleton<RequestBodyLimit>();
         services.AddSingleton<IProxyConfigRule>(sp => sp.GetRequiredService<RequestFilter>());
         services.AddSingleton<Yarp.ReverseProxy.Transforms.Builder.ITransformProvider, EncodedSlashTransformProvider>();
         services.AddSingleton<IConfigureOptions<KestrelServerOptions>, ContentLengthDigitsEncoding.KestrelSetup>(); // Content-Length: +5 gets 400
@@ -20,6 +21,7 @@ internal static class RequestFilteringExtensions
     public static IReverseProxyApplicationBuilder UseRequestFilter(this IReverseProxyApplicationBuilder proxy)
     {
         proxy.Use(RequestFilter.Middleware);
+        proxy.Use(proxy.ApplicationServices.GetRequiredService<RequestBodyLimit>().Middleware);
         return proxy;
     }
 }

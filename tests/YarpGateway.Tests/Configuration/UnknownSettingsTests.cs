@@ -46,6 +46,26 @@ public class UnknownSettingsTests
     }
 
     [Fact]
+    public void ATypoInKestrelLimits_IsNamed_EndpointsAndCertificatesAreKestrelsOwn()
+    {
+        var found = Find("""
+            {
+              "Kestrel": {
+                "Limits": { "MaxRequestBodySise": 1000, "KeepAliveTimeout": "00:01:00", "Http2": { "MaxStreamsPerConection": 10 } },
+                "Endpoints": { "Proxy": { "Url": "http://0.0.0.0:8080", "Anything": "x" } }
+              }
+            }
+            """);
+
+        Assert.Equal(
+            [
+                "Kestrel:Limits:Http2:MaxStreamsPerConection (did you mean MaxStreamsPerConnection?)",
+                "Kestrel:Limits:MaxRequestBodySise (did you mean MaxRequestBodySize?)",
+            ],
+            found);
+    }
+
+    [Fact]
     public void ATopLevelSectionOneOrTwoLettersOff_IsNamed_OtherTopLevelKeysAreNot()
     {
         var found = Find("""

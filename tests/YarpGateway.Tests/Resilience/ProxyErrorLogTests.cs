@@ -35,7 +35,8 @@ public class ProxyErrorLogTests
         var lines = new CapturingLoggerProvider();
         var clock = new FakeTimeProvider();
         var factory = LoggerFactory.Create(builder => builder.AddProvider(lines).SetMinimumLevel(LogLevel.Debug));
-        return (new ProxyErrorLog(TestMetrics.Resilience(), clock, factory.CreateLogger<ProxyErrorLog>()), lines, clock);
+        var bodyLimit = new YarpGateway.RequestFiltering.RequestBodyLimit(clock, factory.CreateLogger<YarpGateway.RequestFiltering.RequestBodyLimit>());
+        return (new ProxyErrorLog(TestMetrics.Resilience(), bodyLimit, clock, factory.CreateLogger<ProxyErrorLog>()), lines, clock);
     }
 
     [Fact]

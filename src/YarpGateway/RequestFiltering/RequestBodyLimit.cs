@@ -1,0 +1,54 @@
+using Microsoft.AspNetCore.Http.Features;
+using Yarp.ReverseProxy.Model;
+using YarpGateway.Telemetry;
+
+namespace YarpGateway.RequestFiltering;
+
+/// <summary>
+/// Request bodies over the request's limit (the route's <c>MaxRequestBodySize</c>, else
+/// <c>Kestrel:Limits:MaxRequestBodySize</c>, 30,000,000 bytes by default): one whose <c>Content-Length</c> says so
+/// gets 413 before it reaches admission or a backend (Kestrel would refuse it only once YARP began sending
+/// it, with the request already on its way to the backend); one that grows past the limit while it streams gets
+/// 413 from YARP. Either way one line names the route and the limit, at most once a second per route, since the
+/// client only sees the status and the operator would otherwise find the cause in no log.
+/// </summary>
+internal sealed partial class RequestBodyLimit(TimeProvider timeProvider, ILogger<RequestBodyLimit> logger)
+{
+    private readonly LogThrottle _throttle = new(timeProvider, logger);
+
+    public Func<RequestDelegate, RequestDelegate> Middleware => next => context =>
+    {
+        if (context.Request.ContentLength is > 0 and var length
+            && context.Features.Get<IHttpMaxRequestBodySizeFeature>()?.MaxRequestBodySize is { } max
+            && length > max)
+        {
+            Refused(context);
+            context.Response.StatusCode = StatusCodes.Status413PayloadTooLarge;
+            if (HttpProtocol.IsHttp11(context.Request.Protocol) || HttpProtocol.IsHttp10(context.Request.Protocol))
+            {
+                context.Response.Headers.Connection = "close"; // the body the client is sending is not read
+            }
+
+            return Task.CompletedTask;
+        }
+
+        return next(context);
+    };
+
+    /// <summary>Logs a request refused with 413 for its body's size (throttled).</summary>
+    public void Refused(HttpContext context)
+    {
+        var route = context.GetEndpoint()?.Metadata.GetMetadata<RouteModel>()?.Config.RouteId ?? "-";
+        if (logger.IsEnabled(LogLevel.Information) && _throttle.ShouldLog("request_body_too_large|" + route, out var suppressed))
+        {
+            var limit = context.Features.Get<IHttpMaxRequestBodySizeFeature>()?.MaxRequestBodySize;
+            Log.TooLarge(logger, limit?.ToString(System.Globalization.CultureInfo.InvariantCulture) ?? "?", route, suppressed);
+        }
+    }
+
+    private static partial class Log
+    {
+        [LoggerMessage(1, LogLevel.Information, "Refused a request body over {Limit} bytes on route '{Route}' with 413. If such bodies are expected, raise the route's MaxRequestBodySize (-1: no limit) or Kestrel:Limits:MaxRequestBodySize. {Suppressed} more like it in the last second.", EventName = "RequestBodyTooLarge")]
+        public static partial void TooLarge(ILogger logger, string limit, string route, long suppressed);
+    }
+}

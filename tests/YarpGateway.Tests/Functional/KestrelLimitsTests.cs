@@ -1,0 +1,65 @@
+using System.Net;
+using System.Text.Json.Nodes;
+using YarpGateway.Configuration;
+
+namespace YarpGateway.Tests.Functional;
+
+/// <summary><c>Kestrel:Limits</c>, the standard Kestrel keys: applied, a bad value listed at start-up, a typo named.</summary>
+public class KestrelLimitsTests
+{
+    [Fact]
+    public async Task KestrelLimitsMaxRequestBodySize_IsApplied_ADeclaredBodyOverItGets413WithoutReachingTheBackend()
+    {
+        await using var backend = await TestBackend.StartAsync("a");
+        var config = ProxyConfigJson.CatchAll("RoundRobin", (backend, null));
+        config["Kestrel"] = JsonNode.Parse("""{ "Limits": { "MaxRequestBodySize": 1000 } }""");
+        await using var gateway = await GatewayUnderTest.StartAsync(config);
+        using var client = gateway.CreateProxyClient();
+
+        using (var small = await client.PostAsync("/up", new ByteArrayContent(new byte[1000])))
+        {
+            Assert.Equal(HttpStatusCode.OK, small.StatusCode);
+        }
+
+        using (var large = await client.PostAsync("/up", new ByteArrayContent(new byte[1001])))
+        {
+            Assert.Equal(HttpStatusCode.RequestEntityTooLarge, large.StatusCode);
+        }
+
+        Assert.Equal(1, backend.Requests); // the declared 1,001 bytes never reached it
+        Assert.Contains(gateway.Logs.Lines, l => l.Contains("[RequestBodyTooLarge]", StringComparison.Ordinal) && l.Contains("1000 bytes", StringComparison.Ordinal));
+    }
+
+    [Fact]
+    public async Task AChunkedBodyThatGrowsPastTheRoutesLimit_Gets413_AndIsLogged()
+    {
+        await using var backend = await TestBackend.StartAsync("a");
+        var config = ProxyConfigJson.CatchAll("RoundRobin", (backend, null));
+        config["ReverseProxy"]!["Routes"]!["all"]!["MaxRequestBodySize"] = 1000;
+        await using var gateway = await GatewayUnderTest.StartAsync(config);
+        using var client = gateway.CreateProxyClient();
+
+        using var content = new StreamContent(new MemoryStream(new byte[5000]));
+        using var request = new HttpRequestMessage(HttpMethod.Post, "/up") { Content = content };
+        request.Headers.TransferEncodingChunked = true;
+        using var response = await client.SendAsync(request);
+
+        Assert.Equal(HttpStatusCode.RequestEntityTooLarge, response.StatusCode);
+        Assert.True(await Eventually.TrueAsync(() => gateway.Logs.Lines.Any(l => l.Contains("[RequestBodyTooLarge]", StringComparison.Ordinal)), TimeSpan.FromSeconds(10)));
+    }
+
+    [Fact]
+    public async Task BadKestrelLimitValues_AreListedAtStartUp_EveryOne()
+    {
+        await using var backend = await TestBackend.StartAsync("a");
+        var config = ProxyConfigJson.CatchAll("RoundRobin", (backend, null));
+        config["Kestrel"] = JsonNode.Parse("""{ "Limits": { "MaxRequestBodySize": "30MB", "KeepAliveTimeout": "soon", "Http2": { "MaxStreamsPerConnection": "many" }, "MaxConcurrentConnections": 10 } }""");
+
+        var ex = await Assert.ThrowsAsync<GatewayConfigurationException>(() => GatewayUnderTest.StartAsync(config));
+
+        Assert.Contains(ex.Errors, e => e.Key == "Kestrel:Limits:MaxRequestBodySize" && e.Message.Contains("'30MB'", StringComparison.Ordinal));
+        Assert.Contains(ex.Errors, e => e.Key == "Kestrel:Limits:KeepAliveTimeout" && e.Message.Contains("'soon'", StringComparison.Ordinal));
+        Assert.Contains(ex.Errors, e => e.Key == "Kestrel:Limits:Http2:MaxStreamsPerConnection" && e.Message.Contains("'many'", StringComparison.Ordinal));
+        Assert.Contains(ex.Errors, e => e.Key == "Kestrel:Limits:MaxConcurrentConnections" && e.Message.Contains("Gateway:Admission:MaxConcurrentConnections", StringComparison.Ordinal));
+    }
+}
