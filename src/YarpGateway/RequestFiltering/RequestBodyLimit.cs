@@ -7,7 +7,7 @@ namespace YarpGateway.RequestFiltering;
 /// <summary>
 /// Request bodies over the request's limit (the route's <c>MaxRequestBodySize</c>, else
 /// <c>Kestrel:Limits:MaxRequestBodySize</c>, 30,000,000 bytes by default): one whose <c>Content-Length</c> says so
-/// gets 413 before it reaches admission or a backend (Kestrel would refuse it only once YARP began sending
+/// gets 413 before it reaches route and cluster limits or a backend (Kestrel would refuse it only once YARP began sending
 /// it, with the request already on its way to the backend); one that grows past the limit while it streams gets
 /// 413 from YARP. Either way one line names the route and the limit, at most once a second per route, since the
 /// client only sees the status and the operator would otherwise find the cause in no log.
