@@ -95,10 +95,27 @@ internal static class Http2PriorKnowledge
         return next(connection);
     };
 
-    /// <summary>True for a connection that speaks HTTP/2: switched by this middleware, or negotiated through TLS ALPN.</summary>
+    /// <summary>
+    /// True for a connection that speaks HTTP/2: switched by this middleware, or negotiated through TLS ALPN. False
+    /// for a TLS connection whose handshake has not finished (or failed): it has no protocol yet, and Kestrel's
+    /// feature throws when asked.
+    /// </summary>
     public static bool IsHttp2(ConnectionContext connection)
-        => connection.Items.ContainsKey(Key)
-            || connection.Features.Get<ITlsApplicationProtocolFeature>()?.ApplicationProtocol.Span.SequenceEqual(System.Net.Security.SslApplicationProtocol.Http2.Protocol.Span) == true;
+    {
+        if (connection.Items.ContainsKey(Key))
+        {
+            return true;
+        }
+
+        try
+        {
+            return connection.Features.Get<ITlsApplicationProtocolFeature>()?.ApplicationProtocol.Span.SequenceEqual(System.Net.Security.SslApplicationProtocol.Http2.Protocol.Span) == true;
+        }
+        catch (InvalidOperationException)
+        {
+            return false; // SslStream: "only allowed using a successfully authenticated context"
+        }
+    }
 
     /// <summary>
     /// True for an HTTP/2 request whose <c>:scheme</c> is not its connection's: https over cleartext,

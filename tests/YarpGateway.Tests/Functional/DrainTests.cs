@@ -146,6 +146,27 @@ public class ShutdownTests
     }
 
     [Fact]
+    public async Task Shutdown_WithATlsHandshakeInProgress_DrainsWithoutThrowing()
+    {
+        // SIGTERM while a client is half way through its TLS handshake (at scale, always one): the
+        // drain asked the connection for its ALPN protocol, which throws before the handshake ends,
+        // and the exception ended the drain early.
+        await using var a = await TestBackend.StartAsync("a");
+        var (tlsArgs, _) = await TestCertificate.ProxyTlsArgsAsync();
+        await using var gateway = await GatewayUnderTest.StartAsync(ProxyConfigJson.CatchAll("WeightedRoundRobin", (a, "1")), tlsArgs);
+        var traffic = gateway.Services.GetRequiredService<YarpGateway.Endpoints.TrafficCounters>();
+
+        using var handshaking = await RawSocket.ConnectAsync(gateway.ProxyAddress);
+        await handshaking.SendAsync(new byte[] { 0x16, 0x03, 0x01, 0x02, 0x00 }); // a TLS record header, then nothing
+        Assert.True(await Eventually.TrueAsync(() => traffic.OpenConnections == 1, TimeSpan.FromSeconds(10)), $"{traffic.OpenConnections} connections open");
+
+        // Kestrel lets the handshake run to its 10 s timeout before the stop completes.
+        await gateway.StopAsync().WaitAsync(TimeSpan.FromSeconds(30));
+
+        Assert.Empty(await RawSocket.ReceiveUntilClosedAsync(handshaking));
+    }
+
+    [Fact]
     public async Task Shutdown_ConnectionWaitingForAdmission_IsClosedAtOnce()
     {
         await using var a = await TestBackend.StartAsync("a");
