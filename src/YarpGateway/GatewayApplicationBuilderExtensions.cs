@@ -66,6 +66,7 @@ internal static class GatewayApplicationBuilderExtensions
         app.Services.GetRequiredService<DestinationMetrics>().Observe(proxyState);
         app.Services.GetRequiredService<HealthMetrics>().Observe(proxyState);
         _ = app.Services.GetRequiredService<ConnectionMetrics>();
+        _ = app.Services.GetRequiredService<CertificateMetrics>();
         _ = app.Services.GetRequiredService<WebSocketMetrics>();
         _ = app.Services.GetRequiredService<SchedulerMetrics>();
         _ = app.Services.GetRequiredService<Discovery.DiscoveryMetrics>();

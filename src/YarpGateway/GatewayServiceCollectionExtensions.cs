@@ -50,6 +50,8 @@ internal static class GatewayServiceCollectionExtensions
 
         // Endpoints: Proxy and Management from Kestrel:Endpoints.
         services.AddSingleton<GatewayListeners>();
+        services.AddSingleton<CertificateReloader>(); // renewed certificate files served without a restart
+        services.AddSingleton<CertificateMetrics>();
         services.AddSingleton<ProxyListenQueue>();
         services.AddSingleton<IConfigureOptions<KestrelServerOptions>, GatewayKestrelSetup>();
         services.AddOptions<TransportOptions>().Bind(builder.Configuration.GetSection(TransportOptions.SectionName));

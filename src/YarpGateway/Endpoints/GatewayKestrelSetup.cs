@@ -13,7 +13,7 @@ namespace YarpGateway.Endpoints;
 /// unbind both ports.
 /// </summary>
 internal sealed partial class GatewayKestrelSetup(IConfiguration configuration, GatewayListeners listeners, IEnumerable<IProxyConnectionMiddleware> proxyMiddleware,
-    IOptions<SocketTransportOptions> transport, ShutdownHeartbeat shutdownHeartbeat, ILogger<GatewayKestrelSetup> logger) : IConfigureOptions<KestrelServerOptions>
+    IOptions<SocketTransportOptions> transport, ShutdownHeartbeat shutdownHeartbeat, CertificateReloader certificates, ILogger<GatewayKestrelSetup> logger) : IConfigureOptions<KestrelServerOptions>
 {
     public const string ProxyEndpointName = "Proxy";
     public const string ManagementEndpointName = "Management";
@@ -49,6 +49,7 @@ internal sealed partial class GatewayKestrelSetup(IConfiguration configuration, 
             {
                 var listen = endpoint.ListenOptions;
                 listeners.Add(GatewayEndpointKind.Proxy, listen);
+                WatchCertificate(ProxyEndpointName, endpoint);
                 foreach (var middleware in proxyMiddleware)
                 {
                     listen.Use(next => middleware.Wrap(next, options.Limits));
@@ -85,12 +86,23 @@ internal sealed partial class GatewayKestrelSetup(IConfiguration configuration, 
             .Endpoint(ManagementEndpointName, endpoint =>
             {
                 listeners.Add(GatewayEndpointKind.Management, endpoint.ListenOptions);
+                WatchCertificate(ManagementEndpointName, endpoint);
                 endpoint.ListenOptions.Use(next => connection =>
                 {
                     GatewayEndpointTag.Set(connection, GatewayEndpointKind.Management);
                     return next(connection);
                 });
             });
+    }
+
+    /// <summary>An HTTPS endpoint's certificate files, watched for renewal (not with SNI, whose certificates Kestrel picks per name).</summary>
+    private void WatchCertificate(string name, Microsoft.AspNetCore.Server.Kestrel.EndpointConfiguration endpoint)
+    {
+        if (endpoint.IsHttps && !endpoint.ConfigSection.GetSection("Sni").Exists())
+        {
+            var own = endpoint.ConfigSection.GetSection("Certificate");
+            certificates.Watch(name, endpoint.HttpsOptions, own.Exists() ? own : configuration.GetSection("Kestrel:Certificates:Default"));
+        }
     }
 
     /// <summary>

@@ -1,0 +1,174 @@
+using System.Net.Security;
+using System.Security.Cryptography.X509Certificates;
+using Microsoft.AspNetCore.Server.Kestrel.Https;
+
+namespace YarpGateway.Endpoints;
+
+/// <summary>
+/// Serves a renewed TLS certificate without a restart. Kestrel reads an endpoint's certificate files once (the
+/// gateway turns its configuration reload off, since that rebinds ports), so a certificate renewed on disk
+/// (cert-manager rewriting a Secret, mounted by a symlink swap) was never served, and every client failed once the
+/// old one expired. Every <see cref="CheckInterval"/> the files of each HTTPS endpoint are read again; when their
+/// bytes changed and they load (certificate, private key, chain), new handshakes get the new certificate through
+/// Kestrel's <c>OnAuthenticate</c>; open connections keep theirs. Files that changed but do not load (written
+/// halfway, a key that does not match) leave the current certificate serving, logged once per change.
+/// Certificates from a store, or chosen by SNI, are not watched.
+/// </summary>
+internal sealed partial class CertificateReloader(TimeProvider timeProvider, ILogger<CertificateReloader> logger) : IDisposable
+{
+    private readonly List<WatchedCertificate> _watched = [];
+    private readonly Lock _gate = new();
+    private ITimer? _timer;
+    private int _checking;
+
+    /// <summary>How often the files are read again. Default 10 s.</summary>
+    public TimeSpan CheckInterval { get; init; } = TimeSpan.FromSeconds(10);
+
+    /// <summary>Each HTTPS endpoint's current certificate: what <c>gateway.tls.certificate.expiry</c> reports.</summary>
+    public IReadOnlyList<(string Endpoint, X509Certificate2 Certificate)> Current()
+    {
+        lock (_gate)
+        {
+            return [.. _watched.Select(w => (w.Endpoint, w.Certificate))];
+        }
+    }
+
+    /// <summary>
+    /// Called from the endpoint's configuration callback, once Kestrel has loaded its certificate into
+    /// <paramref name="https"/>; <paramref name="certificate"/> is the section it came from (the endpoint's
+    /// <c>Certificate</c>, else <c>Kestrel:Certificates:Default</c>).
+    /// </summary>
+    public void Watch(string endpoint, HttpsConnectionAdapterOptions https, IConfigurationSection certificate)
+    {
+        if (https.ServerCertificate is not { } served)
+        {
+            return; // a selector of someone else's
+        }
+
+        var files = CertificateFiles.From(certificate);
+        var watched = new WatchedCertificate(endpoint, files, served);
+        lock (_gate)
+        {
+            _watched.Add(watched);
+        }
+
+        if (files is null)
+        {
+            return; // from a certificate store: reported, not reloaded
+        }
+
+        watched.LastBytes = files.Read();
+        var previous = https.OnAuthenticate;
+        https.OnAuthenticate = (connection, ssl) =>
+        {
+            previous?.Invoke(connection, ssl);
+            if (watched.Context is { } context)
+            {
+                ssl.ServerCertificate = null;
+                ssl.ServerCertificateContext = context;
+            }
+        };
+
+        lock (_gate)
+        {
+            _timer ??= timeProvider.CreateTimer(static state => ((CertificateReloader)state!).Check(), this, CheckInterval, CheckInterval);
+        }
+    }
+
+    /// <summary>Reads every watched endpoint's files, and takes on the ones that changed and load.</summary>
+    internal void Check()
+    {
+        if (Interlocked.Exchange(ref _checking, 1) == 1)
+        {
+            return;
+        }
+
+        try
+        {
+            WatchedCertificate[] watched;
+            lock (_gate)
+            {
+                watched = [.. _watched];
+            }
+
+            foreach (var w in watched)
+            {
+                if (w.Files is { } files)
+                {
+                    CheckOne(w, files);
+                }
+            }
+        }
+        finally
+        {
+            Volatile.Write(ref _checking, 0);
+        }
+    }
+
+    private void CheckOne(WatchedCertificate watched, CertificateFiles files)
+    {
+        byte[] bytes;
+        try
+        {
+            bytes = files.Read();
+        }
+        catch (Exception ex) when (ex is IOException or UnauthorizedAccessException)
+        {
+            bytes = [];
+        }
+
+        if (bytes.AsSpan().SequenceEqual(watched.LastBytes))
+        {
+            return;
+        }
+
+        watched.LastBytes = bytes;
+        var old = watched.Certificate;
+        try
+        {
+            var (leaf, chain) = files.Load();
+            if (!leaf.HasPrivateKey)
+            {
+                throw new InvalidOperationException("the certificate has no private key");
+            }
+
+            var context = SslStreamCertificateContext.Create(leaf, chain, offline: true);
+            lock (_gate)
+            {
+                watched.Certificate = leaf;
+                watched.Context = context;
+            }
+
+            Log.Reloaded(logger, watched.Endpoint, files.Path, leaf.Subject, leaf.NotAfter.ToUniversalTime(), leaf.Thumbprint, old.Subject, old.NotAfter.ToUniversalTime());
+        }
+        catch (Exception ex) when (ex is System.Security.Cryptography.CryptographicException or IOException or UnauthorizedAccessException or InvalidOperationException or ArgumentException)
+        {
+            Log.ReloadFailed(logger, watched.Endpoint, files.Path, ex.GetType().Name + ": " + ex.Message.TrimEnd('.'), old.Subject, old.NotAfter.ToUniversalTime());
+        }
+    }
+
+    public void Dispose() => _timer?.Dispose();
+
+    private sealed class WatchedCertificate(string endpoint, CertificateFiles? files, X509Certificate2 certificate)
+    {
+        public string Endpoint { get; } = endpoint;
+
+        public CertificateFiles? Files { get; } = files;
+
+        public X509Certificate2 Certificate { get; set; } = certificate;
+
+        /// <summary>Null until the files change: until then Kestrel serves what it loaded.</summary>
+        public SslStreamCertificateContext? Context { get; set; }
+
+        public byte[] LastBytes { get; set; } = [];
+    }
+
+    private static partial class Log
+    {
+        [LoggerMessage(1, LogLevel.Information, "TLS certificate of the {Endpoint} endpoint reloaded from {Path}: {Subject}, valid until {NotAfter:u}, thumbprint {Thumbprint}; new connections get it (it replaces {OldSubject}, valid until {OldNotAfter:u}).", EventName = "CertificateReloaded")]
+        public static partial void Reloaded(ILogger logger, string endpoint, string path, string subject, DateTime notAfter, string thumbprint, string oldSubject, DateTime oldNotAfter);
+
+        [LoggerMessage(2, LogLevel.Warning, "TLS certificate files of the {Endpoint} endpoint ({Path}) changed but do not load: {Reason}. It keeps serving {OldSubject}, valid until {OldNotAfter:u}; the files are tried again when they change.", EventName = "CertificateReloadFailed")]
+        public static partial void ReloadFailed(ILogger logger, string endpoint, string path, string reason, string oldSubject, DateTime oldNotAfter);
+    }
+}

@@ -1,0 +1,142 @@
+using System.Net;
+using System.Net.Security;
+using System.Net.Sockets;
+using System.Security.Cryptography;
+using System.Security.Cryptography.X509Certificates;
+using Microsoft.Extensions.DependencyInjection;
+using Microsoft.Extensions.Logging;
+using YarpGateway.Endpoints;
+
+namespace YarpGateway.Tests.Functional;
+
+/// <summary>A renewed certificate on disk is served without a restart; files that do not load leave the current one serving.</summary>
+public class CertificateReloadTests
+{
+    [Fact]
+    public async Task ARenewedPemCertificate_SwappedInAsKubernetesMountsSecrets_IsServedToNewConnections()
+    {
+        // A Secret volume: tls.crt and tls.key link into ..data, a link to the current version's directory,
+        // swapped in one rename when the Secret changes.
+        var root = Directory.CreateTempSubdirectory("yarpgateway-certs-").FullName;
+        using var first = WritePemVersion(root, "v1", "CN=first");
+        Directory.CreateSymbolicLink(Path.Combine(root, "..data"), "v1");
+        File.CreateSymbolicLink(Path.Combine(root, "tls.crt"), "..data/tls.crt");
+        File.CreateSymbolicLink(Path.Combine(root, "tls.key"), "..data/tls.key");
+
+        await using var backend = await TestBackend.StartAsync("a");
+        await using var gateway = await GatewayUnderTest.StartAsync(ProxyConfigJson.CatchAll("RoundRobin", (backend, null)), FastChecks,
+            "--Kestrel:Endpoints:Proxy:Url=https://127.0.0.1:0",
+            $"--Kestrel:Endpoints:Proxy:Certificate:Path={Path.Combine(root, "tls.crt")}",
+            $"--Kestrel:Endpoints:Proxy:Certificate:KeyPath={Path.Combine(root, "tls.key")}");
+        Assert.Equal(first.Thumbprint, await ServedThumbprintAsync(gateway.ProxyAddress));
+
+        using var second = WritePemVersion(root, "v2", "CN=second");
+        Directory.CreateSymbolicLink(Path.Combine(root, "..data_tmp"), "v2");
+        Rename(Path.Combine(root, "..data_tmp"), Path.Combine(root, "..data"));
+
+        Assert.True(await Eventually.TrueAsync(async () => await ServedThumbprintAsync(gateway.ProxyAddress) == second.Thumbprint, TimeSpan.FromSeconds(10)));
+        Assert.Contains(gateway.Logs.Lines, l => l.Contains("[CertificateReloaded]", StringComparison.Ordinal) && l.Contains("CN=second", StringComparison.Ordinal) && l.Contains("Proxy endpoint", StringComparison.Ordinal));
+        Assert.Equal("a", await GetOverTlsAsync(gateway.ProxyAddress, second.Thumbprint));
+
+        using var management = gateway.CreateManagementClient();
+        var scrape = await management.GetStringAsync("/metrics");
+        var expiry = new DateTimeOffset(second.NotAfter.ToUniversalTime()).ToUnixTimeSeconds();
+        Assert.Contains($"gateway_tls_certificate_expiry_seconds{{endpoint=\"Proxy\"}} {expiry}", scrape, StringComparison.Ordinal);
+    }
+
+    [Fact]
+    public async Task APfxRewrittenWithSomethingThatDoesNotLoad_KeepsTheCurrentCertificate_AndSaysSoOnce_ThenAGoodOneIsTakenOn()
+    {
+        var directory = Directory.CreateTempSubdirectory("yarpgateway-certs-").FullName;
+        var path = Path.Combine(directory, "proxy.pfx");
+        using var first = SelfSigned("CN=first");
+        File.WriteAllBytes(path, first.Export(X509ContentType.Pfx, "pw"));
+
+        await using var backend = await TestBackend.StartAsync("a");
+        await using var gateway = await GatewayUnderTest.StartAsync(ProxyConfigJson.CatchAll("RoundRobin", (backend, null)), FastChecks,
+            "--Kestrel:Endpoints:Proxy:Url=https://127.0.0.1:0",
+            $"--Kestrel:Endpoints:Proxy:Certificate:Path={path}",
+            "--Kestrel:Endpoints:Proxy:Certificate:Password=pw");
+
+        WriteAtomically(path, "not a certificate"u8.ToArray());
+        Assert.True(await Eventually.TrueAsync(() => gateway.Logs.Lines.Any(l => l.Contains("[CertificateReloadFailed]", StringComparison.Ordinal)), TimeSpan.FromSeconds(10)));
+        Assert.Equal(first.Thumbprint, await ServedThumbprintAsync(gateway.ProxyAddress));
+
+        using var second = SelfSigned("CN=second");
+        WriteAtomically(path, second.Export(X509ContentType.Pfx, "pw"));
+        Assert.True(await Eventually.TrueAsync(async () => await ServedThumbprintAsync(gateway.ProxyAddress) == second.Thumbprint, TimeSpan.FromSeconds(10)));
+        Assert.Single(gateway.Logs.Lines, l => l.Contains("[CertificateReloadFailed]", StringComparison.Ordinal)); // once for that change, not once per check
+    }
+
+    private static void FastChecks(IServiceCollection services)
+        => services.AddSingleton(sp => new CertificateReloader(TimeProvider.System, sp.GetRequiredService<ILogger<CertificateReloader>>()) { CheckInterval = TimeSpan.FromMilliseconds(100) });
+
+    private static X509Certificate2 WritePemVersion(string root, string version, string subject)
+    {
+        var directory = Directory.CreateDirectory(Path.Combine(root, version)).FullName;
+        using var key = RSA.Create(2048);
+        var certificate = SelfSigned(subject, key);
+        File.WriteAllText(Path.Combine(directory, "tls.crt"), certificate.ExportCertificatePem());
+        File.WriteAllText(Path.Combine(directory, "tls.key"), key.ExportPkcs8PrivateKeyPem());
+        return certificate;
+    }
+
+    private static X509Certificate2 SelfSigned(string subject, RSA? key = null)
+    {
+        using var own = key is null ? RSA.Create(2048) : null;
+        var request = new CertificateRequest(subject, key ?? own!, HashAlgorithmName.SHA256, RSASignaturePadding.Pkcs1);
+        var names = new SubjectAlternativeNameBuilder();
+        names.AddIpAddress(IPAddress.Loopback);
+        request.CertificateExtensions.Add(names.Build());
+        return request.CreateSelfSigned(DateTimeOffset.UtcNow.AddMinutes(-5), DateTimeOffset.UtcNow.AddDays(1));
+    }
+
+    private static void WriteAtomically(string path, byte[] bytes)
+    {
+        var temporary = path + ".tmp";
+        File.WriteAllBytes(temporary, bytes);
+        File.Move(temporary, path, overwrite: true);
+    }
+
+    /// <summary>rename(2) of a link over a link, as the kubelet swaps ..data.</summary>
+    private static void Rename(string from, string to)
+    {
+        if (Rename(from, to) != 0)
+        {
+            throw new IOException($"rename {from} -> {to} failed: {System.Runtime.InteropServices.Marshal.GetLastPInvokeError()}");
+        }
+
+        [System.Runtime.InteropServices.DllImport("libc", EntryPoint = "rename", SetLastError = true)]
+        static extern int Rename(string from, string to);
+    }
+
+    private static async Task<string?> ServedThumbprintAsync(Uri address)
+    {
+        using var bound = new CancellationTokenSource(TimeSpan.FromSeconds(10));
+        using var client = new TcpClient();
+        await client.ConnectAsync(address.Host, address.Port, bound.Token);
+        string? served = null;
+        await using var tls = new SslStream(client.GetStream());
+        await tls.AuthenticateAsClientAsync(new SslClientAuthenticationOptions
+        {
+            TargetHost = "127.0.0.1",
+            RemoteCertificateValidationCallback = (_, certificate, _, _) =>
+            {
+                served = (certificate as X509Certificate2)?.Thumbprint;
+                return served is not null; // the test asks which certificate was served, and trusts it for that
+
+            },
+        }, bound.Token);
+        return served;
+    }
+
+    private static async Task<string> GetOverTlsAsync(Uri address, string thumbprint)
+    {
+        using var handler = new SocketsHttpHandler
+        {
+            SslOptions = { RemoteCertificateValidationCallback = (_, certificate, _, _) => (certificate as X509Certificate2)?.Thumbprint == thumbprint },
+        };
+        using var client = new HttpClient(handler) { Timeout = TimeSpan.FromSeconds(10) };
+        return await client.GetStringAsync(new Uri($"https://127.0.0.1:{address.Port}/x")); // ProxyAddress says http://
+    }
+}
