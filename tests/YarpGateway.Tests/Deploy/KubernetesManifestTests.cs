@@ -150,6 +150,8 @@ public class KubernetesManifestTests(ITestOutputHelper output)
         Assert.Equal(["--config", Scalar(mount, "mountPath") + "/appsettings.Production.json"], args);
         var env = ((YamlSequenceNode)Get(container, "env")).Children.ToDictionary(e => Scalar(e, "name"), e => Scalar(e, "value"));
         Assert.Equal("true", env["DOTNET_USE_POLLING_FILE_WATCHER"]);
+        Assert.Equal("json", env["Logging__Console__FormatterName"]); // one line per event for log shippers
+        Assert.Equal("true", env["Logging__Console__FormatterOptions__UseUtcTimestamp"]);
 
         var generator = ((YamlSequenceNode)Get(Kind("Kustomization"), "configMapGenerator")).Children.Single();
         Assert.Equal("yarpgateway-config", Scalar(generator, "name"));
