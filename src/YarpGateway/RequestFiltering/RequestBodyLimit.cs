@@ -9,7 +9,7 @@ namespace YarpGateway.RequestFiltering;
 /// <c>Kestrel:Limits:MaxRequestBodySize</c>, 30,000,000 bytes by default): one whose <c>Content-Length</c> says so
 /// gets 413 before it reaches route and cluster limits or a backend (Kestrel would refuse it only once YARP began sending
 /// it, with the request already on its way to the backend); one that grows past the limit while it streams gets
-/// 413 from YARP. Either way one line names the route and the limit, at most once a second per route, since the
+/// 413 from YARP, seen here on the way back (only requests that can have a body pass through an async frame of ours). Either way one line names the route and the limit, at most once a second per route, since the
 /// client only sees the status and the operator would otherwise find the cause in no log.
 /// </summary>
 internal sealed partial class RequestBodyLimit(TimeProvider timeProvider, ILogger<RequestBodyLimit> logger)
@@ -18,6 +18,11 @@ internal sealed partial class RequestBodyLimit(TimeProvider timeProvider, ILogge
 
     public Func<RequestDelegate, RequestDelegate> Middleware => next => context =>
     {
+        if (context.Features.Get<IHttpRequestBodyDetectionFeature>()?.CanHaveBody != true)
+        {
+            return next(context); // no body (GET, HEAD, ...): nothing to check, no frame of ours
+        }
+
         if (context.Request.ContentLength is > 0 and var length
             && context.Features.Get<IHttpMaxRequestBodySizeFeature>()?.MaxRequestBodySize is { } max
             && length > max)
@@ -32,11 +37,22 @@ internal sealed partial class RequestBodyLimit(TimeProvider timeProvider, ILogge
             return Task.CompletedTask;
         }
 
-        return next(context);
+        return ForwardAsync(next, context);
     };
 
+    // A streamed body that grows past the limit: Kestrel's read fails, YARP answers 413 (request_body_client).
+    private async Task ForwardAsync(RequestDelegate next, HttpContext context)
+    {
+        await next(context);
+        if (context.Response.StatusCode == StatusCodes.Status413PayloadTooLarge
+            && context.Features.Get<Yarp.ReverseProxy.Forwarder.IForwarderErrorFeature>()?.Error == Yarp.ReverseProxy.Forwarder.ForwarderError.RequestBodyClient)
+        {
+            Refused(context);
+        }
+    }
+
     /// <summary>Logs a request refused with 413 for its body's size (throttled).</summary>
-    public void Refused(HttpContext context)
+    private void Refused(HttpContext context)
     {
         var route = context.GetEndpoint()?.Metadata.GetMetadata<RouteModel>()?.Config.RouteId ?? "-";
         if (logger.IsEnabled(LogLevel.Information) && _throttle.ShouldLog("request_body_too_large|" + route, out var suppressed))

@@ -14,7 +14,7 @@ namespace YarpGateway.Resilience;
 /// second per cluster and error, with the number of similar ones left out. Errors caused by the
 /// client (it went away, or its side of the copy failed) go to Debug: they are the client's business.
 /// </summary>
-internal sealed partial class ProxyErrorLog(ResilienceMetrics metrics, RequestFiltering.RequestBodyLimit bodyLimit, TimeProvider timeProvider, ILogger<ProxyErrorLog> logger)
+internal sealed partial class ProxyErrorLog(ResilienceMetrics metrics, TimeProvider timeProvider, ILogger<ProxyErrorLog> logger)
 {
     private readonly LogThrottle _throttle = new(timeProvider, logger);
 
@@ -40,12 +40,6 @@ internal sealed partial class ProxyErrorLog(ResilienceMetrics metrics, RequestFi
         }
 
         var clientSide = IsClientSide(error.Error);
-        if (error.Error == ForwarderError.RequestBodyClient && context.Response.StatusCode == StatusCodes.Status413PayloadTooLarge)
-        {
-            bodyLimit.Refused(context); // a body that grew past the limit while it streamed: said at Information, with the setting
-            return;
-        }
-
         if (!logger.IsEnabled(clientSide ? LogLevel.Debug : LogLevel.Warning) || !_throttle.ShouldLog(cluster + "|" + name, out var suppressed, clientSide ? LogLevel.Debug : LogLevel.Warning))
         {
             return;

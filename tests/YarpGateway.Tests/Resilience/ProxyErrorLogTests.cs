@@ -35,8 +35,7 @@ public class ProxyErrorLogTests
         var lines = new CapturingLoggerProvider();
         var clock = new FakeTimeProvider();
         var factory = LoggerFactory.Create(builder => builder.AddProvider(lines).SetMinimumLevel(LogLevel.Debug));
-        var bodyLimit = new YarpGateway.RequestFiltering.RequestBodyLimit(clock, factory.CreateLogger<YarpGateway.RequestFiltering.RequestBodyLimit>());
-        return (new ProxyErrorLog(TestMetrics.Resilience(), bodyLimit, clock, factory.CreateLogger<ProxyErrorLog>()), lines, clock);
+        return (new ProxyErrorLog(TestMetrics.Resilience(), clock, factory.CreateLogger<ProxyErrorLog>()), lines, clock);
     }
 
     [Fact]
