@@ -67,6 +67,7 @@ internal static class GatewayApplicationBuilderExtensions
         app.Services.GetRequiredService<HealthMetrics>().Observe(proxyState);
         _ = app.Services.GetRequiredService<ConnectionMetrics>();
         _ = app.Services.GetRequiredService<CertificateMetrics>();
+        _ = app.Services.GetRequiredService<ResponseBuffering.ResponseBufferingCounters>();
         _ = app.Services.GetRequiredService<WebSocketMetrics>();
         _ = app.Services.GetRequiredService<SchedulerMetrics>();
         _ = app.Services.GetRequiredService<Discovery.DiscoveryMetrics>();

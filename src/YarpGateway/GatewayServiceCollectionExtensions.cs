@@ -17,6 +17,7 @@ using YarpGateway.OutputCaching;
 using YarpGateway.RateLimiting;
 using YarpGateway.RequestFiltering;
 using YarpGateway.Resilience;
+using YarpGateway.ResponseBuffering;
 using YarpGateway.Security;
 using YarpGateway.Status;
 using YarpGateway.Telemetry;
@@ -103,6 +104,10 @@ internal static class GatewayServiceCollectionExtensions
 
         // WebSockets: bounded outbound buffers, slow-client policies, the 1001 close on drain.
         services.AddWebSocketRelay(builder.Configuration);
+
+        // Response bodies: a slow client holds no copy buffer while the copy waits for it. After resilience,
+        // so that its response transform sees whether the retry's held the body back.
+        services.AddResponseBuffering();
 
         services.AddGatewayHealth(builder.Configuration);
 
