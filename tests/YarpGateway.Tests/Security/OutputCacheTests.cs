@@ -11,10 +11,7 @@ public class OutputCacheTests
     public async Task RepeatedGets_ReachTheBackendOncePerQuery_ButAPrivateResponseIsNeverStored()
     {
         await using var backend = await TestBackend.StartAsync("a");
-        var config = ProxyConfigJson.CatchAll("RoundRobin", (backend, null));
-        config["ReverseProxy"]!["Routes"]!["all"]!["OutputCachePolicy"] = "short";
-        config["Gateway"] = JsonNode.Parse("""{ "OutputCache": { "Policies": { "short": { "Duration": "00:05:00" } } } }""");
-        await using var gateway = await GatewayUnderTest.StartAsync(config);
+        await using var gateway = await StartAsync(backend, "short", """{ "Duration": "00:05:00" }""");
         using var client = gateway.CreateProxyClient();
 
         foreach (var path in new[] { "/page", "/page", "/page?x=1", "/page?x=1", "/private", "/private" })
@@ -33,10 +30,7 @@ public class OutputCacheTests
         // A backend that compresses by Accept-Encoding (or translates by Accept-Language) says so with Vary: a
         // cache keyed on the path alone would serve one client's variant to every other client.
         await using var backend = await TestBackend.StartAsync("a");
-        var config = ProxyConfigJson.CatchAll("RoundRobin", (backend, null));
-        config["ReverseProxy"]!["Routes"]!["all"]!["OutputCachePolicy"] = "short";
-        config["Gateway"] = JsonNode.Parse("""{ "OutputCache": { "Policies": { "short": { "Duration": "00:05:00" } } } }""");
-        await using var gateway = await GatewayUnderTest.StartAsync(config);
+        await using var gateway = await StartAsync(backend, "short", """{ "Duration": "00:05:00" }""");
         using var client = gateway.CreateProxyClient();
 
         foreach (var (path, language) in new[] { ("/vary/Accept-Language", "fr"), ("/vary/Accept-Language", "de"), ("/vary/Accept-Language", "de"), ("/vary/*", "fr"), ("/vary/*", "de") })
@@ -58,10 +52,7 @@ public class OutputCacheTests
     public async Task AResponseThatVariesByAHeaderThePolicyVariesBy_IsStoredPerValue()
     {
         await using var backend = await TestBackend.StartAsync("a");
-        var config = ProxyConfigJson.CatchAll("RoundRobin", (backend, null));
-        config["ReverseProxy"]!["Routes"]!["all"]!["OutputCachePolicy"] = "short";
-        config["Gateway"] = JsonNode.Parse("""{ "OutputCache": { "Policies": { "short": { "Duration": "00:05:00", "VaryByHeader": [ "accept-language" ] } } } }""");
-        await using var gateway = await GatewayUnderTest.StartAsync(config);
+        await using var gateway = await StartAsync(backend, "short", """{ "Duration": "00:05:00", "VaryByHeader": [ "accept-language" ] }""");
         using var client = gateway.CreateProxyClient();
 
         foreach (var language in new[] { "fr", "de", "fr", "de" })
@@ -92,10 +83,7 @@ public class OutputCacheTests
     public async Task TheBackendsMaxAge_SetsHowLongAnEntryIsServed_AndZeroIsNotStored()
     {
         await using var backend = await TestBackend.StartAsync("a");
-        var config = ProxyConfigJson.CatchAll("RoundRobin", (backend, null));
-        config["ReverseProxy"]!["Routes"]!["all"]!["OutputCachePolicy"] = "long";
-        config["Gateway"] = JsonNode.Parse("""{ "OutputCache": { "Policies": { "long": { "Duration": "01:00:00" } } } }""");
-        await using var gateway = await GatewayUnderTest.StartAsync(config);
+        await using var gateway = await StartAsync(backend, "long", """{ "Duration": "01:00:00" }""");
         using var client = gateway.CreateProxyClient();
         async Task GetAsync(string path)
         {
@@ -134,5 +122,14 @@ public class OutputCacheTests
     {
         var lifetime = YarpGateway.OutputCaching.BackendCacheControlPolicy.Freshness(cacheControl, age.Length > 0 ? age : default(Microsoft.Extensions.Primitives.StringValues));
         Assert.Equal(expectedSeconds is { } s ? TimeSpan.FromSeconds(s) : null, lifetime);
+    }
+
+    /// <summary>A gateway whose catch-all route to <paramref name="backend"/> has the output-cache policy <paramref name="policy"/>, defined as <paramref name="settings"/>.</summary>
+    private static Task<GatewayUnderTest> StartAsync(TestBackend backend, string policy, string settings)
+    {
+        var config = ProxyConfigJson.CatchAll("RoundRobin", (backend, null));
+        config["ReverseProxy"]!["Routes"]!["all"]!["OutputCachePolicy"] = policy;
+        config["Gateway"] = JsonNode.Parse($$"""{ "OutputCache": { "Policies": { "{{policy}}": {{settings}} } } }""");
+        return GatewayUnderTest.StartAsync(config);
     }
 }
