@@ -24,6 +24,9 @@ internal sealed partial class MemoryReturn(
 {
     internal static readonly TimeSpan SampleInterval = TimeSpan.FromSeconds(1);
 
+    /// <summary>The pinned object heap's index in <see cref="GCMemoryInfo.GenerationInfo"/> (0-2, then the large and pinned object heaps).</summary>
+    private const int PinnedHeap = 4;
+
     /// <summary>Samples to wait for the background collection before giving up on this drop.</summary>
     private const int MaxMeasuringSamples = 30;
 
@@ -105,7 +108,12 @@ internal sealed partial class MemoryReturn(
         }
 
         _measuring = null;
-        var live = found.HeapSizeBytes - found.FragmentedBytes;
+
+        // What the compaction would move: pinned memory (the pinned object heap, where Kestrel keeps its pool of
+        // 4 KiB socket buffers, which outlives the connections that grew it) is never moved, so it is not counted.
+        var generations = found.GenerationInfo;
+        var pinned = generations.Length > PinnedHeap ? generations[PinnedHeap].SizeAfterBytes : 0;
+        var live = found.HeapSizeBytes - found.FragmentedBytes - pinned;
         if (live > current.MaxHeapBytes)
         {
             metrics.Skipped();

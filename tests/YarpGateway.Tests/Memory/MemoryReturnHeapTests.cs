@@ -46,4 +46,46 @@ public class MemoryReturnHeapTests
         Assert.Contains(gateway.Logs.Lines, l => l.Contains($"[MemoryReturned] Open connections fell from {MemoryReturnTests.Clients} to 0", StringComparison.Ordinal));
         Assert.Equal(0, gateway.Counter("gateway.memory.compactions|result=heap_too_large"));
     }
+
+    // Stands for Kestrel's pool of pinned 4 KiB blocks, which stays after the clients left.
+    private byte[][]? _pinned;
+
+    [Fact]
+    public async Task PinnedMemoryThatStays_DoesNotCountAgainstTheLimit_TheCompactionDoesNotMoveIt()
+    {
+        await using var backend = await TestBackend.StartAsync("a");
+        GC.Collect(2, GCCollectionMode.Forced, blocking: true, compacting: true);
+        var before = GC.GetGCMemoryInfo();
+        var maxHeap = before.HeapSizeBytes - before.FragmentedBytes + (48 * MiB);
+        await using var gateway = await GatewayUnderTest.StartAsync(ProxyConfigJson.CatchAll("WeightedRoundRobin", (backend, "1")),
+            "--Gateway:Memory:MinConnectionDrop=20", "--Gateway:Memory:SettleTime=00:00:00.300", $"--Gateway:Memory:MaxHeapBytes={maxHeap}");
+
+        _pinned = Enumerable.Range(0, 16).Select(_ => GC.AllocateArray<byte>((int)(8 * MiB), pinned: true)).ToArray();
+        try
+        {
+            await PinnedStaysAsync(gateway);
+        }
+        finally
+        {
+            _pinned = null; // the other test measures the process's heap
+            GC.Collect(2, GCCollectionMode.Forced, blocking: true, compacting: true);
+        }
+    }
+
+    private async Task PinnedStaysAsync(GatewayUnderTest gateway)
+    {
+        var sockets = await MemoryReturnTests.OpenAsync(gateway);
+        var memory = gateway.Services.GetRequiredService<YarpGateway.Memory.MemoryReturn>();
+        Assert.True(await Eventually.TrueAsync(() => memory.Peak >= MemoryReturnTests.Clients, TimeSpan.FromSeconds(10)), $"peak seen: {memory.Peak}");
+        foreach (var socket in sockets)
+        {
+            socket.Dispose();
+        }
+
+        Assert.True(await Eventually.TrueAsync(() => gateway.Logs.Lines.Any(l => l.Contains("[MemoryReturn", StringComparison.Ordinal)), TimeSpan.FromSeconds(15)),
+            "no MemoryReturned line: " + gateway.DescribeCounters("gateway.memory"));
+        Assert.Contains(gateway.Logs.Lines, l => l.Contains("[MemoryReturned]", StringComparison.Ordinal));
+        Assert.Equal(0, gateway.Counter("gateway.memory.compactions|result=heap_too_large"));
+        GC.KeepAlive(_pinned);
+    }
 }
