@@ -46,7 +46,10 @@ internal sealed class ResponseWriteGate(PipeWriter client, ResponseBufferingCoun
         counters.Waiting();
         try
         {
-            _ = await _flush.ConfigureAwait(false);
+            if ((await _flush.ConfigureAwait(false)).IsCompleted)
+            {
+                _error = ClientGone();
+            }
         }
         catch (Exception ex)
         {
@@ -64,7 +67,10 @@ internal sealed class ResponseWriteGate(PipeWriter client, ResponseBufferingCoun
     {
         try
         {
-            _ = _flush.Result;
+            if (_flush.Result.IsCompleted)
+            {
+                _error = ClientGone();
+            }
         }
         catch (Exception ex)
         {
@@ -82,6 +88,14 @@ internal sealed class ResponseWriteGate(PipeWriter client, ResponseBufferingCoun
             return ValueTask.FromException(error);
         }
 
+        if (cancellationToken.IsCancellationRequested)
+        {
+            // The client went away (or the activity timeout fired): stop here. Reads of a backend body that is already
+            // buffered do not look at the token, and Kestrel drops writes to an aborted response without a word, so
+            // the copy would otherwise run to the body's end and count as a success.
+            return ValueTask.FromCanceled(cancellationToken);
+        }
+
         if (_flushing)
         {
             // Not through our own reads (a caller other than YARP's copy): keep writes in order.
@@ -92,13 +106,21 @@ internal sealed class ResponseWriteGate(PipeWriter client, ResponseBufferingCoun
         var flush = client.FlushAsync(cancellationToken);
         if (flush.IsCompleted)
         {
-            return flush.IsCompletedSuccessfully ? ValueTask.CompletedTask : new ValueTask(flush.AsTask());
+            if (!flush.IsCompletedSuccessfully)
+            {
+                return new ValueTask(flush.AsTask());
+            }
+
+            return flush.Result.IsCompleted ? ValueTask.FromException(ClientGone()) : ValueTask.CompletedTask;
         }
 
         _flush = flush;
         _flushing = true;
         return ValueTask.CompletedTask;
     }
+
+    /// <summary>The response's pipe reports its reader done: the client's side of the connection is gone.</summary>
+    private static IOException ClientGone() => new("The client's side of the response closed before the body was sent.");
 
     private async ValueTask WriteAfterFlushAsync(ReadOnlyMemory<byte> buffer, CancellationToken cancellationToken)
     {
