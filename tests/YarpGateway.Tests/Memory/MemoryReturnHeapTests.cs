@@ -20,11 +20,8 @@ public class MemoryReturnHeapTests
     public async Task AHeapOverTheLimitWhileTheClientsWereHere_IsMeasuredAgainOnceTheyLeft_AndCompacted()
     {
         await using var backend = await TestBackend.StartAsync("a");
-        GC.Collect(2, GCCollectionMode.Forced, blocking: true, compacting: true);
-        var before = GC.GetGCMemoryInfo();
-        var maxHeap = before.HeapSizeBytes - before.FragmentedBytes + (48 * MiB);
-        await using var gateway = await GatewayUnderTest.StartAsync(ProxyConfigJson.CatchAll("WeightedRoundRobin", (backend, "1")),
-            "--Gateway:Memory:MinConnectionDrop=20", "--Gateway:Memory:SettleTime=00:00:00.300", $"--Gateway:Memory:MaxHeapBytes={maxHeap}");
+        var (gateway, maxHeap) = await StartWithHeapLimitAsync(backend);
+        await using var owned = gateway;
 
         _ballast = Enumerable.Range(0, 16).Select(_ => new byte[8 * MiB]).ToArray();
         var sockets = await MemoryReturnTests.OpenAsync(gateway);
@@ -54,11 +51,8 @@ public class MemoryReturnHeapTests
     public async Task PinnedMemoryThatStays_DoesNotCountAgainstTheLimit_TheCompactionDoesNotMoveIt()
     {
         await using var backend = await TestBackend.StartAsync("a");
-        GC.Collect(2, GCCollectionMode.Forced, blocking: true, compacting: true);
-        var before = GC.GetGCMemoryInfo();
-        var maxHeap = before.HeapSizeBytes - before.FragmentedBytes + (48 * MiB);
-        await using var gateway = await GatewayUnderTest.StartAsync(ProxyConfigJson.CatchAll("WeightedRoundRobin", (backend, "1")),
-            "--Gateway:Memory:MinConnectionDrop=20", "--Gateway:Memory:SettleTime=00:00:00.300", $"--Gateway:Memory:MaxHeapBytes={maxHeap}");
+        var (gateway, _) = await StartWithHeapLimitAsync(backend);
+        await using var owned = gateway;
 
         _pinned = Enumerable.Range(0, 16).Select(_ => GC.AllocateArray<byte>((int)(8 * MiB), pinned: true)).ToArray();
         try
@@ -87,5 +81,16 @@ public class MemoryReturnHeapTests
         Assert.Contains(gateway.Logs.Lines, l => l.Contains("[MemoryReturned]", StringComparison.Ordinal));
         Assert.Equal(0, gateway.Counter("gateway.memory.compactions|result=heap_too_large"));
         GC.KeepAlive(_pinned);
+    }
+
+    /// <summary>A gateway whose memory return acts on a drop of 20 connections, with a heap limit 48 MiB above the process's live heap now.</summary>
+    private static async Task<(GatewayUnderTest Gateway, long MaxHeap)> StartWithHeapLimitAsync(TestBackend backend)
+    {
+        GC.Collect(2, GCCollectionMode.Forced, blocking: true, compacting: true);
+        var before = GC.GetGCMemoryInfo();
+        var maxHeap = before.HeapSizeBytes - before.FragmentedBytes + (48 * MiB);
+        var gateway = await GatewayUnderTest.StartAsync(ProxyConfigJson.CatchAll("WeightedRoundRobin", (backend, "1")),
+            "--Gateway:Memory:MinConnectionDrop=20", "--Gateway:Memory:SettleTime=00:00:00.300", $"--Gateway:Memory:MaxHeapBytes={maxHeap}");
+        return (gateway, maxHeap);
     }
 }
