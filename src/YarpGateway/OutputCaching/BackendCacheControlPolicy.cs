@@ -15,7 +15,7 @@ namespace YarpGateway.OutputCaching;
 /// value (a gzip body to a client that cannot read it, one language to everyone). The route is named in the
 /// log once per header, so an operator can add the header to the policy's <c>VaryByHeader</c>.</item>
 /// </list>
-/// ASP.NET Core's default policy looks at neither, as a framework caching its own application's output need not.
+/// ASP.NET Core's default policy looks at none of these, as a framework caching its own application's output need not.
 /// </summary>
 internal sealed class BackendCacheControlPolicy(OutputCacheVaryLog log) : IOutputCachePolicy
 {

@@ -124,6 +124,24 @@ public class OutputCacheTests
         Assert.Equal(expectedSeconds is { } s ? TimeSpan.FromSeconds(s) : null, lifetime);
     }
 
+    [Fact]
+    public async Task ALargeBody_GoesThroughTheSlowClientGate_AndIsStoredWhole()
+    {
+        // Over 64 KiB, the body is written through the response gate into the output cache's stream.
+        const int Length = 300_000;
+        await using var backend = await TestBackend.StartAsync("a");
+        await using var gateway = await StartAsync(backend, "short", """{ "Duration": "00:05:00" }""");
+        using var client = gateway.CreateProxyClient();
+
+        for (var i = 0; i < 3; i++)
+        {
+            var body = await client.GetByteArrayAsync($"/bytes/{Length}");
+            Assert.True(TestBackend.Alphabet(Length).AsSpan().SequenceEqual(body), $"response {i} changed");
+        }
+
+        Assert.Equal(1, backend.Requests);
+    }
+
     /// <summary>A gateway whose catch-all route to <paramref name="backend"/> has the output-cache policy <paramref name="policy"/>, defined as <paramref name="settings"/>.</summary>
     private static Task<GatewayUnderTest> StartAsync(TestBackend backend, string policy, string settings)
     {
