@@ -143,7 +143,7 @@ internal sealed partial class CertificateReloader(TimeProvider timeProvider, ILo
         }
         catch (Exception ex) when (ex is System.Security.Cryptography.CryptographicException or IOException or UnauthorizedAccessException or InvalidOperationException or ArgumentException)
         {
-            Log.ReloadFailed(logger, watched.Endpoint, files.Path, ex.GetType().Name + ": " + ex.Message.TrimEnd('.'), old.Subject, old.NotAfter.ToUniversalTime());
+            Log.ReloadFailed(logger, watched.Endpoint, files.Path, Telemetry.ExceptionText.Describe(ex), old.Subject, old.NotAfter.ToUniversalTime());
         }
     }
 

@@ -48,7 +48,7 @@ internal sealed partial class ProxyErrorLog(ResilienceMetrics metrics, TimeProvi
         var route = proxy.Route.Config.RouteId;
         var destination = proxy.ProxiedDestination?.DestinationId ?? "-";
         var attempts = attempt?.Number ?? 1;
-        var reason = Describe(error.Exception);
+        var reason = ExceptionText.Describe(error.Exception);
         if (error.Error == ForwarderError.ResponseBodyDestination && context.Response.HasStarted)
         {
             // "answered 200" alone would read as a success: the client got the status and part of
@@ -98,26 +98,6 @@ internal sealed partial class ProxyErrorLog(ResilienceMetrics metrics, TimeProvi
         ForwarderError.NoAvailableDestinations => "no_available_destinations",
         _ => "other",
     };
-
-    /// <summary>One line: each exception's message down the chain, without stack traces or a final period (the line has its own).</summary>
-    internal static string Describe(Exception? exception)
-    {
-        if (exception is null)
-        {
-            return "no exception";
-        }
-
-        var text = exception.GetType().Name + ": " + exception.Message;
-        for (var inner = exception.InnerException; inner is not null; inner = inner.InnerException)
-        {
-            if (!exception.Message.Contains(inner.Message, StringComparison.Ordinal))
-            {
-                text += " <- " + inner.GetType().Name + ": " + inner.Message;
-            }
-        }
-
-        return text.EndsWith('.') ? text[..^1] : text;
-    }
 
     private static partial class Log
     {

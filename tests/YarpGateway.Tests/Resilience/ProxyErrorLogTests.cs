@@ -66,12 +66,12 @@ public class ProxyErrorLogTests
     {
         var exception = new HttpRequestException("An error occurred while sending the request.", new IOException("Unable to read data.", new SocketException((int)SocketError.ConnectionReset)));
 
-        var text = ProxyErrorLog.Describe(exception);
+        var text = YarpGateway.Telemetry.ExceptionText.Describe(exception);
 
         Assert.Equal($"HttpRequestException: An error occurred while sending the request. <- IOException: Unable to read data. <- SocketException: {new SocketException((int)SocketError.ConnectionReset).Message}", text);
         Assert.DoesNotContain('\n', text);
-        Assert.Equal("no exception", ProxyErrorLog.Describe(null));
-        Assert.Equal("InvalidOperationException: Invalid Content-Length", ProxyErrorLog.Describe(new InvalidOperationException("Invalid Content-Length."))); // the line ends with its own period
+        Assert.Equal("no exception", YarpGateway.Telemetry.ExceptionText.Describe(null));
+        Assert.Equal("InvalidOperationException: Invalid Content-Length", YarpGateway.Telemetry.ExceptionText.Describe(new InvalidOperationException("Invalid Content-Length."))); // the line ends with its own period
     }
 
     [Fact]
