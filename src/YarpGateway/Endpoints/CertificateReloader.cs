@@ -45,33 +45,30 @@ internal sealed partial class CertificateReloader(TimeProvider timeProvider, ILo
             return; // a selector of someone else's
         }
 
-        var files = CertificateFiles.From(certificate);
+        var files = CertificateFiles.From(certificate); // null: from a certificate store, reported, not reloaded
         var watched = new WatchedCertificate(endpoint, files, served);
+        if (files is not null)
+        {
+            watched.LastBytes = files.Read();
+            var previous = https.OnAuthenticate;
+            https.OnAuthenticate = (connection, ssl) =>
+            {
+                previous?.Invoke(connection, ssl);
+                if (watched.Context is { } context)
+                {
+                    ssl.ServerCertificate = null;
+                    ssl.ServerCertificateContext = context;
+                }
+            };
+        }
+
         lock (_gate)
         {
             _watched.Add(watched);
-        }
-
-        if (files is null)
-        {
-            return; // from a certificate store: reported, not reloaded
-        }
-
-        watched.LastBytes = files.Read();
-        var previous = https.OnAuthenticate;
-        https.OnAuthenticate = (connection, ssl) =>
-        {
-            previous?.Invoke(connection, ssl);
-            if (watched.Context is { } context)
+            if (files is not null)
             {
-                ssl.ServerCertificate = null;
-                ssl.ServerCertificateContext = context;
+                _timer ??= timeProvider.CreateTimer(static state => ((CertificateReloader)state!).Check(), this, CheckInterval, CheckInterval);
             }
-        };
-
-        lock (_gate)
-        {
-            _timer ??= timeProvider.CreateTimer(static state => ((CertificateReloader)state!).Check(), this, CheckInterval, CheckInterval);
         }
     }
 
