@@ -68,6 +68,7 @@ internal static class GatewayServiceCollectionExtensions
         services.AddSingleton<IProxyConfigProvider>(sp => sp.GetRequiredService<GatewayConfigProvider>());
         services.AddSingleton<ProxyConfigStatus>();
         services.AddSingleton<IConfigChangeListener>(sp => sp.GetRequiredService<ProxyConfigStatus>());
+        services.AddHostedService<ConfigReloadSignal>(); // SIGHUP reads the configuration again, as for nginx
 
         // Discovery: per-pod destinations from DNS (headless Services), opt-in per cluster.
         services.AddDnsDiscovery(builder.Configuration);

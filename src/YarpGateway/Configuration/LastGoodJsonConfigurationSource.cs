@@ -145,6 +145,30 @@ internal sealed class LastGoodJsonConfigurationSource : JsonConfigurationSource
             OnReload();
         }
 
+        /// <summary>
+        /// Reads the file again whether or not it looks changed, and raises the reload event (SIGHUP,
+        /// <see cref="ConfigReloadSignal"/>). False, and nothing read, for a file not watched for changes.
+        /// </summary>
+        public bool ReadNow()
+        {
+            if (_watch is null)
+            {
+                return false;
+            }
+
+            lock (_reloading)
+            {
+                var file = CurrentFile();
+                ReadAgain(file, Stamp(file));
+            }
+
+            OnReload();
+            return true;
+        }
+
+        /// <summary>The file's full path, for log lines; null while an optional file does not exist.</summary>
+        public string? ExistingFilePath => CurrentFile() is { Exists: true } file ? file.PhysicalPath ?? Source.Path : null;
+
         // The periodic check: a change nobody was told about is read now. Its stamp is taken
         // before reading, so a write that lands during the read is seen at the next check.
         private void ReloadIfChanged()

@@ -145,7 +145,26 @@ public sealed class LastGoodJsonConfigurationSourceTests : IDisposable
     }
 
     // The file in a configuration whose watcher never notifies: only the periodic check (every 100 ms) sees a change.
-    private ConfigurationManager WatchedByCheckOnly(string path)
+    [Fact]
+    public void ReadNow_ReadsAnEditNobodyNoticed_AndRaisesTheReloadEvent()
+    {
+        // SIGHUP: no notification and no periodic check within the test (an hour apart), so only ReadNow can read it.
+        File.WriteAllText(Path.Combine(_directory, "d.json"), """{ "Key": "first" }""");
+        var manager = WatchedByCheckOnly("d.json", TimeSpan.FromHours(1));
+        var reloads = 0;
+        ChangeToken.OnChange(((IConfiguration)manager).GetReloadToken, () => Interlocked.Increment(ref reloads));
+        File.WriteAllText(Path.Combine(_directory, "d.json"), """{ "Key": "second" }""");
+        var provider = ((IConfigurationRoot)manager).Providers.OfType<LastGoodJsonConfigurationSource.Provider>().Single();
+
+        Assert.True(provider.ReadNow());
+
+        Assert.Equal("second", manager["Key"]);
+        Assert.Equal(1, Volatile.Read(ref reloads));
+        Assert.Equal(Path.Combine(_directory, "d.json"), provider.ExistingFilePath);
+        (manager as IDisposable).Dispose();
+    }
+
+    private ConfigurationManager WatchedByCheckOnly(string path, TimeSpan? checkInterval = null)
     {
         var manager = new ConfigurationManager();
         manager.Sources.Add(new LastGoodJsonConfigurationSource
@@ -154,7 +173,7 @@ public sealed class LastGoodJsonConfigurationSourceTests : IDisposable
             Path = path,
             WatchForChanges = true,
             ReloadDelay = 0,
-            CheckInterval = TimeSpan.FromMilliseconds(100),
+            CheckInterval = checkInterval ?? TimeSpan.FromMilliseconds(100),
         });
         return manager;
     }
