@@ -19,6 +19,7 @@ using YarpGateway.RequestFiltering;
 using YarpGateway.Resilience;
 using YarpGateway.ResponseBuffering;
 using YarpGateway.Security;
+using YarpGateway.SessionAffinity;
 using YarpGateway.Status;
 using YarpGateway.Telemetry;
 using YarpGateway.WebSockets;
@@ -63,6 +64,7 @@ internal static class GatewayServiceCollectionExtensions
 
         // Configuration: YARP reads only validated snapshots from our provider.
         services.AddReverseProxy();
+        services.AddSessionAffinityDataProtectionOnFirstUse(); // no key ring made at start for affinity cookies nobody uses
         services.AddSingleton<GatewayConfigValidator>();
         services.AddSingleton<GatewayConfigProvider>();
         services.AddSingleton<IProxyConfigProvider>(sp => sp.GetRequiredService<GatewayConfigProvider>());

@@ -43,7 +43,10 @@ internal sealed partial class GatewayProcess : IDisposable
     public static GatewayProcess StartOnLoopback(string configPath, params string[] extraArgs)
         => Start("Production", ["--config", configPath, "--Kestrel:Endpoints:Proxy:Url=http://127.0.0.1:0", "--Kestrel:Endpoints:Management:Url=http://127.0.0.1:0", .. extraArgs]);
 
-    public static GatewayProcess Start(string environment, params string[] args)
+    public static GatewayProcess Start(string environment, params string[] args) => Start(environment, new Dictionary<string, string>(), args);
+
+    /// <summary>As <see cref="Start(string, string[])"/>, with more environment variables for the process.</summary>
+    public static GatewayProcess Start(string environment, IReadOnlyDictionary<string, string> variables, params string[] args)
     {
         var start = new ProcessStartInfo("dotnet")
         {
@@ -61,6 +64,10 @@ internal sealed partial class GatewayProcess : IDisposable
         start.Environment["ASPNETCORE_ENVIRONMENT"] = environment;
         start.Environment["DOTNET_ENVIRONMENT"] = environment;
         start.Environment["Logging__Console__FormatterName"] = "simple";
+        foreach (var (name, value) in variables)
+        {
+            start.Environment[name] = value;
+        }
 
         var process = new Process { StartInfo = start };
         var wrapper = new GatewayProcess(process);

@@ -77,6 +77,28 @@ public class StartupTests
     }
 
     [Fact]
+    public async Task Start_MakesNoDataProtectionKey_AndLogsNoWarningAboutOne()
+    {
+        // YARP brings Data Protection (for its encrypted affinity cookies), which made a key ring at every
+        // start: with a HOME it could write to, a new key and "No XML encryptor configured"; in a pod
+        // (read-only file system) three warnings. No cluster here uses an encrypted affinity policy.
+        await using var backend = await TestBackend.StartAsync("b");
+        var path = ProxyConfigJson.WriteTemp("yarpgateway-startup-", ProxyConfigJson.CatchAll("WeightedRoundRobin", (backend, "1")));
+        var home = Directory.CreateTempSubdirectory("yarpgateway-home-").FullName;
+
+        using var gateway = GatewayProcess.Start("Production", new Dictionary<string, string> { ["HOME"] = home },
+            "--config", path, "--Kestrel:Endpoints:Proxy:Url=http://127.0.0.1:0", "--Kestrel:Endpoints:Management:Url=http://127.0.0.1:0");
+        var (proxy, _) = await gateway.FindEndpointsAsync();
+        using var client = new HttpClient { Timeout = TimeSpan.FromSeconds(10) };
+        using var response = await client.GetAsync(new Uri(proxy, "/"));
+
+        Assert.Equal(HttpStatusCode.OK, response.StatusCode);
+        Assert.DoesNotContain("DataProtection", gateway.StandardOutput, StringComparison.Ordinal);
+        Assert.False(Directory.Exists(Path.Combine(home, ".aspnet")), "a Data Protection key was written under HOME");
+        Directory.Delete(home, recursive: true);
+    }
+
+    [Fact]
     public async Task ProxyAndManagementOnOnePort_ExitsNonZero_SayingSo()
     {
         // Before: "A listening port is already in use ... stop the other process", about itself.

@@ -1,0 +1,36 @@
+using Microsoft.AspNetCore.DataProtection;
+using YarpGateway.Configuration;
+
+namespace YarpGateway.SessionAffinity;
+
+/// <summary>Registration of what the gateway changes about YARP's session affinity.</summary>
+internal static class SessionAffinityExtensions
+{
+    private const string DataProtectionStartupService = "Microsoft.AspNetCore.DataProtection.Internal.DataProtectionHostedService";
+
+    /// <summary>
+    /// After <c>AddReverseProxy</c>. YARP brings ASP.NET Core Data Protection for its encrypted
+    /// affinity policies (<c>Cookie</c>, <c>CustomHeader</c>), and Data Protection made its key ring at
+    /// every start, used or not: in a pod (read-only file system) three warnings each time, about keys
+    /// that would be lost when the process exits and that are not encrypted at rest. Now the key ring
+    /// is made when an encrypted affinity value is first set or read, so those warnings come only
+    /// where they apply.
+    /// </summary>
+    public static IServiceCollection AddSessionAffinityDataProtectionOnFirstUse(this IServiceCollection services)
+    {
+        for (var i = services.Count - 1; i >= 0; i--)
+        {
+            var descriptor = services[i];
+            if (descriptor.ServiceType == typeof(IHostedService) && descriptor.ImplementationType?.FullName == DataProtectionStartupService)
+            {
+                services.RemoveAt(i); // it only loads the key ring early
+            }
+            else if (descriptor.ServiceType == typeof(IDataProtectionProvider) && !descriptor.IsKeyedService)
+            {
+                services[i] = ServiceDescriptor.Singleton<IDataProtectionProvider>(sp => new LazyDataProtectionProvider(() => descriptor.CreateInstance<IDataProtectionProvider>(sp)));
+            }
+        }
+
+        return services;
+    }
+}
