@@ -10,6 +10,7 @@ internal static class TelemetryExtensions
     public static IServiceCollection AddGatewayTelemetry(this IServiceCollection services, IConfiguration configuration)
     {
         services.AddReloadableOptions<TelemetryOptions, TelemetryOptionsValidator>(configuration, TelemetryOptions.SectionName);
+        EventNameJsonConsoleFormatter.Replace(services); // the json console format names each event
         services.AddMetricsExport(configuration);
         services.AddSingleton<SchedulerDelayProbe>();
         services.AddHostedService(sp => sp.GetRequiredService<SchedulerDelayProbe>());

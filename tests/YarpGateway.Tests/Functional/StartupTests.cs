@@ -99,6 +99,25 @@ public class StartupTests
     }
 
     [Fact]
+    public async Task TheJsonConsoleFormat_AsTheDeploymentSetsIt_NamesEachEvent()
+    {
+        var path = ProxyConfigJson.WriteTemp("yarpgateway-startup-", "{}");
+        using var gateway = GatewayProcess.Start("Production",
+            new Dictionary<string, string> { ["Logging__Console__FormatterName"] = "json", ["Logging__Console__FormatterOptions__UseUtcTimestamp"] = "true" },
+            "--config", path, "--Kestrel:Endpoints:Proxy:Url=http://127.0.0.1:0", "--Kestrel:Endpoints:Management:Url=http://127.0.0.1:0");
+
+        Assert.True(await Eventually.TrueAsync(() => gateway.StandardOutput.Contains("ListeningOnAddress", StringComparison.Ordinal), TimeSpan.FromSeconds(30)),
+            "no listening line: " + gateway.StandardOutput + gateway.StandardError);
+        var events = gateway.StandardOutput.Split('\n', StringSplitOptions.RemoveEmptyEntries)
+            .Select(line => System.Text.Json.JsonDocument.Parse(line).RootElement)
+            .ToList();
+        var loaded = Assert.Single(events, e => e.TryGetProperty("EventName", out var name) && name.GetString() == "ConfigLoaded");
+        Assert.Equal("YarpGateway.Configuration.GatewayConfigProvider", loaded.GetProperty("Category").GetString());
+        Assert.Equal(1, loaded.GetProperty("EventId").GetInt32());
+        Assert.Contains(events, e => e.TryGetProperty("EventName", out var name) && name.GetString() == "NoRoutes");
+    }
+
+    [Fact]
     public async Task ProxyAndManagementOnOnePort_ExitsNonZero_SayingSo()
     {
         // Before: "A listening port is already in use ... stop the other process", about itself.
