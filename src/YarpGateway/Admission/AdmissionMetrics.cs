@@ -28,9 +28,11 @@ internal sealed class AdmissionMetrics : IKnownSeries
     private long _rejectedTotal;
     private long _acceptPausedTicks;
 
-    public AdmissionMetrics(IMeterFactory meterFactory, Endpoints.ProxyListenQueue listenQueue)
+    public AdmissionMetrics(IMeterFactory meterFactory, Endpoints.ProxyListenQueue listenQueue, OpenConnectionLimit openLimit)
     {
         var meter = meterFactory.Create(GatewayMeter.Name);
+        meter.CreateObservableGauge("gateway.connection_admission.max_open", () => openLimit.Limit is { } limit ? [new Measurement<int>(limit)] : Array.Empty<Measurement<int>>(), unit: "{connection}",
+            description: "Proxy connections allowed open at once (Gateway:Admission:Connections:MaxOpen, or what the open-file limit allows); at it, new connections wait in the listen queue. Absent: no limit.");
         _admitted = meter.CreateCounter<long>(
             "gateway.admission.admitted", unit: "{request}",
             description: "Requests admitted by a concurrency limit (limit: global, route or cluster; name: its id).");

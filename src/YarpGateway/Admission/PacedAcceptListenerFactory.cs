@@ -12,10 +12,11 @@ namespace YarpGateway.Admission;
 /// listen queue instead of each being set up (socket, pipes, Kestrel's connection, the middleware
 /// up to admission) only to wait in the gateway. As HAProxy's <c>rate-limit sessions</c> does. When
 /// the listen queue is nearly full, connections are taken in without a token and wait for it in the
-/// gateway, so that the kernel does not drop handshakes. Other listeners (management) are the
-/// transport's own.
+/// gateway, so that the kernel does not drop handshakes. Before either, there must be room under the
+/// open connections' limit (<see cref="OpenConnectionLimit"/>), which is never exceeded. Other
+/// listeners (management) are the transport's own.
 /// </summary>
-internal sealed partial class PacedAcceptListenerFactory(SocketTransportFactory inner, ConnectionAdmission admission, GatewayListeners listeners, ProxyListenQueue listenQueue, ILogger<PacedAcceptListenerFactory> logger)
+internal sealed partial class PacedAcceptListenerFactory(SocketTransportFactory inner, ConnectionAdmission admission, OpenConnectionLimit openLimit, GatewayListeners listeners, ProxyListenQueue listenQueue, ILogger<PacedAcceptListenerFactory> logger)
     : IConnectionListenerFactory, IConnectionListenerFactorySelector
 {
     private static readonly object PacedKey = new();
@@ -40,13 +41,13 @@ internal sealed partial class PacedAcceptListenerFactory(SocketTransportFactory 
         }
 
         Log.Paced(logger, listener.EndPoint);
-        return new PacedListener(listener, admission, _queueNearlyFull);
+        return new PacedListener(listener, admission, openLimit, _queueNearlyFull);
     }
 
     /// <summary>Whether the connection took its token of the connection rate before it was accepted.</summary>
     public static bool WasPaced(ConnectionContext connection) => connection.Items.ContainsKey(PacedKey);
 
-    private sealed class PacedListener(IConnectionListener inner, ConnectionAdmission admission, Func<bool> queueNearlyFull) : IConnectionListener
+    private sealed class PacedListener(IConnectionListener inner, ConnectionAdmission admission, OpenConnectionLimit openLimit, Func<bool> queueNearlyFull) : IConnectionListener
     {
         private readonly CancellationTokenSource _unbound = new();
 
@@ -55,18 +56,43 @@ internal sealed partial class PacedAcceptListenerFactory(SocketTransportFactory 
         public async ValueTask<ConnectionContext?> AcceptAsync(CancellationToken cancellationToken = default)
         {
             bool paced;
+            var room = false;
             try
             {
                 using var stop = CancellationTokenSource.CreateLinkedTokenSource(cancellationToken, _unbound.Token);
+                await openLimit.WaitForRoomAsync(stop.Token);
+                room = true;
                 paced = await admission.PaceAcceptAsync(queueNearlyFull, stop.Token);
             }
             catch (OperationCanceledException)
             {
+                if (room)
+                {
+                    openLimit.Return();
+                }
+
                 return null; // unbound: Kestrel's accept loop ends, as when the socket's accept stops
             }
 
-            var connection = await inner.AcceptAsync(cancellationToken);
-            if (connection is not null && paced)
+            ConnectionContext? connection;
+            try
+            {
+                connection = await inner.AcceptAsync(cancellationToken);
+            }
+            catch
+            {
+                openLimit.Return();
+                throw;
+            }
+
+            if (connection is null)
+            {
+                openLimit.Return();
+                return null;
+            }
+
+            openLimit.Track(connection);
+            if (paced)
             {
                 connection.Items[PacedKey] = null;
             }

@@ -25,6 +25,7 @@ internal sealed partial class StartupOnlySections : IDisposable
         "Gateway:DemoBackends",
         "Gateway:Admission:MaxConcurrentConnections",
         "Gateway:Admission:MaxConcurrentUpgradedConnections",
+        "Gateway:Admission:Connections:MaxOpen",
         "Gateway:Telemetry:ThrottleKestrelLogs",
         "Gateway:Telemetry:PerRequestGauges",
         "Gateway:Telemetry:Otlp",

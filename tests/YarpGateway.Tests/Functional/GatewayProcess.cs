@@ -43,18 +43,34 @@ internal sealed partial class GatewayProcess : IDisposable
     public static GatewayProcess StartOnLoopback(string configPath, params string[] extraArgs)
         => Start("Production", ["--config", configPath, "--Kestrel:Endpoints:Proxy:Url=http://127.0.0.1:0", "--Kestrel:Endpoints:Management:Url=http://127.0.0.1:0", .. extraArgs]);
 
+    /// <summary>As <see cref="StartOnLoopback"/>, with the process's open-file limit (soft and hard) set to <paramref name="files"/>.</summary>
+    public static GatewayProcess StartOnLoopbackWithOpenFileLimit(int files, string configPath, params string[] extraArgs)
+        => Start("Production", new Dictionary<string, string>(), files, ["--config", configPath, "--Kestrel:Endpoints:Proxy:Url=http://127.0.0.1:0", "--Kestrel:Endpoints:Management:Url=http://127.0.0.1:0", .. extraArgs]);
+
     public static GatewayProcess Start(string environment, params string[] args) => Start(environment, new Dictionary<string, string>(), args);
 
     /// <summary>As <see cref="Start(string, string[])"/>, with more environment variables for the process.</summary>
     public static GatewayProcess Start(string environment, IReadOnlyDictionary<string, string> variables, params string[] args)
+        => Start(environment, variables, openFileLimit: null, args);
+
+    private static GatewayProcess Start(string environment, IReadOnlyDictionary<string, string> variables, int? openFileLimit, string[] args)
     {
-        var start = new ProcessStartInfo("dotnet")
+        var start = new ProcessStartInfo(openFileLimit is null ? "dotnet" : "bash")
         {
             RedirectStandardOutput = true,
             RedirectStandardError = true,
             UseShellExecute = false,
             WorkingDirectory = Path.GetTempPath(), // the binary must find its appsettings from anywhere
         };
+        if (openFileLimit is { } files)
+        {
+            // The shell sets the limit and becomes dotnet (exec), so the process is still the gateway.
+            start.ArgumentList.Add("-c");
+            start.ArgumentList.Add($"ulimit -n {files} && exec \"$@\"");
+            start.ArgumentList.Add("bash");
+            start.ArgumentList.Add("dotnet");
+        }
+
         start.ArgumentList.Add(Path.Combine(AppContext.BaseDirectory, "YarpGateway.dll"));
         foreach (var arg in args)
         {
