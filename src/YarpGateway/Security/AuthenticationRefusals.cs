@@ -5,7 +5,8 @@ using YarpGateway.Telemetry;
 namespace YarpGateway.Security;
 
 /// <summary>
-/// Counts and logs the requests the bearer scheme refused: each in <c>gateway.auth.refused</c>, and one
+/// Counts and logs the requests the bearer scheme refused (401, 403, or 503 while the issuer's keys
+/// cannot be fetched): each in <c>gateway.auth.refused</c>, and one
 /// log line a second per route and reason with the number left out (ASP.NET Core's own lines, one per
 /// request, are at Warning in appsettings.json).
 /// </summary>
@@ -16,11 +17,18 @@ internal sealed partial class AuthenticationRefusals(SecurityMetrics metrics, Ti
     public void Refused(HttpContext context, int status, Exception? failure)
     {
         var route = context.GetEndpoint()?.Metadata.GetMetadata<RouteModel>()?.Config.RouteId ?? "-";
-        var reason = status == StatusCodes.Status403Forbidden ? "forbidden" : ReasonOf(failure);
+        var reason = status switch
+        {
+            StatusCodes.Status403Forbidden => "forbidden",
+            StatusCodes.Status503ServiceUnavailable => "issuer_unavailable",
+            _ => ReasonOf(failure),
+        };
         metrics.Refused(route, status, reason);
         if (logger.IsEnabled(LogLevel.Information) && _throttle.ShouldLog(route + "|" + reason, out var suppressed))
         {
-            Log.Refused(logger, status, route, reason, failure?.Message ?? "-", suppressed);
+            // The issuer's failure message embeds its cause's stack trace: the causes' messages alone.
+            var detail = status == StatusCodes.Status503ServiceUnavailable ? ExceptionText.Describe(failure?.InnerException ?? failure) : failure?.Message ?? "-";
+            Log.Refused(logger, status, route, reason, detail, suppressed);
         }
     }
 

@@ -8,10 +8,14 @@ namespace YarpGateway.Security;
 /// What the gateway adds to ASP.NET Core's binding of <c>Authentication:Schemes:Bearer</c>:
 /// claim types as the token writes them (<c>MapInboundClaims</c> off unless the section sets it, so
 /// <c>sub</c>, <c>scope</c> and <c>role</c> are found under those names), validated tokens remembered
-/// (<see cref="ValidatedTokenCache"/>), and the refusals counted and logged throttled.
+/// (<see cref="ValidatedTokenCache"/>), the refusals counted and logged throttled, and 503 instead
+/// of 401 while the issuer's keys cannot be fetched (<see cref="ObservedIssuerConfiguration"/>).
 /// </summary>
 internal sealed class BearerOptionsSetup(IConfiguration configuration, AuthenticationRefusals refusals, IOptions<GatewayAuthorizationOptions> gatewayOptions, TimeProvider timeProvider) : IPostConfigureOptions<JwtBearerOptions>
 {
+    /// <summary>Retry-After of the 503 for a token that could not be checked: the configuration manager tries the issuer again within seconds.</summary>
+    private const string IssuerRetryAfterSeconds = "5";
+
     public void PostConfigure(string? name, JwtBearerOptions options)
     {
         if (name != BearerAuthentication.Scheme)
@@ -36,10 +40,26 @@ internal sealed class BearerOptionsSetup(IConfiguration configuration, Authentic
             }
         }
 
+        if (options.ConfigurationManager is { } manager and not ObservedIssuerConfiguration)
+        {
+            options.ConfigurationManager = new ObservedIssuerConfiguration(manager);
+        }
+
         var events = options.Events ??= new JwtBearerEvents();
         var challenge = events.OnChallenge;
         events.OnChallenge = context =>
         {
+            // A token refused because the issuer's keys could not be fetched says nothing about the
+            // token: 503, so that clients retry rather than drop their tokens or sign in again.
+            if (context.AuthenticateFailure is not null && context.Options.ConfigurationManager is ObservedIssuerConfiguration { Failure: { } unavailable })
+            {
+                context.HandleResponse();
+                refusals.Refused(context.HttpContext, StatusCodes.Status503ServiceUnavailable, unavailable);
+                context.Response.StatusCode = StatusCodes.Status503ServiceUnavailable;
+                context.Response.Headers.RetryAfter = IssuerRetryAfterSeconds;
+                return context.Response.WriteAsync("gateway: the token issuer's signing keys could not be fetched\n", context.HttpContext.RequestAborted);
+            }
+
             refusals.Refused(context.HttpContext, StatusCodes.Status401Unauthorized, context.AuthenticateFailure);
             return challenge(context);
         };

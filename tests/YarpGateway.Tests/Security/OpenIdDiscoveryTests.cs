@@ -68,7 +68,75 @@ public class OpenIdDiscoveryTests
         Assert.Equal(1, backend.Requests);
     }
 
-    private static async Task<WebApplication> StartIssuerAsync(RsaSecurityKey key)
+    [Fact]
+    public async Task WhileTheIssuersKeysCannotBeFetched_ATokenGets503WithRetryAfter_NotA401_AndIsAcceptedOnceTheyCan()
+    {
+        // Tried on the Release build: with the identity provider down when the gateway started, every
+        // token was refused with 401 "The issuer ... is invalid", and the log said wrong_issuer.
+        using var rsa = RSA.Create(2048);
+        var signingKey = new RsaSecurityKey(rsa) { KeyId = "k1" };
+        var up = false;
+        await using var issuer = await StartIssuerAsync(signingKey, () => Volatile.Read(ref up));
+        var authority = issuer.Urls.Single().TrimEnd('/') + "/";
+
+        await using var backend = await TestBackend.StartAsync("a");
+        var config = ProxyConfigJson.CatchAll("RoundRobin", (backend, null));
+        config["ReverseProxy"]!["Routes"]!["all"]!["AuthorizationPolicy"] = "Default";
+        config["Authentication"] = new JsonObject
+        {
+            ["Schemes"] = new JsonObject
+            {
+                ["Bearer"] = new JsonObject { ["Authority"] = authority, ["RequireHttpsMetadata"] = false, ["ValidAudiences"] = new JsonArray("orders-api") },
+            },
+        };
+        await using var gateway = await GatewayUnderTest.StartAsync(config);
+        using var client = gateway.CreateProxyClient();
+        var token = new JsonWebTokenHandler().CreateToken(new SecurityTokenDescriptor
+        {
+            Issuer = authority,
+            Audience = "orders-api",
+            Expires = DateTime.UtcNow.AddMinutes(5),
+            Claims = new Dictionary<string, object> { ["sub"] = "u" },
+            SigningCredentials = new SigningCredentials(signingKey, SecurityAlgorithms.RsaSha256),
+        });
+        async Task<HttpResponseMessage> SendAsync(string? bearer)
+        {
+            using var request = new HttpRequestMessage(HttpMethod.Get, "/x");
+            if (bearer is not null)
+            {
+                request.Headers.Authorization = new AuthenticationHeaderValue("Bearer", bearer);
+            }
+
+            return await client.SendAsync(request);
+        }
+
+        using (var down = await SendAsync(token))
+        {
+            Assert.Equal(HttpStatusCode.ServiceUnavailable, down.StatusCode);
+            Assert.Equal(TimeSpan.FromSeconds(5), down.Headers.RetryAfter?.Delta);
+            Assert.Contains("signing keys could not be fetched", await down.Content.ReadAsStringAsync(), StringComparison.Ordinal);
+        }
+
+        using (var noToken = await SendAsync(null))
+        {
+            Assert.Equal(HttpStatusCode.Unauthorized, noToken.StatusCode); // no token is no token, whatever the issuer's state
+        }
+
+        Assert.Equal(1, gateway.Counter("gateway.auth.refused|route=all|status=503|reason=issuer_unavailable"));
+        Assert.Equal(0, backend.Requests);
+
+        Volatile.Write(ref up, true);
+        Assert.True(await Eventually.TrueAsync(async () =>
+        {
+            using var response = await SendAsync(token);
+            return response.StatusCode == HttpStatusCode.OK;
+        }, TimeSpan.FromSeconds(30)), "the token was not accepted once the issuer answered");
+    }
+
+    private static Task<WebApplication> StartIssuerAsync(RsaSecurityKey key) => StartIssuerAsync(key, () => true);
+
+    /// <summary>An OpenID issuer on loopback; while <paramref name="up"/> is false it answers 503 to everything.</summary>
+    private static async Task<WebApplication> StartIssuerAsync(RsaSecurityKey key, Func<bool> up)
     {
         var builder = WebApplication.CreateEmptyBuilder(new WebApplicationOptions());
         builder.WebHost.UseKestrelCore().ConfigureKestrel(k => k.Listen(IPAddress.Loopback, 0));
@@ -77,6 +145,12 @@ public class OpenIdDiscoveryTests
         var jwk = JsonWebKeyConverter.ConvertFromRSASecurityKey(key);
         app.Run(async context =>
         {
+            if (!up())
+            {
+                context.Response.StatusCode = StatusCodes.Status503ServiceUnavailable;
+                return;
+            }
+
             var self = $"{context.Request.Scheme}://{context.Request.Host}/";
             JsonNode body = context.Request.Path.Value switch
             {
