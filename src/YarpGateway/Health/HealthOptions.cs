@@ -15,8 +15,8 @@ internal sealed class HealthOptions
     /// <summary>
     /// Liveness fails once the proxy endpoint has taken no new connection for this long while clients
     /// kept coming (refused at Kestrel's <c>MaxConcurrentConnections</c>, or waiting in the listen
-    /// queue: an accept that stalled), so that Kubernetes restarts a pod that can no longer take
-    /// clients. Default 1 minute.
+    /// queue: an accept that stalled; not while the open connections' limit holds accept back), so that
+    /// Kubernetes restarts a pod that can no longer take clients. Default 1 minute.
     /// </summary>
     public TimeSpan LiveRefusingConnectionsFor { get; set; } = TimeSpan.FromMinutes(1);
 

@@ -10,7 +10,8 @@ namespace YarpGateway.Health;
 /// <c>/healthz/live</c>: the process answers, and it is not wedged. Wedged means either that the
 /// proxy endpoint has taken no new connection for <see cref="HealthOptions.LiveRefusingConnectionsFor"/>
 /// while clients kept arriving (refused at Kestrel's connection cap, or waiting in the listen queue
-/// while accept stays paused), or that the scheduler is pathologically late
+/// while accept stays paused, but not while the open connections' limit holds accept back), or that
+/// the scheduler is pathologically late
 /// (<see cref="HealthOptions.LiveMaxSchedulerDelay"/>). A restart is then the only help; readiness
 /// would only move the problem. Never depends on backends. Kestrel's refusals are read from its own
 /// <c>kestrel.rejected_connections</c> counter, the listen queue from <see cref="ProxyListenQueue"/>;
@@ -21,6 +22,7 @@ internal sealed class LivenessCheck : IHealthCheck, IDisposable
 {
     private readonly TrafficCounters _traffic;
     private readonly ProxyListenQueue _listenQueue;
+    private readonly Admission.OpenConnectionLimit _openLimit;
     private readonly SchedulerDelayProbe _probe;
     private readonly ReloadableOptions<HealthOptions> _options;
     private readonly TimeProvider _timeProvider;
@@ -32,10 +34,11 @@ internal sealed class LivenessCheck : IHealthCheck, IDisposable
     private long _refusingSince;
     private long _lastRefusalSeen;
 
-    public LivenessCheck(TrafficCounters traffic, ProxyListenQueue listenQueue, SchedulerDelayProbe probe, ReloadableOptions<HealthOptions> options, TimeProvider timeProvider, IMeterFactory meterFactory)
+    public LivenessCheck(TrafficCounters traffic, ProxyListenQueue listenQueue, Admission.OpenConnectionLimit openLimit, SchedulerDelayProbe probe, ReloadableOptions<HealthOptions> options, TimeProvider timeProvider, IMeterFactory meterFactory)
     {
         _traffic = traffic;
         _listenQueue = listenQueue;
+        _openLimit = openLimit;
         _probe = probe;
         _options = options;
         _timeProvider = timeProvider;
@@ -74,15 +77,24 @@ internal sealed class LivenessCheck : IHealthCheck, IDisposable
     }
 
     // How long new connections have come (refused, or waiting in the listen queue) with none accepted,
-    // as seen by the probes, and how many wait now; null while some are accepted.
+    // as seen by the probes, and how many wait now; null while some are accepted. A gateway at its
+    // open connections' limit accepts nothing by design: it is full, not wedged, and a restart would
+    // drop every connection it serves (onto the other replicas, filling them in turn).
     private (TimeSpan For, long Queued)? RefusingFor()
     {
         var now = _timeProvider.GetTimestamp();
         var accepted = _traffic.AcceptedConnections;
         var rejected = Interlocked.Read(ref _rejected);
         var queued = _listenQueue.Read().Waiting;
+        var full = _openLimit.Limit is { } limit && _openLimit.Open >= limit;
         lock (_lock)
         {
+            if (full)
+            {
+                _refusingSince = 0;
+                return null;
+            }
+
             if (accepted != _seenAccepted)
             {
                 _seenAccepted = accepted;

@@ -107,6 +107,41 @@ public class WedgedLivenessTests
     }
 
     [Fact]
+    public async Task AtTheOpenConnectionsLimit_ClientsWaitingInTheListenQueue_DoNotFailLiveness()
+    {
+        // Full is not wedged: failing liveness would have Kubernetes restart a pod that serves every
+        // connection it holds, and drop them all.
+        await using var backend = await TestBackend.StartAsync("a");
+        await using var gateway = await GatewayUnderTest.StartAsync(ProxyConfigJson.CatchAll("RoundRobin", (backend, null)),
+            "--Gateway:Admission:Connections:MaxOpen=2", "--Gateway:Health:LiveRefusingConnectionsFor=00:00:00.300");
+        using var management = gateway.CreateManagementClient();
+        var limit = gateway.Services.GetRequiredService<YarpGateway.Admission.OpenConnectionLimit>();
+        var queue = gateway.Services.GetRequiredService<YarpGateway.Endpoints.ProxyListenQueue>();
+        var clients = new List<Socket>();
+        for (var i = 0; i < 10; i++)
+        {
+            clients.Add(await RawSocket.ConnectAsync(gateway.ProxyAddress));
+        }
+
+        Assert.True(await Eventually.TrueAsync(() => limit.Open == 2 && queue.Read().Waiting == 8, TimeSpan.FromSeconds(10)),
+            $"open {limit.Open}, waiting {queue.Read().Waiting}");
+
+        // Three times the limit, probed all along: 200 throughout.
+        var clock = System.Diagnostics.Stopwatch.StartNew();
+        while (clock.Elapsed < TimeSpan.FromSeconds(1))
+        {
+            using var live = await management.GetAsync("/healthz/live");
+            Assert.Equal(HttpStatusCode.OK, live.StatusCode);
+        }
+
+        Assert.Equal(8, queue.Read().Waiting); // still full, still waiting: the check above saw that state
+        foreach (var client in clients)
+        {
+            client.Dispose();
+        }
+    }
+
+    [Fact]
     public async Task ASchedulerLaterThanTheLimit_FailsLiveness_NotReadiness()
     {
         await using var backend = await TestBackend.StartAsync("a");
