@@ -186,7 +186,11 @@ internal sealed class RetryAttempt(HttpContext context, IReverseProxyFeature pro
     internal static bool IsActivityTimeoutAfterResponseStarted(IForwarderErrorFeature error)
         => error.Error == ForwarderError.ResponseBodyDestination && error.Exception is OperationCanceledException;
 
-    /// <summary>A transport error: no connection (refused, unreachable), a connect timeout, or a connection lost after connecting.</summary>
+    /// <summary>
+    /// A transport error: no connection (refused, unreachable), a connect timeout, or a connection lost
+    /// after connecting. A response over the client's limits (headers over 64 KiB) is none of these:
+    /// every destination answers it the same, so it is <see cref="AttemptFailure.Other"/>, not retried.
+    /// </summary>
     internal static AttemptFailure ClassifyTransport(Exception? exception)
     {
         if (IsConnectTimeout(exception))
@@ -199,6 +203,11 @@ internal sealed class RetryAttempt(HttpContext context, IReverseProxyFeature pro
             if (ex is HttpRequestException { HttpRequestError: HttpRequestError.ConnectionError })
             {
                 return AttemptFailure.ConnectFailure;
+            }
+
+            if (ex is HttpRequestException { HttpRequestError: HttpRequestError.ConfigurationLimitExceeded })
+            {
+                return AttemptFailure.Other;
             }
         }
 

@@ -164,6 +164,24 @@ public class ResilienceTests
     }
 
     [Fact]
+    public async Task ResponseHeadersOverTheLimit_Get502_AndAreNotRetried()
+    {
+        // Tried on the Release build: a GET whose response headers were over 64 KiB was sent three
+        // times (every destination answers it the same), counted as connection_reset retries, which
+        // sent the operator to the network and spent the retry budget.
+        await using var a = await TestBackend.StartAsync("a");
+        await using var b = await TestBackend.StartAsync("b");
+        await using var gateway = await GatewayUnderTest.StartAsync(ProxyConfigJson.CatchAll("WeightedRoundRobin", (a, "1"), (b, "1")));
+        using var client = gateway.CreateProxyClient();
+
+        using var response = await client.GetAsync("/big-headers");
+
+        Assert.Equal(HttpStatusCode.BadGateway, response.StatusCode);
+        Assert.Equal(1, a.Requests + b.Requests);
+        Assert.Equal(0, gateway.CounterSum("gateway.proxy.retries"));
+    }
+
+    [Fact]
     public async Task BackendAnswering503_RetriesStopAtTheBudget_ClientsGet503()
     {
         await using var a = await TestBackend.StartAsync("a");

@@ -144,6 +144,15 @@ internal sealed class TestBackend : IAsyncDisposable
                 context.Response.Headers.CacheControl = directives.Value![1..];
             }
 
+            if (context.Request.Path == "/big-headers")
+            {
+                // Response headers past SocketsHttpHandler's 64 KiB limit (a page that sets many large cookies, say).
+                for (var i = 0; i < 40; i++)
+                {
+                    context.Response.Headers[$"X-Big-{i}"] = new string('x', 2000);
+                }
+            }
+
             if (context.Request.Path == "/reset")
             {
                 // Read the whole request, then drop the connection without a response.
