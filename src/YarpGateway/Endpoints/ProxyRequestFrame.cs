@@ -11,7 +11,8 @@ namespace YarpGateway.Endpoints;
 /// <list type="bullet">
 /// <item>counting it in flight (and an upgrade as an upgraded connection, for its life): <see cref="TrafficCounters"/>;</item>
 /// <item>admission: the upgrade rate for upgrades, the global concurrency limit for the rest, whose slot
-/// it holds until the request ends: <see cref="UpgradeAdmission"/>, <see cref="RequestAdmission"/>;</item>
+/// it holds until the request ends (a request for a stream, until its response starts: <see cref="StreamSlot"/>):
+/// <see cref="UpgradeAdmission"/>, <see cref="RequestAdmission"/>;</item>
 /// <item>a proxied request's duration (<c>gateway.proxy.request.duration</c>) and final error: <see cref="RequestMetrics"/>, <see cref="ProxyErrorLog"/>.</item>
 /// </list>
 /// Each used to be a middleware with its own state machine, allocated per request and, for a
@@ -60,7 +61,7 @@ internal sealed class ProxyRequestFrame(
                 return Task.CompletedTask;
             }
 
-            lease = result.Lease;
+            lease = result.Lease is { } held ? StreamSlot.ForRequest(context, held) : null;
         }
 
         return RunAsync(context, next, upgrade, lease, started);
@@ -85,7 +86,7 @@ internal sealed class ProxyRequestFrame(
             return;
         }
 
-        await RunAsync(context, next, upgrade: false, result.Lease, started);
+        await RunAsync(context, next, upgrade: false, result.Lease is { } held ? StreamSlot.ForRequest(context, held) : null, started);
     }
 
     private async Task RunAsync(HttpContext context, RequestDelegate next, bool upgrade, RateLimitLease? lease, long started)

@@ -43,6 +43,57 @@ public class RequestAdmissionTests
     }
 
     [Fact]
+    public async Task StartedStreams_HoldNoGlobalSlot_OrdinaryRequestsStillHoldTheirsToTheEnd()
+    {
+        // Tried on the Release build: 4,096 idle server-sent-event subscribers (the default global
+        // limit) held every slot, and every other request waited 5 s and got 503.
+        await using var backend = await TestBackend.StartAsync("a");
+        await using var gateway = await GatewayUnderTest.StartAsync(ProxyConfigJson.CatchAll("RoundRobin", (backend, null)),
+            "--Gateway:Admission:Global:MaxConcurrency=2", "--Gateway:Admission:Global:MaxQueue=0");
+        using var client = gateway.CreateProxyClient();
+        var global = gateway.Services.GetRequiredService<RequestAdmission>().Global!;
+
+        // Three subscribers, one more than the limit: each response starts at once and stays open.
+        var streams = new List<HttpResponseMessage>();
+        for (var i = 0; i < 3; i++)
+        {
+            using var request = new HttpRequestMessage(HttpMethod.Get, "/stream");
+            request.Headers.Accept.ParseAdd("text/event-stream");
+            var response = await client.SendAsync(request, HttpCompletionOption.ResponseHeadersRead);
+            Assert.Equal(HttpStatusCode.OK, response.StatusCode);
+            streams.Add(response);
+        }
+
+        Assert.True(await Eventually.TrueAsync(() => global.InUse == 0, Bound), $"{global.InUse} global slots held by started streams");
+        using (var ordinary = await client.GetAsync("/ok"))
+        {
+            Assert.Equal(HttpStatusCode.OK, ordinary.StatusCode);
+        }
+
+        // Ordinary requests keep theirs until they end: two held at the backend fill the limit.
+        var held = Enumerable.Range(0, 2).Select(_ => client.GetAsync("/hold")).ToList();
+        Assert.True(await Eventually.TrueAsync(() => backend.Held == 2, Bound));
+        using (var refused = await client.GetAsync("/ok"))
+        {
+            Assert.Equal(HttpStatusCode.ServiceUnavailable, refused.StatusCode);
+        }
+
+        backend.Gate.SetResult();
+        backend.GateFor("stream").SetResult();
+        foreach (var response in await Task.WhenAll(held))
+        {
+            response.Dispose();
+        }
+
+        foreach (var stream in streams)
+        {
+            stream.Dispose();
+        }
+
+        Assert.True(await Eventually.TrueAsync(() => global.InUse == 0, Bound), $"{global.InUse} global slots still held"); // none released twice or kept
+    }
+
+    [Fact]
     public async Task QueueTimeout_Gets503AfterTheTimeout()
     {
         await using var backend = await TestBackend.StartAsync("a");
