@@ -106,9 +106,12 @@ public class ConnectionAdmissionTests
             Assert.Equal(0, paused);
         }
 
-        // After the burst of 50, the other 450 arrive at ~100/s: measure from the 51st to the 500th.
+        // After the burst of 50, the other 450 arrive at ~100/s. Measured from the 101st to the 500th:
+        // from the 51st, the tokens that piled up while the first responses were slow (cold code, 500
+        // clients on two cores) came out as a burst of their own, and the rate read 121 to 123/s in
+        // about one run in three (seen before this change too).
         var times = results.Select(r => r.At).Order().ToArray();
-        var rate = (times.Length - 51) / (times[^1] - times[50]).TotalSeconds;
+        var rate = (times.Length - 101) / (times[^1] - times[100]).TotalSeconds;
         Assert.InRange(rate, 80, 120);
     }
 
