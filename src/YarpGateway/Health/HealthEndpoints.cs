@@ -27,6 +27,7 @@ internal static partial class HealthEndpoints
         services.AddSingleton<Microsoft.Extensions.Options.IConfigureOptions<LoggerFilterOptions>, HealthLogFilters>();
         services.AddSingleton<LivenessCheck>();
         services.AddHostedService<DrainCoordinator>();
+        services.AddHostedService<UserSignals>(); // SIGUSR1/2 logged, not the end of the process
         services.AddSingleton<Microsoft.Extensions.Options.IConfigureOptions<HostOptions>, ShutdownTimeoutSetup>();
         services.AddHealthChecks()
             .AddCheck<LivenessCheck>("process", tags: [LiveTag])

@@ -65,9 +65,31 @@ public class ReloadSignalProcessTests
         File.Delete(configPath);
     }
 
-    private static async Task SignalAsync(int processId)
+    [Theory]
+    [InlineData("USR1")]
+    [InlineData("USR2")]
+    public async Task UserSignals_AreLoggedAndIgnored_TheProcessKeepsServing(string signal)
     {
-        using var kill = Process.Start("kill", ["-HUP", processId.ToString(System.Globalization.CultureInfo.InvariantCulture)]);
+        // nginx and Envoy reopen their logs on SIGUSR1 (logrotate sends it); HAProxy stops gracefully.
+        // The runtime's default ended the gateway at once.
+        await using var backend = await TestBackend.StartAsync("b");
+        var configPath = ProxyConfigJson.WriteTemp("yarpgateway-sigusr-", ProxyConfigJson.CatchAll("WeightedRoundRobin", (backend, "1")));
+        using var gateway = GatewayProcess.StartOnLoopback(configPath);
+        var (proxy, _) = await gateway.FindEndpointsAsync();
+        using var client = new HttpClient { Timeout = TimeSpan.FromSeconds(10) };
+
+        await SignalAsync(gateway.ProcessId, signal);
+        Assert.True(await Eventually.TrueAsync(() => gateway.StandardOutput.Contains($"SIG{signal} received and ignored", StringComparison.Ordinal), TimeSpan.FromSeconds(10)),
+            "no line for the signal: " + gateway.StandardOutput + gateway.StandardError);
+        using var response = await client.GetAsync(new Uri(proxy, "/after"));
+
+        Assert.Equal(HttpStatusCode.OK, response.StatusCode);
+        File.Delete(configPath);
+    }
+
+    private static async Task SignalAsync(int processId, string signal = "HUP")
+    {
+        using var kill = Process.Start("kill", ["-" + signal, processId.ToString(System.Globalization.CultureInfo.InvariantCulture)]);
         await kill.WaitForExitAsync();
         Assert.Equal(0, kill.ExitCode);
     }
