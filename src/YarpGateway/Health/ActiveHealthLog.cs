@@ -25,6 +25,7 @@ internal sealed partial class ActiveHealthLog(IActiveHealthCheckPolicy inner, IL
 
         inner.ProbingCompleted(cluster, probingResults);
 
+        var turnedUnhealthy = false;
         for (var i = 0; i < probingResults.Count; i++)
         {
             var result = probingResults[i];
@@ -37,13 +38,32 @@ internal sealed partial class ActiveHealthLog(IActiveHealthCheckPolicy inner, IL
             if (now == DestinationHealth.Unhealthy)
             {
                 Log.Unhealthy(logger, result.Destination.DestinationId, cluster.ClusterId, Describe(result));
+                turnedUnhealthy = true;
             }
             else if (now == DestinationHealth.Healthy)
             {
                 Log.Healthy(logger, result.Destination.DestinationId, cluster.ClusterId, Describe(result));
             }
         }
+
+        // The line above says a failing destination gets no traffic; when none is left, YARP's
+        // default policy sends to all of them instead, and the log must say which happens.
+        if (turnedUnhealthy && cluster.Destinations.Values.All(static d => d.Health.Active == DestinationHealth.Unhealthy))
+        {
+            var policy = cluster.Model.Config.HealthCheck?.AvailableDestinationsPolicy;
+            if (string.IsNullOrEmpty(policy) || string.Equals(policy, HealthyOrPanic, StringComparison.OrdinalIgnoreCase))
+            {
+                Log.AllFailingPanic(logger, cluster.ClusterId, cluster.Destinations.Count);
+            }
+            else
+            {
+                Log.AllFailing(logger, cluster.ClusterId, cluster.Destinations.Count, policy);
+            }
+        }
     }
+
+    /// <summary>YARP's default available-destinations policy: the healthy ones, or every one when none is.</summary>
+    private const string HealthyOrPanic = "HealthyOrPanic";
 
     internal static string Describe(DestinationProbingResult result)
     {
@@ -79,5 +99,11 @@ internal sealed partial class ActiveHealthLog(IActiveHealthCheckPolicy inner, IL
 
         [LoggerMessage(2, LogLevel.Information, "Destination {DestinationId} of cluster {ClusterId} passes its active health checks again ({Reason}).", EventName = "ActiveHealthHealthy")]
         public static partial void Healthy(ILogger logger, string destinationId, string clusterId, string reason);
+
+        [LoggerMessage(3, LogLevel.Warning, "Every destination of cluster {ClusterId} ({Count}) fails its active health checks: requests go to all of them anyway (YARP's HealthyOrPanic policy), until one passes. If the backends serve, check the cluster's HealthCheck:Active:Path.", EventName = "ActiveHealthAllFailing")]
+        public static partial void AllFailingPanic(ILogger logger, string clusterId, int count);
+
+        [LoggerMessage(4, LogLevel.Error, "Every destination of cluster {ClusterId} ({Count}) fails its active health checks, and its AvailableDestinationsPolicy ({Policy}) leaves none: its requests get 503 until one passes.", EventName = "ActiveHealthAllFailingNone")]
+        public static partial void AllFailing(ILogger logger, string clusterId, int count, string policy);
     }
 }

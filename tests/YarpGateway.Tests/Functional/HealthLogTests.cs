@@ -30,6 +30,12 @@ public class HealthLogTests
             using var ready = await management.GetAsync("/healthz/ready");
         }
 
+        using (var client = gateway.CreateProxyClient())
+        using (var served = await client.GetAsync("/anyway"))
+        {
+            Assert.Equal(HttpStatusCode.OK, served.StatusCode); // HealthyOrPanic, as the line says
+        }
+
         var probed = backend.HealthProbes;
         Assert.True(await Eventually.TrueAsync(() => backend.HealthProbes >= probed + 10, TimeSpan.FromSeconds(5)), "no further probes");
         backend.HealthStatus = HttpStatusCode.OK;
@@ -39,6 +45,7 @@ public class HealthLogTests
         Assert.True(await Eventually.TrueAsync(() => gateway.Logs.Lines.Any(l => l.Contains("[ActiveHealthHealthy]", StringComparison.Ordinal)), TimeSpan.FromSeconds(5)), "no ActiveHealthHealthy line");
         var lines = gateway.Logs.Lines.ToList();
         Assert.Single(lines, l => l.Contains("[ActiveHealthUnhealthy] Destination only of cluster c1 failed its active health checks (status 503)", StringComparison.Ordinal));
+        Assert.Single(lines, l => l.Contains("[ActiveHealthAllFailing] Every destination of cluster c1 (1) fails its active health checks: requests go to all of them anyway", StringComparison.Ordinal));
         Assert.Single(lines, l => l.Contains("[ActiveHealthHealthy] Destination only of cluster c1 passes its active health checks again (status 200)", StringComparison.Ordinal));
         Assert.Single(lines, l => l.Contains("[HealthCheckChanged] Health check 'destinations' is Degraded", StringComparison.Ordinal));
         Assert.DoesNotContain(lines, l => l.Contains("Yarp.ReverseProxy.Health.ActiveHealthCheckMonitor", StringComparison.Ordinal));
