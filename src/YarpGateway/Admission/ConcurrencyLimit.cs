@@ -40,6 +40,9 @@ internal sealed class ConcurrencyLimit
     /// <summary>The limit in force now: the configured one, or where the adaptive limit stands.</summary>
     public int CurrentLimit => _adaptive?.Limit ?? Settings.MaxConcurrency;
 
+    /// <summary>Whether the limit follows its backend's latency (<c>"MaxConcurrency": "auto"</c>).</summary>
+    public bool IsAdaptive => _adaptive is not null;
+
     /// <summary><c>global</c>, <c>route</c> or <c>cluster</c>.</summary>
     public string Kind { get; }
 

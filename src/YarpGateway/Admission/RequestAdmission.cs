@@ -70,7 +70,9 @@ internal sealed class RequestAdmission(AdmissionLimits limits, AdmissionMetrics 
         var result = await AcquireAsync(context, limit);
         if (Settle(context, limit, result))
         {
-            using (result.Lease)
+            // An adaptive limit learns from how long its slots are held: a started stream holding its
+            // slot for hours would read as a backend slowing down without end, and hold the slot too.
+            using (limit.IsAdaptive && result.Lease is { } lease ? StreamSlot.ForRequest(context, lease) : result.Lease)
             {
                 await next(context);
             }

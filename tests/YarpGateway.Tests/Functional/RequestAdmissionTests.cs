@@ -286,6 +286,39 @@ public class RequestAdmissionTests
     }
 
     [Fact]
+    public async Task AnAutoLimit_GivesAStartedStreamsSlotBack_SoMoreStreamsThanTheLimitAreServed()
+    {
+        // An adaptive limit learns from how long slots are held: streams held theirs for their life, so
+        // they filled it (and read as a backend slowing down without end).
+        await using var backend = await TestBackend.StartAsync("a");
+        var config = ProxyConfigJson.CatchAll("RoundRobin", (backend, null));
+        config["ReverseProxy"]!["Routes"]!["all"]!["Metadata"] = new JsonObject
+        {
+            ["MaxConcurrency"] = "auto", ["AutoMinConcurrency"] = "2", ["AutoMaxConcurrency"] = "4", ["MaxQueue"] = "0",
+        };
+        await using var gateway = await GatewayUnderTest.StartAsync(config);
+        using var client = gateway.CreateProxyClient();
+
+        var streams = new List<HttpResponseMessage>();
+        for (var i = 0; i < 8; i++)
+        {
+            using var request = new HttpRequestMessage(HttpMethod.Get, "/stream");
+            request.Headers.Accept.ParseAdd("text/event-stream");
+            var response = await client.SendAsync(request, HttpCompletionOption.ResponseHeadersRead);
+            Assert.Equal(HttpStatusCode.OK, response.StatusCode); // twice the limit's ceiling, none refused
+            streams.Add(response);
+        }
+
+        var limit = gateway.Services.GetRequiredService<AdmissionLimits>().All().Single(l => l.Kind == "route");
+        Assert.True(await Eventually.TrueAsync(() => limit.InUse == 0, Bound), $"{limit.InUse} slots held by started streams");
+        backend.GateFor("stream").SetResult();
+        foreach (var stream in streams)
+        {
+            stream.Dispose();
+        }
+    }
+
+    [Fact]
     public async Task AnAutoLimit_FollowsTheBackendsLatency_DownTowardsWhereItSlows()
     {
         await using var backend = await TestBackend.StartAsync("a");
