@@ -42,6 +42,16 @@ public class RequestAdmissionTests
         Assert.Equal(0, QueueDepth(gateway, "route", "all"));
     }
 
+    /// <summary>A server-sent-events subscriber on the backend's <c>/stream</c>: its response starts at once and stays open; asserted 200.</summary>
+    private static async Task<HttpResponseMessage> SubscribeAsync(HttpClient client)
+    {
+        using var request = new HttpRequestMessage(HttpMethod.Get, "/stream");
+        request.Headers.Accept.ParseAdd("text/event-stream");
+        var response = await client.SendAsync(request, HttpCompletionOption.ResponseHeadersRead);
+        Assert.Equal(HttpStatusCode.OK, response.StatusCode);
+        return response;
+    }
+
     [Fact]
     public async Task StartedStreams_HoldNoGlobalSlot_OrdinaryRequestsStillHoldTheirsToTheEnd()
     {
@@ -57,11 +67,7 @@ public class RequestAdmissionTests
         var streams = new List<HttpResponseMessage>();
         for (var i = 0; i < 3; i++)
         {
-            using var request = new HttpRequestMessage(HttpMethod.Get, "/stream");
-            request.Headers.Accept.ParseAdd("text/event-stream");
-            var response = await client.SendAsync(request, HttpCompletionOption.ResponseHeadersRead);
-            Assert.Equal(HttpStatusCode.OK, response.StatusCode);
-            streams.Add(response);
+            streams.Add(await SubscribeAsync(client));
         }
 
         Assert.True(await Eventually.TrueAsync(() => global.InUse == 0, Bound), $"{global.InUse} global slots held by started streams");
@@ -302,11 +308,7 @@ public class RequestAdmissionTests
         var streams = new List<HttpResponseMessage>();
         for (var i = 0; i < 8; i++)
         {
-            using var request = new HttpRequestMessage(HttpMethod.Get, "/stream");
-            request.Headers.Accept.ParseAdd("text/event-stream");
-            var response = await client.SendAsync(request, HttpCompletionOption.ResponseHeadersRead);
-            Assert.Equal(HttpStatusCode.OK, response.StatusCode); // twice the limit's ceiling, none refused
-            streams.Add(response);
+            streams.Add(await SubscribeAsync(client)); // twice the limit's ceiling, none refused
         }
 
         var limit = gateway.Services.GetRequiredService<AdmissionLimits>().All().Single(l => l.Kind == "route");

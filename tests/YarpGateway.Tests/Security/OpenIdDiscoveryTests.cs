@@ -25,21 +25,7 @@ public class OpenIdDiscoveryTests
         var authority = issuer.Urls.Single().TrimEnd('/') + "/";
 
         await using var backend = await TestBackend.StartAsync("a");
-        var config = ProxyConfigJson.CatchAll("RoundRobin", (backend, null));
-        config["ReverseProxy"]!["Routes"]!["all"]!["AuthorizationPolicy"] = "Default";
-        config["Authentication"] = new JsonObject
-        {
-            ["Schemes"] = new JsonObject
-            {
-                ["Bearer"] = new JsonObject
-                {
-                    ["Authority"] = authority,
-                    ["RequireHttpsMetadata"] = false, // a loopback test issuer
-                    ["ValidAudiences"] = new JsonArray("orders-api"),
-                },
-            },
-        };
-        await using var gateway = await GatewayUnderTest.StartAsync(config);
+        await using var gateway = await GatewayUnderTest.StartAsync(ConfigWithAuthority(backend, authority));
         using var client = gateway.CreateProxyClient();
 
         using var otherRsa = RSA.Create(2048);
@@ -51,17 +37,7 @@ public class OpenIdDiscoveryTests
         };
         foreach (var (key, iss, expected) in cases)
         {
-            var token = new JsonWebTokenHandler().CreateToken(new SecurityTokenDescriptor
-            {
-                Issuer = iss,
-                Audience = "orders-api",
-                Expires = DateTime.UtcNow.AddMinutes(5),
-                Claims = new Dictionary<string, object> { ["sub"] = "u" },
-                SigningCredentials = new SigningCredentials(key, SecurityAlgorithms.RsaSha256),
-            });
-            using var request = new HttpRequestMessage(HttpMethod.Get, "/x");
-            request.Headers.Authorization = new AuthenticationHeaderValue("Bearer", token);
-            using var response = await client.SendAsync(request);
+            using var response = await SendAsync(client, Token(key, iss));
             Assert.Equal(expected, response.StatusCode);
         }
 
@@ -80,44 +56,18 @@ public class OpenIdDiscoveryTests
         var authority = issuer.Urls.Single().TrimEnd('/') + "/";
 
         await using var backend = await TestBackend.StartAsync("a");
-        var config = ProxyConfigJson.CatchAll("RoundRobin", (backend, null));
-        config["ReverseProxy"]!["Routes"]!["all"]!["AuthorizationPolicy"] = "Default";
-        config["Authentication"] = new JsonObject
-        {
-            ["Schemes"] = new JsonObject
-            {
-                ["Bearer"] = new JsonObject { ["Authority"] = authority, ["RequireHttpsMetadata"] = false, ["ValidAudiences"] = new JsonArray("orders-api") },
-            },
-        };
-        await using var gateway = await GatewayUnderTest.StartAsync(config);
+        await using var gateway = await GatewayUnderTest.StartAsync(ConfigWithAuthority(backend, authority));
         using var client = gateway.CreateProxyClient();
-        var token = new JsonWebTokenHandler().CreateToken(new SecurityTokenDescriptor
-        {
-            Issuer = authority,
-            Audience = "orders-api",
-            Expires = DateTime.UtcNow.AddMinutes(5),
-            Claims = new Dictionary<string, object> { ["sub"] = "u" },
-            SigningCredentials = new SigningCredentials(signingKey, SecurityAlgorithms.RsaSha256),
-        });
-        async Task<HttpResponseMessage> SendAsync(string? bearer)
-        {
-            using var request = new HttpRequestMessage(HttpMethod.Get, "/x");
-            if (bearer is not null)
-            {
-                request.Headers.Authorization = new AuthenticationHeaderValue("Bearer", bearer);
-            }
+        var token = Token(signingKey, authority);
 
-            return await client.SendAsync(request);
-        }
-
-        using (var down = await SendAsync(token))
+        using (var down = await SendAsync(client, token))
         {
             Assert.Equal(HttpStatusCode.ServiceUnavailable, down.StatusCode);
             Assert.Equal(TimeSpan.FromSeconds(5), down.Headers.RetryAfter?.Delta);
             Assert.Contains("signing keys could not be fetched", await down.Content.ReadAsStringAsync(), StringComparison.Ordinal);
         }
 
-        using (var noToken = await SendAsync(null))
+        using (var noToken = await SendAsync(client, null))
         {
             Assert.Equal(HttpStatusCode.Unauthorized, noToken.StatusCode); // no token is no token, whatever the issuer's state
         }
@@ -128,9 +78,49 @@ public class OpenIdDiscoveryTests
         Volatile.Write(ref up, true);
         Assert.True(await Eventually.TrueAsync(async () =>
         {
-            using var response = await SendAsync(token);
+            using var response = await SendAsync(client, token);
             return response.StatusCode == HttpStatusCode.OK;
         }, TimeSpan.FromSeconds(30)), "the token was not accepted once the issuer answered");
+    }
+
+    /// <summary>One catch-all route that needs a valid token (<c>Default</c>), its keys found from <paramref name="authority"/>.</summary>
+    private static JsonObject ConfigWithAuthority(TestBackend backend, string authority)
+    {
+        var config = ProxyConfigJson.CatchAll("RoundRobin", (backend, null));
+        config["ReverseProxy"]!["Routes"]!["all"]!["AuthorizationPolicy"] = "Default";
+        config["Authentication"] = new JsonObject
+        {
+            ["Schemes"] = new JsonObject
+            {
+                ["Bearer"] = new JsonObject
+                {
+                    ["Authority"] = authority,
+                    ["RequireHttpsMetadata"] = false, // a loopback test issuer
+                    ["ValidAudiences"] = new JsonArray("orders-api"),
+                },
+            },
+        };
+        return config;
+    }
+
+    private static string Token(SecurityKey key, string issuer) => new JsonWebTokenHandler().CreateToken(new SecurityTokenDescriptor
+    {
+        Issuer = issuer,
+        Audience = "orders-api",
+        Expires = DateTime.UtcNow.AddMinutes(5),
+        Claims = new Dictionary<string, object> { ["sub"] = "u" },
+        SigningCredentials = new SigningCredentials(key, SecurityAlgorithms.RsaSha256),
+    });
+
+    private static async Task<HttpResponseMessage> SendAsync(HttpClient client, string? bearer)
+    {
+        using var request = new HttpRequestMessage(HttpMethod.Get, "/x");
+        if (bearer is not null)
+        {
+            request.Headers.Authorization = new AuthenticationHeaderValue("Bearer", bearer);
+        }
+
+        return await client.SendAsync(request);
     }
 
     private static Task<WebApplication> StartIssuerAsync(RsaSecurityKey key) => StartIssuerAsync(key, () => true);
