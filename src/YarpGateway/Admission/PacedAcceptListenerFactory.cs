@@ -64,14 +64,19 @@ internal sealed partial class PacedAcceptListenerFactory(SocketTransportFactory 
                 room = true;
                 paced = await admission.PaceAcceptAsync(queueNearlyFull, stop.Token);
             }
-            catch (OperationCanceledException)
+            catch (Exception ex)
             {
                 if (room)
                 {
                     openLimit.Return();
                 }
 
-                return null; // unbound: Kestrel's accept loop ends, as when the socket's accept stops
+                if (ex is OperationCanceledException)
+                {
+                    return null; // unbound: Kestrel's accept loop ends, as when the socket's accept stops
+                }
+
+                throw;
             }
 
             ConnectionContext? connection;
