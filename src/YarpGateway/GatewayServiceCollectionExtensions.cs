@@ -55,6 +55,7 @@ internal static class GatewayServiceCollectionExtensions
         services.AddSingleton<CertificateReloader>(); // renewed certificate files served without a restart
         services.AddSingleton<CertificateMetrics>();
         services.AddSingleton<ProxyListenQueue>();
+        services.AddSingleton<OpenConnectionLimit>(); // never more proxy connections than the open-file limit allows
         services.AddSingleton<IConfigureOptions<KestrelServerOptions>, GatewayKestrelSetup>();
         services.AddOptions<TransportOptions>().Bind(builder.Configuration.GetSection(TransportOptions.SectionName));
         services.AddOptions<Http2Options>().Bind(builder.Configuration.GetSection(Http2Options.SectionName));

@@ -26,7 +26,6 @@ internal static class AdmissionExtensions
         services.AddSingleton<ConnectionAdmission>();
 
         // Kestrel asks the transports registered last first: this one wraps the socket transport.
-        services.AddSingleton<OpenConnectionLimit>();
         services.AddSingleton<IConnectionListenerFactory>(sp => new PacedAcceptListenerFactory(
             ActivatorUtilities.CreateInstance<SocketTransportFactory>(sp), sp.GetRequiredService<ConnectionAdmission>(), sp.GetRequiredService<OpenConnectionLimit>(),
             sp.GetRequiredService<GatewayListeners>(), sp.GetRequiredService<ProxyListenQueue>(), sp.GetRequiredService<ILogger<PacedAcceptListenerFactory>>()));

@@ -28,7 +28,7 @@ internal sealed class AdmissionMetrics : IKnownSeries
     private long _rejectedTotal;
     private long _acceptPausedTicks;
 
-    public AdmissionMetrics(IMeterFactory meterFactory, Endpoints.ProxyListenQueue listenQueue, OpenConnectionLimit openLimit)
+    public AdmissionMetrics(IMeterFactory meterFactory, Endpoints.ProxyListenQueue listenQueue, Endpoints.OpenConnectionLimit openLimit)
     {
         var meter = meterFactory.Create(GatewayMeter.Name);
         meter.CreateObservableGauge("gateway.connection_admission.max_open", () => openLimit.Limit is { } limit ? [new Measurement<int>(limit)] : Array.Empty<Measurement<int>>(), unit: "{connection}",

@@ -94,7 +94,7 @@ internal sealed class ConnectionAdmissionOptions
     /// Proxy connections open at once, WebSockets included; at the limit the gateway accepts nothing
     /// and new clients wait in the kernel's listen queue until a connection closes. Default (null):
     /// what the process's open-file limit allows, half of it after the process's own share
-    /// (<see cref="OpenConnectionLimit.FromOpenFileLimit"/>), since each connection may hold a backend
+    /// (<see cref="Endpoints.OpenConnectionLimit.FromOpenFileLimit"/>), since each connection may hold a backend
     /// connection too; no limit where the open-file limit is unlimited. Read at start.
     /// </summary>
     public int? MaxOpen { get; set; }

@@ -22,7 +22,7 @@ internal sealed class LivenessCheck : IHealthCheck, IDisposable
 {
     private readonly TrafficCounters _traffic;
     private readonly ProxyListenQueue _listenQueue;
-    private readonly Admission.OpenConnectionLimit _openLimit;
+    private readonly OpenConnectionLimit _openLimit;
     private readonly SchedulerDelayProbe _probe;
     private readonly ReloadableOptions<HealthOptions> _options;
     private readonly TimeProvider _timeProvider;
@@ -34,7 +34,7 @@ internal sealed class LivenessCheck : IHealthCheck, IDisposable
     private long _refusingSince;
     private long _lastRefusalSeen;
 
-    public LivenessCheck(TrafficCounters traffic, ProxyListenQueue listenQueue, Admission.OpenConnectionLimit openLimit, SchedulerDelayProbe probe, ReloadableOptions<HealthOptions> options, TimeProvider timeProvider, IMeterFactory meterFactory)
+    public LivenessCheck(TrafficCounters traffic, ProxyListenQueue listenQueue, OpenConnectionLimit openLimit, SchedulerDelayProbe probe, ReloadableOptions<HealthOptions> options, TimeProvider timeProvider, IMeterFactory meterFactory)
     {
         _traffic = traffic;
         _listenQueue = listenQueue;

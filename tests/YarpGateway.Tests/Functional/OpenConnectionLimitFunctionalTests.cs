@@ -1,7 +1,6 @@
 using System.Net;
 using System.Net.Sockets;
 using System.Text;
-using YarpGateway.Admission;
 using YarpGateway.Endpoints;
 
 namespace YarpGateway.Tests.Functional;

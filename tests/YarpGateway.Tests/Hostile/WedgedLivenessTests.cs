@@ -115,7 +115,7 @@ public class WedgedLivenessTests
         await using var gateway = await GatewayUnderTest.StartAsync(ProxyConfigJson.CatchAll("RoundRobin", (backend, null)),
             "--Gateway:Admission:Connections:MaxOpen=2", "--Gateway:Health:LiveRefusingConnectionsFor=00:00:00.300");
         using var management = gateway.CreateManagementClient();
-        var limit = gateway.Services.GetRequiredService<YarpGateway.Admission.OpenConnectionLimit>();
+        var limit = gateway.Services.GetRequiredService<YarpGateway.Endpoints.OpenConnectionLimit>();
         var queue = gateway.Services.GetRequiredService<YarpGateway.Endpoints.ProxyListenQueue>();
         var clients = new List<Socket>();
         for (var i = 0; i < 10; i++)

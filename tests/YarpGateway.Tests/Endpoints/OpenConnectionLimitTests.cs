@@ -1,9 +1,9 @@
 using Microsoft.AspNetCore.Connections;
 using Microsoft.Extensions.Logging.Abstractions;
 using Microsoft.Extensions.Time.Testing;
-using YarpGateway.Admission;
+using YarpGateway.Endpoints;
 
-namespace YarpGateway.Tests.Admission;
+namespace YarpGateway.Tests.Endpoints;
 
 public class OpenConnectionLimitTests
 {

@@ -1,8 +1,9 @@
 using System.Globalization;
 using Microsoft.AspNetCore.Connections;
+using YarpGateway.Admission;
 using YarpGateway.Configuration;
 
-namespace YarpGateway.Admission;
+namespace YarpGateway.Endpoints;
 
 /// <summary>
 /// At most <see cref="Limit"/> proxy connections open at once, WebSockets included: at the limit the
