@@ -49,20 +49,37 @@ internal sealed partial class GatewayProcess : IDisposable
 
     public static GatewayProcess Start(string environment, params string[] args) => Start(environment, new Dictionary<string, string>(), args);
 
+    /// <summary>
+    /// As <see cref="Start(string, string[])"/>, as an unprivileged user: <c>nobody</c> (through
+    /// <c>setpriv</c>) when the tests run as root, who may read any file; the current user otherwise.
+    /// </summary>
+    public static GatewayProcess StartUnprivileged(string environment, params string[] args)
+        => Environment.UserName == "root"
+            ? Start(environment, new Dictionary<string, string>(), openFileLimit: null, args, asUser: 65534)
+            : Start(environment, args);
+
     /// <summary>As <see cref="Start(string, string[])"/>, with more environment variables for the process.</summary>
     public static GatewayProcess Start(string environment, IReadOnlyDictionary<string, string> variables, params string[] args)
         => Start(environment, variables, openFileLimit: null, args);
 
-    private static GatewayProcess Start(string environment, IReadOnlyDictionary<string, string> variables, int? openFileLimit, string[] args)
+    private static GatewayProcess Start(string environment, IReadOnlyDictionary<string, string> variables, int? openFileLimit, string[] args, int? asUser = null)
     {
-        var start = new ProcessStartInfo(openFileLimit is null ? "dotnet" : "bash")
+        var start = new ProcessStartInfo(asUser is not null ? "setpriv" : openFileLimit is null ? "dotnet" : "bash")
         {
             RedirectStandardOutput = true,
             RedirectStandardError = true,
             UseShellExecute = false,
             WorkingDirectory = Path.GetTempPath(), // the binary must find its appsettings from anywhere
         };
-        if (openFileLimit is { } files)
+        if (asUser is { } user)
+        {
+            var id = user.ToString(System.Globalization.CultureInfo.InvariantCulture);
+            foreach (var argument in new[] { "--reuid=" + id, "--regid=" + id, "--clear-groups", "dotnet" })
+            {
+                start.ArgumentList.Add(argument);
+            }
+        }
+        else if (openFileLimit is { } files)
         {
             // The shell sets the limit and becomes dotnet (exec), so the process is still the gateway.
             start.ArgumentList.Add("-c");

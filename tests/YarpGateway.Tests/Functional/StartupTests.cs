@@ -61,6 +61,37 @@ public class StartupTests
     }
 
     [Fact]
+    public async Task ConfigPathThatIsADirectory_ExitsNonZero_SayingSo()
+    {
+        var directory = Directory.CreateTempSubdirectory("yarpgateway-configdir-").FullName;
+
+        using var gateway = GatewayProcess.StartOnLoopback(directory);
+
+        Assert.Equal(1, await gateway.WaitForExitAsync(ExitBound));
+        Assert.Contains($"--config: '{directory}' is a directory; give the path of the JSON file in it.", gateway.StandardError, StringComparison.Ordinal);
+        Directory.Delete(directory);
+    }
+
+    [Fact]
+    [System.Runtime.Versioning.SupportedOSPlatform("linux")] // file modes and setpriv; the gateway's platform
+    public async Task ConfigFileTheGatewaysUserCannotRead_ExitsNonZero_SayingSo_WithoutAStackTrace()
+    {
+        // Tried as the image's user with a file it could not read (a Secret or ConfigMap mounted with
+        // a mode for root only): an unhandled exception, exit 134, forty lines of stack trace.
+        var path = ProxyConfigJson.WriteTemp("yarpgateway-unreadable-", "{}");
+        File.SetUnixFileMode(Path.GetDirectoryName(path)!, UnixFileMode.UserRead | UnixFileMode.UserWrite | UnixFileMode.UserExecute | UnixFileMode.OtherExecute);
+        File.SetUnixFileMode(path, UnixFileMode.None);
+
+        using var gateway = GatewayProcess.StartUnprivileged("Production", "--config", path,
+            "--Kestrel:Endpoints:Proxy:Url=http://127.0.0.1:0", "--Kestrel:Endpoints:Management:Url=http://127.0.0.1:0");
+
+        Assert.Equal(1, await gateway.WaitForExitAsync(ExitBound));
+        Assert.Contains($"--config: the file '{path}' cannot be read (Access to the path '{path}' is denied). Make it readable", gateway.StandardError, StringComparison.Ordinal);
+        Assert.DoesNotContain("   at ", gateway.StandardError + gateway.StandardOutput, StringComparison.Ordinal);
+        File.Delete(path);
+    }
+
+    [Fact]
     public async Task PortInUse_ExitsNonZero_SayingWhich()
     {
         using var taken = new TcpListener(IPAddress.Loopback, 0);
