@@ -44,6 +44,7 @@ internal static class GatewayServiceCollectionExtensions
         }
 
         LastGoodJsonConfigurationSource.KeepLastGoodOnReload(builder.Configuration);
+        HostStartLog.Quiet(builder); // a failed start is one line (StartupErrors), not the host's stack trace too
 
         var services = builder.Services;
         services.TryAddSingleton(TimeProvider.System);

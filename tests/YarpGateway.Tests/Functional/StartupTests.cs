@@ -105,6 +105,10 @@ public class StartupTests
         Assert.Equal(1, await gateway.WaitForExitAsync(ExitBound));
         Assert.Contains($"127.0.0.1:{port}", gateway.StandardError, StringComparison.Ordinal);
         Assert.Contains("already in use", gateway.StandardError, StringComparison.Ordinal);
+
+        // One line, not the host's "Hosting failed to start" with its thirty lines of stack trace before it.
+        Assert.DoesNotContain("Hosting failed to start", gateway.StandardOutput, StringComparison.Ordinal);
+        Assert.DoesNotContain("   at ", gateway.StandardOutput + gateway.StandardError, StringComparison.Ordinal);
     }
 
     [Fact]
