@@ -83,14 +83,7 @@ internal sealed partial class ActiveHealthLog(IActiveHealthCheckPolicy inner, IL
 
     /// <summary>Replaces every registered active health policy with this wrapper around it.</summary>
     public static void Decorate(IServiceCollection services)
-    {
-        var registered = services.Where(d => d.ServiceType == typeof(IActiveHealthCheckPolicy)).ToList();
-        foreach (var descriptor in registered)
-        {
-            services.Remove(descriptor);
-            services.Add(ServiceDescriptor.Singleton<IActiveHealthCheckPolicy>(sp => new ActiveHealthLog(descriptor.CreateInstance<IActiveHealthCheckPolicy>(sp), sp.GetRequiredService<ILogger<ActiveHealthLog>>())));
-        }
-    }
+        => services.Decorate<IActiveHealthCheckPolicy>(static _ => true, static (sp, inner) => new ActiveHealthLog(inner(), sp.GetRequiredService<ILogger<ActiveHealthLog>>()));
 
     private static partial class Log
     {

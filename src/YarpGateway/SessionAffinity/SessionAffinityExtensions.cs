@@ -18,19 +18,13 @@ internal static class SessionAffinityExtensions
     /// </summary>
     public static IServiceCollection AddSessionAffinityDataProtectionOnFirstUse(this IServiceCollection services)
     {
-        for (var i = services.Count - 1; i >= 0; i--)
+        // Data Protection's start-up service only loads the key ring early.
+        if (services.FirstOrDefault(static d => d.ServiceType == typeof(IHostedService) && d.ImplementationType?.FullName == DataProtectionStartupService) is { } startup)
         {
-            var descriptor = services[i];
-            if (descriptor.ServiceType == typeof(IHostedService) && descriptor.ImplementationType?.FullName == DataProtectionStartupService)
-            {
-                services.RemoveAt(i); // it only loads the key ring early
-            }
-            else if (descriptor.ServiceType == typeof(IDataProtectionProvider) && !descriptor.IsKeyedService)
-            {
-                services[i] = ServiceDescriptor.Singleton<IDataProtectionProvider>(sp => new LazyDataProtectionProvider(() => descriptor.CreateInstance<IDataProtectionProvider>(sp)));
-            }
+            services.Remove(startup);
         }
 
+        services.Decorate<IDataProtectionProvider>(static _ => true, static (_, inner) => new LazyDataProtectionProvider(inner));
         return services;
     }
 }

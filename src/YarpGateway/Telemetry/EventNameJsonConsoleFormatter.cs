@@ -21,16 +21,7 @@ internal sealed class EventNameJsonConsoleFormatter(ConsoleFormatter json) : Con
 
     /// <summary>Puts this formatter in place of the runtime's <c>json</c> one, which it wraps; nothing if there is none.</summary>
     public static void Replace(IServiceCollection services)
-    {
-        for (var i = 0; i < services.Count; i++)
-        {
-            var descriptor = services[i];
-            if (descriptor.ServiceType == typeof(ConsoleFormatter) && descriptor.ImplementationType is { Name: "JsonConsoleFormatter" })
-            {
-                services[i] = ServiceDescriptor.Singleton<ConsoleFormatter>(sp => new EventNameJsonConsoleFormatter(descriptor.CreateInstance<ConsoleFormatter>(sp)));
-            }
-        }
-    }
+        => services.Decorate<ConsoleFormatter>(static d => d.ImplementationType is { Name: "JsonConsoleFormatter" }, static (_, json) => new EventNameJsonConsoleFormatter(json()));
 
     public override void Write<TState>(in LogEntry<TState> logEntry, IExternalScopeProvider? scopeProvider, TextWriter textWriter)
     {
