@@ -136,6 +136,11 @@ internal sealed class LastGoodJsonConfigurationSource : JsonConfigurationSource
         private void Reload()
         {
             Thread.Sleep(Source.ReloadDelay); // as the base class does: let the writer finish
+            ReadAndSignal();
+        }
+
+        private void ReadAndSignal()
+        {
             lock (_reloading)
             {
                 var file = CurrentFile();
@@ -156,13 +161,7 @@ internal sealed class LastGoodJsonConfigurationSource : JsonConfigurationSource
                 return false;
             }
 
-            lock (_reloading)
-            {
-                var file = CurrentFile();
-                ReadAgain(file, Stamp(file));
-            }
-
-            OnReload();
+            ReadAndSignal();
             return true;
         }
 
