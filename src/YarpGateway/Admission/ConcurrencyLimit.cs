@@ -43,6 +43,13 @@ internal sealed class ConcurrencyLimit
     /// <summary>Whether the limit follows its backend's latency (<c>"MaxConcurrency": "auto"</c>).</summary>
     public bool IsAdaptive => _adaptive is not null;
 
+    /// <summary>
+    /// Whether a request for a stream gives its slot back when its response starts (<see cref="StreamSlot"/>):
+    /// the global limit, a brake on work waiting for backends, and an adaptive limit, which learns from how long
+    /// slots are held. A fixed route or cluster limit, set to spare a backend, keeps it to the end.
+    /// </summary>
+    public bool FreesStartedStreams => IsAdaptive || Kind == "global";
+
     /// <summary><c>global</c>, <c>route</c> or <c>cluster</c>.</summary>
     public string Kind { get; }
 

@@ -1,4 +1,5 @@
 using System.Globalization;
+using System.Threading.RateLimiting;
 using Microsoft.AspNetCore.Http.Features;
 using YarpGateway.Configuration;
 
@@ -46,12 +47,15 @@ internal sealed class RequestAdmission(AdmissionLimits limits, AdmissionMetrics 
 
     /// <summary>
     /// Counts the outcome of <see cref="AcquireAsync"/>; a request not admitted is answered 503 (or
-    /// nothing, if its client left while it queued). True when admitted: the caller then holds the lease.
+    /// nothing, if its client left while it queued). True when admitted: the caller then holds
+    /// <paramref name="held"/> until the request ends (for a request for a stream, under a limit that
+    /// frees started streams, a lease that is also given back when the response starts).
     /// </summary>
-    public bool Settle(HttpContext context, ConcurrencyLimit limit, AdmissionResult result)
+    public bool Settle(HttpContext context, ConcurrencyLimit limit, AdmissionResult result, out RateLimitLease? held)
     {
         if (!result.IsAdmitted)
         {
+            held = null;
             metrics.Rejected(limit, result.Reason, result.Waited);
             if (result.Reason != AdmissionRejection.ClientGone)
             {
@@ -62,17 +66,16 @@ internal sealed class RequestAdmission(AdmissionLimits limits, AdmissionMetrics 
         }
 
         metrics.Admitted(limit, result.Waited);
+        held = result.Lease is { } lease && limit.FreesStartedStreams ? StreamSlot.ForRequest(context, lease) : result.Lease;
         return true;
     }
 
     private async Task AdmitAsync(HttpContext context, ConcurrencyLimit limit, RequestDelegate next)
     {
         var result = await AcquireAsync(context, limit);
-        if (Settle(context, limit, result))
+        if (Settle(context, limit, result, out var held))
         {
-            // An adaptive limit learns from how long its slots are held: a started stream holding its
-            // slot for hours would read as a backend slowing down without end, and hold the slot too.
-            using (limit.IsAdaptive && result.Lease is { } lease ? StreamSlot.ForRequest(context, lease) : result.Lease)
+            using (held)
             {
                 await next(context);
             }

@@ -9,9 +9,8 @@ namespace YarpGateway.Admission;
 /// for a backend, often for hours. Held for their life, 4,096 idle server-sent-event subscribers (the
 /// default limit) took every slot: every other request on the pod waited its 5 s in the queue and got
 /// 503. Other requests keep their slot to the end, at no extra cost: only these register a callback.
-/// An adaptive (<c>"auto"</c>) route or cluster limit does the same, since it learns from how long its
-/// slots are held: a stream's hours would read as a backend slowing down without end. Fixed route and
-/// cluster limits, set to spare a backend, keep a stream's slot to its end.
+/// Which limits free a started stream's slot is theirs to say (<see cref="ConcurrencyLimit.FreesStartedStreams"/>);
+/// <see cref="RequestAdmission.Settle"/> hands out the lease to hold.
 /// </summary>
 internal sealed class StreamSlot : RateLimitLease
 {

@@ -11,7 +11,7 @@ namespace YarpGateway.Endpoints;
 /// <list type="bullet">
 /// <item>counting it in flight (and an upgrade as an upgraded connection, for its life): <see cref="TrafficCounters"/>;</item>
 /// <item>admission: the upgrade rate for upgrades, the global concurrency limit for the rest, whose slot
-/// it holds until the request ends (a request for a stream, until its response starts: <see cref="StreamSlot"/>):
+/// it holds until the request ends (a request for a stream, until its response starts: <see cref="RequestAdmission.Settle"/>):
 /// <see cref="UpgradeAdmission"/>, <see cref="RequestAdmission"/>;</item>
 /// <item>a proxied request's duration (<c>gateway.proxy.request.duration</c>) and final error: <see cref="RequestMetrics"/>, <see cref="ProxyErrorLog"/>.</item>
 /// </list>
@@ -55,13 +55,11 @@ internal sealed class ProxyRequestFrame(
             }
 
             var result = pending.Result; // completed: no wait
-            if (!admission.Settle(context, global, result))
+            if (!admission.Settle(context, global, result, out lease))
             {
                 traffic.RequestEnded(context, upgrade);
                 return Task.CompletedTask;
             }
-
-            lease = result.Lease is { } held ? StreamSlot.ForRequest(context, held) : null;
         }
 
         return RunAsync(context, next, upgrade, lease, started);
@@ -80,13 +78,13 @@ internal sealed class ProxyRequestFrame(
             throw;
         }
 
-        if (!admission.Settle(context, global, result))
+        if (!admission.Settle(context, global, result, out var held))
         {
             traffic.RequestEnded(context, upgrade: false);
             return;
         }
 
-        await RunAsync(context, next, upgrade: false, result.Lease is { } held ? StreamSlot.ForRequest(context, held) : null, started);
+        await RunAsync(context, next, upgrade: false, held, started);
     }
 
     private async Task RunAsync(HttpContext context, RequestDelegate next, bool upgrade, RateLimitLease? lease, long started)
