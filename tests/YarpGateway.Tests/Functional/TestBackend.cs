@@ -213,6 +213,19 @@ internal sealed class TestBackend : IAsyncDisposable
                 return;
             }
 
+            if (context.Request.Path == "/endless")
+            {
+                // The alphabet, 64 KiB at a time, until the gateway goes away: a body no copy can finish, whatever the
+                // scheduler does meanwhile.
+                var chunk = Alphabet(64 * 1024);
+                while (!context.RequestAborted.IsCancellationRequested)
+                {
+                    await context.Response.Body.WriteAsync(chunk, context.RequestAborted);
+                }
+
+                return;
+            }
+
             if (context.Request.Path.StartsWithSegments("/bytes", out var size) && int.TryParse(size.Value.AsSpan(1), out var length))
             {
                 // GET /bytes/N: N bytes of the alphabet repeated, for responses larger than any one buffer.
