@@ -1,25 +1,61 @@
 using System.Diagnostics;
 using System.Diagnostics.Metrics;
 using Yarp.ReverseProxy;
+using Yarp.ReverseProxy.Model;
+using YarpGateway.Status;
 using YarpGateway.Telemetry;
 
 namespace YarpGateway.LoadBalancing;
 
-/// <summary>Requests in flight to each destination, observed from YARP's proxy state at each collection (nothing per request).</summary>
+/// <summary>
+/// Per-destination instruments, observed at each collection for the destinations that exist now (nothing per
+/// request): requests in flight from YARP's proxy state; requests, 5xx answers and the last minute's p99 from
+/// <see cref="DestinationStats"/>. A destination that is gone (a pod replaced in a rolling update) is no longer
+/// reported, so its series end with it; a counter or histogram labelled by destination would keep them for the
+/// process's life (see <c>MetricsExport.GatewayExcludedTags</c>).
+/// </summary>
 internal sealed class DestinationMetrics
 {
+    private readonly DestinationStats _stats;
     private volatile IProxyStateLookup? _proxyState;
 
-    public DestinationMetrics(IMeterFactory meterFactory)
+    public DestinationMetrics(IMeterFactory meterFactory, DestinationStats stats)
     {
+        _stats = stats;
         var meter = meterFactory.Create(GatewayMeter.Name);
-        meter.CreateObservableGauge("gateway.proxy.destination.in_flight", Observe, unit: "{request}", description: "Requests in flight to each destination.");
+        meter.CreateObservableGauge("gateway.proxy.destination.in_flight", () => Observe(static (d, _) => d.ConcurrentRequestCount), unit: "{request}", description: "Requests in flight to each destination.");
+        meter.CreateObservableCounter("gateway.proxy.destination.requests", () => Observe(static (_, s) => s?.Requests), unit: "{request}", description: "Requests each destination answered last (after retries), since the gateway first sent it one; only destinations that exist now.");
+        meter.CreateObservableCounter("gateway.proxy.destination.errors", () => Observe(static (_, s) => s?.Errors), unit: "{request}", description: "Requests each destination answered last with a 5xx (the gateway's own 502 and 504 for it included), since the gateway first sent it one; only destinations that exist now.");
+        meter.CreateObservableGauge("gateway.proxy.destination.duration.p99", ObserveP99, unit: "s", description: "The 99th percentile of the last minute's request durations for each destination (the upper bound of its bucket: 0.5 ms to 30 s); only destinations with requests in that minute.");
     }
 
-    /// <summary>The proxy state the gauge reports; set once at start-up.</summary>
+    /// <summary>The proxy state the instruments report; set once at start-up.</summary>
     public void Observe(IProxyStateLookup proxyState) => _proxyState = proxyState;
 
-    private IEnumerable<Measurement<int>> Observe()
+    private IEnumerable<Measurement<long>> Observe(Func<DestinationState, DestinationStats.Stats?, long?> value)
+    {
+        foreach (var (cluster, destination) in Destinations())
+        {
+            if (value(destination, _stats.For(cluster, destination.DestinationId)) is { } measured)
+            {
+                yield return new Measurement<long>(measured, Tags(cluster, destination));
+            }
+        }
+    }
+
+    private IEnumerable<Measurement<double>> ObserveP99()
+    {
+        var now = _stats.Now;
+        foreach (var (cluster, destination) in Destinations())
+        {
+            if (_stats.For(cluster, destination.DestinationId)?.LastMinute(now).P99Ms is { } p99)
+            {
+                yield return new Measurement<double>(p99 / 1000, Tags(cluster, destination));
+            }
+        }
+    }
+
+    private IEnumerable<(string Cluster, DestinationState Destination)> Destinations()
     {
         if (_proxyState is not { } state)
         {
@@ -30,8 +66,10 @@ internal sealed class DestinationMetrics
         {
             foreach (var destination in cluster.Destinations.Values)
             {
-                yield return new Measurement<int>(destination.ConcurrentRequestCount, new TagList { { "cluster", cluster.ClusterId }, { "destination", destination.DestinationId } });
+                yield return (cluster.ClusterId, destination);
             }
         }
     }
+
+    private static TagList Tags(string cluster, DestinationState destination) => new() { { "cluster", cluster }, { "destination", destination.DestinationId } };
 }

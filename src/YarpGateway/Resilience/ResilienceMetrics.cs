@@ -9,8 +9,8 @@ namespace YarpGateway.Resilience;
 /// <summary>
 /// Resilience's instruments: attempts, retries and their budget, timeouts, forwarding errors, outlier
 /// ejection. Every configured cluster's series that the alert rules and dashboard read start at 0
-/// (retries by reason, exhausted budget, timeouts by kind, destination-side errors, ejections per
-/// destination), at start and for the clusters a reload adds (<see cref="IKnownSeries"/>).
+/// (retries by reason, exhausted budget, timeouts by kind, destination-side errors, ejections and
+/// reactivations; those two are counted by destination and exported by cluster, see <c>MetricsExport.GatewayExcludedTags</c>), at start and for the clusters a reload adds (<see cref="IKnownSeries"/>).
 /// </summary>
 internal sealed class ResilienceMetrics : IKnownSeries, IConfigChangeListener
 {
@@ -41,8 +41,8 @@ internal sealed class ResilienceMetrics : IKnownSeries, IConfigChangeListener
         _budgetExhausted = meter.CreateCounter<long>("gateway.proxy.retry_budget.exhausted", unit: "{retry}", description: "Retries not made because the cluster's retry budget was spent.");
         _timeouts = meter.CreateCounter<long>("gateway.proxy.timeouts", unit: "{timeout}", description: "Requests answered 504 by a timeout, by cluster and kind (connect, try, route, activity).");
         _proxyErrors = meter.CreateCounter<long>("gateway.proxy.errors", unit: "{request}", description: "Proxied requests that ended in a forwarding error, after retries, by cluster and error (YARP's ForwarderError in snake case: request, response_headers, no_available_destinations, request_canceled, upgrade_request_client, ...; request_timed_out for every 504 timeout).");
-        _ejections = meter.CreateCounter<long>("gateway.outlier.ejections", unit: "{ejection}", description: "Destinations ejected by outlier ejection, by cluster and destination.");
-        _reactivations = meter.CreateCounter<long>("gateway.outlier.reactivations", unit: "{reactivation}", description: "Ejected destinations reactivated, by cluster and destination.");
+        _ejections = meter.CreateCounter<long>("gateway.outlier.ejections", unit: "{ejection}", description: "Destinations ejected by outlier ejection, by cluster (the log line names the destination).");
+        _reactivations = meter.CreateCounter<long>("gateway.outlier.reactivations", unit: "{reactivation}", description: "Ejected destinations reactivated, by cluster.");
         _ejectionsSkipped = meter.CreateCounter<long>("gateway.outlier.ejections_skipped", unit: "{ejection}", description: "Ejections not made because MaxEjectedPercent of the cluster was already ejected.");
     }
 
@@ -69,7 +69,6 @@ internal sealed class ResilienceMetrics : IKnownSeries, IConfigChangeListener
     private readonly ZeroSeriesBudget _retryZeros = new();
     private readonly ZeroSeriesBudget _timeoutZeros = new();
     private readonly ZeroSeriesBudget _errorZeros = new();
-    private readonly ZeroSeriesBudget _destinationZeros = new();
 
     public void Publish()
     {
@@ -81,6 +80,8 @@ internal sealed class ResilienceMetrics : IKnownSeries, IConfigChangeListener
                 _attempts.Add(0, Cluster(id));
                 _budgetExhausted.Add(0, Cluster(id));
                 _ejectionsSkipped.Add(0, Cluster(id));
+                _ejections.Add(0, Cluster(id));
+                _reactivations.Add(0, Cluster(id));
             }
 
             if (_retryZeros.TryReserve(id, RetryReasons.Length))
@@ -107,14 +108,6 @@ internal sealed class ResilienceMetrics : IKnownSeries, IConfigChangeListener
                 }
             }
 
-            foreach (var destination in cluster.Destinations?.Keys ?? Enumerable.Empty<string>())
-            {
-                if (_destinationZeros.TryReserve(id + "|" + destination, 1))
-                {
-                    _ejections.Add(0, new TagList { { "cluster", id }, { "destination", destination } });
-                    _reactivations.Add(0, new TagList { { "cluster", id }, { "destination", destination } });
-                }
-            }
         }
     }
 

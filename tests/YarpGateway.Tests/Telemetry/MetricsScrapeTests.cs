@@ -58,7 +58,8 @@ public partial class MetricsScrapeTests(ITestOutputHelper output)
         Assert.True(Value(scrape, "gateway_scheduler_delay_seconds_count") >= 1);
         Assert.InRange(Value(scrape, "gateway_scheduler_delay_seconds_sum") / Value(scrape, "gateway_scheduler_delay_seconds_count"), 0, 1);
         Assert.True(Value(scrape, "gateway_scheduler_threads") >= 1);
-        Assert.Equal(connections + 30, Value(scrape, "gateway_proxy_request_duration_seconds_count{cluster=\"c1\",destination=\"a\",route=\"all\",status_class=\"2xx\"}"));
+        Assert.Equal(connections + 30, Value(scrape, "gateway_proxy_request_duration_seconds_count{cluster=\"c1\",route=\"all\",status_class=\"2xx\"}"));
+        Assert.Equal(connections + 30, Value(scrape, "gateway_proxy_destination_requests_total{cluster=\"c1\",destination=\"a\"}"));
         Assert.Equal(1, Value(scrape, "gateway_cluster_available_destinations{cluster=\"c1\"}"));
         Assert.Contains("target_info{service_name=\"yarpgateway\"", scrape, StringComparison.Ordinal);
         Assert.Contains("# TYPE kestrel_connection_duration_seconds histogram", scrape, StringComparison.Ordinal);
@@ -103,7 +104,7 @@ public partial class MetricsScrapeTests(ITestOutputHelper output)
         }
 
         // The proxied request is over: no request to the backend in flight, its connection idle in the pool.
-        Assert.Equal(0, Value(scrape, "http_client_active_requests{http_request_method=\"GET\",server_address=\"127.0.0.1\",server_port=\"" + backend.Port + "\",url_scheme=\"http\"}"));
+        Assert.Equal(0, Value(scrape, "http_client_active_requests{http_request_method=\"GET\",url_scheme=\"http\"}"));
         Assert.Contains("http_client_open_connections{http_connection_state=\"idle\"", scrape, StringComparison.Ordinal);
     }
 
