@@ -150,7 +150,7 @@ internal sealed partial class GatewayKestrelSetup(IConfiguration configuration, 
             var key = $"{EndpointsSection}:{name}:Url";
             if (string.IsNullOrWhiteSpace(configuration[key]))
             {
-                yield return new Configuration.ConfigError(key, $"the {name} endpoint needs a URL, e.g. http://0.0.0.0:{(name == ProxyEndpointName ? 8080 : 8081)}.");
+                yield return new Configuration.ConfigError(key, $"the {name} endpoint needs a URL, e.g. http://*:{(name == ProxyEndpointName ? 8080 : 8081)}.");
             }
         }
 

@@ -77,8 +77,8 @@ public class KubernetesManifestTests(ITestOutputHelper output)
 
         // Ports: what the gateway binds with the pod's configuration.
         var configuration = PodConfiguration();
-        Assert.Equal(new Uri(configuration["Kestrel:Endpoints:Proxy:Url"]!).Port, ports["proxy"]);
-        Assert.Equal(new Uri(configuration["Kestrel:Endpoints:Management:Url"]!).Port, ports["management"]);
+        Assert.Equal(Microsoft.AspNetCore.Http.BindingAddress.Parse(configuration["Kestrel:Endpoints:Proxy:Url"]!).Port, ports["proxy"]);
+        Assert.Equal(Microsoft.AspNetCore.Http.BindingAddress.Parse(configuration["Kestrel:Endpoints:Management:Url"]!).Port, ports["management"]);
 
         // Paths: each probe answers on the running gateway's management endpoint (and not on the proxy one).
         await using var backend = await TestBackend.StartAsync("a");

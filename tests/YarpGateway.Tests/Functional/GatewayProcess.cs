@@ -136,10 +136,13 @@ internal sealed partial class GatewayProcess : IDisposable
     /// Waits (bounded) until both endpoints are listening and tells them apart: the management
     /// endpoint is the one that answers /healthz/live.
     /// </summary>
+    /// <summary>A listening address to connect to: a wildcard one (<c>[::]</c>, <c>0.0.0.0</c>) by IPv4 loopback.</summary>
+    private static string Reachable(string address) => address.Replace("//[::]:", "//127.0.0.1:", StringComparison.Ordinal).Replace("//0.0.0.0:", "//127.0.0.1:", StringComparison.Ordinal);
+
     public async Task<(Uri Proxy, Uri Management)> FindEndpointsAsync()
     {
         List<string> addresses = [];
-        Assert.True(await Eventually.TrueAsync(() => (addresses = Listening().Matches(StandardOutput).Select(m => m.Groups[1].Value).ToList()).Count == 2, TimeSpan.FromSeconds(30)),
+        Assert.True(await Eventually.TrueAsync(() => (addresses = Listening().Matches(StandardOutput).Select(m => Reachable(m.Groups[1].Value)).ToList()).Count == 2, TimeSpan.FromSeconds(30)),
             "gateway did not start: " + StandardOutput + StandardError);
 
         using var http = new HttpClient { Timeout = TimeSpan.FromSeconds(5) };

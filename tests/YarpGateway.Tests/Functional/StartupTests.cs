@@ -167,6 +167,39 @@ public class StartupTests
         Assert.DoesNotContain("already in use", gateway.StandardError, StringComparison.Ordinal);
     }
 
+    // Before: the shipped endpoints were http://0.0.0.0:*, IPv4 only; on an IPv6-only or dual-stack cluster's pod
+    // address both ports refused every connection, the kubelet's probes included.
+    [Fact]
+    public async Task TheShippedEndpoints_AnswerOverIPv4AndIPv6_AndAnIPv4ClientIsForwardedAsIPv4()
+    {
+        var shipped = System.Text.Json.Nodes.JsonNode.Parse(
+            File.ReadAllText(YarpGateway.Tests.Deploy.RepositoryFiles.PathOf("appsettings/appsettings.json")),
+            documentOptions: new System.Text.Json.JsonDocumentOptions { CommentHandling = System.Text.Json.JsonCommentHandling.Skip, AllowTrailingCommas = true })!["Kestrel"]!["Endpoints"]!;
+        string OnAnyPort(string endpoint, int port)
+        {
+            var url = shipped[endpoint]!["Url"]!.GetValue<string>();
+            Assert.EndsWith($":{port}", url, StringComparison.Ordinal);
+            return url[..^$"{port}".Length] + "0";
+        }
+
+        await using var backend = await TestBackend.StartAsync("a");
+        var path = ProxyConfigJson.WriteTemp("yarpgateway-startup-", ProxyConfigJson.CatchAll("RoundRobin", (backend, null)));
+        using var gateway = GatewayProcess.Start("Production", "--config", path,
+            $"--Kestrel:Endpoints:Proxy:Url={OnAnyPort("Proxy", 8080)}", $"--Kestrel:Endpoints:Management:Url={OnAnyPort("Management", 8081)}");
+        var (proxy, management) = await gateway.FindEndpointsAsync();
+
+        using var http = new HttpClient { Timeout = TimeSpan.FromSeconds(10) };
+        var loopbacks = Socket.OSSupportsIPv6 ? new[] { "127.0.0.1", "[::1]" } : ["127.0.0.1"];
+        foreach (var loopback in loopbacks)
+        {
+            using var live = await http.GetAsync($"http://{loopback}:{management.Port}/healthz/live");
+            Assert.Equal(HttpStatusCode.OK, live.StatusCode);
+            Assert.Equal("a", await http.GetStringAsync($"http://{loopback}:{proxy.Port}/x"));
+        }
+
+        Assert.Equal("127.0.0.1", await http.GetStringAsync($"http://127.0.0.1:{proxy.Port}/forwarded-for"));
+    }
+
     [Theory]
     [InlineData("http://0.0.0.0:8080", "http://0.0.0.0:8081", null)]
     [InlineData("http://0.0.0.0:8080", "http://localhost:8080", 8080)]

@@ -213,6 +213,12 @@ internal sealed class TestBackend : IAsyncDisposable
                 return;
             }
 
+            if (context.Request.Path == "/forwarded-for")
+            {
+                await context.Response.WriteAsync(context.Request.Headers["X-Forwarded-For"].ToString(), context.RequestAborted);
+                return;
+            }
+
             if (context.Request.Path == "/endless")
             {
                 // The alphabet, 64 KiB at a time, until the gateway goes away: a body no copy can finish, whatever the
