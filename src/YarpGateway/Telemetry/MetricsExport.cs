@@ -87,6 +87,13 @@ internal static class MetricsExport
     {
         var version = typeof(MetricsExport).Assembly.GetCustomAttribute<AssemblyInformationalVersionAttribute>()?.InformationalVersion ?? "0.0.0";
         var section = configuration.GetSection(TelemetryOptions.SectionName);
+        var otlp = IsOtlpConfigured(configuration) ? new OtlpExportTarget() : null;
+        if (otlp is not null)
+        {
+            services.AddSingleton(otlp);
+            services.AddHostedService<OtlpExportLog>();
+        }
+
         services.AddOpenTelemetry()
             .ConfigureResource(resource => resource.AddService("yarpgateway", serviceVersion: version, serviceInstanceId: Environment.MachineName))
             .WithMetrics(metrics =>
@@ -106,9 +113,20 @@ internal static class MetricsExport
                 var perRequest = bool.TryParse(section[nameof(TelemetryOptions.PerRequestGauges)], out var on) && on;
                 metrics.AddView(instrument => StreamFor(instrument, perRequest));
 
-                if (IsOtlpConfigured(configuration))
+                if (otlp is not null)
                 {
-                    metrics.AddOtlpExporter((exporter, reader) => ConfigureOtlp(section.GetSection(nameof(TelemetryOptions.Otlp)), configuration, exporter, reader));
+                    metrics.AddOtlpExporter((exporter, reader) =>
+                    {
+                        ConfigureOtlp(section.GetSection(nameof(TelemetryOptions.Otlp)), configuration, exporter, reader);
+                        otlp.Protocol = exporter.Protocol;
+                        otlp.Interval = TimeSpan.FromMilliseconds(reader.PeriodicExportingMetricReaderOptions.ExportIntervalMilliseconds ?? 60_000);
+
+                        // The exporter adds the path itself to OTEL_EXPORTER_OTLP_ENDPOINT's URL (HTTP/protobuf only).
+                        var added = exporter.Protocol == OtlpExportProtocol.HttpProtobuf
+                            && string.IsNullOrWhiteSpace(section[$"{nameof(TelemetryOptions.Otlp)}:{nameof(OtlpOptions.Endpoint)}"])
+                            && string.IsNullOrWhiteSpace(configuration["OTEL_EXPORTER_OTLP_METRICS_ENDPOINT"]);
+                        otlp.Endpoint = added ? MetricsUrl(exporter.Endpoint) : exporter.Endpoint;
+                    });
                 }
             });
     }
@@ -139,6 +157,24 @@ internal static class MetricsExport
         return name is null && limit is null && excluded is null ? null : new MetricStreamConfiguration { Name = name, CardinalityLimit = limit, ExcludedTagKeys = excluded };
     }
 
+    /// <summary>
+    /// Where HTTP/protobuf metrics go for a collector at <paramref name="endpoint"/>: its path with <c>v1/metrics</c>
+    /// added, unless it ends with that already. OpenTelemetry adds the path for <c>OTEL_EXPORTER_OTLP_ENDPOINT</c>
+    /// but not for an endpoint set in code, which it posts to as it is: tried with <c>http://collector:4318</c>,
+    /// every export went to <c>/</c>, the collector answered 404, and the metrics were lost without a word.
+    /// </summary>
+    internal static Uri MetricsUrl(Uri endpoint)
+    {
+        const string MetricsPath = "v1/metrics";
+        var path = endpoint.AbsolutePath;
+        if (path.TrimEnd('/').EndsWith("/" + MetricsPath, StringComparison.Ordinal))
+        {
+            return endpoint;
+        }
+
+        return new UriBuilder(endpoint) { Path = path.TrimEnd('/') + "/" + MetricsPath }.Uri;
+    }
+
     /// <summary>On when <c>Gateway:Telemetry:Otlp:Endpoint</c> or a standard <c>OTEL_EXPORTER_OTLP_*ENDPOINT</c> variable is set.</summary>
     internal static bool IsOtlpConfigured(IConfiguration configuration)
         => !string.IsNullOrWhiteSpace(configuration[$"{TelemetryOptions.SectionName}:Otlp:Endpoint"])
@@ -147,18 +183,20 @@ internal static class MetricsExport
     /// <summary>
     /// The exporter has already read the standard <c>OTEL_EXPORTER_OTLP_*</c> variables; the gateway's
     /// own settings, where set, take precedence. The protocol is what is configured (gRPC unless
-    /// told otherwise, as OpenTelemetry's default), never guessed from the port.
+    /// told otherwise, as OpenTelemetry's default), never guessed from the port. The endpoint is the
+    /// collector's base URL, as <c>OTEL_EXPORTER_OTLP_ENDPOINT</c> is: over HTTP/protobuf the metrics
+    /// path is added (<see cref="MetricsUrl"/>).
     /// </summary>
     internal static void ConfigureOtlp(IConfigurationSection otlp, IConfiguration configuration, OtlpExporterOptions exporter, MetricReaderOptions reader)
     {
-        if (Uri.TryCreate(otlp[nameof(OtlpOptions.Endpoint)], UriKind.Absolute, out var endpoint))
-        {
-            exporter.Endpoint = endpoint;
-        }
-
         if (Enum.TryParse<OtlpExportProtocol>(otlp[nameof(OtlpOptions.Protocol)], ignoreCase: true, out var protocol))
         {
             exporter.Protocol = protocol;
+        }
+
+        if (Uri.TryCreate(otlp[nameof(OtlpOptions.Endpoint)], UriKind.Absolute, out var endpoint))
+        {
+            exporter.Endpoint = exporter.Protocol == OtlpExportProtocol.HttpProtobuf ? MetricsUrl(endpoint) : endpoint;
         }
 
         if (TimeSpan.TryParse(otlp[nameof(OtlpOptions.ExportInterval)], System.Globalization.CultureInfo.InvariantCulture, out var interval))

@@ -38,7 +38,11 @@ internal sealed class TelemetryOptions
 /// </summary>
 internal sealed class OtlpOptions
 {
-    /// <summary>Collector endpoint, e.g. http://otel-collector:4317; none (default) leaves OTLP off unless <c>OTEL_EXPORTER_OTLP_ENDPOINT</c> is set.</summary>
+    /// <summary>
+    /// The collector's base URL, e.g. http://otel-collector:4317 (over HTTP/protobuf, http://otel-collector:4318, to which
+    /// <c>/v1/metrics</c> is added as for <c>OTEL_EXPORTER_OTLP_ENDPOINT</c>); none (default) leaves OTLP off unless
+    /// <c>OTEL_EXPORTER_OTLP_ENDPOINT</c> is set.
+    /// </summary>
     public Uri? Endpoint { get; set; }
 
     /// <summary><c>Grpc</c> or <c>HttpProtobuf</c>. Default: <c>OTEL_EXPORTER_OTLP_PROTOCOL</c>, else gRPC. Never guessed from the port.</summary>

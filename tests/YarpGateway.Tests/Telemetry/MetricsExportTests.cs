@@ -200,4 +200,24 @@ public class MetricsExportTests
         Assert.Equal(OtlpExportProtocol.HttpProtobuf, exporter.Protocol);
         Assert.Equal(5_000, reader.PeriodicExportingMetricReaderOptions.ExportIntervalMilliseconds);
     }
+
+    // Before: OpenTelemetry posts to an endpoint set in code as it is, so http://collector:4318 got every export at
+    // "/", answered 404, and the metrics were lost without a word; OTEL_EXPORTER_OTLP_ENDPOINT gets the path added.
+    [Theory]
+    [InlineData("http://collector:4318", "http://collector:4318/v1/metrics")]
+    [InlineData("http://collector:4318/", "http://collector:4318/v1/metrics")]
+    [InlineData("https://gateway.example/otlp", "https://gateway.example/otlp/v1/metrics")]
+    [InlineData("http://collector:4318/v1/metrics", "http://collector:4318/v1/metrics")]
+    public void Otlp_OverHttpProtobuf_TheEndpointIsTheCollectorsBase_AsTheStandardVariableIs(string configured, string posted)
+    {
+        var configuration = Config(("Gateway:Telemetry:Otlp:Endpoint", configured), ("Gateway:Telemetry:Otlp:Protocol", "HttpProtobuf"));
+        var exporter = new OtlpExporterOptions();
+        MetricsExport.ConfigureOtlp(configuration.GetSection("Gateway:Telemetry:Otlp"), configuration, exporter, new MetricReaderOptions());
+        Assert.Equal(new Uri(posted), exporter.Endpoint);
+
+        configuration = Config(("Gateway:Telemetry:Otlp:Endpoint", configured));
+        exporter = new OtlpExporterOptions();
+        MetricsExport.ConfigureOtlp(configuration.GetSection("Gateway:Telemetry:Otlp"), configuration, exporter, new MetricReaderOptions());
+        Assert.Equal(new Uri(configured), exporter.Endpoint); // gRPC: the service's path is the exporter's own
+    }
 }
