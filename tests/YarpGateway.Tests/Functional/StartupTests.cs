@@ -7,6 +7,10 @@ public class StartupTests
 {
     private static readonly TimeSpan ExitBound = TimeSpan.FromSeconds(30);
 
+    /// <summary>The exit code, with what the process wrote when it is another (a crash's 134 says nothing alone).</summary>
+    private static void AssertExitCode(int expected, int? actual, GatewayProcess gateway)
+        => Assert.True(actual == expected, $"exit code {actual?.ToString(System.Globalization.CultureInfo.InvariantCulture) ?? "none (still running)"}, expected {expected}; stderr: {gateway.StandardError}; stdout: {gateway.StandardOutput}");
+
     [Fact]
     public async Task BadConfig_ExitsNonZero_WithEveryErrorListedAndNoStackTrace()
     {
@@ -44,7 +48,7 @@ public class StartupTests
         var path = ProxyConfigJson.WriteTemp("yarpgateway-startup-", "{ \"ReverseProxy\": ");
         using var gateway = GatewayProcess.StartOnLoopback(path);
 
-        Assert.Equal(1, await gateway.WaitForExitAsync(ExitBound));
+        AssertExitCode(1, await gateway.WaitForExitAsync(ExitBound), gateway);
         Assert.Contains(path, gateway.StandardError, StringComparison.Ordinal);
         Assert.Contains("JSON", gateway.StandardError, StringComparison.Ordinal);
         Assert.DoesNotContain("   at ", gateway.StandardError, StringComparison.Ordinal);
@@ -56,7 +60,7 @@ public class StartupTests
         var path = Path.Combine(Path.GetTempPath(), $"does-not-exist-{Guid.NewGuid():N}.json");
         using var gateway = GatewayProcess.StartOnLoopback(path);
 
-        Assert.Equal(1, await gateway.WaitForExitAsync(ExitBound));
+        AssertExitCode(1, await gateway.WaitForExitAsync(ExitBound), gateway);
         Assert.Contains($"--config: the file '{path}' does not exist.", gateway.StandardError, StringComparison.Ordinal);
     }
 
@@ -67,7 +71,7 @@ public class StartupTests
 
         using var gateway = GatewayProcess.StartOnLoopback(directory);
 
-        Assert.Equal(1, await gateway.WaitForExitAsync(ExitBound));
+        AssertExitCode(1, await gateway.WaitForExitAsync(ExitBound), gateway);
         Assert.Contains($"--config: '{directory}' is a directory; give the path of the JSON file in it.", gateway.StandardError, StringComparison.Ordinal);
         Directory.Delete(directory);
     }
@@ -85,7 +89,7 @@ public class StartupTests
         using var gateway = GatewayProcess.StartUnprivileged("Production", "--config", path,
             "--Kestrel:Endpoints:Proxy:Url=http://127.0.0.1:0", "--Kestrel:Endpoints:Management:Url=http://127.0.0.1:0");
 
-        Assert.Equal(1, await gateway.WaitForExitAsync(ExitBound));
+        AssertExitCode(1, await gateway.WaitForExitAsync(ExitBound), gateway);
         Assert.Contains($"--config: the file '{path}' cannot be read (Access to the path '{path}' is denied). Make it readable", gateway.StandardError, StringComparison.Ordinal);
         Assert.DoesNotContain("   at ", gateway.StandardError + gateway.StandardOutput, StringComparison.Ordinal);
         File.Delete(path);
@@ -102,7 +106,7 @@ public class StartupTests
         using var gateway = GatewayProcess.Start("Production", "--config", path,
             $"--Kestrel:Endpoints:Proxy:Url=http://127.0.0.1:{port}", "--Kestrel:Endpoints:Management:Url=http://127.0.0.1:0");
 
-        Assert.Equal(1, await gateway.WaitForExitAsync(ExitBound));
+        AssertExitCode(1, await gateway.WaitForExitAsync(ExitBound), gateway);
         Assert.Contains($"127.0.0.1:{port}", gateway.StandardError, StringComparison.Ordinal);
         Assert.Contains("already in use", gateway.StandardError, StringComparison.Ordinal);
 
@@ -162,7 +166,7 @@ public class StartupTests
         using var gateway = GatewayProcess.Start("Production", "--config", path,
             $"--Kestrel:Endpoints:Proxy:Url=http://0.0.0.0:{port}", $"--Kestrel:Endpoints:Management:Url=http://127.0.0.1:{port}");
 
-        Assert.Equal(1, await gateway.WaitForExitAsync(ExitBound));
+        AssertExitCode(1, await gateway.WaitForExitAsync(ExitBound), gateway);
         Assert.Contains($"Kestrel:Endpoints:Management:Url: 'http://127.0.0.1:{port}' is the Proxy endpoint's port too ({port}", gateway.StandardError, StringComparison.Ordinal);
         Assert.DoesNotContain("already in use", gateway.StandardError, StringComparison.Ordinal);
     }
@@ -227,7 +231,7 @@ public class StartupTests
             "--Kestrel:Endpoints:Proxy:Url=https://127.0.0.1:0", $"--Kestrel:Endpoints:Proxy:Certificate:Path={certificate}",
             "--Kestrel:Endpoints:Management:Url=http://127.0.0.1:0");
 
-        Assert.Equal(1, await gateway.WaitForExitAsync(ExitBound));
+        AssertExitCode(1, await gateway.WaitForExitAsync(ExitBound), gateway);
         Assert.Contains("TLS certificate could not be loaded", gateway.StandardError, StringComparison.Ordinal);
         Assert.Contains("Kestrel:Endpoints:*:Certificate", gateway.StandardError, StringComparison.Ordinal);
         Assert.DoesNotContain("Unhandled exception", gateway.StandardError, StringComparison.Ordinal);
@@ -247,7 +251,7 @@ public class StartupTests
 
         using var gateway = GatewayProcess.StartOnLoopback(path);
 
-        Assert.Equal(1, await gateway.WaitForExitAsync(ExitBound));
+        AssertExitCode(1, await gateway.WaitForExitAsync(ExitBound), gateway);
         var stderr = gateway.StandardError;
         Assert.Contains("ReverseProxy:Routes:api:Metadata:MaxConcurrency: '0' is not a whole number of at least 1, or \"auto\".", stderr, StringComparison.Ordinal);
         Assert.Contains("ReverseProxy:Routes:api:Metadata:MaxQueue: '-1' is not a whole number of at least 0.", stderr, StringComparison.Ordinal);
@@ -266,7 +270,7 @@ public class StartupTests
 
         using var gateway = GatewayProcess.StartOnLoopback(path);
 
-        Assert.Equal(1, await gateway.WaitForExitAsync(ExitBound));
+        AssertExitCode(1, await gateway.WaitForExitAsync(ExitBound), gateway);
         Assert.Contains("Gateway:Admission:Global:MaxConcurrency must not be negative", gateway.StandardError, StringComparison.Ordinal);
         Assert.Contains("Gateway:Admission:Connections:MaxWait must be positive", gateway.StandardError, StringComparison.Ordinal);
     }
@@ -284,7 +288,7 @@ public class StartupTests
 
         using var gateway = GatewayProcess.StartOnLoopback(path);
 
-        Assert.Equal(1, await gateway.WaitForExitAsync(ExitBound));
+        AssertExitCode(1, await gateway.WaitForExitAsync(ExitBound), gateway);
         var stderr = gateway.StandardError;
         Assert.Contains("Gateway:Resilience:ConnectTimeout must be positive", stderr, StringComparison.Ordinal);
         Assert.Contains("Gateway:Resilience:RetryStatusCodes: 200 is not a status a gateway can retry", stderr, StringComparison.Ordinal);
@@ -308,7 +312,7 @@ public class StartupTests
 
         using var gateway = GatewayProcess.StartOnLoopback(path);
 
-        Assert.Equal(1, await gateway.WaitForExitAsync(ExitBound));
+        AssertExitCode(1, await gateway.WaitForExitAsync(ExitBound), gateway);
         var stderr = gateway.StandardError;
         Assert.Contains("Gateway:WebSockets", stderr, StringComparison.Ordinal);
         Assert.Contains("Sometimes", stderr, StringComparison.Ordinal);
@@ -330,7 +334,7 @@ public class StartupTests
 
         using var gateway = GatewayProcess.StartOnLoopback(path);
 
-        Assert.Equal(1, await gateway.WaitForExitAsync(ExitBound));
+        AssertExitCode(1, await gateway.WaitForExitAsync(ExitBound), gateway);
         var stderr = gateway.StandardError;
         Assert.Contains("Gateway:Transport", stderr, StringComparison.Ordinal);
         Assert.Contains("sometimes", stderr, StringComparison.Ordinal);
