@@ -1,3 +1,4 @@
+using Microsoft.AspNetCore.Routing.Patterns;
 using Yarp.ReverseProxy.Configuration;
 using Yarp.ReverseProxy.LoadBalancing;
 
@@ -74,37 +75,120 @@ internal sealed class GatewayConfigValidator(IConfigValidator yarpValidator, IEn
     }
 
     /// <summary>
-    /// Two routes with the same match and order are ambiguous: every request they match fails with
-    /// ASP.NET Core's AmbiguousMatchException (a 500), though YARP's validation passes them.
+    /// Two routes with the same match and order are ambiguous: every request they both match fails with
+    /// ASP.NET Core's AmbiguousMatchException (a 500, and a stack trace in the log for each), though YARP's
+    /// validation passes them. "The same" as routing compares them: path patterns alike but for their
+    /// parameters' names or the literals' case (<c>/x/{id}</c> and <c>/X/{name}</c>), and hosts or methods
+    /// that overlap. A route with hosts, methods or headers and one without are not ambiguous: routing
+    /// prefers the one that says more (tried, as are a wildcard host beside a named one and a host with a port).
     /// </summary>
     private static void ValidateDistinctMatches(IReadOnlyList<RouteConfig> routes, List<ConfigError> errors)
     {
-        var seen = new Dictionary<string, string>(StringComparer.Ordinal);
+        var seen = new Dictionary<string, List<RouteConfig>>(StringComparer.Ordinal);
         foreach (var route in routes)
         {
             var signature = MatchSignature(route);
-            if (seen.TryGetValue(signature, out var first))
+            if (!seen.TryGetValue(signature, out var alike))
+            {
+                seen[signature] = alike = [];
+            }
+
+            if (alike.FirstOrDefault(other => Overlap(other.Match.Hosts, route.Match.Hosts) && Overlap(other.Match.Methods, route.Match.Methods)) is { } first)
             {
                 errors.Add(new ConfigError(RoutesKey + route.RouteId + ":Match",
-                    $"route '{route.RouteId}' has the same Match and Order as route '{first}', so every request they match would fail as ambiguous; give one of them a different Order, or remove it."));
+                    $"route '{route.RouteId}' has the same Match and Order as route '{first.RouteId}'{Alike(first, route)}, so every request they both match would fail as ambiguous; give one of them a different Order, or remove it."));
             }
-            else
-            {
-                seen[signature] = route.RouteId;
-            }
+
+            alike.Add(route);
         }
     }
 
-    // The match as ASP.NET Core's routing compares it: path (case-insensitive), hosts and methods as
-    // sets, headers and query parameters, and the order.
+    /// <summary>What makes two routes with unlike-looking matches the same to routing, for the error.</summary>
+    private static string Alike(RouteConfig first, RouteConfig second)
+    {
+        var how = new List<string>();
+        if (!string.Equals(first.Match.Path, second.Match.Path, StringComparison.Ordinal))
+        {
+            how.Add($"paths '{first.Match.Path}' and '{second.Match.Path}' match the same requests");
+        }
+
+        if (first.Match.Hosts is { Count: > 0 } hosts && !SameSet(hosts, second.Match.Hosts))
+        {
+            how.Add("both match host " + string.Join(", ", hosts.Intersect(second.Match.Hosts ?? [], StringComparer.OrdinalIgnoreCase)));
+        }
+
+        if (first.Match.Methods is { Count: > 0 } methods && !SameSet(methods, second.Match.Methods))
+        {
+            how.Add("both match method " + string.Join(", ", methods.Intersect(second.Match.Methods ?? [], StringComparer.OrdinalIgnoreCase)));
+        }
+
+        return how.Count == 0 ? string.Empty : " as routing compares them (" + string.Join("; ", how) + ")";
+
+        static bool SameSet(IReadOnlyList<string> a, IReadOnlyList<string>? b) => b is not null && a.ToHashSet(StringComparer.OrdinalIgnoreCase).SetEquals(b);
+    }
+
+    /// <summary>Both empty (no condition), or a value in common; one empty and one not is not an overlap (the one that says more wins).</summary>
+    private static bool Overlap(IReadOnlyList<string>? a, IReadOnlyList<string>? b)
+        => (a is null or { Count: 0 }) ? b is null or { Count: 0 } : b is { Count: > 0 } && a.Intersect(b, StringComparer.OrdinalIgnoreCase).Any();
+
+    // The match as ASP.NET Core's routing ranks it, but hosts and methods (compared as overlapping sets):
+    // the path's shape, headers and query parameters, and the order.
     private static string MatchSignature(RouteConfig route)
     {
         var match = route.Match;
-        static string Set(IEnumerable<string>? values, bool upper) => values is null ? string.Empty
-            : string.Join(",", values.Select(v => upper ? v.ToUpperInvariant() : v.ToLowerInvariant()).Distinct(StringComparer.Ordinal).Order(StringComparer.Ordinal));
-        var headers = match.Headers is null ? string.Empty : string.Join(";", match.Headers.Select(h => $"{h.Name.ToLowerInvariant()}|{h.Mode}|{h.IsCaseSensitive}|{Set(h.Values, upper: false)}").Order(StringComparer.Ordinal));
-        var query = match.QueryParameters is null ? string.Empty : string.Join(";", match.QueryParameters.Select(q => $"{q.Name.ToLowerInvariant()}|{q.Mode}|{q.IsCaseSensitive}|{Set(q.Values, upper: false)}").Order(StringComparer.Ordinal));
-        return string.Join("\n", (match.Path ?? string.Empty).ToLowerInvariant(), Set(match.Hosts, upper: false), Set(match.Methods, upper: true), headers, query, route.Order?.ToString(System.Globalization.CultureInfo.InvariantCulture) ?? "0");
+        static string Set(IEnumerable<string>? values) => values is null ? string.Empty
+            : string.Join(",", values.Select(v => v.ToLowerInvariant()).Distinct(StringComparer.Ordinal).Order(StringComparer.Ordinal));
+        var headers = match.Headers is null ? string.Empty : string.Join(";", match.Headers.Select(h => $"{h.Name.ToLowerInvariant()}|{h.Mode}|{h.IsCaseSensitive}|{Set(h.Values)}").Order(StringComparer.Ordinal));
+        var query = match.QueryParameters is null ? string.Empty : string.Join(";", match.QueryParameters.Select(q => $"{q.Name.ToLowerInvariant()}|{q.Mode}|{q.IsCaseSensitive}|{Set(q.Values)}").Order(StringComparer.Ordinal));
+        return string.Join("\n", PathShape(match.Path), headers, query, route.Order?.ToString(System.Globalization.CultureInfo.InvariantCulture) ?? "0");
+    }
+
+    /// <summary>
+    /// A path pattern as routing matches it: literals without case, each parameter by its kind (catch-all,
+    /// optional, with a default) and constraints but not its name. No path is YARP's catch-all. A pattern
+    /// that does not parse is left as written (YARP's validator reports it).
+    /// </summary>
+    internal static string PathShape(string? path)
+    {
+        RoutePattern pattern;
+        try
+        {
+            pattern = RoutePatternFactory.Parse(path ?? "/{**catchall}");
+        }
+        catch (RoutePatternException)
+        {
+            return (path ?? string.Empty).ToLowerInvariant();
+        }
+
+        var shape = new System.Text.StringBuilder();
+        foreach (var segment in pattern.PathSegments)
+        {
+            shape.Append('/');
+            foreach (var part in segment.Parts)
+            {
+                switch (part)
+                {
+                    case RoutePatternLiteralPart literal:
+                        shape.Append(literal.Content.ToLowerInvariant());
+                        break;
+                    case RoutePatternSeparatorPart separator:
+                        shape.Append(separator.Content);
+                        break;
+                    case RoutePatternParameterPart parameter:
+                        shape.Append('{').Append(parameter.IsCatchAll ? "**" : string.Empty).Append(parameter.IsOptional ? "?" : string.Empty)
+                            .Append(parameter.Default is null ? string.Empty : "=");
+                        foreach (var policy in parameter.ParameterPolicies)
+                        {
+                            shape.Append(':').Append(policy.Content?.ToLowerInvariant());
+                        }
+
+                        shape.Append('}');
+                        break;
+                }
+            }
+        }
+
+        return shape.ToString();
     }
 
     /// <summary>A destination is an absolute http or https address with no query or fragment (a query ends up inside the forwarded path).</summary>

@@ -42,6 +42,53 @@ public class GatewayConfigValidatorTests
         Assert.Contains("same Match and Order as route 'a'", error.Message, StringComparison.Ordinal);
     }
 
+    // Before: only a Match written the same way was caught; these loaded, and every request they both matched got
+    // a 500 (AmbiguousMatchException) with a stack trace in the log (tried on the Release build).
+    [Theory]
+    [InlineData("""{ "Path": "/x/{id}" }""", """{ "Path": "/X/{name}" }""", "paths '/x/{id}' and '/X/{name}' match the same requests")]
+    [InlineData("""{ "Path": "/api/{**rest}" }""", """{ "Path": "/api/{*catchall}" }""", "paths")]
+    [InlineData("""{ "Hosts": [ "a.com" ] }""", """{ "Path": "/{**all}", "Hosts": [ "A.com" ] }""", "paths")]
+    [InlineData("""{ "Path": "/h", "Hosts": [ "a.com", "b.com" ] }""", """{ "Path": "/h", "Hosts": [ "B.COM" ] }""", "both match host b.com")]
+    [InlineData("""{ "Path": "/m", "Methods": [ "GET" ] }""", """{ "Path": "/m", "Methods": [ "get", "PUT" ] }""", "both match method GET")]
+    public async Task RoutesThatRoutingFindsAmbiguous_AreAnError_HoweverTheyAreWritten(string first, string second, string how)
+    {
+        var errors = await ValidateAsync($$"""
+        { "ReverseProxy": { "Routes": { "a": { "ClusterId": "c", "Match": {{first}} }, "b": { "ClusterId": "c", "Match": {{second}} } },
+          "Clusters": { "c": { "Destinations": { "d": { "Address": "http://127.0.0.1:1" } } } } } }
+        """);
+        var error = Assert.Single(errors);
+        Assert.Equal("ReverseProxy:Routes:b:Match", error.Key);
+        Assert.Contains("same Match and Order as route 'a' as routing compares them (", error.Message, StringComparison.Ordinal);
+        Assert.Contains(how, error.Message, StringComparison.Ordinal);
+    }
+
+    // Routing prefers the route that says more: these serve (each tried on the Release build).
+    [Theory]
+    [InlineData("""{ "Path": "/x/{id:int}" }""", """{ "Path": "/x/{name}" }""")]
+    [InlineData("""{ "Path": "/h" }""", """{ "Path": "/h", "Hosts": [ "b.com" ] }""")]
+    [InlineData("""{ "Path": "/w", "Hosts": [ "*.a.com" ] }""", """{ "Path": "/w", "Hosts": [ "x.a.com" ] }""")]
+    [InlineData("""{ "Path": "/p", "Hosts": [ "b.com:8080" ] }""", """{ "Path": "/p", "Hosts": [ "b.com" ] }""")]
+    [InlineData("""{ "Path": "/m" }""", """{ "Path": "/m", "Methods": [ "GET" ] }""")]
+    [InlineData("""{ "Path": "/r/{id}", "Headers": [ { "Name": "x-a", "Values": [ "1" ] } ] }""", """{ "Path": "/r/{id}" }""")]
+    [InlineData("""{ "Path": "/x/{id}" }""", """{ "Path": "/x/{id}/y" }""")]
+    public async Task RoutesWhereRoutingPrefersOne_AreNotAnError(string first, string second)
+    {
+        var errors = await ValidateAsync($$"""
+        { "ReverseProxy": { "Routes": { "a": { "ClusterId": "c", "Match": {{first}} }, "b": { "ClusterId": "c", "Match": {{second}} } },
+          "Clusters": { "c": { "Destinations": { "d": { "Address": "http://127.0.0.1:1" } } } } } }
+        """);
+        Assert.Empty(errors);
+    }
+
+    [Theory]
+    [InlineData("/x/{id}", "/x/{}")]
+    [InlineData("/API/{**rest}", "/api/{**}")]
+    [InlineData("/a/{id:int:min(1)}/{x?}", "/a/{:int:min(1)}/{?}")]
+    [InlineData("/f/{name}.{ext=txt}", "/f/{}.{=}")]
+    [InlineData(null, "/{**}")]
+    public void PathShape_IsWhatRoutingMatches_WithoutParameterNamesOrCase(string? path, string shape)
+        => Assert.Equal(shape, GatewayConfigValidator.PathShape(path));
+
     [Theory]
     [InlineData("http://127.0.0.1:1/base/?x=1", "query or fragment")]
     [InlineData("http://127.0.0.1:1/#top", "query or fragment")]
