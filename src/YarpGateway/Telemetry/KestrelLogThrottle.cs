@@ -6,21 +6,24 @@ namespace YarpGateway.Telemetry;
 /// Kestrel logs protocol abuse once per event, and a hostile client makes those events by the
 /// thousand: one HTTP/2 connection that floods streams and reads nothing wrote about 69,000 critical
 /// "exceeded the output operations maximum queue size" lines in 10 s, and a connection flood one
-/// "connection rejected" warning per connection. For Kestrel's per-connection categories
-/// (<see cref="Categories"/>), every provider's level is set to None, and this provider re-logs each
-/// event kind at most once a second, at its own level, with the count of the rest, under
+/// "connection rejected" warning per connection. An exception that escapes the pipeline is one
+/// error with its stack trace per request (tried with two routes routing found ambiguous: every
+/// request to them). For Kestrel's categories (<see cref="Categories"/>, and theirs below them),
+/// every provider's level is set to None, and this provider re-logs each event kind at most once a
+/// second, at its own level and with its exception, with the count of the rest, under
 /// <c>YarpGateway.Telemetry.KestrelLogThrottle</c>. Below Warning those categories log per frame and
 /// are dropped. Off with <c>Gateway:Telemetry:ThrottleKestrelLogs=false</c> (read at start).
 /// </summary>
 internal sealed partial class KestrelLogThrottle(IServiceProvider services, TimeProvider timeProvider) : ILoggerProvider
 {
-    /// <summary>Kestrel's categories whose events are per connection or per stream.</summary>
+    /// <summary>
+    /// Kestrel's categories, whose events are per connection, per stream or per request: its own (an exception
+    /// that escaped the pipeline, <c>ApplicationError</c>), and below it those of HTTP/2, HTTP/3, connections and
+    /// bad requests. A filter on a category applies to the categories below it too.
+    /// </summary>
     public static readonly string[] Categories =
     [
-        "Microsoft.AspNetCore.Server.Kestrel.Http2",
-        "Microsoft.AspNetCore.Server.Kestrel.Http3",
-        "Microsoft.AspNetCore.Server.Kestrel.Connections",
-        "Microsoft.AspNetCore.Server.Kestrel.BadRequests",
+        "Microsoft.AspNetCore.Server.Kestrel",
     ];
 
     private readonly LogThrottle _throttle = new(timeProvider);
@@ -50,7 +53,7 @@ internal sealed partial class KestrelLogThrottle(IServiceProvider services, Time
         }
     }
 
-    private void Write(string category, LogLevel level, EventId eventId, string message)
+    private void Write(string category, LogLevel level, EventId eventId, string message, Exception? exception)
     {
         // Kestrel's event names are unique across its categories.
         var name = eventId.Name ?? category;
@@ -63,13 +66,13 @@ internal sealed partial class KestrelLogThrottle(IServiceProvider services, Time
         var output = _output ??= services.GetRequiredService<ILogger<KestrelLogThrottle>>();
         if (output.IsEnabled(level))
         {
-            Log.Throttled(output, level, category, name, message, suppressed);
+            Log.Throttled(output, level, category, name, message, suppressed, exception);
         }
     }
 
     private sealed class ThrottledLogger(KestrelLogThrottle owner, string category) : ILogger
     {
-        private readonly bool _throttled = Array.IndexOf(Categories, category) >= 0;
+        private readonly bool _throttled = Array.Exists(Categories, c => category == c || category.StartsWith(c + ".", StringComparison.Ordinal));
 
         public IDisposable? BeginScope<TState>(TState state)
             where TState : notnull => null;
@@ -80,7 +83,7 @@ internal sealed partial class KestrelLogThrottle(IServiceProvider services, Time
         {
             if (IsEnabled(logLevel))
             {
-                owner.Write(category, logLevel, eventId, formatter(state, exception));
+                owner.Write(category, logLevel, eventId, formatter(state, exception), exception);
             }
         }
     }
@@ -88,6 +91,6 @@ internal sealed partial class KestrelLogThrottle(IServiceProvider services, Time
     private static partial class Log
     {
         [LoggerMessage(EventId = 1, Message = "{Category}[{Event}]: {Message} ({Suppressed} more like it in the last second.)", EventName = "KestrelThrottled")]
-        public static partial void Throttled(ILogger logger, LogLevel level, string category, string @event, string message, long suppressed);
+        public static partial void Throttled(ILogger logger, LogLevel level, string category, string @event, string message, long suppressed, Exception? exception);
     }
 }

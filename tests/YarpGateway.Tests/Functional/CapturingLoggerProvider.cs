@@ -26,7 +26,7 @@ internal sealed class CapturingLoggerProvider : ILoggerProvider
         {
             if (IsEnabled(logLevel))
             {
-                lines.Enqueue($"{logLevel} {category}[{eventId.Name}] {formatter(state, exception)}");
+                lines.Enqueue($"{logLevel} {category}[{eventId.Name}] {formatter(state, exception)}{(exception is null ? string.Empty : Environment.NewLine + exception)}");
             }
         }
     }

@@ -1,0 +1,42 @@
+using System.Net;
+using Microsoft.AspNetCore.Hosting;
+using Microsoft.Extensions.DependencyInjection;
+using YarpGateway.Tests.Functional;
+
+namespace YarpGateway.Tests.Telemetry;
+
+public class KestrelLogThrottleTests
+{
+    /// <summary>A fault in the pipeline that throws for one path, as a bug would.</summary>
+    private sealed class Fault : IStartupFilter
+    {
+        public Action<IApplicationBuilder> Configure(Action<IApplicationBuilder> next) => app =>
+        {
+            app.Use((context, nextMiddleware) => context.Request.Path == "/boom" ? throw new InvalidOperationException("boom") : nextMiddleware(context));
+            next(app);
+        };
+    }
+
+    // Before: one error with its stack trace per request (tried: two routes that routing found ambiguous, each
+    // request to them a 500 and some thirty lines of log).
+    [Fact]
+    public async Task AnExceptionThatEscapesThePipeline_IsLoggedOnceASecond_WithItsStackTrace()
+    {
+        await using var backend = await TestBackend.StartAsync("a");
+        await using var gateway = await GatewayUnderTest.StartAsync(ProxyConfigJson.CatchAll("RoundRobin", (backend, null)), services => services.AddSingleton<IStartupFilter, Fault>());
+        using var client = gateway.CreateProxyClient();
+
+        var started = DateTime.UtcNow;
+        for (var i = 0; i < 50; i++)
+        {
+            using var response = await client.GetAsync("/boom");
+            Assert.Equal(HttpStatusCode.InternalServerError, response.StatusCode);
+        }
+
+        var seconds = (int)Math.Ceiling((DateTime.UtcNow - started).TotalSeconds);
+        var lines = gateway.Logs.Lines.Where(l => l.Contains("ApplicationError", StringComparison.Ordinal)).ToArray();
+        Assert.InRange(lines.Length, 1, seconds + 1);
+        Assert.Contains(lines, l => l.Contains("System.InvalidOperationException: boom", StringComparison.Ordinal) && l.Contains("   at ", StringComparison.Ordinal));
+        Assert.Equal("a", await client.GetStringAsync("/x")); // the rest serves
+    }
+}
