@@ -6,15 +6,21 @@ using YarpGateway.Configuration;
 namespace YarpGateway.Admission;
 
 /// <summary>
-/// The current concurrency limits: the global one (from <see cref="AdmissionOptions.Global"/>) and
-/// one per route and per cluster that names <c>MaxConcurrency</c> in its metadata. A limit is kept
-/// across reloads while its settings stay the same and replaced when they change. Looking up a
-/// route's or cluster's limit is a dictionary read and a reference compare.
+/// The current concurrency limits: the global one (from <see cref="AdmissionOptions.Global"/>), one per
+/// route and per cluster that names <c>MaxConcurrency</c> in its metadata, and for every other cluster
+/// its share of the global one (<see cref="AdmissionOptions.ClusterShare"/>). A limit is kept across
+/// reloads while its settings stay the same and replaced when they change. Looking up a route's or
+/// cluster's limit is a dictionary read and a reference compare.
 /// </summary>
 internal sealed class AdmissionLimits : IConfigChangeListener, IDisposable
 {
+    /// <summary>The kind (the <c>limit</c> tag) of a cluster's share of the global limit.</summary>
+    public const string ClusterShareKind = "cluster_share";
+
     private readonly ConcurrentDictionary<string, Entry> _routes = new(StringComparer.OrdinalIgnoreCase);
     private readonly ConcurrentDictionary<string, Entry> _clusters = new(StringComparer.OrdinalIgnoreCase);
+    private readonly ConcurrentDictionary<string, ConcurrencyLimit> _shares = new(StringComparer.OrdinalIgnoreCase);
+    private volatile int _clusterCount;
     private readonly ReloadableOptions<AdmissionOptions> _options;
     private readonly Lock _rebuildLock = new();
     private readonly AdmissionMetrics _metrics;
@@ -50,6 +56,37 @@ internal sealed class AdmissionLimits : IConfigChangeListener, IDisposable
     public ConcurrencyLimit? ForCluster(ClusterState cluster)
         => cluster.Model is { } model ? Get(_clusters, "cluster", cluster.ClusterId, model.Config, model.Config.Metadata) : null;
 
+    /// <summary>
+    /// The cluster's share of the global limit: a limit of <see cref="AdmissionOptions.ClusterShare"/> of its slots
+    /// with no queue, for a cluster without a limit of its own (<see cref="ForCluster"/>), when there is a global
+    /// limit and more than one cluster. Null otherwise, or when the share is 1.
+    /// </summary>
+    public ConcurrencyLimit? ShareFor(ClusterState cluster)
+    {
+        var share = _options.Current.ClusterShare;
+        if (_clusterCount < 2 || _global is not { } global || share >= 1)
+        {
+            return null;
+        }
+
+        var slots = Math.Max(1, (int)Math.Ceiling(global.Settings.MaxConcurrency * share));
+        if (_shares.TryGetValue(cluster.ClusterId, out var limit) && limit.Settings.MaxConcurrency == slots)
+        {
+            return limit;
+        }
+
+        lock (_rebuildLock)
+        {
+            if (!_shares.TryGetValue(cluster.ClusterId, out limit) || limit.Settings.MaxConcurrency != slots)
+            {
+                limit = Created(new ConcurrencyLimit(ClusterShareKind, cluster.ClusterId, new ConcurrencyLimitSettings(slots, 0, global.Settings.QueueTimeout)), previous: null)!;
+                _shares[cluster.ClusterId] = limit;
+            }
+
+            return limit;
+        }
+    }
+
     /// <summary>Every limit in force, for the queue gauges.</summary>
     public IEnumerable<ConcurrencyLimit> All()
     {
@@ -64,6 +101,11 @@ internal sealed class AdmissionLimits : IConfigChangeListener, IDisposable
             {
                 yield return limit;
             }
+        }
+
+        foreach (var share in _shares.Values)
+        {
+            yield return share;
         }
     }
 
@@ -110,9 +152,11 @@ internal sealed class AdmissionLimits : IConfigChangeListener, IDisposable
     {
         Prune(_routes, proxyConfigs.SelectMany(c => c.Routes).Select(r => r.RouteId));
         Prune(_clusters, proxyConfigs.SelectMany(c => c.Clusters).Select(c => c.ClusterId));
+        Prune(_shares, proxyConfigs.SelectMany(c => c.Clusters).Select(c => c.ClusterId));
+        _clusterCount = proxyConfigs.Sum(c => c.Clusters.Count);
     }
 
-    private static void Prune(ConcurrentDictionary<string, Entry> entries, IEnumerable<string> live)
+    private static void Prune<T>(ConcurrentDictionary<string, T> entries, IEnumerable<string> live)
     {
         var keep = new HashSet<string>(live, StringComparer.OrdinalIgnoreCase);
         foreach (var id in entries.Keys)

@@ -8,6 +8,14 @@ internal sealed class AdmissionOptions
     /// <summary>The limit every proxied request passes first. Default 4096 concurrent, 8192 queued, 5 s queue timeout.</summary>
     public ConcurrencyLimitOptions Global { get; set; } = new() { MaxConcurrency = 4096, MaxQueue = 8192, QueueTimeout = TimeSpan.FromSeconds(5) };
 
+    /// <summary>
+    /// The most of the global limit's slots the requests to one cluster may hold, when the configuration has more
+    /// than one cluster and that cluster sets no <c>MaxConcurrency</c> of its own; past it, its further requests get
+    /// 503 at once (<c>limit="cluster_share"</c>), so that one slow or unresponsive backend cannot take every slot from
+    /// the others. Default 0.5 (2,048 of the default 4,096); 1 turns it off.
+    /// </summary>
+    public double ClusterShare { get; set; } = 0.5;
+
     /// <summary>The <c>Retry-After</c> sent with a 503 from a concurrency limit. Default 1 s; whole seconds on the wire.</summary>
     public TimeSpan RetryAfter { get; set; } = TimeSpan.FromSeconds(1);
 

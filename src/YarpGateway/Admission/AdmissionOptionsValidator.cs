@@ -13,6 +13,10 @@ internal sealed class AdmissionOptionsValidator : IValidateOptions<AdmissionOpti
         var errors = new List<string>();
         ConcurrencyLimitSettings.Validate(options.Global.MaxConcurrency, options.Global.MaxQueue, options.Global.QueueTimeout, Prefix + "Global:", errors);
         OptionChecks.Positive(errors, Prefix + "RetryAfter", options.RetryAfter);
+        if (!(options.ClusterShare > 0 && options.ClusterShare <= 1))
+        {
+            errors.Add($"{Prefix}ClusterShare must be more than 0 and at most 1 (1 turns it off); got {options.ClusterShare}.");
+        }
 
         var connections = options.Connections;
         RateAndBurst(connections.RatePerSecond, connections.Burst, "Connections:", errors);

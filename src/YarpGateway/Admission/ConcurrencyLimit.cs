@@ -45,12 +45,13 @@ internal sealed class ConcurrencyLimit
 
     /// <summary>
     /// Whether a request for a stream gives its slot back when its response starts (<see cref="StreamSlot"/>):
-    /// the global limit, a brake on work waiting for backends, and an adaptive limit, which learns from how long
-    /// slots are held. A fixed route or cluster limit, set to spare a backend, keeps it to the end.
+    /// the global limit, a brake on work waiting for backends, and a cluster's share of it; and an adaptive limit,
+    /// which learns from how long slots are held. A fixed route or cluster limit, set to spare a backend, keeps it
+    /// to the end.
     /// </summary>
-    public bool FreesStartedStreams => IsAdaptive || Kind == "global";
+    public bool FreesStartedStreams => IsAdaptive || Kind is "global" or AdmissionLimits.ClusterShareKind;
 
-    /// <summary><c>global</c>, <c>route</c> or <c>cluster</c>.</summary>
+    /// <summary><c>global</c>, <c>route</c>, <c>cluster</c>, or <c>cluster_share</c> (<see cref="AdmissionOptions.ClusterShare"/>).</summary>
     public string Kind { get; }
 
     /// <summary>The route or cluster id, or <c>global</c>.</summary>

@@ -96,6 +96,7 @@ internal sealed class ProxyRequestFrame(
         finally
         {
             lease?.Dispose();
+            RequestAdmission.ReleaseShare(context);
             traffic.RequestEnded(context, upgrade);
             Record(context, upgrade, started);
         }
