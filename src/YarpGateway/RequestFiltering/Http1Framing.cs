@@ -6,7 +6,10 @@ namespace YarpGateway.RequestFiltering;
 /// gateway and the gateway never disagree on where one request ends and the next begins:
 /// more than one <c>Transfer-Encoding</c> header, <c>Transfer-Encoding</c> together with
 /// <c>Content-Length</c> (RFC 9112 §6.1), and a method with lower-case letters (methods are
-/// case-sensitive; <c>get</c> used to be forwarded as <c>GET</c>). Kestrel already refuses duplicate
+/// case-sensitive; <c>get</c> used to be forwarded as <c>GET</c>). A transfer coding other than
+/// <c>chunked</c> gets 501, as RFC 9112 §6.1 and nginx have it: Kestrel undid only the chunking of
+/// <c>gzip, chunked</c> and the backend got the compressed bytes as <c>Transfer-Encoding: chunked</c>,
+/// told nothing of the gzip. Kestrel already refuses duplicate
 /// <c>Content-Length</c> values, bad chunk framing and bare LF, and, given
 /// <see cref="ContentLengthDigitsEncoding"/>, a <c>Content-Length</c> that is not plain digits (<c>+5</c>):
 /// by the time a middleware runs, Kestrel has kept only the number.
@@ -28,11 +31,14 @@ internal static class Http1Framing
             return next(context);
         }
 
-        context.Response.StatusCode = StatusCodes.Status400BadRequest;
+        context.Response.StatusCode = problem == UnknownCoding ? StatusCodes.Status501NotImplemented : StatusCodes.Status400BadRequest;
         context.Response.Headers.Connection = "close"; // the rest of the bytes on this connection cannot be trusted
         context.Response.ContentType = "text/plain; charset=utf-8";
         return context.Response.WriteAsync("gateway: " + problem + "\n", context.RequestAborted);
     };
+
+    /// <summary>The problem of a transfer coding other than <c>chunked</c>, answered 501.</summary>
+    internal const string UnknownCoding = "a transfer coding other than chunked, which the gateway does not forward";
 
     internal static string? Check(HttpRequest request)
     {
@@ -54,6 +60,11 @@ internal static class Http1Framing
         if (transferEncoding.Count == 1 && headers.ContentLength is not null)
         {
             return "both Transfer-Encoding and Content-Length";
+        }
+
+        if (transferEncoding.Count == 1 && !transferEncoding[0].AsSpan().Trim().Equals("chunked", StringComparison.OrdinalIgnoreCase))
+        {
+            return UnknownCoding;
         }
 
         return null;

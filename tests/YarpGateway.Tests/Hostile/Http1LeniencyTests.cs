@@ -36,6 +36,25 @@ public class Http1LeniencyTests
         Assert.Equal(0, backend.Requests);
     }
 
+    // Before: Kestrel undid only the chunking, and the backend got the rest as "Transfer-Encoding: chunked", told
+    // nothing of the other coding (tried: "gzip, chunked" reached the backend as compressed bytes, unannounced).
+    [Theory]
+    [InlineData("gzip, chunked")]
+    [InlineData("identity, chunked")]
+    [InlineData("deflate,chunked")]
+    public async Task ATransferCodingOtherThanChunked_Gets501_AndReachesNoBackend(string codings)
+    {
+        await using var backend = await TestBackend.StartAsync("a");
+        await using var gateway = await GatewayUnderTest.StartAsync(ProxyConfigJson.CatchAll("RoundRobin", (backend, null)));
+        using var socket = await RawSocket.ConnectAsync(gateway.ProxyAddress);
+
+        await socket.SendAsync(Encoding.ASCII.GetBytes($"POST / HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: {codings}\r\n\r\n5\r\nhello\r\n0\r\n\r\n"));
+        var head = await RawSocket.ReceiveResponseHeadAsync(socket);
+
+        Assert.True(head.StartsWith("HTTP/1.1 501", StringComparison.Ordinal), $"{codings}: got '{head.Split('\r')[0]}'");
+        Assert.Equal(0, backend.Requests);
+    }
+
     // Framing that is valid, or that Kestrel decides while parsing before any middleware sees the raw
     // header (pinned here, so that a change in Kestrel is noticed): gateway and backend agree on one body.
     public static TheoryData<string, string> OneBody => new()
@@ -43,6 +62,7 @@ public class Http1LeniencyTests
         // RFC 9112 §6.1 lets a server process such a request by its Transfer-Encoding alone: Kestrel
         // drops the Content-Length, and the backend gets the chunked body without it.
         { "Transfer-Encoding and Content-Length", "POST / HTTP/1.1\r\nHost: x\r\nContent-Length: 5\r\nTransfer-Encoding: chunked\r\n\r\n5\r\nhello\r\n0\r\n\r\n" },
+        { "chunked in another case, a space after it", "POST / HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: Chunked \r\n\r\n5\r\nhello\r\n0\r\n\r\n" },
         { "Content-Length with a leading zero", "POST / HTTP/1.1\r\nHost: x\r\nContent-Length: 05\r\n\r\nhello" },
         { "Content-Length in lower case, spaces around it", "POST / HTTP/1.1\r\nHost: x\r\ncontent-length: \t5 \r\n\r\nhello" },
     };
