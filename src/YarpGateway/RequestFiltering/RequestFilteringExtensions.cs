@@ -13,6 +13,8 @@ internal static class RequestFilteringExtensions
         services.AddSingleton<RequestBodyLimit>();
         services.AddSingleton<IProxyConfigRule>(sp => sp.GetRequiredService<RequestFilter>());
         services.AddSingleton<Yarp.ReverseProxy.Transforms.Builder.ITransformProvider, EncodedSlashTransformProvider>();
+        services.AddSingleton<Yarp.ReverseProxy.Transforms.Builder.ITransformProvider, ResponseTransferCodingTransformProvider>(); // before the response gate's and the retries'
+
         services.AddSingleton<IConfigureOptions<KestrelServerOptions>, ContentLengthDigitsEncoding.KestrelSetup>(); // Content-Length: +5 gets 400
         return services;
     }

@@ -119,6 +119,30 @@ public class ProxyErrorTests
     }
 
     [Fact]
+    public async Task BackendAnswersWithATransferCodingOtherThanChunked_TheClientGets502_NotTheCodedBytes()
+    {
+        // Before: HttpClient undid only the chunking, YARP dropped the header, and the client got the gzip bytes as
+        // a plain chunked body with nothing saying they were compressed. nginx answers such a response 502 too.
+        var gzipped = new MemoryStream();
+        using (var gzip = new System.IO.Compression.GZipStream(gzipped, System.IO.Compression.CompressionLevel.Fastest, leaveOpen: true))
+        {
+            gzip.Write("hello world\n"u8);
+        }
+
+        var body = gzipped.ToArray();
+        await using var backend = await RawTcpBackend.StartAsync(async (socket, cancellationToken) =>
+            await socket.SendAsync((byte[])[.. "HTTP/1.1 200 OK\r\nTransfer-Encoding: gzip, chunked\r\nContent-Type: text/plain\r\n\r\n"u8, .. System.Text.Encoding.ASCII.GetBytes($"{body.Length:x}\r\n"), .. body, .. "\r\n0\r\n\r\n"u8], cancellationToken));
+        await using var gateway = await GatewayUnderTest.StartAsync(RouteTo(backend.Address.ToString()));
+        using var client = gateway.CreateProxyClient();
+
+        using var response = await client.GetAsync("/page").WaitAsync(TimeSpan.FromSeconds(20));
+
+        Assert.Equal(HttpStatusCode.BadGateway, response.StatusCode);
+        Assert.Empty(await response.Content.ReadAsByteArrayAsync());
+        Assert.Contains(gateway.Logs.Lines, l => l.Contains("[ResponseTransferCodingRefused] Destination d1 of cluster c1 answered with Transfer-Encoding 'gzip, chunked'", StringComparison.Ordinal));
+    }
+
+    [Fact]
     public async Task BackendCutsTheBodyShort_TheClientSeesItCut_AndTheLineSaysSo()
     {
         // 10 of the 100 bytes promised, then the backend closes: the status has gone to the client,
