@@ -57,8 +57,10 @@ public class SchedulerDelayProbeTests
         Assert.True(await Eventually.TrueAsync(() => (seen = probe.TakeMaxDelay()) > TimeSpan.Zero, TimeSpan.FromSeconds(5)), "no sample");
         Assert.True(seen < TimeSpan.FromMilliseconds(100), $"a quiet receive took {seen.TotalMilliseconds} ms");
 
-        // In the test process socket continuations run on the thread pool: hold every pool thread for a second.
-        var blockers = Enumerable.Range(0, ThreadPool.ThreadCount + (Environment.ProcessorCount * 4))
+        // In the test process socket continuations run on the thread pool: hold every pool thread for a second. Twice
+        // as many blockers as it has threads now, as the pool keeps adding threads while they block (once, with the
+        // threads the tests before had left, the continuation still found a free one: 18.8 ms).
+        var blockers = Enumerable.Range(0, (ThreadPool.ThreadCount * 2) + (Environment.ProcessorCount * 8))
             .Select(_ => ThreadPoolBlock(TimeSpan.FromSeconds(1)))
             .ToArray();
         var worst = TimeSpan.Zero;
