@@ -23,16 +23,16 @@ internal sealed class DestinationMetrics
     {
         _stats = stats;
         var meter = meterFactory.Create(GatewayMeter.Name);
-        meter.CreateObservableGauge("gateway.proxy.destination.in_flight", () => Observe(static (d, _) => d.ConcurrentRequestCount), unit: "{request}", description: "Requests in flight to each destination.");
-        meter.CreateObservableCounter("gateway.proxy.destination.requests", () => Observe(static (_, s) => s?.Requests), unit: "{request}", description: "Requests each destination answered last (after retries), since the gateway first sent it one; only destinations that exist now.");
-        meter.CreateObservableCounter("gateway.proxy.destination.errors", () => Observe(static (_, s) => s?.Errors), unit: "{request}", description: "Requests each destination answered last with a 5xx (the gateway's own 502 and 504 for it included), since the gateway first sent it one; only destinations that exist now.");
+        meter.CreateObservableGauge("gateway.proxy.destination.in_flight", () => Each(static (d, _) => d.ConcurrentRequestCount), unit: "{request}", description: "Requests in flight to each destination.");
+        meter.CreateObservableCounter("gateway.proxy.destination.requests", () => Each(static (_, s) => s?.Requests), unit: "{request}", description: "Requests each destination answered last (after retries), since the gateway first sent it one; only destinations that exist now.");
+        meter.CreateObservableCounter("gateway.proxy.destination.errors", () => Each(static (_, s) => s?.Errors), unit: "{request}", description: "Requests each destination answered last with a 5xx (the gateway's own 502 and 504 for it included), since the gateway first sent it one; only destinations that exist now.");
         meter.CreateObservableGauge("gateway.proxy.destination.duration.p99", ObserveP99, unit: "s", description: "The 99th percentile of the last minute's request durations for each destination (the upper bound of its bucket: 0.5 ms to 30 s); only destinations with requests in that minute.");
     }
 
     /// <summary>The proxy state the instruments report; set once at start-up.</summary>
     public void Observe(IProxyStateLookup proxyState) => _proxyState = proxyState;
 
-    private IEnumerable<Measurement<long>> Observe(Func<DestinationState, DestinationStats.Stats?, long?> value)
+    private IEnumerable<Measurement<long>> Each(Func<DestinationState, DestinationStats.Stats?, long?> value)
     {
         foreach (var (cluster, destination) in Destinations())
         {
