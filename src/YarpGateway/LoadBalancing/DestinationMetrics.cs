@@ -48,7 +48,7 @@ internal sealed class DestinationMetrics
         var now = _stats.Now;
         foreach (var (cluster, destination) in Destinations())
         {
-            if (_stats.For(cluster, destination.DestinationId)?.LastMinute(now).P99Ms is { } p99)
+            if (_stats.For(cluster, destination.DestinationId)?.LastMinuteP99(now) is { } p99)
             {
                 yield return new Measurement<double>(p99 / 1000, Tags(cluster, destination));
             }

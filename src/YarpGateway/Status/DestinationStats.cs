@@ -153,7 +153,21 @@ internal sealed class DestinationStats : IDisposable
         public (double RequestsPerSecond, double? P50Ms, double? P99Ms, long[] History) LastMinute(long now)
         {
             var history = new long[60];
-            var buckets = new long[Bounds.Length];
+            Span<long> buckets = stackalloc long[Bounds.Length];
+            var total = Sum(now, buckets, history);
+            return (total / 60.0, Percentile(buckets, total, 0.5), Percentile(buckets, total, 0.99), history);
+        }
+
+        /// <summary>The last minute's p99 in milliseconds (an upper bucket bound), or null without requests; for each scrape, so allocating nothing.</summary>
+        public double? LastMinuteP99(long now)
+        {
+            Span<long> buckets = stackalloc long[Bounds.Length];
+            return Percentile(buckets, Sum(now, buckets, history: default), 0.99);
+        }
+
+        /// <summary>Adds the 60 seconds up to <paramref name="now"/> into <paramref name="buckets"/> (and each second's count into <paramref name="history"/>, oldest first, when given); returns their requests.</summary>
+        private long Sum(long now, Span<long> buckets, Span<long> history)
+        {
             long total = 0;
             lock (_lock)
             {
@@ -166,7 +180,11 @@ internal sealed class DestinationStats : IDisposable
                         continue;
                     }
 
-                    history[59 - ago] = _count[slot];
+                    if (!history.IsEmpty)
+                    {
+                        history[59 - ago] = _count[slot];
+                    }
+
                     total += _count[slot];
                     for (var i = 0; i < Bounds.Length; i++)
                     {
@@ -175,10 +193,10 @@ internal sealed class DestinationStats : IDisposable
                 }
             }
 
-            return (total / 60.0, Percentile(buckets, total, 0.5), Percentile(buckets, total, 0.99), history);
+            return total;
         }
 
-        private static double? Percentile(long[] buckets, long total, double percentile)
+        private static double? Percentile(ReadOnlySpan<long> buckets, long total, double percentile)
         {
             if (total == 0)
             {
