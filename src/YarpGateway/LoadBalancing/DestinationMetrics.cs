@@ -23,20 +23,20 @@ internal sealed class DestinationMetrics
     {
         _stats = stats;
         var meter = meterFactory.Create(GatewayMeter.Name);
-        meter.CreateObservableGauge("gateway.proxy.destination.in_flight", () => Each(static (d, _) => d.ConcurrentRequestCount), unit: "{request}", description: "Requests in flight to each destination.");
-        meter.CreateObservableCounter("gateway.proxy.destination.requests", () => Each(static (_, s) => s?.Requests), unit: "{request}", description: "Requests each destination answered last (after retries), since the gateway first sent it one; only destinations that exist now.");
-        meter.CreateObservableCounter("gateway.proxy.destination.errors", () => Each(static (_, s) => s?.Errors), unit: "{request}", description: "Requests each destination answered last with a 5xx (the gateway's own 502 and 504 for it included), since the gateway first sent it one; only destinations that exist now.");
+        meter.CreateObservableGauge("gateway.proxy.destination.in_flight", () => Each(static (_, d) => d.ConcurrentRequestCount), unit: "{request}", description: "Requests in flight to each destination.");
+        meter.CreateObservableCounter("gateway.proxy.destination.requests", () => Each((c, d) => _stats.For(c, d.DestinationId)?.Requests), unit: "{request}", description: "Requests each destination answered last (after retries), since the gateway first sent it one; only destinations that exist now.");
+        meter.CreateObservableCounter("gateway.proxy.destination.errors", () => Each((c, d) => _stats.For(c, d.DestinationId)?.Errors), unit: "{request}", description: "Requests each destination answered last with a 5xx (the gateway's own 502 and 504 for it included), since the gateway first sent it one; only destinations that exist now.");
         meter.CreateObservableGauge("gateway.proxy.destination.duration.p99", ObserveP99, unit: "s", description: "The 99th percentile of the last minute's request durations for each destination (the upper bound of its bucket: 0.5 ms to 30 s); only destinations with requests in that minute.");
     }
 
     /// <summary>The proxy state the instruments report; set once at start-up.</summary>
     public void Observe(IProxyStateLookup proxyState) => _proxyState = proxyState;
 
-    private IEnumerable<Measurement<long>> Each(Func<DestinationState, DestinationStats.Stats?, long?> value)
+    private IEnumerable<Measurement<long>> Each(Func<string, DestinationState, long?> value)
     {
         foreach (var (cluster, destination) in Destinations())
         {
-            if (value(destination, _stats.For(cluster, destination.DestinationId)) is { } measured)
+            if (value(cluster, destination) is { } measured)
             {
                 yield return new Measurement<long>(measured, Tags(cluster, destination));
             }
