@@ -17,6 +17,10 @@ internal sealed partial class RequestAdmission(AdmissionLimits limits, Admission
 {
     private readonly LogThrottle _shareLog = new(timeProvider, logger);
 
+    // Set once a request has taken a slot of a cluster's share, and never unset (a reload may take the shares
+    // away while requests still hold slots): until then a request's end has no share to look for.
+    private volatile bool _sharesTaken;
+
     /// <summary>The global limit, if one is set; <see cref="Endpoints.ProxyRequestFrame"/> applies it before routing.</summary>
     public ConcurrencyLimit? Global => limits.Global;
 
@@ -62,14 +66,15 @@ internal sealed partial class RequestAdmission(AdmissionLimits limits, Admission
             return false;
         }
 
+        _sharesTaken = true;
         context.Features[typeof(ClusterShareSlot)] = held;
         return true;
     }
 
     /// <summary>Gives back the request's slot of its cluster's share, if it took one (<see cref="TakeShare"/>).</summary>
-    public static void ReleaseShare(HttpContext context)
+    public void ReleaseShare(HttpContext context)
     {
-        if (context.Features[typeof(ClusterShareSlot)] is RateLimitLease held)
+        if (_sharesTaken && context.Features[typeof(ClusterShareSlot)] is RateLimitLease held)
         {
             context.Features[typeof(ClusterShareSlot)] = null;
             held.Dispose();

@@ -96,7 +96,7 @@ internal sealed class ProxyRequestFrame(
         finally
         {
             lease?.Dispose();
-            RequestAdmission.ReleaseShare(context);
+            admission.ReleaseShare(context);
             traffic.RequestEnded(context, upgrade);
             Record(context, upgrade, started);
         }
