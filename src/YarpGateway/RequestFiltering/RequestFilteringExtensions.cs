@@ -12,10 +12,12 @@ internal static class RequestFilteringExtensions
         services.AddSingleton<RequestFilter>();
         services.AddSingleton<RequestBodyLimit>();
         services.AddSingleton<IProxyConfigRule>(sp => sp.GetRequiredService<RequestFilter>());
+        services.AddSingleton<IProxyConfigRule, HeaderEncodings>();
         services.AddSingleton<Yarp.ReverseProxy.Transforms.Builder.ITransformProvider, EncodedSlashTransformProvider>();
         services.AddSingleton<Yarp.ReverseProxy.Transforms.Builder.ITransformProvider, ResponseTransferCodingTransformProvider>(); // before the response gate's and the retries'
 
         services.AddSingleton<IConfigureOptions<KestrelServerOptions>, ContentLengthDigitsEncoding.KestrelSetup>(); // Content-Length: +5 gets 400
+        services.AddSingleton<IConfigureOptions<KestrelServerOptions>, HeaderEncodings.KestrelSetup>(); // response header bytes unchanged
         return services;
     }
 

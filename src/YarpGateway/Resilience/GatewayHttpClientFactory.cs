@@ -6,7 +6,8 @@ namespace YarpGateway.Resilience;
 /// <summary>
 /// YARP's client factory, with the connect timeout (<c>ConnectTimeout</c>) and the pooled connection
 /// lifetime (<c>PooledConnectionLifetime</c>) from the cluster's metadata or <see cref="ResilienceOptions"/>,
-/// and the lean connector for WebSocket upgrades (<see cref="WebSockets.UpgradeConnector"/>).
+/// header encodings that pass non-ASCII values through (<see cref="RequestFiltering.HeaderEncodings"/>), and the lean
+/// connector for WebSocket upgrades (<see cref="WebSockets.UpgradeConnector"/>).
 /// </summary>
 internal sealed class GatewayHttpClientFactory(ReloadableOptions<ResilienceOptions> options, ReloadableOptions<WebSockets.WebSocketProxyOptions> webSockets, ILogger<ForwarderHttpClientFactory> logger) : ForwarderHttpClientFactory(logger)
 {
@@ -15,13 +16,14 @@ internal sealed class GatewayHttpClientFactory(ReloadableOptions<ResilienceOptio
     {
         handler = base.WrapHandler(context, handler);
         return webSockets.Current.LeanBackendConnector && context.NewConfig.WebProxy is null
-            ? new WebSockets.UpgradeConnector(handler, ResilienceSettings.ConnectTimeout(options.Current, context.NewMetadata))
+            ? new WebSockets.UpgradeConnector(handler, ResilienceSettings.ConnectTimeout(options.Current, context.NewMetadata), RequestFiltering.HeaderEncodings.RequestEncoding(context.NewConfig))
             : handler;
     }
 
     protected override void ConfigureHandler(ForwarderHttpClientContext context, SocketsHttpHandler handler)
     {
         base.ConfigureHandler(context, handler);
+        RequestFiltering.HeaderEncodings.ConfigureBackend(context.NewConfig, handler);
         Apply(options.Current, context.NewMetadata, handler);
     }
 

@@ -135,7 +135,7 @@ internal sealed partial class OutlierEjectionPolicy(IDestinationHealthUpdater he
                 return Failure.None;
             }
 
-            if (error.Error == ForwarderError.Request && !IsTransportError(error.Exception))
+            if (error.Error == ForwarderError.Request && !RetryAttempt.IsTransportError(error.Exception))
             {
                 // The request could not even be built or sent as given (an unsupported method or
                 // header, say): the request's fault, not the destination's.
@@ -156,26 +156,6 @@ internal sealed partial class OutlierEjectionPolicy(IDestinationHealthUpdater he
         => contentType is not null
             && (contentType.StartsWith("application/grpc", StringComparison.OrdinalIgnoreCase)
                 || contentType.StartsWith("text/event-stream", StringComparison.OrdinalIgnoreCase));
-
-    // A failure of the network or of the destination's side of the exchange; unknown causes count too.
-    private static bool IsTransportError(Exception? exception)
-    {
-        if (exception is null)
-        {
-            return true;
-        }
-
-        for (var ex = exception; ex is not null; ex = ex.InnerException)
-        {
-            if (ex is IOException or System.Net.Sockets.SocketException or TimeoutException or OperationCanceledException
-                || ex is HttpRequestException { HttpRequestError: not (HttpRequestError.Unknown or HttpRequestError.ConfigurationLimitExceeded or HttpRequestError.UserAuthenticationError or HttpRequestError.ProxyTunnelError) })
-            {
-                return true;
-            }
-        }
-
-        return false;
-    }
 
     private enum Failure
     {

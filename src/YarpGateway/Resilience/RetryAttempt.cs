@@ -188,8 +188,9 @@ internal sealed class RetryAttempt(HttpContext context, IReverseProxyFeature pro
 
     /// <summary>
     /// A transport error: no connection (refused, unreachable), a connect timeout, or a connection lost
-    /// after connecting. A response over the client's limits (headers over 64 KiB) is none of these:
-    /// every destination answers it the same, so it is <see cref="AttemptFailure.Other"/>, not retried.
+    /// after connecting. A response over the client's limits (headers over 64 KiB), or one the gateway cannot
+    /// pass on (see <see cref="IsTransportError"/>), is none of these: every destination answers it the same, so
+    /// it is <see cref="AttemptFailure.Other"/>, not retried.
     /// </summary>
     internal static AttemptFailure ClassifyTransport(Exception? exception)
     {
@@ -211,7 +212,31 @@ internal sealed class RetryAttempt(HttpContext context, IReverseProxyFeature pro
             }
         }
 
-        return AttemptFailure.ConnectionReset;
+        return IsTransportError(exception) ? AttemptFailure.ConnectionReset : AttemptFailure.Other;
+    }
+
+    /// <summary>
+    /// A failure of the network or of the destination's side of the exchange (unknown causes count too), as opposed
+    /// to a request or response the gateway could not take as given: a header HttpClient cannot encode, a response
+    /// header Kestrel refuses to write (a control character). Those fail the same way on every attempt.
+    /// </summary>
+    internal static bool IsTransportError(Exception? exception)
+    {
+        if (exception is null)
+        {
+            return true;
+        }
+
+        for (var ex = exception; ex is not null; ex = ex.InnerException)
+        {
+            if (ex is IOException or System.Net.Sockets.SocketException or TimeoutException or OperationCanceledException
+                || ex is HttpRequestException { HttpRequestError: not (HttpRequestError.Unknown or HttpRequestError.ConfigurationLimitExceeded or HttpRequestError.UserAuthenticationError or HttpRequestError.ProxyTunnelError) })
+            {
+                return true;
+            }
+        }
+
+        return false;
     }
 
     // SocketsHttpHandler: "A connection could not be established within the configured ConnectTimeout."

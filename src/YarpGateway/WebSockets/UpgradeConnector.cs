@@ -14,7 +14,7 @@ namespace YarpGateway.WebSockets;
 /// 4 KiB write buffer for a WebSocket's whole life. Everything else (ordinary requests, https,
 /// HTTP/2 extended CONNECT) goes to the inner handler.
 /// </summary>
-internal sealed class UpgradeConnector(HttpMessageHandler inner, TimeSpan connectTimeout) : DelegatingHandler(inner)
+internal sealed class UpgradeConnector(HttpMessageHandler inner, TimeSpan connectTimeout, Encoding requestHeaderEncoding) : DelegatingHandler(inner)
 {
     /// <summary>The most a backend's response head may be, as <c>SocketsHttpHandler</c>'s default (64 KiB).</summary>
     internal const int MaxResponseHeadBytes = 64 * 1024;
@@ -62,7 +62,7 @@ internal sealed class UpgradeConnector(HttpMessageHandler inner, TimeSpan connec
         var socket = await ConnectAsync(request.RequestUri!, cancellationToken);
         try
         {
-            await SendHeadAsync(socket, request, cancellationToken);
+            await SendHeadAsync(socket, request, requestHeaderEncoding, cancellationToken);
             var response = await ReadResponseAsync(socket, request, cancellationToken);
             if (response.StatusCode != HttpStatusCode.SwitchingProtocols)
             {
@@ -106,7 +106,8 @@ internal sealed class UpgradeConnector(HttpMessageHandler inner, TimeSpan connec
         }
     }
 
-    private static async Task SendHeadAsync(Socket socket, HttpRequestMessage request, CancellationToken cancellationToken)
+    // Header values in the encoding SocketsHttpHandler would use for the cluster (HeaderEncodings): UTF-8 unless it names one.
+    private static async Task SendHeadAsync(Socket socket, HttpRequestMessage request, Encoding headerEncoding, CancellationToken cancellationToken)
     {
         var uri = request.RequestUri!;
         PropagateTraceContext(request);
@@ -132,7 +133,7 @@ internal sealed class UpgradeConnector(HttpMessageHandler inner, TimeSpan connec
         }
 
         head.Append("\r\n");
-        var bytes = Encoding.Latin1.GetBytes(head.ToString());
+        var bytes = headerEncoding.GetBytes(head.ToString());
         var sent = 0;
         while (sent < bytes.Length)
         {

@@ -27,6 +27,21 @@ public class GatewayConfigValidatorTests
     }
 
     [Fact]
+    public async Task AResponseHeaderEncodingOtherThanLatin1_IsAnError_TheRequestEncodingIsTheClusters()
+    {
+        // Response header bytes go to clients as they came (Latin-1 on both sides, one encoding for every cluster),
+        // so a cluster cannot decode them otherwise; its request encoding is its own (YARP's setting).
+        var errors = await ValidateAsync("""
+        { "ReverseProxy": { "Routes": { "r": { "ClusterId": "a", "Match": { "Path": "/{**x}" } } },
+          "Clusters": { "a": { "HttpClient": { "ResponseHeaderEncoding": "utf-8", "RequestHeaderEncoding": "iso-8859-1" }, "Destinations": { "d": { "Address": "http://127.0.0.1:1" } } },
+                        "b": { "HttpClient": { "ResponseHeaderEncoding": "latin1" }, "Destinations": { "d": { "Address": "http://127.0.0.1:1" } } } } } }
+        """);
+        var error = Assert.Single(errors);
+        Assert.Equal("ReverseProxy:Clusters:a:HttpClient:ResponseHeaderEncoding", error.Key);
+        Assert.Contains("'utf-8' cannot be used", error.Message, StringComparison.Ordinal);
+    }
+
+    [Fact]
     public async Task RoutesWithTheSameMatchAndOrder_AreAnError_ADifferentOrderOrMethodIsNot()
     {
         var errors = await ValidateAsync("""

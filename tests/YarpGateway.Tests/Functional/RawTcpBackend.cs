@@ -12,7 +12,7 @@ internal sealed class RawTcpBackend : IAsyncDisposable
     private readonly List<Task> _handlers = [];
     private int _connections;
 
-    /// <summary>Every request head received, in order.</summary>
+    /// <summary>Every request head received, in order; one character per byte (Latin-1), so any byte can be checked.</summary>
     public System.Collections.Concurrent.ConcurrentQueue<string> Heads { get; } = new();
 
     public Uri Address => new($"http://127.0.0.1:{((IPEndPoint)_listener.LocalEndpoint).Port}/");
@@ -65,7 +65,7 @@ internal sealed class RawTcpBackend : IAsyncDisposable
                     head.AddRange(buffer.AsSpan(0, read));
                 }
 
-                Heads.Enqueue(Encoding.ASCII.GetString(head.ToArray()));
+                Heads.Enqueue(Encoding.Latin1.GetString(head.ToArray()));
                 await script(socket, _stop.Token);
             }
             catch (Exception ex) when (ex is OperationCanceledException or SocketException or ObjectDisposedException)
