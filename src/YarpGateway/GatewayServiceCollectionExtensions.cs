@@ -57,6 +57,7 @@ internal static class GatewayServiceCollectionExtensions
         services.AddSingleton<CertificateMetrics>();
         services.AddSingleton<ProxyListenQueue>();
         services.AddSingleton<OpenConnectionLimit>(); // never more proxy connections than the open-file limit allows
+        services.AddSingleton<BackendConnectionLimit>(); // nor backend connections (HTTP/2 clients' streams each hold one)
         services.AddSingleton<IConfigureOptions<KestrelServerOptions>, GatewayKestrelSetup>();
         services.AddOptions<TransportOptions>().Bind(builder.Configuration.GetSection(TransportOptions.SectionName));
         services.AddOptions<Http2Options>().Bind(builder.Configuration.GetSection(Http2Options.SectionName));

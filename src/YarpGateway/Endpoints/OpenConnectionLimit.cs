@@ -65,7 +65,8 @@ internal sealed partial class OpenConnectionLimit
 
     /// <summary>
     /// Half of what the open-file limit leaves after the process's own share (<see cref="MinReserve"/>,
-    /// or a twentieth of the limit if more): each proxy connection may hold a backend connection too.
+    /// or a twentieth of the limit if more): each proxy connection may hold a backend connection too, and the
+    /// other half is <see cref="BackendConnectionLimit"/>'s.
     /// Null for no limit ("unlimited", or not known).
     /// </summary>
     internal static int? FromOpenFileLimit(long? openFileLimit)
@@ -75,9 +76,11 @@ internal sealed partial class OpenConnectionLimit
             return null;
         }
 
-        var reserve = Math.Max(MinReserve, files / 20);
-        return (int)Math.Clamp((files - reserve) / 2, 1, int.MaxValue);
+        return (int)Math.Clamp((files - Reserve(files)) / 2, 1, int.MaxValue);
     }
+
+    /// <summary>What the process keeps for itself of an open-file limit: a twentieth, at least <see cref="MinReserve"/>.</summary>
+    internal static long Reserve(long openFileLimit) => Math.Max(MinReserve, openFileLimit / 20);
 
     /// <summary>Waits until a connection may be accepted, and takes its place.</summary>
     public ValueTask WaitForRoomAsync(CancellationToken cancellationToken)

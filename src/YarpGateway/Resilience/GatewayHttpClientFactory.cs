@@ -6,17 +6,17 @@ namespace YarpGateway.Resilience;
 /// <summary>
 /// YARP's client factory, with the connect timeout (<c>ConnectTimeout</c>) and the pooled connection
 /// lifetime (<c>PooledConnectionLifetime</c>) from the cluster's metadata or <see cref="ResilienceOptions"/>,
-/// header encodings that pass non-ASCII values through (<see cref="RequestFiltering.HeaderEncodings"/>), and the lean
+/// every backend socket counted against <see cref="Endpoints.BackendConnectionLimit"/>, header encodings that pass non-ASCII values through (<see cref="RequestFiltering.HeaderEncodings"/>), and the lean
 /// connector for WebSocket upgrades (<see cref="WebSockets.UpgradeConnector"/>).
 /// </summary>
-internal sealed class GatewayHttpClientFactory(ReloadableOptions<ResilienceOptions> options, ReloadableOptions<WebSockets.WebSocketProxyOptions> webSockets, ILogger<ForwarderHttpClientFactory> logger) : ForwarderHttpClientFactory(logger)
+internal sealed class GatewayHttpClientFactory(ReloadableOptions<ResilienceOptions> options, ReloadableOptions<WebSockets.WebSocketProxyOptions> webSockets, Endpoints.BackendConnectionLimit connections, ILogger<ForwarderHttpClientFactory> logger) : ForwarderHttpClientFactory(logger)
 {
     /// <summary>WebSocket upgrades to plain-http backends go through the gateway's own connector unless it is turned off.</summary>
     protected override HttpMessageHandler WrapHandler(ForwarderHttpClientContext context, HttpMessageHandler handler)
     {
         handler = base.WrapHandler(context, handler);
         return webSockets.Current.LeanBackendConnector && context.NewConfig.WebProxy is null
-            ? new WebSockets.UpgradeConnector(handler, ResilienceSettings.ConnectTimeout(options.Current, context.NewMetadata), RequestFiltering.HeaderEncodings.RequestEncoding(context.NewConfig))
+            ? new WebSockets.UpgradeConnector(handler, ResilienceSettings.ConnectTimeout(options.Current, context.NewMetadata), RequestFiltering.HeaderEncodings.RequestEncoding(context.NewConfig), connections)
             : handler;
     }
 
@@ -24,6 +24,7 @@ internal sealed class GatewayHttpClientFactory(ReloadableOptions<ResilienceOptio
     {
         base.ConfigureHandler(context, handler);
         RequestFiltering.HeaderEncodings.ConfigureBackend(context.NewConfig, handler);
+        handler.ConnectCallback = connections.ConnectCallbackAsync; // every backend socket counted (BackendConnectionLimit)
         Apply(options.Current, context.NewMetadata, handler);
     }
 

@@ -26,6 +26,11 @@ internal sealed partial class ProxyErrorLog(ResilienceMetrics metrics, TimeProvi
             return;
         }
 
+        if (error.Error == ForwarderError.Request && Endpoints.BackendConnectionLimitException.In(error.Exception))
+        {
+            return; // answered 503 for the gateway's own limit, which counts and logs it (BackendConnectionLimit)
+        }
+
         // A timeout has its own line and counter from the retry middleware, which knows which one
         // fired. YARP sees a per-try or route timeout as a cancellation (request_canceled); it is
         // counted here as the timeout it was.

@@ -18,6 +18,7 @@ namespace YarpGateway.Resilience;
 /// </summary>
 internal sealed partial class ProxyRetryMiddleware(
     ReloadableOptions<ResilienceOptions> options,
+    ReloadableOptions<Admission.AdmissionOptions> admission,
     RetryBudgets budgets,
     ResilienceMetrics metrics,
     TimeProvider timeProvider,
@@ -136,6 +137,18 @@ internal sealed partial class ProxyRetryMiddleware(
     private async Task FinishAsync(RetryAttempt attempt, string clusterId)
     {
         var context = attempt.Context;
+        if (attempt.LastFailure == AttemptFailure.BackendConnectionLimit)
+        {
+            // The gateway's own limit (logged and counted by it): as an admission refusal, 503 with Retry-After.
+            if (!context.Response.HasStarted && !context.RequestAborted.IsCancellationRequested)
+            {
+                context.Response.Clear();
+                Admission.RequestAdmission.Reject(context, admission.Current.RetryAfter);
+            }
+
+            return;
+        }
+
         var routeTimedOut = context.Features.Get<IHttpRequestTimeoutFeature>()?.RequestTimeoutToken.IsCancellationRequested == true;
         var kind = routeTimedOut ? "route"
             : attempt.LastFailure switch

@@ -13,6 +13,8 @@ internal enum AttemptFailure
     TryTimeout,
     ActivityTimeout,
     Status,
+    /// <summary>No backend connection made: the gateway's own limit (<see cref="Endpoints.BackendConnectionLimit"/>). Answered 503.</summary>
+    BackendConnectionLimit,
     Other,
 }
 
@@ -194,6 +196,11 @@ internal sealed class RetryAttempt(HttpContext context, IReverseProxyFeature pro
     /// </summary>
     internal static AttemptFailure ClassifyTransport(Exception? exception)
     {
+        if (Endpoints.BackendConnectionLimitException.In(exception))
+        {
+            return AttemptFailure.BackendConnectionLimit;
+        }
+
         if (IsConnectTimeout(exception))
         {
             return AttemptFailure.ConnectTimeout;
@@ -225,6 +232,11 @@ internal sealed class RetryAttempt(HttpContext context, IReverseProxyFeature pro
         if (exception is null)
         {
             return true;
+        }
+
+        if (Endpoints.BackendConnectionLimitException.In(exception))
+        {
+            return false; // the gateway's own limit, not the destination's
         }
 
         for (var ex = exception; ex is not null; ex = ex.InnerException)

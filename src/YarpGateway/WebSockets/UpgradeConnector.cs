@@ -14,7 +14,7 @@ namespace YarpGateway.WebSockets;
 /// 4 KiB write buffer for a WebSocket's whole life. Everything else (ordinary requests, https,
 /// HTTP/2 extended CONNECT) goes to the inner handler.
 /// </summary>
-internal sealed class UpgradeConnector(HttpMessageHandler inner, TimeSpan connectTimeout, Encoding requestHeaderEncoding) : DelegatingHandler(inner)
+internal sealed class UpgradeConnector(HttpMessageHandler inner, TimeSpan connectTimeout, Encoding requestHeaderEncoding, Endpoints.BackendConnectionLimit connections) : DelegatingHandler(inner)
 {
     /// <summary>The most a backend's response head may be, as <c>SocketsHttpHandler</c>'s default (64 KiB).</summary>
     internal const int MaxResponseHeadBytes = 64 * 1024;
@@ -80,17 +80,14 @@ internal sealed class UpgradeConnector(HttpMessageHandler inner, TimeSpan connec
 
     private async Task<Socket> ConnectAsync(Uri uri, CancellationToken cancellationToken)
     {
-        var socket = new Socket(SocketType.Stream, ProtocolType.Tcp) { NoDelay = true };
         using var timeout = CancellationTokenSource.CreateLinkedTokenSource(cancellationToken);
         timeout.CancelAfter(connectTimeout);
         try
         {
-            await socket.ConnectAsync(new DnsEndPoint(uri.IdnHost, uri.Port), timeout.Token);
-            return socket;
+            return await connections.ConnectAsync(new DnsEndPoint(uri.IdnHost, uri.Port), timeout.Token);
         }
-        catch (Exception ex) when (ex is SocketException or OperationCanceledException)
+        catch (Exception ex) when (ex is SocketException or OperationCanceledException or Endpoints.BackendConnectionLimitException)
         {
-            socket.Dispose();
             if (ex is OperationCanceledException && cancellationToken.IsCancellationRequested)
             {
                 throw;
