@@ -25,6 +25,7 @@ internal sealed class StatusEndpoint(
     AdmissionMetrics admission,
     ConnectionAdmission connectionAdmission,
     TrafficCounters traffic,
+    BackendConnectionLimit backendConnections,
     WebSocketCounters webSockets,
     WebSocketMetrics webSocketMetrics,
     SchedulerDelayProbe scheduler,
@@ -190,6 +191,19 @@ internal sealed class StatusEndpoint(
         json.WriteNumber("closedPerSecond", Math.Round(closed, 2));
         json.WriteNumber("upgraded", traffic.UpgradedConnections);
         json.WriteNumber("requestsInFlight", traffic.InFlightRequests);
+        json.WriteStartObject("backend");
+        json.WriteNumber("open", backendConnections.Open);
+        if (backendConnections.Limit is { } limit)
+        {
+            json.WriteNumber("limit", limit);
+        }
+        else
+        {
+            json.WriteNull("limit");
+        }
+
+        json.WriteNumber("refused", backendConnections.Refused);
+        json.WriteEndObject();
         json.WriteEndObject();
     }
 

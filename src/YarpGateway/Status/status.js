@@ -36,6 +36,8 @@
       ["accepted/s", fmt(status.connections.acceptedPerSecond, 1)],
       ["closed/s", fmt(status.connections.closedPerSecond, 1)],
       ["requests in flight", fmt(status.connections.requestsInFlight)],
+      ["backend connections", fmt(status.connections.backend.open) + (status.connections.backend.limit === null ? "" : " of " + fmt(status.connections.backend.limit))],
+      ...(status.connections.backend.refused > 0 ? [["backend connections refused", fmt(status.connections.backend.refused)]] : []),
       ["admission rejected", fmt(status.admission.rejected)],
       ["connections refused", fmt(status.admission.connections.refused)],
       ...(status.admission.connections.adaptive ? [["admission rate", fmt(status.admission.connections.adaptive.ratePerSecond) + "/s"]] : []),

@@ -49,6 +49,10 @@ public class StatusJsonTests
         Assert.Equal(60, destinationA.GetProperty("requestsLastMinute").GetArrayLength());
         Assert.True(destinationA.GetProperty("latencyP99Ms").GetDouble() > 0);
         Assert.True(status.GetProperty("connections").GetProperty("accepted").GetInt64() >= 1);
+        var backend = status.GetProperty("connections").GetProperty("backend");
+        Assert.Equal(2, backend.GetProperty("open").GetInt32()); // one worker: one pooled connection per destination
+        Assert.True(backend.GetProperty("limit").ValueKind is System.Text.Json.JsonValueKind.Null or System.Text.Json.JsonValueKind.Number);
+        Assert.Equal(0, backend.GetProperty("refused").GetInt64());
         Assert.Equal(0, status.GetProperty("admission").GetProperty("connections").GetProperty("waiting").GetInt64());
         Assert.Equal(0, status.GetProperty("admission").GetProperty("connections").GetProperty("listenQueue").GetInt64());
         Assert.True(status.GetProperty("admission").GetProperty("connections").GetProperty("listenQueueCapacity").GetInt64() >= 128); // 4096, or a lower somaxconn
