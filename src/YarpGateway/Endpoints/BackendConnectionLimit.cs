@@ -12,7 +12,7 @@ namespace YarpGateway.Endpoints;
 /// needed 2,000 descriptors. Past the open-file limit the runtime ended the process ("Out of memory.") the next
 /// time it started a thread, and every connection went with it (tried: an open-file limit of 2,048, HTTP/2
 /// clients opening WebSockets). Every backend socket, <c>SocketsHttpHandler</c>'s (through its connect callback)
-/// and <see cref="WebSockets.UpgradeConnector"/>'s, is made by <see cref="Connect"/>; past the limit the request
+/// and <see cref="WebSockets.UpgradeConnector"/>'s, is made by <see cref="ConnectAsync"/>; past the limit the request
 /// gets 503 with <c>Retry-After</c> at once, is not retried and does not count against the destination. HTTP/2
 /// backends carry up to 100 streams on one connection. Read at start.
 /// </summary>
@@ -45,7 +45,7 @@ internal sealed partial class BackendConnectionLimit
     /// <summary>Backend connections allowed at once; null: no limit (no open-file limit known).</summary>
     public int? Limit { get; }
 
-    /// <summary>Backend connections open now.</summary>
+    /// <summary>Backend connections open now (counted with or without a limit).</summary>
     public int Open => Volatile.Read(ref _open);
 
     /// <summary>Backend connections refused for the limit since start (each a request answered 503).</summary>
@@ -92,7 +92,8 @@ internal sealed partial class BackendConnectionLimit
 
     private CountedSocket Take()
     {
-        if (Limit is { } limit && Interlocked.Increment(ref _open) > limit)
+        var open = Interlocked.Increment(ref _open);
+        if (Limit is { } limit && open > limit)
         {
             Interlocked.Decrement(ref _open);
             Interlocked.Increment(ref _refused);
@@ -106,17 +107,17 @@ internal sealed partial class BackendConnectionLimit
             throw new BackendConnectionLimitException(limit);
         }
 
-        return new CountedSocket(Limit is null ? null : this) { NoDelay = true };
+        return new CountedSocket(this) { NoDelay = true };
     }
 
     /// <summary>A backend socket; its place goes back once, when it is disposed.</summary>
-    private sealed class CountedSocket(BackendConnectionLimit? limit) : Socket(SocketType.Stream, ProtocolType.Tcp)
+    private sealed class CountedSocket(BackendConnectionLimit limit) : Socket(SocketType.Stream, ProtocolType.Tcp)
     {
         private int _released;
 
         protected override void Dispose(bool disposing)
         {
-            if (limit is not null && Interlocked.Exchange(ref _released, 1) == 0)
+            if (Interlocked.Exchange(ref _released, 1) == 0)
             {
                 Interlocked.Decrement(ref limit._open);
             }

@@ -25,6 +25,24 @@ public class BackendConnectionLimitTests
         => Assert.Equal(expected, BackendConnectionLimit.ForBackends(files, proxyConnections ?? OpenConnectionLimit.FromOpenFileLimit(files)));
 
     [Fact]
+    public async Task SocketsAreCounted_OnceEach_WithOrWithoutALimit()
+    {
+        using var listener = new System.Net.Sockets.TcpListener(IPAddress.Loopback, 0);
+        listener.Start();
+        var limit = new BackendConnectionLimit(limit: (int?)null, TimeProvider.System, Microsoft.Extensions.Logging.Abstractions.NullLogger<BackendConnectionLimit>.Instance);
+
+        var socket = await limit.ConnectAsync(listener.LocalEndpoint, CancellationToken.None).AsTask().WaitAsync(Bound);
+        Assert.Equal(1, limit.Open);
+        socket.Dispose();
+        socket.Dispose();
+        Assert.Equal(0, limit.Open);
+
+        // A connect that fails gives its place back too.
+        await Assert.ThrowsAnyAsync<System.Net.Sockets.SocketException>(() => limit.ConnectAsync(new IPEndPoint(IPAddress.Loopback, LoopbackPort.Unused()), CancellationToken.None).AsTask().WaitAsync(Bound));
+        Assert.Equal(0, limit.Open);
+    }
+
+    [Fact]
     public async Task PastTheLimit_ARequestGets503AtOnce_NotRetried_AndTheDestinationIsNotEjected()
     {
         await using var backend = await TestBackend.StartAsync("b");
