@@ -28,7 +28,7 @@ internal static class AdmissionExtensions
         // Kestrel asks the transports registered last first: this one wraps the socket transport.
         services.AddSingleton<IConnectionListenerFactory>(sp => new PacedAcceptListenerFactory(
             ActivatorUtilities.CreateInstance<SocketTransportFactory>(sp), sp.GetRequiredService<ConnectionAdmission>(), sp.GetRequiredService<OpenConnectionLimit>(),
-            sp.GetRequiredService<GatewayListeners>(), sp.GetRequiredService<ProxyListenQueue>(), sp.GetRequiredService<ILogger<PacedAcceptListenerFactory>>()));
+            sp.GetRequiredService<Memory.MemoryPressure>(), sp.GetRequiredService<GatewayListeners>(), sp.GetRequiredService<ProxyListenQueue>(), sp.GetRequiredService<ILogger<PacedAcceptListenerFactory>>()));
         services.AddSingleton<IProxyConnectionMiddleware>(sp => sp.GetRequiredService<ConnectionAdmission>());
         return services;
     }

@@ -13,10 +13,11 @@ namespace YarpGateway.Admission;
 /// up to admission) only to wait in the gateway. As HAProxy's <c>rate-limit sessions</c> does. When
 /// the listen queue is nearly full, connections are taken in without a token and wait for it in the
 /// gateway, so that the kernel does not drop handshakes. Before either, there must be room under the
-/// open connections' limit (<see cref="OpenConnectionLimit"/>), which is never exceeded. Other
+/// open connections' limit (<see cref="OpenConnectionLimit"/>), which is never exceeded, and the GC heap
+/// under <see cref="Memory.MemoryPressure"/>'s threshold. Other
 /// listeners (management) are the transport's own.
 /// </summary>
-internal sealed partial class PacedAcceptListenerFactory(SocketTransportFactory inner, ConnectionAdmission admission, OpenConnectionLimit openLimit, GatewayListeners listeners, ProxyListenQueue listenQueue, ILogger<PacedAcceptListenerFactory> logger)
+internal sealed partial class PacedAcceptListenerFactory(SocketTransportFactory inner, ConnectionAdmission admission, OpenConnectionLimit openLimit, Memory.MemoryPressure memory, GatewayListeners listeners, ProxyListenQueue listenQueue, ILogger<PacedAcceptListenerFactory> logger)
     : IConnectionListenerFactory, IConnectionListenerFactorySelector
 {
     private static readonly object PacedKey = new();
@@ -41,13 +42,13 @@ internal sealed partial class PacedAcceptListenerFactory(SocketTransportFactory 
         }
 
         Log.Paced(logger, listener.EndPoint);
-        return new PacedListener(listener, admission, openLimit, _queueNearlyFull);
+        return new PacedListener(listener, admission, openLimit, memory, _queueNearlyFull);
     }
 
     /// <summary>Whether the connection took its token of the connection rate before it was accepted.</summary>
     public static bool WasPaced(ConnectionContext connection) => connection.Items.ContainsKey(PacedKey);
 
-    private sealed class PacedListener(IConnectionListener inner, ConnectionAdmission admission, OpenConnectionLimit openLimit, Func<bool> queueNearlyFull) : IConnectionListener
+    private sealed class PacedListener(IConnectionListener inner, ConnectionAdmission admission, OpenConnectionLimit openLimit, Memory.MemoryPressure memory, Func<bool> queueNearlyFull) : IConnectionListener
     {
         private readonly CancellationTokenSource _unbound = new();
 
@@ -62,6 +63,7 @@ internal sealed partial class PacedAcceptListenerFactory(SocketTransportFactory 
                 using var stop = CancellationTokenSource.CreateLinkedTokenSource(cancellationToken, _unbound.Token);
                 await openLimit.WaitForRoomAsync(stop.Token);
                 room = true;
+                await memory.WaitUntilEasedAsync(stop.Token); // the GC heap near the runtime's limit: new clients wait
                 paced = await admission.PaceAcceptAsync(queueNearlyFull, stop.Token);
             }
             catch (Exception ex)

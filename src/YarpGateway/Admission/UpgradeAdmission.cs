@@ -13,21 +13,31 @@ internal sealed class UpgradeAdmission : IDisposable
     private readonly AdmissionMetrics _metrics;
     private readonly ReloadableOptions<AdmissionOptions> _options;
     private readonly TimeProvider _timeProvider;
+    private readonly Memory.MemoryPressure _memory;
     private volatile TokenBucket? _rate;
     private (int Rate, int Burst) _settings;
 
-    public UpgradeAdmission(ReloadableOptions<AdmissionOptions> options, AdmissionMetrics metrics, TimeProvider timeProvider)
+    public UpgradeAdmission(ReloadableOptions<AdmissionOptions> options, AdmissionMetrics metrics, Memory.MemoryPressure memory, TimeProvider timeProvider)
     {
         _metrics = metrics;
+        _memory = memory;
         _timeProvider = timeProvider;
         _options = options;
         Configure(options.Current);
         options.Changed += Configure;
     }
 
-    /// <summary>For an upgrade request: true if within the rate (or no rate is set), else answers 503 and returns false.</summary>
+    /// <summary>
+    /// For an upgrade request: true if within the rate (or no rate is set) and memory is not high
+    /// (<see cref="Memory.MemoryPressure"/>), else answers 503 and returns false.
+    /// </summary>
     public bool TryAdmit(HttpContext context)
     {
+        if (_memory.IsHigh)
+        {
+            return _memory.TryAdmitUpgrade(context, RetryAfter());
+        }
+
         if (_rate is not { } rate)
         {
             return true;
@@ -40,11 +50,17 @@ internal sealed class UpgradeAdmission : IDisposable
         }
 
         _metrics.UpgradeRejected();
+        RequestAdmission.Reject(context, RetryAfter());
+        return false;
+    }
+
+    // Drawn between RetryAfterMin and RetryAfterMax, so that refused clients do not come back in lockstep.
+    private TimeSpan RetryAfter()
+    {
         var upgrades = _options.Current.Upgrades;
         var min = upgrades.RetryAfterMin.TotalSeconds;
         var max = Math.Max(min, upgrades.RetryAfterMax.TotalSeconds);
-        RequestAdmission.Reject(context, TimeSpan.FromSeconds(min + (Random.Shared.NextDouble() * (max - min))));
-        return false;
+        return TimeSpan.FromSeconds(min + (Random.Shared.NextDouble() * (max - min)));
     }
 
     private void Configure(AdmissionOptions admission)

@@ -23,6 +23,7 @@ internal sealed class LivenessCheck : IHealthCheck, IDisposable
     private readonly TrafficCounters _traffic;
     private readonly ProxyListenQueue _listenQueue;
     private readonly OpenConnectionLimit _openLimit;
+    private readonly Memory.MemoryPressure _memory;
     private readonly SchedulerDelayProbe _probe;
     private readonly ReloadableOptions<HealthOptions> _options;
     private readonly TimeProvider _timeProvider;
@@ -34,11 +35,12 @@ internal sealed class LivenessCheck : IHealthCheck, IDisposable
     private long _refusingSince;
     private long _lastRefusalSeen;
 
-    public LivenessCheck(TrafficCounters traffic, ProxyListenQueue listenQueue, OpenConnectionLimit openLimit, SchedulerDelayProbe probe, ReloadableOptions<HealthOptions> options, TimeProvider timeProvider, IMeterFactory meterFactory)
+    public LivenessCheck(TrafficCounters traffic, ProxyListenQueue listenQueue, OpenConnectionLimit openLimit, Memory.MemoryPressure memory, SchedulerDelayProbe probe, ReloadableOptions<HealthOptions> options, TimeProvider timeProvider, IMeterFactory meterFactory)
     {
         _traffic = traffic;
         _listenQueue = listenQueue;
         _openLimit = openLimit;
+        _memory = memory;
         _probe = probe;
         _options = options;
         _timeProvider = timeProvider;
@@ -79,14 +81,15 @@ internal sealed class LivenessCheck : IHealthCheck, IDisposable
     // How long new connections have come (refused, or waiting in the listen queue) with none accepted,
     // as seen by the probes, and how many wait now; null while some are accepted. A gateway at its
     // open connections' limit accepts nothing by design: it is full, not wedged, and a restart would
-    // drop every connection it serves (onto the other replicas, filling them in turn).
+    // drop every connection it serves (onto the other replicas, filling them in turn). The same holds while
+    // the GC heap is near the runtime's limit (MemoryPressure).
     private (TimeSpan For, long Queued)? RefusingFor()
     {
         var now = _timeProvider.GetTimestamp();
         var accepted = _traffic.AcceptedConnections;
         var rejected = Interlocked.Read(ref _rejected);
         var queued = _listenQueue.Read().Waiting;
-        var full = _openLimit.Limit is { } limit && _openLimit.Open >= limit;
+        var full = (_openLimit.Limit is { } limit && _openLimit.Open >= limit) || _memory.IsHigh;
         lock (_lock)
         {
             if (full)

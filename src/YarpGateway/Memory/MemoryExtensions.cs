@@ -13,6 +13,8 @@ internal static class MemoryExtensions
         services.AddSingleton<IKnownSeries>(sp => sp.GetRequiredService<MemoryMetrics>());
         services.AddSingleton<MemoryReturn>();
         services.AddHostedService(sp => sp.GetRequiredService<MemoryReturn>());
+        services.AddSingleton<MemoryPressure>();
+        services.AddHostedService(sp => sp.GetRequiredService<MemoryPressure>());
         return services;
     }
 }

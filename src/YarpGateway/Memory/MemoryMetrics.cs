@@ -3,7 +3,7 @@ using YarpGateway.Telemetry;
 
 namespace YarpGateway.Memory;
 
-/// <summary>Compactions after a drop in connections, by result, and the bytes they gave back; exported at 0 from start.</summary>
+/// <summary>Compactions after a drop in connections, by result, and the bytes they gave back (exported at 0 from start); the heap's limit and whether new clients are held back for it.</summary>
 internal sealed class MemoryMetrics : IKnownSeries
 {
     private static readonly KeyValuePair<string, object?> Compacted = new("result", "compacted");
@@ -15,13 +15,19 @@ internal sealed class MemoryMetrics : IKnownSeries
     private long _skipped;
     private long _returnedBytes;
 
-    public MemoryMetrics(IMeterFactory meterFactory)
+    public MemoryMetrics(IMeterFactory meterFactory, MemoryPressure pressure)
     {
         var meter = meterFactory.Create(GatewayMeter.Name);
         _compactions = meter.CreateCounter<long>("gateway.memory.compactions", unit: "{compaction}",
             description: "Compacting collections after a drop in open connections, by result: compacted, or heap_too_large (skipped: the live heap was over Gateway:Memory:MaxHeapBytes).");
         _returned = meter.CreateCounter<long>("gateway.memory.returned", unit: "By",
             description: "Committed GC heap memory given back to the system by those compactions.");
+        meter.CreateObservableGauge("gateway.memory.heap_limit", () => pressure.LimitBytes, unit: "By",
+            description: "The most the GC heap may use (in a container, by default three quarters of its memory limit), as of the last reading.");
+        meter.CreateObservableGauge("gateway.memory.refusing_new", () => pressure.IsHigh ? 1 : 0, unit: "{state}",
+            description: "1 while the GC heap is over Gateway:Memory:RefuseNewAbove of that limit: new connections wait in the listen queue and new WebSockets get 503.");
+        meter.CreateObservableCounter("gateway.memory.refused_upgrades", () => pressure.RefusedUpgrades, unit: "{request}",
+            description: "WebSockets answered 503 because the GC heap was near the runtime's limit.");
     }
 
     /// <summary>Compactions run since start (for the status page).</summary>

@@ -37,6 +37,14 @@ internal sealed class MemoryOptions
     /// <summary>The least time between two drops acted on (compacted or skipped). Default 30 s.</summary>
     public TimeSpan MinInterval { get; set; } = TimeSpan.FromSeconds(30);
 
+    /// <summary>
+    /// Hold new connections back (they wait in the listen queue) and answer new WebSockets 503 while the GC heap
+    /// is at least this share of the most the runtime lets it use (in a container, by default three quarters of
+    /// the memory limit), until it is under this less 0.1 (<see cref="MemoryPressure"/>). Default 0.8. Above 0,
+    /// at most 1; 1 turns it off.
+    /// </summary>
+    public double RefuseNewAbove { get; set; } = 0.8;
+
     internal const long DefaultMaxHeapBytes = 64L * 1024 * 1024;
     internal const long MinHeapBytesLimit = 1024 * 1024;
 }

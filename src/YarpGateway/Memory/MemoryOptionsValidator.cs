@@ -21,6 +21,11 @@ internal sealed class MemoryOptionsValidator : IValidateOptions<MemoryOptions>
             errors.Add($"{MemoryOptions.SectionName}:MaxHeapBytes must be at least {MemoryOptions.MinHeapBytesLimit} (1 MiB); got {options.MaxHeapBytes}.");
         }
 
+        if (!(options.RefuseNewAbove > 0 && options.RefuseNewAbove <= 1))
+        {
+            errors.Add($"{MemoryOptions.SectionName}:RefuseNewAbove must be above 0 and at most 1 (1 turns it off); got {options.RefuseNewAbove}.");
+        }
+
         return errors.Count == 0 ? ValidateOptionsResult.Success : ValidateOptionsResult.Fail(errors);
     }
 }

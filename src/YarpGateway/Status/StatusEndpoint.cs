@@ -30,6 +30,7 @@ internal sealed class StatusEndpoint(
     WebSocketMetrics webSocketMetrics,
     SchedulerDelayProbe scheduler,
     MemoryMetrics memory,
+    MemoryPressure memoryPressure,
     ProxyListenQueue listenQueue,
     TimeProvider timeProvider)
 {
@@ -82,7 +83,11 @@ internal sealed class StatusEndpoint(
     {
         json.WriteStartObject("memory");
         json.WriteNumber("workingSetBytes", Environment.WorkingSet);
-        json.WriteNumber("gcCommittedBytes", GC.GetGCMemoryInfo().TotalCommittedBytes);
+        var gc = GC.GetGCMemoryInfo();
+        json.WriteNumber("gcCommittedBytes", gc.TotalCommittedBytes);
+        json.WriteNumber("gcHeapBytes", gc.HeapSizeBytes);
+        json.WriteNumber("gcHeapLimitBytes", gc.TotalAvailableMemoryBytes);
+        json.WriteBoolean("refusingNew", memoryPressure.IsHigh);
         json.WriteNumber("compactions", memory.Compactions);
         json.WriteNumber("compactionsSkipped", memory.SkippedCompactions);
         json.WriteNumber("returnedBytes", memory.ReturnedBytes);

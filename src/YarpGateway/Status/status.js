@@ -47,6 +47,7 @@
       ["scheduler delay p99", fmt(status.scheduler.delayP99Ms, 2) + " ms"],
       ["pending work items", fmt(status.scheduler.pendingWorkItems)],
       ["memory (working set)", fmt(status.memory.workingSetBytes / 1048576, 1) + " MiB"],
+      ["GC heap", fmt(status.memory.gcHeapBytes / 1048576, 1) + " of " + fmt(status.memory.gcHeapLimitBytes / 1048576, 0) + " MiB" + (status.memory.refusingNew ? " (new clients held back)" : "")],
       ["given back after drops", fmt(status.memory.returnedBytes / 1048576, 1) + " MiB in " + fmt(status.memory.compactions)],
     ];
     const target = $("strip");

@@ -8,6 +8,8 @@ internal static class TestMetrics
 {
     public static ResilienceMetrics Resilience() => new(new PlainMeterFactory());
 
+    public static YarpGateway.Configuration.ConfigMetrics Config() => new(new PlainMeterFactory());
+
     private sealed class PlainMeterFactory : IMeterFactory
     {
         public Meter Create(MeterOptions options) => new(options);
