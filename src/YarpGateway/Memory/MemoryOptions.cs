@@ -40,7 +40,7 @@ internal sealed class MemoryOptions
     /// <summary>
     /// Hold new connections back (they wait in the listen queue) and answer new WebSockets 503 while the GC heap
     /// is at least this share of the most the runtime lets it use (in a container, by default three quarters of
-    /// the memory limit), until it is under this less 0.1 (<see cref="MemoryPressure"/>). Default 0.8. Above 0,
+    /// the memory limit), until it is under this less 0.1 (half of it, under 0.2; <see cref="MemoryPressure"/>). Default 0.8. Above 0,
     /// at most 1; 1 turns it off.
     /// </summary>
     public double RefuseNewAbove { get; set; } = 0.8;

@@ -10,7 +10,7 @@ namespace YarpGateway.Memory;
 /// Above <see cref="MemoryOptions.RefuseNewAbove"/> of the cap the proxy endpoint accepts no new connection (they
 /// wait in the listen queue, as at <c>MaxOpen</c>; one already waiting in accept when it went high is still taken)
 /// and new WebSockets get 503 with <c>Retry-After</c>; requests on
-/// open connections go on. Under the threshold less a tenth it takes them again. The heap is read from the GC's
+/// open connections go on. Under the threshold less a tenth (<see cref="ResumeBelow"/>) it takes them again. The heap is read from the GC's
 /// last collection every 100 ms (a storm of WebSockets fills it within a second); while high, a background (non-blocking) full collection every 5 s keeps the
 /// reading current when traffic is too quiet to cause one. Changes are logged once each.
 /// </summary>
@@ -137,7 +137,7 @@ internal sealed partial class MemoryPressure : IHostedService, IDisposable
         var now = _timeProvider.GetTimestamp();
         if (!_high && share >= threshold)
         {
-            Log.High(_logger, heap / 1048576.0, share * 100, limit / 1048576.0, threshold, (threshold - ResumeMargin) * 100); // said before it applies
+            Log.High(_logger, heap / 1048576.0, share * 100, limit / 1048576.0, threshold, ResumeBelow(threshold) * 100); // said before it applies
             lock (_lock)
             {
                 _eased = new TaskCompletionSource(TaskCreationOptions.RunContinuationsAsynchronously);
@@ -146,7 +146,7 @@ internal sealed partial class MemoryPressure : IHostedService, IDisposable
                 _lastRefresh = now;
             }
         }
-        else if (_high && share < threshold - ResumeMargin)
+        else if (_high && share < ResumeBelow(threshold))
         {
             Ease(heap, limit, threshold);
         }
@@ -157,8 +157,11 @@ internal sealed partial class MemoryPressure : IHostedService, IDisposable
         }
     }
 
-    /// <summary>How far under <see cref="MemoryOptions.RefuseNewAbove"/> the heap must go before new clients are taken again.</summary>
-    internal const double ResumeMargin = 0.1;
+    /// <summary>
+    /// Where new clients are taken again: 0.1 under <see cref="MemoryOptions.RefuseNewAbove"/>, or half of it when it is
+    /// under 0.2 (so that a low threshold can be left at all).
+    /// </summary>
+    internal static double ResumeBelow(double threshold) => threshold >= 0.2 ? threshold - 0.1 : threshold / 2;
 
     private void Ease(long heap, long limit, double threshold)
     {

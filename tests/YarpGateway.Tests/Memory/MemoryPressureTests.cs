@@ -82,6 +82,13 @@ public class MemoryPressureTests
         Assert.Equal(1, f.Refreshes); // not while the heap is low
     }
 
+    [Theory]
+    [InlineData(0.8, 0.7)]
+    [InlineData(0.2, 0.1)]
+    [InlineData(0.1, 0.05)] // a threshold under 0.2 is left at half of it: never at or below 0
+    public void NewClientsAreTakenAgain_UnderTheThresholdLessATenth_OrHalfOfALowOne(double threshold, double resume)
+        => Assert.Equal(resume, MemoryPressure.ResumeBelow(threshold), 6);
+
     [Fact]
     public void AThresholdOf1_TurnsItOff()
     {
