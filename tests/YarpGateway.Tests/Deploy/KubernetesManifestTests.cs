@@ -142,6 +142,25 @@ public class KubernetesManifestTests(ITestOutputHelper output)
     }
 
     [Fact]
+    public void TheAutoscaler_ScalesOnMemoryToo_BeforeAnyPodHoldsNewClientsBackForItsHeap()
+    {
+        // Idle connections cost memory, not CPU: on CPU alone the pods would hold clients back (or worse) before
+        // the autoscaler saw anything. Its memory target is a share of the request, reached before the GC heap
+        // (capped by .NET at three quarters of the limit) reaches Gateway:Memory:RefuseNewAbove of its cap.
+        var metrics = ((YamlSequenceNode)Get(Kind("HorizontalPodAutoscaler"), "spec", "metrics")).Children;
+        var memory = metrics.Single(m => Scalar(m, "resource", "name") == "memory");
+        var target = int.Parse(Scalar(memory, "resource", "target", "averageUtilization"), System.Globalization.CultureInfo.InvariantCulture) / 100.0;
+        Assert.Contains(metrics, m => Scalar(m, "resource", "name") == "cpu");
+
+        var container = Container();
+        static double MiB(string quantity) => quantity.EndsWith("Mi", StringComparison.Ordinal) ? double.Parse(quantity[..^2], System.Globalization.CultureInfo.InvariantCulture) : throw new FormatException(quantity);
+        var request = MiB(Scalar(container, "resources", "requests", "memory"));
+        var limit = MiB(Scalar(container, "resources", "limits", "memory"));
+        Assert.True(target * request < new YarpGateway.Memory.MemoryOptions().RefuseNewAbove * 0.75 * limit,
+            $"the autoscaler's memory target ({target * request:F0} MiB) comes after the heap at which new clients are held back");
+    }
+
+    [Fact]
     public async Task ConfigMap_IsMountedWhereConfigPointsAndUsesPollingWatcher_AndItsJsonPassesValidation()
     {
         var container = Container();
