@@ -18,13 +18,10 @@ namespace YarpGateway.Endpoints;
 /// </summary>
 internal sealed partial class BackendConnectionLimit
 {
-    private static readonly TimeSpan LogInterval = TimeSpan.FromMinutes(1);
-
-    private readonly TimeProvider _timeProvider;
+    private readonly Telemetry.OncePer _reachedLog;
     private readonly ILogger<BackendConnectionLimit> _logger;
     private int _open;
     private long _refused;
-    private long _lastLogged = long.MinValue;
 
     public BackendConnectionLimit(OpenConnectionLimit proxyConnections, TimeProvider timeProvider, ILogger<BackendConnectionLimit> logger)
         : this(ForBackends(proxyConnections.OpenFileLimit, proxyConnections.Limit), timeProvider, logger)
@@ -38,7 +35,7 @@ internal sealed partial class BackendConnectionLimit
     internal BackendConnectionLimit(int? limit, TimeProvider timeProvider, ILogger<BackendConnectionLimit> logger)
     {
         Limit = limit;
-        _timeProvider = timeProvider;
+        _reachedLog = new Telemetry.OncePer(TimeSpan.FromMinutes(1), timeProvider);
         _logger = logger;
     }
 
@@ -97,9 +94,7 @@ internal sealed partial class BackendConnectionLimit
         {
             Interlocked.Decrement(ref _open);
             Interlocked.Increment(ref _refused);
-            var now = _timeProvider.GetTimestamp();
-            var last = Interlocked.Read(ref _lastLogged);
-            if ((last == long.MinValue || _timeProvider.GetElapsedTime(last, now) >= LogInterval) && Interlocked.CompareExchange(ref _lastLogged, now, last) == last)
+            if (_reachedLog.Now())
             {
                 Log.Reached(_logger, limit);
             }

@@ -20,12 +20,9 @@ internal sealed partial class OpenConnectionLimit
     /// <summary>What the process keeps for itself before connections are counted: at least this many descriptors.</summary>
     internal const int MinReserve = 512;
 
-    private static readonly TimeSpan LogInterval = TimeSpan.FromMinutes(1);
-
     private readonly SemaphoreSlim? _room;
-    private readonly TimeProvider _timeProvider;
+    private readonly Telemetry.OncePer _reachedLog;
     private readonly ILogger<OpenConnectionLimit> _logger;
-    private long _lastLogged = long.MinValue;
 
     public OpenConnectionLimit(ReloadableOptions<AdmissionOptions> options, TimeProvider timeProvider, ILogger<OpenConnectionLimit> logger)
         : this(options.Current.Connections.MaxOpen, ReadOpenFileLimit(), timeProvider, logger)
@@ -34,7 +31,7 @@ internal sealed partial class OpenConnectionLimit
 
     internal OpenConnectionLimit(int? maxOpen, long? openFileLimit, TimeProvider timeProvider, ILogger<OpenConnectionLimit> logger)
     {
-        _timeProvider = timeProvider;
+        _reachedLog = new Telemetry.OncePer(TimeSpan.FromMinutes(1), timeProvider);
         _logger = logger;
         OpenFileLimit = openFileLimit;
         var allowed = FromOpenFileLimit(openFileLimit);
@@ -90,9 +87,7 @@ internal sealed partial class OpenConnectionLimit
             return ValueTask.CompletedTask;
         }
 
-        var now = _timeProvider.GetTimestamp();
-        var last = Interlocked.Read(ref _lastLogged);
-        if ((last == long.MinValue || _timeProvider.GetElapsedTime(last, now) >= LogInterval) && Interlocked.CompareExchange(ref _lastLogged, now, last) == last)
+        if (_reachedLog.Now())
         {
             Log.Reached(_logger, Limit!.Value);
         }
