@@ -45,6 +45,7 @@ internal static class GatewayApplicationBuilderExtensions
         CheckOptions<GatewayCorsOptions>(app, GatewayCorsOptions.SectionName, errors);
         CheckOptions<GatewayRateLimitingOptions>(app, GatewayRateLimitingOptions.SectionName, errors);
         CheckOptions<GatewayOutputCacheOptions>(app, GatewayOutputCacheOptions.SectionName, errors);
+        CheckOptions<RequestFilteringOptions>(app, RequestFilteringOptions.SectionName, errors);
         errors.AddRange(BearerAuthentication.Validate(app.Configuration));
         try
         {

@@ -33,7 +33,7 @@ internal static class GatewayServiceCollectionExtensions
     internal static readonly UnknownSettings.Schema SettingsSchema = new(
         typeof(AdmissionOptions), typeof(GatewayAuthorizationOptions), typeof(GatewayCorsOptions), typeof(DemoBackendsOptions),
         typeof(DiscoveryOptions), typeof(GatewayForwardedHeadersOptions), typeof(HealthOptions), typeof(Http2Options),
-        typeof(MemoryOptions), typeof(GatewayOutputCacheOptions), typeof(GatewayRateLimitingOptions), typeof(ResilienceOptions), typeof(ShutdownOptions),
+        typeof(MemoryOptions), typeof(GatewayOutputCacheOptions), typeof(GatewayRateLimitingOptions), typeof(RequestFilteringOptions), typeof(ResilienceOptions), typeof(ShutdownOptions),
         typeof(TelemetryOptions), typeof(TransportOptions), typeof(WebSocketProxyOptions));
 
     public static WebApplicationBuilder AddGateway(this WebApplicationBuilder builder)
@@ -89,7 +89,7 @@ internal static class GatewayServiceCollectionExtensions
         services.AddSingleton<IProxyConnectionMiddleware>(sp => sp.GetRequiredService<TrafficCounters>());
 
         // Request filtering: CONNECT, unknown extended-CONNECT protocols and TRACE refused before anything else.
-        services.AddRequestFiltering();
+        services.AddRequestFiltering(builder.Configuration);
 
         // Edge policies on ASP.NET Core's own middleware, named by routes: the trusted client address,
         // JWT bearer authentication and authorization, CORS, rate limits, output caching.

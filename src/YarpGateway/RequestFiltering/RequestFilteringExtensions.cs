@@ -7,13 +7,15 @@ namespace YarpGateway.RequestFiltering;
 /// <summary>Registration and proxy-pipeline wiring for the request filter.</summary>
 internal static class RequestFilteringExtensions
 {
-    public static IServiceCollection AddRequestFiltering(this IServiceCollection services)
+    public static IServiceCollection AddRequestFiltering(this IServiceCollection services, IConfiguration configuration)
     {
+        services.AddOptions<RequestFilteringOptions>().Bind(configuration.GetSection(RequestFilteringOptions.SectionName));
         services.AddSingleton<RequestFilter>();
         services.AddSingleton<RequestBodyLimit>();
         services.AddSingleton<IProxyConfigRule>(sp => sp.GetRequiredService<RequestFilter>());
         services.AddSingleton<IProxyConfigRule, HeaderEncodings>();
         services.AddSingleton<Yarp.ReverseProxy.Transforms.Builder.ITransformProvider, EncodedSlashTransformProvider>();
+        services.AddSingleton<Yarp.ReverseProxy.Transforms.Builder.ITransformProvider, HeadersWithUnderscores>(); // X_Forwarded_For is not forwarded
         services.AddSingleton<Yarp.ReverseProxy.Transforms.Builder.ITransformProvider, ResponseTransferCodingTransformProvider>(); // before the response gate's and the retries'
 
         services.AddSingleton<IConfigureOptions<KestrelServerOptions>, ContentLengthDigitsEncoding.KestrelSetup>(); // Content-Length: +5 gets 400
