@@ -12,6 +12,7 @@ internal static class ForwardedHeadersExtensions
         services.AddOptions<GatewayForwardedHeadersOptions>().Bind(configuration.GetSection(GatewayForwardedHeadersOptions.SectionName));
         services.AddSingleton<IValidateOptions<GatewayForwardedHeadersOptions>, GatewayForwardedHeadersOptionsValidator>();
         services.AddSingleton<IConfigureOptions<ForwardedHeadersOptions>, ForwardedHeadersSetup>();
+        services.AddSingleton<Yarp.ReverseProxy.Transforms.Builder.ITransformProvider, RealIpTransformProvider>(); // X-Real-IP is the gateway's to say
         return services;
     }
 
