@@ -17,6 +17,7 @@ internal static class RequestFilteringExtensions
         services.AddSingleton<Yarp.ReverseProxy.Transforms.Builder.ITransformProvider, EncodedSlashTransformProvider>();
         services.AddSingleton<Yarp.ReverseProxy.Transforms.Builder.ITransformProvider, HeadersWithUnderscores>(); // X_Forwarded_For is not forwarded
         services.AddSingleton<Yarp.ReverseProxy.Transforms.Builder.ITransformProvider, ResponseTransferCodingTransformProvider>(); // before the response gate's and the retries'
+        services.AddSingleton<Yarp.ReverseProxy.Transforms.Builder.ITransformProvider, NoContentResponseTransformProvider>(); // a backend's 204 with a Content-Length is not a 500
 
         services.AddSingleton<IConfigureOptions<KestrelServerOptions>, ContentLengthDigitsEncoding.KestrelSetup>(); // Content-Length: +5 gets 400
         services.AddSingleton<IConfigureOptions<KestrelServerOptions>, HeaderEncodings.KestrelSetup>(); // response header bytes unchanged

@@ -164,4 +164,29 @@ public class ProxyErrorTests
         Assert.Contains("answered 200. The response was cut short and the client's connection reset. HttpIOException", line, StringComparison.Ordinal);
         Assert.DoesNotContain("..", line, StringComparison.Ordinal);
     }
+
+    [Theory]
+    [InlineData("1.1")]
+    [InlineData("2.0")]
+    public async Task BackendSendsA204WithAContentLength_TheClientGetsThe204WithoutIt_NotA500(string version)
+    {
+        // Before: YARP copied the Content-Length, HttpClient read no content (a 204 has none), and Kestrel failed the
+        // response for the 5 bytes never written: 500, and an unhandled exception in the log per request.
+        await using var backend = await RawTcpBackend.StartAsync(async (socket, cancellationToken) =>
+            await socket.SendAsync("HTTP/1.1 204 No Content\r\nContent-Length: 5\r\nX-Item: gone\r\n\r\nhello"u8.ToArray(), cancellationToken));
+        await using var gateway = await GatewayUnderTest.StartAsync(RouteTo(backend.Address.ToString()));
+        using var client = version == "2.0" ? gateway.CreateHttp2ProxyClient() : gateway.CreateProxyClient();
+
+        for (var i = 0; i < 2; i++)
+        {
+            using var request = new HttpRequestMessage(HttpMethod.Delete, "/item") { Version = Version.Parse(version), VersionPolicy = HttpVersionPolicy.RequestVersionExact };
+            using var response = await client.SendAsync(request).WaitAsync(TimeSpan.FromSeconds(20));
+
+            Assert.Equal(HttpStatusCode.NoContent, response.StatusCode);
+            Assert.Equal("gone", Assert.Single(response.Headers.GetValues("X-Item")));
+            Assert.False(response.Content.Headers.NonValidated.Contains("Content-Length"));
+        }
+
+        Assert.DoesNotContain(gateway.Logs.Lines, l => l.Contains("ApplicationError", StringComparison.Ordinal) || l.Contains("Proxy error", StringComparison.Ordinal));
+    }
 }
