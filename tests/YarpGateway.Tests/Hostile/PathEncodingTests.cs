@@ -9,10 +9,18 @@ public class PathEncodingTests
     public static TheoryData<string, string> Paths => new()
     {
         { "/a%2Fb", "/a%2Fb" },                 // an encoded slash stays one (it used to arrive as %252F)
-        { "/a%2fb?x=%2F", "/a%2Fb?x=%2F" },     // either case; the query is passed as sent
+        { "/a%2fb?x=%2F", "/a%2fb?x=%2F" },     // either case, as sent; the query is passed as sent
         { "/a%20b", "/a%20b" },
         { "/a%252Fb", "/a%252Fb" },             // a literal "%2F" in the name stays escaped
         { "/a/../b", "/b" },                    // dot segments resolved before routing, as Kestrel does
+        { "/caf%E9", "/caf%E9" },               // a Latin-1 byte, not UTF-8: Kestrel leaves it escaped (it used to arrive as %25E9)
+        { "/a%FF/b%FE", "/a%FF/b%FE" },
+        { "/a%E2%82", "/a%E2%82" },             // a UTF-8 sequence cut short
+        { "/a%zz", "/a%25zz" },                 // a malformed escape is the literal characters Kestrel read (nginx answers 400)
+        { "/a%", "/a%25" },
+        { "/caf%C3%A9", "/caf%C3%A9" },         // UTF-8: decoded for routing, escaped again the same
+        { "/a%FF?x=%25&y=%FF", "/a%FF?x=%25&y=%FF" }, // the query is passed as sent
+        { "/a%FF%252F", "/a%25FF%252F" },       // with %25 in the path the two cannot be told apart: YARP's escaping is kept
     };
 
     [Theory]
@@ -28,5 +36,22 @@ public class PathEncodingTests
 
         Assert.StartsWith("HTTP/1.1 200", head, StringComparison.Ordinal);
         Assert.Equal([received], backend.RawTargets);
+    }
+
+    [Fact]
+    public async Task UndecodedEscapes_KeepTheirPlaceUnderADestinationsPathAndARoutesPrefix()
+    {
+        await using var backend = await TestBackend.StartAsync("a");
+        var config = ProxyConfigJson.CatchAll("RoundRobin", (backend, null));
+        config["ReverseProxy"]!["Clusters"]!["c1"]!["Destinations"]!["a"]!["Address"] = new Uri(backend.Address, "/base%2520/").ToString();
+        config["ReverseProxy"]!["Routes"]!["all"]!["Transforms"] = new System.Text.Json.Nodes.JsonArray(new System.Text.Json.Nodes.JsonObject { ["PathPrefix"] = "/v1" });
+        await using var gateway = await GatewayUnderTest.StartAsync(config);
+        using var socket = await RawSocket.ConnectAsync(gateway.ProxyAddress);
+
+        await socket.SendAsync(Encoding.ASCII.GetBytes("GET /files/caf%E9.txt?q=%25 HTTP/1.1\r\nHost: x\r\n\r\n"));
+        var head = await RawSocket.ReceiveResponseHeadAsync(socket);
+
+        Assert.StartsWith("HTTP/1.1 200", head, StringComparison.Ordinal);
+        Assert.Equal(["/base%2520/v1/files/caf%E9.txt?q=%25"], backend.RawTargets);
     }
 }
