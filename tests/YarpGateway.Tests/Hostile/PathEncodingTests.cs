@@ -20,6 +20,7 @@ public class PathEncodingTests
         { "/a%", "/a%25" },
         { "/caf%C3%A9", "/caf%C3%A9" },         // UTF-8: decoded for routing, escaped again the same
         { "/a%FF?x=%25&y=%FF", "/a%FF?x=%25&y=%FF" }, // the query is passed as sent
+        { "/a%2Fb?x=%252F", "/a%2Fb?x=%252F" }, // and not unescaped with the path (it was, to ?x=%2F)
         { "/a%FF%252F", "/a%25FF%252F" },       // with %25 in the path the two cannot be told apart: YARP's escaping is kept
     };
 
