@@ -14,7 +14,7 @@ internal static class RequestFilteringExtensions
         services.AddSingleton<RequestBodyLimit>();
         services.AddSingleton<IProxyConfigRule>(sp => sp.GetRequiredService<RequestFilter>());
         services.AddSingleton<IProxyConfigRule, HeaderEncodings>();
-        services.AddSingleton<Yarp.ReverseProxy.Transforms.Builder.ITransformProvider, UndecodedEscapesTransformProvider>(); // /a%2Fb and /caf%E9 reach the backend as sent
+        services.AddSingleton<Yarp.ReverseProxy.Transforms.Builder.ITransformProvider, PathAsSentTransformProvider>(); // /a%3Bb, /a%2Fb and /caf%E9 reach the backend as sent
         services.AddSingleton<Yarp.ReverseProxy.Transforms.Builder.ITransformProvider, HeadersWithUnderscores>(); // X_Forwarded_For is not forwarded
         services.AddSingleton<Yarp.ReverseProxy.Transforms.Builder.ITransformProvider, ResponseTransferCodingTransformProvider>(); // before the response gate's and the retries'
         services.AddSingleton<Yarp.ReverseProxy.Transforms.Builder.ITransformProvider, NoContentResponseTransformProvider>(); // a backend's 204 with a Content-Length is not a 500

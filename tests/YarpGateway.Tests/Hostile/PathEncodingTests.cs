@@ -21,7 +21,13 @@ public class PathEncodingTests
         { "/caf%C3%A9", "/caf%C3%A9" },         // UTF-8: decoded for routing, escaped again the same
         { "/a%FF?x=%25&y=%FF", "/a%FF?x=%25&y=%FF" }, // the query is passed as sent
         { "/a%2Fb?x=%252F", "/a%2Fb?x=%252F" }, // and not unescaped with the path (it was, to ?x=%2F)
-        { "/a%FF%252F", "/a%25FF%252F" },       // with %25 in the path the two cannot be told apart: YARP's escaping is kept
+        { "/a%FF%252F", "/a%FF%252F" },         // with %25 too: as sent, since no transform changed the path (below for one that does)
+        { "/files/a%3Bv2.pdf", "/files/a%3Bv2.pdf" }, // a reserved character's escape is not the character (it arrived as ';')
+        { "/a%2Bb%3Dc%40d%2C", "/a%2Bb%3Dc%40d%2C" },
+        { "/a%41%7e", "/aA~" },                 // escapes of unreserved characters are the characters (RFC 3986 2.3; Uri decodes them)
+        { "/.well-known/a%3B", "/.well-known/a%3B" }, // a dot that is no dot segment
+        { "/a/%2e%2e/b%3B", "/b;" },            // dot segments resolved: the path is Kestrel's, escaped again by YARP
+        { "/a%5Cb%3B", "/a%5Cb%3B" },
     };
 
     [Theory]
@@ -40,19 +46,23 @@ public class PathEncodingTests
     }
 
     [Fact]
-    public async Task UndecodedEscapes_KeepTheirPlaceUnderADestinationsPathAndARoutesPrefix()
+    public async Task WithARoutesPathTransform_UndecodedEscapesKeepTheirPlace_UnderADestinationsPath()
     {
         await using var backend = await TestBackend.StartAsync("a");
         var config = ProxyConfigJson.CatchAll("RoundRobin", (backend, null));
         config["ReverseProxy"]!["Clusters"]!["c1"]!["Destinations"]!["a"]!["Address"] = new Uri(backend.Address, "/base%2520/").ToString();
         config["ReverseProxy"]!["Routes"]!["all"]!["Transforms"] = new System.Text.Json.Nodes.JsonArray(new System.Text.Json.Nodes.JsonObject { ["PathPrefix"] = "/v1" });
         await using var gateway = await GatewayUnderTest.StartAsync(config);
-        using var socket = await RawSocket.ConnectAsync(gateway.ProxyAddress);
 
-        await socket.SendAsync(Encoding.ASCII.GetBytes("GET /files/caf%E9.txt?q=%25 HTTP/1.1\r\nHost: x\r\n\r\n"));
-        var head = await RawSocket.ReceiveResponseHeadAsync(socket);
+        foreach (var target in new[] { "/files/caf%E9.txt?q=%25", "/files/a%3Bb%FF%252F" })
+        {
+            using var socket = await RawSocket.ConnectAsync(gateway.ProxyAddress); // one each: the head is read, not the body
+            await socket.SendAsync(Encoding.ASCII.GetBytes($"GET {target} HTTP/1.1\r\nHost: x\r\n\r\n"));
+            Assert.StartsWith("HTTP/1.1 200", await RawSocket.ReceiveResponseHeadAsync(socket), StringComparison.Ordinal);
+        }
 
-        Assert.StartsWith("HTTP/1.1 200", head, StringComparison.Ordinal);
-        Assert.Equal(["/base%2520/v1/files/caf%E9.txt?q=%25"], backend.RawTargets);
+        // A transform changed the path, so it is YARP's, escaped again: Kestrel's undecoded escapes restored where
+        // the raw path has no %25; with one, they cannot be told apart and YARP's escaping is kept.
+        Assert.Equal(["/base%2520/v1/files/caf%E9.txt?q=%25", "/base%2520/v1/files/a;b%25FF%252F"], backend.RawTargets);
     }
 }

@@ -1,0 +1,116 @@
+using Microsoft.AspNetCore.Http.Features;
+using Yarp.ReverseProxy.Forwarder;
+using Yarp.ReverseProxy.Transforms;
+using Yarp.ReverseProxy.Transforms.Builder;
+
+namespace YarpGateway.RequestFiltering;
+
+/// <summary>
+/// Forwards a path's percent-escapes as the client sent them, as nginx (<c>proxy_pass</c> without a URI) and Envoy do.
+/// YARP builds the backend's address from the decoded path and escapes it again in its own way, so:
+/// <list type="bullet">
+/// <item>escapes of reserved characters came out decoded: <c>/files/a%3Bv2.pdf</c> reached the backend as
+/// <c>/files/a;v2.pdf</c>, which Tomcat and Jetty read as <c>/files/a</c> with a path parameter (RFC 3986: a reserved
+/// character and its escape are not the same URI); <c>%2B</c> came out as <c>+</c>, <c>%3D</c> as <c>=</c>;</item>
+/// <item>escapes Kestrel leaves undecoded got their <c>%</c> escaped: an encoded slash (<c>%2F</c> is not a segment
+/// separator) arrived as <c>%252F</c> (YARP issue 1419), and bytes that are not UTF-8 (a Latin-1 <c>/caf%E9</c>, a cut
+/// sequence <c>%E2%82</c>) as <c>%25E9</c>, another resource (tried).</item>
+/// </list>
+/// When no transform of the route changed the path and the raw path has no dot segment (which Kestrel resolves before
+/// routing) and no backslash (which <see cref="Uri"/> would turn into a slash), the raw path is the backend's path.
+/// Otherwise, when the raw path has no <c>%25</c>, every <c>%</c> left in the decoded path came from an escape Kestrel
+/// did not decode, and the address YARP builds has <c>%25</c> turned back into <c>%</c> in its path; with <c>%25</c> too,
+/// the two cannot be told apart and YARP's escaping is kept. Malformed escapes (<c>%zz</c>, a trailing <c>%</c>) go on as
+/// the literal characters Kestrel read (<c>%25zz</c>): <see cref="Uri"/> escapes them again. The query is passed as sent
+/// in every case. Applied to every route, after the route's own transforms; one feature read and a scan of the raw path
+/// per request, and a new address only for a path with an escape.
+/// </summary>
+internal sealed class PathAsSentTransformProvider : ITransformProvider
+{
+    public void ValidateRoute(TransformRouteValidationContext context)
+    {
+    }
+
+    public void ValidateCluster(TransformClusterValidationContext context)
+    {
+    }
+
+    public void Apply(TransformBuilderContext context) => context.AddRequestTransform(static transform =>
+    {
+        Restore(transform);
+        return ValueTask.CompletedTask;
+    });
+
+    internal static void Restore(RequestTransformContext transform)
+    {
+        var raw = transform.HttpContext.Features.Get<IHttpRequestFeature>()?.RawTarget;
+        if (raw is null || !transform.Path.HasValue)
+        {
+            return;
+        }
+
+        var pathEnd = raw.IndexOf('?', StringComparison.Ordinal);
+        var rawPath = pathEnd < 0 ? raw.AsSpan() : raw.AsSpan(0, pathEnd);
+        if (!rawPath.Contains('%'))
+        {
+            return; // without escapes YARP writes the path as sent
+        }
+
+        var query = transform.Query.QueryString;
+        var prefix = transform.DestinationPrefix;
+        if (string.Equals(transform.Path.Value, transform.HttpContext.Request.Path.Value, StringComparison.Ordinal) && IsForwardableAsSent(rawPath))
+        {
+            var join = prefix.EndsWith('/') ? prefix.AsSpan(0, prefix.Length - 1) : prefix.AsSpan();
+            transform.ProxyRequest.RequestUri = new Uri(string.Concat(join, rawPath, query.Value), UriKind.Absolute);
+            return;
+        }
+
+        if (rawPath.Contains("%25", StringComparison.Ordinal) || !transform.Path.Value.Contains('%'))
+        {
+            return; // %25 too: the escapes Kestrel left cannot be told from decoded percent signs
+        }
+
+        var address = RequestUtilities.MakeDestinationAddress(prefix, transform.Path, query).OriginalString;
+        transform.ProxyRequest.RequestUri = new Uri(Unescape(address, prefix.Length - 1, address.Length - (query.Value?.Length ?? 0)), UriKind.Absolute);
+    }
+
+    /// <summary>
+    /// Whether the raw path (origin form) can be the backend's as it is: Kestrel changed nothing in it but the escapes
+    /// (no dot segment, plain or escaped), and <see cref="Uri"/> will keep it (no backslash).
+    /// </summary>
+    internal static bool IsForwardableAsSent(ReadOnlySpan<char> rawPath)
+    {
+        if (rawPath.IsEmpty || rawPath[0] != '/' || rawPath.Contains('\\'))
+        {
+            return false;
+        }
+
+        foreach (var range in rawPath[1..].Split('/'))
+        {
+            var segment = rawPath[1..][range];
+            if (segment is "." or ".."
+                || segment.Equals("%2e", StringComparison.OrdinalIgnoreCase)
+                || segment.Equals("%2e%2e", StringComparison.OrdinalIgnoreCase)
+                || segment.Equals(".%2e", StringComparison.OrdinalIgnoreCase)
+                || segment.Equals("%2e.", StringComparison.OrdinalIgnoreCase))
+            {
+                return false;
+            }
+        }
+
+        return true;
+    }
+
+    /// <summary><paramref name="address"/> with every <c>%25</c> between <paramref name="start"/> and <paramref name="end"/> turned back into <c>%</c>.</summary>
+    internal static string Unescape(string address, int start, int end)
+    {
+        start = Math.Max(start, 0);
+        var path = address.AsSpan(start, end - start);
+        if (!path.Contains("%25", StringComparison.Ordinal))
+        {
+            return address;
+        }
+
+        return string.Concat(address.AsSpan(0, start), path.ToString().Replace("%25", "%", StringComparison.Ordinal), address.AsSpan(end));
+    }
+}
