@@ -13,6 +13,7 @@ internal static class ForwardedHeadersExtensions
         services.AddSingleton<IValidateOptions<GatewayForwardedHeadersOptions>, GatewayForwardedHeadersOptionsValidator>();
         services.AddSingleton<IConfigureOptions<ForwardedHeadersOptions>, ForwardedHeadersSetup>();
         services.AddSingleton<Yarp.ReverseProxy.Transforms.Builder.ITransformProvider, RealIpTransformProvider>(); // X-Real-IP is the gateway's to say
+        services.AddSingleton<Yarp.ReverseProxy.Transforms.Builder.ITransformProvider, LocationTransformProvider>(); // a redirect to the backend's own address becomes /path
         return services;
     }
 
