@@ -2,6 +2,7 @@ using System.Net.Http.Headers;
 using Microsoft.Extensions.Options;
 using Yarp.ReverseProxy.Transforms;
 using Yarp.ReverseProxy.Transforms.Builder;
+using YarpGateway.Configuration;
 using YarpGateway.Telemetry;
 
 namespace YarpGateway.RequestFiltering;
@@ -22,7 +23,7 @@ internal sealed partial class HeadersWithUnderscores(IOptions<RequestFilteringOp
 {
     private static readonly TimeSpan LogInterval = TimeSpan.FromMinutes(1);
 
-    private readonly bool _forward = options.Value.UnderscoresInHeaders;
+    private readonly bool _forward = options.ValueOrNew().UnderscoresInHeaders; // a value that does not bind is listed at start
     private readonly OncePer _log = new(LogInterval, timeProvider);
     private long _dropped;
 
