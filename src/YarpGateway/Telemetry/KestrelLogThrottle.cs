@@ -40,7 +40,9 @@ internal sealed partial class KestrelLogThrottle(IServiceProvider services, Time
     {
         public void Configure(LoggerFilterOptions options)
         {
-            if (!configuration.GetValue($"{TelemetryOptions.SectionName}:{nameof(TelemetryOptions.ThrottleKestrelLogs)}", true))
+            // Read as text: a value that is not true or false is listed by start-up's check of the section, and this runs
+            // before it, while the host builds its logging (GetValue<bool> threw, and start-up ended with a stack trace).
+            if (bool.TryParse(configuration[$"{TelemetryOptions.SectionName}:{nameof(TelemetryOptions.ThrottleKestrelLogs)}"], out var throttle) && !throttle)
             {
                 return;
             }

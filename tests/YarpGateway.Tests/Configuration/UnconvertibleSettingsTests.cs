@@ -6,27 +6,38 @@ namespace YarpGateway.Tests.Configuration;
 
 /// <summary>
 /// A value that does not convert, in any <c>Gateway:*</c> section, is a listed configuration error, never an exception
-/// out of start-up: <c>Gateway:RequestFiltering:UnderscoresInHeaders=maybe</c> ended the process with a stack trace,
-/// because a service read its options while YARP built its transforms, before the errors were listed.
+/// out of start-up, nor ignored. Found by this test: <c>Gateway:RequestFiltering:UnderscoresInHeaders=maybe</c> and
+/// <c>Gateway:Telemetry:ThrottleKestrelLogs=maybe</c> ended the process with a stack trace (each read before the errors
+/// were listed), and a bad <c>Gateway:Memory</c> value started the gateway on the defaults without a word.
 /// </summary>
 public class UnconvertibleSettingsTests
 {
-    /// <summary>Every section's first setting of a simple type that a word cannot be: a flag, a number or a time.</summary>
+    /// <summary>Every setting, in every section and the sections in them, of a type a word cannot be: a flag, a number, a time or a choice.</summary>
     public static TheoryData<string> Settings()
     {
         var data = new TheoryData<string>();
         foreach (var (section, type) in GatewayServiceCollectionExtensions.SettingsSchema.GatewaySections)
         {
-            var property = type.GetProperties(BindingFlags.Public | BindingFlags.Instance)
-                .FirstOrDefault(p => p.CanWrite && (Nullable.GetUnderlyingType(p.PropertyType) ?? p.PropertyType) is var t
-                    && (t == typeof(bool) || t == typeof(int) || t == typeof(long) || t == typeof(double) || t == typeof(TimeSpan)));
-            if (property is not null)
-            {
-                data.Add($"{section}:{property.Name}");
-            }
+            Add(data, section, type);
         }
 
         return data;
+    }
+
+    private static void Add(TheoryData<string> data, string prefix, Type type)
+    {
+        foreach (var property in type.GetProperties(BindingFlags.Public | BindingFlags.Instance).Where(p => p.CanWrite))
+        {
+            var t = Nullable.GetUnderlyingType(property.PropertyType) ?? property.PropertyType;
+            if (t == typeof(bool) || t == typeof(int) || t == typeof(long) || t == typeof(double) || t == typeof(TimeSpan) || t.IsEnum)
+            {
+                data.Add($"{prefix}:{property.Name}");
+            }
+            else if (t.IsClass && t.Namespace?.StartsWith("YarpGateway", StringComparison.Ordinal) == true)
+            {
+                Add(data, $"{prefix}:{property.Name}", t);
+            }
+        }
     }
 
     [Theory]

@@ -106,8 +106,20 @@ internal sealed class GatewayUnderTest : IAsyncDisposable
         configureServices?.Invoke(builder.Services);
 
         var app = builder.Build();
-        await app.UseGatewayAsync();
-        await app.StartAsync();
+        try
+        {
+            await app.UseGatewayAsync();
+            await app.StartAsync();
+        }
+        catch
+        {
+            // A start that fails (what configuration tests expect) still lets go of its file watchers: inotify
+            // instances are few (128 per user), and each undisposed gateway kept its own.
+            await app.DisposeAsync();
+            directory.Delete(recursive: true);
+            throw;
+        }
+
         return new GatewayUnderTest(app, configPath, logs);
     }
 
