@@ -53,10 +53,9 @@ internal sealed partial class HeadersWithUnderscores(IOptions<RequestFilteringOp
         }
 
         var count = 0;
-        for (var next = name; next is not null; next = First(headers.NonValidated))
+        for (var next = name; next is not null && headers.Remove(next); next = First(headers.NonValidated))
         {
-            headers.Remove(next);
-            count++;
+            count++; // a name that could not be removed would be found again: stop there rather than loop
         }
 
         var dropped = Interlocked.Add(ref _dropped, count);
