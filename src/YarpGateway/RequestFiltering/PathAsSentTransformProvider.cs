@@ -17,7 +17,7 @@ namespace YarpGateway.RequestFiltering;
 /// sequence <c>%E2%82</c>) as <c>%25E9</c>, another resource (tried).</item>
 /// </list>
 /// When no transform of the route changed the path and the raw path has no dot segment (which Kestrel resolves before
-/// routing) and no backslash (which <see cref="Uri"/> would turn into a slash), the raw path is the backend's path.
+/// routing) and no backslash or <c>#</c> (which <see cref="Uri"/> would read otherwise), the raw path is the backend's path.
 /// Otherwise, when the raw path has no <c>%25</c>, every <c>%</c> left in the decoded path came from an escape Kestrel
 /// did not decode, and the address YARP builds has <c>%25</c> turned back into <c>%</c> in its path; with <c>%25</c> too,
 /// the two cannot be told apart and YARP's escaping is kept. Malformed escapes (<c>%zz</c>, a trailing <c>%</c>) go on as
@@ -76,11 +76,12 @@ internal sealed class PathAsSentTransformProvider : ITransformProvider
 
     /// <summary>
     /// Whether the raw path (origin form) can be the backend's as it is: Kestrel changed nothing in it but the escapes
-    /// (no dot segment, plain or escaped), and <see cref="Uri"/> will keep it (no backslash).
+    /// (no dot segment, plain or escaped), and <see cref="Uri"/> will keep it (no backslash, which it turns into a slash,
+    /// and no <c>#</c>, where it would end the path; Kestrel takes both as part of the path).
     /// </summary>
     internal static bool IsForwardableAsSent(ReadOnlySpan<char> rawPath)
     {
-        if (rawPath.IsEmpty || rawPath[0] != '/' || rawPath.Contains('\\'))
+        if (rawPath.IsEmpty || rawPath[0] != '/' || rawPath.ContainsAny('\\', '#'))
         {
             return false;
         }

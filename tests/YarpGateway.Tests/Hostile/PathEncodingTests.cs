@@ -28,6 +28,8 @@ public class PathEncodingTests
         { "/.well-known/a%3B", "/.well-known/a%3B" }, // a dot that is no dot segment
         { "/a/%2e%2e/b%3B", "/b;" },            // dot segments resolved: the path is Kestrel's, escaped again by YARP
         { "/a%5Cb%3B", "/a%5Cb%3B" },
+        { "/a\\b%3B", "/a%5Cb;" },              // a raw backslash: Uri would make it a slash, so the path is YARP's
+        { "/a%20#x", "/a%20%23x" },             // a raw '#' is part of the path Kestrel routed on, not a fragment to drop
     };
 
     [Theory]
