@@ -33,8 +33,16 @@ internal sealed class GatewayHttpClientFactory(ReloadableOptions<ResilienceOptio
             && ResilienceSettings.ConnectTimeout(options.Current, context.OldMetadata) == ResilienceSettings.ConnectTimeout(options.Current, context.NewMetadata)
             && ResilienceSettings.PooledConnectionLifetime(options.Current, context.OldMetadata) == ResilienceSettings.PooledConnectionLifetime(options.Current, context.NewMetadata);
 
+    /// <summary>
+    /// How long a request sent with <c>Expect: 100-continue</c> waits for the backend's <c>100 Continue</c> before its
+    /// body goes anyway (<see cref="ExpectContinueTransformProvider"/>): what a backend that ignores <c>Expect</c>
+    /// costs an upload. The handler's default is 1 s; a backend that reads its headers answers in milliseconds.
+    /// </summary>
+    internal static readonly TimeSpan ExpectContinueTimeout = TimeSpan.FromMilliseconds(250);
+
     internal static void Apply(ResilienceOptions options, IReadOnlyDictionary<string, string>? clusterMetadata, SocketsHttpHandler handler)
     {
+        handler.Expect100ContinueTimeout = ExpectContinueTimeout;
         handler.ConnectTimeout = ResilienceSettings.ConnectTimeout(options, clusterMetadata);
         handler.PooledConnectionLifetime = ResilienceSettings.PooledConnectionLifetime(options, clusterMetadata);
     }

@@ -25,6 +25,7 @@ internal static class ResilienceExtensions
         services.AddSingleton<RetryBudgets>();
         services.AddSingleton<ProxyRetryMiddleware>();
         services.AddSingleton<ITransformProvider, RetryResponseTransformProvider>();
+        services.AddSingleton<ITransformProvider, ExpectContinueTransformProvider>(); // a backend's 413 before the body is not a 502
         services.AddSingleton<IForwarderHttpClientFactory, GatewayHttpClientFactory>(); // replaces YARP's (last registration wins)
         services.AddSingleton<IPassiveHealthCheckPolicy, OutlierEjectionPolicy>();
         services.AddSingleton<Yarp.ReverseProxy.Configuration.IProxyConfigFilter, PassiveHealthDefaults>();

@@ -9,7 +9,7 @@ internal sealed class ResilienceMetadataRule : IProxyConfigRule
     public IEnumerable<string> MetadataKeys =>
     [
         ResilienceSettings.MaxRetriesKey, ResilienceSettings.TryTimeoutKey, ResilienceSettings.RetryStatusCodesKey,
-        ResilienceSettings.RetryIdempotentKey, ResilienceSettings.ConnectTimeoutKey, ResilienceSettings.PooledConnectionLifetimeKey,
+        ResilienceSettings.RetryIdempotentKey, ResilienceSettings.ConnectTimeoutKey, ResilienceSettings.PooledConnectionLifetimeKey, ResilienceSettings.ExpectContinueAboveKey,
         .. OutlierEjectionSettings.Names.Select(name => OutlierEjectionSettings.Prefix + name),
     ];
 

@@ -44,6 +44,14 @@ internal sealed class ResilienceOptions
     /// </summary>
     public TimeSpan PooledConnectionLifetime { get; set; } = TimeSpan.FromMinutes(2);
 
+    /// <summary>
+    /// Request bodies larger than this many bytes, or of unknown length, go to a backend that may speak HTTP/1.1 with
+    /// <c>Expect: 100-continue</c>, so that its answer before the body (413, 401) reaches the client instead of a 502
+    /// (cluster metadata <c>ExpectContinueAbove</c>). Default 65,536; 0 turns it off. See
+    /// <see cref="ExpectContinueTransformProvider"/>.
+    /// </summary>
+    public long ExpectContinueAbove { get; set; } = 64 * 1024;
+
     /// <summary>How many retries a cluster may add.</summary>
     public RetryBudgetOptions RetryBudget { get; set; } = new();
 }

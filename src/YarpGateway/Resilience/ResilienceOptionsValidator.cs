@@ -39,6 +39,7 @@ internal sealed class ResilienceOptionsValidator : IValidateOptions<ResilienceOp
 
         OptionChecks.Positive(errors, Prefix + "ConnectTimeout", options.ConnectTimeout);
         OptionChecks.Positive(errors, Prefix + "PooledConnectionLifetime", options.PooledConnectionLifetime);
+        OptionChecks.NotNegative(errors, Prefix + "ExpectContinueAbove", options.ExpectContinueAbove);
         var budget = options.RetryBudget;
         if (budget.Ratio is < 0 or > 1 || double.IsNaN(budget.Ratio))
         {

@@ -6,8 +6,8 @@ namespace YarpGateway.Resilience;
 /// <summary>
 /// The retry and timeout settings in force for one route and cluster: <see cref="ResilienceOptions"/>
 /// overridden by cluster metadata, then by route metadata (<c>MaxRetries</c>, <c>TryTimeout</c>,
-/// <c>RetryStatusCodes</c>; <c>RetryIdempotent</c> on routes; <c>ConnectTimeout</c> and
-/// <c>PooledConnectionLifetime</c> on clusters).
+/// <c>RetryStatusCodes</c>; <c>RetryIdempotent</c> on routes; <c>ConnectTimeout</c>,
+/// <c>PooledConnectionLifetime</c> and <c>ExpectContinueAbove</c> on clusters).
 /// </summary>
 internal sealed record ResilienceSettings(int MaxRetries, IReadOnlySet<int> RetryStatusCodes, TimeSpan? TryTimeout, bool RetryIdempotent, int MaxRetryBodyBytes)
 {
@@ -17,6 +17,7 @@ internal sealed record ResilienceSettings(int MaxRetries, IReadOnlySet<int> Retr
     public const string RetryIdempotentKey = "RetryIdempotent";
     public const string ConnectTimeoutKey = "ConnectTimeout";
     public const string PooledConnectionLifetimeKey = "PooledConnectionLifetime";
+    public const string ExpectContinueAboveKey = "ExpectContinueAbove";
 
     public static bool IsRetryableStatus(int code) => code is >= 500 and <= 599;
 
@@ -60,6 +61,10 @@ internal sealed record ResilienceSettings(int MaxRetries, IReadOnlySet<int> Retr
     public static TimeSpan PooledConnectionLifetime(ResilienceOptions options, IReadOnlyDictionary<string, string>? cluster)
         => cluster is not null && cluster.TryGetValue(PooledConnectionLifetimeKey, out var text) && TryParseTimeout(text, out var value) ? value : options.PooledConnectionLifetime;
 
+    /// <summary>The cluster's <c>Expect: 100-continue</c> threshold in bytes (0: never): metadata <c>ExpectContinueAbove</c>, else the option.</summary>
+    public static long ExpectContinueAbove(ResilienceOptions options, IReadOnlyDictionary<string, string>? cluster)
+        => cluster is not null && cluster.TryGetValue(ExpectContinueAboveKey, out var text) && TryParseBytes(text, out var value) ? value : options.ExpectContinueAbove;
+
     /// <summary>Adds an error for each resilience metadata value that does not parse.</summary>
     public static void Validate(IReadOnlyDictionary<string, string>? metadata, string key, bool isRoute, ICollection<ConfigError> errors)
     {
@@ -97,7 +102,15 @@ internal sealed record ResilienceSettings(int MaxRetries, IReadOnlySet<int> Retr
         {
             errors.Add(new ConfigError($"{key}:{PooledConnectionLifetimeKey}", $"'{lifetime}' is not a positive time span (e.g. 00:02:00)."));
         }
+
+        if (!isRoute && metadata.TryGetValue(ExpectContinueAboveKey, out var above) && !TryParseBytes(above, out _))
+        {
+            errors.Add(new ConfigError($"{key}:{ExpectContinueAboveKey}", $"'{above}' is not a number of bytes (e.g. 65536; 0 turns it off)."));
+        }
     }
+
+    private static bool TryParseBytes(string? text, out long value)
+        => long.TryParse(text, NumberStyles.None, CultureInfo.InvariantCulture, out value);
 
     private static bool TryParseRetries(string? text, out int value)
         => int.TryParse(text, NumberStyles.None, CultureInfo.InvariantCulture, out value) && value <= 10;

@@ -14,7 +14,7 @@ public class UnknownSettingsTests
     private static readonly HashSet<string> DocumentedMetadataKeys = new(StringComparer.OrdinalIgnoreCase)
     {
         "Weight", "MaxConcurrency", "MaxQueue", "QueueTimeout", "AutoMinConcurrency", "AutoMaxConcurrency", "MaxRetries", "TryTimeout",
-        "RetryStatusCodes", "RetryIdempotent", "ConnectTimeout", "PooledConnectionLifetime", "OutlierEjection.ConsecutiveFailures",
+        "RetryStatusCodes", "RetryIdempotent", "ConnectTimeout", "PooledConnectionLifetime", "ExpectContinueAbove", "OutlierEjection.ConsecutiveFailures",
         "OutlierEjection.Window", "WebSocketSlowClientPolicy", "WebSocketOnly", "Discovery", "ReadinessRequiresDestination", "AllowTrace",
     };
 

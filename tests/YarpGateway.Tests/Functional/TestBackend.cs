@@ -153,6 +153,15 @@ internal sealed class TestBackend : IAsyncDisposable
                 }
             }
 
+            if (context.Request.Path.StartsWithSegments("/upload-limit", out var limitText) && long.TryParse(limitText.Value.AsSpan(1), out var limit))
+            {
+                // POST /upload-limit/N: an upload endpoint that takes at most N bytes, as [RequestSizeLimit(N)] sets it;
+                // Kestrel answers 413 for a larger Content-Length before reading any of the body, then closes.
+                context.Features.Get<Microsoft.AspNetCore.Http.Features.IHttpMaxRequestBodySizeFeature>()!.MaxRequestBodySize = limit;
+                await context.Request.Body.CopyToAsync(Stream.Null, context.RequestAborted);
+                return;
+            }
+
             if (context.Request.Path == "/reset")
             {
                 // Read the whole request, then drop the connection without a response.

@@ -20,6 +20,8 @@ public class ResilienceSettingsTests
         Assert.True(settings.RetryIdempotent);
         Assert.Equal(TimeSpan.FromSeconds(2), ResilienceSettings.ConnectTimeout(options, cluster));
         Assert.Equal(TimeSpan.FromMilliseconds(500), ResilienceSettings.ConnectTimeout(options, new Dictionary<string, string> { ["ConnectTimeout"] = "00:00:00.500" }));
+        Assert.Equal(65536, ResilienceSettings.ExpectContinueAbove(options, cluster));
+        Assert.Equal(0, ResilienceSettings.ExpectContinueAbove(options, new Dictionary<string, string> { ["ExpectContinueAbove"] = "0" }));
     }
 
     [Theory]
@@ -31,6 +33,8 @@ public class ResilienceSettingsTests
     [InlineData("RetryStatusCodes", "abc", false)]
     [InlineData("RetryIdempotent", "yes", true)]
     [InlineData("ConnectTimeout", "0", false)]
+    [InlineData("ExpectContinueAbove", "-1", false)]
+    [InlineData("ExpectContinueAbove", "64k", false)]
     [InlineData("OutlierEjection.FailureRate", "1.5", false)]
     [InlineData("OutlierEjection.MaxEjectedPercent", "101", false)]
     [InlineData("OutlierEjection.ConsecutiveFailures", "0", false)]
@@ -58,6 +62,7 @@ public class ResilienceSettingsTests
             MaxRetryBodyBytes = -1,
             TryTimeout = TimeSpan.FromSeconds(-1),
             ConnectTimeout = TimeSpan.FromSeconds(-2),
+            ExpectContinueAbove = -1,
             RetryBudget = new RetryBudgetOptions { Ratio = 1.5, MinRetriesPerSecond = -1, Window = TimeSpan.Zero },
         };
 
@@ -67,7 +72,7 @@ public class ResilienceSettingsTests
         [
             "MaxRetries must be from 0 to 10", "RetryStatusCodes: 200 is not", "RetryStatusCodes: 404 is not", "RetryBaseDelay must be positive",
             "MaxRetryBodyBytes must not be negative", "TryTimeout must be positive", "ConnectTimeout must be positive",
-            "RetryBudget:Ratio must be from 0 to 1", "RetryBudget:MinRetriesPerSecond must not be negative", "RetryBudget:Window must be from 1 s",
+            "ExpectContinueAbove must not be negative", "RetryBudget:Ratio must be from 0 to 1", "RetryBudget:MinRetriesPerSecond must not be negative", "RetryBudget:Window must be from 1 s",
         ];
         foreach (var text in expected)
         {

@@ -1,0 +1,140 @@
+using System.Net;
+using System.Net.Sockets;
+using System.Text;
+using System.Text.Json.Nodes;
+
+namespace YarpGateway.Tests.Functional;
+
+/// <summary>
+/// A backend that answers before it reads a request's body (413 for an upload over its limit, 401 for a missing
+/// token): the client gets that answer, not a 502. Without <c>Expect: 100-continue</c> towards the backend,
+/// <c>SocketsHttpHandler</c> reported the reset of its unfinished write instead of the response it had received.
+/// </summary>
+public class EarlyResponseTests
+{
+    private const int Upload = 8 * 1024 * 1024;
+
+    [Fact]
+    public async Task AnUploadOverTheBackendsLimit_TheClientGetsThe413_NotA502()
+    {
+        await using var backend = await TestBackend.StartAsync("uploads");
+        await using var gateway = await GatewayUnderTest.StartAsync(ProxyConfigJson.CatchAll("RoundRobin", (backend, null)));
+
+        // As a browser uploads: no Expect, the body sent at once, the answer read while it goes.
+        using var socket = await RawSocket.ConnectAsync(gateway.ProxyAddress);
+        var head = $"POST /upload-limit/65536 HTTP/1.1\r\nHost: gateway\r\nContent-Type: application/octet-stream\r\nContent-Length: {Upload}\r\n\r\n";
+        await socket.SendAsync(Encoding.ASCII.GetBytes(head));
+        var sending = SendBodyAsync(socket, Upload);
+
+        var response = await RawSocket.ReceiveResponseHeadAsync(socket);
+        await sending;
+
+        Assert.StartsWith("HTTP/1.1 413 ", response, StringComparison.Ordinal);
+        Assert.Equal(0, gateway.CounterSum("gateway.proxy.errors|"));
+        Assert.DoesNotContain(gateway.Logs.Lines, l => l.Contains("[ProxyError]", StringComparison.Ordinal));
+    }
+
+    [Fact]
+    public async Task OnlyLargeBodiesGoWithExpect_AndArriveWhole()
+    {
+        await using var backend = await TestBackend.StartAsync("uploads");
+        await using var gateway = await GatewayUnderTest.StartAsync(ProxyConfigJson.CatchAll("RoundRobin", (backend, null)));
+        using var client = gateway.CreateProxyClient();
+        var small = new string('s', 64 * 1024);
+        var large = new string('l', 64 * 1024 + 1);
+
+        foreach (var body in new[] { small, large })
+        {
+            using var response = await client.PostAsync("/echo", new StringContent(body));
+            Assert.Equal(HttpStatusCode.OK, response.StatusCode);
+        }
+
+        Assert.Equal([small, large], backend.Bodies.ToArray());
+        var expects = backend.RequestHeaders.Select(h => h.GetValueOrDefault("Expect", "")).ToArray();
+        Assert.Equal(["", "100-continue"], expects);
+    }
+
+    [Fact]
+    public async Task ClusterMetadataZero_TurnsItOff()
+    {
+        await using var backend = await TestBackend.StartAsync("uploads");
+        var config = ProxyConfigJson.CatchAll("RoundRobin", (backend, null));
+        config["ReverseProxy"]!["Clusters"]!["c1"]!["Metadata"] = new JsonObject { ["ExpectContinueAbove"] = "0" };
+        await using var gateway = await GatewayUnderTest.StartAsync(config);
+        using var client = gateway.CreateProxyClient();
+
+        using var response = await client.PostAsync("/echo", new StringContent(new string('l', 1024 * 1024)));
+
+        Assert.Equal(HttpStatusCode.OK, response.StatusCode);
+        Assert.Equal("", backend.RequestHeaders.Single().GetValueOrDefault("Expect", ""));
+    }
+
+    [Fact]
+    public async Task ABackendThatIgnoresExpect_StillGetsTheBody()
+    {
+        // Never sends 100 Continue (an HTTP/1.0 server, say): the body goes after the handler's wait.
+        var received = new TaskCompletionSource<int>(TaskCreationOptions.RunContinuationsAsynchronously);
+        RawTcpBackend? self = null;
+        await using var backend = await RawTcpBackend.StartAsync(async (socket, cancel) =>
+        {
+            var head = self!.Heads.Last();
+            var early = head.Length - head.IndexOf("\r\n\r\n", StringComparison.Ordinal) - 4; // body bytes read with the head
+            var total = early + await DrainAsync(socket, 200 * 1024 - early, cancel);
+            received.TrySetResult(total);
+            await socket.SendAsync("HTTP/1.1 200 OK\r\nContent-Length: 2\r\nConnection: close\r\n\r\nok"u8.ToArray(), cancel);
+        });
+        self = backend;
+        var config = new JsonObject
+        {
+            ["ReverseProxy"] = new JsonObject
+            {
+                ["Routes"] = new JsonObject { ["all"] = new JsonObject { ["ClusterId"] = "c1", ["Match"] = new JsonObject { ["Path"] = "/{**x}" } } },
+                ["Clusters"] = new JsonObject { ["c1"] = new JsonObject { ["Destinations"] = new JsonObject { ["d1"] = new JsonObject { ["Address"] = backend.Address.ToString() } } } },
+            },
+        };
+        await using var gateway = await GatewayUnderTest.StartAsync(config);
+        using var client = gateway.CreateProxyClient();
+
+        using var timeout = new CancellationTokenSource(TimeSpan.FromSeconds(10));
+        using var response = await client.PostAsync("/upload", new ByteArrayContent(new byte[200 * 1024]), timeout.Token);
+
+        Assert.Equal(HttpStatusCode.OK, response.StatusCode);
+        Assert.Equal(200 * 1024, await received.Task.WaitAsync(timeout.Token));
+        Assert.Contains("Expect: 100-continue", backend.Heads.Single(), StringComparison.OrdinalIgnoreCase);
+    }
+
+    private static async Task SendBodyAsync(Socket socket, int length)
+    {
+        var chunk = new byte[64 * 1024];
+        try
+        {
+            for (var sent = 0; sent < length; sent += chunk.Length)
+            {
+                await socket.SendAsync(chunk);
+            }
+        }
+        catch (SocketException)
+        {
+            // The gateway answered and closed before the whole upload went: what it may do.
+        }
+    }
+
+    // The body's bytes (what arrived after the head), up to the expected length.
+    private static async Task<int> DrainAsync(Socket socket, int expected, CancellationToken cancel)
+    {
+        var buffer = new byte[64 * 1024];
+        var total = 0;
+        while (total < expected)
+        {
+            var read = await socket.ReceiveAsync(buffer, cancel);
+            if (read == 0)
+            {
+                break;
+            }
+
+            total += read;
+        }
+
+        return total;
+    }
+}
