@@ -100,7 +100,7 @@ internal static class GatewayApplicationBuilderExtensions
         app.Use(Http1Framing.Middleware); // ambiguous HTTP/1.1 framing and lower-case methods: 400
         app.Use(app.Services.GetRequiredService<DrainNotice>().Middleware); // Connection: close / GOAWAY once shutdown begins
         app.UseGatewayForwardedHeaders(); // X-Forwarded-For from trusted peers only
-        app.Use(HostTrailingDot.Middleware); // admin.example. is admin.example, for routing's Hosts too
+        app.Use(HostHeader.Middleware); // admin.example. is admin.example, for routing's Hosts too
 
         // The request's one frame: counted in flight, admitted (global limit, upgrade rate), its duration
         // metric and final error recorded when it ends.

@@ -6,10 +6,12 @@ using YarpGateway.Tests.Functional;
 namespace YarpGateway.Tests.Hostile;
 
 /// <summary>
-/// <c>admin.example.</c> is <c>admin.example</c>: before, a trailing dot passed over the host's route and reached a
-/// catch-all route, leaving behind whatever the host's route added (its policies, its limits).
+/// The Host header as routing and the backend see it. <c>admin.example.</c> is <c>admin.example</c>: before, a
+/// trailing dot passed over the host's route and reached a catch-all route, leaving behind whatever the host's
+/// route added (its policies, its limits). An empty <c>Host:</c> is no host: before, it was copied beside the one
+/// the backend request gets, and the backend received two.
 /// </summary>
-public class HostTrailingDotTests
+public class HostHeaderTests
 {
     [Theory]
     [InlineData("admin.example.", "admin.example")]
@@ -22,7 +24,7 @@ public class HostTrailingDotTests
     [InlineData("admin.example..", null)] // not a DNS name: left for routing to match nothing
     [InlineData(".", null)]
     public void TheNamesOneTrailingDot_IsDropped_ThePortKept(string host, string? expected)
-        => Assert.Equal(expected, HostTrailingDot.Without(host));
+        => Assert.Equal(expected, HostHeader.Without(host));
 
     [Theory]
     [InlineData("admin.example.", "admin.example")]
@@ -52,5 +54,27 @@ public class HostTrailingDotTests
         Assert.StartsWith("HTTP/1.1 200", await RawSocket.ReceiveResponseHeadAsync(socket), StringComparison.Ordinal);
         Assert.Equal(0, other.Requests);
         Assert.Equal(forwarded, Assert.Single(admin.RequestHeaders)["X-Forwarded-Host"]);
+    }
+
+    [Theory]
+    [InlineData(false)]
+    [InlineData(true)] // RequestHeaderOriginalHost: there is no original host to keep
+    public async Task AnEmptyHost_ReachesTheBackendAsOneHost_TheDestinations(bool originalHost)
+    {
+        await using var backend = await TestBackend.StartAsync("b");
+        var config = ProxyConfigJson.CatchAll("RoundRobin", (backend, null));
+        if (originalHost)
+        {
+            config["ReverseProxy"]!["Routes"]!["all"]!["Transforms"] = new JsonArray(new JsonObject { ["RequestHeaderOriginalHost"] = "true" });
+        }
+
+        await using var gateway = await GatewayUnderTest.StartAsync(config);
+        using var socket = await RawSocket.ConnectAsync(gateway.ProxyAddress);
+
+        await socket.SendAsync(Encoding.ASCII.GetBytes("GET /x HTTP/1.1\r\nHost: \r\n\r\n"));
+
+        var head = await RawSocket.ReceiveResponseHeadAsync(socket);
+        Assert.StartsWith("HTTP/1.1 200", head, StringComparison.Ordinal); // a Kestrel backend answers 400 to two Host headers
+        Assert.Equal($"127.0.0.1:{backend.Port}", Assert.Single(backend.RequestHeaders)["Host"]);
     }
 }
