@@ -55,6 +55,30 @@ public class EarlyResponseTests
     }
 
     [Fact]
+    public async Task ABodyOfUnknownLength_GoesWithExpectFromAnHttp11Client_NotFromAnHttp2Stream()
+    {
+        await using var backend = await TestBackend.StartAsync("uploads");
+        await using var gateway = await GatewayUnderTest.StartAsync(ProxyConfigJson.CatchAll("RoundRobin", (backend, null)));
+        using var http11 = gateway.CreateProxyClient();
+        using var http2 = gateway.CreateHttp2ProxyClient();
+
+        foreach (var client in new[] { http11, http2 })
+        {
+            // No length: chunked over HTTP/1.1, a stream of DATA frames over HTTP/2 (as gRPC sends).
+            var pipe = new System.IO.Pipelines.Pipe();
+            await pipe.Writer.WriteAsync(Encoding.ASCII.GetBytes("a small body"));
+            await pipe.Writer.CompleteAsync();
+            using var content = new StreamContent(pipe.Reader.AsStream()); // not seekable: no length to tell
+            using var response = await client.PostAsync("/echo", content);
+            Assert.Equal(HttpStatusCode.OK, response.StatusCode);
+        }
+
+        Assert.Equal(["a small body", "a small body"], backend.Bodies.ToArray());
+        var expects = backend.RequestHeaders.Select(h => h.GetValueOrDefault("Expect", "")).ToArray();
+        Assert.Equal(["100-continue", ""], expects);
+    }
+
+    [Fact]
     public async Task ClusterMetadataZero_TurnsItOff()
     {
         await using var backend = await TestBackend.StartAsync("uploads");

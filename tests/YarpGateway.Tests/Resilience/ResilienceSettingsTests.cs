@@ -93,4 +93,15 @@ public class ResilienceSettingsTests
         Assert.Equal([503], ResilienceSettings.Resolve(options, null, null).RetryStatusCodes);
         Assert.Equal([502, 503, 504], ResilienceSettings.Resolve(new ResilienceOptions(), null, null).RetryStatusCodes.Order());
     }
+
+    [Theory]
+    [InlineData("http://10.0.0.5/", "2.0", HttpVersionPolicy.RequestVersionOrLower, true)] // YARP's default: no ALPN, so HTTP/1.1
+    [InlineData("http://10.0.0.5/", "2.0", HttpVersionPolicy.RequestVersionExact, false)] // h2c
+    [InlineData("http://10.0.0.5/", "1.1", HttpVersionPolicy.RequestVersionOrHigher, true)]
+    [InlineData("https://api.example/", "2.0", HttpVersionPolicy.RequestVersionOrLower, false)] // ALPN decides
+    [InlineData("https://api.example/", "1.1", HttpVersionPolicy.RequestVersionOrLower, true)]
+    [InlineData("https://api.example/", "1.1", HttpVersionPolicy.RequestVersionOrHigher, false)]
+    [InlineData("HTTPS://api.example/", "1.1", HttpVersionPolicy.RequestVersionExact, true)]
+    public void ExpectContinue_OnlyWhereTheBackendConnectionIsHttp11ForCertain(string prefix, string version, HttpVersionPolicy policy, bool expected)
+        => Assert.Equal(expected, ExpectContinueTransformProvider.IsHttp11(prefix, Version.Parse(version), policy));
 }
