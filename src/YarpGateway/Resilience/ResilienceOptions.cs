@@ -45,7 +45,7 @@ internal sealed class ResilienceOptions
     public TimeSpan PooledConnectionLifetime { get; set; } = TimeSpan.FromMinutes(2);
 
     /// <summary>
-    /// Request bodies larger than this many bytes, or of unknown length, go to a backend that may speak HTTP/1.1 with
+    /// Request bodies larger than this many bytes, or chunked, go to a backend reached over HTTP/1.1 with
     /// <c>Expect: 100-continue</c>, so that its answer before the body (413, 401) reaches the client instead of a 502
     /// (cluster metadata <c>ExpectContinueAbove</c>). Default 65,536; 0 turns it off. See
     /// <see cref="ExpectContinueTransformProvider"/>.
