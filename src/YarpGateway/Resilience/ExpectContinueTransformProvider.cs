@@ -1,3 +1,4 @@
+using System.Collections.Concurrent;
 using Yarp.ReverseProxy.Transforms;
 using Yarp.ReverseProxy.Transforms.Builder;
 using YarpGateway.Configuration;
@@ -22,9 +23,17 @@ namespace YarpGateway.Resilience;
 /// an HTTP/2 backend's early answer arrives whatever the body does, and a gRPC server need not answer <c>Expect</c>.
 /// Bodies of unknown length only from HTTP/1.1 clients (chunked), never a stream of an HTTP/2 client. Never over a
 /// client's own <c>Expect</c>, which YARP forwards as it is.
+/// <para>
+/// A destination that answers such a request <c>417 Expectation Failed</c> (servers from before 100-continue was
+/// common) is sent no more <c>Expect</c> from then on, and one line says so: RFC 9110 has the client repeat the
+/// request without it, which the gateway cannot do for a body it streams, so that one upload gets the 417.
+/// </para>
 /// </summary>
-internal sealed class ExpectContinueTransformProvider(ReloadableOptions<ResilienceOptions> options) : ITransformProvider
+internal sealed partial class ExpectContinueTransformProvider(ReloadableOptions<ResilienceOptions> options, ILogger<ExpectContinueTransformProvider> logger) : ITransformProvider
 {
+    // Destinations (by address) that answered 417 to the gateway's Expect: as many as the configuration has, at most.
+    private readonly ConcurrentDictionary<string, byte> _refused = new(StringComparer.OrdinalIgnoreCase);
+
     public void ValidateRoute(TransformRouteValidationContext context)
     {
     }
@@ -46,17 +55,44 @@ internal sealed class ExpectContinueTransformProvider(ReloadableOptions<Resilien
 
             var client = transform.HttpContext.Request;
             var above = ResilienceSettings.ExpectContinueAbove(options.Current, metadata);
-            if (above > 0 && (client.ContentLength is { } length ? length > above : client.Headers.TransferEncoding.Count > 0))
+            if (above > 0 && (client.ContentLength is { } length ? length > above : client.Headers.TransferEncoding.Count > 0)
+                && !_refused.ContainsKey(transform.DestinationPrefix))
             {
                 request.Headers.ExpectContinue = true;
             }
 
             return ValueTask.CompletedTask;
         });
+        context.AddResponseTransform(transform =>
+        {
+            if (transform.ProxyResponse is { StatusCode: System.Net.HttpStatusCode.ExpectationFailed, RequestMessage: { } sent }
+                && sent.Headers.ExpectContinue == true && transform.HttpContext.Request.Headers.Expect.Count == 0)
+            {
+                Refused(transform.HttpContext);
+            }
+
+            return ValueTask.CompletedTask;
+        });
+    }
+
+    // Keyed by the destination's address, which is what YARP gives the request transform as its prefix.
+    private void Refused(HttpContext context)
+    {
+        if (context.Features.Get<Yarp.ReverseProxy.Model.IReverseProxyFeature>()?.ProxiedDestination is { } destination
+            && _refused.TryAdd(destination.Model.Config.Address, 0))
+        {
+            Log.Refused(logger, destination.DestinationId, destination.Model.Config.Address);
+        }
     }
 
     // Whether HttpClient speaks HTTP/1.1 to the destination for certain. Without TLS there is no ALPN: HTTP/2 only with
     // prior knowledge (2.0 and a policy other than RequestVersionOrLower, which YARP's default is).
+    private static partial class Log
+    {
+        [LoggerMessage(1, LogLevel.Warning, "Destination {DestinationId} ({Address}) answered 417 Expectation Failed to an upload the gateway sent with Expect: 100-continue; that upload got the 417, and the gateway sends this destination no more Expect (until it restarts). Set the cluster's metadata ExpectContinueAbove to 0 to say so in the configuration.", EventName = "ExpectContinueRefused")]
+        public static partial void Refused(ILogger logger, string destinationId, string address);
+    }
+
     internal static bool IsHttp11(string destinationPrefix, Version version, HttpVersionPolicy policy)
         => destinationPrefix.StartsWith("http://", StringComparison.OrdinalIgnoreCase)
             ? version.Major < 2 || policy == HttpVersionPolicy.RequestVersionOrLower

@@ -108,14 +108,7 @@ public class EarlyResponseTests
             await socket.SendAsync("HTTP/1.1 200 OK\r\nContent-Length: 2\r\nConnection: close\r\n\r\nok"u8.ToArray(), cancel);
         });
         self = backend;
-        var config = new JsonObject
-        {
-            ["ReverseProxy"] = new JsonObject
-            {
-                ["Routes"] = new JsonObject { ["all"] = new JsonObject { ["ClusterId"] = "c1", ["Match"] = new JsonObject { ["Path"] = "/{**x}" } } },
-                ["Clusters"] = new JsonObject { ["c1"] = new JsonObject { ["Destinations"] = new JsonObject { ["d1"] = new JsonObject { ["Address"] = backend.Address.ToString() } } } },
-            },
-        };
+        var config = RouteTo(backend.Address);
         await using var gateway = await GatewayUnderTest.StartAsync(config);
         using var client = gateway.CreateProxyClient();
 
@@ -126,6 +119,50 @@ public class EarlyResponseTests
         Assert.Equal(200 * 1024, await received.Task.WaitAsync(timeout.Token));
         Assert.Contains("Expect: 100-continue", backend.Heads.Single(), StringComparison.OrdinalIgnoreCase);
     }
+
+    [Fact]
+    public async Task ADestinationThatAnswers417_GetsNoMoreExpect_AndIsNamedOnce()
+    {
+        const int Size = 100 * 1024;
+        RawTcpBackend? self = null;
+        await using var backend = await RawTcpBackend.StartAsync(async (socket, cancel) =>
+        {
+            var head = self!.Heads.Last();
+            if (head.Contains("Expect: 100-continue", StringComparison.OrdinalIgnoreCase))
+            {
+                await socket.SendAsync("HTTP/1.1 417 Expectation Failed\r\nContent-Length: 0\r\nConnection: close\r\n\r\n"u8.ToArray(), cancel);
+                return;
+            }
+
+            var early = head.Length - head.IndexOf("\r\n\r\n", StringComparison.Ordinal) - 4;
+            await DrainAsync(socket, Size - early, cancel);
+            await socket.SendAsync("HTTP/1.1 200 OK\r\nContent-Length: 2\r\nConnection: close\r\n\r\nok"u8.ToArray(), cancel);
+        });
+        self = backend;
+        var config = RouteTo(backend.Address);
+        await using var gateway = await GatewayUnderTest.StartAsync(config);
+        using var client = gateway.CreateProxyClient();
+        using var timeout = new CancellationTokenSource(TimeSpan.FromSeconds(10));
+
+        var statuses = new List<HttpStatusCode>();
+        for (var i = 0; i < 3; i++)
+        {
+            using var response = await client.PostAsync("/upload", new ByteArrayContent(new byte[Size]), timeout.Token);
+            statuses.Add(response.StatusCode);
+        }
+
+        Assert.Equal([HttpStatusCode.ExpectationFailed, HttpStatusCode.OK, HttpStatusCode.OK], statuses);
+        Assert.Single(gateway.Logs.Lines, l => l.Contains("[ExpectContinueRefused]", StringComparison.Ordinal) && l.Contains("Destination d1", StringComparison.Ordinal));
+    }
+
+    private static JsonObject RouteTo(Uri address) => new()
+    {
+        ["ReverseProxy"] = new JsonObject
+        {
+            ["Routes"] = new JsonObject { ["all"] = new JsonObject { ["ClusterId"] = "c1", ["Match"] = new JsonObject { ["Path"] = "/{**x}" } } },
+            ["Clusters"] = new JsonObject { ["c1"] = new JsonObject { ["Destinations"] = new JsonObject { ["d1"] = new JsonObject { ["Address"] = address.ToString() } } } },
+        },
+    };
 
     private static async Task SendBodyAsync(Socket socket, int length)
     {
