@@ -87,14 +87,14 @@ internal sealed partial class ExpectContinueTransformProvider(ReloadableOptions<
 
     // Whether HttpClient speaks HTTP/1.1 to the destination for certain. Without TLS there is no ALPN: HTTP/2 only with
     // prior knowledge (2.0 and a policy other than RequestVersionOrLower, which YARP's default is).
+    internal static bool IsHttp11(string destinationPrefix, Version version, HttpVersionPolicy policy)
+        => destinationPrefix.StartsWith("http://", StringComparison.OrdinalIgnoreCase)
+            ? version.Major < 2 || policy == HttpVersionPolicy.RequestVersionOrLower
+            : version.Major < 2 && policy != HttpVersionPolicy.RequestVersionOrHigher;
+
     private static partial class Log
     {
         [LoggerMessage(1, LogLevel.Warning, "Destination {DestinationId} ({Address}) answered 417 Expectation Failed to an upload the gateway sent with Expect: 100-continue; that upload got the 417, and the gateway sends this destination no more Expect (until it restarts). Set the cluster's metadata ExpectContinueAbove to 0 to say so in the configuration.", EventName = "ExpectContinueRefused")]
         public static partial void Refused(ILogger logger, string destinationId, string address);
     }
-
-    internal static bool IsHttp11(string destinationPrefix, Version version, HttpVersionPolicy policy)
-        => destinationPrefix.StartsWith("http://", StringComparison.OrdinalIgnoreCase)
-            ? version.Major < 2 || policy == HttpVersionPolicy.RequestVersionOrLower
-            : version.Major < 2 && policy != HttpVersionPolicy.RequestVersionOrHigher;
 }
