@@ -1,0 +1,102 @@
+using System.Net;
+using global::Grpc.Core;
+using Microsoft.AspNetCore.Hosting.Server;
+using Microsoft.AspNetCore.Hosting.Server.Features;
+using Microsoft.AspNetCore.Server.Kestrel.Core;
+
+namespace YarpGateway.Tests.Grpc;
+
+/// <summary>A real gRPC service (Grpc.AspNetCore) on 127.0.0.1, port 0, speaking HTTP/2 without TLS (h2c).</summary>
+internal sealed class GrpcBackend : IAsyncDisposable
+{
+    private readonly WebApplication _app;
+
+    private GrpcBackend(WebApplication app, Uri address, System.Collections.Concurrent.ConcurrentQueue<string> callers)
+    {
+        _app = app;
+        Address = address;
+        Callers = callers;
+    }
+
+    public Uri Address { get; }
+
+    /// <summary>The <c>x-caller</c> metadata of each unary call the service received, in order.</summary>
+    public System.Collections.Concurrent.ConcurrentQueue<string> Callers { get; }
+
+    public static async Task<GrpcBackend> StartAsync()
+    {
+        // No configuration sources: the gateway's appsettings.json sits in this folder too.
+        var builder = WebApplication.CreateEmptyBuilder(new WebApplicationOptions());
+        builder.WebHost.UseKestrelCore().ConfigureKestrel(k => k.Listen(IPAddress.Loopback, 0, o => o.Protocols = HttpProtocols.Http2));
+        builder.Services.AddRouting();
+        builder.Services.AddGrpc();
+        var callers = new System.Collections.Concurrent.ConcurrentQueue<string>();
+        builder.Services.AddSingleton(callers);
+        var app = builder.Build();
+        app.UseRouting();
+        app.MapGrpcService<EchoService>();
+        await app.StartAsync();
+        var address = new Uri(app.Services.GetRequiredService<IServer>().Features.Get<IServerAddressesFeature>()!.Addresses.Single().Replace("[::]", "127.0.0.1", StringComparison.Ordinal) + "/");
+        return new GrpcBackend(app, address, callers);
+    }
+
+    public async ValueTask DisposeAsync()
+    {
+        await _app.StopAsync();
+        await _app.DisposeAsync();
+    }
+
+    private sealed class EchoService(System.Collections.Concurrent.ConcurrentQueue<string> callers) : Echo.EchoBase
+    {
+        public override async Task<EchoReply> Unary(EchoRequest request, ServerCallContext context)
+        {
+            callers.Enqueue(context.RequestHeaders.GetValue("x-caller") ?? "");
+            if (request.DelayMs > 0)
+            {
+                await Task.Delay(request.DelayMs, context.CancellationToken);
+            }
+
+            if (request.Text == "missing")
+            {
+                throw new RpcException(new global::Grpc.Core.Status(StatusCode.NotFound, "no such thing"), new Metadata { { "x-why", "asked for it" } });
+            }
+
+            context.ResponseTrailers.Add("x-served-by", "grpc-backend");
+            return new EchoReply { Text = request.Text, Bytes = request.Payload.Length };
+        }
+
+        public override async Task ServerStream(EchoRequest request, IServerStreamWriter<EchoReply> responseStream, ServerCallContext context)
+        {
+            for (var i = 0; i < request.Count; i++)
+            {
+                await responseStream.WriteAsync(new EchoReply { Text = request.Text, Index = i }, context.CancellationToken);
+                if (request.DelayMs > 0)
+                {
+                    await Task.Delay(request.DelayMs, context.CancellationToken);
+                }
+            }
+        }
+
+        public override async Task<EchoReply> ClientStream(IAsyncStreamReader<EchoRequest> requestStream, ServerCallContext context)
+        {
+            var count = 0;
+            long bytes = 0;
+            await foreach (var request in requestStream.ReadAllAsync(context.CancellationToken))
+            {
+                count++;
+                bytes += request.Payload.Length;
+            }
+
+            return new EchoReply { Index = count, Bytes = bytes };
+        }
+
+        public override async Task Duplex(IAsyncStreamReader<EchoRequest> requestStream, IServerStreamWriter<EchoReply> responseStream, ServerCallContext context)
+        {
+            var index = 0;
+            await foreach (var request in requestStream.ReadAllAsync(context.CancellationToken))
+            {
+                await responseStream.WriteAsync(new EchoReply { Text = request.Text, Index = index++ }, context.CancellationToken);
+            }
+        }
+    }
+}

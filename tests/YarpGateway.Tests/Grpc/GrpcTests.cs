@@ -1,0 +1,170 @@
+using System.Diagnostics;
+using System.Text.Json.Nodes;
+using global::Grpc.Core;
+using global::Grpc.Net.Client;
+using Google.Protobuf;
+using YarpGateway.Tests.Functional;
+
+namespace YarpGateway.Tests.Grpc;
+
+/// <summary>
+/// A real gRPC service and client (Grpc.AspNetCore, Grpc.Net.Client) through the gateway with every default on:
+/// h2c on both sides, each kind of method, metadata both ways, a status in trailers, and a deadline. Messages
+/// must pass one by one in both directions (nothing buffers a stream), and a failed call is the service's
+/// answer, not the gateway's.
+/// </summary>
+public class GrpcTests
+{
+    private static JsonObject Config(Uri backend) => new()
+    {
+        ["ReverseProxy"] = new JsonObject
+        {
+            ["Routes"] = new JsonObject { ["grpc"] = new JsonObject { ["ClusterId"] = "grpc", ["Match"] = new JsonObject { ["Path"] = "/{**rest}" } } },
+            ["Clusters"] = new JsonObject
+            {
+                ["grpc"] = new JsonObject
+                {
+                    ["HttpRequest"] = new JsonObject { ["Version"] = "2", ["VersionPolicy"] = "RequestVersionExact" },
+                    ["Destinations"] = new JsonObject { ["d"] = new JsonObject { ["Address"] = backend.ToString() } },
+                },
+            },
+        },
+    };
+
+    private static GrpcChannel Channel(GatewayUnderTest gateway) => GrpcChannel.ForAddress(gateway.ProxyAddress, new GrpcChannelOptions
+    {
+        HttpHandler = new SocketsHttpHandler { EnableMultipleHttp2Connections = true },
+        MaxReceiveMessageSize = 8 * 1024 * 1024,
+    });
+
+    private static CallOptions Bounded(Metadata? headers = null) => new(headers, deadline: DateTime.UtcNow.AddSeconds(20));
+
+    [Fact]
+    public async Task Unary_MetadataGoesToTheService_AndItsTrailersComeBack()
+    {
+        await using var backend = await GrpcBackend.StartAsync();
+        await using var gateway = await GatewayUnderTest.StartAsync(Config(backend.Address));
+        using var channel = Channel(gateway);
+        var client = new Echo.EchoClient(channel);
+
+        using var call = client.UnaryAsync(new EchoRequest { Text = "hello", Payload = ByteString.CopyFrom(new byte[1024 * 1024]) }, Bounded(new Metadata { { "x-caller", "test" } }));
+        var reply = await call.ResponseAsync;
+
+        Assert.Equal("hello", reply.Text);
+        Assert.Equal(1024 * 1024, reply.Bytes);
+        Assert.Equal("grpc-backend", call.GetTrailers().GetValue("x-served-by"));
+        Assert.Equal(["test"], backend.Callers.ToArray());
+    }
+
+    [Fact]
+    public async Task AServiceError_ReachesTheClientAsItsStatus_NotCountedAgainstTheDestination()
+    {
+        await using var backend = await GrpcBackend.StartAsync();
+        await using var gateway = await GatewayUnderTest.StartAsync(Config(backend.Address));
+        using var channel = Channel(gateway);
+        var client = new Echo.EchoClient(channel);
+
+        for (var i = 0; i < 5; i++)
+        {
+            using var call = client.UnaryAsync(new EchoRequest { Text = "missing" }, Bounded());
+            var error = await Assert.ThrowsAsync<RpcException>(() => call.ResponseAsync);
+            Assert.Equal(StatusCode.NotFound, error.StatusCode);
+            Assert.Equal("no such thing", error.Status.Detail);
+            Assert.Equal("asked for it", error.Trailers.GetValue("x-why"));
+        }
+
+        // A trailers-only answer is a 200 on the wire: the destination stays in and serves.
+        var reply = await client.UnaryAsync(new EchoRequest { Text = "still there" }, Bounded());
+        Assert.Equal("still there", reply.Text);
+        Assert.Equal(0, gateway.CounterSum("gateway.proxy.errors|"));
+    }
+
+    [Fact]
+    public async Task ServerStream_EachMessageArrivesBeforeTheNextIsWritten()
+    {
+        await using var backend = await GrpcBackend.StartAsync();
+        await using var gateway = await GatewayUnderTest.StartAsync(Config(backend.Address));
+        using var channel = Channel(gateway);
+        var client = new Echo.EchoClient(channel);
+
+        // The service waits 300 ms after each message: a buffered stream would deliver them together.
+        using var call = client.ServerStream(new EchoRequest { Text = "tick", Count = 4, DelayMs = 300 }, Bounded());
+        var arrivals = new List<TimeSpan>();
+        var clock = Stopwatch.StartNew();
+        await foreach (var reply in call.ResponseStream.ReadAllAsync())
+        {
+            Assert.Equal(arrivals.Count, reply.Index);
+            arrivals.Add(clock.Elapsed);
+        }
+
+        Assert.Equal(4, arrivals.Count);
+        Assert.True(arrivals[3] - arrivals[0] >= TimeSpan.FromMilliseconds(800), string.Join(", ", arrivals)); // three waits of 300 ms between them
+        Assert.Equal(StatusCode.OK, call.GetStatus().StatusCode);
+    }
+
+    [Fact]
+    public async Task ClientStream_ManyLargeMessages_ArriveWhole()
+    {
+        await using var backend = await GrpcBackend.StartAsync();
+        await using var gateway = await GatewayUnderTest.StartAsync(Config(backend.Address));
+        using var channel = Channel(gateway);
+        var client = new Echo.EchoClient(channel);
+
+        using var call = client.ClientStream(Bounded());
+        var payload = ByteString.CopyFrom(new byte[100 * 1024]);
+        for (var i = 0; i < 50; i++)
+        {
+            await call.RequestStream.WriteAsync(new EchoRequest { Payload = payload });
+        }
+
+        await call.RequestStream.CompleteAsync();
+        var reply = await call.ResponseAsync;
+
+        Assert.Equal(50, reply.Index);
+        Assert.Equal(50L * 100 * 1024, reply.Bytes);
+    }
+
+    [Fact]
+    public async Task Duplex_EachAnswerComesBackBeforeTheNextMessageIsSent()
+    {
+        await using var backend = await GrpcBackend.StartAsync();
+        await using var gateway = await GatewayUnderTest.StartAsync(Config(backend.Address));
+        using var channel = Channel(gateway);
+        var client = new Echo.EchoClient(channel);
+
+        // Ping-pong: the next message goes only once the last one's answer is back, so a gateway that held
+        // either direction back (a request body buffered before it is sent, a response flushed only when full)
+        // would hang here until the deadline.
+        using var call = client.Duplex(Bounded());
+        for (var i = 0; i < 20; i++)
+        {
+            await call.RequestStream.WriteAsync(new EchoRequest { Text = $"ping {i}" });
+            Assert.True(await call.ResponseStream.MoveNext(CancellationToken.None));
+            Assert.Equal($"ping {i}", call.ResponseStream.Current.Text);
+            Assert.Equal(i, call.ResponseStream.Current.Index);
+        }
+
+        await call.RequestStream.CompleteAsync();
+        Assert.False(await call.ResponseStream.MoveNext(CancellationToken.None));
+        Assert.Equal(StatusCode.OK, call.GetStatus().StatusCode);
+    }
+
+    [Fact]
+    public async Task ADeadlineThatPasses_IsDeadlineExceeded_AndTheNextCallIsServed()
+    {
+        await using var backend = await GrpcBackend.StartAsync();
+        await using var gateway = await GatewayUnderTest.StartAsync(Config(backend.Address));
+        using var channel = Channel(gateway);
+        var client = new Echo.EchoClient(channel);
+
+        var error = await Assert.ThrowsAsync<RpcException>(async () =>
+            await client.UnaryAsync(new EchoRequest { Text = "slow", DelayMs = 10_000 }, deadline: DateTime.UtcNow.AddMilliseconds(300)));
+
+        Assert.Equal(StatusCode.DeadlineExceeded, error.StatusCode);
+
+        // The destination is not blamed for the client's deadline (it is the only one: ejected, the next call would
+        // get 503), and the next call is served.
+        var reply = await client.UnaryAsync(new EchoRequest { Text = "after" }, Bounded());
+        Assert.Equal("after", reply.Text);
+    }
+}
