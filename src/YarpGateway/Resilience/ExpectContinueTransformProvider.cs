@@ -48,7 +48,7 @@ internal sealed partial class ExpectContinueTransformProvider(ReloadableOptions<
         context.AddRequestTransform(transform =>
         {
             var request = transform.ProxyRequest;
-            if (request.Content is null || request.Headers.ExpectContinue == true || !IsHttp11(transform.DestinationPrefix, request.Version, request.VersionPolicy))
+            if (request.Content is null || request.Headers.ExpectContinue == true || !Endpoints.BackendHttpVersion.IsHttp11(transform.DestinationPrefix, request.Version, request.VersionPolicy))
             {
                 return ValueTask.CompletedTask; // no body, the client's own Expect, or a backend that may speak HTTP/2
             }
@@ -84,13 +84,6 @@ internal sealed partial class ExpectContinueTransformProvider(ReloadableOptions<
             Log.Refused(logger, destination.DestinationId, destination.Model.Config.Address);
         }
     }
-
-    // Whether HttpClient speaks HTTP/1.1 to the destination for certain. Without TLS there is no ALPN: HTTP/2 only with
-    // prior knowledge (2.0 and a policy other than RequestVersionOrLower, which YARP's default is).
-    internal static bool IsHttp11(string destinationPrefix, Version version, HttpVersionPolicy policy)
-        => destinationPrefix.StartsWith("http://", StringComparison.OrdinalIgnoreCase)
-            ? version.Major < 2 || policy == HttpVersionPolicy.RequestVersionOrLower
-            : version.Major < 2 && policy != HttpVersionPolicy.RequestVersionOrHigher;
 
     private static partial class Log
     {

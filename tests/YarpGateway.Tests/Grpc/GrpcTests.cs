@@ -40,6 +40,36 @@ public class GrpcTests
     private static CallOptions Bounded(Metadata? headers = null) => new(headers, deadline: DateTime.UtcNow.AddSeconds(20));
 
     [Fact]
+    public async Task AClusterLeftOnHttp11_IsNamedInTheLog_OnceForManyCalls()
+    {
+        await using var backend = await GrpcBackend.StartAsync();
+        var config = Config(backend.Address);
+        config["ReverseProxy"]!["Clusters"]!["grpc"]!.AsObject().Remove("HttpRequest"); // YARP's default: HTTP/1.1 without TLS
+        await using var gateway = await GatewayUnderTest.StartAsync(config);
+        using var channel = Channel(gateway);
+        var client = new Echo.EchoClient(channel);
+
+        for (var i = 0; i < 3; i++)
+        {
+            await Assert.ThrowsAsync<RpcException>(async () => await client.UnaryAsync(new EchoRequest { Text = "x" }, Bounded()));
+        }
+
+        var line = Assert.Single(gateway.Logs.Lines, l => l.Contains("[GrpcOverHttp11]", StringComparison.Ordinal));
+        Assert.Contains("Route grpc sends gRPC calls to cluster grpc over HTTP/1.1", line, StringComparison.Ordinal);
+    }
+
+    [Theory]
+    [InlineData("application/grpc", true)]
+    [InlineData("application/grpc+proto", true)]
+    [InlineData("application/GRPC; charset=x", true)]
+    [InlineData("application/grpc-web", false)]
+    [InlineData("application/grpc-web-text", false)]
+    [InlineData("application/json", false)]
+    [InlineData(null, false)]
+    public void WhatIsAGrpcCall(string? contentType, bool expected)
+        => Assert.Equal(expected, YarpGateway.Configuration.GrpcOverHttp11TransformProvider.IsGrpc(contentType));
+
+    [Fact]
     public async Task Unary_MetadataGoesToTheService_AndItsTrailersComeBack()
     {
         await using var backend = await GrpcBackend.StartAsync();

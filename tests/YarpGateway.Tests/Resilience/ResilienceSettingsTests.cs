@@ -103,5 +103,5 @@ public class ResilienceSettingsTests
     [InlineData("https://api.example/", "1.1", HttpVersionPolicy.RequestVersionOrHigher, false)]
     [InlineData("HTTPS://api.example/", "1.1", HttpVersionPolicy.RequestVersionExact, true)]
     public void ExpectContinue_OnlyWhereTheBackendConnectionIsHttp11ForCertain(string prefix, string version, HttpVersionPolicy policy, bool expected)
-        => Assert.Equal(expected, ExpectContinueTransformProvider.IsHttp11(prefix, Version.Parse(version), policy));
+        => Assert.Equal(expected, YarpGateway.Endpoints.BackendHttpVersion.IsHttp11(prefix, Version.Parse(version), policy));
 }
