@@ -1,7 +1,9 @@
 using YarpGateway;
 using YarpGateway.Configuration;
+using YarpGateway.Health;
 
 RuntimeDefaults.Apply(); // before any socket exists
+EarlySignals.HoldUntilStarted(); // a SIGHUP or SIGUSR1 while starting must not end the process
 
 try
 {

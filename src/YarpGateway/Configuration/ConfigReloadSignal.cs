@@ -14,6 +14,7 @@ internal sealed partial class ConfigReloadSignal(
     IConfiguration configuration,
     GatewayConfigProvider proxyConfig,
     CertificateReloader certificates,
+    IHostApplicationLifetime lifetime,
     ILogger<ConfigReloadSignal> logger) : IHostedService, IDisposable
 {
     private readonly CancellationTokenSource _stopped = new();
@@ -29,6 +30,11 @@ internal sealed partial class ConfigReloadSignal(
                 context.Cancel = true;
                 _ = ReloadAsync(_stopped.Token);
             });
+            if (Health.EarlySignals.TakeOver(PosixSignal.SIGHUP) > 0)
+            {
+                // Held while starting (EarlySignals): answered once started, in case a file changed after the start read it.
+                lifetime.ApplicationStarted.Register(() => _ = ReloadAsync(_stopped.Token));
+            }
         }
 
         return Task.CompletedTask;

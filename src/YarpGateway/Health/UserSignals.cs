@@ -12,7 +12,7 @@ namespace YarpGateway.Health;
 internal sealed partial class UserSignals(ILogger<UserSignals> logger) : IHostedService, IDisposable
 {
     // Linux's numbers; PosixSignal names only the signals every platform shares, and takes raw ones on Unix.
-    private static readonly (int Number, string Name)[] Ignored = [(10, "SIGUSR1"), (12, "SIGUSR2")];
+    internal static readonly (int Number, string Name)[] Ignored = [(10, "SIGUSR1"), (12, "SIGUSR2")];
 
     private readonly List<PosixSignalRegistration> _registrations = [];
 
@@ -27,6 +27,10 @@ internal sealed partial class UserSignals(ILogger<UserSignals> logger) : IHosted
                     context.Cancel = true;
                     Log.Ignored(logger, name);
                 }));
+                if (EarlySignals.TakeOver((PosixSignal)number) > 0)
+                {
+                    Log.Ignored(logger, name); // held while the gateway started
+                }
             }
         }
 
