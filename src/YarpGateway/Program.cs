@@ -9,7 +9,14 @@ try
 {
     // Content root is the binary's folder: the appsettings files are copied there, so the gateway
     // finds them whatever the working directory it is started from.
-    var builder = WebApplication.CreateBuilder(new WebApplicationOptions { Args = args, ContentRootPath = AppContext.BaseDirectory });
+    // The host's own watching of the appsettings files is off: where a node's inotify instances are all taken, it
+    // threw from CreateBuilder and the gateway never started. The gateway watches and re-reads them itself
+    // (LastGoodJsonConfigurationSource), and falls back to checking them every 5 s.
+    var builder = WebApplication.CreateBuilder(new WebApplicationOptions
+    {
+        Args = [.. args, "--hostBuilder:reloadConfigOnChange=false"],
+        ContentRootPath = AppContext.BaseDirectory,
+    });
     builder.AddGateway();
 
     await using var app = builder.Build();

@@ -48,7 +48,7 @@ internal static class ConfigFileLayering
             FileProvider = new Microsoft.Extensions.FileProviders.PhysicalFileProvider(Path.GetDirectoryName(fullPath)!),
             Path = Path.GetFileName(fullPath),
             Optional = false,
-            ReloadOnChange = true,
+            ReloadOnChange = false, // watched by LastGoodJsonConfigurationSource, which stands in for it, not by a watcher made here
         };
 
         var sources = configuration.Sources;

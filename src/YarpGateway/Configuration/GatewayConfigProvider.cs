@@ -50,6 +50,12 @@ internal sealed partial class GatewayConfigProvider : IProxyConfigProvider, IDis
         }
 
         _subscription = ChangeToken.OnChange(_configuration.GetReloadToken, OnConfigurationChanged);
+        if (_configuration is IConfigurationRoot root
+            && root.Providers.OfType<LastGoodJsonConfigurationSource.Provider>().Where(file => file.WatchUnavailable is not null).ToList() is [var first, ..] unwatched)
+        {
+            var files = string.Join(", ", unwatched.Select(file => file.ExistingFilePath).OfType<string>());
+            Log.NotWatched(_logger, files.Length > 0 ? files : "the configuration files", first.WatchUnavailable!, first.CheckInterval);
+        }
     }
 
     /// <summary>The revision serving now (1 at start, one more per applied reload).</summary>
@@ -176,5 +182,8 @@ internal sealed partial class GatewayConfigProvider : IProxyConfigProvider, IDis
 
         [LoggerMessage(5, LogLevel.Error, "Proxy configuration reload failed unexpectedly; the last good configuration keeps serving.", EventName = "ConfigReloadFailed")]
         public static partial void ReloadFailed(ILogger logger, Exception exception);
+
+        [LoggerMessage(6, LogLevel.Warning, "Changes to {Files} are not watched ({Reason}); the files are checked every {Interval} instead, so a saved edit takes up to that long to apply (SIGHUP applies it at once). On Linux, raise fs.inotify.max_user_instances on the node.", EventName = "ConfigFileNotWatched")]
+        public static partial void NotWatched(ILogger logger, string files, string reason, TimeSpan interval);
     }
 }

@@ -33,7 +33,7 @@ internal sealed class LastGoodJsonConfigurationSource : JsonConfigurationSource
                     Path = path,
                     Optional = json.Optional,
                     ReloadOnChange = false, // the provider watches the file itself
-                    WatchForChanges = json.ReloadOnChange,
+                    WatchForChanges = true, // Program turns the host's own watching off (see Provider), not the gateway's reloads
                     ReloadDelay = json.ReloadDelay,
                 };
             }
@@ -72,8 +72,35 @@ internal sealed class LastGoodJsonConfigurationSource : JsonConfigurationSource
         {
             if (source.WatchForChanges && source.FileProvider is { } files && source.Path is { } path)
             {
-                _watch = ChangeToken.OnChange(() => files.Watch(path), Reload);
                 _check = TimeProvider.System.CreateTimer(static state => ((Provider)state!).ReloadIfChanged(), this, source.CheckInterval, source.CheckInterval);
+                _watch = ChangeToken.OnChange(() => TryWatch(files, path), Reload);
+            }
+        }
+
+        /// <summary>
+        /// Why the file's changes are not watched, only checked every <see cref="CheckInterval"/>; null while they are.
+        /// Linux allows 128 inotify instances per user by default, shared by every container that runs as the same
+        /// user on a node: once they are taken, the runtime's own watcher threw from <c>CreateBuilder</c> and the
+        /// gateway did not start at all (tried: "Unhandled exception. System.IO.IOException: The configured user
+        /// limit (128) on the number of inotify instances has been reached"). <c>Program</c> now turns the host's
+        /// watching off, and here a watcher that cannot be had leaves the periodic check, which reads a saved
+        /// edit within <see cref="CheckInterval"/> anyway.
+        /// </summary>
+        public string? WatchUnavailable { get; private set; }
+
+        /// <summary>How often the file is looked at besides the watcher (<see cref="LastGoodJsonConfigurationSource.CheckInterval"/>).</summary>
+        public TimeSpan CheckInterval => ((LastGoodJsonConfigurationSource)Source).CheckInterval;
+
+        private IChangeToken TryWatch(IFileProvider files, string path)
+        {
+            try
+            {
+                return files.Watch(path);
+            }
+            catch (IOException ex)
+            {
+                WatchUnavailable = ex.Message;
+                return NullChangeToken.Singleton; // never fires: the periodic check carries on alone
             }
         }
 
@@ -156,7 +183,7 @@ internal sealed class LastGoodJsonConfigurationSource : JsonConfigurationSource
         /// </summary>
         public bool ReadNow()
         {
-            if (_watch is null)
+            if (_check is null)
             {
                 return false;
             }

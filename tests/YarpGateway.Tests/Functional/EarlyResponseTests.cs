@@ -101,10 +101,7 @@ public class EarlyResponseTests
         RawTcpBackend? self = null;
         await using var backend = await RawTcpBackend.StartAsync(async (socket, cancel) =>
         {
-            var head = self!.Heads.Last();
-            var early = head.Length - head.IndexOf("\r\n\r\n", StringComparison.Ordinal) - 4; // body bytes read with the head
-            var total = early + await DrainAsync(socket, 200 * 1024 - early, cancel);
-            received.TrySetResult(total);
+            received.TrySetResult(await ReceiveBodyAsync(socket, self!.Heads.Last(), 200 * 1024, cancel));
             await socket.SendAsync("HTTP/1.1 200 OK\r\nContent-Length: 2\r\nConnection: close\r\n\r\nok"u8.ToArray(), cancel);
         });
         self = backend;
@@ -134,8 +131,7 @@ public class EarlyResponseTests
                 return;
             }
 
-            var early = head.Length - head.IndexOf("\r\n\r\n", StringComparison.Ordinal) - 4;
-            await DrainAsync(socket, Size - early, cancel);
+            await ReceiveBodyAsync(socket, head, Size, cancel);
             await socket.SendAsync("HTTP/1.1 200 OK\r\nContent-Length: 2\r\nConnection: close\r\n\r\nok"u8.ToArray(), cancel);
         });
         self = backend;
@@ -180,11 +176,12 @@ public class EarlyResponseTests
         }
     }
 
-    // The body's bytes (what arrived after the head), up to the expected length.
-    private static async Task<int> DrainAsync(Socket socket, int expected, CancellationToken cancel)
+    // The body's bytes, up to its length: those that came with the head (RawTcpBackend reads the head in 1 KiB
+    // reads), then the rest from the socket.
+    private static async Task<int> ReceiveBodyAsync(Socket socket, string head, int expected, CancellationToken cancel)
     {
         var buffer = new byte[64 * 1024];
-        var total = 0;
+        var total = head.Length - head.IndexOf("\r\n\r\n", StringComparison.Ordinal) - 4;
         while (total < expected)
         {
             var read = await socket.ReceiveAsync(buffer, cancel);

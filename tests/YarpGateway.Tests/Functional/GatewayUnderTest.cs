@@ -91,6 +91,7 @@ internal sealed class GatewayUnderTest : IAsyncDisposable
             "--Kestrel:Endpoints:Proxy:Url=http://127.0.0.1:0",
             "--Kestrel:Endpoints:Management:Url=http://127.0.0.1:0",
             "--Gateway:Shutdown:DrainDelay=00:00:00", // tests stop gateways all the time; drain tests set their own
+            "--hostBuilder:reloadConfigOnChange=false", // as Program passes it: the gateway watches its files itself
             .. extraArgs,
         ];
         var builder = WebApplication.CreateBuilder(new WebApplicationOptions
