@@ -95,7 +95,9 @@ internal sealed class LastGoodJsonConfigurationSource : JsonConfigurationSource
         {
             try
             {
-                return files.Watch(path);
+                var token = files.Watch(path);
+                WatchUnavailable = null;
+                return token;
             }
             catch (IOException ex)
             {
