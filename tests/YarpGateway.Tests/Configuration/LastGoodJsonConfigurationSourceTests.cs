@@ -187,4 +187,41 @@ public sealed class LastGoodJsonConfigurationSourceTests : IDisposable
 
         public IChangeToken Watch(string filter) => Microsoft.Extensions.FileProviders.NullChangeToken.Singleton;
     }
+
+    [Fact]
+    public async Task AFileThatCannotBeWatched_SaysWhy_AndIsStillCheckedAndReadOnSignal()
+    {
+        File.WriteAllText(Path.Combine(_directory, "a.json"), """{ "Key": "good" }""");
+        var manager = new ConfigurationManager();
+        using var files = new UnwatchableFiles(_directory);
+        var source = new LastGoodJsonConfigurationSource
+        {
+            FileProvider = files,
+            Path = "a.json",
+            WatchForChanges = true,
+            CheckInterval = TimeSpan.FromMilliseconds(200),
+        };
+        ((IConfigurationBuilder)manager).Add(source);
+        var provider = Assert.Single(((IConfigurationRoot)manager).Providers.OfType<LastGoodJsonConfigurationSource.Provider>());
+
+        Assert.Equal("no inotify instance left", provider.WatchUnavailable);
+        Write("""{ "Key": "checked" }""");
+        Assert.True(await Eventually.TrueAsync(() => manager["Key"] == "checked", Bound), "the periodic check did not read the edit");
+        Assert.True(provider.ReadNow()); // SIGHUP still reads it
+        (manager as IDisposable)?.Dispose();
+    }
+
+    // A directory whose changes cannot be watched, as when the user's inotify instances are all taken.
+    private sealed class UnwatchableFiles(string root) : Microsoft.Extensions.FileProviders.IFileProvider, IDisposable
+    {
+        private readonly Microsoft.Extensions.FileProviders.PhysicalFileProvider _files = new(root);
+
+        public void Dispose() => _files.Dispose();
+
+        public Microsoft.Extensions.FileProviders.IFileInfo GetFileInfo(string subpath) => _files.GetFileInfo(subpath);
+
+        public Microsoft.Extensions.FileProviders.IDirectoryContents GetDirectoryContents(string subpath) => _files.GetDirectoryContents(subpath);
+
+        public IChangeToken Watch(string filter) => throw new IOException("no inotify instance left");
+    }
 }
