@@ -13,19 +13,11 @@ namespace YarpGateway.Configuration;
 /// warning a minute at most names the route and cluster and the setting. A check of the content type of requests
 /// with a body.
 /// </summary>
-internal sealed partial class GrpcOverHttp11TransformProvider(TimeProvider timeProvider, ILogger<GrpcOverHttp11TransformProvider> logger) : ITransformProvider
+internal sealed partial class GrpcOverHttp11TransformProvider(TimeProvider timeProvider, ILogger<GrpcOverHttp11TransformProvider> logger) : RouteTransformProvider
 {
     private readonly OncePer _log = new(TimeSpan.FromMinutes(1), timeProvider);
 
-    public void ValidateRoute(TransformRouteValidationContext context)
-    {
-    }
-
-    public void ValidateCluster(TransformClusterValidationContext context)
-    {
-    }
-
-    public void Apply(TransformBuilderContext context)
+    public override void Apply(TransformBuilderContext context)
     {
         var routeId = context.Route.RouteId;
         var clusterId = context.Cluster?.ClusterId ?? "-";

@@ -1,5 +1,6 @@
 using Yarp.ReverseProxy.Transforms;
 using Yarp.ReverseProxy.Transforms.Builder;
+using YarpGateway.Configuration;
 
 namespace YarpGateway.ForwardedHeaders;
 
@@ -13,17 +14,9 @@ namespace YarpGateway.ForwardedHeaders;
 /// gateway is reached by. Any other <c>Location</c> (relative already, or another host) passes unchanged.
 /// One header read per response; a parse only for a response with an absolute <c>Location</c>.
 /// </summary>
-internal sealed class LocationTransformProvider : ITransformProvider
+internal sealed class LocationTransformProvider : RouteTransformProvider
 {
-    public void ValidateRoute(TransformRouteValidationContext context)
-    {
-    }
-
-    public void ValidateCluster(TransformClusterValidationContext context)
-    {
-    }
-
-    public void Apply(TransformBuilderContext context) => context.AddResponseTransform(static transform =>
+    public override void Apply(TransformBuilderContext context) => context.AddResponseTransform(static transform =>
     {
         var headers = transform.HttpContext.Response.Headers;
         var location = headers.Location;

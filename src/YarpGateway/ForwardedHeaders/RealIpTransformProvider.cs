@@ -1,5 +1,6 @@
 using Yarp.ReverseProxy.Transforms;
 using Yarp.ReverseProxy.Transforms.Builder;
+using YarpGateway.Configuration;
 
 namespace YarpGateway.ForwardedHeaders;
 
@@ -19,7 +20,7 @@ namespace YarpGateway.ForwardedHeaders;
 /// <c>X-Real-IP</c> has the last word. The address string is the one the connection already made for
 /// <c>X-Forwarded-For</c>.
 /// </summary>
-internal sealed class RealIpTransformProvider : ITransformProvider
+internal sealed class RealIpTransformProvider : RouteTransformProvider
 {
     internal const string HeaderName = "X-Real-IP";
 
@@ -41,16 +42,8 @@ internal sealed class RealIpTransformProvider : ITransformProvider
         return ValueTask.CompletedTask;
     });
 
-    public void ValidateRoute(TransformRouteValidationContext context)
-    {
-    }
-
-    public void ValidateCluster(TransformClusterValidationContext context)
-    {
-    }
-
     /// <summary>Before the route's own transforms.</summary>
-    public void Apply(TransformBuilderContext context)
+    public override void Apply(TransformBuilderContext context)
         => context.RequestTransforms.Insert(0, SendsForwardedFor(context) ? Set : Remove);
 
     /// <summary>

@@ -1,6 +1,7 @@
 using Microsoft.AspNetCore.OutputCaching;
 using Yarp.ReverseProxy.Transforms;
 using Yarp.ReverseProxy.Transforms.Builder;
+using YarpGateway.Configuration;
 
 namespace YarpGateway.OutputCaching;
 
@@ -9,17 +10,9 @@ namespace YarpGateway.OutputCaching;
 /// once YARP has copied them and before it copies the body: ASP.NET Core's cache fixes an entry's lifetime, and
 /// whether to keep buffering it, at the body's first write, before its policies see the finished response.
 /// </summary>
-internal sealed class OutputCacheResponseTransformProvider(BackendCacheControlPolicy policy) : ITransformProvider
+internal sealed class OutputCacheResponseTransformProvider(BackendCacheControlPolicy policy) : RouteTransformProvider
 {
-    public void ValidateRoute(TransformRouteValidationContext context)
-    {
-    }
-
-    public void ValidateCluster(TransformClusterValidationContext context)
-    {
-    }
-
-    public void Apply(TransformBuilderContext context)
+    public override void Apply(TransformBuilderContext context)
     {
         if (string.IsNullOrEmpty(context.Route.OutputCachePolicy))
         {

@@ -19,7 +19,7 @@ namespace YarpGateway.RequestFiltering;
 /// A scan of the forwarded headers' names per request, without allocation unless one is dropped; one log line
 /// a minute at most says that it happens.
 /// </summary>
-internal sealed partial class HeadersWithUnderscores(IOptions<RequestFilteringOptions> options, TimeProvider timeProvider, ILogger<HeadersWithUnderscores> logger) : ITransformProvider
+internal sealed partial class HeadersWithUnderscores(IOptions<RequestFilteringOptions> options, TimeProvider timeProvider, ILogger<HeadersWithUnderscores> logger) : RouteTransformProvider
 {
     private static readonly TimeSpan LogInterval = TimeSpan.FromMinutes(1);
 
@@ -27,15 +27,7 @@ internal sealed partial class HeadersWithUnderscores(IOptions<RequestFilteringOp
     private readonly OncePer _log = new(LogInterval, timeProvider);
     private long _dropped;
 
-    public void ValidateRoute(TransformRouteValidationContext context)
-    {
-    }
-
-    public void ValidateCluster(TransformClusterValidationContext context)
-    {
-    }
-
-    public void Apply(TransformBuilderContext context)
+    public override void Apply(TransformBuilderContext context)
     {
         if (!_forward)
         {

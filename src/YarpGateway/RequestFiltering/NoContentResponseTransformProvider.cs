@@ -1,6 +1,7 @@
 using System.Net;
 using Yarp.ReverseProxy.Transforms;
 using Yarp.ReverseProxy.Transforms.Builder;
+using YarpGateway.Configuration;
 
 namespace YarpGateway.RequestFiltering;
 
@@ -15,17 +16,9 @@ namespace YarpGateway.RequestFiltering;
 /// </list>
 /// One status comparison per response.
 /// </summary>
-internal sealed class NoContentResponseTransformProvider : ITransformProvider
+internal sealed class NoContentResponseTransformProvider : RouteTransformProvider
 {
-    public void ValidateRoute(TransformRouteValidationContext context)
-    {
-    }
-
-    public void ValidateCluster(TransformClusterValidationContext context)
-    {
-    }
-
-    public void Apply(TransformBuilderContext context) => context.AddResponseTransform(static transform =>
+    public override void Apply(TransformBuilderContext context) => context.AddResponseTransform(static transform =>
     {
         switch (transform.ProxyResponse?.StatusCode)
         {

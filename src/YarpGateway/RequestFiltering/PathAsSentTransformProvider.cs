@@ -2,6 +2,7 @@ using Microsoft.AspNetCore.Http.Features;
 using Yarp.ReverseProxy.Forwarder;
 using Yarp.ReverseProxy.Transforms;
 using Yarp.ReverseProxy.Transforms.Builder;
+using YarpGateway.Configuration;
 
 namespace YarpGateway.RequestFiltering;
 
@@ -25,17 +26,9 @@ namespace YarpGateway.RequestFiltering;
 /// in every case. Applied to every route, after the route's own transforms; one feature read and a scan of the raw path
 /// per request, and a new address only for a path with an escape.
 /// </summary>
-internal sealed class PathAsSentTransformProvider : ITransformProvider
+internal sealed class PathAsSentTransformProvider : RouteTransformProvider
 {
-    public void ValidateRoute(TransformRouteValidationContext context)
-    {
-    }
-
-    public void ValidateCluster(TransformClusterValidationContext context)
-    {
-    }
-
-    public void Apply(TransformBuilderContext context) => context.AddRequestTransform(static transform =>
+    public override void Apply(TransformBuilderContext context) => context.AddRequestTransform(static transform =>
     {
         Restore(transform);
         return ValueTask.CompletedTask;

@@ -2,6 +2,7 @@ using System.Net.Http.Headers;
 using Yarp.ReverseProxy.Transforms;
 using Yarp.ReverseProxy.Transforms.Builder;
 using YarpGateway.Telemetry;
+using YarpGateway.Configuration;
 
 namespace YarpGateway.RequestFiltering;
 
@@ -12,19 +13,11 @@ namespace YarpGateway.RequestFiltering;
 /// rare (backends compress with <c>Content-Encoding</c>, which passes through); one line a second per cluster says
 /// which destination sent one.
 /// </summary>
-internal sealed partial class ResponseTransferCodingTransformProvider(TimeProvider timeProvider, ILogger<ResponseTransferCodingTransformProvider> logger) : ITransformProvider
+internal sealed partial class ResponseTransferCodingTransformProvider(TimeProvider timeProvider, ILogger<ResponseTransferCodingTransformProvider> logger) : RouteTransformProvider
 {
     private readonly LogThrottle _throttle = new(timeProvider, logger);
 
-    public void ValidateRoute(TransformRouteValidationContext context)
-    {
-    }
-
-    public void ValidateCluster(TransformClusterValidationContext context)
-    {
-    }
-
-    public void Apply(TransformBuilderContext context)
+    public override void Apply(TransformBuilderContext context)
         => context.AddResponseTransform(transform =>
         {
             if (transform.ProxyResponse is { } response && OtherThanChunked(response.Headers.NonValidated) is { } codings)

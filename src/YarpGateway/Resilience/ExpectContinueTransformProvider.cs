@@ -29,20 +29,12 @@ namespace YarpGateway.Resilience;
 /// request without it, which the gateway cannot do for a body it streams, so that one upload gets the 417.
 /// </para>
 /// </summary>
-internal sealed partial class ExpectContinueTransformProvider(ReloadableOptions<ResilienceOptions> options, ILogger<ExpectContinueTransformProvider> logger) : ITransformProvider
+internal sealed partial class ExpectContinueTransformProvider(ReloadableOptions<ResilienceOptions> options, ILogger<ExpectContinueTransformProvider> logger) : RouteTransformProvider
 {
     // Destinations (by address) that answered 417 to the gateway's Expect: as many as the configuration has, at most.
     private readonly ConcurrentDictionary<string, byte> _refused = new(StringComparer.OrdinalIgnoreCase);
 
-    public void ValidateRoute(TransformRouteValidationContext context)
-    {
-    }
-
-    public void ValidateCluster(TransformClusterValidationContext context)
-    {
-    }
-
-    public void Apply(TransformBuilderContext context)
+    public override void Apply(TransformBuilderContext context)
     {
         var metadata = context.Cluster?.Metadata;
         context.AddRequestTransform(transform =>

@@ -1,5 +1,6 @@
 using Yarp.ReverseProxy.Transforms;
 using Yarp.ReverseProxy.Transforms.Builder;
+using YarpGateway.Configuration;
 
 namespace YarpGateway.Resilience;
 
@@ -8,17 +9,9 @@ namespace YarpGateway.Resilience;
 /// 504 by default) when a retry can follow: YARP then copies the status and headers but neither the
 /// body nor anything to the client, so the retry starts from a clean, unstarted response.
 /// </summary>
-internal sealed class RetryResponseTransformProvider : ITransformProvider
+internal sealed class RetryResponseTransformProvider : RouteTransformProvider
 {
-    public void ValidateRoute(TransformRouteValidationContext context)
-    {
-    }
-
-    public void ValidateCluster(TransformClusterValidationContext context)
-    {
-    }
-
-    public void Apply(TransformBuilderContext context)
+    public override void Apply(TransformBuilderContext context)
         => context.AddResponseTransform(static transform =>
         {
             if (transform.ProxyResponse is { } response

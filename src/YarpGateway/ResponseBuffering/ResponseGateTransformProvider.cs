@@ -2,6 +2,7 @@ using System.Net;
 using Microsoft.AspNetCore.Http.Features;
 using Yarp.ReverseProxy.Transforms;
 using Yarp.ReverseProxy.Transforms.Builder;
+using YarpGateway.Configuration;
 
 namespace YarpGateway.ResponseBuffering;
 
@@ -13,20 +14,12 @@ namespace YarpGateway.ResponseBuffering;
 /// body feature's pipe writer, which copies what it is given (Kestrel's, or the output cache's stream behind a pipe
 /// adapter). Small responses, the common case, are left as they are.
 /// </summary>
-internal sealed class ResponseGateTransformProvider(ResponseBufferingCounters counters) : ITransformProvider
+internal sealed class ResponseGateTransformProvider(ResponseBufferingCounters counters) : RouteTransformProvider
 {
     /// <summary>Bodies of at most this many bytes, by their <c>Content-Length</c>, go through YARP's copy as they are.</summary>
     public const long MinLength = 64 * 1024;
 
-    public void ValidateRoute(TransformRouteValidationContext context)
-    {
-    }
-
-    public void ValidateCluster(TransformClusterValidationContext context)
-    {
-    }
-
-    public void Apply(TransformBuilderContext context)
+    public override void Apply(TransformBuilderContext context)
         => context.AddResponseTransform(transform =>
         {
             // After the retry transform (registered last): a body held back for a retry is never copied.

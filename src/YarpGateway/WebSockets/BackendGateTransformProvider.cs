@@ -1,6 +1,7 @@
 using System.Net;
 using Yarp.ReverseProxy.Transforms;
 using Yarp.ReverseProxy.Transforms.Builder;
+using YarpGateway.Configuration;
 
 namespace YarpGateway.WebSockets;
 
@@ -10,17 +11,9 @@ namespace YarpGateway.WebSockets;
 /// to a request that asked for no upgrade into a 502 (YARP would pass it on: the client got a 101,
 /// an empty reply and no log). For every other response it is a status check.
 /// </summary>
-internal sealed class BackendGateTransformProvider : ITransformProvider
+internal sealed class BackendGateTransformProvider : RouteTransformProvider
 {
-    public void ValidateRoute(TransformRouteValidationContext context)
-    {
-    }
-
-    public void ValidateCluster(TransformClusterValidationContext context)
-    {
-    }
-
-    public void Apply(TransformBuilderContext context)
+    public override void Apply(TransformBuilderContext context)
         => context.AddResponseTransform(static transform =>
         {
             if (transform.ProxyResponse is not { } response)
