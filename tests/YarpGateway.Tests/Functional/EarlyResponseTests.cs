@@ -98,13 +98,11 @@ public class EarlyResponseTests
     {
         // Never sends 100 Continue (an HTTP/1.0 server, say): the body goes after the handler's wait.
         var received = new TaskCompletionSource<int>(TaskCreationOptions.RunContinuationsAsynchronously);
-        RawTcpBackend? self = null;
-        await using var backend = await RawTcpBackend.StartAsync(async (socket, cancel) =>
+        await using var backend = await RawTcpBackend.StartAsync(async (socket, head, cancel) =>
         {
-            received.TrySetResult(await ReceiveBodyAsync(socket, self!.Heads.Last(), 200 * 1024, cancel));
+            received.TrySetResult(await ReceiveBodyAsync(socket, head, 200 * 1024, cancel));
             await socket.SendAsync("HTTP/1.1 200 OK\r\nContent-Length: 2\r\nConnection: close\r\n\r\nok"u8.ToArray(), cancel);
         });
-        self = backend;
         var config = RouteTo(backend.Address);
         await using var gateway = await GatewayUnderTest.StartAsync(config);
         using var client = gateway.CreateProxyClient();
@@ -121,10 +119,8 @@ public class EarlyResponseTests
     public async Task ADestinationThatAnswers417_GetsNoMoreExpect_AndIsNamedOnce()
     {
         const int Size = 100 * 1024;
-        RawTcpBackend? self = null;
-        await using var backend = await RawTcpBackend.StartAsync(async (socket, cancel) =>
+        await using var backend = await RawTcpBackend.StartAsync(async (socket, head, cancel) =>
         {
-            var head = self!.Heads.Last();
             if (head.Contains("Expect: 100-continue", StringComparison.OrdinalIgnoreCase))
             {
                 await socket.SendAsync("HTTP/1.1 417 Expectation Failed\r\nContent-Length: 0\r\nConnection: close\r\n\r\n"u8.ToArray(), cancel);
@@ -134,7 +130,6 @@ public class EarlyResponseTests
             await ReceiveBodyAsync(socket, head, Size, cancel);
             await socket.SendAsync("HTTP/1.1 200 OK\r\nContent-Length: 2\r\nConnection: close\r\n\r\nok"u8.ToArray(), cancel);
         });
-        self = backend;
         var config = RouteTo(backend.Address);
         await using var gateway = await GatewayUnderTest.StartAsync(config);
         using var client = gateway.CreateProxyClient();

@@ -20,6 +20,10 @@ internal sealed class RawTcpBackend : IAsyncDisposable
     public int Connections => Volatile.Read(ref _connections);
 
     public static Task<RawTcpBackend> StartAsync(Func<Socket, CancellationToken, Task> script)
+        => StartAsync((socket, _, cancel) => script(socket, cancel));
+
+    /// <summary>As <see cref="StartAsync(Func{Socket, CancellationToken, Task})"/>, the script also given the connection's request head as read (with any body bytes that came with it).</summary>
+    public static Task<RawTcpBackend> StartAsync(Func<Socket, string, CancellationToken, Task> script)
     {
         var backend = new RawTcpBackend();
         backend._listener.Start();
@@ -27,7 +31,7 @@ internal sealed class RawTcpBackend : IAsyncDisposable
         return Task.FromResult(backend);
     }
 
-    private async Task AcceptLoopAsync(Func<Socket, CancellationToken, Task> script)
+    private async Task AcceptLoopAsync(Func<Socket, string, CancellationToken, Task> script)
     {
         try
         {
@@ -46,7 +50,7 @@ internal sealed class RawTcpBackend : IAsyncDisposable
         }
     }
 
-    private async Task HandleAsync(Socket socket, Func<Socket, CancellationToken, Task> script)
+    private async Task HandleAsync(Socket socket, Func<Socket, string, CancellationToken, Task> script)
     {
         using (socket)
         {
@@ -65,8 +69,9 @@ internal sealed class RawTcpBackend : IAsyncDisposable
                     head.AddRange(buffer.AsSpan(0, read));
                 }
 
-                Heads.Enqueue(Encoding.Latin1.GetString(head.ToArray()));
-                await script(socket, _stop.Token);
+                var text = Encoding.Latin1.GetString(head.ToArray());
+                Heads.Enqueue(text);
+                await script(socket, text, _stop.Token);
             }
             catch (Exception ex) when (ex is OperationCanceledException or SocketException or ObjectDisposedException)
             {
