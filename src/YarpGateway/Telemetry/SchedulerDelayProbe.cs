@@ -128,7 +128,12 @@ internal sealed class SchedulerDelayProbe : IHostedService, IDisposable
 
     public void Dispose()
     {
+        // The probe thread may be inside _stop.Wait: disposing the event under it threw on that thread and ended the
+        // process. Set wakes it at once; the event is disposed only once the thread has left it.
         _stop.Set();
-        _stop.Dispose();
+        if (_thread is null || _thread.Join(TimeSpan.FromSeconds(5)))
+        {
+            _stop.Dispose();
+        }
     }
 }

@@ -18,6 +18,7 @@ internal sealed partial class SocketEngineProbe(SchedulerMetrics metrics, TimePr
     private readonly Histogram<double> _delay = metrics.SocketDelay;
     private readonly CancellationTokenSource _stop = new();
     private readonly ManualResetEventSlim _stopped = new();
+    private Thread? _thread;
     private Socket? _sender;
     private Socket? _receiver;
     private long _sentAt;
@@ -46,7 +47,8 @@ internal sealed partial class SocketEngineProbe(SchedulerMetrics metrics, TimePr
         }
 
         _ = ReceiveAsync(_receiver);
-        new Thread(static state => ((SocketEngineProbe)state!).Send()) { IsBackground = true, Name = "gateway-socket-probe" }.Start(this);
+        _thread = new Thread(static state => ((SocketEngineProbe)state!).Send()) { IsBackground = true, Name = "gateway-socket-probe" };
+        _thread.Start(this);
     }
 
     public Task StopAsync(CancellationToken cancellationToken)
@@ -140,7 +142,13 @@ internal sealed partial class SocketEngineProbe(SchedulerMetrics metrics, TimePr
         _sender?.Dispose();
         _receiver?.Dispose();
         _stop.Dispose();
-        _stopped.Dispose();
+
+        // The sending thread may be inside _stopped.Wait: disposing the event under it would throw on that thread and
+        // end the process (as SchedulerDelayProbe's did). Set has woken it; dispose once it has left.
+        if (_thread is null || _thread.Join(TimeSpan.FromSeconds(5)))
+        {
+            _stopped.Dispose();
+        }
     }
 
     private static partial class Log

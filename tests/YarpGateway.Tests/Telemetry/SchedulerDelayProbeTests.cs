@@ -34,10 +34,7 @@ public class SchedulerDelayProbeTests
     {
         // A probe interval longer than liveness's 5 s limit must not look like a wedged scheduler.
         var clock = new FakeTimeProvider();
-        var configuration = new ConfigurationBuilder().AddInMemoryCollection(new Dictionary<string, string?> { ["Gateway:Telemetry:SchedulerProbeInterval"] = "00:00:08" }).Build();
-        var options = new YarpGateway.Configuration.ReloadableOptions<TelemetryOptions>(
-            new Microsoft.Extensions.Options.OptionsFactory<TelemetryOptions>([new Microsoft.Extensions.Options.ConfigureFromConfigurationOptions<TelemetryOptions>(configuration.GetSection(TelemetryOptions.SectionName))], []),
-            configuration, new YarpGateway.Configuration.ConfigMetrics(new TestMeterFactory()), Microsoft.Extensions.Logging.Abstractions.NullLoggerFactory.Instance, TelemetryOptions.SectionName);
+        using var options = ProbeOptions("00:00:08");
         using var probe = new SchedulerDelayProbe(new SchedulerMetrics(new TestMeterFactory()), clock, options);
         await probe.StartAsync(CancellationToken.None);
 
@@ -46,6 +43,28 @@ public class SchedulerDelayProbeTests
         clock.Advance(TimeSpan.FromSeconds(3)); // 10 s: 2 s late
         Assert.Equal(TimeSpan.FromSeconds(2), probe.SinceLastRun());
         await probe.StopAsync(CancellationToken.None);
+    }
+
+    [Fact]
+    public async Task DisposedAsSoonAsStarted_TheProbeThreadEndsQuietly()
+    {
+        // Its thread waits on the stop event: disposing the event under that wait threw on the probe's own thread,
+        // which ended the process (seen in CI: the test host crashed as a gateway under test was disposed).
+        using var options = ProbeOptions("00:00:00.001");
+        for (var i = 0; i < 200; i++)
+        {
+            var probe = new SchedulerDelayProbe(new SchedulerMetrics(new TestMeterFactory()), TimeProvider.System, options);
+            await probe.StartAsync(CancellationToken.None);
+            probe.Dispose();
+        }
+    }
+
+    private static YarpGateway.Configuration.ReloadableOptions<TelemetryOptions> ProbeOptions(string interval)
+    {
+        var configuration = new ConfigurationBuilder().AddInMemoryCollection(new Dictionary<string, string?> { ["Gateway:Telemetry:SchedulerProbeInterval"] = interval }).Build();
+        return new YarpGateway.Configuration.ReloadableOptions<TelemetryOptions>(
+            new Microsoft.Extensions.Options.OptionsFactory<TelemetryOptions>([new Microsoft.Extensions.Options.ConfigureFromConfigurationOptions<TelemetryOptions>(configuration.GetSection(TelemetryOptions.SectionName))], []),
+            configuration, new YarpGateway.Configuration.ConfigMetrics(new TestMeterFactory()), Microsoft.Extensions.Logging.Abstractions.NullLoggerFactory.Instance, TelemetryOptions.SectionName);
     }
 
     [Fact]
