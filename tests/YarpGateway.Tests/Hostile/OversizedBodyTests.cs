@@ -1,0 +1,106 @@
+using System.Net;
+using System.Net.Sockets;
+using System.Text;
+using Microsoft.Extensions.Time.Testing;
+using YarpGateway.RequestFiltering;
+using YarpGateway.Tests.Functional;
+
+namespace YarpGateway.Tests.Hostile;
+
+/// <summary>
+/// A body whose <c>Content-Length</c> is over the limit gets 413 from the gateway. Most clients write the whole body
+/// before they read: the gateway reads it and throws it away after the 413, for a bounded time, so that the
+/// connection's close does not reset the answer away (as nginx's lingering close does).
+/// </summary>
+public class OversizedBodyTests
+{
+    private const int Limit = 1000;
+
+    [Fact]
+    public async Task AClientThatWritesTheWholeBodyFirst_Gets413_NotABrokenPipe()
+    {
+        await using var backend = await TestBackend.StartAsync("a");
+        await using var gateway = await GatewayUnderTest.StartAsync(LimitedRoute(backend));
+        using var client = gateway.CreateProxyClient();
+
+        // HttpClient sends no Expect and reads only once the body is written, as Python's requests does.
+        // 32 MB is more than loopback's socket buffers hold: a connection closed on it unread is reset.
+        using var response = await client.PostAsync("/up", new ByteArrayContent(new byte[32 * 1024 * 1024]));
+
+        Assert.Equal(HttpStatusCode.RequestEntityTooLarge, response.StatusCode);
+        Assert.Equal(0, backend.Requests);
+    }
+
+    [Fact]
+    public async Task AClientWaitingFor100Continue_Gets413_AndNo100_AndTheConnectionCloses()
+    {
+        await using var backend = await TestBackend.StartAsync("a");
+        await using var gateway = await GatewayUnderTest.StartAsync(LimitedRoute(backend));
+        using var socket = await RawSocket.ConnectAsync(gateway.ProxyAddress);
+
+        await socket.SendAsync(Encoding.ASCII.GetBytes("POST /up HTTP/1.1\r\nHost: a\r\nContent-Length: 1000000000\r\nExpect: 100-continue\r\n\r\n"));
+        var started = System.Diagnostics.Stopwatch.StartNew();
+        var answer = Encoding.ASCII.GetString(await RawSocket.ReceiveUntilClosedAsync(socket));
+
+        // Closed with the answer: a gateway that waited for the body would hold the connection until Kestrel's
+        // MinRequestBodyDataRate gave up on it, after its 5 s grace.
+        Assert.True(started.Elapsed < TimeSpan.FromSeconds(4), $"closed after {started.Elapsed}");
+        Assert.StartsWith("HTTP/1.1 413 ", answer, StringComparison.Ordinal);
+        Assert.DoesNotContain("100 Continue", answer, StringComparison.Ordinal);
+        Assert.Contains("Connection: close", answer, StringComparison.OrdinalIgnoreCase);
+    }
+
+    [Fact]
+    public async Task TheRefusedBody_IsReadOnlyForTheDrainTime_ThenTheConnectionCloses()
+    {
+        var time = new FakeTimeProvider(DateTimeOffset.UtcNow);
+        await using var backend = await TestBackend.StartAsync("a");
+        await using var gateway = await GatewayUnderTest.StartAsync(
+            LimitedRoute(backend),
+            services => services.AddSingleton(sp => new RequestBodyLimit(time, sp.GetRequiredService<IHostApplicationLifetime>(), sp.GetRequiredService<ILogger<RequestBodyLimit>>())));
+        using var socket = await RawSocket.ConnectAsync(gateway.ProxyAddress);
+        await socket.SendAsync(Encoding.ASCII.GetBytes("POST /up HTTP/1.1\r\nHost: a\r\nContent-Length: 1000000000000\r\n\r\n"));
+
+        long sent = 0;
+        using var stop = new CancellationTokenSource(TimeSpan.FromSeconds(20));
+        var writer = Task.Run(async () =>
+        {
+            var chunk = new byte[64 * 1024];
+            try
+            {
+                while (true)
+                {
+                    Interlocked.Add(ref sent, await socket.SendAsync(chunk, SocketFlags.None, stop.Token));
+                }
+            }
+            catch (SocketException)
+            {
+                return true; // the gateway closed the connection
+            }
+            catch (OperationCanceledException)
+            {
+                return false;
+            }
+        });
+
+        var head = await RawSocket.ReceiveResponseHeadAsync(socket);
+        Assert.StartsWith("HTTP/1.1 413 ", head, StringComparison.Ordinal);
+
+        // Still read after the 413: far more than any socket buffer goes through.
+        Assert.True(await Eventually.TrueAsync(() => Interlocked.Read(ref sent) > 64L * 1024 * 1024, TimeSpan.FromSeconds(10)), $"sent {Interlocked.Read(ref sent)} bytes");
+        Assert.False(writer.IsCompleted);
+
+        time.Advance(RequestBodyLimit.DrainTime);
+        var finished = await Task.WhenAny(writer, Task.Delay(TimeSpan.FromSeconds(10)));
+        Assert.Same(writer, finished);
+        Assert.True(await writer, "the connection was still open when the writer gave up");
+        Assert.Equal(0, backend.Requests);
+    }
+
+    private static System.Text.Json.Nodes.JsonNode LimitedRoute(TestBackend backend)
+    {
+        var config = ProxyConfigJson.CatchAll("RoundRobin", (backend, null));
+        config["ReverseProxy"]!["Routes"]!["all"]!["MaxRequestBodySize"] = Limit;
+        return config;
+    }
+}
