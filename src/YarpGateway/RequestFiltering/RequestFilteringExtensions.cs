@@ -12,6 +12,7 @@ internal static class RequestFilteringExtensions
         services.AddOptions<RequestFilteringOptions>().Bind(configuration.GetSection(RequestFilteringOptions.SectionName));
         services.AddSingleton<RequestFilter>();
         services.AddSingleton<RequestBodyLimit>();
+        services.AddSingleton<RefusedBodyDrain>();
         services.AddSingleton<IProxyConfigRule>(sp => sp.GetRequiredService<RequestFilter>());
         services.AddSingleton<IProxyConfigRule, HeaderEncodings>();
         services.AddSingleton<Yarp.ReverseProxy.Transforms.Builder.ITransformProvider, PathAsSentTransformProvider>(); // /a%3Bb, /a%2Fb and /caf%E9 reach the backend as sent

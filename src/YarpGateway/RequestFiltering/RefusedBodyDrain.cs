@@ -1,0 +1,102 @@
+using Microsoft.AspNetCore.Http.Features;
+
+namespace YarpGateway.RequestFiltering;
+
+/// <summary>
+/// Reads and drops a request body nobody read, when it is over the request body limit, once the request's answer
+/// has gone out: the 413 for that body, or a 401, 403, 404, 405, 429 or 503 given before it was read.
+/// <para>
+/// Most clients (Python's <c>requests</c>, .NET's <c>HttpClient</c>) write the whole body before they read. Kestrel
+/// reads an unread body for up to 5 s after the answer so that the connection's close is not a reset, but not a body
+/// over the limit: it closed the connection on it, the kernel reset it, and the client reported a broken pipe instead
+/// of the answer (every time at 40 MB, where nginx answered every time). Here such a body is read for at most
+/// <see cref="DrainTime"/> (nginx's <c>lingering_time</c>), or until the gateway stops, and then the connection is
+/// closed on what is left.
+/// </para>
+/// HTTP/1.x with a <c>Content-Length</c> only: a chunked body past the limit has already failed in Kestrel's reader,
+/// and over HTTP/2 the stream is reset with <c>NO_ERROR</c> after the answer, as RFC 9113 asks. A client that sent
+/// <c>Expect: 100-continue</c> is waiting for the answer and sends nothing more, so nothing is read. It runs after
+/// the framing checks: a request with ambiguous framing is never read on.
+/// </summary>
+internal sealed class RefusedBodyDrain(TimeProvider timeProvider, IHostApplicationLifetime lifetime)
+{
+    /// <summary>How long a refused body is read for before its connection closes (nginx's <c>lingering_time</c>).</summary>
+    public static readonly TimeSpan DrainTime = TimeSpan.FromSeconds(30);
+
+    public Func<RequestDelegate, RequestDelegate> Middleware => next => context =>
+    {
+        if (context.Request.ContentLength is not > 0
+            || !(HttpProtocol.IsHttp11(context.Request.Protocol) || HttpProtocol.IsHttp10(context.Request.Protocol)))
+        {
+            return next(context); // no declared body (GET, chunked) or not HTTP/1.x: nothing to do, no frame of ours
+        }
+
+        var pending = next(context);
+        if (pending.IsCompletedSuccessfully)
+        {
+            return NeedsDrain(context) ? DrainAsync(context) : pending;
+        }
+
+        return AfterAsync(pending, context);
+    };
+
+    private async Task AfterAsync(Task pending, HttpContext context)
+    {
+        await pending;
+        if (NeedsDrain(context))
+        {
+            await DrainAsync(context);
+        }
+    }
+
+    // Unread (the limit can still change), over the limit (Kestrel would not read it), and no client waiting for 100.
+    private static bool NeedsDrain(HttpContext context)
+        => context.Features.Get<IHttpMaxRequestBodySizeFeature>() is { IsReadOnly: false, MaxRequestBodySize: { } max }
+            && context.Request.ContentLength > max
+            && !context.RequestAborted.IsCancellationRequested
+            && !ExpectsContinue(context.Request);
+
+    private static bool ExpectsContinue(HttpRequest request)
+    {
+        foreach (var value in request.Headers.Expect)
+        {
+            if (value is not null && value.Contains("100-continue", StringComparison.OrdinalIgnoreCase))
+            {
+                return true;
+            }
+        }
+
+        return false;
+    }
+
+    private async Task DrainAsync(HttpContext context)
+    {
+        var limit = context.Features.Get<IHttpMaxRequestBodySizeFeature>()!;
+        try
+        {
+            await context.Response.CompleteAsync(); // the answer goes out first: a client that reads while it writes stops
+            limit.MaxRequestBodySize = null; // what is read here is dropped, not forwarded
+
+            using var deadline = new CancellationTokenSource(DrainTime, timeProvider);
+            using var linked = CancellationTokenSource.CreateLinkedTokenSource(deadline.Token, context.RequestAborted, lifetime.ApplicationStopping);
+            var reader = context.Request.BodyReader;
+            while (true)
+            {
+                var result = await reader.ReadAsync(linked.Token);
+                reader.AdvanceTo(result.Buffer.End);
+                if (result.IsCompleted)
+                {
+                    return; // all of it read: the connection closes (or is kept) cleanly
+                }
+            }
+        }
+        catch (OperationCanceledException)
+        {
+            context.Abort(); // out of time, or the gateway stopping: close on what is left
+        }
+        catch (Exception ex) when (ex is IOException or BadHttpRequestException)
+        {
+            // The client left, or its body ended short: Kestrel closes the connection.
+        }
+    }
+}
