@@ -52,6 +52,30 @@ public class OversizedBodyTests
     }
 
     [Fact]
+    public async Task ASlowClientsBodyUnderTheLimit_RefusedBeforeItWasRead_IsReadPastKestrels5s_AndTheClientGetsTheAnswer()
+    {
+        // An upload on a slow link, to a route whose token has expired: Kestrel alone reads the refused body for
+        // 5 s, then closes, and the rest of the upload meets a reset that takes the 401 with it.
+        await using var backend = await TestBackend.StartAsync("a");
+        var config = ProxyConfigJson.Config([("api", "/api/{**rest}", "c")], [("c", "RoundRobin", [(backend, null)])]);
+        config["ReverseProxy"]!["Routes"]!["api"]!["AuthorizationPolicy"] = "Default";
+        config["Authentication"] = new Security.TestTokens().Section();
+        await using var gateway = await GatewayUnderTest.StartAsync(config);
+        using var socket = await RawSocket.ConnectAsync(gateway.ProxyAddress);
+        var half = new byte[200_000];
+
+        await socket.SendAsync(Encoding.ASCII.GetBytes($"POST /api/photos HTTP/1.1\r\nHost: a\r\nContent-Length: {2 * half.Length}\r\n\r\n"));
+        await socket.SendAsync(half);
+        await Task.Delay(TimeSpan.FromSeconds(6)); // the slow link: longer than Kestrel's drain of a refused body
+        await socket.SendAsync(half);
+        socket.Shutdown(SocketShutdown.Send);
+        var answer = Encoding.ASCII.GetString(await RawSocket.ReceiveUntilClosedAsync(socket));
+
+        Assert.StartsWith("HTTP/1.1 401 ", answer, StringComparison.Ordinal);
+        Assert.Equal(0, backend.Requests);
+    }
+
+    [Fact]
     public async Task AClientWaitingFor100Continue_Gets413_AndNo100_AndTheConnectionCloses()
     {
         await using var backend = await TestBackend.StartAsync("a");
