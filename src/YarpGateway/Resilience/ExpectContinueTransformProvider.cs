@@ -18,9 +18,10 @@ namespace YarpGateway.Resilience;
 /// <c>100 Continue</c> or the final answer before it sends the body (for a backend that ignores <c>Expect</c>, up to
 /// <see cref="GatewayHttpClientFactory.ExpectContinueTimeout"/>; then it sends the body anyway).
 /// </para>
-/// Only where the backend connection is HTTP/1.1 for certain (a plain-http destination, unless the cluster asks for
-/// HTTP/2; an https one only when the cluster asks for HTTP/1.1, since ALPN picks HTTP/2 where the backend has it):
-/// an HTTP/2 backend's early answer arrives whatever the body does, and a gRPC server need not answer <c>Expect</c>.
+/// Only where the backend connection is HTTP/1.1 (a plain-http destination, unless the cluster asks for HTTP/2; an
+/// https one when the cluster asks for HTTP/1.1, or once its last answer came over HTTP/1.1, since ALPN picks
+/// HTTP/2 where the backend has it): an HTTP/2 backend's early answer arrives whatever the body does, and a gRPC
+/// server need not answer <c>Expect</c>. So an https destination's uploads before its first answer go without.
 /// Bodies of unknown length only from HTTP/1.1 clients (chunked), never a stream of an HTTP/2 client. Never over a
 /// client's own <c>Expect</c>, which YARP forwards as it is.
 /// <para>
@@ -34,13 +35,17 @@ internal sealed partial class ExpectContinueTransformProvider(ReloadableOptions<
     // Destinations (by address) that answered 417 to the gateway's Expect: as many as the configuration has, at most.
     private readonly ConcurrentDictionary<string, byte> _refused = new(StringComparer.OrdinalIgnoreCase);
 
+    // https destinations (by address) whose last answer came over HTTP/1.1, as ALPN chose: as many as the configuration has.
+    private readonly ConcurrentDictionary<string, byte> _answersOverHttp11 = new(StringComparer.OrdinalIgnoreCase);
+
     public override void Apply(TransformBuilderContext context)
     {
         var metadata = context.Cluster?.Metadata;
         context.AddRequestTransform(transform =>
         {
             var request = transform.ProxyRequest;
-            if (request.Content is null || request.Headers.ExpectContinue == true || !Endpoints.BackendHttpVersion.IsHttp11(transform.DestinationPrefix, request.Version, request.VersionPolicy))
+            if (request.Content is null || request.Headers.ExpectContinue == true
+                || !(Endpoints.BackendHttpVersion.IsHttp11(transform.DestinationPrefix, request.Version, request.VersionPolicy) || _answersOverHttp11.ContainsKey(transform.DestinationPrefix)))
             {
                 return ValueTask.CompletedTask; // no body, the client's own Expect, or a backend that may speak HTTP/2
             }
@@ -57,6 +62,11 @@ internal sealed partial class ExpectContinueTransformProvider(ReloadableOptions<
         });
         context.AddResponseTransform(transform =>
         {
+            if (transform.ProxyResponse is { RequestMessage.RequestUri: { } uri } answer && uri.Scheme == Uri.UriSchemeHttps)
+            {
+                Learn(transform.HttpContext, answer.Version);
+            }
+
             if (transform.ProxyResponse is { StatusCode: System.Net.HttpStatusCode.ExpectationFailed, RequestMessage: { } sent }
                 && sent.Headers.ExpectContinue == true && transform.HttpContext.Request.Headers.Expect.Count == 0)
             {
@@ -65,6 +75,28 @@ internal sealed partial class ExpectContinueTransformProvider(ReloadableOptions<
 
             return ValueTask.CompletedTask;
         });
+    }
+
+    // What ALPN chose for an https destination, as its answers say: only a change writes.
+    private void Learn(HttpContext context, Version version)
+    {
+        if (context.Features.Get<Yarp.ReverseProxy.Model.IReverseProxyFeature>()?.ProxiedDestination is not { } destination)
+        {
+            return;
+        }
+
+        var address = destination.Model.Config.Address;
+        if (version.Major == 1)
+        {
+            if (!_answersOverHttp11.ContainsKey(address))
+            {
+                _answersOverHttp11.TryAdd(address, 0);
+            }
+        }
+        else if (_answersOverHttp11.ContainsKey(address))
+        {
+            _answersOverHttp11.TryRemove(address, out _);
+        }
     }
 
     // Keyed by the destination's address, which is what YARP gives the request transform as its prefix.

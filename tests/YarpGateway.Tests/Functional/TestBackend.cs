@@ -85,6 +85,14 @@ internal sealed class TestBackend : IAsyncDisposable
     /// <summary>Starts on a given port (0: any), e.g. to bring a stopped backend back where it was.</summary>
     public static Task<TestBackend> StartAsync(string name, int port) => StartAsync(name, kestrel => kestrel.Listen(IPAddress.Loopback, port));
 
+    /// <summary>Starts over TLS (a self-signed certificate for 127.0.0.1) with the given protocols, offered by ALPN.</summary>
+    public static Task<TestBackend> StartHttpsAsync(string name, Microsoft.AspNetCore.Server.Kestrel.Core.HttpProtocols protocols)
+        => StartAsync(name, kestrel => kestrel.Listen(IPAddress.Loopback, 0, listen =>
+        {
+            listen.Protocols = protocols;
+            listen.UseHttps(TestCertificate.SelfSignedLoopback());
+        }));
+
     /// <summary>Starts on one free port on both 127.0.0.1 and ::1, so that <c>localhost</c> reaches it at every address it resolves to.</summary>
     public static Task<TestBackend> StartOnBothLoopbacksAsync(string name)
     {

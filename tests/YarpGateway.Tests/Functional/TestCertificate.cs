@@ -37,7 +37,7 @@ internal static class TestCertificate
         return tls;
     }
 
-    private static X509Certificate2 SelfSignedLoopback()
+    internal static X509Certificate2 SelfSignedLoopback()
     {
         using var key = RSA.Create(2048);
         var request = new CertificateRequest("CN=127.0.0.1", key, HashAlgorithmName.SHA256, RSASignaturePadding.Pkcs1);
