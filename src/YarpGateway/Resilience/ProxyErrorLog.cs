@@ -31,6 +31,11 @@ internal sealed partial class ProxyErrorLog(ResilienceMetrics metrics, TimeProvi
             return; // answered 503 for the gateway's own limit, which counts and logs it (BackendConnectionLimit)
         }
 
+        if (IsRefusalBeforeTheBody(context, error.Error))
+        {
+            return; // the backend declined the body and said so: nothing failed
+        }
+
         // A timeout has its own line and counter from the retry middleware, which knows which one
         // fired. YARP sees a per-try or route timeout as a cancellation (request_canceled); it is
         // counted here as the timeout it was.
@@ -71,6 +76,17 @@ internal sealed partial class ProxyErrorLog(ResilienceMetrics metrics, TimeProvi
             Log.DestinationError(logger, name, route, cluster, destination, attempts, context.Response.StatusCode, reason, suppressed);
         }
     }
+
+    /// <summary>
+    /// The backend answered 4xx before it read the whole body (413 for an upload over its limit, 401 for a missing
+    /// token) and stopped the rest: over HTTP/2 it resets the stream after its answer (RFC 9113 §8.1), and YARP,
+    /// which forwards the answer, also reports the unfinished body as <see cref="ForwarderError.RequestBodyDestination"/>.
+    /// Not a failure of the destination: each such 413 had been a warning, a proxy error and a failure towards
+    /// outlier ejection, so that five refused uploads in a row ejected a healthy destination. A body that failed
+    /// towards the destination before any answer is YARP's 502 instead, and still counts.
+    /// </summary>
+    internal static bool IsRefusalBeforeTheBody(HttpContext context, ForwarderError error)
+        => error == ForwarderError.RequestBodyDestination && context.Response.StatusCode is >= 400 and < 500;
 
     /// <summary>The client went away, or reading from or writing to it failed.</summary>
     internal static bool IsClientSide(ForwarderError error) => error is ForwarderError.RequestCanceled

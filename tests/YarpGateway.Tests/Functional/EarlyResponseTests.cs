@@ -78,6 +78,41 @@ public class EarlyResponseTests
         Assert.Equal(["100-continue", ""], expects);
     }
 
+    [Theory]
+    [InlineData(Microsoft.AspNetCore.Server.Kestrel.Core.HttpProtocols.Http1, "100-continue")] // ALPN: http/1.1
+    [InlineData(Microsoft.AspNetCore.Server.Kestrel.Core.HttpProtocols.Http1AndHttp2, "")] // ALPN: h2
+    public async Task AnHttpsDestination_GetsExpectOnceItsAnswersComeOverHttp11_AsAlpnChose(Microsoft.AspNetCore.Server.Kestrel.Core.HttpProtocols protocols, string expect)
+    {
+        // YARP's default for an https destination: HTTP/2 if ALPN gives it, else HTTP/1.1, where a backend's 413
+        // before the body became a 502 as over plain http (tried: 2 uploads of 1 MB in 6 to an HTTP/1.1-only TLS server).
+        await using var backend = await TestBackend.StartHttpsAsync("uploads", protocols);
+        var config = ProxyConfigJson.CatchAll("RoundRobin", (backend, null));
+        config["ReverseProxy"]!["Clusters"]!["c1"]!["HttpClient"] = new JsonObject { ["DangerousAcceptAnyServerCertificate"] = true };
+        await using var gateway = await GatewayUnderTest.StartAsync(config);
+        using var client = gateway.CreateProxyClient();
+
+        using (var first = await client.GetAsync("/first")) // before any answer, what ALPN will choose is not known
+        {
+            Assert.Equal(HttpStatusCode.OK, first.StatusCode);
+        }
+
+        // Five refused uploads: as many failures in a row as eject a destination.
+        for (var i = 0; i < 5; i++)
+        {
+            using var upload = await client.PostAsync("/upload-limit/65536", new ByteArrayContent(new byte[Upload]));
+            Assert.Equal(HttpStatusCode.RequestEntityTooLarge, upload.StatusCode);
+        }
+
+        Assert.Equal(expect, backend.RequestHeaders.Last().GetValueOrDefault("Expect", ""));
+
+        // Over HTTP/2 the backend resets the stream after its 413 (RFC 9113 §8.1), and YARP reports the unsent rest of
+        // the body (request_body_destination; or request_body_client, the client's side, which no alert counts):
+        // that is not the destination failing.
+        Assert.Equal(0, gateway.CounterSum("gateway.proxy.errors|cluster=c1|error=request_body_destination"));
+        Assert.Equal(0, gateway.CounterSum("gateway.outlier.ejections_skipped|") + gateway.CounterSum("gateway.outlier.ejections|"));
+        Assert.DoesNotContain(gateway.Logs.Lines, l => l.Contains("[ProxyError]", StringComparison.Ordinal));
+    }
+
     [Fact]
     public async Task ClusterMetadataZero_TurnsItOff()
     {
