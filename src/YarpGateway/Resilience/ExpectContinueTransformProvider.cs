@@ -1,4 +1,5 @@
-using System.Collections.Concurrent;
+using System.Runtime.CompilerServices;
+using Yarp.ReverseProxy.Model;
 using Yarp.ReverseProxy.Transforms;
 using Yarp.ReverseProxy.Transforms.Builder;
 using YarpGateway.Configuration;
@@ -32,11 +33,8 @@ namespace YarpGateway.Resilience;
 /// </summary>
 internal sealed partial class ExpectContinueTransformProvider(ReloadableOptions<ResilienceOptions> options, ILogger<ExpectContinueTransformProvider> logger) : RouteTransformProvider
 {
-    // Destinations (by address) that answered 417 to the gateway's Expect: as many as the configuration has, at most.
-    private readonly ConcurrentDictionary<string, byte> _refused = new(StringComparer.OrdinalIgnoreCase);
-
-    // https destinations (by address) whose last answer came over HTTP/1.1, as ALPN chose: as many as the configuration has.
-    private readonly ConcurrentDictionary<string, byte> _answersOverHttp11 = new(StringComparer.OrdinalIgnoreCase);
+    // What the answers said of each destination, for as long as YARP keeps it (destinations found by DNS come and go).
+    private readonly ConditionalWeakTable<DestinationState, Learned> _learned = new();
 
     public override void Apply(TransformBuilderContext context)
     {
@@ -44,16 +42,21 @@ internal sealed partial class ExpectContinueTransformProvider(ReloadableOptions<
         context.AddRequestTransform(transform =>
         {
             var request = transform.ProxyRequest;
-            if (request.Content is null || request.Headers.ExpectContinue == true
-                || !(Endpoints.BackendHttpVersion.IsHttp11(transform.DestinationPrefix, request.Version, request.VersionPolicy) || _answersOverHttp11.ContainsKey(transform.DestinationPrefix)))
+            if (request.Content is null || request.Headers.ExpectContinue == true)
             {
-                return ValueTask.CompletedTask; // no body, the client's own Expect, or a backend that may speak HTTP/2
+                return ValueTask.CompletedTask; // no body, or the client's own Expect
+            }
+
+            var learned = LearnedOf(transform.HttpContext);
+            if (!(Endpoints.BackendHttpVersion.IsHttp11(transform.DestinationPrefix, request.Version, request.VersionPolicy) || learned is { AnswersOverHttp11: true }))
+            {
+                return ValueTask.CompletedTask; // a backend that may speak HTTP/2
             }
 
             var client = transform.HttpContext.Request;
             var above = ResilienceSettings.ExpectContinueAbove(options.Current, metadata);
             if (above > 0 && (client.ContentLength is { } length ? length > above : client.Headers.TransferEncoding.Count > 0)
-                && !_refused.ContainsKey(transform.DestinationPrefix))
+                && learned is not { Refused: true })
             {
                 request.Headers.ExpectContinue = true;
             }
@@ -77,36 +80,40 @@ internal sealed partial class ExpectContinueTransformProvider(ReloadableOptions<
         });
     }
 
-    // What ALPN chose for an https destination, as its answers say: only a change writes.
+    private Learned? LearnedOf(HttpContext context)
+        => context.Features.Get<IReverseProxyFeature>()?.ProxiedDestination is { } destination && _learned.TryGetValue(destination, out var learned) ? learned : null;
+
+    // What ALPN chose for an https destination, as its answers say.
     private void Learn(HttpContext context, Version version)
     {
-        if (context.Features.Get<Yarp.ReverseProxy.Model.IReverseProxyFeature>()?.ProxiedDestination is not { } destination)
+        if (context.Features.Get<IReverseProxyFeature>()?.ProxiedDestination is { } destination)
         {
-            return;
-        }
-
-        var address = destination.Model.Config.Address;
-        if (version.Major == 1)
-        {
-            if (!_answersOverHttp11.ContainsKey(address))
+            var overHttp11 = version.Major == 1;
+            if (overHttp11 || _learned.TryGetValue(destination, out _))
             {
-                _answersOverHttp11.TryAdd(address, 0);
+                _learned.GetOrCreateValue(destination).AnswersOverHttp11 = overHttp11;
             }
-        }
-        else if (_answersOverHttp11.ContainsKey(address))
-        {
-            _answersOverHttp11.TryRemove(address, out _);
         }
     }
 
-    // Keyed by the destination's address, which is what YARP gives the request transform as its prefix.
     private void Refused(HttpContext context)
     {
-        if (context.Features.Get<Yarp.ReverseProxy.Model.IReverseProxyFeature>()?.ProxiedDestination is { } destination
-            && _refused.TryAdd(destination.Model.Config.Address, 0))
+        if (context.Features.Get<IReverseProxyFeature>()?.ProxiedDestination is { } destination)
         {
-            Log.Refused(logger, destination.DestinationId, destination.Model.Config.Address);
+            var learned = _learned.GetOrCreateValue(destination);
+            if (!learned.Refused)
+            {
+                learned.Refused = true;
+                Log.Refused(logger, destination.DestinationId, destination.Model.Config.Address);
+            }
         }
+    }
+
+    private sealed class Learned
+    {
+        // Written by one response and read by the next request: a stale read only means one request more or less with Expect.
+        public volatile bool AnswersOverHttp11;
+        public volatile bool Refused;
     }
 
     private static partial class Log
