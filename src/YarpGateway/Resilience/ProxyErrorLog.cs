@@ -82,11 +82,30 @@ internal sealed partial class ProxyErrorLog(ResilienceMetrics metrics, TimeProvi
     /// token) and stopped the rest: over HTTP/2 it resets the stream after its answer (RFC 9113 §8.1), and YARP,
     /// which forwards the answer, also reports the unfinished body as <see cref="ForwarderError.RequestBodyDestination"/>.
     /// Not a failure of the destination: each such 413 had been a warning, a proxy error and a failure towards
-    /// outlier ejection, so that five refused uploads in a row ejected a healthy destination. A body that failed
-    /// towards the destination before any answer is YARP's 502 instead, and still counts.
+    /// outlier ejection, so that five refused uploads in a row ejected a healthy destination. The same for a gRPC
+    /// service that ends a client stream early with a status other than OK (a validation error at the first bad
+    /// message): its answer is a 200 with <c>grpc-status</c> in the headers (trailers-only) or the trailers. A body
+    /// that failed towards the destination before any answer is YARP's 502 instead, and still counts.
     /// </summary>
     internal static bool IsRefusalBeforeTheBody(HttpContext context, ForwarderError error)
-        => error == ForwarderError.RequestBodyDestination && context.Response.StatusCode is >= 400 and < 500;
+        => error == ForwarderError.RequestBodyDestination
+            && (context.Response.StatusCode is >= 400 and < 500 || (context.Response.StatusCode == StatusCodes.Status200OK && HasGrpcErrorStatus(context)));
+
+    private static bool HasGrpcErrorStatus(HttpContext context)
+    {
+        if (!Configuration.GrpcOverHttp11TransformProvider.IsGrpc(context.Response.ContentType))
+        {
+            return false;
+        }
+
+        var status = context.Response.Headers["grpc-status"];
+        if (status.Count == 0)
+        {
+            status = context.Features.Get<Microsoft.AspNetCore.Http.Features.IHttpResponseTrailersFeature>()?.Trailers["grpc-status"] ?? default;
+        }
+
+        return status.Count == 1 && status[0] is { Length: > 0 } code && code != "0";
+    }
 
     /// <summary>The client went away, or reading from or writing to it failed.</summary>
     internal static bool IsClientSide(ForwarderError error) => error is ForwarderError.RequestCanceled

@@ -83,6 +83,12 @@ internal sealed class GrpcBackend : IAsyncDisposable
             long bytes = 0;
             await foreach (var request in requestStream.ReadAllAsync(context.CancellationToken))
             {
+                if (request.Text == "reject")
+                {
+                    // Refused at the first bad message, the rest of the stream unread (a validation error).
+                    throw new RpcException(new global::Grpc.Core.Status(StatusCode.InvalidArgument, "rejected"));
+                }
+
                 count++;
                 bytes += request.Payload.Length;
             }
