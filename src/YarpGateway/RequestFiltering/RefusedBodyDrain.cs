@@ -13,8 +13,9 @@ namespace YarpGateway.RequestFiltering;
 /// for at most <see cref="DrainTime"/> (nginx's <c>lingering_time</c>), or until the gateway stops, and then the
 /// connection is closed on what is left. A body read to its end leaves the connection open for the next request.
 /// </para>
-/// HTTP/1.x with a <c>Content-Length</c> only: a chunked body past the limit has already failed in Kestrel's reader,
-/// and over HTTP/2 the stream is reset with <c>NO_ERROR</c> after the answer, as RFC 9113 asks. A client that sent
+/// HTTP/1.x only, a body with a <c>Content-Length</c> or chunked (the framing checks before it leave no other coding);
+/// not one that something began to read (a chunked body that grew past the limit while YARP sent it has failed in
+/// Kestrel's reader), and over HTTP/2 the stream is reset with <c>NO_ERROR</c> after the answer, as RFC 9113 asks. A client that sent
 /// <c>Expect: 100-continue</c> is waiting for the answer and sends nothing more, so nothing is read. It runs after
 /// the framing checks: a request with ambiguous framing is never read on.
 /// </summary>
@@ -25,10 +26,10 @@ internal sealed class RefusedBodyDrain(TimeProvider timeProvider, IHostApplicati
 
     public Func<RequestDelegate, RequestDelegate> Middleware => next => context =>
     {
-        if (context.Request.ContentLength is not > 0
+        if (!(context.Request.ContentLength > 0 || context.Request.Headers.TransferEncoding.Count > 0)
             || !(HttpProtocol.IsHttp11(context.Request.Protocol) || HttpProtocol.IsHttp10(context.Request.Protocol)))
         {
-            return next(context); // no declared body (GET, chunked) or not HTTP/1.x: nothing to do, no frame of ours
+            return next(context); // no body (GET) or not HTTP/1.x: nothing to do, no frame of ours
         }
 
         var pending = next(context);
