@@ -202,7 +202,8 @@ public class GrpcTests
         // nothing failed, though YARP reports the rest of the body as unsent.
         Assert.Equal(0, gateway.CounterSum("gateway.proxy.errors|cluster=grpc|error=request_body_destination"));
         Assert.Equal(0, gateway.CounterSum("gateway.outlier.ejections_skipped|") + gateway.CounterSum("gateway.outlier.ejections|"));
-        Assert.DoesNotContain(gateway.Logs.Lines, l => l.Contains("[ProxyError]", StringComparison.Ordinal));
+        // Only that error: a call the client's own stack loses (above) may end in another, with the client's connection.
+        Assert.DoesNotContain(gateway.Logs.Lines, l => l.Contains("[ProxyError] Proxy error request_body_destination", StringComparison.Ordinal));
     }
 
     [Fact]
