@@ -13,11 +13,11 @@ namespace YarpGateway.RequestFiltering;
 /// for at most <see cref="DrainTime"/> (nginx's <c>lingering_time</c>), or until the gateway stops, and then the
 /// connection is closed on what is left. A body read to its end leaves the connection open for the next request.
 /// </para>
-/// HTTP/1.x only, a body with a <c>Content-Length</c> or chunked (the framing checks before it leave no other coding);
-/// not one that something began to read (a chunked body that grew past the limit while YARP sent it has failed in
-/// Kestrel's reader), and over HTTP/2 the stream is reset with <c>NO_ERROR</c> after the answer, as RFC 9113 asks. A client that sent
-/// <c>Expect: 100-continue</c> is waiting for the answer and sends nothing more, so nothing is read. It runs after
-/// the framing checks: a request with ambiguous framing is never read on.
+/// Only over HTTP/1.x (over HTTP/2 the stream is reset with <c>NO_ERROR</c> after the answer, as RFC 9113 asks), for a
+/// body with a <c>Content-Length</c> or chunked, and only one that nothing began to read: a chunked body that grew past
+/// the limit while YARP forwarded it has already failed in Kestrel's reader. A client that sent
+/// <c>Expect: 100-continue</c> is waiting for the answer and sends nothing more, so nothing is read. It runs after the
+/// framing checks, so a request with ambiguous framing is never read on.
 /// </summary>
 internal sealed class RefusedBodyDrain(TimeProvider timeProvider, IHostApplicationLifetime lifetime)
 {
