@@ -47,18 +47,18 @@ internal sealed partial class ExpectContinueTransformProvider(ReloadableOptions<
                 return ValueTask.CompletedTask; // no body, or the client's own Expect
             }
 
-            var learned = LearnedOf(transform.HttpContext);
-            if (!(Endpoints.BackendHttpVersion.IsHttp11(transform.DestinationPrefix, request.Version, request.VersionPolicy) || learned is { AnswersOverHttp11: true }))
-            {
-                return ValueTask.CompletedTask; // a backend that may speak HTTP/2
-            }
-
             var client = transform.HttpContext.Request;
             var above = ResilienceSettings.ExpectContinueAbove(options.Current, metadata);
-            if (above > 0 && (client.ContentLength is { } length ? length > above : client.Headers.TransferEncoding.Count > 0)
+            if (above <= 0 || !(client.ContentLength is { } length ? length > above : client.Headers.TransferEncoding.Count > 0))
+            {
+                return ValueTask.CompletedTask; // a small body, or Expect turned off: most uploads end here, with no lookup
+            }
+
+            var learned = LearnedOf(transform.HttpContext);
+            if ((Endpoints.BackendHttpVersion.IsHttp11(transform.DestinationPrefix, request.Version, request.VersionPolicy) || learned is { AnswersOverHttp11: true })
                 && learned is not { Refused: true })
             {
-                request.Headers.ExpectContinue = true;
+                request.Headers.ExpectContinue = true; // else a backend that may speak HTTP/2, or one that answered 417
             }
 
             return ValueTask.CompletedTask;
