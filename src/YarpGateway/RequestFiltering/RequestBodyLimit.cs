@@ -45,10 +45,25 @@ internal sealed partial class RequestBodyLimit(TimeProvider timeProvider, ILogge
     {
         await next(context);
         if (context.Response.StatusCode == StatusCodes.Status413PayloadTooLarge
-            && context.Features.Get<Yarp.ReverseProxy.Forwarder.IForwarderErrorFeature>()?.Error == Yarp.ReverseProxy.Forwarder.ForwarderError.RequestBodyClient)
+            && context.Features.Get<Yarp.ReverseProxy.Forwarder.IForwarderErrorFeature>() is { Error: Yarp.ReverseProxy.Forwarder.ForwarderError.RequestBodyClient } error
+            && IsOverTheLimit(error.Exception))
         {
             Refused(context);
         }
+    }
+
+    // Kestrel's refusal of the body, not a backend's 413 forwarded while the read of the body was cut short.
+    private static bool IsOverTheLimit(Exception? exception)
+    {
+        for (var ex = exception; ex is not null; ex = ex.InnerException)
+        {
+            if (ex is BadHttpRequestException { StatusCode: StatusCodes.Status413PayloadTooLarge })
+            {
+                return true;
+            }
+        }
+
+        return false;
     }
 
     /// <summary>Logs a request refused with 413 for its body's size (throttled).</summary>

@@ -31,7 +31,7 @@ internal sealed partial class ProxyErrorLog(ResilienceMetrics metrics, TimeProvi
             return; // answered 503 for the gateway's own limit, which counts and logs it (BackendConnectionLimit)
         }
 
-        if (IsRefusalBeforeTheBody(context, error.Error))
+        if (IsRefusalBeforeTheBody(context, error))
         {
             return; // the backend declined the body and said so: nothing failed
         }
@@ -85,10 +85,14 @@ internal sealed partial class ProxyErrorLog(ResilienceMetrics metrics, TimeProvi
     /// outlier ejection, so that five refused uploads in a row ejected a healthy destination. The same for a gRPC
     /// service that ends a client stream early with a status other than OK (a validation error at the first bad
     /// message): its answer is a 200 with <c>grpc-status</c> in the headers (trailers-only) or the trailers. A body
-    /// that failed towards the destination before any answer is YARP's 502 instead, and still counts.
+    /// that failed towards the destination before any answer is YARP's 502 instead, and still counts. When the handler
+    /// stops the body while YARP waits for the client's next bytes, the cancelled read makes YARP report
+    /// <see cref="ForwarderError.RequestBodyClient"/> instead, with an <see cref="OperationCanceledException"/> from a
+    /// client that is still there: the same refusal.
     /// </summary>
-    internal static bool IsRefusalBeforeTheBody(HttpContext context, ForwarderError error)
-        => error == ForwarderError.RequestBodyDestination
+    internal static bool IsRefusalBeforeTheBody(HttpContext context, IForwarderErrorFeature error)
+        => (error.Error == ForwarderError.RequestBodyDestination
+                || (error.Error == ForwarderError.RequestBodyClient && error.Exception is OperationCanceledException && !context.RequestAborted.IsCancellationRequested))
             && (context.Response.StatusCode is >= 400 and < 500 || (context.Response.StatusCode == StatusCodes.Status200OK && HasGrpcErrorStatus(context)));
 
     private static bool HasGrpcErrorStatus(HttpContext context)
