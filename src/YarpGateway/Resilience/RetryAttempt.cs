@@ -118,6 +118,7 @@ internal sealed class RetryAttempt(HttpContext context, IReverseProxyFeature pro
             Context.RequestAborted = _requestAborted;
         }
 
+        BlameTheDestinationForAStoppedBody();
         LastFailure = Classify();
         _tryTimeout?.Dispose();
         _tryTimer?.Dispose();
@@ -140,6 +141,33 @@ internal sealed class RetryAttempt(HttpContext context, IReverseProxyFeature pro
             AttemptFailure.ConnectionReset or AttemptFailure.TryTimeout => Repeatable,
             _ => false,
         };
+    }
+
+    /// <summary>
+    /// The destination stopped taking the body while YARP waited for the client's next bytes (it reset the stream or
+    /// its connection, before any answer): the handler cancels YARP's read of the client's body, and YARP takes the
+    /// cancelled read for the client failing, with 400 and <c>request_body_client</c>. The client is still there (a
+    /// client that left is <c>request_body_canceled</c>), and a read that timed out is 408: this is the destination's
+    /// failure, answered 502 as YARP answers it when the cancellation comes second.
+    /// </summary>
+    private void BlameTheDestinationForAStoppedBody()
+    {
+        if (Context.Features.Get<IForwarderErrorFeature>() is { Error: ForwarderError.RequestBodyClient } error
+            && Context.Response is { HasStarted: false, StatusCode: StatusCodes.Status400BadRequest }
+            && !_requestAborted.IsCancellationRequested
+            && (error.Exception is OperationCanceledException
+                || (error.Exception is AggregateException { InnerExceptions: [OperationCanceledException, ..] })))
+        {
+            Context.Features.Set<IForwarderErrorFeature>(new DestinationStoppedTheBody(error.Exception));
+            Context.Response.StatusCode = StatusCodes.Status502BadGateway;
+        }
+    }
+
+    private sealed class DestinationStoppedTheBody(Exception? exception) : IForwarderErrorFeature
+    {
+        public ForwarderError Error => ForwarderError.RequestBodyDestination;
+
+        public Exception? Exception { get; } = exception;
     }
 
     // The response started: the try timeout no longer applies (a started response is never retried).

@@ -170,6 +170,14 @@ internal sealed class TestBackend : IAsyncDisposable
                 return;
             }
 
+            if (context.Request.Path == "/reset-at-head")
+            {
+                // Drop the request at its head, nothing read and no response (over HTTP/2: RST_STREAM), as a backend
+                // that crashes or stops mid-upload.
+                context.Abort();
+                return;
+            }
+
             if (context.Request.Path == "/reset")
             {
                 // Read the whole request, then drop the connection without a response.
