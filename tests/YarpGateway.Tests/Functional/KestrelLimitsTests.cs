@@ -30,6 +30,27 @@ public class KestrelLimitsTests
         Assert.Contains(gateway.Logs.Lines, l => l.Contains("[RequestBodyTooLarge]", StringComparison.Ordinal) && l.Contains("1000 bytes", StringComparison.Ordinal));
     }
 
+    [Theory]
+    [InlineData(100_000)]
+    [InlineData(-1)] // no limit
+    public async Task ARoutesMaxRequestBodySize_RaisesKestrelsLimit_ForADeclaredBody(long routeLimit)
+    {
+        // What the 413's log line tells an operator to do: the early check compared a Content-Length with Kestrel's
+        // limit alone, since YARP applies the route's only just before forwarding, and refused what the route allows.
+        await using var backend = await TestBackend.StartAsync("a");
+        var config = ProxyConfigJson.CatchAll("RoundRobin", (backend, null));
+        config["Kestrel"] = JsonNode.Parse("""{ "Limits": { "MaxRequestBodySize": 1000 } }""");
+        config["ReverseProxy"]!["Routes"]!["all"]!["MaxRequestBodySize"] = routeLimit;
+        await using var gateway = await GatewayUnderTest.StartAsync(config);
+        using var client = gateway.CreateProxyClient();
+
+        using var response = await client.PostAsync("/up", new ByteArrayContent(new byte[50_000]));
+
+        Assert.Equal(HttpStatusCode.OK, response.StatusCode);
+        Assert.Equal(1, backend.Requests);
+        Assert.DoesNotContain(gateway.Logs.Lines, l => l.Contains("[RequestBodyTooLarge]", StringComparison.Ordinal));
+    }
+
     [Fact]
     public async Task AChunkedBodyThatGrowsPastTheRoutesLimit_Gets413_AndIsLogged()
     {
