@@ -12,8 +12,10 @@ namespace YarpGateway.RequestFiltering;
 /// reads an unread body after the answer, but for 5 s only, and not at all when it is over the limit (every 40 MB
 /// upload met a reset, where nginx answered every time; a 20 MB one sent at 1 MB/s would too), nor after a read that
 /// was cancelled (see <see cref="Http1RequestBody"/>, which YARP reads the body through). Here the body is read
-/// for at most <see cref="DrainTime"/> (nginx's <c>lingering_time</c>), or until the gateway stops, and then the
-/// connection is closed on what is left. A body read to its end leaves the connection open for the next request.
+/// for at most <see cref="DrainTime"/> (nginx's <c>lingering_time</c>), and then the connection is closed on what is
+/// left. A body read to its end leaves the connection open for the next request. At shutdown the drain is a request
+/// in flight like any other: it goes on through the drain delay (it had ended at SIGTERM, and every upload refused
+/// then met a reset), and ends with Kestrel's wait for requests in flight, or at a second SIGTERM.
 /// </para>
 /// Only over HTTP/1.x (over HTTP/2 the stream is reset with <c>NO_ERROR</c> after the answer, as RFC 9113 asks), for a
 /// body with a <c>Content-Length</c> or chunked. A client that sent <c>Expect: 100-continue</c> and was asked for
@@ -21,7 +23,7 @@ namespace YarpGateway.RequestFiltering;
 /// reader (a chunked body that grew past the limit while YARP forwarded it) fails again here, and the connection
 /// closes. It runs after the framing checks, so a request with ambiguous framing is never read on.
 /// </summary>
-internal sealed class RefusedBodyDrain(TimeProvider timeProvider, IHostApplicationLifetime lifetime)
+internal sealed class RefusedBodyDrain(TimeProvider timeProvider)
 {
     /// <summary>How long a refused body is read for before its connection closes (nginx's <c>lingering_time</c>).</summary>
     public static readonly TimeSpan DrainTime = TimeSpan.FromSeconds(30);
@@ -85,7 +87,7 @@ internal sealed class RefusedBodyDrain(TimeProvider timeProvider, IHostApplicati
             }
 
             using var deadline = new CancellationTokenSource(DrainTime, timeProvider);
-            using var linked = CancellationTokenSource.CreateLinkedTokenSource(deadline.Token, context.RequestAborted, lifetime.ApplicationStopping);
+            using var linked = CancellationTokenSource.CreateLinkedTokenSource(deadline.Token, context.RequestAborted);
             while (true)
             {
                 var result = await reader.ReadAsync(linked.Token);
@@ -98,7 +100,7 @@ internal sealed class RefusedBodyDrain(TimeProvider timeProvider, IHostApplicati
         }
         catch (OperationCanceledException)
         {
-            context.Abort(); // out of time, or the gateway stopping: close on what is left
+            context.Abort(); // out of time: close on what is left
         }
         catch (Exception ex) when (ex is IOException or BadHttpRequestException)
         {
