@@ -86,9 +86,7 @@ public class EarlyResponseTests
         // YARP's default for an https destination: HTTP/2 if ALPN gives it, else HTTP/1.1, where a backend's 413
         // before the body became a 502 as over plain http (tried: 2 uploads of 1 MB in 6 to an HTTP/1.1-only TLS server).
         await using var backend = await TestBackend.StartHttpsAsync("uploads", protocols);
-        var config = ProxyConfigJson.CatchAll("RoundRobin", (backend, null));
-        config["ReverseProxy"]!["Clusters"]!["c1"]!["HttpClient"] = new JsonObject { ["DangerousAcceptAnyServerCertificate"] = true };
-        await using var gateway = await GatewayUnderTest.StartAsync(config);
+        await using var gateway = await GatewayUnderTest.StartAsync(TrustingCatchAll(backend));
         using var client = gateway.CreateProxyClient();
 
         using (var first = await client.GetAsync("/first")) // before any answer, what ALPN will choose is not known
@@ -124,19 +122,14 @@ public class EarlyResponseTests
         // A chunked body is refused only once its DATA arrive, and DATA still in flight after the backend's reset of
         // the stream can cost the whole backend connection: the .NET client race of configuration.md's known limits.)
         await using var backend = await TestBackend.StartHttpsAsync("uploads", Microsoft.AspNetCore.Server.Kestrel.Core.HttpProtocols.Http2);
-        var config = ProxyConfigJson.CatchAll("RoundRobin", (backend, null));
-        config["ReverseProxy"]!["Clusters"]!["c1"]!["HttpClient"] = new JsonObject { ["DangerousAcceptAnyServerCertificate"] = true };
-        await using var gateway = await GatewayUnderTest.StartAsync(config);
+        await using var gateway = await GatewayUnderTest.StartAsync(TrustingCatchAll(backend));
 
-        const int length = 200_000, first = 10_000;
-        using var socket = await RawSocket.ConnectAsync(gateway.ProxyAddress);
-        await socket.SendAsync(Encoding.ASCII.GetBytes($"POST /upload-limit/1000 HTTP/1.1\r\nHost: gateway\r\nContent-Length: {length}\r\n\r\n"));
-        await socket.SendAsync(new byte[first]);
+        using var socket = await StartAPausedUploadAsync(gateway, "/upload-limit/1000");
 
         var refused = await RawSocket.ReceiveResponseHeadAsync(socket);
         Assert.StartsWith("HTTP/1.1 413 ", refused, StringComparison.Ordinal);
 
-        await socket.SendAsync(new byte[length - first]); // the rest, as a client that writes before it reads sends it
+        await socket.SendAsync(new byte[PausedLength - PausedFirst]); // the rest, as a client that writes before it reads sends it
         await socket.SendAsync("GET /second HTTP/1.1\r\nHost: gateway\r\n\r\n"u8.ToArray());
         var second = await RawSocket.ReceiveResponseHeadAsync(socket);
 
@@ -154,20 +147,34 @@ public class EarlyResponseTests
         // at debug level, nothing towards outlier ejection (6 runs in 12 with the CPU busy; none on an idle machine,
         // where the handler's error comes first and YARP answers 502 itself).
         await using var backend = await TestBackend.StartHttpsAsync("uploads", Microsoft.AspNetCore.Server.Kestrel.Core.HttpProtocols.Http2);
-        var config = ProxyConfigJson.CatchAll("RoundRobin", (backend, null));
-        config["ReverseProxy"]!["Clusters"]!["c1"]!["HttpClient"] = new JsonObject { ["DangerousAcceptAnyServerCertificate"] = true };
-        await using var gateway = await GatewayUnderTest.StartAsync(config);
+        await using var gateway = await GatewayUnderTest.StartAsync(TrustingCatchAll(backend));
 
-        const int length = 200_000, first = 10_000;
-        using var socket = await RawSocket.ConnectAsync(gateway.ProxyAddress);
-        await socket.SendAsync(Encoding.ASCII.GetBytes($"POST /reset-at-head HTTP/1.1\r\nHost: gateway\r\nContent-Length: {length}\r\n\r\n"));
-        await socket.SendAsync(new byte[first]);
+        using var socket = await StartAPausedUploadAsync(gateway, "/reset-at-head");
         var answer = await RawSocket.ReceiveResponseHeadAsync(socket);
 
         Assert.StartsWith("HTTP/1.1 502 ", answer, StringComparison.Ordinal);
         Assert.Equal(1, gateway.CounterSum("gateway.proxy.errors|cluster=c1|error=request")); // request, or request_body_destination
         Assert.Equal(0, gateway.CounterSum("gateway.proxy.errors|cluster=c1|error=request_body_client"));
         Assert.Contains(gateway.Logs.Lines, l => l.Contains("[ProxyError]", StringComparison.Ordinal) && l.Contains("answered 502", StringComparison.Ordinal));
+    }
+
+    private const int PausedLength = 200_000, PausedFirst = 10_000;
+
+    // A catch-all to a TLS backend with a self-signed certificate.
+    private static JsonObject TrustingCatchAll(TestBackend backend)
+    {
+        var config = ProxyConfigJson.CatchAll("RoundRobin", (backend, null));
+        config["ReverseProxy"]!["Clusters"]!["c1"]!["HttpClient"] = new JsonObject { ["DangerousAcceptAnyServerCertificate"] = true };
+        return config;
+    }
+
+    // An upload whose client sent the head and the first part of the body, then waits: YARP's read of the rest waits too.
+    private static async Task<Socket> StartAPausedUploadAsync(GatewayUnderTest gateway, string path)
+    {
+        var socket = await RawSocket.ConnectAsync(gateway.ProxyAddress);
+        await socket.SendAsync(Encoding.ASCII.GetBytes($"POST {path} HTTP/1.1\r\nHost: gateway\r\nContent-Length: {PausedLength}\r\n\r\n"));
+        await socket.SendAsync(new byte[PausedFirst]);
+        return socket;
     }
 
     [Fact]
