@@ -11,7 +11,7 @@ namespace YarpGateway.RequestFiltering;
 /// drain after the answer then fails ("the body reader is in an invalid state") and the connection closes on the rest
 /// of the body, so that a client still writing it meets a reset instead of the answer. YARP's read is cancelled that
 /// way whenever the destination stops the body while the client is between two sends: an HTTP/2 backend's 413 and
-/// reset of the stream, a backend that closes before it reads the body. A read ended with
+/// reset of the stream, or its stream or connection lost mid-upload. A read ended with
 /// <see cref="PipeReader.CancelPendingRead"/> is advanced like any other, so the reader stays usable.
 /// </para>
 /// It also says whether the body was read to its end, for <see cref="RefusedBodyDrain"/>.
