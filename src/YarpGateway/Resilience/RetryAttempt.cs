@@ -147,15 +147,16 @@ internal sealed class RetryAttempt(HttpContext context, IReverseProxyFeature pro
     /// stream or its connection, before any answer). The handler cancels YARP's read of the client's body, and YARP takes the
     /// cancelled read for the client failing, with 400 and <c>request_body_client</c>. The client is still there (a
     /// client that left is <c>request_body_canceled</c>), and a read that timed out is 408: this is the destination's
-    /// failure, answered 502 as YARP answers it when the cancellation comes second. (Checked where the attempt's error
-    /// is read anyway: no feature lookup of its own on every request.)
+    /// failure, answered 502 as YARP answers it when the cancellation comes second. Only YARP's own 400, which carries
+    /// the read's and the handler's errors together: a backend's 400 that arrived before the cancelled read carries the
+    /// read's alone, and stays the backend's answer. (Checked where the attempt's error is read anyway: no feature
+    /// lookup of its own on every request.)
     /// </summary>
     private bool IsBodyTheDestinationStopped(IForwarderErrorFeature error)
         => error.Error == ForwarderError.RequestBodyClient
             && Context.Response is { HasStarted: false, StatusCode: StatusCodes.Status400BadRequest }
             && !_requestAborted.IsCancellationRequested
-            && (error.Exception is OperationCanceledException
-                || (error.Exception is AggregateException { InnerExceptions: [OperationCanceledException, ..] }));
+            && error.Exception is AggregateException { InnerExceptions: [OperationCanceledException, ..] };
 
     private sealed class DestinationStoppedTheBody(Exception? exception) : IForwarderErrorFeature
     {

@@ -158,6 +158,22 @@ public class EarlyResponseTests
         Assert.Contains(gateway.Logs.Lines, l => l.Contains("[ProxyError]", StringComparison.Ordinal) && l.Contains("answered 502", StringComparison.Ordinal));
     }
 
+    [Fact]
+    public async Task AnHttp2BackendsOwn400WhileTheClientIsStillSending_StaysItsAnswer()
+    {
+        // The same cancelled read after a backend's answer of 400 with no body: the answer is the backend's, and not
+        // taken for YARP's 400 of a stopped body (the previous test), which would make it a 502.
+        await using var backend = await TestBackend.StartHttpsAsync("uploads", Microsoft.AspNetCore.Server.Kestrel.Core.HttpProtocols.Http2);
+        await using var gateway = await GatewayUnderTest.StartAsync(TrustingCatchAll(backend));
+
+        using var socket = await StartAPausedUploadAsync(gateway, "/400-at-head");
+        var answer = await RawSocket.ReceiveResponseHeadAsync(socket);
+
+        Assert.StartsWith("HTTP/1.1 400 ", answer, StringComparison.Ordinal);
+        Assert.Equal(0, gateway.CounterSum("gateway.proxy.errors|cluster=c1|error=request_body_destination"));
+        Assert.DoesNotContain(gateway.Logs.Lines, l => l.Contains("[ProxyError]", StringComparison.Ordinal));
+    }
+
     private const int PausedLength = 200_000, PausedFirst = 10_000;
 
     // A catch-all to a TLS backend with a self-signed certificate.

@@ -170,6 +170,13 @@ internal sealed class TestBackend : IAsyncDisposable
                 return;
             }
 
+            if (context.Request.Path == "/400-at-head")
+            {
+                // A 400 with no body, given at the head with nothing read (a header the backend refuses, say).
+                context.Response.StatusCode = StatusCodes.Status400BadRequest;
+                return;
+            }
+
             if (context.Request.Path == "/reset-at-head")
             {
                 // Drop the request at its head, nothing read and no response (over HTTP/2: RST_STREAM), as a backend
