@@ -128,10 +128,7 @@ internal sealed partial class OutlierEjectionPolicy(IDestinationHealthUpdater he
             }
 
             // The client going away says nothing about the destination, nor does its answer before the body.
-            if (ProxyErrorLog.IsRefusalBeforeTheBody(context, error)
-                || error.Error is ForwarderError.RequestCanceled or ForwarderError.RequestBodyCanceled or ForwarderError.RequestBodyClient
-                or ForwarderError.ResponseBodyCanceled or ForwarderError.ResponseBodyClient or ForwarderError.UpgradeRequestCanceled
-                or ForwarderError.UpgradeRequestClient or ForwarderError.UpgradeResponseCanceled or ForwarderError.UpgradeResponseClient)
+            if (ProxyErrorLog.IsRefusalBeforeTheBody(context, error) || ProxyErrorLog.IsClientSide(error.Error))
             {
                 return Failure.None;
             }
