@@ -35,14 +35,28 @@ public partial class StatusPageBrowserTests(ITestOutputHelper output)
         await using var gateway = await GatewayUnderTest.StartAsync(ProxyConfigJson.CatchAll("WeightedRoundRobin", (a, "3"), (b, "1")));
         Assert.Equal(0, (await Load.RunAsync(gateway, requests: 40, workers: 1)).Failures);
 
-        using var playwright = await Playwright.CreateAsync();
-        await using var browser = await playwright.Chromium.LaunchAsync(new BrowserTypeLaunchOptions
+        // Playwright bounds what a page does (the timeouts below), not its driver's start or the browser's close: those
+        // are bounded here, so that a browser that stops answering fails the test instead of holding the run.
+        using var playwright = await Playwright.CreateAsync().WaitAsync(TimeSpan.FromSeconds(60));
+        var browser = await playwright.Chromium.LaunchAsync(new BrowserTypeLaunchOptions
         {
             ExecutablePath = Chromium,
             Headless = true,
             Args = ["--no-sandbox", "--disable-gpu"],
             Timeout = 30_000,
         });
+        try
+        {
+            await RenderAsync(browser, gateway);
+        }
+        finally
+        {
+            await browser.CloseAsync().WaitAsync(TimeSpan.FromSeconds(30));
+        }
+    }
+
+    private static async Task RenderAsync(IBrowser browser, GatewayUnderTest gateway)
+    {
         var page = await browser.NewPageAsync();
         page.SetDefaultTimeout(20_000); // every wait below is bounded
         var problems = new System.Collections.Concurrent.ConcurrentQueue<string>();
