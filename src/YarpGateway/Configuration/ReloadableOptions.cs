@@ -80,8 +80,13 @@ internal sealed partial class ReloadableOptions<TOptions> : IDisposable
                 return;
             }
 
-            _lastRejection = null;
             var keys = ConfigChanges.Capture(_configuration, _section);
+            if (Snapshot() != snapshot)
+            {
+                return; // a file was read again meanwhile (another thread): its reload waits for the gate and reads it all
+            }
+
+            _lastRejection = null;
             var changes = ConfigChanges.Describe(_appliedKeys, keys, ConfigChanges.ValuesExceptSecrets);
             _appliedSnapshot = snapshot;
             _appliedKeys = keys;

@@ -69,6 +69,11 @@ internal sealed partial class StartupOnlySections : IDisposable
 
                 // Key names only: the authentication section holds signing keys.
                 var keys = ConfigChanges.Capture(_configuration, section);
+                if (Snapshot(section) != now)
+                {
+                    return; // a file was read again meanwhile (another thread): its reload waits for the gate and reads it all
+                }
+
                 var changes = ConfigChanges.Describe(_reportedKeys[section], keys, ConfigChanges.NoValues);
                 _reported[section] = now;
                 _reportedKeys[section] = keys;

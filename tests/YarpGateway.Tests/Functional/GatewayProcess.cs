@@ -145,7 +145,7 @@ internal sealed partial class GatewayProcess : IDisposable
         Assert.True(await Eventually.TrueAsync(() => (addresses = Listening().Matches(StandardOutput).Select(m => Reachable(m.Groups[1].Value)).ToList()).Count == 2, TimeSpan.FromSeconds(30)),
             "gateway did not start: " + StandardOutput + StandardError);
 
-        using var http = new HttpClient { Timeout = TimeSpan.FromSeconds(5) };
+        using var http = new HttpClient { Timeout = TimeSpan.FromSeconds(15) }; // a first request to a process still JIT-compiling, on a busy machine (7 s seen)
         foreach (var address in addresses)
         {
             using var response = await http.GetAsync(address + "/healthz/live");
