@@ -99,25 +99,33 @@ internal sealed partial class GatewayConfigProvider : IProxyConfigProvider, IDis
             string? snapshot = null;
             if (errors.Count == 0)
             {
-                snapshot = ConfigChanges.Snapshot(_configuration, ProxyConfigReader.SectionName);
-                if (snapshot == _currentSnapshot)
+                // A file read again while this reads the section (SIGHUP reads each file in turn, each read starts a
+                // reload, and the file watcher may read the same file too) would mix old and new: it is read again.
+                // Before, a route added with a SIGHUP was logged as "only the case of a key", and the next change's line
+                // named it again.
+                for (var attempt = 1; ; attempt++)
                 {
-                    // Nothing under ReverseProxy changed: an edit of another section, a second change event of one save,
-                    // or SIGHUP's reads (one reload per file, and its own). Nothing to read or validate: with 3,000
-                    // routes each such reload cost about a second of CPU, and a SIGHUP that changed nothing took 3.5 s.
-                    _lastRejection = null;
-                    return;
-                }
+                    snapshot = ConfigChanges.Snapshot(_configuration, ProxyConfigReader.SectionName);
+                    if (snapshot == _currentSnapshot)
+                    {
+                        // Nothing under ReverseProxy changed: an edit of another section, a second change event of one
+                        // save, or SIGHUP's reads (one reload per file, and its own). Nothing to read or validate: with
+                        // 3,000 routes each such reload cost about a second of CPU, and a SIGHUP that changed nothing 3.5 s.
+                        _lastRejection = null;
+                        return;
+                    }
 
-                keys = ConfigChanges.Capture(_configuration, ProxyConfigReader.SectionName);
-                read = ProxyConfigReader.Read(_configuration);
-                if (ConfigChanges.Snapshot(_configuration, ProxyConfigReader.SectionName) != snapshot)
-                {
-                    // A file was read again meanwhile (SIGHUP reads each file in turn, each read starts a reload, and the
-                    // file watcher may read the same file too): what was read may mix old and new. The reload that read
-                    // started waits at the gate and reads it all. Without this, a route added with a SIGHUP was logged as
-                    // "only the case of a key", and the next change's line repeated it.
-                    return;
+                    keys = ConfigChanges.Capture(_configuration, ProxyConfigReader.SectionName);
+                    read = ProxyConfigReader.Read(_configuration);
+                    if (ConfigChanges.Snapshot(_configuration, ProxyConfigReader.SectionName) == snapshot)
+                    {
+                        break;
+                    }
+
+                    if (attempt == 3)
+                    {
+                        return; // still changing: the reload the last read started waits at the gate
+                    }
                 }
 
                 errors = await _validator.ValidateAsync(read, cancellationToken);
