@@ -167,7 +167,8 @@ public class ReloadTests
 
         config["ReverseProxy"]!["Routes"]!["all"]!["Order"] = 5; // and a change of a route is validated
         gateway.WriteConfig(config);
-        Assert.True(await Eventually.TrueAsync(() => gateway.Counter(Applied) >= 1 && rule.Routes > atStart, ReloadBound), "the route's edit was not validated and applied");
+        Assert.True(await Eventually.TrueAsync(() => rule.Routes > atStart && gateway.Logs.Lines.Any(l => l.Contains("[ConfigReloaded]", StringComparison.Ordinal)), ReloadBound),
+            "the route's edit was not validated and applied");
     }
 
     private sealed class CountingRule : YarpGateway.Configuration.IProxyConfigRule
