@@ -1,5 +1,4 @@
 using Microsoft.Extensions.Configuration;
-using Microsoft.Extensions.Configuration.Memory;
 using Microsoft.Extensions.Primitives;
 using YarpGateway.Configuration;
 using YarpGateway.Tests.Functional;
