@@ -1,8 +1,9 @@
-// The status page: reads /status.json every 2 s and redraws the figures in place (no page reload).
+// The status page: reads /status.json 2 s after its last read ended and updates the figures in place (no page reload).
 "use strict";
 (function () {
   const $ = (id) => document.getElementById(id);
-  const fmt = (n, digits = 0) => (n === null || n === undefined) ? "-" : Number(n).toLocaleString("en-US", { maximumFractionDigits: digits });
+  const formats = [0, 1, 2].map((digits) => new Intl.NumberFormat("en-US", { maximumFractionDigits: digits }));
+  const fmt = (n, digits = 0) => (n === null || n === undefined) ? "-" : formats[digits].format(Number(n));
 
   function cell(row, text, className) {
     const td = document.createElement("td");
@@ -12,21 +13,47 @@
     return td;
   }
 
-  function sparkline(values) {
+  // The last minute's requests as a polyline's points, scaled to the busiest second (at least 1).
+  function sparkPoints(values) {
+    const max = Math.max(1, ...values);
+    return { max, points: values.map((v, i) => (i * 2) + "," + (19 - (v / max) * 18).toFixed(1)).join(" ") };
+  }
+
+  function sparkline() {
     const ns = "http://www.w3.org/2000/svg";
     const svg = document.createElementNS(ns, "svg");
     svg.setAttribute("width", "120");
     svg.setAttribute("height", "20");
     svg.setAttribute("role", "img");
-    const max = Math.max(1, ...values);
-    svg.setAttribute("aria-label", "requests per second over the last minute, up to " + max);
     const line = document.createElementNS(ns, "polyline");
     line.setAttribute("fill", "none");
     line.setAttribute("stroke", "#2563eb");
     line.setAttribute("stroke-width", "1.5");
-    line.setAttribute("points", values.map((v, i) => (i * 2) + "," + (19 - (v / max) * 18).toFixed(1)).join(" "));
     svg.appendChild(line);
-    return svg;
+    return { svg, line };
+  }
+
+  // Writes only what changed: a page with thousands of destinations then lays out only the cells whose figures moved.
+  function setText(element, text) {
+    if (element.textContent !== text) element.textContent = text;
+  }
+
+  function setAttribute(element, name, value) {
+    if (element.getAttribute(name) !== value) element.setAttribute(name, value);
+  }
+
+  // Puts the children in the given order, moving only those out of place.
+  function order(parent, children) {
+    let expected = parent.firstElementChild;
+    for (const child of children) {
+      if (child !== expected) parent.insertBefore(child, expected);
+      else expected = expected.nextElementSibling;
+    }
+    while (expected) {
+      const next = expected.nextElementSibling;
+      expected.remove();
+      expected = next;
+    }
   }
 
   function strip(status) {
@@ -60,13 +87,16 @@
     }));
   }
 
-  function clusterTable(cluster) {
+  // Each cluster's table and each destination's row are built once and updated in place on every refresh (rebuilding
+  // them all took the browser seconds per refresh with 3,000 clusters); a cluster or destination that is gone is removed.
+  const views = new Map();
+
+  function clusterView(id) {
     const section = document.createElement("section");
     const h2 = document.createElement("h2");
-    h2.textContent = "Cluster " + cluster.id;
+    h2.textContent = "Cluster " + id;
     const table = document.createElement("table");
     const caption = document.createElement("caption");
-    caption.textContent = cluster.loadBalancingPolicy + ", " + cluster.destinations.length + " destination(s)";
     table.appendChild(caption);
     const head = table.createTHead().insertRow();
     for (const title of ["Destination", "Health", "Weight", "In flight", "Req/s", "Requests", "Errors", "p50 (ms)", "p99 (ms)", "Last minute"]) {
@@ -75,27 +105,65 @@
       th.textContent = title;
       head.appendChild(th);
     }
-    const body = table.createTBody();
-    for (const d of cluster.destinations) {
-      const row = body.insertRow();
-      row.dataset.destination = d.id;
-      const name = document.createElement("th");
-      name.scope = "row";
-      name.textContent = d.id;
-      name.title = d.address;
-      row.appendChild(name);
-      cell(row, d.ejected ? "Ejected" : d.health, "health " + (d.ejected ? "Unhealthy" : d.health));
-      cell(row, fmt(d.weight));
-      cell(row, fmt(d.inFlight));
-      cell(row, fmt(d.requestsPerSecond, 2));
-      cell(row, fmt(d.requests)).className = "requests";
-      cell(row, fmt(d.errors));
-      cell(row, fmt(d.latencyP50Ms, 1));
-      cell(row, fmt(d.latencyP99Ms, 1));
-      cell(row, "").appendChild(sparkline(d.requestsLastMinute));
-    }
     section.append(h2, table);
-    return section;
+    return { section, caption, body: table.createTBody(), rows: new Map() };
+  }
+
+  function destinationRow(id) {
+    const row = document.createElement("tr");
+    row.dataset.destination = id;
+    const name = document.createElement("th");
+    name.scope = "row";
+    name.textContent = id;
+    row.appendChild(name);
+    const cells = {};
+    for (const key of ["health", "weight", "inFlight", "requestsPerSecond", "requests", "errors", "p50", "p99"]) cells[key] = cell(row, "");
+    cells.requests.className = "requests";
+    const spark = sparkline();
+    cell(row, "").appendChild(spark.svg);
+    return { row, name, cells, spark };
+  }
+
+  function updateRow(view, d) {
+    setAttribute(view.name, "title", d.address);
+    const health = d.ejected ? "Ejected" : d.health;
+    setText(view.cells.health, health);
+    setAttribute(view.cells.health, "class", "health " + (d.ejected ? "Unhealthy" : d.health));
+    setText(view.cells.weight, fmt(d.weight));
+    setText(view.cells.inFlight, fmt(d.inFlight));
+    setText(view.cells.requestsPerSecond, fmt(d.requestsPerSecond, 2));
+    setText(view.cells.requests, fmt(d.requests));
+    setText(view.cells.errors, fmt(d.errors));
+    setText(view.cells.p50, fmt(d.latencyP50Ms, 1));
+    setText(view.cells.p99, fmt(d.latencyP99Ms, 1));
+    const { max, points } = sparkPoints(d.requestsLastMinute);
+    setAttribute(view.spark.line, "points", points);
+    setAttribute(view.spark.svg, "aria-label", "requests per second over the last minute, up to " + max);
+  }
+
+  function updateClusters(clusters) {
+    const seen = new Set();
+    const sections = [];
+    for (const cluster of clusters) {
+      seen.add(cluster.id);
+      let view = views.get(cluster.id);
+      if (!view) views.set(cluster.id, view = clusterView(cluster.id));
+      setText(view.caption, cluster.loadBalancingPolicy + ", " + cluster.destinations.length + " destination(s)");
+      const rows = [];
+      const present = new Set();
+      for (const d of cluster.destinations) {
+        present.add(d.id);
+        let row = view.rows.get(d.id);
+        if (!row) view.rows.set(d.id, row = destinationRow(d.id));
+        updateRow(row, d);
+        rows.push(row.row);
+      }
+      for (const id of [...view.rows.keys()]) if (!present.has(id)) view.rows.delete(id);
+      order(view.body, rows);
+      sections.push(view.section);
+    }
+    for (const id of [...views.keys()]) if (!seen.has(id)) views.delete(id);
+    order($("clusters"), sections);
   }
 
   async function refresh() {
@@ -105,7 +173,7 @@
       $("revision").textContent = "(configuration revision " + status.revision + (status.rejectedReload ? ", a reload is rejected" : "") + ")";
       $("draining").style.display = status.draining ? "block" : "none";
       strip(status);
-      $("clusters").replaceChildren(...status.clusters.map(clusterTable));
+      updateClusters(status.clusters);
       $("error").textContent = "";
       document.body.dataset.refreshed = String((Number(document.body.dataset.refreshed) || 0) + 1);
     } catch (e) {
@@ -113,6 +181,13 @@
     }
   }
 
-  refresh();
-  setInterval(refresh, 2000);
+  // The next refresh is 2 s after this one ends, not every 2 s: over a slow link (a port-forward, a VPN) a refresh
+  // that takes longer than that would otherwise start another, and they would pile up, each costing the gateway a
+  // /status.json.
+  async function loop() {
+    await refresh();
+    setTimeout(loop, 2000);
+  }
+
+  loop();
 })();
