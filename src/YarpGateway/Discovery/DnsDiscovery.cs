@@ -106,13 +106,16 @@ internal sealed partial class DnsDiscovery(
     {
         if (before is { Failing: true })
         {
-            Log.Recovered(logger, id, cluster, address, now.Destinations.Count);
+            // The addresses may not be the ones kept meanwhile (the pods were replaced while the name did not resolve).
+            Log.Recovered(logger, id, cluster, address, now.Destinations.Count, Names(now));
         }
         else if (before is null || !before.Destinations.Keys.ToHashSet(StringComparer.OrdinalIgnoreCase).SetEquals(now.Destinations.Keys))
         {
-            Log.Changed(logger, id, cluster, address, now.Destinations.Count, string.Join(", ", now.Destinations.Keys.Order(StringComparer.Ordinal)));
+            Log.Changed(logger, id, cluster, address, now.Destinations.Count, Names(now));
         }
     }
+
+    private static string Names(Known known) => string.Join(", ", known.Destinations.Keys.Order(StringComparer.Ordinal));
 
     private static void Add(Dictionary<string, DestinationConfig> result, IReadOnlyDictionary<string, DestinationConfig> resolved)
     {
@@ -142,7 +145,7 @@ internal sealed partial class DnsDiscovery(
         [LoggerMessage(2, LogLevel.Warning, "Destination {DestinationId} of cluster {ClusterId} ({Address}) did not resolve ({Error}); keeping its {Count} last known address(es) and trying again soon.", EventName = "DiscoveryFailed")]
         public static partial void Failed(ILogger logger, string destinationId, string clusterId, string address, string error, int count);
 
-        [LoggerMessage(3, LogLevel.Information, "Destination {DestinationId} of cluster {ClusterId} ({Address}) resolves again, to {Count} address(es).", EventName = "DiscoveryRecovered")]
-        public static partial void Recovered(ILogger logger, string destinationId, string clusterId, string address, int count);
+        [LoggerMessage(3, LogLevel.Information, "Destination {DestinationId} of cluster {ClusterId} ({Address}) resolves again, to {Count} address(es): {Names}.", EventName = "DiscoveryRecovered")]
+        public static partial void Recovered(ILogger logger, string destinationId, string clusterId, string address, int count, string names);
     }
 }

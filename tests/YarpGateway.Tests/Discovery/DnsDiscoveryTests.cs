@@ -71,6 +71,9 @@ public class DnsDiscoveryTests
     }
 
     internal static DnsDiscovery Create(IDestinationResolver inner, TimeProvider time, params ClusterConfig[] clusters)
+        => Create(inner, time, NullLogger<DnsDiscovery>.Instance, clusters);
+
+    private static DnsDiscovery Create(IDestinationResolver inner, TimeProvider time, ILogger<DnsDiscovery> logger, params ClusterConfig[] clusters)
     {
         var configuration = new ConfigurationBuilder().Build();
         var options = new ReloadableOptions<DiscoveryOptions>(
@@ -78,7 +81,7 @@ public class DnsDiscoveryTests
         var services = new ServiceCollection()
             .AddSingleton<IProxyConfigProvider>(new Yarp.ReverseProxy.Configuration.InMemoryConfigProvider([], clusters))
             .BuildServiceProvider();
-        return new DnsDiscovery(inner, services, options, new DiscoveryMetrics(new PlainMeterFactory()), time, NullLogger<DnsDiscovery>.Instance);
+        return new DnsDiscovery(inner, services, options, new DiscoveryMetrics(new PlainMeterFactory()), time, logger);
     }
 
     private static ClusterConfig Cluster(params (string Id, string Address)[] destinations) => new()
@@ -143,6 +146,31 @@ public class DnsDiscoveryTests
         dns.Addresses["api.svc"] = [];
         var empty = await discovery.ResolveDestinationsAsync(cluster.Destinations!, CancellationToken.None);
         Assert.Equal(["pods[10.0.0.1]"], empty.Destinations.Keys);
+    }
+
+    [Fact]
+    public async Task EachChangeOfState_IsLoggedOnce_AndARecoveryNamesTheAddresses_WhichMayBeNewPods()
+    {
+        using var lines = new Functional.CapturingLoggerProvider();
+        using var factory = LoggerFactory.Create(builder => builder.AddProvider(lines));
+        var dns = new ScriptedResolver { Addresses = { ["api.svc"] = ["10.0.0.1"] } };
+        var cluster = Cluster(("pods", "http://api.svc/"));
+        var discovery = Create(dns, new FakeTimeProvider(), factory.CreateLogger<DnsDiscovery>(), cluster);
+        await discovery.ResolveDestinationsAsync(cluster.Destinations!, CancellationToken.None);
+
+        dns.Failing.Add("api.svc");
+        await discovery.ResolveDestinationsAsync(cluster.Destinations!, CancellationToken.None);
+        await discovery.ResolveDestinationsAsync(cluster.Destinations!, CancellationToken.None); // still failing: no second line
+        dns.Failing.Clear();
+        dns.Addresses["api.svc"] = ["10.0.0.7", "10.0.0.8"]; // the pods were replaced meanwhile
+        await discovery.ResolveDestinationsAsync(cluster.Destinations!, CancellationToken.None);
+        await discovery.ResolveDestinationsAsync(cluster.Destinations!, CancellationToken.None); // unchanged: no line
+
+        Assert.Collection(
+            lines.Lines,
+            line => Assert.Contains("[DiscoveryChanged] Destination pods of cluster c1 (http://api.svc/) resolves to 1 address(es): pods[10.0.0.1].", line, StringComparison.Ordinal),
+            line => Assert.Contains("[DiscoveryFailed]", line, StringComparison.Ordinal),
+            line => Assert.Contains("[DiscoveryRecovered] Destination pods of cluster c1 (http://api.svc/) resolves again, to 2 address(es): pods[10.0.0.7], pods[10.0.0.8].", line, StringComparison.Ordinal));
     }
 
     [Fact]
