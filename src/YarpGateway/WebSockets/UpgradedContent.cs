@@ -13,8 +13,9 @@ internal abstract class UpgradedContent : HttpContent
     /// <summary>
     /// The backend's own content, read through the relay's gate. When YARP opens it, the 101 has gone
     /// to the client with every header copied and every transform run: the heads of
-    /// <paramref name="response"/> and of its request are released then, as a WebSocket would
-    /// otherwise keep them (their header stores, about 0.5 KB) for its whole life.
+    /// <paramref name="response"/> and of its request, and the client's request headers, are released
+    /// then, as a WebSocket would otherwise keep them (their header stores, about 0.5 KB, and what the
+    /// client sent) for its whole life.
     /// </summary>
     public static UpgradedContent Gated(HttpContent inner, WebSocketRelay relay, HttpResponseMessage response) => new GatedContent(inner, relay, response);
 
@@ -66,6 +67,7 @@ internal abstract class UpgradedContent : HttpContent
             if (Interlocked.Exchange(ref _response, null) is { } head)
             {
                 ReleaseHead(head, _inner);
+                _relay.ReleaseClientRequestHead();
             }
 
             return new BackendGateStream(_stream ?? await _inner!.ReadAsStreamAsync(cancellationToken), _relay);

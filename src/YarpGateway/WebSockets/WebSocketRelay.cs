@@ -103,6 +103,30 @@ internal sealed partial class WebSocketRelay
 
     public string RouteId { get; }
 
+    /// <summary>
+    /// Called once the client has its answer (the 101, or the 200 to an HTTP/2 extended CONNECT) and the backend stream is
+    /// opened: every check and transform that reads the client's request headers has run, and nothing reads them again, but
+    /// Kestrel keeps them for the connection's life. A browser's handshake brings a kilobyte or more (cookies, user agent,
+    /// languages), all of it held by every idle WebSocket. (The response's headers are read-only once sent.) Each header is
+    /// removed by name: Kestrel's <c>Clear()</c> only marks its known headers absent and keeps their values, to reuse them
+    /// for the connection's next request, which an upgraded connection never has.
+    /// </summary>
+    public void ReleaseClientRequestHead()
+    {
+        var headers = _context.Request.Headers;
+        if (headers.Count == 0)
+        {
+            return;
+        }
+
+        var names = new string[headers.Count];
+        headers.Keys.CopyTo(names, 0);
+        foreach (var name in names)
+        {
+            headers.Remove(name);
+        }
+    }
+
     /// <summary>Bytes buffered towards the client now.</summary>
     public int BufferedBytes
     {

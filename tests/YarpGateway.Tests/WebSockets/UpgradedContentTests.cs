@@ -6,9 +6,12 @@ namespace YarpGateway.Tests.WebSockets;
 public class UpgradedContentTests
 {
     [Fact]
-    public async Task OpeningTheGatedStream_ReleasesTheResponsesAndRequestsHeads_NotBefore()
+    public async Task OpeningTheGatedStream_ReleasesTheResponsesAndRequestsHeads_AndTheClientsRequestHeaders_NotBefore()
     {
-        var relay = WebSocketRelayPolicyTests.CreateRelay(SlowClientPolicy.Backpressure);
+        var client = new Microsoft.AspNetCore.Http.DefaultHttpContext();
+        client.Request.Headers.Cookie = "session=" + new string('x', 1000); // what a browser's handshake brings
+        client.Request.Headers.UserAgent = "Mozilla/5.0";
+        var relay = WebSocketRelayPolicyTests.CreateRelay(SlowClientPolicy.Backpressure, client);
         using var request = new HttpRequestMessage(HttpMethod.Get, "http://b/ws");
         request.Headers.TryAddWithoutValidation("X-Forwarded-For", "10.0.0.1");
         var backendsPhrase = new string("Switching Protocols".AsSpan()); // a string of the response's own, as a parsed one is
@@ -21,12 +24,14 @@ public class UpgradedContentTests
         // Until YARP opens the stream (after the 101 went out), the head is there for its copy and the transforms.
         Assert.Single(response.Headers);
         Assert.Single(request.Headers);
+        Assert.Equal(2, client.Request.Headers.Count);
 
         await using var stream = await response.Content.ReadAsStreamAsync();
 
         Assert.Empty(response.Headers);
         Assert.Empty(request.Headers);
         Assert.Empty(inner.Headers);
+        Assert.Empty(client.Request.Headers); // Kestrel would keep the client's for the connection's life
         Assert.NotSame(backendsPhrase, response.ReasonPhrase); // the status code's own phrase now
         Assert.Equal(HttpStatusCode.SwitchingProtocols, response.StatusCode);
     }

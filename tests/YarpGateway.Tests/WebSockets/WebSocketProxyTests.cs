@@ -111,4 +111,58 @@ public class WebSocketProxyTests
         var traffic = gateway.Services.GetRequiredService<YarpGateway.Endpoints.TrafficCounters>();
         Assert.True(await Eventually.TrueAsync(() => traffic.UpgradedConnections == 0 && traffic.InFlightRequests == 0, TimeSpan.FromSeconds(5)));
     }
+
+    /// <summary>
+    /// Once a WebSocket is relayed, the client's request headers are let go: Kestrel would keep them (a browser's cookies
+    /// and user agent) for the connection's life, in every idle WebSocket. Watched through Kestrel itself: a weak reference
+    /// to the string Kestrel made of the Cookie header.
+    /// </summary>
+    [Theory]
+    [InlineData("1.1")]
+    [InlineData("2.0")]
+    public async Task ARelayedWebSocket_DoesNotKeepTheClientsRequestHeaders(string version)
+    {
+        await using var backend = await EchoWebSocketBackend.StartAsync();
+        var watch = new CookieWatch();
+        await using var gateway = await GatewayUnderTest.StartAsync(RouteTo(backend), services => services.AddSingleton<IStartupFilter>(watch));
+        using var socket = new ClientWebSocket();
+        socket.Options.HttpVersion = Version.Parse(version);
+        socket.Options.HttpVersionPolicy = HttpVersionPolicy.RequestVersionExact;
+        socket.Options.KeepAliveInterval = TimeSpan.Zero;
+        socket.Options.SetRequestHeader("Cookie", "session=" + new string('x', 1000));
+        using var timeout = new CancellationTokenSource(TimeSpan.FromSeconds(20));
+        await socket.ConnectAsync(new UriBuilder(gateway.ProxyAddress) { Scheme = "ws", Path = "/echo" }.Uri, new HttpMessageInvoker(new SocketsHttpHandler()), timeout.Token);
+
+        // An echo: the backend stream is open, so the relay is under way (the release comes with it).
+        await socket.SendAsync("hello"u8.ToArray(), WebSocketMessageType.Text, endOfMessage: true, timeout.Token);
+        Assert.Equal("hello", Encoding.UTF8.GetString((await ReceiveMessageAsync(socket)).Data));
+
+        Assert.NotNull(watch.Cookie);
+        Assert.True(await Eventually.TrueAsync(() => { GC.Collect(); GC.WaitForPendingFinalizers(); return !watch.Cookie.IsAlive; }, TimeSpan.FromSeconds(5)), "the client's Cookie header is still held");
+        Assert.Equal(WebSocketState.Open, socket.State);
+
+        await socket.SendAsync("again"u8.ToArray(), WebSocketMessageType.Text, endOfMessage: true, timeout.Token);
+        Assert.Equal("again", Encoding.UTF8.GetString((await ReceiveMessageAsync(socket)).Data));
+        await socket.CloseAsync(WebSocketCloseStatus.NormalClosure, "bye", timeout.Token);
+    }
+
+    /// <summary>Runs first in the gateway's pipeline and keeps a weak reference to the Cookie header's string.</summary>
+    private sealed class CookieWatch : IStartupFilter
+    {
+        public WeakReference? Cookie { get; private set; }
+
+        public Action<IApplicationBuilder> Configure(Action<IApplicationBuilder> next) => app =>
+        {
+            app.Use(inner => context =>
+            {
+                if (context.Request.Headers.Cookie is [{ } cookie])
+                {
+                    Cookie = new WeakReference(cookie);
+                }
+
+                return inner(context);
+            });
+            next(app);
+        };
+    }
 }

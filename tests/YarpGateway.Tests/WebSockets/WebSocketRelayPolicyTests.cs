@@ -20,9 +20,9 @@ public class WebSocketRelayPolicyTests
     }
 
     /// <summary>A relay on a client stream of its own, for tests of what sits around it.</summary>
-    internal static WebSocketRelay CreateRelay(SlowClientPolicy policy) => CreateWithContext(policy).Relay;
+    internal static WebSocketRelay CreateRelay(SlowClientPolicy policy, HttpContext? context = null) => CreateWithContext(policy, context: context).Relay;
 
-    private static (WebSocketRelay Relay, GatedClientStream Client, RecordingHost Host, AbortRecorder Lifetime) CreateWithContext(SlowClientPolicy policy, TimeSpan? disconnectAfter = null, long maxDroppedBytes = 0, byte[]? fromClient = null, int cap = Cap)
+    private static (WebSocketRelay Relay, GatedClientStream Client, RecordingHost Host, AbortRecorder Lifetime) CreateWithContext(SlowClientPolicy policy, TimeSpan? disconnectAfter = null, long maxDroppedBytes = 0, byte[]? fromClient = null, int cap = Cap, HttpContext? context = null)
     {
         var settings = WebSocketSettings.Resolve(new WebSocketProxyOptions
         {
@@ -34,7 +34,7 @@ public class WebSocketRelayPolicyTests
             CloseTimeout = TimeSpan.FromSeconds(30),
         }, null);
         var host = new RecordingHost();
-        var context = new DefaultHttpContext();
+        context ??= new DefaultHttpContext();
         var lifetime = new AbortRecorder();
         context.Features.Set<Microsoft.AspNetCore.Http.Features.IHttpRequestLifetimeFeature>(lifetime);
         var relay = new WebSocketRelay(settings, "r", context, host, new WebSocketCounters(), TimeProvider.System);
