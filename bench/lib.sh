@@ -70,7 +70,7 @@ export DOTNET_TC_DelaySingleProcMultiplier=${DOTNET_TC_DelaySingleProcMultiplier
 start_ws_backend() {
   dotnet build src/YarpGateway -c Release --nologo -v q >/dev/null
   dotnet build bench/WsBench -c Release --nologo -v q >/dev/null
-  GATEWAY_DLL=src/YarpGateway/bin/Release/net10.0/YarpGateway.dll
+  GATEWAY_DLL=${GATEWAY_DLL:-src/YarpGateway/bin/Release/net10.0/YarpGateway.dll}
   BENCH_DLL=bench/WsBench/bin/Release/net10.0/WsBench.dll
   taskset -c 1 dotnet "$BENCH_DLL" backend 5910 >"$1" 2>&1 &
   pids+=($!)
