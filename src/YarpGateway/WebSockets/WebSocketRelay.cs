@@ -24,6 +24,7 @@ internal sealed partial class WebSocketRelay
     /// <summary>Writes to the client are at most this big, so the write timeout measures progress, not size.</summary>
     internal const int MaxWriteChunk = 16 * 1024;
 
+
     /// <summary>
     /// The ring's first size; it doubles, up to the cap, while more is buffered. A cap of at most two
     /// writes is rented whole: growing saves little there, and a ring outgrown while a write from it
@@ -40,6 +41,12 @@ internal sealed partial class WebSocketRelay
     private readonly TimeProvider _time;
     private readonly FrameRules _downstreamRules;
     private readonly int _capacity;
+
+    // What Kestrel holds for the client beyond the ring while a write to it waits: a copy of that write (at most
+    // MaxWriteChunk) and its queue towards the socket, which a write waits on only once it is full
+    // (Gateway:Transport:MaxWriteBufferSize, 16 KiB by default). Counted against the cap by DropMessages, but never
+    // more than half of it, so that a small cap still takes messages while a write waits.
+    private readonly int _heldBelowWhileBlocked;
     private readonly int _readLowWater; // the room the backend waits for before it is read again
     private readonly int _firstRing; // the ring's first size: MinRingBytes, or the whole cap when it is small
     private readonly Lock _lock = new();
@@ -94,6 +101,7 @@ internal sealed partial class WebSocketRelay
         _counters = counters;
         _time = time;
         _capacity = settings.OutboundBufferBytes;
+        _heldBelowWhileBlocked = Math.Min(2 * MaxWriteChunk, _capacity / 2);
         _readLowWater = Math.Clamp(_capacity / 4, 1, 4096);
         _firstRing = _capacity <= 2 * MaxWriteChunk ? _capacity : MinRingBytes;
 

@@ -106,21 +106,43 @@ public class WebSocketRelayPolicyTests
     {
         var (relay, client, _) = Create(SlowClientPolicy.DropMessages);
 
-        await relay.WriteAsync(WebSocketFrames.TextFrame(new string('a', 600)), default);              // fits: 604 buffered, client not reading
-        await relay.WriteAsync(WebSocketFrames.TextFrame(new string('b', 500), fin: false), default);  // 504 > 420 free: dropped
+        // The client is not reading: its write waits, and half the cap counts as held below the buffer (by Kestrel).
+        await relay.WriteAsync(WebSocketFrames.TextFrame(new string('a', 300)), default);              // fits: 304 buffered
+        await relay.WriteAsync(WebSocketFrames.TextFrame(new string('b', 500), fin: false), default);  // 504 > 1024 - 304 - 512: dropped
         await relay.WriteAsync(WebSocketFrames.Frame(WebSocketFrames.Ping, "p"u8), default);           // control: passes
         await relay.WriteAsync(WebSocketFrames.Frame(WebSocketFrames.Continuation, "cc"u8, fin: false), default); // same message: dropped though it fits
         await relay.WriteAsync(WebSocketFrames.Frame(WebSocketFrames.Continuation, "dd"u8, fin: true), default);
         await relay.WriteAsync(WebSocketFrames.TextFrame("after"), default);                            // a new message that fits: passes
 
         Assert.Equal(1, relay.DroppedMessages);
-        Assert.Equal(604 + 3 + 7, relay.BufferedBytes);
+        Assert.Equal(304 + 3 + 7, relay.BufferedBytes);
         client.Open();
         var frames = await client.FramesAsync(3);
 
-        Assert.Equal([(WebSocketFrames.Text, 600), (WebSocketFrames.Ping, 1), (WebSocketFrames.Text, 5)], frames.Select(f => (f.Opcode, f.Payload.Length)));
+        Assert.Equal([(WebSocketFrames.Text, 300), (WebSocketFrames.Ping, 1), (WebSocketFrames.Text, 5)], frames.Select(f => (f.Opcode, f.Payload.Length)));
         Assert.Equal("after", frames[2].Text);
         Assert.True(relay.PeakBufferedBytes <= Cap);
+    }
+
+    [Fact]
+    public async Task DropMessages_WhileAWriteToTheClientWaits_WhatKestrelHoldsCountsAgainstTheCap()
+    {
+        // The default cap (64 KiB) and a client that stopped reading: its write waits, so Kestrel holds that write again and
+        // its own queue (32 KiB together); the buffer takes messages only up to the other half.
+        var (relay, client, _, _) = CreateWithContext(SlowClientPolicy.DropMessages, cap: 64 * 1024);
+        var message = WebSocketFrames.Frame(WebSocketFrames.Binary, new byte[4096]); // 4,100 bytes with its header
+        for (var i = 0; i < 30; i++)
+        {
+            await relay.WriteAsync(message, default);
+        }
+
+        Assert.True(relay.WriteBlocked);
+        Assert.Equal(7 * 4100, relay.BufferedBytes); // 7 fit in 32 KiB; a full ring would have held 15
+        Assert.Equal(23, relay.DroppedMessages);
+        Assert.True(relay.PeakBufferedBytes <= 32 * 1024);
+
+        client.Open();
+        Assert.Equal(7, (await client.FramesAsync(7)).Count);
     }
 
     [Fact]
