@@ -65,7 +65,7 @@ HZ=$(getconf CLK_TCK)
 export DOTNET_TC_DelaySingleProcMultiplier=${DOTNET_TC_DelaySingleProcMultiplier:-1}
 
 # WebSocket benchmarks (websockets.sh, ws-slow-readers.sh) share these.
-# start_ws_backend LOG: builds the gateway and WsBench (Release), sets GATEWAY_DLL and BENCH_DLL, and starts
+# start_ws_backend LOG: builds the gateway and WsBench (Release), sets GATEWAY_DLL (unless the caller set it: another build) and BENCH_DLL, and starts
 # WsBench's backend on CPU 1, port 5910 on every address (the configs use 127.0.0.2-5).
 start_ws_backend() {
   dotnet build src/YarpGateway -c Release --nologo -v q >/dev/null
