@@ -24,17 +24,33 @@ namespace YarpGateway.RequestFiltering;
 /// the two cannot be told apart and YARP's escaping is kept. Malformed escapes (<c>%zz</c>, a trailing <c>%</c>) go on as
 /// the literal characters Kestrel read (<c>%25zz</c>): <see cref="Uri"/> escapes them again. The query is passed as sent
 /// in every case. Applied to every route, after the route's own transforms; one feature read and a scan of the raw path
-/// per request, and a new address only for a path with an escape.
+/// per request, and a new address only for a path with an escape. A path without one takes its address from a
+/// <see cref="DestinationAddressCache"/> (on routes whose query no transform changes).
 /// </summary>
 internal sealed class PathAsSentTransformProvider : RouteTransformProvider
 {
-    public override void Apply(TransformBuilderContext context) => context.AddRequestTransform(static transform =>
-    {
-        Restore(transform);
-        return ValueTask.CompletedTask;
-    });
+    private readonly DestinationAddressCache _addresses = new();
 
-    internal static void Restore(RequestTransformContext transform)
+    /// <summary>
+    /// The route's transforms are in place when providers run: a route whose query no transform changes has the client's
+    /// query as the backend's, read without the query context YARP would otherwise create for it.
+    /// </summary>
+    public override void Apply(TransformBuilderContext context)
+    {
+        var addresses = context.RequestTransforms.Any(t => t is QueryParameterTransform or QueryParameterRemoveTransform) ? null : _addresses;
+        context.AddRequestTransform(transform =>
+        {
+            Restore(transform, addresses);
+            return ValueTask.CompletedTask;
+        });
+    }
+
+    /// <param name="transform">The request's transform context, after the route's own transforms.</param>
+    /// <param name="addresses">
+    /// Where a path without escapes takes its address from, when the route's query is the client's: YARP would build the
+    /// same one anew for every request (<see cref="DestinationAddressCache"/>).
+    /// </param>
+    internal static void Restore(RequestTransformContext transform, DestinationAddressCache? addresses = null)
     {
         var raw = transform.HttpContext.Features.Get<IHttpRequestFeature>()?.RawTarget;
         if (raw is null || !transform.Path.HasValue)
@@ -46,7 +62,13 @@ internal sealed class PathAsSentTransformProvider : RouteTransformProvider
         var rawPath = pathEnd < 0 ? raw.AsSpan() : raw.AsSpan(0, pathEnd);
         if (!rawPath.Contains('%'))
         {
-            return; // without escapes YARP writes the path as sent
+            // Without escapes YARP writes the path as sent.
+            if (addresses is not null && transform.ProxyRequest.RequestUri is null)
+            {
+                transform.ProxyRequest.RequestUri = addresses.Get(transform.DestinationPrefix, transform.Path, transform.HttpContext.Request.QueryString);
+            }
+
+            return;
         }
 
         var query = transform.Query.QueryString;
