@@ -119,7 +119,8 @@ internal static class GatewayApplicationBuilderExtensions
         app.MapReverseProxy(proxy =>
         {
             // YARP's default pipeline, preceded by the WebSocket relay and admission, with drained destinations removed,
-            // and with retries around everything that picks and calls a destination.
+            // and with retries around everything that picks and calls a destination. The retries report each attempt to
+            // the cluster's passive health policy, which YARP's UsePassiveHealthChecks did in a frame of its own.
             proxy.UseRequestFilter();
             proxy.UseWebSocketRelay();
             proxy.UseRouteAndClusterAdmission();
@@ -127,7 +128,6 @@ internal static class GatewayApplicationBuilderExtensions
             proxy.UseRetries();
             proxy.UseSessionAffinity();
             proxy.UseLoadBalancing();
-            proxy.UsePassiveHealthChecks();
         });
     }
 
