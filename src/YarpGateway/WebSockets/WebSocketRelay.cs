@@ -24,7 +24,6 @@ internal sealed partial class WebSocketRelay
     /// <summary>Writes to the client are at most this big, so the write timeout measures progress, not size.</summary>
     internal const int MaxWriteChunk = 16 * 1024;
 
-
     /// <summary>
     /// The ring's first size; it doubles, up to the cap, while more is buffered. A cap of at most two
     /// writes is rented whole: growing saves little there, and a ring outgrown while a write from it

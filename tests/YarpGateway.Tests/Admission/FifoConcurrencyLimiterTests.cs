@@ -102,7 +102,7 @@ public class FifoConcurrencyLimiterTests
                 using var lease = await limiter.AcquireAsync(1);
                 Assert.True(lease.IsAcquired);
                 var now = Interlocked.Increment(ref holding);
-                InterlockedMax(ref most, now);
+                HighWaterMark.Raise(ref most, now);
                 if (i % 7 == 0)
                 {
                     await Task.Yield(); // sometimes hold across a yield, so waiters queue
@@ -124,14 +124,5 @@ public class FifoConcurrencyLimiterTests
         Assert.Equal(Workers * PerWorker, served);
         Assert.InRange(most, 1, Limit);
         Assert.Equal((0, 0), (limiter.InUse, limiter.Queued));
-    }
-
-    private static void InterlockedMax(ref int target, int value)
-    {
-        var current = Volatile.Read(ref target);
-        while (value > current && Interlocked.CompareExchange(ref target, value, current) is var seen && seen != current)
-        {
-            current = seen;
-        }
     }
 }

@@ -103,7 +103,7 @@ public partial class StatusPageBrowserTests(ITestOutputHelper output)
         await page.RouteAsync("**/status.json", async route =>
         {
             var now = Interlocked.Increment(ref inFlight);
-            InterlockedMax(ref most, now);
+            HighWaterMark.Raise(ref most, now);
             try
             {
                 var response = await route.FetchAsync();
@@ -119,17 +119,6 @@ public partial class StatusPageBrowserTests(ITestOutputHelper output)
         await page.GotoAsync(new Uri(gateway.ManagementAddress, "/status").ToString());
         await page.WaitForFunctionAsync("() => Number(document.body.dataset.refreshed) >= 2");
         Assert.Equal(1, Volatile.Read(ref most));
-    }
-
-    private static void InterlockedMax(ref int target, int value)
-    {
-        for (var current = Volatile.Read(ref target); value > current; current = Volatile.Read(ref target))
-        {
-            if (Interlocked.CompareExchange(ref target, value, current) == current)
-            {
-                return;
-            }
-        }
     }
 
     private static Dictionary<string, int> Requests(string dom)

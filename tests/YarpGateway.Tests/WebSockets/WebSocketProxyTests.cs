@@ -28,12 +28,13 @@ public class WebSocketProxyTests
         return config;
     }
 
-    private static async Task<ClientWebSocket> ConnectAsync(GatewayUnderTest gateway, Version version)
+    private static async Task<ClientWebSocket> ConnectAsync(GatewayUnderTest gateway, Version version, Action<ClientWebSocketOptions>? options = null)
     {
         var socket = new ClientWebSocket();
         socket.Options.HttpVersion = version;
         socket.Options.HttpVersionPolicy = HttpVersionPolicy.RequestVersionExact;
         socket.Options.KeepAliveInterval = TimeSpan.Zero;
+        options?.Invoke(socket.Options);
         using var timeout = new CancellationTokenSource(TimeSpan.FromSeconds(10));
         var uri = new UriBuilder(gateway.ProxyAddress) { Scheme = "ws", Path = "/echo" }.Uri;
         await socket.ConnectAsync(uri, new HttpMessageInvoker(new SocketsHttpHandler()), timeout.Token);
@@ -125,13 +126,8 @@ public class WebSocketProxyTests
         await using var backend = await EchoWebSocketBackend.StartAsync();
         var watch = new CookieWatch();
         await using var gateway = await GatewayUnderTest.StartAsync(RouteTo(backend), services => services.AddSingleton<IStartupFilter>(watch));
-        using var socket = new ClientWebSocket();
-        socket.Options.HttpVersion = Version.Parse(version);
-        socket.Options.HttpVersionPolicy = HttpVersionPolicy.RequestVersionExact;
-        socket.Options.KeepAliveInterval = TimeSpan.Zero;
-        socket.Options.SetRequestHeader("Cookie", "session=" + new string('x', 1000));
+        using var socket = await ConnectAsync(gateway, Version.Parse(version), options => options.SetRequestHeader("Cookie", "session=" + new string('x', 1000)));
         using var timeout = new CancellationTokenSource(TimeSpan.FromSeconds(20));
-        await socket.ConnectAsync(new UriBuilder(gateway.ProxyAddress) { Scheme = "ws", Path = "/echo" }.Uri, new HttpMessageInvoker(new SocketsHttpHandler()), timeout.Token);
 
         // An echo: the backend stream is open, so the relay is under way (the release comes with it).
         await socket.SendAsync("hello"u8.ToArray(), WebSocketMessageType.Text, endOfMessage: true, timeout.Token);
