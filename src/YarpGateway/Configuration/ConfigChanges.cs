@@ -49,6 +49,17 @@ internal static class ConfigChanges
         => string.Join('\n', configuration.GetSection(section).AsEnumerable().Where(kv => kv.Value is not null)
             .OrderBy(kv => kv.Key, StringComparer.Ordinal).Select(kv => $"{kv.Key}={kv.Value}"));
 
+    /// <summary>
+    /// <see cref="Capture"/>, or null when the section no longer matches <paramref name="snapshot"/> once it is read: a file
+    /// was read again meanwhile (SIGHUP reads each file in turn, and the watcher may read the same one), so the keys could
+    /// mix old and new. The reload that read starts will read it all.
+    /// </summary>
+    public static IReadOnlyDictionary<string, string>? CaptureIfUnchanged(IConfiguration configuration, string section, string snapshot)
+    {
+        var keys = Capture(configuration, section);
+        return Snapshot(configuration, section) == snapshot ? keys : null;
+    }
+
     /// <summary>Every key with a value under <paramref name="section"/>, relative to it.</summary>
     public static IReadOnlyDictionary<string, string> Capture(IConfiguration configuration, string section)
     {

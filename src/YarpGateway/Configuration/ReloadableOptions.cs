@@ -80,10 +80,9 @@ internal sealed partial class ReloadableOptions<TOptions> : IDisposable
                 return;
             }
 
-            var keys = ConfigChanges.Capture(_configuration, _section);
-            if (Snapshot() != snapshot)
+            if (ConfigChanges.CaptureIfUnchanged(_configuration, _section, snapshot) is not { } keys)
             {
-                return; // a file was read again meanwhile (another thread): its reload waits for the gate and reads it all
+                return; // a file was read again meanwhile: its reload waits for the gate and reads it all
             }
 
             _lastRejection = null;

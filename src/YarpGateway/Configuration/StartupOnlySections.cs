@@ -68,10 +68,9 @@ internal sealed partial class StartupOnlySections : IDisposable
                 }
 
                 // Key names only: the authentication section holds signing keys.
-                var keys = ConfigChanges.Capture(_configuration, section);
-                if (Snapshot(section) != now)
+                if (ConfigChanges.CaptureIfUnchanged(_configuration, section, now) is not { } keys)
                 {
-                    return; // a file was read again meanwhile (another thread): its reload waits for the gate and reads it all
+                    return; // a file was read again meanwhile: its reload waits for the gate and reads it all
                 }
 
                 var changes = ConfigChanges.Describe(_reportedKeys[section], keys, ConfigChanges.NoValues);
