@@ -17,10 +17,17 @@ internal static class ForwardedHeadersExtensions
         return services;
     }
 
-    /// <summary>Early on the proxy endpoint, before anything reads the client address: only when a peer is trusted.</summary>
+    /// <summary>
+    /// Early on the proxy endpoint, before anything reads the client address: a client's own claims of an address are
+    /// removed unless its peer is trusted, then, only when a peer is trusted, <c>X-Forwarded-For</c> is read.
+    /// </summary>
     public static void UseGatewayForwardedHeaders(this WebApplication app)
     {
-        if (app.Services.GetRequiredService<IOptions<GatewayForwardedHeadersOptions>>().ValueOrNew().Enabled)
+        var enabled = app.Services.GetRequiredService<IOptions<GatewayForwardedHeadersOptions>>().ValueOrNew().Enabled;
+        // ASP.NET Core's options hold the trusted peers as ForwardedHeadersSetup configured them; its defaults trust
+        // loopback, so they count only when the gateway trusts someone.
+        app.Use(ClientAddressClaims.Middleware(enabled ? app.Services.GetRequiredService<IOptions<ForwardedHeadersOptions>>().Value : null));
+        if (enabled)
         {
             app.UseForwardedHeaders();
         }

@@ -7,6 +7,7 @@ namespace YarpGateway.Tests.Hostile;
 /// <summary>
 /// <c>X-Real-IP</c> is the client address the gateway determined, never what the client claims: frameworks that read
 /// it before <c>X-Forwarded-For</c> took a client's <c>X-Real-IP: 6.6.6.6</c> as its address. Before, it passed through.
+/// The other headers that claim a client address (<c>True-Client-IP</c> and the like) pass only from a trusted peer.
 /// </summary>
 public class RealIpTests
 {
@@ -82,5 +83,72 @@ public class RealIpTests
         var headers = await SendAsync(gateway, backend, HttpVersion.Version11, ("X-Real-IP", "6.6.6.6"));
 
         Assert.Equal(expected, headers.GetValueOrDefault("X-Real-IP"));
+    }
+
+    private static readonly (string Name, string Value)[] Claims =
+        [.. YarpGateway.ForwardedHeaders.ClientAddressClaims.HeaderNames.Select(name => (name, "6.6.6.6"))];
+
+    [Theory]
+    [InlineData("1.1", null)]
+    [InlineData("2.0", null)]
+    [InlineData("1.1", """{ "KnownProxies": [ "10.1.2.3" ] }""")]
+    [InlineData("2.0", """{ "KnownNetworks": [ "10.0.0.0/8" ] }""")]
+    public async Task AddressClaims_FromAPeerNobodyTrusts_AreRemoved(string version, string? forwarded)
+    {
+        await using var backend = await TestBackend.StartAsync("b");
+        await using var gateway = await GatewayUnderTest.StartAsync(Config(backend, forwarded: forwarded));
+
+        var headers = await SendAsync(gateway, backend, Version.Parse(version), [.. Claims, ("X-Other", "kept")]);
+
+        Assert.All(Claims, claim => Assert.False(headers.ContainsKey(claim.Name), claim.Name));
+        Assert.Equal("kept", headers["X-Other"]);
+    }
+
+    [Theory]
+    [InlineData("1.1", """{ "KnownProxies": [ "127.0.0.1" ] }""")]
+    [InlineData("2.0", """{ "KnownNetworks": [ "127.0.0.0/8" ] }""")]
+    public async Task AddressClaims_FromATrustedPeer_PassUnchanged_EvenWhenItsXForwardedForNamesTheClient(string version, string forwarded)
+    {
+        await using var backend = await TestBackend.StartAsync("b");
+        await using var gateway = await GatewayUnderTest.StartAsync(Config(backend, forwarded: forwarded));
+
+        // The forwarded-headers middleware makes 198.51.100.8 the client address; the peer that vouches is still 127.0.0.1.
+        var headers = await SendAsync(gateway, backend, Version.Parse(version), [.. Claims, ("X-Forwarded-For", "198.51.100.8")]);
+
+        Assert.All(Claims, claim => Assert.Equal("6.6.6.6", headers.GetValueOrDefault(claim.Name)));
+        Assert.Equal("198.51.100.8", headers["X-Real-IP"]);
+    }
+
+    [Fact]
+    public async Task ARoutesOwnTransform_OnAnAddressClaim_StillSetsIt()
+    {
+        await using var backend = await TestBackend.StartAsync("b");
+        var transform = JsonNode.Parse("""{ "RequestHeader": "True-Client-IP", "Set": "fixed" }""");
+        await using var gateway = await GatewayUnderTest.StartAsync(Config(backend, new JsonArray(transform)));
+
+        var headers = await SendAsync(gateway, backend, HttpVersion.Version11, Claims);
+
+        Assert.Equal("fixed", headers["True-Client-IP"]);
+        Assert.False(headers.ContainsKey("CF-Connecting-IP"));
+    }
+
+    [Theory]
+    [InlineData("127.0.0.1", true)]
+    [InlineData("::ffff:127.0.0.1", true)] // a dual-stack socket's IPv4 peer
+    [InlineData("10.9.8.7", true)]
+    [InlineData("::ffff:10.9.8.7", true)]
+    [InlineData("127.0.0.2", false)]
+    [InlineData("11.0.0.1", false)]
+    [InlineData("::1", false)]
+    public void ATrustedPeer_IsAKnownProxyOrInAKnownNetwork_InEitherAddressFamily(string peer, bool trusted)
+    {
+        var options = new Microsoft.AspNetCore.Builder.ForwardedHeadersOptions();
+        options.KnownProxies.Clear();
+        options.KnownIPNetworks.Clear();
+        options.KnownProxies.Add(IPAddress.Parse("127.0.0.1"));
+        options.KnownIPNetworks.Add(System.Net.IPNetwork.Parse("10.0.0.0/8"));
+
+        Assert.Equal(trusted, YarpGateway.ForwardedHeaders.ClientAddressClaims.IsTrusted(options, IPAddress.Parse(peer)));
+        Assert.False(YarpGateway.ForwardedHeaders.ClientAddressClaims.IsTrusted(null, IPAddress.Parse(peer))); // nobody trusted
     }
 }
