@@ -100,7 +100,7 @@ internal static class GatewayApplicationBuilderExtensions
         app.Use(Http1Framing.Middleware); // ambiguous HTTP/1.1 framing and lower-case methods: 400
         app.Use(app.Services.GetRequiredService<RefusedBodyDrain>().Middleware); // a body refused unread is read after the answer, which a reset would lose
         app.Use(app.Services.GetRequiredService<DrainNotice>().Middleware); // Connection: close / GOAWAY once shutdown begins
-        app.UseGatewayForwardedHeaders(); // X-Forwarded-For from trusted peers only
+        app.UseGatewayForwardedHeaders(); // True-Client-IP and the like, and X-Forwarded-For, from trusted peers only
         app.Use(HostHeader.Middleware); // admin.example. is admin.example, for routing's Hosts too
         app.Use(AsteriskOptions.Middleware); // OPTIONS * is answered here, not sent to a backend as OPTIONS /
 
