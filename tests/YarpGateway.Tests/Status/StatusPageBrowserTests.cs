@@ -35,8 +35,11 @@ public partial class StatusPageBrowserTests(ITestOutputHelper output)
         await using var gateway = await GatewayUnderTest.StartAsync(ProxyConfigJson.CatchAll("WeightedRoundRobin", (a, "3"), (b, "1")));
         Assert.Equal(0, (await Load.RunAsync(gateway, requests: 40, workers: 1)).Failures);
 
-        // Playwright bounds what a page does (the timeouts below), not its driver's start or the browser's close: those
-        // are bounded here, so that a browser that stops answering fails the test instead of holding the run.
+        // Playwright bounds what a page waits for (the timeouts below), not its driver's start, the browser's close, or a
+        // call the browser never answers (NewPageAsync, EvaluateAsync, ContentAsync, CountAsync have no timeout of their
+        // own): each is bounded here, so that a browser that stops answering fails this test in a minute or two instead
+        // of holding the run until CI's hang limit (where, once nothing live can complete the awaited task, the dump shows
+        // nothing of the test: its frames are garbage).
         using var playwright = await Playwright.CreateAsync().WaitAsync(TimeSpan.FromSeconds(60));
         var browser = await playwright.Chromium.LaunchAsync(new BrowserTypeLaunchOptions
         {
@@ -44,11 +47,11 @@ public partial class StatusPageBrowserTests(ITestOutputHelper output)
             Headless = true,
             Args = ["--no-sandbox", "--disable-gpu"],
             Timeout = 30_000,
-        });
+        }).WaitAsync(TimeSpan.FromSeconds(60));
         try
         {
-            await RenderAsync(browser, gateway);
-            await SlowLinkAsync(browser, gateway);
+            await RenderAsync(browser, gateway).WaitAsync(TimeSpan.FromSeconds(90));
+            await SlowLinkAsync(browser, gateway).WaitAsync(TimeSpan.FromSeconds(90));
         }
         finally
         {
