@@ -128,7 +128,7 @@ internal sealed partial class OutlierEjectionPolicy(IDestinationHealthUpdater he
             }
 
             // The client going away says nothing about the destination, nor does its answer before the body.
-            if (ProxyErrorLog.IsRefusalBeforeTheBody(context, error) || ProxyErrorLog.IsClientSide(error.Error))
+            if (ProxyErrorLog.IsAnswerBeforeTheBody(context, error) || ProxyErrorLog.IsClientSide(error.Error))
             {
                 return Failure.None;
             }

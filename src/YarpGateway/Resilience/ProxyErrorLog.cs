@@ -31,9 +31,9 @@ internal sealed partial class ProxyErrorLog(ResilienceMetrics metrics, TimeProvi
             return; // answered 503 for the gateway's own limit, which counts and logs it (BackendConnectionLimit)
         }
 
-        if (IsRefusalBeforeTheBody(context, error))
+        if (IsAnswerBeforeTheBody(context, error))
         {
-            return; // the backend declined the body and said so: nothing failed
+            return; // the backend answered without the rest of the body, and said so: nothing failed
         }
 
         // A timeout has its own line and counter from the retry middleware, which knows which one
@@ -78,38 +78,23 @@ internal sealed partial class ProxyErrorLog(ResilienceMetrics metrics, TimeProvi
     }
 
     /// <summary>
-    /// The backend answered 4xx before it read the whole body (413 for an upload over its limit, 401 for a missing
-    /// token) and stopped the rest: over HTTP/2 it resets the stream after its answer (RFC 9113 §8.1), and YARP,
-    /// which forwards the answer, also reports the unfinished body as <see cref="ForwarderError.RequestBodyDestination"/>.
-    /// Not a failure of the destination: each such 413 had been a warning, a proxy error and a failure towards
-    /// outlier ejection, so that five refused uploads in a row ejected a healthy destination. The same for a gRPC
-    /// service that ends a client stream early with a status other than OK (a validation error at the first bad
-    /// message): its answer is a 200 with <c>grpc-status</c> in the headers (trailers-only) or the trailers. A body
-    /// that failed towards the destination before any answer is YARP's 502 instead, and still counts. When the handler
-    /// stops the body while YARP waits for the client's next bytes, the cancelled read makes YARP report
-    /// <see cref="ForwarderError.RequestBodyClient"/> instead, with an <see cref="OperationCanceledException"/> from a
-    /// client that is still there: the same refusal.
+    /// The backend answered before it read the whole body and stopped the rest: over HTTP/2 it resets the stream after
+    /// its answer (RFC 9113 §8.1), and YARP, which forwards the answer, also reports the unfinished body as
+    /// <see cref="ForwarderError.RequestBodyDestination"/>. The answer is a 4xx (413 for an upload over its limit, 401 for
+    /// a missing token), a 2xx or 3xx (an upload accepted unread, a 303 to a login page: RFC 9113 allows an answer that
+    /// does not depend on the rest), or a gRPC service's end of a client stream with a status other than OK (a
+    /// validation error at the first bad message: a 200 with <c>grpc-status</c> in the headers or the trailers). Not a
+    /// failure of the destination: each such answer had been a warning, a proxy error and a failure towards outlier
+    /// ejection, so that five refused uploads in a row (and, until 2026-11-30, five early 2xx or 3xx) ejected a healthy
+    /// destination. A body that failed towards the destination before any answer is YARP's 502 instead, and a 5xx is a
+    /// failure anyway: both still count. When the handler stops the body while YARP waits for the client's next bytes,
+    /// the cancelled read makes YARP report <see cref="ForwarderError.RequestBodyClient"/> instead, with an
+    /// <see cref="OperationCanceledException"/> from a client that is still there: the same answer.
     /// </summary>
-    internal static bool IsRefusalBeforeTheBody(HttpContext context, IForwarderErrorFeature error)
+    internal static bool IsAnswerBeforeTheBody(HttpContext context, IForwarderErrorFeature error)
         => (error.Error == ForwarderError.RequestBodyDestination
                 || (error.Error == ForwarderError.RequestBodyClient && error.Exception is OperationCanceledException && !context.RequestAborted.IsCancellationRequested))
-            && (context.Response.StatusCode is >= 400 and < 500 || (context.Response.StatusCode == StatusCodes.Status200OK && HasGrpcErrorStatus(context)));
-
-    private static bool HasGrpcErrorStatus(HttpContext context)
-    {
-        if (!Configuration.GrpcOverHttp11TransformProvider.IsGrpc(context.Response.ContentType))
-        {
-            return false;
-        }
-
-        var status = context.Response.Headers["grpc-status"];
-        if (status.Count == 0)
-        {
-            status = context.Features.Get<Microsoft.AspNetCore.Http.Features.IHttpResponseTrailersFeature>()?.Trailers["grpc-status"] ?? default;
-        }
-
-        return status.Count == 1 && status[0] is { Length: > 0 } code && code != "0";
-    }
+            && context.Response.StatusCode is >= 200 and < 500;
 
     /// <summary>The client went away, or reading from or writing to it failed.</summary>
     internal static bool IsClientSide(ForwarderError error) => error is ForwarderError.RequestCanceled

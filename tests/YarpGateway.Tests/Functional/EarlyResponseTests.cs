@@ -174,6 +174,37 @@ public class EarlyResponseTests
         Assert.DoesNotContain(gateway.Logs.Lines, l => l.Contains("[ProxyError]", StringComparison.Ordinal));
     }
 
+    [Theory]
+    [InlineData(200)]
+    [InlineData(202)]
+    [InlineData(303)]
+    public async Task AnHttp2BackendsEarly2xxOr3xx_IsItsAnswer_NotAFailingDestination(int status)
+    {
+        // RFC 9113 §8.1: a server may answer before the whole request has arrived and then reset the stream with
+        // NO_ERROR. YARP forwards the answer and reports the rest of the body as unsent (request_body_destination):
+        // only a 4xx was taken for the refusal it is, so that six 303s to a login page, or six uploads accepted unread,
+        // were six proxy errors and led to the ejection of a healthy destination (in two of the three cases here).
+        await using var backend = await TestBackend.StartHttpsAsync("uploads", Microsoft.AspNetCore.Server.Kestrel.Core.HttpProtocols.Http2);
+        await using var gateway = await GatewayUnderTest.StartAsync(TrustingCatchAll(backend));
+
+        using var client = new HttpClient(new SocketsHttpHandler { AllowAutoRedirect = false }) { BaseAddress = gateway.ProxyAddress, Timeout = TimeSpan.FromSeconds(30) };
+        for (var i = 0; i < 6; i++) // sent whole at once, as a browser's form post goes: more than eject a destination in a row
+        {
+            using var sent = await client.PostAsync($"/answer-at-head/{status}", new ByteArrayContent(new byte[Upload]));
+            Assert.Equal(status, (int)sent.StatusCode);
+        }
+
+        for (var i = 0; i < 3; i++) // and paused mid-body, where YARP sees its own read of the client cancelled instead
+        {
+            using var socket = await StartAPausedUploadAsync(gateway, $"/answer-at-head/{status}");
+            Assert.StartsWith($"HTTP/1.1 {status} ", await RawSocket.ReceiveResponseHeadAsync(socket), StringComparison.Ordinal);
+        }
+
+        Assert.Equal(0, gateway.CounterSum("gateway.outlier.ejections_skipped|") + gateway.CounterSum("gateway.outlier.ejections|"));
+        Assert.Equal(0, gateway.CounterSum("gateway.proxy.errors|cluster=c1|error=request_body_destination"));
+        Assert.DoesNotContain(gateway.Logs.Lines, l => l.Contains("[ProxyError]", StringComparison.Ordinal));
+    }
+
     private const int PausedLength = 200_000, PausedFirst = 10_000;
 
     // A catch-all to a TLS backend with a self-signed certificate.

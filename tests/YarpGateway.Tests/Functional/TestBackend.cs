@@ -177,6 +177,19 @@ internal sealed class TestBackend : IAsyncDisposable
                 return;
             }
 
+            if (context.Request.Path.StartsWithSegments("/answer-at-head", out var codeText) && int.TryParse(codeText.Value.AsSpan(1), out var code))
+            {
+                // POST /answer-at-head/N: status N given at the head with nothing of the body read, as an endpoint that
+                // redirects an upload to a login page (303) or accepts it without reading it (200, 202).
+                context.Response.StatusCode = code;
+                if (code is >= 300 and < 400)
+                {
+                    context.Response.Headers.Location = "/login";
+                }
+
+                return;
+            }
+
             if (context.Request.Path == "/reset-at-head")
             {
                 // Drop the request at its head, nothing read and no response (over HTTP/2: RST_STREAM), as a backend
