@@ -82,14 +82,15 @@ internal sealed partial class ProxyErrorLog(ResilienceMetrics metrics, TimeProvi
     /// its answer (RFC 9113 §8.1), and YARP, which forwards the answer, also reports the unfinished body as
     /// <see cref="ForwarderError.RequestBodyDestination"/>. The answer is a 4xx (413 for an upload over its limit, 401 for
     /// a missing token), a 2xx or 3xx (an upload accepted unread, a 303 to a login page: RFC 9113 allows an answer that
-    /// does not depend on the rest), or a gRPC service's end of a client stream with a status other than OK (a
-    /// validation error at the first bad message: a 200 with <c>grpc-status</c> in the headers or the trailers). Not a
-    /// failure of the destination: each such answer had been a warning, a proxy error and a failure towards outlier
-    /// ejection, so that five refused uploads in a row ejected a healthy destination (and, until 2026-11-30, early 2xx
-    /// and 3xx were still counted: six in a row led to an ejection in two of three tries). A body that failed towards the destination before any answer is YARP's 502 instead, and a 5xx is a
-    /// failure anyway: both still count. When the handler stops the body while YARP waits for the client's next bytes,
-    /// the cancelled read makes YARP report <see cref="ForwarderError.RequestBodyClient"/> instead, with an
-    /// <see cref="OperationCanceledException"/> from a client that is still there: the same answer.
+    /// does not depend on the rest), or a gRPC service's end of a client stream (a validation error at the first bad
+    /// message: a 200 with <c>grpc-status</c> in the headers or the trailers). Not a failure of the destination: each
+    /// such answer had been a warning, a proxy error and a failure towards outlier ejection, so that five refused
+    /// uploads in a row ejected a healthy destination (and, until 2026-11-30, early 2xx and 3xx were still counted: six
+    /// in a row led to an ejection in two of three tries). A body that failed towards the destination before any answer
+    /// is YARP's 502 instead, and a 5xx is a failure anyway: both still count. When the handler stops the body while
+    /// YARP waits for the client's next bytes, the cancelled read makes YARP report
+    /// <see cref="ForwarderError.RequestBodyClient"/> instead, with an <see cref="OperationCanceledException"/> from a
+    /// client that is still there: the same answer.
     /// </summary>
     internal static bool IsAnswerBeforeTheBody(HttpContext context, IForwarderErrorFeature error)
         => (error.Error == ForwarderError.RequestBodyDestination

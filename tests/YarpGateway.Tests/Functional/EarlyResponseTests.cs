@@ -188,7 +188,7 @@ public class EarlyResponseTests
         await using var gateway = await GatewayUnderTest.StartAsync(TrustingCatchAll(backend));
 
         using var client = new HttpClient(new SocketsHttpHandler { AllowAutoRedirect = false }) { BaseAddress = gateway.ProxyAddress, Timeout = TimeSpan.FromSeconds(30) };
-        for (var i = 0; i < 6; i++) // sent whole at once, as a browser's form post goes: more than eject a destination in a row
+        for (var i = 0; i < 6; i++) // sent whole at once, as a browser's form post goes: more in a row than eject a destination
         {
             using var sent = await client.PostAsync($"/answer-at-head/{status}", new ByteArrayContent(new byte[Upload]));
             Assert.Equal(status, (int)sent.StatusCode);
