@@ -10,6 +10,7 @@ namespace YarpGateway.Admission;
 /// the thread-pool probe's sight). Both are the gateway's own lateness: nothing a client does (sending
 /// slowly, a long TLS round trip) moves them.
 /// Rate changes are logged at most once a second; a drift back once nobody waits, only when it arrives.
+/// The same update sets the accept window's size (<see cref="AcceptWindow.Update"/>), when there is one.
 /// </summary>
 internal sealed partial class AdaptiveConnectionRate : IDisposable
 {
@@ -22,13 +23,15 @@ internal sealed partial class AdaptiveConnectionRate : IDisposable
     private readonly TimeProvider _timeProvider;
     private readonly ILogger _logger;
     private readonly ITimer _timer;
+    private readonly AcceptWindow? _window;
     private int _refills;
     private int _ticking;
     private long _lastLogged;
     private double _loggedRate;
 
-    public AdaptiveConnectionRate(AdaptiveRateController controller, int burst, int queueLimit, SchedulerDelayProbe probe, SocketEngineProbe? socketProbe, TimeProvider timeProvider, ILogger logger)
+    public AdaptiveConnectionRate(AdaptiveRateController controller, int burst, int queueLimit, SchedulerDelayProbe probe, SocketEngineProbe? socketProbe, TimeProvider timeProvider, ILogger logger, AcceptWindow? window = null)
     {
+        _window = window;
         _controller = controller;
         _probe = probe;
         _socketProbe = socketProbe;
@@ -91,12 +94,13 @@ internal sealed partial class AdaptiveConnectionRate : IDisposable
         Updates++;
         var rate = _controller.Update(delay, Bucket.TakeStarved());
         Bucket.RatePerSecond = rate;
+        _window?.Update(delay, _controller.TargetDelay);
         PeakRate = Math.Max(PeakRate, rate);
 
         var now = _timeProvider.GetTimestamp();
         if (_controller.ShouldLog(_loggedRate, rate, _timeProvider.GetElapsedTime(_lastLogged, now)))
         {
-            Log.RateChanged(_logger, _loggedRate, rate, delay.TotalMilliseconds, _controller.TargetDelay.TotalMilliseconds, Bucket.Queued);
+            Log.RateChanged(_logger, _loggedRate, rate, delay.TotalMilliseconds, _controller.TargetDelay.TotalMilliseconds, Bucket.Queued, _window?.Size ?? 0);
             _loggedRate = rate;
             _lastLogged = now;
         }
@@ -112,7 +116,7 @@ internal sealed partial class AdaptiveConnectionRate : IDisposable
 
     private static partial class Log
     {
-        [LoggerMessage(1, LogLevel.Information, "Connection admission rate {Before:0}/s -> {After:0}/s: measured delay {DelayMs:0.0} ms against a target of {TargetMs:0} ms; {Waiting} new connections waiting.", EventName = "AdmissionRateChanged")]
-        public static partial void RateChanged(ILogger logger, double before, double after, double delayMs, double targetMs, int waiting);
+        [LoggerMessage(1, LogLevel.Information, "Connection admission rate {Before:0}/s -> {After:0}/s: measured delay {DelayMs:0.0} ms against a target of {TargetMs:0} ms; {Waiting} new connections waiting; accept window {Window} places.", EventName = "AdmissionRateChanged")]
+        public static partial void RateChanged(ILogger logger, double before, double after, double delayMs, double targetMs, int waiting, int window);
     }
 }

@@ -25,6 +25,7 @@ internal sealed class AdmissionMetrics : IKnownSeries
     private readonly Counter<double> _acceptPaused;
     private volatile AdmissionLimits? _limits;
     private volatile Func<(double Rate, double Target, double Delay)>? _connectionRate;
+    private volatile Func<(int InUse, int Size)>? _acceptWindow;
     private long _rejectedTotal;
     private long _acceptPausedTicks;
 
@@ -54,6 +55,10 @@ internal sealed class AdmissionMetrics : IKnownSeries
             description: "The delay the adaptive connection rate keeps under (Adaptive:TargetDelay); 0 when it does not run.");
         meter.CreateObservableGauge("gateway.connection_admission.delay", () => _connectionRate?.Invoke().Delay ?? 0, unit: "s",
             description: "The worst delay the adaptive connection rate measured in its last 100 ms: the thread pool's or the socket engine's.");
+        meter.CreateObservableGauge("gateway.connection_admission.accept_window.active", () => _acceptWindow?.Invoke().InUse ?? 0, unit: "{connection}",
+            description: "New connections let in by the accept window (Gateway:Admission:Connections:AcceptWindow) and still in their first request.");
+        meter.CreateObservableGauge("gateway.connection_admission.accept_window.size", () => _acceptWindow?.Invoke().Size ?? 0, unit: "{connection}",
+            description: "The accept window's size now, set with the adaptive rate from the delay it measures (at most AcceptWindow); 0 when it does not run.");
         meter.CreateObservableGauge("gateway.connection_admission.listen_queue", () => listenQueue.Read().Waiting, unit: "{connection}",
             description: "New connections the kernel holds for the proxy endpoint, not yet accepted by the gateway (where they wait while accept is paced; Linux).");
         meter.CreateObservableGauge("gateway.connection_admission.listen_queue.capacity", () => listenQueue.Read().Capacity, unit: "{connection}",
@@ -69,7 +74,7 @@ internal sealed class AdmissionMetrics : IKnownSeries
             description: "New proxy connections still in their first request after MaxFirstRequestTime: their first-request slot was freed, the connection kept (slow clients, or slow first responses).");
         _acceptPaused = meter.CreateCounter<double>(
             "gateway.connection_admission.accept_paused", unit: "s",
-            description: "Time the proxy endpoint did not accept new connections because the connection rate's bucket was empty (PaceAccept); meanwhile new connections wait in the kernel's listen queue.");
+            description: "Time the proxy endpoint did not accept new connections because the connection rate's bucket was empty and the accept window full (PaceAccept); meanwhile new connections wait in the kernel's listen queue.");
         _connectionWait = meter.CreateHistogram(
             "gateway.connection_admission.wait", unit: "s",
             description: "Time delayed or closed connections waited for connection admission.",
@@ -96,6 +101,8 @@ internal sealed class AdmissionMetrics : IKnownSeries
 
     /// <summary>Where the connection-rate gauges read from: the rate now (per second), the adaptive rate's target and measured delay (seconds; 0 when it does not run).</summary>
     public void ObserveConnectionRate(Func<(double Rate, double Target, double Delay)> read) => _connectionRate = read;
+
+    public void ObserveAcceptWindow(Func<(int InUse, int Size)> read) => _acceptWindow = read;
 
     /// <summary>The connection rate now, its adaptive target and measured delay (seconds), as the gauges read them.</summary>
     public (double Rate, double Target, double Delay) ConnectionRate => _connectionRate?.Invoke() ?? default;

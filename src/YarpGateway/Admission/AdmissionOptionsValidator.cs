@@ -21,6 +21,7 @@ internal sealed class AdmissionOptionsValidator : IValidateOptions<AdmissionOpti
         var connections = options.Connections;
         RateAndBurst(connections.RatePerSecond, connections.Burst, "Connections:", errors);
         OptionChecks.NotNegative(errors, Prefix + "Connections:MaxFirstRequestConnections", connections.MaxFirstRequestConnections);
+        OptionChecks.NotNegative(errors, Prefix + "Connections:AcceptWindow", connections.AcceptWindow);
         OptionChecks.Positive(errors, Prefix + "Connections:MaxFirstRequestTime", connections.MaxFirstRequestTime);
         OptionChecks.Positive(errors, Prefix + "Connections:MaxWait", connections.MaxWait);
         OptionChecks.NotNegative(errors, Prefix + "Connections:MaxWaiting", connections.MaxWaiting);

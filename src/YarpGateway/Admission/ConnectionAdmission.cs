@@ -11,7 +11,10 @@ namespace YarpGateway.Admission;
 /// Accept backpressure on the proxy endpoint: a new connection takes a token from a bucket (refilled
 /// at the adaptive rate, <see cref="AdaptiveConnectionRate"/>, or at the fixed
 /// <see cref="ConnectionAdmissionOptions.RatePerSecond"/>; <see cref="ConnectionAdmissionOptions.Burst"/> deep),
-/// then, once it has sent its first bytes, a slot among the connections still in their first request
+/// or, with the adaptive rate and paced accept, first a place in the accept window
+/// (<see cref="ConnectionAdmissionOptions.AcceptWindow"/>: new connections let in as fast as their first
+/// responses start, a bounded number at once), then, once it has sent its first bytes, a slot among the
+/// connections still in their first request
 /// (see <see cref="FirstRequestGate"/>), waiting for each (FIFO, at most
 /// <see cref="ConnectionAdmissionOptions.MaxWait"/>) when it is exhausted; past the wait it is
 /// closed. With <see cref="ConnectionAdmissionOptions.PaceAccept"/> (the default) the token is taken
@@ -20,7 +23,7 @@ namespace YarpGateway.Admission;
 /// spreads a reconnect storm over time so the thread pool keeps serving the connections already open. Settings apply to connections that
 /// arrive after a reload.
 /// </summary>
-internal sealed partial class ConnectionAdmission : IProxyConnectionMiddleware, IDisposable
+internal sealed partial class ConnectionAdmission : IProxyConnectionMiddleware, AcceptWindowSlot.IHolders, IDisposable
 {
     private readonly AdmissionMetrics _metrics;
     private readonly TimeProvider _timeProvider;
@@ -31,6 +34,8 @@ internal sealed partial class ConnectionAdmission : IProxyConnectionMiddleware, 
     private readonly Telemetry.SocketEngineProbe? _socketProbe;
     private volatile State _state;
     private readonly Dictionary<ITimer, State> _retiring = []; // held here: a timer nothing refers to may be collected before it fires
+    private long _lastPlaceTaken; // when an accept last took a place in the accept window (a TimeProvider timestamp)
+    private int _placesHeld; // places in the accept window that connections hold
 
     public ConnectionAdmission(ReloadableOptions<AdmissionOptions> options, AdmissionMetrics metrics, Telemetry.SchedulerDelayProbe probe, TimeProvider timeProvider, ILogger<ConnectionAdmission> logger, Telemetry.SocketEngineProbe? socketProbe = null)
     {
@@ -46,6 +51,7 @@ internal sealed partial class ConnectionAdmission : IProxyConnectionMiddleware, 
         metrics.ObserveConnectionRate(() => _state.Adaptive is { } adaptive
             ? (adaptive.Rate, adaptive.TargetDelay.TotalSeconds, adaptive.MeasuredDelay.TotalSeconds)
             : (_state.Options.RatePerSecond, 0, 0));
+        metrics.ObserveAcceptWindow(() => (AcceptWindowInUse, AcceptWindowSize));
     }
 
     /// <summary>The adaptive rate now, when it runs (the status page, tests).</summary>
@@ -65,6 +71,19 @@ internal sealed partial class ConnectionAdmission : IProxyConnectionMiddleware, 
             return forTokens + (state.FirstRequest?.GetStatistics()?.CurrentQueuedCount ?? 0);
         }
     }
+
+    /// <summary>
+    /// New connections holding a place in the accept window now (metrics, the status page, tests); not counted: the
+    /// place a listener may hold for the connection it has yet to accept.
+    /// </summary>
+    internal int AcceptWindowInUse => Volatile.Read(ref _placesHeld);
+
+    /// <summary>The accept window's size now (0 when it does not run).</summary>
+    internal int AcceptWindowSize => _state.Window?.Size ?? 0;
+
+    void AcceptWindowSlot.IHolders.Took() => Interlocked.Increment(ref _placesHeld);
+
+    void AcceptWindowSlot.IHolders.Gave() => Interlocked.Decrement(ref _placesHeld);
 
     /// <summary>Connections holding a first-request slot (for tests and diagnostics).</summary>
     internal long FirstRequestSlotsInUse
@@ -118,53 +137,67 @@ internal sealed partial class ConnectionAdmission : IProxyConnectionMiddleware, 
     internal static readonly TimeSpan ListenQueueCheck = TimeSpan.FromMilliseconds(10);
 
     /// <summary>
-    /// Before a paced listener accepts its next connection: takes a token of the connection rate,
-    /// waiting for one while the bucket is empty, when <see cref="ConnectionAdmissionOptions.PaceAccept"/>
-    /// is on and a rate runs. Returns whether it took one (false: the connection takes its token, if
-    /// any, in the gateway). It stops waiting, and returns false, once <paramref name="queueNearlyFull"/>
+    /// Before a paced listener accepts its next connection: takes a place in the accept window (when it runs) or,
+    /// without a window or once it has stalled (<see cref="WindowStallTime"/>), a token of the connection rate,
+    /// waiting while there is none, when <see cref="ConnectionAdmissionOptions.PaceAccept"/> is on and a rate runs.
+    /// Returns whether it took one (false: the connection takes its token, if any, in the gateway), and the
+    /// window's place if it took that (the caller's to give back). It stops waiting, and returns false, once <paramref name="queueNearlyFull"/>
     /// says the kernel's listen queue is about to overflow: past that the kernel would drop new
     /// clients' handshakes, so the excess waits in the gateway instead. Throws
     /// <see cref="OperationCanceledException"/> when <paramref name="cancellationToken"/> fires (the listener stops).
     /// </summary>
-    internal async ValueTask<bool> PaceAcceptAsync(Func<bool> queueNearlyFull, CancellationToken cancellationToken)
+    internal async ValueTask<(bool Paced, AcceptWindowSlot? Slot)> PaceAcceptAsync(Func<bool> queueNearlyFull, CancellationToken cancellationToken)
     {
         while (true)
         {
             var state = _state;
             if (!state.Options.PaceAccept || state.Rate is not { } rate)
             {
-                return false;
+                return (false, null);
             }
 
-            using (var lease = rate.AttemptAcquire(1))
+            // The window first: a place frees each time a new connection's first response starts, so in a storm
+            // the next connection comes in as the last is answered. The rate's tokens are for when the window
+            // stalls (no place taken for WindowStallTime: slow first responses, silent clients), and without a window.
+            var window = state.Window;
+            if (window is not null && window.TryTake())
             {
+                return (true, TookPlace(window));
+            }
+
+            var tokensToo = window is null || WindowStalled;
+            if (tokensToo)
+            {
+                using var lease = rate.AttemptAcquire(1);
                 if (lease.IsAcquired)
                 {
-                    return true;
+                    return (true, null);
                 }
             }
 
             if (queueNearlyFull())
             {
-                return false;
+                return (false, null);
             }
 
             var started = _timeProvider.GetTimestamp();
-            var acquired = false;
+            var token = false;
             try
             {
-                // A slice at a time, so that a filling listen queue is seen.
+                // A slice at a time, so that a filling listen queue, and a stalled window, are seen.
                 using var slice = new CancellationTokenSource(ListenQueueCheck, _timeProvider);
                 using var linked = CancellationTokenSource.CreateLinkedTokenSource(cancellationToken, state.Retired, slice.Token);
-                using (var lease = await rate.AcquireAsync(1, linked.Token))
+                if (window is null)
                 {
-                    acquired = lease.IsAcquired;
+                    if (!(token = await TokenAsync(rate, linked.Token)))
+                    {
+                        // No room to queue (MaxWaiting 0): look again a slice later.
+                        await Task.Delay(ListenQueueCheck, _timeProvider, cancellationToken);
+                    }
                 }
-
-                if (!acquired)
+                else
                 {
-                    // No room to queue (MaxWaiting 0): look again a slice later.
-                    await Task.Delay(ListenQueueCheck, _timeProvider, cancellationToken);
+                    token = tokensToo ? await TokenOrRoomAsync(rate, window, linked) : await RoomAsync(window, linked.Token);
                 }
             }
             catch (OperationCanceledException) when (!cancellationToken.IsCancellationRequested)
@@ -176,24 +209,85 @@ internal sealed partial class ConnectionAdmission : IProxyConnectionMiddleware, 
                 _metrics.AcceptPaused(_timeProvider.GetElapsedTime(started));
             }
 
-            if (acquired)
+            if (token)
             {
-                return true;
+                return (true, null);
             }
+
+            // Room in the window, perhaps: taken at the top, as the first look was.
         }
+    }
+
+    /// <summary>
+    /// No place in the accept window taken for this long: the window alone would pace too slowly (slow first
+    /// responses, silent clients), and the rate's tokens admit too. Shorter, a storm's first responses delayed by a
+    /// collection or by compiling let the rate's tokens add to the window's connections, at the open connections' cost.
+    /// </summary>
+    internal static readonly TimeSpan WindowStallTime = TimeSpan.FromMilliseconds(100);
+
+    private bool WindowStalled => _timeProvider.GetElapsedTime(Volatile.Read(ref _lastPlaceTaken)) >= WindowStallTime;
+
+    private AcceptWindowSlot TookPlace(AcceptWindow window)
+    {
+        Volatile.Write(ref _lastPlaceTaken, _timeProvider.GetTimestamp());
+        return new AcceptWindowSlot(window, this);
+    }
+
+    private static async ValueTask<bool> RoomAsync(AcceptWindow window, CancellationToken cancellationToken)
+    {
+        await window.WaitForRoomAsync(cancellationToken);
+        return false;
+    }
+
+    private static async ValueTask<bool> TokenAsync(RateLimiter rate, CancellationToken cancellationToken)
+    {
+        using var lease = await rate.AcquireAsync(1, cancellationToken);
+        return lease.IsAcquired; // a token bucket's lease holds nothing
+    }
+
+    /// <summary>
+    /// Waits for a token or for room in the window, whichever comes first; true when it took a token. Throws
+    /// <see cref="OperationCanceledException"/> when <paramref name="stop"/> fires first.
+    /// </summary>
+    private static async ValueTask<bool> TokenOrRoomAsync(RateLimiter rate, AcceptWindow window, CancellationTokenSource stop)
+    {
+        using var either = CancellationTokenSource.CreateLinkedTokenSource(stop.Token);
+        var token = rate.AcquireAsync(1, either.Token).AsTask();
+        var room = window.WaitForRoomAsync(either.Token);
+        await Task.WhenAny(token, room);
+        either.Cancel(); // the other wait ends too
+        bool gotToken;
+        try
+        {
+            using var lease = await token;
+            gotToken = lease.IsAcquired;
+        }
+        catch (OperationCanceledException)
+        {
+            gotToken = false;
+        }
+
+        if (!gotToken && !room.IsCompletedSuccessfully)
+        {
+            stop.Token.ThrowIfCancellationRequested();
+        }
+
+        return gotToken;
     }
 
     private Task OnConnectionAsync(ConnectionContext connection, ConnectionDelegate next, KestrelServerLimits limits)
     {
         var state = _state;
-        // A connection a paced listener accepted took its token before it was accepted.
-        var rate = state.Rate is { } bucket && !PacedAcceptListenerFactory.WasPaced(connection) ? bucket : null;
-        if (rate is null && state.FirstRequest is null)
+        // A connection a paced listener accepted took its token (or its place in the window) before it was accepted.
+        var (paced, slot) = PacedAcceptListenerFactory.TakePacing(connection);
+        slot?.TakenBy();
+        var rate = state.Rate is { } bucket && !paced ? bucket : null;
+        if (rate is null && state.FirstRequest is null && slot is null)
         {
             return next(connection);
         }
 
-        return AdmitThenRunAsync(connection, next, AdmitConnectionAsync(connection, state, rate, limits));
+        return AdmitThenRunAsync(connection, next, AdmitConnectionAsync(connection, state, rate, slot, limits));
     }
 
     // Two frames, not one: the admission's (its waits, leases and timings) is gone once the connection
@@ -218,11 +312,23 @@ internal sealed partial class ConnectionAdmission : IProxyConnectionMiddleware, 
     }
 
     /// <summary>
-    /// Admits a connection: a token from the connection rate (unless a paced listener took it before
-    /// accepting), then, once its first bytes arrive, a first-request slot. Not admitted: the
-    /// connection was closed (and counted) while it waited.
+    /// Admits a connection: a token from the connection rate (unless a paced listener took it, or a place
+    /// in the accept window, before accepting), then, once its first bytes arrive, a first-request slot.
+    /// Not admitted: the connection was closed (and counted) while it waited; its place in the window is
+    /// given back.
     /// </summary>
-    private async ValueTask<(bool Admitted, FirstRequestGate? Gate)> AdmitConnectionAsync(ConnectionContext connection, State state, RateLimiter? rate, KestrelServerLimits limits)
+    private async ValueTask<(bool Admitted, FirstRequestGate? Gate)> AdmitConnectionAsync(ConnectionContext connection, State state, RateLimiter? rate, AcceptWindowSlot? slot, KestrelServerLimits limits)
+    {
+        var (admitted, gate) = await AdmitConnectionAsync(connection, state, rate, slot, limits.RequestHeadersTimeout);
+        if (!admitted || gate is null)
+        {
+            slot?.Release(); // with a gate, the gate gives it back
+        }
+
+        return (admitted, gate);
+    }
+
+    private async ValueTask<(bool Admitted, FirstRequestGate? Gate)> AdmitConnectionAsync(ConnectionContext connection, State state, RateLimiter? rate, AcceptWindowSlot? slot, TimeSpan requestHeadersTimeout)
     {
         TimeSpan? waited = null; // set when the connection had to wait for either
         if (rate is not null)
@@ -238,27 +344,32 @@ internal sealed partial class ConnectionAdmission : IProxyConnectionMiddleware, 
         }
 
         FirstRequestGate? gate = null;
-        if (state.FirstRequest is { } firstRequest)
+        if (state.FirstRequest is not null || slot is not null)
         {
             // A connection that has sent nothing is not in a request yet (browsers open spare
-            // connections and leave them idle): it takes its slot when its first bytes arrive.
-            if (!await FirstBytesAsync(connection, limits.RequestHeadersTimeout))
+            // connections and leave them idle): it takes its slot when its first bytes arrive, and
+            // holds its place in the accept window meanwhile for at most MaxFirstRequestTime.
+            if (!await FirstBytesAsync(connection, requestHeadersTimeout, slot, state.Options.MaxFirstRequestTime))
             {
                 return (false, null);
             }
 
-            var (slot, slotWait) = await AdmitAsync(connection, firstRequest, state.Options.MaxWait);
-            if (slot is null)
+            RateLimitLease? firstRequestSlot = null;
+            if (state.FirstRequest is { } firstRequest)
             {
-                return (false, null);
+                (firstRequestSlot, var slotWait) = await AdmitAsync(connection, firstRequest, state.Options.MaxWait);
+                if (firstRequestSlot is null)
+                {
+                    return (false, null);
+                }
+
+                if (slotWait is { } slotWaited)
+                {
+                    waited = (waited ?? TimeSpan.Zero) + slotWaited;
+                }
             }
 
-            if (slotWait is { } slotWaited)
-            {
-                waited = (waited ?? TimeSpan.Zero) + slotWaited;
-            }
-
-            gate = new FirstRequestGate(slot, state.Options.MaxFirstRequestTime, _timeProvider, _firstRequestExpired);
+            gate = new FirstRequestGate(firstRequestSlot, state.Options.MaxFirstRequestTime, _timeProvider, _firstRequestExpired, slot);
             gate.AttachTo(connection.Items);
         }
 
@@ -312,15 +423,17 @@ internal sealed partial class ConnectionAdmission : IProxyConnectionMiddleware, 
     /// <summary>
     /// Waits for the connection's first bytes and leaves them unread for Kestrel. False when the client
     /// closes first, sends nothing within Kestrel's request headers timeout, or the server shuts down
-    /// meanwhile (the connection is then closed, as Kestrel would close it).
+    /// meanwhile (the connection is then closed, as Kestrel would close it). A place in the accept window
+    /// is given back if the bytes take longer than <paramref name="maxWindowHold"/>.
     /// </summary>
-    private async ValueTask<bool> FirstBytesAsync(ConnectionContext connection, TimeSpan timeout)
+    private async ValueTask<bool> FirstBytesAsync(ConnectionContext connection, TimeSpan timeout, AcceptWindowSlot? slot, TimeSpan maxWindowHold)
     {
         var input = connection.Transport.Input;
         ReadResult result;
         if (!input.TryRead(out result))
         {
             var closeRequested = ConnectionCloseRequest.Token(connection);
+            using var windowHold = slot is null ? null : _timeProvider.CreateTimer(static s => ((AcceptWindowSlot)s!).Release(), slot, maxWindowHold, Timeout.InfiniteTimeSpan);
             try
             {
                 using var deadline = new CancellationTokenSource(timeout, _timeProvider);
@@ -378,13 +491,14 @@ internal sealed partial class ConnectionAdmission : IProxyConnectionMiddleware, 
         {
             var adaptive = options.Adaptive;
             Options = new Settings(options.RatePerSecond, options.Burst, options.MaxFirstRequestConnections, options.MaxFirstRequestTime, options.MaxWait, options.MaxWaiting,
-                options.PaceAccept, adaptive.Enabled, adaptive.TargetDelay, adaptive.InitialRate, adaptive.MinRate, adaptive.MaxRate);
+                options.PaceAccept, options.AcceptWindow, adaptive.Enabled, adaptive.TargetDelay, adaptive.InitialRate, adaptive.MinRate, adaptive.MaxRate);
             if (adaptive.Enabled && options.Burst > 0)
             {
-                // A non-zero RatePerSecond is a ceiling the adaptive rate never exceeds.
+                // A non-zero RatePerSecond is a ceiling the adaptive rate never exceeds, nor the window passes.
                 var max = options.RatePerSecond > 0 ? Math.Min(adaptive.MaxRate, options.RatePerSecond) : adaptive.MaxRate;
                 var min = Math.Min(adaptive.MinRate, max);
-                Adaptive = new AdaptiveConnectionRate(new AdaptiveRateController(adaptive.InitialRate, min, max, adaptive.TargetDelay), options.Burst, options.MaxWaiting, probe, socketProbe, timeProvider, logger);
+                Window = options.PaceAccept && options.AcceptWindow > 0 && options.RatePerSecond == 0 ? new AcceptWindow(options.AcceptWindow) : null;
+                Adaptive = new AdaptiveConnectionRate(new AdaptiveRateController(adaptive.InitialRate, min, max, adaptive.TargetDelay), options.Burst, options.MaxWaiting, probe, socketProbe, timeProvider, logger, Window);
                 Rate = Adaptive.Bucket;
             }
             else if (options.RatePerSecond > 0 && options.Burst > 0)
@@ -408,6 +522,9 @@ internal sealed partial class ConnectionAdmission : IProxyConnectionMiddleware, 
 
         public ConcurrencyLimiter? FirstRequest { get; }
 
+        /// <summary>The accept window, when it runs (its size set with the adaptive rate's).</summary>
+        public AcceptWindow? Window { get; }
+
         /// <summary>Fires when newer settings replace these.</summary>
         public CancellationToken Retired => _retired.Token;
 
@@ -423,7 +540,7 @@ internal sealed partial class ConnectionAdmission : IProxyConnectionMiddleware, 
     }
 
     private sealed record Settings(int RatePerSecond, int Burst, int MaxFirstRequestConnections, TimeSpan MaxFirstRequestTime, TimeSpan MaxWait, int MaxWaiting,
-        bool PaceAccept, bool Adaptive, TimeSpan TargetDelay, int InitialRate, int MinRate, int MaxRate);
+        bool PaceAccept, int AcceptWindow, bool Adaptive, TimeSpan TargetDelay, int InitialRate, int MinRate, int MaxRate);
 
     private static partial class Log
     {

@@ -9,19 +9,23 @@ namespace YarpGateway.Admission;
 /// <see cref="ConnectionAdmissionOptions.MaxFirstRequestTime"/> passes, whichever comes first. The
 /// slot stands for the gateway's work of taking a new connection on; a response that streams for
 /// minutes (server-sent events, a download, a WebSocket after its 101) or a client that sends its
-/// request slowly must not keep other new connections out.
+/// request slowly must not keep other new connections out. It also carries the connection's place in the accept
+/// window, when it was let in by one (<see cref="AcceptWindowSlot"/>), and gives both back together.
 /// </summary>
 internal sealed class FirstRequestGate
 {
     private static readonly object Key = new();
-    private readonly RateLimitLease _lease;
+    private readonly RateLimitLease? _lease;
+    private readonly AcceptWindowSlot? _window;
     private readonly Action? _onExpired;
     private ITimer? _timer;
     private int _released;
 
-    public FirstRequestGate(RateLimitLease lease, TimeSpan maxTime, TimeProvider timeProvider, Action? onExpired = null)
+    /// <param name="lease">The first-request slot; null when only <paramref name="window"/> is held (no first-request cap).</param>
+    public FirstRequestGate(RateLimitLease? lease, TimeSpan maxTime, TimeProvider timeProvider, Action? onExpired = null, AcceptWindowSlot? window = null)
     {
         _lease = lease;
+        _window = window;
         _onExpired = onExpired;
         var timer = timeProvider.CreateTimer(static state => ((FirstRequestGate)state!).Expire(), this, maxTime, Timeout.InfiniteTimeSpan);
         Volatile.Write(ref _timer, timer);
@@ -53,7 +57,8 @@ internal sealed class FirstRequestGate
         // The gate lives as long as its connection (the connection's frame and the request's
         // OnCompleted hold it): a disposed timer kept here would too, about 120 bytes each.
         Interlocked.Exchange(ref _timer, null)?.Dispose();
-        _lease.Dispose();
+        _lease?.Dispose();
+        _window?.Release();
         return true;
     }
 

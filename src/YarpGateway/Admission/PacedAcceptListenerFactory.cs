@@ -8,7 +8,8 @@ namespace YarpGateway.Admission;
 /// <summary>
 /// Kestrel's socket transport, with the proxy endpoint's accept paced by connection admission's rate
 /// (<see cref="ConnectionAdmissionOptions.PaceAccept"/>): before each accept the listener takes a
-/// token, and while there is none it accepts nothing, so a storm's connections wait in the kernel's
+/// token, or a place in the accept window (<see cref="ConnectionAdmissionOptions.AcceptWindow"/>), and while
+/// there is neither it accepts nothing, so a storm's connections wait in the kernel's
 /// listen queue instead of each being set up (socket, pipes, Kestrel's connection, the middleware
 /// up to admission) only to wait in the gateway. As HAProxy's <c>rate-limit sessions</c> does. When
 /// the listen queue is nearly full, connections are taken in without a token and wait for it in the
@@ -45,8 +46,12 @@ internal sealed partial class PacedAcceptListenerFactory(SocketTransportFactory 
         return new PacedListener(listener, admission, openLimit, memory, _queueNearlyFull);
     }
 
-    /// <summary>Whether the connection took its token of the connection rate before it was accepted.</summary>
-    public static bool WasPaced(ConnectionContext connection) => connection.Items.ContainsKey(PacedKey);
+    /// <summary>
+    /// Whether the connection took its token of the connection rate (or a place in the accept window) before it was
+    /// accepted, and the window's place if it took one; that is then the caller's to give back.
+    /// </summary>
+    public static (bool Paced, AcceptWindowSlot? Slot) TakePacing(ConnectionContext connection)
+        => connection.Items.Remove(PacedKey, out var slot) ? (true, slot as AcceptWindowSlot) : (false, null);
 
     private sealed class PacedListener(IConnectionListener inner, ConnectionAdmission admission, OpenConnectionLimit openLimit, Memory.MemoryPressure memory, Func<bool> queueNearlyFull) : IConnectionListener
     {
@@ -57,6 +62,7 @@ internal sealed partial class PacedAcceptListenerFactory(SocketTransportFactory 
         public async ValueTask<ConnectionContext?> AcceptAsync(CancellationToken cancellationToken = default)
         {
             bool paced;
+            AcceptWindowSlot? slot;
             var room = false;
             try
             {
@@ -64,7 +70,7 @@ internal sealed partial class PacedAcceptListenerFactory(SocketTransportFactory 
                 await openLimit.WaitForRoomAsync(stop.Token);
                 room = true;
                 await memory.WaitUntilEasedAsync(stop.Token); // the GC heap near the runtime's limit: new clients wait
-                paced = await admission.PaceAcceptAsync(queueNearlyFull, stop.Token);
+                (paced, slot) = await admission.PaceAcceptAsync(queueNearlyFull, stop.Token);
             }
             catch (Exception ex)
             {
@@ -89,19 +95,21 @@ internal sealed partial class PacedAcceptListenerFactory(SocketTransportFactory 
             catch
             {
                 openLimit.Return();
+                slot?.Release();
                 throw;
             }
 
             if (connection is null)
             {
                 openLimit.Return();
+                slot?.Release();
                 return null;
             }
 
             openLimit.Track(connection);
             if (paced)
             {
-                connection.Items[PacedKey] = null;
+                connection.Items[PacedKey] = slot; // connection admission takes it (TakePacing)
             }
 
             return connection;

@@ -166,6 +166,8 @@ internal sealed class StatusEndpoint(
         json.WriteNumber("rejected", admission.RejectedTotal);
         json.WriteStartObject("connections");
         json.WriteNumber("waiting", connectionAdmission.Waiting);
+        json.WriteNumber("acceptWindowInUse", connectionAdmission.AcceptWindowInUse);
+        json.WriteNumber("acceptWindowSize", connectionAdmission.AcceptWindowSize);
         json.WriteNumber("delayed", admission.ConnectionsDelayed);
         json.WriteNumber("refused", admission.ConnectionsRefused);
         json.WriteNumber("acceptPausedSeconds", Math.Round(admission.AcceptPausedSeconds, 3));

@@ -37,6 +37,7 @@ public class AdmissionOptionsValidatorTests
         options.Connections.MaxWait = TimeSpan.Zero;
         options.Connections.MaxWaiting = -5;
         options.Connections.MaxFirstRequestConnections = -1;
+        options.Connections.AcceptWindow = -1;
         options.Connections.MaxFirstRequestTime = TimeSpan.Zero;
         options.Upgrades.RatePerSecond = -1;
         options.Upgrades.RetryAfterMin = TimeSpan.FromSeconds(5);
@@ -47,7 +48,7 @@ public class AdmissionOptionsValidatorTests
         string[] keys =
         [
             "Global:MaxConcurrency", "Global:MaxQueue", "Global:QueueTimeout", "RetryAfter", "Connections:Burst",
-            "Connections:MaxFirstRequestConnections", "Connections:MaxFirstRequestTime", "Connections:MaxWait", "Connections:MaxWaiting", "Upgrades:RatePerSecond",
+            "Connections:MaxFirstRequestConnections", "Connections:AcceptWindow", "Connections:MaxFirstRequestTime", "Connections:MaxWait", "Connections:MaxWaiting", "Upgrades:RatePerSecond",
             "Upgrades:RetryAfterMax", "MaxConcurrentConnections", "MaxConcurrentUpgradedConnections",
         ];
         foreach (var key in keys)

@@ -183,7 +183,7 @@ public class ConnectionAdmissionTests
         await using var gateway = await GatewayUnderTest.StartAsync(ProxyConfigJson.CatchAll("WeightedRoundRobin", (backend, "1")),
             "--Gateway:Admission:Connections:Adaptive:InitialRate=50", "--Gateway:Admission:Connections:Adaptive:MinRate=10",
             "--Gateway:Admission:Connections:Adaptive:TargetDelay=00:00:00.200", "--Gateway:Admission:Connections:Burst=10",
-            "--Gateway:Admission:Connections:MaxWait=00:00:30");
+            "--Gateway:Admission:Connections:MaxWait=00:00:30", "--Gateway:Admission:Connections:AcceptWindow=0"); // the rate alone
         var adaptive = gateway.Services.GetRequiredService<ConnectionAdmission>().Adaptive!;
         Assert.Equal(50, adaptive.Rate);
 
@@ -203,6 +203,93 @@ public class ConnectionAdmissionTests
         // 490 connections past the burst at a fixed 50/s would take almost 10 s; the rate rose instead.
         Assert.True(adaptive.PeakRate >= 200, $"peak rate {adaptive.PeakRate:0}/s");
         Assert.True(gateway.Services.GetRequiredService<ConnectionAdmission>().Waiting == 0);
+    }
+
+    /// <summary>
+    /// A gateway whose adaptive rate is held at <paramref name="rate"/> a second (one token deep), with an accept window
+    /// of <paramref name="window"/> places, and a target delay no busy test machine reaches, so that the window keeps its size.
+    /// </summary>
+    private static Task<GatewayUnderTest> StartWithWindowAsync(TestBackend backend, int window, int rate, string maxFirstRequestTime = "00:05:00")
+        => GatewayUnderTest.StartAsync(ProxyConfigJson.CatchAll("WeightedRoundRobin", (backend, "1")),
+            $"--Gateway:Admission:Connections:AcceptWindow={window}", $"--Gateway:Admission:Connections:Adaptive:InitialRate={rate}",
+            $"--Gateway:Admission:Connections:Adaptive:MinRate={rate}", $"--Gateway:Admission:Connections:Adaptive:MaxRate={rate}",
+            "--Gateway:Admission:Connections:Burst=1", "--Gateway:Admission:Connections:MaxWait=00:00:30",
+            "--Gateway:Admission:Connections:Adaptive:TargetDelay=00:00:02",
+            $"--Gateway:Admission:Connections:MaxFirstRequestTime={maxFirstRequestTime}");
+
+    private static async Task<Socket> SendHeldGetAsync(GatewayUnderTest gateway)
+    {
+        var socket = await RawSocket.ConnectAsync(gateway.ProxyAddress);
+        await socket.SendAsync(Encoding.ASCII.GetBytes("GET /hold HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n"));
+        return socket;
+    }
+
+    [Fact]
+    public async Task AcceptWindow_NewConnectionsComeInAsFirstResponsesStart_NotAtTheRate()
+    {
+        await using var backend = await TestBackend.StartAsync("a");
+        await using var gateway = await StartWithWindowAsync(backend, window: 2, rate: 1);
+        var admission = gateway.Services.GetRequiredService<ConnectionAdmission>();
+
+        // Two connections whose first responses are held take both places.
+        using var held1 = await SendHeldGetAsync(gateway);
+        using var held2 = await SendHeldGetAsync(gateway);
+        Assert.True(await Eventually.TrueAsync(() => backend.Held == 2 && admission.AcceptWindowInUse == 2, TimeSpan.FromSeconds(10)),
+            $"held {backend.Held}, window places in use {admission.AcceptWindowInUse}");
+
+        // Twenty more: at a token a second they would take some 20 s. Once the held responses start, each
+        // answer frees the place the next one comes in by.
+        var clients = await SendGetsAsync(gateway, 20);
+        backend.Gate.SetResult();
+        var clock = Stopwatch.StartNew();
+        await Task.WhenAll(clients.Select(AssertServedAsync)).WaitAsync(TimeSpan.FromSeconds(30));
+        Assert.True(clock.Elapsed < TimeSpan.FromSeconds(10), $"served in {clock.Elapsed.TotalSeconds:0.0} s: at the rate, not through the window");
+        await AssertServedAsync(held1);
+        await AssertServedAsync(held2);
+
+        Assert.Equal(22, backend.Requests);
+        Assert.Equal(0, gateway.CounterSum("gateway.connection_admission.closed"));
+        Assert.True(await Eventually.TrueAsync(() => admission.AcceptWindowInUse == 0, TimeSpan.FromSeconds(10)), $"{admission.AcceptWindowInUse} places still held");
+        clients.ForEach(client => client.Dispose());
+    }
+
+    [Fact]
+    public async Task AcceptWindow_HeldBySlowFirstResponses_TheRateStillAdmits()
+    {
+        await using var backend = await TestBackend.StartAsync("a");
+        await using var gateway = await StartWithWindowAsync(backend, window: 2, rate: 20);
+        var admission = gateway.Services.GetRequiredService<ConnectionAdmission>();
+        using var held1 = await SendHeldGetAsync(gateway);
+        using var held2 = await SendHeldGetAsync(gateway);
+        Assert.True(await Eventually.TrueAsync(() => backend.Held == 2 && admission.AcceptWindowInUse == 2, TimeSpan.FromSeconds(10)));
+
+        // A backend slow to answer new connections (here: never, until released) does not keep new clients out.
+        var clients = await SendGetsAsync(gateway, 10);
+        await Task.WhenAll(clients.Select(AssertServedAsync)).WaitAsync(TimeSpan.FromSeconds(30));
+        Assert.Equal(2, admission.AcceptWindowInUse);
+
+        backend.Gate.SetResult();
+        await AssertServedAsync(held1);
+        await AssertServedAsync(held2);
+        Assert.True(await Eventually.TrueAsync(() => admission.AcceptWindowInUse == 0, TimeSpan.FromSeconds(10)), $"{admission.AcceptWindowInUse} places still held");
+        clients.ForEach(client => client.Dispose());
+    }
+
+    [Fact]
+    public async Task AcceptWindow_ASilentConnection_HoldsItsPlaceForMaxFirstRequestTimeAtMost_AndIsStillServed()
+    {
+        await using var backend = await TestBackend.StartAsync("a");
+        await using var gateway = await StartWithWindowAsync(backend, window: 1, rate: 1, maxFirstRequestTime: "00:00:02");
+        var admission = gateway.Services.GetRequiredService<ConnectionAdmission>();
+
+        using var silent = await RawSocket.ConnectAsync(gateway.ProxyAddress);
+        Assert.True(await Eventually.TrueAsync(() => admission.AcceptWindowInUse == 1, TimeSpan.FromSeconds(10)), "the silent connection took no place");
+        Assert.True(await Eventually.TrueAsync(() => admission.AcceptWindowInUse == 0, TimeSpan.FromSeconds(10)), "the silent connection kept its place");
+
+        // It lost its place, not its connection.
+        await silent.SendAsync(Get);
+        await AssertServedAsync(silent);
+        Assert.Equal(0, admission.AcceptWindowInUse);
     }
 
     [Fact]
