@@ -4,8 +4,9 @@
 # N keep-alive clients send a request every second; then M new connections arrive at once.
 # Runs, alternating: the gateway with connection admission off, with the fixed rate (the defaults
 # before the adaptive rate: 1000/s and a burst of 100 per CPU), with the adaptive rate applied after
-# accept (PaceAccept=false), with the adaptive rate pacing accept (the defaults), and nginx (one
-# worker) as a peer; writes bench/results/storm.md with the median of each
+# accept (PaceAccept=false), with the adaptive rate alone pacing accept (AcceptWindow=0, the defaults
+# before the accept window), with the defaults (the accept window first, then the adaptive rate), and
+# nginx (one worker) as a peer; writes bench/results/storm.md with the median of each
 # measure. Everything stays on loopback. The proxy is pinned to CPU 0; the load tool and the
 # backend share CPU 1. The existing clients run in their own process (StormBench starts it) and,
 # like the backend, above the storm's priority (nice -10 and "High"; needs root), so that what they
@@ -67,9 +68,10 @@ declare -A MODE_ARGS=(
   [off]="--Gateway:Admission:Connections:Adaptive:Enabled=false --Gateway:Admission:Connections:RatePerSecond=0 --Gateway:Admission:Connections:MaxFirstRequestConnections=0"
   [fixed]="--Gateway:Admission:Connections:PaceAccept=false --Gateway:Admission:Connections:Adaptive:Enabled=false --Gateway:Admission:Connections:RatePerSecond=$(( 1000 * CPUS )) --Gateway:Admission:Connections:Burst=$(( 100 * CPUS ))"
   [unpaced]="--Gateway:Admission:Connections:PaceAccept=false" # the adaptive rate applied after accept, as before PaceAccept
+  [rate]="--Gateway:Admission:Connections:AcceptWindow=0" # the adaptive rate alone pacing accept, as before the accept window
   [adaptive]=""   # the shipped defaults (docs/configuration.md: Gateway:Admission:Connections)
 )
-MODES=(off fixed unpaced adaptive nginx)
+MODES=(off fixed unpaced rate adaptive nginx)
 [ -n "$MODES_OVERRIDE" ] && read -r -a MODES <<<"$MODES_OVERRIDE"
 
 : >"$RAW/storm.jsonl"
@@ -115,13 +117,13 @@ for r in rows:
 med = lambda mode, k: statistics.median(r["result"][k] for r in rows if r["mode"] == mode)
 with open(out, "w") as f:
     f.write(f"# Reconnect storm: {existing} keep-alive clients at 1 request/s each, then {storm} new connections at once\n\n")
-    f.write(f"Medians of {rounds} rounds, run alternately (off, fixed, adaptive, nginx, off, ...). Proxy pinned to CPU 0; load tool and backend on CPU 1, the existing clients (a process of their own) and the backend above the storm's priority.\n")
-    f.write("off: no connection admission; fixed: the defaults before the adaptive rate (1000/s, burst 100 for one CPU, 1000 connections in their first request, taken after accept); adaptive, after accept: the adaptive rate (target delay 20 ms) with connections accepted at once and waiting in the gateway (`PaceAccept=false`); adaptive, paced accept: the defaults, the same rate applied to accept, connections waiting in the kernel's listen queue; nginx: 1.22, one worker, upstream keep-alive.\n")
+    f.write(f"Medians of {rounds} rounds, run alternately (off, fixed, unpaced, rate, adaptive, nginx, off, ...). Proxy pinned to CPU 0; load tool and backend on CPU 1, the existing clients (a process of their own) and the backend above the storm's priority.\n")
+    f.write("off: no connection admission; fixed: the defaults before the adaptive rate (1000/s, burst 100 for one CPU, 1000 connections in their first request, taken after accept); adaptive, after accept: the adaptive rate (target delay 20 ms) with connections accepted at once and waiting in the gateway (`PaceAccept=false`); adaptive rate alone, paced accept: the same rate applied to accept, connections waiting in the kernel's listen queue (`AcceptWindow=0`, the defaults before the accept window); defaults: the same, and a new connection let in whenever one of the 64 per CPU in their first request is answered (the accept window), the rate admitting the rest; nginx: 1.22, one worker, upstream keep-alive.\n")
     f.write(f"Generated {datetime.datetime.now(datetime.timezone.utc):%Y-%m-%d %H:%M} UTC by `bench/storm.sh {existing} {storm} {rounds}` on {os.cpu_count()} CPUs.\n\n")
-    names = {"off": "off", "fixed": "fixed (old defaults)", "unpaced": "adaptive, after accept", "adaptive": "adaptive, paced accept (defaults)", "nginx": "nginx"}
+    names = {"off": "off", "fixed": "fixed (old defaults)", "unpaced": "adaptive, after accept", "rate": "adaptive rate alone, paced accept", "adaptive": "accept window and adaptive rate (defaults)", "nginx": "nginx"}
     modes = [m for m in names if any(r["mode"] == m for r in rows)]  # MODES may have run only some
     ratio = "adaptive" in modes and "nginx" in modes
-    f.write("| measure | " + " | ".join(names[m] for m in modes) + (" | adaptive vs nginx" if ratio else "") + " |\n")
+    f.write("| measure | " + " | ".join(names[m] for m in modes) + (" | defaults vs nginx" if ratio else "") + " |\n")
     f.write("| --- |" + " ---: |" * (len(modes) + ratio) + "\n")
     for k, label in keys:
         cells = [str(med(m, k)) for m in modes]
