@@ -254,8 +254,12 @@ internal sealed partial class ConnectionAdmission : IProxyConnectionMiddleware, 
         using var either = CancellationTokenSource.CreateLinkedTokenSource(stop.Token);
         var token = rate.AcquireAsync(1, either.Token).AsTask();
         var room = window.WaitForRoomAsync(either.Token);
-        await Task.WhenAny(token, room);
-        either.Cancel(); // the other wait ends too
+        var tokenFirst = await Task.WhenAny(token, room) == token && token.IsCompletedSuccessfully;
+        if (!tokenFirst)
+        {
+            either.Cancel(); // the token's wait ends too
+        }
+
         bool gotToken;
         try
         {
@@ -267,6 +271,14 @@ internal sealed partial class ConnectionAdmission : IProxyConnectionMiddleware, 
             gotToken = false;
         }
 
+        if (tokenFirst && !gotToken)
+        {
+            // No room to queue for a token (MaxWaiting 0): room in the window, or the slice's end.
+            await room;
+            return false;
+        }
+
+        either.Cancel(); // the room's wait ends too
         if (!gotToken && !room.IsCompletedSuccessfully)
         {
             stop.Token.ThrowIfCancellationRequested();

@@ -217,11 +217,20 @@ public class ConnectionAdmissionTests
             "--Gateway:Admission:Connections:Adaptive:TargetDelay=00:00:02",
             $"--Gateway:Admission:Connections:MaxFirstRequestTime={maxFirstRequestTime}");
 
-    private static async Task<Socket> SendHeldGetAsync(GatewayUnderTest gateway)
+    /// <summary>Two new connections whose first responses the backend holds, once they hold both places of the window.</summary>
+    private static async Task<(Socket, Socket)> HoldTwoPlacesAsync(GatewayUnderTest gateway, TestBackend backend)
     {
-        var socket = await RawSocket.ConnectAsync(gateway.ProxyAddress);
-        await socket.SendAsync(Encoding.ASCII.GetBytes("GET /hold HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n"));
-        return socket;
+        var admission = gateway.Services.GetRequiredService<ConnectionAdmission>();
+        var held = new Socket[2];
+        for (var i = 0; i < held.Length; i++)
+        {
+            held[i] = await RawSocket.ConnectAsync(gateway.ProxyAddress);
+            await held[i].SendAsync(Encoding.ASCII.GetBytes("GET /hold HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n"));
+        }
+
+        Assert.True(await Eventually.TrueAsync(() => backend.Held == 2 && admission.AcceptWindowInUse == 2, TimeSpan.FromSeconds(10)),
+            $"held {backend.Held}, window places in use {admission.AcceptWindowInUse}");
+        return (held[0], held[1]);
     }
 
     [Fact]
@@ -232,10 +241,7 @@ public class ConnectionAdmissionTests
         var admission = gateway.Services.GetRequiredService<ConnectionAdmission>();
 
         // Two connections whose first responses are held take both places.
-        using var held1 = await SendHeldGetAsync(gateway);
-        using var held2 = await SendHeldGetAsync(gateway);
-        Assert.True(await Eventually.TrueAsync(() => backend.Held == 2 && admission.AcceptWindowInUse == 2, TimeSpan.FromSeconds(10)),
-            $"held {backend.Held}, window places in use {admission.AcceptWindowInUse}");
+        var (held1, held2) = await HoldTwoPlacesAsync(gateway, backend);
 
         // Twenty more: at a token a second they would take some 20 s. Once the held responses start, each
         // answer frees the place the next one comes in by.
@@ -251,6 +257,8 @@ public class ConnectionAdmissionTests
         Assert.Equal(0, gateway.CounterSum("gateway.connection_admission.closed"));
         Assert.True(await Eventually.TrueAsync(() => admission.AcceptWindowInUse == 0, TimeSpan.FromSeconds(10)), $"{admission.AcceptWindowInUse} places still held");
         clients.ForEach(client => client.Dispose());
+        held1.Dispose();
+        held2.Dispose();
     }
 
     [Fact]
@@ -259,9 +267,7 @@ public class ConnectionAdmissionTests
         await using var backend = await TestBackend.StartAsync("a");
         await using var gateway = await StartWithWindowAsync(backend, window: 2, rate: 20);
         var admission = gateway.Services.GetRequiredService<ConnectionAdmission>();
-        using var held1 = await SendHeldGetAsync(gateway);
-        using var held2 = await SendHeldGetAsync(gateway);
-        Assert.True(await Eventually.TrueAsync(() => backend.Held == 2 && admission.AcceptWindowInUse == 2, TimeSpan.FromSeconds(10)));
+        var (held1, held2) = await HoldTwoPlacesAsync(gateway, backend);
 
         // A backend slow to answer new connections (here: never, until released) does not keep new clients out.
         var clients = await SendGetsAsync(gateway, 10);
@@ -273,6 +279,8 @@ public class ConnectionAdmissionTests
         await AssertServedAsync(held2);
         Assert.True(await Eventually.TrueAsync(() => admission.AcceptWindowInUse == 0, TimeSpan.FromSeconds(10)), $"{admission.AcceptWindowInUse} places still held");
         clients.ForEach(client => client.Dispose());
+        held1.Dispose();
+        held2.Dispose();
     }
 
     [Fact]
