@@ -102,6 +102,7 @@ internal sealed class AdmissionMetrics : IKnownSeries
     /// <summary>Where the connection-rate gauges read from: the rate now (per second), the adaptive rate's target and measured delay (seconds; 0 when it does not run).</summary>
     public void ObserveConnectionRate(Func<(double Rate, double Target, double Delay)> read) => _connectionRate = read;
 
+    /// <summary>Where the accept-window gauges read from: places connections hold, and the window's size (0 when it does not run).</summary>
     public void ObserveAcceptWindow(Func<(int InUse, int Size)> read) => _acceptWindow = read;
 
     /// <summary>The connection rate now, its adaptive target and measured delay (seconds), as the gauges read them.</summary>
