@@ -4,8 +4,9 @@ namespace YarpGateway.Admission;
 /// A place in the accept window (<see cref="ConnectionAdmissionOptions.AcceptWindow"/>): taken by a paced listener
 /// before it accepts, so the listener holds it while it waits for the connection; once that connection has it
 /// (<see cref="TakenBy"/>), it is given back once, when the connection's first response starts, the connection ends,
-/// it is not admitted, or <see cref="ConnectionAdmissionOptions.MaxFirstRequestTime"/> passes (the
-/// <see cref="FirstRequestGate"/> that carries it, or the wait for its first bytes, bounds that).
+/// it is not admitted, or <see cref="ConnectionAdmissionOptions.MaxFirstRequestTime"/> passes, from its first bytes
+/// or, while it sends nothing, from its accept (the <see cref="FirstRequestGate"/> that carries it, or the wait for
+/// its first bytes, bounds that).
 /// </summary>
 internal sealed class AcceptWindowSlot(AcceptWindow window, AcceptWindowSlot.IHolders holders)
 {
