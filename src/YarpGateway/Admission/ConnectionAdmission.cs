@@ -141,9 +141,9 @@ internal sealed partial class ConnectionAdmission : IProxyConnectionMiddleware, 
     /// without a window or once it has stalled (<see cref="WindowStallTime"/>), a token of the connection rate,
     /// waiting while there is none, when <see cref="ConnectionAdmissionOptions.PaceAccept"/> is on and a rate runs.
     /// Returns whether it took one (false: the connection takes its token, if any, in the gateway), and the
-    /// window's place if it took that (the caller's to give back). It stops waiting, and returns false, once <paramref name="queueNearlyFull"/>
-    /// says the kernel's listen queue is about to overflow: past that the kernel would drop new
-    /// clients' handshakes, so the excess waits in the gateway instead. Throws
+    /// window's place if it took that (the caller's to give back). It stops waiting, and returns false, once
+    /// <paramref name="queueNearlyFull"/> says the kernel's listen queue is about to overflow: past that the kernel
+    /// would drop new clients' handshakes, so the excess waits in the gateway instead. Throws
     /// <see cref="OperationCanceledException"/> when <paramref name="cancellationToken"/> fires (the listener stops).
     /// </summary>
     internal async ValueTask<(bool Paced, AcceptWindowSlot? Slot)> PaceAcceptAsync(Func<bool> queueNearlyFull, CancellationToken cancellationToken)
@@ -195,9 +195,13 @@ internal sealed partial class ConnectionAdmission : IProxyConnectionMiddleware, 
                         await Task.Delay(ListenQueueCheck, _timeProvider, cancellationToken);
                     }
                 }
+                else if (tokensToo)
+                {
+                    token = await TokenOrRoomAsync(rate, window, linked);
+                }
                 else
                 {
-                    token = tokensToo ? await TokenOrRoomAsync(rate, window, linked) : await RoomAsync(window, linked.Token);
+                    await window.WaitForRoomAsync(linked.Token);
                 }
             }
             catch (OperationCanceledException) when (!cancellationToken.IsCancellationRequested)
@@ -231,12 +235,6 @@ internal sealed partial class ConnectionAdmission : IProxyConnectionMiddleware, 
     {
         Volatile.Write(ref _lastPlaceTaken, _timeProvider.GetTimestamp());
         return new AcceptWindowSlot(window, this);
-    }
-
-    private static async ValueTask<bool> RoomAsync(AcceptWindow window, CancellationToken cancellationToken)
-    {
-        await window.WaitForRoomAsync(cancellationToken);
-        return false;
     }
 
     private static async ValueTask<bool> TokenAsync(RateLimiter rate, CancellationToken cancellationToken)
