@@ -169,17 +169,23 @@ public class GrpcTests
         for (var i = 0; i < 5; i++)
         {
             using var call = client.ClientStream(new CallOptions(deadline: DateTime.UtcNow.AddSeconds(5)));
+
+            // The writes get a token of their own: the deadline does not bound them. When the call ends while a
+            // write is under way, SocketsHttpHandler can start that write on a stream it has already finished, and
+            // it then waits for flow-control credit no one will send (a hang in CI on 2026-12-01, and about one run in
+            // 25 of this test alone; seen in a dump: the request body Failed, a new CreditWaiter, nothing cancelled).
+            using var writes = new CancellationTokenSource(TimeSpan.FromSeconds(10));
             try
             {
-                await call.RequestStream.WriteAsync(new EchoRequest { Text = "reject" });
+                await call.RequestStream.WriteAsync(new EchoRequest { Text = "reject" }, writes.Token);
                 for (var m = 0; m < 20; m++)
                 {
-                    await call.RequestStream.WriteAsync(new EchoRequest { Payload = payload });
+                    await call.RequestStream.WriteAsync(new EchoRequest { Payload = payload }, writes.Token);
                 }
 
                 await call.RequestStream.CompleteAsync();
             }
-            catch (Exception e) when (e is RpcException or HttpRequestException or IOException)
+            catch (Exception e) when (e is RpcException or HttpRequestException or IOException or OperationCanceledException)
             {
                 // The call ended while the client was still writing: what it may see.
             }
@@ -196,14 +202,21 @@ public class GrpcTests
         }
 
         // The client's own HTTP/2 stack can lose a call here, through a gateway or not (below), hence "most".
-        Assert.True(statuses.Count(s => s == StatusCode.InvalidArgument) >= 3, string.Join(", ", statuses));
+        var answered = statuses.Count(s => s == StatusCode.InvalidArgument);
+        Assert.True(answered >= 3, string.Join(", ", statuses));
 
         // The service answered (a 200 with grpc-status 3) and reset the rest of the stream, as HTTP/2 allows:
-        // nothing failed, though YARP reports the rest of the body as unsent.
-        Assert.Equal(0, gateway.CounterSum("gateway.proxy.errors|cluster=grpc|error=request_body_destination"));
+        // nothing failed, though YARP reports the rest of the body as unsent. A call the client's stack lost is
+        // another matter: its stream stalls until the service's own deadline (grpc-timeout) resets it with CANCEL,
+        // and that 502 counts, as it should. So the count is at most the calls the client did not see answered
+        // (before the fix it was every call, answered or not).
+        var counted = gateway.CounterSum("gateway.proxy.errors|cluster=grpc|error=request_body_destination");
+        Assert.True(counted <= statuses.Count - answered, $"{counted} counted; the client saw {string.Join(", ", statuses)}");
         Assert.Equal(0, gateway.CounterSum("gateway.outlier.ejections_skipped|") + gateway.CounterSum("gateway.outlier.ejections|"));
-        // Only that error: a call the client's own stack loses (above) may end in another, with the client's connection.
-        Assert.DoesNotContain(gateway.Logs.Lines, l => l.Contains("[ProxyError] Proxy error request_body_destination", StringComparison.Ordinal));
+        if (answered == statuses.Count)
+        {
+            Assert.DoesNotContain(gateway.Logs.Lines, l => l.Contains("[ProxyError] Proxy error request_body_destination", StringComparison.Ordinal));
+        }
     }
 
     [Fact]
