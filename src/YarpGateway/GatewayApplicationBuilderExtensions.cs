@@ -123,6 +123,7 @@ internal static class GatewayApplicationBuilderExtensions
             // and with retries around everything that picks and calls a destination. The retries report each attempt to
             // the cluster's passive health policy, which YARP's UsePassiveHealthChecks did in a frame of its own.
             proxy.UseRequestFilter();
+            proxy.Use(GrpcAnswerReset.Middleware); // a gRPC answer before the end of the client's stream: reset it then
             proxy.UseWebSocketRelay();
             proxy.UseRouteAndClusterAdmission();
             proxy.UseDrainedDestinationFilter();

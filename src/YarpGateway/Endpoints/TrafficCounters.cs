@@ -121,7 +121,7 @@ internal sealed partial class TrafficCounters(TimeProvider timeProvider, Microso
             Interlocked.Decrement(ref _upgraded);
         }
 
-        if (context.RequestAborted.IsCancellationRequested)
+        if (context.RequestAborted.IsCancellationRequested && !GrpcAnswerReset.WasResetAfterAnswer(context))
         {
             StreamAborted(context);
         }

@@ -20,6 +20,9 @@ internal sealed class GrpcBackend : IAsyncDisposable
 
     public Uri Address { get; }
 
+    /// <summary>What <c>/busy/Answer</c> waits for after its answer, until the test releases it or the call is reset.</summary>
+    public TaskCompletionSource Busy { get; } = new(TaskCreationOptions.RunContinuationsAsynchronously);
+
     /// <summary>The <c>x-caller</c> metadata of each unary call the service received, in order.</summary>
     public System.Collections.Concurrent.ConcurrentQueue<string> Callers { get; }
 
@@ -35,13 +38,25 @@ internal sealed class GrpcBackend : IAsyncDisposable
         var app = builder.Build();
         app.UseRouting();
         app.MapGrpcService<EchoService>();
+        GrpcBackend? backend = null;
+
+        // A service that answers (a status, InvalidArgument, in trailers) before it has read the request's stream, and is
+        // then still busy: its server resets the stream only when the handler ends, not after the answer.
+        app.MapPost("/busy/Answer", async context =>
+        {
+            context.Response.ContentType = "application/grpc";
+            context.Response.AppendTrailer("grpc-status", "3");
+            await context.Response.CompleteAsync();
+            await backend!.Busy.Task.WaitAsync(context.RequestAborted);
+        });
         await app.StartAsync();
         var address = new Uri(app.Services.GetRequiredService<IServer>().Features.Get<IServerAddressesFeature>()!.Addresses.Single().Replace("[::]", "127.0.0.1", StringComparison.Ordinal) + "/");
-        return new GrpcBackend(app, address, callers);
+        return backend = new GrpcBackend(app, address, callers);
     }
 
     public async ValueTask DisposeAsync()
     {
+        Busy.TrySetResult();
         await _app.StopAsync();
         await _app.DisposeAsync();
     }

@@ -220,6 +220,69 @@ public class GrpcTests
     }
 
     [Fact]
+    public async Task AnAnswerBeforeTheEndOfTheClientsStream_IsFollowedByAResetWithNoError_NotCountedAsTheClients()
+    {
+        await using var backend = await GrpcBackend.StartAsync();
+        // Two resets allowed a connection: were the gateway's own counted as the client's, the fourth call would find
+        // the connection closed.
+        await using var gateway = await GatewayUnderTest.StartAsync(Config(backend.Address), "--Gateway:Http2:MaxStreamResets=2");
+        using var socket = await Functional.RawSocket.ConnectAsync(gateway.ProxyAddress);
+        await using var connection = new System.Net.Sockets.NetworkStream(socket);
+        using var bound = new CancellationTokenSource(TimeSpan.FromSeconds(20));
+        await connection.WriteAsync((byte[])[.. Hostile.Http2Frames.Preface, .. Hostile.Http2Frames.EmptySettings()], bound.Token);
+
+        // A first message, and no END_STREAM: the client may still be sending. The service answers and stays busy, so
+        // nothing ends the stream but the gateway: without its reset, the client would wait for it until YARP's activity
+        // timeout (100 s), and .NET's gRPC client, which does not wait, loses about one such call in 30 (see
+        // AClientStreamTheServiceRefusesBeforeItsEnd_IsTheServicesAnswer_NotAFailingDestination).
+        byte[] message = [0, 0, 0, 0, 2, 0x0a, 0]; // gRPC's length prefix, then an EchoRequest with text ""
+        for (var stream = 1; stream <= 7; stream += 2)
+        {
+            await connection.WriteAsync((byte[])
+            [
+                .. Hostile.Http2Frames.Request(stream, method: "POST", path: "/busy/Answer", endStream: false, ("content-type", "application/grpc"), ("te", "trailers")),
+                .. Hostile.Http2Frames.Frame(Hostile.Http2Frames.Data, 0, stream, message),
+            ], bound.Token);
+
+            using var afterAnswer = CancellationTokenSource.CreateLinkedTokenSource(bound.Token);
+            var answered = false;
+            while (true)
+            {
+                (byte Type, byte Flags, int StreamId, byte[] Payload) frame;
+                try
+                {
+                    frame = await Hostile.Http2Frames.ReadAsync(connection, afterAnswer.Token);
+                }
+                catch (OperationCanceledException) when (answered && !bound.IsCancellationRequested)
+                {
+                    Assert.Fail($"stream {stream}: answered, and not reset within 5 s");
+                    throw;
+                }
+
+                Assert.NotEqual(Hostile.Http2Frames.GoAway, frame.Type);
+                if (frame.StreamId != stream)
+                {
+                    continue; // SETTINGS, WINDOW_UPDATE for the connection
+                }
+
+                if (frame.Type == Hostile.Http2Frames.Headers && (frame.Flags & Hostile.Http2Frames.EndStream) != 0)
+                {
+                    answered = true; // the service's status, the answer complete
+                    afterAnswer.CancelAfter(TimeSpan.FromSeconds(5));
+                }
+                else if (frame.Type == Hostile.Http2Frames.RstStream)
+                {
+                    Assert.True(answered, $"stream {stream} reset before its answer");
+                    Assert.Equal(0u, System.Buffers.Binary.BinaryPrimitives.ReadUInt32BigEndian(frame.Payload)); // NO_ERROR
+                    break;
+                }
+            }
+        }
+
+        Assert.Equal(0, gateway.CounterSum("gateway.proxy.errors|"));
+    }
+
+    [Fact]
     public async Task Duplex_EachAnswerComesBackBeforeTheNextMessageIsSent()
     {
         await using var backend = await GrpcBackend.StartAsync();
