@@ -29,7 +29,7 @@ internal sealed class ResponseGateTransformProvider(ResponseBufferingCounters co
             {
                 var gate = new ResponseWriteGate(body.Writer, counters);
                 response.Content = new GatedResponseContent(response.Content, gate);
-                transform.HttpContext.Response.Body = gate.Output;
+                transform.HttpContext.Features.Set<IHttpResponseBodyFeature>(new GatedResponseBody(gate.Output, body));
             }
 
             return ValueTask.CompletedTask;

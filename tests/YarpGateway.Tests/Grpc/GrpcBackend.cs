@@ -40,12 +40,22 @@ internal sealed class GrpcBackend : IAsyncDisposable
         app.MapGrpcService<EchoService>();
         GrpcBackend? backend = null;
 
-        // A service that answers (a status, InvalidArgument, in trailers) before it has read the request's stream, and is
-        // then still busy: its server resets the stream only when the handler ends, not after the answer.
+        // A service that answers (a status, InvalidArgument, in trailers; after a message for /busy/Stream) before it has
+        // read the request's stream, and is then still busy: its server resets the stream only when the handler ends,
+        // not after the answer.
         app.MapPost("/busy/Answer", async context =>
         {
             context.Response.ContentType = "application/grpc";
             context.Response.AppendTrailer("grpc-status", "3");
+            await context.Response.CompleteAsync();
+            await backend!.Busy.Task.WaitAsync(context.RequestAborted);
+        });
+
+        app.MapPost("/busy/Stream", async context =>
+        {
+            context.Response.ContentType = "application/grpc";
+            context.Response.AppendTrailer("grpc-status", "3");
+            await context.Response.Body.WriteAsync(new byte[] { 0, 0, 0, 0, 0 }, context.RequestAborted);
             await context.Response.CompleteAsync();
             await backend!.Busy.Task.WaitAsync(context.RequestAborted);
         });
