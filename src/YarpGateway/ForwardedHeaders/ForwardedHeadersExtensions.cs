@@ -30,6 +30,18 @@ internal static class ForwardedHeadersExtensions
         if (enabled)
         {
             app.UseForwardedHeaders();
+            app.Use(WithoutOriginalFor);
         }
     }
+
+    /// <summary>
+    /// ASP.NET Core's forwarded-headers middleware keeps the peer it replaced (a trusted proxy's address and port) in
+    /// <c>X-Original-For</c>, a request header that YARP then sent to every backend: its own bookkeeping, not something
+    /// a backend was told before (nginx's realip module adds nothing of the kind), and an internal address.
+    /// </summary>
+    private static RequestDelegate WithoutOriginalFor(RequestDelegate next) => context =>
+    {
+        context.Request.Headers.Remove(Microsoft.AspNetCore.HttpOverrides.ForwardedHeadersDefaults.XOriginalForHeaderName);
+        return next(context);
+    };
 }

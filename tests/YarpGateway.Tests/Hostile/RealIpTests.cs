@@ -64,6 +64,8 @@ public class RealIpTests
         var headers = await SendAsync(gateway, backend, HttpVersion.Version11, ("X-Forwarded-For", "spoofed, 198.51.100.8"), ("X-Real-IP", "6.6.6.6"));
 
         Assert.Equal("198.51.100.8", headers["X-Real-IP"]);
+        Assert.Equal("198.51.100.8", headers["X-Forwarded-For"]);
+        Assert.False(headers.ContainsKey("X-Original-For"), headers.GetValueOrDefault("X-Original-For")); // the trusted peer's address, ASP.NET Core's note
     }
 
     [Theory]
