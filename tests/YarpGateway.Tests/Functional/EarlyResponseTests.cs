@@ -140,6 +140,38 @@ public class EarlyResponseTests
     }
 
     [Fact]
+    public async Task AnEarlyAnswerOfUnknownLength_EndsBeforeTheRestOfTheBodyIsRead()
+    {
+        // The backend refuses the upload at its head with a body of no known length (chunked to the client), which goes
+        // through the response gate. The gateway then reads and drops the rest of the client's body (RefusedBodyDrain),
+        // after completing the answer: the gate's feature used to ignore that completion, so the answer's last chunk
+        // waited for the drain, that is for the client to send everything (or 30 s), and a client that reads its answer
+        // before it sends more waited that long.
+        await using var backend = await TestBackend.StartHttpsAsync("uploads", Microsoft.AspNetCore.Server.Kestrel.Core.HttpProtocols.Http2);
+        await using var gateway = await GatewayUnderTest.StartAsync(TrustingCatchAll(backend));
+
+        using var socket = await StartAPausedUploadAsync(gateway, "/refused-streamed");
+        using var bound = new CancellationTokenSource(TimeSpan.FromSeconds(10));
+        var received = new StringBuilder();
+        var buffer = new byte[4096];
+        while (!received.ToString().EndsWith("\r\n0\r\n\r\n", StringComparison.Ordinal))
+        {
+            var read = await socket.ReceiveAsync(buffer, SocketFlags.None, bound.Token); // throws at the bound: the answer never ended
+            Assert.NotEqual(0, read);
+            received.Append(Encoding.ASCII.GetString(buffer, 0, read));
+        }
+
+        var answer = received.ToString();
+        Assert.StartsWith("HTTP/1.1 403 ", answer, StringComparison.Ordinal);
+        Assert.Contains("Transfer-Encoding: chunked", answer, StringComparison.OrdinalIgnoreCase);
+        Assert.Contains("no uploads here", answer, StringComparison.Ordinal);
+
+        await socket.SendAsync(new byte[PausedLength - PausedFirst]); // the rest, read and dropped
+        await socket.SendAsync("GET /second HTTP/1.1\r\nHost: gateway\r\n\r\n"u8.ToArray());
+        Assert.StartsWith("HTTP/1.1 200 ", await RawSocket.ReceiveResponseHeadAsync(socket), StringComparison.Ordinal);
+    }
+
+    [Fact]
     public async Task AnHttp2BackendThatDropsTheRequestWhileTheClientIsStillSending_Is502AndTheDestinations_NotTheClients400()
     {
         // The handler cancels YARP's waiting read of the client's body. When that cancellation reached YARP before the

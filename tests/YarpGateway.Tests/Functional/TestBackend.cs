@@ -190,6 +190,17 @@ internal sealed class TestBackend : IAsyncDisposable
                 return;
             }
 
+            if (context.Request.Path == "/refused-streamed")
+            {
+                // A refusal whose body is written as it is made, so of no known length (chunked over HTTP/1.1), given at
+                // the head with nothing of the request's body read.
+                context.Response.StatusCode = StatusCodes.Status403Forbidden;
+                await context.Response.WriteAsync("refused: ", context.RequestAborted);
+                await context.Response.Body.FlushAsync(context.RequestAborted);
+                await context.Response.WriteAsync("no uploads here\n", context.RequestAborted);
+                return;
+            }
+
             if (context.Request.Path == "/reset-at-head")
             {
                 // Drop the request at its head, nothing read and no response (over HTTP/2: RST_STREAM), as a backend
