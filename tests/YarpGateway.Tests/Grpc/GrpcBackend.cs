@@ -43,22 +43,22 @@ internal sealed class GrpcBackend : IAsyncDisposable
         // A service that answers (a status, InvalidArgument, in trailers; after a message for /busy/Stream) before it has
         // read the request's stream, and is then still busy: its server resets the stream only when the handler ends,
         // not after the answer.
-        app.MapPost("/busy/Answer", async context =>
+        foreach (var (path, messageFirst) in new[] { ("/busy/Answer", false), ("/busy/Stream", true) })
         {
-            context.Response.ContentType = "application/grpc";
-            context.Response.AppendTrailer("grpc-status", "3");
-            await context.Response.CompleteAsync();
-            await backend!.Busy.Task.WaitAsync(context.RequestAborted);
-        });
+            app.MapPost(path, async context =>
+            {
+                context.Response.ContentType = "application/grpc";
+                context.Response.AppendTrailer("grpc-status", "3");
+                if (messageFirst)
+                {
+                    await context.Response.Body.WriteAsync(new byte[] { 0, 0, 0, 0, 0 }, context.RequestAborted); // an empty message
+                }
 
-        app.MapPost("/busy/Stream", async context =>
-        {
-            context.Response.ContentType = "application/grpc";
-            context.Response.AppendTrailer("grpc-status", "3");
-            await context.Response.Body.WriteAsync(new byte[] { 0, 0, 0, 0, 0 }, context.RequestAborted);
-            await context.Response.CompleteAsync();
-            await backend!.Busy.Task.WaitAsync(context.RequestAborted);
-        });
+                await context.Response.CompleteAsync();
+                await backend!.Busy.Task.WaitAsync(context.RequestAborted);
+            });
+        }
+
         await app.StartAsync();
         var address = new Uri(app.Services.GetRequiredService<IServer>().Features.Get<IServerAddressesFeature>()!.Addresses.Single().Replace("[::]", "127.0.0.1", StringComparison.Ordinal) + "/");
         return backend = new GrpcBackend(app, address, callers);
