@@ -1,12 +1,9 @@
 using System.Collections.Concurrent;
-using System.Collections.Frozen;
 using System.Runtime.CompilerServices;
 using Microsoft.AspNetCore.Http.Timeouts;
 using Polly;
 using Polly.Retry;
 using Yarp.ReverseProxy.Configuration;
-using Yarp.ReverseProxy.Health;
-using Yarp.ReverseProxy.Model;
 using YarpGateway.Configuration;
 using YarpGateway.Telemetry;
 
@@ -24,14 +21,12 @@ internal sealed partial class ProxyRetryMiddleware(
     ReloadableOptions<Admission.AdmissionOptions> admission,
     RetryBudgets budgets,
     ResilienceMetrics metrics,
-    IEnumerable<IPassiveHealthCheckPolicy> passivePolicies,
+    PassiveHealthReporter passiveHealth,
     TimeProvider timeProvider,
     ILogger<ProxyRetryMiddleware> logger)
 {
     private static readonly ResiliencePropertyKey<RetryAttempt> AttemptKey = new("YarpGateway.RetryAttempt");
 
-    // By name, as YARP's passive health middleware finds them (names are unique, compared without case).
-    private readonly FrozenDictionary<string, IPassiveHealthCheckPolicy> _passivePolicies = passivePolicies.ToFrozenDictionary(p => p.Name, StringComparer.OrdinalIgnoreCase);
     private readonly ConcurrentDictionary<(int MaxRetries, TimeSpan Base, TimeSpan Max), ResiliencePipeline<bool>> _pipelines = new();
     private readonly ConditionalWeakTable<RouteConfig, ResolvedSettings> _settings = new();
     private readonly TimeProvider _timeProvider = timeProvider;
@@ -83,21 +78,12 @@ internal sealed partial class ProxyRetryMiddleware(
     /// </summary>
     private bool EndAttempt(RetryAttempt attempt)
     {
-        ReportToPassiveHealth(attempt.Context, attempt.Proxy);
-        return attempt.End();
-    }
-
-    private void ReportToPassiveHealth(HttpContext context, IReverseProxyFeature proxy)
-    {
-        var passive = proxy.Cluster?.Config.HealthCheck?.Passive;
-        if (passive is not { Enabled: true } || proxy.ProxiedDestination is not { } destination || context.GetRouteModel().Cluster is not { } cluster)
+        if (!WebSockets.WebSocketRelay.Carries(attempt.Context))
         {
-            return;
+            passiveHealth.Report(attempt.Context, attempt.Proxy); // a WebSocket's is reported when its copy ends
         }
 
-        // YARP's config validation refuses a policy name it does not know; the default is YARP's, as its middleware's is.
-        var name = string.IsNullOrEmpty(passive.Policy) ? HealthCheckConstants.PassivePolicy.TransportFailureRate : passive.Policy;
-        _passivePolicies[name].RequestProxied(context, cluster, destination);
+        return attempt.End();
     }
 
     private void BeginAttempt(RetryAttempt attempt)

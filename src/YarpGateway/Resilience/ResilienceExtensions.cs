@@ -22,6 +22,7 @@ internal static class ResilienceExtensions
         services.AddSingleton<Telemetry.IKnownSeries>(sp => sp.GetRequiredService<ResilienceMetrics>());
         services.AddSingleton<Yarp.ReverseProxy.Configuration.IConfigChangeListener>(sp => sp.GetRequiredService<ResilienceMetrics>());
         services.AddSingleton<ProxyErrorLog>();
+        services.AddSingleton<PassiveHealthReporter>();
         services.AddSingleton<RetryBudgets>();
         services.AddSingleton<ProxyRetryMiddleware>();
         services.AddSingleton<ITransformProvider, RetryResponseTransformProvider>();

@@ -23,6 +23,9 @@ internal enum EvictionReason
 
     /// <summary>The backend's connection ended without a close frame in either direction (close 1014).</summary>
     BackendLost,
+
+    /// <summary>No bytes either way for the cluster's <c>HttpRequest.ActivityTimeout</c> (close 1001).</summary>
+    Idle,
 }
 
 internal static class EvictionReasonExtensions
@@ -36,6 +39,7 @@ internal static class EvictionReasonExtensions
         EvictionReason.ProtocolError => "protocol_error",
         EvictionReason.CloseTimeout => "close_timeout",
         EvictionReason.BackendLost => "backend_lost",
+        EvictionReason.Idle => "idle",
         _ => "other",
     };
 }

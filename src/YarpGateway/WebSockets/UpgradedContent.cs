@@ -4,20 +4,20 @@ namespace YarpGateway.WebSockets;
 
 /// <summary>
 /// The content of an upgraded response (101, or 200 to an HTTP/2 extended CONNECT): YARP reads it only
-/// as a stream, the two-way stream to the backend. Used to hand YARP the backend through a
-/// <see cref="BackendGateStream"/>, and by <see cref="UpgradeConnector"/> for its own socket. One
+/// as a stream, the two-way stream to the backend. Used to hand the backend's stream to the
+/// <see cref="WebSocketRelay"/> when YARP opens it, and by <see cref="UpgradeConnector"/> for its own socket. One
 /// class per use rather than a delegate, as a WebSocket keeps its content for life.
 /// </summary>
 internal abstract class UpgradedContent : HttpContent
 {
     /// <summary>
-    /// The backend's own content, read through the relay's gate. When YARP opens it, the 101 has gone
+    /// The backend's own content, handed to the relay, which copies it. When YARP opens it, the 101 has gone
     /// to the client with every header copied and every transform run: the heads of
     /// <paramref name="response"/> and of its request, and the client's request headers, are released
     /// then, as a WebSocket would otherwise keep them (their header stores, about 0.5 KB, and what the
     /// client sent) for its whole life.
     /// </summary>
-    public static UpgradedContent Gated(HttpContent inner, WebSocketRelay relay, HttpResponseMessage response) => new GatedContent(inner, relay, response);
+    public static UpgradedContent ForRelay(HttpContent inner, WebSocketRelay relay, HttpResponseMessage response) => new RelayContent(inner, relay, response);
 
     /// <summary>A stream the content owns.</summary>
     public static UpgradedContent Of(Stream stream) => new OwnedStream(stream);
@@ -37,18 +37,18 @@ internal abstract class UpgradedContent : HttpContent
         return false;
     }
 
-    private sealed class GatedContent : UpgradedContent
+    private sealed class RelayContent : UpgradedContent
     {
         private readonly WebSocketRelay _relay;
         private HttpResponseMessage? _response;
 
         // The backend's stream comes from one or the other. The lean connector's own content is
         // read here directly: opened through it, HttpContent would keep its task (and the content
-        // itself) for the WebSocket's life, about 130 bytes.
-        private readonly HttpContent? _inner;
-        private readonly Stream? _stream;
+        // itself) for the WebSocket's life, about 130 bytes. Both are let go once the relay owns the stream.
+        private HttpContent? _inner;
+        private Stream? _stream;
 
-        public GatedContent(HttpContent inner, WebSocketRelay relay, HttpResponseMessage response)
+        public RelayContent(HttpContent inner, WebSocketRelay relay, HttpResponseMessage response)
         {
             _relay = relay;
             _response = response;
@@ -70,7 +70,10 @@ internal abstract class UpgradedContent : HttpContent
                 _relay.ReleaseClientRequestHead();
             }
 
-            return new BackendGateStream(_stream ?? await _inner!.ReadAsStreamAsync(cancellationToken), _relay);
+            var backend = _stream ?? await _inner!.ReadAsStreamAsync(cancellationToken);
+            _stream = null;
+            _inner = null;
+            return _relay.AttachBackend(backend);
         }
 
         private static void ReleaseHead(HttpResponseMessage response, HttpContent? inner)
@@ -81,6 +84,7 @@ internal abstract class UpgradedContent : HttpContent
             inner?.Headers.Clear();
         }
 
+        // Before it is opened (YARP's handshake failed, say), the backend's connection is this content's to close.
         protected override void Dispose(bool disposing)
         {
             if (disposing)

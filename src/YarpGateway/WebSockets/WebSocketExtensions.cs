@@ -15,7 +15,7 @@ internal static class WebSocketExtensions
         services.AddSingleton<WebSocketRelays>();
         services.AddSingleton<IDrainParticipant>(sp => sp.GetRequiredService<WebSocketRelays>());
         services.AddSingleton<WebSocketRelayMiddleware>();
-        services.AddSingleton<Yarp.ReverseProxy.Transforms.Builder.ITransformProvider, BackendGateTransformProvider>();
+        services.AddSingleton<Yarp.ReverseProxy.Transforms.Builder.ITransformProvider, UpgradedResponseTransformProvider>();
         return services;
     }
 

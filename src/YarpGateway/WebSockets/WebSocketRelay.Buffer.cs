@@ -22,7 +22,7 @@ internal sealed partial class WebSocketRelay
 
     /// <summary>
     /// Waits until <paramref name="needed"/> bytes fit; false if the connection is closing meanwhile.
-    /// <paramref name="parksWrite"/>: the caller is a write whose data (YARP's read buffer) waits with
+    /// <paramref name="parksWrite"/>: the caller is a write whose data (the copy's read buffer) waits with
     /// it, which <see cref="WriteParked"/> shows; with the backend gate in place that never happens.
     /// <paramref name="clientTaking"/>: there is room only while no write to the client waits.
     /// </summary>
@@ -219,7 +219,7 @@ internal sealed partial class WebSocketRelay
     }
 
     /// <summary>
-    /// How many bytes the backend may be read now (<see cref="BackendGateStream"/>): once the buffer has
+    /// How many bytes the backend may be read now (the backend gate, in the downstream copy): once the buffer has
     /// room, at most that room, so that everything read goes in without waiting and no read buffer above
     /// this one is parked in a blocked write. While the buffer is full, or a write to the client waits
     /// (Kestrel's queue towards the socket is full, so the client is not taking what it already has),
@@ -244,7 +244,7 @@ internal sealed partial class WebSocketRelay
         }
         catch (IOException)
         {
-            return int.MaxValue; // the client side failed; the write of whatever comes next says so to YARP
+            return int.MaxValue; // the client side failed; the write of whatever comes next says so to the copy
         }
 
         lock (_lock)

@@ -47,6 +47,7 @@ internal sealed partial class WebSocketRelay
                 try
                 {
                     await WriteToClientAsync(ring.AsMemory(start, length));
+                    Touch(); // a client taking what is buffered is activity, though the backend is held back meanwhile
                 }
                 finally
                 {
@@ -148,7 +149,8 @@ internal sealed partial class WebSocketRelay
             _relays.Evicted(this, EvictionReason.WriteTimeout, 0, "a write to the client made no progress");
         }
 
-        _context.Abort(); // ends YARP's copies in both directions and closes the backend connection
+        _context.Abort(); // the client's connection
+        StopCopying(); // and both copies, the backend's connection with them
     }
 
     /// <summary>Under the lock, on the drain's own path: the drain ends; a failed or emptied relay gives its buffer back.</summary>

@@ -3,8 +3,8 @@ using Yarp.ReverseProxy.Forwarder;
 namespace YarpGateway.WebSockets;
 
 /// <summary>
-/// One proxied WebSocket, seen from the client side. YARP copies backend bytes into
-/// <see cref="WriteAsync"/>; they go through the frame parser into a bounded ring buffer (rented
+/// One proxied WebSocket, from the 101 on (YARP does the handshake; the relay copies both ways:
+/// <see cref="CopyAsync"/>). Backend bytes go into <see cref="WriteAsync"/>; they go through the frame parser into a bounded ring buffer (rented
 /// only while it holds data, and sized to what it holds: an idle connection holds none) that this
 /// relay drains to the client with a write timeout. Client bytes pass through
 /// <see cref="ReadAsync"/> untouched and are only observed (whole messages counted).
@@ -103,6 +103,7 @@ internal sealed partial class WebSocketRelay
         _heldBelowWhileBlocked = Math.Min(2 * MaxWriteChunk, _capacity / 2);
         _readLowWater = Math.Clamp(_capacity / 4, 1, 4096);
         _firstRing = _capacity <= 2 * MaxWriteChunk ? _capacity : MinRingBytes;
+        _activityTimeout = ActivityTimeoutOf(context);
 
         // DropMessages strips Sec-WebSocket-Extensions from the handshake, so no extension may set RSV bits there.
         _downstreamRules = new FrameRules(Masked: false, AllowReservedBits: settings.Policy != SlowClientPolicy.DropMessages);
@@ -190,7 +191,7 @@ internal sealed partial class WebSocketRelay
 
     /// <summary>
     /// True while bytes from the backend wait for room in a write to this relay, keeping the buffer they
-    /// were read into (YARP's, 64 KiB) beside this one. The backend gate keeps it false: the backend is
+    /// were read into (the copy's, at most 64 KiB) beside this one. The backend gate keeps it false: the backend is
     /// not read until there is room for what is read.
     /// </summary>
     public bool WriteParked => _writeParked;
@@ -198,12 +199,15 @@ internal sealed partial class WebSocketRelay
     /// <summary>True while a write to the client waits: the client (or the network) is not taking bytes now.</summary>
     public bool WriteBlocked => _writeBlocked;
 
-    /// <summary>Called once the client side is upgraded: from here the relay carries the connection.</summary>
+    /// <summary>
+    /// Called once the client side is upgraded: from here the relay carries the connection. YARP gets a
+    /// stream that has ended: the relay copies (<see cref="CopyAsync"/>).
+    /// </summary>
     public Stream Attach(Stream client)
     {
         _client = client;
         _relays.Register(this);
-        return new RelayStream(this);
+        return Stream.Null;
     }
 
     /// <summary>Backend to client: parse, apply the policy, buffer, drain.</summary>
@@ -347,8 +351,8 @@ internal sealed partial class WebSocketRelay
     }
 
     /// <summary>
-    /// After YARP has finished with the connection: lets the buffer drain to the client (bounded by the
-    /// write timeout), then releases everything.
+    /// After the copies have ended (or YARP's handshake failed): lets the buffer drain to the client
+    /// (bounded by the write timeout), then releases everything.
     /// </summary>
     public async Task CompleteAsync()
     {
@@ -392,6 +396,8 @@ internal sealed partial class WebSocketRelay
                 }
             }
 
+            _backend?.Dispose(); // YARP's handshake failed after the backend's side was handed over, before the copy
+
             if (_client is { } client)
             {
                 _relays.Unregister(this);
@@ -400,7 +406,7 @@ internal sealed partial class WebSocketRelay
         }
     }
 
-    // The backend's side ended: cleanly (YARP reports nothing) or with an error on the backend's
+    // The backend's side ended: cleanly (no error reported) or with an error on the backend's
     // connection. An error on the client's side, a cancellation or the activity timeout is not that.
     // A close of the gateway's own already in place is RequestClose's to see.
     private bool BackendLost()

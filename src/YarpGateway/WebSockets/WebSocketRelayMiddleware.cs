@@ -9,7 +9,8 @@ namespace YarpGateway.WebSockets;
 /// <summary>
 /// First in the proxy pipeline for WebSocket requests: checks the handshake, applies the route's
 /// settings and puts a <see cref="WebSocketRelay"/> between YARP and the client by wrapping the
-/// upgrade features, so that the stream YARP writes backend bytes to is the relay's bounded one.
+/// upgrade features, so that both upgraded sides go to the relay, which copies between them once
+/// YARP's handshake has returned (<see cref="WebSocketRelay.CopyAsync"/>).
 /// Other upgrades (not WebSocket) and ordinary requests pass untouched, except on routes marked
 /// <c>WebSocketOnly</c>, which answer them 426.
 /// </summary>
@@ -17,6 +18,7 @@ internal sealed partial class WebSocketRelayMiddleware(
     ReloadableOptions<WebSocketProxyOptions> options,
     WebSocketRelays relays,
     WebSocketCounters counters,
+    Resilience.PassiveHealthReporter passiveHealth,
     TimeProvider timeProvider,
     ILogger<WebSocketRelayMiddleware> logger)
 {
@@ -58,7 +60,7 @@ internal sealed partial class WebSocketRelayMiddleware(
         }
 
         var relay = new WebSocketRelay(settings, route.RouteId, context, relays, counters, timeProvider);
-        context.Features.Set(relay); // BackendGateTransformProvider gates the backend stream through it
+        context.Features.Set(relay); // UpgradedResponseTransformProvider hands it the backend's stream
         if (upgrade is not null)
         {
             context.Features.Set<IHttpUpgradeFeature>(new RelayUpgradeFeature(upgrade, relay));
@@ -71,6 +73,17 @@ internal sealed partial class WebSocketRelayMiddleware(
         try
         {
             await next(context);
+            if (relay.CarriesConnection)
+            {
+                // YARP's handshake has returned, and with it every frame of the proxy pipeline under this one: the
+                // connection's life is the relay's copy. The retries' per-request state is of no use to it.
+                context.Features.Set<Resilience.RetryAttempt>(null);
+                await relay.CopyAsync();
+
+                // Once, with the copy's outcome (the backend's connection reset, say), as YARP's passive health
+                // middleware saw it when it waited for YARP's copy; the retries left the handshake's to this.
+                passiveHealth.Report(context, context.GetReverseProxyFeature());
+            }
         }
         finally
         {

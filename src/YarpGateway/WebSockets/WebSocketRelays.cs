@@ -6,9 +6,10 @@ using YarpGateway.Telemetry;
 namespace YarpGateway.WebSockets;
 
 /// <summary>
-/// Every relayed WebSocket: reports drops and evictions, and during a drain closes them all with
-/// 1001, spread over <see cref="WebSocketProxyOptions.CloseWindow"/> in random order so that clients
-/// do not reconnect to the other replicas in the same instant.
+/// Every relayed WebSocket: reports drops and evictions, closes those idle for their cluster's
+/// activity timeout (one sweep a second over all of them, rather than a timer per connection), and
+/// during a drain closes them all with 1001, spread over <see cref="WebSocketProxyOptions.CloseWindow"/>
+/// in random order so that clients do not reconnect to the other replicas in the same instant.
 /// </summary>
 internal sealed partial class WebSocketRelays(
     ReloadableOptions<WebSocketProxyOptions> options,
@@ -23,6 +24,10 @@ internal sealed partial class WebSocketRelays(
     private readonly LogThrottle _throttle = new(timeProvider, logger);
     private volatile bool _draining;
     private int _disposeCount;
+    private ITimer? _idleSweep;
+
+    /// <summary>How often open WebSockets are checked for their activity timeout.</summary>
+    internal static readonly TimeSpan IdleSweepInterval = TimeSpan.FromSeconds(1);
 
     public int Count => _open.Count;
 
@@ -34,6 +39,11 @@ internal sealed partial class WebSocketRelays(
         if (_open.TryAdd(relay, 0))
         {
             counters.Opened();
+        }
+
+        if (_idleSweep is null)
+        {
+            StartIdleSweep();
         }
 
         if (_draining)
@@ -113,12 +123,31 @@ internal sealed partial class WebSocketRelays(
         }
     }
 
+    private void StartIdleSweep()
+    {
+        var sweep = timeProvider.CreateTimer(static state => ((WebSocketRelays)state!).SweepIdle(), this, IdleSweepInterval, IdleSweepInterval);
+        if (Interlocked.CompareExchange(ref _idleSweep, sweep, null) is not null || Volatile.Read(ref _disposeCount) != 0)
+        {
+            sweep.Dispose(); // another registration started it first, or this host is being disposed
+        }
+    }
+
+    private void SweepIdle()
+    {
+        var now = timeProvider.GetTimestamp();
+        foreach (var relay in _open.Keys)
+        {
+            relay.CloseIfIdle(now);
+        }
+    }
+
     // Registered twice (as itself and as a drain participant), so disposed twice.
     public void Dispose()
     {
         if (Interlocked.Exchange(ref _disposeCount, 1) == 0)
         {
             _disposed.Cancel();
+            Interlocked.Exchange(ref _idleSweep, null)?.Dispose();
         }
     }
 

@@ -200,7 +200,7 @@ public class UpgradeConnectorTests
         Assert.Equal("early", (await client.ReadFrameAsync(timeout.Token))!.Text);
     }
 
-    private static JsonObject Route(Uri backend) => new()
+    internal static JsonObject Route(Uri backend) => new()
     {
         ["ReverseProxy"] = new JsonObject
         {

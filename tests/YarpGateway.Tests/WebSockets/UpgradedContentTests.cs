@@ -6,7 +6,7 @@ namespace YarpGateway.Tests.WebSockets;
 public class UpgradedContentTests
 {
     [Fact]
-    public async Task OpeningTheGatedStream_ReleasesTheResponsesAndRequestsHeads_AndTheClientsRequestHeaders_NotBefore()
+    public async Task OpeningTheUpgradedStream_ReleasesTheResponsesAndRequestsHeads_AndTheClientsRequestHeaders_NotBefore()
     {
         var client = new Microsoft.AspNetCore.Http.DefaultHttpContext();
         client.Request.Headers.Cookie = "session=" + new string('x', 1000); // what a browser's handshake brings
@@ -19,7 +19,7 @@ public class UpgradedContentTests
         response.Headers.TryAddWithoutValidation("Upgrade", "websocket");
         var inner = new StreamContent(new MemoryStream());
         inner.Headers.TryAddWithoutValidation("Content-Type", "application/octet-stream");
-        response.Content = UpgradedContent.Gated(inner, relay, response);
+        response.Content = UpgradedContent.ForRelay(inner, relay, response);
 
         // Until YARP opens the stream (after the 101 went out), the head is there for its copy and the transforms.
         Assert.Single(response.Headers);

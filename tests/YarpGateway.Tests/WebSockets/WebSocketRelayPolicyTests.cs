@@ -1,3 +1,4 @@
+using Microsoft.Extensions.Time.Testing;
 using System.Collections.Concurrent;
 using YarpGateway.Tests.Functional;
 using YarpGateway.WebSockets;
@@ -22,7 +23,7 @@ public class WebSocketRelayPolicyTests
     /// <summary>A relay on a client stream of its own, for tests of what sits around it.</summary>
     internal static WebSocketRelay CreateRelay(SlowClientPolicy policy, HttpContext? context = null) => CreateWithContext(policy, context: context).Relay;
 
-    private static (WebSocketRelay Relay, GatedClientStream Client, RecordingHost Host, AbortRecorder Lifetime) CreateWithContext(SlowClientPolicy policy, TimeSpan? disconnectAfter = null, long maxDroppedBytes = 0, byte[]? fromClient = null, int cap = Cap, HttpContext? context = null)
+    private static (WebSocketRelay Relay, GatedClientStream Client, RecordingHost Host, AbortRecorder Lifetime) CreateWithContext(SlowClientPolicy policy, TimeSpan? disconnectAfter = null, long maxDroppedBytes = 0, byte[]? fromClient = null, int cap = Cap, HttpContext? context = null, TimeProvider? time = null)
     {
         var settings = WebSocketSettings.Resolve(new WebSocketProxyOptions
         {
@@ -37,7 +38,7 @@ public class WebSocketRelayPolicyTests
         context ??= new DefaultHttpContext();
         var lifetime = new AbortRecorder();
         context.Features.Set<Microsoft.AspNetCore.Http.Features.IHttpRequestLifetimeFeature>(lifetime);
-        var relay = new WebSocketRelay(settings, "r", context, host, new WebSocketCounters(), TimeProvider.System);
+        var relay = new WebSocketRelay(settings, "r", context, host, new WebSocketCounters(), time ?? TimeProvider.System);
         var client = new GatedClientStream(fromClient);
         relay.Attach(client);
         return (relay, client, host, lifetime);
@@ -235,12 +236,13 @@ public class WebSocketRelayPolicyTests
         var (relay, client, _) = Create(SlowClientPolicy.Backpressure);
         var frames = Enumerable.Range(0, 4).SelectMany(i => WebSocketFrames.TextFrame(new string((char)('a' + i), 600))).ToArray();
         var backend = new MemoryStream(frames);
+        relay.AttachBackend(backend);
 
-        var copy = CopyLikeYarpAsync(new BackendGateStream(backend, relay), relay);
+        var copy = relay.CopyAsync();
 
         Assert.True(await Eventually.TrueAsync(() => relay.BufferedBytes == Cap, TimeSpan.FromSeconds(10)), $"buffered {relay.BufferedBytes}");
         Assert.Equal(Cap, backend.Position); // no more was read than fits
-        Assert.False(copy.IsCompleted); // held back in the gate's read...
+        Assert.False(copy.IsCompleted); // held back in the gate's wait...
         Assert.False(relay.WriteParked); // ...not in a write with a read buffer parked in it
         client.Open();
         await copy.WaitAsync(TimeSpan.FromSeconds(10));
@@ -248,6 +250,40 @@ public class WebSocketRelayPolicyTests
         Assert.Equal(["a", "b", "c", "d"], received.Select(f => f.Text[..1]));
         Assert.All(received, f => Assert.Equal(600, f.Payload.Length));
         Assert.True(relay.PeakBufferedBytes <= Cap);
+    }
+
+    [Fact]
+    public async Task Idle_ForTheActivityTimeout_IsClosedWith1001_BytesEitherWayStartTheClockAgain()
+    {
+        var time = new FakeTimeProvider();
+        var (relay, client, host, _) = CreateWithContext(SlowClientPolicy.Backpressure, time: time);
+        client.Open(); // the client takes what it is sent: no write waits while the clock moves
+        var backend = new System.IO.Pipelines.Pipe();
+        relay.AttachBackend(backend.Reader.AsStream());
+        var copy = relay.CopyAsync();
+        var almost = WebSocketRelay.DefaultActivityTimeout - TimeSpan.FromSeconds(1); // no cluster in the request: YARP's 100 s
+
+        time.Advance(almost);
+        relay.CloseIfIdle(time.GetTimestamp());
+        Assert.Empty(host.Evictions);
+
+        await backend.Writer.WriteAsync(WebSocketFrames.TextFrame("news"));
+        Assert.Equal("news", (await client.FramesAsync(1))[0].Text);
+        time.Advance(almost);
+        relay.CloseIfIdle(time.GetTimestamp());
+        Assert.Empty(host.Evictions); // the message started the clock again
+
+        time.Advance(TimeSpan.FromSeconds(2));
+        relay.CloseIfIdle(time.GetTimestamp());
+        relay.CloseIfIdle(time.GetTimestamp()); // the sweep comes back every second: one close
+        Assert.Equal([EvictionReason.Idle], host.Evictions);
+        var frames = await client.FramesAsync(2);
+        Assert.Equal("news", frames[0].Text);
+        Assert.Equal(CloseFrame.GoingAway, frames[1].CloseCode);
+        Assert.Contains("ActivityTimeout", frames[1].Text, StringComparison.Ordinal);
+
+        await backend.Writer.CompleteAsync(); // the backend ends: the copy ends, the client's read with it
+        await copy.WaitAsync(TimeSpan.FromSeconds(10));
     }
 
     [Fact]
@@ -279,23 +315,6 @@ public class WebSocketRelayPolicyTests
         Assert.Equal(600, frames[0].Payload.Length);
         Assert.Equal(CloseFrame.GoingAway, frames[1].CloseCode);
         Assert.Equal([EvictionReason.Drain], host.Evictions);
-    }
-
-    /// <summary>What YARP's stream copy does: a zero-byte read, a read into a 64 KiB buffer, a write; until the end.</summary>
-    private static async Task CopyLikeYarpAsync(Stream backend, WebSocketRelay relay)
-    {
-        var buffer = new byte[64 * 1024];
-        while (true)
-        {
-            _ = await backend.ReadAsync(Memory<byte>.Empty); // as YARP: waits for data without a buffer; the count is always 0
-            var read = await backend.ReadAsync(buffer);
-            if (read == 0)
-            {
-                return;
-            }
-
-            await relay.WriteAsync(buffer.AsMemory(0, read), default);
-        }
     }
 
     [Fact]

@@ -140,6 +140,72 @@ public class WebSocketRelayTests
         await AssertNothingOpenAsync(gateway);
     }
 
+    [Fact]
+    public async Task BackendConnectionsResetMidStream_CountTowardsOutlierEjection_OnceEachWhenItEnds()
+    {
+        // Each WebSocket's backend connection is reset (RST) after a message: a failure of the destination. The relay
+        // carries the connection after YARP's handshake has returned, so the handshake's success is not reported then:
+        // one report per WebSocket, at its end, as when YARP's passive health middleware waited for its copy. (Reported
+        // twice, each success would reset the run of failures; not reported at the end, there would be none.)
+        await using var backend = await RawTcpBackend.StartAsync(async (socket, cancellationToken) =>
+        {
+            var head = "HTTP/1.1 101 Switching Protocols\r\nUpgrade: websocket\r\nConnection: Upgrade\r\nSec-WebSocket-Accept: s3pPLMBiTxaQ9kYGzzhZRbK+xOo=\r\n\r\n";
+            await socket.SendAsync(Encoding.ASCII.GetBytes(head).Concat(WebSocketFrames.TextFrame("hello")).ToArray(), cancellationToken);
+            var buffer = new byte[256];
+            _ = await socket.ReceiveAsync(buffer, cancellationToken); // the client's "bye"
+            socket.LingerState = new System.Net.Sockets.LingerOption(true, 0);
+            socket.Close(); // a reset, not an end
+        });
+        var config = UpgradeConnectorTests.Route(backend.Address);
+        config["ReverseProxy"]!["Clusters"]!["ws"]!["Metadata"] = new JsonObject { ["OutlierEjection.ConsecutiveFailures"] = "3" };
+        await using var gateway = await GatewayUnderTest.StartAsync(config);
+        using var timeout = new CancellationTokenSource(Bound);
+
+        for (var i = 1; i <= 3; i++)
+        {
+            await using var client = await RawWebSocketClient.ConnectAsync(gateway.ProxyAddress, "/ws", key: "dGhlIHNhbXBsZSBub25jZQ==");
+            Assert.Equal("hello", (await client.ReadFrameAsync(timeout.Token))!.Text);
+            await client.SendAsync(WebSocketFrames.TextFrame("bye", masked: true), timeout.Token);
+            var close = await client.ReadFrameAsync(timeout.Token); // sent after the report
+            Assert.Equal(CloseFrame.BadGateway, close!.CloseCode);
+
+            // One destination: the ejection is skipped (at most half may be ejected), and counted as skipped.
+            Assert.Equal(i == 3 ? 1 : 0, gateway.CounterSum("gateway.outlier.ejections_skipped|") + gateway.CounterSum("gateway.outlier.ejections|"));
+        }
+
+        Assert.True(
+            await Eventually.TrueAsync(() => gateway.Counter("gateway.proxy.errors|cluster=ws|error=upgrade_response_destination") == 3, TimeSpan.FromSeconds(10)),
+            gateway.DescribeCounters("gateway.proxy.errors"));
+    }
+
+    [Fact]
+    public async Task NoBytesEitherWayForTheActivityTimeout_TheClientGets1001_AndItsCloseReachesTheBackend()
+    {
+        await using var backend = await ScriptedWebSocketBackend.StartAsync();
+        var config = SlowClientTests.Route(backend, new JsonObject());
+        config["ReverseProxy"]!["Clusters"]!["ws"]!["HttpRequest"] = new JsonObject { ["ActivityTimeout"] = "00:00:01" };
+        await using var gateway = await GatewayUnderTest.StartAsync(config);
+        using var timeout = new CancellationTokenSource(Bound);
+        await using var client = await RawWebSocketClient.ConnectAsync(gateway.ProxyAddress, "/quiet");
+        var server = await backend.AcceptAsync();
+        var opened = System.Diagnostics.Stopwatch.GetTimestamp();
+
+        // Nothing is sent either way: the next frame the client gets is the gateway's close.
+        var close = await client.ReadFrameAsync(timeout.Token);
+        Assert.True(System.Diagnostics.Stopwatch.GetElapsedTime(opened) >= TimeSpan.FromSeconds(0.9), "closed before the activity timeout");
+        Assert.Equal(WebSocketFrames.Close, close!.Opcode);
+        Assert.Equal(CloseFrame.GoingAway, close.CloseCode);
+        Assert.Contains("ActivityTimeout", close.Text, StringComparison.Ordinal);
+        Assert.Equal(1, gateway.Counter("gateway.websocket.evictions|route=ws|reason=idle"));
+
+        // The client answers; its close reaches the backend, whose end ends the WebSocket.
+        await client.SendAsync(WebSocketFrames.CloseFrame(1001, masked: true), timeout.Token);
+        Assert.Equal(CloseFrame.GoingAway, (await server.ReadFrameAsync(timeout.Token))!.CloseCode);
+        server.Finish();
+        await AssertNothingOpenAsync(gateway);
+        Assert.Equal(0, gateway.CounterSum("gateway.proxy.errors|"));
+    }
+
     [Theory]
     [InlineData(false)]
     [InlineData(true)]

@@ -7,11 +7,12 @@ namespace YarpGateway.WebSockets;
 
 /// <summary>
 /// Adds to every route a response transform that, when the backend accepts a WebSocket the relay
-/// carries, hands YARP the backend stream through a <see cref="BackendGateStream"/>, and turns a 101
+/// carries, gives the upgraded response a content that hands the backend's stream to the relay
+/// (<see cref="UpgradedContent.ForRelay"/>) when YARP opens it, and turns a 101
 /// to a request that asked for no upgrade into a 502 (YARP would pass it on: the client got a 101,
 /// an empty reply and no log). For every other response it is a status check.
 /// </summary>
-internal sealed class BackendGateTransformProvider : RouteTransformProvider
+internal sealed class UpgradedResponseTransformProvider : RouteTransformProvider
 {
     public override void Apply(TransformBuilderContext context)
         => context.AddResponseTransform(static transform =>
@@ -32,7 +33,7 @@ internal sealed class BackendGateTransformProvider : RouteTransformProvider
                     || (response.StatusCode == HttpStatusCode.OK && response.RequestMessage?.Method == HttpMethod.Connect))
                 && transform.HttpContext.Features.Get<WebSocketRelay>() is { } relay)
             {
-                response.Content = UpgradedContent.Gated(response.Content, relay, response);
+                response.Content = UpgradedContent.ForRelay(response.Content, relay, response);
             }
 
             return ValueTask.CompletedTask;

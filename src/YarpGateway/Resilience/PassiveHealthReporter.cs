@@ -1,0 +1,29 @@
+using System.Collections.Frozen;
+using Yarp.ReverseProxy.Health;
+using Yarp.ReverseProxy.Model;
+
+namespace YarpGateway.Resilience;
+
+/// <summary>
+/// Reports a proxied request's outcome to its cluster's passive health policy (outlier ejection by
+/// default), as YARP's passive health middleware did at the end of its pipeline. The retry middleware
+/// reports each attempt; the WebSocket relay reports a connection whose copy failed after its handshake.
+/// </summary>
+internal sealed class PassiveHealthReporter(IEnumerable<IPassiveHealthCheckPolicy> policies)
+{
+    // By name, as YARP's passive health middleware finds them (names are unique, compared without case).
+    private readonly FrozenDictionary<string, IPassiveHealthCheckPolicy> _policies = policies.ToFrozenDictionary(p => p.Name, StringComparer.OrdinalIgnoreCase);
+
+    public void Report(HttpContext context, IReverseProxyFeature proxy)
+    {
+        var passive = proxy.Cluster?.Config.HealthCheck?.Passive;
+        if (passive is not { Enabled: true } || proxy.ProxiedDestination is not { } destination || context.GetRouteModel().Cluster is not { } cluster)
+        {
+            return;
+        }
+
+        // YARP's config validation refuses a policy name it does not know; the default is YARP's, as its middleware's is.
+        var name = string.IsNullOrEmpty(passive.Policy) ? HealthCheckConstants.PassivePolicy.TransportFailureRate : passive.Policy;
+        _policies[name].RequestProxied(context, cluster, destination);
+    }
+}
