@@ -1,6 +1,6 @@
 namespace YarpGateway.WebSockets;
 
-/// <summary>What a <see cref="WebSocketRelay"/> reports to: registration for the drain, drops and evictions for metrics and logs.</summary>
+/// <summary>What a <see cref="WebSocketRelay"/> reports to: registration for the drain, drops and evictions for metrics and logs, the copy's end for passive health.</summary>
 internal interface IWebSocketRelayHost
 {
     void Register(WebSocketRelay relay);
@@ -10,4 +10,7 @@ internal interface IWebSocketRelayHost
     void Dropped(WebSocketRelay relay, int messages, long bytes);
 
     void Evicted(WebSocketRelay relay, EvictionReason reason, ushort code, string detail);
+
+    /// <summary>A relayed WebSocket's copy has ended, its outcome (<c>IForwarderErrorFeature</c>) set: the request's proxy outcome, for passive health.</summary>
+    void CopyEnded(HttpContext context);
 }

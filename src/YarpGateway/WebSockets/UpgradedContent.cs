@@ -68,6 +68,10 @@ internal abstract class UpgradedContent : HttpContent
             {
                 ReleaseHead(head, _inner);
                 _relay.ReleaseClientRequestHead();
+
+                // Nothing reads the content again, but SocketsHttpHandler's HTTP/2 stream keeps the response for the
+                // WebSocket's life, and with it this content and the task HttpContent caches when it is opened.
+                head.Content = null;
             }
 
             var backend = _stream ?? await _inner!.ReadAsStreamAsync(cancellationToken);

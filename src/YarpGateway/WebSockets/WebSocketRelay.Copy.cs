@@ -11,7 +11,8 @@ namespace YarpGateway.WebSockets;
 /// proxy middleware waiting for it to return (the retries' among them), about 2 KB per WebSocket
 /// (`bench/websockets-heap.sh`). The relay hands YARP both sides as streams that have ended, so that
 /// YARP's copies end at once and the request's forwarding returns as a success, and copies here, in
-/// two frames of its own, with buffers rented only while bytes move.
+/// two frames of its own (one of them the request's, <see cref="RunAsync"/>), with buffers rented only
+/// while bytes move.
 /// <para>
 /// The copies end as YARP's do: the client's side ending cleanly waits for the backend's; the
 /// backend's side ending (cleanly or not) stops the client's reads; a failure on either side stops
@@ -48,7 +49,7 @@ internal sealed partial class WebSocketRelay
         return Stream.Null;
     }
 
-    /// <summary>True once both sides are upgraded and handed to the relay: <see cref="CopyAsync"/> carries the connection.</summary>
+    /// <summary>True once both sides are upgraded and handed to the relay: <see cref="RunAsync"/> carries the connection.</summary>
     public bool CarriesConnection => _backend is not null && _client is not null;
 
     /// <summary>
@@ -60,89 +61,110 @@ internal sealed partial class WebSocketRelay
             && context.Features.Get<WebSocketRelay>() is { CarriesConnection: true };
 
     /// <summary>
-    /// Copies both ways until both have ended, after YARP's handshake has returned: backend to client
-    /// here (one frame for both, as an idle WebSocket keeps it for life), client to backend in
-    /// <see cref="CopyUpstreamAsync"/>. The first failure, if any, is set as the request's <see cref="IForwarderErrorFeature"/>.
+    /// The rest of the request, in one frame (an idle WebSocket keeps it for life): YARP's handshake
+    /// (<paramref name="next"/>), then, once it has returned with both sides handed over, the copies
+    /// both ways until both have ended, backend to client here and client to backend in
+    /// <see cref="CopyUpstreamAsync"/>; then the close (<see cref="CompleteAsync"/>). The first failure,
+    /// if any, is set as the request's <see cref="IForwarderErrorFeature"/> and reported with the
+    /// connection's end to the host (passive health).
     /// </summary>
-    public async Task CopyAsync()
+    public async Task RunAsync(RequestDelegate next)
     {
-        var backend = _backend!;
-        Touch();
-        var stop = new CancellationTokenSource();
-        lock (_lock)
-        {
-            _stopUpstream = stop;
-        }
-
-        // The client's connection lost (or aborted by the gateway) ends both copies, as it ended YARP's, whose
-        // token was linked to the request's.
-        var aborted = _context.RequestAborted.UnsafeRegister(static state => ((WebSocketRelay)state!).StopCopying(), this);
-        byte[]? buffer = null;
         try
         {
-            var upstream = CopyUpstreamAsync(backend, stop.Token);
+            await next(_context);
+            if (!CarriesConnection)
+            {
+                return;
+            }
 
-            // Backend to client: wait for room (the backend gate) and for data without a buffer, then read at most the room.
-            var downstream = CopyEnd.Success;
-            var reading = true;
+            // YARP's handshake has returned, and with it every frame of the proxy pipeline under this one. The
+            // retries' per-request state is of no use to the copy.
+            _context.Features.Set<Resilience.RetryAttempt>(null);
+            var backend = _backend!;
+            Touch();
+            var stop = new CancellationTokenSource();
+            lock (_lock)
+            {
+                _stopUpstream = stop;
+            }
+
+            // The client's connection lost (or aborted by the gateway) ends both copies, as it ended YARP's, whose
+            // token was linked to the request's.
+            var aborted = _context.RequestAborted.UnsafeRegister(static state => ((WebSocketRelay)state!).StopCopying(), this);
+            byte[]? buffer = null;
             try
             {
-                while (true)
-                {
-                    reading = true;
-                    await BackendReadLimitAsync(CancellationToken.None);
-                    _ = await backend.ReadAsync(Memory<byte>.Empty); // waits for data without a buffer
-                    var limit = Math.Min(await BackendReadLimitAsync(CancellationToken.None), ReadBytes);
-                    buffer = ArrayPool<byte>.Shared.Rent(limit);
-                    var read = await backend.ReadAsync(buffer.AsMemory(0, limit));
-                    if (read == 0)
-                    {
-                        break;
-                    }
+                var upstream = CopyUpstreamAsync(backend, stop.Token);
 
-                    Touch();
-                    reading = false;
-                    await WriteAsync(buffer.AsMemory(0, read), CancellationToken.None);
-                    ArrayPool<byte>.Shared.Return(buffer);
-                    buffer = null;
+                // Backend to client: wait for room (the backend gate) and for data without a buffer, then read at most the room.
+                var downstream = CopyEnd.Success;
+                var reading = true;
+                try
+                {
+                    while (true)
+                    {
+                        reading = true;
+                        await BackendReadLimitAsync(CancellationToken.None);
+                        _ = await backend.ReadAsync(Memory<byte>.Empty); // waits for data without a buffer
+                        var limit = Math.Min(await BackendReadLimitAsync(CancellationToken.None), ReadBytes);
+                        buffer = ArrayPool<byte>.Shared.Rent(limit);
+                        var read = await backend.ReadAsync(buffer.AsMemory(0, limit));
+                        if (read == 0)
+                        {
+                            break;
+                        }
+
+                        Touch();
+                        reading = false;
+                        await WriteAsync(buffer.AsMemory(0, read), CancellationToken.None);
+                        ArrayPool<byte>.Shared.Return(buffer);
+                        buffer = null;
+                    }
+                }
+                catch (Exception ex)
+                {
+                    // After the client's side failed (a write timeout, an abort), the backend's connection is closed under
+                    // this read to end it: the failure is the client's side's.
+                    downstream = new CopyEnd(ex, reading && !HasFailed());
+                }
+
+                var downstreamFirst = Interlocked.CompareExchange(ref _firstEnded, DownstreamEnded, 0) == 0;
+                if (downstreamFirst)
+                {
+                    stop.Cancel(); // the backend's side is over: the client's reads have nowhere left to go
+                }
+
+                var upstreamEnd = await upstream;
+                var upstreamFailedFirst = !downstreamFirst && upstreamEnd.Exception is not null;
+                var end = upstreamFailedFirst ? upstreamEnd : downstream;
+                if (end.Exception is { } exception)
+                {
+                    _context.Features.Set<IForwarderErrorFeature>(new CopyError(ErrorOf(end, request: upstreamFailedFirst), exception));
                 }
             }
-            catch (Exception ex)
+            finally
             {
-                // After the client's side failed (a write timeout, an abort), the backend's connection is closed under
-                // this read to end it: the failure is the client's side's.
-                downstream = new CopyEnd(ex, reading && !HasFailed());
+                if (buffer is not null)
+                {
+                    ArrayPool<byte>.Shared.Return(buffer);
+                }
+
+                aborted.Dispose();
+                lock (_lock)
+                {
+                    _stopUpstream = null;
+                }
+
+                stop.Dispose();
+                backend.Dispose(); // as YARP's copy did when both directions ended; the client's side drains what is buffered
             }
 
-            var downstreamFirst = Interlocked.CompareExchange(ref _firstEnded, DownstreamEnded, 0) == 0;
-            if (downstreamFirst)
-            {
-                stop.Cancel(); // the backend's side is over: the client's reads have nowhere left to go
-            }
-
-            var upstreamEnd = await upstream;
-            var upstreamFailedFirst = !downstreamFirst && upstreamEnd.Exception is not null;
-            var end = upstreamFailedFirst ? upstreamEnd : downstream;
-            if (end.Exception is { } exception)
-            {
-                _context.Features.Set<IForwarderErrorFeature>(new CopyError(ErrorOf(end, request: upstreamFailedFirst), exception));
-            }
+            _relays.CopyEnded(_context);
         }
         finally
         {
-            if (buffer is not null)
-            {
-                ArrayPool<byte>.Shared.Return(buffer);
-            }
-
-            aborted.Dispose();
-            lock (_lock)
-            {
-                _stopUpstream = null;
-            }
-
-            stop.Dispose();
-            backend.Dispose(); // as YARP's copy did when both directions ended; the client's side drains what is buffered
+            await CompleteAsync();
         }
     }
 

@@ -4,7 +4,7 @@ namespace YarpGateway.WebSockets;
 
 /// <summary>
 /// One proxied WebSocket, from the 101 on (YARP does the handshake; the relay copies both ways:
-/// <see cref="CopyAsync"/>). Backend bytes go into <see cref="WriteAsync"/>; they go through the frame parser into a bounded ring buffer (rented
+/// <see cref="RunAsync"/>). Backend bytes go into <see cref="WriteAsync"/>; they go through the frame parser into a bounded ring buffer (rented
 /// only while it holds data, and sized to what it holds: an idle connection holds none) that this
 /// relay drains to the client with a write timeout. Client bytes pass through
 /// <see cref="ReadAsync"/> untouched and are only observed (whole messages counted).
@@ -201,7 +201,7 @@ internal sealed partial class WebSocketRelay
 
     /// <summary>
     /// Called once the client side is upgraded: from here the relay carries the connection. YARP gets a
-    /// stream that has ended: the relay copies (<see cref="CopyAsync"/>).
+    /// stream that has ended: the relay copies (<see cref="RunAsync"/>).
     /// </summary>
     public Stream Attach(Stream client)
     {

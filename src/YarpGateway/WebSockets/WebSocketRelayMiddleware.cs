@@ -9,8 +9,8 @@ namespace YarpGateway.WebSockets;
 /// <summary>
 /// First in the proxy pipeline for WebSocket requests: checks the handshake, applies the route's
 /// settings and puts a <see cref="WebSocketRelay"/> between YARP and the client by wrapping the
-/// upgrade features, so that both upgraded sides go to the relay, which copies between them once
-/// YARP's handshake has returned (<see cref="WebSocketRelay.CopyAsync"/>).
+/// upgrade features, so that both upgraded sides go to the relay, which runs the rest of the request:
+/// YARP's handshake, then the copies between them (<see cref="WebSocketRelay.RunAsync"/>).
 /// Other upgrades (not WebSocket) and ordinary requests pass untouched, except on routes marked
 /// <c>WebSocketOnly</c>, which answer them 426.
 /// </summary>
@@ -18,7 +18,6 @@ internal sealed partial class WebSocketRelayMiddleware(
     ReloadableOptions<WebSocketProxyOptions> options,
     WebSocketRelays relays,
     WebSocketCounters counters,
-    Resilience.PassiveHealthReporter passiveHealth,
     TimeProvider timeProvider,
     ILogger<WebSocketRelayMiddleware> logger)
 {
@@ -49,7 +48,7 @@ internal sealed partial class WebSocketRelayMiddleware(
         return RelayAsync(context, route, http1 ? upgrade : null, http2 ? connect : null, next);
     }
 
-    private async Task RelayAsync(HttpContext context, RouteConfig route, IHttpUpgradeFeature? upgrade, IHttpExtendedConnectFeature? connect, RequestDelegate next)
+    private Task RelayAsync(HttpContext context, RouteConfig route, IHttpUpgradeFeature? upgrade, IHttpExtendedConnectFeature? connect, RequestDelegate next)
     {
         var settings = SettingsFor(route);
         if (settings.Policy == SlowClientPolicy.DropMessages)
@@ -70,25 +69,7 @@ internal sealed partial class WebSocketRelayMiddleware(
             context.Features.Set<IHttpExtendedConnectFeature>(new RelayExtendedConnectFeature(connect!, relay));
         }
 
-        try
-        {
-            await next(context);
-            if (relay.CarriesConnection)
-            {
-                // YARP's handshake has returned, and with it every frame of the proxy pipeline under this one: the
-                // connection's life is the relay's copy. The retries' per-request state is of no use to it.
-                context.Features.Set<Resilience.RetryAttempt>(null);
-                await relay.CopyAsync();
-
-                // Once, with the copy's outcome (the backend's connection reset, say), as YARP's passive health
-                // middleware saw it when it waited for YARP's copy; the retries left the handshake's to this.
-                passiveHealth.Report(context, context.GetReverseProxyFeature());
-            }
-        }
-        finally
-        {
-            await relay.CompleteAsync();
-        }
+        return relay.RunAsync(next);
     }
 
     private WebSocketSettings SettingsFor(RouteConfig route)

@@ -16,6 +16,7 @@ internal sealed partial class WebSocketRelays(
     ReloadableOptions<ShutdownOptions> shutdown,
     WebSocketCounters counters,
     WebSocketMetrics metrics,
+    Resilience.PassiveHealthReporter passiveHealth,
     TimeProvider timeProvider,
     ILogger<WebSocketRelays> logger) : IWebSocketRelayHost, IDrainParticipant, IDisposable
 {
@@ -70,6 +71,12 @@ internal sealed partial class WebSocketRelays(
             Log.Evicted(logger, relay.RouteId, reason.ToTag(), code, detail, suppressed);
         }
     }
+
+    /// <summary>
+    /// Once per relayed WebSocket, with the copy's outcome (the backend's connection reset, say), as YARP's passive
+    /// health middleware saw it when it waited for YARP's copy; the retries left the handshake's to this.
+    /// </summary>
+    public void CopyEnded(HttpContext context) => passiveHealth.Report(context, context.GetReverseProxyFeature());
 
     /// <summary>Starts the spread 1001 closes and returns; Kestrel's stop then waits for the connections to end.</summary>
     public Task DrainAsync(CancellationToken cancellationToken)

@@ -238,7 +238,7 @@ public class WebSocketRelayPolicyTests
         var backend = new MemoryStream(frames);
         relay.AttachBackend(backend);
 
-        var copy = relay.CopyAsync();
+        var copy = relay.RunAsync(static _ => Task.CompletedTask); // YARP's handshake has returned
 
         Assert.True(await Eventually.TrueAsync(() => relay.BufferedBytes == Cap, TimeSpan.FromSeconds(10)), $"buffered {relay.BufferedBytes}");
         Assert.Equal(Cap, backend.Position); // no more was read than fits
@@ -260,7 +260,7 @@ public class WebSocketRelayPolicyTests
         client.Open(); // the client takes what it is sent: no write waits while the clock moves
         var backend = new System.IO.Pipelines.Pipe();
         relay.AttachBackend(backend.Reader.AsStream());
-        var copy = relay.CopyAsync();
+        var copy = relay.RunAsync(static _ => Task.CompletedTask); // YARP's handshake has returned
         var almost = WebSocketRelay.DefaultActivityTimeout - TimeSpan.FromSeconds(1); // no cluster in the request: YARP's 100 s
 
         time.Advance(almost);
@@ -464,6 +464,10 @@ public class WebSocketRelayPolicyTests
 
     private sealed class RecordingHost : IWebSocketRelayHost
     {
+        public void CopyEnded(HttpContext context)
+        {
+        }
+
         private readonly ConcurrentQueue<EvictionReason> _evictions = new();
 
         public IReadOnlyList<EvictionReason> Evictions => _evictions.ToArray();
