@@ -63,7 +63,7 @@ for r in rows:
 lines += ["", "Target (issue 26): at most `OutboundBufferBytes` + 16 KiB per never-reader under every policy (80 KiB with the default cap), and the memory back when they leave.", "",
   "Reading the rows: under `Disconnect` the never-readers are closed after `DisconnectAfter` (10 s), within the hold, so its row includes "
   "closing 300 connections; under `DropMessages` the backend is never held back, so each never-reader keeps a full buffer and a busy "
-  "64 KiB copy buffer while its backend floods it and the gateway drops. \"After they left\" is read 8 s after they left: the gateway "
+  "64 KiB read buffer while its backend floods it and the gateway drops. \"After they left\" is read 8 s after they left: the gateway "
   "compacts its heap once open connections have fallen to half or less for 5 s (`Gateway:Memory`, docs/configuration.md); what stays is "
   "mostly code the runtime compiled for them (for nginx, its worker's RSS)."]
 open(out, "w").write("\n".join(lines) + "\n")
