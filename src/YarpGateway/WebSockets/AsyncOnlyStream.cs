@@ -1,8 +1,8 @@
 namespace YarpGateway.WebSockets;
 
 /// <summary>
-/// What the relay's streams share: a non-seekable duplex stream used only asynchronously (YARP's
-/// copies never block a thread on a WebSocket), with nothing of its own to flush.
+/// A non-seekable duplex stream used only asynchronously (the relay's copies never block a thread on
+/// a WebSocket), with nothing of its own to flush: what the lean connector's socket stream is built on.
 /// </summary>
 internal abstract class AsyncOnlyStream : Stream
 {
