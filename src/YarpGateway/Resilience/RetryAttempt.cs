@@ -158,13 +158,6 @@ internal sealed class RetryAttempt(HttpContext context, IReverseProxyFeature pro
             && !_requestAborted.IsCancellationRequested
             && error.Exception is AggregateException { InnerExceptions: [OperationCanceledException, ..] };
 
-    private sealed class DestinationStoppedTheBody(Exception? exception) : IForwarderErrorFeature
-    {
-        public ForwarderError Error => ForwarderError.RequestBodyDestination;
-
-        public Exception? Exception { get; } = exception;
-    }
-
     // The response started: the try timeout no longer applies (a started response is never retried).
     private static Task Disarm(CancellationTokenSource timer)
     {
@@ -191,8 +184,9 @@ internal sealed class RetryAttempt(HttpContext context, IReverseProxyFeature pro
         {
             if (IsBodyTheDestinationStopped(error))
             {
-                error = new DestinationStoppedTheBody(error.Exception);
-                Context.Features.Set(error);
+                IForwarderErrorFeature stopped = new ProxyErrorFeature(ForwarderError.RequestBodyDestination, error.Exception);
+                Context.Features.Set(stopped);
+                error = stopped;
                 Context.Response.StatusCode = StatusCodes.Status502BadGateway;
             }
 

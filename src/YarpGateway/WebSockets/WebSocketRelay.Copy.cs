@@ -140,7 +140,7 @@ internal sealed partial class WebSocketRelay
                 var end = upstreamFailedFirst ? upstreamEnd : downstream;
                 if (end.Exception is { } exception)
                 {
-                    _context.Features.Set<IForwarderErrorFeature>(new CopyError(ErrorOf(end, request: upstreamFailedFirst), exception));
+                    _context.Features.Set<IForwarderErrorFeature>(new Resilience.ProxyErrorFeature(ErrorOf(end, request: upstreamFailedFirst), exception));
                 }
             }
             finally
@@ -284,12 +284,5 @@ internal sealed partial class WebSocketRelay
     private sealed record CopyEnd(Exception? Exception, bool Reading)
     {
         public static readonly CopyEnd Success = new(null, false);
-    }
-
-    private sealed class CopyError(ForwarderError error, Exception exception) : IForwarderErrorFeature
-    {
-        public ForwarderError Error { get; } = error;
-
-        public Exception? Exception { get; } = exception;
     }
 }
