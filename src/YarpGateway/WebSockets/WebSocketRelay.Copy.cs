@@ -82,7 +82,6 @@ internal sealed partial class WebSocketRelay
             // retries' per-request state is of no use to the copy.
             _context.Features.Set<Resilience.RetryAttempt>(null);
             var backend = _backend!;
-            Touch();
             var stop = new CancellationTokenSource();
             lock (_lock)
             {
