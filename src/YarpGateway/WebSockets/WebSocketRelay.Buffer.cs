@@ -8,7 +8,7 @@ internal sealed partial class WebSocketRelay
     /// <summary>
     /// Whether a message of <paramref name="length"/> bytes fits (DropMessages' test; a message larger than the whole buffer
     /// passes while the buffer is empty). While a write to the client waits, Kestrel holds that write's bytes again and its
-    /// own queue towards the socket, and they count against the cap (32 KiB, at most half of it): the cap then bounds what
+    /// own queue towards the socket, and they count against the cap (32 KiB with the default 16 KiB queue, at most half of it): the cap then bounds what
     /// the gateway holds for the client, not only the ring. Without that, a client that stopped reading held a full ring and
     /// Kestrel's queue besides (`bench/ws-slow-readers.sh`: 106 and 110 KiB per never-reader, now 86 and 91).
     /// </summary>

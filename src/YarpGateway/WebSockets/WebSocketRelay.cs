@@ -43,8 +43,9 @@ internal sealed partial class WebSocketRelay
 
     // What Kestrel holds for the client beyond the ring while a write to it waits: a copy of that write (at most
     // MaxWriteChunk) and its queue towards the socket, which a write waits on only once it is full
-    // (Gateway:Transport:MaxWriteBufferSize, 16 KiB by default). Counted against the cap by DropMessages, but never
-    // more than half of it, so that a small cap still takes messages while a write waits.
+    // (Gateway:Transport:MaxWriteBufferSize, 16 KiB by default: WebSocketSettings.SocketWriteQueueBytes). Counted
+    // against the cap by DropMessages, but never more than half of it, so that a small cap still takes messages while
+    // a write waits.
     private readonly int _heldBelowWhileBlocked;
     private readonly int _readLowWater; // the room the backend waits for before it is read again
     private readonly int _firstRing; // the ring's first size: MinRingBytes, or the whole cap when it is small
@@ -100,7 +101,7 @@ internal sealed partial class WebSocketRelay
         _counters = counters;
         _time = time;
         _capacity = settings.OutboundBufferBytes;
-        _heldBelowWhileBlocked = Math.Min(2 * MaxWriteChunk, _capacity / 2);
+        _heldBelowWhileBlocked = (int)Math.Min(MaxWriteChunk + Math.Min(settings.SocketWriteQueueBytes, int.MaxValue), _capacity / 2);
         _readLowWater = Math.Clamp(_capacity / 4, 1, 4096);
         _firstRing = _capacity <= 2 * MaxWriteChunk ? _capacity : MinRingBytes;
         _activityTimeout = ActivityTimeoutOf(context);
@@ -110,6 +111,9 @@ internal sealed partial class WebSocketRelay
     }
 
     public string RouteId { get; }
+
+    /// <summary>The route's settings this relay runs with.</summary>
+    public WebSocketSettings Settings => _settings;
 
     /// <summary>
     /// Called once the client has its answer (the 101, or the 200 to an HTTP/2 extended CONNECT) and the backend stream is

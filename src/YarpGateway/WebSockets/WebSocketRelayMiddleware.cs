@@ -16,6 +16,7 @@ namespace YarpGateway.WebSockets;
 /// </summary>
 internal sealed partial class WebSocketRelayMiddleware(
     ReloadableOptions<WebSocketProxyOptions> options,
+    Microsoft.Extensions.Options.IOptions<Microsoft.AspNetCore.Server.Kestrel.Transport.Sockets.SocketTransportOptions> transport,
     WebSocketRelays relays,
     WebSocketCounters counters,
     TimeProvider timeProvider,
@@ -25,6 +26,9 @@ internal sealed partial class WebSocketRelayMiddleware(
     private const string SupportedVersion = "13";
 
     private readonly ConditionalWeakTable<RouteConfig, WebSocketSettings> _settings = new();
+
+    // Kestrel's queue towards each client's socket, as the transport was set up (Gateway:Transport:MaxWriteBufferSize).
+    private readonly long _socketWriteQueue = transport.Value.MaxWriteBufferSize ?? long.MaxValue;
 
     public Task InvokeAsync(HttpContext context, RequestDelegate next)
     {
@@ -80,7 +84,7 @@ internal sealed partial class WebSocketRelayMiddleware(
             return settings;
         }
 
-        settings = WebSocketSettings.Resolve(current, route.Metadata);
+        settings = WebSocketSettings.Resolve(current, route.Metadata, _socketWriteQueue);
         _settings.AddOrUpdate(route, settings);
         return settings;
     }

@@ -33,14 +33,22 @@ internal sealed record WebSocketSettings(
     /// <summary>The options this was resolved from; a reload makes a new instance and so a new resolution.</summary>
     public WebSocketProxyOptions? Source { get; init; }
 
+    /// <summary>
+    /// What Kestrel's socket transport queues for one connection before a write to it waits
+    /// (<c>Gateway:Transport:MaxWriteBufferSize</c>, 16 KiB by default; <see cref="long.MaxValue"/> for no limit): with
+    /// the write that waits, what Kestrel holds for a client that stopped reading, which DropMessages counts against
+    /// the cap (at most half of it).
+    /// </summary>
+    public long SocketWriteQueueBytes { get; init; } = Endpoints.TransportOptions.DefaultWriteBufferSize;
+
     public static bool IsValidBufferSize(long value) => value is >= MinBufferBytes and <= MaxBufferBytes;
 
-    public static WebSocketSettings Resolve(WebSocketProxyOptions options, IReadOnlyDictionary<string, string>? route)
+    public static WebSocketSettings Resolve(WebSocketProxyOptions options, IReadOnlyDictionary<string, string>? route, long socketWriteQueueBytes = Endpoints.TransportOptions.DefaultWriteBufferSize)
     {
         var settings = new WebSocketSettings(
             options.OutboundBufferBytes, options.SlowClientPolicy, options.WriteTimeout, options.DisconnectAfter,
             options.MaxDroppedMessages, options.MaxDroppedBytes, options.CloseTimeout, WebSocketOnly: false)
-        { Source = options };
+        { Source = options, SocketWriteQueueBytes = socketWriteQueueBytes };
         if (route is null)
         {
             return settings;

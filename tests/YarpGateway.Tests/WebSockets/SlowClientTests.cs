@@ -204,6 +204,31 @@ public class SlowClientTests
     }
 
     /// <summary>
+    /// DropMessages counts what Kestrel holds for a client whose write waits (that write, and Kestrel's queue towards the
+    /// socket) against the cap: the queue is the one the transport was set up with (<c>Gateway:Transport:MaxWriteBufferSize</c>),
+    /// not the default's 16 KiB, which undercounted a raised queue (the relay's arithmetic: WebSocketRelayPolicyTests).
+    /// </summary>
+    [Theory]
+    [InlineData(null, 16 * 1024)]
+    [InlineData(65536, 65536)]
+    public async Task ARelaysSettings_CarryTheSocketWriteQueueTheTransportWasSetUpWith(int? configured, long expected)
+    {
+        await using var backend = await ScriptedWebSocketBackend.StartAsync();
+        string[] args = configured is { } size ? [$"--Gateway:Transport:MaxWriteBufferSize={size}"] : [];
+        await using var gateway = await GatewayUnderTest.StartAsync(Route(backend, new JsonObject { ["WebSocketSlowClientPolicy"] = "DropMessages" }), args);
+        var relays = gateway.Services.GetRequiredService<WebSocketRelays>();
+
+        await using var client = await RawWebSocketClient.ConnectAsync(gateway.ProxyAddress, "/ws");
+        Assert.Equal(101, client.Status);
+        var socket = await backend.AcceptAsync();
+        var relay = await OpenRelay.SingleAsync(relays);
+        Assert.Equal(expected, relay.Settings.SocketWriteQueueBytes);
+
+        socket.Finish();
+        Assert.True(await Eventually.TrueAsync(() => relays.Count == 0, TimeSpan.FromSeconds(10)), $"{relays.Count} relays still open");
+    }
+
+    /// <summary>
     /// Many clients that never read, each with a backend streaming as fast as it is let: once each
     /// client's write waits, what holds its backend back is the gate on the backend read, never a
     /// write parked with YARP's 64 KiB read buffer in it (issue 26: that buffer, parked per slow

@@ -23,7 +23,7 @@ public class WebSocketRelayPolicyTests
     /// <summary>A relay on a client stream of its own, for tests of what sits around it.</summary>
     internal static WebSocketRelay CreateRelay(SlowClientPolicy policy, HttpContext? context = null) => CreateWithContext(policy, context: context).Relay;
 
-    private static (WebSocketRelay Relay, GatedClientStream Client, RecordingHost Host, AbortRecorder Lifetime) CreateWithContext(SlowClientPolicy policy, TimeSpan? disconnectAfter = null, long maxDroppedBytes = 0, byte[]? fromClient = null, int cap = Cap, HttpContext? context = null, TimeProvider? time = null)
+    private static (WebSocketRelay Relay, GatedClientStream Client, RecordingHost Host, AbortRecorder Lifetime) CreateWithContext(SlowClientPolicy policy, TimeSpan? disconnectAfter = null, long maxDroppedBytes = 0, byte[]? fromClient = null, int cap = Cap, HttpContext? context = null, TimeProvider? time = null, long socketWriteQueue = 16 * 1024)
     {
         var settings = WebSocketSettings.Resolve(new WebSocketProxyOptions
         {
@@ -33,7 +33,7 @@ public class WebSocketRelayPolicyTests
             MaxDroppedBytes = maxDroppedBytes,
             DisconnectAfter = disconnectAfter ?? TimeSpan.FromSeconds(10),
             CloseTimeout = TimeSpan.FromSeconds(30),
-        }, null);
+        }, null, socketWriteQueue);
         var host = new RecordingHost();
         context ??= new DefaultHttpContext();
         var lifetime = new AbortRecorder();
@@ -144,6 +144,26 @@ public class WebSocketRelayPolicyTests
 
         client.Open();
         Assert.Equal(7, (await client.FramesAsync(7)).Count);
+    }
+
+    [Fact]
+    public async Task DropMessages_WithALargerSocketWriteQueue_AllOfWhatKestrelHoldsCountsAgainstTheCap()
+    {
+        // A 256 KiB cap and Kestrel's queue raised to 64 KiB (Gateway:Transport:MaxWriteBufferSize): while the write waits,
+        // Kestrel holds up to that write (16 KiB) and 64 KiB, so the ring takes messages only up to 176 KiB, not 224.
+        var (relay, client, _, _) = CreateWithContext(SlowClientPolicy.DropMessages, cap: 256 * 1024, socketWriteQueue: 64 * 1024);
+        var message = WebSocketFrames.Frame(WebSocketFrames.Binary, new byte[4096]); // 4,100 bytes with its header
+        for (var i = 0; i < 80; i++)
+        {
+            await relay.WriteAsync(message, default);
+        }
+
+        Assert.True(relay.WriteBlocked);
+        Assert.Equal(43 * 4100, relay.BufferedBytes); // 43 fit in 256 - 80 KiB; counting 32 KiB only, 55 would have
+        Assert.Equal(37, relay.DroppedMessages);
+
+        client.Open();
+        Assert.Equal(43, (await client.FramesAsync(43)).Count);
     }
 
     [Fact]
