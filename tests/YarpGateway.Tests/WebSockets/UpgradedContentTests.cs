@@ -6,11 +6,12 @@ namespace YarpGateway.Tests.WebSockets;
 public class UpgradedContentTests
 {
     [Fact]
-    public async Task OpeningTheUpgradedStream_ReleasesTheResponsesAndRequestsHeads_AndTheClientsRequestHeaders_NotBefore()
+    public async Task OpeningTheUpgradedStream_ReleasesTheResponsesAndRequestsHeads_AndTheClientsRequestHeadersAndRouteValues_NotBefore()
     {
         var client = new Microsoft.AspNetCore.Http.DefaultHttpContext();
         client.Request.Headers.Cookie = "session=" + new string('x', 1000); // what a browser's handshake brings
         client.Request.Headers.UserAgent = "Mozilla/5.0";
+        client.Request.RouteValues["rest"] = "ws"; // routing's
         var relay = WebSocketRelayPolicyTests.CreateRelay(SlowClientPolicy.Backpressure, client);
         using var request = new HttpRequestMessage(HttpMethod.Get, "http://b/ws");
         request.Headers.TryAddWithoutValidation("X-Forwarded-For", "10.0.0.1");
@@ -25,6 +26,7 @@ public class UpgradedContentTests
         Assert.Single(response.Headers);
         Assert.Single(request.Headers);
         Assert.Equal(2, client.Request.Headers.Count);
+        Assert.Single(client.Request.RouteValues);
 
         await using var stream = await response.Content.ReadAsStreamAsync();
 
@@ -32,6 +34,7 @@ public class UpgradedContentTests
         Assert.Empty(request.Headers);
         Assert.Empty(inner.Headers);
         Assert.Empty(client.Request.Headers); // Kestrel would keep the client's for the connection's life
+        Assert.Empty(client.Request.RouteValues); // and routing's
         Assert.NotSame(backendsPhrase, response.ReasonPhrase); // the status code's own phrase now
         Assert.Equal(HttpStatusCode.SwitchingProtocols, response.StatusCode);
     }

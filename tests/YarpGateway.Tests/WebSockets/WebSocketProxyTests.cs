@@ -115,13 +115,13 @@ public class WebSocketProxyTests
 
     /// <summary>
     /// Once a WebSocket is relayed, the client's request headers are let go: Kestrel would keep them (a browser's cookies
-    /// and user agent) for the connection's life, in every idle WebSocket. Watched through Kestrel itself: a weak reference
-    /// to the string Kestrel made of the Cookie header.
+    /// and user agent) for the connection's life, in every idle WebSocket; so are routing's values (106 bytes each). Watched
+    /// through Kestrel itself: weak references to the string Kestrel made of the Cookie header and to the values routing set.
     /// </summary>
     [Theory]
     [InlineData("1.1")]
     [InlineData("2.0")]
-    public async Task ARelayedWebSocket_DoesNotKeepTheClientsRequestHeaders(string version)
+    public async Task ARelayedWebSocket_DoesNotKeepTheClientsRequestHeadersOrRouteValues(string version)
     {
         await using var backend = await EchoWebSocketBackend.StartAsync();
         var watch = new CookieWatch();
@@ -135,6 +135,8 @@ public class WebSocketProxyTests
 
         Assert.NotNull(watch.Cookie);
         Assert.True(await Eventually.TrueAsync(() => { GC.Collect(); GC.WaitForPendingFinalizers(); return !watch.Cookie.IsAlive; }, TimeSpan.FromSeconds(5)), "the client's Cookie header is still held");
+        Assert.NotNull(watch.RouteValues); // routing's ("rest": "echo"), of no use once routed
+        Assert.True(await Eventually.TrueAsync(() => { GC.Collect(); GC.WaitForPendingFinalizers(); return !watch.RouteValues.IsAlive; }, TimeSpan.FromSeconds(5)), "the route values are still held");
         Assert.Equal(WebSocketState.Open, socket.State);
 
         await socket.SendAsync("again"u8.ToArray(), WebSocketMessageType.Text, endOfMessage: true, timeout.Token);
@@ -142,10 +144,15 @@ public class WebSocketProxyTests
         await socket.CloseAsync(WebSocketCloseStatus.NormalClosure, "bye", timeout.Token);
     }
 
-    /// <summary>Runs first in the gateway's pipeline and keeps a weak reference to the Cookie header's string.</summary>
+    /// <summary>
+    /// Runs first in the gateway's pipeline and keeps weak references to the Cookie header's string and to the route values
+    /// routing sets (through the server's own route values feature, wrapped).
+    /// </summary>
     private sealed class CookieWatch : IStartupFilter
     {
         public WeakReference? Cookie { get; private set; }
+
+        public WeakReference? RouteValues { get; private set; }
 
         public Action<IApplicationBuilder> Configure(Action<IApplicationBuilder> next) => app =>
         {
@@ -156,9 +163,28 @@ public class WebSocketProxyTests
                     Cookie = new WeakReference(cookie);
                 }
 
+                var server = context.Features.Get<Microsoft.AspNetCore.Http.Features.IRouteValuesFeature>()!;
+                context.Features.Set<Microsoft.AspNetCore.Http.Features.IRouteValuesFeature>(new RouteValuesWatch(server, this));
                 return inner(context);
             });
             next(app);
         };
+
+        private sealed class RouteValuesWatch(Microsoft.AspNetCore.Http.Features.IRouteValuesFeature server, CookieWatch watch) : Microsoft.AspNetCore.Http.Features.IRouteValuesFeature
+        {
+            public Microsoft.AspNetCore.Routing.RouteValueDictionary RouteValues
+            {
+                get => server.RouteValues;
+                set
+                {
+                    if (value is { Count: > 0 })
+                    {
+                        watch.RouteValues = new WeakReference(value);
+                    }
+
+                    server.RouteValues = value;
+                }
+            }
+        }
     }
 }
