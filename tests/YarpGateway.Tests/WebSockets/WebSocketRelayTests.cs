@@ -233,6 +233,56 @@ public class WebSocketRelayTests
         Assert.DoesNotContain(gateway.Logs.Lines, l => l.Contains("[WebSocketEvicted]", StringComparison.Ordinal));
     }
 
+    /// <summary>
+    /// The same over HTTP/2 (RFC 8441): the client's stream reset (a WebSocket aborted), or its whole connection closed,
+    /// with no close frame. The backend's side ends at once, and nothing is counted against the backend.
+    /// </summary>
+    [Theory]
+    [InlineData(false)]
+    [InlineData(true)]
+    public async Task Http2ClientStreamEndsWithoutAClose_EndsTheBackendSide_NotCountedAsTheBackendsLoss(bool wholeConnection)
+    {
+        await using var backend = await ScriptedWebSocketBackend.StartAsync();
+        await using var gateway = await GatewayUnderTest.StartAsync(SlowClientTests.Route(backend, new JsonObject()));
+        using var timeout = new CancellationTokenSource(Bound);
+        System.Net.Sockets.Socket? connection = null;
+        using var invoker = new HttpMessageInvoker(new SocketsHttpHandler
+        {
+            ConnectCallback = async (context, cancellationToken) =>
+            {
+                var socket = new System.Net.Sockets.Socket(System.Net.Sockets.SocketType.Stream, System.Net.Sockets.ProtocolType.Tcp) { NoDelay = true };
+                await socket.ConnectAsync(context.DnsEndPoint, cancellationToken);
+                connection = socket;
+                return new System.Net.Sockets.NetworkStream(socket, ownsSocket: true);
+            },
+        });
+        using var client = new System.Net.WebSockets.ClientWebSocket();
+        client.Options.HttpVersion = HttpVersion.Version20;
+        client.Options.HttpVersionPolicy = HttpVersionPolicy.RequestVersionExact;
+        client.Options.KeepAliveInterval = TimeSpan.Zero;
+        await client.ConnectAsync(new UriBuilder(gateway.ProxyAddress) { Scheme = "ws", Path = "/leaves" }.Uri, invoker, timeout.Token);
+        var server = await backend.AcceptAsync();
+        await server.SendAsync(WebSocketFrames.TextFrame("hello"), timeout.Token);
+        var buffer = new byte[64];
+        var received = await client.ReceiveAsync(buffer, timeout.Token);
+        Assert.Equal("hello", Encoding.UTF8.GetString(buffer, 0, received.Count));
+
+        if (wholeConnection)
+        {
+            connection!.Close(); // the HTTP/2 connection closed under the open stream, no GOAWAY
+        }
+        else
+        {
+            client.Abort(); // RST_STREAM (CANCEL) for the WebSocket's stream; the connection stays
+        }
+
+        Assert.Null(await ReadToEndAsync(server, timeout.Token));
+        server.Finish();
+        await AssertNothingOpenAsync(gateway);
+        Assert.Equal(0, gateway.CounterSum("gateway.websocket.evictions"));
+        Assert.DoesNotContain(gateway.Logs.Lines, l => l.Contains("[WebSocketEvicted]", StringComparison.Ordinal) || l.Contains("_destination", StringComparison.Ordinal));
+    }
+
     [Fact]
     public async Task PingPongAndCleanClose_PassThrough()
     {
