@@ -89,7 +89,8 @@ internal sealed partial class WebSocketRelay
             }
 
             // The client's connection lost (or aborted by the gateway) ends both copies, as it ended YARP's, whose
-            // token was linked to the request's.
+            // token was linked to the request's. Nothing else would end the backend's side when an HTTP/2 client resets
+            // the stream (Kestrel leaves the pending read waiting) or an HTTP/1.1 client's FIN ends its side cleanly.
             var aborted = _context.RequestAborted.UnsafeRegister(static state => ((WebSocketRelay)state!).StopCopying(), this);
             byte[]? buffer = null;
             try
