@@ -4,21 +4,27 @@ namespace YarpGateway.WebSockets;
 
 /// <summary>
 /// The backend side of a WebSocket that <see cref="UpgradeConnector"/> opened: the socket itself,
-/// after whatever arrived with the 101 (<paramref name="early"/>, often empty). A zero-byte read waits
-/// on the socket with no buffer, so an idle WebSocket holds none here.
+/// after whatever arrived with the 101 (<paramref name="early"/>, often empty; up to a kilobyte when the
+/// backend speaks first, let go once read). A zero-byte read waits on the socket with no buffer, so an
+/// idle WebSocket holds none here.
 /// </summary>
 internal sealed class UpgradedSocketStream(Socket socket, byte[] early) : AsyncOnlyStream
 {
+    private byte[]? _early = early.Length > 0 ? early : null;
     private int _earlyOffset;
 
     public override ValueTask<int> ReadAsync(Memory<byte> buffer, CancellationToken cancellationToken = default)
     {
-        var left = early.Length - _earlyOffset;
-        if (left > 0)
+        if (_early is { } bytes)
         {
-            var n = Math.Min(left, buffer.Length);
-            early.AsSpan(_earlyOffset, n).CopyTo(buffer.Span);
+            var n = Math.Min(bytes.Length - _earlyOffset, buffer.Length);
+            bytes.AsSpan(_earlyOffset, n).CopyTo(buffer.Span);
             _earlyOffset += n;
+            if (_earlyOffset == bytes.Length)
+            {
+                _early = null; // a WebSocket whose backend spoke first would keep it for life
+            }
+
             return ValueTask.FromResult(n); // zero for a zero-byte read: data is there already
         }
 

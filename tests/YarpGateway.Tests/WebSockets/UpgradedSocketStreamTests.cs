@@ -1,0 +1,51 @@
+using System.Net;
+using System.Net.Sockets;
+using System.Runtime.CompilerServices;
+using YarpGateway.Tests.Functional;
+using YarpGateway.WebSockets;
+
+namespace YarpGateway.Tests.WebSockets;
+
+public class UpgradedSocketStreamTests
+{
+    /// <summary>
+    /// What arrived in the same read as the 101 (a backend that speaks first: a greeting, a first state) is read before the
+    /// socket, then let go: a WebSocket that then stays idle held it for life (up to a kilobyte, the head's read buffer).
+    /// </summary>
+    [Fact]
+    public async Task WhatCameWithThe101_IsReadFirst_ThenLetGo()
+    {
+        using var listener = new Socket(AddressFamily.InterNetwork, SocketType.Stream, ProtocolType.Tcp);
+        listener.Bind(new IPEndPoint(IPAddress.Loopback, 0));
+        listener.Listen();
+        var client = new Socket(AddressFamily.InterNetwork, SocketType.Stream, ProtocolType.Tcp);
+        await client.ConnectAsync(listener.LocalEndPoint!);
+        using var backend = await listener.AcceptAsync();
+        using var timeout = new CancellationTokenSource(TimeSpan.FromSeconds(10));
+
+        var (stream, early) = Create(client);
+        await using (stream)
+        {
+            Assert.Equal(0, await stream.ReadAsync(Memory<byte>.Empty, timeout.Token)); // data is there: no wait
+            var buffer = new byte[600];
+            Assert.Equal(600, await stream.ReadAsync(buffer, timeout.Token));
+            Assert.Equal(400, await stream.ReadAsync(buffer, timeout.Token));
+            Assert.Equal(7, buffer[399]);
+
+            Assert.True(await Eventually.TrueAsync(() => { GC.Collect(); GC.WaitForPendingFinalizers(); return !early.IsAlive; }, TimeSpan.FromSeconds(5)), "the early bytes are still held");
+
+            // Then the socket's own bytes.
+            await backend.SendAsync("next"u8.ToArray());
+            Assert.Equal(4, await stream.ReadAsync(buffer, timeout.Token));
+            Assert.Equal("next"u8.ToArray(), buffer[..4]);
+        }
+    }
+
+    [MethodImpl(MethodImplOptions.NoInlining)] // the array must not stay in a local of the test's own frame
+    private static (UpgradedSocketStream Stream, WeakReference Early) Create(Socket socket)
+    {
+        var early = new byte[1000];
+        early.AsSpan().Fill(7);
+        return (new UpgradedSocketStream(socket, early), new WeakReference(early));
+    }
+}
