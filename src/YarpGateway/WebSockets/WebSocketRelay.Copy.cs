@@ -97,7 +97,10 @@ internal sealed partial class WebSocketRelay
             {
                 var upstream = CopyUpstreamAsync(backend, stop.Token);
 
-                // Backend to client: wait for room (the backend gate) and for data without a buffer, then read at most the room.
+                // Backend to client: wait for data without a buffer and for room (the backend gate), then read at most the room.
+                // The zero-byte read comes first: it also takes the last read's buffer (given back to the pool) out of the
+                // socket's receive operation, which keeps what it last read into until its next read, and a client that
+                // stopped reading kept the copy waiting at the gate for good, with that buffer pinned.
                 var downstream = CopyEnd.Success;
                 var reading = true;
                 try
@@ -105,7 +108,6 @@ internal sealed partial class WebSocketRelay
                     while (true)
                     {
                         reading = true;
-                        await BackendReadLimitAsync(CancellationToken.None);
                         _ = await backend.ReadAsync(Memory<byte>.Empty); // waits for data without a buffer
                         var limit = Math.Min(await BackendReadLimitAsync(CancellationToken.None), ReadBytes);
                         buffer = ArrayPool<byte>.Shared.Rent(limit);

@@ -255,7 +255,7 @@ public class WebSocketRelayPolicyTests
     {
         var (relay, client, _) = Create(SlowClientPolicy.Backpressure);
         var frames = Enumerable.Range(0, 4).SelectMany(i => WebSocketFrames.TextFrame(new string((char)('a' + i), 600))).ToArray();
-        var backend = new MemoryStream(frames);
+        var backend = new ReadRecordingStream(frames);
         relay.AttachBackend(backend);
 
         var copy = relay.RunAsync(static _ => Task.CompletedTask); // YARP's handshake has returned
@@ -264,6 +264,7 @@ public class WebSocketRelayPolicyTests
         Assert.Equal(Cap, backend.Position); // no more was read than fits
         Assert.False(copy.IsCompleted); // held back in the gate's wait...
         Assert.False(relay.WriteParked); // ...not in a write with a read buffer parked in it
+        Assert.Equal(0, backend.LastReadLength); // nor lent to the backend's stream: a socket keeps the last buffer it read into
         client.Open();
         await copy.WaitAsync(TimeSpan.FromSeconds(10));
         var received = await client.FramesAsync(4);
@@ -505,5 +506,17 @@ public class WebSocketRelayPolicyTests
         }
 
         public void Evicted(WebSocketRelay relay, EvictionReason reason, ushort code, string detail) => _evictions.Enqueue(reason);
+    }
+
+    /// <summary>A backend stream that remembers how big a buffer it was last given to read into (a socket's receive operation keeps it).</summary>
+    private sealed class ReadRecordingStream(byte[] data) : MemoryStream(data)
+    {
+        public int LastReadLength { get; private set; } = -1;
+
+        public override ValueTask<int> ReadAsync(Memory<byte> buffer, CancellationToken cancellationToken = default)
+        {
+            LastReadLength = buffer.Length;
+            return base.ReadAsync(buffer, cancellationToken);
+        }
     }
 }
