@@ -131,51 +131,8 @@ internal sealed class UpgradeConnector(HttpMessageHandler inner, TimeSpan connec
 
         head.Append("\r\n");
         var bytes = headerEncoding.GetBytes(head.ToString());
-        await HeadSend.SendAsync(socket, bytes, cancellationToken);
-    }
-
-    /// <summary>
-    /// The request head's send, on an operation of its own. <c>Socket.SendAsync</c> keeps the operation it sends with
-    /// (an event-args object of about 300 bytes) for the socket's life, for its next send, and an idle WebSocket's
-    /// backend socket never sends again: every idle WebSocket held it.
-    /// </summary>
-    internal sealed class HeadSend() : SocketAsyncEventArgs(unsafeSuppressExecutionContextFlow: true)
-    {
-        private TaskCompletionSource? _done;
-
-        public static async Task SendAsync(Socket socket, byte[] bytes, CancellationToken cancellationToken)
-        {
-            using var send = new HeadSend();
-            // A send that cannot complete (a backend that stops reading a head of many kilobytes) ends with its socket.
-            await using var registration = cancellationToken.UnsafeRegister(static state => ((Socket)state!).Dispose(), socket);
-            var sent = 0;
-            while (sent < bytes.Length)
-            {
-                send.SetBuffer(bytes, sent, bytes.Length - sent);
-                send._done = new TaskCompletionSource(TaskCreationOptions.RunContinuationsAsynchronously);
-                try
-                {
-                    if (socket.SendAsync(send))
-                    {
-                        await send._done.Task;
-                    }
-                }
-                catch (ObjectDisposedException) when (cancellationToken.IsCancellationRequested)
-                {
-                    throw new OperationCanceledException(cancellationToken);
-                }
-
-                cancellationToken.ThrowIfCancellationRequested();
-                if (send.SocketError != SocketError.Success)
-                {
-                    throw new SocketException((int)send.SocketError);
-                }
-
-                sent += send.BytesTransferred;
-            }
-        }
-
-        protected override void OnCompleted(SocketAsyncEventArgs e) => _done!.TrySetResult();
+        using var send = new SocketSend(); // not the socket's own send operation, which would keep the head for the WebSocket's life
+        await send.SendAllAsync(socket, bytes, cancellationToken);
     }
 
     /// <summary>As SocketsHttpHandler does for every other request: the backend sees the gateway's span as its parent, not the client's.</summary>

@@ -12,6 +12,7 @@ internal sealed class UpgradedSocketStream(Socket socket, byte[] early) : AsyncO
 {
     private byte[]? _early = early.Length > 0 ? early : null;
     private int _earlyOffset;
+    private SocketSend? _send; // from the first write on: the socket's own would keep the last buffer sent
 
     public override ValueTask<int> ReadAsync(Memory<byte> buffer, CancellationToken cancellationToken = default)
     {
@@ -31,21 +32,16 @@ internal sealed class UpgradedSocketStream(Socket socket, byte[] early) : AsyncO
         return socket.ReceiveAsync(buffer, SocketFlags.None, cancellationToken);
     }
 
-    // Writes go straight to the socket; there is nothing to flush.
-    public override async ValueTask WriteAsync(ReadOnlyMemory<byte> buffer, CancellationToken cancellationToken = default)
-    {
-        while (!buffer.IsEmpty)
-        {
-            var sent = await socket.SendAsync(buffer, SocketFlags.None, cancellationToken);
-            buffer = buffer[sent..];
-        }
-    }
+    // Writes go straight to the socket, through a send operation that lets go of each buffer once sent; there is nothing to flush.
+    public override ValueTask WriteAsync(ReadOnlyMemory<byte> buffer, CancellationToken cancellationToken = default)
+        => (_send ??= new SocketSend()).SendAllAsync(socket, buffer, cancellationToken);
 
     protected override void Dispose(bool disposing)
     {
         if (disposing)
         {
             socket.Dispose();
+            _send?.Dispose();
         }
 
         base.Dispose(disposing);

@@ -121,7 +121,8 @@ public class UpgradeConnectorTests
     {
         var head = new byte[length];
         head.AsSpan().Fill((byte)'h');
-        await UpgradeConnector.HeadSend.SendAsync(socket, head, cancellationToken);
+        using var send = new SocketSend(); // as UpgradeConnector sends the head
+        await send.SendAllAsync(socket, head, cancellationToken);
         return new WeakReference(head);
     }
 

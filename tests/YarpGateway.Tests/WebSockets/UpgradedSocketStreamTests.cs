@@ -48,4 +48,48 @@ public class UpgradedSocketStreamTests
         early.AsSpan().Fill(7);
         return (new UpgradedSocketStream(socket, early), new WeakReference(early));
     }
+
+    /// <summary>
+    /// A write goes out whole, and the socket does not keep the buffer it was sent from: Socket.SendAsync keeps its send
+    /// operation, and with it the last buffer, for the socket's next send. The relay sends from a buffer rented from the
+    /// shared pool and given back: one the pool let go of stayed pinned, up to 64 KiB, for as long as the WebSocket sent
+    /// nothing more.
+    /// </summary>
+    [Fact]
+    public async Task AWrite_IsSentWhole_AndItsBufferNotKeptByTheSocket()
+    {
+        using var listener = new Socket(AddressFamily.InterNetwork, SocketType.Stream, ProtocolType.Tcp);
+        listener.Bind(new IPEndPoint(IPAddress.Loopback, 0));
+        listener.Listen();
+        var client = new Socket(AddressFamily.InterNetwork, SocketType.Stream, ProtocolType.Tcp);
+        await client.ConnectAsync(listener.LocalEndPoint!);
+        using var backend = await listener.AcceptAsync();
+        using var timeout = new CancellationTokenSource(TimeSpan.FromSeconds(10));
+        await using var stream = new UpgradedSocketStream(client, []);
+
+        var sent = await WriteAsync(stream, 100_000, timeout.Token);
+
+        var received = new byte[100_000];
+        var length = 0;
+        while (length < received.Length)
+        {
+            length += await backend.ReceiveAsync(received.AsMemory(length), SocketFlags.None, timeout.Token);
+        }
+
+        Assert.All(received, b => Assert.Equal(9, b));
+        Assert.True(await Eventually.TrueAsync(() => { GC.Collect(); GC.WaitForPendingFinalizers(); return !sent.IsAlive; }, TimeSpan.FromSeconds(5)), "the socket keeps the buffer it sent from");
+
+        // And the stream still writes.
+        await stream.WriteAsync("more"u8.ToArray(), timeout.Token);
+        Assert.Equal(4, await backend.ReceiveAsync(received, SocketFlags.None, timeout.Token));
+    }
+
+    [MethodImpl(MethodImplOptions.NoInlining)]
+    private static async Task<WeakReference> WriteAsync(UpgradedSocketStream stream, int length, CancellationToken cancellationToken)
+    {
+        var data = new byte[length];
+        data.AsSpan().Fill(9);
+        await stream.WriteAsync(data, cancellationToken);
+        return new WeakReference(data);
+    }
 }
