@@ -95,12 +95,9 @@ public class UpgradeConnectorTests
     [Fact]
     public async Task TheRequestHead_IsSentWhole_AndNotKeptByTheSocket()
     {
-        using var listener = new Socket(AddressFamily.InterNetwork, SocketType.Stream, ProtocolType.Tcp);
-        listener.Bind(new IPEndPoint(IPAddress.Loopback, 0));
-        listener.Listen();
-        using var socket = new Socket(AddressFamily.InterNetwork, SocketType.Stream, ProtocolType.Tcp);
-        await socket.ConnectAsync(listener.LocalEndPoint!);
-        using var backend = await listener.AcceptAsync();
+        var (socket, backend) = await UpgradedSocketStreamTests.ConnectedPairAsync();
+        using var gatewaySide = socket;
+        using var backendSide = backend;
         using var timeout = new CancellationTokenSource(TimeSpan.FromSeconds(10));
 
         var head = await SendHeadAsync(socket, 3000, timeout.Token);

@@ -15,12 +15,8 @@ public class UpgradedSocketStreamTests
     [Fact]
     public async Task WhatCameWithThe101_IsReadFirst_ThenLetGo()
     {
-        using var listener = new Socket(AddressFamily.InterNetwork, SocketType.Stream, ProtocolType.Tcp);
-        listener.Bind(new IPEndPoint(IPAddress.Loopback, 0));
-        listener.Listen();
-        var client = new Socket(AddressFamily.InterNetwork, SocketType.Stream, ProtocolType.Tcp);
-        await client.ConnectAsync(listener.LocalEndPoint!);
-        using var backend = await listener.AcceptAsync();
+        var (client, backend) = await ConnectedPairAsync();
+        using var backendSide = backend;
         using var timeout = new CancellationTokenSource(TimeSpan.FromSeconds(10));
 
         var (stream, early) = Create(client);
@@ -58,12 +54,8 @@ public class UpgradedSocketStreamTests
     [Fact]
     public async Task AWrite_IsSentWhole_AndItsBufferNotKeptByTheSocket()
     {
-        using var listener = new Socket(AddressFamily.InterNetwork, SocketType.Stream, ProtocolType.Tcp);
-        listener.Bind(new IPEndPoint(IPAddress.Loopback, 0));
-        listener.Listen();
-        var client = new Socket(AddressFamily.InterNetwork, SocketType.Stream, ProtocolType.Tcp);
-        await client.ConnectAsync(listener.LocalEndPoint!);
-        using var backend = await listener.AcceptAsync();
+        var (client, backend) = await ConnectedPairAsync();
+        using var backendSide = backend;
         using var timeout = new CancellationTokenSource(TimeSpan.FromSeconds(10));
         await using var stream = new UpgradedSocketStream(client, []);
 
@@ -91,5 +83,16 @@ public class UpgradedSocketStreamTests
         data.AsSpan().Fill(9);
         await stream.WriteAsync(data, cancellationToken);
         return new WeakReference(data);
+    }
+
+    /// <summary>Two connected loopback TCP sockets: the gateway's side (the caller disposes it, or a stream that owns it) and the backend's.</summary>
+    internal static async Task<(Socket Gateway, Socket Backend)> ConnectedPairAsync()
+    {
+        using var listener = new Socket(AddressFamily.InterNetwork, SocketType.Stream, ProtocolType.Tcp);
+        listener.Bind(new IPEndPoint(IPAddress.Loopback, 0));
+        listener.Listen();
+        var gateway = new Socket(AddressFamily.InterNetwork, SocketType.Stream, ProtocolType.Tcp);
+        await gateway.ConnectAsync(listener.LocalEndPoint!);
+        return (gateway, await listener.AcceptAsync());
     }
 }
