@@ -81,11 +81,20 @@ internal sealed class SocketSend() : SocketAsyncEventArgs(unsafeSuppressExecutio
         }
     }
 
-    // The outcome, and the buffer let go.
+    // The outcome, and the buffer let go. Disposed while the send was under way (the socket's stream closed under a
+    // waiting write: its completion comes after the deferred dispose), it keeps nothing, and SetBuffer would throw here,
+    // on the socket engine's thread, where nothing catches it and the process would end.
     private (int Sent, SocketException? Error) TakeResult()
     {
         var result = (BytesTransferred, SocketError == SocketError.Success ? null : new SocketException((int)SocketError));
-        SetBuffer(Memory<byte>.Empty);
+        try
+        {
+            SetBuffer(Memory<byte>.Empty);
+        }
+        catch (ObjectDisposedException)
+        {
+        }
+
         return result;
     }
 

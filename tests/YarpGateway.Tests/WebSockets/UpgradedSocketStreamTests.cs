@@ -76,6 +76,36 @@ public class UpgradedSocketStreamTests
         Assert.Equal(4, await backend.ReceiveAsync(received, SocketFlags.None, timeout.Token));
     }
 
+    /// <summary>
+    /// The relay closes the backend's side while a write to it waits (a backend that does not read, the client's side
+    /// gone): the write fails, and the send's completion, which comes after its operation was disposed, throws nothing
+    /// where nobody would catch it (that would end the process).
+    /// </summary>
+    [Fact]
+    public async Task DisposedWhileAWriteWaits_TheWriteFails_AndNothingElse()
+    {
+        var (client, backend) = await ConnectedPairAsync();
+        using var backendSide = backend; // never reads
+        var stream = new UpgradedSocketStream(client, []);
+        var unhandled = 0;
+        UnhandledExceptionEventHandler watch = (_, _) => Interlocked.Increment(ref unhandled);
+        AppDomain.CurrentDomain.UnhandledException += watch;
+        try
+        {
+            var writing = stream.WriteAsync(new byte[64 * 1024 * 1024]).AsTask(); // more than the kernel's buffers on both sides
+            Assert.False(writing.IsCompleted);
+            await stream.DisposeAsync();
+            await Assert.ThrowsAnyAsync<Exception>(() => writing.WaitAsync(TimeSpan.FromSeconds(10)));
+            GC.Collect();
+            GC.WaitForPendingFinalizers();
+            Assert.Equal(0, Volatile.Read(ref unhandled));
+        }
+        finally
+        {
+            AppDomain.CurrentDomain.UnhandledException -= watch;
+        }
+    }
+
     [MethodImpl(MethodImplOptions.NoInlining)]
     private static async Task<WeakReference> WriteAsync(UpgradedSocketStream stream, int length, CancellationToken cancellationToken)
     {
