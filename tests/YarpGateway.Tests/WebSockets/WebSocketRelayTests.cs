@@ -226,11 +226,7 @@ public class WebSocketRelayTests
         }
 
         await client.DisposeAsync();
-        Assert.Null(await ReadToEndAsync(server, timeout.Token));
-        server.Finish();
-        await AssertNothingOpenAsync(gateway);
-        Assert.Equal(0, gateway.CounterSum("gateway.websocket.evictions"));
-        Assert.DoesNotContain(gateway.Logs.Lines, l => l.Contains("[WebSocketEvicted]", StringComparison.Ordinal));
+        await AssertTheBackendsSideEnded_NothingBlamedAsync(gateway, server, timeout.Token);
     }
 
     /// <summary>
@@ -276,7 +272,13 @@ public class WebSocketRelayTests
             client.Abort(); // RST_STREAM (CANCEL) for the WebSocket's stream; the connection stays
         }
 
-        Assert.Null(await ReadToEndAsync(server, timeout.Token));
+        await AssertTheBackendsSideEnded_NothingBlamedAsync(gateway, server, timeout.Token);
+    }
+
+    /// <summary>After a client left with no close frame: the backend's side ended, nothing stays open, no eviction, no destination error.</summary>
+    private static async Task AssertTheBackendsSideEnded_NothingBlamedAsync(GatewayUnderTest gateway, BackendSocket server, CancellationToken cancellationToken)
+    {
+        Assert.Null(await ReadToEndAsync(server, cancellationToken));
         server.Finish();
         await AssertNothingOpenAsync(gateway);
         Assert.Equal(0, gateway.CounterSum("gateway.websocket.evictions"));
