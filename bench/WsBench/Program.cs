@@ -316,6 +316,12 @@ internal static class Gateway
 
     public static long PeakRssKiB(int pid) => StatusField(pid, "VmHWM:");
 
+    /// <summary>
+    /// The shared memory in the RSS: for .NET, the code the runtime compiles (with W^X it lives in a shared-memory file
+    /// mapped twice), which grows once while new paths are compiled, not with each connection.
+    /// </summary>
+    public static long ShmemKiB(int pid) => StatusField(pid, "RssShmem:");
+
     private static long StatusField(int pid, string field)
     {
         var line = File.ReadLines($"/proc/{pid}/status").First(l => l.StartsWith(field, StringComparison.Ordinal));
@@ -599,6 +605,7 @@ internal static class NeverRead
         }, CancellationToken.None)).ToArray();
 
         var before = await Idle.SettledRssAsync(pid, timeout.Token);
+        var codeBefore = Gateway.ShmemKiB(pid);
 
         // The never-readers: the smallest receive buffer the kernel allows, and no read after the handshake.
         var never = new List<RawClient>();
@@ -620,6 +627,7 @@ internal static class NeverRead
         await Task.Delay(TimeSpan.FromSeconds(seconds), timeout.Token);
         Volatile.Write(ref measuring, 0);
         var held = Gateway.RssKiB(pid);
+        var codeWith = Gateway.ShmemKiB(pid);
         foreach (var client in never)
         {
             client.Socket.Dispose();
@@ -644,6 +652,7 @@ internal static class NeverRead
             rss_with_kib = Math.Max(with, held),
             rss_after_kib = after,
             kib_per_reader = never.Count == 0 ? 0 : Math.Round((double)(Math.Max(with, held) - before) / never.Count, 1),
+            code_grown_kib = codeWith - codeBefore,
             fast_messages = all.Length,
             fast_p50_ms = P(0.5),
             fast_p99_ms = P(0.99),
