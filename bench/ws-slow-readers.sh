@@ -85,7 +85,8 @@ lines += ["", "Target (issue 26): at most `OutboundBufferBytes` + 16 KiB per nev
   "closing 300 connections; under `DropMessages` the backend is never held back, so each never-reader keeps a full buffer and a busy "
   "64 KiB read buffer while its backend floods it and the gateway drops. \"After they left\" is read 8 s after they left: the gateway "
   "compacts its heap once open connections have fallen to half or less for 5 s (`Gateway:Memory`, docs/configuration.md); what stays is "
-  "mostly code the runtime compiled for them (for nginx, its worker's RSS). \"Of which code compiled in the wave\": the growth of the RSS's "
+  "the code the runtime compiled for them, Kestrel's pool of socket buffers and other pooled memory, which the next wave reuses "
+  "(docs/websockets.md; for nginx, its worker's RSS). \"Of which code compiled in the wave\": the growth of the RSS's "
   "shared memory, where .NET keeps the code it compiles (mapped twice, for W^X); it is paid once, by the first clients down a path, "
   "not by each."]
 if second_size:
