@@ -227,7 +227,7 @@ public class GrpcTests
         await using var backend = await GrpcBackend.StartAsync();
         // Two resets allowed a connection, and four calls on it: the gateway's own resets must not close it. (They did
         // not reach that count even without TrafficCounters' check of them, tried: RequestAborted was not yet cancelled
-        // where it looks. The check stays for the case where it is.)
+        // where it looks. The check stays for the case where it is; GrpcAnswerResetTests holds it.)
         await using var gateway = await GatewayUnderTest.StartAsync(Config(backend.Address), "--Gateway:Http2:MaxStreamResets=2");
         using var socket = await Functional.RawSocket.ConnectAsync(gateway.ProxyAddress);
         await using var connection = new System.Net.Sockets.NetworkStream(socket);
