@@ -3,6 +3,7 @@ using Microsoft.AspNetCore.Server.Kestrel.Core;
 using Microsoft.AspNetCore.Server.Kestrel.Transport.Sockets;
 using Microsoft.Extensions.Options;
 using Yarp.ReverseProxy.Configuration;
+using Yarp.ReverseProxy.Transforms.Builder;
 using YarpGateway.Configuration;
 using YarpGateway.Endpoints;
 
@@ -24,6 +25,7 @@ internal static class AdmissionExtensions
         services.AddSingleton<RequestAdmission>();
         services.AddSingleton<UpgradeAdmission>();
         services.AddSingleton<ConnectionAdmission>();
+        services.AddSingleton<ITransformProvider, FirstRequestForwardedTransformProvider>(); // a slow backend does not hold a new connection's place
 
         // Kestrel asks the transports registered last first: this one wraps the socket transport.
         services.AddSingleton<IConnectionListenerFactory>(sp => new PacedAcceptListenerFactory(

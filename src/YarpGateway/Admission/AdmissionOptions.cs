@@ -65,7 +65,8 @@ internal sealed class ConnectionAdmissionOptions
     /// <summary>
     /// Connections that may be in their first request at once; 0 turns the cap off. Default 1000.
     /// A connection takes its slot when its first bytes arrive (one that sends nothing holds none)
-    /// and frees it when its first response starts, or after <see cref="MaxFirstRequestTime"/>.
+    /// and frees it when its first request goes to a backend (or its first response starts, for the gateway's own
+    /// answers), or after <see cref="MaxFirstRequestTime"/>.
     /// </summary>
     public int MaxFirstRequestConnections { get; set; } = 1000;
 
@@ -93,9 +94,11 @@ internal sealed class ConnectionAdmissionOptions
     /// The most new connections the accept window lets in at once, while in their first request; 0 turns the
     /// window off. Default 64 per CPU. With the adaptive rate and <see cref="PaceAccept"/> (the defaults), and no
     /// <see cref="RatePerSecond"/> ceiling, a connection is accepted when a place in the window is free, and holds
-    /// it until its first response starts, it ends, or <see cref="MaxFirstRequestTime"/> passes from its first bytes
-    /// (or from its accept while it sends nothing): a storm is taken on as fast as the gateway answers new
-    /// connections, each answer letting the next one in. The window's size follows the delay the adaptive rate measures (cut to 70 % over
+    /// it until its first request goes to a backend while the gateway keeps up (its measured delay under half
+    /// <c>Adaptive:TargetDelay</c>), otherwise until its first response starts; or until it ends, or
+    /// <see cref="MaxFirstRequestTime"/> passes from its first bytes (or from its accept while it sends nothing): a
+    /// storm is taken on as fast as the gateway answers new connections, each answer letting the next one in, and a
+    /// backend slow to answer does not hold new connections to the window's size per answer's time. The window's size follows the delay the adaptive rate measures (cut to 70 % over
     /// <c>Adaptive:TargetDelay</c>, grown by a quarter under half of it while full), from an eighth of this to this.
     /// Once no place has been taken for 100 ms (slow first responses, silent clients), the rate's tokens admit too.
     /// </summary>

@@ -156,8 +156,9 @@ internal sealed partial class ConnectionAdmission : IProxyConnectionMiddleware, 
                 return (false, null);
             }
 
-            // The window first: a place frees each time a new connection's first response starts, so in a storm
-            // the next connection comes in as the last is answered. The rate's tokens are for when the window
+            // The window first: a place frees each time a new connection's first request goes to a backend (while
+            // the gateway keeps up) or its first response starts, so in a storm the next connection comes in as the
+            // last is answered. The rate's tokens are for when the window
             // stalls (no place taken for WindowStallTime: slow first responses, silent clients), and without a window.
             var window = state.Window;
             if (window is not null && window.TryTake())

@@ -5,10 +5,11 @@ namespace YarpGateway.Admission;
 
 /// <summary>
 /// A connection's slot in the "still in its first request" cap: held from the connection's first
-/// bytes until its first response starts, the connection ends, or
+/// bytes until its first request is sent to a backend (<see cref="FirstRequestForwardedTransformProvider"/>; for a
+/// place in the accept window, only while the gateway keeps up), its first response starts, the connection ends, or
 /// <see cref="ConnectionAdmissionOptions.MaxFirstRequestTime"/> passes, whichever comes first. The
-/// slot stands for the gateway's work of taking a new connection on; a response that streams for
-/// minutes (server-sent events, a download, a WebSocket after its 101) or a client that sends its
+/// slot stands for the gateway's work of taking a new connection on; the backend's time to answer, a response that
+/// streams for minutes (server-sent events, a download, a WebSocket after its 101) or a client that sends its
 /// request slowly must not keep other new connections out. It also carries the connection's place in the accept
 /// window, when it was let in by one (<see cref="AcceptWindowSlot"/>), and gives both back together.
 /// </summary>
@@ -62,7 +63,10 @@ internal sealed class FirstRequestGate
         return true;
     }
 
-    /// <summary>On the connection's first request, arranges for the slot to be released when its response starts.</summary>
+    /// <summary>
+    /// On the connection's first request, arranges for the slot to be released when its response starts, and makes it the
+    /// request's feature, for the proxy to release when it sends the request to a backend (<see cref="ReleaseOnForward"/>).
+    /// </summary>
     public static void ReleaseWhenFirstResponseStarts(HttpContext context)
     {
         var items = context.Features.Get<IConnectionItemsFeature>()?.Items;
@@ -72,6 +76,7 @@ internal sealed class FirstRequestGate
         }
 
         items.Remove(Key);
+        context.Features.Set(gate);
         static Task ReleaseGate(object state)
         {
             ((FirstRequestGate)state).Release();
@@ -80,5 +85,21 @@ internal sealed class FirstRequestGate
 
         context.Response.OnStarting(ReleaseGate, gate);
         context.Response.OnCompleted(ReleaseGate, gate); // also when the response never starts (Release runs once)
+    }
+
+    /// <summary>
+    /// The request is on its way to a backend: what is left is the backend's time to answer, which is not the gateway's
+    /// work of taking the connection on. Released here, a slow backend does not hold the connection's place: with the
+    /// window's 64 places per CPU held until the first response started, first requests to a backend answering in
+    /// 100 ms could not pass 640 new connections a second per CPU, however idle the gateway. A place in the accept
+    /// window is let go here only while the gateway keeps up (<see cref="AcceptWindow.KeepingUp"/>); otherwise when
+    /// the response starts, as before.
+    /// </summary>
+    public static void ReleaseOnForward(HttpContext context)
+    {
+        if (context.Features.Get<FirstRequestGate>() is { } gate && (gate._window is null || gate._window.GivenBackOnForward))
+        {
+            gate.Release();
+        }
     }
 }

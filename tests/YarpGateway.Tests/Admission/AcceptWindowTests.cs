@@ -24,6 +24,20 @@ public class AcceptWindowTests
     }
 
     [Fact]
+    public void ItKeepsUp_AtStart_AndWhileTheDelayIsUnderHalfTheTarget()
+    {
+        var window = new AcceptWindow(8);
+        Assert.True(window.KeepingUp);
+
+        window.Update(TimeSpan.FromMilliseconds(10), Target);
+        Assert.False(window.KeepingUp);
+        window.Update(TimeSpan.FromMilliseconds(9.9), Target);
+        Assert.True(window.KeepingUp);
+        window.Update(TimeSpan.FromMilliseconds(50), Target);
+        Assert.False(window.KeepingUp);
+    }
+
+    [Fact]
     public void OverTheTarget_TheSizeIsCutTo70PercentEachPeriod_DownToAnEighth()
     {
         var window = new AcceptWindow(64);

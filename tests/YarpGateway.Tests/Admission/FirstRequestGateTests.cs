@@ -1,3 +1,4 @@
+using Microsoft.AspNetCore.Http;
 using Microsoft.Extensions.Time.Testing;
 using System.Threading.RateLimiting;
 using YarpGateway.Admission;
@@ -63,6 +64,52 @@ public class FirstRequestGateTests
 
         Assert.False(IsReachable(timer));
         GC.KeepAlive(gate);
+    }
+
+    [Fact]
+    public void FirstRequestForwarded_FreesTheSlot()
+    {
+        using var slots = new ConcurrencyLimiter(new ConcurrencyLimiterOptions { PermitLimit = 1, QueueLimit = 0 });
+        var gate = new FirstRequestGate(slots.AttemptAcquire(), MaxTime, new FakeTimeProvider());
+        var context = new DefaultHttpContext();
+        context.Features.Set(gate);
+
+        FirstRequestGate.ReleaseOnForward(context);
+
+        Assert.Equal(1, slots.GetStatistics()!.CurrentAvailablePermits);
+    }
+
+    [Theory]
+    [InlineData(5, true)] // under half the 20 ms target: the gateway keeps up, the backend's time is not its load
+    [InlineData(15, false)] // past half of it: the answers coming back count, the place waits for the response
+    public void FirstRequestForwarded_GivesTheWindowsPlaceBack_OnlyWhileTheGatewayKeepsUp(int delayMs, bool givenBack)
+    {
+        var window = new AcceptWindow(4);
+        window.Update(TimeSpan.FromMilliseconds(delayMs), TimeSpan.FromMilliseconds(20));
+        Assert.True(window.TryTake());
+        var gate = new FirstRequestGate(null, MaxTime, new FakeTimeProvider(), window: new AcceptWindowSlot(window, new NoHolders()));
+        var context = new DefaultHttpContext();
+        context.Features.Set(gate);
+
+        FirstRequestGate.ReleaseOnForward(context);
+        Assert.Equal(givenBack ? 0 : 1, window.InUse);
+
+        gate.Release(); // the response starts
+        Assert.Equal(0, window.InUse);
+    }
+
+    [Fact]
+    public void ARequestWithNoGate_IsLeftAlone() => FirstRequestGate.ReleaseOnForward(new DefaultHttpContext());
+
+    private sealed class NoHolders : AcceptWindowSlot.IHolders
+    {
+        public void Took()
+        {
+        }
+
+        public void Gave()
+        {
+        }
     }
 
     // The timer's only strong reference, after the test lets go of its own, is the gate's (FakeTimeProvider

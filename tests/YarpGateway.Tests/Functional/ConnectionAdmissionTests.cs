@@ -217,36 +217,40 @@ public class ConnectionAdmissionTests
             "--Gateway:Admission:Connections:Adaptive:TargetDelay=00:00:02",
             $"--Gateway:Admission:Connections:MaxFirstRequestTime={maxFirstRequestTime}");
 
-    /// <summary>Two new connections whose first responses the backend holds, once they hold both places of the window.</summary>
-    private static async Task<(Socket, Socket)> HoldTwoPlacesAsync(GatewayUnderTest gateway, TestBackend backend)
+    /// <summary>Two new connections that have sent half their first request, once they hold both places of the window.</summary>
+    private static async Task<(Socket, Socket)> HoldTwoPlacesAsync(GatewayUnderTest gateway)
     {
         var admission = gateway.Services.GetRequiredService<ConnectionAdmission>();
         var held = new Socket[2];
         for (var i = 0; i < held.Length; i++)
         {
             held[i] = await RawSocket.ConnectAsync(gateway.ProxyAddress);
-            await held[i].SendAsync(Encoding.ASCII.GetBytes("GET /hold HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n"));
+            await held[i].SendAsync(Encoding.ASCII.GetBytes("GET / HTTP/1.1\r\nHost: x\r\nConnection: close\r\n"));
         }
 
-        Assert.True(await Eventually.TrueAsync(() => backend.Held == 2 && admission.AcceptWindowInUse == 2, TimeSpan.FromSeconds(10)),
-            $"held {backend.Held}, window places in use {admission.AcceptWindowInUse}");
+        Assert.True(await Eventually.TrueAsync(() => admission.AcceptWindowInUse == 2, TimeSpan.FromSeconds(10)),
+            $"window places in use {admission.AcceptWindowInUse}");
         return (held[0], held[1]);
     }
 
+    /// <summary>Ends the half request of a connection from <see cref="HoldTwoPlacesAsync"/>.</summary>
+    private static Task EndRequestAsync(Socket held) => held.SendAsync("\r\n"u8.ToArray());
+
     [Fact]
-    public async Task AcceptWindow_NewConnectionsComeInAsFirstResponsesStart_NotAtTheRate()
+    public async Task AcceptWindow_NewConnectionsComeInAsFirstRequestsGoToTheBackend_NotAtTheRate()
     {
         await using var backend = await TestBackend.StartAsync("a");
         await using var gateway = await StartWithWindowAsync(backend, window: 2, rate: 1);
         var admission = gateway.Services.GetRequiredService<ConnectionAdmission>();
 
-        // Two connections whose first responses are held take both places.
-        var (held1, held2) = await HoldTwoPlacesAsync(gateway, backend);
+        // Two connections still sending their first requests take both places.
+        var (held1, held2) = await HoldTwoPlacesAsync(gateway);
 
-        // Twenty more: at a token a second they would take some 20 s. Once the held responses start, each
-        // answer frees the place the next one comes in by.
+        // Twenty more: at a token a second they would take some 20 s. Once the held requests are whole and go
+        // to the backend, each one forwarded frees the place the next one comes in by.
         var clients = await SendGetsAsync(gateway, 20);
-        backend.Gate.SetResult();
+        await EndRequestAsync(held1);
+        await EndRequestAsync(held2);
         var clock = Stopwatch.StartNew();
         await Task.WhenAll(clients.Select(AssertServedAsync)).WaitAsync(TimeSpan.FromSeconds(30));
         Assert.True(clock.Elapsed < TimeSpan.FromSeconds(10), $"served in {clock.Elapsed.TotalSeconds:0.0} s: at the rate, not through the window");
@@ -262,25 +266,53 @@ public class ConnectionAdmissionTests
     }
 
     [Fact]
-    public async Task AcceptWindow_HeldBySlowFirstResponses_TheRateStillAdmits()
+    public async Task AcceptWindow_HeldBySlowClients_TheRateStillAdmits()
     {
         await using var backend = await TestBackend.StartAsync("a");
         await using var gateway = await StartWithWindowAsync(backend, window: 2, rate: 20);
         var admission = gateway.Services.GetRequiredService<ConnectionAdmission>();
-        var (held1, held2) = await HoldTwoPlacesAsync(gateway, backend);
+        var (held1, held2) = await HoldTwoPlacesAsync(gateway);
 
-        // A backend slow to answer new connections (here: never, until released) does not keep new clients out.
+        // Clients slow to send their first requests (here: until told) do not keep new clients out.
         var clients = await SendGetsAsync(gateway, 10);
         await Task.WhenAll(clients.Select(AssertServedAsync)).WaitAsync(TimeSpan.FromSeconds(30));
         Assert.Equal(2, admission.AcceptWindowInUse);
 
-        backend.Gate.SetResult();
+        await EndRequestAsync(held1);
+        await EndRequestAsync(held2);
         await AssertServedAsync(held1);
         await AssertServedAsync(held2);
         Assert.True(await Eventually.TrueAsync(() => admission.AcceptWindowInUse == 0, TimeSpan.FromSeconds(10)), $"{admission.AcceptWindowInUse} places still held");
         clients.ForEach(client => client.Dispose());
         held1.Dispose();
         held2.Dispose();
+    }
+
+    [Fact]
+    public async Task AcceptWindow_ABackendSlowToAnswer_HoldsNoPlace()
+    {
+        await using var backend = await TestBackend.StartAsync("a");
+        await using var gateway = await StartWithWindowAsync(backend, window: 2, rate: 1);
+        var admission = gateway.Services.GetRequiredService<ConnectionAdmission>();
+
+        // Twelve first requests the backend does not answer until told. Once the window's places were held until
+        // the first response started: the first two held both, the rest came in at the rate's token a second, and
+        // under churn a backend answering in 100 ms held new connections to 640 a second per CPU.
+        var clients = new List<Socket>();
+        for (var i = 0; i < 12; i++)
+        {
+            clients.Add(await RawSocket.ConnectAsync(gateway.ProxyAddress));
+            await clients[^1].SendAsync(Encoding.ASCII.GetBytes("GET /hold HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n"));
+        }
+
+        Assert.True(await Eventually.TrueAsync(() => backend.Held == 12, TimeSpan.FromSeconds(10)), $"held {backend.Held}, window places in use {admission.AcceptWindowInUse}");
+        Assert.Equal(0, admission.AcceptWindowInUse);
+        Assert.Equal(0, admission.FirstRequestSlotsInUse);
+
+        backend.Gate.SetResult();
+        await Task.WhenAll(clients.Select(AssertServedAsync)).WaitAsync(TimeSpan.FromSeconds(30));
+        Assert.Equal(0, gateway.CounterSum("gateway.connection_admission.closed"));
+        clients.ForEach(client => client.Dispose());
     }
 
     [Fact]

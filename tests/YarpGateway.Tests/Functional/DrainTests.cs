@@ -175,10 +175,14 @@ public class ShutdownTests
             "--Gateway:Admission:Connections:MaxFirstRequestTime=00:05:00");
         var admission = gateway.Services.GetRequiredService<YarpGateway.Admission.ConnectionAdmission>();
 
-        // The only slot is held by a first request the backend has not answered yet.
+        // A request in flight (its slot freed when it went to the backend), and the only slot held by a client
+        // still sending its first request.
         using var holder = await RawSocket.ConnectAsync(gateway.ProxyAddress);
         await holder.SendAsync("GET /hold HTTP/1.1\r\nHost: x\r\n\r\n"u8.ToArray());
-        Assert.True(await Eventually.TrueAsync(() => a.Held == 1 && admission.FirstRequestSlotsInUse == 1, TimeSpan.FromSeconds(10)));
+        Assert.True(await Eventually.TrueAsync(() => a.Held == 1 && admission.FirstRequestSlotsInUse == 0, TimeSpan.FromSeconds(10)));
+        using var slow = await RawSocket.ConnectAsync(gateway.ProxyAddress);
+        await slow.SendAsync("GET / HTTP/1.1\r\nHost: x\r\n"u8.ToArray());
+        Assert.True(await Eventually.TrueAsync(() => admission.FirstRequestSlotsInUse == 1, TimeSpan.FromSeconds(10)));
         using var waiting = await RawSocket.ConnectAsync(gateway.ProxyAddress);
         await waiting.SendAsync("GET / HTTP/1.1\r\nHost: x\r\n\r\n"u8.ToArray());
         Assert.True(await Eventually.TrueAsync(() => admission.Waiting == 1, TimeSpan.FromSeconds(10)));
@@ -188,6 +192,7 @@ public class ShutdownTests
         // Closed when shutdown begins, not after the minute MaxWait allows; the request in flight finishes.
         Assert.Empty(await RawSocket.ReceiveUntilClosedAsync(waiting));
         Assert.Equal(1, gateway.Counter("gateway.connection_admission.closed|reason=shutdown"));
+        slow.Dispose(); // a request half sent would hold the stop up to its timeout
         a.Gate.SetResult();
         Assert.StartsWith("HTTP/1.1 200", System.Text.Encoding.ASCII.GetString(await RawSocket.ReceiveAtLeastAsync(holder, 12)), StringComparison.Ordinal);
         await stopping.WaitAsync(TimeSpan.FromSeconds(10));
