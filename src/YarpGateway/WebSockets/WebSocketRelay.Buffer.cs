@@ -14,7 +14,7 @@ internal sealed partial class WebSocketRelay
     /// </summary>
     private bool HasRoomFor(long length)
     {
-        lock (_lock)
+        lock (this)
         {
             return _count == 0 || length <= _capacity - _count - (_writeBlocked ? _heldBelowWhileBlocked : 0);
         }
@@ -32,7 +32,7 @@ internal sealed partial class WebSocketRelay
         while (true)
         {
             Task room;
-            lock (_lock)
+            lock (this)
             {
                 if (IsClosingLocked())
                 {
@@ -76,7 +76,7 @@ internal sealed partial class WebSocketRelay
             catch (TimeoutException)
             {
                 bool partlySent;
-                lock (_lock)
+                lock (this)
                 {
                     partlySent = _midFrame && _taken > _frameStart;
                 }
@@ -108,7 +108,7 @@ internal sealed partial class WebSocketRelay
         {
             int n;
             bool start;
-            lock (_lock)
+            lock (this)
             {
                 if (IsClosingLocked())
                 {
@@ -247,7 +247,7 @@ internal sealed partial class WebSocketRelay
             return int.MaxValue; // the client side failed; the write of whatever comes next says so to the copy
         }
 
-        lock (_lock)
+        lock (this)
         {
             return _close is null && _failure is null ? Math.Min(_capacity - _count, MaxWriteChunk) : int.MaxValue;
         }

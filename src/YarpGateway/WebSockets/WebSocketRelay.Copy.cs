@@ -40,6 +40,9 @@ internal sealed partial class WebSocketRelay
     private CancellationTokenSource? _stopUpstream;
     private int _firstEnded;
     private long _lastActivity;
+    private IRelayedRequestEnd? _requestEnd; // the outer middleware's end of the request (TakeRequestEnd), under the monitor
+    private long _requestStarted;
+    private bool _finished; // RunAsync has finished (under the monitor)
 
     /// <summary>Called with the backend's side of the upgraded connection; the relay owns it from here. YARP gets a stream that has ended.</summary>
     public Stream AttachBackend(Stream backend)
@@ -83,7 +86,7 @@ internal sealed partial class WebSocketRelay
             _context.Features.Set<Resilience.RetryAttempt>(null);
             var backend = _backend!;
             var stop = new CancellationTokenSource();
-            lock (_lock)
+            lock (this)
             {
                 _stopUpstream = stop;
             }
@@ -153,7 +156,7 @@ internal sealed partial class WebSocketRelay
                 }
 
                 aborted.Dispose();
-                lock (_lock)
+                lock (this)
                 {
                     _stopUpstream = null;
                 }
@@ -166,8 +169,48 @@ internal sealed partial class WebSocketRelay
         }
         finally
         {
-            await CompleteAsync();
+            try
+            {
+                await CompleteAsync();
+            }
+            finally
+            {
+                EndRequest();
+            }
         }
+    }
+
+    /// <summary>
+    /// Takes on the outer middleware's work for the request's end (<paramref name="end"/>, given the time it started), so
+    /// that it need not wait for <see cref="RunAsync"/> in a frame of its own; false once the relay has finished, when the
+    /// caller does it itself.
+    /// </summary>
+    public bool TakeRequestEnd(IRelayedRequestEnd end, long started)
+    {
+        lock (this)
+        {
+            if (_finished)
+            {
+                return false;
+            }
+
+            _requestEnd = end;
+            _requestStarted = started;
+            return true;
+        }
+    }
+
+    private void EndRequest()
+    {
+        IRelayedRequestEnd? end;
+        lock (this)
+        {
+            _finished = true;
+            end = _requestEnd;
+            _requestEnd = null;
+        }
+
+        end?.RequestEnded(_context, _requestStarted);
     }
 
     /// <summary>Client to backend: a zero-byte read first, so that an idle client holds no buffer; each write flushed (HTTP/2 request streams buffer).</summary>
@@ -221,7 +264,7 @@ internal sealed partial class WebSocketRelay
     private void StopCopying()
     {
         CancellationTokenSource? stop;
-        lock (_lock)
+        lock (this)
         {
             stop = _stopUpstream;
         }
@@ -240,7 +283,7 @@ internal sealed partial class WebSocketRelay
 
     private bool HasFailed()
     {
-        lock (_lock)
+        lock (this)
         {
             return _failure is not null;
         }

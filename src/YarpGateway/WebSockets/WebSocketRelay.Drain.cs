@@ -15,7 +15,7 @@ internal sealed partial class WebSocketRelay
                 int start;
                 int length;
                 byte[]? closeFrame = null;
-                lock (_lock)
+                lock (this)
                 {
                     if (_failure is not null || _count == 0)
                     {
@@ -51,14 +51,14 @@ internal sealed partial class WebSocketRelay
                 }
                 finally
                 {
-                    lock (_lock)
+                    lock (this)
                     {
                         _writing = null;
                         ReturnRetired();
                     }
                 }
 
-                lock (_lock)
+                lock (this)
                 {
                     if (_failure is not null)
                     {
@@ -110,7 +110,7 @@ internal sealed partial class WebSocketRelay
 
     private void CloseTimedOut()
     {
-        lock (_lock)
+        lock (this)
         {
             if (_failure is not null)
             {
@@ -124,7 +124,7 @@ internal sealed partial class WebSocketRelay
 
     private void Fail(Exception ex, bool fromDrain = false)
     {
-        lock (_lock)
+        lock (this)
         {
             var first = _failure is null;
             _failure ??= ex;

@@ -1,3 +1,5 @@
+using Microsoft.AspNetCore.Http.Features;
+using Microsoft.Extensions.Primitives;
 using Yarp.ReverseProxy.Forwarder;
 
 namespace YarpGateway.WebSockets;
@@ -49,11 +51,14 @@ internal sealed partial class WebSocketRelay
     private readonly int _heldBelowWhileBlocked;
     private readonly int _readLowWater; // the room the backend waits for before it is read again
     private readonly int _firstRing; // the ring's first size: MinRingBytes, or the whole cap when it is small
-    private readonly Lock _lock = new();
+    // State shared by the copies, the drain and the sweep is guarded by the relay's own monitor (lock (this)): a Lock
+    // object of its own would be 48 bytes more for each WebSocket's life, and the relay is never handed to code that
+    // could lock it (internal, a request feature of the gateway's own).
 
     private Stream? _client;
+    private IHeaderDictionary? _clientHeaders; // Kestrel's, while a copy stands in for them (StandInForClientRequestHead)
 
-    // The ring buffer and the drain (under _lock).
+    // The ring buffer and the drain (under the relay's own monitor).
     private byte[]? _ring;
     private byte[]? _writing; // the ring the drain's write in progress reads from
     private byte[]? _retired; // a ring that grew while being written from, given back when the write returns
@@ -71,7 +76,7 @@ internal sealed partial class WebSocketRelay
     private volatile bool _writeBlocked;
     private volatile bool _writeParked;
 
-    // Closing (under _lock).
+    // Closing (under the relay's own monitor).
     private Closing? _pendingClose;
     private Closing? _close;
     private bool _closeSent;
@@ -130,17 +135,51 @@ internal sealed partial class WebSocketRelay
         request.RouteValues = null!; // nothing reads them after routing; Kestrel's feature makes an empty one if asked again
 
         var headers = request.Headers;
+        if (_clientHeaders is { } kestrels && _context.Features.Get<IHttpRequestFeature>() is { } feature)
+        {
+            feature.Headers = kestrels; // the copy that stood in for the handshake goes
+            headers = kestrels;
+            _clientHeaders = null;
+        }
+
         if (headers.Count == 0)
         {
             return;
         }
 
-        var names = new string[headers.Count];
-        headers.Keys.CopyTo(names, 0);
-        foreach (var name in names)
+        // Copied out, not enumerated: Kestrel keeps the enumerator it boxes for an enumeration for the request's next use.
+        var pairs = new KeyValuePair<string, StringValues>[headers.Count];
+        headers.CopyTo(pairs, 0);
+        foreach (var (name, _) in pairs)
         {
             headers.Remove(name);
         }
+    }
+
+    /// <summary>
+    /// Puts a copy of the client's request headers in front of Kestrel's until <see cref="ReleaseClientRequestHead"/>: YARP
+    /// enumerates them to build the backend's request, and Kestrel keeps the enumerator it boxes for that, with its cache
+    /// (128 bytes), for the request's next use, which for a WebSocket is its whole life. The copy, enumerated instead, goes
+    /// with the handshake.
+    /// </summary>
+    public void StandInForClientRequestHead()
+    {
+        if (_context.Features.Get<IHttpRequestFeature>() is not { } feature)
+        {
+            return;
+        }
+
+        var headers = feature.Headers;
+        var pairs = new KeyValuePair<string, StringValues>[headers.Count];
+        headers.CopyTo(pairs, 0);
+        var copy = new HeaderDictionary(pairs.Length);
+        foreach (var (name, value) in pairs)
+        {
+            copy[name] = value;
+        }
+
+        _clientHeaders = headers;
+        feature.Headers = copy;
     }
 
     /// <summary>Bytes buffered towards the client now.</summary>
@@ -148,7 +187,7 @@ internal sealed partial class WebSocketRelay
     {
         get
         {
-            lock (_lock)
+            lock (this)
             {
                 return _count;
             }
@@ -160,7 +199,7 @@ internal sealed partial class WebSocketRelay
     {
         get
         {
-            lock (_lock)
+            lock (this)
             {
                 return _peak;
             }
@@ -172,7 +211,7 @@ internal sealed partial class WebSocketRelay
     {
         get
         {
-            lock (_lock)
+            lock (this)
             {
                 return _ring?.Length ?? 0;
             }
@@ -188,7 +227,7 @@ internal sealed partial class WebSocketRelay
     {
         get
         {
-            lock (_lock)
+            lock (this)
             {
                 return (_ring?.Length ?? 0) + (_retired?.Length ?? 0);
             }
@@ -325,7 +364,7 @@ internal sealed partial class WebSocketRelay
     public void RequestClose(ushort code, EvictionReason reason, string text)
     {
         var start = false;
-        lock (_lock)
+        lock (this)
         {
             if (_close is not null || _pendingClose is not null || _failure is not null || _closeTimer is not null)
             {
@@ -375,7 +414,7 @@ internal sealed partial class WebSocketRelay
             }
 
             Task? idle = null;
-            lock (_lock)
+            lock (this)
             {
                 if (_draining)
                 {
@@ -391,7 +430,7 @@ internal sealed partial class WebSocketRelay
         }
         finally
         {
-            lock (_lock)
+            lock (this)
             {
                 _failure ??= new ObjectDisposedException(nameof(WebSocketRelay));
                 ReleaseRing();
@@ -424,7 +463,7 @@ internal sealed partial class WebSocketRelay
             return false;
         }
 
-        lock (_lock)
+        lock (this)
         {
             return _client is not null && !_backendClosed && !_clientClosed && !_clientEnded && !_context.RequestAborted.IsCancellationRequested;
         }
@@ -432,7 +471,7 @@ internal sealed partial class WebSocketRelay
 
     private bool IsClosing()
     {
-        lock (_lock)
+        lock (this)
         {
             return IsClosingLocked();
         }
@@ -477,7 +516,7 @@ internal sealed partial class WebSocketRelay
         }
 
         bool start;
-        lock (_lock)
+        lock (this)
         {
             if (_close is not null || _failure is not null)
             {
@@ -501,7 +540,7 @@ internal sealed partial class WebSocketRelay
     private void EndFrame(FrameHeader header)
     {
         var start = false;
-        lock (_lock)
+        lock (this)
         {
             _midFrame = false;
             if (_pendingClose is { } pending && _close is null)

@@ -66,13 +66,14 @@ internal sealed partial class WebSocketRelayMiddleware(
         context.Features.Set(relay); // UpgradedResponseTransformProvider hands it the backend's stream
         if (upgrade is not null)
         {
-            context.Features.Set<IHttpUpgradeFeature>(new RelayUpgradeFeature(upgrade, relay));
+            context.Features.Set<IHttpUpgradeFeature>(new RelayUpgradeFeature(upgrade, relay, context.Features));
         }
         else
         {
-            context.Features.Set<IHttpExtendedConnectFeature>(new RelayExtendedConnectFeature(connect!, relay));
+            context.Features.Set<IHttpExtendedConnectFeature>(new RelayExtendedConnectFeature(connect!, relay, context.Features));
         }
 
+        relay.StandInForClientRequestHead();
         return relay.RunAsync(next);
     }
 

@@ -38,4 +38,29 @@ public class UpgradedContentTests
         Assert.NotSame(backendsPhrase, response.ReasonPhrase); // the status code's own phrase now
         Assert.Equal(HttpStatusCode.SwitchingProtocols, response.StatusCode);
     }
+
+    [Fact]
+    public async Task TheHandshakesCopyOfTheClientsHeaders_StandsInUntilTheStreamOpens_ThenKestrelsAreBackAndEmpty()
+    {
+        var client = new Microsoft.AspNetCore.Http.DefaultHttpContext();
+        client.Request.Headers.Cookie = "session=abc";
+        client.Request.Headers.UserAgent = "Mozilla/5.0";
+        var servers = client.Request.Headers;
+        var relay = WebSocketRelayPolicyTests.CreateRelay(SlowClientPolicy.Backpressure, client);
+
+        relay.StandInForClientRequestHead();
+
+        // What YARP enumerates to build the backend's request: a copy, with every header.
+        Assert.NotSame(servers, client.Request.Headers);
+        Assert.Equal(["Cookie", "User-Agent"], client.Request.Headers.Keys.Order(StringComparer.Ordinal));
+        Assert.Equal("session=abc", client.Request.Headers.Cookie.ToString());
+
+        using var request = new HttpRequestMessage(HttpMethod.Get, "http://b/ws");
+        using var response = new HttpResponseMessage(HttpStatusCode.SwitchingProtocols) { RequestMessage = request };
+        response.Content = UpgradedContent.ForRelay(new StreamContent(new MemoryStream()), relay, response);
+        await using var stream = await response.Content.ReadAsStreamAsync();
+
+        Assert.Same(servers, client.Request.Headers); // the server's own collection is back, the copy gone with the handshake
+        Assert.Empty(servers);
+    }
 }

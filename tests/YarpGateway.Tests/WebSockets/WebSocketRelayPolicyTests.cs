@@ -274,6 +274,28 @@ public class WebSocketRelayPolicyTests
     }
 
     [Fact]
+    public async Task RequestEnd_TakenOver_IsDoneOnceWhenTheRelayFinishes_AndRefusedAfter()
+    {
+        var (relay, client, _, _) = CreateWithContext(SlowClientPolicy.Backpressure);
+        client.Open();
+        var backend = new System.IO.Pipelines.Pipe();
+        relay.AttachBackend(backend.Reader.AsStream());
+        var copy = relay.RunAsync(static _ => Task.CompletedTask); // YARP's handshake has returned
+        var end = new RecordingEnd(copy);
+
+        Assert.True(relay.TakeRequestEnd(end, started: 42)); // the outer frame need not wait
+        await backend.Writer.WriteAsync(WebSocketFrames.TextFrame("news"));
+        Assert.Equal("news", (await client.FramesAsync(1))[0].Text);
+        Assert.Empty(end.Started); // open: nothing ended
+
+        await backend.Writer.CompleteAsync(); // the backend ends: the copy ends
+        await copy.WaitAsync(TimeSpan.FromSeconds(10));
+        Assert.Equal([42L], end.Started); // once
+        Assert.Equal([false], end.RequestCompletedWhenCalled); // before the request's task completed
+        Assert.False(relay.TakeRequestEnd(new RecordingEnd(copy), started: 7)); // finished: the caller ends the request itself
+    }
+
+    [Fact]
     public async Task Idle_ForTheActivityTimeout_IsClosedWith1001_BytesEitherWayStartTheClockAgain()
     {
         var time = new FakeTimeProvider();
@@ -506,6 +528,19 @@ public class WebSocketRelayPolicyTests
         }
 
         public void Evicted(WebSocketRelay relay, EvictionReason reason, ushort code, string detail) => _evictions.Enqueue(reason);
+    }
+
+    private sealed class RecordingEnd(Task request) : IRelayedRequestEnd
+    {
+        public List<long> Started { get; } = [];
+
+        public List<bool> RequestCompletedWhenCalled { get; } = [];
+
+        public void RequestEnded(HttpContext context, long started)
+        {
+            Started.Add(started);
+            RequestCompletedWhenCalled.Add(request.IsCompleted);
+        }
     }
 
     /// <summary>A backend stream that remembers how big a buffer it was last given to read into (a socket's receive operation keeps it).</summary>
