@@ -297,7 +297,18 @@ internal sealed partial class WebSocketRelay
     /// </summary>
     public void CloseIfIdle(long now)
     {
-        if (Volatile.Read(ref _backend) is null || _time.GetElapsedTime(Volatile.Read(ref _lastActivity), now) < _activityTimeout)
+        if (Volatile.Read(ref _backend) is null)
+        {
+            return;
+        }
+
+        var idle = _time.GetElapsedTime(Volatile.Read(ref _lastActivity), now);
+        if (idle >= WriteTimeoutKeptFor)
+        {
+            ReleaseWriteTimeout();
+        }
+
+        if (idle < _activityTimeout)
         {
             return;
         }

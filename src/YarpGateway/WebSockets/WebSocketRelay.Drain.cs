@@ -108,6 +108,43 @@ internal sealed partial class WebSocketRelay
         }
     }
 
+    /// <summary>
+    /// The write timeout's source (and its timer, 144 bytes in all) is kept while writes come, not for a WebSocket's life:
+    /// a WebSocket that has been sent one message and then stays idle lets it go at the sweep once it has had no bytes
+    /// either way for this long. The next write makes a new one.
+    /// </summary>
+    internal static readonly TimeSpan WriteTimeoutKeptFor = TimeSpan.FromSeconds(1);
+
+    /// <summary>Whether the relay holds a write timeout's source now (the sweep lets an idle one go).</summary>
+    internal bool HoldsWriteTimeout
+    {
+        get
+        {
+            lock (this)
+            {
+                return _writeTimeout is not null;
+            }
+        }
+    }
+
+    /// <summary>Called by the sweep on an idle relay: gives the write timeout's source back unless a drain is writing with it.</summary>
+    private void ReleaseWriteTimeout()
+    {
+        CancellationTokenSource? timeout;
+        lock (this)
+        {
+            if (_draining || _writeTimeout is null)
+            {
+                return;
+            }
+
+            timeout = _writeTimeout;
+            _writeTimeout = null;
+        }
+
+        timeout.Dispose();
+    }
+
     private void CloseTimedOut()
     {
         lock (this)

@@ -274,6 +274,35 @@ public class WebSocketRelayPolicyTests
     }
 
     [Fact]
+    public async Task WriteTimeout_KeptWhileWritesCome_LetGoOnceIdleForASweep_AndMadeAgainForTheNextWrite()
+    {
+        // The system clock: a cancellation source on another TimeProvider cannot be reset, and is never kept.
+        var (relay, client, _, _) = CreateWithContext(SlowClientPolicy.Backpressure, time: TimeProvider.System);
+        client.Open();
+        var backend = new System.IO.Pipelines.Pipe();
+        relay.AttachBackend(backend.Reader.AsStream());
+        var copy = relay.RunAsync(static _ => Task.CompletedTask); // YARP's handshake has returned
+        static long Later(TimeSpan by) => TimeProvider.System.GetTimestamp() + (long)(by.TotalSeconds * TimeProvider.System.TimestampFrequency);
+
+        await backend.Writer.WriteAsync(WebSocketFrames.TextFrame("one"));
+        Assert.Equal("one", (await client.FramesAsync(1))[0].Text);
+        Assert.True(await Eventually.TrueAsync(() => relay.HoldsWriteTimeout, TimeSpan.FromSeconds(10))); // kept for the next write
+
+        relay.CloseIfIdle(TimeProvider.System.GetTimestamp());
+        Assert.True(relay.HoldsWriteTimeout); // not idle long enough
+
+        relay.CloseIfIdle(Later(WebSocketRelay.WriteTimeoutKeptFor));
+        Assert.False(relay.HoldsWriteTimeout); // idle for a sweep: let go
+
+        await backend.Writer.WriteAsync(WebSocketFrames.TextFrame("two"));
+        Assert.Equal("two", (await client.FramesAsync(2))[1].Text);
+        Assert.True(await Eventually.TrueAsync(() => relay.HoldsWriteTimeout, TimeSpan.FromSeconds(10))); // the next write made a new one
+
+        await backend.Writer.CompleteAsync();
+        await copy.WaitAsync(TimeSpan.FromSeconds(10));
+    }
+
+    [Fact]
     public async Task RequestEnd_TakenOver_IsDoneOnceWhenTheRelayFinishes_AndRefusedAfter()
     {
         var (relay, client, _, _) = CreateWithContext(SlowClientPolicy.Backpressure);
