@@ -303,7 +303,7 @@ internal sealed partial class WebSocketRelay
         }
 
         var idle = _time.GetElapsedTime(Volatile.Read(ref _lastActivity), now);
-        if (idle >= WriteTimeoutKeptFor)
+        if (idle >= WriteTimeoutKeptFor && Volatile.Read(ref _writeTimeout) is not null) // no lock for the many that hold none
         {
             ReleaseWriteTimeout();
         }
