@@ -89,23 +89,6 @@ internal sealed class ProxyRequestFrame(
     }
 
     private Task RunAsync(HttpContext context, RequestDelegate next, bool upgrade, RateLimitLease? lease, long started)
-        => upgrade ? RunUpgrade(context, next, started) : RunToEndAsync(context, next, lease, started);
-
-    private async Task RunToEndAsync(HttpContext context, RequestDelegate next, RateLimitLease? lease, long started)
-    {
-        try
-        {
-            await next(context);
-        }
-        finally
-        {
-            End(context, upgrade: false, lease, started);
-        }
-    }
-
-    // An upgrade the WebSocket relay carries hands its end to the relay, which does it as the request ends: a frame here,
-    // waiting for the WebSocket's whole life, would be 136 bytes of each idle WebSocket (upgrades take no lease).
-    private Task RunUpgrade(HttpContext context, RequestDelegate next, long started)
     {
         Task running;
         try
@@ -117,15 +100,17 @@ internal sealed class ProxyRequestFrame(
             running = Task.FromException(ex);
         }
 
-        if (!running.IsCompleted && context.Features.Get<WebSocketRelay>() is { } relay && relay.TakeRequestEnd(this, started))
+        // An upgrade the WebSocket relay carries hands its end to the relay, which does it as the request ends: a frame
+        // here, waiting for the WebSocket's whole life, would be 136 bytes of each idle WebSocket (upgrades take no lease).
+        if (upgrade && !running.IsCompleted && context.Features.Get<WebSocketRelay>() is { } relay && relay.TakeRequestEnd(this, started))
         {
             return running;
         }
 
-        return AwaitUpgradeAsync(running, context, started);
+        return EndWhenDoneAsync(running, context, upgrade, lease, started);
     }
 
-    private async Task AwaitUpgradeAsync(Task running, HttpContext context, long started)
+    private async Task EndWhenDoneAsync(Task running, HttpContext context, bool upgrade, RateLimitLease? lease, long started)
     {
         try
         {
@@ -133,7 +118,7 @@ internal sealed class ProxyRequestFrame(
         }
         finally
         {
-            End(context, upgrade: true, lease: null, started);
+            End(context, upgrade, lease, started);
         }
     }
 

@@ -147,10 +147,7 @@ internal sealed partial class WebSocketRelay
             return;
         }
 
-        // Copied out, not enumerated: Kestrel keeps the enumerator it boxes for an enumeration for the request's next use.
-        var pairs = new KeyValuePair<string, StringValues>[headers.Count];
-        headers.CopyTo(pairs, 0);
-        foreach (var (name, _) in pairs)
+        foreach (var (name, _) in CopyOut(headers))
         {
             headers.Remove(name);
         }
@@ -170,8 +167,7 @@ internal sealed partial class WebSocketRelay
         }
 
         var headers = feature.Headers;
-        var pairs = new KeyValuePair<string, StringValues>[headers.Count];
-        headers.CopyTo(pairs, 0);
+        var pairs = CopyOut(headers);
         var copy = new HeaderDictionary(pairs.Length);
         foreach (var (name, value) in pairs)
         {
@@ -180,6 +176,14 @@ internal sealed partial class WebSocketRelay
 
         _clientHeaders = headers;
         feature.Headers = copy;
+    }
+
+    // Copied out, not enumerated: Kestrel keeps the enumerator it boxes for an enumeration for the request's next use.
+    private static KeyValuePair<string, StringValues>[] CopyOut(IHeaderDictionary headers)
+    {
+        var pairs = new KeyValuePair<string, StringValues>[headers.Count];
+        headers.CopyTo(pairs, 0);
+        return pairs;
     }
 
     /// <summary>Bytes buffered towards the client now.</summary>
