@@ -16,7 +16,7 @@ internal sealed partial class WebSocketRelay
     {
         lock (this)
         {
-            return _count == 0 || length <= _capacity - _count - (_writeBlocked ? _heldBelowWhileBlocked : 0);
+            return _count == 0 || length <= Capacity - _count - (_writeBlocked ? HeldBelowWhileBlocked : 0);
         }
     }
 
@@ -39,7 +39,7 @@ internal sealed partial class WebSocketRelay
                     return false;
                 }
 
-                if (_capacity - _count >= needed && !(clientTaking && _writeBlocked))
+                if (Capacity - _count >= needed && !(clientTaking && _writeBlocked))
                 {
                     return true;
                 }
@@ -115,7 +115,7 @@ internal sealed partial class WebSocketRelay
                     return false;
                 }
 
-                n = Math.Min(_capacity - _count, data.Length);
+                n = Math.Min(Capacity - _count, data.Length);
                 start = n > 0 && Copy(data.Span[..n]);
             }
 
@@ -176,7 +176,7 @@ internal sealed partial class WebSocketRelay
             return ring;
         }
 
-        var size = Math.Min(_capacity, Math.Max(needed, Math.Max(_firstRing, (_ring?.Length ?? 0) * 2)));
+        var size = Math.Min(Capacity, Math.Max(needed, Math.Max(FirstRing, (_ring?.Length ?? 0) * 2)));
         var grown = ArrayPool<byte>.Shared.Rent(size);
         if (_ring is { } old)
         {
@@ -237,7 +237,7 @@ internal sealed partial class WebSocketRelay
 
         try
         {
-            if (!await WaitForRoomAsync(_readLowWater, cancellationToken, clientTaking: true))
+            if (!await WaitForRoomAsync(ReadLowWater, cancellationToken, clientTaking: true))
             {
                 return int.MaxValue;
             }
@@ -249,7 +249,7 @@ internal sealed partial class WebSocketRelay
 
         lock (this)
         {
-            return _close is null && _failure is null ? Math.Min(_capacity - _count, MaxWriteChunk) : int.MaxValue;
+            return _close is null && _failure is null ? Math.Min(Capacity - _count, MaxWriteChunk) : int.MaxValue;
         }
     }
 

@@ -84,21 +84,27 @@ internal sealed partial class WebSocketRelay
             // YARP's handshake has returned, and with it every frame of the proxy pipeline under this one. The
             // retries' per-request state is of no use to the copy.
             _context.Features.Set<Resilience.RetryAttempt>(null);
-            var backend = _backend!;
-            var stop = new CancellationTokenSource();
+            var stop = new CancellationTokenSource(); // disposed when the copies end (below); used before any await, so no field of this frame
             lock (this)
             {
                 _stopUpstream = stop;
             }
 
             // The client's connection lost (or aborted by the gateway) ends both copies, as it ended YARP's, whose
-            // token was linked to the request's. Nothing else would end the backend's side when an HTTP/2 client resets
-            // the stream (Kestrel leaves the pending read waiting) or an HTTP/1.1 client's FIN ends its side cleanly.
+            // token was linked to the request's. A reset fails the client's pending read, but nothing else would end the
+            // backend's side when an HTTP/1.1 client's FIN ends its side cleanly, or when the client is lost while the
+            // copy waits on a write to a backend that does not read. (The callback costs an idle WebSocket nothing: the
+            // request's token source keeps its list, and a free entry in it, from YARP's own registration during the
+            // handshake.)
             var aborted = _context.RequestAborted.UnsafeRegister(static state => ((WebSocketRelay)state!).StopCopying(), this);
+
+            // The backend's stream and the source that stops the client's reads are read from the relay's fields where
+            // used, not kept in locals: this frame waits for an idle WebSocket's whole life, and each local that lives
+            // across an await is a field of it.
             byte[]? buffer = null;
             try
             {
-                var upstream = CopyUpstreamAsync(backend, stop.Token);
+                var upstream = CopyUpstreamAsync();
 
                 // Backend to client: wait for data without a buffer and for room (the backend gate), then read at most the room.
                 // The zero-byte read comes first: it also takes the last read's buffer (given back to the pool) out of the
@@ -111,10 +117,10 @@ internal sealed partial class WebSocketRelay
                     while (true)
                     {
                         reading = true;
-                        _ = await backend.ReadAsync(Memory<byte>.Empty); // waits for data without a buffer
+                        _ = await _backend!.ReadAsync(Memory<byte>.Empty); // waits for data without a buffer
                         var limit = Math.Min(await BackendReadLimitAsync(CancellationToken.None), ReadBytes);
                         buffer = ArrayPool<byte>.Shared.Rent(limit);
-                        var read = await backend.ReadAsync(buffer.AsMemory(0, limit));
+                        var read = await _backend!.ReadAsync(buffer.AsMemory(0, limit));
                         if (read == 0)
                         {
                             break;
@@ -137,7 +143,7 @@ internal sealed partial class WebSocketRelay
                 var downstreamFirst = Interlocked.CompareExchange(ref _firstEnded, DownstreamEnded, 0) == 0;
                 if (downstreamFirst)
                 {
-                    stop.Cancel(); // the backend's side is over: the client's reads have nowhere left to go
+                    _stopUpstream!.Cancel(); // the backend's side is over: the client's reads have nowhere left to go
                 }
 
                 var upstreamEnd = await upstream;
@@ -156,13 +162,15 @@ internal sealed partial class WebSocketRelay
                 }
 
                 aborted.Dispose();
+                CancellationTokenSource? stopped;
                 lock (this)
                 {
+                    stopped = _stopUpstream;
                     _stopUpstream = null;
                 }
 
-                stop.Dispose();
-                backend.Dispose(); // as YARP's copy did when both directions ended; the client's side drains what is buffered
+                stopped?.Dispose();
+                _backend!.Dispose(); // as YARP's copy did when both directions ended; the client's side drains what is buffered
             }
 
             _relays.CopyEnded(_context);
@@ -213,20 +221,23 @@ internal sealed partial class WebSocketRelay
         end?.RequestEnded(_context, _requestStarted);
     }
 
-    /// <summary>Client to backend: a zero-byte read first, so that an idle client holds no buffer; each write flushed (HTTP/2 request streams buffer).</summary>
-    private async Task<CopyEnd> CopyUpstreamAsync(Stream backend, CancellationToken stop)
+    /// <summary>
+    /// Client to backend: a zero-byte read first, so that an idle client holds no buffer; each write flushed (HTTP/2
+    /// request streams buffer). The backend's stream and the stop token are read from the relay's fields, which are set
+    /// before this starts and cleared only after it has ended: this frame also waits for an idle WebSocket's life.
+    /// </summary>
+    private async Task<CopyEnd> CopyUpstreamAsync()
     {
         byte[]? buffer = null;
         var reading = true;
-        var end = CopyEnd.Success;
         try
         {
             while (true)
             {
                 reading = true;
-                _ = await ReadAsync(Memory<byte>.Empty, stop); // the client's, waiting for data without a buffer
+                _ = await ReadAsync(Memory<byte>.Empty, _stopUpstream!.Token); // the client's, waiting for data without a buffer
                 buffer = ArrayPool<byte>.Shared.Rent(ReadBytes);
-                var read = await ReadAsync(buffer, stop);
+                var read = await ReadAsync(buffer, _stopUpstream!.Token);
                 if (read == 0)
                 {
                     break;
@@ -234,15 +245,15 @@ internal sealed partial class WebSocketRelay
 
                 Touch();
                 reading = false;
-                await backend.WriteAsync(buffer.AsMemory(0, read), stop);
-                await backend.FlushAsync(stop);
+                await _backend!.WriteAsync(buffer.AsMemory(0, read), _stopUpstream!.Token);
+                await _backend!.FlushAsync(_stopUpstream!.Token);
                 ArrayPool<byte>.Shared.Return(buffer);
                 buffer = null;
             }
         }
         catch (Exception ex)
         {
-            end = new CopyEnd(ex, reading);
+            return EndUpstream(new CopyEnd(ex, reading));
         }
         finally
         {
@@ -252,9 +263,14 @@ internal sealed partial class WebSocketRelay
             }
         }
 
+        return EndUpstream(CopyEnd.Success);
+    }
+
+    private CopyEnd EndUpstream(CopyEnd end)
+    {
         if (Interlocked.CompareExchange(ref _firstEnded, UpstreamEnded, 0) == 0 && end.Exception is not null)
         {
-            backend.Dispose(); // the client's side failed first: the backend's read ends with it
+            _backend!.Dispose(); // the client's side failed first: the backend's read ends with it
         }
 
         return end;

@@ -40,17 +40,24 @@ internal sealed partial class WebSocketRelay
     private readonly WebSocketCounters _counters;
     private readonly HttpContext _context;
     private readonly TimeProvider _time;
-    private readonly FrameRules _downstreamRules;
-    private readonly int _capacity;
 
     // What Kestrel holds for the client beyond the ring while a write to it waits: a copy of that write (at most
     // MaxWriteChunk) and its queue towards the socket, which a write waits on only once it is full
     // (Gateway:Transport:MaxWriteBufferSize, 16 KiB by default: WebSocketSettings.SocketWriteQueueBytes). Counted
     // against the cap by DropMessages, but never more than half of it, so that a small cap still takes messages while
-    // a write waits.
-    private readonly int _heldBelowWhileBlocked;
-    private readonly int _readLowWater; // the room the backend waits for before it is read again
-    private readonly int _firstRing; // the ring's first size: MinRingBytes, or the whole cap when it is small
+    // a write waits. This and the values below follow from the route's settings: computed when used, not kept by
+    // every WebSocket for its life.
+    private int HeldBelowWhileBlocked => (int)Math.Min(MaxWriteChunk + Math.Min(_settings.SocketWriteQueueBytes, int.MaxValue), Capacity / 2);
+
+    private int Capacity => _settings.OutboundBufferBytes;
+
+    private int ReadLowWater => Math.Clamp(Capacity / 4, 1, 4096); // the room the backend waits for before it is read again
+
+    private int FirstRing => Capacity <= 2 * MaxWriteChunk ? Capacity : MinRingBytes; // the ring's first size: MinRingBytes, or the whole cap when it is small
+
+    // DropMessages strips Sec-WebSocket-Extensions from the handshake, so no extension may set RSV bits there.
+    private FrameRules DownstreamRules => new(Masked: false, AllowReservedBits: _settings.Policy != SlowClientPolicy.DropMessages);
+
     // State shared by the copies, the drain and the sweep is guarded by the relay's own monitor (lock (this)): a Lock
     // object of its own would be 48 bytes more for each WebSocket's life, and the relay is never handed to code that
     // could lock it (internal, a request feature of the gateway's own).
@@ -105,14 +112,7 @@ internal sealed partial class WebSocketRelay
         _relays = relays;
         _counters = counters;
         _time = time;
-        _capacity = settings.OutboundBufferBytes;
-        _heldBelowWhileBlocked = (int)Math.Min(MaxWriteChunk + Math.Min(settings.SocketWriteQueueBytes, int.MaxValue), _capacity / 2);
-        _readLowWater = Math.Clamp(_capacity / 4, 1, 4096);
-        _firstRing = _capacity <= 2 * MaxWriteChunk ? _capacity : MinRingBytes;
         _activityTimeout = ActivityTimeoutOf(context);
-
-        // DropMessages strips Sec-WebSocket-Extensions from the handshake, so no extension may set RSV bits there.
-        _downstreamRules = new FrameRules(Masked: false, AllowReservedBits: settings.Policy != SlowClientPolicy.DropMessages);
     }
 
     public string RouteId { get; }
@@ -274,7 +274,7 @@ internal sealed partial class WebSocketRelay
 
             if (!_down.InPayload)
             {
-                var taken = _down.ReadHeader(data.Span, _downstreamRules, out var status, out var error);
+                var taken = _down.ReadHeader(data.Span, DownstreamRules, out var status, out var error);
                 data = data[taken..];
                 if (status == HeaderStatus.NeedMore)
                 {
