@@ -1,4 +1,5 @@
 using System.Diagnostics;
+using System.Net;
 using System.Net.WebSockets;
 using System.Text;
 using YarpGateway.Tests.Functional;
@@ -42,8 +43,15 @@ public class WebSocketDrainTests
         }
     }
 
-    [Fact]
-    public async Task Sigterm_EveryClientGets1001_SpreadOverTheWindow_ThenTheProcessExits()
+    /// <summary>
+    /// SIGTERM with WebSockets open, over HTTP/1.1 (a connection each) or HTTP/2 (RFC 8441, all of them streams of one
+    /// connection, which Kestrel's shutdown also sends a GOAWAY): every client gets its 1001 within the window, and the
+    /// process exits once they have answered.
+    /// </summary>
+    [Theory]
+    [InlineData(false)]
+    [InlineData(true)]
+    public async Task Sigterm_EveryClientGets1001_SpreadOverTheWindow_ThenTheProcessExits(bool http2)
     {
         const int Clients = 6;
         var window = TimeSpan.FromSeconds(3);
@@ -61,11 +69,20 @@ public class WebSocketDrainTests
         using var timeout = new CancellationTokenSource(TimeSpan.FromSeconds(30));
 
         var sockets = new List<ClientWebSocket>();
+        using var invoker = new HttpMessageInvoker(new SocketsHttpHandler()); // one HTTP/2 connection for every stream
         for (var i = 0; i < Clients; i++)
         {
             var socket = new ClientWebSocket();
             socket.Options.KeepAliveInterval = TimeSpan.Zero;
-            await socket.ConnectAsync(new UriBuilder(proxy) { Scheme = "ws", Path = "/echo" }.Uri, timeout.Token);
+            socket.Options.CollectHttpResponseDetails = true;
+            if (http2)
+            {
+                socket.Options.HttpVersion = HttpVersion.Version20;
+                socket.Options.HttpVersionPolicy = HttpVersionPolicy.RequestVersionExact;
+            }
+
+            await socket.ConnectAsync(new UriBuilder(proxy) { Scheme = "ws", Path = "/echo" }.Uri, invoker, timeout.Token);
+            Assert.Equal(http2 ? HttpStatusCode.OK : HttpStatusCode.SwitchingProtocols, socket.HttpStatusCode); // an extended CONNECT is answered 200
             await socket.SendAsync(Encoding.UTF8.GetBytes("hello"), WebSocketMessageType.Text, true, timeout.Token);
             sockets.Add(socket);
         }
