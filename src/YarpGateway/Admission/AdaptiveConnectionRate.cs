@@ -9,6 +9,10 @@ namespace YarpGateway.Admission;
 /// socket engine's (<see cref="SocketEngineProbe"/>: where requests run with inline completions, out of
 /// the thread-pool probe's sight). Both are the gateway's own lateness: nothing a client does (sending
 /// slowly, a long TLS round trip) moves them.
+/// The target is the stricter <see cref="AdaptiveAdmissionOptions.EstablishedTargetDelay"/> while open connections are
+/// busy (<see cref="EstablishedRequests"/>: at least the configured rate of requests past a connection's first, in an
+/// update's 100 ms, and for <see cref="EstablishedHold"/> after), so that a storm of new connections waits for the
+/// open ones' requests, not the other way round.
 /// Rate changes are logged at most once a second; a drift back once nobody waits, only when it arrives.
 /// The same update sets the accept window's size (<see cref="AcceptWindow.Update"/>), when there is one.
 /// </summary>
@@ -16,6 +20,9 @@ internal sealed partial class AdaptiveConnectionRate : IDisposable
 {
     internal static readonly TimeSpan RefillPeriod = TimeSpan.FromMilliseconds(10);
     internal const int RefillsPerUpdate = 10;
+
+    /// <summary>How long the established target holds after the last update that saw open connections busy.</summary>
+    internal static readonly TimeSpan EstablishedHold = TimeSpan.FromSeconds(1);
 
     private readonly AdaptiveRateController _controller;
     private readonly SchedulerDelayProbe _probe;
@@ -28,10 +35,25 @@ internal sealed partial class AdaptiveConnectionRate : IDisposable
     private int _ticking;
     private long _lastLogged;
     private double _loggedRate;
+    private readonly EstablishedRequests? _established;
+    private readonly int _establishedRate;
+    private long _establishedSeen;
+    private long _lastUpdate;
+    private long? _lastBusy;
 
-    public AdaptiveConnectionRate(AdaptiveRateController controller, int burst, int queueLimit, SchedulerDelayProbe probe, SocketEngineProbe? socketProbe, TimeProvider timeProvider, ILogger logger, AcceptWindow? window = null)
+    /// <param name="established">Requests past connections' first, and the rate a second of them from which the established target applies (0: always); none, never.</param>
+    public AdaptiveConnectionRate(AdaptiveRateController controller, int burst, int queueLimit, SchedulerDelayProbe probe, SocketEngineProbe? socketProbe, TimeProvider timeProvider, ILogger logger, AcceptWindow? window = null,
+        (EstablishedRequests Requests, int RatePerSecond)? established = null)
     {
         _window = window;
+        if (established is var (requests, ratePerSecond))
+        {
+            _established = requests;
+            _establishedRate = ratePerSecond;
+            _establishedSeen = requests.Total;
+        }
+
+        _lastUpdate = timeProvider.GetTimestamp();
         _controller = controller;
         _probe = probe;
         _socketProbe = socketProbe;
@@ -46,7 +68,11 @@ internal sealed partial class AdaptiveConnectionRate : IDisposable
 
     public double Rate => _controller.Rate;
 
-    public TimeSpan TargetDelay => _controller.TargetDelay;
+    /// <summary>The target the last update kept to: the established one while open connections were busy.</summary>
+    public TimeSpan TargetDelay => _controller.Target;
+
+    /// <summary>Whether the last update held new connections to the established target.</summary>
+    public bool ProtectingEstablished { get; private set; }
 
     /// <summary>The highest rate set so far.</summary>
     public double PeakRate { get; private set; }
@@ -92,18 +118,44 @@ internal sealed partial class AdaptiveConnectionRate : IDisposable
         MeasuredDelay = delay;
         MaxMeasuredDelay = Max(MaxMeasuredDelay, delay);
         Updates++;
-        var rate = _controller.Update(delay, Bucket.TakeStarved());
+        var now = _timeProvider.GetTimestamp();
+        var busy = EstablishedBusy(now);
+        var rate = _controller.Update(delay, Bucket.TakeStarved(), busy);
+        ProtectingEstablished = busy; // after the controller's target, which readers take with it
         Bucket.RatePerSecond = rate;
-        _window?.Update(delay, _controller.TargetDelay);
+        _window?.Update(delay, _controller.Target);
         PeakRate = Math.Max(PeakRate, rate);
 
-        var now = _timeProvider.GetTimestamp();
         if (_controller.ShouldLog(_loggedRate, rate, _timeProvider.GetElapsedTime(_lastLogged, now)))
         {
-            Log.RateChanged(_logger, _loggedRate, rate, delay.TotalMilliseconds, _controller.TargetDelay.TotalMilliseconds, Bucket.Queued, _window?.Size ?? 0);
+            Log.RateChanged(_logger, _loggedRate, rate, delay.TotalMilliseconds, _controller.Target.TotalMilliseconds, Bucket.Queued, _window?.Size ?? 0);
             _loggedRate = rate;
             _lastLogged = now;
         }
+    }
+
+    /// <summary>
+    /// Whether open connections sent at least the established rate of requests since the last update, or did within
+    /// <see cref="EstablishedHold"/>: a storm that delays their requests must not turn their protection off.
+    /// </summary>
+    private bool EstablishedBusy(long now)
+    {
+        var elapsed = _timeProvider.GetElapsedTime(_lastUpdate, now);
+        _lastUpdate = now;
+        if (_established is null)
+        {
+            return false;
+        }
+
+        var total = _established.Total;
+        var requests = total - _establishedSeen;
+        _establishedSeen = total;
+        if (_establishedRate == 0 || (elapsed > TimeSpan.Zero && requests >= _establishedRate * elapsed.TotalSeconds))
+        {
+            _lastBusy = now;
+        }
+
+        return _lastBusy is { } busy && _timeProvider.GetElapsedTime(busy, now) < EstablishedHold;
     }
 
     private static TimeSpan Max(TimeSpan a, TimeSpan b) => a > b ? a : b;

@@ -24,6 +24,7 @@ internal static class AdmissionExtensions
         services.AddSingleton<IConfigChangeListener>(sp => sp.GetRequiredService<AdmissionLimits>());
         services.AddSingleton<RequestAdmission>();
         services.AddSingleton<UpgradeAdmission>();
+        services.AddSingleton<EstablishedRequests>(); // counted by ProxyRequestFrame, read by the adaptive connection rate
         services.AddSingleton<ConnectionAdmission>();
         services.AddSingleton<ITransformProvider, FirstRequestForwardedTransformProvider>(); // a slow backend does not hold a new connection's place
 

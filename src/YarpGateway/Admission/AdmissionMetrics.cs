@@ -52,7 +52,7 @@ internal sealed class AdmissionMetrics : IKnownSeries
         meter.CreateObservableGauge("gateway.connection_admission.rate", () => _connectionRate?.Invoke().Rate ?? 0, unit: "{connection}/s",
             description: "New connections taken on per second now: the adaptive rate, or the fixed RatePerSecond (0: none).");
         meter.CreateObservableGauge("gateway.connection_admission.delay_target", () => _connectionRate?.Invoke().Target ?? 0, unit: "s",
-            description: "The delay the adaptive connection rate keeps under (Adaptive:TargetDelay); 0 when it does not run.");
+            description: "The delay the adaptive connection rate keeps under now: Adaptive:EstablishedTargetDelay while open connections are busy, else Adaptive:TargetDelay; 0 when it does not run.");
         meter.CreateObservableGauge("gateway.connection_admission.delay", () => _connectionRate?.Invoke().Delay ?? 0, unit: "s",
             description: "The worst delay the adaptive connection rate measured in its last 100 ms: the thread pool's or the socket engine's.");
         meter.CreateObservableGauge("gateway.connection_admission.accept_window.active", () => _acceptWindow?.Invoke().InUse ?? 0, unit: "{connection}",

@@ -138,6 +138,24 @@ internal sealed class AdaptiveAdmissionOptions
     /// </summary>
     public TimeSpan TargetDelay { get; set; } = TimeSpan.FromMilliseconds(20);
 
+    /// <summary>
+    /// The delay kept under while connections past their first request (keep-alive clients, an HTTP/2 connection's
+    /// later streams) are busy, that is send at least <see cref="EstablishedRequestRate"/> requests a second: new
+    /// connections are then taken on only as fast as the open ones' requests keep this pace. A churn of new
+    /// connections alone has nobody to protect, and keeps <see cref="TargetDelay"/>. Default (none set): a quarter of
+    /// <see cref="TargetDelay"/>, 5 ms; at most <see cref="TargetDelay"/>.
+    /// </summary>
+    public TimeSpan? EstablishedTargetDelay { get; set; }
+
+    /// <summary>
+    /// Requests a second from connections past their first request at which <see cref="EstablishedTargetDelay"/> applies,
+    /// until a second has passed without them; 0: always. Default 100.
+    /// </summary>
+    public int EstablishedRequestRate { get; set; } = 100;
+
+    /// <summary><see cref="EstablishedTargetDelay"/>, or its default.</summary>
+    internal TimeSpan EstablishedTarget => EstablishedTargetDelay ?? TargetDelay / 4;
+
     /// <summary>The rate to start from, and to drift back to when nobody waits. Default 1000 per CPU.</summary>
     public int InitialRate { get; set; } = 1000 * Environment.ProcessorCount;
 

@@ -39,6 +39,16 @@ internal sealed class AdmissionOptionsValidator : IValidateOptions<AdmissionOpti
                 errors.Add($"{Key}TargetDelay must be more than 0 and at most 10 s; got {adaptive.TargetDelay}.");
             }
 
+            if (adaptive.EstablishedTargetDelay is { } established && (established <= TimeSpan.Zero || established > adaptive.TargetDelay))
+            {
+                errors.Add($"{Key}EstablishedTargetDelay must be more than 0 and at most TargetDelay ({adaptive.TargetDelay}), or left out for a quarter of it; got {established}.");
+            }
+
+            if (adaptive.EstablishedRequestRate < 0)
+            {
+                errors.Add($"{Key}EstablishedRequestRate must not be negative (0: the established target always applies); got {adaptive.EstablishedRequestRate}.");
+            }
+
             if (adaptive.MinRate < 1)
             {
                 errors.Add($"{Key}MinRate must be at least 1; got {adaptive.MinRate}.");

@@ -32,13 +32,16 @@ internal sealed partial class ConnectionAdmission : IProxyConnectionMiddleware, 
     private readonly Action _firstRequestExpired;
     private readonly Telemetry.SchedulerDelayProbe _probe;
     private readonly Telemetry.SocketEngineProbe? _socketProbe;
+    private readonly EstablishedRequests? _established;
     private volatile State _state;
     private readonly Dictionary<ITimer, State> _retiring = []; // held here: a timer nothing refers to may be collected before it fires
     private long _lastPlaceTaken; // when an accept last took a place in the accept window (a TimeProvider timestamp)
     private int _placesHeld; // places in the accept window that connections hold
 
-    public ConnectionAdmission(ReloadableOptions<AdmissionOptions> options, AdmissionMetrics metrics, Telemetry.SchedulerDelayProbe probe, TimeProvider timeProvider, ILogger<ConnectionAdmission> logger, Telemetry.SocketEngineProbe? socketProbe = null)
+    public ConnectionAdmission(ReloadableOptions<AdmissionOptions> options, AdmissionMetrics metrics, Telemetry.SchedulerDelayProbe probe, TimeProvider timeProvider, ILogger<ConnectionAdmission> logger,
+        Telemetry.SocketEngineProbe? socketProbe = null, EstablishedRequests? established = null)
     {
+        _established = established;
         _metrics = metrics;
         _timeProvider = timeProvider;
         _logger = logger;
@@ -46,7 +49,7 @@ internal sealed partial class ConnectionAdmission : IProxyConnectionMiddleware, 
         _probe = probe;
         _socketProbe = socketProbe;
         _firstRequestExpired = metrics.ConnectionFirstRequestExpired; // one delegate, not one per connection
-        _state = new State(options.Current.Connections, probe, socketProbe, timeProvider, logger);
+        _state = new State(options.Current.Connections, probe, socketProbe, established, timeProvider, logger);
         options.Changed += OnOptionsChanged;
         metrics.ObserveConnectionRate(() => _state.Adaptive is { } adaptive
             ? (adaptive.Rate, adaptive.TargetDelay.TotalSeconds, adaptive.MeasuredDelay.TotalSeconds)
@@ -97,7 +100,7 @@ internal sealed partial class ConnectionAdmission : IProxyConnectionMiddleware, 
 
     private void OnOptionsChanged(AdmissionOptions options)
     {
-        var next = new State(options.Connections, _probe, _socketProbe, _timeProvider, _logger);
+        var next = new State(options.Connections, _probe, _socketProbe, _established, _timeProvider, _logger);
         var previous = _state;
         if (next.Options != previous.Options)
         {
@@ -498,18 +501,19 @@ internal sealed partial class ConnectionAdmission : IProxyConnectionMiddleware, 
     {
         private readonly CancellationTokenSource _retired = new();
 
-        public State(ConnectionAdmissionOptions options, Telemetry.SchedulerDelayProbe probe, Telemetry.SocketEngineProbe? socketProbe, TimeProvider timeProvider, ILogger logger)
+        public State(ConnectionAdmissionOptions options, Telemetry.SchedulerDelayProbe probe, Telemetry.SocketEngineProbe? socketProbe, EstablishedRequests? established, TimeProvider timeProvider, ILogger logger)
         {
             var adaptive = options.Adaptive;
             Options = new Settings(options.RatePerSecond, options.Burst, options.MaxFirstRequestConnections, options.MaxFirstRequestTime, options.MaxWait, options.MaxWaiting,
-                options.PaceAccept, options.AcceptWindow, adaptive.Enabled, adaptive.TargetDelay, adaptive.InitialRate, adaptive.MinRate, adaptive.MaxRate);
+                options.PaceAccept, options.AcceptWindow, adaptive.Enabled, adaptive.TargetDelay, adaptive.EstablishedTarget, adaptive.EstablishedRequestRate, adaptive.InitialRate, adaptive.MinRate, adaptive.MaxRate);
             if (adaptive.Enabled && options.Burst > 0)
             {
                 // A non-zero RatePerSecond is a ceiling the adaptive rate never exceeds, nor the window passes.
                 var max = options.RatePerSecond > 0 ? Math.Min(adaptive.MaxRate, options.RatePerSecond) : adaptive.MaxRate;
                 var min = Math.Min(adaptive.MinRate, max);
                 Window = options.PaceAccept && options.AcceptWindow > 0 && options.RatePerSecond == 0 ? new AcceptWindow(options.AcceptWindow) : null;
-                Adaptive = new AdaptiveConnectionRate(new AdaptiveRateController(adaptive.InitialRate, min, max, adaptive.TargetDelay), options.Burst, options.MaxWaiting, probe, socketProbe, timeProvider, logger, Window);
+                Adaptive = new AdaptiveConnectionRate(new AdaptiveRateController(adaptive.InitialRate, min, max, adaptive.TargetDelay, adaptive.EstablishedTarget), options.Burst, options.MaxWaiting,
+                    probe, socketProbe, timeProvider, logger, Window, established is null ? null : (established, adaptive.EstablishedRequestRate));
                 Rate = Adaptive.Bucket;
             }
             else if (options.RatePerSecond > 0 && options.Burst > 0)
@@ -551,7 +555,7 @@ internal sealed partial class ConnectionAdmission : IProxyConnectionMiddleware, 
     }
 
     private sealed record Settings(int RatePerSecond, int Burst, int MaxFirstRequestConnections, TimeSpan MaxFirstRequestTime, TimeSpan MaxWait, int MaxWaiting,
-        bool PaceAccept, int AcceptWindow, bool Adaptive, TimeSpan TargetDelay, int InitialRate, int MinRate, int MaxRate);
+        bool PaceAccept, int AcceptWindow, bool Adaptive, TimeSpan TargetDelay, TimeSpan EstablishedTargetDelay, int EstablishedRequestRate, int InitialRate, int MinRate, int MaxRate);
 
     private static partial class Log
     {

@@ -66,13 +66,14 @@ internal sealed class FirstRequestGate
     /// <summary>
     /// On the connection's first request, arranges for the slot to be released when its response starts, and makes it the
     /// request's feature, for the proxy to release when it sends the request to a backend (<see cref="ReleaseOnForward"/>).
+    /// Returns whether the request was its connection's first (one that found the gate).
     /// </summary>
-    public static void ReleaseWhenFirstResponseStarts(HttpContext context)
+    public static bool ReleaseWhenFirstResponseStarts(HttpContext context)
     {
         var items = context.Features.Get<IConnectionItemsFeature>()?.Items;
         if (items is null || !items.TryGetValue(Key, out var value) || value is not FirstRequestGate gate)
         {
-            return;
+            return false;
         }
 
         items.Remove(Key);
@@ -85,6 +86,7 @@ internal sealed class FirstRequestGate
 
         context.Response.OnStarting(ReleaseGate, gate);
         context.Response.OnCompleted(ReleaseGate, gate); // also when the response never starts (Release runs once)
+        return true;
     }
 
     /// <summary>

@@ -14,6 +14,7 @@ namespace YarpGateway.Endpoints;
 /// <item>admission: the upgrade rate for upgrades, the global concurrency limit for the rest, whose slot
 /// it holds until the request ends (a request for a stream, until its response starts: <see cref="RequestAdmission.Settle"/>):
 /// <see cref="UpgradeAdmission"/>, <see cref="RequestAdmission"/>;</item>
+/// <item>a request past its connection's first, counted for the adaptive connection rate: <see cref="EstablishedRequests"/>;</item>
 /// <item>a proxied request's duration (<c>gateway.proxy.request.duration</c>) and final error: <see cref="RequestMetrics"/>, <see cref="ProxyErrorLog"/>.</item>
 /// </list>
 /// Each used to be a middleware with its own state machine, allocated per request and, for a
@@ -26,6 +27,7 @@ internal sealed class ProxyRequestFrame(
     RequestAdmission admission,
     RequestMetrics metrics,
     ProxyErrorLog errors,
+    EstablishedRequests established,
     TimeProvider timeProvider) : IRelayedRequestEnd
 {
     public Func<RequestDelegate, RequestDelegate> Middleware => next => context => InvokeAsync(context, next);
@@ -35,7 +37,10 @@ internal sealed class ProxyRequestFrame(
         var started = timeProvider.GetTimestamp();
         var upgrade = UpgradeRequest.Is(context);
         traffic.RequestStarted(upgrade);
-        FirstRequestGate.ReleaseWhenFirstResponseStarts(context);
+        if (!FirstRequestGate.ReleaseWhenFirstResponseStarts(context))
+        {
+            established.Count(); // an open connection's next request: what the adaptive connection rate protects
+        }
 
         RateLimitLease? lease = null;
         if (upgrade)

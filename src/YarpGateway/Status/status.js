@@ -67,7 +67,7 @@
       ...(status.connections.backend.refused > 0 ? [["backend connections refused", fmt(status.connections.backend.refused)]] : []),
       ["admission rejected", fmt(status.admission.rejected)],
       ["connections refused", fmt(status.admission.connections.refused)],
-      ...(status.admission.connections.adaptive ? [["admission rate", fmt(status.admission.connections.adaptive.ratePerSecond) + "/s"]] : []),
+      ...(status.admission.connections.adaptive ? [["admission rate", fmt(status.admission.connections.adaptive.ratePerSecond) + "/s, target " + fmt(status.admission.connections.adaptive.targetDelayMs) + " ms" + (status.admission.connections.adaptive.protectingEstablished ? " (open connections busy)" : "")]] : []),
       ["waiting in the listen queue", fmt(status.admission.connections.listenQueue) + " of " + fmt(status.admission.connections.listenQueueCapacity)],
       ["WebSockets open", fmt(status.webSockets.open)],
       ["WebSocket bytes buffered", fmt(status.webSockets.bufferedBytes)],

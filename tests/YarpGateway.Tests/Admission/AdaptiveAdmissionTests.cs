@@ -101,6 +101,78 @@ public class AdaptiveAdmissionTests
         Assert.Equal(1000, controller.Rate);
     }
 
+    [Fact]
+    public void WhileOpenConnectionsAreBusy_TheStricterTargetHolds_ADelayBetweenTheTwoCutsTheRate()
+    {
+        var controller = new AdaptiveRateController(1000, 100, 20_000, Target, TimeSpan.FromMilliseconds(5));
+        var between = TimeSpan.FromMilliseconds(10); // over the established target, under the other
+
+        var rising = Enumerable.Range(0, 5).Select(_ => controller.Update(between, demand: true)).ToList();
+        Assert.True(rising[^1] > 1000, "with nobody to protect, 10 ms is under the target: the rate should rise");
+        Assert.Equal(Target, controller.Target);
+
+        var cut = Enumerable.Range(0, 5).Select(_ => controller.Update(between, demand: true, established: true)).ToList();
+        Assert.True(cut.Zip(cut.Skip(1)).All(p => p.Second < p.First), $"not cut: {string.Join(", ", cut.Select(r => r.ToString("0")))}");
+        Assert.Equal(TimeSpan.FromMilliseconds(5), controller.Target);
+
+        // Never looser than the main target, whatever it is given.
+        Assert.Equal(Target, new AdaptiveRateController(1000, 100, 20_000, Target, TimeSpan.FromSeconds(1)).EstablishedTargetDelay);
+        Assert.Equal(Target, new AdaptiveRateController(1000, 100, 20_000, Target).EstablishedTargetDelay);
+    }
+
+    [Fact]
+    public void TheEstablishedTarget_AppliesFromTheConfiguredRateOfRequests_AndHoldsASecondAfterTheyStop()
+    {
+        var clock = new FakeTimeProvider();
+        using var options = ProbeOptions();
+        using var probe = new YarpGateway.Telemetry.SchedulerDelayProbe(Telemetry.TestMetrics.Scheduler(), clock, options); // not started: no delay
+        var established = new EstablishedRequests();
+        using var rate = new AdaptiveConnectionRate(new AdaptiveRateController(1000, 100, 20_000, Target, TimeSpan.FromMilliseconds(5)), burst: 10, queueLimit: 10,
+            probe, socketProbe: null, clock, Microsoft.Extensions.Logging.Abstractions.NullLogger.Instance, established: (established, 100));
+
+        // One update every 100 ms (ten 10 ms refills); 100 a second is 10 requests an update.
+        void Update(int requests)
+        {
+            for (var i = 0; i < requests; i++)
+            {
+                established.Count();
+            }
+
+            for (var i = 0; i < AdaptiveConnectionRate.RefillsPerUpdate; i++)
+            {
+                clock.Advance(AdaptiveConnectionRate.RefillPeriod);
+            }
+        }
+
+        Update(requests: 9); // 90 a second: under the rate
+        Assert.False(rate.ProtectingEstablished);
+        Assert.Equal(Target, rate.TargetDelay);
+
+        Update(requests: 10);
+        Assert.True(rate.ProtectingEstablished);
+        Assert.Equal(TimeSpan.FromMilliseconds(5), rate.TargetDelay);
+
+        // A storm that holds their requests up for most of a second does not turn the protection off.
+        for (var i = 0; i < 9; i++)
+        {
+            Update(requests: 0);
+            Assert.True(rate.ProtectingEstablished, $"off after {(i + 1) * 100} ms without requests");
+        }
+
+        Update(requests: 0); // a second without
+        Assert.False(rate.ProtectingEstablished);
+        Assert.Equal(Target, rate.TargetDelay);
+        Assert.Equal(12, rate.Updates);
+    }
+
+    private static YarpGateway.Configuration.ReloadableOptions<YarpGateway.Telemetry.TelemetryOptions> ProbeOptions()
+    {
+        var configuration = new ConfigurationBuilder().AddInMemoryCollection(new Dictionary<string, string?>()).Build();
+        return new YarpGateway.Configuration.ReloadableOptions<YarpGateway.Telemetry.TelemetryOptions>(
+            new Microsoft.Extensions.Options.OptionsFactory<YarpGateway.Telemetry.TelemetryOptions>([new Microsoft.Extensions.Options.ConfigureFromConfigurationOptions<YarpGateway.Telemetry.TelemetryOptions>(configuration.GetSection(YarpGateway.Telemetry.TelemetryOptions.SectionName))], []),
+            configuration, Telemetry.TestMetrics.Config(), Microsoft.Extensions.Logging.Abstractions.NullLoggerFactory.Instance, YarpGateway.Telemetry.TelemetryOptions.SectionName);
+    }
+
     /// <summary>
     /// A machine that takes on <paramref name="capacity"/> new connections a second; anything faster
     /// queues, and the delay is the queue's length in time. Under a storm the rate must settle near the

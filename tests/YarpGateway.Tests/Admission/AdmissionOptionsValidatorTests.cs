@@ -68,16 +68,18 @@ public class AdmissionOptionsValidatorTests
         adaptive.MinRate = 0;
         adaptive.MaxRate = -1;
         adaptive.InitialRate = 5;
+        adaptive.EstablishedTargetDelay = TimeSpan.FromSeconds(1); // over TargetDelay
+        adaptive.EstablishedRequestRate = -1;
         options.Connections.Burst = 0;
 
         var failures = new AdmissionOptionsValidator().Validate(null, options).Failures!.ToList();
 
-        foreach (var key in new[] { "Adaptive:TargetDelay", "Adaptive:MinRate", "Adaptive:MaxRate", "Adaptive:InitialRate", "Burst" })
+        foreach (var key in new[] { "Adaptive:TargetDelay", "Adaptive:MinRate", "Adaptive:MaxRate", "Adaptive:InitialRate", "Adaptive:EstablishedTargetDelay", "Adaptive:EstablishedRequestRate", "Burst" })
         {
             Assert.Contains(failures, f => f.StartsWith("Gateway:Admission:Connections:" + key + " ", StringComparison.Ordinal));
         }
 
-        Assert.Equal(5, failures.Count);
+        Assert.Equal(7, failures.Count);
         adaptive.Enabled = false;
         Assert.True(new AdmissionOptionsValidator().Validate(null, options).Succeeded);
     }

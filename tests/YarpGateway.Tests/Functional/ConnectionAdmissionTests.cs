@@ -206,6 +206,76 @@ public class ConnectionAdmissionTests
     }
 
     /// <summary>
+    /// The defaults: while keep-alive clients send 100 requests a second or more, new connections are held to the
+    /// stricter established target (a quarter of TargetDelay, 5 ms), and it shows on the status page; new connections
+    /// alone, each closed after its request, never turn it on; a second after the open connections fall silent, it is off.
+    /// </summary>
+    [Fact]
+    public async Task AdaptiveRate_KeepAliveTrafficTurnsTheEstablishedTargetOn_NewConnectionsAloneDoNot()
+    {
+        await using var backend = await TestBackend.StartAsync("a");
+        await using var gateway = await GatewayUnderTest.StartAsync(ProxyConfigJson.CatchAll("WeightedRoundRobin", (backend, "1")));
+        var adaptive = gateway.Services.GetRequiredService<ConnectionAdmission>().Adaptive!;
+        var established = gateway.Services.GetRequiredService<EstablishedRequests>();
+        var before = established.Total;
+
+        // 300 new connections, 10 at a time, each one request and closed: first requests only.
+        var protectedAtSomePoint = false;
+        for (var wave = 0; wave < 30; wave++)
+        {
+            var clients = await Task.WhenAll(Enumerable.Range(0, 10).Select(_ => SendGetAsync(gateway)));
+            foreach (var socket in clients)
+            {
+                await AssertServedAsync(socket);
+                socket.Dispose();
+            }
+
+            protectedAtSomePoint |= adaptive.ProtectingEstablished;
+        }
+
+        Assert.Equal(before, established.Total);
+        Assert.False(protectedAtSomePoint, "new connections alone turned the established target on");
+        Assert.Equal(TimeSpan.FromMilliseconds(20), adaptive.TargetDelay);
+
+        // One keep-alive client, as fast as it goes: its requests after the first are an open connection's.
+        using var client = gateway.CreateProxyClient();
+        using var stop = new CancellationTokenSource(TimeSpan.FromSeconds(30));
+        var sent = 0;
+        var load = Task.Run(async () =>
+        {
+            while (!stop.IsCancellationRequested)
+            {
+                using var response = await client.GetAsync("/", stop.Token);
+                response.EnsureSuccessStatusCode();
+                sent++;
+            }
+        });
+
+        Assert.True(await Eventually.TrueAsync(() => adaptive.ProtectingEstablished, TimeSpan.FromSeconds(10)), $"not on after {sent} keep-alive requests");
+        Assert.Equal(TimeSpan.FromMilliseconds(5), adaptive.TargetDelay);
+        using (var management = gateway.CreateManagementClient())
+        {
+            var status = System.Text.Json.JsonDocument.Parse(await management.GetStringAsync("/status.json")).RootElement;
+            var shown = status.GetProperty("admission").GetProperty("connections").GetProperty("adaptive");
+            Assert.True(shown.GetProperty("protectingEstablished").GetBoolean(), shown.ToString());
+            Assert.Equal(5, shown.GetProperty("targetDelayMs").GetDouble());
+        }
+
+        await stop.CancelAsync();
+        try
+        {
+            await load.WaitAsync(TimeSpan.FromSeconds(10));
+        }
+        catch (OperationCanceledException)
+        {
+        }
+
+        Assert.True(established.Total - before >= sent - 1, $"{established.Total - before} counted of {sent} sent");
+        Assert.True(await Eventually.TrueAsync(() => !adaptive.ProtectingEstablished, TimeSpan.FromSeconds(5)), "still on with the client silent");
+        Assert.Equal(TimeSpan.FromMilliseconds(20), adaptive.TargetDelay);
+    }
+
+    /// <summary>
     /// A gateway whose adaptive rate is held at <paramref name="rate"/> a second (one token deep), with an accept window
     /// of <paramref name="window"/> places, and a target delay no busy test machine reaches, so that the window keeps its size.
     /// </summary>

@@ -10,6 +10,8 @@ internal static class TestMetrics
 
     public static YarpGateway.Configuration.ConfigMetrics Config() => new(new PlainMeterFactory());
 
+    public static YarpGateway.Telemetry.SchedulerMetrics Scheduler() => new(new PlainMeterFactory());
+
     private sealed class PlainMeterFactory : IMeterFactory
     {
         public Meter Create(MeterOptions options) => new(options);
