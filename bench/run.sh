@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # Benchmark: the gateway against bare YARP, nginx and HAProxy, side by side, on loopback only.
-#   bench/run.sh [ROUNDS] [SECONDS]          (defaults: 3 rounds, 10 s per measurement; WARMUP_SECONDS=60)
+#   bench/run.sh [ROUNDS] [SECONDS]          (defaults: 3 rounds, 10 s per measurement; WARMUP_SECONDS=180)
 #   CORES=2 bench/run.sh ...                 every proxy on both cores (nginx 2 workers, HAProxy 2 threads),
 #                                            load and backend (2 workers) on the same two cores; writes latest-2core.*
 # Installs what it needs (Debian: nginx, haproxy, wrk, nghttp2-client, gnuplot-nox), builds
@@ -131,10 +131,13 @@ measure_h2() { # contender -> rps
 # Warm up, then find nginx's max for the fixed-rate test. The .NET contenders keep getting faster for
 # tens of seconds under load (tiered compilation with dynamic PGO); a short warm-up made the first
 # round of an earlier run less than half as fast as the others. On one core the gateway's JIT kept
-# compiling for about 45 s of wrk load (its dotnet_jit_compiled_methods_total settled after that),
-# so each .NET contender gets 60 s of HTTP/1.1 and 10 s of HTTP/2 before anything is measured.
+# compiling for about 45 s of wrk load (its dotnet_jit_compiled_methods_total settled after that).
+# On 2026-12-02 it took 120 s, in 15 s steps: 22.8k, 33.1k, 30.7k, 24.9k, 29.1k, 30.0k, 28.6k, then
+# 34.4k to 36.7k from 105 s on, with 8,019 methods compiled after 15 s and 11,048 after 120 s; with
+# 60 s a run's first rounds measured it half-warm. So each .NET contender gets 180 s of HTTP/1.1 and
+# 10 s of HTTP/2 before anything is measured.
 for c in gateway bare-yarp; do
-  taskset -c "$LOAD_CPUS" wrk -t"$WORKERS" -c64 -d"${WARMUP_SECONDS:-60}s" "${URL[$c]}" >/dev/null
+  taskset -c "$LOAD_CPUS" wrk -t"$WORKERS" -c64 -d"${WARMUP_SECONDS:-180}s" "${URL[$c]}" >/dev/null
   taskset -c "$LOAD_CPUS" h2load -t "$WORKERS" -c 64 -m 10 -D 10 "${H2URL[$c]}" >/dev/null
 done
 for c in nginx haproxy; do taskset -c "$LOAD_CPUS" wrk -t"$WORKERS" -c64 -d3s "${URL[$c]}" >/dev/null; done
