@@ -69,7 +69,7 @@ internal sealed partial class AdaptiveConnectionRate : IDisposable
     public double Rate => _controller.Rate;
 
     /// <summary>The target the last update kept to: the established one while open connections were busy.</summary>
-    public TimeSpan TargetDelay => _controller.Target;
+    public TimeSpan Target => _controller.Target;
 
     /// <summary>Whether the last update held new connections to the established target.</summary>
     public bool ProtectingEstablished { get; private set; }

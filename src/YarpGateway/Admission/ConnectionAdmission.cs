@@ -52,7 +52,7 @@ internal sealed partial class ConnectionAdmission : IProxyConnectionMiddleware, 
         _state = new State(options.Current.Connections, probe, socketProbe, established, timeProvider, logger);
         options.Changed += OnOptionsChanged;
         metrics.ObserveConnectionRate(() => _state.Adaptive is { } adaptive
-            ? (adaptive.Rate, adaptive.TargetDelay.TotalSeconds, adaptive.MeasuredDelay.TotalSeconds)
+            ? (adaptive.Rate, adaptive.Target.TotalSeconds, adaptive.MeasuredDelay.TotalSeconds)
             : (_state.Options.RatePerSecond, 0, 0));
         metrics.ObserveAcceptWindow(() => (AcceptWindowInUse, AcceptWindowSize));
     }

@@ -178,7 +178,7 @@ internal sealed class StatusEndpoint(
         {
             json.WriteStartObject("adaptive");
             json.WriteNumber("ratePerSecond", Math.Round(adaptive.Rate));
-            json.WriteNumber("targetDelayMs", adaptive.TargetDelay.TotalMilliseconds);
+            json.WriteNumber("targetDelayMs", adaptive.Target.TotalMilliseconds);
             json.WriteBoolean("protectingEstablished", adaptive.ProtectingEstablished);
             json.WriteNumber("measuredDelayMs", Math.Round(adaptive.MeasuredDelay.TotalMilliseconds, 2));
             json.WriteEndObject();

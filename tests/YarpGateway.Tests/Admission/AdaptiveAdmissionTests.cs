@@ -124,7 +124,7 @@ public class AdaptiveAdmissionTests
     public void TheEstablishedTarget_AppliesFromTheConfiguredRateOfRequests_AndHoldsASecondAfterTheyStop()
     {
         var clock = new FakeTimeProvider();
-        using var options = ProbeOptions();
+        using var options = Telemetry.SchedulerDelayProbeTests.ProbeOptions();
         using var probe = new YarpGateway.Telemetry.SchedulerDelayProbe(Telemetry.TestMetrics.Scheduler(), clock, options); // not started: no delay
         var established = new EstablishedRequests();
         using var rate = new AdaptiveConnectionRate(new AdaptiveRateController(1000, 100, 20_000, Target, TimeSpan.FromMilliseconds(5)), burst: 10, queueLimit: 10,
@@ -146,11 +146,11 @@ public class AdaptiveAdmissionTests
 
         Update(requests: 9); // 90 a second: under the rate
         Assert.False(rate.ProtectingEstablished);
-        Assert.Equal(Target, rate.TargetDelay);
+        Assert.Equal(Target, rate.Target);
 
         Update(requests: 10);
         Assert.True(rate.ProtectingEstablished);
-        Assert.Equal(TimeSpan.FromMilliseconds(5), rate.TargetDelay);
+        Assert.Equal(TimeSpan.FromMilliseconds(5), rate.Target);
 
         // A storm that holds their requests up for most of a second does not turn the protection off.
         for (var i = 0; i < 9; i++)
@@ -161,16 +161,8 @@ public class AdaptiveAdmissionTests
 
         Update(requests: 0); // a second without
         Assert.False(rate.ProtectingEstablished);
-        Assert.Equal(Target, rate.TargetDelay);
+        Assert.Equal(Target, rate.Target);
         Assert.Equal(12, rate.Updates);
-    }
-
-    private static YarpGateway.Configuration.ReloadableOptions<YarpGateway.Telemetry.TelemetryOptions> ProbeOptions()
-    {
-        var configuration = new ConfigurationBuilder().AddInMemoryCollection(new Dictionary<string, string?>()).Build();
-        return new YarpGateway.Configuration.ReloadableOptions<YarpGateway.Telemetry.TelemetryOptions>(
-            new Microsoft.Extensions.Options.OptionsFactory<YarpGateway.Telemetry.TelemetryOptions>([new Microsoft.Extensions.Options.ConfigureFromConfigurationOptions<YarpGateway.Telemetry.TelemetryOptions>(configuration.GetSection(YarpGateway.Telemetry.TelemetryOptions.SectionName))], []),
-            configuration, Telemetry.TestMetrics.Config(), Microsoft.Extensions.Logging.Abstractions.NullLoggerFactory.Instance, YarpGateway.Telemetry.TelemetryOptions.SectionName);
     }
 
     /// <summary>

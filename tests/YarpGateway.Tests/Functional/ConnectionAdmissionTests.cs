@@ -235,7 +235,7 @@ public class ConnectionAdmissionTests
 
         Assert.Equal(before, established.Total);
         Assert.False(protectedAtSomePoint, "new connections alone turned the established target on");
-        Assert.Equal(TimeSpan.FromMilliseconds(20), adaptive.TargetDelay);
+        Assert.Equal(TimeSpan.FromMilliseconds(20), adaptive.Target);
 
         // One keep-alive client, as fast as it goes: its requests after the first are an open connection's.
         using var client = gateway.CreateProxyClient();
@@ -252,7 +252,7 @@ public class ConnectionAdmissionTests
         });
 
         Assert.True(await Eventually.TrueAsync(() => adaptive.ProtectingEstablished, TimeSpan.FromSeconds(10)), $"not on after {sent} keep-alive requests");
-        Assert.Equal(TimeSpan.FromMilliseconds(5), adaptive.TargetDelay);
+        Assert.Equal(TimeSpan.FromMilliseconds(5), adaptive.Target);
         using (var management = gateway.CreateManagementClient())
         {
             var status = System.Text.Json.JsonDocument.Parse(await management.GetStringAsync("/status.json")).RootElement;
@@ -272,7 +272,7 @@ public class ConnectionAdmissionTests
 
         Assert.True(established.Total - before >= sent - 1, $"{established.Total - before} counted of {sent} sent");
         Assert.True(await Eventually.TrueAsync(() => !adaptive.ProtectingEstablished, TimeSpan.FromSeconds(5)), "still on with the client silent");
-        Assert.Equal(TimeSpan.FromMilliseconds(20), adaptive.TargetDelay);
+        Assert.Equal(TimeSpan.FromMilliseconds(20), adaptive.Target);
     }
 
     /// <summary>

@@ -59,7 +59,8 @@ public class SchedulerDelayProbeTests
         }
     }
 
-    private static YarpGateway.Configuration.ReloadableOptions<TelemetryOptions> ProbeOptions(string interval)
+    /// <summary>Telemetry options read from a configuration that sets only the probe's interval (none: its default).</summary>
+    internal static YarpGateway.Configuration.ReloadableOptions<TelemetryOptions> ProbeOptions(string? interval = null)
     {
         var configuration = new ConfigurationBuilder().AddInMemoryCollection(new Dictionary<string, string?> { ["Gateway:Telemetry:SchedulerProbeInterval"] = interval }).Build();
         return new YarpGateway.Configuration.ReloadableOptions<TelemetryOptions>(
