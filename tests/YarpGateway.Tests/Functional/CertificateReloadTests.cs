@@ -30,7 +30,7 @@ public class CertificateReloadTests
             $"--Kestrel:Endpoints:Proxy:Certificate:KeyPath={Path.Combine(root, "tls.key")}");
         Assert.Equal(first.Thumbprint, await ServedThumbprintAsync(gateway.ProxyAddress));
 
-        using var second = WritePemVersion(root, "v2", "CN=second");
+        using var second = WritePemVersion(root, "v2", "CN=second", validDays: 90); // renewed: a later expiry than the first's
         Directory.CreateSymbolicLink(Path.Combine(root, "..data_tmp"), "v2");
         Rename(Path.Combine(root, "..data_tmp"), Path.Combine(root, "..data"));
 
@@ -38,10 +38,33 @@ public class CertificateReloadTests
         Assert.Contains(gateway.Logs.Lines, l => l.Contains("[CertificateReloaded]", StringComparison.Ordinal) && l.Contains("CN=second", StringComparison.Ordinal) && l.Contains("Proxy endpoint", StringComparison.Ordinal));
         Assert.Equal("a", await GetOverTlsAsync(gateway.ProxyAddress, second.Thumbprint));
 
-        using var management = gateway.CreateManagementClient();
-        var scrape = await management.GetStringAsync("/metrics");
+        // The value from this gateway's own meter: in this test process every gateway's meter provider also sees
+        // the other gateways' instruments of the same name, so a scrape's value may be another test's certificate.
         var expiry = new DateTimeOffset(second.NotAfter.ToUniversalTime()).ToUnixTimeSeconds();
-        Assert.Contains($"gateway_tls_certificate_expiry_seconds{{endpoint=\"Proxy\"}} {expiry}", scrape, StringComparison.Ordinal);
+        Assert.Equal([("Proxy", (double)expiry)], ObserveExpiry(gateway));
+
+        using var management = gateway.CreateManagementClient();
+        Assert.Contains("gateway_tls_certificate_expiry_seconds{endpoint=\"Proxy\"} ", await management.GetStringAsync("/metrics"), StringComparison.Ordinal);
+    }
+
+    private static List<(string Endpoint, double Value)> ObserveExpiry(GatewayUnderTest gateway)
+    {
+        var meterFactory = gateway.Services.GetRequiredService<System.Diagnostics.Metrics.IMeterFactory>();
+        var observed = new List<(string, double)>();
+        using var listener = new System.Diagnostics.Metrics.MeterListener
+        {
+            InstrumentPublished = (instrument, l) =>
+            {
+                if (instrument.Name == "gateway.tls.certificate.expiry" && ReferenceEquals(instrument.Meter.Scope, meterFactory))
+                {
+                    l.EnableMeasurementEvents(instrument);
+                }
+            },
+        };
+        listener.SetMeasurementEventCallback<double>((_, value, tags, _) => observed.Add(((string)tags[0].Value!, value)));
+        listener.Start();
+        listener.RecordObservableInstruments();
+        return observed;
     }
 
     [Fact]
@@ -71,24 +94,24 @@ public class CertificateReloadTests
     private static void FastChecks(IServiceCollection services)
         => services.AddSingleton(sp => new CertificateReloader(TimeProvider.System, sp.GetRequiredService<ILogger<CertificateReloader>>()) { CheckInterval = TimeSpan.FromMilliseconds(100) });
 
-    private static X509Certificate2 WritePemVersion(string root, string version, string subject)
+    private static X509Certificate2 WritePemVersion(string root, string version, string subject, int validDays = 1)
     {
         var directory = Directory.CreateDirectory(Path.Combine(root, version)).FullName;
         using var key = RSA.Create(2048);
-        var certificate = SelfSigned(subject, key);
+        var certificate = SelfSigned(subject, key, validDays);
         File.WriteAllText(Path.Combine(directory, "tls.crt"), certificate.ExportCertificatePem());
         File.WriteAllText(Path.Combine(directory, "tls.key"), key.ExportPkcs8PrivateKeyPem());
         return certificate;
     }
 
-    private static X509Certificate2 SelfSigned(string subject, RSA? key = null)
+    private static X509Certificate2 SelfSigned(string subject, RSA? key = null, int validDays = 1)
     {
         using var own = key is null ? RSA.Create(2048) : null;
         var request = new CertificateRequest(subject, key ?? own!, HashAlgorithmName.SHA256, RSASignaturePadding.Pkcs1);
         var names = new SubjectAlternativeNameBuilder();
         names.AddIpAddress(IPAddress.Loopback);
         request.CertificateExtensions.Add(names.Build());
-        return request.CreateSelfSigned(DateTimeOffset.UtcNow.AddMinutes(-5), DateTimeOffset.UtcNow.AddDays(1));
+        return request.CreateSelfSigned(DateTimeOffset.UtcNow.AddMinutes(-5), DateTimeOffset.UtcNow.AddDays(validDays));
     }
 
     private static void WriteAtomically(string path, byte[] bytes)
