@@ -1,5 +1,7 @@
+using System.Collections.Concurrent;
 using System.Diagnostics;
 using System.Diagnostics.Metrics;
+using System.Runtime.CompilerServices;
 using YarpGateway.Telemetry;
 
 namespace YarpGateway.Admission;
@@ -8,6 +10,10 @@ namespace YarpGateway.Admission;
 /// Admission's instruments: request limits (admitted, rejected, queue wait, and gauges of each
 /// limit), connection admission and the upgrade rate. Known series at 0 from start: each limit's
 /// rejections by reason (when the limit is created) and connection admission's closes by reason.
+/// What every admitted request would record is kept off the per-request path: admissions are an
+/// interlocked count per limit, read at each scrape (an observable counter), and the queue-wait histogram
+/// records only requests that waited (recording each request's zero, with its tags, was 0.8 % of the CPU
+/// of a proxied request in the profile, with the counter).
 /// </summary>
 internal sealed class AdmissionMetrics : IKnownSeries
 {
@@ -15,7 +21,6 @@ internal sealed class AdmissionMetrics : IKnownSeries
     private static readonly string[] ConnectionCloseReasons = ["wait_timeout", "queue_full", "client_gone", "shutdown"];
     private static readonly AdmissionRejection[] LimitRejections = [AdmissionRejection.QueueFull, AdmissionRejection.QueueTimeout, AdmissionRejection.ClientGone];
 
-    private readonly Counter<long> _admitted;
     private readonly Counter<long> _rejected;
     private readonly Histogram<double> _queueWait;
     private readonly Counter<long> _connectionsDelayed;
@@ -29,20 +34,24 @@ internal sealed class AdmissionMetrics : IKnownSeries
     private long _rejectedTotal;
     private long _acceptPausedTicks;
 
+    // Admissions by limit (kind, name). A limit replaced on reload counts on into its predecessor's count, so the
+    // exported counter never goes back; a removed route's or cluster's stays, as a counter's series would.
+    private readonly ConcurrentDictionary<(string Kind, string Name), StrongBox<long>> _admittedCounts = new();
+
     public AdmissionMetrics(IMeterFactory meterFactory, Endpoints.ProxyListenQueue listenQueue, Endpoints.OpenConnectionLimit openLimit)
     {
         var meter = meterFactory.Create(GatewayMeter.Name);
         meter.CreateObservableGauge("gateway.connection_admission.max_open", () => openLimit.Limit is { } limit ? [new Measurement<int>(limit)] : Array.Empty<Measurement<int>>(), unit: "{connection}",
             description: "Proxy connections allowed open at once (Gateway:Admission:Connections:MaxOpen, or what the open-file limit allows); at it, new connections wait in the listen queue. Absent: no limit.");
-        _admitted = meter.CreateCounter<long>(
-            "gateway.admission.admitted", unit: "{request}",
+        meter.CreateObservableCounter(
+            "gateway.admission.admitted", ObserveAdmitted, unit: "{request}",
             description: "Requests admitted by a concurrency limit (limit: global, route or cluster; name: its id).");
         _rejected = meter.CreateCounter<long>(
             "gateway.admission.rejected", unit: "{request}",
             description: "Requests not admitted, by limit, name and reason (queue_full, queue_timeout, client_gone, upgrade_rate).");
         _queueWait = meter.CreateHistogram(
             "gateway.admission.queue.wait", unit: "s",
-            description: "Time admitted and timed-out requests spent waiting for a slot (0 when one was free).",
+            description: "Time requests that found their limit full spent waiting in its queue, admitted or timed out (a request that found a slot free is not recorded: gateway.admission.admitted counts every admitted request).",
             advice: new InstrumentAdvice<double> { HistogramBucketBoundaries = WaitBuckets });
         meter.CreateObservableGauge("gateway.admission.queue.depth", () => ObserveLimits(l => l.QueueDepth), unit: "{request}", description: "Requests waiting in each limit's queue.");
         meter.CreateObservableGauge("gateway.admission.queue.capacity", () => ObserveLimits(l => l.Settings.MaxQueue), unit: "{request}", description: "Each limit's queue size (MaxQueue).");
@@ -113,6 +122,11 @@ internal sealed class AdmissionMetrics : IKnownSeries
     /// <summary>A limit came into force: its rejections by reason start at 0 (within <see cref="ZeroSeriesBudget"/>).</summary>
     public void LimitCreated(ConcurrencyLimit limit)
     {
+        if (limit.Kind != AdmissionLimits.ClusterShareKind)
+        {
+            limit.AdmittedCount = _admittedCounts.GetOrAdd((limit.Kind, limit.Name), static _ => new StrongBox<long>());
+        }
+
         if (!_rejectionZeros.TryReserve(limit.Kind + "|" + limit.Name, LimitRejections.Length))
         {
             return;
@@ -147,12 +161,12 @@ internal sealed class AdmissionMetrics : IKnownSeries
 
     public void Admitted(ConcurrencyLimit limit, TimeSpan waited)
     {
-        if (_admitted.Enabled)
+        if (limit.AdmittedCount is { } count)
         {
-            _admitted.Add(1, Tags(limit));
+            Interlocked.Increment(ref count.Value);
         }
 
-        if (_queueWait.Enabled)
+        if (waited > TimeSpan.Zero && _queueWait.Enabled)
         {
             _queueWait.Record(waited.TotalSeconds, Tags(limit));
         }
@@ -223,6 +237,18 @@ internal sealed class AdmissionMetrics : IKnownSeries
     private static TagList UpgradeRateTags() => new() { { "limit", "upgrade" }, { "name", "global" }, { "reason", AdmissionRejection.UpgradeRate.ToTag() } };
 
     private static TagList Tags(ConcurrencyLimit limit) => new() { { "limit", limit.Kind }, { "name", limit.Name } };
+
+    private IEnumerable<Measurement<long>> ObserveAdmitted()
+    {
+        foreach (var ((kind, name), count) in _admittedCounts)
+        {
+            var value = Interlocked.Read(ref count.Value);
+            if (value > 0) // as a counter's series: from the first admission
+            {
+                yield return new Measurement<long>(value, new TagList { { "limit", kind }, { "name", name } });
+            }
+        }
+    }
 
     private IEnumerable<Measurement<long>> ObserveLimits(Func<ConcurrencyLimit, long> value)
         => _limits is { } limits ? limits.All().Select(l => new Measurement<long>(value(l), Tags(l))) : [];

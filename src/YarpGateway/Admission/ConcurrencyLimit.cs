@@ -66,6 +66,12 @@ internal sealed class ConcurrencyLimit
 
     private long _rejected;
 
+    /// <summary>
+    /// Where <see cref="AdmissionMetrics"/> counts this limit's admissions: set when the limit comes into force, shared
+    /// with the limit it replaced (same kind and name), null for a cluster's share, whose admissions are not counted.
+    /// </summary>
+    internal System.Runtime.CompilerServices.StrongBox<long>? AdmittedCount { get; set; }
+
     /// <summary>Counts one rejection (called by the metrics when a request is not admitted).</summary>
     public void CountRejection() => Interlocked.Increment(ref _rejected);
 

@@ -1,5 +1,7 @@
+using System.Collections.Concurrent;
 using System.Diagnostics;
 using System.Diagnostics.Metrics;
+using System.Runtime.CompilerServices;
 using Yarp.ReverseProxy.Configuration;
 using Yarp.ReverseProxy.Forwarder;
 using YarpGateway.Telemetry;
@@ -11,6 +13,8 @@ namespace YarpGateway.Resilience;
 /// ejection. Every configured cluster's series that the alert rules and dashboard read start at 0
 /// (retries by reason, exhausted budget, timeouts by kind, destination-side errors, ejections and
 /// reactivations; those two are counted by destination and exported by cluster, see <c>MetricsExport.GatewayExcludedTags</c>), at start and for the clusters a reload adds (<see cref="IKnownSeries"/>).
+/// Attempts, one or more per proxied request, are an interlocked count per cluster read at each scrape (an
+/// observable counter), not a measurement with its tags per request.
 /// </summary>
 internal sealed class ResilienceMetrics : IKnownSeries, IConfigChangeListener
 {
@@ -23,7 +27,7 @@ internal sealed class ResilienceMetrics : IKnownSeries, IConfigChangeListener
         .Distinct(StringComparer.Ordinal)
         .ToArray();
 
-    private readonly Counter<long> _attempts;
+    private readonly ConcurrentDictionary<string, StrongBox<long>> _attempts = new(StringComparer.Ordinal);
     private readonly Counter<long> _retries;
     private readonly Counter<long> _budgetExhausted;
     private readonly Counter<long> _timeouts;
@@ -36,7 +40,7 @@ internal sealed class ResilienceMetrics : IKnownSeries, IConfigChangeListener
     public ResilienceMetrics(IMeterFactory meterFactory)
     {
         var meter = meterFactory.Create(GatewayMeter.Name);
-        _attempts = meter.CreateCounter<long>("gateway.proxy.attempts", unit: "{attempt}", description: "Attempts to send a request to a destination, first tries and retries, by cluster.");
+        meter.CreateObservableCounter("gateway.proxy.attempts", ObserveAttempts, unit: "{attempt}", description: "Attempts to send a request to a destination, first tries and retries, by cluster.");
         _retries = meter.CreateCounter<long>("gateway.proxy.retries", unit: "{retry}", description: "Retries, by cluster and reason (status_502/503/504, connect_failure, connect_timeout, connection_reset, try_timeout).");
         _budgetExhausted = meter.CreateCounter<long>("gateway.proxy.retry_budget.exhausted", unit: "{retry}", description: "Retries not made because the cluster's retry budget was spent.");
         _timeouts = meter.CreateCounter<long>("gateway.proxy.timeouts", unit: "{timeout}", description: "Requests answered 504 by a timeout, by cluster and kind (connect, try, route, activity).");
@@ -46,7 +50,19 @@ internal sealed class ResilienceMetrics : IKnownSeries, IConfigChangeListener
         _ejectionsSkipped = meter.CreateCounter<long>("gateway.outlier.ejections_skipped", unit: "{ejection}", description: "Ejections not made because MaxEjectedPercent of the cluster was already ejected.");
     }
 
-    public void Attempt(string? cluster) => _attempts.Add(1, Cluster(cluster));
+    public void Attempt(string? cluster) => Interlocked.Increment(ref AttemptsOf(cluster).Value);
+
+    // A cluster's count outlives its removal, as a counter's series would; the key of no cluster is empty (cluster ids are not).
+    private StrongBox<long> AttemptsOf(string? cluster)
+        => _attempts.TryGetValue(cluster ?? string.Empty, out var count) ? count : _attempts.GetOrAdd(cluster ?? string.Empty, static _ => new StrongBox<long>());
+
+    private IEnumerable<Measurement<long>> ObserveAttempts()
+    {
+        foreach (var (cluster, count) in _attempts)
+        {
+            yield return new Measurement<long>(Interlocked.Read(ref count.Value), Cluster(cluster.Length == 0 ? null : cluster));
+        }
+    }
 
     public void Retry(string? cluster, string reason) => _retries.Add(1, new TagList { { "cluster", cluster }, { "reason", reason } });
 
@@ -77,7 +93,7 @@ internal sealed class ResilienceMetrics : IKnownSeries, IConfigChangeListener
             var id = cluster.ClusterId;
             if (_clusterZeros.TryReserve(id, 1))
             {
-                _attempts.Add(0, Cluster(id));
+                AttemptsOf(id); // its series, at 0
                 _budgetExhausted.Add(0, Cluster(id));
                 _ejectionsSkipped.Add(0, Cluster(id));
                 _ejections.Add(0, Cluster(id));

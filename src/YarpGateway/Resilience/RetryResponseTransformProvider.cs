@@ -14,7 +14,10 @@ internal sealed class RetryResponseTransformProvider : RouteTransformProvider
     public override void Apply(TransformBuilderContext context)
         => context.AddResponseTransform(static transform =>
         {
+            // The status first: only a 5xx can be retried (validated), and nearly every response is not one, so it
+            // costs them no feature lookup.
             if (transform.ProxyResponse is { } response
+                && ResilienceSettings.IsRetryableStatus((int)response.StatusCode)
                 && transform.HttpContext.Features.Get<RetryAttempt>() is { } attempt
                 && attempt.TryReserveRetryForStatus((int)response.StatusCode))
             {

@@ -38,10 +38,26 @@ internal sealed class GatewayUnderTest : IAsyncDisposable
                 }
             },
         };
-        _listener.SetMeasurementEventCallback<long>((instrument, value, tags, _) => _counters.AddOrUpdate(Key(instrument, tags), value, (_, old) => old + value));
+        _listener.SetMeasurementEventCallback<long>((instrument, value, tags, _) =>
+        {
+            if (instrument is ObservableCounter<long>)
+            {
+                _counters[Key(instrument, tags)] = value; // a total, read when a test reads the counters
+            }
+            else if (!instrument.IsObservable)
+            {
+                _counters.AddOrUpdate(Key(instrument, tags), value, (_, old) => old + value);
+            }
+        });
 
-        // Histograms: the number of recordings per series.
-        _listener.SetMeasurementEventCallback<double>((instrument, _, tags, _) => _counters.AddOrUpdate(Key(instrument, tags), 1, (_, old) => old + 1));
+        // Histograms (and counters of seconds): the number of recordings per series.
+        _listener.SetMeasurementEventCallback<double>((instrument, _, tags, _) =>
+        {
+            if (!instrument.IsObservable)
+            {
+                _counters.AddOrUpdate(Key(instrument, tags), 1, (_, old) => old + 1);
+            }
+        });
         _listener.Start();
     }
 
@@ -67,14 +83,29 @@ internal sealed class GatewayUnderTest : IAsyncDisposable
 
     public IServiceProvider Services => _app.Services;
 
-    /// <summary>Sum of a gateway counter, e.g. <c>Counter("gateway.config.reloads|result=rejected")</c>; for a histogram, its number of recordings.</summary>
-    public long Counter(string key) => _counters.TryGetValue(key, out var value) ? value : 0;
+    /// <summary>
+    /// Sum of a gateway counter, e.g. <c>Counter("gateway.config.reloads|result=rejected")</c>; for a histogram, its number of
+    /// recordings; for an observable counter, its total now.
+    /// </summary>
+    public long Counter(string key)
+    {
+        _listener.RecordObservableInstruments();
+        return _counters.TryGetValue(key, out var value) ? value : 0;
+    }
 
     /// <summary>Every series with a value, for failure messages.</summary>
-    public string DescribeCounters(string prefix) => string.Join(", ", _counters.Where(kv => kv.Key.StartsWith(prefix, StringComparison.Ordinal)).Select(kv => $"{kv.Key}={kv.Value}"));
+    public string DescribeCounters(string prefix)
+    {
+        _listener.RecordObservableInstruments();
+        return string.Join(", ", _counters.Where(kv => kv.Key.StartsWith(prefix, StringComparison.Ordinal)).Select(kv => $"{kv.Key}={kv.Value}"));
+    }
 
     /// <summary>Sum of every series whose key starts with <paramref name="prefix"/> (any value of the remaining tags).</summary>
-    public long CounterSum(string prefix) => _counters.Where(kv => kv.Key.StartsWith(prefix, StringComparison.Ordinal)).Sum(kv => kv.Value);
+    public long CounterSum(string prefix)
+    {
+        _listener.RecordObservableInstruments();
+        return _counters.Where(kv => kv.Key.StartsWith(prefix, StringComparison.Ordinal)).Sum(kv => kv.Value);
+    }
 
     public static Task<GatewayUnderTest> StartAsync(JsonNode config, params string[] extraArgs) => StartAsync(config, configureServices: null, extraArgs);
 

@@ -39,6 +39,7 @@ public class RequestAdmissionTests
         Assert.Equal(6, backend.Requests);
         Assert.Equal(2, gateway.Counter("gateway.admission.rejected|limit=route|name=all|reason=queue_full"));
         Assert.Equal(6, gateway.Counter("gateway.admission.admitted|limit=route|name=all"));
+        Assert.Equal(2, gateway.Counter("gateway.admission.queue.wait|limit=route|name=all")); // the two that waited; the four let in at once are not recorded
         Assert.Equal(0, QueueDepth(gateway, "route", "all"));
     }
 
@@ -215,6 +216,10 @@ public class RequestAdmissionTests
         backend.GateFor("second").SetResult();
         Assert.All(await Task.WhenAll(first).WaitAsync(Bound), r => Assert.Equal(HttpStatusCode.OK, r.StatusCode));
         Assert.Equal(1, (await Task.WhenAll(second).WaitAsync(Bound)).Count(r => r.StatusCode == HttpStatusCode.OK));
+
+        // The replacement counts on from the limit it replaced: the exported counter never goes back.
+        Assert.Equal(3, gateway.Counter("gateway.admission.admitted|limit=route|name=all"));
+        Assert.Equal(1, gateway.Counter("gateway.admission.rejected|limit=route|name=all|reason=queue_full"));
     }
 
     [Fact]
@@ -270,6 +275,7 @@ public class RequestAdmissionTests
 
         Assert.Equal((HttpStatusCode.OK, HttpStatusCode.OK), (first.StatusCode, second.StatusCode));
         Assert.Equal(2, gateway.Counter("gateway.admission.admitted|limit=global|name=global"));
+        Assert.Equal(1, gateway.Counter("gateway.admission.queue.wait|limit=global|name=global")); // the one that queued
         Assert.Equal(1, gateway.Counter("gateway.admission.rejected|limit=global|name=global|reason=queue_full"));
         Assert.True(await Eventually.TrueAsync(() => traffic.InFlightRequests == 0, Bound), $"in flight: {traffic.InFlightRequests}");
         Assert.Equal(0, QueueDepth(gateway, "global", "global"));
