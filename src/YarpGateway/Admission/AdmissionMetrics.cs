@@ -9,7 +9,8 @@ namespace YarpGateway.Admission;
 /// <summary>
 /// Admission's instruments: request limits (admitted, rejected, queue wait, and gauges of each
 /// limit), connection admission and the upgrade rate. Known series at 0 from start: each limit's
-/// rejections by reason (when the limit is created) and connection admission's closes by reason.
+/// rejections by reason (when the limit is created), connection admission's closes by reason, its delayed
+/// connections, expired first requests and paused accept.
 /// What every admitted request would record is kept off the per-request path: admissions are an
 /// interlocked count per limit, read at each scrape (an observable counter), and the queue-wait histogram
 /// records only requests that waited (recording each request's zero, with its tags, was 0.8 % of the CPU
@@ -148,6 +149,8 @@ internal sealed class AdmissionMetrics : IKnownSeries
         }
 
         _acceptPaused.Add(0);
+        _connectionsDelayed.Add(0);
+        _firstRequestExpired.Add(0);
 
         _rejected.Add(0, UpgradeRateTags());
         if (_limits is { } limits)

@@ -108,6 +108,8 @@ public class MetricsExportTests
             "gateway_outlier_ejections_total{cluster=\"c1\"}",
             "gateway_connection_admission_closed_total{reason=\"wait_timeout\"}",
             "gateway_connection_admission_closed_total{reason=\"queue_full\"}",
+            "gateway_connection_admission_delayed_total", // the dashboard's connection admission panel reads both
+            "gateway_connection_admission_first_request_expired_total",
             "gateway_admission_rejected_total{limit=\"upgrade\",name=\"global\",reason=\"upgrade_rate\"}",
         ];
         foreach (var series in zeros)
