@@ -40,6 +40,7 @@ internal sealed partial class WebSocketRelays(
         if (_open.TryAdd(relay, 0))
         {
             counters.Opened();
+            metrics.RouteOpened(relay.RouteId);
         }
 
         if (_idleSweep is null)

@@ -53,6 +53,12 @@ public class WebSocketMetricsTests
         Assert.Equal(0, MetricsScrapeTests.Value(scrape, "gateway_connections_upgraded"));
         Assert.Equal(1, MetricsScrapeTests.Value(scrape, "gateway_websocket_evictions_total{reason=\"protocol_error\",route=\"ws\"}"));
 
+        // The route's other evictions and its drops are at 0 from its first WebSocket: their first event is a rise.
+        Assert.Equal(0, MetricsScrapeTests.Value(scrape, "gateway_websocket_evictions_total{reason=\"buffer_full\",route=\"ws\"}"));
+        Assert.Equal(0, MetricsScrapeTests.Value(scrape, "gateway_websocket_evictions_total{reason=\"write_timeout\",route=\"ws\"}"));
+        Assert.Equal(0, MetricsScrapeTests.Value(scrape, "gateway_websocket_dropped_messages_total{route=\"ws\"}"));
+        Assert.Equal(0, MetricsScrapeTests.Value(scrape, "gateway_websocket_dropped_bytes_total{route=\"ws\"}"));
+
         var promtool = await Promtool.RunAsync(["check", "metrics"], scrape);
         if (promtool is not null)
         {
