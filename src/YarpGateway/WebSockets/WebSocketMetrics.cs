@@ -37,7 +37,7 @@ internal sealed class WebSocketMetrics
         meter.CreateObservableGauge("gateway.websocket.open", () => webSockets.Open, unit: "{connection}", description: "WebSockets upgraded and being relayed.");
         _droppedMessages = meter.CreateCounter<long>("gateway.websocket.dropped.messages", unit: "{message}", description: "Data messages dropped for slow clients (DropMessages policy), by route.");
         _droppedBytes = meter.CreateCounter<long>("gateway.websocket.dropped.bytes", unit: "By", description: "Bytes of dropped data messages (DropMessages policy), by route.");
-        _evictions = meter.CreateCounter<long>("gateway.websocket.evictions", unit: "{connection}", description: "WebSockets the gateway closed itself, by route and reason (drop_limit, buffer_full, write_timeout, drain, protocol_error, close_timeout).");
+        _evictions = meter.CreateCounter<long>("gateway.websocket.evictions", unit: "{connection}", description: "WebSockets the gateway closed itself, by route and reason (drop_limit, buffer_full, write_timeout, drain, protocol_error, close_timeout, backend_lost, idle).");
     }
 
     /// <summary>
