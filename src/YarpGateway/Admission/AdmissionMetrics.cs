@@ -239,7 +239,9 @@ internal sealed class AdmissionMetrics : IKnownSeries
 
     private static TagList UpgradeRateTags() => new() { { "limit", "upgrade" }, { "name", "global" }, { "reason", AdmissionRejection.UpgradeRate.ToTag() } };
 
-    private static TagList Tags(ConcurrencyLimit limit) => new() { { "limit", limit.Kind }, { "name", limit.Name } };
+    private static TagList Tags(ConcurrencyLimit limit) => Tags(limit.Kind, limit.Name);
+
+    private static TagList Tags(string kind, string name) => new() { { "limit", kind }, { "name", name } };
 
     private IEnumerable<Measurement<long>> ObserveAdmitted()
     {
@@ -248,7 +250,7 @@ internal sealed class AdmissionMetrics : IKnownSeries
             var value = Interlocked.Read(ref count.Value);
             if (value > 0) // as a counter's series: from the first admission
             {
-                yield return new Measurement<long>(value, new TagList { { "limit", kind }, { "name", name } });
+                yield return new Measurement<long>(value, Tags(kind, name));
             }
         }
     }

@@ -54,7 +54,7 @@ internal sealed class ResilienceMetrics : IKnownSeries, IConfigChangeListener
 
     // A cluster's count outlives its removal, as a counter's series would; the key of no cluster is empty (cluster ids are not).
     private StrongBox<long> AttemptsOf(string? cluster)
-        => _attempts.TryGetValue(cluster ?? string.Empty, out var count) ? count : _attempts.GetOrAdd(cluster ?? string.Empty, static _ => new StrongBox<long>());
+        => _attempts.GetOrAdd(cluster ?? string.Empty, static _ => new StrongBox<long>());
 
     private IEnumerable<Measurement<long>> ObserveAttempts()
     {
