@@ -30,12 +30,15 @@ internal static class MetricsExport
     /// The platform's instruments updated on every request, dropped unless
     /// <see cref="TelemetryOptions.PerRequestGauges"/> is set. A dropped instrument is never
     /// enabled, so the runtime skips the measurement itself, not only its export.
+    /// <c>kestrel.queued_requests</c> counts HTTP/2 streams waiting for the thread pool: two updates of a series with six
+    /// labels on every HTTP/2 request (about 1 % of the gateway's CPU under h2c load; HTTP/1.1 requests do not touch it).
     /// </summary>
     public static readonly string[] PerRequestGauges =
     [
         "http.server.active_requests",
         "http.client.active_requests",
         "http.client.open_connections",
+        "kestrel.queued_requests",
     ];
 
     /// <summary>The runtime's gauges whose names end in <c>.count</c>.</summary>

@@ -44,6 +44,8 @@ public partial class MetricsScrapeTests(ITestOutputHelper output)
             Assert.Equal(HttpStatusCode.OK, response.StatusCode);
         }
 
+        await SendH2cAsync(client); // one more, an HTTP/2 stream queued to the thread pool: kestrel.queued_requests would have a series
+
         // A reload, so the reload counter has something to say.
         ProxyConfigJson.WriteAtomically(configPath, ProxyConfigJson.CatchAll("WeightedRoundRobin", (backend, "2")));
         string scrape = string.Empty;
@@ -58,8 +60,8 @@ public partial class MetricsScrapeTests(ITestOutputHelper output)
         Assert.True(Value(scrape, "gateway_scheduler_delay_seconds_count") >= 1);
         Assert.InRange(Value(scrape, "gateway_scheduler_delay_seconds_sum") / Value(scrape, "gateway_scheduler_delay_seconds_count"), 0, 1);
         Assert.True(Value(scrape, "gateway_scheduler_threads") >= 1);
-        Assert.Equal(connections + 30, Value(scrape, "gateway_proxy_request_duration_seconds_count{cluster=\"c1\",route=\"all\",status_class=\"2xx\"}"));
-        Assert.Equal(connections + 30, Value(scrape, "gateway_proxy_destination_requests_total{cluster=\"c1\",destination=\"a\"}"));
+        Assert.Equal(connections + 31, Value(scrape, "gateway_proxy_request_duration_seconds_count{cluster=\"c1\",route=\"all\",status_class=\"2xx\"}"));
+        Assert.Equal(connections + 31, Value(scrape, "gateway_proxy_destination_requests_total{cluster=\"c1\",destination=\"a\"}"));
         Assert.Equal(1, Value(scrape, "gateway_cluster_available_destinations{cluster=\"c1\"}"));
         Assert.Contains("target_info{service_name=\"yarpgateway\"", scrape, StringComparison.Ordinal);
         Assert.Contains("# TYPE kestrel_connection_duration_seconds histogram", scrape, StringComparison.Ordinal);
@@ -81,7 +83,16 @@ public partial class MetricsScrapeTests(ITestOutputHelper output)
         Assert.True(promtool.Value.ExitCode == 0, promtool.Value.Output);
     }
 
-    private static readonly string[] PerRequestGaugeSeries = ["http_server_active_requests", "http_client_active_requests", "http_client_open_connections"];
+    private static readonly string[] PerRequestGaugeSeries = ["http_server_active_requests", "http_client_active_requests", "http_client_open_connections", "kestrel_queued_requests"];
+
+    /// <summary>One request over HTTP/2 without TLS (prior knowledge), as gRPC clients and h2load send them.</summary>
+    private static async Task SendH2cAsync(HttpClient client)
+    {
+        using var request = new HttpRequestMessage(HttpMethod.Get, "/h2") { Version = HttpVersion.Version20, VersionPolicy = HttpVersionPolicy.RequestVersionExact };
+        using var response = await client.SendAsync(request);
+        Assert.Equal(HttpStatusCode.OK, response.StatusCode);
+        Assert.Equal(HttpVersion.Version20, response.Version);
+    }
 
     [Fact]
     public async Task PerRequestGauges_WhenTurnedOn_AreScraped()
@@ -96,6 +107,7 @@ public partial class MetricsScrapeTests(ITestOutputHelper output)
             Assert.Equal(HttpStatusCode.OK, response.StatusCode);
         }
 
+        await SendH2cAsync(client);
         var scrape = await client.GetStringAsync(new Uri(management, "/metrics"));
 
         foreach (var series in PerRequestGaugeSeries)
