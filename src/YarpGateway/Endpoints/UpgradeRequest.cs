@@ -7,6 +7,9 @@ namespace YarpGateway.Endpoints;
 /// request, here, by the first middleware that asks (the traffic counters, first in the proxy
 /// pipeline), and read from the request's features by every other: admission, retries and the
 /// request metrics. The answer is one of two shared instances, so remembering it allocates nothing.
+/// A request that can be neither (no <c>Connection</c> header, which an HTTP/1.1 Upgrade must carry, and not a
+/// CONNECT) is answered from its method and that header alone: the common request costs no feature lookup (each
+/// is a walk through Kestrel's known features, and a miss goes on to the connection's).
 /// </summary>
 internal sealed class UpgradeRequest
 {
@@ -19,6 +22,12 @@ internal sealed class UpgradeRequest
 
     public static bool Is(HttpContext context)
     {
+        var request = context.Request;
+        if (!HttpMethods.IsConnect(request.Method) && request.Headers.Connection.Count == 0)
+        {
+            return false;
+        }
+
         var features = context.Features;
         if (features.Get<UpgradeRequest>() is { } known)
         {
