@@ -14,8 +14,9 @@ internal sealed class TelemetryOptions
     /// <summary>
     /// Whether the platform's gauges that change on every request are exported:
     /// <c>http.server.active_requests</c>, <c>http.client.active_requests</c>,
-    /// <c>http.client.open_connections</c> and, for HTTP/2, <c>kestrel.queued_requests</c>. Default false: they cost
-    /// about 4 % of the CPU per request (eight updates of multi-label series per request, two more per HTTP/2 request),
+    /// <c>http.client.open_connections</c>, for HTTP/2 <c>kestrel.queued_requests</c>, and on rate-limited routes
+    /// <c>aspnetcore.rate_limiting.active_request_leases</c>. Default false: they cost about 4 % of the CPU per request
+    /// (eight updates of multi-label series per request, two more per HTTP/2 request or rate-limited request),
     /// and <c>gateway.proxy.requests.in_flight</c> and <c>gateway.proxy.destination.in_flight</c> count the same requests
     /// without a per-request update (<c>gateway.scheduler.delay</c> and <c>gateway.scheduler.pending_work_items</c> the
     /// thread pool's queue). Read at start.

@@ -120,6 +120,33 @@ public partial class MetricsScrapeTests(ITestOutputHelper output)
         Assert.Contains("http_client_open_connections{http_connection_state=\"idle\"", scrape, StringComparison.Ordinal);
     }
 
+    // ASP.NET Core's rate-limiting meter on a rate-limited route: the requests by result (what the dashboard's 429 panel
+    // reads) are exported; the in-flight lease gauge, two updates per request, is dropped with the other per-request gauges.
+    [Fact]
+    public async Task ARateLimitedRoute_ExportsItsRequestsByResult_NotThePerRequestLeaseGauge()
+    {
+        await using var backend = await TestBackend.StartAsync("a");
+        var configPath = ProxyConfigJson.WriteTemp("yarpgateway-metrics-", ProxyConfigJson.CatchAll("WeightedRoundRobin", (backend, "1")));
+        using var gateway = GatewayProcess.StartOnLoopback(configPath,
+            "--Gateway:RateLimiting:Policies:two:Kind=FixedWindow", "--Gateway:RateLimiting:Policies:two:PermitLimit=2",
+            "--Gateway:RateLimiting:Policies:two:Window=00:10:00", "--ReverseProxy:Routes:all:RateLimiterPolicy=two");
+        var (proxy, management) = await gateway.FindEndpointsAsync();
+        using var client = new HttpClient { BaseAddress = proxy, Timeout = TimeSpan.FromSeconds(10) };
+        var statuses = new List<HttpStatusCode>();
+        for (var i = 0; i < 3; i++)
+        {
+            using var response = await client.GetAsync("/y");
+            statuses.Add(response.StatusCode);
+        }
+
+        Assert.Equal([HttpStatusCode.OK, HttpStatusCode.OK, HttpStatusCode.TooManyRequests], statuses);
+        var scrape = await client.GetStringAsync(new Uri(management, "/metrics"));
+        Assert.Equal(2, Value(scrape, "aspnetcore_rate_limiting_requests_total{aspnetcore_rate_limiting_policy=\"two\",aspnetcore_rate_limiting_result=\"acquired\"}"));
+        Assert.Equal(1, Value(scrape, "aspnetcore_rate_limiting_requests_total{aspnetcore_rate_limiting_policy=\"two\",aspnetcore_rate_limiting_result=\"endpoint_limiter\"}"));
+        Assert.Contains("aspnetcore_rate_limiting_request_lease_duration_seconds_count", scrape, StringComparison.Ordinal);
+        Assert.DoesNotContain("aspnetcore_rate_limiting_active_request_leases", scrape, StringComparison.Ordinal);
+    }
+
     [Fact]
     public Task AlertRules_PassPromtool()
         => AssertPromtoolPassesAsync(["check", "rules", RepositoryFiles.PathOf("deploy/prometheus/alerts.yaml")], "SUCCESS: 12 rules found");
