@@ -104,7 +104,7 @@ python3 - "$RAW/storm.jsonl" "$OUT" "$EXISTING" "$STORM" "$ROUNDS" <<'PY'
 import json, statistics, sys, datetime, platform, os
 rows = [json.loads(l) for l in open(sys.argv[1])]
 out, existing, storm, rounds = sys.argv[2], sys.argv[3], sys.argv[4], sys.argv[5]
-keys = [("beforeP99Ms", "existing clients p99 before the storm (ms)"),
+keys = [("beforeP99Ms", "existing clients p99 before the storm, the proxy seconds old (ms)"),
         ("duringP50Ms", "existing clients p50 during the storm (ms)"),
         ("duringP99Ms", "existing clients p99 during the storm (ms)"),
         ("duringMaxMs", "existing clients max during the storm (ms)"),
