@@ -1,4 +1,5 @@
 using Microsoft.AspNetCore.Http.Features;
+using Microsoft.Extensions.Primitives;
 
 namespace YarpGateway.Endpoints;
 
@@ -7,9 +8,10 @@ namespace YarpGateway.Endpoints;
 /// request, here, by the first middleware that asks (the traffic counters, first in the proxy
 /// pipeline), and read from the request's features by every other: admission, retries and the
 /// request metrics. The answer is one of two shared instances, so remembering it allocates nothing.
-/// A request that can be neither (no <c>Connection</c> header, which an HTTP/1.1 Upgrade must carry, and not a
-/// CONNECT) is answered from its method and that header alone: the common request costs no feature lookup (each
-/// is a walk through Kestrel's known features, and a miss goes on to the connection's).
+/// A request that can be neither (not a CONNECT, and no <c>upgrade</c> in its <c>Connection</c> header, which an
+/// HTTP/1.1 Upgrade must carry and HTTP/2 forbids) is answered from its method and that header alone: the common
+/// request, a keep-alive one or one that closes its connection, costs no feature lookup (each is a walk through
+/// Kestrel's known features, and a miss goes on to the connection's).
 /// </summary>
 internal sealed class UpgradeRequest
 {
@@ -23,7 +25,7 @@ internal sealed class UpgradeRequest
     public static bool Is(HttpContext context)
     {
         var request = context.Request;
-        if (!HttpMethods.IsConnect(request.Method) && request.Headers.Connection.Count == 0)
+        if (!HttpMethods.IsConnect(request.Method) && !MayAskForUpgrade(request.Headers.Connection))
         {
             return false;
         }
@@ -38,5 +40,19 @@ internal sealed class UpgradeRequest
             || features.Get<IHttpExtendedConnectFeature>()?.IsExtendedConnect == true;
         features.Set(upgrade ? Yes : No);
         return upgrade;
+    }
+
+    // Any mention of the token will do (Kestrel decides whether it is one): this only rules requests out.
+    private static bool MayAskForUpgrade(StringValues connection)
+    {
+        foreach (var value in connection)
+        {
+            if (value is not null && value.Contains("upgrade", StringComparison.OrdinalIgnoreCase))
+            {
+                return true;
+            }
+        }
+
+        return false;
     }
 }

@@ -7,12 +7,15 @@ namespace YarpGateway.Tests.Endpoints;
 
 public class UpgradeRequestTests
 {
-    [Fact]
-    public void ARequestThatCannotBeAnUpgrade_IsAnsweredWithoutReadingTheUpgradeFeatures()
+    [Theory]
+    [InlineData(null)] // HTTP/1.1 keep-alive, and every HTTP/2 request
+    [InlineData("close")]
+    [InlineData("keep-alive")]
+    public void ARequestThatCannotBeAnUpgrade_IsAnsweredWithoutReadingTheUpgradeFeatures(string? connection)
     {
-        // The upgrade feature here claims an upgrade that the request's head rules out (no Connection header): only
-        // a check that never reads it answers false.
-        var (context, read) = Request("GET", connection: null, new UpgradeFeature(true), extendedConnect: false);
+        // The upgrade feature here claims an upgrade that the request's head rules out (no "upgrade" in a Connection
+        // header): only a check that never reads it answers false.
+        var (context, read) = Request("GET", connection, new UpgradeFeature(true), extendedConnect: false);
 
         Assert.False(UpgradeRequest.Is(context));
         Assert.DoesNotContain(typeof(IHttpUpgradeFeature), read);
@@ -22,7 +25,8 @@ public class UpgradeRequestTests
 
     [Theory]
     [InlineData("GET", "Upgrade", true, false, true)] // an HTTP/1.1 WebSocket handshake
-    [InlineData("GET", "keep-alive", false, false, false)] // a Connection header that asks for no upgrade
+    [InlineData("GET", "keep-alive, Upgrade", true, false, true)] // Firefox's handshake
+    [InlineData("GET", "Upgrade", false, false, false)] // "upgrade" named, but not an upgrade Kestrel takes (an HTTP/1.0 request, say)
     [InlineData("CONNECT", null, false, true, true)] // an HTTP/2 extended CONNECT (RFC 8441)
     [InlineData("CONNECT", null, false, false, false)] // a plain CONNECT
     public void TheFeaturesDecide_WhenTheHeadAllowsAnUpgrade(string method, string? connection, bool upgradable, bool extendedConnect, bool expected)
