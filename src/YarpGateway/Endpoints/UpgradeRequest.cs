@@ -11,7 +11,10 @@ namespace YarpGateway.Endpoints;
 /// A request that can be neither (not a CONNECT, and no <c>upgrade</c> in its <c>Connection</c> header, which an
 /// HTTP/1.1 Upgrade must carry and HTTP/2 forbids) is answered from its method and that header alone: the common
 /// request, a keep-alive one or one that closes its connection, costs no feature lookup (each is a walk through
-/// Kestrel's known features, and a miss goes on to the connection's).
+/// Kestrel's known features, and a miss goes on to the connection's). So it must be asked while the request's head is
+/// there: once a WebSocket's handshake is done, the relay lets the client's request headers go
+/// (<c>WebSocketRelay.ReleaseClientRequestHead</c>), and an HTTP/1.1 upgrade would read as none. Every caller asks before
+/// the request is forwarded or while its response is transformed, and the request's frame keeps its first answer.
 /// </summary>
 internal sealed class UpgradeRequest
 {
