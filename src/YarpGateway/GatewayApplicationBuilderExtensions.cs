@@ -63,7 +63,6 @@ internal static class GatewayApplicationBuilderExtensions
         _ = app.Services.GetRequiredService<WebSocketMetrics>();
         _ = app.Services.GetRequiredService<SchedulerMetrics>();
         _ = app.Services.GetRequiredService<Discovery.DiscoveryMetrics>();
-        _ = app.Services.GetRequiredService<DestinationStats>(); // listens from the first request on
         _ = app.Services.GetRequiredService<StartupOnlySections>(); // says when a reload changed what takes a restart
         _ = app.Services.GetRequiredService<UnknownSettings>(); // says which keys nothing reads (typos), at start and on reload
 

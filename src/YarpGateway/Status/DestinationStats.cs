@@ -1,18 +1,16 @@
 using System.Collections.Concurrent;
-using System.Diagnostics.Metrics;
-using YarpGateway.Telemetry;
 
 namespace YarpGateway.Status;
 
 /// <summary>
-/// Requests, errors and latency per destination for the status page, read from the request-duration
-/// measurements the gateway records anyway (a listener on <c>gateway.proxy.request.duration</c>; the
-/// request path calls nothing new). Per destination: totals since start, and the last minute as 60
-/// one-second slots, each with a fixed set of latency buckets (about 9 KB). Memory is bounded by the
-/// number of destinations that exist: once a minute the figures of destinations no longer in the
-/// proxy's state are let go (per-pod destinations from DNS come and go with every rolling update,
-/// and were kept for the process's life). Nothing is allocated per request once a destination has
-/// been seen.
+/// Requests, errors and latency per destination for the status page and the per-destination metrics,
+/// recorded by <see cref="Telemetry.RequestMetrics"/> with each request's duration (a listener on the
+/// duration histogram, as before, walked every request's tags and was a second subscriber to every
+/// recording). Per destination: totals since start, and the last minute as 60 one-second slots, each
+/// with a fixed set of latency buckets (about 9 KB). Memory is bounded by the number of destinations
+/// that exist: once a minute the figures of destinations no longer in the proxy's state are let go
+/// (per-pod destinations from DNS come and go with every rolling update, and were kept for the
+/// process's life). Nothing is allocated per request once a destination has been seen.
 /// </summary>
 internal sealed class DestinationStats : IDisposable
 {
@@ -24,10 +22,9 @@ internal sealed class DestinationStats : IDisposable
 
     private readonly ConcurrentDictionary<(string Cluster, string Destination), Stats> _byDestination = new();
     private readonly TimeProvider _timeProvider;
-    private readonly MeterListener _listener = new();
     private readonly ITimer? _prune;
 
-    public DestinationStats(IMeterFactory meterFactory, TimeProvider timeProvider, Yarp.ReverseProxy.IProxyStateLookup? proxyState = null)
+    public DestinationStats(TimeProvider timeProvider, Yarp.ReverseProxy.IProxyStateLookup? proxyState = null)
     {
         _timeProvider = timeProvider;
         if (proxyState is not null)
@@ -38,40 +35,14 @@ internal sealed class DestinationStats : IDisposable
                 self.Prune((cluster, destination) => lookup.TryGetCluster(cluster, out var model) && model.Destinations.ContainsKey(destination));
             }, (this, proxyState), PruneInterval, PruneInterval);
         }
-
-        _listener.InstrumentPublished = (instrument, listener) =>
-        {
-            if (instrument.Name == "gateway.proxy.request.duration" && instrument.Meter.Name == GatewayMeter.Name && ReferenceEquals(instrument.Meter.Scope, meterFactory))
-            {
-                listener.EnableMeasurementEvents(instrument, this);
-            }
-        };
-        _listener.SetMeasurementEventCallback<double>(static (_, seconds, tags, state) => ((DestinationStats)state!).Record(seconds, tags));
-        _listener.Start();
     }
 
     public Stats? For(string cluster, string destination) => _byDestination.TryGetValue((cluster, destination), out var stats) ? stats : null;
 
-    private void Record(double seconds, ReadOnlySpan<KeyValuePair<string, object?>> tags)
+    /// <summary>Records a finished request that <paramref name="destination"/> of <paramref name="cluster"/> answered last; <paramref name="error"/>: a 5xx.</summary>
+    public void Record(string cluster, string destination, double seconds, bool error)
     {
-        string? cluster = null, destination = null, status = null;
-        foreach (var tag in tags)
-        {
-            switch (tag.Key)
-            {
-                case "cluster": cluster = tag.Value as string; break;
-                case "destination": destination = tag.Value as string; break;
-                case "status_class": status = tag.Value as string; break;
-            }
-        }
-
-        if (cluster is null || destination is null or "-")
-        {
-            return;
-        }
-
-        var stats = _byDestination.GetOrAdd((cluster, destination), static _ => new Stats());
-        stats.Record(_timeProvider.GetUtcNow().ToUnixTimeSeconds(), seconds, error: status == "5xx");
+        _byDestination.GetOrAdd((cluster, destination), static _ => new Stats()).Record(_timeProvider.GetUtcNow().ToUnixTimeSeconds(), seconds, error);
     }
 
     public long Now => _timeProvider.GetUtcNow().ToUnixTimeSeconds();
@@ -91,11 +62,7 @@ internal sealed class DestinationStats : IDisposable
         }
     }
 
-    public void Dispose()
-    {
-        _prune?.Dispose();
-        _listener.Dispose();
-    }
+    public void Dispose() => _prune?.Dispose();
 
     /// <summary>One destination's figures.</summary>
     internal sealed class Stats

@@ -71,7 +71,7 @@ internal static class MetricsExport
     /// histogram exported 2,000 series of destinations that were gone (a scrape of 4.3 MB) and folded
     /// the new one into its overflow series. Per destination, the gateway exports observed figures of
     /// the destinations that exist now (<c>gateway.proxy.destination.*</c>), whose series go when they
-    /// go. In-process listeners (the status page, the tests) still see every tag.
+    /// go. In-process listeners (the tests) still see every tag; the status page records its own per destination.
     /// </summary>
     private static readonly Dictionary<string, string[]> GatewayExcludedTags = new(StringComparer.Ordinal)
     {

@@ -1,17 +1,20 @@
 using System.Diagnostics;
 using System.Diagnostics.Metrics;
+using YarpGateway.Status;
 
 namespace YarpGateway.Telemetry;
 
-/// <summary>The proxied request duration, by route, cluster, destination and status class.</summary>
+/// <summary>The proxied request duration, by route, cluster, destination and status class; and each destination's figures for the status page (<see cref="DestinationStats"/>).</summary>
 internal sealed class RequestMetrics
 {
     private static readonly double[] Buckets = [0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30];
 
     private readonly Histogram<double> _duration;
+    private readonly DestinationStats _destinations;
 
-    public RequestMetrics(IMeterFactory meterFactory)
+    public RequestMetrics(IMeterFactory meterFactory, DestinationStats destinations)
     {
+        _destinations = destinations;
         var meter = meterFactory.Create(GatewayMeter.Name);
         _duration = meter.CreateHistogram(
             "gateway.proxy.request.duration", unit: "s",
@@ -22,6 +25,11 @@ internal sealed class RequestMetrics
     /// <summary>Records a finished request; <paramref name="clientGone"/>: the client left before any response started (<c>status_class="client_closed"</c>, nginx's 499).</summary>
     public void Request(string route, string? cluster, string? destination, int status, bool clientGone, TimeSpan duration)
     {
+        if (cluster is not null && destination is not null)
+        {
+            _destinations.Record(cluster, destination, duration.TotalSeconds, error: !clientGone && status >= 500);
+        }
+
         if (_duration.Enabled)
         {
             _duration.Record(duration.TotalSeconds, new TagList

@@ -40,17 +40,14 @@ public class DestinationStatsTests
     {
         // Per-pod destinations from DNS come and go with every rolling update; each kept about 9 KB
         // of figures for the process's life.
-        using var services = new ServiceCollection().AddMetrics().BuildServiceProvider();
-        var meterFactory = services.GetRequiredService<IMeterFactory>();
         var clock = new FakeTimeProvider();
         var cluster = new ClusterState("c1");
         cluster.Destinations.TryAdd("pods[10.0.0.1]", new DestinationState("pods[10.0.0.1]"));
         cluster.Destinations.TryAdd("pods[10.0.0.2]", new DestinationState("pods[10.0.0.2]"));
-        using var stats = new DestinationStats(meterFactory, clock, new OneCluster(cluster));
-        var duration = meterFactory.Create(new MeterOptions(GatewayMeter.Name)).CreateHistogram<double>("gateway.proxy.request.duration");
+        using var stats = new DestinationStats(clock, new OneCluster(cluster));
         foreach (var destination in cluster.Destinations.Keys)
         {
-            duration.Record(0.001, new("cluster", "c1"), new("destination", destination), new("status_class", "2xx"));
+            stats.Record("c1", destination, 0.001, error: false);
         }
 
         Assert.Equal(2, stats.Count);
@@ -63,6 +60,32 @@ public class DestinationStatsTests
         Assert.Equal(1, stats.Count);
         Assert.NotNull(stats.For("c1", "pods[10.0.0.1]"));
         Assert.Null(stats.For("c1", "pods[10.0.0.2]"));
+    }
+
+    [Fact]
+    public void EachProxiedRequest_IsCountedForTheDestinationThatAnsweredIt_FiveHundredsAsErrors()
+    {
+        // Recorded with the request's duration, not through a listener on the duration histogram: the figures must
+        // not depend on anything listening to it.
+        using var services = new ServiceCollection().AddMetrics().BuildServiceProvider();
+        var clock = new FakeTimeProvider();
+        using var stats = new DestinationStats(clock);
+        var metrics = new RequestMetrics(services.GetRequiredService<IMeterFactory>(), stats);
+
+        metrics.Request("r", "c1", "d1", 200, clientGone: false, TimeSpan.FromMilliseconds(3));
+        metrics.Request("r", "c1", "d1", 502, clientGone: false, TimeSpan.FromMilliseconds(300));
+        metrics.Request("r", "c1", "d1", 500, clientGone: true, TimeSpan.FromMilliseconds(1)); // the client left first: not the destination's error
+        metrics.Request("r", "c1", "d2", 404, clientGone: false, TimeSpan.FromMilliseconds(1));
+        metrics.Request("r", "c1", null, 503, clientGone: false, TimeSpan.FromMilliseconds(1)); // no destination was tried
+        metrics.Request("r", null, null, 404, clientGone: false, TimeSpan.FromMilliseconds(1));
+
+        Assert.Equal(2, stats.Count);
+        var d1 = stats.For("c1", "d1")!;
+        Assert.Equal(3, d1.Requests);
+        Assert.Equal(1, d1.Errors);
+        Assert.Equal(500, d1.LastMinute(stats.Now).P99Ms); // the 300 ms request's bucket
+        Assert.Equal(1, stats.For("c1", "d2")!.Requests);
+        Assert.Equal(0, stats.For("c1", "d2")!.Errors);
     }
 
     private sealed class OneCluster(ClusterState cluster) : IProxyStateLookup
