@@ -26,6 +26,14 @@ internal sealed partial class OutlierEjectionPolicy(IDestinationHealthUpdater he
     public string Name => PolicyName;
 
     public void RequestProxied(HttpContext context, ClusterState cluster, DestinationState destination)
+        => AttemptEnded(context, cluster, destination, tryTimedOut: context.Features.Get<RetryAttempt>() is { TryTimedOut: true });
+
+    /// <summary>
+    /// An attempt's outcome, from the retry middleware, which knows whether the attempt's try timeout fired (YARP reports that
+    /// cancellation as the client's, which is no failure of the destination's) without a lookup of its attempt in the request's
+    /// features, which <see cref="RequestProxied"/> makes.
+    /// </summary>
+    internal void AttemptEnded(HttpContext context, ClusterState cluster, DestinationState destination, bool tryTimedOut)
     {
         if (cluster.Model is not { } model)
         {
@@ -35,7 +43,7 @@ internal sealed partial class OutlierEjectionPolicy(IDestinationHealthUpdater he
         var settings = _settings.GetValue(model.Config, OutlierEjectionSettings.From);
         var counts = _counts.TryGetValue(destination, out var known) ? known : CountsFor(destination, settings);
         counts.Window.AddTotal();
-        var failure = Classify(context);
+        var failure = tryTimedOut ? Failure.Other : Classify(context);
         if (failure == Failure.None)
         {
             Interlocked.Exchange(ref counts.Consecutive, 0);
@@ -112,11 +120,6 @@ internal sealed partial class OutlierEjectionPolicy(IDestinationHealthUpdater he
 
     private static Failure Classify(HttpContext context)
     {
-        if (context.Features.Get<RetryAttempt>() is { TryTimedOut: true })
-        {
-            return Failure.Other;
-        }
-
         if (context.Features.Get<IForwarderErrorFeature>() is { } error)
         {
             // A stream (gRPC, server-sent events) quiet for longer than the activity timeout was cut

@@ -14,7 +14,8 @@ internal sealed class PassiveHealthReporter(IEnumerable<IPassiveHealthCheckPolic
     // By name, as YARP's passive health middleware finds them (names are unique, compared without case).
     private readonly FrozenDictionary<string, IPassiveHealthCheckPolicy> _policies = policies.ToFrozenDictionary(p => p.Name, StringComparer.OrdinalIgnoreCase);
 
-    public void Report(HttpContext context, IReverseProxyFeature proxy)
+    /// <summary>Reports the request's (or its attempt's) outcome; <paramref name="tryTimedOut"/>: the attempt's try timeout fired.</summary>
+    public void Report(HttpContext context, IReverseProxyFeature proxy, bool tryTimedOut = false)
     {
         var passive = proxy.Cluster?.Config.HealthCheck?.Passive;
         if (passive is not { Enabled: true } || proxy.ProxiedDestination is not { } destination || context.GetRouteModel().Cluster is not { } cluster)
@@ -24,6 +25,14 @@ internal sealed class PassiveHealthReporter(IEnumerable<IPassiveHealthCheckPolic
 
         // YARP's config validation refuses a policy name it does not know; the default is YARP's, as its middleware's is.
         var name = string.IsNullOrEmpty(passive.Policy) ? HealthCheckConstants.PassivePolicy.TransportFailureRate : passive.Policy;
-        _policies[name].RequestProxied(context, cluster, destination);
+        var policy = _policies[name];
+        if (policy is OutlierEjectionPolicy outliers)
+        {
+            outliers.AttemptEnded(context, cluster, destination, tryTimedOut);
+        }
+        else
+        {
+            policy.RequestProxied(context, cluster, destination);
+        }
     }
 }

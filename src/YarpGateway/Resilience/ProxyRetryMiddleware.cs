@@ -80,7 +80,7 @@ internal sealed partial class ProxyRetryMiddleware(
     {
         if (!WebSockets.WebSocketRelay.Carries(attempt.Context))
         {
-            passiveHealth.Report(attempt.Context, attempt.Proxy); // a WebSocket's is reported when its copy ends
+            passiveHealth.Report(attempt.Context, attempt.Proxy, attempt.TryTimedOut); // a WebSocket's is reported when its copy ends
         }
 
         return attempt.End();

@@ -306,6 +306,36 @@ public class ResilienceTests
     }
 
     [Fact]
+    public async Task TryTimeouts_EjectTheDestination_ThoughYarpTakesTheirCancellationForTheClientLeaving()
+    {
+        await using var slow = await TestBackend.StartAsync("slow");
+        await using var fast = await TestBackend.StartAsync("fast");
+        slow.Delay = TimeSpan.FromSeconds(30);
+        var config = ProxyConfigJson.CatchAll("WeightedRoundRobin", (slow, "1"), (fast, "1"));
+        Route(config)["Metadata"] = new JsonObject { ["TryTimeout"] = "00:00:00.200", ["MaxRetries"] = "0" };
+        Cluster(config)["Metadata"] = new JsonObject { ["OutlierEjection.ConsecutiveFailures"] = "2" };
+        await using var gateway = await GatewayUnderTest.StartAsync(config);
+        using var client = gateway.CreateProxyClient();
+
+        // Round robin: slow, fast, slow (its second failure in a row), fast.
+        var statuses = new List<HttpStatusCode>();
+        for (var i = 0; i < 4; i++)
+        {
+            using var response = await client.GetAsync("/x");
+            statuses.Add(response.StatusCode);
+        }
+
+        Assert.Equal([HttpStatusCode.GatewayTimeout, HttpStatusCode.OK, HttpStatusCode.GatewayTimeout, HttpStatusCode.OK], statuses);
+        Assert.Equal(1, gateway.Counter("gateway.outlier.ejections|cluster=c1|destination=slow"));
+        for (var i = 0; i < 4; i++)
+        {
+            Assert.Equal("fast", await client.GetStringAsync("/x"));
+        }
+
+        Assert.Equal(2, slow.Requests);
+    }
+
+    [Fact]
     public async Task TryTimeoutOnEveryAttempt_Gives504NamingIt()
     {
         await using var slow = await TestBackend.StartAsync("slow");

@@ -126,6 +126,22 @@ public class OutlierEjectionPolicyTests
     }
 
     [Fact]
+    public void AnAttemptWhoseTryTimedOut_IsAFailure_ThoughYarpReportsItsCancellationAsTheClients()
+    {
+        var (cluster, d) = Cluster(2, new() { ["OutlierEjection.ConsecutiveFailures"] = "1" });
+        var health = new RecordingHealthUpdater();
+        var policy = new OutlierEjectionPolicy(health, TestMetrics.Resilience(), new FakeTimeProvider(), Microsoft.Extensions.Logging.Abstractions.NullLogger<OutlierEjectionPolicy>.Instance);
+        var context = new DefaultHttpContext();
+        context.Features.Set<Yarp.ReverseProxy.Forwarder.IForwarderErrorFeature>(new TestForwarderError(Yarp.ReverseProxy.Forwarder.ForwarderError.RequestCanceled));
+
+        policy.AttemptEnded(context, cluster, d[0], tryTimedOut: false);
+        Assert.Empty(health.Passive);
+
+        policy.AttemptEnded(context, cluster, d[0], tryTimedOut: true);
+        Assert.Equal(("d0", DestinationHealth.Unhealthy, TimeSpan.FromMinutes(1)), Assert.Single(health.Passive));
+    }
+
+    [Fact]
     public void RefusedConnects_EjectAfterTheirOwnLowerThreshold_AndASuccessResetsIt()
     {
         var (cluster, d) = Cluster(2, []);
