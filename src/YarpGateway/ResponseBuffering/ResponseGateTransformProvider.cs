@@ -35,13 +35,13 @@ internal sealed class ResponseGateTransformProvider(ResponseBufferingCounters co
             return ValueTask.CompletedTask;
         });
 
-    // The length first: most responses are small, and it is read from the response's own headers, where the upgrade
-    // check is a lookup among the request's features.
+    // The length first: most responses are small, and it is read from the response's own headers; the methods next; the
+    // upgrade check last, as it reads the request's headers and may look among its features.
     private static bool Applies(HttpContext context, HttpResponseMessage response)
         => response.StatusCode != HttpStatusCode.SwitchingProtocols
             && response.Content.Headers.ContentLength is null or > MinLength
-            && !Endpoints.UpgradeRequest.Is(context) // WebSockets, also when the backend answers an HTTP/2 extended CONNECT with 200
             && response.RequestMessage?.Method != HttpMethod.Connect
             && !HttpMethods.IsHead(context.Request.Method)
-            && !HttpMethods.IsConnect(context.Request.Method);
+            && !HttpMethods.IsConnect(context.Request.Method)
+            && !Endpoints.UpgradeRequest.Is(context); // WebSockets, also when the backend answers an HTTP/2 extended CONNECT with 200
 }
