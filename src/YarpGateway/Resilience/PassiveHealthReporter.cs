@@ -18,7 +18,7 @@ internal sealed class PassiveHealthReporter(IEnumerable<IPassiveHealthCheckPolic
     public void Report(HttpContext context, IReverseProxyFeature proxy, bool tryTimedOut = false)
     {
         var passive = proxy.Cluster?.Config.HealthCheck?.Passive;
-        if (passive is not { Enabled: true } || proxy.ProxiedDestination is not { } destination || context.GetRouteModel().Cluster is not { } cluster)
+        if (passive is not { Enabled: true } || proxy.ProxiedDestination is not { } destination || proxy.Route.Cluster is not { } cluster)
         {
             return;
         }

@@ -167,7 +167,10 @@ internal sealed partial class ProxyRetryMiddleware(
             return;
         }
 
-        var routeTimedOut = context.Features.Get<IHttpRequestTimeoutFeature>()?.RequestTimeoutToken.IsCancellationRequested == true;
+        // The route's timeout cancels the request's token (the timeouts middleware's, linked to the client's), so only a
+        // cancelled request needs the lookup, a miss on nearly every other (no timeout policy: no feature).
+        var routeTimedOut = context.RequestAborted.IsCancellationRequested
+            && context.Features.Get<IHttpRequestTimeoutFeature>()?.RequestTimeoutToken.IsCancellationRequested == true;
         var kind = routeTimedOut ? "route"
             : attempt.LastFailure switch
             {
