@@ -12,7 +12,8 @@
 # like the backend, above the storm's priority (nice -10 and "High"; needs root), so that what they
 # measure is the proxy's delay, not the load tool's backlog on the CPU it shares with the storm.
 # MODES="adaptive nginx" runs only those contenders; GATEWAY_ARGS adds settings to every gateway
-# contender (e.g. GATEWAY_ARGS=--Gateway:Transport:Backlog=512 for Kestrel's own listen backlog).
+# contender (e.g. GATEWAY_ARGS=--Gateway:Transport:Backlog=512 for Kestrel's own listen backlog), and
+# GATEWAY_ENV environment variables (e.g. GATEWAY_ENV=DOTNET_GCgen0size=0x2000000) to the gateway's process alone.
 # WARM_CONNECTIONS=N first sends every contender N short connections (one request each, 500 at a
 # time, h2load on CPU 1), as a proxy that has served churning traffic for a while has seen: the
 # runtime's tiered compilation has then optimized the new-connection path (without it, a storm
@@ -30,7 +31,7 @@ BACKEND=127.0.0.1:5900
 OUT=bench/results/storm.md
 # A partial run (some modes, or extra settings) is an experiment: it must not replace the results.
 WARM_CONNECTIONS=${WARM_CONNECTIONS:-0}
-if [ -n "$MODES_OVERRIDE" ] || [ -n "${GATEWAY_ARGS:-}" ] || [ -n "${GATEWAY_DLL:-}" ] || [ "$WARM_CONNECTIONS" != 0 ]; then OUT=bench/results/raw/storm-partial.md; fi
+if [ -n "$MODES_OVERRIDE" ] || [ -n "${GATEWAY_ARGS:-}" ] || [ -n "${GATEWAY_ENV:-}" ] || [ -n "${GATEWAY_DLL:-}" ] || [ "$WARM_CONNECTIONS" != 0 ]; then OUT=bench/results/raw/storm-partial.md; fi
 RAW=bench/results/raw
 mkdir -p "$RAW"
 ulimit -n 65536 2>/dev/null || ulimit -n "$(ulimit -Hn)"
@@ -85,7 +86,7 @@ for round in $(seq "$ROUNDS"); do
       wait_ready "http://$NGINX/" 30
     else
       # shellcheck disable=SC2086
-      ASPNETCORE_ENVIRONMENT=Production taskset -c 0 dotnet "$GATEWAY_DLL" --config bench/storm-gateway.json \
+      env ${GATEWAY_ENV:-} ASPNETCORE_ENVIRONMENT=Production taskset -c 0 dotnet "$GATEWAY_DLL" --config bench/storm-gateway.json \
         --Kestrel:Endpoints:Proxy:Url=http://$PROXY --Kestrel:Endpoints:Management:Url=http://$MANAGEMENT \
         ${MODE_ARGS[$mode]} ${GATEWAY_ARGS:-} >"$RAW/gateway-$mode-$round.log" 2>&1 &
       gw=$!
