@@ -14,7 +14,10 @@ internal sealed class PassiveHealthReporter(IEnumerable<IPassiveHealthCheckPolic
     // By name, as YARP's passive health middleware finds them (names are unique, compared without case).
     private readonly FrozenDictionary<string, IPassiveHealthCheckPolicy> _policies = policies.ToFrozenDictionary(p => p.Name, StringComparer.OrdinalIgnoreCase);
 
-    /// <summary>Reports the request's (or its attempt's) outcome; <paramref name="tryTimedOut"/>: the attempt's try timeout fired.</summary>
+    /// <summary>
+    /// Reports the request's (or its attempt's) outcome; <paramref name="tryTimedOut"/>: the attempt's try timeout fired. A
+    /// WebSocket's copy is reported with none: its response had started, which disarms the try timeout.
+    /// </summary>
     public void Report(HttpContext context, IReverseProxyFeature proxy, bool tryTimedOut = false)
     {
         var passive = proxy.Cluster?.Config.HealthCheck?.Passive;

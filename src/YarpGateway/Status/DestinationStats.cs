@@ -4,9 +4,9 @@ namespace YarpGateway.Status;
 
 /// <summary>
 /// Requests, errors and latency per destination for the status page and the per-destination metrics,
-/// recorded by <see cref="Telemetry.RequestMetrics"/> with each request's duration (a listener on the
-/// duration histogram, as before, walked every request's tags and was a second subscriber to every
-/// recording). Per destination: totals since start, and the last minute as 60 one-second slots, each
+/// recorded by <see cref="Telemetry.RequestMetrics"/> with each request's duration, not by a listener on
+/// the duration histogram (which was a second subscriber to every recording and walked every request's
+/// tags). Per destination: totals since start, and the last minute as 60 one-second slots, each
 /// with a fixed set of latency buckets (about 9 KB). Memory is bounded by the number of destinations
 /// that exist: once a minute the figures of destinations no longer in the proxy's state are let go
 /// (per-pod destinations from DNS come and go with every rolling update, and were kept for the
