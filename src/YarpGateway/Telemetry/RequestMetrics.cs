@@ -25,14 +25,15 @@ internal sealed class RequestMetrics
     /// <summary>Records a finished request; <paramref name="clientGone"/>: the client left before any response started (<c>status_class="client_closed"</c>, nginx's 499).</summary>
     public void Request(string route, string? cluster, string? destination, int status, bool clientGone, TimeSpan duration)
     {
+        var seconds = duration.TotalSeconds;
         if (cluster is not null && destination is not null)
         {
-            _destinations.Record(cluster, destination, duration.TotalSeconds, error: !clientGone && status >= 500);
+            _destinations.Record(cluster, destination, seconds, error: !clientGone && status >= 500);
         }
 
         if (_duration.Enabled)
         {
-            _duration.Record(duration.TotalSeconds, new TagList
+            _duration.Record(seconds, new TagList
             {
                 { "route", route },
                 { "cluster", cluster ?? "-" },
