@@ -17,7 +17,9 @@
 # WARM_CONNECTIONS=N first sends every contender N short connections (one request each, 500 at a
 # time, h2load on CPU 1), as a proxy that has served churning traffic for a while has seen: the
 # runtime's tiered compilation has then optimized the new-connection path (without it, a storm
-# meets that path still being compiled; docs/performance-history.md).
+# meets that path still being compiled; docs/performance-history.md). WARM_URL=URL sends a gateway
+# contender's warm-up there instead (e.g. http://127.0.0.1:8081/healthz/live, the management listener:
+# what the gateway could do to itself before it reports ready); nginx's still goes to nginx.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -92,7 +94,9 @@ for round in $(seq "$ROUNDS"); do
       gw=$!
       wait_ready "http://$MANAGEMENT/healthz/ready" 30
     fi
-    for _ in $(seq $(( WARM_CONNECTIONS / 500 ))); do taskset -c 1 h2load --h1 -c 500 -n 500 "http://$target/" >/dev/null; done
+    warm_url=http://$target/
+    [ "$mode" != nginx ] && [ -n "${WARM_URL:-}" ] && warm_url=$WARM_URL
+    for _ in $(seq $(( WARM_CONNECTIONS / 500 ))); do taskset -c 1 h2load --h1 -c 500 -n 500 "$warm_url" >/dev/null; done
     overflows_before=$(listen_overflows)
     line=$(timeout 180 taskset -c 1 dotnet "$BENCH_DLL" storm "$target" --existing "$EXISTING" --storm "$STORM")
     overflows=$(( $(listen_overflows) - overflows_before ))
