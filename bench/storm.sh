@@ -7,7 +7,7 @@
 # accept (PaceAccept=false), with the adaptive rate alone pacing accept (AcceptWindow=0, the defaults
 # before the accept window), with the defaults (the accept window first, then the adaptive rate), and
 # nginx (one worker) as a peer; writes bench/results/storm.md with the median of each
-# measure. Everything stays on loopback. The proxy is pinned to CPU 0; the load tool and the
+# measure and each round's figures (an experiment, below: bench/results/raw/storm-partial.md, headed by its settings). Everything stays on loopback. The proxy is pinned to CPU 0; the load tool and the
 # backend share CPU 1. The existing clients run in their own process (StormBench starts it) and,
 # like the backend, above the storm's priority (nice -10 and "High"; needs root), so that what they
 # measure is the proxy's delay, not the load tool's backlog on the CPU it shares with the storm.
@@ -33,8 +33,17 @@ BACKEND=127.0.0.1:5900
 OUT=bench/results/storm.md
 # A partial run (some modes, or extra settings) is an experiment: it must not replace the results.
 WARM_CONNECTIONS=${WARM_CONNECTIONS:-0}
-if [ -n "$MODES_OVERRIDE" ] || [ -n "${GATEWAY_ARGS:-}" ] || [ -n "${GATEWAY_ENV:-}" ] || [ -n "${GATEWAY_DLL:-}" ] || [ "$WARM_CONNECTIONS" != 0 ]; then OUT=bench/results/raw/storm-partial.md; fi
 RAW=bench/results/raw
+JSONL=$RAW/storm.jsonl
+SETTINGS=""
+if [ -n "$MODES_OVERRIDE" ] || [ -n "${GATEWAY_ARGS:-}" ] || [ -n "${GATEWAY_ENV:-}" ] || [ -n "${GATEWAY_DLL:-}" ] || [ "$WARM_CONNECTIONS" != 0 ]; then
+  OUT=$RAW/storm-partial.md
+  JSONL=$RAW/storm-partial.jsonl  # the last full run's raw results stay
+  # The experiment's settings, written into its table so that the file says what it measured.
+  for v in MODES GATEWAY_ARGS GATEWAY_ENV GATEWAY_DLL WARM_CONNECTIONS WARM_URL; do
+    [ -n "${!v:-}" ] && [ "${!v}" != 0 ] && SETTINGS+="$v=${!v} "
+  done
+fi
 mkdir -p "$RAW"
 ulimit -n 65536 2>/dev/null || ulimit -n "$(ulimit -Hn)"
 
@@ -77,7 +86,7 @@ declare -A MODE_ARGS=(
 MODES=(off fixed unpaced rate adaptive nginx)
 [ -n "$MODES_OVERRIDE" ] && read -r -a MODES <<<"$MODES_OVERRIDE"
 
-: >"$RAW/storm.jsonl"
+: >"$JSONL"
 for round in $(seq "$ROUNDS"); do
   for mode in "${MODES[@]}"; do
     target=$PROXY
@@ -100,15 +109,15 @@ for round in $(seq "$ROUNDS"); do
     overflows_before=$(listen_overflows)
     line=$(timeout 180 taskset -c 1 dotnet "$BENCH_DLL" storm "$target" --existing "$EXISTING" --storm "$STORM")
     overflows=$(( $(listen_overflows) - overflows_before ))
-    echo "{\"mode\":\"$mode\",\"round\":$round,\"listenOverflows\":$overflows,\"result\":$line}" | tee -a "$RAW/storm.jsonl"
+    echo "{\"mode\":\"$mode\",\"round\":$round,\"listenOverflows\":$overflows,\"result\":$line}" | tee -a "$JSONL"
     kill -TERM "$gw"; wait "$gw" 2>/dev/null || true
   done
 done
 
-python3 - "$RAW/storm.jsonl" "$OUT" "$EXISTING" "$STORM" "$ROUNDS" <<'PY'
+python3 - "$JSONL" "$OUT" "$EXISTING" "$STORM" "$ROUNDS" "$SETTINGS" <<'PY'
 import json, statistics, sys, datetime, platform, os
 rows = [json.loads(l) for l in open(sys.argv[1])]
-out, existing, storm, rounds = sys.argv[2], sys.argv[3], sys.argv[4], sys.argv[5]
+out, existing, storm, rounds, settings = sys.argv[2], sys.argv[3], sys.argv[4], sys.argv[5], sys.argv[6].strip()
 keys = [("beforeP99Ms", "existing clients p99 before the storm, the proxy seconds old (ms)"),
         ("duringP50Ms", "existing clients p50 during the storm (ms)"),
         ("duringP99Ms", "existing clients p99 during the storm (ms)"),
@@ -124,7 +133,8 @@ with open(out, "w") as f:
     f.write(f"# Reconnect storm: {existing} keep-alive clients at 1 request/s each, then {storm} new connections at once\n\n")
     f.write(f"Medians of {rounds} rounds, run alternately (off, fixed, unpaced, rate, adaptive, nginx, off, ...). Proxy pinned to CPU 0; load tool and backend on CPU 1, the existing clients (a process of their own) and the backend above the storm's priority.\n")
     f.write("off: no connection admission; fixed: the defaults before the adaptive rate (1000/s, burst 100 for one CPU, 1000 connections in their first request, taken after accept); adaptive, after accept: the adaptive rate (target delay 20 ms) with connections accepted at once and waiting in the gateway (`PaceAccept=false`); adaptive rate alone, paced accept: the same rate applied to accept, connections waiting in the kernel's listen queue (`AcceptWindow=0`, the defaults before the accept window); defaults: the same, and a new connection let in whenever one of the 64 per CPU in their first request is answered (the accept window), the rate admitting the rest; nginx: 1.22, one worker, upstream keep-alive.\n")
-    f.write(f"Generated {datetime.datetime.now(datetime.timezone.utc):%Y-%m-%d %H:%M} UTC by `bench/storm.sh {existing} {storm} {rounds}` on {os.cpu_count()} CPUs.\n\n")
+    command = (settings + " " if settings else "") + f"bench/storm.sh {existing} {storm} {rounds}"
+    f.write(f"Generated {datetime.datetime.now(datetime.timezone.utc):%Y-%m-%d %H:%M} UTC by `{command}` on {os.cpu_count()} CPUs.\n\n")
     names = {"off": "off", "fixed": "fixed (old defaults)", "unpaced": "adaptive, after accept", "rate": "adaptive rate alone, paced accept", "adaptive": "accept window and adaptive rate (defaults)", "nginx": "nginx"}
     modes = [m for m in names if any(r["mode"] == m for r in rows)]  # MODES may have run only some
     ratio = "adaptive" in modes and "nginx" in modes
@@ -136,6 +146,16 @@ with open(out, "w") as f:
             a, n = med('adaptive', k), med('nginx', k)
             cells.append(f'{a / n:.2f}x' if n else '-')
         f.write(f"| {label} | " + " | ".join(cells) + " |\n")
-    f.write("\nRaw results: one JSON line per run in `bench/results/raw/storm.jsonl` (not committed).\n")
+    # Round by round: the machine's speed drifts within a run, so a ratio taken round by round (each gateway round
+    # against the nginx round next to it) is steadier than the ratio of the medians.
+    by_round = lambda mode, k: [r["result"][k] for r in sorted((r for r in rows if r["mode"] == mode), key=lambda r: r["round"])]
+    f.write("\nRound by round (time until every new client was served, s; existing clients' p99 during the storm, ms):\n\n")
+    for m in modes:
+        f.write(f"- {names[m]}: " + ", ".join(map(str, by_round(m, "stormServedSeconds"))) + "; p99 " + ", ".join(map(str, by_round(m, "duringP99Ms"))) + "\n")
+    if ratio:
+        pairs = list(zip(by_round("adaptive", "stormServedSeconds"), by_round("nginx", "stormServedSeconds")))
+        if pairs and all(n for _, n in pairs):
+            f.write(f"- defaults against nginx, the median of the rounds' ratios of the time served: {statistics.median(a / n for a, n in pairs):.2f}x\n")
+    f.write(f"\nRaw results: one JSON line per run in `{sys.argv[1]}` (not committed).\n")
 print(open(out).read())
 PY
