@@ -41,7 +41,7 @@ if [ -n "$MODES_OVERRIDE" ] || [ -n "${GATEWAY_ARGS:-}" ] || [ -n "${GATEWAY_ENV
   JSONL=$RAW/storm-partial.jsonl  # the last full run's raw results stay
   # The experiment's settings, written into its table so that the file says what it measured.
   for v in MODES GATEWAY_ARGS GATEWAY_ENV GATEWAY_DLL WARM_CONNECTIONS WARM_URL; do
-    [ -n "${!v:-}" ] && [ "${!v}" != 0 ] && SETTINGS+="$v=${!v} "
+    [ -n "${!v:-}" ] && [ "${!v}" != 0 ] && { [[ ${!v} == *" "* ]] && SETTINGS+="$v=\"${!v}\" " || SETTINGS+="$v=${!v} "; }
   done
 fi
 mkdir -p "$RAW"
