@@ -7,7 +7,8 @@
 # accept (PaceAccept=false), with the adaptive rate alone pacing accept (AcceptWindow=0, the defaults
 # before the accept window), with the defaults (the accept window first, then the adaptive rate), and
 # nginx (one worker) as a peer; writes bench/results/storm.md with the median of each
-# measure and each round's figures (an experiment, below: bench/results/raw/storm-partial.md, headed by its settings). Everything stays on loopback. The proxy is pinned to CPU 0; the load tool and the
+# measure and each round's figures (an experiment, below: bench/results/raw/storm-partial.md, headed by its settings).
+# Each run also reads the proxy's CPU time from /proc and the gateway's JIT counters from /metrics. Everything stays on loopback. The proxy is pinned to CPU 0; the load tool and the
 # backend share CPU 1. The existing clients run in their own process (StormBench starts it) and,
 # like the backend, above the storm's priority (nice -10 and "High"; needs root), so that what they
 # measure is the proxy's delay, not the load tool's backlog on the CPU it shares with the storm.
@@ -66,6 +67,19 @@ http { access_log off; keepalive_requests 1000000; keepalive_timeout 120s;
     location / { proxy_pass http://backend; proxy_http_version 1.1; proxy_set_header Connection ""; } } }
 CONF
 
+# The proxy's CPU time so far (user and kernel, in clock ticks), from /proc.
+proc_cpu_ticks() { awk '{print $14 + $15}' "/proc/$1/stat"; }
+# The methods the gateway's runtime has compiled and the time its JIT took (dotnet_jit_* on /metrics), or,
+# given the earlier reading, what was added since; "null null" for nginx. The proxy's CPU and these two say
+# how much of a storm went to compiling code the proxy had not run before (a gateway seconds old: thousands of
+# methods; warmed by WARM_CONNECTIONS: a few hundred).
+jit_counters() {
+  if [ "$1" = nginx ]; then echo "null null"; return; fi
+  curl -s "http://$MANAGEMENT/metrics" | awk -v before="${2:-0 0}" '
+    /^dotnet_jit_compiled_methods_total/ { m = $2 } /^dotnet_jit_compilation_time_seconds_total/ { t = $2 }
+    END { split(before, b, " "); printf "%d %.2f\n", m - b[1], t - b[2] }'
+}
+
 # Handshakes the kernel dropped because a listen queue was full (every listener on the machine: the
 # proxy's and the backend's; the backend listens with a backlog of 8192, as nginx does here).
 listen_overflows() { awk '/^TcpExt:/ { if (!n) { for (i = 1; i <= NF; i++) if ($i == "ListenOverflows") c = i; n = 1 } else print $c }' /proc/net/netstat; }
@@ -106,10 +120,16 @@ for round in $(seq "$ROUNDS"); do
     warm_url=http://$target/
     [ "$mode" != nginx ] && [ -n "${WARM_URL:-}" ] && warm_url=$WARM_URL
     for _ in $(seq $(( WARM_CONNECTIONS / 500 ))); do taskset -c 1 h2load --h1 -c 500 -n 500 "$warm_url" >/dev/null; done
+    proxy_pid=$gw
+    [ "$mode" = nginx ] && proxy_pid=$(pgrep -P "$gw" | head -1)  # its one worker
     overflows_before=$(listen_overflows)
+    cpu_before=$(proc_cpu_ticks "$proxy_pid")
+    jit_before=$(jit_counters "$mode")
     line=$(timeout 180 taskset -c 1 dotnet "$BENCH_DLL" storm "$target" --existing "$EXISTING" --storm "$STORM")
     overflows=$(( $(listen_overflows) - overflows_before ))
-    echo "{\"mode\":\"$mode\",\"round\":$round,\"listenOverflows\":$overflows,\"result\":$line}" | tee -a "$JSONL"
+    cpu=$(( $(proc_cpu_ticks "$proxy_pid") - cpu_before ))
+    read -r methods jit_seconds <<<"$(jit_counters "$mode" "$jit_before")"
+    echo "{\"mode\":\"$mode\",\"round\":$round,\"listenOverflows\":$overflows,\"proxyCpuSeconds\":$(awk -v t="$cpu" -v hz="$(getconf CLK_TCK)" 'BEGIN{printf "%.2f", t/hz}'),\"jitMethods\":$methods,\"jitSeconds\":$jit_seconds,\"result\":$line}" | tee -a "$JSONL"
     kill -TERM "$gw"; wait "$gw" 2>/dev/null || true
   done
 done
@@ -125,10 +145,16 @@ keys = [("beforeP99Ms", "existing clients p99 before the storm, the proxy second
         ("existingFailed", "existing clients' failed requests"),
         ("stormFailed", "new connections failed"),
         ("stormServedSeconds", "time until every new client was served (s)"),
-        ("listenOverflows", "handshakes dropped on a full listen queue (kernel)")]
+        ("listenOverflows", "handshakes dropped on a full listen queue (kernel)"),
+        ("proxyCpuSeconds", "proxy CPU over the run: the open clients' start and the storm (s)"),
+        ("jitMethods", "methods the gateway's runtime compiled over the run"),
+        ("jitSeconds", "time its JIT took over the run (s; wall time around each compilation)")]
 for r in rows:
-    r["result"]["listenOverflows"] = r.get("listenOverflows", 0)
-med = lambda mode, k: statistics.median(r["result"][k] for r in rows if r["mode"] == mode)
+    for k in ("listenOverflows", "proxyCpuSeconds", "jitMethods", "jitSeconds"):
+        r["result"][k] = r.get(k, 0 if k == "listenOverflows" else None)
+def med(mode, k):
+    values = [r["result"][k] for r in rows if r["mode"] == mode and r["result"][k] is not None]
+    return statistics.median(values) if values else None
 with open(out, "w") as f:
     f.write(f"# Reconnect storm: {existing} keep-alive clients at 1 request/s each, then {storm} new connections at once\n\n")
     f.write(f"Medians of {rounds} rounds, run alternately (off, fixed, unpaced, rate, adaptive, nginx, off, ...). Proxy pinned to CPU 0; load tool and backend on CPU 1, the existing clients (a process of their own) and the backend above the storm's priority.\n")
@@ -141,10 +167,12 @@ with open(out, "w") as f:
     f.write("| measure | " + " | ".join(names[m] for m in modes) + (" | defaults vs nginx" if ratio else "") + " |\n")
     f.write("| --- |" + " ---: |" * (len(modes) + ratio) + "\n")
     for k, label in keys:
-        cells = [str(med(m, k)) for m in modes]
+        if all(med(m, k) is None for m in modes):
+            continue  # raw lines from before the column existed
+        cells = ["-" if med(m, k) is None else str(med(m, k)) for m in modes]
         if ratio:
             a, n = med('adaptive', k), med('nginx', k)
-            cells.append(f'{a / n:.2f}x' if n else '-')
+            cells.append(f'{a / n:.2f}x' if a is not None and n else '-')
         f.write(f"| {label} | " + " | ".join(cells) + " |\n")
     # Round by round: the machine's speed drifts within a run, so a ratio taken round by round (each gateway round
     # against the nginx round next to it) is steadier than the ratio of the medians.
