@@ -7,8 +7,9 @@
 # accept (PaceAccept=false), with the adaptive rate alone pacing accept (AcceptWindow=0, the defaults
 # before the accept window), with the defaults (the accept window first, then the adaptive rate), and
 # nginx (one worker) as a peer; writes bench/results/storm.md with the median of each
-# measure and each round's figures (an experiment, below: bench/results/raw/storm-partial.md, headed by its settings).
-# Each run also reads the proxy's CPU time from /proc and the gateway's JIT counters from /metrics. Everything stays on loopback. The proxy is pinned to CPU 0; the load tool and the
+# measure and each round's figures (an experiment, below: bench/results/raw/storm-partial.md, headed
+# by its settings). Each run also reads the proxy's CPU time from /proc and the gateway's JIT counters
+# from /metrics. Everything stays on loopback. The proxy is pinned to CPU 0; the load tool and the
 # backend share CPU 1. The existing clients run in their own process (StormBench starts it) and,
 # like the backend, above the storm's priority (nice -10 and "High"; needs root), so that what they
 # measure is the proxy's delay, not the load tool's backlog on the CPU it shares with the storm.
@@ -70,14 +71,15 @@ CONF
 # The proxy's CPU time so far (user and kernel, in clock ticks), from /proc.
 proc_cpu_ticks() { awk '{print $14 + $15}' "/proc/$1/stat"; }
 # The methods the gateway's runtime has compiled and the time its JIT took (dotnet_jit_* on /metrics), or,
-# given the earlier reading, what was added since; "null null" for nginx. The proxy's CPU and these two say
-# how much of a storm went to compiling code the proxy had not run before (a gateway seconds old: thousands of
-# methods; warmed by WARM_CONNECTIONS: a few hundred).
+# given the earlier reading, what was added since; "null null" for nginx, or when /metrics did not answer.
+# The proxy's CPU and these two say how much of a storm went to compiling code the proxy had not run before
+# (a gateway seconds old: about 6,000 methods; warmed by WARM_CONNECTIONS: under 2,000).
 jit_counters() {
   if [ "$1" = nginx ]; then echo "null null"; return; fi
-  curl -s "http://$MANAGEMENT/metrics" | awk -v before="${2:-0 0}" '
+  { curl -s -m 5 "http://$MANAGEMENT/metrics" || true; } | awk -v before="${2:-0 0}" '
     /^dotnet_jit_compiled_methods_total/ { m = $2 } /^dotnet_jit_compilation_time_seconds_total/ { t = $2 }
-    END { split(before, b, " "); printf "%d %.2f\n", m - b[1], t - b[2] }'
+    END { split(before, b, " ")
+          if (m == "" || t == "" || b[1] == "null") print "null null"; else printf "%d %.2f\n", m - b[1], t - b[2] }'
 }
 
 # Handshakes the kernel dropped because a listen queue was full (every listener on the machine: the
