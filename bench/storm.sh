@@ -21,7 +21,8 @@
 # runtime's tiered compilation has then optimized the new-connection path (without it, a storm
 # meets that path still being compiled; docs/performance-history.md). WARM_URL=URL sends a gateway
 # contender's warm-up there instead (e.g. http://127.0.0.1:8081/healthz/live, the management listener:
-# what the gateway could do to itself before it reports ready); nginx's still goes to nginx.
+# what the gateway could do to itself before it reports ready; or http://127.0.0.1:8080/close, which the backend
+# answers with Connection: close, so that the warm-up leaves the gateway's backend pool empty); nginx's still goes to nginx.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 

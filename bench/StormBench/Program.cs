@@ -6,7 +6,7 @@ using System.Text;
 using System.Text.Json;
 
 // StormBench backend <ip:port>
-//   A minimal Kestrel backend answering every request with a 2-byte body.
+//   A minimal Kestrel backend answering every request with a 2-byte body (for /close, and Connection: close).
 // StormBench step-backend <ip:port> <knee> <base-ms> <ms-per-request-over>
 //   A backend that slows past <knee> requests in flight: each request takes <base-ms>, plus
 //   <ms-per-request-over> for every request in flight beyond <knee>. GET /stats returns the most in
@@ -57,6 +57,13 @@ internal static class Backend
         var body = "ok"u8.ToArray();
         app.Run(context =>
         {
+            if (context.Request.Path.Equals("/close"))
+            {
+                // The proxy's backend connection ends with this answer: a warm-up of these runs the proxy's
+                // new-backend-connection path (storm.sh: WARM_URL=http://127.0.0.1:8080/close).
+                context.Response.Headers.Connection = "close";
+            }
+
             context.Response.ContentLength = body.Length;
             return context.Response.Body.WriteAsync(body).AsTask();
         });
