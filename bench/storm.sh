@@ -69,8 +69,6 @@ http { access_log off; keepalive_requests 1000000; keepalive_timeout 120s;
     location / { proxy_pass http://backend; proxy_http_version 1.1; proxy_set_header Connection ""; } } }
 CONF
 
-# The proxy's CPU time so far (user and kernel, in clock ticks), from /proc.
-proc_cpu_ticks() { awk '{print $14 + $15}' "/proc/$1/stat"; }
 # The methods the gateway's runtime has compiled and the time its JIT took (dotnet_jit_* on /metrics), or,
 # given the earlier reading, what was added since; "null null" for nginx, or when /metrics did not answer.
 # The proxy's CPU and these two say how much of a storm went to compiling code the proxy had not run before
@@ -123,16 +121,14 @@ for round in $(seq "$ROUNDS"); do
     warm_url=http://$target/
     [ "$mode" != nginx ] && [ -n "${WARM_URL:-}" ] && warm_url=$WARM_URL
     for _ in $(seq $(( WARM_CONNECTIONS / 500 ))); do taskset -c 1 h2load --h1 -c 500 -n 500 "$warm_url" >/dev/null; done
-    proxy_pid=$gw
-    [ "$mode" = nginx ] && proxy_pid=$(pgrep -P "$gw" | head -1)  # its one worker
     overflows_before=$(listen_overflows)
-    cpu_before=$(proc_cpu_ticks "$proxy_pid")
+    cpu_before=$(ticks "$gw")  # bench/lib.sh: with nginx's worker
     jit_before=$(jit_counters "$mode")
     line=$(timeout 180 taskset -c 1 dotnet "$BENCH_DLL" storm "$target" --existing "$EXISTING" --storm "$STORM")
     overflows=$(( $(listen_overflows) - overflows_before ))
-    cpu=$(( $(proc_cpu_ticks "$proxy_pid") - cpu_before ))
+    cpu=$(( $(ticks "$gw") - cpu_before ))
     read -r methods jit_seconds <<<"$(jit_counters "$mode" "$jit_before")"
-    echo "{\"mode\":\"$mode\",\"round\":$round,\"listenOverflows\":$overflows,\"proxyCpuSeconds\":$(awk -v t="$cpu" -v hz="$(getconf CLK_TCK)" 'BEGIN{printf "%.2f", t/hz}'),\"jitMethods\":$methods,\"jitSeconds\":$jit_seconds,\"result\":$line}" | tee -a "$JSONL"
+    echo "{\"mode\":\"$mode\",\"round\":$round,\"listenOverflows\":$overflows,\"proxyCpuSeconds\":$(awk -v t="$cpu" -v hz="$HZ" 'BEGIN{printf "%.2f", t/hz}'),\"jitMethods\":$methods,\"jitSeconds\":$jit_seconds,\"result\":$line}" | tee -a "$JSONL"
     kill -TERM "$gw"; wait "$gw" 2>/dev/null || true
   done
 done
@@ -170,11 +166,12 @@ with open(out, "w") as f:
     f.write("| measure | " + " | ".join(names[m] for m in modes) + (" | defaults vs nginx" if ratio else "") + " |\n")
     f.write("| --- |" + " ---: |" * (len(modes) + ratio) + "\n")
     for k, label in keys:
-        if all(med(m, k) is None for m in modes):
+        medians = {m: med(m, k) for m in modes}
+        if all(v is None for v in medians.values()):
             continue  # raw lines from before the column existed
-        cells = ["-" if med(m, k) is None else str(med(m, k)) for m in modes]
+        cells = ["-" if v is None else str(v) for v in medians.values()]
         if ratio:
-            a, n = med('adaptive', k), med('nginx', k)
+            a, n = medians['adaptive'], medians['nginx']
             cells.append(f'{a / n:.2f}x' if a is not None and n else '-')
         f.write(f"| {label} | " + " | ".join(cells) + " |\n")
     # Round by round: the machine's speed drifts within a run, so a ratio taken round by round (each gateway round
