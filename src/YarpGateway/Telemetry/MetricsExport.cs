@@ -117,7 +117,8 @@ internal static class MetricsExport
 
                 // Read at start; the options validation reports a value that does not convert.
                 var perRequest = bool.TryParse(section[nameof(TelemetryOptions.PerRequestGauges)], out var on) && on;
-                metrics.AddView(instrument => StreamFor(instrument, perRequest));
+                var maxSeries = MaxSeriesPerMetric(section);
+                metrics.AddView(instrument => StreamFor(instrument, perRequest, maxSeries));
 
                 if (otlp is not null)
                 {
@@ -141,7 +142,7 @@ internal static class MetricsExport
     /// The one view: every instrument matches at most one stream configuration (two views matching
     /// the same instrument would export it twice). Null keeps OpenTelemetry's default stream.
     /// </summary>
-    internal static MetricStreamConfiguration? StreamFor(Instrument instrument, bool perRequestGauges)
+    internal static MetricStreamConfiguration? StreamFor(Instrument instrument, bool perRequestGauges, int maxSeries = TelemetryOptions.DefaultMaxSeriesPerMetric)
     {
         if (!perRequestGauges && PerRequestGauges.Contains(instrument.Name))
         {
@@ -153,7 +154,7 @@ internal static class MetricsExport
         var name = CountGauges.Contains(instrument.Name) ? instrument.Name + ".value" : null;
         var small = SmallCardinalityMeters.Contains(instrument.Meter.Name)
             || (instrument.Meter.Name == GatewayMeter.Name && SmallCardinalityPrefixes.Any(prefix => instrument.Name.StartsWith(prefix, StringComparison.Ordinal)));
-        int? limit = small ? SmallCardinalityLimit : null;
+        int? limit = small ? SmallCardinalityLimit : maxSeries == TelemetryOptions.DefaultMaxSeriesPerMetric ? null : maxSeries;
         var excluded = instrument.Meter.Name switch
         {
             GatewayMeter.Name => GatewayExcludedTags.GetValueOrDefault(instrument.Name),
@@ -162,6 +163,13 @@ internal static class MetricsExport
         };
         return name is null && limit is null && excluded is null ? null : new MetricStreamConfiguration { Name = name, CardinalityLimit = limit, ExcludedTagKeys = excluded };
     }
+
+    /// <summary><c>Gateway:Telemetry:MaxSeriesPerMetric</c> as it is at start (the default when unset; a value that does not convert is the options validation's to report).</summary>
+    internal static int MaxSeriesPerMetric(IConfiguration telemetry)
+        => int.TryParse(telemetry[nameof(TelemetryOptions.MaxSeriesPerMetric)], System.Globalization.NumberStyles.Integer, System.Globalization.CultureInfo.InvariantCulture, out var value)
+            && value is >= TelemetryOptionsValidator.MinSeriesPerMetric and <= TelemetryOptionsValidator.MaxSeriesPerMetricLimit
+            ? value
+            : TelemetryOptions.DefaultMaxSeriesPerMetric;
 
     /// <summary>
     /// Where HTTP/protobuf metrics go for a collector at <paramref name="endpoint"/>: its path with <c>v1/metrics</c>

@@ -13,6 +13,7 @@ public class StartupOnlySectionsTests
     [InlineData("Gateway:Admission:MaxConcurrentConnections", "10", "Gateway:Admission:MaxConcurrentConnections", "Gateway:Admission:MaxConcurrentConnections")]
     [InlineData("Gateway:Telemetry:Otlp:Endpoint", "http://collector:4317", "Gateway:Telemetry:Otlp", "Endpoint: added")]
     [InlineData("Gateway:Telemetry:PerRequestGauges", "true", "Gateway:Telemetry:PerRequestGauges", "Gateway:Telemetry:PerRequestGauges")]
+    [InlineData("Gateway:Telemetry:MaxSeriesPerMetric", "10000", "Gateway:Telemetry:MaxSeriesPerMetric", "Gateway:Telemetry:MaxSeriesPerMetric")]
     public void AnEditOfWhatIsReadAtStart_IsLoggedOnce_AndItsReturnToo(string key, string value, string section, string changed)
     {
         var configuration = new ConfigurationBuilder().AddInMemoryCollection(new Dictionary<string, string?>

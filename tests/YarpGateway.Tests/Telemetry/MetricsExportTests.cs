@@ -59,6 +59,32 @@ public class MetricsExportTests
     }
 
     [Theory]
+    [InlineData(GatewayMeter.Name, "gateway.proxy.errors", 5000)]
+    [InlineData("Microsoft.AspNetCore.Hosting", "http.server.request.duration", 5000)]
+    [InlineData(GatewayMeter.Name, "gateway.proxy.request.duration", 5000)] // with its destination label left out
+    [InlineData(GatewayMeter.Name, "gateway.connections.accepted", MetricsExport.SmallCardinalityLimit)] // a fixed label set keeps its 100
+    public void MaxSeriesPerMetric_RaisesTheLimitOfMetricsLabelledByTheConfig_Only(string meterName, string instrumentName, int limit)
+    {
+        using var meter = new Meter(meterName);
+        var stream = MetricsExport.StreamFor(meter.CreateHistogram<double>(instrumentName), perRequestGauges: false, maxSeries: 5000);
+
+        Assert.NotNull(stream);
+        Assert.Equal(limit, stream.CardinalityLimit);
+    }
+
+    [Theory]
+    [InlineData(null, TelemetryOptions.DefaultMaxSeriesPerMetric)]
+    [InlineData("10000", 10000)]
+    [InlineData("100", 100)]
+    [InlineData("99", TelemetryOptions.DefaultMaxSeriesPerMetric)] // refused by the options validation at start
+    [InlineData("lots", TelemetryOptions.DefaultMaxSeriesPerMetric)] // the same
+    public void MaxSeriesPerMetric_IsReadAtStart(string? value, int expected)
+    {
+        var configuration = value is null ? Config() : Config(("Gateway:Telemetry:MaxSeriesPerMetric", value));
+        Assert.Equal(expected, MetricsExport.MaxSeriesPerMetric(configuration.GetSection(TelemetryOptions.SectionName)));
+    }
+
+    [Theory]
     [InlineData(GatewayMeter.Name, "gateway.proxy.request.duration", "destination")]
     [InlineData(GatewayMeter.Name, "gateway.outlier.ejections", "destination")]
     [InlineData("System.Net.Http", "http.client.request.duration", "server.address,server.port,network.peer.address")]

@@ -1,0 +1,128 @@
+using System.Net;
+using System.Text.Json.Nodes;
+using Yarp.ReverseProxy.Configuration;
+using YarpGateway.Telemetry;
+using YarpGateway.Tests.Functional;
+
+namespace YarpGateway.Tests.Telemetry;
+
+/// <summary>
+/// Series per metric (<c>Gateway:Telemetry:MaxSeriesPerMetric</c>): a configuration with more routes, clusters or
+/// destinations than a metric keeps folds the rest into one <c>otel_metric_overflow</c> series. Tried with 3,000
+/// routes and clusters of two destinations each: sixteen metrics overflowed, with nothing in the log.
+/// </summary>
+public class SeriesLimitTests
+{
+    [Theory]
+    [InlineData(99, true)]
+    [InlineData(100, false)]
+    [InlineData(100_000, false)]
+    [InlineData(100_001, true)]
+    public void MaxSeriesPerMetric_OutsideItsBounds_IsAStartUpError(int value, bool refused)
+    {
+        var result = new TelemetryOptionsValidator().Validate(null, new TelemetryOptions { MaxSeriesPerMetric = value });
+        Assert.Equal(refused, result.Failed);
+        if (refused)
+        {
+            Assert.Contains($"Gateway:Telemetry:MaxSeriesPerMetric must be between 100 and 100000; got {value}.", result.Failures!);
+        }
+    }
+
+    [Fact]
+    public void AConfigurationPastTheLimit_IsLoggedWhenItGoesOver_AndWhenItIsBackUnder_NotOnEveryReload()
+    {
+        var logs = new CapturingLoggerProvider();
+        using var factory = LoggerFactory.Create(builder => builder.AddProvider(logs).SetMinimumLevel(LogLevel.Trace));
+        var check = new SeriesLimitCheck(100, factory.CreateLogger<SeriesLimitCheck>());
+
+        check.ConfigurationApplied([Config(clusters: 50, destinationsEach: 1)]);
+        Assert.Empty(logs.Lines);
+
+        check.ConfigurationApplied([Config(clusters: 120, destinationsEach: 1)]);
+        var over = Assert.Single(logs.Lines);
+        Assert.StartsWith("Warning", over, StringComparison.Ordinal);
+        Assert.Contains("[MetricSeriesLimitExceeded] The proxy configuration has 120 routes, 120 clusters and 120 destinations: more routes, clusters and destinations than the 100 series each metric keeps (Gateway:Telemetry:MaxSeriesPerMetric).", over, StringComparison.Ordinal);
+
+        check.ConfigurationApplied([Config(clusters: 130, destinationsEach: 1)]); // the same kinds over: nothing new to say
+        Assert.Single(logs.Lines);
+
+        check.ConfigurationApplied([Config(clusters: 60, destinationsEach: 2)]); // only destinations now
+        Assert.Equal(2, logs.Lines.Count);
+        Assert.Contains("more destinations than the 100 series", logs.Lines.Last(), StringComparison.Ordinal);
+
+        check.ConfigurationApplied([Config(clusters: 60, destinationsEach: 1)]);
+        Assert.Equal(3, logs.Lines.Count);
+        Assert.Contains("Information YarpGateway.Telemetry.SeriesLimitCheck[MetricSeriesLimitMet] The proxy configuration has 60 routes, 60 clusters and 60 destinations: within the 100 series", logs.Lines.Last(), StringComparison.Ordinal);
+
+        check.ConfigurationApplied([Config(clusters: 61, destinationsEach: 1)]);
+        Assert.Equal(3, logs.Lines.Count);
+    }
+
+    [Theory]
+    [InlineData(false, false, false, null)]
+    [InlineData(true, false, false, "routes")]
+    [InlineData(false, true, true, "clusters and destinations")]
+    [InlineData(true, true, true, "routes, clusters and destinations")]
+    public void TheKindsOverTheLimit_AreNamedInWords(bool routes, bool clusters, bool destinations, string? expected)
+        => Assert.Equal(expected, SeriesLimitCheck.Kinds(routes, clusters, destinations));
+
+    // On the real process: the limit is applied to the meter provider, which in-process tests share.
+    [Fact]
+    public async Task PastTheDefaultLimit_TheClustersSeriesOverflow_AndARaisedLimitKeepsThemAll()
+    {
+        await using var backend = await TestBackend.StartAsync("a");
+        const int Clusters = 2_100;
+        var config = ManyClusters(backend, Clusters);
+
+        foreach (var (limit, overflows) in new[] { ((int?)null, true), (2_500, false) })
+        {
+            var configPath = ProxyConfigJson.WriteTemp("yarpgateway-series-", config);
+            using var gateway = limit is { } raised
+                ? GatewayProcess.StartOnLoopback(configPath, $"--Gateway:Telemetry:MaxSeriesPerMetric={raised}")
+                : GatewayProcess.StartOnLoopback(configPath);
+            var (proxy, management) = await gateway.FindEndpointsAsync();
+            using var http = new HttpClient { Timeout = TimeSpan.FromSeconds(30) };
+            using (var response = await http.GetAsync(new Uri(proxy, $"/c{Clusters - 1}/x")))
+            {
+                Assert.Equal(HttpStatusCode.OK, response.StatusCode);
+            }
+
+            var scrape = await http.GetStringAsync(new Uri(management, "/metrics"));
+            var clusterSeries = scrape.Split('\n').Count(l => l.StartsWith("gateway_cluster_available_destinations{cluster=", StringComparison.Ordinal));
+            var overflowed = scrape.Contains("gateway_cluster_available_destinations{otel_metric_overflow=\"true\"}", StringComparison.Ordinal);
+            Assert.True(overflows == overflowed, $"limit {limit?.ToString() ?? "default"}: overflow series {overflowed}, {clusterSeries} clusters with their own series");
+            if (overflows)
+            {
+                Assert.InRange(clusterSeries, TelemetryOptions.DefaultMaxSeriesPerMetric - 10, TelemetryOptions.DefaultMaxSeriesPerMetric);
+            }
+            else
+            {
+                Assert.Equal(Clusters, clusterSeries);
+            }
+
+            Assert.Equal(overflows, gateway.StandardOutput.Contains("more routes, clusters and destinations than the 2000 series each metric keeps", StringComparison.Ordinal));
+        }
+    }
+
+    private static JsonObject ManyClusters(TestBackend backend, int count)
+    {
+        var routes = new JsonObject();
+        var clusters = new JsonObject();
+        for (var i = 0; i < count; i++)
+        {
+            routes[$"r{i}"] = new JsonObject { ["ClusterId"] = $"c{i}", ["Match"] = new JsonObject { ["Path"] = $"/c{i}/{{**rest}}" } };
+            clusters[$"c{i}"] = new JsonObject { ["Destinations"] = new JsonObject { ["d"] = new JsonObject { ["Address"] = backend.Address.ToString() } } };
+        }
+
+        return new JsonObject { ["ReverseProxy"] = new JsonObject { ["Routes"] = routes, ["Clusters"] = clusters } };
+    }
+
+    private static IProxyConfig Config(int clusters, int destinationsEach)
+        => new InMemoryConfigProvider(
+            [.. Enumerable.Range(0, clusters).Select(i => new RouteConfig { RouteId = $"r{i}", ClusterId = $"c{i}", Match = new RouteMatch { Path = $"/c{i}" } })],
+            [.. Enumerable.Range(0, clusters).Select(i => new ClusterConfig
+            {
+                ClusterId = $"c{i}",
+                Destinations = Enumerable.Range(0, destinationsEach).ToDictionary(d => $"d{d}", d => new DestinationConfig { Address = $"http://127.0.0.1:{1000 + d}/" }),
+            })]).GetConfig();
+}
