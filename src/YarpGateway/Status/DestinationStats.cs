@@ -7,7 +7,7 @@ namespace YarpGateway.Status;
 /// recorded by <see cref="Telemetry.RequestMetrics"/> with each request's duration, not by a listener on
 /// the duration histogram (which was a second subscriber to every recording and walked every request's
 /// tags). Per destination: totals since start, and the last minute as 60 one-second slots, each
-/// with a fixed set of latency buckets (about 9 KB). Memory is bounded by the number of destinations
+/// with a fixed set of latency buckets (about 4.8 KB). Memory is bounded by the number of destinations
 /// that exist: once a minute the figures of destinations no longer in the proxy's state are let go
 /// (per-pod destinations from DNS come and go with every rolling update, and were kept for the
 /// process's life). Nothing is allocated per request once a destination has been seen.
@@ -69,9 +69,11 @@ internal sealed class DestinationStats : IDisposable
     {
         private readonly Lock _lock = new();
         private readonly long[] _second = new long[60];
-        private readonly long[] _count = new long[60];
-        private readonly long[] _errors = new long[60];
-        private readonly long[,] _buckets = new long[60, Bounds.Length];
+        // Counts within one second fit in 32 bits, and halve what each destination holds (9.5 to 4.8 KB; with 3,000 clusters of
+        // two destinations, 43 MB of the heap).
+        private readonly int[] _count = new int[60];
+        private readonly int[] _errors = new int[60];
+        private readonly int[,] _buckets = new int[60, Bounds.Length];
         private long _requests;
         private long _errorsTotal;
 
