@@ -7,8 +7,9 @@ namespace YarpGateway.Telemetry;
 /// series (<see cref="TelemetryOptions.MaxSeriesPerMetric"/>, read at start): the metrics labelled by them then
 /// fold the rest into one <c>otel_metric_overflow="true"</c> series, and a dashboard by route or cluster quietly
 /// misses some. Logged when a kind goes over the limit, and once when all are back under it; not on every reload.
-/// Fewer routes can reach the limit too, with the other labels (method, status code): the alert
-/// <c>GatewayMetricSeriesOverflow</c> sees what was really exported.
+/// Destinations are counted as configured: one discovered from DNS counts once, whatever its pods. And fewer routes
+/// can reach the limit too, with the other labels (method, status code): the alert <c>GatewayMetricSeriesOverflow</c>
+/// sees what was really exported.
 /// </summary>
 internal sealed partial class SeriesLimitCheck(int maxSeries, ILogger<SeriesLimitCheck> logger) : IConfigChangeListener
 {
