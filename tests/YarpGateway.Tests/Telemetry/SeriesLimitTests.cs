@@ -1,5 +1,6 @@
 using System.Net;
 using System.Text.Json.Nodes;
+using Microsoft.Extensions.DependencyInjection.Extensions;
 using Yarp.ReverseProxy.Configuration;
 using YarpGateway.Telemetry;
 using YarpGateway.Tests.Functional;
@@ -65,6 +66,36 @@ public class SeriesLimitTests
     [InlineData(true, true, true, "routes, clusters and destinations")]
     public void TheKindsOverTheLimit_AreNamedInWords(bool routes, bool clusters, bool destinations, string? expected)
         => Assert.Equal(expected, SeriesLimitCheck.Kinds(routes, clusters, destinations));
+
+    // YARP gives its listeners the configuration as resolved: each pod of a DNS-discovered destination counts, and a
+    // change in the pods is applied (and counted) like an edit.
+    [Fact]
+    public async Task DestinationsDiscoveredFromDns_CountOncePerPod_AndAsThePodsChange()
+    {
+        await using var backend = await TestBackend.StartAsync("a");
+        var dns = new Discovery.DnsDiscoveryTests.ScriptedResolver { Addresses = { ["pods.svc"] = [.. Enumerable.Range(1, 150).Select(i => $"10.0.{i / 250}.{i % 250}")] } };
+        var config = ProxyConfigJson.CatchAll("RoundRobin", (backend, null));
+        var cluster = config["ReverseProxy"]!["Clusters"]!["c1"]!.AsObject();
+        cluster["Metadata"] = new JsonObject { ["Discovery"] = "Dns" };
+        cluster["Destinations"] = new JsonObject { ["pods"] = new JsonObject { ["Address"] = "http://pods.svc/" } };
+        config["Gateway"] = new JsonObject
+        {
+            ["Discovery"] = new JsonObject { ["RefreshPeriod"] = "00:00:00.200" },
+            ["Telemetry"] = new JsonObject { ["MaxSeriesPerMetric"] = 100 },
+        };
+        await using var gateway = await GatewayUnderTest.StartAsync(config, services =>
+        {
+            services.RemoveAll<Yarp.ReverseProxy.ServiceDiscovery.IDestinationResolver>();
+            services.AddSingleton<Yarp.ReverseProxy.ServiceDiscovery.IDestinationResolver>(sp => ActivatorUtilities.CreateInstance<YarpGateway.Discovery.DnsDiscovery>(sp, dns));
+        });
+
+        Assert.True(await Eventually.TrueAsync(() => gateway.Logs.Lines.Any(l => l.Contains("[MetricSeriesLimitExceeded] The proxy configuration has 1 routes, 1 clusters and 150 destinations: more destinations than the 100 series", StringComparison.Ordinal)), TimeSpan.FromSeconds(10)),
+            "no line for 150 pods: " + string.Join('\n', gateway.Logs.Lines));
+
+        dns.Addresses["pods.svc"] = ["10.0.0.1", "10.0.0.2"]; // a scale-down
+        Assert.True(await Eventually.TrueAsync(() => gateway.Logs.Lines.Any(l => l.Contains("[MetricSeriesLimitMet] The proxy configuration has 1 routes, 1 clusters and 2 destinations", StringComparison.Ordinal)), TimeSpan.FromSeconds(10)),
+            "no line for the scale-down: " + string.Join('\n', gateway.Logs.Lines));
+    }
 
     // On the real process: the limit is applied to the meter provider, which in-process tests share.
     [Fact]
