@@ -205,6 +205,50 @@ public class MetricsExportTests
         Assert.Equal(4 + probes + 2, MetricsScrapeTests.Value(scrape, "gateway_proxy_request_duration_seconds_count{cluster=\"c1\",route=\"all\",status_class=\"2xx\"}"));
     }
 
+    // OpenTelemetry keeps a label set's place in a cumulative stream after it stops being reported: before the
+    // instruments were replaced, the second set of 60 destinations here already overflowed the 100 series and the third
+    // had no series of its own, ever (at the default 2,000: weeks of rolling updates).
+    [Fact]
+    public async Task DestinationsReplacedAgainAndAgain_KeepSeriesOfTheirOwn_PastTheSeriesLimit()
+    {
+        await using var backend = await TestBackend.StartAsync("a");
+        var configPath = ProxyConfigJson.WriteTemp("yarpgateway-pods-", Generation(backend, 0));
+        using var gateway = GatewayProcess.StartOnLoopback(configPath, "--Gateway:Telemetry:MaxSeriesPerMetric=100");
+        var (_, management) = await gateway.FindEndpointsAsync();
+        using var http = new HttpClient { Timeout = TimeSpan.FromSeconds(10) };
+
+        for (var generation = 0; generation < 4; generation++)
+        {
+            if (generation > 0)
+            {
+                ProxyConfigJson.WriteAtomically(configPath, Generation(backend, generation));
+            }
+
+            var scrape = "";
+            var own = 0;
+            Assert.True(await Eventually.TrueAsync(async () =>
+            {
+                scrape = await http.GetStringAsync(new Uri(management, "/metrics"));
+                own = scrape.Split('\n').Count(l => l.StartsWith($"gateway_proxy_destination_in_flight{{cluster=\"c1\",destination=\"g{generation}-", StringComparison.Ordinal));
+                return own == 60 && !scrape.Contains("gateway_proxy_destination_in_flight{otel_metric_overflow", StringComparison.Ordinal);
+            }, TimeSpan.FromSeconds(20)), $"generation {generation}: {own} series of its own; overflow: {scrape.Contains("otel_metric_overflow", StringComparison.Ordinal)}");
+            Assert.Equal(1, scrape.Split('\n').Count(l => l.StartsWith("# TYPE gateway_proxy_destination_in_flight ", StringComparison.Ordinal)));
+        }
+    }
+
+    private static System.Text.Json.Nodes.JsonObject Generation(TestBackend backend, int generation)
+    {
+        var config = ProxyConfigJson.CatchAll("RoundRobin", (backend, null));
+        var destinations = new System.Text.Json.Nodes.JsonObject();
+        for (var i = 0; i < 60; i++)
+        {
+            destinations[$"g{generation}-{i}"] = new System.Text.Json.Nodes.JsonObject { ["Address"] = backend.Address.ToString() };
+        }
+
+        config["ReverseProxy"]!["Clusters"]!["c1"]!["Destinations"] = destinations;
+        return config;
+    }
+
     private static IConfiguration Config(params (string Key, string Value)[] values)
         => new ConfigurationBuilder().AddInMemoryCollection(values.Select(v => new KeyValuePair<string, string?>(v.Key, v.Value))).Build();
 
