@@ -52,9 +52,6 @@ internal sealed class DestinationMetrics : IDisposable
         _check = timeProvider.CreateTimer(static state => ((DestinationMetrics)state!).ReplaceIfMostlyGone(), this, RotationCheckInterval, RotationCheckInterval);
     }
 
-    /// <summary>How many times the instruments were replaced.</summary>
-    internal int Replacements { get; private set; }
-
     public void Dispose()
     {
         _check.Dispose();
@@ -89,7 +86,6 @@ internal sealed class DestinationMetrics : IDisposable
         lock (_lock)
         {
             _meter = created;
-            Replacements++;
         }
     }
 
