@@ -39,15 +39,10 @@ internal sealed class DestinationMetrics : IDisposable
     private Meter _meter;
     private int _existing;
 
-    public DestinationMetrics(IConfiguration configuration, DestinationStats stats, TimeProvider timeProvider)
-        : this(MetricsExport.MaxSeriesPerMetric(configuration.GetSection(TelemetryOptions.SectionName)), stats, timeProvider)
-    {
-    }
-
-    internal DestinationMetrics(int maxSeries, DestinationStats stats, TimeProvider timeProvider)
+    public DestinationMetrics(MetricSeriesLimit limit, DestinationStats stats, TimeProvider timeProvider)
     {
         _stats = stats;
-        _maxGone = Math.Max(1, maxSeries / 4);
+        _maxGone = Math.Max(1, limit.MaxSeries / 4);
         _meter = CreateInstruments();
         _check = timeProvider.CreateTimer(static state => ((DestinationMetrics)state!).ReplaceIfMostlyGone(), this, RotationCheckInterval, RotationCheckInterval);
     }

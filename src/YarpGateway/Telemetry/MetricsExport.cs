@@ -100,6 +100,8 @@ internal static class MetricsExport
             services.AddHostedService<OtlpExportLog>();
         }
 
+        var seriesLimit = new MetricSeriesLimit(MaxSeriesPerMetric(section));
+        services.AddSingleton(seriesLimit);
         services.AddOpenTelemetry()
             .ConfigureResource(resource => resource.AddService("yarpgateway", serviceVersion: version, serviceInstanceId: Environment.MachineName))
             .WithMetrics(metrics =>
@@ -117,8 +119,7 @@ internal static class MetricsExport
 
                 // Read at start; the options validation reports a value that does not convert.
                 var perRequest = bool.TryParse(section[nameof(TelemetryOptions.PerRequestGauges)], out var on) && on;
-                var maxSeries = MaxSeriesPerMetric(section);
-                metrics.AddView(instrument => StreamFor(instrument, perRequest, maxSeries));
+                metrics.AddView(instrument => StreamFor(instrument, perRequest, seriesLimit.MaxSeries));
 
                 if (otlp is not null)
                 {

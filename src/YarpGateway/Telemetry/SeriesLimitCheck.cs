@@ -12,8 +12,10 @@ namespace YarpGateway.Telemetry;
 /// two addresses were counted as 120 destinations). Fewer routes can reach the limit too, with the other labels (method,
 /// status code): the alert <c>GatewayMetricSeriesOverflow</c> sees what was really exported.
 /// </summary>
-internal sealed partial class SeriesLimitCheck(int maxSeries, ILogger<SeriesLimitCheck> logger) : IConfigChangeListener
+internal sealed partial class SeriesLimitCheck(MetricSeriesLimit limit, ILogger<SeriesLimitCheck> logger) : IConfigChangeListener
 {
+    private readonly int _maxSeries = limit.MaxSeries;
+
     private readonly Lock _lock = new();
     private string? _over; // the kinds over the limit last logged, e.g. "clusters and destinations"; null while none
 
@@ -30,7 +32,7 @@ internal sealed partial class SeriesLimitCheck(int maxSeries, ILogger<SeriesLimi
             }
         }
 
-        var over = Kinds(routes > maxSeries, clusters > maxSeries, destinations > maxSeries);
+        var over = Kinds(routes > _maxSeries, clusters > _maxSeries, destinations > _maxSeries);
         lock (_lock)
         {
             if (over == _over)
@@ -40,11 +42,11 @@ internal sealed partial class SeriesLimitCheck(int maxSeries, ILogger<SeriesLimi
 
             if (over is not null)
             {
-                Log.OverLimit(logger, routes, clusters, destinations, over, maxSeries);
+                Log.OverLimit(logger, routes, clusters, destinations, over, _maxSeries);
             }
             else
             {
-                Log.UnderLimit(logger, routes, clusters, destinations, maxSeries);
+                Log.UnderLimit(logger, routes, clusters, destinations, _maxSeries);
             }
 
             _over = over;

@@ -12,8 +12,7 @@ internal static class TelemetryExtensions
         services.AddReloadableOptions<TelemetryOptions, TelemetryOptionsValidator>(configuration, TelemetryOptions.SectionName);
         EventNameJsonConsoleFormatter.Replace(services); // the json console format names each event
         services.AddMetricsExport(configuration);
-        services.AddSingleton<Yarp.ReverseProxy.Configuration.IConfigChangeListener>(sp => new SeriesLimitCheck(
-            MetricsExport.MaxSeriesPerMetric(configuration.GetSection(TelemetryOptions.SectionName)), sp.GetRequiredService<ILogger<SeriesLimitCheck>>()));
+        services.AddSingleton<Yarp.ReverseProxy.Configuration.IConfigChangeListener, SeriesLimitCheck>();
         services.AddSingleton<SchedulerDelayProbe>();
         services.AddHostedService(sp => sp.GetRequiredService<SchedulerDelayProbe>());
         services.AddSingleton<SocketEngineProbe>();

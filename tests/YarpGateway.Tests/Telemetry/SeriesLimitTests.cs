@@ -34,7 +34,7 @@ public class SeriesLimitTests
     {
         var logs = new CapturingLoggerProvider();
         using var factory = LoggerFactory.Create(builder => builder.AddProvider(logs).SetMinimumLevel(LogLevel.Trace));
-        var check = new SeriesLimitCheck(100, factory.CreateLogger<SeriesLimitCheck>());
+        var check = new SeriesLimitCheck(new MetricSeriesLimit(100), factory.CreateLogger<SeriesLimitCheck>());
 
         check.ConfigurationApplied([Config(clusters: 50, destinationsEach: 1)]);
         Assert.Empty(logs.Lines);
