@@ -12,6 +12,10 @@ internal static class OutputCachingExtensions
         services.AddOptions<GatewayOutputCacheOptions>().Bind(configuration.GetSection(GatewayOutputCacheOptions.SectionName));
         services.AddSingleton<IValidateOptions<GatewayOutputCacheOptions>, GatewayOutputCacheOptionsValidator>();
         services.AddSingleton<IProxyConfigRule, OutputCacheRule>();
+        // Before AddOutputCache, which adds ASP.NET Core's own store only when none is registered.
+        services.AddSingleton<OutputCacheMemoryStore>();
+        services.AddSingleton<IOutputCacheStore>(sp => sp.GetRequiredService<OutputCacheMemoryStore>());
+        services.AddSingleton<OutputCacheMetrics>();
         services.AddOutputCache();
         services.AddSingleton<OutputCacheVaryLog>();
         services.AddSingleton<BackendCacheControlPolicy>();
@@ -25,6 +29,7 @@ internal static class OutputCachingExtensions
     {
         if (app.Services.GetRequiredService<IOptions<GatewayOutputCacheOptions>>().ValueOrNew().Policies.Count > 0)
         {
+            app.Services.GetRequiredService<OutputCacheMetrics>();
             app.UseOutputCache();
         }
     }

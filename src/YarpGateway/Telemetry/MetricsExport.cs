@@ -61,7 +61,7 @@ internal static class MetricsExport
     /// compactions. A tag that grows with the config (route, cluster, destination) must not be added
     /// to these.
     /// </summary>
-    private static readonly string[] SmallCardinalityPrefixes = ["gateway.connections.", "gateway.connection.", "gateway.connection_admission.", "gateway.scheduler.", "gateway.config.", "gateway.memory."];
+    private static readonly string[] SmallCardinalityPrefixes = ["gateway.connections.", "gateway.connection.", "gateway.connection_admission.", "gateway.scheduler.", "gateway.config.", "gateway.memory.", "gateway.output_cache."];
 
     /// <summary>
     /// Labels left out of the exported series of instruments measured per destination or per backend

@@ -25,6 +25,43 @@ public class OutputCacheTests
     }
 
     [Fact]
+    public async Task APolicyThatVariesByNamedQueryParameters_SharesOneEntryAcrossTheOthers()
+    {
+        // What a route does against cache-busting query strings: only the named parameters make entries.
+        await using var backend = await TestBackend.StartAsync("a");
+        await using var gateway = await StartAsync(backend, "short", """{ "Duration": "00:05:00", "VaryByQuery": [ "id" ] }""");
+        using var client = gateway.CreateProxyClient();
+
+        foreach (var path in new[] { "/page?id=1&bust=1", "/page?id=1&bust=2", "/page?bust=3&id=1", "/page?id=2&bust=1" })
+        {
+            using var response = await client.GetAsync(path);
+            Assert.Equal(HttpStatusCode.OK, response.StatusCode);
+        }
+
+        Assert.Equal(2, backend.Requests); // id=1 once, id=2 once
+    }
+
+    [Fact]
+    public async Task Lookups_AreCountedByResult_AndTheEntriesWithTheirBytes()
+    {
+        await using var backend = await TestBackend.StartAsync("a");
+        await using var gateway = await StartAsync(backend, "short", """{ "Duration": "00:05:00" }""");
+        using var client = gateway.CreateProxyClient();
+
+        foreach (var path in new[] { "/page?x=1", "/page?x=1", "/page?x=1", "/page?x=2" })
+        {
+            using var response = await client.GetAsync(path);
+            Assert.Equal(HttpStatusCode.OK, response.StatusCode);
+        }
+
+        Assert.Equal(2, gateway.Counter("gateway.output_cache.lookups|result=hit"));
+        Assert.Equal(2, gateway.Counter("gateway.output_cache.lookups|result=miss"));
+        var (entries, bytes, _, _) = gateway.Services.GetRequiredService<YarpGateway.OutputCaching.OutputCacheMemoryStore>().Read();
+        Assert.Equal(2, entries);
+        Assert.InRange(bytes, 2 * YarpGateway.OutputCaching.OutputCacheMemoryStore.EntryOverheadBytes, 2_000);
+    }
+
+    [Fact]
     public async Task AResponseThatVariesByAHeaderThePolicyDoesNotVaryBy_IsNotStored_AndTheRouteIsNamedOnce()
     {
         // A backend that compresses by Accept-Encoding (or translates by Accept-Language) says so with Vary: a

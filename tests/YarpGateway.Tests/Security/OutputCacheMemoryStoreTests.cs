@@ -1,0 +1,76 @@
+using Microsoft.Extensions.Options;
+using YarpGateway.OutputCaching;
+
+namespace YarpGateway.Tests.Security;
+
+/// <summary>The output cache's store counts what its entries keep, so that SizeLimit bounds the memory, not the bodies alone.</summary>
+public class OutputCacheMemoryStoreTests
+{
+    private static OutputCacheMemoryStore Store(long sizeLimit)
+        => new(Options.Create(new GatewayOutputCacheOptions { SizeLimit = sizeLimit }));
+
+    /// <summary>A key as ASP.NET Core's output cache builds one: method, scheme, host and path, then the query.</summary>
+    private static string Key(int i) => $"GET\u001eHTTP\u001eGATEWAY.EXAMPLE:8080/API/ITEMS\u001eQ\u001eID={i}";
+
+    [Fact]
+    public async Task AnEntry_IsCountedWithItsKeyAndTheCachesRecord_AndLookupsByResult()
+    {
+        using var store = Store(1024 * 1024);
+        var key = Key(1);
+        await store.SetAsync(key, new byte[100], tags: [], TimeSpan.FromMinutes(1), CancellationToken.None);
+
+        Assert.NotNull(await store.GetAsync(key, CancellationToken.None));
+        Assert.Null(await store.GetAsync(Key(2), CancellationToken.None));
+        Assert.Equal((1, 100 + 2 * key.Length + OutputCacheMemoryStore.EntryOverheadBytes, 1, 1), store.Read());
+    }
+
+    [Fact]
+    public async Task AtItsLimit_TheStoreRefusesOrEvicts_AndItsCountNeverPassesTheLimit()
+    {
+        const long Limit = 64 * 1024;
+        using var store = Store(Limit);
+        for (var i = 0; i < 1_000; i++)
+        {
+            await store.SetAsync(Key(i), new byte[100], tags: null, TimeSpan.FromMinutes(1), CancellationToken.None);
+            Assert.True(store.Read().Bytes <= Limit, $"entry {i}: {store.Read().Bytes} bytes counted");
+        }
+
+        var (entries, _, _, _) = store.Read();
+        Assert.InRange(entries, 1, Limit / OutputCacheMemoryStore.EntrySize(Key(999), 100));
+    }
+}
+
+/// <summary>
+/// What the store's entries hold, read from the whole heap: in a collection of its own so that no other test
+/// allocates while it measures.
+/// </summary>
+[Collection(HeapMeasuring.Name)]
+public class OutputCacheMemoryStoreHeapTests
+{
+    [Fact]
+    public async Task WhatTheStoreCounts_IsWhatItsEntriesHoldOnTheHeap()
+    {
+        // Small responses under many keys (a query string per request): ASP.NET Core's own store counted
+        // the 100-byte bodies alone, a quarter of what the entries held.
+        const int Entries = 50_000;
+        using var store = new OutputCacheMemoryStore(Options.Create(new GatewayOutputCacheOptions { SizeLimit = 1L << 32 }));
+        await store.SetAsync("warm-up", new byte[1], tags: null, TimeSpan.FromMinutes(1), CancellationToken.None);
+
+        var before = GC.GetTotalMemory(forceFullCollection: true);
+        for (var i = 0; i < Entries; i++)
+        {
+            await store.SetAsync($"GET\u001eHTTP\u001eGATEWAY.EXAMPLE:8080/API/ITEMS\u001eQ\u001eID={i}", new byte[100], tags: null, TimeSpan.FromMinutes(10), CancellationToken.None);
+        }
+
+        var held = GC.GetTotalMemory(forceFullCollection: true) - before;
+        var counted = store.Read().Bytes;
+        Assert.True(held <= counted * 1.1 && held >= counted * 0.8, $"{Entries} entries held {held} bytes on the heap; the store counted {counted}");
+        GC.KeepAlive(store);
+    }
+}
+
+[CollectionDefinition(Name, DisableParallelization = true)]
+public sealed class HeapMeasuring
+{
+    public const string Name = "Heap-measuring";
+}
