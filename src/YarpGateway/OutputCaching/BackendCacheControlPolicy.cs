@@ -1,6 +1,8 @@
 using Microsoft.AspNetCore.OutputCaching;
+using Microsoft.Extensions.Options;
 using Microsoft.Extensions.Primitives;
 using Microsoft.Net.Http.Headers;
+using YarpGateway.Configuration;
 
 namespace YarpGateway.OutputCaching;
 
@@ -15,10 +17,16 @@ namespace YarpGateway.OutputCaching;
 /// value (a gzip body to a client that cannot read it, one language to everyone). The route is named in the
 /// log once per header, so an operator can add the header to the policy's <c>VaryByHeader</c>.</item>
 /// </list>
+/// And two the gateway knows from the headers will never be stored, so that ASP.NET Core's cache does not copy their
+/// bodies while they are sent (up to <c>MaximumBodySize</c> per response, held as long as its client takes to read
+/// it): a <c>Content-Length</c> over <c>MaximumBodySize</c>, and a stream of events (<c>text/event-stream</c>), which
+/// has no end to store and whose events are not for replaying to later clients.
 /// ASP.NET Core's default policy looks at none of these, as a framework caching its own application's output need not.
 /// </summary>
-internal sealed class BackendCacheControlPolicy(OutputCacheVaryLog log) : IOutputCachePolicy
+internal sealed class BackendCacheControlPolicy(OutputCacheVaryLog log, IOptions<GatewayOutputCacheOptions> options) : IOutputCachePolicy
 {
+    private readonly long _maximumBodySize = options.ValueOrNew().MaximumBodySize;
+
     public ValueTask CacheRequestAsync(OutputCacheContext context, CancellationToken cancellation) => ValueTask.CompletedTask;
 
     public ValueTask ServeFromCacheAsync(OutputCacheContext context, CancellationToken cancellation) => ValueTask.CompletedTask;
@@ -42,7 +50,11 @@ internal sealed class BackendCacheControlPolicy(OutputCacheVaryLog log) : IOutpu
     {
         var headers = context.HttpContext.Response.Headers;
         var cacheControl = headers.CacheControl;
-        if (cacheControl.Count > 0 && (HeaderUtilities.ContainsCacheDirective(cacheControl, CacheControlHeaderValue.PrivateString)
+        if (context.HttpContext.Response.ContentLength > _maximumBodySize || IsEventStream(headers.ContentType))
+        {
+            context.AllowCacheStorage = false;
+        }
+        else if (cacheControl.Count > 0 && (HeaderUtilities.ContainsCacheDirective(cacheControl, CacheControlHeaderValue.PrivateString)
             || HeaderUtilities.ContainsCacheDirective(cacheControl, CacheControlHeaderValue.NoStoreString)
             || HeaderUtilities.ContainsCacheDirective(cacheControl, CacheControlHeaderValue.NoCacheString)))
         {
@@ -65,6 +77,9 @@ internal sealed class BackendCacheControlPolicy(OutputCacheVaryLog log) : IOutpu
             }
         }
     }
+
+    internal static bool IsEventStream(StringValues contentType)
+        => contentType.Count > 0 && contentType[0] is { } type && type.AsSpan().TrimStart().StartsWith("text/event-stream", StringComparison.OrdinalIgnoreCase);
 
     /// <summary>
     /// How long the backend says its response stays fresh in a shared cache: <c>s-maxage</c>, else <c>max-age</c>,

@@ -269,6 +269,14 @@ internal sealed class TestBackend : IAsyncDisposable
                 return;
             }
 
+            if (context.Request.Path == "/events")
+            {
+                // A server-sent event stream that ends after one event, numbered by the requests this backend has had.
+                context.Response.ContentType = "text/event-stream";
+                await context.Response.WriteAsync($"data: {backend.Requests}\n\n", context.RequestAborted);
+                return;
+            }
+
             if (context.Request.Path == "/forwarded-for")
             {
                 await context.Response.WriteAsync(context.Request.Headers["X-Forwarded-For"].ToString(), context.RequestAborted);

@@ -42,6 +42,41 @@ public class OutputCacheTests
     }
 
     [Fact]
+    public async Task AStreamOfEvents_IsNeverStored_ItsEventsAreNotReplayed()
+    {
+        await using var backend = await TestBackend.StartAsync("a");
+        await using var gateway = await StartAsync(backend, "short", """{ "Duration": "00:05:00" }""");
+        using var client = gateway.CreateProxyClient();
+
+        Assert.Equal("data: 1\n\n", await client.GetStringAsync("/events"));
+        Assert.Equal("data: 2\n\n", await client.GetStringAsync("/events"));
+        Assert.Equal(2, backend.Requests);
+    }
+
+    [Theory]
+    [InlineData(1024, null, true)]
+    [InlineData(1024, "text/html", true)]
+    [InlineData(1024 * 1024, null, true)] // MaximumBodySize itself
+    [InlineData(1024 * 1024 + 1, null, false)]
+    [InlineData(null, "text/event-stream", false)]
+    [InlineData(null, "Text/Event-Stream; charset=utf-8", false)]
+    public void AResponseKnownFromItsHeadersNeverToBeStored_IsNotCopiedWhileItIsSent(int? contentLength, string? contentType, bool stored)
+    {
+        // Judged before the body, AllowCacheStorage = false turns the cache's copy of the body off before its first byte.
+        var policy = new YarpGateway.OutputCaching.BackendCacheControlPolicy(
+            new YarpGateway.OutputCaching.OutputCacheVaryLog(Microsoft.Extensions.Logging.Abstractions.NullLogger<YarpGateway.OutputCaching.OutputCacheVaryLog>.Instance),
+            Microsoft.Extensions.Options.Options.Create(new YarpGateway.OutputCaching.GatewayOutputCacheOptions()));
+        var http = new Microsoft.AspNetCore.Http.DefaultHttpContext();
+        http.Response.ContentLength = contentLength;
+        http.Response.ContentType = contentType;
+        var context = new Microsoft.AspNetCore.OutputCaching.OutputCacheContext { HttpContext = http, AllowCacheStorage = true };
+
+        policy.Judge(context);
+
+        Assert.Equal(stored, context.AllowCacheStorage);
+    }
+
+    [Fact]
     public async Task Lookups_AreCountedByResult_AndTheEntriesWithTheirBytes()
     {
         await using var backend = await TestBackend.StartAsync("a");
