@@ -27,7 +27,32 @@ internal sealed class BackendCacheControlPolicy(OutputCacheVaryLog log, IOptions
 {
     private readonly long _maximumBodySize = options.ValueOrNew().MaximumBodySize;
 
-    public ValueTask CacheRequestAsync(OutputCacheContext context, CancellationToken cancellation) => ValueTask.CompletedTask;
+    /// <summary>
+    /// A request for a stream of events (<c>Accept: text/event-stream</c>, as a browser's <c>EventSource</c> sends)
+    /// skips the cache: there is nothing to look up, and with <c>Locking</c> it would wait for another client's stream to end.
+    /// </summary>
+    public ValueTask CacheRequestAsync(OutputCacheContext context, CancellationToken cancellation)
+    {
+        if (AcceptsEventStream(context.HttpContext.Request.Headers.Accept))
+        {
+            context.EnableOutputCaching = false;
+        }
+
+        return ValueTask.CompletedTask;
+    }
+
+    internal static bool AcceptsEventStream(StringValues accept)
+    {
+        foreach (var value in accept)
+        {
+            if (value is not null && value.Contains("text/event-stream", StringComparison.OrdinalIgnoreCase))
+            {
+                return true;
+            }
+        }
+
+        return false;
+    }
 
     public ValueTask ServeFromCacheAsync(OutputCacheContext context, CancellationToken cancellation) => ValueTask.CompletedTask;
 

@@ -34,4 +34,12 @@ internal sealed class OutputCachePolicySettings
 
     /// <summary>Request headers that make separate entries. Default: none. A response whose <c>Vary</c> names a header not listed here is not stored.</summary>
     public List<string> VaryByHeader { get; set; } = [];
+
+    /// <summary>
+    /// Whether requests that miss wait for the one request already fetching the same entry, and are then answered from
+    /// it, instead of each going to the backend. Default false: a waiting request waits for that request's whole
+    /// response, so a stream, a long poll or a large download to a slow client would hold every other client of its
+    /// URL (nginx's <c>proxy_cache_lock</c> is off by default too). For routes whose responses are all short.
+    /// </summary>
+    public bool Locking { get; set; }
 }

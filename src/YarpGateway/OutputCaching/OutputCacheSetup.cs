@@ -17,7 +17,7 @@ internal sealed class OutputCacheSetup(IOptions<GatewayOutputCacheOptions> gatew
             var p = policy ?? new OutputCachePolicySettings();
             options.AddPolicy(name, builder =>
             {
-                builder.Expire(p.Duration).AddPolicy<BackendCacheControlPolicy>();
+                builder.Expire(p.Duration).SetLocking(p.Locking).AddPolicy<BackendCacheControlPolicy>();
                 if (p.VaryByQuery.Count > 0)
                 {
                     builder.SetVaryByQuery([.. p.VaryByQuery]);

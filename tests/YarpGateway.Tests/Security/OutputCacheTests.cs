@@ -77,6 +77,62 @@ public class OutputCacheTests
     }
 
     [Fact]
+    public async Task AClientOfAURLWhoseResponseIsStillBeingSent_IsNotHeldBehindIt()
+    {
+        // ASP.NET Core's default makes a miss wait for the whole response of the request fetching the same entry: behind
+        // an event stream, a long poll or a slow client's download, every other client of the URL waited.
+        await using var backend = await TestBackend.StartAsync("a");
+        await using var gateway = await StartAsync(backend, "short", """{ "Duration": "00:05:00" }""");
+        using var client = gateway.CreateProxyClient();
+
+        using var first = await client.GetAsync("/stream", HttpCompletionOption.ResponseHeadersRead);
+        using var bound = new CancellationTokenSource(TimeSpan.FromSeconds(10));
+        using var second = await client.GetAsync("/stream", HttpCompletionOption.ResponseHeadersRead, bound.Token);
+        Assert.Equal(HttpStatusCode.OK, second.StatusCode);
+        Assert.Equal(2, backend.Requests);
+        backend.GateFor("stream").SetResult();
+    }
+
+    [Fact]
+    public async Task WithLocking_AMissWaitsForTheRequestFetchingItsEntry_AndIsAnsweredFromIt()
+    {
+        await using var backend = await TestBackend.StartAsync("a");
+        await using var gateway = await StartAsync(backend, "short", """{ "Duration": "00:05:00", "Locking": true }""");
+        using var client = gateway.CreateProxyClient();
+
+        using var first = await client.GetAsync("/stream", HttpCompletionOption.ResponseHeadersRead);
+        var second = client.GetStringAsync("/stream");
+
+        // Once the second request has missed, it either waits for the first (locking) or goes to the backend itself.
+        Assert.True(await Eventually.TrueAsync(() => gateway.Counter("gateway.output_cache.lookups|result=miss") == 2, TimeSpan.FromSeconds(10)));
+        backend.GateFor("stream").SetResult();
+        Assert.Equal("a", await first.Content.ReadAsStringAsync());
+        Assert.Equal("a", await second.WaitAsync(TimeSpan.FromSeconds(10)));
+        Assert.Equal(1, backend.Requests);
+    }
+
+    [Fact]
+    public async Task ARequestForAnEventStream_SkipsTheCache_EvenWithLocking()
+    {
+        await using var backend = await TestBackend.StartAsync("a");
+        await using var gateway = await StartAsync(backend, "short", """{ "Duration": "00:05:00", "Locking": true }""");
+        using var client = gateway.CreateProxyClient();
+        HttpRequestMessage EventSource()
+        {
+            var request = new HttpRequestMessage(HttpMethod.Get, "/stream");
+            request.Headers.Accept.ParseAdd("text/event-stream");
+            return request;
+        }
+
+        using var first = await client.SendAsync(EventSource(), HttpCompletionOption.ResponseHeadersRead);
+        using var bound = new CancellationTokenSource(TimeSpan.FromSeconds(10));
+        using var second = await client.SendAsync(EventSource(), HttpCompletionOption.ResponseHeadersRead, bound.Token);
+        Assert.Equal(2, backend.Requests);
+        Assert.Equal(0, gateway.Counter("gateway.output_cache.lookups|result=miss"));
+        backend.GateFor("stream").SetResult();
+    }
+
+    [Fact]
     public async Task Lookups_AreCountedByResult_AndTheEntriesWithTheirBytes()
     {
         await using var backend = await TestBackend.StartAsync("a");
