@@ -44,6 +44,11 @@ internal sealed class OutputCacheMemoryStore : IOutputCacheStore, IDisposable
     {
         // The gateway's policies give entries no tags (a policy has no Tag setting), so there is nothing to evict by tag.
         Debug.Assert(tags is null or { Length: 0 }, "output-cache entries are not tagged");
+        if (validFor <= TimeSpan.Zero)
+        {
+            return ValueTask.CompletedTask; // already stale (MemoryCache would throw)
+        }
+
         _cache.Set(key, value, new MemoryCacheEntryOptions { AbsoluteExpirationRelativeToNow = validFor, Size = EntrySize(key, value.Length) });
         return ValueTask.CompletedTask;
     }

@@ -25,6 +25,14 @@ public class OutputCacheMemoryStoreTests
     }
 
     [Fact]
+    public async Task AnEntryAlreadyStale_IsNotStored()
+    {
+        using var store = Store(1024 * 1024);
+        await store.SetAsync(Key(1), new byte[10], tags: null, TimeSpan.Zero, CancellationToken.None);
+        Assert.Null(await store.GetAsync(Key(1), CancellationToken.None));
+    }
+
+    [Fact]
     public async Task AtItsLimit_TheStoreRefusesOrEvicts_AndItsCountNeverPassesTheLimit()
     {
         const long Limit = 64 * 1024;
