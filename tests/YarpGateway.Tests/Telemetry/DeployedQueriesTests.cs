@@ -18,6 +18,8 @@ public partial class DeployedQueriesTests
         ["gateway_auth_refused_total"] = "a route with an authorization policy",
         ["aspnetcore_rate_limiting_requests_total"] = "a rate-limited route (the platform's meter)",
         ["gateway_tls_certificate_expiry_seconds"] = "an HTTPS endpoint",
+        ["gateway_output_cache_lookups_total"] = "an output-cache policy",
+        ["gateway_output_cache_size_bytes"] = "an output-cache policy",
         ["gateway_websocket_dropped_messages_total"] = "a route's first WebSocket (then at 0)",
         ["gateway_websocket_evictions_total"] = "a route's first WebSocket (then at 0 for every reason)",
     };
