@@ -13,7 +13,7 @@ internal sealed class OutputCacheMetrics
         meter.CreateObservableGauge("gateway.output_cache.size", () => store.Read().Bytes, unit: "By",
             description: "Bytes the output cache's entries are counted as (response, key and the cache's record of each), against Gateway:OutputCache:SizeLimit.");
         meter.CreateObservableCounter("gateway.output_cache.lookups", ObserveLookups, unit: "{lookup}",
-            description: "Lookups in the output cache, by result: hit (served from the cache) or miss (sent to the backend).");
+            description: "Lookups in the output cache, by result: hit (served from the cache) or miss (sent to the backend; with Locking, possibly answered by the request already fetching the entry).");
 
         IEnumerable<Measurement<long>> ObserveLookups()
         {

@@ -58,22 +58,35 @@ public class OutputCacheMemoryStoreHeapTests
     [Fact]
     public async Task WhatTheStoreCounts_IsWhatItsEntriesHoldOnTheHeap()
     {
-        // Small responses under many keys (a query string per request): ASP.NET Core's own store counted
-        // the 100-byte bodies alone, a quarter of what the entries held.
-        const int Entries = 50_000;
-        using var store = new OutputCacheMemoryStore(Options.Create(new GatewayOutputCacheOptions { SizeLimit = 1L << 32 }));
-        await store.SetAsync("warm-up", new byte[1], tags: null, TimeSpan.FromMinutes(1), CancellationToken.None);
-
-        var before = GC.GetTotalMemory(forceFullCollection: true);
-        for (var i = 0; i < Entries; i++)
+        // Small responses under many keys (a query string per request): ASP.NET Core's own store counted the
+        // 100-byte bodies alone, a quarter of what the entries held. The whole heap is read, so what the test host
+        // and other tests' leftovers allocate meanwhile counts too (7 MB in one CI run): up to three tries, and
+        // enough entries that such noise is small beside them. The old count fails every try by a factor of four.
+        const int Entries = 200_000;
+        var tries = new List<string>();
+        for (var attempt = 0; attempt < 3; attempt++)
         {
-            await store.SetAsync($"GET\u001eHTTP\u001eGATEWAY.EXAMPLE:8080/API/ITEMS\u001eQ\u001eID={i}", new byte[100], tags: null, TimeSpan.FromMinutes(10), CancellationToken.None);
+            using var store = new OutputCacheMemoryStore(Options.Create(new GatewayOutputCacheOptions { SizeLimit = 1L << 32 }));
+            await store.SetAsync("warm-up", new byte[1], tags: null, TimeSpan.FromMinutes(1), CancellationToken.None);
+
+            var before = GC.GetTotalMemory(forceFullCollection: true);
+            for (var i = 0; i < Entries; i++)
+            {
+                await store.SetAsync($"GET\u001eHTTP\u001eGATEWAY.EXAMPLE:8080/API/ITEMS\u001eQ\u001eID={i}", new byte[100], tags: null, TimeSpan.FromMinutes(10), CancellationToken.None);
+            }
+
+            var held = GC.GetTotalMemory(forceFullCollection: true) - before;
+            var counted = store.Read().Bytes;
+            GC.KeepAlive(store);
+            if (held <= counted * 1.1 && held >= counted * 0.8)
+            {
+                return;
+            }
+
+            tries.Add($"held {held} bytes on the heap, counted {counted}");
         }
 
-        var held = GC.GetTotalMemory(forceFullCollection: true) - before;
-        var counted = store.Read().Bytes;
-        Assert.True(held <= counted * 1.1 && held >= counted * 0.8, $"{Entries} entries held {held} bytes on the heap; the store counted {counted}");
-        GC.KeepAlive(store);
+        Assert.Fail($"{Entries} entries, three tries: " + string.Join("; ", tries));
     }
 }
 
