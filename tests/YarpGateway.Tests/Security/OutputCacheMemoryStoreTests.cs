@@ -49,8 +49,8 @@ public class OutputCacheMemoryStoreTests
 }
 
 /// <summary>
-/// What the store's entries hold, read from the whole heap: in a collection of its own so that no other test
-/// allocates while it measures.
+/// What the store's entries hold, read from the whole heap: in a collection of its own so that no other test runs
+/// while it measures (the test host itself still may allocate).
 /// </summary>
 [Collection(HeapMeasuring.Name)]
 public class OutputCacheMemoryStoreHeapTests
