@@ -25,6 +25,8 @@ namespace YarpGateway.OutputCaching;
 /// </summary>
 internal sealed class BackendCacheControlPolicy(OutputCacheVaryLog log, IOptions<GatewayOutputCacheOptions> options) : IOutputCachePolicy
 {
+    private const string EventStream = "text/event-stream";
+
     private readonly long _maximumBodySize = options.ValueOrNew().MaximumBodySize;
 
     /// <summary>
@@ -45,7 +47,7 @@ internal sealed class BackendCacheControlPolicy(OutputCacheVaryLog log, IOptions
     {
         foreach (var value in accept)
         {
-            if (value is not null && value.Contains("text/event-stream", StringComparison.OrdinalIgnoreCase))
+            if (value is not null && value.Contains(EventStream, StringComparison.OrdinalIgnoreCase))
             {
                 return true;
             }
@@ -104,7 +106,7 @@ internal sealed class BackendCacheControlPolicy(OutputCacheVaryLog log, IOptions
     }
 
     internal static bool IsEventStream(StringValues contentType)
-        => contentType.Count > 0 && contentType[0] is { } type && type.AsSpan().TrimStart().StartsWith("text/event-stream", StringComparison.OrdinalIgnoreCase);
+        => contentType.Count > 0 && contentType[0] is { } type && type.AsSpan().TrimStart().StartsWith(EventStream, StringComparison.OrdinalIgnoreCase);
 
     /// <summary>
     /// How long the backend says its response stays fresh in a shared cache: <c>s-maxage</c>, else <c>max-age</c>,

@@ -4,13 +4,15 @@ using YarpGateway.Configuration;
 
 namespace YarpGateway.OutputCaching;
 
-/// <summary>ASP.NET Core's output cache, sized and given the configured policies.</summary>
+/// <summary>
+/// ASP.NET Core's output cache, given its body limit and the configured policies. Its <c>SizeLimit</c> is not set: that
+/// sizes only ASP.NET Core's own store, and the entries live in <see cref="OutputCacheMemoryStore"/>, which reads it itself.
+/// </summary>
 internal sealed class OutputCacheSetup(IOptions<GatewayOutputCacheOptions> gatewayOptions) : IConfigureOptions<OutputCacheOptions>
 {
     public void Configure(OutputCacheOptions options)
     {
         var settings = gatewayOptions.ValueOrNew();
-        options.SizeLimit = settings.SizeLimit;
         options.MaximumBodySize = settings.MaximumBodySize;
         foreach (var (name, policy) in settings.Policies)
         {
