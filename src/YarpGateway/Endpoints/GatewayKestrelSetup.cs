@@ -58,6 +58,7 @@ internal sealed partial class GatewayKestrelSetup(IConfiguration configuration, 
                 listen.Use(next => connection =>
                 {
                     GatewayEndpointTag.Set(connection, GatewayEndpointKind.Proxy);
+                    ClientEndPoint.UseIPv4ForIPv4Clients(connection);
                     return next(connection);
                 });
 

@@ -202,6 +202,9 @@ public class StartupTests
         }
 
         Assert.Equal("127.0.0.1", await http.GetStringAsync($"http://127.0.0.1:{proxy.Port}/forwarded-for"));
+
+        // X-Real-IP too: it was ::ffff:127.0.0.1, the dual-stack socket's form of an IPv4 peer.
+        Assert.Equal("127.0.0.1", backend.RequestHeaders.Last()["X-Real-IP"]);
     }
 
     [Theory]
