@@ -14,6 +14,7 @@ using YarpGateway.Health;
 using YarpGateway.LoadBalancing;
 using YarpGateway.Memory;
 using YarpGateway.OutputCaching;
+using YarpGateway.ProxyProtocol;
 using YarpGateway.RateLimiting;
 using YarpGateway.RequestFiltering;
 using YarpGateway.Resilience;
@@ -33,7 +34,7 @@ internal static class GatewayServiceCollectionExtensions
     internal static readonly UnknownSettings.Schema SettingsSchema = new(
         typeof(AdmissionOptions), typeof(GatewayAuthorizationOptions), typeof(GatewayCorsOptions), typeof(DemoBackendsOptions),
         typeof(DiscoveryOptions), typeof(GatewayForwardedHeadersOptions), typeof(HealthOptions), typeof(Http2Options),
-        typeof(MemoryOptions), typeof(GatewayOutputCacheOptions), typeof(GatewayRateLimitingOptions), typeof(RequestFilteringOptions), typeof(ResilienceOptions), typeof(ShutdownOptions),
+        typeof(MemoryOptions), typeof(GatewayOutputCacheOptions), typeof(ProxyProtocolOptions), typeof(GatewayRateLimitingOptions), typeof(RequestFilteringOptions), typeof(ResilienceOptions), typeof(ShutdownOptions),
         typeof(TelemetryOptions), typeof(TransportOptions), typeof(WebSocketProxyOptions));
 
     public static WebApplicationBuilder AddGateway(this WebApplicationBuilder builder)
@@ -105,6 +106,9 @@ internal static class GatewayServiceCollectionExtensions
 
         // Admission: concurrency limits, connection and upgrade throttling.
         services.AddAdmission(builder.Configuration);
+
+        // The client's address from a TCP load balancer's PROXY protocol header, opt-in; after connection admission.
+        services.AddProxyProtocol(builder.Configuration);
 
         // Resilience: timeouts, retries with a budget, outlier ejection.
         services.AddResilience(builder.Configuration);

@@ -19,6 +19,7 @@ internal sealed partial class StartupOnlySections : IDisposable
         "Gateway:RateLimiting",
         "Gateway:OutputCache",
         "Gateway:ForwardedHeaders",
+        "Gateway:ProxyProtocol",
         "Gateway:RequestFiltering",
         "Kestrel",
         "Gateway:Transport",

@@ -58,10 +58,10 @@ internal static class MetricsExport
     /// <summary>
     /// The gateway's own instrument families whose tags are a fixed, short list (a reason, a result)
     /// or none: connections and their admission, the scheduler probes, config reloads, memory
-    /// compactions. A tag that grows with the config (route, cluster, destination) must not be added
+    /// compactions, the PROXY protocol's refusals. A tag that grows with the config (route, cluster, destination) must not be added
     /// to these.
     /// </summary>
-    private static readonly string[] SmallCardinalityPrefixes = ["gateway.connections.", "gateway.connection.", "gateway.connection_admission.", "gateway.scheduler.", "gateway.config.", "gateway.memory.", "gateway.output_cache."];
+    private static readonly string[] SmallCardinalityPrefixes = ["gateway.connections.", "gateway.connection.", "gateway.connection_admission.", "gateway.scheduler.", "gateway.config.", "gateway.memory.", "gateway.output_cache.", "gateway.proxy_protocol."];
 
     /// <summary>
     /// Labels left out of the exported series of instruments measured per destination or per backend
