@@ -50,6 +50,12 @@ internal sealed partial class GatewayKestrelSetup(IConfiguration configuration, 
                 var listen = endpoint.ListenOptions;
                 listeners.Add(GatewayEndpointKind.Proxy, listen);
                 WatchCertificate(ProxyEndpointName, endpoint);
+                // First, so that the features' middleware log and check the address as the requests will see it.
+                listen.Use(next => connection =>
+                {
+                    ClientEndPoint.UseIPv4ForIPv4Clients(connection);
+                    return next(connection);
+                });
                 foreach (var middleware in proxyMiddleware)
                 {
                     listen.Use(next => middleware.Wrap(next, options.Limits));
@@ -58,7 +64,6 @@ internal sealed partial class GatewayKestrelSetup(IConfiguration configuration, 
                 listen.Use(next => connection =>
                 {
                     GatewayEndpointTag.Set(connection, GatewayEndpointKind.Proxy);
-                    ClientEndPoint.UseIPv4ForIPv4Clients(connection);
                     return next(connection);
                 });
 
