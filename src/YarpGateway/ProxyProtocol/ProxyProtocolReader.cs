@@ -61,7 +61,7 @@ internal sealed partial class ProxyProtocolReader : IProxyConnectionMiddleware
         var peer = connection.RemoteEndPoint as IPEndPoint;
         if (_trusted.Length > 0 && (peer is null || !IsTrusted(peer.Address)))
         {
-            Refuse(connection, peer, "untrusted_peer");
+            Refuse(connection, peer, ProxyProtocolRefusal.UntrustedPeer);
             return false;
         }
 
@@ -98,7 +98,7 @@ internal sealed partial class ProxyProtocolReader : IProxyConnectionMiddleware
                 }
                 else if (deadline.IsCancellationRequested && !connection.ConnectionClosed.IsCancellationRequested)
                 {
-                    Refuse(connection, peer, "timeout");
+                    Refuse(connection, peer, ProxyProtocolRefusal.Timeout);
                 }
 
                 return false;
@@ -118,7 +118,7 @@ internal sealed partial class ProxyProtocolReader : IProxyConnectionMiddleware
                     input.AdvanceTo(buffer.Start, buffer.End);
                     if (!buffer.IsEmpty)
                     {
-                        Refuse(connection, peer, "malformed"); // the peer closed in the middle of a header
+                        Refuse(connection, peer, ProxyProtocolRefusal.Malformed); // the peer closed in the middle of a header
                     }
 
                     return false;
@@ -127,7 +127,7 @@ internal sealed partial class ProxyProtocolReader : IProxyConnectionMiddleware
                     return true;
                 case var result:
                     input.AdvanceTo(buffer.Start, buffer.End);
-                    Refuse(connection, peer, result == ProxyProtocolHeader.Result.Missing ? "missing" : "malformed");
+                    Refuse(connection, peer, result == ProxyProtocolHeader.Result.Missing ? ProxyProtocolRefusal.Missing : ProxyProtocolRefusal.Malformed);
                     return false;
             }
         }
@@ -155,22 +155,23 @@ internal sealed partial class ProxyProtocolReader : IProxyConnectionMiddleware
         return false;
     }
 
-    private void Refuse(ConnectionContext connection, IPEndPoint? peer, string reason)
+    private void Refuse(ConnectionContext connection, IPEndPoint? peer, ProxyProtocolRefusal reason)
     {
         _metrics.Refused(reason);
-        if (_throttle.ShouldLog(reason, out var suppressed, LogLevel.Warning))
+        var tag = ProxyProtocolMetrics.Tag(reason);
+        if (_throttle.ShouldLog(tag, out var suppressed, LogLevel.Warning))
         {
-            Log.Refused(_logger, peer?.ToString() ?? "-", reason, suppressed, Advice(reason));
+            Log.Refused(_logger, peer?.ToString() ?? "-", tag, suppressed, Advice(reason));
         }
 
-        connection.Abort(new ConnectionAbortedException($"PROXY protocol: {reason}."));
+        connection.Abort(new ConnectionAbortedException($"PROXY protocol: {tag}."));
     }
 
-    private static string Advice(string reason) => reason switch
+    private static string Advice(ProxyProtocolRefusal reason) => reason switch
     {
-        "missing" => "the connection did not start with a PROXY protocol header; if every connection says so, the load balancer does not send it (turn it on there, or set Gateway:ProxyProtocol:Enabled to false)",
-        "untrusted_peer" => "the peer is not in Gateway:ProxyProtocol:TrustedNetworks; if it is the load balancer, add its network",
-        "timeout" => "no whole header within Kestrel's request headers timeout",
+        ProxyProtocolRefusal.Missing => "the connection did not start with a PROXY protocol header; if every connection says so, the load balancer does not send it (turn it on there, or set Gateway:ProxyProtocol:Enabled to false)",
+        ProxyProtocolRefusal.UntrustedPeer => "the peer is not in Gateway:ProxyProtocol:TrustedNetworks; if it is the load balancer, add its network",
+        ProxyProtocolRefusal.Timeout => "no whole header within Kestrel's request headers timeout",
         _ => "the header does not follow the PROXY protocol (versions 1 and 2), or is longer than 4 KiB",
     };
 

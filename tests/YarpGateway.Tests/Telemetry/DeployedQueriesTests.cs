@@ -20,6 +20,7 @@ public partial class DeployedQueriesTests
         ["gateway_tls_certificate_expiry_seconds"] = "an HTTPS endpoint",
         ["gateway_output_cache_lookups_total"] = "an output-cache policy",
         ["gateway_output_cache_size_bytes"] = "an output-cache policy",
+        ["gateway_proxy_protocol_refused_total"] = "Gateway:ProxyProtocol:Enabled (then at 0 for every reason)",
         ["gateway_websocket_dropped_messages_total"] = "a route's first WebSocket (then at 0)",
         ["gateway_websocket_evictions_total"] = "a route's first WebSocket (then at 0 for every reason)",
     };
