@@ -31,12 +31,13 @@ public class ProxyProtocolTests
         using var socket = new Socket(AddressFamily.InterNetwork, SocketType.Stream, ProtocolType.Tcp) { NoDelay = true };
         using var timeout = new CancellationTokenSource(Bound);
         await socket.ConnectAsync(gateway.ProxyAddress.Host, gateway.ProxyAddress.Port, timeout.Token);
-        await socket.SendAsync(first, timeout.Token);
-        await socket.SendAsync(rest, timeout.Token);
         var received = new MemoryStream();
         var buffer = new byte[4096];
         try
         {
+            // A refused connection may be reset before the second write: that write then fails, as the reads would.
+            await socket.SendAsync(first, timeout.Token);
+            await socket.SendAsync(rest, timeout.Token);
             while (!Encoding.ASCII.GetString(received.ToArray()).Contains("\r\n\r\n", StringComparison.Ordinal) || !received.ToArray().AsSpan().EndsWith("\n"u8))
             {
                 var read = await socket.ReceiveAsync(buffer, timeout.Token);
@@ -50,7 +51,7 @@ public class ProxyProtocolTests
         }
         catch (SocketException)
         {
-            // reset: what a refused connection may get
+            // reset: what a refused connection may get, at a write or a read
         }
 
         return Encoding.ASCII.GetString(received.ToArray());
@@ -160,6 +161,12 @@ public class ProxyProtocolTests
 
         Assert.StartsWith("HTTP/1.1 200", answer, StringComparison.Ordinal);
         Assert.Equal("127.0.0.1", backend.RequestHeaders.Last()["X-Real-IP"]);
+
+        // Every reason is exported from the start (at 0 here), so that the first refusal is a rise an alert sees.
+        using var management = gateway.CreateManagementClient();
+        var scrape = await management.GetStringAsync("/metrics");
+        Assert.All(["missing", "malformed", "untrusted_peer", "timeout"], reason =>
+            Assert.Contains($"gateway_proxy_protocol_refused_total{{reason=\"{reason}\"}} ", scrape, StringComparison.Ordinal));
     }
 
     [Theory]
