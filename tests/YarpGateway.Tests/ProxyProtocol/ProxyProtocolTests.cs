@@ -57,6 +57,16 @@ public class ProxyProtocolTests
         return Encoding.ASCII.GetString(received.ToArray());
     }
 
+    /// <summary>A client's connect that writes <paramref name="header"/> first, as a load balancer would.</summary>
+    private static Func<SocketsHttpConnectionContext, CancellationToken, ValueTask<Stream>> SendingFirst(byte[] header) => async (context, cancellationToken) =>
+    {
+        var socket = new Socket(AddressFamily.InterNetwork, SocketType.Stream, ProtocolType.Tcp) { NoDelay = true };
+        await socket.ConnectAsync(context.DnsEndPoint, cancellationToken);
+        var stream = new NetworkStream(socket, ownsSocket: true);
+        await stream.WriteAsync(header, cancellationToken);
+        return stream;
+    };
+
     private static byte[] Get(string path = "/x") => Encoding.ASCII.GetBytes($"GET {path} HTTP/1.1\r\nHost: gw\r\nX-Forwarded-For: 6.6.6.6\r\nX-Real-IP: 6.6.6.6\r\nConnection: close\r\n\r\n");
 
     [Fact]
@@ -87,14 +97,7 @@ public class ProxyProtocolTests
         var header = ProxyProtocolHeaderTests.V2(0x21, 0x21, body);
         using var client = new HttpClient(new SocketsHttpHandler
         {
-            ConnectCallback = async (context, cancellationToken) =>
-            {
-                var socket = new Socket(AddressFamily.InterNetwork, SocketType.Stream, ProtocolType.Tcp) { NoDelay = true };
-                await socket.ConnectAsync(context.DnsEndPoint, cancellationToken);
-                var stream = new NetworkStream(socket, ownsSocket: true);
-                await stream.WriteAsync(header, cancellationToken);
-                return stream;
-            },
+            ConnectCallback = SendingFirst(header),
         })
         {
             BaseAddress = gateway.ProxyAddress,
@@ -133,14 +136,7 @@ public class ProxyProtocolTests
         using var client = new HttpClient(new SocketsHttpHandler
         {
             SslOptions = { RemoteCertificateValidationCallback = (_, served, _, _) => (served as X509Certificate2)?.Thumbprint == thumbprint },
-            ConnectCallback = async (context, cancellationToken) =>
-            {
-                var socket = new Socket(AddressFamily.InterNetwork, SocketType.Stream, ProtocolType.Tcp) { NoDelay = true };
-                await socket.ConnectAsync(context.DnsEndPoint, cancellationToken);
-                var stream = new NetworkStream(socket, ownsSocket: true);
-                await stream.WriteAsync(header, cancellationToken);
-                return stream;
-            },
+            ConnectCallback = SendingFirst(header),
         })
         { Timeout = Bound };
 
