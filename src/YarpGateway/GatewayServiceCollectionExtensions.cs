@@ -110,6 +110,9 @@ internal static class GatewayServiceCollectionExtensions
         // The client's address from a TCP load balancer's PROXY protocol header, opt-in; after connection admission.
         services.AddProxyProtocol(builder.Configuration);
 
+        // Open connections per client address (off by default), once the client's address is known: after the header.
+        services.AddClientAddressConnectionLimit();
+
         // Resilience: timeouts, retries with a budget, outlier ejection.
         services.AddResilience(builder.Configuration);
 

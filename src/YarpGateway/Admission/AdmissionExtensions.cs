@@ -36,6 +36,17 @@ internal static class AdmissionExtensions
         return services;
     }
 
+    /// <summary>
+    /// The open connections per client address: after <see cref="AddAdmission"/> and the PROXY protocol's reader, so that it
+    /// counts the client's address, not a load balancer's.
+    /// </summary>
+    public static IServiceCollection AddClientAddressConnectionLimit(this IServiceCollection services)
+    {
+        services.AddSingleton<ClientAddressConnectionLimit>();
+        services.AddSingleton<IProxyConnectionMiddleware>(sp => sp.GetRequiredService<ClientAddressConnectionLimit>());
+        return services;
+    }
+
     /// <summary>First in the proxy pipeline: the route's, then the cluster's limit.</summary>
     public static IReverseProxyApplicationBuilder UseRouteAndClusterAdmission(this IReverseProxyApplicationBuilder proxy)
     {

@@ -19,7 +19,7 @@ namespace YarpGateway.Admission;
 internal sealed class AdmissionMetrics : IKnownSeries
 {
     private static readonly double[] WaitBuckets = [0, 0.001, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30];
-    private static readonly string[] ConnectionCloseReasons = ["wait_timeout", "queue_full", "client_gone", "shutdown"];
+    private static readonly string[] ConnectionCloseReasons = ["wait_timeout", "queue_full", "client_gone", "shutdown", ClientAddressConnectionLimit.Reason];
     private static readonly AdmissionRejection[] LimitRejections = [AdmissionRejection.QueueFull, AdmissionRejection.QueueTimeout, AdmissionRejection.ClientGone];
 
     private readonly Counter<long> _rejected;
@@ -78,7 +78,7 @@ internal sealed class AdmissionMetrics : IKnownSeries
             description: "New proxy connections that had to wait for connection admission and were then served.");
         _connectionsClosed = meter.CreateCounter<long>(
             "gateway.connection_admission.closed", unit: "{connection}",
-            description: "New proxy connections closed by connection admission, by reason (wait_timeout, queue_full, client_gone, shutdown).");
+            description: "New proxy connections closed by connection admission, by reason (wait_timeout, queue_full, client_gone, shutdown, client_address_limit).");
         _firstRequestExpired = meter.CreateCounter<long>(
             "gateway.connection_admission.first_request_expired", unit: "{connection}",
             description: "New proxy connections still in their first request after MaxFirstRequestTime: their first-request slot was freed, the connection kept (slow clients, or slow first responses).");

@@ -121,6 +121,15 @@ internal sealed class ConnectionAdmissionOptions
     /// connection too; no limit where the open-file limit is unlimited. Read at start.
     /// </summary>
     public int? MaxOpen { get; set; }
+
+    /// <summary>
+    /// Proxy connections one client may hold open at once (a client is its address, an IPv6 client its /64), as nginx's
+    /// <c>limit_conn</c>; past it, that client's new connection is closed as soon as it has sent its first bytes. 0 (the
+    /// default): no limit. Only where the gateway sees clients' own addresses: behind a load balancer that hides them
+    /// (a Kubernetes Service with <c>externalTrafficPolicy: Cluster</c>), every client shares a few addresses; see
+    /// <c>Gateway:ProxyProtocol</c>.
+    /// </summary>
+    public int MaxPerClientAddress { get; set; }
 }
 
 /// <summary>

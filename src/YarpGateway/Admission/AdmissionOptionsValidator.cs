@@ -25,6 +25,7 @@ internal sealed class AdmissionOptionsValidator : IValidateOptions<AdmissionOpti
         OptionChecks.Positive(errors, Prefix + "Connections:MaxFirstRequestTime", connections.MaxFirstRequestTime);
         OptionChecks.Positive(errors, Prefix + "Connections:MaxWait", connections.MaxWait);
         OptionChecks.NotNegative(errors, Prefix + "Connections:MaxWaiting", connections.MaxWaiting);
+        OptionChecks.NotNegative(errors, Prefix + "Connections:MaxPerClientAddress", connections.MaxPerClientAddress);
         if (connections.MaxOpen is < 1)
         {
             errors.Add($"{Prefix}Connections:MaxOpen must be at least 1, or left out for what the open-file limit allows; got {connections.MaxOpen}.");

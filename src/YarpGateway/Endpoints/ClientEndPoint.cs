@@ -1,4 +1,5 @@
 using System.Net;
+using System.Net.Sockets;
 using Microsoft.AspNetCore.Connections;
 
 namespace YarpGateway.Endpoints;
@@ -18,5 +19,32 @@ internal static class ClientEndPoint
         {
             connection.RemoteEndPoint = new IPEndPoint(mapped.Address.MapToIPv4(), mapped.Port);
         }
+    }
+
+    /// <summary>
+    /// One client's key, for what is counted per client (rate-limit partitions, open connections): an IPv4 address as
+    /// is; an IPv6 address by its /64, which one client usually holds whole (and can pick addresses from at will).
+    /// </summary>
+    public static string Key(IPAddress? address)
+    {
+        if (address is null)
+        {
+            return string.Empty;
+        }
+
+        if (address.IsIPv4MappedToIPv6)
+        {
+            address = address.MapToIPv4();
+        }
+
+        if (address.AddressFamily != AddressFamily.InterNetworkV6)
+        {
+            return address.ToString();
+        }
+
+        Span<byte> bytes = stackalloc byte[16];
+        address.TryWriteBytes(bytes, out _);
+        bytes[8..].Clear();
+        return new IPAddress(bytes).ToString() + "/64";
     }
 }

@@ -72,36 +72,12 @@ internal sealed class PartitionedPolicy
     {
         var key = _kind.Source switch
         {
-            PartitionSource.ClientIp => ClientKey(context.Connection.RemoteIpAddress),
+            PartitionSource.ClientIp => Endpoints.ClientEndPoint.Key(context.Connection.RemoteIpAddress),
             PartitionSource.Header => context.Request.Headers[_kind.Name].ToString(),
             PartitionSource.Claim => context.User.FindFirst(_kind.Name)?.Value ?? string.Empty,
             _ => context.GetEndpoint()?.Metadata.GetMetadata<RouteModel>()?.Config.RouteId ?? string.Empty,
         };
         return key.Length <= MaxKeyLength ? key : "#" + Convert.ToHexString(XxHash128.Hash(Encoding.UTF8.GetBytes(key)));
-    }
-
-    /// <summary>An IPv4 address as is; an IPv6 address by its /64, which one client usually holds whole.</summary>
-    internal static string ClientKey(IPAddress? address)
-    {
-        if (address is null)
-        {
-            return string.Empty;
-        }
-
-        if (address.IsIPv4MappedToIPv6)
-        {
-            address = address.MapToIPv4();
-        }
-
-        if (address.AddressFamily != AddressFamily.InterNetworkV6)
-        {
-            return address.ToString();
-        }
-
-        Span<byte> bytes = stackalloc byte[16];
-        address.TryWriteBytes(bytes, out _);
-        bytes[8..].Clear();
-        return new IPAddress(bytes).ToString() + "/64";
     }
 
     private CountedLimiter Create(string key)

@@ -34,7 +34,7 @@ public class PolicyParsingTests
     [InlineData("2001:db8:1:2:aaaa:bbbb:cccc:dddd", "2001:db8:1:2::/64")]
     [InlineData("2001:db8:1:2::1", "2001:db8:1:2::/64")]
     public void AClient_IsItsIPv4Address_OrItsIPv6Slash64(string address, string key)
-        => Assert.Equal(key, PartitionedPolicy.ClientKey(IPAddress.Parse(address)));
+        => Assert.Equal(key, YarpGateway.Endpoints.ClientEndPoint.Key(IPAddress.Parse(address)));
 
     [Fact]
     public void Scopes_AreFoundSpaceSeparatedOrOnePerClaim_AndAllAreRequired()

@@ -1,0 +1,106 @@
+using System.Collections.Concurrent;
+using System.Net;
+using Microsoft.AspNetCore.Connections;
+using Microsoft.AspNetCore.Server.Kestrel.Core;
+using YarpGateway.Configuration;
+using YarpGateway.Endpoints;
+using YarpGateway.Telemetry;
+
+namespace YarpGateway.Admission;
+
+/// <summary>
+/// <see cref="ConnectionAdmissionOptions.MaxPerClientAddress"/>: the proxy connections each client address holds open,
+/// counted from when connection admission has let the connection in (its first bytes) and, with the PROXY protocol,
+/// once its header named the client; a connection past the limit is closed at once, counted as
+/// <c>client_address_limit</c> and logged at most once a second. One source opening connections as fast as it can (a
+/// flood, a client in a reconnect loop, a WebSocket hoarder) then holds at most that many, not the whole pod. The limit
+/// is read per connection (a reload applies to new ones); off, a connection costs one read of it.
+/// </summary>
+internal sealed partial class ClientAddressConnectionLimit(ReloadableOptions<AdmissionOptions> options, AdmissionMetrics metrics, TimeProvider timeProvider,
+    ILogger<ClientAddressConnectionLimit> logger) : IProxyConnectionMiddleware
+{
+    internal const string Reason = "client_address_limit";
+
+    private readonly ConcurrentDictionary<string, int> _open = new(StringComparer.Ordinal);
+    private readonly LogThrottle _throttle = new(timeProvider, logger);
+
+    /// <summary>Client addresses holding a connection now (tests).</summary>
+    internal int Addresses => _open.Count;
+
+    public ConnectionDelegate Wrap(ConnectionDelegate next, KestrelServerLimits limits) => connection =>
+    {
+        var max = options.Current.Connections.MaxPerClientAddress;
+        if (max <= 0 || connection.RemoteEndPoint is not IPEndPoint peer)
+        {
+            return next(connection);
+        }
+
+        var key = ClientEndPoint.Key(peer.Address);
+        if (!TryOpen(key, max))
+        {
+            metrics.ConnectionAdmissionClosed(Reason, TimeSpan.Zero);
+            if (_throttle.ShouldLog(Reason, out var suppressed, LogLevel.Warning))
+            {
+                Log.LimitReached(logger, key, max, suppressed);
+            }
+
+            connection.Abort(new ConnectionAbortedException($"Connection admission: {Reason}."));
+            return Task.CompletedTask;
+        }
+
+        return RunAsync(connection, next, key);
+    };
+
+    private async Task RunAsync(ConnectionContext connection, ConnectionDelegate next, string key)
+    {
+        try
+        {
+            await next(connection);
+        }
+        finally
+        {
+            Closed(key);
+        }
+    }
+
+    private bool TryOpen(string key, int max)
+    {
+        while (true)
+        {
+            if (_open.TryGetValue(key, out var open))
+            {
+                if (open >= max)
+                {
+                    return false;
+                }
+
+                if (_open.TryUpdate(key, open + 1, open))
+                {
+                    return true;
+                }
+            }
+            else if (_open.TryAdd(key, 1))
+            {
+                return true;
+            }
+        }
+    }
+
+    // The address's entry goes with its last connection, so the dictionary holds only addresses with one open.
+    private void Closed(string key)
+    {
+        while (_open.TryGetValue(key, out var open))
+        {
+            if (open <= 1 ? _open.TryRemove(KeyValuePair.Create(key, open)) : _open.TryUpdate(key, open - 1, open))
+            {
+                return;
+            }
+        }
+    }
+
+    private static partial class Log
+    {
+        [LoggerMessage(1, LogLevel.Warning, "Closed a new connection from {Client}: it holds {Limit} open proxy connections, Gateway:Admission:Connections:MaxPerClientAddress ({Suppressed} more since the last line).", EventName = "ClientAddressConnectionLimitReached")]
+        public static partial void LimitReached(ILogger logger, string client, int limit, long suppressed);
+    }
+}
