@@ -237,6 +237,13 @@ internal sealed class AdmissionMetrics : IKnownSeries
         }
     }
 
+    /// <summary>A new connection closed because its client held <see cref="ConnectionAdmissionOptions.MaxPerClientAddress"/>: it waited for nothing, so no wait is recorded.</summary>
+    public void ClientAddressLimited()
+    {
+        Interlocked.Increment(ref _connectionsRefused);
+        _connectionsClosed.Add(1, new KeyValuePair<string, object?>("reason", ClientAddressConnectionLimit.Reason));
+    }
+
     private static TagList UpgradeRateTags() => new() { { "limit", "upgrade" }, { "name", "global" }, { "reason", AdmissionRejection.UpgradeRate.ToTag() } };
 
     private static TagList Tags(ConcurrencyLimit limit) => Tags(limit.Kind, limit.Name);

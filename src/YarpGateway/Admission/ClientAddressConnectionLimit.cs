@@ -38,7 +38,7 @@ internal sealed partial class ClientAddressConnectionLimit(ReloadableOptions<Adm
         var key = ClientEndPoint.Key(peer.Address);
         if (!TryOpen(key, max))
         {
-            metrics.ConnectionAdmissionClosed(Reason, TimeSpan.Zero);
+            metrics.ClientAddressLimited();
             if (_throttle.ShouldLog(Reason, out var suppressed, LogLevel.Warning))
             {
                 Log.LimitReached(logger, key, max, suppressed);
