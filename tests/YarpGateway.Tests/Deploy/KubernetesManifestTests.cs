@@ -222,4 +222,21 @@ public class KubernetesManifestTests(ITestOutputHelper output)
         Assert.Contains("\"Discovery\": \"Dns\"", json, StringComparison.Ordinal);
         Assert.Contains(Scalar(headless, "metadata", "name") + ".", json, StringComparison.Ordinal);
     }
+
+    [Fact]
+    public async Task TheLoadBalancerExample_KeepsClientsAddresses_AndSelectsTheGatewaysProxyPort()
+    {
+        var document = new YamlStream();
+        using (var reader = new StringReader(await File.ReadAllTextAsync(Path.Combine(ManifestFolder, "examples", "service-loadbalancer.yaml"))))
+        {
+            document.Load(reader);
+        }
+
+        var service = (YamlMappingNode)document.Documents.Single().RootNode;
+        Assert.Equal("LoadBalancer", Scalar(service, "spec", "type"));
+        Assert.Equal("Local", Scalar(service, "spec", "externalTrafficPolicy"));
+        Assert.Equal("yarpgateway", Scalar(service, "spec", "selector", "app.kubernetes.io/name"));
+        var port = (YamlMappingNode)((YamlSequenceNode)((YamlMappingNode)service["spec"])["ports"]).Single();
+        Assert.Equal("proxy", ((YamlScalarNode)port["targetPort"]).Value);
+    }
 }
