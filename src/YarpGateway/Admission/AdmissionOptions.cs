@@ -123,8 +123,9 @@ internal sealed class ConnectionAdmissionOptions
     public int? MaxOpen { get; set; }
 
     /// <summary>
-    /// Proxy connections one client may hold open at once (a client is its address, an IPv6 client its /64), as nginx's
-    /// <c>limit_conn</c>; past it, that client's new connection is closed as soon as it has sent its first bytes. 0 (the
+    /// Proxy connections one client may hold open at once (a client is its address, an IPv6 client its /64), in the manner
+    /// of nginx's <c>limit_conn</c> (which counts only connections with a request in progress; this counts every open one
+    /// from its first bytes on); past it, that client's new connection is closed as soon as it has sent them. 0 (the
     /// default): no limit. Only where the gateway sees clients' own addresses: behind a load balancer that hides them
     /// (a Kubernetes Service with <c>externalTrafficPolicy: Cluster</c>), every client shares a few addresses; see
     /// <c>Gateway:ProxyProtocol</c>.

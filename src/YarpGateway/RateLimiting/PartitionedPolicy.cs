@@ -1,7 +1,5 @@
 using System.Collections.Concurrent;
 using System.IO.Hashing;
-using System.Net;
-using System.Net.Sockets;
 using System.Text;
 using System.Threading.RateLimiting;
 using Yarp.ReverseProxy.Model;
