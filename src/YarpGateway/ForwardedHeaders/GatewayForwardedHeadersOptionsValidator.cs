@@ -1,5 +1,6 @@
 using System.Net;
 using Microsoft.Extensions.Options;
+using YarpGateway.Configuration;
 
 namespace YarpGateway.ForwardedHeaders;
 
@@ -13,10 +14,7 @@ internal sealed class GatewayForwardedHeadersOptionsValidator : IValidateOptions
         var errors = new List<string>();
         foreach (var network in options.KnownNetworks)
         {
-            // .NET clears host bits silently (10.1.2.3/8 reads as 10.0.0.0/8), which would trust far more than
-            // the operator may have meant; such a network is refused here.
-            var slash = network?.IndexOf('/', StringComparison.Ordinal) ?? -1;
-            if (slash < 0 || !IPNetwork.TryParse(network, out var parsed) || !IPAddress.TryParse(network.AsSpan(0, slash), out var address) || !parsed.BaseAddress.Equals(address))
+            if (!OptionChecks.TryParseNetwork(network, out _))
             {
                 errors.Add($"{Prefix}KnownNetworks: '{network}' is not a network in CIDR notation (10.0.0.0/8) with no host bits set.");
             }

@@ -30,7 +30,7 @@ internal sealed partial class ProxyProtocolReader : IProxyConnectionMiddleware
         var trusted = new List<IPNetwork>();
         foreach (var text in options.Value.TrustedNetworks)
         {
-            if (ProxyProtocolOptionsValidator.TryParseNetwork(text, out var network))
+            if (Configuration.OptionChecks.TryParseNetwork(text, out var network))
             {
                 trusted.Add(network); // validated at start: every one parses
             }
@@ -141,9 +141,9 @@ internal sealed partial class ProxyProtocolReader : IProxyConnectionMiddleware
         }
     }
 
+    // The peer is in its IPv4 form already (ClientEndPoint runs first on a proxy connection).
     private bool IsTrusted(IPAddress address)
     {
-        address = address.IsIPv4MappedToIPv6 ? address.MapToIPv4() : address;
         foreach (var network in _trusted)
         {
             if (network.Contains(address))
