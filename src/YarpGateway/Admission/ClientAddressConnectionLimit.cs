@@ -1,4 +1,3 @@
-using System.Collections.Concurrent;
 using System.Net;
 using Microsoft.AspNetCore.Connections;
 using Microsoft.AspNetCore.Server.Kestrel.Core;
@@ -21,11 +20,11 @@ internal sealed partial class ClientAddressConnectionLimit(ReloadableOptions<Adm
 {
     internal const string Reason = "client_address_limit";
 
-    private readonly ConcurrentDictionary<string, int> _open = new(StringComparer.Ordinal);
+    private readonly CountsByKey _open = new();
     private readonly LogThrottle _throttle = new(timeProvider, logger);
 
     /// <summary>Client addresses holding a connection now (tests).</summary>
-    internal int Addresses => _open.Count;
+    internal int Addresses => _open.Keys;
 
     public ConnectionDelegate Wrap(ConnectionDelegate next, KestrelServerLimits limits) => connection =>
     {
@@ -36,7 +35,7 @@ internal sealed partial class ClientAddressConnectionLimit(ReloadableOptions<Adm
         }
 
         var key = ClientEndPoint.Key(peer.Address);
-        if (!TryOpen(key, max))
+        if (!_open.TryAdd(key, max, out _))
         {
             metrics.ClientAddressLimited();
             if (_throttle.ShouldLog(Reason, out var suppressed, LogLevel.Warning))
@@ -59,42 +58,7 @@ internal sealed partial class ClientAddressConnectionLimit(ReloadableOptions<Adm
         }
         finally
         {
-            Closed(key);
-        }
-    }
-
-    private bool TryOpen(string key, int max)
-    {
-        while (true)
-        {
-            if (_open.TryGetValue(key, out var open))
-            {
-                if (open >= max)
-                {
-                    return false;
-                }
-
-                if (_open.TryUpdate(key, open + 1, open))
-                {
-                    return true;
-                }
-            }
-            else if (_open.TryAdd(key, 1))
-            {
-                return true;
-            }
-        }
-    }
-
-    // The address's entry goes with its last connection, so the dictionary holds only addresses with one open.
-    private void Closed(string key)
-    {
-        while (_open.TryGetValue(key, out var open))
-        {
-            if (open <= 1 ? _open.TryRemove(KeyValuePair.Create(key, open)) : _open.TryUpdate(key, open - 1, open))
-            {
-                return;
-            }
+            _open.Remove(key); // the address's entry goes with its last connection
         }
     }
 

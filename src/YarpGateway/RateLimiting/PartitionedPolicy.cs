@@ -1,4 +1,3 @@
-using System.Collections.Concurrent;
 using System.IO.Hashing;
 using System.Text;
 using System.Threading.RateLimiting;
@@ -21,7 +20,7 @@ internal sealed class PartitionedPolicy
     private readonly RateLimitPolicySettings _settings;
     private readonly PartitionKind _kind;
     // Limiters alive per key: the middleware may create a key's new limiter before it disposes the old one.
-    private readonly ConcurrentDictionary<string, int> _live = new(StringComparer.Ordinal);
+    private readonly CountsByKey _live = new();
     private readonly Func<string, RateLimiter> _factory;
     private readonly Action<PartitionedPolicy>? _overflowing;
     private int _count;
@@ -56,7 +55,7 @@ internal sealed class PartitionedPolicy
     public RateLimitPartition<string> Partition(HttpContext context)
     {
         var key = KeyOf(context);
-        if (Volatile.Read(ref _count) >= _settings.MaxPartitions && !_live.ContainsKey(key))
+        if (Volatile.Read(ref _count) >= _settings.MaxPartitions && !_live.Contains(key))
         {
             Interlocked.Increment(ref _overflowed);
             _overflowing?.Invoke(this);
@@ -80,7 +79,7 @@ internal sealed class PartitionedPolicy
 
     private CountedLimiter Create(string key)
     {
-        if (_live.AddOrUpdate(key, 1, static (_, n) => n + 1) == 1)
+        if (_live.TryAdd(key, int.MaxValue, out var first) && first)
         {
             Interlocked.Increment(ref _count);
         }
@@ -90,17 +89,9 @@ internal sealed class PartitionedPolicy
 
     private void Release(string key)
     {
-        while (_live.TryGetValue(key, out var n))
+        if (_live.Remove(key))
         {
-            if (n == 1 ? _live.TryRemove(new KeyValuePair<string, int>(key, 1)) : _live.TryUpdate(key, n - 1, n))
-            {
-                if (n == 1)
-                {
-                    Interlocked.Decrement(ref _count);
-                }
-
-                return;
-            }
+            Interlocked.Decrement(ref _count);
         }
     }
 
