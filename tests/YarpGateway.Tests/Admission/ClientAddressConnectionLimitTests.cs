@@ -1,4 +1,3 @@
-using System.Net;
 using System.Net.Sockets;
 using System.Text;
 using System.Text.Json.Nodes;
@@ -22,37 +21,23 @@ public class ClientAddressConnectionLimitTests
         return config;
     }
 
-    /// <summary>A keep-alive connection from <paramref name="local"/> that has sent one request; its answer's status line, or "" when it was closed unanswered.</summary>
+    /// <summary>A keep-alive connection from <paramref name="local"/> that has sent one request (after a PROXY protocol header naming <paramref name="client"/>, when given); its answer's status line, or "" when it was closed unanswered.</summary>
     private static async Task<(Socket Socket, string Status)> ConnectAndAskAsync(GatewayUnderTest gateway, string local, string? client = null)
     {
-        var socket = new Socket(AddressFamily.InterNetwork, SocketType.Stream, ProtocolType.Tcp) { NoDelay = true };
-        socket.Bind(new IPEndPoint(IPAddress.Parse(local), 0));
-        using var timeout = new CancellationTokenSource(Bound);
-        await socket.ConnectAsync(gateway.ProxyAddress.Host, gateway.ProxyAddress.Port, timeout.Token);
-        var received = new StringBuilder();
-        var buffer = new byte[4096];
+        var socket = await RawSocket.ConnectAsync(gateway.ProxyAddress, local);
+        var head = "";
         try
         {
             var header = client is null ? "" : $"PROXY TCP4 {client} 10.0.0.1 40000 443\r\n";
-            await socket.SendAsync(Encoding.ASCII.GetBytes(header + "GET /x HTTP/1.1\r\nHost: gw\r\n\r\n"), timeout.Token);
-            while (!received.ToString().Contains("\r\n\r\n", StringComparison.Ordinal))
-            {
-                var read = await socket.ReceiveAsync(buffer, timeout.Token);
-                if (read == 0)
-                {
-                    break;
-                }
-
-                received.Append(Encoding.ASCII.GetString(buffer, 0, read));
-            }
+            await socket.SendAsync(Encoding.ASCII.GetBytes(header + "GET /x HTTP/1.1\r\nHost: gw\r\n\r\n"));
+            head = await RawSocket.ReceiveResponseHeadAsync(socket);
         }
         catch (SocketException)
         {
             // reset: a refused connection's
         }
 
-        var text = received.ToString();
-        return (socket, text.Length == 0 ? "" : text[..text.IndexOf('\r', StringComparison.Ordinal)]);
+        return (socket, head.Length == 0 ? "" : head[..head.IndexOf('\r', StringComparison.Ordinal)]);
     }
 
     [Fact]

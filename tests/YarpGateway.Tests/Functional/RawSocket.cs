@@ -5,9 +5,15 @@ namespace YarpGateway.Tests.Functional;
 /// <summary>Plain TCP to the gateway, for bytes no HTTP client would send.</summary>
 internal static class RawSocket
 {
-    public static async Task<Socket> ConnectAsync(Uri address)
+    /// <summary>A connection to <paramref name="address"/>, from <paramref name="local"/> (any 127.x address is loopback) when given.</summary>
+    public static async Task<Socket> ConnectAsync(Uri address, string? local = null)
     {
         var socket = new Socket(AddressFamily.InterNetwork, SocketType.Stream, ProtocolType.Tcp) { NoDelay = true };
+        if (local is not null)
+        {
+            socket.Bind(new System.Net.IPEndPoint(System.Net.IPAddress.Parse(local), 0));
+        }
+
         using var cts = new CancellationTokenSource(TimeSpan.FromSeconds(5));
         await socket.ConnectAsync(address.Host, address.Port, cts.Token);
         return socket;
