@@ -49,6 +49,10 @@ internal static class ConfigChanges
         => string.Join('\n', configuration.GetSection(section).AsEnumerable().Where(kv => kv.Value is not null)
             .OrderBy(kv => kv.Key, StringComparer.Ordinal).Select(kv => $"{kv.Key}={kv.Value}"));
 
+    /// <summary>Captured keys (<see cref="Capture"/>) in one string, in key order: equal strings mean equal keys and values.</summary>
+    public static string Snapshot(IReadOnlyDictionary<string, string> keys)
+        => string.Join('\n', keys.OrderBy(kv => kv.Key, StringComparer.Ordinal).Select(kv => $"{kv.Key}={kv.Value}"));
+
     /// <summary>
     /// <see cref="Capture"/>, or null when the section no longer matches <paramref name="snapshot"/> once it is read: a file
     /// was read again meanwhile (SIGHUP reads each file in turn, and the watcher may read the same one), so the keys could

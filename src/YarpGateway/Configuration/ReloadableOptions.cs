@@ -8,7 +8,9 @@ namespace YarpGateway.Configuration;
 /// only if it binds and validates; otherwise the last good value stays in force and the problem is
 /// logged once and counted in <c>gateway.config.reloads{result="rejected"}</c>.
 /// Read <see cref="Current"/> on the request path, never <see cref="IOptionsMonitor{TOptions}.CurrentValue"/>:
-/// after an invalid edit the monitor throws on every read.
+/// after an invalid edit the monitor throws on every read. A section that a reload applies only in part says which keys
+/// it applies (<see cref="AppliedKeys"/>): a reload is then logged and counted, and <see cref="Changed"/> raised, only
+/// when one of them changed.
 /// </summary>
 internal sealed partial class ReloadableOptions<TOptions> : IDisposable
     where TOptions : class, new()
@@ -18,6 +20,7 @@ internal sealed partial class ReloadableOptions<TOptions> : IDisposable
     private readonly ConfigMetrics _metrics;
     private readonly ILogger _logger;
     private readonly string _section;
+    private readonly AppliedKeys? _appliedKeysOf;
     private readonly IDisposable _subscription;
     private readonly Lock _gate = new();
     private volatile TOptions _current;
@@ -25,8 +28,9 @@ internal sealed partial class ReloadableOptions<TOptions> : IDisposable
     private IReadOnlyDictionary<string, string> _appliedKeys;
     private string? _lastRejection;
 
-    public ReloadableOptions(IOptionsFactory<TOptions> factory, IConfiguration configuration, ConfigMetrics metrics, ILoggerFactory loggerFactory, string section)
+    public ReloadableOptions(IOptionsFactory<TOptions> factory, IConfiguration configuration, ConfigMetrics metrics, ILoggerFactory loggerFactory, string section, AppliedKeys? appliedKeys = null)
     {
+        _appliedKeysOf = appliedKeys;
         _factory = factory;
         _configuration = configuration;
         _metrics = metrics;
@@ -34,7 +38,7 @@ internal sealed partial class ReloadableOptions<TOptions> : IDisposable
         _section = section;
         _current = CreateOrDefault(factory);
         _appliedSnapshot = Snapshot();
-        _appliedKeys = ConfigChanges.Capture(configuration, section);
+        _appliedKeys = AppliedOf(ConfigChanges.Capture(configuration, section), applied: null);
         _subscription = ChangeToken.OnChange(configuration.GetReloadToken, Reload);
     }
 
@@ -86,10 +90,17 @@ internal sealed partial class ReloadableOptions<TOptions> : IDisposable
             }
 
             _lastRejection = null;
-            var changes = ConfigChanges.Describe(_appliedKeys, keys, ConfigChanges.ValuesExceptSecrets);
+            var applied = AppliedOf(keys, _appliedKeys);
+            var changes = ConfigChanges.Describe(_appliedKeys, applied, ConfigChanges.ValuesExceptSecrets);
+            var appliesAny = ConfigChanges.Snapshot(applied) != ConfigChanges.Snapshot(_appliedKeys);
             _appliedSnapshot = snapshot;
-            _appliedKeys = keys;
+            _appliedKeys = applied;
             _current = next;
+            if (!appliesAny)
+            {
+                return; // only what is read at start-up changed (StartupOnlySections says so)
+            }
+
             _metrics.Reloaded(applied: true);
             Log.Applied(_logger, _section, changes.Length > 0 ? changes : ConfigChanges.OnlyCase);
         }
@@ -111,6 +122,9 @@ internal sealed partial class ReloadableOptions<TOptions> : IDisposable
             return new TOptions();
         }
     }
+
+    private IReadOnlyDictionary<string, string> AppliedOf(IReadOnlyDictionary<string, string> keys, IReadOnlyDictionary<string, string>? applied)
+        => _appliedKeysOf is null ? keys : _appliedKeysOf(keys, applied);
 
     private string Snapshot() => ConfigChanges.Snapshot(_configuration, _section);
 

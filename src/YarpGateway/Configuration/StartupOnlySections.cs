@@ -7,7 +7,8 @@ namespace YarpGateway.Configuration;
 /// scheme (which ASP.NET Core builds once), Kestrel's endpoints and limits, the socket transport, and
 /// the settings of reloadable sections that Kestrel or the meter provider takes at start. A reload
 /// that changes one is not applied; it is logged once per change, so that an operator who edited it
-/// knows a restart is what applies it.
+/// knows a restart is what applies it. Of <c>Gateway:RateLimiting</c>, which policies exist and how each is partitioned
+/// (the rest of it reloads).
 /// </summary>
 internal sealed partial class StartupOnlySections : IDisposable
 {
@@ -16,7 +17,6 @@ internal sealed partial class StartupOnlySections : IDisposable
         "Authentication",
         "Gateway:Authorization",
         "Gateway:Cors",
-        "Gateway:RateLimiting",
         "Gateway:OutputCache",
         "Gateway:ForwardedHeaders",
         "Gateway:ProxyProtocol",
@@ -34,6 +34,16 @@ internal sealed partial class StartupOnlySections : IDisposable
         "Gateway:Telemetry:Otlp",
     ];
 
+    /// <summary>
+    /// What is read at start-up, and how to read it: its snapshot (equal strings, nothing changed; a key's own value
+    /// included) and its keys relative to the section (for the log line).
+    /// </summary>
+    private static readonly (string Section, Func<IConfiguration, string> Snapshot, Func<IConfiguration, IReadOnlyDictionary<string, string>> Capture)[] Parts =
+    [
+        .. Sections.Select(section => (section, (Func<IConfiguration, string>)(c => ConfigChanges.Snapshot(c, section)), (Func<IConfiguration, IReadOnlyDictionary<string, string>>)(c => ConfigChanges.Capture(c, section)))),
+        (RateLimiting.RateLimitPolicyKeys.ReadAtStartPart, c => ConfigChanges.Snapshot(RateLimiting.RateLimitPolicyKeys.ReadAtStart(c)), RateLimiting.RateLimitPolicyKeys.ReadAtStart),
+    ];
+
     private readonly IConfiguration _configuration;
     private readonly ILogger<StartupOnlySections> _logger;
     private readonly Dictionary<string, string> _started;
@@ -46,9 +56,9 @@ internal sealed partial class StartupOnlySections : IDisposable
     {
         _configuration = configuration;
         _logger = logger;
-        _started = Sections.ToDictionary(s => s, Snapshot, StringComparer.Ordinal);
+        _started = Parts.ToDictionary(p => p.Section, p => p.Snapshot(configuration), StringComparer.Ordinal);
+        _reportedKeys = Parts.ToDictionary(p => p.Section, p => p.Capture(configuration), StringComparer.Ordinal);
         _reported = new Dictionary<string, string>(_started, StringComparer.Ordinal);
-        _reportedKeys = Sections.ToDictionary(s => s, s => ConfigChanges.Capture(configuration, s), StringComparer.Ordinal);
         _subscription = ChangeToken.OnChange(configuration.GetReloadToken, Check);
     }
 
@@ -61,20 +71,21 @@ internal sealed partial class StartupOnlySections : IDisposable
                 return; // a broken file is not an edit of these sections (the proxy configuration's rejection says which file)
             }
 
-            foreach (var section in Sections)
+            foreach (var (section, snapshot, capture) in Parts)
             {
-                var now = Snapshot(section);
+                var now = snapshot(_configuration);
                 if (now == _reported[section])
                 {
                     continue;
                 }
 
-                // Key names only: the authentication section holds signing keys.
-                if (ConfigChanges.CaptureIfUnchanged(_configuration, section, now) is not { } keys)
+                var keys = capture(_configuration);
+                if (snapshot(_configuration) != now)
                 {
                     return; // a file was read again meanwhile: its reload waits for the gate and reads it all
                 }
 
+                // Key names only: the authentication section holds signing keys.
                 var changes = ConfigChanges.Describe(_reportedKeys[section], keys, ConfigChanges.NoValues);
                 _reported[section] = now;
                 _reportedKeys[section] = keys;
@@ -89,8 +100,6 @@ internal sealed partial class StartupOnlySections : IDisposable
             }
         }
     }
-
-    private string Snapshot(string section) => ConfigChanges.Snapshot(_configuration, section);
 
     public void Dispose() => _subscription.Dispose();
 

@@ -2,7 +2,8 @@ namespace YarpGateway.RateLimiting;
 
 /// <summary>
 /// <c>Gateway:RateLimiting</c>: the rate-limit policies a route names in <c>RateLimiterPolicy</c>,
-/// built on System.Threading.RateLimiting and ASP.NET Core's rate-limiting middleware. Read at start-up.
+/// built on System.Threading.RateLimiting and ASP.NET Core's rate-limiting middleware. The limits reload; which
+/// policies exist and their <see cref="RateLimitPolicySettings.PartitionBy"/> are read at start-up (<see cref="RateLimitPolicyKeys"/>).
 /// </summary>
 internal sealed class GatewayRateLimitingOptions
 {
@@ -61,4 +62,10 @@ internal sealed class RateLimitPolicySettings
     /// (about 30 MB at most).
     /// </summary>
     public int MaxPartitions { get; set; } = 100_000;
+
+    /// <summary>Whether <paramref name="other"/> sets the same limits (all but <see cref="PartitionBy"/>).</summary>
+    public bool SameLimitsAs(RateLimitPolicySettings other)
+        => Kind == other.Kind && PermitLimit == other.PermitLimit && Window == other.Window && SegmentsPerWindow == other.SegmentsPerWindow
+            && TokensPerPeriod == other.TokensPerPeriod && ReplenishmentPeriod == other.ReplenishmentPeriod && QueueLimit == other.QueueLimit
+            && MaxPartitions == other.MaxPartitions;
 }

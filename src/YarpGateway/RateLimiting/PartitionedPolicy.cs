@@ -10,19 +10,20 @@ namespace YarpGateway.RateLimiting;
 /// The number of live partitions is bounded by <see cref="RateLimitPolicySettings.MaxPartitions"/>:
 /// once reached, a request whose key has no partition yet goes to one shared overflow partition (with
 /// the same limits), so a flood of distinct addresses or header values costs one limiter, not one each.
-/// Keys longer than 64 characters are kept as a 128-bit hash.
+/// Keys longer than 64 characters are kept as a 128-bit hash. A reload's new limits (<see cref="Apply"/>) go to new
+/// partitions: each key starts afresh under them, and the previous limiters go once idle, as any partition does.
 /// </summary>
 internal sealed class PartitionedPolicy
 {
     public const string OverflowKey = "\0overflow";
     private const int MaxKeyLength = 64;
 
-    private readonly RateLimitPolicySettings _settings;
     private readonly PartitionKind _kind;
     // Limiters alive per key: the middleware may create a key's new limiter before it disposes the old one.
     private readonly CountsByKey _live = new();
-    private readonly Func<string, RateLimiter> _factory;
     private readonly Action<PartitionedPolicy>? _overflowing;
+    private readonly Lock _applying = new();
+    private volatile Limits _limits;
     private int _count;
     private long _overflowed;
 
@@ -31,20 +32,22 @@ internal sealed class PartitionedPolicy
     {
         _overflowing = overflowing;
         Name = name;
-        _settings = settings;
         if (!PartitionKind.TryParse(settings.PartitionBy, out _kind))
         {
             throw new ArgumentException($"PartitionBy '{settings.PartitionBy}' is not valid.", nameof(settings));
         }
 
-        _factory = Create;
+        _limits = new Limits(this, settings, generation: 0);
     }
 
     public string Name { get; }
 
     public PartitionKind Kind => _kind;
 
-    public int MaxPartitions => _settings.MaxPartitions;
+    public int MaxPartitions => _limits.Settings.MaxPartitions;
+
+    /// <summary>The limits in force for new requests: those the policy started with, or the last <see cref="Apply"/>'s.</summary>
+    public RateLimitPolicySettings Settings => _limits.Settings;
 
     /// <summary>Partitions alive now (the overflow partition included).</summary>
     public int Partitions => Volatile.Read(ref _count);
@@ -52,17 +55,38 @@ internal sealed class PartitionedPolicy
     /// <summary>Requests sent to the overflow partition since the last call (the first one's included).</summary>
     public long TakeOverflowed() => Interlocked.Exchange(ref _overflowed, 0);
 
+    /// <summary>
+    /// Applies a reload's limits to new requests (the partitioning stays as it started). No change when they are the same
+    /// limits, so an edit elsewhere in the section does not restart every key's count.
+    /// </summary>
+    /// <returns>Whether the limits changed.</returns>
+    public bool Apply(RateLimitPolicySettings settings)
+    {
+        lock (_applying)
+        {
+            var current = _limits;
+            if (current.Settings.SameLimitsAs(settings))
+            {
+                return false;
+            }
+
+            _limits = new Limits(this, settings, current.Generation + 1);
+            return true;
+        }
+    }
+
     public RateLimitPartition<string> Partition(HttpContext context)
     {
-        var key = KeyOf(context);
-        if (Volatile.Read(ref _count) >= _settings.MaxPartitions && !_live.Contains(key))
+        var limits = _limits;
+        var key = limits.KeyFor(KeyOf(context));
+        if (Volatile.Read(ref _count) >= limits.Settings.MaxPartitions && !_live.Contains(key))
         {
             Interlocked.Increment(ref _overflowed);
             _overflowing?.Invoke(this);
-            key = OverflowKey;
+            key = limits.KeyFor(OverflowKey);
         }
 
-        return new RateLimitPartition<string>(key, _factory);
+        return new RateLimitPartition<string>(key, limits.Factory);
     }
 
     internal string KeyOf(HttpContext context)
@@ -77,14 +101,14 @@ internal sealed class PartitionedPolicy
         return key.Length <= MaxKeyLength ? key : "#" + Convert.ToHexString(XxHash128.Hash(Encoding.UTF8.GetBytes(key)));
     }
 
-    private CountedLimiter Create(string key)
+    private CountedLimiter Create(string key, RateLimitPolicySettings settings)
     {
         if (_live.TryAdd(key, int.MaxValue, out var first) && first)
         {
             Interlocked.Increment(ref _count);
         }
 
-        return new CountedLimiter(CreateLimiter(_settings), () => Release(key));
+        return new CountedLimiter(CreateLimiter(settings), () => Release(key));
     }
 
     private void Release(string key)
@@ -130,4 +154,30 @@ internal sealed class PartitionedPolicy
             AutoReplenishment = false,
         }),
     };
+
+    /// <summary>
+    /// One set of limits and the partitions made under it. After a reload a key's partition is a new one (the generation
+    /// before the key), so that a client already being limited gets the new limits at its next request, not once its old
+    /// limiter idles out.
+    /// </summary>
+    private sealed class Limits
+    {
+        private readonly string _prefix;
+
+        public Limits(PartitionedPolicy policy, RateLimitPolicySettings settings, int generation)
+        {
+            Settings = settings;
+            Generation = generation;
+            _prefix = generation == 0 ? string.Empty : generation.ToString(System.Globalization.CultureInfo.InvariantCulture) + "\0";
+            Factory = key => policy.Create(key, settings);
+        }
+
+        public RateLimitPolicySettings Settings { get; }
+
+        public int Generation { get; }
+
+        public Func<string, RateLimiter> Factory { get; }
+
+        public string KeyFor(string key) => _prefix.Length == 0 ? key : _prefix + key;
+    }
 }

@@ -11,6 +11,12 @@ internal static class RateLimitingExtensions
     {
         services.AddOptions<GatewayRateLimitingOptions>().Bind(configuration.GetSection(GatewayRateLimitingOptions.SectionName));
         services.AddSingleton<IValidateOptions<GatewayRateLimitingOptions>, GatewayRateLimitingOptionsValidator>();
+        services.AddSingleton(sp =>
+        {
+            var started = sp.GetRequiredService<IOptions<GatewayRateLimitingOptions>>().ValueOrNew().Policies.Keys.ToArray();
+            AppliedKeys live = (keys, applied) => RateLimitPolicyKeys.Live(started, keys, applied);
+            return ActivatorUtilities.CreateInstance<ReloadableOptions<GatewayRateLimitingOptions>>(sp, GatewayRateLimitingOptions.SectionName, live);
+        });
         services.AddSingleton<RateLimitRejections>();
         services.AddSingleton<RateLimitPolicies>();
         services.AddSingleton<RateLimitingMetrics>();

@@ -130,7 +130,7 @@ public class RoutePolicyConfigTests
             () => gateway.Logs.Lines.Any(l => l.Contains("'new-policy' is not a policy under Gateway:RateLimiting:Policies (defined: limited)", StringComparison.Ordinal)
                 && l.Contains("a new one takes a restart", StringComparison.Ordinal)),
             TimeSpan.FromSeconds(5)), "no rejection line naming the policy");
-        static bool NeedsRestart(string l) => l.Contains("SectionNeedsRestart", StringComparison.Ordinal) && l.Contains("Gateway:RateLimiting changed", StringComparison.Ordinal);
+        static bool NeedsRestart(string l) => l.Contains("SectionNeedsRestart", StringComparison.Ordinal) && l.Contains(RateLimiting.RateLimitPolicyKeys.ReadAtStartPart + " changed", StringComparison.Ordinal) && l.Contains("Changed: Policies:new-policy: added.", StringComparison.Ordinal);
         Assert.True(await Eventually.TrueAsync(() => gateway.Logs.Lines.Any(NeedsRestart), TimeSpan.FromSeconds(5)), "no SectionNeedsRestart line");
         Assert.Single(gateway.Logs.Lines, NeedsRestart);
         for (var i = 0; i < 3; i++)
