@@ -29,6 +29,11 @@ internal static class ConfigChanges
     private static bool NamesASecret(string key)
     {
         var name = key.AsSpan(key.LastIndexOf(Separator) + 1);
+        if (name.Equals("TokensPerPeriod", StringComparison.OrdinalIgnoreCase))
+        {
+            return false; // a rate limit's bucket refill, which a reload applies: its value is what the operator wants to see
+        }
+
         foreach (var word in (ReadOnlySpan<string>)["key", "secret", "password", "token", "credential"])
         {
             if (name.Contains(word, StringComparison.OrdinalIgnoreCase))

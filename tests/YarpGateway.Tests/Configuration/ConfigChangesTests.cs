@@ -83,6 +83,15 @@ public class ConfigChangesTests
     }
 
     [Fact]
+    public void ARateLimitsTokensPerPeriod_ShowsItsValue()
+    {
+        var before = new Dictionary<string, string>(StringComparer.OrdinalIgnoreCase) { ["Policies:p:TokensPerPeriod"] = "100" };
+        var after = new Dictionary<string, string>(StringComparer.OrdinalIgnoreCase) { ["Policies:p:TokensPerPeriod"] = "1000" };
+
+        Assert.Equal("Policies:p:TokensPerPeriod: '100' -> '1000'", ConfigChanges.Describe(before, after, ConfigChanges.ValuesExceptSecrets));
+    }
+
+    [Fact]
     public void ManyChanges_ShowTheFirstTen_AndCountTheRest()
     {
         var after = Edit(a =>
