@@ -7,8 +7,8 @@ namespace YarpGateway.Configuration;
 /// scheme (which ASP.NET Core builds once), Kestrel's endpoints and limits, the socket transport, and
 /// the settings of reloadable sections that Kestrel or the meter provider takes at start. A reload
 /// that changes one is not applied; it is logged once per change, so that an operator who edited it
-/// knows a restart is what applies it. Of <c>Gateway:RateLimiting</c>, which policies exist and how each is partitioned
-/// (the rest of it reloads).
+/// knows a restart is what applies it. Of <c>Gateway:Cors</c>, whether it has any policy; of <c>Gateway:RateLimiting</c>,
+/// which policies exist and how each is partitioned (the rest of both reloads).
 /// </summary>
 internal sealed partial class StartupOnlySections : IDisposable
 {
@@ -16,7 +16,6 @@ internal sealed partial class StartupOnlySections : IDisposable
     [
         "Authentication",
         "Gateway:Authorization",
-        "Gateway:Cors",
         "Gateway:OutputCache",
         "Gateway:ForwardedHeaders",
         "Gateway:ProxyProtocol",
@@ -41,8 +40,17 @@ internal sealed partial class StartupOnlySections : IDisposable
     private static readonly (string Section, Func<IConfiguration, string> Snapshot, Func<IConfiguration, IReadOnlyDictionary<string, string>> Capture)[] Parts =
     [
         .. Sections.Select(section => (section, (Func<IConfiguration, string>)(c => ConfigChanges.Snapshot(c, section)), (Func<IConfiguration, IReadOnlyDictionary<string, string>>)(c => ConfigChanges.Capture(c, section)))),
+        (CorsPoliciesAtStart, c => ConfigChanges.Snapshot(AnyCorsPolicy(c)), AnyCorsPolicy),
         (RateLimiting.RateLimitPolicyKeys.ReadAtStartPart, c => ConfigChanges.Snapshot(RateLimiting.RateLimitPolicyKeys.ReadAtStart(c)), RateLimiting.RateLimitPolicyKeys.ReadAtStart),
     ];
+
+    /// <summary>Of <c>Gateway:Cors</c>, what is read at start-up: whether it has a policy (and so the CORS middleware runs).</summary>
+    internal const string CorsPoliciesAtStart = Cors.GatewayCorsOptions.SectionName + " (whether it has any policy)";
+
+    private static Dictionary<string, string> AnyCorsPolicy(IConfiguration configuration)
+        => configuration.GetSection(Cors.GatewayCorsOptions.SectionName + ":Policies").GetChildren().Any()
+            ? new Dictionary<string, string> { ["Policies"] = "defined" }
+            : new Dictionary<string, string>();
 
     private readonly IConfiguration _configuration;
     private readonly ILogger<StartupOnlySections> _logger;

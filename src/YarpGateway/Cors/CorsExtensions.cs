@@ -1,6 +1,6 @@
 using Microsoft.AspNetCore.Cors;
 using Microsoft.AspNetCore.Cors.Infrastructure;
-using Microsoft.Extensions.Options;
+using Microsoft.Extensions.DependencyInjection.Extensions;
 using YarpGateway.Configuration;
 
 namespace YarpGateway.Cors;
@@ -10,9 +10,9 @@ internal static class CorsExtensions
 {
     public static IServiceCollection AddGatewayCors(this IServiceCollection services, IConfiguration configuration)
     {
-        services.AddOptions<GatewayCorsOptions>().Bind(configuration.GetSection(GatewayCorsOptions.SectionName));
-        services.AddSingleton<IValidateOptions<GatewayCorsOptions>, GatewayCorsOptionsValidator>();
-        services.AddSingleton<IConfigureOptions<CorsOptions>, CorsPolicySetup>();
+        services.AddReloadableOptions<GatewayCorsOptions, GatewayCorsOptionsValidator>(configuration, GatewayCorsOptions.SectionName);
+        services.AddCors();
+        services.Replace(ServiceDescriptor.Singleton<ICorsPolicyProvider, GatewayCorsPolicyProvider>());
         services.AddSingleton<CorsRule>();
         services.AddSingleton<IProxyConfigRule>(sp => sp.GetRequiredService<CorsRule>());
         return services;

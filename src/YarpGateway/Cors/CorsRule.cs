@@ -5,9 +5,10 @@ using YarpGateway.Configuration;
 namespace YarpGateway.Cors;
 
 /// <summary>
-/// A route's <c>CorsPolicy</c> must name a policy under <c>Gateway:Cors:Policies</c> (<c>Default</c>
-/// included), or be <c>Disable</c>; with no policy configured no CORS middleware runs, and any
-/// <c>CorsPolicy</c> is an error (ASP.NET Core would answer 500 to every request of the route).
+/// A route's <c>CorsPolicy</c> must name a policy under <c>Gateway:Cors:Policies</c> (<c>Default</c> included), or be
+/// <c>Disable</c>. Policies reload, so a route may name one saved in the same edit; but with no policy at start-up no CORS
+/// middleware runs, and any <c>CorsPolicy</c> is an error until a restart (ASP.NET Core would answer 500 to every
+/// request of the route).
 /// </summary>
 internal sealed class CorsRule(IOptions<GatewayCorsOptions> options, IConfiguration configuration) : IProxyConfigRule
 {
@@ -19,16 +20,18 @@ internal sealed class CorsRule(IOptions<GatewayCorsOptions> options, IConfigurat
             return;
         }
 
-        var policies = Policies();
-        if (policies.Count == 0)
+        if (!Enabled)
         {
             errors.Add(new ConfigError(key + ":CorsPolicy",
-                $"'{policy}': no CORS policies are configured under {GatewayCorsOptions.SectionName}:Policies (read at start-up); define one, or remove CorsPolicy and let the backend answer CORS."));
+                $"'{policy}': no CORS policies were configured under {GatewayCorsOptions.SectionName}:Policies at start-up, so no CORS middleware runs; define one and restart, or remove CorsPolicy and let the backend answer CORS."));
+            return;
         }
-        else if (!RoutePolicyNames.Is(policy, RoutePolicyNames.Disable) && !policies.ContainsKey(policy))
+
+        var policies = OnDisk();
+        if (!RoutePolicyNames.Is(policy, RoutePolicyNames.Disable) && !policies.ContainsKey(policy))
         {
             errors.Add(new ConfigError(key + ":CorsPolicy",
-                $"'{policy}' is not a policy under {GatewayCorsOptions.SectionName}:Policies ({RoutePolicyNames.Describe(policies.Keys)}); \"Disable\" turns CORS off. Policies are read at start-up: a new one takes a restart."));
+                $"'{policy}' is not a policy under {GatewayCorsOptions.SectionName}:Policies ({RoutePolicyNames.Describe(policies.Keys)}); \"Disable\" turns CORS off."));
         }
     }
 
@@ -36,7 +39,20 @@ internal sealed class CorsRule(IOptions<GatewayCorsOptions> options, IConfigurat
     {
     }
 
-    internal bool Enabled => Policies().Count > 0;
+    /// <summary>Whether policies were configured at start-up, and so the CORS middleware runs.</summary>
+    internal bool Enabled => options.ValueOrUnvalidated(configuration, GatewayCorsOptions.SectionName).Policies.Count > 0;
 
-    private Dictionary<string, CorsPolicySettings> Policies() => options.ValueOrUnvalidated(configuration, GatewayCorsOptions.SectionName).Policies;
+    // The policies as saved, so that an edit adding a policy and a route naming it is one valid edit (an invalid
+    // section is rejected on its own, and logged; a route naming a policy it would add then gets no CORS header).
+    private Dictionary<string, CorsPolicySettings> OnDisk()
+    {
+        try
+        {
+            return configuration.GetSection(GatewayCorsOptions.SectionName).Get<GatewayCorsOptions>()?.Policies ?? new();
+        }
+        catch (InvalidOperationException)
+        {
+            return new();
+        }
+    }
 }

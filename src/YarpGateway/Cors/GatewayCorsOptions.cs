@@ -2,7 +2,8 @@ namespace YarpGateway.Cors;
 
 /// <summary>
 /// <c>Gateway:Cors</c>: the CORS policies a route names in <c>CorsPolicy</c>. A policy named
-/// <c>Default</c> is what a route's <c>"CorsPolicy": "Default"</c> uses. Read at start-up.
+/// <c>Default</c> is what a route's <c>"CorsPolicy": "Default"</c> uses. Reloads (<see cref="GatewayCorsPolicyProvider"/>);
+/// whether any policy exists is read at start-up.
 /// </summary>
 internal sealed class GatewayCorsOptions
 {

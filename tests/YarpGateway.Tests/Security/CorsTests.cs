@@ -23,7 +23,7 @@ public class CorsTests
         return await GatewayUnderTest.StartAsync(config);
     }
 
-    private static HttpRequestMessage Preflight(string origin, string method) => new(HttpMethod.Options, "/x")
+    private static HttpRequestMessage Preflight(string origin, string method, string path = "/x") => new(HttpMethod.Options, path)
     {
         Headers =
         {
@@ -111,4 +111,68 @@ public class CorsTests
         Assert.Equal(HttpStatusCode.NoContent, response.StatusCode);
         Assert.Equal("*", Assert.Single(response.Headers.GetValues("Access-Control-Allow-Origin")));
     }
+
+    [Fact]
+    public async Task AnOriginAdded_OrAPolicyAndARouteNamingIt_ApplyToTheNextPreflight_WithoutARestart()
+    {
+        await using var backend = await TestBackend.StartAsync("a");
+        var config = ProxyConfigJson.CatchAll("RoundRobin", (backend, null));
+        config["ReverseProxy"]!["Routes"]!["all"]!["CorsPolicy"] = "web";
+        config["Gateway"] = JsonNode.Parse($$"""{ "Cors": { "Policies": { "web": { "Origins": [ "{{App}}" ] } } } }""");
+        await using var gateway = await StartAsync(config);
+        using var client = gateway.CreateProxyClient();
+        const string Added = "https://new.example.com", Partner = "https://partner.example.com";
+        using (var before = await client.SendAsync(Preflight(Added, "POST")))
+        {
+            Assert.False(before.Headers.Contains("Access-Control-Allow-Origin"));
+        }
+
+        config["Gateway"]!["Cors"]!["Policies"]!["web"]!["Origins"]!.AsArray().Add(Added);
+        gateway.WriteConfig(config);
+        Assert.True(await Eventually.TrueAsync(() => gateway.Logs.Lines.Any(l => l.Contains($"[OptionsReloaded] Gateway:Cors reloaded. Changed: Policies:web:Origins:1: added ('{Added}')", StringComparison.Ordinal)), TimeSpan.FromSeconds(10)),
+            string.Join("\n", gateway.Logs.Lines));
+        using (var after = await client.SendAsync(Preflight(Added, "POST")))
+        {
+            Assert.Equal(Added, Assert.Single(after.Headers.GetValues("Access-Control-Allow-Origin")));
+        }
+
+        // A new policy and a route naming it, saved together: one valid edit.
+        config["Gateway"]!["Cors"]!["Policies"]!["partner"] = JsonNode.Parse($$"""{ "Origins": [ "{{Partner}}" ] }""");
+        config["ReverseProxy"]!["Routes"]!["partner"] = JsonNode.Parse("""{ "ClusterId": "c1", "CorsPolicy": "partner", "Match": { "Path": "/partner/{**rest}" } }""");
+        gateway.WriteConfig(config);
+        Assert.True(await Eventually.TrueAsync(async () =>
+        {
+            using var response = await client.SendAsync(Preflight(Partner, "POST", "/partner/x"));
+            return response.Headers.TryGetValues("Access-Control-Allow-Origin", out var origins) && origins.Single() == Partner;
+        }, TimeSpan.FromSeconds(10)), string.Join("\n", gateway.Logs.Lines));
+        using (var web = await client.SendAsync(Preflight(Partner, "POST")))
+        {
+            Assert.False(web.Headers.Contains("Access-Control-Allow-Origin")); // the other route's policy is its own
+        }
+
+        Assert.Equal(0, gateway.Counter("gateway.config.reloads|result=rejected"));
+        Assert.Equal(0, backend.Requests);
+    }
+
+    [Fact]
+    public async Task WithNoPolicyAtStart_TheFirstOneTakesARestart_AndSaysSo()
+    {
+        await using var backend = await TestBackend.StartAsync("a");
+        var config = ProxyConfigJson.CatchAll("RoundRobin", (backend, null));
+        await using var gateway = await StartAsync(config);
+
+        config["Gateway"] = JsonNode.Parse($$"""{ "Cors": { "Policies": { "web": { "Origins": [ "{{App}}" ] } } } }""");
+        config["ReverseProxy"]!["Routes"]!["all"]!["CorsPolicy"] = "web";
+        gateway.WriteConfig(config);
+
+        Assert.True(await Eventually.TrueAsync(
+            () => gateway.Logs.Lines.Any(l => l.Contains("no CORS policies were configured under Gateway:Cors:Policies at start-up", StringComparison.Ordinal))
+                && gateway.Logs.Lines.Any(l => l.Contains("[SectionNeedsRestart] Gateway:Cors (whether it has any policy) changed", StringComparison.Ordinal) && l.Contains("Changed: Policies: added.", StringComparison.Ordinal)),
+            TimeSpan.FromSeconds(10)), string.Join("\n", gateway.Logs.Lines));
+        using var client = gateway.CreateProxyClient();
+        using var response = await client.GetAsync("/x");
+        Assert.Equal(HttpStatusCode.OK, response.StatusCode); // the last good routes keep serving
+    }
+
+    private static Task<GatewayUnderTest> StartAsync(JsonObject config) => GatewayUnderTest.StartAsync(config);
 }

@@ -12,7 +12,7 @@ public class RoutePolicyConfigTests
     [Theory]
     [InlineData("AuthorizationPolicy", "Default", "no authentication is configured")]
     [InlineData("AuthorizationPolicy", "orders-write", "no authentication is configured")]
-    [InlineData("CorsPolicy", "Disable", "no CORS policies are configured")]
+    [InlineData("CorsPolicy", "Disable", "no CORS policies were configured")]
     [InlineData("RateLimiterPolicy", "per-client", "not a policy under Gateway:RateLimiting:Policies (none are defined)")]
     [InlineData("OutputCachePolicy", "short", "not a policy under Gateway:OutputCache:Policies (none are defined)")]
     public async Task WithNothingConfigured_ARoutePolicy_IsOneClearError_NotA500PerRequest(string field, string value, string message)
