@@ -7,8 +7,9 @@ namespace YarpGateway.Configuration;
 /// scheme (which ASP.NET Core builds once), Kestrel's endpoints and limits, the socket transport, and
 /// the settings of reloadable sections that Kestrel or the meter provider takes at start. A reload
 /// that changes one is not applied; it is logged once per change, so that an operator who edited it
-/// knows a restart is what applies it. Of <c>Gateway:Cors</c>, whether it has any policy; of <c>Gateway:RateLimiting</c>,
-/// which policies exist and how each is partitioned (the rest of both reloads).
+/// knows a restart is what applies it. Of <c>Gateway:Cors</c>, whether it has any policy; of <c>Gateway:OutputCache</c>,
+/// which policies exist and its sizes; of <c>Gateway:RateLimiting</c>, which policies exist and how each is partitioned
+/// (the rest of these reloads).
 /// </summary>
 internal sealed partial class StartupOnlySections : IDisposable
 {
@@ -16,7 +17,6 @@ internal sealed partial class StartupOnlySections : IDisposable
     [
         "Authentication",
         "Gateway:Authorization",
-        "Gateway:OutputCache",
         "Gateway:ForwardedHeaders",
         "Gateway:ProxyProtocol",
         "Gateway:RequestFiltering",
@@ -41,6 +41,7 @@ internal sealed partial class StartupOnlySections : IDisposable
     [
         .. Sections.Select(section => (section, (Func<IConfiguration, string>)(c => ConfigChanges.Snapshot(c, section)), (Func<IConfiguration, IReadOnlyDictionary<string, string>>)(c => ConfigChanges.Capture(c, section)))),
         (CorsPoliciesAtStart, c => ConfigChanges.Snapshot(AnyCorsPolicy(c)), AnyCorsPolicy),
+        (OutputCaching.OutputCachePolicies.ReadAtStartPart, c => ConfigChanges.Snapshot(OutputCaching.OutputCachePolicies.ReadAtStart(c)), OutputCaching.OutputCachePolicies.ReadAtStart),
         (RateLimiting.RateLimitPolicyKeys.ReadAtStartPart, c => ConfigChanges.Snapshot(RateLimiting.RateLimitPolicyKeys.ReadAtStart(c)), RateLimiting.RateLimitPolicyKeys.ReadAtStart),
     ];
 
@@ -48,7 +49,7 @@ internal sealed partial class StartupOnlySections : IDisposable
     internal const string CorsPoliciesAtStart = Cors.GatewayCorsOptions.SectionName + " (whether it has any policy)";
 
     private static Dictionary<string, string> AnyCorsPolicy(IConfiguration configuration)
-        => configuration.GetSection(Cors.GatewayCorsOptions.SectionName + ":Policies").GetChildren().Any()
+        => PolicyKeys.Names(configuration.GetSection(Cors.GatewayCorsOptions.SectionName)).Any()
             ? new Dictionary<string, string> { ["Policies"] = "defined" }
             : new Dictionary<string, string>();
 

@@ -27,6 +27,7 @@ internal static class CorsExtensions
     {
         if (app.Services.GetRequiredService<CorsRule>().Enabled)
         {
+            _ = app.Services.GetRequiredService<ICorsPolicyProvider>(); // now: a reload before the first request applies too
             app.UseWhen(static context => context.GetEndpoint()?.Metadata.GetMetadata<ICorsMetadata>() is not null, static branch => branch.UseCors());
         }
     }

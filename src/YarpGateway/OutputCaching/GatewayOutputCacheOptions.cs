@@ -2,7 +2,8 @@ namespace YarpGateway.OutputCaching;
 
 /// <summary>
 /// <c>Gateway:OutputCache</c>: the output-cache policies a route names in <c>OutputCachePolicy</c>, on
-/// ASP.NET Core's output-caching middleware and its in-memory store. Read at start-up.
+/// ASP.NET Core's output-caching middleware and its in-memory store. The policies' settings reload
+/// (<see cref="OutputCachePolicies"/>); which policies exist and the sizes are read at start-up.
 /// </summary>
 internal sealed class GatewayOutputCacheOptions
 {

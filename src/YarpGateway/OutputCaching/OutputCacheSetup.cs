@@ -14,22 +14,10 @@ internal sealed class OutputCacheSetup(IOptions<GatewayOutputCacheOptions> gatew
     {
         var settings = gatewayOptions.ValueOrNew();
         options.MaximumBodySize = settings.MaximumBodySize;
-        foreach (var (name, policy) in settings.Policies)
+        foreach (var name in settings.Policies.Keys)
         {
-            var p = policy ?? new OutputCachePolicySettings();
-            options.AddPolicy(name, builder =>
-            {
-                builder.Expire(p.Duration).SetLocking(p.Locking).AddPolicy<BackendCacheControlPolicy>();
-                if (p.VaryByQuery.Count > 0)
-                {
-                    builder.SetVaryByQuery([.. p.VaryByQuery]);
-                }
-
-                if (p.VaryByHeader.Count > 0)
-                {
-                    builder.SetVaryByHeader([.. p.VaryByHeader]);
-                }
-            });
+            // The policy's own settings reload (ReloadableOutputCachePolicy); the names are ASP.NET Core's, read once.
+            options.AddPolicy(name, builder => builder.AddPolicy<ReloadableOutputCachePolicy>().AddPolicy<BackendCacheControlPolicy>());
         }
     }
 }

@@ -11,6 +11,14 @@ internal static class OutputCachingExtensions
     {
         services.AddOptions<GatewayOutputCacheOptions>().Bind(configuration.GetSection(GatewayOutputCacheOptions.SectionName));
         services.AddSingleton<IValidateOptions<GatewayOutputCacheOptions>, GatewayOutputCacheOptionsValidator>();
+        services.AddSingleton(sp =>
+        {
+            var started = sp.GetRequiredService<IOptions<GatewayOutputCacheOptions>>().ValueOrNew().Policies.Keys.ToArray();
+            AppliedKeys live = (keys, applied) => OutputCachePolicies.Live(started, keys, applied);
+            return ActivatorUtilities.CreateInstance<ReloadableOptions<GatewayOutputCacheOptions>>(sp, GatewayOutputCacheOptions.SectionName, live);
+        });
+        services.AddSingleton<OutputCachePolicies>();
+        services.AddSingleton<ReloadableOutputCachePolicy>();
         services.AddSingleton<IProxyConfigRule, OutputCacheRule>();
         // Before AddOutputCache, which adds ASP.NET Core's own store only when none is registered.
         services.AddSingleton<OutputCacheMemoryStore>();
@@ -30,6 +38,7 @@ internal static class OutputCachingExtensions
         if (app.Services.GetRequiredService<IOptions<GatewayOutputCacheOptions>>().ValueOrNew().Policies.Count > 0)
         {
             app.Services.GetRequiredService<OutputCacheMetrics>();
+            app.Services.GetRequiredService<OutputCachePolicies>(); // now: a reload before the first request applies too
             app.UseOutputCache();
         }
     }

@@ -14,6 +14,9 @@ public class StartupOnlySectionsTests
     [InlineData("Gateway:Telemetry:Otlp:Endpoint", "http://collector:4317", "Gateway:Telemetry:Otlp", "Endpoint: added")]
     [InlineData("Gateway:Telemetry:PerRequestGauges", "true", "Gateway:Telemetry:PerRequestGauges", "Gateway:Telemetry:PerRequestGauges")]
     [InlineData("Gateway:Telemetry:MaxSeriesPerMetric", "10000", "Gateway:Telemetry:MaxSeriesPerMetric", "Gateway:Telemetry:MaxSeriesPerMetric")]
+    [InlineData("Gateway:OutputCache:SizeLimit", "1000", "Gateway:OutputCache (which policies exist, SizeLimit and MaximumBodySize)", "SizeLimit: added")]
+    [InlineData("Gateway:OutputCache:Policies:p:Duration", "00:00:10", "Gateway:OutputCache (which policies exist, SizeLimit and MaximumBodySize)", "Policies: added")]
+    [InlineData("Gateway:Cors:Policies:web:Origins:0", "https://a.example", "Gateway:Cors (whether it has any policy)", "Policies: added")]
     public void AnEditOfWhatIsReadAtStart_IsLoggedOnce_AndItsReturnToo(string key, string value, string section, string changed)
     {
         var configuration = new ConfigurationBuilder().AddInMemoryCollection(new Dictionary<string, string?>
@@ -42,12 +45,20 @@ public class StartupOnlySectionsTests
     [Fact]
     public void AnEditOfALiveSetting_IsNotReported()
     {
-        var configuration = new ConfigurationBuilder().AddInMemoryCollection(new Dictionary<string, string?>()).Build();
+        var configuration = new ConfigurationBuilder().AddInMemoryCollection(new Dictionary<string, string?>
+        {
+            ["Gateway:OutputCache:Policies:p:Duration"] = "00:01:00",
+            ["Gateway:Cors:Policies:web:Origins:0"] = "https://a.example",
+            ["Gateway:RateLimiting:Policies:r:PermitLimit"] = "5",
+        }).Build();
         var logs = new CapturingLoggerProvider();
         using var factory = LoggerFactory.Create(builder => builder.AddProvider(logs));
         using var sections = new StartupOnlySections(configuration, factory.CreateLogger<StartupOnlySections>());
 
         configuration["Gateway:Admission:Global:MaxConcurrency"] = "50";
+        configuration["Gateway:OutputCache:Policies:p:Duration"] = "00:00:30";
+        configuration["Gateway:Cors:Policies:web:Origins:1"] = "https://b.example";
+        configuration["Gateway:RateLimiting:Policies:r:PermitLimit"] = "7";
         configuration["Gateway:Telemetry:SaturationLogInterval"] = "00:00:30";
         configuration.Reload();
 

@@ -270,6 +270,40 @@ public class OutputCacheTests
         Assert.Equal(1, backend.Requests);
     }
 
+    [Fact]
+    public async Task APolicysVaryList_Reloads_AndAPolicyAddedSaysItTakesARestart()
+    {
+        await using var backend = await TestBackend.StartAsync("a");
+        var config = ProxyConfigJson.CatchAll("RoundRobin", (backend, null));
+        config["ReverseProxy"]!["Routes"]!["all"]!["OutputCachePolicy"] = "short";
+        config["Gateway"] = JsonNode.Parse("""{ "OutputCache": { "Policies": { "short": { "Duration": "00:05:00", "VaryByQuery": [ "id" ] } } } }""");
+        await using var gateway = await GatewayUnderTest.StartAsync(config);
+        using var client = gateway.CreateProxyClient();
+        await GetAllAsync(client, "/page?id=1&bust=1", "/page?id=1&bust=2");
+        Assert.Equal(1, backend.Requests);
+
+        config["Gateway"]!["OutputCache"]!["Policies"]!["short"]!["VaryByQuery"] = new JsonArray();
+        config["Gateway"]!["OutputCache"]!["Policies"]!["other"] = JsonNode.Parse("""{ "Duration": "00:00:10" }""");
+        gateway.WriteConfig(config);
+        Assert.True(await Eventually.TrueAsync(
+            () => gateway.Logs.Lines.Any(l => l.Contains("[OptionsReloaded] Gateway:OutputCache reloaded. Changed: Policies:short:VaryByQuery: removed.", StringComparison.Ordinal))
+                && gateway.Logs.Lines.Any(l => l.Contains("[SectionNeedsRestart] Gateway:OutputCache (which policies exist, SizeLimit and MaximumBodySize) changed", StringComparison.Ordinal) && l.Contains("Changed: Policies:other: added.", StringComparison.Ordinal)),
+            TimeSpan.FromSeconds(10)), string.Join("\n", gateway.Logs.Lines));
+
+        // Every query parameter makes its own entry now: bust=3 misses once, then hits.
+        await GetAllAsync(client, "/page?id=1&bust=3", "/page?id=1&bust=3", "/page?id=1&bust=4");
+        Assert.Equal(3, backend.Requests);
+    }
+
+    private static async Task GetAllAsync(HttpClient client, params string[] paths)
+    {
+        foreach (var path in paths)
+        {
+            using var response = await client.GetAsync(path);
+            Assert.Equal(HttpStatusCode.OK, response.StatusCode);
+        }
+    }
+
     /// <summary>A gateway whose catch-all route to <paramref name="backend"/> has the output-cache policy <paramref name="policy"/>, defined as <paramref name="settings"/>.</summary>
     private static Task<GatewayUnderTest> StartAsync(TestBackend backend, string policy, string settings)
     {

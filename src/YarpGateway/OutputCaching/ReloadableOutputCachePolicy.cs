@@ -1,0 +1,38 @@
+using Microsoft.AspNetCore.OutputCaching;
+
+namespace YarpGateway.OutputCaching;
+
+/// <summary>
+/// A route's policy's own settings, read for each request from the last good ones (<see cref="OutputCachePolicies"/>):
+/// how long an entry is served, which query parameters and headers key it, and locking. ASP.NET Core's middleware keeps
+/// the policies it was given at start-up, so each named policy is ASP.NET Core's default policy (only GET and HEAD, only
+/// 200, ...), then this one, which does what the builder's expiration, vary and locking policies would, then
+/// <see cref="BackendCacheControlPolicy"/>. The route's policy is the one YARP named in its endpoint's metadata.
+/// </summary>
+internal sealed class ReloadableOutputCachePolicy(OutputCachePolicies policies) : IOutputCachePolicy
+{
+    public ValueTask CacheRequestAsync(OutputCacheContext context, CancellationToken cancellation)
+    {
+        if (context.HttpContext.GetEndpoint()?.Metadata.GetMetadata<OutputCacheAttribute>()?.PolicyName is { } name
+            && policies.Current(name) is { } settings)
+        {
+            context.ResponseExpirationTimeSpan = settings.Duration;
+            context.AllowLocking = settings.Locking;
+            if (settings.QueryKeys.Count > 0)
+            {
+                context.CacheVaryByRules.QueryKeys = settings.QueryKeys; // in place of the default policy's "*": every parameter
+            }
+
+            if (settings.HeaderNames.Count > 0)
+            {
+                context.CacheVaryByRules.HeaderNames = settings.HeaderNames;
+            }
+        }
+
+        return ValueTask.CompletedTask;
+    }
+
+    public ValueTask ServeFromCacheAsync(OutputCacheContext context, CancellationToken cancellation) => ValueTask.CompletedTask;
+
+    public ValueTask ServeResponseAsync(OutputCacheContext context, CancellationToken cancellation) => ValueTask.CompletedTask;
+}
