@@ -26,4 +26,24 @@ internal static class ReloadableOptionsExtensions
         services.AddSingleton(sp => ActivatorUtilities.CreateInstance<ReloadableOptions<TOptions>>(sp, section));
         return services;
     }
+
+    /// <summary>
+    /// For a section of named route policies whose settings reload while which policies exist is read at start-up: bound,
+    /// validated (start-up lists every error), and reloadable in the policies the gateway started with, but for
+    /// <paramref name="readAtStart"/>, a setting of each that takes a restart (<see cref="PolicyKeys.Live"/>).
+    /// </summary>
+    public static IServiceCollection AddReloadablePolicyOptions<TOptions, TValidator>(this IServiceCollection services, IConfiguration configuration, string section, Func<TOptions, IEnumerable<string>> policyNames, string? readAtStart = null)
+        where TOptions : class, new()
+        where TValidator : class, IValidateOptions<TOptions>
+    {
+        services.AddOptions<TOptions>().Bind(configuration.GetSection(section));
+        services.AddSingleton<IValidateOptions<TOptions>, TValidator>();
+        services.AddSingleton(sp =>
+        {
+            var started = policyNames(sp.GetRequiredService<IOptions<TOptions>>().ValueOrNew()).ToArray();
+            AppliedKeys live = (keys, applied) => PolicyKeys.Live(started, keys, applied, readAtStart);
+            return ActivatorUtilities.CreateInstance<ReloadableOptions<TOptions>>(sp, section, live);
+        });
+        return services;
+    }
 }

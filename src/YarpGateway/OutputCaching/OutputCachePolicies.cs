@@ -6,7 +6,7 @@ namespace YarpGateway.OutputCaching;
 
 /// <summary>
 /// The configured policies' settings, from <c>Gateway:OutputCache:Policies</c>, for <see cref="ReloadableOutputCachePolicy"/>.
-/// A reload's settings apply to the policies the gateway started with (<see cref="Live"/> says what a reload applies); a
+/// A reload's settings apply to the policies the gateway started with (<see cref="PolicyKeys.Live"/>); a
 /// policy added or removed, <c>SizeLimit</c> and <c>MaximumBodySize</c> take a restart.
 /// </summary>
 internal sealed class OutputCachePolicies : IDisposable
@@ -26,10 +26,6 @@ internal sealed class OutputCachePolicies : IDisposable
 
     /// <summary>The settings in force for the policy named <paramref name="name"/>; null for a name the gateway did not start with.</summary>
     public PolicySettings? Current(string name) => _policies.GetValueOrDefault(name);
-
-    /// <summary>What a reload applies: the settings of the policies the gateway started with.</summary>
-    public static IReadOnlyDictionary<string, string> Live(IReadOnlyCollection<string> started, IReadOnlyDictionary<string, string> keys, IReadOnlyDictionary<string, string>? applied)
-        => PolicyKeys.Live(started, keys, applied);
 
     /// <summary>What is read at start-up: which policies exist, and the sizes (the store and ASP.NET Core's middleware take them once).</summary>
     public static IReadOnlyDictionary<string, string> ReadAtStart(IConfiguration configuration)

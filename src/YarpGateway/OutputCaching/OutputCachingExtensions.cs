@@ -9,14 +9,8 @@ internal static class OutputCachingExtensions
 {
     public static IServiceCollection AddGatewayOutputCache(this IServiceCollection services, IConfiguration configuration)
     {
-        services.AddOptions<GatewayOutputCacheOptions>().Bind(configuration.GetSection(GatewayOutputCacheOptions.SectionName));
-        services.AddSingleton<IValidateOptions<GatewayOutputCacheOptions>, GatewayOutputCacheOptionsValidator>();
-        services.AddSingleton(sp =>
-        {
-            var started = sp.GetRequiredService<IOptions<GatewayOutputCacheOptions>>().ValueOrNew().Policies.Keys.ToArray();
-            AppliedKeys live = (keys, applied) => OutputCachePolicies.Live(started, keys, applied);
-            return ActivatorUtilities.CreateInstance<ReloadableOptions<GatewayOutputCacheOptions>>(sp, GatewayOutputCacheOptions.SectionName, live);
-        });
+        services.AddReloadablePolicyOptions<GatewayOutputCacheOptions, GatewayOutputCacheOptionsValidator>(configuration, GatewayOutputCacheOptions.SectionName,
+            options => options.Policies.Keys);
         services.AddSingleton<OutputCachePolicies>();
         services.AddSingleton<ReloadableOutputCachePolicy>();
         services.AddSingleton<IProxyConfigRule, OutputCacheRule>();

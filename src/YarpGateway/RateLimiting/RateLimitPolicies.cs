@@ -5,7 +5,7 @@ namespace YarpGateway.RateLimiting;
 
 /// <summary>
 /// The configured policies, built at start-up from <c>Gateway:RateLimiting:Policies</c>. A reload's limits apply to each
-/// of them (<see cref="RateLimitPolicyKeys"/> says what a reload applies); a policy added or removed takes a restart.
+/// of them; which exist and their partitioning are read at start-up (<see cref="RateLimitPolicyKeys"/>).
 /// </summary>
 internal sealed class RateLimitPolicies : IDisposable
 {

@@ -1,7 +1,7 @@
 namespace YarpGateway.RateLimiting;
 
 /// <summary>
-/// Which keys of <c>Gateway:RateLimiting</c> a reload applies. The policies' limits reload (Kind, PermitLimit, the windows,
+/// What of <c>Gateway:RateLimiting</c> is read at start-up. The policies' limits reload (Kind, PermitLimit, the windows,
 /// the bucket, QueueLimit, MaxPartitions); which policies exist and how each is partitioned are read at start-up:
 /// ASP.NET Core's rate-limiting middleware takes its policies' names once, and a route's claim partition is checked
 /// against its authorization when the route is.
@@ -23,8 +23,4 @@ internal static class RateLimitPolicyKeys
 
         return keys;
     }
-
-    /// <summary>The keys a reload applies (<see cref="Configuration.AppliedKeys"/>): those of the policies the gateway started with, but for PartitionBy.</summary>
-    public static IReadOnlyDictionary<string, string> Live(IReadOnlyCollection<string> started, IReadOnlyDictionary<string, string> keys, IReadOnlyDictionary<string, string>? applied)
-        => Configuration.PolicyKeys.Live(started, keys, applied, nameof(RateLimitPolicySettings.PartitionBy));
 }

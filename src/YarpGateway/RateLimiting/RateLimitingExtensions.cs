@@ -9,14 +9,8 @@ internal static class RateLimitingExtensions
 {
     public static IServiceCollection AddGatewayRateLimiting(this IServiceCollection services, IConfiguration configuration)
     {
-        services.AddOptions<GatewayRateLimitingOptions>().Bind(configuration.GetSection(GatewayRateLimitingOptions.SectionName));
-        services.AddSingleton<IValidateOptions<GatewayRateLimitingOptions>, GatewayRateLimitingOptionsValidator>();
-        services.AddSingleton(sp =>
-        {
-            var started = sp.GetRequiredService<IOptions<GatewayRateLimitingOptions>>().ValueOrNew().Policies.Keys.ToArray();
-            AppliedKeys live = (keys, applied) => RateLimitPolicyKeys.Live(started, keys, applied);
-            return ActivatorUtilities.CreateInstance<ReloadableOptions<GatewayRateLimitingOptions>>(sp, GatewayRateLimitingOptions.SectionName, live);
-        });
+        services.AddReloadablePolicyOptions<GatewayRateLimitingOptions, GatewayRateLimitingOptionsValidator>(configuration, GatewayRateLimitingOptions.SectionName,
+            options => options.Policies.Keys, readAtStart: nameof(RateLimitPolicySettings.PartitionBy));
         services.AddSingleton<RateLimitRejections>();
         services.AddSingleton<RateLimitPolicies>();
         services.AddSingleton<RateLimitingMetrics>();

@@ -87,7 +87,7 @@ public class RateLimitReloadTests
             ["Policies:b:PermitLimit"] = "7",
         };
 
-        var live = RateLimitPolicyKeys.Live(["a"], keys, applied: null);
+        var live = PolicyKeys.Live(["a"], keys, applied: null, readAtStart: "PartitionBy");
 
         Assert.Equal(["Policies:a:PermitLimit=5"], live.Select(kv => $"{kv.Key}={kv.Value}"));
     }
@@ -97,7 +97,7 @@ public class RateLimitReloadTests
     {
         var applied = new Dictionary<string, string> { ["Policies:a:PermitLimit"] = "5", ["Policies:b:PermitLimit"] = "6" };
 
-        var live = RateLimitPolicyKeys.Live(["a", "b"], new Dictionary<string, string> { ["Policies:b:PermitLimit"] = "8" }, applied);
+        var live = PolicyKeys.Live(["a", "b"], new Dictionary<string, string> { ["Policies:b:PermitLimit"] = "8" }, applied, readAtStart: "PartitionBy");
 
         Assert.Equal(["Policies:a:PermitLimit=5", "Policies:b:PermitLimit=8"], live.OrderBy(kv => kv.Key, StringComparer.Ordinal).Select(kv => $"{kv.Key}={kv.Value}"));
     }
