@@ -69,6 +69,14 @@ internal sealed partial class ReloadableOptions<TOptions> : IDisposable
             TOptions next;
             try
             {
+                // A value that does not convert inside a map (a policy's "Credentials": "maybe") makes the binder drop
+                // that entry without a word, and the policy would be gone: every such value is an error, as at start.
+                var unconvertible = OptionsBindingErrors.Find<TOptions>(_configuration.GetSection(_section), []);
+                if (unconvertible.Count > 0)
+                {
+                    throw new OptionsValidationException(_section, typeof(TOptions), unconvertible.Select(e => e.ToString()));
+                }
+
                 next = _factory.Create(Options.DefaultName); // not the monitor: its cache may not have seen the reload yet
             }
             catch (Exception ex) when (ex is OptionsValidationException or InvalidOperationException)

@@ -10,7 +10,7 @@ namespace YarpGateway.Cors;
 /// middleware runs, and any <c>CorsPolicy</c> is an error until a restart (ASP.NET Core would answer 500 to every
 /// request of the route).
 /// </summary>
-internal sealed class CorsRule(IOptions<GatewayCorsOptions> options, IConfiguration configuration) : IProxyConfigRule
+internal sealed class CorsRule(IOptions<GatewayCorsOptions> options, ReloadableOptions<GatewayCorsOptions> reloadable, IConfiguration configuration) : IProxyConfigRule
 {
     public void ValidateRoute(RouteConfig route, string key, ICollection<ConfigError> errors)
     {
@@ -43,16 +43,24 @@ internal sealed class CorsRule(IOptions<GatewayCorsOptions> options, IConfigurat
     internal bool Enabled => options.ValueOrUnvalidated(configuration, GatewayCorsOptions.SectionName).Policies.Count > 0;
 
     // The policies as saved, so that an edit adding a policy and a route naming it is one valid edit (an invalid
-    // section is rejected on its own, and logged; a route naming a policy it would add then gets no CORS header).
+    // section is rejected on its own, and logged; a route naming a policy it would add then gets no CORS header). A
+    // section with a value that does not convert is rejected whole, and the binder would drop its policy without a word:
+    // the routes are checked against the policies in force meanwhile, not told that the policy does not exist.
     private Dictionary<string, CorsPolicySettings> OnDisk()
     {
+        var section = configuration.GetSection(GatewayCorsOptions.SectionName);
+        if (OptionsBindingErrors.Find<GatewayCorsOptions>(section, []).Count > 0)
+        {
+            return reloadable.Current.Policies;
+        }
+
         try
         {
-            return configuration.GetSection(GatewayCorsOptions.SectionName).Get<GatewayCorsOptions>()?.Policies ?? new();
+            return section.Get<GatewayCorsOptions>()?.Policies ?? new();
         }
         catch (InvalidOperationException)
         {
-            return new();
+            return reloadable.Current.Policies;
         }
     }
 }

@@ -174,5 +174,29 @@ public class CorsTests
         Assert.Equal(HttpStatusCode.OK, response.StatusCode); // the last good routes keep serving
     }
 
+    [Fact]
+    public async Task ACorsSectionThatDoesNotBind_IsRejectedOnItsOwn_AndRoutesNamingItsPoliciesStillReload()
+    {
+        await using var backend = await TestBackend.StartAsync("a");
+        var config = ProxyConfigJson.CatchAll("RoundRobin", (backend, null));
+        config["ReverseProxy"]!["Routes"]!["all"]!["CorsPolicy"] = "web";
+        config["Gateway"] = JsonNode.Parse($$"""{ "Cors": { "Policies": { "web": { "Origins": [ "{{App}}" ] } } } }""");
+        await using var gateway = await StartAsync(config);
+        using var client = gateway.CreateProxyClient();
+
+        config["Gateway"]!["Cors"]!["Policies"]!["web"]!["Credentials"] = "maybe";
+        config["ReverseProxy"]!["Routes"]!["other"] = JsonNode.Parse("""{ "ClusterId": "c1", "CorsPolicy": "web", "Match": { "Path": "/other/{**rest}" } }""");
+        gateway.WriteConfig(config);
+
+        Assert.True(await Eventually.TrueAsync(async () =>
+        {
+            using var response = await client.SendAsync(Preflight(App, "POST", "/other/x"));
+            return response.Headers.TryGetValues("Access-Control-Allow-Origin", out var origins) && origins.Single() == App;
+        }, TimeSpan.FromSeconds(10)), string.Join("\n", gateway.Logs.Lines));
+        Assert.True(await Eventually.TrueAsync(() => gateway.Logs.Lines.Any(l => l.Contains("[OptionsReloadRejected] Gateway:Cors reload rejected; the previous settings stay in force. Gateway:Cors:Policies:web:Credentials: 'maybe' is not", StringComparison.Ordinal)), TimeSpan.FromSeconds(5)),
+            string.Join("\n", gateway.Logs.Lines));
+        Assert.DoesNotContain(gateway.Logs.Lines, l => l.Contains("is not a policy under Gateway:Cors:Policies", StringComparison.Ordinal));
+    }
+
     private static Task<GatewayUnderTest> StartAsync(JsonObject config) => GatewayUnderTest.StartAsync(config);
 }
