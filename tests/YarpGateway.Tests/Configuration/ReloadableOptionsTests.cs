@@ -1,0 +1,41 @@
+using Microsoft.Extensions.Configuration;
+using Microsoft.Extensions.Options;
+using YarpGateway.Configuration;
+using YarpGateway.Resilience;
+using YarpGateway.Tests.Functional;
+
+namespace YarpGateway.Tests.Configuration;
+
+public class ReloadableOptionsTests
+{
+    /// <summary>
+    /// The configuration binder drops a list item or map entry whose value does not convert without a word (a list of
+    /// 502 and "abc" bound as 502 alone): a reload with one is rejected with the value named, as at start.
+    /// </summary>
+    [Fact]
+    public void AValueThatDoesNotConvert_InAList_IsRejected_NotDropped()
+    {
+        var configuration = new ConfigurationBuilder().AddInMemoryCollection(new Dictionary<string, string?>
+        {
+            ["Gateway:Resilience:RetryStatusCodes:0"] = "502",
+        }).Build();
+        var section = configuration.GetSection(ResilienceOptions.SectionName);
+        var logs = new CapturingLoggerProvider();
+        using var loggers = LoggerFactory.Create(b => b.AddProvider(logs));
+        using var options = new ReloadableOptions<ResilienceOptions>(
+            new OptionsFactory<ResilienceOptions>([new ConfigureFromConfigurationOptions<ResilienceOptions>(section)], []),
+            configuration, Telemetry.TestMetrics.Config(), loggers, ResilienceOptions.SectionName);
+
+        configuration["Gateway:Resilience:RetryStatusCodes:1"] = "abc";
+        configuration.Reload();
+
+        Assert.Equal([502], options.Current.RetryStatusCodes!);
+        var rejected = Assert.Single(logs.Lines);
+        Assert.Contains("[OptionsReloadRejected] Gateway:Resilience reload rejected; the previous settings stay in force. Gateway:Resilience:RetryStatusCodes:1: 'abc' is not", rejected, StringComparison.Ordinal);
+
+        configuration["Gateway:Resilience:RetryStatusCodes:1"] = "503";
+        configuration.Reload();
+
+        Assert.Equal([502, 503], options.Current.RetryStatusCodes!);
+    }
+}
