@@ -116,9 +116,7 @@ public class CorsTests
     public async Task AnOriginAdded_OrAPolicyAndARouteNamingIt_ApplyToTheNextPreflight_WithoutARestart()
     {
         await using var backend = await TestBackend.StartAsync("a");
-        var config = ProxyConfigJson.CatchAll("RoundRobin", (backend, null));
-        config["ReverseProxy"]!["Routes"]!["all"]!["CorsPolicy"] = "web";
-        config["Gateway"] = JsonNode.Parse($$"""{ "Cors": { "Policies": { "web": { "Origins": [ "{{App}}" ] } } } }""");
+        var config = WebPolicyOnEveryRoute(backend);
         await using var gateway = await StartAsync(config);
         using var client = gateway.CreateProxyClient();
         const string Added = "https://new.example.com", Partner = "https://partner.example.com";
@@ -140,11 +138,7 @@ public class CorsTests
         config["Gateway"]!["Cors"]!["Policies"]!["partner"] = JsonNode.Parse($$"""{ "Origins": [ "{{Partner}}" ] }""");
         config["ReverseProxy"]!["Routes"]!["partner"] = JsonNode.Parse("""{ "ClusterId": "c1", "CorsPolicy": "partner", "Match": { "Path": "/partner/{**rest}" } }""");
         gateway.WriteConfig(config);
-        Assert.True(await Eventually.TrueAsync(async () =>
-        {
-            using var response = await client.SendAsync(Preflight(Partner, "POST", "/partner/x"));
-            return response.Headers.TryGetValues("Access-Control-Allow-Origin", out var origins) && origins.Single() == Partner;
-        }, TimeSpan.FromSeconds(10)), string.Join("\n", gateway.Logs.Lines));
+        Assert.True(await Eventually.TrueAsync(() => AllowsAsync(client, Partner, "/partner/x"), TimeSpan.FromSeconds(10)), string.Join("\n", gateway.Logs.Lines));
         using (var web = await client.SendAsync(Preflight(Partner, "POST")))
         {
             Assert.False(web.Headers.Contains("Access-Control-Allow-Origin")); // the other route's policy is its own
@@ -178,9 +172,7 @@ public class CorsTests
     public async Task ACorsSectionThatDoesNotBind_IsRejectedOnItsOwn_AndRoutesNamingItsPoliciesStillReload()
     {
         await using var backend = await TestBackend.StartAsync("a");
-        var config = ProxyConfigJson.CatchAll("RoundRobin", (backend, null));
-        config["ReverseProxy"]!["Routes"]!["all"]!["CorsPolicy"] = "web";
-        config["Gateway"] = JsonNode.Parse($$"""{ "Cors": { "Policies": { "web": { "Origins": [ "{{App}}" ] } } } }""");
+        var config = WebPolicyOnEveryRoute(backend);
         await using var gateway = await StartAsync(config);
         using var client = gateway.CreateProxyClient();
 
@@ -188,15 +180,27 @@ public class CorsTests
         config["ReverseProxy"]!["Routes"]!["other"] = JsonNode.Parse("""{ "ClusterId": "c1", "CorsPolicy": "web", "Match": { "Path": "/other/{**rest}" } }""");
         gateway.WriteConfig(config);
 
-        Assert.True(await Eventually.TrueAsync(async () =>
-        {
-            using var response = await client.SendAsync(Preflight(App, "POST", "/other/x"));
-            return response.Headers.TryGetValues("Access-Control-Allow-Origin", out var origins) && origins.Single() == App;
-        }, TimeSpan.FromSeconds(10)), string.Join("\n", gateway.Logs.Lines));
+        Assert.True(await Eventually.TrueAsync(() => AllowsAsync(client, App, "/other/x"), TimeSpan.FromSeconds(10)), string.Join("\n", gateway.Logs.Lines));
         Assert.True(await Eventually.TrueAsync(() => gateway.Logs.Lines.Any(l => l.Contains("[OptionsReloadRejected] Gateway:Cors reload rejected; the previous settings stay in force. Gateway:Cors:Policies:web:Credentials: 'maybe' is not", StringComparison.Ordinal)), TimeSpan.FromSeconds(5)),
             string.Join("\n", gateway.Logs.Lines));
         Assert.DoesNotContain(gateway.Logs.Lines, l => l.Contains("is not a policy under Gateway:Cors:Policies", StringComparison.Ordinal));
     }
 
     private static Task<GatewayUnderTest> StartAsync(JsonObject config) => GatewayUnderTest.StartAsync(config);
+
+    /// <summary>A catch-all route to <paramref name="backend"/> with the policy <c>web</c>, which allows <see cref="App"/>.</summary>
+    private static JsonObject WebPolicyOnEveryRoute(TestBackend backend)
+    {
+        var config = ProxyConfigJson.CatchAll("RoundRobin", (backend, null));
+        config["ReverseProxy"]!["Routes"]!["all"]!["CorsPolicy"] = "web";
+        config["Gateway"] = JsonNode.Parse($$"""{ "Cors": { "Policies": { "web": { "Origins": [ "{{App}}" ] } } } }""");
+        return config;
+    }
+
+    /// <summary>Whether a preflight from <paramref name="origin"/> to <paramref name="path"/> is allowed (its origin echoed).</summary>
+    private static async Task<bool> AllowsAsync(HttpClient client, string origin, string path)
+    {
+        using var response = await client.SendAsync(Preflight(origin, "POST", path));
+        return response.Headers.TryGetValues("Access-Control-Allow-Origin", out var origins) && origins.Single() == origin;
+    }
 }
