@@ -69,8 +69,9 @@ internal sealed partial class ReloadableOptions<TOptions> : IDisposable
             TOptions next;
             try
             {
-                // A value that does not convert inside a map (a policy's "Credentials": "maybe") makes the binder drop
-                // that entry without a word, and the policy would be gone: every such value is an error, as at start.
+                // A value that does not convert inside a map or a list (a policy's "Credentials": "maybe", a status
+                // code "abc") makes the binder drop that entry without a word, and a policy would be gone: every such
+                // value is an error, as at start.
                 var unconvertible = OptionsBindingErrors.Find<TOptions>(_configuration.GetSection(_section), []);
                 if (unconvertible.Count > 0)
                 {
