@@ -52,6 +52,28 @@ internal static class RawSocket
         }
     }
 
+    /// <summary>
+    /// Sends <paramref name="writes"/>, one write each, then reads the answer's head (<see cref="ReceiveResponseHeadAsync"/>);
+    /// "" when the gateway closed or reset the connection unanswered. A refused connection may be reset before a later
+    /// write: that write then fails, as the read would.
+    /// </summary>
+    public static async Task<string> ExchangeAsync(Socket socket, params byte[][] writes)
+    {
+        try
+        {
+            foreach (var write in writes)
+            {
+                await socket.SendAsync(write);
+            }
+
+            return await ReceiveResponseHeadAsync(socket);
+        }
+        catch (SocketException)
+        {
+            return "";
+        }
+    }
+
     /// <summary>Reads until the end of an HTTP/1.1 response head (a blank line); bounded at 10 s.</summary>
     public static async Task<string> ReceiveResponseHeadAsync(Socket socket)
     {
