@@ -13,7 +13,7 @@ namespace YarpGateway.Configuration;
 /// </summary>
 internal sealed partial class StartupOnlySections : IDisposable
 {
-    public static readonly string[] Sections =
+    private static readonly string[] Sections =
     [
         "Authentication",
         "Gateway:Authorization",
@@ -40,18 +40,14 @@ internal sealed partial class StartupOnlySections : IDisposable
     private static readonly (string Section, Func<IConfiguration, string> Snapshot, Func<IConfiguration, IReadOnlyDictionary<string, string>> Capture)[] Parts =
     [
         .. Sections.Select(section => (section, (Func<IConfiguration, string>)(c => ConfigChanges.Snapshot(c, section)), (Func<IConfiguration, IReadOnlyDictionary<string, string>>)(c => ConfigChanges.Capture(c, section)))),
-        (CorsPoliciesAtStart, c => ConfigChanges.Snapshot(AnyCorsPolicy(c)), AnyCorsPolicy),
-        (OutputCaching.OutputCachePolicies.ReadAtStartPart, c => ConfigChanges.Snapshot(OutputCaching.OutputCachePolicies.ReadAtStart(c)), OutputCaching.OutputCachePolicies.ReadAtStart),
-        (RateLimiting.RateLimitPolicyKeys.ReadAtStartPart, c => ConfigChanges.Snapshot(RateLimiting.RateLimitPolicyKeys.ReadAtStart(c)), RateLimiting.RateLimitPolicyKeys.ReadAtStart),
+        Part(Cors.CorsRule.ReadAtStartPart, Cors.CorsRule.ReadAtStart),
+        Part(OutputCaching.OutputCachePolicies.ReadAtStartPart, OutputCaching.OutputCachePolicies.ReadAtStart),
+        Part(RateLimiting.RateLimitPolicyKeys.ReadAtStartPart, RateLimiting.RateLimitPolicyKeys.ReadAtStart),
     ];
 
-    /// <summary>Of <c>Gateway:Cors</c>, what is read at start-up: whether it has a policy (and so the CORS middleware runs).</summary>
-    internal const string CorsPoliciesAtStart = Cors.GatewayCorsOptions.SectionName + " (whether it has any policy)";
-
-    private static Dictionary<string, string> AnyCorsPolicy(IConfiguration configuration)
-        => PolicyKeys.Names(configuration.GetSection(Cors.GatewayCorsOptions.SectionName)).Any()
-            ? new Dictionary<string, string> { ["Policies"] = "defined" }
-            : new Dictionary<string, string>();
+    /// <summary>The part of a section a feature reads at start-up, as that feature captures it; its snapshot is of those keys.</summary>
+    private static (string, Func<IConfiguration, string>, Func<IConfiguration, IReadOnlyDictionary<string, string>>) Part(string name, Func<IConfiguration, IReadOnlyDictionary<string, string>> capture)
+        => (name, c => ConfigChanges.Snapshot(capture(c)), capture);
 
     private readonly IConfiguration _configuration;
     private readonly ILogger<StartupOnlySections> _logger;

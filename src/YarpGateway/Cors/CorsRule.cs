@@ -39,6 +39,15 @@ internal sealed class CorsRule(IOptions<GatewayCorsOptions> options, ReloadableO
     {
     }
 
+    /// <summary>How <see cref="StartupOnlySections"/> names what of <c>Gateway:Cors</c> is read at start-up.</summary>
+    internal const string ReadAtStartPart = GatewayCorsOptions.SectionName + " (whether it has any policy)";
+
+    /// <summary>What of <c>Gateway:Cors</c> is read at start-up: whether it has a policy (and so the CORS middleware runs).</summary>
+    internal static Dictionary<string, string> ReadAtStart(IConfiguration configuration)
+        => PolicyKeys.Names(configuration.GetSection(GatewayCorsOptions.SectionName)).Any()
+            ? new Dictionary<string, string> { ["Policies"] = "defined" }
+            : new Dictionary<string, string>();
+
     /// <summary>Whether policies were configured at start-up, and so the CORS middleware runs.</summary>
     internal bool Enabled => options.ValueOrUnvalidated(configuration, GatewayCorsOptions.SectionName).Policies.Count > 0;
 
