@@ -12,6 +12,8 @@ namespace YarpGateway.Cors;
 /// </summary>
 internal sealed class CorsRule(IOptions<GatewayCorsOptions> options, ReloadableOptions<GatewayCorsOptions> reloadable, IConfiguration configuration) : IProxyConfigRule
 {
+    private volatile OnDiskPolicies? _onDisk;
+
     public void ValidateRoute(RouteConfig route, string key, ICollection<ConfigError> errors)
     {
         var policy = route.CorsPolicy;
@@ -54,8 +56,22 @@ internal sealed class CorsRule(IOptions<GatewayCorsOptions> options, ReloadableO
     // The policies as saved, so that an edit adding a policy and a route naming it is one valid edit (an invalid
     // section is rejected on its own, and logged; a route naming a policy it would add then gets no CORS header). A
     // section with a value that does not convert is rejected whole, and the binder would drop its policy without a word:
-    // the routes are checked against the policies in force meanwhile, not told that the policy does not exist.
+    // the routes are checked against the policies in force meanwhile, not told that the policy does not exist. Read once
+    // per reload of the configuration (its reload token), not once per route.
     private Dictionary<string, CorsPolicySettings> OnDisk()
+    {
+        var token = configuration.GetReloadToken();
+        if (_onDisk is { } read && ReferenceEquals(read.Token, token))
+        {
+            return read.Policies;
+        }
+
+        var policies = ReadOnDisk();
+        _onDisk = new OnDiskPolicies(token, policies);
+        return policies;
+    }
+
+    private Dictionary<string, CorsPolicySettings> ReadOnDisk()
     {
         var section = configuration.GetSection(GatewayCorsOptions.SectionName);
         if (OptionsBindingErrors.Find<GatewayCorsOptions>(section, []).Count > 0)
@@ -72,4 +88,6 @@ internal sealed class CorsRule(IOptions<GatewayCorsOptions> options, ReloadableO
             return reloadable.Current.Policies;
         }
     }
+
+    private sealed record OnDiskPolicies(Microsoft.Extensions.Primitives.IChangeToken Token, Dictionary<string, CorsPolicySettings> Policies);
 }
