@@ -85,24 +85,27 @@ internal static class GatewayApplicationBuilderExtensions
         // Every middleware here and in the proxy pipeline is added as Func<RequestDelegate, RequestDelegate>,
         // with no per-request allocation. A next of type Func<Task> costs a closure and a delegate per
         // request and middleware, and an upgraded request keeps them for the life of its WebSocket.
-        app.Use(static next => context =>
+        // Requests answered before the request's frame (below) are counted as not proxied where they are answered.
+        var requestMetrics = app.Services.GetRequiredService<RequestMetrics>();
+        app.Use(next => context =>
         {
             // Over HTTP/2 the scheme comes from the client's :scheme; it may not claim another transport's.
             if (Http2PriorKnowledge.ClaimsWrongScheme(context))
             {
                 context.Response.StatusCode = StatusCodes.Status400BadRequest;
+                requestMetrics.NotProxied(StatusCodes.Status400BadRequest);
                 return Task.CompletedTask;
             }
 
             return next(context);
         });
-        app.Use(Http1Framing.Middleware); // ambiguous HTTP/1.1 framing and lower-case methods: 400
+        app.Use(Http1Framing.Middleware(requestMetrics)); // ambiguous HTTP/1.1 framing and lower-case methods: 400
         app.Use(app.Services.GetRequiredService<RefusedBodyDrain>().Middleware); // a body refused unread is read after the answer, which a reset would lose
         app.Use(app.Services.GetRequiredService<DrainNotice>().Middleware); // Connection: close / GOAWAY once shutdown begins
         app.UseGatewayForwardedHeaders(); // True-Client-IP and the like, and X-Forwarded-For, from trusted peers only
         app.Use(HostHeader.Middleware); // admin.example. is admin.example, for routing's Hosts too
-        app.Use(DotSegmentParameters.Middleware); // /public/..;/admin: 400, not /public/... here and /admin in Tomcat
-        app.Use(AsteriskOptions.Middleware); // OPTIONS * is answered here, not sent to a backend as OPTIONS /
+        app.Use(DotSegmentParameters.Middleware(requestMetrics)); // /public/..;/admin: 400, not /public/... here and /admin in Tomcat
+        app.Use(AsteriskOptions.Middleware(requestMetrics)); // OPTIONS * is answered here, not sent to a backend as OPTIONS /
 
         // The request's one frame: counted in flight, admitted (global limit, upgrade rate), its duration
         // metric and final error recorded when it ends.

@@ -29,6 +29,7 @@ internal sealed partial class StartupOnlySections : IDisposable
         "Gateway:Admission:Connections:MaxOpen",
         "Gateway:Telemetry:ThrottleKestrelLogs",
         "Gateway:Telemetry:PerRequestGauges",
+        "Gateway:Telemetry:PlatformRequestDurations",
         "Gateway:Telemetry:MaxSeriesPerMetric",
         "Gateway:Telemetry:Otlp",
     ];

@@ -15,7 +15,8 @@ namespace YarpGateway.Endpoints;
 /// it holds until the request ends (a request for a stream, until its response starts: <see cref="RequestAdmission.Settle"/>):
 /// <see cref="UpgradeAdmission"/>, <see cref="RequestAdmission"/>;</item>
 /// <item>a request past its connection's first, counted for the adaptive connection rate: <see cref="EstablishedRequests"/>;</item>
-/// <item>a proxied request's duration (<c>gateway.proxy.request.duration</c>) and final error: <see cref="RequestMetrics"/>, <see cref="ProxyErrorLog"/>.</item>
+/// <item>a proxied request's duration (<c>gateway.proxy.request.duration</c>) and final error, or the status of a request
+/// answered without reaching a proxy route (<c>gateway.requests.not_proxied</c>): <see cref="RequestMetrics"/>, <see cref="ProxyErrorLog"/>.</item>
 /// </list>
 /// Each used to be a middleware with its own state machine, allocated per request and, for a
 /// WebSocket, held for its whole life. Here a free global slot is taken without allocating and the
@@ -137,11 +138,12 @@ internal sealed class ProxyRequestFrame(
         Record(context, upgrade, started);
     }
 
-    // Requests that reached the proxy pipeline (routed to a proxy route) only.
+    // The duration and the error of requests that reached the proxy pipeline (routed to a proxy route); the others counted by status.
     private void Record(HttpContext context, bool upgrade, long started)
     {
         if (context.Features.Get<Yarp.ReverseProxy.Model.IReverseProxyFeature>() is not { } proxy)
         {
+            metrics.NotProxied(context.Response.StatusCode);
             return;
         }
 

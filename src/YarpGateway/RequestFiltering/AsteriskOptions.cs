@@ -1,4 +1,5 @@
 using Microsoft.AspNetCore.Http.Features;
+using YarpGateway.Telemetry;
 
 namespace YarpGateway.RequestFiltering;
 
@@ -11,7 +12,8 @@ namespace YarpGateway.RequestFiltering;
 /// </summary>
 internal static class AsteriskOptions
 {
-    public static Func<RequestDelegate, RequestDelegate> Middleware { get; } = static next => context =>
+    /// <summary>The answer; counted in <paramref name="metrics"/> (<c>gateway.requests.not_proxied</c>).</summary>
+    public static Func<RequestDelegate, RequestDelegate> Middleware(RequestMetrics metrics) => next => context =>
     {
         var request = context.Request;
         if (!request.Path.HasValue && HttpMethods.IsOptions(request.Method)
@@ -19,6 +21,7 @@ internal static class AsteriskOptions
         {
             context.Response.StatusCode = StatusCodes.Status200OK;
             context.Response.ContentLength = 0;
+            metrics.NotProxied(StatusCodes.Status200OK);
             return Task.CompletedTask;
         }
 

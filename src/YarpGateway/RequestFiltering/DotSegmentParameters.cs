@@ -1,3 +1,5 @@
+using YarpGateway.Telemetry;
+
 namespace YarpGateway.RequestFiltering;
 
 /// <summary>
@@ -11,7 +13,8 @@ namespace YarpGateway.RequestFiltering;
 /// </summary>
 internal static class DotSegmentParameters
 {
-    public static Func<RequestDelegate, RequestDelegate> Middleware { get; } = static next => context =>
+    /// <summary>The filter; a refusal is counted in <paramref name="metrics"/> (<c>gateway.requests.not_proxied</c>).</summary>
+    public static Func<RequestDelegate, RequestDelegate> Middleware(RequestMetrics metrics) => next => context =>
     {
         if (!IsDotSegmentWithParameter(context.Request.Path.Value))
         {
@@ -19,6 +22,7 @@ internal static class DotSegmentParameters
         }
 
         context.Response.StatusCode = StatusCodes.Status400BadRequest;
+        metrics.NotProxied(StatusCodes.Status400BadRequest);
         context.Response.ContentType = "text/plain; charset=utf-8";
         return context.Response.WriteAsync("gateway: a path segment '..;' or '.;' is read as '..' or '.' by some servers; the gateway refuses it\n", context.RequestAborted);
     };

@@ -1,3 +1,5 @@
+using YarpGateway.Telemetry;
+
 namespace YarpGateway.RequestFiltering;
 
 /// <summary>
@@ -17,7 +19,8 @@ namespace YarpGateway.RequestFiltering;
 /// </summary>
 internal static class Http1Framing
 {
-    public static Func<RequestDelegate, RequestDelegate> Middleware { get; } = static next => context =>
+    /// <summary>The filter; a refusal is counted in <paramref name="metrics"/> (<c>gateway.requests.not_proxied</c>).</summary>
+    public static Func<RequestDelegate, RequestDelegate> Middleware(RequestMetrics metrics) => next => context =>
     {
         var request = context.Request;
         if (HttpProtocol.IsHttp2(request.Protocol) || HttpProtocol.IsHttp3(request.Protocol))
@@ -32,6 +35,7 @@ internal static class Http1Framing
         }
 
         context.Response.StatusCode = problem == UnknownCoding ? StatusCodes.Status501NotImplemented : StatusCodes.Status400BadRequest;
+        metrics.NotProxied(context.Response.StatusCode);
         context.Response.Headers.Connection = "close"; // the rest of the bytes on this connection cannot be trusted
         context.Response.ContentType = "text/plain; charset=utf-8";
         return context.Response.WriteAsync("gateway: " + problem + "\n", context.RequestAborted);

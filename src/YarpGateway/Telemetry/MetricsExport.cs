@@ -44,6 +44,15 @@ internal static class MetricsExport
         "aspnetcore.rate_limiting.active_request_leases",
     ];
 
+    /// <summary>
+    /// The platform's request-duration histograms, dropped unless <see cref="TelemetryOptions.PlatformRequestDurations"/>
+    /// is set: each records every request a second time beside <c>gateway.proxy.request.duration</c> (the client's side)
+    /// and the per-destination figures (the backend's). Dropped, the runtime skips what goes with them: hosting's look-up
+    /// of <c>HttpContext.Items</c> at each request's end (a dictionary per request) and <c>HttpClient</c>'s metrics frame
+    /// around each backend request.
+    /// </summary>
+    public static readonly string[] PlatformRequestDurations = ["http.server.request.duration", "http.client.request.duration"];
+
     /// <summary>The runtime's gauges whose names end in <c>.count</c>.</summary>
     private static readonly string[] CountGauges = ["dotnet.assembly.count", "dotnet.process.cpu.count", "dotnet.timer.count"];
 
@@ -61,7 +70,7 @@ internal static class MetricsExport
     /// compactions, the PROXY protocol's refusals. A tag that grows with the config (route, cluster, destination) must not be added
     /// to these.
     /// </summary>
-    private static readonly string[] SmallCardinalityPrefixes = ["gateway.connections.", "gateway.connection.", "gateway.connection_admission.", "gateway.scheduler.", "gateway.config.", "gateway.memory.", "gateway.output_cache.", "gateway.proxy_protocol."];
+    private static readonly string[] SmallCardinalityPrefixes = ["gateway.connections.", "gateway.connection.", "gateway.connection_admission.", "gateway.scheduler.", "gateway.config.", "gateway.memory.", "gateway.output_cache.", "gateway.proxy_protocol.", "gateway.requests."];
 
     /// <summary>
     /// Labels left out of the exported series of instruments measured per destination or per backend
@@ -118,8 +127,8 @@ internal static class MetricsExport
                 });
 
                 // Read at start; the options validation reports a value that does not convert.
-                var perRequest = bool.TryParse(section[nameof(TelemetryOptions.PerRequestGauges)], out var on) && on;
-                metrics.AddView(instrument => StreamFor(instrument, perRequest, seriesLimit.MaxSeries));
+                var platform = new PlatformInstruments(IsOn(section, nameof(TelemetryOptions.PerRequestGauges)), IsOn(section, nameof(TelemetryOptions.PlatformRequestDurations)));
+                metrics.AddView(instrument => StreamFor(instrument, platform, seriesLimit.MaxSeries));
 
                 if (otlp is not null)
                 {
@@ -143,9 +152,10 @@ internal static class MetricsExport
     /// The one view: every instrument matches at most one stream configuration (two views matching
     /// the same instrument would export it twice). Null keeps OpenTelemetry's default stream.
     /// </summary>
-    internal static MetricStreamConfiguration? StreamFor(Instrument instrument, bool perRequestGauges, int maxSeries = TelemetryOptions.DefaultMaxSeriesPerMetric)
+    internal static MetricStreamConfiguration? StreamFor(Instrument instrument, PlatformInstruments platform, int maxSeries = TelemetryOptions.DefaultMaxSeriesPerMetric)
     {
-        if (!perRequestGauges && PerRequestGauges.Contains(instrument.Name))
+        if ((!platform.PerRequestGauges && PerRequestGauges.Contains(instrument.Name))
+            || (!platform.RequestDurations && PlatformRequestDurations.Contains(instrument.Name)))
         {
             return MetricStreamConfiguration.Drop;
         }
@@ -164,6 +174,8 @@ internal static class MetricsExport
         };
         return name is null && limit is null && excluded is null ? null : new MetricStreamConfiguration { Name = name, CardinalityLimit = limit, ExcludedTagKeys = excluded };
     }
+
+    private static bool IsOn(IConfiguration telemetry, string key) => bool.TryParse(telemetry[key], out var on) && on;
 
     /// <summary><c>Gateway:Telemetry:MaxSeriesPerMetric</c> as it is at start (the default when unset; a value that does not convert is the options validation's to report).</summary>
     internal static int MaxSeriesPerMetric(IConfiguration telemetry)

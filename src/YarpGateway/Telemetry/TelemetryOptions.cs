@@ -24,6 +24,17 @@ internal sealed class TelemetryOptions
     public bool PerRequestGauges { get; set; }
 
     /// <summary>
+    /// Whether the platform's request-duration histograms are exported: ASP.NET Core's <c>http.server.request.duration</c>
+    /// and <c>HttpClient</c>'s <c>http.client.request.duration</c>. Default false: a proxied request is already recorded
+    /// once in <c>gateway.proxy.request.duration</c> (by route, cluster and status class) and in the per-destination
+    /// figures, and the two platform histograms cost about 300 bytes and two histogram updates per proxied request (hosting
+    /// then looks up <c>HttpContext.Items</c> at each request's end, <c>HttpClient</c> keeps a frame of its own around each
+    /// backend request). Requests answered without reaching a route are counted in <c>gateway.requests.unrouted</c>.
+    /// Read at start.
+    /// </summary>
+    public bool PlatformRequestDurations { get; set; }
+
+    /// <summary>
     /// Kestrel's per-connection log events (HTTP/2 and HTTP/3 protocol errors, rejected connections,
     /// bad requests) at most once a second per kind, with a count of the rest, instead of one line
     /// per event (a hostile client can make tens of thousands a second). Default true. Read at start.

@@ -13,6 +13,7 @@ public class StartupOnlySectionsTests
     [InlineData("Gateway:Admission:MaxConcurrentConnections", "10", "Gateway:Admission:MaxConcurrentConnections", "Gateway:Admission:MaxConcurrentConnections")]
     [InlineData("Gateway:Telemetry:Otlp:Endpoint", "http://collector:4317", "Gateway:Telemetry:Otlp", "Endpoint: added")]
     [InlineData("Gateway:Telemetry:PerRequestGauges", "true", "Gateway:Telemetry:PerRequestGauges", "Gateway:Telemetry:PerRequestGauges")]
+    [InlineData("Gateway:Telemetry:PlatformRequestDurations", "true", "Gateway:Telemetry:PlatformRequestDurations", "Gateway:Telemetry:PlatformRequestDurations")]
     [InlineData("Gateway:Telemetry:MaxSeriesPerMetric", "10000", "Gateway:Telemetry:MaxSeriesPerMetric", "Gateway:Telemetry:MaxSeriesPerMetric")]
     [InlineData("Gateway:OutputCache:SizeLimit", "1000", "Gateway:OutputCache (which policies exist, SizeLimit and MaximumBodySize)", "SizeLimit: added")]
     [InlineData("Gateway:OutputCache:Policies:p:Duration", "00:00:10", "Gateway:OutputCache (which policies exist, SizeLimit and MaximumBodySize)", "Policies: added")]

@@ -40,10 +40,11 @@ public class MetricsExportTests
     [InlineData("Microsoft.AspNetCore.Server.Kestrel", "kestrel.connection.duration", false, null, MetricsExport.SmallCardinalityLimit)]
     [InlineData(GatewayMeter.Name, "gateway.connections.accepted", false, null, MetricsExport.SmallCardinalityLimit)]
     [InlineData(GatewayMeter.Name, "gateway.scheduler.delay", false, null, MetricsExport.SmallCardinalityLimit)]
+    [InlineData(GatewayMeter.Name, "gateway.requests.not_proxied", false, null, MetricsExport.SmallCardinalityLimit)] // by status
     public void SmallFixedLabelSets_GetASmallCardinalityLimit_AndOneStreamEach(string meterName, string instrumentName, bool perRequest, string? exportedName, int limit)
     {
         using var meter = new Meter(meterName);
-        var stream = MetricsExport.StreamFor(meter.CreateCounter<long>(instrumentName), perRequest);
+        var stream = MetricsExport.StreamFor(meter.CreateCounter<long>(instrumentName), new PlatformInstruments(perRequest, RequestDurations: false));
 
         Assert.NotNull(stream);
         Assert.Equal((exportedName, (int?)limit), (stream.Name, stream.CardinalityLimit));
@@ -55,7 +56,7 @@ public class MetricsExportTests
     public void LabelsThatGrowWithTheConfig_KeepOpenTelemetrysDefaultStream(string meterName, string instrumentName)
     {
         using var meter = new Meter(meterName);
-        Assert.Null(MetricsExport.StreamFor(meter.CreateHistogram<double>(instrumentName), perRequestGauges: false));
+        Assert.Null(MetricsExport.StreamFor(meter.CreateHistogram<double>(instrumentName), new PlatformInstruments(PerRequestGauges: false, RequestDurations: true)));
     }
 
     [Theory]
@@ -66,7 +67,7 @@ public class MetricsExportTests
     public void MaxSeriesPerMetric_RaisesTheLimitOfMetricsLabelledByTheConfig_Only(string meterName, string instrumentName, int limit)
     {
         using var meter = new Meter(meterName);
-        var stream = MetricsExport.StreamFor(meter.CreateHistogram<double>(instrumentName), perRequestGauges: false, maxSeries: 5000);
+        var stream = MetricsExport.StreamFor(meter.CreateHistogram<double>(instrumentName), Shipped with { RequestDurations = true }, maxSeries: 5000);
 
         Assert.NotNull(stream);
         Assert.Equal(limit, stream.CardinalityLimit);
@@ -92,7 +93,7 @@ public class MetricsExportTests
     public void LabelsThatGrowWithRollingUpdates_AreNotExported(string meterName, string instrumentName, string excluded)
     {
         using var meter = new Meter(meterName);
-        var stream = MetricsExport.StreamFor(meter.CreateHistogram<double>(instrumentName), perRequestGauges: false);
+        var stream = MetricsExport.StreamFor(meter.CreateHistogram<double>(instrumentName), new PlatformInstruments(PerRequestGauges: false, RequestDurations: true));
 
         Assert.NotNull(stream);
         Assert.Equal(excluded.Split(','), stream.ExcludedTagKeys);
@@ -105,9 +106,24 @@ public class MetricsExportTests
         using var meter = new Meter("Microsoft.AspNetCore.Hosting");
         var gauge = meter.CreateUpDownCounter<long>("http.server.active_requests");
 
-        Assert.Same(MetricStreamConfiguration.Drop, MetricsExport.StreamFor(gauge, perRequestGauges: false));
-        Assert.Null(MetricsExport.StreamFor(gauge, perRequestGauges: true));
+        Assert.Same(MetricStreamConfiguration.Drop, MetricsExport.StreamFor(gauge, Shipped));
+        Assert.Null(MetricsExport.StreamFor(gauge, Shipped with { PerRequestGauges = true }));
     }
+
+    [Theory]
+    [InlineData("Microsoft.AspNetCore.Hosting", "http.server.request.duration")]
+    [InlineData("System.Net.Http", "http.client.request.duration")]
+    public void PlatformRequestDurations_AreDroppedUnlessTurnedOn(string meterName, string instrumentName)
+    {
+        using var meter = new Meter(meterName);
+        var histogram = meter.CreateHistogram<double>(instrumentName);
+
+        Assert.Same(MetricStreamConfiguration.Drop, MetricsExport.StreamFor(histogram, Shipped));
+        Assert.NotSame(MetricStreamConfiguration.Drop, MetricsExport.StreamFor(histogram, Shipped with { RequestDurations = true }));
+    }
+
+    /// <summary>Both of the platform's per-request families off, as shipped.</summary>
+    private static readonly PlatformInstruments Shipped = new(PerRequestGauges: false, RequestDurations: false);
 
     // On the real process: in this test process every gateway's meter provider also sees the other
     // gateways' instruments of the same meter name, so exact values need a process of their own.

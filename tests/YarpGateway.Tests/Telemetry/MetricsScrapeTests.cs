@@ -65,12 +65,16 @@ public partial class MetricsScrapeTests(ITestOutputHelper output)
         Assert.Equal(1, Value(scrape, "gateway_cluster_available_destinations{cluster=\"c1\"}"));
         Assert.Contains("target_info{service_name=\"yarpgateway\"", scrape, StringComparison.Ordinal);
         Assert.Contains("# TYPE kestrel_connection_duration_seconds histogram", scrape, StringComparison.Ordinal);
-        Assert.Contains("# TYPE http_server_request_duration_seconds histogram", scrape, StringComparison.Ordinal);
         Assert.Contains("# TYPE dotnet_gc_pause_time_seconds_total counter", scrape, StringComparison.Ordinal);
         Assert.DoesNotContain("/x", scrape, StringComparison.Ordinal); // no path as a label
         foreach (var dropped in PerRequestGaugeSeries)
         {
             Assert.DoesNotContain(dropped, scrape, StringComparison.Ordinal); // Gateway:Telemetry:PerRequestGauges is off by default
+        }
+
+        foreach (var dropped in PlatformDurationSeries)
+        {
+            Assert.DoesNotContain(dropped, scrape, StringComparison.Ordinal); // Gateway:Telemetry:PlatformRequestDurations is off by default
         }
 
         var promtool = await Promtool.RunAsync(["check", "metrics"], scrape);
@@ -85,6 +89,8 @@ public partial class MetricsScrapeTests(ITestOutputHelper output)
 
     private static readonly string[] PerRequestGaugeSeries = ["http_server_active_requests", "http_client_active_requests", "http_client_open_connections", "kestrel_queued_requests"];
 
+    private static readonly string[] PlatformDurationSeries = ["http_server_request_duration_seconds", "http_client_request_duration_seconds"];
+
     /// <summary>One request over HTTP/2 without TLS (prior knowledge), as gRPC clients and h2load send them.</summary>
     private static async Task SendH2cAsync(HttpClient client)
     {
@@ -95,11 +101,11 @@ public partial class MetricsScrapeTests(ITestOutputHelper output)
     }
 
     [Fact]
-    public async Task PerRequestGauges_WhenTurnedOn_AreScraped()
+    public async Task PerRequestGaugesAndPlatformDurations_WhenTurnedOn_AreScraped()
     {
         await using var backend = await TestBackend.StartAsync("a");
         var configPath = ProxyConfigJson.WriteTemp("yarpgateway-metrics-", ProxyConfigJson.CatchAll("WeightedRoundRobin", (backend, "1")));
-        using var gateway = GatewayProcess.StartOnLoopback(configPath, "--Gateway:Telemetry:PerRequestGauges=true");
+        using var gateway = GatewayProcess.StartOnLoopback(configPath, "--Gateway:Telemetry:PerRequestGauges=true", "--Gateway:Telemetry:PlatformRequestDurations=true");
         var (proxy, management) = await gateway.FindEndpointsAsync();
         using var client = new HttpClient { BaseAddress = proxy, Timeout = TimeSpan.FromSeconds(10) };
         using (var response = await client.GetAsync("/y"))
@@ -115,6 +121,11 @@ public partial class MetricsScrapeTests(ITestOutputHelper output)
             Assert.Contains($"# TYPE {series} gauge", scrape, StringComparison.Ordinal);
         }
 
+        foreach (var series in PlatformDurationSeries)
+        {
+            Assert.Contains($"# TYPE {series} histogram", scrape, StringComparison.Ordinal);
+        }
+
         // The proxied request is over: no request to the backend in flight, its connection idle in the pool.
         Assert.Equal(0, Value(scrape, "http_client_active_requests{http_request_method=\"GET\",url_scheme=\"http\"}"));
         Assert.Contains("http_client_open_connections{http_connection_state=\"idle\"", scrape, StringComparison.Ordinal);
@@ -122,14 +133,17 @@ public partial class MetricsScrapeTests(ITestOutputHelper output)
 
     // ASP.NET Core's rate-limiting meter on a rate-limited route: the requests by result (what the dashboard's 429 panel
     // reads) are exported; the in-flight lease gauge, two updates per request, is dropped with the other per-request gauges.
+    // The requests the gateway answered without proxying them (the 429, and 404s for a host no route takes) are counted by
+    // status, now that ASP.NET Core's own request histogram is off by default.
     [Fact]
-    public async Task ARateLimitedRoute_ExportsItsRequestsByResult_NotThePerRequestLeaseGauge()
+    public async Task ARateLimitedRoute_ExportsItsRequestsByResult_NotThePerRequestLeaseGauge_AndRequestsNotProxiedAreCounted()
     {
         await using var backend = await TestBackend.StartAsync("a");
         var configPath = ProxyConfigJson.WriteTemp("yarpgateway-metrics-", ProxyConfigJson.CatchAll("WeightedRoundRobin", (backend, "1")));
         using var gateway = GatewayProcess.StartOnLoopback(configPath,
             "--Gateway:RateLimiting:Policies:two:Kind=FixedWindow", "--Gateway:RateLimiting:Policies:two:PermitLimit=2",
-            "--Gateway:RateLimiting:Policies:two:Window=00:10:00", "--ReverseProxy:Routes:all:RateLimiterPolicy=two");
+            "--Gateway:RateLimiting:Policies:two:Window=00:10:00", "--ReverseProxy:Routes:all:RateLimiterPolicy=two",
+            "--ReverseProxy:Routes:all:Match:Hosts:0=127.0.0.1");
         var (proxy, management) = await gateway.FindEndpointsAsync();
         using var client = new HttpClient { BaseAddress = proxy, Timeout = TimeSpan.FromSeconds(10) };
         var statuses = new List<HttpStatusCode>();
@@ -139,12 +153,28 @@ public partial class MetricsScrapeTests(ITestOutputHelper output)
             statuses.Add(response.StatusCode);
         }
 
+        for (var i = 0; i < 2; i++)
+        {
+            using var request = new HttpRequestMessage(HttpMethod.Get, "/z") { Headers = { Host = "elsewhere.example" } };
+            using var response = await client.SendAsync(request);
+            Assert.Equal(HttpStatusCode.NotFound, response.StatusCode);
+        }
+
+        using (var refused = await client.GetAsync("/public/..;/admin")) // a request filter's own answer, before the request's frame
+        {
+            Assert.Equal(HttpStatusCode.BadRequest, refused.StatusCode);
+        }
+
         Assert.Equal([HttpStatusCode.OK, HttpStatusCode.OK, HttpStatusCode.TooManyRequests], statuses);
         var scrape = await client.GetStringAsync(new Uri(management, "/metrics"));
         Assert.Equal(2, Value(scrape, "aspnetcore_rate_limiting_requests_total{aspnetcore_rate_limiting_policy=\"two\",aspnetcore_rate_limiting_result=\"acquired\"}"));
         Assert.Equal(1, Value(scrape, "aspnetcore_rate_limiting_requests_total{aspnetcore_rate_limiting_policy=\"two\",aspnetcore_rate_limiting_result=\"endpoint_limiter\"}"));
         Assert.Contains("aspnetcore_rate_limiting_request_lease_duration_seconds_count", scrape, StringComparison.Ordinal);
         Assert.DoesNotContain("aspnetcore_rate_limiting_active_request_leases", scrape, StringComparison.Ordinal);
+        Assert.Equal(1, Value(scrape, "gateway_requests_not_proxied_total{status=\"429\"}")); // refused before the proxy pipeline
+        Assert.Equal(2, Value(scrape, "gateway_requests_not_proxied_total{status=\"404\"}")); // no route
+        Assert.Equal(1, Value(scrape, "gateway_requests_not_proxied_total{status=\"400\"}"));
+        Assert.Equal(2, Value(scrape, "gateway_proxy_request_duration_seconds_count{cluster=\"c1\",route=\"all\",status_class=\"2xx\"}"));
     }
 
     [Fact]
