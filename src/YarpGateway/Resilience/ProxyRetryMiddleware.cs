@@ -34,32 +34,45 @@ internal sealed partial class ProxyRetryMiddleware(
 
     public async Task InvokeAsync(HttpContext context, RequestDelegate next)
     {
-        var proxy = context.GetReverseProxyFeature();
-        var current = options.Current;
-        var clusterConfig = proxy.Cluster?.Config;
-        var clusterId = clusterConfig?.ClusterId ?? string.Empty;
-        var settings = SettingsFor(proxy.Route.Config, clusterConfig, current);
-        var budget = budgets.For(clusterId, current.RetryBudget);
-        budget.RecordRequest();
-
-        var (eligible, repeatable) = Classify(context, settings);
-        using var attempt = new RetryAttempt(context, proxy, settings, budget, eligible, repeatable, metrics);
-        attempt.Candidates = proxy.AvailableDestinations;
-        context.Features.Set(attempt);
+        using var attempt = Start(context);
 
         // The first attempt runs directly, in this frame: nearly every request succeeds at once, and
         // entering the Polly pipeline cost ~40 µs per request on one core (bench/results). Polly takes
         // over only when a retry is actually needed. (A frame of its own would cost every proxied
         // request an allocation, and an upgraded request would hold it for its WebSocket's life.)
-        BeginAttempt(attempt);
-        await next(context);
-        var retryable = EndAttempt(attempt);
-        if (eligible && retryable && TryTakeRetry(attempt))
+        // The request's outer frame hands its own end of the request to this frame (RetryAttempt.TakeRequestEnd), which waits
+        // for the request anyway: done last, whatever happened.
+        try
         {
-            await RetryAsync(attempt, next, current, context.RequestAborted);
-        }
+            // What lives across the awaits is in the attempt (the frame is allocated per request).
+            BeginAttempt(attempt);
+            await next(attempt.Context);
+            if (EndAttempt(attempt) && attempt.Eligible && TryTakeRetry(attempt))
+            {
+                await RetryAsync(attempt, next, options.Current, attempt.Context.RequestAborted);
+            }
 
-        await FinishAsync(attempt, clusterId);
+            await FinishAsync(attempt);
+        }
+        finally
+        {
+            attempt.EndRequest();
+        }
+    }
+
+    private RetryAttempt Start(HttpContext context)
+    {
+        var proxy = context.GetReverseProxyFeature();
+        var current = options.Current;
+        var clusterConfig = proxy.Cluster?.Config;
+        var settings = SettingsFor(proxy.Route.Config, clusterConfig, current);
+        var budget = budgets.For(clusterConfig?.ClusterId ?? string.Empty, current.RetryBudget);
+        budget.RecordRequest();
+
+        var (eligible, repeatable) = Classify(context, settings);
+        var attempt = new RetryAttempt(context, proxy, settings, budget, eligible, repeatable, metrics) { Candidates = proxy.AvailableDestinations };
+        context.Features.Set(attempt);
+        return attempt;
     }
 
     // A retry. Returns whether another attempt could succeed.
@@ -152,9 +165,10 @@ internal sealed partial class ProxyRetryMiddleware(
         return true;
     }
 
-    private async Task FinishAsync(RetryAttempt attempt, string clusterId)
+    private async Task FinishAsync(RetryAttempt attempt)
     {
         var context = attempt.Context;
+        var clusterId = attempt.Proxy.Cluster?.Config.ClusterId ?? string.Empty;
         if (attempt.LastFailure == AttemptFailure.BackendConnectionLimit)
         {
             // The gateway's own limit (logged and counted by it): as an admission refusal, 503 with Retry-After.

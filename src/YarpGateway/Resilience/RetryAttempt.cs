@@ -1,3 +1,4 @@
+using System.Threading.RateLimiting;
 using Yarp.ReverseProxy.Forwarder;
 using Yarp.ReverseProxy.Model;
 
@@ -29,6 +30,12 @@ internal sealed class RetryAttempt(HttpContext context, IReverseProxyFeature pro
     private CancellationTokenSource? _tryTimeout;
     private CancellationToken _requestAborted;
 
+    // The outer frame's end of the request (TakeRequestEnd): 0 not handed over, 1 handed over, 2 the retry frame has ended.
+    private int _endState;
+    private IProxiedRequestEnd? _requestEnd;
+    private RateLimitLease? _lease;
+    private long _started;
+
     public HttpContext Context { get; } = context;
 
     public IReverseProxyFeature Proxy { get; } = proxy;
@@ -59,6 +66,32 @@ internal sealed class RetryAttempt(HttpContext context, IReverseProxyFeature pro
 
     /// <summary>True while the current attempt's try timeout has fired (and the client is still there).</summary>
     public bool TryTimedOut => _tryTimeout?.IsCancellationRequested == true && !_requestAborted.IsCancellationRequested;
+
+    /// <summary>
+    /// Takes on the outer frame's work for the request's end (<paramref name="end"/>, with the global limit's lease and the
+    /// time the request started), done by <see cref="EndRequest"/> at the end of the retry middleware's frame; false once that
+    /// frame has ended, when the caller does it itself.
+    /// </summary>
+    public bool TakeRequestEnd(IProxiedRequestEnd end, RateLimitLease? lease, long started)
+    {
+        _requestEnd = end;
+        _lease = lease;
+        _started = started;
+        return Interlocked.CompareExchange(ref _endState, 1, 0) == 0;
+    }
+
+    /// <summary>The retry middleware's frame has ended: does the outer frame's end of the request if it was handed over.</summary>
+    public void EndRequest()
+    {
+        if (Interlocked.Exchange(ref _endState, 2) == 1)
+        {
+            var end = _requestEnd!;
+            var lease = _lease;
+            _requestEnd = null;
+            _lease = null;
+            end.RequestEnded(Context, lease, _started);
+        }
+    }
 
     /// <summary>Called by the response transform: holds back a retryable status if a retry can follow.</summary>
     public bool TryReserveRetryForStatus(int status)
