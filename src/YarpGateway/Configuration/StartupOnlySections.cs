@@ -17,7 +17,6 @@ internal sealed partial class StartupOnlySections : IDisposable
     [
         "Authentication",
         "Gateway:Authorization",
-        "Gateway:ForwardedHeaders",
         "Gateway:ProxyProtocol",
         "Gateway:RequestFiltering",
         "Kestrel",

@@ -20,8 +20,8 @@ internal static class ClientAddressClaims
 {
     internal static readonly string[] HeaderNames = ["True-Client-IP", "X-Client-IP", "CF-Connecting-IP", "Fastly-Client-IP", "X-Cluster-Client-IP"];
 
-    /// <summary>The middleware; <paramref name="trusted"/> is null when no peer is trusted.</summary>
-    public static Func<RequestDelegate, RequestDelegate> Middleware(ForwardedHeadersOptions? trusted) => next => context =>
+    /// <summary>Removes the claims unless the request's peer is one of <paramref name="trusted"/>'s (null when no peer is trusted).</summary>
+    public static void RemoveUnlessTrusted(HttpContext context, ForwardedHeadersOptions? trusted)
     {
         var headers = context.Request.Headers;
         if (Carries(headers) && !IsTrusted(trusted, context.Connection.RemoteIpAddress))
@@ -31,9 +31,7 @@ internal static class ClientAddressClaims
                 headers.Remove(name);
             }
         }
-
-        return next(context);
-    };
+    }
 
     private static bool Carries(IHeaderDictionary headers)
     {

@@ -87,6 +87,41 @@ public class RealIpTests
         Assert.Equal(expected, headers.GetValueOrDefault("X-Real-IP"));
     }
 
+    // A CDN announces a new range: the operator adds it to KnownNetworks and saves; the next request from it is read as
+    // forwarded, without a restart. A value that is not a network is rejected, and the last good list stays; removing
+    // every trusted peer turns the forwarded-headers middleware off again.
+    [Fact]
+    public async Task TrustedPeers_Reload_ForTheNextRequest_AndABadValueKeepsTheLastGoodList()
+    {
+        await using var backend = await TestBackend.StartAsync("b");
+        await using var gateway = await GatewayUnderTest.StartAsync(Config(backend, forwarded: """{ "KnownNetworks": [ "10.0.0.0/8" ] }"""));
+        (string Name, string Value)[] sent = [("X-Forwarded-For", "198.51.100.8"), ("True-Client-IP", "6.6.6.6")];
+
+        var headers = await SendAsync(gateway, backend, HttpVersion.Version11, sent);
+        Assert.Equal("127.0.0.1", headers["X-Real-IP"]); // loopback not trusted at start
+        Assert.False(headers.ContainsKey("True-Client-IP"));
+
+        gateway.WriteConfig(Config(backend, forwarded: """{ "KnownNetworks": [ "10.0.0.0/8", "127.0.0.0/8" ] }"""));
+        Assert.True(await Eventually.TrueAsync(async () => (await SendAsync(gateway, backend, HttpVersion.Version11, sent))["X-Real-IP"] == "198.51.100.8", TimeSpan.FromSeconds(10)),
+            "the trusted network added was not applied");
+        headers = backend.RequestHeaders.Last();
+        Assert.Equal("198.51.100.8", headers["X-Forwarded-For"]);
+        Assert.Equal("6.6.6.6", headers["True-Client-IP"]); // a trusted peer's claim passes
+        Assert.False(headers.ContainsKey("X-Original-For"));
+        Assert.True(gateway.Logs.Lines.Any(l => l.Contains("Gateway:ForwardedHeaders reloaded. Changed: KnownNetworks:1: added ('127.0.0.0/8').", StringComparison.Ordinal)),
+            string.Join('\n', gateway.Logs.Lines.Where(l => l.Contains("ForwardedHeaders", StringComparison.Ordinal))));
+
+        gateway.WriteConfig(Config(backend, forwarded: """{ "KnownNetworks": [ "10.0.0.0/8", "127.0.0.0/8", "not-a-network" ] }"""));
+        Assert.True(await Eventually.TrueAsync(() => gateway.Logs.Lines.Any(l => l.Contains("[OptionsReloadRejected] Gateway:ForwardedHeaders reload rejected", StringComparison.Ordinal)), TimeSpan.FromSeconds(10)),
+            "the bad network was not rejected");
+        Assert.Equal("198.51.100.8", (await SendAsync(gateway, backend, HttpVersion.Version11, sent))["X-Real-IP"]); // the last good list
+
+        gateway.WriteConfig(Config(backend)); // nobody trusted: the forwarded-headers middleware off again
+        Assert.True(await Eventually.TrueAsync(async () => (await SendAsync(gateway, backend, HttpVersion.Version11, sent))["X-Real-IP"] == "127.0.0.1", TimeSpan.FromSeconds(10)),
+            "removing every trusted peer was not applied");
+        Assert.False(backend.RequestHeaders.Last().ContainsKey("True-Client-IP"));
+    }
+
     private static readonly (string Name, string Value)[] Claims =
         [.. YarpGateway.ForwardedHeaders.ClientAddressClaims.HeaderNames.Select(name => (name, "6.6.6.6"))];
 
