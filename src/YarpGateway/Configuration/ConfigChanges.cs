@@ -3,13 +3,17 @@ namespace YarpGateway.Configuration;
 /// <summary>
 /// What a reload changed in a configuration section, in the words of its keys, for the reload's log
 /// line: a value changed (<c>Clusters:api:Destinations:b:Metadata:Weight: '1' -> '3'</c>), a route,
-/// cluster or destination added or removed (named once, not key by key), at most
+/// cluster or destination added or removed (named once, not key by key), a list of values added or removed whole with
+/// its values (<c>KnownNetworks: added ('10.0.0.0/8', '198.51.100.0/24')</c>, up to <see cref="MaxListed"/>), at most
 /// <see cref="MaxItems"/> items and then how many more. Values are shown only for the keys the caller
 /// allows: a transform may set a credential header, and the authentication section holds keys.
 /// </summary>
 internal static class ConfigChanges
 {
     public const int MaxItems = 10;
+
+    /// <summary>The most values of a list added or removed whole that the item shows; a longer list is named only.</summary>
+    public const int MaxListed = 5;
 
     private const int MaxValueLength = 80;
     private const char Separator = ':';
@@ -88,12 +92,13 @@ internal static class ConfigChanges
     public static string Describe(IReadOnlyDictionary<string, string> before, IReadOnlyDictionary<string, string> after, Func<string, bool> showsValue)
     {
         var items = new SortedDictionary<string, string>(StringComparer.OrdinalIgnoreCase);
+        var lists = new Dictionary<string, List<string>?>(StringComparer.OrdinalIgnoreCase);
         HashSet<string>? beforeNodes = null, afterNodes = null;
         foreach (var (key, value) in after)
         {
             if (!before.TryGetValue(key, out var old))
             {
-                AddNode(items, key, beforeNodes ??= Nodes(before), after, "added", showsValue);
+                AddNode(items, lists, key, beforeNodes ??= Nodes(before), after, "added", showsValue);
             }
             else if (!string.Equals(old, value, StringComparison.Ordinal))
             {
@@ -105,7 +110,18 @@ internal static class ConfigChanges
         {
             if (!after.ContainsKey(key))
             {
-                AddNode(items, key, afterNodes ??= Nodes(after), before, "removed", showsValue);
+                AddNode(items, lists, key, afterNodes ??= Nodes(after), before, "removed", showsValue);
+            }
+        }
+
+        // A level added or removed whose keys are all its own list's elements (0, 1, ...), values shown: with them.
+        foreach (var (node, elements) in lists)
+        {
+            if (elements is { Count: > 0 and <= MaxListed })
+            {
+                var (with, what) = before.ContainsKey(elements[0]) ? (before, "removed") : (after, "added");
+                var values = elements.OrderBy(static key => int.Parse(key.AsSpan(key.LastIndexOf(Separator) + 1), System.Globalization.CultureInfo.InvariantCulture)).Select(key => Show(with[key]));
+                items[node] = $"{node}: {what} ({string.Join(", ", values)})";
             }
         }
 
@@ -115,8 +131,9 @@ internal static class ConfigChanges
     }
 
     // A key only one side has: reported at the shallowest level the other side has nothing under (a
-    // whole new destination is one item), with its value when that level is the key itself.
-    private static void AddNode(SortedDictionary<string, string> items, string key, HashSet<string> otherSidesNodes, IReadOnlyDictionary<string, string> with, string what, Func<string, bool> showsValue)
+    // whole new destination is one item), with its value when that level is the key itself. A level whose keys are all
+    // list elements with values shown is noted in lists (null once one of its keys is not).
+    private static void AddNode(SortedDictionary<string, string> items, Dictionary<string, List<string>?> lists, string key, HashSet<string> otherSidesNodes, IReadOnlyDictionary<string, string> with, string what, Func<string, bool> showsValue)
     {
         var end = key.IndexOf(Separator, StringComparison.Ordinal);
         while (end >= 0 && otherSidesNodes.Contains(key[..end]))
@@ -130,8 +147,27 @@ internal static class ConfigChanges
             return;
         }
 
-        items[key[..end]] = $"{key[..end]}: {what}";
+        var node = key[..end];
+        items[node] = $"{node}: {what}";
+        var element = showsValue(key) && IsIndex(key.AsSpan(end + 1));
+        if (!lists.TryGetValue(node, out var elements))
+        {
+            lists[node] = element ? [key] : null;
+        }
+        else if (elements is not null)
+        {
+            if (element)
+            {
+                elements.Add(key);
+            }
+            else
+            {
+                lists[node] = null;
+            }
+        }
     }
+
+    private static bool IsIndex(ReadOnlySpan<char> name) => name.Length is > 0 and <= 9 && !name.ContainsAnyExceptInRange('0', '9');
 
     // Every level that has keys under it ("Clusters", "Clusters:api", ...).
     private static HashSet<string> Nodes(IReadOnlyDictionary<string, string> keys)

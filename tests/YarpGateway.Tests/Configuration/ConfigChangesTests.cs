@@ -55,6 +55,37 @@ public class ConfigChangesTests
         Assert.Equal("Clusters:api:Destinations:b:Metadata: added; Routes:all:Order: added ('5')", Describe(Before, after));
     }
 
+    // Gateway:ForwardedHeaders' first trusted networks were logged as "KnownNetworks: added.", which network not said.
+    [Fact]
+    public void AListAddedOrRemovedWhole_ShowsItsValues_InIndexOrder()
+    {
+        var before = new Dictionary<string, string>(StringComparer.OrdinalIgnoreCase) { ["ForwardLimit"] = "1" };
+        var after = new Dictionary<string, string>(StringComparer.OrdinalIgnoreCase)
+        {
+            ["ForwardLimit"] = "1",
+            ["KnownNetworks:10"] = "192.0.2.0/24",
+            ["KnownNetworks:2"] = "198.51.100.0/24",
+            ["KnownNetworks:0"] = "10.0.0.0/8",
+        };
+
+        Assert.Equal("KnownNetworks: added ('10.0.0.0/8', '198.51.100.0/24', '192.0.2.0/24')", Describe(before, after));
+        Assert.Equal("KnownNetworks: removed ('10.0.0.0/8', '198.51.100.0/24', '192.0.2.0/24')", Describe(after, before));
+    }
+
+    [Fact]
+    public void ALongListOrALevelWithMoreThanAList_IsNamedOnly()
+    {
+        var before = new Dictionary<string, string>(StringComparer.OrdinalIgnoreCase);
+        var longList = Enumerable.Range(0, ConfigChanges.MaxListed + 1).ToDictionary(i => $"KnownProxies:{i}", i => $"10.0.0.{i}", StringComparer.OrdinalIgnoreCase);
+        var mixed = new Dictionary<string, string>(StringComparer.OrdinalIgnoreCase) { ["Policies:0"] = "a", ["Policies:web:Origins:0"] = "https://a.example" };
+        var route = new Dictionary<string, string>(StringComparer.OrdinalIgnoreCase) { ["Routes:r:ClusterId"] = "c" };
+        var withTransform = new Dictionary<string, string>(route, StringComparer.OrdinalIgnoreCase) { ["Routes:r:Transforms:0"] = "x" };
+
+        Assert.Equal("KnownProxies: added", Describe(before, longList));
+        Assert.Equal("Policies: added", Describe(before, mixed));
+        Assert.Equal("Routes:r:Transforms: added", Describe(route, withTransform)); // a transform's values are never shown
+    }
+
     [Fact]
     public void TransformValues_AreNotShown()
     {

@@ -286,7 +286,7 @@ public class OutputCacheTests
         config["Gateway"]!["OutputCache"]!["Policies"]!["other"] = JsonNode.Parse("""{ "Duration": "00:00:10" }""");
         gateway.WriteConfig(config);
         Assert.True(await Eventually.TrueAsync(
-            () => gateway.Logs.Lines.Any(l => l.Contains("[OptionsReloaded] Gateway:OutputCache reloaded. Changed: Policies:short:VaryByQuery: removed.", StringComparison.Ordinal))
+            () => gateway.Logs.Lines.Any(l => l.Contains("[OptionsReloaded] Gateway:OutputCache reloaded. Changed: Policies:short:VaryByQuery: removed ('id').", StringComparison.Ordinal))
                 && gateway.Logs.Lines.Any(l => l.Contains("[SectionNeedsRestart] Gateway:OutputCache (which policies exist, SizeLimit and MaximumBodySize) changed", StringComparison.Ordinal) && l.Contains("Changed: Policies:other: added.", StringComparison.Ordinal)),
             TimeSpan.FromSeconds(10)), string.Join("\n", gateway.Logs.Lines));
 
