@@ -23,8 +23,8 @@ namespace YarpGateway.Endpoints;
 /// request runs in one frame; only a request that has to queue for the global limit gets a second.
 /// That frame is not even this one's when the request reaches a frame further in that waits for it anyway: a WebSocket's
 /// relay (<see cref="WebSocketRelay.TakeRequestEnd"/>) or, for every other proxied request, the retries'
-/// (<see cref="RetryAttempt.TakeRequestEnd"/>) do the end as they end. This one waits only for requests answered before
-/// the proxy pipeline (no route, authorization, rate limits, the output cache's hits) that do not complete at once.
+/// (<see cref="RetryAttempt.TakeRequestEnd"/>) do the end as they end. This one waits only for requests that are still
+/// running before they reach the retries (a route limit's queue, authorization, the output cache's lock).
 /// </summary>
 internal sealed class ProxyRequestFrame(
     TrafficCounters traffic,

@@ -18,6 +18,7 @@ internal sealed class TrustedProxies : IDisposable
 {
     private readonly ReloadableOptions<GatewayForwardedHeadersOptions> _options;
     private readonly ILoggerFactory _loggerFactory;
+    private readonly Lock _gate = new();
     private RequestDelegate? _next;
     private volatile Trusted? _trusted;
 
@@ -34,7 +35,11 @@ internal sealed class TrustedProxies : IDisposable
     /// <summary>The middleware: placed once, where the client address is decided.</summary>
     public Func<RequestDelegate, RequestDelegate> Middleware => next =>
     {
-        _next = next;
+        lock (_gate)
+        {
+            _next = next;
+        }
+
         Apply(_options.Current);
         return InvokeAsync;
     };
@@ -46,14 +51,20 @@ internal sealed class TrustedProxies : IDisposable
         return trusted is null ? _next!(context) : trusted.Forwarding.Invoke(context);
     }
 
-    private void Apply(GatewayForwardedHeadersOptions settings)
+    // From the value current when it runs (not the event's), under a lock: a reload while the pipeline is built cannot
+    // leave the older value in force.
+    private void Apply(GatewayForwardedHeadersOptions _)
     {
-        if (_next is not { } next)
+        lock (_gate)
         {
-            return; // before the pipeline is built: built with the value current then
-        }
+            if (_next is not { } next)
+            {
+                return; // before the pipeline is built: built with the value current then
+            }
 
-        _trusted = settings.Enabled ? new Trusted(ToAspNetCore(settings), next, _loggerFactory) : null;
+            var settings = _options.Current;
+            _trusted = settings.Enabled ? new Trusted(ToAspNetCore(settings), next, _loggerFactory) : null;
+        }
     }
 
     /// <summary>ASP.NET Core's options trusting exactly the configured peers for <c>X-Forwarded-For</c> (its defaults trust loopback).</summary>

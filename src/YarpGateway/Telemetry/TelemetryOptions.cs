@@ -29,7 +29,7 @@ internal sealed class TelemetryOptions
     /// once in <c>gateway.proxy.request.duration</c> (by route, cluster and status class) and in the per-destination
     /// figures, and the two platform histograms cost about 300 bytes and two histogram updates per proxied request (hosting
     /// then looks up <c>HttpContext.Items</c> at each request's end, <c>HttpClient</c> keeps a frame of its own around each
-    /// backend request). Requests answered without reaching a route are counted in <c>gateway.requests.unrouted</c>.
+    /// backend request). Requests answered without reaching a proxy route are counted by status in <c>gateway.requests.not_proxied</c> either way.
     /// Read at start.
     /// </summary>
     public bool PlatformRequestDurations { get; set; }
