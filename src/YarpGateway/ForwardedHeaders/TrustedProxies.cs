@@ -29,9 +29,6 @@ internal sealed class TrustedProxies : IDisposable
         _options.Changed += Apply;
     }
 
-    /// <summary>The trusted peers now, as ASP.NET Core's options hold them; null when nobody is trusted.</summary>
-    internal ForwardedHeadersOptions? Current => _trusted?.Options;
-
     /// <summary>The middleware: placed once, where the client address is decided.</summary>
     public Func<RequestDelegate, RequestDelegate> Middleware => next =>
     {
@@ -68,7 +65,7 @@ internal sealed class TrustedProxies : IDisposable
     }
 
     /// <summary>ASP.NET Core's options trusting exactly the configured peers for <c>X-Forwarded-For</c> (its defaults trust loopback).</summary>
-    internal static ForwardedHeadersOptions ToAspNetCore(GatewayForwardedHeadersOptions settings)
+    private static ForwardedHeadersOptions ToAspNetCore(GatewayForwardedHeadersOptions settings)
     {
         var options = new ForwardedHeadersOptions
         {
