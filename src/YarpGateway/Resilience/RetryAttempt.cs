@@ -1,4 +1,5 @@
 using System.Threading.RateLimiting;
+using Microsoft.Extensions.ObjectPool;
 using Yarp.ReverseProxy.Forwarder;
 using Yarp.ReverseProxy.Model;
 
@@ -22,8 +23,10 @@ internal enum AttemptFailure
 /// <summary>
 /// One proxied request's retry state, shared (as a request feature) by <see cref="ProxyRetryMiddleware"/>,
 /// the response transform that holds back a retryable status, and the outlier-ejection policy.
+/// Pooled (<see cref="Policy"/>): a request whose end this attempt did (<see cref="EndRequest"/>) gives it back, the common case;
+/// any other (an upgrade, a request that ended before the hand-over) leaves it to the collector.
 /// </summary>
-internal sealed class RetryAttempt(HttpContext context, IReverseProxyFeature proxy, ResilienceSettings settings, RetryBudget budget, bool eligible, bool repeatable, ResilienceMetrics metrics) : IDisposable
+internal sealed class RetryAttempt(ResilienceMetrics metrics) : IDisposable
 {
     private List<DestinationState>? _failed;
     private CancellationTokenSource? _tryTimer;
@@ -36,19 +39,23 @@ internal sealed class RetryAttempt(HttpContext context, IReverseProxyFeature pro
     private RateLimitLease? _lease;
     private long _started;
 
-    public HttpContext Context { get; } = context;
+    public RetryAttempt(HttpContext context, IReverseProxyFeature proxy, ResilienceSettings settings, RetryBudget budget, bool eligible, bool repeatable, ResilienceMetrics metrics)
+        : this(metrics)
+        => Start(context, proxy, settings, budget, eligible, repeatable);
 
-    public IReverseProxyFeature Proxy { get; } = proxy;
+    public HttpContext Context { get; private set; } = null!;
 
-    public ResilienceSettings Settings { get; } = settings;
+    public IReverseProxyFeature Proxy { get; private set; } = null!;
 
-    public RetryBudget Budget { get; } = budget;
+    public ResilienceSettings Settings { get; private set; } = null!;
+
+    public RetryBudget Budget { get; private set; } = null!;
 
     /// <summary>May be retried at all: an idempotent method (PUT/DELETE only when the route opts in), not an upgrade.</summary>
-    public bool Eligible { get; } = eligible;
+    public bool Eligible { get; private set; }
 
     /// <summary>Safe to send again whatever happened: eligible, and no body or a buffered one.</summary>
-    public bool Repeatable { get; } = repeatable;
+    public bool Repeatable { get; private set; }
 
     /// <summary>Attempts made so far (1 during the first).</summary>
     public int Number { get; private set; }
@@ -62,7 +69,19 @@ internal sealed class RetryAttempt(HttpContext context, IReverseProxyFeature pro
     public string? TimeoutKind { get; set; }
 
     /// <summary>The available destinations as load balancing first saw them.</summary>
-    public IReadOnlyList<DestinationState> Candidates { get; set; } = [];
+    public IReadOnlyList<DestinationState> Candidates { get; private set; } = [];
+
+    /// <summary>Takes a new (or given back) attempt for a request, before its first attempt.</summary>
+    public void Start(HttpContext context, IReverseProxyFeature proxy, ResilienceSettings settings, RetryBudget budget, bool eligible, bool repeatable)
+    {
+        Context = context;
+        Proxy = proxy;
+        Settings = settings;
+        Budget = budget;
+        Eligible = eligible;
+        Repeatable = repeatable;
+        Candidates = proxy.AvailableDestinations;
+    }
 
     /// <summary>True while the current attempt's try timeout has fired (and the client is still there).</summary>
     public bool TryTimedOut => _tryTimeout?.IsCancellationRequested == true && !_requestAborted.IsCancellationRequested;
@@ -80,17 +99,25 @@ internal sealed class RetryAttempt(HttpContext context, IReverseProxyFeature pro
         return Interlocked.CompareExchange(ref _endState, 1, 0) == 0;
     }
 
-    /// <summary>The retry middleware's frame has ended: does the outer frame's end of the request if it was handed over.</summary>
-    public void EndRequest()
+    /// <summary>
+    /// The retry middleware's frame has ended: does the outer frame's end of the request if it was handed over, and then says
+    /// true: nothing refers to this attempt any more but the request's features (the caller removes it there), so it can be
+    /// given back to the pool. False when it was not handed over: the outer frame may still read it (an upgrade's relay,
+    /// a request that ended before the hand-over).
+    /// </summary>
+    public bool EndRequest()
     {
-        if (Interlocked.Exchange(ref _endState, 2) == 1)
+        if (Interlocked.Exchange(ref _endState, 2) != 1)
         {
-            var end = _requestEnd!;
-            var lease = _lease;
-            _requestEnd = null;
-            _lease = null;
-            end.RequestEnded(Context, lease, _started);
+            return false;
         }
+
+        var end = _requestEnd!;
+        var lease = _lease;
+        _requestEnd = null;
+        _lease = null;
+        end.RequestEnded(Context, lease, _started);
+        return true;
     }
 
     /// <summary>Called by the response transform: holds back a retryable status if a retry can follow.</summary>
@@ -123,7 +150,7 @@ internal sealed class RetryAttempt(HttpContext context, IReverseProxyFeature pro
             Context.Features.Set<IForwarderErrorFeature>(null);
             // Destinations that failed this request are left out while others remain; once every one
             // has failed, any may be tried again (a one-destination cluster still gets its retries).
-            var untried = _failed is null ? Candidates : Candidates.Where(d => !_failed.Contains(d)).ToArray();
+            var untried = _failed is null or { Count: 0 } ? Candidates : Candidates.Where(d => !_failed.Contains(d)).ToArray();
             Proxy.AvailableDestinations = untried.Count > 0 ? untried : Candidates;
             if (Context.Request.Body.CanSeek)
             {
@@ -326,6 +353,46 @@ internal sealed class RetryAttempt(HttpContext context, IReverseProxyFeature pro
     {
         _tryTimeout?.Dispose();
         _tryTimer?.Dispose();
+    }
+
+    // Back to the state of a new attempt, holding nothing of the request.
+    private void Reset()
+    {
+        Dispose();
+        _tryTimeout = null;
+        _tryTimer = null;
+        _failed?.Clear();
+        _requestAborted = default;
+        _endState = 0;
+        _requestEnd = null;
+        _lease = null;
+        _started = 0;
+        Context = null!;
+        Proxy = null!;
+        Settings = null!;
+        Budget = null!;
+        Eligible = false;
+        Repeatable = false;
+        Number = 0;
+        RetryReserved = false;
+        LastFailure = AttemptFailure.None;
+        TimeoutKind = null;
+        Candidates = [];
+    }
+
+    /// <summary>
+    /// The pool's policy: an attempt given back is reset. Only requests whose end the attempt did give theirs back
+    /// (<see cref="EndRequest"/>), from the retry middleware's frame as it ends, after removing it from the request's features.
+    /// </summary>
+    internal sealed class Policy(ResilienceMetrics metrics) : IPooledObjectPolicy<RetryAttempt>
+    {
+        public RetryAttempt Create() => new(metrics);
+
+        public bool Return(RetryAttempt attempt)
+        {
+            attempt.Reset();
+            return true;
+        }
     }
 
     internal static bool HasBody(HttpContext context)

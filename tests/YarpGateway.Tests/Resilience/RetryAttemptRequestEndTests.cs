@@ -28,8 +28,8 @@ public sealed class RetryAttemptRequestEndTests : IDisposable
         Assert.True(attempt.TakeRequestEnd(end, lease, started: 42));
         Assert.Empty(end.Calls); // not before the retry frame ends
 
-        attempt.EndRequest();
-        attempt.EndRequest(); // a second end does nothing
+        Assert.True(attempt.EndRequest()); // done here: the attempt may go back to the pool
+        Assert.False(attempt.EndRequest()); // a second end does nothing
 
         var call = Assert.Single(end.Calls);
         Assert.Same(context, call.Context);
@@ -43,11 +43,56 @@ public sealed class RetryAttemptRequestEndTests : IDisposable
         using var attempt = NewAttempt(out _);
         var end = new RecordingEnd();
 
-        attempt.EndRequest();
+        Assert.False(attempt.EndRequest()); // not handed over: the outer frame may still read it, so it is not given back
 
         Assert.False(attempt.TakeRequestEnd(end, lease: null, started: 1));
-        attempt.EndRequest();
+        Assert.False(attempt.EndRequest());
         Assert.Empty(end.Calls);
+    }
+
+    [Fact]
+    public void GivenBackToThePool_AnAttemptKeepsNothingOfItsRequest_AndServesTheNextAsANewOne()
+    {
+        var metrics = new ResilienceMetrics(_services.GetRequiredService<IMeterFactory>());
+        var policy = new RetryAttempt.Policy(metrics);
+        using var attempt = policy.Create();
+        var first = new DefaultHttpContext();
+        var settings = new ResilienceSettings(MaxRetries: 1, RetryStatusCodes: new HashSet<int> { 503 }, TryTimeout: TimeSpan.FromSeconds(5), RetryIdempotent: false, MaxRetryBodyBytes: 0);
+        var budget = new RetryBudget(TimeProvider.System, new RetryBudgetOptions());
+        attempt.Start(first, new ReverseProxyFeature(), settings, budget, eligible: true, repeatable: true);
+        attempt.Begin(TimeProvider.System); // the try timeout's token swapped in
+        first.Response.StatusCode = StatusCodes.Status503ServiceUnavailable;
+        Assert.True(attempt.TryReserveRetryForStatus(503)); // held back for a retry
+        Assert.True(attempt.End());
+        Assert.Equal(AttemptFailure.Status, attempt.LastFailure);
+        attempt.TimeoutKind = "try";
+        Assert.True(attempt.TakeRequestEnd(new RecordingEnd(), lease: null, started: 7));
+        Assert.True(attempt.EndRequest());
+
+        Assert.True(policy.Return(attempt));
+
+        Assert.Null(attempt.Context);
+        Assert.Null(attempt.Proxy);
+        Assert.Equal(0, attempt.Number);
+        Assert.Equal(AttemptFailure.None, attempt.LastFailure);
+        Assert.Null(attempt.TimeoutKind);
+        Assert.False(attempt.RetryReserved);
+        Assert.Empty(attempt.Candidates);
+
+        // The next request: its own context, a first attempt, and a hand-over that works again.
+        var second = new DefaultHttpContext();
+        var proxy = new ReverseProxyFeature();
+        attempt.Start(second, proxy, settings, budget, eligible: false, repeatable: false);
+        attempt.Begin(TimeProvider.System);
+        Assert.Same(second, attempt.Context);
+        Assert.Same(proxy, attempt.Proxy);
+        Assert.Equal(1, attempt.Number);
+        Assert.False(attempt.Eligible);
+        var end = new RecordingEnd();
+        Assert.True(attempt.TakeRequestEnd(end, lease: null, started: 8));
+        attempt.End();
+        Assert.True(attempt.EndRequest());
+        Assert.Same(second, Assert.Single(end.Calls).Context);
     }
 
     [Fact]
