@@ -54,7 +54,7 @@ internal sealed partial class ProxyRetryMiddleware(
             // What lives across the awaits is in the attempt (the frame is allocated per request).
             BeginAttempt(attempt);
             await next(attempt.Context);
-            if (EndAttempt(attempt) && attempt.Eligible && TryTakeRetry(attempt))
+            if (EndAttempt(attempt) && TryTakeRetry(attempt))
             {
                 await RetryAsync(attempt, next, options.Current, attempt.Context.RequestAborted);
             }
@@ -83,9 +83,9 @@ internal sealed partial class ProxyRetryMiddleware(
         var budget = budgets.For(clusterConfig?.ClusterId ?? string.Empty, current.RetryBudget);
         budget.RecordRequest();
 
-        var (eligible, repeatable) = Classify(context, settings);
+        var (retryUnsent, repeatable) = Classify(context, settings);
         var attempt = _attempts.Get();
-        attempt.Start(context, proxy, settings, budget, eligible, repeatable);
+        attempt.Start(context, proxy, settings, budget, retryUnsent, repeatable);
         context.Features.Set(attempt);
         return attempt;
     }
@@ -244,23 +244,25 @@ internal sealed partial class ProxyRetryMiddleware(
     };
 
     /// <summary>
-    /// Eligible: GET, HEAD, OPTIONS, TRACE, and PUT/DELETE only with <c>RetryIdempotent</c>; never
-    /// POST or PATCH, never an upgrade. Repeatable: eligible with no body, or with a body small enough
-    /// (<see cref="ResilienceOptions.MaxRetryBodyBytes"/>) to be buffered and sent again.
+    /// Repeatable (sent again on a reset, a try timeout or a held-back status): GET, HEAD, OPTIONS, TRACE, and PUT/DELETE
+    /// only with <c>RetryIdempotent</c>, with no body or with one small enough (<see cref="ResilienceOptions.MaxRetryBodyBytes"/>)
+    /// to be buffered and sent again; never POST or PATCH. Retried when unsent (no connection could be made, so the destination
+    /// saw nothing, and a body was not begun): every request but an upgrade, as nginx's <c>proxy_next_upstream</c>, HAProxy's
+    /// <c>retry-on conn-failure</c> and Envoy's <c>connect-failure</c> do.
     /// </summary>
-    private static (bool Eligible, bool Repeatable) Classify(HttpContext context, ResilienceSettings settings)
+    private static (bool RetryUnsent, bool Repeatable) Classify(HttpContext context, ResilienceSettings settings)
     {
-        var method = context.Request.Method;
-        var idempotent = HttpMethods.IsGet(method) || HttpMethods.IsHead(method) || HttpMethods.IsOptions(method) || HttpMethods.IsTrace(method)
-            || (settings.RetryIdempotent && (HttpMethods.IsPut(method) || HttpMethods.IsDelete(method)));
-        if (!idempotent || Endpoints.UpgradeRequest.Is(context))
+        if (Endpoints.UpgradeRequest.Is(context))
         {
             return (false, false);
         }
 
-        if (!RetryAttempt.HasBody(context))
+        var method = context.Request.Method;
+        var idempotent = HttpMethods.IsGet(method) || HttpMethods.IsHead(method) || HttpMethods.IsOptions(method) || HttpMethods.IsTrace(method)
+            || (settings.RetryIdempotent && (HttpMethods.IsPut(method) || HttpMethods.IsDelete(method)));
+        if (!idempotent || !RetryAttempt.HasBody(context))
         {
-            return (true, true);
+            return (true, idempotent);
         }
 
         if (settings.MaxRetryBodyBytes > 0 && context.Request.ContentLength is { } length && length <= settings.MaxRetryBodyBytes)

@@ -39,9 +39,9 @@ internal sealed class RetryAttempt(ResilienceMetrics metrics) : IDisposable
     private RateLimitLease? _lease;
     private long _started;
 
-    public RetryAttempt(HttpContext context, IReverseProxyFeature proxy, ResilienceSettings settings, RetryBudget budget, bool eligible, bool repeatable, ResilienceMetrics metrics)
+    public RetryAttempt(HttpContext context, IReverseProxyFeature proxy, ResilienceSettings settings, RetryBudget budget, bool retryUnsent, bool repeatable, ResilienceMetrics metrics)
         : this(metrics)
-        => Start(context, proxy, settings, budget, eligible, repeatable);
+        => Start(context, proxy, settings, budget, retryUnsent, repeatable);
 
     public HttpContext Context { get; private set; } = null!;
 
@@ -51,10 +51,13 @@ internal sealed class RetryAttempt(ResilienceMetrics metrics) : IDisposable
 
     public RetryBudget Budget { get; private set; } = null!;
 
-    /// <summary>May be retried at all: an idempotent method (PUT/DELETE only when the route opts in), not an upgrade.</summary>
-    public bool Eligible { get; private set; }
+    /// <summary>
+    /// May be retried when nothing reached the destination (no connection could be made): any request but an upgrade, POST
+    /// and PATCH included, with a body it has not begun to send.
+    /// </summary>
+    public bool RetryUnsent { get; private set; }
 
-    /// <summary>Safe to send again whatever happened: eligible, and no body or a buffered one.</summary>
+    /// <summary>Safe to send again whatever happened: an idempotent method (PUT/DELETE only when the route opts in), not an upgrade, and no body or a buffered one.</summary>
     public bool Repeatable { get; private set; }
 
     /// <summary>Attempts made so far (1 during the first).</summary>
@@ -72,13 +75,13 @@ internal sealed class RetryAttempt(ResilienceMetrics metrics) : IDisposable
     public IReadOnlyList<DestinationState> Candidates { get; private set; } = [];
 
     /// <summary>Takes a new (or given back) attempt for a request, before its first attempt.</summary>
-    public void Start(HttpContext context, IReverseProxyFeature proxy, ResilienceSettings settings, RetryBudget budget, bool eligible, bool repeatable)
+    public void Start(HttpContext context, IReverseProxyFeature proxy, ResilienceSettings settings, RetryBudget budget, bool retryUnsent, bool repeatable)
     {
         Context = context;
         Proxy = proxy;
         Settings = settings;
         Budget = budget;
-        Eligible = eligible;
+        RetryUnsent = retryUnsent;
         Repeatable = repeatable;
         Candidates = proxy.AvailableDestinations;
     }
@@ -196,7 +199,7 @@ internal sealed class RetryAttempt(ResilienceMetrics metrics) : IDisposable
         return LastFailure switch
         {
             AttemptFailure.Status => RetryReserved,
-            AttemptFailure.ConnectFailure or AttemptFailure.ConnectTimeout => Eligible, // no connection: the body was never sent
+            AttemptFailure.ConnectFailure or AttemptFailure.ConnectTimeout => RetryUnsent, // no connection: nothing was sent
             AttemptFailure.ConnectionReset or AttemptFailure.TryTimeout => Repeatable,
             _ => false,
         };
@@ -273,7 +276,7 @@ internal sealed class RetryAttempt(ResilienceMetrics metrics) : IDisposable
         => error.Error == ForwarderError.ResponseBodyDestination && error.Exception is OperationCanceledException;
 
     /// <summary>
-    /// A transport error: no connection (refused, unreachable), a connect timeout, or a connection lost
+    /// A transport error: no connection (refused, unreachable, a name that does not resolve), a connect timeout, or a connection lost
     /// after connecting. A response over the client's limits (headers over 64 KiB), or one the gateway cannot
     /// pass on (see <see cref="IsTransportError"/>), is none of these: every destination answers it the same, so
     /// it is <see cref="AttemptFailure.Other"/>, not retried.
@@ -292,7 +295,8 @@ internal sealed class RetryAttempt(ResilienceMetrics metrics) : IDisposable
 
         for (var ex = exception; ex is not null; ex = ex.InnerException)
         {
-            if (ex is HttpRequestException { HttpRequestError: HttpRequestError.ConnectionError })
+            // No connection made: refused, unreachable, or a name that does not resolve (no such host, no DNS answer).
+            if (ex is HttpRequestException { HttpRequestError: HttpRequestError.ConnectionError or HttpRequestError.NameResolutionError })
             {
                 return AttemptFailure.ConnectFailure;
             }
@@ -371,7 +375,7 @@ internal sealed class RetryAttempt(ResilienceMetrics metrics) : IDisposable
         Proxy = null!;
         Settings = null!;
         Budget = null!;
-        Eligible = false;
+        RetryUnsent = false;
         Repeatable = false;
         Number = 0;
         RetryReserved = false;

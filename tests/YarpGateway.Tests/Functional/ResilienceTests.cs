@@ -397,6 +397,59 @@ public class ResilienceTests
             gateway.DescribeCounters("gateway.proxy") + " | " + gateway.DescribeCounters("gateway.outlier"));
     }
 
+    [Theory]
+    [InlineData("POST", false, false)]
+    [InlineData("PATCH", false, false)]
+    [InlineData("POST", true, false)] // chunked: no Content-Length
+    [InlineData("POST", false, true)] // over HTTP/2 (h2c)
+    public async Task NonIdempotentRequest_ToADestinationThatRefusesConnections_IsSentToAnother_WithItsBodyWhole(string method, bool chunked, bool http2)
+    {
+        // Nothing reached the dead destination (its connection was refused), so nothing can be done twice: as nginx, HAProxy
+        // and Envoy do, the request goes to another destination, whatever its method, with the body it has not yet sent.
+        await using var a = await TestBackend.StartAsync("a");
+        var deadPort = LoopbackPort.Unused();
+        var config = ProxyConfigJson.CatchAll("WeightedRoundRobin", (a, "1"));
+        Cluster(config)["Destinations"]!.AsObject().Insert(0, "dead", new JsonObject { ["Address"] = $"http://127.0.0.1:{deadPort}/" });
+        await using var gateway = await GatewayUnderTest.StartAsync(config);
+        using var client = http2 ? gateway.CreateHttp2ProxyClient() : gateway.CreateProxyClient();
+
+        var body = new string('x', 20_000);
+        for (var i = 0; i < 4; i++)
+        {
+            HttpContent content = chunked ? new StreamContent(new MemoryStream(System.Text.Encoding.UTF8.GetBytes(body))) : new StringContent(body);
+            using var request = new HttpRequestMessage(new HttpMethod(method), "/x") { Content = content, Version = client.DefaultRequestVersion, VersionPolicy = client.DefaultVersionPolicy };
+            using var response = await client.SendAsync(request);
+            Assert.Equal(HttpStatusCode.OK, response.StatusCode);
+            Assert.Equal(http2 ? 2 : 1, response.Version.Major);
+        }
+
+        Assert.Equal(4, a.Requests);
+        Assert.Equal(4, a.Bodies.Count);
+        Assert.All(a.Bodies, received => Assert.Equal(body, received));
+        Assert.True(gateway.Counter("gateway.proxy.retries|cluster=c1|reason=connect_failure") >= 1, gateway.DescribeCounters("gateway.proxy"));
+    }
+
+    [Fact]
+    public async Task PostToADestinationThatNeverAnswersItsConnect_IsSentToAnother_AfterTheConnectTimeout()
+    {
+        using var blackhole = new BacklogFullListener();
+        await using var a = await TestBackend.StartAsync("a");
+        var config = ProxyConfigJson.CatchAll("WeightedRoundRobin", (a, "1"));
+        Cluster(config)["Destinations"]!.AsObject().Insert(0, "blackhole", new JsonObject { ["Address"] = $"http://127.0.0.1:{blackhole.Port}/" });
+        Cluster(config)["Metadata"] = new JsonObject { ["ConnectTimeout"] = "00:00:00.300" };
+        await using var gateway = await GatewayUnderTest.StartAsync(config);
+        using var client = gateway.CreateProxyClient();
+
+        for (var i = 0; i < 2; i++)
+        {
+            using var response = await client.PostAsync("/x", new StringContent("order " + i));
+            Assert.Equal(HttpStatusCode.OK, response.StatusCode);
+        }
+
+        Assert.Equal(["order 0", "order 1"], a.Bodies.Order());
+        Assert.True(gateway.Counter("gateway.proxy.retries|cluster=c1|reason=connect_timeout") >= 1, gateway.DescribeCounters("gateway.proxy"));
+    }
+
     [Fact]
     public async Task ConnectTimeout_AgainstAListenerWhoseBacklogIsFull_Gives504WithinTheBound()
     {

@@ -59,7 +59,7 @@ public sealed class RetryAttemptRequestEndTests : IDisposable
         var first = new DefaultHttpContext();
         var settings = new ResilienceSettings(MaxRetries: 1, RetryStatusCodes: new HashSet<int> { 503 }, TryTimeout: TimeSpan.FromSeconds(5), RetryIdempotent: false, MaxRetryBodyBytes: 0);
         var budget = new RetryBudget(TimeProvider.System, new RetryBudgetOptions());
-        attempt.Start(first, new ReverseProxyFeature(), settings, budget, eligible: true, repeatable: true);
+        attempt.Start(first, new ReverseProxyFeature(), settings, budget, retryUnsent: true, repeatable: true);
         attempt.Begin(TimeProvider.System); // the try timeout's token swapped in
         first.Response.StatusCode = StatusCodes.Status503ServiceUnavailable;
         Assert.True(attempt.TryReserveRetryForStatus(503)); // held back for a retry
@@ -82,12 +82,12 @@ public sealed class RetryAttemptRequestEndTests : IDisposable
         // The next request: its own context, a first attempt, and a hand-over that works again.
         var second = new DefaultHttpContext();
         var proxy = new ReverseProxyFeature();
-        attempt.Start(second, proxy, settings, budget, eligible: false, repeatable: false);
+        attempt.Start(second, proxy, settings, budget, retryUnsent: false, repeatable: false);
         attempt.Begin(TimeProvider.System);
         Assert.Same(second, attempt.Context);
         Assert.Same(proxy, attempt.Proxy);
         Assert.Equal(1, attempt.Number);
-        Assert.False(attempt.Eligible);
+        Assert.False(attempt.RetryUnsent);
         var end = new RecordingEnd();
         Assert.True(attempt.TakeRequestEnd(end, lease: null, started: 8));
         attempt.End();
@@ -123,7 +123,7 @@ public sealed class RetryAttemptRequestEndTests : IDisposable
         var settings = new ResilienceSettings(MaxRetries: 1, RetryStatusCodes: new HashSet<int>(), TryTimeout: null, RetryIdempotent: false, MaxRetryBodyBytes: 0);
         var budget = new RetryBudget(TimeProvider.System, new RetryBudgetOptions());
         var metrics = new ResilienceMetrics(_services.GetRequiredService<IMeterFactory>());
-        return new RetryAttempt(context, new ReverseProxyFeature(), settings, budget, eligible: true, repeatable: true, metrics);
+        return new RetryAttempt(context, new ReverseProxyFeature(), settings, budget, retryUnsent: true, repeatable: true, metrics);
     }
 
     private sealed class RecordingEnd : IProxiedRequestEnd
