@@ -246,15 +246,17 @@ internal sealed partial class ProxyRetryMiddleware(
     /// <summary>
     /// Repeatable (sent again on a reset, a try timeout or a held-back status): GET, HEAD, OPTIONS, TRACE, and PUT/DELETE
     /// only with <c>RetryIdempotent</c>, with no body or with one small enough (<see cref="ResilienceOptions.MaxRetryBodyBytes"/>)
-    /// to be buffered and sent again; never POST or PATCH. Retried when unsent (no connection could be made, so the destination
-    /// saw nothing, and a body was not begun): every request but an upgrade, as nginx's <c>proxy_next_upstream</c>, HAProxy's
-    /// <c>retry-on conn-failure</c> and Envoy's <c>connect-failure</c> do.
+    /// to be buffered and sent again; never POST or PATCH, never an upgrade. Retried when unsent (no connection could be made,
+    /// so the destination saw nothing, and a body was not begun): every request, as nginx's <c>proxy_next_upstream</c>, HAProxy's
+    /// <c>retry-on conn-failure</c> and Envoy's <c>connect-failure</c> do. An upgrade (a WebSocket handshake) too: nothing of
+    /// it has reached the client either (the relay takes the client's side only on a 101), and its extended CONNECT's body
+    /// is the tunnel, read only once the backend has answered.
     /// </summary>
     private static (bool RetryUnsent, bool Repeatable) Classify(HttpContext context, ResilienceSettings settings)
     {
         if (Endpoints.UpgradeRequest.Is(context))
         {
-            return (false, false);
+            return (true, false);
         }
 
         var method = context.Request.Method;

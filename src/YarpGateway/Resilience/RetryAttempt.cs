@@ -52,8 +52,8 @@ internal sealed class RetryAttempt(ResilienceMetrics metrics) : IDisposable
     public RetryBudget Budget { get; private set; } = null!;
 
     /// <summary>
-    /// May be retried when nothing reached the destination (no connection could be made): any request but an upgrade, POST
-    /// and PATCH included, with a body it has not begun to send.
+    /// May be retried when nothing reached the destination (no connection could be made): any request, POST, PATCH
+    /// and WebSocket handshakes included, with a body it has not begun to send.
     /// </summary>
     public bool RetryUnsent { get; private set; }
 

@@ -6,7 +6,7 @@ namespace YarpGateway.Tests.Resilience;
 
 /// <summary>
 /// How a transport error is classified: a failure before any connection (refused, unreachable, a name that does not
-/// resolve) is a connect failure, which any request but an upgrade may be retried on (nothing was sent); a connection lost
+/// resolve) is a connect failure, which any request may be retried on (nothing was sent); a connection lost
 /// after connecting is a reset, retried only for requests that can be sent again.
 /// </summary>
 public sealed class RetryAttemptClassifyTransportTests

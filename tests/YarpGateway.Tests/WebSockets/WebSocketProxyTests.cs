@@ -99,6 +99,34 @@ public class WebSocketProxyTests
         Assert.Equal(0, gateway.CounterSum("gateway.proxy.request.duration"));
     }
 
+    /// <summary>
+    /// A backend's rolling update, as a WebSocket client sees it: a destination that refuses connections saw nothing of the
+    /// handshake, so the handshake goes to another destination, as any other request does, instead of a 502 for every
+    /// client that drew the dead one until outlier ejection takes it out.
+    /// </summary>
+    [Theory]
+    [MemberData(nameof(Versions))]
+    public async Task Handshake_ToADestinationThatRefusesConnections_GoesToAnother(string version, bool http2Backend)
+    {
+        await using var backend = await EchoWebSocketBackend.StartAsync(http2Backend);
+        var config = RouteTo(backend, http2Backend);
+        var destinations = config["ReverseProxy"]!["Clusters"]!["ws"]!["Destinations"]!.AsObject();
+        destinations.Insert(0, "dead", new JsonObject { ["Address"] = $"http://127.0.0.1:{LoopbackPort.Unused()}/" });
+        await using var gateway = await GatewayUnderTest.StartAsync(config);
+        using var timeout = new CancellationTokenSource(TimeSpan.FromSeconds(20));
+
+        for (var i = 0; i < 4; i++)
+        {
+            using var socket = await ConnectAsync(gateway, Version.Parse(version));
+            var text = "hello " + i;
+            await socket.SendAsync(Encoding.UTF8.GetBytes(text), WebSocketMessageType.Text, endOfMessage: true, timeout.Token);
+            Assert.Equal(text, Encoding.UTF8.GetString((await ReceiveMessageAsync(socket)).Data));
+            await socket.CloseAsync(WebSocketCloseStatus.NormalClosure, "bye", timeout.Token);
+        }
+
+        Assert.True(gateway.Counter("gateway.proxy.retries|cluster=ws|reason=connect_failure") >= 1, gateway.DescribeCounters("gateway.proxy"));
+    }
+
     [Fact]
     public async Task NonWebSocketRequestToAWebSocketBackend_GetsTheBackendsAnswer_AndNothingStaysOpen()
     {
