@@ -11,7 +11,8 @@
 # them in 30 s turns, as a gateway takes 100 s or more of load to reach its plateau (docs/performance-history.md,
 # "The benchmark on a machine where nginx ran faster"). Each round sends both the same number of requests, in
 # alternating order, and reads for each its CPU time (/proc, 10 ms ticks), the runtime's allocated bytes (its
-# /metrics) and h2load's requests a second. Output: every round, the medians and the ratios (this tree / REF).
+# /metrics) and h2load's requests a second. Output: every round, the medians and the ratios (this tree / REF), with
+# the rounds' lowest and highest ratio and how many were below 1.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 REF=${1:?usage: bench/compare.sh REF [REQUESTS] [ROUNDS] [WARMUP_SECONDS] [PROTO]}
@@ -78,13 +79,20 @@ for line in open(path):
     r, c, ok, rate, cpu10, alloc = line.split()
     rows[int(r)][c] = (float(rate), int(cpu10) / 10, int(alloc))
 def med(c, i): return statistics.median(v[c][i] for v in rows.values())
-def ratio(i): return statistics.median(v["tree"][i] / v["ref"][i] for v in rows.values())
+def ratios(i): return sorted(v["tree"][i] / v["ref"][i] for v in rows.values())
+def ratio(i): return statistics.median(ratios(i))
+# The spread says whether a ratio is a difference or the machine's noise: the rounds' lowest and highest ratios,
+# and in how many rounds this tree was below the reference (fewer bytes or µs; for requests a second, more is better).
+def spread(i):
+    rs = ratios(i)
+    below = sum(r < 1 for r in rs)
+    return f"{rs[0]:.3f} to {rs[-1]:.3f}, below 1 in {below} of {len(rs)}"
 print(f"\nbench/compare.sh {ref} {requests} {rounds} {warmup} {proto}: the working tree (on {head}) against {ref}, medians of {rounds} rounds")
-print("| | this tree | " + ref + " | ratio (median of the rounds' ratios) |")
-print("| --- | ---: | ---: | ---: |")
-print(f"| requests a second | {med('tree', 0):,.0f} | {med('ref', 0):,.0f} | {ratio(0):.3f} |")
-print(f"| CPU per request (µs) | {med('tree', 1):.2f} | {med('ref', 1):.2f} | {ratio(1):.3f} |")
-print(f"| bytes allocated per request | {med('tree', 2):,} | {med('ref', 2):,} | {ratio(2):.3f} |")
+print("| | this tree | " + ref + " | ratio (median of the rounds' ratios) | the rounds' ratios |")
+print("| --- | ---: | ---: | ---: | --- |")
+print(f"| requests a second | {med('tree', 0):,.0f} | {med('ref', 0):,.0f} | {ratio(0):.3f} | {spread(0)} |")
+print(f"| CPU per request (µs) | {med('tree', 1):.2f} | {med('ref', 1):.2f} | {ratio(1):.3f} | {spread(1)} |")
+print(f"| bytes allocated per request | {med('tree', 2):,} | {med('ref', 2):,} | {ratio(2):.3f} | {spread(2)} |")
 PY
 
 [ -n "$PROFILE" ] || exit 0
