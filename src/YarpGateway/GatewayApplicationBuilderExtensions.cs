@@ -1,3 +1,4 @@
+using Microsoft.AspNetCore.Authentication.JwtBearer;
 using Microsoft.Extensions.Options;
 using YarpGateway.Admission;
 using YarpGateway.Configuration;
@@ -37,7 +38,14 @@ internal static class GatewayApplicationBuilderExtensions
             CheckOptionsOf.MakeGenericMethod(type).Invoke(null, [app, section, errors]);
         }
 
-        errors.AddRange(BearerAuthentication.Validate(app.Configuration));
+        var bearerErrors = BearerAuthentication.Validate(app.Configuration);
+        errors.AddRange(bearerErrors);
+        if (bearerErrors.Count == 0 && BearerAuthentication.IsConfigured(app.Configuration)
+            && BearerOptionsReload.BuildError(app.Services.GetRequiredService<IOptionsFactory<JwtBearerOptions>>()) is { } unparsed)
+        {
+            errors.Add(new ConfigError(BearerAuthentication.SectionName, unparsed)); // a value ASP.NET Core cannot parse: every request would have thrown it
+        }
+
         try
         {
             await app.Services.GetRequiredService<GatewayConfigProvider>().InitializeAsync(cancellationToken);
@@ -65,6 +73,11 @@ internal static class GatewayApplicationBuilderExtensions
         _ = app.Services.GetRequiredService<Discovery.DiscoveryMetrics>();
         _ = app.Services.GetRequiredService<StartupOnlySections>(); // says when a reload changed what takes a restart
         _ = app.Services.GetRequiredService<UnknownSettings>(); // says which keys nothing reads (typos), at start and on reload
+        if (BearerAuthentication.IsConfigured(app.Configuration))
+        {
+            // Built now, from the section checked above; after that, only from an edit BearerOptionsReload has checked.
+            _ = app.Services.GetRequiredService<IOptionsMonitor<JwtBearerOptions>>().Get(BearerAuthentication.Scheme);
+        }
 
         // Management endpoint: health probes and metrics, nothing else, never the proxy.
         app.MapWhen(

@@ -3,19 +3,18 @@ using Microsoft.Extensions.Primitives;
 namespace YarpGateway.Configuration;
 
 /// <summary>
-/// Sections and keys the gateway reads once, at start-up: the route policies and the authentication
-/// scheme (which ASP.NET Core builds once), Kestrel's endpoints and limits, the socket transport, and
+/// Sections and keys the gateway reads once, at start-up: the route policies, whether there is a bearer
+/// scheme (and the rest of <c>Authentication</c>), Kestrel's endpoints and limits, the socket transport, and
 /// the settings of reloadable sections that Kestrel or the meter provider takes at start. A reload
 /// that changes one is not applied; it is logged once per change, so that an operator who edited it
 /// knows a restart is what applies it. Of <c>Gateway:Cors</c>, whether it has any policy; of <c>Gateway:OutputCache</c>,
 /// which policies exist and its sizes; of <c>Gateway:RateLimiting</c>, which policies exist and how each is partitioned
-/// (the rest of these reloads).
+/// (the rest of these reloads); the bearer scheme's settings reload (<see cref="Security.BearerOptionsReload"/>).
 /// </summary>
 internal sealed partial class StartupOnlySections : IDisposable
 {
     private static readonly string[] Sections =
     [
-        "Authentication",
         "Gateway:Authorization",
         "Gateway:ProxyProtocol",
         "Gateway:RequestFiltering",
@@ -43,6 +42,7 @@ internal sealed partial class StartupOnlySections : IDisposable
         Part(Cors.CorsRule.ReadAtStartPart, Cors.CorsRule.ReadAtStart),
         Part(OutputCaching.OutputCachePolicies.ReadAtStartPart, OutputCaching.OutputCachePolicies.ReadAtStart),
         Part(RateLimiting.RateLimitPolicyKeys.ReadAtStartPart, RateLimiting.RateLimitPolicyKeys.ReadAtStart),
+        Part(Security.BearerOptionsReload.ReadAtStartPart, Security.BearerOptionsReload.ReadAtStart),
     ];
 
     /// <summary>The part of a section a feature reads at start-up, as that feature captures it; its snapshot is of those keys.</summary>

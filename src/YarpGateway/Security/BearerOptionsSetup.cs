@@ -23,6 +23,14 @@ internal sealed class BearerOptionsSetup(IConfiguration configuration, Authentic
             return;
         }
 
+        // ASP.NET Core's binding leaves the valid issuers and the signing keys as queries over the live section: each token
+        // validation read the configuration again and built the keys again, and an edit was in force at once, unchecked
+        // (the section removed, every token refused). Read once, here: an edit applies when BearerOptionsReload has checked it.
+        var parameters = options.TokenValidationParameters;
+        parameters.ValidIssuers = parameters.ValidIssuers?.ToArray();
+        parameters.ValidAudiences = parameters.ValidAudiences?.ToArray();
+        parameters.IssuerSigningKeys = parameters.IssuerSigningKeys?.ToArray();
+
         if (configuration[BearerAuthentication.SectionName + ":MapInboundClaims"] is null)
         {
             options.MapInboundClaims = false;

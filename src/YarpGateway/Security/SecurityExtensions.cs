@@ -27,6 +27,8 @@ internal static class SecurityExtensions
             services.AddSingleton<AuthenticationRefusals>();
             services.AddAuthentication().AddJwtBearer();
             services.AddSingleton<IPostConfigureOptions<JwtBearerOptions>, BearerOptionsSetup>();
+            services.AddSingleton<BearerOptionsReload>();
+            services.AddSingleton<IOptionsChangeTokenSource<JwtBearerOptions>>(static sp => sp.GetRequiredService<BearerOptionsReload>());
             services.AddSingleton<IConfigureOptions<AuthorizationOptions>, AuthorizationPolicySetup>();
         }
 

@@ -1,0 +1,168 @@
+using Microsoft.AspNetCore.Authentication.JwtBearer;
+using Microsoft.Extensions.Options;
+using Microsoft.Extensions.Primitives;
+using YarpGateway.Configuration;
+
+namespace YarpGateway.Security;
+
+/// <summary>
+/// Applies an edit of <c>Authentication:Schemes:Bearer</c> without a restart (a signing key rotated, an audience added):
+/// the edited section is checked as at start-up (<see cref="BearerAuthentication.Validate"/>, then built, which finds a
+/// value ASP.NET Core cannot parse), and only then is the scheme's cached <see cref="JwtBearerOptions"/> dropped, so that
+/// the next request builds it from the section (with a new <see cref="ValidatedTokenCache"/>: a token accepted under a
+/// removed key is not accepted again). A bad edit is logged once and counted as rejected, and the options in force stay:
+/// ASP.NET Core would otherwise have built them from the bad section on the next request. Adding or removing the whole
+/// section is a restart (<see cref="StartupOnlySections"/> says so): the scheme and the authorization middleware are
+/// registered at start-up or not at all.
+/// </summary>
+internal sealed partial class BearerOptionsReload : IOptionsChangeTokenSource<JwtBearerOptions>, IDisposable
+{
+    private readonly IConfiguration _configuration;
+    private readonly IOptionsFactory<JwtBearerOptions> _factory;
+    private readonly ConfigMetrics _metrics;
+    private readonly ILogger<BearerOptionsReload> _logger;
+    private readonly IDisposable _subscription;
+    private readonly Lock _gate = new();
+    private CancellationTokenSource _changed = new();
+    private string _appliedSnapshot;
+    private IReadOnlyDictionary<string, string> _appliedKeys;
+    private string? _lastRejection;
+
+    public BearerOptionsReload(IConfiguration configuration, IOptionsFactory<JwtBearerOptions> factory, ConfigMetrics metrics, ILogger<BearerOptionsReload> logger)
+    {
+        _configuration = configuration;
+        _factory = factory;
+        _metrics = metrics;
+        _logger = logger;
+        _appliedSnapshot = ConfigChanges.Snapshot(configuration, BearerAuthentication.SectionName);
+        _appliedKeys = ConfigChanges.Capture(configuration, BearerAuthentication.SectionName);
+        _subscription = ChangeToken.OnChange(configuration.GetReloadToken, Reload);
+    }
+
+    public string Name => BearerAuthentication.Scheme;
+
+    public IChangeToken GetChangeToken() => new CancellationChangeToken(Volatile.Read(ref _changed).Token);
+
+    /// <summary>What of the <c>Authentication</c> section only a restart applies: all of it but the bearer scheme's settings, and whether that scheme is there.</summary>
+    internal const string ReadAtStartPart = "Authentication (but for the settings of Schemes:Bearer)";
+
+    /// <summary>The keys of <see cref="ReadAtStartPart"/>, for <see cref="StartupOnlySections"/>.</summary>
+    internal static Dictionary<string, string> ReadAtStart(IConfiguration configuration)
+    {
+        const string Bearer = "Schemes:" + BearerAuthentication.Scheme;
+        var keys = new Dictionary<string, string>(StringComparer.OrdinalIgnoreCase);
+        foreach (var (key, value) in ConfigChanges.Capture(configuration, "Authentication"))
+        {
+            if (key.Equals(Bearer, StringComparison.OrdinalIgnoreCase) || key.StartsWith(Bearer + ":", StringComparison.OrdinalIgnoreCase))
+            {
+                keys[Bearer] = "set";
+            }
+            else
+            {
+                keys[key] = value;
+            }
+        }
+
+        return keys;
+    }
+
+    /// <summary>
+    /// Builds the scheme's options from the section as it is now, the way the handler will: null and the error when a
+    /// value does not parse (<c>"ValidateAudience": "maybe"</c> and the like throw in ASP.NET Core's own binding).
+    /// </summary>
+    internal static string? BuildError(IOptionsFactory<JwtBearerOptions> factory)
+    {
+        try
+        {
+            _ = factory.Create(BearerAuthentication.Scheme);
+            return null;
+        }
+        catch (Exception ex) when (ex is FormatException or OverflowException or ArgumentException or InvalidOperationException or OptionsValidationException)
+        {
+            return ex.Message;
+        }
+    }
+
+    private void Reload()
+    {
+        CancellationTokenSource? fired = null;
+        lock (_gate)
+        {
+            var snapshot = ConfigChanges.Snapshot(_configuration, BearerAuthentication.SectionName);
+            if (snapshot == _appliedSnapshot
+                || ConfigSourceLocator.FindBrokenFiles(_configuration).Count > 0 // kept until it is fixed; the proxy configuration's rejection says which file
+                || !BearerAuthentication.IsConfigured(_configuration)) // removed: a restart (StartupOnlySections says so); until then, what was in force
+            {
+                return;
+            }
+
+            var errors = BearerAuthentication.Validate(_configuration).Select(e => e.ToString()).ToList();
+            if (errors.Count == 0 && BuildError(_factory) is { } unparsed)
+            {
+                errors.Add($"{BearerAuthentication.SectionName}: {unparsed}");
+            }
+
+            if (errors.Count > 0)
+            {
+                var rejection = string.Join(" ", errors);
+                if (rejection != _lastRejection)
+                {
+                    _lastRejection = rejection;
+                    _metrics.Reloaded(applied: false);
+                    Log.Rejected(_logger, BearerAuthentication.SectionName, rejection);
+                }
+
+                return;
+            }
+
+            if (ConfigChanges.CaptureIfUnchanged(_configuration, BearerAuthentication.SectionName, snapshot) is not { } keys)
+            {
+                return; // a file was read again meanwhile: its reload waits for the gate and reads it all
+            }
+
+            var changes = ConfigChanges.Describe(_appliedKeys, keys, ShowsValue);
+            _lastRejection = null;
+            _appliedSnapshot = snapshot;
+            _appliedKeys = keys;
+            _metrics.Reloaded(applied: true);
+            Log.Applied(_logger, BearerAuthentication.SectionName, changes.Length > 0 ? changes : ConfigChanges.OnlyCase);
+            fired = _changed;
+            Volatile.Write(ref _changed, new CancellationTokenSource());
+        }
+
+        // The options monitor drops the scheme's options and builds them again, from the section just checked. Not disposed:
+        // a GetChangeToken that read it before the swap may still ask for its token (it holds no timer).
+        try
+        {
+            fired.Cancel();
+        }
+        catch (AggregateException ex)
+        {
+            // Only if the section was saved again, unparsable, between the check and this build: the next reload checks it
+            // (thrown from here, it would have ended the process on the configuration's reload thread).
+            Log.BuildFailed(_logger, BearerAuthentication.SectionName, ex.InnerException?.Message ?? ex.Message);
+        }
+    }
+
+    /// <summary>Issuers, audiences, the authority and switches are shown; nothing of a signing key is.</summary>
+    private static bool ShowsValue(string key)
+        => !key.StartsWith("SigningKeys", StringComparison.OrdinalIgnoreCase) && ConfigChanges.ValuesExceptSecrets(key);
+
+    public void Dispose()
+    {
+        _subscription.Dispose();
+        _changed.Dispose();
+    }
+
+    private static partial class Log
+    {
+        [LoggerMessage(1, LogLevel.Information, "{Section} reloaded: tokens are validated with the new settings from the next request. Changed: {Changes}.", EventName = "BearerReloaded")]
+        public static partial void Applied(ILogger logger, string section, string changes);
+
+        [LoggerMessage(2, LogLevel.Error, "{Section} reload rejected; tokens are still validated with the previous settings. {Errors}", EventName = "BearerReloadRejected")]
+        public static partial void Rejected(ILogger logger, string section, string errors);
+
+        [LoggerMessage(3, LogLevel.Error, "{Section} was edited again while it was applied, and could not be built: {Error}", EventName = "BearerReloadFailed")]
+        public static partial void BuildFailed(ILogger logger, string section, string error);
+    }
+}
