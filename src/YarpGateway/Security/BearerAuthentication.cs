@@ -55,10 +55,19 @@ internal static class BearerAuthentication
         }
 
         Span<byte> buffer = stackalloc byte[512];
+        var keyIssuers = new HashSet<string>(StringComparer.Ordinal);
         foreach (var key in keys)
         {
             var path = string.Create(CultureInfo.InvariantCulture, $"{SectionName}:SigningKeys:{key.Key}");
             var keyIssuer = key["Issuer"];
+            if (!string.IsNullOrWhiteSpace(keyIssuer) && !keyIssuers.Add(keyIssuer))
+            {
+                // ASP.NET Core looks up one key per valid issuer, and throws on a second ("Sequence contains more than one
+                // matching element") at every request.
+                errors.Add(new ConfigError(path + ":Issuer",
+                    $"a second key for '{keyIssuer}'; ASP.NET Core takes one key per issuer. To rotate a key without refusing the tokens signed with the old one, give the new key a new issuer name and list both issuers (see docs/configuration.md, Authentication and authorization)."));
+            }
+
             if (string.IsNullOrWhiteSpace(keyIssuer) || !issuers.Contains(keyIssuer, StringComparer.Ordinal))
             {
                 errors.Add(new ConfigError(path + ":Issuer",

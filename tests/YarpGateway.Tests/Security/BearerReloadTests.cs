@@ -88,6 +88,8 @@ public class BearerReloadTests
         { "ValidAudiences", "null", "no audience is set" },
         // What ASP.NET Core's own binding throws on, at the first request after the edit: caught by building the options.
         { "ValidateAudience", "\"maybe\"", "maybe" },
+        // A second key for the same issuer, the first thing one tries to rotate a key: ASP.NET Core threw on every request.
+        { "SigningKeys", $$"""[ { "Issuer": "{{TestTokens.Issuer}}", "Value": "{{Convert.ToBase64String(new byte[32])}}" }, { "Issuer": "{{TestTokens.Issuer}}", "Value": "{{Convert.ToBase64String(new byte[32])}}" } ]""", "ASP.NET Core takes one key per issuer" },
     };
 
     [Theory]
