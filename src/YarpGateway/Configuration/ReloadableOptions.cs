@@ -55,6 +55,7 @@ internal sealed partial class ReloadableOptions<TOptions> : IDisposable
             var snapshot = Snapshot();
             if (snapshot == _appliedSnapshot)
             {
+                _lastRejection = null; // a bad edit put back: the same bad edit again is said again
                 return;
             }
 

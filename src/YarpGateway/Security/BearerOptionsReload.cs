@@ -89,8 +89,13 @@ internal sealed partial class BearerOptionsReload : IOptionsChangeTokenSource<Jw
         lock (_gate)
         {
             var snapshot = ConfigChanges.Snapshot(_configuration, BearerAuthentication.SectionName);
-            if (snapshot == _appliedSnapshot
-                || ConfigSourceLocator.FindBrokenFiles(_configuration).Count > 0 // kept until it is fixed; the proxy configuration's rejection says which file
+            if (snapshot == _appliedSnapshot)
+            {
+                _lastRejection = null; // a bad edit put back: the same bad edit again is said again
+                return;
+            }
+
+            if (ConfigSourceLocator.FindBrokenFiles(_configuration).Count > 0 // kept until it is fixed; the proxy configuration's rejection says which file
                 || !BearerAuthentication.IsConfigured(_configuration)) // removed: a restart (StartupOnlySections says so); until then, what was in force
             {
                 return;

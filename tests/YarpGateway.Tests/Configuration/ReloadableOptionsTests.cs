@@ -38,4 +38,35 @@ public class ReloadableOptionsTests
 
         Assert.Equal([502, 503], options.Current.RetryStatusCodes!);
     }
+
+    /// <summary>A bad edit is said once, however often the file is read again; put back and saved again, it is said again.</summary>
+    [Fact]
+    public void TheSameBadEdit_IsSaidOnce_AndAgainAfterItWasPutBack()
+    {
+        var configuration = new ConfigurationBuilder().AddInMemoryCollection(new Dictionary<string, string?>
+        {
+            ["Gateway:Resilience:RetryStatusCodes:0"] = "502",
+        }).Build();
+        var section = configuration.GetSection(ResilienceOptions.SectionName);
+        var logs = new CapturingLoggerProvider();
+        using var loggers = LoggerFactory.Create(b => b.AddProvider(logs));
+        using var options = new ReloadableOptions<ResilienceOptions>(
+            new OptionsFactory<ResilienceOptions>([new ConfigureFromConfigurationOptions<ResilienceOptions>(section)], []),
+            configuration, Telemetry.TestMetrics.Config(), loggers, ResilienceOptions.SectionName);
+
+        configuration["Gateway:Resilience:RetryStatusCodes:1"] = "abc";
+        configuration.Reload();
+        configuration["Gateway:Resilience:RetryBaseDelay"] = "00:00:00.050";
+        configuration.Reload();
+        Assert.Single(logs.Lines);
+
+        configuration["Gateway:Resilience:RetryStatusCodes:1"] = null;
+        configuration["Gateway:Resilience:RetryBaseDelay"] = null;
+        configuration.Reload();
+        configuration["Gateway:Resilience:RetryStatusCodes:1"] = "abc";
+        configuration.Reload();
+
+        Assert.Equal(2, logs.Lines.Count(l => l.Contains("[OptionsReloadRejected]", StringComparison.Ordinal)));
+        Assert.Equal([502], options.Current.RetryStatusCodes!);
+    }
 }

@@ -114,12 +114,25 @@ public class BearerReloadTests
         Assert.Equal(HttpStatusCode.Unauthorized, await StatusAsync(client, tokens.Mint(audience: "billing-api")));
         Assert.Equal(HttpStatusCode.Unauthorized, await StatusAsync(client, null));
 
+        // Put back (with a route added, to see that the file was read), then saved bad again: said again.
+        var putBack = config.DeepClone();
+        var badAgain = bad.DeepClone();
+        foreach (var edited in new[] { putBack, badAgain })
+        {
+            edited["ReverseProxy"]!["Routes"]!["other"] = JsonNode.Parse("""{ "ClusterId": "c", "Match": { "Path": "/other" } }""");
+        }
+
+        gateway.WriteConfig(putBack);
+        Assert.True(await Eventually.TrueAsync(() => gateway.Counter("gateway.config.reloads|result=applied") == 1, TimeSpan.FromSeconds(10)), gateway.DescribeCounters("gateway.config"));
+        gateway.WriteConfig(badAgain);
+        Assert.True(await Eventually.TrueAsync(() => gateway.Counter("gateway.config.reloads|result=rejected") == 2, TimeSpan.FromSeconds(10)), gateway.DescribeCounters("gateway.config"));
+
         // Fixed: applied.
         config["Authentication"]!["Schemes"]!["Bearer"]!["ValidAudiences"]!.AsArray().Add("billing-api");
         gateway.WriteConfig(config);
-        Assert.True(await Eventually.TrueAsync(() => gateway.Counter("gateway.config.reloads|result=applied") >= 1, TimeSpan.FromSeconds(10)), gateway.DescribeCounters("gateway.config"));
+        Assert.True(await Eventually.TrueAsync(() => gateway.Logs.Lines.Any(l => l.Contains("[BearerReloaded]", StringComparison.Ordinal)), TimeSpan.FromSeconds(10)), "no BearerReloaded line");
         Assert.Equal(HttpStatusCode.OK, await StatusAsync(client, tokens.Mint(audience: "billing-api")));
-        Assert.Equal(1, gateway.Counter("gateway.config.reloads|result=rejected"));
+        Assert.Equal(2, gateway.Counter("gateway.config.reloads|result=rejected"));
     }
 
     [Fact]
