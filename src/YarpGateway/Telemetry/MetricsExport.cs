@@ -53,8 +53,15 @@ internal static class MetricsExport
     /// </summary>
     public static readonly string[] PlatformRequestDurations = ["http.server.request.duration", "http.client.request.duration"];
 
-    /// <summary>The runtime's gauges whose names end in <c>.count</c>.</summary>
-    private static readonly string[] CountGauges = ["dotnet.assembly.count", "dotnet.process.cpu.count", "dotnet.timer.count"];
+    /// <summary>
+    /// Whether <paramref name="instrument"/> is scraped as a Prometheus gauge (a gauge or an up-down counter, observable
+    /// or not): the runtime's <c>dotnet.timer.count</c>, <c>dotnet.thread_pool.thread.count</c> and the like. OpenTelemetry
+    /// 1.21 scrapes observable up-down counters as gauges (1.20 wrote them as counters, with <c>_total</c>).
+    /// </summary>
+    private static bool IsGauge(Instrument instrument)
+        => instrument.GetType() is { IsGenericType: true } type
+            && type.GetGenericTypeDefinition() is var kind
+            && (kind == typeof(ObservableGauge<>) || kind == typeof(Gauge<>) || kind == typeof(ObservableUpDownCounter<>) || kind == typeof(UpDownCounter<>));
 
     /// <summary>
     /// Meters whose instruments have a handful of tag combinations each (GC generations, connection
@@ -160,9 +167,9 @@ internal static class MetricsExport
             return MetricStreamConfiguration.Drop;
         }
 
-        // The runtime's gauges named *.count would be scraped as *_count, which Prometheus keeps for
-        // histograms (promtool check metrics flags them): scraped as *_count_value, as before.
-        var name = CountGauges.Contains(instrument.Name) ? instrument.Name + ".value" : null;
+        // A gauge named *.count would be scraped as *_count, which Prometheus keeps for histograms
+        // (promtool check metrics flags it): scraped as *_count_value. Counters end in _count_total.
+        var name = instrument.Name.EndsWith(".count", StringComparison.Ordinal) && IsGauge(instrument) ? instrument.Name + ".value" : null;
         var small = SmallCardinalityMeters.Contains(instrument.Meter.Name)
             || (instrument.Meter.Name == GatewayMeter.Name && SmallCardinalityPrefixes.Any(prefix => instrument.Name.StartsWith(prefix, StringComparison.Ordinal)));
         int? limit = small ? SmallCardinalityLimit : maxSeries == TelemetryOptions.DefaultMaxSeriesPerMetric ? null : maxSeries;

@@ -36,7 +36,6 @@ public class MetricsExportTests
 
     [Theory]
     [InlineData("System.Runtime", "dotnet.gc.collections", false, null, MetricsExport.SmallCardinalityLimit)]
-    [InlineData("System.Runtime", "dotnet.timer.count", false, "dotnet.timer.count.value", MetricsExport.SmallCardinalityLimit)]
     [InlineData("Microsoft.AspNetCore.Server.Kestrel", "kestrel.connection.duration", false, null, MetricsExport.SmallCardinalityLimit)]
     [InlineData(GatewayMeter.Name, "gateway.connections.accepted", false, null, MetricsExport.SmallCardinalityLimit)]
     [InlineData(GatewayMeter.Name, "gateway.scheduler.delay", false, null, MetricsExport.SmallCardinalityLimit)]
@@ -48,6 +47,23 @@ public class MetricsExportTests
 
         Assert.NotNull(stream);
         Assert.Equal((exportedName, (int?)limit), (stream.Name, stream.CardinalityLimit));
+    }
+
+    [Fact]
+    public void GaugesNamedCount_AreScrapedAsCountValue_AndCountersKeepTheirName()
+    {
+        using var meter = new Meter("System.Runtime");
+        var platform = new PlatformInstruments(PerRequestGauges: false, RequestDurations: false);
+
+        // What the runtime publishes, each with its own kind (OpenTelemetry 1.21 scrapes up-down counters as gauges).
+        Assert.Equal("dotnet.timer.count.value", MetricsExport.StreamFor(meter.CreateObservableUpDownCounter("dotnet.timer.count", () => 1L), platform)?.Name);
+        Assert.Equal("dotnet.thread_pool.thread.count.value", MetricsExport.StreamFor(meter.CreateObservableUpDownCounter("dotnet.thread_pool.thread.count", () => 1L), platform)?.Name);
+        Assert.Equal("dotnet.process.cpu.count.value", MetricsExport.StreamFor(meter.CreateObservableGauge("dotnet.process.cpu.count", () => 2), platform)?.Name);
+        Assert.Equal("x.count.value", MetricsExport.StreamFor(meter.CreateUpDownCounter<long>("x.count"), platform)?.Name);
+        Assert.Equal("y.count.value", MetricsExport.StreamFor(meter.CreateGauge<long>("y.count"), platform)?.Name);
+        Assert.Null(MetricsExport.StreamFor(meter.CreateObservableCounter("dotnet.thread_pool.work_item.count", () => 1L), platform)?.Name); // _count_total
+        Assert.Null(MetricsExport.StreamFor(meter.CreateCounter<long>("z.count"), platform)?.Name);
+        Assert.Null(MetricsExport.StreamFor(meter.CreateObservableUpDownCounter("dotnet.thread_pool.queue.length", () => 0L), platform)?.Name);
     }
 
     [Theory]
