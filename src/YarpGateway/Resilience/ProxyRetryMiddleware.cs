@@ -246,17 +246,20 @@ internal sealed partial class ProxyRetryMiddleware(
     /// <summary>
     /// Repeatable (sent again on a reset, a try timeout or a held-back status): GET, HEAD, OPTIONS, TRACE, and PUT/DELETE
     /// only with <c>RetryIdempotent</c>, with no body or with one small enough (<see cref="ResilienceOptions.MaxRetryBodyBytes"/>)
-    /// to be buffered and sent again; never POST or PATCH, never an upgrade. Retried when unsent (no connection could be made,
-    /// so the destination saw nothing, and a body was not begun): every request, as nginx's <c>proxy_next_upstream</c>, HAProxy's
-    /// <c>retry-on conn-failure</c> and Envoy's <c>connect-failure</c> do. An upgrade (a WebSocket handshake) too: nothing of
-    /// it has reached the client either (the relay takes the client's side only on a 101), and its extended CONNECT's body
-    /// is the tunnel, read only once the backend has answered.
+    /// to be buffered and sent again; never POST or PATCH. A WebSocket handshake too (an HTTP/1.1 upgrade's GET, or an HTTP/2
+    /// extended CONNECT), as nginx's default <c>proxy_next_upstream error timeout</c> retries it: until the backend answers,
+    /// nothing of it has reached the client (the relay takes the client's side only on a 101 or a 200), and it carries no body
+    /// (YARP sends an upgrade without content; the extended CONNECT's tunnel is copied only once the backend has answered).
+    /// Retried when unsent (no connection could be made, so the destination saw nothing, and a body was not begun): every
+    /// request, as nginx's <c>proxy_next_upstream</c>, HAProxy's <c>retry-on conn-failure</c> and Envoy's
+    /// <c>connect-failure</c> do.
     /// </summary>
     private static (bool RetryUnsent, bool Repeatable) Classify(HttpContext context, ResilienceSettings settings)
     {
         if (Endpoints.UpgradeRequest.Is(context))
         {
-            return (true, false);
+            // Any other method asking for an upgrade is not one YARP upgrades (only GET and CONNECT are), nor idempotent.
+            return (true, HttpMethods.IsGet(context.Request.Method) || HttpMethods.IsConnect(context.Request.Method));
         }
 
         var method = context.Request.Method;

@@ -57,7 +57,7 @@ internal sealed class RetryAttempt(ResilienceMetrics metrics) : IDisposable
     /// </summary>
     public bool RetryUnsent { get; private set; }
 
-    /// <summary>Safe to send again whatever happened: an idempotent method (PUT/DELETE only when the route opts in), not an upgrade, and no body or a buffered one.</summary>
+    /// <summary>Safe to send again whatever happened until the response starts: an idempotent method (PUT/DELETE only when the route opts in) with no body or a buffered one, or a WebSocket handshake.</summary>
     public bool Repeatable { get; private set; }
 
     /// <summary>Attempts made so far (1 during the first).</summary>

@@ -129,6 +129,38 @@ public class WebSocketProxyTests
         Assert.True(gateway.Counter("gateway.proxy.retries|cluster=ws|reason=connect_failure") >= 1, gateway.DescribeCounters("gateway.proxy"));
     }
 
+    /// <summary>
+    /// A destination that takes the connection and resets it before answering the handshake (it crashed, or was killed in a
+    /// rolling update with the handshake in its accept queue): a handshake is a GET with no body, and nothing has reached the
+    /// client, so it goes to another destination, as a GET does (nginx's default <c>proxy_next_upstream error</c> does the
+    /// same). It was answered 502 before.
+    /// </summary>
+    [Theory]
+    [MemberData(nameof(Versions))]
+    public async Task Handshake_ToADestinationThatResetsBeforeAnswering_GoesToAnother(string version, bool http2Backend)
+    {
+        await using var backend = await EchoWebSocketBackend.StartAsync(http2Backend);
+        await using var resetting = ResettingBackend.Start();
+        var config = RouteTo(backend, http2Backend);
+        var cluster = config["ReverseProxy"]!["Clusters"]!["ws"]!.AsObject();
+        cluster["Destinations"]!.AsObject().Insert(0, "resets", new JsonObject { ["Address"] = resetting.Address.ToString() });
+        cluster["LoadBalancingPolicy"] = "RoundRobin"; // each destination in turn, so the resetting one is drawn first or second
+        await using var gateway = await GatewayUnderTest.StartAsync(config);
+        using var timeout = new CancellationTokenSource(TimeSpan.FromSeconds(20));
+
+        for (var i = 0; i < 4; i++)
+        {
+            using var socket = await ConnectAsync(gateway, Version.Parse(version));
+            var text = "hello " + i;
+            await socket.SendAsync(Encoding.UTF8.GetBytes(text), WebSocketMessageType.Text, endOfMessage: true, timeout.Token);
+            Assert.Equal(text, Encoding.UTF8.GetString((await ReceiveMessageAsync(socket)).Data));
+            await socket.CloseAsync(WebSocketCloseStatus.NormalClosure, "bye", timeout.Token);
+        }
+
+        Assert.True(resetting.Heads >= 1, $"the resetting destination read {resetting.Heads} request heads");
+        Assert.True(gateway.CounterSum("gateway.proxy.retries") >= 1, gateway.DescribeCounters("gateway.proxy"));
+    }
+
     [Fact]
     public async Task NonWebSocketRequestToAWebSocketBackend_GetsTheBackendsAnswer_AndNothingStaysOpen()
     {
