@@ -6,17 +6,19 @@ namespace YarpGateway.Tests.WebSockets;
 /// <summary>
 /// A destination that takes connections and resets each as soon as it has read a request head (or an HTTP/2 preface, which
 /// ends the same way), without answering: a backend that crashed or was killed in the middle of a handshake, as a client of
-/// it sees it. Counts the heads it read.
+/// it sees it. Or, given an answer, writes that (an HTTP/1.1 response) before the reset. Counts the heads it read.
 /// </summary>
 internal sealed class ResettingBackend : IAsyncDisposable
 {
     private readonly TcpListener _listener = new(IPAddress.Loopback, 0);
     private readonly CancellationTokenSource _stop = new();
     private readonly Task _accepting;
+    private readonly byte[]? _answer;
     private int _heads;
 
-    private ResettingBackend()
+    private ResettingBackend(string? answer)
     {
+        _answer = answer is null ? null : System.Text.Encoding.ASCII.GetBytes(answer);
         _listener.Start();
         _accepting = AcceptAsync();
     }
@@ -26,7 +28,7 @@ internal sealed class ResettingBackend : IAsyncDisposable
     /// <summary>Request heads read and answered with a reset.</summary>
     public int Heads => Volatile.Read(ref _heads);
 
-    public static ResettingBackend Start() => new();
+    public static ResettingBackend Start(string? answer = null) => new(answer);
 
     public async ValueTask DisposeAsync()
     {
@@ -74,6 +76,12 @@ internal sealed class ResettingBackend : IAsyncDisposable
                 }
 
                 Interlocked.Increment(ref _heads);
+                if (_answer is not null)
+                {
+                    await socket.SendAsync(_answer, SocketFlags.None, bound.Token);
+                    socket.Shutdown(SocketShutdown.Send);
+                    return;
+                }
             }
             catch (Exception ex) when (ex is OperationCanceledException or SocketException)
             {

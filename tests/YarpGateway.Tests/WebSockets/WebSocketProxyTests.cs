@@ -161,6 +161,33 @@ public class WebSocketProxyTests
         Assert.True(gateway.CounterSum("gateway.proxy.retries") >= 1, gateway.DescribeCounters("gateway.proxy"));
     }
 
+    /// <summary>A destination that answers a handshake 503 (overloaded, or draining): retried as a GET's 503 is, the client gets the other's 101.</summary>
+    [Theory]
+    [InlineData("1.1")]
+    [InlineData("2.0")]
+    public async Task Handshake_AnsweredARetryableStatus_GoesToAnother(string version)
+    {
+        await using var backend = await EchoWebSocketBackend.StartAsync();
+        await using var unavailable = ResettingBackend.Start("HTTP/1.1 503 Service Unavailable\r\nContent-Length: 4\r\nConnection: close\r\n\r\nbusy");
+        var config = RouteTo(backend);
+        var cluster = config["ReverseProxy"]!["Clusters"]!["ws"]!.AsObject();
+        cluster["Destinations"]!.AsObject().Insert(0, "unavailable", new JsonObject { ["Address"] = unavailable.Address.ToString() });
+        cluster["LoadBalancingPolicy"] = "RoundRobin";
+        await using var gateway = await GatewayUnderTest.StartAsync(config);
+        using var timeout = new CancellationTokenSource(TimeSpan.FromSeconds(20));
+
+        for (var i = 0; i < 4; i++)
+        {
+            using var socket = await ConnectAsync(gateway, Version.Parse(version));
+            await socket.SendAsync("hi"u8.ToArray(), WebSocketMessageType.Text, endOfMessage: true, timeout.Token);
+            Assert.Equal("hi", Encoding.UTF8.GetString((await ReceiveMessageAsync(socket)).Data));
+            await socket.CloseAsync(WebSocketCloseStatus.NormalClosure, "bye", timeout.Token);
+        }
+
+        Assert.True(unavailable.Heads >= 1, $"the unavailable destination read {unavailable.Heads} request heads");
+        Assert.True(gateway.Counter("gateway.proxy.retries|cluster=ws|reason=status_503") >= 1, gateway.DescribeCounters("gateway.proxy"));
+    }
+
     [Fact]
     public async Task NonWebSocketRequestToAWebSocketBackend_GetsTheBackendsAnswer_AndNothingStaysOpen()
     {
