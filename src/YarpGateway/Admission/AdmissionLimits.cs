@@ -10,12 +10,16 @@ namespace YarpGateway.Admission;
 /// route and per cluster that names <c>MaxConcurrency</c> in its metadata, and for every other cluster
 /// its share of the global one (<see cref="AdmissionOptions.ClusterShare"/>). A limit is kept across
 /// reloads while its settings stay the same and replaced when they change. Looking up a route's or
-/// cluster's limit is a dictionary read and a reference compare.
+/// cluster's limit is a dictionary read and a reference compare. Also the share of the global limit that requests still
+/// receiving their bodies may hold (<see cref="AdmissionOptions.UploadShare"/>).
 /// </summary>
 internal sealed class AdmissionLimits : IConfigChangeListener, IDisposable
 {
     /// <summary>The kind (the <c>limit</c> tag) of a cluster's share of the global limit.</summary>
     public const string ClusterShareKind = "cluster_share";
+
+    /// <summary>The kind (the <c>limit</c> tag) of the share of the global limit that uploads under way may hold; its name is <c>global</c>.</summary>
+    public const string UploadShareKind = "upload_share";
 
     private readonly ConcurrentDictionary<string, Entry> _routes = new(StringComparer.OrdinalIgnoreCase);
     private readonly ConcurrentDictionary<string, Entry> _clusters = new(StringComparer.OrdinalIgnoreCase);
@@ -25,6 +29,7 @@ internal sealed class AdmissionLimits : IConfigChangeListener, IDisposable
     private readonly Lock _rebuildLock = new();
     private readonly AdmissionMetrics _metrics;
     private volatile ConcurrencyLimit? _global;
+    private volatile ConcurrencyLimit? _uploadShare;
 
     public AdmissionLimits(ReloadableOptions<AdmissionOptions> options, AdmissionMetrics metrics)
     {
@@ -87,6 +92,42 @@ internal sealed class AdmissionLimits : IConfigChangeListener, IDisposable
         }
     }
 
+    /// <summary>A share of the global limit, which every request of its kind takes without a queue: no admitted count, no queue wait.</summary>
+    public static bool IsShare(string kind) => kind is ClusterShareKind or UploadShareKind;
+
+    /// <summary>
+    /// The share of the global limit's slots that requests still receiving their bodies may hold
+    /// (<see cref="AdmissionOptions.UploadShare"/>), with no queue; null without a global limit, or when the share is 1.
+    /// </summary>
+    public ConcurrencyLimit? UploadShare
+    {
+        get
+        {
+            var share = _options.Current.UploadShare;
+            if (_global is not { } global || share >= 1)
+            {
+                return null;
+            }
+
+            var slots = Math.Max(1, (int)Math.Ceiling(global.Settings.MaxConcurrency * share));
+            if (_uploadShare is { } current && current.Settings.MaxConcurrency == slots)
+            {
+                return current;
+            }
+
+            lock (_rebuildLock)
+            {
+                if (_uploadShare is not { } limit || limit.Settings.MaxConcurrency != slots)
+                {
+                    limit = Created(new ConcurrencyLimit(UploadShareKind, "global", new ConcurrencyLimitSettings(slots, 0, global.Settings.QueueTimeout)), previous: null)!;
+                    _uploadShare = limit;
+                }
+
+                return limit;
+            }
+        }
+    }
+
     /// <summary>Every limit in force, for the queue gauges.</summary>
     public IEnumerable<ConcurrencyLimit> All()
     {
@@ -106,6 +147,11 @@ internal sealed class AdmissionLimits : IConfigChangeListener, IDisposable
         foreach (var share in _shares.Values)
         {
             yield return share;
+        }
+
+        if (UploadShare is { } uploads)
+        {
+            yield return uploads;
         }
     }
 

@@ -123,7 +123,7 @@ internal sealed class AdmissionMetrics : IKnownSeries
     /// <summary>A limit came into force: its rejections by reason start at 0 (within <see cref="ZeroSeriesBudget"/>).</summary>
     public void LimitCreated(ConcurrencyLimit limit)
     {
-        if (limit.Kind != AdmissionLimits.ClusterShareKind)
+        if (!AdmissionLimits.IsShare(limit.Kind))
         {
             limit.AdmittedCount = _admittedCounts.GetOrAdd((limit.Kind, limit.Name), static _ => new StrongBox<long>());
         }

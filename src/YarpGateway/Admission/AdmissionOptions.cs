@@ -16,6 +16,15 @@ internal sealed class AdmissionOptions
     /// </summary>
     public double ClusterShare { get; set; } = 0.5;
 
+    /// <summary>
+    /// The most of the global limit's slots that requests still receiving their body may hold (a request whose whole body
+    /// came with its head is not one, and one gives its slot of this share back when its response starts); past it,
+    /// such further requests get 503 at once (<c>limit="upload_share"</c>), so that clients sending bodies slowly (a
+    /// slow-POST attack, at Kestrel's minimum of 240 bytes a second each) cannot take every slot from everyone else.
+    /// Default 0.5 (2,048 of the default 4,096); 1 turns it off.
+    /// </summary>
+    public double UploadShare { get; set; } = 0.5;
+
     /// <summary>The <c>Retry-After</c> sent with a 503 from a concurrency limit. Default 1 s; whole seconds on the wire.</summary>
     public TimeSpan RetryAfter { get; set; } = TimeSpan.FromSeconds(1);
 

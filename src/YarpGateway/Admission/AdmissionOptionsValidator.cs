@@ -18,6 +18,11 @@ internal sealed class AdmissionOptionsValidator : IValidateOptions<AdmissionOpti
             errors.Add($"{Prefix}ClusterShare must be more than 0 and at most 1 (1 turns it off); got {options.ClusterShare}.");
         }
 
+        if (!(options.UploadShare > 0 && options.UploadShare <= 1))
+        {
+            errors.Add($"{Prefix}UploadShare must be more than 0 and at most 1 (1 turns it off); got {options.UploadShare}.");
+        }
+
         var connections = options.Connections;
         RateAndBurst(connections.RatePerSecond, connections.Burst, "Connections:", errors);
         OptionChecks.NotNegative(errors, Prefix + "Connections:MaxFirstRequestConnections", connections.MaxFirstRequestConnections);

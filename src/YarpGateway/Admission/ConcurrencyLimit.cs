@@ -51,7 +51,7 @@ internal sealed class ConcurrencyLimit
     /// </summary>
     public bool FreesStartedStreams => IsAdaptive || Kind is "global" or AdmissionLimits.ClusterShareKind;
 
-    /// <summary><c>global</c>, <c>route</c>, <c>cluster</c>, or <c>cluster_share</c> (<see cref="AdmissionOptions.ClusterShare"/>).</summary>
+    /// <summary><c>global</c>, <c>route</c>, <c>cluster</c>, <c>cluster_share</c> (<see cref="AdmissionOptions.ClusterShare"/>), or <c>upload_share</c> (<see cref="AdmissionOptions.UploadShare"/>).</summary>
     public string Kind { get; }
 
     /// <summary>The route or cluster id, or <c>global</c>.</summary>

@@ -11,13 +11,14 @@ namespace YarpGateway.Admission;
 /// and the route's and cluster's limits (inside the proxy pipeline, once they are known). A request that cannot be admitted gets
 /// 503 with <c>Retry-After</c>; one whose client went away while queued gets nothing. Upgrade
 /// requests (WebSockets) skip the concurrency limits: they would hold a slot for their whole life.
-/// The upgrade rate and Kestrel's upgraded-connection cap govern them instead.
+/// The upgrade rate and Kestrel's upgraded-connection cap govern them instead. Before those limits, a request whose body is
+/// still on its way takes a slot of the uploads' share of the global limit (<see cref="AdmissionOptions.UploadShare"/>).
 /// </summary>
 internal sealed partial class RequestAdmission(AdmissionLimits limits, AdmissionMetrics metrics, ReloadableOptions<AdmissionOptions> options, TimeProvider timeProvider, ILogger<RequestAdmission> logger)
 {
     private readonly LogThrottle _shareLog = new(timeProvider, logger);
 
-    // Set once a request has taken a slot of a cluster's share, and never unset (a reload may take the shares
+    // Set once a request has taken a slot of a cluster's or the uploads' share, and never unset (a reload may take the shares
     // away while requests still hold slots): until then a request's end has no share to look for.
     private volatile bool _sharesTaken;
 
@@ -31,13 +32,18 @@ internal sealed partial class RequestAdmission(AdmissionLimits limits, Admission
             return next(context);
         }
 
+        if (limits.UploadShare is { } uploads && UploadUnderWay.Is(context) && !TakeShare(context, uploads, typeof(UploadShareSlot)))
+        {
+            return Task.CompletedTask;
+        }
+
         var proxy = context.GetReverseProxyFeature();
         var route = limits.ForRoute(proxy.Route.Config);
         ConcurrencyLimit? cluster = null;
         if (proxy.Route.Cluster is { } state)
         {
             cluster = limits.ForCluster(state);
-            if (cluster is null && limits.ShareFor(state) is { } share && !TakeShare(context, share))
+            if (cluster is null && limits.ShareFor(state) is { } share && !TakeShare(context, share, typeof(ClusterShareSlot)))
             {
                 return Task.CompletedTask;
             }
@@ -53,11 +59,12 @@ internal sealed partial class RequestAdmission(AdmissionLimits limits, Admission
     }
 
     /// <summary>
-    /// Takes a slot of the cluster's share of the global limit (no queue: at once or 503), held as the global slot
-    /// is, by the request's frame, which gives it back with <see cref="ReleaseShare"/> when the request ends: no
-    /// async frame of its own per request (one cost 177 bytes a request).
+    /// Takes a slot of a share of the global limit (no queue: at once or 503), kept in the request's features under
+    /// <paramref name="key"/> and held as the global slot is, by the request's frame, which gives it back with
+    /// <see cref="ReleaseShare"/> when the request ends: no async frame of its own per request (one cost 177 bytes a
+    /// request). A slot of the uploads' share is also given back when the response starts.
     /// </summary>
-    private bool TakeShare(HttpContext context, ConcurrencyLimit share)
+    private bool TakeShare(HttpContext context, ConcurrencyLimit share, Type key)
     {
         var pending = AcquireAsync(context, share);
         var result = pending.IsCompletedSuccessfully ? pending.Result : AdmissionResult.Rejected(AdmissionRejection.QueueFull); // no queue: always complete
@@ -67,22 +74,34 @@ internal sealed partial class RequestAdmission(AdmissionLimits limits, Admission
         }
 
         _sharesTaken = true;
-        context.Features[typeof(ClusterShareSlot)] = held;
+        context.Features[key] = key == typeof(UploadShareSlot) ? StreamSlot.UntilResponseStarts(context, held!) : held;
         return true;
     }
 
-    /// <summary>Gives back the request's slot of its cluster's share, if it took one (<see cref="TakeShare"/>).</summary>
+    /// <summary>Gives back the request's slots of its cluster's share and of the uploads' share, if it took them (<see cref="TakeShare"/>).</summary>
     public void ReleaseShare(HttpContext context)
     {
-        if (_sharesTaken && context.Features[typeof(ClusterShareSlot)] is RateLimitLease held)
+        if (_sharesTaken)
         {
-            context.Features[typeof(ClusterShareSlot)] = null;
-            held.Dispose();
+            Release(context, typeof(ClusterShareSlot));
+            Release(context, typeof(UploadShareSlot));
+        }
+
+        static void Release(HttpContext context, Type key)
+        {
+            if (context.Features[key] is RateLimitLease held)
+            {
+                context.Features[key] = null;
+                held.Dispose();
+            }
         }
     }
 
     /// <summary>The key under which a request's slot of its cluster's share is kept in its features.</summary>
     private static class ClusterShareSlot;
+
+    /// <summary>The key under which a request's slot of the uploads' share is kept in its features.</summary>
+    private static class UploadShareSlot;
 
     // In a method of its own: a lambda capturing locals makes the compiler allocate their closure on
     // entry to the method that declares them, on every request, whichever arm the switch takes.
@@ -114,11 +133,15 @@ internal sealed partial class RequestAdmission(AdmissionLimits limits, Admission
             {
                 Log.ClusterShareFull(logger, limit.Name, limit.Settings.MaxConcurrency, options.Current.ClusterShare, suppressed);
             }
+            else if (limit.Kind == AdmissionLimits.UploadShareKind && _shareLog.ShouldLog(AdmissionLimits.UploadShareKind, out suppressed, LogLevel.Warning))
+            {
+                Log.UploadShareFull(logger, limit.Settings.MaxConcurrency, options.Current.UploadShare, suppressed);
+            }
 
             return false;
         }
 
-        if (limit.Kind != AdmissionLimits.ClusterShareKind)
+        if (!AdmissionLimits.IsShare(limit.Kind))
         {
             metrics.Admitted(limit, result.Waited); // a cluster's share, taken by every request, has no queue and no wait to tell
         }
@@ -143,6 +166,9 @@ internal sealed partial class RequestAdmission(AdmissionLimits limits, Admission
     {
         [LoggerMessage(1, LogLevel.Warning, "Cluster {ClusterId} holds {Slots} requests, its share of the global limit (Gateway:Admission:ClusterShare {Share}); more get 503 at once until some finish, so that the other clusters keep theirs. {Suppressed} more refused in the last second. A backend that is slow or does not answer holds them (gateway_proxy_destination_in_flight): give the cluster a timeout (route Timeout, Metadata.TryTimeout) or a MaxConcurrency of its own.", EventName = "ClusterShareFull")]
         public static partial void ClusterShareFull(ILogger logger, string clusterId, int slots, double share, long suppressed);
+
+        [LoggerMessage(2, LogLevel.Warning, "{Slots} requests are still receiving their bodies from their clients, the uploads' share of the global limit (Gateway:Admission:UploadShare {Share}); more such requests get 503 at once until some finish, so that other requests keep their slots. {Suppressed} more refused in the last second. Many clients sending bodies slowly hold them (a slow-POST attack looks like this: Kestrel lets a body arrive as slowly as 240 bytes a second); legitimate uploads this many at once need a larger share, or 1 to turn it off.", EventName = "UploadShareFull")]
+        public static partial void UploadShareFull(ILogger logger, int slots, double share, long suppressed);
     }
 
     /// <summary>503 with a <c>Retry-After</c> in whole seconds (at least 1).</summary>

@@ -40,6 +40,12 @@ internal sealed class StreamSlot : RateLimitLease
             return lease;
         }
 
+        return UntilResponseStarts(context, lease);
+    }
+
+    /// <summary>A lease that is also given back when the response starts (and only once, whichever comes first), whatever the request.</summary>
+    public static RateLimitLease UntilResponseStarts(HttpContext context, RateLimitLease lease)
+    {
         var slot = new StreamSlot(lease);
         context.Response.OnStarting(ReleaseAtStart, slot);
         return slot;

@@ -47,12 +47,21 @@ internal sealed partial class RequestBodyLimit(TimeProvider timeProvider, ILogge
     /// </summary>
     private static long? WithTheRoutesLimit(HttpContext context, IHttpMaxRequestBodySizeFeature size)
     {
+        ApplyTheRoutesLimit(context, size);
+        return size.MaxRequestBodySize;
+    }
+
+    /// <summary>
+    /// Sets the route's <c>MaxRequestBodySize</c> (-1: none) on the request, as YARP does just before forwarding, if the body
+    /// has not been started: whatever reads the body before YARP does must call this first, or the route's limit is lost
+    /// (Kestrel's limit becomes read-only once the body is read, and YARP then leaves it as it is).
+    /// </summary>
+    internal static void ApplyTheRoutesLimit(HttpContext context, IHttpMaxRequestBodySizeFeature size)
+    {
         if (!size.IsReadOnly && context.GetEndpoint()?.Metadata.GetMetadata<RouteModel>()?.Config.MaxRequestBodySize is { } route)
         {
             size.MaxRequestBodySize = route == -1 ? null : route;
         }
-
-        return size.MaxRequestBodySize;
     }
 
     // A streamed body that grows past the limit: Kestrel's read fails, YARP answers 413 (request_body_client).

@@ -268,7 +268,7 @@ public class StartupTests
     public async Task BadAdmissionOptions_AreAllListed()
     {
         var path = ProxyConfigJson.WriteTemp("yarpgateway-startup-", """
-        { "Gateway": { "Admission": { "Global": { "MaxConcurrency": -1 }, "ClusterShare": 1.5, "Connections": { "MaxWait": "-00:00:01" } } } }
+        { "Gateway": { "Admission": { "Global": { "MaxConcurrency": -1 }, "ClusterShare": 1.5, "UploadShare": 0, "Connections": { "MaxWait": "-00:00:01" } } } }
         """);
 
         using var gateway = GatewayProcess.StartOnLoopback(path);
@@ -276,6 +276,7 @@ public class StartupTests
         AssertExitCode(1, await gateway.WaitForExitAsync(ExitBound), gateway);
         Assert.Contains("Gateway:Admission:Global:MaxConcurrency must not be negative", gateway.StandardError, StringComparison.Ordinal);
         Assert.Contains("Gateway:Admission:ClusterShare must be more than 0 and at most 1 (1 turns it off); got 1.5.", gateway.StandardError, StringComparison.Ordinal);
+        Assert.Contains("Gateway:Admission:UploadShare must be more than 0 and at most 1 (1 turns it off); got 0.", gateway.StandardError, StringComparison.Ordinal);
         Assert.Contains("Gateway:Admission:Connections:MaxWait must be positive", gateway.StandardError, StringComparison.Ordinal);
     }
 

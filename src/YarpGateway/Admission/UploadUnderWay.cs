@@ -1,0 +1,69 @@
+using System.IO.Pipelines;
+using Microsoft.AspNetCore.Http.Features;
+
+namespace YarpGateway.Admission;
+
+/// <summary>
+/// Whether a request's body is still on its way from its client as the request reaches the route and cluster limits: what
+/// the upload share of the global limit counts (<see cref="AdmissionOptions.UploadShare"/>). A request with no body is not
+/// one, nor is one whose whole body came with its head (a JSON POST, a gRPC unary call's message): Kestrel's reader has it
+/// all, which a read that takes nothing tells without waiting. A client that sent <c>Expect: 100-continue</c> sends its body
+/// only once asked (a read would ask), so its body is still to come.
+/// <para>
+/// Not counted: gRPC calls over HTTP/2, whose bodies YARP streams with Kestrel's minimum data rate and body size lifted
+/// (a read here would start the body, and Kestrel would then hold both as they were); a client stream is a conversation,
+/// not an upload. The route's <c>MaxRequestBodySize</c> is applied before the read, as YARP applies it just before
+/// forwarding, which it could no longer do once the body was started.
+/// </para>
+/// </summary>
+internal static class UploadUnderWay
+{
+    public static bool Is(HttpContext context)
+    {
+        var request = context.Request;
+        if (HttpProtocol.IsHttp11(request.Protocol) || HttpProtocol.IsHttp10(request.Protocol))
+        {
+            if (request.ContentLength is not > 0 && request.Headers.TransferEncoding.Count == 0)
+            {
+                return false; // a GET: no feature lookup
+            }
+        }
+        else if (context.Features.Get<IHttpRequestBodyDetectionFeature>()?.CanHaveBody != true
+            || (request.ContentType is { } type && type.StartsWith("application/grpc", StringComparison.OrdinalIgnoreCase)))
+        {
+            return false;
+        }
+
+        if (request.Headers.Expect.Count > 0)
+        {
+            return true;
+        }
+
+        if (context.Features.Get<IHttpMaxRequestBodySizeFeature>() is { } size)
+        {
+            RequestFiltering.RequestBodyLimit.ApplyTheRoutesLimit(context, size);
+        }
+
+        // Kestrel's own reader: over HTTP/1.x the body stream was replaced by one over it, which a reader made here would wrap.
+        var reader = request.Body is RequestFiltering.Http1RequestBody http1 ? http1.Reader : request.BodyReader;
+        return !AllReceived(reader);
+    }
+
+    private static bool AllReceived(PipeReader reader)
+    {
+        try
+        {
+            if (!reader.TryRead(out var result))
+            {
+                return false;
+            }
+
+            reader.AdvanceTo(result.Buffer.Start); // nothing taken, nothing examined: the next read returns the same bytes at once
+            return result.IsCompleted;
+        }
+        catch (BadHttpRequestException)
+        {
+            return true; // a body Kestrel refuses (over the limit, bad chunking) fails the same way when forwarded, at once: nothing to hold
+        }
+    }
+}
