@@ -107,8 +107,10 @@ internal sealed partial class UnknownSettings : IDisposable
             return;
         }
 
-        // Settable properties, and get-only ones the binder fills in place (a collection or an object).
-        var properties = type.GetProperties(BindingFlags.Public | BindingFlags.Instance).Where(p => p.CanWrite || !IsValue(p.PropertyType)).ToList();
+        // Settable properties, and get-only ones the binder fills in place (a collection or an object); Kestrel's data rates,
+        // which have no setters, are read by Endpoints.GatewayKestrelSetup.DataRate.
+        var properties = type.GetProperties(BindingFlags.Public | BindingFlags.Instance)
+            .Where(p => p.CanWrite || !IsValue(p.PropertyType) || type == typeof(Microsoft.AspNetCore.Server.Kestrel.Core.MinDataRate)).ToList();
         foreach (var child in section.GetChildren())
         {
             var property = properties.Find(p => string.Equals(p.Name, child.Key, StringComparison.OrdinalIgnoreCase));

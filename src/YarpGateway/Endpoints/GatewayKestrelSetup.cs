@@ -36,6 +36,8 @@ internal sealed partial class GatewayKestrelSetup(IConfiguration configuration, 
         if (bindable)
         {
             limits.Bind(options.Limits);
+            options.Limits.MinRequestBodyDataRate = DataRate(limits.GetSection(nameof(KestrelServerLimits.MinRequestBodyDataRate)), options.Limits.MinRequestBodyDataRate);
+            options.Limits.MinResponseDataRate = DataRate(limits.GetSection(nameof(KestrelServerLimits.MinResponseDataRate)), options.Limits.MinResponseDataRate);
         }
 
         SetHttp2Limits(options.Limits.Http2, bindable ? limits.GetSection("Http2") : new ConfigurationBuilder().Build());
@@ -131,6 +133,40 @@ internal sealed partial class GatewayKestrelSetup(IConfiguration configuration, 
     }
 
     /// <summary>
+    /// Kestrel's <see cref="MinDataRate"/> from <c>BytesPerSecond</c> and <c>GracePeriod</c> under <paramref name="section"/>
+    /// (<c>Kestrel:Limits:MinRequestBodyDataRate</c> or <c>MinResponseDataRate</c>), which the binder cannot make (the type has
+    /// no setters): either left out keeps <paramref name="current"/>'s, and 0 bytes a second turns the minimum off. A value
+    /// that does not convert keeps <paramref name="current"/> (this runs while the host is built); <see cref="Validate"/> lists it.
+    /// </summary>
+    internal static MinDataRate? DataRate(IConfigurationSection section, MinDataRate? current)
+    {
+        if (!section.Exists() || DataRateErrors(section).Any())
+        {
+            return current;
+        }
+
+        var bytes = section[nameof(MinDataRate.BytesPerSecond)] is { } text ? double.Parse(text, System.Globalization.CultureInfo.InvariantCulture) : current?.BytesPerSecond ?? 240;
+        var grace = section[nameof(MinDataRate.GracePeriod)] is { } span ? TimeSpan.Parse(span, System.Globalization.CultureInfo.InvariantCulture) : current?.GracePeriod ?? TimeSpan.FromSeconds(5);
+        return bytes == 0 ? null : new MinDataRate(bytes, grace);
+    }
+
+    // Kestrel checks the rates once a second, and refuses a grace period of a second or less.
+    private static IEnumerable<Configuration.ConfigError> DataRateErrors(IConfigurationSection section)
+    {
+        var bytes = section[nameof(MinDataRate.BytesPerSecond)];
+        if (bytes is not null && !(double.TryParse(bytes, System.Globalization.NumberStyles.Float, System.Globalization.CultureInfo.InvariantCulture, out var value) && value >= 0 && double.IsFinite(value)))
+        {
+            yield return new Configuration.ConfigError(section.Path + ":" + nameof(MinDataRate.BytesPerSecond), $"must be a number of bytes a second, 0 or more (0 turns the minimum off); got '{bytes}'.");
+        }
+
+        var grace = section[nameof(MinDataRate.GracePeriod)];
+        if (grace is not null && !(TimeSpan.TryParse(grace, System.Globalization.CultureInfo.InvariantCulture, out var span) && span > TimeSpan.FromSeconds(1)))
+        {
+            yield return new Configuration.ConfigError(section.Path + ":" + nameof(MinDataRate.GracePeriod), $"must be a time span of more than 1 s (Kestrel checks once a second), e.g. 00:00:05; got '{grace}'.");
+        }
+    }
+
+    /// <summary>
     /// Start-up errors when either named endpoint is missing, or both would listen on the same port; for every
     /// <c>Kestrel:Limits</c> value that does not convert (the binder would stop the start at the first, with a stack
     /// trace), and for the limits <c>Gateway:Admission</c> sets.
@@ -141,6 +177,14 @@ internal sealed partial class GatewayKestrelSetup(IConfiguration configuration, 
         foreach (var error in Configuration.OptionsBindingErrors.Find<KestrelServerLimits>(limits, []))
         {
             yield return error;
+        }
+
+        foreach (var rate in new[] { nameof(KestrelServerLimits.MinRequestBodyDataRate), nameof(KestrelServerLimits.MinResponseDataRate) })
+        {
+            foreach (var error in DataRateErrors(limits.GetSection(rate)))
+            {
+                yield return error;
+            }
         }
 
         foreach (var name in AdmissionOwnedLimits)

@@ -91,11 +91,65 @@ public class KestrelLimitsTests
     }
 
     [Fact]
+    public void DataRates_AreReadFromBytesPerSecondAndGracePeriod_ZeroTurnsThemOff()
+    {
+        static IConfigurationSection Section(string json)
+            => new ConfigurationBuilder().AddJsonStream(new MemoryStream(System.Text.Encoding.UTF8.GetBytes(json))).Build().GetSection("Rate");
+        var kestrels = new Microsoft.AspNetCore.Server.Kestrel.Core.MinDataRate(240, TimeSpan.FromSeconds(5));
+
+        var both = YarpGateway.Endpoints.GatewayKestrelSetup.DataRate(Section("""{ "Rate": { "BytesPerSecond": 1000, "GracePeriod": "00:00:02" } }"""), kestrels);
+        var one = YarpGateway.Endpoints.GatewayKestrelSetup.DataRate(Section("""{ "Rate": { "BytesPerSecond": "500.5" } }"""), kestrels);
+        var off = YarpGateway.Endpoints.GatewayKestrelSetup.DataRate(Section("""{ "Rate": { "BytesPerSecond": 0 } }"""), kestrels);
+        var bad = YarpGateway.Endpoints.GatewayKestrelSetup.DataRate(Section("""{ "Rate": { "BytesPerSecond": "fast" } }"""), kestrels);
+        var none = YarpGateway.Endpoints.GatewayKestrelSetup.DataRate(Section("""{ }"""), kestrels);
+
+        Assert.Equal((1000.0, TimeSpan.FromSeconds(2)), (both!.BytesPerSecond, both.GracePeriod));
+        Assert.Equal((500.5, TimeSpan.FromSeconds(5)), (one!.BytesPerSecond, one.GracePeriod));
+        Assert.Null(off);
+        Assert.Same(kestrels, bad); // left to the start-up check, which lists it
+        Assert.Same(kestrels, none);
+    }
+
+    /// <summary>
+    /// Kestrel's minimum request body rate, raised as an operator hardening against slow uploads would: an upload sent at
+    /// 500 bytes a second (over Kestrel's 240) is cut once its grace is over. Before, the keys were logged as unknown and
+    /// changed nothing. The client's pace (a write a second) is the scenario; the wait for the cut is bounded.
+    /// </summary>
+    [Fact]
+    public async Task ARaisedMinimumRequestBodyRate_CutsAnUploadBelowIt()
+    {
+        await using var backend = await TestBackend.StartAsync("a");
+        var config = ProxyConfigJson.CatchAll("RoundRobin", (backend, null));
+        config["Kestrel"] = JsonNode.Parse("""{ "Limits": { "MinRequestBodyDataRate": { "BytesPerSecond": 1000, "GracePeriod": "00:00:02" } } }""");
+        await using var gateway = await GatewayUnderTest.StartAsync(config);
+        Assert.DoesNotContain(gateway.Logs.Lines, l => l.Contains("MinRequestBodyDataRate", StringComparison.Ordinal)); // not reported as unknown
+
+        using var socket = await RawSocket.ConnectAsync(gateway.ProxyAddress);
+        await socket.SendAsync("POST /up HTTP/1.1\r\nHost: x\r\nContent-Length: 100000\r\n\r\n"u8.ToArray());
+        var answer = RawSocket.ReceiveResponseHeadAsync(socket); // bounded at 10 s
+        for (var second = 0; second < 9 && !answer.IsCompleted; second++)
+        {
+            try
+            {
+                await socket.SendAsync(new byte[500]);
+            }
+            catch (System.Net.Sockets.SocketException)
+            {
+                break; // cut
+            }
+
+            await Task.WhenAny(answer, Task.Delay(TimeSpan.FromSeconds(1)));
+        }
+
+        Assert.StartsWith("HTTP/1.1 408", await answer, StringComparison.Ordinal);
+    }
+
+    [Fact]
     public async Task BadKestrelLimitValues_AreListedAtStartUp_EveryOne()
     {
         await using var backend = await TestBackend.StartAsync("a");
         var config = ProxyConfigJson.CatchAll("RoundRobin", (backend, null));
-        config["Kestrel"] = JsonNode.Parse("""{ "Limits": { "MaxRequestBodySize": "30MB", "KeepAliveTimeout": "soon", "Http2": { "MaxStreamsPerConnection": "many" }, "MaxConcurrentConnections": 10 } }""");
+        config["Kestrel"] = JsonNode.Parse("""{ "Limits": { "MaxRequestBodySize": "30MB", "KeepAliveTimeout": "soon", "Http2": { "MaxStreamsPerConnection": "many" }, "MaxConcurrentConnections": 10, "MinRequestBodyDataRate": { "BytesPerSecond": -1, "GracePeriod": "00:00:01" }, "MinResponseDataRate": { "BytesPerSecond": "fast" } } }""");
 
         var ex = await Assert.ThrowsAsync<GatewayConfigurationException>(() => GatewayUnderTest.StartAsync(config));
 
@@ -103,5 +157,8 @@ public class KestrelLimitsTests
         Assert.Contains(ex.Errors, e => e.Key == "Kestrel:Limits:KeepAliveTimeout" && e.Message.Contains("'soon'", StringComparison.Ordinal));
         Assert.Contains(ex.Errors, e => e.Key == "Kestrel:Limits:Http2:MaxStreamsPerConnection" && e.Message.Contains("'many'", StringComparison.Ordinal));
         Assert.Contains(ex.Errors, e => e.Key == "Kestrel:Limits:MaxConcurrentConnections" && e.Message.Contains("Gateway:Admission:MaxConcurrentConnections", StringComparison.Ordinal));
+        Assert.Contains(ex.Errors, e => e.Key == "Kestrel:Limits:MinRequestBodyDataRate:BytesPerSecond" && e.Message.Contains("got '-1'", StringComparison.Ordinal));
+        Assert.Contains(ex.Errors, e => e.Key == "Kestrel:Limits:MinRequestBodyDataRate:GracePeriod" && e.Message.Contains("more than 1 s", StringComparison.Ordinal));
+        Assert.Contains(ex.Errors, e => e.Key == "Kestrel:Limits:MinResponseDataRate:BytesPerSecond" && e.Message.Contains("got 'fast'", StringComparison.Ordinal));
     }
 }
