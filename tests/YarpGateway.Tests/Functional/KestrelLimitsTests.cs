@@ -63,10 +63,7 @@ public class KestrelLimitsTests
         await using var gateway = await GatewayUnderTest.StartAsync(config);
         using var client = gateway.CreateProxyClient();
 
-        using var content = new StreamContent(new MemoryStream(new byte[50_000]));
-        using var request = new HttpRequestMessage(HttpMethod.Post, "/up") { Content = content };
-        request.Headers.TransferEncodingChunked = true;
-        using var response = await client.SendAsync(request);
+        using var response = await PostChunkedAsync(client, 50_000);
 
         Assert.Equal(HttpStatusCode.OK, response.StatusCode);
         Assert.Equal(50_000, backend.Bodies.Single().Length);
@@ -81,13 +78,18 @@ public class KestrelLimitsTests
         await using var gateway = await GatewayUnderTest.StartAsync(config);
         using var client = gateway.CreateProxyClient();
 
-        using var content = new StreamContent(new MemoryStream(new byte[5000]));
-        using var request = new HttpRequestMessage(HttpMethod.Post, "/up") { Content = content };
-        request.Headers.TransferEncodingChunked = true;
-        using var response = await client.SendAsync(request);
+        using var response = await PostChunkedAsync(client, 5000);
 
         Assert.Equal(HttpStatusCode.RequestEntityTooLarge, response.StatusCode);
         Assert.True(await Eventually.TrueAsync(() => gateway.Logs.Lines.Any(l => l.Contains("[RequestBodyTooLarge]", StringComparison.Ordinal)), TimeSpan.FromSeconds(10)));
+    }
+
+    /// <summary>A POST of <paramref name="length"/> bytes, chunked (no <c>Content-Length</c>).</summary>
+    private static async Task<HttpResponseMessage> PostChunkedAsync(HttpClient client, int length)
+    {
+        using var request = new HttpRequestMessage(HttpMethod.Post, "/up") { Content = new StreamContent(new MemoryStream(new byte[length])) };
+        request.Headers.TransferEncodingChunked = true;
+        return await client.SendAsync(request);
     }
 
     [Fact]

@@ -57,6 +57,32 @@ public class WebSocketProxyTests
         }
     }
 
+    /// <summary>
+    /// The cluster with <paramref name="failing"/> as its first destination, balanced round robin so that handshakes draw it in
+    /// turn (with the default power of two choices, four handshakes all drew the live one in one CI run).
+    /// </summary>
+    private static JsonObject WithFailingDestinationFirst(JsonObject config, Uri failing)
+    {
+        var cluster = config["ReverseProxy"]!["Clusters"]!["ws"]!.AsObject();
+        cluster["Destinations"]!.AsObject().Insert(0, "failing", new JsonObject { ["Address"] = failing.ToString() });
+        cluster["LoadBalancingPolicy"] = "RoundRobin";
+        return config;
+    }
+
+    /// <summary>Four WebSockets through the gateway, one after another, each echoing one message and closing.</summary>
+    private static async Task EchoFourTimesAsync(GatewayUnderTest gateway, string version)
+    {
+        using var timeout = new CancellationTokenSource(TimeSpan.FromSeconds(20));
+        for (var i = 0; i < 4; i++)
+        {
+            using var socket = await ConnectAsync(gateway, Version.Parse(version));
+            var text = "hello " + i;
+            await socket.SendAsync(Encoding.UTF8.GetBytes(text), WebSocketMessageType.Text, endOfMessage: true, timeout.Token);
+            Assert.Equal(text, Encoding.UTF8.GetString((await ReceiveMessageAsync(socket)).Data));
+            await socket.CloseAsync(WebSocketCloseStatus.NormalClosure, "bye", timeout.Token);
+        }
+    }
+
     public static TheoryData<string, bool> Versions => new() { { "1.1", false }, { "2.0", false }, { "1.1", true }, { "2.0", true } };
 
     [Theory]
@@ -109,22 +135,9 @@ public class WebSocketProxyTests
     public async Task Handshake_ToADestinationThatRefusesConnections_GoesToAnother(string version, bool http2Backend)
     {
         await using var backend = await EchoWebSocketBackend.StartAsync(http2Backend);
-        var config = RouteTo(backend, http2Backend);
-        var destinations = config["ReverseProxy"]!["Clusters"]!["ws"]!["Destinations"]!.AsObject();
-        destinations.Insert(0, "dead", new JsonObject { ["Address"] = $"http://127.0.0.1:{LoopbackPort.Unused()}/" });
-        // Round robin, not the default power of two choices: with that, four handshakes all drew the live one in one CI run.
-        config["ReverseProxy"]!["Clusters"]!["ws"]!["LoadBalancingPolicy"] = "RoundRobin";
+        var config = WithFailingDestinationFirst(RouteTo(backend, http2Backend), new Uri($"http://127.0.0.1:{LoopbackPort.Unused()}/"));
         await using var gateway = await GatewayUnderTest.StartAsync(config);
-        using var timeout = new CancellationTokenSource(TimeSpan.FromSeconds(20));
-
-        for (var i = 0; i < 4; i++)
-        {
-            using var socket = await ConnectAsync(gateway, Version.Parse(version));
-            var text = "hello " + i;
-            await socket.SendAsync(Encoding.UTF8.GetBytes(text), WebSocketMessageType.Text, endOfMessage: true, timeout.Token);
-            Assert.Equal(text, Encoding.UTF8.GetString((await ReceiveMessageAsync(socket)).Data));
-            await socket.CloseAsync(WebSocketCloseStatus.NormalClosure, "bye", timeout.Token);
-        }
+        await EchoFourTimesAsync(gateway, version);
 
         Assert.True(gateway.Counter("gateway.proxy.retries|cluster=ws|reason=connect_failure") >= 1, gateway.DescribeCounters("gateway.proxy"));
     }
@@ -141,21 +154,9 @@ public class WebSocketProxyTests
     {
         await using var backend = await EchoWebSocketBackend.StartAsync(http2Backend);
         await using var resetting = ResettingBackend.Start();
-        var config = RouteTo(backend, http2Backend);
-        var cluster = config["ReverseProxy"]!["Clusters"]!["ws"]!.AsObject();
-        cluster["Destinations"]!.AsObject().Insert(0, "resets", new JsonObject { ["Address"] = resetting.Address.ToString() });
-        cluster["LoadBalancingPolicy"] = "RoundRobin"; // each destination in turn, so the resetting one is drawn first or second
+        var config = WithFailingDestinationFirst(RouteTo(backend, http2Backend), resetting.Address);
         await using var gateway = await GatewayUnderTest.StartAsync(config);
-        using var timeout = new CancellationTokenSource(TimeSpan.FromSeconds(20));
-
-        for (var i = 0; i < 4; i++)
-        {
-            using var socket = await ConnectAsync(gateway, Version.Parse(version));
-            var text = "hello " + i;
-            await socket.SendAsync(Encoding.UTF8.GetBytes(text), WebSocketMessageType.Text, endOfMessage: true, timeout.Token);
-            Assert.Equal(text, Encoding.UTF8.GetString((await ReceiveMessageAsync(socket)).Data));
-            await socket.CloseAsync(WebSocketCloseStatus.NormalClosure, "bye", timeout.Token);
-        }
+        await EchoFourTimesAsync(gateway, version);
 
         Assert.True(resetting.Heads >= 1, $"the resetting destination read {resetting.Heads} request heads");
         Assert.True(gateway.CounterSum("gateway.proxy.retries") >= 1, gateway.DescribeCounters("gateway.proxy"));
@@ -169,20 +170,9 @@ public class WebSocketProxyTests
     {
         await using var backend = await EchoWebSocketBackend.StartAsync();
         await using var unavailable = ResettingBackend.Start("HTTP/1.1 503 Service Unavailable\r\nContent-Length: 4\r\nConnection: close\r\n\r\nbusy");
-        var config = RouteTo(backend);
-        var cluster = config["ReverseProxy"]!["Clusters"]!["ws"]!.AsObject();
-        cluster["Destinations"]!.AsObject().Insert(0, "unavailable", new JsonObject { ["Address"] = unavailable.Address.ToString() });
-        cluster["LoadBalancingPolicy"] = "RoundRobin";
+        var config = WithFailingDestinationFirst(RouteTo(backend), unavailable.Address);
         await using var gateway = await GatewayUnderTest.StartAsync(config);
-        using var timeout = new CancellationTokenSource(TimeSpan.FromSeconds(20));
-
-        for (var i = 0; i < 4; i++)
-        {
-            using var socket = await ConnectAsync(gateway, Version.Parse(version));
-            await socket.SendAsync("hi"u8.ToArray(), WebSocketMessageType.Text, endOfMessage: true, timeout.Token);
-            Assert.Equal("hi", Encoding.UTF8.GetString((await ReceiveMessageAsync(socket)).Data));
-            await socket.CloseAsync(WebSocketCloseStatus.NormalClosure, "bye", timeout.Token);
-        }
+        await EchoFourTimesAsync(gateway, version);
 
         Assert.True(unavailable.Heads >= 1, $"the unavailable destination read {unavailable.Heads} request heads");
         Assert.True(gateway.Counter("gateway.proxy.retries|cluster=ws|reason=status_503") >= 1, gateway.DescribeCounters("gateway.proxy"));
