@@ -136,8 +136,8 @@ public class UploadShareTests
             Assert.Equal(HttpStatusCode.OK, whole.StatusCode);
         }
 
-        // A gRPC client stream that sends a few bytes and then waits: YARP lifts Kestrel's minimum data rate for it, so it
-        // could wait for minutes; it counts as an upload does (and, as YARP would have it, without that minimum rate).
+        // A gRPC client stream that sends a few bytes and then waits: it counts as an upload does (to an HTTP/2 backend, YARP
+        // lifts Kestrel's minimum data rate for it, so it could wait for minutes).
         var stream = client.PostAsync("/echo.Echo/Stream", new HeldBackContent(rest.Task, "application/grpc"));
         Assert.True(await Eventually.TrueAsync(() => share.InUse == 2, Bound), $"in use: {share.InUse}");
 
@@ -157,20 +157,22 @@ public class UploadShareTests
     }
 
     /// <summary>
-    /// The look at a gRPC call's body starts it, and Kestrel keeps the minimum data rate in force when a body starts: it is
-    /// lifted first, as YARP lifts it, or a client stream quiet for longer than the 5 s grace (at under 240 bytes a second)
-    /// would be cut. The wait is the scenario, a client stream with nothing to say for 7 s, not a synchronisation.
+    /// YARP lifts Kestrel's body size limit and minimum data rate for a gRPC call it sends to an HTTP/2 backend, once it
+    /// starts sending the body. The share's look at the body comes first; over HTTP/2 it must leave both for YARP to lift: a
+    /// client stream that outgrows Kestrel's limit (1,000 bytes here), or that says nothing for longer than the rate's 5 s
+    /// grace, goes on. The 7 s of silence is the scenario, not a synchronisation.
     /// </summary>
-    [Fact]
-    public async Task AGrpcClientStreamQuietPastKestrelsGrace_IsNotCut()
+    [Theory]
+    [InlineData(5000, 0)]
+    [InlineData(10, 7)]
+    public async Task AGrpcClientStream_LargerThanKestrelsBodyLimit_OrQuietPastItsGrace_IsNotCut(int restBytes, int quietSeconds)
     {
-        // A backend that lifts the minimum rate for itself, as a gRPC server does for a client stream.
         var builder = WebApplication.CreateEmptyBuilder(new WebApplicationOptions());
-        builder.WebHost.UseKestrelCore().ConfigureKestrel(k => k.Listen(IPAddress.Loopback, 0));
+        builder.WebHost.UseKestrelCore().ConfigureKestrel(k => k.Listen(IPAddress.Loopback, 0, o => o.Protocols = Microsoft.AspNetCore.Server.Kestrel.Core.HttpProtocols.Http2));
         await using var backend = builder.Build();
         backend.Run(async context =>
         {
-            context.Features.Get<Microsoft.AspNetCore.Server.Kestrel.Core.Features.IHttpMinRequestBodyDataRateFeature>()!.MinDataRate = null;
+            context.Features.Get<Microsoft.AspNetCore.Server.Kestrel.Core.Features.IHttpMinRequestBodyDataRateFeature>()!.MinDataRate = null; // as a gRPC server does for a client stream
             var length = 0L;
             var buffer = new byte[1024];
             for (int read; (read = await context.Request.Body.ReadAsync(buffer, context.RequestAborted)) > 0;)
@@ -182,24 +184,34 @@ public class UploadShareTests
         });
         await backend.StartAsync();
         var address = new Uri(backend.Services.GetRequiredService<Microsoft.AspNetCore.Hosting.Server.IServer>().Features.Get<Microsoft.AspNetCore.Hosting.Server.Features.IServerAddressesFeature>()!.Addresses.First() + "/");
-        await using var gateway = await GatewayUnderTest.StartAsync(RouteTo(address), SmallGlobal);
+        var config = RouteTo(address);
+        config["ReverseProxy"]!["Clusters"]!["c1"]!["HttpRequest"] = new JsonObject { ["Version"] = "2", ["VersionPolicy"] = "RequestVersionExact" };
+        config["Kestrel"] = JsonNode.Parse("""{ "Limits": { "MaxRequestBodySize": 1000 } }""");
+        await using var gateway = await GatewayUnderTest.StartAsync(config, SmallGlobal);
+        var share = gateway.Services.GetRequiredService<AdmissionLimits>().UploadShare!;
         using var client = gateway.CreateHttp2ProxyClient();
+        var rest = new TaskCompletionSource(TaskCreationOptions.RunContinuationsAsynchronously);
 
-        var stream = client.PostAsync("/echo.Echo/Stream", new HeldBackContent(Task.Delay(TimeSpan.FromSeconds(7)), "application/grpc"));
+        var stream = client.PostAsync("/echo.Echo/Stream", new HeldBackContent(rest.Task, "application/grpc", restBytes));
+        Assert.True(await Eventually.TrueAsync(() => share.InUse == 1, Bound), $"in use: {share.InUse}"); // looked at, and counted
+        await Task.Delay(TimeSpan.FromSeconds(quietSeconds));
+        rest.SetResult();
 
-        using var response = await stream.WaitAsync(TimeSpan.FromSeconds(20));
+        using var response = await stream.WaitAsync(Bound);
         Assert.Equal(HttpStatusCode.OK, response.StatusCode);
-        Assert.Equal("20", await response.Content.ReadAsStringAsync());
+        Assert.Equal((10 + restBytes).ToString(System.Globalization.CultureInfo.InvariantCulture), await response.Content.ReadAsStringAsync());
     }
 
     /// <summary>A body of unknown length whose first bytes are sent at once and the rest once <c>rest</c> completes.</summary>
     private sealed class HeldBackContent : HttpContent
     {
         private readonly Task _rest;
+        private readonly int _restBytes;
 
-        public HeldBackContent(Task rest, string contentType)
+        public HeldBackContent(Task rest, string contentType, int restBytes = 10)
         {
             _rest = rest;
+            _restBytes = restBytes;
             Headers.ContentType = new System.Net.Http.Headers.MediaTypeHeaderValue(contentType);
         }
 
@@ -208,7 +220,7 @@ public class UploadShareTests
             await stream.WriteAsync(new byte[10]);
             await stream.FlushAsync();
             await _rest;
-            await stream.WriteAsync(new byte[10]);
+            await stream.WriteAsync(new byte[_restBytes]);
         }
 
         protected override bool TryComputeLength(out long length)
