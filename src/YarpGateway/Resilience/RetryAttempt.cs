@@ -305,6 +305,11 @@ internal sealed class RetryAttempt(ResilienceMetrics metrics) : IDisposable
             {
                 return AttemptFailure.Other;
             }
+
+            if (IsHttp2HandshakeNotCompleted(ex))
+            {
+                return AttemptFailure.ConnectFailure;
+            }
         }
 
         return IsTransportError(exception) ? AttemptFailure.ConnectionReset : AttemptFailure.Other;
@@ -338,6 +343,20 @@ internal sealed class RetryAttempt(ResilienceMetrics metrics) : IDisposable
 
         return false;
     }
+
+    /// <summary>
+    /// A request that waited for a new HTTP/2 connection to a destination that closed or reset it before completing the
+    /// HTTP/2 handshake: no stream was opened, so nothing was sent, as when the connection is refused. SocketsHttpHandler
+    /// gives the request that opened the connection the handshake's error (an <see cref="HttpIOException"/>: a transport
+    /// error), and every other request that waited for it this one, with no inner exception and
+    /// <see cref="HttpRequestError.Unknown"/>, so that only its message tells it from a request the gateway could not send
+    /// (a header value HttpClient cannot encode). Seen as 502s that were never retried, a few in a hundred, when a
+    /// backend that speaks HTTP/2 was killed with requests under way. Where the runtime's messages are not English this
+    /// is not recognised, and such a request is answered 502 as before.
+    /// </summary>
+    internal static bool IsHttp2HandshakeNotCompleted(Exception exception)
+        => exception is HttpRequestException { HttpRequestError: HttpRequestError.Unknown, InnerException: null } http
+            && http.Message.StartsWith("An HTTP/2 connection could not be established", StringComparison.Ordinal);
 
     // SocketsHttpHandler: "A connection could not be established within the configured ConnectTimeout."
     private static bool IsConnectTimeout(Exception? exception)
