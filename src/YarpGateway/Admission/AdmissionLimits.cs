@@ -74,7 +74,7 @@ internal sealed class AdmissionLimits : IConfigChangeListener, IDisposable
             return null;
         }
 
-        var slots = Math.Max(1, (int)Math.Ceiling(global.Settings.MaxConcurrency * share));
+        var slots = SlotsOf(global, share);
         if (_shares.TryGetValue(cluster.ClusterId, out var limit) && limit.Settings.MaxConcurrency == slots)
         {
             return limit;
@@ -91,6 +91,9 @@ internal sealed class AdmissionLimits : IConfigChangeListener, IDisposable
             return limit;
         }
     }
+
+    /// <summary>The slots a share (more than 0, under 1) of the global limit comes to: at least one.</summary>
+    private static int SlotsOf(ConcurrencyLimit global, double share) => Math.Max(1, (int)Math.Ceiling(global.Settings.MaxConcurrency * share));
 
     /// <summary>A share of the global limit, which every request of its kind takes without a queue: no admitted count, no queue wait.</summary>
     public static bool IsShare(string kind) => kind is ClusterShareKind or UploadShareKind;
@@ -109,7 +112,7 @@ internal sealed class AdmissionLimits : IConfigChangeListener, IDisposable
                 return null;
             }
 
-            var slots = Math.Max(1, (int)Math.Ceiling(global.Settings.MaxConcurrency * share));
+            var slots = SlotsOf(global, share);
             if (_uploadShare is { } current && current.Settings.MaxConcurrency == slots)
             {
                 return current;
