@@ -281,7 +281,7 @@ public class EarlyResponseTests
             received.TrySetResult(await ReceiveBodyAsync(socket, head, 200 * 1024, cancel));
             await socket.SendAsync("HTTP/1.1 200 OK\r\nContent-Length: 2\r\nConnection: close\r\n\r\nok"u8.ToArray(), cancel);
         });
-        var config = RouteTo(backend.Address);
+        var config = ProxyConfigJson.CatchAll(backend.Address);
         await using var gateway = await GatewayUnderTest.StartAsync(config);
         using var client = gateway.CreateProxyClient();
 
@@ -308,7 +308,7 @@ public class EarlyResponseTests
             await ReceiveBodyAsync(socket, head, Size, cancel);
             await socket.SendAsync("HTTP/1.1 200 OK\r\nContent-Length: 2\r\nConnection: close\r\n\r\nok"u8.ToArray(), cancel);
         });
-        var config = RouteTo(backend.Address);
+        var config = ProxyConfigJson.CatchAll(backend.Address);
         await using var gateway = await GatewayUnderTest.StartAsync(config);
         using var client = gateway.CreateProxyClient();
         using var timeout = new CancellationTokenSource(TimeSpan.FromSeconds(10));
@@ -323,15 +323,6 @@ public class EarlyResponseTests
         Assert.Equal([HttpStatusCode.ExpectationFailed, HttpStatusCode.OK, HttpStatusCode.OK], statuses);
         Assert.Single(gateway.Logs.Lines, l => l.Contains("[ExpectContinueRefused]", StringComparison.Ordinal) && l.Contains("Destination d1", StringComparison.Ordinal));
     }
-
-    private static JsonObject RouteTo(Uri address) => new()
-    {
-        ["ReverseProxy"] = new JsonObject
-        {
-            ["Routes"] = new JsonObject { ["all"] = new JsonObject { ["ClusterId"] = "c1", ["Match"] = new JsonObject { ["Path"] = "/{**x}" } } },
-            ["Clusters"] = new JsonObject { ["c1"] = new JsonObject { ["Destinations"] = new JsonObject { ["d1"] = new JsonObject { ["Address"] = address.ToString() } } } },
-        },
-    };
 
     private static async Task SendBodyAsync(Socket socket, int length)
     {

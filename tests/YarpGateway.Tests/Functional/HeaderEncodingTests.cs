@@ -17,20 +17,13 @@ public class HeaderEncodingTests
 
     private static JsonObject RouteTo(Uri address, JsonObject? httpClient = null)
     {
-        var cluster = new JsonObject { ["Destinations"] = new JsonObject { ["d1"] = new JsonObject { ["Address"] = address.ToString() } } };
+        var config = ProxyConfigJson.CatchAll(address);
         if (httpClient is not null)
         {
-            cluster["HttpClient"] = httpClient;
+            config["ReverseProxy"]!["Clusters"]!["c1"]!["HttpClient"] = httpClient;
         }
 
-        return new JsonObject
-        {
-            ["ReverseProxy"] = new JsonObject
-            {
-                ["Routes"] = new JsonObject { ["all"] = new JsonObject { ["ClusterId"] = "c1", ["Match"] = new JsonObject { ["Path"] = "/{**catch-all}" } } },
-                ["Clusters"] = new JsonObject { ["c1"] = cluster },
-            },
-        };
+        return config;
     }
 
     private static Task<RawTcpBackend> StartBackendAsync(params byte[][] headerLines)

@@ -10,6 +10,19 @@ internal static class ProxyConfigJson
     public static JsonObject CatchAll(string policy, params (TestBackend Backend, string? Weight)[] destinations)
         => Config(("all", "/{**catch-all}", "c1"), ("c1", policy, destinations));
 
+    /// <summary>
+    /// One catch-all route (<c>all</c>) to a cluster (<c>c1</c>) of one destination (<c>d1</c>) at <paramref name="address"/>:
+    /// for backends that are not a <see cref="TestBackend"/> (raw sockets, HTTP/2-only Kestrel apps, unused ports).
+    /// </summary>
+    public static JsonObject CatchAll(Uri address) => new()
+    {
+        ["ReverseProxy"] = new JsonObject
+        {
+            ["Routes"] = new JsonObject { ["all"] = new JsonObject { ["ClusterId"] = "c1", ["Match"] = new JsonObject { ["Path"] = "/{**catch-all}" } } },
+            ["Clusters"] = new JsonObject { ["c1"] = new JsonObject { ["Destinations"] = new JsonObject { ["d1"] = new JsonObject { ["Address"] = address.ToString() } } } },
+        },
+    };
+
     public static JsonObject Config((string Id, string Path, string Cluster) route, (string Id, string Policy, (TestBackend Backend, string? Weight)[] Destinations) cluster)
         => Config([route], [cluster]);
 

@@ -12,21 +12,12 @@ namespace YarpGateway.Tests.Functional;
 /// </summary>
 public class ProxyErrorTests
 {
-    private static JsonObject RouteTo(string address) => new()
-    {
-        ["ReverseProxy"] = new JsonObject
-        {
-            ["Routes"] = new JsonObject { ["all"] = new JsonObject { ["ClusterId"] = "c1", ["Match"] = new JsonObject { ["Path"] = "/{**catch-all}" } } },
-            ["Clusters"] = new JsonObject { ["c1"] = new JsonObject { ["Destinations"] = new JsonObject { ["d1"] = new JsonObject { ["Address"] = address } } } },
-        },
-    };
-
     private static bool IsFromYarp(string line) => line.Contains(" Yarp.", StringComparison.Ordinal);
 
     [Fact]
     public async Task DestinationDown_EveryFailureCounted_LoggedOnceASecondWithoutStackTraces()
     {
-        await using var gateway = await GatewayUnderTest.StartAsync(RouteTo($"http://127.0.0.1:{LoopbackPort.Unused()}/"));
+        await using var gateway = await GatewayUnderTest.StartAsync(ProxyConfigJson.CatchAll(new Uri($"http://127.0.0.1:{LoopbackPort.Unused()}/")));
         using var client = gateway.CreateProxyClient();
         const int Requests = 12;
 
@@ -57,7 +48,7 @@ public class ProxyErrorTests
     [Fact]
     public async Task NoDestinationLeft_Is503_CountedAndLoggedAsSuch()
     {
-        var config = RouteTo("http://127.0.0.1:9/");
+        var config = ProxyConfigJson.CatchAll(new Uri("http://127.0.0.1:9/"));
         config["ReverseProxy"]!["Clusters"]!["c1"]!["Destinations"]!["d1"]!["Metadata"] = new JsonObject { ["Weight"] = "0" }; // drained
         await using var gateway = await GatewayUnderTest.StartAsync(config);
         using var client = gateway.CreateProxyClient();
@@ -74,7 +65,7 @@ public class ProxyErrorTests
     public async Task WebSocketClientGoesAway_CountedAsAClientError_NoWarning()
     {
         await using var backend = await EchoWebSocketBackend.StartAsync();
-        await using var gateway = await GatewayUnderTest.StartAsync(RouteTo(backend.Address.ToString()));
+        await using var gateway = await GatewayUnderTest.StartAsync(ProxyConfigJson.CatchAll(backend.Address));
         using var timeout = new CancellationTokenSource(TimeSpan.FromSeconds(20));
 
         using (var socket = new ClientWebSocket())
@@ -102,7 +93,7 @@ public class ProxyErrorTests
         // Before, the 101 went through to it, then an empty reply, and nothing was logged.
         await using var backend = await RawTcpBackend.StartAsync(async (socket, cancellationToken) =>
             await socket.SendAsync("HTTP/1.1 101 Switching Protocols\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n\r\n"u8.ToArray(), cancellationToken));
-        await using var gateway = await GatewayUnderTest.StartAsync(RouteTo(backend.Address.ToString()));
+        await using var gateway = await GatewayUnderTest.StartAsync(ProxyConfigJson.CatchAll(backend.Address));
         using var client = gateway.CreateProxyClient();
 
         using var response = await client.GetAsync("/page").WaitAsync(TimeSpan.FromSeconds(20));
@@ -132,7 +123,7 @@ public class ProxyErrorTests
         var body = gzipped.ToArray();
         await using var backend = await RawTcpBackend.StartAsync(async (socket, cancellationToken) =>
             await socket.SendAsync((byte[])[.. "HTTP/1.1 200 OK\r\nTransfer-Encoding: gzip, chunked\r\nContent-Type: text/plain\r\n\r\n"u8, .. System.Text.Encoding.ASCII.GetBytes($"{body.Length:x}\r\n"), .. body, .. "\r\n0\r\n\r\n"u8], cancellationToken));
-        await using var gateway = await GatewayUnderTest.StartAsync(RouteTo(backend.Address.ToString()));
+        await using var gateway = await GatewayUnderTest.StartAsync(ProxyConfigJson.CatchAll(backend.Address));
         using var client = gateway.CreateProxyClient();
 
         using var response = await client.GetAsync("/page").WaitAsync(TimeSpan.FromSeconds(20));
@@ -149,7 +140,7 @@ public class ProxyErrorTests
         // so the gateway can only reset its connection; the line must not read as a 200 served.
         await using var backend = await RawTcpBackend.StartAsync(async (socket, cancellationToken) =>
             await socket.SendAsync("HTTP/1.1 200 OK\r\nContent-Length: 100\r\n\r\nonly-a-bit"u8.ToArray(), cancellationToken));
-        await using var gateway = await GatewayUnderTest.StartAsync(RouteTo(backend.Address.ToString()));
+        await using var gateway = await GatewayUnderTest.StartAsync(ProxyConfigJson.CatchAll(backend.Address));
         using var client = gateway.CreateProxyClient();
 
         await Assert.ThrowsAnyAsync<HttpRequestException>(async () =>
@@ -179,7 +170,7 @@ public class ProxyErrorTests
         // be left unread, and a second request on that pooled connection read it for a response (502, once in CI).
         await using var backend = await RawTcpBackend.StartAsync(async (socket, cancellationToken) =>
             await socket.SendAsync(System.Text.Encoding.ASCII.GetBytes($"HTTP/1.1 {status}\r\nContent-Length: 5\r\nConnection: close\r\nX-Item: gone\r\n\r\nhello"), cancellationToken));
-        await using var gateway = await GatewayUnderTest.StartAsync(RouteTo(backend.Address.ToString()));
+        await using var gateway = await GatewayUnderTest.StartAsync(ProxyConfigJson.CatchAll(backend.Address));
         using var client = version == "2.0" ? gateway.CreateHttp2ProxyClient() : gateway.CreateProxyClient();
 
         for (var i = 0; i < 2; i++)

@@ -14,15 +14,6 @@ public class UploadShareTests
     // A queue long enough that a request which found the global limit full would wait past every bound here.
     private static readonly string[] SmallGlobal = ["--Gateway:Admission:Global:MaxConcurrency=8", "--Gateway:Admission:Global:MaxQueue=100", "--Gateway:Admission:Global:QueueTimeout=00:01:00"];
 
-    private static JsonObject RouteTo(Uri address) => new()
-    {
-        ["ReverseProxy"] = new JsonObject
-        {
-            ["Routes"] = new JsonObject { ["all"] = new JsonObject { ["ClusterId"] = "c1", ["Match"] = new JsonObject { ["Path"] = "/{**catch-all}" } } },
-            ["Clusters"] = new JsonObject { ["c1"] = new JsonObject { ["Destinations"] = new JsonObject { ["d1"] = new JsonObject { ["Address"] = address.ToString() } } } },
-        },
-    };
-
     private static readonly byte[] SlowUploadHead = Encoding.ASCII.GetBytes("POST /upload HTTP/1.1\r\nHost: x\r\nContent-Type: application/octet-stream\r\nContent-Length: 100000\r\n\r\n0123456789");
 
     // Tried on the Release build with the shipped defaults: 4,200 connections each sending a 10 MB body at 300 bytes a
@@ -94,19 +85,13 @@ public class UploadShareTests
         // An HTTP/2 backend that answers before it reads the body (an echo, a stream's first message; over HTTP/1.1,
         // SocketsHttpHandler holds a response back until the body is sent): once the response has started, the upload is
         // a conversation, not a client holding a slot with a body.
-        var builder = WebApplication.CreateEmptyBuilder(new WebApplicationOptions());
-        builder.WebHost.UseKestrelCore().ConfigureKestrel(k => k.Listen(IPAddress.Loopback, 0, o => o.Protocols = Microsoft.AspNetCore.Server.Kestrel.Core.HttpProtocols.Http2));
-        await using var backend = builder.Build();
-        backend.Run(async context =>
+        await using var backend = await StartHttp2BackendAsync(async context =>
         {
             await context.Response.WriteAsync("first", context.RequestAborted);
             await context.Response.Body.FlushAsync(context.RequestAborted);
             await context.Request.Body.CopyToAsync(Stream.Null, context.RequestAborted);
         });
-        await backend.StartAsync();
-        var address = new Uri(backend.Services.GetRequiredService<Microsoft.AspNetCore.Hosting.Server.IServer>().Features.Get<Microsoft.AspNetCore.Hosting.Server.Features.IServerAddressesFeature>()!.Addresses.First() + "/");
-        var config = RouteTo(address);
-        config["ReverseProxy"]!["Clusters"]!["c1"]!["HttpRequest"] = new JsonObject { ["Version"] = "2", ["VersionPolicy"] = "RequestVersionExact" };
+        var config = RoutedOverHttp2(backend);
         await using var gateway = await GatewayUnderTest.StartAsync(config, SmallGlobal);
         var share = gateway.Services.GetRequiredService<AdmissionLimits>().UploadShare!;
         var traffic = gateway.Services.GetRequiredService<YarpGateway.Endpoints.TrafficCounters>();
@@ -167,10 +152,7 @@ public class UploadShareTests
     [InlineData(10, 7)]
     public async Task AGrpcClientStream_LargerThanKestrelsBodyLimit_OrQuietPastItsGrace_IsNotCut(int restBytes, int quietSeconds)
     {
-        var builder = WebApplication.CreateEmptyBuilder(new WebApplicationOptions());
-        builder.WebHost.UseKestrelCore().ConfigureKestrel(k => k.Listen(IPAddress.Loopback, 0, o => o.Protocols = Microsoft.AspNetCore.Server.Kestrel.Core.HttpProtocols.Http2));
-        await using var backend = builder.Build();
-        backend.Run(async context =>
+        await using var backend = await StartHttp2BackendAsync(async context =>
         {
             context.Features.Get<Microsoft.AspNetCore.Server.Kestrel.Core.Features.IHttpMinRequestBodyDataRateFeature>()!.MinDataRate = null; // as a gRPC server does for a client stream
             var length = 0L;
@@ -182,10 +164,7 @@ public class UploadShareTests
 
             await context.Response.WriteAsync(length.ToString(System.Globalization.CultureInfo.InvariantCulture), context.RequestAborted);
         });
-        await backend.StartAsync();
-        var address = new Uri(backend.Services.GetRequiredService<Microsoft.AspNetCore.Hosting.Server.IServer>().Features.Get<Microsoft.AspNetCore.Hosting.Server.Features.IServerAddressesFeature>()!.Addresses.First() + "/");
-        var config = RouteTo(address);
-        config["ReverseProxy"]!["Clusters"]!["c1"]!["HttpRequest"] = new JsonObject { ["Version"] = "2", ["VersionPolicy"] = "RequestVersionExact" };
+        var config = RoutedOverHttp2(backend);
         config["Kestrel"] = JsonNode.Parse("""{ "Limits": { "MaxRequestBodySize": 1000 } }""");
         await using var gateway = await GatewayUnderTest.StartAsync(config, SmallGlobal);
         var share = gateway.Services.GetRequiredService<AdmissionLimits>().UploadShare!;
@@ -200,6 +179,26 @@ public class UploadShareTests
         using var response = await stream.WaitAsync(Bound);
         Assert.Equal(HttpStatusCode.OK, response.StatusCode);
         Assert.Equal((10 + restBytes).ToString(System.Globalization.CultureInfo.InvariantCulture), await response.Content.ReadAsStringAsync());
+    }
+
+    /// <summary>A Kestrel backend on a loopback port that speaks HTTP/2 only (prior knowledge), answering with <paramref name="handler"/>.</summary>
+    private static async Task<WebApplication> StartHttp2BackendAsync(RequestDelegate handler)
+    {
+        var builder = WebApplication.CreateEmptyBuilder(new WebApplicationOptions());
+        builder.WebHost.UseKestrelCore().ConfigureKestrel(k => k.Listen(IPAddress.Loopback, 0, o => o.Protocols = Microsoft.AspNetCore.Server.Kestrel.Core.HttpProtocols.Http2));
+        var backend = builder.Build();
+        backend.Run(handler);
+        await backend.StartAsync();
+        return backend;
+    }
+
+    /// <summary>A catch-all route to <paramref name="backend"/>, reached over HTTP/2 without TLS.</summary>
+    private static JsonObject RoutedOverHttp2(WebApplication backend)
+    {
+        var address = backend.Services.GetRequiredService<Microsoft.AspNetCore.Hosting.Server.IServer>().Features.Get<Microsoft.AspNetCore.Hosting.Server.Features.IServerAddressesFeature>()!.Addresses.First();
+        var config = ProxyConfigJson.CatchAll(new Uri(address + "/"));
+        config["ReverseProxy"]!["Clusters"]!["c1"]!["HttpRequest"] = new JsonObject { ["Version"] = "2", ["VersionPolicy"] = "RequestVersionExact" };
+        return config;
     }
 
     /// <summary>A body of unknown length whose first bytes are sent at once and the rest once <c>rest</c> completes.</summary>
