@@ -14,8 +14,11 @@ namespace YarpGateway.Resilience;
 /// (<see cref="OutlierEjectionSettings.ConsecutiveConnectFailures"/>) eject it.
 /// It comes back after the reactivation period with its weight. At most
 /// <see cref="OutlierEjectionSettings.MaxEjectedPercent"/> of a cluster's destinations are ejected at once.
+/// A destination whose address is changed (a typo corrected, a backend moved) is another backend: what was
+/// counted against the old address is forgotten, and an ejection of it is lifted at once.
 /// </summary>
-internal sealed partial class OutlierEjectionPolicy(IDestinationHealthUpdater healthUpdater, ResilienceMetrics metrics, TimeProvider timeProvider, ILogger<OutlierEjectionPolicy> logger) : IPassiveHealthCheckPolicy
+internal sealed partial class OutlierEjectionPolicy(IDestinationHealthUpdater healthUpdater, ResilienceMetrics metrics, TimeProvider timeProvider, ILogger<OutlierEjectionPolicy> logger)
+    : IPassiveHealthCheckPolicy, IClusterChangeListener
 {
     public const string PolicyName = "OutlierEjection";
 
@@ -80,10 +83,12 @@ internal sealed partial class OutlierEjectionPolicy(IDestinationHealthUpdater he
     // In a method of its own: the factory's closure over settings would otherwise be allocated on
     // entry to RequestProxied, on every request, though it is needed once per destination.
     private DestinationCounts CountsFor(DestinationState destination, OutlierEjectionSettings settings)
-        => _counts.GetValue(destination, _ => new DestinationCounts(timeProvider, settings.Window));
+        => _counts.GetValue(destination, d => new DestinationCounts(timeProvider, settings.Window, d.Model.Config.Address));
 
     private void TryEject(ClusterState cluster, DestinationState destination, DestinationCounts counts, OutlierEjectionSettings settings, string why)
     {
+        TimeSpan period;
+        long ejection;
         lock (_ejectLock)
         {
             if (destination.Health.Passive == DestinationHealth.Unhealthy)
@@ -99,23 +104,98 @@ internal sealed partial class OutlierEjectionPolicy(IDestinationHealthUpdater he
                 return;
             }
 
-            healthUpdater.SetPassive(cluster, destination, DestinationHealth.Unhealthy, settings.ReactivationPeriod);
+            // YARP keeps the first reactivation it was given for a destination until it is due: after an
+            // ejection lifted early (its address changed), a new one ends when that one was to.
+            var now = timeProvider.GetTimestamp();
+            period = settings.ReactivationPeriod;
+            if (counts.ReactivationDue > now)
+            {
+                period = timeProvider.GetElapsedTime(now, counts.ReactivationDue);
+            }
+            else
+            {
+                counts.ReactivationDue = now + (long)(period.TotalSeconds * timeProvider.TimestampFrequency);
+            }
+
+            healthUpdater.SetPassive(cluster, destination, DestinationHealth.Unhealthy, period);
+            ejection = counts.Ejection = ++counts.Ejections;
             Interlocked.Exchange(ref counts.Consecutive, 0);
             Interlocked.Exchange(ref counts.ConsecutiveConnect, 0);
             counts.Window.Clear();
         }
 
         metrics.Ejected(cluster.ClusterId, destination.DestinationId);
-        Log.Ejected(logger, destination.DestinationId, cluster.ClusterId, why, settings.ReactivationPeriod);
+        Log.Ejected(logger, destination.DestinationId, cluster.ClusterId, why, period);
 
-        // YARP reactivates the destination after the period; count and log it then.
+        // YARP reactivates the destination after the period; count and log it then, unless the ejection
+        // was lifted meanwhile or the destination is gone from the configuration.
         ITimer? timer = null;
         timer = timeProvider.CreateTimer(_ =>
         {
-            metrics.Reactivated(cluster.ClusterId, destination.DestinationId);
-            Log.Reactivated(logger, destination.DestinationId, cluster.ClusterId);
             timer?.Dispose();
-        }, null, settings.ReactivationPeriod, Timeout.InfiniteTimeSpan);
+            lock (_ejectLock)
+            {
+                if (counts.Ejection != ejection)
+                {
+                    return;
+                }
+
+                counts.Ejection = 0;
+            }
+
+            if (cluster.Destinations.TryGetValue(destination.DestinationId, out var current) && ReferenceEquals(current, destination))
+            {
+                metrics.Reactivated(cluster.ClusterId, destination.DestinationId);
+                Log.Reactivated(logger, destination.DestinationId, cluster.ClusterId);
+            }
+        }, null, period, Timeout.InfiniteTimeSpan);
+    }
+
+    public void OnClusterAdded(ClusterState cluster)
+    {
+    }
+
+    public void OnClusterRemoved(ClusterState cluster)
+    {
+    }
+
+    /// <summary>
+    /// A destination whose address changed starts afresh: its failures were another backend's, and its ejection is lifted
+    /// (an operator who corrects a typo or moves a backend should not wait out the reactivation period for it).
+    /// </summary>
+    public void OnClusterChanged(ClusterState cluster)
+    {
+        foreach (var destination in cluster.Destinations.Values)
+        {
+            var address = destination.Model.Config.Address;
+            if (!_counts.TryGetValue(destination, out var counts) || string.Equals(counts.Address, address, StringComparison.Ordinal))
+            {
+                continue;
+            }
+
+            string before;
+            bool lifted;
+            lock (_ejectLock)
+            {
+                before = counts.Address;
+                counts.Address = address;
+                lifted = counts.Ejection != 0 && destination.Health.Passive == DestinationHealth.Unhealthy;
+                counts.Ejection = 0;
+                Interlocked.Exchange(ref counts.Consecutive, 0);
+                Interlocked.Exchange(ref counts.ConsecutiveConnect, 0);
+                counts.Window.Clear();
+                if (lifted)
+                {
+                    healthUpdater.SetPassive(cluster, destination, DestinationHealth.Unknown, TimeSpan.Zero);
+                }
+            }
+
+            if (lifted)
+            {
+                metrics.Reactivated(cluster.ClusterId, destination.DestinationId);
+                Log.Lifted(logger, destination.DestinationId, cluster.ClusterId, before, address);
+            }
+        }
     }
 
     private static Failure Classify(HttpContext context)
@@ -165,11 +245,18 @@ internal sealed partial class OutlierEjectionPolicy(IDestinationHealthUpdater he
         Other,
     }
 
-    private sealed class DestinationCounts(TimeProvider timeProvider, TimeSpan window)
+    private sealed class DestinationCounts(TimeProvider timeProvider, TimeSpan window, string address)
     {
         public readonly SlidingWindowCounter Window = new(timeProvider, window);
         public int Consecutive;
         public int ConsecutiveConnect;
+
+        // The rest under the policy's lock. The address counted for; the ejection in force (0: none) and how many there
+        // were; when YARP's reactivation of the destination is due (a timestamp; YARP keeps it even if the ejection is lifted).
+        public string Address = address;
+        public long Ejection;
+        public long Ejections;
+        public long ReactivationDue;
     }
 
     private static partial class Log
@@ -179,5 +266,8 @@ internal sealed partial class OutlierEjectionPolicy(IDestinationHealthUpdater he
 
         [LoggerMessage(2, LogLevel.Information, "Destination {DestinationId} of cluster {ClusterId} reactivated after ejection.", EventName = "DestinationReactivated")]
         public static partial void Reactivated(ILogger logger, string destinationId, string clusterId);
+
+        [LoggerMessage(3, LogLevel.Information, "Destination {DestinationId} of cluster {ClusterId} reactivated: its address changed from {Before} to {Address}, so its ejection, which was the old address's, is lifted.", EventName = "DestinationEjectionLifted")]
+        public static partial void Lifted(ILogger logger, string destinationId, string clusterId, string before, string address);
     }
 }

@@ -28,7 +28,9 @@ internal static class ResilienceExtensions
         services.AddSingleton<ITransformProvider, RetryResponseTransformProvider>();
         services.AddSingleton<ITransformProvider, ExpectContinueTransformProvider>(); // a backend's 413 before the body is not a 502
         services.AddSingleton<IForwarderHttpClientFactory, GatewayHttpClientFactory>(); // replaces YARP's (last registration wins)
-        services.AddSingleton<IPassiveHealthCheckPolicy, OutlierEjectionPolicy>();
+        services.AddSingleton<OutlierEjectionPolicy>();
+        services.AddSingleton<IPassiveHealthCheckPolicy>(sp => sp.GetRequiredService<OutlierEjectionPolicy>());
+        services.AddSingleton<Yarp.ReverseProxy.Model.IClusterChangeListener>(sp => sp.GetRequiredService<OutlierEjectionPolicy>()); // a changed address lifts an ejection
         services.AddSingleton<Yarp.ReverseProxy.Configuration.IProxyConfigFilter, PassiveHealthDefaults>();
         return services;
     }

@@ -83,6 +83,36 @@ public class ResilienceTests
     }
 
     [Fact]
+    public async Task AnEjectedDestinationWhoseAddressIsCorrected_GetsTrafficAtOnce_NotAfterTheReactivationPeriod()
+    {
+        await using var a = await TestBackend.StartAsync("a");
+        await using var b = await TestBackend.StartAsync("b");
+        var config = ProxyConfigJson.CatchAll("RoundRobin", (a, null));
+        Cluster(config)["Destinations"]!["b"] = new JsonObject { ["Address"] = $"http://127.0.0.1:{LoopbackPort.Unused()}/" }; // a typo
+        await using var gateway = await GatewayUnderTest.StartAsync(config);
+
+        var typo = await Load.RunAsync(gateway, requests: 20, workers: 1);
+        Assert.Equal(0, typo.Failures); // refused, retried on a
+        Assert.Equal(1, gateway.Counter("gateway.outlier.ejections|cluster=c1|destination=b"));
+
+        // Corrected, well within the default reactivation period (30 s): b is another backend now, and gets its share at once.
+        Cluster(config)["Destinations"]!["b"]!["Address"] = b.Address.ToString();
+        gateway.WriteConfig(config);
+        Assert.True(await Eventually.TrueAsync(async () =>
+        {
+            await Load.RunAsync(gateway, requests: 10, workers: 1);
+            return b.Requests > 0;
+        }, TimeSpan.FromSeconds(10)), "the corrected destination got no traffic within 10 s; logs: " + string.Join(" | ", gateway.Logs.Lines.Where(l => l.Contains("Destination", StringComparison.Ordinal))));
+
+        var before = b.Requests;
+        var after = await Load.RunAsync(gateway, requests: 40, workers: 1);
+        Assert.Equal(0, after.Failures);
+        Assert.InRange(b.Requests - before, 19, 21); // round robin over both
+        Assert.Equal(1, gateway.Counter("gateway.outlier.reactivations|cluster=c1|destination=b"));
+        Assert.Single(gateway.Logs.Lines, l => l.Contains("[DestinationEjectionLifted] Destination b of cluster c1 reactivated: its address changed from http://127.0.0.1:", StringComparison.Ordinal));
+    }
+
+    [Fact]
     public async Task PassiveHealthCanBeTurnedOff_ADeadDestinationIsThenNeverEjected()
     {
         await using var a = await TestBackend.StartAsync("a");

@@ -43,6 +43,10 @@ public class OutlierEjectionPolicyTests
         return (cluster, destinations);
     }
 
+    // As YARP applies a changed destination: same state, new model (its setter is YARP's own).
+    private static void Change(DestinationState destination, Func<DestinationConfig, DestinationConfig> change)
+        => typeof(DestinationState).GetProperty(nameof(DestinationState.Model))!.SetValue(destination, new DestinationModel(change(destination.Model.Config)));
+
     private static DefaultHttpContext Response(int status) => new DefaultHttpContext { Response = { StatusCode = status } };
 
     [Fact]
@@ -61,6 +65,66 @@ public class OutlierEjectionPolicyTests
 
         policy.RequestProxied(Response(504), cluster, d[0]);
         Assert.Equal([("d0", DestinationHealth.Unhealthy, TimeSpan.FromMinutes(1))], health.Passive);
+    }
+
+    [Fact]
+    public void AnEjectedDestinationWhoseAddressChanges_IsReactivatedAtOnce_AndWhatWasCountedIsForgotten()
+    {
+        var (cluster, d) = Cluster(4, new() { ["OutlierEjection.ConsecutiveFailures"] = "3", ["OutlierEjection.MinimumRequests"] = "1000" });
+        var health = new RecordingHealthUpdater();
+        var policy = new OutlierEjectionPolicy(health, TestMetrics.Resilience(), new FakeTimeProvider(), Microsoft.Extensions.Logging.Abstractions.NullLogger<OutlierEjectionPolicy>.Instance);
+        for (var i = 0; i < 3; i++)
+        {
+            policy.RequestProxied(Response(502), cluster, d[0]);
+        }
+
+        policy.RequestProxied(Response(502), cluster, d[1]);
+        policy.RequestProxied(Response(502), cluster, d[1]);
+
+        // Another setting of d0 changes (its weight): still the same backend, still ejected.
+        Change(d[0], c => c with { Metadata = new Dictionary<string, string> { ["Weight"] = "2" } });
+        policy.OnClusterChanged(cluster);
+        Assert.Equal([("d0", DestinationHealth.Unhealthy, TimeSpan.FromMinutes(1))], health.Passive);
+
+        // Both addresses change: d0's ejection is lifted, and d1's two failures no longer count.
+        Change(d[0], c => c with { Address = "http://127.0.0.1:2000" });
+        Change(d[1], c => c with { Address = "http://127.0.0.1:2001" });
+        policy.OnClusterChanged(cluster);
+        Assert.Equal(("d0", DestinationHealth.Unknown, TimeSpan.Zero), health.Passive[^1]);
+
+        policy.RequestProxied(Response(502), cluster, d[1]);
+        policy.RequestProxied(Response(502), cluster, d[1]);
+        policy.RequestProxied(Response(502), cluster, d[0]);
+        policy.RequestProxied(Response(502), cluster, d[0]);
+        Assert.Equal(2, health.Passive.Count);
+    }
+
+    [Fact]
+    public void EjectedAgainAfterALift_ItsReactivationIsTheOneYarpStillHolds()
+    {
+        // YARP keeps the first reactivation it was given for a destination until it is due (later ones are ignored),
+        // so an ejection soon after a lift ends when the lifted one was to, and says so.
+        var (cluster, d) = Cluster(2, new() { ["OutlierEjection.ConsecutiveFailures"] = "1", ["OutlierEjection.MinimumRequests"] = "1000" });
+        var health = new RecordingHealthUpdater();
+        var time = new FakeTimeProvider();
+        var policy = new OutlierEjectionPolicy(health, TestMetrics.Resilience(), time, Microsoft.Extensions.Logging.Abstractions.NullLogger<OutlierEjectionPolicy>.Instance);
+
+        policy.RequestProxied(Response(502), cluster, d[0]);
+        time.Advance(TimeSpan.FromSeconds(20));
+        Change(d[0], c => c with { Address = "http://127.0.0.1:2000" });
+        policy.OnClusterChanged(cluster);
+        time.Advance(TimeSpan.FromSeconds(5));
+        policy.RequestProxied(Response(502), cluster, d[0]); // the new address fails too
+
+        Assert.Equal(
+            [("d0", DestinationHealth.Unhealthy, TimeSpan.FromMinutes(1)), ("d0", DestinationHealth.Unknown, TimeSpan.Zero), ("d0", DestinationHealth.Unhealthy, TimeSpan.FromSeconds(35))],
+            health.Passive);
+
+        // Once that is past, an ejection gets the whole period again.
+        time.Advance(TimeSpan.FromSeconds(35));
+        d[0].Health.Passive = DestinationHealth.Unknown; // YARP's reactivation
+        policy.RequestProxied(Response(502), cluster, d[0]);
+        Assert.Equal(("d0", DestinationHealth.Unhealthy, TimeSpan.FromMinutes(1)), health.Passive[^1]);
     }
 
     [Fact]
