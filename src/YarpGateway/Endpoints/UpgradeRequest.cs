@@ -4,7 +4,8 @@ using Microsoft.Extensions.Primitives;
 namespace YarpGateway.Endpoints;
 
 /// <summary>
-/// "Is this an upgrade request" (an HTTP/1.1 Upgrade, or an HTTP/2 extended CONNECT), decided once per
+/// "Is this an upgrade request" (an HTTP/1.1 Upgrade that YARP carries out, to a WebSocket or SPDY, or an HTTP/2 extended
+/// CONNECT), decided once per
 /// request, here, by the first middleware that asks (the traffic counters, first in the proxy
 /// pipeline), and read from the request's features by every other: admission, retries and the
 /// request metrics. The answer is one of two shared instances, so remembering it allocates nothing.
@@ -39,10 +40,19 @@ internal sealed class UpgradeRequest
             return known.IsUpgrade;
         }
 
-        var upgrade = features.Get<IHttpUpgradeFeature>()?.IsUpgradableRequest == true
+        var upgrade = (features.Get<IHttpUpgradeFeature>()?.IsUpgradableRequest == true && IsOneYarpUpgrades(request.Headers.Upgrade))
             || features.Get<IHttpExtendedConnectFeature>()?.IsExtendedConnect == true;
         features.Set(upgrade ? Yes : No);
         return upgrade;
+    }
+
+    // YARP upgrades an HTTP/1.1 request only to a WebSocket or to SPDY (kubectl's exec); it drops any other Upgrade
+    // header (h2c, say) and forwards the request as an ordinary one, which must then be admitted as one: counted as an
+    // upgrade, it skipped every concurrency limit (tried: a global limit of 4 let 20 such GETs reach a slow backend at once).
+    private static bool IsOneYarpUpgrades(StringValues upgrade)
+    {
+        var protocol = upgrade.ToString();
+        return protocol.Equals("websocket", StringComparison.OrdinalIgnoreCase) || protocol.StartsWith("SPDY/", StringComparison.OrdinalIgnoreCase);
     }
 
     // Any mention of the token will do (Kestrel decides whether it is one): this only rules requests out.

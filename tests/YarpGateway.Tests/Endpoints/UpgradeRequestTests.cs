@@ -24,18 +24,38 @@ public class UpgradeRequestTests
     }
 
     [Theory]
-    [InlineData("GET", "Upgrade", true, false, true)] // an HTTP/1.1 WebSocket handshake
-    [InlineData("GET", "keep-alive, Upgrade", true, false, true)] // Firefox's handshake
-    [InlineData("GET", "Upgrade", false, false, false)] // "upgrade" named, but not an upgrade Kestrel takes (an HTTP/1.0 request, say)
-    [InlineData("CONNECT", null, false, true, true)] // an HTTP/2 extended CONNECT (RFC 8441)
-    [InlineData("CONNECT", null, false, false, false)] // a plain CONNECT
-    public void TheFeaturesDecide_WhenTheHeadAllowsAnUpgrade(string method, string? connection, bool upgradable, bool extendedConnect, bool expected)
+    [InlineData("GET", "Upgrade", "websocket", true, false, true)] // an HTTP/1.1 WebSocket handshake
+    [InlineData("GET", "keep-alive, Upgrade", "WebSocket", true, false, true)] // Firefox's handshake
+    [InlineData("GET", "Upgrade", "SPDY/3.1", true, false, true)] // kubectl's exec, which YARP upgrades too
+    [InlineData("GET", "Upgrade", "websocket", false, false, false)] // "upgrade" named, but not an upgrade Kestrel takes (an HTTP/1.0 request, say)
+    [InlineData("CONNECT", null, null, false, true, true)] // an HTTP/2 extended CONNECT (RFC 8441)
+    [InlineData("CONNECT", null, null, false, false, false)] // a plain CONNECT
+    public void TheFeaturesDecide_WhenTheHeadAllowsAnUpgrade(string method, string? connection, string? upgrade, bool upgradable, bool extendedConnect, bool expected)
     {
         var (context, read) = Request(method, connection, new UpgradeFeature(upgradable), extendedConnect);
+        if (upgrade is not null)
+        {
+            context.Request.Headers.Upgrade = upgrade;
+        }
 
         Assert.Equal(expected, UpgradeRequest.Is(context));
         Assert.Contains(typeof(IHttpUpgradeFeature), read);
         Assert.Equal(expected, UpgradeRequest.Is(context)); // remembered: the second answer is the first
+    }
+
+    // YARP drops these Upgrade headers and forwards the request as an ordinary one: so it is admitted as one. Counted as
+    // upgrades, they skipped every concurrency limit.
+    [Theory]
+    [InlineData("h2c")]
+    [InlineData("foo/1")]
+    [InlineData("websocket, h2c")]
+    [InlineData("")]
+    public void AnUpgradeYarpDoesNotCarryOut_IsNone(string upgrade)
+    {
+        var (context, _) = Request("GET", "Upgrade, HTTP2-Settings", new UpgradeFeature(true), extendedConnect: false);
+        context.Request.Headers.Upgrade = upgrade;
+
+        Assert.False(UpgradeRequest.Is(context));
     }
 
     private static (HttpContext Context, List<Type> Read) Request(string method, string? connection, IHttpUpgradeFeature upgrade, bool extendedConnect)

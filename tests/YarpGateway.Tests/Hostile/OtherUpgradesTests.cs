@@ -1,0 +1,98 @@
+using System.Net.Sockets;
+using System.Text;
+using YarpGateway.Tests.Functional;
+
+namespace YarpGateway.Tests.Hostile;
+
+/// <summary>
+/// Upgrades to protocols other than WebSocket. An <c>h2c</c> upgrade passed on would let a client speak HTTP/2 straight to a
+/// backend that accepts it, past every route, policy and limit of the gateway (h2c smuggling): its <c>Upgrade</c>,
+/// <c>HTTP2-Settings</c> and <c>Connection</c> headers are dropped and the request served as an ordinary one. YARP passes one
+/// other upgrade, <c>SPDY/3.1</c> (kubectl's exec and port-forward through a proxy), as a byte tunnel; pinned, as documented.
+/// </summary>
+public class OtherUpgradesTests
+{
+    // A backend that switches to whatever it is asked to, then echoes: what a permissive h2c server would allow.
+    private static Task<RawTcpBackend> StartSwitchingBackendAsync() => RawTcpBackend.StartAsync(async (socket, head, cancel) =>
+    {
+        var upgrade = head.Split("\r\n").FirstOrDefault(l => l.StartsWith("Upgrade:", StringComparison.OrdinalIgnoreCase));
+        if (upgrade is null)
+        {
+            await socket.SendAsync(Encoding.ASCII.GetBytes("HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\nok"), cancel);
+            return;
+        }
+
+        await socket.SendAsync(Encoding.ASCII.GetBytes($"HTTP/1.1 101 Switching Protocols\r\nConnection: Upgrade\r\n{upgrade}\r\n\r\n"), cancel);
+        var buffer = new byte[1024];
+        int read;
+        while ((read = await socket.ReceiveAsync(buffer, cancel)) > 0)
+        {
+            await socket.SendAsync(buffer.AsMemory(0, read), cancel);
+        }
+    });
+
+    private static byte[] UpgradeRequest(string protocol)
+        => Encoding.ASCII.GetBytes($"GET /x HTTP/1.1\r\nHost: x\r\nConnection: Upgrade, HTTP2-Settings\r\nUpgrade: {protocol}\r\nHTTP2-Settings: AAMAAABkAAQAAP__\r\n\r\n");
+
+    [Theory]
+    [InlineData("h2c")]
+    [InlineData("foo/1")]
+    public async Task AnUpgradeToAnotherProtocol_IsNotPassedOn_TheRequestIsServedAsAnOrdinaryOne(string protocol)
+    {
+        await using var backend = await StartSwitchingBackendAsync();
+        await using var gateway = await GatewayUnderTest.StartAsync(ProxyConfigJson.CatchAll(backend.Address));
+        using var socket = await RawSocket.ConnectAsync(gateway.ProxyAddress);
+
+        var head = await RawSocket.ExchangeAsync(socket, UpgradeRequest(protocol));
+
+        Assert.StartsWith("HTTP/1.1 200", head, StringComparison.Ordinal);
+        var forwarded = Assert.Single(backend.Heads);
+        Assert.DoesNotContain("Upgrade", forwarded, StringComparison.OrdinalIgnoreCase);
+        Assert.DoesNotContain("HTTP2-Settings", forwarded, StringComparison.OrdinalIgnoreCase);
+        Assert.DoesNotContain(protocol, forwarded, StringComparison.OrdinalIgnoreCase);
+    }
+
+    // Counted as upgrades, they skipped every concurrency limit (upgrades hold no slot: a WebSocket would hold it for
+    // hours): tried with a global limit of 4, 20 such GETs at once all reached a slow backend, 20 plain ones got 4 through.
+    [Theory]
+    [InlineData("h2c")]
+    [InlineData("foo/1")]
+    public async Task AnUpgradeToAnotherProtocol_IsAdmittedAsTheOrdinaryRequestItIs(string protocol)
+    {
+        await using var backend = await TestBackend.StartAsync("a");
+        await using var gateway = await GatewayUnderTest.StartAsync(
+            ProxyConfigJson.CatchAll("RoundRobin", (backend, null)),
+            "--Gateway:Admission:Global:MaxConcurrency=1", "--Gateway:Admission:Global:MaxQueue=0");
+        using var client = gateway.CreateProxyClient();
+        var held = client.GetAsync("/hold");
+        Assert.True(await Eventually.TrueAsync(() => backend.Held == 1, TimeSpan.FromSeconds(10)));
+
+        using var socket = await RawSocket.ConnectAsync(gateway.ProxyAddress);
+        var head = await RawSocket.ExchangeAsync(socket, UpgradeRequest(protocol));
+
+        Assert.StartsWith("HTTP/1.1 503", head, StringComparison.Ordinal);
+        Assert.Equal(1, gateway.Counter("gateway.admission.rejected|limit=global|name=global|reason=queue_full"));
+        Assert.Equal(1, backend.Requests);
+        backend.Gate.SetResult();
+        await held.WaitAsync(TimeSpan.FromSeconds(10));
+    }
+
+    [Fact]
+    public async Task ASpdyUpgrade_IsTunnelledAsYarpDoes_WithoutItsHttp2Settings()
+    {
+        await using var backend = await StartSwitchingBackendAsync();
+        await using var gateway = await GatewayUnderTest.StartAsync(ProxyConfigJson.CatchAll(backend.Address));
+        using var socket = await RawSocket.ConnectAsync(gateway.ProxyAddress);
+
+        var head = await RawSocket.ExchangeAsync(socket, UpgradeRequest("SPDY/3.1"));
+        Assert.StartsWith("HTTP/1.1 101", head, StringComparison.Ordinal);
+        await socket.SendAsync(Encoding.ASCII.GetBytes("tunnel"));
+        var echoed = await RawSocket.ReceiveAtLeastAsync(socket, 6);
+
+        Assert.Equal("tunnel", Encoding.ASCII.GetString(echoed));
+        var forwarded = Assert.Single(backend.Heads);
+        Assert.Contains("Upgrade: SPDY/3.1", forwarded, StringComparison.Ordinal);
+        Assert.DoesNotContain("HTTP2-Settings", forwarded, StringComparison.OrdinalIgnoreCase);
+        socket.Shutdown(SocketShutdown.Both);
+    }
+}
