@@ -10,8 +10,8 @@ namespace YarpGateway.Admission;
 /// Admits proxied requests through the global limit (before routing, in <see cref="Endpoints.ProxyRequestFrame"/>)
 /// and the route's and cluster's limits (inside the proxy pipeline, once they are known). A request that cannot be admitted gets
 /// 503 with <c>Retry-After</c>; one whose client went away while queued gets nothing. Upgrade
-/// requests (WebSockets) skip the concurrency limits: they would hold a slot for their whole life.
-/// The upgrade rate and Kestrel's upgraded-connection cap govern them instead. Before those limits, a request whose body is
+/// requests (WebSockets) hold their slots only until they are answered (<see cref="AdmitUpgrade"/>): a slot for a WebSocket's
+/// whole life would be one taken for hours. The upgrade rate and Kestrel's upgraded-connection cap govern them after that. Before those limits, a request whose body is
 /// still on its way takes a slot of the uploads' share of the global limit (<see cref="AdmissionOptions.UploadShare"/>).
 /// </summary>
 internal sealed partial class RequestAdmission(AdmissionLimits limits, AdmissionMetrics metrics, ReloadableOptions<AdmissionOptions> options, TimeProvider timeProvider, ILogger<RequestAdmission> logger)
@@ -29,7 +29,7 @@ internal sealed partial class RequestAdmission(AdmissionLimits limits, Admission
     {
         if (Endpoints.UpgradeRequest.Is(context))
         {
-            return next(context);
+            return AdmitUpgrade(context, next);
         }
 
         if (limits.UploadShare is { } uploads && UploadUnderWay.Is(context) && !TakeShare(context, uploads, typeof(UploadShareSlot)))
@@ -56,6 +56,71 @@ internal sealed partial class RequestAdmission(AdmissionLimits limits, Admission
             (null, not null) => AdmitAsync(context, cluster, next),
             _ => AdmitBothAsync(context, route, cluster, next),
         };
+    }
+
+    /// <summary>
+    /// An upgrade (a WebSocket's handshake, or SPDY's) passes the global limit, its cluster's share and its route's and cluster's
+    /// limits as any request does, and holds their slots until it is answered: the backend's 101 starts a connection that may last
+    /// hours, which the upgrade rate and Kestrel's upgraded-connection cap govern instead. Until then it is a GET a backend works
+    /// on, and one that does not upgrade answers it as an ordinary GET: when upgrades skipped the limits, a GET that carried a
+    /// WebSocket's handshake headers passed every one of them (tried: with a global limit of 4, twenty such GETs at once all
+    /// reached a slow backend). The global limit is taken here, after routing, rather than before as for other requests.
+    /// </summary>
+    private Task AdmitUpgrade(HttpContext context, RequestDelegate next)
+    {
+        var proxy = context.GetReverseProxyFeature();
+        var route = limits.ForRoute(proxy.Route.Config);
+        ConcurrencyLimit? cluster = null, share = null;
+        if (proxy.Route.Cluster is { } state)
+        {
+            cluster = limits.ForCluster(state);
+            share = cluster is null ? limits.ShareFor(state) : null;
+        }
+
+        return limits.Global is null && share is null && route is null && cluster is null
+            ? next(context)
+            : AdmitUpgradeAsync(context, limits.Global, share, route, cluster, next);
+    }
+
+    // One frame for the handshake's slots. A relayed WebSocket's handshake returns from next once the backend has answered (the
+    // relay copies in a frame of its own), which gives them back. A SPDY tunnel's runs for its life, so its slots are given back
+    // when its response starts too (a callback kept from relayed WebSockets: an HTTP/2 WebSocket's stream would keep Kestrel's
+    // list of them, emptied, for its life).
+    private async Task AdmitUpgradeAsync(HttpContext context, ConcurrencyLimit? global, ConcurrencyLimit? share, ConcurrencyLimit? route, ConcurrencyLimit? cluster, RequestDelegate next)
+    {
+        var untilStarted = context.Features.Get<WebSockets.WebSocketRelay>() is null;
+        RateLimitLease? globalSlot = null, shareSlot = null, routeSlot = null, clusterSlot = null;
+        try
+        {
+            if ((global is not null && (globalSlot = await HandshakeSlotAsync(context, global, untilStarted)) is null)
+                || (share is not null && (shareSlot = await HandshakeSlotAsync(context, share, untilStarted)) is null)
+                || (route is not null && (routeSlot = await HandshakeSlotAsync(context, route, untilStarted)) is null)
+                || (cluster is not null && (clusterSlot = await HandshakeSlotAsync(context, cluster, untilStarted)) is null))
+            {
+                return; // answered 503, or the client left
+            }
+
+            await next(context);
+        }
+        finally
+        {
+            clusterSlot?.Dispose();
+            routeSlot?.Dispose();
+            shareSlot?.Dispose();
+            globalSlot?.Dispose();
+        }
+    }
+
+    private async ValueTask<RateLimitLease?> HandshakeSlotAsync(HttpContext context, ConcurrencyLimit limit, bool untilStarted)
+    {
+        // A share has no queue: its acquire completes at once, admitted or not.
+        var result = await AcquireAsync(context, limit);
+        if (!Settle(context, limit, result, out var held))
+        {
+            return null;
+        }
+
+        return untilStarted ? StreamSlot.UntilResponseStarts(context, held!) : held; // admitted: a lease
     }
 
     /// <summary>

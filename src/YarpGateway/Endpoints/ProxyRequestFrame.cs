@@ -50,7 +50,8 @@ internal sealed class ProxyRequestFrame(
         RateLimitLease? lease = null;
         if (upgrade)
         {
-            // Upgrades skip the concurrency limits: they would hold a slot for their whole life.
+            // An upgrade takes its concurrency slots once routed, and holds them only until it is answered
+            // (RequestAdmission.AdmitUpgrade): they would be held for a WebSocket's whole life from here.
             if (!upgrades.TryAdmit(context))
             {
                 traffic.RequestEnded(context, upgrade);

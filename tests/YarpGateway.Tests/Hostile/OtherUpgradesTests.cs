@@ -5,10 +5,11 @@ using YarpGateway.Tests.Functional;
 namespace YarpGateway.Tests.Hostile;
 
 /// <summary>
-/// Upgrades to protocols other than WebSocket. An <c>h2c</c> upgrade passed on would let a client speak HTTP/2 straight to a
-/// backend that accepts it, past every route, policy and limit of the gateway (h2c smuggling): its <c>Upgrade</c>,
-/// <c>HTTP2-Settings</c> and <c>Connection</c> headers are dropped and the request served as an ordinary one. YARP passes one
-/// other upgrade, <c>SPDY/3.1</c> (kubectl's exec and port-forward through a proxy), as a byte tunnel; pinned, as documented.
+/// Upgrades that do not end in a relayed WebSocket, and what they are admitted as. An <c>h2c</c> upgrade passed on would let a
+/// client speak HTTP/2 straight to a backend that accepts it, past every route, policy and limit of the gateway (h2c smuggling):
+/// its <c>Upgrade</c>, <c>HTTP2-Settings</c> and <c>Connection</c> headers are dropped and the request served, and admitted, as
+/// an ordinary one. YARP passes one other upgrade, <c>SPDY/3.1</c> (kubectl's exec and port-forward through a proxy), as a byte
+/// tunnel; pinned, as documented. A WebSocket handshake that the backend answers as a GET holds its slots until answered.
 /// </summary>
 public class OtherUpgradesTests
 {
@@ -77,11 +78,54 @@ public class OtherUpgradesTests
         await held.WaitAsync(TimeSpan.FromSeconds(10));
     }
 
+    // A GET with a WebSocket's handshake headers to a backend that does not upgrade, and answers it as a GET: the handshake
+    // holds its slots until it is answered. When upgrades skipped the limits, twenty such GETs at once all reached a slow
+    // backend through a global limit of 4.
+    [Theory]
+    [InlineData("global")]
+    [InlineData("route")]
+    [InlineData("cluster")]
+    public async Task AWebSocketHandshakeTheBackendAnswersAsAGet_IsHeldToTheLimitsUntilAnswered(string limit)
+    {
+        await using var backend = await TestBackend.StartAsync("a");
+        var config = ProxyConfigJson.CatchAll("RoundRobin", (backend, null));
+        var args = new List<string>();
+        if (limit == "global")
+        {
+            args.AddRange(["--Gateway:Admission:Global:MaxConcurrency=1", "--Gateway:Admission:Global:MaxQueue=0"]);
+        }
+        else
+        {
+            var node = limit == "route" ? config["ReverseProxy"]!["Routes"]!["all"]! : config["ReverseProxy"]!["Clusters"]!["c1"]!;
+            node["Metadata"] = new System.Text.Json.Nodes.JsonObject { ["MaxConcurrency"] = "1" };
+        }
+
+        await using var gateway = await GatewayUnderTest.StartAsync(config, [.. args]);
+        using var first = await RawSocket.ConnectAsync(gateway.ProxyAddress);
+        await first.SendAsync(Handshake("/hold"));
+        Assert.True(await Eventually.TrueAsync(() => backend.Held == 1, TimeSpan.FromSeconds(10)), "the first handshake did not reach the backend");
+
+        using var second = await RawSocket.ConnectAsync(gateway.ProxyAddress);
+        var refused = await RawSocket.ExchangeAsync(second, Handshake("/x"));
+        backend.Gate.SetResult();
+        var answered = await RawSocket.ReceiveResponseHeadAsync(first);
+
+        Assert.StartsWith("HTTP/1.1 503", refused, StringComparison.Ordinal);
+        Assert.StartsWith("HTTP/1.1 200", answered, StringComparison.Ordinal);
+        Assert.Equal(1, backend.Requests);
+        Assert.Equal(1, gateway.CounterSum("gateway.admission.rejected"));
+    }
+
+    private static byte[] Handshake(string path)
+        => Encoding.ASCII.GetBytes($"GET {path} HTTP/1.1\r\nHost: x\r\nConnection: Upgrade\r\nUpgrade: websocket\r\nSec-WebSocket-Version: 13\r\nSec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\n\r\n");
+
+    // Its slot of the global limit (1 here) is given back once the tunnel is open, as a WebSocket's is.
     [Fact]
-    public async Task ASpdyUpgrade_IsTunnelledAsYarpDoes_WithoutItsHttp2Settings()
+    public async Task ASpdyUpgrade_IsTunnelledAsYarpDoes_WithoutItsHttp2Settings_AndHoldsNoSlotOnceOpen()
     {
         await using var backend = await StartSwitchingBackendAsync();
-        await using var gateway = await GatewayUnderTest.StartAsync(ProxyConfigJson.CatchAll(backend.Address));
+        await using var gateway = await GatewayUnderTest.StartAsync(ProxyConfigJson.CatchAll(backend.Address),
+            "--Gateway:Admission:Global:MaxConcurrency=1", "--Gateway:Admission:Global:MaxQueue=0");
         using var socket = await RawSocket.ConnectAsync(gateway.ProxyAddress);
 
         var head = await RawSocket.ExchangeAsync(socket, UpgradeRequest("SPDY/3.1"));
@@ -93,6 +137,11 @@ public class OtherUpgradesTests
         var forwarded = Assert.Single(backend.Heads);
         Assert.Contains("Upgrade: SPDY/3.1", forwarded, StringComparison.Ordinal);
         Assert.DoesNotContain("HTTP2-Settings", forwarded, StringComparison.OrdinalIgnoreCase);
+
+        using var client = gateway.CreateProxyClient();
+        using var plain = await client.GetAsync("/y");
+        Assert.Equal(System.Net.HttpStatusCode.OK, plain.StatusCode);
+        Assert.Equal(2, gateway.Counter("gateway.admission.admitted|limit=global|name=global"));
         socket.Shutdown(SocketShutdown.Both);
     }
 }

@@ -178,6 +178,53 @@ public class WebSocketProxyTests
         Assert.True(gateway.Counter("gateway.proxy.retries|cluster=ws|reason=status_503") >= 1, gateway.DescribeCounters("gateway.proxy"));
     }
 
+    /// <summary>
+    /// A handshake takes a slot of each limit it passes and gives it back when it is answered: open WebSockets hold none, so
+    /// more of them than the global limit, the cluster's share of it and the route's and cluster's limits are open at once,
+    /// each admitted in turn.
+    /// </summary>
+    [Theory]
+    [InlineData("1.1")]
+    [InlineData("2.0")]
+    public async Task OpenWebSockets_HoldNoSlot_SoMoreThanEveryLimitAreOpenAtOnce(string version)
+    {
+        await using var backend = await EchoWebSocketBackend.StartAsync();
+        var config = RouteTo(backend);
+        config["ReverseProxy"]!["Routes"]!["ws"]!["Metadata"] = new JsonObject { ["MaxConcurrency"] = "1" };
+        config["ReverseProxy"]!["Clusters"]!["ws"]!["Metadata"] = new JsonObject { ["MaxConcurrency"] = "1" };
+        await using var gateway = await GatewayUnderTest.StartAsync(config,
+            "--Gateway:Admission:Global:MaxConcurrency=2", "--Gateway:Admission:Global:MaxQueue=0");
+
+        var sockets = new List<ClientWebSocket>();
+        try
+        {
+            for (var i = 0; i < 4; i++)
+            {
+                sockets.Add(await ConnectAsync(gateway, Version.Parse(version)));
+            }
+
+            using var timeout = new CancellationTokenSource(TimeSpan.FromSeconds(10));
+            foreach (var socket in sockets)
+            {
+                await socket.SendAsync(Encoding.UTF8.GetBytes("hi"), WebSocketMessageType.Text, endOfMessage: true, timeout.Token);
+                Assert.Equal("hi", Encoding.UTF8.GetString((await ReceiveMessageAsync(socket)).Data));
+            }
+
+            Assert.Equal(4, gateway.Counter("gateway.admission.admitted|limit=global|name=global"));
+            Assert.Equal(4, gateway.Counter("gateway.admission.admitted|limit=route|name=ws"));
+            Assert.Equal(4, gateway.Counter("gateway.admission.admitted|limit=cluster|name=ws"));
+            Assert.Equal(0, gateway.CounterSum("gateway.admission.rejected"));
+        }
+        finally
+        {
+            foreach (var socket in sockets)
+            {
+                socket.Abort();
+                socket.Dispose();
+            }
+        }
+    }
+
     [Fact]
     public async Task NonWebSocketRequestToAWebSocketBackend_GetsTheBackendsAnswer_AndNothingStaysOpen()
     {
