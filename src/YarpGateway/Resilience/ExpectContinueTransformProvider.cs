@@ -80,8 +80,23 @@ internal sealed partial class ExpectContinueTransformProvider(ReloadableOptions<
         });
     }
 
+    // What was learned of the destination at its current address: one whose address is edited is another backend.
     private Learned? LearnedOf(HttpContext context)
-        => context.Features.Get<IReverseProxyFeature>()?.ProxiedDestination is { } destination && _learned.TryGetValue(destination, out var learned) ? learned : null;
+        => context.Features.Get<IReverseProxyFeature>()?.ProxiedDestination is { } destination && _learned.TryGetValue(destination, out var learned)
+            && string.Equals(learned.Address, destination.Model.Config.Address, StringComparison.Ordinal) ? learned : null;
+
+    private Learned LearnedFor(DestinationState destination)
+    {
+        var address = destination.Model.Config.Address;
+        var learned = _learned.GetValue(destination, _ => new Learned(address));
+        if (!string.Equals(learned.Address, address, StringComparison.Ordinal))
+        {
+            learned = new Learned(address);
+            _learned.AddOrUpdate(destination, learned);
+        }
+
+        return learned;
+    }
 
     // What ALPN chose for an https destination, as its answers say.
     private void Learn(HttpContext context, Version version)
@@ -91,7 +106,7 @@ internal sealed partial class ExpectContinueTransformProvider(ReloadableOptions<
             var overHttp11 = version.Major == 1;
             if (overHttp11 || _learned.TryGetValue(destination, out _))
             {
-                _learned.GetOrCreateValue(destination).AnswersOverHttp11 = overHttp11;
+                LearnedFor(destination).AnswersOverHttp11 = overHttp11;
             }
         }
     }
@@ -100,7 +115,7 @@ internal sealed partial class ExpectContinueTransformProvider(ReloadableOptions<
     {
         if (context.Features.Get<IReverseProxyFeature>()?.ProxiedDestination is { } destination)
         {
-            var learned = _learned.GetOrCreateValue(destination);
+            var learned = LearnedFor(destination);
             if (!learned.Refused)
             {
                 learned.Refused = true;
@@ -109,8 +124,10 @@ internal sealed partial class ExpectContinueTransformProvider(ReloadableOptions<
         }
     }
 
-    private sealed class Learned
+    private sealed class Learned(string address)
     {
+        public readonly string Address = address;
+
         // Written by one response and read by the next request: a stale read only means one request more or less with Expect.
         public volatile bool AnswersOverHttp11;
         public volatile bool Refused;
@@ -118,7 +135,7 @@ internal sealed partial class ExpectContinueTransformProvider(ReloadableOptions<
 
     private static partial class Log
     {
-        [LoggerMessage(1, LogLevel.Warning, "Destination {DestinationId} ({Address}) answered 417 Expectation Failed to an upload the gateway sent with Expect: 100-continue; that upload got the 417, and the gateway sends this destination no more Expect (until it restarts). Set the cluster's metadata ExpectContinueAbove to 0 to say so in the configuration.", EventName = "ExpectContinueRefused")]
+        [LoggerMessage(1, LogLevel.Warning, "Destination {DestinationId} ({Address}) answered 417 Expectation Failed to an upload the gateway sent with Expect: 100-continue; that upload got the 417, and the gateway sends this destination no more Expect (until it restarts, or its address is edited). Set the cluster's metadata ExpectContinueAbove to 0 to say so in the configuration.", EventName = "ExpectContinueRefused")]
         public static partial void Refused(ILogger logger, string destinationId, string address);
     }
 }

@@ -322,6 +322,22 @@ public class EarlyResponseTests
 
         Assert.Equal([HttpStatusCode.ExpectationFailed, HttpStatusCode.OK, HttpStatusCode.OK], statuses);
         Assert.Single(gateway.Logs.Lines, l => l.Contains("[ExpectContinueRefused]", StringComparison.Ordinal) && l.Contains("Destination d1", StringComparison.Ordinal));
+
+        // The destination's address edited: another backend, which is sent Expect again.
+        await using var moved = await RawTcpBackend.StartAsync(async (socket, head, cancel) =>
+        {
+            await socket.SendAsync("HTTP/1.1 100 Continue\r\n\r\n"u8.ToArray(), cancel);
+            await ReceiveBodyAsync(socket, head, Size, cancel);
+            await socket.SendAsync("HTTP/1.1 200 OK\r\nContent-Length: 2\r\nConnection: close\r\n\r\nok"u8.ToArray(), cancel);
+        });
+        config["ReverseProxy"]!["Clusters"]!["c1"]!["Destinations"]!["d1"]!["Address"] = moved.Address.ToString();
+        gateway.WriteConfig(config);
+        Assert.True(await Eventually.TrueAsync(async () =>
+        {
+            using var response = await client.PostAsync("/upload", new ByteArrayContent(new byte[Size]), timeout.Token);
+            return response.StatusCode == HttpStatusCode.OK && !moved.Heads.IsEmpty;
+        }, TimeSpan.FromSeconds(5)), "the moved destination got no upload");
+        Assert.All(moved.Heads, head => Assert.Contains("Expect: 100-continue", head, StringComparison.OrdinalIgnoreCase));
     }
 
     private static async Task SendBodyAsync(Socket socket, int length)
