@@ -116,6 +116,47 @@ public class OtherUpgradesTests
         Assert.Equal(1, gateway.CounterSum("gateway.admission.rejected"));
     }
 
+    // Handshakes are held to the global limit, not to their cluster's share of it (which has no queue: a reconnect storm to a
+    // WebSocket backend slower than the storm had up to a third of its handshakes refused by it).
+    [Fact]
+    public async Task HandshakesAnsweredLate_AreHeldToTheGlobalLimit_NotToTheirClustersShare()
+    {
+        await using var backend = await TestBackend.StartAsync("a");
+        await using var other = await TestBackend.StartAsync("b");
+        var config = ProxyConfigJson.Config(
+            [("all", "/{**catch-all}", "c1"), ("other", "/other/{**rest}", "c2")],
+            [("c1", "RoundRobin", [(backend, null)]), ("c2", "RoundRobin", [(other, null)])]);
+        await using var gateway = await GatewayUnderTest.StartAsync(config,
+            "--Gateway:Admission:Global:MaxConcurrency=4", "--Gateway:Admission:Global:MaxQueue=0"); // c1's share: 2
+
+        var held = new List<Socket>();
+        try
+        {
+            for (var i = 0; i < 4; i++)
+            {
+                var socket = await RawSocket.ConnectAsync(gateway.ProxyAddress);
+                held.Add(socket);
+                await socket.SendAsync(Handshake("/hold"));
+            }
+
+            Assert.True(await Eventually.TrueAsync(() => backend.Held == 4, TimeSpan.FromSeconds(10)), $"{backend.Held} of 4 handshakes reached the backend");
+            using var fifth = await RawSocket.ConnectAsync(gateway.ProxyAddress);
+            var refused = await RawSocket.ExchangeAsync(fifth, Handshake("/x"));
+
+            Assert.StartsWith("HTTP/1.1 503", refused, StringComparison.Ordinal);
+            Assert.Equal(1, gateway.Counter("gateway.admission.rejected|limit=global|name=global|reason=queue_full"));
+            Assert.Equal(1, gateway.CounterSum("gateway.admission.rejected")); // none by the share
+        }
+        finally
+        {
+            backend.Gate.TrySetResult();
+            foreach (var socket in held)
+            {
+                socket.Dispose();
+            }
+        }
+    }
+
     private static byte[] Handshake(string path)
         => Encoding.ASCII.GetBytes($"GET {path} HTTP/1.1\r\nHost: x\r\nConnection: Upgrade\r\nUpgrade: websocket\r\nSec-WebSocket-Version: 13\r\nSec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\n\r\n");
 

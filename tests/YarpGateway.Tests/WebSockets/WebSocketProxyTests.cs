@@ -180,7 +180,7 @@ public class WebSocketProxyTests
 
     /// <summary>
     /// A handshake takes a slot of each limit it passes and gives it back when it is answered: open WebSockets hold none, so
-    /// more of them than the global limit, the cluster's share of it and the route's and cluster's limits are open at once,
+    /// more of them than the global limit and the route's and cluster's limits are open at once,
     /// each admitted in turn.
     /// </summary>
     [Theory]
