@@ -119,9 +119,7 @@ internal sealed partial class OutlierEjectionPolicy(IDestinationHealthUpdater he
 
             healthUpdater.SetPassive(cluster, destination, DestinationHealth.Unhealthy, period);
             ejection = counts.Ejection = ++counts.Ejections;
-            Interlocked.Exchange(ref counts.Consecutive, 0);
-            Interlocked.Exchange(ref counts.ConsecutiveConnect, 0);
-            counts.Window.Clear();
+            counts.Forget();
         }
 
         metrics.Ejected(cluster.ClusterId, destination.DestinationId);
@@ -181,9 +179,7 @@ internal sealed partial class OutlierEjectionPolicy(IDestinationHealthUpdater he
                 counts.Address = address;
                 lifted = counts.Ejection != 0 && destination.Health.Passive == DestinationHealth.Unhealthy;
                 counts.Ejection = 0;
-                Interlocked.Exchange(ref counts.Consecutive, 0);
-                Interlocked.Exchange(ref counts.ConsecutiveConnect, 0);
-                counts.Window.Clear();
+                counts.Forget();
                 if (lifted)
                 {
                     healthUpdater.SetPassive(cluster, destination, DestinationHealth.Unknown, TimeSpan.Zero);
@@ -257,6 +253,14 @@ internal sealed partial class OutlierEjectionPolicy(IDestinationHealthUpdater he
         public long Ejection;
         public long Ejections;
         public long ReactivationDue;
+
+        /// <summary>Forgets the failures counted so far (at an ejection, and when the address changes).</summary>
+        public void Forget()
+        {
+            Interlocked.Exchange(ref Consecutive, 0);
+            Interlocked.Exchange(ref ConsecutiveConnect, 0);
+            Window.Clear();
+        }
     }
 
     private static partial class Log
