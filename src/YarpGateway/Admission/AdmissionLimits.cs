@@ -62,9 +62,11 @@ internal sealed class AdmissionLimits : IConfigChangeListener, IDisposable
         => cluster.Model is { } model ? Get(_clusters, "cluster", cluster.ClusterId, model.Config, model.Config.Metadata) : null;
 
     /// <summary>
-    /// The cluster's share of the global limit: a limit of <see cref="AdmissionOptions.ClusterShare"/> of its slots
-    /// with no queue, for a cluster without a limit of its own (<see cref="ForCluster"/>), when there is a global
-    /// limit and more than one cluster. Null otherwise, or when the share is 1.
+    /// The cluster's share of the global limit: a limit of <see cref="AdmissionOptions.ClusterShare"/> of its slots, for a
+    /// cluster without a limit of its own (<see cref="ForCluster"/>), when there is a global limit and more than one cluster.
+    /// Null otherwise, or when the share is 1. Ordinary requests take it at once or not at all (<see cref="ConcurrencyLimit.TryAcquireNow"/>:
+    /// they already hold a global slot); WebSocket handshakes, which take it before their global slot, wait in its queue,
+    /// the global limit's size and timeout.
     /// </summary>
     public ConcurrencyLimit? ShareFor(ClusterState cluster)
     {
@@ -75,16 +77,17 @@ internal sealed class AdmissionLimits : IConfigChangeListener, IDisposable
         }
 
         var slots = SlotsOf(global, share);
-        if (_shares.TryGetValue(cluster.ClusterId, out var limit) && limit.Settings.MaxConcurrency == slots)
+        if (_shares.TryGetValue(cluster.ClusterId, out var limit) && IsShareOf(limit, global, slots))
         {
             return limit;
         }
 
         lock (_rebuildLock)
         {
-            if (!_shares.TryGetValue(cluster.ClusterId, out limit) || limit.Settings.MaxConcurrency != slots)
+            if (!_shares.TryGetValue(cluster.ClusterId, out limit) || !IsShareOf(limit, global, slots))
             {
-                limit = Created(new ConcurrencyLimit(ClusterShareKind, cluster.ClusterId, new ConcurrencyLimitSettings(slots, 0, global.Settings.QueueTimeout)), previous: null)!;
+                var settings = new ConcurrencyLimitSettings(slots, global.Settings.MaxQueue, global.Settings.QueueTimeout);
+                limit = Created(new ConcurrencyLimit(ClusterShareKind, cluster.ClusterId, settings), previous: null)!;
                 _shares[cluster.ClusterId] = limit;
             }
 
@@ -92,10 +95,13 @@ internal sealed class AdmissionLimits : IConfigChangeListener, IDisposable
         }
     }
 
+    private static bool IsShareOf(ConcurrencyLimit share, ConcurrencyLimit global, int slots)
+        => share.Settings.MaxConcurrency == slots && share.Settings.MaxQueue == global.Settings.MaxQueue && share.Settings.QueueTimeout == global.Settings.QueueTimeout;
+
     /// <summary>The slots a share (more than 0, under 1) of the global limit comes to: at least one.</summary>
     private static int SlotsOf(ConcurrencyLimit global, double share) => Math.Max(1, (int)Math.Ceiling(global.Settings.MaxConcurrency * share));
 
-    /// <summary>A share of the global limit, which every request of its kind takes without a queue: no admitted count, no queue wait.</summary>
+    /// <summary>A share of the global limit, which every request of its kind takes (no admitted count); only a cluster's share has a queue, for handshakes.</summary>
     public static bool IsShare(string kind) => kind is ClusterShareKind or UploadShareKind;
 
     /// <summary>

@@ -77,6 +77,19 @@ internal sealed class ConcurrencyLimit
 
     public long InUse => _adaptive?.InUse ?? Settings.MaxConcurrency - (_limiter.GetStatistics()?.CurrentAvailablePermits ?? Settings.MaxConcurrency);
 
+    /// <summary>Takes a slot now if one is free and no one waits for one (no allocation for a fixed limit); never queues.</summary>
+    public AdmissionResult TryAcquireNow()
+    {
+        var lease = _limiter.AttemptAcquire(1);
+        if (lease.IsAcquired)
+        {
+            return AdmissionResult.Admitted(lease, TimeSpan.Zero);
+        }
+
+        lease.Dispose();
+        return AdmissionResult.Rejected(AdmissionRejection.QueueFull);
+    }
+
     /// <summary>Takes a slot now if one is free (no allocation for a fixed limit), else queues with the timeout.</summary>
     public ValueTask<AdmissionResult> AcquireAsync(TimeProvider timeProvider, CancellationToken requestAborted)
     {

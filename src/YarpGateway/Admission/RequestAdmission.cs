@@ -66,33 +66,42 @@ internal sealed partial class RequestAdmission(AdmissionLimits limits, Admission
     /// handshake headers passed every one of them (tried: with a global limit of 4, twenty such GETs at once all reached a slow
     /// backend). The global limit is taken here, after routing, rather than before as for other requests.
     /// <para>
-    /// Not the cluster's share of the global limit, which has no queue: a reconnect storm to a WebSocket backend slower than the
-    /// storm holds its handshakes in flight, and past half the global slots they were refused at once (measured: 3,000 Python
-    /// <c>websockets</c> clients at once, two clusters: 219 to 1,074 of them got 503, against 0 to 10 failures with no limits on
-    /// handshakes). Without it, such handshakes can still take every global slot, not more.
+    /// The cluster's share of the global limit comes first, and a handshake past it waits in its queue (the global limit's size
+    /// and timeout) holding no global slot: handshakes to a WebSocket backend that stopped answering them fill their share and its
+    /// queue, not the global slots every other cluster needs. An ordinary request, which holds its global slot already, gets 503
+    /// at once past its share instead. The queue is what lets the share apply to handshakes: without one, a reconnect storm to a
+    /// backend slower than the storm had its handshakes past the share refused at once (3,000 Python <c>websockets</c> clients at
+    /// once, two clusters: 219 to 1,074 of them got 503).
     /// </para>
     /// </summary>
     private Task AdmitUpgrade(HttpContext context, RequestDelegate next)
     {
         var proxy = context.GetReverseProxyFeature();
         var route = limits.ForRoute(proxy.Route.Config);
-        var cluster = proxy.Route.Cluster is { } state ? limits.ForCluster(state) : null;
+        ConcurrencyLimit? cluster = null, share = null;
+        if (proxy.Route.Cluster is { } state)
+        {
+            cluster = limits.ForCluster(state);
+            share = cluster is null ? limits.ShareFor(state) : null;
+        }
+
         return limits.Global is null && route is null && cluster is null
             ? next(context)
-            : AdmitUpgradeAsync(context, limits.Global, route, cluster, next);
+            : AdmitUpgradeAsync(context, share, limits.Global, route, cluster, next);
     }
 
     // One frame for the handshake's slots. A relayed WebSocket's handshake returns from next once the backend has answered (the
     // relay copies in a frame of its own), which gives them back. A SPDY tunnel's runs for its life, so its slots are given back
     // when its response starts too (a callback kept from relayed WebSockets: an HTTP/2 WebSocket's stream would keep Kestrel's
     // list of them, emptied, for its life).
-    private async Task AdmitUpgradeAsync(HttpContext context, ConcurrencyLimit? global, ConcurrencyLimit? route, ConcurrencyLimit? cluster, RequestDelegate next)
+    private async Task AdmitUpgradeAsync(HttpContext context, ConcurrencyLimit? share, ConcurrencyLimit? global, ConcurrencyLimit? route, ConcurrencyLimit? cluster, RequestDelegate next)
     {
         var untilStarted = context.Features.Get<WebSockets.WebSocketRelay>() is null;
-        RateLimitLease? globalSlot = null, routeSlot = null, clusterSlot = null;
+        RateLimitLease? shareSlot = null, globalSlot = null, routeSlot = null, clusterSlot = null;
         try
         {
-            if ((global is not null && (globalSlot = await HandshakeSlotAsync(context, global, untilStarted)) is null)
+            if ((share is not null && (shareSlot = await HandshakeSlotAsync(context, share, untilStarted)) is null)
+                || (global is not null && (globalSlot = await HandshakeSlotAsync(context, global, untilStarted)) is null)
                 || (route is not null && (routeSlot = await HandshakeSlotAsync(context, route, untilStarted)) is null)
                 || (cluster is not null && (clusterSlot = await HandshakeSlotAsync(context, cluster, untilStarted)) is null))
             {
@@ -106,6 +115,7 @@ internal sealed partial class RequestAdmission(AdmissionLimits limits, Admission
             clusterSlot?.Dispose();
             routeSlot?.Dispose();
             globalSlot?.Dispose();
+            shareSlot?.Dispose();
         }
     }
 
@@ -121,16 +131,14 @@ internal sealed partial class RequestAdmission(AdmissionLimits limits, Admission
     }
 
     /// <summary>
-    /// Takes a slot of a share of the global limit (no queue: at once or 503), kept in the request's features under
+    /// Takes a slot of a share of the global limit at once or answers 503 (no queue: the request holds its global slot), kept in the request's features under
     /// <paramref name="key"/> and held as the global slot is, by the request's frame, which gives it back with
     /// <see cref="ReleaseShare"/> when the request ends: no async frame of its own per request (one cost 177 bytes a
     /// request). A slot of the uploads' share is also given back when the response starts.
     /// </summary>
     private bool TakeShare(HttpContext context, ConcurrencyLimit share, Type key)
     {
-        var pending = AcquireAsync(context, share);
-        var result = pending.IsCompletedSuccessfully ? pending.Result : AdmissionResult.Rejected(AdmissionRejection.QueueFull); // no queue: always complete
-        if (!Settle(context, share, result, out var held))
+        if (!Settle(context, share, share.TryAcquireNow(), out var held))
         {
             return false;
         }
@@ -203,10 +211,7 @@ internal sealed partial class RequestAdmission(AdmissionLimits limits, Admission
             return false;
         }
 
-        if (!AdmissionLimits.IsShare(limit.Kind))
-        {
-            metrics.Admitted(limit, result.Waited); // a cluster's share, taken by every request, has no queue and no wait to tell
-        }
+        metrics.Admitted(limit, result.Waited); // not counted for a share (taken by every request), but a handshake's wait for one is
 
         held = result.Lease is { } lease && limit.FreesStartedStreams ? StreamSlot.ForRequest(context, lease) : result.Lease;
         return true;
@@ -226,7 +231,7 @@ internal sealed partial class RequestAdmission(AdmissionLimits limits, Admission
 
     private static partial class Log
     {
-        [LoggerMessage(1, LogLevel.Warning, "Cluster {ClusterId} holds {Slots} requests, its share of the global limit (Gateway:Admission:ClusterShare {Share}); more get 503 at once until some finish, so that the other clusters keep theirs. {Suppressed} more refused in the last second. A backend that is slow or does not answer holds them (gateway_proxy_destination_in_flight): give the cluster a timeout (route Timeout, Metadata.TryTimeout) or a MaxConcurrency of its own.", EventName = "ClusterShareFull")]
+        [LoggerMessage(1, LogLevel.Warning, "Cluster {ClusterId} holds {Slots} requests, its share of the global limit (Gateway:Admission:ClusterShare {Share}); more get 503 at once until some finish (WebSocket handshakes first wait in its queue, as long as the global limit's QueueTimeout), so that the other clusters keep theirs. {Suppressed} more refused in the last second. A backend that is slow or does not answer holds them (gateway_proxy_destination_in_flight): give the cluster a timeout (route Timeout, Metadata.TryTimeout) or a MaxConcurrency of its own.", EventName = "ClusterShareFull")]
         public static partial void ClusterShareFull(ILogger logger, string clusterId, int slots, double share, long suppressed);
 
         [LoggerMessage(2, LogLevel.Warning, "{Slots} requests are still receiving their bodies from their clients, the uploads' share of the global limit (Gateway:Admission:UploadShare {Share}); more such requests get 503 at once until some finish, so that other requests keep their slots. {Suppressed} more refused in the last second. Many clients sending bodies slowly hold them (a slow-POST attack looks like this: Kestrel lets a body arrive as slowly as 240 bytes a second, Kestrel:Limits:MinRequestBodyDataRate); legitimate uploads this many at once need a larger share, or 1 to turn it off.", EventName = "UploadShareFull")]

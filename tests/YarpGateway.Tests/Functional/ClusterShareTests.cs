@@ -66,6 +66,36 @@ public class ClusterShareTests
         subscribers.ForEach(r => r.Dispose());
     }
 
+    // The share's queue, where WebSocket handshakes wait for it, is the global limit's: a reload that changes the global
+    // queue changes the share's (the share was kept while its number of slots stayed the same).
+    [Fact]
+    public async Task TheSharesQueue_IsTheGlobalLimitsQueue_AndFollowsItOnReload()
+    {
+        await using var a = await TestBackend.StartAsync("a");
+        await using var b = await TestBackend.StartAsync("b");
+        var config = ProxyConfigJson.Config([("a", "/a/{**rest}", "a"), ("b", "/{**rest}", "b")], [("a", "RoundRobin", [(a, null)]), ("b", "RoundRobin", [(b, null)])]);
+        config["Gateway"] = Global(maxQueue: 100, queueTimeout: "00:00:30");
+        await using var gateway = await GatewayUnderTest.StartAsync(config);
+        var limits = gateway.Services.GetRequiredService<AdmissionLimits>();
+        var lookup = gateway.Services.GetRequiredService<Yarp.ReverseProxy.IProxyStateLookup>();
+        Assert.True(lookup.TryGetCluster("a", out var cluster));
+        Assert.Equal(new ConcurrencyLimitSettings(10, 100, TimeSpan.FromSeconds(30)), limits.ShareFor(cluster)!.Settings);
+
+        config["Gateway"] = Global(maxQueue: 7, queueTimeout: "00:00:02");
+        gateway.WriteConfig(config);
+
+        var expected = new ConcurrencyLimitSettings(10, 7, TimeSpan.FromSeconds(2));
+        Assert.True(await Eventually.TrueAsync(() => limits.ShareFor(cluster)!.Settings == expected, Bound), $"{limits.ShareFor(cluster)!.Settings}");
+
+        static System.Text.Json.Nodes.JsonObject Global(int maxQueue, string queueTimeout) => new()
+        {
+            ["Admission"] = new System.Text.Json.Nodes.JsonObject
+            {
+                ["Global"] = new System.Text.Json.Nodes.JsonObject { ["MaxConcurrency"] = 20, ["MaxQueue"] = maxQueue, ["QueueTimeout"] = queueTimeout },
+            },
+        };
+    }
+
     [Fact]
     public async Task OneCluster_OrAClusterWithItsOwnLimit_HasNoShare()
     {

@@ -116,18 +116,19 @@ public class OtherUpgradesTests
         Assert.Equal(1, gateway.CounterSum("gateway.admission.rejected"));
     }
 
-    // Handshakes are held to the global limit, not to their cluster's share of it (which has no queue: a reconnect storm to a
-    // WebSocket backend slower than the storm had up to a third of its handshakes refused by it).
+    // A WebSocket backend that stops answering handshakes while its clients keep reconnecting: past its cluster's share of the
+    // global limit (2 of 4 here) the handshakes wait in the share's queue, holding no global slot, so the other clusters keep
+    // theirs. Before, with no share for handshakes, they took every global slot and the other cluster's requests waited out
+    // the queue and got 503. (The share's queue is why it can apply: without one, a reconnect storm to a slow but working
+    // backend had up to a third of its handshakes refused.)
     [Fact]
-    public async Task HandshakesAnsweredLate_AreHeldToTheGlobalLimit_NotToTheirClustersShare()
+    public async Task HandshakesAnsweredLate_WaitForTheirClustersShare_SoOtherClustersKeepTheirSlots()
     {
         await using var backend = await TestBackend.StartAsync("a");
         await using var other = await TestBackend.StartAsync("b");
-        var config = ProxyConfigJson.Config(
-            [("all", "/{**catch-all}", "c1"), ("other", "/other/{**rest}", "c2")],
-            [("c1", "RoundRobin", [(backend, null)]), ("c2", "RoundRobin", [(other, null)])]);
-        await using var gateway = await GatewayUnderTest.StartAsync(config,
-            "--Gateway:Admission:Global:MaxConcurrency=4", "--Gateway:Admission:Global:MaxQueue=0"); // c1's share: 2
+        await using var gateway = await GatewayUnderTest.StartAsync(TwoClusters(backend, other),
+            "--Gateway:Admission:Global:MaxConcurrency=4", "--Gateway:Admission:Global:QueueTimeout=00:00:10"); // c1's share: 2
+        var share = ShareOf(gateway, "c1");
 
         var held = new List<Socket>();
         try
@@ -139,13 +140,21 @@ public class OtherUpgradesTests
                 await socket.SendAsync(Handshake("/hold"));
             }
 
-            Assert.True(await Eventually.TrueAsync(() => backend.Held == 4, TimeSpan.FromSeconds(10)), $"{backend.Held} of 4 handshakes reached the backend");
-            using var fifth = await RawSocket.ConnectAsync(gateway.ProxyAddress);
-            var refused = await RawSocket.ExchangeAsync(fifth, Handshake("/x"));
+            Assert.True(await Eventually.TrueAsync(() => backend.Held == 2 && share.QueueDepth == 2, TimeSpan.FromSeconds(10)),
+                $"{backend.Held} handshakes at the backend, {share.QueueDepth} waiting for the share");
+            using var client = gateway.CreateProxyClient();
+            var others = await Task.WhenAll(client.GetAsync("/other/x"), client.GetAsync("/other/y"));
+            Assert.All(others, response => Assert.Equal(System.Net.HttpStatusCode.OK, response.StatusCode));
+            Assert.Equal(2, backend.Held);
 
-            Assert.StartsWith("HTTP/1.1 503", refused, StringComparison.Ordinal);
-            Assert.Equal(1, gateway.Counter("gateway.admission.rejected|limit=global|name=global|reason=queue_full"));
-            Assert.Equal(1, gateway.CounterSum("gateway.admission.rejected")); // none by the share
+            backend.Gate.SetResult();
+            foreach (var socket in held)
+            {
+                Assert.StartsWith("HTTP/1.1 200", await RawSocket.ReceiveResponseHeadAsync(socket), StringComparison.Ordinal);
+            }
+
+            Assert.Equal(4, backend.Requests);
+            Assert.Equal(0, gateway.CounterSum("gateway.admission.rejected"));
         }
         finally
         {
@@ -155,6 +164,40 @@ public class OtherUpgradesTests
                 socket.Dispose();
             }
         }
+    }
+
+    // The wait for the share is the global limit's: bounded by its QueueTimeout, then 503.
+    [Fact]
+    public async Task AHandshakeWaitingForItsClustersShare_Gets503AfterTheQueueTimeout()
+    {
+        await using var backend = await TestBackend.StartAsync("a");
+        await using var other = await TestBackend.StartAsync("b");
+        await using var gateway = await GatewayUnderTest.StartAsync(TwoClusters(backend, other),
+            "--Gateway:Admission:Global:MaxConcurrency=2", "--Gateway:Admission:Global:QueueTimeout=00:00:01"); // c1's share: 1
+        using var first = await RawSocket.ConnectAsync(gateway.ProxyAddress);
+        await first.SendAsync(Handshake("/hold"));
+        Assert.True(await Eventually.TrueAsync(() => backend.Held == 1, TimeSpan.FromSeconds(10)), "the first handshake did not reach the backend");
+
+        using var second = await RawSocket.ConnectAsync(gateway.ProxyAddress);
+        var refused = await RawSocket.ExchangeAsync(second, Handshake("/x"));
+        backend.Gate.SetResult();
+
+        Assert.StartsWith("HTTP/1.1 503", refused, StringComparison.Ordinal);
+        Assert.StartsWith("HTTP/1.1 200", await RawSocket.ReceiveResponseHeadAsync(first), StringComparison.Ordinal);
+        Assert.Equal(1, gateway.Counter("gateway.admission.rejected|limit=cluster_share|name=c1|reason=queue_timeout"));
+        Assert.Equal(1, backend.Requests);
+    }
+
+    private static System.Text.Json.Nodes.JsonObject TwoClusters(TestBackend backend, TestBackend other)
+        => ProxyConfigJson.Config(
+            [("all", "/{**catch-all}", "c1"), ("other", "/other/{**rest}", "c2")],
+            [("c1", "RoundRobin", [(backend, null)]), ("c2", "RoundRobin", [(other, null)])]);
+
+    private static YarpGateway.Admission.ConcurrencyLimit ShareOf(GatewayUnderTest gateway, string cluster)
+    {
+        var limits = gateway.Services.GetRequiredService<YarpGateway.Admission.AdmissionLimits>();
+        var state = gateway.Services.GetRequiredService<Yarp.ReverseProxy.IProxyStateLookup>().TryGetCluster(cluster, out var found) ? found : null;
+        return limits.ShareFor(state!)!;
     }
 
     private static byte[] Handshake(string path)
