@@ -14,7 +14,7 @@ internal sealed class ConnectionMetrics
         meter.CreateObservableCounter("gateway.connections.accepted", () => traffic.AcceptedConnections, unit: "{connection}", description: "Connections accepted on the proxy endpoint.");
         meter.CreateObservableCounter("gateway.connections.closed", () => traffic.ClosedConnections, unit: "{connection}", description: "Connections on the proxy endpoint that have closed.");
         meter.CreateObservableCounter("gateway.connections.abandoned", () => traffic.AbandonedConnections, unit: "{connection}", description: "Connections let go because Kestrel did not complete them within 1 s of their transport closing (e.g. HTTP/2 stream floods).");
-        meter.CreateObservableCounter("gateway.connections.reset_floods", () => traffic.ResetFloodsClosed, unit: "{connection}", description: "HTTP/2 connections closed for resetting more streams than Gateway:Http2:MaxStreamResets allows (rapid reset).");
+        meter.CreateObservableCounter("gateway.connections.reset_floods", () => traffic.ResetFloodsClosed, unit: "{connection}", description: "HTTP/2 connections closed for having more streams reset than Gateway:Http2:MaxStreamResets allows (rapid reset, MadeYouReset).");
         meter.CreateObservableGauge("gateway.connections.active", () => traffic.OpenConnections, unit: "{connection}", description: "Open connections on the proxy endpoint.");
         meter.CreateObservableGauge("gateway.connections.upgraded", () => traffic.UpgradedConnections, unit: "{connection}", description: "Upgraded (WebSocket) connections being proxied.");
         meter.CreateObservableGauge("gateway.proxy.requests.in_flight", () => traffic.InFlightRequests, unit: "{request}", description: "Proxied requests in flight.");

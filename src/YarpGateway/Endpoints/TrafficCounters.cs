@@ -42,7 +42,7 @@ internal sealed partial class TrafficCounters(TimeProvider timeProvider, Microso
     /// <summary>Connections let go because Kestrel did not complete them after their transport closed.</summary>
     public long AbandonedConnections => Interlocked.Read(ref _abandonedConnections);
 
-    /// <summary>HTTP/2 connections closed for resetting more than <see cref="Http2Options.MaxStreamResets"/> streams (rapid reset).</summary>
+    /// <summary>HTTP/2 connections closed for having more than <see cref="Http2Options.MaxStreamResets"/> streams reset (rapid reset, MadeYouReset).</summary>
     public long ResetFloodsClosed => Interlocked.Read(ref _resetFloods);
 
     public long InFlightRequests => Interlocked.Read(ref _inFlightRequests);
@@ -195,7 +195,7 @@ internal sealed partial class TrafficCounters(TimeProvider timeProvider, Microso
         [LoggerMessage(1, LogLevel.Warning, "Connection {ConnectionId} was not completed by Kestrel within {AbandonAfter} of its transport closing (typically an HTTP/2 client that flooded streams and left); it is no longer counted and its connection slot is free. {Suppressed} more like it in the last second.", EventName = "ConnectionAbandoned")]
         public static partial void Abandoned(ILogger logger, string connectionId, TimeSpan abandonAfter, long suppressed);
 
-        [LoggerMessage(2, LogLevel.Warning, "Connection {ConnectionId} closed: the client reset more than {MaxStreamResets} HTTP/2 streams within {Window} (rapid reset; Gateway:Http2:MaxStreamResets). {Suppressed} more like it in the last second.", EventName = "StreamResetFlood")]
+        [LoggerMessage(2, LogLevel.Warning, "Connection {ConnectionId} closed: more than {MaxStreamResets} of its HTTP/2 streams were reset within {Window}, by the client or for frames the gateway had to refuse (rapid reset; Gateway:Http2:MaxStreamResets). {Suppressed} more like it in the last second.", EventName = "StreamResetFlood")]
         public static partial void ResetFlood(ILogger logger, string connectionId, int maxStreamResets, TimeSpan window, long suppressed);
     }
 }

@@ -13,6 +13,7 @@ internal static class Http2Frames
     public const byte RstStream = 0x3;
     public const byte Settings = 0x4;
     public const byte GoAway = 0x7;
+    public const byte WindowUpdate = 0x8;
 
     public const byte EndStream = 0x1;
     public const byte EndHeaders = 0x4;
@@ -66,6 +67,14 @@ internal static class Http2Frames
         var payload = new byte[4];
         BinaryPrimitives.WriteUInt32BigEndian(payload, errorCode);
         return Frame(RstStream, 0, streamId, payload);
+    }
+
+    /// <summary>WINDOW_UPDATE for a stream (0: the connection); an increment of 0 is a protocol error the server must answer.</summary>
+    public static byte[] WindowIncrement(int streamId, uint increment)
+    {
+        var payload = new byte[4];
+        BinaryPrimitives.WriteUInt32BigEndian(payload, increment);
+        return Frame(WindowUpdate, 0, streamId, payload);
     }
 
     /// <summary>The next frame the server sends: type, flags, stream and payload.</summary>

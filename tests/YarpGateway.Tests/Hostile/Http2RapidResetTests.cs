@@ -3,12 +3,19 @@ using YarpGateway.Tests.Functional;
 
 namespace YarpGateway.Tests.Hostile;
 
-/// <summary>HTTP/2 "rapid reset": a client that opens streams and cancels them at once, as fast as it can.</summary>
+/// <summary>
+/// HTTP/2 "rapid reset": a client that opens streams and cancels them at once, as fast as it can; and its variant
+/// "MadeYouReset" (CVE-2025-8671), where the client sends no RST_STREAM but a frame the server must answer by resetting
+/// the stream itself, which a limit counting only the client's RST_STREAM frames never sees.
+/// </summary>
 [Collection(TimingSensitive.Name)]
 public class Http2RapidResetTests
 {
-    [Fact]
-    public async Task AConnectionThatKeepsOpeningAndResettingStreams_IsClosed()
+    [Theory]
+    [InlineData("client RST_STREAM")]
+    [InlineData("WINDOW_UPDATE past 2^31-1 (the server resets: FLOW_CONTROL_ERROR)")]
+    [InlineData("DATA past content-length (the server resets: PROTOCOL_ERROR)")]
+    public async Task AConnectionThatKeepsOpeningAndResettingStreams_IsClosed(string howEachStreamEnds)
     {
         await using var backend = await TestBackend.StartAsync("a");
         await using var gateway = await GatewayUnderTest.StartAsync(ProxyConfigJson.CatchAll("RoundRobin", (backend, null)), "--Gateway:Http2:MaxStreamResets=50");
@@ -22,8 +29,14 @@ public class Http2RapidResetTests
         {
             for (var stream = 1; stream < 4000 && !closedByServer.IsCompleted; stream += 2)
             {
-                // Each stream's request is held at the backend until the client resets it.
-                await socket.SendAsync((byte[])[.. Http2Frames.Request(stream, path: "/hold"), .. Http2Frames.Reset(stream)], SocketFlags.None);
+                // Each stream's request is held at the backend until the stream is reset.
+                byte[] request = howEachStreamEnds switch
+                {
+                    "client RST_STREAM" => [.. Http2Frames.Request(stream, path: "/hold"), .. Http2Frames.Reset(stream)],
+                    "WINDOW_UPDATE past 2^31-1 (the server resets: FLOW_CONTROL_ERROR)" => [.. Http2Frames.Request(stream, path: "/hold"), .. Http2Frames.WindowIncrement(stream, int.MaxValue)],
+                    _ => [.. Http2Frames.Request(stream, "POST", "/hold", endStream: false, ("content-length", "1")), .. Http2Frames.Frame(Http2Frames.Data, Http2Frames.EndStream, stream, "xx"u8)],
+                };
+                await socket.SendAsync(request, SocketFlags.None);
                 sent++;
                 if (sent % 10 == 0)
                 {
@@ -39,7 +52,7 @@ public class Http2RapidResetTests
         Assert.True(await closedByServer.WaitAsync(TimeSpan.FromSeconds(10)), "the gateway never closed the connection");
         Assert.True(sent < 2000, $"the client sent {sent} open-and-reset streams before the connection closed");
         Assert.Equal(1, traffic.ResetFloodsClosed);
-        Assert.Contains(gateway.Logs.Lines, l => l.Contains("reset more than 50 HTTP/2 streams", StringComparison.Ordinal));
+        Assert.Contains(gateway.Logs.Lines, l => l.Contains("more than 50 of its HTTP/2 streams were reset", StringComparison.Ordinal));
 
         // An ordinary HTTP/2 client on another connection is unaffected.
         using var client = gateway.CreateHttp2ProxyClient();
