@@ -1,4 +1,5 @@
 using System.Collections.Concurrent;
+using Yarp.ReverseProxy.Model;
 
 namespace YarpGateway.Status;
 
@@ -8,11 +9,15 @@ namespace YarpGateway.Status;
 /// the duration histogram (which was a second subscriber to every recording and walked every request's
 /// tags). Per destination: totals since start, and the last minute as 60 one-second slots, each
 /// with a fixed set of latency buckets (about 4.8 KB). Memory is bounded by the number of destinations
-/// that exist: once a minute the figures of destinations no longer in the proxy's state are let go
-/// (per-pod destinations from DNS come and go with every rolling update, and were kept for the
-/// process's life). Nothing is allocated per request once a destination has been seen.
+/// that exist: a destination's figures go when YARP removes it, and once a minute the figures of
+/// destinations that no longer exist are let go again (a request under way when its destination was
+/// removed records after it; per-pod destinations from DNS come and go with every rolling update, and
+/// were kept for the process's life). A destination whose address is edited starts afresh: its figures
+/// were another backend's (an operator who corrects a typo should not read the old address's errors
+/// for a minute, nor in the totals for the process's life). Nothing is allocated per request once a
+/// destination has been seen.
 /// </summary>
-internal sealed class DestinationStats : IDisposable
+internal sealed class DestinationStats : IClusterChangeListener, IDisposable
 {
     /// <summary>How often the figures of destinations that no longer exist are let go.</summary>
     internal static readonly TimeSpan PruneInterval = TimeSpan.FromMinutes(1);
@@ -21,20 +26,16 @@ internal sealed class DestinationStats : IDisposable
     internal static readonly double[] Bounds = [0.0005, 0.001, 0.002, 0.005, 0.01, 0.02, 0.05, 0.1, 0.2, 0.5, 1, 2, 5, 10, 30, double.MaxValue];
 
     private readonly ConcurrentDictionary<(string Cluster, string Destination), Stats> _byDestination = new();
-    private readonly TimeProvider _timeProvider;
-    private readonly ITimer? _prune;
 
-    public DestinationStats(TimeProvider timeProvider, Yarp.ReverseProxy.IProxyStateLookup? proxyState = null)
+    // Each cluster's destinations and their addresses as YARP last announced them (replaced whole at each change).
+    private readonly ConcurrentDictionary<string, Dictionary<string, string>> _known = new(StringComparer.Ordinal);
+    private readonly TimeProvider _timeProvider;
+    private readonly ITimer _prune;
+
+    public DestinationStats(TimeProvider timeProvider)
     {
         _timeProvider = timeProvider;
-        if (proxyState is not null)
-        {
-            _prune = timeProvider.CreateTimer(static state =>
-            {
-                var (self, lookup) = ((DestinationStats, Yarp.ReverseProxy.IProxyStateLookup))state!;
-                self.Prune((cluster, destination) => lookup.TryGetCluster(cluster, out var model) && model.Destinations.ContainsKey(destination));
-            }, (this, proxyState), PruneInterval, PruneInterval);
-        }
+        _prune = timeProvider.CreateTimer(static state => ((DestinationStats)state!).Prune(), this, PruneInterval, PruneInterval);
     }
 
     public Stats? For(string cluster, string destination) => _byDestination.TryGetValue((cluster, destination), out var stats) ? stats : null;
@@ -50,19 +51,60 @@ internal sealed class DestinationStats : IDisposable
     /// <summary>Destinations with figures kept.</summary>
     internal int Count => _byDestination.Count;
 
-    /// <summary>Lets go of the figures of every destination for which <paramref name="exists"/> says no.</summary>
-    internal void Prune(Func<string, string, bool> exists)
+    /// <summary>Lets go of the figures of every destination that does not exist now.</summary>
+    private void Prune()
     {
         foreach (var key in _byDestination.Keys)
         {
-            if (!exists(key.Cluster, key.Destination))
+            if (!_known.TryGetValue(key.Cluster, out var destinations) || !destinations.ContainsKey(key.Destination))
             {
                 _byDestination.TryRemove(key, out _);
             }
         }
     }
 
-    public void Dispose() => _prune?.Dispose();
+    public void OnClusterAdded(ClusterState cluster) => Update(cluster.ClusterId, Addresses(cluster));
+
+    public void OnClusterChanged(ClusterState cluster) => Update(cluster.ClusterId, Addresses(cluster));
+
+    public void OnClusterRemoved(ClusterState cluster) => Update(cluster.ClusterId, now: null);
+
+    // YARP announces one change at a time. Lets go of the figures of each destination that is gone, or whose address
+    // is no longer the one its figures were recorded for.
+    private void Update(string cluster, Dictionary<string, string>? now)
+    {
+        Dictionary<string, string>? before;
+        if (now is null)
+        {
+            _known.TryRemove(cluster, out before);
+        }
+        else
+        {
+            _known.TryGetValue(cluster, out before);
+            _known[cluster] = now;
+        }
+
+        foreach (var (destination, address) in before ?? [])
+        {
+            if (now is null || !now.TryGetValue(destination, out var current) || !string.Equals(current, address, StringComparison.Ordinal))
+            {
+                _byDestination.TryRemove((cluster, destination), out _);
+            }
+        }
+    }
+
+    private static Dictionary<string, string> Addresses(ClusterState cluster)
+    {
+        var addresses = new Dictionary<string, string>(cluster.Destinations.Count, StringComparer.Ordinal);
+        foreach (var (id, destination) in cluster.Destinations)
+        {
+            addresses[id] = destination.Model.Config.Address;
+        }
+
+        return addresses;
+    }
+
+    public void Dispose() => _prune.Dispose();
 
     /// <summary>One destination's figures.</summary>
     internal sealed class Stats

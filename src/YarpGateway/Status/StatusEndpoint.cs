@@ -253,6 +253,7 @@ internal static class StatusExtensions
     public static IServiceCollection AddStatus(this IServiceCollection services)
     {
         services.AddSingleton<DestinationStats>();
+        services.AddSingleton<Yarp.ReverseProxy.Model.IClusterChangeListener>(sp => sp.GetRequiredService<DestinationStats>()); // removed and re-addressed destinations
         services.AddSingleton<StatusEndpoint>();
         return services;
     }

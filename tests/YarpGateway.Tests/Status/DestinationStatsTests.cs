@@ -1,8 +1,6 @@
-using System.Diagnostics.CodeAnalysis;
 using System.Diagnostics.Metrics;
 using Microsoft.Extensions.DependencyInjection;
 using Microsoft.Extensions.Time.Testing;
-using Yarp.ReverseProxy;
 using Yarp.ReverseProxy.Model;
 using YarpGateway.Status;
 using YarpGateway.Telemetry;
@@ -36,15 +34,14 @@ public class DestinationStatsTests
     }
 
     [Fact]
-    public void DestinationsThatNoLongerExist_AreLetGo_WithinAMinute()
+    public void DestinationsThatNoLongerExist_AreLetGo_AtOnce_AndWhatTheyRecordAfterWithinAMinute()
     {
         // Per-pod destinations from DNS come and go with every rolling update; each kept about 9 KB
         // of figures for the process's life.
         var clock = new FakeTimeProvider();
-        var cluster = new ClusterState("c1");
-        cluster.Destinations.TryAdd("pods[10.0.0.1]", new DestinationState("pods[10.0.0.1]"));
-        cluster.Destinations.TryAdd("pods[10.0.0.2]", new DestinationState("pods[10.0.0.2]"));
-        using var stats = new DestinationStats(clock, new OneCluster(cluster));
+        var cluster = Cluster("c1", ("pods[10.0.0.1]", "http://10.0.0.1/"), ("pods[10.0.0.2]", "http://10.0.0.2/"));
+        using var stats = new DestinationStats(clock);
+        stats.OnClusterAdded(cluster);
         foreach (var destination in cluster.Destinations.Keys)
         {
             stats.Record("c1", destination, 0.001, error: false);
@@ -53,13 +50,55 @@ public class DestinationStatsTests
         Assert.Equal(2, stats.Count);
 
         cluster.Destinations.TryRemove("pods[10.0.0.2]", out _); // the pod went away
-        clock.Advance(DestinationStats.PruneInterval - TimeSpan.FromTicks(1));
-        Assert.Equal(2, stats.Count);
-        clock.Advance(TimeSpan.FromTicks(1));
-
+        stats.OnClusterChanged(cluster);
         Assert.Equal(1, stats.Count);
         Assert.NotNull(stats.For("c1", "pods[10.0.0.1]"));
         Assert.Null(stats.For("c1", "pods[10.0.0.2]"));
+
+        stats.Record("c1", "pods[10.0.0.2]", 0.001, error: false); // a request that was under way when it went
+        clock.Advance(DestinationStats.PruneInterval - TimeSpan.FromTicks(1));
+        Assert.Equal(2, stats.Count);
+        clock.Advance(TimeSpan.FromTicks(1));
+        Assert.Equal(1, stats.Count);
+        Assert.Null(stats.For("c1", "pods[10.0.0.2]"));
+
+        stats.OnClusterRemoved(cluster);
+        Assert.Equal(0, stats.Count);
+    }
+
+    [Fact]
+    public void ADestinationWhoseAddressIsEdited_StartsAfresh_OthersKeepTheirFigures()
+    {
+        var clock = new FakeTimeProvider();
+        var cluster = Cluster("c1", ("a", "http://10.0.0.1/"), ("b", "http://10.0.0.2/"));
+        using var stats = new DestinationStats(clock);
+        stats.OnClusterAdded(cluster);
+        stats.Record("c1", "a", 0.001, error: true); // a typo'd address: 502s
+        stats.Record("c1", "b", 0.001, error: false);
+
+        stats.OnClusterChanged(cluster); // a reload that changed something else (a weight): nothing is forgotten
+        Assert.Equal((1, 1), (stats.For("c1", "a")!.Errors, stats.For("c1", "b")!.Requests));
+
+        var corrected = Cluster("c1", ("a", "http://10.0.0.3/"), ("b", "http://10.0.0.2/"));
+        stats.OnClusterChanged(corrected);
+        Assert.Null(stats.For("c1", "a"));
+        Assert.Equal(1, stats.For("c1", "b")!.Requests);
+
+        stats.Record("c1", "a", 0.001, error: false);
+        Assert.Equal((1, 0), (stats.For("c1", "a")!.Requests, stats.For("c1", "a")!.Errors));
+        clock.Advance(DestinationStats.PruneInterval);
+        Assert.Equal(2, stats.Count); // both still exist
+    }
+
+    private static ClusterState Cluster(string id, params (string Id, string Address)[] destinations)
+    {
+        var cluster = new ClusterState(id);
+        foreach (var (destination, address) in destinations)
+        {
+            cluster.Destinations.TryAdd(destination, new DestinationState(destination, new DestinationModel(new Yarp.ReverseProxy.Configuration.DestinationConfig { Address = address })));
+        }
+
+        return cluster;
     }
 
     [Fact]
@@ -86,24 +125,5 @@ public class DestinationStatsTests
         Assert.Equal(500, d1.LastMinute(stats.Now).P99Ms); // the 300 ms request's bucket
         Assert.Equal(1, stats.For("c1", "d2")!.Requests);
         Assert.Equal(0, stats.For("c1", "d2")!.Errors);
-    }
-
-    private sealed class OneCluster(ClusterState cluster) : IProxyStateLookup
-    {
-        public IEnumerable<RouteModel> GetRoutes() => [];
-
-        public bool TryGetRoute(string id, [NotNullWhen(true)] out RouteModel? route)
-        {
-            route = null;
-            return false;
-        }
-
-        public IEnumerable<ClusterState> GetClusters() => [cluster];
-
-        public bool TryGetCluster(string id, [NotNullWhen(true)] out ClusterState? found)
-        {
-            found = id == cluster.ClusterId ? cluster : null;
-            return found is not null;
-        }
     }
 }

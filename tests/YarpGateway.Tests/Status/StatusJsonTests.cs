@@ -88,6 +88,36 @@ public class StatusJsonTests
     }
 
     [Fact]
+    public async Task ADestinationMovedToAnotherBackend_ShowsNoneOfTheOldBackendsFigures()
+    {
+        // A destination whose backend answers 500s; the operator points it at another backend. The page must not go on
+        // showing the old backend's errors (for a minute in the last minute's figures, for the process's life in the totals).
+        await using var old = await TestBackend.StartAsync("old");
+        await using var replacement = await TestBackend.StartAsync("new");
+        await using var gateway = await GatewayUnderTest.StartAsync(ProxyConfigJson.CatchAll(old.Address));
+        using var client = gateway.CreateProxyClient();
+        for (var i = 0; i < 5; i++)
+        {
+            using var failed = await client.GetAsync("/answer-at-head/500");
+            Assert.Equal(HttpStatusCode.InternalServerError, failed.StatusCode);
+        }
+
+        Assert.True(await Eventually.TrueAsync(async () => Destination(await StatusAsync(gateway), "c1", "d1").GetProperty("errors").GetInt64() == 5, TimeSpan.FromSeconds(5)), "the errors are not counted");
+
+        gateway.WriteConfig(ProxyConfigJson.CatchAll(replacement.Address));
+        Assert.True(await Eventually.TrueAsync(async () => (await StatusAsync(gateway)).GetProperty("revision").GetInt64() == 2, TimeSpan.FromSeconds(5)), "no new revision");
+
+        var moved = Destination(await StatusAsync(gateway), "c1", "d1");
+        Assert.Equal(replacement.Address.ToString(), moved.GetProperty("address").GetString());
+        Assert.Equal((0, 0), (moved.GetProperty("requests").GetInt64(), moved.GetProperty("errors").GetInt64()));
+        Assert.Equal(0, moved.GetProperty("requestsLastMinute").EnumerateArray().Sum(s => s.GetInt64()));
+
+        using var answered = await client.GetAsync("/");
+        Assert.Equal(HttpStatusCode.OK, answered.StatusCode);
+        Assert.True(await Eventually.TrueAsync(async () => Destination(await StatusAsync(gateway), "c1", "d1").GetProperty("requests").GetInt64() == 1, TimeSpan.FromSeconds(5)), "the new backend's request is not counted");
+    }
+
+    [Fact]
     public async Task OnTheProxyPort_TheStatusPathsAreOrdinaryOnes_OnManagementThePageIsSelfContained()
     {
         await using var a = await TestBackend.StartAsync("a");
