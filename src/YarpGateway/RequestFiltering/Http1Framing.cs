@@ -6,12 +6,14 @@ namespace YarpGateway.RequestFiltering;
 /// HTTP/1.x requests whose framing or method RFC 9112 lets a server refuse and that proxies read
 /// differently get 400 with <c>Connection: close</c> before routing, so that a proxy in front of the
 /// gateway and the gateway never disagree on where one request ends and the next begins:
-/// more than one <c>Transfer-Encoding</c> header, <c>Transfer-Encoding</c> together with
-/// <c>Content-Length</c> (RFC 9112 §6.1), and a method with lower-case letters (methods are
+/// more than one <c>Transfer-Encoding</c> header, and a method with lower-case letters (methods are
 /// case-sensitive; <c>get</c> used to be forwarded as <c>GET</c>). A transfer coding other than
 /// <c>chunked</c> gets 501, as RFC 9112 §6.1 and nginx have it: Kestrel undid only the chunking of
 /// <c>gzip, chunked</c> and the backend got the compressed bytes as <c>Transfer-Encoding: chunked</c>,
-/// told nothing of the gzip. Kestrel already refuses duplicate
+/// told nothing of the gzip. <c>Transfer-Encoding: chunked</c> together with <c>Content-Length</c> does not reach
+/// here as such: Kestrel processes the request by its chunked framing alone, drops the length and closes the connection
+/// after its answer (RFC 9112 §6.1 and §6.3; pinned by a test), so the check for both is a guard should that change.
+/// Kestrel already refuses duplicate
 /// <c>Content-Length</c> values, bad chunk framing and bare LF, and, given
 /// <see cref="ContentLengthDigitsEncoding"/>, a <c>Content-Length</c> that is not plain digits (<c>+5</c>):
 /// by the time a middleware runs, Kestrel has kept only the number.

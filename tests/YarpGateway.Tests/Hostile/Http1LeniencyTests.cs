@@ -80,5 +80,9 @@ public class Http1LeniencyTests
 
         Assert.True(head.StartsWith("HTTP/1.1 200", StringComparison.Ordinal), $"{what}: got '{head.Split('\r')[0]}'");
         Assert.Equal(["hello"], backend.Bodies);
+
+        // RFC 9112 §6.3: a server that processes such a request by its Transfer-Encoding MUST close the connection after
+        // answering it, so that nothing the client sent after the body can be read as a request of its own.
+        Assert.Equal(what == "Transfer-Encoding and Content-Length", head.Contains("\r\nConnection: close\r\n", StringComparison.OrdinalIgnoreCase));
     }
 }
