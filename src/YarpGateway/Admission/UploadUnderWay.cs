@@ -61,9 +61,12 @@ internal static class UploadUnderWay
             reader.AdvanceTo(result.Buffer.Start); // nothing taken, nothing examined: the next read returns the same bytes at once
             return result.IsCompleted;
         }
-        catch (BadHttpRequestException)
+        catch (Exception e) when (e is BadHttpRequestException or IOException)
         {
-            return true; // a body Kestrel refuses (over the limit, bad chunking) fails the same way when forwarded, at once: nothing to hold
+            // A body Kestrel refuses (over the limit, bad chunking; a chunk size too large for a number is an IOException,
+            // not a BadHttpRequestException) fails the same way when forwarded, at once, and is answered 400 there: nothing
+            // to hold. Uncaught here, it was a 500 and an error logged with its stack for a client's bad input.
+            return true;
         }
     }
 }

@@ -6,7 +6,8 @@ namespace YarpGateway.RequestFiltering;
 /// HTTP/1.x requests whose framing or method RFC 9112 lets a server refuse and that proxies read
 /// differently get 400 with <c>Connection: close</c> before routing, so that a proxy in front of the
 /// gateway and the gateway never disagree on where one request ends and the next begins:
-/// more than one <c>Transfer-Encoding</c> header, and a method with lower-case letters (methods are
+/// more than one <c>Transfer-Encoding</c> header, <c>Transfer-Encoding</c> in an HTTP/1.0 request (RFC 9112 §6.1:
+/// its framing is faulty), and a method with lower-case letters (methods are
 /// case-sensitive; <c>get</c> used to be forwarded as <c>GET</c>). A transfer coding other than
 /// <c>chunked</c> gets 501, as RFC 9112 §6.1 and nginx have it: Kestrel undid only the chunking of
 /// <c>gzip, chunked</c> and the backend got the compressed bytes as <c>Transfer-Encoding: chunked</c>,
@@ -61,6 +62,13 @@ internal static class Http1Framing
         if (transferEncoding.Count > 1)
         {
             return "more than one Transfer-Encoding header";
+        }
+
+        // RFC 9112 §6.1: HTTP/1.0 has no Transfer-Encoding, so a recipient MUST treat such a message's framing as faulty
+        // (a proxy in front that reads it by HTTP/1.0's rules sees no body where Kestrel reads a chunked one). nginx: 400.
+        if (transferEncoding.Count == 1 && HttpProtocol.IsHttp10(request.Protocol))
+        {
+            return "Transfer-Encoding in an HTTP/1.0 request";
         }
 
         if (transferEncoding.Count == 1 && headers.ContentLength is not null)
