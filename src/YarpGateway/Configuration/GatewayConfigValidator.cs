@@ -60,6 +60,12 @@ internal sealed class GatewayConfigValidator(IConfigValidator yarpValidator, IEn
             cancellationToken.ThrowIfCancellationRequested();
             var key = ClustersKey + cluster.ClusterId;
             ValidateDestinationAddresses(cluster, key, errors);
+            if (cluster.HttpRequest?.ActivityTimeout is { } activityTimeout && activityTimeout <= TimeSpan.Zero)
+            {
+                // YARP takes it, and every request to the cluster then timed out at once (504) until the next edit.
+                errors.Add(new ConfigError(key + ":HttpRequest:ActivityTimeout", $"'{activityTimeout}' is not a time greater than zero: every request to the cluster would time out at once (504). Leave it out for YARP's 100 s."));
+            }
+
             foreach (var rule in _rules)
             {
                 rule.ValidateCluster(cluster, key, errors);
@@ -205,9 +211,21 @@ internal sealed class GatewayConfigValidator(IConfigValidator yarpValidator, IEn
         foreach (var (id, destination) in cluster.Destinations)
         {
             var addressKey = $"{key}:Destinations:{id}:Address";
-            if (!Uri.TryCreate(destination.Address, UriKind.Absolute, out var uri))
+            if (string.IsNullOrEmpty(destination.Address))
             {
                 continue; // YARP's own validator names it
+            }
+
+            // Without "://" the scheme is missing, however the rest parses ("localhost:5000" reads as the scheme
+            // "localhost", "10.0.0.5:8080" as nothing at all): YARP takes either, and every request to it got 502.
+            if (!destination.Address.Contains("://", StringComparison.Ordinal) || !Uri.TryCreate(destination.Address, UriKind.Absolute, out var uri))
+            {
+                var address = destination.Address.Trim();
+                var meant = !address.Contains("//", StringComparison.Ordinal) && !address.StartsWith('/')
+                    && Uri.TryCreate("http://" + address, UriKind.Absolute, out var withScheme) && withScheme.Host.Length > 0
+                    ? $"; did you mean 'http://{address}'?" : string.Empty;
+                errors.Add(new ConfigError(addressKey, $"'{destination.Address}' is not an absolute http:// or https:// address{meant}"));
+                continue;
             }
 
             if (uri.Scheme is not ("http" or "https"))

@@ -109,12 +109,35 @@ public class GatewayConfigValidatorTests
     [InlineData("http://127.0.0.1:1/#top", "query or fragment")]
     [InlineData("ftp://127.0.0.1:1/", "scheme 'ftp'")]
     [InlineData("ws://127.0.0.1:1/", "scheme 'ws'")]
-    public async Task DestinationWithAQueryOrAnotherScheme_IsAnError(string address, string expected)
+    // No scheme: YARP took these, and every request to the destination got 502 (an invalid URI), with readiness healthy.
+    [InlineData("127.0.0.1:9501", "'127.0.0.1:9501' is not an absolute http:// or https:// address; did you mean 'http://127.0.0.1:9501'?")]
+    [InlineData("localhost:5000", "did you mean 'http://localhost:5000'?")]
+    [InlineData("backend", "did you mean 'http://backend'?")]
+    [InlineData("/var/run/app.sock", "'/var/run/app.sock' is not an absolute http:// or https:// address")]
+    [InlineData("http//10.0.0.5/", "'http//10.0.0.5/' is not an absolute http:// or https:// address")]
+    [InlineData("http://[::1", "is not an absolute http:// or https:// address")]
+    public async Task DestinationWithAQueryOrAnotherSchemeOrNone_IsAnError(string address, string expected)
     {
         var errors = await ValidateAsync($$"""
         { "ReverseProxy": { "Clusters": { "c": { "Destinations": { "d": { "Address": "{{address}}" } } } } } }
         """);
         Assert.Contains(errors, e => e.Key == "ReverseProxy:Clusters:c:Destinations:d:Address" && e.Message.Contains(expected, StringComparison.Ordinal));
+        Assert.DoesNotContain(errors, e => e.Message.Contains("did you mean 'http://http", StringComparison.Ordinal) || e.Message.Contains("did you mean 'http:///", StringComparison.Ordinal));
+    }
+
+    [Theory]
+    [InlineData("00:00:00", true)]
+    [InlineData("-00:00:01", true)]
+    [InlineData("00:00:00.001", false)]
+    [InlineData("00:05:00", false)]
+    public async Task AClustersActivityTimeoutOfZeroOrLess_IsAnError(string timeout, bool refused)
+    {
+        // YARP took 00:00:00, and every request to the cluster got 504 at once (tried by hand, on a reload).
+        var errors = await ValidateAsync($$"""
+        { "ReverseProxy": { "Clusters": { "c": { "HttpRequest": { "ActivityTimeout": "{{timeout}}" }, "Destinations": { "d": { "Address": "http://127.0.0.1:1" } } } } } }
+        """);
+        Assert.Equal(refused, errors.Any(e => e.Key == "ReverseProxy:Clusters:c:HttpRequest:ActivityTimeout" && e.Message.Contains("not a time greater than zero", StringComparison.Ordinal)));
+        Assert.Equal(refused ? 1 : 0, errors.Count);
     }
 
     [Fact]
