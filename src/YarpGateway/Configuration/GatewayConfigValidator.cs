@@ -9,13 +9,17 @@ namespace YarpGateway.Configuration;
 /// cluster references, ambiguous routes and destination addresses, every feature's <see cref="IProxyConfigRule"/>, and
 /// YARP's own validator. Returns every error, never just the first.
 /// </summary>
-internal sealed class GatewayConfigValidator(IConfigValidator yarpValidator, IEnumerable<ILoadBalancingPolicy> loadBalancingPolicies, IEnumerable<IProxyConfigRule> rules)
+internal sealed class GatewayConfigValidator(IConfigValidator yarpValidator, IEnumerable<ILoadBalancingPolicy> loadBalancingPolicies, IEnumerable<IProxyConfigRule> rules,
+    Microsoft.AspNetCore.Routing.ParameterPolicyFactory parameterPolicies, Microsoft.Extensions.Options.IOptions<Microsoft.AspNetCore.Routing.RouteOptions> routeOptions)
 {
     private readonly IProxyConfigRule[] _rules = rules.ToArray();
     private readonly string _policyNames = string.Join(", ", loadBalancingPolicies.Select(p => p.Name).Order(StringComparer.Ordinal));
 
     private const string RoutesKey = ProxyConfigReader.SectionName + ":Routes:";
     private const string ClustersKey = ProxyConfigReader.SectionName + ":Clusters:";
+
+    /// <summary>Characters no Host header carries: a route host with one can never match.</summary>
+    private static readonly System.Buffers.SearchValues<char> NotInAHost = System.Buffers.SearchValues.Create("/?#@ \t");
 
     public async ValueTask<IReadOnlyList<ConfigError>> ValidateAsync(ProxyConfigReadResult config, CancellationToken cancellationToken)
     {
@@ -32,6 +36,8 @@ internal sealed class GatewayConfigValidator(IConfigValidator yarpValidator, IEn
                 errors.Add(new ConfigError(key + ":ClusterId", $"route '{route.RouteId}' refers to cluster '{route.ClusterId}', which is not defined ({known})."));
             }
 
+            ValidateHosts(route, key, errors);
+            ValidatePathPolicies(route, key, errors);
             foreach (var rule in _rules)
             {
                 rule.ValidateRoute(route, key, errors);
@@ -198,6 +204,85 @@ internal sealed class GatewayConfigValidator(IConfigValidator yarpValidator, IEn
         }
 
         return shape.ToString();
+    }
+
+    /// <summary>
+    /// Each constraint in a route's path, created as routing creates it when it builds its table (by name, with its
+    /// arguments; a regex compiled, which routing leaves to the first request). One routing cannot create
+    /// (<c>{id:nosuchconstraint}</c>, <c>{id:min(abc)}</c>) passed YARP's validation and then failed YARP's apply, and
+    /// ASP.NET Core's route table took no later configuration either until a restart (tried: a good reload after it was
+    /// logged as applied and never served).
+    /// </summary>
+    private void ValidatePathPolicies(RouteConfig route, string key, List<ConfigError> errors)
+    {
+        if (string.IsNullOrEmpty(route.Match.Path))
+        {
+            return;
+        }
+
+        RoutePattern pattern;
+        try
+        {
+            pattern = RoutePatternFactory.Parse(route.Match.Path);
+        }
+        catch (RoutePatternException)
+        {
+            return; // YARP's own validator names it
+        }
+
+        foreach (var parameter in pattern.Parameters)
+        {
+            foreach (var reference in parameter.ParameterPolicies)
+            {
+                if (reference.Content is not { } constraint)
+                {
+                    continue;
+                }
+
+                try
+                {
+                    if (parameterPolicies.Create(parameter, constraint) is Microsoft.AspNetCore.Routing.Constraints.RegexRouteConstraint regex)
+                    {
+                        _ = regex.Constraint;
+                    }
+                }
+                catch (Exception ex) when (ex is InvalidOperationException or ArgumentException or FormatException or InvalidCastException or OverflowException or Microsoft.AspNetCore.Routing.RouteCreationException or System.Reflection.TargetInvocationException)
+                {
+                    var reason = (ex is System.Reflection.TargetInvocationException { InnerException: { } inner } ? inner : ex).Message;
+                    var known = string.Join(", ", routeOptions.Value.ConstraintMap.Keys.Order(StringComparer.Ordinal));
+                    errors.Add(new ConfigError(key + ":Match:Path", $"'{route.Match.Path}': the constraint '{constraint}' on '{parameter.Name}' cannot be used: {reason} Constraints routing knows: {known}."));
+                }
+            }
+        }
+    }
+
+    /// <summary>
+    /// A route's hosts as ASP.NET Core's routing reads them: a name, or a name and a port (a number or <c>*</c>), split at
+    /// ':'. Routing throws on anything else (<c>http://a.com</c>, an IPv6 address) when it builds its table, so one such
+    /// host made every request to every route fail with 500 (tried on a reload), where YARP's validation passed it. A host
+    /// with a path or other characters no Host header carries (<c>a.com/api</c>) could never match: refused too.
+    /// </summary>
+    private static void ValidateHosts(RouteConfig route, string key, List<ConfigError> errors)
+    {
+        if (route.Match.Hosts is not { } hosts)
+        {
+            return;
+        }
+
+        foreach (var host in hosts)
+        {
+            if (string.IsNullOrEmpty(host))
+            {
+                continue; // YARP's own validator names it
+            }
+
+            var parts = host.Split(':');
+            var routable = parts[0].Length > 0 && (parts.Length == 1 || (parts.Length == 2 && (parts[1] == "*" || int.TryParse(parts[1], System.Globalization.NumberStyles.None, System.Globalization.CultureInfo.InvariantCulture, out _))));
+            if (!routable || host.AsSpan().IndexOfAny(NotInAHost) >= 0)
+            {
+                errors.Add(new ConfigError(key + ":Match:Hosts", $"'{host}' is not a host a request can match: a name, optionally with a port (api.example.com, api.example.com:8443, *.example.com, api.example.com:*), with no scheme or path{(routable ? string.Empty : "; routing cannot read it, and every request to every route would fail with 500")}."));
+            }
+        }
     }
 
     /// <summary>A destination is an absolute http or https address with no query or fragment (a query ends up inside the forwarded path).</summary>

@@ -10,9 +10,18 @@ internal sealed partial class ProxyConfigStatus(GatewayConfigProvider provider, 
 {
     private volatile bool _applied;
     private long _appliedRevision;
+    private long _failedRevision = -1;
 
     /// <summary>True once YARP has applied a configuration.</summary>
     public bool IsApplied => _applied;
+
+    /// <summary>
+    /// The gateway's revision YARP last failed to apply since start (0 when its revision is not known), or null. Kept
+    /// until a restart: when the failure was ASP.NET Core's route table failing to build, the table took no later
+    /// configuration either (tried with a route constraint routing could not create, before validation refused those),
+    /// though YARP reports each later one as applied.
+    /// </summary>
+    public long? FailedRevision => Interlocked.Read(ref _failedRevision) is >= 0 and var revision ? revision : null;
 
     /// <summary>
     /// The gateway's revision YARP has applied (0 before the first). The provider's revision moves
@@ -35,8 +44,15 @@ internal sealed partial class ProxyConfigStatus(GatewayConfigProvider provider, 
 
     public void ConfigurationApplyingFailed(IReadOnlyList<IProxyConfig> proxyConfigs, Exception exception)
     {
+        long revision = 0;
+        foreach (var config in proxyConfigs)
+        {
+            revision = provider.RevisionOf(config) ?? revision;
+        }
+
+        Interlocked.Exchange(ref _failedRevision, revision);
         metrics.Reloaded(applied: false);
-        Log.ApplyFailed(logger, exception);
+        Log.ApplyFailed(logger, revision, exception);
     }
 
     public void ConfigurationLoaded(IReadOnlyList<IProxyConfig> proxyConfigs)
@@ -51,8 +67,8 @@ internal sealed partial class ProxyConfigStatus(GatewayConfigProvider provider, 
 
     private static partial class Log
     {
-        [LoggerMessage(1, LogLevel.Error, "YARP could not apply the proxy configuration; the previous one keeps serving.", EventName = "ConfigApplyFailed")]
-        public static partial void ApplyFailed(ILogger logger, Exception exception);
+        [LoggerMessage(1, LogLevel.Error, "YARP could not apply revision {Revision} of the proxy configuration; the previous one keeps serving. Later reloads may not reach the route table until the gateway restarts (ASP.NET Core's table takes no update after one that failed to build); readiness stays up, with its config check Degraded until then.", EventName = "ConfigApplyFailed")]
+        public static partial void ApplyFailed(ILogger logger, long revision, Exception exception);
 
         [LoggerMessage(2, LogLevel.Error, "YARP could not load the proxy configuration; the previous one keeps serving.", EventName = "ConfigLoadFailed")]
         public static partial void LoadFailed(ILogger logger, Exception exception);

@@ -140,6 +140,63 @@ public class GatewayConfigValidatorTests
         Assert.Equal(refused ? 1 : 0, errors.Count);
     }
 
+    [Theory]
+    [InlineData("http://a.com", true)] // routing threw building its table: every request to every route got 500
+    [InlineData("[::1]:8080", true)]
+    [InlineData("a.com:port", true)]
+    [InlineData(":8080", true)]
+    [InlineData("a.com/api", false)] // never matched
+    [InlineData("a.com", null)]
+    [InlineData("a.com:8443", null)]
+    [InlineData("*.a.com", null)]
+    [InlineData("a.com:*", null)]
+    [InlineData("localhost", null)]
+    public async Task ARouteHostRoutingCannotRead_OrThatCanNeverMatch_IsAnError(string host, bool? unreadable)
+    {
+        var errors = await ValidateAsync($$"""
+        { "ReverseProxy": { "Routes": { "r": { "ClusterId": "c", "Match": { "Path": "/{**all}", "Hosts": [ "{{host}}" ] } } },
+          "Clusters": { "c": { "Destinations": { "d": { "Address": "http://127.0.0.1:1" } } } } } }
+        """);
+        if (unreadable is null)
+        {
+            Assert.Empty(errors);
+            return;
+        }
+
+        var error = Assert.Single(errors);
+        Assert.Equal("ReverseProxy:Routes:r:Match:Hosts", error.Key);
+        Assert.Contains($"'{host}' is not a host a request can match", error.Message, StringComparison.Ordinal);
+        Assert.Equal(unreadable.Value, error.Message.Contains("every request to every route would fail with 500", StringComparison.Ordinal));
+    }
+
+    [Theory]
+    [InlineData("/x/{id:nosuchconstraint}", "could not be resolved")]
+    [InlineData("/x/{id:min(abc)}", null)]
+    [InlineData("/x/{id:regex([)}", null)] // routing compiles it at the first request
+    [InlineData("/x/{id:length(1,x)}", null)]
+    [InlineData("/x/{id:int}", "")]
+    [InlineData("/x/{id:regex(^\\\\d{{3}}$)}", "")]
+    [InlineData("/x/{id:min(1):max(9)}/{name:alpha:minlength(2)}", "")]
+    public async Task ARouteConstraintRoutingCannotCreate_IsAnError(string path, string? expected)
+    {
+        // YARP's validation passed these; YARP's apply then failed, and the route table took no later reload until a restart.
+        var errors = await ValidateAsync($$"""
+        { "ReverseProxy": { "Routes": { "r": { "ClusterId": "c", "Match": { "Path": "{{path}}" } } },
+          "Clusters": { "c": { "Destinations": { "d": { "Address": "http://127.0.0.1:1" } } } } } }
+        """);
+        if (expected == "")
+        {
+            Assert.Empty(errors);
+            return;
+        }
+
+        var error = Assert.Single(errors);
+        Assert.Equal("ReverseProxy:Routes:r:Match:Path", error.Key);
+        Assert.Contains("cannot be used", error.Message, StringComparison.Ordinal);
+        Assert.Contains("Constraints routing knows: alpha, bool,", error.Message, StringComparison.Ordinal);
+        Assert.Contains(expected ?? string.Empty, error.Message, StringComparison.Ordinal);
+    }
+
     [Fact]
     public async Task HashCookieAffinity_AndAffinityWithoutAPolicy_AreValid()
     {

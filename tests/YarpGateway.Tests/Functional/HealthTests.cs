@@ -105,6 +105,52 @@ public class HealthTests
     }
 
     [Fact]
+    public async Task AConfigurationYarpCannotApply_LeavesReadinessUp_WithItsConfigCheckDegradedUntilARestart()
+    {
+        // After an apply that failed building ASP.NET Core's route table, the table took no later reload (tried by hand),
+        // though YARP reports them applied: the check must not turn Healthy again on its own. Here the apply fails in a
+        // cluster change listener, one of the ways validation cannot foresee.
+        await using var backend = await TestBackend.StartAsync("a");
+        await using var gateway = await GatewayUnderTest.StartAsync(
+            ProxyConfigJson.CatchAll("RoundRobin", (backend, null)),
+            services => services.AddSingleton<Yarp.ReverseProxy.Model.IClusterChangeListener, FailsOnCluster>());
+        using var management = gateway.CreateManagementClient();
+        var bound = TimeSpan.FromSeconds(5);
+
+        var failing = ProxyConfigJson.CatchAll("RoundRobin", (backend, null));
+        failing["ReverseProxy"]!["Clusters"]!["boom"] = JsonNode.Parse($$"""{ "Destinations": { "d": { "Address": "{{backend.Address}}" } } }""");
+        gateway.WriteConfig(failing);
+        Assert.True(await Eventually.TrueAsync(async () => (await GetAsync(management, "/healthz/ready")).Body.GetProperty("status").GetString() == "Degraded", bound), "the config check did not turn Degraded");
+        var (status, body) = await GetAsync(management, "/healthz/ready");
+        Assert.Equal(HttpStatusCode.OK, status);
+        Assert.Contains("revision 2 of the proxy configuration could not be applied", body.GetProperty("checks").GetProperty("config").GetProperty("description").GetString(), StringComparison.Ordinal);
+        Assert.Contains(gateway.Logs.Lines, l => l.Contains("[ConfigApplyFailed] YARP could not apply revision 2", StringComparison.Ordinal));
+
+        gateway.WriteConfig(ProxyConfigJson.CatchAll("WeightedRoundRobin", (backend, "2"))); // YARP applies this one
+        Assert.True(await Eventually.TrueAsync(() => gateway.Logs.Lines.Any(l => l.Contains("revision 3", StringComparison.Ordinal)), bound), "the good reload was not taken");
+        Assert.Equal("Degraded", (await GetAsync(management, "/healthz/ready")).Body.GetProperty("checks").GetProperty("config").GetProperty("status").GetString());
+    }
+
+    private sealed class FailsOnCluster : Yarp.ReverseProxy.Model.IClusterChangeListener
+    {
+        public void OnClusterAdded(Yarp.ReverseProxy.Model.ClusterState cluster)
+        {
+            if (cluster.ClusterId == "boom")
+            {
+                throw new InvalidOperationException("a listener that fails on cluster 'boom'");
+            }
+        }
+
+        public void OnClusterChanged(Yarp.ReverseProxy.Model.ClusterState cluster)
+        {
+        }
+
+        public void OnClusterRemoved(Yarp.ReverseProxy.Model.ClusterState cluster)
+        {
+        }
+    }
+
+    [Fact]
     public async Task TheRemovedGlobalOption_StillStarts_WithAWarningSayingWhatToDo()
     {
         await using var backend = await TestBackend.StartAsync("a");
