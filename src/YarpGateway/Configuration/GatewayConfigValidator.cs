@@ -38,6 +38,11 @@ internal sealed class GatewayConfigValidator(IConfigValidator yarpValidator, IEn
 
             ValidateHosts(route, key, errors);
             ValidatePathPolicies(route, key, errors);
+            if (route.MaxRequestBodySize is < -1 and var bodySize)
+            {
+                // YARP took it, and Kestrel refused the value on every request to the route, a GET included: 500.
+                errors.Add(new ConfigError(key + ":MaxRequestBodySize", $"'{bodySize}' is not a size in bytes: use a whole number of at least 0, or -1 for no limit."));
+            }
             foreach (var rule in _rules)
             {
                 rule.ValidateRoute(route, key, errors);

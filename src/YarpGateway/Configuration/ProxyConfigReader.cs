@@ -33,22 +33,41 @@ internal static class ProxyConfigReader
         return new ProxyConfigReadResult(routes, clusters, errors);
     }
 
-    private static RouteConfig ReadRoute(IConfigurationSection section, List<ConfigError> errors) => new()
+    /// <summary>
+    /// A route's <c>MaxRequestBodySize</c>, mirrored in its <c>Metadata</c> under this key. YARP's <c>RouteConfig.Equals</c>
+    /// leaves the size out, so an edit of it alone was no change to the gateway's provider nor to YARP: nothing was logged,
+    /// and the route kept its old limit until a restart (tried: 10 raised to 100 000, and a 20-byte upload still got 413).
+    /// <c>Metadata</c> is compared, so the mirror makes the edit a change of the route. Nothing reads the key.
+    /// </summary>
+    internal const string MaxRequestBodySizeMirror = "YarpGateway.MaxRequestBodySize";
+
+    private static RouteConfig ReadRoute(IConfigurationSection section, List<ConfigError> errors)
     {
-        RouteId = section.Key,
-        ClusterId = section[nameof(RouteConfig.ClusterId)],
-        Order = Get<int?>(section, nameof(RouteConfig.Order), errors),
-        MaxRequestBodySize = Get<long?>(section, nameof(RouteConfig.MaxRequestBodySize), errors),
-        AuthorizationPolicy = section[nameof(RouteConfig.AuthorizationPolicy)],
-        RateLimiterPolicy = section[nameof(RouteConfig.RateLimiterPolicy)],
-        TimeoutPolicy = section[nameof(RouteConfig.TimeoutPolicy)],
-        Timeout = Get<TimeSpan?>(section, nameof(RouteConfig.Timeout), errors),
-        CorsPolicy = section[nameof(RouteConfig.CorsPolicy)],
-        OutputCachePolicy = section[nameof(RouteConfig.OutputCachePolicy)],
-        Match = Get<RouteMatch>(section, nameof(RouteConfig.Match), errors) ?? new RouteMatch(),
-        Metadata = ReadDictionary(section.GetSection(nameof(RouteConfig.Metadata))),
-        Transforms = ReadTransforms(section.GetSection(nameof(RouteConfig.Transforms))),
-    };
+        var maxRequestBodySize = Get<long?>(section, nameof(RouteConfig.MaxRequestBodySize), errors);
+        var metadata = ReadDictionary(section.GetSection(nameof(RouteConfig.Metadata)));
+        if (maxRequestBodySize is { } size)
+        {
+            metadata ??= new Dictionary<string, string>(StringComparer.OrdinalIgnoreCase);
+            metadata[MaxRequestBodySizeMirror] = size.ToString(System.Globalization.CultureInfo.InvariantCulture);
+        }
+
+        return new()
+        {
+            RouteId = section.Key,
+            ClusterId = section[nameof(RouteConfig.ClusterId)],
+            Order = Get<int?>(section, nameof(RouteConfig.Order), errors),
+            MaxRequestBodySize = maxRequestBodySize,
+            AuthorizationPolicy = section[nameof(RouteConfig.AuthorizationPolicy)],
+            RateLimiterPolicy = section[nameof(RouteConfig.RateLimiterPolicy)],
+            TimeoutPolicy = section[nameof(RouteConfig.TimeoutPolicy)],
+            Timeout = Get<TimeSpan?>(section, nameof(RouteConfig.Timeout), errors),
+            CorsPolicy = section[nameof(RouteConfig.CorsPolicy)],
+            OutputCachePolicy = section[nameof(RouteConfig.OutputCachePolicy)],
+            Match = Get<RouteMatch>(section, nameof(RouteConfig.Match), errors) ?? new RouteMatch(),
+            Metadata = metadata,
+            Transforms = ReadTransforms(section.GetSection(nameof(RouteConfig.Transforms))),
+        };
+    }
 
     private static ClusterConfig ReadCluster(IConfigurationSection section, List<ConfigError> errors) => new()
     {

@@ -197,6 +197,21 @@ public class GatewayConfigValidatorTests
         Assert.Contains(expected ?? string.Empty, error.Message, StringComparison.Ordinal);
     }
 
+    [Theory]
+    [InlineData("-2", true)] // YARP took it: every request to the route got 500 (Kestrel refuses the value)
+    [InlineData("-1", false)]
+    [InlineData("0", false)]
+    [InlineData("1048576", false)]
+    public async Task ARoutesMaxRequestBodySizeBelowMinusOne_IsAnError(string size, bool refused)
+    {
+        var errors = await ValidateAsync($$"""
+        { "ReverseProxy": { "Routes": { "r": { "ClusterId": "c", "MaxRequestBodySize": {{size}}, "Match": { "Path": "/{**all}" } } },
+          "Clusters": { "c": { "Destinations": { "d": { "Address": "http://127.0.0.1:1" } } } } } }
+        """);
+        Assert.Equal(refused, errors.Any(e => e.Key == "ReverseProxy:Routes:r:MaxRequestBodySize" && e.Message.Contains("is not a size in bytes", StringComparison.Ordinal)));
+        Assert.Equal(refused ? 1 : 0, errors.Count);
+    }
+
     [Fact]
     public async Task HashCookieAffinity_AndAffinityWithoutAPolicy_AreValid()
     {

@@ -109,6 +109,32 @@ public class ReloadTests
         """;
 
     [Fact]
+    public async Task AnEditOfARoutesMaxRequestBodySizeAlone_IsAppliedAndLogged()
+    {
+        // YARP's RouteConfig.Equals leaves MaxRequestBodySize out: an edit of it alone was no change to the gateway's
+        // provider nor to YARP, nothing was logged, and the route kept its old limit until a restart.
+        await using var backend = await TestBackend.StartAsync("a");
+        var config = ProxyConfigJson.CatchAll("RoundRobin", (backend, null));
+        config["ReverseProxy"]!["Routes"]!["all"]!["MaxRequestBodySize"] = 10;
+        await using var gateway = await GatewayUnderTest.StartAsync(config);
+        using var client = gateway.CreateProxyClient();
+        using (var refused = await client.PostAsync("/up", new ByteArrayContent(new byte[20])))
+        {
+            Assert.Equal(HttpStatusCode.RequestEntityTooLarge, refused.StatusCode);
+        }
+
+        config["ReverseProxy"]!["Routes"]!["all"]!["MaxRequestBodySize"] = 100_000;
+        gateway.WriteConfig(config);
+        Assert.True(await Eventually.TrueAsync(() => gateway.Logs.Lines.Any(l => l.Contains("revision 2", StringComparison.Ordinal) && l.Contains("Routes:all:MaxRequestBodySize: '10' -> '100000'", StringComparison.Ordinal)), TimeSpan.FromSeconds(5)),
+            "the edit was not taken: " + string.Join(" | ", gateway.Logs.Lines.Where(l => l.Contains("GatewayConfigProvider", StringComparison.Ordinal))));
+        Assert.True(await Eventually.TrueAsync(async () =>
+        {
+            using var response = await client.PostAsync("/up", new ByteArrayContent(new byte[20]));
+            return response.StatusCode == HttpStatusCode.OK;
+        }, TimeSpan.FromSeconds(5)), "a 20-byte upload is still refused under the raised limit");
+    }
+
+    [Fact]
     public async Task BadGatewayOptionsOnReload_PreviousSettingsStay_ErrorLoggedOnceAndCounted()
     {
         await using var a = await TestBackend.StartAsync("a");
