@@ -301,6 +301,17 @@ internal sealed class GatewayConfigValidator(IConfigValidator yarpValidator, IEn
         foreach (var (id, destination) in cluster.Destinations)
         {
             var addressKey = $"{key}:Destinations:{id}:Address";
+
+            // The Host header sent to the destination: YARP took any text, and every request to it failed with 502 when the
+            // header could not be written (tried: a value with a line break).
+            if (!string.IsNullOrEmpty(destination.Host)
+                && (destination.Host.AsSpan().IndexOfAny(NotInAHost) >= 0 || destination.Host.Any(char.IsControl)
+                    || !Uri.TryCreate("http://" + destination.Host + "/", UriKind.Absolute, out var hostUri)
+                    || !string.Equals(hostUri.Authority, destination.Host, StringComparison.OrdinalIgnoreCase) && !string.Equals(hostUri.Host, destination.Host, StringComparison.OrdinalIgnoreCase)))
+            {
+                errors.Add(new ConfigError($"{key}:Destinations:{id}:Host", $"'{destination.Host}' is not a host name or address with an optional port, as a Host header carries it; every request to the destination would fail with 502."));
+            }
+
             if (string.IsNullOrEmpty(destination.Address))
             {
                 continue; // YARP's own validator names it

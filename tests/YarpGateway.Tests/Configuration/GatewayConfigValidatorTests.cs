@@ -212,6 +212,24 @@ public class GatewayConfigValidatorTests
         Assert.Equal(refused ? 1 : 0, errors.Count);
     }
 
+    [Theory]
+    [InlineData("bad host", true)]
+    [InlineData("a.example\r\nX-Injected: 1", true)] // YARP took it: every request to the destination got 502
+    [InlineData("a.example/path", true)]
+    [InlineData("a.example", false)]
+    [InlineData("a.example:8443", false)]
+    [InlineData("10.0.0.5", false)]
+    [InlineData("[::1]:8080", false)]
+    public async Task ADestinationHostThatCannotBeAHostHeader_IsAnError(string host, bool refused)
+    {
+        var destination = new System.Text.Json.Nodes.JsonObject { ["Address"] = "http://127.0.0.1:1", ["Host"] = host };
+        var errors = await ValidateAsync($$"""
+        { "ReverseProxy": { "Clusters": { "c": { "Destinations": { "d": {{destination.ToJsonString()}} } } } } }
+        """);
+        Assert.Equal(refused, errors.Any(e => e.Key == "ReverseProxy:Clusters:c:Destinations:d:Host" && e.Message.Contains("is not a host name or address", StringComparison.Ordinal)));
+        Assert.Equal(refused ? 1 : 0, errors.Count);
+    }
+
     [Fact]
     public async Task HashCookieAffinity_AndAffinityWithoutAPolicy_AreValid()
     {
