@@ -6,8 +6,10 @@ namespace YarpGateway.Configuration;
 
 /// <summary>
 /// Validates a proxy configuration completely before it is applied: what the reader could not read,
-/// cluster references, ambiguous routes and destination addresses, every feature's <see cref="IProxyConfigRule"/>, and
-/// YARP's own validator. Returns every error, never just the first.
+/// cluster references, ambiguous routes, what YARP takes but routing, Kestrel or the backend client then fail on at
+/// every request or at the apply (route hosts and constraints, a body size below -1, destination addresses and hosts,
+/// an activity timeout of zero), every feature's <see cref="IProxyConfigRule"/>, and YARP's own validator. Returns every
+/// error, never just the first.
 /// </summary>
 internal sealed class GatewayConfigValidator(IConfigValidator yarpValidator, IEnumerable<ILoadBalancingPolicy> loadBalancingPolicies, IEnumerable<IProxyConfigRule> rules,
     Microsoft.AspNetCore.Routing.ParameterPolicyFactory parameterPolicies, Microsoft.Extensions.Options.IOptions<Microsoft.AspNetCore.Routing.RouteOptions> routeOptions)
@@ -43,6 +45,7 @@ internal sealed class GatewayConfigValidator(IConfigValidator yarpValidator, IEn
                 // YARP took it, and Kestrel refused the value on every request to the route, a GET included: 500.
                 errors.Add(new ConfigError(key + ":MaxRequestBodySize", $"'{bodySize}' is not a size in bytes: use a whole number of at least 0, or -1 for no limit."));
             }
+
             foreach (var rule in _rules)
             {
                 rule.ValidateRoute(route, key, errors);
@@ -290,7 +293,10 @@ internal sealed class GatewayConfigValidator(IConfigValidator yarpValidator, IEn
         }
     }
 
-    /// <summary>A destination is an absolute http or https address with no query or fragment (a query ends up inside the forwarded path).</summary>
+    /// <summary>
+    /// A destination is an absolute http or https address with no query or fragment (a query ends up inside the forwarded
+    /// path), and its <c>Host</c>, when set, one a Host header can carry.
+    /// </summary>
     private static void ValidateDestinationAddresses(ClusterConfig cluster, string key, List<ConfigError> errors)
     {
         if (cluster.Destinations is null)
