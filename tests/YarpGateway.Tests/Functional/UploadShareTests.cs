@@ -49,7 +49,9 @@ public class UploadShareTests
             }
 
             Assert.Equal(4, limits.UploadShare!.InUse);
-            Assert.Contains(gateway.Logs.Lines, l => l.Contains("[UploadShareFull] 4 requests are still receiving their bodies from their clients, the uploads' share of the global limit (Gateway:Admission:UploadShare 0.5)", StringComparison.Ordinal));
+            // Logged just after the refusal is counted: a fresh-clone run under load once read the log between the two.
+            Assert.True(await Eventually.TrueAsync(() => gateway.Logs.Lines.Any(l => l.Contains("[UploadShareFull] 4 requests are still receiving their bodies from their clients, the uploads' share of the global limit (Gateway:Admission:UploadShare 0.5)", StringComparison.Ordinal)), Bound),
+                "no UploadShareFull line: " + string.Join(" | ", gateway.Logs.Lines.Where(l => l.Contains("UploadShare", StringComparison.Ordinal))));
 
             // The refused four were answered 503 with Retry-After, without waiting for their bodies. (Counted as refused a
             // moment before the answer reaches their sockets: a test run under load once read three of them here.)
