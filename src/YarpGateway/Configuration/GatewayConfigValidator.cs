@@ -325,10 +325,11 @@ internal sealed class GatewayConfigValidator(IConfigValidator yarpValidator, IEn
 
             // Without "://" the scheme is missing, however the rest parses ("localhost:5000" reads as the scheme
             // "localhost", "10.0.0.5:8080" as nothing at all): YARP takes either, and every request to it got 502.
-            if (!destination.Address.Contains("://", StringComparison.Ordinal) || !Uri.TryCreate(destination.Address, UriKind.Absolute, out var uri))
+            var hasScheme = destination.Address.Contains("://", StringComparison.Ordinal);
+            if (!hasScheme || !Uri.TryCreate(destination.Address, UriKind.Absolute, out var uri))
             {
                 var address = destination.Address.Trim();
-                var meant = !address.Contains("//", StringComparison.Ordinal) && !address.StartsWith('/')
+                var meant = !hasScheme && !address.Contains("//", StringComparison.Ordinal) && !address.StartsWith('/')
                     && Uri.TryCreate("http://" + address, UriKind.Absolute, out var withScheme) && withScheme.Host.Length > 0
                     ? $"; did you mean 'http://{address}'?" : string.Empty;
                 errors.Add(new ConfigError(addressKey, $"'{destination.Address}' is not an absolute http:// or https:// address{meant}"));

@@ -136,8 +136,7 @@ public class GatewayConfigValidatorTests
         var errors = await ValidateAsync($$"""
         { "ReverseProxy": { "Clusters": { "c": { "HttpRequest": { "ActivityTimeout": "{{timeout}}" }, "Destinations": { "d": { "Address": "http://127.0.0.1:1" } } } } } }
         """);
-        Assert.Equal(refused, errors.Any(e => e.Key == "ReverseProxy:Clusters:c:HttpRequest:ActivityTimeout" && e.Message.Contains("not a time greater than zero", StringComparison.Ordinal)));
-        Assert.Equal(refused ? 1 : 0, errors.Count);
+        AssertTheOnlyErrorOrNone(errors, refused, "ReverseProxy:Clusters:c:HttpRequest:ActivityTimeout", "not a time greater than zero");
     }
 
     [Theory]
@@ -208,8 +207,7 @@ public class GatewayConfigValidatorTests
         { "ReverseProxy": { "Routes": { "r": { "ClusterId": "c", "MaxRequestBodySize": {{size}}, "Match": { "Path": "/{**all}" } } },
           "Clusters": { "c": { "Destinations": { "d": { "Address": "http://127.0.0.1:1" } } } } } }
         """);
-        Assert.Equal(refused, errors.Any(e => e.Key == "ReverseProxy:Routes:r:MaxRequestBodySize" && e.Message.Contains("is not a size in bytes", StringComparison.Ordinal)));
-        Assert.Equal(refused ? 1 : 0, errors.Count);
+        AssertTheOnlyErrorOrNone(errors, refused, "ReverseProxy:Routes:r:MaxRequestBodySize", "is not a size in bytes");
     }
 
     [Theory]
@@ -226,8 +224,7 @@ public class GatewayConfigValidatorTests
         var errors = await ValidateAsync($$"""
         { "ReverseProxy": { "Clusters": { "c": { "Destinations": { "d": {{destination.ToJsonString()}} } } } } }
         """);
-        Assert.Equal(refused, errors.Any(e => e.Key == "ReverseProxy:Clusters:c:Destinations:d:Host" && e.Message.Contains("is not a host name or address", StringComparison.Ordinal)));
-        Assert.Equal(refused ? 1 : 0, errors.Count);
+        AssertTheOnlyErrorOrNone(errors, refused, "ReverseProxy:Clusters:c:Destinations:d:Host", "is not a host name or address");
     }
 
     [Fact]
@@ -268,5 +265,12 @@ public class GatewayConfigValidatorTests
           "Clusters": { "c": { "Destinations": { "d": { "Address": "http://127.0.0.1:1" } } } } } }
         """);
         Assert.Contains(errors, e => e.Key == "ReverseProxy:Routes:r:OutputCachePolicy" && e.Message.Contains("nope", StringComparison.Ordinal));
+    }
+
+    /// <summary>With <paramref name="refused"/>, exactly one error, at <paramref name="key"/> and saying <paramref name="text"/>; otherwise none.</summary>
+    private static void AssertTheOnlyErrorOrNone(IReadOnlyList<ConfigError> errors, bool refused, string key, string text)
+    {
+        Assert.Equal(refused, errors.Any(e => e.Key == key && e.Message.Contains(text, StringComparison.Ordinal)));
+        Assert.Equal(refused ? 1 : 0, errors.Count);
     }
 }
