@@ -7,12 +7,13 @@ namespace YarpGateway.Configuration;
 /// <summary>
 /// Validates a proxy configuration completely before it is applied: what the reader could not read,
 /// cluster references, ambiguous routes, what YARP takes but routing, Kestrel or the backend client then fail on at
-/// every request or at the apply (route hosts and constraints, a body size below -1, destination addresses and hosts,
-/// an activity timeout of zero), every feature's <see cref="IProxyConfigRule"/>, and YARP's own validator. Returns every
+/// every request or at the apply (route hosts and constraints, transforms YARP cannot build, a body size below -1,
+/// destination addresses and hosts, an activity timeout of zero), every feature's <see cref="IProxyConfigRule"/>, and YARP's own validator. Returns every
 /// error, never just the first.
 /// </summary>
 internal sealed class GatewayConfigValidator(IConfigValidator yarpValidator, IEnumerable<ILoadBalancingPolicy> loadBalancingPolicies, IEnumerable<IProxyConfigRule> rules,
-    Microsoft.AspNetCore.Routing.ParameterPolicyFactory parameterPolicies, Microsoft.Extensions.Options.IOptions<Microsoft.AspNetCore.Routing.RouteOptions> routeOptions)
+    Microsoft.AspNetCore.Routing.ParameterPolicyFactory parameterPolicies, Microsoft.Extensions.Options.IOptions<Microsoft.AspNetCore.Routing.RouteOptions> routeOptions,
+    Yarp.ReverseProxy.Transforms.Builder.ITransformBuilder transformBuilder)
 {
     private readonly IProxyConfigRule[] _rules = rules.ToArray();
     private readonly string _policyNames = string.Join(", ", loadBalancingPolicies.Select(p => p.Name).Order(StringComparer.Ordinal));
@@ -55,7 +56,19 @@ internal sealed class GatewayConfigValidator(IConfigValidator yarpValidator, IEn
             // YARP asks the policies in force, which a save that adds a policy and a route naming it has not reloaded yet;
             // the CORS rule checks the route against the policies as saved.
             var policyErrors = errors.Count(e => e.Key.StartsWith(key + ":", StringComparison.Ordinal) && e.Key.EndsWith("Policy", StringComparison.Ordinal));
-            foreach (var exception in await yarpValidator.ValidateRouteAsync(route))
+            IList<Exception> yarpErrors;
+            try
+            {
+                yarpErrors = await yarpValidator.ValidateRouteAsync(route);
+            }
+            catch (InvalidOperationException ex)
+            {
+                // YARP's HttpMethodChange check throws for a key too many instead of listing it (tried: the reload
+                // "failed unexpectedly", with a stack trace).
+                yarpErrors = [ex];
+            }
+
+            foreach (var exception in yarpErrors)
             {
                 if (exception.Message.Contains("' not found for route '", StringComparison.Ordinal)
                     && (policyErrors > 0 || exception.Message.StartsWith("CORS policy '", StringComparison.Ordinal)))
@@ -64,6 +77,11 @@ internal sealed class GatewayConfigValidator(IConfigValidator yarpValidator, IEn
                 }
 
                 errors.Add(new ConfigError(key, exception.Message));
+            }
+
+            if (yarpErrors.Count == 0 && route.Transforms is { Count: > 0 })
+            {
+                BuildTransforms(route, config.Clusters, key, errors);
             }
         }
 
@@ -260,6 +278,30 @@ internal sealed class GatewayConfigValidator(IConfigValidator yarpValidator, IEn
                     var known = string.Join(", ", routeOptions.Value.ConstraintMap.Keys.Order(StringComparer.Ordinal));
                     errors.Add(new ConfigError(key + ":Match:Path", $"'{route.Match.Path}': the constraint '{constraint}' on '{parameter.Name}' cannot be used: {reason} Constraints routing knows: {known}."));
                 }
+            }
+        }
+    }
+
+    /// <summary>
+    /// A route's transforms built as YARP's apply builds them. YARP validates their keys but not all of their values, and
+    /// a value its build throws on (<c>"HttpMethodChange": "GET", "Set": "G T"</c>, a <c>PathPattern</c> with an unclosed
+    /// <c>{</c>, an empty <c>QueryRemoveParameter</c>) failed the apply, which froze the route table until a restart
+    /// (tried, each of the three), as a constraint routing cannot create does (<see cref="ValidatePathPolicies"/>).
+    /// Whatever the build throws, the apply would have.
+    /// </summary>
+    private void BuildTransforms(RouteConfig route, IReadOnlyList<ClusterConfig> clusters, string key, List<ConfigError> errors)
+    {
+        var cluster = clusters.FirstOrDefault(c => string.Equals(c.ClusterId, route.ClusterId, StringComparison.OrdinalIgnoreCase));
+        var transforms = route.Transforms!;
+        for (var i = 0; i < transforms.Count; i++)
+        {
+            try
+            {
+                _ = transformBuilder.Build(route with { Transforms = [transforms[i]] }, cluster); // one at a time, to name the one
+            }
+            catch (Exception ex) when (ex is not OperationCanceledException)
+            {
+                errors.Add(new ConfigError($"{key}:Transforms:{i}", $"YARP cannot build this transform: {ex.Message}"));
             }
         }
     }

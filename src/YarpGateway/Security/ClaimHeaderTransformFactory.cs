@@ -28,7 +28,7 @@ internal sealed class ClaimHeaderTransformFactory : ITransformFactory
             context.Errors.Add(new ArgumentException($"Transform {HeaderKey} '{header}' needs exactly one other key, \"{ClaimKey}\": the claim type to send (for example \"sub\")."));
         }
 
-        if (string.IsNullOrEmpty(header) || !IsToken(header))
+        if (!HttpSyntax.IsToken(header))
         {
             context.Errors.Add(new ArgumentException($"Transform {HeaderKey}: '{header}' is not a valid header name."));
         }
@@ -62,19 +62,6 @@ internal sealed class ClaimHeaderTransformFactory : ITransformFactory
 
             return ValueTask.CompletedTask;
         });
-        return true;
-    }
-
-    private static bool IsToken(string name)
-    {
-        foreach (var c in name)
-        {
-            if (c <= ' ' || c >= 0x7F || "\"(),/:;<=>?@[\\]{}".Contains(c, StringComparison.Ordinal))
-            {
-                return false;
-            }
-        }
-
         return true;
     }
 
