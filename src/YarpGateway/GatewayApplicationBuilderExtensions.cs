@@ -160,7 +160,7 @@ internal static class GatewayApplicationBuilderExtensions
         }
         catch (OptionsValidationException ex)
         {
-            errors.AddRange(ex.Failures.Select(failure => new ConfigError(section, failure)));
+            errors.AddRange(ex.Failures.Select(failure => ConfigError.FromFailure(section, failure)));
         }
         catch (InvalidOperationException ex)
         {

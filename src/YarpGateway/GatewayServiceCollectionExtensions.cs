@@ -103,6 +103,11 @@ internal static class GatewayServiceCollectionExtensions
         services.AddGatewayOutputCache(builder.Configuration);
         services.AddSingleton<StartupOnlySections>();
         services.AddSingleton(SettingsSchema);
+        foreach (var (section, type) in SettingsSchema.GatewaySections)
+        {
+            // No time longer than a timer takes, in any section (a longer one stopped the gateway with an unhandled exception).
+            services.AddSingleton(typeof(IValidateOptions<>).MakeGenericType(type), Activator.CreateInstance(typeof(TimeSpanRangeValidator<>).MakeGenericType(type), section)!);
+        }
         services.AddSingleton<UnknownSettings>();
 
         // Admission: concurrency limits, connection and upgrade throttling.

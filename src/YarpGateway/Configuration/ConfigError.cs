@@ -8,5 +8,23 @@ internal sealed record ConfigError(string Key, string Message)
     /// <summary>The file that set <see cref="Key"/>, when one did; filled in by <see cref="ConfigSourceLocator"/>.</summary>
     public string? File { get; init; }
 
-    public override string ToString() => File is null ? $"{Key}: {Message}" : $"{File}: {Key}: {Message}";
+    /// <summary>
+    /// An options validator's failure for <paramref name="section"/>. Validators begin each failure with the key it is
+    /// about (<c>Gateway:WebSockets:OutboundBufferBytes must be ...</c>): that key is the error's, so that the file that
+    /// set that very key is named, and the message is not preceded by its own key a second time.
+    /// </summary>
+    public static ConfigError FromFailure(string section, string failure)
+    {
+        var space = failure.IndexOf(' ', StringComparison.Ordinal);
+        var key = space > 0 ? failure[..space].TrimEnd(':') : string.Empty;
+        return new ConfigError(key.StartsWith(section + ":", StringComparison.OrdinalIgnoreCase) ? key : section, failure);
+    }
+
+    public override string ToString()
+    {
+        var where = Message.StartsWith(Key, StringComparison.Ordinal) && Message.Length > Key.Length && Message[Key.Length] is ' ' or ':'
+            ? string.Empty
+            : Key + ": ";
+        return File is null ? where + Message : $"{File}: {where}{Message}";
+    }
 }

@@ -56,7 +56,7 @@ internal static class OptionsBindingErrors
         {
             if (validator.Validate(Options.DefaultName, rest) is { Failed: true, Failures: { } failures })
             {
-                errors.AddRange(failures.Select(failure => new ConfigError(section.Path, failure)));
+                errors.AddRange(failures.Select(failure => ConfigError.FromFailure(section.Path, failure)));
             }
         }
 
