@@ -69,6 +69,7 @@ internal static class GatewayServiceCollectionExtensions
         // Configuration: YARP reads only validated snapshots from our provider.
         services.AddReverseProxy();
         services.AddSessionAffinityDataProtectionOnFirstUse(); // no key ring made at start for affinity cookies nobody uses
+        services.AddSingleton<IProxyConfigRule, SessionAffinityRule>(); // cookie and header names, cookie path and domain
         services.AddSingleton<GatewayConfigValidator>();
         services.AddSingleton<IProxyConfigRule, TransformValuesRule>(); // header names and values, route values transforms name
         services.AddSingleton<Yarp.ReverseProxy.Transforms.Builder.ITransformProvider, GrpcOverHttp11TransformProvider>(); // a gRPC route left on HTTP/1.1 is named in the log

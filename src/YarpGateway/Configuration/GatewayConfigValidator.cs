@@ -8,7 +8,8 @@ namespace YarpGateway.Configuration;
 /// Validates a proxy configuration completely before it is applied: what the reader could not read,
 /// cluster references, ambiguous routes, what YARP takes but routing, Kestrel or the backend client then fail on at
 /// every request or at the apply (route hosts and constraints, transforms YARP cannot build, a body size below -1,
-/// destination addresses and hosts, an activity timeout of zero), every feature's <see cref="IProxyConfigRule"/>, and YARP's own validator. Returns every
+/// destination and health addresses, destination hosts, a web proxy's address, the health probe's path and query, an
+/// activity timeout of zero), every feature's <see cref="IProxyConfigRule"/>, and YARP's own validator. Returns every
 /// error, never just the first.
 /// </summary>
 internal sealed class GatewayConfigValidator(IConfigValidator yarpValidator, IEnumerable<ILoadBalancingPolicy> loadBalancingPolicies, IEnumerable<IProxyConfigRule> rules,
@@ -92,6 +93,14 @@ internal sealed class GatewayConfigValidator(IConfigValidator yarpValidator, IEn
             cancellationToken.ThrowIfCancellationRequested();
             var key = ClustersKey + cluster.ClusterId;
             ValidateDestinationAddresses(cluster, key, errors);
+            ValidateActiveHealthProbe(cluster, key, errors);
+            if (cluster.HttpClient?.WebProxy?.Address is { } proxy
+                && (!proxy.IsAbsoluteUri || proxy.Scheme is not ("http" or "https" or "socks4" or "socks4a" or "socks5")))
+            {
+                // YARP takes any URI, and every request to the cluster then failed with 502 (tried: "nonsense").
+                errors.Add(new ConfigError(key + ":HttpClient:WebProxy:Address", $"'{proxy.OriginalString}' is not a proxy's address: use an absolute http://, https://, socks4://, socks4a:// or socks5:// address (every request to the cluster would fail with 502)."));
+            }
+
             if (cluster.HttpRequest?.ActivityTimeout is { } activityTimeout && activityTimeout <= TimeSpan.Zero)
             {
                 // YARP takes it, and every request to the cluster then timed out at once (504) until the next edit.
@@ -336,8 +345,8 @@ internal sealed class GatewayConfigValidator(IConfigValidator yarpValidator, IEn
     }
 
     /// <summary>
-    /// A destination is an absolute http or https address with no query or fragment (a query ends up inside the forwarded
-    /// path), and its <c>Host</c>, when set, one a Host header can carry.
+    /// A destination's <c>Address</c> and <c>Health</c> are absolute http or https addresses with no query or fragment (a
+    /// query ends up inside the forwarded path), and its <c>Host</c>, when set, one a Host header can carry.
     /// </summary>
     private static void ValidateDestinationAddresses(ClusterConfig cluster, string key, List<ConfigError> errors)
     {
@@ -360,32 +369,64 @@ internal sealed class GatewayConfigValidator(IConfigValidator yarpValidator, IEn
                 errors.Add(new ConfigError($"{key}:Destinations:{id}:Host", $"'{destination.Host}' is not a host name or address with an optional port, as a Host header carries it; every request to the destination would fail with 502."));
             }
 
-            if (string.IsNullOrEmpty(destination.Address))
-            {
-                continue; // YARP's own validator names it
-            }
+            // YARP's own validator names a missing Address; a Health address is optional (the probe goes to Address then).
+            ValidateAbsoluteAddress(destination.Address, addressKey, "a destination", errors);
+            ValidateAbsoluteAddress(destination.Health, $"{key}:Destinations:{id}:Health", "a health probe's address", errors);
+        }
+    }
 
-            // Without "://" the scheme is missing, however the rest parses ("localhost:5000" reads as the scheme
-            // "localhost", "10.0.0.5:8080" as nothing at all): YARP takes either, and every request to it got 502.
-            var hasScheme = destination.Address.Contains("://", StringComparison.Ordinal);
-            if (!hasScheme || !Uri.TryCreate(destination.Address, UriKind.Absolute, out var uri))
-            {
-                var address = destination.Address.Trim();
-                var meant = !hasScheme && !address.Contains("//", StringComparison.Ordinal) && !address.StartsWith('/')
-                    && Uri.TryCreate("http://" + address, UriKind.Absolute, out var withScheme) && withScheme.Host.Length > 0
-                    ? $"; did you mean 'http://{address}'?" : string.Empty;
-                errors.Add(new ConfigError(addressKey, $"'{destination.Address}' is not an absolute http:// or https:// address{meant}"));
-                continue;
-            }
+    /// <summary>
+    /// The active health probe's <c>Path</c> and <c>Query</c> as YARP's probe builds its request from them. YARP takes any
+    /// text, and then (tried) a path without its leading '/' or a query without its '?' failed every probe with an error
+    /// and its stack in the log, each destination each interval, leaving the destinations unhealthy; a path with a '?'
+    /// was sent escaped (<c>/h%3Fx=1</c>), a path the backend does not have.
+    /// </summary>
+    private static void ValidateActiveHealthProbe(ClusterConfig cluster, string key, List<ConfigError> errors)
+    {
+        if (cluster.HealthCheck?.Active is not { } active)
+        {
+            return;
+        }
 
-            if (uri.Scheme is not ("http" or "https"))
-            {
-                errors.Add(new ConfigError(addressKey, $"'{destination.Address}' has the scheme '{uri.Scheme}'; a destination is an http:// or https:// address."));
-            }
-            else if (uri.Query.Length > 0 || uri.Fragment.Length > 0)
-            {
-                errors.Add(new ConfigError(addressKey, $"'{destination.Address}' has a query or fragment, which would end up inside every forwarded path (the backend got /base/?x=1/path); use a route transform to add query parameters."));
-            }
+        if (!string.IsNullOrEmpty(active.Path) && (!active.Path.StartsWith('/') || active.Path.Contains('?', StringComparison.Ordinal) || active.Path.Any(char.IsControl)))
+        {
+            errors.Add(new ConfigError(key + ":HealthCheck:Active:Path", $"'{active.Path}' is not a probe path: it starts with '/', and a query goes in Query (\"Path\": \"/health\", \"Query\": \"?ready=1\")."));
+        }
+
+        if (!string.IsNullOrEmpty(active.Query) && (!active.Query.StartsWith('?') || active.Query.Any(char.IsControl)))
+        {
+            errors.Add(new ConfigError(key + ":HealthCheck:Active:Query", $"'{active.Query}' is not a probe query: it starts with '?' (\"?ready=1\")."));
+        }
+    }
+
+    /// <summary>
+    /// An absolute http:// or https:// address with no query or fragment. Without "://" the scheme is missing, however the
+    /// rest parses ("localhost:5000" reads as the scheme "localhost", "10.0.0.5:8080" as nothing at all): YARP takes either,
+    /// and every request to such a destination got 502; for a health address, every probe logged an error with its stack.
+    /// </summary>
+    private static void ValidateAbsoluteAddress(string? address, string addressKey, string what, List<ConfigError> errors)
+    {
+        if (string.IsNullOrEmpty(address))
+        {
+            return;
+        }
+
+        var hasScheme = address.Contains("://", StringComparison.Ordinal);
+        if (!hasScheme || !Uri.TryCreate(address, UriKind.Absolute, out var uri))
+        {
+            var trimmed = address.Trim();
+            var meant = !hasScheme && !trimmed.Contains("//", StringComparison.Ordinal) && !trimmed.StartsWith('/')
+                && Uri.TryCreate("http://" + trimmed, UriKind.Absolute, out var withScheme) && withScheme.Host.Length > 0
+                ? $"; did you mean 'http://{trimmed}'?" : string.Empty;
+            errors.Add(new ConfigError(addressKey, $"'{address}' is not an absolute http:// or https:// address{meant}"));
+        }
+        else if (uri.Scheme is not ("http" or "https"))
+        {
+            errors.Add(new ConfigError(addressKey, $"'{address}' has the scheme '{uri.Scheme}'; {what} is an http:// or https:// address."));
+        }
+        else if (uri.Query.Length > 0 || uri.Fragment.Length > 0)
+        {
+            errors.Add(new ConfigError(addressKey, $"'{address}' has a query or fragment, which would end up inside every forwarded path (the backend got /base/?x=1/path); use a route transform to add query parameters."));
         }
     }
 

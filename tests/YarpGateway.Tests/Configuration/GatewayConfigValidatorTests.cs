@@ -260,6 +260,47 @@ public class GatewayConfigValidatorTests
         AssertTheOnlyErrorOrNone(errors, key is not null, "ReverseProxy:Routes:r" + (key is { Length: > 0 } ? ":" + key : string.Empty), text ?? string.Empty);
     }
 
+    [Theory]
+    // Each refused one was taken by YARP and then tried on a reload: every request to the cluster 502 (a name that is not
+    // a token, a path with a line break), or a Set-Cookie a browser reads otherwise or drops.
+    [InlineData("""{ "Policy": "Cookie", "AffinityKeyName": "a b;c" }""", "AffinityKeyName", "is not a cookie name")]
+    [InlineData("""{ "AffinityKeyName": "a=b" }""", "AffinityKeyName", "is not a cookie name")] // HashCookie, YARP's default
+    [InlineData("""{ "Policy": "CustomHeader", "AffinityKeyName": "X A" }""", "AffinityKeyName", "is not a header name")]
+    [InlineData("""{ "Policy": "CustomHeader", "AffinityKeyName": "X-Affinity" }""", null, null)]
+    [InlineData("""{ "Policy": "Cookie", "AffinityKeyName": "aff", "Cookie": { "Path": "/a;b" } }""", "Cookie:Path", "browsers would read the cookie otherwise")]
+    [InlineData("""{ "Policy": "Cookie", "AffinityKeyName": "aff", "Cookie": { "Path": "/a\r\nb" } }""", "Cookie:Path", "every request to the cluster would fail with 502")]
+    [InlineData("""{ "Policy": "ArrCookie", "AffinityKeyName": "aff", "Cookie": { "Domain": "x y" } }""", "Cookie:Domain", "is not a domain")]
+    [InlineData("""{ "Policy": "Cookie", "AffinityKeyName": "aff", "Cookie": { "Path": "/shop", "Domain": ".example.com" } }""", null, null)]
+    public async Task AnAffinityCookieOrHeaderResponsesCannotCarry_IsAnError(string affinity, string? key, string? text)
+    {
+        var errors = await ValidateAsync($$"""
+        { "ReverseProxy": { "Clusters": { "c": { "SessionAffinity": { "Enabled": true, {{affinity.Trim()[1..^1]}} }, "Destinations": { "d": { "Address": "http://127.0.0.1:1" } } } } } }
+        """);
+        AssertTheOnlyErrorOrNone(errors, key is not null, "ReverseProxy:Clusters:c:SessionAffinity:" + key, text ?? string.Empty);
+    }
+
+    [Theory]
+    // Tried on a reload: every request to the cluster 502 for the first two; the health ones failed every probe with an
+    // error and its stack in the log (each destination, each interval), or probed a path the backend has not (/h%3Fx=1).
+    [InlineData("""{ "HttpClient": { "WebProxy": { "Address": "nonsense" } } }""", "HttpClient:WebProxy:Address", "is not a proxy's address")]
+    [InlineData("""{ "HttpClient": { "WebProxy": { "Address": "ftp://127.0.0.1:21" } } }""", "HttpClient:WebProxy:Address", "is not a proxy's address")]
+    [InlineData("""{ "HttpClient": { "WebProxy": { "Address": "http://127.0.0.1:3128" } } }""", null, null)]
+    [InlineData("""{ "HealthCheck": { "Active": { "Enabled": true, "Path": "health" } } }""", "HealthCheck:Active:Path", "is not a probe path")]
+    [InlineData("""{ "HealthCheck": { "Active": { "Enabled": true, "Path": "/h?ready=1" } } }""", "HealthCheck:Active:Path", "a query goes in Query")]
+    [InlineData("""{ "HealthCheck": { "Active": { "Enabled": true, "Query": "ready=1" } } }""", "HealthCheck:Active:Query", "is not a probe query")]
+    [InlineData("""{ "HealthCheck": { "Active": { "Enabled": true, "Path": "/health", "Query": "?ready=1" } } }""", null, null)]
+    [InlineData("""{ "Destinations": { "d": { "Address": "http://127.0.0.1:1", "Health": "nonsense" } } }""", "Destinations:d:Health", "is not an absolute http:// or https:// address")]
+    [InlineData("""{ "Destinations": { "d": { "Address": "http://127.0.0.1:1", "Health": "http://127.0.0.1:2/" } } }""", null, null)]
+    public async Task AProxyOrProbeAddressRequestsCannotUse_IsAnError(string settings, string? key, string? text)
+    {
+        var body = settings.Trim()[1..^1];
+        var destinations = body.Contains("\"Destinations\"", StringComparison.Ordinal) ? string.Empty : """, "Destinations": { "d": { "Address": "http://127.0.0.1:1" } }""";
+        var errors = await ValidateAsync($$"""
+        { "ReverseProxy": { "Clusters": { "c": { {{body}}{{destinations}} } } } }
+        """);
+        AssertTheOnlyErrorOrNone(errors, key is not null, "ReverseProxy:Clusters:c:" + key, text ?? string.Empty);
+    }
+
     [Fact]
     public async Task HashCookieAffinity_AndAffinityWithoutAPolicy_AreValid()
     {
