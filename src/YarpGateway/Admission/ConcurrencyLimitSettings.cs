@@ -94,9 +94,9 @@ internal sealed record ConcurrencyLimitSettings(int MaxConcurrency, int MaxQueue
         var timeout = DefaultQueueTimeout;
         if (hasTimeout)
         {
-            if (!TimeSpan.TryParse(timeoutText, CultureInfo.InvariantCulture, out timeout) || timeout <= TimeSpan.Zero)
+            if (!TimeSpans.TryParse(timeoutText, out timeout))
             {
-                errors?.Add(new ConfigError(metadataKey + ":" + QueueTimeoutKey, $"'{timeoutText}' is not a positive time span (e.g. 00:00:05 for 5 seconds)."));
+                errors?.Add(new ConfigError(metadataKey + ":" + QueueTimeoutKey, $"'{timeoutText}' is not {TimeSpans.Positive("00:00:05 for 5 seconds")}."));
                 valid = false;
             }
         }

@@ -93,7 +93,7 @@ internal sealed class GatewayConfigValidator(IConfigValidator yarpValidator, IEn
             cancellationToken.ThrowIfCancellationRequested();
             var key = ClustersKey + cluster.ClusterId;
             ValidateDestinationAddresses(cluster, key, errors);
-            ValidateActiveHealthProbe(cluster, key, errors);
+            ValidateHealthChecks(cluster, key, errors);
             if (cluster.HttpClient?.WebProxy?.Address is { } proxy
                 && (!proxy.IsAbsoluteUri || proxy.Scheme is not ("http" or "https" or "socks4" or "socks4a" or "socks5")))
             {
@@ -379,10 +379,20 @@ internal sealed class GatewayConfigValidator(IConfigValidator yarpValidator, IEn
     /// The active health probe's <c>Path</c> and <c>Query</c> as YARP's probe builds its request from them. YARP takes any
     /// text, and then (tried) a path without its leading '/' or a query without its '?' failed every probe with an error
     /// and its stack in the log, each destination each interval, leaving the destinations unhealthy; a path with a '?'
-    /// was sent escaped (<c>/h%3Fx=1</c>), a path the backend does not have.
+    /// was sent escaped (<c>/h%3Fx=1</c>), a path the backend does not have. Its times too, and the passive one's.
     /// </summary>
-    private static void ValidateActiveHealthProbe(ClusterConfig cluster, string key, List<ConfigError> errors)
+    private static void ValidateHealthChecks(ClusterConfig cluster, string key, List<ConfigError> errors)
     {
+        // A probe interval or timeout, or a passive reactivation period, longer than a timer takes: YARP's apply failed
+        // (tried, a 60-day Interval), which froze routing until a restart.
+        foreach (var (name, time) in new[] { ("Active:Interval", cluster.HealthCheck?.Active?.Interval), ("Active:Timeout", cluster.HealthCheck?.Active?.Timeout), ("Passive:ReactivationPeriod", cluster.HealthCheck?.Passive?.ReactivationPeriod) })
+        {
+            if (time > TimeSpans.Max)
+            {
+                errors.Add(new ConfigError($"{key}:HealthCheck:{name}", $"'{time}' is longer than a timer waits: at most {TimeSpans.MaxText} (about 24 days)."));
+            }
+        }
+
         if (cluster.HealthCheck?.Active is not { } active)
         {
             return;

@@ -5,7 +5,7 @@ using Microsoft.Extensions.Options;
 namespace YarpGateway.Configuration;
 
 /// <summary>
-/// No time in a <c>Gateway:*</c> section longer than <see cref="Max"/>, the longest that .NET's timers, delays and
+/// No time in a <c>Gateway:*</c> section longer than <see cref="TimeSpans.Max"/>, the longest that .NET's timers, delays and
 /// timeouts take: every time the gateway reads ends up in one of them. Before, each validator checked only that a time
 /// was positive, and a longer one stopped the gateway at start with an unhandled exception and exit 134 (tried:
 /// <c>Gateway:Telemetry:SaturationLogInterval</c>, <c>SchedulerProbeInterval</c>, <c>Gateway:Resilience:ConnectTimeout</c>

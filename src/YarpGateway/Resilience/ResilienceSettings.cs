@@ -80,7 +80,7 @@ internal sealed record ResilienceSettings(int MaxRetries, IReadOnlySet<int> Retr
 
         if (metadata.TryGetValue(TryTimeoutKey, out var tryTimeout) && !TryParseTimeout(tryTimeout, out _))
         {
-            errors.Add(new ConfigError($"{key}:{TryTimeoutKey}", $"'{tryTimeout}' is not a positive time span (e.g. 00:00:01)."));
+            errors.Add(new ConfigError($"{key}:{TryTimeoutKey}", $"'{tryTimeout}' is not {TimeSpans.Positive("00:00:01")}."));
         }
 
         if (metadata.TryGetValue(RetryStatusCodesKey, out var codes) && !TryParseStatusCodes(codes, out _))
@@ -95,12 +95,12 @@ internal sealed record ResilienceSettings(int MaxRetries, IReadOnlySet<int> Retr
 
         if (!isRoute && metadata.TryGetValue(ConnectTimeoutKey, out var connect) && !TryParseTimeout(connect, out _))
         {
-            errors.Add(new ConfigError($"{key}:{ConnectTimeoutKey}", $"'{connect}' is not a positive time span (e.g. 00:00:02)."));
+            errors.Add(new ConfigError($"{key}:{ConnectTimeoutKey}", $"'{connect}' is not {TimeSpans.Positive("00:00:02")}."));
         }
 
         if (!isRoute && metadata.TryGetValue(PooledConnectionLifetimeKey, out var lifetime) && !TryParseTimeout(lifetime, out _))
         {
-            errors.Add(new ConfigError($"{key}:{PooledConnectionLifetimeKey}", $"'{lifetime}' is not a positive time span (e.g. 00:02:00)."));
+            errors.Add(new ConfigError($"{key}:{PooledConnectionLifetimeKey}", $"'{lifetime}' is not {TimeSpans.Positive("00:02:00")}."));
         }
 
         if (!isRoute && metadata.TryGetValue(ExpectContinueAboveKey, out var above) && !TryParseBytes(above, out _))
@@ -115,8 +115,7 @@ internal sealed record ResilienceSettings(int MaxRetries, IReadOnlySet<int> Retr
     private static bool TryParseRetries(string? text, out int value)
         => int.TryParse(text, NumberStyles.None, CultureInfo.InvariantCulture, out value) && value <= 10;
 
-    private static bool TryParseTimeout(string? text, out TimeSpan value)
-        => TimeSpan.TryParse(text, CultureInfo.InvariantCulture, out value) && value > TimeSpan.Zero;
+    private static bool TryParseTimeout(string? text, out TimeSpan value) => TimeSpans.TryParse(text, out value);
 
     private static bool TryParseStatusCodes(string? text, out IReadOnlySet<int> value)
     {

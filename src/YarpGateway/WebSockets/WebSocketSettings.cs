@@ -113,7 +113,7 @@ internal sealed record WebSocketSettings(
         {
             if (route.TryGetValue(timeKey, out text) && !TryParseTime(text, out _))
             {
-                errors.Add(new ConfigError($"{key}:{timeKey}", $"'{text}' is not a positive time span (e.g. 00:00:10)."));
+                errors.Add(new ConfigError($"{key}:{timeKey}", $"'{text}' is not {TimeSpans.Positive("00:00:10")}."));
             }
         }
 
@@ -137,8 +137,7 @@ internal sealed record WebSocketSettings(
     private static bool TryParsePolicy(string? text, out SlowClientPolicy value)
         => Enum.TryParse(text, ignoreCase: true, out value) && Enum.IsDefined(value) && !int.TryParse(text, out _);
 
-    private static bool TryParseTime(string? text, out TimeSpan value)
-        => TimeSpan.TryParse(text, CultureInfo.InvariantCulture, out value) && value > TimeSpan.Zero;
+    private static bool TryParseTime(string? text, out TimeSpan value) => TimeSpans.TryParse(text, out value);
 
     private static bool TryParseCount(string? text, out long value)
         => long.TryParse(text, NumberStyles.None, CultureInfo.InvariantCulture, out value);

@@ -41,8 +41,9 @@ public class ConcurrencyLimitSettingsTests
     [InlineData("MaxConcurrency", "ten", "'ten' is not a whole number of at least 1, or \"auto\".")]
     [InlineData("MaxQueue", "-1", "'-1' is not a whole number of at least 0.")]
     [InlineData("MaxQueue", "1.5", "'1.5' is not a whole number of at least 0.")]
-    [InlineData("QueueTimeout", "soon", "'soon' is not a positive time span (e.g. 00:00:05 for 5 seconds).")]
-    [InlineData("QueueTimeout", "-00:00:01", "'-00:00:01' is not a positive time span (e.g. 00:00:05 for 5 seconds).")]
+    [InlineData("QueueTimeout", "soon", "'soon' is not a positive time span of at most 24.20:31:23 (e.g. 00:00:05 for 5 seconds).")]
+    [InlineData("QueueTimeout", "-00:00:01", "'-00:00:01' is not a positive time span of at most 24.20:31:23 (e.g. 00:00:05 for 5 seconds).")]
+    [InlineData("QueueTimeout", "60.00:00:00", "'60.00:00:00' is not a positive time span of at most 24.20:31:23 (e.g. 00:00:05 for 5 seconds).")]
     public void BadValue_IsAnErrorNamingTheKey(string key, string value, string message)
     {
         var metadata = new List<(string, string)> { ("MaxConcurrency", "10") };

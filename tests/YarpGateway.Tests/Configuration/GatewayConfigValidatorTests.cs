@@ -301,6 +301,37 @@ public class GatewayConfigValidatorTests
         AssertTheOnlyErrorOrNone(errors, key is not null, "ReverseProxy:Clusters:c:" + key, text ?? string.Empty);
     }
 
+    [Theory]
+    // 60 days, tried on a reload: a route's TryTimeout made every request 500; a cluster's ConnectTimeout or a probe
+    // Interval failed YARP's apply, which froze routing until a restart. The longest a timer takes is accepted.
+    [InlineData("""{ "Metadata": { "TryTimeout": "60.00:00:00" } }""", "Routes:r:Metadata:TryTimeout", "at most 24.20:31:23")]
+    [InlineData("""{ "Metadata": { "MaxConcurrency": "5", "QueueTimeout": "60.00:00:00" } }""", "Routes:r:Metadata:QueueTimeout", "at most 24.20:31:23")]
+    [InlineData("""{ "Metadata": { "WebSocketWriteTimeout": "60.00:00:00" } }""", "Routes:r:Metadata:WebSocketWriteTimeout", "at most 24.20:31:23")]
+    [InlineData("""{ "Metadata": { "TryTimeout": "24.20:31:23" } }""", null, null)]
+    public async Task ARouteTimeLongerThanATimerTakes_IsAnError(string settings, string? key, string? text)
+    {
+        var errors = await ValidateAsync($$"""
+        { "ReverseProxy": { "Routes": { "r": { "ClusterId": "c", "Match": { "Path": "/{**all}" }, {{settings.Trim()[1..^1]}} } },
+          "Clusters": { "c": { "Destinations": { "d": { "Address": "http://127.0.0.1:1" } } } } } }
+        """);
+        AssertTheOnlyErrorOrNone(errors, key is not null, "ReverseProxy:" + key, text ?? string.Empty);
+    }
+
+    [Theory]
+    [InlineData("""{ "Metadata": { "ConnectTimeout": "60.00:00:00" } }""", "Metadata:ConnectTimeout", "at most 24.20:31:23")]
+    [InlineData("""{ "Metadata": { "OutlierEjection.Window": "60.00:00:00" } }""", "Metadata:OutlierEjection.Window", "to 24.20:31:23")]
+    [InlineData("""{ "HealthCheck": { "Active": { "Enabled": true, "Interval": "60.00:00:00" } } }""", "HealthCheck:Active:Interval", "at most 24.20:31:23")]
+    [InlineData("""{ "HealthCheck": { "Active": { "Enabled": true, "Timeout": "60.00:00:00" } } }""", "HealthCheck:Active:Timeout", "at most 24.20:31:23")]
+    [InlineData("""{ "HealthCheck": { "Passive": { "Enabled": true, "ReactivationPeriod": "60.00:00:00" } } }""", "HealthCheck:Passive:ReactivationPeriod", "at most 24.20:31:23")]
+    [InlineData("""{ "HealthCheck": { "Active": { "Enabled": true, "Interval": "24.20:31:23" } }, "Metadata": { "ConnectTimeout": "24.00:00:00" } }""", null, null)]
+    public async Task AClusterTimeLongerThanATimerTakes_IsAnError(string settings, string? key, string? text)
+    {
+        var errors = await ValidateAsync($$"""
+        { "ReverseProxy": { "Clusters": { "c": { {{settings.Trim()[1..^1]}}, "Destinations": { "d": { "Address": "http://127.0.0.1:1" } } } } } }
+        """);
+        AssertTheOnlyErrorOrNone(errors, key is not null, "ReverseProxy:Clusters:c:" + key, text ?? string.Empty);
+    }
+
     [Fact]
     public async Task HashCookieAffinity_AndAffinityWithoutAPolicy_AreValid()
     {
