@@ -17,12 +17,13 @@ internal sealed record ConfigError(string Key, string Message)
     {
         var space = failure.IndexOf(' ', StringComparison.Ordinal);
         var key = space > 0 ? failure[..space].TrimEnd(':') : string.Empty;
-        return new ConfigError(key.StartsWith(section + ":", StringComparison.OrdinalIgnoreCase) ? key : section, failure);
+        var named = section.Length == 0 ? key.Contains(':', StringComparison.Ordinal) : key.StartsWith(section + ":", StringComparison.OrdinalIgnoreCase);
+        return new ConfigError(named ? key : section, failure); // no section: options failing before start-up's check (Gateway:Transport)
     }
 
     public override string ToString()
     {
-        var where = Message.StartsWith(Key, StringComparison.Ordinal) && Message.Length > Key.Length && Message[Key.Length] is ' ' or ':'
+        var where = Key.Length == 0 || (Message.StartsWith(Key, StringComparison.Ordinal) && Message.Length > Key.Length && Message[Key.Length] is ' ' or ':')
             ? string.Empty
             : Key + ": ";
         return File is null ? where + Message : $"{File}: {where}{Message}";

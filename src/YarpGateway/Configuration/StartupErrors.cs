@@ -20,7 +20,7 @@ internal static class StartupErrors
                     message = config.Message;
                     return true;
                 case OptionsValidationException options:
-                    message = GatewayConfigurationException.Describe(options.Failures.Select(f => new ConfigError(options.OptionsName, f)).ToList());
+                    message = GatewayConfigurationException.Describe(options.Failures.Select(f => ConfigError.FromFailure(options.OptionsName, f)).ToList());
                     return true;
                 case InvalidDataException data when data.Message.Contains("configuration", StringComparison.OrdinalIgnoreCase):
                     message = $"A configuration file could not be read: {data.Message} {data.InnerException?.Message}".TrimEnd();
