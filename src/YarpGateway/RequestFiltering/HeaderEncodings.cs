@@ -14,7 +14,7 @@ namespace YarpGateway.RequestFiltering;
 /// <list type="bullet">
 /// <item>Requests: Kestrel decodes values as UTF-8 (its default: bytes that are not UTF-8 get 400), and the
 /// backend request encodes them as UTF-8 again, byte for byte. A cluster's <c>HttpClient.RequestHeaderEncoding</c>
-/// (YARP's schema) still chooses another.</item>
+/// (YARP's schema) still chooses another, one that writes ASCII as ASCII (checked with the configuration).</item>
 /// <item>Responses: decoded as Latin-1 from the backend and encoded as Latin-1 to the client: one character per
 /// byte, so any byte goes through unchanged. The client side's encoding is one for every cluster, so a cluster's
 /// <c>HttpClient.ResponseHeaderEncoding</c> can only be Latin-1 (checked with the configuration).</item>
@@ -49,26 +49,36 @@ internal sealed class HeaderEncodings : IProxyConfigRule
 
     public void ValidateCluster(ClusterConfig cluster, string key, ICollection<ConfigError> errors)
     {
-        if (cluster.HttpClient?.ResponseHeaderEncoding is not { } name)
-        {
-            return;
-        }
-
-        Encoding encoding;
-        try
-        {
-            encoding = Encoding.GetEncoding(name);
-        }
-        catch (ArgumentException)
-        {
-            return; // YARP's own check names an encoding that does not exist.
-        }
-
-        if (encoding.CodePage != Encoding.Latin1.CodePage)
+        if (cluster.HttpClient?.ResponseHeaderEncoding is { } responseName && TryGet(responseName) is { } response
+            && response.CodePage != Encoding.Latin1.CodePage)
         {
             errors.Add(new ConfigError(
                 $"{key}:HttpClient:ResponseHeaderEncoding",
-                $"'{name}' cannot be used: the gateway passes response header bytes to clients unchanged, reading and writing them as Latin-1 (iso-8859-1) for every cluster. Remove the setting."));
+                $"'{responseName}' cannot be used: the gateway passes response header bytes to clients unchanged, reading and writing them as Latin-1 (iso-8859-1) for every cluster. Remove the setting."));
+        }
+
+        // HttpClient encodes every request header value with it, ASCII ones included: with utf-16 the backend got
+        // "c\0u\0r\0l\0" for curl (tried), a NUL after every character of every header.
+        if (cluster.HttpClient?.RequestHeaderEncoding is { } requestName && TryGet(requestName) is { } request
+            && !request.GetBytes(PrintableAscii).AsSpan().SequenceEqual(Encoding.ASCII.GetBytes(PrintableAscii)))
+        {
+            errors.Add(new ConfigError(
+                $"{key}:HttpClient:RequestHeaderEncoding",
+                $"'{requestName}' cannot be used: it does not write ASCII as ASCII, and every header of every request would reach the backend garbled. Use utf-8 (the default) or iso-8859-1."));
+        }
+    }
+
+    private const string PrintableAscii = " !\"#$%&'()*+,-./0123456789:;<=>?@ABCDEFGHIJKLMNOPQRSTUVWXYZ[\\]^_`abcdefghijklmnopqrstuvwxyz{|}~";
+
+    private static Encoding? TryGet(string name)
+    {
+        try
+        {
+            return Encoding.GetEncoding(name);
+        }
+        catch (ArgumentException)
+        {
+            return null; // YARP's own check names an encoding that does not exist.
         }
     }
 

@@ -332,6 +332,21 @@ public class GatewayConfigValidatorTests
         AssertTheOnlyErrorOrNone(errors, key is not null, "ReverseProxy:Clusters:c:" + key, text ?? string.Empty);
     }
 
+    [Theory]
+    [InlineData("utf-16", true)] // tried: the backend got "c\0u\0r\0l\0", a NUL after every character of every header
+    [InlineData("utf-32", true)]
+    [InlineData("utf-16BE", true)]
+    [InlineData("utf-8", false)]
+    [InlineData("iso-8859-1", false)]
+    [InlineData("us-ascii", false)]
+    public async Task ARequestHeaderEncodingThatDoesNotWriteAsciiAsAscii_IsAnError(string encoding, bool refused)
+    {
+        var errors = await ValidateAsync($$"""
+        { "ReverseProxy": { "Clusters": { "c": { "HttpClient": { "RequestHeaderEncoding": "{{encoding}}" }, "Destinations": { "d": { "Address": "http://127.0.0.1:1" } } } } } }
+        """);
+        AssertTheOnlyErrorOrNone(errors, refused, "ReverseProxy:Clusters:c:HttpClient:RequestHeaderEncoding", "does not write ASCII as ASCII");
+    }
+
     [Fact]
     public async Task HashCookieAffinity_AndAffinityWithoutAPolicy_AreValid()
     {
