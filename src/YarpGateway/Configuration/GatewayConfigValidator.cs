@@ -41,6 +41,7 @@ internal sealed class GatewayConfigValidator(IConfigValidator yarpValidator, IEn
             }
 
             ValidateHosts(route, key, errors);
+            ValidateHeaderMatches(route, key, errors);
             ValidatePathPolicies(route, key, errors);
             if (route.MaxRequestBodySize is < -1 and var bodySize)
             {
@@ -75,6 +76,11 @@ internal sealed class GatewayConfigValidator(IConfigValidator yarpValidator, IEn
                     && (policyErrors > 0 || exception.Message.StartsWith("CORS policy '", StringComparison.Ordinal)))
                 {
                     continue;
+                }
+
+                if (exception.Message.StartsWith("Invalid path '", StringComparison.Ordinal) && errors.Any(e => e.Key == key + ":Match:Path"))
+                {
+                    continue; // said with its reason (ValidatePathPolicies)
                 }
 
                 errors.Add(new ConfigError(key, exception.Message));
@@ -260,9 +266,11 @@ internal sealed class GatewayConfigValidator(IConfigValidator yarpValidator, IEn
         {
             pattern = RoutePatternFactory.Parse(route.Match.Path);
         }
-        catch (RoutePatternException)
+        catch (RoutePatternException ex)
         {
-            return; // YARP's own validator names it
+            // YARP's own error says only "Invalid path '/x/{id}/{id}' for route 'r'" (and is left out): this one says why.
+            errors.Add(new ConfigError(key + ":Match:Path", $"'{route.Match.Path}' is not a route pattern: {ex.Message}"));
+            return;
         }
 
         foreach (var parameter in pattern.Parameters)
@@ -340,6 +348,26 @@ internal sealed class GatewayConfigValidator(IConfigValidator yarpValidator, IEn
             if (!routable || host.AsSpan().IndexOfAny(NotInAHost) >= 0)
             {
                 errors.Add(new ConfigError(key + ":Match:Hosts", $"'{host}' is not a host a request can match: a name, optionally with a port (api.example.com, api.example.com:8443, *.example.com, api.example.com:*), with no scheme or path{(routable ? string.Empty : "; routing cannot read it, and every request to every route would fail with 500")}."));
+            }
+        }
+    }
+
+    /// <summary>
+    /// A header a route matches on must be one a request can carry: YARP takes any name, and a route matching
+    /// <c>X A</c> never matched anything, without a word (tried).
+    /// </summary>
+    private static void ValidateHeaderMatches(RouteConfig route, string key, List<ConfigError> errors)
+    {
+        if (route.Match.Headers is not { } headers)
+        {
+            return;
+        }
+
+        for (var i = 0; i < headers.Count; i++)
+        {
+            if (!string.IsNullOrEmpty(headers[i].Name) && !HttpSyntax.IsToken(headers[i].Name))
+            {
+                errors.Add(new ConfigError($"{key}:Match:Headers:{i}:Name", $"'{headers[i].Name}' is not a header name (letters, digits and !#$%&'*+-.^_`|~ only): no request carries it, and the route would never match."));
             }
         }
     }

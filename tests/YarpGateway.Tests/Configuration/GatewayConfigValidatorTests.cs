@@ -347,6 +347,22 @@ public class GatewayConfigValidatorTests
         AssertTheOnlyErrorOrNone(errors, refused, "ReverseProxy:Clusters:c:HttpClient:RequestHeaderEncoding", "does not write ASCII as ASCII");
     }
 
+    [Theory]
+    // Tried on a reload: a route matching the header "X A" never matched anything, without a word; YARP's own error for a
+    // path that is not a pattern said only "Invalid path".
+    [InlineData("""{ "Path": "/x", "Headers": [ { "Name": "X A", "Values": [ "1" ] } ] }""", "Match:Headers:0:Name", "the route would never match")]
+    [InlineData("""{ "Path": "/x", "Headers": [ { "Name": "X-Tenant", "Values": [ "a" ] } ] }""", null, null)]
+    [InlineData("""{ "Path": "/x/{id}/{id}" }""", "Match:Path", "'id' appears more than one time")]
+    [InlineData("""{ "Path": "/x/{*rest}/y" }""", "Match:Path", "catch-all")]
+    public async Task AMatchNoRequestCanMeet_IsAnError_WithItsReason(string match, string? key, string? text)
+    {
+        var errors = await ValidateAsync($$"""
+        { "ReverseProxy": { "Routes": { "r": { "ClusterId": "c", "Match": {{match}} } },
+          "Clusters": { "c": { "Destinations": { "d": { "Address": "http://127.0.0.1:1" } } } } } }
+        """);
+        AssertTheOnlyErrorOrNone(errors, key is not null, "ReverseProxy:Routes:r:" + key, text ?? string.Empty);
+    }
+
     [Fact]
     public async Task HashCookieAffinity_AndAffinityWithoutAPolicy_AreValid()
     {
