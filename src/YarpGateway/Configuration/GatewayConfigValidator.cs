@@ -7,10 +7,10 @@ namespace YarpGateway.Configuration;
 /// <summary>
 /// Validates a proxy configuration completely before it is applied: what the reader could not read,
 /// cluster references, ambiguous routes, what YARP takes but routing, Kestrel or the backend client then fail on at
-/// every request or at the apply (route hosts and constraints, transforms YARP cannot build, a body size below -1,
-/// destination and health addresses, destination hosts, a web proxy's address, the health probe's path and query, an
-/// activity timeout of zero), every feature's <see cref="IProxyConfigRule"/>, and YARP's own validator. Returns every
-/// error, never just the first.
+/// every request or at the apply (route hosts, header matches and constraints, transforms YARP cannot build, a body
+/// size below -1, destination and health addresses, destination hosts, a web proxy's address, the health probes' path,
+/// query and times, an activity timeout of zero), every feature's <see cref="IProxyConfigRule"/>, and YARP's own
+/// validator. Returns every error, never just the first.
 /// </summary>
 internal sealed class GatewayConfigValidator(IConfigValidator yarpValidator, IEnumerable<ILoadBalancingPolicy> loadBalancingPolicies, IEnumerable<IProxyConfigRule> rules,
     Microsoft.AspNetCore.Routing.ParameterPolicyFactory parameterPolicies, Microsoft.Extensions.Options.IOptions<Microsoft.AspNetCore.Routing.RouteOptions> routeOptions,
