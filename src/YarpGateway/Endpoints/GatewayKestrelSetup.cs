@@ -29,10 +29,10 @@ internal sealed partial class GatewayKestrelSetup(IConfiguration configuration, 
 
         // Kestrel's own loader reads Endpoints, Certificates and EndpointDefaults, not Limits: bound here,
         // so that Kestrel:Limits:MaxRequestBodySize, KeepAliveTimeout and the rest do what they say. A value
-        // that does not convert is left out (this runs while the host is built, where the binder's exception
-        // would end the start with a stack trace); Validate lists every such value at start-up.
+        // that does not convert, or one out of Kestrel's range, is left out (this runs while the host is built, where the
+        // binder's exception would end the start with a stack trace); Validate lists every such value at start-up.
         var limits = configuration.GetSection(LimitsSection);
-        var bindable = Configuration.OptionsBindingErrors.Find<KestrelServerLimits>(limits, []).Count == 0;
+        var bindable = Configuration.OptionsBindingErrors.Find<KestrelServerLimits>(limits, []).Count == 0 && !LimitRangeErrors(limits).Any();
         if (bindable)
         {
             limits.Bind(options.Limits);
@@ -187,6 +187,19 @@ internal sealed partial class GatewayKestrelSetup(IConfiguration configuration, 
             }
         }
 
+        foreach (var error in LimitRangeErrors(limits))
+        {
+            yield return error;
+        }
+
+        foreach (var endpoint in configuration.GetSection(EndpointsSection).GetChildren())
+        {
+            foreach (var error in EndpointErrors(endpoint))
+            {
+                yield return error;
+            }
+        }
+
         foreach (var name in AdmissionOwnedLimits)
         {
             if (limits[name] is not null)
@@ -212,6 +225,86 @@ internal sealed partial class GatewayKestrelSetup(IConfiguration configuration, 
         {
             yield return new Configuration.ConfigError($"{EndpointsSection}:{ManagementEndpointName}:Url",
                 $"'{management}' is the Proxy endpoint's port too ({port}, '{proxy}'): the two endpoints need ports of their own.");
+        }
+    }
+
+    /// <summary>
+    /// Each <c>Kestrel:Limits</c> value set on its own, as Kestrel sets it: a value its setter refuses
+    /// (<c>MaxRequestHeaderCount</c> 0, <c>Http2:InitialConnectionWindowSize</c> 1, <c>Http2:MaxStreamsPerConnection</c> 0)
+    /// ended the process at start with an unhandled exception and exit 134 (tried).
+    /// </summary>
+    private static IEnumerable<Configuration.ConfigError> LimitRangeErrors(IConfigurationSection limits)
+    {
+        foreach (var (key, value) in limits.AsEnumerable(makePathsRelative: true))
+        {
+            if (value is null || key.Length == 0 || key.StartsWith(nameof(KestrelServerLimits.MinRequestBodyDataRate), StringComparison.OrdinalIgnoreCase)
+                || key.StartsWith(nameof(KestrelServerLimits.MinResponseDataRate), StringComparison.OrdinalIgnoreCase))
+            {
+                continue; // a section, or a data rate (DataRateErrors)
+            }
+
+            string? refused = null;
+            try
+            {
+                new ConfigurationBuilder().AddInMemoryCollection([new(key, value)]).Build().Bind(new KestrelServerLimits());
+            }
+            catch (Exception ex) when (ex is System.Reflection.TargetInvocationException or InvalidOperationException && ex.InnerException is ArgumentException inner)
+            {
+                refused = inner.Message.Split(" (Parameter '")[0];
+            }
+            catch (InvalidOperationException)
+            {
+                // a value that does not convert: OptionsBindingErrors names it
+            }
+
+            if (refused is not null)
+            {
+                yield return new Configuration.ConfigError(ConfigurationPath.Combine(LimitsSection, key), $"'{value}' is out of Kestrel's range: {refused}");
+            }
+        }
+    }
+
+    /// <summary>
+    /// An endpoint's <c>Url</c> as Kestrel binds it and its <c>Protocols</c> as Kestrel reads them. Tried: a URL that is
+    /// not one (<c>nonsense</c>), one with a path (<c>http://127.0.0.1:8080/api</c>), or <c>Http3</c> alone without https
+    /// ended the process at start with an unhandled exception and exit 134; a protocol Kestrel does not know
+    /// (<c>Http5</c>) was ignored without a word.
+    /// </summary>
+    private static IEnumerable<Configuration.ConfigError> EndpointErrors(IConfigurationSection endpoint)
+    {
+        var urlKey = ConfigurationPath.Combine(endpoint.Path, "Url");
+        var url = endpoint["Url"];
+        BindingAddress? address = null;
+        if (!string.IsNullOrWhiteSpace(url))
+        {
+            try
+            {
+                address = BindingAddress.Parse(url);
+            }
+            catch (FormatException)
+            {
+            }
+
+            if (address is null)
+            {
+                yield return new Configuration.ConfigError(urlKey, $"'{url}' is not a URL Kestrel can listen on, such as http://*:8080, http://127.0.0.1:8080 or https://*:8443.");
+            }
+            else if (address.PathBase.Length > 0)
+            {
+                yield return new Configuration.ConfigError(urlKey, $"'{url}' has a path ('{address.PathBase}'): an endpoint listens on an address and port only; match paths with routes.");
+            }
+        }
+
+        if (endpoint["Protocols"] is { } protocols)
+        {
+            if (!Enum.TryParse<HttpProtocols>(protocols, ignoreCase: true, out var parsed) || !Enum.IsDefined(parsed) || parsed == HttpProtocols.None || int.TryParse(protocols, out _))
+            {
+                yield return new Configuration.ConfigError(ConfigurationPath.Combine(endpoint.Path, "Protocols"), $"'{protocols}' is not {Configuration.ExpectedValue.Describe(typeof(HttpProtocols))}.");
+            }
+            else if (parsed == HttpProtocols.Http3 && address is not null && !string.Equals(address.Scheme, "https", StringComparison.OrdinalIgnoreCase))
+            {
+                yield return new Configuration.ConfigError(ConfigurationPath.Combine(endpoint.Path, "Protocols"), $"'{protocols}' needs an https:// Url (HTTP/3 runs over QUIC, with TLS); '{url}' is http.");
+            }
         }
     }
 

@@ -156,6 +156,26 @@ public class StartupTests
         Assert.Contains(events, e => e.TryGetProperty("EventName", out var name) && name.GetString() == "NoRoutes");
     }
 
+    [Theory]
+    // Each ended the process at start with an unhandled exception and its stack, exit 134 (tried); Http5 was ignored.
+    [InlineData("--Kestrel:Endpoints:Proxy:Url=nonsense", "Kestrel:Endpoints:Proxy:Url: 'nonsense' is not a URL Kestrel can listen on")]
+    [InlineData("--Kestrel:Endpoints:Proxy:Url=http://127.0.0.1:0/api", "Kestrel:Endpoints:Proxy:Url: 'http://127.0.0.1:0/api' has a path ('/api')")]
+    [InlineData("--Kestrel:Endpoints:Proxy:Protocols=Http3", "Kestrel:Endpoints:Proxy:Protocols: 'Http3' needs an https:// Url")]
+    [InlineData("--Kestrel:Endpoints:Proxy:Protocols=Http5", "Kestrel:Endpoints:Proxy:Protocols: 'Http5' is not one of")]
+    [InlineData("--Kestrel:Limits:MaxRequestHeaderCount=0", "Kestrel:Limits:MaxRequestHeaderCount: '0' is out of Kestrel's range: Value must be a positive number.")]
+    [InlineData("--Kestrel:Limits:Http2:InitialConnectionWindowSize=1", "Kestrel:Limits:Http2:InitialConnectionWindowSize: '1' is out of Kestrel's range: A value between 65535 and 2147483647 is required.")]
+    public async Task AKestrelSettingKestrelRefuses_ExitsNonZero_WithOneLine(string setting, string expected)
+    {
+        var path = ProxyConfigJson.WriteTemp("yarpgateway-startup-", "{}");
+        string[] endpoints = ["--Kestrel:Endpoints:Proxy:Url=http://127.0.0.1:0", "--Kestrel:Endpoints:Management:Url=http://127.0.0.1:0"];
+
+        using var gateway = GatewayProcess.Start("Production", ["--config", path, .. endpoints, setting]);
+
+        AssertExitCode(1, await gateway.WaitForExitAsync(ExitBound), gateway);
+        Assert.Contains(expected, gateway.StandardError, StringComparison.Ordinal);
+        Assert.DoesNotContain("   at ", gateway.StandardError, StringComparison.Ordinal);
+    }
+
     [Fact]
     public async Task ProxyAndManagementOnOnePort_ExitsNonZero_SayingSo()
     {
