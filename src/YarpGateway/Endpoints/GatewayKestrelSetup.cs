@@ -192,7 +192,7 @@ internal sealed partial class GatewayKestrelSetup(IConfiguration configuration, 
             yield return error;
         }
 
-        foreach (var endpoint in configuration.GetSection(EndpointsSection).GetChildren())
+        foreach (var endpoint in configuration.GetSection(EndpointsSection).GetChildren().Append(configuration.GetSection("Kestrel:EndpointDefaults")))
         {
             foreach (var error in EndpointErrors(endpoint))
             {
@@ -268,7 +268,8 @@ internal sealed partial class GatewayKestrelSetup(IConfiguration configuration, 
     /// An endpoint's <c>Url</c> as Kestrel binds it and its <c>Protocols</c> as Kestrel reads them. Tried: a URL that is
     /// not one (<c>nonsense</c>), one with a path (<c>http://127.0.0.1:8080/api</c>), or <c>Http3</c> alone without https
     /// ended the process at start with an unhandled exception and exit 134; a protocol Kestrel does not know
-    /// (<c>Http5</c>) was ignored without a word.
+    /// (<c>Http5</c>) was ignored without a word, as was a <c>ClientCertificateMode</c> it does not know; HTTPS settings on an
+    /// http:// endpoint ended the start too. <c>Kestrel:EndpointDefaults</c> is read the same way.
     /// </summary>
     private static IEnumerable<Configuration.ConfigError> EndpointErrors(IConfigurationSection endpoint)
     {
@@ -295,9 +296,31 @@ internal sealed partial class GatewayKestrelSetup(IConfiguration configuration, 
             }
         }
 
+        var isHttp = address is not null && !string.Equals(address.Scheme, "https", StringComparison.OrdinalIgnoreCase);
+        foreach (var httpsOnly in HttpsOnlySettings.Where(name => endpoint.GetSection(name).Exists()))
+        {
+            if (isHttp)
+            {
+                yield return new Configuration.ConfigError(ConfigurationPath.Combine(endpoint.Path, httpsOnly), $"is for https:// endpoints, and this one's Url is '{url}': use an https:// Url, or remove {httpsOnly}.");
+            }
+        }
+
+        if (endpoint["ClientCertificateMode"] is { } mode && !IsName<Microsoft.AspNetCore.Server.Kestrel.Https.ClientCertificateMode>(mode))
+        {
+            yield return new Configuration.ConfigError(ConfigurationPath.Combine(endpoint.Path, "ClientCertificateMode"), $"'{mode}' is not {Configuration.ExpectedValue.Describe(typeof(Microsoft.AspNetCore.Server.Kestrel.Https.ClientCertificateMode))}.");
+        }
+
+        foreach (var protocol in endpoint.GetSection("SslProtocols").GetChildren())
+        {
+            if (protocol.Value is { } name && (!IsName<System.Security.Authentication.SslProtocols>(name) || name.Equals("None", StringComparison.OrdinalIgnoreCase)))
+            {
+                yield return new Configuration.ConfigError(protocol.Path, $"'{name}' is not an SSL protocol; use Tls12 or Tls13.");
+            }
+        }
+
         if (endpoint["Protocols"] is { } protocols)
         {
-            if (!Enum.TryParse<HttpProtocols>(protocols, ignoreCase: true, out var parsed) || !Enum.IsDefined(parsed) || parsed == HttpProtocols.None || int.TryParse(protocols, out _))
+            if (!IsName<HttpProtocols>(protocols) || !Enum.TryParse<HttpProtocols>(protocols, ignoreCase: true, out var parsed) || parsed == HttpProtocols.None)
             {
                 yield return new Configuration.ConfigError(ConfigurationPath.Combine(endpoint.Path, "Protocols"), $"'{protocols}' is not {Configuration.ExpectedValue.Describe(typeof(HttpProtocols))}.");
             }
@@ -307,6 +330,14 @@ internal sealed partial class GatewayKestrelSetup(IConfiguration configuration, 
             }
         }
     }
+
+    /// <summary>What Kestrel refuses on an http:// endpoint (tried, SslProtocols: an unhandled exception at start).</summary>
+    private static readonly string[] HttpsOnlySettings = ["Certificate", "SslProtocols", "ClientCertificateMode", "Sni"];
+
+    /// <summary>One of the enum's names, as Kestrel's configuration reads it (not a number).</summary>
+    private static bool IsName<TEnum>(string text)
+        where TEnum : struct, Enum
+        => Enum.TryParse<TEnum>(text, ignoreCase: true, out var value) && Enum.IsDefined(value) && !int.TryParse(text, out _);
 
     /// <summary>The port both URLs would bind, when they would collide: the same port, on the same host or a wildcard.</summary>
     internal static int? SamePort(string? first, string? second)

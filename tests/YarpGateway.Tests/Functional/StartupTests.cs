@@ -157,11 +157,18 @@ public class StartupTests
     }
 
     [Theory]
-    // Each ended the process at start with an unhandled exception and its stack, exit 134 (tried); Http5 was ignored.
+    // Each ended the process at start with an unhandled exception and its stack, exit 134 (tried); Http5 and Maybe were
+    // ignored without a word.
     [InlineData("--Kestrel:Endpoints:Proxy:Url=nonsense", "Kestrel:Endpoints:Proxy:Url: 'nonsense' is not a URL Kestrel can listen on")]
     [InlineData("--Kestrel:Endpoints:Proxy:Url=http://127.0.0.1:0/api", "Kestrel:Endpoints:Proxy:Url: 'http://127.0.0.1:0/api' has a path ('/api')")]
     [InlineData("--Kestrel:Endpoints:Proxy:Protocols=Http3", "Kestrel:Endpoints:Proxy:Protocols: 'Http3' needs an https:// Url")]
     [InlineData("--Kestrel:Endpoints:Proxy:Protocols=Http5", "Kestrel:Endpoints:Proxy:Protocols: 'Http5' is not one of")]
+    [InlineData("--Kestrel:Endpoints:Proxy:SslProtocols:0=Tls13", "Kestrel:Endpoints:Proxy:SslProtocols: is for https:// endpoints")]
+    [InlineData("--Kestrel:Endpoints:Proxy:ClientCertificateMode=AllowCertificate", "Kestrel:Endpoints:Proxy:ClientCertificateMode: is for https:// endpoints")]
+    [InlineData("--Kestrel:Endpoints:Proxy:Certificate:Path=/etc/tls/gw.pfx", "Kestrel:Endpoints:Proxy:Certificate: is for https:// endpoints")]
+    [InlineData("--Kestrel:Endpoints:Proxy:Sni:a.example:Protocols=Http1", "Kestrel:Endpoints:Proxy:Sni: is for https:// endpoints")]
+    [InlineData("--Kestrel:Endpoints:Proxy:ClientCertificateMode=Maybe", "Kestrel:Endpoints:Proxy:ClientCertificateMode: 'Maybe' is not one of NoCertificate,")]
+    [InlineData("--Kestrel:EndpointDefaults:Protocols=Http5", "Kestrel:EndpointDefaults:Protocols: 'Http5' is not one of")]
     [InlineData("--Kestrel:Limits:MaxRequestHeaderCount=0", "Kestrel:Limits:MaxRequestHeaderCount: '0' is out of Kestrel's range: Value must be a positive number.")]
     [InlineData("--Kestrel:Limits:Http2:InitialConnectionWindowSize=1", "Kestrel:Limits:Http2:InitialConnectionWindowSize: '1' is out of Kestrel's range: A value between 65535 and 2147483647 is required.")]
     public async Task AKestrelSettingKestrelRefuses_ExitsNonZero_WithOneLine(string setting, string expected)
