@@ -22,9 +22,9 @@ internal sealed class GatewayForwardedHeadersOptionsValidator : IValidateOptions
 
         foreach (var proxy in options.KnownProxies)
         {
-            if (!IPAddress.TryParse(proxy, out _))
+            if (!OptionChecks.TryParseAddress(proxy, out _))
             {
-                errors.Add($"{Prefix}KnownProxies: '{proxy}' is not an IP address.");
+                errors.Add($"{Prefix}KnownProxies: '{proxy}' is not an IP address (four decimal numbers, 10.0.0.5, or IPv6).");
             }
         }
 

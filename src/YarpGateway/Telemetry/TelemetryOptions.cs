@@ -101,9 +101,10 @@ internal sealed class TelemetryOptionsValidator : Microsoft.Extensions.Options.I
             errors.Add($"{TelemetryOptions.SectionName}:MaxSeriesPerMetric must be between {MinSeriesPerMetric} and {MaxSeriesPerMetricLimit}; got {options.MaxSeriesPerMetric}.");
         }
 
-        if (options.Otlp.Endpoint is { } endpoint && endpoint.Scheme is not ("http" or "https"))
+        // A relative one ("nonsense") threw here, and the error said only "This operation is not supported for a relative URI".
+        if (options.Otlp.Endpoint is { } endpoint && (!endpoint.IsAbsoluteUri || endpoint.Scheme is not ("http" or "https")))
         {
-            errors.Add($"{TelemetryOptions.SectionName}:Otlp:Endpoint must be an http or https URL; got {endpoint}.");
+            errors.Add($"{TelemetryOptions.SectionName}:Otlp:Endpoint must be an absolute http or https URL (http://otel-collector:4317); got {endpoint.OriginalString}.");
         }
 
         if (options.Otlp.ExportInterval < TimeSpan.FromSeconds(1))
