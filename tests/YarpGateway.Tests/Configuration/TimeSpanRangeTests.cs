@@ -1,4 +1,3 @@
-using System.Reflection;
 using YarpGateway.Configuration;
 using YarpGateway.Tests.Functional;
 
@@ -12,32 +11,7 @@ namespace YarpGateway.Tests.Configuration;
 public class TimeSpanRangeTests
 {
     /// <summary>Every time setting, in every section and the sections in them.</summary>
-    public static TheoryData<string> Times()
-    {
-        var data = new TheoryData<string>();
-        foreach (var (section, type) in GatewayServiceCollectionExtensions.SettingsSchema.GatewaySections)
-        {
-            Add(data, section, type);
-        }
-
-        return data;
-    }
-
-    private static void Add(TheoryData<string> data, string prefix, Type type)
-    {
-        foreach (var property in type.GetProperties(BindingFlags.Public | BindingFlags.Instance).Where(p => p.CanWrite))
-        {
-            var t = Nullable.GetUnderlyingType(property.PropertyType) ?? property.PropertyType;
-            if (t == typeof(TimeSpan))
-            {
-                data.Add($"{prefix}:{property.Name}");
-            }
-            else if (t.IsClass && t.Namespace?.StartsWith("YarpGateway", StringComparison.Ordinal) == true)
-            {
-                Add(data, $"{prefix}:{property.Name}", t);
-            }
-        }
-    }
+    public static TheoryData<string> Times() => [.. GatewaySettingsSchema.Leaves().Where(s => s.Type == typeof(TimeSpan)).Select(s => s.Key)];
 
     [Theory]
     [MemberData(nameof(Times))]

@@ -1,4 +1,3 @@
-using System.Reflection;
 using YarpGateway.Configuration;
 using YarpGateway.Tests.Functional;
 
@@ -14,31 +13,9 @@ public class UnconvertibleSettingsTests
 {
     /// <summary>Every setting, in every section and the sections in them, of a type a word cannot be: a flag, a number, a time or a choice.</summary>
     public static TheoryData<string> Settings()
-    {
-        var data = new TheoryData<string>();
-        foreach (var (section, type) in GatewayServiceCollectionExtensions.SettingsSchema.GatewaySections)
-        {
-            Add(data, section, type);
-        }
-
-        return data;
-    }
-
-    private static void Add(TheoryData<string> data, string prefix, Type type)
-    {
-        foreach (var property in type.GetProperties(BindingFlags.Public | BindingFlags.Instance).Where(p => p.CanWrite))
-        {
-            var t = Nullable.GetUnderlyingType(property.PropertyType) ?? property.PropertyType;
-            if (t == typeof(bool) || t == typeof(int) || t == typeof(long) || t == typeof(double) || t == typeof(TimeSpan) || t.IsEnum)
-            {
-                data.Add($"{prefix}:{property.Name}");
-            }
-            else if (t.IsClass && t.Namespace?.StartsWith("YarpGateway", StringComparison.Ordinal) == true)
-            {
-                Add(data, $"{prefix}:{property.Name}", t);
-            }
-        }
-    }
+        => [.. GatewaySettingsSchema.Leaves()
+            .Where(s => s.Type == typeof(bool) || s.Type == typeof(int) || s.Type == typeof(long) || s.Type == typeof(double) || s.Type == typeof(TimeSpan) || s.Type.IsEnum)
+            .Select(s => s.Key)];
 
     [Theory]
     [MemberData(nameof(Settings))]
