@@ -297,12 +297,9 @@ internal sealed partial class GatewayKestrelSetup(IConfiguration configuration, 
         }
 
         var isHttp = address is not null && !string.Equals(address.Scheme, "https", StringComparison.OrdinalIgnoreCase);
-        foreach (var httpsOnly in HttpsOnlySettings.Where(name => endpoint.GetSection(name).Exists()))
+        foreach (var httpsOnly in HttpsOnlySettings.Where(name => isHttp && endpoint.GetSection(name).Exists()))
         {
-            if (isHttp)
-            {
-                yield return new Configuration.ConfigError(ConfigurationPath.Combine(endpoint.Path, httpsOnly), $"is for https:// endpoints, and this one's Url is '{url}': use an https:// Url, or remove {httpsOnly}.");
-            }
+            yield return new Configuration.ConfigError(ConfigurationPath.Combine(endpoint.Path, httpsOnly), $"is for https:// endpoints, and this one's Url is '{url}': use an https:// Url, or remove {httpsOnly}.");
         }
 
         if (endpoint["ClientCertificateMode"] is { } mode && !IsName<Microsoft.AspNetCore.Server.Kestrel.Https.ClientCertificateMode>(mode))
@@ -324,7 +321,7 @@ internal sealed partial class GatewayKestrelSetup(IConfiguration configuration, 
             {
                 yield return new Configuration.ConfigError(ConfigurationPath.Combine(endpoint.Path, "Protocols"), $"'{protocols}' is not {Configuration.ExpectedValue.Describe(typeof(HttpProtocols))}.");
             }
-            else if (parsed == HttpProtocols.Http3 && address is not null && !string.Equals(address.Scheme, "https", StringComparison.OrdinalIgnoreCase))
+            else if (parsed == HttpProtocols.Http3 && isHttp)
             {
                 yield return new Configuration.ConfigError(ConfigurationPath.Combine(endpoint.Path, "Protocols"), $"'{protocols}' needs an https:// Url (HTTP/3 runs over QUIC, with TLS); '{url}' is http.");
             }
