@@ -309,16 +309,30 @@ internal sealed class GatewayConfigValidator(IConfigValidator yarpValidator, IEn
     private void BuildTransforms(RouteConfig route, IReadOnlyList<ClusterConfig> clusters, string key, List<ConfigError> errors)
     {
         var cluster = clusters.FirstOrDefault(c => string.Equals(c.ClusterId, route.ClusterId, StringComparison.OrdinalIgnoreCase));
+        if (TryBuild(route) is null)
+        {
+            return; // the common case: one build, as the apply's
+        }
+
         var transforms = route.Transforms!;
         for (var i = 0; i < transforms.Count; i++)
         {
+            if (TryBuild(route with { Transforms = [transforms[i]] }) is { } failure) // one at a time, to name the one
+            {
+                errors.Add(new ConfigError($"{key}:Transforms:{i}", $"YARP cannot build this transform: {failure.Message}"));
+            }
+        }
+
+        Exception? TryBuild(RouteConfig built)
+        {
             try
             {
-                _ = transformBuilder.Build(route with { Transforms = [transforms[i]] }, cluster); // one at a time, to name the one
+                _ = transformBuilder.Build(built, cluster);
+                return null;
             }
             catch (Exception ex) when (ex is not OperationCanceledException)
             {
-                errors.Add(new ConfigError($"{key}:Transforms:{i}", $"YARP cannot build this transform: {ex.Message}"));
+                return ex;
             }
         }
     }
@@ -367,7 +381,7 @@ internal sealed class GatewayConfigValidator(IConfigValidator yarpValidator, IEn
         {
             if (!string.IsNullOrEmpty(headers[i].Name) && !HttpSyntax.IsToken(headers[i].Name))
             {
-                errors.Add(new ConfigError($"{key}:Match:Headers:{i}:Name", $"'{headers[i].Name}' is not a header name (letters, digits and !#$%&'*+-.^_`|~ only): no request carries it, and the route would never match."));
+                errors.Add(new ConfigError($"{key}:Match:Headers:{i}:Name", $"'{headers[i].Name}' is not a header name ({HttpSyntax.TokenCharacters}): no request carries it, and the route would never match."));
             }
         }
     }
@@ -398,8 +412,8 @@ internal sealed class GatewayConfigValidator(IConfigValidator yarpValidator, IEn
             }
 
             // YARP's own validator names a missing Address; a Health address is optional (the probe goes to Address then).
-            ValidateAbsoluteAddress(destination.Address, addressKey, "a destination", errors);
-            ValidateAbsoluteAddress(destination.Health, $"{key}:Destinations:{id}:Health", "a health probe's address", errors);
+            ValidateAbsoluteAddress(destination.Address, addressKey, isHealth: false, errors);
+            ValidateAbsoluteAddress(destination.Health, $"{key}:Destinations:{id}:Health", isHealth: true, errors);
         }
     }
 
@@ -442,8 +456,9 @@ internal sealed class GatewayConfigValidator(IConfigValidator yarpValidator, IEn
     /// rest parses ("localhost:5000" reads as the scheme "localhost", "10.0.0.5:8080" as nothing at all): YARP takes either,
     /// and every request to such a destination got 502; for a health address, every probe logged an error with its stack.
     /// </summary>
-    private static void ValidateAbsoluteAddress(string? address, string addressKey, string what, List<ConfigError> errors)
+    private static void ValidateAbsoluteAddress(string? address, string addressKey, bool isHealth, List<ConfigError> errors)
     {
+        var what = isHealth ? "a health probe's address" : "a destination";
         if (string.IsNullOrEmpty(address))
         {
             return;
@@ -464,7 +479,7 @@ internal sealed class GatewayConfigValidator(IConfigValidator yarpValidator, IEn
         }
         else if (uri.Query.Length > 0 || uri.Fragment.Length > 0)
         {
-            errors.Add(new ConfigError(addressKey, $"'{address}' has a query or fragment, which would end up inside every forwarded path (the backend got /base/?x=1/path); use a route transform to add query parameters."));
+            errors.Add(new ConfigError(addressKey, $"'{address}' has a query or fragment, which would end up inside every {(isHealth ? "probe's path; a probe's query goes in HealthCheck:Active:Query" : "forwarded path (the backend got /base/?x=1/path); use a route transform to add query parameters")}."));
         }
     }
 

@@ -6,6 +6,9 @@ internal static class HttpSyntax
     private static readonly System.Buffers.SearchValues<char> TokenChars =
         System.Buffers.SearchValues.Create("!#$%&'*+-.^_`|~0123456789ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz");
 
+    /// <summary>What a token may hold, for errors: "letters, digits and !#$%&amp;'*+-.^_`|~ only".</summary>
+    public const string TokenCharacters = "letters, digits and !#$%&'*+-.^_`|~ only";
+
     /// <summary>A token (RFC 9110 §5.6.2): a header name or a method. Not empty.</summary>
     public static bool IsToken(string? text) => !string.IsNullOrEmpty(text) && !text.AsSpan().ContainsAnyExcept(TokenChars);
 

@@ -38,13 +38,13 @@ internal sealed class TransformValuesRule : IProxyConfigRule
             {
                 if (transform.TryGetValue(name, out var header) && !HttpSyntax.IsToken(header))
                 {
-                    errors.Add(new ConfigError(at + name, $"'{header}' is not a header name (letters, digits and !#$%&'*+-.^_`|~ only){(name.EndsWith("Remove", StringComparison.Ordinal) ? ": no request or response carries it, so nothing would be removed" : ": every request to the route would fail with 502")}."));
+                    errors.Add(new ConfigError(at + name, $"'{header}' is not a header name ({HttpSyntax.TokenCharacters}){(name.EndsWith("Remove", StringComparison.Ordinal) ? ": no request or response carries it, so nothing would be removed" : ": every request to the route would fail with 502")}."));
                 }
             }
 
             if (transform.TryGetValue("X-Forwarded", out _) && transform.TryGetValue("HeaderPrefix", out var prefix) && prefix.Length > 0 && !HttpSyntax.IsToken(prefix))
             {
-                errors.Add(new ConfigError(at + "HeaderPrefix", $"'{prefix}' cannot start a header name (letters, digits and !#$%&'*+-.^_`|~ only): every request to the route would fail with 502."));
+                errors.Add(new ConfigError(at + "HeaderPrefix", $"'{prefix}' cannot start a header name ({HttpSyntax.TokenCharacters}): every request to the route would fail with 502."));
             }
 
             foreach (var valueKey in ValueKeys)

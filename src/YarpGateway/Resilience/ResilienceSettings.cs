@@ -38,7 +38,7 @@ internal sealed record ResilienceSettings(int MaxRetries, IReadOnlySet<int> Retr
                 maxRetries = r;
             }
 
-            if (metadata.TryGetValue(TryTimeoutKey, out var timeout) && TryParseTimeout(timeout, out var t))
+            if (metadata.TryGetValue(TryTimeoutKey, out var timeout) && TimeSpans.TryParse(timeout, out var t))
             {
                 tryTimeout = t;
             }
@@ -55,11 +55,11 @@ internal sealed record ResilienceSettings(int MaxRetries, IReadOnlySet<int> Retr
 
     /// <summary>The cluster's connect timeout: metadata <c>ConnectTimeout</c>, else the option.</summary>
     public static TimeSpan ConnectTimeout(ResilienceOptions options, IReadOnlyDictionary<string, string>? cluster)
-        => cluster is not null && cluster.TryGetValue(ConnectTimeoutKey, out var text) && TryParseTimeout(text, out var value) ? value : options.ConnectTimeout;
+        => cluster is not null && cluster.TryGetValue(ConnectTimeoutKey, out var text) && TimeSpans.TryParse(text, out var value) ? value : options.ConnectTimeout;
 
     /// <summary>The cluster's pooled connection lifetime: metadata <c>PooledConnectionLifetime</c>, else the option.</summary>
     public static TimeSpan PooledConnectionLifetime(ResilienceOptions options, IReadOnlyDictionary<string, string>? cluster)
-        => cluster is not null && cluster.TryGetValue(PooledConnectionLifetimeKey, out var text) && TryParseTimeout(text, out var value) ? value : options.PooledConnectionLifetime;
+        => cluster is not null && cluster.TryGetValue(PooledConnectionLifetimeKey, out var text) && TimeSpans.TryParse(text, out var value) ? value : options.PooledConnectionLifetime;
 
     /// <summary>The cluster's <c>Expect: 100-continue</c> threshold in bytes (0: never): metadata <c>ExpectContinueAbove</c>, else the option.</summary>
     public static long ExpectContinueAbove(ResilienceOptions options, IReadOnlyDictionary<string, string>? cluster)
@@ -78,7 +78,7 @@ internal sealed record ResilienceSettings(int MaxRetries, IReadOnlySet<int> Retr
             errors.Add(new ConfigError($"{key}:{MaxRetriesKey}", $"'{retries}' is not a number of retries from 0 to 10."));
         }
 
-        if (metadata.TryGetValue(TryTimeoutKey, out var tryTimeout) && !TryParseTimeout(tryTimeout, out _))
+        if (metadata.TryGetValue(TryTimeoutKey, out var tryTimeout) && !TimeSpans.TryParse(tryTimeout, out _))
         {
             errors.Add(new ConfigError($"{key}:{TryTimeoutKey}", $"'{tryTimeout}' is not {TimeSpans.Positive("00:00:01")}."));
         }
@@ -93,12 +93,12 @@ internal sealed record ResilienceSettings(int MaxRetries, IReadOnlySet<int> Retr
             errors.Add(new ConfigError($"{key}:{RetryIdempotentKey}", $"'{flag}' is not true or false."));
         }
 
-        if (!isRoute && metadata.TryGetValue(ConnectTimeoutKey, out var connect) && !TryParseTimeout(connect, out _))
+        if (!isRoute && metadata.TryGetValue(ConnectTimeoutKey, out var connect) && !TimeSpans.TryParse(connect, out _))
         {
             errors.Add(new ConfigError($"{key}:{ConnectTimeoutKey}", $"'{connect}' is not {TimeSpans.Positive("00:00:02")}."));
         }
 
-        if (!isRoute && metadata.TryGetValue(PooledConnectionLifetimeKey, out var lifetime) && !TryParseTimeout(lifetime, out _))
+        if (!isRoute && metadata.TryGetValue(PooledConnectionLifetimeKey, out var lifetime) && !TimeSpans.TryParse(lifetime, out _))
         {
             errors.Add(new ConfigError($"{key}:{PooledConnectionLifetimeKey}", $"'{lifetime}' is not {TimeSpans.Positive("00:02:00")}."));
         }
@@ -114,8 +114,6 @@ internal sealed record ResilienceSettings(int MaxRetries, IReadOnlySet<int> Retr
 
     private static bool TryParseRetries(string? text, out int value)
         => int.TryParse(text, NumberStyles.None, CultureInfo.InvariantCulture, out value) && value <= 10;
-
-    private static bool TryParseTimeout(string? text, out TimeSpan value) => TimeSpans.TryParse(text, out value);
 
     private static bool TryParseStatusCodes(string? text, out IReadOnlySet<int> value)
     {

@@ -29,7 +29,7 @@ internal sealed class SessionAffinityRule : IProxyConfigRule
         var isHeader = string.Equals(affinity.Policy, CustomHeaderPolicy, StringComparison.OrdinalIgnoreCase);
         if (!string.IsNullOrEmpty(affinity.AffinityKeyName) && !HttpSyntax.IsToken(affinity.AffinityKeyName))
         {
-            errors.Add(new ConfigError(key + "AffinityKeyName", $"'{affinity.AffinityKeyName}' is not a {(isHeader ? "header" : "cookie")} name (letters, digits and !#$%&'*+-.^_`|~ only): every request to the cluster would fail with 502."));
+            errors.Add(new ConfigError(key + "AffinityKeyName", $"'{affinity.AffinityKeyName}' is not a {(isHeader ? "header" : "cookie")} name ({HttpSyntax.TokenCharacters}): every request to the cluster would fail with 502."));
         }
 
         if (isHeader || affinity.Cookie is not { } cookie)

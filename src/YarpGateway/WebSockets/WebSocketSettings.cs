@@ -64,12 +64,12 @@ internal sealed record WebSocketSettings(
             settings = settings with { Policy = policy };
         }
 
-        if (route.TryGetValue(WriteTimeoutKey, out text) && TryParseTime(text, out var time))
+        if (route.TryGetValue(WriteTimeoutKey, out text) && TimeSpans.TryParse(text, out var time))
         {
             settings = settings with { WriteTimeout = time };
         }
 
-        if (route.TryGetValue(DisconnectAfterKey, out text) && TryParseTime(text, out time))
+        if (route.TryGetValue(DisconnectAfterKey, out text) && TimeSpans.TryParse(text, out time))
         {
             settings = settings with { DisconnectAfter = time };
         }
@@ -111,7 +111,7 @@ internal sealed record WebSocketSettings(
 
         foreach (var timeKey in new[] { WriteTimeoutKey, DisconnectAfterKey })
         {
-            if (route.TryGetValue(timeKey, out text) && !TryParseTime(text, out _))
+            if (route.TryGetValue(timeKey, out text) && !TimeSpans.TryParse(text, out _))
             {
                 errors.Add(new ConfigError($"{key}:{timeKey}", $"'{text}' is not {TimeSpans.Positive("00:00:10")}."));
             }
@@ -136,8 +136,6 @@ internal sealed record WebSocketSettings(
 
     private static bool TryParsePolicy(string? text, out SlowClientPolicy value)
         => Enum.TryParse(text, ignoreCase: true, out value) && Enum.IsDefined(value) && !int.TryParse(text, out _);
-
-    private static bool TryParseTime(string? text, out TimeSpan value) => TimeSpans.TryParse(text, out value);
 
     private static bool TryParseCount(string? text, out long value)
         => long.TryParse(text, NumberStyles.None, CultureInfo.InvariantCulture, out value);
