@@ -56,9 +56,11 @@ internal sealed class GatewayCorsOptionsValidator : IValidateOptions<GatewayCors
     {
         foreach (var value in values)
         {
-            if (value != "*" && (string.IsNullOrWhiteSpace(value) || value.Any(c => c <= ' ' || c >= 0x7F || c is ',' or ':' or ';')))
+            // A method or header name is a token: one with a character outside it is never in a request, so it would
+            // never be allowed (a list written as one entry, "GET, POST", included).
+            if (value != "*" && !HttpSyntax.IsToken(value))
             {
-                errors.Add($"{key}: '{value}' is not a method or header name (list each as its own entry).");
+                errors.Add($"{key}: '{value}' is not a method or header name: {HttpSyntax.TokenCharacters} (list each as its own entry).");
             }
         }
     }

@@ -47,7 +47,10 @@ internal sealed class GatewayRateLimitingOptionsValidator : IValidateOptions<Gat
 
             if (!PartitionKind.TryParse(settings.PartitionBy, out _))
             {
-                errors.Add($"{key}:PartitionBy '{settings.PartitionBy}' is not ClientIp, Route, Header:<name> or Claim:<type>.");
+                // A header name no request can carry would put every request in the one partition of those without it.
+                errors.Add(settings.PartitionBy is { } by && by.StartsWith("Header:", StringComparison.OrdinalIgnoreCase) && by.Length > "Header:".Length
+                    ? $"{key}:PartitionBy '{by}' does not name a header: a header name is {HttpSyntax.TokenCharacters}."
+                    : $"{key}:PartitionBy '{settings.PartitionBy}' is not ClientIp, Route, Header:<name> or Claim:<type>.");
             }
 
             switch (settings.Kind)

@@ -1,3 +1,5 @@
+using YarpGateway.Configuration;
+
 namespace YarpGateway.RateLimiting;
 
 /// <summary>A parsed <see cref="RateLimitPolicySettings.PartitionBy"/>.</summary>
@@ -31,7 +33,7 @@ internal readonly record struct PartitionKind(PartitionSource Source, string Nam
 
         var name = value[(colon + 1)..].Trim();
         var prefix = value[..colon];
-        if (prefix.Equals("Header", StringComparison.OrdinalIgnoreCase) && name.All(c => c > ' ' && c < 0x7F && c != ':'))
+        if (prefix.Equals("Header", StringComparison.OrdinalIgnoreCase) && HttpSyntax.IsToken(name))
         {
             kind = new(PartitionSource.Header, name);
             return true;

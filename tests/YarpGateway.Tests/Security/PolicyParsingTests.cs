@@ -1,5 +1,6 @@
 using System.Net;
 using System.Security.Claims;
+using YarpGateway.Cors;
 using YarpGateway.RateLimiting;
 using YarpGateway.Security;
 
@@ -24,9 +25,56 @@ public class PolicyParsingTests
     [InlineData("")]
     [InlineData("Header:")]
     [InlineData("Header:X Y")]
+    [InlineData("Header:X-Key,")]
+    [InlineData("Header:X(Y)")]
+    [InlineData("Header:X/Y")]
+    [InlineData("Header:\"X\"")]
     [InlineData("Cookie:x")]
     [InlineData("Claim")]
     public void PartitionBy_RefusesTheRest(string text) => Assert.False(PartitionKind.TryParse(text, out _));
+
+    [Theory]
+    [InlineData("Header:X-Key,", "'Header:X-Key,' does not name a header: a header name is letters, digits and")]
+    [InlineData("Header:", "'Header:' is not ClientIp, Route, Header:<name> or Claim:<type>")]
+    [InlineData("Cookie:x", "'Cookie:x' is not ClientIp, Route")]
+    public void PartitionBy_ThatIsRefused_SaysWhy(string partitionBy, string expected)
+    {
+        var options = new GatewayRateLimitingOptions();
+        options.Policies["p"] = new RateLimitPolicySettings { PermitLimit = 1, PartitionBy = partitionBy };
+
+        var result = new GatewayRateLimitingOptionsValidator().Validate(null, options);
+
+        Assert.Contains("Gateway:RateLimiting:Policies:p:PartitionBy " + expected, Assert.Single(result.Failures!), StringComparison.Ordinal);
+    }
+
+    [Theory]
+    [InlineData("Methods", "GET, POST")]
+    [InlineData("Methods", "G(ET")]
+    [InlineData("Headers", "X-Api-Key,")]
+    [InlineData("Headers", "X/Y")]
+    [InlineData("Headers", "\"X\"")]
+    [InlineData("ExposedHeaders", "X@Y")]
+    [InlineData("ExposedHeaders", "")]
+    public void ACorsMethodOrHeader_ThatIsNotAToken_IsRefused(string list, string value)
+    {
+        var settings = new CorsPolicySettings { Origins = ["https://app.example.com"] };
+        (list switch { "Methods" => settings.Methods, "Headers" => settings.Headers, _ => settings.ExposedHeaders }).Add(value);
+        var options = new GatewayCorsOptions();
+        options.Policies["web"] = settings;
+
+        var result = new GatewayCorsOptionsValidator().Validate(null, options);
+
+        Assert.Equal($"Gateway:Cors:Policies:web:{list}: '{value}' is not a method or header name: letters, digits and !#$%&'*+-.^_`|~ only (list each as its own entry).", Assert.Single(result.Failures!));
+    }
+
+    [Fact]
+    public void CorsTokensAndTheWildcard_AreAccepted()
+    {
+        var options = new GatewayCorsOptions();
+        options.Policies["web"] = new CorsPolicySettings { Origins = ["https://app.example.com"], Methods = ["GET", "PATCH", "*"], Headers = ["X-Api-Key", "*"], ExposedHeaders = ["X-Request-Id"] };
+
+        Assert.True(new GatewayCorsOptionsValidator().Validate(null, options).Succeeded);
+    }
 
     [Theory]
     [InlineData("203.0.113.9", "203.0.113.9")]
