@@ -30,22 +30,7 @@ internal static class GatewayApplicationBuilderExtensions
     public static async Task UseGatewayAsync(this WebApplication app, CancellationToken cancellationToken = default)
     {
         var errors = new List<ConfigError>(ConfigSourceLocator.FindBrokenFiles(app.Configuration));
-        errors.AddRange(GatewayKestrelSetup.Validate(app.Configuration));
-        foreach (var (section, type) in GatewayServiceCollectionExtensions.SettingsSchema.GatewaySections)
-        {
-            // Every Gateway:* section, from the one list of them: a section left out here started with its defaults,
-            // its errors unsaid (Gateway:Memory was).
-            CheckOptionsOf.MakeGenericMethod(type).Invoke(null, [app, section, errors]);
-        }
-
-        var bearerErrors = BearerAuthentication.Validate(app.Configuration);
-        errors.AddRange(bearerErrors);
-        if (bearerErrors.Count == 0 && BearerAuthentication.IsConfigured(app.Configuration)
-            && BearerOptionsReload.BuildError(app.Services.GetRequiredService<IOptionsFactory<JwtBearerOptions>>()) is { } unparsed)
-        {
-            errors.Add(new ConfigError(BearerAuthentication.SectionName, unparsed)); // a value ASP.NET Core cannot parse: every request would have thrown it
-        }
-
+        errors.AddRange(app.Services.GetRequiredService<StartupChecks>().Find());
         try
         {
             await app.Services.GetRequiredService<GatewayConfigProvider>().InitializeAsync(cancellationToken);
@@ -146,28 +131,5 @@ internal static class GatewayApplicationBuilderExtensions
             proxy.UseSessionAffinity();
             proxy.UseLoadBalancing();
         });
-    }
-
-    private static readonly System.Reflection.MethodInfo CheckOptionsOf = typeof(GatewayApplicationBuilderExtensions)
-        .GetMethod(nameof(CheckOptions), System.Reflection.BindingFlags.NonPublic | System.Reflection.BindingFlags.Static)!;
-
-    private static void CheckOptions<TOptions>(WebApplication app, string section, List<ConfigError> errors)
-        where TOptions : class, new()
-    {
-        try
-        {
-            _ = app.Services.GetRequiredService<IOptions<TOptions>>().Value;
-        }
-        catch (OptionsValidationException ex)
-        {
-            errors.AddRange(ex.Failures.Select(failure => ConfigError.FromFailure(section, failure)));
-        }
-        catch (InvalidOperationException ex)
-        {
-            // A value that does not convert stops the binder; list every such value and the
-            // section's other errors rather than only the first.
-            var found = OptionsBindingErrors.Find(app.Configuration.GetSection(section), app.Services.GetServices<IValidateOptions<TOptions>>());
-            errors.AddRange(found.Count > 0 ? found : [new ConfigError(section, ex.Message)]);
-        }
     }
 }

@@ -102,7 +102,8 @@ internal static class GatewayServiceCollectionExtensions
         services.AddGatewayCors(builder.Configuration);
         services.AddGatewayRateLimiting(builder.Configuration);
         services.AddGatewayOutputCache(builder.Configuration);
-        services.AddSingleton<StartupOnlySections>();
+        services.AddSingleton<StartupChecks>();
+        services.AddSingleton(sp => ActivatorUtilities.CreateInstance<StartupOnlySections>(sp, (Func<List<ConfigError>>)sp.GetRequiredService<StartupChecks>().Find));
         services.AddSingleton(SettingsSchema);
         foreach (var (section, type) in SettingsSchema.GatewaySections)
         {

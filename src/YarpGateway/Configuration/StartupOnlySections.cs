@@ -50,6 +50,7 @@ internal sealed partial class StartupOnlySections : IDisposable
         => (name, c => ConfigChanges.Snapshot(capture(c)), capture);
 
     private readonly IConfiguration _configuration;
+    private readonly Func<List<ConfigError>> _startupChecks;
     private readonly ILogger<StartupOnlySections> _logger;
     private readonly Dictionary<string, string> _started;
     private readonly Dictionary<string, string> _reported;
@@ -57,9 +58,11 @@ internal sealed partial class StartupOnlySections : IDisposable
     private readonly IDisposable _subscription;
     private readonly Lock _gate = new();
 
-    public StartupOnlySections(IConfiguration configuration, ILogger<StartupOnlySections> logger)
+    /// <param name="startupChecks">What start-up would refuse in the configuration as it is now (<see cref="StartupChecks.Find"/>).</param>
+    public StartupOnlySections(IConfiguration configuration, Func<List<ConfigError>> startupChecks, ILogger<StartupOnlySections> logger)
     {
         _configuration = configuration;
+        _startupChecks = startupChecks;
         _logger = logger;
         _started = Parts.ToDictionary(p => p.Section, p => p.Snapshot(configuration), StringComparer.Ordinal);
         _reportedKeys = Parts.ToDictionary(p => p.Section, p => p.Capture(configuration), StringComparer.Ordinal);
@@ -98,12 +101,29 @@ internal sealed partial class StartupOnlySections : IDisposable
                 {
                     Log.Restored(_logger, section);
                 }
+                else if (RestartErrors(section) is { Length: > 0 } errors)
+                {
+                    // "A restart applies the change" would send the operator into a rolling restart whose new pods
+                    // exit at once: say now what the start-up check will say then.
+                    Log.RestartWouldFail(_logger, section, changes.Length > 0 ? changes : section, errors);
+                }
                 else
                 {
                     Log.NeedsRestart(_logger, section, changes.Length > 0 ? changes : section);
                 }
             }
         }
+    }
+
+    /// <summary>What start-up would refuse under the part's section (<c>Gateway:OutputCache</c> of
+    /// <c>Gateway:OutputCache (which policies exist, ...)</c>), with the file that set each, as one line; empty when nothing.</summary>
+    private string RestartErrors(string part)
+    {
+        var space = part.IndexOf(' ', StringComparison.Ordinal);
+        var section = space > 0 ? part[..space] : part;
+        var errors = _startupChecks().Where(e => e.Key.Equals(section, StringComparison.OrdinalIgnoreCase)
+            || e.Key.StartsWith(section + ":", StringComparison.OrdinalIgnoreCase)).ToList();
+        return string.Join(" ", ConfigSourceLocator.WithFiles(_configuration, errors).Select(e => e.ToString()));
     }
 
     public void Dispose() => _subscription.Dispose();
@@ -115,5 +135,8 @@ internal sealed partial class StartupOnlySections : IDisposable
 
         [LoggerMessage(2, LogLevel.Information, "{Section} is back to the values the gateway started with.", EventName = "SectionRestored")]
         public static partial void Restored(ILogger logger, string section);
+
+        [LoggerMessage(3, LogLevel.Error, "{Section} changed, and is read at start-up only: the gateway keeps the values it started with, and would not start with the new ones (fix them before a restart). Changed: {Changes}. {Errors}", EventName = "SectionChangeWouldFailRestart")]
+        public static partial void RestartWouldFail(ILogger logger, string section, string changes, string errors);
     }
 }

@@ -80,7 +80,7 @@ public class ReadWhileReloadingTests
         var configuration = new ChangingConfiguration(new ConfigurationBuilder().AddInMemoryCollection([]).Build(), "Gateway:Transport");
         var logs = new CapturingLoggerProvider();
         using var loggers = LoggerFactory.Create(b => b.AddProvider(logs));
-        using var sections = new StartupOnlySections(configuration, loggers.CreateLogger<StartupOnlySections>());
+        using var sections = new StartupOnlySections(configuration, () => [], loggers.CreateLogger<StartupOnlySections>());
 
         configuration.ChangeTo(new ConfigurationBuilder().AddInMemoryCollection([new("Gateway:Transport:Backlog", "8192")]).Build(), afterReads: 0);
         configuration.ChangeTo(new ConfigurationBuilder().AddInMemoryCollection([new("Gateway:Transport:Backlog", "4096")]).Build(), afterReads: 1);

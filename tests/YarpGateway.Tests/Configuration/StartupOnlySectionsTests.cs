@@ -26,7 +26,7 @@ public class StartupOnlySectionsTests
         }).Build();
         var logs = new CapturingLoggerProvider();
         using var factory = LoggerFactory.Create(builder => builder.AddProvider(logs));
-        using var sections = new StartupOnlySections(configuration, factory.CreateLogger<StartupOnlySections>());
+        using var sections = new StartupOnlySections(configuration, () => [], factory.CreateLogger<StartupOnlySections>());
 
         configuration[key] = value;
         configuration.Reload();
@@ -54,7 +54,7 @@ public class StartupOnlySectionsTests
         }).Build();
         var logs = new CapturingLoggerProvider();
         using var factory = LoggerFactory.Create(builder => builder.AddProvider(logs));
-        using var sections = new StartupOnlySections(configuration, factory.CreateLogger<StartupOnlySections>());
+        using var sections = new StartupOnlySections(configuration, () => [], factory.CreateLogger<StartupOnlySections>());
 
         configuration["Gateway:Admission:Global:MaxConcurrency"] = "50";
         configuration["Gateway:OutputCache:Policies:p:Duration"] = "00:00:30";
@@ -64,5 +64,27 @@ public class StartupOnlySectionsTests
         configuration.Reload();
 
         Assert.Empty(logs.Lines);
+    }
+
+    [Fact]
+    public void AnEditARestartWouldRefuse_IsAnError_NamingWhatStartUpWouldSay_ForThatSectionOnly()
+    {
+        var configuration = new ConfigurationBuilder().AddInMemoryCollection([]).Build();
+        var logs = new CapturingLoggerProvider();
+        using var factory = LoggerFactory.Create(builder => builder.AddProvider(logs));
+        List<ConfigError> StartupChecks() =>
+        [
+            new("Gateway:Http2:MaxStreamResets", "Gateway:Http2:MaxStreamResets must not be negative; got -1."),
+            new("Gateway:Http2Something", "another section's error"),
+            new("Gateway:Admission:Global:MaxQueue", "a live section's error, which its own reload reports"),
+        ];
+        using var sections = new StartupOnlySections(configuration, StartupChecks, factory.CreateLogger<StartupOnlySections>());
+
+        configuration["Gateway:Http2:MaxStreamResets"] = "-1";
+        configuration.Reload();
+
+        var line = Assert.Single(logs.Lines);
+        Assert.Contains("[SectionChangeWouldFailRestart] Gateway:Http2 changed, and is read at start-up only: the gateway keeps the values it started with, and would not start with the new ones", line, StringComparison.Ordinal);
+        Assert.EndsWith("Changed: MaxStreamResets: added. Gateway:Http2:MaxStreamResets must not be negative; got -1.", line, StringComparison.Ordinal);
     }
 }

@@ -210,6 +210,47 @@ public class ReloadTests
         }
     }
 
+    /// <summary>
+    /// An edit of what is read at start-up only, that start-up would refuse: said when it is saved, with start-up's own
+    /// errors. Before, the warning said "a rolling restart applies the change", and the restart's new pods exited at once.
+    /// </summary>
+    [Fact]
+    public async Task AStartupOnlyEditThatARestartWouldRefuse_IsAnErrorWhenSaved_WithStartUpsErrors()
+    {
+        await using var a = await TestBackend.StartAsync("a");
+        var config = ProxyConfigJson.CatchAll("RoundRobin", (a, null));
+        await using var gateway = await GatewayUnderTest.StartAsync(config);
+        using var client = gateway.CreateProxyClient();
+
+        var edited = config.DeepClone();
+        edited["Gateway"] = JsonNode.Parse("""{ "Http2": { "MaxStreamResets": -1 }, "Transport": { "Backlog": 10 } }""");
+        edited["Kestrel"] = JsonNode.Parse("""{ "Limits": { "MaxRequestHeaderCount": 0 } }""");
+        gateway.WriteConfig(edited);
+
+        string[] expected =
+        [
+            "[SectionChangeWouldFailRestart] Gateway:Http2 changed", "Gateway:Http2:MaxStreamResets must not be negative; got -1.",
+            "[SectionChangeWouldFailRestart] Kestrel changed", "Kestrel:Limits:MaxRequestHeaderCount",
+        ];
+        Assert.True(
+            await Eventually.TrueAsync(() => gateway.Logs.Lines.Count(l => l.Contains("[SectionChangeWouldFailRestart]", StringComparison.Ordinal)) >= 2, ReloadBound),
+            string.Join("\n", gateway.Logs.Lines));
+        var lines = string.Join("\n", gateway.Logs.Lines.Where(l => l.Contains("[SectionChangeWouldFailRestart]", StringComparison.Ordinal)));
+        foreach (var fragment in expected)
+        {
+            Assert.Contains(fragment, lines, StringComparison.Ordinal);
+        }
+
+        Assert.Contains(gateway.ConfigPath + ": Gateway:Http2:MaxStreamResets", lines, StringComparison.Ordinal); // the file that set it
+        Assert.Single(gateway.Logs.Lines, l => l.Contains("[SectionNeedsRestart] Gateway:Transport changed", StringComparison.Ordinal)); // a good edit: as before
+        Assert.Equal("a", await client.GetStringAsync("/x")); // still serving what it started with
+
+        // What it said is what a restart says.
+        var restart = await Assert.ThrowsAsync<YarpGateway.Configuration.GatewayConfigurationException>(() => GatewayUnderTest.StartAsync(edited));
+        Assert.Contains(restart.Errors, e => e.Key == "Gateway:Http2:MaxStreamResets");
+        Assert.Contains(restart.Errors, e => e.Key.StartsWith("Kestrel:Limits:MaxRequestHeaderCount", StringComparison.Ordinal));
+    }
+
     [Theory]
     [InlineData("broken JSON", "not valid JSON")]
     [InlineData("deleted", "is missing")]

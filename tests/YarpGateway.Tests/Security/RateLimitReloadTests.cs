@@ -111,7 +111,7 @@ public class RateLimitReloadTests
         }).Build();
         var logs = new CapturingLoggerProvider();
         using var factory = LoggerFactory.Create(builder => builder.AddProvider(logs));
-        using var sections = new StartupOnlySections(configuration, factory.CreateLogger<StartupOnlySections>());
+        using var sections = new StartupOnlySections(configuration, () => [], factory.CreateLogger<StartupOnlySections>());
 
         configuration["Gateway:RateLimiting:Policies:a:PermitLimit"] = "50";
         configuration["Gateway:RateLimiting:Policies:a:Kind"] = "FixedWindow";

@@ -1,0 +1,61 @@
+using Microsoft.AspNetCore.Authentication.JwtBearer;
+using Microsoft.Extensions.Options;
+using YarpGateway.Endpoints;
+using YarpGateway.Security;
+
+namespace YarpGateway.Configuration;
+
+/// <summary>
+/// What start-up checks on top of the proxy configuration (which <see cref="GatewayConfigProvider"/> checks), read from
+/// the configuration as it is now: Kestrel's endpoints and limits, every <c>Gateway:*</c> section, the bearer scheme.
+/// Run before the gateway serves, and again when a reload changes what only a restart applies, so that the operator
+/// learns then that a restart would fail, not when it does.
+/// </summary>
+internal sealed class StartupChecks(IServiceProvider services, IConfiguration configuration, UnknownSettings.Schema schema)
+{
+    private static readonly System.Reflection.MethodInfo CheckOptionsOf = typeof(StartupChecks)
+        .GetMethod(nameof(CheckOptions), System.Reflection.BindingFlags.NonPublic | System.Reflection.BindingFlags.Static)!;
+
+    /// <summary>Every error, in the order start-up lists them.</summary>
+    public List<ConfigError> Find()
+    {
+        var errors = new List<ConfigError>(GatewayKestrelSetup.Validate(configuration));
+        foreach (var (section, type) in schema.GatewaySections)
+        {
+            // Every Gateway:* section, from the one list of them: a section left out here started with its defaults,
+            // its errors unsaid (Gateway:Memory was).
+            CheckOptionsOf.MakeGenericMethod(type).Invoke(null, [services, configuration, section, errors]);
+        }
+
+        var bearerErrors = BearerAuthentication.Validate(configuration);
+        errors.AddRange(bearerErrors);
+        if (bearerErrors.Count == 0 && BearerAuthentication.IsConfigured(configuration)
+            && BearerOptionsReload.BuildError(services.GetRequiredService<IOptionsFactory<JwtBearerOptions>>()) is { } unparsed)
+        {
+            errors.Add(new ConfigError(BearerAuthentication.SectionName, unparsed)); // a value ASP.NET Core cannot parse: every request would have thrown it
+        }
+
+        return errors;
+    }
+
+    private static void CheckOptions<TOptions>(IServiceProvider services, IConfiguration configuration, string section, List<ConfigError> errors)
+        where TOptions : class, new()
+    {
+        try
+        {
+            // The factory, not IOptions<T>: that keeps the value it first built, and a reload's check needs the file's.
+            _ = services.GetRequiredService<IOptionsFactory<TOptions>>().Create(Options.DefaultName);
+        }
+        catch (OptionsValidationException ex)
+        {
+            errors.AddRange(ex.Failures.Select(failure => ConfigError.FromFailure(section, failure)));
+        }
+        catch (InvalidOperationException ex)
+        {
+            // A value that does not convert stops the binder; list every such value and the
+            // section's other errors rather than only the first.
+            var found = OptionsBindingErrors.Find(configuration.GetSection(section), services.GetServices<IValidateOptions<TOptions>>());
+            errors.AddRange(found.Count > 0 ? found : [new ConfigError(section, ex.Message)]);
+        }
+    }
+}
