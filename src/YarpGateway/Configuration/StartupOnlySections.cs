@@ -93,8 +93,9 @@ internal sealed partial class StartupOnlySections : IDisposable
                     return; // a file was read again meanwhile: its reload waits for the gate and reads it all
                 }
 
-                // Key names only: the authentication section holds signing keys.
-                var changes = ConfigChanges.Describe(_reportedKeys[section], keys, ConfigChanges.NoValues);
+                // Values as a live section's reload shows them (not a password's), but key names only for the
+                // authentication section: a signing key's value is under a key named Value.
+                var changes = ConfigChanges.Describe(_reportedKeys[section], keys, ShowsValues(section));
                 _reported[section] = now;
                 _reportedKeys[section] = keys;
                 if (now == _started[section])
@@ -114,6 +115,9 @@ internal sealed partial class StartupOnlySections : IDisposable
             }
         }
     }
+
+    private static Func<string, bool> ShowsValues(string part)
+        => part.StartsWith("Authentication", StringComparison.OrdinalIgnoreCase) ? ConfigChanges.NoValues : ConfigChanges.ValuesExceptSecrets;
 
     /// <summary>What start-up would refuse under the part's section (<c>Gateway:OutputCache</c> of
     /// <c>Gateway:OutputCache (which policies exist, ...)</c>), with the file that set each, as one line; empty when nothing.</summary>

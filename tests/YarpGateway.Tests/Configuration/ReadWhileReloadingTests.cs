@@ -88,7 +88,7 @@ public class ReadWhileReloadingTests
         configuration.RaiseChanged();
 
         var line = Assert.Single(logs.Lines); // not a second one naming the section alone
-        Assert.EndsWith("Changed: Backlog: added.", line, StringComparison.Ordinal);
+        Assert.EndsWith("Changed: Backlog: added ('4096').", line, StringComparison.Ordinal);
     }
 
     private static IConfigurationRoot Settings(string maxConcurrency)

@@ -7,17 +7,18 @@ namespace YarpGateway.Tests.Configuration;
 public class StartupOnlySectionsTests
 {
     [Theory]
-    [InlineData("Gateway:Transport:Backlog", "8192", "Gateway:Transport", "Backlog: added")]
-    [InlineData("Gateway:Http2:MaxStreamResets", "50", "Gateway:Http2", "MaxStreamResets: added")]
+    [InlineData("Gateway:Transport:Backlog", "8192", "Gateway:Transport", "Backlog: added ('8192')")]
+    [InlineData("Gateway:Http2:MaxStreamResets", "50", "Gateway:Http2", "MaxStreamResets: added ('50')")]
     [InlineData("Kestrel:Limits:Http2:MaxStreamsPerConnection", "10", "Kestrel", "Limits: added")]
     [InlineData("Gateway:Admission:MaxConcurrentConnections", "10", "Gateway:Admission:MaxConcurrentConnections", "Gateway:Admission:MaxConcurrentConnections")]
-    [InlineData("Gateway:Telemetry:Otlp:Endpoint", "http://collector:4317", "Gateway:Telemetry:Otlp", "Endpoint: added")]
+    [InlineData("Gateway:Telemetry:Otlp:Endpoint", "http://collector:4317", "Gateway:Telemetry:Otlp", "Endpoint: added ('http://collector:4317')")]
     [InlineData("Gateway:Telemetry:PerRequestGauges", "true", "Gateway:Telemetry:PerRequestGauges", "Gateway:Telemetry:PerRequestGauges")]
     [InlineData("Gateway:Telemetry:PlatformRequestDurations", "true", "Gateway:Telemetry:PlatformRequestDurations", "Gateway:Telemetry:PlatformRequestDurations")]
     [InlineData("Gateway:Telemetry:MaxSeriesPerMetric", "10000", "Gateway:Telemetry:MaxSeriesPerMetric", "Gateway:Telemetry:MaxSeriesPerMetric")]
-    [InlineData("Gateway:OutputCache:SizeLimit", "1000", "Gateway:OutputCache (which policies exist, SizeLimit and MaximumBodySize)", "SizeLimit: added")]
+    [InlineData("Gateway:OutputCache:SizeLimit", "1000", "Gateway:OutputCache (which policies exist, SizeLimit and MaximumBodySize)", "SizeLimit: added ('1000')")]
     [InlineData("Gateway:OutputCache:Policies:p:Duration", "00:00:10", "Gateway:OutputCache (which policies exist, SizeLimit and MaximumBodySize)", "Policies: added")]
-    [InlineData("Gateway:Cors:Policies:web:Origins:0", "https://a.example", "Gateway:Cors (whether it has any policy)", "Policies: added")]
+    [InlineData("Gateway:Cors:Policies:web:Origins:0", "https://a.example", "Gateway:Cors (whether it has any policy)", "Policies: added ('defined')")]
+    [InlineData("Authentication:Schemes:Other:Value", "s3cr3t", "Authentication (but for the settings of Schemes:Bearer)", "Schemes: added")] // names only: a signing key's value is under Value
     public void AnEditOfWhatIsReadAtStart_IsLoggedOnce_AndItsReturnToo(string key, string value, string section, string changed)
     {
         var configuration = new ConfigurationBuilder().AddInMemoryCollection(new Dictionary<string, string?>
@@ -85,6 +86,6 @@ public class StartupOnlySectionsTests
 
         var line = Assert.Single(logs.Lines);
         Assert.Contains("[SectionChangeWouldFailRestart] Gateway:Http2 changed, and is read at start-up only: the gateway keeps the values it started with, and would not start with the new ones", line, StringComparison.Ordinal);
-        Assert.EndsWith("Changed: MaxStreamResets: added. Gateway:Http2:MaxStreamResets must not be negative; got -1.", line, StringComparison.Ordinal);
+        Assert.EndsWith("Changed: MaxStreamResets: added ('-1'). Gateway:Http2:MaxStreamResets must not be negative; got -1.", line, StringComparison.Ordinal);
     }
 }

@@ -161,7 +161,7 @@ public class CorsTests
 
         Assert.True(await Eventually.TrueAsync(
             () => gateway.Logs.Lines.Any(l => l.Contains("no CORS policies were configured under Gateway:Cors:Policies at start-up", StringComparison.Ordinal))
-                && gateway.Logs.Lines.Any(l => l.Contains("[SectionNeedsRestart] Gateway:Cors (whether it has any policy) changed", StringComparison.Ordinal) && l.Contains("Changed: Policies: added.", StringComparison.Ordinal)),
+                && gateway.Logs.Lines.Any(l => l.Contains("[SectionNeedsRestart] Gateway:Cors (whether it has any policy) changed", StringComparison.Ordinal) && l.Contains("Changed: Policies: added ('defined').", StringComparison.Ordinal)),
             TimeSpan.FromSeconds(10)), string.Join("\n", gateway.Logs.Lines));
         using var client = gateway.CreateProxyClient();
         using var response = await client.GetAsync("/x");

@@ -287,7 +287,7 @@ public class OutputCacheTests
         gateway.WriteConfig(config);
         Assert.True(await Eventually.TrueAsync(
             () => gateway.Logs.Lines.Any(l => l.Contains("[OptionsReloaded] Gateway:OutputCache reloaded. Changed: Policies:short:VaryByQuery: removed ('id').", StringComparison.Ordinal))
-                && gateway.Logs.Lines.Any(l => l.Contains("[SectionNeedsRestart] Gateway:OutputCache (which policies exist, SizeLimit and MaximumBodySize) changed", StringComparison.Ordinal) && l.Contains("Changed: Policies:other: added.", StringComparison.Ordinal)),
+                && gateway.Logs.Lines.Any(l => l.Contains("[SectionNeedsRestart] Gateway:OutputCache (which policies exist, SizeLimit and MaximumBodySize) changed", StringComparison.Ordinal) && l.Contains("Changed: Policies:other: added ('defined').", StringComparison.Ordinal)),
             TimeSpan.FromSeconds(10)), string.Join("\n", gateway.Logs.Lines));
 
         // Every query parameter makes its own entry now: bust=3 misses once, then hits.

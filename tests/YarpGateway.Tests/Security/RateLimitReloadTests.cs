@@ -127,7 +127,7 @@ public class RateLimitReloadTests
 
         Assert.Collection(logs.Lines,
             line => Assert.Contains($"[SectionNeedsRestart] {RateLimitPolicyKeys.ReadAtStartPart} changed, and is read at start-up only", line, StringComparison.Ordinal),
-            line => Assert.EndsWith("Changed: Policies:a:PartitionBy: changed.", line, StringComparison.Ordinal));
+            line => Assert.EndsWith("Changed: Policies:a:PartitionBy: 'ClientIp' -> 'Route'.", line, StringComparison.Ordinal));
         Assert.EndsWith("Changed: Policies:b: added.", logs.Lines.First(), StringComparison.Ordinal);
     }
 
@@ -152,7 +152,7 @@ public class RateLimitReloadTests
         // PartitionBy is read at start-up: by header, this request would be a partition of its own and pass.
         config["Gateway"]!["RateLimiting"]!["Policies"]!["limited"]!["PartitionBy"] = "Header:X-Key";
         gateway.WriteConfig(config);
-        static bool NeedsRestart(string l) => l.Contains("[SectionNeedsRestart]", StringComparison.Ordinal) && l.Contains("Changed: Policies:limited:PartitionBy: changed.", StringComparison.Ordinal);
+        static bool NeedsRestart(string l) => l.Contains("[SectionNeedsRestart]", StringComparison.Ordinal) && l.Contains("Changed: Policies:limited:PartitionBy: ", StringComparison.Ordinal) && l.Contains(" -> 'Header:X-Key'.", StringComparison.Ordinal);
         Assert.True(await Eventually.TrueAsync(() => gateway.Logs.Lines.Any(NeedsRestart), TimeSpan.FromSeconds(10)), string.Join("\n", gateway.Logs.Lines));
         using var request = new HttpRequestMessage(HttpMethod.Get, "/x") { Headers = { { "X-Key", "fresh" } } };
         using var response = await client.SendAsync(request);
