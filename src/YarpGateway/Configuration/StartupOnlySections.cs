@@ -7,7 +7,7 @@ namespace YarpGateway.Configuration;
 /// scheme (and the rest of <c>Authentication</c>), Kestrel's endpoints and limits, the socket transport, and
 /// the settings of reloadable sections that Kestrel or the meter provider takes at start. A reload
 /// that changes one is not applied; it is logged once per change, so that an operator who edited it
-/// knows a restart is what applies it. Of <c>Gateway:Cors</c>, whether it has any policy; of <c>Gateway:OutputCache</c>,
+/// knows a restart is what applies it, or, when start-up would refuse the new values, that a restart would fail and why. Of <c>Gateway:Cors</c>, whether it has any policy; of <c>Gateway:OutputCache</c>,
 /// which policies exist and its sizes; of <c>Gateway:RateLimiting</c>, which policies exist and how each is partitioned
 /// (the rest of these reloads); the bearer scheme's settings reload (<see cref="Security.BearerOptionsReload"/>).
 /// </summary>
