@@ -363,7 +363,33 @@ internal sealed class GatewayConfigValidator(IConfigValidator yarpValidator, IEn
             {
                 errors.Add(new ConfigError(key + ":Match:Hosts", $"'{host}' is not a host a request can match: a name, optionally with a port (api.example.com, api.example.com:8443, *.example.com, api.example.com:*), with no scheme or path{(routable ? string.Empty : "; routing cannot read it, and every request to every route would fail with 500")}."));
             }
+            else if (NeverMatches(host, parts[0]) is { } why)
+            {
+                errors.Add(new ConfigError(key + ":Match:Hosts", $"'{host}' never matches a request: {why}."));
+            }
         }
+    }
+
+    /// <summary>
+    /// Why a host name routing reads could still match no request (both tried: 404 for every Host, without a word), or
+    /// null: a trailing dot, which the gateway reads away from a request's Host before routing, and a <c>*</c> anywhere
+    /// but as the whole name or a leading label, which no Host header carries (Kestrel answers one with 400).
+    /// </summary>
+    private static string? NeverMatches(string host, string name)
+    {
+        if (name == "*")
+        {
+            return null;
+        }
+
+        var wildcard = name.StartsWith("*.", StringComparison.Ordinal);
+        var rest = wildcard ? name[2..] : name;
+        if (rest.Length == 0 || rest.Contains('*', StringComparison.Ordinal))
+        {
+            return "a '*' is the whole name (*) or its first label (*.example.com)";
+        }
+
+        return RequestFiltering.HostHeader.Without(host) is { } read ? $"the gateway reads a trailing dot away from a request's Host before routing, so write '{read}'" : null;
     }
 
     /// <summary>

@@ -139,6 +139,26 @@ public class GatewayConfigValidatorTests
         AssertTheOnlyErrorOrNone(errors, refused, "ReverseProxy:Clusters:c:HttpRequest:ActivityTimeout", "not a time greater than zero");
     }
 
+    /// <summary>Hosts routing reads that match no request (tried: 404 for every Host, and nothing logged).</summary>
+    [Theory]
+    [InlineData("a.com.", "the gateway reads a trailing dot away from a request's Host before routing, so write 'a.com'")]
+    [InlineData("a.com.:8443", "the gateway reads a trailing dot away from a request's Host before routing, so write 'a.com:8443'")]
+    [InlineData("*.", "a '*' is the whole name (*) or its first label (*.example.com)")]
+    [InlineData("*.a.*", "a '*' is the whole name")]
+    [InlineData("a*b.com", "a '*' is the whole name")]
+    [InlineData("**", "a '*' is the whole name")]
+    public async Task ARouteHostThatNoRequestCanMatch_IsAnError(string host, string why)
+    {
+        var errors = await ValidateAsync($$"""
+        { "ReverseProxy": { "Routes": { "r": { "ClusterId": "c", "Match": { "Path": "/{**all}", "Hosts": [ "{{host}}" ] } } },
+          "Clusters": { "c": { "Destinations": { "d": { "Address": "http://127.0.0.1:1" } } } } } }
+        """);
+
+        var error = Assert.Single(errors);
+        Assert.Equal("ReverseProxy:Routes:r:Match:Hosts", error.Key);
+        Assert.Contains($"'{host}' never matches a request: {why}", error.Message, StringComparison.Ordinal);
+    }
+
     [Theory]
     [InlineData("http://a.com", true)] // routing threw building its table: every request to every route got 500
     [InlineData("[::1]:8080", true)]
@@ -150,6 +170,7 @@ public class GatewayConfigValidatorTests
     [InlineData("*.a.com", null)]
     [InlineData("a.com:*", null)]
     [InlineData("localhost", null)]
+    [InlineData("*", null)]
     public async Task ARouteHostRoutingCannotRead_OrThatCanNeverMatch_IsAnError(string host, bool? unreadable)
     {
         var errors = await ValidateAsync($$"""
