@@ -50,9 +50,10 @@ internal sealed partial class ProxyConfigStatus(GatewayConfigProvider provider, 
             revision = provider.RevisionOf(config) ?? revision;
         }
 
-        Interlocked.Exchange(ref _failedRevision, revision);
+        // Logged and counted before readiness says so: whoever reads Degraded finds the line that says why.
         metrics.Reloaded(applied: false);
         Log.ApplyFailed(logger, revision, exception);
+        Interlocked.Exchange(ref _failedRevision, revision);
     }
 
     public void ConfigurationLoaded(IReadOnlyList<IProxyConfig> proxyConfigs)
