@@ -33,21 +33,24 @@ internal sealed partial class StartupOnlySections : IDisposable
     ];
 
     /// <summary>
-    /// What is read at start-up, and how to read it: its snapshot (equal strings, nothing changed; a key's own value
-    /// included) and its keys relative to the section (for the log line).
+    /// What is read at start-up, and how to read it: its name in the log line, the section it is part of (whose
+    /// start-up errors concern it), its snapshot (equal strings, nothing changed; a key's own value included) and its
+    /// keys relative to the section (for the log line).
     /// </summary>
-    private static readonly (string Section, Func<IConfiguration, string> Snapshot, Func<IConfiguration, IReadOnlyDictionary<string, string>> Capture)[] Parts =
+    private static readonly Part[] Parts =
     [
-        .. Sections.Select(section => (section, (Func<IConfiguration, string>)(c => ConfigChanges.Snapshot(c, section)), (Func<IConfiguration, IReadOnlyDictionary<string, string>>)(c => ConfigChanges.Capture(c, section)))),
-        Part(Cors.CorsRule.ReadAtStartPart, Cors.CorsRule.ReadAtStart),
-        Part(OutputCaching.OutputCachePolicies.ReadAtStartPart, OutputCaching.OutputCachePolicies.ReadAtStart),
-        Part(RateLimiting.RateLimitPolicyKeys.ReadAtStartPart, RateLimiting.RateLimitPolicyKeys.ReadAtStart),
-        Part(Security.BearerOptionsReload.ReadAtStartPart, Security.BearerOptionsReload.ReadAtStart),
+        .. Sections.Select(section => new Part(section, section, c => ConfigChanges.Snapshot(c, section), c => ConfigChanges.Capture(c, section))),
+        PartOf(Cors.CorsRule.ReadAtStartPart, Cors.GatewayCorsOptions.SectionName, Cors.CorsRule.ReadAtStart),
+        PartOf(OutputCaching.OutputCachePolicies.ReadAtStartPart, OutputCaching.GatewayOutputCacheOptions.SectionName, OutputCaching.OutputCachePolicies.ReadAtStart),
+        PartOf(RateLimiting.RateLimitPolicyKeys.ReadAtStartPart, RateLimiting.GatewayRateLimitingOptions.SectionName, RateLimiting.RateLimitPolicyKeys.ReadAtStart),
+        PartOf(Security.BearerOptionsReload.ReadAtStartPart, Security.BearerOptionsReload.SectionName, Security.BearerOptionsReload.ReadAtStart),
     ];
 
-    /// <summary>The part of a section a feature reads at start-up, as that feature captures it; its snapshot is of those keys.</summary>
-    private static (string, Func<IConfiguration, string>, Func<IConfiguration, IReadOnlyDictionary<string, string>>) Part(string name, Func<IConfiguration, IReadOnlyDictionary<string, string>> capture)
-        => (name, c => ConfigChanges.Snapshot(capture(c)), capture);
+    private sealed record Part(string Name, string Section, Func<IConfiguration, string> Snapshot, Func<IConfiguration, IReadOnlyDictionary<string, string>> Capture);
+
+    /// <summary>The keys of a section a feature reads at start-up, as that feature captures them; its snapshot is of those keys.</summary>
+    private static Part PartOf(string name, string section, Func<IConfiguration, IReadOnlyDictionary<string, string>> capture)
+        => new(name, section, c => ConfigChanges.Snapshot(capture(c)), capture);
 
     private readonly IConfiguration _configuration;
     private readonly Func<List<ConfigError>> _startupChecks;
@@ -64,8 +67,8 @@ internal sealed partial class StartupOnlySections : IDisposable
         _configuration = configuration;
         _startupChecks = startupChecks;
         _logger = logger;
-        _started = Parts.ToDictionary(p => p.Section, p => p.Snapshot(configuration), StringComparer.Ordinal);
-        _reportedKeys = Parts.ToDictionary(p => p.Section, p => p.Capture(configuration), StringComparer.Ordinal);
+        _started = Parts.ToDictionary(p => p.Name, p => p.Snapshot(configuration), StringComparer.Ordinal);
+        _reportedKeys = Parts.ToDictionary(p => p.Name, p => p.Capture(configuration), StringComparer.Ordinal);
         _reported = new Dictionary<string, string>(_started, StringComparer.Ordinal);
         _subscription = ChangeToken.OnChange(configuration.GetReloadToken, Check);
     }
@@ -79,53 +82,54 @@ internal sealed partial class StartupOnlySections : IDisposable
                 return; // a broken file is not an edit of these sections (the proxy configuration's rejection says which file)
             }
 
-            foreach (var (section, snapshot, capture) in Parts)
+            List<ConfigError>? startupErrors = null; // what start-up would refuse: found once per reload, on the first part that changed
+            foreach (var part in Parts)
             {
-                var now = snapshot(_configuration);
-                if (now == _reported[section])
+                var now = part.Snapshot(_configuration);
+                if (now == _reported[part.Name])
                 {
                     continue;
                 }
 
-                var keys = capture(_configuration);
-                if (snapshot(_configuration) != now)
+                var keys = part.Capture(_configuration);
+                if (part.Snapshot(_configuration) != now)
                 {
                     return; // a file was read again meanwhile: its reload waits for the gate and reads it all
                 }
 
                 // Values as a live section's reload shows them (not a password's), but key names only for the
                 // authentication section: a signing key's value is under a key named Value.
-                var changes = ConfigChanges.Describe(_reportedKeys[section], keys, ShowsValues(section));
-                _reported[section] = now;
-                _reportedKeys[section] = keys;
-                if (now == _started[section])
+                var changes = ConfigChanges.Describe(_reportedKeys[part.Name], keys, ShowsValues(part.Section));
+                _reported[part.Name] = now;
+                _reportedKeys[part.Name] = keys;
+                if (now == _started[part.Name])
                 {
-                    Log.Restored(_logger, section);
+                    Log.Restored(_logger, part.Name);
+                    continue;
                 }
-                else if (RestartErrors(section) is { Length: > 0 } errors)
+
+                startupErrors ??= _startupChecks();
+                if (ErrorsUnder(part.Section, startupErrors) is { Length: > 0 } errors)
                 {
                     // "A restart applies the change" would send the operator into a rolling restart whose new pods
                     // exit at once: say now what the start-up check will say then.
-                    Log.RestartWouldFail(_logger, section, changes.Length > 0 ? changes : section, errors);
+                    Log.RestartWouldFail(_logger, part.Name, changes.Length > 0 ? changes : part.Name, errors);
                 }
                 else
                 {
-                    Log.NeedsRestart(_logger, section, changes.Length > 0 ? changes : section);
+                    Log.NeedsRestart(_logger, part.Name, changes.Length > 0 ? changes : part.Name);
                 }
             }
         }
     }
 
-    private static Func<string, bool> ShowsValues(string part)
-        => part.StartsWith("Authentication", StringComparison.OrdinalIgnoreCase) ? ConfigChanges.NoValues : ConfigChanges.ValuesExceptSecrets;
+    private static Func<string, bool> ShowsValues(string section)
+        => section.Equals(Security.BearerOptionsReload.SectionName, StringComparison.OrdinalIgnoreCase) ? ConfigChanges.NoValues : ConfigChanges.ValuesExceptSecrets;
 
-    /// <summary>What start-up would refuse under the part's section (<c>Gateway:OutputCache</c> of
-    /// <c>Gateway:OutputCache (which policies exist, ...)</c>), with the file that set each, as one line; empty when nothing.</summary>
-    private string RestartErrors(string part)
+    /// <summary>The errors under <paramref name="section"/>, with the file that set each, as one line; empty when none.</summary>
+    private string ErrorsUnder(string section, List<ConfigError> startupErrors)
     {
-        var space = part.IndexOf(' ', StringComparison.Ordinal);
-        var section = space > 0 ? part[..space] : part;
-        var errors = _startupChecks().Where(e => e.Key.Equals(section, StringComparison.OrdinalIgnoreCase)
+        var errors = startupErrors.Where(e => e.Key.Equals(section, StringComparison.OrdinalIgnoreCase)
             || e.Key.StartsWith(section + ":", StringComparison.OrdinalIgnoreCase)).ToList();
         return string.Join(" ", ConfigSourceLocator.WithFiles(_configuration, errors).Select(e => e.ToString()));
     }

@@ -44,14 +44,17 @@ internal sealed partial class BearerOptionsReload : IOptionsChangeTokenSource<Jw
     public IChangeToken GetChangeToken() => new CancellationChangeToken(Volatile.Read(ref _changed).Token);
 
     /// <summary>What of the <c>Authentication</c> section only a restart applies: all of it but the bearer scheme's settings, and whether that scheme is there.</summary>
-    internal const string ReadAtStartPart = "Authentication (but for the settings of Schemes:Bearer)";
+    internal const string ReadAtStartPart = SectionName + " (but for the settings of Schemes:Bearer)";
+
+    /// <summary>The configuration section of ASP.NET Core's authentication schemes.</summary>
+    internal const string SectionName = "Authentication";
 
     /// <summary>The keys of <see cref="ReadAtStartPart"/>, for <see cref="StartupOnlySections"/>.</summary>
     internal static Dictionary<string, string> ReadAtStart(IConfiguration configuration)
     {
         const string Bearer = "Schemes:" + BearerAuthentication.Scheme;
         var keys = new Dictionary<string, string>(StringComparer.OrdinalIgnoreCase);
-        foreach (var (key, value) in ConfigChanges.Capture(configuration, "Authentication"))
+        foreach (var (key, value) in ConfigChanges.Capture(configuration, SectionName))
         {
             if (key.Equals(Bearer, StringComparison.OrdinalIgnoreCase) || key.StartsWith(Bearer + ":", StringComparison.OrdinalIgnoreCase))
             {

@@ -88,4 +88,31 @@ public class StartupOnlySectionsTests
         Assert.Contains("[SectionChangeWouldFailRestart] Gateway:Http2 changed, and is read at start-up only: the gateway keeps the values it started with, and would not start with the new ones", line, StringComparison.Ordinal);
         Assert.EndsWith("Changed: MaxStreamResets: added ('-1'). Gateway:Http2:MaxStreamResets must not be negative; got -1.", line, StringComparison.Ordinal);
     }
+
+    [Fact]
+    public void OneReloadEditingSeveralParts_RunsTheStartUpChecksOnce_AndEachPartFindsItsSectionsErrors()
+    {
+        var configuration = new ConfigurationBuilder().AddInMemoryCollection([]).Build();
+        var logs = new CapturingLoggerProvider();
+        using var factory = LoggerFactory.Create(builder => builder.AddProvider(logs));
+        var runs = 0;
+        List<ConfigError> StartupChecks()
+        {
+            runs++;
+            return [new("Gateway:OutputCache:SizeLimit", "Gateway:OutputCache:SizeLimit must be positive; got -1.")];
+        }
+
+        using var sections = new StartupOnlySections(configuration, StartupChecks, factory.CreateLogger<StartupOnlySections>());
+
+        configuration["Gateway:Http2:MaxStreamResets"] = "50";
+        configuration["Gateway:Transport:Backlog"] = "8192";
+        configuration["Gateway:OutputCache:SizeLimit"] = "-1";
+        configuration.Reload();
+
+        Assert.Equal(1, runs);
+        Assert.Equal(3, logs.Lines.Count);
+        Assert.Contains(logs.Lines, line => line.Contains("[SectionChangeWouldFailRestart] Gateway:OutputCache (which policies exist, SizeLimit and MaximumBodySize) changed", StringComparison.Ordinal)
+            && line.EndsWith("Gateway:OutputCache:SizeLimit must be positive; got -1.", StringComparison.Ordinal));
+        Assert.Equal(2, logs.Lines.Count(line => line.Contains("[SectionNeedsRestart]", StringComparison.Ordinal)));
+    }
 }
