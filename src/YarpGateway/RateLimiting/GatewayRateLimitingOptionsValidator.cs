@@ -45,12 +45,10 @@ internal sealed class GatewayRateLimitingOptionsValidator : IValidateOptions<Gat
                 errors.Add($"{key}:MaxPartitions must be at least 1; got {settings.MaxPartitions}.");
             }
 
-            if (!PartitionKind.TryParse(settings.PartitionBy, out _))
+            // A header name no request can carry would put every request in the one partition of those without it.
+            if (!PartitionKind.TryParse(settings.PartitionBy, out _, out var reason))
             {
-                // A header name no request can carry would put every request in the one partition of those without it.
-                errors.Add(settings.PartitionBy is { } by && by.StartsWith("Header:", StringComparison.OrdinalIgnoreCase) && by.Length > "Header:".Length
-                    ? $"{key}:PartitionBy '{by}' does not name a header: a header name is {HttpSyntax.TokenCharacters}."
-                    : $"{key}:PartitionBy '{settings.PartitionBy}' is not ClientIp, Route, Header:<name> or Claim:<type>.");
+                errors.Add($"{key}:PartitionBy '{settings.PartitionBy}' {reason}.");
             }
 
             switch (settings.Kind)

@@ -5,9 +5,13 @@ namespace YarpGateway.RateLimiting;
 /// <summary>A parsed <see cref="RateLimitPolicySettings.PartitionBy"/>.</summary>
 internal readonly record struct PartitionKind(PartitionSource Source, string Name)
 {
-    public static bool TryParse(string? value, out PartitionKind kind)
+    public static bool TryParse(string? value, out PartitionKind kind) => TryParse(value, out kind, out _);
+
+    /// <param name="reason">Why the value was refused, when it was: the header name no request can carry, or that it is none of the forms.</param>
+    public static bool TryParse(string? value, out PartitionKind kind, out string reason)
     {
         kind = default;
+        reason = "is not ClientIp, Route, Header:<name> or Claim:<type>";
         if (string.IsNullOrWhiteSpace(value))
         {
             return false;
@@ -33,8 +37,14 @@ internal readonly record struct PartitionKind(PartitionSource Source, string Nam
 
         var name = value[(colon + 1)..].Trim();
         var prefix = value[..colon];
-        if (prefix.Equals("Header", StringComparison.OrdinalIgnoreCase) && HttpSyntax.IsToken(name))
+        if (prefix.Equals("Header", StringComparison.OrdinalIgnoreCase))
         {
+            if (!HttpSyntax.IsToken(name))
+            {
+                reason = $"does not name a header: a header name is {HttpSyntax.TokenCharacters}";
+                return false;
+            }
+
             kind = new(PartitionSource.Header, name);
             return true;
         }
