@@ -57,6 +57,7 @@ internal static class GatewayApplicationBuilderExtensions
         _ = app.Services.GetRequiredService<SchedulerMetrics>();
         _ = app.Services.GetRequiredService<Discovery.DiscoveryMetrics>();
         _ = app.Services.GetRequiredService<StartupOnlySections>(); // says when a reload changed what takes a restart
+        app.Services.GetRequiredService<ConfigMetrics>().ObserveRestartErrors(app.Services.GetRequiredService<RestartCheck>());
         _ = app.Services.GetRequiredService<UnknownSettings>(); // says which keys nothing reads (typos), at start and on reload
         if (BearerAuthentication.IsConfigured(app.Configuration))
         {

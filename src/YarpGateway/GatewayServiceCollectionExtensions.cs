@@ -103,6 +103,7 @@ internal static class GatewayServiceCollectionExtensions
         services.AddGatewayRateLimiting(builder.Configuration);
         services.AddGatewayOutputCache(builder.Configuration);
         services.AddSingleton<StartupChecks>();
+        services.AddSingleton<RestartCheck>();
         services.AddSingleton(sp => ActivatorUtilities.CreateInstance<StartupOnlySections>(sp, (Func<List<ConfigError>>)sp.GetRequiredService<StartupChecks>().Find));
         services.AddSingleton(SettingsSchema);
         foreach (var (section, type) in SettingsSchema.GatewaySections)

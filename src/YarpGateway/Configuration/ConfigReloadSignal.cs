@@ -13,6 +13,7 @@ namespace YarpGateway.Configuration;
 internal sealed partial class ConfigReloadSignal(
     IConfiguration configuration,
     GatewayConfigProvider proxyConfig,
+    RestartCheck restartCheck,
     CertificateReloader certificates,
     IHostApplicationLifetime lifetime,
     ILogger<ConfigReloadSignal> logger) : IHostedService, IDisposable
@@ -69,7 +70,7 @@ internal sealed partial class ConfigReloadSignal(
                 : revision != before
                     ? $"revision {revision} of the proxy configuration applied (ConfigReloaded lists the changes)."
                     : $"the routes and clusters are unchanged; revision {revision} keeps serving.";
-            Log.Signaled(logger, files.Count, string.Join(", ", files), outcome);
+            Log.Signaled(logger, files.Count, string.Join(", ", files), outcome, DescribeRestart());
         }
         catch (OperationCanceledException) when (cancellationToken.IsCancellationRequested)
         {
@@ -79,6 +80,22 @@ internal sealed partial class ConfigReloadSignal(
             // A signal must never take the gateway down; whatever was serving keeps serving.
             Log.Failed(logger, ex);
         }
+    }
+
+    /// <summary>Whether the files as they are would start a new gateway, naming the errors the outcome has not named already.</summary>
+    private string DescribeRestart()
+    {
+        var errors = restartCheck.Errors;
+        if (errors.Count == 0)
+        {
+            return "A restart would start with the files as they are.";
+        }
+
+        var named = proxyConfig.RefusedAtStart; // in the outcome already, as the proxy configuration's rejection
+        var others = errors.Where(e => !named.Contains(e)).ToList();
+        return others.Count == 0
+            ? $"A restart would fail with the files as they are, on the same {errors.Count} error(s)."
+            : $"A restart would fail with the files as they are ({errors.Count} error(s)): {(others.Count < errors.Count ? "those above, and " : string.Empty)}{string.Join(" ", others)}";
     }
 
     public Task StopAsync(CancellationToken cancellationToken) => Task.CompletedTask;
@@ -91,8 +108,8 @@ internal sealed partial class ConfigReloadSignal(
 
     private static partial class Log
     {
-        [LoggerMessage(1, LogLevel.Information, "SIGHUP: read {FileCount} configuration file(s) again ({Files}), and the TLS certificate files; {Outcome}", EventName = "ConfigReloadSignaled")]
-        public static partial void Signaled(ILogger logger, int fileCount, string files, string outcome);
+        [LoggerMessage(1, LogLevel.Information, "SIGHUP: read {FileCount} configuration file(s) again ({Files}), and the TLS certificate files; {Outcome} {Restart}", EventName = "ConfigReloadSignaled")]
+        public static partial void Signaled(ILogger logger, int fileCount, string files, string outcome, string restart);
 
         [LoggerMessage(2, LogLevel.Error, "SIGHUP: reading the configuration again failed unexpectedly; the last good configuration keeps serving.", EventName = "ConfigReloadSignalFailed")]
         public static partial void Failed(ILogger logger, Exception exception);

@@ -22,6 +22,7 @@ internal sealed partial class GatewayConfigProvider : IProxyConfigProvider, IDis
     private string _currentSnapshot = string.Empty; // the same, as ConfigChanges.Snapshot gives them
     private IDisposable? _subscription;
     private string? _lastRejection;
+    private volatile IReadOnlyList<ConfigError> _refusedAtStart = []; // of the rejection now, what start-up would refuse too
 
     public GatewayConfigProvider(IConfiguration configuration, GatewayConfigValidator validator, ConfigMetrics metrics, ILogger<GatewayConfigProvider> logger)
     {
@@ -74,6 +75,13 @@ internal sealed partial class GatewayConfigProvider : IProxyConfigProvider, IDis
     /// <summary>Why the configuration on disk is rejected now, or null when it is the one serving.</summary>
     public string? RejectedReason => _lastRejection;
 
+    /// <summary>
+    /// Of the configuration on disk that is rejected now, the errors start-up would refuse as well, with the file that
+    /// set each; empty when it is the one serving, or when start-up would take it (a configuration with no routes,
+    /// which a reload refuses while routes are serving).
+    /// </summary>
+    public IReadOnlyList<ConfigError> RefusedAtStart => _refusedAtStart;
+
     public IProxyConfig GetConfig()
         => _current ?? throw new InvalidOperationException($"{nameof(InitializeAsync)} must complete before YARP reads the configuration; UseGatewayAsync does this.");
 
@@ -112,6 +120,7 @@ internal sealed partial class GatewayConfigProvider : IProxyConfigProvider, IDis
                         // save, or SIGHUP's reads (one reload per file, and its own). Nothing to read or validate: with
                         // 3,000 routes each such reload cost about a second of CPU, and a SIGHUP that changed nothing 3.5 s.
                         _lastRejection = null;
+                        _refusedAtStart = [];
                         return;
                     }
 
@@ -131,18 +140,21 @@ internal sealed partial class GatewayConfigProvider : IProxyConfigProvider, IDis
                 errors = await _validator.ValidateAsync(read, cancellationToken);
                 if (errors.Count == 0 && read.Routes.Count == 0 && current.Routes.Count > 0)
                 {
-                    errors = [new ConfigError(ProxyConfigReader.SectionName + ":Routes",
+                    ConfigError[] noRoutes = [new ConfigError(ProxyConfigReader.SectionName + ":Routes",
                         $"the new configuration has no routes where {current.Routes.Count} were serving; refusing to apply it. Remove routes while keeping at least one, or restart the gateway to run with none.")];
+                    Reject(ConfigSourceLocator.WithFiles(_configuration, noRoutes), current.Revision, refusedAtStart: false);
+                    return;
                 }
             }
 
             if (errors.Count > 0)
             {
-                Reject(ConfigSourceLocator.WithFiles(_configuration, errors), current.Revision);
+                Reject(ConfigSourceLocator.WithFiles(_configuration, errors), current.Revision, refusedAtStart: true);
                 return;
             }
 
             _lastRejection = null;
+            _refusedAtStart = [];
             if (current.HasSameContent(read!))
             {
                 _currentKeys = keys!; // keys that change nothing YARP reads (a null written out, say): not read again
@@ -174,9 +186,10 @@ internal sealed partial class GatewayConfigProvider : IProxyConfigProvider, IDis
         }
     }
 
-    private void Reject(IReadOnlyList<ConfigError> errors, long servingRevision)
+    private void Reject(IReadOnlyList<ConfigError> errors, long servingRevision, bool refusedAtStart)
     {
         var description = GatewayConfigurationException.Describe(errors);
+        _refusedAtStart = refusedAtStart ? errors : [];
 
         // A file save often raises several change events; report each distinct problem once.
         if (string.Equals(description, _lastRejection, StringComparison.Ordinal))

@@ -19,6 +19,7 @@ namespace YarpGateway.Status;
 internal sealed class StatusEndpoint(
     IProxyStateLookup proxyState,
     GatewayConfigProvider config,
+    RestartCheck restartCheck,
     ProxyConfigStatus applied,
     DestinationStats destinations,
     DrainNotice drain,
@@ -50,6 +51,13 @@ internal sealed class StatusEndpoint(
         json.WriteStartObject();
         json.WriteNumber("revision", applied.AppliedRevision); // the one in force: its weights are the ones shown below
         json.WriteString("rejectedReload", config.RejectedReason);
+        json.WriteStartArray("restartErrors"); // what a restart would stop at, in the files as they are now
+        foreach (var error in restartCheck.Errors)
+        {
+            json.WriteStringValue(error.ToString());
+        }
+
+        json.WriteEndArray();
         json.WriteString("startedAt", _startedAt);
         json.WriteNumber("uptimeSeconds", Math.Round((now - _startedAt).TotalSeconds));
         json.WriteBoolean("draining", drain.IsDraining);

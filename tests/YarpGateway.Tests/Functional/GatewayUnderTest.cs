@@ -40,13 +40,21 @@ internal sealed class GatewayUnderTest : IAsyncDisposable
         };
         _listener.SetMeasurementEventCallback<long>((instrument, value, tags, _) =>
         {
-            if (instrument is ObservableCounter<long>)
+            if (instrument.IsObservable)
             {
-                _counters[Key(instrument, tags)] = value; // a total, read when a test reads the counters
+                _counters[Key(instrument, tags)] = value; // a total or a gauge, read when a test reads the counters
             }
             else if (!instrument.IsObservable)
             {
                 _counters.AddOrUpdate(Key(instrument, tags), value, (_, old) => old + value);
+            }
+        });
+
+        _listener.SetMeasurementEventCallback<int>((instrument, value, tags, _) =>
+        {
+            if (instrument.IsObservable)
+            {
+                _counters[Key(instrument, tags)] = value; // a gauge, read when a test reads the counters
             }
         });
 
@@ -85,7 +93,7 @@ internal sealed class GatewayUnderTest : IAsyncDisposable
 
     /// <summary>
     /// Sum of a gateway counter, e.g. <c>Counter("gateway.config.reloads|result=rejected")</c>; for a histogram, its number of
-    /// recordings; for an observable counter, its total now.
+    /// recordings; for an observable counter or gauge, its value now.
     /// </summary>
     public long Counter(string key)
     {

@@ -7,6 +7,7 @@ public class ReloadTests
 {
     private const string Rejected = "gateway.config.reloads|result=rejected";
     private const string Applied = "gateway.config.reloads|result=applied";
+    private const string RestartErrors = "gateway.config.restart_errors";
     private static readonly TimeSpan ReloadBound = TimeSpan.FromSeconds(2);
 
     [Fact]
@@ -195,6 +196,64 @@ public class ReloadTests
         gateway.WriteConfig(config);
         Assert.True(await Eventually.TrueAsync(() => rule.Routes > atStart && gateway.Logs.Lines.Any(l => l.Contains("[ConfigReloaded]", StringComparison.Ordinal)), ReloadBound),
             "the route's edit was not validated and applied");
+    }
+
+    [Fact]
+    public async Task FilesARestartWouldRefuse_AreCountedAndListed_UntilFixed_WhateverTheRunningGatewayKept()
+    {
+        // Each rejected edit was logged once when saved, and the running gateway kept its last good settings: nothing it
+        // served then said that a new pod (a rolling update, an evicted pod) would exit at once with the files as they were.
+        await using var a = await TestBackend.StartAsync("a");
+        var good = ProxyConfigJson.CatchAll("WeightedRoundRobin", (a, "1"));
+        await using var gateway = await GatewayUnderTest.StartAsync(good);
+        using var management = gateway.CreateManagementClient();
+        var signal = gateway.Services.GetServices<IHostedService>().OfType<YarpGateway.Configuration.ConfigReloadSignal>().Single();
+        async Task<string[]> RestartErrorsAsync()
+        {
+            using var status = System.Text.Json.JsonDocument.Parse(await management.GetStringAsync("/status.json"));
+            return [.. status.RootElement.GetProperty("restartErrors").EnumerateArray().Select(e => e.GetString()!)];
+        }
+
+        Assert.Equal(0, gateway.Counter(RestartErrors));
+        Assert.Empty(await RestartErrorsAsync());
+
+        // A live section's edit (rejected, its last good settings kept), a start-up-only one (kept until a restart),
+        // and a destination without its scheme (the proxy configuration's rejection).
+        var bad = good.DeepClone();
+        bad["Gateway"] = JsonNode.Parse("""{ "Admission": { "Global": { "MaxConcurrency": -5 } }, "Http2": { "MaxStreamResets": -1 } }""");
+        bad["ReverseProxy"]!["Clusters"]!["c1"]!["Destinations"]!["a"]!["Address"] = "127.0.0.1:1";
+        gateway.WriteConfig(bad);
+        Assert.True(await Eventually.TrueAsync(() => gateway.Counter(RestartErrors) == 3, ReloadBound), "restart errors: " + gateway.DescribeCounters("gateway.config"));
+        var listed = await RestartErrorsAsync();
+        Assert.Collection(listed,
+            e => Assert.EndsWith("Gateway:Admission:Global:MaxConcurrency must not be negative (0 turns the limit off); got -5.", e, StringComparison.Ordinal),
+            e => Assert.EndsWith("Gateway:Http2:MaxStreamResets must not be negative; got -1.", e, StringComparison.Ordinal),
+            e => Assert.Contains("ReverseProxy:Clusters:c1:Destinations:a:Address: '127.0.0.1:1' is not an absolute", e, StringComparison.Ordinal));
+        Assert.All(listed, e => Assert.StartsWith(gateway.ConfigPath + ": ", e, StringComparison.Ordinal));
+        await signal.ReloadAsync(CancellationToken.None);
+        Assert.Contains(gateway.Logs.Lines, l => l.Contains("[ConfigReloadSignaled]", StringComparison.Ordinal)
+            && l.Contains("A restart would fail with the files as they are (3 error(s)): those above, and ", StringComparison.Ordinal)
+            && l.EndsWith("Gateway:Http2:MaxStreamResets must not be negative; got -1.", StringComparison.Ordinal));
+
+        // Requests still flow on what the gateway kept.
+        using (var client = gateway.CreateProxyClient())
+        using (var response = await client.GetAsync("/x"))
+        {
+            Assert.Equal(HttpStatusCode.OK, response.StatusCode);
+        }
+
+        // No routes at all: a reload refuses it while routes serve, start-up would take it.
+        var none = good.DeepClone();
+        none["ReverseProxy"]!["Routes"] = new JsonObject();
+        gateway.WriteConfig(none);
+        Assert.True(await Eventually.TrueAsync(() => gateway.Counter(RestartErrors) == 0, ReloadBound), "restart errors: " + string.Join(" | ", await RestartErrorsAsync()));
+        Assert.NotNull(gateway.Services.GetRequiredService<YarpGateway.Configuration.GatewayConfigProvider>().RejectedReason);
+
+        gateway.WriteConfig(good);
+        await signal.ReloadAsync(CancellationToken.None);
+        Assert.Equal(0, gateway.Counter(RestartErrors));
+        Assert.Empty(await RestartErrorsAsync());
+        Assert.EndsWith("A restart would start with the files as they are.", gateway.Logs.Lines.Last(l => l.Contains("[ConfigReloadSignaled]", StringComparison.Ordinal)), StringComparison.Ordinal);
     }
 
     private sealed class CountingRule : YarpGateway.Configuration.IProxyConfigRule
