@@ -67,23 +67,33 @@ internal sealed partial class ReloadableOptions<TOptions> : IDisposable
                 return;
             }
 
-            TOptions next;
+            TOptions? next = null;
+            IEnumerable<ConfigError> refused;
             try
             {
                 // A value that does not convert inside a map or a list (a policy's "Credentials": "maybe", a status
                 // code "abc") makes the binder drop that entry without a word, and a policy would be gone: every such
                 // value is an error, as at start.
-                var unconvertible = OptionsBindingErrors.Find<TOptions>(_configuration.GetSection(_section), []);
-                if (unconvertible.Count > 0)
+                refused = OptionsBindingErrors.Find<TOptions>(_configuration.GetSection(_section), []);
+                if (!refused.Any())
                 {
-                    throw new OptionsValidationException(_section, typeof(TOptions), unconvertible.Select(e => e.ToString()));
+                    next = _factory.Create(Options.DefaultName); // not the monitor: its cache may not have seen the reload yet
                 }
-
-                next = _factory.Create(Options.DefaultName); // not the monitor: its cache may not have seen the reload yet
             }
-            catch (Exception ex) when (ex is OptionsValidationException or InvalidOperationException)
+            catch (OptionsValidationException ex)
             {
-                var errors = ex is OptionsValidationException validation ? string.Join(" ", validation.Failures) : ex.Message;
+                refused = ex.Failures.Select(failure => ConfigError.FromFailure(_section, failure));
+            }
+            catch (InvalidOperationException ex)
+            {
+                refused = [new ConfigError(_section, ex.Message)];
+            }
+
+            if (next is null)
+            {
+                // With the file that set each value, as start-up and a start-up-only section's edit name it: with the
+                // appsettings files, --config and the environment layered, the key alone does not say where to fix it.
+                var errors = string.Join(" ", ConfigSourceLocator.WithFiles(_configuration, refused));
                 if (errors != _lastRejection)
                 {
                     _lastRejection = errors;

@@ -104,15 +104,15 @@ internal sealed partial class BearerOptionsReload : IOptionsChangeTokenSource<Jw
                 return;
             }
 
-            var errors = BearerAuthentication.Validate(_configuration).Select(e => e.ToString()).ToList();
+            var errors = BearerAuthentication.Validate(_configuration).ToList();
             if (errors.Count == 0 && BuildError(_factory) is { } unparsed)
             {
-                errors.Add($"{BearerAuthentication.SectionName}: {unparsed}");
+                errors.Add(new ConfigError(BearerAuthentication.SectionName, unparsed));
             }
 
             if (errors.Count > 0)
             {
-                var rejection = string.Join(" ", errors);
+                var rejection = string.Join(" ", ConfigSourceLocator.WithFiles(_configuration, errors)); // with the file that set each
                 if (rejection != _lastRejection)
                 {
                     _lastRejection = rejection;

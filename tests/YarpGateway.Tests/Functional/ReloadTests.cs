@@ -152,7 +152,7 @@ public class ReloadTests
         await AssertALimitOfOneAsync(client, a); // requests still flow, under the previous limit of 1
 
         var rejection = Assert.Single(gateway.Logs.Lines, l => l.Contains("OptionsReloadRejected", StringComparison.Ordinal));
-        Assert.Contains("Gateway:Admission:Global:MaxConcurrency must not be negative", rejection, StringComparison.Ordinal);
+        Assert.Contains(gateway.ConfigPath + ": Gateway:Admission:Global:MaxConcurrency must not be negative", rejection, StringComparison.Ordinal); // and the file to fix
 
         // A good edit after the bad one says what changed from the settings in force (-5 never was;
         // RetryAfter is 1 s in appsettings.json).

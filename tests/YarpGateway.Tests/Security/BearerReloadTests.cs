@@ -108,8 +108,9 @@ public class BearerReloadTests
 
         Assert.True(await Eventually.TrueAsync(() => gateway.Counter("gateway.config.reloads|result=rejected") == 1, TimeSpan.FromSeconds(10)), gateway.DescribeCounters("gateway.config"));
         Assert.True(await Eventually.TrueAsync(
-            () => gateway.Logs.Lines.Any(l => l.Contains("[BearerReloadRejected]", StringComparison.Ordinal) && l.Contains(error, StringComparison.Ordinal)),
-            TimeSpan.FromSeconds(5)), "no rejection line with: " + error);
+            () => gateway.Logs.Lines.Any(l => l.Contains("[BearerReloadRejected]", StringComparison.Ordinal) && l.Contains(error, StringComparison.Ordinal)
+                && l.Contains(gateway.ConfigPath + ": Authentication:Schemes:Bearer", StringComparison.Ordinal)), // and the file to fix
+            TimeSpan.FromSeconds(5)), "no rejection line with the file and: " + error + " | " + string.Join(" | ", gateway.Logs.Lines.Where(l => l.Contains("[BearerReloadRejected]", StringComparison.Ordinal))));
         Assert.Equal(HttpStatusCode.OK, await StatusAsync(client, tokens.Mint()));
         Assert.Equal(HttpStatusCode.Unauthorized, await StatusAsync(client, tokens.Mint(audience: "billing-api")));
         Assert.Equal(HttpStatusCode.Unauthorized, await StatusAsync(client, null));

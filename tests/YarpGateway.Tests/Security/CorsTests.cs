@@ -181,7 +181,7 @@ public class CorsTests
         gateway.WriteConfig(config);
 
         Assert.True(await Eventually.TrueAsync(() => AllowsAsync(client, App, "/other/x"), TimeSpan.FromSeconds(10)), string.Join("\n", gateway.Logs.Lines));
-        Assert.True(await Eventually.TrueAsync(() => gateway.Logs.Lines.Any(l => l.Contains("[OptionsReloadRejected] Gateway:Cors reload rejected; the previous settings stay in force. Gateway:Cors:Policies:web:Credentials: 'maybe' is not", StringComparison.Ordinal)), TimeSpan.FromSeconds(5)),
+        Assert.True(await Eventually.TrueAsync(() => gateway.Logs.Lines.Any(l => l.Contains($"[OptionsReloadRejected] Gateway:Cors reload rejected; the previous settings stay in force. {gateway.ConfigPath}: Gateway:Cors:Policies:web:Credentials: 'maybe' is not", StringComparison.Ordinal)), TimeSpan.FromSeconds(5)),
             string.Join("\n", gateway.Logs.Lines));
         Assert.DoesNotContain(gateway.Logs.Lines, l => l.Contains("is not a policy under Gateway:Cors:Policies", StringComparison.Ordinal));
     }
