@@ -23,11 +23,11 @@ namespace YarpGateway;
 internal static class GatewayApplicationBuilderExtensions
 {
     /// <summary>
-    /// Validates everything first (endpoints, options, routes and clusters) and throws one
-    /// <see cref="GatewayConfigurationException"/> listing every error; then maps the management
-    /// pipeline (health probes and /metrics) and the proxy pipeline (YARP) onto their own endpoints.
+    /// What start-up checks before it serves: the configuration files parse, every <see cref="StartupChecks"/> passes, the
+    /// routes and clusters validate (and are then the ones YARP will read). Binds nothing; <c>--check</c> runs this alone.
     /// </summary>
-    public static async Task UseGatewayAsync(this WebApplication app, CancellationToken cancellationToken = default)
+    /// <exception cref="GatewayConfigurationException">Lists every error found, with the file that set each.</exception>
+    public static async Task ValidateGatewayAsync(this WebApplication app, CancellationToken cancellationToken = default)
     {
         var errors = new List<ConfigError>(ConfigSourceLocator.FindBrokenFiles(app.Configuration));
         errors.AddRange(app.Services.GetRequiredService<StartupChecks>().Find());
@@ -44,6 +44,16 @@ internal static class GatewayApplicationBuilderExtensions
         {
             throw new GatewayConfigurationException(ConfigSourceLocator.WithFiles(app.Configuration, errors));
         }
+    }
+
+    /// <summary>
+    /// Validates everything first (endpoints, options, routes and clusters) and throws one
+    /// <see cref="GatewayConfigurationException"/> listing every error; then maps the management
+    /// pipeline (health probes and /metrics) and the proxy pipeline (YARP) onto their own endpoints.
+    /// </summary>
+    public static async Task UseGatewayAsync(this WebApplication app, CancellationToken cancellationToken = default)
+    {
+        await app.ValidateGatewayAsync(cancellationToken);
 
         // The metrics read at each collection from what the gateway keeps anyway (created here, as
         // nothing else asks for them).

@@ -4,6 +4,7 @@ using YarpGateway.Health;
 
 RuntimeDefaults.Apply(); // before any socket exists
 EarlySignals.HoldUntilStarted(); // a SIGHUP or SIGUSR1 while starting must not end the process
+var checkOnly = ConfigCheck.Requested(args, out args); // --check: validate the configuration and exit, binding nothing
 
 try
 {
@@ -20,6 +21,11 @@ try
     builder.AddGateway();
 
     await using var app = builder.Build();
+    if (checkOnly)
+    {
+        return await ConfigCheck.RunAsync(app, Console.Out);
+    }
+
     await app.UseGatewayAsync();
     await app.RunAsync();
     return 0;

@@ -1,0 +1,51 @@
+namespace YarpGateway.Configuration;
+
+/// <summary>
+/// <c>--check</c>: reads the configuration as the gateway would start with it (the same environment, files, variables
+/// and command line), runs every check start-up runs, and exits, as <c>nginx -t</c> does: 0 with a line saying what it
+/// would serve, or 1 with every error listed as a failed start lists them. It binds no port and starts nothing, so a
+/// pipeline can test a ConfigMap before it ships, and an operator a file before saving it over the one a gateway reads.
+/// </summary>
+internal static class ConfigCheck
+{
+    public const string Switch = "--check";
+
+    /// <summary>
+    /// Whether <paramref name="args"/> ask for a check; <paramref name="rest"/> is them without it (the command-line
+    /// configuration would read a bare <c>--check</c> as a key whose value is the next argument: <c>--config</c>), and,
+    /// for a check, with the log's default level at Warning: what start-up logs as it goes is not the verdict.
+    /// </summary>
+    public static bool Requested(string[] args, out string[] rest)
+    {
+        rest = [.. args.Where(arg => !arg.Equals(Switch, StringComparison.OrdinalIgnoreCase))];
+        if (rest.Length == args.Length)
+        {
+            return false;
+        }
+
+        rest = [.. rest, "--Logging:LogLevel:Default=Warning", "--Logging:LogLevel:YarpGateway=Warning"];
+        return true;
+    }
+
+    /// <summary>Checks, and writes the verdict to <paramref name="output"/>; returns the exit code (0).</summary>
+    /// <exception cref="GatewayConfigurationException">Every error, as a failed start would list them (exit code 1).</exception>
+    public static async Task<int> RunAsync(WebApplication app, TextWriter output, CancellationToken cancellationToken = default)
+    {
+        await app.ValidateGatewayAsync(cancellationToken);
+        var proxy = app.Services.GetRequiredService<GatewayConfigProvider>().GetConfig();
+        var files = app.Configuration is IConfigurationRoot root
+            ? root.Providers.OfType<LastGoodJsonConfigurationSource.Provider>().Select(file => file.ExistingFilePath).OfType<string>().ToList()
+            : [];
+        await output.WriteLineAsync(
+            $"The configuration is valid: {proxy.Routes.Count} route(s), {proxy.Clusters.Count} cluster(s), read from {(files.Count > 0 ? string.Join(", ", files) : "no file")} in the {app.Environment.EnvironmentName} environment.");
+
+        // Taken by start-up, so no error; but a typo's setting changes nothing, which is what a check is for.
+        var metadataKeys = app.Services.GetServices<IProxyConfigRule>().SelectMany(rule => rule.MetadataKeys).ToHashSet(StringComparer.OrdinalIgnoreCase);
+        if (UnknownSettings.Find(app.Configuration, app.Services.GetRequiredService<UnknownSettings.Schema>(), metadataKeys) is { Count: > 0 } unknown)
+        {
+            await output.WriteLineAsync($"Warning: {unknown.Count} setting(s) are read by neither the gateway nor YARP, so they change nothing: {string.Join(", ", unknown)}.");
+        }
+
+        return 0;
+    }
+}
