@@ -17,7 +17,9 @@ internal static class ConfigCheck
     /// </summary>
     public static bool Requested(string[] args, out string[] rest)
     {
-        rest = [.. args.Where(arg => !arg.Equals(Switch, StringComparison.OrdinalIgnoreCase))];
+        // --check=true too: read as an ordinary setting, it started a gateway that served and never exited (a pipeline's
+        // step would have hung).
+        rest = [.. args.Where(arg => !arg.Equals(Switch, StringComparison.OrdinalIgnoreCase) && !arg.Equals(Switch + "=true", StringComparison.OrdinalIgnoreCase))];
         if (rest.Length == args.Length)
         {
             return false;

@@ -1,0 +1,27 @@
+using YarpGateway.Configuration;
+
+namespace YarpGateway.Tests.Configuration;
+
+public class ConfigCheckArgumentsTests
+{
+    [Theory]
+    [InlineData(new[] { "--check", "--config", "a.json" }, new[] { "--config", "a.json" })]
+    [InlineData(new[] { "--config", "a.json", "--check" }, new[] { "--config", "a.json" })]
+    [InlineData(new[] { "--CHECK=true", "--config", "a.json" }, new[] { "--config", "a.json" })] // served, before: a pipeline's step hung
+    public void ACheck_IsTakenOut_OfWhatTheConfigurationReads_WithTheLogAtWarning(string[] args, string[] expected)
+    {
+        Assert.True(ConfigCheck.Requested(args, out var rest));
+        Assert.Equal([.. expected, "--Logging:LogLevel:Default=Warning", "--Logging:LogLevel:YarpGateway=Warning"], rest);
+    }
+
+    [Theory]
+    [InlineData("--config a.json")]
+    [InlineData("--config check")]
+    [InlineData("--checks --config a.json")]
+    public void NoCheck_LeavesTheArgumentsAsTheyAre(string commandLine)
+    {
+        var args = commandLine.Split(' ');
+        Assert.False(ConfigCheck.Requested(args, out var rest));
+        Assert.Equal(args, rest);
+    }
+}
