@@ -44,7 +44,7 @@ internal sealed class GatewayUnderTest : IAsyncDisposable
             {
                 _counters[Key(instrument, tags)] = value; // a total or a gauge, read when a test reads the counters
             }
-            else if (!instrument.IsObservable)
+            else
             {
                 _counters.AddOrUpdate(Key(instrument, tags), value, (_, old) => old + value);
             }
