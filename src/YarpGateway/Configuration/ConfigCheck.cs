@@ -42,7 +42,7 @@ internal static class ConfigCheck
             $"The configuration is valid: {proxy.Routes.Count} route(s), {proxy.Clusters.Count} cluster(s), read from {(files.Count > 0 ? string.Join(", ", files) : "no file")} in the {app.Environment.EnvironmentName} environment.");
 
         // Taken by start-up, so no error; but a typo's setting changes nothing, which is what a check is for.
-        var metadataKeys = app.Services.GetServices<IProxyConfigRule>().SelectMany(rule => rule.MetadataKeys).ToHashSet(StringComparer.OrdinalIgnoreCase);
+        var metadataKeys = UnknownSettings.MetadataKeysOf(app.Services.GetServices<IProxyConfigRule>());
         if (UnknownSettings.Find(app.Configuration, app.Services.GetRequiredService<UnknownSettings.Schema>(), metadataKeys) is { Count: > 0 } unknown)
         {
             await output.WriteLineAsync($"Warning: {unknown.Count} setting(s) are read by neither the gateway nor YARP, so they change nothing: {string.Join(", ", unknown)}.");

@@ -31,11 +31,15 @@ internal sealed partial class UnknownSettings : IDisposable
     {
         _configuration = configuration;
         _schema = schema;
-        _metadataKeys = rules.SelectMany(rule => rule.MetadataKeys).ToHashSet(StringComparer.OrdinalIgnoreCase);
+        _metadataKeys = MetadataKeysOf(rules);
         _logger = logger;
         Check();
         _subscription = ChangeToken.OnChange(configuration.GetReloadToken, Check);
     }
+
+    /// <summary>The route and cluster <c>Metadata</c> keys the gateway's rules read: known, whatever YARP makes of them.</summary>
+    public static HashSet<string> MetadataKeysOf(IEnumerable<IProxyConfigRule> rules)
+        => rules.SelectMany(rule => rule.MetadataKeys).ToHashSet(StringComparer.OrdinalIgnoreCase);
 
     /// <summary>Every unknown key, with the nearest known name at its level where one is close.</summary>
     public static List<string> Find(IConfiguration configuration, Schema schema, IReadOnlySet<string> metadataKeys)
