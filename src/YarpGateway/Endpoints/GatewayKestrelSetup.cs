@@ -266,7 +266,8 @@ internal sealed partial class GatewayKestrelSetup(IConfiguration configuration, 
 
     /// <summary>
     /// An endpoint's <c>Url</c> as Kestrel binds it and its <c>Protocols</c> as Kestrel reads them. Tried: a URL that is
-    /// not one (<c>nonsense</c>), one with a path (<c>http://127.0.0.1:8080/api</c>), or <c>Http3</c> alone without https
+    /// not one (<c>nonsense</c>), one with a path (<c>http://127.0.0.1:8080/api</c>), a scheme Kestrel does not serve
+    /// (<c>htp://</c>), a port past 65535, or <c>Http3</c> alone without https
     /// ended the process at start with an unhandled exception and exit 134; a protocol Kestrel does not know
     /// (<c>Http5</c>) was ignored without a word, as was a <c>ClientCertificateMode</c> it does not know; HTTPS settings on an
     /// http:// endpoint ended the start too. <c>Kestrel:EndpointDefaults</c> is read the same way.
@@ -293,6 +294,14 @@ internal sealed partial class GatewayKestrelSetup(IConfiguration configuration, 
             else if (address.PathBase.Length > 0)
             {
                 yield return new Configuration.ConfigError(urlKey, $"'{url}' has a path ('{address.PathBase}'): an endpoint listens on an address and port only; match paths with routes.");
+            }
+            else if (!string.Equals(address.Scheme, "http", StringComparison.OrdinalIgnoreCase) && !string.Equals(address.Scheme, "https", StringComparison.OrdinalIgnoreCase))
+            {
+                yield return new Configuration.ConfigError(urlKey, $"'{url}' has the scheme '{address.Scheme}': Kestrel listens on http:// and https:// only.");
+            }
+            else if (!address.IsUnixPipe && !address.IsNamedPipe && address.Port is < 0 or > System.Net.IPEndPoint.MaxPort)
+            {
+                yield return new Configuration.ConfigError(urlKey, $"'{url}' has the port {address.Port}: a port is 0 to 65535 (0 takes any free one).");
             }
         }
 

@@ -161,6 +161,8 @@ public class StartupTests
     // ignored without a word.
     [InlineData("--Kestrel:Endpoints:Proxy:Url=nonsense", "Kestrel:Endpoints:Proxy:Url: 'nonsense' is not a URL Kestrel can listen on")]
     [InlineData("--Kestrel:Endpoints:Proxy:Url=http://127.0.0.1:0/api", "Kestrel:Endpoints:Proxy:Url: 'http://127.0.0.1:0/api' has a path ('/api')")]
+    [InlineData("--Kestrel:Endpoints:Proxy:Url=htp://127.0.0.1:0", "Kestrel:Endpoints:Proxy:Url: 'htp://127.0.0.1:0' has the scheme 'htp': Kestrel listens on http:// and https:// only")]
+    [InlineData("--Kestrel:Endpoints:Proxy:Url=http://127.0.0.1:99999", "Kestrel:Endpoints:Proxy:Url: 'http://127.0.0.1:99999' has the port 99999: a port is 0 to 65535")]
     [InlineData("--Kestrel:Endpoints:Proxy:Protocols=Http3", "Kestrel:Endpoints:Proxy:Protocols: 'Http3' needs an https:// Url")]
     [InlineData("--Kestrel:Endpoints:Proxy:Protocols=Http5", "Kestrel:Endpoints:Proxy:Protocols: 'Http5' is not one of")]
     [InlineData("--Kestrel:Endpoints:Proxy:SslProtocols:0=Tls13", "Kestrel:Endpoints:Proxy:SslProtocols: is for https:// endpoints")]
