@@ -18,6 +18,11 @@ try
         Args = [.. args, "--hostBuilder:reloadConfigOnChange=false"],
         ContentRootPath = AppContext.BaseDirectory,
     });
+    if (checkOnly)
+    {
+        ConfigCheck.Quiet(builder.Logging);
+    }
+
     builder.AddGateway();
 
     await using var app = builder.Build();

@@ -12,22 +12,23 @@ internal static class ConfigCheck
 
     /// <summary>
     /// Whether <paramref name="args"/> ask for a check; <paramref name="rest"/> is them without it (the command-line
-    /// configuration would read a bare <c>--check</c> as a key whose value is the next argument: <c>--config</c>), and,
-    /// for a check, with the log's default level at Warning: what start-up logs as it goes is not the verdict.
+    /// configuration would read a bare <c>--check</c> as a key whose value is the next argument: <c>--config</c>).
     /// </summary>
     public static bool Requested(string[] args, out string[] rest)
     {
         // --check=true too: read as an ordinary setting, it started a gateway that served and never exited (a pipeline's
         // step would have hung).
         rest = [.. args.Where(arg => !arg.Equals(Switch, StringComparison.OrdinalIgnoreCase) && !arg.Equals(Switch + "=true", StringComparison.OrdinalIgnoreCase))];
-        if (rest.Length == args.Length)
-        {
-            return false;
-        }
-
-        rest = [.. rest, "--Logging:LogLevel:Default=Warning", "--Logging:LogLevel:YarpGateway=Warning"];
-        return true;
+        return rest.Length != args.Length;
     }
+
+    /// <summary>
+    /// For a check, the log at Warning: what start-up logs as it goes is not the verdict. Rules of its own, after those of
+    /// the configuration, not settings on the command line: those would hide the file's own <c>Logging:LogLevel</c> values
+    /// from the check (a level that is not one passed the check and failed the start).
+    /// </summary>
+    public static void Quiet(ILoggingBuilder logging)
+        => logging.AddFilter(category: null, LogLevel.Warning).AddFilter("YarpGateway", LogLevel.Warning);
 
     /// <summary>Checks, and writes the verdict to <paramref name="output"/>; returns the exit code (0).</summary>
     /// <exception cref="GatewayConfigurationException">Every error, as a failed start would list them (exit code 1).</exception>

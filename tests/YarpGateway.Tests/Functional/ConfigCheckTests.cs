@@ -42,19 +42,22 @@ public class ConfigCheckTests
     [Fact]
     public async Task AnInvalidConfiguration_ExitsOne_ListingEveryErrorAStartWouldList()
     {
-        // A live section's error, one of a section read at start only, and a destination's: all three, as a start lists them.
+        // A live section's error, one of a section read at start only, a destination's and a log level's: all four, as a
+        // start lists them. The log level is the one a check set for itself on the command line before, hiding the file's.
         var path = ProxyConfigJson.WriteTemp("yarpgateway-check-", """
         { "ReverseProxy": {
             "Routes": { "all": { "ClusterId": "c", "Match": { "Path": "/{**rest}" } } },
             "Clusters": { "c": { "Destinations": { "d": { "Address": "127.0.0.1:9" } } } } },
-          "Gateway": { "Admission": { "Global": { "MaxConcurrency": -5 } }, "Http2": { "MaxStreamResets": -1 } } }
+          "Gateway": { "Admission": { "Global": { "MaxConcurrency": -5 } }, "Http2": { "MaxStreamResets": -1 } },
+          "Logging": { "LogLevel": { "Default": "Verbose" } } }
         """);
 
         using var gateway = GatewayProcess.Start("Production", "--check", "--config", path);
 
         Assert.Equal(1, await gateway.WaitForExitAsync(ExitBound));
         var stderr = gateway.StandardError;
-        Assert.Contains("The gateway configuration is invalid (3 errors)", stderr, StringComparison.Ordinal);
+        Assert.Contains("The gateway configuration is invalid (4 errors)", stderr, StringComparison.Ordinal);
+        Assert.Contains($"{path}: Logging:LogLevel:Default: 'Verbose' is not a log level", stderr, StringComparison.Ordinal);
         Assert.Contains($"{path}: Gateway:Admission:Global:MaxConcurrency must not be negative", stderr, StringComparison.Ordinal);
         Assert.Contains($"{path}: Gateway:Http2:MaxStreamResets must not be negative; got -1.", stderr, StringComparison.Ordinal);
         Assert.Contains($"{path}: ReverseProxy:Clusters:c:Destinations:d:Address: '127.0.0.1:9' is not an absolute", stderr, StringComparison.Ordinal);

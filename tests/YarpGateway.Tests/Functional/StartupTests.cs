@@ -186,6 +186,23 @@ public class StartupTests
     }
 
     [Fact]
+    public async Task LogLevelsThatAreNotLevels_ExitNonZero_ListingEach()
+    {
+        // Before: the logger factory threw while the host was built, an unhandled exception and exit 134.
+        var path = ProxyConfigJson.WriteTemp("yarpgateway-startup-", """
+        { "Logging": { "LogLevel": { "Default": "Verbose" }, "Console": { "LogLevel": { "Microsoft": "Warn" } }, "CaptureScopes": "yes" } }
+        """);
+
+        using var gateway = GatewayProcess.Start("Production", "--config", path, "--Kestrel:Endpoints:Proxy:Url=http://127.0.0.1:0", "--Kestrel:Endpoints:Management:Url=http://127.0.0.1:0");
+
+        AssertExitCode(1, await gateway.WaitForExitAsync(ExitBound), gateway);
+        Assert.Contains($"{path}: Logging:LogLevel:Default: 'Verbose' is not a log level: Trace, Debug, Information, Warning, Error, Critical, None.", gateway.StandardError, StringComparison.Ordinal);
+        Assert.Contains($"{path}: Logging:Console:LogLevel:Microsoft: 'Warn' is not a log level", gateway.StandardError, StringComparison.Ordinal);
+        Assert.Contains($"{path}: Logging:CaptureScopes: 'yes' is not true or false.", gateway.StandardError, StringComparison.Ordinal);
+        Assert.DoesNotContain("   at ", gateway.StandardError, StringComparison.Ordinal);
+    }
+
+    [Fact]
     public async Task ProxyAndManagementOnOnePort_ExitsNonZero_SayingSo()
     {
         // Before: "A listening port is already in use ... stop the other process", about itself.
