@@ -11,7 +11,7 @@ internal static class TelemetryExtensions
     {
         services.AddReloadableOptions<TelemetryOptions, TelemetryOptionsValidator>(configuration, TelemetryOptions.SectionName);
         EventNameJsonConsoleFormatter.Replace(services); // the json console format names each event
-        LogLevels.CheckBeforeApplying(services, configuration); // a level that is not one is an error at start, and a refused reload
+        LoggingSettings.CheckBeforeApplying(services, configuration); // a log level that is not one is an error at start, and a refused reload
         services.AddMetricsExport(configuration);
         services.AddSingleton<Yarp.ReverseProxy.Configuration.IConfigChangeListener, SeriesLimitCheck>();
         services.AddSingleton<SchedulerDelayProbe>();

@@ -186,11 +186,11 @@ public class StartupTests
     }
 
     [Fact]
-    public async Task LogLevelsThatAreNotLevels_ExitNonZero_ListingEach()
+    public async Task LoggingValuesThePlatformRefuses_ExitNonZero_ListingEach()
     {
-        // Before: the logger factory threw while the host was built, an unhandled exception and exit 134.
+        // Before: the logger factory, or the console logger, threw while the host was built: an unhandled exception and exit 134.
         var path = ProxyConfigJson.WriteTemp("yarpgateway-startup-", """
-        { "Logging": { "LogLevel": { "Default": "Verbose" }, "Console": { "LogLevel": { "Microsoft": "Warn" } }, "CaptureScopes": "yes" } }
+        { "Logging": { "LogLevel": { "Default": "Verbose" }, "Console": { "LogLevel": { "Microsoft": "Warn" }, "QueueFullMode": "Block", "FormatterOptions": { "UseUtcTimestamp": "yes" } }, "CaptureScopes": "yes" } }
         """);
 
         using var gateway = GatewayProcess.Start("Production", "--config", path, "--Kestrel:Endpoints:Proxy:Url=http://127.0.0.1:0", "--Kestrel:Endpoints:Management:Url=http://127.0.0.1:0");
@@ -199,6 +199,8 @@ public class StartupTests
         Assert.Contains($"{path}: Logging:LogLevel:Default: 'Verbose' is not a log level: Trace, Debug, Information, Warning, Error, Critical, None.", gateway.StandardError, StringComparison.Ordinal);
         Assert.Contains($"{path}: Logging:Console:LogLevel:Microsoft: 'Warn' is not a log level", gateway.StandardError, StringComparison.Ordinal);
         Assert.Contains($"{path}: Logging:CaptureScopes: 'yes' is not true or false.", gateway.StandardError, StringComparison.Ordinal);
+        Assert.Contains($"{path}: Logging:Console:QueueFullMode: 'Block' is not one of Wait, DropWrite.", gateway.StandardError, StringComparison.Ordinal);
+        Assert.Contains($"{path}: Logging:Console:FormatterOptions:UseUtcTimestamp: 'yes' is not true or false.", gateway.StandardError, StringComparison.Ordinal);
         Assert.DoesNotContain("   at ", gateway.StandardError, StringComparison.Ordinal);
     }
 
