@@ -7,7 +7,7 @@ namespace YarpGateway.Configuration;
 
 /// <summary>
 /// What start-up checks on top of the proxy configuration (which <see cref="GatewayConfigProvider"/> checks), read from
-/// the configuration as it is now: Kestrel's endpoints and limits, every <c>Gateway:*</c> section, the Logging section, the bearer scheme.
+/// the configuration as it is now: Kestrel's endpoints and limits, every <c>Gateway:*</c> section, the Logging section, AllowedHosts, the bearer scheme.
 /// Run before the gateway serves, and again when a reload changes what only a restart applies, so that the operator
 /// learns then that a restart would fail, not when it does.
 /// </summary>
@@ -28,6 +28,7 @@ internal sealed class StartupChecks(IServiceProvider services, IConfiguration co
         }
 
         errors.AddRange(Telemetry.LoggingSettings.Find(configuration));
+        errors.AddRange(RequestFiltering.AllowedHosts.Find(configuration));
         var bearerErrors = BearerAuthentication.Validate(configuration);
         errors.AddRange(bearerErrors);
         if (bearerErrors.Count == 0 && BearerAuthentication.IsConfigured(configuration)

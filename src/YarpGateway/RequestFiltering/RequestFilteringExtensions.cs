@@ -22,6 +22,7 @@ internal static class RequestFilteringExtensions
 
         services.AddSingleton<IConfigureOptions<KestrelServerOptions>, ContentLengthDigitsEncoding.KestrelSetup>(); // Content-Length: +5 gets 400
         services.AddSingleton<IConfigureOptions<KestrelServerOptions>, HeaderEncodings.KestrelSetup>(); // response header bytes unchanged
+        AllowedHosts.CheckBeforeApplying(services); // an AllowedHosts entry with a port or a scheme refused, not every request 400
         return services;
     }
 

@@ -13,7 +13,7 @@ namespace YarpGateway.Telemetry;
 /// convert, a <c>MaxQueueLength</c> of 0, each threw while the host built its logger factory: the gateway ended at start
 /// with an unhandled exception and exit 134, and <c>--check</c> called the file valid or ended the same way; brought in
 /// by a reload, a bad level was logged nowhere (the file watcher) or as an unexpected failure with its stack (SIGHUP).
-/// Now start-up lists each with the other errors, and a reload that brings one in is refused (<see cref="LoggingReload"/>)
+/// Now start-up lists each with the other errors, and a reload that brings one in is refused (<see cref="CheckedSectionReload"/>)
 /// while the settings in force stay.
 /// </summary>
 internal static class LoggingSettings
@@ -42,7 +42,7 @@ internal static class LoggingSettings
 
     /// <summary>
     /// Puts the checks in front of the platform's set-up of the logger and its reload: the options are rebuilt on an edit
-    /// only once <see cref="LoggingReload"/> has checked it, and a value that would throw while the host is built is left
+    /// only once <see cref="CheckedSectionReload"/> has checked it, and a value that would throw while the host is built is left
     /// out there (start-up then lists it and stops). Call after the host has added its logging (as
     /// <c>WebApplication.CreateBuilder</c> does).
     /// </summary>
@@ -56,12 +56,11 @@ internal static class LoggingSettings
         Tolerate<JsonConsoleFormatterOptions>(services);
         Tolerate<ConsoleFormatterOptions>(services);
 
-        services.AddSingleton<LoggingReload>();
-        ReplaceConfigurationChangeSource<LoggerFilterOptions>(services);
-        ReplaceConfigurationChangeSource<ConsoleLoggerOptions>(services);
-        ReplaceConfigurationChangeSource<SimpleConsoleFormatterOptions>(services);
-        ReplaceConfigurationChangeSource<JsonConsoleFormatterOptions>(services);
-        ReplaceConfigurationChangeSource<ConsoleFormatterOptions>(services);
+        CheckedSectionReload.ReplaceChangeSource<LoggerFilterOptions>(services, SectionName, Find);
+        CheckedSectionReload.ReplaceChangeSource<ConsoleLoggerOptions>(services, SectionName, Find);
+        CheckedSectionReload.ReplaceChangeSource<SimpleConsoleFormatterOptions>(services, SectionName, Find);
+        CheckedSectionReload.ReplaceChangeSource<JsonConsoleFormatterOptions>(services, SectionName, Find);
+        CheckedSectionReload.ReplaceChangeSource<ConsoleFormatterOptions>(services, SectionName, Find);
     }
 
     /// <summary>
@@ -118,24 +117,6 @@ internal static class LoggingSettings
         }
 
         errors.AddRange(found.Where(error => !errors.Any(e => e.Key == error.Key)));
-    }
-
-    /// <summary>
-    /// <see cref="LoggingReload"/> in place of the sources that tell <typeparamref name="TOptions"/> of every configuration
-    /// reload; others stay (the event-source logger's, for the filters a trace session asks for).
-    /// </summary>
-    private static void ReplaceConfigurationChangeSource<TOptions>(IServiceCollection services)
-    {
-        for (var i = services.Count - 1; i >= 0; i--)
-        {
-            if (services[i] is { ServiceType: var type, IsKeyedService: false } d && type == typeof(IOptionsChangeTokenSource<TOptions>)
-                && typeof(ConfigurationChangeTokenSource<TOptions>).IsAssignableFrom(d.ImplementationInstance?.GetType() ?? d.ImplementationType))
-            {
-                services.RemoveAt(i);
-            }
-        }
-
-        services.AddSingleton<IOptionsChangeTokenSource<TOptions>>(static sp => (IOptionsChangeTokenSource<TOptions>)(object)sp.GetRequiredService<LoggingReload>());
     }
 
     /// <summary>

@@ -186,11 +186,12 @@ public class StartupTests
     }
 
     [Fact]
-    public async Task LoggingValuesThePlatformRefuses_ExitNonZero_ListingEach()
+    public async Task LoggingAndHostValuesThePlatformRefusesOrNeverMatches_ExitNonZero_ListingEach()
     {
         // Before: the logger factory, or the console logger, threw while the host was built: an unhandled exception and exit 134.
         var path = ProxyConfigJson.WriteTemp("yarpgateway-startup-", """
-        { "Logging": { "LogLevel": { "Default": "Verbose" }, "Console": { "LogLevel": { "Microsoft": "Warn" }, "QueueFullMode": "Block", "FormatterOptions": { "UseUtcTimestamp": "yes" } }, "CaptureScopes": "yes" } }
+        { "Logging": { "LogLevel": { "Default": "Verbose" }, "Console": { "LogLevel": { "Microsoft": "Warn" }, "QueueFullMode": "Block", "FormatterOptions": { "UseUtcTimestamp": "yes" } }, "CaptureScopes": "yes" },
+          "AllowedHosts": "gateway.example:8080" }
         """);
 
         using var gateway = GatewayProcess.Start("Production", "--config", path, "--Kestrel:Endpoints:Proxy:Url=http://127.0.0.1:0", "--Kestrel:Endpoints:Management:Url=http://127.0.0.1:0");
@@ -201,6 +202,7 @@ public class StartupTests
         Assert.Contains($"{path}: Logging:CaptureScopes: 'yes' is not true or false.", gateway.StandardError, StringComparison.Ordinal);
         Assert.Contains($"{path}: Logging:Console:QueueFullMode: 'Block' is not one of Wait, DropWrite.", gateway.StandardError, StringComparison.Ordinal);
         Assert.Contains($"{path}: Logging:Console:FormatterOptions:UseUtcTimestamp: 'yes' is not true or false.", gateway.StandardError, StringComparison.Ordinal);
+        Assert.Contains($"{path}: AllowedHosts: 'gateway.example:8080' has a port", gateway.StandardError, StringComparison.Ordinal); // before: started, every request 400
         Assert.DoesNotContain("   at ", gateway.StandardError, StringComparison.Ordinal);
     }
 

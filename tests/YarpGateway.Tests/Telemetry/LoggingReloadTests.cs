@@ -25,7 +25,7 @@ public class LoggingReloadTests
         config["Logging"] = JsonNode.Parse($$"""{ "LogLevel": { "{{Category}}": "Verbose" } }""");
         gateway.WriteConfig(config);
         Assert.True(await Eventually.TrueAsync(() => gateway.Counter(Rejected) == 1, ReloadBound), "not refused: " + gateway.DescribeCounters("gateway.config"));
-        var rejection = Assert.Single(gateway.Logs.Lines, l => l.Contains("LoggingReloadRejected", StringComparison.Ordinal));
+        var rejection = Assert.Single(gateway.Logs.Lines, l => l.Contains("SectionReloadRejected", StringComparison.Ordinal));
         Assert.Contains($"{gateway.ConfigPath}: Logging:LogLevel:{Category}: 'Verbose' is not a log level: Trace, Debug, Information", rejection, StringComparison.Ordinal);
         Assert.Equal(1, gateway.Counter(RestartErrors));
         using (var response = await client.GetAsync("/"))
@@ -37,12 +37,12 @@ public class LoggingReloadTests
         config["Logging"] = JsonNode.Parse("""{ "Console": { "QueueFullMode": "Foo" } }""");
         gateway.WriteConfig(config);
         Assert.True(await Eventually.TrueAsync(() => gateway.Counter(Rejected) == 2, ReloadBound), "not refused: " + gateway.DescribeCounters("gateway.config"));
-        Assert.Contains(gateway.Logs.Lines, l => l.Contains("LoggingReloadRejected", StringComparison.Ordinal) && l.Contains($"{gateway.ConfigPath}: Logging:Console:QueueFullMode: 'Foo' is not one of Wait, DropWrite.", StringComparison.Ordinal));
+        Assert.Contains(gateway.Logs.Lines, l => l.Contains("SectionReloadRejected", StringComparison.Ordinal) && l.Contains($"{gateway.ConfigPath}: Logging:Console:QueueFullMode: 'Foo' is not one of Wait, DropWrite.", StringComparison.Ordinal));
 
         // A good edit: applied, said with what changed, and in force for what is logged next.
         config["Logging"] = JsonNode.Parse($$"""{ "LogLevel": { "{{Category}}": "None" } }""");
         gateway.WriteConfig(config);
-        Assert.True(await Eventually.TrueAsync(() => gateway.Logs.Lines.Any(l => l.Contains("LoggingReloaded", StringComparison.Ordinal)), ReloadBound), "the good edit was not applied");
+        Assert.True(await Eventually.TrueAsync(() => gateway.Logs.Lines.Any(l => l.Contains("SectionReloaded", StringComparison.Ordinal)), ReloadBound), "the good edit was not applied");
         Assert.Contains(gateway.Logs.Lines, l => l.Contains($"LogLevel:{Category}:", StringComparison.Ordinal) && l.Contains("'None'", StringComparison.Ordinal));
         Assert.Equal(0, gateway.Counter(RestartErrors));
 
