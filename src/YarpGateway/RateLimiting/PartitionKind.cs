@@ -7,13 +7,15 @@ internal readonly record struct PartitionKind(PartitionSource Source, string Nam
 {
     public static bool TryParse(string? value, out PartitionKind kind) => TryParse(value, out kind, out _);
 
-    /// <param name="reason">Why the value was refused, when it was: the header name no request can carry, or that it is none of the forms.</param>
-    public static bool TryParse(string? value, out PartitionKind kind, out string reason)
+    /// <param name="reason">Why the value was refused (null when it was taken): the header name no request can carry, or that it is none of the forms.</param>
+    public static bool TryParse(string? value, out PartitionKind kind, [System.Diagnostics.CodeAnalysis.NotNullWhen(false)] out string? reason)
     {
+        const string NoneOfTheForms = "is not ClientIp, Route, Header:<name> or Claim:<type>";
         kind = default;
-        reason = "is not ClientIp, Route, Header:<name> or Claim:<type>";
+        reason = null;
         if (string.IsNullOrWhiteSpace(value))
         {
+            reason = NoneOfTheForms;
             return false;
         }
 
@@ -32,6 +34,7 @@ internal readonly record struct PartitionKind(PartitionSource Source, string Nam
         var colon = value.IndexOf(':', StringComparison.Ordinal);
         if (colon <= 0 || colon == value.Length - 1)
         {
+            reason = NoneOfTheForms;
             return false;
         }
 
@@ -55,6 +58,7 @@ internal readonly record struct PartitionKind(PartitionSource Source, string Nam
             return true;
         }
 
+        reason = NoneOfTheForms;
         return false;
     }
 }
