@@ -18,12 +18,10 @@ internal sealed partial class CheckedSectionReload : IDisposable
     private readonly IServiceProvider _services;
     private readonly string _section;
     private readonly Func<IConfiguration, List<ConfigError>> _find;
+    private readonly CheckedEdits _edits;
     private readonly IDisposable _subscription;
     private readonly Lock _gate = new();
     private CancellationTokenSource _changed = new();
-    private string _appliedSnapshot;
-    private IReadOnlyDictionary<string, string> _appliedKeys;
-    private string? _lastRejection;
 
     public CheckedSectionReload(IConfiguration configuration, IServiceProvider services, string section, Func<IConfiguration, List<ConfigError>> find)
     {
@@ -31,8 +29,7 @@ internal sealed partial class CheckedSectionReload : IDisposable
         _services = services;
         _section = section;
         _find = find;
-        _appliedSnapshot = ConfigChanges.Snapshot(configuration, section);
-        _appliedKeys = Capture();
+        _edits = new CheckedEdits(configuration, section, ConfigChanges.ValuesExceptSecrets);
         _subscription = ChangeToken.OnChange(configuration.GetReloadToken, Reload);
     }
 
@@ -67,60 +64,39 @@ internal sealed partial class CheckedSectionReload : IDisposable
         CancellationTokenSource fired;
         lock (_gate)
         {
-            var snapshot = ConfigChanges.Snapshot(_configuration, _section);
-            if (snapshot == _appliedSnapshot)
+            var outcome = _edits.Check(() => _find(_configuration));
+            if (outcome is { Rejection: null, Changes: null })
             {
-                _lastRejection = null; // a bad edit put back: the same bad edit again is said again
                 return;
-            }
-
-            if (ConfigSourceLocator.FindBrokenFiles(_configuration).Count > 0)
-            {
-                return; // kept until it is fixed; the proxy configuration's rejection says which file
             }
 
             var logger = _services.GetRequiredService<ILogger<CheckedSectionReload>>();
             var metrics = _services.GetRequiredService<ConfigMetrics>();
-            var errors = _find(_configuration);
-            if (errors.Count > 0)
+            metrics.Reloaded(applied: outcome.Rejection is null);
+            if (outcome.Rejection is { } rejection)
             {
-                var rejection = string.Join(" ", ConfigSourceLocator.WithFiles(_configuration, errors));
-                if (rejection != _lastRejection)
-                {
-                    _lastRejection = rejection;
-                    metrics.Reloaded(applied: false);
-                    Log.Rejected(logger, _section, rejection);
-                }
-
+                Log.Rejected(logger, _section, rejection);
                 return;
             }
 
-            var keys = Capture();
-            if (ConfigChanges.Snapshot(_configuration, _section) != snapshot)
-            {
-                return; // a file was read again meanwhile: its reload waits for the gate and reads it all
-            }
-
-            var changes = ConfigChanges.Describe(_appliedKeys, keys, ConfigChanges.ValuesExceptSecrets);
-            _lastRejection = null;
-            _appliedSnapshot = snapshot;
-            _appliedKeys = keys;
-            metrics.Reloaded(applied: true);
-            Log.Applied(logger, _section, changes.Length > 0 ? changes : ConfigChanges.OnlyCase); // with the settings before the edit
+            Log.Applied(logger, _section, outcome.Changes!); // with the settings before the edit
             fired = _changed;
             Volatile.Write(ref _changed, new CancellationTokenSource());
         }
 
         // The options are built again, from the section just checked. Not disposed: a GetChangeToken that read it before
         // the swap may still ask for its token (it holds no timer).
-        fired.Cancel();
+        try
+        {
+            fired.Cancel();
+        }
+        catch (AggregateException ex)
+        {
+            // Not known to happen (the logging options' set-up keeps what binds); thrown from here, it would have ended the
+            // process on the configuration's reload thread.
+            Log.BuildFailed(_services.GetRequiredService<ILogger<CheckedSectionReload>>(), _section, ex.InnerException?.Message ?? ex.Message);
+        }
     }
-
-    /// <summary>The section's keys, relative to it; a setting that is one value (<c>AllowedHosts</c>) by its own name.</summary>
-    private IReadOnlyDictionary<string, string> Capture()
-        => _configuration[_section] is { } value
-            ? new Dictionary<string, string>(StringComparer.OrdinalIgnoreCase) { [_section] = value }
-            : ConfigChanges.Capture(_configuration, _section);
 
     public void Dispose()
     {
@@ -142,5 +118,8 @@ internal sealed partial class CheckedSectionReload : IDisposable
 
         [LoggerMessage(2, LogLevel.Error, "{Section} reload rejected; the previous settings stay in force. {Errors}", EventName = "SectionReloadRejected")]
         public static partial void Rejected(ILogger logger, string section, string errors);
+
+        [LoggerMessage(3, LogLevel.Error, "{Section} was checked, and its settings could not be built: {Error}", EventName = "SectionReloadFailed")]
+        public static partial void BuildFailed(ILogger logger, string section, string error);
     }
 }

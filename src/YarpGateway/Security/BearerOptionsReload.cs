@@ -23,10 +23,8 @@ internal sealed partial class BearerOptionsReload : IOptionsChangeTokenSource<Jw
     private readonly ILogger<BearerOptionsReload> _logger;
     private readonly IDisposable _subscription;
     private readonly Lock _gate = new();
+    private readonly CheckedEdits _edits;
     private CancellationTokenSource _changed = new();
-    private string _appliedSnapshot;
-    private IReadOnlyDictionary<string, string> _appliedKeys;
-    private string? _lastRejection;
 
     public BearerOptionsReload(IConfiguration configuration, IOptionsFactory<JwtBearerOptions> factory, ConfigMetrics metrics, ILogger<BearerOptionsReload> logger)
     {
@@ -34,8 +32,7 @@ internal sealed partial class BearerOptionsReload : IOptionsChangeTokenSource<Jw
         _factory = factory;
         _metrics = metrics;
         _logger = logger;
-        _appliedSnapshot = ConfigChanges.Snapshot(configuration, BearerAuthentication.SectionName);
-        _appliedKeys = ConfigChanges.Capture(configuration, BearerAuthentication.SectionName);
+        _edits = new CheckedEdits(configuration, BearerAuthentication.SectionName, ShowsValue);
         _subscription = ChangeToken.OnChange(configuration.GetReloadToken, Reload);
     }
 
@@ -88,52 +85,34 @@ internal sealed partial class BearerOptionsReload : IOptionsChangeTokenSource<Jw
 
     private void Reload()
     {
-        CancellationTokenSource? fired = null;
+        CancellationTokenSource fired;
         lock (_gate)
         {
-            var snapshot = ConfigChanges.Snapshot(_configuration, BearerAuthentication.SectionName);
-            if (snapshot == _appliedSnapshot)
-            {
-                _lastRejection = null; // a bad edit put back: the same bad edit again is said again
-                return;
-            }
-
-            if (ConfigSourceLocator.FindBrokenFiles(_configuration).Count > 0 // kept until it is fixed; the proxy configuration's rejection says which file
-                || !BearerAuthentication.IsConfigured(_configuration)) // removed: a restart (StartupOnlySections says so); until then, what was in force
-            {
-                return;
-            }
-
-            var errors = BearerAuthentication.Validate(_configuration).ToList();
-            if (errors.Count == 0 && BuildError(_factory) is { } unparsed)
-            {
-                errors.Add(new ConfigError(BearerAuthentication.SectionName, unparsed));
-            }
-
-            if (errors.Count > 0)
-            {
-                var rejection = string.Join(" ", ConfigSourceLocator.WithFiles(_configuration, errors)); // with the file that set each
-                if (rejection != _lastRejection)
+            var outcome = _edits.Check(
+                () =>
                 {
-                    _lastRejection = rejection;
-                    _metrics.Reloaded(applied: false);
-                    Log.Rejected(_logger, BearerAuthentication.SectionName, rejection);
-                }
+                    var errors = BearerAuthentication.Validate(_configuration).ToList();
+                    if (errors.Count == 0 && BuildError(_factory) is { } unparsed)
+                    {
+                        errors.Add(new ConfigError(BearerAuthentication.SectionName, unparsed));
+                    }
 
+                    return errors;
+                },
+                waits: () => !BearerAuthentication.IsConfigured(_configuration)); // removed: a restart (StartupOnlySections says so); until then, what was in force
+            if (outcome is { Rejection: null, Changes: null })
+            {
                 return;
             }
 
-            if (ConfigChanges.CaptureIfUnchanged(_configuration, BearerAuthentication.SectionName, snapshot) is not { } keys)
+            _metrics.Reloaded(applied: outcome.Rejection is null);
+            if (outcome.Rejection is { } rejection)
             {
-                return; // a file was read again meanwhile: its reload waits for the gate and reads it all
+                Log.Rejected(_logger, BearerAuthentication.SectionName, rejection); // with the file that set each
+                return;
             }
 
-            var changes = ConfigChanges.Describe(_appliedKeys, keys, ShowsValue);
-            _lastRejection = null;
-            _appliedSnapshot = snapshot;
-            _appliedKeys = keys;
-            _metrics.Reloaded(applied: true);
-            Log.Applied(_logger, BearerAuthentication.SectionName, changes.Length > 0 ? changes : ConfigChanges.OnlyCase);
+            Log.Applied(_logger, BearerAuthentication.SectionName, outcome.Changes!);
             fired = _changed;
             Volatile.Write(ref _changed, new CancellationTokenSource());
         }
