@@ -24,6 +24,10 @@ internal static class LoggingSettings
     private const string CaptureScopesKey = "CaptureScopes";
     private const string ConsoleKey = "Console";
     private const string FormatterOptionsKey = "FormatterOptions";
+    private const string FormatterNameKey = "FormatterName";
+
+    /// <summary>The console logger's formats (the gateway's json one keeps the platform's name).</summary>
+    private static readonly string[] Formats = [ConsoleFormatterNames.Simple, ConsoleFormatterNames.Json, ConsoleFormatterNames.Systemd];
 
     /// <summary>Every value of the section the platform would refuse.</summary>
     public static List<ConfigError> Find(IConfiguration configuration)
@@ -32,6 +36,13 @@ internal static class LoggingSettings
         ReadLevels(configuration, errors, rules: null);
         var console = configuration.GetSection(ConfigurationPath.Combine(SectionName, ConsoleKey));
         AddBindingErrors<ConsoleLoggerOptions>(console, errors);
+
+        // A name the console logger does not know falls back to the simple format without a word: a log pipeline that
+        // parses json would get plain lines.
+        if (console[FormatterNameKey] is { Length: > 0 } format && !Formats.Contains(format, StringComparer.OrdinalIgnoreCase))
+        {
+            errors.Add(new ConfigError(ConfigurationPath.Combine(console.Path, FormatterNameKey), $"'{format}' is not a console log format: {string.Join(", ", Formats)}."));
+        }
 
         // Every console formatter binds the same FormatterOptions, each to its own type (the systemd one's is their base).
         var formatter = console.GetSection(FormatterOptionsKey);

@@ -28,6 +28,13 @@ public class LoggingSettingsTests
             Errors(("Logging:CaptureScopes", "maybe"), ("Logging:Console:LogLevel:Microsoft", "Warn"), ("Logging:LogLevel:Default", "Verbose"),
                 ("Logging:LogLevel:Yarp:Forwarder", "Info"), ("Logging:Console:QueueFullMode", "Block"), ("Logging:Console:FormatterOptions:IncludeScopes", "yes")));
 
+    [Theory]
+    [InlineData("JSON", null)]
+    [InlineData("systemd", null)]
+    [InlineData("jsn", "Logging:Console:FormatterName: 'jsn' is not a console log format: simple, json, systemd.")] // before: plain lines, without a word
+    public void AConsoleFormatTheLoggerDoesNotKnow_IsAnError(string format, string? expected)
+        => Assert.Equal(expected is null ? [] : [expected], Errors(("Logging:Console:FormatterName", format)));
+
     [Fact]
     public void AValueOutOfASettersRange_IsNamedByItsSection()
         => Assert.Equal("Logging:Console: Specified argument was out of the range of valid values. (Parameter 'value must be larger than zero.')", Assert.Single(Errors(("Logging:Console:MaxQueueLength", "0"))));
