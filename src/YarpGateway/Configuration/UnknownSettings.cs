@@ -6,7 +6,7 @@ using Yarp.ReverseProxy.Configuration;
 namespace YarpGateway.Configuration;
 
 /// <summary>
-/// Keys under <c>ReverseProxy</c>, <c>Gateway</c> and <c>Kestrel:Limits</c> that no setting reads: a typo
+/// Keys under <c>ReverseProxy</c>, <c>Gateway</c>, <c>Kestrel</c> and <c>Kestrel:Limits</c> that no setting reads: a typo
 /// (<c>LoadBalancerPolicy</c>, <c>Gateway:Admision</c>) would otherwise be ignored without a word, and
 /// the cluster would run on the default policy. In <c>Metadata</c> and at the top level, where any
 /// key is allowed, a key one or two letters away from one that is read (<c>Wieght</c>,
@@ -17,6 +17,9 @@ namespace YarpGateway.Configuration;
 internal sealed partial class UnknownSettings : IDisposable
 {
     /// <summary>The top-level sections the gateway, YARP and ASP.NET Core read.</summary>
+    /// <summary>The keys under <c>Kestrel</c> something reads.</summary>
+    private static readonly HashSet<string> KestrelKeys = new(["Endpoints", "EndpointDefaults", "Certificates", "Limits"], StringComparer.OrdinalIgnoreCase);
+
     private static readonly HashSet<string> KnownSections = new(["ReverseProxy", "Gateway", "Kestrel", "Logging", "AllowedHosts", "Authentication"], StringComparer.OrdinalIgnoreCase);
 
     private readonly IConfiguration _configuration;
@@ -49,6 +52,14 @@ internal sealed partial class UnknownSettings : IDisposable
         TopLevelNearMisses(configuration, found);
         Walk(configuration.GetSection(ProxyConfigReader.SectionName), typeof(ReverseProxyShape), found, metadataKeys);
         Walk(configuration.GetSection(Endpoints.GatewayKestrelSetup.LimitsSection), typeof(Microsoft.AspNetCore.Server.Kestrel.Core.KestrelServerLimits), found, metadataKeys);
+
+        // Kestrel reads its endpoints, their defaults and certificates from the section; the gateway, its limits. Nothing
+        // binds the rest (tried: "AllowSynchronousIO": "maybe" started without a word, as did AddServerHeader, which the
+        // gateway turns off itself).
+        foreach (var key in configuration.GetSection("Kestrel").GetChildren().Where(child => !KestrelKeys.Contains(child.Key)))
+        {
+            found.Add(Describe(key.Path, key.Key, KestrelKeys));
+        }
         foreach (var section in configuration.GetSection("Gateway").GetChildren())
         {
             if (gatewaySections.TryGetValue(section.Path, out var type))

@@ -21,6 +21,18 @@ public class UnknownSettingsTests
     private static List<string> Find(string json) => UnknownSettings.Find(ProxyConfigReaderTests.Json(json), GatewayServiceCollectionExtensions.SettingsSchema, MetadataKeys);
 
     [Fact]
+    public void AKestrelKeyNothingReads_IsNamed()
+    {
+        // Before: started without a word; Kestrel reads only its endpoints, their defaults and certificates, the gateway its limits.
+        var found = Find("""
+            { "Kestrel": { "AddServerHeader": true, "AllowSynchronousIO": "maybe", "Endpoint": { "Proxy": { "Url": "http://*:8080" } },
+                "Endpoints": { "Proxy": { "Url": "http://*:8080" } }, "Limits": { "MaxConcurrentConnections": 5 }, "Certificates": {}, "EndpointDefaults": {} } }
+            """);
+
+        Assert.Equal(["Kestrel:AddServerHeader", "Kestrel:AllowSynchronousIO", "Kestrel:Endpoint (did you mean Endpoints?)"], found.Order(StringComparer.Ordinal));
+    }
+
+    [Fact]
     public void ATypoInAClusterOrAGatewaySection_IsNamed_WithTheNearestSetting()
     {
         var found = Find("""
