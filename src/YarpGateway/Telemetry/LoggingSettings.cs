@@ -110,20 +110,30 @@ internal static class LoggingSettings
         }
     }
 
-    /// <summary>Each value of <paramref name="section"/> that does not convert; else what binding it throws (a setter's range).</summary>
+    /// <summary>Each value of <paramref name="section"/> that does not convert, or that its setter refuses (a range), by its key.</summary>
     private static void AddBindingErrors<TOptions>(IConfigurationSection section, List<ConfigError> errors)
         where TOptions : class, new()
     {
         var found = OptionsBindingErrors.Find<TOptions>(section, []);
         if (found.Count == 0)
         {
-            try
+            // One value at a time: a setter's exception does not say which key it was given.
+            foreach (var (key, value) in section.AsEnumerable(makePathsRelative: true))
             {
-                section.Bind(new TOptions());
-            }
-            catch (Exception ex) when (ex is ArgumentException or InvalidOperationException or TargetInvocationException)
-            {
-                found.Add(new ConfigError(section.Path, (ex is TargetInvocationException { InnerException: { } inner } ? inner : ex).Message));
+                if (value is null || key.Length == 0)
+                {
+                    continue;
+                }
+
+                try
+                {
+                    new ConfigurationBuilder().AddInMemoryCollection([new(key, value)]).Build().Bind(new TOptions());
+                }
+                catch (Exception ex) when (ex is ArgumentException or InvalidOperationException or TargetInvocationException)
+                {
+                    var reason = (ex is TargetInvocationException { InnerException: { } inner } ? inner : ex).Message;
+                    found.Add(new ConfigError(ConfigurationPath.Combine(section.Path, key), $"'{value}' is refused: {reason}"));
+                }
             }
         }
 

@@ -36,6 +36,7 @@ public class LoggingSettingsTests
         => Assert.Equal(expected is null ? [] : [expected], Errors(("Logging:Console:FormatterName", format)));
 
     [Fact]
-    public void AValueOutOfASettersRange_IsNamedByItsSection()
-        => Assert.Equal("Logging:Console: Specified argument was out of the range of valid values. (Parameter 'value must be larger than zero.')", Assert.Single(Errors(("Logging:Console:MaxQueueLength", "0"))));
+    public void AValueOutOfASettersRange_IsNamedByItsKey()
+        => Assert.Equal("Logging:Console:MaxQueueLength: '0' is refused: Specified argument was out of the range of valid values. (Parameter 'value must be larger than zero.')",
+            Assert.Single(Errors(("Logging:Console:MaxQueueLength", "0"), ("Logging:Console:FormatterName", "json"))));
 }
