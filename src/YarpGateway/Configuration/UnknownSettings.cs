@@ -16,10 +16,10 @@ namespace YarpGateway.Configuration;
 /// </summary>
 internal sealed partial class UnknownSettings : IDisposable
 {
-    /// <summary>The top-level sections the gateway, YARP and ASP.NET Core read.</summary>
     /// <summary>The keys under <c>Kestrel</c> something reads.</summary>
     private static readonly HashSet<string> KestrelKeys = new(["Endpoints", "EndpointDefaults", "Certificates", "Limits"], StringComparer.OrdinalIgnoreCase);
 
+    /// <summary>The top-level sections the gateway, YARP and ASP.NET Core read.</summary>
     private static readonly HashSet<string> KnownSections = new(["ReverseProxy", "Gateway", "Kestrel", "Logging", "AllowedHosts", "Authentication"], StringComparer.OrdinalIgnoreCase);
 
     private readonly IConfiguration _configuration;
@@ -60,6 +60,7 @@ internal sealed partial class UnknownSettings : IDisposable
         {
             found.Add(Describe(key.Path, key.Key, KestrelKeys));
         }
+
         foreach (var section in configuration.GetSection("Gateway").GetChildren())
         {
             if (gatewaySections.TryGetValue(section.Path, out var type))
