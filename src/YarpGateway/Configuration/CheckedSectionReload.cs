@@ -72,14 +72,15 @@ internal sealed partial class CheckedSectionReload : IDisposable
 
             var logger = _services.GetRequiredService<ILogger<CheckedSectionReload>>();
             var metrics = _services.GetRequiredService<ConfigMetrics>();
-            metrics.Reloaded(applied: outcome.Rejection is null);
             if (outcome.Rejection is { } rejection)
             {
                 Log.Rejected(logger, _section, rejection);
+                metrics.Reloaded(applied: false); // after the line: whoever sees the count finds it
                 return;
             }
 
             Log.Applied(logger, _section, outcome.Changes!); // with the settings before the edit
+            metrics.Reloaded(applied: true);
             fired = _changed;
             Volatile.Write(ref _changed, new CancellationTokenSource());
         }

@@ -168,8 +168,8 @@ internal sealed partial class GatewayConfigProvider : IProxyConfigProvider, IDis
             _currentKeys = keys!;
             _currentSnapshot = snapshot!;
             current.SignalChanged();
-            _metrics.Reloaded(applied: true);
             Log.Reloaded(_logger, next.Revision, next.Routes.Count, next.Clusters.Count, changes.Length > 0 ? changes : ConfigChanges.OnlyCase);
+            _metrics.Reloaded(applied: true); // after the line: whoever sees the count finds it
         }
         catch (OperationCanceledException) when (cancellationToken.IsCancellationRequested)
         {
@@ -177,8 +177,8 @@ internal sealed partial class GatewayConfigProvider : IProxyConfigProvider, IDis
         catch (Exception ex)
         {
             // A reload must never take the gateway down; the last good configuration keeps serving.
-            _metrics.Reloaded(applied: false);
             Log.ReloadFailed(_logger, ex);
+            _metrics.Reloaded(applied: false);
         }
         finally
         {
@@ -198,8 +198,8 @@ internal sealed partial class GatewayConfigProvider : IProxyConfigProvider, IDis
         }
 
         _lastRejection = description;
-        _metrics.Reloaded(applied: false);
         Log.ReloadRejected(_logger, servingRevision, description);
+        _metrics.Reloaded(applied: false);
     }
 
     public void Dispose()

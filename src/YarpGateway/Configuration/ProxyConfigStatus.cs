@@ -50,9 +50,9 @@ internal sealed partial class ProxyConfigStatus(GatewayConfigProvider provider, 
             revision = provider.RevisionOf(config) ?? revision;
         }
 
-        // Logged and counted before readiness says so: whoever reads Degraded finds the line that says why.
-        metrics.Reloaded(applied: false);
+        // Logged, then counted, before readiness says so: whoever reads the count or Degraded finds the line that says why.
         Log.ApplyFailed(logger, revision, exception);
+        metrics.Reloaded(applied: false);
         Interlocked.Exchange(ref _failedRevision, revision);
     }
 
@@ -62,8 +62,8 @@ internal sealed partial class ProxyConfigStatus(GatewayConfigProvider provider, 
 
     public void ConfigurationLoadingFailed(IProxyConfigProvider configProvider, Exception exception)
     {
-        metrics.Reloaded(applied: false);
         Log.LoadFailed(logger, exception);
+        metrics.Reloaded(applied: false);
     }
 
     private static partial class Log

@@ -97,8 +97,8 @@ internal sealed partial class ReloadableOptions<TOptions> : IDisposable
                 if (errors != _lastRejection)
                 {
                     _lastRejection = errors;
-                    _metrics.Reloaded(applied: false);
                     Log.Rejected(_logger, _section, errors);
+                    _metrics.Reloaded(applied: false); // after the line: whoever sees the count finds it
                 }
 
                 return;
@@ -121,8 +121,8 @@ internal sealed partial class ReloadableOptions<TOptions> : IDisposable
                 return; // only what is read at start-up changed (StartupOnlySections says so)
             }
 
-            _metrics.Reloaded(applied: true);
             Log.Applied(_logger, _section, changes.Length > 0 ? changes : ConfigChanges.OnlyCase);
+            _metrics.Reloaded(applied: true);
         }
 
         Changed?.Invoke(_current);

@@ -105,14 +105,15 @@ internal sealed partial class BearerOptionsReload : IOptionsChangeTokenSource<Jw
                 return;
             }
 
-            _metrics.Reloaded(applied: outcome.Rejection is null);
             if (outcome.Rejection is { } rejection)
             {
                 Log.Rejected(_logger, BearerAuthentication.SectionName, rejection); // with the file that set each
+                _metrics.Reloaded(applied: false); // after the line: whoever sees the count finds it
                 return;
             }
 
             Log.Applied(_logger, BearerAuthentication.SectionName, outcome.Changes!);
+            _metrics.Reloaded(applied: true);
             fired = _changed;
             Volatile.Write(ref _changed, new CancellationTokenSource());
         }
