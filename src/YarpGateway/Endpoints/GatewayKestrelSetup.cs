@@ -192,12 +192,18 @@ internal sealed partial class GatewayKestrelSetup(IConfiguration configuration, 
             yield return error;
         }
 
-        foreach (var endpoint in configuration.GetSection(EndpointsSection).GetChildren().Append(configuration.GetSection("Kestrel:EndpointDefaults")))
+        var defaults = configuration.GetSection(EndpointDefaultsSection);
+        foreach (var endpoint in configuration.GetSection(EndpointsSection).GetChildren())
         {
-            foreach (var error in EndpointErrors(endpoint))
+            foreach (var error in EndpointErrors(endpoint).Concat(ProtocolsErrors(endpoint, defaults)))
             {
                 yield return error;
             }
+        }
+
+        foreach (var error in EndpointErrors(defaults))
+        {
+            yield return error;
         }
 
         foreach (var name in AdmissionOwnedLimits)
@@ -265,9 +271,10 @@ internal sealed partial class GatewayKestrelSetup(IConfiguration configuration, 
     }
 
     /// <summary>
-    /// An endpoint's <c>Url</c> as Kestrel binds it and its <c>Protocols</c> as Kestrel reads them. Tried: a URL that is
+    /// An endpoint's <c>Url</c> as Kestrel binds it and its <c>Protocols</c> as Kestrel reads them (what they serve:
+    /// <see cref="ProtocolsErrors"/>). Tried: a URL that is
     /// not one (<c>nonsense</c>), one with a path (<c>http://127.0.0.1:8080/api</c>), a scheme Kestrel does not serve
-    /// (<c>htp://</c>), a port past 65535, or <c>Http3</c> alone without https
+    /// (<c>htp://</c>) or a port past 65535
     /// ended the process at start with an unhandled exception and exit 134; a protocol Kestrel does not know
     /// (<c>Http5</c>) was ignored without a word, as was a <c>ClientCertificateMode</c> it does not know; HTTPS settings on an
     /// http:// endpoint ended the start too. <c>Kestrel:EndpointDefaults</c> is read the same way.
@@ -324,18 +331,84 @@ internal sealed partial class GatewayKestrelSetup(IConfiguration configuration, 
             }
         }
 
-        if (endpoint["Protocols"] is { } protocols)
+        if (endpoint["Protocols"] is { } protocols && !TryParseProtocols(protocols, out _))
         {
-            if (!IsName<HttpProtocols>(protocols) || !Enum.TryParse<HttpProtocols>(protocols, ignoreCase: true, out var parsed) || parsed == HttpProtocols.None)
+            yield return new Configuration.ConfigError(ConfigurationPath.Combine(endpoint.Path, "Protocols"), IsName<HttpProtocols>(protocols)
+                ? $"'{protocols}' would serve no protocol; use {ServedProtocols}."
+                : $"'{protocols}' is not one of {ServedProtocols}.");
+        }
+    }
+
+    /// <summary>
+    /// The protocols an endpoint serves, its own or <c>Kestrel:EndpointDefaults</c>' (which apply to both endpoints),
+    /// against its Url and its job. Tried: <c>Http3</c> alone on an http:// Url, or on an https:// one where the machine has
+    /// no QUIC (no libmsquic), ended the start with an unhandled exception and exit 134, the first also when it came from
+    /// <c>EndpointDefaults</c>, which <c>--check</c> called valid; a Management endpoint without HTTP/1.1 (<c>Http2</c>,
+    /// set on it or by <c>EndpointDefaults</c>) started and answered Kubernetes' probes and Prometheus' scrapes 400.
+    /// </summary>
+    private static IEnumerable<Configuration.ConfigError> ProtocolsErrors(IConfigurationSection endpoint, IConfigurationSection defaults)
+    {
+        var source = endpoint["Protocols"] is not null ? endpoint : defaults;
+        var protocols = source["Protocols"];
+        if (protocols is null || !TryParseProtocols(protocols, out var parsed))
+        {
+            return []; // Kestrel's default (HTTP/1.1 and HTTP/2), or a value EndpointErrors names
+        }
+
+        var key = ConfigurationPath.Combine(source.Path, "Protocols");
+        var applies = source == endpoint ? "" : $" ({EndpointDefaultsSection} applies to the {endpoint.Key} endpoint, which sets no Protocols of its own)";
+        var url = endpoint["Url"];
+        var scheme = Scheme(url);
+        if (scheme is null)
+        {
+            return []; // no Url, or one EndpointErrors names
+        }
+
+        var https = scheme.Equals("https", StringComparison.OrdinalIgnoreCase);
+        if (parsed == HttpProtocols.Http3 && !https)
+        {
+            return [new(key, $"'{protocols}' needs an https:// Url (HTTP/3 runs over QUIC, with TLS); '{url}' is http{applies}.")];
+        }
+
+        if (parsed == HttpProtocols.Http3 && !QuicAvailable)
+        {
+            return [new(key, $"'{protocols}' alone needs QUIC, which this machine does not have (.NET finds no libmsquic), so Kestrel could not listen on '{url}'{applies}; use Http1AndHttp2, or Http1AndHttp2AndHttp3 to add HTTP/3 where QUIC is there.")];
+        }
+
+        if (endpoint.Key.Equals(ManagementEndpointName, StringComparison.OrdinalIgnoreCase) && !parsed.HasFlag(HttpProtocols.Http1))
+        {
+            var instead = source == endpoint ? "use Http1 or Http1AndHttp2, or leave it unset" : $"set Kestrel:Endpoints:{ManagementEndpointName}:Protocols to Http1 or Http1AndHttp2, and give {EndpointDefaultsSection}' value to the Proxy endpoint alone";
+            return [new(key, $"'{protocols}' leaves the {ManagementEndpointName} endpoint without HTTP/1.1{applies}, which Kubernetes' probes and Prometheus' scrapes speak: each would get 400 and the pod would never be ready; {instead}.")];
+        }
+
+        return [];
+
+        static string? Scheme(string? url)
+        {
+            try
             {
-                yield return new Configuration.ConfigError(ConfigurationPath.Combine(endpoint.Path, "Protocols"), $"'{protocols}' is not {Configuration.ExpectedValue.Describe(typeof(HttpProtocols))}.");
+                return string.IsNullOrWhiteSpace(url) ? null : BindingAddress.Parse(url).Scheme;
             }
-            else if (parsed == HttpProtocols.Http3 && isHttp)
+            catch (FormatException)
             {
-                yield return new Configuration.ConfigError(ConfigurationPath.Combine(endpoint.Path, "Protocols"), $"'{protocols}' needs an https:// Url (HTTP/3 runs over QUIC, with TLS); '{url}' is http.");
+                return null;
             }
         }
     }
+
+    private const string EndpointDefaultsSection = "Kestrel:EndpointDefaults";
+
+    private static readonly string ServedProtocols = string.Join(", ", Enum.GetNames<HttpProtocols>().Where(name => name != nameof(HttpProtocols.None)));
+
+    private static bool TryParseProtocols(string text, out HttpProtocols protocols)
+    {
+        protocols = HttpProtocols.None;
+        return IsName<HttpProtocols>(text) && Enum.TryParse(text, ignoreCase: true, out protocols) && protocols != HttpProtocols.None;
+    }
+
+    /// <summary>Whether this machine can serve QUIC (HTTP/3): System.Net.Quic needs libmsquic.</summary>
+    private static bool QuicAvailable
+        => (OperatingSystem.IsLinux() || OperatingSystem.IsWindows() || OperatingSystem.IsMacOS()) && System.Net.Quic.QuicListener.IsSupported;
 
     /// <summary>What Kestrel refuses on an http:// endpoint (tried, SslProtocols: an unhandled exception at start).</summary>
     private static readonly string[] HttpsOnlySettings = ["Certificate", "SslProtocols", "ClientCertificateMode", "Sni"];
