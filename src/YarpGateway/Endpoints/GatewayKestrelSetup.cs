@@ -318,25 +318,79 @@ internal sealed partial class GatewayKestrelSetup(IConfiguration configuration, 
             yield return new Configuration.ConfigError(ConfigurationPath.Combine(endpoint.Path, httpsOnly), $"is for https:// endpoints, and this one's Url is '{url}': use an https:// Url, or remove {httpsOnly}.");
         }
 
-        if (endpoint["ClientCertificateMode"] is { } mode && !IsName<Microsoft.AspNetCore.Server.Kestrel.Https.ClientCertificateMode>(mode))
+        foreach (var error in SettingsErrors(endpoint).Concat(endpoint.GetSection("Sni").GetChildren().SelectMany(SettingsErrors)))
         {
-            yield return new Configuration.ConfigError(ConfigurationPath.Combine(endpoint.Path, "ClientCertificateMode"), $"'{mode}' is not {Configuration.ExpectedValue.Describe(typeof(Microsoft.AspNetCore.Server.Kestrel.Https.ClientCertificateMode))}.");
+            yield return error;
+        }
+    }
+
+    /// <summary>
+    /// What an endpoint, <c>Kestrel:EndpointDefaults</c> and each of an endpoint's <c>Sni</c> entries may set: Kestrel
+    /// ignores a value it does not know there without a word (tried: <c>"Protocols": "Http9"</c>,
+    /// <c>"ClientCertificateMode": "Maybe"</c> and <c>"SslProtocols": ["Tls9"]</c> under <c>Sni</c> served as if unset).
+    /// </summary>
+    private static IEnumerable<Configuration.ConfigError> SettingsErrors(IConfigurationSection section)
+    {
+        if (section["ClientCertificateMode"] is { } mode && !IsName<Microsoft.AspNetCore.Server.Kestrel.Https.ClientCertificateMode>(mode))
+        {
+            yield return new Configuration.ConfigError(ConfigurationPath.Combine(section.Path, "ClientCertificateMode"), $"'{mode}' is not {Configuration.ExpectedValue.Describe(typeof(Microsoft.AspNetCore.Server.Kestrel.Https.ClientCertificateMode))}.");
         }
 
-        foreach (var protocol in endpoint.GetSection("SslProtocols").GetChildren())
+        var sslProtocols = new List<string>();
+        foreach (var protocol in section.GetSection("SslProtocols").GetChildren())
         {
-            if (protocol.Value is { } name && (!IsName<System.Security.Authentication.SslProtocols>(name) || name.Equals("None", StringComparison.OrdinalIgnoreCase)))
+            if (protocol.Value is not { } name)
+            {
+                continue;
+            }
+
+            if (!IsName<System.Security.Authentication.SslProtocols>(name) || name.Equals("None", StringComparison.OrdinalIgnoreCase))
             {
                 yield return new Configuration.ConfigError(protocol.Path, $"'{name}' is not an SSL protocol; use Tls12 or Tls13.");
+                sslProtocols = null;
             }
+
+            sslProtocols?.Add(name);
         }
 
-        if (endpoint["Protocols"] is { } protocols && !TryParseProtocols(protocols, out _))
+        if (sslProtocols is { Count: > 0 } && TlsVersionsError(sslProtocols) is { } versions)
         {
-            yield return new Configuration.ConfigError(ConfigurationPath.Combine(endpoint.Path, "Protocols"), IsName<HttpProtocols>(protocols)
+            yield return new Configuration.ConfigError(ConfigurationPath.Combine(section.Path, "SslProtocols"), versions);
+        }
+
+        if (section["Protocols"] is { } protocols && !TryParseProtocols(protocols, out _))
+        {
+            yield return new Configuration.ConfigError(ConfigurationPath.Combine(section.Path, "Protocols"), IsName<HttpProtocols>(protocols)
                 ? $"'{protocols}' would serve no protocol; use {ServedProtocols}."
                 : $"'{protocols}' is not one of {ServedProtocols}.");
         }
+    }
+
+    /// <summary>
+    /// TLS versions no client could connect with. On Linux .NET gives OpenSSL a lowest and a highest version, and
+    /// OpenSSL serves them as one range that ends below the first version missing inside it; at its default security
+    /// level it refuses TLS 1.0 and 1.1 (RFC 8996 retired them, and browsers refuse them too). Tried: <c>["Tls11"]</c>,
+    /// <c>["Tls", "Tls12", "Tls13"]</c> and <c>["Tls11", "Tls13"]</c> each started and failed every handshake, with
+    /// nothing logged; <c>["Tls11", "Tls12", "Tls13"]</c> serves TLS 1.2 and 1.3.
+    /// </summary>
+    internal static string? TlsVersionsError(IReadOnlyCollection<string> names)
+    {
+        string[] versions = ["Tls", "Tls11", "Tls12", "Tls13"];
+        var listed = versions.Select(v => names.Contains(v, StringComparer.OrdinalIgnoreCase)).ToArray();
+        var first = Array.IndexOf(listed, true);
+        var gap = first < 0 ? -1 : Array.IndexOf(listed, false, first);
+        if (gap >= 0 && Array.IndexOf(listed, true, gap) >= 0)
+        {
+            // A gap is at Tls11 or Tls12, so what is left below it is TLS 1.0 or 1.1 at most.
+            return $"{List(names)} misses {versions[gap]} between versions it lists: OpenSSL serves one range of TLS versions, which ends at the gap, "
+                + "so only TLS 1.0 or 1.1 would be left, which it refuses, and every handshake would fail; list them without a gap, e.g. [\"Tls12\", \"Tls13\"].";
+        }
+
+        return listed[2] || listed[3]
+            ? null
+            : $"{List(names)} offers no TLS 1.2 or 1.3: OpenSSL refuses the older versions at its default security level (RFC 8996 retired them; browsers refuse them too), so every handshake would fail; use Tls12 or Tls13.";
+
+        static string List(IEnumerable<string> names) => $"[{string.Join(", ", names.Select(n => $"'{n}'"))}]";
     }
 
     /// <summary>

@@ -2,7 +2,7 @@ using YarpGateway.Endpoints;
 
 namespace YarpGateway.Tests.Endpoints;
 
-/// <summary>What <see cref="GatewayKestrelSetup.Validate"/> says of the protocols each endpoint would serve.</summary>
+/// <summary>What <see cref="GatewayKestrelSetup.Validate"/> says of the HTTP and TLS protocols each endpoint would serve.</summary>
 public class EndpointProtocolsTests
 {
     private static List<string> Errors(params (string Key, string Value)[] settings)
@@ -81,5 +81,63 @@ public class EndpointProtocolsTests
         }
 
         Assert.Empty(Errors(("Kestrel:Endpoints:Proxy:Url", "https://*:8443"), ("Kestrel:Endpoints:Proxy:Protocols", "Http1AndHttp2AndHttp3")));
+    }
+
+    [Theory]
+    [InlineData("Tls12")]
+    [InlineData("Tls13")]
+    [InlineData("Tls12,Tls13")]
+    [InlineData("Tls13,Tls12")]
+    [InlineData("Tls11,Tls12,Tls13")] // TLS 1.1 is refused, TLS 1.2 and 1.3 served (tried)
+    [InlineData("Tls,Tls11,Tls12")]
+    [InlineData("Ssl3,Tls12")]
+    public void TlsVersions_ARangeWithTls12OrTls13_AreValid(string list)
+    {
+        Assert.Null(GatewayKestrelSetup.TlsVersionsError(list.Split(',')));
+    }
+
+    [Theory]
+    // Each started, and every TLS handshake failed with nothing logged (tried with curl and openssl s_client).
+    [InlineData("Tls,Tls12,Tls13", "['Tls', 'Tls12', 'Tls13'] misses Tls11 between versions it lists")]
+    [InlineData("Tls11,Tls13", "['Tls11', 'Tls13'] misses Tls12 between versions it lists")]
+    [InlineData("Tls11", "['Tls11'] offers no TLS 1.2 or 1.3")]
+    [InlineData("Tls,Tls11", "['Tls', 'Tls11'] offers no TLS 1.2 or 1.3")]
+    [InlineData("Ssl3", "['Ssl3'] offers no TLS 1.2 or 1.3")]
+    [InlineData("Default", "['Default'] offers no TLS 1.2 or 1.3")]
+    public void TlsVersions_NoClientCouldUse_AreNamed(string list, string expected)
+    {
+        var error = GatewayKestrelSetup.TlsVersionsError(list.Split(','));
+
+        Assert.NotNull(error);
+        Assert.StartsWith(expected, error, StringComparison.Ordinal);
+    }
+
+    [Fact]
+    public void TlsVersions_AreCheckedOnEndpoints_TheirSniEntries_AndTheDefaults()
+    {
+        var errors = Errors(("Kestrel:Endpoints:Proxy:Url", "https://*:8443"), ("Kestrel:Endpoints:Proxy:SslProtocols:0", "Tls11"),
+            ("Kestrel:Endpoints:Proxy:Sni:a.example:SslProtocols:0", "Tls"), ("Kestrel:Endpoints:Proxy:Sni:a.example:SslProtocols:1", "Tls13"),
+            ("Kestrel:EndpointDefaults:SslProtocols:0", "Tls11"), ("Kestrel:EndpointDefaults:SslProtocols:1", "Tls13"));
+
+        Assert.Contains(errors, e => e.StartsWith("Kestrel:Endpoints:Proxy:SslProtocols: ['Tls11'] offers no TLS 1.2 or 1.3", StringComparison.Ordinal));
+        Assert.Contains(errors, e => e.StartsWith("Kestrel:Endpoints:Proxy:Sni:a.example:SslProtocols: ['Tls', 'Tls13'] misses Tls11", StringComparison.Ordinal));
+        Assert.Contains(errors, e => e.StartsWith("Kestrel:EndpointDefaults:SslProtocols: ['Tls11', 'Tls13'] misses Tls12", StringComparison.Ordinal));
+        Assert.Equal(3, errors.Count);
+    }
+
+    [Fact]
+    public void AnSniEntrysValues_AreCheckedAsAnEndpoints()
+    {
+        // Before: Kestrel ignored each without a word, and served the name as if they were unset.
+        var errors = Errors(("Kestrel:Endpoints:Proxy:Url", "https://*:8443"), ("Kestrel:Endpoints:Proxy:Sni:a.example:Protocols", "Http9"),
+            ("Kestrel:Endpoints:Proxy:Sni:a.example:ClientCertificateMode", "Maybe"), ("Kestrel:Endpoints:Proxy:Sni:a.example:SslProtocols:0", "Tls9"));
+
+        Assert.Equal(
+            [
+                "Kestrel:Endpoints:Proxy:Sni:a.example:ClientCertificateMode: 'Maybe' is not one of NoCertificate, AllowCertificate, RequireCertificate, DelayCertificate.",
+                "Kestrel:Endpoints:Proxy:Sni:a.example:SslProtocols:0: 'Tls9' is not an SSL protocol; use Tls12 or Tls13.",
+                "Kestrel:Endpoints:Proxy:Sni:a.example:Protocols: 'Http9' is not one of Http1, Http2, Http1AndHttp2, Http3, Http1AndHttp2AndHttp3.",
+            ],
+            errors);
     }
 }

@@ -210,6 +210,24 @@ public class StartupTests
     }
 
     [Fact]
+    public async Task TlsVersionsNoClientCouldUse_ExitNonZero_ListingEach()
+    {
+        // Before: it started, ready, and every TLS handshake failed with nothing logged: OpenSSL serves one range of
+        // versions, ending at a gap, and refuses TLS 1.0 and 1.1.
+        var path = ProxyConfigJson.WriteTemp("yarpgateway-startup-", """
+        { "Kestrel": { "Endpoints": { "Proxy": { "Url": "https://127.0.0.1:0", "SslProtocols": [ "Tls", "Tls12", "Tls13" ],
+            "Sni": { "old.example": { "SslProtocols": [ "Tls11" ] } } } } } }
+        """);
+
+        using var gateway = GatewayProcess.Start("Production", "--config", path, "--Kestrel:Endpoints:Management:Url=http://127.0.0.1:0");
+
+        AssertExitCode(1, await gateway.WaitForExitAsync(ExitBound), gateway);
+        Assert.Contains($"{path}: Kestrel:Endpoints:Proxy:SslProtocols: ['Tls', 'Tls12', 'Tls13'] misses Tls11 between versions it lists", gateway.StandardError, StringComparison.Ordinal);
+        Assert.Contains($"{path}: Kestrel:Endpoints:Proxy:Sni:old.example:SslProtocols: ['Tls11'] offers no TLS 1.2 or 1.3", gateway.StandardError, StringComparison.Ordinal);
+        Assert.DoesNotContain("   at ", gateway.StandardError, StringComparison.Ordinal);
+    }
+
+    [Fact]
     public async Task ProxyAndManagementOnOnePort_ExitsNonZero_SayingSo()
     {
         // Before: "A listening port is already in use ... stop the other process", about itself.
