@@ -106,7 +106,15 @@ internal sealed partial class GatewayKestrelSetup(IConfiguration configuration, 
     /// <summary>An HTTPS endpoint's certificate files, watched for renewal (not with SNI, whose certificates Kestrel picks per name).</summary>
     private void WatchCertificate(string name, Microsoft.AspNetCore.Server.Kestrel.EndpointConfiguration endpoint)
     {
-        if (endpoint.IsHttps && !endpoint.ConfigSection.GetSection("Sni").Exists())
+        var sni = endpoint.ConfigSection.GetSection("Sni");
+        if (endpoint.IsHttps && sni.GetChildren().Select(entry => entry.Key).ToList() is { Count: > 0 } names && !names.Contains("*"))
+        {
+            // Kestrel refuses such a handshake and says so only at Debug: every client of another name, and any that sends
+            // none (one that connects by IP address, many health checkers), failed without a line (tried).
+            Log.SniWithoutFallback(logger, name, string.Join(", ", names.Select(n => $"'{n}'")));
+        }
+
+        if (endpoint.IsHttps && !sni.Exists())
         {
             var own = endpoint.ConfigSection.GetSection("Certificate");
             certificates.Watch(name, endpoint.HttpsOptions, own.Exists() ? own : configuration.GetSection("Kestrel:Certificates:Default"));
@@ -511,5 +519,8 @@ internal sealed partial class GatewayKestrelSetup(IConfiguration configuration, 
 
         [LoggerMessage(2, LogLevel.Information, "Proxy endpoint {Url} serves HTTP/1.1 and HTTP/2 with prior knowledge (h2c) on one port. Kestrel's warning that HTTP/2 is not enabled for it is wrong; it comes because Kestrel:Endpoints:Proxy:Protocols is set, and goes if that key is left out.", EventName = "CleartextHttp2KestrelWarning")]
         public static partial void CleartextHttp2KestrelWarns(ILogger logger, string? url);
+
+        [LoggerMessage(3, LogLevel.Warning, "Kestrel:Endpoints:{Endpoint}:Sni names {Names} and no '*': a TLS client that asks for another name, or for none (one that connects by IP address), is refused during the handshake. Add a \"*\" entry to serve them the endpoint's certificate.", EventName = "SniWithoutFallback")]
+        public static partial void SniWithoutFallback(ILogger logger, string endpoint, string names);
     }
 }

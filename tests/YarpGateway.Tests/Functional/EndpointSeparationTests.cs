@@ -127,6 +127,54 @@ public class EndpointSeparationTests
         Assert.DoesNotContain(gateway.Logs.Lines, l => l.Contains("GatewayKestrelSetup[CleartextHttp2", StringComparison.Ordinal));
     }
 
+    [Theory]
+    [InlineData(false)]
+    [InlineData(true)]
+    public async Task ProxyPortWithSni_WithoutAStarEntry_RefusesOtherNames_AndSaysSoAtStart(bool star)
+    {
+        // Kestrel refuses a handshake for a name no Sni entry has, and says so only at Debug: before, every client of
+        // another name (or of none) failed without a line.
+        await using var backend = await TestBackend.StartAsync("a");
+        var (tlsArgs, thumbprint) = await TestCertificate.ProxyTlsArgsAsync();
+        string[] sni = star
+            ? ["--Kestrel:Endpoints:Proxy:Sni:a.example:Protocols=Http1AndHttp2", "--Kestrel:Endpoints:Proxy:Sni:*:Protocols=Http1AndHttp2"]
+            : ["--Kestrel:Endpoints:Proxy:Sni:a.example:Protocols=Http1AndHttp2"];
+        await using var gateway = await GatewayUnderTest.StartAsync(ProxyConfigJson.CatchAll("WeightedRoundRobin", (backend, "1")), [.. tlsArgs, .. sni]);
+
+        Assert.True(await HandshakeAsync("a.example"));
+        Assert.Equal(star, await HandshakeAsync("b.example"));
+        var warnings = gateway.Logs.Lines.Where(l => l.StartsWith("Warning YarpGateway.Endpoints.GatewayKestrelSetup[SniWithoutFallback]", StringComparison.Ordinal)).ToList();
+        if (star)
+        {
+            Assert.Empty(warnings);
+        }
+        else
+        {
+            Assert.Contains("Kestrel:Endpoints:Proxy:Sni names 'a.example' and no '*'", Assert.Single(warnings), StringComparison.Ordinal);
+        }
+
+        async Task<bool> HandshakeAsync(string name)
+        {
+            using var client = new System.Net.Sockets.TcpClient();
+            await client.ConnectAsync(gateway.ProxyAddress.Host, gateway.ProxyAddress.Port);
+            await using var tls = new System.Net.Security.SslStream(client.GetStream());
+            using var timeout = new CancellationTokenSource(TimeSpan.FromSeconds(10));
+            try
+            {
+                await tls.AuthenticateAsClientAsync(new System.Net.Security.SslClientAuthenticationOptions
+                {
+                    TargetHost = name,
+                    RemoteCertificateValidationCallback = (_, served, _, _) => served is X509Certificate2 c && c.Thumbprint == thumbprint,
+                }, timeout.Token);
+                return true;
+            }
+            catch (Exception ex) when (ex is System.Security.Authentication.AuthenticationException or IOException)
+            {
+                return false;
+            }
+        }
+    }
+
     [Fact]
     public async Task ProxyPort_Http1Only_NoSniffing_NoHttp2()
     {
