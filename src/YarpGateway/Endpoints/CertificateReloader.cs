@@ -11,8 +11,9 @@ namespace YarpGateway.Endpoints;
 /// old one expired. Every <see cref="CheckInterval"/> the files of each HTTPS endpoint are read again; when their
 /// bytes changed and they load (certificate, private key, chain), new handshakes get the new certificate through
 /// Kestrel's <c>OnAuthenticate</c>; open connections keep theirs. Files that changed but do not load (written
-/// halfway, a key that does not match) leave the current certificate serving, logged once per change.
-/// Certificates from a store, or chosen by SNI, are not watched.
+/// halfway, a key that does not match), or that hold a certificate not valid now while the current one is (a Secret
+/// rolled back), leave the current certificate serving, logged once per change. The certificate each endpoint starts
+/// with is logged, as a warning when it is not valid now. Certificates from a store, or chosen by SNI, are not watched.
 /// </summary>
 internal sealed partial class CertificateReloader(TimeProvider timeProvider, ILogger<CertificateReloader> logger) : IDisposable
 {
@@ -47,6 +48,17 @@ internal sealed partial class CertificateReloader(TimeProvider timeProvider, ILo
 
         var files = CertificateFiles.From(certificate); // null: from a certificate store, reported, not reloaded
         var watched = new WatchedCertificate(endpoint, files, served);
+        var source = files?.Path ?? "a certificate store";
+        if (IsValidNow(served))
+        {
+            Log.Served(logger, endpoint, served.Subject, served.NotBefore.ToUniversalTime(), served.NotAfter.ToUniversalTime(), served.Thumbprint, source);
+        }
+        else
+        {
+            // Kestrel serves it all the same, and every client that checks certificates refuses every handshake.
+            Log.ServedNotValid(logger, endpoint, served.Subject, served.NotBefore.ToUniversalTime(), served.NotAfter.ToUniversalTime(), served.Thumbprint, source);
+        }
+
         if (files is not null)
         {
             watched.LastBytes = files.Read();
@@ -129,6 +141,12 @@ internal sealed partial class CertificateReloader(TimeProvider timeProvider, ILo
                 throw new InvalidOperationException("the certificate has no private key");
             }
 
+            if (!IsValidNow(leaf) && IsValidNow(old))
+            {
+                // A Secret rolled back, or the wrong one mounted: serving it would fail every handshake that checks it.
+                throw new InvalidOperationException($"{leaf.Subject} (thumbprint {leaf.Thumbprint}) is not valid now: valid from {leaf.NotBefore.ToUniversalTime():u} until {leaf.NotAfter.ToUniversalTime():u}");
+            }
+
             var context = SslStreamCertificateContext.Create(leaf, chain, offline: true);
             lock (_gate)
             {
@@ -142,6 +160,12 @@ internal sealed partial class CertificateReloader(TimeProvider timeProvider, ILo
         {
             Log.ReloadFailed(logger, watched.Endpoint, files.Path, Telemetry.ExceptionText.Describe(ex), old.Subject, old.NotAfter.ToUniversalTime());
         }
+    }
+
+    private bool IsValidNow(X509Certificate2 certificate)
+    {
+        var now = timeProvider.GetUtcNow().UtcDateTime;
+        return certificate.NotBefore.ToUniversalTime() <= now && now <= certificate.NotAfter.ToUniversalTime();
     }
 
     public void Dispose() => _timer?.Dispose();
@@ -167,5 +191,11 @@ internal sealed partial class CertificateReloader(TimeProvider timeProvider, ILo
 
         [LoggerMessage(2, LogLevel.Warning, "TLS certificate files of the {Endpoint} endpoint ({Path}) changed but do not load: {Reason}. It keeps serving {OldSubject}, valid until {OldNotAfter:u}; the files are tried again when they change.", EventName = "CertificateReloadFailed")]
         public static partial void ReloadFailed(ILogger logger, string endpoint, string path, string reason, string oldSubject, DateTime oldNotAfter);
+
+        [LoggerMessage(3, LogLevel.Information, "TLS certificate of the {Endpoint} endpoint: {Subject}, valid from {NotBefore:u} until {NotAfter:u}, thumbprint {Thumbprint}, from {Source}.", EventName = "CertificateServed")]
+        public static partial void Served(ILogger logger, string endpoint, string subject, DateTime notBefore, DateTime notAfter, string thumbprint, string source);
+
+        [LoggerMessage(4, LogLevel.Warning, "TLS certificate of the {Endpoint} endpoint is not valid now: {Subject}, valid from {NotBefore:u} until {NotAfter:u}, thumbprint {Thumbprint}, from {Source}. It is served, and every client that checks certificates refuses the handshake; renew it (its files are read again every 10 s).", EventName = "CertificateNotValid")]
+        public static partial void ServedNotValid(ILogger logger, string endpoint, string subject, DateTime notBefore, DateTime notAfter, string thumbprint, string source);
     }
 }

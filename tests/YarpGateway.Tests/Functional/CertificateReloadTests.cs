@@ -91,6 +91,52 @@ public class CertificateReloadTests
         Assert.Single(gateway.Logs.Lines, l => l.Contains("[CertificateReloadFailed]", StringComparison.Ordinal)); // once for that change, not once per check
     }
 
+    [Fact]
+    public async Task ACertificateNotValidNow_IsNotTakenOnInPlaceOfAValidOne_AndOneServedFromTheStartIsAWarning()
+    {
+        // Before: a Secret rolled back to an expired certificate was served from the next check, and every client refused
+        // it; one the gateway started with was served without a word.
+        var directory = Directory.CreateTempSubdirectory("yarpgateway-certs-").FullName;
+        var path = Path.Combine(directory, "proxy.pfx");
+        using var first = SelfSigned("CN=first");
+        File.WriteAllBytes(path, first.Export(X509ContentType.Pfx, "pw"));
+
+        await using var backend = await TestBackend.StartAsync("a");
+        await using var gateway = await GatewayUnderTest.StartAsync(ProxyConfigJson.CatchAll("RoundRobin", (backend, null)), FastChecks,
+            "--Kestrel:Endpoints:Proxy:Url=https://127.0.0.1:0",
+            $"--Kestrel:Endpoints:Proxy:Certificate:Path={path}",
+            "--Kestrel:Endpoints:Proxy:Certificate:Password=pw");
+        var served = Assert.Single(gateway.Logs.Lines, l => l.Contains("[CertificateServed]", StringComparison.Ordinal));
+        Assert.StartsWith("Information ", served, StringComparison.Ordinal);
+        Assert.Contains($"Proxy endpoint: CN=first, valid from {first.NotBefore.ToUniversalTime():u} until {first.NotAfter.ToUniversalTime():u}, thumbprint {first.Thumbprint}, from {path}.", served, StringComparison.Ordinal);
+
+        using var expired = SelfSigned("CN=expired", from: DateTimeOffset.UtcNow.AddDays(-30), to: DateTimeOffset.UtcNow.AddDays(-1));
+        WriteAtomically(path, expired.Export(X509ContentType.Pfx, "pw"));
+        Assert.True(await Eventually.TrueAsync(() => gateway.Logs.Lines.Any(l => l.Contains("[CertificateReloadFailed]", StringComparison.Ordinal)), TimeSpan.FromSeconds(10)));
+        Assert.Contains(gateway.Logs.Lines, l => l.Contains("[CertificateReloadFailed]", StringComparison.Ordinal) && l.Contains($"CN=expired (thumbprint {expired.Thumbprint}) is not valid now", StringComparison.Ordinal));
+        Assert.Equal(first.Thumbprint, await ServedThumbprintAsync(gateway.ProxyAddress));
+
+        using var second = SelfSigned("CN=second", validDays: 90);
+        WriteAtomically(path, second.Export(X509ContentType.Pfx, "pw"));
+        Assert.True(await Eventually.TrueAsync(async () => await ServedThumbprintAsync(gateway.ProxyAddress) == second.Thumbprint, TimeSpan.FromSeconds(10)));
+
+        await using var restarted = await GatewayUnderTest.StartAsync(ProxyConfigJson.CatchAll("RoundRobin", (backend, null)), FastChecks,
+            "--Kestrel:Endpoints:Proxy:Url=https://127.0.0.1:0",
+            $"--Kestrel:Endpoints:Proxy:Certificate:Path={WriteTemporaryPfx(expired)}",
+            "--Kestrel:Endpoints:Proxy:Certificate:Password=pw");
+        var warning = Assert.Single(restarted.Logs.Lines, l => l.Contains("[CertificateNotValid]", StringComparison.Ordinal));
+        Assert.StartsWith("Warning ", warning, StringComparison.Ordinal);
+        Assert.Contains("TLS certificate of the Proxy endpoint is not valid now: CN=expired", warning, StringComparison.Ordinal);
+        Assert.Equal(expired.Thumbprint, await ServedThumbprintAsync(restarted.ProxyAddress)); // served all the same: nothing better to serve
+    }
+
+    private static string WriteTemporaryPfx(X509Certificate2 certificate)
+    {
+        var path = Path.Combine(Directory.CreateTempSubdirectory("yarpgateway-certs-").FullName, "proxy.pfx");
+        File.WriteAllBytes(path, certificate.Export(X509ContentType.Pfx, "pw"));
+        return path;
+    }
+
     private static void FastChecks(IServiceCollection services)
         => services.AddSingleton(sp => new CertificateReloader(TimeProvider.System, sp.GetRequiredService<ILogger<CertificateReloader>>()) { CheckInterval = TimeSpan.FromMilliseconds(100) });
 
@@ -104,14 +150,14 @@ public class CertificateReloadTests
         return certificate;
     }
 
-    private static X509Certificate2 SelfSigned(string subject, RSA? key = null, int validDays = 1)
+    private static X509Certificate2 SelfSigned(string subject, RSA? key = null, int validDays = 1, DateTimeOffset? from = null, DateTimeOffset? to = null)
     {
         using var own = key is null ? RSA.Create(2048) : null;
         var request = new CertificateRequest(subject, key ?? own!, HashAlgorithmName.SHA256, RSASignaturePadding.Pkcs1);
         var names = new SubjectAlternativeNameBuilder();
         names.AddIpAddress(IPAddress.Loopback);
         request.CertificateExtensions.Add(names.Build());
-        return request.CreateSelfSigned(DateTimeOffset.UtcNow.AddMinutes(-5), DateTimeOffset.UtcNow.AddDays(validDays));
+        return request.CreateSelfSigned(from ?? DateTimeOffset.UtcNow.AddMinutes(-5), to ?? DateTimeOffset.UtcNow.AddDays(validDays));
     }
 
     private static void WriteAtomically(string path, byte[] bytes)
