@@ -113,6 +113,7 @@ internal sealed class GatewayConfigValidator(IConfigValidator yarpValidator, IEn
                 errors.Add(new ConfigError(key + ":HttpRequest:ActivityTimeout", $"'{activityTimeout}' is not a time greater than zero: every request to the cluster would time out at once (504). Leave it out for YARP's 100 s."));
             }
 
+            ValidateHttp3(cluster, key, errors);
             foreach (var rule in _rules)
             {
                 rule.ValidateCluster(cluster, key, errors);
@@ -128,6 +129,36 @@ internal sealed class GatewayConfigValidator(IConfigValidator yarpValidator, IEn
         }
 
         return errors;
+    }
+
+    /// <summary>
+    /// HTTP/3 to a cluster's backends with no fallback (<c>Version</c> 3 and a <c>VersionPolicy</c> other than YARP's
+    /// default <c>RequestVersionOrLower</c>): QUIC runs over TLS, so it never reaches an http:// destination, and never
+    /// anything on a machine without QUIC. YARP takes it, and every request to the cluster then failed with 502
+    /// ("unable to establish HTTP/3 connection"; tried).
+    /// </summary>
+    private static void ValidateHttp3(ClusterConfig cluster, string key, List<ConfigError> errors)
+    {
+        if (cluster.HttpRequest is not { Version.Major: 3, VersionPolicy: HttpVersionPolicy.RequestVersionExact or HttpVersionPolicy.RequestVersionOrHigher } request)
+        {
+            return;
+        }
+
+        var cleartext = (cluster.Destinations ?? new Dictionary<string, DestinationConfig>())
+            .Where(d => d.Value.Address?.StartsWith("http://", StringComparison.OrdinalIgnoreCase) == true)
+            .Select(d => $"'{d.Key}'")
+            .ToList();
+        var instead = "; let it fall back with VersionPolicy RequestVersionOrLower (YARP's default), or ask for Version 2 or 1.1.";
+        if (cleartext.Count > 0)
+        {
+            errors.Add(new ConfigError(key + ":HttpRequest:VersionPolicy",
+                $"'{request.VersionPolicy}' with Version 3 admits only HTTP/3, which runs over QUIC with TLS: to the http:// destination(s) {string.Join(", ", cleartext)} every request would fail (502){instead}"));
+        }
+        else if (!Endpoints.QuicSupport.IsAvailable)
+        {
+            errors.Add(new ConfigError(key + ":HttpRequest:VersionPolicy",
+                $"'{request.VersionPolicy}' with Version 3 admits only HTTP/3, and this machine has no QUIC (.NET finds no libmsquic): every request to the cluster would fail (502){instead}"));
+        }
     }
 
     /// <summary>

@@ -432,7 +432,7 @@ internal sealed partial class GatewayKestrelSetup(IConfiguration configuration, 
             return [new(key, $"'{protocols}' needs an https:// Url (HTTP/3 runs over QUIC, with TLS); '{url}' is http{applies}.")];
         }
 
-        if (parsed == HttpProtocols.Http3 && !QuicAvailable)
+        if (parsed == HttpProtocols.Http3 && !QuicSupport.IsAvailable)
         {
             return [new(key, $"'{protocols}' alone needs QUIC, which this machine does not have (.NET finds no libmsquic), so Kestrel could not listen on '{url}'{applies}; use Http1AndHttp2, or Http1AndHttp2AndHttp3 to add HTTP/3 where QUIC is there.")];
         }
@@ -467,10 +467,6 @@ internal sealed partial class GatewayKestrelSetup(IConfiguration configuration, 
         protocols = HttpProtocols.None;
         return IsName<HttpProtocols>(text) && Enum.TryParse(text, ignoreCase: true, out protocols) && protocols != HttpProtocols.None;
     }
-
-    /// <summary>Whether this machine can serve QUIC (HTTP/3): System.Net.Quic needs libmsquic.</summary>
-    private static bool QuicAvailable
-        => (OperatingSystem.IsLinux() || OperatingSystem.IsWindows() || OperatingSystem.IsMacOS()) && System.Net.Quic.QuicListener.IsSupported;
 
     /// <summary>What Kestrel refuses on an http:// endpoint (tried, SslProtocols: an unhandled exception at start).</summary>
     private static readonly string[] HttpsOnlySettings = ["Certificate", "SslProtocols", "ClientCertificateMode", "Sni"];

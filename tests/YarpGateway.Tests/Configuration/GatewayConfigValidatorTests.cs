@@ -139,6 +139,31 @@ public class GatewayConfigValidatorTests
         AssertTheOnlyErrorOrNone(errors, refused, "ReverseProxy:Clusters:c:HttpRequest:ActivityTimeout", "not a time greater than zero");
     }
 
+    [Theory]
+    [InlineData("3", "RequestVersionExact", "http", true)]
+    [InlineData("3", "RequestVersionOrHigher", "http", true)]
+    [InlineData("3", "RequestVersionOrLower", "http", false)] // falls back to HTTP/1.1 (tried: 200)
+    [InlineData("3", null, "http", false)] // YARP's default policy: RequestVersionOrLower
+    [InlineData("2", "RequestVersionExact", "http", false)] // h2c with prior knowledge: a backend may speak it
+    public async Task Http3WithoutFallback_ToAnHttpDestination_IsAnError(string version, string? policy, string scheme, bool refused)
+    {
+        // YARP took it, and every request to the cluster got 502: "unable to establish HTTP/3 connection" (tried).
+        var policyJson = policy is null ? "" : $$""", "VersionPolicy": "{{policy}}" """;
+        var errors = await ValidateAsync($$"""
+        { "ReverseProxy": { "Clusters": { "c": { "HttpRequest": { "Version": "{{version}}"{{policyJson}} }, "Destinations": { "d": { "Address": "{{scheme}}://127.0.0.1:1" } } } } } }
+        """);
+        AssertTheOnlyErrorOrNone(errors, refused, "ReverseProxy:Clusters:c:HttpRequest:VersionPolicy", "to the http:// destination(s) 'd' every request would fail (502)");
+    }
+
+    [Fact]
+    public async Task Http3WithoutFallback_ToHttpsDestinations_IsAnError_OnlyWhereTheMachineHasNoQuic()
+    {
+        var errors = await ValidateAsync("""
+        { "ReverseProxy": { "Clusters": { "c": { "HttpRequest": { "Version": "3", "VersionPolicy": "RequestVersionExact" }, "Destinations": { "d": { "Address": "https://127.0.0.1:1" } } } } } }
+        """);
+        AssertTheOnlyErrorOrNone(errors, !YarpGateway.Endpoints.QuicSupport.IsAvailable, "ReverseProxy:Clusters:c:HttpRequest:VersionPolicy", "this machine has no QUIC");
+    }
+
     /// <summary>Hosts routing reads that match no request (tried: 404 for every Host, and nothing logged).</summary>
     [Theory]
     [InlineData("a.com.", "the gateway reads a trailing dot away from a request's Host before routing, so write 'a.com'")]
