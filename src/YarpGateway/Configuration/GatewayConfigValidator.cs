@@ -114,6 +114,7 @@ internal sealed class GatewayConfigValidator(IConfigValidator yarpValidator, IEn
             }
 
             ValidateHttp3(cluster, key, errors);
+            ValidateTlsVersions(cluster, key, errors);
             foreach (var rule in _rules)
             {
                 rule.ValidateCluster(cluster, key, errors);
@@ -160,6 +161,34 @@ internal sealed class GatewayConfigValidator(IConfigValidator yarpValidator, IEn
                 $"'{request.VersionPolicy}' with Version 3 admits only HTTP/3, and this machine has no QUIC (.NET finds no libmsquic): every request to the cluster would fail (502){instead}"));
         }
     }
+
+    /// <summary>
+    /// TLS versions no https:// destination could be reached with: OpenSSL on the gateway's side serves one range of
+    /// versions, ending at a gap, and refuses TLS 1.0 and 1.1 (<see cref="Endpoints.GatewayKestrelSetup.TlsVersionsError"/>).
+    /// YARP took <c>["Tls11"]</c> and <c>["Tls", "Tls12", "Tls13"]</c>, and every request to the cluster got 502 (tried).
+    /// </summary>
+    private static void ValidateTlsVersions(ClusterConfig cluster, string key, List<ConfigError> errors)
+    {
+        if (cluster.HttpClient?.SslProtocols is not { } protocols || protocols == System.Security.Authentication.SslProtocols.None
+            || cluster.Destinations?.Values.Any(d => d.Address?.StartsWith("https://", StringComparison.OrdinalIgnoreCase) == true) != true)
+        {
+            return;
+        }
+
+        var names = TlsVersionNames.Where(v => (protocols & v.Value) == v.Value).Select(v => v.Name).ToList();
+        if (Endpoints.GatewayKestrelSetup.TlsVersionsError(names, "every request to its https:// destinations would fail (502)") is { } error)
+        {
+            errors.Add(new ConfigError(key + ":HttpClient:SslProtocols", error));
+        }
+    }
+
+    /// <summary>The versions by value: the old ones' names are obsolete in the enum.</summary>
+    private static readonly (System.Security.Authentication.SslProtocols Value, string Name)[] TlsVersionNames =
+    [
+        ((System.Security.Authentication.SslProtocols)0x0C, "Ssl2"), ((System.Security.Authentication.SslProtocols)0x30, "Ssl3"),
+        ((System.Security.Authentication.SslProtocols)0xC0, "Tls"), ((System.Security.Authentication.SslProtocols)0x300, "Tls11"),
+        (System.Security.Authentication.SslProtocols.Tls12, "Tls12"), (System.Security.Authentication.SslProtocols.Tls13, "Tls13"),
+    ];
 
     /// <summary>
     /// Two routes with the same match and order are ambiguous: every request they both match fails with

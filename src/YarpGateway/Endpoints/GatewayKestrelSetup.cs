@@ -381,7 +381,7 @@ internal sealed partial class GatewayKestrelSetup(IConfiguration configuration, 
     /// <c>["Tls", "Tls12", "Tls13"]</c> and <c>["Tls11", "Tls13"]</c> each started and failed every handshake, with
     /// nothing logged; <c>["Tls11", "Tls12", "Tls13"]</c> serves TLS 1.2 and 1.3.
     /// </summary>
-    internal static string? TlsVersionsError(IReadOnlyCollection<string> names)
+    internal static string? TlsVersionsError(IReadOnlyCollection<string> names, string consequence = "every handshake would fail")
     {
         string[] versions = ["Tls", "Tls11", "Tls12", "Tls13"];
         var listed = versions.Select(v => names.Contains(v, StringComparer.OrdinalIgnoreCase)).ToArray();
@@ -391,12 +391,12 @@ internal sealed partial class GatewayKestrelSetup(IConfiguration configuration, 
         {
             // A gap is at Tls11 or Tls12, so what is left below it is TLS 1.0 or 1.1 at most.
             return $"{List(names)} misses {versions[gap]} between versions it lists: OpenSSL serves one range of TLS versions, which ends at the gap, "
-                + "so only TLS 1.0 or 1.1 would be left, which it refuses, and every handshake would fail; list them without a gap, e.g. [\"Tls12\", \"Tls13\"].";
+                + $"so only TLS 1.0 or 1.1 would be left, which it refuses, and {consequence}; list them without a gap, e.g. [\"Tls12\", \"Tls13\"].";
         }
 
         return listed[2] || listed[3]
             ? null
-            : $"{List(names)} offers no TLS 1.2 or 1.3: OpenSSL refuses the older versions at its default security level (RFC 8996 retired them; browsers refuse them too), so every handshake would fail; use Tls12 or Tls13.";
+            : $"{List(names)} offers no TLS 1.2 or 1.3: OpenSSL refuses the older versions at its default security level (RFC 8996 retired them; browsers refuse them too), so {consequence}; use Tls12 or Tls13.";
 
         static string List(IEnumerable<string> names) => $"[{string.Join(", ", names.Select(n => $"'{n}'"))}]";
     }

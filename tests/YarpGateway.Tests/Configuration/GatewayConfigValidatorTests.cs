@@ -164,6 +164,25 @@ public class GatewayConfigValidatorTests
         AssertTheOnlyErrorOrNone(errors, !YarpGateway.Endpoints.QuicSupport.IsAvailable, "ReverseProxy:Clusters:c:HttpRequest:VersionPolicy", "this machine has no QUIC");
     }
 
+    [Theory]
+    [InlineData("\"Tls11\"", "https", "['Tls11'] offers no TLS 1.2 or 1.3")]
+    [InlineData("\"Tls\", \"Tls12\", \"Tls13\"", "https", "['Tls', 'Tls12', 'Tls13'] misses Tls11")]
+    [InlineData("\"Tls11\", \"Tls12\"", "https", null)] // TLS 1.2 is served (tried: 200)
+    [InlineData("\"Tls12\"", "https", null)]
+    [InlineData("\"Tls11\"", "http", null)] // no TLS to the destination: the setting does nothing
+    public async Task AClustersTlsVersionsNoDestinationCouldUse_AreAnError(string list, string scheme, string? expected)
+    {
+        // YARP took them, and every request to an https:// destination got 502 ("SSL Handshake failed"; tried).
+        var errors = await ValidateAsync($$"""
+        { "ReverseProxy": { "Clusters": { "c": { "HttpClient": { "SslProtocols": [ {{list}} ] }, "Destinations": { "d": { "Address": "{{scheme}}://127.0.0.1:1" } } } } } }
+        """);
+        AssertTheOnlyErrorOrNone(errors, expected is not null, "ReverseProxy:Clusters:c:HttpClient:SslProtocols", expected ?? "-");
+        if (expected is not null)
+        {
+            Assert.EndsWith("every request to its https:// destinations would fail (502); " + (expected.Contains("misses", StringComparison.Ordinal) ? "list them without a gap, e.g. [\"Tls12\", \"Tls13\"]." : "use Tls12 or Tls13."), errors[0].Message, StringComparison.Ordinal);
+        }
+    }
+
     /// <summary>Hosts routing reads that match no request (tried: 404 for every Host, and nothing logged).</summary>
     [Theory]
     [InlineData("a.com.", "the gateway reads a trailing dot away from a request's Host before routing, so write 'a.com'")]
