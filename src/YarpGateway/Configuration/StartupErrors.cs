@@ -39,8 +39,11 @@ internal static class StartupErrors
     }
 
     // Thrown while Kestrel loads an endpoint's certificate (a file missing or unreadable, a wrong
-    // password, a file that is not a certificate), or an HTTPS endpoint with none at all.
+    // password, a file that is not a certificate), or an HTTPS endpoint with none at all; or while it builds the endpoint's
+    // TLS from it (a PEM certificate given without its KeyPath, and no key in the file: "The server mode SSL must use a
+    // certificate with the associated private key", an unhandled exception and exit 134 before; tried).
     private static bool IsCertificateLoading(Exception exception)
         => exception.StackTrace?.Contains("CertificateConfigLoader.LoadCertificate", StringComparison.Ordinal) == true
+            || (exception is NotSupportedException && exception.StackTrace?.Contains("HttpsConnectionMiddleware..ctor", StringComparison.Ordinal) == true)
             || (exception is InvalidOperationException && exception.Message.Contains("No server certificate was specified", StringComparison.Ordinal));
 }

@@ -291,13 +291,19 @@ public class StartupTests
     [Theory]
     [InlineData("missing")]
     [InlineData("not a certificate")]
+    [InlineData("a PEM certificate without its key")] // no KeyPath: "The server mode SSL must use a certificate with the associated private key"
     public async Task HttpsEndpointsCertificateUnusable_ExitsNonZero_SayingWhichSetting(string problem)
     {
         // Before: "Unhandled exception", a stack trace and exit code 134 (an abort), as for a crash.
         var certificate = Path.Combine(Path.GetTempPath(), $"yarpgateway-cert-{Guid.NewGuid():N}.pfx");
-        if (problem != "missing")
+        if (problem == "not a certificate")
         {
             await File.WriteAllTextAsync(certificate, "this is not a certificate");
+        }
+        else if (problem != "missing")
+        {
+            using var loopback = TestCertificate.SelfSignedLoopback();
+            await File.WriteAllTextAsync(certificate, loopback.ExportCertificatePem());
         }
 
         var path = ProxyConfigJson.WriteTemp("yarpgateway-startup-", "{}");
