@@ -203,6 +203,15 @@ internal sealed partial class GatewayKestrelSetup(IConfiguration configuration, 
         var defaults = configuration.GetSection(EndpointDefaultsSection);
         foreach (var endpoint in configuration.GetSection(EndpointsSection).GetChildren())
         {
+            if (!endpoint.Key.Equals(ProxyEndpointName, StringComparison.OrdinalIgnoreCase) && !endpoint.Key.Equals(ManagementEndpointName, StringComparison.OrdinalIgnoreCase))
+            {
+                // Kestrel bound it and proxied every request there, past what only the Proxy endpoint's connections go
+                // through (tried: "Extra" on :9000 answered proxied requests, /healthz/live included, without a word).
+                yield return new Configuration.ConfigError(endpoint.Path,
+                    $"the gateway serves two endpoints, {ProxyEndpointName} (proxied traffic) and {ManagementEndpointName} (probes, /metrics, /status); Kestrel would listen on '{endpoint["Url"]}' for '{endpoint.Key}' "
+                    + "and proxy requests there past connection admission, the open-connection limits and the PROXY protocol, which only the Proxy endpoint's connections go through. Remove it; for TLS, give the Proxy endpoint an https:// Url.");
+            }
+
             foreach (var error in EndpointErrors(endpoint).Concat(ProtocolsErrors(endpoint, defaults)))
             {
                 yield return error;

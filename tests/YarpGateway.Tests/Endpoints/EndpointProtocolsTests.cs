@@ -140,4 +140,13 @@ public class EndpointProtocolsTests
             ],
             errors);
     }
+
+    [Fact]
+    public void AnEndpointOtherThanProxyAndManagement_IsAnError()
+    {
+        var error = Assert.Single(Errors(("Kestrel:Endpoints:ProxyTls:Url", "https://*:8443")));
+
+        Assert.StartsWith("Kestrel:Endpoints:ProxyTls: the gateway serves two endpoints, Proxy (proxied traffic) and Management (probes, /metrics, /status); Kestrel would listen on 'https://*:8443'", error, StringComparison.Ordinal);
+        Assert.Empty(Errors(("Kestrel:Endpoints:proxy:Url", "http://*:8080"))); // the Proxy endpoint: configuration keys are not case-sensitive
+    }
 }

@@ -173,6 +173,7 @@ public class StartupTests
     [InlineData("--Kestrel:EndpointDefaults:Protocols=Http5", "Kestrel:EndpointDefaults:Protocols: 'Http5' is not one of")]
     [InlineData("--Kestrel:EndpointDefaults:Protocols=Http3", "Kestrel:EndpointDefaults:Protocols: 'Http3' needs an https:// Url (HTTP/3 runs over QUIC, with TLS); 'http://127.0.0.1:0' is http (Kestrel:EndpointDefaults applies to the Proxy endpoint")]
     [InlineData("--Kestrel:Endpoints:Proxy:Protocols=None", "Kestrel:Endpoints:Proxy:Protocols: 'None' would serve no protocol")] // before: "'None' is not one of None, ..."
+    [InlineData("--Kestrel:Endpoints:Extra:Url=http://127.0.0.1:0", "Kestrel:Endpoints:Extra: the gateway serves two endpoints")] // before: a third port that proxied past admission
     [InlineData("--Kestrel:Endpoints:Management:Protocols=Http2", "Kestrel:Endpoints:Management:Protocols: 'Http2' leaves the Management endpoint without HTTP/1.1")] // before: started, probes answered 400
     [InlineData("--Kestrel:Limits:MaxRequestHeaderCount=0", "Kestrel:Limits:MaxRequestHeaderCount: '0' is out of Kestrel's range: Value must be a positive number.")]
     [InlineData("--Kestrel:Limits:Http2:InitialConnectionWindowSize=1", "Kestrel:Limits:Http2:InitialConnectionWindowSize: '1' is out of Kestrel's range: A value between 65535 and 2147483647 is required.")]
