@@ -70,16 +70,11 @@ public class CertificateReloadTests
     [Fact]
     public async Task APfxRewrittenWithSomethingThatDoesNotLoad_KeepsTheCurrentCertificate_AndSaysSoOnce_ThenAGoodOneIsTakenOn()
     {
-        var directory = Directory.CreateTempSubdirectory("yarpgateway-certs-").FullName;
-        var path = Path.Combine(directory, "proxy.pfx");
         using var first = SelfSigned("CN=first");
-        File.WriteAllBytes(path, first.Export(X509ContentType.Pfx, "pw"));
+        var path = WriteTemporaryPfx(first);
 
         await using var backend = await TestBackend.StartAsync("a");
-        await using var gateway = await GatewayUnderTest.StartAsync(ProxyConfigJson.CatchAll("RoundRobin", (backend, null)), FastChecks,
-            "--Kestrel:Endpoints:Proxy:Url=https://127.0.0.1:0",
-            $"--Kestrel:Endpoints:Proxy:Certificate:Path={path}",
-            "--Kestrel:Endpoints:Proxy:Certificate:Password=pw");
+        await using var gateway = await StartWithPfxAsync(backend, path);
 
         WriteAtomically(path, "not a certificate"u8.ToArray());
         Assert.True(await Eventually.TrueAsync(() => gateway.Logs.Lines.Any(l => l.Contains("[CertificateReloadFailed]", StringComparison.Ordinal)), TimeSpan.FromSeconds(10)));
@@ -96,16 +91,11 @@ public class CertificateReloadTests
     {
         // Before: a Secret rolled back to an expired certificate was served from the next check, and every client refused
         // it; one the gateway started with was served without a word.
-        var directory = Directory.CreateTempSubdirectory("yarpgateway-certs-").FullName;
-        var path = Path.Combine(directory, "proxy.pfx");
         using var first = SelfSigned("CN=first");
-        File.WriteAllBytes(path, first.Export(X509ContentType.Pfx, "pw"));
+        var path = WriteTemporaryPfx(first);
 
         await using var backend = await TestBackend.StartAsync("a");
-        await using var gateway = await GatewayUnderTest.StartAsync(ProxyConfigJson.CatchAll("RoundRobin", (backend, null)), FastChecks,
-            "--Kestrel:Endpoints:Proxy:Url=https://127.0.0.1:0",
-            $"--Kestrel:Endpoints:Proxy:Certificate:Path={path}",
-            "--Kestrel:Endpoints:Proxy:Certificate:Password=pw");
+        await using var gateway = await StartWithPfxAsync(backend, path);
         var served = Assert.Single(gateway.Logs.Lines, l => l.Contains("[CertificateServed]", StringComparison.Ordinal));
         Assert.StartsWith("Information ", served, StringComparison.Ordinal);
         Assert.Contains($"Proxy endpoint: CN=first, valid from {first.NotBefore.ToUniversalTime():u} until {first.NotAfter.ToUniversalTime():u}, thumbprint {first.Thumbprint}, from {path}.", served, StringComparison.Ordinal);
@@ -120,15 +110,19 @@ public class CertificateReloadTests
         WriteAtomically(path, second.Export(X509ContentType.Pfx, "pw"));
         Assert.True(await Eventually.TrueAsync(async () => await ServedThumbprintAsync(gateway.ProxyAddress) == second.Thumbprint, TimeSpan.FromSeconds(10)));
 
-        await using var restarted = await GatewayUnderTest.StartAsync(ProxyConfigJson.CatchAll("RoundRobin", (backend, null)), FastChecks,
-            "--Kestrel:Endpoints:Proxy:Url=https://127.0.0.1:0",
-            $"--Kestrel:Endpoints:Proxy:Certificate:Path={WriteTemporaryPfx(expired)}",
-            "--Kestrel:Endpoints:Proxy:Certificate:Password=pw");
+        await using var restarted = await StartWithPfxAsync(backend, WriteTemporaryPfx(expired));
         var warning = Assert.Single(restarted.Logs.Lines, l => l.Contains("[CertificateNotValid]", StringComparison.Ordinal));
         Assert.StartsWith("Warning ", warning, StringComparison.Ordinal);
         Assert.Contains("TLS certificate of the Proxy endpoint is not valid now: CN=expired", warning, StringComparison.Ordinal);
         Assert.Equal(expired.Thumbprint, await ServedThumbprintAsync(restarted.ProxyAddress)); // served all the same: nothing better to serve
     }
+
+    /// <summary>A gateway whose Proxy endpoint serves the PKCS#12 file at <paramref name="path"/> (password "pw"), checked every 100 ms.</summary>
+    private static Task<GatewayUnderTest> StartWithPfxAsync(TestBackend backend, string path)
+        => GatewayUnderTest.StartAsync(ProxyConfigJson.CatchAll("RoundRobin", (backend, null)), FastChecks,
+            "--Kestrel:Endpoints:Proxy:Url=https://127.0.0.1:0",
+            $"--Kestrel:Endpoints:Proxy:Certificate:Path={path}",
+            "--Kestrel:Endpoints:Proxy:Certificate:Password=pw");
 
     private static string WriteTemporaryPfx(X509Certificate2 certificate)
     {
