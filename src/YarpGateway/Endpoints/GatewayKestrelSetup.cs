@@ -212,13 +212,13 @@ internal sealed partial class GatewayKestrelSetup(IConfiguration configuration, 
                     + "and proxy requests there past connection admission, the open-connection limits and the PROXY protocol, which only the Proxy endpoint's connections go through. Remove it; for TLS, give the Proxy endpoint an https:// Url.");
             }
 
-            foreach (var error in EndpointErrors(endpoint).Concat(ProtocolsErrors(endpoint, defaults)))
+            foreach (var error in EndpointErrors(endpoint, defaults))
             {
                 yield return error;
             }
         }
 
-        foreach (var error in EndpointErrors(defaults))
+        foreach (var error in EndpointErrors(defaults, defaults: null))
         {
             yield return error;
         }
@@ -294,9 +294,10 @@ internal sealed partial class GatewayKestrelSetup(IConfiguration configuration, 
     /// (<c>htp://</c>) or a port past 65535
     /// ended the process at start with an unhandled exception and exit 134; a protocol Kestrel does not know
     /// (<c>Http5</c>) was ignored without a word, as was a <c>ClientCertificateMode</c> it does not know; HTTPS settings on an
-    /// http:// endpoint ended the start too. <c>Kestrel:EndpointDefaults</c> is read the same way.
+    /// http:// endpoint ended the start too. <c>Kestrel:EndpointDefaults</c> is read the same way (with
+    /// <paramref name="defaults"/> null: for an endpoint, the defaults whose <c>Protocols</c> apply where it sets none).
     /// </summary>
-    private static IEnumerable<Configuration.ConfigError> EndpointErrors(IConfigurationSection endpoint)
+    private static IEnumerable<Configuration.ConfigError> EndpointErrors(IConfigurationSection endpoint, IConfigurationSection? defaults)
     {
         var urlKey = ConfigurationPath.Combine(endpoint.Path, "Url");
         var url = endpoint["Url"];
@@ -338,6 +339,14 @@ internal sealed partial class GatewayKestrelSetup(IConfiguration configuration, 
         foreach (var error in SettingsErrors(endpoint).Concat(endpoint.GetSection("Sni").GetChildren().SelectMany(SettingsErrors)))
         {
             yield return error;
+        }
+
+        if (defaults is not null && address is not null)
+        {
+            foreach (var error in ProtocolsErrors(endpoint, defaults, https: !isHttp))
+            {
+                yield return error;
+            }
         }
     }
 
@@ -417,7 +426,7 @@ internal sealed partial class GatewayKestrelSetup(IConfiguration configuration, 
     /// <c>EndpointDefaults</c>, which <c>--check</c> called valid; a Management endpoint without HTTP/1.1 (<c>Http2</c>,
     /// set on it or by <c>EndpointDefaults</c>) started and answered Kubernetes' probes and Prometheus' scrapes 400.
     /// </summary>
-    private static IEnumerable<Configuration.ConfigError> ProtocolsErrors(IConfigurationSection endpoint, IConfigurationSection defaults)
+    private static IEnumerable<Configuration.ConfigError> ProtocolsErrors(IConfigurationSection endpoint, IConfigurationSection defaults, bool https)
     {
         var source = endpoint["Protocols"] is not null ? endpoint : defaults;
         var protocols = source["Protocols"];
@@ -429,13 +438,6 @@ internal sealed partial class GatewayKestrelSetup(IConfiguration configuration, 
         var key = ConfigurationPath.Combine(source.Path, "Protocols");
         var applies = source == endpoint ? "" : $" ({EndpointDefaultsSection} applies to the {endpoint.Key} endpoint, which sets no Protocols of its own)";
         var url = endpoint["Url"];
-        var scheme = Scheme(url);
-        if (scheme is null)
-        {
-            return []; // no Url, or one EndpointErrors names
-        }
-
-        var https = scheme.Equals("https", StringComparison.OrdinalIgnoreCase);
         if (parsed == HttpProtocols.Http3 && !https)
         {
             return [new(key, $"'{protocols}' needs an https:// Url (HTTP/3 runs over QUIC, with TLS); '{url}' is http{applies}.")];
@@ -453,18 +455,6 @@ internal sealed partial class GatewayKestrelSetup(IConfiguration configuration, 
         }
 
         return [];
-
-        static string? Scheme(string? url)
-        {
-            try
-            {
-                return string.IsNullOrWhiteSpace(url) ? null : BindingAddress.Parse(url).Scheme;
-            }
-            catch (FormatException)
-            {
-                return null;
-            }
-        }
     }
 
     private const string EndpointDefaultsSection = "Kestrel:EndpointDefaults";
