@@ -21,7 +21,7 @@ internal sealed partial class CheckedSectionReload : IDisposable
     private readonly CheckedEdits _edits;
     private readonly IDisposable _subscription;
     private readonly Lock _gate = new();
-    private CancellationTokenSource _changed = new();
+    private readonly CheckedChangeToken _changed = new();
 
     public CheckedSectionReload(IConfiguration configuration, IServiceProvider services, string section, Func<IConfiguration, List<ConfigError>> find)
     {
@@ -57,8 +57,6 @@ internal sealed partial class CheckedSectionReload : IDisposable
         services.AddSingleton<IOptionsChangeTokenSource<TOptions>>(sp => new ChangeSource<TOptions>(sp.GetRequiredKeyedService<CheckedSectionReload>(section)));
     }
 
-    private CancellationChangeToken GetChangeToken() => new CancellationChangeToken(Volatile.Read(ref _changed).Token);
-
     private void Reload()
     {
         CancellationTokenSource fired;
@@ -81,21 +79,14 @@ internal sealed partial class CheckedSectionReload : IDisposable
 
             Log.Applied(logger, _section, outcome.Changes!); // with the settings before the edit
             metrics.Reloaded(applied: true);
-            fired = _changed;
-            Volatile.Write(ref _changed, new CancellationTokenSource());
+            fired = _changed.Renew();
         }
 
-        // The options are built again, from the section just checked. Not disposed: a GetChangeToken that read it before
-        // the swap may still ask for its token (it holds no timer).
-        try
+        // The options are built again, from the section just checked. A failure is not known to happen (the logging
+        // options' set-up keeps what binds).
+        if (CheckedChangeToken.Fire(fired) is { } failure)
         {
-            fired.Cancel();
-        }
-        catch (AggregateException ex)
-        {
-            // Not known to happen (the logging options' set-up keeps what binds); thrown from here, it would have ended the
-            // process on the configuration's reload thread.
-            Log.BuildFailed(_services.GetRequiredService<ILogger<CheckedSectionReload>>(), _section, ex.InnerException?.Message ?? ex.Message);
+            Log.BuildFailed(_services.GetRequiredService<ILogger<CheckedSectionReload>>(), _section, failure);
         }
     }
 
@@ -109,7 +100,7 @@ internal sealed partial class CheckedSectionReload : IDisposable
     {
         public string Name => Options.DefaultName;
 
-        public IChangeToken GetChangeToken() => reload.GetChangeToken();
+        public IChangeToken GetChangeToken() => reload._changed.Get();
     }
 
     private static partial class Log

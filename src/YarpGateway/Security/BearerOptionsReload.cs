@@ -24,7 +24,7 @@ internal sealed partial class BearerOptionsReload : IOptionsChangeTokenSource<Jw
     private readonly IDisposable _subscription;
     private readonly Lock _gate = new();
     private readonly CheckedEdits _edits;
-    private CancellationTokenSource _changed = new();
+    private readonly CheckedChangeToken _changed = new();
 
     public BearerOptionsReload(IConfiguration configuration, IOptionsFactory<JwtBearerOptions> factory, ConfigMetrics metrics, ILogger<BearerOptionsReload> logger)
     {
@@ -38,7 +38,7 @@ internal sealed partial class BearerOptionsReload : IOptionsChangeTokenSource<Jw
 
     public string Name => BearerAuthentication.Scheme;
 
-    public IChangeToken GetChangeToken() => new CancellationChangeToken(Volatile.Read(ref _changed).Token);
+    public IChangeToken GetChangeToken() => _changed.Get();
 
     /// <summary>What of the <c>Authentication</c> section only a restart applies: all of it but the bearer scheme's settings, and whether that scheme is there.</summary>
     internal const string ReadAtStartPart = SectionName + " (but for the settings of Schemes:Bearer)";
@@ -114,21 +114,14 @@ internal sealed partial class BearerOptionsReload : IOptionsChangeTokenSource<Jw
 
             Log.Applied(_logger, BearerAuthentication.SectionName, outcome.Changes!);
             _metrics.Reloaded(applied: true);
-            fired = _changed;
-            Volatile.Write(ref _changed, new CancellationTokenSource());
+            fired = _changed.Renew();
         }
 
-        // The options monitor drops the scheme's options and builds them again, from the section just checked. Not disposed:
-        // a GetChangeToken that read it before the swap may still ask for its token (it holds no timer).
-        try
+        // The options monitor drops the scheme's options and builds them again, from the section just checked. A failure
+        // only if the section was saved again, unparsable, between the check and this build: the next reload checks it.
+        if (CheckedChangeToken.Fire(fired) is { } failure)
         {
-            fired.Cancel();
-        }
-        catch (AggregateException ex)
-        {
-            // Only if the section was saved again, unparsable, between the check and this build: the next reload checks it
-            // (thrown from here, it would have ended the process on the configuration's reload thread).
-            Log.BuildFailed(_logger, BearerAuthentication.SectionName, ex.InnerException?.Message ?? ex.Message);
+            Log.BuildFailed(_logger, BearerAuthentication.SectionName, failure);
         }
     }
 
