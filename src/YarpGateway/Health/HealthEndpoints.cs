@@ -40,15 +40,30 @@ internal static partial class HealthEndpoints
     /// <summary>Adds the three probes to a (management-only) pipeline.</summary>
     public static void UseGatewayHealth(this IApplicationBuilder app)
     {
-        if (app.ApplicationServices.GetRequiredService<ReloadableOptions<HealthOptions>>().Current.RequireAvailableDestinations is not null)
+        var options = app.ApplicationServices.GetRequiredService<ReloadableOptions<HealthOptions>>();
+        var logger = app.ApplicationServices.GetRequiredService<ILoggerFactory>().CreateLogger(typeof(HealthEndpoints));
+        if (options.Current.RequireAvailableDestinations is not null)
         {
-            Log.RequireAvailableDestinationsRemoved(app.ApplicationServices.GetRequiredService<ILoggerFactory>().CreateLogger(typeof(HealthEndpoints)));
+            Log.RequireAvailableDestinationsRemoved(logger);
         }
+
+        // Valid, so not an error (a test stands in for a wedged scheduler with a tiny limit), but a pod restarted for
+        // being busy drops every connection on it: said at start and on every reload that sets such a limit.
+        WarnOfRiskyLimits(logger, options.Current);
+        options.Changed += current => WarnOfRiskyLimits(logger, current);
 
         var changes = app.ApplicationServices.GetRequiredService<HealthChangeLog>();
         app.UseHealthChecks(LivePath, Options(LiveTag, changes));
         app.UseHealthChecks(ReadyPath, Options(ReadyTag, changes));
         app.UseHealthChecks(StartupPath, Options(StartupTag, changes));
+    }
+
+    private static void WarnOfRiskyLimits(ILogger logger, HealthOptions options)
+    {
+        foreach (var risk in options.RiskyLivenessLimits())
+        {
+            Log.LivenessLimitLow(logger, risk);
+        }
     }
 
     private static HealthCheckOptions Options(string tag, HealthChangeLog changes) => new()
@@ -66,5 +81,8 @@ internal static partial class HealthEndpoints
     {
         [LoggerMessage(1, LogLevel.Warning, "Gateway:Health:RequireAvailableDestinations is set but no longer read: readiness does not depend on backends, so that one dead cluster cannot take every replica out of the Service. A cluster whose outage should fail readiness sets Metadata \"ReadinessRequiresDestination\": \"true\". Remove the setting to silence this.", EventName = "HealthOptionRemoved")]
         public static partial void RequireAvailableDestinationsRemoved(ILogger logger);
+
+        [LoggerMessage(2, LogLevel.Warning, "{Risk} Kubernetes would restart a pod that is only busy, dropping every connection on it.", EventName = "LivenessLimitLow")]
+        public static partial void LivenessLimitLow(ILogger logger, string risk);
     }
 }

@@ -26,4 +26,27 @@ internal sealed class HealthOptions
     /// this long. Default 5 s (a healthy gateway measures well under a millisecond).
     /// </summary>
     public TimeSpan LiveMaxSchedulerDelay { get; set; } = TimeSpan.FromSeconds(5);
+
+    /// <summary>Below this, <see cref="LiveMaxSchedulerDelay"/> is logged as a risk (valid, but a busy pod may pass it).</summary>
+    public static readonly TimeSpan LowestAdvisedSchedulerDelay = TimeSpan.FromSeconds(1);
+
+    /// <summary>Below this, <see cref="LiveRefusingConnectionsFor"/> is logged as a risk (Kubernetes' probe period is 10 s).</summary>
+    public static readonly TimeSpan LowestAdvisedRefusingFor = TimeSpan.FromSeconds(10);
+
+    /// <summary>
+    /// The liveness limits that are valid but low enough for liveness to fail on a pod that is only busy, each as a
+    /// sentence naming its key: Kubernetes would restart the pod and drop every connection on it.
+    /// </summary>
+    public IEnumerable<string> RiskyLivenessLimits()
+    {
+        if (LiveMaxSchedulerDelay < LowestAdvisedSchedulerDelay)
+        {
+            yield return $"{SectionName}:LiveMaxSchedulerDelay is {LiveMaxSchedulerDelay}: a busy pod's scheduler delay can pass that (a pod throttled at its CPU limit stalls for up to 100 ms a period, a full collection pauses every thread), and liveness would fail. At least {LowestAdvisedSchedulerDelay} is advised (default {TimeSpan.FromSeconds(5)}).";
+        }
+
+        if (LiveRefusingConnectionsFor < LowestAdvisedRefusingFor)
+        {
+            yield return $"{SectionName}:LiveRefusingConnectionsFor is {LiveRefusingConnectionsFor}: a pod at its connection cap through a burst of new clients can refuse for that long, and liveness would fail. At least {LowestAdvisedRefusingFor} is advised (default {TimeSpan.FromMinutes(1)}).";
+        }
+    }
 }
