@@ -64,6 +64,12 @@ HZ=$(getconf CLK_TCK)
 # 100 ms without a new method compiled, not after 1 s (docs/operations.md, "Running on one CPU").
 export DOTNET_TC_DelaySingleProcMultiplier=${DOTNET_TC_DelaySingleProcMultiplier:-1}
 
+# gateway_cmd: sets GATEWAY_CMD, the command that runs the gateway: GATEWAY_EXE when set (a native AOT build, as
+# bench/aot.sh publishes; an experiment), else dotnet "$GATEWAY_DLL".
+gateway_cmd() {
+  if [ -n "${GATEWAY_EXE:-}" ]; then GATEWAY_CMD=("$GATEWAY_EXE"); else GATEWAY_CMD=(dotnet "$GATEWAY_DLL"); fi
+}
+
 # WebSocket benchmarks (websockets.sh, ws-slow-readers.sh) share these.
 # start_ws_backend LOG: builds the gateway and WsBench (Release), sets GATEWAY_DLL (unless the caller set it: another build) and BENCH_DLL, and starts
 # WsBench's backend on CPU 1, port 5910 on every address (the configs use 127.0.0.2-5).
@@ -81,7 +87,8 @@ start_ws_backend() {
 # no drain delay and no saturation log lines; sets gw and stop_proxy (the same process) once it is ready.
 start_ws_gateway() {
   local log=$1 config=$2; shift 2
-  ASPNETCORE_ENVIRONMENT=Production taskset -c 0 dotnet "$GATEWAY_DLL" --config "$config" --Gateway:Shutdown:DrainDelay=00:00:00 \
+  gateway_cmd
+  ASPNETCORE_ENVIRONMENT=Production taskset -c 0 "${GATEWAY_CMD[@]}" --config "$config" --Gateway:Shutdown:DrainDelay=00:00:00 \
     --Kestrel:Endpoints:Proxy:Url=http://0.0.0.0:8080 --Kestrel:Endpoints:Management:Url=http://127.0.0.1:8081 \
     --Gateway:Telemetry:SaturationLogInterval=00:00:00 "$@" >"$log" 2>&1 &
   gw=$! stop_proxy=$!

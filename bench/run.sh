@@ -11,6 +11,8 @@
 #   - HTTP/2 with prior knowledge (h2load, 64 connections x 10 streams): requests/s.
 # Each proxy is pinned to CPU 0; the load generator and the backend (nginx, one worker, a 2-byte
 # body) to CPU 1 (CORES=1, the default). Output: bench/results/latest.md and bench/results/latest.png.
+# AOT_EXE=path adds a contender "aot": the gateway from a native AOT build (bench/aot.sh), as an experiment: the output
+# then goes to bench/results/raw/ (latest-aot.md), not over the results.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 ROUNDS=${1:-3}
@@ -23,6 +25,9 @@ esac
 SECONDS_PER=${2:-10}
 OUT=bench/results
 RAW=$OUT/raw
+REPORT=$OUT
+AOT_EXE=${AOT_EXE:-}
+[ -n "$AOT_EXE" ] && { [ -x "$AOT_EXE" ] || { echo "AOT_EXE is not an executable (bench/aot.sh)" >&2; exit 2; }; REPORT=$RAW NAME=$NAME-aot; }
 WORK=$(mktemp -d /tmp/yarpgateway-bench.XXXXXX)
 mkdir -p "$RAW"
 ulimit -n "$(ulimit -Hn)" 2>/dev/null || true
@@ -39,6 +44,9 @@ declare -A URL=(
   [nginx]=http://127.0.0.1:9103/   [haproxy]=http://127.0.0.1:9104/
 )
 declare -A H2URL=( [gateway]=http://127.0.0.1:9101/ [bare-yarp]=http://127.0.0.1:9112/ [haproxy]=http://127.0.0.1:9114/ )
+CONTENDERS=(gateway bare-yarp nginx haproxy)
+DOTNET_CONTENDERS=(gateway bare-yarp)
+[ -n "$AOT_EXE" ] && { URL[aot]=http://127.0.0.1:9105/ H2URL[aot]=http://127.0.0.1:9105/; CONTENDERS+=(aot); DOTNET_CONTENDERS+=(aot); }
 declare -A PIDS=()
 BENCH_CLEANUP='rm -rf "$WORK"'
 
@@ -56,6 +64,12 @@ ASPNETCORE_ENVIRONMENT=Production taskset -c "$PROXY_CPUS" dotnet bench/BareYarp
   --Kestrel:Endpoints:h1:Url=http://127.0.0.1:9102 --Kestrel:Endpoints:h2:Url=http://127.0.0.1:9112 --Kestrel:Endpoints:h2:Protocols=Http2 \
   --Logging:LogLevel:Default=Warning >"$RAW/bare-yarp.log" 2>&1 &
 PIDS[bare-yarp]=$!; pids+=($!)
+if [ -n "$AOT_EXE" ]; then
+  ASPNETCORE_ENVIRONMENT=Production taskset -c "$PROXY_CPUS" "$AOT_EXE" "${ROUTE[@]}" \
+    --Kestrel:Endpoints:Proxy:Url=http://127.0.0.1:9105 --Kestrel:Endpoints:Management:Url=http://127.0.0.1:9115 \
+    --Logging:LogLevel:Default=Warning >"$RAW/gateway-aot.log" 2>&1 &
+  PIDS[aot]=$!; pids+=($!)
+fi
 cat >"$WORK/proxy/nginx.conf" <<CONF
 worker_processes $WORKERS; daemon off; pid $WORK/proxy/nginx.pid; error_log $WORK/proxy/error.log warn;
 events { worker_connections 4096; }
@@ -88,7 +102,7 @@ CONF
 taskset -c "$PROXY_CPUS" haproxy -f "$WORK/haproxy.cfg" -db >"$RAW/haproxy.log" 2>&1 &
 PIDS[haproxy]=$!; pids+=($!)
 
-for c in direct gateway bare-yarp nginx haproxy; do wait_ready "${URL[$c]}" 10 || exit 1; done
+for c in direct "${CONTENDERS[@]}"; do wait_ready "${URL[$c]}" 10 || exit 1; done
 
 measure_wrk() { # contender -> "rps p99_ms cpu_us_per_req kernel_us_per_req"
   local c=$1 before after sys_before sys_after out
@@ -136,7 +150,7 @@ measure_h2() { # contender -> rps
 # 34.4k to 36.7k from 105 s on, with 8,019 methods compiled after 15 s and 11,048 after 120 s; with
 # 60 s a run's first rounds measured it half-warm. So each .NET contender gets 180 s of HTTP/1.1 and
 # 10 s of HTTP/2 before anything is measured.
-for c in gateway bare-yarp; do
+for c in "${DOTNET_CONTENDERS[@]}"; do
   taskset -c "$LOAD_CPUS" wrk -t"$WORKERS" -c64 -d"${WARMUP_SECONDS:-180}s" "${URL[$c]}" >/dev/null
   taskset -c "$LOAD_CPUS" h2load -t "$WORKERS" -c 64 -m 10 -D 10 "${H2URL[$c]}" >/dev/null
 done
@@ -145,7 +159,7 @@ NGINX_MAX=$(measure_wrk nginx | cut -d' ' -f1)
 RATE=$(( NGINX_MAX / 2 ))
 echo "nginx max ${NGINX_MAX} req/s; fixed rate ${RATE} req/s"
 
-order=(direct gateway bare-yarp nginx haproxy)
+order=(direct "${CONTENDERS[@]}")
 : >"$RAW/$NAME.tsv"
 for round in $(seq "$ROUNDS"); do
   for i in "${!order[@]}"; do
@@ -158,9 +172,9 @@ for round in $(seq "$ROUNDS"); do
   done
 done
 
-python3 - "$RAW/$NAME.tsv" "$OUT" "$ROUNDS" "$SECONDS_PER" "$RATE" "$CORES" "$NAME" <<'PY'
+python3 - "$RAW/$NAME.tsv" "$REPORT" "$ROUNDS" "$SECONDS_PER" "$RATE" "$CORES" "$NAME" "$RAW" <<'PY'
 import sys, statistics, datetime, collections
-path, out, rounds, seconds, rate, cores, name = sys.argv[1:]
+path, out, rounds, seconds, rate, cores, name, raw = sys.argv[1:]
 rows = collections.defaultdict(lambda: collections.defaultdict(list))
 for line in open(path):
     r, c, rps, p99, cpu, kernel, rp50, rp99, h2 = line.split("\t")
@@ -168,11 +182,11 @@ for line in open(path):
         if v != "-":
             rows[c][k].append(float(v))
 m = {c: {k: statistics.median(v) for k, v in d.items()} for c, d in rows.items()}
-order = ["direct", "gateway", "bare-yarp", "nginx", "haproxy"]
+order = [c for c in ["direct", "gateway", "bare-yarp", "nginx", "haproxy", "aot"] if c in m]
 ratio = lambda a, b: f"{a / b:.2f}x" if b else "-"
 lines = [f"# Benchmark: gateway vs bare YARP, nginx, HAProxy",
          "",
-         f"Generated {datetime.datetime.now(datetime.timezone.utc):%Y-%m-%d %H:%M} UTC by `" + ("" if cores == "1" else f"CORES={cores} ") + f"bench/run.sh {rounds} {seconds}`: medians of {rounds} rounds (order rotated each round), {seconds} s per measurement.",
+         f"Generated {datetime.datetime.now(datetime.timezone.utc):%Y-%m-%d %H:%M} UTC by `" + ("" if cores == "1" else f"CORES={cores} ") + ("AOT_EXE=... " if "aot" in m else "") + f"bench/run.sh {rounds} {seconds}`: medians of {rounds} rounds (order rotated each round), {seconds} s per measurement.",
          ("Each proxy pinned to CPU 0; wrk/h2load and the backend (nginx, one worker, 2-byte body) on CPU 1. Loopback only." if cores == "1" else
           "Each proxy on both CPUs (nginx 2 workers, HAProxy 2 threads); wrk/h2load (2 threads) and the backend (nginx, 2 workers, 2-byte body) on the same two CPUs. Loopback only."),
          f"Fixed-rate test at {rate} req/s (half of nginx's measured max), 32 HTTP/1.1 connections; latency added over going direct.",
@@ -193,17 +207,20 @@ lines += ["", "Targets (issue 23, one core): >= 0.6x nginx req/s (stretch 0.7x):
           + "**; CPU/request <= 1.8x nginx: **" + ratio(g['cpu'], n['cpu']) + "**; HTTP/2 >= 1.0x bare YARP: **" + h2
           + "**. Earlier (issue 8): >= 1.2x bare YARP req/s: **" + ratio(g['rps'], b['rps']) + "**; fixed-rate p99 <= 2x nginx's: **"
           + ratio(g['rp99'], n['rp99']) + "** (absolute p99 " + f"{g['rp99']:.2f} vs {n['rp99']:.2f} ms).",
+          *(["", "aot: the gateway from a native AOT build (bench/aot.sh), an experiment: against nginx " + ratio(m['aot']['rps'], n['rps'])
+             + " req/s and " + ratio(m['aot']['cpu'], n['cpu']) + " CPU per request; against the gateway " + ratio(m['aot']['rps'], g['rps'])
+             + " req/s, " + ratio(m['aot']['cpu'], g['cpu']) + " CPU per request, HTTP/2 " + (ratio(m['aot']['h2'], g['h2']) if 'h2' in m['aot'] and 'h2' in g else "-") + "."] if "aot" in m else []),
           "", f"![requests per second relative to nginx]({name}.png)", "",
           "Raw output: `bench/results/raw/` (not committed)."]
 open(f"{out}/{name}.md", "w").write("\n".join(lines) + "\n")
-with open(f"{out}/raw/{name}.dat", "w") as f:
+with open(f"{raw}/{name}.dat", "w") as f:
     for i, c in enumerate(order[1:]):
         f.write(f"{i} \"{c}\" {m[c]['rps'] / n['rps']:.3f}\n")
 print("\n".join(lines))
 PY
 gnuplot <<GP
 set terminal png size 800,420
-set output "$OUT/$NAME.png"
+set output "$REPORT/$NAME.png"
 set title "HTTP/1.1 requests/s relative to nginx ($([ "$CORES" = 1 ] && echo "one pinned core" || echo "two cores shared with the load"), 64 connections)"
 set style fill solid 0.8
 set boxwidth 0.6
@@ -214,4 +231,4 @@ set grid ytics
 unset key
 plot "$RAW/$NAME.dat" using 1:3:xtic(2) with boxes lc rgb "#3b6ea5", "" using 1:3:(sprintf("%.2fx", \$3)) with labels offset 0,1
 GP
-echo "wrote $OUT/$NAME.md and $OUT/$NAME.png"
+echo "wrote $REPORT/$NAME.md and $REPORT/$NAME.png"

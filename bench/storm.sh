@@ -16,6 +16,8 @@
 # MODES="adaptive nginx" runs only those contenders; GATEWAY_ARGS adds settings to every gateway
 # contender (e.g. GATEWAY_ARGS=--Gateway:Transport:Backlog=512 for Kestrel's own listen backlog), and
 # GATEWAY_ENV environment variables (e.g. GATEWAY_ENV=DOTNET_GCgen0size=0x2000000) to the gateway's process alone.
+# AOT_EXE=path adds a contender "aot": the defaults, run from a native AOT build of the gateway (bench/aot.sh publishes
+# one; an experiment, docs/performance-history.md), e.g. MODES="adaptive aot nginx" AOT_EXE=/tmp/yarpgateway-aot/YarpGateway.
 # WARM_CONNECTIONS=N first sends every contender N short connections (one request each, 500 at a
 # time, h2load on CPU 1), as a proxy that has served churning traffic for a while has seen: the
 # runtime's tiered compilation has then optimized the new-connection path (without it, a storm
@@ -39,11 +41,11 @@ WARM_CONNECTIONS=${WARM_CONNECTIONS:-0}
 RAW=bench/results/raw
 JSONL=$RAW/storm.jsonl
 SETTINGS=""
-if [ -n "$MODES_OVERRIDE" ] || [ -n "${GATEWAY_ARGS:-}" ] || [ -n "${GATEWAY_ENV:-}" ] || [ -n "${GATEWAY_DLL:-}" ] || [ "$WARM_CONNECTIONS" != 0 ]; then
+if [ -n "$MODES_OVERRIDE" ] || [ -n "${GATEWAY_ARGS:-}" ] || [ -n "${GATEWAY_ENV:-}" ] || [ -n "${GATEWAY_DLL:-}" ] || [ -n "${AOT_EXE:-}" ] || [ "$WARM_CONNECTIONS" != 0 ]; then
   OUT=$RAW/storm-partial.md
   JSONL=$RAW/storm-partial.jsonl  # the last full run's raw results stay
   # The experiment's settings, written into its table so that the file says what it measured.
-  for v in MODES GATEWAY_ARGS GATEWAY_ENV GATEWAY_DLL WARM_CONNECTIONS WARM_URL; do
+  for v in MODES GATEWAY_ARGS GATEWAY_ENV GATEWAY_DLL AOT_EXE WARM_CONNECTIONS WARM_URL; do
     [ -n "${!v:-}" ] && [ "${!v}" != 0 ] && { [[ ${!v} == *" "* ]] && SETTINGS+="$v=\"${!v}\" " || SETTINGS+="$v=${!v} "; }
   done
 fi
@@ -97,9 +99,12 @@ declare -A MODE_ARGS=(
   [unpaced]="--Gateway:Admission:Connections:PaceAccept=false" # the adaptive rate applied after accept, as before PaceAccept
   [rate]="--Gateway:Admission:Connections:AcceptWindow=0" # the adaptive rate alone pacing accept, as before the accept window
   [adaptive]=""   # the shipped defaults (docs/configuration.md: Gateway:Admission:Connections)
+  [aot]=""        # the same, from AOT_EXE
 )
 MODES=(off fixed unpaced rate adaptive nginx)
+[ -n "${AOT_EXE:-}" ] && MODES=(off fixed unpaced rate adaptive aot nginx)
 [ -n "$MODES_OVERRIDE" ] && read -r -a MODES <<<"$MODES_OVERRIDE"
+[[ " ${MODES[*]} " == *" aot "* && ! -x "${AOT_EXE:-}" ]] && { echo "the aot contender needs AOT_EXE, an executable (bench/aot.sh)" >&2; exit 2; }
 
 : >"$JSONL"
 for round in $(seq "$ROUNDS"); do
@@ -112,7 +117,8 @@ for round in $(seq "$ROUNDS"); do
       wait_ready "http://$NGINX/" 30
     else
       # shellcheck disable=SC2086
-      env ${GATEWAY_ENV:-} ASPNETCORE_ENVIRONMENT=Production taskset -c 0 dotnet "$GATEWAY_DLL" --config bench/storm-gateway.json \
+      command=(dotnet "$GATEWAY_DLL"); [ "$mode" = aot ] && command=("$AOT_EXE")
+      env ${GATEWAY_ENV:-} ASPNETCORE_ENVIRONMENT=Production taskset -c 0 "${command[@]}" --config bench/storm-gateway.json \
         --Kestrel:Endpoints:Proxy:Url=http://$PROXY --Kestrel:Endpoints:Management:Url=http://$MANAGEMENT \
         ${MODE_ARGS[$mode]} ${GATEWAY_ARGS:-} >"$RAW/gateway-$mode-$round.log" 2>&1 &
       gw=$!
@@ -160,7 +166,7 @@ with open(out, "w") as f:
     f.write("off: no connection admission; fixed: the defaults before the adaptive rate (1000/s, burst 100 for one CPU, 1000 connections in their first request, taken after accept); adaptive, after accept: the adaptive rate (target delay 20 ms) with connections accepted at once and waiting in the gateway (`PaceAccept=false`); adaptive rate alone, paced accept: the same rate applied to accept, connections waiting in the kernel's listen queue (`AcceptWindow=0`, the defaults before the accept window); defaults: the same, and a new connection let in whenever one of the 64 per CPU in their first request is answered (the accept window), the rate admitting the rest; nginx: 1.22, one worker, upstream keep-alive.\n")
     command = (settings + " " if settings else "") + f"bench/storm.sh {existing} {storm} {rounds}"
     f.write(f"Generated {datetime.datetime.now(datetime.timezone.utc):%Y-%m-%d %H:%M} UTC by `{command}` on {os.cpu_count()} CPUs.\n\n")
-    names = {"off": "off", "fixed": "fixed (old defaults)", "unpaced": "adaptive, after accept", "rate": "adaptive rate alone, paced accept", "adaptive": "accept window and adaptive rate (defaults)", "nginx": "nginx"}
+    names = {"off": "off", "fixed": "fixed (old defaults)", "unpaced": "adaptive, after accept", "rate": "adaptive rate alone, paced accept", "adaptive": "accept window and adaptive rate (defaults)", "aot": "the defaults, native AOT build", "nginx": "nginx"}
     modes = [m for m in names if any(r["mode"] == m for r in rows)]  # MODES may have run only some
     ratio = "adaptive" in modes and "nginx" in modes
     f.write("| measure | " + " | ".join(names[m] for m in modes) + (" | defaults vs nginx" if ratio else "") + " |\n")
@@ -184,6 +190,10 @@ with open(out, "w") as f:
         pairs = list(zip(by_round("adaptive", "stormServedSeconds"), by_round("nginx", "stormServedSeconds")))
         if pairs and all(n for _, n in pairs):
             f.write(f"- defaults against nginx, the median of the rounds' ratios of the time served: {statistics.median(a / n for a, n in pairs):.2f}x\n")
+    if "aot" in modes and "nginx" in modes:
+        pairs = list(zip(by_round("aot", "stormServedSeconds"), by_round("nginx", "stormServedSeconds")))
+        if pairs and all(n for _, n in pairs):
+            f.write(f"- the native AOT build against nginx, the same: {statistics.median(a / n for a, n in pairs):.2f}x\n")
     f.write(f"\nRaw results: one JSON line per run in `{sys.argv[1]}` (not committed).\n")
 print(open(out).read())
 PY

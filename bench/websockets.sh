@@ -20,6 +20,7 @@ SECONDS_PER_PHASE=${4:-15}
 PROXY_PORT=8080
 OUT=bench/results/websockets.md
 RAW=bench/results/raw
+[ -n "${GATEWAY_EXE:-}" ] && OUT=$RAW/websockets-aot.md # a native AOT build (bench/lib.sh): an experiment, not the results
 mkdir -p "$RAW"
 # Every proxied WebSocket is two sockets in the gateway; raise the limit (root may).
 ulimit -n 1048576 2>/dev/null || ulimit -n "$(ulimit -Hn)"

@@ -27,6 +27,7 @@ SECOND_WAVE_CONTENDERS=${SECOND_WAVE_CONTENDERS:-Backpressure,nginx}
 PROXY_PORT=8080
 OUT=bench/results/ws-slow-readers.md
 RAW=bench/results/raw
+[ -n "${GATEWAY_EXE:-}" ] && OUT=$RAW/ws-slow-readers-aot.md # a native AOT build (bench/lib.sh): an experiment, not the results
 mkdir -p "$RAW"
 
 source bench/lib.sh
