@@ -32,7 +32,11 @@ internal sealed partial class GatewayKestrelSetup(IConfiguration configuration, 
         // that does not convert, or one out of Kestrel's range, is left out (this runs while the host is built, where the
         // binder's exception would end the start with a stack trace); Validate lists every such value at start-up.
         var limits = configuration.GetSection(LimitsSection);
-        var bindable = Configuration.OptionsBindingErrors.Find<KestrelServerLimits>(limits, []).Count == 0 && !LimitRangeErrors(limits).Any();
+        // The data rates too: the binder builds a MinDataRate through its constructor, and a BytesPerSecond or GracePeriod
+        // that does not convert ended the start with an unhandled exception when it was the only bad value.
+        var bindable = Configuration.OptionsBindingErrors.Find<KestrelServerLimits>(limits, []).Count == 0 && !LimitRangeErrors(limits).Any()
+            && !DataRateErrors(limits.GetSection(nameof(KestrelServerLimits.MinRequestBodyDataRate))).Any()
+            && !DataRateErrors(limits.GetSection(nameof(KestrelServerLimits.MinResponseDataRate))).Any();
         if (bindable)
         {
             limits.Bind(options.Limits);

@@ -163,4 +163,23 @@ public class KestrelLimitsTests
         Assert.Contains(ex.Errors, e => e.Key == "Kestrel:Limits:MinRequestBodyDataRate:GracePeriod" && e.Message.Contains("more than 1 s", StringComparison.Ordinal));
         Assert.Contains(ex.Errors, e => e.Key == "Kestrel:Limits:MinResponseDataRate:BytesPerSecond" && e.Message.Contains("got 'fast'", StringComparison.Ordinal));
     }
+
+    [Theory]
+    [InlineData("MinRequestBodyDataRate", "BytesPerSecond", "fast")]
+    [InlineData("MinResponseDataRate", "BytesPerSecond", "fast")]
+    [InlineData("MinRequestBodyDataRate", "GracePeriod", "soon")]
+    public async Task ADataRateValueThatDoesNotConvert_Alone_IsListed_NotAnUnhandledException(string rate, string key, string value)
+    {
+        // With another bad limit beside it the limits were not bound, so it was listed; alone, the binder built the data
+        // rate through its constructor, and its conversion error ended the start with a stack trace (exit 134).
+        await using var backend = await TestBackend.StartAsync("a");
+        var config = ProxyConfigJson.CatchAll("RoundRobin", (backend, null));
+        config["Kestrel"] = new JsonObject { ["Limits"] = new JsonObject { [rate] = new JsonObject { [key] = value } } };
+
+        var ex = await Assert.ThrowsAsync<GatewayConfigurationException>(() => GatewayUnderTest.StartAsync(config));
+
+        var error = Assert.Single(ex.Errors);
+        Assert.Equal($"Kestrel:Limits:{rate}:{key}", error.Key);
+        Assert.Contains($"got '{value}'", error.Message, StringComparison.Ordinal);
+    }
 }
