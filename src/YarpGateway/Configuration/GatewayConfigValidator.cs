@@ -254,8 +254,8 @@ internal sealed class GatewayConfigValidator(IConfigValidator yarpValidator, IEn
         var match = route.Match;
         static string Set(IEnumerable<string>? values) => values is null ? string.Empty
             : string.Join(",", values.Select(v => v.ToLowerInvariant()).Distinct(StringComparer.Ordinal).Order(StringComparer.Ordinal));
-        var headers = match.Headers is null ? string.Empty : string.Join(";", match.Headers.Select(h => $"{h.Name.ToLowerInvariant()}|{h.Mode}|{h.IsCaseSensitive}|{Set(h.Values)}").Order(StringComparer.Ordinal));
-        var query = match.QueryParameters is null ? string.Empty : string.Join(";", match.QueryParameters.Select(q => $"{q.Name.ToLowerInvariant()}|{q.Mode}|{q.IsCaseSensitive}|{Set(q.Values)}").Order(StringComparer.Ordinal));
+        var headers = match.Headers is null ? string.Empty : string.Join(";", match.Headers.Select(h => $"{h.Name?.ToLowerInvariant()}|{h.Mode}|{h.IsCaseSensitive}|{Set(h.Values)}").Order(StringComparer.Ordinal));
+        var query = match.QueryParameters is null ? string.Empty : string.Join(";", match.QueryParameters.Select(q => $"{q.Name?.ToLowerInvariant()}|{q.Mode}|{q.IsCaseSensitive}|{Set(q.Values)}").Order(StringComparer.Ordinal));
         return string.Join("\n", PathShape(match.Path), headers, query, route.Order?.ToString(System.Globalization.CultureInfo.InvariantCulture) ?? "0");
     }
 

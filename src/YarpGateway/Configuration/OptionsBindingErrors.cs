@@ -101,7 +101,8 @@ internal static class OptionsBindingErrors
             : null;
     }
 
-    private static bool Converts(Type type, string value)
+    /// <summary>Whether the binder converts <paramref name="value"/> to <paramref name="type"/>.</summary>
+    internal static bool Converts(Type type, string value)
     {
         try
         {

@@ -63,11 +63,21 @@ internal static class ProxyConfigReader
             Timeout = Get<TimeSpan?>(section, nameof(RouteConfig.Timeout), errors),
             CorsPolicy = section[nameof(RouteConfig.CorsPolicy)],
             OutputCachePolicy = section[nameof(RouteConfig.OutputCachePolicy)],
-            Match = Get<RouteMatch>(section, nameof(RouteConfig.Match), errors) ?? new RouteMatch(),
+            Match = Get<RouteMatch>(section, nameof(RouteConfig.Match), errors) ?? MatchFallback(section.GetSection(nameof(RouteConfig.Match))),
             Metadata = metadata,
             Transforms = ReadTransforms(section.GetSection(nameof(RouteConfig.Transforms))),
         };
     }
+
+    /// <summary>
+    /// A match that did not read (its errors are listed) as far as its path and hosts, which are text and always read: YARP's
+    /// validation of the route then adds no error of its own ("requires Hosts or Path") for a match that has them.
+    /// </summary>
+    private static RouteMatch MatchFallback(IConfigurationSection match) => new()
+    {
+        Path = match[nameof(RouteMatch.Path)],
+        Hosts = match.GetSection(nameof(RouteMatch.Hosts)).GetChildren().Select(host => host.Value).OfType<string>().ToList() is { Count: > 0 } hosts ? hosts : null,
+    };
 
     private static ClusterConfig ReadCluster(IConfigurationSection section, List<ConfigError> errors) => new()
     {
@@ -199,6 +209,24 @@ internal static class ProxyConfigReader
     private static T? Get<T>(IConfigurationSection section, List<ConfigError> errors)
     {
         if (!section.Exists())
+        {
+            return default;
+        }
+
+        // The binder drops an item of a list whose value does not convert, without a word: a route header match with a
+        // Mode of "Exactly" was gone, and the route matched every request whatever its headers. Each such value is an
+        // error, as a scalar's is.
+        var before = errors.Count;
+        foreach (var (key, value) in section.AsEnumerable(makePathsRelative: true))
+        {
+            if (value is not null && key.Length > 0
+                && OptionsBindingErrors.ValueType(typeof(T), key.Split(ConfigurationPath.KeyDelimiter)) is { } type && !OptionsBindingErrors.Converts(type, value))
+            {
+                errors.Add(new ConfigError(ConfigurationPath.Combine(section.Path, key), $"'{value}' is not {ExpectedValue.Describe(type)}."));
+            }
+        }
+
+        if (errors.Count > before)
         {
             return default;
         }

@@ -419,6 +419,10 @@ public class GatewayConfigValidatorTests
     [InlineData("""{ "Path": "/x", "Headers": [ { "Name": "X-Tenant", "Values": [ "a" ] } ] }""", null, null)]
     [InlineData("""{ "Path": "/x/{id}/{id}" }""", "Match:Path", "'id' appears more than one time")]
     [InlineData("""{ "Path": "/x/{*rest}/y" }""", "Match:Path", "catch-all")]
+    // A list item with a value that does not convert was dropped by the binder without a word: the header or query
+    // condition was gone, and the route matched every request to its path whatever its headers.
+    [InlineData("""{ "Path": "/x", "Headers": [ { "Name": "X-Tenant", "Values": [ "a" ], "Mode": "Exactly" } ] }""", "Match:Headers:0:Mode", "'Exactly' is not one of ExactHeader, HeaderPrefix")]
+    [InlineData("""{ "Path": "/x", "QueryParameters": [ { "Name": "q", "Values": [ "a" ], "IsCaseSensitive": "yes" } ] }""", "Match:QueryParameters:0:IsCaseSensitive", "'yes' is not true or false")]
     public async Task AMatchNoRequestCanMeet_IsAnError_WithItsReason(string match, string? key, string? text)
     {
         var errors = await ValidateAsync($$"""
@@ -426,6 +430,20 @@ public class GatewayConfigValidatorTests
           "Clusters": { "c": { "Destinations": { "d": { "Address": "http://127.0.0.1:1" } } } } } }
         """);
         AssertTheOnlyErrorOrNone(errors, key is not null, "ReverseProxy:Routes:r:" + key, text ?? string.Empty);
+    }
+
+    [Fact]
+    public async Task AHeaderOrQueryMatchWithoutAName_IsListedAsYarpSaysIt_NotAnUnhandledException()
+    {
+        // The check for routes that routing would find ambiguous read each match's name: a header match given only a Mode
+        // ended --check and the start with a NullReferenceException (exit 134).
+        var errors = await ValidateAsync("""
+        { "ReverseProxy": { "Routes": { "r": { "ClusterId": "c", "Match": { "Path": "/x", "Headers": [ { "Mode": "ExactHeader" } ], "QueryParameters": [ { "Mode": "Exact" } ] } } },
+          "Clusters": { "c": { "Destinations": { "d": { "Address": "http://127.0.0.1:1" } } } } } }
+        """);
+
+        Assert.Contains(errors, e => e.Key == "ReverseProxy:Routes:r" && e.Message.Contains("null or empty route header name", StringComparison.Ordinal));
+        Assert.Contains(errors, e => e.Key == "ReverseProxy:Routes:r" && e.Message.Contains("null or empty route query parameter name", StringComparison.Ordinal));
     }
 
     [Fact]
