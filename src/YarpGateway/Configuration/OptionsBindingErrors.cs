@@ -101,18 +101,40 @@ internal static class OptionsBindingErrors
             : null;
     }
 
-    /// <summary>Whether the binder converts <paramref name="value"/> to <paramref name="type"/>.</summary>
+    /// <summary>
+    /// Whether the binder converts <paramref name="value"/> to <paramref name="type"/>, and, for an enum, to one of its
+    /// values: the binder takes any number for an enum (a cluster's <c>VersionPolicy</c> of <c>-1</c> or <c>7</c> passed,
+    /// and every request to the cluster got 502).
+    /// </summary>
     internal static bool Converts(Type type, string value)
     {
         try
         {
             // The binder's own conversion, so that what is reported here is exactly what fails there.
-            _ = new ConfigurationBuilder().AddInMemoryCollection([new("v", value)]).Build().GetValue(type, "v");
-            return true;
+            var converted = new ConfigurationBuilder().AddInMemoryCollection([new("v", value)]).Build().GetValue(type, "v");
+            return converted is not Enum member || IsMember(member);
         }
         catch (InvalidOperationException)
         {
             return false;
         }
+    }
+
+    /// <summary>A named value, or for a <c>[Flags]</c> enum a combination of named bits.</summary>
+    private static bool IsMember(Enum value)
+    {
+        var type = value.GetType();
+        if (Enum.IsDefined(type, value))
+        {
+            return true;
+        }
+
+        if (!type.IsDefined(typeof(FlagsAttribute), inherit: false))
+        {
+            return false;
+        }
+
+        var named = Enum.GetValues(type).Cast<Enum>().Aggregate(0L, (bits, flag) => bits | Convert.ToInt64(flag, System.Globalization.CultureInfo.InvariantCulture));
+        return (Convert.ToInt64(value, System.Globalization.CultureInfo.InvariantCulture) & ~named) == 0;
     }
 }

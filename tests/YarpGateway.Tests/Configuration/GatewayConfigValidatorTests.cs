@@ -432,6 +432,20 @@ public class GatewayConfigValidatorTests
         AssertTheOnlyErrorOrNone(errors, key is not null, "ReverseProxy:Routes:r:" + key, text ?? string.Empty);
     }
 
+    [Theory]
+    // The binder takes any number for an enum: -1 and 7 passed, and every request to the cluster got 502 (tried).
+    [InlineData("-1", true)]
+    [InlineData("7", true)]
+    [InlineData("2", false)]
+    [InlineData("RequestVersionOrLower", false)]
+    public async Task AVersionPolicyThatIsNoneOfItsValues_IsAnError(string policy, bool refused)
+    {
+        var errors = await ValidateAsync($$"""
+        { "ReverseProxy": { "Clusters": { "c": { "HttpRequest": { "VersionPolicy": "{{policy}}" }, "Destinations": { "d": { "Address": "http://127.0.0.1:1" } } } } } }
+        """);
+        AssertTheOnlyErrorOrNone(errors, refused, "ReverseProxy:Clusters:c:HttpRequest:VersionPolicy", $"'{policy}' is not one of RequestVersionOrLower, RequestVersionOrHigher, RequestVersionExact.");
+    }
+
     [Fact]
     public async Task AHeaderOrQueryMatchWithoutAName_IsListedAsYarpSaysIt_NotAnUnhandledException()
     {

@@ -36,6 +36,20 @@ public class OptionsBindingErrorsTests
         Assert.Equal(4, errors.Count);
     }
 
+    [Theory]
+    // The binder takes any number for an enum: a cluster's VersionPolicy of -1 passed, and every request to it got 502.
+    [InlineData(typeof(System.Net.Http.HttpVersionPolicy), "-1", false)]
+    [InlineData(typeof(System.Net.Http.HttpVersionPolicy), "7", false)]
+    [InlineData(typeof(System.Net.Http.HttpVersionPolicy), "2", true)] // RequestVersionExact, by its number
+    [InlineData(typeof(System.Net.Http.HttpVersionPolicy), "RequestVersionExact", true)]
+    [InlineData(typeof(System.Net.Http.HttpVersionPolicy?), "-1", false)]
+    [InlineData(typeof(System.Security.Authentication.SslProtocols), "Tls12, Tls13", true)] // [Flags]: a combination of named bits
+    [InlineData(typeof(System.Security.Authentication.SslProtocols), "1", false)] // a bit no name has
+    [InlineData(typeof(int), "12", true)]
+    [InlineData(typeof(int), "twelve", false)]
+    public void Converts_AnEnumOnlyToOneOfItsValues(Type type, string value, bool converts)
+        => Assert.Equal(converts, OptionsBindingErrors.Converts(type, value));
+
     [Fact]
     public void NestedArrayAndNullableValues_AreCheckedWhereTheyBind()
     {
