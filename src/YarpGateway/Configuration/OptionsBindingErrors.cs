@@ -52,11 +52,14 @@ internal static class OptionsBindingErrors
             return errors; // something this walk does not model; the conversion errors still stand
         }
 
+        // Not a validator's word on a value already reported: it saw the default in its place ("PermitLimit: 'x' is not a
+        // whole number" needs no "PermitLimit must be at least 1; got 0" after it).
+        var unconverted = errors.Select(error => error.Key).ToHashSet(StringComparer.OrdinalIgnoreCase);
         foreach (var validator in validators)
         {
             if (validator.Validate(Options.DefaultName, rest) is { Failed: true, Failures: { } failures })
             {
-                errors.AddRange(failures.Select(failure => ConfigError.FromFailure(section.Path, failure)));
+                errors.AddRange(failures.Select(failure => ConfigError.FromFailure(section.Path, failure)).Where(error => !unconverted.Contains(error.Key)));
             }
         }
 

@@ -43,6 +43,17 @@ internal sealed class StartupChecks(IServiceProvider services, IConfiguration co
     private static void CheckOptions<TOptions>(IServiceProvider services, IConfiguration configuration, string section, List<ConfigError> errors)
         where TOptions : class, new()
     {
+        // First every value that does not convert, with the section's other errors: the binder stops at the first one,
+        // and drops an entry of a map or a list that holds one without a word (a rate-limit policy with "PermitLimit":
+        // "x" was gone, and a route naming it read "'p' is not a policy ... (none are defined)"; named by no route, it
+        // passed). A reload refuses the same values (ReloadableOptions).
+        var found = OptionsBindingErrors.Find(configuration.GetSection(section), services.GetServices<IValidateOptions<TOptions>>());
+        if (found.Count > 0)
+        {
+            errors.AddRange(found);
+            return;
+        }
+
         try
         {
             // The factory, not IOptions<T>: that keeps the value it first built, and a reload's check needs the file's.
@@ -54,10 +65,7 @@ internal sealed class StartupChecks(IServiceProvider services, IConfiguration co
         }
         catch (InvalidOperationException ex)
         {
-            // A value that does not convert stops the binder; list every such value and the
-            // section's other errors rather than only the first.
-            var found = OptionsBindingErrors.Find(configuration.GetSection(section), services.GetServices<IValidateOptions<TOptions>>());
-            errors.AddRange(found.Count > 0 ? found : [new ConfigError(section, ex.Message)]);
+            errors.Add(new ConfigError(section, ex.Message)); // something the walk above does not model
         }
     }
 }

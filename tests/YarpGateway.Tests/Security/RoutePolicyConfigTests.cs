@@ -29,6 +29,25 @@ public class RoutePolicyConfigTests
     }
 
     [Fact]
+    public async Task APolicyValueThatDoesNotConvert_IsListedAtStart_NotThePolicyDroppedWithoutAWord()
+    {
+        // The binder dropped a policy holding a value it could not convert: named by no route, the start said nothing;
+        // named by one, the error was "'p' is not a policy ... (none are defined)" beside a file that defines it.
+        await using var backend = await TestBackend.StartAsync("a");
+        var config = ProxyConfigJson.CatchAll("RoundRobin", (backend, null));
+        config["Gateway"] = JsonNode.Parse("""
+        { "RateLimiting": { "Policies": { "p": { "Kind": "FixedWindow", "PermitLimit": "1e3", "Window": "00:00:01" } } },
+          "OutputCache": { "Policies": { "c": { "Duration": "1 minute" } } } }
+        """);
+
+        var ex = await Assert.ThrowsAsync<GatewayConfigurationException>(() => GatewayUnderTest.StartAsync(config));
+
+        Assert.Contains(ex.Errors, e => e.Key == "Gateway:OutputCache:Policies:c:Duration" && e.Message.Contains("'1 minute' is not a time span", StringComparison.Ordinal));
+        Assert.Contains(ex.Errors, e => e.Key == "Gateway:RateLimiting:Policies:p:PermitLimit" && e.Message.Contains("'1e3' is not a whole number", StringComparison.Ordinal));
+        Assert.Equal(2, ex.Errors.Count); // and no "must be at least 1; got 0" for the default in the bad value's place
+    }
+
+    [Fact]
     public async Task AnonymousAuthorization_NeedsNothing_AndServes()
     {
         await using var backend = await TestBackend.StartAsync("a");
