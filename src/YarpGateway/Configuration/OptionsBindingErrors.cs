@@ -137,7 +137,12 @@ internal static class OptionsBindingErrors
             return false;
         }
 
-        var named = Enum.GetValues(type).Cast<Enum>().Aggregate(0L, (bits, flag) => bits | Convert.ToInt64(flag, System.Globalization.CultureInfo.InvariantCulture));
-        return (Convert.ToInt64(value, System.Globalization.CultureInfo.InvariantCulture) & ~named) == 0;
+        var named = Enum.GetValues(type).Cast<Enum>().Aggregate(0UL, (bits, flag) => bits | Bits(flag));
+        return (Bits(value) & ~named) == 0;
+
+        // As unsigned bits whatever the underlying type (a negative value of a signed one, or past long's range of a ulong one).
+        static ulong Bits(Enum value) => Type.GetTypeCode(Enum.GetUnderlyingType(value.GetType())) is TypeCode.UInt64
+            ? Convert.ToUInt64(value, System.Globalization.CultureInfo.InvariantCulture)
+            : unchecked((ulong)Convert.ToInt64(value, System.Globalization.CultureInfo.InvariantCulture));
     }
 }
