@@ -19,24 +19,8 @@ internal static class OptionsBindingErrors
     public static List<ConfigError> Find<TOptions>(IConfigurationSection section, IEnumerable<IValidateOptions<TOptions>> validators)
         where TOptions : class, new()
     {
-        var errors = new List<ConfigError>();
         var convertible = new List<KeyValuePair<string, string?>>();
-        foreach (var (key, value) in section.AsEnumerable(makePathsRelative: true))
-        {
-            if (value is null || key.Length == 0)
-            {
-                continue; // a section, not a value
-            }
-
-            if (ValueType(typeof(TOptions), key.Split(ConfigurationPath.KeyDelimiter)) is { } type && !Converts(type, value))
-            {
-                errors.Add(new ConfigError(ConfigurationPath.Combine(section.Path, key), $"'{value}' is not {ExpectedValue.Describe(type)}."));
-                continue;
-            }
-
-            convertible.Add(new(key, value));
-        }
-
+        var errors = Unconvertible(typeof(TOptions), section, convertible);
         if (errors.Count == 0)
         {
             return errors;
@@ -60,6 +44,34 @@ internal static class OptionsBindingErrors
             if (validator.Validate(Options.DefaultName, rest) is { Failed: true, Failures: { } failures })
             {
                 errors.AddRange(failures.Select(failure => ConfigError.FromFailure(section.Path, failure)).Where(error => !unconverted.Contains(error.Key)));
+            }
+        }
+
+        return errors;
+    }
+
+    /// <summary>
+    /// One error per value under <paramref name="section"/> that does not convert to what it binds to in
+    /// <paramref name="root"/>, and for the section's own value when it is one (a scalar read as <paramref name="root"/>);
+    /// the values that do convert are added to <paramref name="convertible"/>, by their relative keys, when it is given.
+    /// </summary>
+    internal static List<ConfigError> Unconvertible(Type root, IConfigurationSection section, List<KeyValuePair<string, string?>>? convertible = null)
+    {
+        var errors = new List<ConfigError>();
+        foreach (var (key, value) in section.AsEnumerable(makePathsRelative: true).Prepend(new(string.Empty, section.Value))) // relative paths leave the section's own value out
+        {
+            if (value is null)
+            {
+                continue; // a section, not a value
+            }
+
+            if (ValueType(root, key.Length == 0 ? [] : key.Split(ConfigurationPath.KeyDelimiter)) is { } type && !Converts(type, value))
+            {
+                errors.Add(new ConfigError(key.Length == 0 ? section.Path : ConfigurationPath.Combine(section.Path, key), $"'{value}' is not {ExpectedValue.Describe(type)}."));
+            }
+            else if (key.Length > 0)
+            {
+                convertible?.Add(new(key, value));
             }
         }
 

@@ -216,18 +216,9 @@ internal static class ProxyConfigReader
         // The binder drops an item of a list whose value does not convert, without a word: a route header match with a
         // Mode of "Exactly" was gone, and the route matched every request whatever its headers. And it takes any number
         // for an enum. Each such value, the section's own included, is an error.
-        var before = errors.Count;
-        foreach (var (key, value) in section.AsEnumerable(makePathsRelative: true).Prepend(new(string.Empty, section.Value))) // relative paths leave the section's own value out
+        if (OptionsBindingErrors.Unconvertible(typeof(T), section) is { Count: > 0 } unconvertible)
         {
-            if (value is not null
-                && OptionsBindingErrors.ValueType(typeof(T), key.Length == 0 ? [] : key.Split(ConfigurationPath.KeyDelimiter)) is { } type && !OptionsBindingErrors.Converts(type, value))
-            {
-                errors.Add(new ConfigError(key.Length == 0 ? section.Path : ConfigurationPath.Combine(section.Path, key), $"'{value}' is not {ExpectedValue.Describe(type)}."));
-            }
-        }
-
-        if (errors.Count > before)
-        {
+            errors.AddRange(unconvertible);
             return default;
         }
 
