@@ -32,11 +32,10 @@ internal sealed partial class GatewayKestrelSetup(IConfiguration configuration, 
         // that does not convert, or one out of Kestrel's range, is left out (this runs while the host is built, where the
         // binder's exception would end the start with a stack trace); Validate lists every such value at start-up.
         var limits = configuration.GetSection(LimitsSection);
-        // The data rates too: the binder builds a MinDataRate through its constructor, and a BytesPerSecond or GracePeriod
-        // that does not convert ended the start with an unhandled exception when it was the only bad value.
-        var bindable = Configuration.OptionsBindingErrors.Find<KestrelServerLimits>(limits, []).Count == 0 && !LimitRangeErrors(limits).Any()
-            && !DataRateErrors(limits.GetSection(nameof(KestrelServerLimits.MinRequestBodyDataRate))).Any()
-            && !DataRateErrors(limits.GetSection(nameof(KestrelServerLimits.MinResponseDataRate))).Any();
+        // Every check Validate makes of them, the data rates' included: the binder builds a MinDataRate through its
+        // constructor, and a BytesPerSecond or GracePeriod that does not convert ended the start with an unhandled exception
+        // when it was the only bad value.
+        var bindable = !LimitsErrors(limits).Any();
         if (bindable)
         {
             limits.Bind(options.Limits);
@@ -163,6 +162,13 @@ internal sealed partial class GatewayKestrelSetup(IConfiguration configuration, 
     }
 
     // Kestrel checks the rates once a second, and refuses a grace period of a second or less.
+    /// <summary>Every <c>Kestrel:Limits</c> value that does not convert, a data rate that is not one, and a limit out of Kestrel's range.</summary>
+    private static IEnumerable<Configuration.ConfigError> LimitsErrors(IConfigurationSection limits)
+        => Configuration.OptionsBindingErrors.Find<KestrelServerLimits>(limits, [])
+            .Concat(DataRateErrors(limits.GetSection(nameof(KestrelServerLimits.MinRequestBodyDataRate))))
+            .Concat(DataRateErrors(limits.GetSection(nameof(KestrelServerLimits.MinResponseDataRate))))
+            .Concat(LimitRangeErrors(limits));
+
     private static IEnumerable<Configuration.ConfigError> DataRateErrors(IConfigurationSection section)
     {
         var bytes = section[nameof(MinDataRate.BytesPerSecond)];
@@ -186,20 +192,7 @@ internal sealed partial class GatewayKestrelSetup(IConfiguration configuration, 
     public static IEnumerable<Configuration.ConfigError> Validate(IConfiguration configuration)
     {
         var limits = configuration.GetSection(LimitsSection);
-        foreach (var error in Configuration.OptionsBindingErrors.Find<KestrelServerLimits>(limits, []))
-        {
-            yield return error;
-        }
-
-        foreach (var rate in new[] { nameof(KestrelServerLimits.MinRequestBodyDataRate), nameof(KestrelServerLimits.MinResponseDataRate) })
-        {
-            foreach (var error in DataRateErrors(limits.GetSection(rate)))
-            {
-                yield return error;
-            }
-        }
-
-        foreach (var error in LimitRangeErrors(limits))
+        foreach (var error in LimitsErrors(limits))
         {
             yield return error;
         }
