@@ -51,10 +51,13 @@ internal sealed class SchedulerDelayProbe : IHostedService, IDisposable
 
     private void Run()
     {
-        while (!_stop.Wait(_options.Current.SchedulerProbeInterval))
+        // The first sample at start, not an interval later: a scrape as soon as the gateway listens has the series that
+        // the dashboard and the alerts query (a native AOT build started and served a request within the first 100 ms).
+        do
         {
             Probe();
         }
+        while (!_stop.Wait(_options.Current.SchedulerProbeInterval));
     }
 
     /// <summary>The 99th percentile of the recent samples (about the last <c>256 × interval</c>), in seconds.</summary>

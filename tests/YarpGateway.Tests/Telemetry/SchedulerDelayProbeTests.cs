@@ -35,13 +35,33 @@ public class SchedulerDelayProbeTests
         // A probe interval longer than liveness's 5 s limit must not look like a wedged scheduler.
         var clock = new FakeTimeProvider();
         using var options = ProbeOptions("00:00:08");
-        using var probe = new SchedulerDelayProbe(new SchedulerMetrics(new TestMeterFactory()), clock, options);
+        var metrics = new SchedulerMetrics(new TestMeterFactory());
+        using var probe = new SchedulerDelayProbe(metrics, clock, options);
+        using var sampled = FirstSample(metrics);
         await probe.StartAsync(CancellationToken.None);
+        await sampled.Recorded.WaitAsync(TimeSpan.FromSeconds(10)); // the sample taken at start, before the clock moves
 
         clock.Advance(TimeSpan.FromSeconds(7)); // within the interval: on time
         Assert.Equal(TimeSpan.Zero, probe.SinceLastRun());
         clock.Advance(TimeSpan.FromSeconds(3)); // 10 s: 2 s late
         Assert.Equal(TimeSpan.FromSeconds(2), probe.SinceLastRun());
+        await probe.StopAsync(CancellationToken.None);
+    }
+
+    [Fact]
+    public async Task FirstSample_IsTakenAtStart_NotAnIntervalLater()
+    {
+        // A scrape as soon as the gateway listens had no gateway_scheduler_delay_seconds series, which the dashboard and
+        // the alerts query: a native AOT build started and served its first request within the first 100 ms interval.
+        using var options = ProbeOptions("01:00:00");
+        var metrics = new SchedulerMetrics(new TestMeterFactory());
+        using var probe = new SchedulerDelayProbe(metrics, TimeProvider.System, options);
+        using var sampled = FirstSample(metrics);
+        await probe.StartAsync(CancellationToken.None);
+
+        var first = await sampled.Recorded.WaitAsync(TimeSpan.FromSeconds(10));
+
+        Assert.InRange(first, 0, 10);
         await probe.StopAsync(CancellationToken.None);
     }
 
@@ -91,6 +111,30 @@ public class SchedulerDelayProbeTests
     }
 
     private static TimeSpan Max(params TimeSpan[] values) => values.Max();
+
+    /// <summary>Completes with the first delay <paramref name="metrics"/> records.</summary>
+    private static Sample FirstSample(SchedulerMetrics metrics)
+    {
+        var recorded = new TaskCompletionSource<double>(TaskCreationOptions.RunContinuationsAsynchronously);
+        var listener = new System.Diagnostics.Metrics.MeterListener
+        {
+            InstrumentPublished = (instrument, l) =>
+            {
+                if (ReferenceEquals(instrument, metrics.Delay))
+                {
+                    l.EnableMeasurementEvents(instrument);
+                }
+            },
+        };
+        listener.SetMeasurementEventCallback<double>((_, value, _, _) => recorded.TrySetResult(value));
+        listener.Start();
+        return new Sample(listener, recorded.Task);
+    }
+
+    private sealed record Sample(System.Diagnostics.Metrics.MeterListener Listener, Task<double> Recorded) : IDisposable
+    {
+        public void Dispose() => Listener.Dispose();
+    }
 
     private sealed class TestMeterFactory : System.Diagnostics.Metrics.IMeterFactory
     {
