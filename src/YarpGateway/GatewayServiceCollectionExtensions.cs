@@ -32,10 +32,24 @@ internal static class GatewayServiceCollectionExtensions
 {
     /// <summary>Every <c>Gateway:*</c> options section, for <see cref="UnknownSettings"/>.</summary>
     internal static readonly UnknownSettings.Schema SettingsSchema = new(
-        typeof(AdmissionOptions), typeof(GatewayAuthorizationOptions), typeof(GatewayCorsOptions), typeof(DemoBackendsOptions),
-        typeof(DiscoveryOptions), typeof(GatewayForwardedHeadersOptions), typeof(HealthOptions), typeof(Http2Options),
-        typeof(MemoryOptions), typeof(GatewayOutputCacheOptions), typeof(ProxyProtocolOptions), typeof(GatewayRateLimitingOptions), typeof(RequestFilteringOptions), typeof(ResilienceOptions), typeof(ShutdownOptions),
-        typeof(TelemetryOptions), typeof(TransportOptions), typeof(WebSocketProxyOptions));
+        GatewaySection.Of<AdmissionOptions>(AdmissionOptions.SectionName),
+        GatewaySection.Of<GatewayAuthorizationOptions>(GatewayAuthorizationOptions.SectionName),
+        GatewaySection.Of<GatewayCorsOptions>(GatewayCorsOptions.SectionName),
+        GatewaySection.Of<DemoBackendsOptions>(DemoBackendsOptions.SectionName),
+        GatewaySection.Of<DiscoveryOptions>(DiscoveryOptions.SectionName),
+        GatewaySection.Of<GatewayForwardedHeadersOptions>(GatewayForwardedHeadersOptions.SectionName),
+        GatewaySection.Of<HealthOptions>(HealthOptions.SectionName),
+        GatewaySection.Of<Http2Options>(Http2Options.SectionName),
+        GatewaySection.Of<MemoryOptions>(MemoryOptions.SectionName),
+        GatewaySection.Of<GatewayOutputCacheOptions>(GatewayOutputCacheOptions.SectionName),
+        GatewaySection.Of<ProxyProtocolOptions>(ProxyProtocolOptions.SectionName),
+        GatewaySection.Of<GatewayRateLimitingOptions>(GatewayRateLimitingOptions.SectionName),
+        GatewaySection.Of<RequestFilteringOptions>(RequestFilteringOptions.SectionName),
+        GatewaySection.Of<ResilienceOptions>(ResilienceOptions.SectionName),
+        GatewaySection.Of<ShutdownOptions>(ShutdownOptions.SectionName),
+        GatewaySection.Of<TelemetryOptions>(TelemetryOptions.SectionName),
+        GatewaySection.Of<TransportOptions>(TransportOptions.SectionName),
+        GatewaySection.Of<WebSocketProxyOptions>(WebSocketProxyOptions.SectionName));
 
     public static WebApplicationBuilder AddGateway(this WebApplicationBuilder builder)
     {
@@ -106,10 +120,9 @@ internal static class GatewayServiceCollectionExtensions
         services.AddSingleton<RestartCheck>();
         services.AddSingleton(sp => ActivatorUtilities.CreateInstance<StartupOnlySections>(sp, (Func<List<ConfigError>>)sp.GetRequiredService<StartupChecks>().Find));
         services.AddSingleton(SettingsSchema);
-        foreach (var (section, type) in SettingsSchema.GatewaySections)
+        foreach (var section in SettingsSchema.Sections)
         {
-            // No time longer than a timer takes, in any section (a longer one stopped the gateway with an unhandled exception).
-            services.AddSingleton(typeof(IValidateOptions<>).MakeGenericType(type), Activator.CreateInstance(typeof(TimeSpanRangeValidator<>).MakeGenericType(type), section)!);
+            section.AddTimeSpanRangeValidator(services);
         }
         services.AddSingleton<UnknownSettings>();
 

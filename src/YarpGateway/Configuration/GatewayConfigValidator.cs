@@ -314,6 +314,7 @@ internal sealed class GatewayConfigValidator(IConfigValidator yarpValidator, IEn
     /// ASP.NET Core's route table took no later configuration either until a restart (tried: a good reload after it was
     /// logged as applied and never served).
     /// </summary>
+    [System.Diagnostics.CodeAnalysis.UnconditionalSuppressMessage("Trimming", "IL2026", Justification = "Only the constraints' names are read, for an error message.")]
     private void ValidatePathPolicies(RouteConfig route, string key, List<ConfigError> errors)
     {
         if (string.IsNullOrEmpty(route.Match.Path))

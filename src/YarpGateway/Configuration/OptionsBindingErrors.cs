@@ -1,5 +1,6 @@
 using System.Collections;
 using System.ComponentModel;
+using System.Diagnostics.CodeAnalysis;
 using System.Reflection;
 using Microsoft.Extensions.Options;
 
@@ -16,6 +17,8 @@ internal static class OptionsBindingErrors
     /// One error per value that does not convert, keyed by its full path; then the validators'
     /// errors for the section bound without those values. Empty when every value converts.
     /// </summary>
+    [UnconditionalSuppressMessage("Trimming", "IL2026", Justification = KeptForReflection.Justification)]
+    [UnconditionalSuppressMessage("AOT", "IL3050", Justification = KeptForReflection.Justification)]
     public static List<ConfigError> Find<TOptions>(IConfigurationSection section, IEnumerable<IValidateOptions<TOptions>> validators)
         where TOptions : class, new()
     {
@@ -79,6 +82,11 @@ internal static class OptionsBindingErrors
     }
 
     /// <summary>The type a key's value binds to, or null when the binder ignores the key or it is not a plain value.</summary>
+    [UnconditionalSuppressMessage("Trimming", "IL2026", Justification = KeptForReflection.Justification)]
+    [UnconditionalSuppressMessage("Trimming", "IL2067", Justification = KeptForReflection.Justification)]
+    [UnconditionalSuppressMessage("Trimming", "IL2070", Justification = KeptForReflection.Justification)]
+    [UnconditionalSuppressMessage("Trimming", "IL2072", Justification = KeptForReflection.Justification)]
+    [UnconditionalSuppressMessage("Trimming", "IL2075", Justification = KeptForReflection.Justification)]
     internal static Type? ValueType(Type root, IEnumerable<string> path)
     {
         var type = root;
@@ -121,6 +129,7 @@ internal static class OptionsBindingErrors
     /// values: the binder takes any number for an enum (a cluster's <c>VersionPolicy</c> of <c>-1</c> or <c>7</c> passed,
     /// and every request to the cluster got 502).
     /// </summary>
+    [UnconditionalSuppressMessage("Trimming", "IL2026", Justification = KeptForReflection.Justification)]
     internal static bool Converts(Type type, string value)
     {
         try
@@ -149,11 +158,11 @@ internal static class OptionsBindingErrors
             return false;
         }
 
-        var named = Enum.GetValues(type).Cast<Enum>().Aggregate(0UL, (bits, flag) => bits | Bits(flag));
+        var named = Enum.GetValuesAsUnderlyingType(type).Cast<object>().Aggregate(0UL, (bits, flag) => bits | Bits(flag));
         return (Bits(value) & ~named) == 0;
 
         // As unsigned bits whatever the underlying type (a negative value of a signed one, or past long's range of a ulong one).
-        static ulong Bits(Enum value) => Type.GetTypeCode(Enum.GetUnderlyingType(value.GetType())) is TypeCode.UInt64
+        static ulong Bits(object value) => Type.GetTypeCode(value.GetType()) is TypeCode.UInt64 // an enum's code is its underlying type's
             ? Convert.ToUInt64(value, System.Globalization.CultureInfo.InvariantCulture)
             : unchecked((ulong)Convert.ToInt64(value, System.Globalization.CultureInfo.InvariantCulture));
     }

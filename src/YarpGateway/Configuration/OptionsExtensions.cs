@@ -1,3 +1,4 @@
+using System.Diagnostics.CodeAnalysis;
 using Microsoft.Extensions.Options;
 
 namespace YarpGateway.Configuration;
@@ -26,6 +27,8 @@ internal static class OptionsExtensions
     /// validate, the section bound without validation (its own errors are listed apart, and a route
     /// naming a policy that exists should not get a second, misleading error); else a new default.
     /// </summary>
+    [UnconditionalSuppressMessage("Trimming", "IL2026", Justification = KeptForReflection.Justification)]
+    [UnconditionalSuppressMessage("AOT", "IL3050", Justification = KeptForReflection.Justification)]
     public static TOptions ValueOrUnvalidated<TOptions>(this IOptions<TOptions> options, IConfiguration configuration, string section)
         where TOptions : class, new()
     {

@@ -1,3 +1,4 @@
+using System.Diagnostics.CodeAnalysis;
 using System.Security.Authentication;
 using Yarp.ReverseProxy.Configuration;
 using Yarp.ReverseProxy.Forwarder;
@@ -206,6 +207,8 @@ internal static class ProxyConfigReader
     private static T? Get<T>(IConfigurationSection parent, string name, List<ConfigError> errors)
         => Get<T>(parent.GetSection(name), errors);
 
+    [UnconditionalSuppressMessage("Trimming", "IL2026", Justification = KeptForReflection.Justification)]
+    [UnconditionalSuppressMessage("AOT", "IL3050", Justification = KeptForReflection.Justification)]
     private static T? Get<T>(IConfigurationSection section, List<ConfigError> errors)
     {
         if (!section.Exists())

@@ -1,3 +1,4 @@
+using System.Diagnostics.CodeAnalysis;
 using Microsoft.Extensions.Options;
 
 namespace YarpGateway.Configuration;
@@ -10,7 +11,7 @@ internal static class ReloadableOptionsExtensions
     /// <typeparamref name="TValidator"/> (start-up lists every error) and registers
     /// <see cref="ReloadableOptions{TOptions}"/> for reading it on the request path.
     /// </summary>
-    public static IServiceCollection AddReloadableOptions<TOptions, TValidator>(this IServiceCollection services, IConfiguration configuration, string section)
+    public static IServiceCollection AddReloadableOptions<TOptions, [DynamicallyAccessedMembers(DynamicallyAccessedMemberTypes.PublicConstructors)] TValidator>(this IServiceCollection services, IConfiguration configuration, string section)
         where TOptions : class, new()
         where TValidator : class, IValidateOptions<TOptions>
     {
@@ -19,6 +20,8 @@ internal static class ReloadableOptionsExtensions
     }
 
     /// <summary>As above, for options whose only checks are that they bind.</summary>
+    [UnconditionalSuppressMessage("Trimming", "IL2026", Justification = KeptForReflection.Justification)]
+    [UnconditionalSuppressMessage("AOT", "IL3050", Justification = KeptForReflection.Justification)]
     public static IServiceCollection AddReloadableOptions<TOptions>(this IServiceCollection services, IConfiguration configuration, string section)
         where TOptions : class, new()
     {
@@ -32,7 +35,9 @@ internal static class ReloadableOptionsExtensions
     /// validated (start-up lists every error), and reloadable in the policies the gateway started with, but for
     /// <paramref name="readAtStart"/>, a setting of each that takes a restart (<see cref="PolicyKeys.Live"/>).
     /// </summary>
-    public static IServiceCollection AddReloadablePolicyOptions<TOptions, TValidator>(this IServiceCollection services, IConfiguration configuration, string section, Func<TOptions, IEnumerable<string>> policyNames, string? readAtStart = null)
+    [UnconditionalSuppressMessage("Trimming", "IL2026", Justification = KeptForReflection.Justification)]
+    [UnconditionalSuppressMessage("AOT", "IL3050", Justification = KeptForReflection.Justification)]
+    public static IServiceCollection AddReloadablePolicyOptions<TOptions, [DynamicallyAccessedMembers(DynamicallyAccessedMemberTypes.PublicConstructors)] TValidator>(this IServiceCollection services, IConfiguration configuration, string section, Func<TOptions, IEnumerable<string>> policyNames, string? readAtStart = null)
         where TOptions : class, new()
         where TValidator : class, IValidateOptions<TOptions>
     {

@@ -13,18 +13,15 @@ namespace YarpGateway.Configuration;
 /// </summary>
 internal sealed class StartupChecks(IServiceProvider services, IConfiguration configuration, UnknownSettings.Schema schema)
 {
-    private static readonly System.Reflection.MethodInfo CheckOptionsOf = typeof(StartupChecks)
-        .GetMethod(nameof(CheckOptions), System.Reflection.BindingFlags.NonPublic | System.Reflection.BindingFlags.Static)!;
-
     /// <summary>Every error, in the order start-up lists them.</summary>
     public List<ConfigError> Find()
     {
         var errors = new List<ConfigError>(GatewayKestrelSetup.Validate(configuration));
-        foreach (var (section, type) in schema.GatewaySections)
+        foreach (var section in schema.Sections)
         {
             // Every Gateway:* section, from the one list of them: a section left out here started with its defaults,
             // its errors unsaid (Gateway:Memory was).
-            CheckOptionsOf.MakeGenericMethod(type).Invoke(null, [services, configuration, section, errors]);
+            section.Check(services, configuration, errors);
         }
 
         errors.AddRange(Telemetry.LoggingSettings.Find(configuration));
@@ -40,7 +37,7 @@ internal sealed class StartupChecks(IServiceProvider services, IConfiguration co
         return errors;
     }
 
-    private static void CheckOptions<TOptions>(IServiceProvider services, IConfiguration configuration, string section, List<ConfigError> errors)
+    internal static void CheckOptions<TOptions>(IServiceProvider services, IConfiguration configuration, string section, List<ConfigError> errors)
         where TOptions : class, new()
     {
         // First every value that does not convert, with the section's other errors: the binder stops at the first one,

@@ -1,4 +1,5 @@
 using System.Collections;
+using System.Diagnostics.CodeAnalysis;
 using System.Reflection;
 using Microsoft.Extensions.Options;
 
@@ -25,6 +26,7 @@ internal sealed class TimeSpanRangeValidator<TOptions>(string section) : IValida
         return errors.Count == 0 ? ValidateOptionsResult.Success : ValidateOptionsResult.Fail(errors);
     }
 
+    [UnconditionalSuppressMessage("Trimming", "IL2075", Justification = KeptForReflection.Justification)]
     private static void Walk(object? value, string key, List<string> errors, int depth)
     {
         switch (value)

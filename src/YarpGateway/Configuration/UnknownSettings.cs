@@ -1,4 +1,5 @@
 using System.ComponentModel;
+using System.Diagnostics.CodeAnalysis;
 using System.Reflection;
 using Microsoft.Extensions.Primitives;
 using Yarp.ReverseProxy.Configuration;
@@ -45,6 +46,10 @@ internal sealed partial class UnknownSettings : IDisposable
         => rules.SelectMany(rule => rule.MetadataKeys).ToHashSet(StringComparer.OrdinalIgnoreCase);
 
     /// <summary>Every unknown key, with the nearest known name at its level where one is close.</summary>
+    [DynamicDependency(KeptForReflection.Members, typeof(Microsoft.AspNetCore.Server.Kestrel.Core.KestrelServerLimits))]
+    [DynamicDependency(KeptForReflection.Members, typeof(Microsoft.AspNetCore.Server.Kestrel.Core.Http2Limits))]
+    [DynamicDependency(KeptForReflection.Members, typeof(Microsoft.AspNetCore.Server.Kestrel.Core.Http3Limits))]
+    [DynamicDependency(KeptForReflection.Members, typeof(Microsoft.AspNetCore.Server.Kestrel.Core.MinDataRate))]
     public static List<string> Find(IConfiguration configuration, Schema schema, IReadOnlySet<string> metadataKeys)
     {
         var gatewaySections = schema.GatewaySections;
@@ -76,10 +81,6 @@ internal sealed partial class UnknownSettings : IDisposable
         return found;
     }
 
-    /// <summary>An options type's <c>SectionName</c> constant.</summary>
-    internal static string SectionNameOf(Type type)
-        => (string)type.GetField("SectionName", BindingFlags.Public | BindingFlags.Static)!.GetValue(null)!;
-
     private void Check()
     {
         lock (_gate)
@@ -105,6 +106,7 @@ internal sealed partial class UnknownSettings : IDisposable
     }
 
     // The children of a section bound to type: unknown names are reported, known ones walked into.
+    [UnconditionalSuppressMessage("Trimming", "IL2070", Justification = KeptForReflection.Justification)]
     private static void Walk(IConfigurationSection section, Type type, List<string> found, IReadOnlySet<string> metadataKeys)
     {
         type = Nullable.GetUnderlyingType(type) ?? type;
@@ -193,6 +195,8 @@ internal sealed partial class UnknownSettings : IDisposable
         return nearest.Distance is > 0 and <= 2 ? nearest.Name : null;
     }
 
+    [UnconditionalSuppressMessage("Trimming", "IL2026", Justification = KeptForReflection.Justification)]
+    [UnconditionalSuppressMessage("Trimming", "IL2067", Justification = KeptForReflection.Justification)]
     private static bool IsValue(Type type)
         => type == typeof(string) || type == typeof(object) || type.IsPrimitive || type.IsEnum || TypeDescriptor.GetConverter(type).CanConvertFrom(typeof(string));
 
@@ -233,12 +237,14 @@ internal sealed partial class UnknownSettings : IDisposable
     public void Dispose() => _subscription.Dispose();
 
     /// <summary>
-    /// The options types the <c>Gateway:*</c> sections bind to, each with its <c>SectionName</c>: given
-    /// by the composition root, which registers every feature (a test checks that none is missing).
+    /// The <c>Gateway:*</c> sections and the options types they bind to: given by the composition root, which registers
+    /// every feature (a test checks that none is missing).
     /// </summary>
-    internal sealed class Schema(params Type[] optionsTypes)
+    internal sealed class Schema(params GatewaySection[] sections)
     {
-        public IReadOnlyDictionary<string, Type> GatewaySections { get; } = optionsTypes.ToDictionary(SectionNameOf, StringComparer.OrdinalIgnoreCase);
+        public IReadOnlyList<GatewaySection> Sections { get; } = sections;
+
+        public IReadOnlyDictionary<string, Type> GatewaySections { get; } = sections.ToDictionary(s => s.Path, s => s.Type, StringComparer.OrdinalIgnoreCase);
     }
 
     /// <summary>The <c>ReverseProxy</c> section as <see cref="ProxyConfigReader"/> reads it: YARP's own records, keyed by id.</summary>

@@ -163,11 +163,19 @@ internal sealed partial class GatewayKestrelSetup(IConfiguration configuration, 
 
     // Kestrel checks the rates once a second, and refuses a grace period of a second or less.
     /// <summary>Every <c>Kestrel:Limits</c> value that does not convert, a data rate that is not one, and a limit out of Kestrel's range.</summary>
+    [System.Diagnostics.CodeAnalysis.DynamicDependency(Configuration.KeptForReflection.Members, typeof(KestrelServerLimits))]
+    [System.Diagnostics.CodeAnalysis.DynamicDependency(Configuration.KeptForReflection.Members, typeof(Http2Limits))]
+    [System.Diagnostics.CodeAnalysis.DynamicDependency(Configuration.KeptForReflection.Members, typeof(Http3Limits))]
+    [System.Diagnostics.CodeAnalysis.DynamicDependency(Configuration.KeptForReflection.Members, typeof(MinDataRate))]
     private static IEnumerable<Configuration.ConfigError> LimitsErrors(IConfigurationSection limits)
-        => Configuration.OptionsBindingErrors.Find<KestrelServerLimits>(limits, [])
+    {
+        var unconvertible = Configuration.OptionsBindingErrors.Find<KestrelServerLimits>(limits, []);
+        var reported = unconvertible.Select(error => error.Key).ToHashSet(StringComparer.OrdinalIgnoreCase);
+        return unconvertible
             .Concat(DataRateErrors(limits.GetSection(nameof(KestrelServerLimits.MinRequestBodyDataRate))))
             .Concat(DataRateErrors(limits.GetSection(nameof(KestrelServerLimits.MinResponseDataRate))))
-            .Concat(LimitRangeErrors(limits));
+            .Concat(LimitRangeErrors(limits).Where(error => !reported.Contains(error.Key))); // "'x' is not a whole number" says it all
+    }
 
     private static IEnumerable<Configuration.ConfigError> DataRateErrors(IConfigurationSection section)
     {
@@ -268,7 +276,8 @@ internal sealed partial class GatewayKestrelSetup(IConfiguration configuration, 
             {
                 new ConfigurationBuilder().AddInMemoryCollection([new(key, value)]).Build().Bind(new KestrelServerLimits());
             }
-            catch (Exception ex) when (ex is System.Reflection.TargetInvocationException or InvalidOperationException && ex.InnerException is ArgumentException inner)
+            catch (Exception ex) when ((ex as ArgumentException ?? ex.InnerException) is ArgumentException inner
+                && ex is ArgumentException or System.Reflection.TargetInvocationException or InvalidOperationException) // a native AOT build's binder calls the setter itself
             {
                 refused = inner.Message.Split(" (Parameter '")[0];
             }

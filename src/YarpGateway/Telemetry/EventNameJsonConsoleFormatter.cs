@@ -48,8 +48,9 @@ internal sealed class EventNameJsonConsoleFormatter(ConsoleFormatter json) : Con
         }
 
         textWriter.Write(text.AsSpan(0, at));
-        textWriter.Write(",\"EventName\":");
-        textWriter.Write(JsonSerializer.Serialize(logEntry.EventId.Name));
+        textWriter.Write(",\"EventName\":\"");
+        textWriter.Write(JsonEncodedText.Encode(logEntry.EventId.Name).Value); // escaped as the serializer escapes a string
+        textWriter.Write('"');
         textWriter.Write(text.AsSpan(at));
     }
 

@@ -1,3 +1,4 @@
+using System.Diagnostics.CodeAnalysis;
 using System.Reflection;
 using Microsoft.Extensions.Logging.Console;
 using Microsoft.Extensions.Options;
@@ -30,6 +31,11 @@ internal static class LoggingSettings
     private static readonly string[] Formats = [ConsoleFormatterNames.Simple, ConsoleFormatterNames.Json, ConsoleFormatterNames.Systemd];
 
     /// <summary>Every value of the section the platform would refuse.</summary>
+    [DynamicDependency(KeptForReflection.Members, typeof(ConsoleLoggerOptions))]
+    [DynamicDependency(KeptForReflection.Members, typeof(ConsoleFormatterOptions))]
+    [DynamicDependency(KeptForReflection.Members, typeof(SimpleConsoleFormatterOptions))]
+    [DynamicDependency(KeptForReflection.Members, typeof(JsonConsoleFormatterOptions))]
+    [DynamicDependency(KeptForReflection.Members, typeof(System.Text.Json.JsonWriterOptions))]
     public static List<ConfigError> Find(IConfiguration configuration)
     {
         var errors = new List<ConfigError>();
@@ -111,6 +117,8 @@ internal static class LoggingSettings
     }
 
     /// <summary>Each value of <paramref name="section"/> that does not convert, or that its setter refuses (a range), by its key.</summary>
+    [UnconditionalSuppressMessage("Trimming", "IL2026", Justification = KeptForReflection.Justification)]
+    [UnconditionalSuppressMessage("AOT", "IL3050", Justification = KeptForReflection.Justification)]
     private static void AddBindingErrors<TOptions>(IConfigurationSection section, List<ConfigError> errors)
         where TOptions : class, new()
     {

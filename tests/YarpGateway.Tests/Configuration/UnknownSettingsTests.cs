@@ -164,7 +164,7 @@ public class UnknownSettingsTests
     {
         var sections = typeof(UnknownSettings).Assembly.GetTypes()
             .Where(t => t.GetField("SectionName", BindingFlags.Public | BindingFlags.Static) is { IsLiteral: true } field && ((string)field.GetValue(null)!).StartsWith("Gateway:", StringComparison.Ordinal))
-            .ToDictionary(UnknownSettings.SectionNameOf);
+            .ToDictionary(t => (string)t.GetField("SectionName", BindingFlags.Public | BindingFlags.Static)!.GetValue(null)!);
 
         var known = GatewayServiceCollectionExtensions.SettingsSchema.GatewaySections;
         Assert.Equal(sections.Keys.Order(), known.Keys.Order());

@@ -182,4 +182,21 @@ public class KestrelLimitsTests
         Assert.Equal($"Kestrel:Limits:{rate}:{key}", error.Key);
         Assert.Contains($"got '{value}'", error.Message, StringComparison.Ordinal);
     }
+
+    [Theory]
+    [InlineData("MaxRequestLineSize", "x")]
+    [InlineData("MaxRequestBodySize", "30MB")]
+    [InlineData("Http2:MaxStreamsPerConnection", "many")]
+    public async Task ALimitThatDoesNotConvert_IsListedOnce_NotAlsoAsOutOfKestrelsRange(string key, string value)
+    {
+        // The range check binds each value alone and reported the binder's "x is not a valid value for Int32" as well.
+        await using var backend = await TestBackend.StartAsync("a");
+        var config = ProxyConfigJson.CatchAll("RoundRobin", (backend, null));
+
+        var ex = await Assert.ThrowsAsync<GatewayConfigurationException>(() => GatewayUnderTest.StartAsync(config, $"--Kestrel:Limits:{key}={value}"));
+
+        var error = Assert.Single(ex.Errors);
+        Assert.Equal($"Kestrel:Limits:{key}", error.Key);
+        Assert.Contains("is not a whole number", error.Message, StringComparison.Ordinal);
+    }
 }

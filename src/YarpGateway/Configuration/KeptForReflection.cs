@@ -1,0 +1,39 @@
+using System.Diagnostics.CodeAnalysis;
+
+namespace YarpGateway.Configuration;
+
+/// <summary>
+/// Why the configuration checks may read option types by reflection in a native AOT build (<c>bench/aot.sh</c>), where
+/// the trimmer keeps of a type only what it sees used. <see cref="OptionsBindingErrors"/>, <see cref="UnknownSettings"/>
+/// and <see cref="TimeSpanRangeValidator{TOptions}"/> walk an options type's properties, their types' properties in turn,
+/// and bind them with the configuration binder's reflection path, which no annotation can describe. What they walk is
+/// kept instead: the gateway's and YARP's assemblies whole (<c>TrimmerRootAssembly</c> in <c>YarpGateway.csproj</c>) and
+/// the platform's option types by <c>[DynamicDependency]</c> on the method that names them
+/// (<c>GatewayKestrelSetup.LimitsErrors</c>, <see cref="UnknownSettings.Find"/>, <c>LoggingSettings.Find</c>). The
+/// suppressions that cite <see cref="Justification"/> rest on that, and <c>tests/aot/check.sh</c> (run by CI) proves it:
+/// both builds must give the same answer to <c>--check</c> for a bad value of every key it lists.
+/// </summary>
+internal static class KeptForReflection
+{
+    /// <summary>What a <c>[DynamicDependency]</c> keeps of a platform type the checks walk and the binder fills.</summary>
+    public const DynamicallyAccessedMemberTypes Members = DynamicallyAccessedMemberTypes.PublicProperties | DynamicallyAccessedMemberTypes.PublicParameterlessConstructor;
+
+    public const string Justification = "The option types walked are kept whole in a trimmed build: the gateway's and YARP's assemblies are trimmer roots, the platform's are [DynamicDependency] where they are named (KeptForReflection).";
+
+    /// <summary>
+    /// The collections the binder fills by reflection through their interfaces (<c>IDictionary&lt;,&gt;.TryGetValue</c> and
+    /// its indexer, <c>ICollection&lt;&gt;.Add</c>): in a trimmed build without these, every <c>Policies</c> map bound empty
+    /// without a word (the binder swallows what it cannot call) and a route naming a policy was refused.
+    /// </summary>
+    [DynamicDependency(CollectionMembers, typeof(IDictionary<string, Cors.CorsPolicySettings>))]
+    [DynamicDependency(CollectionMembers, typeof(IDictionary<string, OutputCaching.OutputCachePolicySettings>))]
+    [DynamicDependency(CollectionMembers, typeof(IDictionary<string, RateLimiting.RateLimitPolicySettings>))]
+    [DynamicDependency(CollectionMembers, typeof(IDictionary<string, Security.AuthorizationPolicySettings>))]
+    [DynamicDependency(CollectionMembers, typeof(IDictionary<string, List<string>>))]
+    [DynamicDependency(CollectionMembers, typeof(ICollection<string>))]
+    internal static void Collections()
+    {
+    }
+
+    private const DynamicallyAccessedMemberTypes CollectionMembers = DynamicallyAccessedMemberTypes.PublicMethods | DynamicallyAccessedMemberTypes.PublicProperties;
+}
