@@ -39,6 +39,13 @@ internal sealed partial class GatewayProcess : IDisposable
         }
     }
 
+    /// <summary>
+    /// A native AOT build of the gateway to run instead of <c>dotnet YarpGateway.dll</c> (<c>GATEWAY_TEST_EXE</c>, set by
+    /// <c>tests/aot/check.sh</c>, which runs the tests that start the gateway as a process against that build); null: the
+    /// build next to the tests.
+    /// </summary>
+    public static string? Executable { get; } = Environment.GetEnvironmentVariable("GATEWAY_TEST_EXE") is { Length: > 0 } path ? path : null;
+
     /// <summary>The real binary in Production with <paramref name="configPath"/> as its --config file and both endpoints on loopback port 0.</summary>
     public static GatewayProcess StartOnLoopback(string configPath, params string[] extraArgs)
         => Start("Production", ["--config", configPath, "--Kestrel:Endpoints:Proxy:Url=http://127.0.0.1:0", "--Kestrel:Endpoints:Management:Url=http://127.0.0.1:0", .. extraArgs]);
@@ -64,7 +71,8 @@ internal sealed partial class GatewayProcess : IDisposable
 
     private static GatewayProcess Start(string environment, IReadOnlyDictionary<string, string> variables, int? openFileLimit, string[] args, int? asUser = null)
     {
-        var start = new ProcessStartInfo(asUser is not null ? "setpriv" : openFileLimit is null ? "dotnet" : "bash")
+        string[] gateway = Executable is { } executable ? [executable] : ["dotnet", Path.Combine(AppContext.BaseDirectory, "YarpGateway.dll")];
+        var start = new ProcessStartInfo(asUser is not null ? "setpriv" : openFileLimit is null ? gateway[0] : "bash")
         {
             RedirectStandardOutput = true,
             RedirectStandardError = true,
@@ -74,22 +82,21 @@ internal sealed partial class GatewayProcess : IDisposable
         if (asUser is { } user)
         {
             var id = user.ToString(System.Globalization.CultureInfo.InvariantCulture);
-            foreach (var argument in new[] { "--reuid=" + id, "--regid=" + id, "--clear-groups", "dotnet" })
+            foreach (var argument in new[] { "--reuid=" + id, "--regid=" + id, "--clear-groups", gateway[0] })
             {
                 start.ArgumentList.Add(argument);
             }
         }
         else if (openFileLimit is { } files)
         {
-            // The shell sets the limit and becomes dotnet (exec), so the process is still the gateway.
+            // The shell sets the limit and becomes the gateway (exec), so the process is still the gateway.
             start.ArgumentList.Add("-c");
             start.ArgumentList.Add($"ulimit -n {files} && exec \"$@\"");
             start.ArgumentList.Add("bash");
-            start.ArgumentList.Add("dotnet");
+            start.ArgumentList.Add(gateway[0]);
         }
 
-        start.ArgumentList.Add(Path.Combine(AppContext.BaseDirectory, "YarpGateway.dll"));
-        foreach (var arg in args)
+        foreach (var arg in gateway.Skip(1).Concat(args))
         {
             start.ArgumentList.Add(arg);
         }
