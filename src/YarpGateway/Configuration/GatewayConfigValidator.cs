@@ -120,8 +120,14 @@ internal sealed class GatewayConfigValidator(IConfigValidator yarpValidator, IEn
                 rule.ValidateCluster(cluster, key, errors);
             }
 
+            var reactivationListed = errors.Any(e => e.Key == key + ":HealthCheck:Passive:ReactivationPeriod");
             foreach (var exception in await yarpValidator.ValidateClusterAsync(cluster))
             {
+                if (reactivationListed && exception.Message.Contains("reactivation period", StringComparison.OrdinalIgnoreCase))
+                {
+                    continue; // said already, with its key (ResilienceMetadataRule)
+                }
+
                 var message = exception.Message.Contains(nameof(ILoadBalancingPolicy), StringComparison.Ordinal)
                     ? $"{exception.Message} Available policies: {_policyNames}."
                     : exception.Message;

@@ -398,6 +398,19 @@ public class GatewayConfigValidatorTests
     }
 
     [Theory]
+    [InlineData("-00:00:05")]
+    [InlineData("00:00:00")]
+    public async Task APassiveReactivationPeriodNotAboveZero_IsOneError_NotYarpsToo(string period)
+    {
+        // With passive checks on, YARP's validator said it again without the key ("Unhealthy destination reactivation
+        // period set on the cluster 'c' must be positive").
+        var errors = await ValidateAsync($$"""
+        { "ReverseProxy": { "Clusters": { "c": { "HealthCheck": { "Passive": { "Enabled": true, "ReactivationPeriod": "{{period}}" } }, "Destinations": { "d": { "Address": "http://127.0.0.1:1" } } } } } }
+        """);
+        AssertTheOnlyErrorOrNone(errors, true, "ReverseProxy:Clusters:c:HealthCheck:Passive:ReactivationPeriod", "must be positive");
+    }
+
+    [Theory]
     [InlineData("utf-16", true)] // tried: the backend got "c\0u\0r\0l\0", a NUL after every character of every header
     [InlineData("utf-32", true)]
     [InlineData("utf-16BE", true)]
