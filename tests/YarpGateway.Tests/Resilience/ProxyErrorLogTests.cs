@@ -61,6 +61,24 @@ public class ProxyErrorLogTests
     public void ClientSideErrors_AreTheClientsGoingAwayOrFailing(ForwarderError error, bool clientSide)
         => Assert.Equal(clientSide, ProxyErrorLog.IsClientSide(error));
 
+    [Theory]
+    [InlineData(413, false, true)] // the backend's early answer, the client still there: YARP's cancelled copy, not a failure
+    [InlineData(200, false, true)]
+    [InlineData(413, true, false)] // the client went away: its error
+    [InlineData(502, false, false)] // no answer from the backend
+    public void ACancelledBodyCopy_AfterTheBackendsAnswer_IsTheAnswerBeforeTheBody(int status, bool clientGone, bool answer)
+    {
+        using var aborted = new CancellationTokenSource();
+        var context = new DefaultHttpContext { RequestAborted = aborted.Token };
+        context.Response.StatusCode = status;
+        if (clientGone)
+        {
+            aborted.Cancel();
+        }
+
+        Assert.Equal(answer, ProxyErrorLog.IsAnswerBeforeTheBody(context, new TestForwarderError(ForwarderError.RequestBodyCanceled, new OperationCanceledException())));
+    }
+
     [Fact]
     public void Describe_IsOneLine_WithEveryMessageDownTheChain()
     {
