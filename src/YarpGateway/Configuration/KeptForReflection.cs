@@ -9,7 +9,8 @@ namespace YarpGateway.Configuration;
 /// and bind them with the configuration binder's reflection path, which no annotation can describe. What they walk is
 /// kept instead: the gateway's and YARP's assemblies whole (<c>TrimmerRootAssembly</c> in <c>YarpGateway.csproj</c>) and
 /// the platform's option types by <c>[DynamicDependency]</c> on the method that names them
-/// (<c>GatewayKestrelSetup.LimitsErrors</c>, <see cref="UnknownSettings.Find"/>, <c>LoggingSettings.Find</c>). The
+/// (<c>GatewayKestrelSetup.LimitsErrors</c>, <see cref="UnknownSettings.Find"/>, <c>LoggingSettings.Find</c>), and the
+/// collection interfaces the binder calls by <see cref="Collections"/>. The
 /// suppressions that cite <see cref="Justification"/> rest on that, and <c>tests/aot/check.sh</c> (run by CI) proves it:
 /// both builds must give the same answer to <c>--check</c> for a bad value of every key it lists.
 /// </summary>
@@ -23,7 +24,9 @@ internal static class KeptForReflection
     /// <summary>
     /// The collections the binder fills by reflection through their interfaces (<c>IDictionary&lt;,&gt;.TryGetValue</c> and
     /// its indexer, <c>ICollection&lt;&gt;.Add</c>): in a trimmed build without these, every <c>Policies</c> map bound empty
-    /// without a word (the binder swallows what it cannot call) and a route naming a policy was refused.
+    /// without a word (the binder swallows what it cannot call) and a route naming a policy was refused. A map or a list of
+    /// a new type in an options class needs its interface here. Nothing calls this method: it is kept, with what it names,
+    /// because this assembly is a trimmer root.
     /// </summary>
     [DynamicDependency(CollectionMembers, typeof(IDictionary<string, Cors.CorsPolicySettings>))]
     [DynamicDependency(CollectionMembers, typeof(IDictionary<string, OutputCaching.OutputCachePolicySettings>))]
