@@ -125,7 +125,7 @@ internal sealed class GatewayConfigValidator(IConfigValidator yarpValidator, IEn
             {
                 if (reactivationListed && exception.Message.Contains("reactivation period", StringComparison.OrdinalIgnoreCase))
                 {
-                    continue; // said already, with its key (ResilienceMetadataRule)
+                    continue; // said already, with its key (ValidateHealthChecks)
                 }
 
                 var message = exception.Message.Contains(nameof(ILoadBalancingPolicy), StringComparison.Ordinal)
@@ -526,6 +526,12 @@ internal sealed class GatewayConfigValidator(IConfigValidator yarpValidator, IEn
             {
                 errors.Add(new ConfigError($"{key}:HealthCheck:{name}", $"'{time}' is longer than a timer waits: at most {TimeSpans.MaxText} (about 24 days)."));
             }
+        }
+
+        // YARP refuses one of zero or less too, but without its key; said here with it, and YARP's repeat is dropped.
+        if (cluster.HealthCheck?.Passive?.ReactivationPeriod is { } period && period <= TimeSpan.Zero)
+        {
+            errors.Add(new ConfigError(key + ":HealthCheck:Passive:ReactivationPeriod", $"'{period}' must be positive."));
         }
 
         if (cluster.HealthCheck?.Active is not { } active)

@@ -8,9 +8,9 @@ namespace YarpGateway.Configuration;
 /// and <see cref="TimeSpanRangeValidator{TOptions}"/> walk an options type's properties, their types' properties in turn,
 /// and bind them with the configuration binder's reflection path, which no annotation can describe. What they walk is
 /// kept instead: the gateway's and YARP's assemblies whole (<c>TrimmerRootAssembly</c> in <c>YarpGateway.csproj</c>) and
-/// the platform's option types by <c>[DynamicDependency]</c> on the method that names them
-/// (<c>GatewayKestrelSetup.LimitsErrors</c>, <see cref="UnknownSettings.Find"/>, <c>LoggingSettings.Find</c>), and the
-/// collection interfaces the binder calls by <see cref="Collections"/>. The
+/// the platform's option types by <c>[DynamicDependency]</c>: Kestrel's limits by <see cref="KestrelLimits"/>, the console
+/// logger's options on <c>LoggingSettings.Find</c>, which names them, and the collection interfaces the binder calls by
+/// <see cref="Collections"/>. The
 /// suppressions that cite <see cref="Justification"/> rest on that, and <c>tests/aot/check.sh</c> (run by CI) proves it:
 /// both builds must give the same answer to <c>--check</c> for a bad value of every key it lists.
 /// </summary>
@@ -35,6 +35,19 @@ internal static class KeptForReflection
     [DynamicDependency(CollectionMembers, typeof(IDictionary<string, List<string>>))]
     [DynamicDependency(CollectionMembers, typeof(ICollection<string>))]
     internal static void Collections()
+    {
+    }
+
+    /// <summary>
+    /// Kestrel's limit types, which <see cref="UnknownSettings.Find"/> walks for unknown keys under <c>Kestrel:Limits</c> and
+    /// <c>GatewayKestrelSetup.LimitsErrors</c> binds to find values that do not convert. Kept, like <see cref="Collections"/>,
+    /// because this assembly is a trimmer root; nothing calls it.
+    /// </summary>
+    [DynamicDependency(Members, typeof(Microsoft.AspNetCore.Server.Kestrel.Core.KestrelServerLimits))]
+    [DynamicDependency(Members, typeof(Microsoft.AspNetCore.Server.Kestrel.Core.Http2Limits))]
+    [DynamicDependency(Members, typeof(Microsoft.AspNetCore.Server.Kestrel.Core.Http3Limits))]
+    [DynamicDependency(Members, typeof(Microsoft.AspNetCore.Server.Kestrel.Core.MinDataRate))]
+    internal static void KestrelLimits()
     {
     }
 

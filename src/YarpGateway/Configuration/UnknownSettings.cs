@@ -46,10 +46,6 @@ internal sealed partial class UnknownSettings : IDisposable
         => rules.SelectMany(rule => rule.MetadataKeys).ToHashSet(StringComparer.OrdinalIgnoreCase);
 
     /// <summary>Every unknown key, with the nearest known name at its level where one is close.</summary>
-    [DynamicDependency(KeptForReflection.Members, typeof(Microsoft.AspNetCore.Server.Kestrel.Core.KestrelServerLimits))]
-    [DynamicDependency(KeptForReflection.Members, typeof(Microsoft.AspNetCore.Server.Kestrel.Core.Http2Limits))]
-    [DynamicDependency(KeptForReflection.Members, typeof(Microsoft.AspNetCore.Server.Kestrel.Core.Http3Limits))]
-    [DynamicDependency(KeptForReflection.Members, typeof(Microsoft.AspNetCore.Server.Kestrel.Core.MinDataRate))]
     public static List<string> Find(IConfiguration configuration, Schema schema, IReadOnlySet<string> metadataKeys)
     {
         var gatewaySections = schema.GatewaySections;

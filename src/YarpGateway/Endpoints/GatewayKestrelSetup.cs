@@ -163,10 +163,6 @@ internal sealed partial class GatewayKestrelSetup(IConfiguration configuration, 
 
     // Kestrel checks the rates once a second, and refuses a grace period of a second or less.
     /// <summary>Every <c>Kestrel:Limits</c> value that does not convert, a data rate that is not one, and a limit out of Kestrel's range.</summary>
-    [System.Diagnostics.CodeAnalysis.DynamicDependency(Configuration.KeptForReflection.Members, typeof(KestrelServerLimits))]
-    [System.Diagnostics.CodeAnalysis.DynamicDependency(Configuration.KeptForReflection.Members, typeof(Http2Limits))]
-    [System.Diagnostics.CodeAnalysis.DynamicDependency(Configuration.KeptForReflection.Members, typeof(Http3Limits))]
-    [System.Diagnostics.CodeAnalysis.DynamicDependency(Configuration.KeptForReflection.Members, typeof(MinDataRate))]
     private static IEnumerable<Configuration.ConfigError> LimitsErrors(IConfigurationSection limits)
     {
         var unconvertible = Configuration.OptionsBindingErrors.Find<KestrelServerLimits>(limits, []);

@@ -20,9 +20,5 @@ internal sealed class ResilienceMetadataRule : IProxyConfigRule
     {
         ResilienceSettings.Validate(cluster.Metadata, key + ":Metadata", isRoute: false, errors);
         OutlierEjectionSettings.Validate(cluster.Metadata, key + ":Metadata", errors);
-        if (cluster.HealthCheck?.Passive?.ReactivationPeriod is { } period && period <= TimeSpan.Zero)
-        {
-            errors.Add(new ConfigError(key + ":HealthCheck:Passive:ReactivationPeriod", $"'{period}' must be positive."));
-        }
     }
 }
