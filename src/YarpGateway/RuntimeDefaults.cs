@@ -25,9 +25,14 @@ internal static class RuntimeDefaults
     /// </summary>
     public const string TieringDelaySingleProcMultiplier = "DOTNET_TC_DelaySingleProcMultiplier";
 
-    /// <summary>Whether the runtime, with <paramref name="processorCount"/> CPUs, delays optimizing hot code tenfold (nothing set it).</summary>
-    public static bool SlowTierUp(int processorCount)
-        => processorCount == 1
+    /// <summary>
+    /// Whether the runtime, with <paramref name="processorCount"/> CPUs, delays optimizing hot code tenfold (nothing set it).
+    /// Never in a native AOT build (<paramref name="compilesAtRunTime"/> false: <c>RuntimeFeature.IsDynamicCodeCompiled</c>),
+    /// whose code was all compiled, optimized, before it shipped.
+    /// </summary>
+    public static bool SlowTierUp(int processorCount, bool compilesAtRunTime)
+        => compilesAtRunTime
+            && processorCount == 1
             && Environment.GetEnvironmentVariable(TieringDelaySingleProcMultiplier) is null
             && Environment.GetEnvironmentVariable("COMPlus_TC_DelaySingleProcMultiplier") is null;
 

@@ -45,7 +45,7 @@ internal sealed partial class SocketTransportSetup(IOptions<TransportOptions> op
         var inline = PreferInlineScheduling(configured, Environment.ProcessorCount, RuntimeDefaults.InlineCompletionsEnabled());
         transport.UnsafePreferInlineScheduling = inline;
         Log.Scheduling(logger, inline ? "on the socket threads" : "on the thread pool", Environment.ProcessorCount, configured is null ? "default" : TransportOptions.SectionName + ":InlineScheduling");
-        if (RuntimeDefaults.SlowTierUp(Environment.ProcessorCount))
+        if (RuntimeDefaults.SlowTierUp(Environment.ProcessorCount, System.Runtime.CompilerServices.RuntimeFeature.IsDynamicCodeCompiled))
         {
             Log.SlowTierUp(logger, RuntimeDefaults.TieringDelaySingleProcMultiplier);
         }

@@ -36,17 +36,18 @@ public class RuntimeDefaultsTests
     }
 
     [Fact]
-    public void SlowTierUp_IsReportedOnlyWithOneCpu_AndTheVariableUnset()
+    public void SlowTierUp_IsReportedOnlyWithOneCpu_TheVariableUnset_AndCodeCompiledAtRunTime()
     {
         var before = Environment.GetEnvironmentVariable(RuntimeDefaults.TieringDelaySingleProcMultiplier);
         try
         {
             Environment.SetEnvironmentVariable(RuntimeDefaults.TieringDelaySingleProcMultiplier, null);
-            Assert.True(RuntimeDefaults.SlowTierUp(processorCount: 1));
-            Assert.False(RuntimeDefaults.SlowTierUp(processorCount: 2));
+            Assert.True(RuntimeDefaults.SlowTierUp(processorCount: 1, compilesAtRunTime: true));
+            Assert.False(RuntimeDefaults.SlowTierUp(processorCount: 2, compilesAtRunTime: true));
+            Assert.False(RuntimeDefaults.SlowTierUp(processorCount: 1, compilesAtRunTime: false)); // native AOT: no tiering at all
 
             Environment.SetEnvironmentVariable(RuntimeDefaults.TieringDelaySingleProcMultiplier, "1");
-            Assert.False(RuntimeDefaults.SlowTierUp(processorCount: 1));
+            Assert.False(RuntimeDefaults.SlowTierUp(processorCount: 1, compilesAtRunTime: true));
         }
         finally
         {

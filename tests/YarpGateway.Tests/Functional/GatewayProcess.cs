@@ -65,7 +65,7 @@ internal sealed partial class GatewayProcess : IDisposable
             ? Start(environment, new Dictionary<string, string>(), openFileLimit: null, args, asUser: 65534)
             : Start(environment, args);
 
-    /// <summary>As <see cref="Start(string, string[])"/>, with more environment variables for the process.</summary>
+    /// <summary>As <see cref="Start(string, string[])"/>, with more environment variables for the process (an empty value: left out).</summary>
     public static GatewayProcess Start(string environment, IReadOnlyDictionary<string, string> variables, params string[] args)
         => Start(environment, variables, openFileLimit: null, args);
 
@@ -106,7 +106,14 @@ internal sealed partial class GatewayProcess : IDisposable
         start.Environment["Logging__Console__FormatterName"] = "simple";
         foreach (var (name, value) in variables)
         {
-            start.Environment[name] = value;
+            if (value.Length == 0)
+            {
+                start.Environment.Remove(name); // not set at all, whatever the tests' own environment holds
+            }
+            else
+            {
+                start.Environment[name] = value;
+            }
         }
 
         var process = new Process { StartInfo = start };
@@ -139,13 +146,13 @@ internal sealed partial class GatewayProcess : IDisposable
     [GeneratedRegex(@"Now listening on: (http://[^\s]+)")]
     private static partial Regex Listening();
 
+    /// <summary>A listening address to connect to: a wildcard one (<c>[::]</c>, <c>0.0.0.0</c>) by IPv4 loopback.</summary>
+    private static string Reachable(string address) => address.Replace("//[::]:", "//127.0.0.1:", StringComparison.Ordinal).Replace("//0.0.0.0:", "//127.0.0.1:", StringComparison.Ordinal);
+
     /// <summary>
     /// Waits (bounded) until both endpoints are listening and tells them apart: the management
     /// endpoint is the one that answers /healthz/live.
     /// </summary>
-    /// <summary>A listening address to connect to: a wildcard one (<c>[::]</c>, <c>0.0.0.0</c>) by IPv4 loopback.</summary>
-    private static string Reachable(string address) => address.Replace("//[::]:", "//127.0.0.1:", StringComparison.Ordinal).Replace("//0.0.0.0:", "//127.0.0.1:", StringComparison.Ordinal);
-
     public async Task<(Uri Proxy, Uri Management)> FindEndpointsAsync()
     {
         List<string> addresses = [];

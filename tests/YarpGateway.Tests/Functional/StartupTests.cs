@@ -138,6 +138,21 @@ public class StartupTests
     }
 
     [Fact]
+    public async Task OneCpu_WithoutTheTieringVariable_IsWarnedOf_OnlyByABuildThatCompilesAtRunTime()
+    {
+        // The native AOT build (tests/aot/check.sh runs this against it) has no tiered compilation: it warned all the same.
+        var path = ProxyConfigJson.WriteTemp("yarpgateway-startup-", "{}");
+        using var gateway = GatewayProcess.Start("Production",
+            new Dictionary<string, string> { ["DOTNET_PROCESSOR_COUNT"] = "1", [RuntimeDefaults.TieringDelaySingleProcMultiplier] = "" },
+            "--config", path, "--Kestrel:Endpoints:Proxy:Url=http://127.0.0.1:0", "--Kestrel:Endpoints:Management:Url=http://127.0.0.1:0");
+        await gateway.FindEndpointsAsync();
+
+        Assert.Contains("(1 CPU(s); default)", gateway.StandardOutput, StringComparison.Ordinal); // the runtime took the count
+        var warned = gateway.StandardOutput.Contains(RuntimeDefaults.TieringDelaySingleProcMultiplier + " not set", StringComparison.Ordinal);
+        Assert.Equal(GatewayProcess.Executable is null, warned);
+    }
+
+    [Fact]
     public async Task TheJsonConsoleFormat_AsTheDeploymentSetsIt_NamesEachEvent()
     {
         var path = ProxyConfigJson.WriteTemp("yarpgateway-startup-", "{}");
