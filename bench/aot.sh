@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # Publishes the gateway as a native AOT executable, for the benchmarks' AOT contender (bench/storm.sh's AOT_EXE,
-# GATEWAY_EXE for the WebSocket benchmarks): an experiment, not what the image ships (docs/performance-history.md,
-# "Native AOT").
+# GATEWAY_EXE for the WebSocket benchmarks), as deploy/Dockerfile.aot builds it; the default image is the JIT build
+# (docs/performance-history.md, "Native AOT").
 #   bench/aot.sh [DIR]   (default /tmp/yarpgateway-aot; the executable is DIR/YarpGateway; about 2 minutes)
 # The gateway's configuration checks read option types by reflection: what a trimmed build must keep of them is kept
 # (src/YarpGateway/Configuration/KeptForReflection.cs), and trim and AOT analysis warnings are errors here as everywhere.
