@@ -46,12 +46,12 @@ public class DockerfileTests
         // The publish tests/aot/check.sh makes and checks (its --check answers and the process tests); the restore must name
         // the same runtime and AOT, or the publish (--no-restore) has no assets for linux-x64 and no ILCompiler.
         var check = File.ReadAllText(RepositoryFiles.PathOf("tests/aot/check.sh"));
-        const string Flags = "-c Release -r linux-x64 -p:PublishAot=true";
-        Assert.Contains("dotnet publish src/YarpGateway " + Flags, check, StringComparison.Ordinal);
+        const string Native = "-r linux-x64 -p:PublishAot=true";
+        Assert.Contains("dotnet publish src/YarpGateway -c Release " + Native, check, StringComparison.Ordinal);
 
         var runs = Lines(Aot).Where(l => l.StartsWith("RUN ", StringComparison.Ordinal)).ToList();
-        Assert.Contains(runs, l => l.StartsWith("RUN dotnet restore src/YarpGateway/YarpGateway.csproj -r linux-x64 -p:PublishAot=true", StringComparison.Ordinal));
-        Assert.Contains(runs, l => l.StartsWith("RUN dotnet publish src/YarpGateway/YarpGateway.csproj " + Flags + " -o /app --no-restore", StringComparison.Ordinal));
+        Assert.Contains(runs, l => l.StartsWith("RUN dotnet restore src/YarpGateway/YarpGateway.csproj " + Native, StringComparison.Ordinal));
+        Assert.Contains(runs, l => l.StartsWith("RUN dotnet publish src/YarpGateway/YarpGateway.csproj -c Release " + Native + " -o /app --no-restore", StringComparison.Ordinal));
     }
 
     [Theory]
