@@ -312,6 +312,26 @@ public class MetricsExportTests
         Assert.Equal(5_000, reader.PeriodicExportingMetricReaderOptions.ExportIntervalMilliseconds);
     }
 
+    // Before: the shipped appsettings.json set ExportInterval to its default, which takes precedence over the standard
+    // variable, so OTEL_METRIC_EXPORT_INTERVAL (documented as working) was never read: every pod pushed every 15 s.
+    [Theory]
+    [InlineData("appsettings/appsettings.json")]
+    [InlineData("deploy/kubernetes/appsettings.Production.json")]
+    public void Otlp_TheStandardIntervalVariable_IsRead_WithTheShippedConfiguration(string relative)
+    {
+        var configuration = new ConfigurationBuilder()
+            .AddJsonFile(Deploy.RepositoryFiles.PathOf("appsettings/appsettings.json"))
+            .AddJsonFile(Deploy.RepositoryFiles.PathOf(relative))
+            .AddInMemoryCollection([new("OTEL_EXPORTER_OTLP_ENDPOINT", "http://collector:4317"), new("OTEL_METRIC_EXPORT_INTERVAL", "5000")])
+            .Build();
+        var reader = new MetricReaderOptions();
+        reader.PeriodicExportingMetricReaderOptions.ExportIntervalMilliseconds = 5_000; // as the SDK sets it from the variable
+
+        MetricsExport.ConfigureOtlp(configuration.GetSection("Gateway:Telemetry:Otlp"), configuration, new OtlpExporterOptions(), reader);
+
+        Assert.Equal(5_000, reader.PeriodicExportingMetricReaderOptions.ExportIntervalMilliseconds);
+    }
+
     // Before: OpenTelemetry posts to an endpoint set in code as it is, so http://collector:4318 got every export at
     // "/", answered 404, and the metrics were lost without a word; OTEL_EXPORTER_OTLP_ENDPOINT gets the path added.
     [Theory]
