@@ -9,24 +9,7 @@ public partial class ReadmeExampleTests
     [GeneratedRegex("```json\\n(?<json>\\{\\n  \"ReverseProxy\".*?)\\n```", RegexOptions.Singleline)]
     private static partial Regex ReverseProxyExample();
 
-    /// <summary>A file of the repository, by its path from the root.</summary>
-    internal static string RepositoryFile(string relative) => Path.Combine(Path.GetDirectoryName(FindReadme())!, relative);
-
-    private static string Find(string relative) => RepositoryFile(relative);
-
-    private static string FindReadme()
-    {
-        for (var directory = new DirectoryInfo(AppContext.BaseDirectory); directory is not null; directory = directory.Parent)
-        {
-            var candidate = Path.Combine(directory.FullName, "README.md");
-            if (File.Exists(candidate) && File.Exists(Path.Combine(directory.FullName, "YarpGateway.sln")))
-            {
-                return candidate;
-            }
-        }
-
-        throw new FileNotFoundException("README.md next to YarpGateway.sln");
-    }
+    private static string Find(string relative) => Deploy.RepositoryFiles.PathOf(relative);
 
     [Fact]
     public async Task RouteExample_ReadsAndValidatesWithoutErrors()
@@ -45,7 +28,7 @@ public partial class ReadmeExampleTests
     [Fact]
     public async Task TheReadmesOwnBackendExample_ReadsAndValidatesWithoutErrors()
     {
-        var match = ReverseProxyExample().Match(await File.ReadAllTextAsync(FindReadme()));
+        var match = ReverseProxyExample().Match(await File.ReadAllTextAsync(Find("README.md")));
         Assert.True(match.Success, "README.md has no ReverseProxy JSON example");
 
         Assert.Empty(await GatewayConfigValidatorTests.ValidateAsync(match.Groups["json"].Value));

@@ -181,7 +181,7 @@ public class UnknownSettingsTests
     [InlineData("bench/ws-gateway-h2.json")]
     public void EveryShippedConfig_HasNoUnknownSetting(string relative)
     {
-        var configuration = new ConfigurationBuilder().AddJsonFile(ReadmeExampleTests.RepositoryFile(relative)).Build();
+        var configuration = new ConfigurationBuilder().AddJsonFile(Deploy.RepositoryFiles.PathOf(relative)).Build();
 
         Assert.Empty(UnknownSettings.Find(configuration, GatewayServiceCollectionExtensions.SettingsSchema, DocumentedMetadataKeys));
     }
