@@ -45,11 +45,17 @@ internal sealed partial class ReloadableOptions<TOptions> : IDisposable
     /// <summary>The last value that bound and validated.</summary>
     public TOptions Current => _current;
 
-    /// <summary>Raised after a new valid value replaced <see cref="Current"/>.</summary>
+    /// <summary>
+    /// Raised after a new valid value replaced <see cref="Current"/>, and before the reload is logged and counted: once the
+    /// line says a reload applied, what the handlers derive from it is in force.
+    /// </summary>
     public event Action<TOptions>? Changed;
 
     private void Reload()
     {
+        // Reload runs once at a time: ChangeToken.OnChange waits for a callback to return before it registers for the next change.
+        string changes;
+        TOptions applied;
         lock (_gate)
         {
             var snapshot = Snapshot();
@@ -110,22 +116,25 @@ internal sealed partial class ReloadableOptions<TOptions> : IDisposable
             }
 
             _lastRejection = null;
-            var applied = AppliedOf(keys, _appliedKeys);
-            var changes = ConfigChanges.Describe(_appliedKeys, applied, ConfigChanges.ValuesExceptSecrets);
-            var appliesAny = ConfigChanges.Snapshot(applied) != ConfigChanges.Snapshot(_appliedKeys);
+            var appliedKeys = AppliedOf(keys, _appliedKeys);
+            changes = ConfigChanges.Describe(_appliedKeys, appliedKeys, ConfigChanges.ValuesExceptSecrets);
+            var appliesAny = ConfigChanges.Snapshot(appliedKeys) != ConfigChanges.Snapshot(_appliedKeys);
             _appliedSnapshot = snapshot;
-            _appliedKeys = applied;
+            _appliedKeys = appliedKeys;
             _current = next;
             if (!appliesAny)
             {
                 return; // only what is read at start-up changed (StartupOnlySections says so)
             }
 
-            Log.Applied(_logger, _section, changes.Length > 0 ? changes : ConfigChanges.OnlyCase);
-            _metrics.Reloaded(applied: true);
+            applied = next;
         }
 
-        Changed?.Invoke(_current);
+        // The handlers first (outside the gate, as always), then the line: a test or an operator who reads "reloaded" and
+        // sends a request at once met the old rate limits, CORS origins or cache durations for a few milliseconds before.
+        Changed?.Invoke(applied);
+        Log.Applied(_logger, _section, changes.Length > 0 ? changes : ConfigChanges.OnlyCase);
+        _metrics.Reloaded(applied: true);
     }
 
     // Kestrel's options (and so this) are built while the host is built, before start-up validation

@@ -69,4 +69,60 @@ public class ReloadableOptionsTests
         Assert.Equal(2, logs.Lines.Count(l => l.Contains("[OptionsReloadRejected]", StringComparison.Ordinal)));
         Assert.Equal([502], options.Current.RetryStatusCodes!);
     }
+
+    /// <summary>
+    /// What a reload's handlers derive (a rate limit, a CORS origin, a cache duration) is in force when the line says the
+    /// section reloaded. The line came first before, and a reload test that sent its request on seeing it met the old
+    /// rate limit now and then in CI.
+    /// </summary>
+    [Fact]
+    public void TheReloadLine_IsWritten_AfterTheHandlersHaveApplied()
+    {
+        var configuration = new ConfigurationBuilder().AddInMemoryCollection(new Dictionary<string, string?>
+        {
+            ["Gateway:Resilience:MaxRetries"] = "1",
+        }).Build();
+        var section = configuration.GetSection(ResilienceOptions.SectionName);
+        var applied = 0;
+        var appliedWhenLogged = new List<int>();
+        var logs = new ObservingLoggerProvider(line =>
+        {
+            if (line.Contains("[OptionsReloaded]", StringComparison.Ordinal))
+            {
+                appliedWhenLogged.Add(Volatile.Read(ref applied));
+            }
+        });
+        using var loggers = LoggerFactory.Create(b => b.AddProvider(logs));
+        using var options = new ReloadableOptions<ResilienceOptions>(
+            new OptionsFactory<ResilienceOptions>([new ConfigureFromConfigurationOptions<ResilienceOptions>(section)], []),
+            configuration, Telemetry.TestMetrics.Config(), loggers, ResilienceOptions.SectionName);
+        options.Changed += _ => Interlocked.Increment(ref applied);
+
+        configuration["Gateway:Resilience:MaxRetries"] = "2";
+        configuration.Reload();
+        configuration["Gateway:Resilience:MaxRetries"] = "3";
+        configuration.Reload();
+
+        Assert.Equal([1, 2], appliedWhenLogged);
+    }
+
+    private sealed class ObservingLoggerProvider(Action<string> observe) : ILoggerProvider
+    {
+        public ILogger CreateLogger(string categoryName) => new Logger(observe);
+
+        public void Dispose()
+        {
+        }
+
+        private sealed class Logger(Action<string> observe) : ILogger
+        {
+            public IDisposable? BeginScope<TState>(TState state)
+                where TState : notnull => null;
+
+            public bool IsEnabled(LogLevel logLevel) => true;
+
+            public void Log<TState>(LogLevel logLevel, EventId eventId, TState state, Exception? exception, Func<TState, Exception?, string> formatter)
+                => observe($"[{eventId.Name}] {formatter(state, exception)}");
+        }
+    }
 }
