@@ -86,6 +86,7 @@ internal sealed partial class BearerOptionsReload : IOptionsChangeTokenSource<Jw
     private void Reload()
     {
         CancellationTokenSource fired;
+        string changes;
         lock (_gate)
         {
             var outcome = _edits.Check(
@@ -112,14 +113,18 @@ internal sealed partial class BearerOptionsReload : IOptionsChangeTokenSource<Jw
                 return;
             }
 
-            Log.Applied(_logger, BearerAuthentication.SectionName, outcome.Changes!);
-            _metrics.Reloaded(applied: true);
+            changes = outcome.Changes!;
             fired = _changed.Renew();
         }
 
         // The options monitor drops the scheme's options and builds them again, from the section just checked. A failure
         // only if the section was saved again, unparsable, between the check and this build: the next reload checks it.
-        if (CheckedChangeToken.Fire(fired) is { } failure)
+        // Then the line and the count: whoever reads either and sends a token at once meets the new settings (before, the
+        // line came first, and such a token could still be refused under the old key for a moment).
+        var failure = CheckedChangeToken.Fire(fired);
+        Log.Applied(_logger, BearerAuthentication.SectionName, changes);
+        _metrics.Reloaded(applied: true);
+        if (failure is not null)
         {
             Log.BuildFailed(_logger, BearerAuthentication.SectionName, failure);
         }

@@ -168,4 +168,47 @@ public class BearerReloadTests
 
         Assert.Contains(ex.Errors, e => e.Key == BearerAuthentication.SectionName && e.Message.Contains("sometimes", StringComparison.Ordinal));
     }
+
+    /// <summary>
+    /// The scheme's options are dropped (so the next request builds them from the new section) before the reload is logged
+    /// and counted: a client that sends a token signed with the new key on seeing either is not refused under the old one.
+    /// </summary>
+    [Fact]
+    public void TheReloadLine_IsWritten_AfterTheSchemesOptionsWereDropped()
+    {
+        var before = new TestTokens();
+        var after = new TestTokens();
+        var directory = Directory.CreateTempSubdirectory("yarpgateway-bearer-");
+        try
+        {
+            var path = Path.Combine(directory.FullName, "auth.json");
+            File.WriteAllText(path, new JsonObject { ["Authentication"] = before.Section() }.ToJsonString());
+            var configuration = new Microsoft.Extensions.Configuration.ConfigurationBuilder().AddJsonFile(path, optional: false, reloadOnChange: false).Build();
+            var dropped = 0;
+            var droppedWhenLogged = new List<int>();
+            var logs = new ObservingLoggerProvider(line =>
+            {
+                if (line.Contains("[BearerReloaded]", StringComparison.Ordinal))
+                {
+                    droppedWhenLogged.Add(Volatile.Read(ref dropped));
+                }
+            });
+            using var loggers = LoggerFactory.Create(b => b.AddProvider(logs));
+            using var reload = new BearerOptionsReload(
+                configuration,
+                new Microsoft.Extensions.Options.OptionsFactory<Microsoft.AspNetCore.Authentication.JwtBearer.JwtBearerOptions>([], []),
+                Telemetry.TestMetrics.Config(),
+                loggers.CreateLogger<BearerOptionsReload>());
+            using var subscription = Microsoft.Extensions.Primitives.ChangeToken.OnChange(reload.GetChangeToken, () => Interlocked.Increment(ref dropped));
+
+            File.WriteAllText(path, new JsonObject { ["Authentication"] = after.Section() }.ToJsonString());
+            configuration.Reload();
+
+            Assert.Equal([1], droppedWhenLogged);
+        }
+        finally
+        {
+            directory.Delete(recursive: true);
+        }
+    }
 }
