@@ -27,6 +27,7 @@
 # answers with Connection: close, so that the warm-up leaves the gateway's backend pool empty); nginx's still goes to nginx.
 # WARM_PAUSE=SECONDS waits that long after each 500 of the warm-up: with pauses, tiered compilation gets the quiet 100 ms it
 # waits for before it counts calls, so the warm-up's path is optimized before the storm, not only compiled (docs/performance-history.md).
+# WARM_CPU=0 runs the warm-up's load on the proxy's CPU instead of CPU 1, as a warm-up the gateway gave itself would run.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -47,7 +48,7 @@ if [ -n "$MODES_OVERRIDE" ] || [ -n "${GATEWAY_ARGS:-}" ] || [ -n "${GATEWAY_ENV
   OUT=$RAW/storm-partial.md
   JSONL=$RAW/storm-partial.jsonl  # the last full run's raw results stay
   # The experiment's settings, written into its table so that the file says what it measured.
-  for v in MODES GATEWAY_ARGS GATEWAY_ENV GATEWAY_DLL AOT_EXE WARM_CONNECTIONS WARM_URL WARM_PAUSE; do
+  for v in MODES GATEWAY_ARGS GATEWAY_ENV GATEWAY_DLL AOT_EXE WARM_CONNECTIONS WARM_URL WARM_PAUSE WARM_CPU; do
     [ -n "${!v:-}" ] && [ "${!v}" != 0 ] && { [[ ${!v} == *" "* ]] && SETTINGS+="$v=\"${!v}\" " || SETTINGS+="$v=${!v} "; }
   done
 fi
@@ -128,7 +129,7 @@ for round in $(seq "$ROUNDS"); do
     fi
     warm_url=http://$target/
     [ "$mode" != nginx ] && [ -n "${WARM_URL:-}" ] && warm_url=$WARM_URL
-    for _ in $(seq $(( WARM_CONNECTIONS / 500 ))); do taskset -c 1 h2load --h1 -c 500 -n 500 "$warm_url" >/dev/null; sleep ${WARM_PAUSE:-0}; done
+    for _ in $(seq $(( WARM_CONNECTIONS / 500 ))); do taskset -c ${WARM_CPU:-1} h2load --h1 -c 500 -n 500 "$warm_url" >/dev/null; sleep ${WARM_PAUSE:-0}; done
     overflows_before=$(listen_overflows)
     cpu_before=$(ticks "$gw")  # bench/lib.sh: with nginx's worker
     jit_before=$(jit_counters "$mode")
