@@ -49,7 +49,7 @@ if [ -n "$MODES_OVERRIDE" ] || [ -n "${GATEWAY_ARGS:-}" ] || [ -n "${GATEWAY_ENV
   JSONL=$RAW/storm-partial.jsonl  # the last full run's raw results stay
   # The experiment's settings, written into its table so that the file says what it measured.
   for v in MODES GATEWAY_ARGS GATEWAY_ENV GATEWAY_DLL AOT_EXE WARM_CONNECTIONS WARM_URL WARM_PAUSE WARM_CPU; do
-    [ -n "${!v:-}" ] && [ "${!v}" != 0 ] && { [[ ${!v} == *" "* ]] && SETTINGS+="$v=\"${!v}\" " || SETTINGS+="$v=${!v} "; }
+    [ -n "${!v:-}" ] && { [ "$v" = WARM_CPU ] || [ "${!v}" != 0 ]; } && { [[ ${!v} == *" "* ]] && SETTINGS+="$v=\"${!v}\" " || SETTINGS+="$v=${!v} "; }
   done
 fi
 mkdir -p "$RAW"
