@@ -84,14 +84,7 @@ public class ReloadableOptionsTests
         }).Build();
         var section = configuration.GetSection(ResilienceOptions.SectionName);
         var applied = 0;
-        var appliedWhenLogged = new List<int>();
-        var logs = new ObservingLoggerProvider(line =>
-        {
-            if (line.Contains("[OptionsReloaded]", StringComparison.Ordinal))
-            {
-                appliedWhenLogged.Add(Volatile.Read(ref applied));
-            }
-        });
+        var logs = new ObservingLoggerProvider("OptionsReloaded", () => Volatile.Read(ref applied));
         using var loggers = LoggerFactory.Create(b => b.AddProvider(logs));
         using var options = new ReloadableOptions<ResilienceOptions>(
             new OptionsFactory<ResilienceOptions>([new ConfigureFromConfigurationOptions<ResilienceOptions>(section)], []),
@@ -103,6 +96,6 @@ public class ReloadableOptionsTests
         configuration["Gateway:Resilience:MaxRetries"] = "3";
         configuration.Reload();
 
-        Assert.Equal([1, 2], appliedWhenLogged);
+        Assert.Equal([1, 2], logs.Seen);
     }
 }

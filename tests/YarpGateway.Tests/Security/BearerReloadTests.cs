@@ -185,14 +185,7 @@ public class BearerReloadTests
             File.WriteAllText(path, new JsonObject { ["Authentication"] = before.Section() }.ToJsonString());
             var configuration = new Microsoft.Extensions.Configuration.ConfigurationBuilder().AddJsonFile(path, optional: false, reloadOnChange: false).Build();
             var dropped = 0;
-            var droppedWhenLogged = new List<int>();
-            var logs = new ObservingLoggerProvider(line =>
-            {
-                if (line.Contains("[BearerReloaded]", StringComparison.Ordinal))
-                {
-                    droppedWhenLogged.Add(Volatile.Read(ref dropped));
-                }
-            });
+            var logs = new ObservingLoggerProvider("BearerReloaded", () => Volatile.Read(ref dropped));
             using var loggers = LoggerFactory.Create(b => b.AddProvider(logs));
             using var reload = new BearerOptionsReload(
                 configuration,
@@ -204,7 +197,7 @@ public class BearerReloadTests
             File.WriteAllText(path, new JsonObject { ["Authentication"] = after.Section() }.ToJsonString());
             configuration.Reload();
 
-            Assert.Equal([1], droppedWhenLogged);
+            Assert.Equal([1], logs.Seen);
         }
         finally
         {
