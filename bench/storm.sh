@@ -49,7 +49,8 @@ if [ -n "$MODES_OVERRIDE" ] || [ -n "${GATEWAY_ARGS:-}" ] || [ -n "${GATEWAY_ENV
   JSONL=$RAW/storm-partial.jsonl  # the last full run's raw results stay
   # The experiment's settings, written into its table so that the file says what it measured.
   for v in MODES GATEWAY_ARGS GATEWAY_ENV GATEWAY_DLL AOT_EXE WARM_CONNECTIONS WARM_URL WARM_PAUSE WARM_CPU; do
-    [ -n "${!v:-}" ] && { [ "$v" = WARM_CPU ] || [ "${!v}" != 0 ]; } && { [[ ${!v} == *" "* ]] && SETTINGS+="$v=\"${!v}\" " || SETTINGS+="$v=${!v} "; }
+    # WARM_CONNECTIONS is 0 unless set; a 0 of any other is a setting (WARM_CPU=0)
+    [ -n "${!v:-}" ] && { [ "$v" != WARM_CONNECTIONS ] || [ "${!v}" != 0 ]; } && { [[ ${!v} == *" "* ]] && SETTINGS+="$v=\"${!v}\" " || SETTINGS+="$v=${!v} "; }
   done
 fi
 mkdir -p "$RAW"
