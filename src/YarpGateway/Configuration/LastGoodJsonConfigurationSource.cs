@@ -15,7 +15,9 @@ namespace YarpGateway.Configuration;
 /// takes its keys with it, as before: removing a layer on purpose is an edit, not a breakage.
 /// The file's size and time are also looked at every <see cref="CheckInterval"/>: the file watcher's
 /// notification can be lost (seen on Linux, an edit not applied until the next one), and a saved edit
-/// must not wait for another to take effect.
+/// must not wait for another to take effect. A read that finds the file broken while it is still being
+/// written (empty or cut short by a writer that truncates, then writes) reads it again once it has settled,
+/// instead of rejecting an edit that was not finished.
 /// </summary>
 internal sealed class LastGoodJsonConfigurationSource : JsonConfigurationSource
 {
@@ -245,42 +247,77 @@ internal sealed class LastGoodJsonConfigurationSource : JsonConfigurationSource
             return new FileStamp(true, file.Length, file.LastModified, null);
         }
 
+        /// <summary>
+        /// How many times a read that finds the file broken is repeated while the file keeps changing around it
+        /// (<see cref="ReadAgain"/>); past that, it is reported broken.
+        /// </summary>
+        internal const int MaxReadsWhileWritten = 5;
+
         // Reads the file into Data (or keeps the last good contents and says why in Broken), and
         // remembers it as it was just before (its stamp); the caller then raises the reload event,
-        // outside the lock.
+        // outside the lock. A file written in place (cp, a shell's >, an editor that truncates, then
+        // writes) is empty or cut short for a moment, and a read that lands in that moment (the periodic
+        // check, a SIGHUP, a watcher's reload of an earlier write) finds it broken though the edit is
+        // good: it was rejected, logged as an error and counted, and the rejected-reload alert fired for
+        // an edit that was applied a moment later. So a broken read is looked at again after the watcher's
+        // delay (ReloadDelay, as the writer is given before a watched change is read): if the file changed
+        // meanwhile, its writer was still at work, and it is read again. A file that stays as it was is
+        // broken, and says so. Broken is set only then: a reload of another file meanwhile (a SIGHUP reads
+        // them all) looks at it, and must not see a verdict on a read that is to be repeated.
         private void ReadAgain(IFileInfo? file, FileStamp stamp)
         {
-            _read = stamp;
+            for (var read = 1; ; read++)
+            {
+                _read = stamp;
+                var broken = ReadInto(file);
+                if (broken is null || read == MaxReadsWhileWritten)
+                {
+                    Broken = broken;
+                    return;
+                }
+
+                Thread.Sleep(Source.ReloadDelay);
+                file = CurrentFile();
+                var now = Stamp(file);
+                if (now == stamp)
+                {
+                    Broken = broken;
+                    return;
+                }
+
+                stamp = now;
+            }
+        }
+
+        // One read into Data; null if it was read (or, optional, is gone and took its keys), else what is wrong with it.
+        private string? ReadInto(IFileInfo? file)
+        {
             if (file is null || !file.Exists)
             {
-                if (Source.Optional)
+                if (!Source.Optional)
                 {
-                    Data = new Dictionary<string, string?>(StringComparer.OrdinalIgnoreCase);
-                    Broken = null;
+                    return "is missing (deleted or renamed).";
                 }
-                else
-                {
-                    Broken = "is missing (deleted or renamed).";
-                }
+
+                Data = new Dictionary<string, string?>(StringComparer.OrdinalIgnoreCase);
+                return null;
             }
-            else
+
+            try
             {
-                try
-                {
-                    using var stream = OpenRead(file);
-                    Load(stream); // sets Data only once the whole file has parsed
-                    Broken = null;
-                }
-                catch (FormatException ex)
-                {
-                    // JSON that does not parse (the runtime wraps the parser's error), or JSON the
-                    // configuration cannot take (a key twice).
-                    Broken = ex.InnerException is System.Text.Json.JsonException json ? $"not valid JSON: {json.Message}" : $"not usable as configuration: {ex.Message}";
-                }
-                catch (Exception ex) when (ex is IOException or UnauthorizedAccessException)
-                {
-                    Broken = $"cannot be read: {ex.Message}";
-                }
+                using var stream = OpenRead(file);
+                Load(stream); // sets Data only once the whole file has parsed
+                return null;
+            }
+            catch (FormatException ex)
+            {
+                // JSON that does not parse (the runtime wraps the parser's error), or JSON the
+                // configuration cannot take (a key twice).
+                return ex.InnerException is System.Text.Json.JsonException json ? $"not valid JSON: {json.Message}" : $"not usable as configuration: {ex.Message}";
+            }
+            catch (Exception ex) when (ex is IOException or UnauthorizedAccessException)
+            {
+                return $"cannot be read: {ex.Message}";
             }
         }
 

@@ -188,6 +188,117 @@ public sealed class LastGoodJsonConfigurationSourceTests : IDisposable
         public IChangeToken Watch(string filter) => Microsoft.Extensions.FileProviders.NullChangeToken.Singleton;
     }
 
+    // A file written in place (cp, a shell's >): truncated, then written. A read that lands between the two finds it empty.
+    // Before, that read rejected the edit (an error logged, the rejected-reload alert's counter raised) though the writer
+    // finished a moment later; now the read sees the file changed around it and reads it again.
+    [Theory]
+    [InlineData("")]
+    [InlineData("""{ "Key": "sec""")]
+    public void AReadThatMeetsAWriterMidFile_ReadsTheFileAgain_InsteadOfCallingItBroken(string halfWritten)
+    {
+        var (manager, provider, files, path) = WithWriterDuringRead();
+        File.WriteAllText(path, halfWritten); // the writer has truncated the file (and perhaps written some of it)
+        files.FinishOnNextRead = """{ "Key": "second" }""";
+        var brokenAtEachRead = new List<string?>();
+        files.Reading = () => brokenAtEachRead.Add(provider.Broken);
+
+        Assert.True(provider.ReadNow()); // the read sees the half-written file; the writer finishes as it reads
+
+        Assert.Null(files.FinishOnNextRead);
+        Assert.Null(provider.Broken);
+        Assert.Equal("second", manager["Key"]);
+        Assert.Equal([null, null], brokenAtEachRead); // read twice, and the first read's verdict never shown to anyone meanwhile
+        (manager as IDisposable)?.Dispose();
+    }
+
+    [Fact]
+    public void ABrokenFileThatStaysAsItIs_IsStillCalledBroken()
+    {
+        var (manager, provider, files, path) = WithWriterDuringRead();
+        File.WriteAllText(path, """{ "Key": """);
+        var readsBefore = files.Reads; // the first load's
+
+        Assert.True(provider.ReadNow());
+
+        Assert.StartsWith("not valid JSON", provider.Broken, StringComparison.Ordinal);
+        Assert.Equal(1, files.Reads - readsBefore); // read once: it did not change around that read
+        Assert.Equal("first", manager["Key"]);
+        (manager as IDisposable)?.Dispose();
+    }
+
+    // w.json, at { "Key": "first" }, read through WrittenDuringReadFiles; read again only by ReadNow (SIGHUP).
+    private (ConfigurationManager Manager, LastGoodJsonConfigurationSource.Provider Provider, WrittenDuringReadFiles Files, string Path) WithWriterDuringRead()
+    {
+        var path = Path.Combine(_directory, "w.json");
+        File.WriteAllText(path, """{ "Key": "first" }""");
+        var files = new WrittenDuringReadFiles(_directory);
+        var manager = new ConfigurationManager();
+        ((IConfigurationBuilder)manager).Add(new LastGoodJsonConfigurationSource
+        {
+            FileProvider = files,
+            Path = "w.json",
+            WatchForChanges = true,
+            ReloadDelay = 0,
+            CheckInterval = TimeSpan.FromHours(1),
+        });
+        var provider = Assert.Single(((IConfigurationRoot)manager).Providers.OfType<LastGoodJsonConfigurationSource.Provider>());
+        return (manager, provider, files, path);
+    }
+
+    /// <summary>
+    /// Files read through streams (no physical path, so the provider opens them here), where a writer can finish a file
+    /// right after a read has taken what it had so far: the race between a reader and a writer that truncates, then writes.
+    /// </summary>
+    private sealed class WrittenDuringReadFiles(string root) : Microsoft.Extensions.FileProviders.IFileProvider
+    {
+        private readonly string _root = root;
+
+        /// <summary>Written over the file by the next read, once it has read the file as it was.</summary>
+        public string? FinishOnNextRead { get; set; }
+
+        public int Reads { get; private set; }
+
+        /// <summary>Called as each read begins.</summary>
+        public Action? Reading { get; set; }
+
+        public Microsoft.Extensions.FileProviders.IFileInfo GetFileInfo(string subpath) => new File(this, new FileInfo(Path.Combine(_root, subpath)));
+
+        public Microsoft.Extensions.FileProviders.IDirectoryContents GetDirectoryContents(string subpath) => Microsoft.Extensions.FileProviders.NotFoundDirectoryContents.Singleton;
+
+        public IChangeToken Watch(string filter) => Microsoft.Extensions.FileProviders.NullChangeToken.Singleton;
+
+        private Stream Read(string path)
+        {
+            Reads++;
+            Reading?.Invoke();
+            var asItIs = System.IO.File.ReadAllBytes(path);
+            if (FinishOnNextRead is { } rest)
+            {
+                FinishOnNextRead = null;
+                System.IO.File.WriteAllText(path, rest);
+            }
+
+            return new MemoryStream(asItIs);
+        }
+
+        private sealed class File(WrittenDuringReadFiles files, FileInfo info) : Microsoft.Extensions.FileProviders.IFileInfo
+        {
+            public bool Exists => info.Exists;
+
+            public long Length => info.Length;
+
+            public string? PhysicalPath => null;
+
+            public string Name => info.Name;
+
+            public DateTimeOffset LastModified => info.LastWriteTimeUtc;
+
+            public bool IsDirectory => false;
+
+            public Stream CreateReadStream() => files.Read(info.FullName);
+        }
+    }
+
     [Fact]
     public async Task AFileThatCannotBeWatched_SaysWhy_AndIsStillCheckedAndReadOnSignal()
     {
