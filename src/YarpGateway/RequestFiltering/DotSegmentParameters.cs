@@ -1,5 +1,3 @@
-using YarpGateway.Telemetry;
-
 namespace YarpGateway.RequestFiltering;
 
 /// <summary>
@@ -9,23 +7,12 @@ namespace YarpGateway.RequestFiltering;
 /// (and Spring behind them) strip the parameter and then resolve the <c>..</c>: <c>/admin</c>, past whatever the
 /// gateway's <c>/admin</c> route asks (its authorization policy, its limits). nginx forwards such paths too; Spring
 /// Security's firewall refuses them. No browser or client library sends one. Other path parameters
-/// (<c>/files/a;v2.pdf</c>, <c>;jsessionid=</c>) pass. Synchronous; one search for <c>;</c> in the path per request.
+/// (<c>/files/a;v2.pdf</c>, <c>;jsessionid=</c>) pass. The filter is <see cref="AmbiguousPaths"/>'s.
 /// </summary>
 internal static class DotSegmentParameters
 {
-    /// <summary>The filter; a refusal is counted in <paramref name="metrics"/> (<c>gateway.requests.not_proxied</c>).</summary>
-    public static Func<RequestDelegate, RequestDelegate> Middleware(RequestMetrics metrics) => next => context =>
-    {
-        if (!IsDotSegmentWithParameter(context.Request.Path.Value))
-        {
-            return next(context);
-        }
-
-        context.Response.StatusCode = StatusCodes.Status400BadRequest;
-        metrics.NotProxied(StatusCodes.Status400BadRequest);
-        context.Response.ContentType = "text/plain; charset=utf-8";
-        return context.Response.WriteAsync("gateway: a path segment '..;' or '.;' is read as '..' or '.' by some servers; the gateway refuses it\n", context.RequestAborted);
-    };
+    /// <summary>What the client is told (<see cref="AmbiguousPaths"/> refuses such a path).</summary>
+    public const string Refusal = "gateway: a path segment '..;' or '.;' is read as '..' or '.' by some servers; the gateway refuses it\n";
 
     /// <summary>Whether the decoded path (Kestrel's, where <c>%2e</c> is already <c>.</c>) has a segment <c>.;...</c> or <c>..;...</c>.</summary>
     internal static bool IsDotSegmentWithParameter(string? path)

@@ -10,4 +10,11 @@ internal sealed class RequestFilteringOptions
     /// dropped, as nginx does (<c>underscores_in_headers off</c>). See <see cref="HeadersWithUnderscores"/>.
     /// </summary>
     public bool UnderscoresInHeaders { get; set; }
+
+    /// <summary>
+    /// Forward request paths that hold a backslash, sent as it is or escaped (<c>/users/CORP%5Cjdoe</c>). Default false:
+    /// they get 400, since Windows' HTTP server reads a backslash as <c>/</c>. A backslash that sets off a dot segment
+    /// (<c>/public/..%5Cadmin</c>) gets 400 either way. See <see cref="AmbiguousPaths"/>.
+    /// </summary>
+    public bool BackslashesInPaths { get; set; }
 }

@@ -27,17 +27,29 @@ public class PathEncodingTests
         { "/a%41%7e", "/aA~" },                 // escapes of unreserved characters are the characters (RFC 3986 2.3; Uri decodes them)
         { "/.well-known/a%3B", "/.well-known/a%3B" }, // a dot that is no dot segment
         { "/a/%2e%2e/b%3B", "/b;" },            // dot segments resolved: the path is Kestrel's, escaped again by YARP
+        { "/a%20#x", "/a%20%23x" },             // a raw '#' is part of the path Kestrel routed on, not a fragment to drop
+    };
+
+    // A backslash gets 400 unless Gateway:RequestFiltering:BackslashesInPaths (BackslashPathTests); with it, these.
+    public static TheoryData<string, string> PathsWithBackslashes => new()
+    {
         { "/a%5Cb%3B", "/a%5Cb%3B" },
         { "/a\\b%3B", "/a%5Cb;" },              // a raw backslash: Uri would make it a slash, so the path is YARP's
-        { "/a%20#x", "/a%20%23x" },             // a raw '#' is part of the path Kestrel routed on, not a fragment to drop
     };
 
     [Theory]
     [MemberData(nameof(Paths))]
-    public async Task ThePathReachesTheBackendAsExpected(string sent, string received)
+    public Task ThePathReachesTheBackendAsExpected(string sent, string received) => ReachesTheBackendAsync(sent, received);
+
+    [Theory]
+    [MemberData(nameof(PathsWithBackslashes))]
+    public Task WithBackslashesInPaths_ThePathReachesTheBackendAsExpected(string sent, string received)
+        => ReachesTheBackendAsync(sent, received, "--Gateway:RequestFiltering:BackslashesInPaths=true");
+
+    private static async Task ReachesTheBackendAsync(string sent, string received, params string[] settings)
     {
         await using var backend = await TestBackend.StartAsync("a");
-        await using var gateway = await GatewayUnderTest.StartAsync(ProxyConfigJson.CatchAll("RoundRobin", (backend, null)));
+        await using var gateway = await GatewayUnderTest.StartAsync(ProxyConfigJson.CatchAll("RoundRobin", (backend, null)), settings);
         using var socket = await RawSocket.ConnectAsync(gateway.ProxyAddress);
 
         await socket.SendAsync(Encoding.ASCII.GetBytes($"GET {sent} HTTP/1.1\r\nHost: x\r\n\r\n"));

@@ -1,0 +1,81 @@
+using YarpGateway.Telemetry;
+
+namespace YarpGateway.RequestFiltering;
+
+/// <summary>
+/// Paths that the gateway routes as one path and some servers read as another get 400 before routing, so that no route's
+/// policies (authorization, limits) can be passed by asking a backend for its path in a form the gateway reads otherwise:
+/// <list type="bullet">
+/// <item>a dot segment with a path parameter, <c>/public/..;/admin</c> (<see cref="DotSegmentParameters"/>: Tomcat and
+/// Jetty read it as <c>/admin</c>);</item>
+/// <item>a backslash, sent as it is or escaped (<c>%5C</c>, which Kestrel decodes). Windows' HTTP server (HTTP.sys,
+/// under IIS and ASP.NET Core's HttpSys server) reads it as <c>/</c> and then resolves dot segments:
+/// <c>/public/..%5Cadmin/secret</c>, routed under <c>/public/</c>, went on to the backend as
+/// <c>/public/..%5Cadmin/secret</c> (tried), which such a backend serves as <c>/admin/secret</c> (Microsoft's KB 896287
+/// describes HTTP.sys's reading); and <c>/admin%5Csecret</c>, which a route <c>/admin/{**rest}</c> does not match and a
+/// catch-all does, as <c>/admin/secret</c>. Browsers turn <c>\</c> into
+/// <c>/</c> before they send a path, and nginx passes both forms on (tried). With
+/// <see cref="RequestFilteringOptions.BackslashesInPaths"/> (for an API whose paths hold one, <c>/users/CORP%5Cjdoe</c>,
+/// in front of backends that do not read it as <c>/</c>) a backslash passes, but not one that sets off a dot segment
+/// (<c>..\</c>, <c>\.\</c>), which no client has a reason to send.</item>
+/// </list>
+/// Synchronous; one search for <c>;</c> or <c>\</c> in the decoded path per request.
+/// </summary>
+internal static class AmbiguousPaths
+{
+    public const string BackslashRefusal = "gateway: a backslash in a path (as it is or as %5C) is read as '/' by some servers; the gateway refuses it\n";
+
+    public const string BackslashDotSegmentRefusal = "gateway: a path segment '..' or '.' set off by a backslash is read as one by some servers; the gateway refuses it\n";
+
+    /// <summary>The filter; a refusal is counted in <paramref name="metrics"/> (<c>gateway.requests.not_proxied</c>).</summary>
+    public static Func<RequestDelegate, RequestDelegate> Middleware(RequestMetrics metrics, bool backslashesAllowed) => next => context =>
+    {
+        var path = context.Request.Path.Value;
+        if (path is null || path.AsSpan().IndexOfAny(';', '\\') < 0 || Refusal(path, backslashesAllowed) is not { } refusal)
+        {
+            return next(context);
+        }
+
+        context.Response.StatusCode = StatusCodes.Status400BadRequest;
+        metrics.NotProxied(StatusCodes.Status400BadRequest);
+        context.Response.ContentType = "text/plain; charset=utf-8";
+        return context.Response.WriteAsync(refusal, context.RequestAborted);
+    };
+
+    /// <summary>Why the decoded path (Kestrel's: <c>%5C</c> is <c>\</c>, <c>%2e</c> is <c>.</c>) is refused; null if it is not.</summary>
+    internal static string? Refusal(string path, bool backslashesAllowed)
+    {
+        if (path.Contains('\\'))
+        {
+            if (!backslashesAllowed)
+            {
+                return BackslashRefusal;
+            }
+
+            if (HasDotSegmentWithBackslashes(path))
+            {
+                return BackslashDotSegmentRefusal;
+            }
+        }
+
+        return DotSegmentParameters.IsDotSegmentWithParameter(path) ? DotSegmentParameters.Refusal : null;
+    }
+
+    /// <summary>
+    /// Whether the path, with each backslash read as <c>/</c>, has a dot segment (<c>.</c>, <c>..</c>, or either with a
+    /// path parameter). Kestrel has resolved those between slashes, so one found here was set off by a backslash.
+    /// </summary>
+    internal static bool HasDotSegmentWithBackslashes(string path)
+    {
+        foreach (var range in path.AsSpan().SplitAny('/', '\\'))
+        {
+            var segment = path.AsSpan()[range];
+            if (segment is "." or ".." || segment.StartsWith(".;") || segment.StartsWith("..;"))
+            {
+                return true;
+            }
+        }
+
+        return false;
+    }
+}
