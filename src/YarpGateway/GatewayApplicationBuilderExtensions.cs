@@ -113,7 +113,7 @@ internal static class GatewayApplicationBuilderExtensions
         app.Use(app.Services.GetRequiredService<DrainNotice>().Middleware); // Connection: close / GOAWAY once shutdown begins
         app.UseGatewayForwardedHeaders(); // True-Client-IP and the like, and X-Forwarded-For, from trusted peers only
         app.Use(HostHeader.Middleware); // admin.example. is admin.example, for routing's Hosts too
-        app.Use(AmbiguousPaths.Middleware(requestMetrics, app.Services.GetRequiredService<IOptions<RequestFilteringOptions>>().Value.BackslashesInPaths)); // /public/..;/admin and /public/..%5Cadmin: 400, not /public/... here and /admin in Tomcat or IIS
+        app.Use(AmbiguousPaths.Middleware(requestMetrics, app.Services.GetRequiredService<IOptions<RequestFilteringOptions>>().Value)); // /public/..;/admin and /public/..%5Cadmin: 400, not /public/... here and /admin in Tomcat or IIS
         app.Use(AsteriskOptions.Middleware(requestMetrics)); // OPTIONS * is answered here, not sent to a backend as OPTIONS /
 
         // The request's one frame: counted in flight, admitted (global limit, upgrade rate), its duration

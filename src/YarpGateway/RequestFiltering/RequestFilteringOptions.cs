@@ -17,4 +17,11 @@ internal sealed class RequestFilteringOptions
     /// (<c>/public/..%5Cadmin</c>) gets 400 either way. See <see cref="AmbiguousPaths"/>.
     /// </summary>
     public bool BackslashesInPaths { get; set; }
+
+    /// <summary>
+    /// Forward request paths that hold an encoded slash (<c>%2F</c>), as sent. Default true, as nginx does: APIs put
+    /// <c>/</c> in identifiers (<c>/projects/group%2Fproject</c>). False: they get 400, for routes whose policies guard a path
+    /// prefix in front of backends that decode <c>%2F</c> (nginx does). See <see cref="AmbiguousPaths"/>.
+    /// </summary>
+    public bool EncodedSlashesInPaths { get; set; } = true;
 }
