@@ -119,7 +119,9 @@ internal static class GatewayApplicationBuilderExtensions
         // The request's one frame: counted in flight, admitted (global limit, upgrade rate), its duration
         // metric and final error recorded when it ends.
         app.Use(app.Services.GetRequiredService<ProxyRequestFrame>().Middleware);
+        app.Use(RoutedWithMergedSlashes.BeforeRouting); // //admin/x is routed as /admin/x, as nginx and the backends that merge slashes read it
         app.UseRouting();
+        app.Use(RoutedWithMergedSlashes.AfterRouting); // and goes on as sent
         app.UseRouteTimeouts(); // YARP routes' Timeout / TimeoutPolicy, only on those routes
 
         // Route policies, each only when configured: CORS answers preflights (no token), then

@@ -1,0 +1,64 @@
+using System.Net;
+using System.Text;
+using YarpGateway.RequestFiltering;
+using YarpGateway.Tests.Functional;
+
+namespace YarpGateway.Tests.Hostile;
+
+/// <summary>
+/// <c>//admin/x</c> did not match a route <c>/admin/{**rest}</c> and went to a catch-all beside it, without the admin
+/// route's policies, while a backend that merges slashes (nginx) served it as <c>/admin/x</c>. Routing now reads runs of
+/// slashes as one, as nginx does; the backend still gets the path as sent.
+/// </summary>
+public class MergedSlashesRoutingTests
+{
+    [Theory]
+    [InlineData("//admin/x", "/admin/x")]
+    [InlineData("/a//b///c/", "/a/b/c/")]
+    [InlineData("//", "/")]
+    [InlineData("/thumb/http://example.com/a.png", "/thumb/http:/example.com/a.png")]
+    public void RunsOfSlashes_AreMerged(string path, string merged) => Assert.Equal(merged, RoutedWithMergedSlashes.Merge(path));
+
+    [Theory]
+    [InlineData("//admin/x", "admin")]
+    [InlineData("///admin//x", "admin")]
+    [InlineData("/admin/x", "admin")]
+    [InlineData("/other//admin/x", "site")]
+    [InlineData("/thumb/http://example.com/a.png", "site")]
+    public async Task APathWithRunsOfSlashes_TakesTheRouteItsMergedPathMatches_AndGoesOnAsSent(string target, string backendName)
+    {
+        await using var admin = await TestBackend.StartAsync("admin");
+        await using var site = await TestBackend.StartAsync("site");
+        var config = ProxyConfigJson.Config(
+            [("admin", "/admin/{**rest}", "admins"), ("all", "/{**catch-all}", "sites")],
+            [("admins", "RoundRobin", [(admin, null)]), ("sites", "RoundRobin", [(site, null)])]);
+        await using var gateway = await GatewayUnderTest.StartAsync(config);
+        using var socket = await RawSocket.ConnectAsync(gateway.ProxyAddress);
+
+        await socket.SendAsync(Encoding.ASCII.GetBytes($"GET {target} HTTP/1.1\r\nHost: x\r\n\r\n"));
+
+        Assert.StartsWith("HTTP/1.1 200", await RawSocket.ReceiveResponseHeadAsync(socket), StringComparison.Ordinal);
+        var reached = backendName == "admin" ? admin : site;
+        var missed = backendName == "admin" ? site : admin;
+        Assert.Equal([target], reached.RawTargets.ToArray());
+        Assert.Empty(missed.RawTargets);
+    }
+
+    [Fact]
+    public async Task OverHttp2_ADoubleSlash_TakesTheAdminRoute()
+    {
+        await using var admin = await TestBackend.StartAsync("admin");
+        await using var site = await TestBackend.StartAsync("site");
+        var config = ProxyConfigJson.Config(
+            [("admin", "/admin/{**rest}", "admins"), ("all", "/{**catch-all}", "sites")],
+            [("admins", "RoundRobin", [(admin, null)]), ("sites", "RoundRobin", [(site, null)])]);
+        await using var gateway = await GatewayUnderTest.StartAsync(config);
+        using var client = gateway.CreateHttp2ProxyClient();
+
+        using var response = await client.GetAsync(new Uri(gateway.ProxyAddress.GetLeftPart(UriPartial.Authority) + "//admin/x"));
+
+        Assert.Equal(HttpStatusCode.OK, response.StatusCode);
+        Assert.Equal(["//admin/x"], admin.RawTargets.ToArray());
+        Assert.Empty(site.RawTargets);
+    }
+}
