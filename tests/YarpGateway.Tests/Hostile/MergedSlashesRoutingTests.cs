@@ -29,10 +29,7 @@ public class MergedSlashesRoutingTests
     {
         await using var admin = await TestBackend.StartAsync("admin");
         await using var site = await TestBackend.StartAsync("site");
-        var config = ProxyConfigJson.Config(
-            [("admin", "/admin/{**rest}", "admins"), ("all", "/{**catch-all}", "sites")],
-            [("admins", "RoundRobin", [(admin, null)]), ("sites", "RoundRobin", [(site, null)])]);
-        await using var gateway = await GatewayUnderTest.StartAsync(config);
+        await using var gateway = await GatewayUnderTest.StartAsync(AdminRouteBesideACatchAll(admin, site));
         using var socket = await RawSocket.ConnectAsync(gateway.ProxyAddress);
 
         await socket.SendAsync(Encoding.ASCII.GetBytes($"GET {target} HTTP/1.1\r\nHost: x\r\n\r\n"));
@@ -49,10 +46,7 @@ public class MergedSlashesRoutingTests
     {
         await using var admin = await TestBackend.StartAsync("admin");
         await using var site = await TestBackend.StartAsync("site");
-        var config = ProxyConfigJson.Config(
-            [("admin", "/admin/{**rest}", "admins"), ("all", "/{**catch-all}", "sites")],
-            [("admins", "RoundRobin", [(admin, null)]), ("sites", "RoundRobin", [(site, null)])]);
-        await using var gateway = await GatewayUnderTest.StartAsync(config);
+        await using var gateway = await GatewayUnderTest.StartAsync(AdminRouteBesideACatchAll(admin, site));
         using var client = gateway.CreateHttp2ProxyClient();
 
         using var response = await client.GetAsync(new Uri(gateway.ProxyAddress.GetLeftPart(UriPartial.Authority) + "//admin/x"));
@@ -61,4 +55,10 @@ public class MergedSlashesRoutingTests
         Assert.Equal(["//admin/x"], admin.RawTargets.ToArray());
         Assert.Empty(site.RawTargets);
     }
+
+    // A route /admin/{**rest} to one backend, and a catch-all beside it to another.
+    private static System.Text.Json.Nodes.JsonObject AdminRouteBesideACatchAll(TestBackend admin, TestBackend site)
+        => ProxyConfigJson.Config(
+            [("admin", "/admin/{**rest}", "admins"), ("all", "/{**catch-all}", "sites")],
+            [("admins", "RoundRobin", [(admin, null)]), ("sites", "RoundRobin", [(site, null)])]);
 }
