@@ -9,9 +9,10 @@ namespace YarpGateway.RequestFiltering;
 /// <c>/admin</c> route's policies, and a backend that merges slashes served it as <c>/admin/x</c> (nginx does, tried; so do
 /// Tomcat and Apache by default). Only routing sees the merged path: the path is put back once a route is chosen, so
 /// the backend gets it as the client sent it (as nginx's <c>proxy_pass</c> without a URI sends it; a path that holds a
-/// URL, <c>/thumb/http://example.com/a.png</c>, keeps its <c>//</c>), and the output cache keys on it as sent.
-/// A search for <c>//</c> per request; a path that has one gets a new string and a feature, and a feature lookup after
-/// routing finds it.
+/// URL, <c>/thumb/http://example.com/a.png</c>, keeps its <c>//</c>), and the output cache keys on it as sent. The
+/// route's values (a <c>PathPattern</c> transform's <c>{**rest}</c>) are routing's, from the merged path.
+/// Per request a search for <c>//</c> and, after routing, a feature lookup; a path that has one gets a new string and
+/// the feature.
 /// </summary>
 internal static class RoutedWithMergedSlashes
 {

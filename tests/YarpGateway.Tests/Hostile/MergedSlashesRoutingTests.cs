@@ -56,6 +56,25 @@ public class MergedSlashesRoutingTests
         Assert.Empty(site.RawTargets);
     }
 
+    // The route's values are routing's, from the merged path (as nginx's proxy_pass with a URI sends its merged path);
+    // a transform that reads the path itself (PathRemovePrefix) sees it as sent.
+    [Theory]
+    [InlineData("PathPattern", "/v2/{**rest}", "/api//a//b", "/v2/a/b")]
+    [InlineData("PathRemovePrefix", "/api", "/api//a", "//a")]
+    public async Task ATransform_SeesTheRouteValuesMerged_AndThePathAsSent(string transform, string value, string target, string forwarded)
+    {
+        await using var backend = await TestBackend.StartAsync("api");
+        var config = ProxyConfigJson.Config([("api", "/api/{**rest}", "c1")], [("c1", "RoundRobin", [(backend, null)])]);
+        config["ReverseProxy"]!["Routes"]!["api"]!["Transforms"] = new System.Text.Json.Nodes.JsonArray(new System.Text.Json.Nodes.JsonObject { [transform] = value });
+        await using var gateway = await GatewayUnderTest.StartAsync(config);
+        using var socket = await RawSocket.ConnectAsync(gateway.ProxyAddress);
+
+        await socket.SendAsync(Encoding.ASCII.GetBytes($"GET {target} HTTP/1.1\r\nHost: x\r\n\r\n"));
+
+        Assert.StartsWith("HTTP/1.1 200", await RawSocket.ReceiveResponseHeadAsync(socket), StringComparison.Ordinal);
+        Assert.Equal([forwarded], backend.RawTargets.ToArray());
+    }
+
     // A route /admin/{**rest} to one backend, and a catch-all beside it to another.
     private static System.Text.Json.Nodes.JsonObject AdminRouteBesideACatchAll(TestBackend admin, TestBackend site)
         => ProxyConfigJson.Config(
