@@ -74,6 +74,17 @@ internal static class RawSocket
         }
     }
 
+    /// <summary>
+    /// On a connection of its own, <c>GET <paramref name="target"/></c> sent byte for byte (a path no client library would send
+    /// as it is), and the answer's head.
+    /// </summary>
+    public static async Task<string> GetHeadAsync(Uri address, string target)
+    {
+        using var socket = await ConnectAsync(address);
+        await socket.SendAsync(System.Text.Encoding.ASCII.GetBytes($"GET {target} HTTP/1.1\r\nHost: x\r\n\r\n"));
+        return await ReceiveResponseHeadAsync(socket);
+    }
+
     /// <summary>Reads until the end of an HTTP/1.1 response head (a blank line); bounded at 10 s.</summary>
     public static async Task<string> ReceiveResponseHeadAsync(Socket socket)
     {

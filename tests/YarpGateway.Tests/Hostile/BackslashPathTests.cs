@@ -1,5 +1,4 @@
 using System.Net;
-using System.Text;
 using YarpGateway.RequestFiltering;
 using YarpGateway.Tests.Functional;
 
@@ -44,7 +43,7 @@ public class BackslashPathTests
         await using var backend = await TestBackend.StartAsync("b");
         await using var gateway = await GatewayUnderTest.StartAsync(ProxyConfigJson.CatchAll("RoundRobin", (backend, null)));
 
-        var head = await SendAsync(gateway, target);
+        var head = await RawSocket.GetHeadAsync(gateway.ProxyAddress, target);
 
         Assert.StartsWith($"HTTP/1.1 {(int)expected}", head, StringComparison.Ordinal);
         Assert.Equal(expected == HttpStatusCode.OK ? [target] : [], backend.RawTargets.ToArray());
@@ -61,7 +60,7 @@ public class BackslashPathTests
         await using var gateway = await GatewayUnderTest.StartAsync(
             ProxyConfigJson.CatchAll("RoundRobin", (backend, null)), "--Gateway:RequestFiltering:BackslashesInPaths=true");
 
-        var head = await SendAsync(gateway, target);
+        var head = await RawSocket.GetHeadAsync(gateway.ProxyAddress, target);
 
         Assert.StartsWith($"HTTP/1.1 {(int)expected}", head, StringComparison.Ordinal);
         Assert.Equal(forwarded is null ? [] : [forwarded], backend.RawTargets.ToArray());
@@ -81,12 +80,5 @@ public class BackslashPathTests
         Assert.Equal(AmbiguousPaths.BackslashRefusal, await refused.Content.ReadAsStringAsync());
         Assert.Equal(HttpStatusCode.OK, served.StatusCode);
         Assert.Equal(["/public/x"], backend.RawTargets.ToArray());
-    }
-
-    private static async Task<string> SendAsync(GatewayUnderTest gateway, string target)
-    {
-        using var socket = await RawSocket.ConnectAsync(gateway.ProxyAddress);
-        await socket.SendAsync(Encoding.ASCII.GetBytes($"GET {target} HTTP/1.1\r\nHost: x\r\n\r\n"));
-        return await RawSocket.ReceiveResponseHeadAsync(socket);
     }
 }

@@ -1,4 +1,3 @@
-using System.Text;
 using YarpGateway.Tests.Functional;
 
 namespace YarpGateway.Tests.Hostile;
@@ -50,10 +49,8 @@ public class PathEncodingTests
     {
         await using var backend = await TestBackend.StartAsync("a");
         await using var gateway = await GatewayUnderTest.StartAsync(ProxyConfigJson.CatchAll("RoundRobin", (backend, null)), settings);
-        using var socket = await RawSocket.ConnectAsync(gateway.ProxyAddress);
 
-        await socket.SendAsync(Encoding.ASCII.GetBytes($"GET {sent} HTTP/1.1\r\nHost: x\r\n\r\n"));
-        var head = await RawSocket.ReceiveResponseHeadAsync(socket);
+        var head = await RawSocket.GetHeadAsync(gateway.ProxyAddress, sent);
 
         Assert.StartsWith("HTTP/1.1 200", head, StringComparison.Ordinal);
         Assert.Equal([received], backend.RawTargets);
@@ -70,9 +67,7 @@ public class PathEncodingTests
 
         foreach (var target in new[] { "/files/caf%E9.txt?q=%25", "/files/a%3Bb%FF%252F" })
         {
-            using var socket = await RawSocket.ConnectAsync(gateway.ProxyAddress); // one each: the head is read, not the body
-            await socket.SendAsync(Encoding.ASCII.GetBytes($"GET {target} HTTP/1.1\r\nHost: x\r\n\r\n"));
-            Assert.StartsWith("HTTP/1.1 200", await RawSocket.ReceiveResponseHeadAsync(socket), StringComparison.Ordinal);
+            Assert.StartsWith("HTTP/1.1 200", await RawSocket.GetHeadAsync(gateway.ProxyAddress, target), StringComparison.Ordinal); // a connection each: the head is read, not the body
         }
 
         // A transform changed the path, so it is YARP's, escaped again: Kestrel's undecoded escapes restored where
