@@ -19,12 +19,9 @@ public class ReloadableOptionsTests
         {
             ["Gateway:Resilience:RetryStatusCodes:0"] = "502",
         }).Build();
-        var section = configuration.GetSection(ResilienceOptions.SectionName);
         var logs = new CapturingLoggerProvider();
         using var loggers = LoggerFactory.Create(b => b.AddProvider(logs));
-        using var options = new ReloadableOptions<ResilienceOptions>(
-            new OptionsFactory<ResilienceOptions>([new ConfigureFromConfigurationOptions<ResilienceOptions>(section)], []),
-            configuration, Telemetry.TestMetrics.Config(), loggers, ResilienceOptions.SectionName);
+        using var options = Resilience(configuration, loggers);
 
         configuration["Gateway:Resilience:RetryStatusCodes:1"] = "abc";
         configuration.Reload();
@@ -47,12 +44,9 @@ public class ReloadableOptionsTests
         {
             ["Gateway:Resilience:RetryStatusCodes:0"] = "502",
         }).Build();
-        var section = configuration.GetSection(ResilienceOptions.SectionName);
         var logs = new CapturingLoggerProvider();
         using var loggers = LoggerFactory.Create(b => b.AddProvider(logs));
-        using var options = new ReloadableOptions<ResilienceOptions>(
-            new OptionsFactory<ResilienceOptions>([new ConfigureFromConfigurationOptions<ResilienceOptions>(section)], []),
-            configuration, Telemetry.TestMetrics.Config(), loggers, ResilienceOptions.SectionName);
+        using var options = Resilience(configuration, loggers);
 
         configuration["Gateway:Resilience:RetryStatusCodes:1"] = "abc";
         configuration.Reload();
@@ -82,13 +76,10 @@ public class ReloadableOptionsTests
         {
             ["Gateway:Resilience:MaxRetries"] = "1",
         }).Build();
-        var section = configuration.GetSection(ResilienceOptions.SectionName);
         var applied = 0;
         var logs = new ObservingLoggerProvider("OptionsReloaded", () => Volatile.Read(ref applied));
         using var loggers = LoggerFactory.Create(b => b.AddProvider(logs));
-        using var options = new ReloadableOptions<ResilienceOptions>(
-            new OptionsFactory<ResilienceOptions>([new ConfigureFromConfigurationOptions<ResilienceOptions>(section)], []),
-            configuration, Telemetry.TestMetrics.Config(), loggers, ResilienceOptions.SectionName);
+        using var options = Resilience(configuration, loggers);
         options.Changed += _ => Interlocked.Increment(ref applied);
 
         configuration["Gateway:Resilience:MaxRetries"] = "2";
@@ -98,4 +89,10 @@ public class ReloadableOptionsTests
 
         Assert.Equal([1, 2], logs.Seen);
     }
+
+    // Gateway:Resilience of the configuration, reloaded as the gateway reloads it.
+    private static ReloadableOptions<ResilienceOptions> Resilience(IConfigurationRoot configuration, ILoggerFactory loggers)
+        => new(
+            new OptionsFactory<ResilienceOptions>([new ConfigureFromConfigurationOptions<ResilienceOptions>(configuration.GetSection(ResilienceOptions.SectionName))], []),
+            configuration, Telemetry.TestMetrics.Config(), loggers, ResilienceOptions.SectionName);
 }
