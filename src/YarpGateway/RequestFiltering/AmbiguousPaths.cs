@@ -110,7 +110,7 @@ internal static class AmbiguousPaths
         foreach (var range in path.AsSpan().SplitAny('/', '\\'))
         {
             var segment = path.AsSpan()[range];
-            if (segment is "." or ".." || segment.StartsWith(".;") || segment.StartsWith("..;"))
+            if (segment is "." or ".." || DotSegmentParameters.IsDotWithParameter(segment))
             {
                 return true;
             }

@@ -24,8 +24,7 @@ internal static class DotSegmentParameters
 
         foreach (var range in path.AsSpan().Split('/'))
         {
-            var segment = path.AsSpan()[range];
-            if (segment.StartsWith(".;") || segment.StartsWith("..;"))
+            if (IsDotWithParameter(path.AsSpan()[range]))
             {
                 return true;
             }
@@ -33,4 +32,7 @@ internal static class DotSegmentParameters
 
         return false;
     }
+
+    /// <summary>Whether one segment is <c>.;...</c> or <c>..;...</c> (three dots are a name).</summary>
+    internal static bool IsDotWithParameter(ReadOnlySpan<char> segment) => segment.StartsWith(".;") || segment.StartsWith("..;");
 }
