@@ -12,7 +12,10 @@ namespace YarpGateway.Endpoints;
 /// bytes changed and they load (certificate, private key, chain), new handshakes get the new certificate through
 /// Kestrel's <c>OnAuthenticate</c>; open connections keep theirs. Files that changed but do not load (written
 /// halfway, a key that does not match), or that hold a certificate not valid now while the current one is (a Secret
-/// rolled back), leave the current certificate serving, logged once per change. The certificate each endpoint starts
+/// rolled back), leave the current certificate serving, logged once per change. A read that does not load is read
+/// again after <see cref="SettleDelay"/> before it is called a failure: <c>cp</c> and most editors truncate a file and
+/// then write it, and a check that lands in between, or between a certificate's copy and its key's, reads files that
+/// are still being written. The certificate each endpoint starts
 /// with is logged, as a warning when it is not valid now. Certificates from a store, or chosen by SNI, are not watched.
 /// </summary>
 internal sealed partial class CertificateReloader(TimeProvider timeProvider, ILogger<CertificateReloader> logger) : IDisposable
@@ -24,6 +27,9 @@ internal sealed partial class CertificateReloader(TimeProvider timeProvider, ILo
 
     /// <summary>How often the files are read again. Default 10 s.</summary>
     public TimeSpan CheckInterval { get; init; } = TimeSpan.FromSeconds(10);
+
+    /// <summary>How long files that changed and do not load are given to settle before they are read again and, if unchanged, called a failure. Default 1 s.</summary>
+    public TimeSpan SettleDelay { get; init; } = TimeSpan.FromSeconds(1);
 
     /// <summary>Each HTTPS endpoint's current certificate: what <c>gateway.tls.certificate.expiry</c> reports.</summary>
     public IReadOnlyList<(string Endpoint, X509Certificate2 Certificate)> Current()
@@ -100,12 +106,18 @@ internal sealed partial class CertificateReloader(TimeProvider timeProvider, ILo
                 watched = [.. _watched];
             }
 
+            var unsettled = false;
             foreach (var w in watched)
             {
                 if (w.Files is { } files)
                 {
-                    CheckOne(w, files);
+                    unsettled |= !CheckOne(w, files);
                 }
+            }
+
+            if (unsettled)
+            {
+                _timer?.Change(SettleDelay, CheckInterval);
             }
         }
         finally
@@ -114,7 +126,8 @@ internal sealed partial class CertificateReloader(TimeProvider timeProvider, ILo
         }
     }
 
-    private void CheckOne(WatchedCertificate watched, CertificateFiles files)
+    /// <summary>False when the files changed, do not load, and were not read so before: they are read again after <see cref="SettleDelay"/>.</summary>
+    private bool CheckOne(WatchedCertificate watched, CertificateFiles files)
     {
         byte[] bytes;
         try
@@ -128,10 +141,10 @@ internal sealed partial class CertificateReloader(TimeProvider timeProvider, ILo
 
         if (bytes.AsSpan().SequenceEqual(watched.LastBytes))
         {
-            return;
+            watched.Unsettled = null;
+            return true;
         }
 
-        watched.LastBytes = bytes;
         var old = watched.Certificate;
         try
         {
@@ -148,6 +161,8 @@ internal sealed partial class CertificateReloader(TimeProvider timeProvider, ILo
             }
 
             var context = SslStreamCertificateContext.Create(leaf, chain, offline: true);
+            watched.LastBytes = bytes;
+            watched.Unsettled = null;
             lock (_gate)
             {
                 watched.Certificate = leaf;
@@ -155,10 +170,20 @@ internal sealed partial class CertificateReloader(TimeProvider timeProvider, ILo
             }
 
             Log.Reloaded(logger, watched.Endpoint, files.Path, leaf.Subject, leaf.NotAfter.ToUniversalTime(), leaf.Thumbprint, old.Subject, old.NotAfter.ToUniversalTime());
+            return true;
         }
         catch (Exception ex) when (ex is System.Security.Cryptography.CryptographicException or IOException or UnauthorizedAccessException or InvalidOperationException or ArgumentException)
         {
+            if (watched.Unsettled is not { } before || !bytes.AsSpan().SequenceEqual(before))
+            {
+                watched.Unsettled = bytes; // perhaps still being written: the verdict waits for a read that finds them unchanged
+                return false;
+            }
+
+            watched.LastBytes = bytes;
+            watched.Unsettled = null;
             Log.ReloadFailed(logger, watched.Endpoint, files.Path, Telemetry.ExceptionText.Describe(ex), old.Subject, old.NotAfter.ToUniversalTime());
+            return true;
         }
     }
 
@@ -182,6 +207,9 @@ internal sealed partial class CertificateReloader(TimeProvider timeProvider, ILo
         public SslStreamCertificateContext? Context { get; set; }
 
         public byte[] LastBytes { get; set; } = [];
+
+        /// <summary>Files read once that changed and did not load, not yet called a failure; null otherwise.</summary>
+        public byte[]? Unsettled { get; set; }
     }
 
     private static partial class Log
