@@ -23,6 +23,10 @@ namespace YarpGateway.RequestFiltering;
 /// reads it as part of a segment, so <c>/admin%2Fsecret</c> does not match a route <c>/admin/{**rest}</c> and a
 /// catch-all beside it takes it, while a backend that decodes it (nginx does, tried) serves <c>/admin/secret</c>. By
 /// default it passes, as through nginx (tried): APIs put <c>/</c> in identifiers (<c>/projects/group%2Fproject</c>).</item>
+/// <item>with <see cref="RequestFilteringOptions.SemicolonsInPaths"/> false, any <c>;</c> (or <c>%3B</c>, which Kestrel
+/// decodes): Tomcat and Jetty strip a segment's path parameters, so <c>/admin;x=1/secret</c>, which a route
+/// <c>/admin/{**rest}</c> does not match and a catch-all does, is <c>/admin/secret</c> to them. By default it passes, as
+/// through nginx: old Java applications keep their session in the path (<c>;jsessionid=</c>).</item>
 /// </list>
 /// Synchronous; one search for <c>;</c> or <c>\</c> (and <c>%</c>, when encoded slashes are refused) in the decoded path
 /// per request, and a look at the path as sent only for one with an escape Kestrel left (it leaves <c>%2F</c>).
@@ -36,6 +40,8 @@ internal static class AmbiguousPaths
 
     public const string BackslashRefusal = "gateway: a backslash in a path (as it is or as %5C) is read as '/' by some servers; the gateway refuses it\n";
 
+    public const string SemicolonRefusal = "gateway: a ';' in a path starts a path parameter that some servers strip (/admin;x/secret is /admin/secret to them); the gateway refuses it\n";
+
     public const string BackslashDotSegmentRefusal = "gateway: a path segment '..' or '.' set off by a backslash is read as one by some servers; the gateway refuses it\n";
 
     /// <summary>The filter; a refusal is counted in <paramref name="metrics"/> (<c>gateway.requests.not_proxied</c>).</summary>
@@ -43,12 +49,13 @@ internal static class AmbiguousPaths
     {
         var backslashesAllowed = options.BackslashesInPaths;
         var encodedSlashesAllowed = options.EncodedSlashesInPaths;
+        var semicolonsAllowed = options.SemicolonsInPaths;
         var suspects = encodedSlashesAllowed ? Suspects : SuspectsWithEscapes;
         return next => context =>
         {
             var path = context.Request.Path.Value;
             if (path is null || path.AsSpan().IndexOfAny(suspects) < 0
-                || Refusal(path, backslashesAllowed, encodedSlashesAllowed ? null : context.Features.Get<IHttpRequestFeature>()?.RawTarget) is not { } refusal)
+                || Refusal(path, backslashesAllowed, encodedSlashesAllowed ? null : context.Features.Get<IHttpRequestFeature>()?.RawTarget, semicolonsAllowed) is not { } refusal)
             {
                 return next(context);
             }
@@ -69,8 +76,9 @@ internal static class AmbiguousPaths
     /// Why the decoded path (Kestrel's: <c>%5C</c> is <c>\</c>, <c>%2e</c> is <c>.</c>, <c>%2F</c> stays) is refused; null if
     /// it is not. <paramref name="rawTarget"/>: the request's target as sent, when encoded slashes are refused (a
     /// <c>%2F</c> in the decoded path may have been sent as <c>%252F</c>, a name with "%2F" in it); null when they pass.
+    /// <paramref name="semicolonsAllowed"/> false: any <c>;</c> is refused.
     /// </summary>
-    internal static string? Refusal(string path, bool backslashesAllowed, string? rawTarget = null)
+    internal static string? Refusal(string path, bool backslashesAllowed, string? rawTarget = null, bool semicolonsAllowed = true)
     {
         if (rawTarget is not null && path.Contains('%') && HasEncodedSlash(rawTarget))
         {
@@ -90,7 +98,12 @@ internal static class AmbiguousPaths
             }
         }
 
-        return DotSegmentParameters.IsDotSegmentWithParameter(path) ? DotSegmentParameters.Refusal : null;
+        if (DotSegmentParameters.IsDotSegmentWithParameter(path))
+        {
+            return DotSegmentParameters.Refusal;
+        }
+
+        return semicolonsAllowed || !path.Contains(';') ? null : SemicolonRefusal;
     }
 
     /// <summary>Whether the target's path (before any <c>?</c>) has <c>%2F</c>, in either case.</summary>

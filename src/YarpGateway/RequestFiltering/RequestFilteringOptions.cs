@@ -24,4 +24,13 @@ internal sealed class RequestFilteringOptions
     /// prefix in front of backends that decode <c>%2F</c> (nginx does). See <see cref="AmbiguousPaths"/>.
     /// </summary>
     public bool EncodedSlashesInPaths { get; set; } = true;
+
+    /// <summary>
+    /// Forward request paths that hold a <c>;</c> (or <c>%3B</c>), a path parameter to some servers. Default true, as nginx
+    /// does: old Java applications keep their session in the path (<c>;jsessionid=</c>). False: they get 400, for routes
+    /// whose policies guard a path prefix in front of Tomcat or Jetty, which read <c>/admin;x=1/secret</c> as
+    /// <c>/admin/secret</c>. A dot segment with a parameter (<c>/public/..;/admin</c>) gets 400 either way. See
+    /// <see cref="AmbiguousPaths"/>.
+    /// </summary>
+    public bool SemicolonsInPaths { get; set; } = true;
 }

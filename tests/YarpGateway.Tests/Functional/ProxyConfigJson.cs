@@ -23,6 +23,12 @@ internal static class ProxyConfigJson
         },
     };
 
+    /// <summary>A route <c>/admin/{**rest}</c> to <paramref name="admin"/>, and a catch-all beside it to <paramref name="site"/>: where a path the two read differently would pass the admin route's policies.</summary>
+    public static JsonObject AdminRouteBesideACatchAll(TestBackend admin, TestBackend site)
+        => Config(
+            [("admin", "/admin/{**rest}", "admins"), ("all", "/{**catch-all}", "sites")],
+            [("admins", "RoundRobin", [(admin, null)]), ("sites", "RoundRobin", [(site, null)])]);
+
     public static JsonObject Config((string Id, string Path, string Cluster) route, (string Id, string Policy, (TestBackend Backend, string? Weight)[] Destinations) cluster)
         => Config([route], [cluster]);
 

@@ -28,7 +28,7 @@ public class MergedSlashesRoutingTests
     {
         await using var admin = await TestBackend.StartAsync("admin");
         await using var site = await TestBackend.StartAsync("site");
-        await using var gateway = await GatewayUnderTest.StartAsync(AdminRouteBesideACatchAll(admin, site));
+        await using var gateway = await GatewayUnderTest.StartAsync(ProxyConfigJson.AdminRouteBesideACatchAll(admin, site));
 
         var head = await RawSocket.GetHeadAsync(gateway.ProxyAddress, target);
 
@@ -44,7 +44,7 @@ public class MergedSlashesRoutingTests
     {
         await using var admin = await TestBackend.StartAsync("admin");
         await using var site = await TestBackend.StartAsync("site");
-        await using var gateway = await GatewayUnderTest.StartAsync(AdminRouteBesideACatchAll(admin, site));
+        await using var gateway = await GatewayUnderTest.StartAsync(ProxyConfigJson.AdminRouteBesideACatchAll(admin, site));
         using var client = gateway.CreateHttp2ProxyClient();
 
         using var response = await client.GetAsync(new Uri(gateway.ProxyAddress.GetLeftPart(UriPartial.Authority) + "//admin/x"));
@@ -71,10 +71,4 @@ public class MergedSlashesRoutingTests
         Assert.StartsWith("HTTP/1.1 200", head, StringComparison.Ordinal);
         Assert.Equal([forwarded], backend.RawTargets.ToArray());
     }
-
-    // A route /admin/{**rest} to one backend, and a catch-all beside it to another.
-    private static System.Text.Json.Nodes.JsonObject AdminRouteBesideACatchAll(TestBackend admin, TestBackend site)
-        => ProxyConfigJson.Config(
-            [("admin", "/admin/{**rest}", "admins"), ("all", "/{**catch-all}", "sites")],
-            [("admins", "RoundRobin", [(admin, null)]), ("sites", "RoundRobin", [(site, null)])]);
 }
