@@ -7,7 +7,10 @@
 # Release, and measures in rounds whose order rotates (A B C D E, B C D E A, ...), reporting medians:
 #   - HTTP/1.1 keep-alive, wrk, 64 connections: requests/s and p99;
 #   - proxy CPU time per request: utime+stime of the proxy's processes / requests;
-#   - fixed rate at ~50 % of nginx's max (h2load --rps, per-request log): p50/p99 added over direct;
+#   - fixed rate at ~50 % of nginx's max (h2load --rps, per-request log): p50/p99 added over direct, and the proxy's
+#     CPU time per request at that rate, the same for every contender (at each one's max, a slower proxy leaves the
+#     load generator's and backend's CPU idle, and waking them from idle makes its sends dearer: see
+#     docs/performance-history.md, "CPU per request at the same rate");
 #   - HTTP/2 with prior knowledge (h2load, 64 connections x 10 streams): requests/s.
 # Each proxy is pinned to CPU 0; the load generator and the backend (nginx, one worker, a 2-byte
 # body) to CPU 1 (CORES=1, the default). Output: bench/results/latest.md and bench/results/latest.png.
@@ -126,15 +129,19 @@ print(f"{rps:.0f} {p99:.3f} {cpu:.2f} {kernel:.2f}")
 PY
 }
 
-measure_rate() { # contender rate -> "p50_ms p99_ms"
-  local c=$1 rate=$2 log="$WORK/rate-$c.log"
+measure_rate() { # contender rate -> "p50_ms p99_ms cpu_us_per_req" (cpu: - for direct)
+  local c=$1 rate=$2 log="$WORK/rate-$c.log" before after
   rm -f "$log"
+  before=$( [ "$c" = direct ] && echo - || ticks "${PIDS[$c]}")
   taskset -c "$LOAD_CPUS" h2load -t "$WORKERS" --h1 -c 32 --rps "$(( rate / 32 ))" -D "$SECONDS_PER" --log-file="$log" "${URL[$c]}" >/dev/null
-  python3 - "$log" <<'PY'
+  after=$( [ "$c" = direct ] && echo - || ticks "${PIDS[$c]}")
+  python3 - "$log" "$before" "$after" "$HZ" <<'PY'
 import sys
-lat = sorted(int(l.split()[2]) / 1000 for l in open(sys.argv[1]) if l.strip())
+log, before, after, hz = sys.argv[1:]
+lat = sorted(int(l.split()[2]) / 1000 for l in open(log) if l.strip())
 q = lambda p: lat[min(len(lat) - 1, int(p * len(lat)))]
-print(f"{q(0.5):.3f} {q(0.99):.3f}")
+cpu = "-" if before == "-" else f"{(float(after) - float(before)) / float(hz) / len(lat) * 1e6:.2f}"
+print(f"{q(0.5):.3f} {q(0.99):.3f} {cpu}")
 PY
 }
 
@@ -165,10 +172,10 @@ for round in $(seq "$ROUNDS"); do
   for i in "${!order[@]}"; do
     c=${order[$(( (i + round - 1) % ${#order[@]} ))]}
     read -r rps p99 cpu kernel <<<"$(measure_wrk "$c")"
-    read -r rp50 rp99 <<<"$(measure_rate "$c" "$RATE")"
+    read -r rp50 rp99 rcpu <<<"$(measure_rate "$c" "$RATE")"
     h2=-
     [ -n "${H2URL[$c]:-}" ] && h2=$(measure_h2 "$c")
-    printf '%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\n' "$round" "$c" "$rps" "$p99" "$cpu" "$kernel" "$rp50" "$rp99" "$h2" | tee -a "$RAW/$NAME.tsv"
+    printf '%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\n' "$round" "$c" "$rps" "$p99" "$cpu" "$kernel" "$rp50" "$rp99" "$h2" "$rcpu" | tee -a "$RAW/$NAME.tsv"
   done
 done
 
@@ -177,8 +184,8 @@ import sys, statistics, datetime, collections
 path, out, rounds, seconds, rate, cores, name, raw = sys.argv[1:]
 rows = collections.defaultdict(lambda: collections.defaultdict(list))
 for line in open(path):
-    r, c, rps, p99, cpu, kernel, rp50, rp99, h2 = line.split("\t")
-    for k, v in dict(rps=rps, p99=p99, cpu=cpu, kernel=kernel, rp50=rp50, rp99=rp99, h2=h2.strip()).items():
+    r, c, rps, p99, cpu, kernel, rp50, rp99, h2, rcpu = line.split("\t")
+    for k, v in dict(rps=rps, p99=p99, cpu=cpu, kernel=kernel, rp50=rp50, rp99=rp99, h2=h2, rcpu=rcpu.strip()).items():
         if v != "-":
             rows[c][k].append(float(v))
 m = {c: {k: statistics.median(v) for k, v in d.items()} for c, d in rows.items()}
@@ -191,8 +198,8 @@ lines = [f"# Benchmark: gateway vs bare YARP, nginx, HAProxy",
           "Each proxy on both CPUs (nginx 2 workers, HAProxy 2 threads); wrk/h2load (2 threads) and the backend (nginx, 2 workers, 2-byte body) on the same two CPUs. Loopback only."),
          f"Fixed-rate test at {rate} req/s (half of nginx's measured max), 32 HTTP/1.1 connections; latency added over going direct.",
          "",
-         "| contender | HTTP/1.1 req/s | vs nginx | vs bare YARP | p99 (ms) | CPU µs/req | of which kernel | CPU vs nginx | fixed-rate p50 added (ms) | p99 added (ms) | HTTP/2 req/s |",
-         "| --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: |"]
+         "| contender | HTTP/1.1 req/s | vs nginx | vs bare YARP | p99 (ms) | CPU µs/req | of which kernel | CPU vs nginx | fixed-rate p50 added (ms) | p99 added (ms) | fixed-rate CPU µs/req | vs nginx | HTTP/2 req/s |",
+         "| --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: |"]
 d = m["direct"]
 for c in order:
     x = m[c]
@@ -200,11 +207,13 @@ for c in order:
                  + ("-" if c == "direct" else f"{x['cpu']:.1f}") + " | " + ("-" if c == "direct" else f"{x['kernel']:.1f}") + " | "
                  + ("-" if c == "direct" else ratio(x['cpu'], m['nginx']['cpu'])) + " | "
                  + ("-" if c == "direct" else f"{x['rp50'] - d['rp50']:.3f}") + " | " + ("-" if c == "direct" else f"{x['rp99'] - d['rp99']:.3f}") + " | "
+                 + (f"{x['rcpu']:.1f} | {ratio(x['rcpu'], m['nginx']['rcpu'])}" if 'rcpu' in x else "- | -") + " | "
                  + (f"{x['h2']:.0f}" if 'h2' in x else "-") + " |")
 g, b, n = m["gateway"], m["bare-yarp"], m["nginx"]
 h2 = ratio(g['h2'], b['h2']) if 'h2' in g and 'h2' in b else "-"
 lines += ["", "Targets (issue 23, one core): >= 0.6x nginx req/s (stretch 0.7x): **" + ratio(g['rps'], n['rps'])
-          + "**; CPU/request <= 1.8x nginx: **" + ratio(g['cpu'], n['cpu']) + "**; HTTP/2 >= 1.0x bare YARP: **" + h2
+          + "**; CPU/request <= 1.8x nginx: **" + ratio(g['cpu'], n['cpu']) + "** (at the fixed rate, the same for both: "
+          + ratio(g['rcpu'], n['rcpu']) + ")" + "; HTTP/2 >= 1.0x bare YARP: **" + h2
           + "**. Earlier (issue 8): >= 1.2x bare YARP req/s: **" + ratio(g['rps'], b['rps']) + "**; fixed-rate p99 <= 2x nginx's: **"
           + ratio(g['rp99'], n['rp99']) + "** (absolute p99 " + f"{g['rp99']:.2f} vs {n['rp99']:.2f} ms).",
           *(["", "aot: the gateway from a native AOT build (bench/aot.sh), an experiment: against nginx " + ratio(m['aot']['rps'], n['rps'])
