@@ -17,6 +17,7 @@ internal sealed class StartupChecks(IServiceProvider services, IConfiguration co
     public List<ConfigError> Find()
     {
         var errors = new List<ConfigError>(GatewayKestrelSetup.Validate(configuration));
+        errors.AddRange(CertificateFileErrors.Find(configuration));
         foreach (var section in schema.Sections)
         {
             // Every Gateway:* section, from the one list of them: a section left out here started with its defaults,

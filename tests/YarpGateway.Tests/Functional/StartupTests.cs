@@ -308,10 +308,13 @@ public class StartupTests
     [InlineData("missing")]
     [InlineData("not a certificate")]
     [InlineData("a PEM certificate without its key")] // no KeyPath: "The server mode SSL must use a certificate with the associated private key"
-    public async Task HttpsEndpointsCertificateUnusable_ExitsNonZero_SayingWhichSetting(string problem)
+    [InlineData("a key that is not the certificate's")]
+    public async Task HttpsEndpointsCertificateUnusable_ExitsNonZero_SayingWhichSetting_AndCheckSaysSoFirst(string problem)
     {
-        // Before: "Unhandled exception", a stack trace and exit code 134 (an abort), as for a crash.
-        var certificate = Path.Combine(Path.GetTempPath(), $"yarpgateway-cert-{Guid.NewGuid():N}.pfx");
+        // Before: "Unhandled exception", a stack trace and exit code 134 (an abort), as for a crash. And --check called
+        // such a configuration valid (exit 0), since Kestrel loads the files only as it binds.
+        var certificate = Path.Combine(Path.GetTempPath(), $"yarpgateway-cert-{Guid.NewGuid():N}.pem");
+        string? key = null;
         if (problem == "not a certificate")
         {
             await File.WriteAllTextAsync(certificate, "this is not a certificate");
@@ -320,18 +323,36 @@ public class StartupTests
         {
             using var loopback = TestCertificate.SelfSignedLoopback();
             await File.WriteAllTextAsync(certificate, loopback.ExportCertificatePem());
+            if (problem == "a key that is not the certificate's")
+            {
+                using var other = System.Security.Cryptography.RSA.Create(2048);
+                key = certificate + ".key";
+                await File.WriteAllTextAsync(key, other.ExportPkcs8PrivateKeyPem());
+            }
         }
 
         var path = ProxyConfigJson.WriteTemp("yarpgateway-startup-", "{}");
-        using var gateway = GatewayProcess.Start("Production", "--config", path,
-            "--Kestrel:Endpoints:Proxy:Url=https://127.0.0.1:0", $"--Kestrel:Endpoints:Proxy:Certificate:Path={certificate}",
-            "--Kestrel:Endpoints:Management:Url=http://127.0.0.1:0");
+        string[] args = ["--config", path, "--Kestrel:Endpoints:Proxy:Url=https://127.0.0.1:0", $"--Kestrel:Endpoints:Proxy:Certificate:Path={certificate}",
+            .. key is null ? Array.Empty<string>() : [$"--Kestrel:Endpoints:Proxy:Certificate:KeyPath={key}"],
+            "--Kestrel:Endpoints:Management:Url=http://127.0.0.1:0"];
+        foreach (var check in new[] { true, false })
+        {
+            using var gateway = GatewayProcess.Start("Production", check ? [.. args, "--check"] : args);
 
-        AssertExitCode(1, await gateway.WaitForExitAsync(ExitBound), gateway);
-        Assert.Contains("TLS certificate could not be loaded", gateway.StandardError, StringComparison.Ordinal);
-        Assert.Contains("Kestrel:Endpoints:*:Certificate", gateway.StandardError, StringComparison.Ordinal);
-        Assert.DoesNotContain("Unhandled exception", gateway.StandardError, StringComparison.Ordinal);
+            AssertExitCode(1, await gateway.WaitForExitAsync(ExitBound), gateway);
+            Assert.Contains($"Kestrel:Endpoints:Proxy:Certificate: the TLS certificate of the Proxy endpoint could not be loaded from {certificate}", gateway.StandardError, StringComparison.Ordinal);
+            Assert.DoesNotContain("Unhandled exception", gateway.StandardError, StringComparison.Ordinal);
+            if (problem == "a PEM certificate without its key")
+            {
+                Assert.Contains("a PEM certificate needs its key's file as KeyPath", gateway.StandardError, StringComparison.Ordinal);
+            }
+        }
+
         File.Delete(certificate);
+        if (key is not null)
+        {
+            File.Delete(key);
+        }
     }
 
     [Fact]

@@ -1,0 +1,61 @@
+using YarpGateway.Configuration;
+
+namespace YarpGateway.Endpoints;
+
+/// <summary>
+/// The certificate files of each HTTPS endpoint, loaded as part of the configuration's checks (start-up and
+/// <c>--check</c>). Kestrel loads them only as it binds, so <c>--check</c> called a configuration valid whose
+/// certificate file was missing, whose key did not match it, or that gave a PEM certificate without its key, and every
+/// pod started with it then exited (tried). An endpoint whose certificate comes from a store or by SNI is left to Kestrel.
+/// </summary>
+internal static class CertificateFileErrors
+{
+    /// <summary>An error for each HTTPS endpoint whose certificate files do not give a certificate with its private key.</summary>
+    public static IEnumerable<ConfigError> Find(IConfiguration configuration)
+    {
+        foreach (var endpoint in configuration.GetSection("Kestrel:Endpoints").GetChildren())
+        {
+            if (endpoint["Url"]?.StartsWith("https://", StringComparison.OrdinalIgnoreCase) != true || endpoint.GetSection("Sni").Exists())
+            {
+                continue;
+            }
+
+            var own = endpoint.GetSection("Certificate");
+            var section = own.Exists() ? own : configuration.GetSection("Kestrel:Certificates:Default");
+            if (CertificateFiles.From(section) is not { } files)
+            {
+                continue;
+            }
+
+            string? reason;
+            try
+            {
+                var (leaf, _) = files.Load();
+                reason = leaf.HasPrivateKey ? null : "the certificate has no private key (a PEM certificate needs its KeyPath)";
+            }
+            catch (Exception ex) when (ex is System.Security.Cryptography.CryptographicException or IOException or UnauthorizedAccessException or InvalidOperationException or ArgumentException)
+            {
+                reason = files.KeyPath is null && IsPem(files.Path)
+                    ? "the file is PEM, and a PEM certificate needs its key's file as KeyPath (the same path, if the key is in it); Path alone is for PKCS#12"
+                    : Telemetry.ExceptionText.Describe(ex);
+            }
+
+            if (reason is not null)
+            {
+                yield return new ConfigError(section.Path, $"the TLS certificate of the {endpoint.Key} endpoint could not be loaded from {files.Path}{(files.KeyPath is null ? string.Empty : " and " + files.KeyPath)}: {reason}. Check Path, KeyPath and Password.");
+            }
+        }
+    }
+
+    private static bool IsPem(string path)
+    {
+        try
+        {
+            return File.ReadAllText(path).Contains("-----BEGIN ", StringComparison.Ordinal);
+        }
+        catch (Exception ex) when (ex is IOException or UnauthorizedAccessException)
+        {
+            return false;
+        }
+    }
+}
