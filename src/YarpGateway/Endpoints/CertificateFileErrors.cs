@@ -30,8 +30,13 @@ internal static class CertificateFileErrors
             string? reason;
             try
             {
-                var (leaf, _) = files.Load();
+                var (leaf, chain) = files.Load();
                 reason = leaf.HasPrivateKey ? null : "the certificate has no private key (a PEM certificate needs its KeyPath)";
+                leaf.Dispose(); // loaded to be checked only: Kestrel loads its own as it binds
+                foreach (var certificate in chain)
+                {
+                    certificate.Dispose();
+                }
             }
             catch (Exception ex) when (ex is System.Security.Cryptography.CryptographicException or IOException or UnauthorizedAccessException or InvalidOperationException or ArgumentException)
             {

@@ -31,6 +31,9 @@ internal sealed partial class CertificateReloader(TimeProvider timeProvider, ILo
     /// <summary>How long files that changed and do not load are given to settle before they are read again and, if unchanged, called a failure. Default 1 s.</summary>
     public TimeSpan SettleDelay { get; init; } = TimeSpan.FromSeconds(1);
 
+    /// <summary>Reads in a row that find the files changed again and still not loading before the last is called a failure all the same.</summary>
+    internal const int MaxUnsettledReads = 5;
+
     /// <summary>Each HTTPS endpoint's current certificate: what <c>gateway.tls.certificate.expiry</c> reports.</summary>
     public IReadOnlyList<(string Endpoint, X509Certificate2 Certificate)> Current()
     {
@@ -141,7 +144,7 @@ internal sealed partial class CertificateReloader(TimeProvider timeProvider, ILo
 
         if (bytes.AsSpan().SequenceEqual(watched.LastBytes))
         {
-            watched.Unsettled = null;
+            watched.Settle();
             return true;
         }
 
@@ -162,7 +165,7 @@ internal sealed partial class CertificateReloader(TimeProvider timeProvider, ILo
 
             var context = SslStreamCertificateContext.Create(leaf, chain, offline: true);
             watched.LastBytes = bytes;
-            watched.Unsettled = null;
+            watched.Settle();
             lock (_gate)
             {
                 watched.Certificate = leaf;
@@ -174,14 +177,17 @@ internal sealed partial class CertificateReloader(TimeProvider timeProvider, ILo
         }
         catch (Exception ex) when (ex is System.Security.Cryptography.CryptographicException or IOException or UnauthorizedAccessException or InvalidOperationException or ArgumentException)
         {
-            if (watched.Unsettled is not { } before || !bytes.AsSpan().SequenceEqual(before))
+            if ((watched.Unsettled is not { } before || !bytes.AsSpan().SequenceEqual(before)) && watched.UnsettledReads < MaxUnsettledReads)
             {
-                watched.Unsettled = bytes; // perhaps still being written: the verdict waits for a read that finds them unchanged
+                // Perhaps still being written: the verdict waits for a read that finds them unchanged (or for files
+                // that have changed at every read MaxUnsettledReads times, which would otherwise never get one).
+                watched.Unsettled = bytes;
+                watched.UnsettledReads++;
                 return false;
             }
 
             watched.LastBytes = bytes;
-            watched.Unsettled = null;
+            watched.Settle();
             Log.ReloadFailed(logger, watched.Endpoint, files.Path, Telemetry.ExceptionText.Describe(ex), old.Subject, old.NotAfter.ToUniversalTime());
             return true;
         }
@@ -210,6 +216,16 @@ internal sealed partial class CertificateReloader(TimeProvider timeProvider, ILo
 
         /// <summary>Files read once that changed and did not load, not yet called a failure; null otherwise.</summary>
         public byte[]? Unsettled { get; set; }
+
+        /// <summary>Reads in a row that found the files so.</summary>
+        public int UnsettledReads { get; set; }
+
+        /// <summary>The files were given a verdict, or are as they were.</summary>
+        public void Settle()
+        {
+            Unsettled = null;
+            UnsettledReads = 0;
+        }
     }
 
     private static partial class Log

@@ -72,20 +72,29 @@ public sealed class CertificateReloaderTests : IDisposable
         Assert.Equal(second.Thumbprint, Served(https));
     }
 
-    [Fact]
-    public void AFileThatKeepsChangingAndNeverLoads_IsReadAgainEachSettleDelay_UntilItHoldsStill()
+    [Theory]
+    [InlineData(true)]
+    [InlineData(false)]
+    public void AFileThatKeepsChangingAndNeverLoads_IsReadAgainEachSettleDelay_UntilItHoldsStill_OrAtMostFiveTimes(bool holdsStill)
     {
         using var first = SelfSigned("CN=first");
         Watch(first);
 
-        for (var i = 0; i < 5; i++)
+        for (var i = 0; i < CertificateReloader.MaxUnsettledReads; i++)
         {
             File.WriteAllBytes(_path, System.Text.Encoding.ASCII.GetBytes($"still being written {i}"));
             _clock.Advance(i == 0 ? CheckInterval : SettleDelay);
         }
 
         Assert.DoesNotContain(_logs.Lines, l => l.Contains("[CertificateReloadFailed]", StringComparison.Ordinal));
+        if (!holdsStill)
+        {
+            File.WriteAllBytes(_path, "changed at every read"u8.ToArray()); // a writer gone wrong: said, not waited on forever
+        }
+
         _clock.Advance(SettleDelay);
+        Assert.Single(_logs.Lines, l => l.Contains("[CertificateReloadFailed]", StringComparison.Ordinal));
+        _clock.Advance(CheckInterval * 2);
         Assert.Single(_logs.Lines, l => l.Contains("[CertificateReloadFailed]", StringComparison.Ordinal));
     }
 
