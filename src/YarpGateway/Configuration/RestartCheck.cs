@@ -12,8 +12,11 @@ namespace YarpGateway.Configuration;
 /// </summary>
 /// <remarks>
 /// The checks start-up runs besides the proxy configuration's (<see cref="StartupChecks"/>) run again on first need
-/// after a change of the configuration, not on every read; the proxy configuration's part is the provider's, which
-/// validates each change already (<see cref="GatewayConfigProvider.RefusedAtStart"/>).
+/// after a change of the configuration, not on every read, and on every read while they found errors: some read
+/// files the configuration only names (an HTTPS endpoint's certificate, <see cref="Endpoints.CertificateFileErrors"/>),
+/// which can be fixed without a change of the configuration, and an error kept until the next edit would say a restart
+/// fails when it would not. The proxy configuration's part is the provider's, which validates each change already
+/// (<see cref="GatewayConfigProvider.RefusedAtStart"/>).
 /// </remarks>
 internal sealed class RestartCheck : IDisposable
 {
@@ -41,7 +44,7 @@ internal sealed class RestartCheck : IDisposable
             IReadOnlyList<ConfigError> settings;
             lock (_gate)
             {
-                if (Interlocked.Exchange(ref _stale, 0) == 1)
+                if (Interlocked.Exchange(ref _stale, 0) == 1 || _settingsErrors.Count > 0)
                 {
                     // A change while this runs marks it stale again: the next read finds it.
                     _settingsErrors = ConfigSourceLocator.WithFiles(_configuration, _checks.Find());

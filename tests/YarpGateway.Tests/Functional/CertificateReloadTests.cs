@@ -117,6 +117,38 @@ public class CertificateReloadTests
         Assert.Equal(expired.Thumbprint, await ServedThumbprintAsync(restarted.ProxyAddress)); // served all the same: nothing better to serve
     }
 
+    [Fact]
+    public async Task CertificateFilesARestartCouldNotLoad_AreARestartError_AndNoLongerOnceFixed_WithoutAnEditOfTheConfiguration()
+    {
+        // The restart check loads the certificate files since --check does; it ran again only after an edit of the
+        // configuration, so a key fixed on disk would have been reported as a restart's failure until the next edit.
+        var root = Directory.CreateTempSubdirectory("yarpgateway-certs-").FullName;
+        using var key = RSA.Create(2048);
+        using var certificate = SelfSigned("CN=first", key);
+        var (crt, keyPath) = (Path.Combine(root, "tls.crt"), Path.Combine(root, "tls.key"));
+        File.WriteAllText(crt, certificate.ExportCertificatePem());
+        File.WriteAllText(keyPath, key.ExportPkcs8PrivateKeyPem());
+
+        await using var backend = await TestBackend.StartAsync("a");
+        var config = ProxyConfigJson.CatchAll("RoundRobin", (backend, null));
+        await using var gateway = await GatewayUnderTest.StartAsync(config, FastChecks,
+            "--Kestrel:Endpoints:Proxy:Url=https://127.0.0.1:0", $"--Kestrel:Endpoints:Proxy:Certificate:Path={crt}", $"--Kestrel:Endpoints:Proxy:Certificate:KeyPath={keyPath}");
+        const string RestartErrors = "gateway.config.restart_errors";
+        Assert.Equal(0, gateway.Counter(RestartErrors));
+
+        using var other = RSA.Create(2048);
+        WriteAtomically(keyPath, System.Text.Encoding.ASCII.GetBytes(other.ExportPkcs8PrivateKeyPem()));
+        config["ReverseProxy"]!["Routes"]!["all"]!["Order"] = 1; // an edit of the configuration, so the restart check runs again
+        gateway.WriteConfig(config);
+        Assert.True(await Eventually.TrueAsync(() => gateway.Counter(RestartErrors) == 1, TimeSpan.FromSeconds(10)), gateway.DescribeCounters("gateway.config"));
+        var listed = gateway.Services.GetRequiredService<YarpGateway.Configuration.RestartCheck>().Errors;
+        Assert.Contains("the TLS certificate of the Proxy endpoint could not be loaded", Assert.Single(listed).ToString(), StringComparison.Ordinal);
+
+        WriteAtomically(keyPath, System.Text.Encoding.ASCII.GetBytes(key.ExportPkcs8PrivateKeyPem())); // fixed; the configuration as it was
+        Assert.True(await Eventually.TrueAsync(() => gateway.Counter(RestartErrors) == 0, TimeSpan.FromSeconds(10)), gateway.DescribeCounters("gateway.config"));
+        Assert.Equal(certificate.Thumbprint, await ServedThumbprintAsync(gateway.ProxyAddress));
+    }
+
     /// <summary>A gateway whose Proxy endpoint serves the PKCS#12 file at <paramref name="path"/> (password "pw"), checked every 100 ms.</summary>
     private static Task<GatewayUnderTest> StartWithPfxAsync(TestBackend backend, string path)
         => GatewayUnderTest.StartAsync(ProxyConfigJson.CatchAll("RoundRobin", (backend, null)), FastChecks,
