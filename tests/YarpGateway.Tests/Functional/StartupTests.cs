@@ -356,6 +356,23 @@ public class StartupTests
     }
 
     [Fact]
+    public async Task HttpsEndpointWithNoCertificate_ExitsNonZero_SayingWhereToGiveOne()
+    {
+        // Kestrel's own loading, which the files' check above leaves to it: no certificate at all, and no development
+        // certificate (a home of its own, so none from this machine's user is found).
+        var home = Directory.CreateTempSubdirectory("yarpgateway-home-").FullName;
+        var path = ProxyConfigJson.WriteTemp("yarpgateway-startup-", "{}");
+        using var gateway = GatewayProcess.Start("Production", new Dictionary<string, string> { ["HOME"] = home },
+            "--config", path, "--Kestrel:Endpoints:Proxy:Url=https://127.0.0.1:0", "--Kestrel:Endpoints:Management:Url=http://127.0.0.1:0");
+
+        AssertExitCode(1, await gateway.WaitForExitAsync(ExitBound), gateway);
+        Assert.Contains("A TLS certificate could not be loaded", gateway.StandardError, StringComparison.Ordinal);
+        Assert.Contains("Kestrel:Endpoints:*:Certificate", gateway.StandardError, StringComparison.Ordinal);
+        Assert.DoesNotContain("Unhandled exception", gateway.StandardError, StringComparison.Ordinal);
+        Directory.Delete(home, recursive: true);
+    }
+
+    [Fact]
     public async Task BadAdmissionValues_ExitNonZero_WithEveryErrorListed()
     {
         var path = ProxyConfigJson.WriteTemp("yarpgateway-startup-", """
