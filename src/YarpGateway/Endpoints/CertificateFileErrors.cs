@@ -15,23 +15,17 @@ internal static class CertificateFileErrors
     {
         foreach (var endpoint in configuration.GetSection("Kestrel:Endpoints").GetChildren())
         {
-            if (endpoint["Url"]?.StartsWith("https://", StringComparison.OrdinalIgnoreCase) != true || endpoint.GetSection("Sni").Exists())
+            if (endpoint["Url"]?.StartsWith("https://", StringComparison.OrdinalIgnoreCase) != true
+                || CertificateFiles.SectionOf(endpoint, configuration) is not { } section
+                || CertificateFiles.From(section) is not { } files)
             {
                 continue;
             }
 
-            var own = endpoint.GetSection("Certificate");
-            var section = own.Exists() ? own : configuration.GetSection("Kestrel:Certificates:Default");
-            if (CertificateFiles.From(section) is not { } files)
-            {
-                continue;
-            }
-
-            string? reason;
+            string? reason = null;
             try
             {
-                var (leaf, chain) = files.Load();
-                reason = leaf.HasPrivateKey ? null : "the certificate has no private key (a PEM certificate needs its KeyPath)";
+                var (leaf, chain) = files.Load(); // with its private key, or it throws
                 leaf.Dispose(); // loaded to be checked only: Kestrel loads its own as it binds
                 foreach (var certificate in chain)
                 {

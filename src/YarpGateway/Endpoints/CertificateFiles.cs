@@ -9,6 +9,21 @@ namespace YarpGateway.Endpoints;
 internal sealed record CertificateFiles(string Path, string? KeyPath, string? Password)
 {
     /// <summary>The files a certificate section names; null for a store certificate (<c>Subject</c>, <c>Store</c>) or none.</summary>
+    /// <summary>
+    /// The section an HTTPS endpoint's certificate comes from: its own <c>Certificate</c>, else
+    /// <c>Kestrel:Certificates:Default</c>, as Kestrel reads them; null when it picks certificates by SNI.
+    /// </summary>
+    public static IConfigurationSection? SectionOf(IConfigurationSection endpoint, IConfiguration configuration)
+    {
+        if (endpoint.GetSection("Sni").Exists())
+        {
+            return null;
+        }
+
+        var own = endpoint.GetSection("Certificate");
+        return own.Exists() ? own : configuration.GetSection("Kestrel:Certificates:Default");
+    }
+
     public static CertificateFiles? From(IConfigurationSection section)
         => section["Path"] is { Length: > 0 } path ? new CertificateFiles(path, section["KeyPath"] is { Length: > 0 } key ? key : null, section["Password"]) : null;
 
@@ -16,7 +31,11 @@ internal sealed record CertificateFiles(string Path, string? KeyPath, string? Pa
     public byte[] Read()
         => KeyPath is null ? File.ReadAllBytes(Path) : [.. File.ReadAllBytes(Path), .. File.ReadAllBytes(KeyPath)];
 
-    /// <summary>The certificate with its private key, and the rest of the chain the files hold (intermediates).</summary>
+    /// <summary>
+    /// The certificate with its private key, and the rest of the chain the files hold (intermediates). Files that give no
+    /// private key throw: the PEM loaders take the key from <see cref="KeyPath"/> or fail, and a PKCS#12 file without one is
+    /// refused below.
+    /// </summary>
     public (X509Certificate2 Leaf, X509Certificate2Collection Chain) Load()
     {
         if (KeyPath is not null)

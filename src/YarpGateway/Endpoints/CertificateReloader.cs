@@ -151,12 +151,7 @@ internal sealed partial class CertificateReloader(TimeProvider timeProvider, ILo
         var old = watched.Certificate;
         try
         {
-            var (leaf, chain) = files.Load();
-            if (!leaf.HasPrivateKey)
-            {
-                throw new InvalidOperationException("the certificate has no private key");
-            }
-
+            var (leaf, chain) = files.Load(); // with its private key, or it throws
             if (!IsValidNow(leaf) && IsValidNow(old))
             {
                 // A Secret rolled back, or the wrong one mounted: serving it would fail every handshake that checks it.

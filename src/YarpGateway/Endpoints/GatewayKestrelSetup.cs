@@ -117,10 +117,9 @@ internal sealed partial class GatewayKestrelSetup(IConfiguration configuration, 
             Log.SniWithoutFallback(logger, name, string.Join(", ", names.Select(n => $"'{n}'")));
         }
 
-        if (endpoint.IsHttps && !sni.Exists())
+        if (endpoint.IsHttps && CertificateFiles.SectionOf(endpoint.ConfigSection, configuration) is { } certificate)
         {
-            var own = endpoint.ConfigSection.GetSection("Certificate");
-            certificates.Watch(name, endpoint.HttpsOptions, own.Exists() ? own : configuration.GetSection("Kestrel:Certificates:Default"));
+            certificates.Watch(name, endpoint.HttpsOptions, certificate);
         }
     }
 
