@@ -1,4 +1,5 @@
 using Microsoft.AspNetCore.Http.Features;
+using Yarp.ReverseProxy.Configuration;
 using Yarp.ReverseProxy.Forwarder;
 using Yarp.ReverseProxy.Transforms;
 using Yarp.ReverseProxy.Transforms.Builder;
@@ -18,8 +19,10 @@ namespace YarpGateway.RequestFiltering;
 /// sequence <c>%E2%82</c>) as <c>%25E9</c>, another resource (tried).</item>
 /// </list>
 /// When no transform of the route changed the path and the raw path has no dot segment (which Kestrel resolves before
-/// routing) and no backslash or <c>#</c> (which <see cref="Uri"/> would read otherwise), the raw path is the backend's path.
-/// Otherwise, when the raw path has no <c>%25</c>, every <c>%</c> left in the decoded path came from an escape Kestrel
+/// routing) and no backslash or <c>#</c> (which <see cref="Uri"/> would read otherwise), the raw path is the backend's path;
+/// when a transform changed it (<c>PathRemovePrefix</c>, <c>PathPrefix</c>, <c>PathPattern</c>; not <c>PathSet</c>, whose
+/// path is the operator's), the tail it keeps of the client's path is written as the client wrote it
+/// (<see cref="EscapesAsSent"/>). Otherwise, when the raw path has no <c>%25</c>, every <c>%</c> left in the decoded path came from an escape Kestrel
 /// did not decode, and the address YARP builds has <c>%25</c> turned back into <c>%</c> in its path; with <c>%25</c> too,
 /// the two cannot be told apart and YARP's escaping is kept. Malformed escapes (<c>%zz</c>, a trailing <c>%</c>) go on as
 /// the literal characters Kestrel read (<c>%25zz</c>): <see cref="Uri"/> escapes them again. The query is passed as sent
@@ -38,19 +41,28 @@ internal sealed class PathAsSentTransformProvider : RouteTransformProvider
     public override void Apply(TransformBuilderContext context)
     {
         var addresses = context.RequestTransforms.Any(t => t is QueryParameterTransform or QueryParameterRemoveTransform) ? null : _addresses;
+        var sentEscapes = !HasTransform(context.Route, "PathSet"); // a PathSet's path is the operator's, not the client's
         context.AddRequestTransform(transform =>
         {
-            Restore(transform, addresses);
+            Restore(transform, addresses, sentEscapes);
             return ValueTask.CompletedTask;
         });
     }
+
+    /// <summary>Whether the route has a transform of this name (the first key of its entry, as YARP reads it).</summary>
+    internal static bool HasTransform(RouteConfig route, string name)
+        => route.Transforms?.Any(t => t.Keys.FirstOrDefault() is { } key && string.Equals(key, name, StringComparison.OrdinalIgnoreCase)) == true;
 
     /// <param name="transform">The request's transform context, after the route's own transforms.</param>
     /// <param name="addresses">
     /// Where a path without escapes takes its address from, when the route's query is the client's: YARP would build the
     /// same one anew for every request (<see cref="DestinationAddressCache"/>).
     /// </param>
-    internal static void Restore(RequestTransformContext transform, DestinationAddressCache? addresses = null)
+    /// <param name="sentEscapes">
+    /// Whether a path the route's transforms changed keeps the client's escapes in the part of it that is the client's
+    /// (<see cref="EscapesAsSent"/>).
+    /// </param>
+    internal static void Restore(RequestTransformContext transform, DestinationAddressCache? addresses = null, bool sentEscapes = true)
     {
         var raw = transform.HttpContext.Features.Get<IHttpRequestFeature>()?.RawTarget;
         if (raw is null || !transform.Path.HasValue)
@@ -73,11 +85,17 @@ internal sealed class PathAsSentTransformProvider : RouteTransformProvider
 
         var query = transform.Query.QueryString;
         var prefix = transform.DestinationPrefix;
-        if (string.Equals(transform.Path.Value, transform.HttpContext.Request.Path.Value, StringComparison.Ordinal) && IsForwardableAsSent(rawPath))
+        var sent = transform.HttpContext.Request.Path.Value;
+        if (sent is not null && IsForwardableAsSent(rawPath))
         {
-            var join = prefix.EndsWith('/') ? prefix.AsSpan(0, prefix.Length - 1) : prefix.AsSpan();
-            transform.ProxyRequest.RequestUri = new Uri(string.Concat(join, rawPath, query.Value), UriKind.Absolute);
-            return;
+            var path = string.Equals(transform.Path.Value, sent, StringComparison.Ordinal) ? rawPath
+                : sentEscapes ? EscapesAsSent.Restore(transform.Path.Value, sent, rawPath) : null;
+            if (!path.IsEmpty)
+            {
+                var join = prefix.EndsWith('/') ? prefix.AsSpan(0, prefix.Length - 1) : prefix.AsSpan();
+                transform.ProxyRequest.RequestUri = new Uri(string.Concat(join, path, query.Value), UriKind.Absolute);
+                return;
+            }
         }
 
         if (rawPath.Contains("%25", StringComparison.Ordinal) || !transform.Path.Value.Contains('%'))

@@ -16,6 +16,7 @@ internal static class RequestFilteringExtensions
         services.AddSingleton<IProxyConfigRule>(sp => sp.GetRequiredService<RequestFilter>());
         services.AddSingleton<IProxyConfigRule, HeaderEncodings>();
         services.AddSingleton<Yarp.ReverseProxy.Transforms.Builder.ITransformProvider, PathAsSentTransformProvider>(); // /a%3Bb, /a%2Fb and /caf%E9 reach the backend as sent
+        services.AddSingleton<Yarp.ReverseProxy.Transforms.Builder.ITransformProvider, MergedSlashesTransformProvider>(); // PathRemovePrefix /api takes //api/x to /x
         services.AddSingleton<Yarp.ReverseProxy.Transforms.Builder.ITransformProvider, HeadersWithUnderscores>(); // X_Forwarded_For is not forwarded
         services.AddSingleton<Yarp.ReverseProxy.Transforms.Builder.ITransformProvider, ResponseTransferCodingTransformProvider>(); // before the response gate's and the retries'
         services.AddSingleton<Yarp.ReverseProxy.Transforms.Builder.ITransformProvider, NoContentResponseTransformProvider>(); // a backend's 204 with a Content-Length is not a 500

@@ -10,7 +10,9 @@ namespace YarpGateway.RequestFiltering;
 /// Tomcat and Apache by default). Only routing sees the merged path: the path is put back once a route is chosen, so
 /// the backend gets it as the client sent it (as nginx's <c>proxy_pass</c> without a URI sends it; a path that holds a
 /// URL, <c>/thumb/http://example.com/a.png</c>, keeps its <c>//</c>), and the output cache keys on it as sent. The
-/// route's values (a <c>PathPattern</c> transform's <c>{**rest}</c>) are routing's, from the merged path.
+/// route's path transforms work on the merged path, as nginx's <c>proxy_pass</c> with a URI does: a <c>PathPattern</c>'s
+/// <c>{**rest}</c> is routing's value, and <see cref="MergedSlashesTransformProvider"/> gives <c>PathRemovePrefix</c> and
+/// <c>PathPrefix</c> the merged path.
 /// Per request a search for <c>//</c> and, after routing, a feature lookup; a path that has one gets a new string and
 /// the feature.
 /// </summary>

@@ -54,12 +54,17 @@ public class MergedSlashesRoutingTests
         Assert.Empty(site.RawTargets);
     }
 
-    // The route's values are routing's, from the merged path (as nginx's proxy_pass with a URI sends its merged path);
-    // a transform that reads the path itself (PathRemovePrefix) sees it as sent.
+    // A route's path transforms compute the backend's path from the one routing matched, merged, as nginx's proxy_pass
+    // with a URI does: //api/x took the /api route, and PathRemovePrefix /api sent it on as //api/x, unchanged.
     [Theory]
     [InlineData("PathPattern", "/v2/{**rest}", "/api//a//b", "/v2/a/b")]
-    [InlineData("PathRemovePrefix", "/api", "/api//a", "//a")]
-    public async Task ATransform_SeesTheRouteValuesMerged_AndThePathAsSent(string transform, string value, string target, string forwarded)
+    [InlineData("PathRemovePrefix", "/api", "/api//a", "/a")]
+    [InlineData("PathRemovePrefix", "/api", "//api/x", "/x")]
+    [InlineData("PathRemovePrefix", "/api", "///api//x/", "/x/")]
+    [InlineData("PathRemovePrefix", "/api", "//api/a%3Bb?q=1//", "/a%3Bb?q=1//")]
+    [InlineData("PathPrefix", "/v1", "//api/x", "/v1/api/x")]
+    [InlineData("PathSet", "/fixed", "//api/x", "/fixed")]
+    public async Task ARoutesPathTransforms_ComputeFromTheMergedPath(string transform, string value, string target, string forwarded)
     {
         await using var backend = await TestBackend.StartAsync("api");
         var config = ProxyConfigJson.Config([("api", "/api/{**rest}", "c1")], [("c1", "RoundRobin", [(backend, null)])]);
