@@ -6,19 +6,31 @@ namespace YarpGateway.Endpoints;
 /// The certificate files of each HTTPS endpoint, loaded as part of the configuration's checks (start-up and
 /// <c>--check</c>). Kestrel loads them only as it binds, so <c>--check</c> called a configuration valid whose
 /// certificate file was missing, whose key did not match it, or that gave a PEM certificate without its key, and every
-/// pod started with it then exited (tried). An endpoint whose certificate comes from a store or by SNI is left to Kestrel.
+/// pod started with it then exited (tried). An endpoint given no certificate at all is an error too when Kestrel has no
+/// development certificate to fall back on (<see cref="DevelopmentCertificate"/>): none in a container, so every start
+/// failed while <c>--check</c> approved. An endpoint whose certificate comes from a store or by SNI is left to Kestrel.
 /// </summary>
 internal static class CertificateFileErrors
 {
     /// <summary>An error for each HTTPS endpoint whose certificate files do not give a certificate with its private key.</summary>
     public static IEnumerable<ConfigError> Find(IConfiguration configuration)
     {
+        bool? development = null;
         foreach (var endpoint in configuration.GetSection("Kestrel:Endpoints").GetChildren())
         {
             if (endpoint["Url"]?.StartsWith("https://", StringComparison.OrdinalIgnoreCase) != true
-                || CertificateFiles.SectionOf(endpoint, configuration) is not { } section
-                || CertificateFiles.From(section) is not { } files)
+                || CertificateFiles.SectionOf(endpoint, configuration) is not { } section)
             {
+                continue;
+            }
+
+            if (CertificateFiles.From(section) is not { } files)
+            {
+                if (section["Subject"] is not { Length: > 0 } && !(development ??= DevelopmentCertificate.Available(configuration, TimeProvider.System)))
+                {
+                    yield return new ConfigError(endpoint.Path, $"the {endpoint.Key} endpoint is HTTPS and has no TLS certificate: give it one as {endpoint.Path}:Certificate (Path and KeyPath, or Subject and Store) or as Kestrel:Certificates:Default. Kestrel falls back on the ASP.NET Core development certificate, and this user has none (`dotnet dev-certs https` makes one, for development only).");
+                }
+
                 continue;
             }
 

@@ -8,10 +8,10 @@ namespace YarpGateway.Endpoints;
 /// </summary>
 internal sealed record CertificateFiles(string Path, string? KeyPath, string? Password)
 {
-    /// <summary>The files a certificate section names; null for a store certificate (<c>Subject</c>, <c>Store</c>) or none.</summary>
     /// <summary>
     /// The section an HTTPS endpoint's certificate comes from: its own <c>Certificate</c>, else
-    /// <c>Kestrel:Certificates:Default</c>, as Kestrel reads them; null when it picks certificates by SNI.
+    /// <c>Kestrel:Certificates:Default</c> when its own names neither files nor a store certificate, as Kestrel reads them;
+    /// null when it picks certificates by SNI.
     /// </summary>
     public static IConfigurationSection? SectionOf(IConfigurationSection endpoint, IConfiguration configuration)
     {
@@ -21,9 +21,10 @@ internal sealed record CertificateFiles(string Path, string? KeyPath, string? Pa
         }
 
         var own = endpoint.GetSection("Certificate");
-        return own.Exists() ? own : configuration.GetSection("Kestrel:Certificates:Default");
+        return own["Path"] is { Length: > 0 } || own["Subject"] is { Length: > 0 } ? own : configuration.GetSection("Kestrel:Certificates:Default");
     }
 
+    /// <summary>The files a certificate section names; null for a store certificate (<c>Subject</c>, <c>Store</c>) or none.</summary>
     public static CertificateFiles? From(IConfigurationSection section)
         => section["Path"] is { Length: > 0 } path ? new CertificateFiles(path, section["KeyPath"] is { Length: > 0 } key ? key : null, section["Password"]) : null;
 

@@ -356,19 +356,79 @@ public class StartupTests
     }
 
     [Fact]
-    public async Task HttpsEndpointWithNoCertificate_ExitsNonZero_SayingWhereToGiveOne()
+    public async Task HttpsEndpointWithAStoreCertificateNotFound_ExitsNonZero_SayingWhereToGiveOne()
     {
-        // Kestrel's own loading, which the files' check above leaves to it: no certificate at all, and no development
-        // certificate (a home of its own, so none from this machine's user is found).
-        var home = Directory.CreateTempSubdirectory("yarpgateway-home-").FullName;
+        // Kestrel's own loading, which the files' check leaves to it: a store certificate that is not there.
         var path = ProxyConfigJson.WriteTemp("yarpgateway-startup-", "{}");
-        using var gateway = GatewayProcess.Start("Production", new Dictionary<string, string> { ["HOME"] = home },
-            "--config", path, "--Kestrel:Endpoints:Proxy:Url=https://127.0.0.1:0", "--Kestrel:Endpoints:Management:Url=http://127.0.0.1:0");
+        using var gateway = GatewayProcess.Start("Production", "--config", path, "--Kestrel:Endpoints:Proxy:Url=https://127.0.0.1:0",
+            "--Kestrel:Endpoints:Proxy:Certificate:Subject=CN=yarpgateway-nowhere", "--Kestrel:Endpoints:Proxy:Certificate:Store=My",
+            "--Kestrel:Endpoints:Management:Url=http://127.0.0.1:0");
 
         AssertExitCode(1, await gateway.WaitForExitAsync(ExitBound), gateway);
         Assert.Contains("A TLS certificate could not be loaded", gateway.StandardError, StringComparison.Ordinal);
+        Assert.Contains("CN=yarpgateway-nowhere", gateway.StandardError, StringComparison.Ordinal);
         Assert.Contains("Kestrel:Endpoints:*:Certificate", gateway.StandardError, StringComparison.Ordinal);
         Assert.DoesNotContain("Unhandled exception", gateway.StandardError, StringComparison.Ordinal);
+    }
+
+    [Fact]
+    public async Task HttpsEndpointWithNoCertificate_AndNoDevelopmentCertificate_CheckSaysSo_AndAStartToo()
+    {
+        // Before, --check called it valid (exit 0): Kestrel falls back on the development certificate only as it binds,
+        // and a container has none, so every pod started with it exited. A home of its own: none from this machine's user.
+        var home = Directory.CreateTempSubdirectory("yarpgateway-home-").FullName;
+        var path = ProxyConfigJson.WriteTemp("yarpgateway-startup-", "{}");
+        string[] args = ["--config", path, "--Kestrel:Endpoints:Proxy:Url=https://127.0.0.1:0", "--Kestrel:Endpoints:Management:Url=http://127.0.0.1:0"];
+        foreach (var check in new[] { true, false })
+        {
+            using var gateway = GatewayProcess.Start("Production", new Dictionary<string, string> { ["HOME"] = home }, check ? [.. args, "--check"] : args);
+
+            AssertExitCode(1, await gateway.WaitForExitAsync(ExitBound), gateway);
+            Assert.Contains("Kestrel:Endpoints:Proxy: the Proxy endpoint is HTTPS and has no TLS certificate: give it one as Kestrel:Endpoints:Proxy:Certificate", gateway.StandardError, StringComparison.Ordinal);
+            Assert.DoesNotContain("Unhandled exception", gateway.StandardError, StringComparison.Ordinal);
+        }
+
+        Directory.Delete(home, recursive: true);
+    }
+
+    [Fact]
+    public async Task HttpsEndpointWithNoCertificate_AndADevelopmentCertificate_IsValid_AndServesIt()
+    {
+        // As Kestrel does, the check takes the user's development certificate: made here by the SDK's own tool, in a home
+        // of the test's.
+        var home = Directory.CreateTempSubdirectory("yarpgateway-home-").FullName;
+        var tool = new System.Diagnostics.ProcessStartInfo("dotnet", ["dev-certs", "https"]) { RedirectStandardOutput = true, RedirectStandardError = true };
+        tool.Environment["HOME"] = home;
+        tool.Environment["DOTNET_CLI_HOME"] = home;
+        using (var made = System.Diagnostics.Process.Start(tool)!)
+        {
+            using var bound = new CancellationTokenSource(TimeSpan.FromSeconds(60));
+            await made.WaitForExitAsync(bound.Token);
+            Assert.Equal(0, made.ExitCode);
+        }
+
+        var path = ProxyConfigJson.WriteTemp("yarpgateway-startup-", "{}");
+        var environment = new Dictionary<string, string> { ["HOME"] = home };
+        string[] args = ["--config", path, "--Kestrel:Endpoints:Proxy:Url=https://127.0.0.1:0", "--Kestrel:Endpoints:Management:Url=http://127.0.0.1:0"];
+        using (var check = GatewayProcess.Start("Production", environment, [.. args, "--check"]))
+        {
+            AssertExitCode(0, await check.WaitForExitAsync(ExitBound), check);
+        }
+
+        using var gateway = GatewayProcess.Start("Production", environment, args);
+        var port = 0;
+        Assert.True(await Eventually.TrueAsync(() => System.Text.RegularExpressions.Regex.Match(gateway.StandardOutput, @"Now listening on: https://127\.0\.0\.1:(\d+)") is { Success: true } m && (port = int.Parse(m.Groups[1].Value, System.Globalization.CultureInfo.InvariantCulture)) > 0, TimeSpan.FromSeconds(30)),
+            "gateway did not start: " + gateway.StandardOutput + gateway.StandardError);
+        using var client = new TcpClient();
+        await client.ConnectAsync(IPAddress.Loopback, port);
+        await using var tls = new System.Net.Security.SslStream(client.GetStream());
+        using var bounded = new CancellationTokenSource(TimeSpan.FromSeconds(15));
+        await tls.AuthenticateAsClientAsync(new System.Net.Security.SslClientAuthenticationOptions
+        {
+            TargetHost = "localhost",
+            RemoteCertificateValidationCallback = (_, served, _, _) => served is System.Security.Cryptography.X509Certificates.X509Certificate2 c && c.Extensions[YarpGateway.Endpoints.DevelopmentCertificate.Oid] is not null,
+        }, bounded.Token);
+        Assert.True(tls.IsAuthenticated);
         Directory.Delete(home, recursive: true);
     }
 
