@@ -12,8 +12,9 @@ namespace YarpGateway.Configuration;
 /// </summary>
 /// <remarks>
 /// The checks start-up runs besides the proxy configuration's (<see cref="StartupChecks"/>) run again on first need
-/// after a change of the configuration, not on every read, and on every read while they found errors: some read
-/// files the configuration only names (an HTTPS endpoint's certificate, <see cref="Endpoints.CertificateFileErrors"/>),
+/// after a change of the configuration or of an HTTPS endpoint's certificate files (as the
+/// <see cref="Endpoints.CertificateReloader"/> finds it, within its 10 s), not on every read, and on every read while
+/// they found errors: some read files the configuration only names (<see cref="Endpoints.CertificateFileErrors"/>),
 /// which can be fixed without a change of the configuration, and an error kept until the next edit would say a restart
 /// fails when it would not. The proxy configuration's part is the provider's, which validates each change already
 /// (<see cref="GatewayConfigProvider.RefusedAtStart"/>).
@@ -24,16 +25,18 @@ internal sealed class RestartCheck : IDisposable
     private readonly StartupChecks _checks;
     private readonly GatewayConfigProvider _proxyConfig;
     private readonly IDisposable _subscription;
+    private readonly IDisposable _certificates;
     private readonly Lock _gate = new();
     private int _stale = 1;
     private IReadOnlyList<ConfigError> _settingsErrors = [];
 
-    public RestartCheck(IConfiguration configuration, StartupChecks checks, GatewayConfigProvider proxyConfig)
+    public RestartCheck(IConfiguration configuration, StartupChecks checks, GatewayConfigProvider proxyConfig, Endpoints.CertificateReloader certificates)
     {
         _configuration = configuration;
         _checks = checks;
         _proxyConfig = proxyConfig;
         _subscription = ChangeToken.OnChange(configuration.GetReloadToken, () => Volatile.Write(ref _stale, 1));
+        _certificates = ChangeToken.OnChange(certificates.GetFilesChangedToken, () => Volatile.Write(ref _stale, 1));
     }
 
     /// <summary>Every error start-up would list for the files as they are now, with the file that set each; empty when a restart would start.</summary>
@@ -58,5 +61,9 @@ internal sealed class RestartCheck : IDisposable
         }
     }
 
-    public void Dispose() => _subscription.Dispose();
+    public void Dispose()
+    {
+        _subscription.Dispose();
+        _certificates.Dispose();
+    }
 }

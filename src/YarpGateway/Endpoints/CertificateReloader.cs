@@ -1,6 +1,7 @@
 using System.Net.Security;
 using System.Security.Cryptography.X509Certificates;
 using Microsoft.AspNetCore.Server.Kestrel.Https;
+using Microsoft.Extensions.Primitives;
 
 namespace YarpGateway.Endpoints;
 
@@ -24,6 +25,7 @@ internal sealed partial class CertificateReloader(TimeProvider timeProvider, ILo
     private readonly Lock _gate = new();
     private ITimer? _timer;
     private int _checking;
+    private CancellationTokenSource _filesChanged = new();
 
     /// <summary>How often the files are read again. Default 10 s.</summary>
     public TimeSpan CheckInterval { get; init; } = TimeSpan.FromSeconds(10);
@@ -33,6 +35,12 @@ internal sealed partial class CertificateReloader(TimeProvider timeProvider, ILo
 
     /// <summary>Reads in a row that find the files changed again and still not loading before the last is called a failure all the same.</summary>
     internal const int MaxUnsettledReads = 5;
+
+    /// <summary>
+    /// Fires when a read found an endpoint's files changed and came to a verdict on them (reloaded, or refused): what a
+    /// restart would load from them may have changed too (<see cref="Configuration.RestartCheck"/>).
+    /// </summary>
+    public IChangeToken GetFilesChangedToken() => new CancellationChangeToken(Volatile.Read(ref _filesChanged).Token);
 
     /// <summary>Each HTTPS endpoint's current certificate: what <c>gateway.tls.certificate.expiry</c> reports.</summary>
     public IReadOnlyList<(string Endpoint, X509Certificate2 Certificate)> Current()
@@ -110,12 +118,20 @@ internal sealed partial class CertificateReloader(TimeProvider timeProvider, ILo
             }
 
             var unsettled = false;
+            var changed = false;
             foreach (var w in watched)
             {
                 if (w.Files is { } files)
                 {
-                    unsettled |= !CheckOne(w, files);
+                    var verdict = CheckOne(w, files);
+                    unsettled |= verdict is null;
+                    changed |= verdict == true;
                 }
+            }
+
+            if (changed)
+            {
+                Interlocked.Exchange(ref _filesChanged, new CancellationTokenSource()).Cancel();
             }
 
             if (unsettled)
@@ -129,8 +145,11 @@ internal sealed partial class CertificateReloader(TimeProvider timeProvider, ILo
         }
     }
 
-    /// <summary>False when the files changed, do not load, and were not read so before: they are read again after <see cref="SettleDelay"/>.</summary>
-    private bool CheckOne(WatchedCertificate watched, CertificateFiles files)
+    /// <summary>
+    /// Null when the files changed, do not load, and were not read so before: they are read again after
+    /// <see cref="SettleDelay"/>. True when they changed and were reloaded or refused; false when they had not changed.
+    /// </summary>
+    private bool? CheckOne(WatchedCertificate watched, CertificateFiles files)
     {
         byte[] bytes;
         try
@@ -145,7 +164,7 @@ internal sealed partial class CertificateReloader(TimeProvider timeProvider, ILo
         if (bytes.AsSpan().SequenceEqual(watched.LastBytes))
         {
             watched.Settle();
-            return true;
+            return false;
         }
 
         var old = watched.Certificate;
@@ -178,7 +197,7 @@ internal sealed partial class CertificateReloader(TimeProvider timeProvider, ILo
                 // that have changed at every read MaxUnsettledReads times, which would otherwise never get one).
                 watched.Unsettled = bytes;
                 watched.UnsettledReads++;
-                return false;
+                return null;
             }
 
             watched.LastBytes = bytes;

@@ -117,11 +117,14 @@ public class CertificateReloadTests
         Assert.Equal(expired.Thumbprint, await ServedThumbprintAsync(restarted.ProxyAddress)); // served all the same: nothing better to serve
     }
 
-    [Fact]
-    public async Task CertificateFilesARestartCouldNotLoad_AreARestartError_AndNoLongerOnceFixed_WithoutAnEditOfTheConfiguration()
+    [Theory]
+    [InlineData(true)]
+    [InlineData(false)]
+    public async Task CertificateFilesARestartCouldNotLoad_AreARestartError_AndNoLongerOnceFixed_WithoutAnEditOfTheConfiguration(bool edited)
     {
         // The restart check loads the certificate files since --check does; it ran again only after an edit of the
-        // configuration, so a key fixed on disk would have been reported as a restart's failure until the next edit.
+        // configuration, so a key fixed on disk would have been reported as a restart's failure until the next edit,
+        // and a key broken on disk (without an edit) was not reported at all.
         var root = Directory.CreateTempSubdirectory("yarpgateway-certs-").FullName;
         using var key = RSA.Create(2048);
         using var certificate = SelfSigned("CN=first", key);
@@ -138,8 +141,12 @@ public class CertificateReloadTests
 
         using var other = RSA.Create(2048);
         WriteAtomically(keyPath, System.Text.Encoding.ASCII.GetBytes(other.ExportPkcs8PrivateKeyPem()));
-        config["ReverseProxy"]!["Routes"]!["all"]!["Order"] = 1; // an edit of the configuration, so the restart check runs again
-        gateway.WriteConfig(config);
+        if (edited)
+        {
+            config["ReverseProxy"]!["Routes"]!["all"]!["Order"] = 1; // an edit of the configuration, so the restart check runs again
+            gateway.WriteConfig(config);
+        }
+
         Assert.True(await Eventually.TrueAsync(() => gateway.Counter(RestartErrors) == 1, TimeSpan.FromSeconds(10)), gateway.DescribeCounters("gateway.config"));
         var listed = gateway.Services.GetRequiredService<YarpGateway.Configuration.RestartCheck>().Errors;
         Assert.Contains("the TLS certificate of the Proxy endpoint could not be loaded", Assert.Single(listed).ToString(), StringComparison.Ordinal);
