@@ -71,7 +71,7 @@ internal sealed class PathAsSentTransformProvider : RouteTransformProvider
         }
 
         var pathEnd = raw.IndexOf('?', StringComparison.Ordinal);
-        var rawPath = pathEnd < 0 ? raw.AsSpan() : raw.AsSpan(0, pathEnd);
+        var rawPath = OriginForm(pathEnd < 0 ? raw.AsSpan() : raw.AsSpan(0, pathEnd));
         if (!rawPath.Contains('%'))
         {
             // Without escapes YARP writes the path as sent.
@@ -105,6 +105,22 @@ internal sealed class PathAsSentTransformProvider : RouteTransformProvider
 
         var address = RequestUtilities.MakeDestinationAddress(prefix, transform.Path, query).OriginalString;
         transform.ProxyRequest.RequestUri = new Uri(Unescape(address, prefix.Length - 1, address.Length - (query.Value?.Length ?? 0)), UriKind.Absolute);
+    }
+
+    /// <summary>
+    /// The path of a request target in absolute form (<c>GET http://api.example/a%3Bb HTTP/1.1</c>, RFC 9112 3.2.2),
+    /// which Kestrel gives as its raw target whole: its escapes went to the backend decoded (<c>/a;b</c>, tried) while
+    /// the same path in origin form kept them. Empty when it has no path; an origin-form target as it is.
+    /// </summary>
+    internal static ReadOnlySpan<char> OriginForm(ReadOnlySpan<char> target)
+    {
+        if (target.IsEmpty || target[0] == '/' || target.IndexOf("://", StringComparison.Ordinal) is not (> 0 and var scheme))
+        {
+            return target;
+        }
+
+        var authority = target[(scheme + 3)..];
+        return authority.IndexOf('/') is >= 0 and var slash ? authority[slash..] : [];
     }
 
     /// <summary>

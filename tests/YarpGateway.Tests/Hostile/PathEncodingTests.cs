@@ -1,3 +1,4 @@
+using YarpGateway.RequestFiltering;
 using YarpGateway.Tests.Functional;
 
 namespace YarpGateway.Tests.Hostile;
@@ -27,7 +28,19 @@ public class PathEncodingTests
         { "/.well-known/a%3B", "/.well-known/a%3B" }, // a dot that is no dot segment
         { "/a/%2e%2e/b%3B", "/b;" },            // dot segments resolved: the path is Kestrel's, escaped again by YARP
         { "/a%20#x", "/a%20%23x" },             // a raw '#' is part of the path Kestrel routed on, not a fragment to drop
+        { "http://x/files/a%3Bv2.pdf", "/files/a%3Bv2.pdf" }, // absolute form (RFC 9112 3.2.2): the same (it arrived as ';')
+        { "http://x/a%2Fb?q=%3B", "/a%2Fb?q=%3B" },
+        { "http://x", "/" },
     };
+
+    [Theory]
+    [InlineData("http://x/a%3Bb", "/a%3Bb")]
+    [InlineData("https://user@x:8080/a/b", "/a/b")]
+    [InlineData("http://x", "")]
+    [InlineData("/a", "/a")]
+    [InlineData("/a/http://b/c", "/a/http://b/c")]
+    public void OriginForm_IsThePathOfAnAbsoluteTarget(string target, string path)
+        => Assert.Equal(path, PathAsSentTransformProvider.OriginForm(target).ToString());
 
     // A backslash gets 400 unless Gateway:RequestFiltering:BackslashesInPaths (BackslashPathTests); with it, these.
     public static TheoryData<string, string> PathsWithBackslashes => new()
