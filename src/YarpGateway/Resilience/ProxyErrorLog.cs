@@ -67,6 +67,11 @@ internal sealed partial class ProxyErrorLog(ResilienceMetrics metrics, TimeProvi
             reason = "The response was cut short and the client's connection reset. " + reason;
         }
 
+        if (CertificateHint(error.Exception) is { } hint)
+        {
+            reason += ". " + hint;
+        }
+
         if (clientSide)
         {
             Log.ClientError(logger, name, route, cluster, destination, context.Response.StatusCode, reason, suppressed);
@@ -75,6 +80,28 @@ internal sealed partial class ProxyErrorLog(ResilienceMetrics metrics, TimeProvi
         {
             Log.DestinationError(logger, name, route, cluster, destination, attempts, context.Response.StatusCode, reason, suppressed);
         }
+    }
+
+    /// <summary>
+    /// What to do about a backend's certificate the gateway refused, which .NET names only by its chain status
+    /// (<c>UntrustedRoot</c>, <c>RemoteCertificateNameMismatch</c>): an internal CA is the usual cause, and the fix is
+    /// outside the configuration.
+    /// </summary>
+    internal static string? CertificateHint(Exception? exception)
+    {
+        for (var e = exception; e is not null; e = e.InnerException)
+        {
+            if (e is System.Security.Authentication.AuthenticationException)
+            {
+                return e.Message.Contains("NameMismatch", StringComparison.Ordinal)
+                    ? "The backend's certificate is not for the host in the destination's Address (or its Host): see Backends over HTTPS in docs/configuration.md"
+                    : e.Message.Contains("certificate chain", StringComparison.Ordinal)
+                        ? "The backend's certificate is not signed by a CA this gateway trusts: add the CA with SSL_CERT_DIR (see Backends over HTTPS in docs/configuration.md)"
+                        : null;
+            }
+        }
+
+        return null;
     }
 
     /// <summary>

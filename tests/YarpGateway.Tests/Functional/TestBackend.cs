@@ -87,10 +87,14 @@ internal sealed class TestBackend : IAsyncDisposable
 
     /// <summary>Starts over TLS (a self-signed certificate for 127.0.0.1) with the given protocols, offered by ALPN.</summary>
     public static Task<TestBackend> StartHttpsAsync(string name, Microsoft.AspNetCore.Server.Kestrel.Core.HttpProtocols protocols)
+        => StartHttpsAsync(name, protocols, TestCertificate.SelfSignedLoopback());
+
+    /// <summary>Starts over TLS with <paramref name="certificate"/>, for a test that makes the gateway trust it.</summary>
+    public static Task<TestBackend> StartHttpsAsync(string name, Microsoft.AspNetCore.Server.Kestrel.Core.HttpProtocols protocols, System.Security.Cryptography.X509Certificates.X509Certificate2 certificate)
         => StartAsync(name, kestrel => kestrel.Listen(IPAddress.Loopback, 0, listen =>
         {
             listen.Protocols = protocols;
-            listen.UseHttps(TestCertificate.SelfSignedLoopback());
+            listen.UseHttps(certificate);
         }));
 
     /// <summary>Starts on one free port on both 127.0.0.1 and ::1, so that <c>localhost</c> reaches it at every address it resolves to.</summary>
