@@ -74,10 +74,17 @@ internal sealed partial class OutlierEjectionPolicy(IDestinationHealthUpdater he
             return;
         }
 
-        TryEject(cluster, destination, counts, settings,
-            byConnect ? $"{consecutiveConnect} connection attempts in a row failed"
+        var why = byConnect ? $"{consecutiveConnect} connection attempts in a row failed"
             : byRate ? $"{failed} of {total} requests failed"
-            : $"{consecutive} consecutive failures");
+            : $"{consecutive} consecutive failures";
+        if (context.Features.Get<IForwarderErrorFeature>()?.Exception is { } last)
+        {
+            // The reason too: once every destination is out, requests get 503 with no exception of their own, and the
+            // forwarding errors' line (once a second) may have named another cluster's.
+            why += "; the last: " + Telemetry.ExceptionText.Describe(last);
+        }
+
+        TryEject(cluster, destination, counts, settings, why);
     }
 
     // In a method of its own: the factory's closure over settings would otherwise be allocated on
