@@ -12,6 +12,17 @@ namespace YarpGateway.ForwardedHeaders;
 /// Werkzeug) sent clients to <c>http://10.0.0.5:8080/login</c>, an address only the gateway can reach (tried). A
 /// reference without scheme and host stays right behind a TLS-terminating load balancer and under every name the
 /// gateway is reached by. Any other <c>Location</c> (relative already, or another host) passes unchanged.
+/// <list type="bullet">
+/// <item>The path is the client's, as nginx maps a <c>location</c>'s prefix to its <c>proxy_pass</c> URI: where the
+/// request's path and the backend's share a tail of whole segments, what precedes it on each side is the route's
+/// prefix (a <c>PathRemovePrefix</c>'s, a <c>PathPattern</c>'s literal part, the destination's own path), so
+/// <c>/api/account</c> sent on as <c>/account</c> turns a redirect to <c>http://backend/login</c> into
+/// <c>/api/login</c>, not <c>/login</c>, which was outside the route (tried).</item>
+/// <item>Never a reference that starts <c>//</c> or <c>/\</c>, which a browser reads as another host: a backend's
+/// redirect to itself built from a request's own path (<c>GET //evil.example/x</c>, answered with
+/// <c>http://backend//evil.example/x/</c>, as trailing-slash redirects are) came out as <c>//evil.example/x/</c>, an
+/// open redirect (tried). The leading slashes are one.</item>
+/// </list>
 /// One header read per response; a parse only for a response with an absolute <c>Location</c>.
 /// </summary>
 internal sealed class LocationTransformProvider : RouteTransformProvider
@@ -22,7 +33,7 @@ internal sealed class LocationTransformProvider : RouteTransformProvider
         var location = headers.Location;
         if (location.Count == 1
             && transform.ProxyResponse?.RequestMessage?.RequestUri is { } destination
-            && OnTheDestination(location.ToString(), destination) is { } reference)
+            && OnTheDestination(location.ToString(), destination, ClientPath(transform.HttpContext)) is { } reference)
         {
             headers.Location = reference;
         }
@@ -32,9 +43,10 @@ internal sealed class LocationTransformProvider : RouteTransformProvider
 
     /// <summary>
     /// The path-absolute reference <paramref name="location"/> stands for when it is an absolute URI on
-    /// <paramref name="destination"/>'s scheme, host and port; null otherwise.
+    /// <paramref name="destination"/>'s scheme, host and port; null otherwise. With <paramref name="clientPath"/> (the
+    /// request's path as the client sent it), the path is mapped from the backend's side of the route to the client's.
     /// </summary>
-    internal static string? OnTheDestination(string location, Uri destination)
+    internal static string? OnTheDestination(string location, Uri destination, string? clientPath = null)
     {
         if (!location.StartsWith("http", StringComparison.OrdinalIgnoreCase)
             || !Uri.TryCreate(location, UriKind.Absolute, out var uri)
@@ -48,12 +60,63 @@ internal sealed class LocationTransformProvider : RouteTransformProvider
         // What follows the authority, as the backend wrote it (its escapes unchanged).
         var authorityEnd = location.IndexOf("//", StringComparison.Ordinal) + 2;
         var rest = location.AsSpan(authorityEnd).IndexOfAny('/', '?', '#');
-        if (rest < 0)
+        var reference = rest < 0 ? "/" : location[authorityEnd + rest] == '/' ? location[(authorityEnd + rest)..] : string.Concat("/", location.AsSpan(authorityEnd + rest));
+
+        if (clientPath is not null && Prefixes(BackendPath(destination), clientPath) is var (from, to)
+            && reference.StartsWith(from, StringComparison.Ordinal)
+            && (reference.Length == from.Length || reference[from.Length] is '/' or '?' or '#'))
         {
-            return "/";
+            reference = to + reference[from.Length..];
+            if (reference.Length == 0 || reference[0] != '/')
+            {
+                reference = "/" + reference;
+            }
         }
 
-        var start = authorityEnd + rest;
-        return location[start] == '/' ? location[start..] : string.Concat("/", location.AsSpan(start));
+        return OneLeadingSlash(reference);
+    }
+
+    /// <summary>
+    /// The route's prefix on the backend's side and on the client's, from a request's two paths: what precedes the tail
+    /// of whole segments they share (<c>/account</c> and <c>/api/account</c>: <c>""</c> and <c>/api</c>). Null when they
+    /// are the same, or share no segment (a <c>PathSet</c>), except for a backend path of <c>/</c>, all of the client's
+    /// path removed (<c>/api</c> through <c>PathRemovePrefix /api</c>).
+    /// </summary>
+    internal static (string From, string To)? Prefixes(string backendPath, string clientPath)
+    {
+        var shared = RequestFiltering.EscapesAsSent.SharedTail(backendPath, clientPath);
+        if (shared == 0)
+        {
+            return backendPath == "/" && clientPath.Length > 1 ? (string.Empty, clientPath.TrimEnd('/')) : null;
+        }
+
+        var (from, to) = (backendPath[..^shared], clientPath[..^shared]);
+        return from == to ? null : (from, to);
+    }
+
+    /// <summary><paramref name="reference"/> with a leading run of slashes and backslashes as one slash: never another host's reference.</summary>
+    internal static string OneLeadingSlash(string reference)
+        => reference.Length > 1 && reference[1] is '/' or '\\' ? "/" + reference.TrimStart('/', '\\') : reference;
+
+    /// <summary>The path the backend was sent, as the gateway wrote it.</summary>
+    private static string BackendPath(Uri destination)
+    {
+        var path = RequestFiltering.PathAsSentTransformProvider.OriginForm(destination.OriginalString);
+        var end = path.IndexOfAny('?', '#');
+        return (end < 0 ? path : path[..end]) is { IsEmpty: false } p ? p.ToString() : "/";
+    }
+
+    /// <summary>The request's path as the client sent it (origin form, no query); null when there is none to read.</summary>
+    private static string? ClientPath(HttpContext context)
+    {
+        if (context.Features.Get<Microsoft.AspNetCore.Http.Features.IHttpRequestFeature>()?.RawTarget is not { } raw)
+        {
+            return null;
+        }
+
+        var path = RequestFiltering.PathAsSentTransformProvider.OriginForm(raw);
+        var end = path.IndexOf('?');
+        path = end < 0 ? path : path[..end];
+        return path.IsEmpty || path[0] != '/' ? null : path.ToString();
     }
 }

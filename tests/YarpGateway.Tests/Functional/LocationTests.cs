@@ -26,8 +26,68 @@ public class LocationTests
     [InlineData("http://idp.example/authorize", null)]    // another host
     [InlineData("http://10.0.0.5:8080.evil/x", null)]
     [InlineData("not a uri", null)]
+    [InlineData("http://10.0.0.5:8080//evil.example/x/", "/evil.example/x/")] // never another host's reference (it was //evil.example/x/)
+    [InlineData("http://10.0.0.5:8080/\\evil.example/x", "/evil.example/x")]
+    [InlineData("http://10.0.0.5:8080/%2Fevil.example", "/%2Fevil.example")]
     public void OnlyAnAbsoluteLocationOnTheDestination_BecomesAPath(string location, string? expected)
         => Assert.Equal(expected, LocationTransformProvider.OnTheDestination(location, Destination));
+
+    // The backend's side of the route mapped to the client's, as nginx's proxy_redirect default maps proxy_pass's URI
+    // to the location's prefix.
+    [Theory]
+    [InlineData("http://10.0.0.5:8080/login", "/account", "/api/account", "/api/login")]                 // PathRemovePrefix /api
+    [InlineData("http://10.0.0.5:8080/login?next=%2F", "/", "/api", "/api/login?next=%2F")]              // all of the path removed
+    [InlineData("http://10.0.0.5:8080/app/login", "/app/shop/cart", "/shop/cart", "/login")]              // the destination's own path
+    [InlineData("http://10.0.0.5:8080/app", "/app/shop/cart", "/shop/cart", "/")]
+    [InlineData("http://10.0.0.5:8080/application", "/app/shop/cart", "/shop/cart", "/application")]      // not under it: as it is
+    [InlineData("http://10.0.0.5:8080/v2/orders/7", "/v2/orders", "/api/orders", "/api/orders/7")]       // PathPattern /v2/{**rest}
+    [InlineData("http://10.0.0.5:8080/login", "/x", "//api/x", "/api/login")]                             // routed with slashes merged
+    [InlineData("http://10.0.0.5:8080/login", "/fixed", "/api/x", "/login")]                              // PathSet: nothing to map
+    [InlineData("http://10.0.0.5:8080/login", "/cart", "/cart", "/login")]                                // no transform
+    [InlineData("http://10.0.0.5:8080//evil.example/", "/x", "/api/x", "/api//evil.example/")]            // under the prefix: the client's host
+    public void APathIsMappedFromTheBackendsSideOfTheRouteToTheClients(string location, string backendPath, string clientPath, string expected)
+        => Assert.Equal(expected, LocationTransformProvider.OnTheDestination(location, new Uri("http://10.0.0.5:8080" + backendPath), clientPath));
+
+    [Theory]
+    [InlineData("//evil.example/x", "/evil.example/x/")]
+    [InlineData("///evil.example/x", "/evil.example/x/")]
+    public async Task ARedirectBuiltFromTheRequestsOwnPath_NeverSendsTheClientToAnotherHost(string target, string expected)
+    {
+        // A trailing-slash redirect, as frameworks build them: the backend's own address and the request's path as it came.
+        await using var backend = await RawTcpBackend.StartAsync(async (socket, head, cancellationToken) =>
+        {
+            var path = head.Split(' ')[1];
+            var port = ((IPEndPoint)socket.LocalEndPoint!).Port.ToString(System.Globalization.CultureInfo.InvariantCulture);
+            await socket.SendAsync(Encoding.ASCII.GetBytes($"HTTP/1.1 301 Moved Permanently\r\nLocation: http://127.0.0.1:{port}{path}/\r\nContent-Length: 0\r\n\r\n"), cancellationToken);
+        });
+        var config = ProxyConfigJson.CatchAll("RoundRobin");
+        config["ReverseProxy"]!["Clusters"]!["c1"]!["Destinations"] = new System.Text.Json.Nodes.JsonObject { ["d"] = new System.Text.Json.Nodes.JsonObject { ["Address"] = backend.Address.ToString() } };
+        await using var gateway = await GatewayUnderTest.StartAsync(config);
+
+        var head = await RawSocket.GetHeadAsync(gateway.ProxyAddress, target);
+
+        Assert.StartsWith("HTTP/1.1 301", head, StringComparison.Ordinal);
+        Assert.Contains($"\r\nLocation: {expected}\r\n", head, StringComparison.Ordinal); // it was //evil.example/x/: a browser goes to evil.example
+    }
+
+    [Fact]
+    public async Task UnderAPathRemovePrefix_ABackendsRedirectStaysUnderTheRoutesPrefix()
+    {
+        await using var backend = await RawTcpBackend.StartAsync(async (socket, cancellationToken) =>
+        {
+            var port = ((IPEndPoint)socket.LocalEndPoint!).Port.ToString(System.Globalization.CultureInfo.InvariantCulture);
+            await socket.SendAsync(Encoding.ASCII.GetBytes($"HTTP/1.1 302 Found\r\nLocation: http://127.0.0.1:{port}/login?next=%2Faccount\r\nContent-Length: 0\r\n\r\n"), cancellationToken);
+        });
+        var config = ProxyConfigJson.Config([("api", "/api/{**rest}", "c1")], [("c1", "RoundRobin", [])]);
+        config["ReverseProxy"]!["Clusters"]!["c1"]!["Destinations"] = new System.Text.Json.Nodes.JsonObject { ["d"] = new System.Text.Json.Nodes.JsonObject { ["Address"] = backend.Address.ToString() } };
+        config["ReverseProxy"]!["Routes"]!["api"]!["Transforms"] = new System.Text.Json.Nodes.JsonArray(new System.Text.Json.Nodes.JsonObject { ["PathRemovePrefix"] = "/api" });
+        await using var gateway = await GatewayUnderTest.StartAsync(config);
+
+        var head = await RawSocket.GetHeadAsync(gateway.ProxyAddress, "/api/account");
+
+        Assert.StartsWith("HTTP/1.1 302", head, StringComparison.Ordinal);
+        Assert.Contains("\r\nLocation: /api/login?next=%2Faccount\r\n", head, StringComparison.Ordinal); // it was /login: outside the route
+    }
 
     [Fact]
     public void TheDefaultPort_IsThePort()
