@@ -1,3 +1,4 @@
+using Yarp.ReverseProxy.Configuration;
 using Yarp.ReverseProxy.Transforms.Builder;
 
 namespace YarpGateway.Configuration;
@@ -17,4 +18,30 @@ internal abstract class RouteTransformProvider : ITransformProvider
     }
 
     public abstract void Apply(TransformBuilderContext context);
+
+    /// <summary>The value of <paramref name="key"/> in one of a route's transforms (keys in any case, as YARP reads them); null without it.</summary>
+    internal static string? ValueOf(IReadOnlyDictionary<string, string> transform, string key)
+    {
+        foreach (var (name, value) in transform)
+        {
+            if (name.Equals(key, StringComparison.OrdinalIgnoreCase))
+            {
+                return value;
+            }
+        }
+
+        return null;
+    }
+
+    /// <summary>The value of the route's last transform with <paramref name="key"/> (<c>PathRemovePrefix</c>, say); null when none has it.</summary>
+    internal static string? LastValueOf(RouteConfig? route, string key)
+    {
+        string? last = null;
+        foreach (var transform in route?.Transforms ?? [])
+        {
+            last = ValueOf(transform, key) ?? last;
+        }
+
+        return last;
+    }
 }

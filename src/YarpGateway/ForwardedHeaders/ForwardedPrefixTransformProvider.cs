@@ -30,8 +30,8 @@ internal sealed class ForwardedPrefixTransformProvider : RouteTransformProvider
             return; // the route chose its forwarding headers
         }
 
-        var own = route.Transforms?.Any(t => t.TryGetValue("RequestHeader", out var name) && string.Equals(name, HeaderName, StringComparison.OrdinalIgnoreCase)) == true;
-        var removed = route.Transforms?.Select(t => t.TryGetValue("PathRemovePrefix", out var value) ? value : null).LastOrDefault(v => v is { Length: > 0 });
+        var own = route.Transforms?.Any(t => string.Equals(ValueOf(t, "RequestHeader"), HeaderName, StringComparison.OrdinalIgnoreCase)) == true;
+        var removed = LastValueOf(route, "PathRemovePrefix") is { Length: > 0 } value ? value : null;
         if (!own && removed is null)
         {
             return; // YARP's defaults, as they are

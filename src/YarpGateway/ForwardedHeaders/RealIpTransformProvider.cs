@@ -60,26 +60,13 @@ internal sealed class RealIpTransformProvider : RouteTransformProvider
 
         foreach (var transform in context.Route?.Transforms ?? [])
         {
-            if (Value(transform, "X-Forwarded") is { } all)
+            if (ValueOf(transform, "X-Forwarded") is { } all)
             {
-                var action = Value(transform, "For") ?? all;
+                var action = ValueOf(transform, "For") ?? all;
                 return action.Equals("Set", StringComparison.OrdinalIgnoreCase) || action.Equals("Append", StringComparison.OrdinalIgnoreCase);
             }
         }
 
         return false;
-    }
-
-    private static string? Value(IReadOnlyDictionary<string, string> transform, string key)
-    {
-        foreach (var (name, value) in transform)
-        {
-            if (name.Equals(key, StringComparison.OrdinalIgnoreCase))
-            {
-                return value;
-            }
-        }
-
-        return null;
     }
 }

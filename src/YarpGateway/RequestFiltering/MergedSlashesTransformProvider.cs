@@ -16,7 +16,7 @@ internal sealed class MergedSlashesTransformProvider : RouteTransformProvider
 {
     public override void Apply(TransformBuilderContext context)
     {
-        if (PathAsSentTransformProvider.HasTransform(context.Route, "PathRemovePrefix") || PathAsSentTransformProvider.HasTransform(context.Route, "PathPrefix"))
+        if (LastValueOf(context.Route, "PathRemovePrefix") is not null || LastValueOf(context.Route, "PathPrefix") is not null)
         {
             context.RequestTransforms.Insert(0, new RequestFuncTransform(Merge));
         }

@@ -1,5 +1,4 @@
 using Microsoft.AspNetCore.Http.Features;
-using Yarp.ReverseProxy.Configuration;
 using Yarp.ReverseProxy.Forwarder;
 using Yarp.ReverseProxy.Transforms;
 using Yarp.ReverseProxy.Transforms.Builder;
@@ -41,17 +40,13 @@ internal sealed class PathAsSentTransformProvider : RouteTransformProvider
     public override void Apply(TransformBuilderContext context)
     {
         var addresses = context.RequestTransforms.Any(t => t is QueryParameterTransform or QueryParameterRemoveTransform) ? null : _addresses;
-        var sentEscapes = !HasTransform(context.Route, "PathSet"); // a PathSet's path is the operator's, not the client's
+        var sentEscapes = LastValueOf(context.Route, "PathSet") is null; // a PathSet's path is the operator's, not the client's
         context.AddRequestTransform(transform =>
         {
             Restore(transform, addresses, sentEscapes);
             return ValueTask.CompletedTask;
         });
     }
-
-    /// <summary>Whether the route has a transform of this name (the first key of its entry, as YARP reads it).</summary>
-    internal static bool HasTransform(RouteConfig route, string name)
-        => route.Transforms?.Any(t => t.Keys.FirstOrDefault() is { } key && string.Equals(key, name, StringComparison.OrdinalIgnoreCase)) == true;
 
     /// <param name="transform">The request's transform context, after the route's own transforms.</param>
     /// <param name="addresses">
