@@ -6,7 +6,7 @@ namespace YarpGateway.ForwardedHeaders;
 
 /// <summary>
 /// A backend's <c>Location</c> that points at the backend's own address (the destination's scheme, host and port, as the
-/// gateway reached it) becomes a path-absolute reference, <c>/login</c>, which the client resolves against the address it
+/// gateway reached it, or the <c>Host</c> it was sent, a destination's <c>Host</c>) becomes a path-absolute reference, <c>/login</c>, which the client resolves against the address it
 /// used: nginx does the same by default (<c>proxy_redirect default</c>). YARP sends the destination's host as
 /// <c>Host</c>, so backends that build absolute redirects from it (Rails' <c>redirect_to</c>, Jetty, older Tomcat and
 /// Werkzeug) sent clients to <c>http://10.0.0.5:8080/login</c>, an address only the gateway can reach (tried). A
@@ -32,8 +32,8 @@ internal sealed class LocationTransformProvider : RouteTransformProvider
         var headers = transform.HttpContext.Response.Headers;
         var location = headers.Location;
         if (location.Count == 1
-            && transform.ProxyResponse?.RequestMessage?.RequestUri is { } destination
-            && OnTheDestination(location.ToString(), destination, ClientPath(transform.HttpContext)) is { } reference)
+            && transform.ProxyResponse?.RequestMessage is { RequestUri: { } destination } request
+            && OnTheDestination(location.ToString(), destination, ClientPath(transform.HttpContext), request.Headers.Host) is { } reference)
         {
             headers.Location = reference;
         }
@@ -43,16 +43,17 @@ internal sealed class LocationTransformProvider : RouteTransformProvider
 
     /// <summary>
     /// The path-absolute reference <paramref name="location"/> stands for when it is an absolute URI on
-    /// <paramref name="destination"/>'s scheme, host and port; null otherwise. With <paramref name="clientPath"/> (the
-    /// request's path as the client sent it), the path is mapped from the backend's side of the route to the client's.
+    /// <paramref name="destination"/>'s scheme, host and port, or on the <c>Host</c> the backend was sent
+    /// (<paramref name="sentHost"/>: a destination's <c>Host</c>, which a backend builds its redirects from as it does from
+    /// the address's); null otherwise. With <paramref name="clientPath"/> (the request's path as the client sent it), the
+    /// path is mapped from the backend's side of the route to the client's.
     /// </summary>
-    internal static string? OnTheDestination(string location, Uri destination, string? clientPath = null)
+    internal static string? OnTheDestination(string location, Uri destination, string? clientPath = null, string? sentHost = null)
     {
         if (!location.StartsWith("http", StringComparison.OrdinalIgnoreCase)
             || !Uri.TryCreate(location, UriKind.Absolute, out var uri)
             || !string.Equals(uri.Scheme, destination.Scheme, StringComparison.OrdinalIgnoreCase)
-            || !string.Equals(uri.IdnHost, destination.IdnHost, StringComparison.OrdinalIgnoreCase)
-            || uri.Port != destination.Port)
+            || !(IsAt(uri, destination.IdnHost, destination.Port) || (sentHost is not null && IsAt(uri, sentHost, destination))))
         {
             return null;
         }
@@ -92,6 +93,17 @@ internal sealed class LocationTransformProvider : RouteTransformProvider
 
         var (from, to) = (backendPath[..^shared], clientPath[..^shared]);
         return from == to ? null : (from, to);
+    }
+
+    private static bool IsAt(Uri uri, string host, int port)
+        => string.Equals(uri.IdnHost, host, StringComparison.OrdinalIgnoreCase) && uri.Port == port;
+
+    /// <summary>Whether <paramref name="uri"/> is on a <c>Host</c> header's host and port (the scheme's default port when it names none).</summary>
+    private static bool IsAt(Uri uri, string sentHost, Uri destination)
+    {
+        var host = new HostString(sentHost);
+        var defaultPort = string.Equals(destination.Scheme, Uri.UriSchemeHttps, StringComparison.OrdinalIgnoreCase) ? 443 : 80;
+        return host.HasValue && IsAt(uri, host.Host, host.Port ?? defaultPort);
     }
 
     /// <summary><paramref name="reference"/> with a leading run of slashes and backslashes as one slash: never another host's reference.</summary>

@@ -89,6 +89,37 @@ public class LocationTests
         Assert.Contains("\r\nLocation: /api/login?next=%2Faccount\r\n", head, StringComparison.Ordinal); // it was /login: outside the route
     }
 
+    // A destination's Host: the backend builds its redirects from it as from the address's host (it was passed on, an
+    // internal name the client cannot reach).
+    [Theory]
+    [InlineData("http://backend.internal/login", "backend.internal", "/api/login")]
+    [InlineData("http://backend.internal:80/login", "backend.internal", "/api/login")]
+    [InlineData("http://backend.internal:8080/login", "backend.internal:8080", "/api/login")]
+    [InlineData("http://backend.internal:8080/login", "backend.internal", null)]
+    [InlineData("https://backend.internal/login", "backend.internal", null)]     // another scheme than the destination's
+    [InlineData("http://other.internal/login", "backend.internal", null)]
+    public void ARedirectToTheHostTheBackendWasSent_BecomesAPathToo(string location, string sentHost, string? expected)
+        => Assert.Equal(expected, LocationTransformProvider.OnTheDestination(location, new Uri("http://10.0.0.5:8080/account"), "/api/account", sentHost));
+
+    [Fact]
+    public async Task ADestinationsHost_IsTheBackendsOwnAddressToo()
+    {
+        await using var backend = await RawTcpBackend.StartAsync(async (socket, head, cancellationToken) =>
+        {
+            var host = head.Split("\r\n").First(l => l.StartsWith("Host:", StringComparison.OrdinalIgnoreCase))[5..].Trim();
+            await socket.SendAsync(Encoding.ASCII.GetBytes($"HTTP/1.1 302 Found\r\nLocation: http://{host}/login\r\nContent-Length: 0\r\n\r\n"), cancellationToken);
+        });
+        var config = ProxyConfigJson.Config([("api", "/api/{**rest}", "c1")], [("c1", "RoundRobin", [])]);
+        config["ReverseProxy"]!["Clusters"]!["c1"]!["Destinations"] = new System.Text.Json.Nodes.JsonObject { ["d"] = new System.Text.Json.Nodes.JsonObject { ["Address"] = backend.Address.ToString(), ["Host"] = "backend.internal" } };
+        config["ReverseProxy"]!["Routes"]!["api"]!["Transforms"] = new System.Text.Json.Nodes.JsonArray(new System.Text.Json.Nodes.JsonObject { ["PathRemovePrefix"] = "/api" });
+        await using var gateway = await GatewayUnderTest.StartAsync(config);
+
+        var head = await RawSocket.GetHeadAsync(gateway.ProxyAddress, "/api/account");
+
+        Assert.StartsWith("HTTP/1.1 302", head, StringComparison.Ordinal);
+        Assert.Contains("\r\nLocation: /api/login\r\n", head, StringComparison.Ordinal); // it was http://backend.internal/login
+    }
+
     [Fact]
     public void TheDefaultPort_IsThePort()
         => Assert.Equal("/x", LocationTransformProvider.OnTheDestination("http://backend.svc/x", new Uri("http://backend.svc:80/")));
