@@ -30,10 +30,10 @@ internal sealed class LocationTransformProvider : RouteTransformProvider
     public override void Apply(TransformBuilderContext context) => context.AddResponseTransform(static transform =>
     {
         var headers = transform.HttpContext.Response.Headers;
-        var location = headers.Location;
-        if (location.Count == 1
+        if (headers.Location is { Count: 1 } location
+            && location.ToString() is var value && value.StartsWith("http", StringComparison.OrdinalIgnoreCase) // absolute: the rest only for these
             && transform.ProxyResponse?.RequestMessage is { RequestUri: { } destination } request
-            && OnTheDestination(location.ToString(), destination, ClientPath(transform.HttpContext), request.Headers.Host) is { } reference)
+            && OnTheDestination(value, destination, ClientPath(transform.HttpContext), request.Headers.Host) is { } reference)
         {
             headers.Location = reference;
         }
