@@ -12,7 +12,9 @@ namespace YarpGateway.Configuration;
 /// character (sent as it is); a response header or trailer value with one (every request 502), or with a character
 /// Latin-1 has not (sent as <c>?</c>: the gateway sends header bytes as it receives them, Latin-1);</item>
 /// <item>a route value the route's path does not capture, named by <c>PathPattern</c>, <c>QueryRouteParameter</c> or
-/// <c>RequestHeaderRouteValue</c>: the part is left out of every request (<c>/api/{id}</c> sent <c>/api</c>).</item>
+/// <c>RequestHeaderRouteValue</c>: the part is left out of every request (<c>/api/{id}</c> sent <c>/api</c>);</item>
+/// <item>a <c>PathRemovePrefix</c> that ends with <c>/</c> (<c>/api/</c>): removed from no path under it, so
+/// <c>/api/x</c> reached the backend unchanged; a <c>PathPrefix</c> that ends with one: <c>/v1//x</c>.</item>
 /// </list>
 /// A transform YARP cannot build at all (an invalid method or path pattern) is <see cref="GatewayConfigValidator"/>'s.
 /// </summary>
@@ -70,6 +72,17 @@ internal sealed class TransformValuesRule : IProxyConfigRule
                         errors.Add(new ConfigError(at + valueKey, MissingRouteValue(route, value)));
                     }
                 }
+            }
+
+            if (transform.TryGetValue("PathRemovePrefix", out var removed) && removed.Length > 1 && removed.EndsWith('/'))
+            {
+                var trimmed = removed.TrimEnd('/');
+                errors.Add(new ConfigError(at + "PathRemovePrefix", $"'{removed}' ends with '/', so it is removed from no path under it: YARP removes a prefix of whole segments, and '{trimmed}/x' starts with the segment '{trimmed}', not '{removed}' ('{trimmed}/x' would reach the backend unchanged). Write '{(trimmed.Length == 0 ? "/" : trimmed)}'."));
+            }
+
+            if (transform.TryGetValue("PathPrefix", out var added) && added.EndsWith('/'))
+            {
+                errors.Add(new ConfigError(at + "PathPrefix", $"'{added}' ends with '/', and every path it is put before starts with one: '/x' would reach the backend as '{added}/x'. Write '{(added.TrimEnd('/') is { Length: > 0 } t ? t : "nothing (no PathPrefix)")}'."));
             }
 
             if (transform.TryGetValue("PathPattern", out var pattern) && TryParse(pattern) is { } parsed)
