@@ -340,6 +340,11 @@ internal sealed class GatewayConfigValidator(IConfigValidator yarpValidator, IEn
             return;
         }
 
+        if (GlobSegment(pattern) is { } glob)
+        {
+            errors.Add(new ConfigError(key + ":Match:Path", $"'{route.Match.Path}' has the segment '{glob.Text}', which routing reads as the characters themselves, not as a wildcard: the route matches only a request for that path, and every other path under it goes elsewhere (or 404). For every path under '{glob.Above}' write '{glob.Above.TrimEnd('/')}/{{**rest}}'."));
+        }
+
         foreach (var parameter in pattern.Parameters)
         {
             foreach (var reference in parameter.ParameterPolicies)
@@ -364,6 +369,28 @@ internal sealed class GatewayConfigValidator(IConfigValidator yarpValidator, IEn
                 }
             }
         }
+    }
+
+    /// <summary>
+    /// The first segment of literal text with a <c>*</c> in it (<c>/api/*</c>, <c>/img/**</c>, <c>/web/.*</c>: nginx's,
+    /// Envoy's and Traefik's habits), which routing matches as those characters; a route written so took only the request
+    /// for that literal path, and every other under it went to another route or 404, while <c>--check</c> passed it (tried).
+    /// </summary>
+    internal static (string Text, string Above)? GlobSegment(RoutePattern pattern)
+    {
+        var above = "/";
+        foreach (var segment in pattern.PathSegments)
+        {
+            var text = string.Concat(segment.Parts.Select(p => p is RoutePatternLiteralPart literal ? literal.Content : "{" + ((RoutePatternParameterPart)p).Name + "}"));
+            if (segment.Parts.Any(p => p is RoutePatternLiteralPart { Content: var content } && content.Contains('*', StringComparison.Ordinal)))
+            {
+                return (text, above);
+            }
+
+            above += text + "/";
+        }
+
+        return null;
     }
 
     /// <summary>

@@ -234,6 +234,35 @@ public class GatewayConfigValidatorTests
     }
 
     [Theory]
+    [InlineData("/api/*", "the segment '*'", "write '/api/{**rest}'")]
+    [InlineData("/img/**", "the segment '**'", "write '/img/{**rest}'")]
+    [InlineData("/web/.*", "the segment '.*'", "write '/web/{**rest}'")]
+    [InlineData("/*", "the segment '*'", "write '/{**rest}'")]
+    [InlineData("/a/{id}/*.json", "the segment '*.json'", "write '/a/{id}/{**rest}'")]
+    [InlineData("/api/{**rest}", null, null)]
+    [InlineData("/api/{*rest}", null, null)]
+    [InlineData("/x/{id:regex(^a*$)}", null, null)] // a * in a constraint is the regex's
+    public async Task APathWithAGlobWildcard_IsAnError_NamingTheCatchAllToWrite(string path, string? segment, string? write)
+    {
+        // nginx's, Envoy's and Traefik's habits: routing reads the * as itself, so the route took only that literal path,
+        // and --check passed it.
+        var errors = await ValidateAsync($$"""
+        { "ReverseProxy": { "Routes": { "r": { "ClusterId": "c", "Match": { "Path": "{{path}}" } } },
+          "Clusters": { "c": { "Destinations": { "d": { "Address": "http://127.0.0.1:1" } } } } } }
+        """);
+        if (segment is null)
+        {
+            Assert.Empty(errors);
+            return;
+        }
+
+        var error = Assert.Single(errors);
+        Assert.Equal("ReverseProxy:Routes:r:Match:Path", error.Key);
+        Assert.Contains(segment, error.Message, StringComparison.Ordinal);
+        Assert.Contains(write!, error.Message, StringComparison.Ordinal);
+    }
+
+    [Theory]
     [InlineData("/x/{id:nosuchconstraint}", "could not be resolved")]
     [InlineData("/x/{id:min(abc)}", null)]
     [InlineData("/x/{id:regex([)}", null)] // routing compiles it at the first request
