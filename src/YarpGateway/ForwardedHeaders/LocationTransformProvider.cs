@@ -17,7 +17,8 @@ namespace YarpGateway.ForwardedHeaders;
 /// request's path and the backend's share a tail of whole segments, what precedes it on each side is the route's
 /// prefix (a <c>PathRemovePrefix</c>'s, a <c>PathPattern</c>'s literal part, the destination's own path), so
 /// <c>/api/account</c> sent on as <c>/account</c> turns a redirect to <c>http://backend/login</c> into
-/// <c>/api/login</c>, not <c>/login</c>, which was outside the route (tried).</item>
+/// <c>/api/login</c>, not <c>/login</c>, which was outside the route (tried). One the backend wrote under the client's
+/// prefix already (it read <c>X-Forwarded-Prefix</c>, <see cref="ForwardedPrefixTransformProvider"/>) is left so.</item>
 /// <item>Never a reference that starts <c>//</c> or <c>/\</c>, which a browser reads as another host: a backend's
 /// redirect to itself built from a request's own path (<c>GET //evil.example/x</c>, answered with
 /// <c>http://backend//evil.example/x/</c>, as trailing-slash redirects are) came out as <c>//evil.example/x/</c>, an
@@ -64,8 +65,8 @@ internal sealed class LocationTransformProvider : RouteTransformProvider
         var reference = rest < 0 ? "/" : location[authorityEnd + rest] == '/' ? location[(authorityEnd + rest)..] : string.Concat("/", location.AsSpan(authorityEnd + rest));
 
         if (clientPath is not null && Prefixes(BackendPath(destination), clientPath) is var (from, to)
-            && reference.StartsWith(from, StringComparison.Ordinal)
-            && (reference.Length == from.Length || reference[from.Length] is '/' or '?' or '#'))
+            && StartsWithSegment(reference, from)
+            && !(from.Length == 0 && StartsWithSegment(reference, to))) // written under the client's prefix already (X-Forwarded-Prefix read)
         {
             reference = to + reference[from.Length..];
             if (reference.Length == 0 || reference[0] != '/')
@@ -94,6 +95,10 @@ internal sealed class LocationTransformProvider : RouteTransformProvider
         var (from, to) = (backendPath[..^shared], clientPath[..^shared]);
         return from == to ? null : (from, to);
     }
+
+    private static bool StartsWithSegment(string reference, string prefix)
+        => reference.StartsWith(prefix, StringComparison.OrdinalIgnoreCase)
+            && (reference.Length == prefix.Length || prefix.Length == 0 || reference[prefix.Length] is '/' or '?' or '#');
 
     private static bool IsAt(Uri uri, string host, int port)
         => string.Equals(uri.IdnHost, host, StringComparison.OrdinalIgnoreCase) && uri.Port == port;

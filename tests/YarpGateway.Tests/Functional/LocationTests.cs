@@ -36,6 +36,8 @@ public class LocationTests
     // to the location's prefix.
     [Theory]
     [InlineData("http://10.0.0.5:8080/login", "/account", "/api/account", "/api/login")]                 // PathRemovePrefix /api
+    [InlineData("http://10.0.0.5:8080/api/login", "/account", "/api/account", "/api/login")]             // written under the prefix already (X-Forwarded-Prefix)
+    [InlineData("http://10.0.0.5:8080/apiary", "/account", "/api/account", "/api/apiary")]
     [InlineData("http://10.0.0.5:8080/login?next=%2F", "/", "/api", "/api/login?next=%2F")]              // all of the path removed
     [InlineData("http://10.0.0.5:8080/app/login", "/app/shop/cart", "/shop/cart", "/login")]              // the destination's own path
     [InlineData("http://10.0.0.5:8080/app", "/app/shop/cart", "/shop/cart", "/")]
