@@ -131,7 +131,8 @@ internal sealed partial class CertificateReloader(TimeProvider timeProvider, ILo
 
             if (changed)
             {
-                Interlocked.Exchange(ref _filesChanged, new CancellationTokenSource()).Cancel();
+                using var before = Interlocked.Exchange(ref _filesChanged, new CancellationTokenSource());
+                before.Cancel(); // its listeners run here, and take the new token
             }
 
             if (unsettled)
@@ -213,7 +214,11 @@ internal sealed partial class CertificateReloader(TimeProvider timeProvider, ILo
         return certificate.NotBefore.ToUniversalTime() <= now && now <= certificate.NotAfter.ToUniversalTime();
     }
 
-    public void Dispose() => _timer?.Dispose();
+    public void Dispose()
+    {
+        _timer?.Dispose();
+        _filesChanged.Dispose();
+    }
 
     private sealed class WatchedCertificate(string endpoint, CertificateFiles? files, X509Certificate2 certificate)
     {
