@@ -378,10 +378,20 @@ internal sealed class GatewayConfigValidator(IConfigValidator yarpValidator, IEn
     /// </summary>
     internal static (string Text, string Above)? GlobSegment(RoutePattern pattern)
     {
+        // The segments as written (a parameter's '?' and constraints kept), when they split as routing split them.
+        var written = (pattern.RawText ?? string.Empty).TrimStart('~').Trim('/').Split('/');
+        var raw = written.Length == pattern.PathSegments.Count;
         var above = "/";
-        foreach (var segment in pattern.PathSegments)
+        for (var i = 0; i < pattern.PathSegments.Count; i++)
         {
-            var text = string.Concat(segment.Parts.Select(p => p is RoutePatternLiteralPart literal ? literal.Content : "{" + ((RoutePatternParameterPart)p).Name + "}"));
+            var segment = pattern.PathSegments[i];
+            var text = raw ? written[i] : string.Concat(segment.Parts.Select(p => p switch
+            {
+                RoutePatternLiteralPart literal => literal.Content,
+                RoutePatternSeparatorPart separator => separator.Content,
+                RoutePatternParameterPart parameter => "{" + parameter.Name + "}",
+                _ => string.Empty,
+            }));
             if (segment.Parts.Any(p => p is RoutePatternLiteralPart { Content: var content } && content.Contains('*', StringComparison.Ordinal)))
             {
                 return (text, above);

@@ -242,6 +242,8 @@ public class GatewayConfigValidatorTests
     [InlineData("/api/{**rest}", null, null)]
     [InlineData("/api/{*rest}", null, null)]
     [InlineData("/x/{id:regex(^a*$)}", null, null)] // a * in a constraint is the regex's
+    [InlineData("/files/{name}.{ext?}", null, null)] // a separator part: read, not cast
+    [InlineData("/files/{name}.{ext?}/*", "the segment '*'", "write '/files/{name}.{ext?}/{**rest}'")]
     public async Task APathWithAGlobWildcard_IsAnError_NamingTheCatchAllToWrite(string path, string? segment, string? write)
     {
         // nginx's, Envoy's and Traefik's habits: routing reads the * as itself, so the route took only that literal path,
