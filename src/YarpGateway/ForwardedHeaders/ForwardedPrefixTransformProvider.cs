@@ -59,13 +59,7 @@ internal sealed class ForwardedPrefixTransformProvider : RouteTransformProvider
     {
         var headers = transform.ProxyRequest.Headers;
         headers.Remove(HeaderName);
-        var path = transform.HttpContext.Request.Path;
-        if (path.Value is { } value && value.Contains("//", StringComparison.Ordinal))
-        {
-            path = new PathString(RequestFiltering.RoutedWithMergedSlashes.Merge(value));
-        }
-
-        if (path.StartsWithSegments(prefix))
+        if (RequestFiltering.RoutedWithMergedSlashes.Merged(transform.HttpContext.Request.Path).StartsWithSegments(prefix))
         {
             headers.TryAddWithoutValidation(HeaderName, transform.HttpContext.Request.PathBase.Add(prefix).ToUriComponent().TrimEnd('/') is { Length: > 0 } sent ? sent : "/");
         }

@@ -117,11 +117,7 @@ internal sealed class LocationTransformProvider : RouteTransformProvider
 
     /// <summary>The path the backend was sent, as the gateway wrote it.</summary>
     private static string BackendPath(Uri destination)
-    {
-        var path = RequestFiltering.PathAsSentTransformProvider.OriginForm(destination.OriginalString);
-        var end = path.IndexOfAny('?', '#');
-        return (end < 0 ? path : path[..end]) is { IsEmpty: false } p ? p.ToString() : "/";
-    }
+        => RequestFiltering.PathAsSentTransformProvider.PathOf(destination.OriginalString) is { IsEmpty: false } path ? path.ToString() : "/";
 
     /// <summary>The request's path as the client sent it (origin form, no query); null when there is none to read.</summary>
     private static string? ClientPath(HttpContext context)
@@ -131,9 +127,7 @@ internal sealed class LocationTransformProvider : RouteTransformProvider
             return null;
         }
 
-        var path = RequestFiltering.PathAsSentTransformProvider.OriginForm(raw);
-        var end = path.IndexOf('?');
-        path = end < 0 ? path : path[..end];
+        var path = RequestFiltering.PathAsSentTransformProvider.PathOf(raw);
         return path.IsEmpty || path[0] != '/' ? null : path.ToString();
     }
 }

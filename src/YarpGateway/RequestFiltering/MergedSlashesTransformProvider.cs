@@ -24,11 +24,7 @@ internal sealed class MergedSlashesTransformProvider : RouteTransformProvider
 
     private static ValueTask Merge(RequestTransformContext transform)
     {
-        if (transform.Path.Value is { } path && path.Contains("//", StringComparison.Ordinal))
-        {
-            transform.Path = new PathString(RoutedWithMergedSlashes.Merge(path));
-        }
-
+        transform.Path = RoutedWithMergedSlashes.Merged(transform.Path);
         return ValueTask.CompletedTask;
     }
 }

@@ -65,8 +65,7 @@ internal sealed class PathAsSentTransformProvider : RouteTransformProvider
             return;
         }
 
-        var pathEnd = raw.IndexOf('?', StringComparison.Ordinal);
-        var rawPath = OriginForm(pathEnd < 0 ? raw.AsSpan() : raw.AsSpan(0, pathEnd));
+        var rawPath = PathOf(raw);
         if (!rawPath.Contains('%'))
         {
             // Without escapes YARP writes the path as sent.
@@ -100,6 +99,13 @@ internal sealed class PathAsSentTransformProvider : RouteTransformProvider
 
         var address = RequestUtilities.MakeDestinationAddress(prefix, transform.Path, query).OriginalString;
         transform.ProxyRequest.RequestUri = new Uri(Unescape(address, prefix.Length - 1, address.Length - (query.Value?.Length ?? 0)), UriKind.Absolute);
+    }
+
+    /// <summary>The path of a request target or an absolute address, as written: origin form, without its query.</summary>
+    internal static ReadOnlySpan<char> PathOf(string target)
+    {
+        var end = target.IndexOf('?', StringComparison.Ordinal);
+        return OriginForm(end < 0 ? target.AsSpan() : target.AsSpan(0, end));
     }
 
     /// <summary>

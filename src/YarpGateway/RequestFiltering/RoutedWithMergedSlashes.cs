@@ -31,6 +31,10 @@ internal static class RoutedWithMergedSlashes
         return next(context);
     };
 
+    /// <summary><paramref name="path"/> as routing reads it: with each run of slashes made one (itself when it has none). For the transforms that follow routing.</summary>
+    internal static PathString Merged(PathString path)
+        => path.Value is { } value && value.Contains("//", StringComparison.Ordinal) ? new PathString(Merge(value)) : path;
+
     /// <summary>After routing: the path as sent again, for everything that follows (policies, the cache, the proxy).</summary>
     public static Func<RequestDelegate, RequestDelegate> AfterRouting => next => context =>
     {
