@@ -22,7 +22,7 @@ namespace YarpGateway.ForwardedHeaders;
 /// <item>Never a reference that starts <c>//</c> or <c>/\</c>, which a browser reads as another host: a backend's
 /// redirect to itself built from a request's own path (<c>GET //evil.example/x</c>, answered with
 /// <c>http://backend//evil.example/x/</c>, as trailing-slash redirects are) came out as <c>//evil.example/x/</c>, an
-/// open redirect (tried). The leading slashes are one.</item>
+/// open redirect (tried). The leading slashes are one, tabs among them dropped (a browser reads <c>/\t/</c> as <c>//</c>).</item>
 /// </list>
 /// One header read per response; a parse only for a response with an absolute <c>Location</c>.
 /// </summary>
@@ -111,9 +111,22 @@ internal sealed class LocationTransformProvider : RouteTransformProvider
         return host.HasValue && IsAt(uri, host.Host, host.Port ?? defaultPort);
     }
 
-    /// <summary><paramref name="reference"/> with a leading run of slashes and backslashes as one slash: never another host's reference.</summary>
+    /// <summary>
+    /// <paramref name="reference"/> with a leading run of slashes and backslashes as one slash: never another host's
+    /// reference. Tabs count as nothing in the run, as a browser removes them from a URL before it reads one
+    /// (<c>/\t/evil.example</c> is <c>//evil.example</c> to it).
+    /// </summary>
     internal static string OneLeadingSlash(string reference)
-        => reference.Length > 1 && reference[1] is '/' or '\\' ? "/" + reference.TrimStart('/', '\\') : reference;
+    {
+        var slashes = 0;
+        var run = 0;
+        for (; run < reference.Length && reference[run] is '/' or '\\' or '\t'; run++)
+        {
+            slashes += reference[run] == '\t' ? 0 : 1;
+        }
+
+        return slashes > 1 ? string.Concat("/", reference.AsSpan(run)) : reference;
+    }
 
     /// <summary>The path the backend was sent, as the gateway wrote it.</summary>
     private static string BackendPath(Uri destination)

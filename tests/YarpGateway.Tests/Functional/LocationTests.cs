@@ -29,6 +29,9 @@ public class LocationTests
     [InlineData("http://10.0.0.5:8080//evil.example/x/", "/evil.example/x/")] // never another host's reference (it was //evil.example/x/)
     [InlineData("http://10.0.0.5:8080/\\evil.example/x", "/evil.example/x")]
     [InlineData("http://10.0.0.5:8080/%2Fevil.example", "/%2Fevil.example")]
+    [InlineData("http://10.0.0.5:8080/\t/evil.example/x/", "/evil.example/x/")] // a browser removes tabs first: it was /\t/evil.example/x/, read as //evil.example/x/
+    [InlineData("http://10.0.0.5:8080/\t\\evil.example", "/evil.example")]
+    [InlineData("http://10.0.0.5:8080/\tx", "/\tx")]                          // one slash: nothing to merge
     public void OnlyAnAbsoluteLocationOnTheDestination_BecomesAPath(string location, string? expected)
         => Assert.Equal(expected, LocationTransformProvider.OnTheDestination(location, Destination));
 
@@ -53,12 +56,13 @@ public class LocationTests
     [Theory]
     [InlineData("//evil.example/x", "/evil.example/x/")]
     [InlineData("///evil.example/x", "/evil.example/x/")]
+    [InlineData("/%09/evil.example/x", "/evil.example/x/")] // it was /<tab>/evil.example/x/: a browser drops the tab
     public async Task ARedirectBuiltFromTheRequestsOwnPath_NeverSendsTheClientToAnotherHost(string target, string expected)
     {
-        // A trailing-slash redirect, as frameworks build them: the backend's own address and the request's path as it came.
+        // A trailing-slash redirect, as frameworks build them: the backend's own address and the request's path, decoded.
         await using var backend = await RawTcpBackend.StartAsync(async (socket, head, cancellationToken) =>
         {
-            var path = head.Split(' ')[1];
+            var path = Uri.UnescapeDataString(head.Split(' ')[1]);
             var port = ((IPEndPoint)socket.LocalEndPoint!).Port.ToString(System.Globalization.CultureInfo.InvariantCulture);
             await socket.SendAsync(Encoding.ASCII.GetBytes($"HTTP/1.1 301 Moved Permanently\r\nLocation: http://127.0.0.1:{port}{path}/\r\nContent-Length: 0\r\n\r\n"), cancellationToken);
         });
