@@ -79,6 +79,37 @@ public class GrpcShapedTests
     }
 
     [Fact]
+    public async Task AStreamLongerThanItsRoutesTimeout_IsCut_AndCountedAndLoggedAsTheRouteTimeout()
+    {
+        // A route Timeout bounds the whole response, as Envoy's route timeout does, not only the wait
+        // for it to start: a stream still open when it fires is reset, not ended as though complete.
+        var release = new TaskCompletionSource(TaskCreationOptions.RunContinuationsAsynchronously);
+        await using var backend = await GrpcShapedBackend.StartAsync(release.Task);
+        var config = Config(backend.Address);
+        config["ReverseProxy"]!["Routes"]!["grpc"]!["Timeout"] = "00:00:02";
+        await using var gateway = await GatewayUnderTest.StartAsync(config);
+        using var client = gateway.CreateHttp2ProxyClient();
+        using var timeout = new CancellationTokenSource(TimeSpan.FromSeconds(20));
+
+        using var response = await client.SendAsync(Call(), HttpCompletionOption.ResponseHeadersRead, timeout.Token);
+        Assert.Equal(HttpStatusCode.OK, response.StatusCode);
+        await using var body = await response.Content.ReadAsStreamAsync(timeout.Token);
+        await body.ReadExactlyAsync(new byte[6], timeout.Token);
+        await Assert.ThrowsAnyAsync<Exception>(async () => await body.CopyToAsync(Stream.Null, timeout.Token)); // reset, not ended
+        Assert.False(timeout.IsCancellationRequested, "the stream was not cut by the route timeout");
+
+        Assert.True(
+            await Eventually.TrueAsync(() => gateway.Counter("gateway.proxy.timeouts|cluster=grpc|kind=route") == 1, TimeSpan.FromSeconds(10)),
+            gateway.DescribeCounters("gateway.proxy") + "\n" + string.Join("\n", gateway.Logs.Lines));
+        Assert.True(
+            await Eventually.TrueAsync(() => gateway.Logs.Lines.Any(l => l.Contains("Proxy route timeout: route grpc, cluster grpc", StringComparison.Ordinal)
+                && l.Contains("the response had started, so it was cut short", StringComparison.Ordinal)), TimeSpan.FromSeconds(10)),
+            string.Join("\n", gateway.Logs.Lines));
+        Assert.Equal(0, gateway.CounterSum("gateway.proxy.timeouts|cluster=grpc|kind=activity"));
+        release.SetResult();
+    }
+
+    [Fact]
     public async Task AClientThatCancelsAStream_IsNotATimeout()
     {
         var release = new TaskCompletionSource(TaskCreationOptions.RunContinuationsAsynchronously);

@@ -28,7 +28,7 @@ public class WebSocketProxyTests
         return config;
     }
 
-    private static async Task<ClientWebSocket> ConnectAsync(GatewayUnderTest gateway, Version version, Action<ClientWebSocketOptions>? options = null)
+    private static async Task<ClientWebSocket> ConnectAsync(GatewayUnderTest gateway, Version version, Action<ClientWebSocketOptions>? options = null, string path = "/echo")
     {
         var socket = new ClientWebSocket();
         socket.Options.HttpVersion = version;
@@ -36,7 +36,7 @@ public class WebSocketProxyTests
         socket.Options.KeepAliveInterval = TimeSpan.Zero;
         options?.Invoke(socket.Options);
         using var timeout = new CancellationTokenSource(TimeSpan.FromSeconds(10));
-        var uri = new UriBuilder(gateway.ProxyAddress) { Scheme = "ws", Path = "/echo" }.Uri;
+        var uri = new UriBuilder(gateway.ProxyAddress) { Scheme = "ws", Path = path }.Uri;
         await socket.ConnectAsync(uri, new HttpMessageInvoker(new SocketsHttpHandler()), timeout.Token);
         return socket;
     }
@@ -123,6 +123,52 @@ public class WebSocketProxyTests
         var traffic = gateway.Services.GetRequiredService<YarpGateway.Endpoints.TrafficCounters>();
         Assert.True(await Eventually.TrueAsync(() => traffic.UpgradedConnections == 0, TimeSpan.FromSeconds(5)));
         Assert.Equal(0, gateway.CounterSum("gateway.proxy.request.duration"));
+    }
+
+    /// <summary>
+    /// A route <c>Timeout</c> bounds a request's whole response, but not a WebSocket's life: YARP lifts it once the
+    /// upgrade succeeds, so a socket on such a route keeps relaying long past it (a chat behind a route with a 30 s timeout
+    /// must not drop every 30 s).
+    /// </summary>
+    [Theory]
+    [InlineData("1.1")]
+    [InlineData("2.0")]
+    public async Task ARouteTimeout_DoesNotCutAnOpenWebSocket(string version)
+    {
+        await using var backend = await EchoWebSocketBackend.StartAsync();
+        var config = RouteTo(backend);
+        config["ReverseProxy"]!["Routes"]!.AsObject()["timed"] = new JsonObject
+        {
+            ["ClusterId"] = "ws",
+            ["Match"] = new JsonObject { ["Path"] = "/timed/{**rest}" },
+            ["Timeout"] = "00:00:01",
+        };
+        await using var gateway = await GatewayUnderTest.StartAsync(config);
+        using var timeout = new CancellationTokenSource(TimeSpan.FromSeconds(20));
+        using (var warm = await ConnectAsync(gateway, Version.Parse(version)))
+        {
+            // A cold first handshake can take most of a second, and the timeout covers the handshake: warm it up
+            // on the route without one, so that the timed handshake below is answered well inside its second.
+            await warm.CloseAsync(WebSocketCloseStatus.NormalClosure, "warm", timeout.Token);
+        }
+
+        using var socket = await ConnectAsync(gateway, Version.Parse(version), path: "/timed/echo");
+
+        // Echoes for two and a half times the route's timeout, counted from the handshake's arrival.
+        var clock = System.Diagnostics.Stopwatch.StartNew();
+        var echoes = 0;
+        while (clock.Elapsed < TimeSpan.FromSeconds(2.5))
+        {
+            var text = "tick " + echoes;
+            await socket.SendAsync(Encoding.UTF8.GetBytes(text), WebSocketMessageType.Text, endOfMessage: true, timeout.Token);
+            Assert.Equal(text, Encoding.UTF8.GetString((await ReceiveMessageAsync(socket)).Data));
+            echoes++;
+            await Task.Delay(TimeSpan.FromMilliseconds(100), timeout.Token);
+        }
+
+        await socket.CloseAsync(WebSocketCloseStatus.NormalClosure, "bye", timeout.Token);
+        Assert.Equal(WebSocketCloseStatus.NormalClosure, socket.CloseStatus);
+        Assert.Equal(0, gateway.CounterSum("gateway.proxy.timeouts|cluster=ws|"));
     }
 
     /// <summary>
