@@ -67,6 +67,8 @@ echo "== aot: the tests that start the gateway as a process, against the AOT bui
 filter=$(grep -rl 'GatewayProcess\.Start' tests/YarpGateway.Tests --include='*.cs' | xargs -n1 basename -s .cs | sed 's/^/FullyQualifiedName~./; s/$/./' | paste -sd'|')
 GATEWAY_TEST_EXE="$aot" timeout 1200 dotnet test tests/YarpGateway.Tests --no-build -c "$configuration" --filter "$filter" < /dev/null > "$work/tests.log" 2>&1
 grep -E '^\s+Failed |^(Passed|Failed)!' "$work/tests.log" || tail -n 20 "$work/tests.log"
+# Each failure's message (up to its stack trace), since $work goes with the log when this script ends.
+awk '/^  Failed /{show=1; n=0} /^  Stack Trace:/{show=0} show && n++ < 40' "$work/tests.log"
 failed=$(sed -nE 's/.*Failed: +([0-9]+).*/\1/p' "$work/tests.log" | tail -n 1)
 grep -qE '^(Passed|Failed)!' "$work/tests.log" || failed=${failed:-1}
 
