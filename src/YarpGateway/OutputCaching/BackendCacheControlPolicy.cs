@@ -23,7 +23,7 @@ namespace YarpGateway.OutputCaching;
 /// has no end to store and whose events are not for replaying to later clients.
 /// ASP.NET Core's default policy looks at none of these, as a framework caching its own application's output need not.
 /// </summary>
-internal sealed class BackendCacheControlPolicy(OutputCacheVaryLog log, IOptions<GatewayOutputCacheOptions> options) : IOutputCachePolicy
+internal sealed class BackendCacheControlPolicy(OutputCacheLog log, IOptions<GatewayOutputCacheOptions> options) : IOutputCachePolicy
 {
     private const string EventStream = "text/event-stream";
 

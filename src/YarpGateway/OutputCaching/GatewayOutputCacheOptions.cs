@@ -23,7 +23,8 @@ internal sealed class GatewayOutputCacheOptions
 /// One policy. ASP.NET Core's defaults apply underneath: only GET and HEAD, only 200 responses, never
 /// a request with an <c>Authorization</c> header or a response with <c>Set-Cookie</c>; and the gateway
 /// adds: never a response whose <c>Cache-Control</c> says <c>private</c>, <c>no-store</c> or <c>no-cache</c>, nor one
-/// whose <c>Vary</c> names a header not in <see cref="VaryByHeader"/>.
+/// whose <c>Vary</c> names a header not in <see cref="VaryByHeader"/>, and by default never a request with a
+/// <c>Cookie</c> header (<see cref="CacheRequestsWithCookies"/>).
 /// </summary>
 internal sealed class OutputCachePolicySettings
 {
@@ -43,4 +44,13 @@ internal sealed class OutputCachePolicySettings
     /// URL (nginx's <c>proxy_cache_lock</c> is off by default too). For routes whose responses are all short.
     /// </summary>
     public bool Locking { get; set; }
+
+    /// <summary>
+    /// Whether a request with a <c>Cookie</c> header may be answered from the cache and its response stored. Default
+    /// false: such a request skips the cache, as Varnish's default does, since a page a backend builds from a session
+    /// cookie, without <c>Cache-Control: private</c>, would otherwise be served to every client of its URL. Set it for
+    /// routes whose answers do not depend on cookies (browsers send analytics cookies with everything); listing
+    /// <c>Cookie</c> in <see cref="VaryByHeader"/> instead caches one entry per cookie value.
+    /// </summary>
+    public bool CacheRequestsWithCookies { get; set; }
 }

@@ -74,5 +74,9 @@ internal sealed class OutputCachePolicies : IDisposable
         public StringValues QueryKeys { get; } = new([.. settings.VaryByQuery]);
 
         public StringValues HeaderNames { get; } = new([.. settings.VaryByHeader]);
+
+        /// <summary>Whether a request with a <c>Cookie</c> header skips the cache: unless the policy allows it or keys on the cookie.</summary>
+        public bool SkipsRequestsWithCookies { get; } = !settings.CacheRequestsWithCookies
+            && !settings.VaryByHeader.Contains(Microsoft.Net.Http.Headers.HeaderNames.Cookie, StringComparer.OrdinalIgnoreCase);
     }
 }

@@ -19,7 +19,7 @@ internal static class OutputCachingExtensions
         services.AddSingleton<IOutputCacheStore>(sp => sp.GetRequiredService<OutputCacheMemoryStore>());
         services.AddSingleton<OutputCacheMetrics>();
         services.AddOutputCache();
-        services.AddSingleton<OutputCacheVaryLog>();
+        services.AddSingleton<OutputCacheLog>();
         services.AddSingleton<BackendCacheControlPolicy>();
         services.AddSingleton<Yarp.ReverseProxy.Transforms.Builder.ITransformProvider, OutputCacheResponseTransformProvider>();
         services.AddSingleton<IConfigureOptions<OutputCacheOptions>, OutputCacheSetup>();

@@ -4,18 +4,27 @@ namespace YarpGateway.OutputCaching;
 
 /// <summary>
 /// A route's policy's own settings, read for each request from the last good ones (<see cref="OutputCachePolicies"/>):
-/// how long an entry is served, which query parameters and headers key it, and locking. ASP.NET Core's middleware keeps
+/// how long an entry is served, which query parameters and headers key it, locking, and whether a request with cookies
+/// skips the cache. ASP.NET Core's middleware keeps
 /// the policies it was given at start-up, so each named policy is ASP.NET Core's default policy (only GET and HEAD, only
 /// 200, ...), then this one, which does what the builder's expiration, vary and locking policies would, then
 /// <see cref="BackendCacheControlPolicy"/>. The route's policy is the one YARP named in its endpoint's metadata.
 /// </summary>
-internal sealed class ReloadableOutputCachePolicy(OutputCachePolicies policies) : IOutputCachePolicy
+internal sealed class ReloadableOutputCachePolicy(OutputCachePolicies policies, OutputCacheLog log) : IOutputCachePolicy
 {
     public ValueTask CacheRequestAsync(OutputCacheContext context, CancellationToken cancellation)
     {
         if (context.HttpContext.GetEndpoint()?.Metadata.GetMetadata<OutputCacheAttribute>()?.PolicyName is { } name
             && policies.Current(name) is { } settings)
         {
+            if (settings.SkipsRequestsWithCookies && context.HttpContext.Request.Headers.Cookie.Count > 0)
+            {
+                // Not looked up, not stored, and the body not copied: as for a request the cache cannot serve.
+                context.EnableOutputCaching = false;
+                log.CookiesSkipped(context.HttpContext, name);
+                return ValueTask.CompletedTask;
+            }
+
             context.ResponseExpirationTimeSpan = settings.Duration;
             context.AllowLocking = settings.Locking;
             if (settings.QueryKeys.Count > 0)

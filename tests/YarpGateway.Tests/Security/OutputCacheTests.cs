@@ -64,7 +64,7 @@ public class OutputCacheTests
     {
         // Judged before the body, AllowCacheStorage = false turns the cache's copy of the body off before its first byte.
         var policy = new YarpGateway.OutputCaching.BackendCacheControlPolicy(
-            new YarpGateway.OutputCaching.OutputCacheVaryLog(Microsoft.Extensions.Logging.Abstractions.NullLogger<YarpGateway.OutputCaching.OutputCacheVaryLog>.Instance),
+            new YarpGateway.OutputCaching.OutputCacheLog(Microsoft.Extensions.Logging.Abstractions.NullLogger<YarpGateway.OutputCaching.OutputCacheLog>.Instance),
             Microsoft.Extensions.Options.Options.Create(new YarpGateway.OutputCaching.GatewayOutputCacheOptions()));
         var http = new Microsoft.AspNetCore.Http.DefaultHttpContext();
         http.Response.ContentLength = contentLength;
@@ -192,6 +192,47 @@ public class OutputCacheTests
         }
 
         Assert.Equal(2, backend.Requests); // one entry per language
+    }
+
+    [Theory]
+    // A backend that builds a page from a session cookie without saying Cache-Control: private: carol's page must not
+    // be served to dave, nor to a client with no cookie. Requests with cookies skip the cache; requests without share it.
+    [InlineData("""{ "Duration": "00:05:00" }""", 4, 3)]
+    // Told the answers do not depend on cookies, every request shares the one entry.
+    [InlineData("""{ "Duration": "00:05:00", "CacheRequestsWithCookies": true }""", 1, 1)]
+    // Keyed on the Cookie header: one entry per value (carol, dave, and none).
+    [InlineData("""{ "Duration": "00:05:00", "VaryByHeader": [ "cookie" ] }""", 3, 2)]
+    public async Task ARequestWithACookie_SkipsTheCache_UnlessThePolicySaysCookiesDoNotMatterOrKeysOnThem(string settings, int expectedAtBackend, int withCookieAtBackend)
+    {
+        await using var backend = await TestBackend.StartAsync("a");
+        await using var gateway = await StartAsync(backend, "short", settings);
+        using var client = gateway.CreateProxyClient();
+
+        foreach (var cookie in new[] { "session=carol", "session=carol", "session=dave", null, null })
+        {
+            using var request = new HttpRequestMessage(HttpMethod.Get, "/account");
+            if (cookie is not null)
+            {
+                request.Headers.Add("Cookie", cookie);
+            }
+
+            using var response = await client.SendAsync(request);
+            Assert.Equal(HttpStatusCode.OK, response.StatusCode);
+        }
+
+        Assert.True(expectedAtBackend == backend.Requests, string.Join(" | ", backend.RequestHeaders.Select(h => h.GetValueOrDefault("Cookie") ?? "-")));
+        Assert.Equal(withCookieAtBackend, backend.RequestHeaders.Count(h => h.ContainsKey("Cookie")));
+        var lines = gateway.Logs.Lines.Where(m => m.Contains("[OutputCacheCookiesSkipped]", StringComparison.Ordinal)).ToList();
+        if (expectedAtBackend == 4)
+        {
+            var line = Assert.Single(lines); // once for the route, not once per request
+            Assert.Contains("route 'all'", line, StringComparison.Ordinal);
+            Assert.Contains("policy 'short'", line, StringComparison.Ordinal);
+        }
+        else
+        {
+            Assert.Empty(lines);
+        }
     }
 
     [Theory]

@@ -4,15 +4,27 @@ using Yarp.ReverseProxy.Model;
 namespace YarpGateway.OutputCaching;
 
 /// <summary>
-/// Names, once per route and header, the routes whose responses are not stored because their <c>Vary</c> names a
-/// header the policy does not vary by. One per gateway: ASP.NET Core builds its own instance of each named policy.
+/// Names, once per route (and header), the routes whose traffic passes the cache by: responses not stored because their
+/// <c>Vary</c> names a header the policy does not vary by, and requests that skip it because they carry cookies. One per
+/// gateway: ASP.NET Core builds its own instance of each named policy.
 /// </summary>
-internal sealed partial class OutputCacheVaryLog(ILogger<OutputCacheVaryLog> logger)
+internal sealed partial class OutputCacheLog(ILogger<OutputCacheLog> logger)
 {
     /// <summary>Routes and headers already named; bounded, since the header names come from backends.</summary>
     internal const int MaxLogged = 1000;
 
     private readonly ConcurrentDictionary<(string Route, string Header), byte> _logged = new();
+    private readonly ConcurrentDictionary<string, byte> _cookieRoutes = new();
+
+    /// <summary>A request with a <c>Cookie</c> header skipped the cache of its route's policy.</summary>
+    public void CookiesSkipped(HttpContext context, string policy)
+    {
+        var routeId = context.GetEndpoint()?.Metadata.GetMetadata<RouteModel>()?.Config.RouteId ?? "-";
+        if (_cookieRoutes.Count < MaxLogged && _cookieRoutes.TryAdd(routeId, 0))
+        {
+            Log.CookiesSkipped(logger, routeId, policy);
+        }
+    }
 
     public void NotStored(HttpContext context, string header)
     {
@@ -38,5 +50,8 @@ internal sealed partial class OutputCacheVaryLog(ILogger<OutputCacheVaryLog> log
 
         [LoggerMessage(2, LogLevel.Warning, "Output cache: responses on route '{Route}' say 'Vary: *', so they are passed through and never stored. Logged once per route.", EventName = "OutputCacheVaryAll")]
         public static partial void VaryStar(ILogger logger, string route);
+
+        [LoggerMessage(3, LogLevel.Information, "Output cache: requests on route '{Route}' that carry a Cookie header skip the cache of policy '{Policy}' (a page built for one session must not be served to another). If its backend's answers do not depend on cookies, set the policy's CacheRequestsWithCookies; to cache one entry per cookie value, add 'Cookie' to its VaryByHeader. Logged once per route.", EventName = "OutputCacheCookiesSkipped")]
+        public static partial void CookiesSkipped(ILogger logger, string route, string policy);
     }
 }
