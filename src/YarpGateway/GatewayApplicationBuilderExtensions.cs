@@ -30,14 +30,15 @@ internal static class GatewayApplicationBuilderExtensions
     public static async Task ValidateGatewayAsync(this WebApplication app, CancellationToken cancellationToken = default)
     {
         var errors = new List<ConfigError>(ConfigSourceLocator.FindBrokenFiles(app.Configuration));
-        errors.AddRange(app.Services.GetRequiredService<StartupChecks>().Find());
+        var sectionErrors = app.Services.GetRequiredService<StartupChecks>().Find();
+        errors.AddRange(sectionErrors);
         try
         {
             await app.Services.GetRequiredService<GatewayConfigProvider>().InitializeAsync(cancellationToken);
         }
         catch (GatewayConfigurationException ex)
         {
-            errors.AddRange(ex.Errors);
+            errors.AddRange(ex.Errors.Where(e => !e.FollowsFromABadSection(sectionErrors, app.Configuration)));
         }
 
         if (errors.Count > 0)

@@ -25,7 +25,10 @@ internal sealed class CorsRule(IOptions<GatewayCorsOptions> options, ReloadableO
         if (!Enabled)
         {
             errors.Add(new ConfigError(key + ":CorsPolicy",
-                $"'{policy}': no CORS policies were configured under {GatewayCorsOptions.SectionName}:Policies at start-up, so no CORS middleware runs; define one and restart, or remove CorsPolicy and let the backend answer CORS."));
+                $"'{policy}': no CORS policies were configured under {GatewayCorsOptions.SectionName}:Policies at start-up, so no CORS middleware runs; define one and restart, or remove CorsPolicy and let the backend answer CORS.")
+            {
+                UndefinedPolicy = (GatewayCorsOptions.SectionName, policy),
+            });
             return;
         }
 
@@ -33,7 +36,10 @@ internal sealed class CorsRule(IOptions<GatewayCorsOptions> options, ReloadableO
         if (!RoutePolicyNames.Is(policy, RoutePolicyNames.Disable) && !policies.ContainsKey(policy))
         {
             errors.Add(new ConfigError(key + ":CorsPolicy",
-                $"'{policy}' is not a policy under {GatewayCorsOptions.SectionName}:Policies ({RoutePolicyNames.Describe(policies.Keys)}); \"Disable\" turns CORS off."));
+                $"'{policy}' is not a policy under {GatewayCorsOptions.SectionName}:Policies ({RoutePolicyNames.Describe(policies.Keys)}); \"Disable\" turns CORS off.")
+            {
+                UndefinedPolicy = (GatewayCorsOptions.SectionName, policy),
+            });
         }
     }
 

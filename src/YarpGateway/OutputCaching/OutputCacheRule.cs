@@ -14,7 +14,10 @@ internal sealed class OutputCacheRule(IOptions<GatewayOutputCacheOptions> option
         if (!string.IsNullOrEmpty(name) && !policies.ContainsKey(name))
         {
             errors.Add(new ConfigError(key + ":OutputCachePolicy",
-                $"'{name}' is not a policy under {GatewayOutputCacheOptions.SectionName}:Policies ({RoutePolicyNames.Describe(policies.Keys)}). Policies are read at start-up: a new one takes a restart."));
+                $"'{name}' is not a policy under {GatewayOutputCacheOptions.SectionName}:Policies ({RoutePolicyNames.Describe(policies.Keys)}). Policies are read at start-up: a new one takes a restart.")
+            {
+                UndefinedPolicy = (GatewayOutputCacheOptions.SectionName, name),
+            });
         }
     }
 

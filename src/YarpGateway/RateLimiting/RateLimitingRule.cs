@@ -24,7 +24,10 @@ internal sealed class RateLimitingRule(IOptions<GatewayRateLimitingOptions> opti
         {
             var hint = RoutePolicyNames.Is(name, RoutePolicyNames.Default) ? " The gateway has no default rate limit: name a policy." : string.Empty;
             errors.Add(new ConfigError(key + ":RateLimiterPolicy",
-                $"'{name}' is not a policy under {GatewayRateLimitingOptions.SectionName}:Policies ({RoutePolicyNames.Describe(policies.Keys)}); \"Disable\" turns limits off.{hint} Policies are read at start-up: a new one takes a restart."));
+                $"'{name}' is not a policy under {GatewayRateLimitingOptions.SectionName}:Policies ({RoutePolicyNames.Describe(policies.Keys)}); \"Disable\" turns limits off.{hint} Policies are read at start-up: a new one takes a restart.")
+            {
+                UndefinedPolicy = (GatewayRateLimitingOptions.SectionName, name),
+            });
             return;
         }
 

@@ -29,7 +29,10 @@ internal sealed class SecurityRule(IConfiguration configuration, IOptions<Gatewa
         else if (!RoutePolicyNames.Is(policy, RoutePolicyNames.Default) && !Policies().ContainsKey(policy))
         {
             errors.Add(new ConfigError(key + ":AuthorizationPolicy",
-                $"'{policy}' is not a policy under {GatewayAuthorizationOptions.SectionName}:Policies ({RoutePolicyNames.Describe(Policies().Keys)}); \"Default\" is any valid token. Policies are read at start-up: a new one takes a restart."));
+                $"'{policy}' is not a policy under {GatewayAuthorizationOptions.SectionName}:Policies ({RoutePolicyNames.Describe(Policies().Keys)}); \"Default\" is any valid token. Policies are read at start-up: a new one takes a restart.")
+            {
+                UndefinedPolicy = (GatewayAuthorizationOptions.SectionName, policy),
+            });
         }
     }
 

@@ -48,6 +48,32 @@ public class RoutePolicyConfigTests
     }
 
     [Fact]
+    public async Task APolicyValueThatDoesNotConvert_IsListedAtStart_AndARouteNamingThatPolicyIsNotToldItDoesNotExist()
+    {
+        // A bad value inside a policy, or anywhere in its section (SizeLimit), left the route naming the policy with a
+        // second error, "'c' is not a policy under Gateway:OutputCache:Policies (none are defined)", beside a file that
+        // defines it: the rules read the section as the binder gave it, which was without that policy, or nothing.
+        await using var backend = await TestBackend.StartAsync("a");
+        var config = ProxyConfigJson.CatchAll("RoundRobin", (backend, null));
+        config["ReverseProxy"]!["Routes"]!["all"]!["RateLimiterPolicy"] = "p";
+        config["ReverseProxy"]!["Routes"]!["all"]!["OutputCachePolicy"] = "c";
+        config["ReverseProxy"]!["Routes"]!["all"]!["CorsPolicy"] = "o";
+        config["Gateway"] = JsonNode.Parse("""
+        { "RateLimiting": { "Policies": { "p": { "Kind": "FixedWindow", "PermitLimit": "1e3", "Window": "00:00:01" } } },
+          "OutputCache": { "SizeLimit": "lots", "Policies": { "c": { "Duration": "00:01:00", "Locking": "sometimes" } } },
+          "Cors": { "Policies": { "o": { "Origins": [ "https://app.example" ], "Credentials": "yes" } } } }
+        """);
+
+        var ex = await Assert.ThrowsAsync<GatewayConfigurationException>(() => GatewayUnderTest.StartAsync(config));
+
+        Assert.Contains(ex.Errors, e => e.Key == "Gateway:OutputCache:SizeLimit" && e.Message.Contains("'lots' is not a whole number", StringComparison.Ordinal));
+        Assert.Contains(ex.Errors, e => e.Key == "Gateway:OutputCache:Policies:c:Locking" && e.Message.Contains("'sometimes' is not true or false", StringComparison.Ordinal));
+        Assert.Contains(ex.Errors, e => e.Key == "Gateway:RateLimiting:Policies:p:PermitLimit" && e.Message.Contains("'1e3' is not a whole number", StringComparison.Ordinal));
+        Assert.Contains(ex.Errors, e => e.Key == "Gateway:Cors:Policies:o:Credentials" && e.Message.Contains("'yes' is not true or false", StringComparison.Ordinal));
+        Assert.True(ex.Errors.Count == 4, string.Join("\n", ex.Errors.Select(e => $"{e.Key}: {e.Message}")));
+    }
+
+    [Fact]
     public async Task AnonymousAuthorization_NeedsNothing_AndServes()
     {
         await using var backend = await TestBackend.StartAsync("a");
