@@ -32,10 +32,12 @@ internal sealed class BackendCacheControlPolicy(OutputCacheLog log, IOptions<Gat
     /// <summary>
     /// A request for a stream of events (<c>Accept: text/event-stream</c>, as a browser's <c>EventSource</c> sends)
     /// skips the cache: there is nothing to look up, and with <c>Locking</c> it would wait for another client's stream to end.
+    /// So does a WebSocket's handshake (or SPDY's), a GET like any other to ASP.NET Core's cache: with <c>Locking</c>, a
+    /// second client's handshake to a URL waited for the first client's WebSocket to close (4.7 s for one held 5 s).
     /// </summary>
     public ValueTask CacheRequestAsync(OutputCacheContext context, CancellationToken cancellation)
     {
-        if (AcceptsEventStream(context.HttpContext.Request.Headers.Accept))
+        if (AcceptsEventStream(context.HttpContext.Request.Headers.Accept) || Endpoints.UpgradeRequest.Is(context.HttpContext))
         {
             context.EnableOutputCaching = false;
         }

@@ -132,6 +132,45 @@ public class OutputCacheTests
         backend.GateFor("stream").SetResult();
     }
 
+    [Theory]
+    [InlineData("1.1")]
+    [InlineData("2.0")]
+    public async Task AWebSocketHandshake_SkipsTheCache_SoWithLockingASecondClientIsNotHeldBehindTheFirstsSocket(string version)
+    {
+        // An HTTP/1.1 handshake is a GET like any other to ASP.NET Core's cache: with Locking, the second client's handshake
+        // to the same URL waited for the first one's "response" to end, which is its WebSocket's close.
+        await using var backend = await YarpGateway.Tests.WebSockets.EchoWebSocketBackend.StartAsync();
+        var config = new JsonObject
+        {
+            ["ReverseProxy"] = new JsonObject
+            {
+                ["Routes"] = new JsonObject { ["all"] = new JsonObject { ["ClusterId"] = "ws", ["OutputCachePolicy"] = "short", ["Match"] = new JsonObject { ["Path"] = "/{**rest}" } } },
+                ["Clusters"] = new JsonObject { ["ws"] = new JsonObject { ["Destinations"] = new JsonObject { ["d"] = new JsonObject { ["Address"] = backend.Address.ToString() } } } },
+            },
+            ["Gateway"] = JsonNode.Parse("""{ "OutputCache": { "Policies": { "short": { "Duration": "00:05:00", "Locking": true } } } }"""),
+        };
+        await using var gateway = await GatewayUnderTest.StartAsync(config);
+        using var bound = new CancellationTokenSource(TimeSpan.FromSeconds(10));
+        async Task<System.Net.WebSockets.ClientWebSocket> OpenAndEchoAsync(string text)
+        {
+            var socket = new System.Net.WebSockets.ClientWebSocket();
+            socket.Options.HttpVersion = Version.Parse(version);
+            socket.Options.HttpVersionPolicy = HttpVersionPolicy.RequestVersionExact;
+            await socket.ConnectAsync(new UriBuilder(gateway.ProxyAddress) { Scheme = "ws", Path = "/chat" }.Uri, new HttpMessageInvoker(new SocketsHttpHandler()), bound.Token);
+            await socket.SendAsync(System.Text.Encoding.UTF8.GetBytes(text), System.Net.WebSockets.WebSocketMessageType.Text, endOfMessage: true, bound.Token);
+            var buffer = new byte[64];
+            var received = await socket.ReceiveAsync(buffer, bound.Token);
+            Assert.Equal(text, System.Text.Encoding.UTF8.GetString(buffer, 0, received.Count));
+            return socket;
+        }
+
+        using var first = await OpenAndEchoAsync("first");
+        using var second = await OpenAndEchoAsync("second"); // while the first is open
+
+        Assert.Equal(2, backend.Accepted);
+        Assert.Equal(0, gateway.CounterSum("gateway.output_cache.lookups|"));
+    }
+
     [Fact]
     public async Task Lookups_AreCountedByResult_AndTheEntriesWithTheirBytes()
     {
