@@ -73,6 +73,56 @@ public class RateLimitingTests
     }
 
     [Fact]
+    public async Task AConcurrencyPolicy_CountsAWebSocketForAsLongAsItIsOpen_SoItLimitsAClientsOpenSockets()
+    {
+        // A handshake's request lasts as long as its WebSocket: its Concurrency permit is given back at the close, not
+        // after the 101 (as the docs say; a rate kind counts the handshake once).
+        await using var backend = await YarpGateway.Tests.WebSockets.EchoWebSocketBackend.StartAsync();
+        var config = new JsonObject
+        {
+            ["ReverseProxy"] = new JsonObject
+            {
+                ["Routes"] = new JsonObject { ["all"] = new JsonObject { ["ClusterId"] = "ws", ["RateLimiterPolicy"] = "sockets", ["Match"] = new JsonObject { ["Path"] = "/{**rest}" } } },
+                ["Clusters"] = new JsonObject { ["ws"] = new JsonObject { ["Destinations"] = new JsonObject { ["d"] = new JsonObject { ["Address"] = backend.Address.ToString() } } } },
+            },
+            ["Gateway"] = JsonNode.Parse("""{ "RateLimiting": { "Policies": { "sockets": { "Kind": "Concurrency", "PermitLimit": 2 } } } }"""),
+        };
+        await using var gateway = await GatewayUnderTest.StartAsync(config);
+        using var bound = new CancellationTokenSource(TimeSpan.FromSeconds(10));
+        var uri = new UriBuilder(gateway.ProxyAddress) { Scheme = "ws", Path = "/chat" }.Uri;
+        async Task<System.Net.WebSockets.ClientWebSocket> OpenAsync()
+        {
+            var socket = new System.Net.WebSockets.ClientWebSocket();
+            socket.Options.CollectHttpResponseDetails = true;
+            await socket.ConnectAsync(uri, new HttpMessageInvoker(new SocketsHttpHandler()), bound.Token);
+            return socket;
+        }
+
+        using var first = await OpenAsync();
+        using var second = await OpenAsync();
+        var refused = new System.Net.WebSockets.ClientWebSocket();
+        refused.Options.CollectHttpResponseDetails = true;
+        await Assert.ThrowsAsync<System.Net.WebSockets.WebSocketException>(() => refused.ConnectAsync(uri, new HttpMessageInvoker(new SocketsHttpHandler()), bound.Token));
+        Assert.Equal(HttpStatusCode.TooManyRequests, refused.HttpStatusCode);
+
+        await first.CloseAsync(System.Net.WebSockets.WebSocketCloseStatus.NormalClosure, "bye", bound.Token);
+        // The permit comes back once the gateway has seen the close through: the next handshake is let in then.
+        Assert.True(await Eventually.TrueAsync(async () =>
+        {
+            using var third = new System.Net.WebSockets.ClientWebSocket();
+            try
+            {
+                await third.ConnectAsync(uri, new HttpMessageInvoker(new SocketsHttpHandler()), bound.Token);
+                return true;
+            }
+            catch (System.Net.WebSockets.WebSocketException)
+            {
+                return false;
+            }
+        }, TimeSpan.FromSeconds(5)));
+    }
+
+    [Fact]
     public async Task PartitionsByHeader_AreIndependent_AndAMissingHeaderSharesOne()
     {
         await using var backend = await TestBackend.StartAsync("a");
