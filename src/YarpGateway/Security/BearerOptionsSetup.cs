@@ -9,7 +9,8 @@ namespace YarpGateway.Security;
 /// claim types as the token writes them (<c>MapInboundClaims</c> off unless the section sets it, so
 /// <c>sub</c>, <c>scope</c> and <c>role</c> are found under those names), validated tokens remembered
 /// (<see cref="ValidatedTokenCache"/>), the refusals counted and logged throttled, and 503 instead
-/// of 401 while the issuer's keys cannot be fetched (<see cref="ObservedIssuerConfiguration"/>).
+/// of 401 while the issuer's keys cannot be fetched (<see cref="ObservedIssuerConfiguration"/>), and a browser's
+/// WebSocket or event stream's token read from the query where its route says so (<see cref="QueryToken"/>).
 /// </summary>
 internal sealed class BearerOptionsSetup(IConfiguration configuration, AuthenticationRefusals refusals, IOptions<GatewayAuthorizationOptions> gatewayOptions, TimeProvider timeProvider) : IPostConfigureOptions<JwtBearerOptions>
 {
@@ -54,6 +55,17 @@ internal sealed class BearerOptionsSetup(IConfiguration configuration, Authentic
         }
 
         var events = options.Events ??= new JwtBearerEvents();
+        var received = events.OnMessageReceived;
+        events.OnMessageReceived = context =>
+        {
+            // A WebSocket's handshake or an event stream from a browser, on a route that names a query parameter for it.
+            if (QueryToken.From(context.HttpContext) is { } token)
+            {
+                context.Token = token;
+            }
+
+            return received(context);
+        };
         var challenge = events.OnChallenge;
         events.OnChallenge = context =>
         {

@@ -13,10 +13,26 @@ internal sealed class SecurityRule(IConfiguration configuration, IOptions<Gatewa
 {
     private readonly bool _bearer = BearerAuthentication.IsConfigured(configuration);
 
+    public IEnumerable<string> MetadataKeys => [QueryToken.MetadataKey];
+
     public void ValidateRoute(RouteConfig route, string key, ICollection<ConfigError> errors)
     {
         var policy = route.AuthorizationPolicy;
-        if (string.IsNullOrEmpty(policy) || RoutePolicyNames.Is(policy, RoutePolicyNames.Anonymous))
+        var authenticates = !string.IsNullOrEmpty(policy) && !RoutePolicyNames.Is(policy, RoutePolicyNames.Anonymous);
+        if (route.Metadata?.TryGetValue(QueryToken.MetadataKey, out var parameter) == true)
+        {
+            if (QueryToken.Check(parameter) is { } error)
+            {
+                errors.Add(new ConfigError(key + ":Metadata:" + QueryToken.MetadataKey, error));
+            }
+            else if (!authenticates)
+            {
+                errors.Add(new ConfigError(key + ":Metadata:" + QueryToken.MetadataKey,
+                    $"'{parameter}' is on a route without authentication, where no token is read; give the route an AuthorizationPolicy, or remove it."));
+            }
+        }
+
+        if (!authenticates || policy is null)
         {
             return;
         }

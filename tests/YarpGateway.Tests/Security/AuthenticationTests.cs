@@ -3,6 +3,7 @@ using System.Net.Http.Headers;
 using System.Security.Cryptography;
 using System.Text.Json.Nodes;
 using Microsoft.AspNetCore.Authentication.JwtBearer;
+using YarpGateway.Configuration;
 using YarpGateway.Tests.Functional;
 
 namespace YarpGateway.Tests.Security;
@@ -65,6 +66,95 @@ public class AuthenticationTests
         }
 
         Assert.Equal(0, backend.Requests);
+    }
+
+    /// <summary>
+    /// A browser's WebSocket API and its EventSource send no Authorization header; SignalR's JavaScript client puts the
+    /// token in <c>access_token</c> instead. Before, a route with an AuthorizationPolicy answered 401 to every such handshake.
+    /// </summary>
+    [Theory]
+    [InlineData("1.1")]
+    [InlineData("2.0")]
+    public async Task ARoutesTokenQueryParameter_AuthenticatesABrowsersWebSocketAndEventStream_AndNoOtherRequest(string version)
+    {
+        var tokens = new TestTokens();
+        await using var backend = await YarpGateway.Tests.WebSockets.EchoWebSocketBackend.StartAsync();
+        var config = new JsonObject
+        {
+            ["ReverseProxy"] = new JsonObject
+            {
+                ["Routes"] = new JsonObject
+                {
+                    ["hub"] = new JsonObject
+                    {
+                        ["ClusterId"] = "ws",
+                        ["AuthorizationPolicy"] = "Default",
+                        ["Metadata"] = new JsonObject { ["TokenQueryParameter"] = "access_token" },
+                        ["Match"] = new JsonObject { ["Path"] = "/{**rest}" },
+                    },
+                },
+                ["Clusters"] = new JsonObject { ["ws"] = new JsonObject { ["Destinations"] = new JsonObject { ["d"] = new JsonObject { ["Address"] = backend.Address.ToString() } } } },
+            },
+            ["Authentication"] = tokens.Section(),
+        };
+        await using var gateway = await GatewayUnderTest.StartAsync(config);
+        using var bound = new CancellationTokenSource(TimeSpan.FromSeconds(10));
+        async Task<HttpStatusCode> HandshakeAsync(string query)
+        {
+            using var socket = new System.Net.WebSockets.ClientWebSocket();
+            socket.Options.HttpVersion = Version.Parse(version);
+            socket.Options.HttpVersionPolicy = HttpVersionPolicy.RequestVersionExact;
+            socket.Options.CollectHttpResponseDetails = true;
+            try
+            {
+                await socket.ConnectAsync(new UriBuilder(gateway.ProxyAddress) { Scheme = "ws", Path = "/hub", Query = query }.Uri, new HttpMessageInvoker(new SocketsHttpHandler()), bound.Token);
+                await socket.CloseAsync(System.Net.WebSockets.WebSocketCloseStatus.NormalClosure, "bye", bound.Token);
+            }
+            catch (System.Net.WebSockets.WebSocketException)
+            {
+            }
+
+            return socket.HttpStatusCode;
+        }
+
+        Assert.Equal(version == "1.1" ? HttpStatusCode.SwitchingProtocols : HttpStatusCode.OK, await HandshakeAsync("id=1&access_token=" + tokens.Mint()));
+        Assert.Equal(HttpStatusCode.Unauthorized, await HandshakeAsync("id=1"));
+        Assert.Equal(HttpStatusCode.Unauthorized, await HandshakeAsync("access_token=" + tokens.Mint(expires: DateTime.UtcNow.AddMinutes(-10))));
+        Assert.Equal(HttpStatusCode.Unauthorized, await HandshakeAsync("access_token=" + tokens.Mint() + "&access_token=" + tokens.Mint())); // which one?
+        Assert.Equal(1, backend.Accepted);
+
+        using var client = gateway.CreateProxyClient();
+        async Task<HttpStatusCode> GetAsync(string accept)
+        {
+            using var request = new HttpRequestMessage(HttpMethod.Get, "/hub?access_token=" + tokens.Mint());
+            request.Headers.Accept.ParseAdd(accept);
+            using var response = await client.SendAsync(request, bound.Token);
+            return response.StatusCode;
+        }
+
+        // An ordinary request must carry its token in the header; an event stream may carry it in the query. (The echo
+        // backend answers 400 to anything but a WebSocket: that 400 is the request having got through.)
+        Assert.Equal(HttpStatusCode.Unauthorized, await GetAsync("application/json"));
+        Assert.Equal(HttpStatusCode.BadRequest, await GetAsync("text/event-stream"));
+    }
+
+    [Theory]
+    [InlineData("Anonymous", "access_token", "is on a route without authentication")]
+    [InlineData("Default", "access token", "is not a query parameter name")]
+    [InlineData("Default", "", "is not a query parameter name")]
+    public async Task ATokenQueryParameter_IsRefused_OffAnAuthenticatingRouteOrWhenItIsNoName(string policy, string parameter, string message)
+    {
+        var tokens = new TestTokens();
+        await using var backend = await TestBackend.StartAsync("a");
+        var config = Config(tokens, backend);
+        config["ReverseProxy"]!["Routes"]!["any"]!["AuthorizationPolicy"] = policy;
+        config["ReverseProxy"]!["Routes"]!["any"]!["Metadata"] = new JsonObject { ["TokenQueryParameter"] = parameter };
+
+        var ex = await Assert.ThrowsAsync<GatewayConfigurationException>(() => GatewayUnderTest.StartAsync(config));
+
+        var error = Assert.Single(ex.Errors);
+        Assert.Equal("ReverseProxy:Routes:any:Metadata:TokenQueryParameter", error.Key);
+        Assert.Contains(message, error.Message, StringComparison.Ordinal);
     }
 
     [Fact]
