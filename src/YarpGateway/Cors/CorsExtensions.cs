@@ -14,6 +14,8 @@ internal static class CorsExtensions
         services.AddCors();
         services.Replace(ServiceDescriptor.Singleton<ICorsPolicyProvider, GatewayCorsPolicyProvider>());
         services.AddSingleton<CorsRule>();
+        services.AddSingleton<CorsMetrics>();
+        services.AddSingleton<WebSocketOriginCheck>();
         services.AddSingleton<IProxyConfigRule>(sp => sp.GetRequiredService<CorsRule>());
         return services;
     }
@@ -21,14 +23,20 @@ internal static class CorsExtensions
     /// <summary>
     /// After routing, before authorization (a preflight carries no token): only when a policy is
     /// configured, and then only for the routes that name one (the middleware allocates the request's
-    /// <c>Items</c>; the other routes pay one metadata lookup).
+    /// <c>Items</c>; the other routes pay one metadata lookup). Then the same policy's origins for the
+    /// routes' WebSocket handshakes (<see cref="WebSocketOriginCheck"/>).
     /// </summary>
     public static void UseGatewayCors(this WebApplication app)
     {
         if (app.Services.GetRequiredService<CorsRule>().Enabled)
         {
             _ = app.Services.GetRequiredService<ICorsPolicyProvider>(); // now: a reload before the first request applies too
-            app.UseWhen(static context => context.GetEndpoint()?.Metadata.GetMetadata<ICorsMetadata>() is not null, static branch => branch.UseCors());
+            var origins = app.Services.GetRequiredService<WebSocketOriginCheck>();
+            app.UseWhen(static context => context.GetEndpoint()?.Metadata.GetMetadata<ICorsMetadata>() is not null, branch =>
+            {
+                branch.UseCors();
+                branch.Use(next => context => origins.InvokeAsync(context, next));
+            });
         }
     }
 }

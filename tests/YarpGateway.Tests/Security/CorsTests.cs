@@ -33,6 +33,78 @@ public class CorsTests
         },
     };
 
+    /// <summary>
+    /// Browsers apply no CORS to WebSockets: a page on any site could open one to the gateway with its users' cookies and
+    /// read what came back (cross-site WebSocket hijacking), though the route's CORS policy lists the origins it serves.
+    /// </summary>
+    [Theory]
+    [InlineData("1.1")]
+    [InlineData("2.0")]
+    public async Task AWebSocketHandshake_FromAnOriginThePolicyDoesNotAllow_Gets403_AndNeverReachesTheBackend(string version)
+    {
+        await using var backend = await YarpGateway.Tests.WebSockets.EchoWebSocketBackend.StartAsync();
+        var config = new JsonObject
+        {
+            ["ReverseProxy"] = new JsonObject
+            {
+                ["Routes"] = new JsonObject
+                {
+                    ["chat"] = new JsonObject { ["ClusterId"] = "ws", ["CorsPolicy"] = "web", ["Match"] = new JsonObject { ["Path"] = "/chat/{**rest}" } },
+                    ["open"] = new JsonObject { ["ClusterId"] = "ws", ["Match"] = new JsonObject { ["Path"] = "/open/{**rest}" } },
+                },
+                ["Clusters"] = new JsonObject { ["ws"] = new JsonObject { ["Destinations"] = new JsonObject { ["d"] = new JsonObject { ["Address"] = backend.Address.ToString() } } } },
+            },
+            ["Gateway"] = JsonNode.Parse($$"""{ "Cors": { "Policies": { "web": { "Origins": [ "{{App}}" ] } } } }"""),
+        };
+        await using var gateway = await GatewayUnderTest.StartAsync(config);
+        using var bound = new CancellationTokenSource(TimeSpan.FromSeconds(10));
+        async Task<HttpStatusCode> HandshakeAsync(string path, string? origin)
+        {
+            using var socket = new System.Net.WebSockets.ClientWebSocket();
+            socket.Options.HttpVersion = Version.Parse(version);
+            socket.Options.HttpVersionPolicy = HttpVersionPolicy.RequestVersionExact;
+            socket.Options.CollectHttpResponseDetails = true;
+            if (origin is not null)
+            {
+                socket.Options.SetRequestHeader("Origin", origin);
+            }
+
+            try
+            {
+                await socket.ConnectAsync(new UriBuilder(gateway.ProxyAddress) { Scheme = "ws", Path = path }.Uri, new HttpMessageInvoker(new SocketsHttpHandler()), bound.Token);
+                await socket.CloseAsync(System.Net.WebSockets.WebSocketCloseStatus.NormalClosure, "bye", bound.Token);
+            }
+            catch (System.Net.WebSockets.WebSocketException)
+            {
+            }
+
+            return socket.HttpStatusCode;
+        }
+
+        var opened = version == "1.1" ? HttpStatusCode.SwitchingProtocols : HttpStatusCode.OK;
+        Assert.Equal(HttpStatusCode.Forbidden, await HandshakeAsync("/chat/x", "https://evil.example"));
+        Assert.Equal(HttpStatusCode.Forbidden, await HandshakeAsync("/chat/x", "null")); // a sandboxed page
+        Assert.Equal(0, backend.Accepted);
+        Assert.Equal(opened, await HandshakeAsync("/chat/x", App));
+        Assert.Equal(opened, await HandshakeAsync("/chat/x", "http://" + gateway.ProxyAddress.Authority)); // a page the gateway served
+        Assert.Equal(opened, await HandshakeAsync("/chat/x", null)); // not a browser
+        Assert.Equal(opened, await HandshakeAsync("/open/x", "https://evil.example")); // no policy on the route: no opinion
+        Assert.Equal(4, backend.Accepted);
+        Assert.Equal(2, gateway.Counter("gateway.cors.websocket_refused|route=chat"));
+        Assert.Contains(gateway.Logs.Lines, l => l.Contains("[WebSocketOriginRefused]", StringComparison.Ordinal) && l.Contains("'https://evil.example'", StringComparison.Ordinal));
+    }
+
+    [Theory]
+    [InlineData("https://gw.example", "gw.example", true)]
+    [InlineData("https://GW.example", "gw.example:443", true)]
+    [InlineData("http://gw.example:8080", "gw.example:8080", true)]
+    [InlineData("http://gw.example:8080", "gw.example:9090", false)]
+    [InlineData("https://gw.example.evil.test", "gw.example", false)]
+    [InlineData("null", "gw.example", false)]
+    [InlineData("https://gw.example", "", false)]
+    public void ASameOriginHandshake_IsTheRequestsOwnHost(string origin, string host, bool same)
+        => Assert.Equal(same, YarpGateway.Cors.WebSocketOriginCheck.IsSameOrigin(origin, new Microsoft.AspNetCore.Http.HostString(host)));
+
     [Fact]
     public async Task APreflight_IsAnsweredByTheGateway_AllowedForTheOrigin_WithoutAToken()
     {
