@@ -25,8 +25,6 @@ namespace YarpGateway.OutputCaching;
 /// </summary>
 internal sealed class BackendCacheControlPolicy(OutputCacheLog log, IOptions<GatewayOutputCacheOptions> options) : IOutputCachePolicy
 {
-    private const string EventStream = "text/event-stream";
-
     private readonly long _maximumBodySize = options.ValueOrNew().MaximumBodySize;
 
     /// <summary>
@@ -37,25 +35,12 @@ internal sealed class BackendCacheControlPolicy(OutputCacheLog log, IOptions<Gat
     /// </summary>
     public ValueTask CacheRequestAsync(OutputCacheContext context, CancellationToken cancellation)
     {
-        if (AcceptsEventStream(context.HttpContext.Request.Headers.Accept) || Endpoints.UpgradeRequest.Is(context.HttpContext))
+        if (Endpoints.LongLivedRequest.Is(context.HttpContext))
         {
             context.EnableOutputCaching = false;
         }
 
         return ValueTask.CompletedTask;
-    }
-
-    internal static bool AcceptsEventStream(StringValues accept)
-    {
-        foreach (var value in accept)
-        {
-            if (value is not null && value.Contains(EventStream, StringComparison.OrdinalIgnoreCase))
-            {
-                return true;
-            }
-        }
-
-        return false;
     }
 
     public ValueTask ServeFromCacheAsync(OutputCacheContext context, CancellationToken cancellation) => ValueTask.CompletedTask;
@@ -108,7 +93,7 @@ internal sealed class BackendCacheControlPolicy(OutputCacheLog log, IOptions<Gat
     }
 
     internal static bool IsEventStream(StringValues contentType)
-        => contentType.Count > 0 && contentType[0] is { } type && type.AsSpan().TrimStart().StartsWith(EventStream, StringComparison.OrdinalIgnoreCase);
+        => contentType.Count > 0 && contentType[0] is { } type && type.AsSpan().TrimStart().StartsWith(Endpoints.LongLivedRequest.EventStream, StringComparison.OrdinalIgnoreCase);
 
     /// <summary>
     /// How long the backend says its response stays fresh in a shared cache: <c>s-maxage</c>, else <c>max-age</c>,

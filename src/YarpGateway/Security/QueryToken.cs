@@ -24,7 +24,7 @@ internal static class QueryToken
         if (request.Headers.Authorization.Count > 0
             || context.GetEndpoint()?.Metadata.GetMetadata<RouteModel>()?.Config.Metadata is not { } metadata
             || !metadata.TryGetValue(MetadataKey, out var name)
-            || !(Endpoints.UpgradeRequest.Is(context) || OutputCaching.BackendCacheControlPolicy.AcceptsEventStream(request.Headers.Accept)))
+            || !Endpoints.LongLivedRequest.Is(context))
         {
             return null;
         }
