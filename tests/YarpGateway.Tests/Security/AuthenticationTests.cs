@@ -79,45 +79,17 @@ public class AuthenticationTests
     {
         var tokens = new TestTokens();
         await using var backend = await YarpGateway.Tests.WebSockets.EchoWebSocketBackend.StartAsync();
-        var config = new JsonObject
+        var config = backend.Config(("hub", new JsonObject
         {
-            ["ReverseProxy"] = new JsonObject
-            {
-                ["Routes"] = new JsonObject
-                {
-                    ["hub"] = new JsonObject
-                    {
-                        ["ClusterId"] = "ws",
-                        ["AuthorizationPolicy"] = "Default",
-                        ["Metadata"] = new JsonObject { ["TokenQueryParameter"] = "access_token" },
-                        ["Match"] = new JsonObject { ["Path"] = "/{**rest}" },
-                    },
-                },
-                ["Clusters"] = new JsonObject { ["ws"] = new JsonObject { ["Destinations"] = new JsonObject { ["d"] = new JsonObject { ["Address"] = backend.Address.ToString() } } } },
-            },
-            ["Authentication"] = tokens.Section(),
-        };
+            ["AuthorizationPolicy"] = "Default",
+            ["Metadata"] = new JsonObject { ["TokenQueryParameter"] = "access_token" },
+        }));
+        config["Authentication"] = tokens.Section();
         await using var gateway = await GatewayUnderTest.StartAsync(config);
         using var bound = new CancellationTokenSource(TimeSpan.FromSeconds(10));
-        async Task<HttpStatusCode> HandshakeAsync(string query)
-        {
-            using var socket = new System.Net.WebSockets.ClientWebSocket();
-            socket.Options.HttpVersion = Version.Parse(version);
-            socket.Options.HttpVersionPolicy = HttpVersionPolicy.RequestVersionExact;
-            socket.Options.CollectHttpResponseDetails = true;
-            try
-            {
-                await socket.ConnectAsync(new UriBuilder(gateway.ProxyAddress) { Scheme = "ws", Path = "/hub", Query = query }.Uri, new HttpMessageInvoker(new SocketsHttpHandler()), bound.Token);
-                await socket.CloseAsync(System.Net.WebSockets.WebSocketCloseStatus.NormalClosure, "bye", bound.Token);
-            }
-            catch (System.Net.WebSockets.WebSocketException)
-            {
-            }
+        Task<HttpStatusCode> HandshakeAsync(string query) => YarpGateway.Tests.WebSockets.WebSocketHandshake.StatusAsync(gateway, version, "/hub", bound.Token, query);
 
-            return socket.HttpStatusCode;
-        }
-
-        Assert.Equal(version == "1.1" ? HttpStatusCode.SwitchingProtocols : HttpStatusCode.OK, await HandshakeAsync("id=1&access_token=" + tokens.Mint()));
+        Assert.Equal(YarpGateway.Tests.WebSockets.WebSocketHandshake.Opened(version), await HandshakeAsync("id=1&access_token=" + tokens.Mint()));
         Assert.Equal(HttpStatusCode.Unauthorized, await HandshakeAsync("id=1"));
         Assert.Equal(HttpStatusCode.Unauthorized, await HandshakeAsync("access_token=" + tokens.Mint(expires: DateTime.UtcNow.AddMinutes(-10))));
         Assert.Equal(HttpStatusCode.Unauthorized, await HandshakeAsync("access_token=" + tokens.Mint() + "&access_token=" + tokens.Mint())); // which one?

@@ -43,45 +43,15 @@ public class CorsTests
     public async Task AWebSocketHandshake_FromAnOriginThePolicyDoesNotAllow_Gets403_AndNeverReachesTheBackend(string version)
     {
         await using var backend = await YarpGateway.Tests.WebSockets.EchoWebSocketBackend.StartAsync();
-        var config = new JsonObject
-        {
-            ["ReverseProxy"] = new JsonObject
-            {
-                ["Routes"] = new JsonObject
-                {
-                    ["chat"] = new JsonObject { ["ClusterId"] = "ws", ["CorsPolicy"] = "web", ["Match"] = new JsonObject { ["Path"] = "/chat/{**rest}" } },
-                    ["open"] = new JsonObject { ["ClusterId"] = "ws", ["Match"] = new JsonObject { ["Path"] = "/open/{**rest}" } },
-                },
-                ["Clusters"] = new JsonObject { ["ws"] = new JsonObject { ["Destinations"] = new JsonObject { ["d"] = new JsonObject { ["Address"] = backend.Address.ToString() } } } },
-            },
-            ["Gateway"] = JsonNode.Parse($$"""{ "Cors": { "Policies": { "web": { "Origins": [ "{{App}}" ] } } } }"""),
-        };
+        var config = backend.Config(
+            ("chat", new JsonObject { ["CorsPolicy"] = "web", ["Match"] = new JsonObject { ["Path"] = "/chat/{**rest}" } }),
+            ("open", new JsonObject { ["Match"] = new JsonObject { ["Path"] = "/open/{**rest}" } }));
+        config["Gateway"] = JsonNode.Parse($$"""{ "Cors": { "Policies": { "web": { "Origins": [ "{{App}}" ] } } } }""");
         await using var gateway = await GatewayUnderTest.StartAsync(config);
         using var bound = new CancellationTokenSource(TimeSpan.FromSeconds(10));
-        async Task<HttpStatusCode> HandshakeAsync(string path, string? origin)
-        {
-            using var socket = new System.Net.WebSockets.ClientWebSocket();
-            socket.Options.HttpVersion = Version.Parse(version);
-            socket.Options.HttpVersionPolicy = HttpVersionPolicy.RequestVersionExact;
-            socket.Options.CollectHttpResponseDetails = true;
-            if (origin is not null)
-            {
-                socket.Options.SetRequestHeader("Origin", origin);
-            }
+        Task<HttpStatusCode> HandshakeAsync(string path, string? origin) => YarpGateway.Tests.WebSockets.WebSocketHandshake.StatusAsync(gateway, version, path, bound.Token, origin: origin);
 
-            try
-            {
-                await socket.ConnectAsync(new UriBuilder(gateway.ProxyAddress) { Scheme = "ws", Path = path }.Uri, new HttpMessageInvoker(new SocketsHttpHandler()), bound.Token);
-                await socket.CloseAsync(System.Net.WebSockets.WebSocketCloseStatus.NormalClosure, "bye", bound.Token);
-            }
-            catch (System.Net.WebSockets.WebSocketException)
-            {
-            }
-
-            return socket.HttpStatusCode;
-        }
-
-        var opened = version == "1.1" ? HttpStatusCode.SwitchingProtocols : HttpStatusCode.OK;
+        var opened = YarpGateway.Tests.WebSockets.WebSocketHandshake.Opened(version);
         Assert.Equal(HttpStatusCode.Forbidden, await HandshakeAsync("/chat/x", "https://evil.example"));
         Assert.Equal(HttpStatusCode.Forbidden, await HandshakeAsync("/chat/x", "null")); // a sandboxed page
         Assert.Equal(0, backend.Accepted);

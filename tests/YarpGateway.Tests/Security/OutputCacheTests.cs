@@ -140,15 +140,8 @@ public class OutputCacheTests
         // An HTTP/1.1 handshake is a GET like any other to ASP.NET Core's cache: with Locking, the second client's handshake
         // to the same URL waited for the first one's "response" to end, which is its WebSocket's close.
         await using var backend = await YarpGateway.Tests.WebSockets.EchoWebSocketBackend.StartAsync();
-        var config = new JsonObject
-        {
-            ["ReverseProxy"] = new JsonObject
-            {
-                ["Routes"] = new JsonObject { ["all"] = new JsonObject { ["ClusterId"] = "ws", ["OutputCachePolicy"] = "short", ["Match"] = new JsonObject { ["Path"] = "/{**rest}" } } },
-                ["Clusters"] = new JsonObject { ["ws"] = new JsonObject { ["Destinations"] = new JsonObject { ["d"] = new JsonObject { ["Address"] = backend.Address.ToString() } } } },
-            },
-            ["Gateway"] = JsonNode.Parse("""{ "OutputCache": { "Policies": { "short": { "Duration": "00:05:00", "Locking": true } } } }"""),
-        };
+        var config = backend.Config(("all", new JsonObject { ["OutputCachePolicy"] = "short" }));
+        config["Gateway"] = JsonNode.Parse("""{ "OutputCache": { "Policies": { "short": { "Duration": "00:05:00", "Locking": true } } } }""");
         await using var gateway = await GatewayUnderTest.StartAsync(config);
         using var bound = new CancellationTokenSource(TimeSpan.FromSeconds(10));
         async Task<System.Net.WebSockets.ClientWebSocket> OpenAndEchoAsync(string text)

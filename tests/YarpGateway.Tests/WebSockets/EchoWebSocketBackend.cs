@@ -70,6 +70,36 @@ internal sealed class EchoWebSocketBackend : IAsyncDisposable
         return backend;
     }
 
+    /// <summary>
+    /// A gateway configuration with one cluster, <c>ws</c>, on this backend, and <paramref name="routes"/> to it: each
+    /// route's settings as given, its <c>ClusterId</c> set and, unless it has one, a catch-all <c>Match</c>.
+    /// </summary>
+    public System.Text.Json.Nodes.JsonObject Config(params (string Id, System.Text.Json.Nodes.JsonObject Route)[] routes)
+    {
+        var routesNode = new System.Text.Json.Nodes.JsonObject();
+        foreach (var (id, route) in routes)
+        {
+            route["ClusterId"] = "ws";
+            route["Match"] ??= new System.Text.Json.Nodes.JsonObject { ["Path"] = "/{**rest}" };
+            routesNode[id] = route;
+        }
+
+        return new System.Text.Json.Nodes.JsonObject
+        {
+            ["ReverseProxy"] = new System.Text.Json.Nodes.JsonObject
+            {
+                ["Routes"] = routesNode,
+                ["Clusters"] = new System.Text.Json.Nodes.JsonObject
+                {
+                    ["ws"] = new System.Text.Json.Nodes.JsonObject
+                    {
+                        ["Destinations"] = new System.Text.Json.Nodes.JsonObject { ["d"] = new System.Text.Json.Nodes.JsonObject { [nameof(Address)] = Address.ToString() } },
+                    },
+                },
+            },
+        };
+    }
+
     public async ValueTask DisposeAsync()
     {
         await _app.StopAsync();
