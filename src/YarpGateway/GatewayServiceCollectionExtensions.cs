@@ -83,6 +83,7 @@ internal static class GatewayServiceCollectionExtensions
         // Configuration: YARP reads only validated snapshots from our provider.
         services.AddReverseProxy();
         services.AddSessionAffinityDataProtectionOnFirstUse(); // no key ring made at start for affinity cookies nobody uses
+        services.AddSessionAffinityLogThrottle(); // YARP logs what each request's affinity key lacked; once a second instead
         services.AddSingleton<IProxyConfigRule, SessionAffinityRule>(); // cookie and header names, cookie path and domain
         services.AddSingleton<GatewayConfigValidator>();
         services.AddSingleton<IProxyConfigRule, TransformValuesRule>(); // header names and values, route values transforms name

@@ -27,4 +27,12 @@ internal static class SessionAffinityExtensions
         services.Decorate<IDataProtectionProvider>(static _ => true, static (_, inner) => new LazyDataProtectionProvider(inner));
         return services;
     }
+
+    /// <summary>YARP's session affinity lines, one per request, once a second per kind instead (<see cref="SessionAffinityLogThrottle"/>).</summary>
+    public static IServiceCollection AddSessionAffinityLogThrottle(this IServiceCollection services)
+    {
+        services.AddSingleton<ILoggerProvider, SessionAffinityLogThrottle>();
+        services.AddSingleton<Microsoft.Extensions.Options.IConfigureOptions<LoggerFilterOptions>, SessionAffinityLogThrottle.FilterSetup>();
+        return services;
+    }
 }

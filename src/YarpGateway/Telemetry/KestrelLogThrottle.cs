@@ -14,7 +14,7 @@ namespace YarpGateway.Telemetry;
 /// <c>YarpGateway.Telemetry.KestrelLogThrottle</c>. Below Warning those categories log per frame and
 /// are dropped. Off with <c>Gateway:Telemetry:ThrottleKestrelLogs=false</c> (read at start).
 /// </summary>
-internal sealed partial class KestrelLogThrottle(IServiceProvider services, TimeProvider timeProvider) : ILoggerProvider
+internal sealed partial class KestrelLogThrottle(IServiceProvider services, TimeProvider timeProvider) : FrameworkLogThrottle(services, timeProvider, Categories)
 {
     /// <summary>
     /// Kestrel's categories, whose events are per connection, per stream or per request: its own (an exception
@@ -26,13 +26,12 @@ internal sealed partial class KestrelLogThrottle(IServiceProvider services, Time
         "Microsoft.AspNetCore.Server.Kestrel",
     ];
 
-    private readonly LogThrottle _throttle = new(timeProvider);
-    private ILogger? _output;
-
-    public ILogger CreateLogger(string categoryName) => new ThrottledLogger(this, categoryName);
-
-    public void Dispose()
+    protected override void Write(ILogger output, LogLevel level, string category, string eventName, string message, long suppressed, Exception? exception)
     {
+        if (output.IsEnabled(level))
+        {
+            Log.Throttled(output, level, category, eventName, message, suppressed, exception);
+        }
     }
 
     /// <summary>Applies the levels: None for every provider, Warning for this one, in Kestrel's per-connection categories.</summary>
@@ -47,46 +46,7 @@ internal sealed partial class KestrelLogThrottle(IServiceProvider services, Time
                 return;
             }
 
-            foreach (var category in Categories)
-            {
-                options.AddFilter(category, LogLevel.None);
-                options.AddFilter<KestrelLogThrottle>(category, LogLevel.Warning);
-            }
-        }
-    }
-
-    private void Write(string category, LogLevel level, EventId eventId, string message, Exception? exception)
-    {
-        // Kestrel's event names are unique across its categories.
-        var name = eventId.Name ?? category;
-        if (!_throttle.ShouldLog(name, out var suppressed))
-        {
-            return;
-        }
-
-        // Resolved on first use: the logger factory builds this provider, so it cannot be injected.
-        var output = _output ??= services.GetRequiredService<ILogger<KestrelLogThrottle>>();
-        if (output.IsEnabled(level))
-        {
-            Log.Throttled(output, level, category, name, message, suppressed, exception);
-        }
-    }
-
-    private sealed class ThrottledLogger(KestrelLogThrottle owner, string category) : ILogger
-    {
-        private readonly bool _throttled = Array.Exists(Categories, c => category == c || category.StartsWith(c + ".", StringComparison.Ordinal));
-
-        public IDisposable? BeginScope<TState>(TState state)
-            where TState : notnull => null;
-
-        public bool IsEnabled(LogLevel logLevel) => _throttled && logLevel >= LogLevel.Warning && logLevel != LogLevel.None;
-
-        public void Log<TState>(LogLevel logLevel, EventId eventId, TState state, Exception? exception, Func<TState, Exception?, string> formatter)
-        {
-            if (IsEnabled(logLevel))
-            {
-                owner.Write(category, logLevel, eventId, formatter(state, exception), exception);
-            }
+            Apply<KestrelLogThrottle>(options, Categories);
         }
     }
 

@@ -35,4 +35,35 @@ public class SessionAffinityTests
         Assert.All(answers, answer => Assert.Equal(stuckTo, answer));
         Assert.Equal(21, stuckTo == "a" ? a.Requests : b.Requests);
     }
+
+    // Before: one line per request (an error with a seven-line stack trace for each made-up Cookie value, a warning
+    // for each HashCookie value that names no destination), which any client could write by the thousand, and every
+    // returning client after a restart under Cookie.
+    [Theory]
+    [InlineData("HashCookie", "DestinationMatchingToAffinityKeyNotFound")]
+    [InlineData("Cookie", "RequestAffinityKeyDecryptionFailed")]
+    public async Task AnAffinityKeyThatNamesNoDestination_IsBalancedAnew_AndLoggedOnceASecond(string policy, string yarpEvent)
+    {
+        await using var a = await TestBackend.StartAsync("a");
+        var config = ProxyConfigJson.CatchAll("RoundRobin", (a, null));
+        config["ReverseProxy"]!["Clusters"]!["c1"]!["SessionAffinity"] = new JsonObject { ["Enabled"] = true, ["Policy"] = policy, ["AffinityKeyName"] = "aff" };
+        await using var gateway = await GatewayUnderTest.StartAsync(config);
+        using var client = new HttpClient(new SocketsHttpHandler { UseCookies = false }) { BaseAddress = gateway.ProxyAddress };
+
+        var started = DateTime.UtcNow;
+        for (var i = 0; i < 50; i++)
+        {
+            using var request = new HttpRequestMessage(HttpMethod.Get, "/");
+            request.Headers.Add("Cookie", $"aff=made-up-{i:x16}");
+            using var response = await client.SendAsync(request);
+            Assert.Equal(HttpStatusCode.OK, response.StatusCode);
+            Assert.Contains(response.Headers.GetValues("Set-Cookie"), c => c.StartsWith("aff=", StringComparison.Ordinal)); // a new key
+        }
+
+        var seconds = (int)Math.Ceiling((DateTime.UtcNow - started).TotalSeconds);
+        var lines = gateway.Logs.Lines.Where(l => l.Contains(yarpEvent, StringComparison.Ordinal)).ToArray();
+        Assert.InRange(lines.Length, 1, seconds + 1);
+        Assert.All(lines, l => Assert.StartsWith("Warning YarpGateway.SessionAffinity.SessionAffinityLogThrottle[SessionAffinityThrottled] Yarp.ReverseProxy.SessionAffinity.", l));
+        Assert.DoesNotContain(lines, l => l.Contains("   at ", StringComparison.Ordinal));
+    }
 }
