@@ -17,6 +17,9 @@ namespace YarpGateway.OutputCaching;
 /// value (a gzip body to a client that cannot read it, one language to everyone). The route is named in the
 /// log once per header, so an operator can add the header to the policy's <c>VaryByHeader</c>.</item>
 /// </list>
+/// A response that sets a cookie is not stored (ASP.NET Core's rule: it would hand one client's cookie to the next), and
+/// the route is named in the log once, with the cookie, since its traffic then passes the cache by: a session-affinity
+/// cluster sets its cookie on every new client's response.
 /// And two the gateway knows from the headers will never be stored, so that ASP.NET Core's cache does not copy their
 /// bodies while they are sent (up to <c>MaximumBodySize</c> per response, held as long as its client takes to read
 /// it): a <c>Content-Length</c> over <c>MaximumBodySize</c>, and a stream of events (<c>text/event-stream</c>), which
@@ -67,6 +70,12 @@ internal sealed class BackendCacheControlPolicy(OutputCacheLog log, IOptions<Gat
         if (context.HttpContext.Response.ContentLength > _maximumBodySize || IsEventStream(headers.ContentType))
         {
             context.AllowCacheStorage = false;
+        }
+        else if (headers.SetCookie.Count > 0)
+        {
+            // ASP.NET Core's default policy refuses it too, without a word.
+            context.AllowCacheStorage = false;
+            log.SetsCookie(context.HttpContext, headers.SetCookie[0]);
         }
         else if (cacheControl.Count > 0 && (HeaderUtilities.ContainsCacheDirective(cacheControl, CacheControlHeaderValue.PrivateString)
             || HeaderUtilities.ContainsCacheDirective(cacheControl, CacheControlHeaderValue.NoStoreString)

@@ -150,6 +150,12 @@ internal sealed class TestBackend : IAsyncDisposable
                 return;
             }
 
+            if (context.Request.Path.StartsWithSegments("/set-cookie", out var cookie) && cookie.HasValue)
+            {
+                // GET /set-cookie/{name}: "Set-Cookie: {name}=1", as a backend that starts a session on a page it lets caches keep.
+                context.Response.Headers.SetCookie = $"{cookie.Value![1..]}=1; path=/";
+            }
+
             if (context.Request.Path.StartsWithSegments("/cache-control", out var directives) && directives.HasValue)
             {
                 // GET /cache-control/{directives}: "Cache-Control: {directives}", as a backend that sets its responses' freshness.

@@ -378,6 +378,37 @@ public class OutputCacheTests
     }
 
     /// <summary>A gateway whose catch-all route to <paramref name="backend"/> has the output-cache policy <paramref name="policy"/>, defined as <paramref name="settings"/>.</summary>
+    // Before: passed through without a word (ASP.NET Core's rule), so a route whose cluster has session affinity, which
+    // sets its cookie on every new client's response, showed nothing but misses.
+    [Theory]
+    [InlineData("/set-cookie/session", "session", false)]
+    [InlineData("/", "aff", true)]
+    public async Task AResponseThatSetsACookie_IsNotStored_AndTheRouteIsNamedOnce(string path, string cookie, bool affinity)
+    {
+        await using var backend = await TestBackend.StartAsync("a");
+        var config = ProxyConfigJson.CatchAll("RoundRobin", (backend, null));
+        config["ReverseProxy"]!["Routes"]!["all"]!["OutputCachePolicy"] = "short";
+        config["Gateway"] = JsonNode.Parse("""{ "OutputCache": { "Policies": { "short": { "Duration": "00:05:00" } } } }""");
+        if (affinity)
+        {
+            config["ReverseProxy"]!["Clusters"]!["c1"]!["SessionAffinity"] = new JsonObject { ["Enabled"] = true, ["AffinityKeyName"] = "aff" };
+        }
+
+        await using var gateway = await GatewayUnderTest.StartAsync(config);
+        using var client = new HttpClient(new SocketsHttpHandler { UseCookies = false }) { BaseAddress = gateway.ProxyAddress };
+        for (var i = 0; i < 3; i++)
+        {
+            using var response = await client.GetAsync(path);
+            Assert.Equal(HttpStatusCode.OK, response.StatusCode);
+            Assert.Contains(response.Headers.GetValues("Set-Cookie"), c => c.StartsWith(cookie + "=", StringComparison.Ordinal));
+        }
+
+        Assert.Equal(3, backend.Requests);
+        var line = Assert.Single(gateway.Logs.Lines, l => l.Contains("[OutputCacheSetCookieNotStored]", StringComparison.Ordinal));
+        Assert.Contains($"route 'all' sets cookie '{cookie}'", line, StringComparison.Ordinal);
+        Assert.Equal(affinity, line.Contains("session-affinity cookie of cluster 'c1'", StringComparison.Ordinal));
+    }
+
     private static Task<GatewayUnderTest> StartAsync(TestBackend backend, string policy, string settings)
     {
         var config = ProxyConfigJson.CatchAll("RoundRobin", (backend, null));
