@@ -409,6 +409,28 @@ public class OutputCacheTests
         Assert.Equal(affinity, line.Contains("session-affinity cookie of cluster 'c1'", StringComparison.Ordinal));
     }
 
+    // Before: the second HEAD was served from the first one's entry with Content-Length: 0 (ASP.NET Core's cache stores a
+    // HEAD's answer under its own key, with its empty body).
+    [Fact]
+    public async Task AHead_IsNotServedFromTheCache_ItsContentLengthIsTheBackends()
+    {
+        await using var backend = await TestBackend.StartAsync("a");
+        await using var gateway = await StartAsync(backend, "short", """{ "Duration": "00:05:00" }""");
+        using var client = gateway.CreateProxyClient();
+
+        for (var i = 0; i < 3; i++)
+        {
+            using var head = await client.SendAsync(new HttpRequestMessage(HttpMethod.Head, "/bytes/239"));
+            Assert.Equal(HttpStatusCode.OK, head.StatusCode);
+            Assert.Equal(239, head.Content.Headers.ContentLength);
+        }
+
+        Assert.Equal(3, backend.Requests);
+        Assert.Equal(239, (await client.GetByteArrayAsync("/bytes/239")).Length);
+        Assert.Equal(239, (await client.GetByteArrayAsync("/bytes/239")).Length);
+        Assert.Equal(4, backend.Requests); // the GET is cached as before
+    }
+
     private static Task<GatewayUnderTest> StartAsync(TestBackend backend, string policy, string settings)
     {
         var config = ProxyConfigJson.CatchAll("RoundRobin", (backend, null));
