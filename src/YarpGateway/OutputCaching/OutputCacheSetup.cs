@@ -14,6 +14,10 @@ internal sealed class OutputCacheSetup(IOptions<GatewayOutputCacheOptions> gatew
     {
         var settings = gatewayOptions.ValueOrNew();
         options.MaximumBodySize = settings.MaximumBodySize;
+
+        // ASP.NET Core's default keys paths without regard to case: /Case.txt's answer was served for /case.txt, another file
+        // to a backend whose paths have case (most do), as nginx's and Varnish's keys do.
+        options.UseCaseSensitivePaths = true;
         foreach (var name in settings.Policies.Keys)
         {
             // The policy's own settings reload (ReloadableOutputCachePolicy); the names are ASP.NET Core's, read once.

@@ -27,9 +27,12 @@ internal sealed class ReloadableOutputCachePolicy(OutputCachePolicies policies, 
 
             context.ResponseExpirationTimeSpan = settings.Duration;
             context.AllowLocking = settings.Locking;
-            if (settings.QueryKeys.Count > 0)
+            // In place of ASP.NET Core's query keys (the default policy's "*", every parameter), which fold names' case and
+            // the order of a name's values together: the parameters as sent (OutputCacheQueryKey).
+            context.CacheVaryByRules.QueryKeys = default;
+            if (OutputCacheQueryKey.Of(context.HttpContext.Request.QueryString, settings.QueryKeys) is { } query)
             {
-                context.CacheVaryByRules.QueryKeys = settings.QueryKeys; // in place of the default policy's "*": every parameter
+                context.CacheVaryByRules.VaryByValues[OutputCacheQueryKey.ValueName] = query;
             }
 
             if (settings.HeaderNames.Count > 0)

@@ -431,6 +431,42 @@ public class OutputCacheTests
         Assert.Equal(4, backend.Requests); // the GET is cached as before
     }
 
+    // Before: ASP.NET Core's key folded a path's case, a parameter name's case and the order of a name's values, so
+    // /Case.txt's answer was served for /case.txt, and whoever asked first for ?ID=5 (which a backend reading "id"
+    // answers as if it were not there) or ?id=2&id=1 filled the entry every ?id=5 or ?id=1&id=2 got.
+    [Theory]
+    [InlineData("", new[] { "/page?id=5", "/page?ID=5", "/Page?id=5", "/page?id=1&id=2", "/page?id=2&id=1", "/page?x=1&y=2" }, new[] { "/page?id=5", "/page?y=2&x=1" })]
+    [InlineData("\"id\"", new[] { "/page?id=5&bust=1", "/page?ID=5", "/page?Id=5", "/page?id=1&id=2", "/page?id=2&id=1", "/page" }, new[] { "/page?id=5&bust=2", "/page?bust=3&id=5", "/page?bust=4" })]
+    public async Task AnEntry_IsKeyedOnThePathAndParametersAsSent(string varyByQuery, string[] misses, string[] hits)
+    {
+        await using var backend = await TestBackend.StartAsync("a");
+        await using var gateway = await StartAsync(backend, "short", $$"""{ "Duration": "00:05:00", "VaryByQuery": [ {{varyByQuery}} ] }""");
+        using var client = gateway.CreateProxyClient();
+
+        foreach (var path in misses.Concat(hits))
+        {
+            using var response = await client.GetAsync(path);
+            Assert.Equal(HttpStatusCode.OK, response.StatusCode);
+        }
+
+        Assert.Equal(misses, backend.RawTargets);
+    }
+
+    [Theory]
+    [InlineData("", "", null)]
+    [InlineData("?", "", null)]
+    [InlineData("?id=5", "", "id=5")]
+    [InlineData("?b=2&a=1&B=3&a=0", "", "B=3&a=1&a=0&b=2")]
+    [InlineData("?flag&q=a%20b", "", "flag&q=a%20b")]
+    [InlineData("?ID=5&bust=1&id=6", "id", "ID=5&id=6")]
+    [InlineData("?i%64=5&bust=1", "id", "i%64=5")]
+    [InlineData("?bust=1", "id", null)]
+    public void TheQuerysPartOfTheKey_KeepsNamesCaseAndValuesOrder(string query, string names, string? expected)
+    {
+        var listed = new Microsoft.Extensions.Primitives.StringValues(names.Split(',', StringSplitOptions.RemoveEmptyEntries));
+        Assert.Equal(expected, YarpGateway.OutputCaching.OutputCacheQueryKey.Of(new QueryString(query), listed));
+    }
+
     private static Task<GatewayUnderTest> StartAsync(TestBackend backend, string policy, string settings)
     {
         var config = ProxyConfigJson.CatchAll("RoundRobin", (backend, null));
