@@ -56,16 +56,20 @@ internal sealed class BackendCacheControlPolicy(OutputCacheLog log, IOptions<Gat
     /// </summary>
     public ValueTask ServeResponseAsync(OutputCacheContext context, CancellationToken cancellation)
     {
-        Judge(context);
+        Judge(context, started: true);
         return ValueTask.CompletedTask;
     }
 
     /// <summary>
     /// Whether the response's headers allow it to be stored, and for how long. To set the entry's lifetime this must
     /// run before the first byte of the body is written, when ASP.NET Core's cache reads it: for proxied responses
-    /// that is YARP's response transform; <see cref="ServeResponseAsync"/> runs after the whole body.
+    /// that is YARP's response transform; <see cref="ServeResponseAsync"/> runs after the whole body. Once the response has
+    /// <paramref name="started"/>, a route's CORS policy has added its own <c>Vary: Origin</c>, which does not stop the
+    /// response being stored: the policy answers each request's <c>Origin</c> again, a hit's included. (Before, no answer
+    /// to a browser's request with an allowed origin was ever stored on such a route, and the log told the operator to key
+    /// entries by <c>Origin</c>. A backend's own <c>Vary: Origin</c> is judged before the start, as any other.)
     /// </summary>
-    internal void Judge(OutputCacheContext context)
+    internal void Judge(OutputCacheContext context, bool started = false)
     {
         var headers = context.HttpContext.Response.Headers;
         var cacheControl = headers.CacheControl;
@@ -85,7 +89,8 @@ internal sealed class BackendCacheControlPolicy(OutputCacheLog log, IOptions<Gat
         {
             context.AllowCacheStorage = false;
         }
-        else if (headers.Vary.Count > 0 && FirstUnkeyedVary(headers.Vary, context.CacheVaryByRules.HeaderNames) is { } header)
+        else if (headers.Vary.Count > 0
+            && FirstUnkeyedVary(headers.Vary, context.CacheVaryByRules.HeaderNames, started && HasCorsPolicy(context.HttpContext) ? HeaderNames.Origin : null) is { } header)
         {
             context.AllowCacheStorage = false;
             log.NotStored(context.HttpContext, header);
@@ -126,8 +131,14 @@ internal sealed class BackendCacheControlPolicy(OutputCacheLog log, IOptions<Gat
         return lifetime;
     }
 
-    /// <summary>The first header <paramref name="vary"/> names that <paramref name="keyed"/> does not hold (<c>*</c> is never keyed); null if none.</summary>
-    internal static string? FirstUnkeyedVary(StringValues vary, StringValues keyed)
+    private static bool HasCorsPolicy(HttpContext context)
+        => context.GetEndpoint()?.Metadata.GetMetadata<Microsoft.AspNetCore.Cors.Infrastructure.ICorsMetadata>() is Microsoft.AspNetCore.Cors.Infrastructure.IEnableCorsAttribute;
+
+    /// <summary>
+    /// The first header <paramref name="vary"/> names that <paramref name="keyed"/> does not hold (<c>*</c> is never keyed),
+    /// leaving out <paramref name="ignored"/>; null if none.
+    /// </summary>
+    internal static string? FirstUnkeyedVary(StringValues vary, StringValues keyed, string? ignored = null)
     {
         foreach (var value in vary)
         {
@@ -139,7 +150,7 @@ internal sealed class BackendCacheControlPolicy(OutputCacheLog log, IOptions<Gat
                     continue;
                 }
 
-                if (name is "*" || !Contains(keyed, name))
+                if (name is "*" || (!Contains(keyed, name) && !name.Equals(ignored, StringComparison.OrdinalIgnoreCase)))
                 {
                     return name.ToString();
                 }

@@ -467,6 +467,35 @@ public class OutputCacheTests
         Assert.Equal(expected, YarpGateway.OutputCaching.OutputCacheQueryKey.Of(new QueryString(query), listed));
     }
 
+    // Before: the route's own CORS policy added "Vary: Origin" to each answer to a browser, so none was stored (only those
+    // to requests without an allowed Origin were), and the log told the operator to key entries by Origin.
+    [Fact]
+    public async Task OnARouteWithACorsPolicy_AnswersToBrowsersAreStored_AndEachHitGetsItsOwnOriginsHeaders()
+    {
+        await using var backend = await TestBackend.StartAsync("a");
+        var config = ProxyConfigJson.CatchAll("RoundRobin", (backend, null));
+        config["ReverseProxy"]!["Routes"]!["all"]!["OutputCachePolicy"] = "short";
+        config["ReverseProxy"]!["Routes"]!["all"]!["CorsPolicy"] = "web";
+        config["Gateway"] = JsonNode.Parse("""
+            { "OutputCache": { "Policies": { "short": { "Duration": "00:05:00" } } },
+              "Cors": { "Policies": { "web": { "Origins": [ "https://a.example", "https://b.example" ] } } } }
+            """);
+        await using var gateway = await GatewayUnderTest.StartAsync(config);
+        using var client = gateway.CreateProxyClient();
+
+        foreach (var (origin, allowed) in new[] { ("https://a.example", true), ("https://b.example", true), ("https://evil.example", false), ("https://a.example", true) })
+        {
+            using var request = new HttpRequestMessage(HttpMethod.Get, "/page");
+            request.Headers.Add("Origin", origin);
+            using var response = await client.SendAsync(request);
+            Assert.Equal(HttpStatusCode.OK, response.StatusCode);
+            Assert.Equal(allowed ? origin : null, response.Headers.TryGetValues("Access-Control-Allow-Origin", out var values) ? Assert.Single(values) : null);
+        }
+
+        Assert.Equal(1, backend.Requests);
+        Assert.DoesNotContain(gateway.Logs.Lines, l => l.Contains("[OutputCacheVaryNotKeyed]", StringComparison.Ordinal));
+    }
+
     private static Task<GatewayUnderTest> StartAsync(TestBackend backend, string policy, string settings)
     {
         var config = ProxyConfigJson.CatchAll("RoundRobin", (backend, null));
