@@ -48,10 +48,21 @@ internal sealed class GatewayCorsPolicyProvider : ICorsPolicyProvider, IDisposab
         => options.Policies.Where(p => p.Value is not null)
             .ToDictionary(p => p.Key, p => Task.FromResult<CorsPolicy?>(Build(p.Value)), StringComparer.OrdinalIgnoreCase);
 
+    /// <summary>
+    /// An origin as a browser writes it: without its scheme's default port (RFC 6454). ASP.NET Core compares origins as
+    /// text, so <c>https://app.example:443</c> matched no browser's <c>Origin</c>, and every cross-origin request from
+    /// that page failed in the browser.
+    /// </summary>
+    internal static string WithoutDefaultPort(string origin)
+        => Uri.TryCreate(origin, UriKind.Absolute, out var uri) && uri.IsDefaultPort
+            && origin.EndsWith(":" + uri.Port.ToString(System.Globalization.CultureInfo.InvariantCulture), StringComparison.Ordinal)
+            ? origin[..origin.LastIndexOf(':')]
+            : origin;
+
     internal static CorsPolicy Build(CorsPolicySettings settings)
     {
         var builder = new CorsPolicyBuilder();
-        _ = settings.Origins.Contains("*") ? builder.AllowAnyOrigin() : builder.WithOrigins([.. settings.Origins]);
+        _ = settings.Origins.Contains("*") ? builder.AllowAnyOrigin() : builder.WithOrigins([.. settings.Origins.Select(WithoutDefaultPort)]);
         _ = settings.Methods.Contains("*") ? builder.AllowAnyMethod() : builder.WithMethods(settings.Methods.Count == 0 ? SimpleMethods : [.. settings.Methods]);
         _ = settings.Headers.Contains("*") ? builder.AllowAnyHeader() : builder.WithHeaders([.. settings.Headers]);
         builder.WithExposedHeaders([.. settings.ExposedHeaders]);

@@ -138,6 +138,22 @@ public class CorsTests
         }
     }
 
+    // Before: compared as text, an origin written with its scheme's default port matched no browser's Origin (browsers
+    // leave the default port out), and every cross-origin request from that page failed in the browser.
+    [Theory]
+    [InlineData("https://app.example:443", "https://app.example", true)]
+    [InlineData("http://app.example:80", "http://app.example", true)]
+    [InlineData("http://[::1]:80", "http://[::1]", true)]
+    [InlineData("https://App.Example", "https://app.example", true)]
+    [InlineData("https://app.example:8443", "https://app.example:8443", true)]
+    [InlineData("https://app.example:8443", "https://app.example", false)]
+    [InlineData("http://app.example:443", "http://app.example", false)]
+    public void AnOriginWrittenWithItsDefaultPort_AllowsTheOriginBrowsersSend(string configured, string sent, bool allowed)
+    {
+        var policy = YarpGateway.Cors.GatewayCorsPolicyProvider.Build(new YarpGateway.Cors.CorsPolicySettings { Origins = [configured] });
+        Assert.Equal(allowed, policy.IsOriginAllowed(sent));
+    }
+
     [Fact]
     public async Task APolicyNamedDefault_IsWhatARoutesDefaultUses()
     {
