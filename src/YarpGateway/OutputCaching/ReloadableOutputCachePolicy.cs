@@ -1,4 +1,5 @@
 using Microsoft.AspNetCore.OutputCaching;
+using Yarp.ReverseProxy.Model;
 
 namespace YarpGateway.OutputCaching;
 
@@ -23,6 +24,14 @@ internal sealed class ReloadableOutputCachePolicy(OutputCachePolicies policies, 
                 context.EnableOutputCaching = false;
                 log.CookiesSkipped(context.HttpContext, name);
                 return ValueTask.CompletedTask;
+            }
+
+            // Each route its own entries: two routes can match one URL (one for requests with a header, a canary's, and one
+            // for the rest), and their backends' answers are not each other's. Keyed by URL alone, the second route's
+            // clients were served the first one's answers.
+            if (context.HttpContext.GetEndpoint()?.Metadata.GetMetadata<RouteModel>()?.Config.RouteId is { } route)
+            {
+                context.CacheVaryByRules.CacheKeyPrefix = route;
             }
 
             context.ResponseExpirationTimeSpan = settings.Duration;

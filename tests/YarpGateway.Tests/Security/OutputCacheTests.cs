@@ -496,6 +496,39 @@ public class OutputCacheTests
         Assert.DoesNotContain(gateway.Logs.Lines, l => l.Contains("[OutputCacheVaryNotKeyed]", StringComparison.Ordinal));
     }
 
+    // Before: keyed by URL alone, the answer of a route for requests with a header (a canary's) was served to the clients
+    // of the route beside it for the same URL, and the other way round.
+    [Fact]
+    public async Task TwoRoutesThatMatchOneUrl_KeepTheirOwnEntries()
+    {
+        await using var stable = await TestBackend.StartAsync("stable");
+        await using var canary = await TestBackend.StartAsync("canary");
+        var config = ProxyConfigJson.Config(
+            [("canary", "/{**catch-all}", "canaries"), ("all", "/{**catch-all}", "stables")],
+            [("canaries", "RoundRobin", [(canary, null)]), ("stables", "RoundRobin", [(stable, null)])]);
+        var routes = config["ReverseProxy"]!["Routes"]!;
+        routes["canary"]!["Match"]!["Headers"] = JsonNode.Parse("""[ { "Name": "X-Canary", "Values": [ "1" ] } ]""");
+        routes["canary"]!["OutputCachePolicy"] = "short";
+        routes["all"]!["OutputCachePolicy"] = "short";
+        config["Gateway"] = JsonNode.Parse("""{ "OutputCache": { "Policies": { "short": { "Duration": "00:05:00" } } } }""");
+        await using var gateway = await GatewayUnderTest.StartAsync(config);
+        using var client = gateway.CreateProxyClient();
+
+        foreach (var (canaryHeader, expected) in new[] { (true, "canary"), (false, "stable"), (true, "canary"), (false, "stable") })
+        {
+            using var request = new HttpRequestMessage(HttpMethod.Get, "/page");
+            if (canaryHeader)
+            {
+                request.Headers.Add("X-Canary", "1");
+            }
+
+            using var response = await client.SendAsync(request);
+            Assert.Equal(expected, await response.Content.ReadAsStringAsync());
+        }
+
+        Assert.Equal((1, 1), (canary.Requests, stable.Requests)); // and each route's second request was its own hit
+    }
+
     private static Task<GatewayUnderTest> StartAsync(TestBackend backend, string policy, string settings)
     {
         var config = ProxyConfigJson.CatchAll("RoundRobin", (backend, null));
