@@ -44,6 +44,12 @@ internal sealed class SessionAffinityRule : IProxyConfigRule
             {
                 errors.Add(new ConfigError(key + "Cookie:Path", $"'{path}' cannot be a cookie's path (no ';' or control character): {(control ? "every request to the cluster would fail with 502" : "browsers would read the cookie otherwise")}."));
             }
+            else if (path.Length > 0 && path[0] != '/')
+            {
+                // RFC 6265 5.2.4: browsers then scope the cookie to the directory of the request that got it (/api/v1/ for
+                // /api/v1/users), and requests elsewhere in the site would be balanced anew.
+                errors.Add(new ConfigError(key + "Cookie:Path", $"'{path}' is not a cookie's path: write it from the root ('/{path}', or '/' for the whole site); browsers would scope the cookie to the directory of the first request, and affinity would not hold outside it."));
+            }
         }
 
         if (!string.IsNullOrEmpty(cookie.Domain) && Uri.CheckHostName(cookie.Domain.TrimStart('.')) is not (UriHostNameType.Dns or UriHostNameType.IPv4))

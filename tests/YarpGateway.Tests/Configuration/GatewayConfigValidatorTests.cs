@@ -371,6 +371,7 @@ public class GatewayConfigValidatorTests
     [InlineData("""{ "Policy": "CustomHeader", "AffinityKeyName": "X-Affinity" }""", null, null)]
     [InlineData("""{ "Policy": "Cookie", "AffinityKeyName": "aff", "Cookie": { "Path": "/a;b" } }""", "Cookie:Path", "browsers would read the cookie otherwise")]
     [InlineData("""{ "Policy": "Cookie", "AffinityKeyName": "aff", "Cookie": { "Path": "/a\r\nb" } }""", "Cookie:Path", "every request to the cluster would fail with 502")]
+    [InlineData("""{ "Policy": "Cookie", "AffinityKeyName": "aff", "Cookie": { "Path": "shop" } }""", "Cookie:Path", "write it from the root ('/shop'")]
     [InlineData("""{ "Policy": "ArrCookie", "AffinityKeyName": "aff", "Cookie": { "Domain": "x y" } }""", "Cookie:Domain", "is not a domain")]
     [InlineData("""{ "Policy": "Cookie", "AffinityKeyName": "aff", "Cookie": { "Path": "/shop", "Domain": ".example.com" } }""", null, null)]
     public async Task AnAffinityCookieOrHeaderResponsesCannotCarry_IsAnError(string affinity, string? key, string? text)
