@@ -19,9 +19,10 @@ internal sealed partial class SessionAffinityLogThrottle(IServiceProvider servic
 {
     internal const string Category = "Yarp.ReverseProxy.SessionAffinity";
 
+    protected override LogLevel LevelOf(LogLevel level) => level > LogLevel.Warning ? LogLevel.Warning : level;
+
     protected override void Write(ILogger output, LogLevel level, string category, string eventName, string message, long suppressed, Exception? exception)
     {
-        level = level > LogLevel.Warning ? LogLevel.Warning : level;
         if (output.IsEnabled(level))
         {
             Log.Throttled(output, level, category, eventName, exception is null ? message : $"{message} {exception.GetType().Name}: {exception.Message}", suppressed);

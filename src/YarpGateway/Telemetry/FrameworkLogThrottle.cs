@@ -5,11 +5,12 @@ namespace YarpGateway.Telemetry;
 /// request, which a hostile client or an outage makes by the thousand: it re-logs each event kind at
 /// most once a second, with the count of the rest, under the subclass's own category. The subclass's
 /// filter setup (<see cref="Apply{TProvider}"/>) sets every other provider's level for those
-/// categories to None, and this one's to Warning; below Warning their events are dropped.
+/// categories to None, and this one's to Warning; below Warning their events are dropped. The count of a burst's last
+/// second is written on its own once the kind has gone quiet (<c>LogSuppressed</c>), so the log never understates it.
 /// </summary>
 internal abstract class FrameworkLogThrottle(IServiceProvider services, TimeProvider timeProvider, string[] categories) : ILoggerProvider
 {
-    private readonly LogThrottle _throttle = new(timeProvider);
+    private LogThrottle? _throttle;
     private ILogger? _output;
 
     public ILogger CreateLogger(string categoryName)
@@ -33,18 +34,23 @@ internal abstract class FrameworkLogThrottle(IServiceProvider services, TimeProv
     /// <summary>Writes the line let through for one event kind, with the count of those held back since the last.</summary>
     protected abstract void Write(ILogger output, LogLevel level, string category, string eventName, string message, long suppressed, Exception? exception);
 
+    /// <summary>The level an event of <paramref name="level"/> is written at; its own by default.</summary>
+    protected virtual LogLevel LevelOf(LogLevel level) => level;
+
     private void Write(string category, LogLevel level, EventId eventId, string message, Exception? exception)
     {
+        // Resolved on first use: the logger factory builds this provider, so it cannot be injected. The throttle writes the
+        // count of a burst's last second on its own once the kind has gone quiet (LogSuppressed), so it needs the logger.
+        var output = _output ??= services.GetRequiredService<ILoggerFactory>().CreateLogger(GetType());
+        var throttle = Volatile.Read(ref _throttle) ?? Interlocked.CompareExchange(ref _throttle, new LogThrottle(timeProvider, output), null) ?? _throttle;
+
         // One kind per category and event: YARP's affinity policies share event names (each logs RequestAffinityKeyDecryptionFailed).
         var name = eventId.Name ?? eventId.Id.ToString(System.Globalization.CultureInfo.InvariantCulture);
-        if (!_throttle.ShouldLog(string.Concat(category, "[", name, "]"), out var suppressed))
+        level = LevelOf(level);
+        if (throttle.ShouldLog(string.Concat(category, "[", name, "]"), out var suppressed, level))
         {
-            return;
+            Write(output, level, category, name, message, suppressed, exception);
         }
-
-        // Resolved on first use: the logger factory builds this provider, so it cannot be injected.
-        var output = _output ??= services.GetRequiredService<ILoggerFactory>().CreateLogger(GetType());
-        Write(output, level, category, name, message, suppressed, exception);
     }
 
     private sealed class ThrottledLogger(FrameworkLogThrottle owner, string category, bool throttled) : ILogger

@@ -61,9 +61,38 @@ public class SessionAffinityTests
         }
 
         var seconds = (int)Math.Ceiling((DateTime.UtcNow - started).TotalSeconds);
-        var lines = gateway.Logs.Lines.Where(l => l.Contains(yarpEvent, StringComparison.Ordinal)).ToArray();
+        var lines = gateway.Logs.Lines.Where(l => l.Contains(yarpEvent, StringComparison.Ordinal) && l.Contains("[SessionAffinityThrottled]", StringComparison.Ordinal)).ToArray();
         Assert.InRange(lines.Length, 1, seconds + 1);
         Assert.All(lines, l => Assert.StartsWith("Warning YarpGateway.SessionAffinity.SessionAffinityLogThrottle[SessionAffinityThrottled] Yarp.ReverseProxy.SessionAffinity.", l));
         Assert.DoesNotContain(lines, l => l.Contains("   at ", StringComparison.Ordinal));
+
+        // The log never understates: the lines, the counts they carry and the last second's count, written once the kind
+        // has gone quiet (LogSuppressed, within LogThrottle.QuietPeriod), add up to the 50 requests.
+        var deadline = DateTime.UtcNow.AddSeconds(15);
+        while (Logged(gateway, yarpEvent) < 50 && DateTime.UtcNow < deadline)
+        {
+            await Task.Delay(100);
+        }
+
+        Assert.Equal(50, Logged(gateway, yarpEvent));
+    }
+
+    private static long Logged(GatewayUnderTest gateway, string yarpEvent)
+    {
+        long total = 0;
+        foreach (var line in gateway.Logs.Lines.Where(l => l.Contains(yarpEvent, StringComparison.Ordinal)))
+        {
+            if (line.Contains("[SessionAffinityThrottled]", StringComparison.Ordinal))
+            {
+                var more = System.Text.RegularExpressions.Regex.Match(line, @"\((\d+) more like it in the last second\.\)");
+                total += 1 + long.Parse(more.Groups[1].Value, System.Globalization.CultureInfo.InvariantCulture);
+            }
+            else if (line.Contains("[LogSuppressed]", StringComparison.Ordinal))
+            {
+                total += long.Parse(System.Text.RegularExpressions.Regex.Match(line, @"\] (\d+) more ").Groups[1].Value, System.Globalization.CultureInfo.InvariantCulture);
+            }
+        }
+
+        return total;
     }
 }
