@@ -34,7 +34,7 @@ public class KestrelLogThrottleTests
         }
 
         var seconds = (int)Math.Ceiling((DateTime.UtcNow - started).TotalSeconds);
-        var lines = gateway.Logs.Lines.Where(l => l.Contains("ApplicationError", StringComparison.Ordinal)).ToArray();
+        var lines = gateway.Logs.Lines.Where(l => l.Contains("ApplicationError", StringComparison.Ordinal) && l.Contains("[KestrelThrottled]", StringComparison.Ordinal)).ToArray();
         Assert.InRange(lines.Length, 1, seconds + 1);
         Assert.Contains(lines, l => l.Contains("System.InvalidOperationException: boom", StringComparison.Ordinal) && l.Contains("   at ", StringComparison.Ordinal));
         Assert.Equal("a", await client.GetStringAsync("/x")); // the rest serves
