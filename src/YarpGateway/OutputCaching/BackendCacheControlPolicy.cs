@@ -37,10 +37,13 @@ internal sealed class BackendCacheControlPolicy(OutputCacheLog log, IOptions<Gat
     /// second client's handshake to a URL waited for the first client's WebSocket to close (4.7 s for one held 5 s).
     /// So does a HEAD: ASP.NET Core's cache keys it apart from the GET and stores its answer with its empty body, and
     /// served that entry with <c>Content-Length: 0</c> (tried: a 239-byte file's second HEAD said 0, the backend 239).
+    /// And so does a request for a range (<c>Range</c>): ASP.NET Core's cache answers it from a stored GET with the whole
+    /// body as a 200, where the backend answers 206 with the range (a video player's requests; Safari plays nothing without).
     /// </summary>
     public ValueTask CacheRequestAsync(OutputCacheContext context, CancellationToken cancellation)
     {
-        if (HttpMethods.IsHead(context.HttpContext.Request.Method) || Endpoints.LongLivedRequest.Is(context.HttpContext))
+        var request = context.HttpContext.Request;
+        if (HttpMethods.IsHead(request.Method) || request.Headers.Range.Count > 0 || Endpoints.LongLivedRequest.Is(context.HttpContext))
         {
             context.EnableOutputCaching = false;
         }

@@ -308,9 +308,19 @@ internal sealed class TestBackend : IAsyncDisposable
 
             if (context.Request.Path.StartsWithSegments("/bytes", out var size) && int.TryParse(size.Value.AsSpan(1), out var length))
             {
-                // GET /bytes/N: N bytes of the alphabet repeated, for responses larger than any one buffer.
-                context.Response.ContentLength = length;
-                await context.Response.Body.WriteAsync(Alphabet(length), context.RequestAborted);
+                // GET /bytes/N: N bytes of the alphabet repeated, for responses larger than any one buffer; with
+                // "Range: bytes=A-B", those bytes as a 206, as a static file server answers a video player.
+                var bytes = Alphabet(length);
+                if (System.Net.Http.Headers.RangeHeaderValue.TryParse(context.Request.Headers.Range.ToString(), out var range)
+                    && range.Ranges.Single() is { From: { } from, To: { } to } && to < length)
+                {
+                    context.Response.StatusCode = StatusCodes.Status206PartialContent;
+                    context.Response.Headers.ContentRange = $"bytes {from}-{to}/{length}";
+                    bytes = bytes[(int)from..(int)(to + 1)];
+                }
+
+                context.Response.ContentLength = bytes.Length;
+                await context.Response.Body.WriteAsync(bytes, context.RequestAborted);
                 return;
             }
 
