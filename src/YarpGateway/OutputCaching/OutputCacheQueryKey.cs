@@ -28,7 +28,7 @@ internal static class OutputCacheQueryKey
         List<(string Name, string Pair)>? pairs = null;
         foreach (var pair in new QueryStringEnumerable(query.Value))
         {
-            if (names.Count > 0 && !Names(names, pair.DecodeName().Span))
+            if (names.Count > 0 && !IsListed(names, pair.DecodeName().Span))
             {
                 continue;
             }
@@ -54,7 +54,7 @@ internal static class OutputCacheQueryKey
         return string.Join('&', sorted.Select(pair => pair.Pair));
     }
 
-    private static bool Names(StringValues names, ReadOnlySpan<char> name)
+    private static bool IsListed(StringValues names, ReadOnlySpan<char> name)
     {
         foreach (var candidate in names)
         {
