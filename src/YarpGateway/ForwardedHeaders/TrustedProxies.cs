@@ -64,12 +64,18 @@ internal sealed class TrustedProxies : IDisposable
         }
     }
 
-    /// <summary>ASP.NET Core's options trusting exactly the configured peers for <c>X-Forwarded-For</c> (its defaults trust loopback).</summary>
+    /// <summary>
+    /// ASP.NET Core's options trusting exactly the configured peers (its defaults trust loopback) for <c>X-Forwarded-For</c>
+    /// and <c>X-Forwarded-Proto</c>. A load balancer that ends TLS in front of the gateway says <c>https</c>; the backend was
+    /// told <c>http</c>, the gateway's own scheme, and a backend that sends plain-HTTP clients to https (ASP.NET Core's
+    /// HTTPS redirection, Rails' <c>force_ssl</c>, Django's <c>SECURE_SSL_REDIRECT</c>) sent every browser round in a loop.
+    /// <c>X-Forwarded-Host</c> is not read: the host chooses routes, and load balancers keep the client's <c>Host</c>.
+    /// </summary>
     private static ForwardedHeadersOptions ToAspNetCore(GatewayForwardedHeadersOptions settings)
     {
         var options = new ForwardedHeadersOptions
         {
-            ForwardedHeaders = Microsoft.AspNetCore.HttpOverrides.ForwardedHeaders.XForwardedFor,
+            ForwardedHeaders = Microsoft.AspNetCore.HttpOverrides.ForwardedHeaders.XForwardedFor | Microsoft.AspNetCore.HttpOverrides.ForwardedHeaders.XForwardedProto,
             ForwardLimit = settings.ForwardLimit,
         };
         options.KnownIPNetworks.Clear();
@@ -98,12 +104,15 @@ internal sealed class TrustedProxies : IDisposable
 
     /// <summary>
     /// ASP.NET Core's forwarded-headers middleware keeps the peer it replaced (a trusted proxy's address and port) in
-    /// <c>X-Original-For</c>, a request header that YARP then sent to every backend: its own bookkeeping, not something
-    /// a backend was told before (nginx's realip module adds nothing of the kind), and an internal address.
+    /// <c>X-Original-For</c>, and the scheme in <c>X-Original-Proto</c>, request headers that YARP then sent to every
+    /// backend: its own bookkeeping, not something a backend was told before (nginx's realip module adds nothing of the
+    /// kind), and an internal address.
     /// </summary>
     private static RequestDelegate WithoutOriginalFor(RequestDelegate next) => context =>
     {
-        context.Request.Headers.Remove(ForwardedHeadersDefaults.XOriginalForHeaderName);
+        var headers = context.Request.Headers;
+        headers.Remove(ForwardedHeadersDefaults.XOriginalForHeaderName);
+        headers.Remove(ForwardedHeadersDefaults.XOriginalProtoHeaderName);
         return next(context);
     };
 }

@@ -68,6 +68,30 @@ public class RealIpTests
         Assert.False(headers.ContainsKey("X-Original-For"), headers.GetValueOrDefault("X-Original-For")); // the trusted peer's address, ASP.NET Core's note
     }
 
+    // Before: a load balancer that ends TLS in front of the gateway said https, and the backend was told http, the
+    // gateway's own scheme; a backend that redirects plain HTTP to https then sent browsers round in a loop. From anyone
+    // else the claim is the client's, and the backend is told the gateway's scheme.
+    [Theory]
+    [InlineData("""{ "KnownProxies": [ "127.0.0.1" ] }""", "https", "https")]
+    [InlineData("""{ "KnownProxies": [ "127.0.0.1" ] }""", null, "http")]
+    [InlineData("""{ "KnownProxies": [ "127.0.0.1" ] }""", "http, https", "https")]
+    [InlineData("""{ "KnownProxies": [ "127.0.0.1" ] }""", "not a scheme", "http")]
+    [InlineData("""{ "KnownNetworks": [ "10.0.0.0/8" ] }""", "https", "http")]
+    [InlineData(null, "https", "http")]
+    public async Task XForwardedProto_IsTakenFromATrustedProxyOnly(string? forwarded, string? proto, string expected)
+    {
+        await using var backend = await TestBackend.StartAsync("b");
+        await using var gateway = await GatewayUnderTest.StartAsync(Config(backend, forwarded: forwarded));
+
+        var headers = proto is null
+            ? await SendAsync(gateway, backend, HttpVersion.Version11, ("X-Forwarded-For", "198.51.100.8"))
+            : await SendAsync(gateway, backend, HttpVersion.Version11, ("X-Forwarded-For", "198.51.100.8"), ("X-Forwarded-Proto", proto));
+
+        Assert.Equal(expected, headers["X-Forwarded-Proto"]);
+        Assert.False(headers.ContainsKey("X-Original-Proto"), headers.GetValueOrDefault("X-Original-Proto"));
+        Assert.Equal(forwarded?.Contains("127.0.0.1", StringComparison.Ordinal) == true ? "198.51.100.8" : "127.0.0.1", headers["X-Forwarded-For"]); // the client address as before
+    }
+
     [Theory]
     [InlineData("""{ "X-Forwarded": "Off" }""", null)]
     [InlineData("""{ "X-Forwarded": "Remove" }""", null)]
