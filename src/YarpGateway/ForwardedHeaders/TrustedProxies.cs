@@ -99,7 +99,7 @@ internal sealed class TrustedProxies : IDisposable
     {
         public ForwardedHeadersOptions Options { get; } = options;
 
-        public ForwardedHeadersMiddleware Forwarding { get; } = new(WithoutOriginalFor(next), loggerFactory, Microsoft.Extensions.Options.Options.Create(options));
+        public ForwardedHeadersMiddleware Forwarding { get; } = new(WithoutOriginalHeaders(next), loggerFactory, Microsoft.Extensions.Options.Options.Create(options));
     }
 
     /// <summary>
@@ -108,7 +108,7 @@ internal sealed class TrustedProxies : IDisposable
     /// backend: its own bookkeeping, not something a backend was told before (nginx's realip module adds nothing of the
     /// kind), and an internal address.
     /// </summary>
-    private static RequestDelegate WithoutOriginalFor(RequestDelegate next) => context =>
+    private static RequestDelegate WithoutOriginalHeaders(RequestDelegate next) => context =>
     {
         var headers = context.Request.Headers;
         headers.Remove(ForwardedHeadersDefaults.XOriginalForHeaderName);
