@@ -11,6 +11,10 @@ internal static class RoutePolicyNames
 
     public static bool IsReservedAuthorization(string name) => Is(name, Default) || Is(name, Anonymous);
 
+    /// <summary>Whether a route with this <c>AuthorizationPolicy</c> authenticates its requests: it names one, and not <c>Anonymous</c>.</summary>
+    public static bool Authenticates([System.Diagnostics.CodeAnalysis.NotNullWhen(true)] string? authorizationPolicy)
+        => !string.IsNullOrEmpty(authorizationPolicy) && !Is(authorizationPolicy, Anonymous);
+
     /// <summary>"a, b" or "none are defined", for error messages.</summary>
     public static string Describe(IEnumerable<string> names)
     {

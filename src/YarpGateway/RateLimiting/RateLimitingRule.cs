@@ -31,8 +31,7 @@ internal sealed class RateLimitingRule(IOptions<GatewayRateLimitingOptions> opti
             return;
         }
 
-        var authorization = route.AuthorizationPolicy;
-        if (policy is not null && PartitionKind.TryParse(policy.PartitionBy, out var kind) && kind.Source == PartitionSource.Claim && (string.IsNullOrEmpty(authorization) || RoutePolicyNames.Is(authorization, RoutePolicyNames.Anonymous)))
+        if (policy is not null && PartitionKind.TryParse(policy.PartitionBy, out var kind) && kind.Source == PartitionSource.Claim && !RoutePolicyNames.Authenticates(route.AuthorizationPolicy))
         {
             errors.Add(new ConfigError(key + ":RateLimiterPolicy",
                 $"policy '{name}' is partitioned by claim '{kind.Name}', and this route does not authenticate, so every request would share one partition; give the route an AuthorizationPolicy, or use a policy partitioned by ClientIp."));

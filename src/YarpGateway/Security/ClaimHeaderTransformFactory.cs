@@ -33,8 +33,7 @@ internal sealed class ClaimHeaderTransformFactory : ITransformFactory
             context.Errors.Add(new ArgumentException($"Transform {HeaderKey}: '{header}' is not a valid header name."));
         }
 
-        var policy = context.Route.AuthorizationPolicy;
-        if (string.IsNullOrEmpty(policy) || RoutePolicyNames.Is(policy, RoutePolicyNames.Anonymous))
+        if (!RoutePolicyNames.Authenticates(context.Route.AuthorizationPolicy))
         {
             context.Errors.Add(new ArgumentException($"Transform {HeaderKey} '{header}' is on a route without authentication, where there is no claim to send; give the route an AuthorizationPolicy."));
         }

@@ -18,7 +18,7 @@ internal sealed class SecurityRule(IConfiguration configuration, IOptions<Gatewa
     public void ValidateRoute(RouteConfig route, string key, ICollection<ConfigError> errors)
     {
         var policy = route.AuthorizationPolicy;
-        var authenticates = !string.IsNullOrEmpty(policy) && !RoutePolicyNames.Is(policy, RoutePolicyNames.Anonymous);
+        var authenticates = RoutePolicyNames.Authenticates(policy);
         if (route.Metadata?.TryGetValue(QueryToken.MetadataKey, out var parameter) == true)
         {
             if (QueryToken.Check(parameter) is { } error)
