@@ -12,6 +12,7 @@ internal static class ForwardedHeadersExtensions
         services.AddSingleton<Yarp.ReverseProxy.Transforms.Builder.ITransformProvider, RealIpTransformProvider>(); // X-Real-IP is the gateway's to say
         services.AddSingleton<Yarp.ReverseProxy.Transforms.Builder.ITransformProvider, ForwardedPrefixTransformProvider>(); // after RealIp's: PathRemovePrefix /api sends X-Forwarded-Prefix: /api
         services.AddSingleton<Yarp.ReverseProxy.Transforms.Builder.ITransformProvider, LocationTransformProvider>(); // a redirect to the backend's own address becomes /path
+        services.AddSingleton<Yarp.ReverseProxy.Transforms.Builder.ITransformProvider, SetCookieTransformProvider>(); // and its cookies' Path and Domain are the client's
         return services;
     }
 

@@ -96,7 +96,7 @@ internal sealed class LocationTransformProvider : RouteTransformProvider
         return from == to ? null : (from, to);
     }
 
-    private static bool StartsWithSegment(string reference, string prefix)
+    internal static bool StartsWithSegment(string reference, string prefix)
         => reference.StartsWith(prefix, StringComparison.OrdinalIgnoreCase)
             && (reference.Length == prefix.Length || prefix.Length == 0 || reference[prefix.Length] is '/' or '?' or '#');
 
@@ -129,11 +129,11 @@ internal sealed class LocationTransformProvider : RouteTransformProvider
     }
 
     /// <summary>The path the backend was sent, as the gateway wrote it.</summary>
-    private static string BackendPath(Uri destination)
+    internal static string BackendPath(Uri destination)
         => RequestFiltering.PathAsSentTransformProvider.PathOf(destination.OriginalString) is { IsEmpty: false } path ? path.ToString() : "/";
 
     /// <summary>The request's path as the client sent it (origin form, no query); null when there is none to read.</summary>
-    private static string? ClientPath(HttpContext context)
+    internal static string? ClientPath(HttpContext context)
     {
         if (context.Features.Get<Microsoft.AspNetCore.Http.Features.IHttpRequestFeature>()?.RawTarget is not { } raw)
         {
