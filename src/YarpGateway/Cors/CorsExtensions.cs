@@ -16,6 +16,7 @@ internal static class CorsExtensions
         services.AddSingleton<CorsRule>();
         services.AddSingleton<CorsMetrics>();
         services.AddSingleton<WebSocketOriginCheck>();
+        services.AddSingleton<RefusedBeforeRouting>();
         services.AddSingleton<IProxyConfigRule>(sp => sp.GetRequiredService<CorsRule>());
         return services;
     }
@@ -37,6 +38,7 @@ internal static class CorsExtensions
                 branch.UseCors();
                 branch.Use(next => context => origins.InvokeAsync(context, next));
             });
+            app.Use(RefusedBeforeRouting.EndAfterCors); // a request the global limit refused, carried here for its CORS headers, ends
         }
     }
 }

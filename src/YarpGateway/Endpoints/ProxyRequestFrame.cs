@@ -13,7 +13,8 @@ namespace YarpGateway.Endpoints;
 /// <item>counting it in flight (and an upgrade as an upgraded connection, for its life): <see cref="TrafficCounters"/>;</item>
 /// <item>admission: the upgrade rate for upgrades, the global concurrency limit for the rest, whose slot
 /// it holds until the request ends (a request for a stream, until its response starts: <see cref="RequestAdmission.Settle"/>):
-/// <see cref="UpgradeAdmission"/>, <see cref="RequestAdmission"/>;</item>
+/// <see cref="UpgradeAdmission"/>, <see cref="RequestAdmission"/>; a browser's request refused goes on to its route's
+/// CORS policy for its headers, and no further (<see cref="Cors.RefusedBeforeRouting"/>);</item>
 /// <item>a request past its connection's first, counted for the adaptive connection rate: <see cref="EstablishedRequests"/>;</item>
 /// <item>a proxied request's duration (<c>gateway.proxy.request.duration</c>) and final error, or the status of a request
 /// answered without reaching a proxy route (<c>gateway.requests.not_proxied</c>): <see cref="RequestMetrics"/>, <see cref="ProxyErrorLog"/>.</item>
@@ -33,6 +34,7 @@ internal sealed class ProxyRequestFrame(
     RequestMetrics metrics,
     ProxyErrorLog errors,
     EstablishedRequests established,
+    Cors.RefusedBeforeRouting refused,
     TimeProvider timeProvider) : IRelayedRequestEnd, IProxiedRequestEnd
 {
     public Func<RequestDelegate, RequestDelegate> Middleware => next => context => InvokeAsync(context, next);
@@ -70,7 +72,7 @@ internal sealed class ProxyRequestFrame(
             if (!admission.Settle(context, global, result, out lease))
             {
                 traffic.RequestEnded(context, upgrade);
-                return Task.CompletedTask;
+                return refused.CarryToCors(context) ? next(context) : Task.CompletedTask;
             }
         }
 
@@ -93,6 +95,11 @@ internal sealed class ProxyRequestFrame(
         if (!admission.Settle(context, global, result, out var held))
         {
             traffic.RequestEnded(context, upgrade: false);
+            if (refused.CarryToCors(context))
+            {
+                await next(context);
+            }
+
             return;
         }
 

@@ -64,6 +64,57 @@ public class CorsTests
         Assert.Contains(gateway.Logs.Lines, l => l.Contains("[WebSocketOriginRefused]", StringComparison.Ordinal) && l.Contains("'https://evil.example'", StringComparison.Ordinal));
     }
 
+    /// <summary>
+    /// The global limit refuses before routing: its 503 had no CORS header, and a browser hid it from the page (a network
+    /// error where a route limit's 503 gave the status). A browser's request now gets its route's headers, and goes no
+    /// further: no 401 for a missing token, nothing to the backend.
+    /// </summary>
+    [Fact]
+    public async Task ARequestTheGlobalLimitRefuses_GetsItsRoutesCorsHeaders_AndGoesNoFurther()
+    {
+        var tokens = new TestTokens();
+        await using var backend = await TestBackend.StartAsync("a");
+        var config = ProxyConfigJson.CatchAll("RoundRobin", (backend, null));
+        config["ReverseProxy"]!["Routes"]!["all"]!["CorsPolicy"] = "web";
+        config["ReverseProxy"]!["Routes"]!["all"]!["AuthorizationPolicy"] = "Default";
+        config["Authentication"] = tokens.Section();
+        config["Gateway"] = JsonNode.Parse($$"""{ "Cors": { "Policies": { "web": { "Origins": [ "{{App}}" ] } } } }""");
+        await using var gateway = await GatewayUnderTest.StartAsync(config, "--Gateway:Admission:Global:MaxConcurrency=1", "--Gateway:Admission:Global:MaxQueue=0");
+        using var client = gateway.CreateProxyClient();
+        using var hold = new HttpRequestMessage(HttpMethod.Get, "/hold");
+        hold.Headers.Authorization = new("Bearer", tokens.Mint());
+        var held = client.SendAsync(hold);
+        Assert.True(await Eventually.TrueAsync(() => backend.Held == 1, TimeSpan.FromSeconds(10)));
+
+        foreach (var (origin, allowed) in new[] { (App, true), ("https://evil.example.com", false), (null, false) })
+        {
+            using var request = new HttpRequestMessage(HttpMethod.Get, "/x");
+            if (origin is not null)
+            {
+                request.Headers.Add("Origin", origin);
+            }
+
+            using var refused = await client.SendAsync(request);
+            Assert.Equal(HttpStatusCode.ServiceUnavailable, refused.StatusCode); // not 401: refused before the token is read
+            Assert.True(refused.Headers.RetryAfter is not null);
+            Assert.Equal(allowed, refused.Headers.Contains("Access-Control-Allow-Origin")); // it was false for the page's own origin
+        }
+
+        // A preflight is the policy's to answer, so that the browser sends the request and sees its 503.
+        using (var preflight = await client.SendAsync(Preflight(App, "GET")))
+        {
+            Assert.Equal(HttpStatusCode.NoContent, preflight.StatusCode);
+            Assert.Equal(App, Assert.Single(preflight.Headers.GetValues("Access-Control-Allow-Origin")));
+            Assert.Null(preflight.Headers.RetryAfter);
+        }
+
+        Assert.Equal(1, backend.Requests);
+        Assert.Equal(4, gateway.Counter("gateway.admission.rejected|limit=global|name=global|reason=queue_full"));
+        backend.Gate.SetResult();
+        using var first = await held.WaitAsync(TimeSpan.FromSeconds(10));
+        Assert.Equal(HttpStatusCode.OK, first.StatusCode);
+    }
+
     [Theory]
     [InlineData("https://gw.example", "gw.example", true)]
     [InlineData("https://GW.example", "gw.example:443", true)]
