@@ -5,7 +5,7 @@ namespace YarpGateway.ForwardedHeaders;
 /// <see cref="KnownNetworks"/> or <see cref="KnownProxies"/>, the last address of <c>X-Forwarded-For</c>
 /// becomes the client address (for <c>PartitionBy: ClientIp</c>, logs and the <c>X-Forwarded-For</c>
 /// the backend gets); from anyone else the header is ignored, and the client-address headers CDNs set
-/// (<c>True-Client-IP</c> and the like, <see cref="ClientAddressClaims"/>) are removed. Reloads: a change applies to
+/// (<c>True-Client-IP</c> and the like, <see cref="ProxyClaims"/>) are removed. Reloads: a change applies to
 /// the next request (<see cref="TrustedProxies"/>); an invalid one is rejected and the last good value kept.
 /// Default: nobody trusted, and no forwarded-headers middleware runs (ASP.NET Core's own default trusts
 /// loopback; the gateway does not).

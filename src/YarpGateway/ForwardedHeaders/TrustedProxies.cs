@@ -9,8 +9,8 @@ namespace YarpGateway.ForwardedHeaders;
 /// <summary>
 /// The peers trusted under <c>Gateway:ForwardedHeaders</c>, as last applied (the section reloads: a CDN's new range added
 /// to <c>KnownNetworks</c> applies to the next request, without a restart), and the one middleware that acts on them, early
-/// on the proxy endpoint before anything reads the client address: a client's own claims of an address are removed unless
-/// its peer is trusted (<see cref="ClientAddressClaims"/>), then, only when some peer is trusted, ASP.NET Core's
+/// on the proxy endpoint before anything reads the client address: a client's own claims of an address, a scheme or a port
+/// are removed unless its peer is trusted (<see cref="ProxyClaims"/>), then, only when some peer is trusted, ASP.NET Core's
 /// forwarded-headers middleware reads <c>X-Forwarded-For</c>, built anew for each applied value (it takes its options once).
 /// With nobody trusted, a request costs one read of a field and the claims' look-ups.
 /// </summary>
@@ -44,7 +44,7 @@ internal sealed class TrustedProxies : IDisposable
     private Task InvokeAsync(HttpContext context)
     {
         var trusted = _trusted;
-        ClientAddressClaims.RemoveUnlessTrusted(context, trusted?.Options);
+        ProxyClaims.RemoveUnlessTrusted(context, trusted?.Options);
         return trusted is null ? _next!(context) : trusted.Forwarding.Invoke(context);
     }
 

@@ -146,15 +146,20 @@ public class RealIpTests
         Assert.False(backend.RequestHeaders.Last().ContainsKey("True-Client-IP"));
     }
 
+    // The client's address, and the scheme and port it used (X-Forwarded-Port: a client's own went into the absolute URLs
+    // backends build, and so into every cached copy of the page).
     private static readonly (string Name, string Value)[] Claims =
-        [.. YarpGateway.ForwardedHeaders.ClientAddressClaims.HeaderNames.Select(name => (name, "6.6.6.6"))];
+    [
+        .. YarpGateway.ForwardedHeaders.ProxyClaims.ClientAddressHeaderNames.Select(name => (name, "6.6.6.6")),
+        ("X-Forwarded-Port", "1"), ("X-Forwarded-Ssl", "on"), ("X-Forwarded-Scheme", "https"), ("X-Forwarded-Protocol", "ssl"), ("Front-End-Https", "on"),
+    ];
 
     [Theory]
     [InlineData("1.1", null)]
     [InlineData("2.0", null)]
     [InlineData("1.1", """{ "KnownProxies": [ "10.1.2.3" ] }""")]
     [InlineData("2.0", """{ "KnownNetworks": [ "10.0.0.0/8" ] }""")]
-    public async Task AddressClaims_FromAPeerNobodyTrusts_AreRemoved(string version, string? forwarded)
+    public async Task ProxyClaims_FromAPeerNobodyTrusts_AreRemoved(string version, string? forwarded)
     {
         await using var backend = await TestBackend.StartAsync("b");
         await using var gateway = await GatewayUnderTest.StartAsync(Config(backend, forwarded: forwarded));
@@ -168,7 +173,7 @@ public class RealIpTests
     [Theory]
     [InlineData("1.1", """{ "KnownProxies": [ "127.0.0.1" ] }""")]
     [InlineData("2.0", """{ "KnownNetworks": [ "127.0.0.0/8" ] }""")]
-    public async Task AddressClaims_FromATrustedPeer_PassUnchanged_EvenWhenItsXForwardedForNamesTheClient(string version, string forwarded)
+    public async Task ProxyClaims_FromATrustedPeer_PassUnchanged_EvenWhenItsXForwardedForNamesTheClient(string version, string forwarded)
     {
         await using var backend = await TestBackend.StartAsync("b");
         await using var gateway = await GatewayUnderTest.StartAsync(Config(backend, forwarded: forwarded));
@@ -176,7 +181,7 @@ public class RealIpTests
         // The forwarded-headers middleware makes 198.51.100.8 the client address; the peer that vouches is still 127.0.0.1.
         var headers = await SendAsync(gateway, backend, Version.Parse(version), [.. Claims, ("X-Forwarded-For", "198.51.100.8")]);
 
-        Assert.All(Claims, claim => Assert.Equal("6.6.6.6", headers.GetValueOrDefault(claim.Name)));
+        Assert.All(Claims, claim => Assert.Equal(claim.Value, headers.GetValueOrDefault(claim.Name)));
         Assert.Equal("198.51.100.8", headers["X-Real-IP"]);
     }
 
@@ -209,7 +214,7 @@ public class RealIpTests
         options.KnownProxies.Add(IPAddress.Parse("127.0.0.1"));
         options.KnownIPNetworks.Add(System.Net.IPNetwork.Parse("10.0.0.0/8"));
 
-        Assert.Equal(trusted, YarpGateway.ForwardedHeaders.ClientAddressClaims.IsTrusted(options, IPAddress.Parse(peer)));
-        Assert.False(YarpGateway.ForwardedHeaders.ClientAddressClaims.IsTrusted(null, IPAddress.Parse(peer))); // nobody trusted
+        Assert.Equal(trusted, YarpGateway.ForwardedHeaders.ProxyClaims.IsTrusted(options, IPAddress.Parse(peer)));
+        Assert.False(YarpGateway.ForwardedHeaders.ProxyClaims.IsTrusted(null, IPAddress.Parse(peer))); // nobody trusted
     }
 }
