@@ -15,7 +15,8 @@ namespace YarpGateway.Resilience;
 /// runs load balancing again over the destinations that have not failed this request. A Polly.Core
 /// retry pipeline supplies exponential backoff with jitter; <see cref="ShouldRetry"/> adds the rules:
 /// only repeatable requests, only before the response starts, only within the cluster's retry budget.
-/// After the last attempt, a timeout becomes a 504 whose body names the timeout.
+/// After the last attempt, a timeout becomes a 504 whose body names the timeout, and YARP's own 502 or 503 gets a body naming
+/// its cause (<see cref="ForwardingFailure"/>).
 /// </summary>
 internal sealed partial class ProxyRetryMiddleware(
     ReloadableOptions<ResilienceOptions> options,
@@ -210,6 +211,13 @@ internal sealed partial class ProxyRetryMiddleware(
             };
         if (kind is null)
         {
+            if (attempt.LastFailure is AttemptFailure.ConnectFailure or AttemptFailure.ConnectionReset or AttemptFailure.Other
+                && ForwardingFailure(context) is { } said)
+            {
+                context.Response.ContentType = "text/plain; charset=utf-8";
+                await context.Response.WriteAsync(said, CancellationToken.None);
+            }
+
             return;
         }
 
@@ -231,6 +239,31 @@ internal sealed partial class ProxyRetryMiddleware(
             context.Response.ContentType = "text/plain; charset=utf-8";
             await context.Response.WriteAsync($"gateway: {kind} timeout\n", CancellationToken.None);
         }
+    }
+
+    /// <summary>
+    /// What the body of the gateway's own 502 or 503 says, when YARP answered one for a forwarding error and nothing of it has
+    /// gone out: it had none, and a client (or an operator with curl) could not tell it from a backend's own 502, where nginx,
+    /// HAProxy and Envoy each name the cause. The category only: the log line names the destination and the exception.
+    /// Null for anything else (a backend's own status, a client that went away, a response that started).
+    /// </summary>
+    internal static string? ForwardingFailure(HttpContext context)
+    {
+        if (context.Response.HasStarted || context.RequestAborted.IsCancellationRequested
+            || context.Response.StatusCode is not (StatusCodes.Status502BadGateway or StatusCodes.Status503ServiceUnavailable)
+            || context.Features.Get<Yarp.ReverseProxy.Forwarder.IForwarderErrorFeature>() is not { } error)
+        {
+            return null;
+        }
+
+        return error.Error switch
+        {
+            Yarp.ReverseProxy.Forwarder.ForwarderError.NoAvailableDestinations => "gateway: no backend of this route is available (none healthy, or all ejected after failures)\n",
+            Yarp.ReverseProxy.Forwarder.ForwarderError.Request when RetryAttempt.ClassifyTransport(error.Exception) == AttemptFailure.ConnectFailure => "gateway: the backend could not be reached\n",
+            Yarp.ReverseProxy.Forwarder.ForwarderError.Request or Yarp.ReverseProxy.Forwarder.ForwarderError.ResponseHeaders => "gateway: the backend sent no usable answer (its connection failed, or the answer was malformed)\n",
+            Yarp.ReverseProxy.Forwarder.ForwarderError.RequestBodyDestination => "gateway: the backend stopped reading the request's body\n",
+            _ => null,
+        };
     }
 
     private static string Reason(RetryAttempt attempt) => attempt.LastFailure switch

@@ -186,4 +186,39 @@ public class ProxyErrorTests
 
         Assert.DoesNotContain(gateway.Logs.Lines, l => l.Contains("ApplicationError", StringComparison.Ordinal) || l.Contains("Proxy error", StringComparison.Ordinal));
     }
+
+    /// <summary>
+    /// The gateway's own 502 and 503 had no body: a client, or an operator with curl, could not tell one from a backend's
+    /// own (nginx, HAProxy and Envoy each name the cause). A backend's own answer passes as it came.
+    /// </summary>
+    [Fact]
+    public async Task TheGatewaysOwn502And503_SayWhy_ABackendsOwnPassesAsItCame()
+    {
+        await using var backend = await TestBackend.StartAsync("b");
+        var config = JsonNode.Parse($$"""
+        { "ReverseProxy": {
+            "Routes": {
+              "dead": { "ClusterId": "dead", "Match": { "Path": "/dead/{**rest}" } },
+              "drained": { "ClusterId": "drained", "Match": { "Path": "/drained/{**rest}" } },
+              "live": { "ClusterId": "live", "Match": { "Path": "/{**rest}" } } },
+            "Clusters": {
+              "dead": { "Destinations": { "d": { "Address": "http://127.0.0.1:{{LoopbackPort.Unused()}}/" } } },
+              "drained": { "Destinations": { "d": { "Address": "{{backend.Address}}", "Metadata": { "Weight": "0" } } } },
+              "live": { "Destinations": { "d": { "Address": "{{backend.Address}}" } } } } } }
+        """)!;
+        await using var gateway = await GatewayUnderTest.StartAsync(config);
+        using var client = gateway.CreateProxyClient();
+
+        async Task<(HttpStatusCode Status, string Body)> SendAsync(HttpMethod method, string path)
+        {
+            using var response = await client.SendAsync(new HttpRequestMessage(method, path) { Content = method == HttpMethod.Post ? new StringContent("x") : null });
+            return (response.StatusCode, await response.Content.ReadAsStringAsync());
+        }
+
+        Assert.Equal((HttpStatusCode.BadGateway, "gateway: the backend could not be reached\n"), await SendAsync(HttpMethod.Get, "/dead/x"));
+        Assert.Equal((HttpStatusCode.ServiceUnavailable, "gateway: no backend of this route is available (none healthy, or all ejected after failures)\n"), await SendAsync(HttpMethod.Get, "/drained/x"));
+        Assert.Equal((HttpStatusCode.BadGateway, "gateway: the backend sent no usable answer (its connection failed, or the answer was malformed)\n"), await SendAsync(HttpMethod.Post, "/reset"));
+        Assert.Equal((HttpStatusCode.BadGateway, string.Empty), await SendAsync(HttpMethod.Post, "/answer-at-head/502")); // the backend's own
+        Assert.Equal((HttpStatusCode.ServiceUnavailable, string.Empty), await SendAsync(HttpMethod.Post, "/answer-at-head/503"));
+    }
 }
