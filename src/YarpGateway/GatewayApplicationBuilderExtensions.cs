@@ -128,6 +128,7 @@ internal static class GatewayApplicationBuilderExtensions
         // Route policies, each only when configured: CORS answers preflights (no token), then
         // authorization (401/403), rate limits (429, may partition by claim), the output cache.
         app.UseGatewayCors();
+        app.Use(NoRouteMatched.Middleware); // 404 that says it is the gateway's, not a backend's (after CORS: a refusal carried there ends there)
         app.UseGatewayAuthorization();
         app.UseGatewayRateLimiting();
         app.UseGatewayOutputCache();

@@ -221,4 +221,35 @@ public class ProxyErrorTests
         Assert.Equal((HttpStatusCode.BadGateway, string.Empty), await SendAsync(HttpMethod.Post, "/answer-at-head/502")); // the backend's own
         Assert.Equal((HttpStatusCode.ServiceUnavailable, string.Empty), await SendAsync(HttpMethod.Post, "/answer-at-head/503"));
     }
+
+    /// <summary>ASP.NET Core's 404 for a request no route matches was empty, like a backend's own 404 with no body.</summary>
+    [Fact]
+    public async Task ARequestNoRouteMatches_Gets404SayingSo_ABackendsOwn404PassesAsItCame()
+    {
+        await using var backend = await TestBackend.StartAsync("b");
+        var config = JsonNode.Parse($$"""
+        { "ReverseProxy": {
+            "Routes": {
+              "shop": { "ClusterId": "c", "Match": { "Path": "/{**rest}", "Hosts": [ "shop.example" ] } },
+              "reads": { "ClusterId": "c", "Match": { "Path": "/reads/{**rest}", "Methods": [ "GET" ] } } },
+            "Clusters": { "c": { "Destinations": { "d": { "Address": "{{backend.Address}}" } } } } } }
+        """)!;
+        await using var gateway = await GatewayUnderTest.StartAsync(config);
+        using var client = gateway.CreateProxyClient();
+
+        async Task<(HttpStatusCode Status, string Body)> SendAsync(HttpMethod method, string path, string host)
+        {
+            using var request = new HttpRequestMessage(method, path) { Content = method == HttpMethod.Post ? new StringContent("x") : null };
+            request.Headers.Host = host;
+            using var response = await client.SendAsync(request);
+            return (response.StatusCode, await response.Content.ReadAsStringAsync());
+        }
+
+        Assert.Equal((HttpStatusCode.NotFound, YarpGateway.Endpoints.NoRouteMatched.Body), await SendAsync(HttpMethod.Get, "/x", "other.example"));
+        Assert.Equal((HttpStatusCode.NotFound, "gateway: no route matches this request\n"), await SendAsync(HttpMethod.Get, "/x", "www.shop.example"));
+        Assert.Equal((HttpStatusCode.NotFound, string.Empty), await SendAsync(HttpMethod.Post, "/answer-at-head/404", "shop.example")); // the backend's own
+        Assert.Equal((HttpStatusCode.NotFound, YarpGateway.Endpoints.NoRouteMatched.Body), await SendAsync(HttpMethod.Post, "/reads/x", "other.example")); // a method the route does not list: no route, as before (an empty 404)
+        Assert.Equal(1, backend.Requests); // the one to the backend
+        Assert.Equal(3, gateway.Counter("gateway.requests.not_proxied|status=404"));
+    }
 }
