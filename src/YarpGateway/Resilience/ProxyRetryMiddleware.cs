@@ -214,6 +214,7 @@ internal sealed partial class ProxyRetryMiddleware(
             if (attempt.LastFailure is AttemptFailure.ConnectFailure or AttemptFailure.ConnectionReset or AttemptFailure.Other
                 && ForwardingFailure(context) is { } said)
             {
+                context.Response.Headers.CacheControl = "no-store"; // a cache in front must not keep an outage's answer
                 context.Response.ContentType = "text/plain; charset=utf-8";
                 await context.Response.WriteAsync(said, CancellationToken.None);
             }
@@ -236,6 +237,7 @@ internal sealed partial class ProxyRetryMiddleware(
         {
             context.Response.Clear();
             context.Response.StatusCode = StatusCodes.Status504GatewayTimeout;
+            context.Response.Headers.CacheControl = "no-store";
             context.Response.ContentType = "text/plain; charset=utf-8";
             await context.Response.WriteAsync($"gateway: {kind} timeout\n", CancellationToken.None);
         }

@@ -212,7 +212,9 @@ public class ProxyErrorTests
         async Task<(HttpStatusCode Status, string Body)> SendAsync(HttpMethod method, string path)
         {
             using var response = await client.SendAsync(new HttpRequestMessage(method, path) { Content = method == HttpMethod.Post ? new StringContent("x") : null });
-            return (response.StatusCode, await response.Content.ReadAsStringAsync());
+            var body = await response.Content.ReadAsStringAsync();
+            Assert.Equal(body.Length > 0, response.Headers.CacheControl?.NoStore == true); // the gateway's own: no cache in front keeps it
+            return (response.StatusCode, body);
         }
 
         Assert.Equal((HttpStatusCode.BadGateway, "gateway: the backend could not be reached\n"), await SendAsync(HttpMethod.Get, "/dead/x"));

@@ -497,6 +497,7 @@ public class ResilienceTests
 
         Assert.Equal(HttpStatusCode.GatewayTimeout, response.StatusCode);
         Assert.Equal("gateway: connect timeout\n", await response.Content.ReadAsStringAsync());
+        Assert.True(response.Headers.CacheControl?.NoStore); // a cache in front must not keep an outage's answer
         Assert.InRange(elapsed, TimeSpan.FromSeconds(0.4), TimeSpan.FromSeconds(3));
         Assert.Equal(1, gateway.Counter("gateway.proxy.timeouts|cluster=c1|kind=connect"));
     }
