@@ -76,6 +76,14 @@ internal static class GatewayApplicationBuilderExtensions
             _ = app.Services.GetRequiredService<IOptionsMonitor<JwtBearerOptions>>().Get(BearerAuthentication.Scheme);
         }
 
+        // The optional HttpsRedirect endpoint: plain HTTP, every request sent to https; nothing else, never the proxy. Only when
+        // configured, so that no other gateway pays for the look at each request's endpoint.
+        if (app.Configuration.GetSection($"{GatewayKestrelSetup.EndpointsSection}:{GatewayKestrelSetup.HttpsRedirectEndpointName}").Exists())
+        {
+            var answer = HttpsRedirect.Answer(app.Services.GetRequiredService<IOptions<HttpsRedirectOptions>>().Value.Port);
+            app.MapWhen(static context => GatewayEndpointTag.Of(context) == GatewayEndpointKind.HttpsRedirect, redirect => redirect.Run(answer));
+        }
+
         // Management endpoint: health probes and metrics, nothing else, never the proxy.
         app.MapWhen(
             static context => GatewayEndpointTag.Of(context) == GatewayEndpointKind.Management,

@@ -39,6 +39,7 @@ internal static class GatewayServiceCollectionExtensions
         GatewaySection.Of<DiscoveryOptions>(DiscoveryOptions.SectionName),
         GatewaySection.Of<GatewayForwardedHeadersOptions>(GatewayForwardedHeadersOptions.SectionName),
         GatewaySection.Of<HealthOptions>(HealthOptions.SectionName),
+        GatewaySection.Of<HttpsRedirectOptions>(HttpsRedirectOptions.SectionName),
         GatewaySection.Of<Http2Options>(Http2Options.SectionName),
         GatewaySection.Of<MemoryOptions>(MemoryOptions.SectionName),
         GatewaySection.Of<GatewayOutputCacheOptions>(GatewayOutputCacheOptions.SectionName),
@@ -77,6 +78,8 @@ internal static class GatewayServiceCollectionExtensions
         services.AddOptions<TransportOptions>().Bind(builder.Configuration.GetSection(TransportOptions.SectionName));
         services.AddOptions<Http2Options>().Bind(builder.Configuration.GetSection(Http2Options.SectionName));
         services.AddSingleton<IValidateOptions<Http2Options>, Http2OptionsValidator>();
+        services.AddOptions<HttpsRedirectOptions>().Bind(builder.Configuration.GetSection(HttpsRedirectOptions.SectionName));
+        services.AddSingleton<IValidateOptions<HttpsRedirectOptions>, HttpsRedirectOptionsValidator>();
         services.AddSingleton<IValidateOptions<TransportOptions>, TransportOptionsValidator>();
         services.AddSingleton<IConfigureOptions<SocketTransportOptions>, SocketTransportSetup>();
 

@@ -6,7 +6,8 @@ using Microsoft.Extensions.Options;
 namespace YarpGateway.Endpoints;
 
 /// <summary>
-/// Binds the two named endpoints from <c>Kestrel:Endpoints</c> (standard Kestrel configuration),
+/// Binds the two named endpoints from <c>Kestrel:Endpoints</c> (standard Kestrel configuration), and the optional
+/// <c>HttpsRedirect</c> one,
 /// tags their connections, and turns on h2c prior knowledge for a cleartext Proxy endpoint that
 /// allows both HTTP/1.1 and HTTP/2. Endpoint changes need a restart: Kestrel's own reload of its
 /// section is turned off, because a config file saved half-written reads as empty and would
@@ -17,6 +18,7 @@ internal sealed partial class GatewayKestrelSetup(IConfiguration configuration, 
 {
     public const string ProxyEndpointName = "Proxy";
     public const string ManagementEndpointName = "Management";
+    public const string HttpsRedirectEndpointName = "HttpsRedirect";
     public const string EndpointsSection = "Kestrel:Endpoints";
     public const string LimitsSection = "Kestrel:Limits";
 
@@ -103,8 +105,25 @@ internal sealed partial class GatewayKestrelSetup(IConfiguration configuration, 
                     GatewayEndpointTag.Set(connection, GatewayEndpointKind.Management);
                     return next(connection);
                 });
+            })
+            .Endpoint(HttpsRedirectEndpointName, endpoint =>
+            {
+                listeners.Add(GatewayEndpointKind.HttpsRedirect, endpoint.ListenOptions);
+                endpoint.ListenOptions.Use(HttpsRedirect.ConnectionCap(IntOr(HttpsRedirectOptions.SectionName + ":MaxConnections", new HttpsRedirectOptions().MaxConnections)));
+                endpoint.ListenOptions.Use(next => connection =>
+                {
+                    GatewayEndpointTag.Set(connection, GatewayEndpointKind.HttpsRedirect);
+                    return next(connection);
+                });
+                var port = IntOr(HttpsRedirectOptions.SectionName + ":Port", new HttpsRedirectOptions().Port);
+                Log.HttpsRedirectServed(logger, endpoint.ConfigSection["Url"], port == 443 ? string.Empty : ":" + port.ToString(System.Globalization.CultureInfo.InvariantCulture));
             });
     }
+
+    // A value that does not convert is start-up's error to list (StartupChecks); the binder's exception here would end the
+    // start with a stack trace.
+    private int IntOr(string key, int fallback)
+        => int.TryParse(configuration[key], System.Globalization.NumberStyles.Integer, System.Globalization.CultureInfo.InvariantCulture, out var value) ? value : fallback;
 
     /// <summary>An HTTPS endpoint's certificate files, watched for renewal (not with SNI, whose certificates Kestrel picks per name).</summary>
     private void WatchCertificate(string name, Microsoft.AspNetCore.Server.Kestrel.EndpointConfiguration endpoint)
@@ -203,12 +222,13 @@ internal sealed partial class GatewayKestrelSetup(IConfiguration configuration, 
         var defaults = configuration.GetSection(EndpointDefaultsSection);
         foreach (var endpoint in configuration.GetSection(EndpointsSection).GetChildren())
         {
-            if (!endpoint.Key.Equals(ProxyEndpointName, StringComparison.OrdinalIgnoreCase) && !endpoint.Key.Equals(ManagementEndpointName, StringComparison.OrdinalIgnoreCase))
+            if (!endpoint.Key.Equals(ProxyEndpointName, StringComparison.OrdinalIgnoreCase) && !endpoint.Key.Equals(ManagementEndpointName, StringComparison.OrdinalIgnoreCase)
+                && !endpoint.Key.Equals(HttpsRedirectEndpointName, StringComparison.OrdinalIgnoreCase))
             {
                 // Kestrel bound it and proxied every request there, past what only the Proxy endpoint's connections go
                 // through (tried: "Extra" on :9000 answered proxied requests, /healthz/live included, without a word).
                 yield return new Configuration.ConfigError(endpoint.Path,
-                    $"the gateway serves two endpoints, {ProxyEndpointName} (proxied traffic) and {ManagementEndpointName} (probes, /metrics, /status); Kestrel would listen on '{endpoint["Url"]}' for '{endpoint.Key}' "
+                    $"the gateway serves two endpoints, {ProxyEndpointName} (proxied traffic) and {ManagementEndpointName} (probes, /metrics, /status), and optionally {HttpsRedirectEndpointName} (plain HTTP redirected to https); Kestrel would listen on '{endpoint["Url"]}' for '{endpoint.Key}' "
                     + "and proxy requests there past connection admission, the open-connection limits and the PROXY protocol, which only the Proxy endpoint's connections go through. Remove it; for TLS, give the Proxy endpoint an https:// Url.");
             }
 
@@ -248,6 +268,51 @@ internal sealed partial class GatewayKestrelSetup(IConfiguration configuration, 
         {
             yield return new Configuration.ConfigError($"{EndpointsSection}:{ManagementEndpointName}:Url",
                 $"'{management}' is the Proxy endpoint's port too ({port}, '{proxy}'): the two endpoints need ports of their own.");
+        }
+
+        foreach (var error in HttpsRedirectErrors(configuration, proxy, management))
+        {
+            yield return error;
+        }
+    }
+
+    /// <summary>
+    /// The optional <c>HttpsRedirect</c> endpoint answers plain HTTP (an https:// Url would need a certificate to say "use
+    /// https"), only beside a Proxy endpoint that serves https (else it would send every client to an address nothing
+    /// answers), and on a port of its own.
+    /// </summary>
+    private static IEnumerable<Configuration.ConfigError> HttpsRedirectErrors(IConfiguration configuration, string? proxy, string? management)
+    {
+        var section = configuration.GetSection($"{EndpointsSection}:{HttpsRedirectEndpointName}");
+        if (!section.Exists())
+        {
+            yield break;
+        }
+
+        var key = section.Path + ":Url";
+        var url = section["Url"];
+        if (string.IsNullOrWhiteSpace(url))
+        {
+            yield return new Configuration.ConfigError(key, $"the {HttpsRedirectEndpointName} endpoint needs a URL, e.g. http://*:8080 (or remove the section).");
+            yield break;
+        }
+
+        if (!url.StartsWith("http://", StringComparison.OrdinalIgnoreCase))
+        {
+            yield return new Configuration.ConfigError(key, $"'{url}': the {HttpsRedirectEndpointName} endpoint answers plain HTTP, to send it to https; give it an http:// Url.");
+        }
+
+        if (proxy is not null && !proxy.StartsWith("https://", StringComparison.OrdinalIgnoreCase))
+        {
+            yield return new Configuration.ConfigError(key, $"the Proxy endpoint ('{proxy}') does not serve https, so every request would be sent to an address nothing answers; give the Proxy endpoint an https:// Url, or remove the {HttpsRedirectEndpointName} endpoint (behind a load balancer that ends TLS, the load balancer redirects).");
+        }
+
+        foreach (var (other, name) in new[] { (proxy, ProxyEndpointName), (management, ManagementEndpointName) })
+        {
+            if (SamePort(other, url) is { } port)
+            {
+                yield return new Configuration.ConfigError(key, $"'{url}' is the {name} endpoint's port too ({port}, '{other}'): each endpoint needs a port of its own.");
+            }
         }
     }
 
@@ -515,6 +580,9 @@ internal sealed partial class GatewayKestrelSetup(IConfiguration configuration, 
 
         [LoggerMessage(2, LogLevel.Information, "Proxy endpoint {Url} serves HTTP/1.1 and HTTP/2 with prior knowledge (h2c) on one port. Kestrel's warning that HTTP/2 is not enabled for it is wrong; it comes because Kestrel:Endpoints:Proxy:Protocols is set, and goes if that key is left out.", EventName = "CleartextHttp2KestrelWarning")]
         public static partial void CleartextHttp2KestrelWarns(ILogger logger, string? url);
+
+        [LoggerMessage(4, LogLevel.Information, "HTTPS redirect endpoint {Url} answers every request with 308 to https://<its host>{Port}<its path and query>; nothing is proxied there.", EventName = "HttpsRedirectServed")]
+        public static partial void HttpsRedirectServed(ILogger logger, string? url, string port);
 
         [LoggerMessage(3, LogLevel.Warning, "Kestrel:Endpoints:{Endpoint}:Sni names {Names} and no '*': a TLS client that asks for another name, or for none (one that connects by IP address), is refused during the handshake. Add a \"*\" entry to serve them the endpoint's certificate.", EventName = "SniWithoutFallback")]
         public static partial void SniWithoutFallback(ILogger logger, string endpoint, string names);

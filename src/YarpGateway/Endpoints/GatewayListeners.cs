@@ -4,17 +4,23 @@ using Microsoft.AspNetCore.Server.Kestrel.Core;
 namespace YarpGateway.Endpoints;
 
 /// <summary>
-/// The listen options of the Proxy and Management endpoints, captured while Kestrel is configured.
+/// The listen options of the Proxy and Management endpoints (and the optional HttpsRedirect one), captured while Kestrel is configured.
 /// After start-up their endpoints carry the bound ports (useful with port 0 and for logging).
 /// </summary>
 internal sealed class GatewayListeners
 {
     private readonly List<ListenOptions> _proxy = [];
     private readonly List<ListenOptions> _management = [];
+    private readonly List<ListenOptions> _httpsRedirect = [];
 
     public void Add(GatewayEndpointKind kind, ListenOptions options)
     {
-        var list = kind == GatewayEndpointKind.Proxy ? _proxy : _management;
+        var list = kind switch
+        {
+            GatewayEndpointKind.Proxy => _proxy,
+            GatewayEndpointKind.HttpsRedirect => _httpsRedirect,
+            _ => _management,
+        };
         lock (list)
         {
             list.Add(options);
@@ -24,6 +30,8 @@ internal sealed class GatewayListeners
     public IReadOnlyList<EndPoint> ProxyEndPoints => Snapshot(_proxy);
 
     public IReadOnlyList<EndPoint> ManagementEndPoints => Snapshot(_management);
+
+    public IReadOnlyList<EndPoint> HttpsRedirectEndPoints => Snapshot(_httpsRedirect);
 
     /// <summary>The HTTP versions each Proxy listener serves, as Kestrel binds them.</summary>
     public IReadOnlyList<HttpProtocols> ProxyProtocols
@@ -41,7 +49,7 @@ internal sealed class GatewayListeners
     /// Whether Kestrel is binding <paramref name="endpoint"/> for the Proxy endpoint: one of its listen
     /// options' own endpoint, or (Kestrel binds <c>localhost</c> as a copy per loopback address) a
     /// loopback address on the port of a loopback Proxy endpoint. Anything that could be the
-    /// Management endpoint's is not.
+    /// Management or HttpsRedirect endpoint's is not.
     /// </summary>
     public bool IsProxy(EndPoint endpoint)
     {
@@ -49,12 +57,15 @@ internal sealed class GatewayListeners
         {
             lock (_management)
             {
-                if (_management.Any(o => Matches(o.EndPoint, endpoint)))
+                lock (_httpsRedirect)
                 {
-                    return false;
-                }
+                    if (_management.Any(o => Matches(o.EndPoint, endpoint)) || _httpsRedirect.Any(o => Matches(o.EndPoint, endpoint)))
+                    {
+                        return false;
+                    }
 
-                return _proxy.Any(o => Matches(o.EndPoint, endpoint));
+                    return _proxy.Any(o => Matches(o.EndPoint, endpoint));
+                }
             }
         }
 

@@ -146,7 +146,7 @@ public class EndpointProtocolsTests
     {
         var error = Assert.Single(Errors(("Kestrel:Endpoints:ProxyTls:Url", "https://*:8443")));
 
-        Assert.StartsWith("Kestrel:Endpoints:ProxyTls: the gateway serves two endpoints, Proxy (proxied traffic) and Management (probes, /metrics, /status); Kestrel would listen on 'https://*:8443'", error, StringComparison.Ordinal);
+        Assert.StartsWith("Kestrel:Endpoints:ProxyTls: the gateway serves two endpoints, Proxy (proxied traffic) and Management (probes, /metrics, /status), and optionally HttpsRedirect (plain HTTP redirected to https); Kestrel would listen on 'https://*:8443'", error, StringComparison.Ordinal);
         Assert.Empty(Errors(("Kestrel:Endpoints:proxy:Url", "http://*:8080"))); // the Proxy endpoint: configuration keys are not case-sensitive
     }
 }
