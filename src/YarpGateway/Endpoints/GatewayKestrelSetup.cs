@@ -520,6 +520,12 @@ internal sealed partial class GatewayKestrelSetup(IConfiguration configuration, 
             return [new(key, $"'{protocols}' leaves the {ManagementEndpointName} endpoint without HTTP/1.1{applies}, which Kubernetes' probes and Prometheus' scrapes speak: each would get 400 and the pod would never be ready; {instead}.")];
         }
 
+        if (endpoint.Key.Equals(HttpsRedirectEndpointName, StringComparison.OrdinalIgnoreCase) && !parsed.HasFlag(HttpProtocols.Http1))
+        {
+            var instead = source == endpoint ? "use Http1 or Http1AndHttp2, or leave it unset" : $"set Kestrel:Endpoints:{HttpsRedirectEndpointName}:Protocols to Http1, and give {EndpointDefaultsSection}' value to the Proxy endpoint alone";
+            return [new(key, $"'{protocols}' leaves the {HttpsRedirectEndpointName} endpoint without HTTP/1.1{applies}, the only HTTP a browser speaks without TLS: every redirect would fail; {instead}.")];
+        }
+
         return [];
     }
 

@@ -36,6 +36,13 @@ public class HttpsRedirectTests
     public void ABadUrl_IsAnError(string url, string expected)
         => Assert.Contains(Errors(("Kestrel:Endpoints:HttpsRedirect:Url", url)), e => e.StartsWith("Kestrel:Endpoints:HttpsRedirect:Url: ", StringComparison.Ordinal) && e.Contains(expected, StringComparison.Ordinal));
 
+    [Theory]
+    [InlineData("Kestrel:Endpoints:HttpsRedirect:Protocols")]
+    [InlineData("Kestrel:EndpointDefaults:Protocols")]
+    public void WithoutHttp11_IsAnError(string key)
+        => Assert.Contains(Errors(("Kestrel:Endpoints:HttpsRedirect:Url", "http://*:8080"), (key, "Http2")),
+            e => e.StartsWith(key + ": 'Http2' leaves the HttpsRedirect endpoint without HTTP/1.1", StringComparison.Ordinal));
+
     [Fact]
     public void BesideAProxyEndpointWithoutHttps_IsAnError()
         => Assert.Contains(Errors(("Kestrel:Endpoints:Proxy:Url", "http://*:8443"), ("Kestrel:Endpoints:HttpsRedirect:Url", "http://*:8080")),
