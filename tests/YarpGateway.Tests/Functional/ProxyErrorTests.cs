@@ -209,19 +209,12 @@ public class ProxyErrorTests
         await using var gateway = await GatewayUnderTest.StartAsync(config);
         using var client = gateway.CreateProxyClient();
 
-        async Task<(HttpStatusCode Status, string Body)> SendAsync(HttpMethod method, string path)
-        {
-            using var response = await client.SendAsync(new HttpRequestMessage(method, path) { Content = method == HttpMethod.Post ? new StringContent("x") : null });
-            var body = await response.Content.ReadAsStringAsync();
-            Assert.Equal(body.Length > 0, response.Headers.CacheControl?.NoStore == true); // the gateway's own: no cache in front keeps it
-            return (response.StatusCode, body);
-        }
-
-        Assert.Equal((HttpStatusCode.BadGateway, "gateway: the backend could not be reached\n"), await SendAsync(HttpMethod.Get, "/dead/x"));
-        Assert.Equal((HttpStatusCode.ServiceUnavailable, "gateway: no backend of this route is available (none healthy, or all ejected after failures)\n"), await SendAsync(HttpMethod.Get, "/drained/x"));
-        Assert.Equal((HttpStatusCode.BadGateway, "gateway: the backend sent no usable answer (its connection failed, or the answer was malformed)\n"), await SendAsync(HttpMethod.Post, "/reset"));
-        Assert.Equal((HttpStatusCode.BadGateway, string.Empty), await SendAsync(HttpMethod.Post, "/answer-at-head/502")); // the backend's own
-        Assert.Equal((HttpStatusCode.ServiceUnavailable, string.Empty), await SendAsync(HttpMethod.Post, "/answer-at-head/503"));
+        // The gateway's own carry no-store too: no cache in front keeps an outage's answer.
+        Assert.Equal((HttpStatusCode.BadGateway, "gateway: the backend could not be reached\n", true), await SendAsync(client, HttpMethod.Get, "/dead/x"));
+        Assert.Equal((HttpStatusCode.ServiceUnavailable, "gateway: no backend of this route is available (none healthy, or all ejected after failures)\n", true), await SendAsync(client, HttpMethod.Get, "/drained/x"));
+        Assert.Equal((HttpStatusCode.BadGateway, "gateway: the backend sent no usable answer (its connection failed, or the answer was malformed)\n", true), await SendAsync(client, HttpMethod.Post, "/reset"));
+        Assert.Equal((HttpStatusCode.BadGateway, string.Empty, false), await SendAsync(client, HttpMethod.Post, "/answer-at-head/502")); // the backend's own
+        Assert.Equal((HttpStatusCode.ServiceUnavailable, string.Empty, false), await SendAsync(client, HttpMethod.Post, "/answer-at-head/503"));
     }
 
     /// <summary>ASP.NET Core's 404 for a request no route matches was empty, like a backend's own 404 with no body.</summary>
@@ -239,19 +232,24 @@ public class ProxyErrorTests
         await using var gateway = await GatewayUnderTest.StartAsync(config);
         using var client = gateway.CreateProxyClient();
 
-        async Task<(HttpStatusCode Status, string Body)> SendAsync(HttpMethod method, string path, string host)
-        {
-            using var request = new HttpRequestMessage(method, path) { Content = method == HttpMethod.Post ? new StringContent("x") : null };
-            request.Headers.Host = host;
-            using var response = await client.SendAsync(request);
-            return (response.StatusCode, await response.Content.ReadAsStringAsync());
-        }
-
-        Assert.Equal((HttpStatusCode.NotFound, YarpGateway.Endpoints.NoRouteMatched.Body), await SendAsync(HttpMethod.Get, "/x", "other.example"));
-        Assert.Equal((HttpStatusCode.NotFound, "gateway: no route matches this request\n"), await SendAsync(HttpMethod.Get, "/x", "www.shop.example"));
-        Assert.Equal((HttpStatusCode.NotFound, string.Empty), await SendAsync(HttpMethod.Post, "/answer-at-head/404", "shop.example")); // the backend's own
-        Assert.Equal((HttpStatusCode.NotFound, YarpGateway.Endpoints.NoRouteMatched.Body), await SendAsync(HttpMethod.Post, "/reads/x", "other.example")); // a method the route does not list: no route, as before (an empty 404)
+        Assert.Equal((HttpStatusCode.NotFound, YarpGateway.Endpoints.NoRouteMatched.Body, false), await SendAsync(client, HttpMethod.Get, "/x", "other.example"));
+        Assert.Equal((HttpStatusCode.NotFound, "gateway: no route matches this request\n", false), await SendAsync(client, HttpMethod.Get, "/x", "www.shop.example"));
+        Assert.Equal((HttpStatusCode.NotFound, string.Empty, false), await SendAsync(client, HttpMethod.Post, "/answer-at-head/404", "shop.example")); // the backend's own
+        Assert.Equal((HttpStatusCode.NotFound, YarpGateway.Endpoints.NoRouteMatched.Body, false), await SendAsync(client, HttpMethod.Post, "/reads/x", "other.example")); // a method the route does not list: no route, as before (an empty 404)
         Assert.Equal(1, backend.Requests); // the one to the backend
         Assert.Equal(3, gateway.Counter("gateway.requests.not_proxied|status=404"));
+    }
+
+    /// <summary>The answer's status, body, and whether it said <c>Cache-Control: no-store</c>; a POST carries a body.</summary>
+    private static async Task<(HttpStatusCode Status, string Body, bool NoStore)> SendAsync(HttpClient client, HttpMethod method, string path, string? host = null)
+    {
+        using var request = new HttpRequestMessage(method, path) { Content = method == HttpMethod.Post ? new StringContent("x") : null };
+        if (host is not null)
+        {
+            request.Headers.Host = host;
+        }
+
+        using var response = await client.SendAsync(request);
+        return (response.StatusCode, await response.Content.ReadAsStringAsync(), response.Headers.CacheControl?.NoStore == true);
     }
 }
