@@ -34,7 +34,7 @@ internal sealed partial class RequestAdmission(AdmissionLimits limits, Admission
 
         if (limits.UploadShare is { } uploads && UploadUnderWay.Is(context) && !TakeShare(context, uploads, typeof(UploadShareSlot)))
         {
-            return Task.CompletedTask;
+            return WriteRefusalAsync(context);
         }
 
         var proxy = context.GetReverseProxyFeature();
@@ -45,7 +45,7 @@ internal sealed partial class RequestAdmission(AdmissionLimits limits, Admission
             cluster = limits.ForCluster(state);
             if (cluster is null && limits.ShareFor(state) is { } share && !TakeShare(context, share, typeof(ClusterShareSlot)))
             {
-                return Task.CompletedTask;
+                return WriteRefusalAsync(context);
             }
         }
 
@@ -105,7 +105,8 @@ internal sealed partial class RequestAdmission(AdmissionLimits limits, Admission
                 || (route is not null && (routeSlot = await HandshakeSlotAsync(context, route, untilStarted)) is null)
                 || (cluster is not null && (clusterSlot = await HandshakeSlotAsync(context, cluster, untilStarted)) is null))
             {
-                return; // answered 503, or the client left
+                await WriteRefusalAsync(context); // answered 503, or the client left
+                return;
             }
 
             await next(context);
@@ -227,6 +228,10 @@ internal sealed partial class RequestAdmission(AdmissionLimits limits, Admission
                 await next(context);
             }
         }
+        else
+        {
+            await WriteRefusalAsync(context);
+        }
     }
 
     private static partial class Log
@@ -238,11 +243,31 @@ internal sealed partial class RequestAdmission(AdmissionLimits limits, Admission
         public static partial void UploadShareFull(ILogger logger, int slots, double share, long suppressed);
     }
 
-    /// <summary>503 with a <c>Retry-After</c> in whole seconds (at least 1).</summary>
+    /// <summary>503 with a <c>Retry-After</c> in whole seconds (at least 1); its body is written by <see cref="WriteRefusalAsync"/>.</summary>
     internal static void Reject(HttpContext context, TimeSpan retryAfter)
     {
         context.Response.StatusCode = StatusCodes.Status503ServiceUnavailable;
         context.Response.Headers.RetryAfter = Math.Max(1, (int)Math.Ceiling(retryAfter.TotalSeconds)).ToString(CultureInfo.InvariantCulture);
         context.Response.Headers.CacheControl = "no-store";
+    }
+
+    /// <summary>
+    /// The body of a refusal <see cref="Reject"/> set up, once whatever must see it first has (the CORS policy, for a
+    /// request the global limit refused before routing): one line that says it is the gateway's, as its 502s and 504s
+    /// say, where it was empty and looked like a backend's own 503. Nothing for anything else (a client that left while it
+    /// queued, a response that started).
+    /// </summary>
+    internal static Task WriteRefusalAsync(HttpContext context)
+    {
+        var response = context.Response;
+        if (response.StatusCode != StatusCodes.Status503ServiceUnavailable || response.HasStarted || context.RequestAborted.IsCancellationRequested)
+        {
+            return Task.CompletedTask;
+        }
+
+        var body = string.Concat("gateway: too busy to take this request now; try again in ", response.Headers.RetryAfter.ToString(), " s\n");
+        response.ContentType = "text/plain; charset=utf-8";
+        response.ContentLength = body.Length;
+        return response.WriteAsync(body, context.RequestAborted);
     }
 }

@@ -36,7 +36,7 @@ internal sealed class RefusedBeforeRouting(CorsRule cors)
     /// <summary>Right after the CORS middleware: a request carried there ends (its 503 written, with the policy's headers).</summary>
     public static Func<RequestDelegate, RequestDelegate> EndAfterCors => static next => context
         => context.Response.StatusCode == StatusCodes.Status503ServiceUnavailable && context.Features.Get<Marker>() is not null
-            ? Task.CompletedTask
+            ? Admission.RequestAdmission.WriteRefusalAsync(context)
             : next(context);
 
     private sealed class Marker

@@ -57,7 +57,7 @@ internal sealed class ProxyRequestFrame(
             if (!upgrades.TryAdmit(context))
             {
                 traffic.RequestEnded(context, upgrade);
-                return Task.CompletedTask;
+                return RequestAdmission.WriteRefusalAsync(context);
             }
         }
         else if (admission.Global is { } global)
@@ -72,7 +72,7 @@ internal sealed class ProxyRequestFrame(
             if (!admission.Settle(context, global, result, out lease))
             {
                 traffic.RequestEnded(context, upgrade);
-                return refused.CarryToCors(context) ? next(context) : Task.CompletedTask;
+                return refused.CarryToCors(context) ? next(context) : RequestAdmission.WriteRefusalAsync(context);
             }
         }
 
@@ -95,11 +95,7 @@ internal sealed class ProxyRequestFrame(
         if (!admission.Settle(context, global, result, out var held))
         {
             traffic.RequestEnded(context, upgrade: false);
-            if (refused.CarryToCors(context))
-            {
-                await next(context);
-            }
-
+            await (refused.CarryToCors(context) ? next(context) : RequestAdmission.WriteRefusalAsync(context));
             return;
         }
 

@@ -192,6 +192,7 @@ internal sealed partial class ProxyRetryMiddleware(
             {
                 context.Response.Clear();
                 Admission.RequestAdmission.Reject(context, admission.Current.RetryAfter);
+                await Admission.RequestAdmission.WriteRefusalAsync(context);
             }
 
             return;

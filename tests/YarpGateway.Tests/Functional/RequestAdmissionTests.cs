@@ -6,6 +6,8 @@ namespace YarpGateway.Tests.Functional;
 
 public class RequestAdmissionTests
 {
+    private const string Refusal = "gateway: too busy to take this request now; try again in 1 s\n";
+
     private static readonly TimeSpan Bound = TimeSpan.FromSeconds(10);
 
     private static long QueueDepth(GatewayUnderTest gateway, string kind, string name)
@@ -28,6 +30,7 @@ public class RequestAdmissionTests
         {
             Assert.Equal(HttpStatusCode.ServiceUnavailable, response.StatusCode);
             Assert.Equal(TimeSpan.FromSeconds(1), response.Headers.RetryAfter?.Delta);
+            Assert.Equal(Refusal, await response.Content.ReadAsStringAsync()); // the gateway's own, not a backend's empty 503
         }
 
         backend.Gate.SetResult();
@@ -237,6 +240,7 @@ public class RequestAdmissionTests
 
         using var rejected = await client.GetAsync("/x");
         Assert.Equal(HttpStatusCode.ServiceUnavailable, rejected.StatusCode);
+        Assert.Equal(Refusal, await rejected.Content.ReadAsStringAsync());
         Assert.Equal(1, gateway.Counter("gateway.admission.rejected|limit=global|name=global|reason=queue_full"));
         foreach (var probe in new[] { "/healthz/live", "/healthz/ready", "/healthz/startup" })
         {

@@ -98,6 +98,7 @@ public class CorsTests
             Assert.Equal(HttpStatusCode.ServiceUnavailable, refused.StatusCode); // not 401: refused before the token is read
             Assert.True(refused.Headers.RetryAfter is not null);
             Assert.Equal(allowed, refused.Headers.Contains("Access-Control-Allow-Origin")); // it was false for the page's own origin
+            Assert.StartsWith("gateway: too busy", await refused.Content.ReadAsStringAsync(), StringComparison.Ordinal); // written after the policy's headers, carried or not
         }
 
         // A preflight is the policy's to answer, so that the browser sends the request and sees its 503.
