@@ -265,9 +265,6 @@ internal sealed partial class RequestAdmission(AdmissionLimits limits, Admission
             return Task.CompletedTask;
         }
 
-        var body = string.Concat("gateway: too busy to take this request now; try again in ", response.Headers.RetryAfter.ToString(), " s\n");
-        response.ContentType = "text/plain; charset=utf-8";
-        response.ContentLength = body.Length;
-        return response.WriteAsync(body, context.RequestAborted);
+        return Endpoints.TextAnswer.WriteAsync(context, string.Concat("gateway: too busy to take this request now; try again in ", response.Headers.RetryAfter.ToString(), " s\n"), context.RequestAborted);
     }
 }

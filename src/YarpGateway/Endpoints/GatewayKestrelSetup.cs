@@ -115,8 +115,7 @@ internal sealed partial class GatewayKestrelSetup(IConfiguration configuration, 
                     GatewayEndpointTag.Set(connection, GatewayEndpointKind.HttpsRedirect);
                     return next(connection);
                 });
-                var port = IntOr(HttpsRedirectOptions.SectionName + ":Port", new HttpsRedirectOptions().Port);
-                Log.HttpsRedirectServed(logger, endpoint.ConfigSection["Url"], port == 443 ? string.Empty : ":" + port.ToString(System.Globalization.CultureInfo.InvariantCulture));
+                Log.HttpsRedirectServed(logger, endpoint.ConfigSection["Url"], HttpsRedirect.AuthoritySuffix(IntOr(HttpsRedirectOptions.SectionName + ":Port", new HttpsRedirectOptions().Port)));
             });
     }
 

@@ -44,18 +44,19 @@ internal static class HttpsRedirect
         };
     }
 
+    /// <summary>What follows the host in the redirect's address for <paramref name="port"/>: nothing for 443, else <c>:port</c>.</summary>
+    internal static string AuthoritySuffix(int port) => port == 443 ? string.Empty : ":" + port.ToString(CultureInfo.InvariantCulture);
+
     public static RequestDelegate Answer(int port)
     {
-        var authoritySuffix = port == 443 ? string.Empty : ":" + port.ToString(CultureInfo.InvariantCulture);
+        var authoritySuffix = AuthoritySuffix(port);
         return context =>
         {
             var response = context.Response;
             if (Location(context, authoritySuffix) is not { } location)
             {
                 response.StatusCode = StatusCodes.Status400BadRequest;
-                response.ContentType = "text/plain; charset=utf-8";
-                response.ContentLength = Refusal.Length;
-                return response.WriteAsync(Refusal, context.RequestAborted);
+                return TextAnswer.WriteAsync(context, Refusal, context.RequestAborted);
             }
 
             response.StatusCode = StatusCodes.Status308PermanentRedirect;

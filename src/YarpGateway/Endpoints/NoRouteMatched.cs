@@ -18,8 +18,6 @@ internal static class NoRouteMatched
     private static Task AnswerAsync(HttpContext context)
     {
         context.Response.StatusCode = StatusCodes.Status404NotFound;
-        context.Response.ContentType = "text/plain; charset=utf-8";
-        context.Response.ContentLength = Body.Length;
-        return context.Response.WriteAsync(Body, context.RequestAborted);
+        return TextAnswer.WriteAsync(context, Body, context.RequestAborted);
     }
 }

@@ -212,12 +212,10 @@ internal sealed partial class ProxyRetryMiddleware(
             };
         if (kind is null)
         {
-            if (attempt.LastFailure is AttemptFailure.ConnectFailure or AttemptFailure.ConnectionReset or AttemptFailure.Other
-                && ForwardingFailure(context) is { } said)
+            if (ForwardingFailure(context, attempt.LastFailure) is { } said)
             {
                 context.Response.Headers.CacheControl = "no-store"; // a cache in front must not keep an outage's answer
-                context.Response.ContentType = "text/plain; charset=utf-8";
-                await context.Response.WriteAsync(said, CancellationToken.None);
+                await Endpoints.TextAnswer.WriteAsync(context, said, CancellationToken.None);
             }
 
             return;
@@ -239,8 +237,7 @@ internal sealed partial class ProxyRetryMiddleware(
             context.Response.Clear();
             context.Response.StatusCode = StatusCodes.Status504GatewayTimeout;
             context.Response.Headers.CacheControl = "no-store";
-            context.Response.ContentType = "text/plain; charset=utf-8";
-            await context.Response.WriteAsync($"gateway: {kind} timeout\n", CancellationToken.None);
+            await Endpoints.TextAnswer.WriteAsync(context, $"gateway: {kind} timeout\n", CancellationToken.None);
         }
     }
 
@@ -248,11 +245,13 @@ internal sealed partial class ProxyRetryMiddleware(
     /// What the body of the gateway's own 502 or 503 says, when YARP answered one for a forwarding error and nothing of it has
     /// gone out: it had none, and a client (or an operator with curl) could not tell it from a backend's own 502, where nginx,
     /// HAProxy and Envoy each name the cause. The category only: the log line names the destination and the exception.
-    /// Null for anything else (a backend's own status, a client that went away, a response that started).
+    /// Null for anything else (a backend's own status, a client that went away, a response that started). The last attempt's
+    /// failure, as <see cref="RetryAttempt"/> classified it from the same error, tells a connection never made from the rest.
     /// </summary>
-    internal static string? ForwardingFailure(HttpContext context)
+    internal static string? ForwardingFailure(HttpContext context, AttemptFailure failure)
     {
-        if (context.Response.HasStarted || context.RequestAborted.IsCancellationRequested
+        if (failure is not (AttemptFailure.ConnectFailure or AttemptFailure.ConnectionReset or AttemptFailure.Other)
+            || context.Response.HasStarted || context.RequestAborted.IsCancellationRequested
             || context.Response.StatusCode is not (StatusCodes.Status502BadGateway or StatusCodes.Status503ServiceUnavailable)
             || context.Features.Get<Yarp.ReverseProxy.Forwarder.IForwarderErrorFeature>() is not { } error)
         {
@@ -262,7 +261,7 @@ internal sealed partial class ProxyRetryMiddleware(
         return error.Error switch
         {
             Yarp.ReverseProxy.Forwarder.ForwarderError.NoAvailableDestinations => "gateway: no backend of this route is available (none healthy, or all ejected after failures)\n",
-            Yarp.ReverseProxy.Forwarder.ForwarderError.Request when RetryAttempt.ClassifyTransport(error.Exception) == AttemptFailure.ConnectFailure => "gateway: the backend could not be reached\n",
+            Yarp.ReverseProxy.Forwarder.ForwarderError.Request when failure == AttemptFailure.ConnectFailure => "gateway: the backend could not be reached\n",
             Yarp.ReverseProxy.Forwarder.ForwarderError.Request or Yarp.ReverseProxy.Forwarder.ForwarderError.ResponseHeaders => "gateway: the backend sent no usable answer (its connection failed, or the answer was malformed)\n",
             Yarp.ReverseProxy.Forwarder.ForwarderError.RequestBodyDestination => "gateway: the backend stopped reading the request's body\n",
             _ => null,

@@ -125,7 +125,7 @@ internal sealed partial class WebSocketRelayMiddleware(
             context.Response.Headers.SecWebSocketVersion = SupportedVersion;
         }
 
-        return WriteTextAsync(context, $"gateway: bad WebSocket handshake: {problem.Text}\n");
+        return Endpoints.TextAnswer.WriteAsync(context, $"gateway: bad WebSocket handshake: {problem.Text}\n", context.RequestAborted);
     }
 
     private static Task RefuseNonWebSocketAsync(HttpContext context)
@@ -137,15 +137,7 @@ internal sealed partial class WebSocketRelayMiddleware(
             context.Response.Headers.Connection = HeaderNames.Upgrade;
         }
 
-        return WriteTextAsync(context, "gateway: this route accepts only WebSocket connections\n");
-    }
-
-    private static Task WriteTextAsync(HttpContext context, string text)
-    {
-        var body = System.Text.Encoding.UTF8.GetBytes(text);
-        context.Response.ContentType = "text/plain; charset=utf-8";
-        context.Response.ContentLength = body.Length;
-        return context.Response.Body.WriteAsync(body, context.RequestAborted).AsTask();
+        return Endpoints.TextAnswer.WriteAsync(context, "gateway: this route accepts only WebSocket connections\n", context.RequestAborted);
     }
 
     private sealed record HandshakeProblem(int Status, string Text);
