@@ -215,7 +215,7 @@ internal sealed partial class ProxyRetryMiddleware(
             if (ForwardingFailure(context, attempt.LastFailure) is { } said)
             {
                 context.Response.Headers.CacheControl = "no-store"; // a cache in front must not keep an outage's answer
-                await Endpoints.TextAnswer.WriteAsync(context, said, CancellationToken.None);
+                await WriteChunkedAsync(context, said);
             }
 
             return;
@@ -237,7 +237,7 @@ internal sealed partial class ProxyRetryMiddleware(
             context.Response.Clear();
             context.Response.StatusCode = StatusCodes.Status504GatewayTimeout;
             context.Response.Headers.CacheControl = "no-store";
-            await Endpoints.TextAnswer.WriteAsync(context, $"gateway: {kind} timeout\n", CancellationToken.None);
+            await WriteChunkedAsync(context, $"gateway: {kind} timeout\n");
         }
     }
 
@@ -266,6 +266,19 @@ internal sealed partial class ProxyRetryMiddleware(
             Yarp.ReverseProxy.Forwarder.ForwarderError.RequestBodyDestination => "gateway: the backend stopped reading the request's body\n",
             _ => null,
         };
+    }
+
+    /// <summary>
+    /// A 502's or 504's one line, without a length (unlike <see cref="Endpoints.TextAnswer"/>): the answer then ends with the
+    /// request, after its error is logged and counted (<see cref="Endpoints.ProxyRequestFrame"/>), so that what a client
+    /// has seen the end of is in the log and the metrics. With a length the client had it whole before, and a test that
+    /// read the log line at once missed it against the native AOT build. Not with the request's token: a route timeout
+    /// has cancelled it.
+    /// </summary>
+    private static Task WriteChunkedAsync(HttpContext context, string text)
+    {
+        context.Response.ContentType = "text/plain; charset=utf-8";
+        return context.Response.WriteAsync(text, CancellationToken.None);
     }
 
     private static string Reason(RetryAttempt attempt) => attempt.LastFailure switch
