@@ -40,7 +40,7 @@ internal sealed partial class WebSocketOriginCheck(ICorsPolicyProvider policies,
         }
 
         context.Response.StatusCode = StatusCodes.Status403Forbidden;
-        await context.Response.WriteAsync("gateway: WebSocket origin not allowed\n", context.RequestAborted);
+        await Endpoints.TextAnswer.WriteAsync(context, "gateway: WebSocket origin not allowed\n", context.RequestAborted);
     }
 
     /// <summary>Whether <paramref name="origin"/> is the host the request was sent to (the page came from the gateway itself).</summary>

@@ -68,8 +68,7 @@ internal static class AmbiguousPaths
     {
         context.Response.StatusCode = StatusCodes.Status400BadRequest;
         metrics.NotProxied(StatusCodes.Status400BadRequest);
-        context.Response.ContentType = "text/plain; charset=utf-8";
-        return context.Response.WriteAsync(refusal, context.RequestAborted);
+        return Endpoints.TextAnswer.WriteAsync(context, refusal, context.RequestAborted);
     }
 
     /// <summary>

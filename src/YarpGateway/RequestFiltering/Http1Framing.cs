@@ -40,8 +40,7 @@ internal static class Http1Framing
         context.Response.StatusCode = problem == UnknownCoding ? StatusCodes.Status501NotImplemented : StatusCodes.Status400BadRequest;
         metrics.NotProxied(context.Response.StatusCode);
         context.Response.Headers.Connection = "close"; // the rest of the bytes on this connection cannot be trusted
-        context.Response.ContentType = "text/plain; charset=utf-8";
-        return context.Response.WriteAsync("gateway: " + problem + "\n", context.RequestAborted);
+        return Endpoints.TextAnswer.WriteAsync(context, "gateway: " + problem + "\n", context.RequestAborted);
     };
 
     /// <summary>The problem of a transfer coding other than <c>chunked</c>, answered 501.</summary>

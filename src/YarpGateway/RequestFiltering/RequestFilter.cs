@@ -59,8 +59,7 @@ internal sealed class RequestFilter : IProxyConfigRule
             context.Response.Headers.Allow = Allowed;
         }
 
-        context.Response.ContentType = "text/plain; charset=utf-8";
-        return context.Response.WriteAsync(body, context.RequestAborted);
+        return Endpoints.TextAnswer.WriteAsync(context, body, context.RequestAborted);
     }
 
     public void ValidateRoute(RouteConfig route, string key, ICollection<ConfigError> errors)

@@ -77,7 +77,7 @@ internal sealed class BearerOptionsSetup(IConfiguration configuration, Authentic
                 refusals.Refused(context.HttpContext, StatusCodes.Status503ServiceUnavailable, unavailable);
                 context.Response.StatusCode = StatusCodes.Status503ServiceUnavailable;
                 context.Response.Headers.RetryAfter = IssuerRetryAfterSeconds;
-                return context.Response.WriteAsync("gateway: the token issuer's signing keys could not be fetched\n", context.HttpContext.RequestAborted);
+                return Endpoints.TextAnswer.WriteAsync(context.HttpContext, "gateway: the token issuer's signing keys could not be fetched\n", context.HttpContext.RequestAborted);
             }
 
             refusals.Refused(context.HttpContext, StatusCodes.Status401Unauthorized, context.AuthenticateFailure);

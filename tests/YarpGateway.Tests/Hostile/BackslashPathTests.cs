@@ -78,6 +78,8 @@ public class BackslashPathTests
 
         Assert.Equal(HttpStatusCode.BadRequest, refused.StatusCode);
         Assert.Equal(AmbiguousPaths.BackslashRefusal, await refused.Content.ReadAsStringAsync());
+        Assert.Equal(AmbiguousPaths.BackslashRefusal.Length, refused.Content.Headers.ContentLength); // one answer with its length, as every answer of the gateway's own
+        Assert.Equal("text/plain", refused.Content.Headers.ContentType?.MediaType);
         Assert.Equal(HttpStatusCode.OK, served.StatusCode);
         Assert.Equal(["/public/x"], backend.RawTargets.ToArray());
     }
