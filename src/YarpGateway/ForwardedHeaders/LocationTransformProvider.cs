@@ -24,23 +24,101 @@ namespace YarpGateway.ForwardedHeaders;
 /// <c>http://backend//evil.example/x/</c>, as trailing-slash redirects are) came out as <c>//evil.example/x/</c>, an
 /// open redirect (tried). The leading slashes are one, tabs among them dropped (a browser reads <c>/\t/</c> as <c>//</c>).</item>
 /// </list>
-/// One header read per response; a parse only for a response with an absolute <c>Location</c>.
+/// The URL of a <c>Refresh</c> header (<c>Refresh: 0; url=http://10.0.0.5:8080/login</c>, a redirect older PHP and CGI
+/// applications and download pages send, which browsers follow) is mapped the same way, as nginx's
+/// <c>proxy_redirect</c> maps it; the delay and the rest of the header are kept.
+/// Two header reads per response; a parse only for a response with an absolute URL in one of them.
 /// </summary>
 internal sealed class LocationTransformProvider : RouteTransformProvider
 {
+    internal const string RefreshHeaderName = "Refresh";
+
     public override void Apply(TransformBuilderContext context) => context.AddResponseTransform(static transform =>
     {
         var headers = transform.HttpContext.Response.Headers;
         if (headers.Location is { Count: 1 } location
             && location.ToString() is var value && value.StartsWith("http", StringComparison.OrdinalIgnoreCase) // absolute: the rest only for these
-            && transform.ProxyResponse?.RequestMessage is { RequestUri: { } destination } request
-            && OnTheDestination(value, destination, ClientPath(transform.HttpContext), request.Headers.Host) is { } reference)
+            && OnTheDestination(transform, value) is { } reference)
         {
             headers.Location = reference;
         }
 
+        if (headers.TryGetValue(RefreshHeaderName, out var refresh) && refresh.Count == 1
+            && refresh.ToString() is var text && RefreshUrl(text) is var (start, length)
+            && OnTheDestination(transform, text.Substring(start, length)) is { } url)
+        {
+            headers[RefreshHeaderName] = string.Concat(text.AsSpan(0, start), url, text.AsSpan(start + length));
+        }
+
         return ValueTask.CompletedTask;
     });
+
+    private static string? OnTheDestination(ResponseTransformContext transform, string url)
+        => transform.ProxyResponse?.RequestMessage is { RequestUri: { } destination } request
+            ? OnTheDestination(url, destination, ClientPath(transform.HttpContext), request.Headers.Host)
+            : null;
+
+    /// <summary>
+    /// Where the absolute URL of a <c>Refresh</c> header's value is (<c>5; url=http://b/x</c>, <c>0;URL='http://b/x'</c>,
+    /// <c>3, http://b/x</c>, as HTML's parser of the header reads them: a delay, <c>;</c> or <c>,</c>, an optional
+    /// <c>url=</c>, an optional quote); null when it names none, or one that is not absolute.
+    /// </summary>
+    internal static (int Start, int Length)? RefreshUrl(string value)
+    {
+        var i = 0;
+        while (i < value.Length && value[i] == ' ')
+        {
+            i++;
+        }
+
+        var digits = i;
+        while (i < value.Length && (char.IsAsciiDigit(value[i]) || value[i] == '.'))
+        {
+            i++;
+        }
+
+        if (i == digits)
+        {
+            return null;
+        }
+
+        i = SkipSpaces(value, i);
+        if (i == value.Length || value[i] is not (';' or ','))
+        {
+            return null;
+        }
+
+        i = SkipSpaces(value, i + 1);
+        if (value.AsSpan(i).StartsWith("url", StringComparison.OrdinalIgnoreCase) && SkipSpaces(value, i + 3) is var equals && equals < value.Length && value[equals] == '=')
+        {
+            i = SkipSpaces(value, equals + 1);
+        }
+
+        var end = value.Length;
+        if (i < value.Length && value[i] is '\'' or '"')
+        {
+            var quote = value[i++];
+            var closing = value.IndexOf(quote, i);
+            end = closing < 0 ? value.Length : closing;
+        }
+
+        while (end > i && value[end - 1] == ' ')
+        {
+            end--;
+        }
+
+        return value.AsSpan(i, end - i).StartsWith("http", StringComparison.OrdinalIgnoreCase) ? (i, end - i) : null;
+    }
+
+    private static int SkipSpaces(string value, int i)
+    {
+        while (i < value.Length && value[i] is ' ' or '\t')
+        {
+            i++;
+        }
+
+        return i;
+    }
 
     /// <summary>
     /// The path-absolute reference <paramref name="location"/> stands for when it is an absolute URI on

@@ -152,4 +152,47 @@ public class LocationTests
         Assert.Equal(HttpStatusCode.Found, response.StatusCode);
         Assert.Equal(received, response.Headers.Location?.OriginalString);
     }
+
+    [Theory]
+    [InlineData("0; url=http://b/x", "http://b/x")]
+    [InlineData("5;URL=http://b/x", "http://b/x")]
+    [InlineData("0; Url = 'http://b/x?a=1' ", "http://b/x?a=1")]
+    [InlineData("0;url=\"http://b/x\"", "http://b/x")]
+    [InlineData("1.5, http://b/x", "http://b/x")]              // HTML reads a ',' and a URL without url= too
+    [InlineData("  3 ; url=http://b/x  ", "http://b/x")]
+    [InlineData("0; url='http://b/x", "http://b/x")]           // an unclosed quote: to the end
+    [InlineData("0; url=/relative", null)]
+    [InlineData("0", null)]                                    // a reload, no URL
+    [InlineData("url=http://b/x", null)]                       // no delay: browsers ignore it
+    [InlineData("0 url=http://b/x", null)]
+    public void ARefreshHeadersUrl_IsFound(string value, string? url)
+        => Assert.Equal(url, LocationTransformProvider.RefreshUrl(value) is var (start, length) ? value.Substring(start, length) : null);
+
+    /// <summary>
+    /// <c>Refresh</c> redirects (older PHP and CGI applications, download pages) to the backend's own address reached the
+    /// client as they were, an address it cannot reach; nginx's <c>proxy_redirect</c> maps them as it maps a <c>Location</c>.
+    /// </summary>
+    [Theory]
+    [InlineData("0; url=http://127.0.0.1:{port}/login?next=%2Fcart", "0; url=/api/login?next=%2Fcart")]
+    [InlineData("5;URL='http://127.0.0.1:{port}/done'", "5;URL='/api/done'")]
+    [InlineData("0; url=http://other.example/x", "0; url=http://other.example/x")]
+    [InlineData("30", "30")]
+    public async Task ARefreshToTheBackendItself_ReachesTheClientAsAPathUnderTheRoute(string sent, string received)
+    {
+        await using var backend = await RawTcpBackend.StartAsync(async (socket, cancellationToken) =>
+        {
+            var refresh = sent.Replace("{port}", ((IPEndPoint)socket.LocalEndPoint!).Port.ToString(System.Globalization.CultureInfo.InvariantCulture), StringComparison.Ordinal);
+            await socket.SendAsync(Encoding.ASCII.GetBytes($"HTTP/1.1 200 OK\r\nRefresh: {refresh}\r\nContent-Length: 2\r\n\r\nok"), cancellationToken);
+        });
+        var config = ProxyConfigJson.CatchAll(backend.Address);
+        config["ReverseProxy"]!["Routes"]!["all"]!["Match"] = new System.Text.Json.Nodes.JsonObject { ["Path"] = "/api/{**rest}" };
+        config["ReverseProxy"]!["Routes"]!["all"]!["Transforms"] = System.Text.Json.Nodes.JsonNode.Parse("""[ { "PathRemovePrefix": "/api" } ]""");
+        await using var gateway = await GatewayUnderTest.StartAsync(config);
+        using var client = gateway.CreateProxyClient();
+
+        using var response = await client.GetAsync("/api/cart/checkout");
+
+        Assert.Equal(HttpStatusCode.OK, response.StatusCode);
+        Assert.Equal(received, Assert.Single(response.Headers.GetValues("Refresh")));
+    }
 }
