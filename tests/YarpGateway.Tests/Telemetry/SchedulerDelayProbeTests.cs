@@ -170,6 +170,63 @@ public class SchedulerDelayProbeTests
             Assert.Contains(field, line, StringComparison.Ordinal);
         }
     }
+
+    /// <summary>
+    /// An idle pod wrote a line every 10 s that said nothing had changed (8,640 a day). Now one line says it went quiet,
+    /// then none until something moves. The test calls the line itself; the timer is set an hour out.
+    /// </summary>
+    [Fact]
+    public async Task SaturationLine_OnceQuiet_IsNotWrittenAgainUntilSomethingMoves()
+    {
+        await using var backend = await TestBackend.StartAsync("a");
+        await using var gateway = await GatewayUnderTest.StartAsync(ProxyConfigJson.CatchAll("WeightedRoundRobin", (backend, "1")),
+            "--Gateway:Telemetry:SaturationLogInterval=01:00:00", "--Gateway:Telemetry:SchedulerProbeInterval=00:00:00.010"); // start-up's delays out of the p99 within 3 s
+        var log = gateway.Services.GetRequiredService<SaturationLog>();
+        var traffic = gateway.Services.GetRequiredService<YarpGateway.Endpoints.TrafficCounters>();
+
+        string? last = null;
+        Assert.True(await Eventually.TrueAsync(() => (last = log.Line()) is null, TimeSpan.FromSeconds(20)), $"an idle gateway kept writing its line: {last}");
+        Assert.Null(log.Line());
+
+        using (var client = gateway.CreateProxyClient())
+        {
+            Assert.Equal(System.Net.HttpStatusCode.OK, (await client.GetAsync("/x")).StatusCode);
+        }
+
+        Assert.NotNull(log.Line()); // a connection accepted
+        Assert.True(await Eventually.TrueAsync(() => traffic.OpenConnections == 0, TimeSpan.FromSeconds(10)));
+        var written = new List<string>();
+        bool Quiet()
+        {
+            if (log.Line() is not { } line)
+            {
+                return true;
+            }
+
+            written.Add(line);
+            return false;
+        }
+
+        Assert.True(await Eventually.TrueAsync(Quiet, TimeSpan.FromSeconds(20)));
+        Assert.Contains("accepts_per_s=0 closes_per_s=0 active_connections=0 in_flight=0", written[^1], StringComparison.Ordinal); // the line that says it went quiet
+    }
+
+    /// <summary>The interval is live: the reload's line said an edit applied while the timer kept the interval it started with.</summary>
+    [Fact]
+    public async Task SaturationLine_AnEditedInterval_AppliesAtOnce()
+    {
+        await using var backend = await TestBackend.StartAsync("a");
+        var config = ProxyConfigJson.CatchAll("WeightedRoundRobin", (backend, "1"));
+        config["Gateway"] = System.Text.Json.Nodes.JsonNode.Parse("""{ "Telemetry": { "SaturationLogInterval": "01:00:00" } }""");
+        await using var gateway = await GatewayUnderTest.StartAsync(config);
+        Assert.DoesNotContain(gateway.Logs.Lines, l => l.Contains("saturation sched_delay", StringComparison.Ordinal));
+
+        config["Gateway"] = System.Text.Json.Nodes.JsonNode.Parse("""{ "Telemetry": { "SaturationLogInterval": "00:00:00.100" } }""");
+        gateway.WriteConfig(config);
+
+        Assert.True(await Eventually.TrueAsync(() => gateway.Logs.Lines.Any(l => l.Contains("saturation sched_delay", StringComparison.Ordinal)), TimeSpan.FromSeconds(15)),
+            "no saturation line within 15 s of an interval of 100 ms");
+    }
 }
 
 public class OtlpPushTests
