@@ -26,25 +26,44 @@ namespace YarpGateway.Discovery;
 /// A change in the set applies like a config change: new pods get traffic by weight at once, removed
 /// ones get no new requests while theirs finish, and pods that stay keep their health state (their
 /// names do not change).
+/// <para>
+/// An edit of <c>Gateway:Discovery</c> alone (<c>Dns</c> turned on or off, a period) has every cluster resolved again at
+/// once: every collection's change token fires with it. Until 2026-12-07 the reload's line said <c>Dns</c> had changed
+/// while nothing was resolved until the next edit of <c>ReverseProxy</c>, and a shorter period waited out the longer one.
+/// </para>
 /// </summary>
-internal sealed partial class DnsDiscovery(
-    IDestinationResolver dns,
-    IServiceProvider services,
-    ReloadableOptions<DiscoveryOptions> options,
-    DiscoveryMetrics metrics,
-    TimeProvider timeProvider,
-    ILogger<DnsDiscovery> logger) : IDestinationResolver
+internal sealed partial class DnsDiscovery : IDestinationResolver, IDisposable
 {
     private readonly ConcurrentDictionary<string, Known> _known = new(StringComparer.OrdinalIgnoreCase);
+    private readonly IDestinationResolver _dns;
+    private readonly IServiceProvider _services;
+    private readonly ReloadableOptions<DiscoveryOptions> _options;
+    private readonly DiscoveryMetrics _metrics;
+    private readonly TimeProvider _timeProvider;
+    private readonly ILogger<DnsDiscovery> _logger;
+    private CancellationTokenSource _optionsEdited = new();
+
+    public DnsDiscovery(IDestinationResolver dns, IServiceProvider services, ReloadableOptions<DiscoveryOptions> options, DiscoveryMetrics metrics, TimeProvider timeProvider, ILogger<DnsDiscovery> logger)
+    {
+        _dns = dns;
+        _services = services;
+        _options = options;
+        _metrics = metrics;
+        _timeProvider = timeProvider;
+        _logger = logger;
+        options.Changed += OnOptionsChanged;
+    }
 
     public async ValueTask<ResolvedDestinationCollection> ResolveDestinationsAsync(IReadOnlyDictionary<string, DestinationConfig> destinations, CancellationToken cancellationToken)
     {
+        var edited = new CancellationChangeToken(Volatile.Read(ref _optionsEdited).Token);
+
         // YARP passes a cluster's own destinations dictionary, and only that: find its cluster in the
         // configuration being loaded (read lazily: the provider is built after this resolver).
-        var owner = services.GetRequiredService<IProxyConfigProvider>().GetConfig().Clusters.FirstOrDefault(c => ReferenceEquals(c.Destinations, destinations));
-        if (owner is null || !DiscoveryRule.IsOn(owner, options.Current.Dns))
+        var owner = _services.GetRequiredService<IProxyConfigProvider>().GetConfig().Clusters.FirstOrDefault(c => ReferenceEquals(c.Destinations, destinations));
+        if (owner is null || !DiscoveryRule.IsOn(owner, _options.Current.Dns))
         {
-            return new ResolvedDestinationCollection(destinations, null);
+            return new ResolvedDestinationCollection(destinations, edited);
         }
 
         var cluster = owner.ClusterId;
@@ -63,7 +82,7 @@ internal sealed partial class DnsDiscovery(
             string? error = null;
             try
             {
-                resolved = (await dns.ResolveDestinationsAsync(new Dictionary<string, DestinationConfig> { [id] = destination }, cancellationToken)).Destinations;
+                resolved = (await _dns.ResolveDestinationsAsync(new Dictionary<string, DestinationConfig> { [id] = destination }, cancellationToken)).Destinations;
                 if (resolved.Count == 0)
                 {
                     error = "no addresses";
@@ -85,33 +104,39 @@ internal sealed partial class DnsDiscovery(
             }
 
             failed = true;
-            metrics.Failed(cluster);
+            _metrics.Failed(cluster);
             var kept = before?.Destinations ?? new Dictionary<string, DestinationConfig>();
             _known[key] = new Known(kept, Failing: true);
             if (before is not { Failing: true })
             {
-                Log.Failed(logger, id, cluster, destination.Address, error, kept.Count);
+                Log.Failed(_logger, id, cluster, destination.Address, error, kept.Count);
             }
 
             Add(result, kept);
         }
 
-        metrics.Resolved(cluster, result.Count, timeProvider.GetUtcNow());
-        var current = options.Current;
-        var refresh = new CancellationTokenSource(failed ? current.RetryPeriod : current.RefreshPeriod, timeProvider);
-        return new ResolvedDestinationCollection(result, new CancellationChangeToken(refresh.Token));
+        _metrics.Resolved(cluster, result.Count, _timeProvider.GetUtcNow());
+        var current = _options.Current;
+        var refresh = new CancellationTokenSource(failed ? current.RetryPeriod : current.RefreshPeriod, _timeProvider);
+        return new ResolvedDestinationCollection(result, new CompositeChangeToken([new CancellationChangeToken(refresh.Token), edited]));
     }
+
+    /// <summary>YARP loads its configuration again, resolving every cluster, when one collection's token fires.</summary>
+    private void OnOptionsChanged(DiscoveryOptions changed)
+        => Interlocked.Exchange(ref _optionsEdited, new CancellationTokenSource()).Cancel();
+
+    public void Dispose() => _options.Changed -= OnOptionsChanged;
 
     private void Report(string cluster, string id, string address, Known? before, Known now)
     {
         if (before is { Failing: true })
         {
             // The addresses may not be the ones kept meanwhile (the pods were replaced while the name did not resolve).
-            Log.Recovered(logger, id, cluster, address, now.Destinations.Count, Names(now));
+            Log.Recovered(_logger, id, cluster, address, now.Destinations.Count, Names(now));
         }
         else if (before is null || !before.Destinations.Keys.ToHashSet(StringComparer.OrdinalIgnoreCase).SetEquals(now.Destinations.Keys))
         {
-            Log.Changed(logger, id, cluster, address, now.Destinations.Count, Names(now));
+            Log.Changed(_logger, id, cluster, address, now.Destinations.Count, Names(now));
         }
     }
 

@@ -196,7 +196,7 @@ public class DnsDiscoveryTests
         var resolved = await discovery.ResolveDestinationsAsync(plain, CancellationToken.None);
 
         Assert.Same(plain, resolved.Destinations);
-        Assert.Null(resolved.ChangeToken);
+        Assert.False(resolved.ChangeToken?.HasChanged); // it fires only when Gateway:Discovery is edited (discovery may be turned on)
         Assert.Equal(0, dns.Calls);
     }
 }

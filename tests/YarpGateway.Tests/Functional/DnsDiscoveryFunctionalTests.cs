@@ -123,6 +123,42 @@ public class DnsDiscoveryFunctionalTests
         Assert.Equal("a", await finished.Content.ReadAsStringAsync());
     }
 
+    /// <summary>
+    /// An edit of <c>Gateway:Discovery</c> alone: the reload's line said <c>Dns</c> was on while nothing was resolved until
+    /// the next edit of <c>ReverseProxy</c> (tried), and a period made shorter waited out the longer one first.
+    /// </summary>
+    [Fact]
+    public async Task DiscoveryTurnedOnByAnEdit_ResolvesAtOnce_AndOffAgain_ThePlainDestinationIsBack()
+    {
+        await using var a = await TestBackend.StartAsync("a");
+        await using var b = await TestBackend.StartAsync("b");
+        var dns = new DnsDiscoveryTests.ScriptedResolver { Addresses = { ["pods.svc"] = [$"127.0.0.1:{b.Port}"] } };
+        var config = ProxyConfigJson.CatchAll("RoundRobin", (a, null));
+        config["ReverseProxy"]!["Clusters"]!["c1"]!["Destinations"]!["a"]!["Address"] = "http://pods.svc/";
+        config["Gateway"] = new JsonObject { ["Discovery"] = new JsonObject { ["Dns"] = false, ["RefreshPeriod"] = "01:00:00" } };
+        await using var gateway = await GatewayUnderTest.StartAsync(config, services => UseResolver(services, dns));
+        var proxyState = gateway.Services.GetRequiredService<Yarp.ReverseProxy.IProxyStateLookup>();
+        string[] Destinations() => proxyState.TryGetCluster("c1", out var cluster) ? [.. cluster.Destinations.Keys.Order(StringComparer.Ordinal)] : [];
+        Assert.Equal(["a"], Destinations());
+
+        config["Gateway"] = new JsonObject { ["Discovery"] = new JsonObject { ["Dns"] = true, ["RefreshPeriod"] = "01:00:00" } };
+        gateway.WriteConfig(config);
+        Assert.True(await Eventually.TrueAsync(() => Destinations().SequenceEqual([$"a[127.0.0.1:{b.Port}]"]), TimeSpan.FromSeconds(10)),
+            $"discovery turned on resolved nothing: {string.Join(", ", Destinations())}");
+
+        // A shorter period applies at once too, not after the hour the last resolution set.
+        dns.Addresses["pods.svc"] = [$"127.0.0.1:{a.Port}"];
+        config["Gateway"] = new JsonObject { ["Discovery"] = new JsonObject { ["Dns"] = true, ["RefreshPeriod"] = "00:00:30" } };
+        gateway.WriteConfig(config);
+        Assert.True(await Eventually.TrueAsync(() => Destinations().SequenceEqual([$"a[127.0.0.1:{a.Port}]"]), TimeSpan.FromSeconds(10)),
+            $"the new addresses waited for the old period: {string.Join(", ", Destinations())}");
+
+        config["Gateway"] = new JsonObject { ["Discovery"] = new JsonObject { ["Dns"] = false } };
+        gateway.WriteConfig(config);
+        Assert.True(await Eventually.TrueAsync(() => Destinations().SequenceEqual(["a"]), TimeSpan.FromSeconds(10)),
+            $"discovery turned off kept the resolved destinations: {string.Join(", ", Destinations())}");
+    }
+
     // Replaces the DNS resolver DnsDiscovery wraps with a scripted one.
     private static void UseResolver(IServiceCollection services, IDestinationResolver inner)
     {
