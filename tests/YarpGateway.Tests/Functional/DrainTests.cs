@@ -224,6 +224,35 @@ public class ShutdownTests
     }
 
     /// <summary>
+    /// <c>Gateway:Shutdown:Timeout</c> is live: the host's shutdown timeout kept the sum it started with, so a request the
+    /// new timeout let finish was cut at the old one, while the reload's line and the drain's own line named the new one.
+    /// </summary>
+    [Fact]
+    public async Task Shutdown_AnEditedTimeout_IsTheOneTheDrainGets()
+    {
+        await using var a = await TestBackend.StartAsync("a");
+        var config = ProxyConfigJson.CatchAll("WeightedRoundRobin", (a, "1"));
+        config["Gateway"] = System.Text.Json.Nodes.JsonNode.Parse("""{ "Shutdown": { "Timeout": "00:00:01" } }""");
+        await using var gateway = await GatewayUnderTest.StartAsync(config);
+        config["Gateway"] = System.Text.Json.Nodes.JsonNode.Parse("""{ "Shutdown": { "Timeout": "00:00:30" } }""");
+        gateway.WriteConfig(config);
+        var bound = TimeSpan.FromSeconds(10);
+        Assert.True(await Eventually.TrueAsync(() => gateway.Logs.Lines.Any(l => l.Contains("Gateway:Shutdown reloaded", StringComparison.Ordinal)), bound));
+        using var client = gateway.CreateProxyClient();
+        var held = client.GetAsync("/hold");
+        Assert.True(await Eventually.TrueAsync(() => a.Held == 1, bound));
+
+        var stopping = gateway.StopAsync();
+
+        // Past the old timeout (1 s): the request is still waiting, not cut.
+        Assert.False(await Eventually.TrueAsync(() => held.IsCompleted, TimeSpan.FromSeconds(3)), "the drain was cut at the timeout the gateway started with");
+        a.Gate.SetResult();
+        using var response = await held.WaitAsync(bound);
+        Assert.Equal(HttpStatusCode.OK, response.StatusCode);
+        await stopping.WaitAsync(bound);
+    }
+
+    /// <summary>
     /// A stream that ends after shutdown has begun, on a connection whose client then sends nothing:
     /// the final GOAWAY and the close come within a couple of seconds of the stream's end, not when
     /// Shutdown:Timeout (a minute here) runs out. Kestrel's heartbeat, which wakes the connection to
