@@ -87,6 +87,39 @@ internal sealed partial class GatewayConfigProvider : IProxyConfigProvider, IDis
 
     private void OnConfigurationChanged() => _ = ReloadAsync(_disposed.Token);
 
+    /// <summary>
+    /// Hands YARP the configuration serving now once more, unchanged (a new snapshot of the same revision), for a gateway
+    /// setting that YARP reads only while it applies a configuration: a cluster's client is built with
+    /// <c>Gateway:Resilience</c>'s connect timeout, and destinations are resolved through DNS discovery then. YARP applies
+    /// it as it would an edit: what changed is rebuilt, the rest (clusters' health, affinity, in-flight requests) kept.
+    /// </summary>
+    public void Reapply() => _ = ReapplyAsync(_disposed.Token);
+
+    internal async Task ReapplyAsync(CancellationToken cancellationToken)
+    {
+        try
+        {
+            await _reloadGate.WaitAsync(cancellationToken);
+        }
+        catch (OperationCanceledException)
+        {
+            return;
+        }
+
+        try
+        {
+            if (_current is { } current)
+            {
+                _current = new ProxyConfigSnapshot(current.Routes, current.Clusters, current.Revision);
+                current.SignalChanged();
+            }
+        }
+        finally
+        {
+            _reloadGate.Release();
+        }
+    }
+
     internal async Task ReloadAsync(CancellationToken cancellationToken)
     {
         try

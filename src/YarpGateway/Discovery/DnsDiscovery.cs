@@ -28,7 +28,7 @@ namespace YarpGateway.Discovery;
 /// names do not change).
 /// <para>
 /// An edit of <c>Gateway:Discovery</c> alone (<c>Dns</c> turned on or off, a period) has every cluster resolved again at
-/// once: every collection's change token fires with it. Until 2026-12-07 the reload's line said <c>Dns</c> had changed
+/// once (<see cref="GatewayConfigProvider.Reapply"/>). Until 2026-12-07 the reload's line said <c>Dns</c> had changed
 /// while nothing was resolved until the next edit of <c>ReverseProxy</c>, and a shorter period waited out the longer one.
 /// </para>
 /// </summary>
@@ -41,7 +41,6 @@ internal sealed partial class DnsDiscovery : IDestinationResolver, IDisposable
     private readonly DiscoveryMetrics _metrics;
     private readonly TimeProvider _timeProvider;
     private readonly ILogger<DnsDiscovery> _logger;
-    private CancellationTokenSource _optionsEdited = new();
 
     public DnsDiscovery(IDestinationResolver dns, IServiceProvider services, ReloadableOptions<DiscoveryOptions> options, DiscoveryMetrics metrics, TimeProvider timeProvider, ILogger<DnsDiscovery> logger)
     {
@@ -56,14 +55,12 @@ internal sealed partial class DnsDiscovery : IDestinationResolver, IDisposable
 
     public async ValueTask<ResolvedDestinationCollection> ResolveDestinationsAsync(IReadOnlyDictionary<string, DestinationConfig> destinations, CancellationToken cancellationToken)
     {
-        var edited = new CancellationChangeToken(Volatile.Read(ref _optionsEdited).Token);
-
         // YARP passes a cluster's own destinations dictionary, and only that: find its cluster in the
         // configuration being loaded (read lazily: the provider is built after this resolver).
         var owner = _services.GetRequiredService<IProxyConfigProvider>().GetConfig().Clusters.FirstOrDefault(c => ReferenceEquals(c.Destinations, destinations));
         if (owner is null || !DiscoveryRule.IsOn(owner, _options.Current.Dns))
         {
-            return new ResolvedDestinationCollection(destinations, edited);
+            return new ResolvedDestinationCollection(destinations, null);
         }
 
         var cluster = owner.ClusterId;
@@ -118,12 +115,11 @@ internal sealed partial class DnsDiscovery : IDestinationResolver, IDisposable
         _metrics.Resolved(cluster, result.Count, _timeProvider.GetUtcNow());
         var current = _options.Current;
         var refresh = new CancellationTokenSource(failed ? current.RetryPeriod : current.RefreshPeriod, _timeProvider);
-        return new ResolvedDestinationCollection(result, new CompositeChangeToken([new CancellationChangeToken(refresh.Token), edited]));
+        return new ResolvedDestinationCollection(result, new CancellationChangeToken(refresh.Token));
     }
 
-    /// <summary>YARP loads its configuration again, resolving every cluster, when one collection's token fires.</summary>
-    private void OnOptionsChanged(DiscoveryOptions changed)
-        => Interlocked.Exchange(ref _optionsEdited, new CancellationTokenSource()).Cancel();
+    /// <summary>YARP resolves every cluster again when it applies the configuration once more.</summary>
+    private void OnOptionsChanged(DiscoveryOptions changed) => _services.GetRequiredService<GatewayConfigProvider>().Reapply();
 
     public void Dispose() => _options.Changed -= OnOptionsChanged;
 

@@ -501,4 +501,39 @@ public class ResilienceTests
         Assert.InRange(elapsed, TimeSpan.FromSeconds(0.4), TimeSpan.FromSeconds(3));
         Assert.Equal(1, gateway.Counter("gateway.proxy.timeouts|cluster=c1|kind=connect"));
     }
+
+    /// <summary>
+    /// An edit of <c>Gateway:Resilience:ConnectTimeout</c> was logged as applied and reached no cluster: YARP builds a
+    /// cluster's client only when it applies a configuration, and compared the old one with the new through the same,
+    /// current, options. A minute's timeout cut to half a second still waited the minute.
+    /// </summary>
+    [Fact]
+    public async Task AnEditedConnectTimeout_ReachesTheClustersClient()
+    {
+        using var blackhole = new BacklogFullListener();
+        var config = ProxyConfigJson.Config(("all", "/{**catch-all}", "c1"), ("c1", "WeightedRoundRobin", []));
+        Cluster(config)["Destinations"] = new JsonObject { ["blackhole"] = new JsonObject { ["Address"] = $"http://127.0.0.1:{blackhole.Port}/" } };
+        Cluster(config)["Metadata"] = new JsonObject { ["MaxRetries"] = "0" };
+        config["Gateway"] = JsonNode.Parse("""{ "Resilience": { "ConnectTimeout": "00:01:00" } }""");
+        await using var gateway = await GatewayUnderTest.StartAsync(config);
+        using var client = gateway.CreateProxyClient();
+
+        config["Gateway"] = JsonNode.Parse("""{ "Resilience": { "ConnectTimeout": "00:00:00.500" } }""");
+        gateway.WriteConfig(config);
+        Assert.True(await Eventually.TrueAsync(() => gateway.Logs.Lines.Any(l => l.Contains("Gateway:Resilience reloaded", StringComparison.Ordinal)), TimeSpan.FromSeconds(10)));
+
+        Assert.True(await Eventually.TrueAsync(async () =>
+        {
+            using var attempt = new CancellationTokenSource(TimeSpan.FromSeconds(3));
+            try
+            {
+                using var response = await client.GetAsync("/x", attempt.Token);
+                return response.StatusCode == HttpStatusCode.GatewayTimeout && await response.Content.ReadAsStringAsync() == "gateway: connect timeout\n";
+            }
+            catch (OperationCanceledException)
+            {
+                return false; // still the minute's timeout
+            }
+        }, TimeSpan.FromSeconds(15)), "the connect timeout edited to 0.5 s did not reach the cluster's client");
+    }
 }
