@@ -6,6 +6,8 @@
 #   PROFILE=SECONDS bench/compare.sh ...: then a CPU profile of each under the same load (perf, 999 Hz, call graphs), and
 #   the share of each one's samples spent in (under, callees included) the frames matching PROFILE_MATCH, an
 #   extended regex, one line per alternative (default: the gateway's metric recording and OpenTelemetry).
+#   TREE_ARGS="--Gateway:Telemetry:AccessLog=true ..." bench/compare.sh HEAD ...: the working tree's gateway with those
+#   settings against the same build without them (a setting's price, at REF = HEAD). Its log goes to a file.
 # Both gateways run at once with every feature at its default, pinned to CPU 0 and loaded one at a time (h2load,
 # 64 connections, on CPU 1 with the backend, nginx with one worker and a 2-byte body). Warm-up alternates between
 # them in 30 s turns, as a gateway takes 100 s or more of load to reach its plateau (docs/performance-history.md,
@@ -43,7 +45,7 @@ for c in tree ref; do
   ASPNETCORE_ENVIRONMENT=Production taskset -c 0 dotnet "${DLL[$c]}" --ReverseProxy:Routes:all:ClusterId=b "--ReverseProxy:Routes:all:Match:Path={**catch-all}" \
     --ReverseProxy:Clusters:b:Destinations:d:Address=http://$BACKEND/ \
     --Kestrel:Endpoints:Proxy:Url=http://127.0.0.1:${PORT[$c]} --Kestrel:Endpoints:Management:Url=http://127.0.0.1:$(( PORT[$c] + 10 )) \
-    --Logging:LogLevel:Default=Warning >"$WORK/$c.log" 2>&1 &
+    --Logging:LogLevel:Default=Warning $([ "$c" = tree ] && echo "${TREE_ARGS:-}") >"$WORK/$c.log" 2>&1 &
   pids+=($!); PID[$c]=$!
 done
 for c in tree ref; do wait_ready "http://127.0.0.1:${PORT[$c]}/" 30; done

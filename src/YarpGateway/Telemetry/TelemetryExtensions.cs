@@ -21,6 +21,9 @@ internal static class TelemetryExtensions
         services.AddSingleton<SchedulerMetrics>();
         services.AddSingleton<RequestMetrics>();
         services.AddHostedService<KnownSeriesPublisher>();
+        services.AddSingleton(sp => new AccessLogWriter(Console.OpenStandardOutput(), sp.GetRequiredService<TimeProvider>(), sp.GetRequiredService<ILogger<AccessLogWriter>>()));
+        services.AddHostedService(sp => sp.GetRequiredService<AccessLogWriter>());
+        services.AddSingleton<AccessLog>();
         services.AddSingleton<SaturationLog>();
         services.AddHostedService(sp => sp.GetRequiredService<SaturationLog>());
         services.AddSingleton<ILoggerProvider, KestrelLogThrottle>();

@@ -12,6 +12,13 @@ internal sealed class TelemetryOptions
     public TimeSpan SaturationLogInterval { get; set; } = TimeSpan.FromSeconds(10);
 
     /// <summary>
+    /// One <c>access</c> line per request on the proxy endpoint, written as it ends (<see cref="AccessLog"/>). Default
+    /// false: the gateway's own log says what changed, not what each request did. Live: an operator turns it on while a
+    /// problem is there, without a restart that would end it.
+    /// </summary>
+    public bool AccessLog { get; set; }
+
+    /// <summary>
     /// Whether the platform's gauges that change on every request are exported:
     /// <c>http.server.active_requests</c>, <c>http.client.active_requests</c>,
     /// <c>http.client.open_connections</c>, for HTTP/2 <c>kestrel.queued_requests</c>, and on rate-limited routes
