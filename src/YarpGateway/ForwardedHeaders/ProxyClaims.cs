@@ -20,11 +20,18 @@ namespace YarpGateway.ForwardedHeaders;
 /// so took a client's <c>X-Forwarded-Port: 1</c> into the absolute URLs it built (links, redirects, asset hosts):
 /// with the output cache, a page with those was served to everyone (tried); <c>X-Forwarded-Ssl: on</c> over plain HTTP
 /// made a backend that reads it as Rack does answer as if over https (tried).</item>
+/// <item>The URL a proxy in front rewrote from, which some backends serve instead of the request's own:
+/// <c>X-Original-URL</c> and <c>X-Rewrite-URL</c> (IIS's URL Rewrite module and ARR; Symfony before 2.7.49, 3.4.15 and
+/// 4.1.4, Zend Framework and Drupal 7 read them), <c>X-Original-URI</c> and <c>X-Forwarded-Uri</c> (what nginx's
+/// <c>auth_request</c> setups and Traefik's forward authentication send an authorization service). A route's policies
+/// (authorization, rate limits, the WebSocket origin check) are the matched path's, so <c>GET /public</c> with
+/// <c>X-Original-URL: /admin</c> passed an anonymous route to a backend that then served <c>/admin</c>
+/// (CVE-2018-14773's shape; not tried, as no backend here honours them).</item>
 /// </list>
 /// <para>
 /// Runs just before the forwarded-headers middleware, while <see cref="ConnectionInfo.RemoteIpAddress"/> is still the
 /// TCP peer (after it, it is the client that peer names). A route's own <c>RequestHeader</c> transform on one of these
-/// names still sets it for its backend. A request that carries none costs ten look-ups in Kestrel's header table.
+/// names still sets it for its backend. A request that carries none costs fourteen look-ups in Kestrel's header table.
 /// </para>
 /// </summary>
 internal static class ProxyClaims
@@ -33,7 +40,9 @@ internal static class ProxyClaims
 
     internal static readonly string[] SchemeHeaderNames = ["X-Forwarded-Port", "X-Forwarded-Ssl", "X-Forwarded-Scheme", "X-Forwarded-Protocol", "Front-End-Https"];
 
-    internal static readonly string[] HeaderNames = [.. ClientAddressHeaderNames, .. SchemeHeaderNames];
+    internal static readonly string[] OriginalUrlHeaderNames = ["X-Original-URL", "X-Rewrite-URL", "X-Original-URI", "X-Forwarded-Uri"];
+
+    internal static readonly string[] HeaderNames = [.. ClientAddressHeaderNames, .. SchemeHeaderNames, .. OriginalUrlHeaderNames];
 
     /// <summary>Removes the claims unless the request's peer is one of <paramref name="trusted"/>'s (null when no peer is trusted).</summary>
     public static void RemoveUnlessTrusted(HttpContext context, ForwardedHeadersOptions? trusted)

@@ -147,11 +147,12 @@ public class RealIpTests
     }
 
     // The client's address, and the scheme and port it used (X-Forwarded-Port: a client's own went into the absolute URLs
-    // backends build, and so into every cached copy of the page).
+    // backends build, and so into every cached copy of the page), and the URL a proxy in front rewrote from.
     private static readonly (string Name, string Value)[] Claims =
     [
         .. YarpGateway.ForwardedHeaders.ProxyClaims.ClientAddressHeaderNames.Select(name => (name, "6.6.6.6")),
         ("X-Forwarded-Port", "1"), ("X-Forwarded-Ssl", "on"), ("X-Forwarded-Scheme", "https"), ("X-Forwarded-Protocol", "ssl"), ("Front-End-Https", "on"),
+        ("X-Original-URL", "/admin"), ("X-Rewrite-URL", "/admin"), ("X-Original-URI", "/admin"), ("X-Forwarded-Uri", "/admin"), // the URL a backend would serve instead
     ];
 
     [Theory]
