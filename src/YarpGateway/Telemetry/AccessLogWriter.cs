@@ -31,7 +31,9 @@ internal sealed partial class AccessLogWriter : IHostedService, IAsyncDisposable
     private readonly CancellationTokenSource _stop = new();
     private readonly byte[] _buffer = new byte[MaxWrite];
     private readonly SemaphoreSlim _writing = new(1, 1);
-    private Task? _loop;
+    private readonly Lock _startLock = new();
+    private volatile Task? _loop;
+    private int _started;
     private int _queued;
     private long _dropped;
     private long _droppedLogged;
@@ -60,6 +62,11 @@ internal sealed partial class AccessLogWriter : IHostedService, IAsyncDisposable
         }
 
         _lines.Enqueue(line);
+        if (_loop is null && Volatile.Read(ref _started) == 1)
+        {
+            StartWriting();
+        }
+
         if (queued == BatchLines && _wake.CurrentCount == 0)
         {
             try
@@ -75,10 +82,24 @@ internal sealed partial class AccessLogWriter : IHostedService, IAsyncDisposable
         return true;
     }
 
+    /// <summary>The writer starts with the first line: a gateway whose access log is off never wakes it.</summary>
     public Task StartAsync(CancellationToken cancellationToken)
     {
-        _loop = RunAsync(_stop.Token);
+        Volatile.Write(ref _started, 1);
+        if (!_lines.IsEmpty)
+        {
+            StartWriting();
+        }
+
         return Task.CompletedTask;
+    }
+
+    private void StartWriting()
+    {
+        lock (_startLock)
+        {
+            _loop ??= RunAsync(_stop.Token);
+        }
     }
 
     /// <summary>Nothing: requests that end while Kestrel drains still get their lines, written until the container disposes this.</summary>
