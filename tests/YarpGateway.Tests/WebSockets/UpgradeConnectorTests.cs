@@ -236,6 +236,29 @@ public class UpgradeConnectorTests
         Assert.Equal("early", (await client.ReadFrameAsync(timeout.Token))!.Text);
     }
 
+    /// <summary>
+    /// Live: an edit rebuilds the clusters' clients with the connector or without it. Before, the setting took effect only
+    /// when a cluster's own configuration was edited, while the reload's line said it had applied.
+    /// </summary>
+    [Fact]
+    public async Task TurnedOffAndOnByAnEdit_TheClustersClientIsRebuilt()
+    {
+        var config = Route(new Uri("http://127.0.0.1:9/"));
+        await using var gateway = await GatewayUnderTest.StartAsync(config);
+        var proxyState = gateway.Services.GetRequiredService<Yarp.ReverseProxy.IProxyStateLookup>();
+        var handlerField = typeof(HttpMessageInvoker).GetField("_handler", System.Reflection.BindingFlags.NonPublic | System.Reflection.BindingFlags.Instance)!;
+        bool Lean() => proxyState.TryGetCluster("ws", out var cluster) && handlerField.GetValue(cluster.Model.HttpClient) is UpgradeConnector;
+        Assert.True(Lean());
+
+        config["Gateway"] = new JsonObject { ["WebSockets"] = new JsonObject { ["LeanBackendConnector"] = false } };
+        gateway.WriteConfig(config);
+        Assert.True(await Eventually.TrueAsync(() => !Lean(), TimeSpan.FromSeconds(10)), "the cluster kept the lean connector");
+
+        config["Gateway"] = new JsonObject { ["WebSockets"] = new JsonObject { ["LeanBackendConnector"] = true } };
+        gateway.WriteConfig(config);
+        Assert.True(await Eventually.TrueAsync(Lean, TimeSpan.FromSeconds(10)), "the cluster did not get the lean connector back");
+    }
+
     internal static JsonObject Route(Uri backend) => new()
     {
         ["ReverseProxy"] = new JsonObject
