@@ -24,6 +24,9 @@ namespace YarpGateway.ForwardedHeaders;
 /// <c>http://backend//evil.example/x/</c>, as trailing-slash redirects are) came out as <c>//evil.example/x/</c>, an
 /// open redirect (tried). The leading slashes are one, tabs among them dropped (a browser reads <c>/\t/</c> as <c>//</c>).</item>
 /// </list>
+/// Behind a client's https, an https address on a plain-http destination's host (at its port, or 443) is the backend's own
+/// too: told <c>X-Forwarded-Proto: https</c>, Tomcat's <c>RemoteIpValve</c>, Spring and Rails build their redirects so
+/// (<c>https://10.0.0.5/login</c>), which nginx's <c>proxy_redirect default</c> passes on unreachable.
 /// The URL of a <c>Refresh</c> header (<c>Refresh: 0; url=http://10.0.0.5:8080/login</c>, a redirect older PHP and CGI
 /// applications and download pages send, which browsers follow) is mapped the same way, as nginx's
 /// <c>proxy_redirect</c> maps it; the delay and the rest of the header are kept.
@@ -55,7 +58,7 @@ internal sealed class LocationTransformProvider : RouteTransformProvider
 
     private static string? OnTheDestination(ResponseTransformContext transform, string url)
         => transform.ProxyResponse?.RequestMessage is { RequestUri: { } destination } request
-            ? OnTheDestination(url, destination, ClientPath(transform.HttpContext), request.Headers.Host)
+            ? OnTheDestination(url, destination, ClientPath(transform.HttpContext), request.Headers.Host, transform.HttpContext.Request.IsHttps)
             : null;
 
     /// <summary>
@@ -127,12 +130,13 @@ internal sealed class LocationTransformProvider : RouteTransformProvider
     /// the address's); null otherwise. With <paramref name="clientPath"/> (the request's path as the client sent it), the
     /// path is mapped from the backend's side of the route to the client's.
     /// </summary>
-    internal static string? OnTheDestination(string location, Uri destination, string? clientPath = null, string? sentHost = null)
+    internal static string? OnTheDestination(string location, Uri destination, string? clientPath = null, string? sentHost = null, bool clientUsedHttps = false)
     {
         if (!location.StartsWith("http", StringComparison.OrdinalIgnoreCase)
             || !Uri.TryCreate(location, UriKind.Absolute, out var uri)
-            || !string.Equals(uri.Scheme, destination.Scheme, StringComparison.OrdinalIgnoreCase)
-            || !(IsAt(uri, destination.IdnHost, destination.Port) || (sentHost is not null && IsAt(uri, sentHost, destination))))
+            || !(string.Equals(uri.Scheme, destination.Scheme, StringComparison.OrdinalIgnoreCase)
+                    ? IsAt(uri, destination.IdnHost, destination.Port) || (sentHost is not null && IsAt(uri, sentHost, destination))
+                    : clientUsedHttps && IsHttpsOnThePlainDestination(uri, destination, sentHost)))
         {
             return null;
         }
@@ -177,6 +181,25 @@ internal sealed class LocationTransformProvider : RouteTransformProvider
     internal static bool StartsWithSegment(string reference, string prefix)
         => reference.StartsWith(prefix, StringComparison.OrdinalIgnoreCase)
             && (reference.Length == prefix.Length || prefix.Length == 0 || reference[prefix.Length] is '/' or '?' or '#');
+
+    /// <summary>
+    /// Whether <paramref name="uri"/>, an https address, is a plain-http destination's own as a backend behind TLS writes it:
+    /// told <c>X-Forwarded-Proto: https</c>, it builds its redirects with https, the <c>Host</c> it was sent (the
+    /// destination's) and that host's port or 443 (Tomcat's <c>RemoteIpValve</c>, Spring, Rails behind a proxy that ends
+    /// TLS). Only while the client used https: to a client on plain HTTP, such a redirect is the backend's way up to TLS.
+    /// </summary>
+    private static bool IsHttpsOnThePlainDestination(Uri uri, Uri destination, string? sentHost)
+    {
+        if (!string.Equals(uri.Scheme, Uri.UriSchemeHttps, StringComparison.OrdinalIgnoreCase) || !string.Equals(destination.Scheme, Uri.UriSchemeHttp, StringComparison.OrdinalIgnoreCase))
+        {
+            return false;
+        }
+
+        var host = sentHost is null ? default : new HostString(sentHost);
+        var sameHost = string.Equals(uri.IdnHost, destination.IdnHost, StringComparison.OrdinalIgnoreCase)
+            || (host.HasValue && string.Equals(uri.IdnHost, host.Host, StringComparison.OrdinalIgnoreCase));
+        return sameHost && (uri.Port == 443 || uri.Port == destination.Port || (host.Port is { } port && uri.Port == port));
+    }
 
     private static bool IsAt(Uri uri, string host, int port)
         => string.Equals(uri.IdnHost, host, StringComparison.OrdinalIgnoreCase) && uri.Port == port;

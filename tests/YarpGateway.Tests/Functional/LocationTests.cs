@@ -107,6 +107,47 @@ public class LocationTests
     public void ARedirectToTheHostTheBackendWasSent_BecomesAPathToo(string location, string sentHost, string? expected)
         => Assert.Equal(expected, LocationTransformProvider.OnTheDestination(location, new Uri("http://10.0.0.5:8080/account"), "/api/account", sentHost));
 
+    // Behind the client's https, a backend told X-Forwarded-Proto: https builds its redirects with https and the Host it
+    // was sent, at that port or at 443 (Tomcat's RemoteIpValve, Spring, Rails): an address only the gateway's network has.
+    [Theory]
+    [InlineData("https://10.0.0.5:8080/login", null, true, "/api/login")]
+    [InlineData("https://10.0.0.5/login", null, true, "/api/login")]                           // RemoteIpValve: port 443
+    [InlineData("https://backend.internal/login", "backend.internal", true, "/api/login")]
+    [InlineData("https://backend.internal:8080/login", "backend.internal:8080", true, "/api/login")]
+    [InlineData("https://10.0.0.5:8443/login", null, true, null)]                              // another port
+    [InlineData("https://other.internal/login", "backend.internal", true, null)]
+    [InlineData("https://10.0.0.5:8080/login", null, false, null)]                             // the client on plain HTTP: the backend's way up to TLS
+    public void BehindTheClientsHttps_AnHttpsRedirectToTheBackendsOwnHost_BecomesAPath(string location, string? sentHost, bool clientUsedHttps, string? expected)
+        => Assert.Equal(expected, LocationTransformProvider.OnTheDestination(location, new Uri("http://10.0.0.5:8080/account"), "/api/account", sentHost, clientUsedHttps));
+
+    [Fact]
+    public void AnHttpsDestination_KeepsItsOwnRule()
+        => Assert.Null(LocationTransformProvider.OnTheDestination("http://10.0.0.5:8443/x", new Uri("https://10.0.0.5:8443/"), clientUsedHttps: true));
+
+    /// <summary>The client's https as a trusted load balancer in front says it (X-Forwarded-Proto), and the backend's redirect built from it.</summary>
+    [Fact]
+    public async Task BehindATrustedLoadBalancersHttps_TheBackendsHttpsRedirectToItself_ReachesTheClientAsAPath()
+    {
+        await using var backend = await RawTcpBackend.StartAsync(async (socket, head, cancellationToken) =>
+        {
+            var proto = head.Split("\r\n").First(l => l.StartsWith("X-Forwarded-Proto:", StringComparison.OrdinalIgnoreCase))[18..].Trim();
+            var host = head.Split("\r\n").First(l => l.StartsWith("Host:", StringComparison.OrdinalIgnoreCase))[5..].Trim();
+            await socket.SendAsync(Encoding.ASCII.GetBytes($"HTTP/1.1 302 Found\r\nLocation: {proto}://{host}/login\r\nContent-Length: 0\r\n\r\n"), cancellationToken);
+        });
+        var config = ProxyConfigJson.CatchAll(backend.Address);
+        config["Gateway"] = System.Text.Json.Nodes.JsonNode.Parse("""{ "ForwardedHeaders": { "KnownProxies": [ "127.0.0.1" ] } }""");
+        await using var gateway = await GatewayUnderTest.StartAsync(config);
+        using var client = new HttpClient(new SocketsHttpHandler { AllowAutoRedirect = false }) { BaseAddress = gateway.ProxyAddress, Timeout = TimeSpan.FromSeconds(20) };
+
+        using var request = new HttpRequestMessage(HttpMethod.Get, "/account");
+        request.Headers.Add("X-Forwarded-Proto", "https");
+        request.Headers.Add("X-Forwarded-For", "203.0.113.7");
+        using var response = await client.SendAsync(request);
+
+        Assert.Equal(HttpStatusCode.Found, response.StatusCode);
+        Assert.Equal("/login", response.Headers.Location?.OriginalString); // it was https://127.0.0.1:<port>/login
+    }
+
     [Fact]
     public async Task ADestinationsHost_IsTheBackendsOwnAddressToo()
     {
