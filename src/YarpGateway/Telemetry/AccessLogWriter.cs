@@ -98,7 +98,10 @@ internal sealed partial class AccessLogWriter : IHostedService, IAsyncDisposable
     {
         lock (_startLock)
         {
-            _loop ??= RunAsync(_stop.Token);
+            if (Volatile.Read(ref _disposed) == 0)
+            {
+                _loop ??= RunAsync(_stop.Token);
+            }
         }
     }
 
@@ -176,9 +179,12 @@ internal sealed partial class AccessLogWriter : IHostedService, IAsyncDisposable
     /// <summary>After the host has stopped (every request ended): the writer ends, and what is still queued is written.</summary>
     public async ValueTask DisposeAsync()
     {
-        if (Interlocked.Exchange(ref _disposed, 1) == 1)
+        lock (_startLock)
         {
-            return; // the container disposes it once as itself and once as a hosted service
+            if (Interlocked.Exchange(ref _disposed, 1) == 1)
+            {
+                return; // the container disposes it once as itself and once as a hosted service
+            }
         }
 
         await _stop.CancelAsync();
