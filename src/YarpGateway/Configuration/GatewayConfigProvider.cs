@@ -97,11 +97,7 @@ internal sealed partial class GatewayConfigProvider : IProxyConfigProvider, IDis
 
     internal async Task ReapplyAsync(CancellationToken cancellationToken)
     {
-        try
-        {
-            await _reloadGate.WaitAsync(cancellationToken);
-        }
-        catch (OperationCanceledException)
+        if (!await EnterGateAsync(cancellationToken))
         {
             return;
         }
@@ -120,13 +116,23 @@ internal sealed partial class GatewayConfigProvider : IProxyConfigProvider, IDis
         }
     }
 
-    internal async Task ReloadAsync(CancellationToken cancellationToken)
+    /// <summary>Waits for the gate reloads and reapplies take in turn; false when the provider is being disposed.</summary>
+    private async Task<bool> EnterGateAsync(CancellationToken cancellationToken)
     {
         try
         {
             await _reloadGate.WaitAsync(cancellationToken);
+            return true;
         }
         catch (OperationCanceledException)
+        {
+            return false;
+        }
+    }
+
+    internal async Task ReloadAsync(CancellationToken cancellationToken)
+    {
+        if (!await EnterGateAsync(cancellationToken))
         {
             return;
         }
