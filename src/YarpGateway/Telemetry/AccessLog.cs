@@ -32,6 +32,8 @@ internal sealed class AccessLog(ReloadableOptions<TelemetryOptions> options, Acc
 {
     internal const int MaxPathLength = 512;
 
+    private static readonly SearchValues<char> LowerHex = SearchValues.Create("0123456789abcdef");
+
     private static readonly SearchValues<char> Unsafe = SearchValues.Create([.. Enumerable.Range(0, 0x21).Select(c => (char)c), '\u007f']);
 
     public Func<RequestDelegate, RequestDelegate> Middleware => next => context
@@ -111,20 +113,7 @@ internal sealed class AccessLog(ReloadableOptions<TelemetryOptions> options, Acc
 
     /// <summary>The trace id of a W3C <c>traceparent</c> (<c>00-{32 hex}-{16 hex}-{2 hex}</c>), or <c>-</c>.</summary>
     internal static string TraceIdOf(string traceParent)
-        => traceParent.Length >= 55 && traceParent[2] == '-' && traceParent[35] == '-' && IsLowerHex(traceParent.AsSpan(3, 32))
+        => traceParent.Length >= 55 && traceParent[2] == '-' && traceParent[35] == '-' && !traceParent.AsSpan(3, 32).ContainsAnyExcept(LowerHex)
             ? traceParent.Substring(3, 32)
             : "-";
-
-    private static bool IsLowerHex(ReadOnlySpan<char> text)
-    {
-        foreach (var c in text)
-        {
-            if (c is not ((>= '0' and <= '9') or (>= 'a' and <= 'f')))
-            {
-                return false;
-            }
-        }
-
-        return true;
-    }
 }
