@@ -237,7 +237,7 @@ public class ShutdownTests
         config["Gateway"] = System.Text.Json.Nodes.JsonNode.Parse("""{ "Shutdown": { "Timeout": "00:00:30" } }""");
         gateway.WriteConfig(config);
         var bound = TimeSpan.FromSeconds(10);
-        Assert.True(await Eventually.TrueAsync(() => gateway.Logs.Lines.Any(l => l.Contains("Gateway:Shutdown reloaded", StringComparison.Ordinal)), bound));
+        Assert.True(await gateway.SectionReloadedAsync("Gateway:Shutdown"));
         using var client = gateway.CreateProxyClient();
         var held = client.GetAsync("/hold");
         Assert.True(await Eventually.TrueAsync(() => a.Held == 1, bound));

@@ -520,7 +520,7 @@ public class ResilienceTests
 
         config["Gateway"] = JsonNode.Parse("""{ "Resilience": { "ConnectTimeout": "00:00:00.500" } }""");
         gateway.WriteConfig(config);
-        Assert.True(await Eventually.TrueAsync(() => gateway.Logs.Lines.Any(l => l.Contains("Gateway:Resilience reloaded", StringComparison.Ordinal)), TimeSpan.FromSeconds(10)));
+        Assert.True(await gateway.SectionReloadedAsync("Gateway:Resilience"));
 
         Assert.True(await Eventually.TrueAsync(async () =>
         {

@@ -157,7 +157,7 @@ public class AccessLogTests
 
         config["Gateway"] = JsonNode.Parse("""{ "Telemetry": { "AccessLog": true } }""");
         gateway.WriteConfig(config);
-        Assert.True(await Eventually.TrueAsync(() => gateway.Logs.Lines.Any(l => l.Contains("Gateway:Telemetry reloaded", StringComparison.Ordinal)), TimeSpan.FromSeconds(10)));
+        Assert.True(await gateway.SectionReloadedAsync("Gateway:Telemetry"));
         Assert.Empty(AccessLines()); // the request before the edit wrote none
 
         using (var request = new HttpRequestMessage(HttpMethod.Get, "/api/orders?token=secret"))
