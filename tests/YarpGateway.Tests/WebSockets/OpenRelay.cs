@@ -14,4 +14,13 @@ internal static class OpenRelay
         Assert.True(await Eventually.TrueAsync(() => relays.Count >= 1, TimeSpan.FromSeconds(10)), "no relay registered");
         return Assert.Single(relays.Open);
     }
+
+    /// <summary>The open relays once <paramref name="count"/> have registered (the same wait as <see cref="SingleAsync"/>).</summary>
+    public static async Task<WebSocketRelay[]> AllAsync(WebSocketRelays relays, int count)
+    {
+        Assert.True(await Eventually.TrueAsync(() => relays.Count >= count, TimeSpan.FromSeconds(10)), $"{relays.Count} of {count} relays registered");
+        var open = relays.Open.ToArray();
+        Assert.Equal(count, open.Length);
+        return open;
+    }
 }

@@ -259,8 +259,7 @@ public class SlowClientTests
             streams.Add((socket, StreamAsync(socket, timeout.Token)));
         }
 
-        var open = relays.Open.ToArray();
-        Assert.Equal(Clients, open.Length);
+        var open = await OpenRelay.AllAsync(relays, Clients);
         Assert.True(
             await Eventually.TrueAsync(() => open.All(r => r.WriteBlocked), TimeSpan.FromSeconds(60)),
             $"not every client's write waits: {string.Join(", ", open.Select(r => r.WriteBlocked))}");
