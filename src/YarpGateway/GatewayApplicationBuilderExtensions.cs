@@ -106,6 +106,7 @@ internal static class GatewayApplicationBuilderExtensions
         // Requests answered before the request's frame (below) are counted as not proxied where they are answered.
         var requestMetrics = app.Services.GetRequiredService<RequestMetrics>();
         app.Use(app.Services.GetRequiredService<AccessLog>().Middleware); // Gateway:Telemetry:AccessLog: one line per request, off by default
+        app.Use(app.Services.GetRequiredService<RequestId>().Middleware); // Gateway:Telemetry:RequestId: X-Request-ID to the backend and back, off by default
         app.Use(next => context =>
         {
             // Over HTTP/2 the scheme comes from the client's :scheme; it may not claim another transport's.

@@ -9,7 +9,7 @@ namespace YarpGateway.Telemetry;
 /// <summary>
 /// The access log: when <see cref="TelemetryOptions.AccessLog"/> is on, one line per request on the proxy endpoint as it
 /// ends, in the <c>key=value</c> form of the <c>saturation</c> line, e.g.
-/// <c>access client=203.0.113.7 method=GET path=/api/orders protocol=HTTP/2 status=200 ms=3.2 route=api cluster=orders destination=orders[10.1.2.3] trace=0af7651916cd43dd8448eb211c80319c</c>.
+/// <c>access client=203.0.113.7 method=GET path=/api/orders protocol=HTTP/2 status=200 ms=3.2 route=api cluster=orders destination=orders[10.1.2.3] trace=0af7651916cd43dd8448eb211c80319c id=5f0c1e2d9a8b4c7d8e6f5a4b3c2d1e0f</c>.
 /// <list type="bullet">
 /// <item>Every request the proxy endpoint's pipeline sees, those the gateway answers itself included (a 400 for an
 /// ambiguous path, an admission 503, the 404 of no route); a WebSocket's line comes when it closes, with its life as
@@ -21,7 +21,8 @@ namespace YarpGateway.Telemetry;
 /// before one.</item>
 /// <item><c>client</c> is the client's address as the gateway trusts it (<c>X-Forwarded-For</c> only from trusted
 /// proxies); <c>trace</c> the trace id of the client's <c>traceparent</c>, which reaches the backend unchanged, so the
-/// line is found from a backend's trace; <c>-</c> when there is none.</item>
+/// line is found from a backend's trace; <c>-</c> when there is none. <c>id</c> is the request's id
+/// (<see cref="RequestId"/>; with it off, a well-formed one the request brought in the same header), or <c>-</c>.</item>
 /// </list>
 /// The line goes to standard output through <see cref="AccessLogWriter"/>, in batches, not through the logger (which
 /// cost 26 µs of CPU per request): it is the same <c>key=value</c> line (logfmt) whatever <c>Logging:Console:FormatterName</c>
@@ -72,12 +73,13 @@ internal sealed class AccessLog(ReloadableOptions<TelemetryOptions> options, Acc
             proxy?.Route.Config.RouteId ?? "-",
             proxy?.Cluster?.Config.ClusterId ?? "-",
             proxy?.ProxiedDestination?.DestinationId ?? "-",
-            TraceIdOf(context.Request.Headers.TraceParent.ToString())));
+            TraceIdOf(context.Request.Headers.TraceParent.ToString()),
+            RequestId.Of(context, options.Current.RequestIdHeader)));
     }
 
-    internal static string Line(string client, string method, string path, string protocol, int status, TimeSpan elapsed, string route, string cluster, string destination, string traceId)
+    internal static string Line(string client, string method, string path, string protocol, int status, TimeSpan elapsed, string route, string cluster, string destination, string traceId, string requestId)
         => string.Create(CultureInfo.InvariantCulture,
-            $"access client={client} method={method} path={path} protocol={protocol} status={status} ms={elapsed.TotalMilliseconds:0.0} route={route} cluster={cluster} destination={destination} trace={traceId}");
+            $"access client={client} method={method} path={path} protocol={protocol} status={status} ms={elapsed.TotalMilliseconds:0.0} route={route} cluster={cluster} destination={destination} trace={traceId} id={requestId}");
 
     /// <summary>The target as sent, without its query, bounded, with nothing in it that could split or forge a line.</summary>
     internal static string PathOf(string target)

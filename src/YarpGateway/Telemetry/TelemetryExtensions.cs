@@ -24,6 +24,7 @@ internal static class TelemetryExtensions
         services.AddSingleton(sp => new AccessLogWriter(Console.OpenStandardOutput(), sp.GetRequiredService<TimeProvider>(), sp.GetRequiredService<ILogger<AccessLogWriter>>()));
         services.AddHostedService(sp => sp.GetRequiredService<AccessLogWriter>());
         services.AddSingleton<AccessLog>();
+        services.AddSingleton<RequestId>();
         services.AddSingleton<SaturationLog>();
         services.AddHostedService(sp => sp.GetRequiredService<SaturationLog>());
         services.AddSingleton<ILoggerProvider, KestrelLogThrottle>();

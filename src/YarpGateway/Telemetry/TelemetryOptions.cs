@@ -1,3 +1,5 @@
+using YarpGateway.Configuration;
+
 namespace YarpGateway.Telemetry;
 
 /// <summary>Options under <c>Gateway:Telemetry</c>.</summary>
@@ -17,6 +19,22 @@ internal sealed class TelemetryOptions
     /// problem is there, without a restart that would end it.
     /// </summary>
     public bool AccessLog { get; set; }
+
+    /// <summary>The default of <see cref="RequestIdHeader"/>.</summary>
+    public const string DefaultRequestIdHeader = "X-Request-ID";
+
+    /// <summary>
+    /// Whether every request on the proxy endpoint carries an id to its backend in <see cref="RequestIdHeader"/>, and its
+    /// answer the same id back (<see cref="Telemetry.RequestId"/>): one the request brings is kept when well formed, else
+    /// a new one is made. Default false (nginx and HAProxy add none unless told; Envoy does). Live.
+    /// </summary>
+    public bool RequestId { get; set; }
+
+    /// <summary>
+    /// The header of the request id (<see cref="RequestId"/>), also the one the access log's <c>id</c> reads when
+    /// <see cref="RequestId"/> is off (an id an ingress in front set). Default <c>X-Request-ID</c>. Live.
+    /// </summary>
+    public string RequestIdHeader { get; set; } = DefaultRequestIdHeader;
 
     /// <summary>
     /// Whether the platform's gauges that change on every request are exported:
@@ -90,6 +108,13 @@ internal sealed class TelemetryOptionsValidator : Microsoft.Extensions.Options.I
     internal const int MinSeriesPerMetric = 100;
     internal const int MaxSeriesPerMetricLimit = 100_000;
 
+    /// <summary>Headers a request id must not replace: framing, routing, credentials, and the trace context.</summary>
+    internal static readonly HashSet<string> ReservedRequestIdHeaders = new(
+        ["Host", "Connection", "Content-Length", "Content-Type", "Transfer-Encoding", "Upgrade", "Keep-Alive", "TE", "Trailer",
+         "Proxy-Connection", "Cookie", "Set-Cookie", "Authorization", "Location", "Traceparent", "Tracestate",
+         "X-Forwarded-For", "X-Forwarded-Host", "X-Forwarded-Proto", "X-Forwarded-Prefix", "X-Real-IP", "Forwarded"],
+        StringComparer.OrdinalIgnoreCase);
+
     public Microsoft.Extensions.Options.ValidateOptionsResult Validate(string? name, TelemetryOptions options)
     {
         var errors = new List<string>();
@@ -106,6 +131,15 @@ internal sealed class TelemetryOptionsValidator : Microsoft.Extensions.Options.I
         if (options.MaxSeriesPerMetric is < MinSeriesPerMetric or > MaxSeriesPerMetricLimit)
         {
             errors.Add($"{TelemetryOptions.SectionName}:MaxSeriesPerMetric must be between {MinSeriesPerMetric} and {MaxSeriesPerMetricLimit}; got {options.MaxSeriesPerMetric}.");
+        }
+
+        if (!HttpSyntax.IsToken(options.RequestIdHeader))
+        {
+            errors.Add($"{TelemetryOptions.SectionName}:RequestIdHeader must be a header name ({HttpSyntax.TokenCharacters}); got '{options.RequestIdHeader}'.");
+        }
+        else if (ReservedRequestIdHeaders.Contains(options.RequestIdHeader))
+        {
+            errors.Add($"{TelemetryOptions.SectionName}:RequestIdHeader must not be {options.RequestIdHeader}, which HTTP or the gateway gives a meaning of its own; X-Request-ID is the usual one.");
         }
 
         // A relative one ("nonsense") threw here, and the error said only "This operation is not supported for a relative URI".

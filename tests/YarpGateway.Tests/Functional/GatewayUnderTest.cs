@@ -167,9 +167,9 @@ internal sealed class GatewayUnderTest : IAsyncDisposable
 
     public void WriteConfig(string text) => ProxyConfigJson.WriteAtomically(ConfigPath, text);
 
-    /// <summary>Whether, within 10 s, the log says <paramref name="section"/> (<c>Gateway:Shutdown</c>) was reloaded: an edit of it applied.</summary>
-    public Task<bool> SectionReloadedAsync(string section)
-        => Eventually.TrueAsync(() => Logs.Lines.Any(l => l.Contains(section + " reloaded", StringComparison.Ordinal)), TimeSpan.FromSeconds(10));
+    /// <summary>Whether, within 10 s, the log says <paramref name="section"/> (<c>Gateway:Shutdown</c>) was reloaded (at least <paramref name="times"/> times): an edit of it applied.</summary>
+    public Task<bool> SectionReloadedAsync(string section, int times = 1)
+        => Eventually.TrueAsync(() => Logs.Lines.Count(l => l.Contains(section + " reloaded", StringComparison.Ordinal)) >= times, TimeSpan.FromSeconds(10));
 
     /// <summary>A client for the proxy endpoint, one connection pool per client.</summary>
     public HttpClient CreateProxyClient() => new(new SocketsHttpHandler { PooledConnectionLifetime = TimeSpan.FromMinutes(5) })

@@ -137,6 +137,11 @@ internal sealed class TestBackend : IAsyncDisposable
             backend.LocalAddresses.Enqueue(context.Connection.LocalIpAddress?.ToString() ?? "?");
             backend.RawTargets.Enqueue(context.Features.Get<Microsoft.AspNetCore.Http.Features.IHttpRequestFeature>()!.RawTarget);
             backend.RequestHeaders.Enqueue(context.Request.Headers.ToDictionary(h => h.Key, h => h.Value.ToString(), StringComparer.OrdinalIgnoreCase));
+            if (context.Request.Path == "/own-request-id")
+            {
+                context.Response.Headers["X-Request-ID"] = "backend-own"; // a backend that sets an id of its own
+            }
+
             if (context.Request.Path == "/private")
             {
                 context.Response.Headers.CacheControl = "private";
