@@ -168,4 +168,27 @@ public class RequestIdTests
         Assert.Contains(output.Lines, l => l.Contains(" path=/from-ingress ", StringComparison.Ordinal) && l.EndsWith(" id=ingress-1", StringComparison.Ordinal));
         Assert.Contains(output.Lines, l => l.Contains(" path=/renamed ", StringComparison.Ordinal) && !l.EndsWith(" id=-", StringComparison.Ordinal));
     }
+
+    /// <summary>A response the output cache serves carries the id of the request it serves, not the one of the request that filled the cache.</summary>
+    [Fact]
+    public async Task ACachedAnswer_CarriesItsOwnRequestsId()
+    {
+        await using var backend = await TestBackend.StartAsync("a");
+        var config = ProxyConfigJson.CatchAll("RoundRobin", (backend, null));
+        config["ReverseProxy"]!["Routes"]!["all"]!["OutputCachePolicy"] = "short";
+        config["Gateway"] = JsonNode.Parse("""{ "Telemetry": { "RequestId": true }, "OutputCache": { "Policies": { "short": { "Duration": "00:05:00" } } } }""");
+        await using var gateway = await GatewayUnderTest.StartAsync(config);
+        using var client = gateway.CreateProxyClient();
+
+        foreach (var id in new[] { "first", "second", "third" })
+        {
+            using var request = new HttpRequestMessage(HttpMethod.Get, "/page");
+            request.Headers.Add("X-Request-ID", id);
+            using var response = await client.SendAsync(request);
+            Assert.Equal(HttpStatusCode.OK, response.StatusCode);
+            Assert.Equal([id], response.Headers.GetValues("X-Request-ID"));
+        }
+
+        Assert.Equal(1, backend.Requests); // the second and third were the cache's
+    }
 }
