@@ -26,6 +26,7 @@ internal sealed partial class CertificateReloader(TimeProvider timeProvider, ILo
     private ITimer? _timer;
     private int _checking;
     private CancellationTokenSource _filesChanged = new();
+    private bool _disposed;
 
     /// <summary>How often the files are read again. Default 10 s.</summary>
     public TimeSpan CheckInterval { get; init; } = TimeSpan.FromSeconds(10);
@@ -129,10 +130,18 @@ internal sealed partial class CertificateReloader(TimeProvider timeProvider, ILo
                 }
             }
 
-            if (changed)
+            if (changed && !Volatile.Read(ref _disposed))
             {
                 using var before = Interlocked.Exchange(ref _filesChanged, new CancellationTokenSource());
-                before.Cancel(); // its listeners run here, and take the new token
+                try
+                {
+                    before.Cancel(); // its listeners run here, and take the new token
+                }
+                catch (ObjectDisposedException)
+                {
+                    // Disposed with the reloader while this check ran (the host stopping does not wait for a timer's
+                    // callback): nobody listens any more. Thrown on the timer's thread, it ended the process.
+                }
             }
 
             if (unsettled)
@@ -216,6 +225,7 @@ internal sealed partial class CertificateReloader(TimeProvider timeProvider, ILo
 
     public void Dispose()
     {
+        Volatile.Write(ref _disposed, true);
         _timer?.Dispose();
         _filesChanged.Dispose();
     }

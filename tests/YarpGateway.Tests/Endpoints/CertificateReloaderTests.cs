@@ -98,6 +98,23 @@ public sealed class CertificateReloaderTests : IDisposable
         Assert.Single(_logs.Lines, l => l.Contains("[CertificateReloadFailed]", StringComparison.Ordinal));
     }
 
+    /// <summary>
+    /// A check already running when the reloader is disposed (the host stopping; a timer's callback is not waited for) that
+    /// finds the files changed: it cancelled the disposed change token, and the exception on a timer's thread ended the
+    /// process (seen: the test host crashed with "The CancellationTokenSource has been disposed" at the end of a run).
+    /// </summary>
+    [Fact]
+    public void ACheckThatEndsAfterDisposal_WithTheFilesChanged_DoesNotThrow()
+    {
+        using var first = SelfSigned("CN=first");
+        using var second = SelfSigned("CN=second");
+        Watch(first);
+        File.WriteAllBytes(_path, second.Export(X509ContentType.Pfx, "pw"));
+
+        _reloader.Dispose();
+        _reloader.Check();
+    }
+
     /// <summary>Starts watching <see cref="_path"/>, written with <paramref name="certificate"/>, as Kestrel's endpoint callback does.</summary>
     private HttpsConnectionAdapterOptions Watch(X509Certificate2 certificate)
     {
