@@ -219,10 +219,11 @@ internal static class ProxyConfigReader
         // The binder drops an item of a list whose value does not convert, without a word: a route header match with a
         // Mode of "Exactly" was gone, and the route matched every request whatever its headers. And it takes any number
         // for an enum. Each such value, the section's own included, is an error.
-        if (OptionsBindingErrors.Unconvertible(typeof(T), section) is { Count: > 0 } unconvertible)
+        var convertible = new List<KeyValuePair<string, string?>>();
+        if (OptionsBindingErrors.Unconvertible(typeof(T), section, convertible) is { Count: > 0 } unconvertible)
         {
             errors.AddRange(unconvertible);
-            return default;
+            return Rest<T>(convertible);
         }
 
         try
@@ -237,6 +238,31 @@ internal static class ProxyConfigReader
                 : $"cannot be read as {ExpectedValue.Describe(typeof(T))}: {ex.Message}";
             errors.Add(new ConfigError(section.Path, message));
             return default;
+        }
+    }
+
+    /// <summary>
+    /// A section whose values did not all convert, read from the rest (each of those is an error already, and the
+    /// configuration is not applied), so that YARP's validation still lists what else is wrong in it. Until 2026-12-07 such
+    /// a section was dropped whole: a <c>SessionAffinity</c> with a bad <c>Cookie:MaxAge</c> hid its unknown <c>Policy</c>
+    /// and negative <c>Expiration</c>, each found only once the one before it was fixed.
+    /// </summary>
+    [UnconditionalSuppressMessage("Trimming", "IL2026", Justification = KeptForReflection.Justification)]
+    [UnconditionalSuppressMessage("AOT", "IL3050", Justification = KeptForReflection.Justification)]
+    private static T? Rest<T>(List<KeyValuePair<string, string?>> convertible)
+    {
+        if (convertible.Count == 0)
+        {
+            return default;
+        }
+
+        try
+        {
+            return new ConfigurationBuilder().AddInMemoryCollection(convertible).Build().Get<T>();
+        }
+        catch (InvalidOperationException)
+        {
+            return default; // something the walk does not model; the conversion errors still stand
         }
     }
 }

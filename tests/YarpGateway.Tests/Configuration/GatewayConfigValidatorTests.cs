@@ -483,6 +483,38 @@ public class GatewayConfigValidatorTests
         AssertTheOnlyErrorOrNone(errors, key is not null, "ReverseProxy:Routes:r:" + key, text ?? string.Empty);
     }
 
+    /// <summary>
+    /// A section with a value that does not convert is still read from the rest, so that what else is wrong in it is listed
+    /// in the same run: until 2026-12-07 the section was dropped whole, and each further error came out only once the one
+    /// before it was fixed (tried with <c>--check</c>: one error of five).
+    /// </summary>
+    [Fact]
+    public async Task ASectionWithAValueThatDoesNotConvert_StillHasItsOtherErrorsListed()
+    {
+        var errors = await ValidateAsync("""
+        { "ReverseProxy": {
+            "Routes": { "r": { "ClusterId": "c", "Match": { "Path": "/x", "Headers": [ { "Name": "X A", "Values": [ "1" ], "Mode": "Exactly" } ] } } },
+            "Clusters": { "c": {
+              "SessionAffinity": { "Enabled": true, "Policy": "Nope", "AffinityKeyName": "a b;c", "Cookie": { "MaxAge": "x", "Expiration": "-00:00:01" } },
+              "HealthCheck": { "Active": { "Enabled": true, "Interval": "soon", "Timeout": "00:00:00" } },
+              "Destinations": { "d": { "Address": "http://127.0.0.1:1" } } } } } }
+        """);
+        string[] expected =
+        [
+            "ReverseProxy:Routes:r:Match:Headers:0:Mode: 'Exactly' is not one of",
+            "ReverseProxy:Routes:r:Match:Headers:0:Name",
+            "ReverseProxy:Clusters:c:SessionAffinity:Cookie:MaxAge: 'x' is not a time span",
+            "ReverseProxy:Clusters:c:SessionAffinity:AffinityKeyName: 'a b;c' is not a cookie name",
+            "No matching ISessionAffinityPolicy found for the session affinity policy 'Nope'",
+            "Session affinity cookie expiration must be positive",
+            "ReverseProxy:Clusters:c:HealthCheck:Active:Interval: 'soon' is not a time span",
+            "Destination probing timeout set on the cluster 'c' must be positive",
+        ];
+        var listed = errors.Select(e => $"{e.Key}: {e.Message}").ToList();
+        Assert.All(expected, text => Assert.Contains(listed, line => line.Contains(text, StringComparison.Ordinal)));
+        Assert.Equal(expected.Length, listed.Count);
+    }
+
     [Theory]
     // The binder takes any number for an enum: -1 and 7 passed, and every request to the cluster got 502 (tried).
     [InlineData("-1", true)]
