@@ -132,9 +132,46 @@ internal sealed partial class ReloadableOptions<TOptions> : IDisposable
 
         // The handlers first (outside the gate, as always), then the line: a test or an operator who reads "reloaded" and
         // sends a request at once met the old rate limits, CORS origins or cache durations for a few milliseconds before.
-        Changed?.Invoke(applied);
+        RaiseChanged(applied);
         Log.Applied(_logger, _section, changes.Length > 0 ? changes : ConfigChanges.OnlyCase);
         _metrics.Reloaded(applied: true);
+    }
+
+    /// <summary>
+    /// Each handler on its own: one that throws is logged and the others still run. The reload runs on the thread that saw
+    /// the file change (a timer's, a watcher's), where an exception would end the process: one bad handler would take every
+    /// pod down at the same edit, as a ConfigMap reaches them all.
+    /// </summary>
+    private void RaiseChanged(TOptions applied)
+    {
+        if (Changed is not { } handlers)
+        {
+            return;
+        }
+
+        foreach (var handler in handlers.GetInvocationList())
+        {
+            try
+            {
+                ((Action<TOptions>)handler)(applied);
+            }
+            catch (Exception ex)
+            {
+                Log.HandlerFailed(_logger, _section, OwnerOf(handler), ex);
+            }
+        }
+    }
+
+    /// <summary>The class a handler belongs to (a lambda's enclosing class, not the compiler's closure class).</summary>
+    private static string OwnerOf(Delegate handler)
+    {
+        var type = handler.Method.DeclaringType;
+        while (type is { Name: ['<', ..], DeclaringType: { } outer })
+        {
+            type = outer;
+        }
+
+        return type?.Name ?? handler.Method.Name;
     }
 
     // Kestrel's options (and so this) are built while the host is built, before start-up validation
@@ -166,5 +203,8 @@ internal sealed partial class ReloadableOptions<TOptions> : IDisposable
 
         [LoggerMessage(2, LogLevel.Error, "{Section} reload rejected; the previous settings stay in force. {Errors}", EventName = "OptionsReloadRejected")]
         public static partial void Rejected(ILogger logger, string section, string errors);
+
+        [LoggerMessage(3, LogLevel.Error, "{Section} reloaded, but {Owner} failed to apply it; what it governs may still run on the previous settings. A restart applies them.", EventName = "OptionsApplyFailed")]
+        public static partial void HandlerFailed(ILogger logger, string section, string owner, Exception exception);
     }
 }

@@ -36,6 +36,33 @@ public class ReloadableOptionsTests
         Assert.Equal([502, 503], options.Current.RetryStatusCodes!);
     }
 
+    /// <summary>
+    /// A handler that throws on a reload is logged, the others still run, and nothing reaches the thread that saw the change
+    /// (a timer's or a file watcher's, where it would end the process).
+    /// </summary>
+    [Fact]
+    public void AHandlerThatThrows_IsLogged_AndTheOthersStillRun()
+    {
+        var configuration = new ConfigurationBuilder().AddInMemoryCollection(new Dictionary<string, string?>
+        {
+            ["Gateway:Resilience:RetryStatusCodes:0"] = "502",
+        }).Build();
+        var logs = new CapturingLoggerProvider();
+        using var loggers = LoggerFactory.Create(b => b.AddProvider(logs));
+        using var options = Resilience(configuration, loggers);
+        var after = 0;
+        options.Changed += _ => throw new InvalidOperationException("a handler's bug");
+        options.Changed += _ => after++;
+
+        configuration["Gateway:Resilience:RetryStatusCodes:0"] = "503";
+        configuration.Reload();
+
+        Assert.Equal(1, after);
+        Assert.Equal([503], options.Current.RetryStatusCodes!);
+        Assert.Contains(logs.Lines, l => l.Contains("[OptionsApplyFailed] Gateway:Resilience reloaded, but", StringComparison.Ordinal) && l.Contains("a handler's bug", StringComparison.Ordinal));
+        Assert.Contains(logs.Lines, l => l.Contains("[OptionsReloaded]", StringComparison.Ordinal));
+    }
+
     /// <summary>A bad edit is said once, however often the file is read again; put back and saved again, it is said again.</summary>
     [Fact]
     public void TheSameBadEdit_IsSaidOnce_AndAgainAfterItWasPutBack()
