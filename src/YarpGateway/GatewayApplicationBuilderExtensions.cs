@@ -134,6 +134,7 @@ internal static class GatewayApplicationBuilderExtensions
         app.UseRouting();
         app.Use(RoutedWithMergedSlashes.AfterRouting); // and goes on as sent
         app.UseRouteTimeouts(); // YARP routes' Timeout / TimeoutPolicy, only on those routes
+        app.UseGatewayClientNetworks(); // a route's AllowedNetworks: 403 for other addresses, before any policy spends on them
 
         // Route policies, each only when configured: CORS answers preflights (no token), then
         // authorization (401/403), rate limits (429, may partition by claim), the output cache.

@@ -20,10 +20,12 @@ internal static class SecurityExtensions
         services.AddOptions<GatewayAuthorizationOptions>().Bind(configuration.GetSection(GatewayAuthorizationOptions.SectionName));
         services.AddSingleton<IValidateOptions<GatewayAuthorizationOptions>, GatewayAuthorizationOptionsValidator>();
         services.AddSingleton<IProxyConfigRule, SecurityRule>();
+        services.AddSingleton<SecurityMetrics>();
+        services.AddSingleton<ClientNetworks>();
+        services.AddSingleton<IProxyConfigRule>(static sp => sp.GetRequiredService<ClientNetworks>());
         services.AddSingleton<ITransformFactory, ClaimHeaderTransformFactory>();
         if (BearerAuthentication.IsConfigured(configuration))
         {
-            services.AddSingleton<SecurityMetrics>();
             services.AddSingleton<AuthenticationRefusals>();
             services.AddAuthentication().AddJwtBearer();
             services.AddSingleton<IPostConfigureOptions<JwtBearerOptions>, BearerOptionsSetup>();
@@ -34,6 +36,10 @@ internal static class SecurityExtensions
 
         return services;
     }
+
+    /// <summary>After routing, before CORS and authorization: a route's <c>AllowedNetworks</c> (<see cref="ClientNetworks"/>).</summary>
+    public static void UseGatewayClientNetworks(this WebApplication app)
+        => app.Use(app.Services.GetRequiredService<ClientNetworks>().Middleware);
 
     /// <summary>
     /// After routing: the authorization middleware, for the requests whose route has an

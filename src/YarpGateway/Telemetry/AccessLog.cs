@@ -70,7 +70,7 @@ internal sealed class AccessLog(ReloadableOptions<TelemetryOptions> options, Acc
             context.Request.Protocol,
             status,
             elapsed,
-            proxy?.Route.Config.RouteId ?? "-",
+            proxy?.Route.Config.RouteId ?? context.GetEndpoint()?.Metadata.GetMetadata<RouteModel>()?.Config.RouteId ?? "-", // refused before the proxy: CORS, 401, 403, 429
             proxy?.Cluster?.Config.ClusterId ?? "-",
             proxy?.ProxiedDestination?.DestinationId ?? "-",
             TraceIdOf(context.Request.Headers.TraceParent.ToString()),
