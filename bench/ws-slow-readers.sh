@@ -8,7 +8,9 @@
 # held. CONTENDERS (default: the gateway under each
 # slow-client policy; Backpressure-wb64k, Backpressure with Kestrel's own 64 KiB write queue
 # (Gateway:Transport:MaxWriteBufferSize=65536; the gateway's default is 16 KiB);
-# then nginx 1.22 with one worker) run one after another in one run.
+# then nginx 1.22 with one worker) run one after another in one run. DropMessages-nolimit is DropMessages with its drop
+# limits off (MaxDroppedMessages and MaxDroppedBytes 0), so that its never-readers stay open and its slope can be read:
+# SECOND_WAVE_CONTENDERS=DropMessages-nolimit bench/ws-slow-readers.sh 300 50 10 DropMessages-nolimit.
 # SECOND_WAVE (default 1000; 0 skips it) never-readers are then opened against a fresh proxy for each contender
 # in SECOND_WAVE_CONTENDERS (default: Backpressure and nginx, the policies that keep every never-reader open),
 # to tell what each further never-reader costs from what the first wave costs once: the slope
@@ -45,7 +47,9 @@ run_wave() {
     start_nginx_ws_proxy "$WORK" "$RAW/ws-slow-readers-nginx.log" "$PROXY_PORT" $(( readers > 1500 ? 2 * readers + 1000 : 4096 ))
   else
     local policy=${contender%-wb64k} extra=()
+    policy=${policy%-nolimit}
     [[ $contender == *-wb64k ]] && extra=(--Gateway:Transport:MaxWriteBufferSize=65536)
+    [[ $contender == *-nolimit ]] && extra=(--Gateway:WebSockets:MaxDroppedMessages=0 --Gateway:WebSockets:MaxDroppedBytes=0)
     start_ws_gateway "$RAW/ws-slow-readers-$contender.log" bench/ws-gateway.json --Gateway:WebSockets:SlowClientPolicy=$policy "${extra[@]}"
   fi
   timeout 300 taskset -c 1 dotnet "$BENCH_DLL" neverread $PROXY_PORT "$readers" "$FAST" "$SECONDS_HELD" "$gw"
