@@ -15,13 +15,8 @@ public class ReloadableOptionsTests
     [Fact]
     public void AValueThatDoesNotConvert_InAList_IsRejected_NotDropped()
     {
-        var configuration = new ConfigurationBuilder().AddInMemoryCollection(new Dictionary<string, string?>
-        {
-            ["Gateway:Resilience:RetryStatusCodes:0"] = "502",
-        }).Build();
-        var logs = new CapturingLoggerProvider();
-        using var loggers = LoggerFactory.Create(b => b.AddProvider(logs));
-        using var options = Resilience(configuration, loggers);
+        using var retrying = new RetryingOn502();
+        var (configuration, logs, options) = (retrying.Configuration, retrying.Logs, retrying.Options);
 
         configuration["Gateway:Resilience:RetryStatusCodes:1"] = "abc";
         configuration.Reload();
@@ -43,13 +38,8 @@ public class ReloadableOptionsTests
     [Fact]
     public void AHandlerThatThrows_IsLogged_AndTheOthersStillRun()
     {
-        var configuration = new ConfigurationBuilder().AddInMemoryCollection(new Dictionary<string, string?>
-        {
-            ["Gateway:Resilience:RetryStatusCodes:0"] = "502",
-        }).Build();
-        var logs = new CapturingLoggerProvider();
-        using var loggers = LoggerFactory.Create(b => b.AddProvider(logs));
-        using var options = Resilience(configuration, loggers);
+        using var retrying = new RetryingOn502();
+        var (configuration, logs, options) = (retrying.Configuration, retrying.Logs, retrying.Options);
         var after = 0;
         options.Changed += _ => throw new InvalidOperationException("a handler's bug");
         options.Changed += _ => after++;
@@ -67,13 +57,8 @@ public class ReloadableOptionsTests
     [Fact]
     public void TheSameBadEdit_IsSaidOnce_AndAgainAfterItWasPutBack()
     {
-        var configuration = new ConfigurationBuilder().AddInMemoryCollection(new Dictionary<string, string?>
-        {
-            ["Gateway:Resilience:RetryStatusCodes:0"] = "502",
-        }).Build();
-        var logs = new CapturingLoggerProvider();
-        using var loggers = LoggerFactory.Create(b => b.AddProvider(logs));
-        using var options = Resilience(configuration, loggers);
+        using var retrying = new RetryingOn502();
+        var (configuration, logs, options) = (retrying.Configuration, retrying.Logs, retrying.Options);
 
         configuration["Gateway:Resilience:RetryStatusCodes:1"] = "abc";
         configuration.Reload();
@@ -115,6 +100,34 @@ public class ReloadableOptionsTests
         configuration.Reload();
 
         Assert.Equal([1, 2], logs.Seen);
+    }
+
+    /// <summary>Gateway:Resilience with <c>RetryStatusCodes: [502]</c>, reloaded as the gateway reloads it, its log captured.</summary>
+    private sealed class RetryingOn502 : IDisposable
+    {
+        private readonly ILoggerFactory _loggers;
+
+        public RetryingOn502()
+        {
+            Configuration = new ConfigurationBuilder().AddInMemoryCollection(new Dictionary<string, string?>
+            {
+                ["Gateway:Resilience:RetryStatusCodes:0"] = "502",
+            }).Build();
+            _loggers = LoggerFactory.Create(b => b.AddProvider(Logs));
+            Options = Resilience(Configuration, _loggers);
+        }
+
+        public IConfigurationRoot Configuration { get; }
+
+        public CapturingLoggerProvider Logs { get; } = new();
+
+        public ReloadableOptions<ResilienceOptions> Options { get; }
+
+        public void Dispose()
+        {
+            Options.Dispose();
+            _loggers.Dispose();
+        }
     }
 
     // Gateway:Resilience of the configuration, reloaded as the gateway reloads it.
