@@ -77,6 +77,10 @@ internal sealed partial class AccessLogWriter : IHostedService, IAsyncDisposable
             {
                 // woken already
             }
+            catch (ObjectDisposedException)
+            {
+                // a request that ended after the writer was disposed: its line is not written, and the request is not failed for it
+            }
         }
 
         return true;
