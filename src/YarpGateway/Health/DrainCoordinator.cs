@@ -27,21 +27,39 @@ internal sealed partial class DrainCoordinator(
     private readonly CancellationTokenSource _forced = new();
     private PosixSignalRegistration? _secondSigterm;
     private int _stopping;
+    private int _disposed;
 
     public Task StartingAsync(CancellationToken cancellationToken)
     {
         // The host handles the first SIGTERM (it starts the shutdown and cancels the signal's default).
         // This one acts on the second.
-        _secondSigterm = PosixSignalRegistration.Create(PosixSignal.SIGTERM, context =>
-        {
-            if (Volatile.Read(ref _stopping) == 1)
-            {
-                context.Cancel = true;
-                _forced.Cancel();
-                Log.Forced(logger, traffic.AbortAll());
-            }
-        });
+        _secondSigterm = PosixSignalRegistration.Create(PosixSignal.SIGTERM, OnSigterm);
         return Task.CompletedTask;
+    }
+
+    /// <summary>
+    /// A SIGTERM: during the drain, it ends the drain at once. One that comes as the host disposes this (the process's
+    /// last moments; the registration's disposal does not wait for a handler already running) finds nothing left to end,
+    /// where it cancelled the disposed token and the exception, on the signal's thread, ended the process.
+    /// </summary>
+    internal void OnSigterm(PosixSignalContext context)
+    {
+        if (Volatile.Read(ref _stopping) != 1 || Volatile.Read(ref _disposed) == 1)
+        {
+            return;
+        }
+
+        context.Cancel = true;
+        try
+        {
+            _forced.Cancel();
+        }
+        catch (ObjectDisposedException)
+        {
+            return; // disposed meanwhile
+        }
+
+        Log.Forced(logger, traffic.AbortAll());
     }
 
     public async Task StoppingAsync(CancellationToken cancellationToken)
@@ -80,6 +98,7 @@ internal sealed partial class DrainCoordinator(
 
     public void Dispose()
     {
+        Volatile.Write(ref _disposed, 1);
         _secondSigterm?.Dispose();
         _forced.Dispose();
     }

@@ -31,6 +31,25 @@ public class DrainTests
         Assert.Equal(1, a.Requests);
     }
 
+    /// <summary>
+    /// A second SIGTERM that comes as the host disposes the drain (the registration's disposal does not wait for a handler
+    /// already running) cancelled the disposed token, and the exception on the signal's thread ended the process.
+    /// </summary>
+    [Fact]
+    public async Task ASecondSigtermAsTheDrainIsDisposed_DoesNotThrow()
+    {
+        await using var a = await TestBackend.StartAsync("a");
+        var gateway = await GatewayUnderTest.StartAsync(ProxyConfigJson.CatchAll("WeightedRoundRobin", (a, "1")));
+        var drain = gateway.Services.GetServices<IHostedService>().OfType<YarpGateway.Health.DrainCoordinator>().Single();
+        await gateway.StopAsync().WaitAsync(TimeSpan.FromSeconds(30)); // the drain ran: a SIGTERM now is its second
+        await gateway.DisposeAsync();
+
+        var signal = new System.Runtime.InteropServices.PosixSignalContext(System.Runtime.InteropServices.PosixSignal.SIGTERM);
+        drain.OnSigterm(signal);
+
+        Assert.False(signal.Cancel); // nothing left to end: the signal's default is left to the runtime
+    }
+
     [Fact]
     public async Task ShutdownBegins_Http2ConnectionsGetGoAway_AndEachOpenedDuringTheDelayToo()
     {
