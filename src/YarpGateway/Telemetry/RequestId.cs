@@ -63,11 +63,9 @@ internal sealed class RequestId
 
     private void Assign(HttpContext context, string header)
     {
-        var headers = context.Request.Headers;
-        var sent = headers[header];
-        if (sent.Count != 1 || !IsWellFormed(sent[0]))
+        if (Sent(context, header) is null)
         {
-            headers[header] = New();
+            context.Request.Headers[header] = New();
         }
 
         context.Response.OnStarting(_setOnAnswer, context);
@@ -77,10 +75,13 @@ internal sealed class RequestId
     internal static bool IsWellFormed(string? id) => id is { Length: > 0 and <= MaxLength } && !id.AsSpan().ContainsAnyExcept(IdChars);
 
     /// <summary>The request's id as the access log writes it: the header's value when it is well formed, else <c>-</c>.</summary>
-    internal static string Of(HttpContext context, string header)
+    internal static string Of(HttpContext context, string header) => Sent(context, header) ?? "-";
+
+    /// <summary>The id the request carries in <paramref name="header"/>: its one value when well formed, else null.</summary>
+    private static string? Sent(HttpContext context, string header)
     {
         var value = context.Request.Headers[header];
-        return value.Count == 1 && IsWellFormed(value[0]) ? value[0]! : "-";
+        return value.Count == 1 && IsWellFormed(value[0]) ? value[0] : null;
     }
 
     /// <summary>
