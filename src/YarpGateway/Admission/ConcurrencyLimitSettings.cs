@@ -96,7 +96,7 @@ internal sealed record ConcurrencyLimitSettings(int MaxConcurrency, int MaxQueue
         {
             if (!TimeSpans.TryParse(timeoutText, out timeout))
             {
-                errors?.Add(new ConfigError(metadataKey + ":" + QueueTimeoutKey, $"'{timeoutText}' is not {TimeSpans.Positive("00:00:05 for 5 seconds")}."));
+                errors?.Add(new ConfigError(metadataKey + ":" + QueueTimeoutKey, TimeSpans.Refusal(timeoutText, TimeSpans.Positive("00:00:05 for 5 seconds"))));
                 valid = false;
             }
         }

@@ -70,7 +70,7 @@ internal static class OptionsBindingErrors
 
             if (ValueType(root, key.Length == 0 ? [] : key.Split(ConfigurationPath.KeyDelimiter)) is { } type && !Converts(type, value))
             {
-                errors.Add(new ConfigError(key.Length == 0 ? section.Path : ConfigurationPath.Combine(section.Path, key), $"'{value}' is not {ExpectedValue.Describe(type)}."));
+                errors.Add(new ConfigError(key.Length == 0 ? section.Path : ConfigurationPath.Combine(section.Path, key), Refusal(type, value)));
             }
             else if (key.Length > 0)
             {
@@ -80,6 +80,10 @@ internal static class OptionsBindingErrors
 
         return errors;
     }
+
+    /// <summary>"'x' is not a whole number.", or for a time written as a number alone, what it would have meant.</summary>
+    private static string Refusal(Type type, string value)
+        => (Nullable.GetUnderlyingType(type) ?? type) == typeof(TimeSpan) ? TimeSpans.Refusal(value, ExpectedValue.Describe(type)) : $"'{value}' is not {ExpectedValue.Describe(type)}.";
 
     /// <summary>The type a key's value binds to, or null when the binder ignores the key or it is not a plain value.</summary>
     [UnconditionalSuppressMessage("Trimming", "IL2026", Justification = KeptForReflection.Justification)]
@@ -127,11 +131,16 @@ internal static class OptionsBindingErrors
     /// <summary>
     /// Whether the binder converts <paramref name="value"/> to <paramref name="type"/>, and, for an enum, to one of its
     /// values: the binder takes any number for an enum (a cluster's <c>VersionPolicy</c> of <c>-1</c> or <c>7</c> passed,
-    /// and every request to the cluster got 502).
+    /// and every request to the cluster got 502). Nor a time span written as a number of days alone (<see cref="TimeSpans.IsDaysAlone(string?)"/>).
     /// </summary>
     [UnconditionalSuppressMessage("Trimming", "IL2026", Justification = KeptForReflection.Justification)]
     internal static bool Converts(Type type, string value)
     {
+        if ((Nullable.GetUnderlyingType(type) ?? type) == typeof(TimeSpan) && TimeSpans.IsDaysAlone(value))
+        {
+            return false; // "30" converts, to 30 days: TimeSpans.Refusal says what was likely meant
+        }
+
         try
         {
             // The binder's own conversion, so that what is reported here is exactly what fails there.

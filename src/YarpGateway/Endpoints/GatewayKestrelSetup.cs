@@ -184,10 +184,38 @@ internal sealed partial class GatewayKestrelSetup(IConfiguration configuration, 
     {
         var unconvertible = Configuration.OptionsBindingErrors.Find<KestrelServerLimits>(limits, []);
         var reported = unconvertible.Select(error => error.Key).ToHashSet(StringComparer.OrdinalIgnoreCase);
-        return unconvertible
+        var each = unconvertible
             .Concat(DataRateErrors(limits.GetSection(nameof(KestrelServerLimits.MinRequestBodyDataRate))))
             .Concat(DataRateErrors(limits.GetSection(nameof(KestrelServerLimits.MinResponseDataRate))))
-            .Concat(LimitRangeErrors(limits).Where(error => !reported.Contains(error.Key))); // "'x' is not a whole number" says it all
+            .Concat(LimitRangeErrors(limits).Where(error => !reported.Contains(error.Key))) // "'x' is not a whole number" says it all
+            .ToList();
+        return each.Count > 0 ? each : BufferSizeErrors(limits);
+    }
+
+    /// <summary>
+    /// <c>MaxRequestBufferSize</c> below the request line's or the headers' limit, which Kestrel refuses when it starts
+    /// (tried: <c>MaxRequestBufferSize</c> 10 passed <c>--check</c>, and the start ended with an unhandled exception and
+    /// exit 134). Read from the section bound over Kestrel's defaults, so that each side may be a default.
+    /// </summary>
+    [System.Diagnostics.CodeAnalysis.UnconditionalSuppressMessage("Trimming", "IL2026", Justification = Configuration.KeptForReflection.Justification)]
+    [System.Diagnostics.CodeAnalysis.UnconditionalSuppressMessage("AOT", "IL3050", Justification = Configuration.KeptForReflection.Justification)]
+    private static IEnumerable<Configuration.ConfigError> BufferSizeErrors(IConfigurationSection section)
+    {
+        var limits = new KestrelServerLimits();
+        section.Bind(limits);
+        if (limits.MaxRequestBufferSize is not { } buffer)
+        {
+            yield break; // no limit: anything fits
+        }
+
+        var above = new[] { (Name: nameof(KestrelServerLimits.MaxRequestLineSize), Size: (long)limits.MaxRequestLineSize), (Name: nameof(KestrelServerLimits.MaxRequestHeadersTotalSize), Size: limits.MaxRequestHeadersTotalSize) }
+            .Where(limit => buffer < limit.Size).ToList();
+        if (above.Count > 0)
+        {
+            var which = string.Join(" and ", above.Select(limit => $"{limit.Name} ({limit.Size}{(section[limit.Name] is null ? ", Kestrel's default" : string.Empty)})"));
+            yield return new Configuration.ConfigError($"{LimitsSection}:{nameof(KestrelServerLimits.MaxRequestBufferSize)}",
+                $"{buffer} bytes is less than {which}, and Kestrel refuses to start with a request buffer smaller than a request line or its headers may be: raise it to at least {above.Max(limit => limit.Size)}, or lower {string.Join(" and ", above.Select(limit => limit.Name))}.");
+        }
     }
 
     private static IEnumerable<Configuration.ConfigError> DataRateErrors(IConfigurationSection section)
@@ -199,7 +227,11 @@ internal sealed partial class GatewayKestrelSetup(IConfiguration configuration, 
         }
 
         var grace = section[nameof(MinDataRate.GracePeriod)];
-        if (grace is not null && !(TimeSpan.TryParse(grace, System.Globalization.CultureInfo.InvariantCulture, out var span) && span > TimeSpan.FromSeconds(1)))
+        if (grace is not null && Configuration.TimeSpans.IsDaysAlone(grace))
+        {
+            yield return new Configuration.ConfigError(section.Path + ":" + nameof(MinDataRate.GracePeriod), Configuration.TimeSpans.Refusal(grace, "a time span"));
+        }
+        else if (grace is not null && !(TimeSpan.TryParse(grace, System.Globalization.CultureInfo.InvariantCulture, out var span) && span > TimeSpan.FromSeconds(1)))
         {
             yield return new Configuration.ConfigError(section.Path + ":" + nameof(MinDataRate.GracePeriod), $"must be a time span of more than 1 s (Kestrel checks once a second), e.g. 00:00:05; got '{grace}'.");
         }

@@ -52,7 +52,11 @@ internal sealed record OutlierEjectionSettings(int ConsecutiveFailures, int Cons
         Check(metadata, ConsecutiveConnectFailuresName, v => int.TryParse(v, NumberStyles.None, CultureInfo.InvariantCulture, out var n) && n >= 1, "a whole number of at least 1", key, errors);
         Check(metadata, FailureRateName, v => double.TryParse(v, NumberStyles.Float, CultureInfo.InvariantCulture, out var d) && d is > 0 and <= 1, "a share from above 0 to 1 (0.5 = 50 %)", key, errors);
         Check(metadata, MinimumRequestsName, v => int.TryParse(v, NumberStyles.None, CultureInfo.InvariantCulture, out var n) && n >= 1, "a whole number of at least 1", key, errors);
-        Check(metadata, WindowName, v => TimeSpans.TryParse(v, out _, TimeSpan.FromSeconds(1), inclusive: true), $"a time span from 00:00:01 to {TimeSpans.MaxText}", key, errors);
+        if (metadata.TryGetValue(Prefix + WindowName, out var window) && !TimeSpans.TryParse(window, out _, TimeSpan.FromSeconds(1), inclusive: true))
+        {
+            errors.Add(new ConfigError($"{key}:{Prefix}{WindowName}", TimeSpans.Refusal(window, $"a time span from 00:00:01 to {TimeSpans.MaxText}")));
+        }
+
         Check(metadata, MaxEjectedPercentName, v => int.TryParse(v, NumberStyles.None, CultureInfo.InvariantCulture, out var n) && n <= 100, "a whole number from 0 to 100", key, errors);
     }
 
@@ -71,5 +75,5 @@ internal sealed record OutlierEjectionSettings(int ConsecutiveFailures, int Cons
         => m is not null && m.TryGetValue(Prefix + name, out var v) && double.TryParse(v, NumberStyles.Float, CultureInfo.InvariantCulture, out var d) ? d : fallback;
 
     private static TimeSpan Time(IReadOnlyDictionary<string, string>? m, string name, TimeSpan fallback)
-        => m is not null && m.TryGetValue(Prefix + name, out var v) && TimeSpan.TryParse(v, CultureInfo.InvariantCulture, out var t) ? t : fallback;
+        => m is not null && m.TryGetValue(Prefix + name, out var v) && TimeSpans.TryParse(v, out var t, inclusive: true) ? t : fallback;
 }

@@ -80,7 +80,7 @@ internal sealed record ResilienceSettings(int MaxRetries, IReadOnlySet<int> Retr
 
         if (metadata.TryGetValue(TryTimeoutKey, out var tryTimeout) && !TimeSpans.TryParse(tryTimeout, out _))
         {
-            errors.Add(new ConfigError($"{key}:{TryTimeoutKey}", $"'{tryTimeout}' is not {TimeSpans.Positive("00:00:01")}."));
+            errors.Add(new ConfigError($"{key}:{TryTimeoutKey}", TimeSpans.Refusal(tryTimeout, TimeSpans.Positive("00:00:01"))));
         }
 
         if (metadata.TryGetValue(RetryStatusCodesKey, out var codes) && !TryParseStatusCodes(codes, out _))
@@ -95,12 +95,12 @@ internal sealed record ResilienceSettings(int MaxRetries, IReadOnlySet<int> Retr
 
         if (!isRoute && metadata.TryGetValue(ConnectTimeoutKey, out var connect) && !TimeSpans.TryParse(connect, out _))
         {
-            errors.Add(new ConfigError($"{key}:{ConnectTimeoutKey}", $"'{connect}' is not {TimeSpans.Positive("00:00:02")}."));
+            errors.Add(new ConfigError($"{key}:{ConnectTimeoutKey}", TimeSpans.Refusal(connect, TimeSpans.Positive("00:00:02"))));
         }
 
         if (!isRoute && metadata.TryGetValue(PooledConnectionLifetimeKey, out var lifetime) && !TimeSpans.TryParse(lifetime, out _))
         {
-            errors.Add(new ConfigError($"{key}:{PooledConnectionLifetimeKey}", $"'{lifetime}' is not {TimeSpans.Positive("00:02:00")}."));
+            errors.Add(new ConfigError($"{key}:{PooledConnectionLifetimeKey}", TimeSpans.Refusal(lifetime, TimeSpans.Positive("00:02:00"))));
         }
 
         if (!isRoute && metadata.TryGetValue(ExpectContinueAboveKey, out var above) && !TryParseBytes(above, out _))

@@ -113,7 +113,7 @@ internal sealed record WebSocketSettings(
         {
             if (route.TryGetValue(timeKey, out text) && !TimeSpans.TryParse(text, out _))
             {
-                errors.Add(new ConfigError($"{key}:{timeKey}", $"'{text}' is not {TimeSpans.Positive("00:00:10")}."));
+                errors.Add(new ConfigError($"{key}:{timeKey}", TimeSpans.Refusal(text, TimeSpans.Positive("00:00:10"))));
             }
         }
 

@@ -192,6 +192,7 @@ public class StartupTests
     [InlineData("--Kestrel:Endpoints:Management:Protocols=Http2", "Kestrel:Endpoints:Management:Protocols: 'Http2' leaves the Management endpoint without HTTP/1.1")] // before: started, probes answered 400
     [InlineData("--Kestrel:Limits:MaxRequestHeaderCount=0", "Kestrel:Limits:MaxRequestHeaderCount: '0' is out of Kestrel's range: Value must be a positive number.")]
     [InlineData("--Kestrel:Limits:Http2:InitialConnectionWindowSize=1", "Kestrel:Limits:Http2:InitialConnectionWindowSize: '1' is out of Kestrel's range: A value between 65535 and 2147483647 is required.")]
+    [InlineData("--Kestrel:Limits:MaxRequestBufferSize=10", "Kestrel:Limits:MaxRequestBufferSize: 10 bytes is less than MaxRequestLineSize (8192, Kestrel's default) and MaxRequestHeadersTotalSize (32768, Kestrel's default)")] // before: passed --check
     public async Task AKestrelSettingKestrelRefuses_ExitsNonZero_WithOneLine(string setting, string expected)
     {
         var path = ProxyConfigJson.WriteTemp("yarpgateway-startup-", "{}");
