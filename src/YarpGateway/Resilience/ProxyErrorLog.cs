@@ -1,5 +1,6 @@
 using Yarp.ReverseProxy.Forwarder;
 using Yarp.ReverseProxy.Model;
+using YarpGateway.Configuration;
 using YarpGateway.Telemetry;
 
 namespace YarpGateway.Resilience;
@@ -14,7 +15,7 @@ namespace YarpGateway.Resilience;
 /// second per cluster and error, with the number of similar ones left out. Errors caused by the
 /// client (it went away, or its side of the copy failed) go to Debug: they are the client's business.
 /// </summary>
-internal sealed partial class ProxyErrorLog(ResilienceMetrics metrics, TimeProvider timeProvider, ILogger<ProxyErrorLog> logger)
+internal sealed partial class ProxyErrorLog(ResilienceMetrics metrics, ReloadableOptions<TelemetryOptions> telemetry, TimeProvider timeProvider, ILogger<ProxyErrorLog> logger)
 {
     private readonly LogThrottle _throttle = new(timeProvider, logger);
 
@@ -72,13 +73,14 @@ internal sealed partial class ProxyErrorLog(ResilienceMetrics metrics, TimeProvi
             reason += ". " + hint;
         }
 
+        var id = RequestId.Of(context, telemetry.Current.RequestIdHeader);
         if (clientSide)
         {
-            Log.ClientError(logger, name, route, cluster, destination, context.Response.StatusCode, reason, suppressed);
+            Log.ClientError(logger, name, route, cluster, destination, id, context.Response.StatusCode, reason, suppressed);
         }
         else
         {
-            Log.DestinationError(logger, name, route, cluster, destination, attempts, context.Response.StatusCode, reason, suppressed);
+            Log.DestinationError(logger, name, route, cluster, destination, id, attempts, context.Response.StatusCode, reason, suppressed);
         }
     }
 
@@ -164,10 +166,10 @@ internal sealed partial class ProxyErrorLog(ResilienceMetrics metrics, TimeProvi
 
     private static partial class Log
     {
-        [LoggerMessage(1, LogLevel.Warning, "Proxy error {Error}: route {RouteId}, cluster {ClusterId}, destination {DestinationId}, after {Attempts} attempt(s); answered {Status}. {Reason}. {Suppressed} more like it in the last second.", EventName = "ProxyError")]
-        public static partial void DestinationError(ILogger logger, string error, string routeId, string clusterId, string destinationId, int attempts, int status, string reason, long suppressed);
+        [LoggerMessage(1, LogLevel.Warning, "Proxy error {Error}: route {RouteId}, cluster {ClusterId}, destination {DestinationId}, request id {RequestId}, after {Attempts} attempt(s); answered {Status}. {Reason}. {Suppressed} more like it in the last second.", EventName = "ProxyError")]
+        public static partial void DestinationError(ILogger logger, string error, string routeId, string clusterId, string destinationId, string requestId, int attempts, int status, string reason, long suppressed);
 
-        [LoggerMessage(2, LogLevel.Debug, "Client-side proxy error {Error}: route {RouteId}, cluster {ClusterId}, destination {DestinationId}; status {Status}. {Reason}. {Suppressed} more like it in the last second.", EventName = "ProxyClientError")]
-        public static partial void ClientError(ILogger logger, string error, string routeId, string clusterId, string destinationId, int status, string reason, long suppressed);
+        [LoggerMessage(2, LogLevel.Debug, "Client-side proxy error {Error}: route {RouteId}, cluster {ClusterId}, destination {DestinationId}, request id {RequestId}; status {Status}. {Reason}. {Suppressed} more like it in the last second.", EventName = "ProxyClientError")]
+        public static partial void ClientError(ILogger logger, string error, string routeId, string clusterId, string destinationId, string requestId, int status, string reason, long suppressed);
     }
 }

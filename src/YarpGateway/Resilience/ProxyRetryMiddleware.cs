@@ -21,6 +21,7 @@ namespace YarpGateway.Resilience;
 internal sealed partial class ProxyRetryMiddleware(
     ReloadableOptions<ResilienceOptions> options,
     ReloadableOptions<Admission.AdmissionOptions> admission,
+    ReloadableOptions<Telemetry.TelemetryOptions> telemetry,
     RetryBudgets budgets,
     ResilienceMetrics metrics,
     PassiveHealthReporter passiveHealth,
@@ -229,7 +230,7 @@ internal sealed partial class ProxyRetryMiddleware(
             // After the response started, nothing can be answered: YARP reset the stream (HTTP/2) or
             // the connection, so that the client does not take the part for the whole.
             var outcome = context.Response.HasStarted ? "the response had started, so it was cut short" : "answered 504";
-            Log.Timeout(logger, kind, attempt.Proxy.Route.Config.RouteId, clusterId, destination, attempt.Number, outcome, suppressed);
+            Log.Timeout(logger, kind, attempt.Proxy.Route.Config.RouteId, clusterId, destination, Telemetry.RequestId.Of(context, telemetry.Current.RequestIdHeader), attempt.Number, outcome, suppressed);
         }
 
         if (!context.Response.HasStarted && !(context.RequestAborted.IsCancellationRequested && !routeTimedOut))
@@ -368,7 +369,7 @@ internal sealed partial class ProxyRetryMiddleware(
 
     private static partial class Log
     {
-        [LoggerMessage(1, LogLevel.Warning, "Proxy {Kind} timeout: route {RouteId}, cluster {ClusterId}, destination {DestinationId}, after {Attempts} attempt(s); {Outcome} ({Suppressed} similar suppressed in the last second).", EventName = "ProxyTimeout")]
-        public static partial void Timeout(ILogger logger, string kind, string routeId, string clusterId, string destinationId, int attempts, string outcome, long suppressed);
+        [LoggerMessage(1, LogLevel.Warning, "Proxy {Kind} timeout: route {RouteId}, cluster {ClusterId}, destination {DestinationId}, request id {RequestId}, after {Attempts} attempt(s); {Outcome} ({Suppressed} similar suppressed in the last second).", EventName = "ProxyTimeout")]
+        public static partial void Timeout(ILogger logger, string kind, string routeId, string clusterId, string destinationId, string requestId, int attempts, string outcome, long suppressed);
     }
 }

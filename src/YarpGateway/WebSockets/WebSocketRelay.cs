@@ -117,6 +117,9 @@ internal sealed partial class WebSocketRelay
 
     public string RouteId { get; }
 
+    /// <summary>The handshake's request id, as the access log writes it (<see cref="Telemetry.RequestId"/>), for a line about this WebSocket.</summary>
+    public string RequestId => Telemetry.RequestId.Of(_context, _relays.RequestIdHeader);
+
     /// <summary>The route's settings this relay runs with.</summary>
     public WebSocketSettings Settings => _settings;
 
@@ -127,7 +130,9 @@ internal sealed partial class WebSocketRelay
     /// languages), all of it held by every idle WebSocket. (The response's headers are read-only once sent.) Each header is
     /// removed by name: Kestrel's <c>Clear()</c> only marks its known headers absent and keeps their values, to reuse them
     /// for the connection's next request, which an upgraded connection never has. So are routing's values (the route's
-    /// catch-all text, in a dictionary of its own: 106 bytes per WebSocket, `bench/websockets-heap.sh`).
+    /// catch-all text, in a dictionary of its own: 106 bytes per WebSocket, `bench/websockets-heap.sh`). The request's id
+    /// stays (<see cref="IWebSocketRelayHost.RequestIdHeader"/>): the access line, written when the WebSocket ends, and the
+    /// eviction line name it (they said <c>id=-</c> before 2026-12-07); a string the header held already, where there is one.
     /// </summary>
     public void ReleaseClientRequestHead()
     {
@@ -147,9 +152,13 @@ internal sealed partial class WebSocketRelay
             return;
         }
 
+        var kept = _relays.RequestIdHeader;
         foreach (var (name, _) in CopyOut(headers))
         {
-            headers.Remove(name);
+            if (!name.Equals(kept, StringComparison.OrdinalIgnoreCase))
+            {
+                headers.Remove(name);
+            }
         }
     }
 

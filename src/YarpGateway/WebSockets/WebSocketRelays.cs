@@ -14,6 +14,7 @@ namespace YarpGateway.WebSockets;
 internal sealed partial class WebSocketRelays(
     ReloadableOptions<WebSocketProxyOptions> options,
     ReloadableOptions<ShutdownOptions> shutdown,
+    ReloadableOptions<TelemetryOptions> telemetry,
     WebSocketCounters counters,
     WebSocketMetrics metrics,
     Resilience.PassiveHealthReporter passiveHealth,
@@ -62,6 +63,8 @@ internal sealed partial class WebSocketRelays(
         }
     }
 
+    public string RequestIdHeader => telemetry.Current.RequestIdHeader;
+
     public void Dropped(WebSocketRelay relay, int messages, long bytes) => metrics.Dropped(relay.RouteId, messages, bytes);
 
     public void Evicted(WebSocketRelay relay, EvictionReason reason, ushort code, string detail)
@@ -69,7 +72,7 @@ internal sealed partial class WebSocketRelays(
         metrics.Evicted(relay.RouteId, reason);
         if (reason != EvictionReason.Drain && _throttle.ShouldLog("websocket." + reason.ToTag(), out var suppressed))
         {
-            Log.Evicted(logger, relay.RouteId, reason.ToTag(), code, detail, suppressed);
+            Log.Evicted(logger, relay.RouteId, relay.RequestId, reason.ToTag(), code, detail, suppressed);
         }
     }
 
@@ -163,8 +166,8 @@ internal sealed partial class WebSocketRelays(
 
     private static partial class Log
     {
-        [LoggerMessage(1, LogLevel.Information, "WebSocket on route '{Route}' closed by the gateway: {Reason} (close code {Code}; 0 = aborted). {Detail}. {Suppressed} more like it in the last second.", EventName = "WebSocketEvicted")]
-        public static partial void Evicted(ILogger logger, string route, string reason, ushort code, string detail, long suppressed);
+        [LoggerMessage(1, LogLevel.Information, "WebSocket on route '{Route}' (request id {RequestId}) closed by the gateway: {Reason} (close code {Code}; 0 = aborted). {Detail}. {Suppressed} more like it in the last second.", EventName = "WebSocketEvicted")]
+        public static partial void Evicted(ILogger logger, string route, string requestId, string reason, ushort code, string detail, long suppressed);
 
         [LoggerMessage(2, LogLevel.Information, "Closing {Count} WebSockets with 1001 (going away), spread over {Window}.", EventName = "WebSocketDrainStarted")]
         public static partial void Closing(ILogger logger, int count, TimeSpan window);

@@ -132,6 +132,6 @@ public class HeaderEncodingTests
         Assert.Equal(HttpStatusCode.BadGateway, response.StatusCode);
         Assert.Single(backend.Heads);
         Assert.Equal(1, gateway.Counter("gateway.proxy.errors|cluster=c1|error=response_headers"));
-        Assert.Contains(gateway.Logs.Lines, l => l.Contains("Proxy error response_headers: route all, cluster c1, destination d1, after 1 attempt(s)", StringComparison.Ordinal));
+        Assert.Contains(gateway.Logs.Lines, l => l.Contains("Proxy error response_headers: route all, cluster c1, destination d1, request id -, after 1 attempt(s)", StringComparison.Ordinal));
     }
 }

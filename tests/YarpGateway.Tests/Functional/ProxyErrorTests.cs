@@ -46,6 +46,22 @@ public class ProxyErrorTests
     }
 
     [Fact]
+    public async Task WithRequestIds_TheLineNamesTheRequestItIsAbout_AsTheAccessLogAndTheClientDo()
+    {
+        await using var gateway = await GatewayUnderTest.StartAsync(ProxyConfigJson.CatchAll(new Uri($"http://127.0.0.1:{LoopbackPort.Unused()}/")),
+            "--Gateway:Telemetry:RequestId=true", "--Gateway:Telemetry:AccessLog=true");
+        using var client = gateway.CreateProxyClient();
+        using var request = new HttpRequestMessage(HttpMethod.Get, "/x");
+        request.Headers.Add("X-Request-ID", "ingress-7f3a");
+
+        using var response = await client.SendAsync(request);
+
+        Assert.Equal(HttpStatusCode.BadGateway, response.StatusCode);
+        Assert.Equal("ingress-7f3a", Assert.Single(response.Headers.GetValues("X-Request-ID")));
+        Assert.Contains(gateway.Logs.Lines, l => l.Contains("[ProxyError] Proxy error request: route all, cluster c1, destination d1, request id ingress-7f3a, after", StringComparison.Ordinal));
+    }
+
+    [Fact]
     public async Task NoDestinationLeft_Is503_CountedAndLoggedAsSuch()
     {
         var config = ProxyConfigJson.CatchAll(new Uri("http://127.0.0.1:9/"));
@@ -57,7 +73,7 @@ public class ProxyErrorTests
 
         Assert.Equal(HttpStatusCode.ServiceUnavailable, response.StatusCode);
         Assert.Equal(1, gateway.Counter("gateway.proxy.errors|cluster=c1|error=no_available_destinations"));
-        Assert.Contains(gateway.Logs.Lines, l => l.Contains("Proxy error no_available_destinations: route all, cluster c1, destination -, after 1 attempt(s); answered 503. no exception.", StringComparison.Ordinal));
+        Assert.Contains(gateway.Logs.Lines, l => l.Contains("Proxy error no_available_destinations: route all, cluster c1, destination -, request id -, after 1 attempt(s); answered 503. no exception.", StringComparison.Ordinal));
         Assert.True(!gateway.Logs.Lines.Any(IsFromYarp), string.Join('\n', gateway.Logs.Lines.Where(IsFromYarp)));
     }
 

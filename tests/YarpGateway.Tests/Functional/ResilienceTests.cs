@@ -299,8 +299,9 @@ public class ResilienceTests
         }
 
         a.Delay = TimeSpan.FromSeconds(30);
+        using var slow = new HttpRequestMessage(HttpMethod.Get, "/slow") { Headers = { { "X-Request-ID", "slow-1" } } };
         var clock = Stopwatch.StartNew();
-        using var response = await client.GetAsync("/slow");
+        using var response = await client.SendAsync(slow);
         var elapsed = clock.Elapsed;
 
         Assert.Equal(HttpStatusCode.GatewayTimeout, response.StatusCode);
@@ -310,7 +311,7 @@ public class ResilienceTests
         Assert.InRange(elapsed, TimeSpan.FromSeconds(1.9), TimeSpan.FromSeconds(5));
         Assert.True(await Eventually.TrueAsync(() => a.Cancelled == 1, Bound), "the backend request was not cancelled");
         Assert.Equal(1, gateway.Counter("gateway.proxy.timeouts|cluster=c1|kind=route"));
-        Assert.Contains(gateway.Logs.Lines, l => l.Contains("[ProxyTimeout] Proxy route timeout", StringComparison.Ordinal));
+        Assert.Contains(gateway.Logs.Lines, l => l.Contains("[ProxyTimeout] Proxy route timeout: route all, cluster c1, destination ", StringComparison.Ordinal) && l.Contains(", request id slow-1, after 1 attempt(s)", StringComparison.Ordinal));
     }
 
     [Fact]

@@ -35,7 +35,7 @@ public class ProxyErrorLogTests
         var lines = new CapturingLoggerProvider();
         var clock = new FakeTimeProvider();
         var factory = LoggerFactory.Create(builder => builder.AddProvider(lines).SetMinimumLevel(LogLevel.Debug));
-        return (new ProxyErrorLog(TestMetrics.Resilience(), clock, factory.CreateLogger<ProxyErrorLog>()), lines, clock);
+        return (new ProxyErrorLog(TestMetrics.Resilience(), SchedulerDelayProbeTests.ProbeOptions(), clock, factory.CreateLogger<ProxyErrorLog>()), lines, clock);
     }
 
     [Fact]
@@ -103,15 +103,17 @@ public class ProxyErrorLogTests
             log.Record(Failed(ForwarderError.Request, refused, 502), Proxy());
         }
 
-        log.Record(Failed(ForwarderError.ResponseHeaders, null, 502), Proxy()); // another error: its own line
+        var withId = Failed(ForwarderError.ResponseHeaders, null, 502);
+        withId.Request.Headers["X-Request-ID"] = "4bf92f3577b34da6"; // the line names the request it is about
+        log.Record(withId, Proxy()); // another error: its own line
         clock.Advance(TimeSpan.FromSeconds(1));
         log.Record(Failed(ForwarderError.Request, refused, 502), Proxy());
 
         Assert.Equal(
             [
-                "Warning YarpGateway.Resilience.ProxyErrorLog[ProxyError] Proxy error request: route r1, cluster c1, destination d1, after 1 attempt(s); answered 502. HttpRequestException: Connection refused (127.0.0.1:9). 0 more like it in the last second.",
-                "Warning YarpGateway.Resilience.ProxyErrorLog[ProxyError] Proxy error response_headers: route r1, cluster c1, destination d1, after 1 attempt(s); answered 502. no exception. 0 more like it in the last second.",
-                "Warning YarpGateway.Resilience.ProxyErrorLog[ProxyError] Proxy error request: route r1, cluster c1, destination d1, after 1 attempt(s); answered 502. HttpRequestException: Connection refused (127.0.0.1:9). 4 more like it in the last second.",
+                "Warning YarpGateway.Resilience.ProxyErrorLog[ProxyError] Proxy error request: route r1, cluster c1, destination d1, request id -, after 1 attempt(s); answered 502. HttpRequestException: Connection refused (127.0.0.1:9). 0 more like it in the last second.",
+                "Warning YarpGateway.Resilience.ProxyErrorLog[ProxyError] Proxy error response_headers: route r1, cluster c1, destination d1, request id 4bf92f3577b34da6, after 1 attempt(s); answered 502. no exception. 0 more like it in the last second.",
+                "Warning YarpGateway.Resilience.ProxyErrorLog[ProxyError] Proxy error request: route r1, cluster c1, destination d1, request id -, after 1 attempt(s); answered 502. HttpRequestException: Connection refused (127.0.0.1:9). 4 more like it in the last second.",
             ],
             lines.Lines);
     }
@@ -129,7 +131,7 @@ public class ProxyErrorLogTests
         Assert.DoesNotContain(lines.Lines, l => l.StartsWith("Warning", StringComparison.Ordinal));
         Assert.Collection(
             lines.Lines,
-            l => Assert.StartsWith("Debug YarpGateway.Resilience.ProxyErrorLog[ProxyClientError] Client-side proxy error upgrade_request_client: route r1, cluster c1, destination d1; status 101. IOException: reset.", l),
+            l => Assert.StartsWith("Debug YarpGateway.Resilience.ProxyErrorLog[ProxyClientError] Client-side proxy error upgrade_request_client: route r1, cluster c1, destination d1, request id -; status 101. IOException: reset.", l),
             l => Assert.StartsWith("Debug YarpGateway.Resilience.ProxyErrorLog[ProxyClientError] Client-side proxy error request_canceled:", l));
     }
 }

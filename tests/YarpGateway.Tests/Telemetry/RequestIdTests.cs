@@ -122,6 +122,35 @@ public class RequestIdTests
         Assert.Contains(lines, l => l.Contains(" path=/dead/x ", StringComparison.Ordinal) && l.EndsWith(" id=to-a-dead-backend", StringComparison.Ordinal));
     }
 
+    /// <summary>
+    /// A WebSocket's handshake headers are released once it is open (they would be held for its life), and its access line
+    /// is written when it ends: the id is kept, where that line said <c>id=-</c> before.
+    /// </summary>
+    [Fact]
+    public async Task AWebSocketsAccessLine_NamesItsId_AfterItsHandshakeHeadersAreReleased()
+    {
+        await using var backend = await WebSockets.ScriptedWebSocketBackend.StartAsync();
+        var config = WebSockets.SlowClientTests.Route(backend);
+        config["Gateway"] = JsonNode.Parse("""{ "Telemetry": { "AccessLog": true, "RequestId": true } }""");
+        var output = new AccessLogTests.CapturedOutput();
+        await using var gateway = await GatewayUnderTest.StartAsync(config, services => AccessLogTests.CaptureAccessLog(services, output));
+        var relays = gateway.Services.GetRequiredService<YarpGateway.WebSockets.WebSocketRelays>();
+
+        await using (var client = await WebSockets.RawWebSocketClient.ConnectAsync(gateway.ProxyAddress, "/ws", extraHeaders: "X-Request-ID: ws-7f3a\r\n"))
+        {
+            Assert.Equal(101, client.Status);
+            Assert.Contains("X-Request-ID: ws-7f3a\r\n", client.ResponseHeaders, StringComparison.OrdinalIgnoreCase);
+            var server = await backend.AcceptAsync();
+            await WebSockets.OpenRelay.SingleAsync(relays);
+            server.Finish();
+            Assert.True(await Eventually.TrueAsync(() => output.Lines.Length == 1, TimeSpan.FromSeconds(10)), string.Join("\n", output.Lines));
+        }
+
+        var line = Assert.Single(output.Lines);
+        Assert.Contains(" status=101 ", line, StringComparison.Ordinal);
+        Assert.EndsWith(" id=ws-7f3a", line, StringComparison.Ordinal);
+    }
+
     /// <summary>Off by default: nothing is added; the access log still names an id an ingress in front set. An edit turns it on, and another renames the header.</summary>
     [Fact]
     public async Task OffByDefault_TheAccessLogReadsAnIngresssId_AndEditsTurnItOnAndRenameIt()

@@ -44,7 +44,7 @@ public class SlowClientTests
         using var timeout = new CancellationTokenSource(TimeSpan.FromSeconds(60));
 
         // The slow client: upgrades, then reads nothing.
-        await using var slow = await RawWebSocketClient.ConnectAsync(gateway.ProxyAddress, "/stream");
+        await using var slow = await RawWebSocketClient.ConnectAsync(gateway.ProxyAddress, "/stream", extraHeaders: "X-Request-ID: slow-reader-1\r\n");
         Assert.Equal(101, slow.Status);
         var slowBackend = await backend.AcceptAsync();
         var slowRelay = await OpenRelay.SingleAsync(relays);
@@ -103,6 +103,8 @@ public class SlowClientTests
                 Assert.Equal(CloseFrame.PolicyViolation, close.CloseCode);
                 Assert.Contains("messages dropped", close.Text, StringComparison.Ordinal);
                 Assert.True(messages > 0, "the messages buffered before the close were not delivered");
+                Assert.True(await Eventually.TrueAsync(() => gateway.Logs.Lines.Any(l => l.Contains("[WebSocketEvicted] WebSocket on route 'ws' (request id slow-reader-1) closed by the gateway: drop_limit", StringComparison.Ordinal)), TimeSpan.FromSeconds(10)),
+                    string.Join('\n', gateway.Logs.Lines.Where(l => l.Contains("WebSocket", StringComparison.Ordinal))));
                 break;
             }
 

@@ -536,6 +536,8 @@ public class WebSocketRelayPolicyTests
 
     private sealed class RecordingHost : IWebSocketRelayHost
     {
+        public string RequestIdHeader => "X-Request-ID";
+
         public void CopyEnded(HttpContext context)
         {
         }
