@@ -1,5 +1,6 @@
 using Microsoft.AspNetCore.Http.Features;
 using Microsoft.Extensions.Primitives;
+using Microsoft.Net.Http.Headers;
 using Yarp.ReverseProxy.Forwarder;
 
 namespace YarpGateway.WebSockets;
@@ -131,8 +132,9 @@ internal sealed partial class WebSocketRelay
     /// removed by name: Kestrel's <c>Clear()</c> only marks its known headers absent and keeps their values, to reuse them
     /// for the connection's next request, which an upgraded connection never has. So are routing's values (the route's
     /// catch-all text, in a dictionary of its own: 106 bytes per WebSocket, `bench/websockets-heap.sh`). The request's id
-    /// stays (<see cref="IWebSocketRelayHost.RequestIdHeader"/>): the access line, written when the WebSocket ends, and the
-    /// eviction line name it (they said <c>id=-</c> before 2026-12-07); a string the header held already, where there is one.
+    /// (<see cref="IWebSocketRelayHost.RequestIdHeader"/>) and <c>traceparent</c> stay: the access line, written when the
+    /// WebSocket ends, names both, and the eviction line the id (they said <c>trace=- id=-</c> before 2026-12-07); strings
+    /// the headers held already, where the client sent them.
     /// </summary>
     public void ReleaseClientRequestHead()
     {
@@ -155,7 +157,7 @@ internal sealed partial class WebSocketRelay
         var kept = _relays.RequestIdHeader;
         foreach (var (name, _) in CopyOut(headers))
         {
-            if (!name.Equals(kept, StringComparison.OrdinalIgnoreCase))
+            if (!name.Equals(kept, StringComparison.OrdinalIgnoreCase) && !name.Equals(HeaderNames.TraceParent, StringComparison.OrdinalIgnoreCase))
             {
                 headers.Remove(name);
             }

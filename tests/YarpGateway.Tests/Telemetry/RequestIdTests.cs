@@ -124,10 +124,10 @@ public class RequestIdTests
 
     /// <summary>
     /// A WebSocket's handshake headers are released once it is open (they would be held for its life), and its access line
-    /// is written when it ends: the id is kept, where that line said <c>id=-</c> before.
+    /// is written when it ends: the id and the trace are kept, where that line said <c>trace=- id=-</c> before.
     /// </summary>
     [Fact]
-    public async Task AWebSocketsAccessLine_NamesItsId_AfterItsHandshakeHeadersAreReleased()
+    public async Task AWebSocketsAccessLine_NamesItsIdAndTrace_AfterItsHandshakeHeadersAreReleased()
     {
         await using var backend = await WebSockets.ScriptedWebSocketBackend.StartAsync();
         var config = WebSockets.SlowClientTests.Route(backend);
@@ -136,7 +136,7 @@ public class RequestIdTests
         await using var gateway = await GatewayUnderTest.StartAsync(config, services => AccessLogTests.CaptureAccessLog(services, output));
         var relays = gateway.Services.GetRequiredService<YarpGateway.WebSockets.WebSocketRelays>();
 
-        await using (var client = await WebSockets.RawWebSocketClient.ConnectAsync(gateway.ProxyAddress, "/ws", extraHeaders: "X-Request-ID: ws-7f3a\r\n"))
+        await using (var client = await WebSockets.RawWebSocketClient.ConnectAsync(gateway.ProxyAddress, "/ws", extraHeaders: "X-Request-ID: ws-7f3a\r\ntraceparent: 00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01\r\n"))
         {
             Assert.Equal(101, client.Status);
             Assert.Contains("X-Request-ID: ws-7f3a\r\n", client.ResponseHeaders, StringComparison.OrdinalIgnoreCase);
@@ -148,7 +148,7 @@ public class RequestIdTests
 
         var line = Assert.Single(output.Lines);
         Assert.Contains(" status=101 ", line, StringComparison.Ordinal);
-        Assert.EndsWith(" id=ws-7f3a", line, StringComparison.Ordinal);
+        Assert.EndsWith(" trace=4bf92f3577b34da6a3ce929d0e0e4736 id=ws-7f3a", line, StringComparison.Ordinal);
     }
 
     /// <summary>Off by default: nothing is added; the access log still names an id an ingress in front set. An edit turns it on, and another renames the header.</summary>
