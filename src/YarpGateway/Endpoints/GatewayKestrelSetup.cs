@@ -214,7 +214,7 @@ internal sealed partial class GatewayKestrelSetup(IConfiguration configuration, 
         {
             var which = string.Join(" and ", above.Select(limit => $"{limit.Name} ({limit.Size}{(section[limit.Name] is null ? ", Kestrel's default" : string.Empty)})"));
             yield return new Configuration.ConfigError($"{LimitsSection}:{nameof(KestrelServerLimits.MaxRequestBufferSize)}",
-                $"{buffer} bytes is less than {which}, and Kestrel refuses to start with a request buffer smaller than a request line or its headers may be: raise it to at least {above.Max(limit => limit.Size)}, or lower {string.Join(" and ", above.Select(limit => limit.Name))}.");
+                $"{buffer} bytes{(section[nameof(KestrelServerLimits.MaxRequestBufferSize)] is null ? " (Kestrel's default)" : string.Empty)} is less than {which}, and Kestrel refuses to start with a request buffer smaller than a request line or its headers may be: raise it to at least {above.Max(limit => limit.Size)}, or lower {string.Join(" and ", above.Select(limit => limit.Name))}.");
         }
     }
 

@@ -5,7 +5,8 @@ namespace YarpGateway.Telemetry;
 /// request, which a hostile client or an outage makes by the thousand: it re-logs each event kind at
 /// most once a second, with the count of the rest, under the subclass's own category. The subclass's
 /// filter setup (<see cref="Apply{TProvider}"/>) sets every other provider's level for those
-/// categories to None, and this one's to Warning; below Warning their events are dropped. The count of a burst's last
+/// categories to None, and this one's to Warning; below Warning their events are dropped, but for those the subclass
+/// promotes (<see cref="Promoted"/>), which its filter setup lets through to it. The count of a burst's last
 /// second is written on its own once the kind has gone quiet (<c>LogSuppressed</c>), so the log never understates it.
 /// </summary>
 internal abstract class FrameworkLogThrottle(IServiceProvider services, TimeProvider timeProvider, string[] categories) : ILoggerProvider
@@ -14,7 +15,7 @@ internal abstract class FrameworkLogThrottle(IServiceProvider services, TimeProv
     private ILogger? _output;
 
     public ILogger CreateLogger(string categoryName)
-        => new ThrottledLogger(this, categoryName, Array.Exists(categories, c => categoryName == c || categoryName.StartsWith(c + ".", StringComparison.Ordinal)));
+        => new ThrottledLogger(this, categoryName, Array.Exists(categories, c => categoryName == c || categoryName.StartsWith(c + ".", StringComparison.Ordinal)), PromotesIn(categoryName));
 
     public void Dispose()
     {
@@ -37,6 +38,12 @@ internal abstract class FrameworkLogThrottle(IServiceProvider services, TimeProv
     /// <summary>The level an event of <paramref name="level"/> is written at; its own by default.</summary>
     protected virtual LogLevel LevelOf(LogLevel level) => level;
 
+    /// <summary>Whether <paramref name="category"/> has an event below Warning that <see cref="Promoted"/> writes.</summary>
+    protected virtual bool PromotesIn(string category) => false;
+
+    /// <summary>The level an event below Warning is written at, if it is written at all: none by default.</summary>
+    protected virtual LogLevel? Promoted(string category, EventId eventId) => null;
+
     private void Write(string category, LogLevel level, EventId eventId, string message, Exception? exception)
     {
         // Resolved on first use: the logger factory builds this provider, so it cannot be injected. The throttle writes the
@@ -53,19 +60,31 @@ internal abstract class FrameworkLogThrottle(IServiceProvider services, TimeProv
         }
     }
 
-    private sealed class ThrottledLogger(FrameworkLogThrottle owner, string category, bool throttled) : ILogger
+    private sealed class ThrottledLogger(FrameworkLogThrottle owner, string category, bool throttled, bool promotes) : ILogger
     {
         public IDisposable? BeginScope<TState>(TState state)
             where TState : notnull => null;
 
-        public bool IsEnabled(LogLevel logLevel) => throttled && logLevel >= LogLevel.Warning && logLevel != LogLevel.None;
+        public bool IsEnabled(LogLevel logLevel) => throttled && logLevel != LogLevel.None && (logLevel >= LogLevel.Warning || promotes);
 
         public void Log<TState>(LogLevel logLevel, EventId eventId, TState state, Exception? exception, Func<TState, Exception?, string> formatter)
         {
-            if (IsEnabled(logLevel))
+            if (!IsEnabled(logLevel))
             {
-                owner.Write(category, logLevel, eventId, formatter(state, exception), exception);
+                return;
             }
+
+            if (logLevel < LogLevel.Warning)
+            {
+                if (owner.Promoted(category, eventId) is not { } promoted)
+                {
+                    return; // the category's other events below Warning: dropped, unformatted
+                }
+
+                logLevel = promoted;
+            }
+
+            owner.Write(category, logLevel, eventId, formatter(state, exception), exception);
         }
     }
 }

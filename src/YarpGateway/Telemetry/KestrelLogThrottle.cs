@@ -12,7 +12,11 @@ namespace YarpGateway.Telemetry;
 /// every provider's level is set to None, and this provider re-logs each event kind at most once a
 /// second, at its own level and with its exception, with the count of the rest, under
 /// <c>YarpGateway.Telemetry.KestrelLogThrottle</c>. Below Warning those categories log per frame and
-/// are dropped. Off with <c>Gateway:Telemetry:ThrottleKestrelLogs=false</c> (read at start).
+/// are dropped, but for one: a request Kestrel refuses before the gateway sees it (400, 414, 431: a request line, headers
+/// or a header count over <c>Kestrel:Limits</c>, or bytes that are not HTTP), a Debug event of Kestrel's, is written at
+/// Information, naming the limit where there is one. Before 2026-12-07 nothing was logged: with
+/// <c>MaxRequestHeadersTotalSize</c> set too low, every probe got 431 and the pod was never ready, without a word in its log.
+/// Off with <c>Gateway:Telemetry:ThrottleKestrelLogs=false</c> (read at start).
 /// </summary>
 internal sealed partial class KestrelLogThrottle(IServiceProvider services, TimeProvider timeProvider) : FrameworkLogThrottle(services, timeProvider, Categories)
 {
@@ -26,10 +30,36 @@ internal sealed partial class KestrelLogThrottle(IServiceProvider services, Time
         "Microsoft.AspNetCore.Server.Kestrel",
     ];
 
+    /// <summary>Kestrel's category for requests it refuses itself.</summary>
+    internal const string BadRequestsCategory = "Microsoft.AspNetCore.Server.Kestrel.BadRequests";
+
+    /// <summary>Kestrel's event for one (Debug): <c>Connection id "..." bad request data: "Request headers too long."</c></summary>
+    internal const string BadRequestEvent = "ConnectionBadRequest";
+
+    /// <summary>What Kestrel says of a request over one of its limits, and the limit.</summary>
+    private static readonly (string Says, string Limit)[] Limits =
+    [
+        ("Request headers too long", "MaxRequestHeadersTotalSize"),
+        ("Request line too long", "MaxRequestLineSize"),
+        ("Request contains too many headers", "MaxRequestHeaderCount"),
+    ];
+
+    protected override bool PromotesIn(string category) => category == BadRequestsCategory;
+
+    protected override LogLevel? Promoted(string category, EventId eventId)
+        => category == BadRequestsCategory && eventId.Name == BadRequestEvent ? LogLevel.Information : null;
+
     protected override void Write(ILogger output, LogLevel level, string category, string eventName, string message, long suppressed, Exception? exception)
     {
         if (output.IsEnabled(level))
         {
+            if (eventName == BadRequestEvent)
+            {
+                message += Array.Find(Limits, limit => message.Contains(limit.Says, StringComparison.Ordinal)) is { Limit: { } name }
+                    ? $" Refused by Kestrel before the gateway saw it: over Kestrel:Limits:{name}, on the proxy or the management endpoint."
+                    : " Refused by Kestrel before the gateway saw it.";
+            }
+
             Log.Throttled(output, level, category, eventName, message, suppressed, exception);
         }
     }
@@ -47,6 +77,7 @@ internal sealed partial class KestrelLogThrottle(IServiceProvider services, Time
             }
 
             Apply<KestrelLogThrottle>(options, Categories);
+            options.AddFilter<KestrelLogThrottle>(BadRequestsCategory, LogLevel.Debug); // for the one event promoted
         }
     }
 

@@ -39,4 +39,33 @@ public class KestrelLogThrottleTests
         Assert.Contains(lines, l => l.Contains("System.InvalidOperationException: boom", StringComparison.Ordinal) && l.Contains("   at ", StringComparison.Ordinal));
         Assert.Equal("a", await client.GetStringAsync("/x")); // the rest serves
     }
+
+    // Before: nothing was logged for a request Kestrel refused (its event is Debug): with MaxRequestHeadersTotalSize too
+    // low, every probe got 431 and the pod was never ready, without a word in its log.
+    [Fact]
+    public async Task ARequestKestrelRefusesOverALimit_IsLoggedOnceASecond_NamingTheLimit()
+    {
+        await using var backend = await TestBackend.StartAsync("a");
+        await using var gateway = await GatewayUnderTest.StartAsync(ProxyConfigJson.CatchAll("RoundRobin", (backend, null)), "--Kestrel:Limits:MaxRequestHeadersTotalSize=300");
+        using var client = gateway.CreateProxyClient();
+        Assert.Equal("a", await client.GetStringAsync("/x"));
+        Assert.DoesNotContain(gateway.Logs.Lines, l => l.Contains("[KestrelThrottled]", StringComparison.Ordinal));
+
+        var started = DateTime.UtcNow;
+        for (var i = 0; i < 20; i++)
+        {
+            using var request = new HttpRequestMessage(HttpMethod.Get, "/x") { Headers = { { "Cookie", "session=" + new string('x', 400) } } };
+            using var response = await client.SendAsync(request);
+            Assert.Equal(HttpStatusCode.RequestHeaderFieldsTooLarge, response.StatusCode);
+        }
+
+        var seconds = (int)Math.Ceiling((DateTime.UtcNow - started).TotalSeconds);
+        var lines = gateway.Logs.Lines.Where(l => l.Contains("[KestrelThrottled]", StringComparison.Ordinal)).ToArray();
+        Assert.InRange(lines.Length, 1, seconds + 1);
+        Assert.All(lines, l => Assert.StartsWith(
+            "Information YarpGateway.Telemetry.KestrelLogThrottle[KestrelThrottled] Microsoft.AspNetCore.Server.Kestrel.BadRequests[ConnectionBadRequest]: Connection id ", l));
+        Assert.Contains(lines, l => l.Contains("bad request data: \"Request headers too long.\" Refused by Kestrel before the gateway saw it: over Kestrel:Limits:MaxRequestHeadersTotalSize", StringComparison.Ordinal));
+        Assert.DoesNotContain(gateway.Logs.Lines, l => l.Contains("Microsoft.AspNetCore.Server.Kestrel", StringComparison.Ordinal) && l.StartsWith("Debug", StringComparison.Ordinal));
+        Assert.Equal("a", await client.GetStringAsync("/x"));
+    }
 }
