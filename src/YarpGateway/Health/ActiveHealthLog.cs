@@ -9,9 +9,10 @@ namespace YarpGateway.Health;
 /// to log what an operator needs from active health checks: one line when a destination's active
 /// health changes, with the probe result that changed it ("connection refused", "status 503").
 /// YARP itself logged a warning with a stack trace (17 lines) for every failed probe, every interval,
-/// for as long as a backend was down; that category is quieted to errors (<see cref="HealthLogFilters"/>).
+/// for as long as a backend was down; that category is quieted to errors (<see cref="HealthLogFilters"/>). When many
+/// change at once, the lines past ten a second of each kind are counted instead (<see cref="ActiveHealthLogBudget"/>).
 /// </summary>
-internal sealed partial class ActiveHealthLog(IActiveHealthCheckPolicy inner, ILogger<ActiveHealthLog> logger) : IActiveHealthCheckPolicy
+internal sealed partial class ActiveHealthLog(IActiveHealthCheckPolicy inner, ActiveHealthLogBudget budget, ILogger<ActiveHealthLog> logger) : IActiveHealthCheckPolicy
 {
     public string Name => inner.Name;
 
@@ -37,10 +38,13 @@ internal sealed partial class ActiveHealthLog(IActiveHealthCheckPolicy inner, IL
 
             if (now == DestinationHealth.Unhealthy)
             {
-                Log.Unhealthy(logger, result.Destination.DestinationId, cluster.ClusterId, Describe(result));
                 turnedUnhealthy = true;
+                if (budget.TryTake(ActiveHealthLogBudget.HealthChange.Unhealthy, cluster.ClusterId))
+                {
+                    Log.Unhealthy(logger, result.Destination.DestinationId, cluster.ClusterId, Describe(result));
+                }
             }
-            else if (now == DestinationHealth.Healthy)
+            else if (now == DestinationHealth.Healthy && budget.TryTake(ActiveHealthLogBudget.HealthChange.Healthy, cluster.ClusterId))
             {
                 Log.Healthy(logger, result.Destination.DestinationId, cluster.ClusterId, Describe(result));
             }
@@ -53,9 +57,12 @@ internal sealed partial class ActiveHealthLog(IActiveHealthCheckPolicy inner, IL
             var policy = cluster.Model.Config.HealthCheck?.AvailableDestinationsPolicy;
             if (string.IsNullOrEmpty(policy) || string.Equals(policy, HealthyOrPanic, StringComparison.OrdinalIgnoreCase))
             {
-                Log.AllFailingPanic(logger, cluster.ClusterId, cluster.Destinations.Count);
+                if (budget.TryTake(ActiveHealthLogBudget.HealthChange.AllFailing, cluster.ClusterId))
+                {
+                    Log.AllFailingPanic(logger, cluster.ClusterId, cluster.Destinations.Count);
+                }
             }
-            else
+            else if (budget.TryTake(ActiveHealthLogBudget.HealthChange.AllFailingNone, cluster.ClusterId))
             {
                 Log.AllFailing(logger, cluster.ClusterId, cluster.Destinations.Count, policy);
             }
@@ -83,7 +90,7 @@ internal sealed partial class ActiveHealthLog(IActiveHealthCheckPolicy inner, IL
 
     /// <summary>Replaces every registered active health policy with this wrapper around it.</summary>
     public static void Decorate(IServiceCollection services)
-        => services.Decorate<IActiveHealthCheckPolicy>(static _ => true, static (sp, inner) => new ActiveHealthLog(inner(), sp.GetRequiredService<ILogger<ActiveHealthLog>>()));
+        => services.Decorate<IActiveHealthCheckPolicy>(static _ => true, static (sp, inner) => new ActiveHealthLog(inner(), sp.GetRequiredService<ActiveHealthLogBudget>(), sp.GetRequiredService<ILogger<ActiveHealthLog>>()));
 
     private static partial class Log
     {
