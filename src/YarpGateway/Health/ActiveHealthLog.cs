@@ -1,6 +1,7 @@
 using Yarp.ReverseProxy.Health;
 using Yarp.ReverseProxy.Model;
 using YarpGateway.Configuration;
+using YarpGateway.Telemetry;
 
 namespace YarpGateway.Health;
 
@@ -10,10 +11,17 @@ namespace YarpGateway.Health;
 /// health changes, with the probe result that changed it ("connection refused", "status 503").
 /// YARP itself logged a warning with a stack trace (17 lines) for every failed probe, every interval,
 /// for as long as a backend was down; that category is quieted to errors (<see cref="HealthLogFilters"/>). When many
-/// change at once, the lines past ten a second of each kind are counted instead (<see cref="ActiveHealthLogBudget"/>).
+/// change at once, the lines past ten a second of each kind are counted instead (<see cref="ChangeLineBudget"/>, one for
+/// every policy wrapped).
 /// </summary>
-internal sealed partial class ActiveHealthLog(IActiveHealthCheckPolicy inner, ActiveHealthLogBudget budget, ILogger<ActiveHealthLog> logger) : IActiveHealthCheckPolicy
+internal sealed partial class ActiveHealthLog(IActiveHealthCheckPolicy inner, ChangeLineBudget budget, ILogger<ActiveHealthLog> logger) : IActiveHealthCheckPolicy
 {
+    // The kinds of line its budget counts apart.
+    private const int TurnedUnhealthy = 0;
+    private const int TurnedHealthy = 1;
+    private const int AllFailingKind = 2;
+    private const int AllFailingNoneKind = 3;
+
     public string Name => inner.Name;
 
     public void ProbingCompleted(ClusterState cluster, IReadOnlyList<DestinationProbingResult> probingResults)
@@ -39,12 +47,12 @@ internal sealed partial class ActiveHealthLog(IActiveHealthCheckPolicy inner, Ac
             if (now == DestinationHealth.Unhealthy)
             {
                 turnedUnhealthy = true;
-                if (budget.TryTake(ActiveHealthLogBudget.HealthChange.Unhealthy, cluster.ClusterId))
+                if (budget.TryTake(TurnedUnhealthy, cluster.ClusterId))
                 {
                     Log.Unhealthy(logger, result.Destination.DestinationId, cluster.ClusterId, Describe(result));
                 }
             }
-            else if (now == DestinationHealth.Healthy && budget.TryTake(ActiveHealthLogBudget.HealthChange.Healthy, cluster.ClusterId))
+            else if (now == DestinationHealth.Healthy && budget.TryTake(TurnedHealthy, cluster.ClusterId))
             {
                 Log.Healthy(logger, result.Destination.DestinationId, cluster.ClusterId, Describe(result));
             }
@@ -57,12 +65,12 @@ internal sealed partial class ActiveHealthLog(IActiveHealthCheckPolicy inner, Ac
             var policy = cluster.Model.Config.HealthCheck?.AvailableDestinationsPolicy;
             if (string.IsNullOrEmpty(policy) || string.Equals(policy, HealthyOrPanic, StringComparison.OrdinalIgnoreCase))
             {
-                if (budget.TryTake(ActiveHealthLogBudget.HealthChange.AllFailing, cluster.ClusterId))
+                if (budget.TryTake(AllFailingKind, cluster.ClusterId))
                 {
                     Log.AllFailingPanic(logger, cluster.ClusterId, cluster.Destinations.Count);
                 }
             }
-            else if (budget.TryTake(ActiveHealthLogBudget.HealthChange.AllFailingNone, cluster.ClusterId))
+            else if (budget.TryTake(AllFailingNoneKind, cluster.ClusterId))
             {
                 Log.AllFailing(logger, cluster.ClusterId, cluster.Destinations.Count, policy);
             }
@@ -88,9 +96,20 @@ internal sealed partial class ActiveHealthLog(IActiveHealthCheckPolicy inner, Ac
         return innermost?.Message ?? "no response";
     }
 
-    /// <summary>Replaces every registered active health policy with this wrapper around it.</summary>
+    /// <summary>Replaces every registered active health policy with this wrapper around it, all of them counting their lines together.</summary>
     public static void Decorate(IServiceCollection services)
-        => services.Decorate<IActiveHealthCheckPolicy>(static _ => true, static (sp, inner) => new ActiveHealthLog(inner(), sp.GetRequiredService<ActiveHealthLogBudget>(), sp.GetRequiredService<ILogger<ActiveHealthLog>>()));
+    {
+        services.AddKeyedSingleton(nameof(ActiveHealthLog), static (sp, _) => Budget(sp.GetRequiredService<TimeProvider>(), sp.GetRequiredService<ILogger<ActiveHealthLog>>()));
+        services.Decorate<IActiveHealthCheckPolicy>(static _ => true, static (sp, inner) => new ActiveHealthLog(
+            inner(), sp.GetRequiredKeyedService<ChangeLineBudget>(nameof(ActiveHealthLog)), sp.GetRequiredService<ILogger<ActiveHealthLog>>()));
+    }
+
+    /// <summary>Its lines' budget: the kinds by their indexes above.</summary>
+    internal static ChangeLineBudget Budget(TimeProvider timeProvider, ILogger<ActiveHealthLog> logger) => new(timeProvider, logger,
+        new(LogLevel.Warning, "destinations failed their active health checks", OfDestinations: true),
+        new(LogLevel.Information, "destinations passed their active health checks again", OfDestinations: true),
+        new(LogLevel.Warning, "clusters had every destination fail its active health checks (their requests go to all of them anyway)", OfDestinations: false),
+        new(LogLevel.Error, "clusters had every destination fail its active health checks, and their AvailableDestinationsPolicy left none (their requests get 503)", OfDestinations: false));
 
     private static partial class Log
     {

@@ -23,7 +23,6 @@ internal static partial class HealthEndpoints
         services.AddSingleton<HealthMetrics>();
         services.AddSingleton<DrainNotice>();
         services.AddSingleton<HealthChangeLog>();
-        services.AddSingleton<ActiveHealthLogBudget>();
         ActiveHealthLog.Decorate(services); // after AddReverseProxy, which registers YARP's policies
         services.AddSingleton<Microsoft.Extensions.Options.IConfigureOptions<LoggerFilterOptions>, HealthLogFilters>();
         services.AddSingleton<LivenessCheck>();

@@ -18,8 +18,17 @@ namespace YarpGateway.Resilience;
 /// counted against the old address is forgotten, and an ejection of it is lifted at once.
 /// </summary>
 internal sealed partial class OutlierEjectionPolicy(IDestinationHealthUpdater healthUpdater, ResilienceMetrics metrics, TimeProvider timeProvider, ILogger<OutlierEjectionPolicy> logger)
-    : IPassiveHealthCheckPolicy, IClusterChangeListener
+    : IPassiveHealthCheckPolicy, IClusterChangeListener, IDisposable
 {
+    // The kinds of line its budget counts apart: a backend many clusters share failing under traffic ejects a destination
+    // of each (up to MaxEjectedPercent), and each ejection was a line.
+    private const int EjectedKind = 0;
+    private const int ReactivatedKind = 1;
+
+    private readonly Telemetry.ChangeLineBudget _lines = new(timeProvider, logger,
+        new(LogLevel.Warning, "destinations were ejected", OfDestinations: true),
+        new(LogLevel.Information, "destinations were reactivated after ejection", OfDestinations: true));
+
     public const string PolicyName = "OutlierEjection";
 
     private readonly ConditionalWeakTable<DestinationState, DestinationCounts> _counts = new();
@@ -130,7 +139,10 @@ internal sealed partial class OutlierEjectionPolicy(IDestinationHealthUpdater he
         }
 
         metrics.Ejected(cluster.ClusterId, destination.DestinationId);
-        Log.Ejected(logger, destination.DestinationId, cluster.ClusterId, why, period);
+        if (_lines.TryTake(EjectedKind, cluster.ClusterId))
+        {
+            Log.Ejected(logger, destination.DestinationId, cluster.ClusterId, why, period);
+        }
 
         // YARP reactivates the destination after the period; count and log it then, unless the ejection
         // was lifted meanwhile or the destination is gone from the configuration.
@@ -151,7 +163,10 @@ internal sealed partial class OutlierEjectionPolicy(IDestinationHealthUpdater he
             if (cluster.Destinations.TryGetValue(destination.DestinationId, out var current) && ReferenceEquals(current, destination))
             {
                 metrics.Reactivated(cluster.ClusterId, destination.DestinationId);
-                Log.Reactivated(logger, destination.DestinationId, cluster.ClusterId);
+                if (_lines.TryTake(ReactivatedKind, cluster.ClusterId))
+                {
+                    Log.Reactivated(logger, destination.DestinationId, cluster.ClusterId);
+                }
             }
         }, null, period, Timeout.InfiniteTimeSpan);
     }
@@ -159,6 +174,8 @@ internal sealed partial class OutlierEjectionPolicy(IDestinationHealthUpdater he
     public void OnClusterAdded(ClusterState cluster)
     {
     }
+
+    public void Dispose() => _lines.Dispose();
 
     public void OnClusterRemoved(ClusterState cluster)
     {

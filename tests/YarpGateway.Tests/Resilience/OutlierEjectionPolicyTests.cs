@@ -25,15 +25,15 @@ public class OutlierEjectionPolicyTests
         }
     }
 
-    private static (ClusterState Cluster, DestinationState[] Destinations) Cluster(int count, Dictionary<string, string> metadata)
+    private static (ClusterState Cluster, DestinationState[] Destinations) Cluster(int count, Dictionary<string, string> metadata, string id = "c")
     {
         var config = new ClusterConfig
         {
-            ClusterId = "c",
+            ClusterId = id,
             Metadata = metadata,
             HealthCheck = new HealthCheckConfig { Passive = new PassiveHealthCheckConfig { Enabled = true, Policy = "OutlierEjection", ReactivationPeriod = TimeSpan.FromMinutes(1) } },
         };
-        var cluster = new ClusterState("c", new ClusterModel(config, new HttpMessageInvoker(new HttpClientHandler())));
+        var cluster = new ClusterState(id, new ClusterModel(config, new HttpMessageInvoker(new HttpClientHandler())));
         var destinations = Enumerable.Range(0, count).Select(i => new DestinationState($"d{i}", new DestinationModel(new DestinationConfig { Address = $"http://127.0.0.1:{1000 + i}" }))).ToArray();
         foreach (var d in destinations)
         {
@@ -48,6 +48,27 @@ public class OutlierEjectionPolicyTests
         => typeof(DestinationState).GetProperty(nameof(DestinationState.Model))!.SetValue(destination, new DestinationModel(change(destination.Model.Config)));
 
     private static DefaultHttpContext Response(int status) => new DefaultHttpContext { Response = { StatusCode = status } };
+
+    [Fact]
+    public void ManyClustersEjectingAtOnce_TenLinesASecond_TheRestCounted()
+    {
+        // A backend many clusters share failing under traffic ejects a destination of each: a line each, before.
+        var lines = new YarpGateway.Tests.Functional.CapturingLoggerProvider();
+        var time = new FakeTimeProvider();
+        using var loggers = LoggerFactory.Create(builder => builder.AddProvider(lines));
+        using var policy = new OutlierEjectionPolicy(new RecordingHealthUpdater(), TestMetrics.Resilience(), time, loggers.CreateLogger<OutlierEjectionPolicy>());
+
+        for (var i = 0; i < 30; i++)
+        {
+            var (cluster, d) = Cluster(2, new() { ["OutlierEjection.ConsecutiveFailures"] = "1", ["OutlierEjection.MinimumRequests"] = "1000" }, $"c{i}");
+            policy.RequestProxied(Response(502), cluster, d[0]);
+        }
+
+        Assert.Equal(10, lines.Lines.Count(l => l.Contains("[DestinationEjected] Destination d0 of cluster c", StringComparison.Ordinal)));
+        time.Advance(TimeSpan.FromSeconds(1));
+        Assert.Single(lines.Lines, l => l.StartsWith(
+            "Warning YarpGateway.Resilience.OutlierEjectionPolicy[ChangesHeldBack] 20 more destinations were ejected in the last second, in 20 cluster(s) (c10, c11, c12, c13, c14, ...), not logged one by one", StringComparison.Ordinal));
+    }
 
     [Fact]
     public void ConsecutiveFailures_EjectForTheReactivationPeriod_SuccessResetsTheCount()

@@ -1,14 +1,15 @@
-namespace YarpGateway.Health;
+namespace YarpGateway.Telemetry;
 
 /// <summary>
-/// How many active-health lines <see cref="ActiveHealthLog"/> writes one by one: at most <see cref="LinesPerSecond"/> of
-/// each kind a second, the rest counted and written as one line when the second ends (<c>ActiveHealthChangesHeldBack</c>),
-/// with how many clusters and the first of them. A backend many clusters share going down (or the network to it) turns
-/// every destination unhealthy within one probe interval: tried with 1,250 clusters of 3 destinations each, one
-/// backend killed, and the log got 5,000 warnings in seconds (a line per destination and one per cluster), at the moment
-/// an operator reads it. Now it gets the first ten of each kind and a count, each second.
+/// How many lines about destinations and clusters changing state a feature writes one by one: at most
+/// <see cref="LinesPerSecond"/> of each kind a second, the rest counted and written as one line when the second ends
+/// (<c>ChangesHeldBack</c>, under the feature's own category), with how many clusters and the first of them. A backend many
+/// clusters share going down (or the network to it) changes them all at once: tried with 1,250 clusters of 3 destinations
+/// each and one backend killed, active health checks logged 5,000 warnings in seconds (a line per destination and one per
+/// cluster), at the moment an operator reads the log. Unlike <see cref="LogThrottle"/>, which keeps one line a second of a
+/// kind, this keeps the first ten: a change of one destination is the news, and ten say which.
 /// </summary>
-internal sealed partial class ActiveHealthLogBudget : IDisposable
+internal sealed partial class ChangeLineBudget : IDisposable
 {
     /// <summary>Lines of each kind written one by one in a second.</summary>
     internal const int LinesPerSecond = 10;
@@ -19,22 +20,26 @@ internal sealed partial class ActiveHealthLogBudget : IDisposable
     private static readonly TimeSpan Window = TimeSpan.FromSeconds(1);
 
     private readonly TimeProvider _timeProvider;
-    private readonly ILogger<ActiveHealthLog> _logger;
+    private readonly ILogger _logger;
     private readonly ITimer _flush;
     private readonly Lock _gate = new();
-    private readonly Count[] _counts = [new(HealthChange.Unhealthy), new(HealthChange.Healthy), new(HealthChange.AllFailing), new(HealthChange.AllFailingNone)];
+    private readonly Count[] _counts;
     private long _windowStart;
     private bool _flushArmed;
 
-    public ActiveHealthLogBudget(TimeProvider timeProvider, ILogger<ActiveHealthLog> logger)
+    /// <param name="timeProvider">The clock.</param>
+    /// <param name="logger">The feature's own, under whose category the counts are written.</param>
+    /// <param name="kinds">What is counted, by index: <see cref="TryTake"/>'s <c>kind</c>.</param>
+    public ChangeLineBudget(TimeProvider timeProvider, ILogger logger, params Kind[] kinds)
     {
         _timeProvider = timeProvider;
         _logger = logger;
-        _flush = timeProvider.CreateTimer(static state => ((ActiveHealthLogBudget)state!).Flush(), this, Timeout.InfiniteTimeSpan, Timeout.InfiniteTimeSpan);
+        _counts = [.. kinds.Select(kind => new Count(kind))];
+        _flush = timeProvider.CreateTimer(static state => ((ChangeLineBudget)state!).Flush(), this, Timeout.InfiniteTimeSpan, Timeout.InfiniteTimeSpan);
     }
 
-    /// <summary>Whether a line of <paramref name="change"/> about <paramref name="clusterId"/> is written now; if not, it is counted.</summary>
-    public bool TryTake(HealthChange change, string clusterId)
+    /// <summary>Whether a line of the <paramref name="kind"/>th kind about <paramref name="clusterId"/> is written now; if not, it is counted.</summary>
+    public bool TryTake(int kind, string clusterId)
     {
         lock (_gate)
         {
@@ -45,7 +50,7 @@ internal sealed partial class ActiveHealthLogBudget : IDisposable
                 _windowStart = now;
             }
 
-            var count = _counts[(int)change];
+            var count = _counts[kind];
             if (count.Written < LinesPerSecond)
             {
                 count.Written++;
@@ -92,7 +97,7 @@ internal sealed partial class ActiveHealthLogBudget : IDisposable
         }
     }
 
-    // Under the lock: the counts held back in the window that ends, each as one line; then a new window's counts.
+    // Under the lock: the counts held back in the second that ends, each as one line; then a new second's counts.
     private void WriteHeldBack()
     {
         foreach (var count in _counts)
@@ -100,15 +105,8 @@ internal sealed partial class ActiveHealthLogBudget : IDisposable
             if (count.Held > 0)
             {
                 var named = string.Join(", ", count.Named) + (count.Clusters.Count > count.Named.Count ? ", ..." : string.Empty);
-                var where = count.Change is HealthChange.Unhealthy or HealthChange.Healthy ? $", in {count.Clusters.Count} cluster(s) ({named})" : $" ({named})";
-                var (level, what) = count.Change switch
-                {
-                    HealthChange.Unhealthy => (LogLevel.Warning, "destinations failed their active health checks"),
-                    HealthChange.Healthy => (LogLevel.Information, "destinations passed their active health checks again"),
-                    HealthChange.AllFailing => (LogLevel.Warning, "clusters had every destination fail its active health checks (their requests go to all of them anyway)"),
-                    _ => (LogLevel.Error, "clusters had every destination fail its active health checks, and their AvailableDestinationsPolicy left none (their requests get 503)"),
-                };
-                Log.HeldBack(_logger, level, count.Held, what, where, LinesPerSecond);
+                var where = count.Kind.OfDestinations ? $", in {count.Clusters.Count} cluster(s) ({named})" : $" ({named})";
+                Log.HeldBack(_logger, count.Kind.Level, count.Held, count.Kind.What, where, LinesPerSecond);
             }
 
             count.Reset();
@@ -117,18 +115,12 @@ internal sealed partial class ActiveHealthLogBudget : IDisposable
 
     public void Dispose() => _flush.Dispose();
 
-    /// <summary>The kinds of line counted apart.</summary>
-    internal enum HealthChange
-    {
-        Unhealthy,
-        Healthy,
-        AllFailing,
-        AllFailingNone,
-    }
+    /// <summary>A kind of line counted apart: its level, what its count is of ("destinations failed their active health checks"), and whether they are destinations (the count names their clusters) or clusters.</summary>
+    internal sealed record Kind(LogLevel Level, string What, bool OfDestinations);
 
-    private sealed class Count(HealthChange change)
+    private sealed class Count(Kind kind)
     {
-        public HealthChange Change { get; } = change;
+        public Kind Kind { get; } = kind;
 
         public HashSet<string> Clusters { get; } = new(StringComparer.Ordinal);
 
@@ -149,7 +141,7 @@ internal sealed partial class ActiveHealthLogBudget : IDisposable
 
     private static partial class Log
     {
-        [LoggerMessage(EventId = 5, Message = "{Count} more {What} in the last second{Where}, not logged one by one (at most {PerSecond} a second of each kind are). gateway_cluster_available_destinations and /status show every cluster.", EventName = "ActiveHealthChangesHeldBack")]
+        [LoggerMessage(EventId = 901, Message = "{Count} more {What} in the last second{Where}, not logged one by one (at most {PerSecond} a second of each kind are). gateway_cluster_available_destinations and /status show every cluster.", EventName = "ChangesHeldBack")]
         public static partial void HeldBack(ILogger logger, LogLevel level, int count, string what, string where, int perSecond);
     }
 }
