@@ -34,6 +34,12 @@ namespace YarpGateway.Discovery;
 /// </summary>
 internal sealed partial class DnsDiscovery : IDestinationResolver, IDisposable
 {
+    // The kinds of line its budget counts apart: a DNS outage fails every cluster's names at once, and each was a line
+    // (and each cluster's first resolution at start), ten a second of each now.
+    private const int ChangedKind = 0;
+    private const int FailedKind = 1;
+    private const int RecoveredKind = 2;
+
     private readonly ConcurrentDictionary<string, Known> _known = new(StringComparer.OrdinalIgnoreCase);
     private readonly IDestinationResolver _dns;
     private readonly IServiceProvider _services;
@@ -41,6 +47,7 @@ internal sealed partial class DnsDiscovery : IDestinationResolver, IDisposable
     private readonly DiscoveryMetrics _metrics;
     private readonly TimeProvider _timeProvider;
     private readonly ILogger<DnsDiscovery> _logger;
+    private readonly Telemetry.ChangeLineBudget _lines;
 
     public DnsDiscovery(IDestinationResolver dns, IServiceProvider services, ReloadableOptions<DiscoveryOptions> options, DiscoveryMetrics metrics, TimeProvider timeProvider, ILogger<DnsDiscovery> logger)
     {
@@ -50,6 +57,10 @@ internal sealed partial class DnsDiscovery : IDestinationResolver, IDisposable
         _metrics = metrics;
         _timeProvider = timeProvider;
         _logger = logger;
+        _lines = new(timeProvider, logger,
+            new(LogLevel.Information, "destinations resolved to new addresses", OfDestinations: true),
+            new(LogLevel.Warning, "destinations did not resolve (their last known addresses are kept)", OfDestinations: true),
+            new(LogLevel.Information, "destinations resolved again", OfDestinations: true));
         options.Changed += OnOptionsChanged;
     }
 
@@ -104,7 +115,7 @@ internal sealed partial class DnsDiscovery : IDestinationResolver, IDisposable
             _metrics.Failed(cluster);
             var kept = before?.Destinations ?? new Dictionary<string, DestinationConfig>();
             _known[key] = new Known(kept, Failing: true);
-            if (before is not { Failing: true })
+            if (before is not { Failing: true } && _lines.TryTake(FailedKind, cluster))
             {
                 Log.Failed(_logger, id, cluster, destination.Address, error, kept.Count);
             }
@@ -121,16 +132,24 @@ internal sealed partial class DnsDiscovery : IDestinationResolver, IDisposable
     /// <summary>YARP resolves every cluster again when it applies the configuration once more.</summary>
     private void OnOptionsChanged(DiscoveryOptions changed) => _services.GetRequiredService<GatewayConfigProvider>().Reapply();
 
-    public void Dispose() => _options.Changed -= OnOptionsChanged;
+    public void Dispose()
+    {
+        _options.Changed -= OnOptionsChanged;
+        _lines.Dispose();
+    }
 
     private void Report(string cluster, string id, string address, Known? before, Known now)
     {
         if (before is { Failing: true })
         {
             // The addresses may not be the ones kept meanwhile (the pods were replaced while the name did not resolve).
-            Log.Recovered(_logger, id, cluster, address, now.Destinations.Count, Names(now));
+            if (_lines.TryTake(RecoveredKind, cluster))
+            {
+                Log.Recovered(_logger, id, cluster, address, now.Destinations.Count, Names(now));
+            }
         }
-        else if (before is null || !before.Destinations.Keys.ToHashSet(StringComparer.OrdinalIgnoreCase).SetEquals(now.Destinations.Keys))
+        else if ((before is null || !before.Destinations.Keys.ToHashSet(StringComparer.OrdinalIgnoreCase).SetEquals(now.Destinations.Keys))
+            && _lines.TryTake(ChangedKind, cluster))
         {
             Log.Changed(_logger, id, cluster, address, now.Destinations.Count, Names(now));
         }

@@ -5,6 +5,7 @@ using Yarp.ReverseProxy.Configuration;
 using Yarp.ReverseProxy.ServiceDiscovery;
 using YarpGateway.Configuration;
 using YarpGateway.Discovery;
+using YarpGateway.Tests.Functional;
 using YarpGateway.Tests.Resilience;
 
 namespace YarpGateway.Tests.Discovery;
@@ -105,6 +106,38 @@ public class DnsDiscoveryTests
         Assert.Equal("3", resolved.Destinations["pods[10.0.0.2]"].Metadata!["Weight"]);
         Assert.Equal("http://10.9.9.9:80/", resolved.Destinations["fixed"].Address);
         Assert.NotNull(resolved.ChangeToken);
+    }
+
+    [Fact]
+    public async Task ADnsOutageAcrossManyClusters_TenLinesASecond_TheRestCounted()
+    {
+        // Every cluster's name fails at once: a line each, before (and each cluster's first resolution at start).
+        var dns = new ScriptedResolver();
+        var clusters = Enumerable.Range(0, 15).Select(i => new ClusterConfig
+        {
+            ClusterId = $"c{i}",
+            Metadata = new Dictionary<string, string> { ["Discovery"] = "Dns" },
+            Destinations = new Dictionary<string, DestinationConfig> { ["pods"] = new() { Address = $"http://api{i}.svc/" } },
+        }).ToArray();
+        foreach (var cluster in clusters)
+        {
+            dns.Failing.Add($"api{cluster.ClusterId[1..]}.svc");
+        }
+
+        var lines = new CapturingLoggerProvider();
+        using var loggers = LoggerFactory.Create(builder => builder.AddProvider(lines));
+        var time = new FakeTimeProvider();
+        using var discovery = Create(dns, time, loggers.CreateLogger<DnsDiscovery>(), clusters);
+
+        foreach (var cluster in clusters)
+        {
+            await discovery.ResolveDestinationsAsync(cluster.Destinations!, CancellationToken.None);
+        }
+
+        Assert.Equal(10, lines.Lines.Count(l => l.Contains("[DiscoveryFailed]", StringComparison.Ordinal)));
+        time.Advance(TimeSpan.FromSeconds(1));
+        Assert.Single(lines.Lines, l => l.StartsWith(
+            "Warning YarpGateway.Discovery.DnsDiscovery[ChangesHeldBack] 5 more destinations did not resolve (their last known addresses are kept) in the last second, in 5 cluster(s) (c10, c11, c12, c13, c14)", StringComparison.Ordinal));
     }
 
     [Fact]
