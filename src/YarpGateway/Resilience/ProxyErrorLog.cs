@@ -1,6 +1,5 @@
 using Yarp.ReverseProxy.Forwarder;
 using Yarp.ReverseProxy.Model;
-using YarpGateway.Configuration;
 using YarpGateway.Telemetry;
 
 namespace YarpGateway.Resilience;
@@ -15,7 +14,7 @@ namespace YarpGateway.Resilience;
 /// second per cluster and error, with the number of similar ones left out. Errors caused by the
 /// client (it went away, or its side of the copy failed) go to Debug: they are the client's business.
 /// </summary>
-internal sealed partial class ProxyErrorLog(ResilienceMetrics metrics, ReloadableOptions<TelemetryOptions> telemetry, TimeProvider timeProvider, ILogger<ProxyErrorLog> logger)
+internal sealed partial class ProxyErrorLog(ResilienceMetrics metrics, RequestId requestIds, TimeProvider timeProvider, ILogger<ProxyErrorLog> logger)
 {
     private readonly LogThrottle _throttle = new(timeProvider, logger);
 
@@ -73,7 +72,7 @@ internal sealed partial class ProxyErrorLog(ResilienceMetrics metrics, Reloadabl
             reason += ". " + hint;
         }
 
-        var id = RequestId.Of(context, telemetry.Current.RequestIdHeader);
+        var id = requestIds.Of(context);
         if (clientSide)
         {
             Log.ClientError(logger, name, route, cluster, destination, id, context.Response.StatusCode, reason, suppressed);

@@ -21,7 +21,7 @@ namespace YarpGateway.Resilience;
 internal sealed partial class ProxyRetryMiddleware(
     ReloadableOptions<ResilienceOptions> options,
     ReloadableOptions<Admission.AdmissionOptions> admission,
-    ReloadableOptions<Telemetry.TelemetryOptions> telemetry,
+    Telemetry.RequestId requestIds,
     RetryBudgets budgets,
     ResilienceMetrics metrics,
     PassiveHealthReporter passiveHealth,
@@ -230,7 +230,7 @@ internal sealed partial class ProxyRetryMiddleware(
             // After the response started, nothing can be answered: YARP reset the stream (HTTP/2) or
             // the connection, so that the client does not take the part for the whole.
             var outcome = context.Response.HasStarted ? "the response had started, so it was cut short" : "answered 504";
-            Log.Timeout(logger, kind, attempt.Proxy.Route.Config.RouteId, clusterId, destination, Telemetry.RequestId.Of(context, telemetry.Current.RequestIdHeader), attempt.Number, outcome, suppressed);
+            Log.Timeout(logger, kind, attempt.Proxy.Route.Config.RouteId, clusterId, destination, requestIds.Of(context), attempt.Number, outcome, suppressed);
         }
 
         if (!context.Response.HasStarted && !(context.RequestAborted.IsCancellationRequested && !routeTimedOut))

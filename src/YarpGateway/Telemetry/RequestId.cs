@@ -77,6 +77,12 @@ internal sealed class RequestId
     /// <summary>The request's id as the access log writes it: the header's value when it is well formed, else <c>-</c>.</summary>
     internal static string Of(HttpContext context, string header) => Sent(context, header) ?? "-";
 
+    /// <summary>The header the id is in now (<c>Gateway:Telemetry:RequestIdHeader</c>, live).</summary>
+    public string Header => _options.Current.RequestIdHeader;
+
+    /// <summary>The request's id, read from <see cref="Header"/>, for a line about the request: as <see cref="Of(HttpContext, string)"/>.</summary>
+    public string Of(HttpContext context) => Of(context, Header);
+
     /// <summary>The id the request carries in <paramref name="header"/>: its one value when well formed, else null.</summary>
     private static string? Sent(HttpContext context, string header)
     {

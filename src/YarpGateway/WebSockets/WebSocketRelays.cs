@@ -14,7 +14,7 @@ namespace YarpGateway.WebSockets;
 internal sealed partial class WebSocketRelays(
     ReloadableOptions<WebSocketProxyOptions> options,
     ReloadableOptions<ShutdownOptions> shutdown,
-    ReloadableOptions<TelemetryOptions> telemetry,
+    RequestId requestIds,
     WebSocketCounters counters,
     WebSocketMetrics metrics,
     Resilience.PassiveHealthReporter passiveHealth,
@@ -63,7 +63,7 @@ internal sealed partial class WebSocketRelays(
         }
     }
 
-    public string RequestIdHeader => telemetry.Current.RequestIdHeader;
+    public string RequestIdHeader => requestIds.Header;
 
     public void Dropped(WebSocketRelay relay, int messages, long bytes) => metrics.Dropped(relay.RouteId, messages, bytes);
 

@@ -35,7 +35,7 @@ public class ProxyErrorLogTests
         var lines = new CapturingLoggerProvider();
         var clock = new FakeTimeProvider();
         var factory = LoggerFactory.Create(builder => builder.AddProvider(lines).SetMinimumLevel(LogLevel.Debug));
-        return (new ProxyErrorLog(TestMetrics.Resilience(), SchedulerDelayProbeTests.ProbeOptions(), clock, factory.CreateLogger<ProxyErrorLog>()), lines, clock);
+        return (new ProxyErrorLog(TestMetrics.Resilience(), new YarpGateway.Telemetry.RequestId(SchedulerDelayProbeTests.ProbeOptions()), clock, factory.CreateLogger<ProxyErrorLog>()), lines, clock);
     }
 
     [Fact]
