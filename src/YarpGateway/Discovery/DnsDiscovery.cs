@@ -36,9 +36,9 @@ internal sealed partial class DnsDiscovery : IDestinationResolver, IDisposable
 {
     // The kinds of line its budget counts apart: a DNS outage fails every cluster's names at once, and each was a line
     // (and each cluster's first resolution at start), ten a second of each now.
-    private const int ChangedKind = 0;
-    private const int FailedKind = 1;
-    private const int RecoveredKind = 2;
+    private static readonly Telemetry.ChangeLineBudget.Kind ChangedKind = new(LogLevel.Information, "destinations resolved to new addresses", ofDestinations: true);
+    private static readonly Telemetry.ChangeLineBudget.Kind FailedKind = new(LogLevel.Warning, "destinations did not resolve (their last known addresses are kept)", ofDestinations: true);
+    private static readonly Telemetry.ChangeLineBudget.Kind RecoveredKind = new(LogLevel.Information, "destinations resolved again", ofDestinations: true);
 
     private readonly ConcurrentDictionary<string, Known> _known = new(StringComparer.OrdinalIgnoreCase);
     private readonly IDestinationResolver _dns;
@@ -57,10 +57,7 @@ internal sealed partial class DnsDiscovery : IDestinationResolver, IDisposable
         _metrics = metrics;
         _timeProvider = timeProvider;
         _logger = logger;
-        _lines = new(timeProvider, logger,
-            new(LogLevel.Information, "destinations resolved to new addresses", OfDestinations: true),
-            new(LogLevel.Warning, "destinations did not resolve (their last known addresses are kept)", OfDestinations: true),
-            new(LogLevel.Information, "destinations resolved again", OfDestinations: true));
+        _lines = new(timeProvider, logger, ChangedKind, FailedKind, RecoveredKind);
         options.Changed += OnOptionsChanged;
     }
 

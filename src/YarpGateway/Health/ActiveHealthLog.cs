@@ -17,10 +17,10 @@ namespace YarpGateway.Health;
 internal sealed partial class ActiveHealthLog(IActiveHealthCheckPolicy inner, ChangeLineBudget budget, ILogger<ActiveHealthLog> logger) : IActiveHealthCheckPolicy
 {
     // The kinds of line its budget counts apart.
-    private const int TurnedUnhealthy = 0;
-    private const int TurnedHealthy = 1;
-    private const int AllFailingKind = 2;
-    private const int AllFailingNoneKind = 3;
+    internal static readonly ChangeLineBudget.Kind TurnedUnhealthy = new(LogLevel.Warning, "destinations failed their active health checks", ofDestinations: true);
+    internal static readonly ChangeLineBudget.Kind TurnedHealthy = new(LogLevel.Information, "destinations passed their active health checks again", ofDestinations: true);
+    internal static readonly ChangeLineBudget.Kind AllFailingKind = new(LogLevel.Warning, "clusters had every destination fail its active health checks (their requests go to all of them anyway)", ofDestinations: false);
+    internal static readonly ChangeLineBudget.Kind AllFailingNoneKind = new(LogLevel.Error, "clusters had every destination fail its active health checks, and their AvailableDestinationsPolicy left none (their requests get 503)", ofDestinations: false);
 
     public string Name => inner.Name;
 
@@ -104,12 +104,9 @@ internal sealed partial class ActiveHealthLog(IActiveHealthCheckPolicy inner, Ch
             inner(), sp.GetRequiredKeyedService<ChangeLineBudget>(nameof(ActiveHealthLog)), sp.GetRequiredService<ILogger<ActiveHealthLog>>()));
     }
 
-    /// <summary>Its lines' budget: the kinds by their indexes above.</summary>
-    internal static ChangeLineBudget Budget(TimeProvider timeProvider, ILogger<ActiveHealthLog> logger) => new(timeProvider, logger,
-        new(LogLevel.Warning, "destinations failed their active health checks", OfDestinations: true),
-        new(LogLevel.Information, "destinations passed their active health checks again", OfDestinations: true),
-        new(LogLevel.Warning, "clusters had every destination fail its active health checks (their requests go to all of them anyway)", OfDestinations: false),
-        new(LogLevel.Error, "clusters had every destination fail its active health checks, and their AvailableDestinationsPolicy left none (their requests get 503)", OfDestinations: false));
+    /// <summary>Its lines' budget, of the kinds above.</summary>
+    internal static ChangeLineBudget Budget(TimeProvider timeProvider, ILogger<ActiveHealthLog> logger)
+        => new(timeProvider, logger, TurnedUnhealthy, TurnedHealthy, AllFailingKind, AllFailingNoneKind);
 
     private static partial class Log
     {

@@ -22,12 +22,10 @@ internal sealed partial class OutlierEjectionPolicy(IDestinationHealthUpdater he
 {
     // The kinds of line its budget counts apart: a backend many clusters share failing under traffic ejects a destination
     // of each (up to MaxEjectedPercent), and each ejection was a line.
-    private const int EjectedKind = 0;
-    private const int ReactivatedKind = 1;
+    private static readonly Telemetry.ChangeLineBudget.Kind EjectedKind = new(LogLevel.Warning, "destinations were ejected", ofDestinations: true);
+    private static readonly Telemetry.ChangeLineBudget.Kind ReactivatedKind = new(LogLevel.Information, "destinations were reactivated after ejection", ofDestinations: true);
 
-    private readonly Telemetry.ChangeLineBudget _lines = new(timeProvider, logger,
-        new(LogLevel.Warning, "destinations were ejected", OfDestinations: true),
-        new(LogLevel.Information, "destinations were reactivated after ejection", OfDestinations: true));
+    private readonly Telemetry.ChangeLineBudget _lines = new(timeProvider, logger, EjectedKind, ReactivatedKind);
 
     public const string PolicyName = "OutlierEjection";
 

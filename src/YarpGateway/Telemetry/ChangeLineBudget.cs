@@ -29,7 +29,7 @@ internal sealed partial class ChangeLineBudget : IDisposable
 
     /// <param name="timeProvider">The clock.</param>
     /// <param name="logger">The feature's own, under whose category the counts are written.</param>
-    /// <param name="kinds">What is counted, by index: <see cref="TryTake"/>'s <c>kind</c>.</param>
+    /// <param name="kinds">What is counted apart: <see cref="TryTake"/> takes one of them.</param>
     public ChangeLineBudget(TimeProvider timeProvider, ILogger logger, params Kind[] kinds)
     {
         _timeProvider = timeProvider;
@@ -38,8 +38,8 @@ internal sealed partial class ChangeLineBudget : IDisposable
         _flush = timeProvider.CreateTimer(static state => ((ChangeLineBudget)state!).Flush(), this, Timeout.InfiniteTimeSpan, Timeout.InfiniteTimeSpan);
     }
 
-    /// <summary>Whether a line of the <paramref name="kind"/>th kind about <paramref name="clusterId"/> is written now; if not, it is counted.</summary>
-    public bool TryTake(int kind, string clusterId)
+    /// <summary>Whether a line of <paramref name="kind"/> (one given when this was made) about <paramref name="clusterId"/> is written now; if not, it is counted.</summary>
+    public bool TryTake(Kind kind, string clusterId)
     {
         lock (_gate)
         {
@@ -50,7 +50,7 @@ internal sealed partial class ChangeLineBudget : IDisposable
                 _windowStart = now;
             }
 
-            var count = _counts[kind];
+            var count = CountOf(kind);
             if (count.Written < LinesPerSecond)
             {
                 count.Written++;
@@ -58,8 +58,7 @@ internal sealed partial class ChangeLineBudget : IDisposable
             }
 
             count.Held++;
-            count.Clusters.Add(clusterId);
-            if (count.Named.Count < ClustersNamed && !count.Named.Contains(clusterId))
+            if (count.Clusters.Add(clusterId) && count.Named.Count < ClustersNamed)
             {
                 count.Named.Add(clusterId);
             }
@@ -72,6 +71,19 @@ internal sealed partial class ChangeLineBudget : IDisposable
 
             return false;
         }
+    }
+
+    private Count CountOf(Kind kind)
+    {
+        foreach (var count in _counts)
+        {
+            if (ReferenceEquals(count.Kind, kind))
+            {
+                return count;
+            }
+        }
+
+        throw new ArgumentException($"'{kind.What}' is not one of this budget's kinds.", nameof(kind));
     }
 
     private void Flush()
@@ -116,7 +128,14 @@ internal sealed partial class ChangeLineBudget : IDisposable
     public void Dispose() => _flush.Dispose();
 
     /// <summary>A kind of line counted apart: its level, what its count is of ("destinations failed their active health checks"), and whether they are destinations (the count names their clusters) or clusters.</summary>
-    internal sealed record Kind(LogLevel Level, string What, bool OfDestinations);
+    internal sealed class Kind(LogLevel level, string what, bool ofDestinations)
+    {
+        public LogLevel Level { get; } = level;
+
+        public string What { get; } = what;
+
+        public bool OfDestinations { get; } = ofDestinations;
+    }
 
     private sealed class Count(Kind kind)
     {

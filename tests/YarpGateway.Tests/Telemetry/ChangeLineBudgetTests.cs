@@ -8,15 +8,15 @@ namespace YarpGateway.Tests.Telemetry;
 /// <summary>
 /// A shared backend going down turns every destination of many clusters unhealthy at once: tried with 1,250 clusters of
 /// three, the log got 5,000 warnings in seconds. Ten a second of each kind are written one by one, the rest as a count.
-/// Read through active health checks' budget, whose kinds are, in order: destinations unhealthy, healthy again, clusters
+/// Read through active health checks' budget, whose kinds are: destinations unhealthy, healthy again, clusters
 /// all failing, and all failing with none left.
 /// </summary>
 public class ChangeLineBudgetTests
 {
-    private const int Unhealthy = 0;
-    private const int Healthy = 1;
-    private const int AllFailing = 2;
-    private const int AllFailingNone = 3;
+    private static readonly ChangeLineBudget.Kind Unhealthy = ActiveHealthLog.TurnedUnhealthy;
+    private static readonly ChangeLineBudget.Kind Healthy = ActiveHealthLog.TurnedHealthy;
+    private static readonly ChangeLineBudget.Kind AllFailing = ActiveHealthLog.AllFailingKind;
+    private static readonly ChangeLineBudget.Kind AllFailingNone = ActiveHealthLog.AllFailingNoneKind;
     private const int LinesPerSecond = ChangeLineBudget.LinesPerSecond;
 
     private static (ChangeLineBudget Budget, CapturingLoggerProvider Lines, FakeTimeProvider Clock) Create()
