@@ -83,7 +83,9 @@ internal static class OptionsBindingErrors
 
     /// <summary>"'x' is not a whole number.", or for a time written as a number alone, what it would have meant.</summary>
     private static string Refusal(Type type, string value)
-        => (Nullable.GetUnderlyingType(type) ?? type) == typeof(TimeSpan) ? TimeSpans.Refusal(value, ExpectedValue.Describe(type)) : $"'{value}' is not {ExpectedValue.Describe(type)}.";
+        => IsTime(type) ? TimeSpans.Refusal(value, ExpectedValue.Describe(type)) : $"'{value}' is not {ExpectedValue.Describe(type)}.";
+
+    private static bool IsTime(Type type) => (Nullable.GetUnderlyingType(type) ?? type) == typeof(TimeSpan);
 
     /// <summary>The type a key's value binds to, or null when the binder ignores the key or it is not a plain value.</summary>
     [UnconditionalSuppressMessage("Trimming", "IL2026", Justification = KeptForReflection.Justification)]
@@ -136,7 +138,7 @@ internal static class OptionsBindingErrors
     [UnconditionalSuppressMessage("Trimming", "IL2026", Justification = KeptForReflection.Justification)]
     internal static bool Converts(Type type, string value)
     {
-        if ((Nullable.GetUnderlyingType(type) ?? type) == typeof(TimeSpan) && TimeSpans.IsDaysAlone(value))
+        if (IsTime(type) && TimeSpans.IsDaysAlone(value))
         {
             return false; // "30" converts, to 30 days: TimeSpans.Refusal says what was likely meant
         }

@@ -108,15 +108,15 @@ internal sealed partial class ClientNetworks(SecurityMetrics metrics, TimeProvid
 
     private Task RefuseAsync(HttpContext context, string route)
     {
-        var client = context.Connection.RemoteIpAddress;
+        var client = context.Connection.RemoteIpAddress?.ToString() ?? "an unknown address";
         metrics.Refused(route, StatusCodes.Status403Forbidden, "network");
         if (logger.IsEnabled(LogLevel.Information) && _throttle.ShouldLog(route, out var suppressed))
         {
-            Log.Refused(logger, route, client?.ToString() ?? "an unknown address", suppressed);
+            Log.Refused(logger, route, client, suppressed);
         }
 
         context.Response.StatusCode = StatusCodes.Status403Forbidden;
-        return Endpoints.TextAnswer.WriteAsync(context, $"gateway: this route does not take requests from {client?.ToString() ?? "an unknown address"}\n", context.RequestAborted);
+        return Endpoints.TextAnswer.WriteAsync(context, $"gateway: this route does not take requests from {client}\n", context.RequestAborted);
     }
 
     public void ValidateRoute(RouteConfig route, string key, ICollection<ConfigError> errors)
