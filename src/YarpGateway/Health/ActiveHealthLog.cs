@@ -11,8 +11,8 @@ namespace YarpGateway.Health;
 /// health changes, with the probe result that changed it ("connection refused", "status 503").
 /// YARP itself logged a warning with a stack trace (17 lines) for every failed probe, every interval,
 /// for as long as a backend was down; that category is quieted to errors (<see cref="HealthLogFilters"/>). When many
-/// change at once, the lines past ten a second of each kind are counted instead (<see cref="ChangeLineBudget"/>, one for
-/// every policy wrapped).
+/// change at once, the lines past ten a second of each kind are counted instead (<see cref="ChangeLineBudget"/>, one
+/// shared by every policy wrapped).
 /// </summary>
 internal sealed partial class ActiveHealthLog(IActiveHealthCheckPolicy inner, ChangeLineBudget budget, ILogger<ActiveHealthLog> logger) : IActiveHealthCheckPolicy
 {
