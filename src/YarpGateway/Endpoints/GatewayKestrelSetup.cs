@@ -189,7 +189,36 @@ internal sealed partial class GatewayKestrelSetup(IConfiguration configuration, 
             .Concat(DataRateErrors(limits.GetSection(nameof(KestrelServerLimits.MinResponseDataRate))))
             .Concat(LimitRangeErrors(limits).Where(error => !reported.Contains(error.Key))) // "'x' is not a whole number" says it all
             .ToList();
-        return each.Count > 0 ? each : BufferSizeErrors(limits);
+        return each.Count > 0 ? each : BufferSizeErrors(limits).Concat(TooSmallErrors(limits));
+    }
+
+    /// <summary>
+    /// The smallest request line, headers' total size and header count the gateway accepts in <c>Kestrel:Limits</c>: a
+    /// request Kestrel refuses over them gets 400, 414 or 431 before the gateway sees it, Kubernetes' probes included.
+    /// A Kubernetes probe's request line is about 30 bytes, its headers about 90 bytes in 4 headers (tried:
+    /// <c>MaxRequestHeadersTotalSize</c> 60 refused every probe with 431, the pod was never ready, and it passed
+    /// <c>--check</c>); a browser sends 500 to 2,000 bytes in 10 to 15. The floors leave a probe room, and catch a size
+    /// written in KiB (<c>"MaxRequestHeadersTotalSize": 32</c> for 32 KiB).
+    /// </summary>
+    internal static readonly (string Name, long Floor, string Unit)[] Floors =
+    [
+        (nameof(KestrelServerLimits.MaxRequestLineSize), 128, "bytes"),
+        (nameof(KestrelServerLimits.MaxRequestHeadersTotalSize), 512, "bytes"),
+        (nameof(KestrelServerLimits.MaxRequestHeaderCount), 8, "headers"),
+    ];
+
+    /// <summary>A <see cref="Floors"/> limit set below its floor, with what it would refuse and how to write the size meant.</summary>
+    private static IEnumerable<Configuration.ConfigError> TooSmallErrors(IConfigurationSection section)
+    {
+        foreach (var (name, floor, unit) in Floors)
+        {
+            if (section[name] is { } text && long.TryParse(text, System.Globalization.NumberStyles.Integer, System.Globalization.CultureInfo.InvariantCulture, out var value) && value < floor)
+            {
+                var meant = unit == "bytes" ? $" The value is in bytes: {value * 1024} is {value} KiB." : string.Empty;
+                yield return new Configuration.ConfigError($"{LimitsSection}:{name}",
+                    $"{value} {unit} is less than {floor}, the least the gateway accepts: Kestrel would answer 400, 414 or 431 to ordinary requests before the gateway sees them, Kubernetes' probes included (a probe's request line is about 30 bytes, its headers about 90 bytes in 4), so the pod would never be ready.{meant}");
+            }
+        }
     }
 
     /// <summary>
@@ -212,9 +241,10 @@ internal sealed partial class GatewayKestrelSetup(IConfiguration configuration, 
             .Where(limit => buffer < limit.Size).ToList();
         if (above.Count > 0)
         {
+            var lowerable = above.Where(limit => buffer >= Floors.First(floor => floor.Name == limit.Name).Floor).Select(limit => limit.Name).ToList(); // not below TooSmallErrors' floors
             var which = string.Join(" and ", above.Select(limit => $"{limit.Name} ({limit.Size}{(section[limit.Name] is null ? ", Kestrel's default" : string.Empty)})"));
             yield return new Configuration.ConfigError($"{LimitsSection}:{nameof(KestrelServerLimits.MaxRequestBufferSize)}",
-                $"{buffer} bytes{(section[nameof(KestrelServerLimits.MaxRequestBufferSize)] is null ? " (Kestrel's default)" : string.Empty)} is less than {which}, and Kestrel refuses to start with a request buffer smaller than a request line or its headers may be: raise it to at least {above.Max(limit => limit.Size)}, or lower {string.Join(" and ", above.Select(limit => limit.Name))}.");
+                $"{buffer} bytes{(section[nameof(KestrelServerLimits.MaxRequestBufferSize)] is null ? " (Kestrel's default)" : string.Empty)} is less than {which}, and Kestrel refuses to start with a request buffer smaller than a request line or its headers may be: raise it to at least {above.Max(limit => limit.Size)}{(lowerable.Count > 0 ? $", or lower {string.Join(" and ", lowerable)}" : string.Empty)}.");
         }
     }
 

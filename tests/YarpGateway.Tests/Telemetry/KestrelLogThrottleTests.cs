@@ -46,7 +46,7 @@ public class KestrelLogThrottleTests
     public async Task ARequestKestrelRefusesOverALimit_IsLoggedOnceASecond_NamingTheLimit()
     {
         await using var backend = await TestBackend.StartAsync("a");
-        await using var gateway = await GatewayUnderTest.StartAsync(ProxyConfigJson.CatchAll("RoundRobin", (backend, null)), "--Kestrel:Limits:MaxRequestHeadersTotalSize=300");
+        await using var gateway = await GatewayUnderTest.StartAsync(ProxyConfigJson.CatchAll("RoundRobin", (backend, null)), "--Kestrel:Limits:MaxRequestHeadersTotalSize=600");
         using var client = gateway.CreateProxyClient();
         Assert.Equal("a", await client.GetStringAsync("/x"));
         Assert.DoesNotContain(gateway.Logs.Lines, l => l.Contains("[KestrelThrottled]", StringComparison.Ordinal));
@@ -54,7 +54,7 @@ public class KestrelLogThrottleTests
         var started = DateTime.UtcNow;
         for (var i = 0; i < 20; i++)
         {
-            using var request = new HttpRequestMessage(HttpMethod.Get, "/x") { Headers = { { "Cookie", "session=" + new string('x', 400) } } };
+            using var request = new HttpRequestMessage(HttpMethod.Get, "/x") { Headers = { { "Cookie", "session=" + new string('x', 700) } } };
             using var response = await client.SendAsync(request);
             Assert.Equal(HttpStatusCode.RequestHeaderFieldsTooLarge, response.StatusCode);
         }
