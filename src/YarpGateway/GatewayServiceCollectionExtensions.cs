@@ -60,6 +60,7 @@ internal static class GatewayServiceCollectionExtensions
         }
 
         LastGoodJsonConfigurationSource.KeepLastGoodOnReload(builder.Configuration);
+        IndexedConfigurationSource.IndexTheOthers(builder.Configuration); // a walk of the configuration scans no provider's every key
         HostStartLog.Quiet(builder); // a failed start is one line (StartupErrors), not the host's stack trace too
 
         var services = builder.Services;

@@ -38,7 +38,7 @@ internal static class ConfigSourceLocator
             {
                 if (Defines(provider, candidate))
                 {
-                    return provider switch
+                    return IndexedConfigurationSource.Unwrapped(provider) switch
                     {
                         JsonConfigurationProvider json => PhysicalPath(json.Source),
                         Microsoft.Extensions.Configuration.CommandLine.CommandLineConfigurationProvider => "command line",

@@ -117,34 +117,19 @@ internal sealed class LastGoodJsonConfigurationSource : JsonConfigurationSource
             }
         }
 
-        // Every walk of the configuration (options binding, the route reader, the unknown-key check,
-        // the change log) asks each provider for the children of each section, and the base class
-        // answers by scanning every key it holds: a walk was quadratic in the number of keys. With
-        // 5,000 routes a one-key edit took 11 s of CPU to apply. Here the children of every section
-        // are indexed once per load.
-        private ChildIndex? _children;
+        // The children of every section, indexed once per load: the base class scans every key for each section's.
+        private ConfigurationChildIndex? _children;
 
         public override IEnumerable<string> GetChildKeys(IEnumerable<string> earlierKeys, string? parentPath)
         {
             var index = _children;
             if (index is null || !ReferenceEquals(index.Data, Data))
             {
-                index = new ChildIndex(Data);
+                index = new ConfigurationChildIndex(Data);
                 _children = index;
             }
 
-            var results = new List<string>(earlierKeys);
-            if (parentPath is null)
-            {
-                results.AddRange(index.Root);
-            }
-            else if (index.Children.TryGetValue(parentPath, out var children))
-            {
-                results.AddRange(children);
-            }
-
-            results.Sort(ConfigurationKeyComparer.Instance);
-            return results;
+            return index.ChildKeys(earlierKeys, parentPath);
         }
 
         public override void Set(string key, string? value)
@@ -339,59 +324,4 @@ internal sealed class LastGoodJsonConfigurationSource : JsonConfigurationSource
     }
 
     private readonly record struct FileStamp(bool Exists, long Length, DateTimeOffset LastModified, string? Target);
-
-    /// <summary>
-    /// The immediate children of every section of one provider's keys, built in one pass, with the
-    /// base class's answers: "a:b:c" is a child "a" of the root (a null parent), "b" of "a" and "c"
-    /// of "a:b".
-    /// </summary>
-    private sealed class ChildIndex
-    {
-        public ChildIndex(IDictionary<string, string?> data)
-        {
-            Data = data;
-            var root = new HashSet<string>(StringComparer.OrdinalIgnoreCase);
-            var children = new Dictionary<string, HashSet<string>>(StringComparer.OrdinalIgnoreCase);
-            foreach (var key in data.Keys)
-            {
-                var start = 0;
-                while (true)
-                {
-                    var end = key.IndexOf(ConfigurationPath.KeyDelimiter, start, StringComparison.Ordinal);
-                    var segment = end < 0 ? key[start..] : key[start..end];
-                    if (start == 0)
-                    {
-                        root.Add(segment);
-                    }
-                    else
-                    {
-                        var parent = key[..(start - 1)];
-                        if (!children.TryGetValue(parent, out var set))
-                        {
-                            set = new HashSet<string>(StringComparer.OrdinalIgnoreCase);
-                            children[parent] = set;
-                        }
-
-                        set.Add(segment);
-                    }
-
-                    if (end < 0)
-                    {
-                        break;
-                    }
-
-                    start = end + 1;
-                }
-            }
-
-            Root = [.. root];
-            Children = children.ToDictionary(e => e.Key, e => e.Value.ToArray(), StringComparer.OrdinalIgnoreCase);
-        }
-
-        public IDictionary<string, string?> Data { get; }
-
-        public string[] Root { get; }
-
-        public Dictionary<string, string[]> Children { get; }
-    }
 }

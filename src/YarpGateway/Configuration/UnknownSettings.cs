@@ -167,7 +167,7 @@ internal sealed partial class UnknownSettings : IDisposable
         }
 
         var keys = root.Providers
-            .Where(p => p is not Microsoft.Extensions.Configuration.EnvironmentVariables.EnvironmentVariablesConfigurationProvider and not ChainedConfigurationProvider)
+            .Where(p => IndexedConfigurationSource.Unwrapped(p) is not Microsoft.Extensions.Configuration.EnvironmentVariables.EnvironmentVariablesConfigurationProvider and not ChainedConfigurationProvider)
             .SelectMany(p => p.GetChildKeys([], null))
             .Distinct(StringComparer.OrdinalIgnoreCase);
         foreach (var key in keys)
