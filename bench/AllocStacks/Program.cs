@@ -19,6 +19,11 @@ if (args.Length < 2 || !int.TryParse(args[0], CultureInfo.InvariantCulture, out 
 
 string[] filters = args.Length > 2 ? args[2].Split(',', StringSplitOptions.RemoveEmptyEntries) : [];
 var top = args.Length > 3 ? int.Parse(args[3], CultureInfo.InvariantCulture) : 30;
+// DEPTH: the frames kept of each stack (12 by default). INCLUSIVE=1 adds a table of methods by the samples whose stacks
+// hold them, every type counted: where a burst of work (a configuration reload, say) allocates, at any depth.
+var depth = int.TryParse(Environment.GetEnvironmentVariable("DEPTH"), CultureInfo.InvariantCulture, out var d) ? d : 12;
+var inclusive = Environment.GetEnvironmentVariable("INCLUSIVE") == "1";
+var byMethod = new Dictionary<string, int>(StringComparer.Ordinal);
 var path = Path.Combine(Path.GetTempPath(), $"allocstacks-{pid}-{Environment.ProcessId}.nettrace");
 
 // The GC keyword at Verbose is what carries AllocationTick; the rundown at the end names the methods.
@@ -49,13 +54,25 @@ using (var log = new TraceLog(etlx))
         total++;
         var type = tick.TypeName ?? "?";
         byType[type] = byType.GetValueOrDefault(type) + 1;
+        if (inclusive)
+        {
+            var seen = new HashSet<string>(StringComparer.Ordinal);
+            for (var frame = data.CallStack(); frame is not null; frame = frame.Caller)
+            {
+                if (frame.CodeAddress.FullMethodName is { Length: > 0 } method && seen.Add(method))
+                {
+                    byMethod[method] = byMethod.GetValueOrDefault(method) + 1;
+                }
+            }
+        }
+
         if (!filters.Any(f => type.Contains(f, StringComparison.Ordinal)))
         {
             continue;
         }
 
         var frames = new List<string>();
-        for (var frame = data.CallStack(); frame is not null && frames.Count < 12; frame = frame.Caller)
+        for (var frame = data.CallStack(); frame is not null && frames.Count < depth; frame = frame.Caller)
         {
             var name = frame.CodeAddress.FullMethodName;
             frames.Add(string.IsNullOrEmpty(name) ? "0x" + frame.CodeAddress.Address.ToString("x", CultureInfo.InvariantCulture) : name);
@@ -72,6 +89,15 @@ Console.WriteLine($"{total} allocation samples in {seconds} s (one per about 100
 foreach (var (type, count) in byType.OrderByDescending(e => e.Value).Take(top))
 {
     Console.WriteLine($"{100.0 * count / Math.Max(1, total),6:F2} % {count,7}  {type}");
+}
+
+if (inclusive)
+{
+    Console.WriteLine("--- methods by the samples whose stacks hold them");
+    foreach (var (method, count) in byMethod.OrderByDescending(e => e.Value).Take(top))
+    {
+        Console.WriteLine($"{100.0 * count / Math.Max(1, total),6:F2} % {count,7}  {method}");
+    }
 }
 
 foreach (var (stack, count) in stacks.OrderByDescending(e => e.Value).Take(top))

@@ -55,11 +55,10 @@ internal static class ConfigChanges
     /// reads as the section being absent.
     /// </summary>
     public static string Snapshot(IConfiguration configuration, string section)
-        => string.Join('\n', configuration.GetSection(section).AsEnumerable().Where(kv => kv.Value is not null)
-            .OrderBy(kv => kv.Key, StringComparer.Ordinal).Select(kv => $"{kv.Key}={kv.Value}"));
+        => Snapshot(configuration.GetSection(section).AsEnumerable().Where(kv => kv.Value is not null)!);
 
-    /// <summary>Captured keys (<see cref="Capture"/>) in one string, in key order: equal strings mean equal keys and values.</summary>
-    public static string Snapshot(IReadOnlyDictionary<string, string> keys)
+    /// <summary>Keys and values (captured ones, <see cref="Capture"/>) in one string, in key order: equal strings mean equal keys and values.</summary>
+    public static string Snapshot(IEnumerable<KeyValuePair<string, string>> keys)
         => string.Join('\n', keys.OrderBy(kv => kv.Key, StringComparer.Ordinal).Select(kv => $"{kv.Key}={kv.Value}"));
 
     /// <summary>

@@ -36,7 +36,8 @@ internal sealed partial class GatewayConfigProvider : IProxyConfigProvider, IDis
     /// <exception cref="GatewayConfigurationException">Lists every error found.</exception>
     public async Task InitializeAsync(CancellationToken cancellationToken)
     {
-        var read = ProxyConfigReader.Read(_configuration);
+        var copy = SectionCopy.Of(_configuration, ProxyConfigReader.SectionName);
+        var read = ProxyConfigReader.Read(copy.Configuration);
         var errors = await _validator.ValidateAsync(read, cancellationToken);
         if (errors.Count > 0)
         {
@@ -44,8 +45,8 @@ internal sealed partial class GatewayConfigProvider : IProxyConfigProvider, IDis
         }
 
         _current = new ProxyConfigSnapshot(read.Routes, read.Clusters, revision: 1);
-        _currentKeys = ConfigChanges.Capture(_configuration, ProxyConfigReader.SectionName);
-        _currentSnapshot = ConfigChanges.Snapshot(_configuration, ProxyConfigReader.SectionName);
+        _currentKeys = copy.Keys;
+        _currentSnapshot = copy.Snapshot;
         Log.Loaded(_logger, read.Routes.Count, read.Clusters.Count);
         if (read.Routes.Count == 0)
         {
@@ -146,13 +147,15 @@ internal sealed partial class GatewayConfigProvider : IProxyConfigProvider, IDis
             string? snapshot = null;
             if (errors.Count == 0)
             {
-                // A file read again while this reads the section (SIGHUP reads each file in turn, each read starts a
-                // reload, and the file watcher may read the same file too) would mix old and new: it is read again.
-                // Before, a route added with a SIGHUP was logged as "only the case of a key", and the next change's line
-                // named it again.
+                // The section is walked once into a copy, which is read, listed and compared: a walk of the configuration
+                // is most of a reload's cost (SectionCopy). A file read again during the walk (SIGHUP reads each file in
+                // turn, each read starts a reload, and the file watcher may read the same file too) could mix old and
+                // new: then the copy is compared with a second walk, and made again if they differ. Before, a route added
+                // with a SIGHUP was logged as "only the case of a key", and the next change's line named it again.
                 for (var attempt = 1; ; attempt++)
                 {
-                    snapshot = ConfigChanges.Snapshot(_configuration, ProxyConfigReader.SectionName);
+                    var copy = SectionCopy.Of(_configuration, ProxyConfigReader.SectionName);
+                    snapshot = copy.Snapshot;
                     if (snapshot == _currentSnapshot)
                     {
                         // Nothing under ReverseProxy changed: an edit of another section, a second change event of one
@@ -163,9 +166,9 @@ internal sealed partial class GatewayConfigProvider : IProxyConfigProvider, IDis
                         return;
                     }
 
-                    keys = ConfigChanges.Capture(_configuration, ProxyConfigReader.SectionName);
-                    read = ProxyConfigReader.Read(_configuration);
-                    if (ConfigChanges.Snapshot(_configuration, ProxyConfigReader.SectionName) == snapshot)
+                    keys = copy.Keys;
+                    read = ProxyConfigReader.Read(copy.Configuration);
+                    if (copy.Whole || ConfigChanges.Snapshot(_configuration, ProxyConfigReader.SectionName) == snapshot)
                     {
                         break;
                     }

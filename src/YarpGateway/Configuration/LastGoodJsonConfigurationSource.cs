@@ -136,7 +136,16 @@ internal sealed class LastGoodJsonConfigurationSource : JsonConfigurationSource
         {
             base.Set(key, value);
             _children = null;
+            _sets++;
         }
+
+        private int _sets;
+
+        /// <summary>
+        /// Which contents the provider holds: another value once the file is read again (a read replaces <c>Data</c>
+        /// whole) or a key is set. Equal values mean a walk between them saw one version of the file (<see cref="SectionCopy"/>).
+        /// </summary>
+        internal (object Data, int Sets) Version => (Data, Volatile.Read(ref _sets));
 
         /// <summary>
         /// What is wrong with the file since the last reload (it is kept at its last good contents
