@@ -92,6 +92,7 @@ internal static class GatewayServiceCollectionExtensions
         services.AddSingleton<GatewayConfigValidator>();
         services.AddSingleton<IProxyConfigRule, TransformValuesRule>(); // header names and values, route values transforms name
         services.AddSingleton<Yarp.ReverseProxy.Transforms.Builder.ITransformProvider, GrpcOverHttp11TransformProvider>(); // a gRPC route left on HTTP/1.1 is named in the log
+        services.AddSingleton<SectionCopies>();
         services.AddSingleton<GatewayConfigProvider>();
         services.AddSingleton<IProxyConfigProvider>(sp => sp.GetRequiredService<GatewayConfigProvider>());
         services.AddSingleton<ProxyConfigStatus>();

@@ -12,6 +12,7 @@ namespace YarpGateway.Configuration;
 internal sealed partial class GatewayConfigProvider : IProxyConfigProvider, IDisposable
 {
     private readonly IConfiguration _configuration;
+    private readonly SectionCopies _copies;
     private readonly GatewayConfigValidator _validator;
     private readonly ConfigMetrics _metrics;
     private readonly ILogger<GatewayConfigProvider> _logger;
@@ -24,9 +25,10 @@ internal sealed partial class GatewayConfigProvider : IProxyConfigProvider, IDis
     private string? _lastRejection;
     private volatile IReadOnlyList<ConfigError> _refusedAtStart = []; // of the rejection now, what start-up would refuse too
 
-    public GatewayConfigProvider(IConfiguration configuration, GatewayConfigValidator validator, ConfigMetrics metrics, ILogger<GatewayConfigProvider> logger)
+    public GatewayConfigProvider(IConfiguration configuration, SectionCopies copies, GatewayConfigValidator validator, ConfigMetrics metrics, ILogger<GatewayConfigProvider> logger)
     {
         _configuration = configuration;
+        _copies = copies;
         _validator = validator;
         _metrics = metrics;
         _logger = logger;
@@ -36,7 +38,7 @@ internal sealed partial class GatewayConfigProvider : IProxyConfigProvider, IDis
     /// <exception cref="GatewayConfigurationException">Lists every error found.</exception>
     public async Task InitializeAsync(CancellationToken cancellationToken)
     {
-        var copy = SectionCopy.Of(_configuration, ProxyConfigReader.SectionName);
+        var copy = _copies.Of(ProxyConfigReader.SectionName);
         var read = ProxyConfigReader.Read(copy.Configuration);
         var errors = await _validator.ValidateAsync(read, cancellationToken);
         if (errors.Count > 0)
@@ -147,14 +149,14 @@ internal sealed partial class GatewayConfigProvider : IProxyConfigProvider, IDis
             string? snapshot = null;
             if (errors.Count == 0)
             {
-                // The section is walked once into a copy, which is read, listed and compared: a walk of the configuration
-                // is most of a reload's cost (SectionCopy). A file read again during the walk (SIGHUP reads each file in
-                // turn, each read starts a reload, and the file watcher may read the same file too) could mix old and
-                // new: then the copy is compared with a second walk, and made again if they differ. Before, a route added
-                // with a SIGHUP was logged as "only the case of a key", and the next change's line named it again.
+                // The section is read once into a copy, which is read, listed and compared: a walk of the configuration
+                // was most of a reload's cost (SectionCopy). A file read again meanwhile (SIGHUP reads each file in turn,
+                // each read starts a reload, and the file watcher may read the same file too) could mix old and new: then
+                // the copy is compared with a second one, and made again if they differ. Before, a route added with a
+                // SIGHUP was logged as "only the case of a key", and the next change's line named it again.
                 for (var attempt = 1; ; attempt++)
                 {
-                    var copy = SectionCopy.Of(_configuration, ProxyConfigReader.SectionName);
+                    var copy = _copies.Of(ProxyConfigReader.SectionName);
                     snapshot = copy.Snapshot;
                     if (snapshot == _currentSnapshot)
                     {
@@ -168,7 +170,7 @@ internal sealed partial class GatewayConfigProvider : IProxyConfigProvider, IDis
 
                     keys = copy.Keys;
                     read = ProxyConfigReader.Read(copy.Configuration);
-                    if (copy.Whole || ConfigChanges.Snapshot(_configuration, ProxyConfigReader.SectionName) == snapshot)
+                    if (copy.Whole || SectionCopy.Of(_configuration, ProxyConfigReader.SectionName).Snapshot == snapshot)
                     {
                         break;
                     }

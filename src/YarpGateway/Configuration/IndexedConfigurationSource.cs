@@ -53,16 +53,23 @@ internal sealed class IndexedConfigurationSource(IConfigurationSource inner) : I
             _index = null;
         }
 
-        public IEnumerable<string> GetChildKeys(IEnumerable<string> earlierKeys, string? parentPath)
+        public IEnumerable<string> GetChildKeys(IEnumerable<string> earlierKeys, string? parentPath) => Current().Children.ChildKeys(earlierKeys, parentPath);
+
+        /// <summary>Every section's path the provider holds, keys with a value among them (<see cref="SectionCopy"/>).</summary>
+        public IReadOnlyList<string> Paths => Current().Paths;
+
+        private Index Current()
         {
             var index = _index;
             if (index is null || index.Reloaded.HasChanged)
             {
-                index = new Index(inner.GetReloadToken(), new ConfigurationChildIndex(AllKeys(inner)));
+                var reloaded = inner.GetReloadToken();
+                var paths = AllKeys(inner);
+                index = new Index(reloaded, paths, new ConfigurationChildIndex(paths));
                 _index = index;
             }
 
-            return index.Children.ChildKeys(earlierKeys, parentPath);
+            return index;
         }
 
         public void Dispose() => (inner as IDisposable)?.Dispose();
@@ -94,6 +101,6 @@ internal sealed class IndexedConfigurationSource(IConfigurationSource inner) : I
         }
 
         // The token is taken before the keys are read: a reload during the read makes the next question build it again.
-        private sealed record Index(IChangeToken Reloaded, ConfigurationChildIndex Children);
+        private sealed record Index(IChangeToken Reloaded, List<string> Paths, ConfigurationChildIndex Children);
     }
 }

@@ -147,6 +147,9 @@ internal sealed class LastGoodJsonConfigurationSource : JsonConfigurationSource
         /// </summary>
         internal (object Data, int Sets) Version => (Data, Volatile.Read(ref _sets));
 
+        /// <summary>The keys the file holds now (<see cref="SectionCopy"/>).</summary>
+        internal ICollection<string> Keys => Data.Keys;
+
         /// <summary>
         /// What is wrong with the file since the last reload (it is kept at its last good contents
         /// meanwhile), or null when that reload read it: for <see cref="ConfigSourceLocator.FindBrokenFiles"/>,

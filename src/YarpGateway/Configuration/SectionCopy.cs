@@ -1,17 +1,26 @@
+using Microsoft.Extensions.Primitives;
+
 namespace YarpGateway.Configuration;
 
 /// <summary>
-/// A configuration section's keys and values, read once (one walk of the configuration), in a configuration of their own
-/// that answers as the original did: the same paths, keys and values. A walk of the application's configuration asks
-/// every provider (the files, the environment, the command line, the host's) for every section's children, so that
-/// with 5,000 routes it was most of a reload's cost: the reload walked <c>ReverseProxy</c> four times (its snapshot
-/// before and after the read, its keys for the change log, the read), about 0.5 GB of allocations and a second of CPU.
-/// A reload now walks it into a copy, and reads, snapshots and lists the keys of the copy.
+/// A configuration section's keys and values, read once, in a configuration of their own that answers as the original
+/// did: the same paths, keys and values. A walk of the application's configuration asks every provider (the files, the
+/// environment, the command line, the host's: 13 of them) for every section's children, and with 5,000 routes that was
+/// most of a reload's cost: a reload walked <c>ReverseProxy</c> four times (its snapshot before and after the read, its
+/// keys for the change log, the read) and the unknown-key check a fifth. Now the copy is made from each provider's own
+/// list of its keys, without a walk, and the reload reads, snapshots and lists the keys of the copy, which the check
+/// reads too (<see cref="SectionCopies"/>).
 /// </summary>
 internal sealed class SectionCopy
 {
-    private SectionCopy(string section, List<KeyValuePair<string, string>> values, bool whole)
+    private readonly IChangeToken _reloaded; // the configuration's, taken before the read
+    private readonly (object, int)[]? _versions; // the files', before the read
+    private readonly Lazy<IReadOnlyDictionary<string, string>> _keys;
+
+    private SectionCopy(string section, List<KeyValuePair<string, string>> values, IChangeToken reloaded, (object, int)[]? versions, bool whole)
     {
+        _reloaded = reloaded;
+        _versions = versions;
         Whole = whole;
         var data = new Dictionary<string, string?>(values.Count, StringComparer.OrdinalIgnoreCase);
         foreach (var (key, value) in values)
@@ -21,25 +30,41 @@ internal sealed class SectionCopy
 
         Configuration = new ConfigurationRoot([new Provider(data)]);
         Snapshot = ConfigChanges.Snapshot(values);
-        var keys = new Dictionary<string, string>(values.Count, StringComparer.OrdinalIgnoreCase);
-        var prefix = section.Length + 1; // "ReverseProxy:"
-        foreach (var (key, value) in values)
+        _keys = new(() =>
         {
-            if (key.Length > section.Length)
+            var keys = new Dictionary<string, string>(values.Count, StringComparer.OrdinalIgnoreCase);
+            var prefix = section.Length + 1; // "ReverseProxy:"
+            foreach (var (key, value) in values)
             {
-                keys[key[prefix..]] = value;
+                if (key.Length > section.Length)
+                {
+                    keys[key[prefix..]] = value;
+                }
             }
-        }
 
-        Keys = keys;
+            return keys;
+        });
     }
 
-    /// <summary><paramref name="section"/> of <paramref name="configuration"/>, read once.</summary>
+    /// <summary><paramref name="section"/> of <paramref name="configuration"/>, read once: from its providers' keys, or by a walk where a provider does not list them.</summary>
     public static SectionCopy Of(IConfiguration configuration, string section)
     {
         var token = configuration.GetReloadToken();
         var files = Versions(configuration);
-        var values = new List<KeyValuePair<string, string>>(); // full paths, the keys with a value
+        var values = FromProviders(configuration, section) ?? Walk(configuration, section); // full paths, the keys with a value
+
+        // A file's read replaces its keys, then raises the reload event: the versions tell a read that has not yet raised it.
+        var whole = files is not null && !token.HasChanged && Versions(configuration)!.SequenceEqual(files);
+        return new SectionCopy(section, values, token, files, whole);
+    }
+
+    /// <summary>Whether the copy is <see cref="Whole"/> and no provider of <paramref name="configuration"/> has changed since (<see cref="SectionCopies"/>).</summary>
+    public bool IsCurrent(IConfiguration configuration)
+        => Whole && !_reloaded.HasChanged && Versions(configuration) is { } now && now.SequenceEqual(_versions!);
+
+    private static List<KeyValuePair<string, string>> Walk(IConfiguration configuration, string section)
+    {
+        var values = new List<KeyValuePair<string, string>>();
         foreach (var (key, value) in configuration.GetSection(section).AsEnumerable())
         {
             if (value is not null)
@@ -48,9 +73,53 @@ internal sealed class SectionCopy
             }
         }
 
-        // A file's read replaces its keys, then raises the reload event: the versions tell a read that has not yet raised it.
-        var whole = files is not null && !token.HasChanged && Versions(configuration)!.SequenceEqual(files);
-        return new SectionCopy(section, values, whole);
+        return values;
+    }
+
+    // The section's keys from each provider's own list of them, as the configuration answers (the last provider that
+    // holds a key gives its value), without the walk's question to every provider for every section's children: the
+    // gateway's providers all list their keys (the files' and the others', IndexedConfigurationSource). Null if one does not.
+    private static List<KeyValuePair<string, string>>? FromProviders(IConfiguration configuration, string section)
+    {
+        if (configuration is not IConfigurationRoot root)
+        {
+            return null;
+        }
+
+        var data = new Dictionary<string, string?>(StringComparer.OrdinalIgnoreCase);
+        foreach (var provider in root.Providers)
+        {
+            IEnumerable<string>? keys = provider switch
+            {
+                LastGoodJsonConfigurationSource.Provider file => file.Keys,
+                IndexedConfigurationSource.Provider indexed => indexed.Paths,
+                _ => null,
+            };
+            if (keys is null)
+            {
+                return null;
+            }
+
+            foreach (var key in keys)
+            {
+                if (key.StartsWith(section, StringComparison.OrdinalIgnoreCase) && (key.Length == section.Length || key[section.Length] == ConfigurationPath.KeyDelimiter[0])
+                    && provider.TryGet(key, out var value))
+                {
+                    data[key] = value;
+                }
+            }
+        }
+
+        var values = new List<KeyValuePair<string, string>>(data.Count);
+        foreach (var (key, value) in data)
+        {
+            if (value is not null)
+            {
+                values.Add(new(key, value));
+            }
+        }
+
+        return values;
     }
 
     // The versions of the files the configuration reads (the only providers that change after start), or null for a
@@ -59,9 +128,9 @@ internal sealed class SectionCopy
         => configuration is IConfigurationRoot root ? [.. root.Providers.OfType<LastGoodJsonConfigurationSource.Provider>().Select(file => file.Version)] : null;
 
     /// <summary>
-    /// Whether no file was read again while the section was walked: the copy holds one version of the configuration.
-    /// When false, one was, and the copy may mix a file's old keys and new ones: the caller walks the section again to
-    /// compare (<see cref="ConfigChanges.Snapshot(IConfiguration, string)"/>), or reads it again.
+    /// Whether no file was read again while the section was read: the copy holds one version of the configuration.
+    /// When false, one was, and the copy may mix a file's old keys and new ones: the caller reads the section again to
+    /// compare, or makes a new copy.
     /// </summary>
     public bool Whole { get; }
 
@@ -71,8 +140,8 @@ internal sealed class SectionCopy
     /// <summary>What <see cref="ConfigChanges.Snapshot(IConfiguration, string)"/> gave for the section when it was read.</summary>
     public string Snapshot { get; }
 
-    /// <summary>What <see cref="ConfigChanges.Capture"/> gave for the section when it was read.</summary>
-    public IReadOnlyDictionary<string, string> Keys { get; }
+    /// <summary>What <see cref="ConfigChanges.Capture"/> gave for the section when it was read (made when first asked: a reload that changed nothing does not).</summary>
+    public IReadOnlyDictionary<string, string> Keys => _keys.Value;
 
     private sealed class Provider : ConfigurationProvider
     {

@@ -24,6 +24,7 @@ internal sealed partial class UnknownSettings : IDisposable
     private static readonly HashSet<string> KnownSections = new(["ReverseProxy", "Gateway", "Kestrel", "Logging", "AllowedHosts", "Authentication"], StringComparer.OrdinalIgnoreCase);
 
     private readonly IConfiguration _configuration;
+    private readonly SectionCopies _copies;
     private readonly Schema _schema;
     private readonly HashSet<string> _metadataKeys;
     private readonly ILogger<UnknownSettings> _logger;
@@ -31,9 +32,10 @@ internal sealed partial class UnknownSettings : IDisposable
     private readonly Lock _gate = new();
     private string _reported = string.Empty;
 
-    public UnknownSettings(IConfiguration configuration, Schema schema, IEnumerable<IProxyConfigRule> rules, ILogger<UnknownSettings> logger)
+    public UnknownSettings(IConfiguration configuration, SectionCopies copies, Schema schema, IEnumerable<IProxyConfigRule> rules, ILogger<UnknownSettings> logger)
     {
         _configuration = configuration;
+        _copies = copies;
         _schema = schema;
         _metadataKeys = MetadataKeysOf(rules);
         _logger = logger;
@@ -45,13 +47,16 @@ internal sealed partial class UnknownSettings : IDisposable
     public static HashSet<string> MetadataKeysOf(IEnumerable<IProxyConfigRule> rules)
         => rules.SelectMany(rule => rule.MetadataKeys).ToHashSet(StringComparer.OrdinalIgnoreCase);
 
-    /// <summary>Every unknown key, with the nearest known name at its level where one is close.</summary>
-    public static List<string> Find(IConfiguration configuration, Schema schema, IReadOnlySet<string> metadataKeys)
+    /// <summary>
+    /// Every unknown key, with the nearest known name at its level where one is close; the routes and clusters from
+    /// <paramref name="proxy"/> if given (a copy of the section, <see cref="SectionCopy"/>), else from <paramref name="configuration"/>.
+    /// </summary>
+    public static List<string> Find(IConfiguration configuration, Schema schema, IReadOnlySet<string> metadataKeys, IConfiguration? proxy = null)
     {
         var gatewaySections = schema.GatewaySections;
         var found = new List<string>();
         TopLevelNearMisses(configuration, found);
-        Walk(configuration.GetSection(ProxyConfigReader.SectionName), typeof(ReverseProxyShape), found, metadataKeys);
+        Walk((proxy ?? configuration).GetSection(ProxyConfigReader.SectionName), typeof(ReverseProxyShape), found, metadataKeys);
         Walk(configuration.GetSection(Endpoints.GatewayKestrelSetup.LimitsSection), typeof(Microsoft.AspNetCore.Server.Kestrel.Core.KestrelServerLimits), found, metadataKeys);
 
         // Kestrel reads its endpoints, their defaults and certificates from the section; the gateway, its limits. Nothing
@@ -86,7 +91,7 @@ internal sealed partial class UnknownSettings : IDisposable
                 return; // a broken file reads as empty; the proxy configuration's rejection says so
             }
 
-            var found = Find(_configuration, _schema, _metadataKeys);
+            var found = Find(_configuration, _schema, _metadataKeys, _copies.Of(ProxyConfigReader.SectionName).Configuration);
             var text = string.Join("; ", found);
             if (text == _reported)
             {

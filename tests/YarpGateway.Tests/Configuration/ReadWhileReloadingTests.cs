@@ -39,7 +39,7 @@ public class ReadWhileReloadingTests
         var configuration = new ChangingConfiguration(ProxyConfigReaderTests.Json(Before), "ReverseProxy");
         var logs = new CapturingLoggerProvider();
         using var loggers = LoggerFactory.Create(b => b.AddProvider(logs));
-        using var provider = new GatewayConfigProvider(configuration, app.Services.GetRequiredService<GatewayConfigValidator>(),
+        using var provider = new GatewayConfigProvider(configuration, new SectionCopies(configuration), app.Services.GetRequiredService<GatewayConfigValidator>(),
             Telemetry.TestMetrics.Config(), loggers.CreateLogger<GatewayConfigProvider>());
         await provider.InitializeAsync(CancellationToken.None);
 

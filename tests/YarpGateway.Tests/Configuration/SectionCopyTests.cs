@@ -18,7 +18,7 @@ public sealed class SectionCopyTests : IDisposable
         File.WriteAllText(Path.Combine(_directory, "a.json"), json);
         var manager = new ConfigurationManager();
         manager.AddJsonFile(new Microsoft.Extensions.FileProviders.PhysicalFileProvider(_directory), "a.json", optional: false, reloadOnChange: false);
-        manager.AddInMemoryCollection([new("ReverseProxy:Routes:r1:Order", "3"), new("Other:Key", "x")]);
+        manager.AddInMemoryCollection([new("ReverseProxy:Routes:r1:Order", "3"), new("reverseproxy:routes:R1:clusterid", "c2"), new("Other:Key", "x")]);
         LastGoodJsonConfigurationSource.KeepLastGoodOnReload(manager);
         IndexedConfigurationSource.IndexTheOthers(manager);
         return manager;
@@ -29,25 +29,63 @@ public sealed class SectionCopyTests : IDisposable
                             "Clusters": { "c": { "Destinations": { "d": { "Address": "http://a/" } } } }, "Empty": {} } }
         """;
 
-    [Fact]
-    public void TheCopy_AnswersAsTheConfigurationDid()
+    [Theory]
+    [InlineData(false)] // from each provider's keys
+    [InlineData(true)] // a provider that does not list its keys: by a walk
+    public void TheCopy_AnswersAsTheConfigurationDid(bool walked)
     {
         var manager = Configuration(Json);
+        if (walked)
+        {
+            manager.AddInMemoryCollection([new("ReverseProxy:Routes:r3:ClusterId", "c")]);
+        }
 
         var copy = SectionCopy.Of(manager, ProxyConfigReader.SectionName);
 
+        // The same keys and values; a key that two providers spell in different cases may come in either's case (the
+        // configuration's own walk takes each level's from whichever provider sorts first), as it is one key.
         Assert.True(copy.Whole);
-        Assert.Equal(ConfigChanges.Snapshot(manager, ProxyConfigReader.SectionName), copy.Snapshot);
-        Assert.Equal(ConfigChanges.Capture(manager, ProxyConfigReader.SectionName).OrderBy(kv => kv.Key), copy.Keys.OrderBy(kv => kv.Key));
+        Assert.Equal(Lines(ConfigChanges.Snapshot(manager, ProxyConfigReader.SectionName)), Lines(copy.Snapshot));
+        Assert.Equal(LoweredKeys(ConfigChanges.Capture(manager, ProxyConfigReader.SectionName)), LoweredKeys(copy.Keys));
         Assert.Equal(
-            manager.GetSection(ProxyConfigReader.SectionName).AsEnumerable().Where(kv => kv.Value is not null).OrderBy(kv => kv.Key, StringComparer.Ordinal),
-            copy.Configuration.GetSection(ProxyConfigReader.SectionName).AsEnumerable().Where(kv => kv.Value is not null).OrderBy(kv => kv.Key, StringComparer.Ordinal));
+            Lowered(manager.GetSection(ProxyConfigReader.SectionName).AsEnumerable()),
+            Lowered(copy.Configuration.GetSection(ProxyConfigReader.SectionName).AsEnumerable()));
         Assert.Null(copy.Configuration["Other:Key"]); // the section only
         var read = ProxyConfigReader.Read(copy.Configuration);
         var direct = ProxyConfigReader.Read(manager);
         Assert.Equal(direct.Routes, read.Routes);
         Assert.Equal(direct.Clusters, read.Clusters);
         Assert.Equal("3", read.Routes.Single(r => r.RouteId == "r1").Order?.ToString(System.Globalization.CultureInfo.InvariantCulture));
+        Assert.Equal("c2", read.Routes.Single(r => r.RouteId == "r1").ClusterId); // a later provider's value, whatever the case of its key
+        Assert.Equal(walked ? 3 : 2, read.Routes.Count);
+    }
+
+    private static List<string> Lines(string snapshot) => [.. snapshot.Split('\n').Select(line => line.ToLowerInvariant()).Order(StringComparer.Ordinal)];
+
+    private static List<string> Lowered(IEnumerable<KeyValuePair<string, string?>> keys)
+        => [.. keys.Where(kv => kv.Value is not null).Select(kv => $"{kv.Key.ToLowerInvariant()}={kv.Value}").Order(StringComparer.Ordinal)];
+
+    private static List<string> LoweredKeys(IReadOnlyDictionary<string, string> keys) => Lowered(keys.Select(kv => new KeyValuePair<string, string?>(kv.Key, kv.Value)));
+
+    [Fact]
+    public void ACopyIsGivenAgain_UntilAProviderChanges()
+    {
+        var manager = Configuration(Json);
+        var copies = new SectionCopies(manager);
+
+        var first = copies.Of(ProxyConfigReader.SectionName);
+        Assert.Same(first, copies.Of(ProxyConfigReader.SectionName));
+        Assert.NotSame(first, copies.Of("Other"));
+
+        File.WriteAllText(Path.Combine(_directory, "a.json"), Json.Replace("/a", "/b", StringComparison.Ordinal));
+        ((IConfigurationRoot)manager).Reload();
+        var second = copies.Of(ProxyConfigReader.SectionName);
+        Assert.NotSame(first, second);
+        Assert.False(first.IsCurrent(manager));
+        Assert.Equal("/b", second.Configuration["ReverseProxy:Routes:r1:Match:Path"]);
+
+        manager["ReverseProxy:Routes:r1:Order"] = "4"; // a key set: the files' providers count it, the others' reload
+        Assert.Equal("4", copies.Of(ProxyConfigReader.SectionName).Configuration["ReverseProxy:Routes:r1:Order"]);
     }
 
     [Fact]
