@@ -13,7 +13,7 @@ namespace YarpGateway.Cors;
 /// handshake without an <c>Origin</c> is not a browser's and passes; so does every handshake on a route without a
 /// policy, or with <c>Disable</c>. Counted in <c>gateway.cors.websocket_refused</c>, logged once a second per route.
 /// </summary>
-internal sealed partial class WebSocketOriginCheck(ICorsPolicyProvider policies, CorsMetrics metrics, TimeProvider timeProvider, ILogger<WebSocketOriginCheck> logger)
+internal sealed partial class WebSocketOriginCheck(ICorsPolicyProvider policies, CorsMetrics metrics, Telemetry.RequestId requestIds, TimeProvider timeProvider, ILogger<WebSocketOriginCheck> logger)
 {
     private readonly LogThrottle _throttle = new(timeProvider, logger);
 
@@ -36,7 +36,7 @@ internal sealed partial class WebSocketOriginCheck(ICorsPolicyProvider policies,
         metrics.Refused(route);
         if (logger.IsEnabled(LogLevel.Information) && _throttle.ShouldLog(route, out var suppressed))
         {
-            Log.Refused(logger, route, origin.Length > 100 ? origin[..100] : origin, suppressed);
+            Log.Refused(logger, route, requestIds.Of(context), origin.Length > 100 ? origin[..100] : origin, suppressed);
         }
 
         context.Response.StatusCode = StatusCodes.Status403Forbidden;
@@ -52,7 +52,7 @@ internal sealed partial class WebSocketOriginCheck(ICorsPolicyProvider policies,
 
     private static partial class Log
     {
-        [LoggerMessage(1, LogLevel.Information, "Refused a WebSocket handshake on route '{Route}' with 403: its Origin '{Origin}' is neither this host nor allowed by the route's CORS policy (browsers do not apply CORS to WebSockets, so the gateway does); {Suppressed} similar refusals in the last second not logged.", EventName = "WebSocketOriginRefused")]
-        public static partial void Refused(ILogger logger, string route, string origin, long suppressed);
+        [LoggerMessage(1, LogLevel.Information, "Refused a WebSocket handshake on route '{Route}' (request id {RequestId}) with 403: its Origin '{Origin}' is neither this host nor allowed by the route's CORS policy (browsers do not apply CORS to WebSockets, so the gateway does); {Suppressed} similar refusals in the last second not logged.", EventName = "WebSocketOriginRefused")]
+        public static partial void Refused(ILogger logger, string route, string requestId, string origin, long suppressed);
     }
 }

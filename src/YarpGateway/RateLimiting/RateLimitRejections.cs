@@ -11,7 +11,7 @@ namespace YarpGateway.RateLimiting;
 /// back, else 1), and one log line a second per route and policy with the number left out. The count
 /// itself is ASP.NET Core's <c>aspnetcore.rate_limiting.requests{result="endpoint_limiter"}</c>, by policy.
 /// </summary>
-internal sealed partial class RateLimitRejections(TimeProvider timeProvider, ILogger<RateLimitRejections> logger)
+internal sealed partial class RateLimitRejections(Telemetry.RequestId requestIds, TimeProvider timeProvider, ILogger<RateLimitRejections> logger)
 {
     private readonly LogThrottle _throttle = new(timeProvider, logger);
 
@@ -29,7 +29,7 @@ internal sealed partial class RateLimitRejections(TimeProvider timeProvider, ILo
         var route = metadata?.GetMetadata<RouteModel>()?.Config.RouteId ?? "-";
         if (_throttle.ShouldLog(route + "|" + policy, out var suppressed))
         {
-            Log.Rejected(logger, route, policy, seconds, suppressed);
+            Log.Rejected(logger, route, requestIds.Of(context), policy, seconds, suppressed);
         }
     }
 
@@ -44,8 +44,8 @@ internal sealed partial class RateLimitRejections(TimeProvider timeProvider, ILo
 
     private static partial class Log
     {
-        [LoggerMessage(1, LogLevel.Information, "Rate limit: refused a request on route '{Route}' by policy '{Policy}' (429, Retry-After {RetryAfterSeconds} s); {Suppressed} similar refusals in the last second not logged.", EventName = "RateLimited")]
-        public static partial void Rejected(ILogger logger, string route, string policy, long retryAfterSeconds, long suppressed);
+        [LoggerMessage(1, LogLevel.Information, "Rate limit: refused a request on route '{Route}' (request id {RequestId}) by policy '{Policy}' (429, Retry-After {RetryAfterSeconds} s); {Suppressed} similar refusals in the last second not logged.", EventName = "RateLimited")]
+        public static partial void Rejected(ILogger logger, string route, string requestId, string policy, long retryAfterSeconds, long suppressed);
 
         [LoggerMessage(2, LogLevel.Warning, "Rate limit policy '{Policy}' holds MaxPartitions ({MaxPartitions}) partitions: {Requests} requests with new keys went to the shared overflow partition since this was last logged. A flood of distinct client addresses or header values, or MaxPartitions too low.", EventName = "RateLimitPartitionsFull")]
         public static partial void Overflowing(ILogger logger, string policy, int maxPartitions, long requests);

@@ -12,7 +12,7 @@ namespace YarpGateway.RequestFiltering;
 /// 413 from YARP, seen here on the way back (only requests that can have a body pass through an async frame of ours). Either way one line names the route and the limit, at most once a second per route, since the
 /// client only sees the status and the operator would otherwise find the cause in no log.
 /// </summary>
-internal sealed partial class RequestBodyLimit(TimeProvider timeProvider, ILogger<RequestBodyLimit> logger)
+internal sealed partial class RequestBodyLimit(Telemetry.RequestId requestIds, TimeProvider timeProvider, ILogger<RequestBodyLimit> logger)
 {
     private readonly LogThrottle _throttle = new(timeProvider, logger);
 
@@ -97,13 +97,13 @@ internal sealed partial class RequestBodyLimit(TimeProvider timeProvider, ILogge
         if (logger.IsEnabled(LogLevel.Information) && _throttle.ShouldLog("request_body_too_large|" + route, out var suppressed))
         {
             var limit = context.Features.Get<IHttpMaxRequestBodySizeFeature>()?.MaxRequestBodySize;
-            Log.TooLarge(logger, limit?.ToString(System.Globalization.CultureInfo.InvariantCulture) ?? "?", route, suppressed);
+            Log.TooLarge(logger, limit?.ToString(System.Globalization.CultureInfo.InvariantCulture) ?? "?", route, requestIds.Of(context), suppressed);
         }
     }
 
     private static partial class Log
     {
-        [LoggerMessage(1, LogLevel.Information, "Refused a request body over {Limit} bytes on route '{Route}' with 413. If such bodies are expected, raise the route's MaxRequestBodySize (-1: no limit) or Kestrel:Limits:MaxRequestBodySize. {Suppressed} more like it in the last second.", EventName = "RequestBodyTooLarge")]
-        public static partial void TooLarge(ILogger logger, string limit, string route, long suppressed);
+        [LoggerMessage(1, LogLevel.Information, "Refused a request body over {Limit} bytes on route '{Route}' (request id {RequestId}) with 413. If such bodies are expected, raise the route's MaxRequestBodySize (-1: no limit) or Kestrel:Limits:MaxRequestBodySize. {Suppressed} more like it in the last second.", EventName = "RequestBodyTooLarge")]
+        public static partial void TooLarge(ILogger logger, string limit, string route, string requestId, long suppressed);
     }
 }

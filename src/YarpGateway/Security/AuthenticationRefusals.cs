@@ -10,7 +10,7 @@ namespace YarpGateway.Security;
 /// log line a second per route and reason with the number left out (ASP.NET Core's own lines, one per
 /// request, are at Warning in appsettings.json).
 /// </summary>
-internal sealed partial class AuthenticationRefusals(SecurityMetrics metrics, TimeProvider timeProvider, ILogger<AuthenticationRefusals> logger)
+internal sealed partial class AuthenticationRefusals(SecurityMetrics metrics, Telemetry.RequestId requestIds, TimeProvider timeProvider, ILogger<AuthenticationRefusals> logger)
 {
     private readonly LogThrottle _throttle = new(timeProvider, logger);
 
@@ -28,7 +28,7 @@ internal sealed partial class AuthenticationRefusals(SecurityMetrics metrics, Ti
         {
             // The issuer's failure message embeds its cause's stack trace: the causes' messages alone.
             var detail = status == StatusCodes.Status503ServiceUnavailable ? ExceptionText.Describe(failure?.InnerException ?? failure) : failure?.Message ?? "-";
-            Log.Refused(logger, status, route, reason, detail, suppressed);
+            Log.Refused(logger, status, route, requestIds.Of(context), reason, detail, suppressed);
         }
     }
 
@@ -46,7 +46,7 @@ internal sealed partial class AuthenticationRefusals(SecurityMetrics metrics, Ti
 
     private static partial class Log
     {
-        [LoggerMessage(1, LogLevel.Information, "Refused with {Status} on route '{Route}': {Reason} ({Detail}); {Suppressed} similar refusals in the last second not logged.", EventName = "AuthRefused")]
-        public static partial void Refused(ILogger logger, int status, string route, string reason, string detail, long suppressed);
+        [LoggerMessage(1, LogLevel.Information, "Refused with {Status} on route '{Route}' (request id {RequestId}): {Reason} ({Detail}); {Suppressed} similar refusals in the last second not logged.", EventName = "AuthRefused")]
+        public static partial void Refused(ILogger logger, int status, string route, string requestId, string reason, string detail, long suppressed);
     }
 }

@@ -19,7 +19,7 @@ namespace YarpGateway.Security;
 /// is an error: it would let in more than it says), applied with it, live.
 /// A request on a route without the key costs a look-up in its metadata; none is made while no route has it.
 /// </summary>
-internal sealed partial class ClientNetworks(SecurityMetrics metrics, TimeProvider timeProvider, ILogger<ClientNetworks> logger) : IProxyConfigRule
+internal sealed partial class ClientNetworks(SecurityMetrics metrics, Telemetry.RequestId requestIds, TimeProvider timeProvider, ILogger<ClientNetworks> logger) : IProxyConfigRule
 {
     public const string MetadataKey = "AllowedNetworks";
 
@@ -112,7 +112,7 @@ internal sealed partial class ClientNetworks(SecurityMetrics metrics, TimeProvid
         metrics.Refused(route, StatusCodes.Status403Forbidden, "network");
         if (logger.IsEnabled(LogLevel.Information) && _throttle.ShouldLog(route, out var suppressed))
         {
-            Log.Refused(logger, route, client, suppressed);
+            Log.Refused(logger, route, requestIds.Of(context), client, suppressed);
         }
 
         context.Response.StatusCode = StatusCodes.Status403Forbidden;
@@ -142,7 +142,7 @@ internal sealed partial class ClientNetworks(SecurityMetrics metrics, TimeProvid
 
     private static partial class Log
     {
-        [LoggerMessage(1, LogLevel.Information, "Refused with 403 on route '{Route}': {Client} is in none of its AllowedNetworks; {Suppressed} similar refusals in the last second not logged.", EventName = "NetworkRefused")]
-        public static partial void Refused(ILogger logger, string route, string client, long suppressed);
+        [LoggerMessage(1, LogLevel.Information, "Refused with 403 on route '{Route}' (request id {RequestId}): {Client} is in none of its AllowedNetworks; {Suppressed} similar refusals in the last second not logged.", EventName = "NetworkRefused")]
+        public static partial void Refused(ILogger logger, string route, string requestId, string client, long suppressed);
     }
 }

@@ -13,7 +13,7 @@ public class KestrelLimitsTests
         await using var backend = await TestBackend.StartAsync("a");
         var config = ProxyConfigJson.CatchAll("RoundRobin", (backend, null));
         config["Kestrel"] = JsonNode.Parse("""{ "Limits": { "MaxRequestBodySize": 1000 } }""");
-        await using var gateway = await GatewayUnderTest.StartAsync(config);
+        await using var gateway = await GatewayUnderTest.StartAsync(config, "--Gateway:Telemetry:RequestId=true");
         using var client = gateway.CreateProxyClient();
 
         using (var small = await client.PostAsync("/up", new ByteArrayContent(new byte[1000])))
@@ -21,13 +21,16 @@ public class KestrelLimitsTests
             Assert.Equal(HttpStatusCode.OK, small.StatusCode);
         }
 
+        string id;
         using (var large = await client.PostAsync("/up", new ByteArrayContent(new byte[1001])))
         {
             Assert.Equal(HttpStatusCode.RequestEntityTooLarge, large.StatusCode);
+            id = Assert.Single(large.Headers.GetValues("X-Request-ID"));
         }
 
         Assert.Equal(1, backend.Requests); // the declared 1,001 bytes never reached it
-        Assert.Contains(gateway.Logs.Lines, l => l.Contains("[RequestBodyTooLarge]", StringComparison.Ordinal) && l.Contains("1000 bytes", StringComparison.Ordinal));
+        Assert.Contains(gateway.Logs.Lines, l => l.Contains("[RequestBodyTooLarge]", StringComparison.Ordinal) && l.Contains("1000 bytes", StringComparison.Ordinal)
+            && l.Contains($"(request id {id})", StringComparison.Ordinal)); // the id the client was given
     }
 
     [Theory]

@@ -88,14 +88,14 @@ public class ClientNetworksTests
 
         for (var i = 0; i < 3; i++)
         {
-            using var outside = await client.PostAsync("/outside/x", new ByteArrayContent(new byte[100_000]));
+            using var outside = await client.SendAsync(new HttpRequestMessage(HttpMethod.Post, "/outside/x") { Content = new ByteArrayContent(new byte[100_000]), Headers = { { "X-Request-ID", "refused-" + i } } });
             Assert.Equal(HttpStatusCode.Forbidden, outside.StatusCode);
             Assert.Equal("gateway: this route does not take requests from 127.0.0.1\n", await outside.Content.ReadAsStringAsync());
         }
 
         Assert.Equal(2, backend.Requests);
         Assert.Equal(3, gateway.CounterSum("gateway.auth.refused|route=outside|status=403|reason=network"));
-        Assert.Contains(gateway.Logs.Lines, l => l.Contains("[NetworkRefused] Refused with 403 on route 'outside': 127.0.0.1 is in none of its AllowedNetworks", StringComparison.Ordinal));
+        Assert.Contains(gateway.Logs.Lines, l => l.Contains("[NetworkRefused] Refused with 403 on route 'outside' (request id refused-0): 127.0.0.1 is in none of its AllowedNetworks", StringComparison.Ordinal)); // the first refusal's line, with its id
         Assert.True(gateway.Logs.Lines.Count(l => l.Contains("[NetworkRefused]", StringComparison.Ordinal)) < 3, "a line per refusal"); // one a second
         Assert.True(await Eventually.TrueAsync(() => output.Lines.Count(l => l.Contains(" path=/outside/x ", StringComparison.Ordinal)) == 3, TimeSpan.FromSeconds(10)), string.Join("\n", output.Lines));
         Assert.All(output.Lines.Where(l => l.Contains(" path=/outside/x ", StringComparison.Ordinal)), l => Assert.Contains(" status=403 ms=", l, StringComparison.Ordinal));
