@@ -19,29 +19,33 @@ internal sealed class ConfigurationChildIndex
     /// <summary>The index of <paramref name="keys"/>: every key a provider holds, or every section's path.</summary>
     public ConfigurationChildIndex(IEnumerable<string> keys)
     {
+        // Looked up by span: a parent's path or a segment seen before is not allocated again (5,000 routes are about
+        // 60,000 keys of four to six segments each, most of them under parents already seen).
         var root = new HashSet<string>(StringComparer.OrdinalIgnoreCase);
+        var rootBySpan = root.GetAlternateLookup<ReadOnlySpan<char>>();
         var children = new Dictionary<string, HashSet<string>>(StringComparer.OrdinalIgnoreCase);
+        var childrenBySpan = children.GetAlternateLookup<ReadOnlySpan<char>>();
         foreach (var key in keys)
         {
             var start = 0;
             while (true)
             {
                 var end = key.IndexOf(ConfigurationPath.KeyDelimiter, start, StringComparison.Ordinal);
-                var segment = end < 0 ? key[start..] : key[start..end];
+                var segment = end < 0 ? key.AsSpan(start) : key.AsSpan(start, end - start);
                 if (start == 0)
                 {
-                    root.Add(segment);
+                    rootBySpan.Add(segment);
                 }
                 else
                 {
-                    var parent = key[..(start - 1)];
-                    if (!children.TryGetValue(parent, out var set))
+                    var parent = key.AsSpan(0, start - 1);
+                    if (!childrenBySpan.TryGetValue(parent, out var set))
                     {
                         set = new HashSet<string>(StringComparer.OrdinalIgnoreCase);
-                        children[parent] = set;
+                        childrenBySpan[parent] = set;
                     }
 
-                    set.Add(segment);
+                    set.GetAlternateLookup<ReadOnlySpan<char>>().Add(segment);
                 }
 
                 if (end < 0)

@@ -33,7 +33,7 @@ internal sealed class IndexedConfigurationSource(IConfigurationSource inner) : I
 
     internal sealed class Provider(IConfigurationProvider inner) : IConfigurationProvider, IDisposable
     {
-        private Index? _index;
+        private KeyIndex? _index;
 
         public IConfigurationProvider Inner => inner;
 
@@ -58,14 +58,14 @@ internal sealed class IndexedConfigurationSource(IConfigurationSource inner) : I
         /// <summary>Every section's path the provider holds, keys with a value among them (<see cref="SectionCopy"/>).</summary>
         public IReadOnlyList<string> Paths => Current().Paths;
 
-        private Index Current()
+        private KeyIndex Current()
         {
             var index = _index;
             if (index is null || index.Reloaded.HasChanged)
             {
                 var reloaded = inner.GetReloadToken();
                 var paths = AllKeys(inner);
-                index = new Index(reloaded, paths, new ConfigurationChildIndex(paths));
+                index = new KeyIndex(reloaded, paths, new ConfigurationChildIndex(paths));
                 _index = index;
             }
 
@@ -101,6 +101,6 @@ internal sealed class IndexedConfigurationSource(IConfigurationSource inner) : I
         }
 
         // The token is taken before the keys are read: a reload during the read makes the next question build it again.
-        private sealed record Index(IChangeToken Reloaded, List<string> Paths, ConfigurationChildIndex Children);
+        private sealed record KeyIndex(IChangeToken Reloaded, List<string> Paths, ConfigurationChildIndex Children);
     }
 }

@@ -137,10 +137,15 @@ internal sealed class SectionCopy
     /// <summary>The copy, as a configuration: <c>GetSection</c> with the original's paths reads what the original held.</summary>
     public IConfiguration Configuration { get; }
 
-    /// <summary>What <see cref="ConfigChanges.Snapshot(IConfiguration, string)"/> gave for the section when it was read.</summary>
+    /// <summary>
+    /// The section's keys and values in one string, as <see cref="ConfigChanges.Snapshot(IConfiguration, string)"/> writes
+    /// them: equal strings mean nothing changed. A key that two providers spell in different cases is written in the
+    /// first's case (the configuration's walk takes each level's case from the provider that sorts first), so compare
+    /// copies with copies.
+    /// </summary>
     public string Snapshot { get; }
 
-    /// <summary>What <see cref="ConfigChanges.Capture"/> gave for the section when it was read (made when first asked: a reload that changed nothing does not).</summary>
+    /// <summary>The section's keys with a value, relative to it, as <see cref="ConfigChanges.Capture"/> lists them (made when first asked: a reload that changed nothing does not).</summary>
     public IReadOnlyDictionary<string, string> Keys => _keys.Value;
 
     private sealed class Provider : ConfigurationProvider
