@@ -198,25 +198,29 @@ internal sealed partial class GatewayKestrelSetup(IConfiguration configuration, 
     /// A Kubernetes probe's request line is about 30 bytes, its headers about 90 bytes in 4 headers (tried:
     /// <c>MaxRequestHeadersTotalSize</c> 60 refused every probe with 431, the pod was never ready, and it passed
     /// <c>--check</c>); a browser sends 500 to 2,000 bytes in 10 to 15. The floors leave a probe room, and catch a size
-    /// written in KiB (<c>"MaxRequestHeadersTotalSize": 32</c> for 32 KiB).
+    /// written in KiB (<c>"MaxRequestHeadersTotalSize": 32</c> for 32 KiB). Over HTTP/2's limit on one header (the gateway
+    /// sets 16 KiB) Kestrel closes the connection: a browser's <c>user-agent</c> is 100 to 200 bytes.
     /// </summary>
-    internal static readonly (string Name, long Floor, string Unit)[] Floors =
+    internal static readonly (string Name, long Floor, string Unit, string Refuses)[] Floors =
     [
-        (nameof(KestrelServerLimits.MaxRequestLineSize), 128, "bytes"),
-        (nameof(KestrelServerLimits.MaxRequestHeadersTotalSize), 512, "bytes"),
-        (nameof(KestrelServerLimits.MaxRequestHeaderCount), 8, "headers"),
+        (nameof(KestrelServerLimits.MaxRequestLineSize), 128, "bytes", ProbesRefused),
+        (nameof(KestrelServerLimits.MaxRequestHeadersTotalSize), 512, "bytes", ProbesRefused),
+        (nameof(KestrelServerLimits.MaxRequestHeaderCount), 8, "headers", ProbesRefused),
+        ($"{nameof(KestrelServerLimits.Http2)}:{nameof(Http2Limits.MaxRequestHeaderFieldSize)}", 512, "bytes",
+            "Kestrel would close the HTTP/2 connection of a request with a longer header (its encoded size; a browser's user-agent is 100 to 200 bytes, a cookie often several KiB) before the gateway sees it."),
     ];
+
+    private const string ProbesRefused = "Kestrel would answer 400, 414 or 431 to ordinary requests before the gateway sees them, Kubernetes' probes included (a probe's request line is about 30 bytes, its headers about 90 bytes in 4), so the pod would never be ready.";
 
     /// <summary>A <see cref="Floors"/> limit set below its floor, with what it would refuse and how to write the size meant.</summary>
     private static IEnumerable<Configuration.ConfigError> TooSmallErrors(IConfigurationSection section)
     {
-        foreach (var (name, floor, unit) in Floors)
+        foreach (var (name, floor, unit, refuses) in Floors)
         {
             if (section[name] is { } text && long.TryParse(text, System.Globalization.NumberStyles.Integer, System.Globalization.CultureInfo.InvariantCulture, out var value) && value < floor)
             {
                 var meant = unit == "bytes" ? $" The value is in bytes: {value * 1024} is {value} KiB." : string.Empty;
-                yield return new Configuration.ConfigError($"{LimitsSection}:{name}",
-                    $"{value} {unit} is less than {floor}, the least the gateway accepts: Kestrel would answer 400, 414 or 431 to ordinary requests before the gateway sees them, Kubernetes' probes included (a probe's request line is about 30 bytes, its headers about 90 bytes in 4), so the pod would never be ready.{meant}");
+                yield return new Configuration.ConfigError($"{LimitsSection}:{name}", $"{value} {unit} is less than {floor}, the least the gateway accepts: {refuses}{meant}");
             }
         }
     }

@@ -14,7 +14,9 @@ namespace YarpGateway.Telemetry;
 /// <c>YarpGateway.Telemetry.KestrelLogThrottle</c>. Below Warning those categories log per frame and
 /// are dropped, but for one: a request Kestrel refuses before the gateway sees it (400, 414, 431: a request line, headers
 /// or a header count over <c>Kestrel:Limits</c>, or bytes that are not HTTP), a Debug event of Kestrel's, is written at
-/// Information, naming the limit where there is one. Before 2026-12-07 nothing was logged: with
+/// Information, naming the limit where there is one; so is an HTTP/2 connection Kestrel closes for a request's headers it
+/// could not decode (a header over <c>Kestrel:Limits:Http2:MaxRequestHeaderFieldSize</c>, or HPACK that is not). Before
+/// 2026-12-07 nothing was logged: with
 /// <c>MaxRequestHeadersTotalSize</c> set too low, every probe got 431 and the pod was never ready, without a word in its log.
 /// Off with <c>Gateway:Telemetry:ThrottleKestrelLogs=false</c> (read at start).
 /// </summary>
@@ -44,10 +46,23 @@ internal sealed partial class KestrelLogThrottle(IServiceProvider services, Time
         ("Request contains too many headers", "MaxRequestHeaderCount"),
     ];
 
-    protected override bool PromotesIn(string category) => category == BadRequestsCategory;
+    /// <summary>Kestrel's category for HTTP/2 connections.</summary>
+    internal const string Http2Category = "Microsoft.AspNetCore.Server.Kestrel.Http2";
 
-    protected override LogLevel? Promoted(string category, EventId eventId)
-        => category == BadRequestsCategory && eventId.Name == BadRequestEvent ? LogLevel.Information : null;
+    /// <summary>
+    /// Kestrel's event (Debug) for a request's headers it could not decode, among them a header over
+    /// <c>Kestrel:Limits:Http2:MaxRequestHeaderFieldSize</c>: the connection is closed. Tried with the limit at 600 bytes and
+    /// a 1,000-byte header: the client's connection was closed, and nothing was logged.
+    /// </summary>
+    internal const string HPackDecodingErrorEvent = "HPackDecodingError";
+
+    protected override bool PromotesIn(string category) => category is BadRequestsCategory or Http2Category;
+
+    protected override LogLevel? Promoted(string category, EventId eventId) => (category, eventId.Name) switch
+    {
+        (BadRequestsCategory, BadRequestEvent) or (Http2Category, HPackDecodingErrorEvent) => LogLevel.Information,
+        _ => null,
+    };
 
     protected override void Write(ILogger output, LogLevel level, string category, string eventName, string message, long suppressed, Exception? exception)
     {
@@ -58,6 +73,12 @@ internal sealed partial class KestrelLogThrottle(IServiceProvider services, Time
                 message += Array.Find(Limits, limit => message.Contains(limit.Says, StringComparison.Ordinal)) is { Limit: { } name }
                     ? $" Refused by Kestrel before the gateway saw it: over Kestrel:Limits:{name}, on the proxy or the management endpoint."
                     : " Refused by Kestrel before the gateway saw it.";
+            }
+            else if (eventName == HPackDecodingErrorEvent)
+            {
+                message += exception?.Message.Contains("exceeded the set limit", StringComparison.Ordinal) == true
+                    ? " The connection was closed by Kestrel before the gateway saw the request: a header over Kestrel:Limits:Http2:MaxRequestHeaderFieldSize (its encoded size), on the proxy or the management endpoint."
+                    : " The connection was closed by Kestrel before the gateway saw the request.";
             }
 
             Log.Throttled(output, level, category, eventName, message, suppressed, exception);
@@ -77,7 +98,8 @@ internal sealed partial class KestrelLogThrottle(IServiceProvider services, Time
             }
 
             Apply<KestrelLogThrottle>(options, Categories);
-            options.AddFilter<KestrelLogThrottle>(BadRequestsCategory, LogLevel.Debug); // for the one event promoted
+            options.AddFilter<KestrelLogThrottle>(BadRequestsCategory, LogLevel.Debug); // for the events promoted
+            options.AddFilter<KestrelLogThrottle>(Http2Category, LogLevel.Debug);
         }
     }
 

@@ -68,4 +68,34 @@ public class KestrelLogThrottleTests
         Assert.DoesNotContain(gateway.Logs.Lines, l => l.Contains("Microsoft.AspNetCore.Server.Kestrel", StringComparison.Ordinal) && l.StartsWith("Debug", StringComparison.Ordinal));
         Assert.Equal("a", await client.GetStringAsync("/x"));
     }
+
+    // Before: an HTTP/2 connection Kestrel closed for a header over Http2:MaxRequestHeaderFieldSize was logged nowhere (its
+    // event is Debug), as was one over the HTTP/1.1 limits before the test above.
+    [Fact]
+    public async Task AnHttp2HeaderOverItsLimit_ClosesTheConnection_AndIsLoggedNamingTheLimit()
+    {
+        await using var backend = await TestBackend.StartAsync("a");
+        await using var gateway = await GatewayUnderTest.StartAsync(ProxyConfigJson.CatchAll("RoundRobin", (backend, null)), "--Kestrel:Limits:Http2:MaxRequestHeaderFieldSize=600");
+        using var client = gateway.CreateProxyClient();
+        HttpRequestMessage H2(string? header) => new(HttpMethod.Get, "/x")
+        {
+            Version = HttpVersion.Version20,
+            VersionPolicy = HttpVersionPolicy.RequestVersionExact,
+            Headers = { { "X-Long", header ?? "short" } },
+        };
+
+        using (var ordinary = await client.SendAsync(H2(null)))
+        {
+            Assert.Equal(HttpStatusCode.OK, ordinary.StatusCode);
+        }
+
+        await Assert.ThrowsAsync<HttpRequestException>(() => client.SendAsync(H2(new string('x', 1000)))); // .NET's client sends it as is: 1,000 bytes
+
+        Assert.True(await Eventually.TrueAsync(() => gateway.Logs.Lines.Any(l => l.Contains("[KestrelThrottled]", StringComparison.Ordinal)), TimeSpan.FromSeconds(10)));
+        var line = Assert.Single(gateway.Logs.Lines, l => l.Contains("[KestrelThrottled]", StringComparison.Ordinal));
+        Assert.StartsWith("Information YarpGateway.Telemetry.KestrelLogThrottle[KestrelThrottled] Microsoft.AspNetCore.Server.Kestrel.Http2[HPackDecodingError]: Connection id ", line);
+        Assert.Contains("over Kestrel:Limits:Http2:MaxRequestHeaderFieldSize", line, StringComparison.Ordinal);
+        using var after = await client.SendAsync(H2(null));
+        Assert.Equal(HttpStatusCode.OK, after.StatusCode); // the next connection is served
+    }
 }
