@@ -170,7 +170,7 @@ internal sealed partial class GatewayConfigProvider : IProxyConfigProvider, IDis
 
                     keys = copy.Keys;
                     read = ProxyConfigReader.Read(copy.Configuration);
-                    if (copy.Whole || SectionCopy.Of(_configuration, ProxyConfigReader.SectionName).Snapshot == snapshot)
+                    if (copy.Whole || SectionCopy.SnapshotOf(_configuration, ProxyConfigReader.SectionName) == snapshot)
                     {
                         break;
                     }

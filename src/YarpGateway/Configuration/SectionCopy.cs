@@ -51,7 +51,7 @@ internal sealed class SectionCopy
     {
         var token = configuration.GetReloadToken();
         var files = Versions(configuration);
-        var values = FromProviders(configuration, section) ?? Walk(configuration, section); // full paths, the keys with a value
+        var values = Read(configuration, section);
 
         // A file's read replaces its keys, then raises the reload event: the versions tell a read that has not yet raised it.
         var whole = files is not null && !token.HasChanged && Versions(configuration)!.SequenceEqual(files);
@@ -61,6 +61,16 @@ internal sealed class SectionCopy
     /// <summary>Whether the copy is <see cref="Whole"/> and no provider of <paramref name="configuration"/> has changed since (<see cref="SectionCopies"/>).</summary>
     public bool IsCurrent(IConfiguration configuration)
         => Whole && !_reloaded.HasChanged && Versions(configuration) is { } now && now.SequenceEqual(_versions!);
+
+    /// <summary>
+    /// <see cref="Snapshot"/> of <paramref name="section"/> as it is now, without a copy: for comparing a copy that is not
+    /// <see cref="Whole"/> with the section once more.
+    /// </summary>
+    public static string SnapshotOf(IConfiguration configuration, string section) => ConfigChanges.Snapshot(Read(configuration, section));
+
+    // The section's keys with a value, by their full paths: from its providers' keys, or by a walk where a provider does not list them.
+    private static List<KeyValuePair<string, string>> Read(IConfiguration configuration, string section)
+        => FromProviders(configuration, section) ?? Walk(configuration, section);
 
     private static List<KeyValuePair<string, string>> Walk(IConfiguration configuration, string section)
     {
